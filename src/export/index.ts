@@ -1,0 +1,2 @@
+// Placeholder: this layer arrives with its own issue (see DESIGN.md).
+export {};

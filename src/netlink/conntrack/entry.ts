@@ -1,0 +1,252 @@
+/**
+ * A conntrack entry as ctnetlink carries it: decode from and encode to the
+ * attribute list after nfgenmsg. Field names follow the kernel; the friendly
+ * ConntrackRecord is built from this in src/sources/conntrack.
+ */
+import { DecodeError } from '../../errors.js';
+import {
+  AttrWriter,
+  attrNested,
+  attrType,
+  attrValueEnd,
+  beU8,
+  beU16,
+  beU32,
+  beU64,
+  beU64Big,
+  cString,
+  nextAttr,
+  type RawAttr,
+} from '../attr.js';
+import { NLA_HDRLEN } from '../enums.js';
+import * as C from './enums.js';
+import { type CtTuple, decodeTuple, encodeTuple } from './tuple.js';
+
+export interface CtCounters {
+  packets: number;
+  bytes: number;
+}
+
+export interface CtTcpFlags {
+  flags: number;
+  mask: number;
+}
+
+export interface CtTcpInfo {
+  state: number;
+  wscaleOrig?: number;
+  wscaleReply?: number;
+  flagsOrig?: CtTcpFlags;
+  flagsReply?: CtTcpFlags;
+}
+
+export interface CtEntry {
+  /** nfgenmsg family: AF_INET (2) or AF_INET6 (10). */
+  family: number;
+  orig?: CtTuple;
+  reply?: CtTuple;
+  master?: CtTuple;
+  status?: number;
+  tcp?: CtTcpInfo;
+  /** Protocol info of other protocols (DCCP, SCTP), kept raw. */
+  protoinfoRaw?: RawAttr[];
+  helper?: string;
+  timeout?: number;
+  mark?: number;
+  countersOrig?: CtCounters;
+  countersReply?: CtCounters;
+  use?: number;
+  id?: number;
+  secmark?: number;
+  zone?: number;
+  /** Nanoseconds since the epoch (exceeds 2^53, hence bigint). */
+  timestampStart?: bigint;
+  timestampStop?: bigint;
+  timestampEvent?: bigint;
+  labels?: Buffer;
+  unknown?: RawAttr[];
+}
+
+const OP = 'ctnetlink entry';
+
+function decodeCounters(buf: Buffer, start: number, end: number): CtCounters {
+  const c: CtCounters = { packets: 0, bytes: 0 };
+  for (let o = start; o < end; o = nextAttr(buf, o)) {
+    const vEnd = attrValueEnd(buf, o, end, OP);
+    const t = attrType(buf, o);
+    if (t === C.CTA_COUNTERS_PACKETS) c.packets = beU64(buf, o, vEnd, OP);
+    else if (t === C.CTA_COUNTERS_BYTES) c.bytes = beU64(buf, o, vEnd, OP);
+  }
+  return c;
+}
+
+function decodeTimestamp(e: CtEntry, buf: Buffer, start: number, end: number): void {
+  for (let o = start; o < end; o = nextAttr(buf, o)) {
+    const vEnd = attrValueEnd(buf, o, end, OP);
+    const t = attrType(buf, o);
+    if (t === C.CTA_TIMESTAMP_START) e.timestampStart = beU64Big(buf, o, vEnd, OP);
+    else if (t === C.CTA_TIMESTAMP_STOP) e.timestampStop = beU64Big(buf, o, vEnd, OP);
+  }
+}
+
+function tcpFlags(buf: Buffer, o: number, vEnd: number): CtTcpFlags {
+  if (vEnd - o - NLA_HDRLEN < 2) throw new DecodeError('nf_ct_tcp_flags needs 2 bytes', o, OP);
+  return { flags: buf[o + NLA_HDRLEN], mask: buf[o + NLA_HDRLEN + 1] };
+}
+
+function decodeProtoinfo(e: CtEntry, buf: Buffer, start: number, end: number): void {
+  for (let o = start; o < end; o = nextAttr(buf, o)) {
+    const vEnd = attrValueEnd(buf, o, end, OP);
+    if (attrType(buf, o) !== C.CTA_PROTOINFO_TCP) {
+      (e.protoinfoRaw ??= []).push({ type: attrType(buf, o), nested: attrNested(buf, o), value: buf.subarray(o + 4, vEnd) });
+      continue;
+    }
+    const tcp: CtTcpInfo = { state: 0 };
+    for (let p = o + NLA_HDRLEN; p < vEnd; p = nextAttr(buf, p)) {
+      const pEnd = attrValueEnd(buf, p, vEnd, OP);
+      switch (attrType(buf, p)) {
+        case C.CTA_PROTOINFO_TCP_STATE:
+          tcp.state = beU8(buf, p, pEnd, OP);
+          break;
+        case C.CTA_PROTOINFO_TCP_WSCALE_ORIGINAL:
+          tcp.wscaleOrig = beU8(buf, p, pEnd, OP);
+          break;
+        case C.CTA_PROTOINFO_TCP_WSCALE_REPLY:
+          tcp.wscaleReply = beU8(buf, p, pEnd, OP);
+          break;
+        case C.CTA_PROTOINFO_TCP_FLAGS_ORIGINAL:
+          tcp.flagsOrig = tcpFlags(buf, p, pEnd);
+          break;
+        case C.CTA_PROTOINFO_TCP_FLAGS_REPLY:
+          tcp.flagsReply = tcpFlags(buf, p, pEnd);
+          break;
+      }
+    }
+    e.tcp = tcp;
+  }
+}
+
+function decodeHelp(buf: Buffer, start: number, end: number): string | undefined {
+  for (let o = start; o < end; o = nextAttr(buf, o)) {
+    const vEnd = attrValueEnd(buf, o, end, OP);
+    if (attrType(buf, o) === C.CTA_HELP_NAME) return cString(buf, o, vEnd);
+  }
+  return undefined;
+}
+
+/**
+ * Decodes the attributes of one ctnetlink message (`start` = just after
+ * nfgenmsg). Throws DecodeError on malformed input; never anything else.
+ */
+export function decodeCtEntry(buf: Buffer, start: number, end: number, family: number): CtEntry {
+  const e: CtEntry = { family };
+  for (let o = start; o < end; o = nextAttr(buf, o)) {
+    const vEnd = attrValueEnd(buf, o, end, OP);
+    const v = o + NLA_HDRLEN;
+    switch (attrType(buf, o)) {
+      case C.CTA_TUPLE_ORIG:
+        e.orig = decodeTuple(buf, v, vEnd);
+        break;
+      case C.CTA_TUPLE_REPLY:
+        e.reply = decodeTuple(buf, v, vEnd);
+        break;
+      case C.CTA_TUPLE_MASTER:
+        e.master = decodeTuple(buf, v, vEnd);
+        break;
+      case C.CTA_STATUS:
+        e.status = beU32(buf, o, vEnd, OP);
+        break;
+      case C.CTA_PROTOINFO:
+        decodeProtoinfo(e, buf, v, vEnd);
+        break;
+      case C.CTA_HELP:
+        e.helper = decodeHelp(buf, v, vEnd);
+        break;
+      case C.CTA_TIMEOUT:
+        e.timeout = beU32(buf, o, vEnd, OP);
+        break;
+      case C.CTA_MARK:
+        e.mark = beU32(buf, o, vEnd, OP);
+        break;
+      case C.CTA_COUNTERS_ORIG:
+        e.countersOrig = decodeCounters(buf, v, vEnd);
+        break;
+      case C.CTA_COUNTERS_REPLY:
+        e.countersReply = decodeCounters(buf, v, vEnd);
+        break;
+      case C.CTA_USE:
+        e.use = beU32(buf, o, vEnd, OP);
+        break;
+      case C.CTA_ID:
+        e.id = beU32(buf, o, vEnd, OP);
+        break;
+      case C.CTA_SECMARK:
+        e.secmark = beU32(buf, o, vEnd, OP);
+        break;
+      case C.CTA_ZONE:
+        e.zone = beU16(buf, o, vEnd, OP);
+        break;
+      case C.CTA_TIMESTAMP:
+        decodeTimestamp(e, buf, v, vEnd);
+        break;
+      case C.CTA_TIMESTAMP_EVENT:
+        e.timestampEvent = beU64Big(buf, o, vEnd, OP);
+        break;
+      case C.CTA_LABELS:
+        e.labels = Buffer.from(buf.subarray(v, vEnd));
+        break;
+      default:
+        (e.unknown ??= []).push({ type: attrType(buf, o), nested: attrNested(buf, o), value: buf.subarray(v, vEnd) });
+    }
+  }
+  return e;
+}
+
+const counters = (w: AttrWriter, type: number, c: CtCounters) =>
+  w.nest(type, (n) => n.u64be(C.CTA_COUNTERS_PACKETS, c.packets).u64be(C.CTA_COUNTERS_BYTES, c.bytes));
+
+/**
+ * Encodes an entry's attributes in the order the kernel's ctnetlink_fill_info
+ * writes them (tuples, zone, status, mark, id, use, master, timeout,
+ * protoinfo, helper, labels, counters, timestamp), so dumps re-encode byte for byte.
+ */
+export function encodeCtEntry(e: CtEntry, w = new AttrWriter()): AttrWriter {
+  if (e.orig) w.nest(C.CTA_TUPLE_ORIG, (n) => encodeTuple(n, e.orig!));
+  if (e.reply) w.nest(C.CTA_TUPLE_REPLY, (n) => encodeTuple(n, e.reply!));
+  if (e.zone !== undefined) w.u16be(C.CTA_ZONE, e.zone);
+  if (e.status !== undefined) w.u32be(C.CTA_STATUS, e.status);
+  if (e.mark !== undefined) w.u32be(C.CTA_MARK, e.mark);
+  if (e.secmark !== undefined) w.u32be(C.CTA_SECMARK, e.secmark);
+  if (e.id !== undefined) w.u32be(C.CTA_ID, e.id);
+  if (e.use !== undefined) w.u32be(C.CTA_USE, e.use);
+  if (e.master) w.nest(C.CTA_TUPLE_MASTER, (n) => encodeTuple(n, e.master!));
+  if (e.timeout !== undefined) w.u32be(C.CTA_TIMEOUT, e.timeout);
+  if (e.tcp || e.protoinfoRaw) w.nest(C.CTA_PROTOINFO, (p) => encodeProtoinfo(p, e));
+  if (e.helper !== undefined) w.nest(C.CTA_HELP, (h) => h.string(C.CTA_HELP_NAME, e.helper!));
+  if (e.labels) w.bytes(C.CTA_LABELS, e.labels);
+  if (e.countersOrig) counters(w, C.CTA_COUNTERS_ORIG, e.countersOrig);
+  if (e.countersReply) counters(w, C.CTA_COUNTERS_REPLY, e.countersReply);
+  if (e.timestampStart !== undefined || e.timestampStop !== undefined) {
+    w.nest(C.CTA_TIMESTAMP, (t) => {
+      if (e.timestampStart !== undefined) t.u64be(C.CTA_TIMESTAMP_START, e.timestampStart);
+      if (e.timestampStop !== undefined) t.u64be(C.CTA_TIMESTAMP_STOP, e.timestampStop);
+    });
+  }
+  if (e.timestampEvent !== undefined) w.u64be(C.CTA_TIMESTAMP_EVENT, e.timestampEvent);
+  for (const a of e.unknown ?? []) w.raw(a);
+  return w;
+}
+
+function encodeProtoinfo(p: AttrWriter, e: CtEntry): void {
+  const tcp = e.tcp;
+  if (tcp) {
+    p.nest(C.CTA_PROTOINFO_TCP, (t) => {
+      t.u8(C.CTA_PROTOINFO_TCP_STATE, tcp.state);
+      if (tcp.wscaleOrig !== undefined) t.u8(C.CTA_PROTOINFO_TCP_WSCALE_ORIGINAL, tcp.wscaleOrig);
+      if (tcp.wscaleReply !== undefined) t.u8(C.CTA_PROTOINFO_TCP_WSCALE_REPLY, tcp.wscaleReply);
+      if (tcp.flagsOrig) t.bytes(C.CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, Buffer.from([tcp.flagsOrig.flags, tcp.flagsOrig.mask]));
+      if (tcp.flagsReply) t.bytes(C.CTA_PROTOINFO_TCP_FLAGS_REPLY, Buffer.from([tcp.flagsReply.flags, tcp.flagsReply.mask]));
+    });
+  }
+  for (const a of e.protoinfoRaw ?? []) p.raw(a);
+}

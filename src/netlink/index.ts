@@ -1,0 +1,11 @@
+export * from './attr.js';
+export * from './conntrack/index.js';
+export * from './enums.js';
+export { errnoName } from './errno.js';
+export * from './ip.js';
+export { openNativeTransport } from './native.js';
+export * from './nfnetlink.js';
+export * from './nlmsg.js';
+export { NetlinkOpError, NetlinkSocket, type RequestOptions } from './socket.js';
+export { peerCred, withNetns } from './syscall.js';
+export type { RawTransport, TransportFactory, TransportHandlers, TransportOptions } from './transport.js';

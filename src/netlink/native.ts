@@ -1,0 +1,139 @@
+/**
+ * RawTransport over the `netlink` package: the only file that imports it.
+ *
+ * netlink@0.3.0 aborts the process when the kernel overruns a socket
+ * (ENOBUFS → POLLERR → a C++ exception in a libuv callback) and when a
+ * 'message' listener throws. So: NETLINK_NO_ENOBUFS is set on every socket
+ * (loss is read from the kernel's drop counter instead), and listeners
+ * never throw.
+ */
+import { RawNetlinkSocket } from 'netlink';
+import { FlowgrabError } from '../errors.js';
+import {
+  findNetlinkFd,
+  NETLINK_EXT_ACK,
+  NETLINK_NO_ENOBUFS,
+  SO_RCVBUFFORCE,
+  SOL_NETLINK,
+  SOL_SOCKET,
+  setsockoptInt,
+  socketDrops,
+  withNetns,
+} from './syscall.js';
+import type { RawTransport, TransportHandlers, TransportOptions } from './transport.js';
+
+const DUMP_BUFFER = 32 * 1024;
+const DEFAULT_RCVBUF = 4 << 20;
+
+export function openNativeTransport(opts: TransportOptions): RawTransport {
+  const create = () =>
+    new RawNetlinkSocket(opts.protocol, {
+      messagePeeking: opts.peek ?? false,
+      msgBufferSize: DUMP_BUFFER,
+    } as ConstructorParameters<typeof RawNetlinkSocket>[1]);
+  let sock: RawNetlinkSocket;
+  try {
+    sock = opts.netns ? withNetns(opts.netns, create) : create();
+  } catch (cause) {
+    if (cause instanceof FlowgrabError) throw cause;
+    const errno = (cause as { errno?: number }).errno;
+    const perm = errno === 1 || errno === 13;
+    throw new FlowgrabError(
+      perm ? 'FG_ERR_PERMISSION' : 'FG_ERR_NETLINK',
+      perm ? 'opening a netlink socket needs CAP_NET_ADMIN (run as root)' : `netlink socket: ${String(cause)}`,
+      { op: 'socket', errno, cause },
+    );
+  }
+  return new NativeTransport(sock, opts);
+}
+
+class NativeTransport implements RawTransport {
+  readonly port: number;
+  private readonly fd: number;
+  private handlers: TransportHandlers = { datagram: () => {}, error: () => {} };
+  private closed = false;
+
+  constructor(
+    private readonly sock: RawNetlinkSocket,
+    opts: TransportOptions,
+  ) {
+    this.port = sock.address().port;
+    try {
+      this.fd = findNetlinkFd(this.port);
+      setsockoptInt(this.fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1, 'setsockopt(NETLINK_NO_ENOBUFS)');
+      setsockoptInt(this.fd, SOL_NETLINK, NETLINK_EXT_ACK, 1, 'setsockopt(NETLINK_EXT_ACK)');
+      this.setRecvBuffer(opts.recvBufferBytes ?? DEFAULT_RCVBUF);
+    } catch (err) {
+      sock.close();
+      throw err;
+    }
+    // Both listeners must exist and must never throw (see the file comment).
+    sock.on('message', (buf, rinfo) => this.deliver(buf, rinfo.groups));
+    sock.on('truncatedMessage', (buf) =>
+      this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram of ${buf.length}+ bytes truncated`, { op: 'recvmsg' })),
+    );
+    sock.on('error', (err) =>
+      this.fail(new FlowgrabError('FG_ERR_NETLINK', `recvmsg: ${err.code ?? err.message}`, { op: err.syscall ?? 'recvmsg', errno: err.errno, cause: err })),
+    );
+  }
+
+  private setRecvBuffer(bytes: number): void {
+    try {
+      setsockoptInt(this.fd, SOL_SOCKET, SO_RCVBUFFORCE, bytes, 'setsockopt(SO_RCVBUFFORCE)');
+    } catch {
+      this.sock.setRecvBufferSize(bytes); // unprivileged: capped at net.core.rmem_max
+    }
+  }
+
+  private deliver(buf: Buffer, groups: number): void {
+    try {
+      this.handlers.datagram(buf, groups);
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  private fail(err: Error): void {
+    try {
+      this.handlers.error(err);
+    } catch (inner) {
+      // Last resort: surface it outside the native callback, where it cannot abort the process.
+      queueMicrotask(() => {
+        throw inner;
+      });
+    }
+  }
+
+  setHandlers(h: TransportHandlers): void {
+    this.handlers = h;
+  }
+
+  send(buf: Buffer): void {
+    if (this.closed) throw new FlowgrabError('FG_ERR_CLOSED', 'netlink socket is closed', { op: 'send' });
+    this.sock.send(buf, {}, (err) => {
+      if (err) this.fail(new FlowgrabError('FG_ERR_NETLINK', `sendmsg: ${err.code}`, { op: 'sendmsg', errno: err.errno, cause: err }));
+    });
+  }
+
+  addMembership(group: number): void {
+    this.sock.addMembership(group);
+  }
+
+  dropMembership(group: number): void {
+    if (!this.closed) this.sock.dropMembership(group);
+  }
+
+  drops(): number {
+    return this.closed ? 0 : socketDrops(this.fd);
+  }
+
+  recvBufferSize(): number {
+    return this.sock.getRecvBufferSize();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sock.close();
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * nlmsghdr framing: pure functions over Buffer. The header is in host byte
+ * order, which is little-endian on every platform flowgrab supports
+ * (x86_64, arm64); `assertLittleEndian()` refuses anything else.
+ */
+import { endianness } from 'node:os';
+import { DecodeError, FlowgrabError } from '../errors.js';
+import {
+  NLA_HDRLEN,
+  NLA_TYPE_MASK,
+  NLM_F_ACK_TLVS,
+  NLM_F_CAPPED,
+  NLMSG_ERROR,
+  NLMSG_HDRLEN,
+  NLMSGERR_ATTR_MSG,
+  NLMSGERR_ATTR_OFFS,
+} from './enums.js';
+
+export function assertLittleEndian(): void {
+  if (endianness() !== 'LE') throw new FlowgrabError('FG_ERR_NETLINK', 'flowgrab supports little-endian hosts only');
+}
+
+export interface NetlinkHeader {
+  type: number;
+  flags: number;
+  seq: number;
+  pid: number;
+}
+
+export interface NetlinkMessage extends NetlinkHeader {
+  /** The bytes after the 16-byte header; a view into the datagram, not a copy. */
+  payload: Buffer;
+}
+
+export const align4 = (n: number): number => (n + 3) & ~3;
+
+/** Splits one datagram into its messages. Throws DecodeError on a truncated or lying header. */
+export function splitMessages(buf: Buffer): NetlinkMessage[] {
+  const out: NetlinkMessage[] = [];
+  let o = 0;
+  while (o < buf.length) {
+    if (buf.length - o < NLMSG_HDRLEN) throw new DecodeError('truncated nlmsghdr', o, 'nlmsg');
+    const len = buf.readUInt32LE(o);
+    if (len < NLMSG_HDRLEN || o + len > buf.length) {
+      throw new DecodeError(`nlmsg_len ${len} does not fit in ${buf.length - o} bytes`, o, 'nlmsg');
+    }
+    out.push({
+      type: buf.readUInt16LE(o + 4),
+      flags: buf.readUInt16LE(o + 6),
+      seq: buf.readUInt32LE(o + 8),
+      pid: buf.readUInt32LE(o + 12),
+      payload: buf.subarray(o + NLMSG_HDRLEN, o + len),
+    });
+    o += align4(len);
+  }
+  return out;
+}
+
+export function encodeMessage(h: NetlinkHeader, payload: Buffer): Buffer {
+  const len = NLMSG_HDRLEN + payload.length;
+  const buf = Buffer.alloc(align4(len));
+  buf.writeUInt32LE(len, 0);
+  buf.writeUInt16LE(h.type, 4);
+  buf.writeUInt16LE(h.flags, 6);
+  buf.writeUInt32LE(h.seq >>> 0, 8);
+  buf.writeUInt32LE(h.pid >>> 0, 12);
+  payload.copy(buf, NLMSG_HDRLEN);
+  return buf;
+}
+
+export interface NetlinkErrorPayload {
+  /** 0 for an ACK, a positive errno otherwise. */
+  errno: number;
+  /** Header of the request this answers. */
+  request: NetlinkHeader;
+  /** Extended ack (NETLINK_EXT_ACK): the kernel's explanation and the offending byte offset. */
+  extAckMessage?: string;
+  extAckOffset?: number;
+}
+
+/** Decodes an NLMSG_ERROR payload (struct nlmsgerr + optional extended-ack TLVs). */
+export function decodeError(msg: NetlinkMessage): NetlinkErrorPayload {
+  const p = msg.payload;
+  if (msg.type !== NLMSG_ERROR) throw new DecodeError(`type ${msg.type} is not NLMSG_ERROR`, 0, 'nlmsgerr');
+  if (p.length < 4 + NLMSG_HDRLEN) throw new DecodeError('truncated nlmsgerr', p.length, 'nlmsgerr');
+  const out: NetlinkErrorPayload = {
+    errno: -p.readInt32LE(0),
+    request: { type: p.readUInt16LE(8), flags: p.readUInt16LE(10), seq: p.readUInt32LE(12), pid: p.readUInt32LE(16) },
+  };
+  if (!(msg.flags & NLM_F_ACK_TLVS)) return out;
+  // Without CAPPED the whole original request is echoed before the TLVs.
+  let o = 4 + (msg.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : align4(p.readUInt32LE(4)));
+  while (o + NLA_HDRLEN <= p.length) {
+    const len = p.readUInt16LE(o);
+    const type = p.readUInt16LE(o + 2) & NLA_TYPE_MASK;
+    if (len < NLA_HDRLEN || o + len > p.length) break;
+    if (type === NLMSGERR_ATTR_MSG) out.extAckMessage = p.toString('utf8', o + 4, o + len).replace(/\0+$/, '');
+    if (type === NLMSGERR_ATTR_OFFS && len >= 8) out.extAckOffset = p.readUInt32LE(o + 4);
+    o += align4(len);
+  }
+  return out;
+}
+
+export function encodeError(h: NetlinkHeader, errno: number, request: NetlinkHeader): Buffer {
+  const p = Buffer.alloc(4 + NLMSG_HDRLEN);
+  p.writeInt32LE(-errno, 0);
+  p.writeUInt32LE(NLMSG_HDRLEN, 4);
+  p.writeUInt16LE(request.type, 8);
+  p.writeUInt16LE(request.flags, 10);
+  p.writeUInt32LE(request.seq >>> 0, 12);
+  p.writeUInt32LE(request.pid >>> 0, 16);
+  return encodeMessage({ ...h, type: NLMSG_ERROR }, p);
+}

@@ -1,0 +1,246 @@
+/**
+ * A netlink socket with requests and events on top of a RawTransport:
+ * sequence numbers, multipart dumps collected until NLMSG_DONE, NLMSG_ERROR
+ * turned into NetlinkOpError, multicast groups, loss counters, and an
+ * idempotent close. Dumps/requests and event subscriptions should use
+ * separate sockets (an event arriving mid-dump confuses neither here, but
+ * the kernel interleaves them and a busy event stream slows the dump).
+ */
+import { FlowgrabError } from '../errors.js';
+import {
+  NLM_F_ACK,
+  NLM_F_DUMP,
+  NLM_F_DUMP_INTR,
+  NLM_F_REQUEST,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLMSG_NOOP,
+  NLMSG_OVERRUN,
+} from './enums.js';
+import { errnoName } from './errno.js';
+import { decodeError, encodeMessage, type NetlinkMessage, splitMessages } from './nlmsg.js';
+import type { RawTransport, TransportFactory, TransportOptions } from './transport.js';
+
+/** A request the kernel refused: the operation, the errno and its name, and the kernel's extended-ack text. */
+export class NetlinkOpError extends FlowgrabError {
+  readonly errnoName: string;
+  readonly seq: number;
+  readonly extAck?: string;
+  constructor(op: string, errno: number, seq: number, extAck?: string) {
+    const name = errnoName(errno);
+    super(errno === 1 ? 'FG_ERR_PERMISSION' : 'FG_ERR_NETLINK', `${op}: ${name}${extAck ? ` (${extAck})` : ''}`, {
+      op,
+      errno,
+    });
+    this.errnoName = name;
+    this.seq = seq;
+    if (extAck) this.extAck = extAck;
+  }
+}
+
+export interface RequestOptions {
+  /** Name of the operation, for errors ("ctnetlink dump"). */
+  op?: string;
+  /** Called for each reply message as it arrives (large dumps); otherwise replies are collected. */
+  onMessage?: (m: NetlinkMessage) => void;
+  /** Fail when the kernel sends nothing for this long. Default 10 s. */
+  idleTimeoutMs?: number;
+}
+
+interface Pending {
+  op: string;
+  dump: boolean;
+  replies: NetlinkMessage[];
+  onMessage?: (m: NetlinkMessage) => void;
+  resolve: (m: NetlinkMessage[]) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+  idleMs: number;
+  interrupted: boolean;
+}
+
+export type EventListener = (m: NetlinkMessage, groups: number) => void;
+export type ErrorListener = (e: Error) => void;
+
+let seqBase = (Date.now() & 0xffff) << 12;
+
+export class NetlinkSocket {
+  private readonly pending = new Map<number, Pending>();
+  private readonly eventListeners = new Set<EventListener>();
+  private readonly errorListeners = new Set<ErrorListener>();
+  private closed = false;
+
+  constructor(private readonly transport: RawTransport) {
+    transport.setHandlers({ datagram: (b, g) => this.onDatagram(b, g), error: (e) => this.emitError(e) });
+  }
+
+  static open(opts: TransportOptions, factory: TransportFactory): NetlinkSocket {
+    return new NetlinkSocket(factory(opts));
+  }
+
+  get port(): number {
+    return this.transport.port;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Sends a request and resolves with its replies: for a dump (`NLM_F_DUMP`)
+   * everything before NLMSG_DONE; otherwise whatever precedes the ACK, which
+   * is always requested.
+   */
+  request(type: number, flags: number, payload: Buffer, opts: RequestOptions = {}): Promise<NetlinkMessage[]> {
+    const op = opts.op ?? `netlink request ${type}`;
+    if (this.closed) return Promise.reject(new FlowgrabError('FG_ERR_CLOSED', `${op}: socket closed`, { op }));
+    const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
+    const seq = this.nextSeq();
+    const f = NLM_F_REQUEST | flags | (dump ? 0 : NLM_F_ACK);
+    return new Promise((resolve, reject) => {
+      const idleMs = opts.idleTimeoutMs ?? 10_000;
+      const p: Pending = {
+        op,
+        dump,
+        replies: [],
+        onMessage: opts.onMessage,
+        resolve,
+        reject,
+        idleMs,
+        interrupted: false,
+        timer: setTimeout(() => this.finish(seq, new FlowgrabError('FG_ERR_TIMEOUT', `${op}: no reply in ${idleMs} ms`, { op })), idleMs),
+      };
+      this.pending.set(seq, p);
+      try {
+        this.transport.send(encodeMessage({ type, flags: f, seq, pid: 0 }, payload));
+      } catch (err) {
+        this.finish(seq, err as Error);
+      }
+    });
+  }
+
+  /** Sends without waiting for anything (verdicts, fire-and-forget config). Returns the sequence number. */
+  send(type: number, flags: number, payload: Buffer): number {
+    if (this.closed) throw new FlowgrabError('FG_ERR_CLOSED', 'socket closed', { op: 'send' });
+    const seq = this.nextSeq();
+    this.transport.send(encodeMessage({ type, flags: NLM_F_REQUEST | flags, seq, pid: 0 }, payload));
+    return seq;
+  }
+
+  /** Messages not answering a request of ours: multicast events, unicast packets (NFLOG, NFQUEUE). */
+  onEvent(l: EventListener): () => void {
+    this.eventListeners.add(l);
+    return () => this.eventListeners.delete(l);
+  }
+
+  onError(l: ErrorListener): () => void {
+    this.errorListeners.add(l);
+    return () => this.errorListeners.delete(l);
+  }
+
+  joinGroup(group: number): void {
+    this.transport.addMembership(group);
+  }
+
+  leaveGroup(group: number): void {
+    this.transport.dropMembership(group);
+  }
+
+  drops(): number {
+    return this.transport.drops();
+  }
+
+  recvBufferSize(): number {
+    return this.transport.recvBufferSize();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const seq of [...this.pending.keys()]) {
+      this.finish(seq, new FlowgrabError('FG_ERR_CLOSED', 'socket closed during request', { op: 'close' }));
+    }
+    this.eventListeners.clear();
+    this.transport.close();
+  }
+
+  private nextSeq(): number {
+    seqBase = (seqBase + 1) >>> 0 || 1;
+    return seqBase;
+  }
+
+  private finish(seq: number, err?: Error): void {
+    const p = this.pending.get(seq);
+    if (!p) return;
+    this.pending.delete(seq);
+    clearTimeout(p.timer);
+    if (err) p.reject(err);
+    else p.resolve(p.replies);
+  }
+
+  private emitError(e: Error): void {
+    for (const l of this.errorListeners) {
+      try {
+        l(e);
+      } catch {
+        // A listener's failure must not stop the others, nor reach the native callback.
+      }
+    }
+  }
+
+  private onDatagram(buf: Buffer, groups: number): void {
+    let msgs: NetlinkMessage[];
+    try {
+      msgs = splitMessages(buf);
+    } catch (err) {
+      this.emitError(err as Error);
+      return;
+    }
+    for (const m of msgs) {
+      const p = groups === 0 && m.seq !== 0 ? this.pending.get(m.seq) : undefined;
+      if (p) this.onReply(m.seq, p, m);
+      else if (m.type !== NLMSG_NOOP && m.type !== NLMSG_OVERRUN) this.emitEvent(m, groups);
+    }
+  }
+
+  private emitEvent(m: NetlinkMessage, groups: number): void {
+    for (const l of this.eventListeners) {
+      try {
+        l(m, groups);
+      } catch (err) {
+        this.emitError(err as Error);
+      }
+    }
+  }
+
+  private onReply(seq: number, p: Pending, m: NetlinkMessage): void {
+    p.timer.refresh();
+    if (m.flags & NLM_F_DUMP_INTR) p.interrupted = true;
+    if (m.type === NLMSG_ERROR) {
+      try {
+        const e = decodeError(m);
+        if (e.errno === 0) this.finish(seq);
+        else this.finish(seq, new NetlinkOpError(p.op, e.errno, seq, e.extAckMessage));
+      } catch (err) {
+        this.finish(seq, err as Error);
+      }
+      return;
+    }
+    if (m.type === NLMSG_DONE) {
+      const errno = m.payload.length >= 4 ? -m.payload.readInt32LE(0) : 0;
+      if (errno > 0) this.finish(seq, new NetlinkOpError(p.op, errno, seq));
+      else if (p.interrupted) this.finish(seq, new NetlinkOpError(`${p.op} (interrupted: table changed, retry)`, 4, seq));
+      else this.finish(seq);
+      return;
+    }
+    if (p.onMessage) {
+      try {
+        p.onMessage(m);
+      } catch (err) {
+        this.finish(seq, err as Error);
+      }
+    } else {
+      p.replies.push(m);
+    }
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * The few syscalls the `netlink` package lacks (kernel-notes §1, §5), reached
+ * through koffi. This is the only file that imports koffi. Every call
+ * checks its return value and throws a FlowgrabError carrying the errno.
+ */
+import { closeSync, openSync, readdirSync, readlinkSync } from 'node:fs';
+import koffi from 'koffi';
+import { FlowgrabError } from '../errors.js';
+import { errnoName } from './errno.js';
+
+export const SOL_SOCKET = 1;
+export const SOL_NETLINK = 270;
+export const SO_RCVBUF = 8;
+export const SO_RCVBUFFORCE = 33;
+export const SO_PEERCRED = 17;
+export const SO_MEMINFO = 55;
+export const NETLINK_NO_ENOBUFS = 5;
+export const NETLINK_EXT_ACK = 11;
+export const NETLINK_GET_STRICT_CHK = 12;
+export const CLONE_NEWNET = 0x40000000;
+const AF_NETLINK = 16;
+/** Index of sk_drops in the u32 array SO_MEMINFO returns (include/uapi/linux/sock_diag.h). */
+const SK_MEMINFO_DROPS = 8;
+const SK_MEMINFO_VARS = 9;
+
+interface Libc {
+  setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
+  getsockopt: (fd: number, level: number, name: number, value: Buffer, len: number[]) => number;
+  getsockname: (fd: number, addr: Buffer, len: number[]) => number;
+  setns: (fd: number, nstype: number) => number;
+}
+
+let libc: Libc | undefined;
+function lib(): Libc {
+  if (libc) return libc;
+  const c = koffi.load('libc.so.6');
+  libc = {
+    setsockopt: c.func('int setsockopt(int, int, int, const void *, uint32_t)'),
+    getsockopt: c.func('int getsockopt(int, int, int, _Out_ void *, _Inout_ uint32_t *)'),
+    getsockname: c.func('int getsockname(int, _Out_ void *, _Inout_ uint32_t *)'),
+    setns: c.func('int setns(int, int)'),
+  };
+  return libc;
+}
+
+function check(rc: number, op: string): void {
+  if (rc >= 0) return;
+  const errno = koffi.errno();
+  throw new FlowgrabError(errno === 1 ? 'FG_ERR_PERMISSION' : 'FG_ERR_SYSCALL', `${op} failed: ${errnoName(errno)}`, {
+    op,
+    errno,
+  });
+}
+
+export function setsockoptInt(fd: number, level: number, name: number, value: number, op = 'setsockopt'): void {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value);
+  check(lib().setsockopt(fd, level, name, b, 4), op);
+}
+
+export function getsockoptInt(fd: number, level: number, name: number): number {
+  const b = Buffer.alloc(4);
+  check(lib().getsockopt(fd, level, name, b, [4]), 'getsockopt');
+  return b.readInt32LE(0);
+}
+
+/** The kernel's count of messages it dropped because this socket's receive queue was full. */
+export function socketDrops(fd: number): number {
+  const b = Buffer.alloc(4 * SK_MEMINFO_VARS);
+  check(lib().getsockopt(fd, SOL_SOCKET, SO_MEMINFO, b, [b.length]), 'getsockopt(SO_MEMINFO)');
+  return b.readUInt32LE(4 * SK_MEMINFO_DROPS);
+}
+
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** SO_PEERCRED of a connected Unix socket: the peer's pid/uid/gid at connect time. */
+export function peerCred(fd: number): PeerCred {
+  const b = Buffer.alloc(12);
+  check(lib().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, b, [12]), 'getsockopt(SO_PEERCRED)');
+  return { pid: b.readInt32LE(0), uid: b.readUInt32LE(4), gid: b.readUInt32LE(8) };
+}
+
+/**
+ * The fd behind a netlink socket bound to `port`. The `netlink` package keeps
+ * its fd private, so look among our socket fds for the AF_NETLINK one whose
+ * bound nl_pid is the port (getsockname works whatever netns it lives in).
+ */
+export function findNetlinkFd(port: number): number {
+  const addr = Buffer.alloc(12);
+  for (const name of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${name}`);
+    } catch {
+      continue; // the fd closed while we looked
+    }
+    if (!target.startsWith('socket:')) continue;
+    const fd = Number(name);
+    if (lib().getsockname(fd, addr, [12]) < 0) continue;
+    if (addr.readUInt16LE(0) === AF_NETLINK && addr.readUInt32LE(4) === port) return fd;
+  }
+  throw new FlowgrabError('FG_ERR_SYSCALL', `no fd found for netlink port ${port}`, { op: 'findNetlinkFd' });
+}
+
+/**
+ * Runs `fn` with the calling thread switched into network namespace `name`
+ * (/run/netns/NAME, as `ip netns` makes them) and switches back before
+ * returning. Sockets created inside stay in that namespace for life. Keep
+ * `fn` synchronous: only this thread moves.
+ */
+export function withNetns<T>(name: string, fn: () => T): T {
+  if (!/^[A-Za-z0-9_.-]+$/.test(name)) {
+    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `bad netns name ${JSON.stringify(name)}`, { op: 'setns' });
+  }
+  let target: number;
+  try {
+    target = openSync(`/run/netns/${name}`, 'r');
+  } catch (cause) {
+    throw new FlowgrabError('FG_ERR_NETNS', `network namespace ${name} not found (ip netns list)`, {
+      op: 'setns',
+      cause,
+    });
+  }
+  const home = openSync('/proc/thread-self/ns/net', 'r');
+  try {
+    check(lib().setns(target, CLONE_NEWNET), `setns(${name})`);
+    try {
+      return fn();
+    } finally {
+      // Failing to return would leave the process in the wrong namespace: fatal by design.
+      check(lib().setns(home, CLONE_NEWNET), 'setns(back)');
+    }
+  } finally {
+    closeSync(target);
+    closeSync(home);
+  }
+}

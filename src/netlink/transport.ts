@@ -1,0 +1,42 @@
+/**
+ * The seam between flowgrab and the kernel: a datagram transport. The native
+ * one wraps the `netlink` package (native.ts); `flowgrab/testing` ships a
+ * fake that plays the kernel's side. Everything above is tested through one
+ * or the other.
+ */
+export interface TransportOptions {
+  /** NETLINK_ROUTE (0), NETLINK_SOCK_DIAG (4), NETLINK_NETFILTER (12). */
+  protocol: number;
+  /** Network namespace (/run/netns/NAME) to open the socket in; the process stays where it is. */
+  netns?: string;
+  /** Receive buffer in bytes; forced past rmem_max when running as root. */
+  recvBufferBytes?: number;
+  /**
+   * Peek at each datagram's size before reading it. Needed where one message
+   * can be large (packet payloads); dumps read faster into a fixed buffer.
+   */
+  peek?: boolean;
+}
+
+export interface TransportHandlers {
+  /** One datagram, possibly holding many netlink messages; `groups` is the multicast bitmask. */
+  datagram(buf: Buffer, groups: number): void;
+  /** A receive error (ENOBUFS, a truncated datagram); the transport keeps working. */
+  error(err: Error): void;
+}
+
+export interface RawTransport {
+  /** The socket's netlink port id (nl_pid). */
+  readonly port: number;
+  setHandlers(h: TransportHandlers): void;
+  send(buf: Buffer): void;
+  addMembership(group: number): void;
+  dropMembership(group: number): void;
+  /** Messages the kernel dropped because our receive queue was full, since the socket opened. */
+  drops(): number;
+  /** Effective receive buffer in bytes. */
+  recvBufferSize(): number;
+  close(): void;
+}
+
+export type TransportFactory = (opts: TransportOptions) => RawTransport;

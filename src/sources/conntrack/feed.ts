@@ -1,0 +1,259 @@
+/**
+ * One shared conntrack feed per source config: the event socket, loss
+ * detection with resync, and delta polling. Subscribers (source.ts) share it
+ * through a reference-counted registry; each gets its own initial dump.
+ */
+import { Subject } from 'rxjs';
+import { FlowgrabError } from '../../errors.js';
+import { decodeCtMessage } from '../../netlink/conntrack/messages.js';
+import type { CtEntry } from '../../netlink/conntrack/entry.js';
+import { NFNLGRP_CONNTRACK_DESTROY, NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE } from '../../netlink/conntrack/enums.js';
+import { NETLINK_NETFILTER } from '../../netlink/enums.js';
+import type { NetlinkMessage } from '../../netlink/nlmsg.js';
+import { NetlinkSocket } from '../../netlink/socket.js';
+import type { TransportFactory } from '../../netlink/transport.js';
+import { publishNotice, type SourceNotice } from '../notice.js';
+import { readSysctl, writeSysctl } from '../sysctl.js';
+import { runDump } from './dump.js';
+import type { ConntrackConfig } from './options.js';
+import { type ConntrackRecord, type Counters, toConntrackRecord } from './record.js';
+
+const GROUPS = { new: NFNLGRP_CONNTRACK_NEW, update: NFNLGRP_CONNTRACK_UPDATE, destroy: NFNLGRP_CONNTRACK_DESTROY };
+
+interface Tracked {
+  rec: ConntrackRecord;
+  /** Last counters seen for the entry, for deltas. */
+  orig?: Counters;
+  reply?: Counters;
+}
+
+const counters = (e: ConntrackRecord['orig']): Counters | undefined =>
+  e.packets === undefined ? undefined : { packets: e.packets, bytes: e.bytes ?? 0 };
+
+function growth(now: Counters | undefined, before: Counters | undefined): Counters {
+  if (!now) return { packets: 0, bytes: 0 };
+  // Counters that went backwards were zeroed by someone else: count from zero.
+  if (!before || now.packets < before.packets || now.bytes < before.bytes) return now;
+  return { packets: now.packets - before.packets, bytes: now.bytes - before.bytes };
+}
+
+export class ConntrackFeed {
+  readonly records = new Subject<ConntrackRecord>();
+  readonly notices = new Subject<SourceNotice>();
+  private readonly live = new Map<number, Tracked>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private events?: NetlinkSocket;
+  private dumper?: NetlinkSocket;
+  private held: ConntrackRecord[] | null = null;
+  private resyncAgain = false;
+  private polling = false;
+  private lastDrops = 0;
+  private closed = false;
+
+  constructor(
+    readonly cfg: ConntrackConfig,
+    private readonly transport: TransportFactory,
+  ) {
+    if (cfg.events.length > 0) {
+      const s = NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns: cfg.netns, recvBufferBytes: cfg.recvBufferBytes }, transport);
+      this.events = s;
+      s.onEvent((m) => this.onEvent(m));
+      s.onError((err) => this.notice({ kind: 'warning', message: `event socket: ${err.message}` }));
+      try {
+        for (const ev of cfg.events) s.joinGroup(GROUPS[ev]);
+      } catch (err) {
+        s.close();
+        throw new FlowgrabError('FG_ERR_NETLINK', `joining conntrack event groups: ${(err as Error).message}`, { op: 'bind', cause: err });
+      }
+      this.timers.push(setInterval(() => this.checkLoss(), cfg.lossCheckMs));
+    }
+    if (cfg.pollIntervalMs > 0) this.timers.push(setInterval(() => void this.poll(), cfg.pollIntervalMs));
+    for (const t of this.timers) t.unref();
+  }
+
+  /** Checks the conntrack sysctls once a subscriber listens for notices, fixing them when asked to. */
+  checkSysctls(): void {
+    const ns = this.cfg.netns;
+    if (this.events && this.cfg.events.includes('destroy')) {
+      const ev = readSysctl('net.netfilter.nf_conntrack_events', ns);
+      if (ev !== undefined && ev !== '1') {
+        if (this.cfg.setEventsSysctl) {
+          writeSysctl('net.netfilter.nf_conntrack_events', '1', ns);
+          this.notice({ kind: 'warning', message: `nf_conntrack_events was ${ev}; set to 1` });
+        } else {
+          this.notice({
+            kind: 'warning',
+            message: `nf_conntrack_events=${ev}: flows created while nobody listened never send DESTROY (use setEventsSysctl / --set-events-sysctl)`,
+          });
+        }
+      }
+    }
+    if (this.cfg.setAccounting) {
+      for (const key of ['net.netfilter.nf_conntrack_acct', 'net.netfilter.nf_conntrack_timestamp']) {
+        if (readSysctl(key, ns) !== '1') writeSysctl(key, '1', ns);
+      }
+    } else if (readSysctl('net.netfilter.nf_conntrack_acct', ns) === '0' && (this.cfg.pollIntervalMs > 0 || this.cfg.dump)) {
+      this.notice({ kind: 'warning', message: 'nf_conntrack_acct=0: entries carry no packet/byte counters (use setAccounting / --accounting)' });
+    }
+  }
+
+  /** Dumps the table through the shared dump socket, emitting records to `emit`. Resolves with the count. */
+  dump(emit: (r: ConntrackRecord) => void): Promise<number> {
+    this.dumper ??= NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns: this.cfg.netns, recvBufferBytes: 1 << 20 }, this.transport);
+    return runDump(
+      this.dumper,
+      this.cfg,
+      (r) => {
+        if (this.events || this.cfg.pollIntervalMs) this.track(r);
+        emit(r);
+      },
+      (err) => this.badEntry(err),
+    );
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.events?.close();
+    this.dumper?.close();
+    this.live.clear();
+    this.records.complete();
+    this.notices.complete();
+  }
+
+  private notice(n: Omit<SourceNotice, 'source' | 'ts'>): void {
+    const full: SourceNotice = { source: 'conntrack', ts: Date.now(), ...n };
+    if (this.cfg.netns) full.netns = this.cfg.netns;
+    publishNotice(full, this.notices);
+  }
+
+  private badEntry(err: Error): void {
+    this.notice({ kind: 'loss', where: 'decode', count: 1, message: `undecodable conntrack entry: ${err.message}` });
+  }
+
+  private accepts(e: CtEntry): boolean {
+    const c = this.cfg;
+    if (c.family === 'ipv4' && e.family !== 2) return false;
+    if (c.family === 'ipv6' && e.family !== 10) return false;
+    if (c.zone !== undefined && (e.zone ?? 0) !== c.zone) return false;
+    if (c.mark !== undefined && ((e.mark ?? 0) & (c.markMask ?? 0xffffffff)) !== c.mark) return false;
+    return true;
+  }
+
+  private onEvent(m: NetlinkMessage): void {
+    let rec: ConntrackRecord;
+    try {
+      const { kind, entry } = decodeCtMessage(m);
+      if (kind === 'dump' || !this.accepts(entry)) return;
+      rec = toConntrackRecord(kind, entry, Date.now(), this.cfg.netns);
+    } catch (err) {
+      this.badEntry(err as Error);
+      return;
+    }
+    if (this.held) this.held.push(rec);
+    else this.emit(rec);
+  }
+
+  private emit(rec: ConntrackRecord): void {
+    this.track(rec);
+    this.records.next(rec);
+  }
+
+  /** Keeps the last record and counters of each live entry; sets `delta` on records with counters. */
+  private track(rec: ConntrackRecord): void {
+    const prev = this.live.get(rec.id);
+    const o = counters(rec.orig);
+    const r = counters(rec.reply);
+    if (rec.type === 'destroy') {
+      this.live.delete(rec.id);
+      if (o) rec.delta = { orig: growth(o, prev?.orig), reply: growth(r, prev?.reply) };
+      return;
+    }
+    this.live.set(rec.id, { rec, orig: o ?? prev?.orig, reply: r ?? prev?.reply });
+  }
+
+  private checkLoss(): void {
+    if (!this.events || this.closed) return;
+    let drops: number;
+    try {
+      drops = this.events.drops();
+    } catch {
+      return;
+    }
+    if (drops <= this.lastDrops) return;
+    const lost = drops - this.lastDrops;
+    this.lastDrops = drops;
+    this.notice({ kind: 'loss', where: 'kernel', count: lost, message: `kernel dropped ${lost} conntrack events (receive buffer full); resyncing` });
+    void this.resync();
+  }
+
+  /** After loss: re-dump, emit what is there, infer destroys for what vanished, then release held events. */
+  private async resync(): Promise<void> {
+    if (this.held) {
+      this.resyncAgain = true;
+      return;
+    }
+    this.held = [];
+    const seen = new Set<number>();
+    let count = 0;
+    try {
+      count = await this.dump((r) => {
+        r.resync = true;
+        seen.add(r.id);
+        this.records.next(r);
+      });
+      const born = new Set(this.held.filter((r) => r.type === 'new').map((r) => r.id));
+      const now = Date.now();
+      for (const [id, t] of this.live) {
+        if (seen.has(id) || born.has(id)) continue;
+        this.live.delete(id);
+        this.records.next({ ...t.rec, type: 'destroy', resync: true, ts: now });
+      }
+      this.notice({ kind: 'resync', count, message: `resynchronised: ${count} entries in the table` });
+    } catch (err) {
+      this.notice({ kind: 'warning', message: `resync dump failed: ${(err as Error).message}` });
+    } finally {
+      const held = this.held ?? [];
+      this.held = null;
+      if (!this.closed) for (const r of held) this.emit(r);
+      if (this.resyncAgain && !this.closed) {
+        this.resyncAgain = false;
+        void this.resync();
+      }
+    }
+  }
+
+  /** Delta polling: a dump whose records become `update`s with counter growth. */
+  private async poll(): Promise<void> {
+    if (this.polling || this.held || this.closed) return;
+    this.polling = true;
+    const seen = new Set<number>();
+    try {
+      this.dumper ??= NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns: this.cfg.netns, recvBufferBytes: 1 << 20 }, this.transport);
+      await runDump(this.dumper, this.cfg, (r) => {
+        seen.add(r.id);
+        const prev = this.live.get(r.id);
+        const o = counters(r.orig);
+        const rp = counters(r.reply);
+        const delta = { orig: growth(o, prev?.orig), reply: growth(rp, prev?.reply) };
+        this.live.set(r.id, { rec: { ...r, type: 'update' }, orig: o, reply: rp });
+        if (prev && delta.orig.packets === 0 && delta.reply.packets === 0) return;
+        this.records.next({ ...r, type: 'update', delta });
+      }, (err) => this.badEntry(err));
+      // Without destroy events nobody else says an entry is gone.
+      if (!this.cfg.events.includes('destroy')) {
+        const now = Date.now();
+        for (const [id, t] of this.live) {
+          if (seen.has(id)) continue;
+          this.live.delete(id);
+          this.records.next({ ...t.rec, type: 'destroy', ts: now });
+        }
+      }
+    } catch (err) {
+      this.notice({ kind: 'warning', message: `counter poll failed: ${(err as Error).message}` });
+    } finally {
+      this.polling = false;
+    }
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * conntrack(options) → Observable<ConntrackRecord>: an optional dump of the
+ * table, then the selected kernel events. Subscribers with the same config
+ * share one event socket (reference counted).
+ */
+import { Observable } from 'rxjs';
+import { FlowgrabError } from '../../errors.js';
+import { openNativeTransport } from '../../netlink/native.js';
+import type { TransportFactory } from '../../netlink/transport.js';
+import { SharedRegistry } from '../shared.js';
+import { ConntrackFeed } from './feed.js';
+import { type ConntrackConfig, ConntrackOptions, type ConntrackOptionsInput, feedKey } from './options.js';
+import type { ConntrackRecord } from './record.js';
+
+const feeds = new SharedRegistry<ConntrackFeed>((feed) => feed.close());
+
+/** How many subscribers share the feed for these options (0 when none is open): for tests and stats. */
+export function conntrackFeedRefs(options: ConntrackOptionsInput = {}): number {
+  return feeds.refs(feedKey(parseOptions(options)));
+}
+
+export function parseOptions(options: ConntrackOptionsInput): ConntrackConfig {
+  const { notices: _n, transport: _t, ...rest } = options;
+  const parsed = ConntrackOptions.safeParse(rest);
+  if (!parsed.success) {
+    const why = parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ');
+    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `conntrack options: ${why}`, { op: 'conntrack' });
+  }
+  return parsed.data;
+}
+
+/** Bad options throw here, at once, rather than on subscribe. */
+export function conntrack(options: ConntrackOptionsInput = {}): Observable<ConntrackRecord> {
+  const cfg = parseOptions(options);
+  return new Observable<ConntrackRecord>((sub) => {
+    const transport: TransportFactory = options.transport ?? openNativeTransport;
+    const lease = feeds.acquire(feedKey(cfg), () => new ConntrackFeed(cfg, transport));
+    const feed = lease.value;
+    const following = cfg.events.length > 0 || cfg.pollIntervalMs > 0;
+    // Events that arrive during our dump wait until it ends, so a DESTROY is never overtaken by its entry's dump record.
+    let held: ConntrackRecord[] | null = cfg.dump ? [] : null;
+    const recs = feed.records.subscribe({
+      next: (r) => (held ? held.push(r) : sub.next(r)),
+      error: (e) => sub.error(e),
+    });
+    const notes = options.notices ? feed.notices.subscribe((n) => options.notices?.next(n)) : undefined;
+    try {
+      feed.checkSysctls();
+    } catch (err) {
+      sub.error(err);
+    }
+    if (cfg.dump) {
+      feed.dump((r) => sub.next(r)).then(
+        () => {
+          const h = held ?? [];
+          held = null;
+          for (const r of h) sub.next(r);
+          if (!following) sub.complete();
+        },
+        (err) => sub.error(err),
+      );
+    } else if (!following) {
+      sub.complete();
+    }
+    return () => {
+      recs.unsubscribe();
+      notes?.unsubscribe();
+      lease.release();
+    };
+  });
+}

@@ -1,0 +1,4 @@
+export * from './conntrack/index.js';
+export { type NoticeObserver, publishNotice, type SourceNotice } from './notice.js';
+export { type Lease, SharedRegistry } from './shared.js';
+export { readSysctl, writeSysctl } from './sysctl.js';

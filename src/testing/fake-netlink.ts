@@ -1,0 +1,109 @@
+/**
+ * A fake kernel behind the RawTransport seam (STYLE.md §5): sources and
+ * sockets above the adapter run against it in unit tests exactly as against
+ * the real kernel. The test scripts the kernel's side: answers to requests,
+ * multicast events, drop counts.
+ */
+import { NLM_F_MULTI, NLMSG_DONE } from '../netlink/enums.js';
+import { encodeError, encodeMessage, type NetlinkMessage, splitMessages } from '../netlink/nlmsg.js';
+import type { RawTransport, TransportFactory, TransportHandlers, TransportOptions } from '../netlink/transport.js';
+
+export type RequestHandler = (req: NetlinkMessage, sock: FakeSocket) => Buffer[] | undefined;
+
+let nextPort = 0x7000_0000;
+
+export class FakeSocket implements RawTransport {
+  readonly port = nextPort++;
+  readonly groups = new Set<number>();
+  readonly sent: NetlinkMessage[] = [];
+  /** Set by the test: what `drops()` reports. */
+  dropCount = 0;
+  closed = false;
+  private handlers: TransportHandlers = { datagram: () => {}, error: () => {} };
+
+  constructor(
+    readonly kernel: FakeKernel,
+    readonly options: TransportOptions,
+  ) {}
+
+  setHandlers(h: TransportHandlers): void {
+    this.handlers = h;
+  }
+
+  send(buf: Buffer): void {
+    if (this.closed) throw new Error('fake socket closed');
+    for (const m of splitMessages(buf)) {
+      this.sent.push(m);
+      const replies = this.kernel.handler?.(m, this) ?? [];
+      for (const r of replies) this.deliver(r, 0);
+    }
+  }
+
+  /** Delivers a datagram on a later tick, as the kernel would. */
+  deliver(buf: Buffer, groups: number): void {
+    setImmediate(() => {
+      if (!this.closed) this.handlers.datagram(buf, groups);
+    });
+  }
+
+  /** Reports a receive error (e.g. ENOBUFS) to the socket's owner. */
+  fail(err: Error): void {
+    setImmediate(() => {
+      if (!this.closed) this.handlers.error(err);
+    });
+  }
+
+  addMembership(group: number): void {
+    this.groups.add(group);
+  }
+  dropMembership(group: number): void {
+    this.groups.delete(group);
+  }
+  drops(): number {
+    return this.dropCount;
+  }
+  recvBufferSize(): number {
+    return (this.options.recvBufferBytes ?? 212992) * 2;
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+export class FakeKernel {
+  readonly sockets: FakeSocket[] = [];
+  handler?: RequestHandler;
+
+  readonly transport: TransportFactory = (opts) => {
+    const s = new FakeSocket(this, opts);
+    this.sockets.push(s);
+    return s;
+  };
+
+  /** Sends a datagram to every open socket that joined `group` (1-based, as the kernel numbers them). */
+  multicast(group: number, datagram: Buffer): number {
+    let n = 0;
+    for (const s of this.sockets) {
+      if (s.closed || !s.groups.has(group)) continue;
+      s.deliver(datagram, 1 << (group - 1));
+      n++;
+    }
+    return n;
+  }
+
+  get openSockets(): FakeSocket[] {
+    return this.sockets.filter((s) => !s.closed);
+  }
+}
+
+/** One datagram holding a multipart reply to `req`: each payload as a message with NLM_F_MULTI, then NLMSG_DONE. */
+export function dumpReply(req: NetlinkMessage, type: number, payloads: Buffer[]): Buffer {
+  const msgs = payloads.map((p) => encodeMessage({ type, flags: NLM_F_MULTI, seq: req.seq, pid: 0 }, p));
+  msgs.push(encodeMessage({ type: NLMSG_DONE, flags: NLM_F_MULTI, seq: req.seq, pid: 0 }, Buffer.alloc(4)));
+  return Buffer.concat(msgs);
+}
+
+/** The NLMSG_ERROR answering `req`: an ACK with errno 0, a refusal otherwise. */
+export function ackReply(req: NetlinkMessage, errno = 0): Buffer {
+  return encodeError({ type: 0, flags: 0, seq: req.seq, pid: 0 }, errno, req);
+}

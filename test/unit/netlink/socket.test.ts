@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { FlowgrabError } from '../../../src/errors.js';
+import { NLM_F_DUMP, NLM_F_REQUEST } from '../../../src/netlink/enums.js';
+import { encodeMessage } from '../../../src/netlink/nlmsg.js';
+import { NetlinkOpError, NetlinkSocket } from '../../../src/netlink/socket.js';
+import { ackReply, dumpReply, FakeKernel } from '../../../src/testing/fake-netlink.js';
+
+const open = (k: FakeKernel) => NetlinkSocket.open({ protocol: 12 }, k.transport);
+
+describe('NetlinkSocket over the fake kernel', () => {
+  it('collects a multipart dump until NLMSG_DONE, matched by sequence number', async () => {
+    const k = new FakeKernel();
+    k.handler = (req) => [dumpReply(req, 0x100, [Buffer.from('a'), Buffer.from('bb')])];
+    const s = open(k);
+    const msgs = await s.request(0x101, NLM_F_DUMP, Buffer.alloc(4));
+    expect(msgs.map((m) => m.payload.toString())).toEqual(['a', 'bb']);
+    const sent = k.sockets[0].sent[0];
+    expect(sent.flags & NLM_F_REQUEST).toBeTruthy();
+    expect(sent.flags & NLM_F_DUMP).toBe(NLM_F_DUMP);
+    s.close();
+  });
+
+  it('turns NLMSG_ERROR into NetlinkOpError with op, errno and its name', async () => {
+    const k = new FakeKernel();
+    k.handler = (req) => [ackReply(req, 1)];
+    const s = open(k);
+    const err = await s.request(0x102, 0, Buffer.alloc(4), { op: 'ctnetlink delete' }).catch((e) => e);
+    expect(err).toBeInstanceOf(NetlinkOpError);
+    expect(err).toMatchObject({ op: 'ctnetlink delete', errno: 1, errnoName: 'EPERM', code: 'FG_ERR_PERMISSION' });
+    expect(err.message).toBe('ctnetlink delete: EPERM');
+    s.close();
+  });
+
+  it('resolves a plain request at its ACK', async () => {
+    const k = new FakeKernel();
+    k.handler = (req) => [ackReply(req, 0)];
+    const s = open(k);
+    await expect(s.request(0x401, 0, Buffer.alloc(4))).resolves.toEqual([]);
+    s.close();
+  });
+
+  it('times out when the kernel stays silent, and close() rejects pending requests', async () => {
+    const k = new FakeKernel();
+    const s = open(k);
+    const e1 = await s.request(1, 0, Buffer.alloc(0), { idleTimeoutMs: 20, op: 'x' }).catch((e) => e);
+    expect(e1).toMatchObject({ code: 'FG_ERR_TIMEOUT' });
+    const p = s.request(1, 0, Buffer.alloc(0));
+    s.close();
+    s.close(); // idempotent
+    await expect(p).rejects.toMatchObject({ code: 'FG_ERR_CLOSED' });
+    expect(k.sockets[0].closed).toBe(true);
+  });
+
+  it('routes unsolicited messages to event listeners; a throwing listener harms nobody', async () => {
+    const k = new FakeKernel();
+    const s = open(k);
+    s.joinGroup(1);
+    const got: number[] = [];
+    const errors: Error[] = [];
+    s.onEvent(() => {
+      throw new Error('boom');
+    });
+    s.onEvent((m, groups) => got.push(m.type, groups));
+    s.onError((e) => errors.push(e));
+    k.multicast(1, encodeMessage({ type: 0x100, flags: 0, seq: 0, pid: 0 }, Buffer.alloc(4)));
+    await new Promise((r) => setImmediate(r));
+    expect(got).toEqual([0x100, 1]);
+    expect(errors.map((e) => e.message)).toEqual(['boom']);
+    s.close();
+  });
+
+  it('reports a malformed datagram as an error and keeps going', async () => {
+    const k = new FakeKernel();
+    const s = open(k);
+    const errors: Error[] = [];
+    s.onError((e) => errors.push(e));
+    k.sockets[0].deliver(Buffer.from([1, 2, 3]), 0);
+    await new Promise((r) => setImmediate(r));
+    expect(errors[0]).toBeInstanceOf(FlowgrabError);
+    expect(errors[0]).toMatchObject({ code: 'FG_ERR_DECODE' });
+    s.close();
+  });
+});

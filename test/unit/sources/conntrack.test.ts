@@ -1,0 +1,146 @@
+import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import type { CtEntry } from '../../../src/netlink/conntrack/entry.js';
+import { encodeCtMessage } from '../../../src/netlink/conntrack/messages.js';
+import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.js';
+import type { SourceNotice } from '../../../src/sources/notice.js';
+import { conntrack, conntrackFeedRefs } from '../../../src/sources/conntrack/source.js';
+import { dumpReply, FakeKernel } from '../../../src/testing/fake-netlink.js';
+
+const entry = (id: number, packets = 1, dport = 80): CtEntry => ({
+  family: 2,
+  orig: { src: '10.0.0.2', dst: '10.0.0.9', protonum: 6, sport: 40000 + id, dport },
+  reply: { src: '10.0.0.9', dst: '10.0.0.2', protonum: 6, sport: dport, dport: 40000 + id },
+  status: 0xe,
+  id,
+  countersOrig: { packets, bytes: packets * 100 },
+  countersReply: { packets, bytes: packets * 50 },
+  tcp: { state: 3 },
+});
+
+function event(kind: 'new' | 'update' | 'destroy', e: CtEntry): Buffer {
+  const m = encodeCtMessage(kind, e);
+  return encodeMessage({ type: m.type, flags: m.flags, seq: 0, pid: 0 }, m.payload);
+}
+
+/** A fake kernel whose conntrack table is `table`: dumps answer with it. */
+function kernelWith(table: CtEntry[]): FakeKernel {
+  const k = new FakeKernel();
+  k.handler = (req: NetlinkMessage) => [dumpReply(req, 0x100, table.map((e) => encodeCtMessage('dump', e).payload))];
+  return k;
+}
+
+const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+
+describe('conntrack source (fake kernel)', () => {
+  it('dumps the table and completes when no events are asked for', async () => {
+    const k = kernelWith([entry(1), entry(2)]);
+    const recs = await lastValueFrom(conntrack({ dump: true, transport: k.transport }).pipe(toArray()));
+    expect(recs.map((r) => [r.type, r.id, r.orig.dport, r.state])).toEqual([
+      ['dump', 1, 80, 'ESTABLISHED'],
+      ['dump', 2, 80, 'ESTABLISHED'],
+    ]);
+    expect(k.openSockets).toHaveLength(0);
+  });
+
+  it('rejects bad options with a clear error', () => {
+    expect(() => conntrack({ events: ['nope' as 'new'] })).toThrow(/conntrack options: events\.0/);
+    expect(() => conntrack({ lossCheckMs: 1 })).toThrow(/lossCheckMs/);
+  });
+
+  it('holds events that arrive during the dump until it ends', async () => {
+    const k = kernelWith([entry(1)]);
+    const seen: string[] = [];
+    const sub = conntrack({ dump: true, events: ['new', 'destroy'], transport: k.transport }).subscribe((r) => seen.push(`${r.type}:${r.id}`));
+    k.multicast(3, event('destroy', entry(1, 5))); // races the dump reply
+    await tick(20);
+    expect(seen).toEqual(['dump:1', 'destroy:1']);
+    sub.unsubscribe();
+  });
+
+  it('shares one event socket between subscribers with the same config, and closes it after the last', async () => {
+    const k = kernelWith([]);
+    const opts = { events: ['new' as const], transport: k.transport };
+    const a: number[] = [];
+    const b: number[] = [];
+    const s1 = conntrack(opts).subscribe((r) => a.push(r.id));
+    const s2 = conntrack(opts).subscribe((r) => b.push(r.id));
+    expect(conntrackFeedRefs(opts)).toBe(2);
+    expect(k.openSockets).toHaveLength(1);
+    expect(k.openSockets[0].groups).toEqual(new Set([1]));
+    k.multicast(1, event('new', entry(7)));
+    await tick();
+    expect(a).toEqual([7]);
+    expect(b).toEqual([7]);
+    s1.unsubscribe();
+    expect(k.openSockets).toHaveLength(1);
+    s2.unsubscribe();
+    expect(k.openSockets).toHaveLength(0);
+    expect(conntrackFeedRefs(opts)).toBe(0);
+  });
+
+  it('filters events by family, zone and mark', async () => {
+    const k = kernelWith([]);
+    const got = firstValueFrom(conntrack({ events: ['new'], family: 'ipv4', mark: 0x10, transport: k.transport }));
+    k.multicast(1, event('new', { ...entry(1), mark: 0x20 }));
+    k.multicast(1, event('new', { ...entry(2), family: 10, orig: { ...entry(2).orig!, src: '::1', dst: '::2' }, mark: 0x10 }));
+    k.multicast(1, event('new', { ...entry(3), mark: 0x10 }));
+    expect((await got).id).toBe(3);
+  });
+
+  it('reports kernel loss with its count and resyncs: re-dumps and infers the destroys it missed', async () => {
+    const table = [entry(1), entry(2)];
+    const k = kernelWith(table);
+    const notices: SourceNotice[] = [];
+    const seen: string[] = [];
+    const sub = conntrack({ events: ['new', 'destroy'], lossCheckMs: 10, transport: k.transport, notices: { next: (n) => notices.push(n) } }).subscribe(
+      (r) => seen.push(`${r.type}:${r.id}${r.resync ? ':resync' : ''}`),
+    );
+    k.multicast(1, event('new', entry(1)));
+    k.multicast(1, event('new', entry(2)));
+    await tick();
+    // Entry 2 dies and 3 is born while the socket overflows: the kernel drops 2 messages.
+    table.splice(1, 1, entry(3));
+    k.openSockets[0].dropCount = 2;
+    await tick(60);
+    expect(notices.filter((n) => n.kind === 'loss')).toEqual([expect.objectContaining({ count: 2, where: 'kernel', source: 'conntrack' })]);
+    expect(notices.some((n) => n.kind === 'resync' && n.count === 2)).toBe(true);
+    expect(seen).toEqual(['new:1', 'new:2', 'dump:1:resync', 'dump:3:resync', 'destroy:2:resync']);
+    sub.unsubscribe();
+  });
+
+  it('emits counter deltas from periodic dumps without zeroing anything', async () => {
+    const table = [entry(1, 10)];
+    const k = kernelWith(table);
+    const recs = conntrack({ pollIntervalMs: 15, transport: k.transport }).pipe(take(2), toArray());
+    const p = lastValueFrom(recs);
+    await tick(20);
+    table[0] = entry(1, 25);
+    const [first, second] = await p;
+    expect(first.delta).toEqual({ orig: { packets: 10, bytes: 1000 }, reply: { packets: 10, bytes: 500 } });
+    expect(second).toMatchObject({ type: 'update', id: 1, delta: { orig: { packets: 15, bytes: 1500 } } });
+    // Only GET dumps went to the kernel: never GET_CTRZERO (type 0x103).
+    expect(k.sockets.flatMap((s) => s.sent.map((m) => m.type))).not.toContain(0x103);
+  });
+
+  it('gives a DESTROY the counter growth since the previous record of that entry', async () => {
+    const k = kernelWith([entry(4, 3)]);
+    const recs = lastValueFrom(conntrack({ dump: true, events: ['destroy'], transport: k.transport }).pipe(take(2), toArray()));
+    await tick(10);
+    k.multicast(3, event('destroy', entry(4, 8)));
+    const [, destroy] = await recs;
+    expect(destroy.delta).toEqual({ orig: { packets: 5, bytes: 500 }, reply: { packets: 5, bytes: 250 } });
+  });
+
+  it('counts an undecodable event as loss and keeps delivering', async () => {
+    const k = kernelWith([]);
+    const notices: SourceNotice[] = [];
+    const got = firstValueFrom(conntrack({ events: ['new'], transport: k.transport, notices: { next: (n) => notices.push(n) } }));
+    const bad = event('new', entry(1));
+    bad.writeUInt16LE(0xffff, 20); // first attribute's length now overruns the message
+    k.multicast(1, bad);
+    k.multicast(1, event('new', entry(2)));
+    expect((await got).id).toBe(2);
+    expect(notices).toEqual([expect.objectContaining({ kind: 'loss', where: 'decode', count: 1 })]);
+  });
+});
