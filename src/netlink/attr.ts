@@ -40,30 +40,30 @@ export function decodeAttrs(buf: Buffer, start = 0, end = buf.length, op = 'nlat
   return out;
 }
 
-function need(buf: Buffer, o: number, vEnd: number, size: number, op: string): void {
+function need(o: number, vEnd: number, size: number, op: string): void {
   if (vEnd - o - NLA_HDRLEN < size) throw new DecodeError(`attribute needs ${size} bytes`, o, op);
 }
 
 // Readers take the offset of the attribute header and the end of its value.
 export function beU8(buf: Buffer, o: number, vEnd: number, op: string): number {
-  need(buf, o, vEnd, 1, op);
+  need(o, vEnd, 1, op);
   return buf[o + NLA_HDRLEN];
 }
 export function beU16(buf: Buffer, o: number, vEnd: number, op: string): number {
-  need(buf, o, vEnd, 2, op);
+  need(o, vEnd, 2, op);
   return buf.readUInt16BE(o + NLA_HDRLEN);
 }
 export function beU32(buf: Buffer, o: number, vEnd: number, op: string): number {
-  need(buf, o, vEnd, 4, op);
+  need(o, vEnd, 4, op);
   return buf.readUInt32BE(o + NLA_HDRLEN);
 }
 /** u64 as a number: exact below 2^53, which packet and byte counters stay under in practice. */
 export function beU64(buf: Buffer, o: number, vEnd: number, op: string): number {
-  need(buf, o, vEnd, 8, op);
+  need(o, vEnd, 8, op);
   return buf.readUInt32BE(o + NLA_HDRLEN) * 0x1_0000_0000 + buf.readUInt32BE(o + NLA_HDRLEN + 4);
 }
 export function beU64Big(buf: Buffer, o: number, vEnd: number, op: string): bigint {
-  need(buf, o, vEnd, 8, op);
+  need(o, vEnd, 8, op);
   return buf.readBigUInt64BE(o + NLA_HDRLEN);
 }
 export function cString(buf: Buffer, o: number, vEnd: number): string {

@@ -108,7 +108,10 @@ export class NetlinkSocket {
         reject,
         idleMs,
         interrupted: false,
-        timer: setTimeout(() => this.finish(seq, new FlowgrabError('FG_ERR_TIMEOUT', `${op}: no reply in ${idleMs} ms`, { op })), idleMs),
+        timer: setTimeout(
+          () => this.finish(seq, new FlowgrabError('FG_ERR_TIMEOUT', `${op}: no reply in ${idleMs} ms`, { op })),
+          idleMs,
+        ),
       };
       this.pending.set(seq, p);
       try {
@@ -229,7 +232,8 @@ export class NetlinkSocket {
     if (m.type === NLMSG_DONE) {
       const errno = m.payload.length >= 4 ? -m.payload.readInt32LE(0) : 0;
       if (errno > 0) this.finish(seq, new NetlinkOpError(p.op, errno, seq));
-      else if (p.interrupted) this.finish(seq, new NetlinkOpError(`${p.op} (interrupted: table changed, retry)`, 4, seq));
+      else if (p.interrupted)
+        this.finish(seq, new NetlinkOpError(`${p.op} (interrupted: table changed, retry)`, 4, seq));
       else this.finish(seq);
       return;
     }

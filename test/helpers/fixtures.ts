@@ -18,7 +18,8 @@ export function loadFixture(name: string): Fixture {
 export function fixtureMessages(name: string, subsys?: number): NetlinkMessage[] {
   const out: NetlinkMessage[] = [];
   for (const d of loadFixture(name).datagrams) {
-    for (const m of splitMessages(Buffer.from(d.hex, 'hex'))) if (subsys === undefined || m.type >> 8 === subsys) out.push(m);
+    for (const m of splitMessages(Buffer.from(d.hex, 'hex')))
+      if (subsys === undefined || m.type >> 8 === subsys) out.push(m);
   }
   return out;
 }

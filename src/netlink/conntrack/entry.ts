@@ -98,7 +98,11 @@ function decodeProtoinfo(e: CtEntry, buf: Buffer, start: number, end: number): v
   for (let o = start; o < end; o = nextAttr(buf, o)) {
     const vEnd = attrValueEnd(buf, o, end, OP);
     if (attrType(buf, o) !== C.CTA_PROTOINFO_TCP) {
-      (e.protoinfoRaw ??= []).push({ type: attrType(buf, o), nested: attrNested(buf, o), value: buf.subarray(o + 4, vEnd) });
+      (e.protoinfoRaw ??= []).push({
+        type: attrType(buf, o),
+        nested: attrNested(buf, o),
+        value: buf.subarray(o + 4, vEnd),
+      });
       continue;
     }
     const tcp: CtTcpInfo = { state: 0 };
@@ -244,8 +248,10 @@ function encodeProtoinfo(p: AttrWriter, e: CtEntry): void {
       t.u8(C.CTA_PROTOINFO_TCP_STATE, tcp.state);
       if (tcp.wscaleOrig !== undefined) t.u8(C.CTA_PROTOINFO_TCP_WSCALE_ORIGINAL, tcp.wscaleOrig);
       if (tcp.wscaleReply !== undefined) t.u8(C.CTA_PROTOINFO_TCP_WSCALE_REPLY, tcp.wscaleReply);
-      if (tcp.flagsOrig) t.bytes(C.CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, Buffer.from([tcp.flagsOrig.flags, tcp.flagsOrig.mask]));
-      if (tcp.flagsReply) t.bytes(C.CTA_PROTOINFO_TCP_FLAGS_REPLY, Buffer.from([tcp.flagsReply.flags, tcp.flagsReply.mask]));
+      if (tcp.flagsOrig)
+        t.bytes(C.CTA_PROTOINFO_TCP_FLAGS_ORIGINAL, Buffer.from([tcp.flagsOrig.flags, tcp.flagsOrig.mask]));
+      if (tcp.flagsReply)
+        t.bytes(C.CTA_PROTOINFO_TCP_FLAGS_REPLY, Buffer.from([tcp.flagsReply.flags, tcp.flagsReply.mask]));
     });
   }
   for (const a of e.protoinfoRaw ?? []) p.raw(a);

@@ -2,11 +2,19 @@
 import { DecodeError } from '../../errors.js';
 import { AttrWriter } from '../attr.js';
 import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_MULTI } from '../enums.js';
-import { decodeNfGenMsg, NFGENMSG_LEN, NFNL_SUBSYS_CTNETLINK, nfMsg, nfPayload, nfSubsys, nfType } from '../nfnetlink.js';
+import {
+  decodeNfGenMsg,
+  NFGENMSG_LEN,
+  NFNL_SUBSYS_CTNETLINK,
+  nfMsg,
+  nfPayload,
+  nfSubsys,
+  nfType,
+} from '../nfnetlink.js';
 import type { NetlinkMessage } from '../nlmsg.js';
 import { type CtEntry, decodeCtEntry, encodeCtEntry } from './entry.js';
 import * as C from './enums.js';
-import { encodeTuple, type CtTuple } from './tuple.js';
+import { type CtTuple, encodeTuple } from './tuple.js';
 
 export type CtMessageKind = 'dump' | 'new' | 'update' | 'destroy';
 
@@ -21,18 +29,21 @@ export interface CtMessage {
  * NLM_F_MULTI (kernel-notes §2).
  */
 export function decodeCtMessage(m: NetlinkMessage): CtMessage {
+  const kind = ctMessageKind(m);
+  const g = decodeNfGenMsg(m.payload);
+  return { kind, entry: decodeCtEntry(m.payload, NFGENMSG_LEN, m.payload.length, g.family) };
+}
+
+/** What a ctnetlink message reports, from its type and flags alone. */
+export function ctMessageKind(m: { type: number; flags: number }): CtMessageKind {
   if (nfSubsys(m.type) !== NFNL_SUBSYS_CTNETLINK) {
     throw new DecodeError(`message type 0x${m.type.toString(16)} is not ctnetlink`, 0, 'ctnetlink');
   }
-  const g = decodeNfGenMsg(m.payload);
-  const entry = decodeCtEntry(m.payload, NFGENMSG_LEN, m.payload.length, g.family);
   const msg = nfMsg(m.type);
-  let kind: CtMessageKind;
-  if (msg === C.IPCTNL_MSG_CT_DELETE) kind = 'destroy';
-  else if (msg !== C.IPCTNL_MSG_CT_NEW) throw new DecodeError(`unexpected ctnetlink message ${msg}`, 0, 'ctnetlink');
-  else if (m.flags & NLM_F_MULTI) kind = 'dump';
-  else kind = m.flags & NLM_F_CREATE ? 'new' : 'update';
-  return { kind, entry };
+  if (msg === C.IPCTNL_MSG_CT_DELETE) return 'destroy';
+  if (msg !== C.IPCTNL_MSG_CT_NEW) throw new DecodeError(`unexpected ctnetlink message ${msg}`, 0, 'ctnetlink');
+  if (m.flags & NLM_F_MULTI) return 'dump';
+  return m.flags & NLM_F_CREATE ? 'new' : 'update';
 }
 
 /** Encodes an entry as the kernel would send it for `kind` (for tests, fakes and replay). */
@@ -57,7 +68,10 @@ export function ctDumpRequest(f: CtDumpFilter = {}): { type: number; payload: Bu
     w.u32be(C.CTA_MARK_MASK, f.markMask ?? 0xffffffff);
   }
   if (f.zone !== undefined) w.u16be(C.CTA_ZONE, f.zone);
-  return { type: nfType(NFNL_SUBSYS_CTNETLINK, C.IPCTNL_MSG_CT_GET), payload: nfPayload(f.family ?? 0, 0, w.toBuffer()) };
+  return {
+    type: nfType(NFNL_SUBSYS_CTNETLINK, C.IPCTNL_MSG_CT_GET),
+    payload: nfPayload(f.family ?? 0, 0, w.toBuffer()),
+  };
 }
 
 /** Payload of a CT_DELETE for one entry, by its original tuple (and id when known, to hit exactly that entry). */

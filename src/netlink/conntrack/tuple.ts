@@ -1,6 +1,6 @@
 /** CTA_TUPLE_* codec: addresses, protocol, ports or ICMP id/type/code, tuple zone. */
 import { DecodeError } from '../../errors.js';
-import { AttrWriter, attrNested, attrType, attrValueEnd, beU8, beU16, nextAttr, type RawAttr } from '../attr.js';
+import { type AttrWriter, attrNested, attrType, attrValueEnd, beU8, beU16, nextAttr, type RawAttr } from '../attr.js';
 import { NLA_HDRLEN } from '../enums.js';
 import { formatIP, parseIP } from '../ip.js';
 import {

@@ -35,8 +35,14 @@ async function deleteEntries(sock: NetlinkSocket, entries: CtEntry[]): Promise<n
 }
 
 /** Deletes every entry for which `match` is true; resolves with how many were deleted. */
-export async function deleteConntrack(match: (r: ConntrackRecord) => boolean, opts: DeleteOptions = {}): Promise<number> {
-  const sock = NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns: opts.netns }, opts.transport ?? openNativeTransport);
+export async function deleteConntrack(
+  match: (r: ConntrackRecord) => boolean,
+  opts: DeleteOptions = {},
+): Promise<number> {
+  const sock = NetlinkSocket.open(
+    { protocol: NETLINK_NETFILTER, netns: opts.netns },
+    opts.transport ?? openNativeTransport,
+  );
   try {
     const doomed: CtEntry[] = [];
     const req = ctDumpRequest();
@@ -59,12 +65,20 @@ export async function deleteConntrack(match: (r: ConntrackRecord) => boolean, op
 }
 
 /** Deletes the entry whose original tuple is `orig`; resolves with 1, or 0 when there was none. */
-export async function deleteConntrackTuple(orig: CtTuple, opts: DeleteOptions & { zone?: number } = {}): Promise<number> {
+export async function deleteConntrackTuple(
+  orig: CtTuple,
+  opts: DeleteOptions & { zone?: number } = {},
+): Promise<number> {
   const fam = ipFamily(orig.src);
   if (!fam || fam !== ipFamily(orig.dst)) {
-    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `bad tuple addresses ${orig.src} → ${orig.dst}`, { op: 'delete' });
+    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `bad tuple addresses ${orig.src} → ${orig.dst}`, {
+      op: 'delete',
+    });
   }
-  const sock = NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns: opts.netns }, opts.transport ?? openNativeTransport);
+  const sock = NetlinkSocket.open(
+    { protocol: NETLINK_NETFILTER, netns: opts.netns },
+    opts.transport ?? openNativeTransport,
+  );
   try {
     return await deleteEntries(sock, [{ family: fam === 4 ? 2 : 10, orig, zone: opts.zone }]);
   } finally {

@@ -1,10 +1,10 @@
 /** A conntrack table dump on a request socket, decoded record by record as datagrams arrive. */
-import type { CtEntry } from '../../netlink/conntrack/entry.js';
-import { ctDumpRequest, decodeCtMessage } from '../../netlink/conntrack/messages.js';
+import { ctDumpRequest } from '../../netlink/conntrack/messages.js';
 import { NLM_F_DUMP } from '../../netlink/enums.js';
 import type { NetlinkSocket } from '../../netlink/socket.js';
+import { conntrackRecordFromMessage } from './decode.js';
 import type { ConntrackConfig } from './options.js';
-import { type ConntrackRecord, toConntrackRecord } from './record.js';
+import type { ConntrackRecord } from './record.js';
 
 const FAMILY = { all: 0, ipv4: 2, ipv6: 10 } as const;
 
@@ -20,16 +20,16 @@ export async function runDump(
   await sock.request(req.type, NLM_F_DUMP, req.payload, {
     op: 'ctnetlink dump',
     onMessage: (m) => {
-      let entry: CtEntry;
+      let r: ConntrackRecord;
       try {
-        entry = decodeCtMessage(m).entry;
+        r = conntrackRecordFromMessage(m, Date.now(), cfg.netns);
       } catch (err) {
         onBad(err as Error);
         return;
       }
       // Older kernels ignore the zone filter: check it here as well.
-      if (cfg.zone !== undefined && (entry.zone ?? 0) !== cfg.zone) return;
-      emit(toConntrackRecord('dump', entry, Date.now(), cfg.netns));
+      if (cfg.zone !== undefined && (r.zone ?? 0) !== cfg.zone) return;
+      emit(r);
       n++;
     },
   });

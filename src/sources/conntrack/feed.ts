@@ -3,20 +3,24 @@
  * detection with resync, and delta polling. Subscribers (source.ts) share it
  * through a reference-counted registry; each gets its own initial dump.
  */
-import { Subject } from 'rxjs';
+
 import { FlowgrabError } from '../../errors.js';
-import { decodeCtMessage } from '../../netlink/conntrack/messages.js';
-import type { CtEntry } from '../../netlink/conntrack/entry.js';
-import { NFNLGRP_CONNTRACK_DESTROY, NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE } from '../../netlink/conntrack/enums.js';
+import {
+  NFNLGRP_CONNTRACK_DESTROY,
+  NFNLGRP_CONNTRACK_NEW,
+  NFNLGRP_CONNTRACK_UPDATE,
+} from '../../netlink/conntrack/enums.js';
 import { NETLINK_NETFILTER } from '../../netlink/enums.js';
 import type { NetlinkMessage } from '../../netlink/nlmsg.js';
 import { NetlinkSocket } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
+import { Subject } from '../../rx.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
 import { readSysctl, writeSysctl } from '../sysctl.js';
+import { conntrackRecordFromMessage } from './decode.js';
 import { runDump } from './dump.js';
 import type { ConntrackConfig } from './options.js';
-import { type ConntrackRecord, type Counters, toConntrackRecord } from './record.js';
+import type { ConntrackRecord, Counters } from './record.js';
 
 const GROUPS = { new: NFNLGRP_CONNTRACK_NEW, update: NFNLGRP_CONNTRACK_UPDATE, destroy: NFNLGRP_CONNTRACK_DESTROY };
 
@@ -55,7 +59,10 @@ export class ConntrackFeed {
     private readonly transport: TransportFactory,
   ) {
     if (cfg.events.length > 0) {
-      const s = NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns: cfg.netns, recvBufferBytes: cfg.recvBufferBytes }, transport);
+      const s = NetlinkSocket.open(
+        { protocol: NETLINK_NETFILTER, netns: cfg.netns, recvBufferBytes: cfg.recvBufferBytes },
+        transport,
+      );
       this.events = s;
       s.onEvent((m) => this.onEvent(m));
       s.onError((err) => this.notice({ kind: 'warning', message: `event socket: ${err.message}` }));
@@ -63,7 +70,10 @@ export class ConntrackFeed {
         for (const ev of cfg.events) s.joinGroup(GROUPS[ev]);
       } catch (err) {
         s.close();
-        throw new FlowgrabError('FG_ERR_NETLINK', `joining conntrack event groups: ${(err as Error).message}`, { op: 'bind', cause: err });
+        throw new FlowgrabError('FG_ERR_NETLINK', `joining conntrack event groups: ${(err as Error).message}`, {
+          op: 'bind',
+          cause: err,
+        });
       }
       this.timers.push(setInterval(() => this.checkLoss(), cfg.lossCheckMs));
     }
@@ -92,14 +102,23 @@ export class ConntrackFeed {
       for (const key of ['net.netfilter.nf_conntrack_acct', 'net.netfilter.nf_conntrack_timestamp']) {
         if (readSysctl(key, ns) !== '1') writeSysctl(key, '1', ns);
       }
-    } else if (readSysctl('net.netfilter.nf_conntrack_acct', ns) === '0' && (this.cfg.pollIntervalMs > 0 || this.cfg.dump)) {
-      this.notice({ kind: 'warning', message: 'nf_conntrack_acct=0: entries carry no packet/byte counters (use setAccounting / --accounting)' });
+    } else if (
+      readSysctl('net.netfilter.nf_conntrack_acct', ns) === '0' &&
+      (this.cfg.pollIntervalMs > 0 || this.cfg.dump)
+    ) {
+      this.notice({
+        kind: 'warning',
+        message: 'nf_conntrack_acct=0: entries carry no packet/byte counters (use setAccounting / --accounting)',
+      });
     }
   }
 
   /** Dumps the table through the shared dump socket, emitting records to `emit`. Resolves with the count. */
   dump(emit: (r: ConntrackRecord) => void): Promise<number> {
-    this.dumper ??= NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns: this.cfg.netns, recvBufferBytes: 1 << 20 }, this.transport);
+    this.dumper ??= NetlinkSocket.open(
+      { protocol: NETLINK_NETFILTER, netns: this.cfg.netns, recvBufferBytes: 1 << 20 },
+      this.transport,
+    );
     return runDump(
       this.dumper,
       this.cfg,
@@ -132,21 +151,19 @@ export class ConntrackFeed {
     this.notice({ kind: 'loss', where: 'decode', count: 1, message: `undecodable conntrack entry: ${err.message}` });
   }
 
-  private accepts(e: CtEntry): boolean {
+  private accepts(r: ConntrackRecord): boolean {
     const c = this.cfg;
-    if (c.family === 'ipv4' && e.family !== 2) return false;
-    if (c.family === 'ipv6' && e.family !== 10) return false;
-    if (c.zone !== undefined && (e.zone ?? 0) !== c.zone) return false;
-    if (c.mark !== undefined && ((e.mark ?? 0) & (c.markMask ?? 0xffffffff)) !== c.mark) return false;
+    if (c.family !== 'all' && r.family !== c.family) return false;
+    if (c.zone !== undefined && (r.zone ?? 0) !== c.zone) return false;
+    if (c.mark !== undefined && ((r.mark ?? 0) & (c.markMask ?? 0xffffffff)) !== c.mark) return false;
     return true;
   }
 
   private onEvent(m: NetlinkMessage): void {
     let rec: ConntrackRecord;
     try {
-      const { kind, entry } = decodeCtMessage(m);
-      if (kind === 'dump' || !this.accepts(entry)) return;
-      rec = toConntrackRecord(kind, entry, Date.now(), this.cfg.netns);
+      rec = conntrackRecordFromMessage(m, Date.now(), this.cfg.netns);
+      if (rec.type === 'dump' || !this.accepts(rec)) return;
     } catch (err) {
       this.badEntry(err as Error);
       return;
@@ -184,7 +201,12 @@ export class ConntrackFeed {
     if (drops <= this.lastDrops) return;
     const lost = drops - this.lastDrops;
     this.lastDrops = drops;
-    this.notice({ kind: 'loss', where: 'kernel', count: lost, message: `kernel dropped ${lost} conntrack events (receive buffer full); resyncing` });
+    this.notice({
+      kind: 'loss',
+      where: 'kernel',
+      count: lost,
+      message: `kernel dropped ${lost} conntrack events (receive buffer full); resyncing`,
+    });
     void this.resync();
   }
 
@@ -230,17 +252,25 @@ export class ConntrackFeed {
     this.polling = true;
     const seen = new Set<number>();
     try {
-      this.dumper ??= NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns: this.cfg.netns, recvBufferBytes: 1 << 20 }, this.transport);
-      await runDump(this.dumper, this.cfg, (r) => {
-        seen.add(r.id);
-        const prev = this.live.get(r.id);
-        const o = counters(r.orig);
-        const rp = counters(r.reply);
-        const delta = { orig: growth(o, prev?.orig), reply: growth(rp, prev?.reply) };
-        this.live.set(r.id, { rec: { ...r, type: 'update' }, orig: o, reply: rp });
-        if (prev && delta.orig.packets === 0 && delta.reply.packets === 0) return;
-        this.records.next({ ...r, type: 'update', delta });
-      }, (err) => this.badEntry(err));
+      this.dumper ??= NetlinkSocket.open(
+        { protocol: NETLINK_NETFILTER, netns: this.cfg.netns, recvBufferBytes: 1 << 20 },
+        this.transport,
+      );
+      await runDump(
+        this.dumper,
+        this.cfg,
+        (r) => {
+          seen.add(r.id);
+          const prev = this.live.get(r.id);
+          const o = counters(r.orig);
+          const rp = counters(r.reply);
+          const delta = { orig: growth(o, prev?.orig), reply: growth(rp, prev?.reply) };
+          this.live.set(r.id, { rec: { ...r, type: 'update' }, orig: o, reply: rp });
+          if (prev && delta.orig.packets === 0 && delta.reply.packets === 0) return;
+          this.records.next({ ...r, type: 'update', delta });
+        },
+        (err) => this.badEntry(err),
+      );
       // Without destroy events nobody else says an entry is gone.
       if (!this.cfg.events.includes('destroy')) {
         const now = Date.now();

@@ -1,43 +1,72 @@
-/** Options of the conntrack source, validated by zod. */
-import { z } from 'zod';
+/** Options of the conntrack source. */
 import type { TransportFactory } from '../../netlink/transport.js';
 import type { NoticeObserver } from '../notice.js';
+import { bool, int, listOf, NETNS_NAME, oneOf, validateOptions } from '../options.js';
 
-export const CtEventName = z.enum(['new', 'update', 'destroy']);
-export type CtEventName = z.infer<typeof CtEventName>;
+export type CtEventName = 'new' | 'update' | 'destroy';
+export const CT_EVENT_NAMES: readonly CtEventName[] = ['new', 'update', 'destroy'];
 
-export const ConntrackOptions = z
-  .object({
-    /** Emit the current table first (records of type `dump`). */
-    dump: z.boolean().default(false),
-    /** Kernel events to follow; none means the source completes after the dump. */
-    events: z.array(CtEventName).default([]),
-    family: z.enum(['ipv4', 'ipv6', 'all']).default('all'),
-    zone: z.number().int().min(0).max(65535).optional(),
-    mark: z.number().int().min(0).max(0xffffffff).optional(),
-    markMask: z.number().int().min(0).max(0xffffffff).optional(),
-    /** Watch this network namespace (/run/netns/NAME) instead of the process's own. */
-    netns: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
-    /** Dump every so often and emit `update` records carrying counter deltas (0 = off). */
-    pollIntervalMs: z.number().int().min(0).default(0),
-    /** Receive buffer of the event socket; larger buffers ride out longer stalls. */
-    recvBufferBytes: z.number().int().min(4096).default(16 << 20),
-    /** How often the kernel's drop counter is read; loss triggers a resync dump. */
-    lossCheckMs: z.number().int().min(10).default(200),
-    /** Set nf_conntrack_events=1 so flows created while nobody listened still report DESTROY. */
-    setEventsSysctl: z.boolean().default(false),
-    /** Set nf_conntrack_acct=1 (and timestamps) so new flows carry counters. */
-    setAccounting: z.boolean().default(false),
-  })
-  .strict();
+export interface ConntrackConfig {
+  /** Emit the current table first (records of type `dump`). */
+  dump: boolean;
+  /** Kernel events to follow; none (and no polling) means the source completes after the dump. */
+  events: CtEventName[];
+  family: 'ipv4' | 'ipv6' | 'all';
+  zone?: number;
+  mark?: number;
+  markMask?: number;
+  /** Watch this network namespace (/run/netns/NAME) instead of the process's own. */
+  netns?: string;
+  /** Dump every so often and emit `update` records carrying counter deltas (0 = off). */
+  pollIntervalMs: number;
+  /** Receive buffer of the event socket; larger buffers ride out longer stalls. */
+  recvBufferBytes: number;
+  /** How often the kernel's drop counter is read; loss triggers a resync dump. */
+  lossCheckMs: number;
+  /** Set nf_conntrack_events=1 so flows created while nobody listened still report DESTROY. */
+  setEventsSysctl: boolean;
+  /** Set nf_conntrack_acct=1 (and timestamps) so new flows carry counters. */
+  setAccounting: boolean;
+}
 
-export type ConntrackOptionsInput = z.input<typeof ConntrackOptions> & {
+export type ConntrackOptionsInput = Partial<ConntrackConfig> & {
   /** Where loss, resync and warning notices go (also published on `flowgrab:notice`). */
   notices?: NoticeObserver;
   /** The kernel seam; tests pass the fake from `flowgrab/testing`. */
   transport?: TransportFactory;
 };
-export type ConntrackConfig = z.output<typeof ConntrackOptions>;
+
+const SPEC = {
+  dump: bool,
+  events: listOf(oneOf(...CT_EVENT_NAMES)),
+  family: oneOf('ipv4', 'ipv6', 'all'),
+  zone: int(0, 65535),
+  mark: int(0, 0xffffffff),
+  markMask: int(0, 0xffffffff),
+  netns: NETNS_NAME,
+  pollIntervalMs: int(0),
+  recvBufferBytes: int(4096),
+  lossCheckMs: int(10),
+  setEventsSysctl: bool,
+  setAccounting: bool,
+};
+
+const DEFAULTS: ConntrackConfig = {
+  dump: false,
+  events: [],
+  family: 'all',
+  pollIntervalMs: 0,
+  recvBufferBytes: 16 << 20,
+  lossCheckMs: 200,
+  setEventsSysctl: false,
+  setAccounting: false,
+};
+
+/** Validates options (every issue at once) and fills in the defaults. */
+export function parseConntrackOptions(options: ConntrackOptionsInput): ConntrackConfig {
+  const { notices: _n, transport: _t, ...rest } = options;
+  return validateOptions<ConntrackConfig>('conntrack', rest, SPEC, DEFAULTS);
+}
 
 /** The part of the config that decides which shared socket serves a subscriber. */
 export function feedKey(c: ConntrackConfig): string {

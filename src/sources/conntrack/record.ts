@@ -4,9 +4,10 @@
  */
 import { z } from 'zod';
 import type { CtEntry } from '../../netlink/conntrack/entry.js';
+import { PROTO_NAMES, TCP_CONNTRACK_STATES } from '../../netlink/conntrack/enums.js';
 import type { CtTuple } from '../../netlink/conntrack/tuple.js';
-import { IPS_STATUS_BITS, PROTO_NAMES, TCP_CONNTRACK_STATES } from '../../netlink/conntrack/enums.js';
 import { AF_INET6 } from '../../netlink/nfnetlink.js';
+import { statusNames } from './status.js';
 
 export const Counters = z.object({ packets: z.number().int().nonnegative(), bytes: z.number().int().nonnegative() });
 export type Counters = z.infer<typeof Counters>;
@@ -56,12 +57,6 @@ export const ConntrackRecord = z.object({
 });
 export type ConntrackRecord = z.infer<typeof ConntrackRecord>;
 export type ConntrackRecordType = ConntrackRecord['type'];
-
-export function statusNames(status: number): string[] {
-  const out: string[] = [];
-  for (const [bit, name] of IPS_STATUS_BITS) if (status & bit) out.push(name);
-  return out;
-}
 
 const nsToMs = (ns: bigint): number => Number(ns / 1_000_000n);
 

@@ -3,35 +3,25 @@
  * table, then the selected kernel events. Subscribers with the same config
  * share one event socket (reference counted).
  */
-import { Observable } from 'rxjs';
-import { FlowgrabError } from '../../errors.js';
+
 import { openNativeTransport } from '../../netlink/native.js';
 import type { TransportFactory } from '../../netlink/transport.js';
+import { Observable } from '../../rx.js';
 import { SharedRegistry } from '../shared.js';
 import { ConntrackFeed } from './feed.js';
-import { type ConntrackConfig, ConntrackOptions, type ConntrackOptionsInput, feedKey } from './options.js';
+import { type ConntrackOptionsInput, feedKey, parseConntrackOptions } from './options.js';
 import type { ConntrackRecord } from './record.js';
 
 const feeds = new SharedRegistry<ConntrackFeed>((feed) => feed.close());
 
 /** How many subscribers share the feed for these options (0 when none is open): for tests and stats. */
 export function conntrackFeedRefs(options: ConntrackOptionsInput = {}): number {
-  return feeds.refs(feedKey(parseOptions(options)));
-}
-
-export function parseOptions(options: ConntrackOptionsInput): ConntrackConfig {
-  const { notices: _n, transport: _t, ...rest } = options;
-  const parsed = ConntrackOptions.safeParse(rest);
-  if (!parsed.success) {
-    const why = parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ');
-    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `conntrack options: ${why}`, { op: 'conntrack' });
-  }
-  return parsed.data;
+  return feeds.refs(feedKey(parseConntrackOptions(options)));
 }
 
 /** Bad options throw here, at once, rather than on subscribe. */
 export function conntrack(options: ConntrackOptionsInput = {}): Observable<ConntrackRecord> {
-  const cfg = parseOptions(options);
+  const cfg = parseConntrackOptions(options);
   return new Observable<ConntrackRecord>((sub) => {
     const transport: TransportFactory = options.transport ?? openNativeTransport;
     const lease = feeds.acquire(feedKey(cfg), () => new ConntrackFeed(cfg, transport));
@@ -50,15 +40,17 @@ export function conntrack(options: ConntrackOptionsInput = {}): Observable<Connt
       sub.error(err);
     }
     if (cfg.dump) {
-      feed.dump((r) => sub.next(r)).then(
-        () => {
-          const h = held ?? [];
-          held = null;
-          for (const r of h) sub.next(r);
-          if (!following) sub.complete();
-        },
-        (err) => sub.error(err),
-      );
+      feed
+        .dump((r) => sub.next(r))
+        .then(
+          () => {
+            const h = held ?? [];
+            held = null;
+            for (const r of h) sub.next(r);
+            if (!following) sub.complete();
+          },
+          (err) => sub.error(err),
+        );
     } else if (!following) {
       sub.complete();
     }

@@ -61,7 +61,9 @@ describe('ctnetlink golden bytes (captured from the real kernel)', () => {
       else expect(k.entry.countersOrig).toBeUndefined(); // NEW/UPDATE carry no counters (kernel-notes §2)
       expect(k.entry.timestampEvent).toBeDefined();
     }
-    const tcpStates = kinds.filter((k) => k.entry.orig?.protonum === 6 && k.entry.family === 2).map((k) => k.entry.tcp?.state);
+    const tcpStates = kinds
+      .filter((k) => k.entry.orig?.protonum === 6 && k.entry.family === 2)
+      .map((k) => k.entry.tcp?.state);
     expect(tcpStates.slice(0, 3)).toEqual([1, 2, 3]); // SYN_SENT, SYN_RECV, ESTABLISHED
   });
 

@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { formatIPv6, parseIP } from '../../../src/netlink/ip.js';
 
 // The WHATWG URL parser serialises IPv6 hosts in RFC 5952 form: an independent reference.
-const reference = (b: Buffer) => new URL(`http://[${[...Array(8).keys()].map((i) => b.readUInt16BE(2 * i).toString(16)).join(':')}]/`).hostname.slice(1, -1);
+const reference = (b: Buffer) =>
+  new URL(`http://[${[...Array(8).keys()].map((i) => b.readUInt16BE(2 * i).toString(16)).join(':')}]/`).hostname.slice(
+    1,
+    -1,
+  );
 
 describe('IP text', () => {
   it('formats IPv6 as RFC 5952 does', () => {
@@ -14,11 +18,14 @@ describe('IP text', () => {
   });
 
   it('agrees with the URL parser on random addresses and round-trips', () => {
-    const groups = fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 });
+    const groups = fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), {
+      minLength: 8,
+      maxLength: 8,
+    });
     fc.assert(
       fc.property(groups, (g) => {
         const b = Buffer.alloc(16);
-        g.forEach((x, i) => b.writeUInt16BE(x, 2 * i));
+        for (const [i, x] of g.entries()) b.writeUInt16BE(x, 2 * i);
         if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return; // mapped form differs by design
         const text = formatIPv6(b, 0);
         expect(text).toBe(reference(b));

@@ -51,7 +51,13 @@ describe('nlmsghdr framing', () => {
 
 describe('attributes', () => {
   it('writes big-endian values with host-order headers and padding, and reads them back', () => {
-    const buf = new AttrWriter().u8(1, 7).u16be(2, 0x1234).u32be(3, 0xdeadbeef).u64be(4, 2n ** 40n).string(5, 'ab').toBuffer();
+    const buf = new AttrWriter()
+      .u8(1, 7)
+      .u16be(2, 0x1234)
+      .u32be(3, 0xdeadbeef)
+      .u64be(4, 2n ** 40n)
+      .string(5, 'ab')
+      .toBuffer();
     const attrs = decodeAttrs(buf);
     expect(attrs.map((a) => a.type)).toEqual([1, 2, 3, 4, 5]);
     expect(attrs[1].value.readUInt16BE(0)).toBe(0x1234);

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import type { CtEntry } from '../../../src/netlink/conntrack/entry.js';
 import { encodeCtMessage } from '../../../src/netlink/conntrack/messages.js';
 import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.js';
-import type { SourceNotice } from '../../../src/sources/notice.js';
 import { conntrack, conntrackFeedRefs } from '../../../src/sources/conntrack/source.js';
+import type { SourceNotice } from '../../../src/sources/notice.js';
 import { dumpReply, FakeKernel } from '../../../src/testing/fake-netlink.js';
 
 const entry = (id: number, packets = 1, dport = 80): CtEntry => ({
@@ -26,7 +26,13 @@ function event(kind: 'new' | 'update' | 'destroy', e: CtEntry): Buffer {
 /** A fake kernel whose conntrack table is `table`: dumps answer with it. */
 function kernelWith(table: CtEntry[]): FakeKernel {
   const k = new FakeKernel();
-  k.handler = (req: NetlinkMessage) => [dumpReply(req, 0x100, table.map((e) => encodeCtMessage('dump', e).payload))];
+  k.handler = (req: NetlinkMessage) => [
+    dumpReply(
+      req,
+      0x100,
+      table.map((e) => encodeCtMessage('dump', e).payload),
+    ),
+  ];
   return k;
 }
 
@@ -51,7 +57,9 @@ describe('conntrack source (fake kernel)', () => {
   it('holds events that arrive during the dump until it ends', async () => {
     const k = kernelWith([entry(1)]);
     const seen: string[] = [];
-    const sub = conntrack({ dump: true, events: ['new', 'destroy'], transport: k.transport }).subscribe((r) => seen.push(`${r.type}:${r.id}`));
+    const sub = conntrack({ dump: true, events: ['new', 'destroy'], transport: k.transport }).subscribe((r) =>
+      seen.push(`${r.type}:${r.id}`),
+    );
     k.multicast(3, event('destroy', entry(1, 5))); // races the dump reply
     await tick(20);
     expect(seen).toEqual(['dump:1', 'destroy:1']);
@@ -83,7 +91,10 @@ describe('conntrack source (fake kernel)', () => {
     const k = kernelWith([]);
     const got = firstValueFrom(conntrack({ events: ['new'], family: 'ipv4', mark: 0x10, transport: k.transport }));
     k.multicast(1, event('new', { ...entry(1), mark: 0x20 }));
-    k.multicast(1, event('new', { ...entry(2), family: 10, orig: { ...entry(2).orig!, src: '::1', dst: '::2' }, mark: 0x10 }));
+    k.multicast(
+      1,
+      event('new', { ...entry(2), family: 10, orig: { ...entry(2).orig!, src: '::1', dst: '::2' }, mark: 0x10 }),
+    );
     k.multicast(1, event('new', { ...entry(3), mark: 0x10 }));
     expect((await got).id).toBe(3);
   });
@@ -93,9 +104,12 @@ describe('conntrack source (fake kernel)', () => {
     const k = kernelWith(table);
     const notices: SourceNotice[] = [];
     const seen: string[] = [];
-    const sub = conntrack({ events: ['new', 'destroy'], lossCheckMs: 10, transport: k.transport, notices: { next: (n) => notices.push(n) } }).subscribe(
-      (r) => seen.push(`${r.type}:${r.id}${r.resync ? ':resync' : ''}`),
-    );
+    const sub = conntrack({
+      events: ['new', 'destroy'],
+      lossCheckMs: 10,
+      transport: k.transport,
+      notices: { next: (n) => notices.push(n) },
+    }).subscribe((r) => seen.push(`${r.type}:${r.id}${r.resync ? ':resync' : ''}`));
     k.multicast(1, event('new', entry(1)));
     k.multicast(1, event('new', entry(2)));
     await tick();
@@ -103,7 +117,9 @@ describe('conntrack source (fake kernel)', () => {
     table.splice(1, 1, entry(3));
     k.openSockets[0].dropCount = 2;
     await tick(60);
-    expect(notices.filter((n) => n.kind === 'loss')).toEqual([expect.objectContaining({ count: 2, where: 'kernel', source: 'conntrack' })]);
+    expect(notices.filter((n) => n.kind === 'loss')).toEqual([
+      expect.objectContaining({ count: 2, where: 'kernel', source: 'conntrack' }),
+    ]);
     expect(notices.some((n) => n.kind === 'resync' && n.count === 2)).toBe(true);
     expect(seen).toEqual(['new:1', 'new:2', 'dump:1:resync', 'dump:3:resync', 'destroy:2:resync']);
     sub.unsubscribe();
@@ -125,7 +141,9 @@ describe('conntrack source (fake kernel)', () => {
 
   it('gives a DESTROY the counter growth since the previous record of that entry', async () => {
     const k = kernelWith([entry(4, 3)]);
-    const recs = lastValueFrom(conntrack({ dump: true, events: ['destroy'], transport: k.transport }).pipe(take(2), toArray()));
+    const recs = lastValueFrom(
+      conntrack({ dump: true, events: ['destroy'], transport: k.transport }).pipe(take(2), toArray()),
+    );
     await tick(10);
     k.multicast(3, event('destroy', entry(4, 8)));
     const [, destroy] = await recs;
@@ -135,7 +153,9 @@ describe('conntrack source (fake kernel)', () => {
   it('counts an undecodable event as loss and keeps delivering', async () => {
     const k = kernelWith([]);
     const notices: SourceNotice[] = [];
-    const got = firstValueFrom(conntrack({ events: ['new'], transport: k.transport, notices: { next: (n) => notices.push(n) } }));
+    const got = firstValueFrom(
+      conntrack({ events: ['new'], transport: k.transport, notices: { next: (n) => notices.push(n) } }),
+    );
     const bad = event('new', entry(1));
     bad.writeUInt16LE(0xffff, 20); // first attribute's length now overruns the message
     k.multicast(1, bad);

@@ -1,0 +1,86 @@
+/** Small helpers shared by the benchmarks: a throw-away netns, timing, medians. */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+
+export const sh = (argv: string[], input?: string): string =>
+  execFileSync(argv[0], argv.slice(1), { input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 28 }).toString();
+
+const open = new Set<BenchNetns>();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    for (const ns of open) ns.close();
+    process.exit(130);
+  });
+}
+
+export class BenchNetns {
+  readonly name = `fgbench${process.pid}`;
+  constructor() {
+    sh(['ip', 'netns', 'add', this.name]);
+    open.add(this);
+    this.exec(['ip', 'link', 'set', 'lo', 'up']);
+    for (const [k, v] of [
+      ['nf_conntrack_acct', '1'],
+      ['nf_conntrack_timestamp', '1'],
+      ['nf_conntrack_events', '1'],
+      ['nf_conntrack_udp_timeout', '900'],
+    ]) {
+      this.exec(['sysctl', '-qw', `net.netfilter.${k}=${v}`]);
+    }
+    // Conntrack only runs while a rule needs it.
+    this.exec([
+      'nft',
+      'add table inet b; add chain inet b o { type filter hook output priority 0; }; add rule inet b o ct state new counter',
+    ]);
+  }
+  exec(argv: string[]): string {
+    return sh(['ip', 'netns', 'exec', this.name, ...argv]);
+  }
+  /** Runs the UDP generator inside the namespace; resolves with its elapsed seconds. */
+  generate(count: number, rate: number, base: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const p = spawn('ip', [
+        'netns',
+        'exec',
+        this.name,
+        process.execPath,
+        new URL('./gen-udp.js', import.meta.url).pathname,
+        String(count),
+        String(rate),
+        String(base),
+      ]);
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.on('exit', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`generator exit ${code}`))));
+    });
+  }
+  count(): number {
+    return Number(this.exec(['cat', '/proc/sys/net/netfilter/nf_conntrack_count']).trim());
+  }
+  close(): void {
+    open.delete(this);
+    try {
+      sh(['ip', 'netns', 'del', this.name]);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Wall time of a whole command in ms (spawned, output to /dev/null) and its peak RSS in KiB via GNU time. */
+export function timeCommand(argv: string[]): { ms: number; rssKiB: number } {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
+  const err = r.stderr.toString();
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const rss = Number(err.trim().split('\n').pop());
+  return { ms, rssKiB: rss };
+}
+
+export const fmt = (x: number, d = 1) => x.toFixed(d);

@@ -1,0 +1,268 @@
+/**
+ * The hot path: ctnetlink attributes straight to a ConntrackRecord, with no
+ * intermediate CtEntry, no BigInt and no bounds-checked Buffer reads. The
+ * symmetric codec in src/netlink/conntrack stays the reference: a property
+ * test holds this decoder equal to toConntrackRecord(decodeCtEntry(…)).
+ * Attribute headers are little-endian (host), values big-endian.
+ */
+import { DecodeError } from '../../errors.js';
+import * as C from '../../netlink/conntrack/enums.js';
+import { ctMessageKind } from '../../netlink/conntrack/messages.js';
+import { formatIPv6 } from '../../netlink/ip.js';
+import type { NetlinkMessage } from '../../netlink/nlmsg.js';
+import type { ConntrackEnd, ConntrackRecord, ConntrackRecordType } from './record.js';
+import { statusNames } from './status.js';
+
+const OP = 'ctnetlink entry';
+const u16le = (b: Buffer, o: number) => b[o] | (b[o + 1] << 8);
+const u16be = (b: Buffer, o: number) => (b[o] << 8) | b[o + 1];
+const u32be = (b: Buffer, o: number) => ((b[o] << 24) >>> 0) + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
+/** u64 BE counter as a number (exact below 2^53). */
+const u64be = (b: Buffer, o: number) => u32be(b, o) * 4294967296 + u32be(b, o + 4);
+/** u64 BE nanoseconds → whole ms, exactly: hi·2^32 = hi·4294·10^6 + hi·967296. */
+const nsToMs = (b: Buffer, o: number) => {
+  const hi = u32be(b, o);
+  return hi * 4294 + Math.floor((hi * 967296 + u32be(b, o + 4)) / 1e6);
+};
+
+/** Status arrays are shared between records with the same bits: frozen, so nobody mutates a neighbour's. */
+const statusCache = new Map<number, string[]>();
+function status(bits: number): string[] {
+  let s = statusCache.get(bits);
+  if (!s) {
+    s = Object.freeze(statusNames(bits)) as string[];
+    if (statusCache.size < 4096) statusCache.set(bits, s);
+  }
+  return s;
+}
+
+function attrEnd(b: Buffer, o: number, end: number): number {
+  const len = end - o >= 4 ? u16le(b, o) : 0;
+  if (len < 4 || o + len > end)
+    throw new DecodeError(
+      len < 4 ? 'truncated attribute header' : `attribute length ${len} overruns its container`,
+      o,
+      OP,
+    );
+  return o + len;
+}
+const next = (b: Buffer, o: number) => o + ((u16le(b, o) + 3) & ~3);
+const typeOf = (b: Buffer, o: number) => u16le(b, o + 2) & 0x3fff;
+
+function need(o: number, vEnd: number, size: number): void {
+  if (vEnd - o - 4 < size) throw new DecodeError(`attribute needs ${size} bytes`, o, OP);
+}
+
+function addr(b: Buffer, o: number, vEnd: number): string {
+  const len = vEnd - o - 4;
+  if (len === 4) return `${b[o + 4]}.${b[o + 5]}.${b[o + 6]}.${b[o + 7]}`;
+  if (len === 16) return formatIPv6(b, o + 4);
+  throw new DecodeError(`address of ${len} bytes`, o, OP);
+}
+
+/** Fills `e` from a CTA_TUPLE_* value; returns the protocol number. */
+function tuple(b: Buffer, start: number, end: number, e: ConntrackEnd): number {
+  let proto = 0;
+  let icmpSeen = false;
+  let type = 0;
+  let code = 0;
+  let id = 0;
+  for (let o = start; o < end; o = next(b, o)) {
+    const vEnd = attrEnd(b, o, end);
+    const t = typeOf(b, o);
+    if (t === C.CTA_TUPLE_IP) {
+      for (let p = o + 4; p < vEnd; p = next(b, p)) {
+        const pEnd = attrEnd(b, p, vEnd);
+        const pt = typeOf(b, p);
+        if (pt === C.CTA_IP_V4_SRC || pt === C.CTA_IP_V6_SRC) e.src = addr(b, p, pEnd);
+        else if (pt === C.CTA_IP_V4_DST || pt === C.CTA_IP_V6_DST) e.dst = addr(b, p, pEnd);
+      }
+    } else if (t === C.CTA_TUPLE_PROTO) {
+      for (let p = o + 4; p < vEnd; p = next(b, p)) {
+        const pEnd = attrEnd(b, p, vEnd);
+        switch (typeOf(b, p)) {
+          case C.CTA_PROTO_NUM:
+            need(p, pEnd, 1);
+            proto = b[p + 4];
+            break;
+          case C.CTA_PROTO_SRC_PORT:
+            need(p, pEnd, 2);
+            e.sport = u16be(b, p + 4);
+            break;
+          case C.CTA_PROTO_DST_PORT:
+            need(p, pEnd, 2);
+            e.dport = u16be(b, p + 4);
+            break;
+          case C.CTA_PROTO_ICMP_ID:
+          case C.CTA_PROTO_ICMPV6_ID:
+            need(p, pEnd, 2);
+            id = u16be(b, p + 4);
+            icmpSeen = true;
+            break;
+          case C.CTA_PROTO_ICMP_TYPE:
+          case C.CTA_PROTO_ICMPV6_TYPE:
+            need(p, pEnd, 1);
+            type = b[p + 4];
+            icmpSeen = true;
+            break;
+          case C.CTA_PROTO_ICMP_CODE:
+          case C.CTA_PROTO_ICMPV6_CODE:
+            need(p, pEnd, 1);
+            code = b[p + 4];
+            icmpSeen = true;
+            break;
+        }
+      }
+    }
+  }
+  if (icmpSeen) {
+    e.icmp = { type, code, id };
+    e.sport = undefined;
+    e.dport = undefined;
+  }
+  return proto;
+}
+
+function counters(b: Buffer, start: number, end: number, e: ConntrackEnd): void {
+  e.packets = 0;
+  e.bytes = 0;
+  for (let o = start; o < end; o = next(b, o)) {
+    const vEnd = attrEnd(b, o, end);
+    const t = typeOf(b, o);
+    if (t === C.CTA_COUNTERS_PACKETS) {
+      need(o, vEnd, 8);
+      e.packets = u64be(b, o + 4);
+    } else if (t === C.CTA_COUNTERS_BYTES) {
+      need(o, vEnd, 8);
+      e.bytes = u64be(b, o + 4);
+    }
+  }
+}
+
+/**
+ * Decodes the attributes after nfgenmsg (`start`…`end`) into a record.
+ * Throws DecodeError on malformed input, never anything else.
+ */
+export function decodeConntrackRecord(
+  b: Buffer,
+  start: number,
+  end: number,
+  family: number,
+  type: ConntrackRecordType,
+  now: number,
+  netns?: string,
+): ConntrackRecord {
+  // Every field is assigned up front so all records share one hidden class.
+  const orig: ConntrackEnd = { src: '', dst: '', sport: undefined, dport: undefined };
+  const reply: ConntrackEnd = { src: '', dst: '', sport: undefined, dport: undefined };
+  const r: ConntrackRecord = {
+    type,
+    id: 0,
+    family: family === 10 ? 'ipv6' : 'ipv4',
+    proto: '0',
+    protonum: 0,
+    orig,
+    reply,
+    status: status(0),
+    ts: now,
+  };
+  let protonum = 0;
+  for (let o = start; o < end; o = next(b, o)) {
+    const vEnd = attrEnd(b, o, end);
+    switch (typeOf(b, o)) {
+      case C.CTA_TUPLE_ORIG:
+        protonum = tuple(b, o + 4, vEnd, orig);
+        break;
+      case C.CTA_TUPLE_REPLY:
+        tuple(b, o + 4, vEnd, reply);
+        break;
+      case C.CTA_STATUS:
+        need(o, vEnd, 4);
+        r.status = status(u32be(b, o + 4));
+        break;
+      case C.CTA_PROTOINFO:
+        r.state = tcpState(b, o + 4, vEnd);
+        if (r.state === undefined) delete r.state;
+        break;
+      case C.CTA_TIMEOUT:
+        need(o, vEnd, 4);
+        r.timeout = u32be(b, o + 4);
+        break;
+      case C.CTA_MARK:
+        need(o, vEnd, 4);
+        r.mark = u32be(b, o + 4);
+        break;
+      case C.CTA_COUNTERS_ORIG:
+        counters(b, o + 4, vEnd, orig);
+        break;
+      case C.CTA_COUNTERS_REPLY:
+        counters(b, o + 4, vEnd, reply);
+        break;
+      case C.CTA_ID:
+        need(o, vEnd, 4);
+        r.id = u32be(b, o + 4);
+        break;
+      case C.CTA_ZONE:
+        need(o, vEnd, 2);
+        r.zone = u16be(b, o + 4);
+        break;
+      case C.CTA_TIMESTAMP:
+        for (let p = o + 4; p < vEnd; p = next(b, p)) {
+          const pEnd = attrEnd(b, p, vEnd);
+          const pt = typeOf(b, p);
+          if (pt !== C.CTA_TIMESTAMP_START && pt !== C.CTA_TIMESTAMP_STOP) continue;
+          need(p, pEnd, 8);
+          if (pt === C.CTA_TIMESTAMP_START) r.start = nsToMs(b, p + 4);
+          else r.stop = nsToMs(b, p + 4);
+        }
+        break;
+      case C.CTA_TIMESTAMP_EVENT:
+        need(o, vEnd, 8);
+        r.ts = nsToMs(b, o + 4);
+        break;
+      case C.CTA_HELP:
+        for (let p = o + 4; p < vEnd; p = next(b, p)) {
+          const pEnd = attrEnd(b, p, vEnd);
+          if (typeOf(b, p) === C.CTA_HELP_NAME) r.helper = b.toString('utf8', p + 4, pEnd).replace(/\0+$/, '');
+        }
+        break;
+      case C.CTA_LABELS:
+        r.labels = b.toString('hex', o + 4, vEnd);
+        break;
+    }
+  }
+  r.protonum = protonum;
+  r.proto = C.PROTO_NAMES[protonum] ?? String(protonum);
+  if (orig.sport === undefined) dropPorts(orig);
+  if (reply.sport === undefined) dropPorts(reply);
+  if (netns !== undefined) r.netns = netns;
+  return r;
+}
+
+/** ICMP and port-less protocols: no port keys at all, as in the reference decoder. */
+function dropPorts(e: ConntrackEnd): void {
+  delete e.sport;
+  delete e.dport;
+}
+
+function tcpState(b: Buffer, start: number, end: number): string | undefined {
+  let state: string | undefined;
+  for (let o = start; o < end; o = next(b, o)) {
+    const vEnd = attrEnd(b, o, end);
+    if (typeOf(b, o) !== C.CTA_PROTOINFO_TCP) continue;
+    for (let p = o + 4; p < vEnd; p = next(b, p)) {
+      const pEnd = attrEnd(b, p, vEnd);
+      if (typeOf(b, p) !== C.CTA_PROTOINFO_TCP_STATE) continue;
+      need(p, pEnd, 1);
+      state = C.TCP_CONNTRACK_STATES[b[p + 4]] ?? String(b[p + 4]);
+    }
+  }
+  return state;
+}
+
+/** A whole ctnetlink message (nfgenmsg + attributes) to a record. */
+export function conntrackRecordFromMessage(m: NetlinkMessage, now: number, netns?: string): ConntrackRecord {
+  const type = ctMessageKind(m);
+  if (m.payload.length < 4) throw new DecodeError('truncated nfgenmsg', m.payload.length, 'nfgenmsg');
+  return decodeConntrackRecord(m.payload, 4, m.payload.length, m.payload[0], type, now, netns);
+}

@@ -1,0 +1,3 @@
+/** flowgrab/testing: the fake kernel seam and the network-namespace lab. */
+export { ackReply, dumpReply, FakeKernel, FakeSocket, type RequestHandler } from './fake-netlink.js';
+export * from './lab/index.js';
