@@ -1,5 +1,6 @@
 /** Small helpers shared by the benchmarks: a throw-away netns, timing, medians. */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { floodUdp } from '../src/testing/flood.js';
 
 export const sh = (argv: string[], input?: string): string =>
   execFileSync(argv[0], argv.slice(1), { input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 28 }).toString();
@@ -35,23 +36,9 @@ export class BenchNetns {
   exec(argv: string[]): string {
     return sh(['ip', 'netns', 'exec', this.name, ...argv]);
   }
-  /** Runs the UDP generator inside the namespace; resolves with its elapsed seconds. */
+  /** Runs the UDP flow generator inside the namespace; resolves with its elapsed seconds. */
   generate(count: number, rate: number, base: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const p = spawn('ip', [
-        'netns',
-        'exec',
-        this.name,
-        process.execPath,
-        new URL('./gen-udp.js', import.meta.url).pathname,
-        String(count),
-        String(rate),
-        String(base),
-      ]);
-      let out = '';
-      p.stdout.on('data', (d) => (out += d));
-      p.on('exit', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`generator exit ${code}`))));
-    });
+    return floodUdp(this.name, { count, rate, base });
   }
   count(): number {
     return Number(this.exec(['cat', '/proc/sys/net/netfilter/nf_conntrack_count']).trim());

@@ -51,7 +51,19 @@ describe('conntrack source (fake kernel)', () => {
 
   it('rejects bad options with a clear error', () => {
     expect(() => conntrack({ events: ['nope' as 'new'] })).toThrow(/conntrack options: events\.0/);
-    expect(() => conntrack({ lossCheckMs: 1 })).toThrow(/lossCheckMs/);
+    expect(() => conntrack({ lossCheckMs: 1 })).toThrow(/lossCheckMs: expected an integer from 10/);
+    // Every issue at once, unknown keys included.
+    const err = (() => {
+      try {
+        conntrack({ family: 'ipx' as 'ipv4', netns: '../etc', bogus: 1 } as never);
+      } catch (e) {
+        return e as Error & { code: string };
+      }
+    })();
+    expect(err?.code).toBe('FG_ERR_INVALID_ARGUMENT');
+    expect(err?.message).toMatch(/family: expected one of ipv4, ipv6, all, got "ipx"/);
+    expect(err?.message).toMatch(/netns: expected a network namespace name/);
+    expect(err?.message).toMatch(/bogus: unknown option/);
   });
 
   it('holds events that arrive during the dump until it ends', async () => {

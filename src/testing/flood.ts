@@ -1,0 +1,66 @@
+/**
+ * A UDP flow generator for tests and benchmarks: one datagram to each of
+ * `count` distinct loopback addresses (127.B.x.y, port 9), so each makes a
+ * new conntrack entry. It runs as its own node process inside a netns.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+
+// Kept as source text so it runs with plain `node -e` wherever flowgrab is installed.
+const SCRIPT = `
+const [count, rate, base] = process.argv.slice(1).map(Number);
+const s = require('node:dgram').createSocket('udp4');
+const x = Buffer.from('x');
+const t0 = process.hrtime.bigint();
+const addr = (i) => '127.' + (base + Math.floor(i / 65024)) + '.' + (Math.floor(i / 254) % 256) + '.' + ((i % 254) + 1);
+(async () => {
+  let sent = 0;
+  while (sent < count) {
+    const n = Math.min(500, count - sent);
+    await Promise.all(Array.from({ length: n }, (_, k) => new Promise((r) => s.send(x, 9, addr(sent + k), r))));
+    sent += n;
+    if (rate > 0) {
+      const ahead = sent / rate - Number(process.hrtime.bigint() - t0) / 1e9;
+      if (ahead > 0) await new Promise((r) => setTimeout(r, ahead * 1000));
+    }
+  }
+  s.close();
+  process.stdout.write((Number(process.hrtime.bigint() - t0) / 1e9).toFixed(3) + '\\n');
+})();
+`;
+
+export interface FloodOptions {
+  /** Datagrams (= new flows) to send. */
+  count: number;
+  /** Per second; 0 = as fast as possible. */
+  rate?: number;
+  /** Second octet of the first address, so successive floods make fresh flows. */
+  base?: number;
+}
+
+function argv(netns: string, o: FloodOptions): string[] {
+  return [
+    'netns',
+    'exec',
+    netns,
+    process.execPath,
+    '-e',
+    SCRIPT,
+    String(o.count),
+    String(o.rate ?? 0),
+    String(o.base ?? 1),
+  ];
+}
+
+/** Floods from inside `netns`; resolves with the seconds it took. */
+export function floodUdp(netns: string, o: FloodOptions): Promise<number> {
+  return new Promise((resolve, reject) => {
+    execFile('ip', argv(netns, o), { timeout: 120_000 }, (err, stdout) =>
+      err ? reject(err) : resolve(Number(stdout.trim())),
+    );
+  });
+}
+
+/** The same, blocking this process's event loop until done: how tests make a reader fall behind. */
+export function floodUdpSync(netns: string, o: FloodOptions): number {
+  return Number(execFileSync('ip', argv(netns, o), { timeout: 120_000 }).toString().trim());
+}
