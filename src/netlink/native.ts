@@ -30,7 +30,7 @@ export function openNativeTransport(opts: TransportOptions): RawTransport {
   const create = () =>
     new RawNetlinkSocket(opts.protocol, {
       messagePeeking: opts.peek ?? false,
-      msgBufferSize: DUMP_BUFFER,
+      msgBufferSize: opts.readBufferBytes ?? DUMP_BUFFER,
     } as ConstructorParameters<typeof RawNetlinkSocket>[1]);
   let sock: RawNetlinkSocket;
   try {

@@ -16,6 +16,12 @@ export interface TransportOptions {
    * can be large (packet payloads); dumps read faster into a fixed buffer.
    */
   peek?: boolean;
+  /**
+   * Without peeking, each datagram is read into a buffer of this size
+   * (default 32 KiB, the largest dump chunk the kernel makes). Event sockets
+   * whose messages are small read faster with a small one.
+   */
+  readBufferBytes?: number;
 }
 
 export interface TransportHandlers {

@@ -59,13 +59,14 @@ export class ConntrackFeed {
     private readonly transport: TransportFactory,
   ) {
     if (cfg.events.length > 0) {
+      // One event per datagram, a few hundred bytes each: a small read buffer saves a 32 KiB allocation per event.
       const s = NetlinkSocket.open(
-        { protocol: NETLINK_NETFILTER, netns: cfg.netns, recvBufferBytes: cfg.recvBufferBytes },
+        { protocol: NETLINK_NETFILTER, netns: cfg.netns, recvBufferBytes: cfg.recvBufferBytes, readBufferBytes: 8192 },
         transport,
       );
       this.events = s;
       s.onEvent((m) => this.onEvent(m));
-      s.onError((err) => this.notice({ kind: 'warning', message: `event socket: ${err.message}` }));
+      s.onError((err) => this.socketError(err));
       try {
         for (const ev of cfg.events) s.joinGroup(GROUPS[ev]);
       } catch (err) {
@@ -145,6 +146,16 @@ export class ConntrackFeed {
     const full: SourceNotice = { source: 'conntrack', ts: Date.now(), ...n };
     if (this.cfg.netns) full.netns = this.cfg.netns;
     publishNotice(full, this.notices);
+  }
+
+  /** A datagram we could not read whole is an event lost: count it and resync. */
+  private socketError(err: Error): void {
+    if ((err as { op?: string }).op === 'recvmsg') {
+      this.notice({ kind: 'loss', where: 'kernel', count: 1, message: `event socket: ${err.message}; resyncing` });
+      void this.resync();
+    } else {
+      this.notice({ kind: 'warning', message: `event socket: ${err.message}` });
+    }
   }
 
   private badEntry(err: Error): void {
