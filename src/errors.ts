@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'FG_ERR_PERMISSION'
   | 'FG_ERR_NETNS'
   | 'FG_ERR_INVALID_ARGUMENT'
-  | 'FG_ERR_INVALID_STATE';
+  | 'FG_ERR_INVALID_STATE'
+  | 'FG_ERR_FIREWALL'
+  | 'FG_ERR_BUSY';
 
 export interface FlowgrabErrorOptions {
   op?: string;
