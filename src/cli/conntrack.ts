@@ -1,7 +1,5 @@
 /** `flowgrab conntrack`: dump the table or follow its events. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { conntrackToJson } from '../sources/conntrack/json.js';
-import { conntrack } from '../sources/conntrack/source.js';
 import { formatConntrack, logNotice } from './output.js';
 import { runStream } from './run.js';
 
@@ -39,6 +37,10 @@ export function conntrackCommand(): Command {
     .option('--set-events-sysctl', 'set nf_conntrack_events=1 so every flow reports its DESTROY')
     .option('--accounting', 'set nf_conntrack_acct=1 and nf_conntrack_timestamp=1 (new flows get counters)')
     .action(async (o) => {
+      const [{ conntrack }, { conntrackToJson }] = await Promise.all([
+        import('../sources/conntrack/source.js'),
+        import('../sources/conntrack/json.js'),
+      ]);
       const events = o.events ?? (o.dump || o.poll ? [] : ['new', 'update', 'destroy']);
       const stream = conntrack({
         dump: Boolean(o.dump),

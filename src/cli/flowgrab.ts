@@ -3,13 +3,15 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
 import { conntrackCommand } from './conntrack.js';
+import { dnsCommand } from './dns.js';
 import { reportError } from './run.js';
 
 const program = new Command('flowgrab')
-  .description('the kernel’s connection tracking as typed records: dump, follow, export')
+  .description('the kernel’s view of network traffic (conntrack, DNS, neighbours, queued packets) as typed records')
   .version(VERSION)
   .showHelpAfterError('(run with --help for usage)')
-  .addCommand(conntrackCommand());
+  .addCommand(conntrackCommand())
+  .addCommand(dnsCommand());
 
 try {
   await program.parseAsync(process.argv);

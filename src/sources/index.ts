@@ -1,4 +1,6 @@
 export * from './conntrack/index.js';
+export * from './dns/index.js';
+export * from './firewall/index.js';
 export { type NoticeObserver, publishNotice, type SourceNotice } from './notice.js';
 export { type Lease, SharedRegistry } from './shared.js';
 export { readSysctl, writeSysctl } from './sysctl.js';

@@ -66,6 +66,8 @@ export function dnsmasqArgv(cfg: DnsmasqConfig): string[] {
     `--local-ttl=${cfg.zone.ttl}`,
     `--domain=${cfg.domain}`,
     `--local=/${cfg.domain}/`,
+    // Authoritative for the lab's own test domain: unknown names get NXDOMAIN, not REFUSED.
+    '--local=/test/',
     `--dhcp-range=${cfg.dhcpRange.from},${cfg.dhcpRange.to},${cfg.dhcpRange.netmask},12h`,
     '--dhcp-authoritative',
     `--dhcp-leasefile=${cfg.leaseFile}`,

@@ -1,0 +1,46 @@
+/** `flowgrab dns`: DNS queries and responses the kernel sees, through NFLOG. */
+import { Command } from 'commander';
+import type { DnsRecord } from '../sources/dns/record.js';
+import { positiveInt, seconds } from './conntrack.js';
+import { logNotice } from './output.js';
+import { runStream } from './run.js';
+
+export function formatDns(r: DnsRecord): string {
+  const who = `${r.client}:${r.clientPort} ${r.kind === 'query' ? '→' : '←'} ${r.server}:${r.serverPort}`;
+  if (r.error) return `${r.transport} ${r.hook.padEnd(7)} ${who} [unparseable: ${r.error}]`;
+  const head = `${r.transport} ${r.hook.padEnd(7)} ${who} ${r.kind === 'query' ? 'Q' : 'R'} ${r.qname} ${r.qtype}`;
+  if (r.kind === 'query') return head;
+  const answers =
+    r.resolved.length > 0
+      ? r.resolved.map((x) => `${x.ip} ttl=${x.ttl}${x.via.length ? ` via ${x.via.join(' → ')}` : ''}`).join(', ')
+      : r.answers.map((a) => `${a.type} ${a.data}`).join(', ');
+  return `${head} ${r.rcode}${answers ? ` ${answers}` : ''}${r.rtt !== undefined ? ` (${r.rtt.toFixed(1)} ms)` : ''}`;
+}
+
+export function dnsCommand(): Command {
+  return new Command('dns')
+    .description('follow DNS queries and responses (UDP and TCP, IPv4 and IPv6) through NFLOG')
+    .option('--group <n>', 'NFLOG group to use', positiveInt('--group'), 53)
+    .option('--hooks <list>', 'where to capture: input,output,forward', (v: string) => v.split(','))
+    .option('--no-rules', 'do not install the logging rules (you log to the group yourself)')
+    .option('--netns <name>', 'watch this network namespace (ip netns) instead of our own')
+    .option('--json', 'print records as NDJSON, one per line')
+    .option('--count <n>', 'stop after printing n records', positiveInt('--count'))
+    .option('--duration <s>', 'stop after s seconds', seconds)
+    .action(async (o) => {
+      // Loaded on use, so other commands do not pay for the DNS decoder at startup.
+      const { dns } = await import('../sources/dns/source.js');
+      const stream = dns({
+        group: o.group,
+        hooks: o.hooks,
+        installRules: o.rules,
+        netns: o.netns,
+        notices: { next: logNotice },
+      });
+      process.exitCode = await runStream(stream, formatDns, {
+        json: Boolean(o.json),
+        count: o.count,
+        durationS: o.duration,
+      });
+    });
+}

@@ -1,0 +1,7 @@
+export { DnsCache, type DnsCacheOptions } from './cache.js';
+export { resolveChains } from './message.js';
+export { type DnsConfig, type DnsHook, type DnsOptionsInput, parseDnsOptions } from './options.js';
+export { DnsAnswer, DnsRecord, DnsResolved } from './record.js';
+export { dnsRuleBody, dnsTableName } from './rules.js';
+export { dns, dnsFeedRefs, dnsTeardown } from './source.js';
+export { TcpReassembler } from './tcp.js';

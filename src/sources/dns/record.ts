@@ -1,0 +1,45 @@
+/** DnsRecord (DESIGN.md "Records"): the zod schema is the single source of the type. */
+import { z } from 'zod';
+
+export const DnsAnswer = z.object({ name: z.string(), type: z.string(), ttl: z.number().int(), data: z.string() });
+export type DnsAnswer = z.infer<typeof DnsAnswer>;
+
+export const DnsResolved = z.object({
+  /** The name that was asked. */
+  name: z.string(),
+  /** One final address of it. */
+  ip: z.string(),
+  /** Seconds: the smallest TTL along the chain that led to the address. */
+  ttl: z.number().int(),
+  /** The CNAME targets followed from `name` to the address, in order (empty when none). */
+  via: z.array(z.string()),
+});
+export type DnsResolved = z.infer<typeof DnsResolved>;
+
+export const DnsRecord = z.object({
+  /** ms since the epoch: the kernel's timestamp when it gave one, else when flowgrab received the packet. */
+  ts: z.number(),
+  kind: z.enum(['query', 'response']),
+  family: z.enum(['ipv4', 'ipv6']),
+  transport: z.enum(['udp', 'tcp']),
+  /** The asking side and the answering side, whichever direction this packet went. */
+  client: z.string(),
+  clientPort: z.number().int(),
+  server: z.string(),
+  serverPort: z.number().int(),
+  /** Where the router saw it: its own resolver's traffic (input/output) or passing through (forward). */
+  hook: z.enum(['prerouting', 'input', 'forward', 'output', 'postrouting', 'unknown']),
+  id: z.number().int(),
+  qname: z.string(),
+  qtype: z.string(),
+  /** Response code name (NOERROR, NXDOMAIN …); empty for queries. */
+  rcode: z.string(),
+  answers: z.array(DnsAnswer),
+  resolved: z.array(DnsResolved),
+  /** ms from the matching query to this response, when both were seen. */
+  rtt: z.number().optional(),
+  /** Why the packet could not be parsed; the other fields then hold what could be read. */
+  error: z.string().optional(),
+  netns: z.string().optional(),
+});
+export type DnsRecord = z.infer<typeof DnsRecord>;

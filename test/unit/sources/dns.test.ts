@@ -1,0 +1,174 @@
+import * as dnsPacket from 'dns-packet';
+import { lastValueFrom, take, toArray } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import { decodeNflogPacket, encodeNflogPacket } from '../../../src/netlink/nflog/packet.js';
+import { NFNL_SUBSYS_ULOG } from '../../../src/netlink/nfnetlink.js';
+import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.js';
+import { DnsCache } from '../../../src/sources/dns/cache.js';
+import { resolveChains } from '../../../src/sources/dns/message.js';
+import type { DnsRecord } from '../../../src/sources/dns/record.js';
+import { dns } from '../../../src/sources/dns/source.js';
+import { TcpReassembler } from '../../../src/sources/dns/tcp.js';
+import type { SourceNotice } from '../../../src/sources/notice.js';
+import { TCP_SYN } from '../../../src/sources/packet.js';
+import { ackReply, FakeKernel } from '../../../src/testing/fake-netlink.js';
+import { fixtureMessages } from '../../helpers/fixtures.js';
+
+const golden = fixtureMessages('nflog-dns', NFNL_SUBSYS_ULOG).filter((m) => m.type === 0x400);
+const asDatagram = (m: NetlinkMessage) => encodeMessage(m, m.payload);
+
+/** A fake kernel that ACKs NFLOG config, or refuses the bind with `bindErrno`. */
+function nflogKernel(bindErrno = 0): FakeKernel {
+  const k = new FakeKernel();
+  let first = true;
+  k.handler = (req) => {
+    const errno = first ? bindErrno : 0;
+    first = false;
+    return [ackReply(req, errno)];
+  };
+  return k;
+}
+
+async function feed(k: FakeKernel, msgs: Buffer[], n: number, notices?: SourceNotice[]): Promise<DnsRecord[]> {
+  const done = lastValueFrom(
+    dns({
+      installRules: false,
+      group: 5,
+      transport: k.transport,
+      notices: notices && { next: (x) => notices.push(x) },
+    }).pipe(take(n), toArray()),
+  );
+  await new Promise((r) => setTimeout(r, 10));
+  for (const m of msgs) k.openSockets[0].deliver(m, 0);
+  return done;
+}
+
+describe('dns source (fake kernel, golden NFLOG packets)', () => {
+  it('binds the group with queue-threshold 1 and sequence numbers', async () => {
+    const k = nflogKernel();
+    await feed(k, golden.slice(0, 2).map(asDatagram), 2);
+    const attrs = k.sockets[0].sent.map((m) => m.payload.subarray(4).toString('hex'));
+    expect(attrs).toEqual(['0500010001000000', '0a0002000000ffff02000000', '0800050000000001', '0600060000010000']);
+  });
+
+  it('turns UDP and TCP, IPv4 and IPv6 exchanges into records with answers, chains and rtt', async () => {
+    const recs = await feed(nflogKernel(), golden.map(asDatagram), 12);
+    const responses = recs.filter((r) => r.kind === 'response');
+    const chain = responses.find((r) => r.qname === 'www.c.test' && r.transport === 'udp')!;
+    expect(chain.resolved).toEqual([{ name: 'www.c.test', ip: '10.231.0.50', ttl: 60, via: ['cdn.c.test', 'a.test'] }]);
+    expect(chain).toMatchObject({
+      client: '10.231.0.2',
+      server: '10.231.0.1',
+      serverPort: 53,
+      rcode: 'NOERROR',
+      hook: 'input',
+    });
+    expect(chain.rtt).toBeGreaterThanOrEqual(0);
+    expect(responses.find((r) => r.qtype === 'AAAA')?.resolved[0].ip).toBe('fd00:231::50');
+    expect(responses.find((r) => r.qname === 'nope.test')?.rcode).toBe('NXDOMAIN');
+    const tcp = recs.filter((r) => r.transport === 'tcp');
+    expect(tcp.map((r) => r.kind)).toEqual(['query', 'response']);
+    expect(tcp[1].resolved[0]).toMatchObject({ ip: '10.231.0.50', via: ['cdn.c.test', 'a.test'] });
+    const v6 = recs.find((r) => r.family === 'ipv6' && r.kind === 'query')!;
+    expect(v6).toMatchObject({ client: 'fd00:231::2', server: 'fd00:231::1', qname: 'b.test' });
+  });
+
+  it('counts a sequence gap as exact kernel loss', async () => {
+    const notices: SourceNotice[] = [];
+    // Skip messages 2..5: four sequence numbers missing.
+    await feed(nflogKernel(), [golden[0], golden[1], golden[6]].map(asDatagram), 3, notices);
+    expect(notices).toEqual([expect.objectContaining({ kind: 'loss', where: 'kernel', count: 4, source: 'dns' })]);
+  });
+
+  it('flags a packet to port 53 that is not DNS, and keeps going', async () => {
+    const p = decodeNflogPacket(golden[0].payload);
+    const ip = Buffer.from(p.payload!);
+    const garbage = Buffer.concat([ip.subarray(0, 28), Buffer.from('garbage\n')]);
+    garbage.writeUInt16BE(garbage.length, 2);
+    garbage.writeUInt16BE(16, 24);
+    const bad = encodeNflogPacket({ ...p, payload: garbage });
+    const m = encodeMessage({ type: bad.type, flags: 0, seq: 0, pid: 0 }, bad.payload);
+    const [r, next] = await feed(nflogKernel(), [m, asDatagram(golden[1])], 2);
+    expect(r).toMatchObject({ kind: 'query', error: expect.stringMatching(/not a DNS message/), qname: '' });
+    expect(next.kind).toBe('response');
+  });
+
+  it('reports a group owned by another reader as FG_ERR_BUSY naming the group', async () => {
+    const k = nflogKernel(1);
+    const err = await lastValueFrom(dns({ installRules: false, group: 7, transport: k.transport })).catch((e) => e);
+    expect(err).toMatchObject({
+      code: 'FG_ERR_BUSY',
+      message: expect.stringMatching(/NFLOG group 7 is already bound/),
+    });
+  });
+});
+
+const dnsMsg = (id: number, name: string) =>
+  dnsPacket.encode({
+    type: 'query',
+    id,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: 'A', name, class: 'IN' }],
+  });
+const framed = (...m: Buffer[]) => Buffer.concat(m.flatMap((x) => [Buffer.from([x.length >> 8, x.length & 255]), x]));
+
+describe('TCP reassembly', () => {
+  const seg = (seq: number, data: Buffer, flags = 0x18) => ({ key: 'k', seq, flags, data, now: 0 });
+
+  it('joins a message split across segments and splits two messages in one segment', () => {
+    const t = new TcpReassembler();
+    const a = dnsMsg(1, 'a.test');
+    const b = dnsMsg(2, 'b.test');
+    const stream = framed(a, b, a);
+    t.push({ ...seg(99, Buffer.alloc(0)), flags: TCP_SYN });
+    expect(t.push(seg(100, stream.subarray(0, 5))).messages).toEqual([]);
+    const got = t.push(seg(105, stream.subarray(5, 40))).messages;
+    const rest = t.push(seg(140, stream.subarray(40))).messages;
+    expect([...got, ...rest].map((m) => dnsPacket.decode(m).id)).toEqual([1, 2, 1]);
+  });
+
+  it('waits for a missing segment, ignores retransmissions, and gives up past its byte limit', () => {
+    const t = new TcpReassembler({ maxStreamBytes: 64, maxStreams: 4, idleMs: 1000 });
+    const s = framed(dnsMsg(7, 'x.test'));
+    t.push({ ...seg(999, Buffer.alloc(0)), flags: TCP_SYN });
+    expect(t.push(seg(1010, s.subarray(10))).messages).toEqual([]);
+    expect(t.push(seg(1000, s.subarray(0, 10))).messages.map((m) => dnsPacket.decode(m).id)).toEqual([7]);
+    expect(t.push(seg(1000, s.subarray(0, 10))).messages).toEqual([]);
+    const t2 = new TcpReassembler({ maxStreamBytes: 64, maxStreams: 4, idleMs: 1000 });
+    const big = framed(Buffer.alloc(200));
+    expect(t2.push(seg(1, big.subarray(0, 100))).dropped).toMatch(/exceeded 64 bytes/);
+    expect(t2.size).toBe(0);
+  });
+
+  it('reassembles out of order arrivals into the right order', () => {
+    const t = new TcpReassembler();
+    const s = framed(dnsMsg(3, 'o.test'));
+    t.push({ ...seg(499, Buffer.alloc(0)), flags: TCP_SYN });
+    t.push(seg(500 + 10, s.subarray(10)));
+    const out = t.push(seg(500, s.subarray(0, 10))).messages;
+    expect(out.map((m) => dnsPacket.decode(m).questions?.[0].name)).toEqual(['o.test']);
+  });
+});
+
+describe('CNAME chains and the DNS cache', () => {
+  it('follows chains, stops on loops', () => {
+    const a = (name: string, type: string, data: string, ttl = 60) => ({ name, type, data, ttl });
+    expect(
+      resolveChains('w.t', [a('w.t', 'CNAME', 'c.t', 30), a('c.t', 'CNAME', 'e.t'), a('e.t', 'A', '1.2.3.4', 90)]),
+    ).toEqual([{ name: 'w.t', ip: '1.2.3.4', ttl: 30, via: ['c.t', 'e.t'] }]);
+    expect(resolveChains('x.t', [a('x.t', 'CNAME', 'y.t'), a('y.t', 'CNAME', 'x.t')])).toEqual([]);
+  });
+
+  it('keeps TTL-0 names for the minimum, expires them after, and evicts the soonest to expire', () => {
+    let now = 0;
+    const c = new DnsCache({ minTtlS: 10, maxEntries: 10, now: () => now });
+    c.set('10.0.0.1', 'Local.Lan.', 0);
+    c.set('10.0.0.1', 'other.lan', 100);
+    expect(c.names('10.0.0.1')).toEqual(['other.lan', 'local.lan']);
+    now = 11_000;
+    expect(c.names('10.0.0.1')).toEqual(['other.lan']);
+    for (let i = 0; i < 20; i++) c.set(`10.1.0.${i}`, `h${i}`, i);
+    expect(c.size).toBeLessThanOrEqual(10);
+    expect(c.names('10.0.0.1')).toEqual(['other.lan']); // expires last: survives eviction
+  });
+});
