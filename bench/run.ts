@@ -1,8 +1,11 @@
 /** `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same run. */
 import { benchConntrack } from './conntrack.js';
+import { benchDns } from './dns.js';
 
 if (process.getuid?.() !== 0) {
   console.error('bench: needs root (network namespaces, conntrack)');
   process.exit(1);
 }
-await benchConntrack();
+const only = process.argv[2];
+if (!only || only === 'conntrack') await benchConntrack();
+if (!only || only === 'dns') await benchDns();

@@ -64,3 +64,62 @@ export function floodUdp(netns: string, o: FloodOptions): Promise<number> {
 export function floodUdpSync(netns: string, o: FloodOptions): number {
   return Number(execFileSync('ip', argv(netns, o), { timeout: 120_000 }).toString().trim());
 }
+
+// DNS queries for `name` (type A) to server:53, ids counting up, paced; prints "sent received seconds".
+const DNS_SCRIPT = `
+const [server, name, count, rate, family] = process.argv.slice(1);
+const n = Number(count), r = Number(rate);
+const s = require('node:dgram').createSocket(family === '6' ? 'udp6' : 'udp4');
+const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]);
+const q = Buffer.concat([Buffer.from([0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+let received = 0;
+s.on('message', () => received++);
+const t0 = process.hrtime.bigint();
+(async () => {
+  for (let i = 0; i < n; ) {
+    const burst = Math.min(200, n - i);
+    for (let k = 0; k < burst; k++, i++) { q.writeUInt16BE(i & 0xffff, 0); s.send(q, 53, server); }
+    const ahead = r > 0 ? i / r - Number(process.hrtime.bigint() - t0) / 1e9 : 0;
+    await new Promise((res) => (ahead > 0 ? setTimeout(res, ahead * 1000) : setImmediate(res)));
+  }
+  await new Promise((res) => setTimeout(res, 500));
+  s.close();
+  process.stdout.write(n + ' ' + received + ' ' + (Number(process.hrtime.bigint() - t0) / 1e9 - 0.5).toFixed(3) + '\\n');
+})();
+`;
+
+export interface DnsFloodOptions {
+  server: string;
+  name: string;
+  count: number;
+  /** Queries per second; 0 = as fast as possible. */
+  rate?: number;
+}
+
+/** Sends `count` DNS queries from inside `netns`; resolves with how many were sent and answered, and the seconds it took. */
+export function floodDns(
+  netns: string,
+  o: DnsFloodOptions,
+): Promise<{ sent: number; received: number; seconds: number }> {
+  const family = o.server.includes(':') ? '6' : '4';
+  const argv = [
+    'netns',
+    'exec',
+    netns,
+    process.execPath,
+    '-e',
+    DNS_SCRIPT,
+    o.server,
+    o.name,
+    String(o.count),
+    String(o.rate ?? 0),
+    family,
+  ];
+  return new Promise((resolve, reject) => {
+    execFile('ip', argv, { timeout: 300_000 }, (err, stdout) => {
+      if (err) return reject(err);
+      const [sent, received, seconds] = stdout.trim().split(' ').map(Number);
+      resolve({ sent, received, seconds });
+    });
+  });
+}

@@ -1,4 +1,4 @@
 /** flowgrab/testing: the fake kernel seam and the network-namespace lab. */
 export { ackReply, dumpReply, FakeKernel, FakeSocket, type RequestHandler } from './fake-netlink.js';
-export { type FloodOptions, floodUdp, floodUdpSync } from './flood.js';
+export { type DnsFloodOptions, type FloodOptions, floodDns, floodUdp, floodUdpSync } from './flood.js';
 export * from './lab/index.js';
