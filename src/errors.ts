@@ -14,7 +14,9 @@ export type ErrorCode =
   | 'FG_ERR_INVALID_ARGUMENT'
   | 'FG_ERR_INVALID_STATE'
   | 'FG_ERR_FIREWALL'
-  | 'FG_ERR_BUSY';
+  | 'FG_ERR_BUSY'
+  | 'FG_ERR_GRAPH'
+  | 'FG_ERR_DENIED';
 
 export interface FlowgrabErrorOptions {
   op?: string;

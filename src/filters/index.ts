@@ -1,2 +1,23 @@
-// Placeholder: this layer arrives with its own issue (see DESIGN.md).
-export {};
+import './builtin.js';
+
+export { GraphBuilder, graph } from './builder.js';
+export { excerpt, GraphError, type GraphIssue, GraphSyntaxError } from './errors.js';
+export type { MatchExpr } from './expr/ast.js';
+export { compileMatch, interpretMatch, type Predicate } from './expr/compile.js';
+export { ExprSyntaxError, parseMatchExpr } from './expr/parse.js';
+export { ANY_FIELDS, catalogOf, type FieldCatalog, type FieldInfo } from './fields.js';
+export { Duration, FieldPath, getPath } from './params.js';
+export { parseGraph } from './parser.js';
+export { printGraph, printValue } from './print.js';
+export {
+  type BuildContext,
+  type FilterDef,
+  lookupNode,
+  type Rec,
+  registeredNames,
+  registerFilter,
+  registerSource,
+  type SourceDef,
+} from './registry.js';
+export type { RecordingHeader } from './replay.js';
+export { ExprSpec, GraphSpec, NodeSpec, node, type Value } from './spec.js';

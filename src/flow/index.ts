@@ -1,2 +1,13 @@
-// Placeholder: this layer arrives with its own issue (see DESIGN.md).
-export {};
+export { FlowBuffer, type OverflowPolicy } from './buffer.js';
+export type { NodeStats } from './compile.js';
+export { Flowgrab, type FlowgrabOptions } from './flowgrab.js';
+export { type Authorizer, FlowHandle, type FlowOptions, type FlowStats, type LossNotice } from './handle.js';
+export {
+  FLOW_OPS,
+  FLOW_STATES,
+  type FlowOp,
+  type FlowState,
+  InvalidStateError,
+  TRANSITIONS,
+  transition,
+} from './states.js';

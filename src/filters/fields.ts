@@ -1,0 +1,92 @@
+/**
+ * Field catalogs: which dotted paths a record can have, and of what kind,
+ * read from the record's zod schema. A match on a path no record of the
+ * source can have is an error at instantiate, not a silent `false`.
+ */
+import type { z } from 'zod';
+
+export type FieldKind = 'string' | 'number' | 'boolean' | 'object' | 'any';
+
+export interface FieldInfo {
+  kind: FieldKind;
+  /** The path passes through an array (e.g. `resolved.ip`): it has many values per record. */
+  many: boolean;
+}
+
+export type FieldCatalog = Map<string, FieldInfo>;
+
+interface Def {
+  type: string;
+  shape?: Record<string, { _zod: { def: Def } }>;
+  innerType?: { _zod: { def: Def } };
+  element?: { _zod: { def: Def } };
+  getter?: () => { _zod: { def: Def } };
+  values?: unknown[];
+}
+
+function walk(def: Def, path: string, many: boolean, out: FieldCatalog, depth: number): void {
+  if (depth > 8) return;
+  switch (def.type) {
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'readonly':
+      return walk(def.innerType!._zod.def, path, many, out, depth);
+    case 'lazy':
+      return walk(def.getter!()._zod.def, path, many, out, depth + 1);
+    case 'array':
+      return walk(def.element!._zod.def, path, true, out, depth);
+    case 'object':
+      if (path) out.set(path, { kind: 'object', many });
+      for (const [k, v] of Object.entries(def.shape ?? {}))
+        walk(v._zod.def, path ? `${path}.${k}` : k, many, out, depth + 1);
+      return;
+    case 'string':
+    case 'enum':
+      out.set(path, { kind: 'string', many });
+      return;
+    case 'number':
+    case 'int':
+      out.set(path, { kind: 'number', many });
+      return;
+    case 'boolean':
+      out.set(path, { kind: 'boolean', many });
+      return;
+    case 'literal': {
+      const v = def.values?.[0];
+      out.set(path, { kind: typeof v === 'number' ? 'number' : typeof v === 'boolean' ? 'boolean' : 'string', many });
+      return;
+    }
+    default:
+      out.set(path, { kind: 'any', many });
+  }
+}
+
+export function catalogOf(schema: z.ZodType): FieldCatalog {
+  const out: FieldCatalog = new Map();
+  walk((schema as unknown as { _zod: { def: Def } })._zod.def, '', false, out, 0);
+  return out;
+}
+
+/** A catalog that accepts any path: for records whose shape is not known in advance. */
+export const ANY_FIELDS: FieldCatalog = new Map();
+
+export function lookupField(cat: FieldCatalog, path: string): FieldInfo | undefined {
+  if (cat === ANY_FIELDS) return { kind: 'any', many: false };
+  return cat.get(path);
+}
+
+/** Values at `path` in `r`, flattening arrays on the way (for paths marked `many`). */
+export function fieldValues(r: unknown, path: string[]): unknown[] {
+  let cur: unknown[] = [r];
+  for (const seg of path) {
+    const next: unknown[] = [];
+    for (const c of cur) {
+      const v = c !== null && typeof c === 'object' ? (c as Record<string, unknown>)[seg] : undefined;
+      if (Array.isArray(v)) next.push(...v);
+      else if (v !== undefined) next.push(v);
+    }
+    cur = next;
+  }
+  return cur.flatMap((v) => (Array.isArray(v) ? v : [v]));
+}

@@ -1,0 +1,152 @@
+/**
+ * Windowed aggregates: count(by, every), sum(field, by, every),
+ * top(by, n, every[, field]) and window(every). Grouped outputs keep the
+ * grouping fields at their paths, so later filters can match on them:
+ * count(by=orig.src) → {type: 'count', ts, start, end, orig: {src}, count}.
+ */
+import { z } from 'zod';
+import type { FieldCatalog } from '../fields.js';
+import { checkFields, Duration, FieldPath, getPath, keyOf, listOf } from '../params.js';
+import { type Rec, registerFilter } from '../registry.js';
+import { projectRecord } from './project.js';
+import { windowed } from './windowed.js';
+
+const By = listOf(z.string()).pipe(z.array(FieldPath));
+
+interface Group {
+  sample: Rec;
+  count: number;
+  sum: number;
+}
+type Groups = Map<string, Group>;
+
+function fold(by: string[], field?: string) {
+  return {
+    init: (): Groups => new Map(),
+    add: (g: Groups, r: Rec) => {
+      const k = keyOf(r, by);
+      let e = g.get(k);
+      if (!e) {
+        e = {
+          sample: projectRecord(
+            r,
+            by.map((b) => b.split('.')),
+          ),
+          count: 0,
+          sum: 0,
+        };
+        g.set(k, e);
+      }
+      e.count++;
+      if (field) {
+        const v = getPath(r, field);
+        if (typeof v === 'number') e.sum += v;
+      }
+    },
+  };
+}
+
+function groupedCatalog(input: FieldCatalog, by: string[], extra: string[]): FieldCatalog {
+  const out: FieldCatalog = new Map([
+    ['type', { kind: 'string', many: false }],
+    ['ts', { kind: 'number', many: false }],
+    ['start', { kind: 'number', many: false }],
+    ['end', { kind: 'number', many: false }],
+  ]);
+  for (const b of by) {
+    const segs = b.split('.');
+    for (let i = 1; i < segs.length; i++) out.set(segs.slice(0, i).join('.'), { kind: 'object', many: false });
+    out.set(b, input.get(b) ?? { kind: 'any', many: false });
+  }
+  for (const e of extra) out.set(e, { kind: 'number', many: false });
+  return out;
+}
+
+registerFilter({
+  name: 'count',
+  description: 'records per key per window: count(by=orig.src, every=10s)',
+  params: z.object({ by: By.default([]), every: Duration }).strict(),
+  check: (p, ctx) => checkFields(p.by, ctx.input, ctx.path, 'count'),
+  output: (input, p) => groupedCatalog(input, p.by, ['count']),
+  create: (p, ctx) => {
+    const f = fold(p.by);
+    return windowed(p.every, ctx, {
+      ...f,
+      emit: (g, start, end) =>
+        [...g.values()].map((e) => ({ type: 'count', ts: end, start, end, ...e.sample, count: e.count })),
+    });
+  },
+});
+
+registerFilter({
+  name: 'sum',
+  description: 'sum of a numeric field per key per window: sum(field=orig.bytes, by=orig.src, every=10s)',
+  params: z.object({ field: FieldPath, by: By.default([]), every: Duration }).strict(),
+  positional: (args) => ({ field: args[0] }),
+  check: (p, ctx) => checkFields([p.field, ...p.by], ctx.input, ctx.path, 'sum'),
+  output: (input, p) => groupedCatalog(input, p.by, ['sum', 'count']),
+  create: (p, ctx) => {
+    const f = fold(p.by, p.field);
+    return windowed(p.every, ctx, {
+      ...f,
+      emit: (g, start, end) =>
+        [...g.values()].map((e) => ({ type: 'sum', ts: end, start, end, ...e.sample, sum: e.sum, count: e.count })),
+    });
+  },
+});
+
+registerFilter({
+  name: 'top',
+  description: 'the n keys with most records (or largest sum of `field`) per window: top(by=orig.dst, n=10, every=10s)',
+  params: z
+    .object({ by: By, n: z.number().int().positive().default(10), every: Duration, field: FieldPath.optional() })
+    .strict(),
+  check: (p, ctx) => checkFields([...p.by, ...(p.field ? [p.field] : [])], ctx.input, ctx.path, 'top'),
+  output: () =>
+    new Map([
+      ['type', { kind: 'string', many: false }],
+      ['ts', { kind: 'number', many: false }],
+      ['start', { kind: 'number', many: false }],
+      ['end', { kind: 'number', many: false }],
+      ['items', { kind: 'any', many: true }],
+    ]),
+  create: (p, ctx) => {
+    const f = fold(p.by, p.field);
+    const metric = (e: Group) => (p.field ? e.sum : e.count);
+    return windowed(p.every, ctx, {
+      ...f,
+      emit: (g, start, end) => {
+        if (g.size === 0) return [];
+        const items = [...g.values()]
+          .sort((a, b) => metric(b) - metric(a))
+          .slice(0, p.n)
+          .map((e) => ({ ...e.sample, count: e.count, ...(p.field ? { sum: e.sum } : {}) }));
+        return [{ type: 'top', ts: end, start, end, items }];
+      },
+    });
+  },
+});
+
+registerFilter({
+  name: 'window',
+  description: 'batch records per time window: window(every=10s) → {type: "window", start, end, count, records}',
+  params: z.object({ every: Duration }).strict(),
+  positional: (args) => ({ every: args[0] }),
+  output: () =>
+    new Map([
+      ['type', { kind: 'string', many: false }],
+      ['ts', { kind: 'number', many: false }],
+      ['start', { kind: 'number', many: false }],
+      ['end', { kind: 'number', many: false }],
+      ['count', { kind: 'number', many: false }],
+      ['records', { kind: 'any', many: true }],
+    ]),
+  create: (p, ctx) =>
+    windowed<Rec[]>(p.every, ctx, {
+      init: () => [],
+      add: (s, r) => {
+        s.push(r);
+      },
+      emit: (s, start, end) => (s.length ? [{ type: 'window', ts: end, start, end, count: s.length, records: s }] : []),
+    }),
+});

@@ -1,0 +1,48 @@
+/**
+ * enrich(): names the addresses of records from DNS answers seen by the
+ * kernel (a dns() source on the same namespace feeding a DnsCache):
+ * adds `names: {"orig.dst": ["cdn.shop.test", …]}`.
+ */
+import { Observable } from 'rxjs';
+import { z } from 'zod';
+import { checkFields, FieldPath, getPath } from '../params.js';
+import { type Rec, registerFilter } from '../registry.js';
+import type { Value } from '../spec.js';
+
+registerFilter({
+  name: 'enrich',
+  description: 'name addresses from DNS answers: enrich(fields=[orig.src, orig.dst], minTtl=300)',
+  params: z
+    .object({
+      fields: z.array(FieldPath).min(1).default(['orig.src', 'orig.dst']),
+      minTtl: z.number().int().nonnegative().default(300),
+    })
+    .strict(),
+  positional: (args): Record<string, Value> => (args.length ? { fields: args } : {}),
+  check: (p, ctx) => checkFields(p.fields, ctx.input, ctx.path, 'enrich'),
+  output: (input) => new Map([...input, ['names', { kind: 'any', many: false }]]),
+  create: (p, ctx) => (source) =>
+    new Observable<Rec>((sub) => {
+      const netns = ctx.source?.params.netns as string | undefined;
+      const lease = ctx.dnsCache(netns, p.minTtl);
+      const inner = source.subscribe({
+        next: (r) => {
+          const names: Record<string, string[]> = {};
+          for (const f of p.fields) {
+            const ip = getPath(r, f);
+            if (typeof ip === 'string') {
+              const n = lease.cache.names(ip);
+              if (n.length) names[f] = n;
+            }
+          }
+          sub.next({ ...r, names });
+        },
+        error: (e) => sub.error(e),
+        complete: () => sub.complete(),
+      });
+      return () => {
+        inner.unsubscribe();
+        lease.release();
+      };
+    }),
+});

@@ -1,0 +1,40 @@
+/** project(fields…): keeps the named paths in their nesting, plus type and ts: project(orig.dst) → {type, ts, orig: {dst}}. */
+import { map } from 'rxjs';
+import { z } from 'zod';
+import type { FieldCatalog } from '../fields.js';
+import { checkFields, FieldPath, getPath } from '../params.js';
+import { type Rec, registerFilter } from '../registry.js';
+
+const ALWAYS = ['type', 'ts'];
+
+export function projectRecord(r: Rec, paths: string[][]): Rec {
+  const out: Rec = {};
+  for (const path of paths) {
+    const v = getPath(r, path.join('.'));
+    if (v === undefined) continue;
+    let o = out;
+    for (let i = 0; i < path.length - 1; i++) o = (o[path[i]] ??= {}) as Rec;
+    o[path[path.length - 1]] = v;
+  }
+  return out;
+}
+
+registerFilter({
+  name: 'project',
+  description: 'keep only the named fields (and type, ts): project(orig.src, orig.dst)',
+  params: z.object({ fields: z.array(FieldPath).min(1) }).strict(),
+  positional: (args) => ({ fields: args }),
+  check: (p, ctx) => checkFields(p.fields, ctx.input, ctx.path, 'project'),
+  output: (input, p) => {
+    const keep = [...ALWAYS, ...p.fields];
+    const out: FieldCatalog = new Map();
+    for (const [k, v] of input) {
+      if (keep.some((f) => k === f || k.startsWith(`${f}.`) || f.startsWith(`${k}.`))) out.set(k, v);
+    }
+    return out;
+  },
+  create: (p) => {
+    const paths = [...ALWAYS, ...p.fields.filter((f) => !ALWAYS.includes(f))].map((f) => f.split('.'));
+    return map((r) => projectRecord(r, paths));
+  },
+});

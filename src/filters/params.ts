@@ -1,0 +1,60 @@
+/** Parameter helpers shared by filter schemas: durations, field paths, lists. */
+import { z } from 'zod';
+import type { GraphIssue } from './errors.js';
+import { type FieldCatalog, lookupField } from './fields.js';
+import type { SpecPath } from './spec.js';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "10s", "500ms", "2m", "1h", or a number of ms. */
+export const Duration = z.union([
+  z.number().nonnegative(),
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?(ms|s|m|h)$/, 'a duration like 500ms, 10s, 2m or 1h')
+    .transform((s) => {
+      const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s)!;
+      return Number(m[1]) * UNITS[m[2]];
+    }),
+]);
+
+export const FieldPath = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, 'a field path like orig.src');
+
+/** One value or a list of them. */
+export const listOf = <T extends z.ZodType>(t: T) =>
+  z.union([t, z.array(t)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
+
+/** Issues for field paths the input records cannot have. */
+export function checkFields(paths: string[], cat: FieldCatalog, path: SpecPath, node: string): GraphIssue[] {
+  return paths
+    .filter((p) => !lookupField(cat, p))
+    .map((p) => ({
+      code: 'unknown_field',
+      path,
+      message: `${node}: no record reaching it has a field "${p}"${suggest(p, cat)}`,
+    }));
+}
+
+function suggest(p: string, cat: FieldCatalog): string {
+  const last = p.split('.').at(-1);
+  const near = [...cat.keys()].filter((k) => k.split('.').at(-1) === last).slice(0, 3);
+  return near.length ? ` (did you mean ${near.join(', ')}?)` : '';
+}
+
+/** Reads a dotted path from a record. */
+export function getPath(r: unknown, path: string): unknown {
+  let cur = r;
+  for (const seg of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[seg];
+  }
+  return cur;
+}
+
+/** A stable string key for grouping by one or more fields. */
+export function keyOf(r: unknown, paths: string[]): string {
+  if (paths.length === 1) return String(getPath(r, paths[0]));
+  return paths.map((p) => String(getPath(r, p))).join('|');
+}

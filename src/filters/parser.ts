@@ -1,0 +1,176 @@
+/**
+ * The graph language (after FFPF): `A -> B` pipes, `A | B` forks (both get
+ * the same input; outputs merge), parentheses group; `->` binds tighter
+ * than `|`. Nodes are `name(arg, key=value, …)` or FFPF's `(name, arg, …)`.
+ * `match(…)` takes an expression in a language of its own, kept as text.
+ */
+import { GraphSyntaxError } from './errors.js';
+import { Lexer, type Token } from './lexer.js';
+import type { ExprSpec, GraphSpec, NodeSpec, Value } from './spec.js';
+
+/** Nodes whose argument is raw expression text. */
+export const RAW_NODES = new Set(['match']);
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function wordValue(text: string): Value {
+  if (text === 'true') return true;
+  if (text === 'false') return false;
+  if (/^[-+]?(\d|\.\d)/.test(text) || /^0x[0-9a-f]+$/i.test(text)) {
+    const n = Number(text);
+    if (Number.isFinite(n)) return n;
+  }
+  return text;
+}
+
+class Parser {
+  private readonly lx: Lexer;
+  private buf: Token[] = [];
+
+  constructor(private readonly src: string) {
+    this.lx = new Lexer(src);
+  }
+
+  private peek(k = 0): Token {
+    while (this.buf.length <= k) this.buf.push(this.lx.next());
+    return this.buf[k];
+  }
+  private take(): Token {
+    const t = this.peek();
+    this.buf.shift();
+    return t;
+  }
+  private fail(t: Token, reason: string): never {
+    throw new GraphSyntaxError(reason, this.src, t);
+  }
+  private expect(kind: Token['kind'], what: string): Token {
+    const t = this.take();
+    if (t.kind !== kind) this.fail(t, `expected ${what}, got ${describe(t)}`);
+    return t;
+  }
+
+  graph(): GraphSpec {
+    if (this.peek().kind === 'eof') this.fail(this.peek(), 'empty graph');
+    const root = this.alt();
+    const t = this.peek();
+    if (t.kind !== 'eof') this.fail(t, `expected "->", "|" or the end, got ${describe(t)}`);
+    return { version: 1, root };
+  }
+
+  private alt(): ExprSpec {
+    const branches = [this.pipe()];
+    while (this.peek().kind === 'bar') {
+      this.take();
+      branches.push(this.pipe());
+    }
+    return branches.length === 1 ? branches[0] : { type: 'fork', branches };
+  }
+
+  private pipe(): ExprSpec {
+    const steps = [this.term()];
+    while (this.peek().kind === 'arrow') {
+      this.take();
+      steps.push(this.term());
+    }
+    return steps.length === 1 ? steps[0] : { type: 'pipe', steps };
+  }
+
+  private term(): ExprSpec {
+    const t = this.peek();
+    if (t.kind === 'lparen') {
+      // FFPF tuple form "(name, arg, …)" versus a parenthesised group.
+      const a = this.peek(1);
+      const b = this.peek(2);
+      if (a.kind === 'word' && NAME.test(a.text) && b.kind === 'comma') return this.tuple();
+      this.take();
+      const inner = this.alt();
+      this.expect('rparen', '")"');
+      return inner;
+    }
+    if (t.kind === 'word') return this.node();
+    return this.fail(t, `expected a source or filter, got ${describe(t)}`);
+  }
+
+  private tuple(): NodeSpec {
+    this.take(); // (
+    const name = this.take();
+    const n: NodeSpec = { type: 'node', name: name.text, args: [], params: {} };
+    while (this.peek().kind === 'comma') {
+      this.take();
+      this.arg(n);
+    }
+    this.expect('rparen', '")" closing the tuple');
+    return n;
+  }
+
+  private node(): NodeSpec {
+    const name = this.take();
+    if (!NAME.test(name.text)) this.fail(name, `"${name.text}" is not a source or filter name`);
+    const n: NodeSpec = { type: 'node', name: name.text, args: [], params: {} };
+    if (this.peek().kind !== 'lparen') return n;
+    this.take();
+    if (RAW_NODES.has(n.name)) {
+      if (this.buf.length > 0) this.fail(this.peek(), 'internal: lookahead before a raw argument');
+      const raw = this.lx.rawUntilClose();
+      const text = raw.text.trim();
+      if (!text) this.fail(name, `${n.name}() needs an expression`);
+      n.args.push(text);
+      this.expect('rparen', '")"');
+      return n;
+    }
+    if (this.peek().kind === 'rparen') {
+      this.take();
+      return n;
+    }
+    this.arg(n);
+    while (this.peek().kind === 'comma') {
+      this.take();
+      this.arg(n);
+    }
+    this.expect('rparen', '"," or ")"');
+    return n;
+  }
+
+  private arg(n: NodeSpec): void {
+    const t = this.peek();
+    if (t.kind === 'word' && NAME.test(t.text) && this.peek(1).kind === 'eq') {
+      this.take();
+      this.take();
+      if (Object.hasOwn(n.params, t.text)) this.fail(t, `parameter "${t.text}" given twice`);
+      n.params[t.text] = this.value();
+      return;
+    }
+    if (Object.keys(n.params).length > 0) this.fail(t, 'positional arguments must come before key=value ones');
+    n.args.push(this.value());
+  }
+
+  private value(): Value {
+    const t = this.take();
+    if (t.kind === 'string') return t.text;
+    if (t.kind === 'word') return wordValue(t.text);
+    if (t.kind === 'lbrack') {
+      const items: Value[] = [];
+      if (this.peek().kind === 'rbrack') {
+        this.take();
+        return items;
+      }
+      items.push(this.value());
+      while (this.peek().kind === 'comma') {
+        this.take();
+        items.push(this.value());
+      }
+      this.expect('rbrack', '"," or "]"');
+      return items;
+    }
+    return this.fail(t, `expected a value, got ${describe(t)}`);
+  }
+}
+
+function describe(t: Token): string {
+  return t.kind === 'eof' ? 'the end' : JSON.stringify(t.text);
+}
+
+/** Parses graph text into a GraphSpec; throws GraphSyntaxError with line, column and a caret excerpt. */
+export function parseGraph(text: string): GraphSpec {
+  return new Parser(text).graph();
+}

@@ -1,0 +1,79 @@
+/**
+ * The public registry of sources and filters: each with a zod parameter
+ * schema, the fields its records have, and a factory. Library users add
+ * their own with registerFilter() / registerSource().
+ */
+import type { Observable, OperatorFunction, SchedulerLike } from 'rxjs';
+import type { z } from 'zod';
+import type { DnsCache } from '../sources/dns/cache.js';
+import type { SourceNotice } from '../sources/notice.js';
+import type { GraphIssue } from './errors.js';
+import type { FieldCatalog } from './fields.js';
+import type { SpecPath, Value } from './spec.js';
+
+export type Rec = Record<string, unknown>;
+
+export interface BuildContext {
+  /** Path of this node in the graph spec, for messages. */
+  path: SpecPath;
+  /** Fields of the records coming in (filters) — empty for sources. */
+  input: FieldCatalog;
+  /** Parameters of the source this pipeline starts from (enrich uses its netns). */
+  source?: { name: string; params: Record<string, unknown> };
+  /** Time for window/dedupe/ratelimit filters (a TestScheduler in marble tests). */
+  scheduler: SchedulerLike;
+  /** Where sources report loss and warnings. */
+  notices: { next(n: SourceNotice): void };
+  /** Called by filters for each record they drop on purpose (ratelimit), for stats. */
+  dropped(n: number): void;
+  /** A DnsCache fed by the DNS seen in `netns` (for enrich); release it when done. */
+  dnsCache(netns: string | undefined, minTtlS: number): { cache: DnsCache; release(): void };
+}
+
+interface Common<P> {
+  name: string;
+  description: string;
+  params: z.ZodType<P>;
+  /** Maps positional arguments to named parameters, e.g. project(a, b) → {fields: [a, b]}. */
+  positional?: (args: Value[]) => Record<string, Value>;
+  /** Extra checks after the parameters parsed (fields exist …). */
+  check?: (p: P, ctx: BuildContext) => GraphIssue[];
+}
+
+export interface SourceDef<P = unknown> extends Common<P> {
+  kind: 'source';
+  /** The fields its records can have (for checking field paths at instantiate). */
+  fields: FieldCatalog | ((p: P) => FieldCatalog);
+  create(p: P, ctx: BuildContext): Observable<Rec>;
+}
+
+export interface FilterDef<P = unknown> extends Common<P> {
+  kind: 'filter';
+  /** Fields of the output, given the input's (default: unchanged). */
+  output?: (input: FieldCatalog, p: P) => FieldCatalog;
+  create(p: P, ctx: BuildContext): OperatorFunction<Rec, Rec>;
+}
+
+export type NodeDef = SourceDef<never> | FilterDef<never>;
+
+const registry = new Map<string, SourceDef<unknown> | FilterDef<unknown>>();
+
+export function registerSource<P>(def: Omit<SourceDef<P>, 'kind'>): void {
+  registry.set(def.name, { ...def, kind: 'source' } as SourceDef<unknown>);
+}
+
+export function registerFilter<P>(def: Omit<FilterDef<P>, 'kind'>): void {
+  registry.set(def.name, { ...def, kind: 'filter' } as FilterDef<unknown>);
+}
+
+export function lookupNode(name: string): SourceDef<unknown> | FilterDef<unknown> | undefined {
+  return registry.get(name);
+}
+
+export function registeredNames(): { sources: string[]; filters: string[] } {
+  const all = [...registry.values()];
+  return {
+    sources: all.filter((d) => d.kind === 'source').map((d) => d.name),
+    filters: all.filter((d) => d.kind === 'filter').map((d) => d.name),
+  };
+}

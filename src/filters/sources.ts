@@ -1,0 +1,82 @@
+/** The kernel sources as graph nodes: conntrack(…), dns(…), replay(file=…). */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConntrackRecord } from '../sources/conntrack/record.js';
+import { conntrack } from '../sources/conntrack/source.js';
+import { DnsRecord } from '../sources/dns/record.js';
+import { dns } from '../sources/dns/source.js';
+import { ANY_FIELDS, catalogOf, type FieldCatalog } from './fields.js';
+import { Duration, listOf } from './params.js';
+import { registerSource } from './registry.js';
+import { replayRecords } from './replay.js';
+
+const Netns = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a network namespace name');
+
+export const RECORD_FIELDS: Record<string, FieldCatalog> = {
+  conntrack: catalogOf(ConntrackRecord),
+  dns: catalogOf(DnsRecord),
+};
+
+registerSource({
+  name: 'conntrack',
+  description: 'connection tracking: conntrack(events=[new,destroy], family=ipv4, dump=true, poll=10s, netns=NAME)',
+  params: z
+    .object({
+      events: listOf(z.enum(['new', 'update', 'destroy'])).default(['new', 'update', 'destroy']),
+      family: z.enum(['ipv4', 'ipv6', 'all']).default('all'),
+      dump: z.boolean().default(false),
+      poll: Duration.optional(),
+      zone: z.number().int().min(0).max(65535).optional(),
+      mark: z.number().int().min(0).max(0xffffffff).optional(),
+      netns: Netns.optional(),
+    })
+    .strict(),
+  fields: RECORD_FIELDS.conntrack,
+  create: (p, ctx) =>
+    conntrack({
+      events: p.events,
+      family: p.family,
+      dump: p.dump,
+      pollIntervalMs: p.poll ?? 0,
+      zone: p.zone,
+      mark: p.mark,
+      netns: p.netns,
+      notices: ctx.notices,
+    }),
+});
+
+registerSource({
+  name: 'dns',
+  description: 'DNS queries and responses through NFLOG: dns(netns=NAME, group=53, hooks=[input,output,forward])',
+  params: z
+    .object({
+      netns: Netns.optional(),
+      group: z.number().int().min(0).max(65535).default(53),
+      hooks: listOf(z.enum(['input', 'output', 'forward'])).default(['input', 'output', 'forward']),
+    })
+    .strict(),
+  fields: RECORD_FIELDS.dns,
+  create: (p, ctx) => dns({ netns: p.netns, group: p.group, hooks: p.hooks, notices: ctx.notices }),
+});
+
+/** Fields of a recording: those of the sources its header names. */
+function recordedFields(file: string): FieldCatalog {
+  try {
+    const header = JSON.parse(readFileSync(file, 'utf8').split('\n', 1)[0]) as { sources?: { name: string }[] };
+    const cats = (header.sources ?? []).map((s) => RECORD_FIELDS[s.name]).filter(Boolean);
+    if (cats.length === 0) return ANY_FIELDS;
+    return new Map(cats.flatMap((c) => [...c]));
+  } catch {
+    return ANY_FIELDS;
+  }
+}
+
+registerSource({
+  name: 'replay',
+  description:
+    'records from a file made by `flowgrab record`: replay(file=PATH, speed=1) (speed 0 = as fast as possible)',
+  params: z.object({ file: z.string().min(1), speed: z.number().min(0).default(0) }).strict(),
+  positional: (args) => ({ file: args[0] }),
+  fields: (p) => recordedFields(p.file),
+  create: (p, ctx) => replayRecords(p.file, p.speed, ctx.scheduler),
+});

@@ -1,0 +1,58 @@
+/**
+ * GraphSpec: what the parser and the builder produce, the daemon transfers
+ * and authorize() checks. Plain JSON, validated by zod.
+ */
+import { z } from 'zod';
+
+export type Value = number | string | boolean | Value[];
+export const Value: z.ZodType<Value> = z.lazy(() => z.union([z.number(), z.string(), z.boolean(), z.array(Value)]));
+
+export interface NodeSpec {
+  type: 'node';
+  name: string;
+  /** Positional arguments, e.g. project(orig.src, orig.dst) or match's expression text. */
+  args: Value[];
+  /** Named parameters, e.g. count(by=orig.src, every=10s). */
+  params: Record<string, Value>;
+}
+export interface PipeSpec {
+  type: 'pipe';
+  steps: ExprSpec[];
+}
+export interface ForkSpec {
+  type: 'fork';
+  branches: ExprSpec[];
+}
+export type ExprSpec = NodeSpec | PipeSpec | ForkSpec;
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export const NodeSpec: z.ZodType<NodeSpec> = z
+  .object({
+    type: z.literal('node'),
+    name: z.string().regex(NAME, 'a filter or source name (letters, digits, _)'),
+    args: z.array(Value),
+    params: z.record(z.string().regex(NAME, 'a parameter name'), Value),
+  })
+  .strict();
+
+export const ExprSpec: z.ZodType<ExprSpec> = z.lazy(() =>
+  z.union([
+    NodeSpec,
+    z.object({ type: z.literal('pipe'), steps: z.array(ExprSpec).min(2) }).strict(),
+    z.object({ type: z.literal('fork'), branches: z.array(ExprSpec).min(2) }).strict(),
+  ]),
+);
+
+export const GraphSpec = z.object({ version: z.literal(1), root: ExprSpec }).strict();
+export type GraphSpec = z.infer<typeof GraphSpec>;
+
+export const node = (name: string, args: Value[] = [], params: Record<string, Value> = {}): NodeSpec => ({
+  type: 'node',
+  name,
+  args,
+  params,
+});
+
+/** A path into the graph for messages: "root.steps[1].branches[0]". */
+export type SpecPath = (string | number)[];

@@ -1,0 +1,61 @@
+/** Flowgrab: creates flow handles whose graphs share common prefixes. */
+import { asyncScheduler, type SchedulerLike } from 'rxjs';
+import { FlowgrabError } from '../errors.js';
+import '../filters/builtin.js';
+import type { GraphIssue } from '../filters/errors.js';
+import type { GraphSpec } from '../filters/spec.js';
+import { Compiler, type Services } from './compile.js';
+import { sharedDnsCache } from './dns-cache.js';
+import { type Authorizer, FlowHandle, type FlowOptions } from './handle.js';
+
+export interface FlowgrabOptions {
+  /** Checks every graph at instantiate; issues deny it. Default: allow all (the policy engine plugs in here). */
+  authorize?: Authorizer;
+  /** Time source of windowed filters (tests pass a TestScheduler). */
+  scheduler?: SchedulerLike;
+  /** DnsCache provider for enrich() (tests pass their own). */
+  dnsCache?: Services['dnsCache'];
+}
+
+export class Flowgrab {
+  private readonly compiler: Compiler;
+  private readonly authorize: Authorizer;
+  private readonly open = new Set<FlowHandle>();
+
+  constructor(opts: FlowgrabOptions = {}) {
+    this.compiler = new Compiler({
+      scheduler: opts.scheduler ?? asyncScheduler,
+      dnsCache: opts.dnsCache ?? sharedDnsCache,
+    });
+    this.authorize = opts.authorize ?? (() => []);
+  }
+
+  /** Through flowgrabd: arrives with the daemon. */
+  static async connect(path: string): Promise<Flowgrab> {
+    throw new FlowgrabError('FG_ERR_INVALID_STATE', `Flowgrab.connect(${path}): the daemon client is not built yet`);
+  }
+
+  create(opts: FlowOptions = {}): FlowHandle {
+    const f = new FlowHandle(this.compiler, this.authorize, opts, (h) => this.open.delete(h));
+    this.open.add(f);
+    return f;
+  }
+
+  /** Validates a graph without running it: every issue, or none. */
+  check(g: GraphSpec): GraphIssue[] {
+    return this.compiler.check(g).issues;
+  }
+
+  get flows(): FlowHandle[] {
+    return [...this.open];
+  }
+
+  /** Stages currently built (shared between flows): for tests and diagnostics. */
+  get stageCount(): number {
+    return this.compiler.size;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.open].map((f) => f.close()));
+  }
+}

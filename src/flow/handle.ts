@@ -1,0 +1,248 @@
+/**
+ * FlowHandle: create → populate → instantiate → activate ⇄ pause → close
+ * (after FFPF). instantiate parses, validates, authorizes and allocates
+ * (subscribes the pipeline: sockets and rules exist from then on) but
+ * delivers nothing until activate; records arriving while not active are
+ * counted as missed. close() is idempotent and releases everything.
+ */
+import { merge, type Observable, Subject, type Subscription } from 'rxjs';
+import { FlowgrabError } from '../errors.js';
+import { GraphError, type GraphIssue } from '../filters/errors.js';
+import { parseGraph } from '../filters/parser.js';
+import { printGraph } from '../filters/print.js';
+import type { Rec } from '../filters/registry.js';
+import { GraphSpec } from '../filters/spec.js';
+import type { SourceNotice } from '../sources/notice.js';
+import { FlowBuffer, type OverflowPolicy } from './buffer.js';
+import type { Compiler, NodeStats, Stage } from './compile.js';
+import { type FlowOp, type FlowState, transition } from './states.js';
+
+export interface FlowOptions {
+  name?: string;
+  /** Records buffered between the pipeline and the subscribers (default 10 000). */
+  bufferRecords?: number;
+  overflow?: OverflowPolicy;
+}
+
+export interface LossNotice extends SourceNotice {
+  flow: string;
+}
+
+export interface FlowStats {
+  state: FlowState;
+  nodes: NodeStats[];
+  buffer: { capacity: number; buffered: number; highWater: number; dropped: number; delivered: number };
+  /** Records that reached the flow while it was not active. */
+  missed: number;
+}
+
+export type Authorizer = (g: GraphSpec) => GraphIssue[] | Promise<GraphIssue[]>;
+
+let nextId = 1;
+
+export class FlowHandle {
+  readonly id = nextId++;
+  readonly name: string;
+  private st: FlowState = 'created';
+  private text: string[] = [];
+  private spec?: GraphSpec;
+  private stage?: Stage;
+  private pipeline?: Subscription;
+  private noticeSub?: Subscription;
+  private readonly buffer: FlowBuffer<Rec>;
+  private readonly lost = new Subject<LossNotice>();
+  private readonly notices = new Subject<SourceNotice>();
+  private missed = 0;
+  private pendingReaderLoss = 0;
+  private lossTimer?: NodeJS.Timeout;
+
+  /** Records, once active. Errors from the kernel sources end it with that error. */
+  readonly records$: Observable<Rec>;
+  /** Loss notices: kernel overruns, decode failures, and this flow's own buffer drops. */
+  readonly lost$: Observable<LossNotice>;
+  /** Every notice of the flow's sources (loss, resync, warnings). */
+  readonly notices$: Observable<SourceNotice>;
+
+  constructor(
+    private readonly compiler: Compiler,
+    private readonly authorize: Authorizer,
+    opts: FlowOptions,
+    private readonly onClose: (f: FlowHandle) => void,
+  ) {
+    this.name = opts.name ?? `flow-${this.id}`;
+    const capacity = opts.bufferRecords ?? 10_000;
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', 'bufferRecords must be a whole number ≥ 1');
+    this.buffer = new FlowBuffer<Rec>(capacity, opts.overflow ?? 'drop-oldest', (n) => this.readerLoss(n));
+    this.records$ = this.buffer.out.asObservable();
+    this.lost$ = this.lost.asObservable();
+    this.notices$ = this.notices.asObservable();
+  }
+
+  get state(): FlowState {
+    return this.st;
+  }
+
+  /** The graph as text, once populated from text or a spec. */
+  get graph(): string {
+    return this.spec ? printGraph(this.spec) : this.text.join('\n');
+  }
+
+  private go(op: FlowOp): void {
+    this.st = transition(this.st, op);
+  }
+
+  /** Adds graph text (later calls extend it, e.g. with "-> count(…)"), or sets a GraphSpec. */
+  populate(graph: string | GraphSpec): this {
+    transition(this.st, 'populate');
+    if (typeof graph === 'string') {
+      if (this.spec)
+        throw new FlowgrabError(
+          'FG_ERR_INVALID_ARGUMENT',
+          'this flow was populated with a GraphSpec; text cannot extend it',
+        );
+      this.text.push(graph);
+    } else {
+      if (this.text.length || this.spec)
+        throw new FlowgrabError(
+          'FG_ERR_INVALID_ARGUMENT',
+          'a GraphSpec replaces nothing: populate a fresh flow with it',
+        );
+      this.spec = graph;
+    }
+    this.go('populate');
+    return this;
+  }
+
+  async instantiate(): Promise<void> {
+    transition(this.st, 'instantiate');
+    const spec = this.parse();
+    const { issues } = this.compiler.check(spec);
+    if (issues.length) throw new GraphError(issues);
+    const denied = await this.authorize(spec);
+    if (denied.length) throw new GraphError(denied, 'not authorized');
+    if (this.st === 'closed') return; // closed while we were authorizing
+    this.spec = spec;
+    const stage = this.compiler.build(spec);
+    this.compiler.retain(stage.keys);
+    this.stage = stage;
+    this.noticeSub = merge(...stage.sources.map((s) => s.notices)).subscribe((n) => {
+      this.notices.next(n);
+      if (n.kind === 'loss') this.lost.next({ ...n, flow: this.name });
+    });
+    this.pipeline = stage.obs.subscribe({
+      next: (r) => (this.st === 'active' ? this.buffer.push(r) : this.missed++),
+      error: (err) => this.buffer.out.error(err),
+      complete: () => this.buffer.end(),
+    });
+    this.go('instantiate');
+  }
+
+  private parse(): GraphSpec {
+    const raw = this.spec ?? parseGraph(this.text.join('\n'));
+    const r = GraphSpec.safeParse(raw);
+    if (!r.success) {
+      throw new GraphError(
+        r.error.issues.map((i) => ({
+          code: 'bad_spec',
+          path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)),
+          message: `graph spec: ${i.path.join('.')}: ${i.message}`,
+        })),
+      );
+    }
+    return r.data;
+  }
+
+  async activate(): Promise<void> {
+    this.go('activate');
+  }
+
+  async pause(): Promise<void> {
+    this.go('pause');
+  }
+
+  /** Releases the pipeline, its kernel resources (when no other flow shares them) and the buffer. Idempotent. */
+  async close(): Promise<void> {
+    if (this.st === 'closed') return;
+    this.go('close');
+    this.pipeline?.unsubscribe();
+    this.noticeSub?.unsubscribe();
+    if (this.stage) this.compiler.release(this.stage.keys);
+    this.flushReaderLoss();
+    if (this.lossTimer) clearTimeout(this.lossTimer);
+    this.buffer.clear();
+    this.buffer.out.complete();
+    this.lost.complete();
+    this.notices.complete();
+    this.onClose(this);
+  }
+
+  stats(): FlowStats {
+    return {
+      state: this.st,
+      nodes: this.stage ? this.stage.nodes.map((n) => ({ ...n })) : [],
+      buffer: { capacity: this.buffer.capacity, ...this.buffer.stats },
+      missed: this.missed,
+    };
+  }
+
+  /** Pull records one at a time; a reader that falls behind loses records (counted in lost$), never slows others. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Rec> {
+    const q: Rec[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    let failure: unknown;
+    const sub = this.records$.subscribe({
+      next: (r) => {
+        if (q.length >= this.buffer.capacity) {
+          q.shift();
+          this.readerLoss(1);
+        }
+        q.push(r);
+        wake?.();
+      },
+      error: (e) => {
+        failure = e;
+        done = true;
+        wake?.();
+      },
+      complete: () => {
+        done = true;
+        wake?.();
+      },
+    });
+    try {
+      for (;;) {
+        if (q.length) yield q.shift()!;
+        else if (done) break;
+        else await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+      }
+      if (failure) throw failure;
+    } finally {
+      sub.unsubscribe();
+    }
+  }
+
+  /** Reader drops are reported in batches (at most one notice per second), with exact counts. */
+  private readerLoss(n: number): void {
+    this.pendingReaderLoss += n;
+    this.lossTimer ??= setTimeout(() => this.flushReaderLoss(), 1000);
+  }
+
+  private flushReaderLoss(): void {
+    this.lossTimer = undefined;
+    if (this.pendingReaderLoss === 0) return;
+    const count = this.pendingReaderLoss;
+    this.pendingReaderLoss = 0;
+    this.lost.next({
+      kind: 'loss',
+      where: 'reader',
+      count,
+      source: 'flow',
+      message: `${count} records dropped: the reader of flow ${this.name} fell behind`,
+      ts: Date.now(),
+      flow: this.name,
+    });
+  }
+}
