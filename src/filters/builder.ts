@@ -3,7 +3,7 @@
  *
  *   graph.source('conntrack', { events: ['new'] })
  *     .match('proto == tcp')
- *     .fork(graph.then('count', { by: 'orig.src', every: '10s' }), graph.then('sample', { rate: 0.1 }))
+ *     .fork(graph.filter('count', { by: 'orig.src', every: '10s' }), graph.filter('sample', { rate: 0.1 }))
  *     .toSpec()
  */
 import { printGraph } from './print.js';
@@ -13,12 +13,12 @@ export class GraphBuilder {
   constructor(private readonly steps: ExprSpec[]) {}
 
   /** Appends a filter: `-> name(args…, params…)`. */
-  then(name: string, params: Record<string, Value> = {}, ...args: Value[]): GraphBuilder {
+  to(name: string, params: Record<string, Value> = {}, ...args: Value[]): GraphBuilder {
     return new GraphBuilder([...this.steps, node(name, args, params)]);
   }
 
   match(expr: string): GraphBuilder {
-    return this.then('match', {}, expr);
+    return this.to('match', {}, expr);
   }
 
   /** Appends a fork: every branch gets the same input; their outputs merge. */
@@ -45,7 +45,7 @@ export const graph = {
   source: (name: string, params: Record<string, Value> = {}, ...args: Value[]) =>
     new GraphBuilder([node(name, args, params)]),
   /** A branch for fork(): starts with a filter. */
-  then: (name: string, params: Record<string, Value> = {}, ...args: Value[]) =>
+  filter: (name: string, params: Record<string, Value> = {}, ...args: Value[]) =>
     new GraphBuilder([node(name, args, params)]),
   /** Several pipelines side by side (several sources): their outputs merge. */
   union: (...parts: GraphBuilder[]) => new GraphBuilder([{ type: 'fork', branches: parts.map((p) => p.expr()) }]),

@@ -31,11 +31,14 @@ function walk(def: Def, path: string, many: boolean, out: FieldCatalog, depth: n
     case 'nullable':
     case 'default':
     case 'readonly':
-      return walk(def.innerType!._zod.def, path, many, out, depth);
+      walk(def.innerType!._zod.def, path, many, out, depth);
+      return;
     case 'lazy':
-      return walk(def.getter!()._zod.def, path, many, out, depth + 1);
+      walk(def.getter!()._zod.def, path, many, out, depth + 1);
+      return;
     case 'array':
-      return walk(def.element!._zod.def, path, true, out, depth);
+      walk(def.element!._zod.def, path, true, out, depth);
+      return;
     case 'object':
       if (path) out.set(path, { kind: 'object', many });
       for (const [k, v] of Object.entries(def.shape ?? {}))
