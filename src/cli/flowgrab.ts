@@ -5,13 +5,17 @@ import { VERSION } from '../version.js';
 import { conntrackCommand } from './conntrack.js';
 import { dnsCommand } from './dns.js';
 import { reportError } from './run.js';
+import { graphCommand, recordCommand, watchCommand } from './watch.js';
 
 const program = new Command('flowgrab')
   .description('the kernel’s view of network traffic (conntrack, DNS, neighbours, queued packets) as typed records')
   .version(VERSION)
   .showHelpAfterError('(run with --help for usage)')
   .addCommand(conntrackCommand())
-  .addCommand(dnsCommand());
+  .addCommand(dnsCommand())
+  .addCommand(watchCommand())
+  .addCommand(recordCommand())
+  .addCommand(graphCommand());
 
 try {
   await program.parseAsync(process.argv);

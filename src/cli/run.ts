@@ -55,6 +55,13 @@ export function runStream<T>(
 }
 
 export function reportError(err: unknown): void {
+  const issues = (err as { issues?: { path: (string | number)[]; message: string }[] }).issues;
+  if (err instanceof FlowgrabError && err.code === 'FG_ERR_GRAPH') {
+    // Graph errors are for a person reading a terminal: line, column, caret, or one issue per line.
+    if (issues?.length) for (const i of issues) process.stderr.write(`flowgrab: ${i.path.join('.')}: ${i.message}\n`);
+    else process.stderr.write(`flowgrab: ${err.message}\n`);
+    return;
+  }
   if (err instanceof FlowgrabError) logLine('error', err.message, { code: err.code, op: err.op, errno: err.errno });
   else logLine('error', err instanceof Error ? err.message : String(err));
 }

@@ -110,7 +110,7 @@ export class Lexer {
    * arguments in a language of their own (match expressions). Strings,
    * regex literals and nested brackets are skipped over as units.
    */
-  rawUntilClose(): { text: string; offset: number } {
+  rawUntilClose(opener: { offset: number; line: number; col: number }): { text: string; offset: number } {
     const begin = this.i;
     let depth = 0;
     const s = this.src;
@@ -136,6 +136,6 @@ export class Lexer {
         depth--;
       }
     }
-    throw new GraphSyntaxError('missing ")" to close the expression', s, this.position(begin));
+    throw new GraphSyntaxError('missing ")" to close the expression', s, opener);
   }
 }

@@ -111,7 +111,7 @@ class Parser {
     this.take();
     if (RAW_NODES.has(n.name)) {
       if (this.buf.length > 0) this.fail(this.peek(), 'internal: lookahead before a raw argument');
-      const raw = this.lx.rawUntilClose();
+      const raw = this.lx.rawUntilClose(name);
       const text = raw.text.trim();
       if (!text) this.fail(name, `${n.name}() needs an expression`);
       n.args.push(text);

@@ -6,7 +6,7 @@
  */
 import { merge, type Observable, type SchedulerLike, Subject, share, tap } from 'rxjs';
 import type { GraphIssue } from '../filters/errors.js';
-import type { FieldCatalog } from '../filters/fields.js';
+import { ANY_FIELDS, type FieldCatalog } from '../filters/fields.js';
 import { type BuildContext, type FilterDef, lookupNode, type Rec, type SourceDef } from '../filters/registry.js';
 import type { ExprSpec, GraphSpec, NodeSpec, SpecPath } from '../filters/spec.js';
 import type { DnsCache } from '../sources/dns/cache.js';
@@ -41,6 +41,19 @@ export interface SourceStage {
 export interface Services {
   scheduler: SchedulerLike;
   dnsCache: BuildContext['dnsCache'];
+}
+
+/** Stands in for a stage that failed its checks: any field, no sources. */
+function placeholder(up: Stage | null): Stage {
+  return {
+    key: '?',
+    keys: [],
+    obs: undefined as unknown as Observable<Rec>,
+    catalog: ANY_FIELDS,
+    nodes: [],
+    sources: [],
+    source: up?.source,
+  };
 }
 
 const pathText = (p: SpecPath) =>
@@ -100,12 +113,14 @@ export class Compiler {
   ): Stage | undefined {
     if (e.type === 'pipe') {
       let cur = input;
+      let failed = false;
       for (const [i, step] of e.steps.entries()) {
         const next = this.walk(step, cur, [...path, 'steps', i], issues, build);
-        if (!next) return undefined;
-        cur = next;
+        // Keep checking the steps after a bad one (against unknown fields), so every issue is reported at once.
+        if (!next) failed = true;
+        cur = next ?? placeholder(cur);
       }
-      return cur ?? undefined;
+      return failed ? undefined : (cur ?? undefined);
     }
     if (e.type === 'fork') {
       const branches = e.branches.map((b, i) => this.walk(b, input, [...path, 'branches', i], issues, build));

@@ -21,7 +21,8 @@ export interface NftTableSpec {
 const NAME = /^[A-Za-z0-9_]+$/;
 
 export function tableName(name: string): string {
-  if (!NAME.test(name)) throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `bad nft table name ${JSON.stringify(name)}`, { op: 'nft' });
+  if (!NAME.test(name))
+    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `bad nft table name ${JSON.stringify(name)}`, { op: 'nft' });
   return name.startsWith('flowgrab_') ? name : `flowgrab_${name}`;
 }
 
@@ -47,7 +48,11 @@ export class NftTable {
     const { exists, tag } = await NftTable.owner(spec.family, name, spec.netns);
     const owner = parseOwnerTag(tag);
     if (exists && owner && ownerAlive(owner) && !isSelf(owner)) {
-      throw new FlowgrabError('FG_ERR_BUSY', `nft table ${spec.family} ${name} belongs to running process ${owner.pid}`, { op: 'nft' });
+      throw new FlowgrabError(
+        'FG_ERR_BUSY',
+        `nft table ${spec.family} ${name} belongs to running process ${owner.pid}`,
+        { op: 'nft' },
+      );
     }
     // Declaring the table first makes the delete valid whether or not it existed: one atomic swap.
     const script = [
@@ -65,7 +70,10 @@ export class NftTable {
 
   /** Runs more nft commands against this table (e.g. set elements); `{T}` stands for `family name`. */
   async apply(script: string): Promise<void> {
-    await runTool(['nft', '-f', '-'], { netns: this.netns, input: script.replaceAll('{T}', `${this.family} ${this.name}`) });
+    await runTool(['nft', '-f', '-'], {
+      netns: this.netns,
+      input: script.replaceAll('{T}', `${this.family} ${this.name}`),
+    });
   }
 
   async remove(): Promise<void> {

@@ -1,0 +1,163 @@
+/**
+ * Link messages (RTM_NEWLINK / RTM_DELLINK / RTM_GETLINK): struct ifinfomsg
+ * plus the IFLA_* attributes flowgrab needs to name interfaces and find
+ * bridge ports; everything else is kept raw. Host byte order throughout.
+ * A link carries dozens of attributes interleaved in the kernel's own order,
+ * so re-encoding preserves every value but not that order.
+ */
+import { DecodeError } from '../../errors.js';
+import { AttrWriter, attrNested, attrType, attrValueEnd, cString, nextAttr, type RawAttr } from '../attr.js';
+import { NLA_HDRLEN } from '../enums.js';
+import { AF_UNSPEC } from '../nfnetlink.js';
+import type { NetlinkMessage } from '../nlmsg.js';
+import * as R from './enums.js';
+import { formatMac, MAX_ADDR_LEN, parseMac } from './mac.js';
+
+export interface LinkInfo {
+  /** IFLA_INFO_KIND: "bridge", "veth", "dummy" … */
+  kind?: string;
+  /** IFLA_INFO_SLAVE_KIND: "bridge" for a bridge port. */
+  slaveKind?: string;
+  unknown?: RawAttr[];
+}
+
+export interface LinkEntry {
+  /** ifi_family: AF_UNSPEC, or AF_BRIDGE for bridge-port notifications. */
+  family: number;
+  /** ifi_type: ARPHRD_*. */
+  type: number;
+  index: number;
+  /** IFF_* bits. */
+  flags: number;
+  change: number;
+  name?: string;
+  /** IFLA_ADDRESS in colon form. */
+  mac?: string;
+  broadcast?: string;
+  mtu?: number;
+  /** IFLA_MASTER: the bridge (or bond) this link is enslaved to. */
+  master?: number;
+  operstate?: number;
+  linkInfo?: LinkInfo;
+  unknown?: RawAttr[];
+}
+
+const OP = 'rtnetlink link';
+
+function u32(p: Buffer, o: number, vEnd: number): number {
+  if (vEnd - o - NLA_HDRLEN < 4) throw new DecodeError('attribute needs 4 bytes', o, OP);
+  return p.readUInt32LE(o + NLA_HDRLEN);
+}
+
+function mac(p: Buffer, o: number, vEnd: number): string {
+  const len = vEnd - o - NLA_HDRLEN;
+  if (len > MAX_ADDR_LEN) throw new DecodeError(`link-layer address of ${len} bytes`, o, OP);
+  return formatMac(p, o + NLA_HDRLEN, len);
+}
+
+const raw = (p: Buffer, o: number, vEnd: number): RawAttr => ({
+  type: attrType(p, o),
+  nested: attrNested(p, o),
+  value: p.subarray(o + NLA_HDRLEN, vEnd),
+});
+
+function decodeLinkInfo(p: Buffer, start: number, end: number): LinkInfo {
+  const li: LinkInfo = {};
+  for (let o = start; o < end; o = nextAttr(p, o)) {
+    const vEnd = attrValueEnd(p, o, end, OP);
+    const t = attrType(p, o);
+    if (t === R.IFLA_INFO_KIND) li.kind = cString(p, o, vEnd);
+    else if (t === R.IFLA_INFO_SLAVE_KIND) li.slaveKind = cString(p, o, vEnd);
+    else (li.unknown ??= []).push(raw(p, o, vEnd));
+  }
+  return li;
+}
+
+/** Decodes the payload of a link message (ifinfomsg, then attributes). Throws DecodeError only. */
+export function decodeLink(p: Buffer): LinkEntry {
+  if (p.length < R.IFINFOMSG_LEN) throw new DecodeError(`ifinfomsg needs ${R.IFINFOMSG_LEN} bytes`, p.length, OP);
+  const e: LinkEntry = {
+    family: p[0],
+    type: p.readUInt16LE(2),
+    index: p.readInt32LE(4),
+    flags: p.readUInt32LE(8),
+    change: p.readUInt32LE(12),
+  };
+  for (let o = R.IFINFOMSG_LEN; o < p.length; o = nextAttr(p, o)) {
+    const vEnd = attrValueEnd(p, o, p.length, OP);
+    switch (attrType(p, o)) {
+      case R.IFLA_IFNAME:
+        e.name = cString(p, o, vEnd);
+        break;
+      case R.IFLA_ADDRESS:
+        e.mac = mac(p, o, vEnd);
+        break;
+      case R.IFLA_BROADCAST:
+        e.broadcast = mac(p, o, vEnd);
+        break;
+      case R.IFLA_MTU:
+        e.mtu = u32(p, o, vEnd);
+        break;
+      case R.IFLA_MASTER:
+        e.master = u32(p, o, vEnd);
+        break;
+      case R.IFLA_OPERSTATE:
+        if (vEnd - o - NLA_HDRLEN < 1) throw new DecodeError('attribute needs 1 byte', o, OP);
+        e.operstate = p[o + NLA_HDRLEN];
+        break;
+      case R.IFLA_LINKINFO:
+        e.linkInfo = decodeLinkInfo(p, o + NLA_HDRLEN, vEnd);
+        break;
+      default:
+        (e.unknown ??= []).push(raw(p, o, vEnd));
+    }
+  }
+  return e;
+}
+
+export function encodeIfInfoMsg(e: Pick<LinkEntry, 'family' | 'type' | 'index' | 'flags' | 'change'>): Buffer {
+  const b = Buffer.alloc(R.IFINFOMSG_LEN);
+  b[0] = e.family;
+  b.writeUInt16LE(e.type, 2);
+  b.writeInt32LE(e.index, 4);
+  b.writeUInt32LE(e.flags >>> 0, 8);
+  b.writeUInt32LE(e.change >>> 0, 12);
+  return b;
+}
+
+/** Encodes a link payload: every interpreted value, then the kept attributes. */
+export function encodeLink(e: LinkEntry): Buffer {
+  const w = new AttrWriter();
+  if (e.name !== undefined) w.string(R.IFLA_IFNAME, e.name);
+  if (e.operstate !== undefined) w.u8(R.IFLA_OPERSTATE, e.operstate);
+  if (e.mtu !== undefined) w.u32le(R.IFLA_MTU, e.mtu);
+  if (e.master !== undefined) w.u32le(R.IFLA_MASTER, e.master);
+  const li = e.linkInfo;
+  if (li) {
+    w.nest(R.IFLA_LINKINFO, (n) => {
+      if (li.kind !== undefined) n.string(R.IFLA_INFO_KIND, li.kind);
+      if (li.slaveKind !== undefined) n.string(R.IFLA_INFO_SLAVE_KIND, li.slaveKind);
+      for (const a of li.unknown ?? []) n.raw(a);
+    });
+  }
+  if (e.mac !== undefined) w.bytes(R.IFLA_ADDRESS, parseMac(e.mac));
+  if (e.broadcast !== undefined) w.bytes(R.IFLA_BROADCAST, parseMac(e.broadcast));
+  for (const a of e.unknown ?? []) w.raw(a);
+  return Buffer.concat([encodeIfInfoMsg(e), w.toBuffer()]);
+}
+
+export type LinkMessageKind = 'new' | 'delete';
+
+export function decodeLinkMessage(m: NetlinkMessage): { kind: LinkMessageKind; entry: LinkEntry } {
+  if (m.type !== R.RTM_NEWLINK && m.type !== R.RTM_DELLINK) {
+    throw new DecodeError(`message type ${m.type} is not a link message`, 0, OP);
+  }
+  return { kind: m.type === R.RTM_NEWLINK ? 'new' : 'delete', entry: decodeLink(m.payload) };
+}
+
+/** An RTM_GETLINK dump of every link, without the statistics blocks (a third of each message). */
+export function linkDumpRequest(): { type: number; payload: Buffer } {
+  const attrs = new AttrWriter().u32le(R.IFLA_EXT_MASK, R.RTEXT_FILTER_SKIP_STATS).toBuffer();
+  const hdr = encodeIfInfoMsg({ family: AF_UNSPEC, type: 0, index: 0, flags: 0, change: 0 });
+  return { type: R.RTM_GETLINK, payload: Buffer.concat([hdr, attrs]) };
+}
