@@ -16,7 +16,7 @@ export function formatAny(r: Record<string, unknown>): string {
       ...r.items.map((i, n) => `  ${String(n + 1).padStart(3)}. ${flat(i as Record<string, unknown>)}`),
     ].join('\n');
   }
-  const { type, ts, ...rest } = r;
+  const { type, ts: _ts, ...rest } = r;
   return `${String(type ?? '').padEnd(8)} ${flat(rest)}`;
 }
 

@@ -1,0 +1,149 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Rec } from '../../src/filters/registry.js';
+import { Flowgrab } from '../../src/flow/flowgrab.js';
+import { dnsTeardown } from '../../src/sources/dns/source.js';
+import { createHomeNetwork, generateTraffic, type HomeNetwork, waitFor } from '../../src/testing/lab/index.js';
+
+const root = join(import.meta.dirname, '../..');
+const cli = join(root, 'dist/src/cli/flowgrab.js');
+let home: HomeNetwork;
+
+beforeAll(async () => {
+  home = await createHomeNetwork();
+});
+afterAll(async () => {
+  await dnsTeardown();
+  await home?.close();
+});
+
+function runNode(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, out, err });
+    });
+  });
+}
+
+describe('flow graphs on the home network', () => {
+  it('counts each LAN client’s TCP connections through the router', async () => {
+    const fg = new Flowgrab();
+    const f = fg.create({ name: 'per-client' });
+    f.populate(
+      `conntrack(events=[new], netns=${home.router.name}) -> match(proto == tcp && orig.src in 192.168.77.0/24 && orig.dport == ${home.server.tcpPort})`,
+    );
+    f.populate('-> count(by=orig.src, every=500ms)');
+    await f.instantiate();
+    const counts = new Map<string, number>();
+    f.records$.subscribe((r) => {
+      const src = (r.orig as { src: string }).src;
+      counts.set(src, (counts.get(src) ?? 0) + (r.count as number));
+    });
+    await f.activate();
+    const summary = await generateTraffic(home, { rounds: 2, ipv6: false });
+    await waitFor(() => counts.size === 3 && [...counts.values()].every((c) => c >= 2), { timeoutMs: 5000 });
+    const tcpPerClient = summary.exchanges.filter((e) => e.kind === 'tcp' && e.ok && e.family === 4).length / 3;
+    for (const c of home.clients) expect(counts.get(c.ipv4)).toBe(tcpPerClient);
+    expect(f.stats().nodes.map((n) => n.node)).toEqual(['conntrack', 'match', 'count']);
+    await fg.close();
+  });
+
+  it('enrich() names conntrack peers from the DNS answers the kernel saw', async () => {
+    const fg = new Flowgrab();
+    const f = fg.create();
+    f.populate(
+      `conntrack(events=[new], netns=${home.router.name}) -> match(orig.dst == ${home.server.ipv4} && proto == tcp) -> enrich(fields=[orig.dst])`,
+    );
+    await f.instantiate();
+    const got: Rec[] = [];
+    f.records$.subscribe((r) => got.push(r));
+    await f.activate();
+    const c = home.clients[0].ns;
+    await waitFor(async () => (await home.router.exec(['nft', 'list', 'tables'])).stdout.includes('flowgrab_dns'), {
+      timeoutMs: 5000,
+    });
+    await c.exec(['dig', '+short', `@${home.routerLan.ipv4}`, 'www.shop.test', 'A']);
+    await new Promise((r) => setTimeout(r, 200));
+    await c.exec(['sh', '-c', `echo hi | socat -t1 - TCP:${home.server.ipv4}:${home.server.tcpPort}`]);
+    await waitFor(() => got.length > 0, { timeoutMs: 5000 });
+    expect((got[0].names as Record<string, string[]>)['orig.dst']).toEqual(expect.arrayContaining(['www.shop.test']));
+    await fg.close();
+    await dnsTeardown();
+  });
+
+  it('examples/dns-log and examples/conntrack-top run and print what the network did', async () => {
+    const dnsLog = runNode([join(root, 'dist/examples/dns-log.js'), home.router.name, '--seconds', '4']);
+    const top = runNode([join(root, 'dist/examples/conntrack-top.js'), home.router.name, '--seconds', '7']);
+    await new Promise((r) => setTimeout(r, 1000));
+    await generateTraffic(home, { rounds: 1 });
+    await home.router.exec(['conntrack', '-F']); // end the flows: their DESTROY carries the bytes
+    const [d, t] = await Promise.all([dnsLog, top]);
+    expect(d.code).toBe(0);
+    expect(d.out).toMatch(
+      new RegExp(
+        `${home.clients[0].ipv4.replaceAll('.', '\\.')} www\\.shop\\.test A NOERROR ${home.server.ipv4.replaceAll('.', '\\.')}`,
+      ),
+    );
+    expect(t.code).toBe(0);
+    expect(t.out).toMatch(/top talkers/);
+    expect(t.out).toMatch(
+      new RegExp(
+        `${home.server.ipv4.replaceAll('.', '\\.')}\\s+\\d+ bytes\\s+\\d+ flows\\s+.*(www\\.shop\\.test|server\\.wan\\.test)`,
+      ),
+    );
+    await dnsTeardown();
+  });
+
+  it('CLI: watch prints a graph’s output; record then replay gives the same records; graph check explains', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fg-rec-'));
+    const file = join(dir, 'ct.ndjson');
+    const rec = runNode([
+      cli,
+      'record',
+      `conntrack(events=[new]) -> match(proto == udp && orig.dport == ${home.server.udpPort})`,
+      '--netns',
+      home.router.name,
+      '--out',
+      file,
+      '--count',
+      '3',
+    ]);
+    await new Promise((r) => setTimeout(r, 800));
+    await generateTraffic(home, { rounds: 1 });
+    expect((await rec).code).toBe(0);
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    const header = JSON.parse(lines[0]);
+    expect(header).toMatchObject({
+      flowgrab: 'recording',
+      sources: [{ name: 'conntrack', params: { netns: home.router.name } }],
+    });
+    expect(lines).toHaveLength(4);
+    const replayed = await runNode([cli, 'watch', `replay(file="${file}") -> project(orig.src, orig.dport)`, '--json']);
+    expect(replayed.code).toBe(0);
+    const want = lines.slice(1).map((l) => {
+      const r = JSON.parse(l);
+      return { type: r.type, ts: r.ts, orig: { src: r.orig.src, dport: r.orig.dport } };
+    });
+    expect(
+      replayed.out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual(want);
+    const bad = await runNode([cli, 'graph', 'check', 'conntrack() -> match(orig.nope == 1)']);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/no record reaching it has a field "orig.nope"/);
+    const good = await runNode([cli, 'graph', 'check', 'conntrack(events=[new]) ->  match(proto==tcp)']);
+    expect(good.out.trim()).toBe('conntrack(events=[new]) -> match(proto==tcp)');
+  });
+});
