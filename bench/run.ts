@@ -1,6 +1,7 @@
 /** `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same run. */
 import { benchConntrack } from './conntrack.js';
 import { benchDns } from './dns.js';
+import { benchGraph } from './graph.js';
 
 if (process.getuid?.() !== 0) {
   console.error('bench: needs root (network namespaces, conntrack)');
@@ -9,3 +10,4 @@ if (process.getuid?.() !== 0) {
 const only = process.argv[2];
 if (!only || only === 'conntrack') await benchConntrack();
 if (!only || only === 'dns') await benchDns();
+if (!only || only === 'graph') await benchGraph();

@@ -43,7 +43,23 @@ function suggest(p: string, cat: FieldCatalog): string {
   return near.length ? ` (did you mean ${near.join(', ')}?)` : '';
 }
 
-/** Reads a dotted path from a record. */
+/** A reader for a dotted path, built once: no string splitting per record. */
+export function pathGetter(path: string | string[]): (r: unknown) => unknown {
+  const segs = typeof path === 'string' ? path.split('.') : path;
+  const step = (o: unknown, k: string) =>
+    o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined;
+  if (segs.length === 1) {
+    const [a] = segs;
+    return (r) => step(r, a);
+  }
+  if (segs.length === 2) {
+    const [a, b] = segs;
+    return (r) => step(step(r, a), b);
+  }
+  return (r) => segs.reduce(step, r);
+}
+
+/** Reads a dotted path from a record (prefer pathGetter in per-record code: it splits once). */
 export function getPath(r: unknown, path: string): unknown {
   let cur = r;
   for (const seg of path.split('.')) {
@@ -53,8 +69,12 @@ export function getPath(r: unknown, path: string): unknown {
   return cur;
 }
 
-/** A stable string key for grouping by one or more fields. */
-export function keyOf(r: unknown, paths: string[]): string {
-  if (paths.length === 1) return String(getPath(r, paths[0]));
-  return paths.map((p) => String(getPath(r, p))).join('|');
+/**
+ * A grouping key reader for one or more fields, built once. One field gives
+ * its value as is (a Map key without string conversion); several, a joined string.
+ */
+export function keyGetter(paths: string[]): (r: unknown) => unknown {
+  const gets = paths.map((p) => pathGetter(p));
+  if (gets.length === 1) return gets[0];
+  return (r) => gets.map((g) => String(g(r))).join('|');
 }

@@ -3,7 +3,7 @@
  * schema, the fields its records have, and a factory. Library users add
  * their own with registerFilter() / registerSource().
  */
-import type { Observable, OperatorFunction, SchedulerLike } from 'rxjs';
+import { Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import type { z } from 'zod';
 import type { DnsCache } from '../sources/dns/cache.js';
 import type { SourceNotice } from '../sources/notice.js';
@@ -47,11 +47,29 @@ export interface SourceDef<P = unknown> extends Common<P> {
   create(p: P, ctx: BuildContext): Observable<Rec>;
 }
 
+/** A synchronous step: called per record with a function to emit records (none to drop it, several to split). */
+export type StepFn = (r: Rec, emit: (r: Rec) => void) => void;
+
+/** A step with a life: started when built (timers), told when its input completes (final flush). */
+export interface Stepper {
+  push: StepFn;
+  start?(emit: (r: Rec) => void): () => void;
+  complete?(emit: (r: Rec) => void): void;
+}
+
+export const asStepper = (s: StepFn | Stepper): Stepper => (typeof s === 'function' ? { push: s } : s);
+
+/**
+ * A filter is a synchronous `step` (the fast path: a plain function call per
+ * record) or, for anything time-based or stateful in an RxJS way, an
+ * operator from `create`.
+ */
 export interface FilterDef<P = unknown> extends Common<P> {
   kind: 'filter';
   /** Fields of the output, given the input's (default: unchanged). */
   output?: (input: FieldCatalog, p: P) => FieldCatalog;
-  create(p: P, ctx: BuildContext): OperatorFunction<Rec, Rec>;
+  step?(p: P, ctx: BuildContext): StepFn | Stepper;
+  create?(p: P, ctx: BuildContext): OperatorFunction<Rec, Rec>;
 }
 
 export type NodeDef = SourceDef<never> | FilterDef<never>;
@@ -63,6 +81,7 @@ export function registerSource<P>(def: Omit<SourceDef<P>, 'kind'>): void {
 }
 
 export function registerFilter<P>(def: Omit<FilterDef<P>, 'kind'>): void {
+  if (!def.step && !def.create) throw new Error(`filter ${def.name}: give step() or create()`);
   registry.set(def.name, { ...def, kind: 'filter' } as FilterDef<unknown>);
 }
 
@@ -76,4 +95,27 @@ export function registeredNames(): { sources: string[]; filters: string[] } {
     sources: all.filter((d) => d.kind === 'source').map((d) => d.name),
     filters: all.filter((d) => d.kind === 'filter').map((d) => d.name),
   };
+}
+
+/** A filter as an RxJS operator, whether it is written as a step or as an operator. */
+export function filterOperator<P>(def: FilterDef<P>, p: P, ctx: BuildContext): OperatorFunction<Rec, Rec> {
+  if (def.create) return def.create(p, ctx);
+  return (source) =>
+    new Observable<Rec>((sub) => {
+      const s = asStepper(def.step!(p, ctx));
+      const emit = (x: Rec) => sub.next(x);
+      const stop = s.start?.(emit);
+      const inner = source.subscribe({
+        next: (r) => s.push(r, emit),
+        error: (e) => sub.error(e),
+        complete: () => {
+          s.complete?.(emit);
+          sub.complete();
+        },
+      });
+      return () => {
+        stop?.();
+        inner.unsubscribe();
+      };
+    });
 }

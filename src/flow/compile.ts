@@ -1,41 +1,39 @@
 /**
- * Turns a validated GraphSpec into one RxJS pipeline. Every stage is keyed
- * by its whole upstream (source config + filters so far), so flows of one
- * Flowgrab whose graphs share a prefix share that prefix's stages: each
- * record is evaluated there once however many flows read it.
+ * Compiles validated GraphSpecs into the push network (network.ts). Every
+ * node is keyed by its whole upstream (source config + filters so far), so
+ * flows of one Flowgrab whose graphs share a prefix share that prefix's
+ * nodes. Nodes are reference counted by the flows that use them and
+ * disconnected (sources unsubscribed) when the last one goes.
  */
-import { merge, type Observable, type SchedulerLike, Subject, share, tap } from 'rxjs';
+import type { SchedulerLike } from 'rxjs';
+import { Subject } from 'rxjs';
 import type { GraphIssue } from '../filters/errors.js';
 import { ANY_FIELDS, type FieldCatalog } from '../filters/fields.js';
-import { type BuildContext, type FilterDef, lookupNode, type Rec, type SourceDef } from '../filters/registry.js';
+import { asStepper, type BuildContext, type FilterDef, lookupNode, type SourceDef } from '../filters/registry.js';
 import type { ExprSpec, GraphSpec, NodeSpec, SpecPath } from '../filters/spec.js';
-import type { DnsCache } from '../sources/dns/cache.js';
 import type { SourceNotice } from '../sources/notice.js';
+import { MergeNode, type NetNode, type NodeStats, OperatorNode, SourceNode, StepNode } from './network.js';
 
-export interface NodeStats {
-  node: string;
-  path: string;
-  in: number;
-  out: number;
-  dropped: number;
+export type { NodeStats } from './network.js';
+
+export interface SourceStage {
+  key: string;
+  notices: Subject<SourceNotice>;
 }
 
 export interface Stage {
   key: string;
   /** Keys of every stage on the way here (this one included), for reference counting. */
   keys: string[];
-  obs: Observable<Rec>;
+  /** The node records come out of (absent when only checking). */
+  node?: NetNode;
   catalog: FieldCatalog;
   /** Stats of every node on the way here, upstream first. */
   nodes: NodeStats[];
-  /** Source stages feeding this one, with their notice streams. */
   sources: SourceStage[];
   source?: { name: string; params: Record<string, unknown> };
-}
-
-export interface SourceStage {
-  key: string;
-  notices: Subject<SourceNotice>;
+  /** Detaches this stage's node from its upstream(s). */
+  disconnect?: () => void;
 }
 
 export interface Services {
@@ -45,15 +43,7 @@ export interface Services {
 
 /** Stands in for a stage that failed its checks: any field, no sources. */
 function placeholder(up: Stage | null): Stage {
-  return {
-    key: '?',
-    keys: [],
-    obs: undefined as unknown as Observable<Rec>,
-    catalog: ANY_FIELDS,
-    nodes: [],
-    sources: [],
-    source: up?.source,
-  };
+  return { key: '?', keys: [], catalog: ANY_FIELDS, nodes: [], sources: [], source: up?.source };
 }
 
 const pathText = (p: SpecPath) =>
@@ -85,6 +75,7 @@ export function nodeParams(
 
 export class Compiler {
   private readonly stages = new Map<string, Stage>();
+  private readonly refs = new Map<string, number>();
 
   constructor(private readonly services: Services) {}
 
@@ -95,13 +86,32 @@ export class Compiler {
     return { issues, catalog: st?.catalog };
   }
 
-  /** Builds (or reuses) the stages of a graph that check() accepted. */
+  /** Builds (or reuses) the stages of a graph that check() accepted, and retains them for one flow. */
   build(g: GraphSpec): Stage {
     const issues: GraphIssue[] = [];
     const st = this.walk(g.root, null, ['root'], issues, true);
-    if (!st || issues.length)
+    if (!st?.node || issues.length)
       throw new Error(`internal: build of a graph with issues: ${issues.map((i) => i.message).join('; ')}`);
+    for (const k of st.keys) this.refs.set(k, (this.refs.get(k) ?? 0) + 1);
     return st;
+  }
+
+  /** A flow no longer uses these stages: disconnect and forget those nobody uses (downstream first). */
+  release(keys: string[]): void {
+    for (const k of [...keys].reverse()) {
+      const n = (this.refs.get(k) ?? 1) - 1;
+      if (n > 0) {
+        this.refs.set(k, n);
+        continue;
+      }
+      this.refs.delete(k);
+      this.stages.get(k)?.disconnect?.();
+      this.stages.delete(k);
+    }
+  }
+
+  get size(): number {
+    return this.stages.size;
   }
 
   private walk(
@@ -122,22 +132,41 @@ export class Compiler {
       }
       return failed ? undefined : (cur ?? undefined);
     }
-    if (e.type === 'fork') {
-      const branches = e.branches.map((b, i) => this.walk(b, input, [...path, 'branches', i], issues, build));
-      if (branches.some((b) => !b)) return undefined;
-      const bs = branches as Stage[];
-      const key = `(${bs.map((b) => b.key).join(' | ')})`;
-      return this.reuse(key, build, () => ({
-        key,
-        keys: [...new Set([...bs.flatMap((b) => b.keys), key])],
-        obs: build ? merge(...bs.map((b) => b.obs)).pipe(share()) : (undefined as unknown as Observable<Rec>),
-        catalog: new Map(bs.flatMap((b) => [...b.catalog])),
-        nodes: bs.flatMap((b) => b.nodes),
-        sources: bs.flatMap((b) => b.sources),
-        source: bs[0].source,
-      }));
-    }
+    if (e.type === 'fork') return this.fork(e.branches, input, path, issues, build);
     return this.node(e, input, path, issues, build);
+  }
+
+  private fork(
+    branches: ExprSpec[],
+    input: Stage | null,
+    path: SpecPath,
+    issues: GraphIssue[],
+    build: boolean,
+  ): Stage | undefined {
+    const bs = branches.map((b, i) => this.walk(b, input, [...path, 'branches', i], issues, build));
+    if (bs.some((b) => !b)) return undefined;
+    const ok = bs as Stage[];
+    const key = `(${ok.map((b) => b.key).join(' | ')})`;
+    const stats: NodeStats = { node: 'fork', path: pathText(path), in: 0, out: 0, dropped: 0 };
+    return this.reuse(key, build, () => {
+      const st: Stage = {
+        key,
+        keys: [...new Set([...ok.flatMap((b) => b.keys), key])],
+        catalog: new Map(ok.flatMap((b) => [...b.catalog])),
+        nodes: [...ok.flatMap((b) => b.nodes), stats],
+        sources: ok.flatMap((b) => b.sources),
+        source: ok[0].source,
+      };
+      if (build) {
+        const m = new MergeNode(stats, ok.length);
+        const detach = ok.map((b) => b.node!.attach(m));
+        st.node = m;
+        st.disconnect = () => {
+          for (const d of detach) d();
+        };
+      }
+      return st;
+    });
   }
 
   private reuse(key: string, build: boolean, make: () => Stage): Stage {
@@ -201,63 +230,45 @@ export class Compiler {
     const key = `${input ? `${input.key} -> ` : ''}${n.name}${JSON.stringify(p)}`;
     if (def.kind === 'source') {
       const fields = typeof def.fields === 'function' ? def.fields(p as never) : def.fields;
-      const source = { name: n.name, params: p as Record<string, unknown> };
-      return this.reuse(key, build, () => ({
-        key,
-        keys: [key],
-        obs: build
-          ? def.create(p as never, ctx).pipe(
-              tap(() => stats.out++),
-              share(),
-            )
-          : (undefined as unknown as Observable<Rec>),
-        catalog: fields,
-        nodes: [stats],
-        sources: [{ key, notices }],
-        source,
-      }));
+      return this.reuse(key, build, () => {
+        const st: Stage = {
+          key,
+          keys: [key],
+          catalog: fields,
+          nodes: [stats],
+          sources: [{ key, notices }],
+          source: { name: n.name, params: p as Record<string, unknown> },
+        };
+        if (build) {
+          const src = new SourceNode(stats, () => def.create(p as never, ctx));
+          st.node = src;
+          st.disconnect = () => src.stop();
+        }
+        return st;
+      });
     }
     const up = input!;
-    return this.reuse(key, build, () => ({
-      key,
-      keys: [...up.keys, key],
-      obs: build
-        ? up.obs.pipe(
-            tap(() => stats.in++),
-            def.create(p as never, ctx),
-            tap(() => stats.out++),
-            share(),
-          )
-        : (undefined as unknown as Observable<Rec>),
-      catalog: def.output?.(up.catalog, p as never) ?? up.catalog,
-      nodes: [...up.nodes, stats],
-      sources: up.sources,
-      source: up.source,
-    }));
-  }
-
-  private readonly refs = new Map<string, number>();
-
-  /** A flow now uses these stages. */
-  retain(keys: string[]): void {
-    for (const k of keys) this.refs.set(k, (this.refs.get(k) ?? 0) + 1);
-  }
-
-  /** A flow no longer uses these stages: forget those nobody uses. */
-  release(keys: string[]): void {
-    for (const k of keys) {
-      const n = (this.refs.get(k) ?? 1) - 1;
-      if (n > 0) this.refs.set(k, n);
-      else {
-        this.refs.delete(k);
-        this.stages.delete(k);
+    return this.reuse(key, build, () => {
+      const st: Stage = {
+        key,
+        keys: [...up.keys, key],
+        catalog: def.output?.(up.catalog, p as never) ?? up.catalog,
+        nodes: [...up.nodes, stats],
+        sources: up.sources,
+        source: up.source,
+      };
+      if (build) {
+        const node = def.step
+          ? new StepNode(stats, asStepper(def.step(p as never, ctx)))
+          : new OperatorNode(stats, def.create!(p as never, ctx));
+        const detach = up.node!.attach(node);
+        st.node = node;
+        st.disconnect = () => {
+          detach();
+          node.dispose();
+        };
       }
-    }
-  }
-
-  get size(): number {
-    return this.stages.size;
+      return st;
+    });
   }
 }
-
-export type { DnsCache };

@@ -47,7 +47,7 @@ export class FlowHandle {
   private text: string[] = [];
   private spec?: GraphSpec;
   private stage?: Stage;
-  private pipeline?: Subscription;
+  private detach?: () => void;
   private noticeSub?: Subscription;
   private readonly buffer: FlowBuffer<Rec>;
   private readonly lost = new Subject<LossNotice>();
@@ -124,14 +124,13 @@ export class FlowHandle {
     if (this.st === 'closed') return; // closed while we were authorizing
     this.spec = spec;
     const stage = this.compiler.build(spec);
-    this.compiler.retain(stage.keys);
     this.stage = stage;
     this.noticeSub = merge(...stage.sources.map((s) => s.notices)).subscribe((n) => {
       this.notices.next(n);
       if (n.kind === 'loss') this.lost.next({ ...n, flow: this.name });
     });
-    this.pipeline = stage.obs.subscribe({
-      next: (r) => (this.st === 'active' ? this.buffer.push(r) : this.missed++),
+    this.detach = stage.node!.attach({
+      push: (r) => (this.st === 'active' ? this.buffer.push(r) : this.missed++),
       error: (err) => this.buffer.out.error(err),
       complete: () => this.buffer.end(),
     });
@@ -165,7 +164,7 @@ export class FlowHandle {
   async close(): Promise<void> {
     if (this.st === 'closed') return;
     this.go('close');
-    this.pipeline?.unsubscribe();
+    this.detach?.();
     this.noticeSub?.unsubscribe();
     if (this.stage) this.compiler.release(this.stage.keys);
     this.flushReaderLoss();

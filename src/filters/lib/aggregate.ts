@@ -6,9 +6,9 @@
  */
 import { z } from 'zod';
 import type { FieldCatalog } from '../fields.js';
-import { checkFields, Duration, FieldPath, getPath, keyOf, listOf } from '../params.js';
+import { checkFields, Duration, FieldPath, keyGetter, listOf, pathGetter } from '../params.js';
 import { type Rec, registerFilter } from '../registry.js';
-import { projectRecord } from './project.js';
+import { projector } from './project.js';
 import { windowed } from './windowed.js';
 
 const By = listOf(z.string()).pipe(z.array(FieldPath));
@@ -18,28 +18,24 @@ interface Group {
   count: number;
   sum: number;
 }
-type Groups = Map<string, Group>;
+type Groups = Map<unknown, Group>;
 
 function fold(by: string[], field?: string) {
+  const key = keyGetter(by);
+  const sample = projector(by.map((b) => b.split('.')));
+  const value = field ? pathGetter(field) : undefined;
   return {
     init: (): Groups => new Map(),
     add: (g: Groups, r: Rec) => {
-      const k = keyOf(r, by);
+      const k = key(r);
       let e = g.get(k);
       if (!e) {
-        e = {
-          sample: projectRecord(
-            r,
-            by.map((b) => b.split('.')),
-          ),
-          count: 0,
-          sum: 0,
-        };
+        e = { sample: sample(r), count: 0, sum: 0 };
         g.set(k, e);
       }
       e.count++;
-      if (field) {
-        const v = getPath(r, field);
+      if (value) {
+        const v = value(r);
         if (typeof v === 'number') e.sum += v;
       }
     },
@@ -68,7 +64,7 @@ registerFilter({
   params: z.object({ by: By.default([]), every: Duration }).strict(),
   check: (p, ctx) => checkFields(p.by, ctx.input, ctx.path, 'count'),
   output: (input, p) => groupedCatalog(input, p.by, ['count']),
-  create: (p, ctx) => {
+  step: (p, ctx) => {
     const f = fold(p.by);
     return windowed(p.every, ctx, {
       ...f,
@@ -85,7 +81,7 @@ registerFilter({
   positional: (args) => ({ field: args[0] }),
   check: (p, ctx) => checkFields([p.field, ...p.by], ctx.input, ctx.path, 'sum'),
   output: (input, p) => groupedCatalog(input, p.by, ['sum', 'count']),
-  create: (p, ctx) => {
+  step: (p, ctx) => {
     const f = fold(p.by, p.field);
     return windowed(p.every, ctx, {
       ...f,
@@ -110,7 +106,7 @@ registerFilter({
       ['end', { kind: 'number', many: false }],
       ['items', { kind: 'any', many: true }],
     ]),
-  create: (p, ctx) => {
+  step: (p, ctx) => {
     const f = fold(p.by, p.field);
     const metric = (e: Group) => (p.field ? e.sum : e.count);
     return windowed(p.every, ctx, {
@@ -141,7 +137,7 @@ registerFilter({
       ['count', { kind: 'number', many: false }],
       ['records', { kind: 'any', many: true }],
     ]),
-  create: (p, ctx) =>
+  step: (p, ctx) =>
     windowed<Rec[]>(p.every, ctx, {
       init: () => [],
       add: (s, r) => {

@@ -7,7 +7,6 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { map } from 'rxjs';
 import { z } from 'zod';
 import { formatIP, parseIP } from '../../netlink/ip.js';
 import { checkFields, FieldPath } from '../params.js';
@@ -55,7 +54,7 @@ registerFilter({
     .strict(),
   positional: (args) => ({ fields: args }),
   check: (p, ctx) => checkFields(p.fields, ctx.input, ctx.path, 'anonymize'),
-  create: (p) => {
+  step: (p) => {
     const key = p.key ?? processKey;
     const cache = new Map<string, string>();
     const anon = (v: string) => {
@@ -68,7 +67,7 @@ registerFilter({
       return a;
     };
     const paths = p.fields.map((f) => f.split('.'));
-    return map((r: Rec) => {
+    return (r, emit) => {
       const out = structuredClone(r);
       for (const path of paths) {
         let o: unknown = out;
@@ -79,7 +78,7 @@ registerFilter({
         if (typeof v === 'string') (o as Rec)[last] = anon(v);
         else if (Array.isArray(v)) (o as Rec)[last] = v.map((x) => (typeof x === 'string' ? anon(x) : x));
       }
-      return out;
-    });
+      emit(out);
+    };
   },
 });

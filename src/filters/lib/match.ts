@@ -1,11 +1,10 @@
 /** match(expr): keeps the records the expression accepts; compiled once to a plain predicate. */
-import { filter } from 'rxjs';
 import { z } from 'zod';
 import { exprFields } from '../expr/ast.js';
 import { compileMatch } from '../expr/compile.js';
 import { parseMatchExpr } from '../expr/parse.js';
 import { checkFields } from '../params.js';
-import { type Rec, registerFilter } from '../registry.js';
+import { registerFilter } from '../registry.js';
 
 registerFilter({
   name: 'match',
@@ -19,5 +18,10 @@ registerFilter({
       return [{ code: 'bad_expression', path: ctx.path, message: (err as Error).message }];
     }
   },
-  create: (p, ctx) => filter<Rec>(compileMatch(parseMatchExpr(p.expr), ctx.input)),
+  step: (p, ctx) => {
+    const pred = compileMatch(parseMatchExpr(p.expr), ctx.input);
+    return (r, emit) => {
+      if (pred(r)) emit(r);
+    };
+  },
 });

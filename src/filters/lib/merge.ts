@@ -1,5 +1,4 @@
 /** merge(): where forked branches or several sources join; records pass unchanged. */
-import { identity } from 'rxjs';
 import { z } from 'zod';
 import { registerFilter } from '../registry.js';
 
@@ -7,5 +6,5 @@ registerFilter({
   name: 'merge',
   description: 'join point for several sources or branches: (conntrack() | dns()) -> merge()',
   params: z.object({}).strict(),
-  create: () => identity,
+  step: () => (r, emit) => emit(r),
 });

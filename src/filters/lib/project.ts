@@ -1,16 +1,32 @@
 /** project(fields…): keeps the named paths in their nesting, plus type and ts: project(orig.dst) → {type, ts, orig: {dst}}. */
-import { map } from 'rxjs';
 import { z } from 'zod';
 import type { FieldCatalog } from '../fields.js';
-import { checkFields, FieldPath, getPath } from '../params.js';
+import { checkFields, FieldPath, pathGetter } from '../params.js';
 import { type Rec, registerFilter } from '../registry.js';
 
 const ALWAYS = ['type', 'ts'];
 
+/** Builds a projection once; the returned function copies the paths of one record. */
+export function projector(paths: string[][]): (r: Rec) => Rec {
+  const gets = paths.map((p) => pathGetter(p));
+  return (r) => {
+    const out: Rec = {};
+    for (let i = 0; i < paths.length; i++) {
+      const v = gets[i](r);
+      if (v === undefined) continue;
+      const path = paths[i];
+      let o = out;
+      for (let j = 0; j < path.length - 1; j++) o = (o[path[j]] ??= {}) as Rec;
+      o[path[path.length - 1]] = v;
+    }
+    return out;
+  };
+}
+
 export function projectRecord(r: Rec, paths: string[][]): Rec {
   const out: Rec = {};
   for (const path of paths) {
-    const v = getPath(r, path.join('.'));
+    const v = pathGetter(path)(r);
     if (v === undefined) continue;
     let o = out;
     for (let i = 0; i < path.length - 1; i++) o = (o[path[i]] ??= {}) as Rec;
@@ -33,8 +49,9 @@ registerFilter({
     }
     return out;
   },
-  create: (p) => {
+  step: (p) => {
     const paths = [...ALWAYS, ...p.fields.filter((f) => !ALWAYS.includes(f))].map((f) => f.split('.'));
-    return map((r) => projectRecord(r, paths));
+    const project = projector(paths);
+    return (r, emit) => emit(project(r));
   },
 });

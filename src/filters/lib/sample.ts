@@ -3,9 +3,8 @@
  * hash of those fields, so a whole flow is kept or dropped together.
  */
 import { createHash } from 'node:crypto';
-import { filter } from 'rxjs';
 import { z } from 'zod';
-import { checkFields, FieldPath, keyOf, listOf } from '../params.js';
+import { checkFields, FieldPath, keyGetter, listOf } from '../params.js';
 import { registerFilter } from '../registry.js';
 
 /** A stable number in [0, 1) for a key. */
@@ -25,23 +24,25 @@ registerFilter({
     .strict(),
   positional: (args) => ({ rate: args[0] }),
   check: (p, ctx) => (p.by ? checkFields(p.by, ctx.input, ctx.path, 'sample') : []),
-  create: (p) => {
+  step: (p) => {
     if (p.by) {
-      const by = p.by;
+      const key = keyGetter(p.by);
       const salt = p.seed ?? '';
       // Cache decisions: a flow's records share a key, hashing it once.
-      const decided = new Map<string, boolean>();
-      return filter((r) => {
-        const k = keyOf(r, by);
+      const decided = new Map<unknown, boolean>();
+      return (r, emit) => {
+        const k = key(r);
         let keep = decided.get(k);
         if (keep === undefined) {
-          keep = unitHash(k, salt) < p.rate;
+          keep = unitHash(String(k), salt) < p.rate;
           if (decided.size > 100_000) decided.clear();
           decided.set(k, keep);
         }
-        return keep;
-      });
+        if (keep) emit(r);
+      };
     }
-    return filter(() => Math.random() < p.rate);
+    return (r, emit) => {
+      if (Math.random() < p.rate) emit(r);
+    };
   },
 });

@@ -7,7 +7,7 @@ import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import '../../../src/filters/builtin.js';
 import { prefixPreserving } from '../../../src/filters/lib/anonymize.js';
-import { type BuildContext, lookupNode, type Rec } from '../../../src/filters/registry.js';
+import { type BuildContext, filterOperator, lookupNode, type Rec } from '../../../src/filters/registry.js';
 import { RECORD_FIELDS } from '../../../src/filters/sources.js';
 import { Flowgrab } from '../../../src/flow/flowgrab.js';
 import { DnsCache } from '../../../src/sources/dns/cache.js';
@@ -31,7 +31,7 @@ function operator(
     dnsCache: () => ({ cache: new DnsCache(), release: () => {} }),
     ...extra,
   };
-  return def.create(def.params.parse(params) as never, ctx);
+  return filterOperator(def, def.params.parse(params) as never, ctx);
 }
 
 const rec = (id: number, src = `10.0.0.${id}`): Rec => ({

@@ -1,0 +1,174 @@
+/**
+ * The push network a graph compiles to. Each node runs one graph node's
+ * step and pushes what it outputs to its children: plain function calls,
+ * no RxJS subscriber chain per record. Nodes are keyed by their whole
+ * upstream, so flows whose graphs share a prefix share those nodes and each
+ * record is evaluated there once. A source node subscribes to its kernel
+ * source while it has children, and unsubscribes when the last one leaves.
+ */
+import { type Observable, Subject, type Subscription } from 'rxjs';
+import type { Rec, StepFn, Stepper } from '../filters/registry.js';
+
+export interface Sink {
+  push(r: Rec): void;
+  complete(): void;
+  error(err: unknown): void;
+}
+
+export interface NodeStats {
+  node: string;
+  path: string;
+  in: number;
+  out: number;
+  dropped: number;
+}
+
+export abstract class NetNode implements Sink {
+  /** An array, replaced on change: iterating it per record allocates nothing. */
+  protected kids: Sink[] = [];
+
+  constructor(readonly stats: NodeStats) {}
+
+  abstract push(r: Rec): void;
+
+  get childCount(): number {
+    return this.kids.length;
+  }
+
+  emit(r: Rec): void {
+    this.stats.out++;
+    const kids = this.kids;
+    for (let i = 0; i < kids.length; i++) kids[i].push(r);
+  }
+
+  complete(): void {
+    for (const c of this.kids) c.complete();
+  }
+
+  error(err: unknown): void {
+    for (const c of this.kids) c.error(err);
+  }
+
+  /** Adds a child; returns its removal. Subclasses start work on the first child. */
+  attach(child: Sink): () => void {
+    this.kids = [...this.kids, child];
+    return () => {
+      this.kids = this.kids.filter((k) => k !== child);
+    };
+  }
+}
+
+export class StepNode extends NetNode {
+  private readonly out = (r: Rec) => this.emit(r);
+  private readonly fn: StepFn;
+  private readonly stopper?: () => void;
+
+  constructor(
+    stats: NodeStats,
+    private readonly stepper: Stepper,
+  ) {
+    super(stats);
+    this.fn = stepper.push;
+    this.stopper = stepper.start?.(this.out);
+  }
+
+  push(r: Rec): void {
+    this.stats.in++;
+    this.fn(r, this.out);
+  }
+
+  override complete(): void {
+    this.stepper.complete?.(this.out);
+    super.complete();
+  }
+
+  dispose(): void {
+    this.stopper?.();
+  }
+}
+
+/** A filter given as an RxJS operator (windowed aggregates, user filters): records go in through a Subject. */
+export class OperatorNode extends NetNode {
+  private readonly input = new Subject<Rec>();
+  private readonly sub: Subscription;
+
+  constructor(stats: NodeStats, op: (src: Observable<Rec>) => Observable<Rec>) {
+    super(stats);
+    this.sub = op(this.input.asObservable()).subscribe({
+      next: (r) => this.emit(r),
+      error: (e) => super.error(e),
+      complete: () => super.complete(),
+    });
+  }
+
+  push(r: Rec): void {
+    this.stats.in++;
+    this.input.next(r);
+  }
+
+  override complete(): void {
+    this.input.complete();
+  }
+
+  override error(err: unknown): void {
+    this.input.error(err);
+  }
+
+  dispose(): void {
+    this.sub.unsubscribe();
+  }
+}
+
+/** A kernel (or test) source: subscribed while anyone listens. */
+export class SourceNode extends NetNode {
+  private sub?: Subscription;
+
+  constructor(
+    stats: NodeStats,
+    private readonly source: () => Observable<Rec>,
+  ) {
+    super(stats);
+  }
+
+  push(r: Rec): void {
+    this.emit(r);
+  }
+
+  override attach(child: Sink): () => void {
+    const detach = super.attach(child);
+    if (!this.sub) {
+      this.sub = this.source().subscribe({
+        next: (r) => this.emit(r),
+        error: (e) => this.error(e),
+        complete: () => this.complete(),
+      });
+    }
+    return () => {
+      detach();
+      if (this.kids.length === 0) this.stop();
+    };
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+    this.sub = undefined;
+  }
+}
+
+/** Where forked branches join: completes when every branch has. */
+export class MergeNode extends NetNode {
+  private open: number;
+
+  constructor(stats: NodeStats, branches: number) {
+    super(stats);
+    this.open = branches;
+  }
+
+  push(r: Rec): void {
+    this.emit(r);
+  }
+
+  override complete(): void {
+    if (--this.open === 0) super.complete();
+  }
+}
