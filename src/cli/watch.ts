@@ -54,6 +54,7 @@ async function runGraph(
     throw err;
   }
   flow.notices$.subscribe(logNotice);
+  const stopProgress = replayProgress(text, flow);
   await flow.activate();
   const code = sink
     ? await runStream(
@@ -67,8 +68,27 @@ async function runGraph(
         },
       )
     : await runStream(flow.records$, formatAny, { json: Boolean(o.json), count: o.count, durationS: o.duration });
+  stopProgress();
   await fg.close();
   return code;
+}
+
+/** On a terminal, a replay shows how far it got (records, rate) on stderr; elsewhere nothing. */
+function replayProgress(text: string, flow: { stats(): { nodes: { node: string; out: number }[] } }): () => void {
+  if (!process.stderr.isTTY || !/\breplay\s*\(/.test(text)) return () => {};
+  const t0 = Date.now();
+  const show = () => {
+    const n = flow.stats().nodes.find((x) => x.node === 'replay')?.out ?? 0;
+    const secs = (Date.now() - t0) / 1000;
+    process.stderr.write(`\rreplayed ${n} records (${Math.round(n / Math.max(secs, 0.001))}/s)  `);
+  };
+  const timer = setInterval(show, 500);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    show();
+    process.stderr.write('\n');
+  };
 }
 
 const common = (c: Command) =>
