@@ -2,9 +2,11 @@
 /** The `flowgrab` command. */
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
+import { arpCommand } from './arp.js';
 import { conntrackCommand } from './conntrack.js';
 import { dnsCommand } from './dns.js';
 import { reportError } from './run.js';
+import { policyCommand } from './policy.js';
 import { graphCommand, recordCommand, watchCommand } from './watch.js';
 
 const program = new Command('flowgrab')
@@ -13,9 +15,11 @@ const program = new Command('flowgrab')
   .showHelpAfterError('(run with --help for usage)')
   .addCommand(conntrackCommand())
   .addCommand(dnsCommand())
+  .addCommand(arpCommand())
   .addCommand(watchCommand())
   .addCommand(recordCommand())
-  .addCommand(graphCommand());
+  .addCommand(graphCommand())
+  .addCommand(policyCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -1,6 +1,8 @@
 /** The kernel sources as graph nodes: conntrack(…), dns(…), replay(file=…). */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { NeighRecord } from '../sources/arp/record.js';
+import { arp } from '../sources/arp/source.js';
 import { ConntrackRecord } from '../sources/conntrack/record.js';
 import { conntrack } from '../sources/conntrack/source.js';
 import { DnsRecord } from '../sources/dns/record.js';
@@ -15,7 +17,24 @@ const Netns = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a network namespace name');
 export const RECORD_FIELDS: Record<string, FieldCatalog> = {
   conntrack: catalogOf(ConntrackRecord),
   dns: catalogOf(DnsRecord),
+  arp: catalogOf(NeighRecord),
 };
+
+registerSource({
+  name: 'arp',
+  description: 'neighbours (ARP / IPv6 ND) with bridge ports: arp(dump=true, events=true, family=all, netns=NAME)',
+  params: z
+    .object({
+      dump: z.boolean().default(true),
+      events: z.boolean().default(true),
+      family: z.enum(['ipv4', 'ipv6', 'all']).default('all'),
+      all: z.boolean().default(false),
+      netns: Netns.optional(),
+    })
+    .strict(),
+  fields: RECORD_FIELDS.arp,
+  create: (p, ctx) => arp({ dump: p.dump, events: p.events, family: p.family, includeUnusable: p.all, netns: p.netns, notices: ctx.notices }),
+});
 
 registerSource({
   name: 'conntrack',

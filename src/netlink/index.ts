@@ -6,6 +6,7 @@ export * from './ip.js';
 export { openNativeTransport } from './native.js';
 export * from './nfnetlink.js';
 export * from './nlmsg.js';
+export * from './rtnl/index.js';
 export { NetlinkOpError, NetlinkSocket, type RequestOptions } from './socket.js';
 export { peerCred, withNetns } from './syscall.js';
 export type { RawTransport, TransportFactory, TransportHandlers, TransportOptions } from './transport.js';

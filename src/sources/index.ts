@@ -1,3 +1,4 @@
+export * from './arp/index.js';
 export * from './conntrack/index.js';
 export * from './dns/index.js';
 export * from './firewall/index.js';

@@ -132,7 +132,3 @@ export const IFF_LOWER_UP = 0x10000;
 export const ARPHRD_ETHER = 1;
 export const ARPHRD_LOOPBACK = 772;
 export const ARPHRD_NONE = 0xfffe;
-
-/** IFLA_EXT_MASK bits for link dumps. */
-export const RTEXT_FILTER_VF = 1 << 0;
-export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
