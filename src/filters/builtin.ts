@@ -9,3 +9,4 @@ import './lib/merge.js';
 import './lib/project.js';
 import './lib/ratelimit.js';
 import './lib/sample.js';
+import './lib/scope.js';

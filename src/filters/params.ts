@@ -78,3 +78,22 @@ export function keyGetter(paths: string[]): (r: unknown) => unknown {
   if (gets.length === 1) return gets[0];
   return (r) => gets.map((g) => String(g(r))).join('|');
 }
+
+/** A reader of every value at a path, flattening arrays on the way (for paths through lists). */
+export function fieldValuesGetter(path: string): (r: unknown) => unknown[] {
+  const segs = path.split('.');
+  return (r) => {
+    let cur: unknown[] = [r];
+    for (const seg of segs) {
+      const next: unknown[] = [];
+      for (const c of cur) {
+        const v = c !== null && typeof c === 'object' ? (c as Record<string, unknown>)[seg] : undefined;
+        if (Array.isArray(v)) next.push(...v);
+        else if (v !== undefined) next.push(v);
+      }
+      if (next.length === 0) return next;
+      cur = next;
+    }
+    return cur;
+  };
+}

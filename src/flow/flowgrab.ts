@@ -36,7 +36,13 @@ export class Flowgrab {
   }
 
   create(opts: FlowOptions = {}): FlowHandle {
-    const f = new FlowHandle(this.compiler, this.authorize, opts, (h) => this.open.delete(h));
+    const f: FlowHandle = new FlowHandle(
+      this.compiler,
+      this.authorize,
+      opts,
+      (h) => this.open.delete(h),
+      (): number => [...this.open].filter((h) => h !== f && h.state !== 'created' && h.state !== 'populated').length,
+    );
     this.open.add(f);
     return f;
   }

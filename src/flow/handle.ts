@@ -36,7 +36,17 @@ export interface FlowStats {
   missed: number;
 }
 
-export type Authorizer = (g: GraphSpec) => GraphIssue[] | Promise<GraphIssue[]>;
+export interface AuthorizeInput {
+  /** Flows of this Flowgrab that are open now (this one excluded). */
+  openFlows: number;
+  bufferRecords: number;
+}
+
+/** Issues deny the graph; a returned graph (e.g. with the policy's scope inserted) is what runs. */
+export type Authorizer = (
+  g: GraphSpec,
+  ctx: AuthorizeInput,
+) => GraphIssue[] | { issues: GraphIssue[]; graph?: GraphSpec } | Promise<GraphIssue[] | { issues: GraphIssue[]; graph?: GraphSpec }>;
 
 let nextId = 1;
 
@@ -68,6 +78,7 @@ export class FlowHandle {
     private readonly authorize: Authorizer,
     opts: FlowOptions,
     private readonly onClose: (f: FlowHandle) => void,
+    private readonly openFlows: () => number = () => 0,
   ) {
     this.name = opts.name ?? `flow-${this.id}`;
     const capacity = opts.bufferRecords ?? 10_000;
@@ -116,12 +127,18 @@ export class FlowHandle {
 
   async instantiate(): Promise<void> {
     transition(this.st, 'instantiate');
-    const spec = this.parse();
-    const { issues } = this.compiler.check(spec);
+    const asked = this.parse();
+    const { issues } = this.compiler.check(asked);
     if (issues.length) throw new GraphError(issues);
-    const denied = await this.authorize(spec);
+    const res = await this.authorize(asked, { openFlows: this.openFlows(), bufferRecords: this.buffer.capacity });
+    const { issues: denied, graph } = Array.isArray(res) ? { issues: res, graph: undefined } : res;
     if (denied.length) throw new GraphError(denied, 'not authorized');
     if (this.st === 'closed') return; // closed while we were authorizing
+    const spec = graph ?? asked;
+    if (graph) {
+      const again = this.compiler.check(spec).issues;
+      if (again.length) throw new GraphError(again, 'graph after policy');
+    }
     this.spec = spec;
     const stage = this.compiler.build(spec);
     this.stage = stage;

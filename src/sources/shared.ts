@@ -42,3 +42,14 @@ export class SharedRegistry<T> {
     return this.entries.size;
   }
 }
+
+// Feeds are shared per kernel too: two transports (two fake kernels in tests) never share one.
+const transportIds = new WeakMap<object, number>();
+let nextTransportId = 0;
+
+/** A short id for a transport factory, to put in shared-feed keys. */
+export function transportKey(t: object): number {
+  let id = transportIds.get(t);
+  if (id === undefined) transportIds.set(t, (id = nextTransportId++));
+  return id;
+}

@@ -4,23 +4,16 @@
  * config share one feed (event socket, dump socket, tables).
  */
 import { openNativeTransport } from '../../netlink/native.js';
-import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
-import { SharedRegistry } from '../shared.js';
+import { SharedRegistry, transportKey } from '../shared.js';
 import { ArpFeed } from './feed.js';
 import { type ArpConfig, type ArpOptionsInput, arpFeedKey, parseArpOptions } from './options.js';
 import type { NeighRecord } from './record.js';
 
 const feeds = new SharedRegistry<ArpFeed>((feed) => feed.close());
 
-// Feeds are shared per kernel too: two transports (two fake kernels in tests) never share one.
-const transportIds = new WeakMap<TransportFactory, number>();
-let nextTransportId = 0;
 function feedKey(options: ArpOptionsInput, cfg: ArpConfig): string {
-  const t = options.transport ?? openNativeTransport;
-  let id = transportIds.get(t);
-  if (id === undefined) transportIds.set(t, (id = nextTransportId++));
-  return `${arpFeedKey(cfg)}#${id}`;
+  return `${arpFeedKey(cfg)}#${transportKey(options.transport ?? openNativeTransport)}`;
 }
 
 /** How many subscribers share the feed for these options (0 when none is open): for tests and stats. */

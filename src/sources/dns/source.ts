@@ -1,12 +1,13 @@
 /** dns(options) → Observable<DnsRecord>: DNS seen by the kernel, through NFLOG. */
 import { openNativeTransport } from '../../netlink/native.js';
 import { Observable } from '../../rx.js';
-import { SharedRegistry } from '../shared.js';
+import { SharedRegistry, transportKey } from '../shared.js';
 import { DnsFeed } from './feed.js';
 import { type DnsOptionsInput, dnsFeedKey, parseDnsOptions } from './options.js';
 import type { DnsRecord } from './record.js';
 
 const pendingTeardowns = new Set<Promise<void>>();
+const keyFor = (options: DnsOptionsInput) => `${dnsFeedKey(parseDnsOptions(options))}#${transportKey(options.transport ?? openNativeTransport)}`;
 const feeds = new SharedRegistry<DnsFeed>((feed) => {
   const p = feed.close().finally(() => pendingTeardowns.delete(p));
   pendingTeardowns.add(p);
@@ -18,14 +19,14 @@ export async function dnsTeardown(): Promise<void> {
 }
 
 export function dnsFeedRefs(options: DnsOptionsInput = {}): number {
-  return feeds.refs(dnsFeedKey(parseDnsOptions(options)));
+  return feeds.refs(keyFor(options));
 }
 
 /** Bad options throw here, at once. The first subscriber binds the group and installs the rules. */
 export function dns(options: DnsOptionsInput = {}): Observable<DnsRecord> {
   const cfg = parseDnsOptions(options);
   return new Observable<DnsRecord>((sub) => {
-    const lease = feeds.acquire(dnsFeedKey(cfg), () => new DnsFeed(cfg, options.transport ?? openNativeTransport));
+    const lease = feeds.acquire(keyFor(options), () => new DnsFeed(cfg, options.transport ?? openNativeTransport));
     const feed = lease.value;
     const recs = feed.records.subscribe(sub);
     const notes = options.notices ? feed.notices.subscribe((n) => options.notices?.next(n)) : undefined;

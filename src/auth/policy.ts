@@ -1,0 +1,81 @@
+/**
+ * The policy file (JSON, validated by zod; unknown keys are errors): who may
+ * use which sources and filters, with parameter limits, FFPF ordering rules,
+ * an address scope, redacted fields and resource limits.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+const Name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a source or filter name');
+const Cidr = z.string().refine((s) => {
+  const [ip, bits, extra] = s.split('/');
+  const fam = isIP(ip);
+  return extra === undefined && fam !== 0 && /^\d+$/.test(bits ?? '') && Number(bits) <= (fam === 4 ? 32 : 128);
+}, 'an address prefix like 10.1.0.0/24 or fd00:1::/64');
+
+export const Who = z.union([
+  z.object({ user: z.string().min(1) }).strict(),
+  z.object({ uid: z.number().int().nonnegative() }).strict(),
+  z.object({ group: z.string().min(1) }).strict(),
+]);
+export type Who = z.infer<typeof Who>;
+
+export const ParamLimit = z
+  .object({ max: z.number().optional(), min: z.number().optional(), oneOf: z.array(z.union([z.string(), z.number(), z.boolean()])).optional() })
+  .strict();
+
+export const OrderRule = z.object({ filter: Name, requires: Name, position: z.enum(['before', 'after']) }).strict();
+export type OrderRule = z.infer<typeof OrderRule>;
+
+export const Limits = z
+  .object({
+    flows: z.number().int().positive().optional(),
+    bufferRecords: z.number().int().positive().optional(),
+    recordsPerSecond: z.number().positive().optional(),
+  })
+  .strict();
+
+export const Principal = z
+  .object({
+    who: Who,
+    sources: z.array(z.union([Name, z.literal('*')])).default([]),
+    filters: z.array(z.union([Name, z.literal('*')])).default([]),
+    /** "filter.param": limits, e.g. "sample.rate": {"max": 0.1}. */
+    params: z.record(z.string().regex(/^[A-Za-z_]\w*\.[A-Za-z_]\w*$/, 'filter.param'), ParamLimit).default({}),
+    order: z.array(OrderRule).default([]),
+    /** Address prefixes this principal may see; absent = everything. */
+    scope: z.array(Cidr).optional(),
+    /** Field paths removed from every record before any filter sees it. */
+    redact: z.array(z.string().regex(/^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$/, 'a field path')).default([]),
+    limits: Limits.default({}),
+    /** NFQUEUE verdicts (the daemon's queue sharing). */
+    verdicts: z.boolean().default(false),
+  })
+  .strict();
+export type Principal = z.infer<typeof Principal>;
+
+export const Policy = z.object({ version: z.literal(1), principals: z.array(Principal) }).strict();
+export type Policy = z.infer<typeof Policy>;
+export type PolicyInput = z.input<typeof Policy>;
+
+/** Who is asking: from the kernel (SO_PEERCRED), never from the client. */
+export interface Identity {
+  uid: number;
+  gid: number;
+  user?: string;
+  /** Names of every group the user is in (primary and supplementary). */
+  groups?: string[];
+}
+
+/** The first principal in file order that names this identity, or undefined (denied). */
+export function principalFor(policy: Policy, id: Identity): Principal | undefined {
+  return policy.principals.find((p) => {
+    const w = p.who;
+    if ('uid' in w) return w.uid === id.uid;
+    if ('user' in w) return id.user !== undefined && w.user === id.user;
+    return id.groups?.includes(w.group) ?? false;
+  });
+}
+
+/** Root may do anything, with no principal at all. */
+export const ROOT_PRINCIPAL: Principal = Principal.parse({ who: { uid: 0 }, sources: ['*'], filters: ['*'], verdicts: true });
