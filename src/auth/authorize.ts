@@ -44,18 +44,34 @@ function checkParams(p: Principal, n: NodeSpec, path: GraphIssue['path'], issues
     if (v === undefined) {
       // An unset limited parameter would fall back to the filter's default: make it explicit.
       if (lim.max !== undefined || lim.min !== undefined || lim.oneOf) {
-        issues.push({ code: 'param_required', path, message: `${n.name}: set ${param} explicitly (your policy limits it)` });
+        issues.push({
+          code: 'param_required',
+          path,
+          message: `${n.name}: set ${param} explicitly (your policy limits it)`,
+        });
       }
       continue;
     }
     if (lim.max !== undefined && !(typeof v === 'number' && v <= lim.max)) {
-      issues.push({ code: 'param_limit', path, message: `${n.name}: ${param}=${JSON.stringify(v)} is above your limit of ${lim.max}` });
+      issues.push({
+        code: 'param_limit',
+        path,
+        message: `${n.name}: ${param}=${JSON.stringify(v)} is above your limit of ${lim.max}`,
+      });
     }
     if (lim.min !== undefined && !(typeof v === 'number' && v >= lim.min)) {
-      issues.push({ code: 'param_limit', path, message: `${n.name}: ${param}=${JSON.stringify(v)} is below your minimum of ${lim.min}` });
+      issues.push({
+        code: 'param_limit',
+        path,
+        message: `${n.name}: ${param}=${JSON.stringify(v)} is below your minimum of ${lim.min}`,
+      });
     }
     if (lim.oneOf && !lim.oneOf.includes(v as string | number | boolean)) {
-      issues.push({ code: 'param_limit', path, message: `${n.name}: ${param}=${JSON.stringify(v)} is not one of ${lim.oneOf.map((x) => JSON.stringify(x)).join(', ')}` });
+      issues.push({
+        code: 'param_limit',
+        path,
+        message: `${n.name}: ${param}=${JSON.stringify(v)} is not one of ${lim.oneOf.map((x) => JSON.stringify(x)).join(', ')}`,
+      });
     }
   }
 }
@@ -67,7 +83,10 @@ function checkOrder(p: Principal, root: ExprSpec, issues: GraphIssue[]): void {
     for (const rule of p.order) {
       path.forEach((s, i) => {
         if (s.node.name !== rule.filter) return;
-        const ok = rule.position === 'before' ? names.slice(0, i).includes(rule.requires) : names.slice(i + 1).includes(rule.requires);
+        const ok =
+          rule.position === 'before'
+            ? names.slice(0, i).includes(rule.requires)
+            : names.slice(i + 1).includes(rule.requires);
         const key = `${JSON.stringify(s.path)}|${rule.filter}|${rule.requires}|${rule.position}`;
         if (ok || seen.has(key)) return;
         seen.add(key);
@@ -89,7 +108,8 @@ function enforce(p: Principal, root: ExprSpec): ExprSpec {
   if (p.redact.length) guards.push(node('redact', [], { fields: p.redact }));
   const wrap = (e: ExprSpec): ExprSpec => {
     if (e.type === 'pipe') return { type: 'pipe', steps: e.steps.map((s, i) => (i === 0 ? wrap(s) : s)) };
-    if (e.type === 'fork') return { type: 'fork', branches: e.branches.map((b) => (startsWithSource(b) ? wrap(b) : b)) };
+    if (e.type === 'fork')
+      return { type: 'fork', branches: e.branches.map((b) => (startsWithSource(b) ? wrap(b) : b)) };
     if (guards.length && lookupNode(e.name)?.kind === 'source') return { type: 'pipe', steps: [e, ...guards] };
     return e;
   };
@@ -106,21 +126,36 @@ function startsWithSource(e: ExprSpec): boolean {
 
 export function authorize(graph: GraphSpec, id: Identity, policy: Policy, ctx: AuthContext = {}): AuthResult {
   const p = principalFor(policy, id) ?? (id.uid === 0 ? ROOT_PRINCIPAL : undefined);
-  if (!p) return { allowed: false, graph, issues: [{ code: 'no_principal', path: [], message: `${who(id)} is not in the policy: denied` }] };
+  if (!p)
+    return {
+      allowed: false,
+      graph,
+      issues: [{ code: 'no_principal', path: [], message: `${who(id)} is not in the policy: denied` }],
+    };
   const issues: GraphIssue[] = [];
   for (const { node: n, path } of graphNodes(graph.root)) {
     const kind = lookupNode(n.name)?.kind;
-    if (kind === 'source' && !allowed(p.sources, n.name)) issues.push({ code: 'source_denied', path, message: `source \`${n.name}\` is not allowed for ${who(id)}` });
-    if (kind === 'filter' && !allowed(p.filters, n.name)) issues.push({ code: 'filter_denied', path, message: `filter \`${n.name}\` is not allowed for ${who(id)}` });
+    if (kind === 'source' && !allowed(p.sources, n.name))
+      issues.push({ code: 'source_denied', path, message: `source \`${n.name}\` is not allowed for ${who(id)}` });
+    if (kind === 'filter' && !allowed(p.filters, n.name))
+      issues.push({ code: 'filter_denied', path, message: `filter \`${n.name}\` is not allowed for ${who(id)}` });
     if (kind === 'filter') checkParams(p, n, path, issues);
   }
   checkOrder(p, graph.root, issues);
   const lim = p.limits;
   if (lim.flows !== undefined && (ctx.openFlows ?? 0) >= lim.flows) {
-    issues.push({ code: 'flow_limit', path: [], message: `${who(id)} already has ${ctx.openFlows} flows open (limit ${lim.flows})` });
+    issues.push({
+      code: 'flow_limit',
+      path: [],
+      message: `${who(id)} already has ${ctx.openFlows} flows open (limit ${lim.flows})`,
+    });
   }
   if (lim.bufferRecords !== undefined && (ctx.bufferRecords ?? 0) > lim.bufferRecords) {
-    issues.push({ code: 'buffer_limit', path: [], message: `a buffer of ${ctx.bufferRecords} records is above your limit of ${lim.bufferRecords}` });
+    issues.push({
+      code: 'buffer_limit',
+      path: [],
+      message: `a buffer of ${ctx.bufferRecords} records is above your limit of ${lim.bufferRecords}`,
+    });
   }
   if (issues.length) return { allowed: false, issues, graph, principal: p };
   return { allowed: true, issues: [], graph: { version: 1, root: enforce(p, graph.root) }, principal: p };
@@ -131,6 +166,10 @@ export function safeAuthorize(graph: GraphSpec, id: Identity, policy: Policy, ct
   try {
     return authorize(graph, id, policy, ctx);
   } catch (err) {
-    return { allowed: false, graph, issues: [{ code: 'internal', path: [], message: `authorization failed: ${(err as Error).message}` }] };
+    return {
+      allowed: false,
+      graph,
+      issues: [{ code: 'internal', path: [], message: `authorization failed: ${(err as Error).message}` }],
+    };
   }
 }

@@ -12,7 +12,12 @@ export class PolicyError extends FlowgrabError {
 }
 
 function at(path: PropertyKey[]): string {
-  return path.length ? path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top)';
+  return path.length
+    ? path
+        .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+        .join('')
+        .replace(/^\./, '')
+    : '(top)';
 }
 
 export function parsePolicy(text: string, file = 'policy'): Policy {
@@ -27,7 +32,10 @@ export function parsePolicy(text: string, file = 'policy'): Policy {
   throw new PolicyError(
     file,
     r.error.issues.map((i) => {
-      const got = i.path.reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<PropertyKey, unknown>)[k] : undefined), json);
+      const got = i.path.reduce<unknown>(
+        (o, k) => (o && typeof o === 'object' ? (o as Record<PropertyKey, unknown>)[k] : undefined),
+        json,
+      );
       const shown = got === undefined ? 'nothing' : JSON.stringify(got)?.slice(0, 60);
       return `${at(i.path)}: ${i.message} (got ${shown})`;
     }),
@@ -39,7 +47,11 @@ export function loadPolicy(file: string): Policy {
   try {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `policy ${file}: cannot read it (${(cause as NodeJS.ErrnoException).code})`, { op: 'policy', cause });
+    throw new FlowgrabError(
+      'FG_ERR_INVALID_ARGUMENT',
+      `policy ${file}: cannot read it (${(cause as NodeJS.ErrnoException).code})`,
+      { op: 'policy', cause },
+    );
   }
   return parsePolicy(text, file);
 }

@@ -21,7 +21,11 @@ export const Who = z.union([
 export type Who = z.infer<typeof Who>;
 
 export const ParamLimit = z
-  .object({ max: z.number().optional(), min: z.number().optional(), oneOf: z.array(z.union([z.string(), z.number(), z.boolean()])).optional() })
+  .object({
+    max: z.number().optional(),
+    min: z.number().optional(),
+    oneOf: z.array(z.union([z.string(), z.number(), z.boolean()])).optional(),
+  })
   .strict();
 
 export const OrderRule = z.object({ filter: Name, requires: Name, position: z.enum(['before', 'after']) }).strict();
@@ -78,4 +82,9 @@ export function principalFor(policy: Policy, id: Identity): Principal | undefine
 }
 
 /** Root may do anything, with no principal at all. */
-export const ROOT_PRINCIPAL: Principal = Principal.parse({ who: { uid: 0 }, sources: ['*'], filters: ['*'], verdicts: true });
+export const ROOT_PRINCIPAL: Principal = Principal.parse({
+  who: { uid: 0 },
+  sources: ['*'],
+  filters: ['*'],
+  verdicts: true,
+});

@@ -19,13 +19,20 @@ export function policyCommand(): Command {
           import('../filters/print.js'),
           import('../auth/index.js'),
         ]);
-        if ((o.user === undefined) === (o.uid === undefined)) throw new Error('give exactly one of --user NAME or --uid N');
+        if ((o.user === undefined) === (o.uid === undefined))
+          throw new Error('give exactly one of --user NAME or --uid N');
         const id = o.user !== undefined ? auth.identityOfUser(o.user) : auth.identityOfUid(o.uid);
         if (!id) throw new Error(`no user named ${o.user} on this system`);
         const policy = auth.loadPolicy(o.policy);
         const r = auth.safeAuthorize(parseGraph(text), id, policy);
-        if (o.json) process.stdout.write(`${JSON.stringify({ allowed: r.allowed, issues: r.issues, graph: r.graph }, null, 2)}\n`);
-        else if (r.allowed) process.stdout.write(`allowed for uid ${id.uid}${id.user ? ` (${id.user})` : ''}; runs as:\n  ${printGraph(r.graph)}\n`);
+        if (o.json)
+          process.stdout.write(
+            `${JSON.stringify({ allowed: r.allowed, issues: r.issues, graph: r.graph }, null, 2)}\n`,
+          );
+        else if (r.allowed)
+          process.stdout.write(
+            `allowed for uid ${id.uid}${id.user ? ` (${id.user})` : ''}; runs as:\n  ${printGraph(r.graph)}\n`,
+          );
         else for (const i of r.issues) process.stdout.write(`denied: ${i.path.join('.') || 'graph'}: ${i.message}\n`);
         process.exitCode = r.allowed ? 0 : 1;
       } catch (err) {
