@@ -20,8 +20,8 @@ export function graphNodes(root: ExprSpec): PathStep[] {
   const out: PathStep[] = [];
   const walk = (e: ExprSpec, path: SpecPath) => {
     if (e.type === 'node') out.push({ node: e, path });
-    else if (e.type === 'pipe') e.steps.forEach((s, i) => walk(s, [...path, 'steps', i]));
-    else e.branches.forEach((b, i) => walk(b, [...path, 'branches', i]));
+    else if (e.type === 'pipe') for (const [i, s] of e.steps.entries()) walk(s, [...path, 'steps', i]);
+    else for (const [i, b] of e.branches.entries()) walk(b, [...path, 'branches', i]);
   };
   walk(root, ['root']);
   return out;
