@@ -40,6 +40,8 @@ export function runStream<T>(
     let sub: { unsubscribe(): void } | undefined;
     sub = stream.subscribe({
       next: (r) => {
+        // One kernel datagram can hold many records: stop writing at the count, not a tick later.
+        if (opts.count !== undefined && printed >= opts.count) return;
         out.line(opts.json ? toJson(r) : format(r));
         if (opts.count !== undefined && ++printed >= opts.count) queueMicrotask(() => finish(0));
       },

@@ -82,13 +82,16 @@ export class ConntrackFeed {
     for (const t of this.timers) t.unref();
   }
 
-  /** Checks the conntrack sysctls once a subscriber listens for notices, fixing them when asked to. */
-  checkSysctls(): void {
+  /**
+   * Checks the conntrack sysctls for a new subscriber, fixing them when that
+   * subscriber asks to (its own options, not the first subscriber's).
+   */
+  checkSysctls(asked: Pick<ConntrackConfig, 'setEventsSysctl' | 'setAccounting'> = this.cfg): void {
     const ns = this.cfg.netns;
     if (this.events && this.cfg.events.includes('destroy')) {
       const ev = readSysctl('net.netfilter.nf_conntrack_events', ns);
       if (ev !== undefined && ev !== '1') {
-        if (this.cfg.setEventsSysctl) {
+        if (asked.setEventsSysctl) {
           writeSysctl('net.netfilter.nf_conntrack_events', '1', ns);
           this.notice({ kind: 'warning', message: `nf_conntrack_events was ${ev}; set to 1` });
         } else {
@@ -99,7 +102,7 @@ export class ConntrackFeed {
         }
       }
     }
-    if (this.cfg.setAccounting) {
+    if (asked.setAccounting) {
       for (const key of ['net.netfilter.nf_conntrack_acct', 'net.netfilter.nf_conntrack_timestamp']) {
         if (readSysctl(key, ns) !== '1') writeSysctl(key, '1', ns);
       }
@@ -236,7 +239,8 @@ export class ConntrackFeed {
         seen.add(r.id);
         this.records.next(r);
       });
-      const born = new Set(this.held.filter((r) => r.type === 'new').map((r) => r.id));
+      // Entries born during the resync, or whose real DESTROY is waiting, need no inferred one.
+      const born = new Set(this.held.filter((r) => r.type === 'new' || r.type === 'destroy').map((r) => r.id));
       const now = Date.now();
       for (const [id, t] of this.live) {
         if (seen.has(id) || born.has(id)) continue;
@@ -245,7 +249,9 @@ export class ConntrackFeed {
       }
       this.notice({ kind: 'resync', count, message: `resynchronised: ${count} entries in the table` });
     } catch (err) {
-      this.notice({ kind: 'warning', message: `resync dump failed: ${(err as Error).message}` });
+      this.notice({ kind: 'warning', message: `resync dump failed: ${(err as Error).message}; retrying in 1 s` });
+      const retry = setTimeout(() => void this.resync(), 1000);
+      retry.unref();
     } finally {
       const held = this.held ?? [];
       this.held = null;

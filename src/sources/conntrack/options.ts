@@ -78,5 +78,7 @@ export function feedKey(c: ConntrackConfig): string {
     c.mark ?? null,
     c.markMask ?? null,
     c.pollIntervalMs,
+    c.recvBufferBytes,
+    c.lossCheckMs,
   ]);
 }

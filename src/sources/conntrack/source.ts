@@ -38,7 +38,7 @@ export function conntrack(options: ConntrackOptionsInput = {}): Observable<Connt
     });
     const notes = options.notices ? feed.notices.subscribe((n) => options.notices?.next(n)) : undefined;
     try {
-      feed.checkSysctls();
+      feed.checkSysctls(cfg);
     } catch (err) {
       sub.error(err);
     }
