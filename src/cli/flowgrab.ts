@@ -5,13 +5,14 @@ import { VERSION } from '../version.js';
 import { arpCommand } from './arp.js';
 import { conntrackCommand } from './conntrack.js';
 import { dnsCommand } from './dns.js';
-import { reportError } from './run.js';
 import { policyCommand } from './policy.js';
-import { graphCommand, recordCommand, watchCommand } from './watch.js';
+import { reportError } from './run.js';
+import { graphCommand, recordCommand, statusCommand, watchCommand } from './watch.js';
 
 const program = new Command('flowgrab')
   .description('the kernel’s view of network traffic (conntrack, DNS, neighbours, queued packets) as typed records')
   .version(VERSION)
+  .option('--daemon <path>', 'run through flowgrabd at this socket (or set FLOWGRAB_DAEMON); default: in-process')
   .showHelpAfterError('(run with --help for usage)')
   .addCommand(conntrackCommand())
   .addCommand(dnsCommand())
@@ -19,7 +20,8 @@ const program = new Command('flowgrab')
   .addCommand(watchCommand())
   .addCommand(recordCommand())
   .addCommand(graphCommand())
-  .addCommand(policyCommand());
+  .addCommand(policyCommand())
+  .addCommand(statusCommand());
 
 try {
   await program.parseAsync(process.argv);

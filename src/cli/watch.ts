@@ -30,21 +30,26 @@ function flat(o: Record<string, unknown>, prefix = ''): string {
     .join(' ');
 }
 
-async function load(text: string, netns?: string) {
+/** The daemon to use, from --daemon or FLOWGRAB_DAEMON; none means in-process. */
+export function daemonPath(cmd?: Command): string | undefined {
+  return (cmd?.optsWithGlobals().daemon as string | undefined) ?? process.env.FLOWGRAB_DAEMON;
+}
+
+async function load(text: string, netns?: string, daemon?: string) {
   const [{ parseGraph }, { Flowgrab }] = await Promise.all([
     import('../filters/parser.js'),
     import('../flow/flowgrab.js'),
   ]);
   const spec = withNetns(parseGraph(text), netns);
-  return { spec, fg: new Flowgrab() };
+  return { spec, fg: daemon ? await Flowgrab.connect(daemon) : new Flowgrab() };
 }
 
 async function runGraph(
   text: string,
-  o: { json?: boolean; count?: number; duration?: number; netns?: string },
+  o: { json?: boolean; count?: number; duration?: number; netns?: string; daemon?: string },
   sink?: (line: string) => void,
 ): Promise<number> {
-  const { spec, fg } = await load(text, o.netns);
+  const { spec, fg } = await load(text, o.netns, o.daemon);
   const flow = fg.create({ name: 'cli' });
   flow.populate(spec);
   try {
@@ -53,7 +58,9 @@ async function runGraph(
     await fg.close();
     throw err;
   }
-  flow.notices$.subscribe(logNotice);
+  // Local flows report every notice; remote ones report loss.
+  if ('notices$' in flow) flow.notices$.subscribe(logNotice);
+  else (flow as { lost$: { subscribe(f: typeof logNotice): unknown } }).lost$.subscribe(logNotice);
   const stopProgress = replayProgress(text, flow);
   await flow.activate();
   const code = sink
@@ -106,8 +113,8 @@ export function watchCommand(): Command {
   )
     .description('run a filter graph and print what it outputs')
     .option('--json', 'print records as NDJSON, one per line')
-    .action(async (graph: string, o) => {
-      process.exitCode = await runGraph(graph, o);
+    .action(async (graph: string, o, cmd: Command) => {
+      process.exitCode = await runGraph(graph, { ...o, daemon: daemonPath(cmd) });
     });
 }
 
@@ -115,7 +122,7 @@ export function recordCommand(): Command {
   return common(new Command('record').argument('<graph>', 'a filter graph'))
     .description('write what a graph outputs to an NDJSON file (a header line first) for replay(file=…)')
     .requiredOption('--out <file>', 'the recording to write')
-    .action(async (graph: string, o) => {
+    .action(async (graph: string, o, cmd: Command) => {
       const { spec } = await load(graph, o.netns);
       const { lookupNode } = await import('../filters/registry.js');
       const file = createWriteStream(o.out);
@@ -131,7 +138,7 @@ export function recordCommand(): Command {
       };
       w.line(JSON.stringify(header));
       let n = 0;
-      process.exitCode = await runGraph(graph, { ...o, json: true }, (line) => {
+      process.exitCode = await runGraph(graph, { ...o, json: true, daemon: daemonPath(cmd) }, (line) => {
         n++;
         w.line(line);
       });
@@ -168,4 +175,41 @@ export function graphCommand(): Command {
       }
     });
   return g;
+}
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description("flowgrabd's clients, flows and counters (needs --daemon PATH or FLOWGRAB_DAEMON)")
+    .option('--json', 'print the status as JSON')
+    .action(async (o, cmd: Command) => {
+      const path = daemonPath(cmd);
+      if (!path) throw new Error('status needs a daemon: flowgrab --daemon PATH status');
+      const { RemoteFlowgrab } = await import('../daemon/client.js');
+      const c = await RemoteFlowgrab.connect(path);
+      const st = await c.status();
+      await c.close();
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(st, null, 2)}\n`);
+        return;
+      }
+      const clients = st.clients as {
+        client: number;
+        pid: number;
+        uid: number;
+        user?: string;
+        flows: Record<string, unknown>[];
+      }[];
+      process.stdout.write(
+        `clients ${st.clients_count ?? clients.length}, connections ${st.connections}, bad frames ${st.badFrames}, dropped to slow clients ${st.droppedToClients}\n`,
+      );
+      for (const c of clients) {
+        process.stdout.write(`client ${c.client} pid ${c.pid} uid ${c.uid}${c.user ? ` (${c.user})` : ''}\n`);
+        for (const f of c.flows) {
+          const buf = f.buffer as { dropped: number; highWater: number };
+          process.stdout.write(
+            `  flow ${f.flow} ${f.name} [${f.state}] sent ${f.sent} dropped ${Number(f.droppedToClient) + buf.dropped} missed ${f.missed}: ${f.graph}\n`,
+          );
+        }
+      }
+    });
 }

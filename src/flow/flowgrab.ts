@@ -1,6 +1,6 @@
 /** Flowgrab: creates flow handles whose graphs share common prefixes. */
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
-import { FlowgrabError } from '../errors.js';
+import type { RemoteFlowgrab } from '../daemon/client.js';
 import '../filters/builtin.js';
 import type { GraphIssue } from '../filters/errors.js';
 import type { GraphSpec } from '../filters/spec.js';
@@ -30,9 +30,10 @@ export class Flowgrab {
     this.authorize = opts.authorize ?? (() => []);
   }
 
-  /** Through flowgrabd: arrives with the daemon. */
-  static async connect(path: string): Promise<Flowgrab> {
-    throw new FlowgrabError('FG_ERR_INVALID_STATE', `Flowgrab.connect(${path}): the daemon client is not built yet`);
+  /** Flow handles served by flowgrabd at `path`: the same API, the daemon's sockets, the policy's limits. */
+  static async connect(path: string): Promise<RemoteFlowgrab> {
+    const { RemoteFlowgrab } = await import('../daemon/client.js');
+    return RemoteFlowgrab.connect(path);
   }
 
   create(opts: FlowOptions = {}): FlowHandle {

@@ -46,7 +46,10 @@ export interface AuthorizeInput {
 export type Authorizer = (
   g: GraphSpec,
   ctx: AuthorizeInput,
-) => GraphIssue[] | { issues: GraphIssue[]; graph?: GraphSpec } | Promise<GraphIssue[] | { issues: GraphIssue[]; graph?: GraphSpec }>;
+) =>
+  | GraphIssue[]
+  | { issues: GraphIssue[]; graph?: GraphSpec }
+  | Promise<GraphIssue[] | { issues: GraphIssue[]; graph?: GraphSpec }>;
 
 let nextId = 1;
 
@@ -56,6 +59,7 @@ export class FlowHandle {
   private st: FlowState = 'created';
   private text: string[] = [];
   private spec?: GraphSpec;
+  private asked?: GraphSpec;
   private stage?: Stage;
   private detach?: () => void;
   private noticeSub?: Subscription;
@@ -94,7 +98,12 @@ export class FlowHandle {
     return this.st;
   }
 
-  /** The graph as text, once populated from text or a spec. */
+  /** The graph as the user gave it, before the policy added anything (once instantiated). */
+  get requested(): GraphSpec | undefined {
+    return this.asked;
+  }
+
+  /** The graph as text, once populated from text or a spec (after instantiate: as it runs). */
   get graph(): string {
     return this.spec ? printGraph(this.spec) : this.text.join('\n');
   }
@@ -134,6 +143,7 @@ export class FlowHandle {
     const { issues: denied, graph } = Array.isArray(res) ? { issues: res, graph: undefined } : res;
     if (denied.length) throw new GraphError(denied, 'not authorized');
     if (this.st === 'closed') return; // closed while we were authorizing
+    this.asked = asked;
     const spec = graph ?? asked;
     if (graph) {
       const again = this.compiler.check(spec).issues;

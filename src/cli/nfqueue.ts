@@ -1,0 +1,116 @@
+/** `flowgrab nfqueue`: print the packets queued to an NFQUEUE queue, accepting each once printed. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { QueuedPacket } from '../sources/nfqueue/queued.js';
+import type { PacketRecord } from '../sources/nfqueue/record.js';
+import { positiveInt, seconds } from './conntrack.js';
+import { logNotice } from './output.js';
+import { runStream } from './run.js';
+
+const PROTO: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp' };
+
+/** One line: id, hook, devices, addresses and ports (or ICMP type/code), length, mark, uid. */
+export function formatPacket(r: PacketRecord): string {
+  const dev = [
+    r.indev !== undefined ? `in=${r.indevName ?? r.indev}` : '',
+    r.outdev !== undefined ? `out=${r.outdevName ?? r.outdev}` : '',
+  ].filter(Boolean);
+  const parts = [`#${r.packetId}`, `q${r.queue}`, r.hook.padEnd(11), ...dev];
+  if (r.ip) {
+    const l4 = r.tcp ?? r.udp;
+    const ep = (a: string, p?: number) => (p === undefined ? a : r.family === 'ipv6' ? `[${a}]:${p}` : `${a}:${p}`);
+    parts.push(PROTO[r.ip.proto] ?? `proto=${r.ip.proto}`, `${ep(r.ip.src, l4?.sport)} → ${ep(r.ip.dst, l4?.dport)}`);
+    if (r.icmp) parts.push(`type=${r.icmp.type} code=${r.icmp.code}`);
+    if (r.tcp) parts.push(`flags=0x${r.tcp.flags.toString(16).padStart(2, '0')}`);
+    if (r.ip.fragment) parts.push('(fragment)');
+  } else parts.push(r.family, r.error ? `[unparsed: ${r.error}]` : '');
+  parts.push(`len=${r.length}`);
+  if (r.mark) parts.push(`mark=0x${r.mark.toString(16)}`);
+  if (r.uid !== undefined) parts.push(`uid=${r.uid}`);
+  return parts.filter(Boolean).join(' ');
+}
+
+const queueNum = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('--queue must be 0 to 65535');
+  return n;
+};
+const chainName = (v: string, prev: string[] = []) => {
+  const c = v.toUpperCase();
+  if (!['INPUT', 'OUTPUT', 'FORWARD'].includes(c))
+    throw new InvalidArgumentError(`unknown chain "${v}" (INPUT, OUTPUT, FORWARD)`);
+  return [...prev, c];
+};
+
+export function nfqueueCommand(): Command {
+  return new Command('nfqueue')
+    .description('print packets queued to an NFQUEUE queue and accept each one (IPv4 and IPv6)')
+    .requiredOption('--queue <n>', 'queue number (0-65535)', queueNum)
+    .option(
+      '--rule <chains...>',
+      'queue this traffic while running: iptables/ip6tables jump rules from INPUT, OUTPUT and/or FORWARD',
+      chainName,
+    )
+    .option('--match <args>', 'with --rule: extra iptables match arguments, e.g. "-p tcp --dport 443"')
+    .addOption(
+      new Option('--family <family>', 'with --rule: which tables').choices(['ipv4', 'ipv6', 'all']).default('all'),
+    )
+    .option(
+      '--copy-range <bytes>',
+      'bytes of each packet to copy (0 = metadata only)',
+      positiveInt('--copy-range'),
+      0xffff,
+    )
+    .option('--max-len <n>', 'packets the kernel holds for us at most', positiveInt('--max-len'), 1024)
+    .option('--no-fail-open', 'drop (instead of accept) packets the queue cannot take')
+    .option('--netns <name>', 'use this network namespace (ip netns) instead of our own')
+    .option('--json', 'print records as NDJSON, one per line (payload as hex)')
+    .option('--count <n>', 'stop after printing n packets', positiveInt('--count'))
+    .option('--duration <s>', 'stop after s seconds', seconds)
+    .action(async (o) => {
+      const [{ nfqueue }, { packetToJson }] = await Promise.all([
+        import('../sources/nfqueue/source.js'),
+        import('../sources/nfqueue/json.js'),
+      ]);
+      if (o.match && !o.rule) throw new InvalidArgumentError('--match needs --rule');
+      const source = nfqueue({
+        queue: o.queue,
+        copyRange: o.copyRange,
+        maxLen: o.maxLen,
+        failOpen: o.failOpen,
+        netns: o.netns,
+        rules: o.rule && {
+          chains: o.rule,
+          match: o.match ? String(o.match).trim().split(/\s+/) : undefined,
+          families: o.family === 'all' ? ['ipv4', 'ipv6'] : [o.family],
+        },
+        notices: { next: logNotice },
+      });
+      // Printed first, then accepted: a packet is never held longer than its line takes.
+      const accept = (p: QueuedPacket) => {
+        try {
+          p.verdict('accept');
+        } catch {
+          // Already decided (timed out): nothing to do.
+        }
+      };
+      const format = (p: QueuedPacket) => {
+        const line = formatPacket(p);
+        accept(p);
+        return line;
+      };
+      const toJson = (p: QueuedPacket) => {
+        const line = packetToJson(p);
+        accept(p);
+        return line;
+      };
+      process.exitCode = await runStream(
+        source,
+        format,
+        { json: Boolean(o.json), count: o.count, durationS: o.duration },
+        toJson,
+      );
+      // The last subscriber leaving decides what is still queued, removes the rules and unbinds: wait for it.
+      const { nfqueueTeardown } = await import('../sources/nfqueue/source.js');
+      await nfqueueTeardown();
+    });
+}

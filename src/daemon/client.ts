@@ -1,0 +1,236 @@
+/**
+ * The client side of flowgrabd: Flowgrab.connect(path) gives flow handles
+ * with the same life and API as local ones. populate() is local (and sync,
+ * as locally); the graph goes to the daemon at instantiate(), which checks
+ * it against the policy for the identity the kernel reports.
+ */
+import { createConnection, type Socket } from 'node:net';
+import { Subject } from 'rxjs';
+import { FlowgrabError } from '../errors.js';
+import { GraphError } from '../filters/errors.js';
+import type { Rec } from '../filters/registry.js';
+import type { GraphSpec } from '../filters/spec.js';
+import type { FlowOptions, FlowStats, LossNotice } from '../flow/handle.js';
+import { type FlowState, transition } from '../flow/states.js';
+import { type ErrorBody, type Event, encodeFrame, FrameReader, PROTOCOL_VERSION, type Reply } from './protocol.js';
+
+function toError(e: ErrorBody): Error {
+  if (e.issues?.length) return new GraphError(e.issues, e.message.split(':')[0] || 'graph');
+  return new FlowgrabError((e.code as never) ?? 'FG_ERR_NETLINK', e.message, { op: 'daemon' });
+}
+
+export class RemoteFlowgrab {
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void }
+  >();
+  private readonly flows = new Map<number, RemoteFlowHandle>();
+  private nextId = 1;
+  private readonly reader = new FrameReader();
+  identity?: { uid: number; gid: number; user?: string };
+
+  private constructor(private readonly sock: Socket) {
+    sock.on('data', (d) => {
+      try {
+        for (const f of this.reader.push(d)) this.onMessage(JSON.parse(f.toString('utf8')) as Reply | Event);
+      } catch (err) {
+        this.fail(err as Error);
+      }
+    });
+    sock.on('close', () =>
+      this.fail(new FlowgrabError('FG_ERR_CLOSED', 'connection to flowgrabd closed', { op: 'daemon' })),
+    );
+    sock.on('error', (err) =>
+      this.fail(new FlowgrabError('FG_ERR_CLOSED', `flowgrabd: ${err.message}`, { op: 'daemon', cause: err })),
+    );
+  }
+
+  static async connect(path: string): Promise<RemoteFlowgrab> {
+    const sock = createConnection(path);
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', (err) =>
+        reject(
+          new FlowgrabError(
+            'FG_ERR_CLOSED',
+            `cannot reach flowgrabd at ${path}: ${(err as NodeJS.ErrnoException).code}`,
+            { op: 'connect', cause: err },
+          ),
+        ),
+      );
+    });
+    const c = new RemoteFlowgrab(sock);
+    const hello = await c.request({ op: 'hello' });
+    c.identity = hello.identity as RemoteFlowgrab['identity'];
+    return c;
+  }
+
+  request(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      if (!this.sock.write(encodeFrame({ v: PROTOCOL_VERSION, id, ...body })) && this.sock.destroyed)
+        reject(new FlowgrabError('FG_ERR_CLOSED', 'connection closed', { op: 'daemon' }));
+    });
+  }
+
+  private onMessage(m: Reply | Event): void {
+    if ('ev' in m) {
+      const e = m as Event;
+      this.flows.get(e.flow)?.onEvent(e);
+      return;
+    }
+    const r = m as Reply;
+    const p = r.id === null ? undefined : this.pending.get(r.id);
+    if (!p) return;
+    this.pending.delete(r.id as number);
+    if (r.ok) p.resolve(r);
+    else p.reject(toError(r.error));
+  }
+
+  private fail(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const f of this.flows.values()) f.onDisconnect(err);
+  }
+
+  create(opts: FlowOptions = {}): RemoteFlowHandle {
+    return new RemoteFlowHandle(this, opts, (id, h) => this.flows.set(id, h));
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    return (await this.request({ op: 'status' })).status as Record<string, unknown>;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.flows.values()].map((f) => f.close()));
+    this.sock.end();
+    this.sock.destroy();
+  }
+}
+
+export class RemoteFlowHandle {
+  private st: FlowState = 'created';
+  private text: string[] = [];
+  private spec?: GraphSpec;
+  private id?: number;
+  private readonly out = new Subject<Rec>();
+  private readonly lost = new Subject<LossNotice>();
+  private received = 0;
+  private remoteGraph = '';
+  /** Why the daemon closed this flow, when it did (e.g. a policy reload denied it). */
+  closedReason?: string;
+  readonly records$ = this.out.asObservable();
+  readonly lost$ = this.lost.asObservable();
+
+  constructor(
+    private readonly c: RemoteFlowgrab,
+    private readonly opts: FlowOptions,
+    private readonly register: (id: number, h: RemoteFlowHandle) => void,
+  ) {}
+
+  get state(): FlowState {
+    return this.st;
+  }
+
+  get name(): string {
+    return this.opts.name ?? `remote-${this.id ?? '?'}`;
+  }
+
+  get graph(): string {
+    return this.remoteGraph || this.text.join('\n');
+  }
+
+  populate(graph: string | GraphSpec): this {
+    transition(this.st, 'populate');
+    if (typeof graph === 'string') this.text.push(graph);
+    else this.spec = graph;
+    this.st = 'populated';
+    return this;
+  }
+
+  async instantiate(): Promise<void> {
+    transition(this.st, 'instantiate');
+    const created = await this.c.request({
+      op: 'create',
+      name: this.opts.name,
+      bufferRecords: this.opts.bufferRecords,
+      overflow: this.opts.overflow,
+    });
+    this.id = created.flow as number;
+    this.register(this.id, this);
+    await this.c.request({ op: 'populate', flow: this.id, graph: this.spec ?? this.text.join('\n') });
+    try {
+      const r = await this.c.request({ op: 'instantiate', flow: this.id });
+      this.remoteGraph = String(r.graph ?? '');
+    } catch (err) {
+      // Leave the daemon with nothing half-made: the local handle stays populated, as a local one would.
+      await this.c.request({ op: 'close', flow: this.id }).catch(() => {});
+      this.id = undefined;
+      throw err;
+    }
+    if ((this.st as FlowState) === 'closed') return;
+    this.st = 'instantiated';
+  }
+
+  async activate(): Promise<void> {
+    this.st = transition(this.st, 'activate');
+    await this.c.request({ op: 'activate', flow: this.id });
+  }
+
+  async pause(): Promise<void> {
+    this.st = transition(this.st, 'pause');
+    await this.c.request({ op: 'pause', flow: this.id });
+  }
+
+  async close(): Promise<void> {
+    if (this.st === 'closed') return;
+    this.st = 'closed';
+    if (this.id !== undefined) await this.c.request({ op: 'close', flow: this.id }).catch(() => {});
+    this.out.complete();
+    this.lost.complete();
+  }
+
+  /** Counters kept here; `remoteStats()` asks the daemon for the graph's. */
+  stats(): FlowStats {
+    return {
+      state: this.st,
+      nodes: [],
+      buffer: {
+        capacity: this.opts.bufferRecords ?? 10_000,
+        buffered: 0,
+        highWater: 0,
+        dropped: 0,
+        delivered: this.received,
+      },
+      missed: 0,
+    };
+  }
+
+  async remoteStats(): Promise<Record<string, unknown>> {
+    return (await this.c.request({ op: 'stats', flow: this.id })).stats as Record<string, unknown>;
+  }
+
+  onEvent(e: Event): void {
+    if (e.ev === 'records') {
+      this.received += e.records.length;
+      for (const r of e.records) this.out.next(r as Rec);
+    } else if (e.ev === 'lost') this.lost.next({ ...(e.notice as LossNotice), flow: this.name });
+    else if (e.ev === 'end') {
+      if (e.error) this.out.error(toError(e.error));
+      else this.out.complete();
+    } else if (e.ev === 'closed') {
+      this.closedReason = e.reason;
+      this.st = 'closed';
+      this.out.error(new FlowgrabError('FG_ERR_DENIED', `flowgrabd closed the flow: ${e.reason}`, { op: 'daemon' }));
+      this.lost.complete();
+    }
+  }
+
+  onDisconnect(err: Error): void {
+    if (this.st === 'closed') return;
+    this.st = 'closed';
+    this.out.error(err);
+    this.lost.complete();
+  }
+}

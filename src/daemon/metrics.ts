@@ -1,0 +1,61 @@
+/** Prometheus metrics for flowgrabd (--metrics HOST:PORT), read from the daemon at each scrape. */
+import { createServer, type Server } from 'node:http';
+import { Gauge, Registry } from 'prom-client';
+import type { Daemon } from './server.js';
+
+export function metricsRegistry(d: Daemon): Registry {
+  const reg = new Registry();
+  const g = (name: string, help: string, labelNames: string[], collect: (gauge: Gauge) => void) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [reg],
+      collect() {
+        this.reset();
+        collect(this);
+      },
+    });
+  g('flowgrabd_clients', 'Clients connected now', [], (x) => x.set(d.stats.clients));
+  g('flowgrabd_connections_total', 'Connections accepted since start', [], (x) => x.set(d.stats.connections));
+  g('flowgrabd_bad_frames_total', 'Malformed frames received', [], (x) => x.set(d.stats.badFrames));
+  g('flowgrabd_denied_connections_total', 'Connections refused (peer unknown)', [], (x) =>
+    x.set(d.stats.deniedConnections),
+  );
+  g('flowgrabd_flows', 'Flows open now', ['user'], (x) => {
+    const by = new Map<string, number>();
+    for (const f of d.allFlows()) by.set(f.user ?? String(f.uid), (by.get(f.user ?? String(f.uid)) ?? 0) + 1);
+    for (const [user, n] of by) x.set({ user }, n);
+  });
+  const perFlow = (name: string, help: string, value: (f: ReturnType<Daemon['allFlows']>[number]) => number) =>
+    g(name, help, ['user', 'flow'], (x) => {
+      for (const f of d.allFlows()) x.set({ user: f.user ?? String(f.uid), flow: f.name }, value(f));
+    });
+  perFlow('flowgrabd_flow_records_sent', 'Records sent to the client', (f) => f.sent);
+  perFlow(
+    'flowgrabd_flow_records_dropped_client',
+    'Records dropped because the client was not reading',
+    (f) => f.dropped,
+  );
+  perFlow('flowgrabd_flow_records_dropped_buffer', 'Records dropped by the flow buffer', (f) => f.stats.buffer.dropped);
+  perFlow('flowgrabd_flow_records_missed', 'Records that arrived while the flow was paused', (f) => f.stats.missed);
+  return reg;
+}
+
+export async function serveMetrics(d: Daemon, hostPort: string): Promise<Server> {
+  const m = /^(.*):(\d+)$/.exec(hostPort);
+  if (!m) throw new Error(`--metrics wants HOST:PORT, got ${hostPort}`);
+  const reg = metricsRegistry(d);
+  const server = createServer(async (req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end('try /metrics\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': reg.contentType }).end(await reg.metrics());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''), resolve);
+  });
+  return server;
+}

@@ -1,0 +1,91 @@
+/**
+ * flowgrabd's wire protocol: frames of a 4-byte big-endian length and a
+ * UTF-8 JSON body, version 1, every frame validated by zod. Requests carry
+ * an `id` answered by one reply; the daemon also sends events (records,
+ * loss, a flow closed by the daemon).
+ */
+import { z } from 'zod';
+import { FlowgrabError } from '../errors.js';
+import { GraphSpec } from '../filters/spec.js';
+
+export const PROTOCOL_VERSION = 1;
+export const MAX_FRAME = 1 << 20;
+
+const Id = z.number().int().nonnegative();
+const Flow = z.number().int().nonnegative();
+const base = { v: z.literal(PROTOCOL_VERSION), id: Id };
+
+export const Request = z.discriminatedUnion('op', [
+  z.object({ ...base, op: z.literal('hello') }).strict(),
+  z
+    .object({
+      ...base,
+      op: z.literal('create'),
+      name: z.string().max(200).optional(),
+      bufferRecords: z.number().int().positive().max(1_000_000).optional(),
+      overflow: z.enum(['drop-oldest', 'drop-newest']).optional(),
+    })
+    .strict(),
+  z
+    .object({ ...base, op: z.literal('populate'), flow: Flow, graph: z.union([z.string().max(65536), GraphSpec]) })
+    .strict(),
+  z.object({ ...base, op: z.enum(['instantiate', 'activate', 'pause', 'close', 'stats']), flow: Flow }).strict(),
+  z.object({ ...base, op: z.literal('status') }).strict(),
+]);
+export type Request = z.infer<typeof Request>;
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+  issues?: { code: string; path: (string | number)[]; message: string }[];
+}
+
+export type Reply =
+  | { v: 1; id: number; ok: true; [k: string]: unknown }
+  | { v: 1; id: number | null; ok: false; error: ErrorBody };
+
+export type Event =
+  | { v: 1; ev: 'records'; flow: number; records: unknown[] }
+  | { v: 1; ev: 'lost'; flow: number; notice: unknown }
+  | { v: 1; ev: 'closed'; flow: number; reason: string }
+  | { v: 1; ev: 'end'; flow: number; error?: ErrorBody };
+
+export function encodeFrame(msg: unknown): Buffer {
+  const body = Buffer.from(JSON.stringify(msg), 'utf8');
+  const hdr = Buffer.alloc(4);
+  hdr.writeUInt32BE(body.length, 0);
+  return Buffer.concat([hdr, body]);
+}
+
+/** Splits a byte stream into frames; a frame over MAX_FRAME is an error (the stream cannot be resynchronised). */
+export class FrameReader {
+  private buf: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly max = MAX_FRAME) {}
+
+  push(chunk: Buffer): Buffer[] {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    const out: Buffer[] = [];
+    while (this.buf.length >= 4) {
+      const len = this.buf.readUInt32BE(0);
+      if (len > this.max)
+        throw new FlowgrabError('FG_ERR_DECODE', `frame of ${len} bytes is over the ${this.max}-byte limit`, {
+          op: 'frame',
+        });
+      if (this.buf.length < 4 + len) break;
+      out.push(this.buf.subarray(4, 4 + len));
+      this.buf = this.buf.subarray(4 + len);
+    }
+    return out;
+  }
+}
+
+export function errorBody(err: unknown): ErrorBody {
+  const e = err as { code?: unknown; message?: unknown; issues?: ErrorBody['issues'] };
+  const body: ErrorBody = {
+    code: typeof e.code === 'string' ? e.code : 'FG_ERR_INTERNAL',
+    message: String(e.message ?? err),
+  };
+  if (Array.isArray(e.issues)) body.issues = e.issues;
+  return body;
+}

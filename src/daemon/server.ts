@@ -1,0 +1,393 @@
+/**
+ * flowgrabd: owns the privileged sockets and serves flow handles over a Unix
+ * stream socket. Each client is identified by the kernel; its graphs are
+ * checked against the policy (whole graph, at instantiate) and run with the
+ * principal's scope enforced. A client that goes away has all it held
+ * released at once. A client that stops reading loses records (counted,
+ * reported), never the daemon's memory.
+ */
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { authorize } from '../auth/authorize.js';
+import type { Policy } from '../auth/policy.js';
+import { Flowgrab } from '../flow/flowgrab.js';
+import type { FlowHandle } from '../flow/handle.js';
+import { type Peer, peerOf } from './peer.js';
+import { type Event, encodeFrame, errorBody, FrameReader, PROTOCOL_VERSION, type Reply, Request } from './protocol.js';
+
+export interface DaemonOptions {
+  socket: string;
+  policy: () => Policy;
+  /** Structured log lines (the CLI prints them). */
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** Bytes queued to one client before its records are dropped instead. */
+  maxClientBacklog?: number;
+}
+
+interface RemoteFlow {
+  id: number;
+  handle: FlowHandle;
+  sent: number;
+  dropped: number;
+}
+
+class Client {
+  readonly flows = new Map<number, RemoteFlow>();
+  readonly fg: Flowgrab;
+  private nextFlow = 1;
+  private readonly reader = new FrameReader();
+  closed = false;
+
+  constructor(
+    readonly d: Daemon,
+    readonly conn: Socket,
+    readonly peer: Peer,
+    readonly cid: number,
+  ) {
+    this.fg = new Flowgrab({
+      authorize: (g, ctx) => {
+        const r = authorize(g, peer, d.policy(), { ...ctx, openFlows: d.flowsOf(peer.uid) - 1 });
+        d.log(r.allowed ? 'info' : 'warn', r.allowed ? 'graph allowed' : 'graph denied', {
+          client: cid,
+          uid: peer.uid,
+          user: peer.user,
+          issues: r.issues.map((i) => i.message).join(' | ') || undefined,
+        });
+        return { issues: r.issues, graph: r.graph };
+      },
+    });
+    conn.on('data', (chunk) => this.onData(chunk));
+    conn.on('close', () => void this.shutdown('disconnected'));
+    conn.on('error', () => void this.shutdown('socket error'));
+  }
+
+  send(msg: Reply | Event): boolean {
+    if (this.closed || this.conn.destroyed) return false;
+    return this.conn.write(encodeFrame(msg));
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Buffer[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (err) {
+      // An oversized frame: the stream cannot be trusted any more. Say why, then hang up on this client only.
+      this.send({ v: 1, id: null, ok: false, error: errorBody(err) });
+      this.conn.end();
+      void this.shutdown('bad frame');
+      return;
+    }
+    for (const f of frames) void this.onFrame(f);
+  }
+
+  private async onFrame(frame: Buffer): Promise<void> {
+    let req: Request;
+    try {
+      const json: unknown = JSON.parse(frame.toString('utf8'));
+      const r = Request.safeParse(json);
+      if (!r.success) {
+        const id = typeof (json as { id?: unknown })?.id === 'number' ? (json as { id: number }).id : null;
+        this.send({
+          v: 1,
+          id,
+          ok: false,
+          error: {
+            code: 'FG_ERR_PROTOCOL',
+            message: r.error.issues.map((i) => `${i.path.join('.') || 'frame'}: ${i.message}`).join('; '),
+          },
+        });
+        this.d.stats.badFrames++;
+        return;
+      }
+      req = r.data;
+    } catch {
+      this.send({ v: 1, id: null, ok: false, error: { code: 'FG_ERR_PROTOCOL', message: 'frame is not JSON' } });
+      this.d.stats.badFrames++;
+      return;
+    }
+    try {
+      this.send({ v: 1, id: req.id, ok: true, ...(await this.handle(req)) });
+    } catch (err) {
+      this.send({ v: 1, id: req.id, ok: false, error: errorBody(err) });
+    }
+  }
+
+  private flow(id: number): RemoteFlow {
+    const f = this.flows.get(id);
+    if (!f) throw Object.assign(new Error(`no flow ${id} on this connection`), { code: 'FG_ERR_INVALID_ARGUMENT' });
+    return f;
+  }
+
+  private async handle(req: Request): Promise<Record<string, unknown>> {
+    switch (req.op) {
+      case 'hello':
+        return {
+          server: { protocol: PROTOCOL_VERSION },
+          identity: { uid: this.peer.uid, gid: this.peer.gid, user: this.peer.user },
+        };
+      case 'status':
+        return { status: this.d.status(this.peer) };
+      case 'create': {
+        const id = this.nextFlow++;
+        const handle = this.fg.create({
+          name: req.name ?? `${this.peer.user ?? this.peer.uid}/${id}`,
+          bufferRecords: req.bufferRecords,
+          overflow: req.overflow,
+        });
+        this.flows.set(id, { id, handle, sent: 0, dropped: 0 });
+        return { flow: id, state: handle.state };
+      }
+      case 'populate': {
+        const f = this.flow(req.flow);
+        f.handle.populate(req.graph);
+        return { state: f.handle.state };
+      }
+      case 'instantiate': {
+        const f = this.flow(req.flow);
+        await f.handle.instantiate();
+        this.pipe(f);
+        return { state: f.handle.state, graph: f.handle.graph };
+      }
+      case 'activate':
+      case 'pause': {
+        const f = this.flow(req.flow);
+        await f.handle[req.op]();
+        return { state: f.handle.state };
+      }
+      case 'close': {
+        const f = this.flows.get(req.flow);
+        if (f) {
+          await f.handle.close();
+          this.flows.delete(req.flow);
+        }
+        return { state: 'closed' };
+      }
+      case 'stats': {
+        const f = this.flow(req.flow);
+        return { stats: { ...f.handle.stats(), sent: f.sent, droppedToClient: f.dropped } };
+      }
+    }
+  }
+
+  /** Streams a flow's records to the client in batches; a client that cannot keep up loses records, counted. */
+  private pipe(f: RemoteFlow): void {
+    let batch: unknown[] = [];
+    let scheduled = false;
+    const flush = () => {
+      scheduled = false;
+      if (batch.length === 0) return;
+      const records = batch;
+      batch = [];
+      if (this.conn.writableLength > this.d.maxBacklog) {
+        f.dropped += records.length;
+        this.d.stats.droppedToClients += records.length;
+        this.send({
+          v: 1,
+          ev: 'lost',
+          flow: f.id,
+          notice: {
+            kind: 'loss',
+            where: 'reader',
+            count: records.length,
+            source: 'daemon',
+            message: `${records.length} records dropped: the client is not reading`,
+            ts: Date.now(),
+          },
+        });
+        return;
+      }
+      f.sent += records.length;
+      this.send({ v: 1, ev: 'records', flow: f.id, records });
+    };
+    f.handle.records$.subscribe({
+      next: (r) => {
+        batch.push(r);
+        if (batch.length >= 256) flush();
+        else if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+      },
+      error: (err) => {
+        flush();
+        this.send({ v: 1, ev: 'end', flow: f.id, error: errorBody(err) });
+      },
+      complete: () => {
+        flush();
+        this.send({ v: 1, ev: 'end', flow: f.id });
+      },
+    });
+    f.handle.lost$.subscribe((n) => this.send({ v: 1, ev: 'lost', flow: f.id, notice: n }));
+  }
+
+  /** Re-checks every flow against a new policy; closes those it forbids, telling the client why. */
+  async recheck(policy: Policy): Promise<void> {
+    for (const f of [...this.flows.values()]) {
+      const asked = f.handle.requested;
+      if (!asked) continue; // not instantiated yet: the policy applies when it is
+      const r = authorize(asked, this.peer, policy, { openFlows: 0 });
+      if (r.allowed) continue;
+      await f.handle.close();
+      this.flows.delete(f.id);
+      const reason = `the new policy denies it: ${r.issues.map((i) => i.message).join('; ')}`;
+      this.send({ v: 1, ev: 'closed', flow: f.id, reason });
+      this.d.log('warn', 'flow closed by policy reload', { client: this.cid, uid: this.peer.uid, flow: f.id, reason });
+    }
+  }
+
+  async shutdown(why: string): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fg.close();
+    this.flows.clear();
+    this.d.forget(this);
+    this.d.log('info', 'client gone', { client: this.cid, uid: this.peer.uid, why });
+    if (!this.conn.destroyed) this.conn.destroy();
+  }
+}
+
+export interface DaemonStats {
+  clients: number;
+  connections: number;
+  badFrames: number;
+  deniedConnections: number;
+  droppedToClients: number;
+}
+
+export class Daemon {
+  readonly stats: DaemonStats = { clients: 0, connections: 0, badFrames: 0, deniedConnections: 0, droppedToClients: 0 };
+  readonly maxBacklog: number;
+  private readonly clients = new Set<Client>();
+  private server?: Server;
+  private nextClient = 1;
+  private current: Policy;
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.current = opts.policy();
+    this.maxBacklog = opts.maxClientBacklog ?? 8 << 20;
+  }
+
+  policy(): Policy {
+    return this.current;
+  }
+
+  log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
+    this.opts.log?.(level, msg, fields);
+  }
+
+  flowsOf(uid: number): number {
+    let n = 0;
+    for (const c of this.clients)
+      if (c.peer.uid === uid)
+        n +=
+          [...c.flows.values()].filter((f) => f.handle.state !== 'created' && f.handle.state !== 'populated').length +
+          1;
+    return n;
+  }
+
+  async listen(): Promise<void> {
+    const path = this.opts.socket;
+    mkdirSync(dirname(path), { recursive: true });
+    // A socket file left by a killed daemon would make listen() fail: replace it.
+    if (existsSync(path)) unlinkSync(path);
+    const server = createServer((conn) => this.accept(conn));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    // Connectable by every local user: the policy decides what each may do.
+    chmodSync(path, 0o666);
+    this.log('info', 'listening', { socket: path });
+  }
+
+  private accept(conn: Socket): void {
+    this.stats.connections++;
+    let peer: Peer;
+    try {
+      peer = peerOf(conn);
+    } catch (err) {
+      this.stats.deniedConnections++;
+      this.log('warn', 'connection refused: peer unknown', { error: (err as Error).message });
+      conn.destroy();
+      return;
+    }
+    const c = new Client(this, conn, peer, this.nextClient++);
+    this.clients.add(c);
+    this.stats.clients = this.clients.size;
+    this.log('info', 'client connected', { client: c.cid, pid: peer.pid, uid: peer.uid, user: peer.user });
+  }
+
+  forget(c: Client): void {
+    this.clients.delete(c);
+    this.stats.clients = this.clients.size;
+  }
+
+  /** Reloads the policy (SIGHUP): flows still allowed go on; the others are closed, with the reason sent. */
+  async reload(): Promise<void> {
+    let next: Policy;
+    try {
+      next = this.opts.policy();
+    } catch (err) {
+      this.log('error', 'policy reload failed; keeping the old policy', { error: (err as Error).message });
+      return;
+    }
+    this.current = next;
+    this.log('info', 'policy reloaded', { principals: next.principals.length });
+    for (const c of this.clients) await c.recheck(next);
+  }
+
+  /** What a client may see of the daemon: root sees every client; others only their own. */
+  status(asker: Peer): Record<string, unknown> {
+    const clients = [...this.clients]
+      .filter((c) => asker.uid === 0 || c.peer.uid === asker.uid)
+      .map((c) => ({
+        client: c.cid,
+        pid: c.peer.pid,
+        uid: c.peer.uid,
+        user: c.peer.user,
+        flows: [...c.flows.values()].map((f) => ({
+          flow: f.id,
+          name: f.handle.name,
+          graph: f.handle.graph,
+          sent: f.sent,
+          droppedToClient: f.dropped,
+          ...f.handle.stats(),
+        })),
+      }));
+    return { ...this.stats, clients };
+  }
+
+  /** Every client's flows: for the metrics endpoint. */
+  allFlows(): {
+    uid: number;
+    user?: string;
+    name: string;
+    sent: number;
+    dropped: number;
+    stats: ReturnType<FlowHandle['stats']>;
+  }[] {
+    return [...this.clients].flatMap((c) =>
+      [...c.flows.values()].map((f) => ({
+        uid: c.peer.uid,
+        user: c.peer.user,
+        name: f.handle.name,
+        sent: f.sent,
+        dropped: f.dropped,
+        stats: f.handle.stats(),
+      })),
+    );
+  }
+
+  /** Stops accepting, releases every client (rules and sockets go with their flows), removes the socket file. */
+  async close(): Promise<void> {
+    await Promise.all([...this.clients].map((c) => c.shutdown('daemon stopping')));
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    try {
+      unlinkSync(this.opts.socket);
+    } catch {
+      // already gone
+    }
+  }
+}
