@@ -2,6 +2,7 @@
 import { benchConntrack } from './conntrack.js';
 import { benchDns } from './dns.js';
 import { benchGraph } from './graph.js';
+import { benchNfqueue } from './nfqueue.js';
 
 if (process.getuid?.() !== 0) {
   console.error('bench: needs root (network namespaces, conntrack)');
@@ -10,4 +11,5 @@ if (process.getuid?.() !== 0) {
 const only = process.argv[2];
 if (!only || only === 'conntrack') await benchConntrack();
 if (!only || only === 'dns') await benchDns();
+if (!only || only === 'nfqueue') await benchNfqueue();
 if (!only || only === 'graph') await benchGraph();

@@ -5,6 +5,7 @@ import { VERSION } from '../version.js';
 import { arpCommand } from './arp.js';
 import { conntrackCommand } from './conntrack.js';
 import { dnsCommand } from './dns.js';
+import { nfqueueCommand } from './nfqueue.js';
 import { policyCommand } from './policy.js';
 import { reportError } from './run.js';
 import { graphCommand, recordCommand, statusCommand, watchCommand } from './watch.js';
@@ -17,6 +18,7 @@ const program = new Command('flowgrab')
   .addCommand(conntrackCommand())
   .addCommand(dnsCommand())
   .addCommand(arpCommand())
+  .addCommand(nfqueueCommand())
   .addCommand(watchCommand())
   .addCommand(recordCommand())
   .addCommand(graphCommand())

@@ -8,6 +8,31 @@ import { sourcesOf, withNetns } from './graphs.js';
 import { LineWriter, logLine, logNotice } from './output.js';
 import { reportError, runStream } from './run.js';
 
+/**
+ * On a terminal, windowed aggregates (count, sum) are shown as a table redrawn
+ * each window, largest first; anything else scrolls as lines.
+ */
+export function liveTable(): (r: Record<string, unknown>) => string {
+  let end: unknown;
+  let rows: Record<string, unknown>[] = [];
+  return (r) => {
+    if (r.type !== 'count' && r.type !== 'sum') return formatAny(r);
+    if (r.end !== end) {
+      end = r.end;
+      rows = [];
+    }
+    rows.push(r);
+    const metric = (x: Record<string, unknown>) => Number(x.type === 'sum' ? x.sum : x.count);
+    const sorted = [...rows].sort((a, b) => metric(b) - metric(a)).slice(0, (process.stdout.rows ?? 40) - 3);
+    const lines = sorted.map((x) => {
+      const { type: _t, ts: _ts, start: _s, end: _e, count, sum, ...key } = x;
+      return `${String(sum ?? count).padStart(12)}  ${flat(key)}`;
+    });
+    // Clear the screen and redraw: the newest window's rows so far.
+    return `\x1b[2J\x1b[H${r.type} per key, window ending ${new Date(Number(r.end)).toLocaleTimeString()}\n${lines.join('\n')}`;
+  };
+}
+
 /** One readable line per record: aggregates as key=value rows, everything else compact. */
 export function formatAny(r: Record<string, unknown>): string {
   if (r.type === 'top' && Array.isArray(r.items)) {
@@ -74,7 +99,11 @@ async function runGraph(
           return line;
         },
       )
-    : await runStream(flow.records$, formatAny, { json: Boolean(o.json), count: o.count, durationS: o.duration });
+    : await runStream(flow.records$, process.stdout.isTTY ? liveTable() : formatAny, {
+        json: Boolean(o.json),
+        count: o.count,
+        durationS: o.duration,
+      });
   stopProgress();
   await fg.close();
   return code;

@@ -1,5 +1,6 @@
 /** The kernel sources as graph nodes: conntrack(…), dns(…), replay(file=…). */
 import { readFileSync } from 'node:fs';
+import { Observable } from 'rxjs';
 import { z } from 'zod';
 import { NeighRecord } from '../sources/arp/record.js';
 import { arp } from '../sources/arp/source.js';
@@ -7,6 +8,8 @@ import { ConntrackRecord } from '../sources/conntrack/record.js';
 import { conntrack } from '../sources/conntrack/source.js';
 import { DnsRecord } from '../sources/dns/record.js';
 import { dns } from '../sources/dns/source.js';
+import { PacketRecord } from '../sources/nfqueue/record.js';
+import { nfqueue } from '../sources/nfqueue/source.js';
 import { ANY_FIELDS, catalogOf, type FieldCatalog } from './fields.js';
 import { Duration, listOf } from './params.js';
 import { registerSource } from './registry.js';
@@ -18,7 +21,39 @@ export const RECORD_FIELDS: Record<string, FieldCatalog> = {
   conntrack: catalogOf(ConntrackRecord),
   dns: catalogOf(DnsRecord),
   arp: catalogOf(NeighRecord),
+  nfqueue: catalogOf(PacketRecord),
 };
+
+registerSource({
+  name: 'nfqueue',
+  description:
+    'packets queued by an NFQUEUE rule, as a monitor: nfqueue(queue=3, verdict=accept, netns=NAME); a graph gives every packet this verdict as it is emitted',
+  params: z
+    .object({
+      queue: z.number().int().min(0).max(65535),
+      verdict: z.enum(['accept', 'drop']).default('accept'),
+      copyRange: z.number().int().min(0).max(0xffff).default(0xffff),
+      netns: Netns.optional(),
+    })
+    .strict(),
+  positional: (args) => ({ queue: args[0] }),
+  fields: RECORD_FIELDS.nfqueue,
+  create: (p, ctx) =>
+    new Observable((sub) =>
+      nfqueue({ queue: p.queue, copyRange: p.copyRange, netns: p.netns, notices: ctx.notices }).subscribe({
+        next: (pkt) => {
+          sub.next(pkt as never);
+          try {
+            pkt.verdict(p.verdict);
+          } catch {
+            // Another subscriber of the same queue decided first: the first verdict wins.
+          }
+        },
+        error: (e) => sub.error(e),
+        complete: () => sub.complete(),
+      }),
+    ),
+});
 
 registerSource({
   name: 'arp',
@@ -33,7 +68,15 @@ registerSource({
     })
     .strict(),
   fields: RECORD_FIELDS.arp,
-  create: (p, ctx) => arp({ dump: p.dump, events: p.events, family: p.family, includeUnusable: p.all, netns: p.netns, notices: ctx.notices }),
+  create: (p, ctx) =>
+    arp({
+      dump: p.dump,
+      events: p.events,
+      family: p.family,
+      includeUnusable: p.all,
+      netns: p.netns,
+      notices: ctx.notices,
+    }),
 });
 
 registerSource({

@@ -5,6 +5,7 @@ export { errnoName } from './errno.js';
 export * from './ip.js';
 export { openNativeTransport } from './native.js';
 export * from './nfnetlink.js';
+export * from './nfqueue/index.js';
 export * from './nlmsg.js';
 export * from './rtnl/index.js';
 export { NetlinkOpError, NetlinkSocket, type RequestOptions } from './socket.js';

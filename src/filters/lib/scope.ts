@@ -12,7 +12,20 @@ import { FieldPath, fieldValuesGetter } from '../params.js';
 import { type Rec, registerFilter } from '../registry.js';
 
 /** Where records keep addresses: conntrack tuples, DNS endpoints and answers, neighbours, packets. */
-export const ADDRESS_FIELDS = ['orig.src', 'orig.dst', 'reply.src', 'reply.dst', 'client', 'server', 'resolved.ip', 'ip', 'src', 'dst', 'ipHeader.src', 'ipHeader.dst'];
+export const ADDRESS_FIELDS = [
+  'orig.src',
+  'orig.dst',
+  'reply.src',
+  'reply.dst',
+  'client',
+  'server',
+  'resolved.ip',
+  'ip',
+  'src',
+  'dst',
+  'ipHeader.src',
+  'ipHeader.dst',
+];
 
 registerFilter({
   name: 'scope',
@@ -33,7 +46,8 @@ function without(r: Rec, path: string[]): Rec {
   if (!(head in r)) return r;
   const out = { ...r };
   if (rest.length === 0) delete out[head];
-  else if (out[head] && typeof out[head] === 'object' && !Array.isArray(out[head])) out[head] = without(out[head] as Rec, rest);
+  else if (out[head] && typeof out[head] === 'object' && !Array.isArray(out[head]))
+    out[head] = without(out[head] as Rec, rest);
   return out;
 }
 

@@ -7,7 +7,8 @@ import { type DnsOptionsInput, dnsFeedKey, parseDnsOptions } from './options.js'
 import type { DnsRecord } from './record.js';
 
 const pendingTeardowns = new Set<Promise<void>>();
-const keyFor = (options: DnsOptionsInput) => `${dnsFeedKey(parseDnsOptions(options))}#${transportKey(options.transport ?? openNativeTransport)}`;
+const keyFor = (options: DnsOptionsInput) =>
+  `${dnsFeedKey(parseDnsOptions(options))}#${transportKey(options.transport ?? openNativeTransport)}`;
 const feeds = new SharedRegistry<DnsFeed>((feed) => {
   const p = feed.close().finally(() => pendingTeardowns.delete(p));
   pendingTeardowns.add(p);

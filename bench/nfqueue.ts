@@ -1,0 +1,124 @@
+/**
+ * NFQUEUE benchmark: UDP datagrams through an OUTPUT NFQUEUE rule in a
+ * throw-away namespace, every one accepted by flowgrab, against the same
+ * flood with no queue. Reports packets/s through accept verdicts (per-packet
+ * and batched), the ratio to the unqueued rate, loss, and CPU per packet.
+ * Fail-open is off and the queue deep enough for the whole flood, so every
+ * packet waits for its verdict and an nft counter behind the queue checks
+ * that each one got through.
+ */
+import { nfqueue, nfqueueTeardown } from '../src/sources/nfqueue/source.js';
+import { floodUdp } from '../src/testing/flood.js';
+import { Lab } from '../src/testing/lab/lab.js';
+import type { Netns } from '../src/testing/lab/netns.js';
+import { waitFor } from '../src/testing/lab/netns.js';
+import { fmt } from './lib.js';
+
+const COUNT = Number(process.env.FG_BENCH_NFQ_COUNT ?? 50_000);
+const QUEUE = 11;
+
+async function counter(ns: Netns): Promise<number> {
+  const out = (await ns.exec(['nft', 'list', 'table', 'inet', 'fgbq'])).stdout;
+  return Number(/counter packets (\d+)/.exec(out)?.[1] ?? 0);
+}
+
+interface Run {
+  pps: number;
+  delivered: number;
+  lost: number;
+  cpuUsPerPacket: number;
+}
+
+/** The flood with no queue: the generator's own rate is the delivery rate. */
+async function baseline(ns: Netns, base: number): Promise<Run> {
+  const before = await counter(ns);
+  const cpu0 = process.cpuUsage();
+  const secs = await floodUdp(ns.name, { count: COUNT, base });
+  await waitFor(async () => (await counter(ns)) - before >= COUNT, { timeoutMs: 10_000 }).catch(() => {});
+  const cpu = process.cpuUsage(cpu0);
+  const delivered = (await counter(ns)) - before;
+  return { pps: COUNT / secs, delivered, lost: COUNT - delivered, cpuUsPerPacket: (cpu.user + cpu.system) / COUNT };
+}
+
+/** The same flood through the queue; `batch` accepts in VERDICT_BATCH messages of up to 64 packets (and at idle). */
+async function queued(ns: Netns, base: number, batch: boolean): Promise<Run> {
+  const before = await counter(ns);
+  let first = 0;
+  let last = 0;
+  let seen = 0;
+  let lost = 0;
+  let unbatched = 0;
+  let lastId = 0;
+  let scheduled = false;
+  const src = nfqueue({
+    queue: QUEUE,
+    netns: ns.name,
+    failOpen: false,
+    maxLen: COUNT,
+    copyRange: 128,
+    interfaceNames: false,
+    rules: { chains: ['OUTPUT'], match: ['-p', 'udp', '--dport', '9'], families: ['ipv4'] },
+    notices: { next: (n) => n.kind === 'loss' && (lost += n.count ?? 0) },
+  });
+  const done = () => {
+    last = performance.now();
+  };
+  const sub = src.subscribe((p) => {
+    if (seen++ === 0) first = performance.now();
+    lastId = p.packetId;
+    if (!batch) {
+      p.verdict('accept');
+      return done();
+    }
+    if (++unbatched >= 64) {
+      src.verdictBatch(p.packetId, 'accept');
+      unbatched = 0;
+      return done();
+    }
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      if (unbatched > 0) src.verdictBatch(lastId, 'accept');
+      unbatched = 0;
+      done();
+    });
+  });
+  await src.ready();
+  const cpu0 = process.cpuUsage();
+  await floodUdp(ns.name, { count: COUNT, base });
+  await waitFor(() => seen + lost >= COUNT && unbatched === 0, { timeoutMs: 30_000 }).catch(() => {});
+  const cpu = process.cpuUsage(cpu0);
+  await waitFor(async () => (await counter(ns)) - before >= seen, { timeoutMs: 5_000 }).catch(() => {});
+  const delivered = (await counter(ns)) - before;
+  sub.unsubscribe();
+  await nfqueueTeardown();
+  const secs = (last - first) / 1000;
+  return { pps: seen / secs, delivered, lost, cpuUsPerPacket: (cpu.user + cpu.system) / COUNT };
+}
+
+const line = (what: string, r: Run, ref?: Run) =>
+  `  ${what.padEnd(26)} ${fmt(r.pps, 0).padStart(8)} packets/s${ref ? ` (${fmt(r.pps / ref.pps, 2)}× unqueued)` : ''}, ` +
+  `${r.delivered}/${COUNT} delivered, loss counted ${r.lost}, flowgrab CPU ${fmt(r.cpuUsPerPacket, 1)} µs/packet`;
+
+export async function benchNfqueue(): Promise<void> {
+  const lab = new Lab();
+  try {
+    const ns = await lab.netns('q');
+    // Counted at input, behind the OUTPUT queue: only packets that got an accept verdict reach it.
+    await ns.exec([
+      'nft',
+      'add table inet fgbq; add chain inet fgbq i { type filter hook input priority 0; }; add rule inet fgbq i udp dport 9 counter',
+    ]);
+    console.log(
+      `NFQUEUE: ${COUNT} UDP datagrams on loopback, OUTPUT queue ${QUEUE}, every one accepted (fail-open off)`,
+    );
+    const plain = await baseline(ns, 1);
+    console.log(line('no queue', plain));
+    console.log(line('queue, per-packet verdicts', await queued(ns, 2, false), plain));
+    console.log(line('queue, batch verdicts (64)', await queued(ns, 3, true), plain));
+  } finally {
+    await nfqueueTeardown();
+    await lab.close();
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * NFQNL_MSG_PACKET codec: one queued packet waiting for its verdict, with
+ * its metadata. Values are big-endian; the payload starts at the L3 header.
+ */
+import { DecodeError } from '../../errors.js';
+import { AttrWriter, attrNested, attrType, attrValueEnd, beU32, cString, nextAttr, type RawAttr } from '../attr.js';
+import { NLA_HDRLEN } from '../enums.js';
+import { decodeNfGenMsg, NFGENMSG_LEN, NFNL_SUBSYS_QUEUE, nfPayload, nfType } from '../nfnetlink.js';
+import { align4 } from '../nlmsg.js';
+import * as Q from './enums.js';
+
+export interface NfqPacket {
+  /** nfgenmsg family of the packet (AF_INET 2 / AF_INET6 10). */
+  family: number;
+  /** The queue number (nfgenmsg res_id). */
+  queue: number;
+  /** Per-queue packet id, counting up from 1: the handle for the verdict, and gaps mean loss. */
+  id: number;
+  hwProtocol: number;
+  hook: number;
+  /** Absent when the packet's mark is 0. */
+  mark?: number;
+  priority?: number;
+  /** Seconds and microseconds since the epoch (received packets only). */
+  timestamp?: { sec: bigint; usec: bigint };
+  indev?: number;
+  outdev?: number;
+  physindev?: number;
+  physoutdev?: number;
+  hwaddr?: Buffer;
+  uid?: number;
+  gid?: number;
+  secctx?: string;
+  /** NFQA_CT's nested ctnetlink attributes, as sent (decodeCtEntry reads them). */
+  ct?: Buffer;
+  /** enum ip_conntrack_info. */
+  ctInfo?: number;
+  /** Length of the whole packet when the payload was cut at copy_range. */
+  capLen?: number;
+  skbInfo?: number;
+  payload?: Buffer;
+  unknown?: RawAttr[];
+}
+
+const OP = 'nfqueue packet';
+export const NFQUEUE_PACKET_TYPE = nfType(NFNL_SUBSYS_QUEUE, Q.NFQNL_MSG_PACKET);
+
+/** Decodes a packet message payload (nfgenmsg + attributes). Throws DecodeError on malformed input, nothing else. */
+export function decodeNfqPacket(payload: Buffer): NfqPacket {
+  const g = decodeNfGenMsg(payload);
+  const p: NfqPacket = { family: g.family, queue: g.resId, id: 0, hwProtocol: 0, hook: 0 };
+  let sawHdr = false;
+  const end = payload.length;
+  for (let o = NFGENMSG_LEN; o < end; o = nextAttr(payload, o)) {
+    const vEnd = attrValueEnd(payload, o, end, OP);
+    const v = o + NLA_HDRLEN;
+    const u32 = () => beU32(payload, o, vEnd, OP);
+    const bytes = () => Buffer.from(payload.subarray(v, vEnd));
+    switch (attrType(payload, o)) {
+      case Q.NFQA_PACKET_HDR:
+        // struct nfqnl_msg_packet_hdr {be32 packet_id; be16 hw_protocol; u8 hook} __packed
+        if (vEnd - v < 7) throw new DecodeError('nfqnl_msg_packet_hdr needs 7 bytes', o, OP);
+        p.id = payload.readUInt32BE(v);
+        p.hwProtocol = payload.readUInt16BE(v + 4);
+        p.hook = payload[v + 6];
+        sawHdr = true;
+        break;
+      case Q.NFQA_MARK:
+        p.mark = u32();
+        break;
+      case Q.NFQA_PRIORITY:
+        p.priority = u32();
+        break;
+      case Q.NFQA_TIMESTAMP:
+        if (vEnd - v < 16) throw new DecodeError('nfqnl_msg_packet_timestamp needs 16 bytes', o, OP);
+        p.timestamp = { sec: payload.readBigUInt64BE(v), usec: payload.readBigUInt64BE(v + 8) };
+        break;
+      case Q.NFQA_IFINDEX_INDEV:
+        p.indev = u32();
+        break;
+      case Q.NFQA_IFINDEX_OUTDEV:
+        p.outdev = u32();
+        break;
+      case Q.NFQA_IFINDEX_PHYSINDEV:
+        p.physindev = u32();
+        break;
+      case Q.NFQA_IFINDEX_PHYSOUTDEV:
+        p.physoutdev = u32();
+        break;
+      case Q.NFQA_HWADDR: {
+        // struct nfqnl_msg_packet_hw {be16 hw_addrlen; u16 pad; u8 hw_addr[8]}
+        const len = vEnd - v >= 2 ? payload.readUInt16BE(v) : -1;
+        if (len < 0 || len > 8 || len > vEnd - v - 4) throw new DecodeError('bad nfqnl_msg_packet_hw', o, OP);
+        p.hwaddr = Buffer.from(payload.subarray(v + 4, v + 4 + len));
+        break;
+      }
+      case Q.NFQA_UID:
+        p.uid = u32();
+        break;
+      case Q.NFQA_GID:
+        p.gid = u32();
+        break;
+      case Q.NFQA_SECCTX:
+        p.secctx = cString(payload, o, vEnd);
+        break;
+      case Q.NFQA_CT:
+        p.ct = bytes();
+        break;
+      case Q.NFQA_CT_INFO:
+        p.ctInfo = u32();
+        break;
+      case Q.NFQA_CAP_LEN:
+        p.capLen = u32();
+        break;
+      case Q.NFQA_SKB_INFO:
+        p.skbInfo = u32();
+        break;
+      case Q.NFQA_PAYLOAD:
+        p.payload = bytes();
+        break;
+      default:
+        (p.unknown ??= []).push({ type: attrType(payload, o), nested: attrNested(payload, o), value: bytes() });
+    }
+  }
+  // Without the header there is no id, and so no way to give the verdict.
+  if (!sawHdr) throw new DecodeError('no NFQA_PACKET_HDR', NFGENMSG_LEN, OP);
+  return p;
+}
+
+/**
+ * Encodes a packet message payload in the order nfqnl_build_packet_message
+ * writes it, so captured messages re-encode byte for byte: hdr, devices,
+ * mark, priority, hw, timestamp, uid/gid, secctx, ct, cap_len, skb_info,
+ * (unknown), payload — the payload unpadded, as the kernel leaves it.
+ */
+export function encodeNfqPacket(p: NfqPacket): { type: number; payload: Buffer } {
+  const w = new AttrWriter();
+  const hdr = Buffer.alloc(7);
+  hdr.writeUInt32BE(p.id >>> 0, 0);
+  hdr.writeUInt16BE(p.hwProtocol, 4);
+  hdr[6] = p.hook;
+  w.bytes(Q.NFQA_PACKET_HDR, hdr);
+  if (p.indev !== undefined) w.u32be(Q.NFQA_IFINDEX_INDEV, p.indev);
+  if (p.physindev !== undefined) w.u32be(Q.NFQA_IFINDEX_PHYSINDEV, p.physindev);
+  if (p.outdev !== undefined) w.u32be(Q.NFQA_IFINDEX_OUTDEV, p.outdev);
+  if (p.physoutdev !== undefined) w.u32be(Q.NFQA_IFINDEX_PHYSOUTDEV, p.physoutdev);
+  if (p.mark !== undefined) w.u32be(Q.NFQA_MARK, p.mark);
+  if (p.priority !== undefined) w.u32be(Q.NFQA_PRIORITY, p.priority);
+  if (p.hwaddr) {
+    const h = Buffer.alloc(12);
+    h.writeUInt16BE(p.hwaddr.length, 0);
+    p.hwaddr.copy(h, 4);
+    w.bytes(Q.NFQA_HWADDR, h);
+  }
+  if (p.timestamp) {
+    const t = Buffer.alloc(16);
+    t.writeBigUInt64BE(p.timestamp.sec, 0);
+    t.writeBigUInt64BE(p.timestamp.usec, 8);
+    w.bytes(Q.NFQA_TIMESTAMP, t);
+  }
+  if (p.uid !== undefined) w.u32be(Q.NFQA_UID, p.uid);
+  if (p.gid !== undefined) w.u32be(Q.NFQA_GID, p.gid);
+  if (p.secctx !== undefined) w.string(Q.NFQA_SECCTX, p.secctx);
+  if (p.ct) w.bytes(Q.NFQA_CT, p.ct, { nested: true });
+  if (p.ctInfo !== undefined) w.u32be(Q.NFQA_CT_INFO, p.ctInfo);
+  if (p.capLen !== undefined) w.u32be(Q.NFQA_CAP_LEN, p.capLen);
+  if (p.skbInfo !== undefined) w.u32be(Q.NFQA_SKB_INFO, p.skbInfo);
+  for (const a of p.unknown ?? []) w.raw(a);
+  if (p.payload) w.bytes(Q.NFQA_PAYLOAD, p.payload);
+  let attrs = w.toBuffer();
+  // The kernel copies the payload last and unpadded (nlmsg_len ends with the packet's last byte).
+  if (p.payload) attrs = attrs.subarray(0, attrs.length - (align4(p.payload.length) - p.payload.length));
+  return { type: NFQUEUE_PACKET_TYPE, payload: nfPayload(p.family, p.queue, attrs) };
+}
+
+/** The packet id of a message that failed to decode as a whole, when its header can still be read. */
+export function peekNfqPacketId(payload: Buffer): number | undefined {
+  try {
+    const end = payload.length;
+    for (let o = NFGENMSG_LEN; o < end; o = nextAttr(payload, o)) {
+      const vEnd = attrValueEnd(payload, o, end, OP);
+      if (attrType(payload, o) === Q.NFQA_PACKET_HDR) return beU32(payload, o, vEnd, OP);
+    }
+  } catch {
+    // Nothing readable: the caller counts it as loss.
+  }
+  return undefined;
+}
