@@ -229,7 +229,7 @@ export function statusCommand(): Command {
         flows: Record<string, unknown>[];
       }[];
       process.stdout.write(
-        `clients ${st.clients_count ?? clients.length}, connections ${st.connections}, bad frames ${st.badFrames}, dropped to slow clients ${st.droppedToClients}\n`,
+        `clients ${st.clientCount ?? clients.length}, connections ${st.connections}, bad frames ${st.badFrames}, dropped to slow clients ${st.droppedToClients}\n`,
       );
       for (const c of clients) {
         process.stdout.write(`client ${c.client} pid ${c.pid} uid ${c.uid}${c.user ? ` (${c.user})` : ''}\n`);

@@ -11,6 +11,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { authorize } from '../auth/authorize.js';
 import type { Policy } from '../auth/policy.js';
+import { printGraph } from '../filters/print.js';
 import { Flowgrab } from '../flow/flowgrab.js';
 import type { FlowHandle } from '../flow/handle.js';
 import { type Peer, peerOf } from './peer.js';
@@ -30,6 +31,10 @@ interface RemoteFlow {
   handle: FlowHandle;
   sent: number;
   dropped: number;
+  closedByDaemon?: boolean;
+  /** Dropped records not yet reported to the client (reported once it reads again). */
+  unreported: number;
+  lossTimer?: NodeJS.Timeout;
 }
 
 class Client {
@@ -37,6 +42,7 @@ class Client {
   readonly fg: Flowgrab;
   private nextFlow = 1;
   private readonly reader = new FrameReader();
+  private queue: Promise<void> = Promise.resolve();
   closed = false;
 
   constructor(
@@ -47,7 +53,7 @@ class Client {
   ) {
     this.fg = new Flowgrab({
       authorize: (g, ctx) => {
-        const r = authorize(g, peer, d.policy(), { ...ctx, openFlows: d.flowsOf(peer.uid) - 1 });
+        const r = authorize(g, peer, d.policy(), { ...ctx, openFlows: d.flowsOf(peer.uid) });
         d.log(r.allowed ? 'info' : 'warn', r.allowed ? 'graph allowed' : 'graph denied', {
           client: cid,
           uid: peer.uid,
@@ -73,12 +79,14 @@ class Client {
       frames = this.reader.push(chunk);
     } catch (err) {
       // An oversized frame: the stream cannot be trusted any more. Say why, then hang up on this client only.
+      this.d.stats.badFrames++;
       this.send({ v: 1, id: null, ok: false, error: errorBody(err) });
       this.conn.end();
       void this.shutdown('bad frame');
       return;
     }
-    for (const f of frames) void this.onFrame(f);
+    // Frames of one connection are handled in order, each after the previous one's reply.
+    for (const f of frames) this.queue = this.queue.then(() => this.onFrame(f));
   }
 
   private async onFrame(frame: Buffer): Promise<void> {
@@ -135,7 +143,7 @@ class Client {
           bufferRecords: req.bufferRecords,
           overflow: req.overflow,
         });
-        this.flows.set(id, { id, handle, sent: 0, dropped: 0 });
+        this.flows.set(id, { id, handle, sent: 0, dropped: 0, unreported: 0 });
         return { flow: id, state: handle.state };
       }
       case 'populate': {
@@ -180,23 +188,14 @@ class Client {
       const records = batch;
       batch = [];
       if (this.conn.writableLength > this.d.maxBacklog) {
+        // Count now, tell later: a client that is not reading must not get a queue of loss notices either.
         f.dropped += records.length;
+        f.unreported += records.length;
         this.d.stats.droppedToClients += records.length;
-        this.send({
-          v: 1,
-          ev: 'lost',
-          flow: f.id,
-          notice: {
-            kind: 'loss',
-            where: 'reader',
-            count: records.length,
-            source: 'daemon',
-            message: `${records.length} records dropped: the client is not reading`,
-            ts: Date.now(),
-          },
-        });
+        this.watchLoss(f);
         return;
       }
+      this.reportLoss(f);
       f.sent += records.length;
       this.send({ v: 1, ev: 'records', flow: f.id, records });
     };
@@ -215,10 +214,42 @@ class Client {
       },
       complete: () => {
         flush();
-        this.send({ v: 1, ev: 'end', flow: f.id });
+        // A flow the daemon closed has had its `closed` event; an `end` would read as a normal finish.
+        if (!f.closedByDaemon) this.send({ v: 1, ev: 'end', flow: f.id });
       },
     });
     f.handle.lost$.subscribe((n) => this.send({ v: 1, ev: 'lost', flow: f.id, notice: n }));
+  }
+
+  /** Tells the client of its loss once it reads again (its backlog is back under the limit), with the whole count. */
+  private watchLoss(f: RemoteFlow): void {
+    if (f.lossTimer) return;
+    f.lossTimer = setInterval(() => {
+      if (!this.closed && this.conn.writableLength > this.d.maxBacklog) return;
+      clearInterval(f.lossTimer);
+      f.lossTimer = undefined;
+      this.reportLoss(f);
+    }, 100);
+    f.lossTimer.unref();
+  }
+
+  private reportLoss(f: RemoteFlow): void {
+    if (f.unreported === 0) return;
+    const count = f.unreported;
+    f.unreported = 0;
+    this.send({
+      v: 1,
+      ev: 'lost',
+      flow: f.id,
+      notice: {
+        kind: 'loss',
+        where: 'reader',
+        count,
+        source: 'daemon',
+        message: `${count} records dropped: the client was not reading`,
+        ts: Date.now(),
+      },
+    });
   }
 
   /** Re-checks every flow against a new policy; closes those it forbids, telling the client why. */
@@ -227,11 +258,16 @@ class Client {
       const asked = f.handle.requested;
       if (!asked) continue; // not instantiated yet: the policy applies when it is
       const r = authorize(asked, this.peer, policy, { openFlows: 0 });
-      if (r.allowed) continue;
+      let reason: string;
+      if (!r.allowed) reason = `the new policy denies it: ${r.issues.map((i) => i.message).join('; ')}`;
+      else if (printGraph(r.graph) !== f.handle.graph) {
+        // Still allowed, but the scope, redaction or rate limit changed: the running graph would show too much.
+        reason = `the new policy changes what it may show (now runs as ${printGraph(r.graph)}); open it again`;
+      } else continue;
+      f.closedByDaemon = true;
+      this.send({ v: 1, ev: 'closed', flow: f.id, reason });
       await f.handle.close();
       this.flows.delete(f.id);
-      const reason = `the new policy denies it: ${r.issues.map((i) => i.message).join('; ')}`;
-      this.send({ v: 1, ev: 'closed', flow: f.id, reason });
       this.d.log('warn', 'flow closed by policy reload', { client: this.cid, uid: this.peer.uid, flow: f.id, reason });
     }
   }
@@ -280,9 +316,8 @@ export class Daemon {
     let n = 0;
     for (const c of this.clients)
       if (c.peer.uid === uid)
-        n +=
-          [...c.flows.values()].filter((f) => f.handle.state !== 'created' && f.handle.state !== 'populated').length +
-          1;
+        // Only flows past instantiate count; the one being authorized is still populated.
+        n += [...c.flows.values()].filter((f) => f.handle.state !== 'created' && f.handle.state !== 'populated').length;
     return n;
   }
 
@@ -356,7 +391,7 @@ export class Daemon {
           ...f.handle.stats(),
         })),
       }));
-    return { ...this.stats, clients };
+    return { ...this.stats, clientCount: this.stats.clients, clients };
   }
 
   /** Every client's flows: for the metrics endpoint. */

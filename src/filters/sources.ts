@@ -1,5 +1,5 @@
 /** The kernel sources as graph nodes: conntrack(…), dns(…), replay(file=…). */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { Observable } from 'rxjs';
 import { z } from 'zod';
 import { NeighRecord } from '../sources/arp/record.js';
@@ -124,7 +124,17 @@ registerSource({
 /** Fields of a recording: those of the sources its header names. */
 function recordedFields(file: string): FieldCatalog {
   try {
-    const header = JSON.parse(readFileSync(file, 'utf8').split('\n', 1)[0]) as { sources?: { name: string }[] };
+    // Only a regular file, and only its first 64 KiB: a FIFO or a device must never block or flood the checker.
+    if (!statSync(file).isFile()) return ANY_FIELDS;
+    const fd = openSync(file, 'r');
+    const buf = Buffer.alloc(65536);
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+    const header = JSON.parse(buf.toString('utf8', 0, n).split('\n', 1)[0]) as { sources?: { name: string }[] };
     const cats = (header.sources ?? []).map((s) => RECORD_FIELDS[s.name]).filter(Boolean);
     if (cats.length === 0) return ANY_FIELDS;
     return new Map(cats.flatMap((c) => [...c]));

@@ -137,11 +137,12 @@ export class FlowHandle {
   async instantiate(): Promise<void> {
     transition(this.st, 'instantiate');
     const asked = this.parse();
-    const { issues } = this.compiler.check(asked);
-    if (issues.length) throw new GraphError(issues);
+    // Authorization first: a graph the caller may not run is never even checked (checking can touch files).
     const res = await this.authorize(asked, { openFlows: this.openFlows(), bufferRecords: this.buffer.capacity });
     const { issues: denied, graph } = Array.isArray(res) ? { issues: res, graph: undefined } : res;
     if (denied.length) throw new GraphError(denied, 'not authorized');
+    const { issues } = this.compiler.check(asked);
+    if (issues.length) throw new GraphError(issues);
     if (this.st === 'closed') return; // closed while we were authorizing
     this.asked = asked;
     const spec = graph ?? asked;
