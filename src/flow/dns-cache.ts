@@ -2,7 +2,7 @@
 import type { Subscription } from 'rxjs';
 import { DnsCache } from '../sources/dns/cache.js';
 import { dns } from '../sources/dns/source.js';
-import { SharedRegistry } from '../sources/shared.js';
+import { SharedRegistry } from '../sources/sharing.js';
 
 interface Fed {
   cache: DnsCache;

@@ -4,5 +4,5 @@ export * from './dns/index.js';
 export * from './firewall/index.js';
 export * from './nfqueue/index.js';
 export { type NoticeObserver, publishNotice, type SourceNotice } from './notice.js';
-export { type Lease, SharedRegistry } from './shared.js';
+export { type Lease, SharedRegistry } from './sharing.js';
 export { readSysctl, writeSysctl } from './sysctl.js';

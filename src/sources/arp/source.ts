@@ -5,7 +5,7 @@
  */
 import { openNativeTransport } from '../../netlink/native.js';
 import { Observable } from '../../rx.js';
-import { SharedRegistry, transportKey } from '../shared.js';
+import { SharedRegistry, transportKey } from '../sharing.js';
 import { ArpFeed } from './feed.js';
 import { type ArpConfig, type ArpOptionsInput, arpFeedKey, parseArpOptions } from './options.js';
 import type { NeighRecord } from './record.js';

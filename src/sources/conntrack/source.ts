@@ -7,7 +7,7 @@
 import { openNativeTransport } from '../../netlink/native.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
-import { SharedRegistry, transportKey } from '../shared.js';
+import { SharedRegistry, transportKey } from '../sharing.js';
 import { ConntrackFeed } from './feed.js';
 import { type ConntrackOptionsInput, feedKey, parseConntrackOptions } from './options.js';
 import type { ConntrackRecord } from './record.js';

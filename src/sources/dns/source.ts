@@ -1,7 +1,7 @@
 /** dns(options) → Observable<DnsRecord>: DNS seen by the kernel, through NFLOG. */
 import { openNativeTransport } from '../../netlink/native.js';
 import { Observable } from '../../rx.js';
-import { SharedRegistry, transportKey } from '../shared.js';
+import { SharedRegistry, transportKey } from '../sharing.js';
 import { DnsFeed } from './feed.js';
 import { type DnsOptionsInput, dnsFeedKey, parseDnsOptions } from './options.js';
 import type { DnsRecord } from './record.js';

@@ -13,7 +13,7 @@ import { openNativeTransport } from '../../netlink/native.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
 import type { NoticeObserver } from '../notice.js';
-import { SharedRegistry } from '../shared.js';
+import { SharedRegistry } from '../sharing.js';
 import { NfqueueFeed } from './feed.js';
 import {
   type NfqueueConfig,

@@ -6,18 +6,18 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { relative } from 'node:path';
-import { run } from './exec.js';
-import { attachHomeNetwork, createHomeNetwork, destroyHomeNetwork, type HomeNetwork } from './home.js';
-import { isAlive } from './netns.js';
-import { labDir, labNamespaces, readOwner, readProcs } from './state.js';
-import { generateTraffic } from './traffic.js';
+import { run } from '../testing/lab/exec.js';
+import { attachHomeNetwork, createHomeNetwork, destroyHomeNetwork, type HomeNetwork } from '../testing/lab/home.js';
+import { isAlive } from '../testing/lab/netns.js';
+import { labDir, labNamespaces, readOwner, readProcs } from '../testing/lab/state.js';
+import { generateTraffic } from '../testing/lab/traffic.js';
 
 const ID = 'fglab';
 const USAGE = 'usage: flowgrab-lab <up|traffic|down|status> [--rounds N]';
 
 class UsageError extends Error {}
 
-const self = `node ${relative(process.cwd(), process.argv[1] ?? 'dist/src/testing/lab/cli.js')}`;
+const self = `node ${relative(process.cwd(), process.argv[1] ?? 'dist/src/cli/lab.js')}`;
 const say = (line = '') => console.log(line);
 
 async function up(): Promise<void> {
