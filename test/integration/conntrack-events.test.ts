@@ -108,18 +108,19 @@ describe('conntrack events in the home router', () => {
     const c = home.clients[0];
     const { server } = home;
     // Source ports of our own exchanges: random, high, and different per run.
-    const sport4 = 40_000 + Math.floor(Math.random() * 10_000);
+    // Above the ephemeral range (32768–60999), so no earlier connection of the lab holds the port.
+    const sport4 = 61_000 + 2 * Math.floor(Math.random() * 2_000);
     const sport6 = sport4 + 1;
     let traffic: Awaited<ReturnType<typeof generateTraffic>>;
     try {
       preexisting = new Set(await kernelIds(router));
       traffic = await generateTraffic(home, { rounds: 1, ipv6: true });
       const echo4 = await c.ns.exec(
-        ['socat', '-T', '3', '-', `TCP4:${server.ipv4}:${server.tcpPort},sourceport=${sport4}`],
+        ['socat', '-T', '3', '-', `TCP4:${server.ipv4}:${server.tcpPort},sourceport=${sport4},reuseaddr`],
         { input: 'hello over v4\n' },
       );
       const echo6 = await c.ns.exec(
-        ['socat', '-T', '3', '-', `TCP6:[${server.ipv6}]:${server.tcpPort},sourceport=${sport6}`],
+        ['socat', '-T', '3', '-', `TCP6:[${server.ipv6}]:${server.tcpPort},sourceport=${sport6},reuseaddr`],
         { input: 'hello over v6\n' },
       );
       expect([echo4.stdout, echo6.stdout]).toEqual(['hello over v4\n', 'hello over v6\n']);
