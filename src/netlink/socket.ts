@@ -248,3 +248,23 @@ export class NetlinkSocket {
     }
   }
 }
+
+/** Messages the kernel dropped on `sock` since the last call (0 when the socket is gone). */
+export class DropCounter {
+  private last = 0;
+
+  constructor(private readonly sock: NetlinkSocket) {}
+
+  take(): number {
+    let now: number;
+    try {
+      now = this.sock.drops();
+    } catch {
+      return 0; // closed under us
+    }
+    if (now <= this.last) return 0;
+    const lost = now - this.last;
+    this.last = now;
+    return lost;
+  }
+}

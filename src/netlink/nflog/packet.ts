@@ -16,6 +16,7 @@ import {
 } from '../attr.js';
 import { NLA_HDRLEN } from '../enums.js';
 import { decodeNfGenMsg, NFGENMSG_LEN, NFNL_SUBSYS_ULOG, nfPayload, nfType } from '../nfnetlink.js';
+import { decodeHwAddr, decodePacketTimestamp, encodeHwAddr, encodePacketTimestamp } from '../nfpacket.js';
 import * as L from './enums.js';
 
 export interface NflogPacket {
@@ -69,8 +70,7 @@ export function decodeNflogPacket(payload: Buffer): NflogPacket {
         p.mark = u32Field(payload, o, vEnd);
         break;
       case L.NFULA_TIMESTAMP:
-        if (vEnd - v < 16) throw new DecodeError('nfulnl_msg_packet_timestamp needs 16 bytes', o, OP);
-        p.timestamp = { sec: payload.readBigUInt64BE(v), usec: payload.readBigUInt64BE(v + 8) };
+        p.timestamp = decodePacketTimestamp(payload, o, vEnd, OP);
         break;
       case L.NFULA_IFINDEX_INDEV:
         p.indev = u32Field(payload, o, vEnd);
@@ -85,10 +85,7 @@ export function decodeNflogPacket(payload: Buffer): NflogPacket {
         p.physoutdev = u32Field(payload, o, vEnd);
         break;
       case L.NFULA_HWADDR:
-        // struct nfulnl_msg_packet_hw {be16 hw_addrlen; u16 pad; u8 hw_addr[8]}
-        if (vEnd - v < 2 || payload.readUInt16BE(v) > vEnd - v - 4)
-          throw new DecodeError('bad nfulnl_msg_packet_hw', o, OP);
-        p.hwaddr = Buffer.from(payload.subarray(v + 4, v + 4 + payload.readUInt16BE(v)));
+        p.hwaddr = decodeHwAddr(payload, o, vEnd, OP);
         break;
       case L.NFULA_PAYLOAD:
         p.payload = bytes();
@@ -141,23 +138,13 @@ export function encodeNflogPacket(p: NflogPacket): { type: number; payload: Buff
   if (p.outdev !== undefined) w.u32be(L.NFULA_IFINDEX_OUTDEV, p.outdev);
   if (p.physoutdev !== undefined) w.u32be(L.NFULA_IFINDEX_PHYSOUTDEV, p.physoutdev);
   if (p.mark !== undefined) w.u32be(L.NFULA_MARK, p.mark);
-  if (p.hwaddr) {
-    const h = Buffer.alloc(12);
-    h.writeUInt16BE(p.hwaddr.length, 0);
-    p.hwaddr.copy(h, 4);
-    w.bytes(L.NFULA_HWADDR, h);
-  }
+  if (p.hwaddr) w.bytes(L.NFULA_HWADDR, encodeHwAddr(p.hwaddr));
   if (p.hwtype !== undefined) w.u16be(L.NFULA_HWTYPE, p.hwtype);
   if (p.hwheader) {
     w.u16be(L.NFULA_HWLEN, p.hwheader.length);
     w.bytes(L.NFULA_HWHEADER, p.hwheader);
   }
-  if (p.timestamp) {
-    const t = Buffer.alloc(16);
-    t.writeBigUInt64BE(p.timestamp.sec, 0);
-    t.writeBigUInt64BE(p.timestamp.usec, 8);
-    w.bytes(L.NFULA_TIMESTAMP, t);
-  }
+  if (p.timestamp) w.bytes(L.NFULA_TIMESTAMP, encodePacketTimestamp(p.timestamp));
   if (p.uid !== undefined) w.u32be(L.NFULA_UID, p.uid);
   if (p.gid !== undefined) w.u32be(L.NFULA_GID, p.gid);
   if (p.seq !== undefined) w.u32be(L.NFULA_SEQ, p.seq);

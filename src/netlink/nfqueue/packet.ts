@@ -6,6 +6,7 @@ import { DecodeError } from '../../errors.js';
 import { AttrWriter, attrNested, attrType, attrValueEnd, beU32, cString, nextAttr, type RawAttr } from '../attr.js';
 import { NLA_HDRLEN } from '../enums.js';
 import { decodeNfGenMsg, NFGENMSG_LEN, NFNL_SUBSYS_QUEUE, nfPayload, nfType } from '../nfnetlink.js';
+import { decodeHwAddr, decodePacketTimestamp, encodeHwAddr, encodePacketTimestamp } from '../nfpacket.js';
 import { align4 } from '../nlmsg.js';
 import * as Q from './enums.js';
 
@@ -72,8 +73,7 @@ export function decodeNfqPacket(payload: Buffer): NfqPacket {
         p.priority = u32();
         break;
       case Q.NFQA_TIMESTAMP:
-        if (vEnd - v < 16) throw new DecodeError('nfqnl_msg_packet_timestamp needs 16 bytes', o, OP);
-        p.timestamp = { sec: payload.readBigUInt64BE(v), usec: payload.readBigUInt64BE(v + 8) };
+        p.timestamp = decodePacketTimestamp(payload, o, vEnd, OP);
         break;
       case Q.NFQA_IFINDEX_INDEV:
         p.indev = u32();
@@ -87,13 +87,9 @@ export function decodeNfqPacket(payload: Buffer): NfqPacket {
       case Q.NFQA_IFINDEX_PHYSOUTDEV:
         p.physoutdev = u32();
         break;
-      case Q.NFQA_HWADDR: {
-        // struct nfqnl_msg_packet_hw {be16 hw_addrlen; u16 pad; u8 hw_addr[8]}
-        const len = vEnd - v >= 2 ? payload.readUInt16BE(v) : -1;
-        if (len < 0 || len > 8 || len > vEnd - v - 4) throw new DecodeError('bad nfqnl_msg_packet_hw', o, OP);
-        p.hwaddr = Buffer.from(payload.subarray(v + 4, v + 4 + len));
+      case Q.NFQA_HWADDR:
+        p.hwaddr = decodeHwAddr(payload, o, vEnd, OP);
         break;
-      }
       case Q.NFQA_UID:
         p.uid = u32();
         break;
@@ -146,18 +142,8 @@ export function encodeNfqPacket(p: NfqPacket): { type: number; payload: Buffer }
   if (p.physoutdev !== undefined) w.u32be(Q.NFQA_IFINDEX_PHYSOUTDEV, p.physoutdev);
   if (p.mark !== undefined) w.u32be(Q.NFQA_MARK, p.mark);
   if (p.priority !== undefined) w.u32be(Q.NFQA_PRIORITY, p.priority);
-  if (p.hwaddr) {
-    const h = Buffer.alloc(12);
-    h.writeUInt16BE(p.hwaddr.length, 0);
-    p.hwaddr.copy(h, 4);
-    w.bytes(Q.NFQA_HWADDR, h);
-  }
-  if (p.timestamp) {
-    const t = Buffer.alloc(16);
-    t.writeBigUInt64BE(p.timestamp.sec, 0);
-    t.writeBigUInt64BE(p.timestamp.usec, 8);
-    w.bytes(Q.NFQA_TIMESTAMP, t);
-  }
+  if (p.hwaddr) w.bytes(Q.NFQA_HWADDR, encodeHwAddr(p.hwaddr));
+  if (p.timestamp) w.bytes(Q.NFQA_TIMESTAMP, encodePacketTimestamp(p.timestamp));
   if (p.uid !== undefined) w.u32be(Q.NFQA_UID, p.uid);
   if (p.gid !== undefined) w.u32be(Q.NFQA_GID, p.gid);
   if (p.secctx !== undefined) w.string(Q.NFQA_SECCTX, p.secctx);

@@ -19,7 +19,7 @@ import {
 } from '../../netlink/rtnl/enums.js';
 import { decodeLinkMessage } from '../../netlink/rtnl/link.js';
 import { decodeNeighMessage } from '../../netlink/rtnl/neigh.js';
-import { NetlinkSocket } from '../../netlink/socket.js';
+import { DropCounter, NetlinkSocket } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Subject } from '../../rx.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
@@ -46,7 +46,7 @@ export class ArpFeed {
   private readonly unnamed = new Set<number>();
   private primed = false;
   private resyncQueued = false;
-  private lastDrops = 0;
+  private dropCounter?: DropCounter;
   private closed = false;
 
   constructor(
@@ -70,6 +70,7 @@ export class ArpFeed {
       throw new FlowgrabError('FG_ERR_NETLINK', msg, { op: 'bind', cause: err });
     }
     this.events = s;
+    this.dropCounter = new DropCounter(s);
     s.onEvent((m) => this.onEvent(m));
     s.onError((err) => this.socketError(err));
     this.timer = setInterval(() => this.checkLoss(), cfg.lossCheckMs);
@@ -247,18 +248,15 @@ export class ArpFeed {
   }
 
   private checkLoss(): void {
-    if (!this.events || this.closed) return;
-    let drops: number;
-    try {
-      drops = this.events.drops();
-    } catch {
-      return;
-    }
-    if (drops <= this.lastDrops) return;
-    const lost = drops - this.lastDrops;
-    this.lastDrops = drops;
-    const message = `kernel dropped ${lost} neighbour/link events (receive buffer full); resyncing`;
-    this.notice({ kind: 'loss', where: 'kernel', count: lost, message });
+    if (!this.dropCounter || this.closed) return;
+    const lost = this.dropCounter.take();
+    if (lost === 0) return;
+    this.notice({
+      kind: 'loss',
+      where: 'kernel',
+      count: lost,
+      message: `kernel dropped ${lost} neighbour/link events (receive buffer full); resyncing`,
+    });
     this.resync();
   }
 

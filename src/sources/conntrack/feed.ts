@@ -12,7 +12,7 @@ import {
 } from '../../netlink/conntrack/enums.js';
 import { NETLINK_NETFILTER } from '../../netlink/enums.js';
 import type { NetlinkMessage } from '../../netlink/nlmsg.js';
-import { NetlinkSocket } from '../../netlink/socket.js';
+import { DropCounter, NetlinkSocket } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Subject } from '../../rx.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
@@ -51,7 +51,7 @@ export class ConntrackFeed {
   private held: ConntrackRecord[] | null = null;
   private resyncAgain = false;
   private polling = false;
-  private lastDrops = 0;
+  private dropCounter?: DropCounter;
   private closed = false;
 
   constructor(
@@ -65,6 +65,7 @@ export class ConntrackFeed {
         transport,
       );
       this.events = s;
+      this.dropCounter = new DropCounter(s);
       s.onEvent((m) => this.onEvent(m));
       s.onError((err) => this.socketError(err));
       try {
@@ -205,16 +206,9 @@ export class ConntrackFeed {
   }
 
   private checkLoss(): void {
-    if (!this.events || this.closed) return;
-    let drops: number;
-    try {
-      drops = this.events.drops();
-    } catch {
-      return;
-    }
-    if (drops <= this.lastDrops) return;
-    const lost = drops - this.lastDrops;
-    this.lastDrops = drops;
+    if (!this.dropCounter || this.closed) return;
+    const lost = this.dropCounter.take();
+    if (lost === 0) return;
     this.notice({
       kind: 'loss',
       where: 'kernel',
