@@ -1,0 +1,3 @@
+export * as sockDiagEnums from './enums.js';
+export * from './lookup.js';
+export * from './unix.js';
