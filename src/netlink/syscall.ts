@@ -18,6 +18,8 @@ export const NETLINK_NO_ENOBUFS = 5;
 export const NETLINK_EXT_ACK = 11;
 export const NETLINK_GET_STRICT_CHK = 12;
 export const CLONE_NEWNET = 0x40000000;
+/** ioctl on any socket: a new fd for the network namespace the socket lives in (needs CAP_NET_ADMIN there). */
+export const SIOCGSKNS = 0x894c;
 const AF_NETLINK = 16;
 /** Index of sk_drops in the u32 array SO_MEMINFO returns (include/uapi/linux/sock_diag.h). */
 const SK_MEMINFO_DROPS = 8;
@@ -28,6 +30,7 @@ interface Libc {
   getsockopt: (fd: number, level: number, name: number, value: Buffer, len: number[]) => number;
   getsockname: (fd: number, addr: Buffer, len: number[]) => number;
   setns: (fd: number, nstype: number) => number;
+  ioctl: (fd: number, request: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -39,6 +42,7 @@ function lib(): Libc {
     getsockopt: c.func('int getsockopt(int, int, int, _Out_ void *, _Inout_ uint32_t *)'),
     getsockname: c.func('int getsockname(int, _Out_ void *, _Inout_ uint32_t *)'),
     setns: c.func('int setns(int, int)'),
+    ioctl: c.func('int ioctl(int, unsigned long, ...)'),
   };
   return libc;
 }
@@ -125,9 +129,18 @@ export function withNetns<T>(name: string, fn: () => T): T {
       cause,
     });
   }
+  try {
+    return withNetnsFd(target, fn, `setns(${name})`);
+  } finally {
+    closeSync(target);
+  }
+}
+
+/** withNetns for a namespace given as an open fd (from /proc, SIOCGSKNS …); the caller keeps the fd. */
+export function withNetnsFd<T>(target: number, fn: () => T, op = 'setns'): T {
   const home = openSync('/proc/thread-self/ns/net', 'r');
   try {
-    check(lib().setns(target, CLONE_NEWNET), `setns(${name})`);
+    check(lib().setns(target, CLONE_NEWNET), op);
     try {
       return fn();
     } finally {
@@ -135,7 +148,13 @@ export function withNetns<T>(name: string, fn: () => T): T {
       check(lib().setns(home, CLONE_NEWNET), 'setns(back)');
     }
   } finally {
-    closeSync(target);
     closeSync(home);
   }
+}
+
+/** The network namespace a socket lives in, as a new fd the caller must close (SIOCGSKNS). */
+export function socketNetns(fd: number): number {
+  const nsfd = lib().ioctl(fd, SIOCGSKNS);
+  check(nsfd, 'ioctl(SIOCGSKNS)');
+  return nsfd;
 }
