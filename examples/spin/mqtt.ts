@@ -1,8 +1,152 @@
 // MQTT bridge for the SPIN example: an embedded broker (TCP and WebSocket)
 // or an external one; publishes the core's messages and answers JSON-RPC
-// over `SPIN/jsonrpc/q` → `SPIN/jsonrpc/a`. (Being built; see contract.ts.)
-import type { MqttBridge, MqttOptions, SpinCore } from './contract.js';
+// over `SPIN/jsonrpc/q` → `SPIN/jsonrpc/a` (spin-protocol.md §2).
+import type { Subscription } from 'rxjs';
+import { z } from 'zod';
+import type { MqttBridge, MqttOptions, SpinCore, SpinMessage } from './contract.js';
+import { startEmbeddedBroker } from './mqtt/embedded.js';
+import { connectExternalBroker, EXTERNAL_DEFAULTS } from './mqtt/external.js';
+import { RPC_REPLY_TOPIC, type Transport } from './mqtt/transport.js';
 
-export async function startMqtt(_core: SpinCore, _options: MqttOptions): Promise<MqttBridge> {
-  throw new Error('the MQTT bridge is not built yet');
+export { RPC_REPLY_TOPIC, RPC_REQUEST_TOPIC, SPIN_CLIENT_ID } from './mqtt/transport.js';
+
+/** Options beyond the contract's, for tests and tuning. */
+export interface BridgeTuning {
+  /** External broker: client id (default spind's `SPIN Daemon`). */
+  readonly clientId?: string;
+  /** External broker: first and largest reconnect delay. */
+  readonly minBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** External broker: how long to wait for the first connection before starting without it. */
+  readonly firstConnectMs?: number;
+  /** JSON-RPC requests being answered at once; more are dropped and counted. */
+  readonly maxRpcInFlight?: number;
+}
+
+export interface SpinMqttBridge extends MqttBridge {
+  readonly connected: boolean;
+  /** Messages handed to the broker. */
+  readonly published: number;
+  /** Successful reconnections to an external broker. */
+  readonly reconnects: number;
+  /** JSON-RPC requests dropped because too many were in flight. */
+  readonly rpcDropped: number;
+}
+
+/** spind's reply to a body that does not parse (spin-protocol.md §1.2). */
+export const PARSE_ERROR_REPLY = {
+  jsonrpc: '2.0',
+  error: { code: 1, message: 'Wrong JSON-RPC version, expected 2.0' },
+};
+
+const BROKER_PROTOCOLS = ['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'tls:', 'ws:', 'wss:'];
+
+const port = z.number().int().min(0).max(65_535);
+const optionsSchema = z.object({
+  broker: z.union([
+    z.literal('embedded'),
+    z.string().refine((url) => URL.canParse(url) && BROKER_PROTOCOLS.includes(new URL(url).protocol), {
+      message: `a broker URL such as mqtt://127.0.0.1:1883 (protocols ${BROKER_PROTOCOLS.join(' ')}) or 'embedded'`,
+    }),
+  ]),
+  host: z.string().min(1).default('127.0.0.1'),
+  tcpPort: port.default(1883),
+  wsPort: port.default(1884),
+});
+
+const MAX_PENDING_PUBLISHES = 10_000;
+
+export async function startMqtt(
+  core: SpinCore,
+  options: MqttOptions,
+  tuning: BridgeTuning = {},
+): Promise<SpinMqttBridge> {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`);
+    throw new Error(`invalid MQTT options: ${issues.join('; ')}`);
+  }
+  const opts = parsed.data;
+  const counters = { published: 0, dropped: 0, rpcDropped: 0 };
+  let closing = false;
+  const maxRpcInFlight = tuning.maxRpcInFlight ?? 64;
+  let rpcInFlight = 0;
+  let transport: Transport | undefined;
+
+  const send = (t: Transport | undefined, message: SpinMessage): void => {
+    if (t?.publish(message.topic, message.payload, message.retain)) counters.published++;
+    else counters.dropped++;
+  };
+
+  const answer = async (payload: Buffer): Promise<void> => {
+    let request: unknown;
+    try {
+      request = JSON.parse(payload.toString('utf8'));
+    } catch {
+      send(transport, { topic: RPC_REPLY_TOPIC, payload: JSON.stringify(PARSE_ERROR_REPLY), retain: false });
+      return;
+    }
+    const reply = await core.handleRpc(request);
+    if (reply !== undefined && !closing) {
+      send(transport, { topic: RPC_REPLY_TOPIC, payload: JSON.stringify(reply), retain: false });
+    }
+  };
+
+  const events = {
+    onConnect(t: Transport) {
+      for (const message of core.startupMessages()) send(t, message);
+    },
+    onRequest(payload: Buffer) {
+      if (closing) return;
+      if (rpcInFlight >= maxRpcInFlight) {
+        counters.rpcDropped++;
+        return;
+      }
+      rpcInFlight++;
+      // handleRpc never throws by contract; a broken one must still not kill the bridge.
+      answer(payload)
+        .catch(() => {})
+        .finally(() => rpcInFlight--);
+    },
+  };
+
+  transport =
+    opts.broker === 'embedded'
+      ? await startEmbeddedBroker(
+          { host: opts.host, tcpPort: opts.tcpPort, wsPort: opts.wsPort, maxPending: MAX_PENDING_PUBLISHES },
+          events,
+        )
+      : await connectExternalBroker({ ...EXTERNAL_DEFAULTS, ...definedOnly(tuning), url: opts.broker }, events);
+  const live = transport;
+  const subscription: Subscription = core.messages$.subscribe({ next: (message) => send(live, message) });
+
+  return {
+    url: live.url,
+    wsUrl: live.wsUrl,
+    get connected() {
+      return live.connected;
+    },
+    get dropped() {
+      return counters.dropped;
+    },
+    get published() {
+      return counters.published;
+    },
+    get rpcDropped() {
+      return counters.rpcDropped;
+    },
+    get reconnects() {
+      return 'reconnects' in live ? (live.reconnects as number) : 0;
+    },
+    async close() {
+      if (closing) return;
+      closing = true;
+      subscription.unsubscribe();
+      await live.close();
+    },
+  };
+}
+
+function definedOnly(tuning: BridgeTuning): Partial<BridgeTuning> {
+  return Object.fromEntries(Object.entries(tuning).filter(([, v]) => v !== undefined));
 }

@@ -1,0 +1,126 @@
+// The embedded broker: aedes behind a TCP listener (plain MQTT, as spind's
+// own mosquitto on 1883) and an HTTP server upgrading `/mqtt` to WebSocket
+// (as its websockets listener on 1884, which the web view uses). The bridge
+// publishes into aedes directly, without a client connection of its own.
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { type AddressInfo, createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { Aedes, type AedesPublishPacket } from 'aedes';
+import { createWebSocketStream, WebSocketServer } from 'ws';
+import { hostPort, RPC_REQUEST_TOPIC, type Transport, type TransportEvents } from './transport.js';
+
+export interface EmbeddedOptions {
+  readonly host: string;
+  readonly tcpPort: number;
+  readonly wsPort: number;
+  /** Publishes handed to aedes and not yet delivered; more are dropped. */
+  readonly maxPending: number;
+}
+
+export const WS_PATH = '/mqtt';
+
+export async function startEmbeddedBroker(options: EmbeddedOptions, events: TransportEvents): Promise<Transport> {
+  const broker = await Aedes.createBroker({ drainTimeout: 10_000, heartbeatInterval: 60_000 });
+  // A client that misbehaves only loses its own connection; nothing is logged here.
+  broker.on('clientError', () => {});
+  broker.on('connectionError', () => {});
+
+  const sockets = new Set<Socket>();
+  const tcp = createTcpServer((socket) => {
+    track(sockets, socket);
+    broker.handle(socket);
+  });
+  const http = createHttpServer((_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain' }).end(`MQTT over WebSocket at ${WS_PATH}\n`);
+  });
+  http.on('connection', (socket) => track(sockets, socket));
+  const wss = new WebSocketServer({ server: http, path: WS_PATH });
+  wss.on('connection', (ws, req) => {
+    const stream = createWebSocketStream(ws);
+    stream.on('error', () => ws.terminate());
+    broker.handle(stream, req);
+  });
+  wss.on('error', () => {});
+
+  try {
+    await listen(tcp, options.tcpPort, options.host, 'MQTT');
+    await listen(http, options.wsPort, options.host, 'MQTT over WebSocket');
+  } catch (error) {
+    await closeAll(broker, tcp, http, wss, sockets);
+    throw error;
+  }
+
+  const deliver = (packet: AedesPublishPacket, done: () => void): void => {
+    events.onRequest(Buffer.from(packet.payload));
+    done();
+  };
+  await new Promise<void>((resolve) => broker.subscribe(RPC_REQUEST_TOPIC, deliver, resolve));
+
+  let pending = 0;
+  let closed = false;
+  const tcpPort = (tcp.address() as AddressInfo).port;
+  const wsPort = (http.address() as AddressInfo).port;
+  const transport: Transport = {
+    url: `mqtt://${hostPort(options.host, tcpPort)}`,
+    wsUrl: `ws://${hostPort(options.host, wsPort)}${WS_PATH}`,
+    get connected() {
+      return !closed;
+    },
+    publish(topic, payload, retain) {
+      if (closed || pending >= options.maxPending) return false;
+      pending++;
+      broker.publish(
+        { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain, dup: false },
+        () => pending--,
+      );
+      return true;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await closeAll(broker, tcp, http, wss, sockets);
+    },
+  };
+  events.onConnect(transport);
+  return transport;
+}
+
+function track(sockets: Set<Socket>, socket: Socket): void {
+  sockets.add(socket);
+  socket.on('close', () => sockets.delete(socket));
+  socket.on('error', () => socket.destroy());
+}
+
+function listen(server: Server | HttpServer, port: number, host: string, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      reject(
+        new Error(
+          `embedded broker: cannot listen for ${what} on ${hostPort(host, port)}: ${error.code ?? error.message}`,
+          { cause: error },
+        ),
+      );
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+async function closeAll(
+  broker: Aedes,
+  tcp: Server,
+  http: HttpServer,
+  wss: WebSocketServer,
+  sockets: Set<Socket>,
+): Promise<void> {
+  for (const client of wss.clients) client.terminate();
+  for (const socket of sockets) socket.destroy();
+  await Promise.all([
+    new Promise<void>((resolve) => wss.close(() => resolve())),
+    new Promise<void>((resolve) => (tcp.listening ? tcp.close(() => resolve()) : resolve())),
+    new Promise<void>((resolve) => (http.listening ? http.close(() => resolve()) : resolve())),
+    new Promise<void>((resolve) => broker.close(() => resolve())),
+  ]);
+}

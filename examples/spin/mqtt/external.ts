@@ -1,0 +1,134 @@
+// A connection to an external broker with mqtt.js (an optional dependency,
+// loaded only when asked for). Reconnects with a bounded exponential
+// back-off; while the broker is away nothing is queued: publishes report
+// failure and the bridge counts them.
+import type { MqttClient } from 'mqtt';
+import { RPC_REQUEST_TOPIC, SPIN_CLIENT_ID, type Transport, type TransportEvents } from './transport.js';
+
+export interface ExternalOptions {
+  readonly url: string;
+  readonly clientId: string;
+  /** First retry delay; doubles after every failed attempt up to `maxBackoffMs`. */
+  readonly minBackoffMs: number;
+  readonly maxBackoffMs: number;
+  /** Bytes waiting in the socket's buffer above which publishes are dropped. */
+  readonly maxBufferedBytes: number;
+  /** How long startMqtt waits for the first connection before going on without it. */
+  readonly firstConnectMs: number;
+  /** MQTT keepalive in seconds (spind: `pubsub_timeout` = 60). */
+  readonly keepalive: number;
+}
+
+export const EXTERNAL_DEFAULTS = {
+  clientId: SPIN_CLIENT_ID,
+  minBackoffMs: 250,
+  maxBackoffMs: 10_000,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  firstConnectMs: 3000,
+  keepalive: 60,
+} as const;
+
+export interface ExternalTransport extends Transport {
+  /** Successful connections after the first one. */
+  readonly reconnects: number;
+  /** The last connection error, if any. */
+  readonly lastError: Error | undefined;
+}
+
+export async function connectExternalBroker(
+  options: ExternalOptions,
+  events: TransportEvents,
+): Promise<ExternalTransport> {
+  const mqtt = await loadMqtt();
+  const client: MqttClient = mqtt.connect(options.url, {
+    clientId: options.clientId,
+    clean: true,
+    keepalive: options.keepalive,
+    // The back-off below owns reconnecting; mqtt.js's fixed period would not back off.
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    queueQoSZero: false,
+    protocolVersion: 4,
+  });
+
+  let closed = false;
+  let connections = 0;
+  let lastError: Error | undefined;
+  let backoff = options.minBackoffMs;
+  let retryTimer: NodeJS.Timeout | undefined;
+
+  client.on('error', (error) => {
+    lastError = error;
+  });
+  client.on('connect', () => {
+    connections++;
+    backoff = options.minBackoffMs;
+    client.subscribe(RPC_REQUEST_TOPIC, { qos: 0 }, (error) => {
+      if (error) lastError = error;
+    });
+    events.onConnect(transport);
+  });
+  client.on('message', (topic, payload) => {
+    if (topic === RPC_REQUEST_TOPIC) events.onRequest(payload);
+  });
+  client.on('close', () => {
+    if (closed || retryTimer) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      if (!closed) client.reconnect();
+    }, backoff);
+    backoff = Math.min(backoff * 2, options.maxBackoffMs);
+  });
+
+  const transport: ExternalTransport = {
+    url: options.url,
+    wsUrl: undefined,
+    get connected() {
+      return !closed && client.connected;
+    },
+    get reconnects() {
+      return Math.max(0, connections - 1);
+    },
+    get lastError() {
+      return lastError;
+    },
+    publish(topic, payload, retain) {
+      if (closed || !client.connected) return false;
+      const buffered = (client.stream as { writableLength?: number } | undefined)?.writableLength ?? 0;
+      if (buffered > options.maxBufferedBytes) return false;
+      client.publish(topic, payload, { qos: 0, retain });
+      return true;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearTimeout(retryTimer);
+      await client.endAsync(true);
+    },
+  };
+
+  await firstConnection(client, options.firstConnectMs);
+  return transport;
+}
+
+async function loadMqtt(): Promise<typeof import('mqtt')> {
+  try {
+    return await import('mqtt');
+  } catch (error) {
+    throw new Error('an external MQTT broker needs the optional package "mqtt" (npm install mqtt)', { cause: error });
+  }
+}
+
+/** Resolves on the first connection or after `ms`, whichever comes first. */
+function firstConnection(client: MqttClient, ms: number): Promise<void> {
+  if (client.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      client.off('connect', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    client.on('connect', done);
+  });
+}
