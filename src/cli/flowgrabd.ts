@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /** flowgrabd: shares flowgrab's privileged sockets with local users, as the policy allows. */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { VERSION } from '../version.js';
+import { positiveInt } from './conntrack.js';
+import { chainName, queueNum } from './nfqueue.js';
 import { logLine } from './output.js';
 import { reportError } from './run.js';
 
@@ -11,13 +13,43 @@ const program = new Command('flowgrabd')
   .option('--socket <path>', 'Unix socket to listen on', '/run/flowgrab/flowgrab.sock')
   .requiredOption('--policy <file>', 'the policy file (JSON); SIGHUP reloads it')
   .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
+  .option('--queue <n>', 'own this NFQUEUE queue and share it among clients by packet mark', queueNum)
+  .option('--queue-netns <name>', 'the queue is in this network namespace (ip netns)')
+  .option('--queue-rule <chains...>', 'install jump rules to the queue from INPUT, OUTPUT and/or FORWARD', chainName)
+  .option('--queue-match <args>', 'with --queue-rule: extra iptables match arguments, e.g. "-p tcp --dport 443"')
+  .addOption(
+    new Option('--queue-default <verdict>', 'verdict for unclaimed packets and missed timeouts')
+      .choices(['accept', 'drop'])
+      .default('accept'),
+  )
+  .option('--queue-timeout <ms>', 'how long a client has for each verdict', positiveInt('--queue-timeout'), 2000)
   .action(async (o) => {
     const [{ Daemon }, { loadPolicy }, { serveMetrics }] = await Promise.all([
       import('../daemon/server.js'),
       import('../auth/load.js'),
       import('../daemon/metrics.js'),
     ]);
-    const d = new Daemon({ socket: o.socket, policy: () => loadPolicy(o.policy), log: logLine });
+    if ((o.queueNetns || o.queueRule || o.queueMatch) && o.queue === undefined)
+      throw new InvalidArgumentError('--queue-netns, --queue-rule and --queue-match need --queue');
+    if (o.queueMatch && !o.queueRule) throw new InvalidArgumentError('--queue-match needs --queue-rule');
+    const d = new Daemon({
+      socket: o.socket,
+      policy: () => loadPolicy(o.policy),
+      log: logLine,
+      queue:
+        o.queue === undefined
+          ? undefined
+          : {
+              queue: o.queue,
+              netns: o.queueNetns,
+              defaultVerdict: o.queueDefault,
+              verdictTimeoutMs: o.queueTimeout,
+              rules: o.queueRule && {
+                chains: o.queueRule,
+                match: o.queueMatch ? String(o.queueMatch).trim().split(/\s+/) : undefined,
+              },
+            },
+    });
     await d.listen();
     const metrics = o.metrics ? await serveMetrics(d, o.metrics) : undefined;
     if (metrics) logLine('info', 'metrics', { url: `http://${o.metrics}/metrics` });

@@ -1,10 +1,12 @@
 /** `flowgrab nfqueue`: print the packets queued to an NFQUEUE queue, accepting each once printed. */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { RemotePacket } from '../daemon/client.js';
 import type { QueuedPacket } from '../sources/nfqueue/queued.js';
 import type { PacketRecord } from '../sources/nfqueue/record.js';
 import { positiveInt, seconds } from './conntrack.js';
-import { logNotice } from './output.js';
+import { logLine, logNotice } from './output.js';
 import { runStream } from './run.js';
+import { daemonPath } from './watch.js';
 
 const PROTO: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp' };
 
@@ -29,22 +31,43 @@ export function formatPacket(r: PacketRecord): string {
   return parts.filter(Boolean).join(' ');
 }
 
-const queueNum = (v: string) => {
+export const queueNum = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('--queue must be 0 to 65535');
   return n;
 };
-const chainName = (v: string, prev: string[] = []) => {
+export const chainName = (v: string, prev: string[] = []) => {
   const c = v.toUpperCase();
   if (!['INPUT', 'OUTPUT', 'FORWARD'].includes(c))
     throw new InvalidArgumentError(`unknown chain "${v}" (INPUT, OUTPUT, FORWARD)`);
   return [...prev, c];
 };
 
+/** `0x10`, `16` or `0x10/0xf0`: a mark and an optional mask (u32 each). */
+export function markArg(v: string): { mark: number; mask?: number } {
+  const [m, k, extra] = v.split('/');
+  const u32 = (t: string | undefined) => {
+    const n = t !== undefined && /^(0x[0-9a-f]+|\d+)$/i.test(t.trim()) ? Number(t.trim()) : Number.NaN;
+    if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
+      throw new InvalidArgumentError(`--mark must be MARK or MARK/MASK, each 0 to 0xffffffff, got "${v}"`);
+    return n;
+  };
+  if (extra !== undefined) return u32(undefined) as never; // three parts: refused with the same message
+  return k === undefined ? { mark: u32(m) } : { mark: u32(m), mask: u32(k) };
+}
+
 export function nfqueueCommand(): Command {
   return new Command('nfqueue')
-    .description('print packets queued to an NFQUEUE queue and accept each one (IPv4 and IPv6)')
-    .requiredOption('--queue <n>', 'queue number (0-65535)', queueNum)
+    .description(
+      'print packets queued to an NFQUEUE queue and accept each one (IPv4 and IPv6); with --daemon, the packets of your --mark on the queue flowgrabd shares',
+    )
+    .option('--queue <n>', 'queue number (0-65535); required without --daemon', queueNum)
+    .option('--mark <mark[/mask]>', 'with --daemon: take the packets with this mark from the shared queue', markArg)
+    .addOption(
+      new Option('--verdict <verdict>', 'the verdict to give each packet once printed')
+        .choices(['accept', 'drop'])
+        .default('accept'),
+    )
     .option(
       '--rule <chains...>',
       'queue this traffic while running: iptables/ip6tables jump rules from INPUT, OUTPUT and/or FORWARD',
@@ -66,7 +89,15 @@ export function nfqueueCommand(): Command {
     .option('--json', 'print records as NDJSON, one per line (payload as hex)')
     .option('--count <n>', 'stop after printing n packets', positiveInt('--count'))
     .option('--duration <s>', 'stop after s seconds', seconds)
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
+      const daemon = daemonPath(cmd);
+      if (daemon) {
+        if (!o.mark) throw new InvalidArgumentError('with --daemon, --mark is required (the packets you take)');
+        process.exitCode = await viaDaemon(daemon, o);
+        return;
+      }
+      if (o.mark) throw new InvalidArgumentError('--mark needs --daemon (flowgrabd shares a queue by mark)');
+      if (o.queue === undefined) throw new InvalidArgumentError('--queue is required');
       const [{ nfqueue }, { packetToJson }] = await Promise.all([
         import('../sources/nfqueue/source.js'),
         import('../sources/nfqueue/json.js'),
@@ -88,7 +119,7 @@ export function nfqueueCommand(): Command {
       // Printed first, then accepted: a packet is never held longer than its line takes.
       const accept = (p: QueuedPacket) => {
         try {
-          p.verdict('accept');
+          p.verdict(o.verdict);
         } catch {
           // Already decided (timed out): nothing to do.
         }
@@ -113,4 +144,45 @@ export function nfqueueCommand(): Command {
       const { nfqueueTeardown } = await import('../sources/nfqueue/source.js');
       await nfqueueTeardown();
     });
+}
+
+/** The daemon's shared queue: packets of our mark, printed, then decided. */
+async function viaDaemon(
+  path: string,
+  o: {
+    mark: { mark: number; mask?: number };
+    verdict: 'accept' | 'drop';
+    json?: boolean;
+    count?: number;
+    duration?: number;
+  },
+): Promise<number> {
+  const [{ RemoteFlowgrab }, { packetToJson }] = await Promise.all([
+    import('../daemon/client.js'),
+    import('../sources/nfqueue/json.js'),
+  ]);
+  const fg = await RemoteFlowgrab.connect(path);
+  try {
+    const q = await fg.queue(o.mark);
+    q.notices$.subscribe((n) => logNotice({ kind: 'warning', message: n.message, ts: n.ts } as never));
+    const decide = (p: RemotePacket) => {
+      p.verdict(o.verdict).catch((err: Error) => logLine('warn', err.message));
+    };
+    return await runStream(
+      q.packets$,
+      (p) => {
+        const line = formatPacket(p);
+        decide(p);
+        return line;
+      },
+      { json: Boolean(o.json), count: o.count, durationS: o.duration },
+      (p) => {
+        const line = packetToJson(p);
+        decide(p);
+        return line;
+      },
+    );
+  } finally {
+    await fg.close();
+  }
 }

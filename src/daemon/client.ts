@@ -12,6 +12,7 @@ import type { Rec } from '../filters/registry.js';
 import type { GraphSpec } from '../filters/spec.js';
 import type { FlowOptions, FlowStats, LossNotice } from '../flow/handle.js';
 import { type FlowState, transition } from '../flow/states.js';
+import type { PacketRecord } from '../sources/nfqueue/record.js';
 import { type ErrorBody, type Event, encodeFrame, FrameReader, PROTOCOL_VERSION, type Reply } from './protocol.js';
 
 function toError(e: ErrorBody): Error {
@@ -25,6 +26,7 @@ export class RemoteFlowgrab {
     { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void }
   >();
   private readonly flows = new Map<number, RemoteFlowHandle>();
+  private readonly queues = new Map<number, RemoteQueue>();
   private nextId = 1;
   private readonly reader = new FrameReader();
   identity?: { uid: number; gid: number; user?: string };
@@ -77,7 +79,8 @@ export class RemoteFlowgrab {
   private onMessage(m: Reply | Event): void {
     if ('ev' in m) {
       const e = m as Event;
-      this.flows.get(e.flow)?.onEvent(e);
+      if (e.ev === 'packets' || e.ev === 'queue-notice') this.queues.get(e.queue)?.onEvent(e);
+      else this.flows.get(e.flow)?.onEvent(e);
       return;
     }
     const r = m as Reply;
@@ -92,10 +95,24 @@ export class RemoteFlowgrab {
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
     for (const f of this.flows.values()) f.onDisconnect(err);
+    for (const q of this.queues.values()) q.onDisconnect(err);
+    this.queues.clear();
   }
 
   create(opts: FlowOptions = {}): RemoteFlowHandle {
     return new RemoteFlowHandle(this, opts, (id, h) => this.flows.set(id, h));
+  }
+
+  /**
+   * Takes the packets of the daemon's NFQUEUE queue whose mark matches
+   * `mark`/`mask` (default mask: all 32 bits). Each needs a verdict within
+   * the registration's timeout, or gets the daemon's default verdict.
+   */
+  async queue(opts: { mark: number; mask?: number; timeoutMs?: number }): Promise<RemoteQueue> {
+    const r = await this.request({ op: 'queue', ...opts });
+    const q = new RemoteQueue(this, r as unknown as QueueRegistration, () => this.queues.delete(q.reg));
+    this.queues.set(q.reg, q);
+    return q;
   }
 
   async status(): Promise<Record<string, unknown>> {
@@ -103,7 +120,10 @@ export class RemoteFlowgrab {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.flows.values()].map((f) => f.close()));
+    await Promise.allSettled([
+      ...[...this.flows.values()].map((f) => f.close()),
+      ...[...this.queues.values()].map((q) => q.close()),
+    ]);
     this.sock.end();
     this.sock.destroy();
   }
@@ -232,5 +252,105 @@ export class RemoteFlowHandle {
     this.st = 'closed';
     this.out.error(err);
     this.lost.complete();
+  }
+}
+
+export interface QueueRegistration {
+  reg: number;
+  queue: number;
+  /** As the daemon normalised it, e.g. `0x10/0xf0`. */
+  mark: string;
+  timeoutMs: number;
+}
+
+export type RemoteVerdict = 'accept' | 'drop' | 'repeat';
+
+/** A packet from the daemon's queue: the record (payload as a Buffer again) and its verdict(). */
+export type RemotePacket = PacketRecord & { verdict(v: RemoteVerdict, opts?: { mark?: number }): Promise<void> };
+
+export interface QueueNotice {
+  kind: string;
+  message: string;
+  count?: number;
+  ts: number;
+}
+
+/** One mark registration on flowgrabd's shared NFQUEUE queue. */
+export class RemoteQueue {
+  private readonly out = new Subject<RemotePacket>();
+  private readonly notes = new Subject<QueueNotice>();
+  private closed = false;
+  readonly packets$ = this.out.asObservable();
+  /** Timeouts, packets decided because this client was not reading, a registration closed by a policy reload. */
+  readonly notices$ = this.notes.asObservable();
+  readonly reg: number;
+  readonly queue: number;
+  readonly mark: string;
+  readonly timeoutMs: number;
+
+  constructor(
+    private readonly c: RemoteFlowgrab,
+    r: QueueRegistration,
+    private readonly forget: () => void,
+  ) {
+    this.reg = r.reg;
+    this.queue = r.queue;
+    this.mark = r.mark;
+    this.timeoutMs = r.timeoutMs;
+  }
+
+  /** Verdicts for several packets in one frame; resolves with what the daemon refused (not yours, too late). */
+  async verdicts(
+    list: { packetId: number; verdict: RemoteVerdict; mark?: number }[],
+  ): Promise<{ accepted: number; refused: { packetId: number; reason: string }[] }> {
+    const r = await this.c.request({ op: 'verdict', queue: this.reg, verdicts: list });
+    return r as unknown as { accepted: number; refused: { packetId: number; reason: string }[] };
+  }
+
+  /** One verdict; rejects with the daemon's reason when refused. */
+  async verdict(packetId: number, verdict: RemoteVerdict, opts?: { mark?: number }): Promise<void> {
+    const r = await this.verdicts([{ packetId, verdict, ...opts }]);
+    if (r.refused.length)
+      throw new FlowgrabError('FG_ERR_DENIED', `verdict for packet ${packetId} refused: ${r.refused[0].reason}`, {
+        op: 'verdict',
+      });
+  }
+
+  onEvent(e: Event): void {
+    if (e.ev === 'packets')
+      for (const raw of e.packets) {
+        const p = { ...raw, payload: Buffer.from(String(raw.payload ?? ''), 'hex') } as PacketRecord;
+        Object.defineProperty(p, 'verdict', {
+          enumerable: false,
+          value: (v: RemoteVerdict, opts?: { mark?: number }) => this.verdict(p.packetId, v, opts),
+        });
+        this.out.next(p as RemotePacket);
+      }
+    else if (e.ev === 'queue-notice') {
+      const n = e.notice as unknown as QueueNotice;
+      this.notes.next(n);
+      if (n.kind === 'closed')
+        this.finish(new FlowgrabError('FG_ERR_DENIED', `flowgrabd closed the queue: ${n.message}`));
+    }
+  }
+
+  /** Gives the registration back; packets still waiting get the daemon's default verdict. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.c.request({ op: 'unqueue', queue: this.reg }).catch(() => {});
+    this.finish();
+  }
+
+  onDisconnect(err: Error): void {
+    this.finish(err);
+  }
+
+  private finish(err?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.forget();
+    if (err) this.out.error(err);
+    else this.out.complete();
+    this.notes.complete();
   }
 }

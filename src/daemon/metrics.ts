@@ -39,6 +39,24 @@ export function metricsRegistry(d: Daemon): Registry {
   );
   perFlow('flowgrabd_flow_records_dropped_buffer', 'Records dropped by the flow buffer', (f) => f.stats.buffer.dropped);
   perFlow('flowgrabd_flow_records_missed', 'Records that arrived while the flow was paused', (f) => f.stats.missed);
+  g(
+    'flowgrabd_nfqueue_packets_total',
+    'Packets of the shared NFQUEUE queue, by what became of them',
+    ['outcome'],
+    (x) => {
+      const q = d.mux?.stats;
+      if (!q) return;
+      x.set({ outcome: 'received' }, q.received);
+      x.set({ outcome: 'unclaimed' }, q.unclaimed);
+      x.set({ outcome: 'delivered' }, q.delivered);
+      x.set({ outcome: 'verdict' }, q.verdicts);
+      x.set({ outcome: 'timed_out' }, q.timedOut);
+      x.set({ outcome: 'defaulted' }, q.defaulted);
+    },
+  );
+  g('flowgrabd_nfqueue_refused_verdicts_total', 'Verdicts refused (packet not delivered to that client)', [], (x) =>
+    x.set(d.mux?.stats.refusedVerdicts ?? 0),
+  );
   return reg;
 }
 

@@ -13,6 +13,8 @@ export const MAX_FRAME = 1 << 20;
 
 const Id = z.number().int().nonnegative();
 const Flow = z.number().int().nonnegative();
+/** A packet mark, mask or id: u32. */
+const Mark = z.number().int().min(0).max(0xffffffff);
 const base = { v: z.literal(PROTOCOL_VERSION), id: Id };
 
 export const Request = z.discriminatedUnion('op', [
@@ -31,6 +33,29 @@ export const Request = z.discriminatedUnion('op', [
     .strict(),
   z.object({ ...base, op: z.enum(['instantiate', 'activate', 'pause', 'close', 'stats']), flow: Flow }).strict(),
   z.object({ ...base, op: z.literal('status') }).strict(),
+  z
+    .object({
+      ...base,
+      op: z.literal('queue'),
+      mark: Mark,
+      mask: Mark.optional(),
+      timeoutMs: z.number().int().positive().max(3_600_000).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      ...base,
+      op: z.literal('verdict'),
+      queue: Flow,
+      verdicts: z
+        .array(
+          z.object({ packetId: Mark, verdict: z.enum(['accept', 'drop', 'repeat']), mark: Mark.optional() }).strict(),
+        )
+        .min(1)
+        .max(4096),
+    })
+    .strict(),
+  z.object({ ...base, op: z.literal('unqueue'), queue: Flow }).strict(),
 ]);
 export type Request = z.infer<typeof Request>;
 
@@ -48,7 +73,9 @@ export type Event =
   | { v: 1; ev: 'records'; flow: number; records: unknown[] }
   | { v: 1; ev: 'lost'; flow: number; notice: unknown }
   | { v: 1; ev: 'closed'; flow: number; reason: string }
-  | { v: 1; ev: 'end'; flow: number; error?: ErrorBody };
+  | { v: 1; ev: 'end'; flow: number; error?: ErrorBody }
+  | { v: 1; ev: 'packets'; queue: number; packets: Record<string, unknown>[] }
+  | { v: 1; ev: 'queue-notice'; queue: number; notice: Record<string, unknown> };
 
 export function encodeFrame(msg: unknown): Buffer {
   const body = Buffer.from(JSON.stringify(msg), 'utf8');

@@ -10,12 +10,14 @@ import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { authorize } from '../auth/authorize.js';
-import type { Policy } from '../auth/policy.js';
+import { type Policy, type Principal, principalFor, ROOT_PRINCIPAL } from '../auth/policy.js';
+import { FlowgrabError } from '../errors.js';
 import { printGraph } from '../filters/print.js';
 import { Flowgrab } from '../flow/flowgrab.js';
 import type { FlowHandle } from '../flow/handle.js';
 import { type Peer, peerOf } from './peer.js';
 import { type Event, encodeFrame, errorBody, FrameReader, PROTOCOL_VERSION, type Reply, Request } from './protocol.js';
+import { type QueueClient, type QueueConfig, QueueMux } from './queue.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -24,6 +26,8 @@ export interface DaemonOptions {
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Bytes queued to one client before its records are dropped instead. */
   maxClientBacklog?: number;
+  /** The NFQUEUE queue the daemon owns and shares among clients by mark. */
+  queue?: QueueConfig;
 }
 
 interface RemoteFlow {
@@ -37,7 +41,20 @@ interface RemoteFlow {
   lossTimer?: NodeJS.Timeout;
 }
 
-class Client {
+/** The policy's principal for a peer (root may do anything), or undefined: denied. */
+const principalOf = (policy: Policy, peer: Peer): Principal | undefined =>
+  principalFor(policy, peer) ?? (peer.uid === 0 ? ROOT_PRINCIPAL : undefined);
+
+const deniedNoPolicy = (peer: Peer) =>
+  new FlowgrabError(
+    'FG_ERR_DENIED',
+    `uid ${peer.uid}${peer.user ? ` (${peer.user})` : ''} is not in the policy: denied`,
+    {
+      op: 'queue',
+    },
+  );
+
+class Client implements QueueClient {
   readonly flows = new Map<number, RemoteFlow>();
   readonly fg: Flowgrab;
   private nextFlow = 1;
@@ -66,6 +83,20 @@ class Client {
     conn.on('data', (chunk) => this.onData(chunk));
     conn.on('close', () => void this.shutdown('disconnected'));
     conn.on('error', () => void this.shutdown('socket error'));
+  }
+
+  get uid(): number {
+    return this.peer.uid;
+  }
+
+  deliver(queue: number, packets: Record<string, unknown>[]): boolean {
+    if (this.closed || this.conn.destroyed || this.conn.writableLength > this.d.maxBacklog) return false;
+    this.send({ v: 1, ev: 'packets', queue, packets });
+    return true;
+  }
+
+  notice(queue: number, notice: Record<string, unknown>): void {
+    this.send({ v: 1, ev: 'queue-notice', queue, notice: { ...notice, ts: Date.now() } });
   }
 
   send(msg: Reply | Event): boolean {
@@ -175,6 +206,15 @@ class Client {
         const f = this.flow(req.flow);
         return { stats: { ...f.handle.stats(), sent: f.sent, droppedToClient: f.dropped } };
       }
+      case 'queue': {
+        const principal = principalOf(this.d.policy(), this.peer);
+        if (!principal) throw deniedNoPolicy(this.peer);
+        return this.d.queueMux().register(this, principal, req);
+      }
+      case 'verdict':
+        return this.d.queueMux().verdict(this, req.queue, req.verdicts);
+      case 'unqueue':
+        return { released: this.d.queueMux().unregister(this, req.queue, 'client asked') };
     }
   }
 
@@ -254,6 +294,7 @@ class Client {
 
   /** Re-checks every flow against a new policy; closes those it forbids, telling the client why. */
   async recheck(policy: Policy): Promise<void> {
+    this.d.mux?.recheck(this, principalOf(policy, this.peer));
     for (const f of [...this.flows.values()]) {
       const asked = f.handle.requested;
       if (!asked) continue; // not instantiated yet: the policy applies when it is
@@ -275,6 +316,8 @@ class Client {
   async shutdown(why: string): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Packets waiting for this client's verdicts are decided now, not at their timeout.
+    this.d.mux?.release(this, why);
     await this.fg.close();
     this.flows.clear();
     this.d.forget(this);
@@ -298,6 +341,8 @@ export class Daemon {
   private server?: Server;
   private nextClient = 1;
   private current: Policy;
+  /** The shared NFQUEUE queue, when the daemon owns one. */
+  mux?: QueueMux;
 
   constructor(private readonly opts: DaemonOptions) {
     this.current = opts.policy();
@@ -321,7 +366,21 @@ export class Daemon {
     return n;
   }
 
+  queueMux(): QueueMux {
+    if (!this.mux)
+      throw Object.assign(new Error('this flowgrabd shares no NFQUEUE queue (start it with --queue N)'), {
+        code: 'FG_ERR_INVALID_STATE',
+      });
+    return this.mux;
+  }
+
   async listen(): Promise<void> {
+    if (this.opts.queue) {
+      // Bound before the first client: from now on every packet queued to it gets a verdict from someone.
+      const mux = new QueueMux(this.opts.queue, (level, msg, fields) => this.log(level, msg, fields));
+      await mux.start();
+      this.mux = mux;
+    }
     const path = this.opts.socket;
     mkdirSync(dirname(path), { recursive: true });
     // A socket file left by a killed daemon would make listen() fail: replace it.
@@ -391,7 +450,12 @@ export class Daemon {
           ...f.handle.stats(),
         })),
       }));
-    return { ...this.stats, clientCount: this.stats.clients, clients };
+    return {
+      ...this.stats,
+      clientCount: this.stats.clients,
+      clients,
+      ...(this.mux ? { nfqueue: this.mux.status(asker.uid) } : {}),
+    };
   }
 
   /** Every client's flows: for the metrics endpoint. */
@@ -418,6 +482,8 @@ export class Daemon {
   /** Stops accepting, releases every client (rules and sockets go with their flows), removes the socket file. */
   async close(): Promise<void> {
     await Promise.all([...this.clients].map((c) => c.shutdown('daemon stopping')));
+    await this.mux?.close();
+    this.mux = undefined;
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     try {
       unlinkSync(this.opts.socket);

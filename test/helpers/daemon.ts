@@ -309,9 +309,9 @@ export class SpawnedDaemon {
   constructor(
     readonly socket: string,
     readonly policyFile: string,
-    readonly opts: { metrics?: string; ownGroup?: boolean } = {},
+    readonly opts: { metrics?: string; ownGroup?: boolean; args?: string[] } = {},
   ) {
-    const args = [FLOWGRABD, '--socket', socket, '--policy', policyFile];
+    const args = [FLOWGRABD, '--socket', socket, '--policy', policyFile, ...(opts.args ?? [])];
     if (opts.metrics) args.push('--metrics', opts.metrics);
     this.proc = new LineProcess(process.execPath, args, process.env, opts.ownGroup);
   }
