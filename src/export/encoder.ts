@@ -1,0 +1,214 @@
+/**
+ * The message loop shared by the IPFIX and NetFlow v9 encoders: records are
+ * written straight into one preallocated buffer of the maximum message size;
+ * a message is finished when the next record would not fit (or on flush),
+ * and handed out as a copy. Templates open a message when they are due:
+ * every N messages and every T seconds (UDP), or once per session (TCP).
+ */
+import { FlowgrabError } from '../errors.js';
+import type { ExportFlow } from './flow.js';
+import { type Template, writeRecord, writeTemplateRecord } from './template.js';
+
+export interface EncoderOptions {
+  /** Largest message in bytes (the UDP payload); default 1400, to stay under a 1500-byte MTU. */
+  maxMessageBytes?: number;
+  /** Resend templates every this many messages (0: not by count); default 20. */
+  templateRefreshPackets?: number;
+  /** … and every this many seconds (0: not by time); default 30. */
+  templateRefreshSeconds?: number;
+  /** Clock in ms since the epoch (tests pass a fixed one). */
+  now?: () => number;
+}
+
+export interface EncoderStats {
+  messages: number;
+  /** Data records written (a uniflow export writes up to two per flow). */
+  records: number;
+  flows: number;
+  /** Messages that carried templates. */
+  templates: number;
+}
+
+/** One finished message; `records` data records, `templates` true when it opens with templates. */
+export type MessageHandler = (msg: Buffer, records: number, templates: boolean) => void;
+
+/** What a wire format tells the shared loop. */
+export interface Layout {
+  headerLen: number;
+  /** Every template data records use. */
+  templates: readonly Template[];
+  /** Bytes of everything `writeTemplates` writes. */
+  templateBytes: number;
+  /** Both directions as separate records (true), or one biflow record. */
+  uniflow: boolean;
+  /** NetFlow v9 pads each FlowSet to 4 bytes. */
+  padSets: boolean;
+  /** Anchor of NetFlow v9's relative times (ms since the epoch); unused by IPFIX. */
+  bootMs: number;
+}
+
+export abstract class MessageEncoder {
+  protected readonly buf: Buffer;
+  protected readonly max: number;
+  protected readonly now: () => number;
+  private readonly refreshPackets: number;
+  private readonly refreshMs: number;
+  /** 0: no message open. */
+  protected off = 0;
+  private setStart = 0;
+  private setTemplate: Template | undefined;
+  protected msgRecords = 0;
+  protected msgTemplateRecords = 0;
+  private msgHasTemplates = false;
+  private sinceTemplates = 0;
+  private templatesAt = Number.NEGATIVE_INFINITY;
+  private templatesDue = true;
+  /** TCP: templates once per session, never on a timer. */
+  periodicTemplates = true;
+  readonly counts: EncoderStats = { messages: 0, records: 0, flows: 0, templates: 0 };
+
+  constructor(
+    opts: EncoderOptions,
+    protected readonly onMessage: MessageHandler,
+    protected readonly layout: Layout,
+  ) {
+    this.max = opts.maxMessageBytes ?? 1400;
+    this.refreshPackets = opts.templateRefreshPackets ?? 20;
+    this.refreshMs = (opts.templateRefreshSeconds ?? 30) * 1000;
+    this.now = opts.now ?? Date.now;
+    for (const [k, x] of Object.entries({
+      templateRefreshPackets: this.refreshPackets,
+      templateRefreshSeconds: this.refreshMs,
+    }))
+      if (!Number.isFinite(x) || x < 0)
+        throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `${k} must be a number ≥ 0, got ${x}`);
+    const need = layout.headerLen + layout.templateBytes + 4 + Math.max(...layout.templates.map((t) => t.recordLen));
+    if (!Number.isInteger(this.max) || this.max < need || this.max > 65535)
+      throw new FlowgrabError(
+        'FG_ERR_INVALID_ARGUMENT',
+        `maxMessageBytes must be an integer from ${need} (templates and one record) to 65535, got ${this.max}`,
+      );
+    this.buf = Buffer.alloc(this.max);
+  }
+
+  /** The template data records of this flow use (by family). */
+  protected abstract template(f: ExportFlow): Template;
+  /** Writes the template set(s) at `o`; returns the offset after them. */
+  protected abstract writeTemplates(o: number): number;
+  /** Writes the header of the finished message (length `len`) and advances the sequence. */
+  protected abstract finishHeader(len: number): void;
+
+  /** Templates go into the next message (after a send error, or a new session). */
+  requestTemplates(): void {
+    this.templatesDue = true;
+  }
+
+  /** Encodes one flow (one or two data records); finished messages go to the handler. */
+  add(f: ExportFlow): void {
+    const t = this.template(f);
+    this.counts.flows++;
+    this.put(t, f, false);
+    if (this.layout.uniflow && f.rpackets > 0) this.put(t, f, true);
+  }
+
+  private put(t: Template, f: ExportFlow, reverse: boolean): void {
+    if (this.off === 0) this.begin();
+    if (this.setTemplate !== t) {
+      this.closeSet();
+      if (this.off + 4 + t.recordLen > this.max) {
+        this.flush();
+        this.begin();
+      }
+      this.openSet(t);
+    } else if (this.off + t.recordLen > this.max) {
+      this.flush();
+      this.begin();
+      this.openSet(t);
+    }
+    // A bad address throws before anything of this record counts; the message stays valid.
+    const start = this.off;
+    try {
+      this.off = writeRecord(this.buf, this.off, t, f, reverse, this.layout.bootMs);
+    } catch (err) {
+      this.off = start;
+      throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `flow not exportable: ${(err as Error).message}`, {
+        op: 'export.encode',
+        cause: err,
+      });
+    }
+    this.msgRecords++;
+    this.counts.records++;
+  }
+
+  private begin(): void {
+    this.off = this.layout.headerLen;
+    this.msgRecords = 0;
+    this.msgTemplateRecords = 0;
+    this.setTemplate = undefined;
+    const now = this.now();
+    const due =
+      this.templatesDue ||
+      (this.periodicTemplates &&
+        ((this.refreshPackets > 0 && this.sinceTemplates >= this.refreshPackets) ||
+          (this.refreshMs > 0 && now - this.templatesAt >= this.refreshMs)));
+    this.msgHasTemplates = due;
+    if (due) {
+      this.off = this.writeTemplates(this.off);
+      this.templatesDue = false;
+      this.templatesAt = now;
+      this.sinceTemplates = 0;
+    }
+  }
+
+  private openSet(t: Template): void {
+    this.setStart = this.off;
+    this.buf.writeUInt16BE(t.id, this.off);
+    this.off += 4;
+    this.setTemplate = t;
+  }
+
+  private closeSet(): void {
+    if (this.setTemplate === undefined) return;
+    if (this.layout.padSets)
+      while ((this.off - this.setStart) % 4 !== 0 && this.off < this.max) this.buf[this.off++] = 0;
+    this.buf.writeUInt16BE(this.off - this.setStart, this.setStart + 2);
+    this.setTemplate = undefined;
+  }
+
+  /** Finishes the open message, if it holds anything, and hands it out. */
+  flush(): void {
+    if (this.off === 0) return;
+    if (this.msgRecords === 0 && !this.msgHasTemplates) {
+      this.off = 0;
+      return;
+    }
+    this.closeSet();
+    const len = this.off;
+    this.finishHeader(len);
+    const msg = Buffer.allocUnsafe(len);
+    this.buf.copy(msg, 0, 0, len);
+    const records = this.msgRecords;
+    const templates = this.msgHasTemplates;
+    this.off = 0;
+    this.counts.messages++;
+    if (templates) this.counts.templates++;
+    else this.sinceTemplates++;
+    this.onMessage(msg, records, templates);
+  }
+
+  /** Forces templates into a message of their own now (e.g. at the start of a TCP session). */
+  sendTemplates(): void {
+    this.flush();
+    this.templatesDue = true;
+    this.begin();
+    this.flush();
+  }
+
+  protected writeTemplateRecords(o: number, ts: readonly Template[]): number {
+    for (const t of ts) {
+      o = writeTemplateRecord(this.buf, o, t);
+      this.msgTemplateRecords++;
+    }
+    return o;
+  }
+}

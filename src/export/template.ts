@@ -1,0 +1,247 @@
+/**
+ * Templates shared by the IPFIX and NetFlow v9 encoders: a template is a
+ * list of fields (element id, length, enterprise number) each naming what it
+ * takes from an ExportFlow. `writeRecord` writes one data record of a
+ * template in one pass over a preallocated buffer; all integers big-endian
+ * (network order), as both RFCs require.
+ */
+import { writeIPv4, writeIPv6 } from './addr.js';
+import type { ExportFlow } from './flow.js';
+import * as ie from './ie.js';
+
+/** What a field takes from the flow (numbers: the hot loop switches on them). */
+export const K = {
+  SRC: 0,
+  DST: 1,
+  SPORT: 2,
+  DPORT: 3,
+  PROTO: 4,
+  FLAGS: 5,
+  ICMP: 6,
+  BYTES: 7,
+  PKTS: 8,
+  RBYTES: 9,
+  RPKTS: 10,
+  START_MS: 11,
+  END_MS: 12,
+  FIRST_SWITCHED: 13,
+  LAST_SWITCHED: 14,
+  NAT_SRC: 15,
+  NAT_DST: 16,
+  NAT_SPORT: 17,
+  NAT_DPORT: 18,
+  REASON: 19,
+} as const;
+
+export interface Field {
+  id: number;
+  len: number;
+  /** Private enterprise number (IPFIX only): RFC 5103's 29305 for reverse elements. */
+  pen?: number;
+  kind: number;
+}
+
+export interface Template {
+  id: number;
+  family: 'ipv4' | 'ipv6';
+  fields: readonly Field[];
+  /** Bytes of one data record. */
+  recordLen: number;
+  /** Bytes of the template record (in a template set / flowset). */
+  templateLen: number;
+}
+
+export function makeTemplate(id: number, family: 'ipv4' | 'ipv6', fields: Field[]): Template {
+  let recordLen = 0;
+  let templateLen = 4;
+  for (const f of fields) {
+    recordLen += f.len;
+    templateLen += f.pen === undefined ? 4 : 8;
+  }
+  return { id, family, fields, recordLen, templateLen };
+}
+
+/** Writes a template record (id, field count, field specifiers) at `o`; returns the offset after it. */
+export function writeTemplateRecord(buf: Buffer, o: number, t: Template): number {
+  buf.writeUInt16BE(t.id, o);
+  buf.writeUInt16BE(t.fields.length, o + 2);
+  o += 4;
+  for (const f of t.fields) {
+    buf.writeUInt16BE(f.pen === undefined ? f.id : f.id | 0x8000, o);
+    buf.writeUInt16BE(f.len, o + 2);
+    o += 4;
+    if (f.pen !== undefined) {
+      buf.writeUInt32BE(f.pen, o);
+      o += 4;
+    }
+  }
+  return o;
+}
+
+const v = (family: 'ipv4' | 'ipv6') => family === 'ipv4';
+
+/** Address, port, protocol, ICMP and NAT fields common to every template. */
+function keyFields(family: 'ipv4' | 'ipv6'): Field[] {
+  const a = v(family) ? 4 : 16;
+  return [
+    { id: v(family) ? ie.sourceIPv4Address : ie.sourceIPv6Address, len: a, kind: K.SRC },
+    { id: v(family) ? ie.destinationIPv4Address : ie.destinationIPv6Address, len: a, kind: K.DST },
+    { id: ie.sourceTransportPort, len: 2, kind: K.SPORT },
+    { id: ie.destinationTransportPort, len: 2, kind: K.DPORT },
+    { id: ie.protocolIdentifier, len: 1, kind: K.PROTO },
+    // tcpControlBits is unsigned16 since RFC 7125; one octet (reduced-size encoding) is what NetFlow and softflowd send.
+    { id: ie.tcpControlBits, len: 1, kind: K.FLAGS },
+    { id: v(family) ? ie.icmpTypeCodeIPv4 : ie.icmpTypeCodeIPv6, len: 2, kind: K.ICMP },
+  ];
+}
+
+function natFields(family: 'ipv4' | 'ipv6'): Field[] {
+  const a = v(family) ? 4 : 16;
+  return [
+    { id: v(family) ? ie.postNATSourceIPv4Address : ie.postNATSourceIPv6Address, len: a, kind: K.NAT_SRC },
+    { id: v(family) ? ie.postNATDestinationIPv4Address : ie.postNATDestinationIPv6Address, len: a, kind: K.NAT_DST },
+    { id: ie.postNAPTSourceTransportPort, len: 2, kind: K.NAT_SPORT },
+    { id: ie.postNAPTDestinationTransportPort, len: 2, kind: K.NAT_DPORT },
+  ];
+}
+
+/** IPFIX: absolute times; biflow adds RFC 5103's reverse counters. */
+export function ipfixTemplate(id: number, family: 'ipv4' | 'ipv6', biflow: boolean): Template {
+  const counters: Field[] = [
+    { id: ie.octetDeltaCount, len: 8, kind: K.BYTES },
+    { id: ie.packetDeltaCount, len: 8, kind: K.PKTS },
+  ];
+  if (biflow)
+    counters.push(
+      { id: ie.octetDeltaCount, len: 8, pen: ie.REVERSE_PEN, kind: K.RBYTES },
+      { id: ie.packetDeltaCount, len: 8, pen: ie.REVERSE_PEN, kind: K.RPKTS },
+    );
+  return makeTemplate(id, family, [
+    ...keyFields(family),
+    ...counters,
+    { id: ie.flowStartMilliseconds, len: 8, kind: K.START_MS },
+    { id: ie.flowEndMilliseconds, len: 8, kind: K.END_MS },
+    ...natFields(family),
+    { id: ie.flowEndReason, len: 1, kind: K.REASON },
+  ]);
+}
+
+/** NetFlow v9: one direction per record, times relative to sysUptime. */
+export function netflow9Template(id: number, family: 'ipv4' | 'ipv6'): Template {
+  return makeTemplate(id, family, [
+    // ICMP_TYPE (32) is icmpTypeCodeIPv4; for IPv6 the IPFIX element 139 is used, which collectors also read in v9.
+    ...keyFields(family),
+    { id: ie.IN_BYTES, len: 8, kind: K.BYTES },
+    { id: ie.IN_PKTS, len: 8, kind: K.PKTS },
+    { id: ie.FIRST_SWITCHED, len: 4, kind: K.FIRST_SWITCHED },
+    { id: ie.LAST_SWITCHED, len: 4, kind: K.LAST_SWITCHED },
+    ...natFields(family),
+  ]);
+}
+
+const REASONS: Record<ExportFlow['reason'], number> = ie.FLOW_END_REASON;
+
+function w16(b: Buffer, o: number, x: number): void {
+  b[o] = x >>> 8;
+  b[o + 1] = x;
+}
+function w32(b: Buffer, o: number, x: number): void {
+  b[o] = x >>> 24;
+  b[o + 1] = x >>> 16;
+  b[o + 2] = x >>> 8;
+  b[o + 3] = x;
+}
+/** Unsigned 64-bit from a JS number (exact up to 2^53). */
+function w64(b: Buffer, o: number, x: number): void {
+  w32(b, o, Math.floor(x / 4294967296));
+  w32(b, o + 4, x >>> 0);
+}
+
+const isIcmp = (p: number) => p === 1 || p === 58;
+
+/**
+ * Writes one data record at `o` and returns the offset after it. `reverse`
+ * writes the reply direction as a flow of its own (uniflow export);
+ * `bootMs` anchors NetFlow v9's relative times.
+ */
+export function writeRecord(
+  b: Buffer,
+  o: number,
+  t: Template,
+  f: ExportFlow,
+  reverse: boolean,
+  bootMs: number,
+): number {
+  const v4 = t.family === 'ipv4';
+  const icmp = isIcmp(f.protonum);
+  const fields = t.fields;
+  for (let i = 0; i < fields.length; i++) {
+    const fd = fields[i];
+    switch (fd.kind) {
+      case K.SRC:
+        (v4 ? writeIPv4 : writeIPv6)(b, o, reverse ? f.rsrc : f.src);
+        break;
+      case K.DST:
+        (v4 ? writeIPv4 : writeIPv6)(b, o, reverse ? f.rdst : f.dst);
+        break;
+      case K.SPORT:
+        w16(b, o, icmp ? 0 : reverse ? f.rsport : f.sport);
+        break;
+      case K.DPORT:
+      case K.ICMP: {
+        // ICMP type and code go in the destination port too, as NetFlow collectors expect.
+        const ic = reverse ? f.ricmp : f.icmp;
+        w16(b, o, icmp ? (ic ? (ic.type << 8) | ic.code : 0) : fd.kind === K.ICMP ? 0 : reverse ? f.rdport : f.dport);
+        break;
+      }
+      case K.PROTO:
+        b[o] = f.protonum;
+        break;
+      case K.FLAGS:
+        b[o] = f.protonum === 6 ? f.tcpFlags : 0;
+        break;
+      case K.BYTES:
+        w64(b, o, reverse ? f.rbytes : f.bytes);
+        break;
+      case K.PKTS:
+        w64(b, o, reverse ? f.rpackets : f.packets);
+        break;
+      case K.RBYTES:
+        w64(b, o, f.rbytes);
+        break;
+      case K.RPKTS:
+        w64(b, o, f.rpackets);
+        break;
+      case K.START_MS:
+        w64(b, o, f.start);
+        break;
+      case K.END_MS:
+        w64(b, o, f.end);
+        break;
+      case K.FIRST_SWITCHED:
+        w32(b, o, Math.max(0, f.start - bootMs));
+        break;
+      case K.LAST_SWITCHED:
+        w32(b, o, Math.max(0, f.end - bootMs));
+        break;
+      // Post-NAT fields come from the reply tuple: the reply's destination is where the original source went.
+      case K.NAT_SRC:
+        (v4 ? writeIPv4 : writeIPv6)(b, o, reverse ? f.dst : f.rdst);
+        break;
+      case K.NAT_DST:
+        (v4 ? writeIPv4 : writeIPv6)(b, o, reverse ? f.src : f.rsrc);
+        break;
+      case K.NAT_SPORT:
+        w16(b, o, icmp ? 0 : reverse ? f.dport : f.rdport);
+        break;
+      case K.NAT_DPORT:
+        w16(b, o, icmp ? 0 : reverse ? f.sport : f.rsport);
+        break;
+      case K.REASON:
+        b[o] = REASONS[f.reason] ?? 0;
+        break;
+    }
+    o += fd.len;
+  }
+  return o;
+}
