@@ -1,6 +1,7 @@
 /** flowgrab: the kernel's view of network traffic as typed RxJS streams. */
 
 export * from './auth/index.js';
+export * from './daemon/index.js';
 export { DecodeError, type ErrorCode, FlowgrabError } from './errors.js';
 export * from './filters/index.js';
 export * from './flow/index.js';

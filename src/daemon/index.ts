@@ -1,2 +1,12 @@
-// Placeholder: this layer arrives with its own issue (see DESIGN.md).
-export {};
+// The daemon's client side is public (Flowgrab.connect returns a RemoteFlowgrab); the server is for flowgrabd.
+export type {
+  QueueNotice,
+  QueueRegistration,
+  RemoteFlowgrab,
+  RemoteFlowHandle,
+  RemotePacket,
+  RemoteQueue,
+  RemoteVerdict,
+} from './client.js';
+export { Daemon, type DaemonOptions, type DaemonStats } from './server.js';
+export type { QueueConfig, QueueStats } from './queue.js';
