@@ -8,5 +8,5 @@ export type {
   RemoteQueue,
   RemoteVerdict,
 } from './client.js';
-export { Daemon, type DaemonOptions, type DaemonStats } from './server.js';
 export type { QueueConfig, QueueStats } from './queue.js';
+export { Daemon, type DaemonOptions, type DaemonStats } from './server.js';
