@@ -4,8 +4,10 @@
  * that records what it was asked. Tests of the MQTT bridge and the web view
  * use it to check the carrying, independent of aggregation.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Subject } from 'rxjs';
-import type { SpinCore, SpinMessage } from '../../examples/spin/contract.js';
+import type { SpinCore, SpinMessage, WebHandler } from '../../examples/spin/contract.js';
 
 export interface FakeNode {
   id: number;
@@ -118,4 +120,40 @@ export class FakeSpinCore implements SpinCore {
 
 export function spin(topic: string, body: unknown, retain = false): SpinMessage {
   return { topic, payload: JSON.stringify(body), retain };
+}
+
+/**
+ * An HTTP server shaped like the app's: `POST /spin_api/jsonrpc` answered by
+ * the core, everything else offered to the web handler, else 404.
+ */
+export async function serveSpinHttp(core: SpinCore, web: WebHandler): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    if (req.method === 'POST' && req.url === '/spin_api/jsonrpc') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', async () => {
+        let reply: unknown;
+        try {
+          reply = await core.handleRpc(JSON.parse(Buffer.concat(chunks).toString()));
+        } catch {
+          reply = { jsonrpc: '2.0', error: { code: 1, message: 'Wrong JSON-RPC version, expected 2.0' } };
+        }
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(reply === undefined ? '' : JSON.stringify(reply));
+      });
+      return;
+    }
+    if (!web(req, res)) res.writeHead(404).end('not found\n');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }

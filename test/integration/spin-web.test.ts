@@ -1,0 +1,126 @@
+// The SPIN web view in Debian's headless Chromium (playwright-core): the page
+// and its vendored scripts come from the app, live traffic arrives over
+// MQTT-over-WebSocket from the embedded broker, and the buttons call the
+// JSON-RPC. First against a fake core (the page's own behaviour), then
+// against the whole app on the home-network lab (blocking cuts a real
+// connection).
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startMqtt } from '../../examples/spin/mqtt.js';
+import { createWebHandler } from '../../examples/spin/web/serve.js';
+import { FakeSpinCore, serveSpinHttp, spin } from '../helpers/spin-fake-core.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const ARTIFACTS = join(ROOT, 'test-artifacts');
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let browser: Browser;
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** A page that fails the test on script errors and on any request leaving the app. */
+async function openPage(url: string): Promise<{ page: Page; problems: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
+  const origin = new URL(url).origin;
+  await context.route('**/*', (route) => {
+    const target = new URL(route.request().url());
+    if (target.origin === origin) return route.continue();
+    problems.push(`request outside the app: ${target.href}`);
+    return route.abort();
+  });
+  await page.goto(url);
+  return { page, problems };
+}
+
+describe('web view against a fake core', () => {
+  it('shows devices, draws live traffic, blocks a device flow through the RPC, and follows merges and restarts', async () => {
+    const core = new FakeSpinCore();
+    const bridge = await startMqtt(core, { broker: 'embedded', tcpPort: 0, wsPort: 0 });
+    const http = await serveSpinHttp(core, createWebHandler({ mqttWsUrl: bridge.wsUrl }));
+    try {
+      const { page, problems } = await openPage(`${http.url}/`);
+      await expect.poll(() => page.locator('#mqtt-status').getAttribute('data-state')).toBe('connected');
+      const cards = page.locator('li.device');
+      await expect
+        .poll(() => cards.evaluateAll((els) => els.map((e) => e.getAttribute('data-mac'))))
+        .toEqual(['02:00:00:00:77:11', '02:00:00:00:77:12', '02:00:00:00:77:13']);
+      await expect.poll(() => cards.first().locator('.name').textContent()).toBe('laptop');
+
+      // Live traffic reaches the graph and the totals line.
+      core.emitTraffic(2048, 3);
+      await expect.poll(() => page.locator('#totals').textContent()).toBe('2.0 KiB/s · 3 pkt/s');
+
+      const laptop = page.locator('li.device[data-mac="02:00:00:00:77:11"]');
+      const row = laptop.locator('tr.flow[data-peer="4"]');
+      await expect.poll(() => row.locator('td').first().textContent()).toBe('cdn.shop.test');
+      await row.locator('button[data-action="block-flow"]').click();
+      await expect.poll(() => core.flowBlocks.has('02:00:00:00:77:11/4')).toBe(true);
+      await expect.poll(() => row.getAttribute('class')).toBe('flow blocked');
+      await page.screenshot({ path: join(ARTIFACTS, 'spin-web-fake.png') });
+      await row.locator('button[data-action="unblock-flow"]').click();
+      await expect.poll(() => core.flowBlocks.size).toBe(0);
+
+      // A node merged away leaves the device list; serverRestart reloads the page.
+      core.messages.next(spin('SPIN/traffic/admin', { command: 'nodeMerged', result: { id: 3, 'merged-to': 1 } }));
+      core.messages.next({ topic: 'SPIN/traffic/node/3', payload: '', retain: true });
+      await expect.poll(() => cards.count()).toBe(2);
+      core.nodes.delete(3);
+      await page.evaluate(() => {
+        (globalThis as { beforeRestart?: boolean }).beforeRestart = true;
+      });
+      core.messages.next(spin('SPIN/traffic', { command: 'serverRestart' }));
+      await expect.poll(() => page.evaluate(() => 'beforeRestart' in globalThis)).toBe(false);
+      await expect.poll(() => cards.count()).toBe(2);
+      expect(problems).toEqual([]);
+      await page.context().close();
+    } finally {
+      await http.close();
+      await bridge.close();
+    }
+  });
+});
+
+describe('web view files', () => {
+  it('serves the page, its scripts and vendored assets, and nothing outside them', async () => {
+    const http = await serveSpinHttp(new FakeSpinCore(), createWebHandler({ mqttWsUrl: 'ws://127.0.0.1:1/mqtt' }));
+    try {
+      const get = (path: string, init?: RequestInit) => fetch(`${http.url}${path}`, init);
+      const page = await get('/spin_graph/graph.html');
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      const html = await page.text();
+      for (const src of html.matchAll(/(?:src|href)="(\/[^"]+)"/g)) {
+        const asset = await get(src[1]);
+        expect(asset.status, src[1]).toBe(200);
+        expect(Number(asset.headers.get('content-length')), src[1]).toBeGreaterThan(100);
+      }
+      expect(await (await get('/spin_web/config.json')).json()).toEqual({ mqttWsUrl: 'ws://127.0.0.1:1/mqtt' });
+      expect((await get('/static/../serve.ts')).status).toBe(404);
+      expect((await get('/static/%2e%2e/serve.ts')).status).toBe(404);
+      expect((await get('/static/js/nothing.js')).status).toBe(404);
+      expect((await get('/static/js/main.js', { method: 'DELETE' })).status).toBe(405);
+    } finally {
+      await http.close();
+    }
+  });
+});
