@@ -1,0 +1,112 @@
+/**
+ * Wiring: a record stream (conntrack, or any flow graph's output) into a
+ * sink. Conntrack records go through a FlowTracker (records at DESTROY,
+ * active-timeout updates, shutdown flush); anything else goes to the sink
+ * as it is (NDJSON and MQTT take any record; IPFIX and NetFlow v9 count
+ * what they cannot express as rejected).
+ */
+import { lastValueFrom, type Observable, type Subscription, toArray } from 'rxjs';
+import { FlowgrabError } from '../errors.js';
+import type { ConntrackRecord } from '../sources/conntrack/record.js';
+import { conntrack } from '../sources/conntrack/source.js';
+import type { NoticeObserver } from '../sources/notice.js';
+import type { FlowSink, SinkStats } from './sink.js';
+import { FlowTracker, isConntrackRecord } from './tracker.js';
+
+export interface ExportOptions {
+  /** Seconds between records of a long-running flow (default 60; 0: only when it ends). */
+  activeTimeoutS?: number;
+  /** How often the source dumps counters (ms); the tracker uses it to time active records. */
+  pollIntervalMs?: number;
+  /** At shutdown: the current table, so pending growth is exported (conntrack flows only). */
+  finalDump?: () => Promise<ConntrackRecord[]>;
+  /** Errors of the record stream. */
+  onError?: (err: unknown) => void;
+}
+
+export interface ExporterStats {
+  sink: SinkStats;
+  tracker: FlowTracker['counts'] & { tracking: number };
+}
+
+export interface FlowExporter {
+  stats(): ExporterStats;
+  /** Exports every tracked flow's pending growth, flushes and closes the sink. Idempotent. */
+  close(): Promise<void>;
+}
+
+export function activeTimeoutMs(s: number | undefined): number {
+  const v = s ?? 60;
+  if (!Number.isFinite(v) || v < 0)
+    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `activeTimeoutS must be a number of seconds ≥ 0, got ${v}`);
+  return v * 1000;
+}
+
+/** Feeds `records` into `sink`; conntrack records are tracked into flows first. */
+export function exportRecords(records: Observable<unknown>, sink: FlowSink, o: ExportOptions = {}): FlowExporter {
+  const tracker = new FlowTracker({
+    activeTimeoutMs: activeTimeoutMs(o.activeTimeoutS),
+    pollIntervalMs: o.pollIntervalMs,
+    emit: (f) => sink.write(f),
+  });
+  let sub: Subscription | undefined = records.subscribe({
+    next: (r) => (isConntrackRecord(r) ? tracker.push(r) : sink.write(r)),
+    error: (err) => o.onError?.(err),
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    stats: () => ({ sink: sink.stats(), tracker: { ...tracker.counts, tracking: tracker.size } }),
+    close: () => {
+      closing ??= (async () => {
+        // The final dump runs while events still arrive, so a flow ending meanwhile still reports its DESTROY.
+        let current: ConntrackRecord[] = [];
+        if (o.finalDump && tracker.size > 0) {
+          try {
+            current = await o.finalDump();
+          } catch (err) {
+            o.onError?.(err);
+          }
+        }
+        sub?.unsubscribe();
+        sub = undefined;
+        tracker.flush(current);
+        await sink.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+export interface ConntrackExportOptions extends Omit<ExportOptions, 'finalDump' | 'pollIntervalMs'> {
+  netns?: string;
+  family?: 'ipv4' | 'ipv6' | 'all';
+  notices?: NoticeObserver;
+  /** Set nf_conntrack_events/acct/timestamp in the namespace so every flow reports its end with counters. */
+  setSysctls?: boolean;
+}
+
+/** The dump interval for an active timeout: the timeout itself, at least 1 s; 30 s when there is none (idle ends). */
+export function pollFor(activeMs: number): number {
+  return activeMs > 0 ? Math.max(1000, activeMs) : 30_000;
+}
+
+/** Exports the conntrack table of `netns` to `sink`: the current flows, then every flow as it runs and ends. */
+export function exportConntrack(sink: FlowSink, o: ConntrackExportOptions = {}): FlowExporter {
+  const activeMs = activeTimeoutMs(o.activeTimeoutS);
+  const pollIntervalMs = pollFor(activeMs);
+  const common = { netns: o.netns, family: o.family ?? 'all' } as const;
+  const source = conntrack({
+    ...common,
+    dump: true,
+    events: ['new', 'destroy'],
+    pollIntervalMs,
+    notices: o.notices,
+    setEventsSysctl: o.setSysctls ?? false,
+    setAccounting: o.setSysctls ?? false,
+  });
+  return exportRecords(source, sink, {
+    ...o,
+    pollIntervalMs,
+    finalDump: () => lastValueFrom(conntrack({ ...common, dump: true }).pipe(toArray())),
+  });
+}

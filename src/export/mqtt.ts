@@ -1,0 +1,206 @@
+/**
+ * MQTT sink: each record published as JSON to a topic made from a template
+ * (`flowgrab/{family}/{src}`: fields of the record, dotted paths allowed).
+ * While the broker is away the client reconnects and records wait in a
+ * bounded queue; what does not fit is dropped and counted. `mqtt` is an
+ * optional dependency, loaded only when an MQTT sink is made.
+ */
+import { FlowgrabError } from '../errors.js';
+import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
+
+export interface MqttSinkOptions {
+  /** mqtt://host:port, mqtts://…, ws://… */
+  url: string;
+  /** Topic template; `{path}` is replaced by that field of the record (`_` when absent). Default `flowgrab/flows/{family}`. */
+  topic?: string;
+  qos?: 0 | 1 | 2;
+  retain?: boolean;
+  /** Records held while the broker is away (default 1000); beyond that the oldest are dropped. */
+  queueRecords?: number;
+  clientId?: string;
+  /** ms between reconnect attempts (default 1000). */
+  reconnectMs?: number;
+  /** Connect timeout in ms (default 5000). */
+  connectTimeoutMs?: number;
+}
+
+interface MqttClientLike {
+  connected: boolean;
+  on(ev: string, f: (...a: unknown[]) => void): unknown;
+  publish(
+    topic: string,
+    payload: string,
+    opts: { qos: 0 | 1 | 2; retain: boolean },
+    cb: (err?: Error) => void,
+  ): unknown;
+  end(force: boolean, opts: object, cb: () => void): unknown;
+}
+
+const FIELD = /\{([A-Za-z0-9_.]+)\}/g;
+
+/** The topic for a record: each `{path}` replaced by its value, with MQTT's wildcard characters made harmless. */
+export function topicFor(template: string, r: unknown): string {
+  return template.replace(FIELD, (_, path: string) => {
+    let v: unknown = r;
+    for (const k of path.split('.'))
+      v = v === null || typeof v !== 'object' ? undefined : (v as Record<string, unknown>)[k];
+    if (v === undefined || v === null || typeof v === 'object') return '_';
+    return String(v).replace(/[+#/\0]/g, '_') || '_';
+  });
+}
+
+async function loadMqtt(): Promise<{ connect(url: string, o: object): MqttClientLike }> {
+  try {
+    const m = (await import('mqtt')) as unknown as { connect?: unknown; default?: { connect?: unknown } };
+    const connect = (m.connect ?? m.default?.connect) as ((url: string, o: object) => MqttClientLike) | undefined;
+    if (!connect) throw new Error('the mqtt module has no connect()');
+    return { connect };
+  } catch (err) {
+    throw new FlowgrabError(
+      'FG_ERR_INVALID_STATE',
+      `the MQTT sink needs the optional dependency "mqtt": npm install mqtt (${(err as Error).message})`,
+      { op: 'mqtt.load', cause: err },
+    );
+  }
+}
+
+class MqttSink implements FlowSink {
+  readonly kind = 'mqtt';
+  private readonly st = emptyStats();
+  private readonly queue: { topic: string; payload: string }[] = [];
+  private inflight = 0;
+  private waiters: (() => void)[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly client: MqttClientLike,
+    private readonly o: Required<Pick<MqttSinkOptions, 'topic' | 'qos' | 'retain' | 'queueRecords'>>,
+  ) {
+    client.on('connect', () => this.drain());
+    client.on('error', (err) => {
+      this.st.errors++;
+      this.st.lastError = `mqtt: ${(err as Error).message}`;
+    });
+  }
+
+  write(record: unknown): void {
+    this.st.received++;
+    if (this.closed) {
+      this.drop(1, 'sink closed');
+      return;
+    }
+    let payload: string;
+    try {
+      payload = JSON.stringify(record);
+    } catch (err) {
+      this.st.rejected++;
+      this.st.lastError = `not serialisable: ${(err as Error).message}`;
+      return;
+    }
+    const m = { topic: topicFor(this.o.topic, record), payload };
+    if (this.client.connected && this.queue.length === 0) this.publish(m);
+    else this.enqueue(m);
+  }
+
+  private enqueue(m: { topic: string; payload: string }): void {
+    if (this.queue.length >= this.o.queueRecords) {
+      this.queue.shift();
+      this.drop(1, 'broker away: queue full, oldest record dropped');
+    }
+    this.queue.push(m);
+    this.st.queued = this.queue.length;
+  }
+
+  private drop(n: number, why: string): void {
+    this.st.dropped += n;
+    this.st.lastError = why;
+  }
+
+  private publish(m: { topic: string; payload: string }): void {
+    this.inflight++;
+    this.client.publish(m.topic, m.payload, { qos: this.o.qos, retain: this.o.retain }, (err) => {
+      this.inflight--;
+      if (err) {
+        // Lost with the connection: keep it for the next one (bounded) rather than lose it.
+        if (!this.closed && !this.client.connected) this.enqueue(m);
+        else this.drop(1, `publish: ${err.message}`);
+      } else {
+        this.st.sent++;
+        this.st.messages++;
+      }
+      this.settle();
+    });
+  }
+
+  private drain(): void {
+    while (this.queue.length > 0 && this.client.connected) {
+      const m = this.queue.shift();
+      if (m) this.publish(m);
+    }
+    this.st.queued = this.queue.length;
+    this.settle();
+  }
+
+  private settle(): void {
+    if (this.inflight > 0 || (this.queue.length > 0 && this.client.connected)) return;
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves when every record published so far is acknowledged (QoS 1/2) or written (QoS 0); queued records wait for the broker. */
+  flush(): Promise<void> {
+    if (this.inflight === 0 && (this.queue.length === 0 || !this.client.connected)) return Promise.resolve();
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.client.connected) {
+      const t = new Promise<void>((r) => setTimeout(r, 2000).unref());
+      await Promise.race([this.flush(), t]);
+    }
+    this.closed = true;
+    if (this.queue.length > 0) {
+      this.drop(this.queue.length, 'closed with records queued (broker away)');
+      this.queue.length = 0;
+      this.st.queued = 0;
+    }
+    this.inflight = 0;
+    await new Promise<void>((r) => this.client.end(true, {}, () => r()));
+  }
+
+  stats(): SinkStats {
+    return { ...this.st };
+  }
+}
+
+/** Connects (in the background: records queue until the broker answers) and returns the sink. */
+export async function mqttSink(o: MqttSinkOptions): Promise<FlowSink> {
+  const qos = o.qos ?? 0;
+  if (qos !== 0 && qos !== 1 && qos !== 2)
+    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `qos must be 0, 1 or 2, got ${String(qos)}`);
+  if (!/^(mqtts?|wss?|tcp|ssl):\/\//.test(o.url))
+    throw new FlowgrabError(
+      'FG_ERR_INVALID_ARGUMENT',
+      `MQTT url must be mqtt://HOST[:PORT] (or mqtts, ws, wss), got ${JSON.stringify(o.url)}`,
+    );
+  const queueRecords = o.queueRecords ?? 1000;
+  if (!Number.isInteger(queueRecords) || queueRecords < 0)
+    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `queueRecords must be an integer ≥ 0, got ${queueRecords}`);
+  const mqtt = await loadMqtt();
+  const client = mqtt.connect(o.url, {
+    clientId: o.clientId ?? `flowgrab-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
+    reconnectPeriod: o.reconnectMs ?? 1000,
+    connectTimeout: o.connectTimeoutMs ?? 5000,
+    // Our own queue is the bounded one; the client's offline queue would grow without limit.
+    queueQoSZero: false,
+    clean: true,
+  });
+  return new MqttSink(client, {
+    topic: o.topic ?? 'flowgrab/flows/{family}',
+    qos,
+    retain: o.retain ?? false,
+    queueRecords,
+  });
+}

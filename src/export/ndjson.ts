@@ -1,0 +1,157 @@
+/**
+ * NDJSON sink: one JSON record per line, to a file or stdout. Lines are
+ * batched into large synchronous writes; with `rotateBytes` the file is
+ * rotated before it would grow past that size (FILE → FILE.1 → … FILE.keep,
+ * the oldest removed), so no line is ever split between files.
+ */
+import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { FlowgrabError } from '../errors.js';
+import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
+
+export interface NdjsonSinkOptions {
+  /** A file path, or `-` / undefined for stdout. */
+  file?: string;
+  /** Rotate before the file would exceed this many bytes (0: never). */
+  rotateBytes?: number;
+  /** Rotated files kept (default 5). */
+  keep?: number;
+  /** How records become lines (default JSON.stringify). */
+  format?: (r: unknown) => string;
+}
+
+const BATCH = 256 * 1024;
+
+class NdjsonSink implements FlowSink {
+  readonly kind = 'ndjson';
+  private readonly st = emptyStats();
+  private fd: number;
+  private size = 0;
+  private lines: string[] = [];
+  private pendingBytes = 0;
+  private pendingRecords = 0;
+  private scheduled = false;
+  private closed = false;
+
+  constructor(private readonly o: Required<Omit<NdjsonSinkOptions, 'file'>> & { file?: string }) {
+    this.fd = this.open();
+  }
+
+  private open(): number {
+    if (!this.o.file) return 1;
+    try {
+      const fd = openSync(this.o.file, 'a');
+      this.size = fstatSync(fd).size;
+      return fd;
+    } catch (err) {
+      throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `cannot open ${this.o.file}: ${(err as Error).message}`, {
+        op: 'ndjson.open',
+        cause: err,
+      });
+    }
+  }
+
+  write(record: unknown): void {
+    this.st.received++;
+    if (this.closed) {
+      this.st.dropped++;
+      this.st.lastError = 'sink closed';
+      return;
+    }
+    let line: string;
+    try {
+      line = this.o.format(record);
+    } catch (err) {
+      this.st.rejected++;
+      this.st.lastError = `not serialisable: ${(err as Error).message}`;
+      return;
+    }
+    if (typeof line !== 'string') {
+      this.st.rejected++;
+      this.st.lastError = 'not serialisable';
+      return;
+    }
+    const bytes = Buffer.byteLength(line) + 1;
+    if (
+      this.o.rotateBytes > 0 &&
+      this.size + this.pendingBytes + bytes > this.o.rotateBytes &&
+      this.size + this.pendingBytes > 0
+    ) {
+      this.writeOut();
+      this.rotate();
+    }
+    this.lines.push(line);
+    this.pendingBytes += bytes;
+    this.pendingRecords++;
+    if (this.pendingBytes >= BATCH) this.writeOut();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.writeOut();
+      });
+    }
+  }
+
+  private writeOut(): void {
+    if (this.lines.length === 0 || this.fd < 0) return;
+    const buf = Buffer.from(`${this.lines.join('\n')}\n`);
+    const n = this.pendingRecords;
+    this.lines = [];
+    this.pendingBytes = 0;
+    this.pendingRecords = 0;
+    try {
+      let off = 0;
+      while (off < buf.length) off += writeSync(this.fd, buf, off);
+      this.size += buf.length;
+      this.st.sent += n;
+      this.st.messages++;
+    } catch (err) {
+      this.st.dropped += n;
+      this.st.errors++;
+      this.st.lastError = `write: ${(err as Error).message}`;
+    }
+  }
+
+  private rotate(): void {
+    const f = this.o.file;
+    if (!f) return;
+    closeSync(this.fd);
+    const name = (i: number) => (i === 0 ? f : `${f}.${i}`);
+    if (existsSync(name(this.o.keep))) rmSync(name(this.o.keep));
+    for (let i = this.o.keep - 1; i >= 0; i--) if (existsSync(name(i))) renameSync(name(i), name(i + 1));
+    this.fd = this.open();
+  }
+
+  async flush(): Promise<void> {
+    this.writeOut();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.writeOut();
+    this.closed = true;
+    if (this.o.file && this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  stats(): SinkStats {
+    return { ...this.st };
+  }
+}
+
+export function ndjsonSink(o: NdjsonSinkOptions = {}): FlowSink {
+  const rotateBytes = o.rotateBytes ?? 0;
+  const keep = o.keep ?? 5;
+  if (!Number.isInteger(rotateBytes) || rotateBytes < 0)
+    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `rotateBytes must be an integer ≥ 0, got ${rotateBytes}`);
+  if (!Number.isInteger(keep) || keep < 1)
+    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `keep must be an integer ≥ 1, got ${keep}`);
+  if (rotateBytes > 0 && (!o.file || o.file === '-'))
+    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', 'rotation needs a file, not stdout');
+  return new NdjsonSink({
+    file: o.file === '-' ? undefined : o.file,
+    rotateBytes,
+    keep,
+    format: o.format ?? JSON.stringify,
+  });
+}

@@ -1,0 +1,159 @@
+/**
+ * FlowTracker: conntrack records in, flow records out. Conntrack events
+ * carry counters only at DESTROY, so long flows are followed with periodic
+ * dumps (absolute counters; the kernel's are never zeroed) and every record
+ * exported carries the growth since the previous one of that flow.
+ *
+ * - DESTROY: the flow's last record, reason `end`.
+ * - Active timeout: a flow whose counters grew and whose last record is at
+ *   least `activeTimeoutMs` old gets a record with reason `active`.
+ * - Idle: a flow that stopped moving is not reported again until it ends;
+ *   its end is the last time a dump saw its counters grow, not the moment
+ *   the kernel expired it, and a final record with nothing new is skipped,
+ *   so a collector never sees empty flows or idle time counted as activity.
+ * - `flush()` (shutdown): every tracked flow's pending growth goes out,
+ *   reason `forced`.
+ */
+import type { ConntrackRecord } from '../sources/conntrack/record.js';
+import { type ExportFlow, type FlowEndReason, flowFromConntrack, tcpFlagsOfState } from './flow.js';
+
+export interface TrackerOptions {
+  /** Records for flows still running at least this often (0: only at the end). */
+  activeTimeoutMs: number;
+  /** How often the counters are dumped: an active record may come up to half of this early. */
+  pollIntervalMs?: number;
+  emit: (f: ExportFlow) => void;
+}
+
+interface Counts {
+  op: number;
+  ob: number;
+  rp: number;
+  rb: number;
+}
+
+interface Tracked {
+  rec: ConntrackRecord;
+  /** Start of the span the next record covers. */
+  from: number;
+  exported: Counts;
+  seen: Counts;
+  /** When the counters were last seen growing (or the flow started). */
+  active: number;
+  flags: number;
+  reported: boolean;
+}
+
+const ZERO: Counts = { op: 0, ob: 0, rp: 0, rb: 0 };
+
+function countsOf(r: ConntrackRecord): Counts | undefined {
+  if (r.orig.packets === undefined) return undefined;
+  return { op: r.orig.packets, ob: r.orig.bytes ?? 0, rp: r.reply.packets ?? 0, rb: r.reply.bytes ?? 0 };
+}
+
+const grew = (a: Counts, b: Counts) => a.op !== b.op || a.ob !== b.ob || a.rp !== b.rp || a.rb !== b.rb;
+
+export function isConntrackRecord(r: unknown): r is ConntrackRecord {
+  const c = r as ConntrackRecord;
+  return (
+    typeof c === 'object' &&
+    c !== null &&
+    typeof c.id === 'number' &&
+    typeof c.orig === 'object' &&
+    typeof c.reply === 'object' &&
+    (c.type === 'dump' || c.type === 'new' || c.type === 'update' || c.type === 'destroy')
+  );
+}
+
+export class FlowTracker {
+  private readonly flows = new Map<number, Tracked>();
+  private readonly activeMs: number;
+  private readonly slackMs: number;
+  readonly counts = { flows: 0, records: 0, active: 0, ended: 0, forced: 0, skippedEmpty: 0 };
+
+  constructor(private readonly o: TrackerOptions) {
+    this.activeMs = o.activeTimeoutMs;
+    this.slackMs = (o.pollIntervalMs ?? 0) / 2;
+  }
+
+  /** Flows being followed now. */
+  get size(): number {
+    return this.flows.size;
+  }
+
+  push(r: ConntrackRecord): void {
+    let t = this.flows.get(r.id);
+    const c = countsOf(r);
+    if (!t) {
+      const start = r.start ?? r.ts;
+      t = { rec: r, from: start, exported: ZERO, seen: ZERO, active: start, flags: 0, reported: false };
+      this.flows.set(r.id, t);
+      this.counts.flows++;
+    } else {
+      t.rec = r;
+    }
+    if (r.protonum === 6) t.flags |= tcpFlagsOfState(r.state);
+    if (c) {
+      // Counters that went backwards were zeroed by someone else: what is there now is new.
+      if (c.op < t.seen.op || c.ob < t.seen.ob || c.rp < t.seen.rp || c.rb < t.seen.rb) t.exported = ZERO;
+      if (grew(c, t.seen)) t.active = r.type === 'destroy' ? (r.stop ?? r.ts) : r.ts;
+      t.seen = c;
+    }
+    if (r.type === 'destroy') {
+      this.flows.delete(r.id);
+      this.export(t, 'end', t.active);
+      return;
+    }
+    if (this.activeMs > 0 && c && r.ts - t.from >= this.activeMs - this.slackMs && grew(t.seen, t.exported))
+      this.export(t, 'active', t.active);
+  }
+
+  /**
+   * Shutdown: exports the pending growth of every flow, with counters from
+   * `current` (a fresh dump) where it has the flow; the tracker is empty after.
+   */
+  flush(current: readonly ConntrackRecord[] = [], now = Date.now()): void {
+    for (const r of current) {
+      const t = this.flows.get(r.id);
+      const c = countsOf(r);
+      if (!t || !c) continue;
+      t.rec = r;
+      if (grew(c, t.seen)) t.active = now;
+      t.seen = c;
+    }
+    for (const t of this.flows.values()) this.export(t, 'forced', t.active);
+    this.flows.clear();
+  }
+
+  private export(t: Tracked, reason: FlowEndReason, end: number): void {
+    const d = {
+      op: t.seen.op - t.exported.op,
+      ob: t.seen.ob - t.exported.ob,
+      rp: t.seen.rp - t.exported.rp,
+      rb: t.seen.rb - t.exported.rb,
+    };
+    if (t.reported && d.op === 0 && d.ob === 0 && d.rp === 0 && d.rb === 0) {
+      this.counts.skippedEmpty++;
+      return;
+    }
+    const from = Math.min(t.from, end);
+    const f = flowFromConntrack(t.rec, {
+      packets: d.op,
+      bytes: d.ob,
+      rpackets: d.rp,
+      rbytes: d.rb,
+      start: from,
+      end,
+      reason,
+      tcpFlags: t.rec.protonum === 6 ? t.flags : 0,
+    });
+    t.exported = t.seen;
+    t.from = end;
+    t.reported = true;
+    this.counts.records++;
+    if (reason === 'active') this.counts.active++;
+    else if (reason === 'end') this.counts.ended++;
+    else this.counts.forced++;
+    this.o.emit(f);
+  }
+}
