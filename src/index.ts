@@ -3,6 +3,7 @@
 export * from './auth/index.js';
 export * from './daemon/index.js';
 export { DecodeError, type ErrorCode, FlowgrabError } from './errors.js';
+export * from './export/index.js';
 export * from './filters/index.js';
 export * from './flow/index.js';
 export { NetlinkOpError } from './netlink/socket.js';
