@@ -60,13 +60,16 @@ export async function connectExternalBroker(
   client.on('error', (error) => {
     lastError = error;
   });
+  // Ready = connected and subscribed to the RPC topic, so a request sent right after start is heard.
+  let onReady: (() => void) | undefined;
   client.on('connect', () => {
     connections++;
     backoff = options.minBackoffMs;
+    events.onConnect(transport);
     client.subscribe(RPC_REQUEST_TOPIC, { qos: 0 }, (error) => {
       if (error) lastError = error;
+      onReady?.();
     });
-    events.onConnect(transport);
   });
   client.on('message', (topic, payload) => {
     if (topic === RPC_REQUEST_TOPIC) events.onRequest(payload);
@@ -107,7 +110,14 @@ export async function connectExternalBroker(
     },
   };
 
-  await firstConnection(client, options.firstConnectMs);
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, options.firstConnectMs);
+    onReady = () => {
+      clearTimeout(timer);
+      onReady = undefined;
+      resolve();
+    };
+  });
   return transport;
 }
 
@@ -117,18 +127,4 @@ async function loadMqtt(): Promise<typeof import('mqtt')> {
   } catch (error) {
     throw new Error('an external MQTT broker needs the optional package "mqtt" (npm install mqtt)', { cause: error });
   }
-}
-
-/** Resolves on the first connection or after `ms`, whichever comes first. */
-function firstConnection(client: MqttClient, ms: number): Promise<void> {
-  if (client.connected) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      client.off('connect', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    client.on('connect', done);
-  });
 }
