@@ -5,6 +5,7 @@ import { VERSION } from '../version.js';
 import { arpCommand } from './arp.js';
 import { conntrackCommand } from './conntrack.js';
 import { dnsCommand } from './dns.js';
+import { exportCommand } from './export.js';
 import { nfqueueCommand } from './nfqueue.js';
 import { policyCommand } from './policy.js';
 import { reportError } from './run.js';
@@ -22,6 +23,7 @@ const program = new Command('flowgrab')
   .addCommand(watchCommand())
   .addCommand(recordCommand())
   .addCommand(graphCommand())
+  .addCommand(exportCommand())
   .addCommand(policyCommand())
   .addCommand(statusCommand());
 

@@ -32,6 +32,8 @@ export interface IpfixSinkOptions extends CollectorOptions {
   transport?: 'udp' | 'tcp';
   observationDomainId?: number;
   biflow?: boolean;
+  /** The exporter options record (systemInitTimeMilliseconds, totals) with the templates; default off. */
+  exporterInfo?: boolean;
 }
 
 export interface Netflow9SinkOptions extends CollectorOptions {

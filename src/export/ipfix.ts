@@ -1,8 +1,8 @@
 /**
  * IPFIX (RFC 7011) messages: a 16-byte header (version 10, length, export
  * time, sequence number, observation domain), then sets: templates (set id
- * 2), an options template (set id 3) with its one record describing the
- * exporter, and data sets (set id = template id).
+ * 2), optionally an options template (set id 3) with its one record
+ * describing the exporter, and data sets (set id = template id).
  *
  * Biflow (the default) follows RFC 5103: one record per connection, the
  * originating direction in the usual elements and the reply direction's
@@ -21,6 +21,11 @@ export interface IpfixOptions extends EncoderOptions {
   biflow?: boolean;
   /** When the exporting system started (ms since the epoch), for systemInitTimeMilliseconds. */
   systemInitMs?: number;
+  /**
+   * Send the exporter options record (start time, totals) with the templates. Off by default:
+   * nfdump 1.7 leaves options data records out of its sequence check and reports a sequence error.
+   */
+  exporterInfo?: boolean;
 }
 
 export const IPFIX_HEADER_LEN = 16;
@@ -54,7 +59,7 @@ export class IpfixEncoder extends MessageEncoder {
     super(opts, onMessage, {
       headerLen: IPFIX_HEADER_LEN,
       templates: [v4, v6],
-      templateBytes: 4 + v4.templateLen + v6.templateLen + OPTIONS_SETS_LEN,
+      templateBytes: 4 + v4.templateLen + v6.templateLen + (opts.exporterInfo ? OPTIONS_SETS_LEN : 0),
       uniflow: !biflow,
       padSets: false,
       bootMs: 0,
@@ -63,7 +68,9 @@ export class IpfixEncoder extends MessageEncoder {
     this.v6 = v6;
     this.observationDomainId = opts.observationDomainId ?? 0;
     this.systemInitMs = opts.systemInitMs ?? 0;
+    this.exporterInfo = opts.exporterInfo ?? false;
   }
+  private readonly exporterInfo: boolean;
 
   /** A new transport session (TCP reconnect): sequence numbers start over, templates go first. */
   newSession(): void {
@@ -81,6 +88,7 @@ export class IpfixEncoder extends MessageEncoder {
     b.writeUInt16BE(ie.IPFIX_TEMPLATE_SET, o);
     o = this.writeTemplateRecords(o + 4, [this.v4, this.v6]);
     b.writeUInt16BE(o - set, set + 2);
+    if (!this.exporterInfo) return o;
     // Options template set: the template record carries a scope field count.
     b.writeUInt16BE(ie.IPFIX_OPTIONS_TEMPLATE_SET, o);
     b.writeUInt16BE(4 + OPTIONS.templateLen + 2, o + 2);

@@ -83,7 +83,10 @@ const IPFIX_V6_TEMPLATE = `
 describe('IPFIX encoder', () => {
   it('writes header, templates, the options template and record, and a biflow data record byte for byte', () => {
     const c = collect();
-    const e = new IpfixEncoder({ observationDomainId: 7, systemInitMs: BOOT, now: () => NOW }, c.on);
+    const e = new IpfixEncoder(
+      { observationDomainId: 7, systemInitMs: BOOT, exporterInfo: true, now: () => NOW },
+      c.on,
+    );
     e.add(tcp4);
     e.flush();
     expect(c.out).toHaveLength(1);
@@ -145,7 +148,7 @@ describe('IPFIX encoder', () => {
 
   it('sequence numbers count data records sent before each message (options records included)', () => {
     const c = collect();
-    const e = new IpfixEncoder({ now: () => NOW, templateRefreshPackets: 2 }, c.on);
+    const e = new IpfixEncoder({ now: () => NOW, templateRefreshPackets: 2, exporterInfo: true }, c.on);
     for (let i = 0; i < 50; i++) e.add(i % 3 ? tcp4 : icmp6);
     e.flush();
     let expected = 0;
@@ -215,7 +218,9 @@ describe('IPFIX encoder', () => {
   });
 
   it('refuses a maxMessageBytes too small for templates and one record', () => {
-    expect(() => new IpfixEncoder({ maxMessageBytes: 300 }, () => {})).toThrow(/maxMessageBytes must be/);
+    expect(() => new IpfixEncoder({ maxMessageBytes: 300, exporterInfo: true }, () => {})).toThrow(
+      /maxMessageBytes must be/,
+    );
   });
 });
 

@@ -1,0 +1,181 @@
+/**
+ * `flowgrab export`: flows to a collector (IPFIX, NetFlow v9), a file
+ * (NDJSON) or a broker (MQTT). Without a graph it exports the conntrack
+ * table of the namespace: flows at their end, long ones every
+ * --active-timeout seconds, and what is pending at SIGTERM/SIGINT.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt, seconds } from './conntrack.js';
+import { logLine, logNotice } from './output.js';
+
+const nonNegative = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number ≥ 0');
+  return n;
+};
+
+interface ExportCliOptions {
+  ipfix?: string;
+  tcp?: boolean;
+  netflow9?: string;
+  ndjson?: string;
+  mqtt?: string;
+  activeTimeout: number;
+  netns?: string;
+  uniflow?: boolean;
+  domain?: number;
+  mtu?: number;
+  templateRefresh?: number;
+  templateTimeout?: number;
+  rotateBytes?: number;
+  keep?: number;
+  topic?: string;
+  qos?: number;
+  queue?: number;
+  duration?: number;
+  setSysctls?: boolean;
+}
+
+async function makeSink(o: ExportCliOptions) {
+  const chosen = [o.ipfix, o.netflow9, o.ndjson, o.mqtt].filter((x) => x !== undefined);
+  if (chosen.length !== 1) throw new InvalidArgumentError('give exactly one of --ipfix, --netflow9, --ndjson, --mqtt');
+  if (o.tcp && !o.ipfix) throw new InvalidArgumentError('--tcp goes with --ipfix');
+  const sinks = await import('../export/index.js');
+  const enc = {
+    maxMessageBytes: o.mtu,
+    templateRefreshPackets: o.templateRefresh,
+    templateRefreshSeconds: o.templateTimeout,
+    queueRecords: o.queue,
+  };
+  if (o.ipfix)
+    return sinks.ipfixSink({
+      ...enc,
+      collector: o.ipfix,
+      transport: o.tcp ? 'tcp' : 'udp',
+      observationDomainId: o.domain,
+      biflow: !o.uniflow,
+    });
+  if (o.netflow9) return sinks.netflow9Sink({ ...enc, collector: o.netflow9, sourceId: o.domain });
+  if (o.ndjson) return sinks.ndjsonSink({ file: o.ndjson, rotateBytes: o.rotateBytes, keep: o.keep });
+  if (o.qos !== undefined && o.qos !== 0 && o.qos !== 1 && o.qos !== 2)
+    throw new InvalidArgumentError('--qos must be 0, 1 or 2');
+  return sinks.mqttSink({
+    url: o.mqtt ?? '',
+    topic: o.topic,
+    qos: o.qos as 0 | 1 | 2 | undefined,
+    queueRecords: o.queue,
+  });
+}
+
+async function run(graph: string | undefined, o: ExportCliOptions): Promise<number> {
+  const sink = await makeSink(o);
+  const ex = await import('../export/exporter.js');
+  let close: () => Promise<void>;
+  let stats: () => unknown;
+  const onError = (err: unknown) => logLine('error', (err as Error).message ?? String(err));
+  if (!graph) {
+    const e = ex.exportConntrack(sink, {
+      netns: o.netns,
+      activeTimeoutS: o.activeTimeout,
+      notices: { next: logNotice },
+      setSysctls: o.setSysctls,
+      onError,
+    });
+    close = () => e.close();
+    stats = () => e.stats();
+  } else {
+    const [{ parseGraph }, { Flowgrab }, { withNetns }, { conntrack }, rx] = await Promise.all([
+      import('../filters/parser.js'),
+      import('../flow/flowgrab.js'),
+      import('./graphs.js'),
+      import('../sources/conntrack/source.js'),
+      import('rxjs'),
+    ]);
+    const fg = new Flowgrab();
+    const flow = fg.create({ name: 'export', bufferRecords: 100_000 });
+    flow.populate(withNetns(parseGraph(graph), o.netns));
+    try {
+      await flow.instantiate();
+    } catch (err) {
+      await fg.close();
+      await sink.close();
+      throw err;
+    }
+    flow.notices$.subscribe(logNotice);
+    const e = ex.exportRecords(flow.records$, sink, {
+      activeTimeoutS: o.activeTimeout,
+      // Only flows the graph let through are tracked, so a dump of the namespace just refreshes their counters.
+      finalDump: () => rx.lastValueFrom(conntrack({ netns: o.netns, dump: true }).pipe(rx.toArray())),
+      onError,
+    });
+    await flow.activate();
+    close = async () => {
+      await e.close();
+      await fg.close();
+    };
+    stats = () => e.stats();
+  }
+  // Loss is never silent: say when the sink starts dropping, and how much, every few seconds.
+  let reported = 0;
+  const lossTimer = setInterval(() => {
+    const s = sink.stats();
+    if (s.dropped > reported) {
+      logLine('warn', 'records not delivered', { sink: sink.kind, dropped: s.dropped - reported, why: s.lastError });
+      reported = s.dropped;
+    }
+  }, 5000);
+  lossTimer.unref();
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+    if (o.duration !== undefined) setTimeout(done, o.duration * 1000);
+  });
+  clearInterval(lossTimer);
+  await close();
+  const st = stats() as { sink: Record<string, unknown>; tracker: Record<string, unknown> };
+  logLine('info', 'export finished', { sink: sink.kind, ...st.sink, ...prefix('tracker', st.tracker) });
+  return 0;
+}
+
+const prefix = (p: string, o: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(o).map(([k, v]) => [`${p}_${k}`, v]));
+
+export function exportCommand(): Command {
+  return new Command('export')
+    .argument('[graph]', "a filter graph whose records to export (default: the conntrack table, with flows' deltas)")
+    .description('export flows: IPFIX or NetFlow v9 to a collector, NDJSON to a file, or MQTT to a broker')
+    .option('--ipfix <host:port>', 'IPFIX (RFC 7011) to this collector, UDP unless --tcp')
+    .option('--tcp', 'IPFIX over TCP (templates once per connection, reconnects)')
+    .option('--netflow9 <host:port>', 'NetFlow v9 (RFC 3954) over UDP to this collector')
+    .option('--ndjson <file>', 'NDJSON lines to this file (- for stdout)')
+    .option('--mqtt <url>', 'publish each record as JSON to this broker (mqtt://host:port)')
+    .option('--active-timeout <s>', 'a record for long flows every s seconds (0: only when they end)', nonNegative, 60)
+    .option('--netns <name>', 'the network namespace (ip netns) whose flows to export')
+    .option('--uniflow', 'IPFIX: two unidirectional records per connection instead of one RFC 5103 biflow record')
+    .option('--domain <n>', 'IPFIX observation domain id / NetFlow v9 source id', positiveInt('--domain'))
+    .option('--mtu <bytes>', 'largest message (UDP payload), default 1400', positiveInt('--mtu'))
+    .option(
+      '--template-refresh <n>',
+      'resend templates every n messages (UDP), default 20',
+      positiveInt('--template-refresh'),
+    )
+    .option('--template-timeout <s>', 'resend templates every s seconds (UDP), default 30', nonNegative)
+    .option('--rotate-bytes <n>', 'NDJSON: rotate the file before it exceeds n bytes', positiveInt('--rotate-bytes'))
+    .option('--keep <n>', 'NDJSON: rotated files kept, default 5', positiveInt('--keep'))
+    .option('--topic <template>', 'MQTT topic, fields in braces: flowgrab/flows/{family}/{src}')
+    .option('--qos <n>', 'MQTT QoS 0, 1 or 2', positiveInt('--qos'))
+    .option('--queue <n>', 'records held while the collector (TCP) or broker is away', positiveInt('--queue'))
+    .option(
+      '--set-sysctls',
+      'set nf_conntrack_events/acct/timestamp=1 in the namespace (every flow then ends with counters)',
+    )
+    .option('--duration <s>', 'stop after s seconds', seconds)
+    .action(async (graph: string | undefined, o: ExportCliOptions) => {
+      process.exitCode = await run(graph, o);
+    });
+}
