@@ -1,0 +1,160 @@
+/**
+ * startSpin: the whole SPIN-compatible app — the core fed by flowgrab (in
+ * a network namespace when asked, while the servers stay in the host's), the
+ * JSON-RPC over a Unix socket and HTTP, the web view, and the MQTT bridge.
+ */
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo, Server } from 'node:net';
+import { Flowgrab, runTool } from '../../src/index.js';
+import type { MqttBridge, MqttOptions, SpinCore } from './contract.js';
+import { Core } from './core.js';
+import { openFeeds } from './feeds.js';
+import { spinRpc } from './methods.js';
+import { startMqtt } from './mqtt.js';
+import type { SpinPeriods } from './periods.js';
+import type { RpcDispatcher } from './rpc.js';
+import { createSpinHttp, listenRpcSocket } from './servers.js';
+import { SpinStore } from './store.js';
+import { createWebHandler } from './web/serve.js';
+
+export interface SpinOptions {
+  /** Watch this network namespace (the router's); servers stay in the process's own. */
+  netns?: string;
+  /** Read the kernel through flowgrabd at this socket instead of in-process. */
+  daemon?: string;
+  httpHost?: string;
+  /** Default 13026; 0 = any free port. */
+  httpPort?: number;
+  rpcSocket?: string;
+  /** Default: an embedded broker on 1883/1884; false = no MQTT. */
+  mqtt?: MqttOptions | false;
+  /** SQLite store directory. */
+  stateDir: string;
+  /** Addresses ignored besides the router's own (added on the first run and on reset). */
+  ignore?: string[];
+  periods?: Partial<SpinPeriods>;
+  /** spind's names.conf form: `name: <ip-or-mac> <name>`. */
+  namesFile?: string;
+  /** dnsmasq lease file for DHCP names. */
+  leaseFile?: string;
+  /** NFLOG group for DNS (default 53). */
+  dnsGroup?: number;
+  /** Publish traffic between non-devices too (spind -l). */
+  local?: boolean;
+  /** Accept dots_signal. */
+  dots?: boolean;
+  /** nft table name (default `spin` → `inet flowgrab_spin`). */
+  tableName?: string;
+  /** Log lines (notices, errors); the library part never prints. */
+  log?: (line: string) => void;
+}
+
+export interface SpinApp {
+  core: SpinCore;
+  httpUrl: string;
+  rpcSocket?: string;
+  mqtt?: MqttBridge;
+  close(): Promise<void>;
+}
+
+/** Every address of the namespace's interfaces (what spind's reset_iplist_ignore writes). */
+export async function ownAddresses(netns?: string): Promise<string[]> {
+  const r = await runTool(['ip', '-j', 'addr', 'show'], { netns, allowFail: true });
+  if (r.code !== 0) return [];
+  const links = JSON.parse(r.stdout) as { addr_info?: { local?: string }[] }[];
+  return links.flatMap((l) => (l.addr_info ?? []).map((a) => a.local).filter((a): a is string => !!a));
+}
+
+export async function startSpin(options: SpinOptions): Promise<SpinApp> {
+  const log = options.log ?? (() => {});
+  const store = new SpinStore(options.stateDir);
+  let rpc!: RpcDispatcher;
+  const core = new Core(
+    {
+      store,
+      netns: options.netns,
+      periods: options.periods,
+      ownAddresses: async () => [...(await ownAddresses(options.netns)), ...(options.ignore ?? [])],
+      namesFile: options.namesFile,
+      leaseFile: options.leaseFile,
+      local: options.local,
+      dots: options.dots,
+      tableName: options.tableName,
+      log,
+    },
+    (c) => {
+      rpc = spinRpc(c);
+      return (req) => rpc.handle(req);
+    },
+  );
+  const rpcText = rpc;
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  const close = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log(`close: ${(err as Error).message}`);
+      }
+    }
+    cleanups.length = 0;
+  };
+  try {
+    cleanups.push(() => store.close());
+    cleanups.push(() => core.close());
+    await core.start();
+
+    let rpcSocket: string | undefined;
+    if (options.rpcSocket) {
+      const server = await listenRpcSocket(options.rpcSocket, (t) => rpcText.handleText(t));
+      rpcSocket = options.rpcSocket;
+      cleanups.push(() => closeServer(server));
+    }
+
+    let mqtt: MqttBridge | undefined;
+    if (options.mqtt !== false) {
+      try {
+        mqtt = await startMqtt(core, options.mqtt ?? { broker: 'embedded' });
+        cleanups.push(() => mqtt?.close());
+      } catch (err) {
+        if (options.mqtt) throw err;
+        log(`mqtt: ${(err as Error).message}; running without MQTT`);
+      }
+    }
+
+    const web = createWebHandler({ mqttWsUrl: mqtt?.wsUrl });
+    const http = createSpinHttp((t) => rpcText.handleText(t), web);
+    const host = options.httpHost ?? '127.0.0.1';
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(options.httpPort ?? 13026, host, () => {
+        http.off('error', reject);
+        resolve();
+      });
+    });
+    cleanups.push(() => closeServer(http));
+    const port = (http.address() as AddressInfo).port;
+    const httpUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+    const fg = options.daemon ? await Flowgrab.connect(options.daemon) : new Flowgrab();
+    cleanups.push(() => fg.close());
+    const closeFeeds = await openFeeds(fg, core, {
+      netns: options.netns,
+      dnsGroup: options.dnsGroup,
+      pollMs: core.periods.trafficMs,
+    });
+    cleanups.push(closeFeeds);
+
+    return { core, httpUrl, rpcSocket, mqtt, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+function closeServer(s: Server | HttpServer): Promise<void> {
+  return new Promise((resolve) => {
+    (s as HttpServer).closeAllConnections?.();
+    s.close(() => resolve());
+  });
+}

@@ -1,0 +1,58 @@
+/**
+ * `npm run spin -- [--rpc-socket PATH] [--http PORT] [--mqtt URL|embedded|off] [--state DIR]
+ *                  [--daemon SOCKET] [--netns NAME] [period options]` (see cli.ts).
+ * SIGTERM / SIGINT stop it cleanly: its firewall table is removed.
+ */
+import { buildCommand, mqttOption, periodsFrom } from './cli.js';
+
+const logLine = (line: string) => process.stderr.write(`spin: ${line}\n`);
+
+async function main(): Promise<void> {
+  const cmd = buildCommand();
+  cmd.parse(process.argv);
+  const o = cmd.opts();
+  if (process.getuid?.() !== 0 && !o.daemon)
+    throw new Error('reading the kernel and enforcing blocks needs root (or --daemon SOCKET for reading)');
+  const { startSpin } = await import('./app.js');
+  const app = await startSpin({
+    rpcSocket: o.rpcSocket,
+    httpPort: o.http,
+    httpHost: o.httpHost,
+    mqtt: mqttOption(o.mqtt, undefined),
+    stateDir: o.state,
+    daemon: o.daemon,
+    netns: o.netns,
+    namesFile: o.names,
+    leaseFile: o.leases,
+    ignore: o.ignore,
+    dnsGroup: o.dnsGroup,
+    local: o.local,
+    dots: o.dots,
+    periods: periodsFrom(o),
+    log: logLine,
+  });
+  process.stdout.write(
+    `spin: web view ${app.httpUrl}/spin_graph/graph.html, JSON-RPC POST ${app.httpUrl}/spin_api/jsonrpc` +
+      `${app.rpcSocket ? ` and ${app.rpcSocket}` : ''}${app.mqtt ? `, MQTT ${app.mqtt.url}` : ''}\n`,
+  );
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    logLine(`${sig}: stopping`);
+    app.close().then(
+      () => process.exit(0),
+      (err) => {
+        logLine(`close: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err) => {
+  logLine(err instanceof Error ? err.message : String(err));
+  process.exitCode = 1;
+});

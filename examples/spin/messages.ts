@@ -1,0 +1,63 @@
+/**
+ * SPIN's MQTT messages (spin-protocol.md §2): compact JSON envelopes
+ * `{"command", "argument"?, "result"?}` with keys only when set, on spind's
+ * topics. Key order follows spind's serializers.
+ */
+import type { SpinMessage } from './contract.js';
+
+export const TRAFFIC_TOPIC = 'SPIN/traffic';
+export const ADMIN_TOPIC = 'SPIN/traffic/admin';
+export const nodeTopic = (id: number) => `SPIN/traffic/node/${id}`;
+
+export interface TrafficFlow {
+  from: number;
+  to: number;
+  protocol: number;
+  from_port: number;
+  to_port: number;
+  size: number;
+  count: number;
+}
+
+const msg = (topic: string, body: object, retain = false): SpinMessage => ({
+  topic,
+  payload: JSON.stringify(body),
+  retain,
+});
+
+export function trafficMessage(flows: TrafficFlow[], timestamp: number): SpinMessage {
+  let size = 0;
+  let count = 0;
+  for (const f of flows) {
+    size += f.size;
+    count += f.count;
+  }
+  return msg(TRAFFIC_TOPIC, {
+    command: 'traffic',
+    argument: '',
+    result: { flows, timestamp, total_size: size, total_count: count },
+  });
+}
+
+export const nodeInfoMessage = (node: { id: number } & Record<string, unknown>): SpinMessage =>
+  msg(nodeTopic(node.id), { command: 'nodeInfo', result: node }, true);
+
+/** An empty retained message: clears the node's retained nodeInfo. */
+export const clearNodeMessage = (id: number): SpinMessage => ({ topic: nodeTopic(id), payload: '', retain: true });
+
+export const nodeMergedMessage = (id: number, into: number): SpinMessage =>
+  msg(ADMIN_TOPIC, { command: 'nodeMerged', result: { id, 'merged-to': into } });
+
+export const nodeDeletedMessage = (id: number): SpinMessage =>
+  msg(ADMIN_TOPIC, { command: 'nodeDeleted', result: { id } });
+
+export const dnsQueryMessage = (from: number, queriednode: number, query: string): SpinMessage =>
+  msg(TRAFFIC_TOPIC, { command: 'dnsquery', result: { from, queriednode, query } });
+
+export const blockedMessage = (f: TrafficFlow): SpinMessage => msg(TRAFFIC_TOPIC, { command: 'blocked', result: f });
+
+/** A list broadcast; `command` is the list string the caller used (spind's behaviour). */
+export const listMessage = (command: string, entries: string[]): SpinMessage =>
+  msg(TRAFFIC_TOPIC, { command, result: entries });
+
+export const serverRestartMessage = (): SpinMessage => msg(TRAFFIC_TOPIC, { command: 'serverRestart' });

@@ -1,0 +1,406 @@
+/**
+ * SPIN's node cache (spin-protocol.md §3): a node is an address with its
+ * names; a device is a node with a MAC from the neighbour table and carries
+ * flows to peer nodes. New information merges every node sharing its MAC, an
+ * IP or a domain into one survivor (devices first, then the lowest id).
+ *
+ * Unlike spind: two devices with different MACs never merge (an IP that moves
+ * to another MAC moves alone); device flows pointing at a merged-away node
+ * are renumbered to the survivor; ids continue from where a previous run
+ * stopped (the caller restores them).
+ */
+import { compareDomains, compareIps, domainKey } from './ip.js';
+
+export interface DeviceFlow {
+  to: number;
+  dstPort: number;
+  icmpType: number;
+  packets: number;
+  bytes: number;
+  /** Unix seconds of the last counted traffic. */
+  lastseen: number;
+}
+
+export interface SpinNode {
+  readonly id: number;
+  name?: string;
+  mac?: string;
+  readonly ips: Set<string>;
+  /** Display form (case as seen, trailing dot). */
+  readonly domains: Set<string>;
+  /** Unix seconds: creation, then the last counted traffic of one of its IPs. */
+  lastseen: number;
+  isBlocked: boolean;
+  isExcepted: boolean;
+  /** Devices whose flows point here (a flow holds a reference; referenced nodes do not expire). */
+  readonly referrers: Map<SpinNode, number>;
+  /** Held by blocked pairs and lists: such nodes never expire. */
+  persistent: number;
+  /** Present on devices: key `to/dstPort/icmpType`. */
+  flows?: Map<string, DeviceFlow>;
+}
+
+export interface NodeInfo {
+  mac?: string;
+  ips?: Iterable<string>;
+  domains?: Iterable<string>;
+  name?: string;
+}
+
+export interface ModelEvents {
+  /** The node's published form changed (nodeInfo due). */
+  modified(n: SpinNode): void;
+  merged(id: number, into: SpinNode): void;
+  deleted(n: SpinNode): void;
+}
+
+export interface ModelOptions {
+  events: ModelEvents;
+  /** Name for a new node or a new device: user names, then DHCP (by MAC, else by IP). */
+  nameFor?: (mac: string | undefined, ips: Iterable<string>) => string | undefined;
+  /** ms clock (tests pass their own). */
+  now?: () => number;
+  firstId?: number;
+}
+
+const flowKey = (to: number, dstPort: number, icmpType: number) => `${to}/${dstPort}/${icmpType}`;
+
+export class NodeModel {
+  private nextId: number;
+  private readonly byId = new Map<number, SpinNode>();
+  private readonly byIp = new Map<string, SpinNode>();
+  private readonly byMac = new Map<string, SpinNode>();
+  private readonly byDomain = new Map<string, SpinNode>();
+  private readonly ev: ModelEvents;
+  private readonly nameFor: NonNullable<ModelOptions['nameFor']>;
+  readonly now: () => number;
+
+  constructor(opts: ModelOptions) {
+    this.ev = opts.events;
+    this.nameFor = opts.nameFor ?? (() => undefined);
+    this.now = opts.now ?? Date.now;
+    this.nextId = opts.firstId ?? 1;
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+  get lastId(): number {
+    return this.nextId - 1;
+  }
+  get(id: number): SpinNode | undefined {
+    return this.byId.get(id);
+  }
+  ofIp(ip: string): SpinNode | undefined {
+    return this.byIp.get(ip);
+  }
+  ofMac(mac: string): SpinNode | undefined {
+    return this.byMac.get(mac);
+  }
+  ofDomain(d: string): SpinNode | undefined {
+    return this.byDomain.get(domainKey(d));
+  }
+  nodes(): IterableIterator<SpinNode> {
+    return this.byId.values();
+  }
+  devices(): SpinNode[] {
+    return [...this.byMac.values()];
+  }
+
+  /** A node with exactly this id and identity (restoring a previous run); ids after it continue above. */
+  restore(id: number, info: NodeInfo & { lastseen: number; isBlocked?: boolean; isExcepted?: boolean }): SpinNode {
+    const n = this.make(id, info.lastseen);
+    n.isBlocked = info.isBlocked ?? false;
+    n.isExcepted = info.isExcepted ?? false;
+    this.addInfo(n, info);
+    if (info.name) n.name = info.name;
+    this.nextId = Math.max(this.nextId, id + 1);
+    return n;
+  }
+
+  /** Makes sure the id counter starts above `id` (ids are never reused, across runs either). */
+  reserveIds(lastId: number): void {
+    this.nextId = Math.max(this.nextId, lastId + 1);
+  }
+
+  /** Fast path for traffic: the node of an address, created when new; `seen` refreshes lastseen. */
+  nodeOfIp(ip: string, seen: boolean): SpinNode {
+    const n = this.byIp.get(ip);
+    if (n) {
+      if (seen) n.lastseen = Math.max(n.lastseen, this.nowS());
+      return n;
+    }
+    return this.learn({ ips: [ip] });
+  }
+
+  /** Adds what is known about one thing, merging every node that shares its MAC, an IP or a domain. */
+  learn(info: NodeInfo): SpinNode {
+    const cands = new Set<SpinNode>();
+    if (info.mac) {
+      const n = this.byMac.get(info.mac);
+      if (n) cands.add(n);
+    }
+    const ips = [...(info.ips ?? [])];
+    for (const ip of ips) {
+      const n = this.byIp.get(ip);
+      if (!n) continue;
+      if (info.mac && n.mac && n.mac !== info.mac)
+        this.detachIp(n, ip); // the address moved to another device
+      else cands.add(n);
+    }
+    const domains = [...(info.domains ?? [])];
+    for (const d of domains) {
+      const n = this.byDomain.get(domainKey(d));
+      if (n && !(info.mac && n.mac && n.mac !== info.mac)) cands.add(n);
+    }
+    if (cands.size === 0) {
+      const n = this.make(this.nextId++, this.nowS());
+      this.addInfo(n, info);
+      n.name ??= info.name ?? this.nameFor(n.mac, n.ips);
+      this.ev.modified(n);
+      return n;
+    }
+    const sorted = [...cands].sort((a, b) => (a.mac ? 0 : 1) - (b.mac ? 0 : 1) || a.id - b.id);
+    const s = sorted[0];
+    const losers = sorted.slice(1).filter((n) => !(n.mac && s.mac && n.mac !== s.mac));
+    for (const l of losers) this.absorb(s, l);
+    const before = this.signature(s);
+    const wasDevice = s.mac !== undefined;
+    this.addInfo(s, info);
+    if (!wasDevice && s.mac && !s.name) s.name = this.nameFor(s.mac, s.ips);
+    if (losers.length > 0 || this.signature(s) !== before) this.ev.modified(s);
+    for (const l of losers) this.ev.merged(l.id, s);
+    return s;
+  }
+
+  /** Marks a node changed from outside (name, list flags): its nodeInfo is due. */
+  touch(n: SpinNode): void {
+    this.ev.modified(n);
+  }
+
+  /** Adds an address to an existing node (RPC node_add_ip); no merge. */
+  addIp(n: SpinNode, ip: string): void {
+    if (this.byIp.has(ip)) return;
+    n.ips.add(ip);
+    this.byIp.set(ip, n);
+    this.ev.modified(n);
+  }
+
+  /** Counts traffic of a device with `peer` (both directions' packets and bytes). */
+  countFlow(device: SpinNode, peer: SpinNode, dstPort: number, icmpType: number, packets: number, bytes: number): void {
+    if (device === peer) return;
+    device.flows ??= new Map();
+    const key = flowKey(peer.id, dstPort, icmpType);
+    let f = device.flows.get(key);
+    if (!f) {
+      f = { to: peer.id, dstPort, icmpType, packets: 0, bytes: 0, lastseen: 0 };
+      device.flows.set(key, f);
+      peer.referrers.set(device, (peer.referrers.get(device) ?? 0) + 1);
+    }
+    f.packets += packets;
+    f.bytes += bytes;
+    f.lastseen = this.nowS();
+  }
+
+  /**
+   * One aging pass (seed 003): a device with more than `keep` flows loses
+   * those idle longer than `idleMs` (the longest idle first, down to `keep`);
+   * any flow idle longer than `maxIdleMs` goes regardless. `held` flows
+   * (blocked ones) stay. Returns how many flows went.
+   */
+  ageFlows(idleMs: number, keep: number, maxIdleMs: number, held: (d: SpinNode, to: number) => boolean): number {
+    const now = this.nowS();
+    let removed = 0;
+    for (const d of this.byMac.values()) {
+      const flows = d.flows;
+      if (!flows || flows.size === 0) continue;
+      let idle: [string, DeviceFlow][] | undefined;
+      for (const e of flows) {
+        const age = (now - e[1].lastseen) * 1000;
+        if (age > maxIdleMs && !held(d, e[1].to)) {
+          this.dropFlow(d, e[0], e[1]);
+          removed++;
+        } else if (age > idleMs && flows.size > keep) (idle ??= []).push(e);
+      }
+      if (!idle || flows.size <= keep) continue;
+      idle.sort((a, b) => a[1].lastseen - b[1].lastseen);
+      for (const [k, f] of idle) {
+        if (flows.size <= keep) break;
+        if (held(d, f.to)) continue;
+        this.dropFlow(d, k, f);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /**
+   * Deletes nodes unseen for `retainMs` that nothing holds: not referenced by
+   * a device flow, not persistent, not a device whose neighbour entry is live.
+   */
+  expire(retainMs: number, deviceRetainMs: number, liveMac: (mac: string) => boolean): SpinNode[] {
+    const now = this.nowS();
+    const gone: SpinNode[] = [];
+    for (const n of this.byId.values()) {
+      if (n.persistent > 0 || n.referrers.size > 0) continue;
+      if (n.mac && liveMac(n.mac)) continue;
+      if ((now - n.lastseen) * 1000 < (n.mac ? deviceRetainMs : retainMs)) continue;
+      gone.push(n);
+    }
+    for (const n of gone) this.remove(n);
+    return gone;
+  }
+
+  /** Removes a node and its flows; publishes nodeDeleted. */
+  remove(n: SpinNode): void {
+    if (this.byId.get(n.id) !== n) return;
+    if (n.flows) for (const [k, f] of [...n.flows]) this.dropFlow(n, k, f);
+    for (const ip of n.ips) if (this.byIp.get(ip) === n) this.byIp.delete(ip);
+    for (const d of n.domains) if (this.byDomain.get(domainKey(d)) === n) this.byDomain.delete(domainKey(d));
+    if (n.mac && this.byMac.get(n.mac) === n) this.byMac.delete(n.mac);
+    this.byId.delete(n.id);
+    this.ev.deleted(n);
+  }
+
+  /** SPIN's serialized node object (§3.1), optional keys omitted, keys in spind's order. */
+  toJson(n: SpinNode): Record<string, unknown> {
+    const o: Record<string, unknown> = { id: n.id };
+    if (n.name !== undefined) o.name = n.name;
+    if (n.mac !== undefined) o.mac = n.mac;
+    if (n.isBlocked) o.is_blocked = true;
+    if (n.isExcepted) o.is_excepted = true;
+    o.lastseen = n.lastseen;
+    o.ips = [...n.ips].sort(compareIps);
+    o.domains = [...n.domains].sort(compareDomains);
+    return o;
+  }
+
+  private nowS(): number {
+    return Math.floor(this.now() / 1000);
+  }
+
+  private make(id: number, lastseen: number): SpinNode {
+    const n: SpinNode = {
+      id,
+      ips: new Set(),
+      domains: new Set(),
+      lastseen,
+      isBlocked: false,
+      isExcepted: false,
+      referrers: new Map(),
+      persistent: 0,
+    };
+    this.byId.set(id, n);
+    return n;
+  }
+
+  private signature(n: SpinNode): string {
+    return `${n.name}|${n.mac}|${n.ips.size}|${n.domains.size}|${n.isBlocked}|${n.isExcepted}`;
+  }
+
+  private addInfo(n: SpinNode, info: NodeInfo): void {
+    if (info.mac && !n.mac && !this.byMac.has(info.mac)) {
+      n.mac = info.mac;
+      this.byMac.set(info.mac, n);
+    }
+    for (const ip of info.ips ?? []) {
+      const holder = this.byIp.get(ip);
+      if (holder && holder !== n) continue; // held by a device we did not merge with
+      n.ips.add(ip);
+      this.byIp.set(ip, n);
+    }
+    for (const d of info.domains ?? []) {
+      const k = domainKey(d);
+      if (this.byDomain.get(k) === n) continue;
+      if ([...n.domains].some((x) => domainKey(x) === k)) continue;
+      n.domains.add(d);
+      this.byDomain.set(k, n);
+    }
+    if (info.name && !n.name) n.name = info.name;
+  }
+
+  private detachIp(n: SpinNode, ip: string): void {
+    n.ips.delete(ip);
+    this.byIp.delete(ip);
+    this.ev.modified(n);
+  }
+
+  private dropFlow(d: SpinNode, key: string, f: DeviceFlow): void {
+    d.flows!.delete(key);
+    const peer = this.byId.get(f.to);
+    if (!peer) return;
+    const c = (peer.referrers.get(d) ?? 1) - 1;
+    if (c > 0) peer.referrers.set(d, c);
+    else peer.referrers.delete(d);
+  }
+
+  /** Moves everything of `l` into `s`; flows pointing at `l` now point at `s`. */
+  private absorb(s: SpinNode, l: SpinNode): void {
+    this.byId.delete(l.id);
+    if (l.mac && this.byMac.get(l.mac) === l) this.byMac.delete(l.mac);
+    for (const ip of l.ips) {
+      s.ips.add(ip);
+      this.byIp.set(ip, s);
+    }
+    for (const d of l.domains) {
+      const k = domainKey(d);
+      if (![...s.domains].some((x) => domainKey(x) === k)) s.domains.add(d);
+      this.byDomain.set(k, s);
+    }
+    if (!s.mac && l.mac) {
+      s.mac = l.mac;
+      this.byMac.set(l.mac, s);
+    }
+    s.name ??= l.name;
+    s.lastseen = Math.max(s.lastseen, l.lastseen);
+    s.isBlocked ||= l.isBlocked;
+    s.isExcepted ||= l.isExcepted;
+    s.persistent += l.persistent;
+    // Flows of other devices that pointed at l.
+    for (const [dev] of l.referrers) {
+      const target = dev === l ? s : dev;
+      this.renumber(target, l.id, s);
+    }
+    // l's own flows (it was a device) join s's.
+    if (l.flows) {
+      for (const f of l.flows.values()) {
+        const peer = this.byId.get(f.to);
+        if (peer) {
+          const c = (peer.referrers.get(l) ?? 1) - 1;
+          if (c > 0) peer.referrers.set(l, c);
+          else peer.referrers.delete(l);
+        }
+        if (f.to === s.id || !peer) continue;
+        this.mergeFlow(s, f, peer);
+      }
+      l.flows.clear();
+    }
+    s.referrers.delete(l);
+  }
+
+  private renumber(dev: SpinNode, oldId: number, s: SpinNode): void {
+    const flows = dev.flows;
+    if (!flows) return;
+    for (const [k, f] of [...flows]) {
+      if (f.to !== oldId) continue;
+      flows.delete(k);
+      if (dev === s) continue; // a flow to itself after the merge: nothing to count
+      this.mergeFlow(dev, f, s);
+    }
+  }
+
+  /** Adds flow `f` to `dev`'s table pointing at `peer`, summing with a flow already there. */
+  private mergeFlow(dev: SpinNode, f: DeviceFlow, peer: SpinNode): void {
+    dev.flows ??= new Map();
+    const key = flowKey(peer.id, f.dstPort, f.icmpType);
+    const cur = dev.flows.get(key);
+    if (cur) {
+      cur.packets += f.packets;
+      cur.bytes += f.bytes;
+      cur.lastseen = Math.max(cur.lastseen, f.lastseen);
+      return;
+    }
+    dev.flows.set(key, { ...f, to: peer.id });
+    peer.referrers.set(dev, (peer.referrers.get(dev) ?? 0) + 1);
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The JSON-RPC transports of the SPIN example: a Unix stream socket with
+ * spind's framing (one request per connection; the reply followed by `\n`,
+ * then the connection closes) and HTTP `POST /spin_api/jsonrpc`. Unlike
+ * spind, a request may arrive in several segments and be of any size up to
+ * `maxRequestBytes`, and replies are never truncated.
+ */
+import { existsSync, unlinkSync } from 'node:fs';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import type { WebHandler } from './contract.js';
+
+export type TextRpc = (body: string) => Promise<string | undefined>;
+
+const MAX_REQUEST = 1 << 20;
+
+/** Resolves with the socket path once listening; a stale socket file (no listener) is replaced. */
+export async function listenRpcSocket(path: string, rpc: TextRpc): Promise<Server> {
+  if (existsSync(path)) {
+    const alive = await new Promise<boolean>((resolve) => {
+      const c = createConnection(path);
+      c.once('connect', () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.once('error', () => resolve(false));
+    });
+    if (alive) throw new Error(`${path}: another process is listening there`);
+    unlinkSync(path);
+  }
+  const server = createServer((sock) => serveOne(sock, rpc));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+function serveOne(sock: Socket, rpc: TextRpc): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let done = false;
+  const answer = (text: string) => {
+    done = true;
+    rpc(text).then(
+      (reply) => (reply === undefined ? sock.end() : sock.end(`${reply}\n`)),
+      () => sock.destroy(),
+    );
+  };
+  sock.setTimeout(10_000, () => sock.destroy());
+  sock.on('error', () => {});
+  sock.on('data', (d) => {
+    if (done) return;
+    chunks.push(d);
+    size += d.length;
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (size > MAX_REQUEST) return answer(text);
+    // A complete JSON text is one request, as spind reads it; a partial one waits for more (or EOF).
+    try {
+      JSON.parse(text);
+    } catch {
+      return;
+    }
+    answer(text);
+  });
+  sock.on('end', () => {
+    if (!done) answer(Buffer.concat(chunks).toString('utf8'));
+  });
+}
+
+/** HTTP: POST /spin_api/jsonrpc is the RPC; everything else goes to the web view (404 when it declines). */
+export function createSpinHttp(rpc: TextRpc, web: WebHandler): HttpServer {
+  return createHttpServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/spin_api/jsonrpc') {
+      if (req.method !== 'POST') {
+        res.writeHead(405, { Allow: 'POST', 'Content-Type': 'text/plain' }).end('use POST\n');
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (d: Buffer) => {
+        size += d.length;
+        if (size > MAX_REQUEST) {
+          res.writeHead(413, { 'Content-Type': 'text/plain', Connection: 'close' }).end('request too large\n');
+          req.destroy();
+          return;
+        }
+        chunks.push(d);
+      });
+      req.on('end', () => {
+        if (res.headersSent) return;
+        rpc(Buffer.concat(chunks).toString('utf8')).then(
+          (reply) => {
+            res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+            res.end(reply ?? '');
+          },
+          (err) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`${(err as Error).message}\n`),
+        );
+      });
+      return;
+    }
+    try {
+      if (web(req, res)) return;
+    } catch (err) {
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
+      res.end(`${(err as Error).message}\n`);
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+  });
+}
