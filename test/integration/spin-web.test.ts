@@ -4,12 +4,15 @@
 // JSON-RPC. First against a fake core (the page's own behaviour), then
 // against the whole app on the home-network lab (blocking cuts a real
 // connection).
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SpinApp, startSpin } from '../../examples/spin/app.js';
 import { startMqtt } from '../../examples/spin/mqtt.js';
 import { createWebHandler } from '../../examples/spin/web/serve.js';
+import { createHomeNetwork, generateTraffic, type HomeNetwork, type LabClient } from '../../src/testing/lab/index.js';
 import { FakeSpinCore, serveSpinHttp, spin } from '../helpers/spin-fake-core.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -122,5 +125,68 @@ describe('web view files', () => {
     } finally {
       await http.close();
     }
+  });
+});
+
+/** One echo exchange with the WAN server; false when the connection fails (1 s to connect, 2 s idle). */
+async function echoes(home: HomeNetwork, client: LabClient): Promise<boolean> {
+  const r = await client.ns.exec(
+    ['socat', '-T', '2', '-', `TCP4:${home.server.ipv4}:${home.server.tcpPort},connect-timeout=1`],
+    { input: 'ping\n', allowFail: true, timeoutMs: 5000 },
+  );
+  return r.code === 0 && r.stdout === 'ping\n';
+}
+
+describe('web view of the whole app on the home network', () => {
+  let home: HomeNetwork;
+  let app: SpinApp;
+  let stateDir: string;
+
+  beforeAll(async () => {
+    home = await createHomeNetwork();
+    stateDir = mkdtempSync(join(tmpdir(), 'fg-spin-web-'));
+    app = await startSpin({
+      netns: home.router.name,
+      httpPort: 0,
+      mqtt: { broker: 'embedded', tcpPort: 0, wsPort: 0 },
+      stateDir,
+      leaseFile: home.leaseFile,
+    });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await home?.close();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('shows the three LAN devices; a click on block cuts that device’s connection to the WAN server and no other', async () => {
+    const [laptop, phone] = home.clients;
+    await generateTraffic(home, { rounds: 1, ipv6: false });
+    for (const c of home.clients) expect(await echoes(home, c)).toBe(true);
+
+    const { page, problems } = await openPage(`${app.httpUrl}/spin_graph/graph.html`);
+    await expect.poll(() => page.locator('#mqtt-status').getAttribute('data-state')).toBe('connected');
+    const macs = () => page.locator('li.device').evaluateAll((els) => els.map((e) => e.getAttribute('data-mac')));
+    // The router's WAN neighbour (the server) is a device too, as in SPIN: any host in the neighbour table.
+    await expect.poll(macs, { timeout: 10_000 }).toEqual(expect.arrayContaining(home.clients.map((c) => c.mac)));
+
+    // The laptop's peer holding the server's address, with live counters from the conntrack feed.
+    const card = page.locator(`li.device[data-mac="${laptop.mac}"]`);
+    const row = card.locator(`tr.flow[data-peer-ips~="${home.server.ipv4}"]`);
+    await expect.poll(() => row.count(), { timeout: 10_000 }).toBe(1);
+    await row.locator('button[data-action="block-flow"]').click();
+    await expect.poll(() => row.getAttribute('class')).toBe('flow blocked');
+
+    expect(await echoes(home, laptop)).toBe(false);
+    expect(await echoes(home, phone)).toBe(true);
+    // Live traffic keeps arriving over MQTT while the block holds.
+    await expect.poll(() => page.locator('#totals').textContent(), { timeout: 5000 }).toMatch(/\/s/);
+    await page.screenshot({ path: join(ARTIFACTS, 'spin-web.png') });
+
+    await row.locator('button[data-action="unblock-flow"]').click();
+    await expect.poll(() => row.getAttribute('class')).toBe('flow');
+    expect(await echoes(home, laptop)).toBe(true);
+    expect(problems).toEqual([]);
+    await page.context().close();
   });
 });

@@ -2,7 +2,7 @@
 // one row per peer with the services, packets and bytes of its flows) and a
 // button per peer that blocks or unblocks that device's flow to it
 // (`set_device_flow_block`).
-import { el, flowService, formatBytes, formatTime, nodeLabel } from './labels.js';
+import { el, flowService, formatBytes, formatTime, nodeLabel, peerLabel } from './labels.js';
 import { rpc } from './rpc.js';
 
 const REFRESH_MS = 3000;
@@ -85,7 +85,7 @@ export class DevicesPanel {
       { className: 'device', 'data-mac': device.mac, 'data-node': device.id },
       el('div', { className: 'name' }, nodeLabel(device), this.#model.isBlocked(device) ? ' (blocked)' : ''),
       el('div', { className: 'meta' }, [device.mac, ...(device.ips ?? [])].join(' · ')),
-      device.domains?.length ? el('div', { className: 'meta' }, `looked up: ${device.domains.join(' ')}`) : null,
+      device.domains?.length ? el('div', { className: 'meta' }, `names: ${device.domains.join(' ')}`) : null,
       peers.length
         ? el(
             'table',
@@ -107,7 +107,7 @@ export class DevicesPanel {
 
   #row(device, peer) {
     const node = this.#model.nodes.get(peer.to);
-    const label = node ? nodeLabel(node) : `node ${peer.to}`;
+    const label = node ? peerLabel(node) : `node ${peer.to}`;
     const title = node ? [...(node.ips ?? []), ...(node.domains ?? [])].join(' ') : '';
     const action = peer.blocked ? 'unblock-flow' : 'block-flow';
     return el(

@@ -42,6 +42,14 @@ export function nodeLabel(node) {
   return ip;
 }
 
+/** For the peer of a flow a DNS name says more than a MAC: name, domain, IP, then MAC. */
+export function peerLabel(node) {
+  if (!node) return '?';
+  if (node.name) return node.name;
+  if (node.domains?.length || node.ips?.length) return nodeLabel({ ...node, mac: undefined });
+  return nodeLabel(node);
+}
+
 export function serviceName(port) {
   return SERVICES[port] ?? String(port);
 }
