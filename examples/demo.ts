@@ -1,83 +1,111 @@
 /**
  * `npm run demo`: a simulated home network in namespaces (router with
  * dnsmasq and NAT, three LAN clients, a WAN server), traffic between them,
- * and flowgrab following the router's connection tracking live. Everything
- * is removed at the end, or on Ctrl-C.
+ * and the SPIN-compatible monitor watching the router: it prints the web
+ * view's address (served from this namespace, so a browser on this host
+ * reaches it) and a line per device now and then. Everything is removed at
+ * the end, or on Ctrl-C.
  *
- *   npm run demo -- [--seconds N]
+ *   npm run demo -- [--seconds N] [--http PORT]
  */
-import { type ConntrackRecord, conntrack, type SourceNotice } from '../src/index.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createHomeNetwork, generateTraffic, type HomeNetwork } from '../src/testing/index.js';
+import { type SpinApp, startSpin } from './spin/app.js';
 
-const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1] || 12);
-
-function namer(home: HomeNetwork): (ip: string) => string {
-  const names = new Map<string, string>();
-  for (const c of home.clients) {
-    names.set(c.ipv4, c.name);
-    names.set(c.ipv6, c.name);
-  }
-  names.set(home.server.ipv4, 'server.wan.test');
-  names.set(home.server.ipv6, 'server.wan.test');
-  names.set(home.routerLan.ipv4, 'router');
-  names.set(home.routerLan.ipv6, 'router');
-  return (ip) => names.get(ip) ?? ip;
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isFinite(v) || v < 0) throw new Error(`${name} needs a number`);
+  return v;
 }
 
-function line(r: ConntrackRecord, name: (ip: string) => string): string {
-  const port = r.orig.icmp ? `icmp type ${r.orig.icmp.type}` : `${r.proto}/${r.orig.dport}`;
-  const counters =
-    r.orig.packets === undefined
-      ? ''
-      : `  ${r.orig.packets}↑ ${r.reply.packets ?? 0}↓ pkts, ${r.orig.bytes}↑ ${r.reply.bytes ?? 0}↓ bytes`;
-  const state = r.state ? ` ${r.state}` : '';
-  return `${r.type.padEnd(7)} ${r.family} ${name(r.orig.src).padEnd(15)} → ${name(r.orig.dst).padEnd(16)} ${port}${state}${counters}`;
+async function startApp(home: HomeNetwork, dir: string, port: number): Promise<SpinApp> {
+  const names = join(dir, 'names.conf');
+  writeFileSync(names, home.clients.map((c) => `name: ${c.mac} ${c.name}\n`).join(''));
+  const base = {
+    netns: home.router.name,
+    stateDir: join(dir, 'state'),
+    namesFile: names,
+    leaseFile: home.leaseFile,
+    httpHost: '127.0.0.1',
+    tableName: 'spin_demo',
+    log: (l: string) => process.stderr.write(`spin: ${l}\n`),
+  };
+  try {
+    return await startSpin({ ...base, httpPort: port, mqtt: { broker: 'embedded', tcpPort: 1883, wsPort: 1884 } });
+  } catch (err) {
+    // Ports taken (another SPIN, a broker): any free ones will do for a demo.
+    if (!/EADDRINUSE/.test(String((err as Error).message) + String((err as { code?: string }).code))) throw err;
+    return startSpin({ ...base, httpPort: 0, mqtt: { broker: 'embedded', tcpPort: 0, wsPort: 0 } });
+  }
+}
+
+async function rpc(app: SpinApp, method: string, params?: object): Promise<unknown> {
+  const reply = (await app.core.handleRpc({ jsonrpc: '2.0', id: 1, method, params })) as { result?: unknown };
+  return reply.result;
+}
+
+async function summary(app: SpinApp): Promise<string> {
+  const devices = (await rpc(app, 'list_devices')) as { id: number; name?: string; mac: string; ips: string[] }[];
+  const lines: string[] = [];
+  for (const d of devices) {
+    const flows = (await rpc(app, 'list_device_flows', { device: d.mac })) as { bytes?: number }[];
+    const bytes = flows.reduce((s, f) => s + (f.bytes ?? 0), 0);
+    lines.push(
+      `  node ${String(d.id).padEnd(3)} ${(d.name ?? d.mac).padEnd(18)} ${d.ips[0]?.padEnd(15) ?? ''} ${flows.length} flows, ${bytes} bytes`,
+    );
+  }
+  return lines.join('\n');
 }
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
     throw new Error('the demo builds network namespaces: run it as root (sudo npm run demo)');
+  const seconds = arg('--seconds', 60);
+  const port = arg('--http', 13026);
   process.stdout.write('flowgrab demo: building a home network in network namespaces…\n');
   const home = await createHomeNetwork();
-  const stop = async () => {
-    sub.unsubscribe();
-    await home.close();
-  };
+  const dir = mkdtempSync(join(tmpdir(), 'flowgrab-demo-'));
+  mkdirSync(join(dir, 'state'));
+  let app: SpinApp | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await app?.close().catch(() => {});
+      await home.close();
+      rmSync(dir, { recursive: true, force: true });
+    })());
   const onSignal = () => void stop().finally(() => process.exit(130));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-
-  const name = namer(home);
-  process.stdout.write(
-    `router ${home.router.name}, clients ${home.clients.map((c) => `${c.name} ${c.ipv4}`).join(', ')}, server ${home.server.ipv4}\n` +
-      `following conntrack in ${home.router.name} for ${seconds} s (dump, then new/update/destroy events)\n\n`,
-  );
-  const notices: SourceNotice[] = [];
-  let records = 0;
-  const sub = conntrack({
-    netns: home.router.name,
-    dump: true,
-    events: ['new', 'update', 'destroy'],
-    notices: { next: (n) => notices.push(n) },
-  }).subscribe((r) => {
-    records++;
-    process.stdout.write(`${line(r, name)}\n`);
-  });
-
-  const until = Date.now() + seconds * 1000;
-  let rounds = 0;
-  while (Date.now() < until) {
-    await generateTraffic(home, { rounds: 1 });
-    rounds++;
+  try {
+    app = await startApp(home, dir, port);
+    process.stdout.write(
+      `router ${home.router.name}, clients ${home.clients.map((c) => `${c.name} ${c.ipv4}`).join(', ')}, server ${home.server.ipv4}\n\n` +
+        `SPIN web view:  ${app.httpUrl}/spin_graph/graph.html\n` +
+        `JSON-RPC:       curl -s ${app.httpUrl}/spin_api/jsonrpc -d '{"jsonrpc":"2.0","id":1,"method":"list_devices"}'\n` +
+        `${app.mqtt ? `MQTT:           mosquitto_sub -L '${app.mqtt.url}/SPIN/traffic/#'\n` : ''}` +
+        `\nGenerating traffic for ${seconds} s (Ctrl-C stops and removes everything)…\n`,
+    );
+    const until = Date.now() + seconds * 1000;
+    let rounds = 0;
+    let nextReport = Date.now() + 5000;
+    while (Date.now() < until && !stopping) {
+      await generateTraffic(home, { rounds: 1 });
+      rounds++;
+      if (Date.now() >= nextReport) {
+        nextReport = Date.now() + 10_000;
+        process.stdout.write(`after ${rounds} rounds:\n${await summary(app)}\n`);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    process.stdout.write(`\n${rounds} rounds of traffic. Devices seen:\n${await summary(app)}\n`);
+  } finally {
+    await stop();
   }
-  // End every flow so their DESTROY events (with final counters) show too.
-  await home.router.exec(['conntrack', '-F'], { allowFail: true });
-  await new Promise((r) => setTimeout(r, 500));
-  await stop();
-  process.stdout.write(
-    `\n${records} records from ${rounds} rounds of traffic; ${notices.filter((n) => n.kind === 'loss').length} loss notices. ` +
-      'Namespaces removed.\nTry the CLI: sudo npm run lab -- up, then node dist/src/cli/flowgrab.js conntrack --netns fglab-router --json\n',
-  );
+  process.stdout.write('Namespaces, firewall table and state removed.\n');
 }
 
 main().catch((err) => {

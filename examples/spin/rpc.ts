@@ -104,7 +104,7 @@ export class RpcDispatcher {
     const r = req as Record<string, unknown>;
     if (typeof r.method !== 'string') return errorReply(r, 2, "'method' object must be a string");
     const entry = this.methods.get(r.method);
-    let params: unknown = 'params' in r ? r.params : {};
+    let params: unknown = r.params === undefined ? {} : r.params;
     if (entry?.m.emptyStringParams && params === '') params = {};
     if (!isObject(params)) return errorReply(r, 3, "'params' object must be a dict");
     if (!entry) return errorReply(r, -1, 'No such function registered');
