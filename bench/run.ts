@@ -1,5 +1,6 @@
 /** `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same run. */
 import { benchConntrack } from './conntrack.js';
+import { benchDaemon } from './daemon.js';
 import { benchDns } from './dns.js';
 import { benchGraph } from './graph.js';
 import { benchNfqueue } from './nfqueue.js';
@@ -13,3 +14,4 @@ if (!only || only === 'conntrack') await benchConntrack();
 if (!only || only === 'dns') await benchDns();
 if (!only || only === 'nfqueue') await benchNfqueue();
 if (!only || only === 'graph') await benchGraph();
+if (!only || only === 'daemon') await benchDaemon();

@@ -1,0 +1,387 @@
+/**
+ * flowgrabd benchmark (issue 7). One daemon (a child process, so its CPU is
+ * its own) serves the same conntrack graph to 1 client, then to 16. Both runs
+ * see the same load: new UDP flows at a steady 5 000/s inside a throw-away
+ * namespace.
+ *  1. daemon CPU (utime+stime from /proc/PID/stat) with 16 clients ÷ with 1 (goal ≤ 2×)
+ *  2. latency from the packet that made the flow (send time, per flow) to the
+ *     client's receipt of its NEW record, p50/p99 (goal p99 ≤ 5 ms at 5 000 events/s)
+ * Send and receive times are CLOCK_MONOTONIC (process.hrtime), one clock for
+ * every process on the machine. The kernel emits the NEW event inside the
+ * sender's sendmsg(), so the send time is the kernel event time to within
+ * a few microseconds.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BenchNetns, fmt } from './lib.js';
+
+const RATE = Number(process.env.FG_BENCH_DAEMON_RATE ?? 5000);
+const SECONDS = Number(process.env.FG_BENCH_DAEMON_SECONDS ?? 4);
+const WARMUP = 500;
+const dist = new URL('..', import.meta.url).pathname; // dist/
+const flowgrabd = join(dist, 'src/cli/flowgrabd.js');
+
+// New UDP flows at a steady rate: every millisecond, as many datagrams as the
+// schedule owes (not bursts of hundreds). Prints the send time of each flow,
+// in ns of CLOCK_MONOTONIC, as base64 Float64Array indexed like the addresses.
+const GENERATOR = `
+const [count, rate, base] = process.argv.slice(1).map(Number);
+const s = require('node:dgram').createSocket('udp4');
+const x = Buffer.from('x');
+const sent = new Float64Array(count);
+const addr = (i) => '127.' + (base + Math.floor(i / 65024)) + '.' + (Math.floor(i / 254) % 256) + '.' + ((i % 254) + 1);
+const t0 = process.hrtime.bigint();
+let i = 0;
+const tick = () => {
+  const due = Math.min(count, Math.ceil((Number(process.hrtime.bigint() - t0) / 1e9) * rate));
+  for (; i < due; i++) { sent[i] = Number(process.hrtime.bigint()); s.send(x, 9, addr(i)); }
+  if (i < count) setTimeout(tick, 1);
+  else setTimeout(() => { s.close(); process.stdout.write(Buffer.from(sent.buffer).toString('base64') + '\\n'); }, 50);
+};
+tick();
+`;
+
+// K connections to flowgrabd, each with one flow of GRAPH. Records of flows to
+// 127.BASE.x.y are kept as (flow index, receive time, ms since the daemon
+// decoded it); "report" on stdin prints the counts per connection and those
+// triples (base64 Float64Array), then forgets them. MODE "flowgrab" uses
+// Flowgrab.connect (records parsed, as an application gets them); "raw" speaks
+// the frame protocol and scans records with a regex: a reader that costs
+// next to nothing, so what it sees is the daemon's own delivery.
+const CLIENTS = `
+const [dist, socket, k, graph, base, mode] = process.argv.slice(1);
+const B = Number(base);
+const note = (st, t, b2, b3, b4, ts) => { st.got++; if (b2 === B) st.pairs.push(b3 * 254 + b4 - 1, t, Date.now() - ts); };
+async function viaFlowgrab(st) {
+  const { Flowgrab } = await import(dist + '/src/flow/flowgrab.js');
+  const fg = await Flowgrab.connect(socket);
+  const flow = fg.create({ bufferRecords: 100000 });
+  flow.populate(graph);
+  await flow.instantiate();
+  flow.records$.subscribe((r) => {
+    const t = Number(process.hrtime.bigint());
+    const o = r.orig.dst.split('.').map(Number);
+    note(st, t, o[1], o[2], o[3], r.ts);
+  });
+  flow.lost$.subscribe((n) => (st.lost += n.count ?? 0));
+  await flow.activate();
+  return () => fg.close();
+}
+const RECORD = /"dst":"127\\.(\\d+)\\.(\\d+)\\.(\\d+)","sport":\\d+,"dport":9\\}.*?"ts":(\\d+)/g;
+async function viaFrames(st) {
+  const sock = (await import('node:net')).createConnection(socket);
+  await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+  const waiting = new Map();
+  let buf = Buffer.alloc(0), id = 0;
+  sock.on('data', (d) => {
+    const t = Number(process.hrtime.bigint());
+    buf = buf.length ? Buffer.concat([buf, d]) : d;
+    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+      const body = buf.toString('utf8', 4, 4 + buf.readUInt32BE(0));
+      buf = buf.subarray(4 + buf.readUInt32BE(0));
+      if (body.startsWith('{"v":1,"ev":"records"')) {
+        for (const m of body.matchAll(RECORD)) note(st, t, Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]));
+      } else {
+        const msg = JSON.parse(body);
+        if (msg.ev === 'lost') st.lost += msg.notice?.count ?? 0;
+        else if ('id' in msg) waiting.get(msg.id)?.(msg);
+      }
+    }
+  });
+  const call = (body) => new Promise((resolve, reject) => {
+    const n = ++id;
+    waiting.set(n, (m) => (m.ok ? resolve(m) : reject(new Error(JSON.stringify(m.error)))));
+    const f = Buffer.from(JSON.stringify({ v: 1, id: n, ...body }));
+    const h = Buffer.alloc(4); h.writeUInt32BE(f.length);
+    sock.write(Buffer.concat([h, f]));
+  });
+  await call({ op: 'hello' });
+  const { flow } = await call({ op: 'create', bufferRecords: 100000 });
+  await call({ op: 'populate', flow, graph });
+  await call({ op: 'instantiate', flow });
+  await call({ op: 'activate', flow });
+  return () => sock.end();
+}
+const conns = [];
+for (let c = 0; c < Number(k); c++) {
+  const st = { got: 0, lost: 0, pairs: [] };
+  st.close = await (mode === 'raw' ? viaFrames(st) : viaFlowgrab(st));
+  conns.push(st);
+}
+process.stdout.write(JSON.stringify({ ready: conns.length }) + '\\n');
+let buf = '';
+process.stdin.on('data', async (d) => {
+  buf += d;
+  for (let nl; (nl = buf.indexOf('\\n')) >= 0; ) {
+    const cmd = buf.slice(0, nl); buf = buf.slice(nl + 1);
+    if (cmd === 'report') {
+      const pairs = new Float64Array(conns.flatMap((c) => c.pairs));
+      const out = { got: conns.map((c) => c.got), lost: conns.map((c) => c.lost), pairs: Buffer.from(pairs.buffer).toString('base64') };
+      for (const c of conns) c.pairs = [];
+      process.stdout.write(JSON.stringify(out) + '\\n');
+    } else if (cmd === 'quit') {
+      for (const c of conns) await Promise.resolve(c.close()).catch(() => {});
+      process.exit(0);
+    }
+  }
+});
+`;
+
+/** A child speaking NDJSON on stdout, answering lines on stdin. */
+class LineChild {
+  readonly child: ChildProcess;
+  private lines: string[] = [];
+  private partial = '';
+  private err = '';
+  private wake?: () => void;
+
+  constructor(argv: string[]) {
+    this.child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (d: Buffer) => {
+      const parts = (this.partial + d.toString()).split('\n');
+      this.partial = parts.pop() ?? '';
+      this.lines.push(...parts.filter(Boolean));
+      this.wake?.();
+    });
+    this.child.stderr!.on('data', (d: Buffer) => (this.err += d.toString()));
+    this.child.on('exit', () => this.wake?.());
+  }
+
+  async next<T>(timeoutMs = 20_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.lines.length) {
+      if (this.child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`child ${this.child.exitCode !== null ? 'exited' : 'silent'}: ${this.err.slice(-800)}`);
+      await new Promise<void>((r) => {
+        this.wake = r;
+        setTimeout(r, 200);
+      });
+    }
+    return JSON.parse(this.lines.shift()!) as T;
+  }
+
+  send(line: string): void {
+    this.child.stdin!.write(`${line}\n`);
+  }
+}
+
+interface Report {
+  got: number[];
+  lost: number[];
+  pairs: string;
+}
+
+/** Clock ticks of CPU (user + system) the process has used. */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]); // fields 14 and 15: utime, stime
+}
+const TICK_MS = 10; // USER_HZ = 100 on Linux
+
+function generate(ns: BenchNetns, count: number, base: number): Promise<Float64Array> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('ip', [
+      'netns',
+      'exec',
+      ns.name,
+      process.execPath,
+      '-e',
+      GENERATOR,
+      String(count),
+      String(RATE),
+      String(base),
+    ]);
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`generator exited ${code}`));
+      const b = Buffer.from(out.trim(), 'base64');
+      resolve(new Float64Array(b.buffer, b.byteOffset, b.length / 8));
+    });
+  });
+}
+
+const quantile = (sorted: Float64Array, q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+interface RunResult {
+  mode: Mode;
+  clients: number;
+  events: number;
+  cpuMs: number;
+  delivered: number;
+  lost: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** From the daemon decoding the record (its `ts`, ms resolution) to the client's receipt. */
+  daemonToClientP50: number;
+  daemonToClientP99: number;
+  /** CPU of all client processes together during the run. */
+  clientCpuMs: number;
+}
+
+type Mode = 'flowgrab' | 'raw';
+
+async function run(
+  ns: BenchNetns,
+  socket: string,
+  daemonPid: number,
+  mode: Mode,
+  clients: number,
+  base: number,
+): Promise<RunResult> {
+  const procs = Math.min(clients, 4);
+  const graph = `conntrack(events=[new], netns=${ns.name})`;
+  const children = Array.from(
+    { length: procs },
+    () =>
+      new LineChild([
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        CLIENTS,
+        dist,
+        socket,
+        String(clients / procs),
+        graph,
+        String(base),
+        mode,
+      ]),
+  );
+  const report = async () => {
+    for (const c of children) c.send('report');
+    return Promise.all(children.map((c) => c.next<Report>()));
+  };
+  const total = (rs: Report[]) => rs.flatMap((r) => r.got);
+  try {
+    await Promise.all(children.map((c) => c.next<{ ready: number }>()));
+    // Warm-up on other addresses, until every client has it all.
+    await generate(ns, WARMUP, base + 100);
+    for (let i = 0; i < 50 && Math.min(...total(await report())) < WARMUP; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    await report(); // forget the warm-up
+
+    const events = RATE * SECONDS;
+    if (events > 65024) throw new Error('the clients index flows within one 127.BASE.0.0/16 block: at most 65024');
+    const reports: Report[] = [];
+    let lost = 0;
+    const poll = async () => {
+      const rs = await report();
+      reports.push(...rs);
+      lost = rs.flatMap((r) => r.lost).reduce((a, b) => a + b, 0); // counts are cumulative
+      return total(rs);
+    };
+    const cpu0 = cpuTicks(daemonPid);
+    const clientCpu = () => children.reduce((a, c) => a + cpuTicks(c.child.pid!), 0);
+    const ccpu0 = clientCpu();
+    const sent = await generate(ns, events, base);
+    let got = await poll();
+    for (let i = 0; i < 100 && Math.min(...got) < WARMUP + events; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      got = await poll();
+    }
+    const cpuMs = (cpuTicks(daemonPid) - cpu0) * TICK_MS;
+    const clientCpuMs = (clientCpu() - ccpu0) * TICK_MS;
+    return summarize(mode, clients, events, cpuMs, sent, reports, lost, clientCpuMs);
+  } finally {
+    for (const c of children) c.send('quit');
+    await Promise.all(
+      children.map((c) => new Promise((r) => (c.child.exitCode !== null ? r(0) : c.child.once('exit', r)))),
+    );
+  }
+}
+
+function summarize(
+  mode: Mode,
+  clients: number,
+  events: number,
+  cpuMs: number,
+  sent: Float64Array,
+  reports: Report[],
+  lost: number,
+  clientCpuMs: number,
+): RunResult {
+  const lat: number[] = [];
+  const fromDaemon: number[] = [];
+  for (const r of reports) {
+    const b = Buffer.from(r.pairs, 'base64');
+    const pairs = new Float64Array(b.buffer, b.byteOffset, b.length / 8);
+    for (let i = 0; i < pairs.length; i += 3) {
+      if (pairs[i] >= events) continue;
+      lat.push((pairs[i + 1] - sent[pairs[i]]) / 1e6);
+      fromDaemon.push(pairs[i + 2]);
+    }
+  }
+  const sorted = Float64Array.from(lat).sort();
+  const tail = Float64Array.from(fromDaemon).sort();
+  return {
+    mode,
+    clients,
+    events,
+    cpuMs,
+    delivered: lat.length,
+    lost,
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    max: sorted[sorted.length - 1] ?? Number.NaN,
+    daemonToClientP50: quantile(tail, 0.5),
+    daemonToClientP99: quantile(tail, 0.99),
+    clientCpuMs,
+  };
+}
+
+export async function benchDaemon(): Promise<void> {
+  const ns = new BenchNetns();
+  const dir = mkdtempSync(join(tmpdir(), 'fgbenchd'));
+  const socket = join(dir, 'flowgrab.sock');
+  const policy = join(dir, 'policy.json');
+  writeFileSync(policy, JSON.stringify({ version: 1, principals: [] })); // root may do anything
+  // FG_BENCH_DAEMON_PROF=DIR: a V8 CPU profile of the daemon, written there when it stops.
+  const prof = process.env.FG_BENCH_DAEMON_PROF
+    ? ['--cpu-prof', '--cpu-prof-dir', process.env.FG_BENCH_DAEMON_PROF]
+    : [];
+  const daemon = spawn(process.execPath, [...prof, flowgrabd, '--socket', socket, '--policy', policy], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let daemonLog = '';
+  daemon.stderr!.on('data', (d: Buffer) => (daemonLog = (daemonLog + d.toString()).slice(-4000)));
+  try {
+    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!existsSync(socket)) throw new Error(`flowgrabd did not start: ${daemonLog}`);
+    const results: RunResult[] = [];
+    let base = 10;
+    const modes = (process.env.FG_BENCH_DAEMON_MODES ?? 'raw,flowgrab').split(',') as Mode[];
+    for (const mode of modes)
+      for (const clients of [1, 16]) results.push(await run(ns, socket, daemon.pid!, mode, clients, base++));
+    console.log(
+      `flowgrabd: conntrack NEW records at ${RATE}/s for ${SECONDS} s to 1 and to 16 clients (${cpus().length} CPUs)`,
+    );
+    console.log("  raw: clients that read frames and scan records with a regex (the daemon's own delivery);");
+    console.log('  flowgrab: Flowgrab.connect clients that parse every record (what an application sees)');
+    for (const r of results) {
+      console.log(
+        `  ${r.mode.padEnd(8)} ${String(r.clients).padStart(2)} client(s): daemon CPU ${fmt(r.cpuMs, 0)} ms` +
+          ` (${fmt((r.cpuMs * 1000) / r.events, 1)} µs/event), clients' CPU ${fmt(r.clientCpuMs, 0)} ms;` +
+          ` delivered ${r.delivered}/${r.events * r.clients}, lost ${r.lost};` +
+          ` latency p50 ${fmt(r.p50, 2)} ms p99 ${fmt(r.p99, 2)} ms max ${fmt(r.max, 1)} ms` +
+          ` (daemon→client p50 ${fmt(r.daemonToClientP50, 0)} ms p99 ${fmt(r.daemonToClientP99, 0)} ms)`,
+      );
+    }
+    for (const mode of modes) {
+      const [one, sixteen] = results.filter((r) => r.mode === mode);
+      console.log(
+        `  ${mode.padEnd(8)} daemon CPU 16 clients ÷ 1 client ${fmt(sixteen.cpuMs / one.cpuMs, 2)}× (goal ≤ 2×);` +
+          ` latency p99 with 16 clients ${fmt(sixteen.p99, 2)} ms (goal ≤ 5 ms at ${RATE} events/s)`,
+      );
+    }
+  } finally {
+    daemon.kill('SIGTERM');
+    await new Promise((r) => (daemon.exitCode !== null ? r(0) : daemon.once('exit', r)));
+    ns.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
