@@ -13,6 +13,8 @@ import type { WebHandler } from './contract.js';
 export type TextRpc = (body: string) => Promise<string | undefined>;
 
 const MAX_REQUEST = 1 << 20;
+/** How long a request that does not parse yet waits for more data. */
+const PARTIAL_WAIT_MS = 300;
 
 /** Resolves with the socket path once listening; a stale socket file (no listener) is replaced. */
 export async function listenRpcSocket(path: string, rpc: TextRpc): Promise<Server> {
@@ -43,9 +45,12 @@ function serveOne(sock: Socket, rpc: TextRpc): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let done = false;
-  const answer = (text: string) => {
+  let idle: NodeJS.Timeout | undefined;
+  const answer = () => {
+    if (done) return;
     done = true;
-    rpc(text).then(
+    clearTimeout(idle);
+    rpc(Buffer.concat(chunks).toString('utf8')).then(
       (reply) => (reply === undefined ? sock.end() : sock.end(`${reply}\n`)),
       () => sock.destroy(),
     );
@@ -56,19 +61,20 @@ function serveOne(sock: Socket, rpc: TextRpc): void {
     if (done) return;
     chunks.push(d);
     size += d.length;
-    const text = Buffer.concat(chunks).toString('utf8');
-    if (size > MAX_REQUEST) return answer(text);
-    // A complete JSON text is one request, as spind reads it; a partial one waits for more (or EOF).
+    if (size > MAX_REQUEST) return answer();
+    // A complete JSON text is the request (spind reads one); a partial one waits for the rest,
+    // for the client's end, or for a pause in the data (then it is answered as it stands).
     try {
-      JSON.parse(text);
+      JSON.parse(Buffer.concat(chunks).toString('utf8'));
     } catch {
+      clearTimeout(idle);
+      idle = setTimeout(answer, PARTIAL_WAIT_MS);
       return;
     }
-    answer(text);
+    answer();
   });
-  sock.on('end', () => {
-    if (!done) answer(Buffer.concat(chunks).toString('utf8'));
-  });
+  sock.on('end', answer);
+  sock.on('close', () => clearTimeout(idle));
 }
 
 /** HTTP: POST /spin_api/jsonrpc is the RPC; everything else goes to the web view (404 when it declines). */

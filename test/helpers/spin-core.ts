@@ -1,0 +1,83 @@
+/** Helpers for the SPIN core's integration tests: JSON-RPC over the Unix socket and HTTP, connection probes. */
+import { createConnection } from 'node:net';
+import type { HomeNetwork, LabClient } from '../../src/testing/index.js';
+
+export interface RpcReply {
+  jsonrpc?: string;
+  id?: unknown;
+  result?: unknown;
+  error?: { code: number; message: string };
+}
+
+/** One request per connection, as spind frames it; resolves with the raw reply text ('' when none). */
+export function socketRpcRaw(path: string, body: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(path);
+    let out = '';
+    const t = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no reply from ${path} within 10 s`));
+    }, 10_000);
+    s.on('connect', () => s.write(body));
+    s.on('data', (d) => (out += d));
+    s.on('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+    s.on('close', () => {
+      clearTimeout(t);
+      resolve(out);
+    });
+  });
+}
+
+let nextId = 1;
+export async function socketRpc(path: string, method: string, params?: unknown): Promise<RpcReply> {
+  const req: Record<string, unknown> = { jsonrpc: '2.0', id: nextId++, method };
+  if (params !== undefined) req.params = params;
+  const text = await socketRpcRaw(path, JSON.stringify(req));
+  return JSON.parse(text) as RpcReply;
+}
+
+export async function httpRpcRaw(url: string, body: string): Promise<{ status: number; text: string }> {
+  const r = await fetch(`${url}/spin_api/jsonrpc`, { method: 'POST', body });
+  return { status: r.status, text: await r.text() };
+}
+
+export async function httpRpc(url: string, method: string, params?: unknown): Promise<RpcReply> {
+  const req: Record<string, unknown> = { jsonrpc: '2.0', id: nextId++, method };
+  if (params !== undefined) req.params = params;
+  return JSON.parse((await httpRpcRaw(url, JSON.stringify(req))).text) as RpcReply;
+}
+
+/** True when the client gets its TCP echo back from the WAN server within about a second. */
+export async function tcpWorks(home: HomeNetwork, c: LabClient, target = home.server.ipv4): Promise<boolean> {
+  const payload = `probe ${c.name} ${Date.now()}`;
+  const addr = target.includes(':') ? `TCP6:[${target}]` : `TCP4:${target}`;
+  const r = await c.ns.exec(['socat', '-T', '1', '-', `${addr}:${home.server.tcpPort},connect-timeout=1`], {
+    input: `${payload}\n`,
+    allowFail: true,
+    timeoutMs: 4000,
+  });
+  return r.stdout.trim() === payload;
+}
+
+export interface Device {
+  id: number;
+  name?: string;
+  mac: string;
+  lastseen: number;
+  ips: string[];
+  domains: string[];
+  is_blocked?: true;
+}
+
+export interface DeviceFlow {
+  to: number;
+  dst_port: number;
+  icmp_type: number;
+  packets?: number;
+  bytes?: number;
+  lastseen?: number;
+  blocked?: 1;
+}
