@@ -5,13 +5,13 @@
  * Every client first sends a frame claiming to be root; nobody believes it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { identifyPeer, type Peer, type PeerSource } from '../../src/daemon/peer.js';
 import { Netns, uniqueId, waitFor } from '../../src/testing/lab/index.js';
-import { createUser, removeUser, sharedTempDir, type TestUser } from '../helpers/daemon.js';
+import { createUser, DIST, removeUser, sharedTempDir, type TestUser } from '../helpers/daemon.js';
 
 const CLAIM = `${JSON.stringify({ v: 1, id: 1, op: 'hello', uid: 0, gid: 0, user: 'root', pid: 1 })}\n`;
 
@@ -27,6 +27,21 @@ import os, socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 os.setgroups([]); os.setgid(int(sys.argv[3])); os.setuid(int(sys.argv[2]))
 s.connect(sys.argv[1]); s.sendall(sys.argv[4].encode()); s.recv(1); time.sleep(0.1)
+`;
+
+// An identity server run as an unprivileged user: identifies one client both ways and prints the results.
+const USER_SERVER = `
+const [dist, path] = process.argv.slice(1);
+const { identifyPeer } = await import(dist + '/src/daemon/peer.js');
+const res = (p) => p.then((v) => ({ ok: v }), (e) => ({ error: e.message, code: e.code }));
+const srv = (await import('node:net')).createServer({ allowHalfOpen: true }, async (conn) => {
+  conn.pause();
+  const out = { peercred: await res(identifyPeer(conn, { method: 'peercred' })), sockdiag: await res(identifyPeer(conn, { method: 'sockdiag' })) };
+  process.stdout.write(JSON.stringify(out) + '\\n');
+  conn.destroy(); srv.close();
+});
+srv.listen(path, () => process.stdout.write('{"listening":true}\\n'));
+setTimeout(() => process.exit(5), 15000);
 `;
 
 let user: TestUser;
@@ -179,6 +194,37 @@ describe('where the two paths differ', () => {
     // SO_PEERCRED keeps the credentials of connect() time: still root, still this process.
     expect(await identifyPeer(conn, { method: 'peercred' })).toMatchObject({ uid: 0, pid: process.pid });
     conn.destroy();
+  });
+
+  it("an unprivileged server cannot look into the client's namespace: unix_diag refuses, SO_PEERCRED answers", async () => {
+    const udir = join(dir, 'user');
+    mkdirSync(udir);
+    chownSync(udir, user.uid, user.gid); // the user's server makes its socket here
+    const upath = join(udir, 'user.sock');
+    const srv = spawn(
+      asUser(user)[0],
+      [...asUser(user).slice(1), process.execPath, '--input-type=module', '-e', USER_SERVER, DIST, upath],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.push(srv);
+    let out = '';
+    let err = '';
+    srv.stdout!.on('data', (d) => (out += d.toString()));
+    srv.stderr!.on('data', (d) => (err += d.toString()));
+    await waitFor(() => out.includes('listening'), { timeoutMs: 10_000, what: `the user's server (${err})` });
+    // root, from another namespace: the sockets of this connection live there, where this user may not go.
+    const client = spawnClient(['ip', 'netns', 'exec', ns.name, process.execPath, '-e', NODE_CLIENT, upath, CLAIM]);
+    children.push(client);
+    await waitFor(() => out.trim().split('\n').length >= 2, { timeoutMs: 10_000, what: `identification (${err})` });
+    const r = JSON.parse(out.trim().split('\n')[1]) as {
+      peercred: { ok?: Peer };
+      sockdiag: { error?: string; code?: string };
+    };
+    expect(r.peercred.ok).toMatchObject({ uid: 0, pid: client.pid, via: 'peercred' });
+    expect(r.sockdiag).toMatchObject({
+      code: 'FG_ERR_PERMISSION',
+      error: expect.stringMatching(/not found \(ENOENT\)/),
+    });
   });
 
   it('auto uses SO_PEERCRED on this kernel', async () => {

@@ -47,13 +47,14 @@ export async function unixDiagLookup(
   try {
     replies = await sock.request(type, 0, payload, { op, idleTimeoutMs: timeoutMs });
   } catch (err) {
-    // The kernel says EINVAL for inode 0 (the peer already hung up) and ENOENT for a socket that is gone.
-    if (err instanceof NetlinkOpError && (err.errno === ENOENT || err.errno === EINVAL))
-      throw new FlowgrabError('FG_ERR_PERMISSION', `${op}: socket gone (${err.errnoName})`, {
-        op: 'unix_diag',
-        errno: err.errno,
-        cause: err,
-      });
+    // EINVAL: inode 0 (the peer already hung up). ENOENT: no such socket in the namespace we asked.
+    if (err instanceof NetlinkOpError && (err.errno === ENOENT || err.errno === EINVAL)) {
+      const why =
+        err.errno === ENOENT
+          ? 'not found (ENOENT): it closed, or it lives in a network namespace we may not enter'
+          : 'no such socket (EINVAL)';
+      throw new FlowgrabError('FG_ERR_PERMISSION', `${op}: ${why}`, { op: 'unix_diag', errno: err.errno, cause: err });
+    }
     throw err;
   }
   const msgs = replies.filter((m) => m.type === SOCK_DIAG_BY_FAMILY);
