@@ -129,6 +129,12 @@ export class Core implements SpinCore {
       na.persistent++;
       nb.persistent++;
     }
+    const now = this.model.now();
+    for (const list of ['block', 'allow'] as const)
+      for (const [name, ip, exp] of this.store.nameAddrs(list, now)) {
+        this.remember(name, ip, exp);
+        this.nameAddrs[list].set(ip, Math.max(exp, this.nameAddrs[list].get(ip) ?? 0));
+      }
     this.pending.clear();
     await this.firewall.apply();
     const p = this.periods;
@@ -432,10 +438,19 @@ export class Core implements SpinCore {
   /** Drops the name addresses that no listed name covers any more. */
   pruneNameAddresses(list: 'block' | 'allow'): void {
     const keep = new Map<string, number>();
-    for (const [name, m] of this.answers)
-      if (this.lists[list].containsDomain(name)) for (const [ip, exp] of m) keep.set(ip, exp);
+    const rows: [string, string, number][] = [];
+    const now = this.model.now();
+    for (const [name, m] of this.answers) {
+      if (!this.lists[list].containsDomain(name)) continue;
+      for (const [ip, exp] of m) {
+        if (exp <= now) continue;
+        keep.set(ip, Math.max(exp, keep.get(ip) ?? 0));
+        rows.push([name, ip, exp]);
+      }
+    }
     const cur = this.nameAddrs[list];
     for (const ip of [...cur.keys()]) if (!keep.has(ip)) cur.delete(ip);
+    this.store.saveNameAddrs(list, rows);
   }
 
   setPair(a: number, b: number, block: boolean): boolean {
@@ -518,10 +533,12 @@ export class Core implements SpinCore {
   private followNames(names: string[], ip: string, exp: number): void {
     for (const list of ['block', 'allow'] as const) {
       if (this.lists[list].size === 0) continue;
-      if (!names.some((n) => this.lists[list].containsDomain(n))) continue;
+      const name = names.find((n) => this.lists[list].containsDomain(n));
+      if (name === undefined) continue;
       const cur = this.nameAddrs[list].get(ip) ?? 0;
       this.nameAddrs[list].set(ip, Math.max(cur, exp));
       if (exp <= cur + 1000) continue;
+      this.store.putNameAddr(list, domainKey(name), ip, exp);
       this.firewall.nameAddress(list, ip, exp).then(
         () => (list === 'block' ? this.cutBlocked() : undefined),
         (err) => this.firewallError(err),

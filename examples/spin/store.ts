@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS names (key TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lists (list TEXT NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (list, entry));
 CREATE TABLE IF NOT EXISTS pairs (node1 INTEGER NOT NULL, node2 INTEGER NOT NULL, PRIMARY KEY (node1, node2));
+CREATE TABLE IF NOT EXISTS name_addrs (list TEXT NOT NULL, name TEXT NOT NULL, ip TEXT NOT NULL,
+  expires INTEGER NOT NULL, PRIMARY KEY (list, name, ip));
 CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, mac TEXT, name TEXT, ips TEXT NOT NULL,
   domains TEXT NOT NULL, lastseen INTEGER NOT NULL, blocked INTEGER NOT NULL, excepted INTEGER NOT NULL);
 `;
@@ -101,6 +103,28 @@ export class SpinStore {
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM pairs').run();
       for (const [a, b] of pairs) ins.run(a, b);
+    })();
+  }
+
+  /** Addresses of listed DNS names (name, address, expiry in ms), so a restart enforces them before the next lookup. */
+  nameAddrs(list: 'block' | 'allow', now: number): [string, string, number][] {
+    const rows = this.db
+      .prepare('SELECT name, ip, expires FROM name_addrs WHERE list = ? AND expires > ?')
+      .all(list, now) as { name: string; ip: string; expires: number }[];
+    return rows.map((r) => [r.name, r.ip, r.expires]);
+  }
+
+  putNameAddr(list: 'block' | 'allow', name: string, ip: string, expires: number): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO name_addrs (list, name, ip, expires) VALUES (?, ?, ?, ?)')
+      .run(list, name, ip, expires);
+  }
+
+  saveNameAddrs(list: 'block' | 'allow', rows: [string, string, number][]): void {
+    const ins = this.db.prepare('INSERT OR REPLACE INTO name_addrs (list, name, ip, expires) VALUES (?, ?, ?, ?)');
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM name_addrs WHERE list = ?').run(list);
+      for (const [name, ip, exp] of rows) ins.run(list, name, ip, exp);
     })();
   }
 
