@@ -82,6 +82,7 @@ async function viaFrames(st) {
       const body = buf.toString('utf8', 4, 4 + buf.readUInt32BE(0));
       buf = buf.subarray(4 + buf.readUInt32BE(0));
       if (body.startsWith('{"v":1,"ev":"records"')) {
+        st.frames++;
         for (const m of body.matchAll(RECORD)) note(st, t, Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]));
       } else {
         const msg = JSON.parse(body);
@@ -106,7 +107,7 @@ async function viaFrames(st) {
 }
 const conns = [];
 for (let c = 0; c < Number(k); c++) {
-  const st = { got: 0, lost: 0, pairs: [] };
+  const st = { got: 0, lost: 0, frames: 0, pairs: [] };
   st.close = await (mode === 'raw' ? viaFrames(st) : viaFlowgrab(st));
   conns.push(st);
 }
@@ -118,7 +119,7 @@ process.stdin.on('data', async (d) => {
     const cmd = buf.slice(0, nl); buf = buf.slice(nl + 1);
     if (cmd === 'report') {
       const pairs = new Float64Array(conns.flatMap((c) => c.pairs));
-      const out = { got: conns.map((c) => c.got), lost: conns.map((c) => c.lost), pairs: Buffer.from(pairs.buffer).toString('base64') };
+      const out = { got: conns.map((c) => c.got), lost: conns.map((c) => c.lost), frames: conns.map((c) => c.frames), pairs: Buffer.from(pairs.buffer).toString('base64') };
       for (const c of conns) c.pairs = [];
       process.stdout.write(JSON.stringify(out) + '\\n');
     } else if (cmd === 'quit') {
@@ -169,6 +170,8 @@ class LineChild {
 
 interface Report {
   got: number[];
+  /** Record frames received (raw clients only). */
+  frames: number[];
   lost: number[];
   pairs: string;
 }
@@ -222,6 +225,8 @@ interface RunResult {
   daemonToClientP99: number;
   /** CPU of all client processes together during the run. */
   clientCpuMs: number;
+  /** Record frames the clients received (raw clients count them). */
+  frames?: number;
 }
 
 type Mode = 'flowgrab' | 'raw';
@@ -263,16 +268,19 @@ async function run(
     await generate(ns, WARMUP, base + 100);
     for (let i = 0; i < 50 && Math.min(...total(await report())) < WARMUP; i++)
       await new Promise((r) => setTimeout(r, 100));
-    await report(); // forget the warm-up
+    const frames = (rs: Report[]) => rs.flatMap((r) => r.frames).reduce((a, b) => a + b, 0);
+    const frames0 = frames(await report()); // and forget the warm-up
 
     const events = RATE * SECONDS;
     if (events > 65024) throw new Error('the clients index flows within one 127.BASE.0.0/16 block: at most 65024');
     const reports: Report[] = [];
     let lost = 0;
+    let framesSent = 0;
     const poll = async () => {
       const rs = await report();
       reports.push(...rs);
       lost = rs.flatMap((r) => r.lost).reduce((a, b) => a + b, 0); // counts are cumulative
+      framesSent = frames(rs) - frames0;
       return total(rs);
     };
     const cpu0 = cpuTicks(daemonPid);
@@ -286,7 +294,7 @@ async function run(
     }
     const cpuMs = (cpuTicks(daemonPid) - cpu0) * TICK_MS;
     const clientCpuMs = (clientCpu() - ccpu0) * TICK_MS;
-    return summarize(mode, clients, events, cpuMs, sent, reports, lost, clientCpuMs);
+    return { ...summarize(mode, clients, events, cpuMs, sent, reports, lost, clientCpuMs), frames: framesSent };
   } finally {
     for (const c of children) c.send('quit');
     await Promise.all(
@@ -367,6 +375,7 @@ export async function benchDaemon(): Promise<void> {
         `  ${r.mode.padEnd(8)} ${String(r.clients).padStart(2)} client(s): daemon CPU ${fmt(r.cpuMs, 0)} ms` +
           ` (${fmt((r.cpuMs * 1000) / r.events, 1)} µs/event), clients' CPU ${fmt(r.clientCpuMs, 0)} ms;` +
           ` delivered ${r.delivered}/${r.events * r.clients}, lost ${r.lost};` +
+          (r.frames ? ` ${fmt(r.delivered / r.frames, 1)} records/frame;` : '') +
           ` latency p50 ${fmt(r.p50, 2)} ms p99 ${fmt(r.p99, 2)} ms max ${fmt(r.max, 1)} ms` +
           ` (daemon→client p50 ${fmt(r.daemonToClientP50, 0)} ms p99 ${fmt(r.daemonToClientP99, 0)} ms)`,
       );
