@@ -26,6 +26,8 @@ export interface CollectorOptions extends EncoderOptions {
   queueRecords?: number;
   /** Longest wait between TCP reconnect attempts (default 5 s). */
   maxReconnectMs?: number;
+  /** UDP: after the collector refused a datagram (ICMP port unreachable), records are counted as dropped, not sent, for this long (default 1000 ms). */
+  unreachableHoldMs?: number;
 }
 
 export interface IpfixSinkOptions extends CollectorOptions {
@@ -133,8 +135,18 @@ async function resolve(host: string): Promise<{ address: string; family: 4 | 6 }
   return { address: r.address, family: r.family as 4 | 6 };
 }
 
+/**
+ * Connected UDP. The kernel reports an ICMP port unreachable as ECONNREFUSED
+ * on the socket, once, for some earlier datagram (and rate-limits the ICMP),
+ * so loss cannot be known per datagram: a refusal moves the last datagram's
+ * records from sent to dropped, and for `holdMs` records are counted as
+ * dropped instead of being sent into the void; then sending resumes, with
+ * templates first.
+ */
 class UdpTransport implements Transport {
   private sock?: UdpSocket;
+  private downUntil = 0;
+  private lastRecords = 0;
   private inflight = 0;
   private waiters: (() => void)[] = [];
   private pending: { msg: Buffer; records: number }[] = [];
@@ -144,6 +156,7 @@ class UdpTransport implements Transport {
     private readonly target: { host: string; port: number },
     private readonly st: SinkStats,
     private readonly onSendError: () => void,
+    private readonly holdMs = 1000,
   ) {
     void this.open();
   }
@@ -152,7 +165,7 @@ class UdpTransport implements Transport {
     try {
       const { address, family } = await resolve(this.target.host);
       const s = createSocket(family === 6 ? 'udp6' : 'udp4');
-      s.on('error', (err) => this.failed(err, 0));
+      s.on('error', (err) => this.refused(err));
       await new Promise<void>((res, rej) => {
         s.once('error', rej);
         s.connect(this.target.port, address, () => {
@@ -180,8 +193,24 @@ class UdpTransport implements Transport {
     return true;
   }
 
+  /** An error seen by the receive side: the collector refused an earlier datagram. */
+  private refused(err: Error): void {
+    if ((err as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
+      const n = Math.min(this.lastRecords, this.st.sent);
+      this.st.sent -= n;
+      this.lastRecords = 0;
+      this.failed(err, n);
+    } else this.failed(err, 0);
+  }
+
   send(msg: Buffer, records: number): void {
     const s = this.sock;
+    if (Date.now() < this.downUntil) {
+      this.st.dropped += records;
+      // Templates in a message not sent must go again in the next one.
+      this.onSendError();
+      return;
+    }
     if (!s) {
       // Until connect completes (a few µs; longer when a name is being resolved): bounded.
       if (this.pending.length < 1024) this.pending.push({ msg, records });
@@ -195,6 +224,7 @@ class UdpTransport implements Transport {
       else {
         this.st.sent += records;
         this.st.messages++;
+        this.lastRecords = records;
       }
       this.settle();
     });
@@ -204,6 +234,7 @@ class UdpTransport implements Transport {
     this.st.errors++;
     this.st.dropped += records;
     this.st.lastError = `send to ${this.target.host}:${this.target.port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`;
+    if ((err as NodeJS.ErrnoException).code === 'ECONNREFUSED') this.downUntil = Date.now() + this.holdMs;
     // The collector may have lost our templates (or never had them): the next message carries them.
     this.onSendError();
   }
@@ -216,7 +247,8 @@ class UdpTransport implements Transport {
   }
 
   idle(): Promise<void> {
-    if (this.inflight === 0 && (this.pending.length === 0 || !this.sock)) return Promise.resolve();
+    // Pending messages wait for the socket to connect (a failed connect drops and settles them).
+    if (this.inflight === 0 && this.pending.length === 0) return Promise.resolve();
     return new Promise((r) => this.waiters.push(r));
   }
 
@@ -355,7 +387,7 @@ class IpfixSink extends CollectorSink {
         drain: () => this.drainQueue(),
       });
     } else {
-      this.transport = new UdpTransport(target, this.st, () => enc.requestTemplates());
+      this.transport = new UdpTransport(target, this.st, () => enc.requestTemplates(), o.unreachableHoldMs);
     }
   }
 
@@ -395,7 +427,7 @@ class Netflow9Sink extends CollectorSink {
       this.transport.send(msg, records),
     );
     this.encoder = enc;
-    this.transport = new UdpTransport(target, this.st, () => enc.requestTemplates());
+    this.transport = new UdpTransport(target, this.st, () => enc.requestTemplates(), o.unreachableHoldMs);
   }
 }
 

@@ -129,8 +129,8 @@ export function ipfixTemplate(id: number, family: 'ipv4' | 'ipv6', biflow: boole
 /** NetFlow v9: one direction per record, times relative to sysUptime. */
 export function netflow9Template(id: number, family: 'ipv4' | 'ipv6'): Template {
   return makeTemplate(id, family, [
-    // ICMP_TYPE (32) is icmpTypeCodeIPv4; for IPv6 the IPFIX element 139 is used, which collectors also read in v9.
-    ...keyFields(family),
+    // NetFlow v9's ICMP_TYPE (32) serves both families (IPFIX split it into 32 and 139); nfdump reads only 32 in v9.
+    ...keyFields(family).map((f) => (f.kind === K.ICMP ? { ...f, id: ie.ICMP_TYPE } : f)),
     { id: ie.IN_BYTES, len: 8, kind: K.BYTES },
     { id: ie.IN_PKTS, len: 8, kind: K.PKTS },
     { id: ie.FIRST_SWITCHED, len: 4, kind: K.FIRST_SWITCHED },

@@ -1,0 +1,267 @@
+/**
+ * Export from the home router to Debian's nfcapd (nfdump 1.7): what nfdump
+ * stores equals what `conntrack -E -e DESTROY` saw end (tuples, protocol,
+ * packets, bytes; IPv4 and IPv6; ICMP by type and code), over IPFIX biflow
+ * and NetFlow v9; tshark decodes every datagram without malformed or
+ * unknown-template warnings; SIGTERM exports pending deltas of running
+ * flows; a collector that is down costs counted records and the exporter
+ * recovers when it returns.
+ */
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { ipfixSink, netflow9Sink } from '../../src/export/collector.js';
+import { exportConntrack } from '../../src/export/exporter.js';
+import type { ExportFlow } from '../../src/export/flow.js';
+import type { FlowSink } from '../../src/export/sink.js';
+import { createHomeNetwork, generateTraffic, type HomeNetwork, waitFor } from '../../src/testing/lab/index.js';
+import { conntrackTool, type KernelCtEnd, type KernelCtEntry, kernelTable } from '../helpers/conntrack-cli.js';
+import { FLOWGRAB } from '../helpers/daemon.js';
+import { Capture, DestroyLog, freeUdpPort, Nfcapd, type NfdumpFlow, settled } from './export-helpers.js';
+
+let home: HomeNetwork;
+let router: string;
+
+beforeAll(async () => {
+  home = await createHomeNetwork();
+  router = home.router.name;
+});
+afterAll(async () => {
+  await home?.close();
+});
+
+const src = (f: NfdumpFlow) => f.src4_addr ?? f.src6_addr;
+const dst = (f: NfdumpFlow) => f.dst4_addr ?? f.dst6_addr;
+const isIcmp = (p: number) => p === 1 || p === 58;
+
+/** A direction of a conntrack entry, keyed the way nfdump prints it. */
+function keyOf(protonum: number, e: KernelCtEnd): string {
+  const ports = isIcmp(protonum) ? `icmp ${e.icmp?.type}/${e.icmp?.code}` : `${e.sport ?? 0}>${e.dport ?? 0}`;
+  return `${protonum} ${e.src}>${e.dst} ${ports}`;
+}
+function keyOfNfdump(f: NfdumpFlow): string {
+  const ports = isIcmp(f.proto) ? `icmp ${f.icmp_type}/${f.icmp_code}` : `${f.src_port ?? 0}>${f.dst_port ?? 0}`;
+  return `${f.proto} ${src(f)}>${dst(f)} ${ports}`;
+}
+
+/** Traffic through the router, then a flush: every entry ends, and reports DESTROY with its counters. */
+async function trafficThenFlush(): Promise<void> {
+  const t = await generateTraffic(home, { rounds: 1, ipv6: true });
+  expect(t.failures).toEqual([]);
+  await conntrackTool(router, ['-F']);
+}
+
+async function runExport(
+  makeSink: (collector: string) => FlowSink,
+): Promise<{ destroyed: KernelCtEntry[]; flows: NfdumpFlow[]; log: string; tshark: string; sink: FlowSink }> {
+  const nfcapd = await Nfcapd.start();
+  const cap = new Capture(nfcapd.dir, nfcapd.port);
+  const ct = new DestroyLog(router);
+  try {
+    return await exportAndCollect(makeSink, nfcapd, cap, ct);
+  } finally {
+    // Stopping twice is harmless: whatever a failed test left running ends here.
+    await Promise.allSettled([cap.stop(), ct.stop(), nfcapd.stop()]);
+    nfcapd.remove();
+  }
+}
+
+async function exportAndCollect(
+  makeSink: (collector: string) => FlowSink,
+  nfcapd: Nfcapd,
+  cap: Capture,
+  ct: DestroyLog,
+): Promise<{ destroyed: KernelCtEntry[]; flows: NfdumpFlow[]; log: string; tshark: string; sink: FlowSink }> {
+  {
+    await Promise.all([cap.start(), ct.start()]);
+    const sink = makeSink(`127.0.0.1:${nfcapd.port}`);
+    const ex = exportConntrack(sink, { netns: router, activeTimeoutS: 300 });
+    await new Promise((r) => setTimeout(r, 300));
+    await trafficThenFlush();
+    await settled(() => ex.stats().sink.received);
+    await waitFor(() => ex.stats().tracker.tracking === 0, { what: 'every flow to end' });
+    await ex.close();
+    const destroyed = await ct.stop();
+    await cap.stop();
+    const { flows, log } = await nfcapd.stop();
+    return { destroyed, flows, log, tshark: await cap.decode(), sink };
+  }
+}
+
+/** tshark: no malformed packets, no expert warnings, no data without its template. */
+function expectCleanDecode(tshark: string, messages: number): void {
+  expect(tshark).not.toMatch(/Malformed|\[Expert Info|not found|Unknown|Data \(\d+ bytes\), no template/i);
+  expect((tshark.match(/^Cisco NetFlow\/IPFIX$/gm) ?? []).length).toBe(messages);
+}
+
+describe('flow export to nfcapd', () => {
+  it('IPFIX biflow: nfdump shows each ended flow once, with both directions’ counters, NAT side and ICMP type; tshark decodes it all', async () => {
+    const { destroyed, flows, log, tshark, sink } = await runExport((c) => ipfixSink({ collector: c }));
+    expect(destroyed.length).toBeGreaterThan(20);
+    expect(destroyed.some((e) => e.family === 'ipv6')).toBe(true);
+    expect(destroyed.some((e) => e.protonum === 1) && destroyed.some((e) => e.protonum === 58)).toBe(true);
+    expect(log).toMatch(/Sequence Errors: 0, Bad Packets: 0/);
+    const byKey = new Map<string, NfdumpFlow[]>();
+    for (const f of flows) byKey.set(keyOfNfdump(f), [...(byKey.get(keyOfNfdump(f)) ?? []), f]);
+    expect(flows).toHaveLength(destroyed.length);
+    for (const e of destroyed) {
+      const [f] = byKey.get(keyOf(e.protonum, e.orig)) ?? [];
+      expect(f, `nfdump has ${e.line}`).toBeDefined();
+      expect([f.in_packets, f.in_bytes, f.out_packets ?? 0, f.out_bytes ?? 0]).toEqual([
+        e.orig.packets,
+        e.orig.bytes,
+        e.reply.packets,
+        e.reply.bytes,
+      ]);
+      if (e.family === 'ipv4' && (e.protonum === 6 || e.protonum === 17)) {
+        // Post-NAT from the reply tuple: the reply's destination is the translated source.
+        expect([f.src4_xlt_ip, f.dst4_xlt_ip, Number(f.src_xlt_port), Number(f.dst_xlt_port)]).toEqual([
+          e.reply.dst,
+          e.reply.src,
+          e.reply.dport,
+          e.reply.sport,
+        ]);
+      }
+      expect(Date.parse(`${f.last}Z`)).toBeGreaterThanOrEqual(Date.parse(`${f.first}Z`));
+    }
+    const st = sink.stats();
+    expect(st).toMatchObject({ sent: destroyed.length, dropped: 0, rejected: 0 });
+    expectCleanDecode(tshark, st.messages);
+    // tshark's decoded values agree: forward and RFC 5103 reverse counters (PEN 29305), one end reason per flow.
+    const sum = (re: RegExp) => [...tshark.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
+    const total = (f: (e: KernelCtEntry) => number | undefined) => destroyed.reduce((n, e) => n + (f(e) ?? 0), 0);
+    expect(sum(/^\s+Packets: (\d+)$/gm)).toBe(total((e) => e.orig.packets));
+    expect(sum(/^\s+Octets: (\d+)$/gm)).toBe(total((e) => e.orig.bytes));
+    expect(sum(/^\s+Packets: (\d+) \(Reverse Type 2 PKTS\)$/gm)).toBe(total((e) => e.reply.packets));
+    expect(sum(/^\s+Octets: (\d+) \(Reverse Type 1 BYTES\)$/gm)).toBe(total((e) => e.reply.bytes));
+    expect((tshark.match(/Flow End Reason: End of Flow detected/g) ?? []).length).toBe(destroyed.length);
+  });
+
+  it('NetFlow v9: one record per direction (replies only when answered), same tuples and counters; tshark decodes it all', async () => {
+    const { destroyed, flows, log, tshark, sink } = await runExport((c) => netflow9Sink({ collector: c }));
+    expect(log).toMatch(/Sequence Errors: 0, Bad Packets: 0/);
+    // A multiset: the replies of several ICMP echoes to the NAT address share a key (the id is not exported).
+    const expected: string[] = [];
+    for (const e of destroyed) {
+      expected.push(`${keyOf(e.protonum, e.orig)} ${e.orig.packets}/${e.orig.bytes}`);
+      if ((e.reply.packets ?? 0) > 0)
+        expected.push(`${keyOf(e.protonum, e.reply)} ${e.reply.packets}/${e.reply.bytes}`);
+    }
+    const got = flows.map((f) => `${keyOfNfdump(f)} ${f.in_packets}/${f.in_bytes}`);
+    expect(got.sort()).toEqual(expected.sort());
+    expect(flows.some((f) => f.src6_addr !== undefined)).toBe(true);
+    const st = sink.stats();
+    expect(st).toMatchObject({ sent: flows.length, dropped: 0 });
+    expectCleanDecode(tshark, st.messages);
+    // tshark decodes every record, with the same counters nfdump stored.
+    expect((tshark.match(/\[Duration: /g) ?? []).length).toBe(flows.length);
+    const sum = (re: RegExp) => [...tshark.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(sum(/^\s+Packets: (\d+)$/gm)).toBe(flows.reduce((n, f) => n + f.in_packets, 0));
+    expect(sum(/^\s+Octets: (\d+)$/gm)).toBe(flows.reduce((n, f) => n + f.in_bytes, 0));
+  });
+
+  it('flowgrab export (CLI) on SIGTERM exports the pending deltas of flows still running, as conntrack -L counts them', async () => {
+    const nfcapd = await Nfcapd.start();
+    try {
+      await conntrackTool(router, ['-F']);
+      const cli = spawn(
+        process.execPath,
+        [FLOWGRAB, 'export', '--netflow9', `127.0.0.1:${nfcapd.port}`, '--netns', router, '--active-timeout', '0'],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let err = '';
+      cli.stderr.on('data', (d) => (err += d));
+      onTestFinished(() => {
+        if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
+      });
+      await new Promise((r) => setTimeout(r, 1000));
+      // A long UDP exchange: the flow stays in the table (no DESTROY) until SIGTERM.
+      const c = home.clients[1];
+      await c.ns.exec(['socat', '-T', '1', '-', `UDP4:${home.server.ipv4}:${home.server.udpPort}`], {
+        input: 'one\ntwo\nthree\n',
+        allowFail: true,
+      });
+      const table = (await kernelTable(router)).filter((e) => e.orig.dport === home.server.udpPort);
+      expect(table).toHaveLength(1);
+      const exited = new Promise<number | null>((r) => cli.once('exit', (code) => r(code)));
+      cli.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(err).toMatch(/msg="export finished".*tracker_forced=[1-9]/);
+      const { flows } = await nfcapd.stop();
+      const [e] = table;
+      const f = flows.find((x) => keyOfNfdump(x) === keyOf(e.protonum, e.orig));
+      expect(f, err).toBeDefined();
+      expect([f?.in_packets, f?.in_bytes]).toEqual([e.orig.packets, e.orig.bytes]);
+    } finally {
+      await nfcapd.stop();
+      nfcapd.remove();
+    }
+  });
+});
+
+const flow = (i: number): ExportFlow => ({
+  type: 'flow',
+  family: 'ipv4',
+  protonum: 17,
+  proto: 'udp',
+  src: '192.168.77.11',
+  dst: '198.51.100.10',
+  sport: 10_000 + i,
+  dport: 7007,
+  packets: 1,
+  bytes: 100,
+  rsrc: '198.51.100.10',
+  rdst: '198.51.100.1',
+  rsport: 7007,
+  rdport: 10_000 + i,
+  rpackets: 1,
+  rbytes: 100,
+  start: Date.now() - 1000,
+  end: Date.now(),
+  tcpFlags: 0,
+  reason: 'end',
+});
+
+describe('collector down, then back', () => {
+  for (const kind of ['ipfix', 'netflow9'] as const) {
+    it(`${kind}: keeps going while the port is unreachable, counts what it could not send, recovers with templates`, async () => {
+      const port = await freeUdpPort();
+      const collector = `127.0.0.1:${port}`;
+      const sink = kind === 'ipfix' ? ipfixSink({ collector }) : netflow9Sink({ collector });
+      const perRecord = kind === 'ipfix' ? 1 : 2;
+      // Nobody listens: ICMP port unreachable makes the next send fail with ECONNREFUSED.
+      for (let i = 0; i < 20; i++) {
+        sink.write(flow(i));
+        await sink.flush();
+      }
+      const down = sink.stats();
+      expect(down.dropped).toBeGreaterThan(0);
+      expect(down.errors).toBeGreaterThan(0);
+      expect(down.lastError).toMatch(/ECONNREFUSED/);
+      expect(down.sent + down.dropped).toBe(20 * perRecord);
+      const nfcapd = await Nfcapd.start(port);
+      try {
+        // After a refusal the exporter holds off for a second (counting, not sending), then tries again.
+        await new Promise((r) => setTimeout(r, 1200));
+        for (let i = 100; i < 110; i++) {
+          sink.write(flow(i));
+          await sink.flush();
+        }
+        await sink.close();
+        const { flows, log } = await nfcapd.stop();
+        // Every record sent after the collector returned was decoded: the templates came with the first message.
+        expect(flows.map((f) => f.src_port).sort(), `${JSON.stringify(sink.stats())} ${log}`).toEqual(
+          Array.from({ length: 10 }, (_, i) => 10_100 + i)
+            .flatMap((p) => (kind === 'ipfix' ? [p] : [p, 7007]))
+            .sort(),
+        );
+        expect(log).toMatch(/Bad Packets: 0/);
+        const st = sink.stats();
+        expect(st.sent - down.sent).toBe(10 * perRecord);
+        expect(st.dropped).toBe(down.dropped);
+      } finally {
+        await nfcapd.stop();
+        nfcapd.remove();
+      }
+    });
+  }
+});
