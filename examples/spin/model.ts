@@ -151,7 +151,10 @@ export class NodeModel {
     const domains = [...(info.domains ?? [])];
     for (const d of domains) {
       const n = this.byDomain.get(domainKey(d));
-      if (n && !(info.mac && n.mac && n.mac !== info.mac)) cands.add(n);
+      if (!n) continue;
+      if (info.mac && n.mac && n.mac !== info.mac)
+        this.detachDomain(n, d); // the name now leads to another device
+      else cands.add(n);
     }
     if (cands.size === 0) {
       const n = this.make(this.nextId++, this.nowS());
@@ -311,8 +314,8 @@ export class NodeModel {
     }
     for (const d of info.domains ?? []) {
       const k = domainKey(d);
-      if (this.byDomain.get(k) === n) continue;
-      if ([...n.domains].some((x) => domainKey(x) === k)) continue;
+      const holder = this.byDomain.get(k);
+      if (holder) continue; // n's own, or held by a device we did not merge with
       n.domains.add(d);
       this.byDomain.set(k, n);
     }
@@ -322,6 +325,13 @@ export class NodeModel {
   private detachIp(n: SpinNode, ip: string): void {
     n.ips.delete(ip);
     this.byIp.delete(ip);
+    this.ev.modified(n);
+  }
+
+  private detachDomain(n: SpinNode, d: string): void {
+    const k = domainKey(d);
+    for (const x of n.domains) if (domainKey(x) === k) n.domains.delete(x);
+    this.byDomain.delete(k);
     this.ev.modified(n);
   }
 

@@ -1,0 +1,183 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { NodeModel, type SpinNode } from '../../../examples/spin/model.js';
+
+function setup(start = 1_700_000_000_000) {
+  let now = start;
+  const merged: [number, number][] = [];
+  const deleted: number[] = [];
+  const modified: number[] = [];
+  const m = new NodeModel({
+    now: () => now,
+    events: {
+      modified: (n) => modified.push(n.id),
+      merged: (id, into) => merged.push([id, into.id]),
+      deleted: (n) => deleted.push(n.id),
+    },
+  });
+  return { m, merged, deleted, modified, advance: (ms: number) => (now += ms) };
+}
+
+describe('node model', () => {
+  it('gives ids from 1 and never reuses one', () => {
+    const { m } = setup();
+    const a = m.learn({ ips: ['192.0.2.1'] });
+    const b = m.learn({ ips: ['192.0.2.2'] });
+    expect([a.id, b.id]).toEqual([1, 2]);
+    m.remove(b);
+    expect(m.learn({ ips: ['192.0.2.3'] }).id).toBe(3);
+  });
+
+  it('merges nodes sharing an IP or a domain into the lowest id, publishing the merge after the survivor changed', () => {
+    const { m, merged, modified } = setup();
+    const a = m.learn({ ips: ['192.0.2.1'] });
+    const b = m.learn({ domains: ['www.example.com.'] });
+    modified.length = 0;
+    const s = m.learn({ ips: ['192.0.2.1'], domains: ['WWW.example.com.'] });
+    expect(s).toBe(a);
+    expect(merged).toEqual([[b.id, a.id]]);
+    expect(modified).toEqual([a.id]);
+    expect(m.toJson(s)).toEqual({ id: 1, lastseen: s.lastseen, ips: ['192.0.2.1'], domains: ['www.example.com.'] });
+    expect(m.get(b.id)).toBeUndefined();
+  });
+
+  it('prefers a device as survivor, and orders ips IPv4 first, domains by length', () => {
+    const { m } = setup();
+    m.learn({ ips: ['2001:db8::1'] });
+    const d = m.learn({ mac: '02:00:00:00:00:01', ips: ['192.0.2.9'] });
+    const s = m.learn({ ips: ['2001:db8::1', '192.0.2.9'], domains: ['bb.example.', 'a.example.'] });
+    expect(s).toBe(d);
+    expect(m.toJson(s)).toMatchObject({
+      mac: '02:00:00:00:00:01',
+      ips: ['192.0.2.9', '2001:db8::1'],
+      domains: ['a.example.', 'bb.example.'],
+    });
+  });
+
+  it('never folds a second device into the first: an address that moves to another MAC moves alone', () => {
+    const { m, merged } = setup();
+    const a = m.learn({ mac: '02:00:00:00:00:01', ips: ['192.168.1.10', '192.168.1.11'] });
+    const b = m.learn({ mac: '02:00:00:00:00:02', ips: ['192.168.1.10'] });
+    expect(b).not.toBe(a);
+    expect(merged).toEqual([]);
+    expect([...a.ips]).toEqual(['192.168.1.11']);
+    expect(m.ofIp('192.168.1.10')).toBe(b);
+  });
+
+  it('renumbers device flows to the survivor when their peer merges away, summing counters', () => {
+    const { m } = setup();
+    const dev = m.learn({ mac: '02:00:00:00:00:01', ips: ['192.168.1.10'] });
+    const x = m.learn({ ips: ['198.51.100.1'] });
+    const y = m.learn({ ips: ['198.51.100.2'] });
+    m.countFlow(dev, x, 443, 0, 10, 1000);
+    m.countFlow(dev, y, 443, 0, 5, 500);
+    const s = m.learn({ ips: ['198.51.100.1', '198.51.100.2'] });
+    expect(s).toBe(x);
+    expect([...dev.flows!.values()]).toEqual([
+      { to: x.id, dstPort: 443, icmpType: 0, packets: 15, bytes: 1500, lastseen: expect.any(Number) },
+    ]);
+    expect(x.referrers.get(dev)).toBe(1);
+  });
+
+  it('ages flows: idle ones go above keepFlows, all go after maxIdle; referenced nodes do not expire', () => {
+    const { m, advance } = setup();
+    const dev = m.learn({ mac: '02:00:00:00:00:01', ips: ['192.168.1.10'] });
+    const peers = Array.from({ length: 5 }, (_, i) => m.learn({ ips: [`198.51.100.${i + 1}`] }));
+    for (const p of peers) m.countFlow(dev, p, 80, 0, 1, 100);
+    advance(60_000);
+    m.countFlow(dev, peers[4], 80, 0, 1, 100); // the only active one
+    expect(m.ageFlows(30_000, 3, 3_600_000, () => false)).toBe(2);
+    expect(dev.flows!.size).toBe(3);
+    expect([...dev.flows!.values()].some((f) => f.to === peers[4].id)).toBe(true);
+    // Held peers are not expired; the two without flows are.
+    const gone = m.expire(10_000, 10_000, () => true);
+    expect(gone.map((n) => n.id).sort()).toEqual(
+      peers
+        .filter((p) => p.referrers.size === 0)
+        .map((p) => p.id)
+        .sort(),
+    );
+    expect(gone).toHaveLength(2);
+    advance(4_000_000);
+    expect(m.ageFlows(30_000, 3, 3_600_000, (_d, to) => to === peers[4].id)).toBe(2); // the held one stays
+    expect(dev.flows!.size).toBe(1);
+  });
+
+  it('expires a device only once its neighbour entry is gone and it was unseen for deviceRetain', () => {
+    const { m, advance, deleted } = setup();
+    const dev = m.learn({ mac: '02:00:00:00:00:01', ips: ['192.168.1.10'] });
+    advance(100_000);
+    expect(m.expire(1000, 50_000, () => true)).toEqual([]);
+    expect(m.expire(1000, 200_000, () => false)).toEqual([]);
+    expect(m.expire(1000, 50_000, () => false)).toEqual([dev]);
+    expect(deleted).toEqual([dev.id]);
+  });
+});
+
+describe('node model invariants (fast-check)', () => {
+  const ip = fc.constantFrom('10.0.0.1', '10.0.0.2', '10.0.0.3', '2001:db8::1', '2001:db8::2', '10.0.0.4');
+  const domain = fc.constantFrom('a.test.', 'b.test.', 'c.test.', 'A.test.');
+  const mac = fc.constantFrom('02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03');
+  const op = fc.oneof(
+    fc.record({
+      kind: fc.constant('learn' as const),
+      mac: fc.option(mac, { nil: undefined }),
+      ips: fc.array(ip, { maxLength: 3 }),
+      domains: fc.array(domain, { maxLength: 2 }),
+    }),
+    fc.record({ kind: fc.constant('flow' as const), a: ip, b: ip, port: fc.integer({ min: 0, max: 3 }) }),
+    fc.record({ kind: fc.constant('age' as const), ms: fc.integer({ min: 0, max: 100_000 }) }),
+  );
+
+  it('every address and domain is held by one live node, devices have distinct MACs, flows point at live nodes with exact reference counts', () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        const { m, merged, advance } = setup();
+        const gone = new Set<number>();
+        for (const o of ops) {
+          if (o.kind === 'learn') m.learn({ mac: o.mac, ips: o.ips, domains: o.domains });
+          else if (o.kind === 'flow') {
+            const a = m.nodeOfIp(o.a, true);
+            const b = m.nodeOfIp(o.b, true);
+            if (a.mac) m.countFlow(a, b, o.port, 0, 1, 10);
+            if (b.mac) m.countFlow(b, a, o.port, 0, 1, 10);
+          } else {
+            advance(o.ms);
+            m.ageFlows(50_000, 1, 90_000, () => false);
+            for (const n of m.expire(60_000, 60_000, () => false)) gone.add(n.id);
+          }
+        }
+        const nodes = [...m.nodes()];
+        const ipOwner = new Map<string, SpinNode>();
+        const macs = new Set<string>();
+        const refs = new Map<SpinNode, Map<SpinNode, number>>();
+        for (const n of nodes) {
+          for (const x of n.ips) {
+            expect(ipOwner.has(x)).toBe(false);
+            ipOwner.set(x, n);
+            expect(m.ofIp(x)).toBe(n);
+          }
+          if (n.mac) {
+            expect(macs.has(n.mac)).toBe(false);
+            macs.add(n.mac);
+            expect(m.ofMac(n.mac)).toBe(n);
+          }
+          for (const d of n.domains) expect(m.ofDomain(d)).toBe(n);
+          for (const f of n.flows?.values() ?? []) {
+            const peer = m.get(f.to);
+            expect(peer).toBeDefined();
+            expect(f.to).not.toBe(n.id);
+            let r = refs.get(peer!);
+            if (!r) refs.set(peer!, (r = new Map()));
+            r.set(n, (r.get(n) ?? 0) + 1);
+          }
+        }
+        for (const n of nodes) expect(new Map(n.referrers)).toEqual(refs.get(n) ?? new Map());
+        for (const [id] of merged) expect(m.get(id)).toBeUndefined();
+        for (const id of gone) expect(m.get(id)).toBeUndefined();
+        expect(new Set(nodes.map((n) => n.id)).size).toBe(nodes.length);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
