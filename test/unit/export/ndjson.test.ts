@@ -1,0 +1,60 @@
+/** NDJSON sink: one JSON line per record, rotation by size without splitting lines, bad records counted. */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ndjsonSink } from '../../../src/export/ndjson.js';
+
+let dir: string;
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('ndjsonSink', () => {
+  it('rotates before a file would pass rotateBytes, keeps `keep` files, and loses no line', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fg-ndjson-'));
+    const file = join(dir, 'flows.ndjson');
+    const sink = ndjsonSink({ file, rotateBytes: 1000, keep: 3 });
+    for (let i = 0; i < 100; i++) sink.write({ type: 'flow', i, pad: 'x'.repeat(i % 7) });
+    await sink.close();
+    const files = readdirSync(dir).sort();
+    expect(files).toEqual(['flows.ndjson', 'flows.ndjson.1', 'flows.ndjson.2', 'flows.ndjson.3']);
+    const lines: { i: number }[] = [];
+    for (const f of ['flows.ndjson.3', 'flows.ndjson.2', 'flows.ndjson.1', 'flows.ndjson']) {
+      expect(statSync(join(dir, f)).size).toBeLessThanOrEqual(1000);
+      const text = readFileSync(join(dir, f), 'utf8');
+      expect(text.endsWith('\n')).toBe(true);
+      lines.push(
+        ...text
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l)),
+      );
+    }
+    // The oldest files were removed; what is left is the newest records, in order, none split.
+    const is = lines.map((l) => l.i);
+    expect(is).toEqual(Array.from({ length: is.length }, (_, k) => 100 - is.length + k));
+    expect(sink.stats()).toMatchObject({ received: 100, sent: 100, dropped: 0, rejected: 0 });
+  });
+
+  it('counts records that cannot be serialised and goes on', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fg-ndjson-'));
+    const file = join(dir, 'f.ndjson');
+    const sink = ndjsonSink({ file });
+    const loop: Record<string, unknown> = {};
+    loop.self = loop;
+    sink.write({ a: 1 });
+    sink.write(loop);
+    sink.write({ big: 10n });
+    sink.write({ a: 2 });
+    await sink.close();
+    expect(readFileSync(file, 'utf8')).toBe('{"a":1}\n{"a":2}\n');
+    expect(sink.stats()).toMatchObject({ sent: 2, rejected: 2 });
+    expect(sink.stats().lastError).toMatch(/not serialisable/);
+  });
+
+  it('refuses bad options with clear errors', () => {
+    dir = mkdtempSync(join(tmpdir(), 'fg-ndjson-'));
+    expect(() => ndjsonSink({ rotateBytes: 100 })).toThrow(/rotation needs a file/);
+    expect(() => ndjsonSink({ file: join(dir, 'x'), keep: 0 })).toThrow(/keep must be/);
+    expect(() => ndjsonSink({ file: join(dir, 'no/such/dir/x') })).toThrow(/cannot open/);
+  });
+});
