@@ -20,6 +20,8 @@ import { BenchNetns, fmt } from './lib.js';
 const RATE = Number(process.env.FG_BENCH_DAEMON_RATE ?? 5000);
 const SECONDS = Number(process.env.FG_BENCH_DAEMON_SECONDS ?? 4);
 const WARMUP = 500;
+/** The 16 clients share this many processes (4 connections each): 16 Node processes would swamp 2 CPUs. */
+const CLIENT_PROCESSES = 4;
 const dist = new URL('..', import.meta.url).pathname; // dist/
 const flowgrabd = join(dist, 'src/cli/flowgrabd.js');
 
@@ -239,7 +241,7 @@ async function run(
   clients: number,
   base: number,
 ): Promise<RunResult> {
-  const procs = Math.min(clients, 4);
+  const procs = Math.min(clients, CLIENT_PROCESSES);
   const graph = `conntrack(events=[new], netns=${ns.name})`;
   const children = Array.from(
     { length: procs },
@@ -366,7 +368,7 @@ export async function benchDaemon(): Promise<void> {
     for (const mode of modes)
       for (const clients of [1, 16]) results.push(await run(ns, socket, daemon.pid!, mode, clients, base++));
     console.log(
-      `flowgrabd: conntrack NEW records at ${RATE}/s for ${SECONDS} s to 1 and to 16 clients (${cpus().length} CPUs)`,
+      `flowgrabd: conntrack NEW records at ${RATE}/s for ${SECONDS} s to 1 and to 16 clients (in ${CLIENT_PROCESSES} processes; ${cpus().length} CPUs)`,
     );
     console.log("  raw: clients that read frames and scan records with a regex (the daemon's own delivery);");
     console.log('  flowgrab: Flowgrab.connect clients that parse every record (what an application sees)');
