@@ -4,6 +4,7 @@ import { benchDaemon } from './daemon.js';
 import { benchDns } from './dns.js';
 import { benchGraph } from './graph.js';
 import { benchNfqueue } from './nfqueue.js';
+import { benchSpin } from './spin.js';
 
 if (process.getuid?.() !== 0) {
   console.error('bench: needs root (network namespaces, conntrack)');
@@ -15,3 +16,4 @@ if (!only || only === 'dns') await benchDns();
 if (!only || only === 'nfqueue') await benchNfqueue();
 if (!only || only === 'graph') await benchGraph();
 if (!only || only === 'daemon') await benchDaemon();
+if (!only || only === 'spin') await benchSpin();

@@ -314,9 +314,8 @@ export class Core implements SpinCore {
 
   ageFlows(): number {
     const p = this.periods;
-    const n = this.model.ageFlows(p.flowIdleMs, p.keepFlows, p.flowMaxIdleMs, (d, to) =>
-      this.pairs.has(pairKey(d.id, to)),
-    );
+    const held = this.pairs.size > 0 ? (d: SpinNode, to: number) => this.pairs.has(pairKey(d.id, to)) : undefined;
+    const n = this.model.ageFlows(p.flowIdleMs, p.keepFlows, p.flowMaxIdleMs, held);
     const now = this.model.now();
     for (const [k, m] of this.answers) {
       for (const [ip, exp] of m) if (exp <= now) m.delete(ip);

@@ -211,25 +211,28 @@ export class NodeModel {
    * any flow idle longer than `maxIdleMs` goes regardless. `held` flows
    * (blocked ones) stay. Returns how many flows went.
    */
-  ageFlows(idleMs: number, keep: number, maxIdleMs: number, held: (d: SpinNode, to: number) => boolean): number {
+  ageFlows(idleMs: number, keep: number, maxIdleMs: number, held?: (d: SpinNode, to: number) => boolean): number {
     const now = this.nowS();
+    const idleS = idleMs / 1000;
+    const maxIdleS = maxIdleMs / 1000;
     let removed = 0;
     for (const d of this.byMac.values()) {
       const flows = d.flows;
       if (!flows || flows.size === 0) continue;
-      let idle: [string, DeviceFlow][] | undefined;
-      for (const e of flows) {
-        const age = (now - e[1].lastseen) * 1000;
-        if (age > maxIdleMs && !held(d, e[1].to)) {
-          this.dropFlow(d, e[0], e[1]);
+      let idle: string[] | undefined;
+      for (const [k, f] of flows) {
+        const age = now - f.lastseen;
+        if (age > maxIdleS && !held?.(d, f.to)) {
+          this.dropFlow(d, k, f);
           removed++;
-        } else if (age > idleMs && flows.size > keep) (idle ??= []).push(e);
+        } else if (age > idleS && flows.size > keep) (idle ??= []).push(k);
       }
       if (!idle || flows.size <= keep) continue;
-      idle.sort((a, b) => a[1].lastseen - b[1].lastseen);
-      for (const [k, f] of idle) {
+      idle.sort((a, b) => flows.get(a)!.lastseen - flows.get(b)!.lastseen);
+      for (const k of idle) {
         if (flows.size <= keep) break;
-        if (held(d, f.to)) continue;
+        const f = flows.get(k)!;
+        if (held?.(d, f.to)) continue;
         this.dropFlow(d, k, f);
         removed++;
       }
