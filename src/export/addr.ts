@@ -19,8 +19,33 @@ function bytesOf(text: string, len: 4 | 16): Buffer {
   return b;
 }
 
-/** Writes the 4 bytes of a dotted quad at `o`; throws a RangeError for anything else. */
+/**
+ * Writes the 4 bytes of a dotted quad at `o`; throws a RangeError for anything else.
+ * Parsed by hand: remote addresses are too many to cache, and this is the hot path.
+ */
 export function writeIPv4(buf: Buffer, o: number, text: string): void {
+  let part = 0;
+  let digits = 0;
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      n = n * 10 + c - 48;
+      if (++digits > 3 || n > 255) break;
+    } else if (c === 46 && digits > 0 && part < 3) {
+      buf[o + part++] = n;
+      n = 0;
+      digits = 0;
+    } else {
+      digits = -1;
+      break;
+    }
+  }
+  if (part === 3 && digits > 0 && digits <= 3 && n <= 255) {
+    buf[o + 3] = n;
+    return;
+  }
+  // Not a plain dotted quad: the general parser says why (or accepts what it can).
   const b = bytesOf(text, 4);
   buf[o] = b[0];
   buf[o + 1] = b[1];
