@@ -2,6 +2,7 @@
 import { benchConntrack } from './conntrack.js';
 import { benchDaemon } from './daemon.js';
 import { benchDns } from './dns.js';
+import { benchExport } from './export.js';
 import { benchGraph } from './graph.js';
 import { benchNfqueue } from './nfqueue.js';
 import { benchSpin } from './spin.js';
@@ -15,5 +16,6 @@ if (!only || only === 'conntrack') await benchConntrack();
 if (!only || only === 'dns') await benchDns();
 if (!only || only === 'nfqueue') await benchNfqueue();
 if (!only || only === 'graph') await benchGraph();
+if (!only || only === 'export') await benchExport();
 if (!only || only === 'daemon') await benchDaemon();
 if (!only || only === 'spin') await benchSpin();
