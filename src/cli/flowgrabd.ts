@@ -13,6 +13,14 @@ const program = new Command('flowgrabd')
   .option('--socket <path>', 'Unix socket to listen on', '/run/flowgrab/flowgrab.sock')
   .requiredOption('--policy <file>', 'the policy file (JSON); SIGHUP reloads it')
   .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
+  .addOption(
+    new Option(
+      '--peer-identity <method>',
+      'how clients are identified by the kernel: SO_PEERCRED, unix_diag, or the first that answers',
+    )
+      .choices(['auto', 'peercred', 'sockdiag'])
+      .default('auto'),
+  )
   .option('--queue <n>', 'own this NFQUEUE queue and share it among clients by packet mark', queueNum)
   .option('--queue-netns <name>', 'the queue is in this network namespace (ip netns)')
   .option('--queue-rule <chains...>', 'install jump rules to the queue from INPUT, OUTPUT and/or FORWARD', chainName)
@@ -36,6 +44,7 @@ const program = new Command('flowgrabd')
       socket: o.socket,
       policy: () => loadPolicy(o.policy),
       log: logLine,
+      peerIdentity: o.peerIdentity,
       queue:
         o.queue === undefined
           ? undefined

@@ -15,7 +15,7 @@ import { FlowgrabError } from '../errors.js';
 import { printGraph } from '../filters/print.js';
 import { Flowgrab } from '../flow/flowgrab.js';
 import type { FlowHandle } from '../flow/handle.js';
-import { type Peer, peerOf } from './peer.js';
+import { identifyPeer, type Peer, type PeerMethod } from './peer.js';
 import { type Event, encodeFrame, errorBody, FrameReader, PROTOCOL_VERSION, type Reply, Request } from './protocol.js';
 import { type QueueClient, type QueueConfig, QueueMux } from './queue.js';
 
@@ -28,6 +28,8 @@ export interface DaemonOptions {
   maxClientBacklog?: number;
   /** The NFQUEUE queue the daemon owns and shares among clients by mark. */
   queue?: QueueConfig;
+  /** How clients are identified: SO_PEERCRED, unix_diag, or SO_PEERCRED falling back to unix_diag (default). */
+  peerIdentity?: PeerMethod;
 }
 
 interface RemoteFlow {
@@ -338,6 +340,8 @@ export class Daemon {
   readonly stats: DaemonStats = { clients: 0, connections: 0, badFrames: 0, deniedConnections: 0, droppedToClients: 0 };
   readonly maxBacklog: number;
   private readonly clients = new Set<Client>();
+  /** Connections whose peer is being looked up (unix_diag is asynchronous): nothing is read from them yet. */
+  private readonly identifying = new Set<Socket>();
   private server?: Server;
   private nextClient = 1;
   private current: Policy;
@@ -398,19 +402,32 @@ export class Daemon {
 
   private accept(conn: Socket): void {
     this.stats.connections++;
-    let peer: Peer;
-    try {
-      peer = peerOf(conn);
-    } catch (err) {
-      this.stats.deniedConnections++;
-      this.log('warn', 'connection refused: peer unknown', { error: (err as Error).message });
-      conn.destroy();
-      return;
-    }
-    const c = new Client(this, conn, peer, this.nextClient++);
-    this.clients.add(c);
-    this.stats.clients = this.clients.size;
-    this.log('info', 'client connected', { client: c.cid, pid: peer.pid, uid: peer.uid, user: peer.user });
+    // Not a byte is read before the kernel has said who this is.
+    conn.pause();
+    this.identifying.add(conn);
+    identifyPeer(conn, { method: this.opts.peerIdentity }).then(
+      (peer) => {
+        this.identifying.delete(conn);
+        if (conn.destroyed) return;
+        const c = new Client(this, conn, peer, this.nextClient++);
+        this.clients.add(c);
+        this.stats.clients = this.clients.size;
+        this.log('info', 'client connected', {
+          client: c.cid,
+          pid: peer.pid,
+          uid: peer.uid,
+          user: peer.user,
+          via: peer.via,
+        });
+        conn.resume();
+      },
+      (err) => {
+        this.identifying.delete(conn);
+        this.stats.deniedConnections++;
+        this.log('warn', 'connection refused: peer unknown', { error: (err as Error).message });
+        conn.destroy();
+      },
+    );
   }
 
   forget(c: Client): void {
@@ -481,6 +498,8 @@ export class Daemon {
 
   /** Stops accepting, releases every client (rules and sockets go with their flows), removes the socket file. */
   async close(): Promise<void> {
+    for (const conn of this.identifying) conn.destroy();
+    this.identifying.clear();
     await Promise.all([...this.clients].map((c) => c.shutdown('daemon stopping')));
     await this.mux?.close();
     this.mux = undefined;

@@ -4,7 +4,8 @@
  * 7002 → 2, 7003 → 3) and ICMP echo requests with 0x10. Each user's client
  * takes the packets of its mark only; verdicts on packets it was not given
  * are refused; unclaimed packets and those of a client that dies or misses
- * its timeout get the default verdict (accept).
+ * its timeout get the default verdict (accept). This daemon identifies its
+ * clients by unix_diag alone.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -124,6 +125,8 @@ beforeAll(async () => {
     policy: () => loadPolicy(policyFile),
     log: (level, msg, fields = {}) => logs.push({ level, msg, fields }),
     queue: { queue: QUEUE, netns: cli.name, rules: { chains: ['OUTPUT'] }, verdictTimeoutMs: 5000 },
+    // This daemon knows its clients through unix_diag only (the others use SO_PEERCRED): the users' rights hold either way.
+    peerIdentity: 'sockdiag',
   });
   await daemon.listen();
 }, 60_000);
@@ -190,6 +193,9 @@ describe('flowgrabd NFQUEUE sharing', () => {
     ).toEqual(['ipv4', 'ipv4', 'ipv4', 'ipv6', 'ipv6', 'ipv6']);
     expect(new Set(packets(a).map((p) => p.dst))).toEqual(new Set([SRV.v4, SRV.v6]));
     // Mark 3 and unmarked traffic (ping's echo replies, neighbour discovery) belong to nobody: accepted.
+    expect(
+      logs.find((l) => l.msg === 'client connected' && l.fields.uid === A.uid && l.fields.pid === a.pid)?.fields,
+    ).toMatchObject({ user: A.name, via: 'sockdiag' });
     const st = daemon.mux!.stats;
     expect(st.unclaimed).toBeGreaterThanOrEqual(8);
     expect(await ping(SRV.v4, 3)).toBe(1);
