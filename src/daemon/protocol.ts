@@ -78,10 +78,16 @@ export type Event =
   | { v: 1; ev: 'queue-notice'; queue: number; notice: Record<string, unknown> };
 
 export function encodeFrame(msg: unknown): Buffer {
-  const body = Buffer.from(JSON.stringify(msg), 'utf8');
-  const hdr = Buffer.alloc(4);
-  hdr.writeUInt32BE(body.length, 0);
-  return Buffer.concat([hdr, body]);
+  return frameText(JSON.stringify(msg));
+}
+
+/** A frame around JSON text already made. */
+export function frameText(json: string): Buffer {
+  const len = Buffer.byteLength(json, 'utf8');
+  const out = Buffer.allocUnsafe(4 + len);
+  out.writeUInt32BE(len, 0);
+  out.write(json, 4, 'utf8');
+  return out;
 }
 
 /** Splits a byte stream into frames; a frame over MAX_FRAME is an error (the stream cannot be resynchronised). */

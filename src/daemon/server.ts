@@ -16,7 +16,16 @@ import { printGraph } from '../filters/print.js';
 import { Flowgrab } from '../flow/flowgrab.js';
 import type { FlowHandle } from '../flow/handle.js';
 import { identifyPeer, type Peer, type PeerMethod } from './peer.js';
-import { type Event, encodeFrame, errorBody, FrameReader, PROTOCOL_VERSION, type Reply, Request } from './protocol.js';
+import {
+  type Event,
+  encodeFrame,
+  errorBody,
+  FrameReader,
+  frameText,
+  PROTOCOL_VERSION,
+  type Reply,
+  Request,
+} from './protocol.js';
 import { type QueueClient, type QueueConfig, QueueMux } from './queue.js';
 
 export interface DaemonOptions {
@@ -26,6 +35,12 @@ export interface DaemonOptions {
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Bytes queued to one client before its records are dropped instead. */
   maxClientBacklog?: number;
+  /**
+   * How long records wait to be sent with the ones after them (ms): one write
+   * per client per tick instead of one per kernel event. 0 = at the end of the
+   * current event-loop turn. Default 1.
+   */
+  flushMs?: number;
   /** The NFQUEUE queue the daemon owns and shares among clients by mark. */
   queue?: QueueConfig;
   /** How clients are identified: SO_PEERCRED, unix_diag, or SO_PEERCRED falling back to unix_diag (default). */
@@ -46,6 +61,18 @@ interface RemoteFlow {
 /** The policy's principal for a peer (root may do anything), or undefined: denied. */
 const principalOf = (policy: Policy, peer: Peer): Principal | undefined =>
   principalFor(policy, peer) ?? (peer.uid === 0 ? ROOT_PRINCIPAL : undefined);
+
+/** Each record's JSON, kept while the record lives: encoded once however many clients get it. */
+const jsonCache = new WeakMap<object, string>();
+function recordJson(r: unknown): string {
+  if (typeof r !== 'object' || r === null) return JSON.stringify(r);
+  let text = jsonCache.get(r);
+  if (text === undefined) {
+    text = JSON.stringify(r);
+    jsonCache.set(r, text);
+  }
+  return text;
+}
 
 const deniedNoPolicy = (peer: Peer) =>
   new FlowgrabError(
@@ -222,10 +249,9 @@ class Client implements QueueClient {
 
   /** Streams a flow's records to the client in batches; a client that cannot keep up loses records, counted. */
   private pipe(f: RemoteFlow): void {
-    let batch: unknown[] = [];
-    let scheduled = false;
+    /** Records as JSON text: clients running the same graph get the same record objects, encoded once. */
+    let batch: string[] = [];
     const flush = () => {
-      scheduled = false;
       if (batch.length === 0) return;
       const records = batch;
       batch = [];
@@ -239,16 +265,14 @@ class Client implements QueueClient {
       }
       this.reportLoss(f);
       f.sent += records.length;
-      this.send({ v: 1, ev: 'records', flow: f.id, records });
+      if (!this.closed && !this.conn.destroyed)
+        this.conn.write(frameText(`{"v":1,"ev":"records","flow":${f.id},"records":[${records.join(',')}]}`));
     };
     f.handle.records$.subscribe({
       next: (r) => {
-        batch.push(r);
+        batch.push(recordJson(r));
         if (batch.length >= 256) flush();
-        else if (!scheduled) {
-          scheduled = true;
-          setImmediate(flush);
-        }
+        else this.d.flushSoon(flush);
       },
       error: (err) => {
         flush();
@@ -347,6 +371,9 @@ export class Daemon {
   private current: Policy;
   /** The shared NFQUEUE queue, when the daemon owns one. */
   mux?: QueueMux;
+  /** Flows with records waiting for the next flush tick. */
+  private readonly flushes = new Set<() => void>();
+  private flushTimer?: NodeJS.Timeout | NodeJS.Immediate;
 
   constructor(private readonly opts: DaemonOptions) {
     this.current = opts.policy();
@@ -355,6 +382,20 @@ export class Daemon {
 
   policy(): Policy {
     return this.current;
+  }
+
+  /** Runs `flush` at the next flush tick, shared by every client's flows. */
+  flushSoon(flush: () => void): void {
+    this.flushes.add(flush);
+    if (this.flushTimer) return;
+    const run = () => {
+      this.flushTimer = undefined;
+      const due = [...this.flushes];
+      this.flushes.clear();
+      for (const f of due) f();
+    };
+    const ms = this.opts.flushMs ?? 1;
+    this.flushTimer = ms > 0 ? setTimeout(run, ms) : setImmediate(run);
   }
 
   log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
@@ -498,6 +539,11 @@ export class Daemon {
 
   /** Stops accepting, releases every client (rules and sockets go with their flows), removes the socket file. */
   async close(): Promise<void> {
+    // Whatever waits for the flush tick goes out first (clients still connected get their last records).
+    if (this.flushTimer) clearTimeout(this.flushTimer as NodeJS.Timeout);
+    this.flushTimer = undefined;
+    for (const f of this.flushes) f();
+    this.flushes.clear();
     for (const conn of this.identifying) conn.destroy();
     this.identifying.clear();
     await Promise.all([...this.clients].map((c) => c.shutdown('daemon stopping')));
