@@ -6,6 +6,7 @@ import { benchExport } from './export.js';
 import { benchGraph } from './graph.js';
 import { benchNfqueue } from './nfqueue.js';
 import { benchSpin } from './spin.js';
+import { benchSpinMqtt } from './spin-mqtt.js';
 
 if (process.getuid?.() !== 0) {
   console.error('bench: needs root (network namespaces, conntrack)');
@@ -18,4 +19,5 @@ if (!only || only === 'nfqueue') await benchNfqueue();
 if (!only || only === 'graph') await benchGraph();
 if (!only || only === 'export') await benchExport();
 if (!only || only === 'daemon') await benchDaemon();
+if (!only || only === 'spin-mqtt') await benchSpinMqtt();
 if (!only || only === 'spin') await benchSpin();

@@ -25,7 +25,7 @@ export interface BridgeTuning {
 
 export interface SpinMqttBridge extends MqttBridge {
   readonly connected: boolean;
-  /** Messages handed to the broker. */
+  /** Messages taken for the broker (those lost later are counted in `dropped` as well). */
   readonly published: number;
   /** Successful reconnections to an external broker. */
   readonly reconnects: number;
@@ -54,7 +54,8 @@ const optionsSchema = z.object({
   wsPort: port.default(1884),
 });
 
-const MAX_PENDING_PUBLISHES = 10_000;
+/** Publishes waiting for the embedded broker (a subscriber that stops reading holds it up to aedes' drain timeout). */
+const EMBEDDED_QUEUE = { maxMessages: 100_000, maxBytes: 32 * 1024 * 1024 };
 
 export async function startMqtt(
   core: SpinCore,
@@ -113,7 +114,7 @@ export async function startMqtt(
   transport =
     opts.broker === 'embedded'
       ? await startEmbeddedBroker(
-          { host: opts.host, tcpPort: opts.tcpPort, wsPort: opts.wsPort, maxPending: MAX_PENDING_PUBLISHES },
+          { host: opts.host, tcpPort: opts.tcpPort, wsPort: opts.wsPort, queue: EMBEDDED_QUEUE },
           events,
         )
       : await connectExternalBroker({ ...EXTERNAL_DEFAULTS, ...definedOnly(tuning), url: opts.broker }, events);
@@ -127,7 +128,7 @@ export async function startMqtt(
       return live.connected;
     },
     get dropped() {
-      return counters.dropped;
+      return counters.dropped + live.lost;
     },
     get published() {
       return counters.published;

@@ -128,6 +128,24 @@ describe('embedded broker', () => {
     );
   });
 
+  it('a subscriber that stops reading costs dropped messages, not unbounded memory', async () => {
+    const { core, bridge } = await embedded();
+    const { client: frozen } = await client(bridge.url);
+    frozen.stream.pause();
+    const big = 'x'.repeat(2000);
+    for (let i = 0; i < 30_000; i++) core.messages.next({ topic: 'SPIN/traffic', payload: big, retain: false });
+    // 60 MB were offered; the socket and aedes hold a bounded part of it, the rest is counted.
+    expect(bridge.dropped).toBeGreaterThan(10_000);
+    expect(bridge.published + bridge.dropped).toBe(30_000 + 8);
+    // Another subscriber is not blocked for good: once the frozen one is gone, delivery resumes.
+    frozen.stream.destroy();
+    const { received } = await client(bridge.url);
+    await until('delivery after the frozen client left', () => {
+      core.emitTraffic(5, 1);
+      return received.some((m) => m.payload.includes('"total_size":5'));
+    });
+  });
+
   it('close() frees both ports and stops publishing', async () => {
     const { core, bridge } = await embedded();
     await bridge.close();

@@ -6,14 +6,15 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { type AddressInfo, createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AedesPublishPacket } from 'aedes';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import { type QueueLimits, SerialQueue } from './serial-queue.js';
 import { hostPort, RPC_REQUEST_TOPIC, type Transport, type TransportEvents } from './transport.js';
 
 export interface EmbeddedOptions {
   readonly host: string;
   readonly tcpPort: number;
   readonly wsPort: number;
-  /** Publishes handed to aedes and not yet delivered; more are dropped. */
-  readonly maxPending: number;
+  /** Publishes waiting for aedes; more are dropped. */
+  readonly queue: QueueLimits;
 }
 
 export const WS_PATH = '/mqtt';
@@ -55,8 +56,20 @@ export async function startEmbeddedBroker(options: EmbeddedOptions, events: Tran
   };
   await new Promise<void>((resolve) => broker.subscribe(RPC_REQUEST_TOPIC, deliver, resolve));
 
-  let pending = 0;
   let closed = false;
+  const queue = new SerialQueue(options.queue, (item, done) => {
+    broker.publish(
+      {
+        cmd: 'publish',
+        topic: item.topic,
+        payload: Buffer.from(item.payload),
+        qos: 0,
+        retain: item.retain,
+        dup: false,
+      },
+      () => done(),
+    );
+  });
   const tcpPort = (tcp.address() as AddressInfo).port;
   const wsPort = (http.address() as AddressInfo).port;
   const transport: Transport = {
@@ -65,18 +78,16 @@ export async function startEmbeddedBroker(options: EmbeddedOptions, events: Tran
     get connected() {
       return !closed;
     },
+    get lost() {
+      return queue.lost;
+    },
     publish(topic, payload, retain) {
-      if (closed || pending >= options.maxPending) return false;
-      pending++;
-      broker.publish(
-        { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain, dup: false },
-        () => pending--,
-      );
-      return true;
+      return !closed && queue.push({ topic, payload, retain });
     },
     async close() {
       if (closed) return;
       closed = true;
+      queue.stop();
       await closeAll(broker, tcp, http, wss, sockets);
     },
   };

@@ -1,8 +1,11 @@
 // A connection to an external broker with mqtt.js (an optional dependency,
 // loaded only when asked for). Reconnects with a bounded exponential
-// back-off; while the broker is away nothing is queued: publishes report
-// failure and the bridge counts them.
+// back-off. Publishes wait in a bounded queue while the socket drains;
+// while the broker is away nothing is taken: publishes report failure and
+// the bridge counts them, as it counts what was queued when the connection
+// went.
 import type { MqttClient } from 'mqtt';
+import { type QueueLimits, SerialQueue } from './serial-queue.js';
 import { RPC_REQUEST_TOPIC, SPIN_CLIENT_ID, type Transport, type TransportEvents } from './transport.js';
 
 export interface ExternalOptions {
@@ -11,8 +14,8 @@ export interface ExternalOptions {
   /** First retry delay; doubles after every failed attempt up to `maxBackoffMs`. */
   readonly minBackoffMs: number;
   readonly maxBackoffMs: number;
-  /** Bytes waiting in the socket's buffer above which publishes are dropped. */
-  readonly maxBufferedBytes: number;
+  /** Publishes waiting for the socket to drain; more are dropped. */
+  readonly queue: QueueLimits;
   /** How long startMqtt waits for the first connection before going on without it. */
   readonly firstConnectMs: number;
   /** MQTT keepalive in seconds (spind: `pubsub_timeout` = 60). */
@@ -23,7 +26,7 @@ export const EXTERNAL_DEFAULTS = {
   clientId: SPIN_CLIENT_ID,
   minBackoffMs: 250,
   maxBackoffMs: 10_000,
-  maxBufferedBytes: 4 * 1024 * 1024,
+  queue: { maxMessages: 100_000, maxBytes: 32 * 1024 * 1024 },
   firstConnectMs: 3000,
   keepalive: 60,
 } as const;
@@ -57,6 +60,10 @@ export async function connectExternalBroker(
   let backoff = options.minBackoffMs;
   let retryTimer: NodeJS.Timeout | undefined;
 
+  const queue = new SerialQueue(options.queue, (item, done) => {
+    client.publish(item.topic, item.payload, { qos: 0, retain: item.retain }, (error) => done(error));
+  });
+
   client.on('error', (error) => {
     lastError = error;
   });
@@ -75,6 +82,7 @@ export async function connectExternalBroker(
     if (topic === RPC_REQUEST_TOPIC) events.onRequest(payload);
   });
   client.on('close', () => {
+    queue.clear();
     if (closed || retryTimer) return;
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
@@ -95,17 +103,17 @@ export async function connectExternalBroker(
     get lastError() {
       return lastError;
     },
+    get lost() {
+      return queue.lost;
+    },
     publish(topic, payload, retain) {
-      if (closed || !client.connected) return false;
-      const buffered = (client.stream as { writableLength?: number } | undefined)?.writableLength ?? 0;
-      if (buffered > options.maxBufferedBytes) return false;
-      client.publish(topic, payload, { qos: 0, retain });
-      return true;
+      return !closed && client.connected && queue.push({ topic, payload, retain });
     },
     async close() {
       if (closed) return;
       closed = true;
       clearTimeout(retryTimer);
+      queue.stop();
       await client.endAsync(true);
     },
   };

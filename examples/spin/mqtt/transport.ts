@@ -20,8 +20,10 @@ export interface Transport {
   readonly url: string;
   readonly wsUrl: string | undefined;
   readonly connected: boolean;
-  /** Sends one QoS 0 publish; false when it was not sent (broker down or backlog full). */
+  /** Queues one QoS 0 publish; false when it was not taken (broker down or backlog full). */
   publish(topic: string, payload: string, retain: boolean): boolean;
+  /** Publishes taken but lost before they reached the broker (the connection went away). */
+  readonly lost: number;
   close(): Promise<void>;
 }
 
