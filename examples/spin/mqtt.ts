@@ -31,6 +31,8 @@ export interface SpinMqttBridge extends MqttBridge {
   readonly reconnects: number;
   /** JSON-RPC requests dropped because too many were in flight. */
   readonly rpcDropped: number;
+  /** Why the core's message feed ended with an error, if it did. */
+  readonly feedError: unknown;
 }
 
 /** spind's reply to a body that does not parse (spin-protocol.md §1.2). */
@@ -119,7 +121,14 @@ export async function startMqtt(
         )
       : await connectExternalBroker({ ...EXTERNAL_DEFAULTS, ...definedOnly(tuning), url: opts.broker }, events);
   const live = transport;
-  const subscription: Subscription = core.messages$.subscribe({ next: (message) => send(live, message) });
+  let failure: unknown;
+  const subscription: Subscription = core.messages$.subscribe({
+    next: (message) => send(live, message),
+    // A core that fails stops the feed; the bridge stays up for RPC and says why.
+    error: (error) => {
+      failure = error;
+    },
+  });
 
   return {
     url: live.url,
@@ -135,6 +144,9 @@ export async function startMqtt(
     },
     get rpcDropped() {
       return counters.rpcDropped;
+    },
+    get feedError() {
+      return failure;
     },
     get reconnects() {
       return 'reconnects' in live ? (live.reconnects as number) : 0;

@@ -117,6 +117,15 @@ describe('embedded broker', () => {
     expect(core.requests).toHaveLength(3);
   });
 
+  it('a core feed that fails is reported and the RPC keeps working', async () => {
+    const { core, bridge } = await embedded();
+    const { client: c, received } = await client(bridge.url);
+    core.messages.error(new Error('aggregation broke'));
+    expect((bridge.feedError as Error).message).toBe('aggregation broke');
+    await c.publishAsync('SPIN/jsonrpc/q', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'list_devices' }));
+    await until('reply', () => received.some((m) => m.topic === 'SPIN/jsonrpc/a'));
+  });
+
   it('refuses bad options with a clear message and a port in use with the port', async () => {
     const core = new FakeSpinCore();
     await expect(startMqtt(core, { broker: 'http://example.test' })).rejects.toThrow(/broker: a broker URL such as/);
