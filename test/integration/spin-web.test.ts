@@ -28,6 +28,11 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
+interface GraphSnapshot {
+  nodes: { id: number; label: string; kind?: string }[];
+  edges: { id: string; from: number; to: number; label: string }[];
+}
+
 let browser: Browser;
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -73,6 +78,29 @@ describe('web view against a fake core', () => {
       core.emitTraffic(2048, 3);
       await expect.poll(() => page.locator('#totals').textContent()).toBe('2.0 KiB/s · 3 pkt/s');
 
+      // traffic, dnsquery and blocked messages each draw their edge, labelled with the service.
+      const graph = () =>
+        page.evaluate(() =>
+          (globalThis as unknown as { spinView: { graph: { snapshot(): GraphSnapshot } } }).spinView.graph.snapshot(),
+        );
+      const flow = { from: 2, to: 4, protocol: 6, from_port: 50_000, to_port: 443, size: 10, count: 1 };
+      core.messages.next(
+        spin('SPIN/traffic', {
+          command: 'traffic',
+          argument: '',
+          result: { flows: [flow], timestamp: 1, total_size: 10, total_count: 1 },
+        }),
+      );
+      core.messages.next(
+        spin('SPIN/traffic', { command: 'dnsquery', result: { from: 3, queriednode: 4, query: 'cdn.shop.test.' } }),
+      );
+      core.messages.next(spin('SPIN/traffic', { command: 'blocked', result: { ...flow, from: 1, to_port: 8443 } }));
+      await expect.poll(async () => (await graph()).edges.find((e) => e.id === 'traffic:2>4')?.label).toMatch(/https/);
+      await expect.poll(async () => (await graph()).edges.find((e) => e.id === 'dns:3>4')).toBeDefined();
+      await expect.poll(async () => (await graph()).edges.find((e) => e.id === 'blocked:1>4')?.label).toBe('https-alt');
+      const labels = Object.fromEntries((await graph()).nodes.map((n) => [n.id, n.label]));
+      expect(labels).toEqual({ 1: 'laptop', 2: '02:00:00:00:77:12', 3: 'tv', 4: 'cdn.shop.test' });
+
       const laptop = page.locator('li.device[data-mac="02:00:00:00:77:11"]');
       const row = laptop.locator('tr.flow[data-peer="4"]');
       await expect.poll(() => row.locator('td').first().textContent()).toBe('cdn.shop.test');
@@ -87,13 +115,21 @@ describe('web view against a fake core', () => {
       core.messages.next(spin('SPIN/traffic/admin', { command: 'nodeMerged', result: { id: 3, 'merged-to': 1 } }));
       core.messages.next({ topic: 'SPIN/traffic/node/3', payload: '', retain: true });
       await expect.poll(() => cards.count()).toBe(2);
+      await expect.poll(async () => (await graph()).nodes.map((n) => n.id).sort()).toEqual([1, 2, 4]);
+      expect((await graph()).edges.filter((e) => e.from === 3 || e.to === 3)).toEqual([]);
+      // nodeDeleted removes the node from the view too (SPIN's UI does not, §7.2).
+      core.messages.next(spin('SPIN/traffic/admin', { command: 'nodeDeleted', result: { id: 2 } }));
+      core.messages.next({ topic: 'SPIN/traffic/node/2', payload: '', retain: true });
+      await expect.poll(() => cards.count()).toBe(1);
+      await expect.poll(async () => (await graph()).nodes.map((n) => n.id).sort()).toEqual([1, 4]);
+      core.nodes.delete(2);
       core.nodes.delete(3);
       await page.evaluate(() => {
         (globalThis as { beforeRestart?: boolean }).beforeRestart = true;
       });
       core.messages.next(spin('SPIN/traffic', { command: 'serverRestart' }));
       await expect.poll(() => page.evaluate(() => 'beforeRestart' in globalThis)).toBe(false);
-      await expect.poll(() => cards.count()).toBe(2);
+      await expect.poll(() => cards.count()).toBe(1);
       expect(problems).toEqual([]);
       await page.context().close();
     } finally {

@@ -21,6 +21,7 @@ export class GraphView {
   #edges = new vis.DataSet();
   #seen = new Map(); // node id → { at: ms, kind }
   #services = new Map(); // edge id → Set of service names
+  #gone = new Set(); // merged away or deleted: ids are never reused within a server run
   network;
 
   constructor(container, model) {
@@ -36,7 +37,10 @@ export class GraphView {
       },
     );
     model.on('node', (node) => this.#nodes.get(node.id) && this.#draw(node.id));
-    model.on('remove', ({ id }) => this.remove(id));
+    model.on('remove', ({ id }) => {
+      this.#gone.add(id);
+      this.remove(id);
+    });
     model.on('list', () => {
       for (const id of this.#nodes.getIds()) this.#draw(id);
     });
@@ -45,6 +49,8 @@ export class GraphView {
 
   /** Shows a node (devices stay until removed). */
   show(id, kind = 'remote') {
+    // A late answer (an RPC that started before the merge) must not bring the node back.
+    if (this.#gone.has(id)) return;
     const previous = this.#seen.get(id);
     // A node keeps the strongest colour it earned (a device stays a device).
     const keep = previous && (previous.kind === 'device' || (previous.kind === 'blockedPeer' && kind !== 'device'));
@@ -54,6 +60,7 @@ export class GraphView {
 
   flow(from, to, { port, kind = 'traffic' } = {}) {
     const node = (id) => this.#model.nodes.get(id);
+    if (this.#gone.has(from) || this.#gone.has(to)) return;
     if (this.#model.isIgnored(node(from)) || this.#model.isIgnored(node(to))) return;
     this.show(from, node(from)?.mac ? 'device' : 'remote');
     const toKind = { dns: 'dns', blocked: 'blockedPeer' }[kind] ?? 'remote';
@@ -89,6 +96,14 @@ export class GraphView {
 
   edge(id) {
     return this.#edges.get(id);
+  }
+
+  /** What is drawn, for a person in the developer tools (and for tests). */
+  snapshot() {
+    return {
+      nodes: this.#nodes.get().map((n) => ({ id: n.id, label: n.label, kind: this.#seen.get(n.id)?.kind })),
+      edges: this.#edges.get().map((e) => ({ id: e.id, from: e.from, to: e.to, label: e.label })),
+    };
   }
 
   fit() {

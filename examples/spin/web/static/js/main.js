@@ -46,6 +46,8 @@ async function start() {
   new ListsPanel(document.getElementById('lists'), model, notify);
   const sparkline = new Sparkline(document.getElementById('sparkline'));
   const totals = document.getElementById('totals');
+  // For the developer tools: `spinView.graph.snapshot()`, `spinView.model.nodes`.
+  window.spinView = { model, graph };
 
   let locked = false;
   document.getElementById('fit').addEventListener('click', () => graph.fit());
