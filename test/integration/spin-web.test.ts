@@ -33,6 +33,18 @@ interface GraphSnapshot {
   edges: { id: string; from: number; to: number; label: string }[];
 }
 
+/** The page's developer-tools handle (`window.spinView`), typed for page.evaluate. */
+interface SpinView {
+  model: { nodes: Map<number, { id: number; ips: string[] }> };
+  graph: {
+    network: {
+      stopSimulation(): void;
+      getPositions(ids: number[]): Record<number, { x: number; y: number }>;
+      canvasToDOM(p: { x: number; y: number }): { x: number; y: number };
+    };
+  };
+}
+
 let browser: Browser;
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -195,7 +207,7 @@ describe('web view of the whole app on the home network', () => {
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   });
 
-  it('shows the three LAN devices; a click on block cuts that device’s connection to the WAN server and no other', async () => {
+  it('shows the three LAN devices; a click on block cuts that device’s connection to the WAN server and no other; Block node on the server’s graph node cuts every client', async () => {
     const [laptop, phone] = home.clients;
     await generateTraffic(home, { rounds: 1, ipv6: false });
     for (const c of home.clients) expect(await echoes(home, c)).toBe(true);
@@ -221,6 +233,35 @@ describe('web view of the whole app on the home network', () => {
 
     await row.locator('button[data-action="unblock-flow"]').click();
     await expect.poll(() => row.getAttribute('class')).toBe('flow');
+    expect(await echoes(home, laptop)).toBe(true);
+
+    // Click the server's node in the graph, then "Block node": the block list holds its address, no client gets through.
+    const serverId = await page.evaluate(
+      (ip) =>
+        [...(globalThis as unknown as { spinView: SpinView }).spinView.model.nodes.values()].find((n) =>
+          n.ips.includes(ip),
+        )?.id,
+      home.server.ipv4,
+    );
+    expect(serverId).toBeTypeOf('number');
+    const at = await page.evaluate((id) => {
+      const network = (globalThis as unknown as { spinView: SpinView }).spinView.graph.network;
+      network.stopSimulation();
+      return network.canvasToDOM(network.getPositions([id])[id]);
+    }, serverId as number);
+    const box = await page.locator('#graph').boundingBox();
+    await page.mouse.click((box?.x ?? 0) + at.x, (box?.y ?? 0) + at.y);
+    await page.locator('#selection button[data-action="block-node"]').click();
+    await expect
+      .poll(() =>
+        page
+          .locator('#lists [data-list="block"] [data-ip]')
+          .evaluateAll((els) => els.map((e) => e.getAttribute('data-ip'))),
+      )
+      .toContain(home.server.ipv4);
+    for (const c of home.clients) expect(await echoes(home, c)).toBe(false);
+    await page.locator('#selection button[data-action="unblock-node"]').click();
+    await expect.poll(() => page.locator('#lists [data-list="block"] [data-ip]').count()).toBe(0);
     expect(await echoes(home, laptop)).toBe(true);
     expect(problems).toEqual([]);
     await page.context().close();
