@@ -152,6 +152,21 @@ describe('web view against a fake core', () => {
 });
 
 describe('web view files', () => {
+  it('finds the page from the built module in dist/ too (the CLI runs from there)', async () => {
+    const built = (await import(
+      join(ROOT, 'dist/examples/spin/web/serve.js')
+    )) as typeof import('../../examples/spin/web/serve.js');
+    const http = await serveSpinHttp(new FakeSpinCore(), built.createWebHandler({}));
+    try {
+      const page = await fetch(`${http.url}/`);
+      expect(await page.text()).toContain('<script type="module" src="/static/js/main.js">');
+      expect(await (await fetch(`${http.url}/spin_web/config.json`)).json()).toEqual({ mqttWsUrl: null });
+      expect((await fetch(`${http.url}/vendor/mqtt.min.js`)).status).toBe(200);
+    } finally {
+      await http.close();
+    }
+  });
+
   it('serves the page, its scripts and vendored assets, and nothing outside them', async () => {
     const http = await serveSpinHttp(new FakeSpinCore(), createWebHandler({ mqttWsUrl: 'ws://127.0.0.1:1/mqtt' }));
     try {
