@@ -29,7 +29,7 @@ function deviceFlows(core: Core, d: SpinNode): Record<string, unknown>[] {
   const blockedPeers = new Set<number>();
   for (const [a, b] of core.pairs.values()) if (a === d.id || b === d.id) blockedPeers.add(a === d.id ? b : a);
   const shown = new Set<number>();
-  for (const f of d.flows?.values() ?? []) {
+  for (const f of core.model.flowsOf(d)) {
     if (blockedPeers.has(f.to)) {
       shown.add(f.to);
       out.push({ to: f.to, dst_port: f.dstPort, icmp_type: f.icmpType, blocked: 1 });
@@ -114,7 +114,7 @@ async function dotsSignal(core: Core, signal: unknown): Promise<void> {
     const ports = (s['target-port-range'] as { 'lower-port': number; 'upper-port'?: number }[] | undefined) ?? [];
     const icmps = (s['source-icmp-type-range'] as { 'lower-type': number; 'upper-type'?: number }[] | undefined) ?? [];
     for (const d of core.model.devices())
-      for (const f of d.flows?.values() ?? []) {
+      for (const f of core.model.flowsOf(d)) {
         const peer = core.model.get(f.to);
         if (!peer || ![...peer.ips].some((ip) => ps.some((p) => prefixContains(p, ip)))) continue;
         if (

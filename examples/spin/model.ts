@@ -19,6 +19,8 @@ export interface DeviceFlow {
   bytes: number;
   /** Unix seconds of the last counted traffic. */
   lastseen: number;
+  /** The device's next flow to the same peer (another port or ICMP type). */
+  next: DeviceFlow | undefined;
 }
 
 export interface SpinNode {
@@ -32,12 +34,14 @@ export interface SpinNode {
   lastseen: number;
   isBlocked: boolean;
   isExcepted: boolean;
-  /** Devices whose flows point here (a flow holds a reference; referenced nodes do not expire). */
-  readonly referrers: Map<SpinNode, number>;
+  /** How many devices have flows to this node (referenced nodes do not expire). */
+  refs: number;
   /** Held by blocked pairs and lists: such nodes never expire. */
   persistent: number;
-  /** Present on devices: key `to/dstPort/icmpType`. */
-  flows?: Map<string, DeviceFlow>;
+  /** Present on devices: peer id → that peer's flows (a chain through `next`). */
+  flows?: Map<number, DeviceFlow>;
+  /** How many flows `flows` holds. */
+  flowCount: number;
 }
 
 export interface NodeInfo {
@@ -62,8 +66,6 @@ export interface ModelOptions {
   now?: () => number;
   firstId?: number;
 }
-
-const flowKey = (to: number, dstPort: number, icmpType: number) => `${to}/${dstPort}/${icmpType}`;
 
 export class NodeModel {
   private nextId: number;
@@ -192,17 +194,31 @@ export class NodeModel {
   /** Counts traffic of a device with `peer` (both directions' packets and bytes). */
   countFlow(device: SpinNode, peer: SpinNode, dstPort: number, icmpType: number, packets: number, bytes: number): void {
     if (device === peer) return;
-    device.flows ??= new Map();
-    const key = flowKey(peer.id, dstPort, icmpType);
-    let f = device.flows.get(key);
+    const flows = (device.flows ??= new Map());
+    const head = flows.get(peer.id);
+    let f = head;
+    while (f && (f.dstPort !== dstPort || f.icmpType !== icmpType)) f = f.next;
     if (!f) {
-      f = { to: peer.id, dstPort, icmpType, packets: 0, bytes: 0, lastseen: 0 };
-      device.flows.set(key, f);
-      peer.referrers.set(device, (peer.referrers.get(device) ?? 0) + 1);
+      f = { to: peer.id, dstPort, icmpType, packets: 0, bytes: 0, lastseen: 0, next: head };
+      flows.set(peer.id, f);
+      device.flowCount++;
+      if (!head) peer.refs++;
     }
     f.packets += packets;
     f.bytes += bytes;
     f.lastseen = this.nowS();
+  }
+
+  /** Every flow of a device. */
+  flowsOf(device: SpinNode): DeviceFlow[] {
+    const out: DeviceFlow[] = [];
+    if (device.flows)
+      for (const head of device.flows.values()) for (let f: DeviceFlow | undefined = head; f; f = f.next) out.push(f);
+    return out;
+  }
+
+  flowCount(device: SpinNode): number {
+    return device.flowCount;
   }
 
   /**
@@ -213,27 +229,23 @@ export class NodeModel {
    */
   ageFlows(idleMs: number, keep: number, maxIdleMs: number, held?: (d: SpinNode, to: number) => boolean): number {
     const now = this.nowS();
-    const idleS = idleMs / 1000;
     const maxIdleS = maxIdleMs / 1000;
+    const minIdleS = Math.min(idleMs, maxIdleMs) / 1000;
     let removed = 0;
     for (const d of this.byMac.values()) {
       const flows = d.flows;
-      if (!flows || flows.size === 0) continue;
-      let idle: string[] | undefined;
-      for (const [k, f] of flows) {
-        const age = now - f.lastseen;
-        if (age > maxIdleS && !held?.(d, f.to)) {
-          this.dropFlow(d, k, f);
-          removed++;
-        } else if (age > idleS && flows.size > keep) (idle ??= []).push(k);
-      }
-      if (!idle || flows.size <= keep) continue;
-      idle.sort((a, b) => flows.get(a)!.lastseen - flows.get(b)!.lastseen);
-      for (const k of idle) {
-        if (flows.size <= keep) break;
-        const f = flows.get(k)!;
+      if (!flows || d.flowCount === 0) continue;
+      let idle: DeviceFlow[] | undefined;
+      for (const head of flows.values())
+        for (let f: DeviceFlow | undefined = head; f; f = f.next)
+          if (now - f.lastseen > minIdleS) (idle ??= []).push(f);
+      if (!idle) continue;
+      // Oldest first, unless every idle flow goes anyway.
+      if (d.flowCount - idle.length < keep) idle.sort((a, b) => a.lastseen - b.lastseen);
+      for (const f of idle) {
+        if (d.flowCount <= keep && now - f.lastseen <= maxIdleS) continue;
         if (held?.(d, f.to)) continue;
-        this.dropFlow(d, k, f);
+        this.dropFlow(d, f);
         removed++;
       }
     }
@@ -248,7 +260,7 @@ export class NodeModel {
     const now = this.nowS();
     const gone: SpinNode[] = [];
     for (const n of this.byId.values()) {
-      if (n.persistent > 0 || n.referrers.size > 0) continue;
+      if (n.persistent > 0 || n.refs > 0) continue;
       if (n.mac && liveMac(n.mac)) continue;
       if ((now - n.lastseen) * 1000 < (n.mac ? deviceRetainMs : retainMs)) continue;
       gone.push(n);
@@ -260,7 +272,8 @@ export class NodeModel {
   /** Removes a node and its flows; publishes nodeDeleted. */
   remove(n: SpinNode): void {
     if (this.byId.get(n.id) !== n) return;
-    if (n.flows) for (const [k, f] of [...n.flows]) this.dropFlow(n, k, f);
+    this.dropAllFlows(n);
+    if (n.refs > 0) for (const d of this.byMac.values()) this.takeChain(d, n);
     for (const ip of n.ips) if (this.byIp.get(ip) === n) this.byIp.delete(ip);
     for (const d of n.domains) if (this.byDomain.get(domainKey(d)) === n) this.byDomain.delete(domainKey(d));
     if (n.mac && this.byMac.get(n.mac) === n) this.byMac.delete(n.mac);
@@ -293,8 +306,10 @@ export class NodeModel {
       lastseen,
       isBlocked: false,
       isExcepted: false,
-      referrers: new Map(),
+      refs: 0,
       persistent: 0,
+      flows: undefined,
+      flowCount: 0,
     };
     this.byId.set(id, n);
     return n;
@@ -338,13 +353,45 @@ export class NodeModel {
     this.ev.modified(n);
   }
 
-  private dropFlow(d: SpinNode, key: string, f: DeviceFlow): void {
-    d.flows!.delete(key);
-    const peer = this.byId.get(f.to);
-    if (!peer) return;
-    const c = (peer.referrers.get(d) ?? 1) - 1;
-    if (c > 0) peer.referrers.set(d, c);
-    else peer.referrers.delete(d);
+  /** Unlinks one flow of device `d`; the peer loses d's reference with d's last flow to it. */
+  private dropFlow(d: SpinNode, f: DeviceFlow): void {
+    const flows = d.flows!;
+    const head = flows.get(f.to);
+    if (head === f) {
+      if (f.next) flows.set(f.to, f.next);
+      else {
+        flows.delete(f.to);
+        const peer = this.byId.get(f.to);
+        if (peer) peer.refs--;
+      }
+    } else {
+      let p = head;
+      while (p && p.next !== f) p = p.next;
+      if (!p) return;
+      p.next = f.next;
+    }
+    d.flowCount--;
+  }
+
+  /** Drops every flow of `d` (releasing its peers). */
+  private dropAllFlows(d: SpinNode): void {
+    if (!d.flows) return;
+    for (const to of d.flows.keys()) {
+      const peer = this.byId.get(to);
+      if (peer) peer.refs--;
+    }
+    d.flows.clear();
+    d.flowCount = 0;
+  }
+
+  /** Removes and returns `dev`'s flows to `peer` (releasing the reference). */
+  private takeChain(dev: SpinNode, peer: SpinNode): DeviceFlow | undefined {
+    const head = dev.flows?.get(peer.id);
+    if (!head) return undefined;
+    dev.flows!.delete(peer.id);
+    peer.refs--;
+    for (let f: DeviceFlow | undefined = head; f; f = f.next) dev.flowCount--;
+    return head;
   }
 
   /** Moves everything of `l` into `s`; flows pointing at `l` now point at `s`. */
@@ -369,51 +416,38 @@ export class NodeModel {
     s.isBlocked ||= l.isBlocked;
     s.isExcepted ||= l.isExcepted;
     s.persistent += l.persistent;
-    // Flows of other devices that pointed at l.
-    for (const [dev] of l.referrers) {
-      const target = dev === l ? s : dev;
-      this.renumber(target, l.id, s);
-    }
+    // Flows of devices that pointed at l now point at s (none at all when s is that device).
+    if (l.refs > 0)
+      for (const dev of this.byMac.values()) {
+        const chain = this.takeChain(dev, l);
+        if (dev !== s) for (let f = chain; f; f = f.next) this.mergeFlow(dev, f, s);
+      }
     // l's own flows (it was a device) join s's.
     if (l.flows) {
-      for (const f of l.flows.values()) {
-        const peer = this.byId.get(f.to);
-        if (peer) {
-          const c = (peer.referrers.get(l) ?? 1) - 1;
-          if (c > 0) peer.referrers.set(l, c);
-          else peer.referrers.delete(l);
-        }
-        if (f.to === s.id || !peer) continue;
-        this.mergeFlow(s, f, peer);
+      const own = [...l.flows];
+      this.dropAllFlows(l);
+      for (const [to, chain] of own) {
+        const peer = this.byId.get(to);
+        if (!peer || peer === s) continue;
+        for (let f: DeviceFlow | undefined = chain; f; f = f.next) this.mergeFlow(s, f, peer);
       }
-      l.flows.clear();
-    }
-    s.referrers.delete(l);
-  }
-
-  private renumber(dev: SpinNode, oldId: number, s: SpinNode): void {
-    const flows = dev.flows;
-    if (!flows) return;
-    for (const [k, f] of [...flows]) {
-      if (f.to !== oldId) continue;
-      flows.delete(k);
-      if (dev === s) continue; // a flow to itself after the merge: nothing to count
-      this.mergeFlow(dev, f, s);
     }
   }
 
-  /** Adds flow `f` to `dev`'s table pointing at `peer`, summing with a flow already there. */
+  /** Adds (a copy of) flow `f` to `dev`'s table pointing at `peer`, summing with a flow already there. */
   private mergeFlow(dev: SpinNode, f: DeviceFlow, peer: SpinNode): void {
-    dev.flows ??= new Map();
-    const key = flowKey(peer.id, f.dstPort, f.icmpType);
-    const cur = dev.flows.get(key);
+    const flows = (dev.flows ??= new Map());
+    const head = flows.get(peer.id);
+    let cur = head;
+    while (cur && (cur.dstPort !== f.dstPort || cur.icmpType !== f.icmpType)) cur = cur.next;
     if (cur) {
       cur.packets += f.packets;
       cur.bytes += f.bytes;
       cur.lastseen = Math.max(cur.lastseen, f.lastseen);
       return;
     }
-    dev.flows.set(key, { ...f, to: peer.id });
-    peer.referrers.set(dev, (peer.referrers.get(dev) ?? 0) + 1);
+    flows.set(peer.id, { ...f, to: peer.id, next: head });
+    dev.flowCount++;
+    if (!head) peer.refs++;
   }
 }

@@ -73,10 +73,11 @@ describe('node model', () => {
     m.countFlow(dev, y, 443, 0, 5, 500);
     const s = m.learn({ ips: ['198.51.100.1', '198.51.100.2'] });
     expect(s).toBe(x);
-    expect([...dev.flows!.values()]).toEqual([
-      { to: x.id, dstPort: 443, icmpType: 0, packets: 15, bytes: 1500, lastseen: expect.any(Number) },
+    expect(m.flowsOf(dev)).toEqual([
+      { to: x.id, dstPort: 443, icmpType: 0, packets: 15, bytes: 1500, lastseen: expect.any(Number), next: undefined },
     ]);
-    expect(x.referrers.get(dev)).toBe(1);
+    expect(x.refs).toBe(1);
+    expect(dev.flowCount).toBe(1);
   });
 
   it('ages flows: idle ones go above keepFlows, all go after maxIdle; referenced nodes do not expire', () => {
@@ -87,20 +88,68 @@ describe('node model', () => {
     advance(60_000);
     m.countFlow(dev, peers[4], 80, 0, 1, 100); // the only active one
     expect(m.ageFlows(30_000, 3, 3_600_000, () => false)).toBe(2);
-    expect(dev.flows!.size).toBe(3);
-    expect([...dev.flows!.values()].some((f) => f.to === peers[4].id)).toBe(true);
+    expect(m.flowCount(dev)).toBe(3);
+    expect(m.flowsOf(dev).some((f) => f.to === peers[4].id)).toBe(true);
     // Held peers are not expired; the two without flows are.
     const gone = m.expire(10_000, 10_000, () => true);
     expect(gone.map((n) => n.id).sort()).toEqual(
       peers
-        .filter((p) => p.referrers.size === 0)
+        .filter((p) => p.refs === 0)
         .map((p) => p.id)
         .sort(),
     );
     expect(gone).toHaveLength(2);
     advance(4_000_000);
     expect(m.ageFlows(30_000, 3, 3_600_000, (_d, to) => to === peers[4].id)).toBe(2); // the held one stays
-    expect(dev.flows!.size).toBe(1);
+    expect(m.flowCount(dev)).toBe(1);
+  });
+
+  it('keeps several ports to one peer apart, drops the oldest idle ones first and releases the peer with its last flow', () => {
+    const { m, advance } = setup();
+    const dev = m.learn({ mac: '02:00:00:00:00:01', ips: ['192.168.1.10'] });
+    const p = m.learn({ ips: ['198.51.100.1'] });
+    const q = m.learn({ ips: ['198.51.100.2'] });
+    m.countFlow(dev, p, 80, 0, 1, 100);
+    advance(10_000);
+    m.countFlow(dev, p, 443, 0, 1, 100);
+    m.countFlow(dev, p, 0, 8, 1, 84);
+    advance(10_000);
+    m.countFlow(dev, q, 53, 0, 1, 60);
+    m.countFlow(dev, p, 443, 0, 2, 200);
+    expect(m.flowCount(dev)).toBe(4);
+    expect(p.refs).toBe(1);
+    advance(60_000);
+    // All four are idle; keep 2: port 80 (oldest), then ICMP go.
+    expect(m.ageFlows(30_000, 2, 3_600_000)).toBe(2);
+    expect(
+      m
+        .flowsOf(dev)
+        .map((f) => [f.to, f.dstPort, f.icmpType, f.packets])
+        .sort(),
+    ).toEqual([
+      [p.id, 443, 0, 3],
+      [q.id, 53, 0, 1],
+    ]);
+    expect(m.ageFlows(30_000, 1, 3_600_000)).toBe(1); // 443 was last seen with 53: ties go in either order
+    expect(m.flowCount(dev)).toBe(1);
+    expect(p.refs + q.refs).toBe(1);
+    advance(4_000_000);
+    expect(m.ageFlows(30_000, 1, 3_600_000)).toBe(1);
+    expect([p.refs, q.refs, m.flowCount(dev)]).toEqual([0, 0, 0]);
+  });
+
+  it("drops a device's flows that point at the device itself after a merge, keeping the others", () => {
+    const { m } = setup();
+    const a = m.learn({ mac: '02:00:00:00:00:01', ips: ['192.168.1.10'] });
+    const other = m.learn({ ips: ['192.168.1.20'] });
+    const peer = m.learn({ ips: ['198.51.100.1'] });
+    m.countFlow(a, other, 22, 0, 4, 400);
+    m.countFlow(a, peer, 443, 0, 1, 100);
+    // `other` turns out to be a itself (same MAC): the flow a→other is a flow to itself now.
+    const s = m.learn({ mac: '02:00:00:00:00:01', ips: ['192.168.1.20'] });
+    expect(s).toBe(a);
+    expect(m.flowsOf(a).map((f) => f.to)).toEqual([peer.id]);
+    expect([a.flowCount, peer.refs]).toEqual([1, 1]);
   });
 
   it('expires a device only once its neighbour entry is gone and it was unseen for deviceRetain', () => {
@@ -125,7 +174,13 @@ describe('node model invariants (fast-check)', () => {
       ips: fc.array(ip, { maxLength: 3 }),
       domains: fc.array(domain, { maxLength: 2 }),
     }),
-    fc.record({ kind: fc.constant('flow' as const), a: ip, b: ip, port: fc.integer({ min: 0, max: 3 }) }),
+    fc.record({
+      kind: fc.constant('flow' as const),
+      a: ip,
+      b: ip,
+      port: fc.integer({ min: 0, max: 3 }),
+      icmp: fc.integer({ min: 0, max: 1 }),
+    }),
     fc.record({ kind: fc.constant('age' as const), ms: fc.integer({ min: 0, max: 100_000 }) }),
   );
 
@@ -139,8 +194,8 @@ describe('node model invariants (fast-check)', () => {
           else if (o.kind === 'flow') {
             const a = m.nodeOfIp(o.a, true);
             const b = m.nodeOfIp(o.b, true);
-            if (a.mac) m.countFlow(a, b, o.port, 0, 1, 10);
-            if (b.mac) m.countFlow(b, a, o.port, 0, 1, 10);
+            if (a.mac) m.countFlow(a, b, o.port, o.icmp, 1, 10);
+            if (b.mac) m.countFlow(b, a, o.port, o.icmp, 1, 10);
           } else {
             advance(o.ms);
             m.ageFlows(50_000, 1, 90_000, () => false);
@@ -150,7 +205,7 @@ describe('node model invariants (fast-check)', () => {
         const nodes = [...m.nodes()];
         const ipOwner = new Map<string, SpinNode>();
         const macs = new Set<string>();
-        const refs = new Map<SpinNode, Map<SpinNode, number>>();
+        const refs = new Map<SpinNode, Set<SpinNode>>();
         for (const n of nodes) {
           for (const x of n.ips) {
             expect(ipOwner.has(x)).toBe(false);
@@ -163,16 +218,23 @@ describe('node model invariants (fast-check)', () => {
             expect(m.ofMac(n.mac)).toBe(n);
           }
           for (const d of n.domains) expect(m.ofDomain(d)).toBe(n);
-          for (const f of n.flows?.values() ?? []) {
+          const flows = m.flowsOf(n);
+          expect(n.flowCount).toBe(flows.length);
+          const keys = new Set<string>();
+          for (const f of flows) {
             const peer = m.get(f.to);
             expect(peer).toBeDefined();
             expect(f.to).not.toBe(n.id);
+            expect(n.flows!.has(f.to)).toBe(true);
+            const k = `${f.to}/${f.dstPort}/${f.icmpType}`;
+            expect(keys.has(k)).toBe(false);
+            keys.add(k);
             let r = refs.get(peer!);
-            if (!r) refs.set(peer!, (r = new Map()));
-            r.set(n, (r.get(n) ?? 0) + 1);
+            if (!r) refs.set(peer!, (r = new Set()));
+            r.add(n);
           }
         }
-        for (const n of nodes) expect(new Map(n.referrers)).toEqual(refs.get(n) ?? new Map());
+        for (const n of nodes) expect(n.refs).toBe(refs.get(n)?.size ?? 0);
         for (const [id] of merged) expect(m.get(id)).toBeUndefined();
         for (const id of gone) expect(m.get(id)).toBeUndefined();
         expect(new Set(nodes.map((n) => n.id)).size).toBe(nodes.length);
