@@ -97,6 +97,8 @@ export async function startMqtt(
 
   const events = {
     onConnect(t: Transport) {
+      // Set here too: a request may arrive before startMqtt's await returns the transport.
+      transport = t;
       for (const message of core.startupMessages()) send(t, message);
     },
     onRequest(payload: Buffer) {
