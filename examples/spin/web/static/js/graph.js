@@ -122,7 +122,7 @@ export class GraphView {
     const lines = node ? [...(node.ips ?? []), ...(node.domains ?? [])] : [];
     this.#nodes.update({
       id,
-      label: nodeLabel(node ?? { id }),
+      label: graphLabel(node ?? { id }),
       title: lines.join('\n') || `node ${id}`,
       color: { background, border, highlight: { background, border } },
       borderWidth: border === '#777777' ? 1 : 3,
@@ -137,4 +137,11 @@ export class GraphView {
         this.#draw(id);
     }
   }
+}
+
+/** SPIN's label; a device known only by its MAC also shows its first DNS name. */
+function graphLabel(node) {
+  const label = nodeLabel(node);
+  if (node.name || !node.mac || !node.domains?.length) return label;
+  return `${label}\n${node.domains[0].replace(/\.$/, '')}`;
 }
