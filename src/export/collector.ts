@@ -26,6 +26,11 @@ export interface CollectorOptions extends EncoderOptions {
   queueRecords?: number;
   /** Longest wait between TCP reconnect attempts (default 5 s). */
   maxReconnectMs?: number;
+  /**
+   * A message that is not full yet goes out at most this long after its first record (default 100 ms):
+   * flows ending a few at a time still share datagrams, and each datagram costs a send.
+   */
+  maxDelayMs?: number;
   /** UDP: after the collector refused a datagram (ICMP port unreachable), records are counted as dropped, not sent, for this long (default 1000 ms). */
   unreachableHoldMs?: number;
 }
@@ -59,8 +64,9 @@ abstract class CollectorSink implements FlowSink {
   protected readonly st = emptyStats();
   protected encoder!: MessageEncoder;
   protected transport!: Transport;
-  private flushScheduled = false;
+  private flushTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  protected maxDelayMs = 100;
 
   write(record: unknown): void {
     this.st.received++;
@@ -87,14 +93,20 @@ abstract class CollectorSink implements FlowSink {
       this.reject((err as Error).message);
       return;
     }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      // A burst fills whole messages; a lone record still goes out on the next turn of the event loop.
-      setImmediate(() => {
-        this.flushScheduled = false;
-        this.encoder.flush();
-      });
-    }
+    // Full messages go out as they fill; the rest waits a little for company.
+    if (this.flushTimer === undefined) this.flushTimer = setTimeout(this.timedFlush, this.maxDelayMs);
+  }
+
+  private readonly timedFlush = () => {
+    this.flushTimer = undefined;
+    this.encoder.flush();
+  };
+
+  protected setMaxDelay(ms: number | undefined): void {
+    const v = ms ?? 100;
+    if (!Number.isFinite(v) || v < 0)
+      throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `maxDelayMs must be a number of ms ≥ 0, got ${v}`);
+    this.maxDelayMs = v;
   }
 
   protected enqueue(_f: ExportFlow): void {
@@ -112,6 +124,8 @@ abstract class CollectorSink implements FlowSink {
   }
 
   async flush(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     this.encoder.flush();
     await this.transport.idle();
   }
@@ -369,6 +383,7 @@ class IpfixSink extends CollectorSink {
   constructor(o: IpfixSinkOptions) {
     super();
     const target = parseHostPort(o.collector);
+    this.setMaxDelay(o.maxDelayMs);
     this.tcp = (o.transport ?? 'udp') === 'tcp';
     this.queueMax = o.queueRecords ?? 10_000;
     const enc = new IpfixEncoder({ ...o, systemInitMs: systemBootMs() }, (msg, records) =>
@@ -423,6 +438,7 @@ class Netflow9Sink extends CollectorSink {
   constructor(o: Netflow9SinkOptions) {
     super();
     const target = parseHostPort(o.collector);
+    this.setMaxDelay(o.maxDelayMs);
     const enc = new Netflow9Encoder({ ...o, bootMs: systemBootMs() }, (msg, records) =>
       this.transport.send(msg, records),
     );

@@ -7,9 +7,11 @@
  */
 import { lastValueFrom, type Observable, type Subscription, toArray } from 'rxjs';
 import { FlowgrabError } from '../errors.js';
+import type { CtEventName } from '../sources/conntrack/options.js';
 import type { ConntrackRecord } from '../sources/conntrack/record.js';
 import { conntrack } from '../sources/conntrack/source.js';
 import type { NoticeObserver } from '../sources/notice.js';
+import { readSysctl } from '../sources/sysctl.js';
 import type { FlowSink, SinkStats } from './sink.js';
 import { FlowTracker, isConntrackRecord } from './tracker.js';
 
@@ -20,6 +22,11 @@ export interface ExportOptions {
   pollIntervalMs?: number;
   /** At shutdown: the current table, so pending growth is exported (conntrack flows only). */
   finalDump?: () => Promise<ConntrackRecord[]>;
+  /**
+   * The final dump holds exactly the flows of the record stream (the whole table being exported): flows in
+   * it that were never tracked are exported too. Off when the stream is a filtered graph's.
+   */
+  finalDumpAdopts?: boolean;
   /** Errors of the record stream. */
   onError?: (err: unknown) => void;
 }
@@ -60,7 +67,8 @@ export function exportRecords(records: Observable<unknown>, sink: FlowSink, o: E
       closing ??= (async () => {
         // The final dump runs while events still arrive, so a flow ending meanwhile still reports its DESTROY.
         let current: ConntrackRecord[] = [];
-        if (o.finalDump && tracker.size > 0) {
+        tracker.closing();
+        if (o.finalDump) {
           try {
             current = await o.finalDump();
           } catch (err) {
@@ -69,7 +77,7 @@ export function exportRecords(records: Observable<unknown>, sink: FlowSink, o: E
         }
         sub?.unsubscribe();
         sub = undefined;
-        tracker.flush(current);
+        tracker.flush(current, Date.now(), o.finalDumpAdopts ?? false);
         await sink.close();
       })();
       return closing;
@@ -77,7 +85,8 @@ export function exportRecords(records: Observable<unknown>, sink: FlowSink, o: E
   };
 }
 
-export interface ConntrackExportOptions extends Omit<ExportOptions, 'finalDump' | 'pollIntervalMs'> {
+export interface ConntrackExportOptions
+  extends Omit<ExportOptions, 'finalDump' | 'finalDumpAdopts' | 'pollIntervalMs'> {
   netns?: string;
   family?: 'ipv4' | 'ipv6' | 'all';
   notices?: NoticeObserver;
@@ -90,6 +99,20 @@ export function pollFor(activeMs: number): number {
   return activeMs > 0 ? Math.max(1000, activeMs) : 30_000;
 }
 
+/**
+ * The events the exporter follows. A DESTROY carries the flow's final
+ * counters (accounting) and its start and stop times (timestamps), so when
+ * the kernel timestamps flows, NEW events add nothing but cost: each is a
+ * datagram to read and decode. Long flows are followed by the dumps; a flow
+ * that starts and ends between two dumps is known from its DESTROY alone.
+ * Without timestamps, NEW events are where a flow's start time comes from.
+ */
+export function conntrackEvents(netns: string | undefined, setSysctls: boolean): CtEventName[] {
+  return setSysctls || readSysctl('net.netfilter.nf_conntrack_timestamp', netns) === '1'
+    ? ['destroy']
+    : ['new', 'destroy'];
+}
+
 /** Exports the conntrack table of `netns` to `sink`: the current flows, then every flow as it runs and ends. */
 export function exportConntrack(sink: FlowSink, o: ConntrackExportOptions = {}): FlowExporter {
   const activeMs = activeTimeoutMs(o.activeTimeoutS);
@@ -98,7 +121,7 @@ export function exportConntrack(sink: FlowSink, o: ConntrackExportOptions = {}):
   const source = conntrack({
     ...common,
     dump: true,
-    events: ['new', 'destroy'],
+    events: conntrackEvents(o.netns, o.setSysctls ?? false),
     pollIntervalMs,
     notices: o.notices,
     setEventsSysctl: o.setSysctls ?? false,
@@ -108,5 +131,6 @@ export function exportConntrack(sink: FlowSink, o: ConntrackExportOptions = {}):
     ...o,
     pollIntervalMs,
     finalDump: () => lastValueFrom(conntrack({ ...common, dump: true }).pipe(toArray())),
+    finalDumpAdopts: true,
   });
 }

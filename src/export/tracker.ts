@@ -69,6 +69,7 @@ export class FlowTracker {
   private readonly flows = new Map<number, Tracked>();
   private readonly activeMs: number;
   private readonly slackMs: number;
+  private endedWhileClosing: Set<number> | undefined;
   readonly counts = { flows: 0, records: 0, active: 0, ended: 0, forced: 0, skippedEmpty: 0 };
 
   constructor(private readonly o: TrackerOptions) {
@@ -83,15 +84,14 @@ export class FlowTracker {
 
   push(r: ConntrackRecord): void {
     let t = this.flows.get(r.id);
-    const c = countsOf(r);
-    if (!t) {
-      const start = r.start ?? r.ts;
-      t = { rec: r, from: start, exported: ZERO, seen: ZERO, active: start, flags: 0, reported: false };
-      this.flows.set(r.id, t);
-      this.counts.flows++;
-    } else {
-      t.rec = r;
+    if (!t && r.type === 'destroy') {
+      // The common case: a flow that lived and ended between dumps (no NEW followed). Its DESTROY says it all.
+      this.ended(r);
+      return;
     }
+    const c = countsOf(r);
+    if (!t) t = this.track(r);
+    else t.rec = r;
     if (r.protonum === 6) t.flags |= tcpFlagsOfState(r.state);
     if (c) {
       // Counters that went backwards were zeroed by someone else: what is there now is new.
@@ -101,6 +101,7 @@ export class FlowTracker {
     }
     if (r.type === 'destroy') {
       this.flows.delete(r.id);
+      this.endedWhileClosing?.add(r.id);
       this.export(t, 'end', t.active);
       return;
     }
@@ -109,20 +110,71 @@ export class FlowTracker {
   }
 
   /**
-   * Shutdown: exports the pending growth of every flow, with counters from
-   * `current` (a fresh dump) where it has the flow; the tracker is empty after.
+   * Shutdown, step 1 (before the final dump is taken): from now on the ids
+   * of flows that end are remembered, so a flow the dump still saw but whose
+   * DESTROY came meanwhile is not exported twice.
    */
-  flush(current: readonly ConntrackRecord[] = [], now = Date.now()): void {
+  closing(): void {
+    this.endedWhileClosing ??= new Set();
+  }
+
+  /**
+   * Shutdown: exports the pending growth of every flow, with counters from
+   * `current` (a fresh dump). With `adopt`, flows the dump has and the
+   * tracker does not (born since the last dump, when NEW events are not
+   * followed) are exported whole; without, the dump only refreshes the
+   * counters of tracked flows. The tracker is empty after.
+   */
+  flush(current: readonly ConntrackRecord[] = [], now = Date.now(), adopt = false): void {
     for (const r of current) {
-      const t = this.flows.get(r.id);
+      let t = this.flows.get(r.id);
       const c = countsOf(r);
-      if (!t || !c) continue;
+      if (!t) {
+        if (!adopt || this.endedWhileClosing?.has(r.id)) continue;
+        t = this.track(r);
+      }
+      if (!c) continue;
       t.rec = r;
       if (grew(c, t.seen)) t.active = now;
       t.seen = c;
     }
     for (const t of this.flows.values()) this.export(t, 'forced', t.active);
     this.flows.clear();
+    this.endedWhileClosing = undefined;
+  }
+
+  private track(r: ConntrackRecord): Tracked {
+    const start = r.start ?? r.ts;
+    const t: Tracked = { rec: r, from: start, exported: ZERO, seen: ZERO, active: start, flags: 0, reported: false };
+    this.flows.set(r.id, t);
+    this.counts.flows++;
+    return t;
+  }
+
+  /** A flow never seen before its DESTROY: one record with everything (zeros when accounting is off). */
+  private ended(r: ConntrackRecord): void {
+    this.endedWhileClosing?.add(r.id);
+    this.counts.flows++;
+    this.counts.records++;
+    this.counts.ended++;
+    const o = r.orig;
+    const rp = r.reply;
+    const start = r.start ?? r.ts;
+    // Its end is when it last moved: the kernel's stop time, or its start when it never counted anything.
+    const moved = !!(o.packets || o.bytes || rp.packets || rp.bytes);
+    const end = moved ? (r.stop ?? r.ts) : start;
+    this.o.emit(
+      flowFromConntrack(r, {
+        packets: o.packets ?? 0,
+        bytes: o.bytes ?? 0,
+        rpackets: rp.packets ?? 0,
+        rbytes: rp.bytes ?? 0,
+        start: Math.min(start, end),
+        end,
+        reason: 'end',
+        tcpFlags: r.protonum === 6 ? tcpFlagsOfState(r.state) : 0,
+      }),
+    );
   }
 
   private export(t: Tracked, reason: FlowEndReason, end: number): void {

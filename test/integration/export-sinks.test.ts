@@ -103,9 +103,15 @@ describe('IPFIX over TCP', () => {
       // Collector goes away: records wait in the queue.
       const port = col.port;
       await col.stop();
-      await waitFor(() => (sink.write(flow(99)), sink.stats().queued > 0), {
-        what: 'records to queue',
-      });
+      await waitFor(
+        () => {
+          sink.write(flow(99));
+          return sink.stats().queued > 0;
+        },
+        {
+          what: 'records to queue',
+        },
+      );
       for (let i = 100; i < 110; i++) sink.write(flow(i));
       const queued = sink.stats().queued;
       expect(queued).toBeGreaterThanOrEqual(10);
@@ -189,7 +195,13 @@ describe('MQTT sink', () => {
         queueRecords: 5,
         reconnectMs: 100,
       });
-      await waitFor(() => (sink.write(flow(0)), sink.stats().sent > 0), { what: 'the first publish', intervalMs: 100 });
+      await waitFor(
+        () => {
+          sink.write(flow(0));
+          return sink.stats().sent > 0;
+        },
+        { what: 'the first publish', intervalMs: 100 },
+      );
       sink.write(flow(1));
       await sink.flush();
       await waitFor(() => sub.lines().some((l) => l.startsWith('fg/ipv6/fd77::11 ')), {
@@ -199,10 +211,16 @@ describe('MQTT sink', () => {
       expect(JSON.parse(line.slice(line.indexOf(' ') + 1))).toMatchObject({ sport: 20_001, family: 'ipv6' });
       // Broker restart: 12 records while it is away; the queue holds 5.
       await stopProc(broker);
-      await waitFor(() => (sink.write(flow(50)), sink.stats().queued > 0), {
-        what: 'the sink to notice',
-        intervalMs: 50,
-      });
+      await waitFor(
+        () => {
+          sink.write(flow(50));
+          return sink.stats().queued > 0;
+        },
+        {
+          what: 'the sink to notice',
+          intervalMs: 50,
+        },
+      );
       const before = sink.stats();
       for (let i = 0; i < 12; i++) sink.write(flow(200 + i));
       const away = sink.stats();

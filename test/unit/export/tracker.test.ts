@@ -109,6 +109,41 @@ describe('FlowTracker', () => {
     expect(t.size).toBe(0);
   });
 
+  it('a DESTROY of a flow never seen (no NEW followed, born between dumps) is one record with everything', () => {
+    const { t, out } = tracker(60_000);
+    t.push(rec('destroy', 9, T0 + 5000, [3, 180, 2, 120], { state: 'CLOSE', stop: T0 + 4000 }));
+    expect(out).toEqual([
+      expect.objectContaining({ id: 9, reason: 'end', packets: 3, bytes: 180, rpackets: 2, rbytes: 120 }),
+    ]);
+    expect(out[0]).toMatchObject({ start: T0, end: T0 + 4000, tcpFlags: 0x14 });
+    expect(t.size).toBe(0);
+    expect(t.counts).toMatchObject({ flows: 1, records: 1, ended: 1 });
+  });
+
+  it('shutdown with adopt: flows only the final dump knows go out whole, except those whose DESTROY came meanwhile', () => {
+    const { t, out } = tracker(0);
+    t.push(rec('update', 10, T0 + 1000, [1, 100, 0, 0]));
+    t.closing();
+    // Flow 11 ended while the final dump was being read: its DESTROY went out, the dump's stale copy must not.
+    t.push(rec('destroy', 11, T0 + 2000, [2, 200, 1, 50], { stop: T0 + 2000 }));
+    const dump = [
+      rec('dump', 10, T0 + 3000, [4, 400, 0, 0]),
+      rec('dump', 11, T0 + 1500, [2, 200, 1, 50]),
+      rec('dump', 12, T0 + 3000, [5, 500, 5, 500]),
+    ];
+    t.flush(dump, T0 + 3000, true);
+    expect(out.map((f) => [f.id, f.reason, f.packets, f.rpackets])).toEqual([
+      [11, 'end', 2, 1],
+      [10, 'forced', 4, 0],
+      [12, 'forced', 5, 5],
+    ]);
+    // Without adopt (a filtered graph's stream), the dump only refreshes what is tracked.
+    const { t: t2, out: out2 } = tracker(0);
+    t2.push(rec('update', 10, T0 + 1000, [1, 100, 0, 0]));
+    t2.flush(dump, T0 + 3000);
+    expect(out2.map((f) => [f.id, f.packets])).toEqual([[10, 4]]);
+  });
+
   it('counters zeroed by someone else count from zero again (never negative deltas)', () => {
     const { t, out } = tracker(1000);
     t.push(rec('update', 8, T0 + 1000, [10, 1000, 0, 0]));
@@ -128,7 +163,8 @@ describe('FlowTracker', () => {
         fc.array(step, { maxLength: 80 }),
         fc.constantFrom(0, 5000, 10_000),
         fc.boolean(),
-        (steps, at, end) => {
+        fc.boolean(),
+        (steps, at, end, newEvents) => {
           const { t, out } = tracker(at, at || 1000);
           const live = new Map<number, [number, number, number, number]>();
           const finals = new Map<number, number[]>();
@@ -153,14 +189,16 @@ describe('FlowTracker', () => {
             } else if (s.kind === 'new') {
               if (live.has(s.id)) continue;
               live.set(s.id, [0, 0, 0, 0]);
-              t.push(rec('new', s.id, now));
+              // The exporter follows NEW events only when the kernel does not timestamp flows.
+              if (newEvents) t.push(rec('new', s.id, now));
             } else {
               live.set(s.id, next);
               t.push(rec('update', s.id, now, next));
             }
           }
           // Shutdown with a fresh dump, or with what the tracker last saw (the same counters here).
-          t.flush(end ? [...live].map(([id, c]) => rec('dump', id, now, c)) : [], now);
+          t.closing();
+          t.flush(end ? [...live].map(([id, c]) => rec('dump', id, now, c)) : [], now, !newEvents);
           for (const [id, c] of live)
             finals.set(
               id,
