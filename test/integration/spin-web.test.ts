@@ -152,19 +152,16 @@ describe('web view against a fake core', () => {
 });
 
 describe('broker address', () => {
-  it('SPIN’s ?mqtt_host= and ?mqtt_port= override the configured WebSocket URL', async () => {
+  it('SPIN’s ?mqtt_host= and ?mqtt_port= override the configured WebSocket URL, IPv6 literals included', async () => {
     const core = new FakeSpinCore();
-    const bridge = await startMqtt(core, { broker: 'embedded', tcpPort: 0, wsPort: 0 });
+    const bridge = await startMqtt(core, { broker: 'embedded', host: '::1', tcpPort: 0, wsPort: 0 });
     // The configured URL points nowhere; only the query parameters lead to the broker.
     const http = await serveSpinHttp(core, createWebHandler({ mqttWsUrl: 'ws://192.0.2.1:1/mqtt' }));
     try {
       const port = new URL(bridge.wsUrl as string).port;
-      const { page, problems } = await openPage(
-        `${http.url}/spin_graph/graph.html?mqtt_host=127.0.0.1&mqtt_port=${port}`,
-      );
-      await expect
-        .poll(() => page.locator('#mqtt-status').textContent())
-        .toBe(`connected to ws://127.0.0.1:${port}/mqtt`);
+      const { page, problems } = await openPage(`${http.url}/spin_graph/graph.html?mqtt_host=::1&mqtt_port=${port}`);
+      await expect.poll(() => page.locator('#mqtt-status').textContent()).toBe(`connected to ws://[::1]:${port}/mqtt`);
+      await expect.poll(() => page.locator('li.device').count()).toBe(3);
       expect(problems).toEqual([]);
       await page.context().close();
     } finally {

@@ -20,7 +20,8 @@ afterEach(async () => {
 });
 
 async function client(url: string): Promise<{ client: MqttClient; received: Received[] }> {
-  const c = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 3000 });
+  // mqtt.js rebuilds WebSocket URLs without the brackets of an IPv6 host; hand it the URL as is.
+  const c = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 3000, transformWsUrl: () => url });
   cleanups.push(() => c.endAsync(true));
   const received: Received[] = [];
   c.on('message', (topic, payload, packet) =>
@@ -124,6 +125,18 @@ describe('embedded broker', () => {
     expect((bridge.feedError as Error).message).toBe('aggregation broke');
     await c.publishAsync('SPIN/jsonrpc/q', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'list_devices' }));
     await until('reply', () => received.some((m) => m.topic === 'SPIN/jsonrpc/a'));
+  });
+
+  it('listens on an IPv6 address with bracketed URLs', async () => {
+    const core = new FakeSpinCore();
+    const bridge = await startMqtt(core, { broker: 'embedded', host: '::1', tcpPort: 0, wsPort: 0 });
+    cleanups.push(() => bridge.close());
+    expect(bridge.url).toMatch(/^mqtt:\/\/\[::1\]:\d+$/);
+    expect(bridge.wsUrl).toMatch(/^ws:\/\/\[::1\]:\d+\/mqtt$/);
+    for (const url of [bridge.url, bridge.wsUrl as string]) {
+      const { received } = await client(url);
+      await until('retained nodeInfo', () => received.some((m) => m.topic === 'SPIN/traffic/node/1'));
+    }
   });
 
   it('refuses bad options with a clear message and a port in use with the port', async () => {

@@ -20,7 +20,9 @@ export function brokerUrl(config, location) {
   const url = new URL(config.mqttWsUrl ?? `${scheme}//${location.hostname}:1884/mqtt`);
   // A wildcard listen address means "wherever the page came from".
   if (['0.0.0.0', '[::]'].includes(url.hostname)) url.hostname = location.hostname;
-  if (query.get('mqtt_host')) url.hostname = query.get('mqtt_host');
+  const host = query.get('mqtt_host');
+  // An IPv6 literal needs its brackets in a URL (location.hostname already has them).
+  if (host) url.hostname = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   if (query.get('mqtt_port')) url.port = query.get('mqtt_port');
   return url.toString();
 }
@@ -98,7 +100,14 @@ async function start() {
   const clientId = `Web-${Math.floor(Math.random() * 0xfffff)
     .toString(16)
     .padStart(5, '0')}`;
-  const client = mqtt.connect(url, { clientId, protocolVersion: 4, reconnectPeriod: 2000, connectTimeout: 5000 });
+  const client = mqtt.connect(url, {
+    clientId,
+    protocolVersion: 4,
+    reconnectPeriod: 2000,
+    connectTimeout: 5000,
+    // mqtt.js rebuilds the URL and loses the brackets of an IPv6 host; use it as given.
+    transformWsUrl: () => url,
+  });
   const setStatus = (state, text) => {
     status.dataset.state = state;
     status.textContent = text;
