@@ -50,7 +50,12 @@ export class Mosquitto {
     this.child = child;
     child.stdout?.on('data', (d: Buffer) => (this.log += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (this.log += d.toString()));
-    await waitFor(() => accepts(this.port), { timeoutMs: 5000 });
+    try {
+      await waitFor(() => accepts(this.port), { timeoutMs: 5000 });
+    } catch (error) {
+      await this.stop();
+      throw new Error(`mosquitto did not start:\n${this.log}`, { cause: error });
+    }
   }
 
   /** SIGTERM to the broker this object started, and wait for it to exit. */
@@ -106,8 +111,14 @@ export class MosquittoSub {
     }
   }
 
+  /** Resolves once subscribed; on failure the process is stopped before the error is thrown. */
   async ready(): Promise<this> {
-    await waitFor(() => this.subscribed, { timeoutMs: 5000 });
+    try {
+      await waitFor(() => this.subscribed, { timeoutMs: 5000 });
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
     return this;
   }
 
