@@ -122,6 +122,7 @@ describe('web view against a fake core', () => {
       await page.screenshot({ path: join(ARTIFACTS, 'spin-web-fake.png') });
       await row.locator('button[data-action="unblock-flow"]').click();
       await expect.poll(() => core.flowBlocks.size).toBe(0);
+      await expect.poll(async () => (await graph()).edges.some((e) => e.id === 'blocked:1>4')).toBe(false);
 
       // A node merged away leaves the device list; serverRestart reloads the page.
       core.messages.next(spin('SPIN/traffic/admin', { command: 'nodeMerged', result: { id: 3, 'merged-to': 1 } }));

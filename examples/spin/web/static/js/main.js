@@ -85,8 +85,11 @@ async function start() {
     graph.flow(q.from, q.queriednode, { kind: 'dns' });
   });
   devices.onFlows = (device, flows) => {
-    for (const flow of flows)
+    for (const flow of flows) {
       graph.flow(device.id, flow.to, { port: flow.dst_port, kind: flow.blocked ? 'blocked' : 'traffic' });
+      // An unblocked flow loses its red edge at once, not after ten idle minutes.
+      if (!flow.blocked) graph.clearBlocked(device.id, flow.to);
+    }
   };
   model.on('node', (node) => {
     if (node.mac && !model.isIgnored(node)) graph.show(node.id, 'device');
