@@ -67,7 +67,7 @@ export async function startEmbeddedBroker(options: EmbeddedOptions, events: Tran
         retain: item.retain,
         dup: false,
       },
-      () => done(),
+      (error) => done(error),
     );
   });
   const tcpPort = (tcp.address() as AddressInfo).port;
