@@ -82,7 +82,10 @@ export function benchCore(): { core: Core; clock: { now: number }; close(): void
 export interface FeedMemory {
   /** RSS of the bare process (Node, the core's modules, nothing fed). */
   rssIdle: number;
+  /** RSS after the feed and a full collection: what the app holds. */
   rss: number;
+  /** Highest RSS while absorbing (the 100 000 new flows arrive within one traffic second). */
+  maxRss: number;
   heapUsed: number;
   nodes: number;
   flows: number;
@@ -109,6 +112,7 @@ async function child(): Promise<void> {
   const out: FeedMemory = {
     rssIdle,
     rss: m.rss,
+    maxRss: process.resourceUsage().maxRSS * 1024,
     heapUsed: m.heapUsed,
     nodes: core.model.size,
     flows: core.model.devices().reduce((s, d) => s + core.model.flowCount(d), 0),

@@ -81,7 +81,7 @@ async function synthetic(): Promise<void> {
   const child = await childMemory();
   console.log(
     `spin: app RSS ${mb(child.rss)} MB with ${child.nodes} nodes and ${child.flows} flows, measured in a child process of its own (goal ≤ 150); ` +
-      `${mb(child.rssIdle)} MB before the feed (Node and the app's modules), live heap ${mb(child.heapUsed)} MB; in this process the core's live heap is ${mb(heap)} MB`,
+      `${mb(child.rssIdle)} MB before the feed (Node and the app's modules), peak ${mb(child.maxRss)} MB while absorbing them all within one second, live heap ${mb(child.heapUsed)} MB; in this process the core's live heap is ${mb(heap)} MB`,
   );
 
   // Aging: a pass with nothing to drop, then passes where half the flows went idle.

@@ -47,10 +47,11 @@ export interface CoreOptions {
   now?: () => number;
 }
 
+/** One second's traffic of a (from, to, protocol, ports) flow; the nodes as they were when counted. */
 interface Agg {
+  from: SpinNode;
+  to: SpinNode;
   proto: number;
-  src: string;
-  dst: string;
   sport: number;
   dport: number;
   size: number;
@@ -195,12 +196,13 @@ export class Core implements SpinCore {
     if (t.mac) this.model.countFlow(t, s, dport, icmp, packets, bytes);
     if (!s.mac && !t.mac && !this.opts.local) return;
     const sport = r.orig.sport ?? 0;
-    const key = `${r.protonum}|${src}|${dst}|${sport}|${dport}`;
+    // Keyed by node ids, not addresses: a short key, and no record's strings kept for the second.
+    const key = `${s.id}|${t.id}|${r.protonum}|${sport}|${dport}`;
     const a = this.traffic.get(key);
     if (a) {
       a.size += bytes;
       a.count += packets;
-    } else this.traffic.set(key, { proto: r.protonum, src, dst, sport, dport, size: bytes, count: packets });
+    } else this.traffic.set(key, { from: s, to: t, proto: r.protonum, sport, dport, size: bytes, count: packets });
   }
 
   onDns(r: DnsRecord): void {
@@ -267,8 +269,8 @@ export class Core implements SpinCore {
     this.traffic = new Map();
     const flows: TrafficFlow[] = [];
     for (const a of aggs.values()) {
-      const from = this.model.ofIp(a.src);
-      const to = this.model.ofIp(a.dst);
+      const from = this.current(a.from);
+      const to = this.current(a.to);
       if (!from || !to) continue;
       flows.push({
         from: from.id,
@@ -284,6 +286,13 @@ export class Core implements SpinCore {
     this.flushNodeInfo();
     this.counters.trafficMessages++;
     this.out.next(trafficMessage(flows, Math.floor(this.model.now() / 1000)));
+  }
+
+  /** The live node a counted node is now: itself, or the survivor it merged into (which took its addresses). */
+  private current(n: SpinNode): SpinNode | undefined {
+    if (this.model.get(n.id) === n) return n;
+    for (const ip of n.ips) return this.model.ofIp(ip);
+    return undefined;
   }
 
   private async publishBlocked(): Promise<void> {

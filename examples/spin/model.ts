@@ -28,8 +28,8 @@ export interface SpinNode {
   name?: string;
   mac?: string;
   readonly ips: Set<string>;
-  /** Display form (case as seen, trailing dot). */
-  readonly domains: Set<string>;
+  /** Display form (case as seen, trailing dot). Shared and empty until the node has a name (most have none). */
+  domains: ReadonlySet<string>;
   /** Unix seconds: creation, then the last counted traffic of one of its IPs. */
   lastseen: number;
   isBlocked: boolean;
@@ -65,6 +65,13 @@ export interface ModelOptions {
   /** ms clock (tests pass their own). */
   now?: () => number;
   firstId?: number;
+}
+
+const NO_DOMAINS: ReadonlySet<string> = new Set<string>();
+
+function addDomain(n: SpinNode, d: string): void {
+  if (n.domains === NO_DOMAINS) n.domains = new Set([d]);
+  else (n.domains as Set<string>).add(d);
 }
 
 export class NodeModel {
@@ -302,7 +309,9 @@ export class NodeModel {
     const n: SpinNode = {
       id,
       ips: new Set(),
-      domains: new Set(),
+      domains: NO_DOMAINS,
+      name: undefined,
+      mac: undefined,
       lastseen,
       isBlocked: false,
       isExcepted: false,
@@ -334,7 +343,7 @@ export class NodeModel {
       const k = domainKey(d);
       const holder = this.byDomain.get(k);
       if (holder) continue; // n's own, or held by a device we did not merge with
-      n.domains.add(d);
+      addDomain(n, d);
       this.byDomain.set(k, n);
     }
     if (info.name && !n.name) n.name = info.name;
@@ -348,7 +357,7 @@ export class NodeModel {
 
   private detachDomain(n: SpinNode, d: string): void {
     const k = domainKey(d);
-    for (const x of n.domains) if (domainKey(x) === k) n.domains.delete(x);
+    if (n.domains.size > 0) n.domains = new Set([...n.domains].filter((x) => domainKey(x) !== k));
     this.byDomain.delete(k);
     this.ev.modified(n);
   }
@@ -404,7 +413,7 @@ export class NodeModel {
     }
     for (const d of l.domains) {
       const k = domainKey(d);
-      if (![...s.domains].some((x) => domainKey(x) === k)) s.domains.add(d);
+      if (![...s.domains].some((x) => domainKey(x) === k)) addDomain(s, d);
       this.byDomain.set(k, s);
     }
     if (!s.mac && l.mac) {
