@@ -8,7 +8,7 @@ import { Subject } from 'rxjs';
 import type { ConntrackRecord, DnsRecord, NeighRecord } from '../../src/index.js';
 import { deleteConntrack } from '../../src/index.js';
 import type { SpinCore, SpinMessage } from './contract.js';
-import { type Enforcement, Firewall } from './firewall.js';
+import { type Drop, type Enforcement, Firewall } from './firewall.js';
 import { canonicalIp, domainKey } from './ip.js';
 import { IpList, type ListName, parseEntry } from './lists.js';
 import {
@@ -303,18 +303,7 @@ export class Core implements SpinCore {
       if (ig.containsIp(d.src) || ig.containsIp(d.dst)) continue;
       const from = this.model.nodeOfIp(d.src, false);
       const to = this.model.nodeOfIp(d.dst, false);
-      const ports = d.proto === 6 || d.proto === 17 || d.proto === 132;
-      msgs.push(
-        blockedMessage({
-          from: from.id,
-          to: to.id,
-          protocol: d.proto,
-          from_port: ports ? d.sport : 0,
-          to_port: ports ? d.dport : 0,
-          size: d.bytes,
-          count: d.packets,
-        }),
-      );
+      msgs.push(blockedMessage(blockedFlow(d, from.id, to.id)));
     }
     this.flushNodeInfo();
     this.counters.blocked += msgs.length;
@@ -595,6 +584,25 @@ export class Core implements SpinCore {
     this.out.next(clearNodeMessage(n.id));
     this.deletedIds.add(n.id);
   }
+}
+
+/**
+ * A `blocked` message's flow (spin-protocol.md §2.4): a packet other than TCP
+ * or UDP is reported with protocol 0 and ports 0. spind only says so for IPv4
+ * because it lets IPv6 non-TCP/UDP packets of blocked nodes through (a fault
+ * we do not reproduce, §7): we drop those too and report them the same way.
+ */
+export function blockedFlow(d: Drop, from: number, to: number): TrafficFlow {
+  const ports = d.proto === 6 || d.proto === 17;
+  return {
+    from,
+    to,
+    protocol: ports ? d.proto : 0,
+    from_port: ports ? d.sport : 0,
+    to_port: ports ? d.dport : 0,
+    size: d.bytes,
+    count: d.packets,
+  };
 }
 
 export const pairKey = (a: number, b: number) => (a < b ? `${a}-${b}` : `${b}-${a}`);

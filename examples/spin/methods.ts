@@ -246,13 +246,15 @@ export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] 
       true,
       () =>
         listDevices(core).map((n) => {
-          const o: Record<string, unknown> = { id: n.id };
-          if (n.name !== undefined) o.name = n.name;
-          o.mac = n.mac;
-          o.lastseen = n.lastseen;
-          o.ips = [...n.ips].sort(compareIps);
-          o.domains = [...n.domains].sort(compareDomains);
-          return o;
+          // The seed's shape always has `name` (list_devices leaves it out when unknown): "" when nobody named the device.
+          return {
+            id: n.id,
+            name: n.name ?? '',
+            mac: n.mac,
+            lastseen: n.lastseen,
+            ips: [...n.ips].sort(compareIps),
+            domains: [...n.domains].sort(compareDomains),
+          };
         }),
       { emptyStringParams: true },
     ),

@@ -79,7 +79,16 @@ describe('devices and flows', () => {
       expect(d!.ips.indexOf(c.ipv4)).toBe(0); // IPv4 before IPv6
       expect(d!.domains).toContain(`${c.fqdn}.`);
       const g = http.find((x) => x.mac === c.mac)!;
-      expect(g).toEqual({ id: d!.id, mac: c.mac, lastseen: d!.lastseen, ips: d!.ips, domains: d!.domains });
+      // The seed's shape: `name` always there, "" while unknown (list_devices omits it then).
+      expect(Object.keys(g)).toEqual(['id', 'name', 'mac', 'lastseen', 'ips', 'domains']);
+      expect(g).toEqual({
+        id: d!.id,
+        name: d!.name ?? '',
+        mac: c.mac,
+        lastseen: d!.lastseen,
+        ips: d!.ips,
+        domains: d!.domains,
+      });
     }
     // Ordered by MAC; the router (ignored by default) is not among them.
     expect(list.map((d) => d.mac)).toEqual([...list.map((d) => d.mac)].sort());
@@ -347,12 +356,19 @@ describe('blocks', () => {
     ]);
     const flows = (await socketRpc(sock, 'list_device_flows', { device: laptop.mac })).result as DeviceFlow[];
     expect(flows.filter((f) => f.to === server.id).every((f) => f.blocked === 1 && f.packets === undefined)).toBe(true);
-    await waitFor(
-      () => messages.some((m) => m.payload.includes('"blocked"') && m.payload.includes(`"from":${dev.id}`)),
-      {
-        timeoutMs: 3000,
-        what: 'a blocked message',
-      },
+    const blocked = () =>
+      messages
+        .filter((m) => m.payload !== '') // retained-clear messages have none
+        .map((m) => JSON.parse(m.payload) as { command: string; result?: Record<string, number> })
+        .filter((m) => m.command === 'blocked' && m.result?.from === dev.id)
+        .map((m) => m.result!);
+    await waitFor(() => blocked().some((b) => b.protocol === 6), { timeoutMs: 3000, what: 'a blocked TCP message' });
+    expect(blocked().find((b) => b.protocol === 6)).toMatchObject({ to: server.id, to_port: home.server.tcpPort });
+    // A dropped ping is reported as protocol 0 without ports (spin-protocol.md §2.4).
+    await laptop.ns.exec(['ping', '-c', '1', '-W', '1', home.server.ipv4], { allowFail: true, timeoutMs: 3000 });
+    await waitFor(() => blocked().some((b) => b.protocol === 0), { timeoutMs: 3000, what: 'a blocked ICMP message' });
+    expect(blocked().filter((b) => b.protocol === 0)).toContainEqual(
+      expect.objectContaining({ from: dev.id, to: server.id, protocol: 0, from_port: 0, to_port: 0 }),
     );
     await socketRpc(sock, 'set_device_flow_block', { device: laptop.mac, node: server.id, block: 0 });
     expect(await tcpWorks(home, laptop)).toBe(true);
