@@ -6,6 +6,8 @@ export { DecodeError, type ErrorCode, FlowgrabError } from './errors.js';
 export * from './export/index.js';
 export * from './filters/index.js';
 export * from './flow/index.js';
+/** Address bytes ⇄ text as flowgrab's records print them (IPv6 per RFC 5952). */
+export { formatIP, parseIP } from './netlink/ip.js';
 export { NetlinkOpError } from './netlink/socket.js';
 export { withNetns } from './netlink/syscall.js';
 export * from './sources/index.js';

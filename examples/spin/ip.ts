@@ -4,13 +4,17 @@
  * prefixes for the lists.
  */
 import { isIP } from 'node:net';
+import { formatIP, parseIP } from '../../src/index.js';
 
-/** The canonical text of an address (IPv6 compressed, lower case), or undefined when it is not one. */
+/**
+ * The canonical text of an address, or undefined when it is not one: the
+ * form flowgrab's records carry (IPv6 compressed per RFC 5952, lower case,
+ * IPv4-mapped in dotted form), so one address is one key.
+ */
 export function canonicalIp(text: string): string | undefined {
-  const fam = isIP(text);
-  if (fam === 4) return text.split('.').map(Number).join('.');
-  if (fam !== 6) return undefined;
-  return formatV6(v6Bytes(text));
+  if (isIP(text) === 0) return undefined;
+  const b = ipBytes(text);
+  return formatIP(b, 0, b.length);
 }
 
 export function ipFamilyOf(ip: string): 4 | 6 | undefined {
@@ -18,55 +22,10 @@ export function ipFamilyOf(ip: string): 4 | 6 | undefined {
   return f === 4 || f === 6 ? f : undefined;
 }
 
-function v6Bytes(text: string): Buffer {
-  const b = Buffer.alloc(16);
-  let s = text.toLowerCase();
-  const pct = s.indexOf('%');
-  if (pct >= 0) s = s.slice(0, pct);
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (v4) {
-    const p = v4[1].split('.').map(Number);
-    s = `${s.slice(0, -v4[1].length)}${((p[0] << 8) | p[1]).toString(16)}:${((p[2] << 8) | p[3]).toString(16)}`;
-  }
-  const [head, rest] = s.includes('::') ? s.split('::') : [s, undefined];
-  const h = head ? head.split(':').filter((x) => x !== '') : [];
-  const r = rest ? rest.split(':').filter((x) => x !== '') : [];
-  const groups = [...h.map((x) => Number.parseInt(x, 16))];
-  const after = r.map((x) => Number.parseInt(x, 16));
-  if (rest !== undefined) while (groups.length + after.length < 8) groups.push(0);
-  groups.push(...after);
-  for (let i = 0; i < 8; i++) b.writeUInt16BE(groups[i] ?? 0, i * 2);
-  return b;
-}
-
-function formatV6(b: Buffer): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(b.readUInt16BE(i * 2));
-  // RFC 5952: the longest run (≥ 2) of zero groups becomes '::', the first on a tie.
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
-}
-
-/** Address bytes: 4 for IPv4, 16 for IPv6. */
+/** Address bytes: 4 for IPv4, 16 for IPv6 (a zone index is dropped). */
 export function ipBytes(ip: string): Buffer {
-  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
-  return v6Bytes(ip);
+  const pct = ip.indexOf('%');
+  return parseIP(pct >= 0 ? ip.slice(0, pct) : ip);
 }
 
 /** SPIN's order of a node's `ips`: IPv4 before IPv6, then by address bytes. */
@@ -97,7 +56,7 @@ export function parsePrefix(text: string): Prefix | undefined {
     return undefined;
   const bytes = ipBytes(ip);
   maskBytes(bytes, len);
-  const base = family === 4 ? [...bytes].join('.') : formatV6(bytes);
+  const base = formatIP(bytes, 0, bytes.length);
   return { family, bytes, len, text: len === max ? base : `${base}/${len}` };
 }
 

@@ -114,7 +114,10 @@ describe('JSON-RPC with spind semantics', () => {
 describe('addresses and lists', () => {
   it('canonical addresses, SPIN order, prefixes', () => {
     expect(canonicalIp('2001:DB8:0:0:0:0:0:1')).toBe('2001:db8::1');
-    expect(canonicalIp('::ffff:192.0.2.1')).toBe('::ffff:c000:201');
+    // IPv4-mapped in dotted form, as flowgrab's records print them (RFC 5952 §5), however it was written.
+    expect(canonicalIp('::ffff:192.0.2.1')).toBe('::ffff:192.0.2.1');
+    expect(canonicalIp('::FFFF:c000:0201')).toBe('::ffff:192.0.2.1');
+    expect(canonicalIp('fe80::1%br0')).toBe('fe80::1');
     expect(canonicalIp('fd77:0:0:1:0:0:0:11')).toBe('fd77:0:0:1::11');
     expect(canonicalIp('192.0.2.300')).toBeUndefined();
     expect(['2001:db8::1', '10.0.0.2', '10.0.0.10', '::1'].sort(compareIps)).toEqual([
