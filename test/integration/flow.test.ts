@@ -82,9 +82,17 @@ describe('flow graphs on the home network', () => {
   });
 
   it('examples/dns-log and examples/conntrack-top run and print what the network did', async () => {
-    const dnsLog = runNode([join(root, 'dist/examples/dns-log.js'), home.router.name, '--seconds', '4']);
-    const top = runNode([join(root, 'dist/examples/conntrack-top.js'), home.router.name, '--seconds', '7']);
-    await new Promise((r) => setTimeout(r, 1000));
+    const dnsLog = runNode([join(root, 'dist/examples/dns-log.js'), home.router.name, '--seconds', '10']);
+    const top = runNode([join(root, 'dist/examples/conntrack-top.js'), home.router.name, '--seconds', '12']);
+    // Both read DNS through NFLOG rules of their own (one table per group): traffic only once both are in place.
+    await waitFor(
+      async () => {
+        const r = await home.router.exec(['nft', 'list', 'tables']);
+        return (r.stdout.match(/flowgrab_dns_g\d+/g) ?? []).length >= 2;
+      },
+      { timeoutMs: 15_000, what: 'both examples to install their DNS rules' },
+    );
+    await new Promise((r) => setTimeout(r, 500)); // conntrack-top's event socket opens beside its DNS flow
     await generateTraffic(home, { rounds: 1 });
     await home.router.exec(['conntrack', '-F']); // end the flows: their DESTROY carries the bytes
     const [d, t] = await Promise.all([dnsLog, top]);
