@@ -1,7 +1,8 @@
 /**
- * Address text → bytes written straight into an export buffer. Flows repeat
- * the same few addresses (LAN clients, the NAT address), so the bytes of
- * each address are cached; a cache that fills up starts over.
+ * Address text → what the encoders write: IPv4 as a number (parsed by hand,
+ * no allocation), IPv6 as bytes. Flows repeat the same few IPv6 addresses
+ * (LAN clients, the server), so their bytes are cached; a cache that fills
+ * up starts over.
  */
 import { parseIP } from '../netlink/ip.js';
 
@@ -20,10 +21,11 @@ function bytesOf(text: string, len: 4 | 16): Buffer {
 }
 
 /**
- * Writes the 4 bytes of a dotted quad at `o`; throws a RangeError for anything else.
+ * A dotted quad as an unsigned 32-bit number; anything else throws (an IPv6 address a RangeError).
  * Parsed by hand: remote addresses are too many to cache, and this is the hot path.
  */
-export function writeIPv4(buf: Buffer, o: number, text: string): void {
+export function ipv4Number(text: string): number {
+  let x = 0;
   let part = 0;
   let digits = 0;
   let n = 0;
@@ -31,29 +33,25 @@ export function writeIPv4(buf: Buffer, o: number, text: string): void {
     const c = text.charCodeAt(i);
     if (c >= 48 && c <= 57) {
       n = n * 10 + c - 48;
-      if (++digits > 3 || n > 255) break;
+      if (++digits > 3 || n > 255) return general(text);
     } else if (c === 46 && digits > 0 && part < 3) {
-      buf[o + part++] = n;
+      x = x * 256 + n;
+      part++;
       n = 0;
       digits = 0;
-    } else {
-      digits = -1;
-      break;
-    }
+    } else return general(text);
   }
-  if (part === 3 && digits > 0 && digits <= 3 && n <= 255) {
-    buf[o + 3] = n;
-    return;
-  }
-  // Not a plain dotted quad: the general parser says why (or accepts what it can).
-  const b = bytesOf(text, 4);
-  buf[o] = b[0];
-  buf[o + 1] = b[1];
-  buf[o + 2] = b[2];
-  buf[o + 3] = b[3];
+  if (part !== 3 || digits === 0) return general(text);
+  return x * 256 + n;
 }
 
-/** Writes the 16 bytes of an IPv6 address at `o`; throws a RangeError for anything else. */
-export function writeIPv6(buf: Buffer, o: number, text: string): void {
-  bytesOf(text, 16).copy(buf, o);
+/** Not a plain dotted quad: the general parser says why (or accepts what it can). */
+function general(text: string): number {
+  const b = bytesOf(text, 4);
+  return b[0] * 0x1000000 + ((b[1] << 16) | (b[2] << 8) | b[3]);
+}
+
+/** The 16 bytes of an IPv6 address (cached; do not modify); anything else throws. */
+export function ipv6Bytes(text: string): Buffer {
+  return bytesOf(text, 16);
 }

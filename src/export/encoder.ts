@@ -7,7 +7,7 @@
  */
 import { FlowgrabError } from '../errors.js';
 import type { ExportFlow } from './flow.js';
-import { type Template, writeRecord, writeTemplateRecord } from './template.js';
+import { FlowAddresses, type Template, writeRecord, writeTemplateRecord } from './template.js';
 
 export interface EncoderOptions {
   /** Largest message in bytes (the UDP payload); default 1400, to stay under a 1500-byte MTU. */
@@ -66,6 +66,7 @@ export abstract class MessageEncoder {
   /** TCP: templates once per session, never on a timer. */
   periodicTemplates = true;
   readonly counts: EncoderStats = { messages: 0, records: 0, flows: 0, templates: 0 };
+  private readonly addrs = new FlowAddresses();
 
   constructor(
     opts: EncoderOptions,
@@ -106,6 +107,15 @@ export abstract class MessageEncoder {
   /** Encodes one flow (one or two data records); finished messages go to the handler. */
   add(f: ExportFlow): void {
     const t = this.template(f);
+    // A bad address throws before anything of this flow is written; the message stays valid.
+    try {
+      this.addrs.prepare(f, t.family === 'ipv4');
+    } catch (err) {
+      throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `flow not exportable: ${(err as Error).message}`, {
+        op: 'export.encode',
+        cause: err,
+      });
+    }
     this.counts.flows++;
     this.put(t, f, false);
     if (this.layout.uniflow && f.rpackets > 0) this.put(t, f, true);
@@ -125,17 +135,7 @@ export abstract class MessageEncoder {
       this.begin();
       this.openSet(t);
     }
-    // A bad address throws before anything of this record counts; the message stays valid.
-    const start = this.off;
-    try {
-      this.off = writeRecord(this.buf, this.off, t, f, reverse, this.layout.bootMs);
-    } catch (err) {
-      this.off = start;
-      throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `flow not exportable: ${(err as Error).message}`, {
-        op: 'export.encode',
-        cause: err,
-      });
-    }
+    this.off = writeRecord(this.buf, this.off, t, f, this.addrs, reverse, this.layout.bootMs);
     this.msgRecords++;
     this.counts.records++;
   }

@@ -5,7 +5,7 @@
  * template in one pass over a preallocated buffer; all integers big-endian
  * (network order), as both RFCs require.
  */
-import { writeIPv4, writeIPv6 } from './addr.js';
+import { ipv4Number, ipv6Bytes } from './addr.js';
 import type { ExportFlow } from './flow.js';
 import * as ie from './ie.js';
 
@@ -153,36 +153,85 @@ function w32(b: Buffer, o: number, x: number): void {
 }
 /** Unsigned 64-bit from a JS number (exact up to 2^53). */
 function w64(b: Buffer, o: number, x: number): void {
-  w32(b, o, Math.floor(x / 4294967296));
+  if (x < 4294967296) {
+    b[o] = 0;
+    b[o + 1] = 0;
+    b[o + 2] = 0;
+    b[o + 3] = 0;
+  } else w32(b, o, Math.floor(x / 4294967296));
   w32(b, o + 4, x >>> 0);
 }
 
 const isIcmp = (p: number) => p === 1 || p === 58;
 
+const SRC = 0;
+const DST = 1;
+const RSRC = 2;
+const RDST = 3;
+const NONE = Buffer.alloc(16);
+
 /**
- * Writes one data record at `o` and returns the offset after it. `reverse`
- * writes the reply direction as a flow of its own (uniflow export);
- * `bootMs` anchors NetFlow v9's relative times.
+ * A flow's four addresses (src, dst, rsrc, rdst), parsed once for every
+ * record written of it: a uniflow export writes each address in two roles
+ * in each of two records.
+ */
+export class FlowAddresses {
+  private readonly v4 = new Float64Array(4);
+  private readonly v6: Buffer[] = [NONE, NONE, NONE, NONE];
+  private family4 = true;
+
+  /** Parses the flow's addresses; throws for one that is not an address of the template's family. */
+  prepare(f: ExportFlow, v4: boolean): void {
+    this.family4 = v4;
+    if (v4) {
+      const a = this.v4;
+      a[SRC] = ipv4Number(f.src);
+      a[DST] = ipv4Number(f.dst);
+      a[RSRC] = ipv4Number(f.rsrc);
+      a[RDST] = ipv4Number(f.rdst);
+    } else {
+      const a = this.v6;
+      a[SRC] = ipv6Bytes(f.src);
+      a[DST] = ipv6Bytes(f.dst);
+      a[RSRC] = ipv6Bytes(f.rsrc);
+      a[RDST] = ipv6Bytes(f.rdst);
+    }
+  }
+
+  write(b: Buffer, o: number, i: number): void {
+    if (this.family4) w32(b, o, this.v4[i]);
+    else {
+      const x = this.v6[i];
+      for (let k = 0; k < 16; k++) b[o + k] = x[k];
+    }
+  }
+}
+
+/**
+ * Writes one data record at `o` and returns the offset after it. `addrs`
+ * holds the flow's addresses, prepared for the template's family;
+ * `reverse` writes the reply direction as a flow of its own (uniflow
+ * export); `bootMs` anchors NetFlow v9's relative times.
  */
 export function writeRecord(
   b: Buffer,
   o: number,
   t: Template,
   f: ExportFlow,
+  addrs: FlowAddresses,
   reverse: boolean,
   bootMs: number,
 ): number {
-  const v4 = t.family === 'ipv4';
   const icmp = isIcmp(f.protonum);
   const fields = t.fields;
   for (let i = 0; i < fields.length; i++) {
     const fd = fields[i];
     switch (fd.kind) {
       case K.SRC:
-        (v4 ? writeIPv4 : writeIPv6)(b, o, reverse ? f.rsrc : f.src);
+        addrs.write(b, o, reverse ? RSRC : SRC);
         break;
       case K.DST:
-        (v4 ? writeIPv4 : writeIPv6)(b, o, reverse ? f.rdst : f.dst);
+        addrs.write(b, o, reverse ? RDST : DST);
         break;
       case K.SPORT:
         w16(b, o, icmp ? 0 : reverse ? f.rsport : f.sport);
@@ -226,10 +275,10 @@ export function writeRecord(
         break;
       // Post-NAT fields come from the reply tuple: the reply's destination is where the original source went.
       case K.NAT_SRC:
-        (v4 ? writeIPv4 : writeIPv6)(b, o, reverse ? f.dst : f.rdst);
+        addrs.write(b, o, reverse ? DST : RDST);
         break;
       case K.NAT_DST:
-        (v4 ? writeIPv4 : writeIPv6)(b, o, reverse ? f.src : f.rsrc);
+        addrs.write(b, o, reverse ? SRC : RSRC);
         break;
       case K.NAT_SPORT:
         w16(b, o, icmp ? 0 : reverse ? f.dport : f.rdport);
