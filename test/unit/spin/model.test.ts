@@ -182,6 +182,7 @@ describe('node model invariants (fast-check)', () => {
       icmp: fc.integer({ min: 0, max: 1 }),
     }),
     fc.record({ kind: fc.constant('age' as const), ms: fc.integer({ min: 0, max: 100_000 }) }),
+    fc.record({ kind: fc.constant('remove' as const), pick: fc.nat() }),
   );
 
   it('every address and domain is held by one live node, devices have distinct MACs, flows point at live nodes with exact reference counts', () => {
@@ -196,6 +197,14 @@ describe('node model invariants (fast-check)', () => {
             const b = m.nodeOfIp(o.b, true);
             if (a.mac) m.countFlow(a, b, o.port, o.icmp, 1, 10);
             if (b.mac) m.countFlow(b, a, o.port, o.icmp, 1, 10);
+          } else if (o.kind === 'remove') {
+            // Even a node that device flows point at: those flows go with it.
+            const all = [...m.nodes()];
+            if (all.length > 0) {
+              const n = all[o.pick % all.length];
+              m.remove(n);
+              gone.add(n.id);
+            }
           } else {
             advance(o.ms);
             m.ageFlows(50_000, 1, 90_000, () => false);
