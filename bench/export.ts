@@ -169,6 +169,22 @@ function cpuOf(pid: number | undefined): number {
   }
 }
 
+/** CPU seconds per thread of a process, by thread name (`node`, `V8Worker`, `libuv-worker` …). */
+function threadsOf(pid: number | undefined): Map<string, number> {
+  const m = new Map<string, number>();
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const name = readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim();
+      const ns = Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+      const key = t === String(pid) ? 'main' : name;
+      m.set(key, (m.get(key) ?? 0) + ns / 1e9);
+    }
+  } catch {
+    // gone
+  }
+  return m;
+}
+
 /** Flows of the flood still in the table. */
 function floodLeft(ns: BenchNetns): number {
   try {
@@ -194,6 +210,13 @@ async function quiet(pids: (number | undefined)[], quietMs: number, maxMs: numbe
     last = now;
   }
 }
+
+// flowgrab's conntrack source as the exporter subscribes to it (a dump, then DESTROY events), records dropped.
+const SOURCE_ONLY = `
+const { conntrack } = await import(${JSON.stringify(join(dist, 'src/sources/conntrack/source.js'))});
+conntrack({ netns: process.argv[1], dump: true, events: ['destroy'] }).subscribe(() => {});
+process.on('SIGTERM', () => process.exit(0));
+`;
 
 const ULOGD_CONF = (dir: string, port: number) => `[global]
 logfile="${join(dir, 'ulogd.log')}"
@@ -249,6 +272,8 @@ interface Round {
   flowgrabSent: number;
   flowgrabDropped: number;
   flowgrabEnded: number;
+  /** CPU of flowgrab's conntrack source alone (DESTROY events, records dropped) over the same windows. */
+  sourceCpu: { cold: number; warm: number };
 }
 
 /**
@@ -276,6 +301,7 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
     });
     return argv;
   };
+  let source: ChildProcess | undefined;
   try {
     // flowgrab: the CLI as a process of its own, as a user runs it (conntrack of the namespace, collector outside it).
     // FG_BENCH_EXPORT_PROF=DIR: a V8 CPU profile of the flowgrab CLI, written there when it stops.
@@ -293,6 +319,8 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
       ns.name,
       '--active-timeout',
       '0',
+      // FG_BENCH_EXPORT_ARGS: more options for flowgrab export (e.g. --mtu 8000), to see what they change.
+      ...(process.env.FG_BENCH_EXPORT_ARGS?.split(' ').filter(Boolean) ?? []),
     ]);
     const softArgv = add('softflowd', 'pcap on lo → NetFlow v9', portBase + 1, ns.name, [
       'softflowd',
@@ -329,7 +357,12 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
       });
       e.proc = p;
     }
-    const pids = exporters.map((e) => e.proc.pid);
+    // The floor: flowgrab's conntrack source alone, the same events decoded into records and dropped.
+    source = spawn(process.execPath, ['--input-type=module', '-e', SOURCE_ONLY, ns.name], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const sourceCpu = { cold: 0, warm: 0 };
+    const pids = [...exporters.map((e) => e.proc.pid), source.pid];
     await quiet(pids, 300, 15_000);
     for (const e of exporters) if (e.proc.exitCode !== null) throw new Error(`${e.name} exited at start: ${e.log}`);
     // Two floods: the first meets every exporter freshly started (flowgrab's JIT compiles as it goes), the second
@@ -338,6 +371,8 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
     let secs = 0;
     for (const phase of ['cold', 'warm'] as const) {
       const c0 = exporters.map((e) => cpuOf(e.proc.pid));
+      const s0 = cpuOf(source.pid);
+      const th0 = threadsOf(exporters[0].proc.pid);
       secs = await ns.generate(FLOWS, 0, phase === 'cold' ? base : base + 1);
       // Every flow ends after the 1 s UDP timeout; conntrack's garbage collector reaps them over a few seconds.
       const deadline = Date.now() + 60_000;
@@ -347,9 +382,16 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
       exporters.forEach((e, i) => {
         e.cpu[phase] = cpuOf(e.proc.pid) - c0[i];
       });
+      sourceCpu[phase] = cpuOf(source.pid) - s0;
+      // FG_BENCH_EXPORT_THREADS=1: where flowgrab's CPU went, by thread.
+      if (process.env.FG_BENCH_EXPORT_THREADS)
+        console.log(
+          `    flowgrab ${phase}, CPU by thread: ${[...threadsOf(exporters[0].proc.pid)].map(([k, v]) => `${k} ${fmt((v - (th0.get(k) ?? 0)) * 1e3, 1)} ms`).join(', ')}`,
+        );
     }
     const elapsed = (Date.now() - t0) / 1000;
     for (const e of exporters) await stop(e.proc);
+    await stop(source);
     await sleep(300);
     for (const e of exporters) {
       await stop(e.collector);
@@ -366,8 +408,10 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
       flowgrabSent: num('sent'),
       flowgrabDropped: num('dropped'),
       flowgrabEnded: num('tracker_ended'),
+      sourceCpu,
     };
   } finally {
+    if (source) await stop(source, 'SIGKILL');
     for (const e of exporters) {
       if (e.proc) await stop(e.proc, 'SIGKILL');
       await stop(e.collector, 'SIGKILL');
@@ -413,6 +457,10 @@ async function endToEnd(): Promise<void> {
         `    ${name.padEnd(16)}  ${fmt(perFlow(name, 'warm'), 1).padStart(7)} µs         ${fmt(perFlow(name, 'cold'), 1).padStart(7)} µs     ${note}`,
       );
     row('flowgrab', '(flowgrab export CLI: netlink DESTROY events, decode, tracking, NetFlow v9 encoding, sending)');
+    const floor = (phase: 'cold' | 'warm') => median(rounds.map((r) => (r.sourceCpu[phase] / FLOWS) * 1e6));
+    console.log(
+      `      of which source ${fmt(floor('warm'), 1).padStart(7)} µs         ${fmt(floor('cold'), 1).padStart(7)} µs     (flowgrab's conntrack source alone in a process of its own: the netlink binding's one callback per event and the decode; the rest is tracking, encoding and sending)`,
+    );
     for (const r0 of rounds[0].exporters.slice(1)) {
       const missed = median(rounds.map((r) => FLOWS - (r.exporters.find((x) => x.name === r0.name)?.stored.warm ?? 0)));
       row(

@@ -94,9 +94,14 @@ export interface ConntrackExportOptions
   setSysctls?: boolean;
 }
 
-/** The dump interval for an active timeout: the timeout itself, at least 1 s; 30 s when there is none (idle ends). */
+/**
+ * The dump interval for an active timeout: the timeout itself, at least 1 s.
+ * Without one there are no dumps at all: a flow is exported once, from its
+ * DESTROY, which carries the final counters, and dumping the whole table
+ * every interval would cost every flow a decode per interval for nothing.
+ */
 export function pollFor(activeMs: number): number {
-  return activeMs > 0 ? Math.max(1000, activeMs) : 30_000;
+  return activeMs > 0 ? Math.max(1000, activeMs) : 0;
 }
 
 /**

@@ -4,13 +4,16 @@
  * dumps (absolute counters; the kernel's are never zeroed) and every record
  * exported carries the growth since the previous one of that flow.
  *
- * - DESTROY: the flow's last record, reason `end`.
+ * - DESTROY: the flow's last record, reason `end`. A flow no dump or NEW
+ *   event showed (it started and ended between dumps) is not tracked at
+ *   all: its DESTROY becomes its one record.
  * - Active timeout: a flow whose counters grew and whose last record is at
  *   least `activeTimeoutMs` old gets a record with reason `active`.
  * - Idle: a flow that stopped moving is not reported again until it ends;
- *   its end is the last time a dump saw its counters grow, not the moment
- *   the kernel expired it, and a final record with nothing new is skipped,
- *   so a collector never sees empty flows or idle time counted as activity.
+ *   when dumps saw it, its end is the last time one saw its counters grow,
+ *   not the moment the kernel expired it, and a final record with nothing
+ *   new is skipped, so a collector never sees empty flows or idle time
+ *   counted as activity. Without dumps a flow's end is the kernel's stop time.
  * - `flush()` (shutdown): every tracked flow's pending growth goes out,
  *   reason `forced`.
  */
