@@ -68,7 +68,8 @@ export function exportRecords(records: Observable<unknown>, sink: FlowSink, o: E
         // The final dump runs while events still arrive, so a flow ending meanwhile still reports its DESTROY.
         let current: ConntrackRecord[] = [];
         tracker.closing();
-        if (o.finalDump) {
+        // A filtered graph's dump only refreshes tracked flows: with none, it is not needed.
+        if (o.finalDump && (o.finalDumpAdopts || tracker.size > 0)) {
           try {
             current = await o.finalDump();
           } catch (err) {
