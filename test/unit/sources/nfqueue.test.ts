@@ -68,6 +68,8 @@ async function open(k: FakeKernel, opts: Partial<NfqueueOptionsInput> = {}) {
   });
   const sub = src.subscribe({ next: (p) => got.push(p), error: (e) => errors.push(e) });
   opened.push(sub);
+  // Bound and configured (or refused): on a loaded machine a fixed few milliseconds were not always enough.
+  await Promise.race([src.ready().catch(() => {}), tick(2000)]);
   await tick();
   const sock = k.sockets.at(-1)!;
   const close = async () => {
