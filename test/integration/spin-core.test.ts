@@ -47,6 +47,18 @@ beforeAll(async () => {
   await waitFor(async () => ((await socketRpc(sock, 'list_devices')).result as Device[]).length >= 4, {
     timeoutMs: 5000,
   });
+  // Counters come from the next conntrack poll and the next traffic tick: on a loaded machine these lag the devices.
+  await waitFor(
+    async () => {
+      const flows = (await socketRpc(sock, 'list_device_flows', { device: home.clients[0].mac }))
+        .result as DeviceFlow[];
+      return (
+        flows.some((f) => f.dst_port === home.server.tcpPort && (f.packets ?? 0) > 0) &&
+        messages.some((m) => m.payload.includes('"command":"traffic"'))
+      );
+    },
+    { timeoutMs: 15_000, what: "the laptop's counted flows and a traffic message" },
+  );
 });
 
 afterAll(async () => {
