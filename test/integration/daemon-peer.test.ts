@@ -189,7 +189,7 @@ describe('where the two paths differ', () => {
           () => false,
           (e) => (e as { code?: string }).code === 'FG_ERR_PERMISSION' && /hung up/.test((e as Error).message),
         ),
-      { timeoutMs: 3000, what: 'unix_diag to see the hang-up' },
+      { timeoutMs: 10_000, what: 'unix_diag to see the hang-up' },
     );
     // SO_PEERCRED keeps the credentials of connect() time: still root, still this process.
     expect(await identifyPeer(conn, { method: 'peercred' })).toMatchObject({ uid: 0, pid: process.pid });

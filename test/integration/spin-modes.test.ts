@@ -41,7 +41,7 @@ beforeAll(async () => {
   listener = home.clients[1].ns.spawn(['socat', `TCP-LISTEN:${PEER_PORT},fork,reuseaddr`, 'EXEC:cat']);
   await waitFor(
     async () => (await home.clients[1].ns.exec(['ss', '-Htln', `sport = :${PEER_PORT}`])).stdout.includes('LISTEN'),
-    { timeoutMs: 3000, what: 'the echo service on the phone' },
+    { timeoutMs: 10_000, what: 'the echo service on the phone' },
   );
 });
 

@@ -93,7 +93,7 @@ describe('persistence across kill -9', () => {
     await socketRpc(sock, 'add_iplist_ip', { list: 'block', ip: 'cdn.shop.test' });
     await tv.ns.exec(['dig', '+short', `@${home.routerLan.ipv4}`, 'www.shop.test', 'A']);
     await waitFor(async () => (await table()).includes(`bname4`) && /bname4[^}]*198\.51\.100\.10/.test(await table()), {
-      timeoutMs: 3000,
+      timeoutMs: 10_000,
       what: 'the name set to hold the server address',
     });
     expect(await tcpWorks(home, laptop)).toBe(false);
