@@ -354,7 +354,9 @@ export async function benchDaemon(): Promise<void> {
   const prof = process.env.FG_BENCH_DAEMON_PROF
     ? ['--cpu-prof', '--cpu-prof-dir', process.env.FG_BENCH_DAEMON_PROF]
     : [];
-  const daemon = spawn(process.execPath, [...prof, flowgrabd, '--socket', socket, '--policy', policy], {
+  // FG_BENCH_DAEMON_NODE_ARGS: extra node options for the daemon, e.g. "--max-semi-space-size=32".
+  const nodeArgs = (process.env.FG_BENCH_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const daemon = spawn(process.execPath, [...nodeArgs, ...prof, flowgrabd, '--socket', socket, '--policy', policy], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let daemonLog = '';
