@@ -106,7 +106,7 @@ async function flowgrab(recs: ConntrackRecord[], flows: number, sameTail = false
   for (let i = 0; i < flows; i++) {
     const f = fg.create({ bufferRecords: 1_000_000 });
     f.populate(
-      `fake(feed="${feed}") -> match(${EXPR}) -> sample(rate=0.5, by=id) -> project(orig.src, orig.dst) -> count(by=orig.src, every=${i + 1}h)`,
+      `fake(feed="${feed}") -> match(${EXPR}) -> sample(rate=0.5, by=id) -> project(orig.src, orig.dst) -> count(by=orig.src, every=${sameTail ? 1 : i + 1}h)`,
     );
     await f.instantiate();
     await f.activate();
