@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { VERSION } from '../version.js';
 import { positiveInt } from './conntrack.js';
-import { chainName, queueNum } from './nfqueue.js';
+import { chainName, queueNum, queueRules } from './nfqueue.js';
 import { logLine } from './output.js';
 import { reportError } from './run.js';
 
@@ -53,10 +53,8 @@ const program = new Command('flowgrabd')
               netns: o.queueNetns,
               defaultVerdict: o.queueDefault,
               verdictTimeoutMs: o.queueTimeout,
-              rules: o.queueRule && {
-                chains: o.queueRule,
-                match: o.queueMatch ? String(o.queueMatch).trim().split(/\s+/) : undefined,
-              },
+              // Both families, as the queue is IPv4 and IPv6.
+              rules: queueRules(o.queueRule, o.queueMatch),
             },
     });
     await d.listen();

@@ -1,6 +1,7 @@
 /** `flowgrab nfqueue`: print the packets queued to an NFQUEUE queue, accepting each once printed. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { RemotePacket } from '../daemon/client.js';
+import type { NfqueueRules } from '../sources/nfqueue/options.js';
 import type { QueuedPacket } from '../sources/nfqueue/queued.js';
 import type { PacketRecord } from '../sources/nfqueue/record.js';
 import { positiveInt, seconds } from './conntrack.js';
@@ -56,6 +57,20 @@ export function markArg(v: string): { mark: number; mask?: number } {
   return k === undefined ? { mark: u32(m) } : { mark: u32(m), mask: u32(k) };
 }
 
+/** The iptables jump rules of --rule/--match/--family (or --queue-rule/--queue-match), or undefined without chains. */
+export function queueRules(
+  chains: NfqueueRules['chains'] | undefined,
+  match: string | undefined,
+  family: 'ipv4' | 'ipv6' | 'all' = 'all',
+): NfqueueRules | undefined {
+  if (!chains) return undefined;
+  return {
+    chains,
+    match: match ? match.trim().split(/\s+/) : undefined,
+    families: family === 'all' ? ['ipv4', 'ipv6'] : [family],
+  };
+}
+
 export function nfqueueCommand(): Command {
   return new Command('nfqueue')
     .description(
@@ -109,11 +124,7 @@ export function nfqueueCommand(): Command {
         maxLen: o.maxLen,
         failOpen: o.failOpen,
         netns: o.netns,
-        rules: o.rule && {
-          chains: o.rule,
-          match: o.match ? String(o.match).trim().split(/\s+/) : undefined,
-          families: o.family === 'all' ? ['ipv4', 'ipv6'] : [o.family],
-        },
+        rules: queueRules(o.rule, o.match, o.family),
         notices: { next: logNotice },
       });
       // Printed first, then accepted: a packet is never held longer than its line takes.

@@ -10,53 +10,21 @@
 import type { Subscription } from 'rxjs';
 import type { Principal } from '../auth/policy.js';
 import { FlowgrabError } from '../errors.js';
-import { cidrMatcher } from '../filters/expr/cidr.js';
 import type { NfqueueRules } from '../sources/nfqueue/options.js';
 import type { QueuedPacket, VerdictOptions } from '../sources/nfqueue/queued.js';
-import type { PacketRecord } from '../sources/nfqueue/record.js';
 import { type NfqueueSource, nfqueue } from '../sources/nfqueue/source.js';
+import {
+  formatMark,
+  hex,
+  marksOverlap,
+  packetFrame,
+  type QueueClient,
+  type Registration,
+  scopeTest,
+  type Verdict,
+} from './registration.js';
 
-export interface QueueConfig {
-  queue: number;
-  netns?: string;
-  /** iptables jump rules the daemon installs while it runs; without, the admin's own rules queue. */
-  rules?: NfqueueRules;
-  /** For unclaimed packets and those a client did not decide in time. Default accept. */
-  defaultVerdict?: 'accept' | 'drop';
-  /** How long a client has for a verdict (ms). Default 2000. */
-  verdictTimeoutMs?: number;
-  copyRange?: number;
-  maxLen?: number;
-}
-
-export type Verdict = 'accept' | 'drop' | 'repeat';
-
-/** What the multiplexer needs of a client connection. */
-export interface QueueClient {
-  readonly cid: number;
-  readonly uid: number;
-  /** Sends packets to the client; false when it cannot take them now (backlog full). */
-  deliver(reg: number, packets: Record<string, unknown>[]): boolean;
-  notice(reg: number, notice: Record<string, unknown>): void;
-}
-
-interface Registration {
-  id: number;
-  client: QueueClient;
-  mark: number;
-  mask: number;
-  timeoutMs: number;
-  /** Packets delivered and still waiting for this client's verdict: id → deadline. */
-  pending: Map<number, number>;
-  /** Address filter from the principal's scope; undefined = everything. */
-  inScope?: (p: PacketRecord) => boolean;
-  delivered: number;
-  verdicts: number;
-  timedOut: number;
-  refused: number;
-  undeliverable: number;
-  batch: Record<string, unknown>[];
-}
+export type { QueueClient, Verdict } from './registration.js';
 
 export interface QueueStats {
   queue: number;
@@ -70,24 +38,17 @@ export interface QueueStats {
   defaulted: number;
 }
 
-const hex = (n: number) => `0x${n.toString(16)}`;
-export const formatMark = (mark: number, mask: number) =>
-  mask === 0xffffffff ? hex(mark) : `${hex(mark)}/${hex(mask)}`;
-
-/** Two registrations overlap when some packet mark matches both. */
-export const marksOverlap = (a: { mark: number; mask: number }, b: { mark: number; mask: number }) =>
-  ((a.mark ^ b.mark) & a.mask & b.mask) >>> 0 === 0;
-
-function scopeTest(cidrs: string[] | undefined): ((p: PacketRecord) => boolean) | undefined {
-  if (!cidrs) return undefined;
-  const inside = cidrs.map(cidrMatcher);
-  return (p) => p.ip !== undefined && inside.some((m) => m(p.ip?.src) || m(p.ip?.dst));
-}
-
-/** A packet as it travels to a client: the payload as hex, no verdict method. */
-export function packetFrame(p: PacketRecord): Record<string, unknown> {
-  const { payload, ...rest } = p;
-  return { ...rest, payload: payload.toString('hex') };
+export interface QueueConfig {
+  queue: number;
+  netns?: string;
+  /** iptables jump rules the daemon installs while it runs; without, the admin's own rules queue. */
+  rules?: NfqueueRules;
+  /** For unclaimed packets and those a client did not decide in time. Default accept. */
+  defaultVerdict?: 'accept' | 'drop';
+  /** How long a client has for a verdict (ms). Default 2000. */
+  verdictTimeoutMs?: number;
+  copyRange?: number;
+  maxLen?: number;
 }
 
 export class QueueMux {

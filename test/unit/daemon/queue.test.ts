@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { markArg } from '../../../src/cli/nfqueue.js';
-import { formatMark, marksOverlap } from '../../../src/daemon/queue.js';
+import { formatMark, marksOverlap } from '../../../src/daemon/registration.js';
 
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
 
