@@ -1,0 +1,248 @@
+/**
+ * How IPFIX and NetFlow v9 messages reach a collector: UDP (connected, so an
+ * ICMP port unreachable shows up as ECONNREFUSED on a later send) or TCP
+ * (reconnect with backoff). Loss is counted in the sink's stats.
+ */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { isIP, type Socket as TcpSocket, connect as tcpConnect } from 'node:net';
+import type { SinkStats } from './sink.js';
+
+/** Resolves a host name once; the socket family follows the address. */
+async function resolve(host: string): Promise<{ address: string; family: 4 | 6 }> {
+  if (isIP(host)) return { address: host, family: isIP(host) as 4 | 6 };
+  const r = await lookup(host);
+  return { address: r.address, family: r.family as 4 | 6 };
+}
+
+export interface Transport {
+  send(msg: Buffer, records: number): void;
+  ready(): boolean;
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Connected UDP. The kernel reports an ICMP port unreachable as ECONNREFUSED
+ * on the socket, once, for some earlier datagram (and rate-limits the ICMP),
+ * so loss cannot be known per datagram: a refusal moves the last datagram's
+ * records from sent to dropped, and for `holdMs` records are counted as
+ * dropped instead of being sent into the void; then sending resumes, with
+ * templates first.
+ */
+export class UdpTransport implements Transport {
+  private sock?: UdpSocket;
+  private downUntil = 0;
+  private lastRecords = 0;
+  private inflight = 0;
+  private waiters: (() => void)[] = [];
+  private pending: { msg: Buffer; records: number }[] = [];
+  private closing = false;
+
+  constructor(
+    private readonly target: { host: string; port: number },
+    private readonly st: SinkStats,
+    private readonly onSendError: () => void,
+    private readonly holdMs = 1000,
+  ) {
+    void this.open();
+  }
+
+  private async open(): Promise<void> {
+    try {
+      const { address, family } = await resolve(this.target.host);
+      const s = createSocket(family === 6 ? 'udp6' : 'udp4');
+      s.on('error', (err) => this.refused(err));
+      await new Promise<void>((res, rej) => {
+        s.once('error', rej);
+        s.connect(this.target.port, address, () => {
+          s.off('error', rej);
+          res();
+        });
+      });
+      this.sock = s;
+      if (this.closing) {
+        s.close();
+        return;
+      }
+      const queued = this.pending;
+      this.pending = [];
+      for (const p of queued) this.send(p.msg, p.records);
+    } catch (err) {
+      for (const p of this.pending) this.failed(err as Error, p.records);
+      this.pending = [];
+      this.settle();
+      if (!this.closing) setTimeout(() => void this.open(), 1000).unref();
+    }
+  }
+
+  ready(): boolean {
+    return true;
+  }
+
+  /** An error seen by the receive side: the collector refused an earlier datagram. */
+  private refused(err: Error): void {
+    if ((err as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
+      const n = Math.min(this.lastRecords, this.st.sent);
+      this.st.sent -= n;
+      this.lastRecords = 0;
+      this.failed(err, n);
+    } else this.failed(err, 0);
+  }
+
+  send(msg: Buffer, records: number): void {
+    const s = this.sock;
+    if (Date.now() < this.downUntil) {
+      this.st.dropped += records;
+      // Templates in a message not sent must go again in the next one.
+      this.onSendError();
+      return;
+    }
+    if (!s) {
+      // Until connect completes (a few µs; longer when a name is being resolved): bounded.
+      if (this.pending.length < 1024) this.pending.push({ msg, records });
+      else this.failed(new Error('collector socket not ready'), records);
+      return;
+    }
+    this.inflight++;
+    s.send(msg, (err) => {
+      this.inflight--;
+      if (err) this.failed(err, records);
+      else {
+        this.st.sent += records;
+        this.st.messages++;
+        this.lastRecords = records;
+      }
+      this.settle();
+    });
+  }
+
+  private failed(err: Error, records: number): void {
+    this.st.errors++;
+    this.st.dropped += records;
+    this.st.lastError = `send to ${this.target.host}:${this.target.port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`;
+    if ((err as NodeJS.ErrnoException).code === 'ECONNREFUSED') this.downUntil = Date.now() + this.holdMs;
+    // The collector may have lost our templates (or never had them): the next message carries them.
+    this.onSendError();
+  }
+
+  private settle(): void {
+    if (this.inflight > 0 || this.pending.length > 0) return;
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  idle(): Promise<void> {
+    // Pending messages wait for the socket to connect (a failed connect drops and settles them).
+    if (this.inflight === 0 && this.pending.length === 0) return Promise.resolve();
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.idle();
+    const s = this.sock;
+    this.sock = undefined;
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  }
+}
+
+/** IPFIX over TCP: one transport session per connection; records wait in a bounded queue while it is down. */
+export class TcpTransport implements Transport {
+  private sock?: TcpSocket;
+  private connected = false;
+  private blocked = false;
+  private closing = false;
+  private backoff = 100;
+  private timer?: NodeJS.Timeout;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly target: { host: string; port: number },
+    private readonly st: SinkStats,
+    private readonly maxBackoff: number,
+    private readonly on: { connect(): void; drain(): void },
+  ) {
+    this.connect();
+  }
+
+  private connect(): void {
+    this.timer = undefined;
+    if (this.closing) return;
+    const s = tcpConnect({ host: this.target.host, port: this.target.port });
+    s.setNoDelay(true);
+    this.sock = s;
+    s.on('connect', () => {
+      this.connected = true;
+      this.blocked = false;
+      this.backoff = 100;
+      this.on.connect();
+    });
+    s.on('drain', () => {
+      this.blocked = false;
+      this.on.drain();
+      this.wakeDrain();
+    });
+    s.on('error', (err) => {
+      this.st.errors++;
+      this.st.lastError = `tcp ${this.target.host}:${this.target.port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`;
+    });
+    s.on('close', () => {
+      this.connected = false;
+      this.sock = undefined;
+      this.wakeDrain();
+      if (this.closing) return;
+      this.timer = setTimeout(() => this.connect(), this.backoff);
+      this.timer.unref();
+      this.backoff = Math.min(this.backoff * 2, this.maxBackoff);
+    });
+  }
+
+  ready(): boolean {
+    return this.connected && !this.blocked;
+  }
+
+  send(msg: Buffer, records: number): void {
+    const s = this.sock;
+    if (!s || !this.connected) {
+      this.st.dropped += records;
+      this.st.lastError = 'collector connection lost';
+      return;
+    }
+    this.st.sent += records;
+    this.st.messages++;
+    if (!s.write(msg)) this.blocked = true;
+  }
+
+  private wakeDrain(): void {
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const f of w) f();
+  }
+
+  idle(): Promise<void> {
+    if (!this.sock || !this.connected || this.sock.writableLength === 0) return Promise.resolve();
+    return new Promise((r) => this.drainWaiters.push(r));
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.timer) clearTimeout(this.timer);
+    const s = this.sock;
+    if (!s) return;
+    await new Promise<void>((r) => {
+      const t = setTimeout(() => {
+        s.destroy();
+        r();
+      }, 2000);
+      t.unref();
+      s.once('close', () => {
+        clearTimeout(t);
+        r();
+      });
+      if (this.connected) s.end();
+      else s.destroy();
+    });
+  }
+}
