@@ -4,7 +4,7 @@
  * table of the namespace: flows at their end, long ones every
  * --active-timeout seconds, and what is pending at SIGTERM/SIGINT.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { positiveInt, seconds } from './conntrack.js';
 import { logLine, logNotice } from './output.js';
 
@@ -30,7 +30,7 @@ interface ExportCliOptions {
   rotateBytes?: number;
   keep?: number;
   topic?: string;
-  qos?: number;
+  qos?: string;
   queue?: number;
   duration?: number;
   setSysctls?: boolean;
@@ -57,12 +57,10 @@ async function makeSink(o: ExportCliOptions) {
     });
   if (o.netflow9) return sinks.netflow9Sink({ ...enc, collector: o.netflow9, sourceId: o.domain });
   if (o.ndjson) return sinks.ndjsonSink({ file: o.ndjson, rotateBytes: o.rotateBytes, keep: o.keep });
-  if (o.qos !== undefined && o.qos !== 0 && o.qos !== 1 && o.qos !== 2)
-    throw new InvalidArgumentError('--qos must be 0, 1 or 2');
   return sinks.mqttSink({
     url: o.mqtt ?? '',
     topic: o.topic,
-    qos: o.qos as 0 | 1 | 2 | undefined,
+    qos: o.qos === undefined ? undefined : (Number(o.qos) as 0 | 1 | 2),
     queueRecords: o.queue,
   });
 }
@@ -168,7 +166,7 @@ export function exportCommand(): Command {
     .option('--rotate-bytes <n>', 'NDJSON: rotate the file before it exceeds n bytes', positiveInt('--rotate-bytes'))
     .option('--keep <n>', 'NDJSON: rotated files kept, default 5', positiveInt('--keep'))
     .option('--topic <template>', 'MQTT topic, fields in braces: flowgrab/flows/{family}/{src}')
-    .option('--qos <n>', 'MQTT QoS 0, 1 or 2', positiveInt('--qos'))
+    .addOption(new Option('--qos <n>', 'MQTT QoS').choices(['0', '1', '2']))
     .option('--queue <n>', 'records held while the collector (TCP) or broker is away', positiveInt('--queue'))
     .option(
       '--set-sysctls',

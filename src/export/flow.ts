@@ -92,7 +92,8 @@ export function tcpFlagsOfState(state: string | undefined): number {
   }
 }
 
-const ICMP_PROTOS = new Set([1, 58]);
+/** ICMP and ICMPv6: no ports; type and code instead. */
+export const isIcmp = (protonum: number): boolean => protonum === 1 || protonum === 58;
 
 export interface FlowSpan {
   packets: number;
@@ -107,7 +108,7 @@ export interface FlowSpan {
 
 /** The flow a conntrack record describes, with the counters and span given. */
 export function flowFromConntrack(r: ConntrackRecord, span: FlowSpan): ExportFlow {
-  const icmp = ICMP_PROTOS.has(r.protonum);
+  const icmp = isIcmp(r.protonum);
   const f: ExportFlow = {
     type: 'flow',
     family: r.family,

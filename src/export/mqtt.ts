@@ -38,15 +38,38 @@ interface MqttClientLike {
 
 const FIELD = /\{([A-Za-z0-9_.]+)\}/g;
 
-/** The topic for a record: each `{path}` replaced by its value, with MQTT's wildcard characters made harmless. */
+/**
+ * A topic template compiled once: literal parts and the field paths between
+ * them. Each `{path}` becomes the record's value there, with MQTT's wildcard
+ * characters made harmless (`_` where the value is missing or not a scalar).
+ */
+export function compileTopic(template: string): (r: unknown) => string {
+  const parts: (string | string[])[] = [];
+  let last = 0;
+  for (const m of template.matchAll(FIELD)) {
+    parts.push(template.slice(last, m.index), m[1].split('.'));
+    last = m.index + m[0].length;
+  }
+  parts.push(template.slice(last));
+  if (parts.length === 1) return () => template;
+  return (r) => {
+    let out = '';
+    for (const part of parts) {
+      if (typeof part === 'string') {
+        out += part;
+        continue;
+      }
+      let v: unknown = r;
+      for (const k of part) v = v === null || typeof v !== 'object' ? undefined : (v as Record<string, unknown>)[k];
+      out += v === undefined || v === null || typeof v === 'object' ? '_' : String(v).replace(/[+#/\0]/g, '_') || '_';
+    }
+    return out;
+  };
+}
+
+/** The topic for a record (compiles the template each call; sinks compile it once). */
 export function topicFor(template: string, r: unknown): string {
-  return template.replace(FIELD, (_, path: string) => {
-    let v: unknown = r;
-    for (const k of path.split('.'))
-      v = v === null || typeof v !== 'object' ? undefined : (v as Record<string, unknown>)[k];
-    if (v === undefined || v === null || typeof v === 'object') return '_';
-    return String(v).replace(/[+#/\0]/g, '_') || '_';
-  });
+  return compileTopic(template)(r);
 }
 
 async function loadMqtt(): Promise<{ connect(url: string, o: object): MqttClientLike }> {
@@ -71,11 +94,13 @@ class MqttSink implements FlowSink {
   private inflight = 0;
   private waiters: (() => void)[] = [];
   private closed = false;
+  private readonly topic: (r: unknown) => string;
 
   constructor(
     private readonly client: MqttClientLike,
     private readonly o: Required<Pick<MqttSinkOptions, 'topic' | 'qos' | 'retain' | 'queueRecords'>>,
   ) {
+    this.topic = compileTopic(o.topic);
     client.on('connect', () => this.drain());
     client.on('error', (err) => {
       this.st.errors++;
@@ -97,7 +122,7 @@ class MqttSink implements FlowSink {
       this.st.lastError = `not serialisable: ${(err as Error).message}`;
       return;
     }
-    const m = { topic: topicFor(this.o.topic, record), payload };
+    const m = { topic: this.topic(record), payload };
     if (this.client.connected && this.queue.length === 0) this.publish(m);
     else this.enqueue(m);
   }

@@ -6,7 +6,7 @@
  * (network order), as both RFCs require.
  */
 import { ipv4Number, ipv6Bytes } from './addr.js';
-import type { ExportFlow } from './flow.js';
+import { type ExportFlow, isIcmp } from './flow.js';
 import * as ie from './ie.js';
 
 /** What a field takes from the flow (numbers: the hot loop switches on them). */
@@ -161,8 +161,6 @@ function w64(b: Buffer, o: number, x: number): void {
   } else w32(b, o, Math.floor(x / 4294967296));
   w32(b, o + 4, x >>> 0);
 }
-
-const isIcmp = (p: number) => p === 1 || p === 58;
 
 const SRC = 0;
 const DST = 1;

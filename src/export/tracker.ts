@@ -175,7 +175,6 @@ export class FlowTracker {
         start: Math.min(start, end),
         end,
         reason: 'end',
-        tcpFlags: r.protonum === 6 ? tcpFlagsOfState(r.state) : 0,
       }),
     );
   }

@@ -5,13 +5,12 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import { isIP, type Socket as TcpSocket, connect as tcpConnect } from 'node:net';
+import { type Socket as TcpSocket, connect as tcpConnect } from 'node:net';
 import type { SinkStats } from './sink.js';
 
 /** Resolves a host name once; the socket family follows the address. */
 async function resolve(host: string): Promise<{ address: string; family: 4 | 6 }> {
-  if (isIP(host)) return { address: host, family: isIP(host) as 4 | 6 };
-  const r = await lookup(host);
+  const r = await lookup(host); // an address literal comes back as it is, without a query
   return { address: r.address, family: r.family as 4 | 6 };
 }
 
