@@ -1,18 +1,17 @@
 /**
  * The SPIN core: the node model fed from conntrack, DNS and neighbour
- * records, the per-second `traffic` aggregation, the lists and blocks with
- * their enforcement and persistence, and every message in SPIN's format on
- * `messages$`. The RPC methods (methods.ts) act on it.
+ * records, the per-second `traffic` aggregation (traffic.ts), the lists and
+ * blocks (blocks.ts) with their enforcement and persistence, and every message
+ * in SPIN's format on `messages$`. The RPC methods (methods.ts) act on it.
  */
 import { Subject } from 'rxjs';
-import type { ConntrackRecord, DnsRecord, NeighRecord } from '../../src/index.js';
-import { deleteConntrack } from '../../src/index.js';
+import { type ConntrackRecord, type DnsRecord, deleteConntrack, type NeighRecord } from '../../src/index.js';
+import { Blocks } from './blocks.js';
 import type { SpinCore, SpinMessage } from './contract.js';
-import { type Drop, type Enforcement, Firewall } from './firewall.js';
+import { type Enforcement, Firewall } from './firewall.js';
 import { canonicalIp, domainKey } from './ip.js';
 import { IpList, type ListName, parseEntry } from './lists.js';
 import {
-  blockedMessage,
   clearNodeMessage,
   dnsQueryMessage,
   listMessage,
@@ -20,43 +19,19 @@ import {
   nodeInfoMessage,
   nodeMergedMessage,
   serverRestartMessage,
-  type TrafficFlow,
   trafficMessage,
 } from './messages.js';
 import { NodeModel, type SpinNode } from './model.js';
 import { DeviceNames } from './names.js';
-import { DEFAULT_PERIODS, type SpinPeriods } from './periods.js';
-import type { SpinStore } from './store.js';
+import { Neighbours } from './neighbours.js';
+import type { CoreOptions } from './options.js';
+import { DEFAULT_PERIODS, every, type SpinPeriods } from './periods.js';
+import { type SpinStore, storedNode } from './store.js';
+import { blockedMessages, TrafficTable } from './traffic.js';
 
-export interface CoreOptions {
-  store: SpinStore;
-  netns?: string;
-  periods?: Partial<SpinPeriods>;
-  /** Addresses the ignore list starts with on first run and after reset_iplist_ignore (the router's own). */
-  ownAddresses: () => Promise<string[]>;
-  namesFile?: string;
-  leaseFile?: string;
-  /** Publish traffic between two non-devices too (spind -l). */
-  local?: boolean;
-  /** nft table name (default `spin` → `flowgrab_spin`). */
-  tableName?: string;
-  /** Accept dots_signal (spind: dots_enabled). */
-  dots?: boolean;
-  /** Where notices go (the CLI logs them); never the console from here. */
-  log?: (line: string) => void;
-  now?: () => number;
-}
-
-/** One second's traffic of a (from, to, protocol, ports) flow; the nodes as they were when counted. */
-interface Agg {
-  from: SpinNode;
-  to: SpinNode;
-  proto: number;
-  sport: number;
-  dport: number;
-  size: number;
-  count: number;
-}
+export { pairKey } from './blocks.js';
+export type { CoreOptions } from './options.js';
+export { blockedFlow } from './traffic.js';
 
 export class Core implements SpinCore {
   readonly periods: SpinPeriods;
@@ -66,8 +41,8 @@ export class Core implements SpinCore {
     ignore: new IpList('ignore'),
     allow: new IpList('allow'),
   };
-  /** Blocked node pairs, key `a-b` with a < b. */
-  readonly pairs = new Map<string, [number, number]>();
+  /** Blocked node pairs, key `a-b` with a < b (the Blocks' own). */
+  readonly pairs: Map<string, [number, number]>;
   readonly names: DeviceNames;
   readonly firewall: Firewall;
   readonly store: SpinStore;
@@ -78,12 +53,11 @@ export class Core implements SpinCore {
   private readonly pending = new Set<SpinNode>();
   private readonly dirty = new Set<SpinNode>();
   private readonly deletedIds = new Set<number>();
-  private traffic = new Map<string, Agg>();
-  /** name key → address → expiry (ms): what DNS answers said, for blocks by name. */
-  private readonly answers = new Map<string, Map<string, number>>();
-  readonly nameAddrs = { block: new Map<string, number>(), allow: new Map<string, number>() };
-  /** MAC → addresses the neighbour table has for it now. */
-  private readonly neighbours = new Map<string, Set<string>>();
+  private readonly traffic = new TrafficTable();
+  private readonly blocks: Blocks;
+  /** Addresses of blocked / allowed names → expiry (ms) (the Blocks' own). */
+  readonly nameAddrs: Blocks['nameAddrs'];
+  private readonly neighbours = new Neighbours();
   private timers: NodeJS.Timeout[] = [];
   private fwTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -107,14 +81,16 @@ export class Core implements SpinCore {
         deleted: (n) => this.onDeleted(n),
       },
     });
+    this.blocks = new Blocks(this.model, this.lists);
+    this.pairs = this.blocks.pairs;
+    this.nameAddrs = this.blocks.nameAddrs;
     this.firewall = new Firewall(() => this.enforcement(), { netns: opts.netns, name: opts.tableName });
     this.handleRpc = rpc(this);
   }
 
   /** Restores the previous run, enforces its lists and blocks at once, starts the timers. */
   async start(): Promise<void> {
-    for (const s of this.store.nodes())
-      this.model.restore(s.id, { ...s, ips: s.ips, domains: s.domains, lastseen: s.lastseen });
+    for (const s of this.store.nodes()) this.model.restore(s.id, s);
     this.model.reserveIds(this.store.lastId());
     const stored = this.store.lists();
     for (const { list, entry } of stored) {
@@ -122,39 +98,17 @@ export class Core implements SpinCore {
       if (e && this.lists[list]) this.lists[list].add(e);
     }
     if (!stored.some((r) => r.list === 'ignore') && this.store.lastId() === 0) await this.resetIgnore();
-    for (const [a, b] of this.store.pairs()) {
-      const na = this.model.get(a);
-      const nb = this.model.get(b);
-      if (!na || !nb) continue;
-      this.pairs.set(`${a}-${b}`, [a, b]);
-      na.persistent++;
-      nb.persistent++;
-    }
-    const now = this.model.now();
-    for (const list of ['block', 'allow'] as const)
-      for (const [name, ip, exp] of this.store.nameAddrs(list, now)) {
-        this.remember(name, ip, exp);
-        this.nameAddrs[list].set(ip, Math.max(exp, this.nameAddrs[list].get(ip) ?? 0));
-      }
+    this.blocks.restore(this.store);
     this.pending.clear();
     await this.firewall.apply();
     const p = this.periods;
-    const every = (ms: number, fn: () => unknown) => {
-      const t = setInterval(() => {
-        try {
-          const r = fn();
-          if (r instanceof Promise) r.catch((err) => this.log(`timer: ${(err as Error).message}`));
-        } catch (err) {
-          this.log(`timer: ${(err as Error).message}`);
-        }
-      }, ms);
-      t.unref();
-      this.timers.push(t);
-    };
-    every(p.trafficMs, () => this.tick());
-    every(p.flowStatsMs, () => this.ageFlows());
-    every(p.nodeExpiryMs, () => this.expireNodes());
-    every(p.storeSyncMs, () => this.syncStore());
+    const log = (line: string) => this.log(line);
+    this.timers.push(
+      every(p.trafficMs, () => this.tick(), log),
+      every(p.flowStatsMs, () => this.ageFlows(), log),
+      every(p.nodeExpiryMs, () => this.expireNodes(), log),
+      every(p.storeSyncMs, () => this.syncStore(), log),
+    );
   }
 
   startupMessages(): SpinMessage[] {
@@ -169,10 +123,7 @@ export class Core implements SpinCore {
   }
 
   isIgnored(n: SpinNode): boolean {
-    const ig = this.lists.ignore;
-    if (ig.size === 0) return false;
-    for (const ip of n.ips) if (ig.containsIp(ip)) return true;
-    return false;
+    return this.lists.ignore.containsAnyIp(n.ips);
   }
 
   // ---- ingest ----
@@ -195,14 +146,7 @@ export class Core implements SpinCore {
     if (s.mac) this.model.countFlow(s, t, dport, icmp, packets, bytes);
     if (t.mac) this.model.countFlow(t, s, dport, icmp, packets, bytes);
     if (!s.mac && !t.mac && !this.opts.local) return;
-    const sport = r.orig.sport ?? 0;
-    // Keyed by node ids, not addresses: a short key, and no record's strings kept for the second.
-    const key = `${s.id}|${t.id}|${r.protonum}|${sport}|${dport}`;
-    const a = this.traffic.get(key);
-    if (a) {
-      a.size += bytes;
-      a.count += packets;
-    } else this.traffic.set(key, { from: s, to: t, proto: r.protonum, sport, dport, size: bytes, count: packets });
+    this.traffic.add(s, t, r.protonum, r.orig.sport ?? 0, dport, bytes, packets);
   }
 
   onDns(r: DnsRecord): void {
@@ -215,8 +159,9 @@ export class Core implements SpinCore {
         const ip = canonicalIp(res.ip);
         if (!ip) continue;
         const exp = expiryBase + (Math.max(0, res.ttl) + this.periods.dnsGraceS) * 1000;
-        for (const name of [res.name, ...res.via]) this.remember(name, ip, exp);
-        this.followNames([res.name, ...res.via], ip, exp);
+        const names = [res.name, ...res.via];
+        for (const name of names) this.blocks.remember(name, ip, exp);
+        this.followNames(names, ip, exp);
         if (ig.containsIp(ip)) continue;
         this.model.learn({ ips: [ip], domains: [withDot(res.name)] });
       }
@@ -226,9 +171,10 @@ export class Core implements SpinCore {
     const client = canonicalIp(r.client);
     if (!client || ig.containsIp(client)) return;
     const from = this.model.nodeOfIp(client, false);
-    const q = this.model.learn({ domains: [withDot(r.qname)] });
+    const qname = withDot(r.qname);
+    const q = this.model.learn({ domains: [qname] });
     this.flushNodeInfo();
-    this.out.next(dnsQueryMessage(from.id, q.id, withDot(r.qname)));
+    this.out.next(dnsQueryMessage(from.id, q.id, qname));
   }
 
   onNeigh(r: NeighRecord): void {
@@ -236,22 +182,18 @@ export class Core implements SpinCore {
     const ip = canonicalIp(r.ip);
     if (!ip) return;
     if (r.type === 'delete' || !r.usable || !r.mac) {
-      for (const [mac, ips] of this.neighbours) {
-        if (ips.delete(ip) && ips.size === 0) this.neighbours.delete(mac);
-      }
+      this.neighbours.remove(ip);
       return;
     }
     if (this.lists.ignore.containsIp(ip)) return;
-    let ips = this.neighbours.get(r.mac);
-    if (!ips) this.neighbours.set(r.mac, (ips = new Set()));
-    ips.add(ip);
+    this.neighbours.add(r.mac, ip);
     this.model.learn({ mac: r.mac, ips: [ip] });
     this.flushNodeInfo();
   }
 
   /** True when the neighbour table lists the MAC now. */
   liveMac(mac: string): boolean {
-    return (this.neighbours.get(mac)?.size ?? 0) > 0;
+    return this.neighbours.live(mac);
   }
 
   // ---- periodic work ----
@@ -265,46 +207,16 @@ export class Core implements SpinCore {
 
   publishTraffic(): void {
     if (this.traffic.size === 0) return;
-    const aggs = this.traffic;
-    this.traffic = new Map();
-    const flows: TrafficFlow[] = [];
-    for (const a of aggs.values()) {
-      const from = this.current(a.from);
-      const to = this.current(a.to);
-      if (!from || !to) continue;
-      flows.push({
-        from: from.id,
-        to: to.id,
-        protocol: a.proto,
-        from_port: a.sport,
-        to_port: a.dport,
-        size: a.size,
-        count: a.count,
-      });
-    }
+    const flows = this.traffic.drain(this.model);
     if (flows.length === 0) return;
     this.flushNodeInfo();
     this.counters.trafficMessages++;
     this.out.next(trafficMessage(flows, Math.floor(this.model.now() / 1000)));
   }
 
-  /** The live node a counted node is now: itself, or the survivor it merged into (which took its addresses). */
-  private current(n: SpinNode): SpinNode | undefined {
-    if (this.model.get(n.id) === n) return n;
-    for (const ip of n.ips) return this.model.ofIp(ip);
-    return undefined;
-  }
-
   private async publishBlocked(): Promise<void> {
     const drops = await this.firewall.drops();
-    const msgs: SpinMessage[] = [];
-    const ig = this.lists.ignore;
-    for (const d of drops) {
-      if (ig.containsIp(d.src) || ig.containsIp(d.dst)) continue;
-      const from = this.model.nodeOfIp(d.src, false);
-      const to = this.model.nodeOfIp(d.dst, false);
-      msgs.push(blockedMessage(blockedFlow(d, from.id, to.id)));
-    }
+    const msgs = blockedMessages(drops, this.lists.ignore, this.model);
     this.flushNodeInfo();
     this.counters.blocked += msgs.length;
     for (const m of msgs) this.out.next(m);
@@ -312,14 +224,8 @@ export class Core implements SpinCore {
 
   ageFlows(): number {
     const p = this.periods;
-    const held = this.pairs.size > 0 ? (d: SpinNode, to: number) => this.pairs.has(pairKey(d.id, to)) : undefined;
-    const n = this.model.ageFlows(p.flowIdleMs, p.keepFlows, p.flowMaxIdleMs, held);
-    const now = this.model.now();
-    for (const [k, m] of this.answers) {
-      for (const [ip, exp] of m) if (exp <= now) m.delete(ip);
-      if (m.size === 0) this.answers.delete(k);
-    }
-    for (const m of Object.values(this.nameAddrs)) for (const [ip, exp] of m) if (exp <= now) m.delete(ip);
+    const n = this.model.ageFlows(p.flowIdleMs, p.keepFlows, p.flowMaxIdleMs, this.blocks.held());
+    this.blocks.expire(this.model.now());
     return n;
   }
 
@@ -331,18 +237,7 @@ export class Core implements SpinCore {
   /** Writes changed node identities (and the id counter) to the store. */
   syncStore(): void {
     if (this.dirty.size === 0 && this.deletedIds.size === 0) return;
-    const put = [...this.dirty]
-      .filter((n) => this.model.get(n.id) === n)
-      .map((n) => ({
-        id: n.id,
-        mac: n.mac,
-        name: n.name,
-        ips: [...n.ips],
-        domains: [...n.domains],
-        lastseen: n.lastseen,
-        isBlocked: n.isBlocked,
-        isExcepted: n.isExcepted,
-      }));
+    const put = [...this.dirty].filter((n) => this.model.get(n.id) === n).map(storedNode);
     this.store.syncNodes(put, [...this.deletedIds], this.model.lastId);
     this.dirty.clear();
     this.deletedIds.clear();
@@ -351,36 +246,16 @@ export class Core implements SpinCore {
   // ---- lists, blocks, enforcement ----
 
   hasBlocks(): boolean {
-    return this.lists.block.size > 0 || this.pairs.size > 0;
+    return this.blocks.hasBlocks();
   }
 
   enforcement(): Enforcement {
-    const pairs: [string, string][] = [];
-    for (const [a, b] of this.pairs.values()) {
-      const na = this.model.get(a);
-      const nb = this.model.get(b);
-      if (!na || !nb) continue;
-      for (const x of na.ips) for (const y of nb.ips) pairs.push([x, y]);
-    }
-    return {
-      block: this.lists.block.ipEntries(),
-      allow: this.lists.allow.ipEntries(),
-      pairs,
-      blockNames: this.nameAddrs.block,
-      allowNames: this.nameAddrs.allow,
-    };
+    return this.blocks.enforcement();
   }
 
   /** Is traffic between these addresses blocked now (for cutting existing connections)? */
   blockedBetween(a: string, b: string): boolean {
-    const { allow, block } = this.lists;
-    if (allow.containsIp(a) || allow.containsIp(b) || this.nameAddrs.allow.has(a) || this.nameAddrs.allow.has(b))
-      return false;
-    if (block.containsIp(a) || block.containsIp(b) || this.nameAddrs.block.has(a) || this.nameAddrs.block.has(b))
-      return true;
-    const na = this.model.ofIp(a);
-    const nb = this.model.ofIp(b);
-    return !!na && !!nb && this.pairs.has(pairKey(na.id, nb.id));
+    return this.blocks.blockedBetween(a, b);
   }
 
   /** Applies the current lists and blocks to the kernel, then cuts connections they now block. */
@@ -427,45 +302,18 @@ export class Core implements SpinCore {
 
   /** A listed name's known addresses join its set at once; later answers add more (followNames). */
   seedNameAddresses(list: 'block' | 'allow', name: string): void {
-    const m = this.answers.get(domainKey(name));
-    if (!m) return;
-    for (const [ip, exp] of m) if (exp > this.model.now()) this.nameAddrs[list].set(ip, exp);
+    this.blocks.seed(list, name);
   }
 
   /** Drops the name addresses that no listed name covers any more. */
   pruneNameAddresses(list: 'block' | 'allow'): void {
-    const keep = new Map<string, number>();
-    const rows: [string, string, number][] = [];
-    const now = this.model.now();
-    for (const [name, m] of this.answers) {
-      if (!this.lists[list].containsDomain(name)) continue;
-      for (const [ip, exp] of m) {
-        if (exp <= now) continue;
-        keep.set(ip, Math.max(exp, keep.get(ip) ?? 0));
-        rows.push([name, ip, exp]);
-      }
-    }
-    const cur = this.nameAddrs[list];
-    for (const ip of [...cur.keys()]) if (!keep.has(ip)) cur.delete(ip);
-    this.store.saveNameAddrs(list, rows);
+    this.store.saveNameAddrs(list, this.blocks.prune(list));
   }
 
   setPair(a: number, b: number, block: boolean): boolean {
-    if (a === b) return false;
-    const na = this.model.get(a);
-    const nb = this.model.get(b);
-    if (!na || !nb) return false;
-    const key = pairKey(a, b);
-    if (block === this.pairs.has(key)) return false;
-    if (block) {
-      this.pairs.set(key, a < b ? [a, b] : [b, a]);
-      na.persistent++;
-      nb.persistent++;
-    } else {
-      this.pairs.delete(key);
-      na.persistent--;
-      nb.persistent--;
-    }
+    const changed = this.blocks.setPair(a, b, block);
+    if (!changed) return false;
+    const [na, nb] = changed;
     this.dirty.add(na);
     this.dirty.add(nb);
     this.syncStore();
@@ -494,10 +342,6 @@ export class Core implements SpinCore {
     }
   }
 
-  publish(m: SpinMessage): void {
-    this.out.next(m);
-  }
-
   log(line: string): void {
     this.opts.log?.(line);
   }
@@ -516,25 +360,11 @@ export class Core implements SpinCore {
     this.out.complete();
   }
 
-  private remember(name: string, ip: string, exp: number): void {
-    const k = domainKey(name);
-    let m = this.answers.get(k);
-    if (!m) {
-      if (this.answers.size >= 100_000) return;
-      this.answers.set(k, (m = new Map()));
-    }
-    m.set(ip, Math.max(exp, m.get(ip) ?? 0));
-  }
-
-  /** An answer for a listed name: its address joins the name set until the TTL runs out. */
+  /** An answer for a listed name: its address joins the name set until the TTL runs out (persisted, enforced). */
   private followNames(names: string[], ip: string, exp: number): void {
     for (const list of ['block', 'allow'] as const) {
-      if (this.lists[list].size === 0) continue;
-      const name = names.find((n) => this.lists[list].containsDomain(n));
+      const name = this.blocks.follow(list, names, ip, exp);
       if (name === undefined) continue;
-      const cur = this.nameAddrs[list].get(ip) ?? 0;
-      this.nameAddrs[list].set(ip, Math.max(cur, exp));
-      if (exp <= cur + 1000) continue;
       this.store.putNameAddr(list, domainKey(name), ip, exp);
       this.firewall.nameAddress(list, ip, exp).then(
         () => (list === 'block' ? this.cutBlocked() : undefined),
@@ -549,27 +379,7 @@ export class Core implements SpinCore {
     this.out.next(clearNodeMessage(id));
     this.deletedIds.add(id);
     this.dirty.add(into);
-    // Blocked pairs follow the survivor.
-    let changed = false;
-    for (const [k, [a, b]] of [...this.pairs]) {
-      if (a !== id && b !== id) continue;
-      this.pairs.delete(k);
-      changed = true;
-      const x = a === id ? into.id : a;
-      const y = b === id ? into.id : b;
-      if (x === y) {
-        into.persistent -= 2;
-        continue;
-      }
-      const nk = pairKey(x, y);
-      if (this.pairs.has(nk)) {
-        into.persistent--;
-        this.model.get(x === into.id ? y : x)!.persistent--;
-        continue;
-      }
-      this.pairs.set(nk, x < y ? [x, y] : [y, x]);
-    }
-    if (changed) {
+    if (this.blocks.mergePairs(id, into)) {
       this.syncStore();
       this.store.savePairs([...this.pairs.values()]);
       this.scheduleFirewall();
@@ -586,24 +396,4 @@ export class Core implements SpinCore {
   }
 }
 
-/**
- * A `blocked` message's flow (spin-protocol.md §2.4): a packet other than TCP
- * or UDP is reported with protocol 0 and ports 0. spind only says so for IPv4
- * because it lets IPv6 non-TCP/UDP packets of blocked nodes through (a fault
- * we do not reproduce, §7): we drop those too and report them the same way.
- */
-export function blockedFlow(d: Drop, from: number, to: number): TrafficFlow {
-  const ports = d.proto === 6 || d.proto === 17;
-  return {
-    from,
-    to,
-    protocol: ports ? d.proto : 0,
-    from_port: ports ? d.sport : 0,
-    to_port: ports ? d.dport : 0,
-    size: d.bytes,
-    count: d.packets,
-  };
-}
-
-export const pairKey = (a: number, b: number) => (a < b ? `${a}-${b}` : `${b}-${a}`);
 const withDot = (name: string) => (name.endsWith('.') ? name : `${name}.`);

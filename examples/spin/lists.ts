@@ -87,6 +87,13 @@ export class IpList {
     return false;
   }
 
+  /** True when any of the addresses is on the list (containsIp). */
+  containsAnyIp(ips: Iterable<string>): boolean {
+    if (this.entries.size === 0) return false;
+    for (const ip of ips) if (this.containsIp(ip)) return true;
+    return false;
+  }
+
   /** True when a name, or a name it belongs under, is on the list. */
   containsDomain(name: string): boolean {
     if (this.entries.size === 0) return false;

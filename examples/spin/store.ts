@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ListName } from './lists.js';
+import type { SpinNode } from './model.js';
 
 export interface StoredNode {
   id: number;
@@ -164,4 +165,18 @@ export class SpinStore {
   close(): void {
     this.db.close();
   }
+}
+
+/** A node's identity as the store keeps it. */
+export function storedNode(n: SpinNode): StoredNode {
+  return {
+    id: n.id,
+    mac: n.mac,
+    name: n.name,
+    ips: [...n.ips],
+    domains: [...n.domains],
+    lastseen: n.lastseen,
+    isBlocked: n.isBlocked,
+    isExcepted: n.isExcepted,
+  };
 }

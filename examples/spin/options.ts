@@ -1,0 +1,22 @@
+/** How the SPIN core (core.ts) is set up. */
+import type { SpinPeriods } from './periods.js';
+import type { SpinStore } from './store.js';
+
+export interface CoreOptions {
+  store: SpinStore;
+  netns?: string;
+  periods?: Partial<SpinPeriods>;
+  /** Addresses the ignore list starts with on first run and after reset_iplist_ignore (the router's own). */
+  ownAddresses: () => Promise<string[]>;
+  namesFile?: string;
+  leaseFile?: string;
+  /** Publish traffic between two non-devices too (spind -l). */
+  local?: boolean;
+  /** nft table name (default `spin` → `flowgrab_spin`). */
+  tableName?: string;
+  /** Accept dots_signal (spind: dots_enabled). */
+  dots?: boolean;
+  /** Where notices go (the CLI logs them); never the console from here. */
+  log?: (line: string) => void;
+  now?: () => number;
+}
