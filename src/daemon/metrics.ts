@@ -1,6 +1,7 @@
 /** Prometheus metrics for flowgrabd (--metrics HOST:PORT), read from the daemon at each scrape. */
 import { createServer, type Server } from 'node:http';
 import { Gauge, Registry } from 'prom-client';
+import { parseHostPort } from '../export/address.js';
 import type { Daemon } from './server.js';
 
 export function metricsRegistry(d: Daemon): Registry {
@@ -61,8 +62,7 @@ export function metricsRegistry(d: Daemon): Registry {
 }
 
 export async function serveMetrics(d: Daemon, hostPort: string): Promise<Server> {
-  const m = /^(.*):(\d+)$/.exec(hostPort);
-  if (!m) throw new Error(`--metrics wants HOST:PORT, got ${hostPort}`);
+  const { host, port } = parseHostPort(hostPort, '--metrics');
   const reg = metricsRegistry(d);
   const server = createServer(async (req, res) => {
     if (req.url !== '/metrics') {
@@ -73,7 +73,7 @@ export async function serveMetrics(d: Daemon, hostPort: string): Promise<Server>
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''), resolve);
+    server.listen(port, host, resolve);
   });
   return server;
 }
