@@ -111,7 +111,8 @@ function enforce(p: Principal, root: ExprSpec, ctx: AuthContext): ExprSpec {
       : n;
   // Every source, wherever it stands (a source after `->` or deep in a fork ignores its input): the guards follow it.
   const wrap = (e: ExprSpec): ExprSpec => {
-    if (e.type === 'pipe') return { type: 'pipe', steps: e.steps.map(wrap) };
+    if (e.type === 'pipe')
+      return { type: 'pipe', steps: e.steps.map(wrap).flatMap((s) => (s.type === 'pipe' ? s.steps : [s])) };
     if (e.type === 'fork') return { type: 'fork', branches: e.branches.map(wrap) };
     const n = keyed(e);
     if (guards.length && lookupNode(n.name)?.kind === 'source') return { type: 'pipe', steps: [n, ...guards] };
