@@ -11,7 +11,7 @@
  */
 import type { GraphIssue } from '../filters/errors.js';
 import { setAnonymizeSecret } from '../filters/lib/anonymize.js';
-import { measureSpec } from '../filters/limits.js';
+import { measureSpec, pathIssues } from '../filters/limits.js';
 import { lookupNode, nodeCapabilities } from '../filters/registry.js';
 import type { ExprSpec, GraphSpec, NodeSpec } from '../filters/spec.js';
 import { node } from '../filters/spec.js';
@@ -111,8 +111,7 @@ function enforce(p: Principal, root: ExprSpec, ctx: AuthContext): ExprSpec {
       : n;
   // Every source, wherever it stands (a source after `->` or deep in a fork ignores its input): the guards follow it.
   const wrap = (e: ExprSpec): ExprSpec => {
-    if (e.type === 'pipe')
-      return { type: 'pipe', steps: e.steps.map(wrap).flatMap((s) => (s.type === 'pipe' ? s.steps : [s])) };
+    if (e.type === 'pipe') return { type: 'pipe', steps: e.steps.map(wrap) };
     if (e.type === 'fork') return { type: 'fork', branches: e.branches.map(wrap) };
     const n = keyed(e);
     if (guards.length && lookupNode(n.name)?.kind === 'source') return { type: 'pipe', steps: [n, ...guards] };
@@ -133,6 +132,7 @@ export function authorize(graph: GraphSpec, id: Identity, policy: Policy, ctx: A
     };
   // Size first, for everyone (root too): nothing below may see a graph over the limits.
   const size = measureSpec(graph.root, (name) => lookupNode(name)?.kind === 'source');
+  if (!size.issues.length) size.issues.push(...pathIssues(graph.root));
   if (size.issues.length) return { allowed: false, issues: size.issues, graph, principal: p };
   const issues: GraphIssue[] = [];
   for (const { node: n, path } of graphNodes(graph.root)) issues.push(...checkNode(p, id, n, path, ctx));

@@ -6,7 +6,7 @@ export type { MatchExpr } from './expr/ast.js';
 export { compileMatch, interpretMatch, type Predicate } from './expr/compile.js';
 export { ExprSyntaxError, parseMatchExpr } from './expr/parse.js';
 export { ANY_FIELDS, catalogOf, type FieldCatalog, type FieldInfo } from './fields.js';
-export { checkGraphText, GRAPH_LIMITS, GraphLimitError, measureSpec } from './limits.js';
+export { checkGraphText, countPaths, GRAPH_LIMITS, GraphLimitError, measureSpec, pathIssues } from './limits.js';
 export { Duration, FieldPath, getPath } from './params.js';
 export { parseGraph } from './parser.js';
 export { printGraph, printValue } from './print.js';

@@ -19,6 +19,12 @@ export const GRAPH_LIMITS = Object.freeze({
   forks: 64,
   /** Source nodes in one graph: each may open kernel sockets. */
   sources: 16,
+  /**
+   * Source-to-output paths: a record becomes one copy per path it can take
+   * (sequential forks multiply), so this bounds the amplification of one
+   * record (24 forks of two branches each would make 2^24 copies).
+   */
+  paths: 256,
   /** Nesting of parentheses, pipes and forks (and of `[` lists in values). */
   depth: 32,
   /** Characters of one match() expression. */
@@ -97,4 +103,30 @@ export function measureSpec(
     for (const k of kids) stack.push({ e: k, depth: depth + 1 });
   }
   return { size, issues: [] };
+}
+
+/**
+ * Copies of one record a graph can emit: 1 per node, multiplied along a pipe,
+ * summed over a fork's branches (an over-estimate when a source stands after
+ * `->`, which is safe). Saturates just above the limit, so numbers stay
+ * small; recursion is bounded because measureSpec() checked the depth first.
+ */
+export function countPaths(e: ExprSpec): number {
+  const cap = GRAPH_LIMITS.paths + 1;
+  if (e.type === 'node') return 1;
+  if (e.type === 'pipe') return e.steps.reduce((n, s) => Math.min(cap, n * countPaths(s)), 1);
+  return e.branches.reduce((n, b) => Math.min(cap, n + countPaths(b)), 0);
+}
+
+/** The amplification limit as issues (empty when within it); call after measureSpec() passed. */
+export function pathIssues(root: ExprSpec): GraphIssue[] {
+  return countPaths(root) > GRAPH_LIMITS.paths
+    ? [
+        {
+          code: 'graph_limit',
+          path: [],
+          message: `the graph has more than ${GRAPH_LIMITS.paths} paths from its sources to its output: each record would be copied as many times (limit paths=${GRAPH_LIMITS.paths})`,
+        },
+      ]
+    : [];
 }

@@ -119,7 +119,7 @@ describe('authorize', () => {
   it('inserts the scope and redaction right after every source and the rate limit at the end', () => {
     const r = authorize(g('conntrack() | dns() -> match(kind == query)'), alice, policy);
     expect(printGraph(r.graph)).toBe(
-      '(conntrack() -> scope(cidrs=[10.1.0.0/24, fd00:1::/64]) -> redact(fields=[mark]) | dns() -> scope(cidrs=[10.1.0.0/24, fd00:1::/64]) -> redact(fields=[mark]) -> match(kind == query)) -> ratelimit(rate=50000)',
+      '(conntrack() -> scope(cidrs=[10.1.0.0/24, fd00:1::/64]) -> redact(fields=[mark]) | (dns() -> scope(cidrs=[10.1.0.0/24, fd00:1::/64]) -> redact(fields=[mark])) -> match(kind == query)) -> ratelimit(rate=50000)',
     );
   });
 

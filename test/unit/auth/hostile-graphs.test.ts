@@ -12,7 +12,7 @@ import type { Identity } from '../../../src/auth/policy.js';
 import { GraphSyntaxError } from '../../../src/filters/errors.js';
 import { compileMatch } from '../../../src/filters/expr/compile.js';
 import { parseMatchExpr } from '../../../src/filters/expr/parse.js';
-import { checkGraphText, GRAPH_LIMITS, GraphLimitError, measureSpec } from '../../../src/filters/limits.js';
+import { checkGraphText, countPaths, GRAPH_LIMITS, GraphLimitError, measureSpec } from '../../../src/filters/limits.js';
 import { parseGraph } from '../../../src/filters/parser.js';
 import { lookupNode } from '../../../src/filters/registry.js';
 import { type ExprSpec, GraphSpec, node } from '../../../src/filters/spec.js';
@@ -38,18 +38,27 @@ const ordered = parsePolicy(
   }),
 );
 const isSource = (n: string) => lookupNode(n)?.kind === 'source';
+const codes = (r: { issues: { code: string }[] }) => r.issues.map((i) => i.code);
 
 /** The issue's reproduction: n nested forks after one source, 2^n paths. */
 const forks = (n: number) =>
   `conntrack() -> ${Array.from({ length: n }, (_, i) => `(match(proto == tcp) | match(orig.dport == ${i}))`).join(' -> ')}`;
 
 describe('order-rule explosion', () => {
-  it('24 nested forks from a principal allowed nothing: refused, each node checked once', () => {
+  it('24 nested forks from a principal allowed nothing: refused for their 2^24 paths before any other check', () => {
     const g = parseGraph(forks(24));
-    const r = authorize(g, nobody, nothing);
-    expect(r.allowed).toBe(false);
-    expect(r.issues[0]).toMatchObject({ code: 'source_denied' });
-    expect(r.issues.filter((i) => i.code === 'filter_denied')).toHaveLength(48);
+    for (const who of [nobody, { uid: 0, gid: 0 }]) {
+      const r = authorize(g, who, nothing);
+      expect(r.allowed).toBe(false);
+      expect(r.issues).toEqual([
+        expect.objectContaining({ code: 'graph_limit', message: expect.stringMatching(/more than 256 paths/) }),
+      ]);
+    }
+    expect(countPaths(parseGraph(forks(8)).root)).toBe(256);
+    expect(codes(authorize(parseGraph(forks(8)), nobody, nothing))).toEqual([
+      'source_denied',
+      ...Array(16).fill('filter_denied'),
+    ]);
     // The old checker listed every path: 2^24 of them.
     expect(() => graphPaths(g.root)).toThrow(new RegExp(`more than ${MAX_PATHS} paths`));
   });

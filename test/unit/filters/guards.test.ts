@@ -99,7 +99,7 @@ describe('redact', () => {
       policy,
     );
     expect(printGraph(r.graph)).toBe(
-      'conntrack() -> redact(fields=[orig.src]) -> (match(proto == tcp) | conntrack(family=ipv6) -> redact(fields=[orig.src]))',
+      '(conntrack() -> redact(fields=[orig.src])) -> (match(proto == tcp) | conntrack(family=ipv6) -> redact(fields=[orig.src]))',
     );
   });
 });
