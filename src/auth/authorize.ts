@@ -12,7 +12,7 @@
 import type { GraphIssue } from '../filters/errors.js';
 import { setAnonymizeSecret } from '../filters/lib/anonymize.js';
 import { measureSpec, pathIssues } from '../filters/limits.js';
-import { lookupNode, nodeCapabilities } from '../filters/registry.js';
+import { CAPABILITIES, lookupNode, nodeCapabilities } from '../filters/registry.js';
 import type { ExprSpec, GraphSpec, NodeSpec } from '../filters/spec.js';
 import { node } from '../filters/spec.js';
 import { checkOrder } from './order.js';
@@ -73,7 +73,8 @@ function checkNode(p: Principal, id: Identity, n: NodeSpec, path: GraphIssue['pa
     issues.push({ code: 'source_denied', path, message: `source \`${n.name}\` is not allowed for ${who(id)}` });
   if (kind === 'filter' && !allowed(p.filters, n.name))
     issues.push({ code: 'filter_denied', path, message: `filter \`${n.name}\` is not allowed for ${who(id)}` });
-  if (!kind) return issues; // an unknown node: the graph check names it
+  // An unknown node: the graph check names it. A node denied by name: what it could do does not matter.
+  if (!kind || issues.length) return issues;
   const params = nodeParams(n);
   for (const cap of nodeCapabilities(n.name, params)) {
     if (cap === 'netns') continue; // checkParams says which namespaces
@@ -91,7 +92,7 @@ function checkNode(p: Principal, id: Identity, n: NodeSpec, path: GraphIssue['pa
       path,
       message: `nfqueue: queue ${params.queue} is the daemon's own shared queue; use a queue registration (mark/mask) instead`,
     });
-  if (n.name === 'anonymize' && p !== ROOT_PRINCIPAL && (params.key !== undefined || params.secret !== undefined))
+  if (n.name === 'anonymize' && id.uid !== 0 && (params.key !== undefined || params.secret !== undefined))
     issues.push({
       code: 'param_denied',
       path,
@@ -130,12 +131,15 @@ export function authorize(graph: GraphSpec, id: Identity, policy: Policy, ctx: A
       graph,
       issues: [{ code: 'no_principal', path: [], message: `${who(id)} is not in the policy: denied` }],
     };
+  // Root holds every capability whatever its principal says: it could do all of that without the daemon.
+  // Its principal's names, parameter limits, scope and rules still apply.
+  const eff = id.uid === 0 ? { ...p, capabilities: [...CAPABILITIES], verdicts: true } : p;
   // Size first, for everyone (root too): nothing below may see a graph over the limits.
   const size = measureSpec(graph.root, (name) => lookupNode(name)?.kind === 'source');
   if (!size.issues.length) size.issues.push(...pathIssues(graph.root));
   if (size.issues.length) return { allowed: false, issues: size.issues, graph, principal: p };
   const issues: GraphIssue[] = [];
-  for (const { node: n, path } of graphNodes(graph.root)) issues.push(...checkNode(p, id, n, path, ctx));
+  for (const { node: n, path } of graphNodes(graph.root)) issues.push(...checkNode(eff, id, n, path, ctx));
   issues.push(...checkOrder(p.order, graph.root).issues);
   const lim = p.limits;
   if (lim.flows !== undefined && (ctx.openFlows ?? 0) >= lim.flows) {

@@ -97,6 +97,7 @@ function policy(o: { aScope?: string[]; bSources?: string[] } = {}): PolicyInput
         sources: ['conntrack'],
         filters: ['match', 'sample', 'count'],
         params: { 'sample.rate': { max: 0.1 } },
+        capabilities: ['netns'],
         scope: o.aScope ?? [SCOPE],
         limits: { flows: 3 },
       },
@@ -104,6 +105,7 @@ function policy(o: { aScope?: string[]; bSources?: string[] } = {}): PolicyInput
         who: { uid: B.uid },
         sources: o.bSources ?? ['conntrack', 'dns'],
         filters: ['match', 'project'],
+        capabilities: ['netns', 'firewall', 'capture-dns'],
         order: [{ filter: 'project', requires: 'match', position: 'before' }],
       },
     ],
@@ -211,7 +213,7 @@ describe('flowgrabd with real users', () => {
           {
             code: 'order',
             path: ['root', 'steps', 1],
-            message: 'filter `project` needs `match` before it on the path conntrack → project',
+            message: 'filter `project` needs `match` before it: `match` is not on every path before it',
           },
         ],
       ],
@@ -372,7 +374,7 @@ describe('flowgrabd with real users', () => {
     expect(denied.code).toBe(1);
     expect(denied.out).toBe('');
     expect(denied.err).toBe(
-      'flowgrab: root.steps.1: filter `project` needs `match` before it on the path conntrack → project\n',
+      'flowgrab: root.steps.1: filter `project` needs `match` before it: `match` is not on every path before it\n',
     );
 
     const a = script(A, { graph: ct, durationMs: 30_000 });
