@@ -108,6 +108,15 @@ describe('order-rule explosion', () => {
     expect(GraphSpec.safeParse({ version: 1, root: node('conntrack') }).success).toBe(true);
   });
 
+  it('a regex literal is found by the character before it, not by searching back at every slash', () => {
+    expect(parseGraph('conntrack() -> match(qname ~   /a)b/ || qname ~ /c/)').root).toMatchObject({
+      steps: [{}, { args: ['qname ~   /a)b/ || qname ~ /c/'] }],
+    });
+    // 40k bare slashes: the scan was once quadratic in them; now one pass, then refused for length.
+    const slashes = `conntrack() -> match(qname ${'/'.repeat(40_000)})`;
+    expect(() => parseGraph(slashes)).toThrow(/above the limit of 4096/);
+  });
+
   it('match expressions are bounded in length and nesting', () => {
     expect(() => parseMatchExpr(`${'!'.repeat(50_000)}proto`)).toThrow(/above the limit/);
     expect(() => parseMatchExpr(`${'!'.repeat(1000)}proto`)).toThrow(/nested more than 32/);
