@@ -31,6 +31,8 @@ export const GRAPH_LIMITS = Object.freeze({
   exprLength: 4096,
   /** Characters of one `/regex/` in a match expression. */
   patternLength: 256,
+  /** Keys one stateful filter holds (groups of a count/sum/top window, keys dedupe remembers). */
+  stateKeys: 100_000,
 });
 
 export type GraphLimitName = keyof typeof GRAPH_LIMITS;

@@ -6,8 +6,9 @@
  */
 import { z } from 'zod';
 import type { FieldCatalog } from '../fields.js';
+import { GRAPH_LIMITS } from '../limits.js';
 import { checkFields, Duration, FieldPath, keyGetter, listOf, pathGetter } from '../params.js';
-import { type Rec, registerFilter } from '../registry.js';
+import { type BuildContext, type Rec, registerFilter } from '../registry.js';
 import { projector } from './project.js';
 import { windowed } from './windowed.js';
 
@@ -20,7 +21,8 @@ interface Group {
 }
 type Groups = Map<unknown, Group>;
 
-function fold(by: string[], field?: string) {
+/** Groups per window are bounded (GRAPH_LIMITS.stateKeys): records of new keys past it are dropped and counted. */
+function fold(by: string[], ctx: BuildContext, field?: string) {
   const key = keyGetter(by);
   const sample = projector(by.map((b) => b.split('.')));
   const value = field ? pathGetter(field) : undefined;
@@ -30,6 +32,7 @@ function fold(by: string[], field?: string) {
       const k = key(r);
       let e = g.get(k);
       if (!e) {
+        if (g.size >= GRAPH_LIMITS.stateKeys) return ctx.dropped(1);
         e = { sample: sample(r), count: 0, sum: 0 };
         g.set(k, e);
       }
@@ -65,7 +68,7 @@ registerFilter({
   check: (p, ctx) => checkFields(p.by, ctx.input, ctx.path, 'count'),
   output: (input, p) => groupedCatalog(input, p.by, ['count']),
   step: (p, ctx) => {
-    const f = fold(p.by);
+    const f = fold(p.by, ctx);
     return windowed(p.every, ctx, {
       ...f,
       emit: (g, start, end) =>
@@ -82,7 +85,7 @@ registerFilter({
   check: (p, ctx) => checkFields([p.field, ...p.by], ctx.input, ctx.path, 'sum'),
   output: (input, p) => groupedCatalog(input, p.by, ['sum', 'count']),
   step: (p, ctx) => {
-    const f = fold(p.by, p.field);
+    const f = fold(p.by, ctx, p.field);
     return windowed(p.every, ctx, {
       ...f,
       emit: (g, start, end) =>
@@ -107,7 +110,7 @@ registerFilter({
       ['items', { kind: 'any', many: true }],
     ]),
   step: (p, ctx) => {
-    const f = fold(p.by, p.field);
+    const f = fold(p.by, ctx, p.field);
     const metric = (e: Group) => (p.field ? e.sum : e.count);
     return windowed(p.every, ctx, {
       ...f,

@@ -1,5 +1,6 @@
 /** dedupe(by=…, window=10s): drops a record whose key was already seen within the window. */
 import { z } from 'zod';
+import { GRAPH_LIMITS } from '../limits.js';
 import { checkFields, Duration, FieldPath, keyGetter, listOf } from '../params.js';
 import { registerFilter } from '../registry.js';
 
@@ -22,7 +23,8 @@ registerFilter({
       const k = key(r);
       const t = seen.get(k);
       if (t !== undefined && now - t < p.window) return;
-      seen.set(k, now);
+      // Bounded memory: past GRAPH_LIMITS.stateKeys new keys pass without being remembered (repeats get through, never the heap).
+      if (t !== undefined || seen.size < GRAPH_LIMITS.stateKeys) seen.set(k, now);
       emit(r);
     };
   },

@@ -10,9 +10,17 @@ import { authorize } from '../../../src/auth/authorize.js';
 import { parsePolicy } from '../../../src/auth/load.js';
 import '../../../src/filters/builtin.js';
 import { compileRedact } from '../../../src/filters/lib/scope.js';
+import { GRAPH_LIMITS } from '../../../src/filters/limits.js';
 import { parseGraph } from '../../../src/filters/parser.js';
 import { printGraph } from '../../../src/filters/print.js';
-import { type BuildContext, filterOperator, lookupNode, type Rec } from '../../../src/filters/registry.js';
+import {
+  asStepper,
+  type BuildContext,
+  type FilterDef,
+  filterOperator,
+  lookupNode,
+  type Rec,
+} from '../../../src/filters/registry.js';
 import { RECORD_FIELDS } from '../../../src/filters/sources.js';
 import { DnsCache } from '../../../src/sources/dns/cache.js';
 import { ct } from '../../helpers/records.js';
@@ -150,5 +158,36 @@ describe('batches and the rate limit', () => {
     );
     expect(got.map(([, r]) => r.count)).toEqual([20]);
     expect(dropped).toBe(10);
+  });
+});
+
+describe('state a user can make a filter hold', () => {
+  it('count() holds at most stateKeys groups per window; dedupe() remembers at most stateKeys keys', () => {
+    let dropped = 0;
+    const ctx = {
+      path: ['root'],
+      input: RECORD_FIELDS.conntrack,
+      scheduler: new TestScheduler(() => {}),
+      notices: { next: () => {} },
+      dropped: (n: number) => (dropped += n),
+      dnsCache: () => ({ cache: new DnsCache(), release: () => {} }),
+    } as BuildContext;
+    const stepper = (name: string, params: Record<string, unknown>) => {
+      const def = lookupNode(name) as FilterDef<unknown>;
+      return asStepper(def.step!(def.params.parse(params), ctx));
+    };
+    const n = GRAPH_LIMITS.stateKeys + 5;
+    const count = stepper('count', { by: 'id', every: '1h' });
+    for (let i = 0; i < n; i++) count.push({ id: i }, () => {});
+    const out: Rec[] = [];
+    count.complete?.((r) => out.push(r));
+    expect(out).toHaveLength(GRAPH_LIMITS.stateKeys);
+    expect(dropped).toBe(5);
+    const dedupe = stepper('dedupe', { by: 'id', window: '1h' });
+    let passed = 0;
+    for (let i = 0; i < n; i++) dedupe.push({ id: i }, () => passed++);
+    dedupe.push({ id: 1 }, () => passed++); // remembered: dropped
+    dedupe.push({ id: n - 1 }, () => passed++); // past the bound: not remembered, passes again
+    expect(passed).toBe(n + 1);
   });
 });
