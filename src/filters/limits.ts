@@ -63,6 +63,21 @@ export interface SpecSize {
   visited: number;
 }
 
+/** How deeply lists nest in a node's arguments and parameters, without recursion; stops past the limit. */
+function valueDepth(n: { args?: unknown; params?: unknown }): number {
+  const params = n.params && typeof n.params === 'object' ? Object.values(n.params) : [];
+  const stack: { v: unknown; d: number }[] = [{ v: n.args, d: 0 }, ...params.map((v) => ({ v, d: 1 }))];
+  let max = 0;
+  while (stack.length) {
+    const { v, d } = stack.pop()!;
+    if (!Array.isArray(v)) continue;
+    if (d > max) max = d;
+    if (max > GRAPH_LIMITS.depth) return max;
+    for (const x of v) if (Array.isArray(x)) stack.push({ v: x, d: d + 1 });
+  }
+  return max;
+}
+
 /**
  * Counts a spec without recursion (a deep spec cannot overflow the stack) and
  * stops as soon as a limit is passed, so a huge spec costs at most the limits.
@@ -93,6 +108,7 @@ export function measureSpec(
     const x = e as Partial<ExprSpec> & { steps?: unknown; branches?: unknown; name?: unknown };
     if (x.type === 'node') {
       if (++size.nodes > GRAPH_LIMITS.nodes) return over('nodes', 'nodes');
+      if (valueDepth(x) > GRAPH_LIMITS.depth) return over('depth', 'levels of nesting in a parameter');
       if (typeof x.name === 'string' && isSource(x.name) && ++size.sources > GRAPH_LIMITS.sources)
         return over('sources', 'sources');
       continue;

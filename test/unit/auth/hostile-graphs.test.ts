@@ -106,6 +106,12 @@ describe('order-rule explosion', () => {
     expect(m.issues[0].message).toMatch(/nodes/);
     expect(m.size.visited).toBe(1);
     expect(GraphSpec.safeParse({ version: 1, root: node('conntrack') }).success).toBe(true);
+    // Deep lists in a parameter, which zod's Value schema would walk recursively.
+    let v: unknown = 'x';
+    for (let i = 0; i < 100_000; i++) v = [v];
+    const deepParam = GraphSpec.safeParse({ version: 1, root: node('conntrack', [], { events: v as never }) });
+    expect(deepParam.error?.issues[0].message).toMatch(/levels of nesting in a parameter/);
+    expect(GraphSpec.safeParse({ version: 1, root: node('conntrack', [], { events: [['new']] }) }).success).toBe(true);
   });
 
   it('a regex literal is found by the character before it, not by searching back at every slash', () => {
