@@ -69,7 +69,14 @@ export const Principal = z
       )
       .optional(),
   })
-  .strict();
+  .strict()
+  // One right, two spellings: `"verdicts": true` and "verdicts" in capabilities mean the same, and both say so.
+  .transform((p) => {
+    const verdicts = p.verdicts || p.capabilities.includes('verdicts');
+    const capabilities =
+      verdicts && !p.capabilities.includes('verdicts') ? [...p.capabilities, 'verdicts' as const] : p.capabilities;
+    return { ...p, verdicts, capabilities };
+  });
 export type Principal = z.infer<typeof Principal>;
 
 export const Policy = z.object({ version: z.literal(1), principals: z.array(Principal) }).strict();

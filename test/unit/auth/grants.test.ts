@@ -103,6 +103,12 @@ describe('capabilities', () => {
     );
   });
 
+  it('"verdicts": true and the "verdicts" capability are one right (the queue sharing reads either)', () => {
+    expect(policyOf({ capabilities: ['verdicts'] }).principals[0].verdicts).toBe(true);
+    expect(policyOf({ verdicts: true }).principals[0].capabilities).toEqual(['verdicts']);
+    expect(codes(check({ sources: ['nfqueue'], capabilities: ['verdicts'] }, 'nfqueue(queue=7)'))).toEqual([]);
+  });
+
   it("the daemon's own queue numbers are refused to the graph source, whoever asks", () => {
     const p = { sources: ['nfqueue'], verdicts: true };
     expect(check(p, 'nfqueue(queue=5)', { reservedQueues: [5] }).issues).toEqual([
