@@ -15,7 +15,8 @@
  *   through count/sum/top their `by` fields (and `field`); through any other
  *   filter the whole record, i.e. every identifying field that may be
  *   present (addresses, DNS answers, enrich's names). `type` and `ts` are not
- *   data and never need it. So `anonymize(proto) -> project(orig.src)` fails.
+ *   data and never need it; a redacted field counts as anonymized. So
+ *   `anonymize(proto) -> project(orig.src)` fails.
  * - any other R: R is on every path from a source to F.
  * "F requires R after it" holds when R is on every path from F to the output
  * (backward facts, intersected where a fork splits).
@@ -77,6 +78,7 @@ function transfer(n: NodeSpec, f: Facts): Facts {
   if (n.name === 'redact') {
     const gone = new Set(list(p.fields).flatMap((x) => [x, ...addressMirrors(x)]));
     present = new Set([...present].filter((x) => !gone.has(x) && ![...gone].some((g) => x.startsWith(`${g}.`))));
+    anon = new Set([...anon, ...gone]); // removed is at least as good as anonymized
   }
   if (n.name === 'enrich') present = new Set(present).add('names');
   const exposed = exposedFields(n);

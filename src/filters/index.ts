@@ -6,6 +6,8 @@ export type { MatchExpr } from './expr/ast.js';
 export { compileMatch, interpretMatch, type Predicate } from './expr/compile.js';
 export { ExprSyntaxError, parseMatchExpr } from './expr/parse.js';
 export { ANY_FIELDS, catalogOf, type FieldCatalog, type FieldInfo } from './fields.js';
+export { recordCost } from './lib/ratelimit.js';
+export { ADDRESS_FIELDS, addressMirrors, compileRedact, redactedFields } from './lib/scope.js';
 export { checkGraphText, countPaths, GRAPH_LIMITS, GraphLimitError, measureSpec, pathIssues } from './limits.js';
 export { Duration, FieldPath, getPath } from './params.js';
 export { parseGraph } from './parser.js';

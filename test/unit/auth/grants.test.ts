@@ -136,6 +136,10 @@ describe('ordering rules judged by what filters do', () => {
       [],
     );
     expect(
+      codes(check(anon, 'conntrack() -> anonymize(orig.src) -> redact(orig.dst) -> project(orig.src, orig.dst)')),
+    ).toEqual([]);
+    expect(codes(check(anon, 'conntrack() -> anonymize(orig.src, orig.dst) -> project(orig)'))).toEqual(['order']);
+    expect(
       codes(check(anon, 'conntrack() -> anonymize(orig.src) -> match(proto == tcp) -> project(orig.src, type)')),
     ).toEqual([]);
     // One branch forgets a field: not on EVERY path.
