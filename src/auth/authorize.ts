@@ -12,7 +12,7 @@
 import type { GraphIssue } from '../filters/errors.js';
 import { setAnonymizeSecret } from '../filters/lib/anonymize.js';
 import { measureSpec, pathIssues } from '../filters/limits.js';
-import { CAPABILITIES, lookupNode, nodeCapabilities } from '../filters/registry.js';
+import { CAPABILITIES, type Capability, lookupNode, nodeCapabilities } from '../filters/registry.js';
 import type { ExprSpec, GraphSpec, NodeSpec } from '../filters/spec.js';
 import { node } from '../filters/spec.js';
 import { checkOrder } from './order.js';
@@ -50,12 +50,9 @@ export interface AuthResult {
 const who = (id: Identity) => `uid ${id.uid}${id.user ? ` (${id.user})` : ''}`;
 const allowed = (list: string[], name: string) => list.includes('*') || list.includes(name);
 
-/** Capabilities the principal holds; 'netns' also through a "node.netns" rule, which then limits the names. */
-function holds(p: Principal, n: NodeSpec, cap: string): boolean {
-  if (p.capabilities.includes(cap as Principal['capabilities'][number])) return true;
-  if (cap === 'verdicts') return p.verdicts;
-  if (cap === 'netns') return Object.hasOwn(p.params, `${n.name}.netns`);
-  return false;
+/** Does the principal hold this capability? ('netns' is judged with the parameters, in checkParams.) */
+function holds(p: Principal, cap: Capability): boolean {
+  return p.capabilities.includes(cap) || (cap === 'verdicts' && p.verdicts);
 }
 
 const CAP_WHAT: Record<string, string> = {
@@ -78,7 +75,7 @@ function checkNode(p: Principal, id: Identity, n: NodeSpec, path: GraphIssue['pa
   const params = nodeParams(n);
   for (const cap of nodeCapabilities(n.name, params)) {
     if (cap === 'netns') continue; // checkParams says which namespaces
-    if (!holds(p, n, cap))
+    if (!holds(p, cap))
       issues.push({
         code: 'capability_denied',
         path,
