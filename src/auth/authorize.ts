@@ -3,12 +3,21 @@
  * returns every issue at once, and the graph to run — with the principal's
  * scope and redaction inserted right after each source (enforced, not just
  * checked) and its rate limit at the end. Deny by default, except root.
+ *
+ * Cost is bounded before anything else: the graph's size is measured
+ * against GRAPH_LIMITS without recursion, then every check is one pass
+ * (ordering rules are a dataflow analysis, see order.ts), so any graph a
+ * client can send costs time linear in the limits.
  */
 import type { GraphIssue } from '../filters/errors.js';
-import { lookupNode } from '../filters/registry.js';
-import type { ExprSpec, GraphSpec, NodeSpec, Value } from '../filters/spec.js';
+import { setAnonymizeSecret } from '../filters/lib/anonymize.js';
+import { measureSpec, pathIssues } from '../filters/limits.js';
+import { lookupNode, nodeCapabilities } from '../filters/registry.js';
+import type { ExprSpec, GraphSpec, NodeSpec } from '../filters/spec.js';
 import { node } from '../filters/spec.js';
-import { graphNodes, graphPaths } from './paths.js';
+import { checkOrder } from './order.js';
+import { checkParams, nodeParams } from './params.js';
+import { graphNodes } from './paths.js';
 import { type Identity, type Policy, type Principal, principalFor, ROOT_PRINCIPAL } from './policy.js';
 
 export interface AuthContext {
@@ -16,7 +25,19 @@ export interface AuthContext {
   openFlows?: number;
   /** The buffer the flow asks for (for limits.bufferRecords). */
   bufferRecords?: number;
+  /** NFQUEUE queue numbers the daemon owns itself (its shared queue): the nfqueue() source may not read them. */
+  reservedQueues?: number[];
+  /**
+   * The daemon's anonymization secret. Every anonymize() of an authorized graph
+   * runs with it (registered under POLICY_SECRET, so it never shows in a graph).
+   * Without it the process's random key is used. A user's own key= is refused
+   * either way: a known key makes prefix-preserving anonymization reversible.
+   */
+  anonymizeKey?: string;
 }
+
+/** The name under which authorize() registers AuthContext.anonymizeKey for anonymize(secret=…). */
+export const POLICY_SECRET = 'policy';
 
 export interface AuthResult {
   allowed: boolean;
@@ -29,99 +50,76 @@ export interface AuthResult {
 const who = (id: Identity) => `uid ${id.uid}${id.user ? ` (${id.user})` : ''}`;
 const allowed = (list: string[], name: string) => list.includes('*') || list.includes(name);
 
-function paramValue(n: NodeSpec, param: string): Value | undefined {
-  if (Object.hasOwn(n.params, param)) return n.params[param];
-  const def = lookupNode(n.name);
-  if (def?.positional && n.args.length) return def.positional(n.args)[param];
-  return undefined;
+/** Capabilities the principal holds; 'netns' also through a "node.netns" rule, which then limits the names. */
+function holds(p: Principal, n: NodeSpec, cap: string): boolean {
+  if (p.capabilities.includes(cap as Principal['capabilities'][number])) return true;
+  if (cap === 'verdicts') return p.verdicts;
+  if (cap === 'netns') return Object.hasOwn(p.params, `${n.name}.netns`);
+  return false;
 }
 
-function checkParams(p: Principal, n: NodeSpec, path: GraphIssue['path'], issues: GraphIssue[]): void {
-  for (const [key, lim] of Object.entries(p.params)) {
-    const [filter, param] = key.split('.');
-    if (filter !== n.name) continue;
-    const v = paramValue(n, param);
-    if (v === undefined) {
-      // An unset limited parameter would fall back to the filter's default: make it explicit.
-      if (lim.max !== undefined || lim.min !== undefined || lim.oneOf) {
-        issues.push({
-          code: 'param_required',
-          path,
-          message: `${n.name}: set ${param} explicitly (your policy limits it)`,
-        });
-      }
-      continue;
-    }
-    if (lim.max !== undefined && !(typeof v === 'number' && v <= lim.max)) {
+const CAP_WHAT: Record<string, string> = {
+  'read-files': 'reads files',
+  verdicts: 'gives verdicts on queued packets',
+  netns: 'enters another network namespace',
+  firewall: 'installs firewall rules',
+  'capture-dns': 'captures DNS traffic',
+};
+
+function checkNode(p: Principal, id: Identity, n: NodeSpec, path: GraphIssue['path'], ctx: AuthContext): GraphIssue[] {
+  const issues: GraphIssue[] = [];
+  const kind = lookupNode(n.name)?.kind;
+  if (kind === 'source' && !allowed(p.sources, n.name))
+    issues.push({ code: 'source_denied', path, message: `source \`${n.name}\` is not allowed for ${who(id)}` });
+  if (kind === 'filter' && !allowed(p.filters, n.name))
+    issues.push({ code: 'filter_denied', path, message: `filter \`${n.name}\` is not allowed for ${who(id)}` });
+  if (!kind) return issues; // an unknown node: the graph check names it
+  const params = nodeParams(n);
+  for (const cap of nodeCapabilities(n.name, params)) {
+    if (cap === 'netns') continue; // checkParams says which namespaces
+    if (!holds(p, n, cap))
       issues.push({
-        code: 'param_limit',
+        code: 'capability_denied',
         path,
-        message: `${n.name}: ${param}=${JSON.stringify(v)} is above your limit of ${lim.max}`,
+        message: `${kind} \`${n.name}\` ${CAP_WHAT[cap]}: your policy does not grant the capability "${cap}"`,
       });
-    }
-    if (lim.min !== undefined && !(typeof v === 'number' && v >= lim.min)) {
-      issues.push({
-        code: 'param_limit',
-        path,
-        message: `${n.name}: ${param}=${JSON.stringify(v)} is below your minimum of ${lim.min}`,
-      });
-    }
-    if (lim.oneOf && !lim.oneOf.includes(v as string | number | boolean)) {
-      issues.push({
-        code: 'param_limit',
-        path,
-        message: `${n.name}: ${param}=${JSON.stringify(v)} is not one of ${lim.oneOf.map((x) => JSON.stringify(x)).join(', ')}`,
-      });
-    }
   }
+  checkParams(p, n, path, issues);
+  if (n.name === 'nfqueue' && ctx.reservedQueues?.includes(Number(params.queue)))
+    issues.push({
+      code: 'queue_reserved',
+      path,
+      message: `nfqueue: queue ${params.queue} is the daemon's own shared queue; use a queue registration (mark/mask) instead`,
+    });
+  if (n.name === 'anonymize' && p !== ROOT_PRINCIPAL && (params.key !== undefined || params.secret !== undefined))
+    issues.push({
+      code: 'param_denied',
+      path,
+      message: "anonymize: the key is the daemon's secret under a policy; leave out key= and secret=",
+    });
+  return issues;
 }
 
-function checkOrder(p: Principal, root: ExprSpec, issues: GraphIssue[]): void {
-  const seen = new Set<string>();
-  for (const path of graphPaths(root)) {
-    const names = path.map((s) => s.node.name);
-    for (const rule of p.order) {
-      path.forEach((s, i) => {
-        if (s.node.name !== rule.filter) return;
-        const ok =
-          rule.position === 'before'
-            ? names.slice(0, i).includes(rule.requires)
-            : names.slice(i + 1).includes(rule.requires);
-        const key = `${JSON.stringify(s.path)}|${rule.filter}|${rule.requires}|${rule.position}`;
-        if (ok || seen.has(key)) return;
-        seen.add(key);
-        const shown = rule.position === 'before' ? names.slice(0, i + 1) : names;
-        issues.push({
-          code: 'order',
-          path: s.path,
-          message: `filter \`${rule.filter}\` needs \`${rule.requires}\` ${rule.position} it on the path ${shown.join(' → ')}`,
-        });
-      });
-    }
-  }
-}
-
-/** Inserts scope and redaction after each source node, and the rate limit at the end. */
-function enforce(p: Principal, root: ExprSpec): ExprSpec {
+/** Inserts scope and redaction after each source node, the daemon's key into anonymize, and the rate limit at the end. */
+function enforce(p: Principal, root: ExprSpec, ctx: AuthContext): ExprSpec {
   const guards: NodeSpec[] = [];
   if (p.scope?.length) guards.push(node('scope', [], { cidrs: p.scope }));
   if (p.redact.length) guards.push(node('redact', [], { fields: p.redact }));
+  const keyed = (n: NodeSpec): NodeSpec =>
+    n.name === 'anonymize' && ctx.anonymizeKey !== undefined && n.params.key === undefined
+      ? { ...n, params: { ...n.params, secret: POLICY_SECRET } }
+      : n;
+  // Every source, wherever it stands (a source after `->` or deep in a fork ignores its input): the guards follow it.
   const wrap = (e: ExprSpec): ExprSpec => {
-    if (e.type === 'pipe') return { type: 'pipe', steps: e.steps.map((s, i) => (i === 0 ? wrap(s) : s)) };
-    if (e.type === 'fork')
-      return { type: 'fork', branches: e.branches.map((b) => (startsWithSource(b) ? wrap(b) : b)) };
-    if (guards.length && lookupNode(e.name)?.kind === 'source') return { type: 'pipe', steps: [e, ...guards] };
-    return e;
+    if (e.type === 'pipe') return { type: 'pipe', steps: e.steps.map(wrap) };
+    if (e.type === 'fork') return { type: 'fork', branches: e.branches.map(wrap) };
+    const n = keyed(e);
+    if (guards.length && lookupNode(n.name)?.kind === 'source') return { type: 'pipe', steps: [n, ...guards] };
+    return n;
   };
   const guarded = wrap(root);
   const rate = p.limits.recordsPerSecond;
   return rate ? { type: 'pipe', steps: [guarded, node('ratelimit', [], { rate })] } : guarded;
-}
-
-function startsWithSource(e: ExprSpec): boolean {
-  if (e.type === 'node') return lookupNode(e.name)?.kind === 'source';
-  if (e.type === 'pipe') return startsWithSource(e.steps[0]);
-  return e.branches.some(startsWithSource);
 }
 
 export function authorize(graph: GraphSpec, id: Identity, policy: Policy, ctx: AuthContext = {}): AuthResult {
@@ -132,16 +130,13 @@ export function authorize(graph: GraphSpec, id: Identity, policy: Policy, ctx: A
       graph,
       issues: [{ code: 'no_principal', path: [], message: `${who(id)} is not in the policy: denied` }],
     };
+  // Size first, for everyone (root too): nothing below may see a graph over the limits.
+  const size = measureSpec(graph.root, (name) => lookupNode(name)?.kind === 'source');
+  if (!size.issues.length) size.issues.push(...pathIssues(graph.root));
+  if (size.issues.length) return { allowed: false, issues: size.issues, graph, principal: p };
   const issues: GraphIssue[] = [];
-  for (const { node: n, path } of graphNodes(graph.root)) {
-    const kind = lookupNode(n.name)?.kind;
-    if (kind === 'source' && !allowed(p.sources, n.name))
-      issues.push({ code: 'source_denied', path, message: `source \`${n.name}\` is not allowed for ${who(id)}` });
-    if (kind === 'filter' && !allowed(p.filters, n.name))
-      issues.push({ code: 'filter_denied', path, message: `filter \`${n.name}\` is not allowed for ${who(id)}` });
-    if (kind === 'filter') checkParams(p, n, path, issues);
-  }
-  checkOrder(p, graph.root, issues);
+  for (const { node: n, path } of graphNodes(graph.root)) issues.push(...checkNode(p, id, n, path, ctx));
+  issues.push(...checkOrder(p.order, graph.root).issues);
   const lim = p.limits;
   if (lim.flows !== undefined && (ctx.openFlows ?? 0) >= lim.flows) {
     issues.push({
@@ -158,7 +153,8 @@ export function authorize(graph: GraphSpec, id: Identity, policy: Policy, ctx: A
     });
   }
   if (issues.length) return { allowed: false, issues, graph, principal: p };
-  return { allowed: true, issues: [], graph: { version: 1, root: enforce(p, graph.root) }, principal: p };
+  if (ctx.anonymizeKey !== undefined) setAnonymizeSecret(POLICY_SECRET, ctx.anonymizeKey);
+  return { allowed: true, issues: [], graph: { version: 1, root: enforce(p, graph.root, ctx) }, principal: p };
 }
 
 /** authorize() that never throws: an unexpected failure is an issue (and a denial). */

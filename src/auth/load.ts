@@ -1,6 +1,8 @@
 /** Reading a policy file with messages a person can act on: the path in the file, what was expected, what was there. */
 import { readFileSync } from 'node:fs';
+import '../filters/builtin.js';
 import { FlowgrabError } from '../errors.js';
+import { paramKeyProblems } from './params.js';
 import { type Policy, Policy as PolicySchema } from './policy.js';
 
 export class PolicyError extends FlowgrabError {
@@ -28,7 +30,14 @@ export function parsePolicy(text: string, file = 'policy'): Policy {
     throw new PolicyError(file, [`not JSON: ${(err as Error).message}`]);
   }
   const r = PolicySchema.safeParse(json);
-  if (r.success) return r.data;
+  if (r.success) {
+    // Parameter limits must name a parameter that exists: a typo would silently limit nothing.
+    const problems = r.data.principals.flatMap((p, i) =>
+      paramKeyProblems(Object.keys(p.params)).map((m) => `principals[${i}].${m}`),
+    );
+    if (problems.length) throw new PolicyError(file, problems);
+    return r.data;
+  }
   throw new PolicyError(
     file,
     r.error.issues.map((i) => {

@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { CAPABILITIES } from '../filters/registry.js';
 
 const Name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a source or filter name');
 const Cidr = z.string().refine((s) => {
@@ -20,10 +21,13 @@ export const Who = z.union([
 ]);
 export type Who = z.infer<typeof Who>;
 
+/** A number, or a duration like "5s" (compared as milliseconds with the parameter's value). */
+const Bound = z.union([z.number(), z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)$/, 'a number or a duration like 5s')]);
+
 export const ParamLimit = z
   .object({
-    max: z.number().optional(),
-    min: z.number().optional(),
+    max: Bound.optional(),
+    min: Bound.optional(),
     oneOf: z.array(z.union([z.string(), z.number(), z.boolean()])).optional(),
   })
   .strict();
@@ -52,8 +56,18 @@ export const Principal = z
     /** Field paths removed from every record before any filter sees it. */
     redact: z.array(z.string().regex(/^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$/, 'a field path')).default([]),
     limits: Limits.default({}),
-    /** NFQUEUE verdicts (the daemon's queue sharing). */
+    /** NFQUEUE verdicts (the daemon's queue sharing and the nfqueue() source): the same as listing "verdicts" in capabilities. */
     verdicts: z.boolean().default(false),
+    /** What nodes may do beyond reading records (registry.ts CAPABILITIES); "*" in sources/filters grants none. */
+    capabilities: z.array(z.enum(CAPABILITIES)).default([]),
+    /** NFQUEUE marks this principal may claim, "0x10/0xf0" or "0x10"; absent = one exact mark at a time. */
+    marks: z
+      .array(
+        z
+          .string()
+          .regex(/^(0x[0-9a-fA-F]{1,8}|\d{1,10})(\/(0x[0-9a-fA-F]{1,8}|\d{1,10}))?$/, 'a mark like 0x10 or 0x10/0xf0'),
+      )
+      .optional(),
   })
   .strict();
 export type Principal = z.infer<typeof Principal>;
@@ -87,4 +101,5 @@ export const ROOT_PRINCIPAL: Principal = Principal.parse({
   sources: ['*'],
   filters: ['*'],
   verdicts: true,
+  capabilities: [...CAPABILITIES],
 });

@@ -6,13 +6,17 @@ export type { MatchExpr } from './expr/ast.js';
 export { compileMatch, interpretMatch, type Predicate } from './expr/compile.js';
 export { ExprSyntaxError, parseMatchExpr } from './expr/parse.js';
 export { ANY_FIELDS, catalogOf, type FieldCatalog, type FieldInfo } from './fields.js';
+export { checkGraphText, countPaths, GRAPH_LIMITS, GraphLimitError, measureSpec, pathIssues } from './limits.js';
 export { Duration, FieldPath, getPath } from './params.js';
 export { parseGraph } from './parser.js';
 export { printGraph, printValue } from './print.js';
 export {
   type BuildContext,
+  CAPABILITIES,
+  type Capability,
   type FilterDef,
   lookupNode,
+  nodeCapabilities,
   type Rec,
   registeredNames,
   registerFilter,

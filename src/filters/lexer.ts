@@ -114,16 +114,21 @@ export class Lexer {
     const begin = this.i;
     let depth = 0;
     const s = this.src;
+    // The last character that was not white space: a `/` after `~` opens a regex. (Tracked, not
+    // searched for again at every `/`, which made a long expression quadratic.)
+    let lastSolid = '';
     for (let j = this.i; j < s.length; j++) {
       const c = s[j];
       if (c === '\n') {
         this.line++;
         this.lineStart = j + 1;
       }
+      const after = lastSolid;
+      if (c !== ' ' && c !== '\t' && c !== '\r' && c !== '\n') lastSolid = c;
       if (c === '"' || c === "'") {
         j++;
         while (j < s.length && s[j] !== c) j += s[j] === '\\' ? 2 : 1;
-      } else if (c === '/' && /~\s*$/.test(s.slice(begin, j))) {
+      } else if (c === '/' && after === '~') {
         j++;
         while (j < s.length && s[j] !== '/') j += s[j] === '\\' ? 2 : 1;
       } else if (c === '(' || c === '[') depth++;

@@ -6,6 +6,7 @@
  */
 import { GraphSyntaxError } from './errors.js';
 import { Lexer, type Token } from './lexer.js';
+import { checkGraphText, GRAPH_LIMITS } from './limits.js';
 import type { ExprSpec, GraphSpec, NodeSpec, Value } from './spec.js';
 
 /** Nodes whose argument is raw expression text. */
@@ -26,6 +27,8 @@ export function wordValue(text: string): Value {
 class Parser {
   private readonly lx: Lexer;
   private buf: Token[] = [];
+  /** Open parentheses and brackets: recursion is bounded by GRAPH_LIMITS.depth, so no input can overflow the stack. */
+  private depth = 0;
 
   constructor(private readonly src: string) {
     this.lx = new Lexer(src);
@@ -42,6 +45,10 @@ class Parser {
   }
   private fail(t: Token, reason: string): never {
     throw new GraphSyntaxError(reason, this.src, t);
+  }
+  private enter(t: Token): void {
+    if (++this.depth > GRAPH_LIMITS.depth)
+      this.fail(t, `nested more than ${GRAPH_LIMITS.depth} levels deep (limit depth=${GRAPH_LIMITS.depth})`);
   }
   private expect(kind: Token['kind'], what: string): Token {
     const t = this.take();
@@ -82,9 +89,10 @@ class Parser {
       const a = this.peek(1);
       const b = this.peek(2);
       if (a.kind === 'word' && NAME.test(a.text) && b.kind === 'comma') return this.tuple();
-      this.take();
+      this.enter(this.take());
       const inner = this.alt();
       this.expect('rparen', '")"');
+      this.depth--;
       return inner;
     }
     if (t.kind === 'word') return this.node();
@@ -114,6 +122,11 @@ class Parser {
       const raw = this.lx.rawUntilClose(name);
       const text = raw.text.trim();
       if (!text) this.fail(name, `${n.name}() needs an expression`);
+      if (text.length > GRAPH_LIMITS.exprLength)
+        this.fail(
+          name,
+          `${n.name}() expression of ${text.length} characters is above the limit of ${GRAPH_LIMITS.exprLength}`,
+        );
       n.args.push(text);
       this.expect('rparen', '")"');
       return n;
@@ -149,17 +162,17 @@ class Parser {
     if (t.kind === 'string') return t.text;
     if (t.kind === 'word') return wordValue(t.text);
     if (t.kind === 'lbrack') {
+      this.enter(t);
       const items: Value[] = [];
-      if (this.peek().kind === 'rbrack') {
-        this.take();
-        return items;
-      }
-      items.push(this.value());
-      while (this.peek().kind === 'comma') {
-        this.take();
+      if (this.peek().kind !== 'rbrack') {
         items.push(this.value());
+        while (this.peek().kind === 'comma') {
+          this.take();
+          items.push(this.value());
+        }
       }
       this.expect('rbrack', '"," or "]"');
+      this.depth--;
       return items;
     }
     return this.fail(t, `expected a value, got ${describe(t)}`);
@@ -172,5 +185,6 @@ function describe(t: Token): string {
 
 /** Parses graph text into a GraphSpec; throws GraphSyntaxError with line, column and a caret excerpt. */
 export function parseGraph(text: string): GraphSpec {
+  checkGraphText(text);
   return new Parser(text).graph();
 }

@@ -30,6 +30,18 @@ export interface BuildContext {
   dnsCache(netns: string | undefined, minTtlS: number): { cache: DnsCache; release(): void };
 }
 
+/**
+ * What a node can do beyond reading records (a policy must grant each
+ * explicitly; `"*"` in a policy's sources or filters never does):
+ * - read-files: opens a file by path (replay)
+ * - verdicts: decides the fate of queued packets (nfqueue)
+ * - netns: enters another network namespace (any node given netns=)
+ * - firewall: installs nftables rules (dns, and enrich's DNS capture)
+ * - capture-dns: reads the DNS traffic of a namespace (dns, enrich)
+ */
+export const CAPABILITIES = ['read-files', 'verdicts', 'netns', 'firewall', 'capture-dns'] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+
 interface Common<P> {
   name: string;
   description: string;
@@ -38,6 +50,11 @@ interface Common<P> {
   positional?: (args: Value[]) => Record<string, Value>;
   /** Extra checks after the parameters parsed (fields exist …). */
   check?: (p: P, ctx: BuildContext) => GraphIssue[];
+  /**
+   * Capabilities this node uses with these (raw, unparsed) parameters. Every node
+   * given `netns=` uses 'netns' whether it says so or not (see nodeCapabilities).
+   */
+  capabilities?: (params: Record<string, Value>) => Capability[];
 }
 
 export interface SourceDef<P = unknown> extends Common<P> {
@@ -87,6 +104,20 @@ export function registerFilter<P>(def: Omit<FilterDef<P>, 'kind'>): void {
 
 export function lookupNode(name: string): SourceDef<unknown> | FilterDef<unknown> | undefined {
   return registry.get(name);
+}
+
+/** The capabilities a node of the graph uses: its own declaration, plus 'netns' for any netns= parameter. */
+export function nodeCapabilities(name: string, params: Record<string, Value>): Capability[] {
+  const def = registry.get(name);
+  const caps = new Set<Capability>(def?.capabilities?.(params) ?? []);
+  if (params.netns !== undefined) caps.add('netns');
+  return [...caps];
+}
+
+/** Parameter names a node accepts (its zod object's keys), or undefined when its schema is not a plain object. */
+export function paramNames(name: string): string[] | undefined {
+  const shape = (registry.get(name)?.params as { shape?: Record<string, unknown> } | undefined)?.shape;
+  return shape ? Object.keys(shape) : undefined;
 }
 
 export function registeredNames(): { sources: string[]; filters: string[] } {

@@ -37,6 +37,8 @@ registerSource({
     })
     .strict(),
   positional: (args) => ({ queue: args[0] }),
+  // Even `accept` decides for packets other users' rules queued: a verdict is a verdict.
+  capabilities: () => ['verdicts'],
   fields: RECORD_FIELDS.nfqueue,
   create: (p, ctx) =>
     new Observable((sub) =>
@@ -117,6 +119,8 @@ registerSource({
       hooks: listOf(z.enum(['input', 'output', 'forward'])).default(['input', 'output', 'forward']),
     })
     .strict(),
+  // Installs nftables log rules in the namespace and reads its DNS traffic.
+  capabilities: () => ['firewall', 'capture-dns'],
   fields: RECORD_FIELDS.dns,
   create: (p, ctx) => dns({ netns: p.netns, group: p.group, hooks: p.hooks, notices: ctx.notices }),
 });
@@ -149,6 +153,7 @@ registerSource({
     'records from a file made by `flowgrab record`: replay(file=PATH, speed=1) (speed 0 = as fast as possible)',
   params: z.object({ file: z.string().min(1), speed: z.number().min(0).default(0) }).strict(),
   positional: (args) => ({ file: args[0] }),
+  capabilities: () => ['read-files'],
   fields: (p) => recordedFields(p.file),
   create: (p, ctx) => replayRecords(p.file, p.speed, ctx.scheduler),
 });

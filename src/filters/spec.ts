@@ -3,6 +3,7 @@
  * and authorize() checks. Plain JSON, validated by zod.
  */
 import { z } from 'zod';
+import { measureSpec } from './limits.js';
 
 export type Value = number | string | boolean | Value[];
 export const Value: z.ZodType<Value> = z.lazy(() => z.union([z.number(), z.string(), z.boolean(), z.array(Value)]));
@@ -44,8 +45,16 @@ export const ExprSpec: z.ZodType<ExprSpec> = z.lazy(() =>
   ]),
 );
 
-export const GraphSpec = z.object({ version: z.literal(1), root: ExprSpec }).strict();
-export type GraphSpec = z.infer<typeof GraphSpec>;
+const GraphSpecShape = z.object({ version: z.literal(1), root: ExprSpec }).strict();
+
+/** Size limits first (without recursion): a deeply nested spec must not reach zod's recursive check. */
+export const GraphSpec = z.preprocess((v, ctx) => {
+  const root = v && typeof v === 'object' ? (v as { root?: unknown }).root : undefined;
+  const { issues } = measureSpec(root, () => false);
+  for (const i of issues) ctx.addIssue({ code: 'custom', message: i.message, path: ['root'] });
+  return issues.length ? z.NEVER : v;
+}, GraphSpecShape);
+export type GraphSpec = z.infer<typeof GraphSpecShape>;
 
 export const node = (name: string, args: Value[] = [], params: Record<string, Value> = {}): NodeSpec => ({
   type: 'node',

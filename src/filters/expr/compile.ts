@@ -6,6 +6,7 @@
 import { type FieldCatalog, fieldValues, lookupField } from '../fields.js';
 import type { Literal, MatchExpr } from './ast.js';
 import { cidrMatcher } from './cidr.js';
+import { compileRegex } from './regex.js';
 
 export type Predicate = (r: unknown) => boolean;
 
@@ -36,8 +37,8 @@ const valuePredicate = (e: Exclude<MatchExpr, { op: 'and' | 'or' | 'not' }>): ((
     case 'cidr':
       return cidrMatcher(e.cidr);
     case 'regex': {
-      const re = new RegExp(e.source, e.flags);
-      return (v) => typeof v === 'string' && re.test(v);
+      const test = compileRegex(e.source, e.flags); // linear time: see regex.ts
+      return (v) => typeof v === 'string' && test(v);
     }
     case 'truthy':
       return (v) => Boolean(v);

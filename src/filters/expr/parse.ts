@@ -7,8 +7,10 @@ import { isIP } from 'node:net';
 import { FlowgrabError } from '../../errors.js';
 import { formatIP, parseIP } from '../../netlink/ip.js';
 import { excerpt } from '../errors.js';
+import { GRAPH_LIMITS } from '../limits.js';
 import { wordValue } from '../parser.js';
 import type { CmpOp, Literal, MatchExpr } from './ast.js';
+import { compileRegex } from './regex.js';
 
 export class ExprSyntaxError extends FlowgrabError {
   readonly col: number;
@@ -91,8 +93,19 @@ export function isCidr(text: string): boolean {
 }
 
 export function parseMatchExpr(src: string): MatchExpr {
+  if (src.length > GRAPH_LIMITS.exprLength)
+    throw new ExprSyntaxError(
+      `expression of ${src.length} characters is above the limit of ${GRAPH_LIMITS.exprLength}`,
+      src,
+      1,
+    );
   const toks = lex(src);
   let p = 0;
+  // `!` and `(` recurse: bounded, so no expression can overflow the stack.
+  let depth = 0;
+  const enter = (t: Tok) => {
+    if (++depth > GRAPH_LIMITS.depth) fail(t, `nested more than ${GRAPH_LIMITS.depth} levels deep`);
+  };
   const peek = () => toks[p];
   const take = () => toks[p++];
   const fail = (t: Tok, why: string): never => {
@@ -119,13 +132,16 @@ export function parseMatchExpr(src: string): MatchExpr {
   function unary(): MatchExpr {
     const t = peek();
     if (isOp(t, '!')) {
-      take();
-      return { op: 'not', arg: unary() };
+      enter(take());
+      const arg = unary();
+      depth--;
+      return { op: 'not', arg };
     }
     if (isOp(t, '(')) {
-      take();
+      enter(take());
       const e = or();
       if (!isOp(take(), ')')) fail(toks[p - 1], 'expected ")"');
+      depth--;
       return e;
     }
     return predicate();
@@ -170,7 +186,7 @@ export function parseMatchExpr(src: string): MatchExpr {
       const r = take();
       if (r.k !== 'regex') fail(r, 'expected /regex/ after ~');
       try {
-        new RegExp(r.t, r.flags?.replace(/[gy]/g, ''));
+        compileRegex(r.t, (r.flags ?? '').replace(/[gy]/g, ''));
       } catch (err) {
         fail(r, `bad regular expression: ${(err as Error).message}`);
       }

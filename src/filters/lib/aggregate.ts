@@ -126,7 +126,8 @@ registerFilter({
 registerFilter({
   name: 'window',
   description: 'batch records per time window: window(every=10s) → {type: "window", start, end, count, records}',
-  params: z.object({ every: Duration }).strict(),
+  // A window holds its records in memory until it closes: at most `max` (the rest are dropped and counted).
+  params: z.object({ every: Duration, max: z.number().int().positive().max(100_000).default(10_000) }).strict(),
   positional: (args) => ({ every: args[0] }),
   output: () =>
     new Map([
@@ -141,7 +142,8 @@ registerFilter({
     windowed<Rec[]>(p.every, ctx, {
       init: () => [],
       add: (s, r) => {
-        s.push(r);
+        if (s.length < p.max) s.push(r);
+        else ctx.dropped(1);
       },
       emit: (s, start, end) => (s.length ? [{ type: 'window', ts: end, start, end, count: s.length, records: s }] : []),
     }),

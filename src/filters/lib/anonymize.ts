@@ -14,6 +14,17 @@ import { type Rec, registerFilter } from '../registry.js';
 
 const processKey = randomBytes(32).toString('hex');
 
+/**
+ * Keys known by name, for anonymize(secret=NAME): the daemon registers its
+ * secret here and a policy makes every anonymize use it, so no user can pick
+ * (and so invert) the key; the key itself never appears in a graph.
+ */
+const secrets = new Map<string, string>();
+
+export function setAnonymizeSecret(name: string, key: string): void {
+  secrets.set(name, key);
+}
+
 export function prefixPreserving(ip: string, key: string): string {
   const fam = isIP(ip);
   if (!fam) return ip;
@@ -50,12 +61,18 @@ registerFilter({
       fields: z.array(FieldPath).min(1),
       mode: z.enum(['prefix', 'hash']).default('prefix'),
       key: z.string().min(8).optional(),
+      secret: z.string().min(1).optional(),
     })
     .strict(),
   positional: (args) => ({ fields: args }),
-  check: (p, ctx) => checkFields(p.fields, ctx.input, ctx.path, 'anonymize'),
+  check: (p, ctx) => [
+    ...checkFields(p.fields, ctx.input, ctx.path, 'anonymize'),
+    ...(p.secret !== undefined && !secrets.has(p.secret)
+      ? [{ code: 'bad_param', path: ctx.path, message: `anonymize: no secret named ${p.secret}` }]
+      : []),
+  ],
   step: (p) => {
-    const key = p.key ?? processKey;
+    const key = (p.secret !== undefined ? secrets.get(p.secret) : p.key) ?? processKey;
     const cache = new Map<string, string>();
     const anon = (v: string) => {
       let a = cache.get(v);

@@ -19,6 +19,8 @@ registerFilter({
     })
     .strict(),
   positional: (args): Record<string, Value> => (args.length ? { fields: args } : {}),
+  // Feeds its cache from a DNS capture (nftables log rules) in the source's namespace, as dns() does.
+  capabilities: () => ['firewall', 'capture-dns'],
   check: (p, ctx) => checkFields(p.fields, ctx.input, ctx.path, 'enrich'),
   output: (input) => new Map([...input, ['names', { kind: 'any', many: false }]]),
   create: (p, ctx) => (source) =>

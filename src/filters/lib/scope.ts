@@ -41,32 +41,67 @@ registerFilter({
   },
 });
 
-function without(r: Rec, path: string[]): Rec {
+/**
+ * Fields that hold the same address as another (conntrack's reply tuple
+ * mirrors the original one: orig.src comes back as reply.dst; a DNS answer's
+ * data is the resolved address). Redacting one redacts its mirrors: under
+ * NAT a mirror may differ, but it still names a party to the connection.
+ */
+const MIRRORS: Record<string, string[]> = {
+  'orig.src': ['reply.dst'],
+  'orig.dst': ['reply.src'],
+  'reply.src': ['orig.dst'],
+  'reply.dst': ['orig.src'],
+  'resolved.ip': ['answers.data'],
+  'answers.data': ['resolved.ip'],
+};
+
+export function addressMirrors(field: string): string[] {
+  return MIRRORS[field] ?? [];
+}
+
+/** The fields a redact(fields) removes: each named one and its mirrors. */
+export function redactedFields(fields: string[]): string[] {
+  return [...new Set(fields.flatMap((f) => [f, ...addressMirrors(f)]))];
+}
+
+/** A copy of `v` without `path`; paths go through lists (resolved.ip removes the ip of every resolved entry). */
+function without(v: unknown, path: string[]): unknown {
+  if (Array.isArray(v)) return v.map((x) => without(x, path));
+  if (!v || typeof v !== 'object') return v;
+  const r = v as Rec;
   const [head, ...rest] = path;
   if (!(head in r)) return r;
   const out = { ...r };
   if (rest.length === 0) delete out[head];
-  else if (out[head] && typeof out[head] === 'object' && !Array.isArray(out[head]))
-    out[head] = without(out[head] as Rec, rest);
+  else out[head] = without(out[head], rest);
   return out;
+}
+
+/** Removes the fields (and their mirrors) from records; the daemon applies it to queued packets too. */
+export function compileRedact(fields: string[]): (r: Rec) => Rec {
+  const paths = redactedFields(fields).map((f) => f.split('.'));
+  return (r) => {
+    let out: unknown = r;
+    for (const path of paths) out = without(out, path);
+    return out as Rec;
+  };
 }
 
 registerFilter({
   name: 'redact',
-  description: 'remove fields from every record: redact(fields=[mark, uid])',
+  description:
+    'remove fields from every record, through lists, with their mirrors (orig.src also removes reply.dst): redact(fields=[mark, uid])',
   params: z.object({ fields: z.array(FieldPath).min(1) }).strict(),
   positional: (args) => ({ fields: args }),
   output: (input, p) => {
+    const gone = redactedFields(p.fields);
     const out: FieldCatalog = new Map();
-    for (const [k, v] of input) if (!p.fields.some((f) => k === f || k.startsWith(`${f}.`))) out.set(k, v);
+    for (const [k, v] of input) if (!gone.some((f) => k === f || k.startsWith(`${f}.`))) out.set(k, v);
     return out;
   },
   step: (p) => {
-    const paths = p.fields.map((f) => f.split('.'));
-    return (r, emit) => {
-      let out = r;
-      for (const path of paths) out = without(out, path);
-      emit(out);
-    };
+    const redact = compileRedact(p.fields);
+    return (r, emit) => emit(redact(r));
   },
 });

@@ -21,6 +21,7 @@ const DESIGN_POLICY = `{ "version": 1,
       "order": [ { "filter": "project", "requires": "anonymize", "position": "before" } ],
       "scope": ["10.1.0.0/24", "fd00:1::/64"],
       "redact": ["mark"],
+      "capabilities": ["firewall", "capture-dns"],
       "limits": { "flows": 2, "bufferRecords": 10000, "recordsPerSecond": 50000 } },
     { "who": { "uid": 1002 }, "sources": ["conntrack"], "filters": ["match"] },
     { "who": { "group": "netops" }, "sources": ["conntrack", "dns", "arp", "fake"], "filters": ["*"] } ] }`;
@@ -59,7 +60,11 @@ describe('authorize', () => {
     // alice is also in netops, but her own entry comes first: no `top` for her.
     expect(codes(authorize(g('conntrack() -> top(by=orig.src, every=1s)'), alice, policy))).toEqual(['filter_denied']);
     expect(authorize(g('conntrack() -> top(by=orig.src, every=1s)'), carol, policy).allowed).toBe(true);
-    expect(codes(authorize(g('dns()'), bob, policy))).toEqual(['source_denied']); // uid 1002 comes before netops
+    expect(codes(authorize(g('dns()'), bob, policy))).toEqual([
+      'source_denied',
+      'capability_denied',
+      'capability_denied',
+    ]); // uid 1002 comes before netops
     expect(authorize(g('conntrack()'), nobody, policy)).toMatchObject({
       allowed: false,
       issues: [{ code: 'no_principal', message: 'uid 4242 is not in the policy: denied' }],
@@ -79,7 +84,7 @@ describe('authorize', () => {
     expect(codes(authorize(g('conntrack() -> sample(by=id, rate=0.05)'), alice, policy))).toEqual([]);
   });
 
-  it("checks FFPF's ordering rules on every path from a source", () => {
+  it("checks FFPF's ordering rules on every path from a source (one dataflow pass)", () => {
     const r = authorize(
       g('conntrack() -> (anonymize(orig.src) -> project(orig.src) | match(proto == tcp) -> project(orig.dst))'),
       alice,
@@ -89,7 +94,7 @@ describe('authorize', () => {
       {
         code: 'order',
         path: ['root', 'steps', 1, 'branches', 1, 'steps', 1],
-        message: 'filter `project` needs `anonymize` before it on the path conntrack → match → project',
+        message: 'filter `project` needs `anonymize` before it: orig.dst reaches it not anonymized on every path',
       },
     ]);
     const after = parsePolicy(

@@ -1,0 +1,142 @@
+/**
+ * Graphs a hostile user sends to make the checker (and so the daemon) spend
+ * unbounded time, memory or stack: each must come back as a clear refusal
+ * after work bounded by GRAPH_LIMITS. No timing asserts: the work is counted.
+ */
+import { describe, expect, it } from 'vitest';
+import { authorize } from '../../../src/auth/authorize.js';
+import { parsePolicy } from '../../../src/auth/load.js';
+import { checkOrder } from '../../../src/auth/order.js';
+import { graphPaths, MAX_PATHS } from '../../../src/auth/paths.js';
+import type { Identity } from '../../../src/auth/policy.js';
+import { GraphSyntaxError } from '../../../src/filters/errors.js';
+import { compileMatch } from '../../../src/filters/expr/compile.js';
+import { parseMatchExpr } from '../../../src/filters/expr/parse.js';
+import { checkGraphText, countPaths, GRAPH_LIMITS, GraphLimitError, measureSpec } from '../../../src/filters/limits.js';
+import { parseGraph } from '../../../src/filters/parser.js';
+import { lookupNode } from '../../../src/filters/registry.js';
+import { type ExprSpec, GraphSpec, node } from '../../../src/filters/spec.js';
+import '../../../src/filters/builtin.js';
+
+const nobody: Identity = { uid: 5001, gid: 5001, user: 'mallory' };
+const nothing = parsePolicy(JSON.stringify({ version: 1, principals: [{ who: { uid: 5001 } }] }));
+const ordered = parsePolicy(
+  JSON.stringify({
+    version: 1,
+    principals: [
+      {
+        who: { uid: 5001 },
+        sources: ['conntrack'],
+        filters: ['*'],
+        order: [
+          { filter: 'project', requires: 'anonymize', position: 'before' },
+          { filter: 'match', requires: 'sample', position: 'before' },
+          { filter: 'match', requires: 'count', position: 'after' },
+        ],
+      },
+    ],
+  }),
+);
+const isSource = (n: string) => lookupNode(n)?.kind === 'source';
+const codes = (r: { issues: { code: string }[] }) => r.issues.map((i) => i.code);
+
+/** The issue's reproduction: n nested forks after one source, 2^n paths. */
+const forks = (n: number) =>
+  `conntrack() -> ${Array.from({ length: n }, (_, i) => `(match(proto == tcp) | match(orig.dport == ${i}))`).join(' -> ')}`;
+
+describe('order-rule explosion', () => {
+  it('24 nested forks from a principal allowed nothing: refused for their 2^24 paths before any other check', () => {
+    const g = parseGraph(forks(24));
+    for (const who of [nobody, { uid: 0, gid: 0 }]) {
+      const r = authorize(g, who, nothing);
+      expect(r.allowed).toBe(false);
+      expect(r.issues).toEqual([
+        expect.objectContaining({ code: 'graph_limit', message: expect.stringMatching(/more than 256 paths/) }),
+      ]);
+    }
+    expect(countPaths(parseGraph(forks(8)).root)).toBe(256);
+    expect(codes(authorize(parseGraph(forks(8)), nobody, nothing))).toEqual([
+      'source_denied',
+      ...Array(16).fill('filter_denied'),
+    ]);
+    // The old checker listed every path: 2^24 of them.
+    expect(() => graphPaths(g.root)).toThrow(new RegExp(`more than ${MAX_PATHS} paths`));
+  });
+
+  it('ordering rules are one dataflow pass: visits grow with the graph, not with its paths', () => {
+    for (const n of [4, 24, 60]) {
+      const g = parseGraph(forks(n));
+      const { size } = measureSpec(g.root, isSource);
+      const { issues, visits } = checkOrder(ordered.principals[0].order, g.root);
+      expect(visits).toBeLessThanOrEqual(2 * size.visited); // once forward, once backward
+      // Every match lacks a sample before it and a count after it: 2 issues per match node, once each.
+      expect(issues).toHaveLength(4 * n);
+    }
+  });
+
+  it('caps nodes, forks, sources, depth and text before anything else, for root too', () => {
+    const root: Identity = { uid: 0, gid: 0 };
+    const over = (text: string) => authorize(parseGraph(text), root, nothing).issues;
+    expect(over(forks(GRAPH_LIMITS.forks + 1))).toEqual([
+      expect.objectContaining({ code: 'graph_limit', message: expect.stringMatching(/limit forks=64/) }),
+    ]);
+    const many = `conntrack() -> ${Array.from({ length: GRAPH_LIMITS.nodes }, () => 'merge()').join(' -> ')}`;
+    expect(over(many)).toEqual([expect.objectContaining({ message: expect.stringMatching(/limit nodes=256/) })]);
+    const sources = Array.from({ length: GRAPH_LIMITS.sources + 1 }, () => 'conntrack()').join(' | ');
+    expect(over(sources)).toEqual([expect.objectContaining({ message: expect.stringMatching(/limit sources=16/) })]);
+    // Deep parentheses: a syntax error at the first level too many, not a stack overflow.
+    const deep = `${'('.repeat(100_000)}conntrack()${')'.repeat(100_000)}`;
+    expect(() => parseGraph(deep)).toThrow(GraphLimitError); // too long first
+    const deep2 = `${'('.repeat(20_000)}conntrack()${')'.repeat(20_000)}`;
+    expect(() => parseGraph(deep2)).toThrow(/nested more than 32 levels deep/);
+    expect(() => parseGraph(`replay(file=${'['.repeat(5000)}))`)).toThrow(GraphSyntaxError);
+    expect(() => checkGraphText('x'.repeat(GRAPH_LIMITS.textLength + 1))).toThrow(/limit of 65536/);
+    expect(() => checkGraphText('x'.repeat(GRAPH_LIMITS.textLength))).not.toThrow();
+  });
+
+  it('a GraphSpec sent as JSON is measured without recursion before the schema walks it', () => {
+    let root: ExprSpec = node('conntrack');
+    for (let i = 0; i < 100_000; i++) root = { type: 'pipe', steps: [root, node('merge')] };
+    const r = GraphSpec.safeParse({ version: 1, root });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0].message).toMatch(/levels of nesting/);
+    // A wide spec stops counting at the limit: the walk never visits the rest.
+    const wide = { type: 'fork' as const, branches: Array.from({ length: 100_000 }, () => node('conntrack')) };
+    const m = measureSpec(wide, isSource);
+    expect(m.issues[0].message).toMatch(/nodes/);
+    expect(m.size.visited).toBe(1);
+    expect(GraphSpec.safeParse({ version: 1, root: node('conntrack') }).success).toBe(true);
+  });
+
+  it('match expressions are bounded in length and nesting', () => {
+    expect(() => parseMatchExpr(`${'!'.repeat(50_000)}proto`)).toThrow(/above the limit/);
+    expect(() => parseMatchExpr(`${'!'.repeat(1000)}proto`)).toThrow(/nested more than 32/);
+    expect(() => parseMatchExpr(`${'('.repeat(1000)}proto${')'.repeat(1000)}`)).toThrow(/nested more than 32/);
+    expect(() => parseGraph(`conntrack() -> match(${'a == 1 && '.repeat(500)}a == 1)`)).toThrow(
+      /above the limit of 4096/,
+    );
+  });
+});
+
+describe('regex denial of service', () => {
+  it("the issue's pattern runs in linear time (RE2): it simply does not match", () => {
+    const e = parseMatchExpr('orig.src ~ /^(.|.|.|.|.|.|.|.|.|.|.|.)*X$/');
+    const pred = compileMatch(e);
+    // 40 characters: 12^40 backtracking steps for V8's engine; RE2 walks the input once.
+    expect(pred({ orig: { src: 'a'.repeat(40) } })).toBe(false);
+    expect(pred({ orig: { src: `${'a'.repeat(10_000)}X` } })).toBe(true);
+    const nested = compileMatch(parseMatchExpr('qname ~ /^(a+)+$/'));
+    expect(nested({ qname: `${'a'.repeat(5000)}!` })).toBe(false);
+  });
+
+  it('keeps the JS flags it can honour and refuses what needs backtracking, too long or too big', () => {
+    expect(compileMatch(parseMatchExpr('qname ~ /SHOP\\.test$/i'))({ qname: 'cdn.shop.TEST' })).toBe(true);
+    expect(() => parseMatchExpr('qname ~ /(a)\\1/')).toThrow(/bad regular expression.*RE2 syntax/s);
+    expect(() => parseMatchExpr('qname ~ /a(?=b)/')).toThrow(/bad regular expression/);
+    expect(() => parseMatchExpr(`qname ~ /${'a'.repeat(GRAPH_LIMITS.patternLength + 1)}/`)).toThrow(
+      /pattern of 257 characters/,
+    );
+    expect(() => parseMatchExpr('qname ~ /((a{100}){100}){100}/')).toThrow(/bad regular expression/);
+    expect(() => parseMatchExpr('qname ~ /a/x')).toThrow(/flag "x" is not supported/);
+  });
+});

@@ -1,0 +1,154 @@
+/**
+ * The filters a policy inserts, tried the way a user would get around them:
+ * redaction through lists and address mirrors, batches past the rate limit,
+ * a window that hoards records.
+ */
+import type { OperatorFunction, SchedulerLike } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { describe, expect, it } from 'vitest';
+import { authorize } from '../../../src/auth/authorize.js';
+import { parsePolicy } from '../../../src/auth/load.js';
+import '../../../src/filters/builtin.js';
+import { compileRedact } from '../../../src/filters/lib/scope.js';
+import { parseGraph } from '../../../src/filters/parser.js';
+import { printGraph } from '../../../src/filters/print.js';
+import { type BuildContext, filterOperator, lookupNode, type Rec } from '../../../src/filters/registry.js';
+import { RECORD_FIELDS } from '../../../src/filters/sources.js';
+import { DnsCache } from '../../../src/sources/dns/cache.js';
+import { ct } from '../../helpers/records.js';
+
+function operator(
+  name: string,
+  params: Record<string, unknown>,
+  scheduler: SchedulerLike,
+  extra: Partial<BuildContext> = {},
+) {
+  const def = lookupNode(name);
+  if (def?.kind !== 'filter') throw new Error(`no filter ${name}`);
+  const ctx: BuildContext = {
+    path: ['root'],
+    input: RECORD_FIELDS.conntrack,
+    scheduler,
+    notices: { next: () => {} },
+    dropped: () => {},
+    dnsCache: () => ({ cache: new DnsCache(), release: () => {} }),
+    ...extra,
+  };
+  return filterOperator(def, def.params.parse(params) as never, ctx);
+}
+
+function timeline(marble: string, values: Record<string, Rec>, make: (s: TestScheduler) => OperatorFunction<Rec, Rec>) {
+  const s = new TestScheduler((x, y) => expect(x).toEqual(y));
+  const out: [number, Rec][] = [];
+  s.run(({ cold }) => {
+    cold(marble, values)
+      .pipe(make(s))
+      .subscribe({ next: (v) => out.push([s.now(), v]) });
+  });
+  return out;
+}
+
+const dnsRecord = {
+  type: 'dns',
+  kind: 'response',
+  client: '10.1.0.5',
+  server: '10.1.0.1',
+  qname: 'shop.test',
+  answers: [
+    { name: 'shop.test', type: 'A', ttl: 60, data: '192.0.2.7' },
+    { name: 'shop.test', type: 'A', ttl: 60, data: '192.0.2.8' },
+  ],
+  resolved: [
+    { name: 'shop.test', ip: '192.0.2.7', ttl: 60, via: [] },
+    { name: 'shop.test', ip: '192.0.2.8', ttl: 60, via: [] },
+  ],
+};
+
+describe('redact', () => {
+  it('removes values through lists, and the answers that carry the same addresses', () => {
+    const out = compileRedact(['resolved.ip'])(dnsRecord) as typeof dnsRecord;
+    expect(JSON.stringify(out)).not.toMatch(/192\.0\.2/);
+    expect(out.resolved).toEqual([
+      { name: 'shop.test', ttl: 60, via: [] },
+      { name: 'shop.test', ttl: 60, via: [] },
+    ]);
+    expect(out.answers[0]).toEqual({ name: 'shop.test', type: 'A', ttl: 60 });
+    expect(dnsRecord.resolved[0].ip).toBe('192.0.2.7'); // the input is not changed
+  });
+
+  it('redacting orig.src also removes the same address in reply.dst (and orig.dst with reply.src)', () => {
+    const r = ct(3) as unknown as Rec;
+    const out = compileRedact(['orig.src'])(r) as ReturnType<typeof ct>;
+    expect(JSON.stringify(out)).not.toContain(ct(3).orig.src);
+    expect(out.reply).not.toHaveProperty('dst');
+    expect(out.reply.src).toBe('198.51.100.10');
+    const both = compileRedact(['orig.dst'])(r) as ReturnType<typeof ct>;
+    expect(JSON.stringify(both)).not.toContain('198.51.100.10');
+  });
+
+  it("a policy's redaction follows every source, also one after -> or inside a later fork", () => {
+    const policy = parsePolicy(
+      JSON.stringify({
+        version: 1,
+        principals: [{ who: { uid: 9 }, sources: ['*'], filters: ['*'], redact: ['orig.src'] }],
+      }),
+    );
+    const r = authorize(
+      parseGraph('conntrack() -> (match(proto == tcp) | conntrack(family=ipv6))'),
+      { uid: 9, gid: 9 },
+      policy,
+    );
+    expect(printGraph(r.graph)).toBe(
+      '(conntrack() -> redact(fields=[orig.src])) -> (match(proto == tcp) | conntrack(family=ipv6) -> redact(fields=[orig.src]))',
+    );
+  });
+});
+
+describe('batches and the rate limit', () => {
+  it('a window of 600 records through ratelimit(100/s) carries 100 entries; the rest are counted as dropped', () => {
+    const batch: Rec = {
+      type: 'window',
+      ts: 0,
+      start: 0,
+      end: 1,
+      count: 600,
+      records: Array.from({ length: 600 }, (_, i) => ({ id: i })),
+    };
+    let dropped = 0;
+    const got = timeline('a 999ms a', { a: batch }, (s) =>
+      operator('ratelimit', { rate: 100 }, s, { dropped: (n) => (dropped += n) }),
+    );
+    expect(got.map(([, r]) => [(r.records as Rec[]).length, r.count, r.truncated])).toEqual([
+      [100, 100, 500],
+      [100, 100, 500],
+    ]);
+    expect(dropped).toBe(1000);
+  });
+
+  it('window() through the policy: records per second hold for the entries, not the batches', () => {
+    let dropped = 0;
+    const a: Rec = { type: 'new', id: 1 };
+    const marble = `${'a'.repeat(50)} 949ms |`; // 50 records in the first second, one window at 1s
+    const got = timeline(
+      marble,
+      { a },
+      (s) => (src) =>
+        src.pipe(
+          operator('window', { every: 1000 }, s),
+          operator('ratelimit', { rate: 10 }, s, { dropped: (n) => (dropped += n) }),
+        ),
+    );
+    expect(got.map(([, r]) => (r.records as Rec[]).length)).toEqual([10]);
+    expect(dropped).toBe(40);
+  });
+
+  it('a window keeps at most `max` records in memory', () => {
+    let dropped = 0;
+    const a: Rec = { type: 'new', id: 1 };
+    const got = timeline(`${'a'.repeat(30)} 969ms |`, { a }, (s) =>
+      operator('window', { every: 1000, max: 20 }, s, { dropped: (n) => (dropped += n) }),
+    );
+    expect(got.map(([, r]) => r.count)).toEqual([20]);
+    expect(dropped).toBe(10);
+  });
+});
