@@ -23,12 +23,13 @@ import { Subject } from '../../rx.js';
 import type { NftTable } from '../firewall/nft.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
 import { type L4Packet, parseIpPacket } from '../packet.js';
-import { type DnsFields, decodeDns, dnsFields } from './message.js';
+import { type DnsFields, decodeDns, dnsErrorOf, dnsFields } from './message.js';
 import type { DnsConfig } from './options.js';
 import type { DnsRecord } from './record.js';
 import { QueryMatcher } from './rtt.js';
 import { installDnsRules } from './rules.js';
 import { TcpReassembler } from './tcp.js';
+import type { DnsErrorCode } from './wire.js';
 
 const PACKET_TYPE = nfType(NFNL_SUBSYS_ULOG, NFULNL_MSG_PACKET);
 const EMPTY: DnsFields = { kind: 'query', id: 0, qname: '', qtype: '', rcode: '', answers: [], resolved: [] };
@@ -176,7 +177,7 @@ export class DnsFeed {
 
   private emit(ip: L4Packet, transport: 'udp' | 'tcp', hook: DnsRecord['hook'], ts: number, payload: Buffer): void {
     let f: DnsFields;
-    let error: string | undefined;
+    let error: { code: DnsErrorCode; message: string } | undefined;
     try {
       f = dnsFields(decodeDns(payload));
     } catch (err) {
@@ -185,7 +186,7 @@ export class DnsFeed {
         kind: ip.dport === 53 ? 'query' : 'response',
         id: payload.length >= 2 ? payload.readUInt16BE(0) : 0,
       };
-      error = `not a DNS message: ${(err as Error).message}`;
+      error = dnsErrorOf(err);
     }
     const query = f.kind === 'query';
     const r: DnsRecord = {
@@ -205,8 +206,10 @@ export class DnsFeed {
       answers: f.answers,
       resolved: f.resolved,
     };
-    if (error) r.error = error;
-    else if (query) this.matcher.query(r.client, r.clientPort, r.server, r.id, ts);
+    if (error) {
+      r.error = error.code;
+      r.errorMessage = `not a DNS message: ${error.message}`;
+    } else if (query) this.matcher.query(r.client, r.clientPort, r.server, r.id, ts);
     else {
       const rtt = this.matcher.response(r.client, r.clientPort, r.server, r.id, ts);
       if (rtt !== undefined) r.rtt = rtt;

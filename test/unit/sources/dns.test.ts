@@ -89,7 +89,12 @@ describe('dns source (fake kernel, golden NFLOG packets)', () => {
     const bad = encodeNflogPacket({ ...p, payload: garbage });
     const m = encodeMessage({ type: bad.type, flags: 0, seq: 0, pid: 0 }, bad.payload);
     const [r, next] = await feed(nflogKernel(), [m, asDatagram(golden[1])], 2);
-    expect(r).toMatchObject({ kind: 'query', error: expect.stringMatching(/not a DNS message/), qname: '' });
+    expect(r).toMatchObject({
+      kind: 'query',
+      error: 'truncated',
+      errorMessage: expect.stringMatching(/not a DNS message/),
+      qname: '',
+    });
     expect(next.kind).toBe('response');
   });
 
