@@ -122,27 +122,33 @@ function checkRdata(b: Buffer, type: number, o: number, end: number): void {
   };
   switch (type) {
     case 1: // A
-      return need(4);
+      need(4);
+      return;
     case 28: // AAAA
-      return need(16);
+      need(16);
+      return;
     case 2: // NS
     case 5: // CNAME
     case 12: // PTR
     case 39: // DNAME
       atLeast(1);
-      return nameFills(b, o, end);
+      nameFills(b, o, end);
+      return;
     case 15: // MX
       atLeast(3);
-      return nameFills(b, o + 2, end);
+      nameFills(b, o + 2, end);
+      return;
     case 33: // SRV
       atLeast(7);
-      return nameFills(b, o + 6, end);
+      nameFills(b, o + 6, end);
+      return;
     case 6: {
       // SOA: mname, rname, then five u32
       atLeast(22);
       const r = walkNameIn(b, o, end);
       const s = walkNameIn(b, r, end);
-      return need(s - o + 20);
+      need(s - o + 20);
+      return;
     }
     case 16: // TXT
       stringsFill(b, o, end);
@@ -151,7 +157,8 @@ function checkRdata(b: Buffer, type: number, o: number, end: number): void {
       if (stringsFill(b, o, end) !== 2) throw new DnsWireError('bad-rdata', 'HINFO needs two strings', o);
       return;
     case 41: // OPT
-      return optionsFill(b, o, end);
+      optionsFill(b, o, end);
+      return;
   }
 }
 
