@@ -29,7 +29,7 @@ import type { DnsRecord } from './record.js';
 import { QueryMatcher } from './rtt.js';
 import { installDnsRules } from './rules.js';
 import { TcpReassembler } from './tcp.js';
-import type { DnsErrorCode } from './wire.js';
+import { type DnsErrorCode, DnsWireError } from './wire.js';
 
 const PACKET_TYPE = nfType(NFNL_SUBSYS_ULOG, NFULNL_MSG_PACKET);
 const EMPTY: DnsFields = { kind: 'query', id: 0, qname: '', qtype: '', rcode: '', answers: [], resolved: [] };
@@ -143,9 +143,10 @@ export class DnsFeed {
       });
       return;
     }
+    // Later fragments carry no ports; the first one is flagged below (flowgrab does not reassemble).
     if (ip.fragment || ip.sport === undefined) return;
     const hook = NF_HOOK_NAMES[pkt.hook] ?? 'unknown';
-    if (ip.proto === 17) this.emit(ip, 'udp', hook, ts, ip.data);
+    if (ip.proto === 17) this.emit(ip, 'udp', hook, ts, ip.data, ip.firstFragment);
     else if (ip.proto === 6) {
       const r = this.tcp.push({
         key: `${ip.src}|${ip.sport}|${ip.dst}|${ip.dport}`,
@@ -175,10 +176,18 @@ export class DnsFeed {
     this.nextSeq = (seq + 1) >>> 0;
   }
 
-  private emit(ip: L4Packet, transport: 'udp' | 'tcp', hook: DnsRecord['hook'], ts: number, payload: Buffer): void {
+  private emit(
+    ip: L4Packet,
+    transport: 'udp' | 'tcp',
+    hook: DnsRecord['hook'],
+    ts: number,
+    payload: Buffer,
+    fragment = false,
+  ): void {
     let f: DnsFields;
     let error: { code: DnsErrorCode; message: string } | undefined;
     try {
+      if (fragment) throw new DnsWireError('fragment', 'first IP fragment of a larger datagram', 0);
       f = dnsFields(decodeDns(payload));
     } catch (err) {
       f = {
