@@ -156,6 +156,10 @@ export class DnsFeed {
         now: ts,
       });
       if (r.dropped) this.notice({ kind: 'loss', where: 'decode', count: 1, message: r.dropped });
+      if (r.evicted) {
+        const message = `${r.evicted} TCP DNS streams evicted to stay within the reassembly bounds`;
+        this.notice({ kind: 'loss', where: 'decode', count: r.evicted, message });
+      }
       for (const msg of r.messages) this.emit(ip, 'tcp', hook, ts, msg);
     }
   }
