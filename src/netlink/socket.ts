@@ -6,7 +6,7 @@
  * separate sockets (an event arriving mid-dump confuses neither here, but
  * the kernel interleaves them and a busy event stream slows the dump).
  */
-import { FlowgrabError } from '../errors.js';
+import { DecodeError, FlowgrabError } from '../errors.js';
 import {
   NLM_F_ACK,
   NLM_F_DUMP,
@@ -18,7 +18,7 @@ import {
   NLMSG_OVERRUN,
 } from './enums.js';
 import { errnoName } from './errno.js';
-import { decodeError, encodeMessage, type NetlinkMessage, splitMessages } from './nlmsg.js';
+import { decodeError, encodeMessage, type NetlinkMessage, splitMessagesLenient } from './nlmsg.js';
 import type { RawTransport, TransportFactory, TransportOptions } from './transport.js';
 
 /** A request the kernel refused: the operation, the errno and its name, and the kernel's extended-ack text. */
@@ -192,12 +192,10 @@ export class NetlinkSocket {
   }
 
   private onDatagram(buf: Buffer, groups: number): void {
-    let msgs: NetlinkMessage[];
-    try {
-      msgs = splitMessages(buf);
-    } catch (err) {
-      this.emitError(err as Error);
-      return;
+    // The valid messages are delivered even when garbage follows them (as libmnl does); the garbage is reported.
+    const { messages: msgs, trailing } = splitMessagesLenient(buf);
+    if (trailing) {
+      this.emitError(new DecodeError(`${trailing.reason}; ${trailing.bytes} bytes dropped`, trailing.offset, 'nlmsg'));
     }
     for (const m of msgs) {
       const p = groups === 0 && m.seq !== 0 ? this.pending.get(m.seq) : undefined;
