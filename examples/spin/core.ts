@@ -26,6 +26,7 @@ import { DeviceNames } from './names.js';
 import { Neighbours } from './neighbours.js';
 import type { CoreOptions } from './options.js';
 import { DEFAULT_PERIODS, every, type SpinPeriods } from './periods.js';
+import { RouterGuard } from './protect.js';
 import { type SpinStore, storedNode } from './store.js';
 import { blockedMessages, TrafficTable } from './traffic.js';
 
@@ -47,6 +48,9 @@ export class Core implements SpinCore {
   readonly firewall: Firewall;
   readonly store: SpinStore;
   readonly opts: CoreOptions;
+  /** Loopback and the router's own addresses, which blocks must not cut (protect.ts). */
+  readonly router: RouterGuard;
+  private readonly sparedWarned = new Set<string>();
   private readonly out = new Subject<SpinMessage>();
   readonly messages$ = this.out.asObservable();
   readonly handleRpc: SpinCore['handleRpc'];
@@ -81,7 +85,8 @@ export class Core implements SpinCore {
         deleted: (n) => this.onDeleted(n),
       },
     });
-    this.blocks = new Blocks(this.model, this.lists);
+    this.router = new RouterGuard(opts.routerAddresses ?? opts.ownAddresses);
+    this.blocks = new Blocks(this.model, this.lists, (ip, name) => this.spare(ip, name));
     this.pairs = this.blocks.pairs;
     this.nameAddrs = this.blocks.nameAddrs;
     this.firewall = new Firewall(() => this.enforcement(), { netns: opts.netns, name: opts.tableName });
@@ -90,6 +95,7 @@ export class Core implements SpinCore {
 
   /** Restores the previous run, enforces its lists and blocks at once, starts the timers. */
   async start(): Promise<void> {
+    await this.router.refresh(true).catch((err) => this.log(`router addresses: ${(err as Error).message}`));
     for (const s of this.store.nodes()) this.model.restore(s.id, s);
     this.model.reserveIds(this.store.lastId());
     const stored = this.store.lists();
@@ -281,6 +287,19 @@ export class Core implements SpinCore {
       this.enforce().catch((err) => this.firewallError(err));
     }, 20);
     this.fwTimer.unref();
+  }
+
+  /** A blocked name resolving to the router (or loopback): that address stays unblocked, with a warning once. */
+  private spare(ip: string, name: string): boolean {
+    if (!this.router.isProtectedIp(ip)) return false;
+    const key = `${name} ${ip}`;
+    if (!this.sparedWarned.has(key) && this.sparedWarned.size < 10_000) {
+      this.sparedWarned.add(key);
+      this.log(
+        `warning: blocked name ${name} resolves to ${ip}, the router's own address; that address is not blocked`,
+      );
+    }
+    return true;
   }
 
   firewallError(err: unknown): void {

@@ -4,11 +4,14 @@
  * are spind's.
  */
 import type { Core } from './core.js';
-import { canonicalIp, compareDomains, compareIps, parsePrefix, prefixContains } from './ip.js';
+import { canonicalIp, compareDomains, compareIps, type Prefix, parsePrefix, prefixContains } from './ip.js';
 import { type ListName, matchListName, parseEntry } from './lists.js';
 import type { SpinNode } from './model.js';
 import { nameKey } from './names.js';
 import { RpcDispatcher, RpcError, type RpcMethod } from './rpc.js';
+
+/** Beyond spind: `force: 1` lets a block cut the router (protect.ts). */
+const FORCE: Partial<RpcMethod> = { optional: [['force', 'integer']] };
 
 const UNKNOWN_LIST = "Unknown ip list name, should be 'ignore', 'block', or 'allow'";
 
@@ -54,10 +57,26 @@ function listDevices(core: Core): SpinNode[] {
     .sort((a, b) => (a.mac! < b.mac! ? -1 : a.mac! > b.mac! ? 1 : 0));
 }
 
-async function setIplistNode(core: Core, listText: string, id: number, add: boolean): Promise<void> {
+/** Refuses a block that would cut the router (loopback, its own addresses, too wide) unless forced. */
+async function refuseRouterCut(core: Core, prefixes: Prefix[], force: unknown): Promise<void> {
+  if (force !== undefined && force !== 0) return;
+  await core.router.refresh();
+  for (const p of prefixes) {
+    const why = core.router.reason(p);
+    if (why) throw new RpcError(`Refused: ${why} (add "force": 1 to block it anyway)`, -3);
+  }
+}
+
+async function setIplistNode(core: Core, listText: string, id: number, add: boolean, force?: unknown): Promise<void> {
   const list = listOf(listText);
   const n = core.model.get(id);
   if (!n) throw new RpcError('Unknown node id', -2);
+  if (add && list === 'block')
+    await refuseRouterCut(
+      core,
+      [...n.ips].map((ip) => parsePrefix(ip)!),
+      force,
+    );
   const l = core.lists[list];
   const entries = [...n.ips].map((ip) => parseEntry(ip, false)!);
   // Beyond spind: a node's names join the list too, so its addresses follow DNS (issue #36).
@@ -86,10 +105,11 @@ async function afterListChange(core: Core, list: ListName, as: string): Promise<
   core.broadcastList(list, as);
 }
 
-async function setIplistIp(core: Core, listText: string, text: string, add: boolean): Promise<void> {
+async function setIplistIp(core: Core, listText: string, text: string, add: boolean, force?: unknown): Promise<void> {
   const list = listOf(listText);
   const e = parseEntry(text);
   if (!e) throw new RpcError('Invalid IP address');
+  if (add && list === 'block' && e.kind === 'ip') await refuseRouterCut(core, [e.prefix], force);
   const l = core.lists[list];
   if (add) l.add(e);
   else l.remove(e);
@@ -222,7 +242,8 @@ export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] 
           ['node', 'integer'],
         ],
         false,
-        (p) => setIplistNode(core, p.list as string, p.node as number, op === 'add'),
+        (p) => setIplistNode(core, p.list as string, p.node as number, op === 'add', p.force),
+        FORCE,
       ),
       m(
         `${op}_iplist_ip`,
@@ -231,7 +252,8 @@ export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] 
           ['ip', 'string'],
         ],
         false,
-        (p) => setIplistIp(core, p.list as string, p.ip as string, op === 'add'),
+        (p) => setIplistIp(core, p.list as string, p.ip as string, op === 'add', p.force),
+        FORCE,
       ),
     ]),
     m('list_iplist', [['list', 'string']], true, (p) => core.lists[listOf(p.list as string)].texts()),

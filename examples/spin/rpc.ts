@@ -16,6 +16,8 @@ export interface RpcMethod {
   run(params: Record<string, unknown>): unknown;
   /** `params: ""` is accepted as no params (the seed's get_devices call). */
   emptyStringParams?: boolean;
+  /** Arguments beyond spind's that a caller may add (e.g. `force`); not listed by list_rpc_methods. */
+  optional?: readonly (readonly [string, ArgType])[];
 }
 
 /** A method failure with spind's code (-1 unless stated). */
@@ -60,6 +62,7 @@ export class RpcDispatcher {
     for (const m of methods) {
       const shape: Record<string, z.ZodType> = {};
       for (const [name, type] of m.args) shape[name] = ARG_SCHEMA[type];
+      for (const [name, type] of m.optional ?? []) shape[name] = ARG_SCHEMA[type].optional();
       this.methods.set(m.name, { m, schema: z.object(shape).strict() });
     }
   }
@@ -110,8 +113,11 @@ export class RpcDispatcher {
     if (!entry) return errorReply(r, -1, 'No such function registered');
     const { m, schema } = entry;
     const names = Object.keys(params);
-    if (names.length !== m.args.length) return errorReply(r, -1, 'Wrong number of arguments');
-    if (names.some((n) => !m.args.some(([a]) => a === n))) return errorReply(r, -1, 'No such argument registered');
+    const optional = m.optional ?? [];
+    const extra = names.filter((n) => optional.some(([a]) => a === n)).length;
+    if (names.length - extra !== m.args.length) return errorReply(r, -1, 'Wrong number of arguments');
+    if (names.some((n) => !m.args.some(([a]) => a === n) && !optional.some(([a]) => a === n)))
+      return errorReply(r, -1, 'No such argument registered');
     const parsed = schema.safeParse(params);
     if (!parsed.success) return errorReply(r, -1, 'Wrong type of argument');
     let result: unknown;

@@ -9,6 +9,7 @@ import { existsSync, unlinkSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { WebHandler } from './contract.js';
+import type { HttpGuard } from './web/guard.js';
 
 export type TextRpc = (body: string) => Promise<string | undefined>;
 
@@ -77,13 +78,26 @@ function serveOne(sock: Socket, rpc: TextRpc): void {
   sock.on('close', () => clearTimeout(idle));
 }
 
-/** HTTP: POST /spin_api/jsonrpc is the RPC; everything else goes to the web view (404 when it declines). */
-export function createSpinHttp(rpc: TextRpc, web: WebHandler): HttpServer {
+/**
+ * HTTP: POST /spin_api/jsonrpc is the RPC; everything else goes to the web
+ * view (404 when it declines). Every request passes the guard first (known
+ * once the port is: until then requests are refused).
+ */
+export function createSpinHttp(rpc: TextRpc, web: WebHandler, guard: () => HttpGuard | undefined): HttpServer {
   return createHttpServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    const g = guard();
+    if (!g) {
+      res.writeHead(503, { 'Content-Type': 'text/plain' }).end('starting\n');
+      return;
+    }
     if (path === '/spin_api/jsonrpc') {
       if (req.method !== 'POST') {
         res.writeHead(405, { Allow: 'POST', 'Content-Type': 'text/plain' }).end('use POST\n');
+        return;
+      }
+      if (!g.admit(req, res, true)) {
+        req.resume();
         return;
       }
       const chunks: Buffer[] = [];
@@ -109,6 +123,7 @@ export function createSpinHttp(rpc: TextRpc, web: WebHandler): HttpServer {
       });
       return;
     }
+    if (!g.admit(req, res, false)) return;
     try {
       if (web(req, res)) return;
     } catch (err) {
