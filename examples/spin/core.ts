@@ -4,6 +4,7 @@
  * blocks (blocks.ts) with their enforcement and persistence, and every message
  * in SPIN's format on `messages$`. The RPC methods (methods.ts) act on it.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Subject } from 'rxjs';
 import { type ConntrackRecord, type DnsRecord, deleteConntrack, type NeighRecord } from '../../src/index.js';
 import { Blocks } from './blocks.js';
@@ -51,6 +52,8 @@ export class Core implements SpinCore {
   /** Loopback and the router's own addresses, which blocks must not cut (protect.ts). */
   readonly router: RouterGuard;
   private readonly sparedWarned = new Set<string>();
+  /** Live nodes made by `node_add_ip node=0` (bounded by methods.ts). */
+  readonly rpcNodes = new Set<number>();
   private readonly out = new Subject<SpinMessage>();
   readonly messages$ = this.out.asObservable();
   readonly handleRpc: SpinCore['handleRpc'];
@@ -264,8 +267,26 @@ export class Core implements SpinCore {
     return this.blocks.blockedBetween(a, b);
   }
 
+  /**
+   * Runs a JSON-RPC batch: every change it makes reaches the kernel in one
+   * nft transaction at its end (not one rebuild per call).
+   */
+  async inBatch<T>(run: () => Promise<T>): Promise<T> {
+    const batch = { dirty: false };
+    try {
+      return await batchScope.run(batch, run);
+    } finally {
+      if (batch.dirty) await this.enforce().catch((err) => this.firewallError(err));
+    }
+  }
+
   /** Applies the current lists and blocks to the kernel, then cuts connections they now block. */
   async enforce(): Promise<void> {
+    const batch = batchScope.getStore();
+    if (batch) {
+      batch.dirty = true;
+      return;
+    }
     await this.firewall.apply();
     await this.cutBlocked();
   }
@@ -414,5 +435,8 @@ export class Core implements SpinCore {
     this.deletedIds.add(n.id);
   }
 }
+
+/** The batch a call runs in (inBatch), followed across awaits. */
+const batchScope = new AsyncLocalStorage<{ dirty: boolean }>();
 
 const withDot = (name: string) => (name.endsWith('.') ? name : `${name}.`);

@@ -5,13 +5,16 @@
  */
 import type { Core } from './core.js';
 import { canonicalIp, compareDomains, compareIps, type Prefix, parsePrefix, prefixContains } from './ip.js';
-import { type ListName, matchListName, parseEntry } from './lists.js';
+import { type IpList, type ListName, matchListName, parseEntry } from './lists.js';
 import type { SpinNode } from './model.js';
 import { nameKey } from './names.js';
 import { RpcDispatcher, RpcError, type RpcMethod } from './rpc.js';
 
 /** Beyond spind: `force: 1` lets a block cut the router (protect.ts). */
 const FORCE: Partial<RpcMethod> = { optional: [['force', 'integer']] };
+
+/** Bounds on what RPC callers can make the app hold (each entry costs memory and firewall work). */
+export const RPC_LIMITS = { listEntries: 10_000, rpcNodes: 500, nodeIps: 1024 } as const;
 
 const UNKNOWN_LIST = "Unknown ip list name, should be 'ignore', 'block', or 'allow'";
 
@@ -81,6 +84,7 @@ async function setIplistNode(core: Core, listText: string, id: number, add: bool
   const entries = [...n.ips].map((ip) => parseEntry(ip, false)!);
   // Beyond spind: a node's names join the list too, so its addresses follow DNS (issue #36).
   if (list !== 'ignore') for (const d of n.domains) entries.push(parseEntry(d)!);
+  if (add) checkRoom(l, entries.length);
   for (const e of entries) {
     if (add) l.add(e);
     else l.remove(e);
@@ -93,6 +97,11 @@ async function setIplistNode(core: Core, listText: string, id: number, add: bool
   core.saveList(list);
   core.syncStore();
   await afterListChange(core, list, listText);
+}
+
+function checkRoom(l: IpList, more: number): void {
+  if (l.size + more > RPC_LIMITS.listEntries)
+    throw new RpcError(`The ${l.name} list is full (at most ${RPC_LIMITS.listEntries} entries)`);
 }
 
 async function afterListChange(core: Core, list: ListName, as: string): Promise<void> {
@@ -111,6 +120,7 @@ async function setIplistIp(core: Core, listText: string, text: string, add: bool
   if (!e) throw new RpcError('Invalid IP address');
   if (add && list === 'block' && e.kind === 'ip') await refuseRouterCut(core, [e.prefix], force);
   const l = core.lists[list];
+  if (add) checkRoom(l, 1);
   if (add) l.add(e);
   else l.remove(e);
   core.saveList(list);
@@ -200,8 +210,17 @@ export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] 
         const ip = canonicalIp(p.ipaddr as string);
         if (!ip) throw new RpcError('Not a valid IP address');
         if (core.model.ofIp(ip)) throw new RpcError('IP address already assigned to a node');
-        if (p.node === 0) core.model.learn({ ips: [ip] });
-        else core.model.addIp(node(p.node), ip);
+        if (p.node === 0) {
+          // Nodes made by callers are counted while they live: node=0 cannot grow the model without bound.
+          for (const id of core.rpcNodes) if (!core.model.get(id)) core.rpcNodes.delete(id);
+          if (core.rpcNodes.size >= RPC_LIMITS.rpcNodes)
+            throw new RpcError(`Too many nodes added by RPC (at most ${RPC_LIMITS.rpcNodes})`);
+          core.rpcNodes.add(core.model.learn({ ips: [ip] }).id);
+        } else {
+          const n = node(p.node);
+          if (n.ips.size >= RPC_LIMITS.nodeIps) throw new RpcError(`Node has ${RPC_LIMITS.nodeIps} addresses already`);
+          core.model.addIp(n, ip);
+        }
         core.flushNodeInfo();
       },
     ),
@@ -296,6 +315,9 @@ export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] 
 }
 
 export function spinRpc(core: Core): RpcDispatcher {
-  const d: RpcDispatcher = new RpcDispatcher(spinMethods(core, () => d.describe()));
+  const d: RpcDispatcher = new RpcDispatcher(
+    spinMethods(core, () => d.describe()),
+    { batch: (run) => core.inBatch(run) },
+  );
   return d;
 }

@@ -55,10 +55,21 @@ function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
+/** Requests in one batch; a longer batch gets one error reply (each call costs work, bounded here). */
+export const MAX_BATCH = 1000;
+
+export interface DispatchOptions {
+  /** Runs a whole batch (the core applies its firewall changes once, at the end). */
+  batch?: <T>(run: () => Promise<T>) => Promise<T>;
+}
+
 export class RpcDispatcher {
   private readonly methods = new Map<string, { m: RpcMethod; schema: z.ZodType }>();
 
-  constructor(methods: RpcMethod[]) {
+  constructor(
+    methods: RpcMethod[],
+    private readonly opts: DispatchOptions = {},
+  ) {
     for (const m of methods) {
       const shape: Record<string, z.ZodType> = {};
       for (const [name, type] of m.args) shape[name] = ARG_SCHEMA[type];
@@ -82,11 +93,16 @@ export class RpcDispatcher {
   async handle(request: unknown): Promise<unknown | undefined> {
     if (!Array.isArray(request)) return this.one(request);
     if (request.length === 0) return errorReply(undefined, 1, 'Wrong JSON-RPC version, expected 2.0');
-    const replies: unknown[] = [];
-    for (const r of request) {
-      const reply = await this.one(r);
-      if (reply !== undefined) replies.push(reply);
-    }
+    if (request.length > MAX_BATCH) return errorReply(undefined, -1, `Batch too large (at most ${MAX_BATCH} requests)`);
+    const all = async () => {
+      const replies: unknown[] = [];
+      for (const r of request) {
+        const reply = await this.one(r);
+        if (reply !== undefined) replies.push(reply);
+      }
+      return replies;
+    };
+    const replies = await (this.opts.batch ? this.opts.batch(all) : all());
     return replies.length > 0 ? replies : undefined;
   }
 

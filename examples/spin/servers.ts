@@ -31,7 +31,9 @@ export async function listenRpcSocket(path: string, rpc: TextRpc): Promise<Serve
     if (alive) throw new Error(`${path}: another process is listening there`);
     unlinkSync(path);
   }
-  const server = createServer((sock) => serveOne(sock, rpc));
+  // allowHalfOpen: a client that shuts down its side after writing (`echo … | socat - UNIX:…`)
+  // still gets its reply; without it Node closes the socket at the client's FIN.
+  const server = createServer({ allowHalfOpen: true }, (sock) => serveOne(sock, rpc));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => {
@@ -51,11 +53,15 @@ function serveOne(sock: Socket, rpc: TextRpc): void {
     if (done) return;
     done = true;
     clearTimeout(idle);
+    // Reading is over: no wall-clock cut while the request runs (its work is bounded by the
+    // request size, MAX_BATCH and the RPC limits), however long the firewall takes.
+    sock.setTimeout(0);
     rpc(Buffer.concat(chunks).toString('utf8')).then(
       (reply) => (reply === undefined ? sock.end() : sock.end(`${reply}\n`)),
       () => sock.destroy(),
     );
   };
+  // A client that connects and sends nothing (or half a request) for 10 s is dropped.
   sock.setTimeout(10_000, () => sock.destroy());
   sock.on('error', () => {});
   sock.on('data', (d) => {
