@@ -63,9 +63,10 @@ export async function runGraph(graph: string | GraphSpec, o: GraphRunOptions): P
   if ('notices$' in flow) flow.notices$.subscribe(logNotice);
   else flow.lost$.subscribe(logNotice);
   const stopProgress = replayProgress(typeof graph === 'string' ? graph : '', flow);
-  await flow.activate();
   const toJson = o.toJson ?? JSON.stringify;
-  const code = await runStream(
+  // Subscribed before activate: a remote flow's records$ is live, and a dump (or its end) can arrive with the
+  // daemon's reply to activate, before the await below returns.
+  const running = runStream(
     flow.records$,
     o.format ?? (process.stdout.isTTY ? liveTable() : formatAny),
     { json: Boolean(o.json) || o.out !== undefined, count: o.count, durationS: o.duration, out: o.out },
@@ -74,6 +75,14 @@ export async function runGraph(graph: string | GraphSpec, o: GraphRunOptions): P
       return toJson(r);
     },
   );
+  try {
+    await flow.activate();
+  } catch (err) {
+    await fg.close();
+    await running;
+    throw err;
+  }
+  const code = await running;
   stopProgress();
   await fg.close();
   return code;

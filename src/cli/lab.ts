@@ -22,12 +22,12 @@ const PREFIX_RE = /^[a-z0-9]{2,12}$/;
 const say = (line = '') => process.stdout.write(`${line}\n`);
 
 async function up(prefix: string): Promise<void> {
-  const self = `flowgrab lab --prefix ${prefix}`;
+  const self = (cmd: string) => `flowgrab lab ${cmd} --prefix ${prefix}`;
   const existing = await labNamespaces(prefix);
   if (readOwner(prefix) || existing.length > 0) {
     throw new FlowgrabError(
       'FG_ERR_INVALID_STATE',
-      `a lab with prefix ${prefix} is already up (${existing.length} namespaces); remove it first: ${self} down`,
+      `a lab with prefix ${prefix} is already up (${existing.length} namespaces); remove it first: ${self('down')}`,
       { op: 'lab up' },
     );
   }
@@ -52,8 +52,8 @@ async function up(prefix: string): Promise<void> {
     `ip netns exec ${r} conntrack -E          # live events; run traffic in another shell`,
     `ip -n ${r} neigh show dev ${home.routerLan.bridge}`,
     `ip netns exec ${r} nft list table inet fglab`,
-    `${self} traffic`,
-    `${self} down`,
+    self('traffic'),
+    self('down'),
   ]) {
     say(`  ${cmd}`);
   }
