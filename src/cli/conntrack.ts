@@ -36,6 +36,7 @@ export function conntrackCommand(): Command {
     .option('--duration <s>', 'stop after s seconds', seconds)
     .option('--set-events-sysctl', 'set nf_conntrack_events=1 so every flow reports its DESTROY')
     .option('--accounting', 'set nf_conntrack_acct=1 and nf_conntrack_timestamp=1 (new flows get counters)')
+    .option('--reliable', 'the kernel keeps events we cannot take yet (and drops traffic when it must), see README')
     .action(async (o) => {
       const [{ conntrack }, { conntrackToJson }] = await Promise.all([
         import('../sources/conntrack/source.js'),
@@ -52,6 +53,7 @@ export function conntrackCommand(): Command {
         netns: o.netns,
         setEventsSysctl: Boolean(o.setEventsSysctl),
         setAccounting: Boolean(o.accounting),
+        reliable: Boolean(o.reliable),
         notices: { next: logNotice },
       });
       const opts = { json: Boolean(o.json), count: o.count, durationS: o.duration };

@@ -12,6 +12,7 @@ import { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import { FlowgrabError } from '../errors.js';
 import {
   findNetlinkFd,
+  NETLINK_BROADCAST_SEND_ERROR,
   NETLINK_EXT_ACK,
   NETLINK_NO_ENOBUFS,
   SO_RCVBUFFORCE,
@@ -63,6 +64,16 @@ class NativeTransport implements RawTransport {
       this.fd = findNetlinkFd(this.port);
       setsockoptInt(this.fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1, 'setsockopt(NETLINK_NO_ENOBUFS)');
       setsockoptInt(this.fd, SOL_NETLINK, NETLINK_EXT_ACK, 1, 'setsockopt(NETLINK_EXT_ACK)');
+      // With NO_ENOBUFS above, a full queue neither errors our socket nor loses the event (kernel commit 38938bfe).
+      if (opts.reliable) {
+        setsockoptInt(
+          this.fd,
+          SOL_NETLINK,
+          NETLINK_BROADCAST_SEND_ERROR,
+          1,
+          'setsockopt(NETLINK_BROADCAST_SEND_ERROR)',
+        );
+      }
       this.setRecvBuffer(opts.recvBufferBytes ?? DEFAULT_RCVBUF);
     } catch (err) {
       sock.close();

@@ -14,6 +14,7 @@ export const SO_RCVBUF = 8;
 export const SO_RCVBUFFORCE = 33;
 export const SO_PEERCRED = 17;
 export const SO_MEMINFO = 55;
+export const NETLINK_BROADCAST_SEND_ERROR = 4;
 export const NETLINK_NO_ENOBUFS = 5;
 export const NETLINK_EXT_ACK = 11;
 export const NETLINK_GET_STRICT_CHK = 12;

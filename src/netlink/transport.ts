@@ -22,6 +22,12 @@ export interface TransportOptions {
    * whose messages are small read faster with a small one.
    */
   readBufferBytes?: number;
+  /**
+   * NETLINK_BROADCAST_SEND_ERROR: a multicast the kernel cannot queue for us
+   * fails the sender (ctnetlink keeps and retries the event) instead of
+   * being dropped silently. Only conntrack makes use of it.
+   */
+  reliable?: boolean;
 }
 
 export interface TransportHandlers {

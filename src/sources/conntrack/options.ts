@@ -27,6 +27,12 @@ export interface ConntrackConfig {
   setEventsSysctl: boolean;
   /** Set nf_conntrack_acct=1 (and timestamps) so new flows carry counters. */
   setAccounting: boolean;
+  /**
+   * Reliable events (NETLINK_BROADCAST_SEND_ERROR with NETLINK_NO_ENOBUFS): when our receive buffer is
+   * full the kernel keeps the event and retries instead of dropping it. DESTROYs are never lost; the
+   * price is that undelivered entries stay in the table, and once it fills, new traffic is dropped.
+   */
+  reliable: boolean;
 }
 
 export type ConntrackOptionsInput = Partial<ConntrackConfig> & {
@@ -49,6 +55,7 @@ const SPEC = {
   lossCheckMs: int(10),
   setEventsSysctl: bool,
   setAccounting: bool,
+  reliable: bool,
 };
 
 const DEFAULTS: ConntrackConfig = {
@@ -60,6 +67,7 @@ const DEFAULTS: ConntrackConfig = {
   lossCheckMs: 200,
   setEventsSysctl: false,
   setAccounting: false,
+  reliable: false,
 };
 
 /** Validates options (every issue at once) and fills in the defaults. */
@@ -80,5 +88,6 @@ export function feedKey(c: ConntrackConfig): string {
     c.pollIntervalMs,
     c.recvBufferBytes,
     c.lossCheckMs,
+    c.reliable,
   ]);
 }
