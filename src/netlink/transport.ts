@@ -28,6 +28,11 @@ export interface TransportOptions {
    * being dropped silently. Only conntrack makes use of it.
    */
   reliable?: boolean;
+  /**
+   * Read on a worker thread that drains the socket into batches (batched.ts):
+   * many datagrams per wake-up of the main thread. For event sockets.
+   */
+  batched?: boolean;
 }
 
 export interface TransportHandlers {

@@ -74,6 +74,7 @@ export class ConntrackFeed {
           recvBufferBytes: cfg.recvBufferBytes,
           readBufferBytes: 8192,
           reliable: cfg.reliable,
+          batched: cfg.batchedReceive,
         },
         transport,
       );

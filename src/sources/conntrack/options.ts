@@ -33,6 +33,11 @@ export interface ConntrackConfig {
    * price is that undelivered entries stay in the table, and once it fills, new traffic is dropped.
    */
   reliable: boolean;
+  /**
+   * Read the event socket on a worker thread that drains it in batches (the default); false uses the
+   * `netlink` package's one-callback-per-datagram reader on the main thread.
+   */
+  batchedReceive: boolean;
 }
 
 export type ConntrackOptionsInput = Partial<ConntrackConfig> & {
@@ -56,6 +61,7 @@ const SPEC = {
   setEventsSysctl: bool,
   setAccounting: bool,
   reliable: bool,
+  batchedReceive: bool,
 };
 
 const DEFAULTS: ConntrackConfig = {
@@ -68,6 +74,7 @@ const DEFAULTS: ConntrackConfig = {
   setEventsSysctl: false,
   setAccounting: false,
   reliable: false,
+  batchedReceive: true,
 };
 
 /** Validates options (every issue at once) and fills in the defaults. */
@@ -89,5 +96,6 @@ export function feedKey(c: ConntrackConfig): string {
     c.recvBufferBytes,
     c.lossCheckMs,
     c.reliable,
+    c.batchedReceive,
   ]);
 }
