@@ -25,6 +25,7 @@ export function conntrackCommand(): Command {
     .option('--duration <s>', 'stop after s seconds', seconds)
     .option('--set-events-sysctl', 'set nf_conntrack_events=1 so every flow reports its DESTROY')
     .option('--accounting', 'set nf_conntrack_acct=1 and nf_conntrack_timestamp=1 (new flows get counters)')
+    .option('--reliable', 'the kernel keeps events we cannot take yet (and drops traffic when it must), see README')
     .option('--buffer <n>', 'with --daemon: records flowgrabd buffers for us (default 1000)', positiveInt('--buffer'))
     .action(async (o, cmd: Command) => {
       const events = o.events ?? (o.dump || o.poll ? [] : ['new', 'update', 'destroy']);
@@ -59,6 +60,7 @@ export function conntrackCommand(): Command {
         netns: o.netns,
         setEventsSysctl: Boolean(o.setEventsSysctl),
         setAccounting: Boolean(o.accounting),
+        reliable: Boolean(o.reliable),
         notices: { next: logNotice },
       });
       process.exitCode = await runStream(stream, formatConntrack, opts, conntrackToJson);
