@@ -167,6 +167,9 @@ async function run(graph: string | undefined, o: ExportCliOptions): Promise<numb
     process.on('SIGINT', done);
     process.on('SIGTERM', done);
     if (o.duration !== undefined) setTimeout(done, o.duration * 1000);
+    // From here a SIGTERM delivers what is pending: say so (scripts and tests wait for it).
+    const st = sink.stats() as { recovered?: number };
+    logLine('info', 'export started', { sink: sink.kind, ...(st.recovered ? { recovered: st.recovered } : {}) });
   });
   clearInterval(lossTimer);
   await close();
