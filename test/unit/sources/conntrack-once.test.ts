@@ -21,8 +21,8 @@ const entry = (id: number): CtEntry => ({
   reply: { src: `10.0.1.${id}`, dst: '10.0.0.2', protonum: 17, sport: 53, dport: 40000 + id },
   status: 0x8,
   id,
-  countersOrig: { packets: id, bytes: id * 100 },
-  countersReply: { packets: 0, bytes: 0 },
+  countersOrig: { packets: BigInt(id), bytes: BigInt(id * 100) },
+  countersReply: { packets: 0n, bytes: 0n },
 });
 
 const event = (kind: 'new' | 'destroy', id: number): Buffer => {
