@@ -8,11 +8,13 @@
  *
  *   npm run demo -- [--seconds N] [--http PORT]
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHomeNetwork, generateTraffic, type HomeNetwork } from '../src/testing/index.js';
 import { type SpinApp, startSpin } from './spin/app.js';
+import { writeCredentials } from './spin/auth.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -21,7 +23,20 @@ function arg(name: string, fallback: number): number {
   return v;
 }
 
-async function startApp(home: HomeNetwork, dir: string, port: number): Promise<SpinApp> {
+interface DemoLogin {
+  file: string;
+  user: string;
+  password: string;
+}
+
+/** The demo's own login (random each run), printed with the address. */
+function demoLogin(dir: string): DemoLogin {
+  const login = { file: join(dir, 'credentials'), user: 'spin', password: randomBytes(9).toString('base64url') };
+  writeCredentials(login.file, login.user, login.password);
+  return login;
+}
+
+async function startApp(home: HomeNetwork, dir: string, port: number, credentials: DemoLogin): Promise<SpinApp> {
   const names = join(dir, 'names.conf');
   writeFileSync(names, home.clients.map((c) => `name: ${c.mac} ${c.name}\n`).join(''));
   const base = {
@@ -31,6 +46,7 @@ async function startApp(home: HomeNetwork, dir: string, port: number): Promise<S
     leaseFile: home.leaseFile,
     httpHost: '127.0.0.1',
     tableName: 'spin_demo',
+    credentialsFile: credentials.file,
     log: (l: string) => process.stderr.write(`spin: ${l}\n`),
   };
   try {
@@ -81,11 +97,12 @@ async function main(): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    app = await startApp(home, dir, port);
+    const login = demoLogin(dir);
+    app = await startApp(home, dir, port, login);
     process.stdout.write(
       `router ${home.router.name}, clients ${home.clients.map((c) => `${c.name} ${c.ipv4}`).join(', ')}, server ${home.server.ipv4}\n\n` +
-        `SPIN web view:  ${app.httpUrl}/spin_graph/graph.html\n` +
-        `JSON-RPC:       curl -s ${app.httpUrl}/spin_api/jsonrpc -d '{"jsonrpc":"2.0","id":1,"method":"list_devices"}'\n` +
+        `SPIN web view:  ${app.httpUrl}/spin_graph/graph.html  (user ${login.user}, password ${login.password})\n` +
+        `JSON-RPC:       curl -s -u ${login.user}:${login.password} -H 'Content-Type: application/json' ${app.httpUrl}/spin_api/jsonrpc -d '{"jsonrpc":"2.0","id":1,"method":"list_devices"}'\n` +
         `${app.mqtt ? `MQTT:           mosquitto_sub -L '${app.mqtt.url}/SPIN/traffic/#'\n` : ''}` +
         `\nGenerating traffic for ${seconds} s (Ctrl-C stops and removes everything)…\n`,
     );

@@ -11,7 +11,7 @@ quiet=0
 say() { [[ $quiet == 1 ]] || printf 'bootstrap: %s\n' "$*" >&2; }
 
 # Debian packages: the kernel tools the lab, the tests and the demo drive.
-apt_packages=(iproute2 nftables iptables conntrack dnsmasq-base dnsutils iputils-ping netcat-openbsd socat procps kmod time
+apt_packages=(iproute2 nats-server nftables iptables conntrack dnsmasq-base dnsutils iputils-ping netcat-openbsd socat procps kmod time
   nfdump tshark softflowd ulogd2 mosquitto mosquitto-clients chromium sqlite3 curl)
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -6,7 +6,8 @@
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
 import { Flowgrab, runTool } from '../../src/index.js';
-import type { MqttBridge, MqttOptions, SpinCore } from './contract.js';
+import { Credentials, defaultCredentials, Sessions } from './auth.js';
+import type { MqttBridge, MqttOptions, SpinCore, WebHandler } from './contract.js';
 import { Core } from './core.js';
 import { openFeeds } from './feeds.js';
 import { spinRpc } from './methods.js';
@@ -15,6 +16,7 @@ import type { SpinPeriods } from './periods.js';
 import type { RpcDispatcher } from './rpc.js';
 import { createSpinHttp, listenRpcSocket } from './servers.js';
 import { SpinStore } from './store.js';
+import { HttpGuard } from './web/guard.js';
 import { createWebHandler } from './web/serve.js';
 
 export interface SpinOptions {
@@ -47,11 +49,23 @@ export interface SpinOptions {
   tableName?: string;
   /** Log lines (notices, errors); the library part never prints. */
   log?: (line: string) => void;
+  /**
+   * Who may use the HTTP RPC, the web view and the broker's RPC topic: a
+   * credentials file (auth.ts), `false` for nobody checked (only when asked
+   * for, `--no-auth`), undefined for `<stateDir>/credentials`, made on first use.
+   */
+  credentialsFile?: string | false;
+  /** Host names the web server is reached by, besides its listen address and the localhost names. */
+  allowedHosts?: string[];
+  /** Further origins allowed to call the RPC and open the broker's WebSocket (`http://router.lan:13026`). */
+  allowedOrigins?: string[];
 }
 
 export interface SpinApp {
   core: SpinCore;
   httpUrl: string;
+  /** Host, Origin and login checks of the web server (and the broker's WebSocket origins). */
+  guard: HttpGuard;
   rpcSocket?: string;
   mqtt?: MqttBridge;
   close(): Promise<void>;
@@ -111,19 +125,20 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
       cleanups.push(() => closeServer(server));
     }
 
-    let mqtt: MqttBridge | undefined;
-    if (options.mqtt !== false) {
-      try {
-        mqtt = await startMqtt(core, options.mqtt ?? { broker: 'embedded' });
-        cleanups.push(() => mqtt?.close());
-      } catch (err) {
-        if (options.mqtt) throw err;
-        log(`mqtt: ${(err as Error).message}; running without MQTT`);
-      }
-    }
-
-    const web = createWebHandler({ mqttWsUrl: mqtt?.wsUrl });
-    const http = createSpinHttp((t) => rpcText.handleText(t), web);
+    const credentials =
+      options.credentialsFile === false
+        ? undefined
+        : options.credentialsFile
+          ? Credentials.load(options.credentialsFile)
+          : defaultCredentials(options.stateDir, log);
+    // The web server listens first: its address makes the origins the broker's WebSocket accepts.
+    let guard: HttpGuard | undefined;
+    let web: WebHandler = () => false;
+    const http = createSpinHttp(
+      (t) => rpcText.handleText(t),
+      (req, res) => web(req, res),
+      () => guard,
+    );
     const host = options.httpHost ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject);
@@ -135,6 +150,28 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
     cleanups.push(() => closeServer(http));
     const port = (http.address() as AddressInfo).port;
     const httpUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const httpGuard = new HttpGuard(host, port, {
+      hosts: options.allowedHosts,
+      origins: options.allowedOrigins,
+      credentials,
+      sessions: credentials ? new Sessions() : undefined,
+    });
+
+    let mqtt: MqttBridge | undefined;
+    if (options.mqtt !== false) {
+      try {
+        mqtt = await startMqtt(core, options.mqtt ?? { broker: 'embedded' }, {
+          access: { credentials, originAllowed: (o) => httpGuard.originAllowed(o) },
+        });
+        cleanups.push(() => mqtt?.close());
+      } catch (err) {
+        if (options.mqtt) throw err;
+        log(`mqtt: ${(err as Error).message}; running without MQTT`);
+      }
+    }
+
+    web = createWebHandler({ mqttWsUrl: mqtt?.wsUrl });
+    guard = httpGuard;
 
     const fg = options.daemon ? await Flowgrab.connect(options.daemon) : new Flowgrab();
     cleanups.push(() => fg.close());
@@ -145,7 +182,7 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
     });
     cleanups.push(closeFeeds);
 
-    return { core, httpUrl, rpcSocket, mqtt, close };
+    return { core, httpUrl, guard: httpGuard, rpcSocket, mqtt, close };
   } catch (err) {
     await close();
     throw err;

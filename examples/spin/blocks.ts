@@ -24,10 +24,17 @@ export class Blocks {
   private readonly answers = new Map<string, Map<string, number>>();
   private readonly model: NodeModel;
   private readonly lists: Record<ListName, IpList>;
+  /** Loopback and the router's own addresses: a blocked name resolving to one does not block it (protect.ts). */
+  private readonly spared: (ip: string, name: string) => boolean;
 
-  constructor(model: NodeModel, lists: Record<ListName, IpList>) {
+  constructor(
+    model: NodeModel,
+    lists: Record<ListName, IpList>,
+    spared: (ip: string, name: string) => boolean = () => false,
+  ) {
     this.model = model;
     this.lists = lists;
+    this.spared = spared;
   }
 
   hasBlocks(): boolean {
@@ -79,6 +86,7 @@ export class Blocks {
     for (const list of ['block', 'allow'] as const)
       for (const [name, ip, exp] of store.nameAddrs(list, now)) {
         this.remember(name, ip, exp);
+        if (list === 'block' && this.spared(ip, name)) continue;
         this.nameAddrs[list].set(ip, Math.max(exp, this.nameAddrs[list].get(ip) ?? 0));
       }
   }
@@ -154,6 +162,7 @@ export class Blocks {
     if (this.lists[list].size === 0) return undefined;
     const name = names.find((n) => this.lists[list].containsDomain(n));
     if (name === undefined) return undefined;
+    if (list === 'block' && this.spared(ip, name)) return undefined;
     const cur = this.nameAddrs[list].get(ip) ?? 0;
     this.nameAddrs[list].set(ip, Math.max(cur, exp));
     return exp <= cur + 1000 ? undefined : name;
@@ -164,7 +173,10 @@ export class Blocks {
     const m = this.answers.get(domainKey(name));
     if (!m) return;
     const now = this.model.now();
-    for (const [ip, exp] of m) if (exp > now) this.nameAddrs[list].set(ip, exp);
+    for (const [ip, exp] of m) {
+      if (exp <= now || (list === 'block' && this.spared(ip, name))) continue;
+      this.nameAddrs[list].set(ip, exp);
+    }
   }
 
   /** Drops the name addresses that no listed name covers any more; the rows (name, address, expiry) to keep. */
@@ -175,7 +187,7 @@ export class Blocks {
     for (const [name, m] of this.answers) {
       if (!this.lists[list].containsDomain(name)) continue;
       for (const [ip, exp] of m) {
-        if (exp <= now) continue;
+        if (exp <= now || (list === 'block' && this.spared(ip, name))) continue;
         keep.set(ip, Math.max(exp, keep.get(ip) ?? 0));
         rows.push([name, ip, exp]);
       }

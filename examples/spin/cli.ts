@@ -40,6 +40,13 @@ export function buildCommand(): Command {
     .option('--rpc-socket <path>', 'JSON-RPC Unix socket (spind: /var/run/spin_rpc.sock)')
     .option('--http <port>', 'HTTP port for the web view and POST /spin_api/jsonrpc (0 = any)', int('--http'), 13026)
     .option('--http-host <addr>', 'HTTP listen address', '127.0.0.1')
+    .option(
+      '--credentials <file>',
+      'login file for HTTP and MQTT RPC (default: <state>/credentials, made on first run)',
+    )
+    .option('--no-auth', 'no login at all: anyone who reaches the ports may change the blocks')
+    .option('--allow-host <name...>', 'host names the web server is reached by (besides its address and localhost)')
+    .option('--allow-origin <url...>', 'further origins allowed to call the RPC and open the MQTT WebSocket')
     .option('--mqtt <url>', 'MQTT broker URL, "embedded" (1883 + WebSocket 1884) or "off"', 'embedded')
     .option('--state <dir>', 'state directory (SQLite store)', '/var/lib/flowgrab-spin')
     .option('--daemon <socket>', 'read the kernel through flowgrabd at this socket')

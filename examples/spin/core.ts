@@ -4,6 +4,7 @@
  * blocks (blocks.ts) with their enforcement and persistence, and every message
  * in SPIN's format on `messages$`. The RPC methods (methods.ts) act on it.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Subject } from 'rxjs';
 import { type ConntrackRecord, type DnsRecord, deleteConntrack, type NeighRecord } from '../../src/index.js';
 import { Blocks } from './blocks.js';
@@ -26,6 +27,7 @@ import { DeviceNames } from './names.js';
 import { Neighbours } from './neighbours.js';
 import type { CoreOptions } from './options.js';
 import { DEFAULT_PERIODS, every, type SpinPeriods } from './periods.js';
+import { RouterGuard } from './protect.js';
 import { type SpinStore, storedNode } from './store.js';
 import { blockedMessages, TrafficTable } from './traffic.js';
 
@@ -47,6 +49,11 @@ export class Core implements SpinCore {
   readonly firewall: Firewall;
   readonly store: SpinStore;
   readonly opts: CoreOptions;
+  /** Loopback and the router's own addresses, which blocks must not cut (protect.ts). */
+  readonly router: RouterGuard;
+  private readonly sparedWarned = new Set<string>();
+  /** Live nodes made by `node_add_ip node=0` (bounded by methods.ts). */
+  readonly rpcNodes = new Set<number>();
   private readonly out = new Subject<SpinMessage>();
   readonly messages$ = this.out.asObservable();
   readonly handleRpc: SpinCore['handleRpc'];
@@ -81,7 +88,8 @@ export class Core implements SpinCore {
         deleted: (n) => this.onDeleted(n),
       },
     });
-    this.blocks = new Blocks(this.model, this.lists);
+    this.router = new RouterGuard(opts.routerAddresses ?? opts.ownAddresses);
+    this.blocks = new Blocks(this.model, this.lists, (ip, name) => this.spare(ip, name));
     this.pairs = this.blocks.pairs;
     this.nameAddrs = this.blocks.nameAddrs;
     this.firewall = new Firewall(() => this.enforcement(), { netns: opts.netns, name: opts.tableName });
@@ -90,6 +98,7 @@ export class Core implements SpinCore {
 
   /** Restores the previous run, enforces its lists and blocks at once, starts the timers. */
   async start(): Promise<void> {
+    await this.router.refresh(true).catch((err) => this.log(`router addresses: ${(err as Error).message}`));
     for (const s of this.store.nodes()) this.model.restore(s.id, s);
     this.model.reserveIds(this.store.lastId());
     const stored = this.store.lists();
@@ -258,8 +267,26 @@ export class Core implements SpinCore {
     return this.blocks.blockedBetween(a, b);
   }
 
+  /**
+   * Runs a JSON-RPC batch: every change it makes reaches the kernel in one
+   * nft transaction at its end (not one rebuild per call).
+   */
+  async inBatch<T>(run: () => Promise<T>): Promise<T> {
+    const batch = { dirty: false };
+    try {
+      return await batchScope.run(batch, run);
+    } finally {
+      if (batch.dirty) await this.enforce().catch((err) => this.firewallError(err));
+    }
+  }
+
   /** Applies the current lists and blocks to the kernel, then cuts connections they now block. */
   async enforce(): Promise<void> {
+    const batch = batchScope.getStore();
+    if (batch) {
+      batch.dirty = true;
+      return;
+    }
     await this.firewall.apply();
     await this.cutBlocked();
   }
@@ -281,6 +308,19 @@ export class Core implements SpinCore {
       this.enforce().catch((err) => this.firewallError(err));
     }, 20);
     this.fwTimer.unref();
+  }
+
+  /** A blocked name resolving to the router (or loopback): that address stays unblocked, with a warning once. */
+  private spare(ip: string, name: string): boolean {
+    if (!this.router.isProtectedIp(ip)) return false;
+    const key = `${name} ${ip}`;
+    if (!this.sparedWarned.has(key) && this.sparedWarned.size < 10_000) {
+      this.sparedWarned.add(key);
+      this.log(
+        `warning: blocked name ${name} resolves to ${ip}, the router's own address; that address is not blocked`,
+      );
+    }
+    return true;
   }
 
   firewallError(err: unknown): void {
@@ -395,5 +435,8 @@ export class Core implements SpinCore {
     this.deletedIds.add(n.id);
   }
 }
+
+/** The batch a call runs in (inBatch), followed across awaits. */
+const batchScope = new AsyncLocalStorage<{ dirty: boolean }>();
 
 const withDot = (name: string) => (name.endsWith('.') ? name : `${name}.`);

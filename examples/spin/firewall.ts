@@ -107,16 +107,26 @@ export class Firewall {
   private chain: Promise<unknown> = Promise.resolve();
   private readonly dropSeen = new Map<string, { packets: number; bytes: number }>();
   private closed = false;
+  /** An apply waiting its turn: later calls share it (it reads the state when it runs). */
+  private queued: Promise<void> | undefined;
+  /** Whole-table replacements made (each one nft transaction). */
+  transactions = 0;
 
   constructor(
     private readonly state: () => Enforcement,
     private readonly opts: { netns?: string; name?: string } = {},
   ) {}
 
-  /** Replaces the whole table with the current state, atomically; calls are applied in order. */
+  /**
+   * Replaces the whole table with the current state, atomically; calls are
+   * applied in order, and calls made while one waits its turn share it.
+   */
   apply(): Promise<void> {
-    return this.serial(async () => {
+    if (this.queued) return this.queued;
+    const run = this.serial(async () => {
+      this.queued = undefined;
       if (this.closed) return;
+      this.transactions++;
       this.table = await NftTable.install({
         family: 'inet',
         name: this.opts.name ?? 'spin',
@@ -124,6 +134,8 @@ export class Firewall {
         netns: this.opts.netns,
       });
     });
+    this.queued = run;
+    return run;
   }
 
   /** Adds (or extends) the address of a listed DNS name until `expires`. */

@@ -30,6 +30,10 @@ async function main(): Promise<void> {
     dots: o.dots,
     periods: periodsFrom(o),
     log: logLine,
+    // commander's --no-auth sets auth=false; --credentials FILE names the login file.
+    credentialsFile: o.auth === false ? false : o.credentials,
+    allowedHosts: o.allowHost,
+    allowedOrigins: o.allowOrigin,
   });
   process.stdout.write(
     `spin: web view ${app.httpUrl}/spin_graph/graph.html, JSON-RPC POST ${app.httpUrl}/spin_api/jsonrpc` +

@@ -4,11 +4,17 @@
  * are spind's.
  */
 import type { Core } from './core.js';
-import { canonicalIp, compareDomains, compareIps, parsePrefix, prefixContains } from './ip.js';
-import { type ListName, matchListName, parseEntry } from './lists.js';
+import { canonicalIp, compareDomains, compareIps, type Prefix, parsePrefix, prefixContains } from './ip.js';
+import { type IpList, type ListName, matchListName, parseEntry } from './lists.js';
 import type { SpinNode } from './model.js';
 import { nameKey } from './names.js';
 import { RpcDispatcher, RpcError, type RpcMethod } from './rpc.js';
+
+/** Beyond spind: `force: 1` lets a block cut the router (protect.ts). */
+const FORCE: Partial<RpcMethod> = { optional: [['force', 'integer']] };
+
+/** Bounds on what RPC callers can make the app hold (each entry costs memory and firewall work). */
+export const RPC_LIMITS = { listEntries: 10_000, rpcNodes: 500, nodeIps: 1024 } as const;
 
 const UNKNOWN_LIST = "Unknown ip list name, should be 'ignore', 'block', or 'allow'";
 
@@ -54,14 +60,31 @@ function listDevices(core: Core): SpinNode[] {
     .sort((a, b) => (a.mac! < b.mac! ? -1 : a.mac! > b.mac! ? 1 : 0));
 }
 
-async function setIplistNode(core: Core, listText: string, id: number, add: boolean): Promise<void> {
+/** Refuses a block that would cut the router (loopback, its own addresses, too wide) unless forced. */
+async function refuseRouterCut(core: Core, prefixes: Prefix[], force: unknown): Promise<void> {
+  if (force !== undefined && force !== 0) return;
+  await core.router.refresh();
+  for (const p of prefixes) {
+    const why = core.router.reason(p);
+    if (why) throw new RpcError(`Refused: ${why} (add "force": 1 to block it anyway)`, -3);
+  }
+}
+
+async function setIplistNode(core: Core, listText: string, id: number, add: boolean, force?: unknown): Promise<void> {
   const list = listOf(listText);
   const n = core.model.get(id);
   if (!n) throw new RpcError('Unknown node id', -2);
+  if (add && list === 'block')
+    await refuseRouterCut(
+      core,
+      [...n.ips].map((ip) => parsePrefix(ip)!),
+      force,
+    );
   const l = core.lists[list];
   const entries = [...n.ips].map((ip) => parseEntry(ip, false)!);
   // Beyond spind: a node's names join the list too, so its addresses follow DNS (issue #36).
   if (list !== 'ignore') for (const d of n.domains) entries.push(parseEntry(d)!);
+  if (add) checkRoom(l, entries.length);
   for (const e of entries) {
     if (add) l.add(e);
     else l.remove(e);
@@ -76,6 +99,11 @@ async function setIplistNode(core: Core, listText: string, id: number, add: bool
   await afterListChange(core, list, listText);
 }
 
+function checkRoom(l: IpList, more: number): void {
+  if (l.size + more > RPC_LIMITS.listEntries)
+    throw new RpcError(`The ${l.name} list is full (at most ${RPC_LIMITS.listEntries} entries)`);
+}
+
 async function afterListChange(core: Core, list: ListName, as: string): Promise<void> {
   if (list !== 'ignore') {
     for (const key of core.lists[list].domainKeys()) core.seedNameAddresses(list, key);
@@ -86,11 +114,13 @@ async function afterListChange(core: Core, list: ListName, as: string): Promise<
   core.broadcastList(list, as);
 }
 
-async function setIplistIp(core: Core, listText: string, text: string, add: boolean): Promise<void> {
+async function setIplistIp(core: Core, listText: string, text: string, add: boolean, force?: unknown): Promise<void> {
   const list = listOf(listText);
   const e = parseEntry(text);
   if (!e) throw new RpcError('Invalid IP address');
+  if (add && list === 'block' && e.kind === 'ip') await refuseRouterCut(core, [e.prefix], force);
   const l = core.lists[list];
+  if (add) checkRoom(l, 1);
   if (add) l.add(e);
   else l.remove(e);
   core.saveList(list);
@@ -180,8 +210,17 @@ export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] 
         const ip = canonicalIp(p.ipaddr as string);
         if (!ip) throw new RpcError('Not a valid IP address');
         if (core.model.ofIp(ip)) throw new RpcError('IP address already assigned to a node');
-        if (p.node === 0) core.model.learn({ ips: [ip] });
-        else core.model.addIp(node(p.node), ip);
+        if (p.node === 0) {
+          // Nodes made by callers are counted while they live: node=0 cannot grow the model without bound.
+          for (const id of core.rpcNodes) if (!core.model.get(id)) core.rpcNodes.delete(id);
+          if (core.rpcNodes.size >= RPC_LIMITS.rpcNodes)
+            throw new RpcError(`Too many nodes added by RPC (at most ${RPC_LIMITS.rpcNodes})`);
+          core.rpcNodes.add(core.model.learn({ ips: [ip] }).id);
+        } else {
+          const n = node(p.node);
+          if (n.ips.size >= RPC_LIMITS.nodeIps) throw new RpcError(`Node has ${RPC_LIMITS.nodeIps} addresses already`);
+          core.model.addIp(n, ip);
+        }
         core.flushNodeInfo();
       },
     ),
@@ -222,7 +261,8 @@ export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] 
           ['node', 'integer'],
         ],
         false,
-        (p) => setIplistNode(core, p.list as string, p.node as number, op === 'add'),
+        (p) => setIplistNode(core, p.list as string, p.node as number, op === 'add', p.force),
+        FORCE,
       ),
       m(
         `${op}_iplist_ip`,
@@ -231,7 +271,8 @@ export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] 
           ['ip', 'string'],
         ],
         false,
-        (p) => setIplistIp(core, p.list as string, p.ip as string, op === 'add'),
+        (p) => setIplistIp(core, p.list as string, p.ip as string, op === 'add', p.force),
+        FORCE,
       ),
     ]),
     m('list_iplist', [['list', 'string']], true, (p) => core.lists[listOf(p.list as string)].texts()),
@@ -274,6 +315,9 @@ export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] 
 }
 
 export function spinRpc(core: Core): RpcDispatcher {
-  const d: RpcDispatcher = new RpcDispatcher(spinMethods(core, () => d.describe()));
+  const d: RpcDispatcher = new RpcDispatcher(
+    spinMethods(core, () => d.describe()),
+    { batch: (run) => core.inBatch(run) },
+  );
   return d;
 }

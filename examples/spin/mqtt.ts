@@ -4,6 +4,7 @@
 import type { Subscription } from 'rxjs';
 import { z } from 'zod';
 import type { MqttBridge, MqttOptions, SpinCore, SpinMessage } from './contract.js';
+import type { BrokerAccess } from './mqtt/access.js';
 import { startEmbeddedBroker } from './mqtt/embedded.js';
 import { connectExternalBroker, EXTERNAL_DEFAULTS } from './mqtt/external.js';
 import { RPC_REPLY_TOPIC, type Transport } from './mqtt/transport.js';
@@ -21,6 +22,8 @@ export interface BridgeTuning {
   readonly firstConnectMs?: number;
   /** JSON-RPC requests being answered at once; more are dropped and counted. */
   readonly maxRpcInFlight?: number;
+  /** Embedded broker: logins, topic rules, WebSocket origins (mqtt/access.ts). */
+  readonly access?: BrokerAccess;
 }
 
 export interface SpinMqttBridge extends MqttBridge {
@@ -118,10 +121,19 @@ export async function startMqtt(
   transport =
     opts.broker === 'embedded'
       ? await startEmbeddedBroker(
-          { host: opts.host, tcpPort: opts.tcpPort, wsPort: opts.wsPort, queue: EMBEDDED_QUEUE },
+          {
+            host: opts.host,
+            tcpPort: opts.tcpPort,
+            wsPort: opts.wsPort,
+            queue: EMBEDDED_QUEUE,
+            access: tuning.access,
+          },
           events,
         )
-      : await connectExternalBroker({ ...EXTERNAL_DEFAULTS, ...definedOnly(tuning), url: opts.broker }, events);
+      : await connectExternalBroker(
+          { ...EXTERNAL_DEFAULTS, ...definedOnly({ ...tuning, access: undefined }), url: opts.broker },
+          events,
+        );
   const live = transport;
   let failure: unknown;
   const subscription: Subscription = core.messages$.subscribe({

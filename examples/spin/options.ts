@@ -8,6 +8,8 @@ export interface CoreOptions {
   periods?: Partial<SpinPeriods>;
   /** Addresses the ignore list starts with on first run and after reset_iplist_ignore (the router's own). */
   ownAddresses: () => Promise<string[]>;
+  /** The router's own addresses (blocks covering them are refused unless forced); default ownAddresses. */
+  routerAddresses?: () => Promise<string[]>;
   namesFile?: string;
   leaseFile?: string;
   /** Publish traffic between two non-devices too (spind -l). */

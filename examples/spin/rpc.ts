@@ -16,6 +16,8 @@ export interface RpcMethod {
   run(params: Record<string, unknown>): unknown;
   /** `params: ""` is accepted as no params (the seed's get_devices call). */
   emptyStringParams?: boolean;
+  /** Arguments beyond spind's that a caller may add (e.g. `force`); not listed by list_rpc_methods. */
+  optional?: readonly (readonly [string, ArgType])[];
 }
 
 /** A method failure with spind's code (-1 unless stated). */
@@ -53,13 +55,25 @@ function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
+/** Requests in one batch; a longer batch gets one error reply (each call costs work, bounded here). */
+export const MAX_BATCH = 1000;
+
+export interface DispatchOptions {
+  /** Runs a whole batch (the core applies its firewall changes once, at the end). */
+  batch?: <T>(run: () => Promise<T>) => Promise<T>;
+}
+
 export class RpcDispatcher {
   private readonly methods = new Map<string, { m: RpcMethod; schema: z.ZodType }>();
 
-  constructor(methods: RpcMethod[]) {
+  constructor(
+    methods: RpcMethod[],
+    private readonly opts: DispatchOptions = {},
+  ) {
     for (const m of methods) {
       const shape: Record<string, z.ZodType> = {};
       for (const [name, type] of m.args) shape[name] = ARG_SCHEMA[type];
+      for (const [name, type] of m.optional ?? []) shape[name] = ARG_SCHEMA[type].optional();
       this.methods.set(m.name, { m, schema: z.object(shape).strict() });
     }
   }
@@ -79,11 +93,16 @@ export class RpcDispatcher {
   async handle(request: unknown): Promise<unknown | undefined> {
     if (!Array.isArray(request)) return this.one(request);
     if (request.length === 0) return errorReply(undefined, 1, 'Wrong JSON-RPC version, expected 2.0');
-    const replies: unknown[] = [];
-    for (const r of request) {
-      const reply = await this.one(r);
-      if (reply !== undefined) replies.push(reply);
-    }
+    if (request.length > MAX_BATCH) return errorReply(undefined, -1, `Batch too large (at most ${MAX_BATCH} requests)`);
+    const all = async () => {
+      const replies: unknown[] = [];
+      for (const r of request) {
+        const reply = await this.one(r);
+        if (reply !== undefined) replies.push(reply);
+      }
+      return replies;
+    };
+    const replies = await (this.opts.batch ? this.opts.batch(all) : all());
     return replies.length > 0 ? replies : undefined;
   }
 
@@ -110,8 +129,11 @@ export class RpcDispatcher {
     if (!entry) return errorReply(r, -1, 'No such function registered');
     const { m, schema } = entry;
     const names = Object.keys(params);
-    if (names.length !== m.args.length) return errorReply(r, -1, 'Wrong number of arguments');
-    if (names.some((n) => !m.args.some(([a]) => a === n))) return errorReply(r, -1, 'No such argument registered');
+    const optional = m.optional ?? [];
+    const extra = names.filter((n) => optional.some(([a]) => a === n)).length;
+    if (names.length - extra !== m.args.length) return errorReply(r, -1, 'Wrong number of arguments');
+    if (names.some((n) => !m.args.some(([a]) => a === n) && !optional.some(([a]) => a === n)))
+      return errorReply(r, -1, 'No such argument registered');
     const parsed = schema.safeParse(params);
     if (!parsed.success) return errorReply(r, -1, 'Wrong type of argument');
     let result: unknown;

@@ -9,6 +9,7 @@ import { existsSync, unlinkSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { WebHandler } from './contract.js';
+import type { HttpGuard } from './web/guard.js';
 
 export type TextRpc = (body: string) => Promise<string | undefined>;
 
@@ -30,7 +31,9 @@ export async function listenRpcSocket(path: string, rpc: TextRpc): Promise<Serve
     if (alive) throw new Error(`${path}: another process is listening there`);
     unlinkSync(path);
   }
-  const server = createServer((sock) => serveOne(sock, rpc));
+  // allowHalfOpen: a client that shuts down its side after writing (`echo … | socat - UNIX:…`)
+  // still gets its reply; without it Node closes the socket at the client's FIN.
+  const server = createServer({ allowHalfOpen: true }, (sock) => serveOne(sock, rpc));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => {
@@ -50,11 +53,15 @@ function serveOne(sock: Socket, rpc: TextRpc): void {
     if (done) return;
     done = true;
     clearTimeout(idle);
+    // Reading is over: no wall-clock cut while the request runs (its work is bounded by the
+    // request size, MAX_BATCH and the RPC limits), however long the firewall takes.
+    sock.setTimeout(0);
     rpc(Buffer.concat(chunks).toString('utf8')).then(
       (reply) => (reply === undefined ? sock.end() : sock.end(`${reply}\n`)),
       () => sock.destroy(),
     );
   };
+  // A client that connects and sends nothing (or half a request) for 10 s is dropped.
   sock.setTimeout(10_000, () => sock.destroy());
   sock.on('error', () => {});
   sock.on('data', (d) => {
@@ -77,13 +84,26 @@ function serveOne(sock: Socket, rpc: TextRpc): void {
   sock.on('close', () => clearTimeout(idle));
 }
 
-/** HTTP: POST /spin_api/jsonrpc is the RPC; everything else goes to the web view (404 when it declines). */
-export function createSpinHttp(rpc: TextRpc, web: WebHandler): HttpServer {
+/**
+ * HTTP: POST /spin_api/jsonrpc is the RPC; everything else goes to the web
+ * view (404 when it declines). Every request passes the guard first (known
+ * once the port is: until then requests are refused).
+ */
+export function createSpinHttp(rpc: TextRpc, web: WebHandler, guard: () => HttpGuard | undefined): HttpServer {
   return createHttpServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    const g = guard();
+    if (!g) {
+      res.writeHead(503, { 'Content-Type': 'text/plain' }).end('starting\n');
+      return;
+    }
     if (path === '/spin_api/jsonrpc') {
       if (req.method !== 'POST') {
         res.writeHead(405, { Allow: 'POST', 'Content-Type': 'text/plain' }).end('use POST\n');
+        return;
+      }
+      if (!g.admit(req, res, true)) {
+        req.resume();
         return;
       }
       const chunks: Buffer[] = [];
@@ -109,6 +129,7 @@ export function createSpinHttp(rpc: TextRpc, web: WebHandler): HttpServer {
       });
       return;
     }
+    if (!g.admit(req, res, false)) return;
     try {
       if (web(req, res)) return;
     } catch (err) {

@@ -1,7 +1,8 @@
 /** `flowgrab arp`: the neighbour table (ARP and NDP) as `ip neigh` shows it, or its changes as they happen. */
 import { Command, Option } from 'commander';
 import type { NeighRecord } from '../sources/arp/record.js';
-import { positiveInt, seconds } from './conntrack.js';
+import { positiveInt, seconds } from './args.js';
+import { daemonPath, runGraph, sourceGraph } from './graph-run.js';
 import { logNotice } from './output.js';
 import { runStream } from './run.js';
 
@@ -31,7 +32,26 @@ export function arpCommand(): Command {
     .option('--json', 'print records as NDJSON, one per line')
     .option('--count <n>', 'stop after printing n records', positiveInt('--count'))
     .option('--duration <s>', 'stop after s seconds', seconds)
-    .action(async (o) => {
+    .option('--buffer <n>', 'with --daemon: records flowgrabd buffers for us (default 1000)', positiveInt('--buffer'))
+    .action(async (o, cmd: Command) => {
+      const opts = { json: Boolean(o.json), count: o.count, durationS: o.duration };
+      const daemon = daemonPath(cmd);
+      if (daemon) {
+        const params = {
+          dump: Boolean(o.dump),
+          events: Boolean(o.events) || !o.dump,
+          family: o.family,
+          all: Boolean(o.all),
+        };
+        process.exitCode = await runGraph(sourceGraph('arp', { ...params, netns: o.netns }), {
+          ...opts,
+          duration: o.duration,
+          daemon,
+          buffer: o.buffer,
+          format: (r) => formatNeigh(r as never),
+        });
+        return;
+      }
       // Loaded on use, so other commands do not pay for it at startup.
       const { arp } = await import('../sources/arp/source.js');
       const stream = arp({
@@ -42,7 +62,6 @@ export function arpCommand(): Command {
         netns: o.netns,
         notices: { next: logNotice },
       });
-      const opts = { json: Boolean(o.json), count: o.count, durationS: o.duration };
       process.exitCode = await runStream(stream, formatNeigh, opts);
     });
 }

@@ -1,25 +1,14 @@
 /** `flowgrab conntrack`: dump the table or follow its events. */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { listOf, positiveInt, seconds, wholeNumber } from './args.js';
+import { daemonPath, runGraph, sourceGraph } from './graph-run.js';
 import { formatConntrack, logNotice } from './output.js';
 import { runStream } from './run.js';
 
-export const positiveInt = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0`);
-  return n;
-};
-export const seconds = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('seconds must be a positive number');
-  return n;
-};
-const eventList = (v: string) => {
-  const names = v.split(',').map((s) => s.trim());
-  for (const n of names)
-    if (!['new', 'update', 'destroy'].includes(n))
-      throw new InvalidArgumentError(`unknown event "${n}" (new, update, destroy)`);
-  return names as ('new' | 'update' | 'destroy')[];
-};
+/** Kept for commands that still import them from here; new code imports ./args.js. */
+export { positiveInt, seconds } from './args.js';
+
+const eventList = listOf('event', ['new', 'update', 'destroy'] as const);
 
 export function conntrackCommand(): Command {
   return new Command('conntrack')
@@ -28,20 +17,39 @@ export function conntrackCommand(): Command {
     .option('--events <list>', 'follow events: new,update,destroy', eventList)
     .option('--poll <ms>', 'also dump every <ms> and print counter deltas as updates', positiveInt('--poll'))
     .addOption(new Option('--family <family>', 'address family').choices(['ipv4', 'ipv6', 'all']).default('all'))
-    .option('--zone <n>', 'only this conntrack zone', positiveInt('--zone'))
-    .option('--mark <n>', 'only entries with this mark', positiveInt('--mark'))
+    .option('--zone <n>', 'only this conntrack zone', wholeNumber('--zone'))
+    .option('--mark <n>', 'only entries with this mark', wholeNumber('--mark'))
     .option('--netns <name>', 'watch this network namespace (ip netns) instead of our own')
     .option('--json', 'print records as NDJSON, one per line')
     .option('--count <n>', 'stop after printing n records', positiveInt('--count'))
     .option('--duration <s>', 'stop after s seconds', seconds)
     .option('--set-events-sysctl', 'set nf_conntrack_events=1 so every flow reports its DESTROY')
     .option('--accounting', 'set nf_conntrack_acct=1 and nf_conntrack_timestamp=1 (new flows get counters)')
-    .action(async (o) => {
+    .option('--reliable', 'the kernel keeps events we cannot take yet (and drops traffic when it must), see README')
+    .option('--buffer <n>', 'with --daemon: records flowgrabd buffers for us (default 1000)', positiveInt('--buffer'))
+    .action(async (o, cmd: Command) => {
+      const events = o.events ?? (o.dump || o.poll ? [] : ['new', 'update', 'destroy']);
+      const opts = { json: Boolean(o.json), count: o.count, durationS: o.duration };
+      const daemon = daemonPath(cmd);
+      if (daemon) {
+        // The same source, run by flowgrabd under its policy: what a user without CAP_NET_ADMIN can do.
+        const { conntrackToJson } = await import('../sources/conntrack/json.js');
+        const params = { dump: Boolean(o.dump), events, family: o.family, zone: o.zone, mark: o.mark, netns: o.netns };
+        const spec = sourceGraph('conntrack', { ...params, poll: o.poll ? `${o.poll}ms` : undefined });
+        process.exitCode = await runGraph(spec, {
+          ...opts,
+          duration: o.duration,
+          daemon,
+          buffer: o.buffer,
+          format: (r) => formatConntrack(r as never),
+          toJson: (r) => conntrackToJson(r as never),
+        });
+        return;
+      }
       const [{ conntrack }, { conntrackToJson }] = await Promise.all([
         import('../sources/conntrack/source.js'),
         import('../sources/conntrack/json.js'),
       ]);
-      const events = o.events ?? (o.dump || o.poll ? [] : ['new', 'update', 'destroy']);
       const stream = conntrack({
         dump: Boolean(o.dump),
         events,
@@ -52,9 +60,9 @@ export function conntrackCommand(): Command {
         netns: o.netns,
         setEventsSysctl: Boolean(o.setEventsSysctl),
         setAccounting: Boolean(o.accounting),
+        reliable: Boolean(o.reliable),
         notices: { next: logNotice },
       });
-      const opts = { json: Boolean(o.json), count: o.count, durationS: o.duration };
       process.exitCode = await runStream(stream, formatConntrack, opts, conntrackToJson);
     });
 }

@@ -20,6 +20,13 @@ interface ExportCliOptions {
   netflow9?: string;
   ndjson?: string;
   mqtt?: string;
+  nats?: string;
+  subject?: string;
+  stream?: string;
+  replicas?: number;
+  spool?: string;
+  spoolBytes?: number;
+  host?: string;
   activeTimeout: number;
   netns?: string;
   uniflow?: boolean;
@@ -37,8 +44,12 @@ interface ExportCliOptions {
 }
 
 async function makeSink(o: ExportCliOptions) {
-  const chosen = [o.ipfix, o.netflow9, o.ndjson, o.mqtt].filter((x) => x !== undefined);
-  if (chosen.length !== 1) throw new InvalidArgumentError('give exactly one of --ipfix, --netflow9, --ndjson, --mqtt');
+  const chosen = [o.ipfix, o.netflow9, o.ndjson, o.mqtt, o.nats].filter((x) => x !== undefined);
+  if (chosen.length !== 1)
+    throw new InvalidArgumentError('give exactly one of --ipfix, --netflow9, --ndjson, --mqtt, --nats');
+  const natsOnly = { subject: o.subject, stream: o.stream, replicas: o.replicas };
+  for (const [k, v] of Object.entries(natsOnly))
+    if (v !== undefined && !o.nats) throw new InvalidArgumentError(`--${k} goes with --nats`);
   if (o.tcp && !o.ipfix) throw new InvalidArgumentError('--tcp goes with --ipfix');
   const sinks = await import('../export/index.js');
   const enc = {
@@ -57,6 +68,19 @@ async function makeSink(o: ExportCliOptions) {
     });
   if (o.netflow9) return sinks.netflow9Sink({ ...enc, collector: o.netflow9, sourceId: o.domain });
   if (o.ndjson) return sinks.ndjsonSink({ file: o.ndjson, rotateBytes: o.rotateBytes, keep: o.keep });
+  if (o.nats) {
+    const { natsSink } = await import('../export/nats/index.js');
+    return natsSink({
+      servers: o.nats,
+      subject: o.subject,
+      name: o.stream,
+      replicas: o.replicas,
+      spoolDir: o.spool,
+      spoolBytes: o.spoolBytes,
+      host: o.host,
+      notices: { next: logNotice },
+    });
+  }
   return sinks.mqttSink({
     url: o.mqtt ?? '',
     topic: o.topic,
@@ -115,11 +139,22 @@ async function run(graph: string | undefined, o: ExportCliOptions): Promise<numb
   }
   // Loss is never silent: say when the sink starts dropping, and how much, every few seconds.
   let reported = 0;
+  let refused = 0;
   const lossTimer = setInterval(() => {
-    const s = sink.stats();
+    const s = sink.stats() as ReturnType<typeof sink.stats> & { backpressure?: number };
     if (s.dropped > reported) {
       logLine('warn', 'records not delivered', { sink: sink.kind, dropped: s.dropped - reported, why: s.lastError });
       reported = s.dropped;
+    }
+    // Refusals keep records in the spool: not loss (yet), but the operator must know the stream is full.
+    if ((s.backpressure ?? 0) > refused) {
+      logLine('warn', 'backpressure: the stream refuses records, they wait in the spool', {
+        sink: sink.kind,
+        refused: (s.backpressure ?? 0) - refused,
+        spooled: s.queued,
+        why: s.lastError,
+      });
+      refused = s.backpressure ?? 0;
     }
   }, 5000);
   lossTimer.unref();
@@ -132,6 +167,9 @@ async function run(graph: string | undefined, o: ExportCliOptions): Promise<numb
     process.on('SIGINT', done);
     process.on('SIGTERM', done);
     if (o.duration !== undefined) setTimeout(done, o.duration * 1000);
+    // From here a SIGTERM delivers what is pending: say so (scripts and tests wait for it).
+    const st = sink.stats() as { recovered?: number };
+    logLine('info', 'export started', { sink: sink.kind, ...(st.recovered ? { recovered: st.recovered } : {}) });
   });
   clearInterval(lossTimer);
   await close();
@@ -146,12 +184,25 @@ const prefix = (p: string, o: Record<string, unknown>) =>
 export function exportCommand(): Command {
   return new Command('export')
     .argument('[graph]', "a filter graph whose records to export (default: the conntrack table, with flows' deltas)")
-    .description('export flows: IPFIX or NetFlow v9 to a collector, NDJSON to a file, or MQTT to a broker')
+    .description(
+      'export flows: IPFIX or NetFlow v9 to a collector, NDJSON to a file, MQTT to a broker or NATS JetStream',
+    )
     .option('--ipfix <host:port>', 'IPFIX (RFC 7011) to this collector, UDP unless --tcp')
     .option('--tcp', 'IPFIX over TCP (templates once per connection, reconnects)')
     .option('--netflow9 <host:port>', 'NetFlow v9 (RFC 3954) over UDP to this collector')
     .option('--ndjson <file>', 'NDJSON lines to this file (- for stdout)')
     .option('--mqtt <url>', 'publish each record as JSON to this broker (mqtt://host:port)')
+    .option('--nats <urls>', 'publish each record to NATS JetStream (nats://host:4222[,nats://…]), spooled on disk')
+    .option('--subject <template>', 'NATS subject, with {host}, {source}, {netns}; default flowgrab.{host}.{source}')
+    .option('--stream <name>', 'NATS: the JetStream stream (created when missing), default flowgrab')
+    .option('--replicas <n>', 'NATS: replicas of a stream created here, default 1', positiveInt('--replicas'))
+    .option('--spool <dir>', 'NATS/MQTT/IPFIX-TCP: the on-disk spool (default under /var/lib/flowgrab/spool)')
+    .option(
+      '--spool-bytes <n>',
+      'spool size limit, default 268435456; beyond it the oldest records are dropped and counted',
+      positiveInt('--spool-bytes'),
+    )
+    .option('--host <name>', 'NATS: this exporter in subjects and message ids, default the host name')
     .option('--active-timeout <s>', 'a record for long flows every s seconds (0: only when they end)', nonNegative, 60)
     .option('--netns <name>', 'the network namespace (ip netns) whose flows to export')
     .option('--uniflow', 'IPFIX: two unidirectional records per connection instead of one RFC 5103 biflow record')

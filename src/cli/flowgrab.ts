@@ -6,7 +6,9 @@ import { arpCommand } from './arp.js';
 import { conntrackCommand } from './conntrack.js';
 import { dnsCommand } from './dns.js';
 import { exportCommand } from './export.js';
+import { labCommand } from './lab.js';
 import { nfqueueCommand } from './nfqueue.js';
+import { errorStyle } from './output.js';
 import { policyCommand } from './policy.js';
 import { reportError } from './run.js';
 import { graphCommand, recordCommand, statusCommand, watchCommand } from './watch.js';
@@ -25,7 +27,9 @@ const program = new Command('flowgrab')
   .addCommand(graphCommand())
   .addCommand(exportCommand())
   .addCommand(policyCommand())
-  .addCommand(statusCommand());
+  .addCommand(statusCommand())
+  .addCommand(labCommand());
+errorStyle(program, 'flowgrab');
 
 try {
   await program.parseAsync(process.argv);

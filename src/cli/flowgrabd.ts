@@ -31,12 +31,30 @@ const program = new Command('flowgrabd')
       .default('accept'),
   )
   .option('--queue-timeout <ms>', 'how long a client has for each verdict', positiveInt('--queue-timeout'), 2000)
+  .option(
+    '--idle-timeout <ms>',
+    'close a connection that holds nothing and sends nothing for this long',
+    positiveInt('--idle-timeout'),
+    300_000,
+  )
+  .option(
+    '--frame-timeout <ms>',
+    'close a connection that leaves a frame unfinished for this long',
+    positiveInt('--frame-timeout'),
+    10_000,
+  )
   .action(async (o) => {
-    const [{ Daemon }, { loadPolicy }, { serveMetrics }] = await Promise.all([
+    const [{ Daemon }, { loadPolicy }, { serveMetrics }, { installGuard }] = await Promise.all([
       import('../daemon/server.js'),
       import('../auth/load.js'),
       import('../daemon/metrics.js'),
+      import('../daemon/guard.js'),
     ]);
+    // One client's failure closes that client (guard.ts); anything else is logged and the daemon goes on serving.
+    installGuard(
+      (err) => logLine('error', 'uncaught error', { error: (err as Error)?.stack ?? String(err) }),
+      (client, err) => logLine('error', 'uncaught error in a client', { client, error: (err as Error)?.message }),
+    );
     if ((o.queueNetns || o.queueRule || o.queueMatch) && o.queue === undefined)
       throw new InvalidArgumentError('--queue-netns, --queue-rule and --queue-match need --queue');
     if (o.queueMatch && !o.queueRule) throw new InvalidArgumentError('--queue-match needs --queue-rule');
@@ -45,6 +63,7 @@ const program = new Command('flowgrabd')
       policy: () => loadPolicy(o.policy),
       log: logLine,
       peerIdentity: o.peerIdentity,
+      timeouts: { idleMs: o.idleTimeout, partialFrameMs: o.frameTimeout },
       queue:
         o.queue === undefined
           ? undefined
@@ -57,8 +76,19 @@ const program = new Command('flowgrabd')
               rules: queueRules(o.queueRule, o.queueMatch),
             },
     });
-    await d.listen();
-    const metrics = o.metrics ? await serveMetrics(d, o.metrics) : undefined;
+    // The metrics port first: a busy one is a start-up failure (exit 1), not a log line from a daemon left running.
+    const metrics = o.metrics
+      ? await serveMetrics(d, o.metrics).catch((err: NodeJS.ErrnoException) => {
+          throw new InvalidArgumentError(`--metrics ${o.metrics}: cannot listen (${err.code ?? err.message})`);
+        })
+      : undefined;
+    try {
+      await d.listen();
+    } catch (err) {
+      metrics?.close();
+      await d.close().catch(() => {});
+      throw err;
+    }
     if (metrics) logLine('info', 'metrics', { url: `http://${o.metrics}/metrics` });
     process.on('SIGHUP', () => void d.reload());
     const stop = async (sig: string) => {
@@ -75,5 +105,6 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   reportError(err);
-  process.exitCode = 1;
+  // Whatever start-up left open (a half-started queue, timers) must not keep a failed daemon running.
+  process.exit(1);
 }

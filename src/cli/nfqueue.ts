@@ -4,7 +4,7 @@ import type { RemotePacket } from '../daemon/client.js';
 import type { NfqueueRules } from '../sources/nfqueue/options.js';
 import type { QueuedPacket } from '../sources/nfqueue/queued.js';
 import type { PacketRecord } from '../sources/nfqueue/record.js';
-import { positiveInt, seconds } from './conntrack.js';
+import { positiveInt, seconds } from './args.js';
 import { logLine, logNotice } from './output.js';
 import { runStream } from './run.js';
 import { daemonPath } from './watch.js';

@@ -1,4 +1,5 @@
 /** CLI output: buffered NDJSON, conntrack-style text lines, and structured log lines on stderr. */
+import type { Command } from 'commander';
 import type { ConntrackEnd, ConntrackRecord } from '../sources/conntrack/record.js';
 import type { SourceNotice } from '../sources/notice.js';
 
@@ -12,7 +13,11 @@ export class LineWriter {
   private off = 0;
   private readonly sync: boolean;
 
-  constructor(private readonly out: { write(b: Uint8Array): unknown } = process.stdout) {
+  /** `dropped()` true means the reader went away: lines are discarded instead of written. */
+  constructor(
+    private readonly out: { write(b: Uint8Array): unknown } = process.stdout,
+    private readonly dropped: () => boolean = () => false,
+  ) {
     this.sync = out.constructor.name === 'SyncWriteStream';
   }
 
@@ -21,7 +26,7 @@ export class LineWriter {
     if (this.off + 3 * s.length + 1 > this.buf.length) {
       this.flush();
       if (3 * s.length + 1 > this.buf.length) {
-        this.out.write(Buffer.from(`${s}\n`));
+        if (!this.dropped()) this.out.write(Buffer.from(`${s}\n`));
         return;
       }
     }
@@ -31,6 +36,10 @@ export class LineWriter {
 
   flush(): void {
     if (this.off === 0) return;
+    if (this.dropped()) {
+      this.off = 0;
+      return;
+    }
     // A sync stream (file, /dev/null) is done with the bytes on return; others keep them, so they get a copy.
     const bytes = this.sync ? this.buf.subarray(0, this.off) : Buffer.from(this.buf.subarray(0, this.off));
     this.out.write(bytes);
@@ -62,6 +71,32 @@ export function formatConntrack(r: ConntrackRecord): string {
   if (r.delta) parts.push(`delta=+${r.delta.orig.packets}/${r.delta.reply.packets}pkts`);
   if (r.resync) parts.push('(resync)');
   return parts.join(' ');
+}
+
+/**
+ * The one error style of flowgrab's commands (`flowgrab`, `flowgrab lab`,
+ * `flowgrabd`): `PROG: error: MESSAGE` on one line of stderr. Loss and
+ * warnings stay logfmt lines (`logLine`), because they are logs, not failures.
+ */
+export function errorLine(message: string, prog = 'flowgrab'): string {
+  return `${prog}: error: ${message.split('\n')[0]}\n`;
+}
+
+/**
+ * Gives commander's own errors (unknown option, missing argument) the same
+ * style, on `cmd` and every subcommand: `PROG: error: …`.
+ */
+export function errorStyle(cmd: Command, prog: string): Command {
+  cmd.configureOutput({
+    outputError: (str, write) => write(`${prog}: ${str.startsWith('error:') ? '' : 'error: '}${str}`),
+  });
+  for (const sub of cmd.commands) errorStyle(sub, prog);
+  return cmd;
+}
+
+/** Writes `errorLine(message, prog)` to stderr. */
+export function printError(message: string, prog = 'flowgrab'): void {
+  process.stderr.write(errorLine(message, prog));
 }
 
 /** Structured log line (logfmt) on stderr: applications log, the library does not. */

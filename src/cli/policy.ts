@@ -1,6 +1,6 @@
 /** `flowgrab policy check`: explains a policy decision without running anything. */
 import { Command } from 'commander';
-import { positiveInt } from './conntrack.js';
+import { wholeNumber } from './args.js';
 import { reportError } from './run.js';
 
 export function policyCommand(): Command {
@@ -10,7 +10,7 @@ export function policyCommand(): Command {
     .argument('<graph>', 'a filter graph')
     .requiredOption('--policy <file>', 'the policy file (JSON)')
     .option('--user <name>', 'check for this user')
-    .option('--uid <n>', 'check for this uid', positiveInt('--uid'))
+    .option('--uid <n>', 'check for this uid', wholeNumber('--uid'))
     .option('--json', 'print {allowed, issues, graph} as JSON')
     .action(async (text: string, o) => {
       try {

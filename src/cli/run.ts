@@ -1,15 +1,45 @@
 /**
  * Runs a record stream for a CLI command until it completes, --count records
- * have been printed, --duration has passed, or SIGINT/SIGTERM arrives.
+ * have been printed, --duration has passed, SIGINT/SIGTERM arrives, or the
+ * reader of stdout goes away (`| head -1`): then it stops quietly and the
+ * stream's teardown (sockets, nft tables) runs before the process exits.
  */
 import type { Observable } from 'rxjs';
 import { FlowgrabError } from '../errors.js';
-import { LineWriter, logLine } from './output.js';
+import { LineWriter, printError } from './output.js';
+import { lacksNetAdmin, privilegeHint } from './privilege.js';
 
 export interface RunOptions {
   count?: number;
   durationS?: number;
   json: boolean;
+  /** Where lines go (default: stdout). `record --out` passes its file, so stdout stays quiet. */
+  out?: LineWriter;
+}
+
+/** Set when the output pipe broke: further writes are pointless, and the exit is quiet. */
+let stdoutGone = false;
+const outputWatchers = new Set<() => void>();
+let watching = false;
+
+/** EPIPE on stdout means the reader left (`| head -1`): not an error, just the end. */
+function watchStdout(onGone: () => void): () => void {
+  outputWatchers.add(onGone);
+  if (!watching) {
+    watching = true;
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+      stdoutGone = true;
+      for (const f of [...outputWatchers]) f();
+    });
+  }
+  if (stdoutGone) queueMicrotask(onGone);
+  return () => outputWatchers.delete(onGone);
+}
+
+/** A LineWriter on stdout that drops its lines once the reader of stdout has gone. */
+function stdoutWriter(): LineWriter {
+  return new LineWriter(process.stdout, () => stdoutGone);
 }
 
 export function runStream<T>(
@@ -18,14 +48,23 @@ export function runStream<T>(
   opts: RunOptions,
   toJson: (r: T) => string = JSON.stringify,
 ): Promise<number> {
-  const out = new LineWriter();
+  const out = opts.out ?? stdoutWriter();
   return new Promise((resolve) => {
     let printed = 0;
+    let done = false;
     let timer: NodeJS.Timeout | undefined;
+    let sub: { unsubscribe(): void } | undefined;
+    let unwatch = () => {};
+    const flusher = setInterval(() => out.flush(), 200);
+    flusher.unref();
     const finish = (code: number) => {
+      if (done) return;
+      done = true;
       if (timer) clearTimeout(timer);
+      clearInterval(flusher);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      unwatch();
       sub?.unsubscribe();
       out.flush();
       resolve(code);
@@ -33,15 +72,12 @@ export function runStream<T>(
     const onSignal = () => finish(0);
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    unwatch = watchStdout(() => finish(0));
     if (opts.durationS !== undefined) timer = setTimeout(() => finish(0), opts.durationS * 1000);
-    // Live output should show up promptly; dumps are flushed in large batches.
-    const flusher = setInterval(() => out.flush(), 200);
-    flusher.unref();
-    let sub: { unsubscribe(): void } | undefined;
     sub = stream.subscribe({
       next: (r) => {
         // One kernel datagram can hold many records: stop writing at the count, not a tick later.
-        if (opts.count !== undefined && printed >= opts.count) return;
+        if (done || (opts.count !== undefined && printed >= opts.count)) return;
         out.line(opts.json ? toJson(r) : format(r));
         if (opts.count !== undefined && ++printed >= opts.count) queueMicrotask(() => finish(0));
       },
@@ -52,18 +88,32 @@ export function runStream<T>(
       },
       complete: () => finish(0),
     });
-    if (opts.count === 0) finish(0);
+    if (done) sub.unsubscribe();
   });
 }
 
+/** Set by commands that run through flowgrabd: the daemon holds the privileges, so no hint about them. */
+export const viaDaemon = { on: false };
+
+/** One error line on stderr in flowgrab's style, whatever was thrown. */
 export function reportError(err: unknown): void {
   const issues = (err as { issues?: { path: (string | number)[]; message: string }[] }).issues;
-  if (err instanceof FlowgrabError && err.code === 'FG_ERR_GRAPH') {
-    // Graph errors are for a person reading a terminal: line, column, caret, or one issue per line.
-    if (issues?.length) for (const i of issues) process.stderr.write(`flowgrab: ${i.path.join('.')}: ${i.message}\n`);
-    else process.stderr.write(`flowgrab: ${err.message}\n`);
+  if (err instanceof FlowgrabError && err.code === 'FG_ERR_GRAPH' && issues?.length) {
+    // Graph errors list every problem, one per line, each with its path in the graph when it has one.
+    for (const i of issues) printError(i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message);
     return;
   }
-  if (err instanceof FlowgrabError) logLine('error', err.message, { code: err.code, op: err.op, errno: err.errno });
-  else logLine('error', err instanceof Error ? err.message : String(err));
+  if (err instanceof FlowgrabError && issues?.length && err.code === 'FG_ERR_DENIED') {
+    for (const i of issues) printError(i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message);
+    return;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  if (!viaDaemon.on && lacksNetAdmin() && err instanceof FlowgrabError) {
+    const hint = privilegeHint(err);
+    if (hint) {
+      printError(hint);
+      return;
+    }
+  }
+  printError(message);
 }

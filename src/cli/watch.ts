@@ -1,137 +1,37 @@
 /** `flowgrab watch`, `flowgrab record` and `flowgrab graph check`: run or check a filter graph. */
 import { createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { Command } from 'commander';
+import { basename, dirname, join } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
 import { VERSION } from '../version.js';
-import { positiveInt, seconds } from './conntrack.js';
-import { sourcesOf, withNetns } from './graphs.js';
-import { LineWriter, logLine, logNotice } from './output.js';
-import { reportError, runStream } from './run.js';
+import { positiveInt, seconds } from './args.js';
+import { BUFFER_MAX, daemonPath, parseForCli, runGraph } from './graph-run.js';
+import { sourcesOf } from './graphs.js';
+import { LineWriter, logLine, printError } from './output.js';
+import { reportError } from './run.js';
 
-/**
- * On a terminal, windowed aggregates (count, sum) are shown as a table redrawn
- * each window, largest first; anything else scrolls as lines.
- */
-export function liveTable(): (r: Record<string, unknown>) => string {
-  let end: unknown;
-  let rows: Record<string, unknown>[] = [];
-  return (r) => {
-    if (r.type !== 'count' && r.type !== 'sum') return formatAny(r);
-    if (r.end !== end) {
-      end = r.end;
-      rows = [];
-    }
-    rows.push(r);
-    const metric = (x: Record<string, unknown>) => Number(x.type === 'sum' ? x.sum : x.count);
-    const sorted = [...rows].sort((a, b) => metric(b) - metric(a)).slice(0, (process.stdout.rows ?? 40) - 3);
-    const lines = sorted.map((x) => {
-      const { type: _t, ts: _ts, start: _s, end: _e, count, sum, ...key } = x;
-      return `${String(sum ?? count).padStart(12)}  ${flat(key)}`;
-    });
-    // Clear the screen and redraw: the newest window's rows so far.
-    return `\x1b[2J\x1b[H${r.type} per key, window ending ${new Date(Number(r.end)).toLocaleTimeString()}\n${lines.join('\n')}`;
-  };
-}
+export { daemonPath } from './graph-run.js';
+export { formatAny, liveTable } from './table.js';
 
-/** One readable line per record: aggregates as key=value rows, everything else compact. */
-export function formatAny(r: Record<string, unknown>): string {
-  if (r.type === 'top' && Array.isArray(r.items)) {
-    return [
-      `top ${new Date(Number(r.end)).toISOString()}`,
-      ...r.items.map((i, n) => `  ${String(n + 1).padStart(3)}. ${flat(i as Record<string, unknown>)}`),
-    ].join('\n');
-  }
-  const { type, ts: _ts, ...rest } = r;
-  return `${String(type ?? '').padEnd(8)} ${flat(rest)}`;
-}
-
-function flat(o: Record<string, unknown>, prefix = ''): string {
-  return Object.entries(o)
-    .flatMap(([k, v]) =>
-      v && typeof v === 'object' && !Array.isArray(v)
-        ? [flat(v as Record<string, unknown>, `${prefix}${k}.`)]
-        : [`${prefix}${k}=${Array.isArray(v) ? JSON.stringify(v) : String(v)}`],
-    )
-    .join(' ');
-}
-
-/** The daemon to use, from --daemon or FLOWGRAB_DAEMON; none means in-process. */
-export function daemonPath(cmd?: Command): string | undefined {
-  return (cmd?.optsWithGlobals().daemon as string | undefined) ?? process.env.FLOWGRAB_DAEMON;
-}
-
-async function load(text: string, netns?: string, daemon?: string) {
-  const [{ parseGraph }, { Flowgrab }] = await Promise.all([
-    import('../filters/parser.js'),
-    import('../flow/flowgrab.js'),
-  ]);
-  const spec = withNetns(parseGraph(text), netns);
-  return { spec, fg: daemon ? await Flowgrab.connect(daemon) : new Flowgrab() };
-}
-
-async function runGraph(
-  text: string,
-  o: { json?: boolean; count?: number; duration?: number; netns?: string; daemon?: string },
-  sink?: (line: string) => void,
-): Promise<number> {
-  const { spec, fg } = await load(text, o.netns, o.daemon);
-  const flow = fg.create({ name: 'cli' });
-  flow.populate(spec);
-  try {
-    await flow.instantiate();
-  } catch (err) {
-    await fg.close();
-    throw err;
-  }
-  // Local flows report every notice; remote ones report loss.
-  if ('notices$' in flow) flow.notices$.subscribe(logNotice);
-  else (flow as { lost$: { subscribe(f: typeof logNotice): unknown } }).lost$.subscribe(logNotice);
-  const stopProgress = replayProgress(text, flow);
-  await flow.activate();
-  const code = sink
-    ? await runStream(
-        flow.records$,
-        () => '',
-        { json: true, count: o.count, durationS: o.duration },
-        (r) => {
-          const line = JSON.stringify(r);
-          sink(line);
-          return line;
-        },
-      )
-    : await runStream(flow.records$, process.stdout.isTTY ? liveTable() : formatAny, {
-        json: Boolean(o.json),
-        count: o.count,
-        durationS: o.duration,
-      });
-  stopProgress();
-  await fg.close();
-  return code;
-}
-
-/** On a terminal, a replay shows how far it got (records, rate) on stderr; elsewhere nothing. */
-function replayProgress(text: string, flow: { stats(): { nodes: { node: string; out: number }[] } }): () => void {
-  if (!process.stderr.isTTY || !/\breplay\s*\(/.test(text)) return () => {};
-  const t0 = Date.now();
-  const show = () => {
-    const n = flow.stats().nodes.find((x) => x.node === 'replay')?.out ?? 0;
-    const secs = (Date.now() - t0) / 1000;
-    process.stderr.write(`\rreplayed ${n} records (${Math.round(n / Math.max(secs, 0.001))}/s)  `);
-  };
-  const timer = setInterval(show, 500);
-  timer.unref();
-  return () => {
-    clearInterval(timer);
-    show();
-    process.stderr.write('\n');
-  };
-}
+const bufferOpt = (c: Command) =>
+  c.option(
+    '--buffer <n>',
+    `records the flow buffers for a slow reader (through --daemon default 1000, at most ${BUFFER_MAX})`,
+    (v: string) => {
+      const n = positiveInt('--buffer')(v);
+      if (n > BUFFER_MAX) throw new InvalidArgumentError(`--buffer must be ≤ ${BUFFER_MAX}`);
+      return n;
+    },
+  );
 
 const common = (c: Command) =>
-  c
-    .option('--netns <name>', 'sources without netns= watch this network namespace')
-    .option('--count <n>', 'stop after n records', positiveInt('--count'))
-    .option('--duration <s>', 'stop after s seconds', seconds);
+  bufferOpt(
+    c
+      .option('--netns <name>', 'sources without netns= watch this network namespace')
+      .option('--count <n>', 'stop after n records', positiveInt('--count'))
+      .option('--duration <s>', 'stop after s seconds', seconds),
+  );
 
 export function watchCommand(): Command {
   return common(
@@ -150,11 +50,15 @@ export function watchCommand(): Command {
 export function recordCommand(): Command {
   return common(new Command('record').argument('<graph>', 'a filter graph'))
     .description('write what a graph outputs to an NDJSON file (a header line first) for replay(file=…)')
-    .requiredOption('--out <file>', 'the recording to write')
+    .requiredOption('--out <file>', 'the recording to write (replaced only when the recording starts)')
     .action(async (graph: string, o, cmd: Command) => {
-      const { spec } = await load(graph, o.netns);
+      // Parse and check before touching anything: a bad graph must never cost an existing recording.
+      const spec = await parseForCli(graph, o.netns);
       const { lookupNode } = await import('../filters/registry.js');
-      const file = createWriteStream(o.out);
+      // Written beside the target and renamed over it at the end, so F is either the old file or a whole recording.
+      const tmp = join(dirname(o.out), `.${basename(o.out)}.${process.pid}.tmp`);
+      const file = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
+      await new Promise<void>((resolve, reject) => file.once('open', () => resolve()).once('error', reject));
       const w = new LineWriter(file);
       const header = {
         flowgrab: 'recording',
@@ -167,13 +71,24 @@ export function recordCommand(): Command {
       };
       w.line(JSON.stringify(header));
       let n = 0;
-      process.exitCode = await runGraph(graph, { ...o, json: true, daemon: daemonPath(cmd) }, (line) => {
-        n++;
-        w.line(line);
-      });
-      w.flush();
-      await new Promise<void>((r) => file.end(r));
+      let code: number;
+      try {
+        code = await runGraph(spec, { ...o, daemon: daemonPath(cmd), out: w, onRecord: () => void n++ });
+        w.flush();
+        await new Promise<void>((r, j) => file.end((e?: Error | null) => (e ? j(e) : r())));
+      } catch (err) {
+        file.destroy();
+        await rm(tmp, { force: true });
+        throw err;
+      }
+      if (code !== 0 && n === 0) {
+        await rm(tmp, { force: true });
+        process.exitCode = code;
+        return;
+      }
+      await rename(tmp, o.out);
       logLine('info', 'recording written', { file: o.out, records: n });
+      process.exitCode = code;
     });
 }
 
@@ -193,7 +108,7 @@ export function graphCommand(): Command {
         const spec = parseGraph(text);
         const issues = new Flowgrab().check(spec);
         if (issues.length) {
-          for (const i of issues) process.stderr.write(`${i.path.join('.')}: ${i.message}\n`);
+          for (const i of issues) printError(i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message);
           process.exitCode = 1;
           return;
         }

@@ -1,72 +1,42 @@
 /**
  * One client connection of flowgrabd: its frames (validated, handled in
- * order), its flows (authorized against the policy for the peer the kernel
- * named, records batched to it with loss counted when it stops reading), its
- * NFQUEUE registrations, and everything released at once when it goes.
+ * order, at most PENDING_FRAMES waiting), its flows and queue registrations
+ * (requests.ts), and everything released at once when it goes.
+ *
+ * Nothing a client does can make the daemon hold more than a bounded amount
+ * for it: while its unread output is over the backlog bound the daemon stops
+ * reading its requests (so a client that never reads cannot pile up
+ * replies); records and notices meanwhile are dropped and counted; a reply
+ * that would still take the output past twice the bound closes the
+ * connection. Unfinished frames and idle connections time out.
  */
 import type { Socket } from 'node:net';
 import { authorize } from '../auth/authorize.js';
-import { type Policy, type Principal, principalFor, ROOT_PRINCIPAL } from '../auth/policy.js';
-import { FlowgrabError } from '../errors.js';
+import type { Policy } from '../auth/policy.js';
 import { printGraph } from '../filters/print.js';
+import { withReplayOpener } from '../filters/replay.js';
 import { Flowgrab } from '../flow/flowgrab.js';
-import type { FlowHandle } from '../flow/handle.js';
+import { forClient, type Guarded } from './guard.js';
+import { PENDING_FRAMES } from './limits.js';
+import { openAsPeer } from './open-as.js';
 import type { Peer } from './peer.js';
-import {
-  type Event,
-  encodeFrame,
-  errorBody,
-  FrameReader,
-  frameText,
-  PROTOCOL_VERSION,
-  type Reply,
-  Request,
-} from './protocol.js';
+import { type Event, encodeFrame, errorBody, FrameReader, type Reply, Request } from './protocol.js';
 import type { QueueClient } from './queue.js';
+import { principalOf, type RemoteFlow } from './remote-flow.js';
+import { handleRequest } from './requests.js';
+import { reservedQueueIssues } from './reserved.js';
 import type { Daemon } from './server.js';
 
-interface RemoteFlow {
-  id: number;
-  handle: FlowHandle;
-  sent: number;
-  dropped: number;
-  closedByDaemon?: boolean;
-  /** Dropped records not yet reported to the client (reported once it reads again). */
-  unreported: number;
-  lossTimer?: NodeJS.Timeout;
-}
-
-/** The policy's principal for a peer (root may do anything), or undefined: denied. */
-const principalOf = (policy: Policy, peer: Peer): Principal | undefined =>
-  principalFor(policy, peer) ?? (peer.uid === 0 ? ROOT_PRINCIPAL : undefined);
-
-/** Each record's JSON, kept while the record lives: encoded once however many clients get it. */
-const jsonCache = new WeakMap<object, string>();
-function recordJson(r: unknown): string {
-  if (typeof r !== 'object' || r === null) return JSON.stringify(r);
-  let text = jsonCache.get(r);
-  if (text === undefined) {
-    text = JSON.stringify(r);
-    jsonCache.set(r, text);
-  }
-  return text;
-}
-
-const deniedNoPolicy = (peer: Peer) =>
-  new FlowgrabError(
-    'FG_ERR_DENIED',
-    `uid ${peer.uid}${peer.user ? ` (${peer.user})` : ''} is not in the policy: denied`,
-    {
-      op: 'queue',
-    },
-  );
-
-export class Client implements QueueClient {
+export class Client implements QueueClient, Guarded {
   readonly flows = new Map<number, RemoteFlow>();
   readonly fg: Flowgrab;
-  private nextFlow = 1;
+  nextFlow = 1;
   private readonly reader = new FrameReader();
   private queue: Promise<void> = Promise.resolve();
+  /** Frames read and not yet answered. */
+  private waiting = 0;
+  private frameTimer?: NodeJS.Timeout;
+  private idleTimer?: NodeJS.Timeout;
   closed = false;
 
   constructor(
@@ -77,54 +47,151 @@ export class Client implements QueueClient {
   ) {
     this.fg = new Flowgrab({
       authorize: (g, ctx) => {
+        const reserved = d.mux ? reservedQueueIssues(g, [d.mux.cfg.queue]) : [];
         const r = authorize(g, peer, d.policy(), { ...ctx, openFlows: d.flowsOf(peer.uid) });
-        d.log(r.allowed ? 'info' : 'warn', r.allowed ? 'graph allowed' : 'graph denied', {
+        const issues = [...reserved, ...r.issues];
+        d.log(issues.length === 0 ? 'info' : 'warn', issues.length === 0 ? 'graph allowed' : 'graph denied', {
           client: cid,
           uid: peer.uid,
           user: peer.user,
-          issues: r.issues.map((i) => i.message).join(' | ') || undefined,
+          issues: issues.map((i) => i.message).join(' | ') || undefined,
         });
-        return { issues: r.issues, graph: r.graph };
+        return { issues, graph: r.graph };
       },
     });
-    conn.on('data', (chunk) => this.onData(chunk));
+    conn.on('data', (chunk) => forClient(this, () => this.onData(chunk)));
+    conn.on('drain', () => this.readMore());
     conn.on('close', () => void this.shutdown('disconnected'));
     conn.on('error', () => void this.shutdown('socket error'));
+    this.touch();
   }
+
+  /** replay() in this client's graphs reads files with the client's own rights, never the daemon's. */
+  private readonly openFile = (file: string) => openAsPeer(this.peer, file);
 
   get uid(): number {
     return this.peer.uid;
   }
 
+  /** Unread output over the bound: records, packets and notices are dropped rather than queued. */
+  get congested(): boolean {
+    return this.conn.writableLength > this.d.maxBacklog;
+  }
+
   deliver(queue: number, packets: Record<string, unknown>[]): boolean {
-    if (this.closed || this.conn.destroyed || this.conn.writableLength > this.d.maxBacklog) return false;
-    this.send({ v: 1, ev: 'packets', queue, packets });
-    return true;
+    if (this.closed || this.conn.destroyed || this.congested) return false;
+    return this.write(encodeFrame({ v: 1, ev: 'packets', queue, packets }));
   }
 
   notice(queue: number, notice: Record<string, unknown>): void {
-    this.send({ v: 1, ev: 'queue-notice', queue, notice: { ...notice, ts: Date.now() } });
+    this.event({ v: 1, ev: 'queue-notice', queue, notice: { ...notice, ts: Date.now() } });
   }
 
-  send(msg: Reply | Event): boolean {
+  /** An event the client did not ask for: dropped (and counted) while the client is not reading. */
+  event(msg: Event): void {
+    if (this.closed || this.conn.destroyed) return;
+    if (this.congested) {
+      this.d.stats.droppedNotices++;
+      return;
+    }
+    this.write(encodeFrame(msg));
+  }
+
+  /** A reply: never dropped (the client waits for it), but a client that lets them pile up is hung up on. */
+  reply(msg: Reply): void {
+    if (this.closed || this.conn.destroyed) return;
+    this.write(encodeFrame(msg));
+  }
+
+  /** Every byte to the client goes here: past twice the backlog bound the connection is closed, never grown. */
+  write(bytes: Buffer | string): boolean {
     if (this.closed || this.conn.destroyed) return false;
-    return this.conn.write(encodeFrame(msg));
+    if (this.conn.writableLength + bytes.length > 2 * this.d.maxBacklog) {
+      this.d.stats.slowClientsClosed++;
+      this.d.log('warn', 'client closed: not reading', { client: this.cid, uid: this.uid });
+      void this.shutdown('not reading');
+      return false;
+    }
+    this.conn.write(bytes);
+    return true;
+  }
+
+  /** Uncaught failure in this client's work (guard.ts): this client goes, nobody else. */
+  fail(err: unknown): void {
+    this.d.log('error', 'client failed', { client: this.cid, uid: this.uid, error: (err as Error)?.message });
+    this.reply({ v: 1, id: null, ok: false, error: { code: 'FG_ERR_INTERNAL', message: 'internal error: closing' } });
+    void this.shutdown('internal error');
   }
 
   private onData(chunk: Buffer): void {
+    this.touch();
     let frames: Buffer[];
     try {
       frames = this.reader.push(chunk);
     } catch (err) {
       // An oversized frame: the stream cannot be trusted any more. Say why, then hang up on this client only.
       this.d.stats.badFrames++;
-      this.send({ v: 1, id: null, ok: false, error: errorBody(err) });
-      this.conn.end();
-      void this.shutdown('bad frame');
+      this.hangUp(errorBody(err), 'bad frame');
       return;
     }
-    // Frames of one connection are handled in order, each after the previous one's reply.
-    for (const f of frames) this.queue = this.queue.then(() => this.onFrame(f));
+    this.watchPartialFrame();
+    for (const f of frames) {
+      this.waiting++;
+      // Frames of one connection are handled in order, each after the previous one's reply.
+      this.queue = this.queue.then(() =>
+        forClient(this, () => withReplayOpener(this.openFile, () => this.onFrame(f))).finally(() => {
+          this.waiting--;
+          this.readMore();
+        }),
+      );
+    }
+    this.readMore();
+  }
+
+  /** Reads on only while few frames wait and the client reads what it is sent. */
+  private readMore(): void {
+    if (this.closed || this.conn.destroyed) return;
+    if (this.waiting >= PENDING_FRAMES || this.congested) this.conn.pause();
+    else this.conn.resume();
+  }
+
+  private hangUp(error: { code: string; message: string }, why: string): void {
+    this.reply({ v: 1, id: null, ok: false, error });
+    this.conn.end();
+    void this.shutdown(why);
+  }
+
+  /** A frame begun must end within partialFrameMs: a connection cannot hold a half-sent frame forever. */
+  private watchPartialFrame(): void {
+    if (this.reader.held === 0) {
+      clearTimeout(this.frameTimer);
+      this.frameTimer = undefined;
+      return;
+    }
+    if (this.frameTimer) return;
+    this.frameTimer = setTimeout(() => {
+      this.d.stats.timedOutConnections++;
+      this.hangUp(
+        { code: 'FG_ERR_TIMEOUT', message: `frame not completed within ${this.d.timeouts.partialFrameMs} ms` },
+        'partial frame timeout',
+      );
+    }, this.d.timeouts.partialFrameMs);
+    this.frameTimer.unref();
+  }
+
+  /** Restarts the idle clock; a connection that holds nothing and says nothing is closed when it runs out. */
+  touch(): void {
+    clearTimeout(this.idleTimer);
+    if (this.closed) return;
+    this.idleTimer = setTimeout(() => {
+      if (this.flows.size > 0 || this.d.mux?.holds(this) || this.waiting > 0) return this.touch();
+      this.d.stats.timedOutConnections++;
+      this.hangUp(
+        { code: 'FG_ERR_TIMEOUT', message: `idle for ${this.d.timeouts.idleMs} ms with nothing open` },
+        'idle timeout',
+      );
+    }, this.d.timeouts.idleMs);
+    this.idleTimer.unref();
   }
 
   private async onFrame(frame: Buffer): Promise<void> {
@@ -134,198 +201,77 @@ export class Client implements QueueClient {
       const r = Request.safeParse(json);
       if (!r.success) {
         const id = typeof (json as { id?: unknown })?.id === 'number' ? (json as { id: number }).id : null;
-        this.send({
-          v: 1,
-          id,
-          ok: false,
-          error: {
-            code: 'FG_ERR_PROTOCOL',
-            message: r.error.issues.map((i) => `${i.path.join('.') || 'frame'}: ${i.message}`).join('; '),
-          },
-        });
+        const message = r.error.issues
+          .slice(0, 10)
+          .map((i) => `${i.path.join('.') || 'frame'}: ${i.message}`)
+          .join('; ');
+        this.reply({ v: 1, id, ok: false, error: { code: 'FG_ERR_PROTOCOL', message: message.slice(0, 2000) } });
         this.d.stats.badFrames++;
         return;
       }
       req = r.data;
     } catch {
-      this.send({ v: 1, id: null, ok: false, error: { code: 'FG_ERR_PROTOCOL', message: 'frame is not JSON' } });
+      this.reply({ v: 1, id: null, ok: false, error: { code: 'FG_ERR_PROTOCOL', message: 'frame is not JSON' } });
       this.d.stats.badFrames++;
       return;
     }
     try {
-      this.send({ v: 1, id: req.id, ok: true, ...(await this.handle(req)) });
+      this.reply({ v: 1, id: req.id, ok: true, ...(await handleRequest(this, req)) });
     } catch (err) {
-      this.send({ v: 1, id: req.id, ok: false, error: errorBody(err) });
+      this.reply({ v: 1, id: req.id, ok: false, error: errorBody(err) });
     }
   }
 
-  private flow(id: number): RemoteFlow {
-    const f = this.flows.get(id);
-    if (!f) throw Object.assign(new Error(`no flow ${id} on this connection`), { code: 'FG_ERR_INVALID_ARGUMENT' });
-    return f;
+  /** Closes one flow for the daemon's reasons (policy reload, new limits), telling the client why. */
+  async closeFlow(f: RemoteFlow, reason: string): Promise<void> {
+    f.closedByDaemon = true;
+    this.event({ v: 1, ev: 'closed', flow: f.id, reason });
+    await f.handle.close();
+    this.flows.delete(f.id);
+    this.d.log('warn', 'flow closed by the daemon', { client: this.cid, uid: this.peer.uid, flow: f.id, reason });
   }
 
-  private async handle(req: Request): Promise<Record<string, unknown>> {
-    switch (req.op) {
-      case 'hello':
-        return {
-          server: { protocol: PROTOCOL_VERSION },
-          identity: { uid: this.peer.uid, gid: this.peer.gid, user: this.peer.user },
-        };
-      case 'status':
-        return { status: this.d.status(this.peer) };
-      case 'create': {
-        const id = this.nextFlow++;
-        const handle = this.fg.create({
-          name: req.name ?? `${this.peer.user ?? this.peer.uid}/${id}`,
-          bufferRecords: req.bufferRecords,
-          overflow: req.overflow,
-        });
-        this.flows.set(id, { id, handle, sent: 0, dropped: 0, unreported: 0 });
-        return { flow: id, state: handle.state };
-      }
-      case 'populate': {
-        const f = this.flow(req.flow);
-        f.handle.populate(req.graph);
-        return { state: f.handle.state };
-      }
-      case 'instantiate': {
-        const f = this.flow(req.flow);
-        await f.handle.instantiate();
-        this.pipe(f);
-        return { state: f.handle.state, graph: f.handle.graph };
-      }
-      case 'activate':
-      case 'pause': {
-        const f = this.flow(req.flow);
-        await f.handle[req.op]();
-        return { state: f.handle.state };
-      }
-      case 'close': {
-        const f = this.flows.get(req.flow);
-        if (f) {
-          await f.handle.close();
-          this.flows.delete(req.flow);
-        }
-        return { state: 'closed' };
-      }
-      case 'stats': {
-        const f = this.flow(req.flow);
-        return { stats: { ...f.handle.stats(), sent: f.sent, droppedToClient: f.dropped } };
-      }
-      case 'queue': {
-        const principal = principalOf(this.d.policy(), this.peer);
-        if (!principal) throw deniedNoPolicy(this.peer);
-        return this.d.queueMux().register(this, principal, req);
-      }
-      case 'verdict':
-        return this.d.queueMux().verdict(this, req.queue, req.verdicts);
-      case 'unqueue':
-        return { released: this.d.queueMux().unregister(this, req.queue, 'client asked') };
-    }
-  }
-
-  /** Streams a flow's records to the client in batches; a client that cannot keep up loses records, counted. */
-  private pipe(f: RemoteFlow): void {
-    /** Records as JSON text: clients running the same graph get the same record objects, encoded once. */
-    let batch: string[] = [];
-    const flush = () => {
-      if (batch.length === 0) return;
-      const records = batch;
-      batch = [];
-      if (this.conn.writableLength > this.d.maxBacklog) {
-        // Count now, tell later: a client that is not reading must not get a queue of loss notices either.
-        f.dropped += records.length;
-        f.unreported += records.length;
-        this.d.stats.droppedToClients += records.length;
-        this.watchLoss(f);
-        return;
-      }
-      this.reportLoss(f);
-      f.sent += records.length;
-      if (!this.closed && !this.conn.destroyed)
-        this.conn.write(frameText(`{"v":1,"ev":"records","flow":${f.id},"records":[${records.join(',')}]}`));
-    };
-    f.handle.records$.subscribe({
-      next: (r) => {
-        batch.push(recordJson(r));
-        if (batch.length >= 256) flush();
-        else this.d.flushSoon(flush);
-      },
-      error: (err) => {
-        flush();
-        this.send({ v: 1, ev: 'end', flow: f.id, error: errorBody(err) });
-      },
-      complete: () => {
-        flush();
-        // A flow the daemon closed has had its `closed` event; an `end` would read as a normal finish.
-        if (!f.closedByDaemon) this.send({ v: 1, ev: 'end', flow: f.id });
-      },
-    });
-    f.handle.lost$.subscribe((n) => this.send({ v: 1, ev: 'lost', flow: f.id, notice: n }));
-  }
-
-  /** Tells the client of its loss once it reads again (its backlog is back under the limit), with the whole count. */
-  private watchLoss(f: RemoteFlow): void {
-    if (f.lossTimer) return;
-    f.lossTimer = setInterval(() => {
-      if (!this.closed && this.conn.writableLength > this.d.maxBacklog) return;
-      clearInterval(f.lossTimer);
-      f.lossTimer = undefined;
-      this.reportLoss(f);
-    }, 100);
-    f.lossTimer.unref();
-  }
-
-  private reportLoss(f: RemoteFlow): void {
-    if (f.unreported === 0) return;
-    const count = f.unreported;
-    f.unreported = 0;
-    this.send({
-      v: 1,
-      ev: 'lost',
-      flow: f.id,
-      notice: {
-        kind: 'loss',
-        where: 'reader',
-        count,
-        source: 'daemon',
-        message: `${count} records dropped: the client was not reading`,
-        ts: Date.now(),
-      },
-    });
-  }
-
-  /** Re-checks every flow against a new policy; closes those it forbids, telling the client why. */
+  /** Re-checks every flow against a new policy; closes those it forbids or whose buffer is over its new limit. */
   async recheck(policy: Policy): Promise<void> {
-    this.d.mux?.recheck(this, principalOf(policy, this.peer));
+    const principal = principalOf(policy, this.peer);
+    this.d.mux?.recheck(this, principal);
+    const maxBuffer = principal?.limits.bufferRecords;
     for (const f of [...this.flows.values()]) {
       const asked = f.handle.requested;
       if (!asked) continue; // not instantiated yet: the policy applies when it is
       const r = authorize(asked, this.peer, policy, { openFlows: 0 });
       let reason: string;
       if (!r.allowed) reason = `the new policy denies it: ${r.issues.map((i) => i.message).join('; ')}`;
+      else if (maxBuffer !== undefined && f.handle.stats().buffer.capacity > maxBuffer)
+        reason = `its buffer (${f.handle.stats().buffer.capacity} records) is over the new limit of ${maxBuffer}; open it again`;
       else if (printGraph(r.graph) !== f.handle.graph) {
         // Still allowed, but the scope, redaction or rate limit changed: the running graph would show too much.
         reason = `the new policy changes what it may show (now runs as ${printGraph(r.graph)}); open it again`;
       } else continue;
-      f.closedByDaemon = true;
-      this.send({ v: 1, ev: 'closed', flow: f.id, reason });
-      await f.handle.close();
-      this.flows.delete(f.id);
-      this.d.log('warn', 'flow closed by policy reload', { client: this.cid, uid: this.peer.uid, flow: f.id, reason });
+      await this.closeFlow(f, reason);
     }
   }
 
   async shutdown(why: string): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.frameTimer);
+    clearTimeout(this.idleTimer);
     // Packets waiting for this client's verdicts are decided now, not at their timeout.
     this.d.mux?.release(this, why);
-    await this.fg.close();
+    if (why === 'not reading') this.conn.destroy();
+    else if (!this.conn.destroyed) {
+      // What is already queued (the reason for a hang-up) may still go; nothing more is accepted.
+      this.conn.end();
+      setTimeout(() => this.conn.destroy(), 1000).unref();
+    }
+    try {
+      await this.fg.close();
+    } catch (err) {
+      this.d.log('error', 'client release failed', { client: this.cid, error: (err as Error).message });
+    }
     this.flows.clear();
     this.d.forget(this);
     this.d.log('info', 'client gone', { client: this.cid, uid: this.peer.uid, why });
-    if (!this.conn.destroyed) this.conn.destroy();
   }
 }

@@ -23,23 +23,28 @@ export function metricsRegistry(d: Daemon): Registry {
   g('flowgrabd_denied_connections_total', 'Connections refused (peer unknown)', [], (x) =>
     x.set(d.stats.deniedConnections),
   );
-  g('flowgrabd_flows', 'Flows open now', ['user'], (x) => {
-    const by = new Map<string, number>();
-    for (const f of d.allFlows()) by.set(f.user ?? String(f.uid), (by.get(f.user ?? String(f.uid)) ?? 0) + 1);
-    for (const [user, n] of by) x.set({ user }, n);
-  });
-  const perFlow = (name: string, help: string, value: (f: ReturnType<Daemon['allFlows']>[number]) => number) =>
-    g(name, help, ['user', 'flow'], (x) => {
-      for (const f of d.allFlows()) x.set({ user: f.user ?? String(f.uid), flow: f.name }, value(f));
-    });
-  perFlow('flowgrabd_flow_records_sent', 'Records sent to the client', (f) => f.sent);
-  perFlow(
-    'flowgrabd_flow_records_dropped_client',
-    'Records dropped because the client was not reading',
-    (f) => f.dropped,
+  // Sums only: per-user or per-flow labels would show anyone on loopback who runs what (flow names are the
+  // users' own words), and flows never authorized are not counted as running.
+  const running = () => d.allFlows().filter((f) => !['created', 'populated', 'closed'].includes(f.stats.state));
+  const sum = (name: string, help: string, value: (f: ReturnType<Daemon['allFlows']>[number]) => number) =>
+    g(name, help, [], (x) => x.set(running().reduce((n, f) => n + value(f), 0)));
+  g('flowgrabd_flows', 'Flows running now (instantiated), all users', [], (x) => x.set(running().length));
+  sum('flowgrabd_records_sent', 'Records sent to clients by the running flows', (f) => f.sent);
+  sum('flowgrabd_records_dropped_client', 'Records dropped because a client was not reading', (f) => f.dropped);
+  sum('flowgrabd_records_dropped_buffer', 'Records dropped by flow buffers', (f) => f.stats.buffer.dropped);
+  sum('flowgrabd_records_missed', 'Records that arrived while a flow was paused', (f) => f.stats.missed);
+  g('flowgrabd_dropped_notices_total', 'Notices dropped while their client was not reading', [], (x) =>
+    x.set(d.stats.droppedNotices),
   );
-  perFlow('flowgrabd_flow_records_dropped_buffer', 'Records dropped by the flow buffer', (f) => f.stats.buffer.dropped);
-  perFlow('flowgrabd_flow_records_missed', 'Records that arrived while the flow was paused', (f) => f.stats.missed);
+  g('flowgrabd_slow_clients_closed_total', 'Clients hung up on for not reading their replies', [], (x) =>
+    x.set(d.stats.slowClientsClosed),
+  );
+  g('flowgrabd_timed_out_connections_total', 'Connections closed by the idle or frame timeout', [], (x) =>
+    x.set(d.stats.timedOutConnections),
+  );
+  g('flowgrabd_refused_connections_total', 'Connections refused by the connection caps', [], (x) =>
+    x.set(d.stats.refusedConnections),
+  );
   g(
     'flowgrabd_nfqueue_packets_total',
     'Packets of the shared NFQUEUE queue, by what became of them',

@@ -96,6 +96,11 @@ export class FrameReader {
 
   constructor(private readonly max = MAX_FRAME) {}
 
+  /** Bytes of an unfinished frame held (0 between frames). */
+  get held(): number {
+    return this.buf.length;
+  }
+
   push(chunk: Buffer): Buffer[] {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     const out: Buffer[] = [];

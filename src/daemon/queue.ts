@@ -16,10 +16,12 @@ import { type NfqueueSource, nfqueue } from '../sources/nfqueue/source.js';
 import {
   formatMark,
   hex,
+  markRefusal,
   marksOverlap,
   packetFrame,
   type QueueClient,
   type Registration,
+  redactPacket,
   scopeTest,
   type Verdict,
 } from './registration.js';
@@ -124,6 +126,8 @@ export class QueueMux {
       );
     const mask = (req.mask ?? 0xffffffff) >>> 0;
     const mark = (req.mark & mask) >>> 0;
+    const refusal = markRefusal(principal, client.uid, { mark, mask });
+    if (refusal) throw new FlowgrabError('FG_ERR_DENIED', refusal, { op: 'queue' });
     for (const r of this.regs.values())
       if (marksOverlap(r, { mark, mask }))
         throw new FlowgrabError(
@@ -140,6 +144,7 @@ export class QueueMux {
       timeoutMs,
       pending: new Map(),
       inScope: scopeTest(principal.scope),
+      redact: principal.redact ?? [],
       delivered: 0,
       verdicts: 0,
       timedOut: 0,
@@ -177,6 +182,12 @@ export class QueueMux {
   /** Everything `client` held: a client that disconnects or dies. */
   release(client: QueueClient, why: string): void {
     for (const r of [...this.regs.values()]) if (r.client === client) this.unregister(client, r.id, why);
+  }
+
+  /** True when `client` holds a registration. */
+  holds(client: QueueClient): boolean {
+    for (const r of this.regs.values()) if (r.client === client) return true;
+    return false;
   }
 
   /** The client's verdicts; each names a packet delivered to it and not yet decided, or is refused. */
@@ -295,7 +306,7 @@ export class QueueMux {
     }
     reg.pending.set(p.packetId, Date.now() + reg.timeoutMs);
     this.owner.set(p.packetId, reg);
-    reg.batch.push(packetFrame(p));
+    reg.batch.push(redactPacket(packetFrame(p), reg.redact));
     if (reg.batch.length >= 64) this.flushBatch(reg);
     else if (!this.flushScheduled) {
       this.flushScheduled = true;

@@ -6,14 +6,20 @@
  * released at once. A client that stops reading loses records (counted,
  * reported), never the daemon's memory.
  */
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
 import type { Policy } from '../auth/policy.js';
+import { FlowgrabError } from '../errors.js';
+import { setDefaultReplayOpener } from '../filters/replay.js';
 import type { FlowHandle } from '../flow/handle.js';
+import { sweepStaleTables } from '../sources/firewall/nft.js';
 import { Client } from './connection.js';
+import { CONNECTIONS_PER_UID, CONNECTIONS_TOTAL, type ConnectionTimeouts, DEFAULT_TIMEOUTS } from './limits.js';
 import { identifyPeer, type Peer, type PeerMethod } from './peer.js';
+import { encodeFrame } from './protocol.js';
 import { type QueueConfig, QueueMux } from './queue.js';
+import { checkSocketDir, clearStaleSocket, listenSocket } from './socket.js';
+import { boundedStatus, enforceFlowLimits } from './status.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -32,6 +38,10 @@ export interface DaemonOptions {
   queue?: QueueConfig;
   /** How clients are identified: SO_PEERCRED, unix_diag, or SO_PEERCRED falling back to unix_diag (default). */
   peerIdentity?: PeerMethod;
+  /** Idle, unfinished-frame and identification timeouts (ms); defaults in limits.ts. */
+  timeouts?: Partial<ConnectionTimeouts>;
+  /** Sweep flowgrab nft tables left by killed processes at start (default true). */
+  sweepStale?: boolean;
 }
 
 export interface DaemonStats {
@@ -40,11 +50,30 @@ export interface DaemonStats {
   badFrames: number;
   deniedConnections: number;
   droppedToClients: number;
+  /** Notices and events dropped while their client was not reading. */
+  droppedNotices: number;
+  /** Clients hung up on because their unread output passed twice the backlog bound. */
+  slowClientsClosed: number;
+  /** Connections closed by the idle or unfinished-frame timeout. */
+  timedOutConnections: number;
+  /** Connections refused by the per-uid or total connection caps. */
+  refusedConnections: number;
 }
 
 export class Daemon {
-  readonly stats: DaemonStats = { clients: 0, connections: 0, badFrames: 0, deniedConnections: 0, droppedToClients: 0 };
+  readonly stats: DaemonStats = {
+    clients: 0,
+    connections: 0,
+    badFrames: 0,
+    deniedConnections: 0,
+    droppedToClients: 0,
+    droppedNotices: 0,
+    slowClientsClosed: 0,
+    timedOutConnections: 0,
+    refusedConnections: 0,
+  };
   readonly maxBacklog: number;
+  readonly timeouts: ConnectionTimeouts;
   private readonly clients = new Set<Client>();
   /** Connections whose peer is being looked up (unix_diag is asynchronous): nothing is read from them yet. */
   private readonly identifying = new Set<Socket>();
@@ -60,6 +89,7 @@ export class Daemon {
   constructor(private readonly opts: DaemonOptions) {
     this.current = opts.policy();
     this.maxBacklog = opts.maxClientBacklog ?? 8 << 20;
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
   }
 
   policy(): Policy {
@@ -93,6 +123,18 @@ export class Daemon {
     return n;
   }
 
+  /** Flows of `uid` in any state, authorized or not: for the daemon's own per-uid cap. */
+  allFlowsOf(uid: number): number {
+    let n = 0;
+    for (const c of this.clients) if (c.peer.uid === uid) n += c.flows.size;
+    return n;
+  }
+
+  /** Clients connected now (identified). */
+  get clientList(): Client[] {
+    return [...this.clients];
+  }
+
   queueMux(): QueueMux {
     if (!this.mux)
       throw Object.assign(new Error('this flowgrabd shares no NFQUEUE queue (start it with --queue N)'), {
@@ -109,18 +151,39 @@ export class Daemon {
       this.mux = mux;
     }
     const path = this.opts.socket;
-    mkdirSync(dirname(path), { recursive: true });
-    // A socket file left by a killed daemon would make listen() fail: replace it.
-    if (existsSync(path)) unlinkSync(path);
-    const server = createServer((conn) => this.accept(conn));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => resolve());
+    checkSocketDir(path);
+    // A socket file left by a killed daemon would make listen() fail: replace it (never a live daemon's).
+    await clearStaleSocket(path);
+    if (this.opts.sweepStale !== false) {
+      const swept = await sweepStaleTables().catch(() => []);
+      if (swept.length) this.log('info', 'stale firewall tables removed', { tables: swept.join(', ') });
+    }
+    // In the daemon, replay() opens files only with a client's rights (connection.ts); anything else is refused.
+    setDefaultReplayOpener((file) => {
+      throw new FlowgrabError('FG_ERR_PERMISSION', `replay: ${file}: not opened outside a client's request`, {
+        op: 'replay',
+      });
     });
-    // Connectable by every local user: the policy decides what each may do.
-    chmodSync(path, 0o666);
+    const server = createServer((conn) => this.accept(conn));
+    server.maxConnections = CONNECTIONS_TOTAL;
+    // Connectable by every local user (mode 0666 from the umask at bind): the policy decides what each may do.
+    await listenSocket(server, path);
+    this.server = server;
     this.log('info', 'listening', { socket: path });
+  }
+
+  /** Connections of `uid` now, identified ones only. */
+  private connectionsOf(uid: number): number {
+    let n = 0;
+    for (const c of this.clients) if (c.peer.uid === uid) n++;
+    return n;
+  }
+
+  /** Says why, then hangs up (the connection is not a client yet). */
+  private refuse(conn: Socket, message: string, code = 'FG_ERR_DENIED'): void {
+    this.stats.refusedConnections++;
+    conn.end(encodeFrame({ v: 1, id: null, ok: false, error: { code, message } }));
+    setTimeout(() => conn.destroy(), 1000).unref();
   }
 
   private accept(conn: Socket): void {
@@ -128,10 +191,22 @@ export class Daemon {
     // Not a byte is read before the kernel has said who this is.
     conn.pause();
     this.identifying.add(conn);
+    conn.on('error', () => {});
+    const slow = setTimeout(() => conn.destroy(), this.timeouts.identifyMs);
+    slow.unref();
     identifyPeer(conn, { method: this.opts.peerIdentity }).then(
       (peer) => {
+        clearTimeout(slow);
         this.identifying.delete(conn);
         if (conn.destroyed) return;
+        if (this.connectionsOf(peer.uid) >= CONNECTIONS_PER_UID) {
+          this.log('warn', 'connection refused: too many', { uid: peer.uid, user: peer.user });
+          this.refuse(
+            conn,
+            `uid ${peer.uid} already has ${CONNECTIONS_PER_UID} connections, the most one user may have`,
+          );
+          return;
+        }
         const c = new Client(this, conn, peer, this.nextClient++);
         this.clients.add(c);
         this.stats.clients = this.clients.size;
@@ -145,6 +220,7 @@ export class Daemon {
         conn.resume();
       },
       (err) => {
+        clearTimeout(slow);
         this.identifying.delete(conn);
         this.stats.deniedConnections++;
         this.log('warn', 'connection refused: peer unknown', { error: (err as Error).message });
@@ -169,36 +245,16 @@ export class Daemon {
     }
     this.current = next;
     this.log('info', 'policy reloaded', { principals: next.principals.length });
-    for (const c of this.clients) await c.recheck(next);
+    for (const c of [...this.clients]) await c.recheck(next);
+    await enforceFlowLimits([...this.clients], next);
   }
 
-  /** What a client may see of the daemon: root sees every client; others only their own. */
+  /** What a client may see of the daemon: root sees every client; others only their own; bounded in size. */
   status(asker: Peer): Record<string, unknown> {
-    const clients = [...this.clients]
-      .filter((c) => asker.uid === 0 || c.peer.uid === asker.uid)
-      .map((c) => ({
-        client: c.cid,
-        pid: c.peer.pid,
-        uid: c.peer.uid,
-        user: c.peer.user,
-        flows: [...c.flows.values()].map((f) => ({
-          flow: f.id,
-          name: f.handle.name,
-          graph: f.handle.graph,
-          sent: f.sent,
-          droppedToClient: f.dropped,
-          ...f.handle.stats(),
-        })),
-      }));
-    return {
-      ...this.stats,
-      clientCount: this.stats.clients,
-      clients,
-      ...(this.mux ? { nfqueue: this.mux.status(asker.uid) } : {}),
-    };
+    return boundedStatus(this, asker);
   }
 
-  /** Every client's flows: for the metrics endpoint. */
+  /** Every client's flows (tests and diagnostics; the metrics show only sums of these). */
   allFlows(): {
     uid: number;
     user?: string;
@@ -231,7 +287,8 @@ export class Daemon {
     await Promise.all([...this.clients].map((c) => c.shutdown('daemon stopping')));
     await this.mux?.close();
     this.mux = undefined;
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    if (!this.server) return; // never listened: the socket path is not ours (maybe a live daemon's)
+    await new Promise<void>((r) => this.server?.close(() => r()));
     try {
       unlinkSync(this.opts.socket);
     } catch {

@@ -3,9 +3,16 @@
  * ({flowgrab, version, host, started, sources}) then one record per line.
  * speed 0 replays as fast as possible; 1 keeps the recorded timing; 10 is
  * ten times faster.
+ *
+ * Only regular files are read (a device or FIFO could stream forever or
+ * block), lines are bounded, and who opens the file is pluggable: flowgrabd
+ * opens it with the client's own rights (withReplayOpener) and refuses
+ * outside a client's context.
  */
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { constants, createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { PassThrough, type Readable } from 'node:stream';
 import { Observable, type SchedulerLike } from 'rxjs';
 import { FlowgrabError } from '../errors.js';
 import type { Rec } from './registry.js';
@@ -19,16 +26,84 @@ export interface RecordingHeader {
   sources: { name: string; params: Record<string, unknown> }[];
 }
 
+/** Opens a recording as a byte stream; failures arrive as the stream's error. */
+export type ReplayOpener = (file: string) => Readable;
+
+/** Longest line read from a recording (bytes): a file without newlines must not become one huge string. */
+export const MAX_REPLAY_LINE = 1 << 20;
+
+/** This process's own rights; regular files only, opened without blocking so a FIFO cannot hang it. */
+export function openRegularFile(file: string): Readable {
+  const out = new PassThrough();
+  open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY).then(
+    async (fh) => {
+      if (!(await fh.stat()).isFile()) {
+        await fh.close();
+        out.destroy(new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `${file}: not a regular file`, { op: 'replay' }));
+        return;
+      }
+      if (out.destroyed) return void (await fh.close());
+      createReadStream('', { fd: fh }).pipe(out);
+    },
+    (e: NodeJS.ErrnoException) =>
+      out.destroy(new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `${file}: ${e.code ?? e.message}`, { op: 'replay' })),
+  );
+  return out;
+}
+
+const openers = new AsyncLocalStorage<ReplayOpener>();
+let defaultOpener: ReplayOpener = openRegularFile;
+
+/** Runs `fn` so that every replay() subscribed inside it (and in what it schedules) opens files with `opener`. */
+export function withReplayOpener<T>(opener: ReplayOpener, fn: () => T): T {
+  return openers.run(opener, fn);
+}
+
+/** The opener outside withReplayOpener; flowgrabd sets one that refuses, so nothing is ever opened as root by mistake. */
+export function setDefaultReplayOpener(opener: ReplayOpener): void {
+  defaultOpener = opener;
+}
+
+/** Lines of a byte stream, each at most `max` bytes (longer: an error, not a string the size of the file). */
+export async function* boundedLines(input: Readable, max: number, file: string): AsyncGenerator<string> {
+  let parts: Buffer[] = [];
+  let held = 0;
+  for await (const chunk of input as AsyncIterable<Buffer>) {
+    let from = 0;
+    for (let nl = chunk.indexOf(10, from); nl !== -1; nl = chunk.indexOf(10, from)) {
+      if (held + nl - from > max) throw tooLong(file, max);
+      parts.push(chunk.subarray(from, nl));
+      yield Buffer.concat(parts).toString('utf8').replace(/\r$/, '');
+      parts = [];
+      held = 0;
+      from = nl + 1;
+    }
+    held += chunk.length - from;
+    if (held > max) throw tooLong(file, max);
+    if (from < chunk.length) parts.push(chunk.subarray(from));
+  }
+  if (held > 0) yield Buffer.concat(parts).toString('utf8');
+}
+
+const tooLong = (file: string, max: number) =>
+  new FlowgrabError('FG_ERR_DECODE', `${file}: a line is longer than ${max} bytes`, { op: 'replay' });
+
 export function replayRecords(file: string, speed: number, scheduler: SchedulerLike): Observable<Rec> {
   return new Observable<Rec>((sub) => {
-    const input = createReadStream(file, 'utf8');
-    const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+    let input: Readable;
+    try {
+      input = (openers.getStore() ?? defaultOpener)(file);
+    } catch (err) {
+      sub.error(err);
+      return;
+    }
+    input.on('error', () => {}); // reported through the line reader
     let closed = false;
     let lineNo = 0;
     let firstTs: number | undefined;
     const t0 = scheduler.now();
     (async () => {
-      for await (const line of lines) {
+      for await (const line of boundedLines(input, MAX_REPLAY_LINE, file)) {
         if (closed) break;
         lineNo++;
         if (!line.trim()) continue;
@@ -54,7 +129,6 @@ export function replayRecords(file: string, speed: number, scheduler: SchedulerL
     );
     return () => {
       closed = true;
-      lines.close();
       input.destroy();
     };
   });

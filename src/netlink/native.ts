@@ -10,10 +10,13 @@
 // The raw module alone: the package index also loads rtnetlink/genl/nl80211 codecs (~25 ms of startup).
 import { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import { FlowgrabError } from '../errors.js';
+import { openBatchedTransport } from './batched.js';
 import {
   findNetlinkFd,
+  NETLINK_BROADCAST_SEND_ERROR,
   NETLINK_EXT_ACK,
   NETLINK_NO_ENOBUFS,
+  SO_RCVBUF,
   SO_RCVBUFFORCE,
   SOL_NETLINK,
   SOL_SOCKET,
@@ -26,7 +29,28 @@ import type { RawTransport, TransportHandlers, TransportOptions } from './transp
 const DUMP_BUFFER = 32 * 1024;
 const DEFAULT_RCVBUF = 4 << 20;
 
+/**
+ * Options every socket gets (see the file comment): no ENOBUFS, extended
+ * acks, reliable broadcasts when asked, and the receive buffer, forced past
+ * rmem_max as root (capped at rmem_max otherwise).
+ */
+function configure(fd: number, opts: TransportOptions): void {
+  setsockoptInt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1, 'setsockopt(NETLINK_NO_ENOBUFS)');
+  setsockoptInt(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1, 'setsockopt(NETLINK_EXT_ACK)');
+  // With NO_ENOBUFS, a full queue neither errors our socket nor loses the event (kernel commit 38938bfe).
+  if (opts.reliable) {
+    setsockoptInt(fd, SOL_NETLINK, NETLINK_BROADCAST_SEND_ERROR, 1, 'setsockopt(NETLINK_BROADCAST_SEND_ERROR)');
+  }
+  const bytes = opts.recvBufferBytes ?? DEFAULT_RCVBUF;
+  try {
+    setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, bytes, 'setsockopt(SO_RCVBUFFORCE)');
+  } catch {
+    setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, bytes, 'setsockopt(SO_RCVBUF)');
+  }
+}
+
 export function openNativeTransport(opts: TransportOptions): RawTransport {
+  if (opts.batched) return openBatched(opts);
   const create = () =>
     new RawNetlinkSocket(opts.protocol, {
       messagePeeking: opts.peek ?? false,
@@ -48,6 +72,22 @@ export function openNativeTransport(opts: TransportOptions): RawTransport {
   return new NativeTransport(sock, opts);
 }
 
+function openBatched(opts: TransportOptions): RawTransport {
+  try {
+    return openBatchedTransport(opts, (fd) => configure(fd, opts));
+  } catch (cause) {
+    const errno = (cause as { errno?: number }).errno;
+    if (errno === 1 || errno === 13) {
+      throw new FlowgrabError('FG_ERR_PERMISSION', 'opening a netlink socket needs CAP_NET_ADMIN (run as root)', {
+        op: 'socket',
+        errno,
+        cause,
+      });
+    }
+    throw cause;
+  }
+}
+
 class NativeTransport implements RawTransport {
   readonly port: number;
   private readonly fd: number;
@@ -61,9 +101,7 @@ class NativeTransport implements RawTransport {
     this.port = sock.address().port;
     try {
       this.fd = findNetlinkFd(this.port);
-      setsockoptInt(this.fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1, 'setsockopt(NETLINK_NO_ENOBUFS)');
-      setsockoptInt(this.fd, SOL_NETLINK, NETLINK_EXT_ACK, 1, 'setsockopt(NETLINK_EXT_ACK)');
-      this.setRecvBuffer(opts.recvBufferBytes ?? DEFAULT_RCVBUF);
+      configure(this.fd, opts);
     } catch (err) {
       sock.close();
       throw err;
@@ -82,14 +120,6 @@ class NativeTransport implements RawTransport {
         }),
       ),
     );
-  }
-
-  private setRecvBuffer(bytes: number): void {
-    try {
-      setsockoptInt(this.fd, SOL_SOCKET, SO_RCVBUFFORCE, bytes, 'setsockopt(SO_RCVBUFFORCE)');
-    } catch {
-      this.sock.setRecvBufferSize(bytes); // unprivileged: capped at net.core.rmem_max
-    }
   }
 
   private deliver(buf: Buffer, groups: number): void {

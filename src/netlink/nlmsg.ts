@@ -32,18 +32,45 @@ export interface NetlinkMessage extends NetlinkHeader {
   payload: Buffer;
 }
 
-export const align4 = (n: number): number => (n + 3) & ~3;
+/**
+ * Rounds up to a multiple of 4. Plain arithmetic, not `(n + 3) & ~3`: the
+ * bitwise form wraps negative for n ≥ 2^31 - 3 (a lying 32-bit length).
+ */
+export const align4 = (n: number): number => n + ((4 - (n % 4)) % 4);
 
-/** Splits one datagram into its messages. Throws DecodeError on a truncated or lying header. */
+/** What `splitMessagesLenient` could not frame: the bytes after the last valid message, and why. */
+export interface TrailingGarbage {
+  bytes: number;
+  offset: number;
+  reason: string;
+}
+
+/**
+ * Splits one datagram into its messages. Throws DecodeError on a truncated or
+ * lying header, unless valid messages came before it: then, like libmnl and
+ * mdlayher/netlink, those are returned and the rest is dropped (see
+ * `splitMessagesLenient` to learn how many bytes were).
+ */
 export function splitMessages(buf: Buffer): NetlinkMessage[] {
+  const r = splitMessagesLenient(buf);
+  if (r.messages.length === 0 && r.trailing) {
+    throw new DecodeError(r.trailing.reason, r.trailing.offset, 'nlmsg');
+  }
+  return r.messages;
+}
+
+/** The valid messages at the start of `buf`, and what followed them when it was not a message. */
+export function splitMessagesLenient(buf: Buffer): { messages: NetlinkMessage[]; trailing?: TrailingGarbage } {
   const out: NetlinkMessage[] = [];
   let o = 0;
   while (o < buf.length) {
-    if (buf.length - o < NLMSG_HDRLEN) throw new DecodeError('truncated nlmsghdr', o, 'nlmsg');
-    const len = buf.readUInt32LE(o);
-    if (len < NLMSG_HDRLEN || o + len > buf.length) {
-      throw new DecodeError(`nlmsg_len ${len} does not fit in ${buf.length - o} bytes`, o, 'nlmsg');
+    let reason: string | undefined;
+    const len = buf.length - o < NLMSG_HDRLEN ? -1 : buf.readUInt32LE(o);
+    if (len < 0) reason = 'truncated nlmsghdr';
+    else if (len < NLMSG_HDRLEN || len > buf.length - o) {
+      reason = `nlmsg_len ${len} does not fit in ${buf.length - o} bytes`;
     }
+    if (reason) return { messages: out, trailing: { bytes: buf.length - o, offset: o, reason } };
     out.push({
       type: buf.readUInt16LE(o + 4),
       flags: buf.readUInt16LE(o + 6),
@@ -51,9 +78,10 @@ export function splitMessages(buf: Buffer): NetlinkMessage[] {
       pid: buf.readUInt32LE(o + 12),
       payload: buf.subarray(o + NLMSG_HDRLEN, o + len),
     });
+    // len ≤ buf.length here, so this cannot overflow; a last message may lack its padding.
     o += align4(len);
   }
-  return out;
+  return { messages: out };
 }
 
 export function encodeMessage(h: NetlinkHeader, payload: Buffer): Buffer {
@@ -89,8 +117,9 @@ export function decodeError(msg: NetlinkMessage): NetlinkErrorPayload {
   };
   if (!(msg.flags & NLM_F_ACK_TLVS)) return out;
   // Without CAPPED the whole original request is echoed before the TLVs.
+  // The echoed length is the peer's word: a huge one just means no TLVs fit.
   let o = 4 + (msg.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : align4(p.readUInt32LE(4)));
-  while (o + NLA_HDRLEN <= p.length) {
+  while (o >= 0 && o + NLA_HDRLEN <= p.length) {
     const len = p.readUInt16LE(o);
     const type = p.readUInt16LE(o + 2) & NLA_TYPE_MASK;
     if (len < NLA_HDRLEN || o + len > p.length) break;

@@ -6,7 +6,7 @@
  * separate sockets (an event arriving mid-dump confuses neither here, but
  * the kernel interleaves them and a busy event stream slows the dump).
  */
-import { FlowgrabError } from '../errors.js';
+import { DecodeError, FlowgrabError } from '../errors.js';
 import {
   NLM_F_ACK,
   NLM_F_DUMP,
@@ -18,7 +18,7 @@ import {
   NLMSG_OVERRUN,
 } from './enums.js';
 import { errnoName } from './errno.js';
-import { decodeError, encodeMessage, type NetlinkMessage, splitMessages } from './nlmsg.js';
+import { decodeError, encodeMessage, type NetlinkMessage, splitMessagesLenient } from './nlmsg.js';
 import type { RawTransport, TransportFactory, TransportOptions } from './transport.js';
 
 /** A request the kernel refused: the operation, the errno and its name, and the kernel's extended-ack text. */
@@ -54,9 +54,12 @@ interface Pending {
   onMessage?: (m: NetlinkMessage) => void;
   resolve: (m: NetlinkMessage[]) => void;
   reject: (e: Error) => void;
+  /** One idle check per request, re-armed only when it fires: replies just stamp `lastReply`. */
   timer: NodeJS.Timeout;
   idleMs: number;
+  lastReply: number;
   interrupted: boolean;
+  done?: boolean;
 }
 
 export type EventListener = (m: NetlinkMessage, groups: number) => void;
@@ -107,11 +110,9 @@ export class NetlinkSocket {
         resolve,
         reject,
         idleMs,
+        lastReply: Date.now(),
         interrupted: false,
-        timer: setTimeout(
-          () => this.finish(seq, new FlowgrabError('FG_ERR_TIMEOUT', `${op}: no reply in ${idleMs} ms`, { op })),
-          idleMs,
-        ),
+        timer: setTimeout(() => this.checkIdle(seq), idleMs),
       };
       this.pending.set(seq, p);
       try {
@@ -172,10 +173,23 @@ export class NetlinkSocket {
     return seqBase;
   }
 
+  /** Fails the request after `idleMs` without a reply; otherwise looks again when that much quiet could have passed. */
+  private checkIdle(seq: number): void {
+    const p = this.pending.get(seq);
+    if (!p) return;
+    const quiet = Date.now() - p.lastReply;
+    if (quiet >= p.idleMs) {
+      this.finish(seq, new FlowgrabError('FG_ERR_TIMEOUT', `${p.op}: no reply in ${p.idleMs} ms`, { op: p.op }));
+    } else {
+      p.timer = setTimeout(() => this.checkIdle(seq), p.idleMs - quiet);
+    }
+  }
+
   private finish(seq: number, err?: Error): void {
     const p = this.pending.get(seq);
     if (!p) return;
     this.pending.delete(seq);
+    p.done = true;
     clearTimeout(p.timer);
     if (err) p.reject(err);
     else p.resolve(p.replies);
@@ -192,16 +206,25 @@ export class NetlinkSocket {
   }
 
   private onDatagram(buf: Buffer, groups: number): void {
-    let msgs: NetlinkMessage[];
-    try {
-      msgs = splitMessages(buf);
-    } catch (err) {
-      this.emitError(err as Error);
-      return;
+    // The valid messages are delivered even when garbage follows them (as libmnl does); the garbage is reported.
+    const { messages: msgs, trailing } = splitMessagesLenient(buf);
+    if (trailing) {
+      this.emitError(new DecodeError(`${trailing.reason}; ${trailing.bytes} bytes dropped`, trailing.offset, 'nlmsg'));
     }
+    // A dump datagram holds many replies to one request: look it up once, stamp it once.
+    let last: Pending | undefined;
+    let lastSeq = -1;
     for (const m of msgs) {
-      const p = groups === 0 && m.seq !== 0 ? this.pending.get(m.seq) : undefined;
-      if (p) this.onReply(m.seq, p, m);
+      let p: Pending | undefined;
+      if (groups === 0 && m.seq !== 0) {
+        if (m.seq !== lastSeq) {
+          lastSeq = m.seq;
+          last = this.pending.get(m.seq);
+          if (last) last.lastReply = Date.now();
+        }
+        p = last;
+      }
+      if (p && !p.done) this.onReply(m.seq, p, m);
       else if (m.type !== NLMSG_NOOP && m.type !== NLMSG_OVERRUN) this.emitEvent(m, groups);
     }
   }
@@ -217,7 +240,6 @@ export class NetlinkSocket {
   }
 
   private onReply(seq: number, p: Pending, m: NetlinkMessage): void {
-    p.timer.refresh();
     if (m.flags & NLM_F_DUMP_INTR) p.interrupted = true;
     if (m.type === NLMSG_ERROR) {
       try {

@@ -14,6 +14,9 @@ export const SO_RCVBUF = 8;
 export const SO_RCVBUFFORCE = 33;
 export const SO_PEERCRED = 17;
 export const SO_MEMINFO = 55;
+export const NETLINK_ADD_MEMBERSHIP = 1;
+export const NETLINK_DROP_MEMBERSHIP = 2;
+export const NETLINK_BROADCAST_SEND_ERROR = 4;
 export const NETLINK_NO_ENOBUFS = 5;
 export const NETLINK_EXT_ACK = 11;
 export const NETLINK_GET_STRICT_CHK = 12;
@@ -21,6 +24,8 @@ export const CLONE_NEWNET = 0x40000000;
 /** ioctl on any socket: a new fd for the network namespace the socket lives in (needs CAP_NET_ADMIN there). */
 export const SIOCGSKNS = 0x894c;
 const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const SOCK_CLOEXEC = 0o2000000;
 /** Index of sk_drops in the u32 array SO_MEMINFO returns (include/uapi/linux/sock_diag.h). */
 const SK_MEMINFO_DROPS = 8;
 const SK_MEMINFO_VARS = 9;
@@ -31,6 +36,10 @@ interface Libc {
   getsockname: (fd: number, addr: Buffer, len: number[]) => number;
   setns: (fd: number, nstype: number) => number;
   ioctl: (fd: number, request: number) => number;
+  socket: (domain: number, type: number, protocol: number) => number;
+  bind: (fd: number, addr: Buffer, len: number) => number;
+  send: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  close: (fd: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -43,6 +52,10 @@ function lib(): Libc {
     getsockname: c.func('int getsockname(int, _Out_ void *, _Inout_ uint32_t *)'),
     setns: c.func('int setns(int, int)'),
     ioctl: c.func('int ioctl(int, unsigned long, ...)'),
+    socket: c.func('int socket(int, int, int)'),
+    bind: c.func('int bind(int, const void *, uint32_t)'),
+    send: c.func('intptr_t send(int, const void *, uintptr_t, int)'),
+    close: c.func('int close(int)'),
   };
   return libc;
 }
@@ -157,4 +170,33 @@ export function socketNetns(fd: number): number {
   const nsfd = lib().ioctl(fd, SIOCGSKNS);
   check(nsfd, 'ioctl(SIOCGSKNS)');
   return nsfd;
+}
+
+/**
+ * A netlink socket of our own (not the `netlink` package's), for readers that
+ * drain it off the main thread. Bound to a port the kernel picks; returns the
+ * fd and that port. The caller closes it with closeFd.
+ */
+export function openNetlinkFd(protocol: number): { fd: number; port: number } {
+  const fd = lib().socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+  check(fd, 'socket(AF_NETLINK)');
+  try {
+    const addr = Buffer.alloc(12);
+    addr.writeUInt16LE(AF_NETLINK, 0); // nl_pid 0: the kernel assigns a unique port
+    check(lib().bind(fd, addr, 12), 'bind(AF_NETLINK)');
+    check(lib().getsockname(fd, addr, [12]), 'getsockname');
+    return { fd, port: addr.readUInt32LE(4) };
+  } catch (err) {
+    lib().close(fd);
+    throw err;
+  }
+}
+
+/** One whole datagram to the kernel (netlink sends are all or nothing). */
+export function sendFd(fd: number, buf: Buffer, op = 'sendmsg'): void {
+  check(lib().send(fd, buf, buf.length, 0), op);
+}
+
+export function closeFd(fd: number): void {
+  lib().close(fd);
 }

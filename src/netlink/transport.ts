@@ -22,6 +22,17 @@ export interface TransportOptions {
    * whose messages are small read faster with a small one.
    */
   readBufferBytes?: number;
+  /**
+   * NETLINK_BROADCAST_SEND_ERROR: a multicast the kernel cannot queue for us
+   * fails the sender (ctnetlink keeps and retries the event) instead of
+   * being dropped silently. Only conntrack makes use of it.
+   */
+  reliable?: boolean;
+  /**
+   * Read on a worker thread that drains the socket into batches (batched.ts):
+   * many datagrams per wake-up of the main thread. For event sockets.
+   */
+  batched?: boolean;
 }
 
 export interface TransportHandlers {

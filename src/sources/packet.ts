@@ -22,6 +22,12 @@ export interface L4Packet {
   data: Buffer;
   /** A non-first IP fragment: no transport header to read. */
   fragment?: boolean;
+  /**
+   * The first fragment of a fragmented datagram: the transport header is
+   * here, but `data` is only the start of the payload. flowgrab does not
+   * reassemble, so consumers must not parse `data` as a whole datagram.
+   */
+  firstFragment?: boolean;
 }
 
 export const TCP_FIN = 0x01;
@@ -47,6 +53,7 @@ function ipv4(b: Buffer): L4Packet {
   if (ihl < 20 || ihl > b.length) throw new DecodeError(`IPv4 header length ${ihl}`, 0, OP);
   const end = Math.min(b.length, total >= ihl ? total : b.length);
   const frag = b.readUInt16BE(6) & 0x1fff;
+  const more = (b.readUInt16BE(6) & 0x2000) !== 0;
   const p: L4Packet = {
     family: 'ipv4',
     src: formatIPv4(b, 12),
@@ -59,6 +66,7 @@ function ipv4(b: Buffer): L4Packet {
     p.fragment = true;
     return p;
   }
+  if (more) p.firstFragment = true;
   return transport(p, b, ihl, end);
 }
 
@@ -85,14 +93,17 @@ function ipv6(b: Buffer): L4Packet {
       // Fragment header: only the first fragment carries the transport header.
       if (o + 8 > end) throw new DecodeError('truncated IPv6 fragment header', o, OP);
       const offset = b.readUInt16BE(o + 2) >> 3;
+      const more = (b[o + 3] & 1) !== 0;
       next = b[o];
       o += 8;
       if (offset !== 0) {
         p.proto = next;
         p.fragment = true;
-        p.data = b.subarray(o, end);
+        p.data = b.subarray(Math.min(o, end), end);
         return p;
       }
+      // Offset 0 without M is an atomic fragment (RFC 6946): a whole datagram.
+      if (more) p.firstFragment = true;
     } else break;
   }
   if (o > end) throw new DecodeError('IPv6 extension headers overrun the packet', o, OP);
@@ -105,7 +116,11 @@ function transport(p: L4Packet, b: Buffer, o: number, end: number): L4Packet {
     if (end - o < 8) throw new DecodeError('truncated UDP header', o, OP);
     p.sport = b.readUInt16BE(o);
     p.dport = b.readUInt16BE(o + 2);
-    p.data = b.subarray(o + 8, end);
+    // The UDP length ends the datagram: bytes after it (padding, a lying IP length) are not payload.
+    // 0 is an IPv6 jumbogram's (RFC 2675); a length past the capture (snaplen, first fragment) keeps what is there.
+    const len = b.readUInt16BE(o + 4);
+    if (len !== 0 && len < 8) throw new DecodeError(`UDP length ${len}`, o, OP);
+    p.data = b.subarray(o + 8, len === 0 ? end : Math.min(end, o + len));
   } else if (p.proto === 6) {
     if (end - o < 20) throw new DecodeError('truncated TCP header', o, OP);
     const off = (b[o + 12] >> 4) * 4;

@@ -1,6 +1,19 @@
 /** Helpers for the SPIN core's integration tests: JSON-RPC over the Unix socket and HTTP, connection probes. */
 import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { writeCredentials } from '../../examples/spin/auth.js';
 import type { HomeNetwork, LabClient } from '../../src/testing/index.js';
+
+/** The login the SPIN integration tests give the app (its credentials file is written per test). */
+export const TEST_LOGIN = { user: 'tester', password: 'lab-only-password' };
+export const TEST_AUTHORIZATION = `Basic ${Buffer.from(`${TEST_LOGIN.user}:${TEST_LOGIN.password}`).toString('base64')}`;
+
+/** Writes TEST_LOGIN's credentials file into `dir` (which must exist) and returns its path. */
+export function testCredentials(dir: string): string {
+  const file = join(dir, 'test-credentials');
+  writeCredentials(file, TEST_LOGIN.user, TEST_LOGIN.password);
+  return file;
+}
 
 export interface RpcReply {
   jsonrpc?: string;
@@ -39,8 +52,13 @@ export async function socketRpc(path: string, method: string, params?: unknown):
   return JSON.parse(text) as RpcReply;
 }
 
+/** POST to the app's RPC as an authenticated JSON client (TEST_LOGIN; ignored when auth is off). */
 export async function httpRpcRaw(url: string, body: string): Promise<{ status: number; text: string }> {
-  const r = await fetch(`${url}/spin_api/jsonrpc`, { method: 'POST', body });
+  const r = await fetch(`${url}/spin_api/jsonrpc`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', authorization: TEST_AUTHORIZATION },
+  });
   return { status: r.status, text: await r.text() };
 }
 

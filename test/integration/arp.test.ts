@@ -251,6 +251,6 @@ describe('arp source on the home network', () => {
     );
     const bad = await runCli(['arp', '--dump', '--netns', 'no-such-netns-fg']);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/level=error/);
+    expect(bad.stderr).toMatch(/^flowgrab: error: /);
   });
 });

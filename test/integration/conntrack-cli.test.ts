@@ -207,6 +207,7 @@ describe('flowgrab conntrack (CLI)', () => {
       [['conntrack', '--events', 'sideways'], 'sideways'],
       [['conntrack', '--family', 'ipv5', '--dump'], 'ipv5'],
       [['conntrack', '--count', '-1'], '--count'],
+      [['conntrack', '--count', '0'], '--count'],
     ] as const) {
       const out = await flowgrab([...args]);
       expect(out.code, args.join(' ')).not.toBe(0);
@@ -228,7 +229,7 @@ describe('flowgrab conntrack (CLI)', () => {
       expect(out.stdout).toBe('');
       const errs = lines(out.stderr);
       expect(errs, args.join(' ')).toHaveLength(1);
-      expect(errs[0]).toMatch(/^level=error msg=/);
+      expect(errs[0]).toMatch(/^flowgrab: error: /);
       expect(errs[0]).toContain(missing);
     }
   });

@@ -374,7 +374,7 @@ describe('flowgrabd with real users', () => {
     expect(denied.code).toBe(1);
     expect(denied.out).toBe('');
     expect(denied.err).toBe(
-      'flowgrab: root.steps.1: filter `project` needs `match` before it: `match` is not on every path before it\n',
+      'flowgrab: error: root.steps.1: filter `project` needs `match` before it: `match` is not on every path before it\n',
     );
 
     const a = script(A, { graph: ct, durationMs: 30_000 });

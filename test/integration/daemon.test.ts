@@ -638,11 +638,11 @@ describe('a spawned flowgrabd', () => {
       'flowgrabd_clients 1',
       'flowgrabd_connections_total 3',
       'flowgrabd_bad_frames_total 0',
-      'flowgrabd_flows{user="root"} 1',
-      'flowgrabd_flow_records_sent{user="root",flow="metered"} 30',
-      'flowgrabd_flow_records_dropped_client{user="root",flow="metered"} 0',
-      'flowgrabd_flow_records_dropped_buffer{user="root",flow="metered"} 0',
-      'flowgrabd_flow_records_missed{user="root",flow="metered"} 0',
+      'flowgrabd_flows 1',
+      'flowgrabd_records_sent 30',
+      'flowgrabd_records_dropped_client 0',
+      'flowgrabd_records_dropped_buffer 0',
+      'flowgrabd_records_missed 0',
     ])
       expect(metric(line), `${line} in\n${metrics}`).toBe(true);
 

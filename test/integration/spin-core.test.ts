@@ -19,6 +19,7 @@ import {
   socketRpc,
   socketRpcRaw,
   tcpWorks,
+  testCredentials,
 } from '../helpers/spin-core.js';
 
 let home: HomeNetwork;
@@ -40,6 +41,7 @@ beforeAll(async () => {
     stateDir: join(dir, 'state'),
     leaseFile: home.leaseFile,
     periods: { trafficMs: 250 },
+    credentialsFile: testCredentials(dir),
   });
   app.core.messages$.subscribe((m) => messages.push(m));
   const t = await generateTraffic(home, { rounds: 1 });

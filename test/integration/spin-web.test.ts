@@ -13,6 +13,7 @@ import { type SpinApp, startSpin } from '../../examples/spin/app.js';
 import { startMqtt } from '../../examples/spin/mqtt.js';
 import { createWebHandler } from '../../examples/spin/web/serve.js';
 import { createHomeNetwork, generateTraffic, type HomeNetwork, type LabClient } from '../../src/testing/lab/index.js';
+import { TEST_LOGIN, testCredentials } from '../helpers/spin-core.js';
 import { FakeSpinCore, serveSpinHttp, spin } from '../helpers/spin-fake-core.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -55,8 +56,11 @@ afterAll(async () => {
 });
 
 /** A page that fails the test on script errors and on any request leaving the app. */
-async function openPage(url: string): Promise<{ page: Page; problems: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+async function openPage(
+  url: string,
+  httpCredentials?: { username: string; password: string },
+): Promise<{ page: Page; problems: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, httpCredentials });
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
@@ -235,6 +239,7 @@ describe('web view of the whole app on the home network', () => {
       mqtt: { broker: 'embedded', tcpPort: 0, wsPort: 0 },
       stateDir,
       leaseFile: home.leaseFile,
+      credentialsFile: testCredentials(stateDir),
     });
   });
   afterAll(async () => {
@@ -248,7 +253,10 @@ describe('web view of the whole app on the home network', () => {
     await generateTraffic(home, { rounds: 1, ipv6: false });
     for (const c of home.clients) expect(await echoes(home, c)).toBe(true);
 
-    const { page, problems } = await openPage(`${app.httpUrl}/spin_graph/graph.html`);
+    const { page, problems } = await openPage(`${app.httpUrl}/spin_graph/graph.html`, {
+      username: TEST_LOGIN.user,
+      password: TEST_LOGIN.password,
+    });
     await expect.poll(() => page.locator('#mqtt-status').getAttribute('data-state')).toBe('connected');
     const macs = () => page.locator('li.device').evaluateAll((els) => els.map((e) => e.getAttribute('data-mac')));
     // The router's WAN neighbour (the server) is a device too, as in SPIN: any host in the neighbour table.

@@ -6,6 +6,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { type AddressInfo, createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AedesPublishPacket } from 'aedes';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import { accessHandlers, type BrokerAccess } from './access.js';
 import { type QueueLimits, SerialQueue } from './serial-queue.js';
 import { hostPort, RPC_REQUEST_TOPIC, type Transport, type TransportEvents } from './transport.js';
 
@@ -15,12 +16,19 @@ export interface EmbeddedOptions {
   readonly wsPort: number;
   /** Publishes waiting for aedes; more are dropped. */
   readonly queue: QueueLimits;
+  /** Logins, topic rules and WebSocket origins (access.ts). */
+  readonly access?: BrokerAccess;
 }
 
 export const WS_PATH = '/mqtt';
 
 export async function startEmbeddedBroker(options: EmbeddedOptions, events: TransportEvents): Promise<Transport> {
-  const broker = await Aedes.createBroker({ drainTimeout: 10_000, heartbeatInterval: 60_000 });
+  const access = options.access ?? {};
+  const broker = await Aedes.createBroker({
+    drainTimeout: 10_000,
+    heartbeatInterval: 60_000,
+    ...accessHandlers(access),
+  });
   // A client that misbehaves only loses its own connection; nothing is logged here.
   broker.on('clientError', () => {});
   broker.on('connectionError', () => {});
@@ -34,7 +42,13 @@ export async function startEmbeddedBroker(options: EmbeddedOptions, events: Tran
     res.writeHead(426, { 'content-type': 'text/plain' }).end(`MQTT over WebSocket at ${WS_PATH}\n`);
   });
   http.on('connection', (socket) => track(sockets, socket));
-  const wss = new WebSocketServer({ server: http, path: WS_PATH });
+  // A web page elsewhere must not read or write through a browser on the router's network.
+  const originAllowed = access.originAllowed ?? (() => true);
+  const wss = new WebSocketServer({
+    server: http,
+    path: WS_PATH,
+    verifyClient: (info: { origin?: string }) => originAllowed(info.origin || undefined),
+  });
   wss.on('connection', (ws, req) => {
     const stream = createWebSocketStream(ws);
     stream.on('error', () => ws.terminate());

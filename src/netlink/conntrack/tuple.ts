@@ -110,9 +110,15 @@ export function decodeTuple(buf: Buffer, start: number, end: number): CtTuple {
     const vEnd = attrValueEnd(buf, o, end, OP);
     switch (attrType(buf, o)) {
       case CTA_TUPLE_IP:
+        // A repeated nest replaces its predecessor (nla_parse keeps the last).
+        t.src = '';
+        t.dst = '';
+        t.unknownIp = undefined;
         decodeIp(t, buf, o + NLA_HDRLEN, vEnd);
         break;
       case CTA_TUPLE_PROTO:
+        t.protonum = 0;
+        t.sport = t.dport = t.icmp = t.unknownProto = undefined;
         decodeProto(t, buf, o + NLA_HDRLEN, vEnd);
         break;
       case CTA_TUPLE_ZONE:

@@ -17,8 +17,6 @@ const OP = 'ctnetlink entry';
 const u16le = (b: Buffer, o: number) => b[o] | (b[o + 1] << 8);
 const u16be = (b: Buffer, o: number) => (b[o] << 8) | b[o + 1];
 const u32be = (b: Buffer, o: number) => ((b[o] << 24) >>> 0) + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
-/** u64 BE counter as a number (exact below 2^53). */
-const u64be = (b: Buffer, o: number) => u32be(b, o) * 4294967296 + u32be(b, o + 4);
 /** u64 BE nanoseconds → whole ms, exactly: hi·2^32 = hi·4294·10^6 + hi·967296. */
 const nsToMs = (b: Buffer, o: number) => {
   const hi = u32be(b, o);
@@ -60,8 +58,19 @@ function addr(b: Buffer, o: number, vEnd: number): string {
   throw new DecodeError(`address of ${len} bytes`, o, OP);
 }
 
-/** Fills `e` from a CTA_TUPLE_* value; returns the protocol number. */
+/**
+ * Fills `e` from a CTA_TUPLE_* value; returns the protocol number. Repeated
+ * attributes follow nla_parse, as the reference codec does: the last wins,
+ * and a repeated nest (the tuple itself, its IP or proto part) replaces its
+ * predecessor as a whole.
+ */
 function tuple(b: Buffer, start: number, end: number, e: ConntrackEnd): number {
+  e.src = '';
+  e.dst = '';
+  e.sport = undefined;
+  e.dport = undefined;
+  if (e.icmp !== undefined) delete e.icmp;
+  if (e.zone !== undefined) delete e.zone;
   let proto = 0;
   let icmpSeen = false;
   let type = 0;
@@ -71,6 +80,8 @@ function tuple(b: Buffer, start: number, end: number, e: ConntrackEnd): number {
     const vEnd = attrEnd(b, o, end);
     const t = typeOf(b, o);
     if (t === C.CTA_TUPLE_IP) {
+      e.src = '';
+      e.dst = '';
       for (let p = o + 4; p < vEnd; p = next(b, p)) {
         const pEnd = attrEnd(b, p, vEnd);
         const pt = typeOf(b, p);
@@ -78,6 +89,10 @@ function tuple(b: Buffer, start: number, end: number, e: ConntrackEnd): number {
         else if (pt === C.CTA_IP_V4_DST || pt === C.CTA_IP_V6_DST) e.dst = addr(b, p, pEnd);
       }
     } else if (t === C.CTA_TUPLE_PROTO) {
+      proto = type = code = id = 0;
+      icmpSeen = false;
+      e.sport = undefined;
+      e.dport = undefined;
       for (let p = o + 4; p < vEnd; p = next(b, p)) {
         const pEnd = attrEnd(b, p, vEnd);
         switch (typeOf(b, p)) {
@@ -113,6 +128,9 @@ function tuple(b: Buffer, start: number, end: number, e: ConntrackEnd): number {
             break;
         }
       }
+    } else if (t === C.CTA_TUPLE_ZONE) {
+      need(o, vEnd, 2);
+      e.zone = u16be(b, o + 4);
     }
   }
   if (icmpSeen) {
@@ -123,25 +141,42 @@ function tuple(b: Buffer, start: number, end: number, e: ConntrackEnd): number {
   return proto;
 }
 
+const SAFE_HI = 0x20_0000; // a u64 whose high word reaches 2^21 is ≥ 2^53
+/** u64 BE counter as a number, exact below 2^53; above, saturated at 2^53 - 1 (`saturated` says so). */
+const u64Sat = (b: Buffer, o: number) => {
+  const hi = u32be(b, o);
+  return hi >= SAFE_HI ? Number.MAX_SAFE_INTEGER : hi * 4294967296 + u32be(b, o + 4);
+};
+
 function counters(b: Buffer, start: number, end: number, e: ConntrackEnd): void {
-  e.packets = 0;
-  e.bytes = 0;
+  let packets = 0;
+  let bytes = 0;
+  let satP = false;
+  let satB = false;
   for (let o = start; o < end; o = next(b, o)) {
     const vEnd = attrEnd(b, o, end);
     const t = typeOf(b, o);
     if (t === C.CTA_COUNTERS_PACKETS) {
       need(o, vEnd, 8);
-      e.packets = u64be(b, o + 4);
+      packets = u64Sat(b, o + 4);
+      satP = u32be(b, o + 4) >= SAFE_HI;
     } else if (t === C.CTA_COUNTERS_BYTES) {
       need(o, vEnd, 8);
-      e.bytes = u64be(b, o + 4);
+      bytes = u64Sat(b, o + 4);
+      satB = u32be(b, o + 4) >= SAFE_HI;
     }
   }
+  e.packets = packets;
+  e.bytes = bytes;
+  if (satP || satB) e.saturated = true;
+  else if (e.saturated !== undefined) delete e.saturated;
 }
 
 /**
  * Decodes the attributes after nfgenmsg (`start`…`end`) into a record.
- * Throws DecodeError on malformed input, never anything else.
+ * Throws DecodeError on malformed input, never anything else; checks every
+ * length the reference codec checks, including attributes it then drops
+ * (master tuple, use, secmark, TCP window scale and flags).
  */
 export function decodeConntrackRecord(
   b: Buffer,
@@ -167,6 +202,9 @@ export function decodeConntrackRecord(
     ts: now,
   };
   let protonum = 0;
+  let helper: string | undefined;
+  let tsStart: number | undefined;
+  let tsStop: number | undefined;
   for (let o = start; o < end; o = next(b, o)) {
     const vEnd = attrEnd(b, o, end);
     switch (typeOf(b, o)) {
@@ -175,6 +213,10 @@ export function decodeConntrackRecord(
         break;
       case C.CTA_TUPLE_REPLY:
         tuple(b, o + 4, vEnd, reply);
+        break;
+      case C.CTA_TUPLE_MASTER:
+        // Not in the record, but validated as the reference codec does.
+        tuple(b, o + 4, vEnd, { src: '', dst: '' });
         break;
       case C.CTA_STATUS:
         need(o, vEnd, 4);
@@ -202,18 +244,23 @@ export function decodeConntrackRecord(
         need(o, vEnd, 4);
         r.id = u32be(b, o + 4);
         break;
+      case C.CTA_USE:
+      case C.CTA_SECMARK:
+        need(o, vEnd, 4);
+        break;
       case C.CTA_ZONE:
         need(o, vEnd, 2);
         r.zone = u16be(b, o + 4);
         break;
       case C.CTA_TIMESTAMP:
+        tsStart = tsStop = undefined;
         for (let p = o + 4; p < vEnd; p = next(b, p)) {
           const pEnd = attrEnd(b, p, vEnd);
           const pt = typeOf(b, p);
           if (pt !== C.CTA_TIMESTAMP_START && pt !== C.CTA_TIMESTAMP_STOP) continue;
           need(p, pEnd, 8);
-          if (pt === C.CTA_TIMESTAMP_START) r.start = nsToMs(b, p + 4);
-          else r.stop = nsToMs(b, p + 4);
+          if (pt === C.CTA_TIMESTAMP_START) tsStart = nsToMs(b, p + 4);
+          else tsStop = nsToMs(b, p + 4);
         }
         break;
       case C.CTA_TIMESTAMP_EVENT:
@@ -221,9 +268,10 @@ export function decodeConntrackRecord(
         r.ts = nsToMs(b, o + 4);
         break;
       case C.CTA_HELP:
+        helper = undefined;
         for (let p = o + 4; p < vEnd; p = next(b, p)) {
           const pEnd = attrEnd(b, p, vEnd);
-          if (typeOf(b, p) === C.CTA_HELP_NAME) r.helper = b.toString('utf8', p + 4, pEnd).replace(/\0+$/, '');
+          if (typeOf(b, p) === C.CTA_HELP_NAME) helper = b.toString('utf8', p + 4, pEnd).replace(/\0+$/, '');
         }
         break;
       case C.CTA_LABELS:
@@ -233,16 +281,19 @@ export function decodeConntrackRecord(
   }
   r.protonum = protonum;
   r.proto = C.PROTO_NAMES[protonum] ?? String(protonum);
-  if (orig.sport === undefined) dropPorts(orig);
-  if (reply.sport === undefined) dropPorts(reply);
+  if (tsStart !== undefined) r.start = tsStart;
+  if (tsStop !== undefined) r.stop = tsStop;
+  if (helper !== undefined) r.helper = helper;
+  dropPorts(orig);
+  dropPorts(reply);
   if (netns !== undefined) r.netns = netns;
   return r;
 }
 
 /** ICMP and port-less protocols: no port keys at all, as in the reference decoder. */
 function dropPorts(e: ConntrackEnd): void {
-  delete e.sport;
-  delete e.dport;
+  if (e.sport === undefined) delete e.sport;
+  if (e.dport === undefined) delete e.dport;
 }
 
 function tcpState(b: Buffer, start: number, end: number): string | undefined {
@@ -250,11 +301,23 @@ function tcpState(b: Buffer, start: number, end: number): string | undefined {
   for (let o = start; o < end; o = next(b, o)) {
     const vEnd = attrEnd(b, o, end);
     if (typeOf(b, o) !== C.CTA_PROTOINFO_TCP) continue;
+    state = undefined; // a repeated CTA_PROTOINFO_TCP replaces the earlier one
     for (let p = o + 4; p < vEnd; p = next(b, p)) {
       const pEnd = attrEnd(b, p, vEnd);
-      if (typeOf(b, p) !== C.CTA_PROTOINFO_TCP_STATE) continue;
-      need(p, pEnd, 1);
-      state = C.TCP_CONNTRACK_STATES[b[p + 4]] ?? String(b[p + 4]);
+      switch (typeOf(b, p)) {
+        case C.CTA_PROTOINFO_TCP_STATE:
+          need(p, pEnd, 1);
+          state = C.TCP_CONNTRACK_STATES[b[p + 4]] ?? String(b[p + 4]);
+          break;
+        case C.CTA_PROTOINFO_TCP_WSCALE_ORIGINAL:
+        case C.CTA_PROTOINFO_TCP_WSCALE_REPLY:
+          need(p, pEnd, 1);
+          break;
+        case C.CTA_PROTOINFO_TCP_FLAGS_ORIGINAL:
+        case C.CTA_PROTOINFO_TCP_FLAGS_REPLY:
+          need(p, pEnd, 2);
+          break;
+      }
     }
   }
   return state;

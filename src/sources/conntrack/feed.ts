@@ -19,6 +19,7 @@ import { publishNotice, type SourceNotice } from '../notice.js';
 import { readSysctl, writeSysctl } from '../sysctl.js';
 import { conntrackRecordFromMessage } from './decode.js';
 import { runDump } from './dump.js';
+import { EndedIds } from './ended.js';
 import type { ConntrackConfig } from './options.js';
 import type { ConntrackRecord, Counters } from './record.js';
 
@@ -29,6 +30,8 @@ interface Tracked {
   /** Last counters seen for the entry, for deltas. */
   orig?: Counters;
   reply?: Counters;
+  /** A NEW went out for this entry: another one is a repeat. */
+  announced?: boolean;
 }
 
 const counters = (e: ConntrackRecord['orig']): Counters | undefined =>
@@ -45,6 +48,10 @@ export class ConntrackFeed {
   readonly records = new Subject<ConntrackRecord>();
   readonly notices = new Subject<SourceNotice>();
   private readonly live = new Map<number, Tracked>();
+  /** Entries reported destroyed (by the kernel or a resync): each is reported once. */
+  private readonly ended = new EndedIds();
+  /** Repeated events (kernel redelivery) that were not passed on: for tests and stats. */
+  repeatsDropped = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private events?: NetlinkSocket;
   private dumper?: NetlinkSocket;
@@ -61,7 +68,14 @@ export class ConntrackFeed {
     if (cfg.events.length > 0) {
       // One event per datagram, a few hundred bytes each: a small read buffer saves a 32 KiB allocation per event.
       const s = NetlinkSocket.open(
-        { protocol: NETLINK_NETFILTER, netns: cfg.netns, recvBufferBytes: cfg.recvBufferBytes, readBufferBytes: 8192 },
+        {
+          protocol: NETLINK_NETFILTER,
+          netns: cfg.netns,
+          recvBufferBytes: cfg.recvBufferBytes,
+          readBufferBytes: 8192,
+          reliable: cfg.reliable,
+          batched: cfg.batchedReceive,
+        },
         transport,
       );
       this.events = s;
@@ -142,6 +156,7 @@ export class ConntrackFeed {
     this.events?.close();
     this.dumper?.close();
     this.live.clear();
+    this.ended.clear();
     this.records.complete();
     this.notices.complete();
   }
@@ -187,8 +202,27 @@ export class ConntrackFeed {
     else this.emit(rec);
   }
 
+  /** Passes an event on unless it repeats one already passed on (same entry id, same NEW or DESTROY). */
   private emit(rec: ConntrackRecord): void {
+    if (rec.type === 'destroy') {
+      if (this.ended.has(rec.id)) {
+        this.repeatsDropped++;
+        return;
+      }
+    } else if (rec.type === 'new' && this.live.get(rec.id)?.announced) {
+      this.repeatsDropped++;
+      return;
+    }
     this.track(rec);
+    this.records.next(rec);
+  }
+
+  /** An entry's end that no event reported (it vanished from a dump): said once, like a real DESTROY. */
+  private inferDestroy(id: number, t: Tracked, now: number, resync: boolean): void {
+    this.live.delete(id);
+    this.ended.add(id);
+    const rec: ConntrackRecord = { ...t.rec, type: 'destroy', ts: now };
+    if (resync) rec.resync = true;
     this.records.next(rec);
   }
 
@@ -199,16 +233,33 @@ export class ConntrackFeed {
     const r = counters(rec.reply);
     if (rec.type === 'destroy') {
       this.live.delete(rec.id);
+      this.ended.add(rec.id);
       if (o) rec.delta = { orig: growth(o, prev?.orig), reply: growth(r, prev?.reply) };
       return;
     }
-    this.live.set(rec.id, { rec, orig: o ?? prev?.orig, reply: r ?? prev?.reply });
+    // Alive again: the kernel gives a new entry with the same tuple at the same address the same id.
+    if (rec.type === 'new' || rec.type === 'dump') this.ended.revive(rec.id);
+    const announced = rec.type === 'new' || (prev?.announced ?? false);
+    this.live.set(rec.id, { rec, orig: o ?? prev?.orig, reply: r ?? prev?.reply, announced });
   }
 
   private checkLoss(): void {
     if (!this.dropCounter || this.closed) return;
     const lost = this.dropCounter.take();
     if (lost === 0) return;
+    if (this.cfg.reliable) {
+      // The kernel keeps each DESTROY it could not queue and sends it again; NEW/UPDATE changes it
+      // folds into the entry's next event, so only a table view needs the resync dump.
+      const resync = this.cfg.events.some((e) => e !== 'destroy');
+      this.notice({
+        kind: 'loss',
+        where: 'kernel',
+        count: lost,
+        message: `kernel could not queue ${lost} conntrack events (receive buffer full); reliable mode: ends are retried${resync ? ', resyncing for the rest' : ''}`,
+      });
+      if (resync) void this.resync();
+      return;
+    }
     this.notice({
       kind: 'loss',
       where: 'kernel',
@@ -233,13 +284,12 @@ export class ConntrackFeed {
         seen.add(r.id);
         this.records.next(r);
       });
-      // Entries born during the resync, or whose real DESTROY is waiting, need no inferred one.
+      // Entries born during the resync, or whose real DESTROY is waiting, need no inferred one. In
+      // reliable mode the kernel retries every DESTROY until we read it: the real one, with counters, will come.
       const born = new Set(this.held.filter((r) => r.type === 'new' || r.type === 'destroy').map((r) => r.id));
       const now = Date.now();
-      for (const [id, t] of this.live) {
-        if (seen.has(id) || born.has(id)) continue;
-        this.live.delete(id);
-        this.records.next({ ...t.rec, type: 'destroy', resync: true, ts: now });
+      if (!this.cfg.reliable) {
+        for (const [id, t] of this.live) if (!seen.has(id) && !born.has(id)) this.inferDestroy(id, t, now, true);
       }
       this.notice({ kind: 'resync', count, message: `resynchronised: ${count} entries in the table` });
     } catch (err) {
@@ -276,7 +326,8 @@ export class ConntrackFeed {
           const o = counters(r.orig);
           const rp = counters(r.reply);
           const delta = { orig: growth(o, prev?.orig), reply: growth(rp, prev?.reply) };
-          this.live.set(r.id, { rec: { ...r, type: 'update' }, orig: o, reply: rp });
+          this.ended.revive(r.id);
+          this.live.set(r.id, { rec: { ...r, type: 'update' }, orig: o, reply: rp, announced: prev?.announced });
           if (prev && delta.orig.packets === 0 && delta.reply.packets === 0) return;
           this.records.next({ ...r, type: 'update', delta });
         },
@@ -285,11 +336,7 @@ export class ConntrackFeed {
       // Without destroy events nobody else says an entry is gone.
       if (!this.cfg.events.includes('destroy')) {
         const now = Date.now();
-        for (const [id, t] of this.live) {
-          if (seen.has(id)) continue;
-          this.live.delete(id);
-          this.records.next({ ...t.rec, type: 'destroy', ts: now });
-        }
+        for (const [id, t] of this.live) if (!seen.has(id)) this.inferDestroy(id, t, now, false);
       }
     } catch (err) {
       this.notice({ kind: 'warning', message: `counter poll failed: ${(err as Error).message}` });

@@ -15,6 +15,8 @@ function end(e: ConntrackEnd): string {
   if (e.sport !== undefined) s += `,"sport":${e.sport}`;
   if (e.dport !== undefined) s += `,"dport":${e.dport}`;
   if (e.packets !== undefined) s += `,"packets":${e.packets},"bytes":${e.bytes}`;
+  if (e.saturated) s += ',"saturated":true';
+  if (e.zone !== undefined) s += `,"zone":${e.zone}`;
   return `${s}}`;
 }
 

@@ -27,6 +27,17 @@ export interface ConntrackConfig {
   setEventsSysctl: boolean;
   /** Set nf_conntrack_acct=1 (and timestamps) so new flows carry counters. */
   setAccounting: boolean;
+  /**
+   * Reliable events (NETLINK_BROADCAST_SEND_ERROR with NETLINK_NO_ENOBUFS): when our receive buffer is
+   * full the kernel keeps the event and retries instead of dropping it. DESTROYs are never lost; the
+   * price is that undelivered entries stay in the table, and once it fills, new traffic is dropped.
+   */
+  reliable: boolean;
+  /**
+   * Read the event socket on a worker thread that drains it in batches (the default); false uses the
+   * `netlink` package's one-callback-per-datagram reader on the main thread.
+   */
+  batchedReceive: boolean;
 }
 
 export type ConntrackOptionsInput = Partial<ConntrackConfig> & {
@@ -49,6 +60,8 @@ const SPEC = {
   lossCheckMs: int(10),
   setEventsSysctl: bool,
   setAccounting: bool,
+  reliable: bool,
+  batchedReceive: bool,
 };
 
 const DEFAULTS: ConntrackConfig = {
@@ -60,6 +73,8 @@ const DEFAULTS: ConntrackConfig = {
   lossCheckMs: 200,
   setEventsSysctl: false,
   setAccounting: false,
+  reliable: false,
+  batchedReceive: true,
 };
 
 /** Validates options (every issue at once) and fills in the defaults. */
@@ -80,5 +95,7 @@ export function feedKey(c: ConntrackConfig): string {
     c.pollIntervalMs,
     c.recvBufferBytes,
     c.lossCheckMs,
+    c.reliable,
+    c.batchedReceive,
   ]);
 }

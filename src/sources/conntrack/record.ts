@@ -3,7 +3,7 @@
  * (DESIGN.md "Records"). `toConntrackRecord` maps a decoded kernel entry to it.
  */
 import { z } from 'zod';
-import type { CtEntry } from '../../netlink/conntrack/entry.js';
+import type { CtCounters, CtEntry } from '../../netlink/conntrack/entry.js';
 import { PROTO_NAMES, TCP_CONNTRACK_STATES } from '../../netlink/conntrack/enums.js';
 import type { CtTuple } from '../../netlink/conntrack/tuple.js';
 import { AF_INET6 } from '../../netlink/nfnetlink.js';
@@ -18,9 +18,17 @@ export const ConntrackEnd = z.object({
   sport: z.number().int().optional(),
   dport: z.number().int().optional(),
   icmp: z.object({ type: z.number().int(), code: z.number().int(), id: z.number().int() }).optional(),
-  /** Absent when the kernel gave no counters (accounting off, or a NEW/UPDATE event). */
-  packets: z.number().int().nonnegative().optional(),
-  bytes: z.number().int().nonnegative().optional(),
+  /**
+   * Absent when the kernel gave no counters (accounting off, or a NEW/UPDATE event).
+   * The kernel's u64 counters are exact up to 2^53 - 1 (Number.MAX_SAFE_INTEGER);
+   * above that they saturate at it and `saturated` is set, never silently rounded.
+   */
+  packets: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  bytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  /** Set when packets or bytes passed 2^53 - 1 and were saturated there. */
+  saturated: z.literal(true).optional(),
+  /** This direction's conntrack zone (CTA_TUPLE_ZONE: `--orig-zone`/`--reply-zone`), when it has one. */
+  zone: z.number().int().optional(),
 });
 export type ConntrackEnd = z.infer<typeof ConntrackEnd>;
 
@@ -59,8 +67,9 @@ export type ConntrackRecord = z.infer<typeof ConntrackRecord>;
 export type ConntrackRecordType = ConntrackRecord['type'];
 
 const nsToMs = (ns: bigint): number => Number(ns / 1_000_000n);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
-function end(t: CtTuple | undefined, c: { packets: number; bytes: number } | undefined): ConntrackEnd {
+function end(t: CtTuple | undefined, c: CtCounters | undefined): ConntrackEnd {
   const e: ConntrackEnd = { src: t?.src ?? '', dst: t?.dst ?? '' };
   if (t?.icmp) e.icmp = t.icmp;
   else {
@@ -68,9 +77,11 @@ function end(t: CtTuple | undefined, c: { packets: number; bytes: number } | und
     if (t?.dport !== undefined) e.dport = t.dport;
   }
   if (c) {
-    e.packets = c.packets;
-    e.bytes = c.bytes;
+    e.packets = c.packets > MAX_SAFE ? Number.MAX_SAFE_INTEGER : Number(c.packets);
+    e.bytes = c.bytes > MAX_SAFE ? Number.MAX_SAFE_INTEGER : Number(c.bytes);
+    if (c.packets > MAX_SAFE || c.bytes > MAX_SAFE) e.saturated = true;
   }
+  if (t?.zone !== undefined) e.zone = t.zone;
   return e;
 }
 
@@ -87,7 +98,8 @@ export function toConntrackRecord(type: ConntrackRecordType, e: CtEntry, now: nu
     status: e.status === undefined ? [] : statusNames(e.status),
     ts: e.timestampEvent === undefined ? now : nsToMs(e.timestampEvent),
   };
-  if (e.tcp) r.state = TCP_CONNTRACK_STATES[e.tcp.state] ?? String(e.tcp.state);
+  const state = e.tcp?.state;
+  if (state !== undefined) r.state = TCP_CONNTRACK_STATES[state] ?? String(state);
   if (e.mark !== undefined) r.mark = e.mark;
   if (e.zone !== undefined) r.zone = e.zone;
   if (e.timeout !== undefined) r.timeout = e.timeout;

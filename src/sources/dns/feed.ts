@@ -23,12 +23,13 @@ import { Subject } from '../../rx.js';
 import type { NftTable } from '../firewall/nft.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
 import { type L4Packet, parseIpPacket } from '../packet.js';
-import { type DnsFields, decodeDns, dnsFields } from './message.js';
+import { type DnsFields, decodeDns, dnsErrorOf, dnsFields } from './message.js';
 import type { DnsConfig } from './options.js';
 import type { DnsRecord } from './record.js';
 import { QueryMatcher } from './rtt.js';
 import { installDnsRules } from './rules.js';
 import { TcpReassembler } from './tcp.js';
+import { type DnsErrorCode, DnsWireError } from './wire.js';
 
 const PACKET_TYPE = nfType(NFNL_SUBSYS_ULOG, NFULNL_MSG_PACKET);
 const EMPTY: DnsFields = { kind: 'query', id: 0, qname: '', qtype: '', rcode: '', answers: [], resolved: [] };
@@ -142,9 +143,10 @@ export class DnsFeed {
       });
       return;
     }
+    // Later fragments carry no ports; the first one is flagged below (flowgrab does not reassemble).
     if (ip.fragment || ip.sport === undefined) return;
     const hook = NF_HOOK_NAMES[pkt.hook] ?? 'unknown';
-    if (ip.proto === 17) this.emit(ip, 'udp', hook, ts, ip.data);
+    if (ip.proto === 17) this.emit(ip, 'udp', hook, ts, ip.data, ip.firstFragment);
     else if (ip.proto === 6) {
       const r = this.tcp.push({
         key: `${ip.src}|${ip.sport}|${ip.dst}|${ip.dport}`,
@@ -154,6 +156,10 @@ export class DnsFeed {
         now: ts,
       });
       if (r.dropped) this.notice({ kind: 'loss', where: 'decode', count: 1, message: r.dropped });
+      if (r.evicted) {
+        const message = `${r.evicted} TCP DNS streams evicted to stay within the reassembly bounds`;
+        this.notice({ kind: 'loss', where: 'decode', count: r.evicted, message });
+      }
       for (const msg of r.messages) this.emit(ip, 'tcp', hook, ts, msg);
     }
   }
@@ -174,10 +180,18 @@ export class DnsFeed {
     this.nextSeq = (seq + 1) >>> 0;
   }
 
-  private emit(ip: L4Packet, transport: 'udp' | 'tcp', hook: DnsRecord['hook'], ts: number, payload: Buffer): void {
+  private emit(
+    ip: L4Packet,
+    transport: 'udp' | 'tcp',
+    hook: DnsRecord['hook'],
+    ts: number,
+    payload: Buffer,
+    fragment = false,
+  ): void {
     let f: DnsFields;
-    let error: string | undefined;
+    let error: { code: DnsErrorCode; message: string } | undefined;
     try {
+      if (fragment) throw new DnsWireError('fragment', 'first IP fragment of a larger datagram', 0);
       f = dnsFields(decodeDns(payload));
     } catch (err) {
       f = {
@@ -185,7 +199,7 @@ export class DnsFeed {
         kind: ip.dport === 53 ? 'query' : 'response',
         id: payload.length >= 2 ? payload.readUInt16BE(0) : 0,
       };
-      error = `not a DNS message: ${(err as Error).message}`;
+      error = dnsErrorOf(err);
     }
     const query = f.kind === 'query';
     const r: DnsRecord = {
@@ -205,8 +219,10 @@ export class DnsFeed {
       answers: f.answers,
       resolved: f.resolved,
     };
-    if (error) r.error = error;
-    else if (query) this.matcher.query(r.client, r.clientPort, r.server, r.id, ts);
+    if (error) {
+      r.error = error.code;
+      r.errorMessage = `not a DNS message: ${error.message}`;
+    } else if (query) this.matcher.query(r.client, r.clientPort, r.server, r.id, ts);
     else {
       const rtt = this.matcher.response(r.client, r.clientPort, r.server, r.id, ts);
       if (rtt !== undefined) r.rtt = rtt;

@@ -5,3 +5,4 @@ export { DnsAnswer, DnsRecord, DnsResolved } from './record.js';
 export { dnsRuleBody, dnsTableName } from './rules.js';
 export { dns, dnsFeedRefs, dnsTeardown } from './source.js';
 export { TcpReassembler } from './tcp.js';
+export { DNS_ERROR_CODES, type DnsErrorCode } from './wire.js';

@@ -3,8 +3,13 @@
  * question, rcode, answers, and `resolved` — every final address of the
  * asked name with the CNAME chain that led there.
  */
+import { createRequire } from 'node:module';
 import * as dnsPacket from 'dns-packet';
 import type { DnsAnswer, DnsResolved } from './record.js';
+import { type DnsErrorCode, DnsWireError, walkDns } from './wire.js';
+
+// dns-packet's own type table (no typings, hence require), to compare what it decoded with what the walker saw.
+const rrTypeName = (createRequire(import.meta.url)('dns-packet/types.js') as { toString(n: number): string }).toString;
 
 export interface DnsFields {
   kind: 'query' | 'response';
@@ -80,6 +85,40 @@ export function dnsFields(msg: dnsPacket.Packet): DnsFields {
   };
 }
 
+/**
+ * Decodes a DNS message, or throws DnsWireError with a stable reason code.
+ * The walker validates the structure first (counts, names, rdata lengths);
+ * then dns-packet decodes it, and must have read exactly the records the
+ * walker saw: the same number, the same types, ending at the same byte.
+ */
 export function decodeDns(payload: Buffer): dnsPacket.Packet {
-  return dnsPacket.decode(payload);
+  const walked = walkDns(payload);
+  let msg: dnsPacket.DecodedPacket;
+  try {
+    msg = dnsPacket.decode(payload);
+  } catch (err) {
+    // The structure was valid, so a type's rdata layout was not.
+    throw new DnsWireError('bad-rdata', (err as Error).message, 0);
+  }
+  const used = dnsPacket.decode.bytes;
+  if (!Number.isFinite(used) || used > payload.length) {
+    throw new DnsWireError('overrun', `decoder consumed ${used} of ${payload.length} bytes`, 0);
+  }
+  if (used !== walked.end) {
+    throw new DnsWireError('bad-rdata', `decoder read ${used} bytes where the records declare ${walked.end}`, 0);
+  }
+  const rrs = [...(msg.answers ?? []), ...(msg.authorities ?? []), ...(msg.additionals ?? [])];
+  if (rrs.length !== walked.rrTypes.length) throw new DnsWireError('bad-count', 'decoder saw another record count', 4);
+  for (let i = 0; i < rrs.length; i++) {
+    if (rrs[i].type !== rrTypeName(walked.rrTypes[i])) {
+      throw new DnsWireError('bad-rdata', `record ${i} decoded as ${rrs[i].type}, declared ${walked.rrTypes[i]}`, 0);
+    }
+  }
+  return msg;
+}
+
+/** The reason code and message of a decode failure (anything not a DnsWireError is `not-dns`). */
+export function dnsErrorOf(err: unknown): { code: DnsErrorCode; message: string } {
+  if (err instanceof DnsWireError) return { code: err.reason, message: err.message };
+  return { code: 'not-dns', message: err instanceof Error ? err.message : String(err) };
 }

@@ -1,5 +1,6 @@
 /** DnsRecord (DESIGN.md "Records"): the zod schema is the single source of the type. */
 import { z } from 'zod';
+import { DNS_ERROR_CODES } from './wire.js';
 
 export const DnsAnswer = z.object({ name: z.string(), type: z.string(), ttl: z.number().int(), data: z.string() });
 export type DnsAnswer = z.infer<typeof DnsAnswer>;
@@ -38,8 +39,14 @@ export const DnsRecord = z.object({
   resolved: z.array(DnsResolved),
   /** ms from the matching query to this response, when both were seen. */
   rtt: z.number().optional(),
-  /** Why the packet could not be parsed; the other fields then hold what could be read. */
-  error: z.string().optional(),
+  /**
+   * Why the packet could not be parsed, as a stable code: truncated, bad-count,
+   * bad-name, bad-rdata, overrun, not-dns, fragment (see DnsErrorCode in wire.ts).
+   * The other fields then hold what could be read.
+   */
+  error: z.enum(DNS_ERROR_CODES).optional(),
+  /** The decoder's explanation of `error`, for people (its wording may change). */
+  errorMessage: z.string().optional(),
   netns: z.string().optional(),
 });
 export type DnsRecord = z.infer<typeof DnsRecord>;

@@ -85,7 +85,8 @@ const tuple = (v6: boolean) =>
     sport: fc.integer({ min: 0, max: 65535 }),
     dport: fc.integer({ min: 0, max: 65535 }),
   });
-const counters = fc.record({ packets: fc.nat(), bytes: fc.nat() });
+const u64 = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 53n + 2n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }));
+const counters = fc.record({ packets: u64, bytes: u64 });
 const entry = fc.boolean().chain((v6) =>
   fc.record(
     {

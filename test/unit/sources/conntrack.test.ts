@@ -13,8 +13,8 @@ const entry = (id: number, packets = 1, dport = 80): CtEntry => ({
   reply: { src: '10.0.0.9', dst: '10.0.0.2', protonum: 6, sport: dport, dport: 40000 + id },
   status: 0xe,
   id,
-  countersOrig: { packets, bytes: packets * 100 },
-  countersReply: { packets, bytes: packets * 50 },
+  countersOrig: { packets: BigInt(packets), bytes: BigInt(packets * 100) },
+  countersReply: { packets: BigInt(packets), bytes: BigInt(packets * 50) },
   tcp: { state: 3 },
 });
 

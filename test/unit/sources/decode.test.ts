@@ -40,8 +40,10 @@ const tuple = (v6: boolean, icmp: boolean): fc.Arbitrary<CtTuple> =>
         protonum: fc.constantFrom(6, 17, 132),
         sport: fc.integer({ min: 0, max: 65535 }),
         dport: fc.integer({ min: 0, max: 65535 }),
+        zone: fc.option(fc.integer({ min: 0, max: 65535 }), { nil: undefined }),
       });
-const counters = fc.record({ packets: fc.nat(), bytes: fc.nat() });
+const u64 = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 53n + 2n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }));
+const counters = fc.record({ packets: u64, bytes: u64 });
 const entry: fc.Arbitrary<CtEntry> = fc.tuple(fc.boolean(), fc.boolean()).chain(([v6, icmp]) =>
   fc.record(
     {

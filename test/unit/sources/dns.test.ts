@@ -89,8 +89,30 @@ describe('dns source (fake kernel, golden NFLOG packets)', () => {
     const bad = encodeNflogPacket({ ...p, payload: garbage });
     const m = encodeMessage({ type: bad.type, flags: 0, seq: 0, pid: 0 }, bad.payload);
     const [r, next] = await feed(nflogKernel(), [m, asDatagram(golden[1])], 2);
-    expect(r).toMatchObject({ kind: 'query', error: expect.stringMatching(/not a DNS message/), qname: '' });
+    expect(r).toMatchObject({
+      kind: 'query',
+      error: 'truncated',
+      errorMessage: expect.stringMatching(/not a DNS message/),
+      qname: '',
+    });
     expect(next.kind).toBe('response');
+  });
+
+  it('flags a first IP fragment and never parses bytes after a zero-length UDP datagram (issue 14)', async () => {
+    const p = decodeNflogPacket(golden[0].payload);
+    const ip = Buffer.from(p.payload!);
+    expect(ip[0]).toBe(0x45);
+    const frag = Buffer.from(ip);
+    frag.writeUInt16BE(0x2000, 6); // MF, offset 0
+    const zlip = Buffer.from(ip);
+    zlip.writeUInt16BE(8, 24); // UDP length 8: the DNS bytes after it are not part of the datagram
+    const asMsg = (payload: Buffer) => {
+      const e = encodeNflogPacket({ ...p, payload });
+      return encodeMessage({ type: e.type, flags: 0, seq: 0, pid: 0 }, e.payload);
+    };
+    const [f, z] = await feed(nflogKernel(), [asMsg(frag), asMsg(zlip)], 2);
+    expect(f).toMatchObject({ error: 'fragment', clientPort: expect.any(Number), qname: '' });
+    expect(z).toMatchObject({ error: 'truncated', qname: '' });
   });
 
   it('reports a group owned by another reader as FG_ERR_BUSY naming the group', async () => {

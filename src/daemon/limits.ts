@@ -1,0 +1,37 @@
+/**
+ * flowgrabd's own bounds on what one client or one local user can make it
+ * hold, whatever the policy grants: every count and size a client controls
+ * has a ceiling here. The graph's own size caps (nodes, forks, text) live
+ * with the policy engine; POPULATE_TEXT_PER_FLOW is the daemon's bound on
+ * what it keeps for a flow before any graph check runs.
+ */
+
+/** Flows (any state, authorized or not) one uid may hold across all its connections. */
+export const FLOWS_PER_UID = 64;
+/** Connections one uid may hold at once (root included: a runaway root script must not starve the rest). */
+export const CONNECTIONS_PER_UID = 32;
+/** Connections in all, identified or not: file descriptors are finite. */
+export const CONNECTIONS_TOTAL = 1024;
+/** Graph text (and GraphSpec JSON) accumulated by populate over one flow's life, in bytes. */
+export const POPULATE_TEXT_PER_FLOW = 64 * 1024;
+/** Frames read but not yet answered on one connection; past it, the daemon stops reading that connection. */
+export const PENDING_FRAMES = 32;
+/** Flows listed per client in a `status` reply; the rest are counted. */
+export const STATUS_FLOWS = 64;
+/** Clients listed in a `status` reply (root sees all); the rest are counted. */
+export const STATUS_CLIENTS = 64;
+/** Graph text shown per flow in `status`, in characters. */
+export const STATUS_GRAPH_CHARS = 512;
+/** Longest line replay() reads from a recording, in bytes. */
+export const REPLAY_LINE_BYTES = 1 << 20;
+
+export interface ConnectionTimeouts {
+  /** A connection that holds no flow and no queue registration and sends nothing for this long is closed (ms). */
+  idleMs: number;
+  /** A frame begun must be complete within this long (ms), or the connection is closed. */
+  partialFrameMs: number;
+  /** How long the kernel may take to name the peer (ms). */
+  identifyMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: ConnectionTimeouts = { idleMs: 300_000, partialFrameMs: 10_000, identifyMs: 5_000 };

@@ -1,0 +1,108 @@
+/**
+ * A flow a client holds in the daemon, and how its records reach the
+ * client: batched as JSON text, dropped (counted, reported once the client
+ * reads again) while the client is not reading.
+ */
+import { type Policy, type Principal, principalFor, ROOT_PRINCIPAL } from '../auth/policy.js';
+import type { FlowHandle } from '../flow/handle.js';
+import type { Client } from './connection.js';
+import type { Peer } from './peer.js';
+import { errorBody, frameText } from './protocol.js';
+
+export interface RemoteFlow {
+  id: number;
+  handle: FlowHandle;
+  sent: number;
+  dropped: number;
+  /** Bytes of graph text (or GraphSpec JSON) populate has taken for this flow. */
+  populated: number;
+  closedByDaemon?: boolean;
+  /** Dropped records not yet reported to the client (reported once it reads again). */
+  unreported: number;
+  lossTimer?: NodeJS.Timeout;
+}
+
+/** The policy's principal for a peer (root may do anything), or undefined: denied. */
+export const principalOf = (policy: Policy, peer: Peer): Principal | undefined =>
+  principalFor(policy, peer) ?? (peer.uid === 0 ? ROOT_PRINCIPAL : undefined);
+
+/** Each record's JSON, kept while the record lives: encoded once however many clients get it. */
+const jsonCache = new WeakMap<object, string>();
+function recordJson(r: unknown): string {
+  if (typeof r !== 'object' || r === null) return JSON.stringify(r);
+  let text = jsonCache.get(r);
+  if (text === undefined) {
+    text = JSON.stringify(r);
+    jsonCache.set(r, text);
+  }
+  return text;
+}
+
+/** Streams a flow's records to the client in batches; a client that cannot keep up loses records, counted. */
+export function pipeRecords(c: Client, f: RemoteFlow): void {
+  let batch: string[] = [];
+  const flush = () => {
+    if (batch.length === 0) return;
+    const records = batch;
+    batch = [];
+    if (c.congested) {
+      // Count now, tell later: a client that is not reading must not get a queue of loss notices either.
+      f.dropped += records.length;
+      f.unreported += records.length;
+      c.d.stats.droppedToClients += records.length;
+      watchLoss(c, f);
+      return;
+    }
+    reportLoss(c, f);
+    if (c.write(frameText(`{"v":1,"ev":"records","flow":${f.id},"records":[${records.join(',')}]}`)))
+      f.sent += records.length;
+  };
+  f.handle.records$.subscribe({
+    next: (r) => {
+      batch.push(recordJson(r));
+      if (batch.length >= 256) flush();
+      else c.d.flushSoon(flush);
+    },
+    error: (err) => {
+      flush();
+      c.event({ v: 1, ev: 'end', flow: f.id, error: errorBody(err) });
+    },
+    complete: () => {
+      flush();
+      // A flow the daemon closed has had its `closed` event; an `end` would read as a normal finish.
+      if (!f.closedByDaemon) c.event({ v: 1, ev: 'end', flow: f.id });
+    },
+  });
+  f.handle.lost$.subscribe((n) => c.event({ v: 1, ev: 'lost', flow: f.id, notice: n }));
+}
+
+/** Tells the client of its loss once it reads again (its backlog is back under the limit), with the whole count. */
+function watchLoss(c: Client, f: RemoteFlow): void {
+  if (f.lossTimer) return;
+  f.lossTimer = setInterval(() => {
+    if (!c.closed && c.congested) return;
+    clearInterval(f.lossTimer);
+    f.lossTimer = undefined;
+    reportLoss(c, f);
+  }, 100);
+  f.lossTimer.unref();
+}
+
+function reportLoss(c: Client, f: RemoteFlow): void {
+  if (f.unreported === 0 || c.closed) return;
+  const count = f.unreported;
+  f.unreported = 0;
+  c.event({
+    v: 1,
+    ev: 'lost',
+    flow: f.id,
+    notice: {
+      kind: 'loss',
+      where: 'reader',
+      count,
+      source: 'daemon',
+      message: `${count} records dropped: the client was not reading`,
+      ts: Date.now(),
+    },
+  });
+}

@@ -1,0 +1,2 @@
+// The durable on-disk spool shared by the network sinks (NATS, MQTT, IPFIX over TCP).
+export { Spool, type SpoolEntry, type SpoolOptions, type SpoolStats } from './spool.js';

@@ -1,0 +1,105 @@
+/**
+ * The spool's on-disk format: segment files of length-prefixed, checksummed
+ * frames, appended and never rewritten. A frame is
+ * `u32 length | u32 crc32(payload) | payload` (big-endian). A process killed
+ * in the middle of a write leaves at most one torn frame at the end of the
+ * newest segment: reading stops at the first frame that does not check out,
+ * and opening the spool truncates the segment there.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
+
+export const HEADER = 8;
+
+export function frame(payload: Buffer): Buffer {
+  const b = Buffer.allocUnsafe(HEADER + payload.length);
+  b.writeUInt32BE(payload.length, 0);
+  b.writeUInt32BE(crc32(payload), 4);
+  payload.copy(b, HEADER);
+  return b;
+}
+
+export const segmentName = (id: number): string => `${String(id).padStart(12, '0')}.seg`;
+export const SEGMENT_RE = /^(\d{12})\.seg$/;
+
+export interface ReadResult {
+  payloads: Buffer[];
+  /** Offsets just past each payload's frame. */
+  ends: number[];
+  /** Where reading stopped: a torn or corrupt frame, or the end of the data read. */
+  stop: number;
+  /** True when a frame that does not check out was found (not just the end of the file). */
+  corrupt: boolean;
+}
+
+/**
+ * Reads whole frames from `path` starting at `offset`, up to `max` of them
+ * and about `maxBytes` of data (at least one frame when there is one).
+ * Frames larger than `limit` are treated as corruption: a garbage length
+ * must never make the reader allocate gigabytes.
+ */
+export function readFrames(path: string, offset: number, max: number, maxBytes: number, limit: number): ReadResult {
+  const out: ReadResult = { payloads: [], ends: [], stop: offset, corrupt: false };
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return out;
+  }
+  try {
+    let chunk = Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(maxBytes, 4 * 1024 * 1024)));
+    let have = readSync(fd, chunk, 0, chunk.length, offset);
+    let base = offset;
+    let at = 0;
+    while (out.payloads.length < max) {
+      if (have - at < HEADER) {
+        // Refill from the current frame on.
+        base += at;
+        at = 0;
+        have = readSync(fd, chunk, 0, chunk.length, base);
+        if (have < HEADER) break;
+      }
+      const len = chunk.readUInt32BE(at);
+      if (len > limit) {
+        out.corrupt = true;
+        break;
+      }
+      if (have - at < HEADER + len) {
+        if (HEADER + len > chunk.length) chunk = Buffer.allocUnsafe(HEADER + len);
+        base += at;
+        at = 0;
+        have = readSync(fd, chunk, 0, chunk.length, base);
+        if (have < HEADER + len) break; // torn at the end, or still being written
+      }
+      const payload = chunk.subarray(at + HEADER, at + HEADER + len);
+      if (crc32(payload) !== chunk.readUInt32BE(at + 4)) {
+        out.corrupt = true;
+        break;
+      }
+      out.payloads.push(Buffer.from(payload));
+      at += HEADER + len;
+      out.stop = base + at;
+      out.ends.push(out.stop);
+      if (out.stop - offset >= maxBytes) break;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
+/** Counts the valid frames of a segment from `offset`; `stop` is where the valid data ends. */
+export function scanSegment(
+  path: string,
+  offset: number,
+  limit: number,
+): { count: number; stop: number; corrupt: boolean } {
+  let count = 0;
+  let at = offset;
+  for (;;) {
+    const r = readFrames(path, at, 65536, 16 * 1024 * 1024, limit);
+    count += r.payloads.length;
+    if (r.payloads.length === 0 || r.corrupt) return { count, stop: r.stop, corrupt: r.corrupt };
+    at = r.stop;
+  }
+}

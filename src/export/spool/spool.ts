@@ -1,0 +1,386 @@
+/**
+ * A durable, bounded, in-order spool: records are appended to segment files
+ * and handed out from a committed position; the position moves only when the
+ * far side (a JetStream ack, an MQTT PUBACK, a TCP write) confirmed delivery.
+ *
+ * - Write-ahead: every record goes to the spool first and is delivered from
+ *   it, so a healthy sink and an unreachable one follow the same path and
+ *   order is kept across outages and restarts.
+ * - Durability: frames are written with write(2) at the end of each event
+ *   loop turn (or every 256 KiB), so `kill -9` loses at most the records of
+ *   the turn it interrupts; the page cache keeps the rest. fdatasync runs at
+ *   most `syncMs` after a write (default 1 s; 0 = after every write), which
+ *   bounds what a power loss can take.
+ * - The delivered position (`cursor`, segment + offset) is written atomically
+ *   (rename) at most every 200 ms and on close, so a crash replays at most
+ *   the last 200 ms of delivered records: at-least-once, and the sinks make
+ *   replays harmless (JetStream's Nats-Msg-Id dedupe).
+ * - Bound: when the segments pass `maxBytes`, the oldest segment is removed
+ *   and its undelivered records are counted in `dropped` (and reported
+ *   through `onDrop`): loss only ever by the limit, never silent.
+ * - One process per directory (a pid lock file), since two writers would
+ *   interleave frames.
+ */
+import {
+  closeSync,
+  fdatasyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { FlowgrabError } from '../../errors.js';
+import { lockDir } from './lock.js';
+import { frame, HEADER, readFrames, SEGMENT_RE, scanSegment, segmentName } from './segment.js';
+
+export interface SpoolOptions {
+  dir: string;
+  /** Bytes of segments kept at most (default 256 MiB); beyond that the oldest segment goes. */
+  maxBytes?: number;
+  /** Size of one segment file (default maxBytes/8, between 64 KiB and 64 MiB). */
+  segmentBytes?: number;
+  /** fdatasync at most this long after a write (default 1000 ms; 0: after every write). */
+  syncMs?: number;
+  /** Largest record (default 1 MiB); larger ones are refused. */
+  maxEntryBytes?: number;
+  /** Called when records are dropped by the size limit. */
+  onDrop?: (n: number, why: string) => void;
+}
+
+export interface SpoolStats {
+  /** Records appended by this process. */
+  appended: number;
+  /** Records whose delivery was confirmed. */
+  delivered: number;
+  /** Records removed undelivered by the size limit. */
+  dropped: number;
+  /** Records waiting for delivery (including those handed out and not yet confirmed). */
+  pending: number;
+  /** Records found waiting when the spool was opened (left by an earlier run). */
+  recovered: number;
+  bytes: number;
+  segments: number;
+}
+
+export interface SpoolEntry {
+  seq: number;
+  payload: Buffer;
+}
+
+interface Seg {
+  id: number;
+  bytes: number;
+  count: number;
+}
+
+interface Pos {
+  seg: number;
+  off: number;
+  idx: number;
+}
+
+interface Out {
+  seq: number;
+  end: Pos;
+}
+
+const MiB = 1024 * 1024;
+const FLUSH_BYTES = 256 * 1024;
+const CURSOR_MS = 200;
+
+function bounded(name: string, v: number, min: number, max: number): number {
+  if (!Number.isInteger(v) || v < min || v > max)
+    throw new FlowgrabError(
+      'FG_ERR_INVALID_ARGUMENT',
+      `spool ${name} must be an integer in [${min}, ${max}], got ${v}`,
+    );
+  return v;
+}
+
+export class Spool {
+  readonly dir: string;
+  private readonly maxBytes: number;
+  private readonly segmentBytes: number;
+  private readonly syncMs: number;
+  private readonly maxEntry: number;
+  private readonly segs: Seg[] = [];
+  private done: Pos;
+  private read: Pos;
+  private out: Out[] = [];
+  private outHead = 0;
+  private readonly acked = new Set<number>();
+  private seq = 0;
+  private wfd = -1;
+  private buf: Buffer[] = [];
+  private bufBytes = 0;
+  private flushScheduled = false;
+  private syncTimer?: NodeJS.Timeout;
+  private cursorTimer?: NodeJS.Timeout;
+  private readonly unlock: () => void;
+  private closed = false;
+  private readonly st: SpoolStats;
+  /** Called after records were appended (the sink's pump wakes up). */
+  onData?: () => void;
+
+  constructor(private readonly o: SpoolOptions) {
+    this.dir = o.dir;
+    this.maxBytes = bounded('maxBytes', o.maxBytes ?? 256 * MiB, 64 * 1024, 2 ** 40);
+    this.segmentBytes = bounded(
+      'segmentBytes',
+      o.segmentBytes ?? Math.min(64 * MiB, Math.max(64 * 1024, Math.floor(this.maxBytes / 8))),
+      4096,
+      this.maxBytes,
+    );
+    this.syncMs = bounded('syncMs', o.syncMs ?? 1000, 0, 3_600_000);
+    this.maxEntry = bounded('maxEntryBytes', o.maxEntryBytes ?? MiB, 1, 64 * MiB);
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.unlock = lockDir(this.dir);
+    try {
+      for (const f of readdirSync(this.dir).sort()) {
+        const m = SEGMENT_RE.exec(f);
+        if (!m) continue;
+        const id = Number(m[1]);
+        const s = scanSegment(this.path(id), 0, this.maxEntry);
+        this.segs.push({ id, bytes: statSync(this.path(id)).size, count: s.count });
+      }
+      this.done = this.loadCursor();
+      this.read = { ...this.done };
+      const nextId = (this.segs.at(-1)?.id ?? 0) + 1;
+      // Appends always go to a fresh segment: never after a tail a crash may have torn.
+      this.segs.push({ id: nextId, bytes: 0, count: 0 });
+      this.wfd = openSync(this.path(nextId), 'a', 0o600);
+    } catch (err) {
+      this.unlock();
+      throw err;
+    }
+    const pending = this.pendingCount();
+    this.st = { appended: 0, delivered: 0, dropped: 0, pending, recovered: pending, bytes: 0, segments: 0 };
+  }
+
+  private path(id: number): string {
+    return join(this.dir, segmentName(id));
+  }
+
+  /** The delivered position from `cursor`; a cursor naming a removed segment means all before it went out. */
+  private loadCursor(): Pos {
+    const first = this.segs[0]?.id ?? 1;
+    try {
+      const c = JSON.parse(readFileSync(join(this.dir, 'cursor'), 'utf8')) as { seg?: unknown; off?: unknown };
+      const seg = this.segs.find((s) => s.id === c.seg);
+      if (seg && typeof c.off === 'number' && Number.isInteger(c.off) && c.off >= 0 && c.off <= seg.bytes) {
+        const rest = scanSegment(this.path(seg.id), c.off, this.maxEntry).count;
+        return { seg: seg.id, off: c.off, idx: Math.max(0, seg.count - rest) };
+      }
+      if (typeof c.seg === 'number' && c.seg > first) {
+        // Its segment is gone (fully delivered, then removed before the cursor moved on): start after it.
+        const next = this.segs.find((s) => s.id > (c.seg as number));
+        return { seg: next?.id ?? first, off: 0, idx: 0 };
+      }
+    } catch {
+      // No cursor yet (or unreadable): everything in the spool is undelivered.
+    }
+    return { seg: first, off: 0, idx: 0 };
+  }
+
+  private pendingCount(): number {
+    let n = 0;
+    for (const s of this.segs) if (s.id >= this.done.seg) n += s.count;
+    return n - this.done.idx;
+  }
+
+  /** Appends one record; false (and nothing written) when it is larger than maxEntryBytes or the spool is closed. */
+  append(payload: Buffer): boolean {
+    if (this.closed || payload.length > this.maxEntry) return false;
+    const f = frame(payload);
+    let active = this.segs[this.segs.length - 1];
+    if (active.count > 0 && active.bytes + f.length > this.segmentBytes) {
+      this.flush();
+      active = this.rotate();
+    }
+    this.buf.push(f);
+    this.bufBytes += f.length;
+    active.bytes += f.length;
+    active.count++;
+    this.st.appended++;
+    if (this.bufBytes >= FLUSH_BYTES) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      }).unref();
+    }
+    this.enforceLimit();
+    this.onData?.();
+    return true;
+  }
+
+  private rotate(): Seg {
+    if (this.wfd >= 0) {
+      fdatasyncSync(this.wfd);
+      closeSync(this.wfd);
+    }
+    const s = { id: this.segs[this.segs.length - 1].id + 1, bytes: 0, count: 0 };
+    this.segs.push(s);
+    this.wfd = openSync(this.path(s.id), 'a', 0o600);
+    return s;
+  }
+
+  private totalBytes(): number {
+    let n = 0;
+    for (const s of this.segs) n += s.bytes;
+    return n;
+  }
+
+  /** Oldest segments go first; their undelivered records are counted. The segment being written stays. */
+  private enforceLimit(): void {
+    while (this.segs.length > 1 && this.totalBytes() > this.maxBytes) {
+      const s = this.segs[0];
+      const lost = s.id === this.done.seg ? s.count - this.done.idx : s.id > this.done.seg ? s.count : 0;
+      this.removeOldest();
+      if (lost > 0) {
+        this.st.dropped += lost;
+        this.o.onDrop?.(lost, `spool full (${this.maxBytes} bytes): oldest records dropped`);
+      }
+    }
+  }
+
+  private removeOldest(): void {
+    const s = this.segs.shift() as Seg;
+    const next = { seg: this.segs[0].id, off: 0, idx: 0 };
+    if (this.done.seg <= s.id) this.done = next;
+    if (this.read.seg <= s.id) this.read = { ...next };
+    // Records handed out from the removed segment: their acks no longer move anything.
+    while (this.outHead < this.out.length && this.out[this.outHead].end.seg <= s.id) {
+      this.acked.delete(this.out[this.outHead].seq);
+      this.outHead++;
+    }
+    this.writeCursor();
+    rmSync(this.path(s.id), { force: true });
+  }
+
+  /** Writes the buffered frames (the end of each turn does it; a reader calls it first). */
+  flush(): void {
+    if (this.bufBytes === 0 || this.wfd < 0) return;
+    const b = this.buf.length === 1 ? this.buf[0] : Buffer.concat(this.buf, this.bufBytes);
+    this.buf = [];
+    this.bufBytes = 0;
+    let off = 0;
+    while (off < b.length) off += writeSync(this.wfd, b, off);
+    if (this.syncMs === 0) fdatasyncSync(this.wfd);
+    else if (!this.syncTimer)
+      this.syncTimer = setTimeout(() => {
+        this.syncTimer = undefined;
+        if (this.wfd >= 0) fdatasyncSync(this.wfd);
+      }, this.syncMs).unref();
+  }
+
+  /** Hands out up to `max` records after those already handed out, in order. */
+  next(max: number): SpoolEntry[] {
+    this.flush();
+    const res: SpoolEntry[] = [];
+    while (res.length < max) {
+      const seg = this.segs.find((s) => s.id === this.read.seg);
+      if (!seg) break;
+      const r = readFrames(this.path(seg.id), this.read.off, max - res.length, 4 * MiB, this.maxEntry);
+      for (let i = 0; i < r.payloads.length; i++) {
+        this.read = { seg: seg.id, off: r.ends[i], idx: this.read.idx + 1 };
+        const seq = ++this.seq;
+        this.out.push({ seq, end: { ...this.read } });
+        res.push({ seq, payload: r.payloads[i] });
+      }
+      if (r.payloads.length > 0 && !r.corrupt) continue;
+      // The end of this segment (or a corrupt frame in an old one): go on with the next, if any.
+      const later = this.segs.find((s) => s.id > seg.id);
+      if (!later || seg === this.segs[this.segs.length - 1]) break;
+      this.read = { seg: later.id, off: 0, idx: 0 };
+    }
+    return res;
+  }
+
+  /** Confirms delivery of a handed-out record; the delivered position moves over every confirmed prefix. */
+  ack(seq: number): void {
+    this.acked.add(seq);
+    let moved = false;
+    while (this.outHead < this.out.length && this.acked.has(this.out[this.outHead].seq)) {
+      const o = this.out[this.outHead++];
+      this.acked.delete(o.seq);
+      this.done = o.end;
+      this.st.delivered++;
+      moved = true;
+    }
+    if (this.outHead > 4096 && this.outHead * 2 > this.out.length) {
+      this.out = this.out.slice(this.outHead);
+      this.outHead = 0;
+    }
+    if (!moved) return;
+    // Whole segments delivered (never the one being written) are removed, cursor first.
+    while (this.segs.length > 1 && this.done.seg === this.segs[0].id && this.done.idx >= this.segs[0].count)
+      this.removeOldest();
+    this.cursorTimer ??= setTimeout(() => {
+      this.cursorTimer = undefined;
+      this.writeCursor();
+    }, CURSOR_MS).unref();
+  }
+
+  /** Forgets what was handed out and not confirmed: the next `next()` starts again from the delivered position. */
+  rewind(): void {
+    this.out = [];
+    this.outHead = 0;
+    this.acked.clear();
+    this.read = { ...this.done };
+  }
+
+  /** Records handed out and not yet confirmed. */
+  get inflight(): number {
+    return this.out.length - this.outHead;
+  }
+
+  /** Records not yet handed out. */
+  get waiting(): number {
+    return this.pendingCount() - this.inflight;
+  }
+
+  private writeCursor(): void {
+    if (this.closed) return;
+    const tmp = join(this.dir, 'cursor.tmp');
+    writeFileSync(tmp, JSON.stringify({ seg: this.done.seg, off: this.done.off }), { mode: 0o600 });
+    renameSync(tmp, join(this.dir, 'cursor'));
+  }
+
+  stats(): SpoolStats {
+    return {
+      ...this.st,
+      pending: this.pendingCount(),
+      bytes: this.totalBytes(),
+      segments: this.segs.filter((s) => s.bytes > 0).length,
+    };
+  }
+
+  /** Writes and syncs what is buffered, saves the position and releases the directory. Records stay for the next run. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    if (this.cursorTimer) clearTimeout(this.cursorTimer);
+    this.writeCursor();
+    this.closed = true;
+    if (this.wfd >= 0) {
+      fdatasyncSync(this.wfd);
+      closeSync(this.wfd);
+      this.wfd = -1;
+    }
+    // An empty segment of this run is not kept.
+    const active = this.segs[this.segs.length - 1];
+    if (active.bytes === 0) rmSync(this.path(active.id), { force: true });
+    this.unlock();
+  }
+}
+
+export const SPOOL_FRAME_OVERHEAD = HEADER;

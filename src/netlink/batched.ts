@@ -1,0 +1,154 @@
+/**
+ * RawTransport that reads on a worker thread (recv-worker.ts): a netlink
+ * socket of our own, opened and configured through the koffi seam
+ * (syscall.ts), drained off the main thread into batches. For event sockets,
+ * where one datagram carries one small message and per-datagram callbacks
+ * dominate the cost. Requests work too (send is a plain send(2)).
+ */
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import { FlowgrabError } from '../errors.js';
+import { errnoName } from './errno.js';
+import { RECV_WORKER_SOURCE } from './recv-worker.js';
+import {
+  closeFd,
+  getsockoptInt,
+  NETLINK_ADD_MEMBERSHIP,
+  NETLINK_DROP_MEMBERSHIP,
+  openNetlinkFd,
+  SO_RCVBUF,
+  SOL_NETLINK,
+  SOL_SOCKET,
+  sendFd,
+  setsockoptInt,
+  socketDrops,
+  withNetns,
+} from './syscall.js';
+import type { RawTransport, TransportHandlers, TransportOptions } from './transport.js';
+
+const BATCH_BYTES = 256 * 1024;
+/** Bytes handed to the main thread and not yet consumed, past which the worker leaves them to the kernel queue. */
+const MAX_PENDING_BYTES = 64 << 20;
+const koffiPath = createRequire(import.meta.url).resolve('koffi');
+
+/** Opens the socket (in `opts.netns` if given); `configure` sets its options before the worker starts reading. */
+export function openBatchedTransport(opts: TransportOptions, configure: (fd: number) => void): RawTransport {
+  const { fd, port } = opts.netns
+    ? withNetns(opts.netns, () => openNetlinkFd(opts.protocol))
+    : openNetlinkFd(opts.protocol);
+  try {
+    configure(fd);
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+  return new BatchedTransport(fd, port, opts.readBufferBytes ?? 32 * 1024);
+}
+
+class BatchedTransport implements RawTransport {
+  private handlers: TransportHandlers = { datagram: () => {}, error: () => {} };
+  private readonly state = new Int32Array(new SharedArrayBuffer(8));
+  private readonly worker: Worker;
+  private closed = false;
+
+  constructor(
+    private readonly fd: number,
+    readonly port: number,
+    maxDatagram: number,
+  ) {
+    this.worker = new Worker(RECV_WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        koffiPath,
+        fd,
+        batchBytes: Math.max(BATCH_BYTES, 2 * (maxDatagram + 8)),
+        maxDatagram,
+        maxPendingBytes: MAX_PENDING_BYTES,
+        state: this.state.buffer,
+      },
+    });
+    this.worker.on('message', (m: WorkerMessage) => this.onMessage(m));
+    this.worker.on('error', (err) =>
+      this.fail(new FlowgrabError('FG_ERR_NETLINK', `receive worker: ${err.message}`, { op: 'recvmsg', cause: err })),
+    );
+    // The fd outlives the worker: closing it under a poll() would let a new fd take its number.
+    this.worker.on('exit', () => closeFd(this.fd));
+  }
+
+  private onMessage(m: WorkerMessage): void {
+    if (m.buf) {
+      this.deliverBatch(Buffer.from(m.buf, 0, m.len ?? 0));
+      Atomics.sub(this.state, 1, m.len ?? 0);
+      Atomics.notify(this.state, 1);
+    } else if (m.truncated !== undefined) {
+      this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram of ${m.truncated} bytes truncated`, { op: 'recvmsg' }));
+    } else if (m.errno !== undefined) {
+      this.fail(
+        new FlowgrabError('FG_ERR_NETLINK', `recvmsg: ${errnoName(m.errno)}`, { op: 'recvmsg', errno: m.errno }),
+      );
+    }
+  }
+
+  private deliverBatch(b: Buffer): void {
+    let off = 0;
+    while (off + 8 <= b.length && !this.closed) {
+      const n = b.readUInt32LE(off);
+      const groups = b.readUInt32LE(off + 4);
+      const d = b.subarray(off + 8, off + 8 + n);
+      off += 8 + ((n + 3) & ~3);
+      try {
+        this.handlers.datagram(d, groups);
+      } catch (err) {
+        this.fail(err as Error);
+      }
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.closed) return;
+    try {
+      this.handlers.error(err);
+    } catch {
+      // An error listener's failure has nowhere better to go.
+    }
+  }
+
+  setHandlers(h: TransportHandlers): void {
+    this.handlers = h;
+  }
+
+  send(buf: Buffer): void {
+    if (this.closed) throw new FlowgrabError('FG_ERR_CLOSED', 'netlink socket is closed', { op: 'send' });
+    sendFd(this.fd, buf);
+  }
+
+  addMembership(group: number): void {
+    setsockoptInt(this.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group, 'setsockopt(NETLINK_ADD_MEMBERSHIP)');
+  }
+
+  dropMembership(group: number): void {
+    if (!this.closed) setsockoptInt(this.fd, SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, group);
+  }
+
+  drops(): number {
+    return this.closed ? 0 : socketDrops(this.fd);
+  }
+
+  recvBufferSize(): number {
+    return getsockoptInt(this.fd, SOL_SOCKET, SO_RCVBUF);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    Atomics.store(this.state, 0, 1);
+    Atomics.notify(this.state, 1);
+  }
+}
+
+interface WorkerMessage {
+  buf?: ArrayBuffer;
+  len?: number;
+  truncated?: number;
+  errno?: number;
+}

@@ -1,0 +1,136 @@
+/**
+ * Reliable events and "never twice", against the real kernel. Two subscribers
+ * in one process watch the same namespace, one in reliable mode
+ * (NETLINK_BROADCAST_SEND_ERROR), both with a 64 KiB buffer, while the event
+ * loop is blocked through a flood of new flows and then a `conntrack -D` of
+ * all of them. The kernel keeps every DESTROY the reliable socket could not
+ * take and sends it again later, to every listener: the reliable subscriber
+ * gets each flow's real DESTROY; the normal one reports loss and resyncs; and
+ * neither emits any (id, type) twice.
+ */
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConntrackRecord } from '../../src/sources/conntrack/record.js';
+import { conntrack } from '../../src/sources/conntrack/source.js';
+import type { SourceNotice } from '../../src/sources/notice.js';
+import { floodUdpSync } from '../../src/testing/flood.js';
+import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
+import { CT_RULESET, kernelIds } from '../helpers/conntrack-cli.js';
+
+const FLOWS = 10_000;
+let lab: Lab;
+let ns: Netns;
+
+beforeAll(async () => {
+  lab = new Lab();
+  try {
+    ns = await lab.netns('reliable');
+    await ns.exec(['nft', '-f', '-'], { input: CT_RULESET });
+    await ns.sysctls({
+      'net.netfilter.nf_conntrack_events': 1,
+      'net.netfilter.nf_conntrack_acct': 1,
+      'net.netfilter.nf_conntrack_udp_timeout': 300,
+    });
+  } catch (err) {
+    await lab.close().catch(() => {});
+    throw err;
+  }
+});
+
+afterAll(async () => {
+  await lab?.close();
+});
+
+interface Reader {
+  recs: ConntrackRecord[];
+  notices: SourceNotice[];
+  errors: unknown[];
+  unsubscribe(): void;
+}
+
+function follow(reliable: boolean): Reader {
+  const r: Reader = { recs: [], notices: [], errors: [], unsubscribe: () => {} };
+  const sub = conntrack({
+    events: ['new', 'destroy'],
+    netns: ns.name,
+    recvBufferBytes: 64 * 1024,
+    lossCheckMs: 50,
+    reliable,
+    notices: { next: (n) => r.notices.push(n) },
+  }).subscribe({ next: (x) => r.recs.push(x), error: (e) => r.errors.push(e) });
+  r.unsubscribe = () => sub.unsubscribe();
+  return r;
+}
+
+const flood = (r: ConntrackRecord) => r.orig.dst.startsWith('127.1.') || r.orig.dst.startsWith('127.2.');
+/** Event records (not dump or inferred ones) seen more than once, as "type id". */
+function repeats(recs: ConntrackRecord[]): string[] {
+  const seen = new Set<string>();
+  const twice: string[] = [];
+  for (const r of recs) {
+    if (r.type === 'dump' || r.resync) continue;
+    const k = `${r.type} ${r.id}`;
+    if (seen.has(k)) twice.push(k);
+    seen.add(k);
+  }
+  return twice;
+}
+
+describe('reliable conntrack events', () => {
+  it('a reliable subscriber gets every flow’s real DESTROY through a flood and a mass delete; a normal one reports loss; nobody gets an event twice', async () => {
+    const reliable = follow(true);
+    const normal = follow(false);
+    try {
+      // Both sockets exist before the first flow, so every flow carries the event extension.
+      await new Promise((r) => setTimeout(r, 100));
+      const seconds = floodUdpSync(ns.name, { count: FLOWS, base: 1 }); // this event loop is blocked meanwhile
+      expect(seconds).toBeGreaterThan(0);
+      expect((await kernelIds(ns.name)).length).toBeGreaterThanOrEqual(FLOWS);
+      // Blocked again: the DESTROYs of all flows come in one burst.
+      execFileSync('ip', ['netns', 'exec', ns.name, 'conntrack', '-D', '-p', 'udp', '--dport', '9'], {
+        stdio: 'ignore',
+        timeout: 60_000,
+      });
+      const ends = (r: Reader) => r.recs.filter((x) => x.type === 'destroy' && flood(x));
+      await waitFor(() => ends(reliable).length >= FLOWS, {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        what: `${FLOWS} DESTROY events in reliable mode (kernel retries included)`,
+      }).catch((err) => {
+        throw new Error(`${(err as Error).message}: got ${ends(reliable).length}`, { cause: err });
+      });
+      await waitFor(() => ends(normal).length >= FLOWS, {
+        timeoutMs: 30_000,
+        what: 'the normal subscriber to end every flow',
+      });
+      // Let late kernel retries arrive: they must not come out again.
+      await new Promise((r) => setTimeout(r, 500));
+
+      // Reliable: every flow ended by a real DESTROY (with counters), none inferred, none twice.
+      const rEnds = ends(reliable);
+      expect(rEnds.filter((x) => x.resync)).toEqual([]);
+      expect(new Set(rEnds.map((x) => x.id)).size).toBe(FLOWS);
+      expect(rEnds.length).toBe(FLOWS);
+      expect(rEnds.every((x) => (x.orig.packets ?? 0) >= 1)).toBe(true);
+      // Every NEW it did get has its DESTROY.
+      const ended = new Set(rEnds.map((x) => x.id));
+      expect(reliable.recs.filter((x) => x.type === 'new' && flood(x) && !ended.has(x.id))).toEqual([]);
+
+      // Normal: the same overrun loses events, says so, and infers the lost ends.
+      const nLoss = normal.notices.filter((n) => n.kind === 'loss').reduce((a, n) => a + (n.count ?? 0), 0);
+      expect(nLoss).toBeGreaterThan(0);
+      const nEnds = ends(normal);
+      expect(nEnds.filter((x) => x.resync).length).toBeGreaterThan(0);
+      expect(new Set(nEnds.map((x) => x.id)).size).toBe(nEnds.length);
+
+      // The kernel resent DESTROYs to both sockets; neither passed an event on twice.
+      expect(repeats(reliable.recs)).toEqual([]);
+      expect(repeats(normal.recs)).toEqual([]);
+      expect(reliable.errors).toEqual([]);
+      expect(normal.errors).toEqual([]);
+    } finally {
+      reliable.unsubscribe();
+      normal.unsubscribe();
+    }
+  });
+});

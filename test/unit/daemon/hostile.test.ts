@@ -1,0 +1,129 @@
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmod, mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { markInside, markRefusal, parseMarkRange, redactPacket } from '../../../src/daemon/registration.js';
+import { reservedQueueIssues } from '../../../src/daemon/reserved.js';
+import { checkSocketDir, clearStaleSocket } from '../../../src/daemon/socket.js';
+import { parseGraph as parse } from '../../../src/filters/parser.js';
+import { boundedLines } from '../../../src/filters/replay.js';
+
+const u32 = fc.integer({ min: 0, max: 0xffffffff });
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'fg-hostile-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function collect(it: AsyncIterable<string>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const l of it) out.push(l);
+  return out;
+}
+
+describe('mark ranges', () => {
+  it('a registration lies inside a range exactly when every mark it matches is in the range', () => {
+    fc.assert(
+      fc.property(u32, u32, u32, u32, u32, (m1, k1, m2, k2, probe) => {
+        const inner = { mark: (m1 & k1) >>> 0, mask: k1 >>> 0 };
+        const outer = { mark: (m2 & k2) >>> 0, mask: k2 >>> 0 };
+        const matches = (r: { mark: number; mask: number }, p: number) => (p & r.mask) >>> 0 === r.mark;
+        // A probe matching inner but not outer disproves containment.
+        if (matches(inner, probe) && !matches(outer, probe)) expect(markInside(inner, outer)).toBe(false);
+        // Inner's bits where it cares, the opposite of outer's elsewhere: in inner, and in outer only if contained.
+        const witness = ((inner.mark & inner.mask) | (~outer.mark & ~inner.mask)) >>> 0;
+        expect(markInside(inner, outer)).toBe(matches(outer, witness));
+      }),
+    );
+  });
+
+  it('parses ranges and refuses claims outside them, and 0x0/0x0 unless granted', () => {
+    expect(parseMarkRange('0x10/0xf0')).toEqual({ mark: 0x10, mask: 0xf0 });
+    expect(parseMarkRange('16')).toEqual({ mark: 16, mask: 0xffffffff });
+    for (const bad of ['', 'x', '0x1/0x2/0x3', '0x100000000', '-1']) expect(parseMarkRange(bad), bad).toBeUndefined();
+    const p = { marks: ['0x10/0xf0'] };
+    expect(markRefusal(p, 1000, { mark: 0x10, mask: 0xff })).toBeUndefined();
+    expect(markRefusal(p, 1000, { mark: 0x10, mask: 0xf0 })).toBeUndefined();
+    expect(markRefusal(p, 1000, { mark: 0x20, mask: 0xff })).toMatch(/outside your mark ranges \(0x10\/0xf0\)/);
+    expect(markRefusal(p, 1000, { mark: 0x10, mask: 0x70 })).toMatch(/outside/);
+    expect(markRefusal(p, 1000, { mark: 0, mask: 0 })).toMatch(/outside/);
+    expect(markRefusal({}, 1000, { mark: 0, mask: 0 })).toMatch(/claims every packet/);
+    expect(markRefusal({ marks: ['0x0/0x0'] }, 1000, { mark: 0, mask: 0 })).toBeUndefined();
+    expect(markRefusal({}, 0, { mark: 0, mask: 0 })).toBeUndefined();
+  });
+});
+
+describe('queued packets and redaction', () => {
+  it('removes redacted paths without touching the packet the kernel gave', () => {
+    const frame = { packetId: 1, ip: { src: '10.0.0.1', dst: '10.0.0.2' }, payload: 'abcd' };
+    const out = redactPacket(frame, ['ip.src', 'payload', 'tcp.sport']);
+    expect(out).toEqual({ packetId: 1, ip: { dst: '10.0.0.2' } });
+    expect(frame.ip.src).toBe('10.0.0.1');
+  });
+});
+
+describe('reserved queue', () => {
+  it("flags nfqueue() on the daemon's queue anywhere in the graph, by parameter or position", () => {
+    const g = parse('conntrack() | (nfqueue(queue=5) | nfqueue(7)) | nfqueue(5, verdict=drop)');
+    const issues = reservedQueueIssues(g, [5]);
+    expect(issues.map((i) => i.code)).toEqual(['reserved_queue', 'reserved_queue']);
+    expect(issues[0].message).toMatch(/queue 5 is flowgrabd's shared queue/);
+    expect(reservedQueueIssues(g, [])).toEqual([]);
+    expect(reservedQueueIssues(parse('nfqueue(queue=7)'), [5])).toEqual([]);
+  });
+});
+
+describe('replay lines', () => {
+  it('splits lines across chunks and refuses a line over the bound instead of growing', async () => {
+    const chunks = [Buffer.from('{"a":1}\n{"b"'), Buffer.from(':2}\r\n\n{"c":3}')];
+    expect(await collect(boundedLines(Readable.from(chunks), 100, 'f'))).toEqual(['{"a":1}', '{"b":2}', '', '{"c":3}']);
+    // An endless stream with no newline: stopped once the bound is passed, not at the end of the stream.
+    let sent = 0;
+    const zeros = new Readable({
+      read() {
+        sent += 4096;
+        this.push(Buffer.alloc(4096));
+      },
+    });
+    await expect(collect(boundedLines(zeros, 64 * 1024, '/dev/zero'))).rejects.toThrow(
+      /\/dev\/zero: a line is longer than 65536 bytes/,
+    );
+    expect(sent).toBeLessThan(64 * 1024 + 3 * 4096 * 16);
+  });
+});
+
+describe('the socket', () => {
+  it('refuses a directory other users can write, a symlinked one, and one owned by someone else', async () => {
+    const open = tmp();
+    await chmod(open, 0o777);
+    expect(() => checkSocketDir(join(open, 's.sock'))).toThrow(/writable by other users \(mode 777\)/);
+    const real = tmp();
+    const link = join(tmp(), 'link');
+    symlinkSync(real, link);
+    expect(() => checkSocketDir(join(link, 's.sock'))).toThrow(/is not a directory \(a symlink\?\)/);
+    const fine = join(tmp(), 'new');
+    await mkdir(fine, { mode: 0o755 });
+    expect(() => checkSocketDir(join(fine, 's.sock'))).not.toThrow();
+  });
+
+  it('refuses to replace a live socket or a non-socket; removes a dead one', async () => {
+    const d = tmp();
+    const path = join(d, 'live.sock');
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(path, r));
+    await expect(clearStaleSocket(path)).rejects.toThrow(/another flowgrabd answers at/);
+    await new Promise<void>((r) => server.close(() => r()));
+    const file = join(d, 'file');
+    writeFileSync(file, 'x');
+    await expect(clearStaleSocket(file)).rejects.toThrow(/is not a socket/);
+    await expect(clearStaleSocket(join(d, 'absent.sock'))).resolves.toBeUndefined();
+  });
+});

@@ -1,0 +1,141 @@
+/** Issue 14 reproducers: DNS payloads that must not stall the decoder or yield wrong data. */
+
+import { isIP } from 'node:net';
+import * as dnsPacket from 'dns-packet';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { decodeDns, dnsErrorOf } from '../../../src/sources/dns/message.js';
+import { DNS_ERROR_CODES, DnsWireError, walkDns } from '../../../src/sources/dns/wire.js';
+
+const hex = (s: string) => Buffer.from(s, 'hex');
+const codeOf = (b: Buffer) => {
+  try {
+    decodeDns(b);
+    return 'ok';
+  } catch (err) {
+    expect(err).toBeInstanceOf(DnsWireError);
+    return dnsErrorOf(err).code;
+  }
+};
+
+const response = (answers: dnsPacket.Answer[]) =>
+  dnsPacket.encode({ type: 'response', id: 9, flags: 0x8180, questions: [{ name: 'a.test', type: 'A' }], answers });
+
+/** A response with one record whose rdata is cut to `rdlen` bytes (the header's rdlength rewritten too). */
+function cutRdata(type: 'A' | 'AAAA', data: string, rdlen: number): Buffer {
+  const full = response([{ name: 'a.test', type, ttl: 60, data } as dnsPacket.Answer]);
+  const full_rd = type === 'A' ? 4 : 16;
+  const b = Buffer.from(full.subarray(0, full.length - (full_rd - rdlen)));
+  b.writeUInt16BE(rdlen, b.length - rdlen - 2);
+  return b;
+}
+
+describe('DNS wire validation', () => {
+  it('rejects the 23-byte packet that decoded into 196 350 records, before decoding anything', () => {
+    const b = hex('0a0081800000ffffffffff0000001000010000003cffff');
+    expect(codeOf(b)).toBe('bad-count');
+  });
+
+  it('rejects all-0xffff header counts in 12 bytes as bad-count', () => {
+    expect(codeOf(hex('12348180ffffffffffffffff'))).toBe('bad-count');
+  });
+
+  it('rejects an A record cut 2 bytes short and an AAAA cut to 4 bytes (no "10.0.undefined.undefined")', () => {
+    expect(codeOf(response([{ name: 'a.test', type: 'A', ttl: 60, data: '10.0.0.1' }]))).toBe('ok');
+    expect(codeOf(cutRdata('A', '10.0.0.1', 2))).toBe('bad-rdata');
+    expect(codeOf(cutRdata('AAAA', '2001:db8::1', 4))).toBe('bad-rdata');
+  });
+
+  it('flags a record whose rdata runs past the payload as truncated', () => {
+    const b = response([{ name: 'a.test', type: 'A', ttl: 60, data: '10.0.0.1' }]);
+    expect(codeOf(b.subarray(0, b.length - 2))).toBe('truncated');
+    expect(codeOf(hex('1234'))).toBe('truncated');
+  });
+
+  it('rejects compression loops and forward pointers as bad-name', () => {
+    // One question whose name is a pointer to itself (offset 12).
+    const self = Buffer.concat([hex('000001000001000000000000'), hex('c00c00010001')]);
+    expect(codeOf(self)).toBe('bad-name');
+    const fwd = Buffer.concat([hex('000001000001000000000000'), hex('c01000010001'), hex('00')]);
+    expect(codeOf(fwd)).toBe('bad-name');
+  });
+
+  it('rejects TXT strings that do not fill their rdata (dns-packet read past them)', () => {
+    const b = Buffer.from(response([{ name: 'a.test', type: 'TXT', ttl: 1, data: ['abc'] } as dnsPacket.Answer]));
+    b[b.length - 4] = 9; // the string now claims 9 bytes of a 3-byte rdata remainder
+    expect(codeOf(b)).toBe('bad-rdata');
+  });
+
+  it('keeps every reason a stable code', () => {
+    expect(DNS_ERROR_CODES).toContain(dnsErrorOf(new RangeError('x')).code);
+    expect(dnsErrorOf(new RangeError('x')).code).toBe('not-dns');
+  });
+
+  it('decodes well-formed messages exactly as dns-packet does', () => {
+    const name = fc.constantFrom('a.test', 'www.example.com', 'x.y.z.example', 'b.test');
+    const rr = fc.oneof(
+      fc.record({ name, type: fc.constant('A' as const), ttl: fc.nat(1000), data: fc.ipV4() }),
+      fc.record({ name, type: fc.constant('AAAA' as const), ttl: fc.nat(1000), data: fc.constant('2001:db8::5') }),
+      fc.record({ name, type: fc.constant('CNAME' as const), ttl: fc.nat(1000), data: name }),
+      fc.record({
+        name,
+        type: fc.constant('MX' as const),
+        ttl: fc.nat(1000),
+        data: fc.record({ preference: fc.nat(9), exchange: name }),
+      }),
+      fc.record({
+        name,
+        type: fc.constant('TXT' as const),
+        ttl: fc.nat(1000),
+        data: fc.array(fc.string({ maxLength: 20 }), { maxLength: 3 }),
+      }),
+    );
+    fc.assert(
+      fc.property(name, fc.array(rr, { maxLength: 8 }), (q, answers) => {
+        const b = dnsPacket.encode({
+          type: 'response',
+          id: 1,
+          questions: [{ name: q, type: 'A' }],
+          answers: answers as dnsPacket.Answer[],
+        });
+        expect(decodeDns(b)).toEqual(dnsPacket.decode(b));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never consumes more than the payload, and A/AAAA data are always addresses (random and cut input)', () => {
+    const seed = response([
+      { name: 'a.test', type: 'CNAME', ttl: 5, data: 'b.test' },
+      { name: 'b.test', type: 'A', ttl: 5, data: '10.0.0.1' },
+      { name: 'b.test', type: 'AAAA', ttl: 5, data: '2001:db8::1' },
+      { name: 'b.test', type: 'TXT', ttl: 5, data: ['hello', 'world'] } as dnsPacket.Answer,
+    ]);
+    const inputs = fc.oneof(
+      fc.uint8Array({ maxLength: 120 }).map((a) => Buffer.from(a)),
+      fc.tuple(fc.nat(seed.length), fc.nat(seed.length - 1), fc.integer({ min: 0, max: 255 })).map(([cut, at, v]) => {
+        const b = Buffer.from(seed.subarray(0, cut));
+        if (at < b.length) b[at] = v;
+        return b;
+      }),
+    );
+    fc.assert(
+      fc.property(inputs, (b) => {
+        let msg: dnsPacket.Packet;
+        try {
+          msg = decodeDns(b);
+        } catch (err) {
+          expect(err).toBeInstanceOf(DnsWireError);
+          return;
+        }
+        expect(dnsPacket.decode.bytes).toBeLessThanOrEqual(b.length);
+        expect(walkDns(b).end).toBe(dnsPacket.decode.bytes);
+        for (const a of [...(msg.answers ?? []), ...(msg.additionals ?? []), ...(msg.authorities ?? [])]) {
+          if (a.type === 'A') expect(isIP(a.data)).toBe(4);
+          if (a.type === 'AAAA') expect(isIP(a.data)).toBe(6);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+  });
+});
