@@ -8,6 +8,8 @@
 
 /** Flows (any state, authorized or not) one uid may hold across all its connections. */
 export const FLOWS_PER_UID = 64;
+/** NFQUEUE mark registrations one uid may hold. */
+export const REGISTRATIONS_PER_UID = 16;
 /** Connections one uid may hold at once (root included: a runaway root script must not starve the rest). */
 export const CONNECTIONS_PER_UID = 32;
 /** Connections in all, identified or not: file descriptors are finite. */
