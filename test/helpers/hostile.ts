@@ -184,3 +184,31 @@ export interface AttackResult {
   written?: number;
   done: boolean;
 }
+
+/**
+ * A raw queue client (`node -e QUEUE_PEEK SOCKET MARK`): registers MARK, prints
+ * each packet exactly as the daemon sent it (one JSON line each, or the
+ * error), and accepts it.
+ */
+export const QUEUE_PEEK = `
+const net = require('node:net');
+const [socket, mark] = process.argv.slice(1);
+const frame = (o) => { const b = Buffer.from(JSON.stringify(o)); const h = Buffer.alloc(4); h.writeUInt32BE(b.length); return Buffer.concat([h, b]); };
+const s = net.createConnection(socket);
+let buf = Buffer.alloc(0);
+let id = 1;
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
+s.on('data', (d) => {
+  buf = Buffer.concat([buf, d]);
+  while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+    const m = JSON.parse(buf.subarray(4, 4 + buf.readUInt32BE(0)).toString());
+    buf = buf.subarray(4 + buf.readUInt32BE(0));
+    if (m.id === 1) out(m.ok ? { registered: { mark: m.mark, reg: m.reg } } : { error: m.error });
+    if (m.ev === 'packets') for (const p of m.packets) {
+      out({ packet: p });
+      s.write(frame({ v: 1, id: ++id, op: 'verdict', queue: m.queue, verdicts: [{ packetId: p.packetId, verdict: 'accept' }] }));
+    }
+  }
+});
+s.on('connect', () => s.write(frame({ v: 1, id: 1, op: 'queue', mark: Number(mark) })));
+`;
