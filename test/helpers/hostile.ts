@@ -114,7 +114,7 @@ export const ATTACK = `
 const net = require('node:net');
 const [socket, cfgText] = process.argv.slice(1);
 const cfg = JSON.parse(cfgText);
-const res = { ok: 0, errors: {}, messages: {}, closed: 0, frames: 0 };
+const res = { ok: 0, errors: {}, messages: {}, closed: 0, frames: 0, biggest: 0 };
 const frame = (o) => { const b = Buffer.from(JSON.stringify(o)); const h = Buffer.alloc(4); h.writeUInt32BE(b.length); return Buffer.concat([h, b]); };
 function open(read = true) {
   return new Promise((resolve) => {
@@ -123,9 +123,11 @@ function open(read = true) {
     s.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
       while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-        const m = JSON.parse(buf.subarray(4, 4 + buf.readUInt32BE(0)).toString());
-        buf = buf.subarray(4 + buf.readUInt32BE(0));
+        const len = buf.readUInt32BE(0);
+        const m = JSON.parse(buf.subarray(4, 4 + len).toString());
+        buf = buf.subarray(4 + len);
         res.frames++;
+        res.biggest = Math.max(res.biggest, len);
         if (m.ok === true) res.ok++;
         else if (m.ok === false) { res.errors[m.error.code] = (res.errors[m.error.code] || 0) + 1; res.messages[m.error.code] ??= m.error.message; }
       }
@@ -180,6 +182,8 @@ export interface AttackResult {
   messages: Record<string, string>;
   closed: number;
   frames: number;
+  /** The longest frame the daemon sent (bytes). */
+  biggest: number;
   open?: number;
   written?: number;
   done: boolean;

@@ -133,6 +133,19 @@ describe('flowgrabd under attack', () => {
     expect(q.ok).toBe(3); // create and two populates: 60 000 bytes
     expect(q.errors.FG_ERR_DENIED).toBe(1);
     expect(q.messages.FG_ERR_DENIED).toBe('flow 1: graph text over 65536 bytes (60000 held, 30000 more asked)');
+    // 64 flows each holding 60 000 bytes of graph text, then status: the reply stays small.
+    const s = await attack(L, {
+      mode: 'flood',
+      repeat: 64,
+      frames: [
+        { op: 'create', name: 'n'.repeat(200) },
+        { op: 'populate', flow: '$n', graph: chunk + chunk },
+        { op: 'status' },
+      ],
+    });
+    expect(s.errors).toEqual({});
+    expect(s.ok).toBe(3 * 64);
+    expect(s.biggest).toBeLessThan(256 * 1024);
     expect(rssOf(daemon.pid) - before).toBeLessThan(GROWTH);
     await by.unharmed();
   });
