@@ -38,6 +38,8 @@ export class Client implements QueueClient, Guarded {
   private frameTimer?: NodeJS.Timeout;
   private idleTimer?: NodeJS.Timeout;
   closed = false;
+  /** A denial for not being in the policy has been logged for this connection. */
+  deniedLogged = false;
 
   constructor(
     readonly d: Daemon,
@@ -134,7 +136,6 @@ export class Client implements QueueClient, Guarded {
       this.hangUp(errorBody(err), 'bad frame');
       return;
     }
-    this.watchPartialFrame();
     for (const f of frames) {
       this.waiting++;
       // Frames of one connection are handled in order, each after the previous one's reply.
@@ -151,8 +152,15 @@ export class Client implements QueueClient, Guarded {
   /** Reads on only while few frames wait and the client reads what it is sent. */
   private readMore(): void {
     if (this.closed || this.conn.destroyed) return;
-    if (this.waiting >= PENDING_FRAMES || this.congested) this.conn.pause();
-    else this.conn.resume();
+    if (this.waiting >= PENDING_FRAMES || this.congested) {
+      this.conn.pause();
+      // The client cannot finish a frame while we do not read: its clock stops too.
+      clearTimeout(this.frameTimer);
+      this.frameTimer = undefined;
+    } else {
+      this.conn.resume();
+      this.watchPartialFrame();
+    }
   }
 
   private hangUp(error: { code: string; message: string }, why: string): void {
@@ -184,7 +192,9 @@ export class Client implements QueueClient, Guarded {
     clearTimeout(this.idleTimer);
     if (this.closed) return;
     this.idleTimer = setTimeout(() => {
-      if (this.flows.size > 0 || this.d.mux?.holds(this) || this.waiting > 0) return this.touch();
+      // Not idle: it holds something, or waits for us (requests queued, or we stopped reading it).
+      if (this.flows.size > 0 || this.d.mux?.holds(this) || this.waiting > 0 || this.conn.isPaused())
+        return this.touch();
       this.d.stats.timedOutConnections++;
       this.hangUp(
         { code: 'FG_ERR_TIMEOUT', message: `idle for ${this.d.timeouts.idleMs} ms with nothing open` },
@@ -228,7 +238,7 @@ export class Client implements QueueClient, Guarded {
     this.event({ v: 1, ev: 'closed', flow: f.id, reason });
     await f.handle.close();
     this.flows.delete(f.id);
-    this.d.log('warn', 'flow closed by the daemon', { client: this.cid, uid: this.peer.uid, flow: f.id, reason });
+    this.d.log('warn', 'flow closed by policy reload', { client: this.cid, uid: this.peer.uid, flow: f.id, reason });
   }
 
   /** Re-checks every flow against a new policy; closes those it forbids or whose buffer is over its new limit. */

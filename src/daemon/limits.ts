@@ -8,6 +8,8 @@
 
 /** Flows (any state, authorized or not) one uid may hold across all its connections. */
 export const FLOWS_PER_UID = 64;
+/** NFQUEUE mark registrations one uid may hold. */
+export const REGISTRATIONS_PER_UID = 16;
 /** Connections one uid may hold at once (root included: a runaway root script must not starve the rest). */
 export const CONNECTIONS_PER_UID = 32;
 /** Connections in all, identified or not: file descriptors are finite. */
@@ -22,8 +24,9 @@ export const STATUS_FLOWS = 64;
 export const STATUS_CLIENTS = 64;
 /** Graph text shown per flow in `status`, in characters. */
 export const STATUS_GRAPH_CHARS = 512;
-/** Longest line replay() reads from a recording, in bytes. */
-export const REPLAY_LINE_BYTES = 1 << 20;
+/** replay() readers (each a small child process) one uid may have running, and all uids together. */
+export const REPLAY_READERS_PER_UID = 8;
+export const REPLAY_READERS_TOTAL = 64;
 
 export interface ConnectionTimeouts {
   /** A connection that holds no flow and no queue registration and sends nothing for this long is closed (ms). */

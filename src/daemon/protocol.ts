@@ -90,31 +90,46 @@ export function frameText(json: string): Buffer {
   return out;
 }
 
-/** Splits a byte stream into frames; a frame over MAX_FRAME is an error (the stream cannot be resynchronised). */
+/**
+ * Splits a byte stream into frames; a frame over MAX_FRAME is an error (the
+ * stream cannot be resynchronised). Chunks of an unfinished frame are kept
+ * as they came and joined once, when the frame is complete: a client
+ * trickling a frame a byte at a time costs linear, not quadratic, copying.
+ */
 export class FrameReader {
-  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private size = 0;
 
   constructor(private readonly max = MAX_FRAME) {}
 
   /** Bytes of an unfinished frame held (0 between frames). */
   get held(): number {
-    return this.buf.length;
+    return this.size;
   }
 
   push(chunk: Buffer): Buffer[] {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    this.chunks.push(chunk);
+    this.size += chunk.length;
     const out: Buffer[] = [];
-    while (this.buf.length >= 4) {
-      const len = this.buf.readUInt32BE(0);
+    while (this.size >= 4) {
+      const len = this.peekLength();
       if (len > this.max)
         throw new FlowgrabError('FG_ERR_DECODE', `frame of ${len} bytes is over the ${this.max}-byte limit`, {
           op: 'frame',
         });
-      if (this.buf.length < 4 + len) break;
-      out.push(this.buf.subarray(4, 4 + len));
-      this.buf = this.buf.subarray(4 + len);
+      if (this.size < 4 + len) break;
+      const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
+      out.push(all.subarray(4, 4 + len));
+      const rest = all.subarray(4 + len);
+      this.chunks = rest.length ? [rest] : [];
+      this.size = rest.length;
     }
     return out;
+  }
+
+  private peekLength(): number {
+    if (this.chunks[0].length < 4) this.chunks = [Buffer.concat(this.chunks, this.size)]; // once per frame
+    return this.chunks[0].readUInt32BE(0);
   }
 }
 

@@ -126,8 +126,6 @@ export class QueueMux {
       );
     const mask = (req.mask ?? 0xffffffff) >>> 0;
     const mark = (req.mark & mask) >>> 0;
-    const refusal = markRefusal(principal, client.uid, { mark, mask });
-    if (refusal) throw new FlowgrabError('FG_ERR_DENIED', refusal, { op: 'queue' });
     for (const r of this.regs.values())
       if (marksOverlap(r, { mark, mask }))
         throw new FlowgrabError(
@@ -135,6 +133,9 @@ export class QueueMux {
           `mark ${formatMark(mark, mask)} is already taken: it overlaps ${formatMark(r.mark, r.mask)}${r.client === client ? ' (yours)' : ' of another client'}`,
           { op: 'queue' },
         );
+    // After the overlap check: a mark someone holds is "taken" whatever this principal's ranges are.
+    const refusal = markRefusal(principal, client.uid, { mark, mask });
+    if (refusal) throw new FlowgrabError('FG_ERR_DENIED', refusal, { op: 'queue' });
     const timeoutMs = Math.min(req.timeoutMs ?? this.timeoutMs, this.timeoutMs);
     const reg: Registration = {
       id: this.nextReg++,
@@ -182,6 +183,13 @@ export class QueueMux {
   /** Everything `client` held: a client that disconnects or dies. */
   release(client: QueueClient, why: string): void {
     for (const r of [...this.regs.values()]) if (r.client === client) this.unregister(client, r.id, why);
+  }
+
+  /** Registrations held by clients of `uid`. */
+  registrationsOf(uid: number): number {
+    let n = 0;
+    for (const r of this.regs.values()) if (r.client.uid === uid) n++;
+    return n;
   }
 
   /** True when `client` holds a registration. */

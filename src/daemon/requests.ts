@@ -5,17 +5,26 @@
  * capped before anything is kept.
  */
 import { FlowgrabError } from '../errors.js';
+import { GraphError } from '../filters/errors.js';
 import type { Client } from './connection.js';
-import { FLOWS_PER_UID, POPULATE_TEXT_PER_FLOW } from './limits.js';
+import { FLOWS_PER_UID, POPULATE_TEXT_PER_FLOW, REGISTRATIONS_PER_UID } from './limits.js';
 import { PROTOCOL_VERSION, type Request } from './protocol.js';
 import { pipeRecords, principalOf, type RemoteFlow } from './remote-flow.js';
 
 const who = (c: Client) => `uid ${c.peer.uid}${c.peer.user ? ` (${c.peer.user})` : ''}`;
 
+/** Handles are for users the policy names: the same denial instantiate would give, before anything is kept. */
 function mustBeInPolicy(c: Client, op: string) {
   const principal = principalOf(c.d.policy(), c.peer);
-  if (!principal) throw new FlowgrabError('FG_ERR_DENIED', `${who(c)} is not in the policy: denied`, { op });
-  return principal;
+  if (principal) return principal;
+  const message = `${who(c)} is not in the policy: denied`;
+  // Once per connection: a client repeating the request must not flood the log either.
+  if (!c.deniedLogged) {
+    c.deniedLogged = true;
+    c.d.log('warn', 'graph denied', { client: c.cid, uid: c.peer.uid, user: c.peer.user, op, issues: message });
+  }
+  if (op === 'queue') throw new FlowgrabError('FG_ERR_DENIED', message, { op });
+  throw new GraphError([{ code: 'no_principal', path: [], message }], 'not authorized');
 }
 
 function flowOf(c: Client, id: number): RemoteFlow {
@@ -91,6 +100,12 @@ export async function handleRequest(c: Client, req: Request): Promise<Record<str
     }
     case 'queue': {
       const principal = mustBeInPolicy(c, 'queue');
+      if (c.d.mux && c.d.mux.registrationsOf(c.peer.uid) >= REGISTRATIONS_PER_UID)
+        throw new FlowgrabError(
+          'FG_ERR_DENIED',
+          `${who(c)} already holds ${REGISTRATIONS_PER_UID} queue registrations, the most one user may hold`,
+          { op: 'queue' },
+        );
       return c.d.queueMux().register(c, principal, req);
     }
     case 'verdict':

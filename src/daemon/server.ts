@@ -10,7 +10,7 @@ import { unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Policy } from '../auth/policy.js';
 import { FlowgrabError } from '../errors.js';
-import { setDefaultReplayOpener } from '../filters/replay.js';
+import { openRegularFile, setDefaultReplayOpener } from '../filters/replay.js';
 import type { FlowHandle } from '../flow/handle.js';
 import { sweepStaleTables } from '../sources/firewall/nft.js';
 import { Client } from './connection.js';
@@ -287,6 +287,7 @@ export class Daemon {
     await Promise.all([...this.clients].map((c) => c.shutdown('daemon stopping')));
     await this.mux?.close();
     this.mux = undefined;
+    setDefaultReplayOpener(openRegularFile); // this process may go on using flowgrab as itself
     if (!this.server) return; // never listened: the socket path is not ours (maybe a live daemon's)
     await new Promise<void>((r) => this.server?.close(() => r()));
     try {

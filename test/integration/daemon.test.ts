@@ -776,6 +776,8 @@ describe('deploy/flowgrabd.service', () => {
     expect(get('Service', 'CapabilityBoundingSet').join(' ').split(/\s+/).sort()).toEqual([
       'CAP_NET_ADMIN',
       'CAP_NET_RAW',
+      'CAP_SETGID',
+      'CAP_SETUID',
       'CAP_SYS_ADMIN',
     ]);
     expect(get('Service', 'NoNewPrivileges')).toEqual(['yes']);

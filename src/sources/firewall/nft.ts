@@ -83,7 +83,11 @@ export class NftTable {
   }
 }
 
-/** Deletes every flowgrab table whose owner process is gone; returns their names. */
+/**
+ * Deletes every flowgrab table whose tagged owner process is gone (dead pid,
+ * or the pid now runs another process: start time differs); returns their
+ * names. An untagged table is not ours to judge and stays.
+ */
 export async function sweepStaleTables(netns?: string): Promise<string[]> {
   const r = await runTool(['nft', 'list', 'tables'], { netns, allowFail: true });
   const swept: string[] = [];
@@ -91,7 +95,7 @@ export async function sweepStaleTables(netns?: string): Promise<string[]> {
     const [, family, name] = m;
     const { tag } = await NftTable.owner(family, name, netns);
     const owner = parseOwnerTag(tag);
-    if (owner && ownerAlive(owner)) continue;
+    if (!owner || ownerAlive(owner)) continue;
     await runTool(['nft', 'delete', 'table', family, name], { netns, allowFail: true });
     swept.push(`${family} ${name}`);
   }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { FrameReader } from '../../../src/daemon/protocol.js';
 import { markInside, markRefusal, parseMarkRange, redactPacket } from '../../../src/daemon/registration.js';
 import { reservedQueueIssues } from '../../../src/daemon/reserved.js';
 import { checkSocketDir, clearStaleSocket } from '../../../src/daemon/socket.js';
@@ -125,5 +126,33 @@ describe('the socket', () => {
     writeFileSync(file, 'x');
     await expect(clearStaleSocket(file)).rejects.toThrow(/is not a socket/);
     await expect(clearStaleSocket(join(d, 'absent.sock'))).resolves.toBeUndefined();
+  });
+});
+
+describe('frames', () => {
+  const frameOf = (body: string) => {
+    const b = Buffer.from(body);
+    const h = Buffer.alloc(4);
+    h.writeUInt32BE(b.length);
+    return Buffer.concat([h, b]);
+  };
+
+  it('splits a stream cut anywhere into the same frames, and refuses a length over the limit', () => {
+    const stream = Buffer.concat(['{"a":1}', '', '{"b":"xyz"}'].map(frameOf));
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: stream.length }), { maxLength: 8 }), (cuts) => {
+        const at = [0, ...[...new Set(cuts)].sort((a, b) => a - b), stream.length];
+        const r = new FrameReader();
+        const got: string[] = [];
+        for (let i = 1; i < at.length; i++)
+          for (const f of r.push(stream.subarray(at[i - 1], at[i]))) got.push(f.toString());
+        expect(got).toEqual(['{"a":1}', '', '{"b":"xyz"}']);
+        expect(r.held).toBe(0);
+      }),
+    );
+    const r = new FrameReader(100);
+    expect(r.push(Buffer.from([0, 0]))).toEqual([]);
+    expect(r.held).toBe(2);
+    expect(() => r.push(Buffer.from([0, 101]))).toThrow('frame of 101 bytes is over the 100-byte limit');
   });
 });

@@ -1,0 +1,229 @@
+/**
+ * flowgrabd's own hygiene against a hostile host (issue 13): a second
+ * daemon never takes a live daemon's socket; the socket directory must be
+ * writable by nobody else; a busy --metrics port fails the start; stale
+ * flowgrab tables of dead processes are swept at start; the metrics show
+ * nothing about other users' flows; an uncaught error in one client's work
+ * closes that client only.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PolicyInput } from '../../src/auth/policy.js';
+import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
+import {
+  createUser,
+  DIST,
+  FLOWGRABD,
+  LineProcess,
+  RawClient,
+  removeUser,
+  runNodeAs,
+  SpawnedDaemon,
+  sharedTempDir,
+  startFlowScript,
+  type TestUser,
+  writePolicy,
+} from '../helpers/daemon.js';
+import { ATTACK, type AttackResult, Bystanders, writeSlowRecording } from '../helpers/hostile.js';
+import { freePort } from '../helpers/mosquitto.js';
+
+let L: TestUser;
+let U: TestUser;
+let dir: string;
+let policyFile: string;
+let recording: string;
+let lab: Lab;
+let ns: Netns;
+const procs: LineProcess[] = [];
+const daemons: SpawnedDaemon[] = [];
+
+const policy = (): PolicyInput => ({
+  version: 1,
+  principals: [{ who: { user: L.name }, sources: ['replay'], filters: ['*'] }],
+});
+
+/** flowgrabd as a plain process (for runs expected to fail at start): its exit and stderr. */
+async function startFails(args: string[], netns?: string): Promise<{ code: number | null; err: string }> {
+  const argv = [FLOWGRABD, '--policy', policyFile, ...args];
+  const p = netns
+    ? new LineProcess('ip', ['netns', 'exec', netns, process.execPath, ...argv])
+    : new LineProcess(process.execPath, argv);
+  procs.push(p);
+  const t = setTimeout(() => p.kill(), 20_000);
+  const { code } = await p.exited;
+  clearTimeout(t);
+  return { code, err: p.err };
+}
+
+function spawnDaemon(socket: string, opts: ConstructorParameters<typeof SpawnedDaemon>[2] = {}): SpawnedDaemon {
+  const d = new SpawnedDaemon(socket, policyFile, opts);
+  daemons.push(d);
+  return d;
+}
+
+beforeAll(async () => {
+  L = await createUser('l');
+  U = await createUser('u');
+  dir = sharedTempDir('fg-dhs-');
+  policyFile = join(dir, 'policy.json');
+  writePolicy(policyFile, policy());
+  recording = join(dir, 'slow.ndjson');
+  writeSlowRecording(recording);
+  chmodSync(recording, 0o644);
+  lab = new Lab();
+  ns = await lab.netns('dhs');
+}, 60_000);
+
+afterAll(async () => {
+  for (const p of procs) await p.stop();
+  for (const d of daemons) await d.stop();
+  await lab?.close();
+  for (const u of [L, U]) await removeUser(u);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('flowgrabd start-up hygiene', () => {
+  it('a second flowgrabd on a live socket refuses to start; the first keeps its socket and its clients', async () => {
+    const socket = join(dir, 'one.sock');
+    const first = await spawnDaemon(socket).ready();
+    const by = await Bystanders.start(socket, recording);
+    try {
+      const second = await startFails(['--socket', socket]);
+      expect(second.code).toBe(1);
+      expect(second.err).toMatch(`another flowgrabd answers at ${socket}: refusing to start a second one`);
+      expect(lstatSync(socket).isSocket()).toBe(true);
+      expect(lstatSync(socket).mode & 0o777).toBe(0o666);
+      expect(first.proc.done).toBe(false);
+      await by.unharmed();
+    } finally {
+      await by.stop();
+    }
+  });
+
+  it('refuses a socket directory other users can write, and a path that is not a socket; changes no file mode', async () => {
+    const open = join(dir, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o1777);
+    const r = await startFails(['--socket', join(open, 'd.sock')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(`${open} is writable by other users (mode 1777): refusing to put the socket there`);
+    // A file where the socket should be (planted, or a mistake) is neither replaced nor chmod-ed.
+    const planted = join(dir, 'planted.sock');
+    writeFileSync(planted, 'root only', { mode: 0o600 });
+    const p = await startFails(['--socket', planted]);
+    expect(p.code).toBe(1);
+    expect(p.err).toMatch(`${planted} exists and is not a socket: refusing to replace it`);
+    expect(lstatSync(planted).mode & 0o777).toBe(0o600);
+    expect(readFileSync(planted, 'utf8')).toBe('root only');
+  });
+
+  it('a busy --metrics port fails the start with exit 1 and leaves no socket', async () => {
+    const port = await freePort();
+    const busy: Server = createServer();
+    await new Promise<void>((r) => busy.listen(port, '127.0.0.1', r));
+    try {
+      const socket = join(dir, 'metrics.sock');
+      const r = await startFails(['--socket', socket, '--metrics', `127.0.0.1:${port}`]);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(`--metrics 127.0.0.1:${port}: cannot listen (EADDRINUSE)`);
+      expect(existsSync(socket)).toBe(false);
+    } finally {
+      busy.close();
+    }
+  });
+
+  it('sweeps flowgrab tables of dead owners at start, and keeps live and untagged ones', async () => {
+    const dead = Number(execFileSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).trim());
+    const selfStart = readFileSync(`/proc/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ')[19];
+    const tables = {
+      flowgrab_dns_g901: `flowgrab pid=${dead} start=1`, // the pid is gone
+      flowgrab_dns_g902: `flowgrab pid=${process.pid} start=${Number(selfStart) + 1}`, // the pid runs another process
+      flowgrab_dns_g903: `flowgrab pid=${process.pid} start=${selfStart}`, // alive: this test
+    };
+    for (const [name, tag] of Object.entries(tables))
+      await ns.exec(['nft', '-f', '-'], { input: `table inet ${name} {\n comment "${tag}"\n}\n` });
+    await ns.exec(['nft', 'add', 'table', 'inet', 'flowgrab_untagged']);
+    const socket = join(dir, 'sweep.sock');
+    const d = new LineProcess('ip', [
+      'netns',
+      'exec',
+      ns.name,
+      process.execPath,
+      FLOWGRABD,
+      '--socket',
+      socket,
+      '--policy',
+      policyFile,
+    ]);
+    procs.push(d);
+    await waitFor(() => /listening/.test(d.err) || d.done, { timeoutMs: 15_000, what: 'the daemon in the namespace' });
+    expect(d.err).toMatch(/stale firewall tables removed.*inet flowgrab_dns_g901, inet flowgrab_dns_g902/);
+    const left = (await ns.exec(['nft', 'list', 'tables'])).stdout;
+    expect(left).not.toMatch(/flowgrab_dns_g90[12]/);
+    expect(left).toMatch(/table inet flowgrab_dns_g903/);
+    expect(left).toMatch(/table inet flowgrab_untagged/);
+    await d.stop();
+  });
+
+  it('/metrics shows sums only: no user, no flow name, no flow that was never authorized', async () => {
+    const port = await freePort();
+    const socket = join(dir, 'm.sock');
+    await spawnDaemon(socket, { metrics: `127.0.0.1:${port}` }).ready();
+    const by = await Bystanders.start(socket, recording);
+    try {
+      const f = startFlowScript(L, socket, { graph: `replay(file=${recording}, speed=1)`, name: 'secret-plan-x' });
+      procs.push(f);
+      await f.waitJson((l) => l.ready === true, 15_000, "L's flow");
+      // Root creates and populates a flow it never instantiates; U, in no principal, tries too.
+      const raw = await RawClient.connect(socket);
+      const c = await raw.request({ op: 'create', name: 'never-authorized' });
+      await raw.request({ op: 'populate', flow: c.flow, graph: 'conntrack()' });
+      const u = JSON.parse(
+        (
+          await runNodeAs(U, [
+            '-e',
+            ATTACK,
+            socket,
+            JSON.stringify({ mode: 'flood', repeat: 1, frames: [{ op: 'create', name: 'u-flow' }] }),
+          ])
+        ).out,
+      ) as AttackResult;
+      expect(u.errors).toEqual({ FG_ERR_GRAPH: 1 });
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      for (const secret of ['secret-plan-x', 'never-authorized', 'u-flow', 'victim', L.name, U.name, 'root', 'user='])
+        expect(text, secret).not.toContain(secret);
+      expect(text.split('\n')).toContain('flowgrabd_flows 2'); // the victim and L's flow
+      raw.destroy();
+      await by.unharmed();
+    } finally {
+      await by.stop();
+    }
+  });
+
+  it("an uncaught error in one client's work closes that client only", () => {
+    const script = `
+      const { forClient, installGuard } = await import(process.argv[1]);
+      const failed = [];
+      const other = [];
+      installGuard((e) => other.push(e.message), () => {});
+      forClient({ cid: 1, fail: (e) => failed.push([1, e.message]) }, () => setTimeout(() => { throw new Error('client one broke'); }, 1));
+      forClient({ cid: 2, fail: (e) => failed.push([2, e.message]) }, () => setTimeout(() => failed.push([2, 'still served']), 20));
+      setTimeout(() => { throw new Error('nobody'); }, 5);
+      setTimeout(() => process.stdout.write(JSON.stringify({ failed, other })), 50);`;
+    const out = execFileSync(
+      process.execPath,
+      ['--input-type=module', '-e', script, join(DIST, 'src/daemon/guard.js')],
+      { encoding: 'utf8' },
+    );
+    expect(JSON.parse(out)).toEqual({
+      failed: [
+        [1, 'client one broke'],
+        [2, 'still served'],
+      ],
+      other: ['nobody'],
+    });
+  });
+});
