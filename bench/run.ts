@@ -1,6 +1,7 @@
 /** `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same run. */
 import { benchConntrack } from './conntrack.js';
 import { benchDaemon } from './daemon.js';
+import { benchDecodeWorst } from './decode-worst.js';
 import { benchDns } from './dns.js';
 import { benchExport } from './export.js';
 import { benchGraph } from './graph.js';
@@ -21,3 +22,4 @@ if (!only || only === 'export') await benchExport();
 if (!only || only === 'daemon') await benchDaemon();
 if (!only || only === 'spin-mqtt') await benchSpinMqtt();
 if (!only || only === 'spin') await benchSpin();
+if (!only || only === 'decode-worst') await benchDecodeWorst();

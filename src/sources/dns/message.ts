@@ -44,7 +44,9 @@ export function resolveChains(qname: string, answers: DnsAnswer[]): DnsResolved[
     if (a.type === 'CNAME') cnames.set(lower(a.name), a);
     else if (a.type === 'A' || a.type === 'AAAA') {
       const k = lower(a.name);
-      addrs.set(k, [...(addrs.get(k) ?? []), a]);
+      const list = addrs.get(k);
+      if (list) list.push(a);
+      else addrs.set(k, [a]);
     }
   }
   const out: DnsResolved[] = [];

@@ -34,12 +34,14 @@ export const DNS_ERROR_CODES = [
 export type DnsErrorCode = (typeof DNS_ERROR_CODES)[number];
 
 export class DnsWireError extends DecodeError {
-  constructor(
-    readonly reason: DnsErrorCode,
-    message: string,
-    offset: number,
-  ) {
+  readonly reason: DnsErrorCode;
+  constructor(reason: DnsErrorCode, message: string, offset: number) {
+    // Bad packets are data, not bugs: a stack trace would cost more than decoding a good packet.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${reason}: ${message}`, offset, 'dns');
+    Error.stackTraceLimit = limit;
+    this.reason = reason;
   }
 }
 
@@ -50,6 +52,15 @@ const MIN_QUESTION = 5;
 const MIN_RR = 11;
 /** A name's hops through compression pointers; a real name needs one per label at most. */
 const MAX_HOPS = 127;
+/**
+ * Labels and pointer hops that all names of a message may take together:
+ * one per payload byte, plus slack. Real messages stay well below (a
+ * response of A records for one compressed 3-label name takes ~0.3 per
+ * byte, an ip6.arpa PTR answer ~0.6); a message whose every record points
+ * at a 127-label name takes 8, and would cost dns-packet 40× a normal packet
+ * to decode (bench decode-worst).
+ */
+const stepBudget = (len: number) => len + 128;
 
 export interface WalkedMessage {
   /** Type number of every record (answers, authorities, additionals), in order. */
@@ -57,6 +68,9 @@ export interface WalkedMessage {
   /** Offset just past the last record. */
   end: number;
 }
+
+/** Name work left for the message being walked (see stepBudget); walkDns resets it. */
+let steps = 0;
 
 /** Walks a name at `o`; returns the offset just after it in the message (not after its pointer target). */
 function walkName(b: Buffer, o: number): number {
@@ -67,6 +81,7 @@ function walkName(b: Buffer, o: number): number {
   let nameLen = 0;
   for (let hops = 0; ; ) {
     if (p >= limit) throw new DnsWireError('truncated', 'name runs past its end', p);
+    if (--steps < 0) throw new DnsWireError('bad-name', 'names take more work than the payload justifies', p);
     const len = b[p];
     if (len === 0) return after < 0 ? p + 1 : after;
     const kind = len & 0xc0;
@@ -174,6 +189,7 @@ export function walkDns(b: Buffer): WalkedMessage {
   if (least > b.length) {
     throw new DnsWireError('bad-count', `${qd} questions and ${rr} records need ${least} bytes, have ${b.length}`, 4);
   }
+  steps = stepBudget(b.length);
   let o = DNS_HEADER;
   for (let i = 0; i < qd; i++) {
     o = walkName(b, o);

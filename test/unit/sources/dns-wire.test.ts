@@ -60,6 +60,31 @@ describe('DNS wire validation', () => {
     expect(codeOf(fwd)).toBe('bad-name');
   });
 
+  it('refuses names that take more work than the payload justifies, and keeps real compressed responses', () => {
+    // Every record points at one 127-label name: 8 label steps per byte for dns-packet.
+    const long = Buffer.concat([Buffer.from(Array.from({ length: 127 }, () => [1, 0x61]).flat()), Buffer.from([0])]);
+    const rr = hex('c00c000100010000003c00040a000001');
+    const n = 80;
+    const head = hex('000081800001000000000000');
+    head.writeUInt16BE(n, 6);
+    expect(codeOf(Buffer.concat([head, long, hex('00010001'), ...Array.from({ length: n }, () => rr)]))).toBe(
+      'bad-name',
+    );
+    const answers = Array.from({ length: 80 }, (_, i) => ({
+      name: 'x.cdn.example.com',
+      type: 'A',
+      ttl: 5,
+      data: `10.0.0.${i}`,
+    }));
+    expect(codeOf(response(answers as dnsPacket.Answer[]))).toBe('ok');
+    const ptr = dnsPacket.encode({
+      type: 'response',
+      questions: [{ name: `${'1.0.'.repeat(16)}ip6.arpa`, type: 'PTR' }],
+      answers: [{ name: `${'1.0.'.repeat(16)}ip6.arpa`, type: 'PTR', ttl: 5, data: 'host.example.com' }],
+    });
+    expect(codeOf(ptr)).toBe('ok');
+  });
+
   it('rejects TXT strings that do not fill their rdata (dns-packet read past them)', () => {
     const b = Buffer.from(response([{ name: 'a.test', type: 'TXT', ttl: 1, data: ['abc'] } as dnsPacket.Answer]));
     b[b.length - 4] = 9; // the string now claims 9 bytes of a 3-byte rdata remainder
