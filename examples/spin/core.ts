@@ -26,6 +26,7 @@ import { NodeModel, type SpinNode } from './model.js';
 import { DeviceNames } from './names.js';
 import { Neighbours } from './neighbours.js';
 import type { CoreOptions } from './options.js';
+import { PeakTable, peakCommand } from './peaks.js';
 import { DEFAULT_PERIODS, every, type SpinPeriods } from './periods.js';
 import { RouterGuard } from './protect.js';
 import { type SpinStore, storedNode } from './store.js';
@@ -51,6 +52,8 @@ export class Core implements SpinCore {
   readonly opts: CoreOptions;
   /** Loopback and the router's own addresses, which blocks must not cut (protect.ts). */
   readonly router: RouterGuard;
+  /** Per-node traffic per minute for get_peak_info (peaks.ts). */
+  readonly peaks = new PeakTable();
   /** Live nodes made by `node_add_ip node=0` (bounded by methods.ts). */
   readonly rpcNodes = new Set<number>();
   /** @internal (ingest.ts) */
@@ -134,6 +137,10 @@ export class Core implements SpinCore {
     );
   }
 
+  handleCommand(payload: Buffer): SpinMessage | undefined {
+    return peakCommand(payload, this.peaks);
+  }
+
   startupMessages(): SpinMessage[] {
     const msgs = [serverRestartMessage()];
     for (const l of ['block', 'ignore', 'allow'] as const) msgs.push(listMessage(l, this.lists[l].texts()));
@@ -183,6 +190,7 @@ export class Core implements SpinCore {
     if (flows.length === 0) return;
     this.flushNodeInfo();
     this.counters.trafficMessages++;
+    this.peaks.add(flows);
     this.announcer.emit(trafficMessage(flows, Math.floor(this.model.now() / 1000)));
   }
 
@@ -198,6 +206,7 @@ export class Core implements SpinCore {
     const p = this.periods;
     const n = this.model.ageFlows(p.flowIdleMs, p.keepFlows, p.flowMaxIdleMs, this.blocks.held());
     this.blocks.expire(this.model.now());
+    this.peaks.expire();
     return n;
   }
 
