@@ -7,9 +7,10 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
 import { Flowgrab, runTool } from '../../src/index.js';
 import { Credentials, defaultCredentials, Sessions } from './auth.js';
-import type { MqttBridge, MqttOptions, SpinCore, WebHandler } from './contract.js';
+import type { MqttBridge, MqttOptions, SpinCore, SpinMessage, WebHandler } from './contract.js';
 import { Core } from './core.js';
 import { openFeeds } from './feeds.js';
+import { kernelMacLookup } from './kernel-neigh.js';
 import { spinRpc } from './methods.js';
 import { startMqtt } from './mqtt.js';
 import type { SpinPeriods } from './periods.js';
@@ -17,6 +18,7 @@ import type { RpcDispatcher } from './rpc.js';
 import { createSpinHttp, listenRpcSocket } from './servers.js';
 import { SpinStore } from './store.js';
 import { HttpGuard } from './web/guard.js';
+import { createWebRootHandler } from './web/root.js';
 import { createWebHandler } from './web/serve.js';
 
 export interface SpinOptions {
@@ -49,6 +51,10 @@ export interface SpinOptions {
   tableName?: string;
   /** Log lines (notices, errors); the library part never prints. */
   log?: (line: string) => void;
+  /** A spinweb static tree (SPIN's own web app) served at the same origin as the RPC (web/root.ts). */
+  webRoot?: string;
+  /** Sees every message the core publishes from the very start (before startSpin returns). */
+  tap?: (message: SpinMessage) => void;
   /**
    * Who may use the HTTP RPC, the web view and the broker's RPC topic: a
    * credentials file (auth.ts), `false` for nobody checked (only when asked
@@ -89,6 +95,8 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
       netns: options.netns,
       periods: options.periods,
       ownAddresses: async () => [...(await ownAddresses(options.netns)), ...(options.ignore ?? [])],
+      routerAddresses: () => ownAddresses(options.netns),
+      lookupMac: kernelMacLookup(options.netns),
       namesFile: options.namesFile,
       leaseFile: options.leaseFile,
       local: options.local,
@@ -102,6 +110,7 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
     },
   );
   const rpcText = rpc;
+  const tap = options.tap ? core.messages$.subscribe(options.tap) : undefined;
   const cleanups: (() => Promise<unknown> | unknown)[] = [];
   const close = async () => {
     for (const c of cleanups.reverse()) {
@@ -115,6 +124,7 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
   };
   try {
     cleanups.push(() => store.close());
+    cleanups.push(() => tap?.unsubscribe());
     cleanups.push(() => core.close());
     await core.start();
 
@@ -170,7 +180,9 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
       }
     }
 
-    web = createWebHandler({ mqttWsUrl: mqtt?.wsUrl });
+    const own = createWebHandler({ mqttWsUrl: mqtt?.wsUrl });
+    const spinweb = options.webRoot ? createWebRootHandler(options.webRoot) : undefined;
+    web = spinweb ? (req, res) => spinweb(req, res) || own(req, res) : own;
     guard = httpGuard;
 
     const fg = options.daemon ? await Flowgrab.connect(options.daemon) : new Flowgrab();

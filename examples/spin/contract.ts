@@ -31,6 +31,8 @@ export interface SpinCore {
    */
   startupMessages(): SpinMessage[];
   readonly handleRpc: RpcHandler;
+  /** A `SPIN/commands` payload (`get_peak_info`) → the message to publish in reply, if any. */
+  handleCommand?(payload: Buffer): SpinMessage | undefined;
 }
 
 export interface MqttOptions {

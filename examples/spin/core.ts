@@ -4,17 +4,17 @@
  * blocks (blocks.ts) with their enforcement and persistence, and every message
  * in SPIN's format on `messages$`. The RPC methods (methods.ts) act on it.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { Subject } from 'rxjs';
 import { type ConntrackRecord, type DnsRecord, deleteConntrack, type NeighRecord } from '../../src/index.js';
+import { Announcer } from './announce.js';
+import { deferredInBatch, runBatch } from './batch.js';
 import { Blocks } from './blocks.js';
 import type { SpinCore, SpinMessage } from './contract.js';
 import { type Enforcement, Firewall } from './firewall.js';
-import { canonicalIp, domainKey } from './ip.js';
+import { onConntrack, onDns, onNeigh } from './ingest.js';
+import { domainKey } from './ip.js';
 import { IpList, type ListName, parseEntry } from './lists.js';
 import {
   clearNodeMessage,
-  dnsQueryMessage,
   listMessage,
   nodeDeletedMessage,
   nodeInfoMessage,
@@ -26,6 +26,7 @@ import { NodeModel, type SpinNode } from './model.js';
 import { DeviceNames } from './names.js';
 import { Neighbours } from './neighbours.js';
 import type { CoreOptions } from './options.js';
+import { PeakTable, peakCommand } from './peaks.js';
 import { DEFAULT_PERIODS, every, type SpinPeriods } from './periods.js';
 import { RouterGuard } from './protect.js';
 import { type SpinStore, storedNode } from './store.js';
@@ -51,20 +52,24 @@ export class Core implements SpinCore {
   readonly opts: CoreOptions;
   /** Loopback and the router's own addresses, which blocks must not cut (protect.ts). */
   readonly router: RouterGuard;
-  private readonly sparedWarned = new Set<string>();
+  /** Per-node traffic per minute for get_peak_info (peaks.ts). */
+  readonly peaks = new PeakTable();
   /** Live nodes made by `node_add_ip node=0` (bounded by methods.ts). */
   readonly rpcNodes = new Set<number>();
-  private readonly out = new Subject<SpinMessage>();
-  readonly messages$ = this.out.asObservable();
+  /** @internal (ingest.ts) */
+  readonly announcer: Announcer;
+  readonly messages$: SpinCore['messages$'];
   readonly handleRpc: SpinCore['handleRpc'];
-  private readonly pending = new Set<SpinNode>();
   private readonly dirty = new Set<SpinNode>();
   private readonly deletedIds = new Set<number>();
-  private readonly traffic = new TrafficTable();
-  private readonly blocks: Blocks;
+  /** @internal (ingest.ts) */
+  readonly traffic = new TrafficTable();
+  /** @internal (ingest.ts) */
+  readonly blocks: Blocks;
   /** Addresses of blocked / allowed names → expiry (ms) (the Blocks' own). */
   readonly nameAddrs: Blocks['nameAddrs'];
-  private readonly neighbours = new Neighbours();
+  /** @internal (ingest.ts) */
+  readonly neighbours = new Neighbours();
   private timers: NodeJS.Timeout[] = [];
   private fwTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -74,13 +79,25 @@ export class Core implements SpinCore {
     this.opts = opts;
     this.store = opts.store;
     this.periods = { ...DEFAULT_PERIODS, ...opts.periods };
+    this.announcer = new Announcer({
+      live: (n) => this.model.get(n.id) === n,
+      isIgnored: (n) => this.isIgnored(n),
+      json: (n) => this.nodeJson(n),
+      learnMac: (mac, ip) => {
+        if (this.lists.ignore.containsIp(ip)) return;
+        this.neighbours.add(mac, ip);
+        this.model.learn({ mac, ips: [ip] });
+      },
+      lookupMac: opts.lookupMac,
+    });
+    this.messages$ = this.announcer.messages$;
     this.names = new DeviceNames(opts.store.names(), { namesFile: opts.namesFile, leaseFile: opts.leaseFile });
     this.model = new NodeModel({
       now: opts.now,
       nameFor: (mac, ips) => this.names.lookup(mac, ips),
       events: {
         modified: (n) => {
-          this.pending.add(n);
+          this.announcer.pending.add(n);
           this.dirty.add(n);
           if (n.persistent > 0) this.scheduleFirewall();
         },
@@ -88,8 +105,8 @@ export class Core implements SpinCore {
         deleted: (n) => this.onDeleted(n),
       },
     });
-    this.router = new RouterGuard(opts.routerAddresses ?? opts.ownAddresses);
-    this.blocks = new Blocks(this.model, this.lists, (ip, name) => this.spare(ip, name));
+    this.router = new RouterGuard(opts.routerAddresses ?? opts.ownAddresses, (l) => this.log(l));
+    this.blocks = new Blocks(this.model, this.lists, (ip, name) => this.router.spareForName(ip, name));
     this.pairs = this.blocks.pairs;
     this.nameAddrs = this.blocks.nameAddrs;
     this.firewall = new Firewall(() => this.enforcement(), { netns: opts.netns, name: opts.tableName });
@@ -108,7 +125,7 @@ export class Core implements SpinCore {
     }
     if (!stored.some((r) => r.list === 'ignore') && this.store.lastId() === 0) await this.resetIgnore();
     this.blocks.restore(this.store);
-    this.pending.clear();
+    this.announcer.pending.clear();
     await this.firewall.apply();
     const p = this.periods;
     const log = (line: string) => this.log(line);
@@ -118,6 +135,10 @@ export class Core implements SpinCore {
       every(p.nodeExpiryMs, () => this.expireNodes(), log),
       every(p.storeSyncMs, () => this.syncStore(), log),
     );
+  }
+
+  handleCommand(payload: Buffer): SpinMessage | undefined {
+    return peakCommand(payload, this.peaks);
   }
 
   startupMessages(): SpinMessage[] {
@@ -135,69 +156,18 @@ export class Core implements SpinCore {
     return this.lists.ignore.containsAnyIp(n.ips);
   }
 
-  // ---- ingest ----
+  // ---- ingest (ingest.ts) ----
 
   onConntrack(r: ConntrackRecord): void {
-    this.counters.conntrack++;
-    const d = r.delta;
-    if (!d) return;
-    const packets = d.orig.packets + d.reply.packets;
-    const bytes = d.orig.bytes + d.reply.bytes;
-    if (packets === 0 && bytes === 0) return;
-    const src = r.orig.src;
-    const dst = r.orig.dst;
-    const ig = this.lists.ignore;
-    if (ig.containsIp(src) || ig.containsIp(dst)) return;
-    const s = this.model.nodeOfIp(src, true);
-    const t = this.model.nodeOfIp(dst, true);
-    const dport = r.orig.dport ?? 0;
-    const icmp = r.orig.icmp?.type ?? 0;
-    if (s.mac) this.model.countFlow(s, t, dport, icmp, packets, bytes);
-    if (t.mac) this.model.countFlow(t, s, dport, icmp, packets, bytes);
-    if (!s.mac && !t.mac && !this.opts.local) return;
-    this.traffic.add(s, t, r.protonum, r.orig.sport ?? 0, dport, bytes, packets);
+    onConntrack(this, r);
   }
 
   onDns(r: DnsRecord): void {
-    this.counters.dns++;
-    if (r.error || !r.qname) return;
-    const ig = this.lists.ignore;
-    if (r.kind === 'response') {
-      const expiryBase = this.model.now();
-      for (const res of r.resolved) {
-        const ip = canonicalIp(res.ip);
-        if (!ip) continue;
-        const exp = expiryBase + (Math.max(0, res.ttl) + this.periods.dnsGraceS) * 1000;
-        const names = [res.name, ...res.via];
-        for (const name of names) this.blocks.remember(name, ip, exp);
-        this.followNames(names, ip, exp);
-        if (ig.containsIp(ip)) continue;
-        this.model.learn({ ips: [ip], domains: [withDot(res.name)] });
-      }
-      this.flushNodeInfo();
-      return;
-    }
-    const client = canonicalIp(r.client);
-    if (!client || ig.containsIp(client)) return;
-    const from = this.model.nodeOfIp(client, false);
-    const qname = withDot(r.qname);
-    const q = this.model.learn({ domains: [qname] });
-    this.flushNodeInfo();
-    this.out.next(dnsQueryMessage(from.id, q.id, qname));
+    onDns(this, r);
   }
 
   onNeigh(r: NeighRecord): void {
-    this.counters.neigh++;
-    const ip = canonicalIp(r.ip);
-    if (!ip) return;
-    if (r.type === 'delete' || !r.usable || !r.mac) {
-      this.neighbours.remove(ip);
-      return;
-    }
-    if (this.lists.ignore.containsIp(ip)) return;
-    this.neighbours.add(r.mac, ip);
-    this.model.learn({ mac: r.mac, ips: [ip] });
-    this.flushNodeInfo();
+    onNeigh(this, r);
   }
 
   /** True when the neighbour table lists the MAC now. */
@@ -220,7 +190,8 @@ export class Core implements SpinCore {
     if (flows.length === 0) return;
     this.flushNodeInfo();
     this.counters.trafficMessages++;
-    this.out.next(trafficMessage(flows, Math.floor(this.model.now() / 1000)));
+    this.peaks.add(flows);
+    this.announcer.emit(trafficMessage(flows, Math.floor(this.model.now() / 1000)));
   }
 
   private async publishBlocked(): Promise<void> {
@@ -228,13 +199,14 @@ export class Core implements SpinCore {
     const msgs = blockedMessages(drops, this.lists.ignore, this.model);
     this.flushNodeInfo();
     this.counters.blocked += msgs.length;
-    for (const m of msgs) this.out.next(m);
+    for (const m of msgs) this.announcer.emit(m);
   }
 
   ageFlows(): number {
     const p = this.periods;
     const n = this.model.ageFlows(p.flowIdleMs, p.keepFlows, p.flowMaxIdleMs, this.blocks.held());
     this.blocks.expire(this.model.now());
+    this.peaks.expire();
     return n;
   }
 
@@ -271,22 +243,13 @@ export class Core implements SpinCore {
    * Runs a JSON-RPC batch: every change it makes reaches the kernel in one
    * nft transaction at its end (not one rebuild per call).
    */
-  async inBatch<T>(run: () => Promise<T>): Promise<T> {
-    const batch = { dirty: false };
-    try {
-      return await batchScope.run(batch, run);
-    } finally {
-      if (batch.dirty) await this.enforce().catch((err) => this.firewallError(err));
-    }
+  inBatch<T>(run: () => Promise<T>): Promise<T> {
+    return runBatch(run, () => this.enforce().catch((err) => this.firewallError(err)));
   }
 
   /** Applies the current lists and blocks to the kernel, then cuts connections they now block. */
   async enforce(): Promise<void> {
-    const batch = batchScope.getStore();
-    if (batch) {
-      batch.dirty = true;
-      return;
-    }
+    if (deferredInBatch()) return;
     await this.firewall.apply();
     await this.cutBlocked();
   }
@@ -310,19 +273,6 @@ export class Core implements SpinCore {
     this.fwTimer.unref();
   }
 
-  /** A blocked name resolving to the router (or loopback): that address stays unblocked, with a warning once. */
-  private spare(ip: string, name: string): boolean {
-    if (!this.router.isProtectedIp(ip)) return false;
-    const key = `${name} ${ip}`;
-    if (!this.sparedWarned.has(key) && this.sparedWarned.size < 10_000) {
-      this.sparedWarned.add(key);
-      this.log(
-        `warning: blocked name ${name} resolves to ${ip}, the router's own address; that address is not blocked`,
-      );
-    }
-    return true;
-  }
-
   firewallError(err: unknown): void {
     this.counters.firewallErrors++;
     this.log(`firewall: ${(err as Error).message}`);
@@ -337,7 +287,7 @@ export class Core implements SpinCore {
 
   /** Broadcasts a list under the name the caller used (spind's behaviour). */
   broadcastList(list: ListName, as: string): void {
-    this.out.next(listMessage(as, this.lists[list].texts()));
+    this.announcer.emit(listMessage(as, this.lists[list].texts()));
   }
 
   /** A listed name's known addresses join its set at once; later answers add more (followNames). */
@@ -373,13 +323,7 @@ export class Core implements SpinCore {
 
   /** Publishes nodeInfo of every node changed since the last call (before any message that refers to them). */
   flushNodeInfo(): void {
-    if (this.pending.size === 0) return;
-    const nodes = [...this.pending];
-    this.pending.clear();
-    for (const n of nodes) {
-      if (this.model.get(n.id) !== n || this.isIgnored(n)) continue;
-      this.out.next(nodeInfoMessage(this.nodeJson(n)));
-    }
+    this.announcer.flush();
   }
 
   log(line: string): void {
@@ -397,11 +341,12 @@ export class Core implements SpinCore {
       this.log(`store: ${(err as Error).message}`);
     }
     await this.firewall.close();
-    this.out.complete();
+    this.announcer.complete();
   }
 
   /** An answer for a listed name: its address joins the name set until the TTL runs out (persisted, enforced). */
-  private followNames(names: string[], ip: string, exp: number): void {
+  /** @internal (ingest.ts) */
+  followNames(names: string[], ip: string, exp: number): void {
     for (const list of ['block', 'allow'] as const) {
       const name = this.blocks.follow(list, names, ip, exp);
       if (name === undefined) continue;
@@ -415,8 +360,8 @@ export class Core implements SpinCore {
 
   private onMerged(id: number, into: SpinNode): void {
     this.flushNodeInfo();
-    this.out.next(nodeMergedMessage(id, into.id));
-    this.out.next(clearNodeMessage(id));
+    this.announcer.emit(nodeMergedMessage(id, into.id));
+    this.announcer.emit(clearNodeMessage(id));
     this.deletedIds.add(id);
     this.dirty.add(into);
     if (this.blocks.mergePairs(id, into)) {
@@ -427,16 +372,11 @@ export class Core implements SpinCore {
   }
 
   private onDeleted(n: SpinNode): void {
-    this.pending.delete(n);
+    this.announcer.pending.delete(n);
     this.dirty.delete(n);
     this.flushNodeInfo();
-    this.out.next(nodeDeletedMessage(n.id));
-    this.out.next(clearNodeMessage(n.id));
+    this.announcer.emit(nodeDeletedMessage(n.id));
+    this.announcer.emit(clearNodeMessage(n.id));
     this.deletedIds.add(n.id);
   }
 }
-
-/** The batch a call runs in (inBatch), followed across awaits. */
-const batchScope = new AsyncLocalStorage<{ dirty: boolean }>();
-
-const withDot = (name: string) => (name.endsWith('.') ? name : `${name}.`);

@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     credentialsFile: o.auth === false ? false : o.credentials,
     allowedHosts: o.allowHost,
     allowedOrigins: o.allowOrigin,
+    webRoot: o.webRoot,
   });
   process.stdout.write(
     `spin: web view ${app.httpUrl}/spin_graph/graph.html, JSON-RPC POST ${app.httpUrl}/spin_api/jsonrpc` +

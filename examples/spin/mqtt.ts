@@ -59,6 +59,9 @@ const optionsSchema = z.object({
   wsPort: port.default(1884),
 });
 
+/** `SPIN/commands` answered per second (SPIN's page asks every 30 s while a node is selected). */
+const COMMANDS_PER_S = 20;
+
 /** Publishes waiting for the embedded broker (a subscriber that stops reading holds it up to aedes' drain timeout). */
 const EMBEDDED_QUEUE = { maxMessages: 100_000, maxBytes: 32 * 1024 * 1024 };
 
@@ -78,6 +81,7 @@ export async function startMqtt(
   const maxRpcInFlight = tuning.maxRpcInFlight ?? 64;
   let rpcInFlight = 0;
   let transport: Transport | undefined;
+  const commandWindow = { second: 0, count: 0 };
 
   const send = (t: Transport | undefined, message: SpinMessage): void => {
     if (t?.publish(message.topic, message.payload, message.retain)) counters.published++;
@@ -103,6 +107,14 @@ export async function startMqtt(
       // Set here too: a request may arrive before startMqtt's await returns the transport.
       transport = t;
       for (const message of core.startupMessages()) send(t, message);
+    },
+    onCommand(payload: Buffer) {
+      // Anyone may publish on SPIN/commands: at most COMMANDS_PER_S answers a second.
+      const second = Math.floor(Date.now() / 1000);
+      if (second !== commandWindow.second) Object.assign(commandWindow, { second, count: 0 });
+      if (closing || ++commandWindow.count > COMMANDS_PER_S) return;
+      const reply = core.handleCommand?.(payload);
+      if (reply) send(transport, reply);
     },
     onRequest(payload: Buffer) {
       if (closing) return;

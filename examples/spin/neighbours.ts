@@ -2,8 +2,13 @@
 export class Neighbours {
   /** MAC → addresses the neighbour table has for it now. */
   private readonly byMac = new Map<string, Set<string>>();
+  /** Address → MAC, for a node made from traffic before its neighbour event was handled. */
+  private readonly byIp = new Map<string, string>();
 
   add(mac: string, ip: string): void {
+    const old = this.byIp.get(ip);
+    if (old && old !== mac) this.remove(ip);
+    this.byIp.set(ip, mac);
     let ips = this.byMac.get(mac);
     if (!ips) this.byMac.set(mac, (ips = new Set()));
     ips.add(ip);
@@ -11,9 +16,15 @@ export class Neighbours {
 
   /** The address left the table (deleted, unusable, or without a MAC). */
   remove(ip: string): void {
-    for (const [mac, ips] of this.byMac) {
-      if (ips.delete(ip) && ips.size === 0) this.byMac.delete(mac);
-    }
+    const mac = this.byIp.get(ip);
+    if (mac === undefined) return;
+    this.byIp.delete(ip);
+    const ips = this.byMac.get(mac);
+    if (ips?.delete(ip) && ips.size === 0) this.byMac.delete(mac);
+  }
+
+  macOf(ip: string): string | undefined {
+    return this.byIp.get(ip);
   }
 
   /** True when the neighbour table lists the MAC now. */

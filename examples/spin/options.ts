@@ -1,4 +1,5 @@
 /** How the SPIN core (core.ts) is set up. */
+import type { MacLookup } from './announce.js';
 import type { SpinPeriods } from './periods.js';
 import type { SpinStore } from './store.js';
 
@@ -10,6 +11,8 @@ export interface CoreOptions {
   ownAddresses: () => Promise<string[]>;
   /** The router's own addresses (blocks covering them are refused unless forced); default ownAddresses. */
   routerAddresses?: () => Promise<string[]>;
+  /** Asks the kernel for an address's MAC before a new MAC-less node is announced (announce.ts). */
+  lookupMac?: MacLookup;
   namesFile?: string;
   leaseFile?: string;
   /** Publish traffic between two non-devices too (spind -l). */

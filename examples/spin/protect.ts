@@ -17,11 +17,26 @@ const REFRESH_MS = 10_000;
 export class RouterGuard {
   private own: string[] = [];
   private readAt = -Infinity;
+  private readonly warned = new Set<string>();
 
   constructor(
     private readonly read: () => Promise<string[]>,
+    private readonly log: (line: string) => void = () => {},
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** A blocked name resolving to the router (or loopback): that address stays unblocked, with a warning once. */
+  spareForName(ip: string, name: string): boolean {
+    if (!this.isProtectedIp(ip)) return false;
+    const key = `${name} ${ip}`;
+    if (!this.warned.has(key) && this.warned.size < 10_000) {
+      this.warned.add(key);
+      this.log(
+        `warning: blocked name ${name} resolves to ${ip}, the router's own address; that address is not blocked`,
+      );
+    }
+    return true;
+  }
 
   /** Reads the router's addresses again when the copy is older than 10 s. */
   async refresh(force = false): Promise<void> {

@@ -187,6 +187,38 @@ describe('embedded MQTT broker', () => {
     ).rejects.toThrow(/Bad username or password/i);
   });
 
+  it('get_peak_info on SPIN/commands (anonymous, as SPIN’s page) gets the laptop’s traffic per minute', async () => {
+    const [laptop] = home.clients;
+    await generateTraffic(home, { rounds: 1, ipv6: false });
+    const devices = (await socketRpc(sock, 'list_devices')).result as { id: number; mac: string }[];
+    const id = devices.find((d) => d.mac === laptop.mac)?.id as number;
+    expect(id).toBeTypeOf('number');
+    const c = await mqtt.connectAsync(url(), { reconnectPeriod: 0 });
+    try {
+      const infos: { argument: string; result?: { items: Record<string, { bytes: number }>; maxbytes: number } }[] = [];
+      c.on('message', (_t, p) => {
+        const m = JSON.parse(p.toString());
+        if (m.command === 'peakinfo') infos.push(m);
+      });
+      await c.subscribeAsync('SPIN/traffic');
+      await waitFor(
+        async () => {
+          await c.publishAsync('SPIN/commands', JSON.stringify({ command: 'get_peak_info', argument: id }));
+          return infos.some((i) => i.result !== undefined);
+        },
+        { timeoutMs: 10_000 },
+      );
+      const info = infos.find((i) => i.result)!;
+      expect(info.argument).toBe(String(id));
+      const bytes = Object.values(info.result!.items).reduce((s, m) => s + m.bytes, 0);
+      expect(bytes).toBeGreaterThan(0);
+      expect(info.result!.maxbytes).toBeGreaterThan(0);
+      expect(Object.keys(info.result!.items).every((k) => Number(k) <= 0 && Number(k) > -60)).toBe(true);
+    } finally {
+      await c.endAsync(true);
+    }
+  });
+
   it('a logged-in client uses SPIN/jsonrpc/q and gets its answer', async () => {
     const c = await mqtt.connectAsync(url(), {
       reconnectPeriod: 0,

@@ -12,10 +12,9 @@
 // but the topic and retain rules still hold.
 import type { AedesOptions, Client } from 'aedes';
 import type { Credentials } from '../auth.js';
-import { RPC_REPLY_TOPIC } from './transport.js';
+import { COMMANDS_TOPIC, RPC_REPLY_TOPIC } from './transport.js';
 
 export const TRAFFIC_ROOT = 'SPIN/traffic';
-export const COMMANDS_TOPIC = 'SPIN/commands';
 
 export interface BrokerAccess {
   /** undefined: no logins checked (every client may use the RPC topic). */

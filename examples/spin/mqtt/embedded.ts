@@ -8,7 +8,7 @@ import { Aedes, type AedesPublishPacket } from 'aedes';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { accessHandlers, type BrokerAccess } from './access.js';
 import { type QueueLimits, SerialQueue } from './serial-queue.js';
-import { hostPort, RPC_REQUEST_TOPIC, type Transport, type TransportEvents } from './transport.js';
+import { COMMANDS_TOPIC, hostPort, RPC_REQUEST_TOPIC, type Transport, type TransportEvents } from './transport.js';
 
 export interface EmbeddedOptions {
   readonly host: string;
@@ -69,6 +69,11 @@ export async function startEmbeddedBroker(options: EmbeddedOptions, events: Tran
     done();
   };
   await new Promise<void>((resolve) => broker.subscribe(RPC_REQUEST_TOPIC, deliver, resolve));
+  const command = (packet: AedesPublishPacket, done: () => void): void => {
+    events.onCommand?.(Buffer.from(packet.payload));
+    done();
+  };
+  await new Promise<void>((resolve) => broker.subscribe(COMMANDS_TOPIC, command, resolve));
 
   let closed = false;
   const queue = new SerialQueue(options.queue, (item, done) => {

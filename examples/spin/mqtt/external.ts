@@ -6,7 +6,13 @@
 // went.
 import type { MqttClient } from 'mqtt';
 import { type QueueLimits, SerialQueue } from './serial-queue.js';
-import { RPC_REQUEST_TOPIC, SPIN_CLIENT_ID, type Transport, type TransportEvents } from './transport.js';
+import {
+  COMMANDS_TOPIC,
+  RPC_REQUEST_TOPIC,
+  SPIN_CLIENT_ID,
+  type Transport,
+  type TransportEvents,
+} from './transport.js';
 
 export interface ExternalOptions {
   readonly url: string;
@@ -73,13 +79,14 @@ export async function connectExternalBroker(
     connections++;
     backoff = options.minBackoffMs;
     events.onConnect(transport);
-    client.subscribe(RPC_REQUEST_TOPIC, { qos: 0 }, (error) => {
+    client.subscribe([RPC_REQUEST_TOPIC, COMMANDS_TOPIC], { qos: 0 }, (error) => {
       if (error) lastError = error;
       onReady?.();
     });
   });
   client.on('message', (topic, payload) => {
     if (topic === RPC_REQUEST_TOPIC) events.onRequest(payload);
+    else if (topic === COMMANDS_TOPIC) events.onCommand?.(payload);
   });
   client.on('close', () => {
     queue.clear();

@@ -6,6 +6,8 @@
 export const RPC_REQUEST_TOPIC = 'SPIN/jsonrpc/q';
 /** Topic spind publishes JSON-RPC replies on. */
 export const RPC_REPLY_TOPIC = 'SPIN/jsonrpc/a';
+/** Commands topic SPIN's page writes (`get_peak_info`, spin-protocol.md §2.5). */
+export const COMMANDS_TOPIC = 'SPIN/commands';
 /** spind's MQTT client id (spin-protocol.md §2.1). */
 export const SPIN_CLIENT_ID = 'SPIN Daemon';
 
@@ -14,6 +16,8 @@ export interface TransportEvents {
   onConnect(transport: Transport): void;
   /** A payload arrived on `SPIN/jsonrpc/q`. */
   onRequest(payload: Buffer): void;
+  /** A payload arrived on `SPIN/commands`. */
+  onCommand?(payload: Buffer): void;
 }
 
 export interface Transport {

@@ -1,0 +1,83 @@
+/**
+ * What the kernel tells the SPIN core: conntrack counter deltas (nodes,
+ * device flows, the second's traffic), DNS queries and answers (nodes by
+ * name, addresses of listed names) and the neighbour table (devices). A new
+ * node made from traffic takes its MAC from the neighbour table at once when
+ * the table has it (announce.ts asks the kernel otherwise).
+ */
+import type { ConntrackRecord, DnsRecord, NeighRecord } from '../../src/index.js';
+import type { Core } from './core.js';
+import { canonicalIp } from './ip.js';
+import { dnsQueryMessage } from './messages.js';
+import type { SpinNode } from './model.js';
+
+export function onConntrack(core: Core, r: ConntrackRecord): void {
+  core.counters.conntrack++;
+  const d = r.delta;
+  if (!d) return;
+  const packets = d.orig.packets + d.reply.packets;
+  const bytes = d.orig.bytes + d.reply.bytes;
+  if (packets === 0 && bytes === 0) return;
+  const src = r.orig.src;
+  const dst = r.orig.dst;
+  const ig = core.lists.ignore;
+  if (ig.containsIp(src) || ig.containsIp(dst)) return;
+  const s = nodeOfIp(core, src, true);
+  const t = nodeOfIp(core, dst, true);
+  const dport = r.orig.dport ?? 0;
+  const icmp = r.orig.icmp?.type ?? 0;
+  if (s.mac) core.model.countFlow(s, t, dport, icmp, packets, bytes);
+  if (t.mac) core.model.countFlow(t, s, dport, icmp, packets, bytes);
+  if (!s.mac && !t.mac && !core.opts.local) return;
+  core.traffic.add(s, t, r.protonum, r.orig.sport ?? 0, dport, bytes, packets);
+}
+
+export function onDns(core: Core, r: DnsRecord): void {
+  core.counters.dns++;
+  if (r.error || !r.qname) return;
+  const ig = core.lists.ignore;
+  if (r.kind === 'response') {
+    const expiryBase = core.model.now();
+    for (const res of r.resolved) {
+      const ip = canonicalIp(res.ip);
+      if (!ip) continue;
+      const exp = expiryBase + (Math.max(0, res.ttl) + core.periods.dnsGraceS) * 1000;
+      const names = [res.name, ...res.via];
+      for (const name of names) core.blocks.remember(name, ip, exp);
+      core.followNames(names, ip, exp);
+      if (ig.containsIp(ip)) continue;
+      core.model.learn({ ips: [ip], domains: [withDot(res.name)] });
+    }
+    core.flushNodeInfo();
+    return;
+  }
+  const client = canonicalIp(r.client);
+  if (!client || ig.containsIp(client)) return;
+  const from = nodeOfIp(core, client, false);
+  const qname = withDot(r.qname);
+  const q = core.model.learn({ domains: [qname] });
+  core.flushNodeInfo();
+  core.announcer.emit(dnsQueryMessage(from.id, q.id, qname));
+}
+
+export function onNeigh(core: Core, r: NeighRecord): void {
+  core.counters.neigh++;
+  const ip = canonicalIp(r.ip);
+  if (!ip) return;
+  if (r.type === 'delete' || !r.usable || !r.mac) {
+    core.neighbours.remove(ip);
+    return;
+  }
+  if (core.lists.ignore.containsIp(ip)) return;
+  core.neighbours.add(r.mac, ip);
+  core.model.learn({ mac: r.mac, ips: [ip] });
+  core.flushNodeInfo();
+}
+
+/** The node of an address; a new one takes its MAC from the neighbour table when the table has it. */
+function nodeOfIp(core: Core, ip: string, seen: boolean): SpinNode {
+  const mac = core.model.ofIp(ip) ? undefined : core.neighbours.macOf(ip);
+  return mac ? core.model.learn({ mac, ips: [ip] }) : core.model.nodeOfIp(ip, seen);
+}
+
+const withDot = (name: string) => (name.endsWith('.') ? name : `${name}.`);

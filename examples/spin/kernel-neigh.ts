@@ -1,0 +1,76 @@
+/**
+ * The kernel's neighbour table for one address, as spind asks `ip neigh`
+ * when it creates a node: used before a new MAC-less node's first nodeInfo
+ * (announce.ts). Only addresses on the router's own subnets are asked about
+ * (others cannot be neighbours), so internet peers cost nothing; the
+ * router's subnets are re-read every 10 s.
+ */
+import { runTool } from '../../src/index.js';
+import type { MacLookup } from './announce.js';
+import { type Prefix, parsePrefix, prefixContains } from './ip.js';
+
+const REFRESH_MS = 10_000;
+/** The longest one question to the kernel may take (a new node's messages wait for it). */
+const LOOKUP_MS = 1000;
+/** NUD states in which the entry holds no usable MAC. */
+const UNUSABLE = new Set(['FAILED', 'INCOMPLETE', 'NOARP']);
+
+interface AddrJson {
+  addr_info?: { local?: string; prefixlen?: number }[];
+}
+interface NeighJson {
+  lladdr?: string;
+  state?: string[];
+}
+
+export function kernelMacLookup(netns?: string): MacLookup {
+  let subnets: Prefix[] = [];
+  let readAt = -Infinity;
+  let reading: Promise<void> | undefined;
+  const refresh = async () => {
+    const r = await runTool(['ip', '-j', 'addr', 'show'], { netns, allowFail: true });
+    if (r.code !== 0) return;
+    subnets = (JSON.parse(r.stdout) as AddrJson[]).flatMap((l) =>
+      (l.addr_info ?? []).flatMap((a) => {
+        const p = a.local && a.prefixlen !== undefined ? parsePrefix(`${a.local}/${a.prefixlen}`) : undefined;
+        return p && p.len > 0 ? [p] : [];
+      }),
+    );
+  };
+  return async (ip) => {
+    if (Date.now() - readAt > REFRESH_MS) {
+      reading ??= refresh()
+        .catch(() => {})
+        .finally(() => {
+          reading = undefined;
+          readAt = Date.now();
+        });
+      await reading;
+    }
+    if (!subnets.some((p) => prefixContains(p, ip))) return undefined;
+    // INCOMPLETE: the router is resolving it right now (it answers the packet that made the node); ask again shortly.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const answer = await askOnce(netns, ip);
+      if (answer !== 'pending') return answer;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return undefined;
+  };
+}
+
+async function askOnce(netns: string | undefined, ip: string): Promise<string | undefined | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), LOOKUP_MS);
+  });
+  const r = await Promise.race([runTool(['ip', '-j', 'neigh', 'show', 'to', ip], { netns, allowFail: true }), late]);
+  clearTimeout(timer);
+  if (!r || r.code !== 0 || !r.stdout.trim()) return undefined;
+  let pending = false;
+  for (const e of JSON.parse(r.stdout) as NeighJson[]) {
+    const states = e.state ?? [];
+    if (e.lladdr && !states.some((s) => UNUSABLE.has(s))) return e.lladdr.toLowerCase();
+    if (states.includes('INCOMPLETE')) pending = true;
+  }
+  return pending ? 'pending' : undefined;
+}

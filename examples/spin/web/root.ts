@@ -1,0 +1,140 @@
+// `--web-root DIR`: a spinweb static tree (SIDN/spin `src/spinweb/static`)
+// served at the same origin as `/spin_api/jsonrpc`, so SPIN's own bubble app
+// runs unchanged in front of this example. spinweb's lookup order: `x`, else
+// `x.gz` (pre-compressed), else `x.html`, else `x/index.html`. Unlike
+// spinweb, a `.gz` twin is preferred whenever the client accepts gzip, a
+// client that does not gets it decompressed, and a Content-Type is set.
+// Nothing outside DIR is reachable: no `..`, no NUL, no symlink out of it.
+import { createReadStream, realpathSync, statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { extname, resolve, sep } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import type { WebHandler } from '../contract.js';
+
+const TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.htm': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.gif': 'image/gif',
+  '.ico': 'image/x-icon',
+  '.woff': 'font/woff',
+  '.woff2': 'font/woff2',
+  '.ttf': 'font/ttf',
+  '.map': 'application/json',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+/** Longest URL path looked at; longer ones are not files of a spinweb tree. */
+const MAX_PATH = 1024;
+
+export function createWebRootHandler(dir: string): WebHandler {
+  const root = realpathSync(dir);
+  const inside = (file: string): string | undefined => {
+    try {
+      const real = realpathSync(file);
+      return (real === root || real.startsWith(root + sep)) && statSync(real).isFile() ? real : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  return (req, res) => {
+    const path = urlPath(req);
+    if (path === undefined) return false;
+    const gzipOk = acceptsGzip(req.headers['accept-encoding']);
+    const base = resolve(root, `.${path}`);
+    if (base !== root && !base.startsWith(root + sep)) return false;
+    const candidates = path.endsWith('/')
+      ? [`${base}${sep}index.html`]
+      : [base, `${base}.html`, `${base}${sep}index.html`];
+    for (const file of candidates) {
+      const plain = inside(file);
+      const gz = inside(`${file}.gz`);
+      if (!plain && !gz) continue;
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+        return true;
+      }
+      send(
+        req,
+        res,
+        file,
+        gz && (gzipOk || !plain) ? gz : (plain as string),
+        gz !== undefined && (gzipOk || !plain),
+        gzipOk,
+      );
+      return true;
+    }
+    // A directory asked for without its slash: spinweb redirects to it.
+    if (!path.endsWith('/') && isDir(base)) {
+      res.writeHead(302, { location: `${path.split('/').pop()}/` }).end();
+      return true;
+    }
+    return false;
+  };
+}
+
+function send(
+  req: IncomingMessage,
+  res: ServerResponse,
+  name: string,
+  file: string,
+  compressed: boolean,
+  gzipOk: boolean,
+): void {
+  const headers: Record<string, string | number> = {
+    'content-type': TYPES[extname(name).toLowerCase()] ?? 'application/octet-stream',
+    'x-content-type-options': 'nosniff',
+    'cache-control': 'no-cache',
+    vary: 'accept-encoding',
+  };
+  const decompress = compressed && !gzipOk;
+  if (compressed && gzipOk) headers['content-encoding'] = 'gzip';
+  if (!decompress) headers['content-length'] = statSync(file).size;
+  res.writeHead(200, headers);
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  const stream = createReadStream(file);
+  stream.on('error', () => res.destroy());
+  if (!decompress) {
+    stream.pipe(res);
+    return;
+  }
+  const gunzip = createGunzip();
+  gunzip.on('error', () => res.destroy());
+  stream.pipe(gunzip).pipe(res);
+}
+
+function urlPath(req: IncomingMessage): string | undefined {
+  const raw = (req.url ?? '/').split('?')[0];
+  if (raw.length > MAX_PATH) return undefined;
+  try {
+    const p = decodeURIComponent(raw);
+    return p.startsWith('/') && !p.includes('\0') && !p.includes('\\') ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function acceptsGzip(header: string | string[] | undefined): boolean {
+  const v = Array.isArray(header) ? header.join(',') : (header ?? '');
+  return v
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .some((s) => /^(gzip|\*)(\s*;\s*q=(?!0(\.0*)?$)[\d.]+)?$/.test(s));
+}
+
+function isDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}

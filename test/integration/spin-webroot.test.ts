@@ -1,0 +1,154 @@
+// `--web-root DIR`: a spinweb-layout fixture tree (spin_graph/graph.html,
+// its script only as a pre-compressed .gz) served by the app's HTTP server
+// at the same origin as /spin_api/jsonrpc, behind the same login; Chromium
+// runs the page and its RPC call; nothing outside DIR can be reached.
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Credentials, Sessions } from '../../examples/spin/auth.js';
+import { createSpinHttp } from '../../examples/spin/servers.js';
+import { HttpGuard } from '../../examples/spin/web/guard.js';
+import { createWebRootHandler } from '../../examples/spin/web/root.js';
+import { createWebHandler } from '../../examples/spin/web/serve.js';
+import { TEST_AUTHORIZATION, TEST_LOGIN, testCredentials } from '../helpers/spin-core.js';
+import { FakeSpinCore } from '../helpers/spin-fake-core.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'spin-webroot-'));
+const root = join(dir, 'static');
+const SECRET = 'outside the web root';
+const core = new FakeSpinCore();
+let url: string;
+let close: () => Promise<void>;
+
+const PAGE = `<!doctype html><html><head><title>SPIN graph</title>
+<script src="js/spingraphs.js"></script></head><body><div id="lists">loading</div></body></html>`;
+// What SPIN's page does first on connect: list_iplist over POST at its own origin.
+const SCRIPT = `window.addEventListener('DOMContentLoaded', async () => {
+  const r = await fetch('/spin_api/jsonrpc', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'list_iplist', params: { list: 'block' } }) });
+  document.getElementById('lists').textContent = 'block list: ' + JSON.stringify((await r.json()).result);
+});`;
+
+beforeAll(async () => {
+  mkdirSync(join(root, 'spin_graph/js'), { recursive: true });
+  writeFileSync(join(root, 'spin_graph/graph.html'), PAGE);
+  writeFileSync(join(root, 'spin_graph/js/spingraphs.js.gz'), gzipSync(SCRIPT));
+  writeFileSync(join(root, 'spin_graph/style.css'), 'body { color: black }');
+  writeFileSync(join(root, 'spin_graph/style.css.gz'), gzipSync('body { color: black }'));
+  writeFileSync(join(dir, 'secret.txt'), SECRET);
+  symlinkSync(join(dir, 'secret.txt'), join(root, 'spin_graph/link.txt'));
+  core.lists.block.push('192.0.2.66');
+
+  const own = createWebHandler({});
+  const spinweb = createWebRootHandler(root);
+  let guard: HttpGuard | undefined;
+  const http = createSpinHttp(
+    async (t) => JSON.stringify(await core.handleRpc(JSON.parse(t))),
+    (req, res) => spinweb(req, res) || own(req, res),
+    () => guard,
+  );
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  const { port } = http.address() as AddressInfo;
+  const credentials = Credentials.load(testCredentials(dir));
+  guard = new HttpGuard('127.0.0.1', port, { credentials, sessions: new Sessions() });
+  url = `http://127.0.0.1:${port}`;
+  close = () =>
+    new Promise<void>((r) => {
+      http.closeAllConnections();
+      http.close(() => r());
+    });
+});
+
+afterAll(async () => {
+  await close?.();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A GET with the raw path as given (no normalisation of `..` as fetch does). */
+function get(
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Buffer; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = request(
+      { host: u.hostname, port: u.port, path, headers: { authorization: TEST_AUTHORIZATION, ...headers } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d) => chunks.push(d));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('--web-root', () => {
+  it('serves SPIN’s page layout in Chromium, its gzipped script included, with the RPC at the same origin', async () => {
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox'],
+    });
+    try {
+      const context = await browser.newContext({
+        httpCredentials: { username: TEST_LOGIN.user, password: TEST_LOGIN.password },
+      });
+      const page = await context.newPage();
+      await page.goto(`${url}/spin_graph/graph.html`);
+      await expect.poll(() => page.locator('#lists').textContent()).toBe('block list: ["192.0.2.66"]');
+      expect(await page.title()).toBe('SPIN graph');
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('sends .gz with Content-Encoding when gzip is accepted, decompressed otherwise; spinweb’s fallbacks', async () => {
+    const zipped = await get('/spin_graph/js/spingraphs.js', { 'accept-encoding': 'gzip, deflate' });
+    expect(zipped.status).toBe(200);
+    expect(zipped.headers['content-encoding']).toBe('gzip');
+    expect(zipped.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    expect(zipped.body.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+    const plain = await get('/spin_graph/js/spingraphs.js', { 'accept-encoding': 'identity' });
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.body.toString()).toBe(SCRIPT);
+    const refused = await get('/spin_graph/js/spingraphs.js', { 'accept-encoding': 'gzip;q=0' });
+    expect(refused.body.toString()).toBe(SCRIPT);
+    expect((await get('/spin_graph/style.css', { 'accept-encoding': 'gzip' })).headers['content-encoding']).toBe(
+      'gzip',
+    );
+    expect((await get('/spin_graph/style.css')).body.toString()).toBe('body { color: black }');
+    expect((await get('/spin_graph/graph')).body.toString()).toBe(PAGE);
+    const dirNoSlash = await get('/spin_graph');
+    expect([dirNoSlash.status, dirNoSlash.headers.location]).toEqual([302, 'spin_graph/']);
+    // Paths the tree does not have fall through to the app's own view (its config document here).
+    expect((await get('/spin_web/config.json')).status).toBe(200);
+  });
+
+  it('cannot be left: .., encoded .., backslashes, NUL, symlinks out of the tree; and needs the login', async () => {
+    for (const path of [
+      '/../secret.txt',
+      '/spin_graph/../../secret.txt',
+      '/%2e%2e/secret.txt',
+      '/spin_graph/%2e%2e%2f%2e%2e%2fsecret.txt',
+      '/spin_graph/..%5c..%5csecret.txt',
+      '/spin_graph/graph.html%00.txt',
+      '/spin_graph/link.txt',
+      `/${'a/'.repeat(600)}x`,
+      '/%zz',
+    ]) {
+      const r = await get(path);
+      expect(r.status, path).toBe(404);
+      expect(r.body.toString(), path).not.toContain(SECRET);
+    }
+    expect((await get('/spin_graph/graph.html', { authorization: '' })).status).toBe(401);
+    expect((await get('/spin_graph/graph.html', { host: 'evil.example' })).status).toBe(421);
+  });
+});
