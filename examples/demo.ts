@@ -11,7 +11,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHomeNetwork, generateTraffic, type HomeNetwork } from '../src/testing/index.js';
+import { createHomeNetwork, generateTraffic, type HomeNetwork } from 'flowgrab/testing';
 import { type SpinApp, startSpin } from './spin/app.js';
 
 function arg(name: string, fallback: number): number {

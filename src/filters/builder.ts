@@ -99,7 +99,8 @@ export interface TopRecord<K = object> {
 /** The record type a builder's graph outputs. */
 export type RecordOf<B> = B extends GraphBuilder<infer R> ? R : never;
 
-type Params = Record<string, Value>;
+/** Node parameters; an `undefined` value is left out (handy for optional settings). */
+type Params = Record<string, Value | undefined>;
 /** Paths of R; any string for records of unknown shape (text graphs, `to()`). */
 type Paths<R> = string extends keyof R ? string : FieldPaths<R> & string;
 // biome-ignore lint/suspicious/noExplicitAny: a builder of any record type (GraphBuilder is invariant in R).
@@ -114,7 +115,7 @@ export class GraphBuilder<R extends object = Rec> {
 
   /** Appends any filter: `-> name(args…, params…)`. Its output type is unknown unless you state it: `to<MyRec>(…)`. */
   to<Out extends object = Rec>(name: string, params: Params = {}, ...args: Value[]): GraphBuilder<Out> {
-    return new GraphBuilder<Out>([...this.steps, node(name, args, params)]);
+    return new GraphBuilder<Out>([...this.steps, node(name, args, clean(params))]);
   }
 
   /** `-> match(expr)`: keeps the records the expression accepts; their type does not change. */
@@ -175,8 +176,8 @@ export class GraphBuilder<R extends object = Rec> {
   }
 }
 
-function clean(p: Record<string, unknown>): Params {
-  const out: Params = {};
+function clean(p: Record<string, unknown>): Record<string, Value> {
+  const out: Record<string, Value> = {};
   for (const [k, v] of Object.entries(p)) if (v !== undefined) out[k] = v as Value;
   return out;
 }
@@ -188,10 +189,10 @@ export const graph = {
     name: N,
     params: Params = {},
     ...args: Value[]
-  ): GraphBuilder<R> => new GraphBuilder<R>([node(name, args, params)]),
+  ): GraphBuilder<R> => new GraphBuilder<R>([node(name, args, clean(params))]),
   /** A branch for fork(): starts with a filter. `I` is the type of the records it receives. */
   filter: <I extends object = Rec, O extends object = I>(name: string, params: Params = {}, ...args: Value[]) =>
-    new GraphBuilder<O>([node(name, args, params)]),
+    new GraphBuilder<O>([node(name, args, clean(params))]),
   /** Several pipelines side by side (several sources): their outputs merge. */
   union: <B extends AnyBuilder[]>(...parts: B): GraphBuilder<RecordOf<B[number]>> =>
     new GraphBuilder([{ type: 'fork', branches: parts.map((p) => p.expr()) }]),
