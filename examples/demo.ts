@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHomeNetwork, generateTraffic, type HomeNetwork } from '../src/testing/index.js';
+import { createHomeNetwork, generateTraffic, type HomeNetwork } from 'flowgrab/testing';
 import { type SpinApp, startSpin } from './spin/app.js';
 import { writeCredentials } from './spin/auth.js';
 

@@ -3,19 +3,22 @@
  *
  *   node dist/examples/dns-log.js [NETNS] [--seconds N]
  */
-import { Flowgrab } from '../src/index.js';
+import { Flowgrab, graph } from 'flowgrab';
 
 const netns = process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : undefined;
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1] || 0);
 
 const fg = new Flowgrab();
-const flow = fg.create({ name: 'dns-log' });
-flow.populate(
-  `dns(${netns ? `netns=${netns}` : ''}) -> match(kind == response) -> project(client, qname, qtype, rcode, resolved, rtt)`,
+// Built in code, the graph carries its record type: r below is typed, no casts.
+const flow = fg.create({ name: 'dns-log' }).populate(
+  graph
+    .source('dns', netns ? { netns } : {})
+    .match('kind == response')
+    .project('client', 'qname', 'qtype', 'rcode', 'resolved', 'rtt'),
 );
 await flow.instantiate();
 flow.records$.subscribe((r) => {
-  const ips = (r.resolved as { ip: string }[]).map((x) => x.ip).join(' ') || '-';
+  const ips = r.resolved.map((x) => x.ip).join(' ') || '-';
   const rtt = typeof r.rtt === 'number' ? `${r.rtt.toFixed(1)} ms` : '';
   console.log(`${r.client} ${r.qname} ${r.qtype} ${r.rcode} ${ips} ${rtt}`);
 });

@@ -1,14 +1,118 @@
-/** flowgrab: the kernel's view of network traffic as typed RxJS streams. */
+/**
+ * flowgrab: the kernel's view of network traffic as typed RxJS streams.
+ *
+ * Every public name is listed here on purpose (as undici does): the surface
+ * changes only when this file does, and `etc/flowgrab.api.md` (checked by
+ * `npm run lint:api`) shows the change. Plumbing (firewall tools, owner
+ * tags, feed reference counts, the daemon server) stays in its modules.
+ *
+ * @packageDocumentation
+ */
 
-export * from './auth/index.js';
-export * from './daemon/index.js';
-export { DecodeError, type ErrorCode, FlowgrabError } from './errors.js';
-export * from './export/index.js';
-export * from './filters/index.js';
-export * from './flow/index.js';
+// Policy (as flowgrabd applies it; `flowgrab policy check` explains it)
+export { type AuthResult, authorize } from './auth/authorize.js';
+export { policyAuthorizer } from './auth/flowgrab.js';
+export { loadPolicy, PolicyError, parsePolicy } from './auth/load.js';
+export { type Identity, Policy, type PolicyInput, Principal, principalFor, Who } from './auth/policy.js';
+// Flows: create → populate → instantiate → activate ⇄ pause → close
+export { connect } from './connect.js';
+export type { QueueNotice, QueueRegistration, RemotePacket, RemoteVerdict } from './daemon/client.js';
+export { RemoteFlowgrab, RemoteFlowHandle, RemoteQueue } from './daemon/client.js';
+// Errors
+export { DecodeError, type ErrorCode, FlowgrabError, type FlowgrabErrorOptions } from './errors.js';
+// Export to collectors, files and brokers
+export type { HostPort } from './export/address.js';
+export {
+  type CollectorOptions,
+  type IpfixSinkOptions,
+  ipfixSink,
+  type Netflow9SinkOptions,
+  netflow9Sink,
+} from './export/collector.js';
+export {
+  type ConntrackExportOptions,
+  type ExporterStats,
+  type ExportOptions,
+  exportConntrack,
+  exportRecords,
+  type FlowExporter,
+} from './export/exporter.js';
+export { ExportFlow, FlowEndReason } from './export/flow.js';
+export { type MqttSinkOptions, mqttSink } from './export/mqtt.js';
+export { type NdjsonSinkOptions, ndjsonSink } from './export/ndjson.js';
+export type { FlowSink, SinkStats } from './export/sink.js';
+// Graphs: text, specs and the typed builder
+export {
+  type AnySourceRecord,
+  type CountRecord,
+  type FieldPaths,
+  GraphBuilder,
+  graph,
+  type PathValue,
+  type PickPath,
+  type PickPaths,
+  type Projected,
+  type RecordOf,
+  type SourceRecords,
+  type SumRecord,
+  type TopRecord,
+} from './filters/builder.js';
+export { GraphError, type GraphIssue, GraphSyntaxError } from './filters/errors.js';
+export { ExprSyntaxError } from './filters/expr/parse.js';
+export type { FieldCatalog, FieldInfo, FieldKind } from './filters/fields.js';
+export { Duration, FieldPath, getPath } from './filters/params.js';
+export { parseGraph } from './filters/parser.js';
+export { printGraph } from './filters/print.js';
+export {
+  type BuildContext,
+  type FilterDef,
+  type Rec,
+  registeredNames,
+  registerFilter,
+  registerSource,
+  type SourceDef,
+} from './filters/registry.js';
+export type { RecordingHeader } from './filters/replay.js';
+export { ExprSpec, GraphSpec, NodeSpec, type Value } from './filters/spec.js';
+export type { OverflowPolicy } from './flow/buffer.js';
+export type { NodeStats } from './flow/compile.js';
+export { Flowgrab, type FlowgrabOptions } from './flow/flowgrab.js';
+export {
+  type AuthorizeInput,
+  type Authorizer,
+  FlowHandle,
+  type FlowOptions,
+  type FlowStats,
+  type LossNotice,
+} from './flow/handle.js';
+export type { FlowgrabLike, FlowHandleLike } from './flow/like.js';
+export { type FlowOp, type FlowState, InvalidStateError } from './flow/states.js';
 /** Address bytes ⇄ text as flowgrab's records print them (IPv6 per RFC 5952). */
 export { formatIP, parseIP } from './netlink/ip.js';
 export { NetlinkOpError } from './netlink/socket.js';
 export { withNetns } from './netlink/syscall.js';
-export * from './sources/index.js';
+export type { ArpOptionsInput } from './sources/arp/options.js';
+export { NeighRecord, type NeighRecordType, NeighState, type NeighStateName } from './sources/arp/record.js';
+// Sources
+export { arp } from './sources/arp/source.js';
+export { type DeleteOptions, deleteConntrack, deleteConntrackTuple } from './sources/conntrack/delete.js';
+export { conntrackToJson } from './sources/conntrack/json.js';
+export type { ConntrackOptionsInput, CtEventName } from './sources/conntrack/options.js';
+export { ConntrackEnd, ConntrackRecord, type ConntrackRecordType, Counters } from './sources/conntrack/record.js';
+export { conntrack } from './sources/conntrack/source.js';
+export { DnsCache, type DnsCacheOptions } from './sources/dns/cache.js';
+export type { DnsHook, DnsOptionsInput } from './sources/dns/options.js';
+export { DnsAnswer, DnsRecord, DnsResolved } from './sources/dns/record.js';
+export { dnsTableName } from './sources/dns/rules.js';
+export { dns } from './sources/dns/source.js';
+// Kept public only until examples/spin imports them from their modules (they are plumbing).
+export { runTool, type ToolResult } from './sources/firewall/exec.js';
+export { NftTable, type NftTableSpec } from './sources/firewall/nft.js';
+export { packetToJson } from './sources/nfqueue/json.js';
+export type { NfqueueOptionsInput, NfqueueRules, QueueChain, VerdictName } from './sources/nfqueue/options.js';
+export type { QueuedPacket, VerdictOptions } from './sources/nfqueue/queued.js';
+export { PacketRecord } from './sources/nfqueue/record.js';
+export { nfqueue } from './sources/nfqueue/source.js';
+export type { NoticeObserver, SourceNotice } from './sources/notice.js';
+
 export { VERSION } from './version.js';

@@ -5,8 +5,9 @@
  * it against the policy for the identity the kernel reports.
  */
 import { createConnection, type Socket } from 'node:net';
-import { Subject } from 'rxjs';
+import { type Observable, Subject } from 'rxjs';
 import { FlowgrabError } from '../errors.js';
+import { GraphBuilder } from '../filters/builder.js';
 import { GraphError } from '../filters/errors.js';
 import type { Rec } from '../filters/registry.js';
 import type { GraphSpec } from '../filters/spec.js';
@@ -25,7 +26,8 @@ export class RemoteFlowgrab {
     number,
     { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void }
   >();
-  private readonly flows = new Map<number, RemoteFlowHandle>();
+  // biome-ignore lint/suspicious/noExplicitAny: flows of every record type.
+  private readonly flows = new Map<number, RemoteFlowHandle<any>>();
   private readonly queues = new Map<number, RemoteQueue>();
   private nextId = 1;
   private readonly reader = new FrameReader();
@@ -99,8 +101,9 @@ export class RemoteFlowgrab {
     this.queues.clear();
   }
 
-  create(opts: FlowOptions = {}): RemoteFlowHandle {
-    return new RemoteFlowHandle(this, opts, (id, h) => this.flows.set(id, h));
+  /** A new flow handle; `R` states its record type for text graphs (a built graph brings its own). */
+  create<R extends object = Rec>(opts: FlowOptions = {}): RemoteFlowHandle<R> {
+    return new RemoteFlowHandle<R>(this, opts, (id, h) => this.flows.set(id, h));
   }
 
   /**
@@ -129,7 +132,8 @@ export class RemoteFlowgrab {
   }
 }
 
-export class RemoteFlowHandle {
+/** A flow run by flowgrabd; the same life and API as a local `FlowHandle<R>`. */
+export class RemoteFlowHandle<R extends object = Rec> {
   private st: FlowState = 'created';
   private text: string[] = [];
   private spec?: GraphSpec;
@@ -140,13 +144,14 @@ export class RemoteFlowHandle {
   private remoteGraph = '';
   /** Why the daemon closed this flow, when it did (e.g. a policy reload denied it). */
   closedReason?: string;
-  readonly records$ = this.out.asObservable();
+  readonly records$ = this.out.asObservable() as Observable<R>;
   readonly lost$ = this.lost.asObservable();
 
   constructor(
     private readonly c: RemoteFlowgrab,
     private readonly opts: FlowOptions,
-    private readonly register: (id: number, h: RemoteFlowHandle) => void,
+    // biome-ignore lint/suspicious/noExplicitAny: the connection routes events to flows of every record type.
+    private readonly register: (id: number, h: RemoteFlowHandle<any>) => void,
   ) {}
 
   get state(): FlowState {
@@ -161,7 +166,11 @@ export class RemoteFlowHandle {
     return this.remoteGraph || this.text.join('\n');
   }
 
-  populate(graph: string | GraphSpec): this {
+  /** As `FlowHandle.populate`: text, a GraphSpec, or a built graph (whose record type the handle takes on). */
+  populate<B extends object>(graph: GraphBuilder<B>): RemoteFlowHandle<B>;
+  populate(graph: string | GraphSpec): this;
+  populate(input: string | GraphSpec | GraphBuilder<object>): this {
+    const graph = input instanceof GraphBuilder ? input.toSpec() : input;
     transition(this.st, 'populate');
     if (typeof graph === 'string') this.text.push(graph);
     else this.spec = graph;

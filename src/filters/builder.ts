@@ -1,28 +1,164 @@
 /**
- * Building graphs in code; produces the same GraphSpec as the text form.
+ * Building graphs in code; produces the same GraphSpec as the text form, and
+ * carries the type of the records the graph outputs:
  *
- *   graph.source('conntrack', { events: ['new'] })
- *     .match('proto == tcp')
- *     .fork(graph.filter('count', { by: 'orig.src', every: '10s' }), graph.filter('sample', { rate: 0.1 }))
- *     .toSpec()
+ *   graph.source('conntrack', { events: ['new'] })   // GraphBuilder<ConntrackRecord>
+ *     .match('proto == tcp')                          // GraphBuilder<ConntrackRecord>
+ *     .count({ by: 'orig.src', every: '10s' })        // GraphBuilder<CountRecord<{ orig: { src: string } }>>
+ *
+ * `flow.populate(builder)` takes it as it is, and the flow's `records$` has that type.
  */
+import type { NeighRecord } from '../sources/arp/record.js';
+import type { ConntrackRecord } from '../sources/conntrack/record.js';
+import type { DnsRecord } from '../sources/dns/record.js';
+import type { PacketRecord } from '../sources/nfqueue/record.js';
 import { printGraph } from './print.js';
+import type { Rec } from './registry.js';
 import { type ExprSpec, type GraphSpec, node, type Value } from './spec.js';
 
-export class GraphBuilder {
+/** The record each built-in source emits, by source name. */
+export interface SourceRecords {
+  conntrack: ConntrackRecord;
+  dns: DnsRecord;
+  arp: NeighRecord;
+  nfqueue: PacketRecord;
+  /** A recording holds whatever its graph wrote: state the type with `graph.source<'replay', MyRec>` or a cast-free `populate<R>`. */
+  replay: Rec;
+}
+
+/** Any record a built-in source emits (what a text graph's records can be, before filters). */
+export type AnySourceRecord = SourceRecords[keyof SourceRecords];
+
+type Prev = [never, 0, 1, 2, 3, 4];
+type Leaf = string | number | boolean | bigint | null | undefined | readonly unknown[] | Uint8Array;
+
+/** Dotted paths into a record's nested objects (to four levels), e.g. `'orig.src'`. */
+export type FieldPaths<R, D extends number = 4> = [D] extends [never]
+  ? never
+  : R extends Leaf
+    ? never
+    : {
+        [K in keyof R & string]-?: NonNullable<R[K]> extends Leaf
+          ? K
+          : K | `${K}.${FieldPaths<NonNullable<R[K]>, Prev[D]>}`;
+      }[keyof R & string];
+
+/** The value at a dotted path. */
+export type PathValue<R, P extends string> = P extends `${infer K}.${infer Rest}`
+  ? K extends keyof R
+    ? PathValue<NonNullable<R[K]>, Rest>
+    : never
+  : P extends keyof R
+    ? R[P]
+    : never;
+
+/** The part of R a path keeps, in its nesting: `PickPath<R, 'orig.src'>` is `{ orig: { src: string } }`. */
+export type PickPath<R, P extends string> = P extends `${infer K}.${infer Rest}`
+  ? K extends keyof R
+    ? { [Q in K]: PickPath<NonNullable<R[K]>, Rest> }
+    : never
+  : P extends keyof R
+    ? { [Q in P]: R[P] }
+    : never;
+
+type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+
+/** Several paths kept together (project's output, an aggregate's key). */
+export type PickPaths<R, P extends string> = string extends keyof R
+  ? Rec
+  : [P] extends [never]
+    ? object
+    : Simplify<UnionToIntersection<PickPath<R, P>>>;
+
+/** What `project(paths…)` outputs: the named paths in their nesting, plus `type` and `ts` when the record has them. */
+export type Projected<R, P extends string> = string extends keyof R
+  ? Rec
+  : PickPaths<R, P> & Pick<R, Extract<keyof R, 'type' | 'ts'>>;
+
+/** One window of `count(by=…)`: the key at its paths, and the count. */
+export type CountRecord<K = object> = K & { type: 'count'; ts: number; start: number; end: number; count: number };
+/** One window of `sum(field=…, by=…)`. */
+export type SumRecord<K = object> = K & {
+  type: 'sum';
+  ts: number;
+  start: number;
+  end: number;
+  sum: number;
+  count: number;
+};
+/** One window of `top(by=…, n=…)`: the n largest keys, largest first. */
+export interface TopRecord<K = object> {
+  type: 'top';
+  ts: number;
+  start: number;
+  end: number;
+  items: (K & { count: number; sum?: number })[];
+}
+
+/** The record type a builder's graph outputs. */
+export type RecordOf<B> = B extends GraphBuilder<infer R> ? R : never;
+
+/** Node parameters; an `undefined` value is left out (handy for optional settings). */
+type Params = Record<string, Value | undefined>;
+/** Paths of R; any string for records of unknown shape (text graphs, `to()`). */
+type Paths<R> = string extends keyof R ? string : FieldPaths<R> & string;
+// biome-ignore lint/suspicious/noExplicitAny: a builder of any record type (GraphBuilder is invariant in R).
+type AnyBuilder = GraphBuilder<any>;
+type ByParam<R> = Paths<R> | readonly Paths<R>[];
+type ByPaths<B> = B extends readonly (infer P)[] ? P & string : B & string;
+
+/** A graph being built; `R` is the type of the records it outputs. */
+export class GraphBuilder<R extends object = Rec> {
+  /** Use `graph.source()`, `graph.filter()` or `graph.union()`. */
   constructor(private readonly steps: ExprSpec[]) {}
 
-  /** Appends a filter: `-> name(args…, params…)`. */
-  to(name: string, params: Record<string, Value> = {}, ...args: Value[]): GraphBuilder {
-    return new GraphBuilder([...this.steps, node(name, args, params)]);
+  /** Appends any filter: `-> name(args…, params…)`. Its output type is unknown unless you state it: `to<MyRec>(…)`. */
+  to<Out extends object = Rec>(name: string, params: Params = {}, ...args: Value[]): GraphBuilder<Out> {
+    return new GraphBuilder<Out>([...this.steps, node(name, args, clean(params))]);
   }
 
-  match(expr: string): GraphBuilder {
-    return this.to('match', {}, expr);
+  /** `-> match(expr)`: keeps the records the expression accepts; their type does not change. */
+  match(expr: string): GraphBuilder<R> {
+    return this.to<R>('match', {}, expr);
+  }
+
+  /** `-> project(paths…)`: keeps the named paths in their nesting, plus `type` and `ts`. */
+  project<P extends Paths<R>>(...paths: P[]): GraphBuilder<Projected<R, P>> {
+    return this.to<Projected<R, P>>('project', {}, ...paths);
+  }
+
+  /** `-> count(by=…, every=…)`: one record per key per window. */
+  count<B extends ByParam<R>>(p: {
+    by: B;
+    every?: string | number;
+  }): GraphBuilder<CountRecord<PickPaths<R, ByPaths<B>>>>;
+  count(p?: { every?: string | number }): GraphBuilder<CountRecord>;
+  count(p: { by?: ByParam<R>; every?: string | number } = {}): AnyBuilder {
+    return this.to('count', clean(p));
+  }
+
+  /** `-> sum(field=…, by=…, every=…)`. */
+  sum<B extends ByParam<R>>(p: {
+    field: Paths<R>;
+    by: B;
+    every?: string | number;
+  }): GraphBuilder<SumRecord<PickPaths<R, ByPaths<B>>>> {
+    return this.to('sum', clean(p));
+  }
+
+  /** `-> top(by=…, n=…, every=…[, field=…])`. */
+  top<B extends ByParam<R>>(p: {
+    by: B;
+    n?: number;
+    every?: string | number;
+    field?: Paths<R>;
+  }): GraphBuilder<TopRecord<PickPaths<R, ByPaths<B>>>> {
+    return this.to('top', clean(p));
   }
 
   /** Appends a fork: every branch gets the same input; their outputs merge. */
-  fork(...branches: GraphBuilder[]): GraphBuilder {
+  fork<B extends AnyBuilder[]>(...branches: B): GraphBuilder<RecordOf<B[number]>> {
     return new GraphBuilder([...this.steps, { type: 'fork', branches: branches.map((b) => b.expr()) }]);
   }
 
@@ -40,13 +176,24 @@ export class GraphBuilder {
   }
 }
 
+function clean(p: Record<string, unknown>): Record<string, Value> {
+  const out: Record<string, Value> = {};
+  for (const [k, v] of Object.entries(p)) if (v !== undefined) out[k] = v as Value;
+  return out;
+}
+
+/** Starting points for building graphs in code. */
 export const graph = {
-  /** A pipeline starting at a source. */
-  source: (name: string, params: Record<string, Value> = {}, ...args: Value[]) =>
-    new GraphBuilder([node(name, args, params)]),
-  /** A branch for fork(): starts with a filter. */
-  filter: (name: string, params: Record<string, Value> = {}, ...args: Value[]) =>
-    new GraphBuilder([node(name, args, params)]),
+  /** A pipeline starting at a source; a built-in source gives its record type. */
+  source: <N extends string, R extends object = N extends keyof SourceRecords ? SourceRecords[N] : Rec>(
+    name: N,
+    params: Params = {},
+    ...args: Value[]
+  ): GraphBuilder<R> => new GraphBuilder<R>([node(name, args, clean(params))]),
+  /** A branch for fork(): starts with a filter. `I` is the type of the records it receives. */
+  filter: <I extends object = Rec, O extends object = I>(name: string, params: Params = {}, ...args: Value[]) =>
+    new GraphBuilder<O>([node(name, args, clean(params))]),
   /** Several pipelines side by side (several sources): their outputs merge. */
-  union: (...parts: GraphBuilder[]) => new GraphBuilder([{ type: 'fork', branches: parts.map((p) => p.expr()) }]),
+  union: <B extends AnyBuilder[]>(...parts: B): GraphBuilder<RecordOf<B[number]>> =>
+    new GraphBuilder([{ type: 'fork', branches: parts.map((p) => p.expr()) }]),
 };

@@ -3,6 +3,7 @@ import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import type { RemoteFlowgrab } from '../daemon/client.js';
 import '../filters/builtin.js';
 import type { GraphIssue } from '../filters/errors.js';
+import type { Rec } from '../filters/registry.js';
 import type { GraphSpec } from '../filters/spec.js';
 import { Compiler, type Services } from './compile.js';
 import { sharedDnsCache } from './dns-cache.js';
@@ -20,7 +21,8 @@ export interface FlowgrabOptions {
 export class Flowgrab {
   private readonly compiler: Compiler;
   private readonly authorize: Authorizer;
-  private readonly open = new Set<FlowHandle>();
+  // biome-ignore lint/suspicious/noExplicitAny: flows of every record type.
+  private readonly open = new Set<FlowHandle<any>>();
 
   constructor(opts: FlowgrabOptions = {}) {
     this.compiler = new Compiler({
@@ -36,8 +38,9 @@ export class Flowgrab {
     return RemoteFlowgrab.connect(path);
   }
 
-  create(opts: FlowOptions = {}): FlowHandle {
-    const f: FlowHandle = new FlowHandle(
+  /** A new flow handle; `R` states its record type for text graphs (a built graph brings its own). */
+  create<R extends object = Rec>(opts: FlowOptions = {}): FlowHandle<R> {
+    const f: FlowHandle<R> = new FlowHandle<R>(
       this.compiler,
       this.authorize,
       opts,
@@ -53,7 +56,7 @@ export class Flowgrab {
     return this.compiler.check(g).issues;
   }
 
-  get flows(): FlowHandle[] {
+  get flows(): FlowHandle<Rec>[] {
     return [...this.open];
   }
 

@@ -7,6 +7,7 @@
  */
 import { merge, type Observable, Subject, type Subscription } from 'rxjs';
 import { FlowgrabError } from '../errors.js';
+import { GraphBuilder } from '../filters/builder.js';
 import { GraphError, type GraphIssue } from '../filters/errors.js';
 import { parseGraph } from '../filters/parser.js';
 import { printGraph } from '../filters/print.js';
@@ -53,7 +54,8 @@ export type Authorizer = (
 
 let nextId = 1;
 
-export class FlowHandle {
+/** A local flow handle; `R` is the type of its records (see `GraphBuilder` and `Flowgrab.create<R>()`). */
+export class FlowHandle<R extends object = Rec> {
   readonly id = nextId++;
   readonly name: string;
   private st: FlowState = 'created';
@@ -71,7 +73,7 @@ export class FlowHandle {
   private lossTimer?: NodeJS.Timeout;
 
   /** Records, once active. Errors from the kernel sources end it with that error. */
-  readonly records$: Observable<Rec>;
+  readonly records$: Observable<R>;
   /** Loss notices: kernel overruns, decode failures, and this flow's own buffer drops. */
   readonly lost$: Observable<LossNotice>;
   /** Every notice of the flow's sources (loss, resync, warnings). */
@@ -81,7 +83,8 @@ export class FlowHandle {
     private readonly compiler: Compiler,
     private readonly authorize: Authorizer,
     opts: FlowOptions,
-    private readonly onClose: (f: FlowHandle) => void,
+    // biome-ignore lint/suspicious/noExplicitAny: the owner tracks flows of every record type.
+    private readonly onClose: (f: FlowHandle<any>) => void,
     private readonly openFlows: () => number = () => 0,
   ) {
     this.name = opts.name ?? `flow-${this.id}`;
@@ -89,7 +92,8 @@ export class FlowHandle {
     if (!Number.isInteger(capacity) || capacity < 1)
       throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', 'bufferRecords must be a whole number ≥ 1');
     this.buffer = new FlowBuffer<Rec>(capacity, opts.overflow ?? 'drop-oldest', (n) => this.readerLoss(n));
-    this.records$ = this.buffer.out.asObservable();
+    // The graph decides the records' shape; R is what the caller (or the builder) says it is.
+    this.records$ = this.buffer.out.asObservable() as Observable<R>;
     this.lost$ = this.lost.asObservable();
     this.notices$ = this.notices.asObservable();
   }
@@ -112,8 +116,15 @@ export class FlowHandle {
     this.st = transition(this.st, op);
   }
 
-  /** Adds graph text (later calls extend it, e.g. with "-> count(…)"), or sets a GraphSpec. */
-  populate(graph: string | GraphSpec): this {
+  /**
+   * Adds graph text (later calls extend it, e.g. with "-> count(…)"), or sets
+   * a GraphSpec or a built graph (`graph.source(…)…`), whose record type the
+   * returned handle takes on.
+   */
+  populate<B extends object>(graph: GraphBuilder<B>): FlowHandle<B>;
+  populate(graph: string | GraphSpec): this;
+  populate(input: string | GraphSpec | GraphBuilder<object>): this {
+    const graph = input instanceof GraphBuilder ? input.toSpec() : input;
     transition(this.st, 'populate');
     if (typeof graph === 'string') {
       if (this.spec)
@@ -214,8 +225,8 @@ export class FlowHandle {
   }
 
   /** Pull records one at a time; a reader that falls behind loses records (counted in lost$), never slows others. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Rec> {
-    const q: Rec[] = [];
+  async *[Symbol.asyncIterator](): AsyncGenerator<R> {
+    const q: R[] = [];
     let wake: (() => void) | undefined;
     let done = false;
     let failure: unknown;

@@ -1,0 +1,115 @@
+/**
+ * The package as a new user gets it: `npm pack`, installed into a fresh
+ * project (--prefer-offline: from the npm cache when it has the packages), and every ```ts block of the README
+ * compiled unchanged with `tsc --strict` (NodeNext, no skipLibCheck), with the
+ * repo's TypeScript 5.x and with TypeScript's current `latest` (7.x). The
+ * blocks may not cast. Needs `npx tsc -p tsconfig.json` first (dist/ is packed).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '../..');
+/** TypeScript's `latest` when this test was written; installed offline from the npm cache. */
+const TS_LATEST = '7.0.2';
+let dir: string;
+let tarball: string;
+
+const npm = (args: string[], cwd: string) =>
+  execFileSync('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 240_000,
+  });
+
+/** The README's ```ts blocks, in order. */
+function readmeBlocks(text: string): string[] {
+  return [...text.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+}
+
+function project(name: string, tsVersionDep?: string): string {
+  const p = join(dir, name);
+  mkdirSync(join(p, 'src'), { recursive: true });
+  // The repo's own @types/node, so the cache has it (and what it needs).
+  const typesNode = JSON.parse(readFileSync(join(ROOT, 'node_modules/@types/node/package.json'), 'utf8')).version;
+  const deps: Record<string, string> = { flowgrab: `file:${tarball}`, '@types/node': typesNode };
+  if (tsVersionDep) deps.typescript = tsVersionDep;
+  writeFileSync(join(p, 'package.json'), JSON.stringify({ name, private: true, type: 'module', dependencies: deps }));
+  writeFileSync(
+    join(p, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        strict: true,
+        noEmit: true,
+        types: ['node'],
+      },
+      include: ['src'],
+    }),
+  );
+  const blocks = readmeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
+  for (const [i, b] of blocks.entries()) writeFileSync(join(p, 'src', `readme-${i + 1}.ts`), b);
+  // Native addons are not built: only the types matter here.
+  npm(['install', '--prefer-offline', '--ignore-scripts'], p);
+  return p;
+}
+
+function tsc(p: string, bin: string): { code: number; out: string } {
+  try {
+    return { code: 0, out: execFileSync(process.execPath, [bin, '-p', p], { encoding: 'utf8', timeout: 240_000 }) };
+  } catch (e) {
+    const err = e as { status: number; stdout: string; stderr: string };
+    return { code: err.status, out: `${err.stdout}${err.stderr}` };
+  }
+}
+
+beforeAll(() => {
+  expect(existsSync(join(ROOT, 'dist/src/index.d.ts')), 'run npx tsc -p tsconfig.json').toBe(true);
+  dir = mkdtempSync(join(tmpdir(), 'fg-pack-'));
+  const name = npm(['pack', '--pack-destination', dir], ROOT).trim().split('\n').pop()!;
+  tarball = join(dir, name);
+}, 240_000);
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the packed package', () => {
+  it('has README blocks that import flowgrab and never cast', () => {
+    const blocks = readmeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
+    expect(blocks.length).toBeGreaterThanOrEqual(5);
+    for (const b of blocks) {
+      expect(b).toMatch(/from 'flowgrab'/);
+      expect(b).not.toMatch(/\bas\s+(never|unknown|any|const|[A-Z{[])/);
+    }
+  });
+
+  it('ships LICENSE, CHANGELOG, the .d.ts files, and nothing from test/', () => {
+    const list = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n');
+    for (const f of ['package/LICENSE', 'package/CHANGELOG.md', 'package/dist/src/index.d.ts'])
+      expect(list).toContain(f);
+    expect(list.filter((f) => f.startsWith('package/dist/test/'))).toEqual([]);
+  });
+
+  it('every README ts block compiles with the TypeScript 5.x of the repo (strict, no skipLibCheck)', () => {
+    const p = project('fg-readme-ts5');
+    const r = tsc(p, join(ROOT, 'node_modules/typescript/bin/tsc'));
+    expect(r.out).toBe('');
+    expect(r.code).toBe(0);
+  }, 300_000);
+
+  it(`every README ts block compiles with TypeScript ${TS_LATEST} (latest)`, () => {
+    const p = project('fg-readme-latest', TS_LATEST);
+    const pkg = JSON.parse(readFileSync(join(p, 'node_modules/typescript/package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(pkg.version).toBe(TS_LATEST);
+    const r = tsc(p, join(p, 'node_modules/typescript/bin/tsc'));
+    expect(r.out).toBe('');
+    expect(r.code).toBe(0);
+  }, 300_000);
+});

@@ -1,0 +1,88 @@
+/**
+ * Typed records end to end: a built graph's record type follows its nodes,
+ * populate() takes the builder as it is (at run time too), and local and
+ * remote handles fit one interface. The type assertions are checked by tsc
+ * (npx tsc -p tsconfig.json); the run-time part by vitest.
+ */
+import { firstValueFrom, take, toArray } from 'rxjs';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { RemoteFlowgrab, RemoteFlowHandle } from '../../../src/daemon/client.js';
+import type { CountRecord, Projected } from '../../../src/filters/builder.js';
+import { graph } from '../../../src/filters/builder.js';
+import { Flowgrab } from '../../../src/flow/flowgrab.js';
+import type { FlowHandle } from '../../../src/flow/handle.js';
+import type { FlowgrabLike, FlowHandleLike } from '../../../src/flow/like.js';
+import type { ConntrackRecord } from '../../../src/sources/conntrack/record.js';
+import type { DnsRecord } from '../../../src/sources/dns/record.js';
+import { fakeFeed } from '../../../src/testing/fake-source.js';
+
+describe('record types follow the graph', () => {
+  it('source gives its record, match keeps it, project narrows it, count keys it', () => {
+    const ct = graph.source('conntrack', { events: ['new'] });
+    expectTypeOf(ct.toSpec).toBeFunction();
+    const fg = new Flowgrab();
+    expectTypeOf(fg.create().populate(ct).records$).toEqualTypeOf<import('rxjs').Observable<ConntrackRecord>>();
+    const matched = fg.create().populate(ct.match('proto == tcp'));
+    expectTypeOf(matched).toEqualTypeOf<FlowHandle<ConntrackRecord>>();
+    const projected = fg.create().populate(ct.project('orig.src', 'orig.dport'));
+    type P = Projected<ConntrackRecord, 'orig.src' | 'orig.dport'>;
+    expectTypeOf(projected).toEqualTypeOf<FlowHandle<P>>();
+    projected.records$.subscribe((r) => {
+      expectTypeOf(r.orig.src).toEqualTypeOf<string>();
+      expectTypeOf(r.type).toEqualTypeOf<ConntrackRecord['type']>();
+      // @ts-expect-error: project dropped reply
+      void r.reply;
+    });
+    const counted = fg.create().populate(ct.count({ by: 'orig.src', every: '10s' }));
+    counted.records$.subscribe((r) => {
+      expectTypeOf(r).toEqualTypeOf<CountRecord<{ orig: { src: string } }>>();
+      expectTypeOf(r.count).toEqualTypeOf<number>();
+    });
+    // @ts-expect-error: no such path in a conntrack record
+    ct.count({ by: 'orig.nope' });
+    expectTypeOf(graph.source('dns').match('kind == response')).toEqualTypeOf<
+      import('../../../src/filters/builder.js').GraphBuilder<DnsRecord>
+    >();
+  });
+
+  it('text graphs give Record<string, unknown>, or the type the user states', () => {
+    const fg = new Flowgrab();
+    expectTypeOf(fg.create().populate('conntrack()').records$).toEqualTypeOf<
+      import('rxjs').Observable<Record<string, unknown>>
+    >();
+    expectTypeOf(fg.create<DnsRecord>().populate('dns()').records$).toEqualTypeOf<
+      import('rxjs').Observable<DnsRecord>
+    >();
+  });
+
+  it('local and remote handles implement one interface', () => {
+    expectTypeOf<FlowHandle<ConntrackRecord>>().toMatchTypeOf<FlowHandleLike<ConntrackRecord>>();
+    expectTypeOf<RemoteFlowHandle<ConntrackRecord>>().toMatchTypeOf<FlowHandleLike<ConntrackRecord>>();
+    expectTypeOf<Flowgrab>().toMatchTypeOf<FlowgrabLike>();
+    expectTypeOf<RemoteFlowgrab>().toMatchTypeOf<FlowgrabLike>();
+  });
+
+  it('populate takes the builder at run time, without toSpec()', async () => {
+    const feed = fakeFeed(`typed-${process.pid}`);
+    const fg = new Flowgrab();
+    // A fake source with conntrack's fields, typed as conntrack records by the caller.
+    const built = graph
+      .source<'fake', ConntrackRecord>('fake', { feed: `typed-${process.pid}` })
+      .match('proto == tcp')
+      .project('orig.src');
+    const flow = fg.create().populate(built);
+    expect(flow.state).toBe('populated');
+    await flow.instantiate();
+    const got = firstValueFrom(flow.records$.pipe(take(2), toArray()));
+    await flow.activate();
+    const rec = (proto: string, src: string) => ({ type: 'new', proto, orig: { src, dst: '10.0.0.9' }, ts: 1 });
+    for (const r of [rec('tcp', '10.0.0.1'), rec('udp', '10.0.0.2'), rec('tcp', '10.0.0.3')]) feed.next(r);
+    const out = await got;
+    expect(out).toEqual([
+      { type: 'new', ts: 1, orig: { src: '10.0.0.1' } },
+      { type: 'new', ts: 1, orig: { src: '10.0.0.3' } },
+    ]);
+    expectTypeOf(out[0]!.orig.src).toEqualTypeOf<string>();
+    await fg.close();
+  });
+});
