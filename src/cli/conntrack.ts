@@ -38,9 +38,10 @@ export function conntrackCommand(): Command {
     .option('--accounting', 'set nf_conntrack_acct=1 and nf_conntrack_timestamp=1 (new flows get counters)')
     .option('--reliable', 'the kernel keeps events we cannot take yet (and drops traffic when it must), see README')
     .action(async (o) => {
-      const [{ conntrack }, { conntrackToJson }] = await Promise.all([
+      const [{ conntrack }, { conntrackToJson }, { ConntrackJsonWriter }] = await Promise.all([
         import('../sources/conntrack/source.js'),
         import('../sources/conntrack/json.js'),
+        import('../sources/conntrack/json-writer.js'),
       ]);
       const events = o.events ?? (o.dump || o.poll ? [] : ['new', 'update', 'destroy']);
       const stream = conntrack({
@@ -57,6 +58,8 @@ export function conntrackCommand(): Command {
         notices: { next: logNotice },
       });
       const opts = { json: Boolean(o.json), count: o.count, durationS: o.duration };
-      process.exitCode = await runStream(stream, formatConntrack, opts, conntrackToJson);
+      // --json streams into large buffers without a string per record.
+      const writer = o.json ? new ConntrackJsonWriter() : undefined;
+      process.exitCode = await runStream(stream, formatConntrack, opts, conntrackToJson, writer);
     });
 }

@@ -12,13 +12,24 @@ export interface RunOptions {
   json: boolean;
 }
 
+/** Writes records straight into its own buffers (e.g. a streaming JSON writer), instead of a string per record. */
+export interface RecordWriter<T> {
+  record(r: T): void;
+  flush(): void;
+}
+
 export function runStream<T>(
   stream: Observable<T>,
   format: (r: T) => string,
   opts: RunOptions,
   toJson: (r: T) => string = JSON.stringify,
+  writer?: RecordWriter<T>,
 ): Promise<number> {
-  const out = new LineWriter();
+  const lines = new LineWriter();
+  const out: RecordWriter<T> = writer ?? {
+    record: (r) => lines.line(opts.json ? toJson(r) : format(r)),
+    flush: () => lines.flush(),
+  };
   return new Promise((resolve) => {
     let printed = 0;
     let timer: NodeJS.Timeout | undefined;
@@ -42,7 +53,7 @@ export function runStream<T>(
       next: (r) => {
         // One kernel datagram can hold many records: stop writing at the count, not a tick later.
         if (opts.count !== undefined && printed >= opts.count) return;
-        out.line(opts.json ? toJson(r) : format(r));
+        out.record(r);
         if (opts.count !== undefined && ++printed >= opts.count) queueMicrotask(() => finish(0));
       },
       error: (err) => {
