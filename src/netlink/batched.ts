@@ -29,6 +29,8 @@ import type { RawTransport, TransportHandlers, TransportOptions } from './transp
 const BATCH_BYTES = 256 * 1024;
 /** Bytes handed to the main thread and not yet consumed, past which the worker leaves them to the kernel queue. */
 const MAX_PENDING_BYTES = 64 << 20;
+/** NFLOG/NFQUEUE datagrams: a 64 KiB packet (GSO off) plus its attributes, with room to spare. */
+const MAX_PACKET_DATAGRAM = 256 * 1024;
 const koffiPath = createRequire(import.meta.url).resolve('koffi');
 
 /** Opens the socket (in `opts.netns` if given); `configure` sets its options before the worker starts reading. */
@@ -42,7 +44,8 @@ export function openBatchedTransport(opts: TransportOptions, configure: (fd: num
     closeFd(fd);
     throw err;
   }
-  return new BatchedTransport(fd, port, opts.readBufferBytes ?? 32 * 1024);
+  // Peeking sockets carry packets of unknown size: a datagram slot large enough for any of them.
+  return new BatchedTransport(fd, port, opts.peek ? MAX_PACKET_DATAGRAM : (opts.readBufferBytes ?? 32 * 1024));
 }
 
 class BatchedTransport implements RawTransport {
