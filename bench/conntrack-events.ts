@@ -79,12 +79,16 @@ async function followConntrackE(ns: BenchNetns, extra: string[], rate: number, b
   const secs = await ns.generate(EVENTS, rate, base);
   // About 40 bytes a line: wait until the file stops growing (or holds them all).
   let size = -1;
-  await until(() => {
-    const now = statSync(file).size;
-    const still = now === size;
-    size = now;
-    return still;
-  }, 5000, 300);
+  await until(
+    () => {
+      const now = statSync(file).size;
+      const still = now === size;
+      size = now;
+      return still;
+    },
+    5000,
+    300,
+  );
   const cpuMs = total(processCpu(pid)) - total(c0);
   p.kill('SIGINT');
   await exited;
