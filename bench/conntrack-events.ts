@@ -7,7 +7,7 @@
  * Runs against an older flowgrab too: modes its options reject are skipped.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConntrackOptions } from '../src/sources/conntrack/options.js';
@@ -25,6 +25,8 @@ const RATES = (process.env.FG_BENCH_RATES ?? '10000,25000,0').split(',').map(Num
 interface Result {
   got: number;
   lost: number;
+  /** What the kernel says it dropped for this reader. */
+  drops: number;
   cpuMs: number;
   secs: number;
 }
@@ -58,7 +60,7 @@ async function followOurs(ns: BenchNetns, opts: Record<string, unknown>, rate: n
   await until(() => got + lost >= EVENTS, 3000);
   const cpuMs = total(processCpu('self')) - total(c0);
   sub.unsubscribe();
-  return { got, lost, cpuMs, secs };
+  return { got, lost: EVENTS - got, drops: lost, cpuMs, secs };
 }
 
 /**
@@ -90,12 +92,32 @@ async function followConntrackE(ns: BenchNetns, extra: string[], rate: number, b
     300,
   );
   const cpuMs = total(processCpu(pid)) - total(c0);
+  const drops = kernelDrops(pid);
   p.kill('SIGINT');
   await exited;
   let lines = 0;
   for (const b of readFileSync(file)) if (b === 10) lines++;
   rmSync(file, { force: true });
-  return { got: lines, lost: EVENTS - lines, cpuMs, secs };
+  return { got: lines, lost: EVENTS - lines, drops, cpuMs, secs };
+}
+
+/** What the kernel dropped on a process's netfilter netlink sockets (the Drops column of its /proc/PID/net/netlink). */
+function kernelDrops(pid: number): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  let drops = 0;
+  for (const row of readFileSync(`/proc/${pid}/net/netlink`, 'utf8').trim().split('\n').slice(1)) {
+    const f = row.trim().split(/\s+/); // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+    if (f[1] === '12' && inodes.has(f[9])) drops += Number(f[8]);
+  }
+  return drops;
 }
 
 const us = (r: Result) => (r.cpuMs * 1000) / Math.max(r.got, 1);
@@ -127,7 +149,7 @@ async function rateBench(ns: BenchNetns): Promise<void> {
     console.log(`  rate ${rate ? `${rate}/s` : 'flat out'} (generator reached ≥ ${achieved}/s):`);
     for (const [label, r] of rows) {
       console.log(
-        `    ${label.padEnd(30)} got ${String(r.got).padStart(6)}, lost ${String(r.lost).padStart(6)}, ${fmt(us(r), 2).padStart(6)} µs CPU/event (${fmt(us(r) / ref, 2)}× conntrack -E)`,
+        `    ${label.padEnd(30)} got ${String(r.got).padStart(6)}, lost ${String(r.lost).padStart(6)} (kernel drops ${String(r.drops).padStart(6)}), ${fmt(us(r), 2).padStart(6)} µs CPU/event (${fmt(us(r) / ref, 2)}× conntrack -E)`,
       );
     }
   }

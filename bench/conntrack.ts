@@ -6,7 +6,7 @@
  *  2. `flowgrab conntrack --dump --json > /dev/null` vs `conntrack -L` (goal ≤ 1.25×, wall and CPU)
  *  3. events (conntrack-events.ts): fixed rates vs `conntrack -E`, loss on both sides, reliable mode,
  *     and a burst of DESTROYs (loss and repeats).
- * FG_BENCH_ENTRIES (100 000) and FG_BENCH_RUNS (5) scale it down on a busy machine.
+ * FG_BENCH_ENTRIES (100 000) and FG_BENCH_RUNS (5) scale it down on a busy machine; FG_BENCH_ONLY=dump|events.
  */
 import { lastValueFrom } from 'rxjs';
 import { count as rxCount } from 'rxjs/operators';
@@ -76,9 +76,10 @@ export async function benchConntrack(): Promise<void> {
   try {
     const secs = await ns.generate(ENTRIES, 0, 1);
     console.log(`created ${ns.count()} conntrack entries in ${fmt(secs, 2)} s (netns ${ns.name})`);
-    await dumpBench(ns);
+    // FG_BENCH_ONLY=dump or =events runs one half.
+    if (process.env.FG_BENCH_ONLY !== 'events') await dumpBench(ns);
     ns.exec(['conntrack', '-F']);
-    await benchConntrackEvents(ns);
+    if (process.env.FG_BENCH_ONLY !== 'dump') await benchConntrackEvents(ns);
   } finally {
     ns.close();
   }
