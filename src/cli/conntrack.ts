@@ -46,9 +46,10 @@ export function conntrackCommand(): Command {
         });
         return;
       }
-      const [{ conntrack }, { conntrackToJson }] = await Promise.all([
+      const [{ conntrack }, { conntrackToJson }, { ConntrackJsonWriter }] = await Promise.all([
         import('../sources/conntrack/source.js'),
         import('../sources/conntrack/json.js'),
+        import('../sources/conntrack/json-writer.js'),
       ]);
       const stream = conntrack({
         dump: Boolean(o.dump),
@@ -63,6 +64,8 @@ export function conntrackCommand(): Command {
         reliable: Boolean(o.reliable),
         notices: { next: logNotice },
       });
-      process.exitCode = await runStream(stream, formatConntrack, opts, conntrackToJson);
+      // --json streams into large buffers without a string per record.
+      const writer = o.json ? new ConntrackJsonWriter() : undefined;
+      process.exitCode = await runStream(stream, formatConntrack, opts, conntrackToJson, writer);
     });
 }

@@ -42,13 +42,24 @@ function stdoutWriter(): LineWriter {
   return new LineWriter(process.stdout, () => stdoutGone);
 }
 
+/** Writes records straight into its own buffers (e.g. a streaming JSON writer), instead of a string per record. */
+export interface RecordWriter<T> {
+  record(r: T): void;
+  flush(): void;
+}
+
 export function runStream<T>(
   stream: Observable<T>,
   format: (r: T) => string,
   opts: RunOptions,
   toJson: (r: T) => string = JSON.stringify,
+  writer?: RecordWriter<T>,
 ): Promise<number> {
-  const out = opts.out ?? stdoutWriter();
+  const lines = opts.out ?? stdoutWriter();
+  const out: RecordWriter<T> = writer ?? {
+    record: (r) => lines.line(opts.json ? toJson(r) : format(r)),
+    flush: () => lines.flush(),
+  };
   return new Promise((resolve) => {
     let printed = 0;
     let done = false;
@@ -78,7 +89,7 @@ export function runStream<T>(
       next: (r) => {
         // One kernel datagram can hold many records: stop writing at the count, not a tick later.
         if (done || (opts.count !== undefined && printed >= opts.count)) return;
-        out.line(opts.json ? toJson(r) : format(r));
+        out.record(r);
         if (opts.count !== undefined && ++printed >= opts.count) queueMicrotask(() => finish(0));
       },
       error: (err) => {

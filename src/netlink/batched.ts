@@ -26,9 +26,10 @@ import {
 } from './syscall.js';
 import type { RawTransport, TransportHandlers, TransportOptions } from './transport.js';
 
-const BATCH_BYTES = 256 * 1024;
-/** Bytes handed to the main thread and not yet consumed, past which the worker leaves them to the kernel queue. */
-const MAX_PENDING_BYTES = 64 << 20;
+/** Shared ring between the worker and the main thread: the most the worker reads ahead of the main thread. */
+const RING_BYTES = 8 << 20;
+/** NFLOG/NFQUEUE datagrams: a 64 KiB packet (GSO off) plus its attributes, with room to spare. */
+const MAX_PACKET_DATAGRAM = 256 * 1024;
 const koffiPath = createRequire(import.meta.url).resolve('koffi');
 
 /** Opens the socket (in `opts.netns` if given); `configure` sets its options before the worker starts reading. */
@@ -42,12 +43,19 @@ export function openBatchedTransport(opts: TransportOptions, configure: (fd: num
     closeFd(fd);
     throw err;
   }
-  return new BatchedTransport(fd, port, opts.readBufferBytes ?? 32 * 1024);
+  // Peeking sockets carry packets of unknown size: a datagram slot large enough for any of them.
+  return new BatchedTransport(fd, port, opts.peek ? MAX_PACKET_DATAGRAM : (opts.readBufferBytes ?? 32 * 1024));
 }
+
+const WRAP = 0xffffffff;
+const W = 1;
+const R = 2;
+const NOTIFIED = 3;
 
 class BatchedTransport implements RawTransport {
   private handlers: TransportHandlers = { datagram: () => {}, error: () => {} };
-  private readonly state = new Int32Array(new SharedArrayBuffer(8));
+  private readonly state = new Int32Array(new SharedArrayBuffer(16));
+  private readonly ring: Uint8Array;
   private readonly worker: Worker;
   private closed = false;
 
@@ -56,16 +64,10 @@ class BatchedTransport implements RawTransport {
     readonly port: number,
     maxDatagram: number,
   ) {
+    this.ring = new Uint8Array(new SharedArrayBuffer(Math.max(RING_BYTES, 4 * (maxDatagram + 8))));
     this.worker = new Worker(RECV_WORKER_SOURCE, {
       eval: true,
-      workerData: {
-        koffiPath,
-        fd,
-        batchBytes: Math.max(BATCH_BYTES, 2 * (maxDatagram + 8)),
-        maxDatagram,
-        maxPendingBytes: MAX_PENDING_BYTES,
-        state: this.state.buffer,
-      },
+      workerData: { koffiPath, fd, maxDatagram, state: this.state.buffer, ring: this.ring.buffer },
     });
     this.worker.on('message', (m: WorkerMessage) => this.onMessage(m));
     this.worker.on('error', (err) =>
@@ -75,12 +77,9 @@ class BatchedTransport implements RawTransport {
     this.worker.on('exit', () => closeFd(this.fd));
   }
 
-  private onMessage(m: WorkerMessage): void {
-    if (m.buf) {
-      this.deliverBatch(Buffer.from(m.buf, 0, m.len ?? 0));
-      Atomics.sub(this.state, 1, m.len ?? 0);
-      Atomics.notify(this.state, 1);
-    } else if (m.truncated !== undefined) {
+  private onMessage(m: WorkerMessage | 0): void {
+    if (m === 0) this.drain();
+    else if (m.truncated !== undefined) {
       this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram of ${m.truncated} bytes truncated`, { op: 'recvmsg' }));
     } else if (m.errno !== undefined) {
       this.fail(
@@ -89,7 +88,41 @@ class BatchedTransport implements RawTransport {
     }
   }
 
-  private deliverBatch(b: Buffer): void {
+  /**
+   * Takes every datagram the worker has published: copies them out of the
+   * ring (subscribers may keep slices of a datagram), gives the space back,
+   * then delivers them.
+   */
+  private drain(): void {
+    // Cleared before reading the write offset: whatever the worker adds after this wakes us again.
+    Atomics.store(this.state, NOTIFIED, 0);
+    const w = Atomics.load(this.state, W);
+    let r = Atomics.load(this.state, R);
+    if (r === w) return;
+    const ring = this.ring;
+    const view = Buffer.from(ring.buffer, ring.byteOffset, ring.byteLength);
+    const parts: Buffer[] = [];
+    let start = r;
+    while (r !== w) {
+      const n = view.readUInt32LE(r);
+      if (n === WRAP) {
+        if (r > start) parts.push(copy(ring, start, r));
+        r = start = 0;
+        continue;
+      }
+      r += 8 + ((n + 3) & ~3);
+      if (r === ring.byteLength) {
+        parts.push(copy(ring, start, r));
+        r = start = 0;
+      }
+    }
+    if (r > start) parts.push(copy(ring, start, r));
+    Atomics.store(this.state, R, w);
+    Atomics.notify(this.state, R);
+    for (const p of parts) this.deliverAll(p);
+  }
+
+  private deliverAll(b: Buffer): void {
     let off = 0;
     while (off + 8 <= b.length && !this.closed) {
       const n = b.readUInt32LE(off);
@@ -142,13 +175,17 @@ class BatchedTransport implements RawTransport {
     if (this.closed) return;
     this.closed = true;
     Atomics.store(this.state, 0, 1);
-    Atomics.notify(this.state, 1);
+    Atomics.notify(this.state, R);
   }
 }
 
 interface WorkerMessage {
-  buf?: ArrayBuffer;
-  len?: number;
   truncated?: number;
   errno?: number;
+}
+
+function copy(ring: Uint8Array, from: number, to: number): Buffer {
+  const b = Buffer.allocUnsafe(to - from);
+  b.set(ring.subarray(from, to));
+  return b;
 }

@@ -1,74 +1,93 @@
 /**
  * The body of the receive worker (batched.ts), kept as source text so it runs
  * with `eval` from src/ under the test runner and from dist/ alike. It waits
- * in poll(2), then drains the socket with non-blocking recvfrom(2) into a
- * batch buffer (each datagram as u32 length, u32 multicast groups, bytes
- * padded to 4) that it hands to the main thread whole, its memory
- * transferred, not copied. So the kernel queue drains while the main thread
- * is busy (garbage collection, a slow subscriber) and the main thread wakes
- * once per batch instead of once per datagram.
+ * in poll(2), then drains the socket with non-blocking recvfrom(2) straight
+ * into a ring in shared memory. Each datagram sits there as u32 length, u32
+ * multicast groups and its bytes padded to 4; a length of 0xffffffff means
+ * "continue at offset 0". The main thread is woken with one tiny message
+ * only when it has taken everything up to its last wake-up (`state[3]`), so
+ * under load it wakes once per batch, not once per datagram, and the kernel
+ * queue keeps draining while the main thread collects garbage.
  *
- * Backpressure: `state[1]` counts the bytes handed over and not yet
- * consumed. Past `maxPendingBytes` the worker stops reading, the kernel's
- * queue fills, and the kernel counts what it drops (SO_MEMINFO), as it
- * would for a slow reader of any kind: memory stays bounded.
- * `state[0]` = 1 asks the worker to stop; it then closes nothing (the main
- * thread owns the fd and closes it once the worker has exited).
+ * state: [0] stop, [1] write offset, [2] read offset, [3] main thread already
+ * notified. When the ring is full the worker stops reading; the kernel's
+ * queue then fills and the kernel counts what it drops (SO_MEMINFO), as for
+ * any slow reader. The main thread owns the fd and closes it after the
+ * worker has exited.
  */
 export const RECV_WORKER_SOURCE = `
 'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const koffi = require(workerData.koffiPath);
-const { fd, batchBytes, maxDatagram, maxPendingBytes } = workerData;
+const { fd, maxDatagram } = workerData;
 const state = new Int32Array(workerData.state);
+const ring = workerData.ring;
+const size = ring.byteLength;
+const buf = Buffer.from(ring);
 const c = koffi.load('libc.so.6');
 const poll = c.func('int poll(void *, unsigned long, int)');
 const recvfrom = c.func('intptr_t recvfrom(int, void *, uintptr_t, int, void *, void *)');
-const POLLIN = 1, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, EINTR = 4, EAGAIN = 11;
+const POLLIN = 1, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, EINTR = 4, EAGAIN = 11, WRAP = 0xffffffff;
+const STOP = 0, W = 1, R = 2, NOTIFIED = 3;
+const need = 8 + ((maxDatagram + 3) & ~3);
 const pfd = Buffer.alloc(8);
 pfd.writeInt32LE(fd, 0);
 pfd.writeInt16LE(POLLIN, 4);
 const addr = Buffer.alloc(12);
 const alen = Buffer.alloc(4);
-let batch = Buffer.allocUnsafeSlow(batchBytes);
-let off = 0;
-function flush() {
-  if (off === 0) return;
-  Atomics.add(state, 1, off);
-  const ab = batch.buffer;
-  parentPort.postMessage({ buf: ab, len: off }, [ab]);
-  batch = Buffer.allocUnsafeSlow(batchBytes);
-  off = 0;
+let w = 0;
+let unpublished = 0;
+function publish() {
+  if (unpublished === 0) return;
+  unpublished = 0;
+  Atomics.store(state, W, w);
+  if (Atomics.compareExchange(state, NOTIFIED, 0, 1) === 0) parentPort.postMessage(0);
 }
-while (Atomics.load(state, 0) === 0) {
-  const pending = Atomics.load(state, 1);
-  if (pending > maxPendingBytes) {
-    Atomics.wait(state, 1, pending, 50);
+/** Room for one more datagram at w, wrapping to 0 when the tail is too short; false when the ring is full. */
+function room() {
+  const r = Atomics.load(state, R);
+  if (w >= r) {
+    if (size - w - (r === 0 ? 4 : 0) >= need) return true;
+    if (r - 4 < need) return false;
+    buf.writeUInt32LE(WRAP, w);
+    w = 0;
+    return true;
+  }
+  return r - w - 4 >= need;
+}
+let idle = true;
+while (Atomics.load(state, STOP) === 0) {
+  if (!room()) {
+    publish();
+    Atomics.wait(state, R, Atomics.load(state, R), 50);
     continue;
   }
-  const r = poll(pfd, 1, 100);
-  if (r <= 0) continue;
-  for (let n = 0; n < 4096; n++) {
-    if (batchBytes - off < 8 + maxDatagram) flush();
+  if (idle && poll(pfd, 1, 100) <= 0) continue;
+  idle = false;
+  for (let n = 0; n < 1024; n++) {
+    if (n > 0 && !room()) break;
     alen.writeUInt32LE(12, 0);
-    const got = Number(recvfrom(fd, batch.subarray(off + 8), maxDatagram, MSG_DONTWAIT | MSG_TRUNC, addr, alen));
+    const got = Number(recvfrom(fd, buf.subarray(w + 8, w + 8 + maxDatagram), maxDatagram, MSG_DONTWAIT | MSG_TRUNC, addr, alen));
     if (got < 0) {
       const e = koffi.errno();
       if (e !== EAGAIN && e !== EINTR) {
-        flush();
+        publish();
         parentPort.postMessage({ errno: e });
       }
+      idle = true;
       break;
     }
     if (got > maxDatagram) {
-      flush();
+      publish();
       parentPort.postMessage({ truncated: got });
       continue;
     }
-    batch.writeUInt32LE(got, off);
-    batch.writeUInt32LE(addr.readUInt32LE(8), off + 4);
-    off += 8 + ((got + 3) & ~3);
+    buf.writeUInt32LE(got, w);
+    buf.writeUInt32LE(addr.readUInt32LE(8), w + 4);
+    w += 8 + ((got + 3) & ~3);
+    if (w === size) w = 0;
+    if (++unpublished >= 64) publish();
   }
-  flush();
+  publish();
 }
 `;

@@ -1,0 +1,194 @@
+/**
+ * Conntrack event benches (issue 18), ratios to `conntrack -E` in the same run:
+ *  - NEW events at fixed rates up to the generator's maximum: flowgrab (batched reader, the default),
+ *    flowgrab with the main-thread reader, flowgrab reliable, `conntrack -E` with its default buffer and
+ *    with 8 MiB; loss counted on every side, CPU per event from /proc.
+ *  - A burst of DESTROYs (`conntrack -D` of the whole table): loss and repeats, normal vs reliable.
+ * Runs against an older flowgrab too: modes its options reject are skipped.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConntrackOptions } from '../src/sources/conntrack/options.js';
+import type { ConntrackRecord } from '../src/sources/conntrack/record.js';
+import { conntrack } from '../src/sources/conntrack/source.js';
+import type { SourceNotice } from '../src/sources/notice.js';
+import { processCpu, total } from './conntrack-proc.js';
+import type { BenchNetns } from './lib.js';
+import { fmt } from './lib.js';
+
+const EVENTS = Number(process.env.FG_BENCH_EVENTS ?? 20_000);
+const BURST = Number(process.env.FG_BENCH_BURST ?? 60_000);
+const RATES = (process.env.FG_BENCH_RATES ?? '10000,25000,0').split(',').map(Number);
+
+interface Result {
+  got: number;
+  lost: number;
+  /** What the kernel says it dropped for this reader. */
+  drops: number;
+  cpuMs: number;
+  secs: number;
+}
+
+const supported = (o: Record<string, unknown>) => {
+  try {
+    parseConntrackOptions(o);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const until = async (done: () => boolean, ms: number, every = 50) => {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, every));
+};
+
+async function followOurs(ns: BenchNetns, opts: Record<string, unknown>, rate: number, base: number): Promise<Result> {
+  let got = 0;
+  let lost = 0;
+  const sub = conntrack({
+    events: ['new'],
+    netns: ns.name,
+    ...opts,
+    notices: { next: (x: SourceNotice) => x.kind === 'loss' && (lost += x.count ?? 0) },
+  }).subscribe(() => got++);
+  await new Promise((r) => setTimeout(r, 200));
+  const c0 = processCpu('self');
+  const secs = await ns.generate(EVENTS, rate, base);
+  await until(() => got + lost >= EVENTS, 3000);
+  const cpuMs = total(processCpu('self')) - total(c0);
+  sub.unsubscribe();
+  return { got, lost: EVENTS - got, drops: lost, cpuMs, secs };
+}
+
+/**
+ * `conntrack -E -e NEW` (ip netns exec execs it: the child's pid is conntrack's), its output to a file so
+ * that nothing of ours can slow it down; delivered = lines written.
+ */
+async function followConntrackE(ns: BenchNetns, extra: string[], rate: number, base: number): Promise<Result> {
+  const file = join(tmpdir(), `fgbench-ct-e-${process.pid}-${base}`);
+  const fd = openSync(file, 'w');
+  const p = spawn('ip', ['netns', 'exec', ns.name, 'conntrack', '-E', '-e', 'NEW', '-o', 'id', ...extra], {
+    stdio: ['ignore', fd, 'ignore'],
+  });
+  closeSync(fd);
+  const exited = new Promise((r) => p.on('exit', r));
+  await new Promise((r) => setTimeout(r, 300));
+  const pid = p.pid ?? 0;
+  const c0 = processCpu(pid);
+  const secs = await ns.generate(EVENTS, rate, base);
+  // About 40 bytes a line: wait until the file stops growing (or holds them all).
+  let size = -1;
+  await until(
+    () => {
+      const now = statSync(file).size;
+      const still = now === size;
+      size = now;
+      return still;
+    },
+    5000,
+    300,
+  );
+  const cpuMs = total(processCpu(pid)) - total(c0);
+  const drops = kernelDrops(pid);
+  p.kill('SIGINT');
+  await exited;
+  let lines = 0;
+  for (const b of readFileSync(file)) if (b === 10) lines++;
+  rmSync(file, { force: true });
+  return { got: lines, lost: EVENTS - lines, drops, cpuMs, secs };
+}
+
+/** What the kernel dropped on a process's netfilter netlink sockets (the Drops column of its /proc/PID/net/netlink). */
+function kernelDrops(pid: number): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  let drops = 0;
+  for (const row of readFileSync(`/proc/${pid}/net/netlink`, 'utf8').trim().split('\n').slice(1)) {
+    const f = row.trim().split(/\s+/); // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+    if (f[1] === '12' && inodes.has(f[9])) drops += Number(f[8]);
+  }
+  return drops;
+}
+
+const us = (r: Result) => (r.cpuMs * 1000) / Math.max(r.got, 1);
+
+async function rateBench(ns: BenchNetns): Promise<void> {
+  const readers: { label: string; run: (rate: number, base: number) => Promise<Result> }[] = [
+    { label: 'conntrack -E (default buffer)', run: (r, b) => followConntrackE(ns, [], r, b) },
+    { label: 'conntrack -E -b 8 MiB', run: (r, b) => followConntrackE(ns, ['-b', String(8 << 20)], r, b) },
+    { label: 'flowgrab', run: (r, b) => followOurs(ns, {}, r, b) },
+  ];
+  for (const [label, o] of [
+    ['flowgrab, main-thread reader', { batchedReceive: false }],
+    ['flowgrab reliable', { reliable: true }],
+  ] as const) {
+    if (supported(o)) readers.push({ label, run: (r, b) => followOurs(ns, o, r, b) });
+  }
+  console.log(
+    `NEW events: ${EVENTS} new UDP flows per round; CPU per delivered event from /proc; lost = not delivered`,
+  );
+  let base = 10;
+  for (const rate of RATES) {
+    const rows: [string, Result][] = [];
+    for (const rd of readers) {
+      ns.exec(['conntrack', '-F']);
+      rows.push([rd.label, await rd.run(rate, base++)]);
+    }
+    const ref = us(rows[0][1]);
+    const achieved = Math.round(EVENTS / Math.max(...rows.map(([, r]) => r.secs)));
+    console.log(`  rate ${rate ? `${rate}/s` : 'flat out'} (generator reached ≥ ${achieved}/s):`);
+    for (const [label, r] of rows) {
+      console.log(
+        `    ${label.padEnd(30)} got ${String(r.got).padStart(6)}, lost ${String(r.lost).padStart(6)} (kernel drops ${String(r.drops).padStart(6)}), ${fmt(us(r), 2).padStart(6)} µs CPU/event (${fmt(us(r) / ref, 2)}× conntrack -E)`,
+      );
+    }
+  }
+}
+
+async function burstBench(ns: BenchNetns): Promise<void> {
+  ns.exec(['conntrack', '-F']);
+  await ns.generate(BURST, 0, 60);
+  const modes = [['normal', {}] as const, ['reliable', { reliable: true }] as const].filter(([, o]) => supported(o));
+  const state = modes.map(([label, o]) => {
+    const s = { label, recs: [] as ConntrackRecord[], lost: 0, unsubscribe: () => {} };
+    const sub = conntrack({
+      events: ['destroy'],
+      netns: ns.name,
+      ...o,
+      notices: { next: (x: SourceNotice) => x.kind === 'loss' && (s.lost += x.count ?? 0) },
+    }).subscribe((r) => s.recs.push(r));
+    s.unsubscribe = () => sub.unsubscribe();
+    return s;
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  const t0 = Date.now();
+  ns.exec(['conntrack', '-D', '-p', 'udp']);
+  const real = (s: (typeof state)[0]) => s.recs.filter((r) => !r.resync);
+  // Normal mode is done once every entry is delivered or counted lost; reliable mode only once all are delivered.
+  await until(() => state.every((s) => s.recs.length + (s.label === 'reliable' ? 0 : s.lost) >= BURST), 45_000);
+  const took = Date.now() - t0;
+  console.log(`DESTROY burst: conntrack -D of ${BURST} UDP entries (default buffers), settled after ${took} ms`);
+  for (const s of state) {
+    const ids = real(s).map((r) => r.id);
+    const repeats = ids.length - new Set(ids).size;
+    console.log(
+      `  flowgrab ${s.label.padEnd(9)} real DESTROYs ${real(s).length}, inferred ${s.recs.length - real(s).length}, repeats ${repeats}, kernel drops reported ${s.lost}`,
+    );
+    s.unsubscribe();
+  }
+}
+
+export async function benchConntrackEvents(ns: BenchNetns): Promise<void> {
+  await rateBench(ns);
+  await burstBench(ns);
+}

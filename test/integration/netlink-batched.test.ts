@@ -1,0 +1,84 @@
+/**
+ * The batched receive transport (a worker thread draining our own netlink
+ * socket) against the real kernel: it opens in a namespace, joins groups,
+ * answers dumps, delivers every event of a flood made while the main thread
+ * was blocked (the worker drains meanwhile), reports the kernel's drop
+ * counter and receive buffer, and on close its worker exits and its fd is
+ * closed.
+ */
+import { readdirSync, readlinkSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NFNLGRP_CONNTRACK_NEW } from '../../src/netlink/conntrack/enums.js';
+import { ctDumpRequest } from '../../src/netlink/conntrack/messages.js';
+import { NETLINK_NETFILTER, NLM_F_DUMP } from '../../src/netlink/enums.js';
+import { openNativeTransport } from '../../src/netlink/native.js';
+import { NetlinkSocket } from '../../src/netlink/socket.js';
+import { floodUdpSync } from '../../src/testing/flood.js';
+import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
+import { CT_RULESET, kernelIds } from '../helpers/conntrack-cli.js';
+
+const FLOWS = 5_000;
+let lab: Lab;
+let ns: Netns;
+
+beforeAll(async () => {
+  lab = new Lab();
+  try {
+    ns = await lab.netns('batched');
+    await ns.exec(['nft', '-f', '-'], { input: CT_RULESET });
+    await ns.sysctls({ 'net.netfilter.nf_conntrack_events': 1, 'net.netfilter.nf_conntrack_udp_timeout': 120 });
+  } catch (err) {
+    await lab.close().catch(() => {});
+    throw err;
+  }
+});
+
+afterAll(async () => {
+  await lab?.close();
+});
+
+const socketFds = () =>
+  readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+    } catch {
+      return false;
+    }
+  });
+
+describe('batched netlink receive', () => {
+  it('drains every event while the main thread is blocked, answers a dump in its namespace, and cleans up', async () => {
+    const before = socketFds().length;
+    const sock = NetlinkSocket.open(
+      { protocol: NETLINK_NETFILTER, netns: ns.name, batched: true, recvBufferBytes: 1 << 20, readBufferBytes: 8192 },
+      openNativeTransport,
+    );
+    expect(socketFds().length).toBe(before + 1);
+    expect(sock.recvBufferSize()).toBe(2 << 20);
+    const errors: Error[] = [];
+    sock.onError((e) => errors.push(e));
+    let events = 0;
+    sock.onEvent((m, groups) => {
+      if (groups === 1 << (NFNLGRP_CONNTRACK_NEW - 1) && m.type === 0x100) events++;
+    });
+    sock.joinGroup(NFNLGRP_CONNTRACK_NEW);
+    try {
+      floodUdpSync(ns.name, { count: FLOWS, base: 3 }); // the main thread cannot read meanwhile
+      await waitFor(() => events >= FLOWS, { timeoutMs: 10_000, what: `${FLOWS} NEW events` });
+      expect(events).toBe(FLOWS);
+      expect(sock.drops()).toBe(0);
+      expect(errors).toEqual([]);
+
+      // A dump on the same socket: the namespace's table, not ours.
+      const req = ctDumpRequest({ family: 2 });
+      const replies = await sock.request(req.type, NLM_F_DUMP, req.payload, { op: 'dump' });
+      expect(replies.length).toBe((await kernelIds(ns.name)).length);
+      expect(replies.length).toBeGreaterThanOrEqual(FLOWS);
+    } finally {
+      sock.close();
+    }
+    // The worker stops within its poll timeout, then the fd is closed.
+    await waitFor(() => socketFds().length === before, { timeoutMs: 5_000, what: 'the socket fd to be closed' });
+    expect(() => sock.send(0, 0, Buffer.alloc(4))).toThrow(/closed/);
+  });
+});
