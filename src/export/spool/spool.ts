@@ -115,6 +115,8 @@ export class Spool {
   private out: Out[] = [];
   private outHead = 0;
   private readonly acked = new Set<number>();
+  /** In flight when their segment was dropped by the limit: delivered if confirmed, lost at the next rewind. */
+  private readonly orphans = new Set<number>();
   private seq = 0;
   private wfd = -1;
   private buf: Buffer[] = [];
@@ -242,27 +244,35 @@ export class Spool {
   private enforceLimit(): void {
     while (this.segs.length > 1 && this.totalBytes() > this.maxBytes) {
       const s = this.segs[0];
-      const lost = s.id === this.done.seg ? s.count - this.done.idx : s.id > this.done.seg ? s.count : 0;
-      this.removeOldest();
-      if (lost > 0) {
-        this.st.dropped += lost;
-        this.o.onDrop?.(lost, `spool full (${this.maxBytes} bytes): oldest records dropped`);
-      }
+      const undelivered = s.id === this.done.seg ? s.count - this.done.idx : s.id > this.done.seg ? s.count : 0;
+      // Records in flight from it may still be confirmed: they are counted when that is known (ack, rewind).
+      const settled = this.removeOldest();
+      this.lose(undelivered - settled, `spool full (${this.maxBytes} bytes): oldest records dropped`);
     }
   }
 
-  private removeOldest(): void {
+  private lose(n: number, why: string): void {
+    if (n <= 0) return;
+    this.st.dropped += n;
+    this.o.onDrop?.(n, why);
+  }
+
+  /** Removes the oldest segment; returns how many of its records were handed out (in flight or confirmed). */
+  private removeOldest(): number {
     const s = this.segs.shift() as Seg;
     const next = { seg: this.segs[0].id, off: 0, idx: 0 };
     if (this.done.seg <= s.id) this.done = next;
     if (this.read.seg <= s.id) this.read = { ...next };
-    // Records handed out from the removed segment: their acks no longer move anything.
+    let settled = 0;
     while (this.outHead < this.out.length && this.out[this.outHead].end.seg <= s.id) {
-      this.acked.delete(this.out[this.outHead].seq);
-      this.outHead++;
+      const seq = this.out[this.outHead++].seq;
+      settled++;
+      if (this.acked.delete(seq)) this.st.delivered++;
+      else this.orphans.add(seq);
     }
     this.writeCursor();
     rmSync(this.path(s.id), { force: true });
+    return settled;
   }
 
   /** Writes the buffered frames (the end of each turn does it; a reader calls it first). */
@@ -306,6 +316,12 @@ export class Spool {
 
   /** Confirms delivery of a handed-out record; the delivered position moves over every confirmed prefix. */
   ack(seq: number): void {
+    if (this.orphans.delete(seq)) {
+      this.st.delivered++;
+      return;
+    }
+    // Stale (handed out before a rewind, or never): nothing to move.
+    if (this.outHead >= this.out.length || seq < this.out[this.outHead].seq || seq > this.seq) return;
     this.acked.add(seq);
     let moved = false;
     while (this.outHead < this.out.length && this.acked.has(this.out[this.outHead].seq)) {
@@ -331,6 +347,8 @@ export class Spool {
 
   /** Forgets what was handed out and not confirmed: the next `next()` starts again from the delivered position. */
   rewind(): void {
+    this.lose(this.orphans.size, 'spool full: records in flight when their segment was dropped were not confirmed');
+    this.orphans.clear();
     this.out = [];
     this.outHead = 0;
     this.acked.clear();
