@@ -50,6 +50,8 @@ async function makeSink(o: ExportCliOptions) {
   const natsOnly = { subject: o.subject, stream: o.stream, replicas: o.replicas };
   for (const [k, v] of Object.entries(natsOnly))
     if (v !== undefined && !o.nats) throw new InvalidArgumentError(`--${k} goes with --nats`);
+  if ((o.spool !== undefined || o.spoolBytes !== undefined) && !(o.nats || o.mqtt || (o.ipfix && o.tcp)))
+    throw new InvalidArgumentError('--spool and --spool-bytes go with --nats, --mqtt or --ipfix --tcp');
   if (o.tcp && !o.ipfix) throw new InvalidArgumentError('--tcp goes with --ipfix');
   const sinks = await import('../export/index.js');
   const enc = {
@@ -86,6 +88,9 @@ async function makeSink(o: ExportCliOptions) {
     topic: o.topic,
     qos: o.qos === undefined ? undefined : (Number(o.qos) as 0 | 1 | 2),
     queueRecords: o.queue,
+    spoolDir: o.spool,
+    spoolBytes: o.spoolBytes,
+    notices: { next: logNotice },
   });
 }
 
