@@ -67,6 +67,7 @@ async function makeSink(o: ExportCliOptions) {
       transport: o.tcp ? 'tcp' : 'udp',
       observationDomainId: o.domain,
       biflow: !o.uniflow,
+      spool: o.tcp && o.spool ? { dir: o.spool, maxBytes: o.spoolBytes } : undefined,
     });
   if (o.netflow9) return sinks.netflow9Sink({ ...enc, collector: o.netflow9, sourceId: o.domain });
   if (o.ndjson) return sinks.ndjsonSink({ file: o.ndjson, rotateBytes: o.rotateBytes, keep: o.keep });
