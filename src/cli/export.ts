@@ -50,6 +50,8 @@ async function makeSink(o: ExportCliOptions) {
   const natsOnly = { subject: o.subject, stream: o.stream, replicas: o.replicas };
   for (const [k, v] of Object.entries(natsOnly))
     if (v !== undefined && !o.nats) throw new InvalidArgumentError(`--${k} goes with --nats`);
+  if ((o.spool !== undefined || o.spoolBytes !== undefined) && !(o.nats || o.mqtt || (o.ipfix && o.tcp)))
+    throw new InvalidArgumentError('--spool and --spool-bytes go with --nats, --mqtt or --ipfix --tcp');
   if (o.tcp && !o.ipfix) throw new InvalidArgumentError('--tcp goes with --ipfix');
   const sinks = await import('../export/index.js');
   const enc = {
@@ -65,6 +67,7 @@ async function makeSink(o: ExportCliOptions) {
       transport: o.tcp ? 'tcp' : 'udp',
       observationDomainId: o.domain,
       biflow: !o.uniflow,
+      spool: o.tcp && o.spool ? { dir: o.spool, maxBytes: o.spoolBytes } : undefined,
     });
   if (o.netflow9) return sinks.netflow9Sink({ ...enc, collector: o.netflow9, sourceId: o.domain });
   if (o.ndjson) return sinks.ndjsonSink({ file: o.ndjson, rotateBytes: o.rotateBytes, keep: o.keep });
@@ -86,6 +89,9 @@ async function makeSink(o: ExportCliOptions) {
     topic: o.topic,
     qos: o.qos === undefined ? undefined : (Number(o.qos) as 0 | 1 | 2),
     queueRecords: o.queue,
+    spoolDir: o.spool,
+    spoolBytes: o.spoolBytes,
+    notices: { next: logNotice },
   });
 }
 

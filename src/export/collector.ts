@@ -15,6 +15,7 @@ import { asExportFlow, type ExportFlow } from './flow.js';
 import { IpfixEncoder } from './ipfix.js';
 import { Netflow9Encoder } from './netflow9.js';
 import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
+import type { SpoolOptions } from './spool/index.js';
 import { TcpTransport, type Transport, UdpTransport } from './transport.js';
 
 export interface CollectorOptions extends EncoderOptions {
@@ -39,6 +40,8 @@ export interface IpfixSinkOptions extends CollectorOptions {
   biflow?: boolean;
   /** The exporter options record (systemInitTimeMilliseconds, totals) with the templates; default off. */
   exporterInfo?: boolean;
+  /** TCP: a durable on-disk spool (src/export/spool: dir, maxBytes) instead of the in-memory queue. */
+  spool?: Omit<SpoolOptions, 'onDrop'>;
 }
 
 export interface Netflow9SinkOptions extends CollectorOptions {
@@ -151,15 +154,21 @@ class IpfixSink extends CollectorSink {
     this.encoder = enc;
     if (this.tcp) {
       enc.periodicTemplates = false;
-      this.transport = new TcpTransport(target, this.st, o.maxReconnectMs ?? 5000, {
-        // A new connection is a new transport session: sequence from 0, templates first, then what waited.
-        connect: () => {
-          enc.newSession();
-          enc.sendTemplates();
-          this.drainQueue();
+      this.transport = new TcpTransport(
+        target,
+        this.st,
+        o.maxReconnectMs ?? 5000,
+        {
+          // A new connection is a new transport session: sequence from 0, templates first, then what waited.
+          connect: () => {
+            enc.newSession();
+            enc.sendTemplates();
+            this.drainQueue();
+          },
+          drain: () => this.drainQueue(),
         },
-        drain: () => this.drainQueue(),
-      });
+        o.spool,
+      );
     } else {
       this.transport = new UdpTransport(target, this.st, () => enc.requestTemplates(), o.unreachableHoldMs);
     }

@@ -6,7 +6,10 @@
  * optional dependency, loaded only when an MQTT sink is made.
  */
 import { FlowgrabError } from '../errors.js';
+import { type NoticeObserver, publishNotice } from '../sources/notice.js';
+import { SpooledMqttSink } from './mqtt-spool.js';
 import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
+import { Spool } from './spool/index.js';
 
 export interface MqttSinkOptions {
   /** mqtt://host:port, mqtts://…, ws://… */
@@ -22,9 +25,15 @@ export interface MqttSinkOptions {
   reconnectMs?: number;
   /** Connect timeout in ms (default 5000). */
   connectTimeoutMs?: number;
+  /** A durable on-disk spool instead of the in-memory queue: records survive broker outages and restarts. */
+  spoolDir?: string;
+  /** The spool's size limit in bytes (default 256 MiB); beyond it the oldest records are dropped and counted. */
+  spoolBytes?: number;
+  /** Spool loss notices (also on the `flowgrab:notice` channel). */
+  notices?: NoticeObserver;
 }
 
-interface MqttClientLike {
+export interface MqttClientLike {
   connected: boolean;
   on(ev: string, f: (...a: unknown[]) => void): unknown;
   publish(
@@ -214,6 +223,19 @@ export async function mqttSink(o: MqttSinkOptions): Promise<FlowSink> {
   if (!Number.isInteger(queueRecords) || queueRecords < 0)
     throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `queueRecords must be an integer ≥ 0, got ${queueRecords}`);
   const mqtt = await loadMqtt();
+  // Opened before connecting: a spool in use by another process fails here, with nothing left behind.
+  const spool =
+    o.spoolDir === undefined
+      ? undefined
+      : new Spool({
+          dir: o.spoolDir,
+          maxBytes: o.spoolBytes,
+          onDrop: (n, why) =>
+            publishNotice(
+              { kind: 'loss', source: 'mqtt', where: 'reader', count: n, message: why, ts: Date.now() },
+              o.notices,
+            ),
+        });
   const client = mqtt.connect(o.url, {
     clientId: o.clientId ?? `flowgrab-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
     reconnectPeriod: o.reconnectMs ?? 1000,
@@ -222,6 +244,11 @@ export async function mqttSink(o: MqttSinkOptions): Promise<FlowSink> {
     queueQoSZero: false,
     clean: true,
   });
+  if (spool)
+    return new SpooledMqttSink(client, spool, compileTopic(o.topic ?? 'flowgrab/flows/{family}'), {
+      qos,
+      retain: o.retain ?? false,
+    });
   return new MqttSink(client, {
     topic: o.topic ?? 'flowgrab/flows/{family}',
     qos,

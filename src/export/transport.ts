@@ -7,6 +7,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { type Socket as TcpSocket, connect as tcpConnect } from 'node:net';
 import type { SinkStats } from './sink.js';
+import { Spool, type SpoolOptions, SpoolPump } from './spool/index.js';
 
 /** Resolves a host name once; the socket family follows the address. */
 async function resolve(host: string): Promise<{ address: string; family: 4 | 6 }> {
@@ -147,9 +148,21 @@ export class UdpTransport implements Transport {
   }
 }
 
-/** IPFIX over TCP: one transport session per connection; records wait in a bounded queue while it is down. */
+/**
+ * IPFIX over TCP: one transport session per connection; records wait in a
+ * bounded queue while it is down. With a spool, every data message goes
+ * to the spool first and is written from it while connected (confirmed
+ * when the kernel took it), so an outage or a `kill -9` of the exporter
+ * costs nothing the spool limit did not force. Messages of an earlier
+ * session get this session's sequence numbers as they are written; the
+ * templates of a session go straight out at its start, never spooled.
+ */
 export class TcpTransport implements Transport {
   private sock?: TcpSocket;
+  private pump?: SpoolPump;
+  /** Data records written in this session: the IPFIX sequence number of the next message. */
+  private sessionSeq = 0;
+  private readonly spool?: Spool;
   private connected = false;
   private blocked = false;
   private closing = false;
@@ -162,8 +175,51 @@ export class TcpTransport implements Transport {
     private readonly st: SinkStats,
     private readonly maxBackoff: number,
     private readonly on: { connect(): void; drain(): void },
+    spoolOptions?: Omit<SpoolOptions, 'onDrop'>,
   ) {
+    const spool = spoolOptions
+      ? new Spool({
+          ...spoolOptions,
+          // An entry is one IPFIX message: its first 4 bytes say how many records it holds.
+          weigh: (b) => (b.length >= 4 ? b.readUInt32BE(0) : 0),
+          onDrop: (n, why) => {
+            this.st.dropped += n;
+            this.st.lastError = why;
+          },
+        })
+      : undefined;
+    this.spool = spool;
+    if (spool)
+      this.pump = new SpoolPump(spool, {
+        window: 64,
+        ready: () => this.connected,
+        send: (b, done) => this.writeSpooled(b, done),
+        onError: (err) => {
+          this.st.errors++;
+          this.st.lastError = `tcp ${this.target.host}:${this.target.port}: ${err.message}`;
+        },
+      });
     this.connect();
+  }
+
+  private writeSpooled(b: Buffer, done: (err?: Error) => void): void {
+    const s = this.sock;
+    if (!s || !this.connected) {
+      done(new Error('collector connection lost'));
+      return;
+    }
+    const records = b.readUInt32BE(0);
+    const msg = b.subarray(4);
+    msg.writeUInt32BE(this.sessionSeq >>> 0, 8);
+    this.sessionSeq = (this.sessionSeq + records) >>> 0;
+    s.write(msg, (err) => {
+      if (!err) {
+        this.st.sent += records;
+        this.st.messages++;
+      }
+      done(err ?? undefined);
+      this.st.queued = this.spool?.stats().pending ?? 0;
+    });
   }
 
   private connect(): void {
@@ -176,7 +232,11 @@ export class TcpTransport implements Transport {
       this.connected = true;
       this.blocked = false;
       this.backoff = 100;
+      this.sessionSeq = 0;
+      // Templates first (written directly), then the spool from its delivered position.
       this.on.connect();
+      this.pump?.restart();
+      this.pump?.kick();
     });
     s.on('drain', () => {
       this.blocked = false;
@@ -199,10 +259,24 @@ export class TcpTransport implements Transport {
   }
 
   ready(): boolean {
-    return this.connected && !this.blocked;
+    // With a spool everything is accepted: it waits there.
+    return this.spool !== undefined || (this.connected && !this.blocked);
   }
 
   send(msg: Buffer, records: number): void {
+    if (this.spool && records > 0) {
+      const b = Buffer.allocUnsafe(4 + msg.length);
+      b.writeUInt32BE(records, 0);
+      msg.copy(b, 4);
+      if (!this.spool.append(b)) {
+        this.st.dropped += records;
+        this.st.lastError = 'message larger than the spool entry limit';
+      }
+      this.st.queued = this.spool.stats().pending;
+      return;
+    }
+    // With a spool, a templates-only message goes out now or not at all (each session starts with them).
+    if (this.spool && !this.connected) return;
     const s = this.sock;
     if (!s || !this.connected) {
       this.st.dropped += records;
@@ -221,11 +295,22 @@ export class TcpTransport implements Transport {
   }
 
   idle(): Promise<void> {
+    if (this.pump) return this.pump.drain(10_000);
     if (!this.sock || !this.connected || this.sock.writableLength === 0) return Promise.resolve();
     return new Promise((r) => this.drainWaiters.push(r));
   }
 
+  /** Records waiting in the spool (0 without one). */
+  spooled(): number {
+    return this.spool?.stats().pending ?? 0;
+  }
+
   async close(): Promise<void> {
+    if (this.pump) {
+      await this.pump.drain(10_000);
+      this.pump.stop();
+      this.spool?.close();
+    }
     this.closing = true;
     if (this.timer) clearTimeout(this.timer);
     const s = this.sock;

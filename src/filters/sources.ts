@@ -8,6 +8,7 @@ import { ConntrackRecord } from '../sources/conntrack/record.js';
 import { conntrack } from '../sources/conntrack/source.js';
 import { DnsRecord } from '../sources/dns/record.js';
 import { dns } from '../sources/dns/source.js';
+import { natsSourceDef } from '../sources/nats/graph.js';
 import { PacketRecord } from '../sources/nfqueue/record.js';
 import { nfqueue } from '../sources/nfqueue/source.js';
 import { ANY_FIELDS, catalogOf, type FieldCatalog } from './fields.js';
@@ -124,6 +125,9 @@ registerSource({
   fields: RECORD_FIELDS.dns,
   create: (p, ctx) => dns({ netns: p.netns, group: p.group, hooks: p.hooks, notices: ctx.notices }),
 });
+
+// Records other machines exported to NATS JetStream (src/sources/nats; policy capability `nats`).
+registerSource(natsSourceDef);
 
 /** Fields of a recording: those of the sources its header names. */
 function recordedFields(file: string): FieldCatalog {

@@ -56,6 +56,10 @@ export interface NatsSinkStats extends SinkStats {
   connected: boolean;
 }
 
+export interface NatsFlowSink extends FlowSink {
+  stats(): NatsSinkStats;
+}
+
 const BACKPRESSURE =
   /maximum (messages|bytes|messages per subject) exceeded|insufficient resources|resource limits exceeded/i;
 const PERMANENT = /message size exceeds maximum|maximum payload exceeded|invalid subject/i;
@@ -287,7 +291,7 @@ class NatsSink implements FlowSink {
 }
 
 /** Opens the spool and starts connecting in the background (records spool until a server answers). */
-export async function natsSink(o: NatsSinkOptions): Promise<FlowSink & { stats(): NatsSinkStats }> {
+export async function natsSink(o: NatsSinkOptions): Promise<NatsFlowSink> {
   const servers = parseServers(o.servers);
   const stream = {
     name: o.name ?? 'flowgrab',

@@ -88,18 +88,21 @@ export function readFrames(path: string, offset: number, max: number, maxBytes: 
   return out;
 }
 
-/** Counts the valid frames of a segment from `offset`; `stop` is where the valid data ends. */
+/** Counts (and weighs) the valid frames of a segment from `offset`; `stop` is where the valid data ends. */
 export function scanSegment(
   path: string,
   offset: number,
   limit: number,
-): { count: number; stop: number; corrupt: boolean } {
+  weigh: (payload: Buffer) => number = () => 1,
+): { count: number; weight: number; stop: number; corrupt: boolean } {
   let count = 0;
+  let weight = 0;
   let at = offset;
   for (;;) {
     const r = readFrames(path, at, 65536, 16 * 1024 * 1024, limit);
     count += r.payloads.length;
-    if (r.payloads.length === 0 || r.corrupt) return { count, stop: r.stop, corrupt: r.corrupt };
+    for (const p of r.payloads) weight += weigh(p);
+    if (r.payloads.length === 0 || r.corrupt) return { count, weight, stop: r.stop, corrupt: r.corrupt };
     at = r.stop;
   }
 }

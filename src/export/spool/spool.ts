@@ -51,6 +51,11 @@ export interface SpoolOptions {
   maxEntryBytes?: number;
   /** Called when records are dropped by the size limit. */
   onDrop?: (n: number, why: string) => void;
+  /**
+   * How many records an entry holds (default 1): an IPFIX message holds many. Every count in the stats
+   * (appended, delivered, dropped, pending, recovered) is in these units.
+   */
+  weigh?: (payload: Buffer) => number;
 }
 
 export interface SpoolStats {
@@ -77,17 +82,21 @@ interface Seg {
   id: number;
   bytes: number;
   count: number;
+  weight: number;
 }
 
+/** A place in a segment: byte offset, entries before it (`idx`) and their weight (`w`). */
 interface Pos {
   seg: number;
   off: number;
   idx: number;
+  w: number;
 }
 
 interface Out {
   seq: number;
   end: Pos;
+  weight: number;
 }
 
 const MiB = 1024 * 1024;
@@ -115,6 +124,9 @@ export class Spool {
   private out: Out[] = [];
   private outHead = 0;
   private readonly acked = new Set<number>();
+  /** In flight when their segment was dropped by the limit: delivered if confirmed, lost at the next rewind. */
+  private readonly orphans = new Map<number, number>();
+  private readonly weigh: (payload: Buffer) => number;
   private seq = 0;
   private wfd = -1;
   private buf: Buffer[] = [];
@@ -139,6 +151,7 @@ export class Spool {
     );
     this.syncMs = bounded('syncMs', o.syncMs ?? 1000, 0, 3_600_000);
     this.maxEntry = bounded('maxEntryBytes', o.maxEntryBytes ?? MiB, 1, 64 * MiB);
+    this.weigh = o.weigh ?? (() => 1);
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.unlock = lockDir(this.dir);
     try {
@@ -146,14 +159,14 @@ export class Spool {
         const m = SEGMENT_RE.exec(f);
         if (!m) continue;
         const id = Number(m[1]);
-        const s = scanSegment(this.path(id), 0, this.maxEntry);
-        this.segs.push({ id, bytes: statSync(this.path(id)).size, count: s.count });
+        const s = scanSegment(this.path(id), 0, this.maxEntry, this.weigh);
+        this.segs.push({ id, bytes: statSync(this.path(id)).size, count: s.count, weight: s.weight });
       }
       this.done = this.loadCursor();
       this.read = { ...this.done };
       const nextId = (this.segs.at(-1)?.id ?? 0) + 1;
       // Appends always go to a fresh segment: never after a tail a crash may have torn.
-      this.segs.push({ id: nextId, bytes: 0, count: 0 });
+      this.segs.push({ id: nextId, bytes: 0, count: 0, weight: 0 });
       this.wfd = openSync(this.path(nextId), 'a', 0o600);
     } catch (err) {
       this.unlock();
@@ -174,24 +187,30 @@ export class Spool {
       const c = JSON.parse(readFileSync(join(this.dir, 'cursor'), 'utf8')) as { seg?: unknown; off?: unknown };
       const seg = this.segs.find((s) => s.id === c.seg);
       if (seg && typeof c.off === 'number' && Number.isInteger(c.off) && c.off >= 0 && c.off <= seg.bytes) {
-        const rest = scanSegment(this.path(seg.id), c.off, this.maxEntry).count;
-        return { seg: seg.id, off: c.off, idx: Math.max(0, seg.count - rest) };
+        const rest = scanSegment(this.path(seg.id), c.off, this.maxEntry, this.weigh);
+        return {
+          seg: seg.id,
+          off: c.off,
+          idx: Math.max(0, seg.count - rest.count),
+          w: Math.max(0, seg.weight - rest.weight),
+        };
       }
       if (typeof c.seg === 'number' && c.seg > first) {
         // Its segment is gone (fully delivered, then removed before the cursor moved on): start after it.
         const next = this.segs.find((s) => s.id > (c.seg as number));
-        return { seg: next?.id ?? first, off: 0, idx: 0 };
+        return { seg: next?.id ?? first, off: 0, idx: 0, w: 0 };
       }
     } catch {
       // No cursor yet (or unreadable): everything in the spool is undelivered.
     }
-    return { seg: first, off: 0, idx: 0 };
+    return { seg: first, off: 0, idx: 0, w: 0 };
   }
 
+  /** Records (by weight) not yet confirmed. */
   private pendingCount(): number {
     let n = 0;
-    for (const s of this.segs) if (s.id >= this.done.seg) n += s.count;
-    return n - this.done.idx;
+    for (const s of this.segs) if (s.id >= this.done.seg) n += s.weight;
+    return n - this.done.w;
   }
 
   /** Appends one record; false (and nothing written) when it is larger than maxEntryBytes or the spool is closed. */
@@ -203,11 +222,13 @@ export class Spool {
       this.flush();
       active = this.rotate();
     }
+    const w = this.weigh(payload);
     this.buf.push(f);
     this.bufBytes += f.length;
     active.bytes += f.length;
     active.count++;
-    this.st.appended++;
+    active.weight += w;
+    this.st.appended += w;
     if (this.bufBytes >= FLUSH_BYTES) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -226,7 +247,7 @@ export class Spool {
       fdatasyncSync(this.wfd);
       closeSync(this.wfd);
     }
-    const s = { id: this.segs[this.segs.length - 1].id + 1, bytes: 0, count: 0 };
+    const s = { id: this.segs[this.segs.length - 1].id + 1, bytes: 0, count: 0, weight: 0 };
     this.segs.push(s);
     this.wfd = openSync(this.path(s.id), 'a', 0o600);
     return s;
@@ -242,27 +263,35 @@ export class Spool {
   private enforceLimit(): void {
     while (this.segs.length > 1 && this.totalBytes() > this.maxBytes) {
       const s = this.segs[0];
-      const lost = s.id === this.done.seg ? s.count - this.done.idx : s.id > this.done.seg ? s.count : 0;
-      this.removeOldest();
-      if (lost > 0) {
-        this.st.dropped += lost;
-        this.o.onDrop?.(lost, `spool full (${this.maxBytes} bytes): oldest records dropped`);
-      }
+      const undelivered = s.id === this.done.seg ? s.weight - this.done.w : s.id > this.done.seg ? s.weight : 0;
+      // Records in flight from it may still be confirmed: they are counted when that is known (ack, rewind).
+      const settled = this.removeOldest();
+      this.lose(undelivered - settled, `spool full (${this.maxBytes} bytes): oldest records dropped`);
     }
   }
 
-  private removeOldest(): void {
+  private lose(n: number, why: string): void {
+    if (n <= 0) return;
+    this.st.dropped += n;
+    this.o.onDrop?.(n, why);
+  }
+
+  /** Removes the oldest segment; returns how many of its records were handed out (in flight or confirmed). */
+  private removeOldest(): number {
     const s = this.segs.shift() as Seg;
-    const next = { seg: this.segs[0].id, off: 0, idx: 0 };
+    const next = { seg: this.segs[0].id, off: 0, idx: 0, w: 0 };
     if (this.done.seg <= s.id) this.done = next;
     if (this.read.seg <= s.id) this.read = { ...next };
-    // Records handed out from the removed segment: their acks no longer move anything.
+    let settled = 0;
     while (this.outHead < this.out.length && this.out[this.outHead].end.seg <= s.id) {
-      this.acked.delete(this.out[this.outHead].seq);
-      this.outHead++;
+      const { seq, weight } = this.out[this.outHead++];
+      settled += weight;
+      if (this.acked.delete(seq)) this.st.delivered += weight;
+      else this.orphans.set(seq, weight);
     }
     this.writeCursor();
     rmSync(this.path(s.id), { force: true });
+    return settled;
   }
 
   /** Writes the buffered frames (the end of each turn does it; a reader calls it first). */
@@ -290,29 +319,38 @@ export class Spool {
       if (!seg) break;
       const r = readFrames(this.path(seg.id), this.read.off, max - res.length, 4 * MiB, this.maxEntry);
       for (let i = 0; i < r.payloads.length; i++) {
-        this.read = { seg: seg.id, off: r.ends[i], idx: this.read.idx + 1 };
+        const weight = this.weigh(r.payloads[i]);
+        this.read = { seg: seg.id, off: r.ends[i], idx: this.read.idx + 1, w: this.read.w + weight };
         const seq = ++this.seq;
-        this.out.push({ seq, end: { ...this.read } });
+        this.out.push({ seq, end: { ...this.read }, weight });
         res.push({ seq, payload: r.payloads[i] });
       }
       if (r.payloads.length > 0 && !r.corrupt) continue;
       // The end of this segment (or a corrupt frame in an old one): go on with the next, if any.
       const later = this.segs.find((s) => s.id > seg.id);
       if (!later || seg === this.segs[this.segs.length - 1]) break;
-      this.read = { seg: later.id, off: 0, idx: 0 };
+      this.read = { seg: later.id, off: 0, idx: 0, w: 0 };
     }
     return res;
   }
 
   /** Confirms delivery of a handed-out record; the delivered position moves over every confirmed prefix. */
   ack(seq: number): void {
+    const orphan = this.orphans.get(seq);
+    if (orphan !== undefined) {
+      this.orphans.delete(seq);
+      this.st.delivered += orphan;
+      return;
+    }
+    // Stale (handed out before a rewind, or never): nothing to move.
+    if (this.outHead >= this.out.length || seq < this.out[this.outHead].seq || seq > this.seq) return;
     this.acked.add(seq);
     let moved = false;
     while (this.outHead < this.out.length && this.acked.has(this.out[this.outHead].seq)) {
       const o = this.out[this.outHead++];
       this.acked.delete(o.seq);
       this.done = o.end;
-      this.st.delivered++;
+      this.st.delivered += o.weight;
       moved = true;
     }
     if (this.outHead > 4096 && this.outHead * 2 > this.out.length) {
@@ -331,6 +369,10 @@ export class Spool {
 
   /** Forgets what was handed out and not confirmed: the next `next()` starts again from the delivered position. */
   rewind(): void {
+    let lost = 0;
+    for (const w of this.orphans.values()) lost += w;
+    this.lose(lost, 'spool full: records in flight when their segment was dropped were not confirmed');
+    this.orphans.clear();
     this.out = [];
     this.outHead = 0;
     this.acked.clear();
@@ -340,11 +382,6 @@ export class Spool {
   /** Records handed out and not yet confirmed. */
   get inflight(): number {
     return this.out.length - this.outHead;
-  }
-
-  /** Records not yet handed out. */
-  get waiting(): number {
-    return this.pendingCount() - this.inflight;
   }
 
   private writeCursor(): void {

@@ -88,6 +88,31 @@ describe('Spool', () => {
     s.close();
   });
 
+  it('counts in records when an entry holds several (weigh), across drops and reopen', () => {
+    const dir = tmp();
+    const weigh = (b: Buffer) => b[0];
+    const drops: number[] = [];
+    const a = new Spool({ dir, maxBytes: 64 * 1024, segmentBytes: 8192, weigh, onDrop: (n) => drops.push(n) });
+    const entry = (k: number) => Buffer.concat([Buffer.from([k]), Buffer.alloc(200)]);
+    let total = 0;
+    for (let i = 0; i < 1000; i++) {
+      a.append(entry((i % 5) + 1));
+      total += (i % 5) + 1;
+    }
+    const st = a.stats();
+    expect(st.appended).toBe(total);
+    expect(st.dropped).toBe(drops.reduce((x, y) => x + y, 0));
+    expect(st.dropped).toBeGreaterThan(0);
+    expect(st.pending + st.dropped).toBe(total);
+    const e = a.next(3);
+    for (const x of e) a.ack(x.seq);
+    const acked = e.reduce((n, x) => n + x.payload[0], 0);
+    a.close();
+    const b = new Spool({ dir, maxBytes: 64 * 1024, segmentBytes: 8192, weigh });
+    expect(b.stats().recovered).toBe(total - st.dropped - acked);
+    b.close();
+  });
+
   it('survives a torn frame at the end of a segment and garbage lengths without allocating them', () => {
     const dir = tmp();
     const a = new Spool({ dir });
