@@ -206,4 +206,46 @@ describe('the dataflow agrees with listing every path', () => {
       { numRuns: 300 },
     );
   });
+
+  it('anonymize before project: refused exactly where some path leaves a projected field unanonymized', () => {
+    const steps = [
+      node('anonymize', ['orig.src']),
+      node('anonymize', ['orig.dst']),
+      node('anonymize', ['proto'], { mode: 'hash' }),
+      node('redact', ['orig.dst']),
+      node('match', ['proto == tcp']),
+      node('project', ['orig.src', 'orig.dst']),
+    ];
+    const expr: fc.Memo<ExprSpec> = fc.memo((d) =>
+      d <= 1
+        ? fc.constantFrom(...steps)
+        : fc.oneof(
+            fc.constantFrom(...steps),
+            fc.array(expr(d - 1), { minLength: 2, maxLength: 3 }).map((s): ExprSpec => ({ type: 'pipe', steps: s })),
+            fc.array(expr(d - 1), { minLength: 2, maxLength: 3 }).map((b): ExprSpec => ({ type: 'fork', branches: b })),
+          ),
+    );
+    const rule = [{ filter: 'project', requires: 'anonymize', position: 'before' as const }];
+    const covered = (n: ExprSpec & { type: 'node' }) =>
+      n.name === 'anonymize' || n.name === 'redact'
+        ? (n.args as string[]).flatMap((f) => (f === 'orig.dst' && n.name === 'redact' ? [f, 'reply.src'] : [f]))
+        : [];
+    fc.assert(
+      fc.property(expr(4), (e) => {
+        const root: ExprSpec = { type: 'pipe', steps: [node('conntrack'), e] };
+        const byPaths = new Set<string>();
+        for (const p of graphPaths(root)) {
+          const done = new Set<string>();
+          for (const s of p) {
+            if (s.node.name === 'project' && !['orig.src', 'orig.dst'].every((f) => done.has(f)))
+              byPaths.add(s.path.join('.'));
+            for (const f of covered(s.node)) done.add(f);
+          }
+        }
+        const byFlow = new Set(checkOrder(rule, root).issues.map((i) => i.path.join('.')));
+        expect([...byFlow].sort()).toEqual([...byPaths].sort());
+      }),
+      { numRuns: 300 },
+    );
+  });
 });
