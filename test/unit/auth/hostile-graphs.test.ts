@@ -3,6 +3,7 @@
  * unbounded time, memory or stack: each must come back as a clear refusal
  * after work bounded by GRAPH_LIMITS. No timing asserts: the work is counted.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { authorize } from '../../../src/auth/authorize.js';
 import { parsePolicy } from '../../../src/auth/load.js';
@@ -153,5 +154,98 @@ describe('regex denial of service', () => {
     );
     expect(() => parseMatchExpr('qname ~ /((a{100}){100}){100}/')).toThrow(/bad regular expression/);
     expect(() => parseMatchExpr('qname ~ /a/x')).toThrow(/flag "x" is not supported/);
+  });
+});
+
+describe('the dataflow agrees with listing every path', () => {
+  const filters = ['match', 'sample', 'merge', 'dedupe'];
+  const filterExpr: fc.Memo<ExprSpec> = fc.memo((d) =>
+    d <= 1
+      ? fc.constantFrom(...filters).map((f) => node(f))
+      : fc.oneof(
+          fc.constantFrom(...filters).map((f) => node(f)),
+          fc
+            .array(filterExpr(d - 1), { minLength: 2, maxLength: 3 })
+            .map((steps): ExprSpec => ({ type: 'pipe', steps })),
+          fc
+            .array(filterExpr(d - 1), { minLength: 2, maxLength: 3 })
+            .map((branches): ExprSpec => ({ type: 'fork', branches })),
+        ),
+  );
+  const sourced = filterExpr(4).map((e): ExprSpec => ({ type: 'pipe', steps: [node('conntrack'), e] }));
+  const graphs = fc.oneof(
+    sourced,
+    fc.array(sourced, { minLength: 2, maxLength: 3 }).map((branches): ExprSpec => ({ type: 'fork', branches })),
+  );
+  const rules = [
+    { filter: 'match', requires: 'sample', position: 'before' as const },
+    { filter: 'sample', requires: 'dedupe', position: 'after' as const },
+  ];
+
+  it('name rules: the same nodes are refused either way', () => {
+    fc.assert(
+      fc.property(graphs, (root) => {
+        const byPaths = new Set<string>();
+        for (const p of graphPaths(root)) {
+          const names = p.map((s) => s.node.name);
+          p.forEach((s, i) => {
+            for (const r of rules) {
+              if (s.node.name !== r.filter) continue;
+              const seen = r.position === 'before' ? names.slice(0, i) : names.slice(i + 1);
+              if (!seen.includes(r.requires)) byPaths.add(`${s.path.join('.')} ${r.position}`);
+            }
+          });
+        }
+        const byFlow = new Set(
+          checkOrder(rules, root).issues.map(
+            (i) => `${i.path.join('.')} ${/ before it/.test(i.message) ? 'before' : 'after'}`,
+          ),
+        );
+        expect([...byFlow].sort()).toEqual([...byPaths].sort());
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('anonymize before project: refused exactly where some path leaves a projected field unanonymized', () => {
+    const steps = [
+      node('anonymize', ['orig.src']),
+      node('anonymize', ['orig.dst']),
+      node('anonymize', ['proto'], { mode: 'hash' }),
+      node('redact', ['orig.dst']),
+      node('match', ['proto == tcp']),
+      node('project', ['orig.src', 'orig.dst']),
+    ];
+    const expr: fc.Memo<ExprSpec> = fc.memo((d) =>
+      d <= 1
+        ? fc.constantFrom(...steps)
+        : fc.oneof(
+            fc.constantFrom(...steps),
+            fc.array(expr(d - 1), { minLength: 2, maxLength: 3 }).map((s): ExprSpec => ({ type: 'pipe', steps: s })),
+            fc.array(expr(d - 1), { minLength: 2, maxLength: 3 }).map((b): ExprSpec => ({ type: 'fork', branches: b })),
+          ),
+    );
+    const rule = [{ filter: 'project', requires: 'anonymize', position: 'before' as const }];
+    const covered = (n: ExprSpec & { type: 'node' }) =>
+      n.name === 'anonymize' || n.name === 'redact'
+        ? (n.args as string[]).flatMap((f) => (f === 'orig.dst' && n.name === 'redact' ? [f, 'reply.src'] : [f]))
+        : [];
+    fc.assert(
+      fc.property(expr(4), (e) => {
+        const root: ExprSpec = { type: 'pipe', steps: [node('conntrack'), e] };
+        const byPaths = new Set<string>();
+        for (const p of graphPaths(root)) {
+          const done = new Set<string>();
+          for (const s of p) {
+            if (s.node.name === 'project' && !['orig.src', 'orig.dst'].every((f) => done.has(f)))
+              byPaths.add(s.path.join('.'));
+            for (const f of covered(s.node)) done.add(f);
+          }
+        }
+        const byFlow = new Set(checkOrder(rule, root).issues.map((i) => i.path.join('.')));
+        expect([...byFlow].sort()).toEqual([...byPaths].sort());
+      }),
+      { numRuns: 300 },
+    );
   });
 });
