@@ -175,6 +175,29 @@ describe('dns source on the home network', () => {
     expect(recs.some((r) => r.kind === 'response' && r.resolved[0]?.ip === home.server.ipv4)).toBe(true);
   });
 
+  it('turns the issue 14 denial-of-service packets into bad-count records, and keeps working', async () => {
+    const c = home.clients[1];
+    // printf octal escapes (dash has no \x): the 23-byte 196 350-record packet and the all-0xffff header.
+    const octal = (hex: string) =>
+      [...Buffer.from(hex, 'hex')].map((x) => `\\${x.toString(8).padStart(3, '0')}`).join('');
+    const send = (hex: string) =>
+      c.ns.exec(['sh', '-c', `printf '${octal(hex)}' | socat -u - UDP:${home.routerLan.ipv4}:53`]);
+    const { recs } = await capture(
+      async () => {
+        await send('0a0081800000ffffffffff0000001000010000003cffff');
+        await send('12348180ffffffffffffffff');
+        await c.ns.exec(['dig', '+short', `@${home.routerLan.ipv4}`, 'server.wan.test', 'A']);
+      },
+      (r) => r.some((x) => x.kind === 'response' && x.qname === 'server.wan.test'),
+    );
+    const bad = recs.filter((r) => r.error);
+    expect(bad.map((r) => [r.error, r.id, r.client, r.answers.length])).toEqual([
+      ['bad-count', 0x0a00, c.ipv4, 0],
+      ['bad-count', 0x1234, c.ipv4, 0],
+    ]);
+    expect(recs.some((r) => r.kind === 'response' && r.resolved[0]?.ip === home.server.ipv4)).toBe(true);
+  });
+
   it('counts an overrun exactly (kernel sequence gaps) and survives it', async () => {
     const c = home.clients[2];
     const file = join(home.dir, 'burst.txt');

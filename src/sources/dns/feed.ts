@@ -143,7 +143,9 @@ export class DnsFeed {
       });
       return;
     }
-    // Later fragments carry no ports; the first one is flagged below (flowgrab does not reassemble).
+    // Fragments: only a first fragment has ports, so only it matches the `udp dport 53` rules; the later
+    // ones never reach NFLOG and the datagram cannot be rebuilt here. The first is flagged 'fragment'.
+    // (With conntrack loaded the kernel defragments before these hooks, so this is rare.)
     if (ip.fragment || ip.sport === undefined) return;
     const hook = NF_HOOK_NAMES[pkt.hook] ?? 'unknown';
     if (ip.proto === 17) this.emit(ip, 'udp', hook, ts, ip.data, ip.firstFragment);

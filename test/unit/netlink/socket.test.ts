@@ -81,3 +81,26 @@ describe('NetlinkSocket over the fake kernel', () => {
     s.close();
   });
 });
+
+describe('NetlinkSocket and trailing garbage (issue 14)', () => {
+  it('delivers the valid messages of a datagram and reports the garbage after them as a DecodeError', async () => {
+    const k = new FakeKernel();
+    const s = open(k);
+    const events: string[] = [];
+    const errors: FlowgrabError[] = [];
+    s.onEvent((m) => events.push(m.payload.toString()));
+    s.onError((e) => errors.push(e as FlowgrabError));
+    const dgram = Buffer.from(
+      '14000000030002000000000000000000616263641400000003000200000000000000000061626364cafebabecafebabe',
+      'hex',
+    );
+    dgram.writeUInt16LE(0x105, 4); // not NLMSG_DONE: events
+    dgram.writeUInt16LE(0x105, 24);
+    k.openSockets[0].deliver(dgram, 1);
+    await new Promise((r) => setImmediate(r)); // the fake kernel delivers on the next tick
+    expect(events).toEqual(['abcd', 'abcd']);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'FG_ERR_DECODE', message: expect.stringMatching(/8 bytes dropped/) });
+    s.close();
+  });
+});
