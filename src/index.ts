@@ -11,4 +11,5 @@ export { formatIP, parseIP } from './netlink/ip.js';
 export { NetlinkOpError } from './netlink/socket.js';
 export { withNetns } from './netlink/syscall.js';
 export * from './sources/index.js';
+export { type LoggedPacket, NflogReader, type NflogReaderOptions } from './sources/nflog/reader.js';
 export { VERSION } from './version.js';
