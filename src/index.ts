@@ -114,5 +114,5 @@ export type { QueuedPacket, VerdictOptions } from './sources/nfqueue/queued.js';
 export { PacketRecord } from './sources/nfqueue/record.js';
 export { nfqueue } from './sources/nfqueue/source.js';
 export type { NoticeObserver, SourceNotice } from './sources/notice.js';
-
+export { type LoggedPacket, NflogReader, type NflogReaderOptions } from './sources/nflog/reader.js';
 export { VERSION } from './version.js';

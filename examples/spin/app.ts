@@ -7,6 +7,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
 import { Flowgrab, runTool } from '../../src/index.js';
 import { Credentials, defaultCredentials, Sessions } from './auth.js';
+import { createCaptureHandler } from './capture.js';
 import type { MqttBridge, MqttOptions, SpinCore, SpinMessage, WebHandler } from './contract.js';
 import { Core } from './core.js';
 import { openFeeds } from './feeds.js';
@@ -182,7 +183,8 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
 
     const own = createWebHandler({ mqttWsUrl: mqtt?.wsUrl });
     const spinweb = options.webRoot ? createWebRootHandler(options.webRoot) : undefined;
-    web = spinweb ? (req, res) => spinweb(req, res) || own(req, res) : own;
+    const capture = createCaptureHandler(core, { netns: options.netns, tableName: options.tableName });
+    web = (req, res) => capture(req, res) || (spinweb?.(req, res) ?? false) || own(req, res);
     guard = httpGuard;
 
     const fg = options.daemon ? await Flowgrab.connect(options.daemon) : new Flowgrab();

@@ -1,0 +1,88 @@
+// PCAP capture of one device through NFLOG: the app's /spin_api/capture
+// streams a pcap that tshark reads, holding the device's packets (and no
+// other client's), bounded in time, behind the login; the capture's nft
+// table is gone afterwards.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SpinApp, startSpin } from '../../examples/spin/app.js';
+import { createHomeNetwork, generateTraffic, type HomeNetwork, run } from '../../src/testing/index.js';
+import { socketRpc, TEST_AUTHORIZATION, tcpWorks, testCredentials } from '../helpers/spin-core.js';
+
+let home: HomeNetwork;
+let app: SpinApp;
+const dir = mkdtempSync(join(tmpdir(), 'spin-capture-'));
+const sock = join(dir, 'rpc.sock');
+const table = `spin_c${process.pid % 100_000}`;
+
+beforeAll(async () => {
+  home = await createHomeNetwork();
+  app = await startSpin({
+    netns: home.router.name,
+    httpPort: 0,
+    mqtt: false,
+    rpcSocket: sock,
+    stateDir: join(dir, 'state'),
+    credentialsFile: testCredentials(dir),
+    tableName: table,
+    periods: { trafficMs: 250 },
+  });
+  await generateTraffic(home, { rounds: 1, ipv6: false });
+});
+
+afterAll(async () => {
+  await app?.close();
+  await home?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const capture = (query: string, auth = TEST_AUTHORIZATION) =>
+  fetch(`${app.httpUrl}/spin_api/capture?${query}`, { headers: auth ? { authorization: auth } : {} });
+
+describe('PCAP capture', () => {
+  it('streams the laptop’s packets for the seconds asked; tshark reads them; the capture table goes away', async () => {
+    const [laptop, phone] = home.clients;
+    const devices = (await socketRpc(sock, 'list_devices')).result as { id: number; mac: string }[];
+    const id = devices.find((d) => d.mac === laptop.mac)?.id as number;
+    const response = await capture(`node=${id}&seconds=3`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('application/vnd.tcpdump.pcap');
+    const body = response.arrayBuffer();
+    // Traffic while the capture runs (bounded: the capture ends after 3 s).
+    let finished = false;
+    void body.finally(() => {
+      finished = true;
+    });
+    for (let i = 0; i < 40 && !finished; i++) {
+      await Promise.all([tcpWorks(home, laptop), tcpWorks(home, phone)]);
+    }
+    const file = join(dir, 'laptop.pcap');
+    writeFileSync(file, Buffer.from(await body));
+    const ips = ((await socketRpc(sock, 'get_device_data', { node: id })).result as { ips: string[] }).ips;
+    const fields = ['ip.src', 'ip.dst', 'tcp.dstport', 'ipv6.src', 'ipv6.dst'].flatMap((f) => ['-e', f]);
+    const r = await run(['tshark', '-r', file, '-T', 'fields', ...fields], {
+      timeoutMs: 30_000,
+    });
+    const lines = r.stdout.trim().split('\n').filter(Boolean);
+    expect(lines.length).toBeGreaterThan(0);
+    // Every packet is one of the laptop's (IPv4 or IPv6); both directions of its exchange with the server are there.
+    for (const l of lines)
+      expect(
+        ips.some((ip) => l.split('\t').includes(ip)),
+        l,
+      ).toBe(true);
+    expect(lines.some((l) => l.startsWith(`${laptop.ipv4}\t${home.server.ipv4}\t${home.server.tcpPort}`))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`${home.server.ipv4}\t${laptop.ipv4}`))).toBe(true);
+    expect(lines.some((l) => l.includes(phone.ipv4))).toBe(false);
+    const tables = (await home.router.exec(['nft', 'list', 'tables'])).stdout;
+    expect(tables).not.toContain(`flowgrab_${table}_cap`);
+  });
+
+  it('is behind the login and bounded: no login 401, too long 400, unknown node 404', async () => {
+    expect((await capture('node=1&seconds=1', '')).status).toBe(401);
+    expect((await capture('node=1&seconds=100000')).status).toBe(400);
+    expect((await capture('node=999999&seconds=1')).status).toBe(404);
+    expect((await capture(`device=${home.clients[0].mac}&seconds=0`)).status).toBe(400);
+  });
+});
