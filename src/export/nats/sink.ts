@@ -190,6 +190,18 @@ class NatsSink implements FlowSink {
     }
   }
 
+  private pumpScheduled = false;
+
+  /** Acks arrive one by one: refill the window once per event loop turn, in one read of the spool. */
+  private pumpSoon(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
   private pump(): void {
     const js = this.js;
     if (!this.ready || !js || this.closed) return;
@@ -220,7 +232,7 @@ class NatsSink implements FlowSink {
           this.st.sent++;
           this.st.messages++;
         }
-        this.pump();
+        this.pumpSoon();
       },
       (err: Error) => {
         if (gen !== this.gen) return;

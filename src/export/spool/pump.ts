@@ -51,11 +51,23 @@ export class SpoolPump {
           }
           this.spool.ack(e.seq);
           this.o.onSent?.();
-          this.kick();
+          this.kickSoon();
         });
         if (gen !== this.gen) return; // send failed synchronously
       }
     }
+  }
+
+  private scheduled = false;
+
+  /** Confirmations arrive one by one: refill the window once per event loop turn, in one read of the spool. */
+  private kickSoon(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.kick();
+    });
   }
 
   private later(): void {

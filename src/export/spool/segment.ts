@@ -47,7 +47,8 @@ export function readFrames(path: string, offset: number, max: number, maxBytes: 
     return out;
   }
   try {
-    let chunk = Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(maxBytes, 4 * 1024 * 1024)));
+    // Sized for the request (a few records per call in the healthy case), at most 1 MiB at a time.
+    let chunk = Buffer.allocUnsafe(Math.min(1024 * 1024, Math.max(16 * 1024, Math.min(maxBytes, max * 512))));
     let have = readSync(fd, chunk, 0, chunk.length, offset);
     let base = offset;
     let at = 0;

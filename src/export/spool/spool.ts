@@ -137,7 +137,7 @@ export class Spool {
   private readonly unlock: () => void;
   private closed = false;
   private readonly st: SpoolStats;
-  /** Called after records were appended (the sink's pump wakes up). */
+  /** Called once per event loop turn in which records were appended (the sink's pump wakes up). */
   onData?: () => void;
 
   constructor(private readonly o: SpoolOptions) {
@@ -230,15 +230,16 @@ export class Spool {
     active.weight += w;
     this.st.appended += w;
     if (this.bufBytes >= FLUSH_BYTES) this.flush();
-    else if (!this.flushScheduled) {
+    // One write and one wake-up of the reader per event loop turn, not per record.
+    if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => {
         this.flushScheduled = false;
         this.flush();
+        this.onData?.();
       }).unref();
     }
     this.enforceLimit();
-    this.onData?.();
     return true;
   }
 
