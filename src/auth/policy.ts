@@ -60,7 +60,7 @@ export const Principal = z
     verdicts: z.boolean().default(false),
     /** What nodes may do beyond reading records (registry.ts CAPABILITIES); "*" in sources/filters grants none. */
     capabilities: z.array(z.enum(CAPABILITIES)).default([]),
-    /** NFQUEUE marks this principal may claim, "0x10/0xf0" or "0x10"; absent = one exact mark at a time. */
+    /** NFQUEUE marks this principal may claim, "0x10/0xf0" or "0x10"; absent = any claim but the whole mark space (mask 0). */
     marks: z
       .array(
         z

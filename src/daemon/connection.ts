@@ -24,7 +24,6 @@ import { type Event, encodeFrame, errorBody, FrameReader, type Reply, Request } 
 import type { QueueClient } from './queue.js';
 import { principalOf, type RemoteFlow } from './remote-flow.js';
 import { handleRequest } from './requests.js';
-import { reservedQueueIssues } from './reserved.js';
 import type { Daemon } from './server.js';
 
 export class Client implements QueueClient, Guarded {
@@ -49,9 +48,8 @@ export class Client implements QueueClient, Guarded {
   ) {
     this.fg = new Flowgrab({
       authorize: (g, ctx) => {
-        const reserved = d.mux ? reservedQueueIssues(g, [d.mux.cfg.queue]) : [];
-        const r = authorize(g, peer, d.policy(), { ...ctx, openFlows: d.flowsOf(peer.uid) });
-        const issues = [...reserved, ...r.issues];
+        const r = authorize(g, peer, d.policy(), { ...ctx, ...d.authContext(), openFlows: d.flowsOf(peer.uid) });
+        const issues = r.issues;
         d.log(issues.length === 0 ? 'info' : 'warn', issues.length === 0 ? 'graph allowed' : 'graph denied', {
           client: cid,
           uid: peer.uid,
@@ -249,7 +247,7 @@ export class Client implements QueueClient, Guarded {
     for (const f of [...this.flows.values()]) {
       const asked = f.handle.requested;
       if (!asked) continue; // not instantiated yet: the policy applies when it is
-      const r = authorize(asked, this.peer, policy, { openFlows: 0 });
+      const r = authorize(asked, this.peer, policy, { ...this.d.authContext(), openFlows: 0 });
       let reason: string;
       if (!r.allowed) reason = `the new policy denies it: ${r.issues.map((i) => i.message).join('; ')}`;
       else if (maxBuffer !== undefined && f.handle.stats().buffer.capacity > maxBuffer)

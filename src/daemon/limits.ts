@@ -5,6 +5,7 @@
  * with the policy engine; POPULATE_TEXT_PER_FLOW is the daemon's bound on
  * what it keeps for a flow before any graph check runs.
  */
+import { GRAPH_LIMITS } from '../filters/limits.js';
 
 /** Flows (any state, authorized or not) one uid may hold across all its connections. */
 export const FLOWS_PER_UID = 64;
@@ -15,7 +16,7 @@ export const CONNECTIONS_PER_UID = 32;
 /** Connections in all, identified or not: file descriptors are finite. */
 export const CONNECTIONS_TOTAL = 1024;
 /** Graph text (and GraphSpec JSON) accumulated by populate over one flow's life, in bytes. */
-export const POPULATE_TEXT_PER_FLOW = 64 * 1024;
+export const POPULATE_TEXT_PER_FLOW = GRAPH_LIMITS.textLength;
 /** Frames read but not yet answered on one connection; past it, the daemon stops reading that connection. */
 export const PENDING_FRAMES = 32;
 /** Flows listed per client in a `status` reply; the rest are counted. */

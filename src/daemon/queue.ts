@@ -8,6 +8,7 @@
  * timeout get the default verdict.
  */
 import type { Subscription } from 'rxjs';
+import { markRefusal } from '../auth/marks.js';
 import type { Principal } from '../auth/policy.js';
 import { FlowgrabError } from '../errors.js';
 import type { NfqueueRules } from '../sources/nfqueue/options.js';
@@ -16,7 +17,6 @@ import { type NfqueueSource, nfqueue } from '../sources/nfqueue/source.js';
 import {
   formatMark,
   hex,
-  markRefusal,
   marksOverlap,
   packetFrame,
   type QueueClient,
@@ -134,7 +134,7 @@ export class QueueMux {
           { op: 'queue' },
         );
     // After the overlap check: a mark someone holds is "taken" whatever this principal's ranges are.
-    const refusal = markRefusal(principal, client.uid, { mark, mask });
+    const refusal = markRefusal(principal, { mark, mask }, client.uid);
     if (refusal) throw new FlowgrabError('FG_ERR_DENIED', refusal, { op: 'queue' });
     const timeoutMs = Math.min(req.timeoutMs ?? this.timeoutMs, this.timeoutMs);
     const reg: Registration = {

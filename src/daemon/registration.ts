@@ -38,8 +38,7 @@ export interface Registration {
 }
 
 export const hex = (n: number) => `0x${n.toString(16)}`;
-export const formatMark = (mark: number, mask: number) =>
-  mask === 0xffffffff ? hex(mark) : `${hex(mark)}/${hex(mask)}`;
+export { formatMark } from '../auth/marks.js';
 
 /** Two registrations overlap when some packet mark matches both. */
 export const marksOverlap = (a: { mark: number; mask: number }, b: { mark: number; mask: number }) =>
@@ -55,43 +54,6 @@ export function scopeTest(cidrs: string[] | undefined): ((p: PacketRecord) => bo
 export function packetFrame(p: PacketRecord): Record<string, unknown> {
   const { payload, ...rest } = p;
   return { ...rest, payload: payload.toString('hex') };
-}
-
-/** A principal's mark ranges: `marks: ["0x10/0xf0"]` (policy wiring pending; read through this small type). */
-type WithMarks = { marks?: string[] };
-
-/** "0x10/0xf0" or "0x10" (all 32 bits) as numbers; undefined when malformed. */
-export function parseMarkRange(text: string): { mark: number; mask: number } | undefined {
-  const m = /^(0x[0-9a-f]{1,8}|\d{1,10})(?:\/(0x[0-9a-f]{1,8}|\d{1,10}))?$/i.exec(text.trim());
-  if (!m) return undefined;
-  const mark = Number(m[1]);
-  const mask = m[2] === undefined ? 0xffffffff : Number(m[2]);
-  if (mark > 0xffffffff || mask > 0xffffffff) return undefined;
-  return { mark: (mark & mask) >>> 0, mask: mask >>> 0 };
-}
-
-/** True when every mark `inner` matches is also matched by `outer` (outer's fixed bits are fixed alike in inner). */
-export const markInside = (inner: { mark: number; mask: number }, outer: { mark: number; mask: number }) =>
-  (outer.mask & ~inner.mask) >>> 0 === 0 && ((inner.mark ^ outer.mark) & outer.mask) >>> 0 === 0;
-
-/**
- * Why a principal may not register mark/mask, or undefined. With `marks`,
- * the registration must lie inside one of its ranges; without, anything but
- * the whole mark space (mask 0, which would lock every other client out)
- * unless the principal is root's.
- */
-export function markRefusal(principal: object, uid: number, reg: { mark: number; mask: number }): string | undefined {
-  const ranges = (principal as WithMarks).marks;
-  if (ranges === undefined) {
-    if (reg.mask === 0 && uid !== 0)
-      return `mark ${formatMark(reg.mark, reg.mask)} claims every packet: your policy grants no such range`;
-    return undefined;
-  }
-  for (const text of ranges) {
-    const r = parseMarkRange(text);
-    if (r && markInside(reg, r)) return undefined;
-  }
-  return `mark ${formatMark(reg.mark, reg.mask)} is outside your mark ranges (${ranges.join(', ') || 'none'})`;
 }
 
 /** Removes the principal's redacted field paths ("ip.src", "payload") from a packet frame, copying what it changes. */

@@ -6,6 +6,7 @@
  * released at once. A client that stops reading loses records (counted,
  * reported), never the daemon's memory.
  */
+import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Policy } from '../auth/policy.js';
@@ -82,6 +83,8 @@ export class Daemon {
   private current: Policy;
   /** The shared NFQUEUE queue, when the daemon owns one. */
   mux?: QueueMux;
+  /** Key of every anonymize() the daemon runs: its secret, per process, never a client's (a known key makes anonymization reversible). */
+  readonly anonymizeKey = randomBytes(32).toString('hex');
   /** Flows with records waiting for the next flush tick. */
   private readonly flushes = new Set<() => void>();
   private flushTimer?: NodeJS.Timeout | NodeJS.Immediate;
@@ -90,6 +93,11 @@ export class Daemon {
     this.current = opts.policy();
     this.maxBacklog = opts.maxClientBacklog ?? 8 << 20;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+  }
+
+  /** What authorize() needs of the daemon itself: its own queue (never a graph's) and its anonymization secret. */
+  authContext(): { reservedQueues: number[]; anonymizeKey: string } {
+    return { reservedQueues: this.mux ? [this.mux.cfg.queue] : [], anonymizeKey: this.anonymizeKey };
   }
 
   policy(): Policy {

@@ -6,9 +6,11 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { authorize } from '../../../src/auth/authorize.js';
+import { parsePolicy } from '../../../src/auth/load.js';
+import { markInside, markRefusal, parseMark as parseMarkRange } from '../../../src/auth/marks.js';
 import { FrameReader } from '../../../src/daemon/protocol.js';
-import { markInside, markRefusal, parseMarkRange, redactPacket } from '../../../src/daemon/registration.js';
-import { reservedQueueIssues } from '../../../src/daemon/reserved.js';
+import { redactPacket } from '../../../src/daemon/registration.js';
 import { checkSocketDir, clearStaleSocket } from '../../../src/daemon/socket.js';
 import { parseGraph as parse } from '../../../src/filters/parser.js';
 import { boundedLines } from '../../../src/filters/replay.js';
@@ -50,15 +52,17 @@ describe('mark ranges', () => {
     expect(parseMarkRange('0x10/0xf0')).toEqual({ mark: 0x10, mask: 0xf0 });
     expect(parseMarkRange('16')).toEqual({ mark: 16, mask: 0xffffffff });
     for (const bad of ['', 'x', '0x1/0x2/0x3', '0x100000000', '-1']) expect(parseMarkRange(bad), bad).toBeUndefined();
+    const P = (x: { marks?: string[] }) =>
+      parsePolicy(JSON.stringify({ version: 1, principals: [{ who: { uid: 1000 }, ...x }] })).principals[0];
     const p = { marks: ['0x10/0xf0'] };
-    expect(markRefusal(p, 1000, { mark: 0x10, mask: 0xff })).toBeUndefined();
-    expect(markRefusal(p, 1000, { mark: 0x10, mask: 0xf0 })).toBeUndefined();
-    expect(markRefusal(p, 1000, { mark: 0x20, mask: 0xff })).toMatch(/outside your mark ranges \(0x10\/0xf0\)/);
-    expect(markRefusal(p, 1000, { mark: 0x10, mask: 0x70 })).toMatch(/outside/);
-    expect(markRefusal(p, 1000, { mark: 0, mask: 0 })).toMatch(/outside/);
-    expect(markRefusal({}, 1000, { mark: 0, mask: 0 })).toMatch(/claims every packet/);
-    expect(markRefusal({ marks: ['0x0/0x0'] }, 1000, { mark: 0, mask: 0 })).toBeUndefined();
-    expect(markRefusal({}, 0, { mark: 0, mask: 0 })).toBeUndefined();
+    expect(markRefusal(P(p), { mark: 0x10, mask: 0xff }, 1000)).toBeUndefined();
+    expect(markRefusal(P(p), { mark: 0x10, mask: 0xf0 }, 1000)).toBeUndefined();
+    expect(markRefusal(P(p), { mark: 0x20, mask: 0xff }, 1000)).toMatch(/outside your mark ranges \(0x10\/0xf0\)/);
+    expect(markRefusal(P(p), { mark: 0x10, mask: 0x70 }, 1000)).toMatch(/outside/);
+    expect(markRefusal(P(p), { mark: 0, mask: 0 }, 1000)).toMatch(/outside/);
+    expect(markRefusal(P({}), { mark: 0, mask: 0 }, 1000)).toMatch(/claims every packet/);
+    expect(markRefusal(P({ marks: ['0x0/0x0'] }), { mark: 0, mask: 0 }, 1000)).toBeUndefined();
+    expect(markRefusal(P({}), { mark: 0, mask: 0 }, 0)).toBeUndefined();
   });
 });
 
@@ -72,13 +76,21 @@ describe('queued packets and redaction', () => {
 });
 
 describe('reserved queue', () => {
-  it("flags nfqueue() on the daemon's queue anywhere in the graph, by parameter or position", () => {
-    const g = parse('conntrack() | (nfqueue(queue=5) | nfqueue(7)) | nfqueue(5, verdict=drop)');
-    const issues = reservedQueueIssues(g, [5]);
-    expect(issues.map((i) => i.code)).toEqual(['reserved_queue', 'reserved_queue']);
-    expect(issues[0].message).toMatch(/queue 5 is flowgrabd's shared queue/);
-    expect(reservedQueueIssues(g, [])).toEqual([]);
-    expect(reservedQueueIssues(parse('nfqueue(queue=7)'), [5])).toEqual([]);
+  it("flags nfqueue() on the daemon's queue anywhere in the graph, by parameter or position, for root too", () => {
+    const root = { uid: 0, gid: 0, user: 'root', groups: [] };
+    const policy = parsePolicy(
+      JSON.stringify({ version: 1, principals: [{ who: { uid: 0 }, sources: ['*'], filters: ['*'] }] }),
+    );
+    const reserved = (text: string, queues: number[]) =>
+      authorize(parse(text), root, policy, { reservedQueues: queues }).issues.filter(
+        (i) => i.code === 'queue_reserved',
+      );
+    const g = 'conntrack() | (nfqueue(queue=5) | nfqueue(7)) | nfqueue(5, verdict=drop)';
+    const issues = reserved(g, [5]);
+    expect(issues).toHaveLength(2);
+    expect(issues[0].message).toMatch(/queue 5 is the daemon's own shared queue/);
+    expect(reserved(g, [])).toEqual([]);
+    expect(reserved('nfqueue(queue=7)', [5])).toEqual([]);
   });
 });
 
