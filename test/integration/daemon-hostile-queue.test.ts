@@ -48,7 +48,7 @@ interface Line {
   end?: { error?: { code: string; message: string } };
 }
 
-/** The policy as the lead will wire it: `marks` is read by the daemon through a local type until the schema has it. */
+/** V may claim marks inside 0x10/0xf0 only; W may read the test's namespace (so only the queue rules stop it). */
 function policy(): Policy {
   const v = Principal.parse({
     who: { uid: V.uid },
@@ -56,9 +56,16 @@ function policy(): Policy {
     filters: ['*'],
     verdicts: true,
     redact: ['payload', 'ip.src'],
+    marks: ['0x10/0xf0'],
   });
-  const w = Principal.parse({ who: { uid: W.uid }, sources: ['nfqueue'], filters: ['*'], verdicts: true });
-  return { version: 1, principals: [Object.assign(v, { marks: ['0x10/0xf0'] }), w] };
+  const w = Principal.parse({
+    who: { uid: W.uid },
+    sources: ['nfqueue'],
+    filters: ['*'],
+    capabilities: ['verdicts', 'netns'],
+    params: { 'nfqueue.netns': { oneOf: [ns.name] } },
+  });
+  return { version: 1, principals: [v, w] };
 }
 
 function spawnAs(user: TestUser | undefined, args: string[]): LineProcess {
@@ -128,8 +135,8 @@ describe("flowgrabd's shared queue under attack", () => {
     procs.push(p);
     const err = await p.waitJson<Line>((l) => !!l.error, 10_000, 'the denial');
     expect(err.stage).toBe('instantiate');
-    expect(err.error?.issues?.map((i) => i.code)).toContain('reserved_queue');
-    expect(err.error?.message).toMatch(`NFQUEUE queue ${QUEUE} is flowgrabd's shared queue`);
+    expect(err.error?.issues?.map((i) => i.code)).toContain('queue_reserved');
+    expect(err.error?.message).toMatch(`queue ${QUEUE} is the daemon's own shared queue`);
     await by.unharmed();
   });
 
