@@ -64,6 +64,15 @@ export function setDefaultReplayOpener(opener: ReplayOpener): void {
   defaultOpener = opener;
 }
 
+/**
+ * True when replay() opens files as this process (no daemon opener in force):
+ * only then may the graph checker peek at a recording's header. In flowgrabd
+ * a peek would read as root what the client may not open.
+ */
+export function replayOpensAsProcess(): boolean {
+  return (openers.getStore() ?? defaultOpener) === openRegularFile;
+}
+
 /** Lines of a byte stream, each at most `max` bytes (longer: an error, not a string the size of the file). */
 export async function* boundedLines(input: Readable, max: number, file: string): AsyncGenerator<string> {
   let parts: Buffer[] = [];

@@ -14,7 +14,7 @@ import { nfqueue } from '../sources/nfqueue/source.js';
 import { ANY_FIELDS, catalogOf, type FieldCatalog } from './fields.js';
 import { Duration, listOf } from './params.js';
 import { registerSource } from './registry.js';
-import { replayRecords } from './replay.js';
+import { replayOpensAsProcess, replayRecords } from './replay.js';
 
 const Netns = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a network namespace name');
 
@@ -131,6 +131,7 @@ registerSource(natsSourceDef);
 
 /** Fields of a recording: those of the sources its header names. */
 function recordedFields(file: string): FieldCatalog {
+  if (!replayOpensAsProcess()) return ANY_FIELDS;
   try {
     // Only a regular file, and only its first 64 KiB: a FIFO or a device must never block or flood the checker.
     if (!statSync(file).isFile()) return ANY_FIELDS;

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { lastValueFrom, type OperatorFunction, type SchedulerLike, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
+import { withReplayOpener } from '../../../src/filters/replay.js';
 import '../../../src/filters/builtin.js';
 import { prefixPreserving } from '../../../src/filters/lib/anonymize.js';
 import { type BuildContext, filterOperator, lookupNode, type Rec } from '../../../src/filters/registry.js';
@@ -184,6 +185,18 @@ describe('record-shaping filters', () => {
     const bad = fg.create();
     bad.populate(`replay(file="${file}") -> match(qname == x)`);
     await expect(bad.instantiate()).rejects.toMatchObject({ issues: [{ code: 'unknown_field' }] });
+    // Under another opener (flowgrabd's, which opens as the client) the checker never peeks at the file itself.
+    const fg2 = new Flowgrab();
+    const peeked = fg2.create();
+    peeked.populate(`replay(file="${file}") -> match(qname == x)`);
+    await withReplayOpener(
+      () => {
+        throw new Error('opened');
+      },
+      () => peeked.instantiate(),
+    );
+    expect(peeked.state).toBe('instantiated');
+    await fg2.close();
     await fg.close();
   });
 });
