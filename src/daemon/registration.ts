@@ -4,6 +4,7 @@
  * a packet.
  */
 import { cidrMatcher } from '../filters/expr/cidr.js';
+import { compileRedact } from '../filters/lib/scope.js';
 import type { PacketRecord } from '../sources/nfqueue/record.js';
 
 export type Verdict = 'accept' | 'drop' | 'repeat';
@@ -56,25 +57,12 @@ export function packetFrame(p: PacketRecord): Record<string, unknown> {
   return { ...rest, payload: payload.toString('hex') };
 }
 
-/** Removes the principal's redacted field paths ("ip.src", "payload") from a packet frame, copying what it changes. */
+const redactors = new WeakMap<string[], (r: Record<string, unknown>) => Record<string, unknown>>();
+
+/** Removes the principal's redacted fields from a packet frame (copying what it changes), as redact() does to records. */
 export function redactPacket(frame: Record<string, unknown>, paths: string[]): Record<string, unknown> {
   if (paths.length === 0) return frame;
-  const out = { ...frame };
-  for (const path of paths) {
-    const keys = path.split('.');
-    let at: Record<string, unknown> = out;
-    for (let i = 0; i < keys.length - 1; i++) {
-      const next = at[keys[i]];
-      if (typeof next !== 'object' || next === null) {
-        at = undefined as never;
-        break;
-      }
-      // A copy, so the packet's own objects (shared with nothing else today) stay as the kernel gave them.
-      const copy = Array.isArray(next) ? [...next] : { ...(next as Record<string, unknown>) };
-      at[keys[i]] = copy;
-      at = copy as Record<string, unknown>;
-    }
-    if (at) delete at[keys[keys.length - 1]];
-  }
-  return out;
+  let redact = redactors.get(paths);
+  if (!redact) redactors.set(paths, (redact = compileRedact(paths)));
+  return redact(frame);
 }
