@@ -18,12 +18,14 @@ export type ErrorCode =
   | 'FG_ERR_GRAPH'
   | 'FG_ERR_DENIED';
 
+/** Details of a FlowgrabError: the operation, the errno, the cause. */
 export interface FlowgrabErrorOptions {
   op?: string;
   errno?: number;
   cause?: unknown;
 }
 
+/** The base of every error flowgrab throws: a stable `code` (`FG_ERR_…`), the operation, the errno when the kernel gave one. */
 export class FlowgrabError extends Error {
   readonly code: ErrorCode;
   readonly op?: string;

@@ -1,1 +1,2 @@
+/** flowgrab's version. */
 export const VERSION = '0.1.0';

@@ -54,7 +54,8 @@ export function recordCommand(): Command {
     .action(async (graph: string, o, cmd: Command) => {
       // Parse and check before touching anything: a bad graph must never cost an existing recording.
       const spec = await parseForCli(graph, o.netns);
-      const { lookupNode } = await import('../filters/registry.js');
+      // The built-in sources register themselves when the flow runtime loads: needed to tell sources from filters.
+      const [{ lookupNode }] = await Promise.all([import('../filters/registry.js'), import('../flow/flowgrab.js')]);
       // Written beside the target and renamed over it at the end, so F is either the old file or a whole recording.
       const tmp = join(dirname(o.out), `.${basename(o.out)}.${process.pid}.tmp`);
       const file = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });

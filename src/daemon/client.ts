@@ -21,6 +21,7 @@ function toError(e: ErrorBody): Error {
   return new FlowgrabError((e.code as never) ?? 'FG_ERR_NETLINK', e.message, { op: 'daemon' });
 }
 
+/** A connection to flowgrabd: flow handles (and queue registrations) served by the daemon under its policy. Get one with `connect(path)`. */
 export class RemoteFlowgrab {
   private readonly pending = new Map<
     number,
@@ -264,6 +265,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
   }
 }
 
+/** A mark registration on flowgrabd's shared NFQUEUE queue, as the daemon accepted it. */
 export interface QueueRegistration {
   reg: number;
   queue: number;
@@ -272,11 +274,13 @@ export interface QueueRegistration {
   timeoutMs: number;
 }
 
+/** A verdict a client may give a queued packet through flowgrabd. */
 export type RemoteVerdict = 'accept' | 'drop' | 'repeat';
 
 /** A packet from the daemon's queue: the record (payload as a Buffer again) and its verdict(). */
 export type RemotePacket = PacketRecord & { verdict(v: RemoteVerdict, opts?: { mark?: number }): Promise<void> };
 
+/** A notice about a queue registration (timeouts, refused verdicts) from flowgrabd. */
 export interface QueueNotice {
   kind: string;
   message: string;

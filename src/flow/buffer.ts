@@ -7,6 +7,7 @@
  */
 import { Subject } from 'rxjs';
 
+/** What a full flow buffer drops: the oldest buffered record or the newest arrival. */
 export type OverflowPolicy = 'drop-oldest' | 'drop-newest';
 
 export interface BufferStats {

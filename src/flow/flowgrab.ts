@@ -9,6 +9,7 @@ import { Compiler, type Services } from './compile.js';
 import { sharedDnsCache } from './dns-cache.js';
 import { type Authorizer, FlowHandle, type FlowOptions } from './handle.js';
 
+/** Options of a Flowgrab: the scheduler windows use, the DNS cache enrich() reads, an authorizer. */
 export interface FlowgrabOptions {
   /** Checks every graph at instantiate; issues deny it. Default: allow all (the policy engine plugs in here). */
   authorize?: Authorizer;
@@ -18,6 +19,7 @@ export interface FlowgrabOptions {
   dnsCache?: Services['dnsCache'];
 }
 
+/** Creates flow handles; flows of one Flowgrab whose graphs begin the same way compute that prefix once. */
 export class Flowgrab {
   private readonly compiler: Compiler;
   private readonly authorize: Authorizer;

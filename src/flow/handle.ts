@@ -18,6 +18,7 @@ import { FlowBuffer, type OverflowPolicy } from './buffer.js';
 import type { Compiler, NodeStats, Stage } from './compile.js';
 import { type FlowOp, type FlowState, transition } from './states.js';
 
+/** A flow's name, buffer size and overflow policy. */
 export interface FlowOptions {
   name?: string;
   /** Records buffered between the pipeline and the subscribers (default 10 000). */
@@ -25,10 +26,12 @@ export interface FlowOptions {
   overflow?: OverflowPolicy;
 }
 
+/** A loss notice of a flow: a source notice with the flow named. */
 export interface LossNotice extends SourceNotice {
   flow: string;
 }
 
+/** A flow's counters: per node, its buffer, and what it missed while not active. */
 export interface FlowStats {
   state: FlowState;
   nodes: NodeStats[];
@@ -37,6 +40,7 @@ export interface FlowStats {
   missed: number;
 }
 
+/** What an Authorizer learns about the flow besides its graph. */
 export interface AuthorizeInput {
   /** Flows of this Flowgrab that are open now (this one excluded). */
   openFlows: number;

@@ -15,6 +15,7 @@ export interface Sink {
   error(err: unknown): void;
 }
 
+/** Records in, out and dropped at one node of a running graph. */
 export interface NodeStats {
   node: string;
   path: string;

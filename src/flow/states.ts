@@ -5,7 +5,9 @@
  */
 import { FlowgrabError } from '../errors.js';
 
+/** A flow handle's state: created → populated → instantiated → active ⇄ paused → closed. */
 export type FlowState = 'created' | 'populated' | 'instantiated' | 'active' | 'paused' | 'closed';
+/** An operation that moves a flow handle between states. */
 export type FlowOp = 'populate' | 'instantiate' | 'activate' | 'pause' | 'close';
 
 export const TRANSITIONS: Readonly<Record<FlowState, Partial<Record<FlowOp, FlowState>>>> = {
@@ -20,6 +22,7 @@ export const TRANSITIONS: Readonly<Record<FlowState, Partial<Record<FlowOp, Flow
 export const FLOW_STATES = Object.keys(TRANSITIONS) as FlowState[];
 export const FLOW_OPS: FlowOp[] = ['populate', 'instantiate', 'activate', 'pause', 'close'];
 
+/** A flow operation not allowed in the current state; names the state and the allowed transitions. */
 export class InvalidStateError extends FlowgrabError {
   readonly state: FlowState;
   readonly attempted: FlowOp;

@@ -5,6 +5,7 @@
  */
 import { channel } from 'node:diagnostics_channel';
 
+/** A source's notice: loss (with a count), a resync, or a warning. */
 export interface SourceNotice {
   kind: 'loss' | 'resync' | 'warning';
   source: string;
@@ -17,6 +18,7 @@ export interface SourceNotice {
   ts: number;
 }
 
+/** Receives source notices (loss, resync, warnings). */
 export interface NoticeObserver {
   next(n: SourceNotice): void;
 }

@@ -12,6 +12,7 @@ const feeds = new Map<string, Subject<Rec>>();
 /** How many times a fake feed was subscribed (to check that shared prefixes subscribe once). */
 export const fakeSubscriptions = new Map<string, number>();
 
+/** The feed named `name`: what a test pushes into it comes out of `fake(feed=name)` sources. No root needed. */
 export function fakeFeed(name: string): Subject<Rec> {
   let s = feeds.get(name);
   if (!s) {

@@ -28,6 +28,7 @@ const addr = (i) => '127.' + (base + Math.floor(i / 65024)) + '.' + (Math.floor(
 })();
 `;
 
+/** How many UDP flows to make, to where, from which namespace. */
 export interface FloodOptions {
   /** Datagrams (= new flows) to send. */
   count: number;
@@ -88,6 +89,7 @@ const t0 = process.hrtime.bigint();
 })();
 `;
 
+/** How many DNS queries to send, where, from which namespace. */
 export interface DnsFloodOptions {
   server: string;
   name: string;

@@ -161,7 +161,11 @@ describe('record', () => {
     expect(out.code).toBe(0);
     const lines = readFileSync(file, 'utf8').trim().split('\n');
     expect(lines).toHaveLength(6);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ flowgrab: 'recording', graph: 'conntrack(dump=true)' });
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      flowgrab: 'recording',
+      graph: 'conntrack(dump=true)',
+      sources: [{ name: 'conntrack', params: { dump: true, netns: ns.name } }],
+    });
     for (const l of lines.slice(1)) expect(JSON.parse(l)).toMatchObject({ type: 'dump' });
   });
 });

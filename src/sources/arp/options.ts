@@ -19,6 +19,7 @@ export interface ArpConfig {
   lossCheckMs: number;
 }
 
+/** Options of `arp()`: dump, events, family, unusable entries, netns, notices. */
 export type ArpOptionsInput = Partial<ArpConfig> & {
   /** Where loss, resync and warning notices go (also published on `flowgrab:notice`). */
   notices?: NoticeObserver;

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 
+/** The kernel's NUD state names (zod schema). */
 export const NeighState = z.enum([
   'INCOMPLETE',
   'REACHABLE',
@@ -17,6 +18,7 @@ export const NeighState = z.enum([
   'NONE',
 ]);
 
+/** A neighbour (ARP/NDP) entry or change: ip, mac, interface, NUD state, router flag, bridge port. */
 export const NeighRecord = z.object({
   /**
    * `dump`: in the table when asked. `new`: an ip+interface became visible
@@ -52,5 +54,7 @@ export const NeighRecord = z.object({
   netns: z.string().optional(),
 });
 export type NeighRecord = z.infer<typeof NeighRecord>;
+/** A neighbour record's type: dump, new, update or delete. */
 export type NeighRecordType = NeighRecord['type'];
+/** One of the kernel's NUD state names. */
 export type NeighStateName = z.infer<typeof NeighState>;

@@ -14,6 +14,7 @@ import { NetlinkOpError, NetlinkSocket } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { type ConntrackRecord, toConntrackRecord } from './record.js';
 
+/** Where and how conntrack entries are deleted (netns, family). */
 export interface DeleteOptions {
   netns?: string;
   transport?: TransportFactory;

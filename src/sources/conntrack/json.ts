@@ -31,6 +31,7 @@ function status(s: string[]): string {
   return j;
 }
 
+/** A ConntrackRecord as one line of JSON (what `flowgrab conntrack --json` prints). */
 export function conntrackToJson(r: ConntrackRecord): string {
   let s = `{"type":"${r.type}","id":${r.id},"family":"${r.family}","proto":${str(r.proto)},"protonum":${r.protonum},"orig":${end(r.orig)},"reply":${end(r.reply)}`;
   if (r.state !== undefined) s += `,"state":${str(r.state)}`;

@@ -3,6 +3,7 @@ import type { TransportFactory } from '../../netlink/transport.js';
 import type { NoticeObserver } from '../notice.js';
 import { bool, int, listOf, NETNS_NAME, oneOf, validateOptions } from '../options.js';
 
+/** A conntrack event: new, update or destroy. */
 export type CtEventName = 'new' | 'update' | 'destroy';
 export const CT_EVENT_NAMES: readonly CtEventName[] = ['new', 'update', 'destroy'];
 
@@ -40,6 +41,7 @@ export interface ConntrackConfig {
   batchedReceive: boolean;
 }
 
+/** Options of `conntrack()`: dump, events, filters, netns, polling, socket sizes, sysctls, notices. */
 export type ConntrackOptionsInput = Partial<ConntrackConfig> & {
   /** Where loss, resync and warning notices go (also published on `flowgrab:notice`). */
   notices?: NoticeObserver;

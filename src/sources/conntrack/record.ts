@@ -9,9 +9,11 @@ import type { CtTuple } from '../../netlink/conntrack/tuple.js';
 import { AF_INET6 } from '../../netlink/nfnetlink.js';
 import { statusNames } from './status.js';
 
+/** Packet and byte counters of one direction. */
 export const Counters = z.object({ packets: z.number().int().nonnegative(), bytes: z.number().int().nonnegative() });
 export type Counters = z.infer<typeof Counters>;
 
+/** One direction of a conntrack entry: addresses, ports or ICMP ids, counters. */
 export const ConntrackEnd = z.object({
   src: z.string(),
   dst: z.string(),
@@ -32,6 +34,7 @@ export const ConntrackEnd = z.object({
 });
 export type ConntrackEnd = z.infer<typeof ConntrackEnd>;
 
+/** A conntrack entry or event (zod schema and type): tuples, state, status, counters, deltas. */
 export const ConntrackRecord = z.object({
   type: z.enum(['dump', 'new', 'update', 'destroy']),
   /** The kernel's entry id: stable for the entry's life. */
@@ -64,6 +67,7 @@ export const ConntrackRecord = z.object({
   ts: z.number(),
 });
 export type ConntrackRecord = z.infer<typeof ConntrackRecord>;
+/** A conntrack record's type: dump, new, update or destroy. */
 export type ConntrackRecordType = ConntrackRecord['type'];
 
 const nsToMs = (ns: bigint): number => Number(ns / 1_000_000n);

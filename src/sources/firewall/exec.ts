@@ -2,12 +2,14 @@
 import { execFile } from 'node:child_process';
 import { FlowgrabError } from '../../errors.js';
 
+/** A firewall tool's exit code and output. */
 export interface ToolResult {
   stdout: string;
   stderr: string;
   code: number;
 }
 
+/** Runs a firewall tool (nft, iptables) with bounded output; plumbing, kept public for the SPIN example. */
 export function runTool(
   argv: string[],
   opts: { netns?: string; input?: string; allowFail?: boolean } = {},

@@ -9,6 +9,7 @@ import { FlowgrabError } from '../../errors.js';
 import { runTool } from './exec.js';
 import { isSelf, ownerAlive, ownerTag, parseOwnerTag } from './owner.js';
 
+/** The family, name and ruleset of an NftTable. */
 export interface NftTableSpec {
   family: 'inet' | 'ip' | 'ip6' | 'bridge' | 'netdev';
   /** Letters, digits and underscores; prefixed with `flowgrab_` when not already. */
@@ -26,6 +27,7 @@ export function tableName(name: string): string {
   return name.startsWith('flowgrab_') ? name : `flowgrab_${name}`;
 }
 
+/** An nft table owned by this process (owner-tagged, replaced atomically, removed on close). */
 export class NftTable {
   private removed = false;
 

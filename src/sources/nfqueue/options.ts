@@ -5,9 +5,12 @@ import { type QueueRulesSpec, validateMatchArgs } from '../firewall/iptables.js'
 import type { NoticeObserver } from '../notice.js';
 import { bool, type Check, int, listOf, NETNS_NAME, oneOf, validateOptions } from '../options.js';
 
+/** A verdict: accept, drop or repeat. */
 export type VerdictName = 'accept' | 'drop' | 'repeat';
+/** A built-in chain NFQUEUE rules can hook. */
 export type QueueChain = QueueRulesSpec['chains'][number];
 
+/** The iptables-nft rules `nfqueue()` installs to send packets to its queue. */
 export interface NfqueueRules {
   /** Built-in chains of the filter table that jump to the queue: OUTPUT (this host), INPUT, FORWARD (a router). */
   chains: QueueChain[];
@@ -39,6 +42,7 @@ export interface NfqueueConfig {
   interfaceNames: boolean;
 }
 
+/** Options of `nfqueue()`: queue, rules, copy range, queue length, fail-open, verdict timeout, netns. */
 export type NfqueueOptionsInput = Partial<Omit<NfqueueConfig, 'queue'>> & {
   queue: number;
   notices?: NoticeObserver;

@@ -8,6 +8,7 @@ import { NF_ACCEPT, NF_DROP, NF_REPEAT } from '../../netlink/nfqueue/enums.js';
 import type { VerdictName } from './options.js';
 import type { PacketRecord } from './record.js';
 
+/** Options of a verdict: a new packet mark. */
 export interface VerdictOptions {
   /** Set the packet's mark (0 to 0xffffffff), e.g. for a later rule to match. */
   mark?: number;
@@ -17,6 +18,7 @@ export interface VerdictTarget {
   verdict(packetId: number, verdict: VerdictName, opts?: VerdictOptions): void;
 }
 
+/** A queued packet with its `verdict()` method. */
 export type QueuedPacket = PacketRecord & {
   /** Accept, drop or repeat this packet; refused (throws) when it already has a verdict. */
   verdict(verdict: VerdictName, opts?: VerdictOptions): void;

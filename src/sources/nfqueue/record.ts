@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 
+/** A queued packet (zod schema and type): parsed headers and payload. */
 export const PacketRecord = z.object({
   /** The kernel's per-queue id: what a verdict names. Ids count up, so a gap means packets never seen. */
   packetId: z.number().int().nonnegative(),

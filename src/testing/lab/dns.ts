@@ -11,6 +11,7 @@ export interface DnsZone {
   ttl: number;
 }
 
+/** What a name resolves to in the lab zone (addresses and the CNAME chain). */
 export interface Resolved {
   /** The queried name, then each CNAME target in order. */
   chain: string[];
@@ -38,6 +39,7 @@ export interface DhcpHost {
   ipv4: string;
 }
 
+/** The lab router's dnsmasq: addresses, DHCP range, zone, lease file. */
 export interface DnsmasqConfig {
   zone: DnsZone;
   /** Addresses to serve DNS on (bound with --bind-interfaces, so they must already exist). */

@@ -16,6 +16,7 @@ export interface RunOptions {
   allowFail?: boolean;
 }
 
+/** A command's exit code and output. */
 export interface RunResult {
   stdout: string;
   stderr: string;
@@ -23,6 +24,7 @@ export interface RunResult {
   code: number;
 }
 
+/** How long `run()` lets a command take unless told otherwise. */
 export const DEFAULT_TIMEOUT_MS = 20_000;
 
 /** A lab command that failed: the argv, exit code and stderr ride along for the report. */
@@ -50,6 +52,7 @@ interface ExecFailure extends Error {
   signal?: NodeJS.Signals | null;
 }
 
+/** Runs a command (argv, no shell) with a timeout; throws on a non-zero exit unless `allowFail`. */
 export function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const [file, ...args] = argv;
   if (file === undefined) return Promise.reject(new FlowgrabError('FG_ERR_INVALID_ARGUMENT', 'run: empty argv'));

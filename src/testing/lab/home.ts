@@ -27,6 +27,7 @@ export interface LabClient {
   ipv6: string;
 }
 
+/** A simulated home network: router, WAN server, clients, their names and addresses. */
 export interface HomeNetwork {
   id: string;
   router: Netns;
@@ -44,6 +45,7 @@ export interface HomeNetwork {
   close(): Promise<void>;
 }
 
+/** The id (namespace prefix) of a home network and whether it outlives this process. */
 export interface HomeNetworkOptions {
   id?: string;
   /** Daemons outlive this process; tear down with `destroyHomeNetwork(id)`. */

@@ -6,6 +6,7 @@ import { teardownError } from './exec.js';
 import { killPid, Netns, processStartTime, uniqueId, waitFor } from './netns.js';
 import { claimLabDir, labNamespaces, recordProc } from './state.js';
 
+/** A lab's id and whether it outlives this process. */
 export interface LabOptions {
   /** Defaults to a fresh `uniqueId()`; namespaces are named `${id}-${suffix}`. */
   id?: string;
@@ -13,6 +14,7 @@ export interface LabOptions {
   persistent?: boolean;
 }
 
+/** How a lab process is started: its name, readiness check, log file. */
 export interface LabSpawnOptions {
   /** Names the pid and log files in the lab directory; defaults to the program name. */
   name?: string;
@@ -21,6 +23,7 @@ export interface LabSpawnOptions {
   readyTimeoutMs?: number;
 }
 
+/** Addresses and MACs of a veth pair. */
 export interface VethOptions {
   macA?: string;
   macB?: string;

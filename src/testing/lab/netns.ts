@@ -20,6 +20,7 @@ export function uniqueId(prefix = 'fg'): string {
   return prefix + ((idBase + counter * 104_729) % ID_SPACE).toString(36).padStart(5, '0');
 }
 
+/** How long `waitFor` waits, how often it checks, and what it waits for. */
 export interface WaitOptions {
   timeoutMs?: number;
   intervalMs?: number;
@@ -87,6 +88,7 @@ export async function killPid(pid: number, graceMs = 1_000): Promise<void> {
   await waitFor(() => !isAlive(pid), { timeoutMs: 2_000, intervalMs: 20, what: `pid ${pid} to die after SIGKILL` });
 }
 
+/** How a process is started in a namespace. */
 export interface NetnsSpawnOptions {
   /** Own session and unref'd: the process outlives this Node process (persistent labs). */
   detached?: boolean;

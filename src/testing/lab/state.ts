@@ -12,6 +12,7 @@ import { isAlive, killPid, Netns, processStartTime } from './netns.js';
  */
 export const LAB_STATE_ROOT = '/run/flowgrab-lab';
 
+/** Who made a lab and when (its state directory marker). */
 export interface LabOwner {
   id: string;
   pid: number;
@@ -29,6 +30,7 @@ export interface LabProcRecord {
   start: string;
 }
 
+/** A lab's state directory under /run/flowgrab-lab. */
 export function labDir(id: string): string {
   return join(LAB_STATE_ROOT, id);
 }
@@ -59,6 +61,7 @@ export function claimLabDir(id: string, persistent: boolean): string {
   return dir;
 }
 
+/** A lab's owner marker, if the lab has a state directory. */
 export function readOwner(id: string): LabOwner | undefined {
   try {
     return JSON.parse(readFileSync(join(labDir(id), 'owner.json'), 'utf8')) as LabOwner;
@@ -79,6 +82,7 @@ export function recordProc(dir: string, rec: LabProcRecord): void {
   writeFileSync(join(dir, 'procs.json'), `${JSON.stringify(all)}\n`);
 }
 
+/** The processes a lab recorded (pid, start time, name). */
 export function readProcs(dir: string): LabProcRecord[] {
   try {
     return JSON.parse(readFileSync(join(dir, 'procs.json'), 'utf8')) as LabProcRecord[];
@@ -92,10 +96,12 @@ export function liveProcs(dir: string): LabProcRecord[] {
   return readProcs(dir).filter((p) => isAlive(p.pid) && processStartTime(p.pid) === p.start);
 }
 
+/** The network namespaces of lab `id` (named `id-…`). */
 export async function labNamespaces(id: string): Promise<string[]> {
   return (await Netns.list()).filter((n) => n.startsWith(`${id}-`));
 }
 
+/** What removing a lab found and removed. */
 export interface DestroyResult {
   id: string;
   namespaces: string[];
@@ -129,6 +135,7 @@ export async function destroyLab(id: string): Promise<DestroyResult> {
 /** A directory without owner.json younger than this may be a lab being created right now. */
 const UNCLAIMED_GRACE_MS = 60_000;
 
+/** Which stale labs a sweep removes. */
 export interface SweepOptions {
   /** Also remove persistent labs (whose creator exited on purpose). */
   includePersistent?: boolean;

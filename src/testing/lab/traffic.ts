@@ -3,6 +3,7 @@ import type { RunOptions, RunResult } from './exec.js';
 import type { HomeNetwork, LabClient } from './home.js';
 import { HTTP_BODY } from './services.js';
 
+/** How many rounds of traffic, from which clients. */
 export interface TrafficOptions {
   /** Repetitions of the whole set of exchanges; default 1. */
   rounds?: number;
@@ -12,6 +13,7 @@ export interface TrafficOptions {
   timeoutMs?: number;
 }
 
+/** A DNS question a client asked and what came back. */
 export interface DnsExchange {
   client: string;
   server: string;
@@ -23,6 +25,7 @@ export interface DnsExchange {
   ok: boolean;
 }
 
+/** One exchange a client made (ping, TCP, UDP, HTTP) and whether it was answered. */
 export interface Exchange {
   client: string;
   kind: 'ping' | 'tcp' | 'udp' | 'http';
@@ -33,6 +36,7 @@ export interface Exchange {
   detail: string;
 }
 
+/** What a round of traffic sent, and what failed. */
 export interface TrafficSummary {
   rounds: number;
   dns: DnsExchange[];
