@@ -42,7 +42,7 @@ const daemons: SpawnedDaemon[] = [];
 
 const policy = (): PolicyInput => ({
   version: 1,
-  principals: [{ who: { user: L.name }, sources: ['replay'], filters: ['*'] }],
+  principals: [{ who: { user: L.name }, sources: ['replay'], filters: ['*'], capabilities: ['read-files'] }],
 });
 
 /** flowgrabd as a plain process (for runs expected to fail at start): its exit and stderr. */
