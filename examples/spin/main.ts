@@ -35,6 +35,8 @@ async function main(): Promise<void> {
     allowedHosts: o.allowHost,
     allowedOrigins: o.allowOrigin,
     webRoot: o.webRoot,
+    monitorPrefixes: o.monitor,
+    monitorInterfaces: o.monitorIface,
   });
   process.stdout.write(
     `spin: web view ${app.httpUrl}/spin_graph/graph.html, JSON-RPC POST ${app.httpUrl}/spin_api/jsonrpc` +
