@@ -91,6 +91,9 @@ describe('HttpGuard', () => {
     expect(status({ ...ok, origin: 'null' })).toBe(403);
     expect(status({ ...ok, origin: 'http://127.0.0.1:13026.evil.example' })).toBe(403);
     expect(status({ ...ok, 'sec-fetch-site': 'cross-site' })).toBe(403);
+    expect(status({ ...ok, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'no-cors' })).toBe(403);
+    expect(status({ ...ok, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'navigate' }, false)).toBe(200);
+    expect(status({ ...ok, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' })).toBe(200);
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data', ''])
       expect(status({ ...ok, 'content-type': type })).toBe(415);
     expect(status({ ...ok, 'content-type': 'text/plain' }, false)).toBe(200);
