@@ -11,7 +11,7 @@ import { createCaptureHandler } from './capture.js';
 import type { MqttBridge, MqttOptions, SpinCore, SpinMessage, WebHandler } from './contract.js';
 import { Core } from './core.js';
 import { openFeeds } from './feeds.js';
-import { kernelMacLookup } from './kernel-neigh.js';
+import { kernelMacLookup, monitorScope } from './kernel-neigh.js';
 import { spinRpc } from './methods.js';
 import { startMqtt } from './mqtt.js';
 import type { SpinPeriods } from './periods.js';
@@ -52,6 +52,10 @@ export interface SpinOptions {
   tableName?: string;
   /** Log lines (notices, errors); the library part never prints. */
   log?: (line: string) => void;
+  /** Watch only these prefixes (`192.168.10.0/24`) … */
+  monitorPrefixes?: string[];
+  /** … and the subnets of these interfaces of the router (`br-lan.10`); neither: everything. */
+  monitorInterfaces?: string[];
   /** A spinweb static tree (SPIN's own web app) served at the same origin as the RPC (web/root.ts). */
   webRoot?: string;
   /** Sees every message the core publishes from the very start (before startSpin returns). */
@@ -88,6 +92,7 @@ export async function ownAddresses(netns?: string): Promise<string[]> {
 
 export async function startSpin(options: SpinOptions): Promise<SpinApp> {
   const log = options.log ?? (() => {});
+  const monitor = await monitorScope(options.monitorPrefixes, options.monitorInterfaces, options.netns);
   const store = new SpinStore(options.stateDir);
   let rpc!: RpcDispatcher;
   const core = new Core(
@@ -98,6 +103,7 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
       ownAddresses: async () => [...(await ownAddresses(options.netns)), ...(options.ignore ?? [])],
       routerAddresses: () => ownAddresses(options.netns),
       lookupMac: kernelMacLookup(options.netns),
+      monitor,
       namesFile: options.namesFile,
       leaseFile: options.leaseFile,
       local: options.local,

@@ -6,20 +6,26 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-const scope = new AsyncLocalStorage<{ dirty: boolean }>();
+const scope = new AsyncLocalStorage<{ dirty: boolean; over: boolean }>();
 
 export async function runBatch<T>(run: () => Promise<T>, apply: () => Promise<void>): Promise<T> {
-  const batch = { dirty: false };
+  const batch = { dirty: false, over: false };
   try {
     return await scope.run(batch, run);
   } finally {
+    batch.over = true;
     if (batch.dirty) await apply();
   }
 }
 
-/** True inside a batch (whose end will apply the firewall); false: apply now. */
+/**
+ * True inside a running batch (whose end will apply the firewall); false:
+ * apply now. A timer set during a batch keeps its scope after the batch is
+ * over, hence `over`.
+ */
 export function deferredInBatch(): boolean {
   const batch = scope.getStore();
-  if (batch) batch.dirty = true;
-  return batch !== undefined;
+  if (!batch || batch.over) return false;
+  batch.dirty = true;
+  return true;
 }

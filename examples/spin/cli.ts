@@ -1,6 +1,8 @@
 /**
  * Command-line options of the SPIN example (main.ts runs it):
  * `npm run spin -- [--rpc-socket PATH] [--http PORT] [--mqtt URL|embedded|off] [--state DIR]
+ *                  [--credentials FILE | --no-auth] [--allow-host NAME] [--allow-origin URL]
+ *                  [--web-root DIR] [--monitor PREFIX] [--monitor-iface NAME]
  *                  [--daemon SOCKET] [--netns NAME] [period options]`
  *
  * The SPIN-compatible home-network monitor. SIGTERM / SIGINT stop it
@@ -47,6 +49,8 @@ export function buildCommand(): Command {
     .option('--no-auth', 'no login at all: anyone who reaches the ports may change the blocks')
     .option('--allow-host <name...>', 'host names the web server is reached by (besides its address and localhost)')
     .option('--allow-origin <url...>', 'further origins allowed to call the RPC and open the MQTT WebSocket')
+    .option('--monitor <prefix...>', 'watch only these prefixes (default: everything)')
+    .option('--monitor-iface <name...>', "watch only the subnets of these router interfaces (e.g. a VLAN's)")
     .option('--web-root <dir>', "serve a spinweb static tree (SPIN's web app, *.gz too) at the RPC's origin")
     .option('--mqtt <url>', 'MQTT broker URL, "embedded" (1883 + WebSocket 1884) or "off"', 'embedded')
     .option('--state <dir>', 'state directory (SQLite store)', '/var/lib/flowgrab-spin')

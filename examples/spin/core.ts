@@ -10,7 +10,7 @@ import { deferredInBatch, runBatch } from './batch.js';
 import { Blocks } from './blocks.js';
 import type { SpinCore, SpinMessage } from './contract.js';
 import { type Enforcement, Firewall } from './firewall.js';
-import { onConntrack, onDns, onNeigh } from './ingest.js';
+import { inScope, onConntrack, onDns, onNeigh } from './ingest.js';
 import { domainKey } from './ip.js';
 import { IpList, type ListName, parseEntry } from './lists.js';
 import {
@@ -84,7 +84,7 @@ export class Core implements SpinCore {
       isIgnored: (n) => this.isIgnored(n),
       json: (n) => this.nodeJson(n),
       learnMac: (mac, ip) => {
-        if (this.lists.ignore.containsIp(ip)) return;
+        if (this.lists.ignore.containsIp(ip) || !inScope(this, ip)) return;
         this.neighbours.add(mac, ip);
         this.model.learn({ mac, ips: [ip] });
       },

@@ -7,7 +7,7 @@
  */
 import type { ConntrackRecord, DnsRecord, NeighRecord } from '../../src/index.js';
 import type { Core } from './core.js';
-import { canonicalIp } from './ip.js';
+import { canonicalIp, prefixContains } from './ip.js';
 import { dnsQueryMessage } from './messages.js';
 import type { SpinNode } from './model.js';
 
@@ -22,6 +22,7 @@ export function onConntrack(core: Core, r: ConntrackRecord): void {
   const dst = r.orig.dst;
   const ig = core.lists.ignore;
   if (ig.containsIp(src) || ig.containsIp(dst)) return;
+  if (!inScope(core, src) && !inScope(core, dst)) return;
   const s = nodeOfIp(core, src, true);
   const t = nodeOfIp(core, dst, true);
   const dport = r.orig.dport ?? 0;
@@ -36,6 +37,7 @@ export function onDns(core: Core, r: DnsRecord): void {
   core.counters.dns++;
   if (r.error || !r.qname) return;
   const ig = core.lists.ignore;
+  if (!inScope(core, r.client)) return;
   if (r.kind === 'response') {
     const expiryBase = core.model.now();
     for (const res of r.resolved) {
@@ -69,9 +71,16 @@ export function onNeigh(core: Core, r: NeighRecord): void {
     return;
   }
   if (core.lists.ignore.containsIp(ip)) return;
+  if (!inScope(core, ip) && !core.opts.monitor?.interfaces.includes(r.ifname ?? '')) return;
   core.neighbours.add(r.mac, ip);
   core.model.learn({ mac: r.mac, ips: [ip] });
   core.flushNodeInfo();
+}
+
+/** True when monitoring is not limited, or the address is inside a monitored prefix. */
+export function inScope(core: Core, ip: string): boolean {
+  const scope = core.opts.monitor;
+  return !scope || scope.prefixes.some((p) => prefixContains(p, ip));
 }
 
 /** The node of an address; a new one takes its MAC from the neighbour table when the table has it. */

@@ -23,6 +23,49 @@ interface NeighJson {
   state?: string[];
 }
 
+/**
+ * What monitoring is limited to: the prefixes given and the subnets of the
+ * interfaces named (link-local ones left out: every interface has fe80::/64;
+ * a neighbour on a named interface is in scope by its interface).
+ */
+export interface MonitorScope {
+  prefixes: Prefix[];
+  interfaces: string[];
+}
+
+/** undefined: everything is monitored. */
+export async function monitorScope(
+  prefixes: string[] = [],
+  interfaces: string[] = [],
+  netns?: string,
+): Promise<MonitorScope | undefined> {
+  if (prefixes.length === 0 && interfaces.length === 0) return undefined;
+  const out: Prefix[] = [];
+  for (const text of prefixes) {
+    const p = parsePrefix(text);
+    if (!p) throw new Error(`monitor: not a prefix: ${JSON.stringify(text)}`);
+    out.push(p);
+  }
+  for (const dev of interfaces) {
+    if (!/^[\w.@:-]{1,15}$/.test(dev)) throw new Error(`monitor: not an interface name: ${JSON.stringify(dev)}`);
+    const r = await runTool(['ip', '-j', 'addr', 'show', 'dev', dev], { netns, allowFail: true });
+    if (r.code !== 0) throw new Error(`monitor: no interface ${dev}${netns ? ` in ${netns}` : ''}`);
+    out.push(...subnetsOf(r.stdout).filter((p) => !prefixContains(LINK_LOCAL, p.text.split('/')[0])));
+  }
+  return { prefixes: out, interfaces };
+}
+
+const LINK_LOCAL = parsePrefix('fe80::/10')!;
+
+function subnetsOf(json: string): Prefix[] {
+  return (JSON.parse(json) as AddrJson[]).flatMap((l) =>
+    (l.addr_info ?? []).flatMap((a) => {
+      const p = a.local && a.prefixlen !== undefined ? parsePrefix(`${a.local}/${a.prefixlen}`) : undefined;
+      return p && p.len > 0 ? [p] : [];
+    }),
+  );
+}
+
 export function kernelMacLookup(netns?: string): MacLookup {
   let subnets: Prefix[] = [];
   let readAt = -Infinity;
@@ -30,12 +73,7 @@ export function kernelMacLookup(netns?: string): MacLookup {
   const refresh = async () => {
     const r = await runTool(['ip', '-j', 'addr', 'show'], { netns, allowFail: true });
     if (r.code !== 0) return;
-    subnets = (JSON.parse(r.stdout) as AddrJson[]).flatMap((l) =>
-      (l.addr_info ?? []).flatMap((a) => {
-        const p = a.local && a.prefixlen !== undefined ? parsePrefix(`${a.local}/${a.prefixlen}`) : undefined;
-        return p && p.len > 0 ? [p] : [];
-      }),
-    );
+    subnets = subnetsOf(r.stdout);
   };
   return async (ip) => {
     if (Date.now() - readAt > REFRESH_MS) {

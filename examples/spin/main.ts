@@ -35,10 +35,15 @@ async function main(): Promise<void> {
     allowedHosts: o.allowHost,
     allowedOrigins: o.allowOrigin,
     webRoot: o.webRoot,
+    monitorPrefixes: o.monitor,
+    monitorInterfaces: o.monitorIface,
   });
   process.stdout.write(
     `spin: web view ${app.httpUrl}/spin_graph/graph.html, JSON-RPC POST ${app.httpUrl}/spin_api/jsonrpc` +
-      `${app.rpcSocket ? ` and ${app.rpcSocket}` : ''}${app.mqtt ? `, MQTT ${app.mqtt.url}` : ''}\n`,
+      `${app.rpcSocket ? ` and ${app.rpcSocket}` : ''}${app.mqtt ? `, MQTT ${app.mqtt.url}` : ''}\n` +
+      (o.auth === false
+        ? 'spin: --no-auth: anyone who reaches these ports can change the blocks\n'
+        : `spin: login from ${o.credentials ?? `${o.state}/credentials (user spin, password in ${o.state}/password)`}\n`),
   );
   let stopping = false;
   const stop = (sig: string) => {

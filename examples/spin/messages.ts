@@ -39,8 +39,22 @@ export function trafficMessage(flows: TrafficFlow[], timestamp: number): SpinMes
   });
 }
 
-export const nodeInfoMessage = (node: { id: number } & Record<string, unknown>): SpinMessage =>
-  msg(nodeTopic(node.id), { command: 'nodeInfo', result: node }, true);
+/**
+ * Addresses a nodeInfo message carries at most: a CDN node with hundreds
+ * would otherwise resend them all whenever it gains one. The message then
+ * has the first NODE_INFO_MAX_IPS (sorted, as spind) and `ips_total`;
+ * `get_device_data` returns them all.
+ */
+export const NODE_INFO_MAX_IPS = 32;
+
+export const nodeInfoMessage = (node: { id: number } & Record<string, unknown>): SpinMessage => {
+  const ips = node.ips;
+  const result =
+    Array.isArray(ips) && ips.length > NODE_INFO_MAX_IPS
+      ? { ...node, ips: ips.slice(0, NODE_INFO_MAX_IPS), ips_total: ips.length }
+      : node;
+  return msg(nodeTopic(node.id), { command: 'nodeInfo', result }, true);
+};
 
 /** An empty retained message: clears the node's retained nodeInfo. */
 export const clearNodeMessage = (id: number): SpinMessage => ({ topic: nodeTopic(id), payload: '', retain: true });

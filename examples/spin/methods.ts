@@ -14,7 +14,7 @@ import { RpcDispatcher, RpcError, type RpcMethod } from './rpc.js';
 const FORCE: Partial<RpcMethod> = { optional: [['force', 'integer']] };
 
 /** Bounds on what RPC callers can make the app hold (each entry costs memory and firewall work). */
-export const RPC_LIMITS = { listEntries: 10_000, rpcNodes: 500, nodeIps: 1024 } as const;
+export const RPC_LIMITS = { listEntries: 10_000, rpcNodes: 500, nodeIps: 1024, blockedPairs: 10_000 } as const;
 
 const UNKNOWN_LIST = "Unknown ip list name, should be 'ignore', 'block', or 'allow'";
 
@@ -102,6 +102,12 @@ async function setIplistNode(core: Core, listText: string, id: number, add: bool
 function checkRoom(l: IpList, more: number): void {
   if (l.size + more > RPC_LIMITS.listEntries)
     throw new RpcError(`The ${l.name} list is full (at most ${RPC_LIMITS.listEntries} entries)`);
+}
+
+/** Each blocked pair costs nft elements (every address of one times every address of the other). */
+function checkPairRoom(core: Core): void {
+  if (core.pairs.size >= RPC_LIMITS.blockedPairs)
+    throw new RpcError(`Too many blocked flows (at most ${RPC_LIMITS.blockedPairs})`);
 }
 
 async function afterListChange(core: Core, list: ListName, as: string): Promise<void> {
@@ -234,6 +240,7 @@ export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] 
       false,
       async (p) => {
         // spind: always success, even for unknown nodes or node1 == node2.
+        if (p.block !== 0) checkPairRoom(core);
         if (core.setPair(p.node1 as number, p.node2 as number, p.block !== 0)) await core.enforce();
       },
     ),
@@ -247,6 +254,7 @@ export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] 
       false,
       async (p) => {
         const d = device(core, p.device as string);
+        if (p.block !== 0) checkPairRoom(core);
         if (core.setPair(d.id, p.node as number, p.block !== 0)) await core.enforce();
       },
     ),

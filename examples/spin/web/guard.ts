@@ -79,7 +79,11 @@ export class HttpGuard {
     if (!this.hosts.has(host)) return refuse(res, 421, `host ${JSON.stringify(host)} is not served here\n`);
     const origin = req.headers.origin;
     if (!this.originAllowed(origin)) return refuse(res, 403, 'cross-origin request refused\n');
-    if (req.headers['sec-fetch-site'] === 'cross-site') return refuse(res, 403, 'cross-site request refused\n');
+    // Fetch metadata: nothing from another site; from a sibling origin of the same site
+    // (router.lan:8080) only a navigation — no script, image or form request riding on a login.
+    const site = req.headers['sec-fetch-site'];
+    if (site === 'cross-site' || (site === 'same-site' && req.headers['sec-fetch-mode'] !== 'navigate'))
+      return refuse(res, 403, 'cross-site request refused\n');
     if (json && mediaType(req.headers['content-type']) !== 'application/json')
       return refuse(res, 415, 'Content-Type must be application/json\n');
     const { credentials, sessions } = this.opts;

@@ -1,0 +1,152 @@
+// Unit checks of the SPIN example's safety rules: credentials, the HTTP
+// guard, the broker's topic rules and the router-cut check, each fed
+// hostile input.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { Credentials, hashPassword, Sessions } from '../../../examples/spin/auth.js';
+import { parsePrefix } from '../../../examples/spin/ip.js';
+import { mayPublish, maySubscribe } from '../../../examples/spin/mqtt/access.js';
+import { RouterGuard } from '../../../examples/spin/protect.js';
+import { HttpGuard } from '../../../examples/spin/web/guard.js';
+
+const creds = new Credentials(`# comment\n\nalice:${hashPassword('s3cret')}\n`);
+const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+
+describe('Credentials', () => {
+  it('checks passwords; refuses malformed files, unknown users, oversized input', () => {
+    expect(creds.check('alice', 's3cret')).toBe(true);
+    expect(creds.check('alice', 's3cret')).toBe(true); // cached path
+    expect(creds.check('alice', 'wrong')).toBe(false);
+    expect(creds.check('bob', 's3cret')).toBe(false);
+    expect(creds.check('alice', 'x'.repeat(10_000))).toBe(false);
+    expect(creds.checkBasic(basic('alice', 's3cret'))).toBe(true);
+    expect(creds.checkBasic(basic('alice', 'nope'))).toBe(false);
+    expect(creds.checkBasic(`Basic ${'A'.repeat(5000)}`)).toBe(false);
+    expect(creds.checkBasic('Bearer abc')).toBe(false);
+    expect(() => new Credentials('alice:plaintext\n')).toThrow(/line 1/);
+    expect(() => new Credentials('# nobody\n')).toThrow(/no user/);
+  });
+
+  it('sessions expire and are bounded in number', () => {
+    let now = 0;
+    const s = new Sessions(1000, 3);
+    const first = s.create(now);
+    expect(s.valid(first, now)).toBe(true);
+    for (let i = 0; i < 5; i++) s.create(now);
+    expect(s.valid(first, now)).toBe(false); // the oldest went
+    const t = s.create(now);
+    now += 1001;
+    expect(s.valid(t, now)).toBe(false);
+    expect(s.valid(undefined, now)).toBe(false);
+  });
+});
+
+function fakeReq(headers: Record<string, string>): IncomingMessage {
+  return { headers } as unknown as IncomingMessage;
+}
+function fakeRes(): ServerResponse & { status?: number } {
+  const res = {
+    headers: {} as Record<string, unknown>,
+    setHeader(k: string, v: unknown) {
+      res.headers[k] = v;
+    },
+    writeHead(status: number) {
+      (res as { status?: number }).status = status;
+      return res;
+    },
+    end() {
+      return res;
+    },
+  };
+  return res as unknown as ServerResponse & { status?: number };
+}
+
+describe('HttpGuard', () => {
+  const guard = new HttpGuard('127.0.0.1', 13026, {
+    hosts: ['router.lan'],
+    origins: ['https://spin.example:8443'],
+    credentials: creds,
+    sessions: new Sessions(),
+  });
+  const ok = { host: '127.0.0.1:13026', 'content-type': 'application/json', authorization: basic('alice', 's3cret') };
+  const status = (h: Record<string, string>, json = true) => {
+    const res = fakeRes();
+    return guard.admit(fakeReq(h), res, json) ? 200 : res.status;
+  };
+
+  it('admits its own hosts and origins with a login, and sets a session cookie', () => {
+    expect(status(ok)).toBe(200);
+    expect(status({ ...ok, host: 'localhost:13026', origin: 'http://localhost:13026' })).toBe(200);
+    expect(status({ ...ok, host: '[::1]:13026' })).toBe(200);
+    expect(status({ ...ok, host: 'router.lan:13026' })).toBe(200);
+    expect(status({ ...ok, host: 'spin.example:8443', origin: 'https://spin.example:8443' })).toBe(200);
+    expect(status({ ...ok, 'content-type': 'Application/JSON; charset=utf-8' })).toBe(200);
+  });
+
+  it('refuses rebound hosts, foreign origins, simple content types and missing logins', () => {
+    expect(status({ ...ok, host: 'evil.example' })).toBe(421);
+    expect(status({ ...ok, host: '127.0.0.1:13027' })).toBe(421);
+    expect(status({ ...ok, host: '' })).toBe(421);
+    expect(status({ ...ok, origin: 'http://evil.example' })).toBe(403);
+    expect(status({ ...ok, origin: 'null' })).toBe(403);
+    expect(status({ ...ok, origin: 'http://127.0.0.1:13026.evil.example' })).toBe(403);
+    expect(status({ ...ok, 'sec-fetch-site': 'cross-site' })).toBe(403);
+    expect(status({ ...ok, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'no-cors' })).toBe(403);
+    expect(status({ ...ok, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'navigate' }, false)).toBe(200);
+    expect(status({ ...ok, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' })).toBe(200);
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data', ''])
+      expect(status({ ...ok, 'content-type': type })).toBe(415);
+    expect(status({ ...ok, 'content-type': 'text/plain' }, false)).toBe(200);
+    expect(status({ ...ok, authorization: '' })).toBe(401);
+    expect(status({ ...ok, authorization: '', cookie: 'spin_session=forged' })).toBe(401);
+  });
+});
+
+describe('broker topic rules', () => {
+  it('only the app publishes under SPIN/traffic; the RPC topic needs a login; nobody retains', () => {
+    for (const loggedIn of [false, true]) {
+      expect(mayPublish('SPIN/traffic', false, loggedIn)).toBe(false);
+      expect(mayPublish('SPIN/traffic/node/999', false, loggedIn)).toBe(false);
+      expect(mayPublish('SPIN/jsonrpc/a', false, loggedIn)).toBe(false);
+      expect(mayPublish('SPIN/commands', false, loggedIn)).toBe(true);
+      expect(mayPublish('SPIN/commands', true, loggedIn)).toBe(false);
+    }
+    expect(mayPublish('SPIN/jsonrpc/q', false, false)).toBe(false);
+    expect(mayPublish('SPIN/jsonrpc/q', false, true)).toBe(true);
+    expect(mayPublish('SPIN/trafficX', false, false)).toBe(false);
+  });
+
+  it('anonymous subscriptions only under SPIN/traffic', () => {
+    for (const f of ['SPIN/traffic/#', 'SPIN/traffic', 'SPIN/traffic/node/+', 'SPIN/commands'])
+      expect(maySubscribe(f, false), f).toBe(true);
+    for (const f of ['#', '+/#', 'SPIN/#', 'SPIN/+/node/1', 'SPIN/jsonrpc/a', '$SYS/#', 'SPIN/trafficX'])
+      expect(maySubscribe(f, false), f).toBe(false);
+    expect(maySubscribe('#', true)).toBe(true);
+  });
+});
+
+describe('RouterGuard', () => {
+  it('refuses prefixes that cover loopback, the router, or are too wide', async () => {
+    const g = new RouterGuard(async () => ['192.168.77.1', 'fd77::1', 'not an address']);
+    await g.refresh(true);
+    const why = (t: string) => g.reason(parsePrefix(t)!);
+    for (const t of [
+      '0.0.0.0/0',
+      '::/0',
+      '10.0.0.0/7',
+      '2001::/16',
+      '127.0.0.1',
+      '127.0.0.0/8',
+      '::1',
+      '192.168.77.1',
+      '192.168.77.0/24',
+      'fd77::/64',
+    ])
+      expect(why(t), t).toBeDefined();
+    for (const t of ['10.0.0.0/8', '192.168.77.11', '2001:db8::/32', '198.51.100.10'])
+      expect(why(t), t).toBeUndefined();
+    expect(g.isProtectedIp('127.0.0.53')).toBe(true);
+    expect(g.spareForName('192.168.77.1', 'router.lan.')).toBe(true);
+    expect(g.spareForName('198.51.100.10', 'server.')).toBe(false);
+  });
+});
