@@ -146,11 +146,22 @@ async function run(graph: string | undefined, o: ExportCliOptions): Promise<numb
   // Loss is never silent: say when the sink starts dropping, and how much, every few seconds.
   let reported = 0;
   let refused = 0;
+  let failures = 0;
   const lossTimer = setInterval(() => {
     const s = sink.stats() as ReturnType<typeof sink.stats> & { backpressure?: number };
     if (s.dropped > reported) {
       logLine('warn', 'records not delivered', { sink: sink.kind, dropped: s.dropped - reported, why: s.lastError });
       reported = s.dropped;
+    }
+    // A sink that keeps failing (server unreachable, stream not creatable) says why.
+    if (s.errors > failures) {
+      logLine('warn', 'sink errors', {
+        sink: sink.kind,
+        errors: s.errors - failures,
+        queued: s.queued,
+        why: s.lastError,
+      });
+      failures = s.errors;
     }
     // Refusals keep records in the spool: not loss (yet), but the operator must know the stream is full.
     if ((s.backpressure ?? 0) > refused) {

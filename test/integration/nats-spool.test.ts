@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { natsSink } from '../../src/export/nats/index.js';
 import { decodeEntry } from '../../src/export/nats/subject.js';
 import { readFrames } from '../../src/export/spool/segment.js';
 import { floodUdp } from '../../src/testing/flood.js';
@@ -139,5 +140,39 @@ it('servers down, exporter killed -9 while spooling, both back: nothing lost, no
     expect(new Set(stored.map((m) => m.msgId)).size).toBe(stored.length);
   } finally {
     await nc.close();
+  }
+});
+
+it('starts with no server reachable: spools from the first record and delivers once a server answers', async () => {
+  await cluster.killAll();
+  const dir = mkdtempSync(join(tmpdir(), 'fg-nats-cold-'));
+  const sink = await natsSink({
+    servers: cluster.urls,
+    name: 'FGCOLD',
+    subject: 'cold.{host}',
+    spoolDir: dir,
+    host: 'cold',
+  });
+  const nc = { conn: undefined as NatsConnection | undefined };
+  try {
+    for (let i = 0; i < 100; i++) sink.write({ type: 'count', key: i, count: 1 });
+    await waitFor(() => sink.stats().spooled === 100, { what: 'records spooled with no server' });
+    expect(sink.stats()).toMatchObject({ connected: false, sent: 0, dropped: 0 });
+    cluster.startNode(0);
+    await cluster.waitHealthy();
+    nc.conn = await cluster.client();
+    const conn = nc.conn;
+    await waitFor(async () => (await streamCount(conn, 'FGCOLD')) === 100 && sink.stats().spooled === 0, {
+      timeoutMs: 30_000,
+      what: 'delivery once the server is up',
+    }).catch((err) => {
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(sink.stats())}`);
+    });
+    const stored = await readStream(conn, 'FGCOLD');
+    expect(stored.map((m) => m.data.key)).toEqual([...Array(100).keys()]);
+  } finally {
+    await sink.close();
+    await nc.conn?.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

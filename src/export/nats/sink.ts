@@ -96,21 +96,29 @@ class NatsSink implements FlowSink {
     publishNotice({ kind, source: 'nats', where: 'reader', count, message, ts: Date.now() }, this.o.notices);
   }
 
-  /** Connects (waiting as long as it takes for a first server), makes sure of the stream, then pumps. */
+  /**
+   * Connects, trying again (back-off, unref'd timers) until a first server answers or the sink closes: the
+   * client's own waitOnFirstConnect cannot be cancelled and would keep the process alive after close().
+   * Once connected, the client reconnects by itself.
+   */
   private async run(): Promise<void> {
-    try {
-      this.nc = await this.lib.transport.connect({
-        servers: this.o.servers,
-        name: `flowgrab-export-${this.host}`,
-        waitOnFirstConnect: true,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 500,
-        timeout: 2000,
-      });
-    } catch (err) {
-      this.failed(err);
-      return;
+    let wait = 250;
+    while (!this.closed && !this.nc) {
+      try {
+        this.nc = await this.lib.transport.connect({
+          servers: this.o.servers,
+          name: `flowgrab-export-${this.host}`,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 500,
+          timeout: 2000,
+        });
+      } catch (err) {
+        this.failed(err);
+        await new Promise((r) => setTimeout(r, wait).unref());
+        wait = Math.min(wait * 2, 5000);
+      }
     }
+    if (!this.nc) return;
     if (this.closed) {
       await this.nc.close();
       return;

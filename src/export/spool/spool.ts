@@ -35,82 +35,23 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { FlowgrabError } from '../../errors.js';
 import { lockDir } from './lock.js';
 import { frame, HEADER, readFrames, SEGMENT_RE, scanSegment, segmentName } from './segment.js';
 
-export interface SpoolOptions {
-  dir: string;
-  /** Bytes of segments kept at most (default 256 MiB); beyond that the oldest segment goes. */
-  maxBytes?: number;
-  /** Size of one segment file (default maxBytes/8, between 64 KiB and 64 MiB). */
-  segmentBytes?: number;
-  /** fdatasync at most this long after a write (default 1000 ms; 0: after every write). */
-  syncMs?: number;
-  /** Largest record (default 1 MiB); larger ones are refused. */
-  maxEntryBytes?: number;
-  /** Called when records are dropped by the size limit. */
-  onDrop?: (n: number, why: string) => void;
-  /**
-   * How many records an entry holds (default 1): an IPFIX message holds many. Every count in the stats
-   * (appended, delivered, dropped, pending, recovered) is in these units.
-   */
-  weigh?: (payload: Buffer) => number;
-}
+import {
+  bounded,
+  CURSOR_MS,
+  FLUSH_BYTES,
+  MiB,
+  type Out,
+  type Pos,
+  type Seg,
+  type SpoolEntry,
+  type SpoolOptions,
+  type SpoolStats,
+} from './types.js';
 
-export interface SpoolStats {
-  /** Records appended by this process. */
-  appended: number;
-  /** Records whose delivery was confirmed. */
-  delivered: number;
-  /** Records removed undelivered by the size limit. */
-  dropped: number;
-  /** Records waiting for delivery (including those handed out and not yet confirmed). */
-  pending: number;
-  /** Records found waiting when the spool was opened (left by an earlier run). */
-  recovered: number;
-  bytes: number;
-  segments: number;
-}
-
-export interface SpoolEntry {
-  seq: number;
-  payload: Buffer;
-}
-
-interface Seg {
-  id: number;
-  bytes: number;
-  count: number;
-  weight: number;
-}
-
-/** A place in a segment: byte offset, entries before it (`idx`) and their weight (`w`). */
-interface Pos {
-  seg: number;
-  off: number;
-  idx: number;
-  w: number;
-}
-
-interface Out {
-  seq: number;
-  end: Pos;
-  weight: number;
-}
-
-const MiB = 1024 * 1024;
-const FLUSH_BYTES = 256 * 1024;
-const CURSOR_MS = 200;
-
-function bounded(name: string, v: number, min: number, max: number): number {
-  if (!Number.isInteger(v) || v < min || v > max)
-    throw new FlowgrabError(
-      'FG_ERR_INVALID_ARGUMENT',
-      `spool ${name} must be an integer in [${min}, ${max}], got ${v}`,
-    );
-  return v;
-}
+export type { SpoolEntry, SpoolOptions, SpoolStats } from './types.js';
 
 export class Spool {
   readonly dir: string;

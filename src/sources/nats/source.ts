@@ -96,20 +96,30 @@ export function natsRecords(o: NatsSourceOptions): Observable<Record<string, unk
     };
     (async () => {
       const lib = await loadNats();
-      const nc = await lib.transport.connect({
-        servers,
-        name: `flowgrab-source-${o.durable ?? 'ordered'}`,
-        waitOnFirstConnect: true,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: 500,
-      });
+      // Until a first server answers (the client's waitOnFirstConnect cannot be cancelled on unsubscribe).
+      let nc: Awaited<ReturnType<Lib['transport']['connect']>> | undefined;
+      for (let wait = 250; !nc && !closed; wait = Math.min(wait * 2, 5000)) {
+        try {
+          nc = await lib.transport.connect({
+            servers,
+            name: `flowgrab-source-${o.durable ?? 'ordered'}`,
+            maxReconnectAttempts: -1,
+            reconnectTimeWait: 500,
+            timeout: 2000,
+          });
+        } catch {
+          await new Promise((r) => setTimeout(r, wait).unref());
+        }
+      }
+      if (!nc) return;
+      const conn = nc;
       stop = async () => {
-        await nc.close().catch(() => undefined);
+        await conn.close().catch(() => undefined);
       };
       if (closed) return stop();
       const consumer = o.durable
-        ? await durableConsumer(lib, nc, { ...o, stream, durable: o.durable })
-        : await lib.js.jetstream(nc).consumers.get(stream, o.subject ? { filter_subjects: [o.subject] } : {});
+        ? await durableConsumer(lib, conn, { ...o, stream, durable: o.durable })
+        : await lib.js.jetstream(conn).consumers.get(stream, o.subject ? { filter_subjects: [o.subject] } : {});
       const msgs = await consumer.consume({ max_messages: 256 });
       for await (const m of msgs) {
         if (closed) break;
