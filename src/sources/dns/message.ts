@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import * as dnsPacket from 'dns-packet';
+import { type NameCodec, withNameCache } from './names.js';
 import type { DnsAnswer, DnsResolved } from './record.js';
 import { DNS_HEADER, type DnsErrorCode, DnsWireError, walkDns } from './wire.js';
 
@@ -91,6 +92,7 @@ interface Codec<T> {
 const codecs = createRequire(import.meta.url)('dns-packet') as {
   question: Codec<dnsPacket.Question>;
   answer: Codec<dnsPacket.Answer>;
+  name: NameCodec;
 };
 
 /**
@@ -117,10 +119,13 @@ export function decodeDnsCounted(payload: Buffer): { msg: dnsPacket.Packet; byte
     for (let i = 0; i < n; i++, k += 2) out[i] = exact(codec, payload, bounds[k], bounds[k + 1]);
     return out;
   };
-  msg.questions = take(codecs.question, payload.readUInt16BE(4));
-  msg.answers = take(codecs.answer, payload.readUInt16BE(6));
-  msg.authorities = take(codecs.answer, payload.readUInt16BE(8));
-  msg.additionals = take(codecs.answer, payload.readUInt16BE(10));
+  // Names through a per-message cache: records pointing at one long name cost its labels once.
+  withNameCache(codecs.name, payload, () => {
+    msg.questions = take(codecs.question, payload.readUInt16BE(4));
+    msg.answers = take(codecs.answer, payload.readUInt16BE(6));
+    msg.authorities = take(codecs.answer, payload.readUInt16BE(8));
+    msg.additionals = take(codecs.answer, payload.readUInt16BE(10));
+  });
   return { msg, bytes: end };
 }
 

@@ -1,5 +1,6 @@
 /** Issue 14 reproducers: DNS payloads that must not stall the decoder or yield wrong data. */
 
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import * as dnsPacket from 'dns-packet';
 import fc from 'fast-check';
@@ -83,6 +84,43 @@ describe('DNS wire validation', () => {
       answers: [{ name: `${'1.0.'.repeat(16)}ip6.arpa`, type: 'PTR', ttl: 5, data: 'host.example.com' }],
     });
     expect(codeOf(ptr)).toBe('ok');
+  });
+
+  it('decodes compressed names through its per-message cache exactly as dns-packet, and lends the cache only meanwhile', () => {
+    const req = createRequire(import.meta.url)('dns-packet') as { name: { decode: unknown } };
+    const before = req.name.decode;
+    // 60 records all pointing at one 14-label name, plus an SOA (mail form: the original decoder).
+    const long = Buffer.concat([
+      Buffer.from(Array.from({ length: 14 }, () => [2, 0x61, 0x62]).flat()),
+      Buffer.from([0]),
+    ]);
+    const rr = hex('c00c000100010000003c00040a000001');
+    const head = hex('000081800001003c00000000');
+    const b = Buffer.concat([head, long, hex('00010001'), ...Array.from({ length: 60 }, () => rr)]);
+    expect(decodeDns(b)).toEqual(dnsPacket.decode(b));
+    const soa = dnsPacket.encode({
+      type: 'response',
+      questions: [{ name: 'z.test', type: 'SOA' }],
+      answers: [
+        {
+          name: 'z.test',
+          type: 'SOA',
+          ttl: 5,
+          data: {
+            mname: 'ns.z.test',
+            rname: 'host\\.master.z.test',
+            serial: 1,
+            refresh: 2,
+            retry: 3,
+            expire: 4,
+            minimum: 5,
+          },
+        },
+      ],
+    });
+    expect(decodeDns(soa)).toEqual(dnsPacket.decode(soa));
+    expect(() => decodeDns(hex('12348180ffffffffffffffff'))).toThrow(DnsWireError);
+    expect(req.name.decode).toBe(before);
   });
 
   it('rejects TXT strings that do not fill their rdata (dns-packet read past them)', () => {
