@@ -65,7 +65,8 @@ export function withNameCache<T>(codec: NameCodec, buf: Buffer, f: () => T): T {
   }
 
   const cached = ((b: Buffer, offset = 0, opts?: { mail?: boolean }): string => {
-    if (b === buf && !opts?.mail) {
+    // dns-packet may pass NaN (after reading past its rdata): its decoder reads that as 0; we must not walk it.
+    if (b === buf && !opts?.mail && Number.isInteger(offset) && offset >= 0) {
       const r = walk(offset, offset, 0);
       if (r.suffix) {
         cached.bytes = r.consumed;

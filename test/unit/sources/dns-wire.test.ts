@@ -123,6 +123,11 @@ describe('DNS wire validation', () => {
     expect(req.name.decode).toBe(before);
   });
 
+  it('refuses a NAPTR whose empty rdata made dns-packet read on with a NaN offset (found by the fuzzer)', () => {
+    const b = hex('472b012000010000000000010161047465737400001c0001000023052904d000000000000c000a000805c7fd263361');
+    expect(codeOf(b)).toMatch(/^(bad-rdata|overrun)$/);
+  });
+
   it('rejects TXT strings that do not fill their rdata (dns-packet read past them)', () => {
     const b = Buffer.from(response([{ name: 'a.test', type: 'TXT', ttl: 1, data: ['abc'] } as dnsPacket.Answer]));
     b[b.length - 4] = 9; // the string now claims 9 bytes of a 3-byte rdata remainder
