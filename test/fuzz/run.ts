@@ -5,6 +5,7 @@
  * of CPU, or a fast/reference disagreement, printing the input to replay it.
  * Not part of `npm test`.
  */
+import { writeSync } from 'node:fs';
 import { prng, type Rand } from '../helpers/ct-tree.js';
 import { FuzzFailure, type Target, targets } from './targets.js';
 
@@ -15,6 +16,7 @@ const arg = (name: string) => {
 const CASES = Number(arg('cases') ?? process.env.FG_FUZZ_CASES ?? 1_000_000);
 const SEED = Number(arg('seed') ?? process.env.FG_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const HANG_MS = 100;
+const TRACE = process.env.FG_FUZZ_TRACE === '1';
 if (!Number.isSafeInteger(CASES) || CASES < 1) throw new Error(`fuzz: bad case count ${CASES}`);
 
 const int = (r: Rand, n: number) => Math.floor(r() * n);
@@ -60,6 +62,8 @@ for (let i = 0; i < CASES; i++) {
   const t = all[i % all.length];
   const b = mutate(r, t.seeds);
   const c = counts.get(t.name)!;
+  // A native crash (V8 fatal, OOM) kills the process before `fail` can print: FG_FUZZ_TRACE writes each input first.
+  if (TRACE) writeSync(2, `${i} ${t.name} ${b.toString('hex')}\n`);
   const w0 = performance.now();
   const c0 = cpuMs();
   try {

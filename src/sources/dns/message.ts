@@ -5,11 +5,9 @@
  */
 import { createRequire } from 'node:module';
 import * as dnsPacket from 'dns-packet';
+import { type NameCodec, withNameCache } from './names.js';
 import type { DnsAnswer, DnsResolved } from './record.js';
-import { type DnsErrorCode, DnsWireError, walkDns } from './wire.js';
-
-// dns-packet's own type table (no typings, hence require), to compare what it decoded with what the walker saw.
-const rrTypeName = (createRequire(import.meta.url)('dns-packet/types.js') as { toString(n: number): string }).toString;
+import { DNS_HEADER, type DnsErrorCode, DnsWireError, walkDns } from './wire.js';
 
 export interface DnsFields {
   kind: 'query' | 'response';
@@ -87,36 +85,66 @@ export function dnsFields(msg: dnsPacket.Packet): DnsFields {
   };
 }
 
+/** dns-packet's per-record codecs: exported at run time, not in its typings. */
+interface Codec<T> {
+  decode: ((buf: Buffer, offset: number) => T) & { bytes: number };
+}
+const codecs = createRequire(import.meta.url)('dns-packet') as {
+  question: Codec<dnsPacket.Question>;
+  answer: Codec<dnsPacket.Answer>;
+  name: NameCodec;
+};
+
 /**
  * Decodes a DNS message, or throws DnsWireError with a stable reason code.
  * The walker validates the structure first (counts, names, rdata lengths);
- * then dns-packet decodes it, and must have read exactly the records the
- * walker saw: the same number, the same types, ending at the same byte.
+ * then dns-packet decodes each question and record where the walker found
+ * it, and must consume exactly its declared length — so no type decoder can
+ * read past its rdata, past the payload, or shift the records after it.
  */
 export function decodeDns(payload: Buffer): dnsPacket.Packet {
-  const walked = walkDns(payload);
-  let msg: dnsPacket.DecodedPacket;
+  return decodeDnsCounted(payload).msg;
+}
+
+/** decodeDns, and how many bytes the decoders consumed (the end of the last record; ≤ payload.length). */
+export function decodeDnsCounted(payload: Buffer): { msg: dnsPacket.Packet; bytes: number } {
+  const { bounds, end } = walkDns(payload);
+  // The header alone (counts zeroed) gives dns-packet's flag and rcode names.
+  const head = Buffer.from(payload.subarray(0, DNS_HEADER));
+  head.fill(0, 4);
+  const msg = dnsPacket.decode(head);
+  let k = 0;
+  const take = <T>(codec: Codec<T>, n: number): T[] => {
+    const out: T[] = new Array(n);
+    for (let i = 0; i < n; i++, k += 2) out[i] = exact(codec, payload, bounds[k], bounds[k + 1]);
+    return out;
+  };
+  // Names through a per-message cache: records pointing at one long name cost its labels once.
+  withNameCache(codecs.name, payload, () => {
+    msg.questions = take(codecs.question, payload.readUInt16BE(4));
+    msg.answers = take(codecs.answer, payload.readUInt16BE(6));
+    msg.authorities = take(codecs.answer, payload.readUInt16BE(8));
+    msg.additionals = take(codecs.answer, payload.readUInt16BE(10));
+  });
+  return { msg, bytes: end };
+}
+
+function exact<T>(codec: Codec<T>, payload: Buffer, start: number, end: number): T {
+  let v: T;
   try {
-    msg = dnsPacket.decode(payload);
+    v = codec.decode(payload, start);
   } catch (err) {
-    // The structure was valid, so a type's rdata layout was not.
-    throw new DnsWireError('bad-rdata', (err as Error).message, 0);
+    // The structure was valid, so the type's rdata layout was not.
+    throw new DnsWireError('bad-rdata', (err as Error).message, start);
   }
-  const used = dnsPacket.decode.bytes;
-  if (!Number.isFinite(used) || used > payload.length) {
-    throw new DnsWireError('overrun', `decoder consumed ${used} of ${payload.length} bytes`, 0);
+  const used = codec.decode.bytes;
+  if (!Number.isFinite(used) || start + used > payload.length) {
+    throw new DnsWireError('overrun', `decoder consumed ${used} bytes at ${start} of ${payload.length}`, start);
   }
-  if (used !== walked.end) {
-    throw new DnsWireError('bad-rdata', `decoder read ${used} bytes where the records declare ${walked.end}`, 0);
+  if (used !== end - start) {
+    throw new DnsWireError('bad-rdata', `record decoded as ${used} bytes, declared ${end - start}`, start);
   }
-  const rrs = [...(msg.answers ?? []), ...(msg.authorities ?? []), ...(msg.additionals ?? [])];
-  if (rrs.length !== walked.rrTypes.length) throw new DnsWireError('bad-count', 'decoder saw another record count', 4);
-  for (let i = 0; i < rrs.length; i++) {
-    if (rrs[i].type !== rrTypeName(walked.rrTypes[i])) {
-      throw new DnsWireError('bad-rdata', `record ${i} decoded as ${rrs[i].type}, declared ${walked.rrTypes[i]}`, 0);
-    }
-  }
-  return msg;
+  return v;
 }
 
 /** The reason code and message of a decode failure (anything not a DnsWireError is `not-dns`). */

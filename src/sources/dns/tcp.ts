@@ -86,6 +86,7 @@ export class TcpReassembler {
 
   constructor(limits: Partial<TcpLimits> = {}) {
     this.limits = { ...DEFAULT_TCP_LIMITS, ...limits };
+    this.limits.maxStreams = Math.max(1, this.limits.maxStreams);
   }
 
   get size(): number {
@@ -118,7 +119,10 @@ export class TcpReassembler {
     st.seen = s.now;
     const result = (r: TcpResult): TcpResult => (evicted ? { ...r, evicted } : r);
     if (s.flags & TCP_SYN) {
-      st.base = (s.seq + 1) >>> 0;
+      const base = (s.seq + 1) >>> 0;
+      // A SYN with another sequence number starts a new connection on the same ports: forget the old bytes.
+      if (st.base !== undefined && st.base !== base) this.reset(st);
+      st.base = base;
       return result({ messages: [] });
     }
     if (s.data.length === 0) return result({ messages: [] });
@@ -148,6 +152,14 @@ export class TcpReassembler {
     }
     this.counts.expired += n;
     return n;
+  }
+
+  private reset(st: Stream): void {
+    this.total -= st.cost - STREAM_OVERHEAD;
+    st.cost = STREAM_OVERHEAD;
+    st.win = EMPTY;
+    st.have = new Uint8Array(0);
+    st.contig = st.high = st.read = 0;
   }
 
   private remove(key: string): void {

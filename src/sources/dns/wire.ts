@@ -63,8 +63,8 @@ const MAX_HOPS = 127;
 const stepBudget = (len: number) => len + 128;
 
 export interface WalkedMessage {
-  /** Type number of every record (answers, authorities, additionals), in order. */
-  rrTypes: number[];
+  /** [start, end) of every question, then of every record (answers, authorities, additionals), flat. */
+  bounds: number[];
   /** Offset just past the last record. */
   end: number;
 }
@@ -191,13 +191,17 @@ export function walkDns(b: Buffer): WalkedMessage {
   }
   steps = stepBudget(b.length);
   let o = DNS_HEADER;
+  const bounds: number[] = new Array(2 * (qd + rr));
+  let k = 0;
   for (let i = 0; i < qd; i++) {
+    bounds[k++] = o;
     o = walkName(b, o);
     if (o + 4 > b.length) throw new DnsWireError('truncated', 'question runs past the payload', o);
     o += 4;
+    bounds[k++] = o;
   }
-  const rrTypes: number[] = new Array(rr);
   for (let i = 0; i < rr; i++) {
+    bounds[k++] = o;
     o = walkName(b, o);
     if (o + 10 > b.length) throw new DnsWireError('truncated', 'record header runs past the payload', o);
     const type = b.readUInt16BE(o);
@@ -206,8 +210,8 @@ export function walkDns(b: Buffer): WalkedMessage {
     if (rdata + rdlen > b.length)
       throw new DnsWireError('truncated', `rdata of ${rdlen} bytes runs past the payload`, o);
     checkRdata(b, type, rdata, rdata + rdlen);
-    rrTypes[i] = type;
     o = rdata + rdlen;
+    bounds[k++] = o;
   }
-  return { rrTypes, end: o };
+  return { bounds, end: o };
 }

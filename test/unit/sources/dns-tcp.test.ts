@@ -85,6 +85,16 @@ describe('TCP reassembly, hostile orders and bounds', () => {
     expect(t.size).toBe(50 - evicted);
   });
 
+  it('starts over on a SYN with a new sequence number (a new connection on the same ports)', () => {
+    const t = new TcpReassembler();
+    const s = framed(msg(5, 'again.test'));
+    t.push({ ...seg('r', 100, Buffer.alloc(0)), flags: TCP_SYN });
+    t.push(seg('r', 101, s.subarray(0, 7)));
+    t.push({ ...seg('r', 5000, Buffer.alloc(0)), flags: TCP_SYN });
+    expect(t.stats().bytes).toBe(STREAM_OVERHEAD);
+    expect(t.push(seg('r', 5001, s)).messages.map((m) => dnsPacket.decode(m).id)).toEqual([5]);
+  });
+
   it('bounds the number of streams by evicting the oldest, and forgets a stream on FIN', () => {
     const t = new TcpReassembler({ maxStreams: 3 });
     for (let i = 0; i < 5; i++) t.push(seg(`c${i}`, 10, Buffer.from([0, 5])));

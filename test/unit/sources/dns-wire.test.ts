@@ -1,11 +1,12 @@
 /** Issue 14 reproducers: DNS payloads that must not stall the decoder or yield wrong data. */
 
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import * as dnsPacket from 'dns-packet';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeDns, dnsErrorOf } from '../../../src/sources/dns/message.js';
-import { DNS_ERROR_CODES, DnsWireError, walkDns } from '../../../src/sources/dns/wire.js';
+import { decodeDns, decodeDnsCounted, dnsErrorOf } from '../../../src/sources/dns/message.js';
+import { DNS_ERROR_CODES, DnsWireError } from '../../../src/sources/dns/wire.js';
 
 const hex = (s: string) => Buffer.from(s, 'hex');
 const codeOf = (b: Buffer) => {
@@ -85,6 +86,48 @@ describe('DNS wire validation', () => {
     expect(codeOf(ptr)).toBe('ok');
   });
 
+  it('decodes compressed names through its per-message cache exactly as dns-packet, and lends the cache only meanwhile', () => {
+    const req = createRequire(import.meta.url)('dns-packet') as { name: { decode: unknown } };
+    const before = req.name.decode;
+    // 60 records all pointing at one 14-label name, plus an SOA (mail form: the original decoder).
+    const long = Buffer.concat([
+      Buffer.from(Array.from({ length: 14 }, () => [2, 0x61, 0x62]).flat()),
+      Buffer.from([0]),
+    ]);
+    const rr = hex('c00c000100010000003c00040a000001');
+    const head = hex('000081800001003c00000000');
+    const b = Buffer.concat([head, long, hex('00010001'), ...Array.from({ length: 60 }, () => rr)]);
+    expect(decodeDns(b)).toEqual(dnsPacket.decode(b));
+    const soa = dnsPacket.encode({
+      type: 'response',
+      questions: [{ name: 'z.test', type: 'SOA' }],
+      answers: [
+        {
+          name: 'z.test',
+          type: 'SOA',
+          ttl: 5,
+          data: {
+            mname: 'ns.z.test',
+            rname: 'host\\.master.z.test',
+            serial: 1,
+            refresh: 2,
+            retry: 3,
+            expire: 4,
+            minimum: 5,
+          },
+        },
+      ],
+    });
+    expect(decodeDns(soa)).toEqual(dnsPacket.decode(soa));
+    expect(() => decodeDns(hex('12348180ffffffffffffffff'))).toThrow(DnsWireError);
+    expect(req.name.decode).toBe(before);
+  });
+
+  it('refuses a NAPTR whose empty rdata made dns-packet read on with a NaN offset (found by the fuzzer)', () => {
+    const b = hex('472b012000010000000000010161047465737400001c0001000023052904d000000000000c000a000805c7fd263361');
+    expect(codeOf(b)).toMatch(/^(bad-rdata|overrun)$/);
+  });
+
   it('rejects TXT strings that do not fill their rdata (dns-packet read past them)', () => {
     const b = Buffer.from(response([{ name: 'a.test', type: 'TXT', ttl: 1, data: ['abc'] } as dnsPacket.Answer]));
     b[b.length - 4] = 9; // the string now claims 9 bytes of a 3-byte rdata remainder
@@ -147,14 +190,17 @@ describe('DNS wire validation', () => {
     fc.assert(
       fc.property(inputs, (b) => {
         let msg: dnsPacket.Packet;
+        let bytes: number;
         try {
-          msg = decodeDns(b);
+          ({ msg, bytes } = decodeDnsCounted(b));
         } catch (err) {
           expect(err).toBeInstanceOf(DnsWireError);
           return;
         }
-        expect(dnsPacket.decode.bytes).toBeLessThanOrEqual(b.length);
-        expect(walkDns(b).end).toBe(dnsPacket.decode.bytes);
+        expect(bytes).toBeLessThanOrEqual(b.length);
+        // What we accept, dns-packet decodes alike in one go, consuming the same bytes.
+        expect(dnsPacket.decode(b)).toEqual(msg);
+        expect(dnsPacket.decode.bytes).toBe(bytes);
         for (const a of [...(msg.answers ?? []), ...(msg.additionals ?? []), ...(msg.authorities ?? [])]) {
           if (a.type === 'A') expect(isIP(a.data)).toBe(4);
           if (a.type === 'AAAA') expect(isIP(a.data)).toBe(6);
