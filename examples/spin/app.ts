@@ -5,7 +5,7 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
-import { Flowgrab, runTool } from '../../src/index.js';
+import { connect, Flowgrab, runTool } from '../../src/index.js';
 import { Credentials, defaultCredentials, Sessions } from './auth.js';
 import type { MqttBridge, MqttOptions, SpinCore, SpinMessage, WebHandler } from './contract.js';
 import { Core } from './core.js';
@@ -185,7 +185,7 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
     web = spinweb ? (req, res) => spinweb(req, res) || own(req, res) : own;
     guard = httpGuard;
 
-    const fg = options.daemon ? await Flowgrab.connect(options.daemon) : new Flowgrab();
+    const fg = options.daemon ? await connect(options.daemon) : new Flowgrab();
     cleanups.push(() => fg.close());
     const closeFeeds = await openFeeds(fg, core, {
       netns: options.netns,

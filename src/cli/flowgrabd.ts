@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { VERSION } from '../version.js';
 import { positiveInt } from './conntrack.js';
 import { chainName, queueNum, queueRules } from './nfqueue.js';
-import { logLine } from './output.js';
+import { errorStyle, logLine } from './output.js';
 import { reportError } from './run.js';
 
 const program = new Command('flowgrabd')
@@ -101,10 +101,13 @@ const program = new Command('flowgrabd')
     process.once('SIGINT', () => void stop('SIGINT'));
   });
 
+// Start-up failures read as flowgrab's do (`flowgrabd: error: …`); once running, the daemon logs (logfmt).
+errorStyle(program, 'flowgrabd');
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  reportError(err);
+  reportError(err, 'flowgrabd');
   // Whatever start-up left open (a half-started queue, timers) must not keep a failed daemon running.
   process.exit(1);
 }

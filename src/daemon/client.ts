@@ -1,6 +1,9 @@
 /**
- * The client side of flowgrabd: Flowgrab.connect(path) gives flow handles
- * with the same life and API as local ones. populate() is local (and sync,
+ * The client side of flowgrabd: connect(path) gives flow handles with the
+ * same life and API as local ones. Every frame from the daemon is checked
+ * against the protocol's schemas (protocol.ts) before it is used: a
+ * malformed reply or event is a FlowgrabError (FG_ERR_PROTOCOL) on every
+ * request and flow of the connection, which is then closed. populate() is local (and sync,
  * as locally); the graph goes to the daemon at instantiate(), which checks
  * it against the policy for the identity the kernel reports.
  */
@@ -14,11 +17,25 @@ import type { GraphSpec } from '../filters/spec.js';
 import type { FlowOptions, FlowStats, LossNotice } from '../flow/handle.js';
 import { type FlowState, transition } from '../flow/states.js';
 import type { PacketRecord } from '../sources/nfqueue/record.js';
-import { type ErrorBody, type Event, encodeFrame, FrameReader, PROTOCOL_VERSION, type Reply } from './protocol.js';
+import {
+  type ErrorBody,
+  type Event,
+  encodeFrame,
+  FrameReader,
+  PROTOCOL_VERSION,
+  parseServerFrame,
+  type ServerMessage,
+} from './protocol.js';
 
-function toError(e: ErrorBody): Error {
+/** The daemon's error as the FlowgrabError a local flow would have thrown. */
+function toError(e: ErrorBody): FlowgrabError {
   if (e.issues?.length) return new GraphError(e.issues, e.message.split(':')[0] || 'graph');
-  return new FlowgrabError((e.code as never) ?? 'FG_ERR_NETLINK', e.message, { op: 'daemon' });
+  return new FlowgrabError(e.code, e.message, { op: 'daemon' });
+}
+
+/** Connects to flowgrabd's Unix socket (e.g. `/run/flowgrab/flowgrab.sock`); identity comes from the kernel. */
+export function connect(path: string): Promise<RemoteFlowgrab> {
+  return RemoteFlowgrab.connect(path);
 }
 
 export class RemoteFlowgrab {
@@ -36,9 +53,11 @@ export class RemoteFlowgrab {
   private constructor(private readonly sock: Socket) {
     sock.on('data', (d) => {
       try {
-        for (const f of this.reader.push(d)) this.onMessage(JSON.parse(f.toString('utf8')) as Reply | Event);
+        for (const f of this.reader.push(d)) this.onMessage(parseServerFrame(f));
       } catch (err) {
-        this.fail(err as Error);
+        // The stream cannot be trusted past a bad frame: everything waiting on it fails, and it is closed.
+        this.fail(err as FlowgrabError);
+        sock.destroy();
       }
     });
     sock.on('close', () =>
@@ -78,18 +97,18 @@ export class RemoteFlowgrab {
     });
   }
 
-  private onMessage(m: Reply | Event): void {
-    if ('ev' in m) {
-      const e = m as Event;
+  private onMessage(m: ServerMessage): void {
+    if (m.event) {
+      const e = m.event;
       if (e.ev === 'packets' || e.ev === 'queue-notice') this.queues.get(e.queue)?.onEvent(e);
       else this.flows.get(e.flow)?.onEvent(e);
       return;
     }
-    const r = m as Reply;
+    const r = m.reply;
     const p = r.id === null ? undefined : this.pending.get(r.id);
     if (!p) return;
     this.pending.delete(r.id as number);
-    if (r.ok) p.resolve(r);
+    if (r.ok) p.resolve(r as Record<string, unknown>);
     else p.reject(toError(r.error));
   }
 

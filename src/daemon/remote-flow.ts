@@ -4,23 +4,11 @@
  * reads again) while the client is not reading.
  */
 import { type Policy, type Principal, principalFor, ROOT_PRINCIPAL } from '../auth/policy.js';
-import type { FlowHandle } from '../flow/handle.js';
-import type { Client } from './connection.js';
+import type { ClientView as Client, RemoteFlow } from './host.js';
 import type { Peer } from './peer.js';
-import { errorBody, frameText } from './protocol.js';
+import { errorBody, frameText, PROTOCOL_VERSION } from './protocol.js';
 
-export interface RemoteFlow {
-  id: number;
-  handle: FlowHandle;
-  sent: number;
-  dropped: number;
-  /** Bytes of graph text (or GraphSpec JSON) populate has taken for this flow. */
-  populated: number;
-  closedByDaemon?: boolean;
-  /** Dropped records not yet reported to the client (reported once it reads again). */
-  unreported: number;
-  lossTimer?: NodeJS.Timeout;
-}
+export type { RemoteFlow } from './host.js';
 
 /** The policy's principal for a peer (root may do anything), or undefined: denied. */
 export const principalOf = (policy: Policy, peer: Peer): Principal | undefined =>
@@ -54,7 +42,7 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
       return;
     }
     reportLoss(c, f);
-    if (c.write(frameText(`{"v":1,"ev":"records","flow":${f.id},"records":[${records.join(',')}]}`)))
+    if (c.write(frameText(`{"v":${PROTOCOL_VERSION},"ev":"records","flow":${f.id},"records":[${records.join(',')}]}`)))
       f.sent += records.length;
   };
   f.handle.records$.subscribe({
@@ -65,15 +53,15 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
     },
     error: (err) => {
       flush();
-      c.event({ v: 1, ev: 'end', flow: f.id, error: errorBody(err) });
+      c.event({ v: PROTOCOL_VERSION, ev: 'end', flow: f.id, error: errorBody(err) });
     },
     complete: () => {
       flush();
       // A flow the daemon closed has had its `closed` event; an `end` would read as a normal finish.
-      if (!f.closedByDaemon) c.event({ v: 1, ev: 'end', flow: f.id });
+      if (!f.closedByDaemon) c.event({ v: PROTOCOL_VERSION, ev: 'end', flow: f.id });
     },
   });
-  f.handle.lost$.subscribe((n) => c.event({ v: 1, ev: 'lost', flow: f.id, notice: n }));
+  f.handle.lost$.subscribe((n) => c.event({ v: PROTOCOL_VERSION, ev: 'lost', flow: f.id, notice: n }));
 }
 
 /** Tells the client of its loss once it reads again (its backlog is back under the limit), with the whole count. */
@@ -93,7 +81,7 @@ function reportLoss(c: Client, f: RemoteFlow): void {
   const count = f.unreported;
   f.unreported = 0;
   c.event({
-    v: 1,
+    v: PROTOCOL_VERSION,
     ev: 'lost',
     flow: f.id,
     notice: {

@@ -6,7 +6,7 @@
  */
 import { FlowgrabError } from '../errors.js';
 import { GraphError } from '../filters/errors.js';
-import type { Client } from './connection.js';
+import type { ClientView as Client } from './host.js';
 import { FLOWS_PER_UID, POPULATE_TEXT_PER_FLOW, REGISTRATIONS_PER_UID } from './limits.js';
 import { PROTOCOL_VERSION, type Request } from './protocol.js';
 import { pipeRecords, principalOf, type RemoteFlow } from './remote-flow.js';

@@ -5,8 +5,7 @@
  * for as long as the attack runs; plus the daemon's RSS from /proc.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { RemoteFlowgrab } from '../../src/daemon/client.js';
-import { Flowgrab } from '../../src/flow/flowgrab.js';
+import { connect, type RemoteFlowgrab } from '../../src/daemon/client.js';
 import { waitFor } from '../../src/testing/lab/index.js';
 import { RawClient } from './daemon.js';
 
@@ -39,7 +38,7 @@ export class Bystanders {
 
   /** Root's victim flow replaying `recording`, and a prober connection; resolves once records flow. */
   static async start(socket: string, recording: string): Promise<Bystanders> {
-    const fg = await Flowgrab.connect(socket);
+    const fg = await connect(socket);
     const prober = await RawClient.connect(socket);
     const b = new Bystanders(fg, prober);
     const flow = fg.create({ name: 'victim' });
