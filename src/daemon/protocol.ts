@@ -120,6 +120,30 @@ const LossNotice = z.object({
   where: z.enum(['kernel', 'reader', 'decode']).optional(),
   netns: z.string().max(200).optional(),
 });
+const NodeStats = z.object({
+  node: z.string().max(200),
+  path: z.string().max(4096),
+  in: z.number().nonnegative(),
+  out: z.number().nonnegative(),
+  dropped: z.number().nonnegative(),
+});
+/** A flow's stats as the daemon has them (flow/handle.ts FlowStats, plus what the daemon sent or dropped). */
+export const RemoteStats = z.looseObject({
+  state: z.enum(['created', 'populated', 'instantiated', 'active', 'paused', 'closed']),
+  nodes: z.array(NodeStats).max(10_000),
+  buffer: z.object({
+    capacity: z.number(),
+    buffered: z.number(),
+    highWater: z.number(),
+    dropped: z.number(),
+    delivered: z.number(),
+  }),
+  missed: z.number(),
+  sent: z.number().optional(),
+  droppedToClient: z.number().optional(),
+});
+export type RemoteStats = z.infer<typeof RemoteStats>;
+
 const PacketJson = z.looseObject({
   packetId: Mark,
   payload: z
@@ -130,7 +154,14 @@ const PacketJson = z.looseObject({
 
 /** What the daemon sends unasked: a flow's records and loss, a flow closed or ended, a queue's packets and notices. */
 export const Event = z.discriminatedUnion('ev', [
-  z.object({ v, ev: z.literal('records'), flow: Flow, records: z.array(z.unknown()) }),
+  // `nodes`: the graph's per-node counts, sent with records now and then (stats() of a remote handle shows them).
+  z.object({
+    v,
+    ev: z.literal('records'),
+    flow: Flow,
+    records: z.array(z.unknown()),
+    nodes: NodeStats.array().optional(),
+  }),
   z.object({ v, ev: z.literal('lost'), flow: Flow, notice: LossNotice }),
   z.object({ v, ev: z.literal('closed'), flow: Flow, reason: Text }),
   z.object({ v, ev: z.literal('end'), flow: Flow, error: ErrorBody.optional() }),

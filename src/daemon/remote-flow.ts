@@ -14,6 +14,8 @@ export type { RemoteFlow } from './host.js';
 export const principalOf = (policy: Policy, peer: Peer): Principal | undefined =>
   principalFor(policy, peer) ?? (peer.uid === 0 ? ROOT_PRINCIPAL : undefined);
 
+const NODES_EVERY_MS = 100;
+
 /** Each record's JSON, kept while the record lives: encoded once however many clients get it. */
 const jsonCache = new WeakMap<object, string>();
 function recordJson(r: unknown): string {
@@ -29,6 +31,7 @@ function recordJson(r: unknown): string {
 /** Streams a flow's records to the client in batches; a client that cannot keep up loses records, counted. */
 export function pipeRecords(c: Client, f: RemoteFlow): void {
   let batch: string[] = [];
+  let nodesSentAt = 0;
   const flush = () => {
     if (batch.length === 0) return;
     const records = batch;
@@ -42,8 +45,15 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
       return;
     }
     reportLoss(c, f);
-    if (c.write(frameText(`{"v":${PROTOCOL_VERSION},"ev":"records","flow":${f.id},"records":[${records.join(',')}]}`)))
-      f.sent += records.length;
+    // The graph's node counts ride along at most every NODES_EVERY_MS: the remote stats() stays current, cheaply.
+    const now = Date.now();
+    let nodes = '';
+    if (now - nodesSentAt >= NODES_EVERY_MS) {
+      nodesSentAt = now;
+      nodes = `,"nodes":${JSON.stringify(f.handle.stats().nodes)}`;
+    }
+    const frame = `{"v":${PROTOCOL_VERSION},"ev":"records","flow":${f.id},"records":[${records.join(',')}]${nodes}}`;
+    if (c.write(frameText(frame))) f.sent += records.length;
   };
   f.handle.records$.subscribe({
     next: (r) => {

@@ -27,6 +27,9 @@ function mustBeInPolicy(c: Client, op: string) {
   throw new GraphError([{ code: 'no_principal', path: [], message }], 'not authorized');
 }
 
+/** A flow's stats as a reply carries them: the graph's, and what the daemon sent or dropped for the client. */
+const statsOf = (f: RemoteFlow) => ({ ...f.handle.stats(), sent: f.sent, droppedToClient: f.dropped });
+
 function flowOf(c: Client, id: number): RemoteFlow {
   const f = c.flows.get(id);
   if (!f) throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `no flow ${id} on this connection`, { op: 'flow' });
@@ -78,13 +81,13 @@ export async function handleRequest(c: Client, req: Request): Promise<Record<str
       const f = flowOf(c, req.flow);
       await f.handle.instantiate();
       pipeRecords(c, f);
-      return { state: f.handle.state, graph: f.handle.graph };
+      return { state: f.handle.state, graph: f.handle.graph, stats: statsOf(f) };
     }
     case 'activate':
     case 'pause': {
       const f = flowOf(c, req.flow);
       await f.handle[req.op]();
-      return { state: f.handle.state };
+      return { state: f.handle.state, stats: statsOf(f) };
     }
     case 'close': {
       const f = c.flows.get(req.flow);
@@ -96,7 +99,7 @@ export async function handleRequest(c: Client, req: Request): Promise<Record<str
     }
     case 'stats': {
       const f = flowOf(c, req.flow);
-      return { stats: { ...f.handle.stats(), sent: f.sent, droppedToClient: f.dropped } };
+      return { stats: statsOf(f) };
     }
     case 'queue': {
       const principal = mustBeInPolicy(c, 'queue');
