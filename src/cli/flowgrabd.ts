@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** flowgrabd: shares flowgrab's privileged sockets with local users, as the policy allows. */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { FlowgrabError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { positiveInt } from './conntrack.js';
 import { chainName, queueNum, queueRules } from './nfqueue.js';
@@ -79,6 +80,8 @@ const program = new Command('flowgrabd')
     // The metrics port first: a busy one is a start-up failure (exit 1), not a log line from a daemon left running.
     const metrics = o.metrics
       ? await serveMetrics(d, o.metrics).catch((err: NodeJS.ErrnoException) => {
+          // A malformed address says so itself; a socket error gets the address and the errno.
+          if (err instanceof FlowgrabError) throw err;
           throw new InvalidArgumentError(`--metrics ${o.metrics}: cannot listen (${err.code ?? err.message})`);
         })
       : undefined;
