@@ -49,7 +49,7 @@ tick();
 // 127.BASE.x.y are kept as (flow index, receive time, ms since the daemon
 // decoded it); "report" on stdin prints the counts per connection and those
 // triples (base64 Float64Array), then forgets them. MODE "flowgrab" uses
-// Flowgrab.connect (records parsed, as an application gets them); "raw" speaks
+// connect() (records parsed, as an application gets them); "raw" speaks
 // the frame protocol and scans records with a regex: a reader that costs
 // next to nothing, so what it sees is the daemon's own delivery.
 const CLIENTS = `
@@ -57,8 +57,8 @@ const [dist, socket, k, graph, base, mode] = process.argv.slice(1);
 const B = Number(base);
 const note = (st, t, b2, b3, b4, ts) => { st.got++; if (b2 === B) st.pairs.push(b3 * 254 + b4 - 1, t, Date.now() - ts); };
 async function viaFlowgrab(st) {
-  const { Flowgrab } = await import(dist + '/src/flow/flowgrab.js');
-  const fg = await Flowgrab.connect(socket);
+  const { connect } = await import(dist + '/src/daemon/client.js');
+  const fg = await connect(socket);
   const flow = fg.create({ bufferRecords: 100000 });
   flow.populate(graph);
   await flow.instantiate();
@@ -373,7 +373,7 @@ export async function benchDaemon(): Promise<void> {
       `flowgrabd: conntrack NEW records at ${RATE}/s for ${SECONDS} s to 1 and to 16 clients (in ${CLIENT_PROCESSES} processes; ${cpus().length} CPUs)`,
     );
     console.log("  raw: clients that read frames and scan records with a regex (the daemon's own delivery);");
-    console.log('  flowgrab: Flowgrab.connect clients that parse every record (what an application sees)');
+    console.log('  flowgrab: connect() clients that parse every record (what an application sees)');
     for (const r of results) {
       console.log(
         `  ${r.mode.padEnd(8)} ${String(r.clients).padStart(2)} client(s): daemon CPU ${fmt(r.cpuMs, 0)} ms` +

@@ -10,7 +10,7 @@ const root = resolve(process.argv[2] ?? join(dirname(new URL(import.meta.url).pa
 
 /** Layers, lowest first; a file may import its own layer or lower ones. */
 export const LAYERS = [
-  ['errors.ts', 'version.ts', 'rx.ts'],
+  ['errors.ts', 'version.ts', 'rx.ts', 'util'],
   ['netlink'],
   ['sources'],
   ['filters', 'export'],

@@ -16,7 +16,11 @@ export type ErrorCode =
   | 'FG_ERR_FIREWALL'
   | 'FG_ERR_BUSY'
   | 'FG_ERR_GRAPH'
-  | 'FG_ERR_DENIED';
+  | 'FG_ERR_DENIED'
+  /** A frame that does not follow flowgrabd's protocol (either direction). */
+  | 'FG_ERR_PROTOCOL'
+  /** A failure nobody caught (flowgrabd closes the client it happened for). */
+  | 'FG_ERR_INTERNAL';
 
 /** Details of a FlowgrabError: the operation, the errno, the cause. */
 export interface FlowgrabErrorOptions {

@@ -5,7 +5,7 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
-import { Flowgrab, runTool } from '../../src/index.js';
+import { connect, Flowgrab, runTool } from '../../src/index.js';
 import { Credentials, defaultCredentials, Sessions } from './auth.js';
 import { createCaptureHandler } from './capture.js';
 import type { MqttBridge, MqttOptions, SpinCore, SpinMessage, WebHandler } from './contract.js';
@@ -193,7 +193,7 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
     web = (req, res) => capture(req, res) || (spinweb?.(req, res) ?? false) || own(req, res);
     guard = httpGuard;
 
-    const fg = options.daemon ? await Flowgrab.connect(options.daemon) : new Flowgrab();
+    const fg = options.daemon ? await connect(options.daemon) : new Flowgrab();
     cleanups.push(() => fg.close());
     const closeFeeds = await openFeeds(fg, core, {
       netns: options.netns,

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /** flowgrabd: shares flowgrab's privileged sockets with local users, as the policy allows. */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { FlowgrabError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { positiveInt } from './conntrack.js';
 import { chainName, queueNum, queueRules } from './nfqueue.js';
-import { logLine } from './output.js';
+import { errorStyle, logLine } from './output.js';
 import { reportError } from './run.js';
 
 const program = new Command('flowgrabd')
@@ -79,6 +80,8 @@ const program = new Command('flowgrabd')
     // The metrics port first: a busy one is a start-up failure (exit 1), not a log line from a daemon left running.
     const metrics = o.metrics
       ? await serveMetrics(d, o.metrics).catch((err: NodeJS.ErrnoException) => {
+          // A malformed address says so itself; a socket error gets the address and the errno.
+          if (err instanceof FlowgrabError) throw err;
           throw new InvalidArgumentError(`--metrics ${o.metrics}: cannot listen (${err.code ?? err.message})`);
         })
       : undefined;
@@ -101,10 +104,13 @@ const program = new Command('flowgrabd')
     process.once('SIGINT', () => void stop('SIGINT'));
   });
 
+// Start-up failures read as flowgrab's do (`flowgrabd: error: …`); once running, the daemon logs (logfmt).
+errorStyle(program, 'flowgrabd');
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  reportError(err);
+  reportError(err, 'flowgrabd');
   // Whatever start-up left open (a half-started queue, timers) must not keep a failed daemon running.
   process.exit(1);
 }

@@ -48,8 +48,9 @@ export async function parseForCli(text: string, netns?: string): Promise<GraphSp
 export async function runGraph(graph: string | GraphSpec, o: GraphRunOptions): Promise<number> {
   const spec = typeof graph === 'string' ? await parseForCli(graph, o.netns) : graph;
   const { Flowgrab } = await import('../flow/flowgrab.js');
+  const { connect } = await import('../daemon/client.js');
   viaDaemon.on = Boolean(o.daemon);
-  const fg = o.daemon ? await Flowgrab.connect(o.daemon) : new Flowgrab();
+  const fg = o.daemon ? await connect(o.daemon) : new Flowgrab();
   const bufferRecords = o.buffer ?? (o.daemon ? DAEMON_BUFFER_DEFAULT : undefined);
   const flow = fg.create({ name: 'cli', ...(bufferRecords === undefined ? {} : { bufferRecords }) });
   try {

@@ -106,25 +106,25 @@ export function runStream<T>(
 /** Set by commands that run through flowgrabd: the daemon holds the privileges, so no hint about them. */
 export const viaDaemon = { on: false };
 
-/** One error line on stderr in flowgrab's style, whatever was thrown. */
-export function reportError(err: unknown): void {
+/** One error line on stderr in flowgrab's style (`PROG: error: …`), whatever was thrown. */
+export function reportError(err: unknown, prog = 'flowgrab'): void {
   const issues = (err as { issues?: { path: (string | number)[]; message: string }[] }).issues;
   if (err instanceof FlowgrabError && err.code === 'FG_ERR_GRAPH' && issues?.length) {
     // Graph errors list every problem, one per line, each with its path in the graph when it has one.
-    for (const i of issues) printError(i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message);
+    for (const i of issues) printError(i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message, prog);
     return;
   }
   if (err instanceof FlowgrabError && issues?.length && err.code === 'FG_ERR_DENIED') {
-    for (const i of issues) printError(i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message);
+    for (const i of issues) printError(i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message, prog);
     return;
   }
   const message = err instanceof Error ? err.message : String(err);
   if (!viaDaemon.on && lacksNetAdmin() && err instanceof FlowgrabError) {
     const hint = privilegeHint(err);
     if (hint) {
-      printError(hint);
+      printError(hint, prog);
       return;
     }
   }
-  printError(message);
+  printError(message, prog);
 }

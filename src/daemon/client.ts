@@ -1,6 +1,9 @@
 /**
- * The client side of flowgrabd: Flowgrab.connect(path) gives flow handles
- * with the same life and API as local ones. populate() is local (and sync,
+ * The client side of flowgrabd: connect(path) gives flow handles with the
+ * same life and API as local ones. Every frame from the daemon is checked
+ * against the protocol's schemas (protocol.ts) before it is used: a
+ * malformed reply or event is a FlowgrabError (FG_ERR_PROTOCOL) on every
+ * request and flow of the connection, which is then closed. populate() is local (and sync,
  * as locally); the graph goes to the daemon at instantiate(), which checks
  * it against the policy for the identity the kernel reports.
  */
@@ -11,14 +14,34 @@ import { GraphBuilder } from '../filters/builder.js';
 import { GraphError } from '../filters/errors.js';
 import type { Rec } from '../filters/registry.js';
 import type { GraphSpec } from '../filters/spec.js';
+import type { NodeStats } from '../flow/compile.js';
 import type { FlowOptions, FlowStats, LossNotice } from '../flow/handle.js';
 import { type FlowState, transition } from '../flow/states.js';
-import type { PacketRecord } from '../sources/nfqueue/record.js';
-import { type ErrorBody, type Event, encodeFrame, FrameReader, PROTOCOL_VERSION, type Reply } from './protocol.js';
+import {
+  type ErrorBody,
+  type Event,
+  encodeFrame,
+  FrameReader,
+  issuesText,
+  PROTOCOL_VERSION,
+  parseServerFrame,
+  RemoteStats,
+  type ServerMessage,
+} from './protocol.js';
+import { type QueueRegistration, RemoteQueue } from './remote-queue.js';
 
-function toError(e: ErrorBody): Error {
+export type { QueueNotice, QueueRegistration, RemotePacket, RemoteVerdict } from './remote-queue.js';
+export { RemoteQueue } from './remote-queue.js';
+
+/** The daemon's error as the FlowgrabError a local flow would have thrown. */
+function toError(e: ErrorBody): FlowgrabError {
   if (e.issues?.length) return new GraphError(e.issues, e.message.split(':')[0] || 'graph');
-  return new FlowgrabError((e.code as never) ?? 'FG_ERR_NETLINK', e.message, { op: 'daemon' });
+  return new FlowgrabError(e.code, e.message, { op: 'daemon' });
+}
+
+/** Connects to flowgrabd's Unix socket (e.g. `/run/flowgrab/flowgrab.sock`); identity comes from the kernel. */
+export function connect(path: string): Promise<RemoteFlowgrab> {
+  return RemoteFlowgrab.connect(path);
 }
 
 /** A connection to flowgrabd: flow handles (and queue registrations) served by the daemon under its policy. Get one with `connect(path)`. */
@@ -37,9 +60,11 @@ export class RemoteFlowgrab {
   private constructor(private readonly sock: Socket) {
     sock.on('data', (d) => {
       try {
-        for (const f of this.reader.push(d)) this.onMessage(JSON.parse(f.toString('utf8')) as Reply | Event);
+        for (const f of this.reader.push(d)) this.onMessage(parseServerFrame(f));
       } catch (err) {
-        this.fail(err as Error);
+        // The stream cannot be trusted past a bad frame: everything waiting on it fails, and it is closed.
+        this.fail(err as FlowgrabError);
+        sock.destroy();
       }
     });
     sock.on('close', () =>
@@ -79,18 +104,18 @@ export class RemoteFlowgrab {
     });
   }
 
-  private onMessage(m: Reply | Event): void {
-    if ('ev' in m) {
-      const e = m as Event;
+  private onMessage(m: ServerMessage): void {
+    if (m.event) {
+      const e = m.event;
       if (e.ev === 'packets' || e.ev === 'queue-notice') this.queues.get(e.queue)?.onEvent(e);
       else this.flows.get(e.flow)?.onEvent(e);
       return;
     }
-    const r = m as Reply;
+    const r = m.reply;
     const p = r.id === null ? undefined : this.pending.get(r.id);
     if (!p) return;
     this.pending.delete(r.id as number);
-    if (r.ok) p.resolve(r);
+    if (r.ok) p.resolve(r as Record<string, unknown>);
     else p.reject(toError(r.error));
   }
 
@@ -142,6 +167,11 @@ export class RemoteFlowHandle<R extends object = Rec> {
   private readonly out = new Subject<Rec>();
   private readonly lost = new Subject<LossNotice>();
   private received = 0;
+  /** Records the reader lost, as lost$ reported them: the one count stats() shows as dropped. */
+  private readerLost = 0;
+  private nodes: NodeStats[] = [];
+  private missed = 0;
+  private highWater = 0;
   private remoteGraph = '';
   /** Why the daemon closed this flow, when it did (e.g. a policy reload denied it). */
   closedReason?: string;
@@ -193,6 +223,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
     try {
       const r = await this.c.request({ op: 'instantiate', flow: this.id });
       this.remoteGraph = String(r.graph ?? '');
+      this.takeStats(r.stats);
     } catch (err) {
       // Leave the daemon with nothing half-made: the local handle stays populated, as a local one would.
       await this.c.request({ op: 'close', flow: this.id }).catch(() => {});
@@ -205,12 +236,12 @@ export class RemoteFlowHandle<R extends object = Rec> {
 
   async activate(): Promise<void> {
     this.st = transition(this.st, 'activate');
-    await this.c.request({ op: 'activate', flow: this.id });
+    this.takeStats((await this.c.request({ op: 'activate', flow: this.id })).stats);
   }
 
   async pause(): Promise<void> {
     this.st = transition(this.st, 'pause');
-    await this.c.request({ op: 'pause', flow: this.id });
+    this.takeStats((await this.c.request({ op: 'pause', flow: this.id })).stats);
   }
 
   async close(): Promise<void> {
@@ -221,32 +252,56 @@ export class RemoteFlowHandle<R extends object = Rec> {
     this.lost.complete();
   }
 
-  /** Counters kept here; `remoteStats()` asks the daemon for the graph's. */
+  /**
+   * As a local handle's: the graph's node counts and `missed` as the daemon
+   * last sent them (with records, at most every 100 ms, and in every reply);
+   * `dropped` is what lost$ has reported lost for this reader (the daemon's
+   * buffer and the records it could not send), `delivered` what arrived.
+   */
   stats(): FlowStats {
     return {
       state: this.st,
-      nodes: [],
+      nodes: this.nodes.map((n) => ({ ...n })),
       buffer: {
         capacity: this.opts.bufferRecords ?? 10_000,
         buffered: 0,
-        highWater: 0,
-        dropped: 0,
+        highWater: this.highWater,
+        dropped: this.readerLost,
         delivered: this.received,
       },
-      missed: 0,
+      missed: this.missed,
     };
   }
 
-  async remoteStats(): Promise<Record<string, unknown>> {
-    return (await this.c.request({ op: 'stats', flow: this.id })).stats as Record<string, unknown>;
+  /** The daemon's own stats of this flow, now (and stats() is brought up to date with them). */
+  async remoteStats(): Promise<RemoteStats> {
+    const r = await this.c.request({ op: 'stats', flow: this.id });
+    return this.takeStats(r.stats) as RemoteStats;
+  }
+
+  /** A reply's stats, checked like any frame: a malformed one is a protocol error, not silently ignored. */
+  private takeStats(raw: unknown): RemoteStats | undefined {
+    if (raw === undefined) return undefined;
+    const r = RemoteStats.safeParse(raw);
+    if (!r.success)
+      throw new FlowgrabError('FG_ERR_PROTOCOL', `flowgrabd sent malformed stats: ${issuesText(r.error)}`, {
+        op: 'daemon',
+      });
+    this.nodes = r.data.nodes;
+    this.missed = r.data.missed;
+    this.highWater = r.data.buffer.highWater;
+    return r.data;
   }
 
   onEvent(e: Event): void {
     if (e.ev === 'records') {
       this.received += e.records.length;
+      if (e.nodes) this.nodes = e.nodes;
       for (const r of e.records) this.out.next(r as Rec);
-    } else if (e.ev === 'lost') this.lost.next({ ...(e.notice as LossNotice), flow: this.name });
-    else if (e.ev === 'end') {
+    } else if (e.ev === 'lost') {
+      if (e.notice.where === 'reader') this.readerLost += e.notice.count ?? 0;
+      this.lost.next({ ...(e.notice as LossNotice), flow: this.name });
+    } else if (e.ev === 'end') {
       if (e.error) this.out.error(toError(e.error));
       else this.out.complete();
     } else if (e.ev === 'closed') {
@@ -262,108 +317,5 @@ export class RemoteFlowHandle<R extends object = Rec> {
     this.st = 'closed';
     this.out.error(err);
     this.lost.complete();
-  }
-}
-
-/** A mark registration on flowgrabd's shared NFQUEUE queue, as the daemon accepted it. */
-export interface QueueRegistration {
-  reg: number;
-  queue: number;
-  /** As the daemon normalised it, e.g. `0x10/0xf0`. */
-  mark: string;
-  timeoutMs: number;
-}
-
-/** A verdict a client may give a queued packet through flowgrabd. */
-export type RemoteVerdict = 'accept' | 'drop' | 'repeat';
-
-/** A packet from the daemon's queue: the record (payload as a Buffer again) and its verdict(). */
-export type RemotePacket = PacketRecord & { verdict(v: RemoteVerdict, opts?: { mark?: number }): Promise<void> };
-
-/** A notice about a queue registration (timeouts, refused verdicts) from flowgrabd. */
-export interface QueueNotice {
-  kind: string;
-  message: string;
-  count?: number;
-  ts: number;
-}
-
-/** One mark registration on flowgrabd's shared NFQUEUE queue. */
-export class RemoteQueue {
-  private readonly out = new Subject<RemotePacket>();
-  private readonly notes = new Subject<QueueNotice>();
-  private closed = false;
-  readonly packets$ = this.out.asObservable();
-  /** Timeouts, packets decided because this client was not reading, a registration closed by a policy reload. */
-  readonly notices$ = this.notes.asObservable();
-  readonly reg: number;
-  readonly queue: number;
-  readonly mark: string;
-  readonly timeoutMs: number;
-
-  constructor(
-    private readonly c: RemoteFlowgrab,
-    r: QueueRegistration,
-    private readonly forget: () => void,
-  ) {
-    this.reg = r.reg;
-    this.queue = r.queue;
-    this.mark = r.mark;
-    this.timeoutMs = r.timeoutMs;
-  }
-
-  /** Verdicts for several packets in one frame; resolves with what the daemon refused (not yours, too late). */
-  async verdicts(
-    list: { packetId: number; verdict: RemoteVerdict; mark?: number }[],
-  ): Promise<{ accepted: number; refused: { packetId: number; reason: string }[] }> {
-    const r = await this.c.request({ op: 'verdict', queue: this.reg, verdicts: list });
-    return r as unknown as { accepted: number; refused: { packetId: number; reason: string }[] };
-  }
-
-  /** One verdict; rejects with the daemon's reason when refused. */
-  async verdict(packetId: number, verdict: RemoteVerdict, opts?: { mark?: number }): Promise<void> {
-    const r = await this.verdicts([{ packetId, verdict, ...opts }]);
-    if (r.refused.length)
-      throw new FlowgrabError('FG_ERR_DENIED', `verdict for packet ${packetId} refused: ${r.refused[0].reason}`, {
-        op: 'verdict',
-      });
-  }
-
-  onEvent(e: Event): void {
-    if (e.ev === 'packets')
-      for (const raw of e.packets) {
-        const p = { ...raw, payload: Buffer.from(String(raw.payload ?? ''), 'hex') } as PacketRecord;
-        Object.defineProperty(p, 'verdict', {
-          enumerable: false,
-          value: (v: RemoteVerdict, opts?: { mark?: number }) => this.verdict(p.packetId, v, opts),
-        });
-        this.out.next(p as RemotePacket);
-      }
-    else if (e.ev === 'queue-notice') {
-      const n = e.notice as unknown as QueueNotice;
-      this.notes.next(n);
-      if (n.kind === 'closed')
-        this.finish(new FlowgrabError('FG_ERR_DENIED', `flowgrabd closed the queue: ${n.message}`));
-    }
-  }
-
-  /** Gives the registration back; packets still waiting get the daemon's default verdict. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.c.request({ op: 'unqueue', queue: this.reg }).catch(() => {});
-    this.finish();
-  }
-
-  onDisconnect(err: Error): void {
-    this.finish(err);
-  }
-
-  private finish(err?: Error): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.forget();
-    if (err) this.out.error(err);
-    else this.out.complete();
-    this.notes.complete();
   }
 }

@@ -17,16 +17,26 @@ import { printGraph } from '../filters/print.js';
 import { withReplayOpener } from '../filters/replay.js';
 import { Flowgrab } from '../flow/flowgrab.js';
 import { forClient, type Guarded } from './guard.js';
+import type { ClientView, DaemonHost, RemoteFlow } from './host.js';
 import { PENDING_FRAMES } from './limits.js';
 import { openAsPeer } from './open-as.js';
 import type { Peer } from './peer.js';
-import { type Event, encodeFrame, errorBody, FrameReader, type Reply, Request } from './protocol.js';
-import type { QueueClient } from './queue.js';
-import { principalOf, type RemoteFlow } from './remote-flow.js';
+import {
+  type ErrorBody,
+  type Event,
+  encodeFrame,
+  errorBody,
+  FrameReader,
+  failure,
+  issuesText,
+  PROTOCOL_VERSION,
+  type Reply,
+  Request,
+} from './protocol.js';
+import { principalOf } from './remote-flow.js';
 import { handleRequest } from './requests.js';
-import type { Daemon } from './server.js';
 
-export class Client implements QueueClient, Guarded {
+export class Client implements ClientView, Guarded {
   readonly flows = new Map<number, RemoteFlow>();
   readonly fg: Flowgrab;
   nextFlow = 1;
@@ -41,7 +51,7 @@ export class Client implements QueueClient, Guarded {
   deniedLogged = false;
 
   constructor(
-    readonly d: Daemon,
+    readonly d: DaemonHost,
     readonly conn: Socket,
     readonly peer: Peer,
     readonly cid: number,
@@ -80,11 +90,16 @@ export class Client implements QueueClient, Guarded {
 
   deliver(queue: number, packets: Record<string, unknown>[]): boolean {
     if (this.closed || this.conn.destroyed || this.congested) return false;
-    return this.write(encodeFrame({ v: 1, ev: 'packets', queue, packets }));
+    return this.write(encodeFrame({ v: PROTOCOL_VERSION, ev: 'packets', queue, packets }));
   }
 
   notice(queue: number, notice: Record<string, unknown>): void {
-    this.event({ v: 1, ev: 'queue-notice', queue, notice: { ...notice, ts: Date.now() } });
+    this.event({
+      v: PROTOCOL_VERSION,
+      ev: 'queue-notice',
+      queue,
+      notice: { kind: String(notice.kind), message: String(notice.message), ...notice, ts: Date.now() },
+    });
   }
 
   /** An event the client did not ask for: dropped (and counted) while the client is not reading. */
@@ -119,7 +134,12 @@ export class Client implements QueueClient, Guarded {
   /** Uncaught failure in this client's work (guard.ts): this client goes, nobody else. */
   fail(err: unknown): void {
     this.d.log('error', 'client failed', { client: this.cid, uid: this.uid, error: (err as Error)?.message });
-    this.reply({ v: 1, id: null, ok: false, error: { code: 'FG_ERR_INTERNAL', message: 'internal error: closing' } });
+    this.reply({
+      v: PROTOCOL_VERSION,
+      id: null,
+      ok: false,
+      error: failure('FG_ERR_INTERNAL', 'internal error: closing'),
+    });
     void this.shutdown('internal error');
   }
 
@@ -161,8 +181,8 @@ export class Client implements QueueClient, Guarded {
     }
   }
 
-  private hangUp(error: { code: string; message: string }, why: string): void {
-    this.reply({ v: 1, id: null, ok: false, error });
+  private hangUp(error: ErrorBody, why: string): void {
+    this.reply({ v: PROTOCOL_VERSION, id: null, ok: false, error });
     this.conn.end();
     void this.shutdown(why);
   }
@@ -178,7 +198,7 @@ export class Client implements QueueClient, Guarded {
     this.frameTimer = setTimeout(() => {
       this.d.stats.timedOutConnections++;
       this.hangUp(
-        { code: 'FG_ERR_TIMEOUT', message: `frame not completed within ${this.d.timeouts.partialFrameMs} ms` },
+        failure('FG_ERR_TIMEOUT', `frame not completed within ${this.d.timeouts.partialFrameMs} ms`),
         'partial frame timeout',
       );
     }, this.d.timeouts.partialFrameMs);
@@ -194,10 +214,7 @@ export class Client implements QueueClient, Guarded {
       if (this.flows.size > 0 || this.d.mux?.holds(this) || this.waiting > 0 || this.conn.isPaused())
         return this.touch();
       this.d.stats.timedOutConnections++;
-      this.hangUp(
-        { code: 'FG_ERR_TIMEOUT', message: `idle for ${this.d.timeouts.idleMs} ms with nothing open` },
-        'idle timeout',
-      );
+      this.hangUp(failure('FG_ERR_TIMEOUT', `idle for ${this.d.timeouts.idleMs} ms with nothing open`), 'idle timeout');
     }, this.d.timeouts.idleMs);
     this.idleTimer.unref();
   }
@@ -209,31 +226,27 @@ export class Client implements QueueClient, Guarded {
       const r = Request.safeParse(json);
       if (!r.success) {
         const id = typeof (json as { id?: unknown })?.id === 'number' ? (json as { id: number }).id : null;
-        const message = r.error.issues
-          .slice(0, 10)
-          .map((i) => `${i.path.join('.') || 'frame'}: ${i.message}`)
-          .join('; ');
-        this.reply({ v: 1, id, ok: false, error: { code: 'FG_ERR_PROTOCOL', message: message.slice(0, 2000) } });
+        this.reply({ v: PROTOCOL_VERSION, id, ok: false, error: failure('FG_ERR_PROTOCOL', issuesText(r.error)) });
         this.d.stats.badFrames++;
         return;
       }
       req = r.data;
     } catch {
-      this.reply({ v: 1, id: null, ok: false, error: { code: 'FG_ERR_PROTOCOL', message: 'frame is not JSON' } });
+      this.reply({ v: PROTOCOL_VERSION, id: null, ok: false, error: failure('FG_ERR_PROTOCOL', 'frame is not JSON') });
       this.d.stats.badFrames++;
       return;
     }
     try {
-      this.reply({ v: 1, id: req.id, ok: true, ...(await handleRequest(this, req)) });
+      this.reply({ v: PROTOCOL_VERSION, id: req.id, ok: true, ...(await handleRequest(this, req)) });
     } catch (err) {
-      this.reply({ v: 1, id: req.id, ok: false, error: errorBody(err) });
+      this.reply({ v: PROTOCOL_VERSION, id: req.id, ok: false, error: errorBody(err) });
     }
   }
 
   /** Closes one flow for the daemon's reasons (policy reload, new limits), telling the client why. */
   async closeFlow(f: RemoteFlow, reason: string): Promise<void> {
     f.closedByDaemon = true;
-    this.event({ v: 1, ev: 'closed', flow: f.id, reason });
+    this.event({ v: PROTOCOL_VERSION, ev: 'closed', flow: f.id, reason });
     await f.handle.close();
     this.flows.delete(f.id);
     this.d.log('warn', 'flow closed by policy reload', { client: this.cid, uid: this.peer.uid, flow: f.id, reason });

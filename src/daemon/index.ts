@@ -1,4 +1,4 @@
-// The daemon's client side is public (Flowgrab.connect returns a RemoteFlowgrab); the server is for flowgrabd.
+// The daemon's client side is public (connect() returns a RemoteFlowgrab); the server is for flowgrabd.
 export type {
   QueueNotice,
   QueueRegistration,

@@ -1,7 +1,7 @@
 /** Prometheus metrics for flowgrabd (--metrics HOST:PORT), read from the daemon at each scrape. */
 import { createServer, type Server } from 'node:http';
 import { Gauge, Registry } from 'prom-client';
-import { parseHostPort } from '../export/address.js';
+import { parseHostPort } from '../util/hostport.js';
 import type { Daemon } from './server.js';
 
 export function metricsRegistry(d: Daemon): Registry {

@@ -1,11 +1,12 @@
 /**
  * flowgrabd's wire protocol: frames of a 4-byte big-endian length and a
- * UTF-8 JSON body, version 1, every frame validated by zod. Requests carry
- * an `id` answered by one reply; the daemon also sends events (records,
- * loss, a flow closed by the daemon).
+ * UTF-8 JSON body, version PROTOCOL_VERSION, every frame validated by zod in
+ * both directions (the daemon checks requests, the client checks replies and
+ * events). Requests carry an `id` answered by one reply; the daemon also
+ * sends events (records, loss, a flow closed by the daemon).
  */
 import { z } from 'zod';
-import { FlowgrabError } from '../errors.js';
+import { type ErrorCode, FlowgrabError } from '../errors.js';
 import { GraphSpec } from '../filters/spec.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -59,23 +60,150 @@ export const Request = z.discriminatedUnion('op', [
 ]);
 export type Request = z.infer<typeof Request>;
 
-export interface ErrorBody {
-  code: string;
-  message: string;
-  issues?: { code: string; path: (string | number)[]; message: string }[];
+/** Error codes on the wire are the library's own (errors.ts), so a client rebuilds the same FlowgrabError. */
+const ERROR_CODES = [
+  'FG_ERR_NETLINK',
+  'FG_ERR_DECODE',
+  'FG_ERR_SYSCALL',
+  'FG_ERR_CLOSED',
+  'FG_ERR_TIMEOUT',
+  'FG_ERR_PERMISSION',
+  'FG_ERR_NETNS',
+  'FG_ERR_INVALID_ARGUMENT',
+  'FG_ERR_INVALID_STATE',
+  'FG_ERR_FIREWALL',
+  'FG_ERR_BUSY',
+  'FG_ERR_GRAPH',
+  'FG_ERR_DENIED',
+  'FG_ERR_PROTOCOL',
+  'FG_ERR_INTERNAL',
+] as const satisfies readonly ErrorCode[];
+// Every ErrorCode is listed: adding one to errors.ts without adding it here fails to compile.
+type Missing = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
+const _allListed: Missing extends never ? true : Missing = true;
+void _allListed;
+
+const Text = z.string().max(MAX_FRAME);
+export const ErrorBody = z.object({
+  code: z.enum(ERROR_CODES),
+  message: Text,
+  issues: z
+    .array(z.object({ code: z.string(), path: z.array(z.union([z.string(), z.number()])), message: Text }))
+    .max(10_000)
+    .optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+const v = z.literal(PROTOCOL_VERSION);
+/** An answer to request `id`; a successful one carries the op's own fields (checked where they are used). */
+export const Reply = z.discriminatedUnion('ok', [
+  z.looseObject({ v, id: Id, ok: z.literal(true) }),
+  z.object({ v, id: Id.nullable(), ok: z.literal(false), error: ErrorBody }),
+]);
+export type Reply =
+  | { v: typeof PROTOCOL_VERSION; id: number; ok: true; [k: string]: unknown }
+  | { v: typeof PROTOCOL_VERSION; id: number | null; ok: false; error: ErrorBody };
+
+const Notice = z.looseObject({
+  kind: z.string().max(64),
+  message: Text,
+  count: z.number().int().nonnegative().optional(),
+  ts: z.number(),
+});
+/** A flow's loss notice (sources/notice.ts); keys beyond these are dropped, the client names the flow itself. */
+const LossNotice = z.object({
+  kind: z.enum(['loss', 'resync', 'warning']),
+  message: Text,
+  count: z.number().int().nonnegative().optional(),
+  ts: z.number(),
+  source: z.string().max(200),
+  where: z.enum(['kernel', 'reader', 'decode']).optional(),
+  netns: z.string().max(200).optional(),
+});
+const NodeStats = z.object({
+  node: z.string().max(200),
+  path: z.string().max(4096),
+  in: z.number().nonnegative(),
+  out: z.number().nonnegative(),
+  dropped: z.number().nonnegative(),
+});
+/** A flow's stats as the daemon has them (flow/handle.ts FlowStats, plus what the daemon sent or dropped). */
+export const RemoteStats = z.looseObject({
+  state: z.enum(['created', 'populated', 'instantiated', 'active', 'paused', 'closed']),
+  nodes: z.array(NodeStats).max(10_000),
+  buffer: z.object({
+    capacity: z.number(),
+    buffered: z.number(),
+    highWater: z.number(),
+    dropped: z.number(),
+    delivered: z.number(),
+  }),
+  missed: z.number(),
+  sent: z.number().optional(),
+  droppedToClient: z.number().optional(),
+});
+export type RemoteStats = z.infer<typeof RemoteStats>;
+
+const PacketJson = z.looseObject({
+  packetId: Mark,
+  payload: z
+    .string()
+    .max(2 * MAX_FRAME)
+    .optional(),
+});
+
+/** What the daemon sends unasked: a flow's records and loss, a flow closed or ended, a queue's packets and notices. */
+export const Event = z.discriminatedUnion('ev', [
+  // `nodes`: the graph's per-node counts, sent with records now and then (stats() of a remote handle shows them).
+  z.object({
+    v,
+    ev: z.literal('records'),
+    flow: Flow,
+    records: z.array(z.unknown()),
+    nodes: NodeStats.array().optional(),
+  }),
+  z.object({ v, ev: z.literal('lost'), flow: Flow, notice: LossNotice }),
+  z.object({ v, ev: z.literal('closed'), flow: Flow, reason: Text }),
+  z.object({ v, ev: z.literal('end'), flow: Flow, error: ErrorBody.optional() }),
+  z.object({ v, ev: z.literal('packets'), queue: Flow, packets: z.array(PacketJson) }),
+  z.object({ v, ev: z.literal('queue-notice'), queue: Flow, notice: Notice }),
+]);
+export type Event = z.infer<typeof Event>;
+
+/** Zod's issues as one line, for the error that says why a frame was refused. */
+export function issuesText(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 10)
+    .map((i) => `${i.path.join('.') || 'frame'}: ${i.message}`)
+    .join('; ')
+    .slice(0, 2000);
 }
 
-export type Reply =
-  | { v: 1; id: number; ok: true; [k: string]: unknown }
-  | { v: 1; id: number | null; ok: false; error: ErrorBody };
+/**
+ * Parses and checks one frame from the daemon. A frame that is not JSON or
+ * does not follow the protocol is a FlowgrabError (FG_ERR_PROTOCOL): the
+ * client cannot trust the stream after it.
+ */
+export type ServerMessage = { event: Event; reply?: undefined } | { reply: Reply; event?: undefined };
 
-export type Event =
-  | { v: 1; ev: 'records'; flow: number; records: unknown[] }
-  | { v: 1; ev: 'lost'; flow: number; notice: unknown }
-  | { v: 1; ev: 'closed'; flow: number; reason: string }
-  | { v: 1; ev: 'end'; flow: number; error?: ErrorBody }
-  | { v: 1; ev: 'packets'; queue: number; packets: Record<string, unknown>[] }
-  | { v: 1; ev: 'queue-notice'; queue: number; notice: Record<string, unknown> };
+/** A frame from the daemon is an event when it has `ev`, else a reply; each is checked by its own schema. */
+export function parseServerFrame(frame: Buffer): ServerMessage {
+  let json: unknown;
+  try {
+    json = JSON.parse(frame.toString('utf8'));
+  } catch (err) {
+    throw new FlowgrabError('FG_ERR_PROTOCOL', 'flowgrabd sent a frame that is not JSON', { op: 'daemon', cause: err });
+  }
+  const isEvent = typeof json === 'object' && json !== null && 'ev' in json;
+  const r = (isEvent ? Event : Reply).safeParse(json);
+  if (!r.success)
+    throw new FlowgrabError(
+      'FG_ERR_PROTOCOL',
+      `flowgrabd sent a malformed ${isEvent ? 'event' : 'reply'}: ${issuesText(r.error)}`,
+      { op: 'daemon', cause: r.error },
+    );
+  return isEvent ? { event: r.data as Event } : { reply: r.data as Reply };
+}
 
 export function encodeFrame(msg: unknown): Buffer {
   return frameText(JSON.stringify(msg));
@@ -133,12 +261,21 @@ export class FrameReader {
   }
 }
 
+const KNOWN_CODES = new Set<string>(ERROR_CODES);
+
+/** What goes on the wire for a failure: a FlowgrabError's code and issues; anything else is FG_ERR_INTERNAL. */
 export function errorBody(err: unknown): ErrorBody {
-  const e = err as { code?: unknown; message?: unknown; issues?: ErrorBody['issues'] };
+  const e = (err ?? {}) as { code?: unknown; message?: unknown; issues?: ErrorBody['issues'] };
+  const known = err instanceof FlowgrabError && KNOWN_CODES.has(e.code as string);
   const body: ErrorBody = {
-    code: typeof e.code === 'string' ? e.code : 'FG_ERR_INTERNAL',
+    code: known ? (e.code as ErrorCode) : 'FG_ERR_INTERNAL',
     message: String(e.message ?? err),
   };
   if (Array.isArray(e.issues)) body.issues = e.issues;
   return body;
+}
+
+/** A failure the daemon states itself (a bad frame, a timeout): the same body a thrown FlowgrabError gives. */
+export function failure(code: ErrorCode, message: string): ErrorBody {
+  return { code, message };
 }

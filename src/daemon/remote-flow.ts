@@ -4,27 +4,17 @@
  * reads again) while the client is not reading.
  */
 import { type Policy, type Principal, principalFor, ROOT_PRINCIPAL } from '../auth/policy.js';
-import type { FlowHandle } from '../flow/handle.js';
-import type { Client } from './connection.js';
+import type { ClientView as Client, RemoteFlow } from './host.js';
 import type { Peer } from './peer.js';
-import { errorBody, frameText } from './protocol.js';
+import { errorBody, frameText, PROTOCOL_VERSION } from './protocol.js';
 
-export interface RemoteFlow {
-  id: number;
-  handle: FlowHandle;
-  sent: number;
-  dropped: number;
-  /** Bytes of graph text (or GraphSpec JSON) populate has taken for this flow. */
-  populated: number;
-  closedByDaemon?: boolean;
-  /** Dropped records not yet reported to the client (reported once it reads again). */
-  unreported: number;
-  lossTimer?: NodeJS.Timeout;
-}
+export type { RemoteFlow } from './host.js';
 
 /** The policy's principal for a peer (root may do anything), or undefined: denied. */
 export const principalOf = (policy: Policy, peer: Peer): Principal | undefined =>
   principalFor(policy, peer) ?? (peer.uid === 0 ? ROOT_PRINCIPAL : undefined);
+
+const NODES_EVERY_MS = 100;
 
 /** Each record's JSON, kept while the record lives: encoded once however many clients get it. */
 const jsonCache = new WeakMap<object, string>();
@@ -41,6 +31,7 @@ function recordJson(r: unknown): string {
 /** Streams a flow's records to the client in batches; a client that cannot keep up loses records, counted. */
 export function pipeRecords(c: Client, f: RemoteFlow): void {
   let batch: string[] = [];
+  let nodesSentAt = 0;
   const flush = () => {
     if (batch.length === 0) return;
     const records = batch;
@@ -54,8 +45,15 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
       return;
     }
     reportLoss(c, f);
-    if (c.write(frameText(`{"v":1,"ev":"records","flow":${f.id},"records":[${records.join(',')}]}`)))
-      f.sent += records.length;
+    // The graph's node counts ride along at most every NODES_EVERY_MS: the remote stats() stays current, cheaply.
+    const now = Date.now();
+    let nodes = '';
+    if (now - nodesSentAt >= NODES_EVERY_MS) {
+      nodesSentAt = now;
+      nodes = `,"nodes":${JSON.stringify(f.handle.stats().nodes)}`;
+    }
+    const frame = `{"v":${PROTOCOL_VERSION},"ev":"records","flow":${f.id},"records":[${records.join(',')}]${nodes}}`;
+    if (c.write(frameText(frame))) f.sent += records.length;
   };
   f.handle.records$.subscribe({
     next: (r) => {
@@ -65,15 +63,15 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
     },
     error: (err) => {
       flush();
-      c.event({ v: 1, ev: 'end', flow: f.id, error: errorBody(err) });
+      c.event({ v: PROTOCOL_VERSION, ev: 'end', flow: f.id, error: errorBody(err) });
     },
     complete: () => {
       flush();
       // A flow the daemon closed has had its `closed` event; an `end` would read as a normal finish.
-      if (!f.closedByDaemon) c.event({ v: 1, ev: 'end', flow: f.id });
+      if (!f.closedByDaemon) c.event({ v: PROTOCOL_VERSION, ev: 'end', flow: f.id });
     },
   });
-  f.handle.lost$.subscribe((n) => c.event({ v: 1, ev: 'lost', flow: f.id, notice: n }));
+  f.handle.lost$.subscribe((n) => c.event({ v: PROTOCOL_VERSION, ev: 'lost', flow: f.id, notice: n }));
 }
 
 /** Tells the client of its loss once it reads again (its backlog is back under the limit), with the whole count. */
@@ -93,7 +91,7 @@ function reportLoss(c: Client, f: RemoteFlow): void {
   const count = f.unreported;
   f.unreported = 0;
   c.event({
-    v: 1,
+    v: PROTOCOL_VERSION,
     ev: 'lost',
     flow: f.id,
     notice: {

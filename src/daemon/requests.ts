@@ -6,7 +6,7 @@
  */
 import { FlowgrabError } from '../errors.js';
 import { GraphError } from '../filters/errors.js';
-import type { Client } from './connection.js';
+import type { ClientView as Client } from './host.js';
 import { FLOWS_PER_UID, POPULATE_TEXT_PER_FLOW, REGISTRATIONS_PER_UID } from './limits.js';
 import { PROTOCOL_VERSION, type Request } from './protocol.js';
 import { pipeRecords, principalOf, type RemoteFlow } from './remote-flow.js';
@@ -26,6 +26,9 @@ function mustBeInPolicy(c: Client, op: string) {
   if (op === 'queue') throw new FlowgrabError('FG_ERR_DENIED', message, { op });
   throw new GraphError([{ code: 'no_principal', path: [], message }], 'not authorized');
 }
+
+/** A flow's stats as a reply carries them: the graph's, and what the daemon sent or dropped for the client. */
+const statsOf = (f: RemoteFlow) => ({ ...f.handle.stats(), sent: f.sent, droppedToClient: f.dropped });
 
 function flowOf(c: Client, id: number): RemoteFlow {
   const f = c.flows.get(id);
@@ -78,13 +81,13 @@ export async function handleRequest(c: Client, req: Request): Promise<Record<str
       const f = flowOf(c, req.flow);
       await f.handle.instantiate();
       pipeRecords(c, f);
-      return { state: f.handle.state, graph: f.handle.graph };
+      return { state: f.handle.state, graph: f.handle.graph, stats: statsOf(f) };
     }
     case 'activate':
     case 'pause': {
       const f = flowOf(c, req.flow);
       await f.handle[req.op]();
-      return { state: f.handle.state };
+      return { state: f.handle.state, stats: statsOf(f) };
     }
     case 'close': {
       const f = c.flows.get(req.flow);
@@ -96,7 +99,7 @@ export async function handleRequest(c: Client, req: Request): Promise<Record<str
     }
     case 'stats': {
       const f = flowOf(c, req.flow);
-      return { stats: { ...f.handle.stats(), sent: f.sent, droppedToClient: f.dropped } };
+      return { stats: statsOf(f) };
     }
     case 'queue': {
       const principal = mustBeInPolicy(c, 'queue');

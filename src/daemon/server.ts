@@ -15,9 +15,10 @@ import { openRegularFile, setDefaultReplayOpener } from '../filters/replay.js';
 import type { FlowHandle } from '../flow/handle.js';
 import { sweepStaleTables } from '../sources/firewall/nft.js';
 import { Client } from './connection.js';
+import type { ClientView, DaemonHost, DaemonStats, LogFn } from './host.js';
 import { CONNECTIONS_PER_UID, CONNECTIONS_TOTAL, type ConnectionTimeouts, DEFAULT_TIMEOUTS } from './limits.js';
 import { identifyPeer, type Peer, type PeerMethod } from './peer.js';
-import { encodeFrame } from './protocol.js';
+import { encodeFrame, failure, PROTOCOL_VERSION } from './protocol.js';
 import { type QueueConfig, QueueMux } from './queue.js';
 import { checkSocketDir, clearStaleSocket, listenSocket } from './socket.js';
 import { boundedStatus, enforceFlowLimits } from './status.js';
@@ -26,7 +27,7 @@ export interface DaemonOptions {
   socket: string;
   policy: () => Policy;
   /** Structured log lines (the CLI prints them). */
-  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  log?: LogFn;
   /** Bytes queued to one client before its records are dropped instead. */
   maxClientBacklog?: number;
   /**
@@ -45,23 +46,9 @@ export interface DaemonOptions {
   sweepStale?: boolean;
 }
 
-export interface DaemonStats {
-  clients: number;
-  connections: number;
-  badFrames: number;
-  deniedConnections: number;
-  droppedToClients: number;
-  /** Notices and events dropped while their client was not reading. */
-  droppedNotices: number;
-  /** Clients hung up on because their unread output passed twice the backlog bound. */
-  slowClientsClosed: number;
-  /** Connections closed by the idle or unfinished-frame timeout. */
-  timedOutConnections: number;
-  /** Connections refused by the per-uid or total connection caps. */
-  refusedConnections: number;
-}
+export type { DaemonStats } from './host.js';
 
-export class Daemon {
+export class Daemon implements DaemonHost {
   readonly stats: DaemonStats = {
     clients: 0,
     connections: 0,
@@ -118,9 +105,9 @@ export class Daemon {
     this.flushTimer = ms > 0 ? setTimeout(run, ms) : setImmediate(run);
   }
 
-  log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
+  readonly log: LogFn = (level, msg, fields = {}) => {
     this.opts.log?.(level, msg, fields);
-  }
+  };
 
   flowsOf(uid: number): number {
     let n = 0;
@@ -145,9 +132,13 @@ export class Daemon {
 
   queueMux(): QueueMux {
     if (!this.mux)
-      throw Object.assign(new Error('this flowgrabd shares no NFQUEUE queue (start it with --queue N)'), {
-        code: 'FG_ERR_INVALID_STATE',
-      });
+      throw new FlowgrabError(
+        'FG_ERR_INVALID_STATE',
+        'this flowgrabd shares no NFQUEUE queue (start it with --queue N)',
+        {
+          op: 'queue',
+        },
+      );
     return this.mux;
   }
 
@@ -188,9 +179,9 @@ export class Daemon {
   }
 
   /** Says why, then hangs up (the connection is not a client yet). */
-  private refuse(conn: Socket, message: string, code = 'FG_ERR_DENIED'): void {
+  private refuse(conn: Socket, message: string): void {
     this.stats.refusedConnections++;
-    conn.end(encodeFrame({ v: 1, id: null, ok: false, error: { code, message } }));
+    conn.end(encodeFrame({ v: PROTOCOL_VERSION, id: null, ok: false, error: failure('FG_ERR_DENIED', message) }));
     setTimeout(() => conn.destroy(), 1000).unref();
   }
 
@@ -237,8 +228,8 @@ export class Daemon {
     );
   }
 
-  forget(c: Client): void {
-    this.clients.delete(c);
+  forget(c: ClientView): void {
+    this.clients.delete(c as Client);
     this.stats.clients = this.clients.size;
   }
 

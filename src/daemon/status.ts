@@ -4,11 +4,10 @@
  * imposes on flows already running.
  */
 import type { Policy } from '../auth/policy.js';
-import type { Client } from './connection.js';
+import type { ClientView as Client, DaemonHost as Daemon } from './host.js';
 import { STATUS_CLIENTS, STATUS_FLOWS, STATUS_GRAPH_CHARS } from './limits.js';
 import type { Peer } from './peer.js';
 import { principalOf } from './remote-flow.js';
-import type { Daemon } from './server.js';
 
 const clip = (s: string | undefined) =>
   s === undefined || s.length <= STATUS_GRAPH_CHARS ? s : `${s.slice(0, STATUS_GRAPH_CHARS)}…`;

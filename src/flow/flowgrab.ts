@@ -1,6 +1,9 @@
-/** Flowgrab: creates flow handles whose graphs share common prefixes. */
+/**
+ * Flowgrab: creates flow handles whose graphs share common prefixes. Flows
+ * served by flowgrabd come from `connect(path)` (the daemon layer), with the
+ * same API.
+ */
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
-import type { RemoteFlowgrab } from '../daemon/client.js';
 import '../filters/builtin.js';
 import type { GraphIssue } from '../filters/errors.js';
 import type { Rec } from '../filters/registry.js';
@@ -32,12 +35,6 @@ export class Flowgrab {
       dnsCache: opts.dnsCache ?? sharedDnsCache,
     });
     this.authorize = opts.authorize ?? (() => []);
-  }
-
-  /** Flow handles served by flowgrabd at `path`: the same API, the daemon's sockets, the policy's limits. */
-  static async connect(path: string): Promise<RemoteFlowgrab> {
-    const { RemoteFlowgrab } = await import('../daemon/client.js');
-    return RemoteFlowgrab.connect(path);
   }
 
   /** A new flow handle; `R` states its record type for text graphs (a built graph brings its own). */

@@ -74,6 +74,8 @@ export class FlowHandle<R extends object = Rec> {
   private readonly notices = new Subject<SourceNotice>();
   private missed = 0;
   private pendingReaderLoss = 0;
+  /** Every record this flow's reader lost (buffer and iterator): what lost$ reports and stats() shows. */
+  private readerDropped = 0;
   private lossTimer?: NodeJS.Timeout;
 
   /** Records, once active. Errors from the kernel sources end it with that error. */
@@ -223,7 +225,7 @@ export class FlowHandle<R extends object = Rec> {
     return {
       state: this.st,
       nodes: this.stage ? this.stage.nodes.map((n) => ({ ...n })) : [],
-      buffer: { capacity: this.buffer.capacity, ...this.buffer.stats },
+      buffer: { capacity: this.buffer.capacity, ...this.buffer.stats, dropped: this.readerDropped },
       missed: this.missed,
     };
   }
@@ -269,6 +271,7 @@ export class FlowHandle<R extends object = Rec> {
   /** Reader drops are reported in batches (at most one notice per second), with exact counts. */
   private readerLoss(n: number): void {
     this.pendingReaderLoss += n;
+    this.readerDropped += n;
     this.lossTimer ??= setTimeout(() => this.flushReaderLoss(), 1000);
   }
 

@@ -5,8 +5,7 @@
  * for as long as the attack runs; plus the daemon's RSS from /proc.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { RemoteFlowgrab } from '../../src/daemon/client.js';
-import { Flowgrab } from '../../src/flow/flowgrab.js';
+import { connect, type RemoteFlowgrab } from '../../src/daemon/client.js';
 import { waitFor } from '../../src/testing/lab/index.js';
 import { RawClient } from './daemon.js';
 
@@ -39,7 +38,7 @@ export class Bystanders {
 
   /** Root's victim flow replaying `recording`, and a prober connection; resolves once records flow. */
   static async start(socket: string, recording: string): Promise<Bystanders> {
-    const fg = await Flowgrab.connect(socket);
+    const fg = await connect(socket);
     const prober = await RawClient.connect(socket);
     const b = new Bystanders(fg, prober);
     const flow = fg.create({ name: 'victim' });
@@ -138,6 +137,11 @@ function open(read = true) {
   });
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Waits for a fact, bounded; a bound that runs out is reported (res.timedOut), never passed over silently.
+async function until(pred, ms, what) {
+  const end = Date.now() + ms;
+  while (!pred()) { if (Date.now() >= end) { res.timedOut = what; return; } await sleep(20); }
+}
 (async () => {
   if (cfg.mode === 'flood') {
     const s = await open();
@@ -149,17 +153,19 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
       if (s.destroyed) break;
     }
     const want = id - 1;
-    for (let i = 0; i < 600 && res.ok + Object.values(res.errors).reduce((a, b) => a + b, 0) < want && !res.closed; i++) await sleep(50);
+    await until(() => res.ok + Object.values(res.errors).reduce((a, b) => a + b, 0) >= want || res.closed > 0, 30000, 'every reply');
   } else if (cfg.mode === 'spam') {
     const s = await open(false);
     const f = frame({ v: 1, id: 1, ...cfg.frame });
     const end = Date.now() + cfg.ms;
     let written = 0;
     // Writes without waiting for the daemon: whatever it will not take piles up here, in the attacker.
+    // The pause only yields to the event loop between bursts (the attack's pace), it waits for nothing.
     while (Date.now() < end && !s.destroyed) { for (let i = 0; i < 200; i++) s.write(f); written += 200; await sleep(1); }
     res.written = written;
     s.resume();
-    await sleep(cfg.settleMs || 500);
+    // Reading again, it must get replies: the daemon stopped reading it, it did not drop what it owed.
+    await until(() => res.ok >= (cfg.wantOk || 1) || res.closed > 0, cfg.settleMs || 5000, 'replies after reading again');
   } else if (cfg.mode === 'partial' || cfg.mode === 'conns') {
     const socks = [];
     for (let i = 0; i < cfg.conns; i++) {
@@ -167,7 +173,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
       if (cfg.mode === 'partial') { const h = Buffer.alloc(4); h.writeUInt32BE(cfg.claim); s.write(Buffer.concat([h, Buffer.alloc(cfg.send, 0x20)])); }
       socks.push(s);
     }
-    for (let i = 0; i < (cfg.waitMs || 0) / 50 && res.closed < cfg.conns; i++) await sleep(50);
+    await until(() => res.closed >= cfg.conns, cfg.waitMs || 0, 'every connection closed');
     res.open = socks.filter((s) => !s.destroyed).length;
   }
   res.done = true;
@@ -186,6 +192,8 @@ export interface AttackResult {
   biggest: number;
   open?: number;
   written?: number;
+  /** The fact the attacker waited for and did not see within its bound. */
+  timedOut?: string;
   done: boolean;
 }
 

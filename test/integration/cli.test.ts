@@ -90,7 +90,15 @@ beforeAll(async () => {
   const policyFile = join(dir, 'policy.json');
   writePolicy(policyFile, {
     version: 1,
-    principals: [{ who: { user: user.name }, sources: ['conntrack', 'dns', 'arp'], limits: { bufferRecords: 5000 } }],
+    principals: [
+      {
+        who: { user: user.name },
+        sources: ['conntrack', 'dns', 'arp'],
+        capabilities: ['netns', 'capture-dns', 'firewall'],
+        params: Object.fromEntries(['conntrack', 'dns', 'arp'].map((s) => [`${s}.netns`, { oneOf: [ns.name] }])),
+        limits: { bufferRecords: 5000 },
+      },
+    ],
   });
   daemon = new Daemon({ socket, policy: () => loadPolicy(policyFile), log: () => {} });
   await daemon.listen();

@@ -93,7 +93,10 @@ describe('flowgrabd start-up hygiene', () => {
     try {
       const second = await startFails(['--socket', socket]);
       expect(second.code).toBe(1);
-      expect(second.err).toMatch(`another flowgrabd answers at ${socket}: refusing to start a second one`);
+      // In the style of flowgrab's own errors: one `flowgrabd: error: …` line.
+      expect(second.err.split('\n')).toContain(
+        `flowgrabd: error: another flowgrabd answers at ${socket}: refusing to start a second one`,
+      );
       expect(lstatSync(socket).isSocket()).toBe(true);
       expect(lstatSync(socket).mode & 0o777).toBe(0o666);
       expect(first.proc.done).toBe(false);
@@ -120,6 +123,16 @@ describe('flowgrabd start-up hygiene', () => {
     expect(readFileSync(planted, 'utf8')).toBe('root only');
   });
 
+  it("start-up mistakes are one `flowgrabd: error:` line and exit 1, as flowgrab's are", async () => {
+    const unknown = await startFails(['--no-such-option']);
+    expect(unknown).toEqual({ code: 1, err: "flowgrabd: error: unknown option '--no-such-option'\n" });
+    const badMetrics = await startFails(['--socket', join(dir, 'm.sock'), '--metrics', 'nowhere']);
+    expect(badMetrics.code).toBe(1);
+    expect(badMetrics.err.split('\n')).toContain(
+      'flowgrabd: error: --metrics address must be HOST:PORT or [IPv6]:PORT with a port from 1 to 65535, got "nowhere"',
+    );
+  });
+
   it('a busy --metrics port fails the start with exit 1 and leaves no socket', async () => {
     const port = await freePort();
     const busy: Server = createServer();
@@ -128,7 +141,7 @@ describe('flowgrabd start-up hygiene', () => {
       const socket = join(dir, 'metrics.sock');
       const r = await startFails(['--socket', socket, '--metrics', `127.0.0.1:${port}`]);
       expect(r.code).toBe(1);
-      expect(r.err).toMatch(`--metrics 127.0.0.1:${port}: cannot listen (EADDRINUSE)`);
+      expect(r.err.split('\n')).toContain(`flowgrabd: error: --metrics 127.0.0.1:${port}: cannot listen (EADDRINUSE)`);
       expect(existsSync(socket)).toBe(false);
     } finally {
       busy.close();

@@ -23,10 +23,10 @@ setTimeout(() => process.exit(4), 20000);
 `;
 // Creates its socket while still root, then drops to the user and connects: unix_diag reports the creator.
 const PY_SETUID_CLIENT = `
-import os, socket, sys, time
+import os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 os.setgroups([]); os.setgid(int(sys.argv[3])); os.setuid(int(sys.argv[2]))
-s.connect(sys.argv[1]); s.sendall(sys.argv[4].encode()); s.recv(1); time.sleep(0.1)
+s.connect(sys.argv[1]); s.sendall(sys.argv[4].encode()); s.recv(1)
 `;
 
 // An identity server run as an unprivileged user: identifies one client both ways and prints the results.

@@ -7,7 +7,6 @@
  */
 import { closeSync, constants, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicy } from '../../src/auth/load.js';
 import type { PolicyInput } from '../../src/auth/policy.js';
@@ -30,11 +29,14 @@ import {
   startFlowScript,
   type TestUser,
   userExists,
+  waitLog,
   writePolicy,
 } from '../helpers/daemon.js';
 
 /** A's scope: 127.248.0.0 – 127.255.255.255; floods to 127.240–247 are outside it. */
 const SCOPE = '127.248.0.0/13';
+/** In SCOPE and used by no other flood here: a flow made last, to know everything before it has arrived. */
+const FENCE = 255;
 const ROOT_PEER: Peer = { uid: 0, gid: 0, pid: 0 };
 
 let A: TestUser;
@@ -267,7 +269,13 @@ describe('flowgrabd with real users', () => {
       timeoutMs: 10_000,
       what: 'A to see its 100 new flows',
     });
-    await sleep(300); // anything else already on its way arrives
+    // A fence: one more in-scope flow, after everything else. Events reach each client in kernel order,
+    // so once every client has it, anything the earlier floods caused has arrived too.
+    await floodUdp(ns.name, { count: 1, base: FENCE });
+    await waitFor(() => [a, b, fork].every((p) => newTo(p, FENCE).length === 1), {
+      timeoutMs: 10_000,
+      what: 'every client to see the fence flow',
+    });
     for (const p of [a, b, fork]) await p.stop();
 
     for (const p of [a, fork]) {
@@ -279,7 +287,7 @@ describe('flowgrabd with real users', () => {
           .filter((r) => r.type === 'new')
           .map((r) => r.orig.dst)
           .sort(),
-      ).toEqual([...flooded(249, 50), ...flooded(250, 50)].sort());
+      ).toEqual([...flooded(249, 50), ...flooded(250, 50), ...flooded(FENCE, 1)].sort());
     }
     // What A missed is exactly what is outside: B saw the same kernel events, unscoped.
     const bNew = records(b).filter((r) => r.type === 'new');
@@ -463,7 +471,7 @@ describe('flowgrabd with real users', () => {
       timeoutMs: 5000,
       what: "A's records after the reload",
     });
-    await sleep(200);
+    // No wait beyond that: the 127.252 flows were made first, and events arrive in kernel order.
     expect(records(a).filter((r) => !inScope(r, narrow))).toEqual([]);
     await resetPolicy();
   });
@@ -481,7 +489,8 @@ describe('flowgrabd with real users', () => {
     try {
       const c = script(C, { graph: `replay(file="${fifo}")`, durationMs: 5000 }, sock);
       await c.waitJson<ScriptLine>((m) => m.hello !== undefined, 5000, "C's hello");
-      await sleep(300);
+      // C's graph has reached the daemon (it logged the denial): A asks while the daemon has handled it, or is stuck on it.
+      await waitLog(d, new RegExp(`msg="graph denied" .*uid=${C.uid} `), 5000);
       const t0 = Date.now();
       const other = await rawScript(A, sock, [], 3000);
       expect({ hello: other.hello, answeredWithinMs: Date.now() - t0 < 2500 }).toEqual({

@@ -11,7 +11,6 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../../src/auth/policy.js';
@@ -108,6 +107,24 @@ async function remoteFlow(c: RemoteFlowgrab, graph: string, name?: string) {
     error: () => error,
     completed: () => completed,
   };
+}
+
+/**
+ * What flowgrabd owes a fresh connection that sent `bytes`: a hang-up (with
+ * the reason) at the first length over MAX_FRAME, else one reply per
+ * complete frame (the rest may be the start of one it waits for).
+ */
+function dueFor(bytes: Buffer): { replies: number; hangsUp: boolean } {
+  let off = 0;
+  let replies = 0;
+  while (bytes.length - off >= 4) {
+    const len = bytes.readUInt32BE(off);
+    if (len > MAX_FRAME) return { replies, hangsUp: true };
+    if (bytes.length - off - 4 < len) break;
+    replies++;
+    off += 4 + len;
+  }
+  return { replies, hangsUp: false };
 }
 
 const newTo = (recs: Rec[], base: number) =>
@@ -268,8 +285,15 @@ describe('1 000 malformed frames', () => {
     try {
       await waitFor(() => ref.got.length > 5, { what: 'the reference flow to receive' });
       // A first connection warms up whatever the daemon opens once; then the baseline.
-      (await RawClient.connect(socket)).destroy();
-      await sleep(100);
+      // It is answered (so identified and a client), then hung up; the baseline is taken once the daemon let it go.
+      const gone = logs.filter((l) => l.msg === 'client gone').length;
+      const warm = await RawClient.connect(socket);
+      warm.write(frame({ v: 1, id: 1, op: 'hello' }));
+      await warm.waitFrames(1);
+      warm.destroy();
+      await waitFor(() => logs.filter((l) => l.msg === 'client gone').length === gone + 1, {
+        what: 'the daemon to release the warm-up connection',
+      });
       const fdsBefore = fdCount();
       const badBefore = daemon.stats.badFrames;
       const clientsBefore = daemon.stats.clients;
@@ -382,11 +406,14 @@ describe('1 000 malformed frames', () => {
       const oneConnection = async (bytes: Buffer, hugeLen?: number) => {
         const c = await RawClient.connect(socket);
         c.write(bytes);
-        // A huge length must make the daemon hang up by itself; random bytes may leave it waiting for more.
-        const closedByDaemon = await Promise.race([c.whenClosed.then(() => true), sleep(hugeLen ? 3000 : 200)]);
+        // What the daemon must do with these bytes: hang up at an over-limit length (after saying why), or
+        // answer each complete frame and wait for the rest. Wait for exactly that, then hang up ourselves.
+        const due = dueFor(bytes);
+        if (due.hangsUp) await waitFor(() => c.closed, { timeoutMs: 3000, what: 'the daemon to hang up' });
+        else await c.waitFrames(due.replies, 3000);
+        const closedByDaemon = c.closed;
         if (!closedByDaemon) c.sock.end();
-        await Promise.race([c.whenClosed, sleep(3000)]);
-        expect(c.closed).toBe(true);
+        await waitFor(() => c.closed, { timeoutMs: 3000, what: 'the connection to close' });
         hangups.push({ replies: c.frames, hugeLen, closedBy: closedByDaemon ? 'daemon' : 'us' });
       };
       for (let i = 0; i < randomBytes.length; i += 10)
@@ -406,9 +433,12 @@ describe('1 000 malformed frames', () => {
       // The in-step frames over 5 connections, all sent at once: one reply each.
       const conns = await Promise.all(Array.from({ length: 5 }, () => RawClient.connect(socket)));
       for (const [i, f] of framed.entries()) conns[i % 5].write(f.bytes);
-      for (const [k, c] of conns.entries()) await c.waitFrames(framed.filter((_, i) => i % 5 === k).length, 10_000);
-      await sleep(100);
-      const replies = conns.flatMap((c) => c.frames);
+      // A fence on each connection: frames are answered in order, so its reply comes after every other one.
+      const FENCE_ID = 999_999_999;
+      for (const c of conns) c.write(frame({ v: 1, id: FENCE_ID, op: 'hello' }));
+      for (const [k, c] of conns.entries()) await c.waitFrames(framed.filter((_, i) => i % 5 === k).length + 1, 10_000);
+      expect(conns.map((c) => c.frames.at(-1)?.id)).toEqual(Array(5).fill(FENCE_ID));
+      const replies = conns.flatMap((c) => c.frames.slice(0, -1));
       expect(replies).toHaveLength(framed.length);
       expect(conns.map((c) => c.closed)).toEqual([false, false, false, false, false]);
       expect(replies.every((r) => r.v === 1 && r.ok === false)).toBe(true);

@@ -1,0 +1,91 @@
+/**
+ * The narrow views the parts of flowgrabd have of each other, so that none
+ * imports another's implementation: a client connection (connection.ts)
+ * sees the daemon as a DaemonHost, which server.ts implements; requests,
+ * record piping and status see a connection as a ClientView, which
+ * connection.ts implements. Dependencies are passed in, never imported
+ * upward, and the module graph stays a tree.
+ */
+import type { Policy } from '../auth/policy.js';
+import type { Flowgrab } from '../flow/flowgrab.js';
+import type { FlowHandle } from '../flow/handle.js';
+import type { ConnectionTimeouts } from './limits.js';
+import type { Peer } from './peer.js';
+import type { Event } from './protocol.js';
+import type { QueueMux } from './queue.js';
+import type { QueueClient } from './registration.js';
+
+export type LogFn = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+export interface DaemonStats {
+  clients: number;
+  connections: number;
+  badFrames: number;
+  deniedConnections: number;
+  droppedToClients: number;
+  /** Notices and events dropped while their client was not reading. */
+  droppedNotices: number;
+  /** Clients hung up on because their unread output passed twice the backlog bound. */
+  slowClientsClosed: number;
+  /** Connections closed by the idle or unfinished-frame timeout. */
+  timedOutConnections: number;
+  /** Connections refused by the per-uid or total connection caps. */
+  refusedConnections: number;
+}
+
+/** A flow a client holds in the daemon. */
+export interface RemoteFlow {
+  id: number;
+  handle: FlowHandle;
+  sent: number;
+  dropped: number;
+  /** Bytes of graph text (or GraphSpec JSON) populate has taken for this flow. */
+  populated: number;
+  closedByDaemon?: boolean;
+  /** Dropped records not yet reported to the client (reported once it reads again). */
+  unreported: number;
+  lossTimer?: NodeJS.Timeout;
+}
+
+/** What one connection needs of the daemon (server.ts implements it). */
+export interface DaemonHost {
+  readonly stats: DaemonStats;
+  readonly maxBacklog: number;
+  readonly timeouts: ConnectionTimeouts;
+  readonly mux?: QueueMux;
+  /** Clients connected now (identified). */
+  readonly clientList: ClientView[];
+  policy(): Policy;
+  /** What authorize() needs of the daemon itself: its own queue (never a graph's) and its anonymization secret. */
+  authContext(): { reservedQueues: number[]; anonymizeKey: string };
+  log: LogFn;
+  /** Runs `flush` at the next flush tick, shared by every client's flows. */
+  flushSoon(flush: () => void): void;
+  /** Flows of `uid` past instantiate. */
+  flowsOf(uid: number): number;
+  /** Flows of `uid` in any state. */
+  allFlowsOf(uid: number): number;
+  /** The shared NFQUEUE queue, or a FlowgrabError when the daemon has none. */
+  queueMux(): QueueMux;
+  status(asker: Peer): Record<string, unknown>;
+  /** The connection is gone: stop counting it. */
+  forget(c: ClientView): void;
+}
+
+/** What requests, record piping and status need of one connection (connection.ts implements it). */
+export interface ClientView extends QueueClient {
+  readonly d: DaemonHost;
+  readonly peer: Peer;
+  readonly flows: Map<number, RemoteFlow>;
+  readonly fg: Flowgrab;
+  nextFlow: number;
+  /** A denial for not being in the policy has been logged for this connection. */
+  deniedLogged: boolean;
+  readonly closed: boolean;
+  /** Unread output over the bound: records, packets and notices are dropped rather than queued. */
+  readonly congested: boolean;
+  write(bytes: Buffer | string): boolean;
+  event(msg: Event): void;
+  /** Closes one flow for the daemon's reasons, telling the client why. */
+  closeFlow(f: RemoteFlow, reason: string): Promise<void>;
+}
