@@ -6,12 +6,12 @@
  * the table has it (announce.ts asks the kernel otherwise).
  */
 import type { ConntrackRecord, DnsRecord, NeighRecord } from '../../src/index.js';
-import type { Core } from './core.js';
+import type { IngestHost } from './ingest-host.js';
 import { canonicalIp, prefixContains } from './ip.js';
 import { dnsQueryMessage } from './messages.js';
 import type { SpinNode } from './model.js';
 
-export function onConntrack(core: Core, r: ConntrackRecord): void {
+export function onConntrack(core: IngestHost, r: ConntrackRecord): void {
   core.counters.conntrack++;
   const d = r.delta;
   if (!d) return;
@@ -33,7 +33,7 @@ export function onConntrack(core: Core, r: ConntrackRecord): void {
   core.traffic.add(s, t, r.protonum, r.orig.sport ?? 0, dport, bytes, packets);
 }
 
-export function onDns(core: Core, r: DnsRecord): void {
+export function onDns(core: IngestHost, r: DnsRecord): void {
   core.counters.dns++;
   if (r.error || !r.qname) return;
   const ig = core.lists.ignore;
@@ -62,7 +62,7 @@ export function onDns(core: Core, r: DnsRecord): void {
   core.announcer.emit(dnsQueryMessage(from.id, q.id, qname));
 }
 
-export function onNeigh(core: Core, r: NeighRecord): void {
+export function onNeigh(core: IngestHost, r: NeighRecord): void {
   core.counters.neigh++;
   const ip = canonicalIp(r.ip);
   if (!ip) return;
@@ -78,13 +78,13 @@ export function onNeigh(core: Core, r: NeighRecord): void {
 }
 
 /** True when monitoring is not limited, or the address is inside a monitored prefix. */
-export function inScope(core: Core, ip: string): boolean {
+export function inScope(core: IngestHost, ip: string): boolean {
   const scope = core.opts.monitor;
   return !scope || scope.prefixes.some((p) => prefixContains(p, ip));
 }
 
 /** The node of an address; a new one takes its MAC from the neighbour table when the table has it. */
-function nodeOfIp(core: Core, ip: string, seen: boolean): SpinNode {
+function nodeOfIp(core: IngestHost, ip: string, seen: boolean): SpinNode {
   const mac = core.model.ofIp(ip) ? undefined : core.neighbours.macOf(ip);
   return mac ? core.model.learn({ mac, ips: [ip] }) : core.model.nodeOfIp(ip, seen);
 }

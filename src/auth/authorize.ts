@@ -9,9 +9,11 @@
  * (ordering rules are a dataflow analysis, see order.ts), so any graph a
  * client can send costs time linear in the limits.
  */
+
+import { pathIssues } from '../filters/amplification.js';
 import type { GraphIssue } from '../filters/errors.js';
 import { setAnonymizeSecret } from '../filters/lib/anonymize.js';
-import { measureSpec, pathIssues } from '../filters/limits.js';
+import { measureSpec } from '../filters/limits.js';
 import { CAPABILITIES, type Capability, lookupNode, nodeCapabilities } from '../filters/registry.js';
 import type { ExprSpec, GraphSpec, NodeSpec } from '../filters/spec.js';
 import { node } from '../filters/spec.js';

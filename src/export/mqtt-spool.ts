@@ -7,9 +7,21 @@
  * what the spool limit forces (counted); after a reconnect what was in
  * flight is published again (at-least-once).
  */
-import type { MqttClientLike } from './mqtt.js';
 import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
 import { type Spool, SpoolPump } from './spool/index.js';
+
+/** The part of an mqtt.js client the sinks use. */
+export interface MqttClientLike {
+  connected: boolean;
+  on(ev: string, f: (...a: unknown[]) => void): unknown;
+  publish(
+    topic: string,
+    payload: string,
+    opts: { qos: 0 | 1 | 2; retain: boolean },
+    cb: (err?: Error) => void,
+  ): unknown;
+  end(force: boolean, opts: object, cb: () => void): unknown;
+}
 
 const enc = (topic: string, payload: string): Buffer => {
   const t = Buffer.byteLength(topic);

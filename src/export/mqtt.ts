@@ -7,7 +7,10 @@
  */
 import { FlowgrabError } from '../errors.js';
 import { type NoticeObserver, publishNotice } from '../sources/notice.js';
-import { SpooledMqttSink } from './mqtt-spool.js';
+import { type MqttClientLike, SpooledMqttSink } from './mqtt-spool.js';
+
+export type { MqttClientLike } from './mqtt-spool.js';
+
 import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
 import { Spool } from './spool/index.js';
 
@@ -31,18 +34,6 @@ export interface MqttSinkOptions {
   spoolBytes?: number;
   /** Spool loss notices (also on the `flowgrab:notice` channel). */
   notices?: NoticeObserver;
-}
-
-export interface MqttClientLike {
-  connected: boolean;
-  on(ev: string, f: (...a: unknown[]) => void): unknown;
-  publish(
-    topic: string,
-    payload: string,
-    opts: { qos: 0 | 1 | 2; retain: boolean },
-    cb: (err?: Error) => void,
-  ): unknown;
-  end(force: boolean, opts: object, cb: () => void): unknown;
 }
 
 const FIELD = /\{([A-Za-z0-9_.]+)\}/g;

@@ -1,5 +1,6 @@
 import './builtin.js';
 
+export { countPaths, pathIssues } from './amplification.js';
 export { GraphBuilder, graph } from './builder.js';
 export { excerpt, GraphError, type GraphIssue, GraphSyntaxError } from './errors.js';
 export type { MatchExpr } from './expr/ast.js';
@@ -8,7 +9,7 @@ export { ExprSyntaxError, parseMatchExpr } from './expr/parse.js';
 export { ANY_FIELDS, catalogOf, type FieldCatalog, type FieldInfo } from './fields.js';
 export { recordCost } from './lib/ratelimit.js';
 export { ADDRESS_FIELDS, addressMirrors, compileRedact, redactedFields } from './lib/scope.js';
-export { checkGraphText, countPaths, GRAPH_LIMITS, GraphLimitError, measureSpec, pathIssues } from './limits.js';
+export { checkGraphText, GRAPH_LIMITS, GraphLimitError, measureSpec } from './limits.js';
 export { Duration, FieldPath, getPath } from './params.js';
 export { parseGraph } from './parser.js';
 export { printGraph, printValue } from './print.js';

@@ -8,7 +8,6 @@
  */
 import { FlowgrabError } from '../errors.js';
 import type { GraphIssue } from './errors.js';
-import type { ExprSpec } from './spec.js';
 
 export const GRAPH_LIMITS = Object.freeze({
   /** Characters of graph text per flow (all populate calls together). */
@@ -105,7 +104,14 @@ export function measureSpec(
     if (depth > size.depth) size.depth = depth;
     if (depth > GRAPH_LIMITS.depth) return over('depth', 'levels of nesting');
     if (!e || typeof e !== 'object') continue; // not a spec: the schema says why
-    const x = e as Partial<ExprSpec> & { steps?: unknown; branches?: unknown; name?: unknown };
+    const x = e as {
+      type?: unknown;
+      steps?: unknown;
+      branches?: unknown;
+      name?: unknown;
+      args?: unknown;
+      params?: unknown;
+    };
     if (x.type === 'node') {
       if (++size.nodes > GRAPH_LIMITS.nodes) return over('nodes', 'nodes');
       if (valueDepth(x) > GRAPH_LIMITS.depth) return over('depth', 'levels of nesting in a parameter');
@@ -121,30 +127,4 @@ export function measureSpec(
     for (const k of kids) stack.push({ e: k, depth: depth + 1 });
   }
   return { size, issues: [] };
-}
-
-/**
- * Copies of one record a graph can emit: 1 per node, multiplied along a pipe,
- * summed over a fork's branches (an over-estimate when a source stands after
- * `->`, which is safe). Saturates just above the limit, so numbers stay
- * small; recursion is bounded because measureSpec() checked the depth first.
- */
-export function countPaths(e: ExprSpec): number {
-  const cap = GRAPH_LIMITS.paths + 1;
-  if (e.type === 'node') return 1;
-  if (e.type === 'pipe') return e.steps.reduce((n, s) => Math.min(cap, n * countPaths(s)), 1);
-  return e.branches.reduce((n, b) => Math.min(cap, n + countPaths(b)), 0);
-}
-
-/** The amplification limit as issues (empty when within it); call after measureSpec() passed. */
-export function pathIssues(root: ExprSpec): GraphIssue[] {
-  return countPaths(root) > GRAPH_LIMITS.paths
-    ? [
-        {
-          code: 'graph_limit',
-          path: [],
-          message: `the graph has more than ${GRAPH_LIMITS.paths} paths from its sources to its output: each record would be copied as many times (limit paths=${GRAPH_LIMITS.paths})`,
-        },
-      ]
-    : [];
 }

@@ -2,13 +2,13 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { Observable } from 'rxjs';
 import { z } from 'zod';
+import { natsSourceDef } from '../export/nats/graph.js';
 import { NeighRecord } from '../sources/arp/record.js';
 import { arp } from '../sources/arp/source.js';
 import { ConntrackRecord } from '../sources/conntrack/record.js';
 import { conntrack } from '../sources/conntrack/source.js';
 import { DnsRecord } from '../sources/dns/record.js';
 import { dns } from '../sources/dns/source.js';
-import { natsSourceDef } from '../sources/nats/graph.js';
 import { PacketRecord } from '../sources/nfqueue/record.js';
 import { nfqueue } from '../sources/nfqueue/source.js';
 import { ANY_FIELDS, catalogOf, type FieldCatalog } from './fields.js';
@@ -126,7 +126,7 @@ registerSource({
   create: (p, ctx) => dns({ netns: p.netns, group: p.group, hooks: p.hooks, notices: ctx.notices }),
 });
 
-// Records other machines exported to NATS JetStream (src/sources/nats; policy capability `nats`).
+// Records other machines exported to NATS JetStream (src/export/nats; policy capability `nats`).
 registerSource(natsSourceDef);
 
 /** Fields of a recording: those of the sources its header names. */

@@ -2,7 +2,6 @@ export * from './arp/index.js';
 export * from './conntrack/index.js';
 export * from './dns/index.js';
 export * from './firewall/index.js';
-export { type NatsSourceOptions, natsRecords } from './nats/index.js';
 export * from './nfqueue/index.js';
 export { type NoticeObserver, publishNotice, type SourceNotice } from './notice.js';
 export { type Lease, SharedRegistry } from './sharing.js';

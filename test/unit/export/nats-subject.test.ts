@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseServers } from '../../../src/export/nats/load.js';
+import { checkNatsSourceOptions } from '../../../src/export/nats/source.js';
 import { checkStreamOptions } from '../../../src/export/nats/stream.js';
 import { compileSubject, decodeEntry, encodeEntry, msgId, streamSubjects } from '../../../src/export/nats/subject.js';
 import { parseGraph } from '../../../src/filters/parser.js';
-import { checkNatsSourceOptions } from '../../../src/sources/nats/source.js';
 
 const flow = { type: 'flow', id: 7, reason: 'end', start: 1, end: 2, src: '10.0.0.1', netns: 'fg.lab>x' };
 

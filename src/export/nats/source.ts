@@ -20,8 +20,8 @@
  */
 import { Observable } from 'rxjs';
 import { FlowgrabError } from '../../errors.js';
-import { loadNats, parseServers } from '../../export/nats/load.js';
-import { type NoticeObserver, publishNotice } from '../notice.js';
+import { type NoticeObserver, publishNotice } from '../../sources/notice.js';
+import { loadNats, parseServers } from './load.js';
 
 export interface NatsSourceOptions {
   servers: string | string[];

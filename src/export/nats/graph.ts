@@ -5,13 +5,13 @@
  * the source `nats` for a user to get it.
  */
 import { z } from 'zod';
-import { ExportFlow } from '../../export/flow.js';
 import { catalogOf, type FieldCatalog } from '../../filters/fields.js';
 import { Duration } from '../../filters/params.js';
 import type { SourceDef } from '../../filters/registry.js';
-import { NeighRecord } from '../arp/record.js';
-import { ConntrackRecord } from '../conntrack/record.js';
-import { DnsRecord } from '../dns/record.js';
+import { NeighRecord } from '../../sources/arp/record.js';
+import { ConntrackRecord } from '../../sources/conntrack/record.js';
+import { DnsRecord } from '../../sources/dns/record.js';
+import { ExportFlow } from '../flow.js';
 import { natsRecords } from './source.js';
 
 /** The union of every record kind an exporter stores: a path of any of them may be matched. */

@@ -1,4 +1,0 @@
-// Records stored in NATS JetStream by `flowgrab export --nats`, as a source.
-
-export { natsSourceDef } from './graph.js';
-export { checkNatsSourceOptions, type NatsSourceOptions, natsRecords } from './source.js';
