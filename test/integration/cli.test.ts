@@ -95,7 +95,6 @@ beforeAll(async () => {
         who: { user: user.name },
         sources: ['conntrack', 'dns', 'arp'],
         capabilities: ['netns', 'capture-dns', 'firewall'],
-        params: Object.fromEntries(['conntrack', 'dns', 'arp'].map((s) => [`${s}.netns`, { oneOf: [ns.name] }])),
         limits: { bufferRecords: 5000 },
       },
     ],
