@@ -24,6 +24,9 @@ export class FlowBuffer<T> {
   private q: T[] = [];
   private head = 0;
   private scheduled = false;
+  /** Held: records are kept (bounded as ever) but not delivered until release(). */
+  private held = false;
+  private endPending = false;
   readonly stats: BufferStats = { buffered: 0, highWater: 0, dropped: 0, delivered: 0 };
 
   constructor(
@@ -43,7 +46,7 @@ export class FlowBuffer<T> {
     const n = this.q.length - this.head;
     if (n > this.stats.highWater) this.stats.highWater = n;
     this.stats.buffered = n;
-    if (!this.scheduled) {
+    if (!this.scheduled && !this.held) {
       this.scheduled = true;
       setImmediate(() => this.drain());
     }
@@ -69,8 +72,28 @@ export class FlowBuffer<T> {
     }
   }
 
+  /** Keeps what is pushed from now on until release(). */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Delivers what was held (and completes, when the pipeline ended meanwhile). */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    if (this.endPending) return this.end();
+    if (this.q.length - this.head > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
   /** Delivers what is buffered, then completes. */
   end(): void {
+    if (this.held) {
+      this.endPending = true;
+      return;
+    }
     this.drain();
     if (this.stats.buffered > 0) {
       setImmediate(() => this.end());

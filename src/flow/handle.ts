@@ -98,6 +98,7 @@ export class FlowHandle<R extends object = Rec> {
     if (!Number.isInteger(capacity) || capacity < 1)
       throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', 'bufferRecords must be a whole number ≥ 1');
     this.buffer = new FlowBuffer<Rec>(capacity, opts.overflow ?? 'drop-oldest', (n) => this.readerLoss(n));
+    this.buffer.hold();
     // The graph decides the records' shape; R is what the caller (or the builder) says it is.
     this.records$ = this.buffer.out.asObservable() as Observable<R>;
     this.lost$ = this.lost.asObservable();
@@ -175,7 +176,9 @@ export class FlowHandle<R extends object = Rec> {
       if (n.kind === 'loss') this.lost.next({ ...n, flow: this.name });
     });
     this.detach = stage.node!.attach({
-      push: (r) => (this.st === 'active' ? this.buffer.push(r) : this.missed++),
+      // Before the first activate the records are held, not missed: a dump or a replay that ends between
+      // instantiate and activate (a daemon round trip) is delivered whole at activate. Paused: missed.
+      push: (r) => (this.st === 'active' || this.st === 'instantiated' ? this.buffer.push(r) : this.missed++),
       error: (err) => this.buffer.out.error(err),
       complete: () => this.buffer.end(),
     });
@@ -199,6 +202,7 @@ export class FlowHandle<R extends object = Rec> {
 
   async activate(): Promise<void> {
     this.go('activate');
+    this.buffer.release();
   }
 
   async pause(): Promise<void> {

@@ -94,6 +94,27 @@ describe('flow runtime', () => {
     await fg.close();
   });
 
+  it('records before the first activate are held and delivered at activate, completion included', async () => {
+    const fg = new Flowgrab();
+    const f = fg.create();
+    f.populate('fake(feed=early)');
+    await f.instantiate();
+    const got: number[] = [];
+    let completed = false;
+    f.records$.subscribe({ next: (r) => got.push(r.id as number), complete: () => (completed = true) });
+    fakeFeed('early').next(ct(1));
+    fakeFeed('early').next(ct(2));
+    fakeFeed('early').complete(); // a dump or a replay that ended before activate
+    await tick();
+    expect(got).toEqual([]); // nothing delivered before activate
+    await f.activate();
+    await tick();
+    expect(got).toEqual([1, 2]);
+    expect(completed).toBe(true);
+    expect(f.stats().missed).toBe(0);
+    await fg.close();
+  });
+
   it('a paused flow keeps its allocation and counts what it misses', async () => {
     const fg = new Flowgrab();
     const f = await start(fg, 'fake(feed=pause)');
