@@ -9,7 +9,7 @@ import { cidrMatcher } from '../expr/cidr.js';
 import { isCidr } from '../expr/parse.js';
 import type { FieldCatalog } from '../fields.js';
 import { FieldPath, fieldValuesGetter } from '../params.js';
-import { type Rec, registerFilter } from '../registry.js';
+import { defineFilter, type Rec } from '../registry.js';
 
 /** Where records keep addresses: conntrack tuples, DNS endpoints and answers, neighbours, packets. */
 export const ADDRESS_FIELDS = [
@@ -27,7 +27,7 @@ export const ADDRESS_FIELDS = [
   'ipHeader.dst',
 ];
 
-registerFilter({
+export const scopeFilter = defineFilter({
   name: 'scope',
   description: 'keep records with an address inside the prefixes: scope(cidrs=[10.1.0.0/24, fd00:1::/64])',
   params: z.object({ cidrs: z.array(z.string().refine(isCidr, 'an address prefix')).min(1) }).strict(),
@@ -88,7 +88,7 @@ export function compileRedact(fields: string[]): (r: Rec) => Rec {
   };
 }
 
-registerFilter({
+export const redactFilter = defineFilter({
   name: 'redact',
   description:
     'remove fields from every record, through lists, with their mirrors (orig.src also removes reply.dst): redact(fields=[mark, uid])',
