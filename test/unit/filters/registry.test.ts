@@ -6,6 +6,7 @@ import {
   installBuiltins,
   isBuiltinNode,
   lookupNode,
+  type Rec,
   registeredNames,
   registerFilter,
   registerSource,
@@ -14,7 +15,7 @@ import {
 const passThrough = {
   description: 'test',
   params: z.object({}).strict(),
-  step: () => (r: object, emit: (r: object) => void) => emit(r),
+  step: () => (r: Rec, emit: (r: Rec) => void) => emit(r),
 };
 
 function refusal(fn: () => void): FlowgrabError {
