@@ -63,7 +63,7 @@ describe('filter registry: one explicit table, no silent overwrite', () => {
         name: 'scope',
         description: 't',
         params: z.object({}),
-        fields: {},
+        fields: new Map(),
         create: () => undefined as never,
       }),
     );
