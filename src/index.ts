@@ -89,6 +89,7 @@ export type { FlowgrabLike, FlowHandleLike } from './flow/like.js';
 export { type FlowOp, type FlowState, InvalidStateError } from './flow/states.js';
 /** Address bytes ⇄ text as flowgrab's records print them (IPv6 per RFC 5952). */
 export { formatIP, parseIP } from './netlink/ip.js';
+export { formatPrefix, isPrefix, type Prefix, parsePrefix, prefixContains, prefixMatcher } from './netlink/prefix.js';
 export { NetlinkOpError } from './netlink/socket.js';
 export { withNetns } from './netlink/syscall.js';
 export type { ArpOptionsInput } from './sources/arp/options.js';
@@ -108,11 +109,11 @@ export { dns } from './sources/dns/source.js';
 // Kept public only until examples/spin imports them from their modules (they are plumbing).
 export { runTool, type ToolResult } from './sources/firewall/exec.js';
 export { NftTable, type NftTableSpec } from './sources/firewall/nft.js';
+export { type LoggedPacket, NflogReader, type NflogReaderOptions } from './sources/nflog/reader.js';
 export { packetToJson } from './sources/nfqueue/json.js';
 export type { NfqueueOptionsInput, NfqueueRules, QueueChain, VerdictName } from './sources/nfqueue/options.js';
 export type { QueuedPacket, VerdictOptions } from './sources/nfqueue/queued.js';
 export { PacketRecord } from './sources/nfqueue/record.js';
 export { nfqueue } from './sources/nfqueue/source.js';
 export type { NoticeObserver, SourceNotice } from './sources/notice.js';
-export { type LoggedPacket, NflogReader, type NflogReaderOptions } from './sources/nflog/reader.js';
 export { VERSION } from './version.js';

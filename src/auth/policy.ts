@@ -3,16 +3,12 @@
  * use which sources and filters, with parameter limits, FFPF ordering rules,
  * an address scope, redacted fields and resource limits.
  */
-import { isIP } from 'node:net';
 import { z } from 'zod';
 import { CAPABILITIES } from '../filters/registry.js';
+import { isPrefix } from '../netlink/prefix.js';
 
 const Name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a source or filter name');
-const Cidr = z.string().refine((s) => {
-  const [ip, bits, extra] = s.split('/');
-  const fam = isIP(ip);
-  return extra === undefined && fam !== 0 && /^\d+$/.test(bits ?? '') && Number(bits) <= (fam === 4 ? 32 : 128);
-}, 'an address prefix like 10.1.0.0/24 or fd00:1::/64');
+const Cidr = z.string().refine(isPrefix, 'an address prefix like 10.1.0.0/24 or fd00:1::/64');
 
 export const Who = z.union([
   z.object({ user: z.string().min(1) }).strict(),

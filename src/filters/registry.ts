@@ -5,6 +5,7 @@
  */
 import { Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import type { z } from 'zod';
+import { FlowgrabError } from '../errors.js';
 import type { DnsCache } from '../sources/dns/cache.js';
 import type { SourceNotice } from '../sources/notice.js';
 import type { GraphIssue } from './errors.js';
@@ -91,19 +92,70 @@ export interface FilterDef<P = unknown> extends Common<P> {
 
 export type NodeDef = SourceDef<never> | FilterDef<never>;
 
-const registry = new Map<string, SourceDef<unknown> | FilterDef<unknown>>();
+/** A node as the registry holds it (parameters checked by its schema at build time). */
+export type RegisteredNode = SourceDef<unknown> | FilterDef<unknown>;
 
+/** A source for the built-in table (builtin.ts) or for registerSource(). */
+export function defineSource<P>(def: Omit<SourceDef<P>, 'kind'>): SourceDef<unknown> {
+  return { ...def, kind: 'source' } as SourceDef<unknown>;
+}
+
+/** A filter for the built-in table (builtin.ts) or for registerFilter(). */
+export function defineFilter<P>(def: Omit<FilterDef<P>, 'kind'>): FilterDef<unknown> {
+  if (!def.step && !def.create) {
+    throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `filter ${def.name}: give step() or create()`);
+  }
+  return { ...def, kind: 'filter' } as FilterDef<unknown>;
+}
+
+// One map, filled once from builtin.ts's explicit table and then only by
+// add(), which never replaces: a policy inserts scope/redact/ratelimit by
+// name, so letting a library user overwrite one would silently swap the
+// guard the policy relies on.
+const registry = new Map<string, RegisteredNode>();
+const builtinNames = new Set<string>();
+
+function add(def: RegisteredNode): void {
+  const have = registry.get(def.name);
+  if (have) {
+    const what = builtinNames.has(def.name) ? `the built-in ${have.kind}` : `a registered ${have.kind}`;
+    throw new FlowgrabError(
+      'FG_ERR_INVALID_ARGUMENT',
+      `${def.kind} ${def.name}: the name is taken by ${what}; pick another name`,
+      {
+        op: `register ${def.kind}`,
+      },
+    );
+  }
+  registry.set(def.name, def);
+}
+
+/** Installs builtin.ts's table (once; a second call or a clash is an error). */
+export function installBuiltins(table: readonly RegisteredNode[]): void {
+  if (builtinNames.size) throw new FlowgrabError('FG_ERR_INVALID_STATE', 'built-in nodes are already installed');
+  for (const def of table) {
+    add(def);
+    builtinNames.add(def.name);
+  }
+}
+
+/** Adds a source under a new name; a name already taken (built-in or registered) is refused. */
 export function registerSource<P>(def: Omit<SourceDef<P>, 'kind'>): void {
-  registry.set(def.name, { ...def, kind: 'source' } as SourceDef<unknown>);
+  add(defineSource(def));
 }
 
+/** Adds a filter under a new name; a name already taken (built-in or registered) is refused. */
 export function registerFilter<P>(def: Omit<FilterDef<P>, 'kind'>): void {
-  if (!def.step && !def.create) throw new Error(`filter ${def.name}: give step() or create()`);
-  registry.set(def.name, { ...def, kind: 'filter' } as FilterDef<unknown>);
+  add(defineFilter(def));
 }
 
-export function lookupNode(name: string): SourceDef<unknown> | FilterDef<unknown> | undefined {
+export function lookupNode(name: string): RegisteredNode | undefined {
   return registry.get(name);
+}
+
+/** True for the nodes of builtin.ts's table. */
+export function isBuiltinNode(name: string): boolean {
+  return builtinNames.has(name);
 }
 
 /** The capabilities a node of the graph uses: its own declaration, plus 'netns' for any netns= parameter. */

@@ -13,7 +13,7 @@ import { PacketRecord } from '../sources/nfqueue/record.js';
 import { nfqueue } from '../sources/nfqueue/source.js';
 import { ANY_FIELDS, catalogOf, type FieldCatalog } from './fields.js';
 import { Duration, listOf } from './params.js';
-import { registerSource } from './registry.js';
+import { defineSource } from './registry.js';
 import { replayOpensAsProcess, replayRecords } from './replay.js';
 
 const Netns = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a network namespace name');
@@ -25,7 +25,7 @@ export const RECORD_FIELDS: Record<string, FieldCatalog> = {
   nfqueue: catalogOf(PacketRecord),
 };
 
-registerSource({
+export const nfqueueSource = defineSource({
   name: 'nfqueue',
   description:
     'packets queued by an NFQUEUE rule, as a monitor: nfqueue(queue=3, verdict=accept, netns=NAME); a graph gives every packet this verdict as it is emitted',
@@ -58,7 +58,7 @@ registerSource({
     ),
 });
 
-registerSource({
+export const arpSource = defineSource({
   name: 'arp',
   description: 'neighbours (ARP / IPv6 ND) with bridge ports: arp(dump=true, events=true, family=all, netns=NAME)',
   params: z
@@ -82,7 +82,7 @@ registerSource({
     }),
 });
 
-registerSource({
+export const conntrackSource = defineSource({
   name: 'conntrack',
   description: 'connection tracking: conntrack(events=[new,destroy], family=ipv4, dump=true, poll=10s, netns=NAME)',
   params: z
@@ -110,7 +110,7 @@ registerSource({
     }),
 });
 
-registerSource({
+export const dnsSource = defineSource({
   name: 'dns',
   description: 'DNS queries and responses through NFLOG: dns(netns=NAME, group=53, hooks=[input,output,forward])',
   params: z
@@ -127,7 +127,7 @@ registerSource({
 });
 
 // Records other machines exported to NATS JetStream (src/export/nats; policy capability `nats`).
-registerSource(natsSourceDef);
+export const natsSource = defineSource(natsSourceDef);
 
 /** Fields of a recording: those of the sources its header names. */
 function recordedFields(file: string): FieldCatalog {
@@ -152,7 +152,7 @@ function recordedFields(file: string): FieldCatalog {
   }
 }
 
-registerSource({
+export const replaySource = defineSource({
   name: 'replay',
   description:
     'records from a file made by `flowgrab record`: replay(file=PATH, speed=1) (speed 0 = as fast as possible)',

@@ -4,6 +4,7 @@
  * the real kernel. The test scripts the kernel's side: answers to requests,
  * multicast events, drop counts.
  */
+import { FlowgrabError } from '../errors.js';
 import { NLM_F_MULTI, NLMSG_DONE } from '../netlink/enums.js';
 import { encodeError, encodeMessage, type NetlinkMessage, splitMessages } from '../netlink/nlmsg.js';
 import type { RawTransport, TransportFactory, TransportHandlers, TransportOptions } from '../netlink/transport.js';
@@ -41,14 +42,18 @@ export class FakeSocket implements RawTransport {
 
   /** Delivers a datagram on a later tick, as the kernel would. */
   deliver(buf: Buffer, groups: number): void {
+    this.kernel.pending++;
     setImmediate(() => {
+      this.kernel.pending--;
       if (!this.closed) this.handlers.datagram(buf, groups);
     });
   }
 
   /** Reports a receive error (e.g. ENOBUFS) to the socket's owner. */
   fail(err: Error): void {
+    this.kernel.pending++;
     setImmediate(() => {
+      this.kernel.pending--;
       if (!this.closed) this.handlers.error(err);
     });
   }
@@ -94,7 +99,66 @@ export class FakeKernel {
   get openSockets(): FakeSocket[] {
     return this.sockets.filter((s) => !s.closed);
   }
+
+  /** Datagrams and errors handed to sockets but not yet to their owners. */
+  pending = 0;
+
+  /** Requests the sockets sent so far, all sockets together. */
+  get requestCount(): number {
+    return this.sockets.reduce((n, s) => n + s.sent.length, 0);
+  }
+
+  /**
+   * Waits for a fact: resolves once `fact()` holds, checked after every turn
+   * of the event loop; throws FG_ERR_TIMEOUT naming `what` when it still
+   * does not after `timeoutMs` (generous: a loaded machine is slow, not wrong).
+   */
+  async until(fact: () => boolean, opts: { timeoutMs?: number; what?: string } = {}): Promise<void> {
+    const timeoutMs = opts.timeoutMs ?? WAIT_MS;
+    const deadline = Date.now() + timeoutMs;
+    while (!fact()) {
+      if (Date.now() > deadline) {
+        throw new FlowgrabError(
+          'FG_ERR_TIMEOUT',
+          `fake kernel: ${opts.what ?? 'the awaited fact'} not seen within ${timeoutMs} ms`,
+        );
+      }
+      // A datagram on its way is the next fact to come: let it land; otherwise give timers (loss checks) a turn.
+      await (this.pending > 0 ? nextTurn() : sleep(1));
+    }
+  }
+
+  /** Waits until the sockets together sent at least `n` requests (config, dumps), e.g. a source's setup. */
+  requests(n: number, timeoutMs?: number): Promise<void> {
+    return this.until(() => this.requestCount >= n, { timeoutMs, what: `${n} requests (${this.requestCount} sent)` });
+  }
+
+  /**
+   * Waits until the kernel is quiet: every datagram it delivered was handled,
+   * and handling them sent nothing that is still on its way (a reply to a
+   * request, a dump the source asked for in turn). Facts that depend on a
+   * source's timers need until().
+   */
+  async settle(timeoutMs = WAIT_MS): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (let quietTurns = 0; quietTurns < 2; ) {
+      if (Date.now() > deadline) {
+        throw new FlowgrabError(
+          'FG_ERR_TIMEOUT',
+          `fake kernel: still delivering after ${timeoutMs} ms (${this.pending} pending)`,
+        );
+      }
+      const before = this.requestCount;
+      await nextTurn();
+      quietTurns = this.pending === 0 && this.requestCount === before ? quietTurns + 1 : 0;
+    }
+  }
 }
+
+/** How long until() and settle() wait by default. */
+const WAIT_MS = 5000;
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** One datagram holding a multipart reply to `req`: each payload as a message with NLM_F_MULTI, then NLMSG_DONE. */
 export function dumpReply(req: NetlinkMessage, type: number, payloads: Buffer[]): Buffer {

@@ -6,7 +6,6 @@
  * when asked) in the watched namespace.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConntrackOptionsInput } from '../../src/sources/conntrack/options.js';
 import type { ConntrackRecord } from '../../src/sources/conntrack/record.js';
@@ -67,13 +66,18 @@ async function quietTable(netns: string): Promise<KernelCtEntry[]> {
       .sort()
       .join('\n');
   let prev = await kernelTable(netns);
-  for (let i = 0; i < 20; i++) {
-    await sleep(300);
-    const cur = await kernelTable(netns);
-    if (steady(cur) === steady(prev)) return cur;
-    prev = cur;
-  }
-  throw new Error(`the conntrack table of ${netns} never held still`);
+  let quiet: KernelCtEntry[] | undefined;
+  // Quiet means unchanged over an interval: the interval is part of the fact, the wait is bounded and throws.
+  await waitFor(
+    async () => {
+      const cur = await kernelTable(netns);
+      if (steady(cur) === steady(prev)) quiet = cur;
+      prev = cur;
+      return quiet !== undefined;
+    },
+    { timeoutMs: 6_000, intervalMs: 300, what: 'the conntrack table to hold still' },
+  );
+  return quiet!;
 }
 
 /** Inodes of this process's sockets (all namespaces: /proc/self/fd sees them all). */
@@ -129,7 +133,6 @@ describe('conntrack events in the home router', () => {
       await waitFor(
         async () => {
           await conntrackTool(router, ['-F']);
-          await sleep(100);
           const destroyed = new Set(recs.filter((r) => r.type === 'destroy').map((r) => r.id));
           const left = await kernelIds(router);
           return left.length === 0 && recs.every((r) => r.type !== 'new' || destroyed.has(r.id));
@@ -285,7 +288,6 @@ describe('conntrack events in the home router', () => {
         timeoutMs: 5_000,
         what: 'destroys on both subscriptions',
       });
-      await sleep(200);
       // A different option set gets a socket of its own.
       const s3 = socketInodes();
       other = conntrack({ ...opts, family: 'ipv6' }).subscribe(() => {});

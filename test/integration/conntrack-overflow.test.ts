@@ -6,7 +6,6 @@
  * (add on dump/new, remove on destroy) with exactly the kernel's table.
  */
 import { execFileSync } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteConntrack } from '../../src/sources/conntrack/delete.js';
 import type { ConntrackRecord } from '../../src/sources/conntrack/record.js';
@@ -105,7 +104,6 @@ describe('conntrack event loss and resync', () => {
     });
     try {
       await waitFor(() => table.size >= initial.length, { timeoutMs: 5_000, what: 'the initial dump' });
-      await sleep(200);
       expect(sorted(table.keys())).toEqual(initial);
       expect(recs.every((r) => r.type === 'dump' && !r.resync)).toBe(true);
 

@@ -163,14 +163,16 @@ export class DestroyLog {
   }
 }
 
-/** Waits until `f` returns the same value twice in a row, `intervalMs` apart. */
+/** Waits until `f` returns the same value twice in a row, `intervalMs` apart; throws when it never does within `timeoutMs`. */
 export async function settled<T>(f: () => T, intervalMs = 300, timeoutMs = 10_000): Promise<T> {
   let prev = JSON.stringify(f());
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     await new Promise((r) => setTimeout(r, intervalMs));
     const cur = JSON.stringify(f());
-    if (cur === prev || Date.now() > deadline) return f();
+    if (cur === prev) return f();
+    if (Date.now() > deadline)
+      throw new Error(`settled: still changing after ${timeoutMs} ms (last ${cur.slice(0, 200)})`);
     prev = cur;
   }
 }

@@ -35,6 +35,19 @@ function runNode(args: string[], timeoutMs = 20_000): Promise<{ code: number | n
   });
 }
 
+/**
+ * Netfilter netlink sockets (protocol 12) in the router's namespace that joined a
+ * multicast group: conntrack event listeners (NFLOG and NFQUEUE sockets join none).
+ */
+async function conntrackListeners(): Promise<number> {
+  const { stdout } = await home.router.exec(['cat', '/proc/net/netlink']);
+  return stdout
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[1] === '12' && f[3] !== undefined && !/^0+$/.test(f[3])).length;
+}
+
 describe('flow graphs on the home network', () => {
   it('counts each LAN client’s TCP connections through the router', async () => {
     const fg = new Flowgrab();
@@ -73,10 +86,18 @@ describe('flow graphs on the home network', () => {
       timeoutMs: 5000,
     });
     await c.exec(['dig', '+short', `@${home.routerLan.ipv4}`, 'www.shop.test', 'A']);
-    await new Promise((r) => setTimeout(r, 200));
-    await c.exec(['sh', '-c', `echo hi | socat -t1 - TCP:${home.server.ipv4}:${home.server.tcpPort}`]);
-    await waitFor(() => got.length > 0, { timeoutMs: 5000 });
-    expect((got[0].names as Record<string, string[]>)['orig.dst']).toEqual(expect.arrayContaining(['www.shop.test']));
+    // The answer reaches enrich's cache through NFLOG on its own path: connect until a NEW comes named
+    // (each try a new connection), rather than sleeping and hoping the answer came first.
+    const named = () => got.some((r) => (r.names as Record<string, string[]>)?.['orig.dst']?.includes('www.shop.test'));
+    await waitFor(
+      async () => {
+        await c.exec(['sh', '-c', `echo hi | socat -t1 - TCP:${home.server.ipv4}:${home.server.tcpPort}`]);
+        return named();
+      },
+      { timeoutMs: 10_000, intervalMs: 10, what: 'a connection named from the DNS answer' },
+    );
+    expect(got.length).toBeGreaterThan(0);
+    expect(named()).toBe(true);
     await fg.close();
     await dnsTeardown();
   });
@@ -92,7 +113,11 @@ describe('flow graphs on the home network', () => {
       },
       { timeoutMs: 15_000, what: 'both examples to install their DNS rules' },
     );
-    await new Promise((r) => setTimeout(r, 500)); // conntrack-top's event socket opens beside its DNS flow
+    // conntrack-top's event socket opens beside its DNS flow.
+    await waitFor(async () => (await conntrackListeners()) >= 1, {
+      timeoutMs: 15_000,
+      what: 'conntrack-top to listen for conntrack events',
+    });
     await generateTraffic(home, { rounds: 1 });
     await home.router.exec(['conntrack', '-F']); // end the flows: their DESTROY carries the bytes
     const [d, t] = await Promise.all([dnsLog, top]);
@@ -126,7 +151,10 @@ describe('flow graphs on the home network', () => {
       '--count',
       '3',
     ]);
-    await new Promise((r) => setTimeout(r, 800));
+    await waitFor(async () => (await conntrackListeners()) >= 1, {
+      timeoutMs: 15_000,
+      what: 'flowgrab record to listen for conntrack events',
+    });
     await generateTraffic(home, { rounds: 1 });
     expect((await rec).code).toBe(0);
     const lines = readFileSync(file, 'utf8').trim().split('\n');

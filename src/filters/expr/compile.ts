@@ -3,9 +3,10 @@
  * no syntax tree is walked per record. `interpretMatch` is the slow, obvious
  * reference the compiled code is tested against.
  */
+
+import { prefixMatcher } from '../../netlink/prefix.js';
 import { type FieldCatalog, fieldValues, lookupField } from '../fields.js';
 import type { Literal, MatchExpr } from './ast.js';
-import { cidrMatcher } from './cidr.js';
 import { compileRegex } from './regex.js';
 
 export type Predicate = (r: unknown) => boolean;
@@ -35,7 +36,7 @@ const valuePredicate = (e: Exclude<MatchExpr, { op: 'and' | 'or' | 'not' }>): ((
       return (v) => set.has(v);
     }
     case 'cidr':
-      return cidrMatcher(e.cidr);
+      return prefixMatcher(e.cidr);
     case 'regex': {
       const test = compileRegex(e.source, e.flags); // linear time: see regex.ts
       return (v) => typeof v === 'string' && test(v);

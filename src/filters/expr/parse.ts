@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { FlowgrabError } from '../../errors.js';
 import { formatIP, parseIP } from '../../netlink/ip.js';
+import { isPrefix } from '../../netlink/prefix.js';
 import { excerpt } from '../errors.js';
 import { GRAPH_LIMITS } from '../limits.js';
 import { wordValue } from '../parser.js';
@@ -83,13 +84,6 @@ function literal(tok: Tok): Literal {
   const v = wordValue(tok.t);
   if (typeof v === 'string' && isIP(v)) return formatIP(parseIP(v), 0, isIP(v) === 4 ? 4 : 16);
   return v as Literal;
-}
-
-export function isCidr(text: string): boolean {
-  const [ip, bits, extra] = text.split('/');
-  if (extra !== undefined || bits === undefined || !/^\d+$/.test(bits)) return false;
-  const fam = isIP(ip);
-  return fam !== 0 && Number(bits) <= (fam === 4 ? 32 : 128);
 }
 
 export function parseMatchExpr(src: string): MatchExpr {
@@ -178,7 +172,7 @@ export function parseMatchExpr(src: string): MatchExpr {
         return { op: 'in', field, values };
       }
       const c = take();
-      if (c.k !== 'word' || !isCidr(c.t)) fail(c, 'expected [list] or an address prefix like 10.0.0.0/8');
+      if (c.k !== 'word' || !isPrefix(c.t)) fail(c, 'expected [list] or an address prefix like 10.0.0.0/8');
       return { op: 'cidr', field, cidr: c.t };
     }
     if (isOp(t, '~')) {

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { FieldCatalog } from '../fields.js';
 import { GRAPH_LIMITS } from '../limits.js';
 import { checkFields, Duration, FieldPath, keyGetter, listOf, pathGetter } from '../params.js';
-import { type BuildContext, type Rec, registerFilter } from '../registry.js';
+import { type BuildContext, defineFilter, type Rec } from '../registry.js';
 import { projector } from './project.js';
 import { windowed } from './windowed.js';
 
@@ -61,7 +61,7 @@ function groupedCatalog(input: FieldCatalog, by: string[], extra: string[]): Fie
   return out;
 }
 
-registerFilter({
+export const countFilter = defineFilter({
   name: 'count',
   description: 'records per key per window: count(by=orig.src, every=10s)',
   params: z.object({ by: By.default([]), every: Duration }).strict(),
@@ -77,7 +77,7 @@ registerFilter({
   },
 });
 
-registerFilter({
+export const sumFilter = defineFilter({
   name: 'sum',
   description: 'sum of a numeric field per key per window: sum(field=orig.bytes, by=orig.src, every=10s)',
   params: z.object({ field: FieldPath, by: By.default([]), every: Duration }).strict(),
@@ -94,7 +94,7 @@ registerFilter({
   },
 });
 
-registerFilter({
+export const topFilter = defineFilter({
   name: 'top',
   description: 'the n keys with most records (or largest sum of `field`) per window: top(by=orig.dst, n=10, every=10s)',
   params: z
@@ -126,7 +126,7 @@ registerFilter({
   },
 });
 
-registerFilter({
+export const windowFilter = defineFilter({
   name: 'window',
   description: 'batch records per time window: window(every=10s) → {type: "window", start, end, count, records}',
   // A window holds its records in memory until it closes: at most `max` (the rest are dropped and counted).

@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { formatIP, parseIP } from '../../netlink/ip.js';
 import { checkFields, FieldPath } from '../params.js';
-import { type Rec, registerFilter } from '../registry.js';
+import { defineFilter, type Rec } from '../registry.js';
 
 const processKey = randomBytes(32).toString('hex');
 
@@ -52,7 +52,7 @@ export function keyedHash(v: string, key: string): string {
   return createHmac('sha256', key).update(v).digest('hex').slice(0, 16);
 }
 
-registerFilter({
+export const anonymizeFilter = defineFilter({
   name: 'anonymize',
   description:
     'replace addresses (prefix-preserving) or other values (keyed hash): anonymize(orig.src, orig.dst, mode=prefix)',

@@ -2,9 +2,9 @@
 import { z } from 'zod';
 import { GRAPH_LIMITS } from '../limits.js';
 import { checkFields, Duration, FieldPath, keyGetter, listOf } from '../params.js';
-import { registerFilter } from '../registry.js';
+import { defineFilter } from '../registry.js';
 
-registerFilter({
+export const dedupeFilter = defineFilter({
   name: 'dedupe',
   description: 'drop repeats of a key within a time window: dedupe(by=qname, window=10s)',
   params: z.object({ by: listOf(z.string()).pipe(z.array(FieldPath)), window: Duration }).strict(),

@@ -6,10 +6,10 @@
 import { Observable } from 'rxjs';
 import { z } from 'zod';
 import { checkFields, FieldPath, getPath } from '../params.js';
-import { type Rec, registerFilter } from '../registry.js';
+import { defineFilter, type Rec } from '../registry.js';
 import type { Value } from '../spec.js';
 
-registerFilter({
+export const enrichFilter = defineFilter({
   name: 'enrich',
   description: 'name addresses from DNS answers: enrich(fields=[orig.src, orig.dst], minTtl=300)',
   params: z

@@ -4,9 +4,9 @@ import { exprFields } from '../expr/ast.js';
 import { compileMatch } from '../expr/compile.js';
 import { parseMatchExpr } from '../expr/parse.js';
 import { checkFields } from '../params.js';
-import { registerFilter } from '../registry.js';
+import { defineFilter } from '../registry.js';
 
-registerFilter({
+export const matchFilter = defineFilter({
   name: 'match',
   description: 'keep records for which the expression holds: match(proto == tcp && orig.dport in [80,443])',
   params: z.object({ expr: z.string().min(1) }).strict(),

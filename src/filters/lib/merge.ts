@@ -1,8 +1,8 @@
 /** merge(): where forked branches or several sources join; records pass unchanged. */
 import { z } from 'zod';
-import { registerFilter } from '../registry.js';
+import { defineFilter } from '../registry.js';
 
-registerFilter({
+export const mergeFilter = defineFilter({
   name: 'merge',
   description: 'join point for several sources or branches: (conntrack() | dns()) -> merge()',
   params: z.object({}).strict(),

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { FieldCatalog } from '../fields.js';
 import { checkFields, FieldPath, pathGetter } from '../params.js';
-import { type Rec, registerFilter } from '../registry.js';
+import { defineFilter, type Rec } from '../registry.js';
 
 const ALWAYS = ['type', 'ts'];
 
@@ -35,7 +35,7 @@ export function projectRecord(r: Rec, paths: string[][]): Rec {
   return out;
 }
 
-registerFilter({
+export const projectFilter = defineFilter({
   name: 'project',
   description: 'keep only the named fields (and type, ts): project(orig.src, orig.dst)',
   params: z.object({ fields: z.array(FieldPath).min(1) }).strict(),

@@ -7,7 +7,7 @@
  * are counted as dropped, and the batch says `truncated: n`).
  */
 import { z } from 'zod';
-import { type Rec, registerFilter } from '../registry.js';
+import { defineFilter, type Rec } from '../registry.js';
 
 /** Fields through which a record carries other records. */
 export const BATCH_FIELDS = ['records', 'items'] as const;
@@ -34,7 +34,7 @@ function cut(r: Rec, n: number): Rec {
   return r;
 }
 
-registerFilter({
+export const ratelimitFilter = defineFilter({
   name: 'ratelimit',
   description:
     'at most `rate` records per second (bursts up to `burst`), batches counted per entry; the rest are dropped and counted',

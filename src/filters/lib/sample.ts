@@ -5,14 +5,14 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { checkFields, FieldPath, keyGetter, listOf } from '../params.js';
-import { registerFilter } from '../registry.js';
+import { defineFilter } from '../registry.js';
 
 /** A stable number in [0, 1) for a key. */
 export function unitHash(key: string, salt = ''): number {
   return createHash('sha256').update(salt).update(key).digest().readUInt32BE(0) / 0x1_0000_0000;
 }
 
-registerFilter({
+export const sampleFilter = defineFilter({
   name: 'sample',
   description: 'keep a fraction of records: sample(rate=0.1) or, whole flows by key, sample(rate=0.1, by=id)',
   params: z

@@ -5,11 +5,10 @@
  * is not shown); redact removes fields before any filter can read them.
  */
 import { z } from 'zod';
-import { cidrMatcher } from '../expr/cidr.js';
-import { isCidr } from '../expr/parse.js';
+import { isPrefix, prefixMatcher } from '../../netlink/prefix.js';
 import type { FieldCatalog } from '../fields.js';
 import { FieldPath, fieldValuesGetter } from '../params.js';
-import { type Rec, registerFilter } from '../registry.js';
+import { defineFilter, type Rec } from '../registry.js';
 
 /** Where records keep addresses: conntrack tuples, DNS endpoints and answers, neighbours, packets. */
 export const ADDRESS_FIELDS = [
@@ -27,13 +26,13 @@ export const ADDRESS_FIELDS = [
   'ipHeader.dst',
 ];
 
-registerFilter({
+export const scopeFilter = defineFilter({
   name: 'scope',
   description: 'keep records with an address inside the prefixes: scope(cidrs=[10.1.0.0/24, fd00:1::/64])',
-  params: z.object({ cidrs: z.array(z.string().refine(isCidr, 'an address prefix')).min(1) }).strict(),
+  params: z.object({ cidrs: z.array(z.string().refine(isPrefix, 'an address prefix')).min(1) }).strict(),
   positional: (args) => ({ cidrs: args }),
   step: (p) => {
-    const inside = p.cidrs.map(cidrMatcher);
+    const inside = p.cidrs.map((c) => prefixMatcher(c));
     const readers = ADDRESS_FIELDS.map(fieldValuesGetter);
     return (r, emit) => {
       for (const read of readers) for (const v of read(r)) if (inside.some((m) => m(v))) return emit(r);
@@ -88,7 +87,7 @@ export function compileRedact(fields: string[]): (r: Rec) => Rec {
   };
 }
 
-registerFilter({
+export const redactFilter = defineFilter({
   name: 'redact',
   description:
     'remove fields from every record, through lists, with their mirrors (orig.src also removes reply.dst): redact(fields=[mark, uid])',

@@ -90,7 +90,11 @@ const router = (): Tables => ({
   ],
 });
 
-const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+/** The feed joined the neighbour group and its priming dumps are answered: events from now on are followed. */
+async function listening(k: FakeKernel): Promise<void> {
+  await k.until(() => k.openSockets.some((s) => s.groups.has(R.RTNLGRP_NEIGH)), { what: 'the neighbour event socket' });
+  await k.settle();
+}
 const brief = (r: NeighRecord) =>
   `${r.type}:${r.ip}@${r.ifname}${r.port ? `/${r.port}` : ''}=${r.mac ?? '-'}:${r.state.join('|')}${r.resync ? ':resync' : ''}`;
 
@@ -154,14 +158,14 @@ describe('arp source (fake kernel)', () => {
     const { k, event } = kernelWith(t);
     const seen: string[] = [];
     const sub = arp({ dump: false, events: true, transport: k.transport }).subscribe((r) => seen.push(brief(r)));
-    await tick();
+    await listening(k);
     // The feed learned the table silently: known entries come as updates, unknown ones as new.
     event(neigh('192.168.77.12', MAC2, R.NUD_STALE));
     event(neigh('192.168.77.11', MAC1, R.NUD_STALE));
     event(neigh('192.168.77.11', MAC1, R.NUD_STALE)); // no change: nothing
     event(neigh('192.168.77.11', '02:00:00:00:77:99', R.NUD_REACHABLE)); // MAC changed
     event(neigh('192.168.77.12', undefined, R.NUD_FAILED), R.RTM_DELNEIGH);
-    await tick();
+    await k.settle();
     expect(seen).toEqual([
       `new:192.168.77.12@br0/lan2=${MAC2}:STALE`,
       `update:192.168.77.11@br0/lan1=${MAC1}:STALE`,
@@ -177,12 +181,12 @@ describe('arp source (fake kernel)', () => {
     const { k, event } = kernelWith(router());
     const seen: NeighRecord[] = [];
     const sub = arp({ dump: false, events: true, transport: k.transport }).subscribe((r) => seen.push(r));
-    await tick();
+    await listening(k);
     event(neigh('192.168.77.11', undefined, R.NUD_FAILED));
     event(neigh('192.168.77.11', undefined, R.NUD_FAILED), R.RTM_DELNEIGH);
     event(neigh('192.168.77.50', undefined, R.NUD_FAILED)); // never usable: not a device
     event(neigh('ff02::1:ff00:1', '33:33:ff:00:00:01', R.NUD_NOARP, { type: R.RTN_MULTICAST }));
-    await tick();
+    await k.settle();
     expect(seen.map(brief)).toEqual([`delete:192.168.77.11@br0/lan1=${MAC1}:FAILED`]);
     // The delete keeps what identified the device.
     expect(seen[0]).toMatchObject({ mac: MAC1, port: 'lan1', usable: false });
@@ -195,11 +199,11 @@ describe('arp source (fake kernel)', () => {
     const sub = arp({ dump: false, events: true, includeUnusable: true, transport: k.transport }).subscribe((r) =>
       seen.push(`${brief(r)}:${r.usable}`),
     );
-    await tick();
+    await listening(k);
     event(neigh('192.168.77.11', undefined, R.NUD_FAILED));
     event(neigh('192.168.77.11', undefined, R.NUD_FAILED), R.RTM_DELNEIGH);
     event(neigh('192.168.77.50', undefined, R.NUD_FAILED));
-    await tick();
+    await k.settle();
     expect(seen).toEqual([
       'update:192.168.77.11@br0=-:FAILED:false',
       'delete:192.168.77.11@br0=-:FAILED:false',
@@ -212,14 +216,14 @@ describe('arp source (fake kernel)', () => {
     const { k, event } = kernelWith(router());
     const seen: string[] = [];
     const sub = arp({ dump: false, events: true, transport: k.transport }).subscribe((r) => seen.push(brief(r)));
-    await tick();
+    await listening(k);
     event(learned(MAC1, 4)); // the laptop is now plugged into lan2
     const MAC3 = '02:00:00:00:77:13';
     event(learned(MAC3, 3)); // a newcomer: the bridge learns it first, ARP follows
     event(neigh('192.168.77.13', MAC3, R.NUD_STALE));
     event({ ...learned(MAC3, 3), state: R.NUD_STALE }, R.RTM_DELNEIGH); // FDB entry ages out
     event(neigh('192.168.77.13', MAC3, R.NUD_REACHABLE)); // the port it had stays
-    await tick();
+    await k.settle();
     expect(seen).toEqual([
       `update:192.168.77.11@br0/lan2=${MAC1}:REACHABLE`,
       `new:192.168.77.13@br0/lan1=${MAC3}:STALE`,
@@ -233,18 +237,18 @@ describe('arp source (fake kernel)', () => {
     const { k, asked, event, linkEvent } = kernelWith(t);
     const seen: string[] = [];
     const sub = arp({ dump: false, events: true, transport: k.transport }).subscribe((r) => seen.push(brief(r)));
-    await tick();
+    await listening(k);
     t.links.push(link(7, 'lan3', 2));
     linkEvent(link(7, 'lan3', 2));
     event(neigh('10.0.7.1', '02:00:00:00:07:01', R.NUD_REACHABLE, { ifindex: 7 }));
-    await tick();
+    await k.settle();
     expect(seen).toEqual(['new:10.0.7.1@lan3=02:00:00:00:07:01:REACHABLE']);
     expect(asked.filter((a) => a === 'link')).toHaveLength(1); // the priming dump only
     // No link event for ifindex 8: one link dump, and events behind it keep their order.
     t.links.push(link(8, 'eth8'));
     event(neigh('10.0.8.1', '02:00:00:00:08:01', R.NUD_REACHABLE, { ifindex: 8 }));
     event(neigh('10.0.7.1', '02:00:00:00:07:01', R.NUD_STALE, { ifindex: 7 }));
-    await tick(20);
+    await k.settle();
     expect(seen.slice(1)).toEqual([
       'new:10.0.8.1@eth8=02:00:00:00:08:01:REACHABLE',
       'update:10.0.7.1@lan3=02:00:00:00:07:01:STALE',
@@ -253,7 +257,7 @@ describe('arp source (fake kernel)', () => {
     // A port leaving the bridge (AF_BRIDGE DELLINK) does not remove its name; a real DELLINK does.
     linkEvent({ ...link(7, 'lan3', 2), family: 7 }, R.RTM_DELLINK);
     event(neigh('10.0.7.1', '02:00:00:00:07:01', R.NUD_REACHABLE, { ifindex: 7 }));
-    await tick(20);
+    await k.settle();
     expect(seen.at(-1)).toBe('update:10.0.7.1@lan3=02:00:00:00:07:01:REACHABLE');
     expect(asked.filter((a) => a === 'link')).toHaveLength(2);
     sub.unsubscribe();
@@ -271,13 +275,14 @@ describe('arp source (fake kernel)', () => {
       transport: k.transport,
       notices: { next: (n) => notices.push(n) },
     }).subscribe((r) => seen.push(brief(r)));
-    await tick();
+    await listening(k);
     // While the socket overflowed: the laptop left, the phone's IPv6 turned REACHABLE, the TV arrived.
     t.neigh.splice(0, 2, neigh('fd77::12', MAC2, R.NUD_REACHABLE, { flags: R.NTF_ROUTER }));
     t.neigh.push(neigh('192.168.77.13', '02:00:00:00:77:13'));
     const eventSocket = k.openSockets.find((s) => s.groups.has(R.RTNLGRP_NEIGH))!;
     eventSocket.dropCount = 3;
-    await tick(60);
+    await k.until(() => seen.length >= 3 && notices.some((n) => n.kind === 'resync'), { what: 'the resync' });
+    await k.settle();
     expect(notices.filter((n) => n.kind === 'loss')).toEqual([
       expect.objectContaining({ source: 'arp', count: 3, where: 'kernel' }),
     ]);
@@ -289,7 +294,7 @@ describe('arp source (fake kernel)', () => {
     ]);
     // Events after the resync compare against the re-dumped table.
     event(neigh('192.168.77.13', '02:00:00:00:77:13', R.NUD_STALE));
-    await tick();
+    await k.settle();
     expect(seen.at(-1)).toBe('update:192.168.77.13@br0=02:00:00:00:77:13:STALE');
     sub.unsubscribe();
   });
@@ -299,7 +304,8 @@ describe('arp source (fake kernel)', () => {
     const seen: string[] = [];
     const sub = arp({ events: true, transport: k.transport }).subscribe((r) => seen.push(brief(r)));
     event(neigh('192.168.77.11', undefined, R.NUD_FAILED)); // races the dump
-    await tick(20);
+    await k.until(() => seen.length >= 4, { what: 'the dump and the held event' });
+    await k.settle();
     expect(seen.map((s) => s.split(':')[0])).toEqual(['dump', 'dump', 'dump', 'delete']);
     expect(seen.at(-1)).toBe(`delete:192.168.77.11@br0/lan1=${MAC1}:FAILED`);
     sub.unsubscribe();
@@ -312,17 +318,18 @@ describe('arp source (fake kernel)', () => {
     const b: string[] = [];
     const opts = { events: true, transport: k.transport };
     const s1 = arp({ ...opts, dump: false }).subscribe((r) => a.push(brief(r)));
-    await tick();
+    await listening(k);
     // A change the kernel does not notify (STALE → DELAY): the next dump shows it.
     t.neigh[1] = neigh('fd77::12', MAC2, R.NUD_DELAY, { flags: R.NTF_ROUTER });
     const s2 = arp(opts).subscribe((r) => b.push(brief(r)));
     expect(arpFeedRefs(opts)).toBe(2);
     expect(k.openSockets.filter((s) => s.groups.size > 0)).toHaveLength(1);
-    await tick(20);
+    await k.until(() => a.length >= 1 && b.length >= 3, { what: 'the second dump and the first subscriber’s resync' });
+    await k.settle();
     expect(a).toEqual([`update:fd77::12@br0/lan2=${MAC2}:DELAY:resync`]);
     expect(b.map((x) => x.split(':')[0])).toEqual(['dump', 'dump', 'dump']);
     event(neigh('192.168.77.14', '02:00:00:00:77:14'));
-    await tick();
+    await k.settle();
     expect(a.at(-1)).toBe('new:192.168.77.14@br0=02:00:00:00:77:14:REACHABLE');
     expect(b.at(-1)).toBe(a.at(-1));
     s1.unsubscribe();
@@ -338,7 +345,7 @@ describe('arp source (fake kernel)', () => {
     const got = firstValueFrom(
       arp({ dump: false, events: true, transport: k.transport, notices: { next: (n) => notices.push(n) } }),
     );
-    await tick();
+    await listening(k);
     const bad = encodeMessage({ type: R.RTM_NEWNEIGH, flags: 0, seq: 0, pid: 0 }, encodeNeigh(neigh('10.0.0.1', MAC1)));
     bad.writeUInt16LE(0xff, 16 + 12); // NDA_DST's length now overruns the message
     k.multicast(R.RTNLGRP_NEIGH, bad);
@@ -368,7 +375,8 @@ describe('arp source (fake kernel)', () => {
     };
     const seen: NeighRecord[] = [];
     const sub = arp({ events: true, transport: k.transport }).subscribe((r) => seen.push(r));
-    await tick(10);
+    await k.until(() => seen.length >= 4, { what: 'the dump of the captured table' });
+    await k.settle();
     // The state depends on when the capture ran (DELAY, REACHABLE or STALE): compare the rest.
     expect(seen.map((r) => brief(r).replace(/:[A-Z]+$/, '')).sort()).toEqual(
       [
@@ -381,7 +389,7 @@ describe('arp source (fake kernel)', () => {
     expect(seen.every((r) => r.usable && r.state.length === 1)).toBe(true);
     for (const d of loadFixture('neigh-events').datagrams)
       k.multicast(Math.log2(d.groups) + 1, Buffer.from(d.hex, 'hex'));
-    await tick(10);
+    await k.settle();
     const events = seen.filter((r) => r.type !== 'dump');
     expect(events.filter((r) => r.type === 'delete').map(brief)).toEqual([
       `delete:192.168.77.11@br0/lan1=${MAC1}:FAILED`,

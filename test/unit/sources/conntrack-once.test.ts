@@ -87,7 +87,7 @@ describe('conntrack feed: every event at most once', () => {
     k.multicast(DESTROY, event('destroy', 3));
     k.multicast(DESTROY, event('destroy', 2));
     k.multicast(NEW, event('new', 1));
-    await new Promise((r) => setTimeout(r, 20));
+    await k.settle();
     answer(1, [1, 4]);
     await waitFor(() => notices.filter((n) => n.kind === 'resync').length === 2, {
       timeoutMs: 2_000,
@@ -130,7 +130,7 @@ describe('conntrack feed: every event at most once', () => {
     ] as const)
       k.multicast(g, event(kind, 7));
     await waitFor(() => recs.length >= 4, { timeoutMs: 2_000, what: 'the events' });
-    await new Promise((r) => setTimeout(r, 10));
+    await k.settle(); // all five delivered: the fifth (a repeated destroy) is dropped, not late
     sub.unsubscribe();
     expect(recs).toEqual(['new:7', 'destroy:7', 'new:7', 'destroy:7']);
   });

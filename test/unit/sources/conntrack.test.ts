@@ -36,8 +36,6 @@ function kernelWith(table: CtEntry[]): FakeKernel {
   return k;
 }
 
-const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
-
 describe('conntrack source (fake kernel)', () => {
   it('dumps the table and completes when no events are asked for', async () => {
     const k = kernelWith([entry(1), entry(2)]);
@@ -73,7 +71,8 @@ describe('conntrack source (fake kernel)', () => {
       seen.push(`${r.type}:${r.id}`),
     );
     k.multicast(3, event('destroy', entry(1, 5))); // races the dump reply
-    await tick(20);
+    await k.until(() => seen.length >= 2, { what: 'the dump and the held event' });
+    await k.settle();
     expect(seen).toEqual(['dump:1', 'destroy:1']);
     sub.unsubscribe();
   });
@@ -89,7 +88,7 @@ describe('conntrack source (fake kernel)', () => {
     expect(k.openSockets).toHaveLength(1);
     expect(k.openSockets[0].groups).toEqual(new Set([1]));
     k.multicast(1, event('new', entry(7)));
-    await tick();
+    await k.settle();
     expect(a).toEqual([7]);
     expect(b).toEqual([7]);
     s1.unsubscribe();
@@ -124,11 +123,12 @@ describe('conntrack source (fake kernel)', () => {
     }).subscribe((r) => seen.push(`${r.type}:${r.id}${r.resync ? ':resync' : ''}`));
     k.multicast(1, event('new', entry(1)));
     k.multicast(1, event('new', entry(2)));
-    await tick();
+    await k.settle();
     // Entry 2 dies and 3 is born while the socket overflows: the kernel drops 2 messages.
     table.splice(1, 1, entry(3));
     k.openSockets[0].dropCount = 2;
-    await tick(60);
+    await k.until(() => seen.length >= 5 && notices.some((n) => n.kind === 'resync'), { what: 'the resync' });
+    await k.settle();
     expect(notices.filter((n) => n.kind === 'loss')).toEqual([
       expect.objectContaining({ count: 2, where: 'kernel', source: 'conntrack' }),
     ]);
@@ -142,7 +142,7 @@ describe('conntrack source (fake kernel)', () => {
     const k = kernelWith(table);
     const recs = conntrack({ pollIntervalMs: 15, transport: k.transport }).pipe(take(2), toArray());
     const p = lastValueFrom(recs);
-    await tick(20);
+    await k.requests(1); // the first poll's dump is answered from the table as it was
     table[0] = entry(1, 25);
     const [first, second] = await p;
     expect(first.delta).toEqual({ orig: { packets: 10, bytes: 1000 }, reply: { packets: 10, bytes: 500 } });
@@ -156,7 +156,7 @@ describe('conntrack source (fake kernel)', () => {
     const recs = lastValueFrom(
       conntrack({ dump: true, events: ['destroy'], transport: k.transport }).pipe(take(2), toArray()),
     );
-    await tick(10);
+    await k.settle(); // the dump is out and the event socket listens
     k.multicast(3, event('destroy', entry(4, 8)));
     const [, destroy] = await recs;
     expect(destroy.delta).toEqual({ orig: { packets: 5, bytes: 500 }, reply: { packets: 5, bytes: 250 } });

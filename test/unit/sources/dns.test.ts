@@ -39,10 +39,7 @@ async function feed(k: FakeKernel, msgs: Buffer[], n: number, notices?: SourceNo
     }).pipe(take(n), toArray()),
   );
   // Deliver once the four NFLOG config requests (bind, mode, threshold, flags) went out, not after a fixed sleep.
-  for (let waited = 0; (k.sockets[0]?.sent.length ?? 0) < 4; waited += 2) {
-    if (waited > 5000) throw new Error('the dns source never configured its NFLOG group');
-    await new Promise((r) => setTimeout(r, 2));
-  }
+  await k.until(() => (k.sockets[0]?.sent.length ?? 0) >= 4, { what: 'the four NFLOG config requests' });
   for (const m of msgs) k.openSockets[0].deliver(m, 0);
   return done;
 }

@@ -29,7 +29,6 @@ const pkt = (id: number, extra: Partial<NfqPacket> = {}) => {
   const e = encodeNfqPacket({ ...base, id, ...extra });
   return encodeMessage({ type: e.type, flags: 0, seq: 0, pid: 0 }, e.payload);
 };
-const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
 
 /** ACKs config requests (the bind refused with `bindErrno`); verdicts need no answer. */
 function queueKernel(bindErrno = 0): FakeKernel {
@@ -69,8 +68,13 @@ async function open(k: FakeKernel, opts: Partial<NfqueueOptionsInput> = {}) {
   const sub = src.subscribe({ next: (p) => got.push(p), error: (e) => errors.push(e) });
   opened.push(sub);
   // Bound and configured (or refused): on a loaded machine a fixed few milliseconds were not always enough.
-  await Promise.race([src.ready().catch(() => {}), tick(2000)]);
-  await tick();
+  let bound = false;
+  const done = () => {
+    bound = true;
+  };
+  src.ready().then(done, done);
+  await k.until(() => bound || errors.length > 0, { what: `queue ${opts.queue ?? 3} bound or refused` });
+  await k.settle();
   const sock = k.sockets.at(-1)!;
   const close = async () => {
     sub.unsubscribe();
@@ -104,7 +108,7 @@ describe('nfqueue source (fake kernel)', () => {
     const k = queueKernel();
     const q = await open(k);
     for (const m of golden) q.sock.deliver(asDatagram(m), 0);
-    await tick(20);
+    await k.settle();
     expect(q.got.map((p) => p.packetId)).toEqual(golden.map((_, i) => i + 1));
     for (const p of q.got) expect(PacketRecord.safeParse(p).success).toBe(true);
     const [ping, marked, v6] = q.got;
@@ -140,7 +144,7 @@ describe('nfqueue source (fake kernel)', () => {
     const k = queueKernel();
     const q = await open(k);
     for (const id of [1, 2, 3]) q.sock.deliver(pkt(id), 0);
-    await tick(20);
+    await k.settle();
     const datagrams: Buffer[] = [];
     const send = q.sock.send.bind(q.sock);
     q.sock.send = (b: Buffer) => {
@@ -151,7 +155,7 @@ describe('nfqueue source (fake kernel)', () => {
     q.got[1].verdict('accept', { mark: 0x20 });
     q.src.verdict(3, 'repeat');
     expect(datagrams).toHaveLength(0); // sent at the end of this turn of the event loop…
-    await tick();
+    await k.settle();
     expect(datagrams).toHaveLength(1); // …all three in one datagram
     expect(verdicts(q.sock)).toEqual([
       { batch: false, queue: 3, verdict: Q.NF_DROP, id: 1 },
@@ -166,7 +170,7 @@ describe('nfqueue source (fake kernel)', () => {
     const k = queueKernel();
     const q = await open(k);
     q.sock.deliver(pkt(1), 0);
-    await tick(20);
+    await k.settle();
     q.got[0].verdict('drop');
     expect(() => q.got[0].verdict('accept')).toThrow(
       expect.objectContaining({
@@ -182,7 +186,7 @@ describe('nfqueue source (fake kernel)', () => {
     );
     expect(() => q.src.verdict(1, 'maybe' as 'accept')).toThrow(/verdict must be accept, drop or repeat/);
     expect(() => q.src.verdict(1, 'accept', { mark: -1 })).toThrow(/mark must be an integer/);
-    await tick();
+    await k.settle();
     expect(verdicts(q.sock)).toHaveLength(1);
     await q.close();
     expect(() => q.src.verdict(1, 'accept')).toThrow(
@@ -194,14 +198,14 @@ describe('nfqueue source (fake kernel)', () => {
     const k = queueKernel();
     const q = await open(k);
     for (const id of [1, 2, 3, 4, 5]) q.sock.deliver(pkt(id), 0);
-    await tick(20);
+    await k.settle();
     q.got[2].verdict('drop');
     expect(q.src.verdictBatch(4, 'accept', { mark: 7 })).toBe(3); // 1, 2, 4
     expect(q.src.verdictBatch(4, 'accept')).toBe(0); // nothing left ≤ 4: no message
     expect(() => q.src.verdictBatch(9, 'accept')).toThrow(/packet 9 .* no such packet was delivered/);
     expect(() => q.got[1].verdict('drop')).toThrow(/already had a verdict \(accept \(batch\)\)/);
     expect(q.src.pending).toBe(1);
-    await tick();
+    await k.settle();
     expect(verdicts(q.sock)).toEqual([
       { batch: false, queue: 3, verdict: Q.NF_DROP, id: 3 },
       { batch: true, queue: 3, verdict: Q.NF_ACCEPT, id: 4, mark: 7 },
@@ -213,7 +217,7 @@ describe('nfqueue source (fake kernel)', () => {
     const k = queueKernel();
     const q = await open(k, { defaultVerdict: 'drop' });
     for (const id of [1, 2, 3]) q.sock.deliver(pkt(id), 0);
-    await tick(20);
+    await k.settle();
     q.got[1].verdict('accept');
     await q.close();
     const tail = q.sock.sent.slice(-2);
@@ -238,10 +242,13 @@ describe('nfqueue source (fake kernel)', () => {
   it('gives packets without a verdict in time the default verdict, with a notice, and refuses late verdicts', async () => {
     const k = queueKernel();
     const q = await open(k, { verdictTimeoutMs: 40, defaultVerdict: 'drop' });
+    const defaults = () => verdicts(q.sock).filter((v) => v.batch).length;
     for (const id of [1, 2]) q.sock.deliver(pkt(id), 0);
-    await tick(20);
+    // Packet 3 comes after 1 and 2 timed out, so it times out on its own.
+    await k.until(() => defaults() >= 1, { what: 'the default verdict for packets 1 and 2' });
     q.sock.deliver(pkt(3), 0);
-    await tick(150);
+    await k.until(() => defaults() >= 2, { what: 'the default verdict for packet 3' });
+    await k.settle();
     expect(verdicts(q.sock).filter((v) => v.batch)).toEqual([
       { batch: true, queue: 3, verdict: Q.NF_DROP, id: 2 },
       { batch: true, queue: 3, verdict: Q.NF_DROP, id: 3 },
@@ -255,7 +262,7 @@ describe('nfqueue source (fake kernel)', () => {
   it('reports a queue bound by another reader (EPERM) as FG_ERR_BUSY naming the queue', async () => {
     const k = queueKernel(1);
     const q = await open(k, { queue: 9 });
-    await tick(10);
+    await k.until(() => q.errors.length > 0, { what: 'the EPERM refusal' });
     expect(q.errors).toHaveLength(1);
     expect(q.errors[0]).toMatchObject({
       code: 'FG_ERR_BUSY',
@@ -268,7 +275,7 @@ describe('nfqueue source (fake kernel)', () => {
     const k = queueKernel();
     const q = await open(k, { failOpen: true });
     for (const id of [1, 2, 6, 7]) q.sock.deliver(pkt(id), 0);
-    await tick(20);
+    await k.settle();
     const loss = () => q.notices.filter((n) => n.kind === 'loss');
     expect(loss()).toEqual([expect.objectContaining({ count: 3, where: 'kernel', source: 'nfqueue' })]);
     expect(loss()[0].message).toMatch(
@@ -276,10 +283,11 @@ describe('nfqueue source (fake kernel)', () => {
     );
     // The socket's drop counter saw the same 3, then 2 more not yet visible as a gap.
     q.sock.dropCount = 5;
-    await tick(300);
+    await k.until(() => loss().length >= 2, { what: 'the drop-counter loss' });
     expect(loss().map((n) => n.count)).toEqual([3, 2]);
     q.sock.deliver(pkt(10), 0); // ids 8, 9 were those 2: no new loss
-    await tick(300);
+    await k.until(() => q.got.length === 5, { what: 'packet 10' });
+    await k.settle();
     expect(loss().map((n) => n.count)).toEqual([3, 2]);
     expect(q.got.map((p) => p.packetId)).toEqual([1, 2, 6, 7, 10]);
     expect(q.errors).toEqual([]);
@@ -293,7 +301,7 @@ describe('nfqueue source (fake kernel)', () => {
     expect(k.openSockets).toHaveLength(1);
     expect(nfqueueFeedRefs({ queue: 3 })).toBe(2);
     a.sock.deliver(pkt(1), 0);
-    await tick(20);
+    await k.settle();
     expect([a.got.length, b.got.length]).toEqual([1, 1]);
     a.got[0].verdict('accept');
     expect(() => b.got[0].verdict('drop')).toThrow(/already had a verdict/); // the first verdict wins
