@@ -148,12 +148,19 @@ async function flowgrab(recs: ConntrackRecord[], flows: number, sameTail = false
 
 export async function benchGraph(): Promise<void> {
   const recs = records();
+  // FG_BENCH_GRAPH_ONLY=1 (or 8): just that many flowgrab flows, 5 times, for a profile; =turns: the first table only.
+  const only = process.env.FG_BENCH_GRAPH_ONLY;
+  if (only && only !== 'turns') {
+    for (let i = 0; i < 5; i++) show(`flowgrab, ${only} flow(s)`, ...(await time(() => flowgrab(recs, Number(only)))));
+    return;
+  }
   console.log(`graph runtime: ${N} synthetic records, 4 stages (match → sample by key → project → count by key)`);
   const [hand, ours, plain] = await rounds(5, [
     ['hand-written loop', () => handLoop(recs)],
     ['flowgrab compiled graph (1 flow)', () => flowgrab(recs, 1)],
     ['flowgrab, 1 flow, steps not fused', () => unfused(() => flowgrab(recs, 1))],
   ]);
+  if (only === 'turns') return;
   const [chain, eight, same] = await rounds(3, [
     ['naive RxJS chain, interpreted predicate', () => naive(recs)],
     ['flowgrab, 8 flows: shared prefix, own count', () => flowgrab(recs, 8)],
