@@ -16,6 +16,9 @@ import type { NodeStats, Sink } from './network.js';
 /** Fusion on (the default) or off: off builds one node per step, for comparisons in tests and benchmarks. */
 export const fusion = { enabled: true };
 
+/** Children of one step called inline in the generated code; beyond that, a loop. */
+const INLINE_KIDS = 4;
+
 interface Part {
   stats: NodeStats;
   step: PureStep;
@@ -110,8 +113,15 @@ function generate(parts: Part[]): (r: Rec) => void {
     return name;
   };
   const stats = parts.map((p) => bind(p.stats, 's'));
-  const after = (i: number) =>
-    [`${stats[i]}.out++;`, ...parts[i].kids.map((k) => `${bind(k, 'c')}.push(r);`)].join(' ');
+  // A few children are called inline; many (one per flow sharing the step) through a loop, so the code stays small.
+  const after = (i: number) => {
+    const kids = parts[i].kids;
+    if (kids.length > INLINE_KIDS) {
+      const a = bind(kids, 'a');
+      return `${stats[i]}.out++; for (let j = 0; j < ${a}.length; j++) ${a}[j].push(r);`;
+    }
+    return [`${stats[i]}.out++;`, ...kids.map((k) => `${bind(k, 'c')}.push(r);`)].join(' ');
+  };
   // A record entering part `from`, up to the first step that is neither a test nor a map (or the end).
   const code = (from: number): { body: string; generic?: number } => {
     const out: string[] = [];
