@@ -4,7 +4,10 @@
  *   match(proto == tcp && orig.dport in [80,443]) -> sample(rate=0.5, by=id) -> project(orig.src, orig.dst) -> count(by=orig.src)
  * compiled by flowgrab, vs a hand-written loop doing the same, vs the naive
  * chain of RxJS operators with an interpreted predicate; and 8 flows sharing
- * the prefix vs 1 flow. Best of 3 runs each; ratios are throughput ratios.
+ * the prefix vs 1 flow. The hand loop and flowgrab with and without fusing
+ * plain steps (fuse.ts) run in turns, 5 rounds, and report medians (the
+ * machine may be loaded: turns spread the load over all three); the others
+ * report the median of 3. Ratios are throughput ratios.
  */
 import { filter, from, lastValueFrom, map, reduce } from 'rxjs';
 import { interpretMatch } from '../src/filters/expr/compile.js';
@@ -13,6 +16,7 @@ import { projectRecord } from '../src/filters/lib/project.js';
 import { unitHash } from '../src/filters/lib/sample.js';
 import { getPath } from '../src/filters/params.js';
 import { Flowgrab } from '../src/flow/flowgrab.js';
+import { fusion } from '../src/flow/fuse.js';
 import type { ConntrackRecord } from '../src/sources/conntrack/record.js';
 import { fakeFeed } from '../src/testing/fake-source.js';
 import { fmt } from './lib.js';
@@ -48,20 +52,42 @@ function records(): ConntrackRecord[] {
   }));
 }
 
-function best(label: string, f: () => Promise<number> | number): Promise<number> {
-  return (async () => {
-    let min = Number.POSITIVE_INFINITY;
-    let out = 0;
-    for (let i = 0; i < 3; i++) {
-      const t0 = performance.now();
-      out = await f();
-      min = Math.min(min, performance.now() - t0);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+function show(label: string, ms: number, out: number): void {
+  console.log(`  ${label.padEnd(44)} ${fmt(ms, 0).padStart(6)} ms  ${fmt(N / ms / 1000, 2)} M records/s  (out ${out})`);
+}
+
+async function time(f: () => Promise<number> | number): Promise<[number, number]> {
+  const t0 = performance.now();
+  const out = await f();
+  return [performance.now() - t0, out];
+}
+
+/** Runs the cases in turns, `rounds` times; prints and returns each one's median time. */
+async function rounds(rounds: number, cases: [string, () => Promise<number> | number][]): Promise<number[]> {
+  const ms: number[][] = cases.map(() => []);
+  const outs: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    for (const [j, [, f]] of cases.entries()) {
+      const [t, out] = await time(f);
+      ms[j].push(t);
+      outs[j] = out;
     }
-    console.log(
-      `  ${label.padEnd(44)} ${fmt(min, 0).padStart(6)} ms  ${fmt(N / min / 1000, 2)} M records/s  (out ${out})`,
-    );
-    return min;
-  })();
+  }
+  return cases.map(([label], j) => {
+    show(label, median(ms[j]), outs[j]);
+    return median(ms[j]);
+  });
+}
+
+async function unfused<T>(f: () => Promise<T>): Promise<T> {
+  fusion.enabled = false;
+  try {
+    return await f();
+  } finally {
+    fusion.enabled = true;
+  }
 }
 
 function handLoop(recs: ConntrackRecord[]): number {
@@ -122,13 +148,27 @@ async function flowgrab(recs: ConntrackRecord[], flows: number, sameTail = false
 
 export async function benchGraph(): Promise<void> {
   const recs = records();
+  // FG_BENCH_GRAPH_ONLY=1 (or 8): just that many flowgrab flows, 5 times, for a profile; =turns: the first table only.
+  const only = process.env.FG_BENCH_GRAPH_ONLY;
+  if (only && only !== 'turns') {
+    for (let i = 0; i < 5; i++) show(`flowgrab, ${only} flow(s)`, ...(await time(() => flowgrab(recs, Number(only)))));
+    return;
+  }
   console.log(`graph runtime: ${N} synthetic records, 4 stages (match → sample by key → project → count by key)`);
-  const hand = await best('hand-written loop', () => handLoop(recs));
-  const ours = await best('flowgrab compiled graph (1 flow)', () => flowgrab(recs, 1));
-  const chain = await best('naive RxJS chain, interpreted predicate', () => naive(recs));
-  const eight = await best('flowgrab, 8 flows: shared prefix, own count', () => flowgrab(recs, 8));
-  const same = await best('flowgrab, 8 flows with the same graph', () => flowgrab(recs, 8, true));
-  console.log(`  flowgrab vs hand loop throughput: ${fmt(hand / ours, 2)}× (goal ≥ 0.8×)`);
+  const [hand, ours, plain] = await rounds(5, [
+    ['hand-written loop', () => handLoop(recs)],
+    ['flowgrab compiled graph (1 flow)', () => flowgrab(recs, 1)],
+    ['flowgrab, 1 flow, steps not fused', () => unfused(() => flowgrab(recs, 1))],
+  ]);
+  if (only === 'turns') return;
+  const [chain, eight, same] = await rounds(3, [
+    ['naive RxJS chain, interpreted predicate', () => naive(recs)],
+    ['flowgrab, 8 flows: shared prefix, own count', () => flowgrab(recs, 8)],
+    ['flowgrab, 8 flows with the same graph', () => flowgrab(recs, 8, true)],
+  ]);
+  console.log(
+    `  flowgrab vs hand loop throughput: ${fmt(hand / ours, 2)}× fused, ${fmt(hand / plain, 2)}× not fused (goal ≥ 0.8×)`,
+  );
   console.log(`  flowgrab vs naive chain throughput: ${fmt(chain / ours, 2)}× (goal ≥ 3×)`);
   console.log(
     `  8 flows sharing a prefix cost ${fmt(eight / ours, 2)}× one flow with their own count stage, ${fmt(same / ours, 2)}× with the same graph (goal ≤ 2×)`,

@@ -81,7 +81,10 @@ export class FlowBuffer<T> {
   release(): void {
     if (!this.held) return;
     this.held = false;
-    if (this.endPending) return this.end();
+    if (this.endPending) {
+      this.end();
+      return;
+    }
     if (this.q.length - this.head > 0 && !this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.drain());

@@ -3,7 +3,8 @@
  * node is keyed by its whole upstream (source config + filters so far), so
  * flows of one Flowgrab whose graphs share a prefix share that prefix's
  * nodes. Nodes are reference counted by the flows that use them and
- * disconnected (sources unsubscribed) when the last one goes.
+ * disconnected (sources unsubscribed) when the last one goes. Runs of plain
+ * steps share one fused node (fuse.ts); each step is still its own stage.
  */
 import type { SchedulerLike } from 'rxjs';
 import { Subject } from 'rxjs';
@@ -12,7 +13,8 @@ import { ANY_FIELDS, type FieldCatalog } from '../filters/fields.js';
 import { asStepper, type BuildContext, type FilterDef, lookupNode, type SourceDef } from '../filters/registry.js';
 import type { ExprSpec, GraphSpec, NodeSpec, SpecPath } from '../filters/spec.js';
 import type { SourceNotice } from '../sources/notice.js';
-import { MergeNode, type NetNode, type NodeStats, OperatorNode, SourceNode, StepNode } from './network.js';
+import { type Attachable, FusedNode, FusedPoint, fusion } from './fuse.js';
+import { MergeNode, type NodeStats, OperatorNode, SourceNode, StepNode } from './network.js';
 
 export type { NodeStats } from './network.js';
 
@@ -25,8 +27,8 @@ export interface Stage {
   key: string;
   /** Keys of every stage on the way here (this one included), for reference counting. */
   keys: string[];
-  /** The node records come out of (absent when only checking). */
-  node?: NetNode;
+  /** Where records come out (absent when only checking). */
+  node?: Attachable;
   catalog: FieldCatalog;
   /** Stats of every node on the way here, upstream first. */
   nodes: NodeStats[];
@@ -258,8 +260,19 @@ export class Compiler {
         source: up.source,
       };
       if (build) {
-        const node = def.step
-          ? new StepNode(stats, asStepper(def.step(p as never, ctx)))
+        const step = def.step?.(p as never, ctx);
+        if (typeof step === 'function' && fusion.enabled) {
+          // A plain step joins the fused run it follows, or starts one (records only flow once it is attached).
+          const last = up.node instanceof FusedPoint && up.node.node.isLast(up.node.index);
+          const fused = last ? (up.node as FusedPoint).node : new FusedNode();
+          const point = fused.append(stats, step);
+          if (!last) fused.detachUp = up.node!.attach(fused);
+          st.node = point;
+          st.disconnect = () => fused.truncate(point.index);
+          return st;
+        }
+        const node = step
+          ? new StepNode(stats, asStepper(step))
           : new OperatorNode(stats, def.create!(p as never, ctx));
         const detach = up.node!.attach(node);
         st.node = node;

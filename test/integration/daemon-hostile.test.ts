@@ -41,7 +41,9 @@ const procs: LineProcess[] = [];
 function policy(limits: { flows?: number; bufferRecords?: number } = { flows: 8 }): PolicyInput {
   return {
     version: 1,
-    principals: [{ who: { user: L.name }, sources: ['replay', 'conntrack'], filters: ['*'], capabilities: ['read-files'], limits }],
+    principals: [
+      { who: { user: L.name }, sources: ['replay', 'conntrack'], filters: ['*'], capabilities: ['read-files'], limits },
+    ],
   };
 }
 

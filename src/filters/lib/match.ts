@@ -5,6 +5,7 @@ import { compileMatch } from '../expr/compile.js';
 import { parseMatchExpr } from '../expr/parse.js';
 import { checkFields } from '../params.js';
 import { defineFilter } from '../registry.js';
+import { testStep } from './pure.js';
 
 export const matchFilter = defineFilter({
   name: 'match',
@@ -19,9 +20,6 @@ export const matchFilter = defineFilter({
     }
   },
   step: (p, ctx) => {
-    const pred = compileMatch(parseMatchExpr(p.expr), ctx.input);
-    return (r, emit) => {
-      if (pred(r)) emit(r);
-    };
+    return testStep(compileMatch(parseMatchExpr(p.expr), ctx.input));
   },
 });
