@@ -63,6 +63,7 @@ const CAP_WHAT: Record<string, string> = {
   netns: 'enters another network namespace',
   firewall: 'installs firewall rules',
   'capture-dns': 'captures DNS traffic',
+  nats: 'connects to a NATS server and consumes from its streams',
 };
 
 function checkNode(p: Principal, id: Identity, n: NodeSpec, path: GraphIssue['path'], ctx: AuthContext): GraphIssue[] {

@@ -40,7 +40,7 @@ export interface BuildContext {
  * - firewall: installs nftables rules (dns, and enrich's DNS capture)
  * - capture-dns: reads the DNS traffic of a namespace (dns, enrich)
  */
-export const CAPABILITIES = ['read-files', 'verdicts', 'netns', 'firewall', 'capture-dns'] as const;
+export const CAPABILITIES = ['read-files', 'verdicts', 'netns', 'firewall', 'capture-dns', 'nats'] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 interface Common<P> {

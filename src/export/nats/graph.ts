@@ -41,9 +41,10 @@ const params = z
   })
   .strict();
 
-export const natsSourceDef: Omit<SourceDef<z.infer<typeof params>>, 'kind'> & { capability: string } = {
+export const natsSourceDef: Omit<SourceDef<z.infer<typeof params>>, 'kind'> = {
   name: 'nats',
-  capability: 'nats',
+  // Network connections and durable consumers on a server the policy never saw: never granted by "*".
+  capabilities: () => ['nats'],
   description:
     'records stored in NATS JetStream by `flowgrab export --nats`: nats(url="nats://host:4222", stream=flowgrab, subject="flowgrab.>", durable=NAME, ackWait=30s)',
   params,

@@ -103,6 +103,14 @@ describe('capabilities', () => {
     );
   });
 
+  it('the nats() source needs the "nats" capability, which "*" does not grant', () => {
+    const g = 'nats(url="nats://127.0.0.1:4222", stream=flowgrab, subject="flowgrab.>", durable=d)';
+    expect(check(all, g).issues.map((i) => i.message)).toEqual([
+      'source `nats` connects to a NATS server and consumes from its streams: your policy does not grant the capability "nats"',
+    ]);
+    expect(codes(check({ ...all, capabilities: ['nats'] as P['capabilities'] }, g))).toEqual([]);
+  });
+
   it('"verdicts": true and the "verdicts" capability are one right (the queue sharing reads either)', () => {
     expect(policyOf({ capabilities: ['verdicts'] }).principals[0].verdicts).toBe(true);
     expect(policyOf({ verdicts: true }).principals[0].capabilities).toEqual(['verdicts']);
