@@ -1,5 +1,5 @@
 /**
- * One error base for the whole library (STYLE.md §6): a stable `code`
+ * One error base for the whole library (docs/architecture.md#errors): a stable `code`
  * (`FG_ERR_…`), the operation that failed, the errno when the kernel gave one,
  * and the original error as `cause`.
  */

@@ -1,5 +1,5 @@
 /**
- * SPIN's MQTT messages (spin-protocol.md §2): compact JSON envelopes
+ * SPIN's MQTT messages (docs/spin-protocol.md §2): compact JSON envelopes
  * `{"command", "argument"?, "result"?}` with keys only when set, on spind's
  * topics. Key order follows spind's serializers.
  */

@@ -1,5 +1,5 @@
 /**
- * spind's 16 JSON-RPC methods (spin-protocol.md §1.3/§1.4) plus the seed's
+ * spind's 16 JSON-RPC methods (docs/spin-protocol.md §1.3/§1.4) plus the design note's (docs/spin-protocol.md §1.5)
  * get_devices / get_deviceflow, acting on the core. Error texts and codes
  * are spind's.
  */

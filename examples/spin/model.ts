@@ -1,5 +1,5 @@
 /**
- * SPIN's node cache (spin-protocol.md §3): a node is an address with its
+ * SPIN's node cache (docs/spin-protocol.md §3): a node is an address with its
  * names; a device is a node with a MAC from the neighbour table and carries
  * flows to peer nodes. New information merges every node sharing its MAC, an
  * IP or a domain into one survivor (devices first, then the lowest id).
@@ -229,7 +229,7 @@ export class NodeModel {
   }
 
   /**
-   * One aging pass (seed 003): a device with more than `keep` flows loses
+   * One aging pass (docs/spin-protocol.md#flow-aging): a device with more than `keep` flows loses
    * those idle longer than `idleMs` (the longest idle first, down to `keep`);
    * any flow idle longer than `maxIdleMs` goes regardless. `held` flows
    * (blocked ones) stay. Returns how many flows went.

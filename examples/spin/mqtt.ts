@@ -1,6 +1,6 @@
 // MQTT bridge for the SPIN example: an embedded broker (TCP and WebSocket)
 // or an external one; publishes the core's messages and answers JSON-RPC
-// over `SPIN/jsonrpc/q` → `SPIN/jsonrpc/a` (spin-protocol.md §2).
+// over `SPIN/jsonrpc/q` → `SPIN/jsonrpc/a` (docs/spin-protocol.md §2).
 import type { Subscription } from 'rxjs';
 import { z } from 'zod';
 import type { MqttBridge, MqttOptions, SpinCore, SpinMessage } from './contract.js';
@@ -38,7 +38,7 @@ export interface SpinMqttBridge extends MqttBridge {
   readonly feedError: unknown;
 }
 
-/** spind's reply to a body that does not parse (spin-protocol.md §1.2). */
+/** spind's reply to a body that does not parse (docs/spin-protocol.md §1.2). */
 export const PARSE_ERROR_REPLY = {
   jsonrpc: '2.0',
   error: { code: 1, message: 'Wrong JSON-RPC version, expected 2.0' },

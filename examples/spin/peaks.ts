@@ -1,5 +1,5 @@
 /**
- * `get_peak_info` (spin-protocol.md §2.5): SPIN's page asks on
+ * `get_peak_info` (docs/spin-protocol.md §2.5): SPIN's page asks on
  * `SPIN/commands` for a node's traffic per minute over the last hour, as
  * SPIN's peak-detection tool answered. Built from the traffic the core
  * already aggregates every second; bounded to MAX_NODES nodes and 60

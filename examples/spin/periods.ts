@@ -1,14 +1,14 @@
-/** Every timer of the SPIN example (seed 003 and spin-protocol.md §3.8), configurable so tests can use short ones. */
+/** Every timer of the SPIN example (docs/spin-protocol.md#flow-aging and docs/spin-protocol.md §3.8), configurable so tests can use short ones. */
 export interface SpinPeriods {
   /** Conntrack counter poll and `traffic` publish (spind: 1 s). */
   trafficMs: number;
-  /** Flow statistics / aging pass (seed: about a minute). */
+  /** Flow statistics / aging pass (spind design note, docs/spin-protocol.md#flow-aging: about a minute). */
   flowStatsMs: number;
-  /** A flow idle this long goes when its device has more than `keepFlows` (seed: about 10 minutes). */
+  /** A flow idle this long goes when its device has more than `keepFlows` (spind design note, docs/spin-protocol.md#flow-aging: about 10 minutes). */
   flowIdleMs: number;
-  /** Flows a device keeps however idle (seed: about 10). */
+  /** Flows a device keeps however idle (spind design note, docs/spin-protocol.md#flow-aging: about 10). */
   keepFlows: number;
-  /** Any flow idle this long goes (seed: about two weeks). */
+  /** Any flow idle this long goes (spind design note, docs/spin-protocol.md#flow-aging: about two weeks). */
   flowMaxIdleMs: number;
   /** Unreferenced, non-persistent nodes unseen this long are deleted (spind: 1800 s). */
   nodeRetainMs: number;

@@ -1,5 +1,5 @@
 /**
- * JSON-RPC 2.0 as spind answers it (spin-protocol.md §1.2): named params
+ * JSON-RPC 2.0 as spind answers it (docs/spin-protocol.md §1.2): named params
  * only, exact arity, JSON numbers read as integers, spind's error codes and
  * messages, no `result` key for methods without one, the bare result for
  * notifications. Beyond spind: batches, and replies of any size.
@@ -14,7 +14,7 @@ export interface RpcMethod {
   /** false: the success reply carries no `result` (spind's void methods). */
   hasResult: boolean;
   run(params: Record<string, unknown>): unknown;
-  /** `params: ""` is accepted as no params (the seed's get_devices call). */
+  /** `params: ""` is accepted as no params (the get_devices call of spind's design note, docs/spin-protocol.md §1.5). */
   emptyStringParams?: boolean;
   /** Arguments beyond spind's that a caller may add (e.g. `force`); not listed by list_rpc_methods. */
   optional?: readonly (readonly [string, ArgType])[];

@@ -69,7 +69,7 @@ function current(model: NodeModel, n: SpinNode): SpinNode | undefined {
 }
 
 /**
- * A `blocked` message's flow (spin-protocol.md §2.4): a packet other than TCP
+ * A `blocked` message's flow (docs/spin-protocol.md §2.4): a packet other than TCP
  * or UDP is reported with protocol 0 and ports 0. spind only says so for IPv4
  * because it lets IPv6 non-TCP/UDP packets of blocked nodes through (a fault
  * we do not reproduce, §7): we drop those too and report them the same way.

@@ -1,5 +1,5 @@
 /**
- * The few syscalls the `netlink` package lacks (kernel-notes §1, §5), reached
+ * The few syscalls the `netlink` package lacks (docs/kernel.md §1, §5), reached
  * through koffi. This is the only file that imports koffi. Every call
  * checks its return value and throws a FlowgrabError carrying the errno.
  */

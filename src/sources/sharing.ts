@@ -1,5 +1,5 @@
 /**
- * Reference-counted sharing of one resource per key (STYLE.md §7): the same
+ * Reference-counted sharing of one resource per key (docs/architecture.md#stream-resources): the same
  * source config opened twice in one process uses one kernel socket.
  */
 export interface Lease<T> {

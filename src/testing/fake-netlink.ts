@@ -1,5 +1,5 @@
 /**
- * A fake kernel behind the RawTransport seam (STYLE.md §5): sources and
+ * A fake kernel behind the RawTransport seam (docs/architecture.md#fake-seam): sources and
  * sockets above the adapter run against it in unit tests exactly as against
  * the real kernel. The test scripts the kernel's side: answers to requests,
  * multicast events, drop counts.

@@ -1,5 +1,5 @@
 /**
- * SPIN's MQTT message formats (spin-protocol.md §2.3–2.4, §3.1) as zod
+ * SPIN's MQTT message formats (docs/spin-protocol.md §2.3–2.4, §3.1) as zod
  * schemas, strict so that an extra or misspelt key fails.
  */
 import { z } from 'zod';

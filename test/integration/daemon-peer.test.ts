@@ -1,5 +1,5 @@
 /**
- * Peer identity on this kernel, both paths (kernel-notes §5): SO_PEERCRED
+ * Peer identity on this kernel, both paths (docs/kernel.md §5): SO_PEERCRED
  * and the unix_diag fallback, for root, a real unprivileged user (setpriv,
  * runuser + socat), and a user's client in another network namespace.
  * Every client first sends a frame claiming to be root; nobody believes it.

@@ -377,7 +377,7 @@ describe('blocks', () => {
         .map((m) => m.result!);
     await waitFor(() => blocked().some((b) => b.protocol === 6), { timeoutMs: 10_000, what: 'a blocked TCP message' });
     expect(blocked().find((b) => b.protocol === 6)).toMatchObject({ to: server.id, to_port: home.server.tcpPort });
-    // A dropped ping is reported as protocol 0 without ports (spin-protocol.md §2.4).
+    // A dropped ping is reported as protocol 0 without ports (docs/spin-protocol.md §2.4).
     await laptop.ns.exec(['ping', '-c', '1', '-W', '1', home.server.ipv4], { allowFail: true, timeoutMs: 3000 });
     await waitFor(() => blocked().some((b) => b.protocol === 0), { timeoutMs: 10_000, what: 'a blocked ICMP message' });
     expect(blocked().filter((b) => b.protocol === 0)).toContainEqual(

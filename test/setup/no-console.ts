@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, vi } from 'vitest';
 
-// The library must not print (STYLE.md §10): any console output during a test
+// The library must not print (docs/architecture.md#no-console): any console output during a test
 // is a failure, reported with what was printed.
 const methods = ['log', 'info', 'warn', 'error', 'debug'] as const;
 let printed: string[] = [];

@@ -2,13 +2,13 @@
 // way to publish that says when it could not, and the requests that arrive
 // on the JSON-RPC topic.
 
-/** Topic spind subscribes to for JSON-RPC requests (spin-protocol.md §2.2). */
+/** Topic spind subscribes to for JSON-RPC requests (docs/spin-protocol.md §2.2). */
 export const RPC_REQUEST_TOPIC = 'SPIN/jsonrpc/q';
 /** Topic spind publishes JSON-RPC replies on. */
 export const RPC_REPLY_TOPIC = 'SPIN/jsonrpc/a';
-/** Commands topic SPIN's page writes (`get_peak_info`, spin-protocol.md §2.5). */
+/** Commands topic SPIN's page writes (`get_peak_info`, docs/spin-protocol.md §2.5). */
 export const COMMANDS_TOPIC = 'SPIN/commands';
-/** spind's MQTT client id (spin-protocol.md §2.1). */
+/** spind's MQTT client id (docs/spin-protocol.md §2.1). */
 export const SPIN_CLIENT_ID = 'SPIN Daemon';
 
 export interface TransportEvents {

@@ -26,7 +26,7 @@ export interface CtMessage {
 /**
  * Decodes a ctnetlink message. NEW events carry NLM_F_CREATE (|EXCL),
  * UPDATE events no flags, DESTROY events type CT_DELETE, dump replies
- * NLM_F_MULTI (kernel-notes §2).
+ * NLM_F_MULTI (docs/kernel.md §2).
  */
 export function decodeCtMessage(m: NetlinkMessage): CtMessage {
   const kind = ctMessageKind(m);

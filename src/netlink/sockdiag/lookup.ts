@@ -1,6 +1,6 @@
 /**
  * Who holds the other end of a connected Unix socket, from unix_diag
- * (kernel-notes §5): look up our socket by inode with UDIAG_SHOW_PEER to get
+ * (docs/kernel.md §5): look up our socket by inode with UDIAG_SHOW_PEER to get
  * the peer's inode, then the peer with UDIAG_SHOW_UID to get its owner.
  * Both sockets of a connection live in the *client's* network namespace, so
  * the lookup runs there (SIOCGSKNS on our socket gives that namespace);

@@ -1,6 +1,6 @@
 /**
- * NeighRecord: the zod schema is the single source of the type (DESIGN.md
- * "Records"). build.ts makes records from kernel entries without loading zod
+ * NeighRecord: the zod schema is the single source of the type (docs/architecture.md
+ * #records). build.ts makes records from kernel entries without loading zod
  * (~60 ms of startup, more than a whole CLI dump takes).
  */
 import { z } from 'zod';

@@ -1,6 +1,6 @@
 /**
  * ConntrackRecord: the zod schema is the single source of the type
- * (DESIGN.md "Records"). `toConntrackRecord` maps a decoded kernel entry to it.
+ * (docs/architecture.md#records). `toConntrackRecord` maps a decoded kernel entry to it.
  */
 import { z } from 'zod';
 import type { CtCounters, CtEntry } from '../../netlink/conntrack/entry.js';

@@ -1,4 +1,4 @@
-/** DnsRecord (DESIGN.md "Records"): the zod schema is the single source of the type. */
+/** DnsRecord (docs/architecture.md#records): the zod schema is the single source of the type. */
 import { z } from 'zod';
 import { DNS_ERROR_CODES } from './wire.js';
 

@@ -1,5 +1,5 @@
 /**
- * PacketRecord (DESIGN.md "Records"): the zod schema is the single source of
+ * PacketRecord (docs/architecture.md#records): the zod schema is the single source of
  * the type. What the NFQUEUE source emits is a PacketRecord that also
  * carries its verdict() method (QueuedPacket, in queued.ts).
  */

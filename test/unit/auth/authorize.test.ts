@@ -12,7 +12,7 @@ import { Flowgrab } from '../../../src/flow/flowgrab.js';
 import { fakeFeed } from '../../../src/testing/fake-source.js';
 import { ct } from '../../helpers/records.js';
 
-const DESIGN_POLICY = `{ "version": 1,
+const DOC_POLICY = `{ "version": 1,
   "principals": [
     { "who": { "user": "alice" },
       "sources": ["conntrack", "dns", "fake"],
@@ -26,7 +26,7 @@ const DESIGN_POLICY = `{ "version": 1,
     { "who": { "uid": 1002 }, "sources": ["conntrack"], "filters": ["match"] },
     { "who": { "group": "netops" }, "sources": ["conntrack", "dns", "arp", "fake"], "filters": ["*"] } ] }`;
 
-const policy = parsePolicy(DESIGN_POLICY);
+const policy = parsePolicy(DOC_POLICY);
 const alice: Identity = { uid: 1001, gid: 1001, user: 'alice', groups: ['alice', 'netops'] };
 const bob: Identity = { uid: 1002, gid: 1002, user: 'bob', groups: ['bob', 'netops'] };
 const carol: Identity = { uid: 1003, gid: 1003, user: 'carol', groups: ['netops'] };
@@ -35,7 +35,7 @@ const g = (text: string): GraphSpec => parseGraph(text);
 const codes = (r: { issues: { code: string }[] }) => r.issues.map((i) => i.code);
 
 describe('policy files', () => {
-  it('accept the DESIGN form, and reject unknown keys and bad values with path, expectation and what was there', () => {
+  it('accept the documented form (README, docs/architecture.md), and reject unknown keys and bad values with path, expectation and what was there', () => {
     expect(policy.principals).toHaveLength(3);
     const bad = () =>
       parsePolicy('{"version":1,"principals":[{"who":{"user":"x"},"scope":["10.1.0.0/33"],"colour":"red"}]}', 'p.json');

@@ -7,7 +7,7 @@ import { printGraph } from '../../../src/filters/print.js';
 import { type ExprSpec, GraphSpec, node, type Value } from '../../../src/filters/spec.js';
 
 describe('graph language parser', () => {
-  it('parses the DESIGN example: -> binds tighter than |, parentheses group', () => {
+  it('parses the documented example (docs/architecture.md): -> binds tighter than |, parentheses group', () => {
     const g = parseGraph(`conntrack(events=[new,destroy], family=ipv4)
   -> match(proto == tcp && orig.dport in [80,443] && orig.src in 192.168.1.0/24)
   -> ( count(by=orig.src, every=10s) | sample(rate=0.1) -> project(orig.src, orig.dst) )`);

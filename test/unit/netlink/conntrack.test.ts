@@ -58,7 +58,7 @@ describe('ctnetlink golden bytes (captured from the real kernel)', () => {
     expect(count('update')).toBeGreaterThan(5);
     for (const k of kinds) {
       if (k.kind === 'destroy') expect(k.entry.countersOrig?.packets).toBeGreaterThan(0);
-      else expect(k.entry.countersOrig).toBeUndefined(); // NEW/UPDATE carry no counters (kernel-notes §2)
+      else expect(k.entry.countersOrig).toBeUndefined(); // NEW/UPDATE carry no counters (docs/kernel.md §2)
       expect(k.entry.timestampEvent).toBeDefined();
     }
     const tcpStates = kinds

@@ -21,7 +21,7 @@ describe('nfnetlink_log golden bytes (captured from the real kernel)', () => {
     const out = pkts.filter((p) => p.hook === 3);
     const inp = pkts.filter((p) => p.hook === 1);
     expect(out.every((p) => p.outdev !== undefined && p.timestamp === undefined)).toBe(true);
-    // Only input packets carry the hardware address and a kernel timestamp (kernel-notes §3).
+    // Only input packets carry the hardware address and a kernel timestamp (docs/kernel.md §3).
     expect(inp.every((p) => p.indev !== undefined && p.hwaddr?.length === 6 && p.timestamp !== undefined)).toBe(true);
     expect(pkts.some((p) => p.family === 10 && p.hwProtocol === 0x86dd)).toBe(true);
     const first = parseIpPacket(pkts[0].payload!);

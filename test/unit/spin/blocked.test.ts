@@ -13,7 +13,7 @@ const drop = (family: 4 | 6, proto: number): Drop => ({
   bytes: 120,
 });
 
-describe('blocked message flows (spin-protocol.md §2.4)', () => {
+describe('blocked message flows (docs/spin-protocol.md §2.4)', () => {
   it('keeps protocol and ports for TCP and UDP', () => {
     for (const proto of [6, 17])
       expect(blockedFlow(drop(4, proto), 3, 57)).toEqual({
