@@ -50,8 +50,3 @@ export function parseArpOptions(options: ArpOptionsInput): ArpConfig {
   const { notices: _n, transport: _t, ...rest } = options;
   return validateOptions<ArpConfig>('arp', rest, SPEC, DEFAULTS);
 }
-
-/** The part of the config that decides which shared feed serves a subscriber (`dump` is per subscriber). */
-export function arpFeedKey(c: ArpConfig): string {
-  return JSON.stringify([c.netns ?? '', c.family, c.includeUnusable, c.events]);
-}

@@ -82,20 +82,3 @@ export function parseConntrackOptions(options: ConntrackOptionsInput): Conntrack
   const { notices: _n, transport: _t, ...rest } = options;
   return validateOptions<ConntrackConfig>('conntrack', rest, SPEC, DEFAULTS);
 }
-
-/** The part of the config that decides which shared socket serves a subscriber. */
-export function feedKey(c: ConntrackConfig): string {
-  return JSON.stringify([
-    c.netns ?? '',
-    c.family,
-    [...c.events].sort(),
-    c.zone ?? null,
-    c.mark ?? null,
-    c.markMask ?? null,
-    c.pollIntervalMs,
-    c.recvBufferBytes,
-    c.lossCheckMs,
-    c.reliable,
-    c.batchedReceive,
-  ]);
-}

@@ -45,5 +45,3 @@ export function parseDnsOptions(options: DnsOptionsInput): DnsConfig {
   const { notices: _n, transport: _t, ...rest } = options;
   return validateOptions<DnsConfig>('dns', rest, SPEC, DEFAULTS);
 }
-
-export const dnsFeedKey = (c: DnsConfig): string => JSON.stringify([c.netns ?? '', c.group]);

@@ -100,9 +100,6 @@ export function parseNfqueueOptions(options: NfqueueOptionsInput): NfqueueConfig
   throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `nfqueue options: ${missing}`, { op: 'nfqueue' });
 }
 
-/** One reader per queue and namespace: subscribers with the same key share it. */
-export const nfqueueFeedKey = (c: NfqueueConfig): string => JSON.stringify([c.netns ?? '', c.queue]);
-
 /** Receive buffer that holds a full queue: maxLen × (copy + per-message overhead), 1–256 MiB. */
 export function defaultRecvBuffer(c: NfqueueConfig): number {
   const per = Math.min(c.copyRange || 0, 0xffff) + 512;
