@@ -2,10 +2,13 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { Observable } from 'rxjs';
 import { z } from 'zod';
+import { ArpOptions } from '../sources/arp/options.js';
 import { NeighRecord } from '../sources/arp/record.js';
 import { arp } from '../sources/arp/source.js';
+import { ConntrackOptions, CtEvent } from '../sources/conntrack/options.js';
 import { ConntrackRecord } from '../sources/conntrack/record.js';
 import { conntrack } from '../sources/conntrack/source.js';
+import { DNS_HOOKS, DnsHookName, DnsOptions } from '../sources/dns/options.js';
 import { DnsRecord } from '../sources/dns/record.js';
 import { dns } from '../sources/dns/source.js';
 import { natsSourceDef } from '../sources/nats/graph.js';
@@ -60,16 +63,16 @@ registerSource({
 
 registerSource({
   name: 'arp',
-  description: 'neighbours (ARP / IPv6 ND) with bridge ports: arp(dump=true, events=true, family=all, netns=NAME)',
-  params: z
-    .object({
-      dump: z.boolean().default(true),
-      events: z.boolean().default(true),
-      family: z.enum(['ipv4', 'ipv6', 'all']).default('all'),
-      all: z.boolean().default(false),
-      netns: Netns.optional(),
-    })
-    .strict(),
+  description:
+    'neighbours (ARP / IPv6 ND) with bridge ports: arp(dump=true, events=false, family=all, all=false, netns=NAME)',
+  // The source's own option schemas (and defaults), in the graph's order; `all` is the graph's name for includeUnusable.
+  params: z.strictObject({
+    dump: ArpOptions.shape.dump,
+    events: ArpOptions.shape.events,
+    family: ArpOptions.shape.family,
+    all: ArpOptions.shape.includeUnusable,
+    netns: ArpOptions.shape.netns,
+  }),
   fields: RECORD_FIELDS.arp,
   create: (p, ctx) =>
     arp({
@@ -84,18 +87,18 @@ registerSource({
 
 registerSource({
   name: 'conntrack',
-  description: 'connection tracking: conntrack(events=[new,destroy], family=ipv4, dump=true, poll=10s, netns=NAME)',
-  params: z
-    .object({
-      events: listOf(z.enum(['new', 'update', 'destroy'])).default(['new', 'update', 'destroy']),
-      family: z.enum(['ipv4', 'ipv6', 'all']).default('all'),
-      dump: z.boolean().default(false),
-      poll: Duration.optional(),
-      zone: z.number().int().min(0).max(65535).optional(),
-      mark: z.number().int().min(0).max(0xffffffff).optional(),
-      netns: Netns.optional(),
-    })
-    .strict(),
+  description:
+    'connection tracking: conntrack(events=[new,destroy], family=ipv4, dump=true, poll=10s, netns=NAME); events default to all three unless dump or poll is given',
+  // The source's own option schemas and defaults (events unset: the source's rule); graph syntax for lists and durations.
+  params: z.strictObject({
+    events: listOf(CtEvent).optional(),
+    family: ConntrackOptions.shape.family,
+    dump: ConntrackOptions.shape.dump,
+    poll: Duration.optional(),
+    zone: ConntrackOptions.shape.zone,
+    mark: ConntrackOptions.shape.mark,
+    netns: ConntrackOptions.shape.netns,
+  }),
   fields: RECORD_FIELDS.conntrack,
   create: (p, ctx) =>
     conntrack({
@@ -113,13 +116,11 @@ registerSource({
 registerSource({
   name: 'dns',
   description: 'DNS queries and responses through NFLOG: dns(netns=NAME, group=53, hooks=[input,output,forward])',
-  params: z
-    .object({
-      netns: Netns.optional(),
-      group: z.number().int().min(0).max(65535).default(53),
-      hooks: listOf(z.enum(['input', 'output', 'forward'])).default(['input', 'output', 'forward']),
-    })
-    .strict(),
+  params: z.strictObject({
+    netns: DnsOptions.shape.netns,
+    group: DnsOptions.shape.group,
+    hooks: listOf(DnsHookName).default([...DNS_HOOKS]),
+  }),
   // Installs nftables log rules in the namespace and reads its DNS traffic.
   capabilities: () => ['firewall', 'capture-dns'],
   fields: RECORD_FIELDS.dns,

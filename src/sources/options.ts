@@ -1,7 +1,7 @@
 /**
- * Validation of source options: every problem reported at once with its
- * path, as zod does, but without loading zod (~60 ms of startup, more than
- * a CLI dump's whole budget allows). Record schemas stay in zod.
+ * Hand-made option checks, still used by nfqueue (its rules check calls
+ * the iptables argument validator). conntrack, arp and dns declare their
+ * options as zod schemas (schema.ts); nfqueue is to follow.
  */
 import { FlowgrabError } from '../errors.js';
 
