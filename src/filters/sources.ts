@@ -12,14 +12,13 @@ import { DNS_HOOKS, DnsHookName, DnsOptions } from '../sources/dns/options.js';
 import { DnsRecord } from '../sources/dns/record.js';
 import { dns } from '../sources/dns/source.js';
 import { natsSourceDef } from '../sources/nats/graph.js';
+import { NfqueueOptions } from '../sources/nfqueue/options.js';
 import { PacketRecord } from '../sources/nfqueue/record.js';
 import { nfqueue } from '../sources/nfqueue/source.js';
 import { ANY_FIELDS, catalogOf, type FieldCatalog } from './fields.js';
 import { Duration, listOf } from './params.js';
 import { registerSource } from './registry.js';
 import { replayOpensAsProcess, replayRecords } from './replay.js';
-
-const Netns = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a network namespace name');
 
 export const RECORD_FIELDS: Record<string, FieldCatalog> = {
   conntrack: catalogOf(ConntrackRecord),
@@ -32,14 +31,13 @@ registerSource({
   name: 'nfqueue',
   description:
     'packets queued by an NFQUEUE rule, as a monitor: nfqueue(queue=3, verdict=accept, netns=NAME); a graph gives every packet this verdict as it is emitted',
-  params: z
-    .object({
-      queue: z.number().int().min(0).max(65535),
-      verdict: z.enum(['accept', 'drop']).default('accept'),
-      copyRange: z.number().int().min(0).max(0xffff).default(0xffff),
-      netns: Netns.optional(),
-    })
-    .strict(),
+  // The source's own option schemas; `verdict` is the graph's (what to decide for every packet).
+  params: z.strictObject({
+    queue: NfqueueOptions.shape.queue,
+    verdict: z.enum(['accept', 'drop']).default('accept'),
+    copyRange: NfqueueOptions.shape.copyRange,
+    netns: NfqueueOptions.shape.netns,
+  }),
   positional: (args) => ({ queue: args[0] }),
   // Even `accept` decides for packets other users' rules queued: a verdict is a verdict.
   capabilities: () => ['verdicts'],

@@ -9,6 +9,7 @@ import { lookupNode } from '../../../src/filters/registry.js';
 import { parseArpOptions } from '../../../src/sources/arp/options.js';
 import { parseConntrackOptions } from '../../../src/sources/conntrack/options.js';
 import { parseDnsOptions } from '../../../src/sources/dns/options.js';
+import { parseNfqueueOptions } from '../../../src/sources/nfqueue/options.js';
 
 const graphDefaults = (name: string) => lookupNode(name)!.params.parse({}) as Record<string, unknown>;
 
@@ -45,6 +46,12 @@ describe('one schema per source', () => {
     expect(arp).toMatchObject({ dump: true, events: false });
     const dns = parseDnsOptions({});
     expect(graphDefaults('dns')).toEqual({ group: dns.group, hooks: dns.hooks });
+    const q = parseNfqueueOptions({ queue: 3 });
+    expect(lookupNode('nfqueue')!.params.parse({ queue: 3 })).toEqual({
+      queue: 3,
+      verdict: 'accept',
+      copyRange: q.copyRange,
+    });
   });
 
   it('graph params stay strict and bounded as the source options are', () => {
@@ -53,6 +60,7 @@ describe('one schema per source', () => {
     expect(ct.safeParse({ bogus: 1 }).success).toBe(false);
     expect(lookupNode('arp')!.params.safeParse({ netns: '../x' }).success).toBe(false);
     expect(lookupNode('dns')!.params.safeParse({ group: -1 }).success).toBe(false);
+    expect(lookupNode('nfqueue')!.params.safeParse({}).success).toBe(false);
   });
 
   it('bad options: every issue at once, with its path, in one FG_ERR_INVALID_ARGUMENT', () => {
