@@ -3,20 +3,22 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { Observable } from 'rxjs';
 import { z } from 'zod';
 import { natsSourceDef } from '../export/nats/graph.js';
+import { ArpOptions } from '../sources/arp/options.js';
 import { NeighRecord } from '../sources/arp/record.js';
 import { arp } from '../sources/arp/source.js';
+import { ConntrackOptions, CtEvent } from '../sources/conntrack/options.js';
 import { ConntrackRecord } from '../sources/conntrack/record.js';
 import { conntrack } from '../sources/conntrack/source.js';
+import { DNS_HOOKS, DnsHookName, DnsOptions } from '../sources/dns/options.js';
 import { DnsRecord } from '../sources/dns/record.js';
 import { dns } from '../sources/dns/source.js';
+import { NfqueueOptions } from '../sources/nfqueue/options.js';
 import { PacketRecord } from '../sources/nfqueue/record.js';
 import { nfqueue } from '../sources/nfqueue/source.js';
 import { ANY_FIELDS, catalogOf, type FieldCatalog } from './fields.js';
 import { Duration, listOf } from './params.js';
 import { defineSource } from './registry.js';
 import { replayOpensAsProcess, replayRecords } from './replay.js';
-
-const Netns = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a network namespace name');
 
 export const RECORD_FIELDS: Record<string, FieldCatalog> = {
   conntrack: catalogOf(ConntrackRecord),
@@ -29,14 +31,13 @@ export const nfqueueSource = defineSource({
   name: 'nfqueue',
   description:
     'packets queued by an NFQUEUE rule, as a monitor: nfqueue(queue=3, verdict=accept, netns=NAME); a graph gives every packet this verdict as it is emitted',
-  params: z
-    .object({
-      queue: z.number().int().min(0).max(65535),
-      verdict: z.enum(['accept', 'drop']).default('accept'),
-      copyRange: z.number().int().min(0).max(0xffff).default(0xffff),
-      netns: Netns.optional(),
-    })
-    .strict(),
+  // The source's own option schemas; `verdict` is the graph's (what to decide for every packet).
+  params: z.strictObject({
+    queue: NfqueueOptions.shape.queue,
+    verdict: z.enum(['accept', 'drop']).default('accept'),
+    copyRange: NfqueueOptions.shape.copyRange,
+    netns: NfqueueOptions.shape.netns,
+  }),
   positional: (args) => ({ queue: args[0] }),
   // Even `accept` decides for packets other users' rules queued: a verdict is a verdict.
   capabilities: () => ['verdicts'],
@@ -60,16 +61,16 @@ export const nfqueueSource = defineSource({
 
 export const arpSource = defineSource({
   name: 'arp',
-  description: 'neighbours (ARP / IPv6 ND) with bridge ports: arp(dump=true, events=true, family=all, netns=NAME)',
-  params: z
-    .object({
-      dump: z.boolean().default(true),
-      events: z.boolean().default(true),
-      family: z.enum(['ipv4', 'ipv6', 'all']).default('all'),
-      all: z.boolean().default(false),
-      netns: Netns.optional(),
-    })
-    .strict(),
+  description:
+    'neighbours (ARP / IPv6 ND) with bridge ports: arp(dump=true, events=false, family=all, all=false, netns=NAME)',
+  // The source's own option schemas (and defaults), in the graph's order; `all` is the graph's name for includeUnusable.
+  params: z.strictObject({
+    dump: ArpOptions.shape.dump,
+    events: ArpOptions.shape.events,
+    family: ArpOptions.shape.family,
+    all: ArpOptions.shape.includeUnusable,
+    netns: ArpOptions.shape.netns,
+  }),
   fields: RECORD_FIELDS.arp,
   create: (p, ctx) =>
     arp({
@@ -84,18 +85,18 @@ export const arpSource = defineSource({
 
 export const conntrackSource = defineSource({
   name: 'conntrack',
-  description: 'connection tracking: conntrack(events=[new,destroy], family=ipv4, dump=true, poll=10s, netns=NAME)',
-  params: z
-    .object({
-      events: listOf(z.enum(['new', 'update', 'destroy'])).default(['new', 'update', 'destroy']),
-      family: z.enum(['ipv4', 'ipv6', 'all']).default('all'),
-      dump: z.boolean().default(false),
-      poll: Duration.optional(),
-      zone: z.number().int().min(0).max(65535).optional(),
-      mark: z.number().int().min(0).max(0xffffffff).optional(),
-      netns: Netns.optional(),
-    })
-    .strict(),
+  description:
+    'connection tracking: conntrack(events=[new,destroy], family=ipv4, dump=true, poll=10s, netns=NAME); events default to all three unless dump or poll is given',
+  // The source's own option schemas and defaults (events unset: the source's rule); graph syntax for lists and durations.
+  params: z.strictObject({
+    events: listOf(CtEvent).optional(),
+    family: ConntrackOptions.shape.family,
+    dump: ConntrackOptions.shape.dump,
+    poll: Duration.optional(),
+    zone: ConntrackOptions.shape.zone,
+    mark: ConntrackOptions.shape.mark,
+    netns: ConntrackOptions.shape.netns,
+  }),
   fields: RECORD_FIELDS.conntrack,
   create: (p, ctx) =>
     conntrack({
@@ -113,13 +114,11 @@ export const conntrackSource = defineSource({
 export const dnsSource = defineSource({
   name: 'dns',
   description: 'DNS queries and responses through NFLOG: dns(netns=NAME, group=53, hooks=[input,output,forward])',
-  params: z
-    .object({
-      netns: Netns.optional(),
-      group: z.number().int().min(0).max(65535).default(53),
-      hooks: listOf(z.enum(['input', 'output', 'forward'])).default(['input', 'output', 'forward']),
-    })
-    .strict(),
+  params: z.strictObject({
+    netns: DnsOptions.shape.netns,
+    group: DnsOptions.shape.group,
+    hooks: listOf(DnsHookName).default([...DNS_HOOKS]),
+  }),
   // Installs nftables log rules in the namespace and reads its DNS traffic.
   capabilities: () => ['firewall', 'capture-dns'],
   fields: RECORD_FIELDS.dns,

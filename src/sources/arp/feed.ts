@@ -19,9 +19,10 @@ import {
 } from '../../netlink/rtnl/enums.js';
 import { decodeLinkMessage } from '../../netlink/rtnl/link.js';
 import { decodeNeighMessage } from '../../netlink/rtnl/neigh.js';
-import { DropCounter, NetlinkSocket } from '../../netlink/socket.js';
+import { NetlinkSocket } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Subject } from '../../rx.js';
+import { Follower } from '../follow.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
 import type { ArpConfig } from './options.js';
 import type { NeighRecord } from './record.js';
@@ -37,16 +38,19 @@ export class ArpFeed {
   private readonly families: ReadonlySet<number>;
   private events?: NetlinkSocket;
   private dumper?: NetlinkSocket;
-  private timer?: NodeJS.Timeout;
-  private chain: Promise<unknown> = Promise.resolve();
-  /** Ops queued or running; events are held while non-zero. */
-  private busy = 0;
-  private held: NetlinkMessage[] = [];
+  /** Dumps, resyncs and link refreshes run one at a time in it; events arriving meanwhile wait. */
+  private readonly follower = new Follower<NetlinkMessage>({
+    source: 'arp',
+    apply: (m, mayRefresh) => this.apply(m, mayRefresh),
+    // Before the first dump, held events are dropped: the dump covers them.
+    discardHeld: () => this.events !== undefined && !this.primed,
+    resync: () => this.reconcile(undefined),
+    resyncMessage: (count) => `${count} neighbours`,
+    notice: (n) => this.notice(n),
+  });
   /** Interfaces a link refresh could not name: no second refresh until a link event names them. */
   private readonly unnamed = new Set<number>();
   private primed = false;
-  private resyncQueued = false;
-  private dropCounter?: DropCounter;
   private closed = false;
 
   constructor(
@@ -75,18 +79,23 @@ export class ArpFeed {
       throw new FlowgrabError('FG_ERR_NETLINK', msg, { op: 'bind', cause: err });
     }
     this.events = s;
-    this.dropCounter = new DropCounter(s);
-    s.onEvent((m) => this.onEvent(m));
-    s.onError((err) => this.socketError(err));
-    this.timer = setInterval(() => this.checkLoss(), cfg.lossCheckMs);
-    this.timer.unref();
+    s.onEvent((m) => {
+      if (!this.closed) this.follower.event(m);
+    });
+    this.follower.watch(s, {
+      lossCheckMs: cfg.lossCheckMs,
+      describe: (lost) => ({
+        message: `kernel dropped ${lost} neighbour/link events (receive buffer full); resyncing`,
+        resync: true,
+      }),
+    });
   }
 
   /** While following: learns the table once, silently, so later events can be told apart as new or update. */
   prime(): Promise<void> {
     if (!this.events) return Promise.resolve();
-    return this.op(async () => {
-      if (!this.primed) await this.reconcile(undefined, false);
+    return this.follower.op(async () => {
+      if (!this.primed) await this.reconcile(undefined);
     });
   }
 
@@ -97,8 +106,8 @@ export class ArpFeed {
    * that is emitted, before held events go out. Resolves with the count.
    */
   dump(emit: (r: NeighRecord) => void, dumped?: () => void): Promise<number> {
-    return this.op(async () => {
-      const n = await this.reconcile(emit, false);
+    return this.follower.op(async () => {
+      const n = await this.reconcile(emit);
       dumped?.();
       return n;
     });
@@ -107,54 +116,12 @@ export class ArpFeed {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    this.follower.close();
     this.events?.close();
     this.dumper?.close();
     this.table.clear();
-    this.held = [];
     this.records.complete();
     this.notices.complete();
-  }
-
-  /** Runs `fn` after every op queued before it; events are held meanwhile. */
-  private op<T>(fn: () => Promise<T>): Promise<T> {
-    this.busy++;
-    const run = this.chain.then(() => {
-      if (this.closed) throw new FlowgrabError('FG_ERR_CLOSED', 'arp source closed', { op: 'arp' });
-      this.drain(false);
-      return fn();
-    });
-    const done = () => {
-      if (--this.busy === 0 && !this.closed) this.drain(true);
-    };
-    // Nothing may wedge the queue: a later op runs whatever became of this one.
-    this.chain = run.then(done, done).catch(() => {});
-    return run;
-  }
-
-  /**
-   * Applies held events in order. Before a dump they are older than what
-   * it returns, so they go first; before the first dump they are dropped
-   * (the dump covers them), and nothing may start another op (`mayRefresh`).
-   */
-  private drain(mayRefresh: boolean): void {
-    if (this.events && !this.primed) {
-      this.held = [];
-      return;
-    }
-    const h = this.held;
-    this.held = [];
-    for (let i = 0; i < h.length; i++) {
-      if (!this.apply(h[i], mayRefresh)) {
-        this.held = h.slice(i).concat(this.held);
-        return;
-      }
-    }
-  }
-
-  private onEvent(m: NetlinkMessage): void {
-    if (this.closed) return;
-    if (this.busy > 0 || !this.apply(m, true)) this.held.push(m);
   }
 
   /** Applies one event; false when it must wait for a link refresh (it is kept, with all that follows). */
@@ -192,13 +159,15 @@ export class ArpFeed {
 
   /** An event named an interface we do not know: re-read the links before going on. */
   private refreshLinks(ifindex: number): void {
-    this.op(async () => {
-      try {
-        this.topo.resetLinks(await dumpLinks(this.socket(), (err) => this.badMessage(err)));
-      } finally {
-        if (this.topo.name(ifindex) === undefined) this.unnamed.add(ifindex);
-      }
-    }).catch((err) => this.notice({ kind: 'warning', message: `link dump failed: ${(err as Error).message}` }));
+    this.follower
+      .op(async () => {
+        try {
+          this.topo.resetLinks(await dumpLinks(this.socket(), (err) => this.badMessage(err)));
+        } finally {
+          if (this.topo.name(ifindex) === undefined) this.unnamed.add(ifindex);
+        }
+      })
+      .catch((err) => this.notice({ kind: 'warning', message: `link dump failed: ${(err as Error).message}` }));
   }
 
   private socket(): NetlinkSocket {
@@ -210,7 +179,7 @@ export class ArpFeed {
   }
 
   /** Dumps links, FDB and neighbours; `emit` gets the visible entries; while following, the table is reconciled. */
-  private async reconcile(emit: ((r: NeighRecord) => void) | undefined, afterLoss: boolean): Promise<number> {
+  private async reconcile(emit: ((r: NeighRecord) => void) | undefined): Promise<number> {
     const snap = await takeSnapshot(this.socket(), this.cfg.family, (err) => this.badMessage(err));
     this.topo.resetLinks(snap.links);
     this.topo.resetFdb(snap.fdb);
@@ -226,9 +195,6 @@ export class ArpFeed {
       this.table.reconcile(recs, !this.primed, now);
       this.primed = true;
     }
-    if (afterLoss) {
-      this.notice({ kind: 'resync', count: recs.length, message: `resynchronised: ${recs.length} neighbours` });
-    }
     return recs.length;
   }
 
@@ -240,38 +206,5 @@ export class ArpFeed {
 
   private badMessage(err: Error): void {
     this.notice({ kind: 'loss', where: 'decode', count: 1, message: `undecodable rtnetlink message: ${err.message}` });
-  }
-
-  /** A datagram we could not read whole is an event lost: count it and resync. */
-  private socketError(err: Error): void {
-    if ((err as { op?: string }).op === 'recvmsg') {
-      this.notice({ kind: 'loss', where: 'kernel', count: 1, message: `event socket: ${err.message}; resyncing` });
-      this.resync();
-    } else {
-      this.notice({ kind: 'warning', message: `event socket: ${err.message}` });
-    }
-  }
-
-  private checkLoss(): void {
-    if (!this.dropCounter || this.closed) return;
-    const lost = this.dropCounter.take();
-    if (lost === 0) return;
-    this.notice({
-      kind: 'loss',
-      where: 'kernel',
-      count: lost,
-      message: `kernel dropped ${lost} neighbour/link events (receive buffer full); resyncing`,
-    });
-    this.resync();
-  }
-
-  /** After loss: re-dump and emit what changed unseen, deletes included. One queued resync covers further loss. */
-  private resync(): void {
-    if (this.resyncQueued || this.closed) return;
-    this.resyncQueued = true;
-    this.op(() => {
-      this.resyncQueued = false;
-      return this.reconcile(undefined, true);
-    }).catch((err) => this.notice({ kind: 'warning', message: `resync dump failed: ${(err as Error).message}` }));
   }
 }

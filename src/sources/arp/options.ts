@@ -1,58 +1,36 @@
-/** Options of the arp (neighbour table) source. */
+/** Options of the arp (neighbour table) source: one zod schema gives the type, the defaults and the graph node's params. */
+import { z } from 'zod';
 import type { TransportFactory } from '../../netlink/transport.js';
 import type { NoticeObserver } from '../notice.js';
-import { bool, int, NETNS_NAME, oneOf, validateOptions } from '../options.js';
+import { bool, int, netnsName, oneOf, parseOptions } from '../schema.js';
 
-export interface ArpConfig {
-  /** Emit the current table first (records of type `dump`). Default true. */
-  dump: boolean;
-  /** Follow RTM_NEWNEIGH/RTM_DELNEIGH: `new`, `update`, `delete` records. Default false. */
-  events: boolean;
-  family: 'ipv4' | 'ipv6' | 'all';
+export const ArpOptions = z.strictObject({
+  /** Emit the current table first (records of type `dump`). */
+  dump: bool().default(true),
+  /** Follow RTM_NEWNEIGH/RTM_DELNEIGH: `new`, `update`, `delete` records (after the dump unless `dump: false`). */
+  events: bool().default(false),
+  family: oneOf(['ipv4', 'ipv6', 'all']).default('all'),
   /** Watch this network namespace (/run/netns/NAME) instead of the process's own. */
-  netns?: string;
+  netns: netnsName().optional(),
   /** Also report FAILED, INCOMPLETE, NOARP and multicast entries (with `usable: false`). */
-  includeUnusable: boolean;
+  includeUnusable: bool().default(false),
   /** Receive buffer of the event socket. */
-  recvBufferBytes: number;
+  recvBufferBytes: int(4096).default(4 << 20),
   /** How often the kernel's drop counter is read; loss triggers a resync dump. */
-  lossCheckMs: number;
-}
+  lossCheckMs: int(10).default(200),
+});
 
-/** Options of `arp()`: dump, events, family, unusable entries, netns, notices. */
-export type ArpOptionsInput = Partial<ArpConfig> & {
+export type ArpConfig = z.output<typeof ArpOptions>;
+
+export type ArpOptionsInput = z.input<typeof ArpOptions> & {
   /** Where loss, resync and warning notices go (also published on `flowgrab:notice`). */
   notices?: NoticeObserver;
   /** The kernel seam; tests pass the fake from `flowgrab/testing`. */
   transport?: TransportFactory;
 };
 
-const SPEC = {
-  dump: bool,
-  events: bool,
-  family: oneOf('ipv4', 'ipv6', 'all'),
-  netns: NETNS_NAME,
-  includeUnusable: bool,
-  recvBufferBytes: int(4096),
-  lossCheckMs: int(10),
-};
-
-const DEFAULTS: ArpConfig = {
-  dump: true,
-  events: false,
-  family: 'all',
-  includeUnusable: false,
-  recvBufferBytes: 4 << 20,
-  lossCheckMs: 200,
-};
-
 /** Validates options (every issue at once) and fills in the defaults. */
 export function parseArpOptions(options: ArpOptionsInput): ArpConfig {
   const { notices: _n, transport: _t, ...rest } = options;
-  return validateOptions<ArpConfig>('arp', rest, SPEC, DEFAULTS);
-}
-
-/** The part of the config that decides which shared feed serves a subscriber (`dump` is per subscriber). */
-export function arpFeedKey(c: ArpConfig): string {
-  return JSON.stringify([c.netns ?? '', c.family, c.includeUnusable, c.events]);
+  return parseOptions('arp', ArpOptions, rest);
 }

@@ -4,21 +4,24 @@
  * config share one feed (event socket, dump socket, tables).
  */
 import { openNativeTransport } from '../../netlink/native.js';
+import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
-import { SharedRegistry, transportKey } from '../sharing.js';
+import { SharedFeeds } from '../sharing.js';
 import { ArpFeed } from './feed.js';
-import { type ArpConfig, type ArpOptionsInput, arpFeedKey, parseArpOptions } from './options.js';
+import { type ArpConfig, type ArpOptionsInput, parseArpOptions } from './options.js';
 import type { NeighRecord } from './record.js';
 
-const feeds = new SharedRegistry<ArpFeed>((feed) => feed.close());
-
-function feedKey(options: ArpOptionsInput, cfg: ArpConfig): string {
-  return `${arpFeedKey(cfg)}#${transportKey(options.transport ?? openNativeTransport)}`;
-}
+// rtnetlink listeners are not exclusive: each distinct config gets its own feed; `dump` is per subscriber.
+const feeds = new SharedFeeds<ArpConfig, ArpFeed>({
+  what: 'arp',
+  perSubscriber: ['dump'],
+  open: (cfg, transport) => new ArpFeed(cfg, transport as TransportFactory),
+  dispose: (feed) => feed.close(),
+});
 
 /** How many subscribers share the feed for these options (0 when none is open): for tests and stats. */
 export function arpFeedRefs(options: ArpOptionsInput = {}): number {
-  return feeds.refs(feedKey(options, parseArpOptions(options)));
+  return feeds.refs(parseArpOptions(options), options.transport);
 }
 
 /**
@@ -28,9 +31,8 @@ export function arpFeedRefs(options: ArpOptionsInput = {}): number {
  */
 export function arp(options: ArpOptionsInput = {}): Observable<NeighRecord> {
   const cfg = parseArpOptions(options);
-  const key = feedKey(options, cfg);
   return new Observable<NeighRecord>((sub) => {
-    const lease = feeds.acquire(key, () => new ArpFeed(cfg, options.transport ?? openNativeTransport));
+    const lease = feeds.acquire(cfg, options.transport ?? openNativeTransport);
     const feed = lease.value;
     // What the feed emits before our dump is done (held events, its reconciliation for other
     // followers) is already in the dump; events held during the dump come after it.

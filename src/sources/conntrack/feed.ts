@@ -12,9 +12,10 @@ import {
 } from '../../netlink/conntrack/enums.js';
 import { NETLINK_NETFILTER } from '../../netlink/enums.js';
 import type { NetlinkMessage } from '../../netlink/nlmsg.js';
-import { DropCounter, NetlinkSocket } from '../../netlink/socket.js';
+import { NetlinkSocket } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Subject } from '../../rx.js';
+import { Follower } from '../follow.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
 import { readSysctl, writeSysctl } from '../sysctl.js';
 import { conntrackRecordFromMessage } from './decode.js';
@@ -55,10 +56,18 @@ export class ConntrackFeed {
   private readonly timers: NodeJS.Timeout[] = [];
   private events?: NetlinkSocket;
   private dumper?: NetlinkSocket;
-  private held: ConntrackRecord[] | null = null;
-  private resyncAgain = false;
+  /** Resyncs run one at a time; events arriving meanwhile wait in it. */
+  private readonly follower = new Follower<ConntrackRecord>({
+    source: 'conntrack',
+    apply: (rec) => {
+      if (!this.closed) this.emit(rec);
+      return true;
+    },
+    resync: (held) => this.resyncDump(held),
+    resyncMessage: (count) => `${count} entries in the table`,
+    notice: (n) => this.notice(n),
+  });
   private polling = false;
-  private dropCounter?: DropCounter;
   private closed = false;
 
   constructor(
@@ -79,9 +88,7 @@ export class ConntrackFeed {
         transport,
       );
       this.events = s;
-      this.dropCounter = new DropCounter(s);
       s.onEvent((m) => this.onEvent(m));
-      s.onError((err) => this.socketError(err));
       try {
         for (const ev of cfg.events) s.joinGroup(GROUPS[ev]);
       } catch (err) {
@@ -91,7 +98,7 @@ export class ConntrackFeed {
           cause: err,
         });
       }
-      this.timers.push(setInterval(() => this.checkLoss(), cfg.lossCheckMs));
+      this.follower.watch(s, { lossCheckMs: cfg.lossCheckMs, describe: (lost) => this.describeLoss(lost) });
     }
     if (cfg.pollIntervalMs > 0) this.timers.push(setInterval(() => void this.poll(), cfg.pollIntervalMs));
     for (const t of this.timers) t.unref();
@@ -153,6 +160,7 @@ export class ConntrackFeed {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
+    this.follower.close();
     this.events?.close();
     this.dumper?.close();
     this.live.clear();
@@ -165,16 +173,6 @@ export class ConntrackFeed {
     const full: SourceNotice = { source: 'conntrack', ts: Date.now(), ...n };
     if (this.cfg.netns) full.netns = this.cfg.netns;
     publishNotice(full, this.notices);
-  }
-
-  /** A datagram we could not read whole is an event lost: count it and resync. */
-  private socketError(err: Error): void {
-    if ((err as { op?: string }).op === 'recvmsg') {
-      this.notice({ kind: 'loss', where: 'kernel', count: 1, message: `event socket: ${err.message}; resyncing` });
-      void this.resync();
-    } else {
-      this.notice({ kind: 'warning', message: `event socket: ${err.message}` });
-    }
   }
 
   private badEntry(err: Error): void {
@@ -198,8 +196,7 @@ export class ConntrackFeed {
       this.badEntry(err as Error);
       return;
     }
-    if (this.held) this.held.push(rec);
-    else this.emit(rec);
+    this.follower.event(rec);
   }
 
   /** Passes an event on unless it repeats one already passed on (same entry id, same NEW or DESTROY). */
@@ -243,73 +240,40 @@ export class ConntrackFeed {
     this.live.set(rec.id, { rec, orig: o ?? prev?.orig, reply: r ?? prev?.reply, announced });
   }
 
-  private checkLoss(): void {
-    if (!this.dropCounter || this.closed) return;
-    const lost = this.dropCounter.take();
-    if (lost === 0) return;
+  /** What lost events mean: in reliable mode the kernel retries DESTROYs, so only a table view needs a resync. */
+  private describeLoss(lost: number): { message: string; resync: boolean } {
     if (this.cfg.reliable) {
-      // The kernel keeps each DESTROY it could not queue and sends it again; NEW/UPDATE changes it
-      // folds into the entry's next event, so only a table view needs the resync dump.
+      // NEW/UPDATE changes the kernel folds into the entry's next event.
       const resync = this.cfg.events.some((e) => e !== 'destroy');
-      this.notice({
-        kind: 'loss',
-        where: 'kernel',
-        count: lost,
+      return {
         message: `kernel could not queue ${lost} conntrack events (receive buffer full); reliable mode: ends are retried${resync ? ', resyncing for the rest' : ''}`,
-      });
-      if (resync) void this.resync();
-      return;
+        resync,
+      };
     }
-    this.notice({
-      kind: 'loss',
-      where: 'kernel',
-      count: lost,
-      message: `kernel dropped ${lost} conntrack events (receive buffer full); resyncing`,
-    });
-    void this.resync();
+    return { message: `kernel dropped ${lost} conntrack events (receive buffer full); resyncing`, resync: true };
   }
 
-  /** After loss: re-dump, emit what is there, infer destroys for what vanished, then release held events. */
-  private async resync(): Promise<void> {
-    if (this.held) {
-      this.resyncAgain = true;
-      return;
-    }
-    this.held = [];
+  /** After loss: re-dump, emit what is there, infer destroys for what vanished (held events go out after). */
+  private async resyncDump(held: readonly ConntrackRecord[]): Promise<number> {
     const seen = new Set<number>();
-    let count = 0;
-    try {
-      count = await this.dump((r) => {
-        r.resync = true;
-        seen.add(r.id);
-        this.records.next(r);
-      });
-      // Entries born during the resync, or whose real DESTROY is waiting, need no inferred one. In
-      // reliable mode the kernel retries every DESTROY until we read it: the real one, with counters, will come.
-      const born = new Set(this.held.filter((r) => r.type === 'new' || r.type === 'destroy').map((r) => r.id));
-      const now = Date.now();
-      if (!this.cfg.reliable) {
-        for (const [id, t] of this.live) if (!seen.has(id) && !born.has(id)) this.inferDestroy(id, t, now, true);
-      }
-      this.notice({ kind: 'resync', count, message: `resynchronised: ${count} entries in the table` });
-    } catch (err) {
-      this.notice({ kind: 'warning', message: `resync dump failed: ${(err as Error).message}; retrying in 1 s` });
-      const retry = setTimeout(() => void this.resync(), 1000);
-      retry.unref();
-    } finally {
-      const held = this.held ?? [];
-      this.held = null;
-      if (!this.closed) for (const r of held) this.emit(r);
-      if (this.resyncAgain && !this.closed) {
-        this.resyncAgain = false;
-        void this.resync();
-      }
+    const count = await this.dump((r) => {
+      r.resync = true;
+      seen.add(r.id);
+      this.records.next(r);
+    });
+    // Entries born during the resync, or whose real DESTROY is waiting, need no inferred one. In
+    // reliable mode the kernel retries every DESTROY until we read it: the real one, with counters, will come.
+    const born = new Set(held.filter((r) => r.type === 'new' || r.type === 'destroy').map((r) => r.id));
+    const now = Date.now();
+    if (!this.cfg.reliable) {
+      for (const [id, t] of this.live) if (!seen.has(id) && !born.has(id)) this.inferDestroy(id, t, now, true);
     }
+    return count;
   }
 
   /** Delta polling: a dump whose records become `update`s with counter growth. */
   private async poll(): Promise<void> {
-    if (this.polling || this.held || this.closed) return;
+    if (this.polling || this.follower.holding || this.closed) return;
     this.polling = true;
     const seen = new Set<number>();
     try {

@@ -1,104 +1,64 @@
-/** Options of the conntrack source. */
+/** Options of the conntrack source: one zod schema gives the type, the defaults and the graph node's params. */
+import { z } from 'zod';
 import type { TransportFactory } from '../../netlink/transport.js';
 import type { NoticeObserver } from '../notice.js';
-import { bool, int, listOf, NETNS_NAME, oneOf, validateOptions } from '../options.js';
+import { bool, int, listOf, netnsName, oneOf, parseOptions } from '../schema.js';
 
-/** A conntrack event: new, update or destroy. */
-export type CtEventName = 'new' | 'update' | 'destroy';
-export const CT_EVENT_NAMES: readonly CtEventName[] = ['new', 'update', 'destroy'];
+export const CT_EVENT_NAMES = ['new', 'update', 'destroy'] as const;
+export type CtEventName = (typeof CT_EVENT_NAMES)[number];
+export const CtEvent = oneOf(CT_EVENT_NAMES);
 
-export interface ConntrackConfig {
+export const ConntrackOptions = z.strictObject({
   /** Emit the current table first (records of type `dump`). */
-  dump: boolean;
-  /** Kernel events to follow; none (and no polling) means the source completes after the dump. */
-  events: CtEventName[];
-  family: 'ipv4' | 'ipv6' | 'all';
-  zone?: number;
-  mark?: number;
-  markMask?: number;
+  dump: bool().default(false),
+  /**
+   * Kernel events to follow. Default: all three, unless dumping or polling (then none). No events
+   * and no polling means the source completes after the dump.
+   */
+  events: listOf(CtEvent).optional(),
+  family: oneOf(['ipv4', 'ipv6', 'all']).default('all'),
+  zone: int(0, 65535).optional(),
+  mark: int(0, 0xffffffff).optional(),
+  markMask: int(0, 0xffffffff).optional(),
   /** Watch this network namespace (/run/netns/NAME) instead of the process's own. */
-  netns?: string;
+  netns: netnsName().optional(),
   /** Dump every so often and emit `update` records carrying counter deltas (0 = off). */
-  pollIntervalMs: number;
+  pollIntervalMs: int(0).default(0),
   /** Receive buffer of the event socket; larger buffers ride out longer stalls. */
-  recvBufferBytes: number;
+  recvBufferBytes: int(4096).default(16 << 20),
   /** How often the kernel's drop counter is read; loss triggers a resync dump. */
-  lossCheckMs: number;
+  lossCheckMs: int(10).default(200),
   /** Set nf_conntrack_events=1 so flows created while nobody listened still report DESTROY. */
-  setEventsSysctl: boolean;
+  setEventsSysctl: bool().default(false),
   /** Set nf_conntrack_acct=1 (and timestamps) so new flows carry counters. */
-  setAccounting: boolean;
+  setAccounting: bool().default(false),
   /**
    * Reliable events (NETLINK_BROADCAST_SEND_ERROR with NETLINK_NO_ENOBUFS): when our receive buffer is
    * full the kernel keeps the event and retries instead of dropping it. DESTROYs are never lost; the
    * price is that undelivered entries stay in the table, and once it fills, new traffic is dropped.
    */
-  reliable: boolean;
+  reliable: bool().default(false),
   /**
    * Read the event socket on a worker thread that drains it in batches; false (the default for now)
    * uses the `netlink` package's one-callback-per-datagram reader on the main thread. Opt-in until the
    * SPIN example's counted flows work with it (its conntrack poll saw no counted flows with it on).
    */
-  batchedReceive: boolean;
-}
+  batchedReceive: bool().default(false),
+});
 
-/** Options of `conntrack()`: dump, events, filters, netns, polling, socket sizes, sysctls, notices. */
-export type ConntrackOptionsInput = Partial<ConntrackConfig> & {
+export type ConntrackConfig = Omit<z.output<typeof ConntrackOptions>, 'events'> & { events: CtEventName[] };
+
+export type ConntrackOptionsInput = z.input<typeof ConntrackOptions> & {
   /** Where loss, resync and warning notices go (also published on `flowgrab:notice`). */
   notices?: NoticeObserver;
   /** The kernel seam; tests pass the fake from `flowgrab/testing`. */
   transport?: TransportFactory;
 };
 
-const SPEC = {
-  dump: bool,
-  events: listOf(oneOf(...CT_EVENT_NAMES)),
-  family: oneOf('ipv4', 'ipv6', 'all'),
-  zone: int(0, 65535),
-  mark: int(0, 0xffffffff),
-  markMask: int(0, 0xffffffff),
-  netns: NETNS_NAME,
-  pollIntervalMs: int(0),
-  recvBufferBytes: int(4096),
-  lossCheckMs: int(10),
-  setEventsSysctl: bool,
-  setAccounting: bool,
-  reliable: bool,
-  batchedReceive: bool,
-};
-
-const DEFAULTS: ConntrackConfig = {
-  dump: false,
-  events: [],
-  family: 'all',
-  pollIntervalMs: 0,
-  recvBufferBytes: 16 << 20,
-  lossCheckMs: 200,
-  setEventsSysctl: false,
-  setAccounting: false,
-  reliable: false,
-  batchedReceive: false,
-};
-
 /** Validates options (every issue at once) and fills in the defaults. */
 export function parseConntrackOptions(options: ConntrackOptionsInput): ConntrackConfig {
   const { notices: _n, transport: _t, ...rest } = options;
-  return validateOptions<ConntrackConfig>('conntrack', rest, SPEC, DEFAULTS);
-}
-
-/** The part of the config that decides which shared socket serves a subscriber. */
-export function feedKey(c: ConntrackConfig): string {
-  return JSON.stringify([
-    c.netns ?? '',
-    c.family,
-    [...c.events].sort(),
-    c.zone ?? null,
-    c.mark ?? null,
-    c.markMask ?? null,
-    c.pollIntervalMs,
-    c.recvBufferBytes,
-    c.lossCheckMs,
-    c.reliable,
-    c.batchedReceive,
-  ]);
+  const c = parseOptions('conntrack', ConntrackOptions, rest);
+  const events = c.events ?? (c.dump || c.pollIntervalMs > 0 ? [] : [...CT_EVENT_NAMES]);
+  return { ...c, events };
 }

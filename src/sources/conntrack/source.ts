@@ -7,19 +7,23 @@
 import { openNativeTransport } from '../../netlink/native.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
-import { SharedRegistry, transportKey } from '../sharing.js';
+import { SharedFeeds } from '../sharing.js';
 import { ConntrackFeed } from './feed.js';
-import { type ConntrackOptionsInput, feedKey, parseConntrackOptions } from './options.js';
+import { type ConntrackConfig, type ConntrackOptionsInput, parseConntrackOptions } from './options.js';
 import type { ConntrackRecord } from './record.js';
 
-const feeds = new SharedRegistry<ConntrackFeed>((feed) => feed.close());
-
-const keyFor = (options: ConntrackOptionsInput) =>
-  `${feedKey(parseConntrackOptions(options))}#${transportKey(options.transport ?? openNativeTransport)}`;
+// Event sockets are plain listeners (the kernel serves any number): each distinct config gets its own feed.
+const feeds = new SharedFeeds<ConntrackConfig, ConntrackFeed>({
+  what: 'conntrack',
+  perSubscriber: ['dump', 'setEventsSysctl', 'setAccounting'],
+  sets: ['events'],
+  open: (cfg, transport) => new ConntrackFeed(cfg, transport as TransportFactory),
+  dispose: (feed) => feed.close(),
+});
 
 /** How many subscribers share the feed for these options (0 when none is open): for tests and stats. */
 export function conntrackFeedRefs(options: ConntrackOptionsInput = {}): number {
-  return feeds.refs(keyFor(options));
+  return feeds.refs(parseConntrackOptions(options), options.transport);
 }
 
 /** Bad options throw here, at once, rather than on subscribe. */
@@ -27,7 +31,7 @@ export function conntrack(options: ConntrackOptionsInput = {}): Observable<Connt
   const cfg = parseConntrackOptions(options);
   return new Observable<ConntrackRecord>((sub) => {
     const transport: TransportFactory = options.transport ?? openNativeTransport;
-    const lease = feeds.acquire(keyFor(options), () => new ConntrackFeed(cfg, transport));
+    const lease = feeds.acquire(cfg, transport);
     const feed = lease.value;
     const following = cfg.events.length > 0 || cfg.pollIntervalMs > 0;
     // Events that arrive during our dump wait until it ends, so a DESTROY is never overtaken by its entry's dump record.

@@ -1,49 +1,33 @@
-/** Options of the dns source. */
+/** Options of the dns source: one zod schema gives the type, the defaults and the graph node's params. */
+import { z } from 'zod';
 import type { TransportFactory } from '../../netlink/transport.js';
 import type { NoticeObserver } from '../notice.js';
-import { bool, int, listOf, NETNS_NAME, oneOf, validateOptions } from '../options.js';
+import { bool, int, listOf, netnsName, oneOf, parseOptions } from '../schema.js';
 
-export type DnsHook = 'input' | 'output' | 'forward';
+export const DNS_HOOKS = ['input', 'output', 'forward'] as const;
+export type DnsHook = (typeof DNS_HOOKS)[number];
+export const DnsHookName = oneOf(DNS_HOOKS);
 
-export interface DnsConfig {
+export const DnsOptions = z.strictObject({
   /** NFLOG group the rules log to and the source binds (one reader per group and namespace). */
-  group: number;
-  netns?: string;
+  group: int(0, 65535).default(53),
+  netns: netnsName().optional(),
   /** Install the logging rules (table `inet flowgrab_dns_g<group>`) while subscribed. */
-  installRules: boolean;
+  installRules: bool().default(true),
   /** Where to capture: the router's own resolver (input, output) and traffic passing through (forward). */
-  hooks: DnsHook[];
+  hooks: listOf(DnsHookName).default([...DNS_HOOKS]),
   /** Bytes of each packet the kernel copies. */
-  copyRange: number;
-  recvBufferBytes: number;
+  copyRange: int(64, 0xffff).default(0xffff),
+  recvBufferBytes: int(4096).default(16 << 20),
   /** Response-time matching window: queries older than this are forgotten. */
-  queryTimeoutMs: number;
-}
+  queryTimeoutMs: int(100).default(30_000),
+});
 
-export type DnsOptionsInput = Partial<DnsConfig> & { notices?: NoticeObserver; transport?: TransportFactory };
+export type DnsConfig = z.output<typeof DnsOptions>;
 
-const SPEC = {
-  group: int(0, 65535),
-  netns: NETNS_NAME,
-  installRules: bool,
-  hooks: listOf(oneOf('input', 'output', 'forward')),
-  copyRange: int(64, 0xffff),
-  recvBufferBytes: int(4096),
-  queryTimeoutMs: int(100),
-};
-
-const DEFAULTS: DnsConfig = {
-  group: 53,
-  installRules: true,
-  hooks: ['input', 'output', 'forward'],
-  copyRange: 0xffff,
-  recvBufferBytes: 16 << 20,
-  queryTimeoutMs: 30_000,
-};
+export type DnsOptionsInput = z.input<typeof DnsOptions> & { notices?: NoticeObserver; transport?: TransportFactory };
 
 export function parseDnsOptions(options: DnsOptionsInput): DnsConfig {
   const { notices: _n, transport: _t, ...rest } = options;
-  return validateOptions<DnsConfig>('dns', rest, SPEC, DEFAULTS);
+  return parseOptions('dns', DnsOptions, rest);
 }
-
-export const dnsFeedKey = (c: DnsConfig): string => JSON.stringify([c.netns ?? '', c.group]);

@@ -1,17 +1,23 @@
 /** dns(options) → Observable<DnsRecord>: DNS seen by the kernel, through NFLOG. */
 import { openNativeTransport } from '../../netlink/native.js';
+import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
-import { SharedRegistry, transportKey } from '../sharing.js';
+import { SharedFeeds } from '../sharing.js';
 import { DnsFeed } from './feed.js';
-import { type DnsOptionsInput, dnsFeedKey, parseDnsOptions } from './options.js';
+import { type DnsConfig, type DnsOptionsInput, parseDnsOptions } from './options.js';
 import type { DnsRecord } from './record.js';
 
 const pendingTeardowns = new Set<Promise<void>>();
-const keyFor = (options: DnsOptionsInput) =>
-  `${dnsFeedKey(parseDnsOptions(options))}#${transportKey(options.transport ?? openNativeTransport)}`;
-const feeds = new SharedRegistry<DnsFeed>((feed) => {
-  const p = feed.close().finally(() => pendingTeardowns.delete(p));
-  pendingTeardowns.add(p);
+// The kernel lets one reader bind an NFLOG group per namespace: one config per group.
+const feeds = new SharedFeeds<DnsConfig, DnsFeed>({
+  what: 'dns',
+  sets: ['hooks'],
+  exclusive: (c) => `NFLOG group ${c.group} in ${c.netns ? `netns ${c.netns}` : 'this namespace'}`,
+  open: (cfg, transport) => new DnsFeed(cfg, transport as TransportFactory),
+  dispose: (feed) => {
+    const p = feed.close().finally(() => pendingTeardowns.delete(p));
+    pendingTeardowns.add(p);
+  },
 });
 
 /** Resolves when every closed DNS feed has removed its firewall rules (teardown is asynchronous). */
@@ -20,14 +26,17 @@ export async function dnsTeardown(): Promise<void> {
 }
 
 export function dnsFeedRefs(options: DnsOptionsInput = {}): number {
-  return feeds.refs(keyFor(options));
+  return feeds.refs(parseDnsOptions(options), options.transport);
 }
 
-/** Bad options throw here, at once. The first subscriber binds the group and installs the rules. */
+/**
+ * Bad options throw here, at once. The first subscriber binds the group and installs the rules; others
+ * with the same config share them, and another config on the same group fails with FG_ERR_BUSY.
+ */
 export function dns(options: DnsOptionsInput = {}): Observable<DnsRecord> {
   const cfg = parseDnsOptions(options);
   return new Observable<DnsRecord>((sub) => {
-    const lease = feeds.acquire(keyFor(options), () => new DnsFeed(cfg, options.transport ?? openNativeTransport));
+    const lease = feeds.acquire(cfg, options.transport ?? openNativeTransport);
     const feed = lease.value;
     const recs = feed.records.subscribe(sub);
     const notes = options.notices ? feed.notices.subscribe((n) => options.notices?.next(n)) : undefined;

@@ -13,26 +13,30 @@ import { openNativeTransport } from '../../netlink/native.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
 import type { NoticeObserver } from '../notice.js';
-import { SharedRegistry } from '../sharing.js';
+import { SharedFeeds } from '../sharing.js';
 import { NfqueueFeed } from './feed.js';
-import {
-  type NfqueueConfig,
-  type NfqueueOptionsInput,
-  nfqueueFeedKey,
-  parseNfqueueOptions,
-  type VerdictName,
-} from './options.js';
+import { type NfqueueConfig, type NfqueueOptionsInput, parseNfqueueOptions, type VerdictName } from './options.js';
 import type { QueuedPacket, VerdictOptions } from './queued.js';
 
 const teardowns = new Map<string, Promise<void>>();
 /** The open feed of each key, for verdicts by id (the registry only hands feeds to subscribers). */
 const live = new Map<string, NfqueueFeed>();
-const feeds = new SharedRegistry<NfqueueFeed>((feed, key) => {
-  if (live.get(key) === feed) live.delete(key);
-  const p = feed.close().finally(() => {
-    if (teardowns.get(key) === p) teardowns.delete(key);
-  });
-  teardowns.set(key, p);
+// The kernel lets one reader bind a queue per namespace: one config per queue.
+const feeds = new SharedFeeds<NfqueueConfig, NfqueueFeed>({
+  what: 'nfqueue',
+  exclusive: (c) => `NFQUEUE queue ${c.queue} in ${c.netns ? `netns ${c.netns}` : 'this namespace'}`,
+  open: (cfg, transport, key) => {
+    const f = new NfqueueFeed(cfg, transport as TransportFactory, teardowns.get(key));
+    live.set(key, f);
+    return f;
+  },
+  dispose: (feed, key) => {
+    if (live.get(key) === feed) live.delete(key);
+    const p = feed.close().finally(() => {
+      if (teardowns.get(key) === p) teardowns.delete(key);
+    });
+    teardowns.set(key, p);
+  },
 });
 
 /** Resolves when every closed queue has decided its packets, removed its rules and unbound. */
@@ -41,7 +45,7 @@ export async function nfqueueTeardown(): Promise<void> {
 }
 
 export function nfqueueFeedRefs(options: NfqueueOptionsInput): number {
-  return feeds.refs(nfqueueFeedKey(parseNfqueueOptions(options)));
+  return feeds.refs(parseNfqueueOptions(options), options.transport);
 }
 
 export class NfqueueSource extends Observable<QueuedPacket> {
@@ -49,27 +53,10 @@ export class NfqueueSource extends Observable<QueuedPacket> {
   private readonly key: string;
 
   constructor(cfg: NfqueueConfig, transport: TransportFactory, notices?: NoticeObserver) {
-    const key = nfqueueFeedKey(cfg);
+    const key = feeds.key(cfg, transport);
     super((sub) => {
-      const lease = feeds.acquire(key, () => {
-        const f = new NfqueueFeed(cfg, transport, teardowns.get(key));
-        live.set(key, f);
-        return f;
-      });
+      const lease = feeds.acquire(cfg, transport);
       const feed = lease.value;
-      if (JSON.stringify(feed.cfg) !== JSON.stringify(cfg)) {
-        lease.release();
-        sub.error(
-          new FlowgrabError(
-            'FG_ERR_BUSY',
-            `NFQUEUE queue ${cfg.queue} is already open in this process with other options`,
-            {
-              op: 'nfqueue',
-            },
-          ),
-        );
-        return;
-      }
       const pkts = feed.packets.subscribe(sub);
       const notes = notices ? feed.notices.subscribe((n) => notices.next(n)) : undefined;
       feed.ready.catch((err) => sub.error(err));
