@@ -39,6 +39,7 @@ export {
 } from './export/exporter.js';
 export { ExportFlow, FlowEndReason } from './export/flow.js';
 export { type MqttSinkOptions, mqttSink } from './export/mqtt.js';
+export { type NatsFlowSink, type NatsSinkOptions, type NatsSinkStats, natsSink } from './export/nats/sink.js';
 export { type NdjsonSinkOptions, ndjsonSink } from './export/ndjson.js';
 export type { FlowSink, SinkStats } from './export/sink.js';
 // Graphs: text, specs and the typed builder

@@ -20,7 +20,8 @@ import { emptyStats, type FlowSink, type SinkStats } from '../sink.js';
 import { Spool, type SpoolEntry } from '../spool/index.js';
 import { defaultSpoolDir } from '../spool/paths.js';
 import { loadNats, type NatsJetStream, parseServers } from './load.js';
-import { checkStreamOptions, ensureStream, type StreamOptions } from './stream.js';
+import { checkStreamOptions, ensureStream } from './stream.js';
+import type { StreamOptions } from './stream-options.js';
 import { compileSubject, decodeEntry, encodeEntry, msgId } from './subject.js';
 
 export interface NatsSinkOptions extends Partial<StreamOptions> {

@@ -1,19 +1,11 @@
 /** The stream records go to: used as it is when it exists, created when missing (file storage, replicas, dedupe window). */
 import { FlowgrabError } from '../../errors.js';
 import type { NatsJetStream } from './load.js';
-import { streamSubjects } from './subject.js';
+import type { StreamOptions } from './stream-options.js';
 
-export interface StreamOptions {
-  /** Stream name (default `flowgrab`). */
-  name: string;
-  /** Replicas when it is created (default 1; 3 in a three-node cluster). */
-  replicas: number;
-  /** Duplicate window when it is created (default 2 min, JetStream's own default). */
-  duplicateWindowMs: number;
-  /** Subjects when it is created (default the template's first token and everything below: `flowgrab.>`). */
-  subjects?: string[];
-  template?: string;
-}
+export type { StreamOptions } from './stream-options.js';
+
+import { streamSubjects } from './subject.js';
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
