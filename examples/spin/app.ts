@@ -5,7 +5,7 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
-import { connect, Flowgrab, runTool } from '../../src/index.js';
+import { connect, Flowgrab, runTool } from 'flowgrab';
 import { Credentials, defaultCredentials, Sessions } from './auth.js';
 import { createCaptureHandler } from './capture.js';
 import type { MqttBridge, MqttOptions, SpinCore, SpinMessage, WebHandler } from './contract.js';

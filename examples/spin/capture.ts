@@ -9,7 +9,7 @@
  * behind the same login as the RPC (the HTTP guard runs first).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { NflogReader, NftTable } from '../../src/index.js';
+import { NflogReader, NftTable } from 'flowgrab';
 import type { WebHandler } from './contract.js';
 import type { Core } from './core.js';
 import { ipFamilyOf } from './ip.js';

@@ -4,7 +4,7 @@
  * blocks (blocks.ts) with their enforcement and persistence, and every message
  * in SPIN's format on `messages$`. The RPC methods (methods.ts) act on it.
  */
-import { type ConntrackRecord, type DnsRecord, deleteConntrack, type NeighRecord } from '../../src/index.js';
+import { type ConntrackRecord, type DnsRecord, deleteConntrack, type NeighRecord } from 'flowgrab';
 import { Announcer } from './announce.js';
 import { deferredInBatch, runBatch } from './batch.js';
 import { Blocks } from './blocks.js';

@@ -4,9 +4,10 @@
  * polling (the kernel's counters are never zeroed), DNS through NFLOG, and
  * the neighbour table with events.
  */
+
+import type { ConntrackRecord, DnsRecord, LossNotice, NeighRecord } from 'flowgrab';
+import { dnsTableName, runTool } from 'flowgrab';
 import type { Observable } from 'rxjs';
-import type { ConntrackRecord, DnsRecord, LossNotice, NeighRecord } from '../../src/index.js';
-import { dnsTableName, runTool } from '../../src/index.js';
 import type { Core } from './core.js';
 
 /** What both the local Flowgrab and the daemon client offer. */

@@ -10,7 +10,7 @@
  * Dropped packets are counted per 5-tuple in a dynamic set with counters;
  * `drops()` reads the growth (the `blocked` messages).
  */
-import { NftTable, runTool } from '../../src/index.js';
+import { NftTable, runTool } from 'flowgrab';
 import { ipFamilyOf, type Prefix } from './ip.js';
 
 export interface Enforcement {

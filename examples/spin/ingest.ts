@@ -5,7 +5,7 @@
  * node made from traffic takes its MAC from the neighbour table at once when
  * the table has it (announce.ts asks the kernel otherwise).
  */
-import type { ConntrackRecord, DnsRecord, NeighRecord } from '../../src/index.js';
+import type { ConntrackRecord, DnsRecord, NeighRecord } from 'flowgrab';
 import type { IngestHost } from './ingest-host.js';
 import { canonicalIp, prefixContains } from './ip.js';
 import { dnsQueryMessage } from './messages.js';

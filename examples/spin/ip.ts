@@ -4,7 +4,7 @@
  * prefixes for the lists.
  */
 import { isIP } from 'node:net';
-import { formatIP, parseIP } from '../../src/index.js';
+import { formatIP, parseIP } from 'flowgrab';
 
 /**
  * The canonical text of an address, or undefined when it is not one: the

@@ -5,7 +5,7 @@
  * (others cannot be neighbours), so internet peers cost nothing; the
  * router's subnets are re-read every 10 s.
  */
-import { runTool } from '../../src/index.js';
+import { runTool } from 'flowgrab';
 import type { MacLookup } from './announce.js';
 import { type Prefix, parsePrefix, prefixContains } from './ip.js';
 
