@@ -4,7 +4,10 @@
  * table of the namespace: flows at their end, long ones every
  * --active-timeout seconds, and what is pending at SIGTERM/SIGINT.
  */
+import { lookup } from 'node:dns/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { FlowgrabError } from '../errors.js';
+import { parseHostPort } from '../util/hostport.js';
 import { positiveInt, seconds } from './conntrack.js';
 import { logLine, logNotice } from './output.js';
 
@@ -95,12 +98,33 @@ async function makeSink(o: ExportCliOptions) {
   });
 }
 
+/** A collector's host must resolve before anything starts: a typo is an error now, not silence later. */
+async function checkCollector(o: ExportCliOptions): Promise<void> {
+  const text = o.ipfix ?? o.netflow9;
+  if (!text) return;
+  const { host } = parseHostPort(text);
+  try {
+    await lookup(host);
+  } catch (err) {
+    throw new FlowgrabError(
+      'FG_ERR_INVALID_ARGUMENT',
+      `collector ${text}: cannot resolve ${host} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      { op: 'export', cause: err },
+    );
+  }
+}
+
 async function run(graph: string | undefined, o: ExportCliOptions): Promise<number> {
+  await checkCollector(o);
   const sink = await makeSink(o);
   const ex = await import('../export/exporter.js');
   let close: () => Promise<void>;
   let stats: () => unknown;
-  const onError = (err: unknown) => logLine('error', (err as Error).message ?? String(err));
+  let failures = 0;
+  const onError = (err: unknown) => {
+    failures++;
+    logLine('error', (err as Error).message ?? String(err));
+  };
   if (!graph) {
     const e = ex.exportConntrack(sink, {
       netns: o.netns,
@@ -146,7 +170,7 @@ async function run(graph: string | undefined, o: ExportCliOptions): Promise<numb
   // Loss is never silent: say when the sink starts dropping, and how much, every few seconds.
   let reported = 0;
   let refused = 0;
-  let failures = 0;
+  let sinkErrors = 0;
   const lossTimer = setInterval(() => {
     const s = sink.stats() as ReturnType<typeof sink.stats> & { backpressure?: number };
     if (s.dropped > reported) {
@@ -154,14 +178,14 @@ async function run(graph: string | undefined, o: ExportCliOptions): Promise<numb
       reported = s.dropped;
     }
     // A sink that keeps failing (server unreachable, stream not creatable) says why.
-    if (s.errors > failures) {
+    if (s.errors > sinkErrors) {
       logLine('warn', 'sink errors', {
         sink: sink.kind,
-        errors: s.errors - failures,
+        errors: s.errors - sinkErrors,
         queued: s.queued,
         why: s.lastError,
       });
-      failures = s.errors;
+      sinkErrors = s.errors;
     }
     // Refusals keep records in the spool: not loss (yet), but the operator must know the stream is full.
     if ((s.backpressure ?? 0) > refused) {
@@ -192,6 +216,13 @@ async function run(graph: string | undefined, o: ExportCliOptions): Promise<numb
   await close();
   const st = stats() as { sink: Record<string, unknown>; tracker: Record<string, unknown> };
   logLine('info', 'export finished', { sink: sink.kind, ...st.sink, ...prefix('tracker', st.tracker) });
+  // Not a success: the source failed, or records came and none reached the sink (nor its spool).
+  if (failures > 0) return 1;
+  const { received = 0, sent = 0, queued = 0 } = st.sink as { received?: number; sent?: number; queued?: number };
+  if (received > 0 && sent === 0 && queued === 0) {
+    logLine('error', 'nothing was delivered', { sink: sink.kind, received, why: st.sink.lastError });
+    return 1;
+  }
   return 0;
 }
 

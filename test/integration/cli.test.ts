@@ -195,6 +195,27 @@ describe('without CAP_NET_ADMIN', () => {
   });
 });
 
+describe('export says when it failed', () => {
+  it('an unresolvable collector is one clear error at once; a source it may not read exits 1', async () => {
+    const typo = await runNodeAs(undefined, [
+      FLOWGRAB,
+      'export',
+      '--ipfix',
+      'nosuchhost.invalid:4739',
+      '--duration',
+      '5',
+    ]);
+    expect(typo.code).toBe(1);
+    expect(typo.err.trim()).toMatch(
+      /^flowgrab: error: collector nosuchhost\.invalid:4739: cannot resolve nosuchhost\.invalid/,
+    );
+    const denied = await runNodeAs(user, [FLOWGRAB, 'export', '--ndjson', '-', '--duration', '2']);
+    expect(denied.code).toBe(1);
+    expect(denied.err).toMatch(/level=error msg="ctnetlink dump: EPERM"/);
+    expect(denied.err).toMatch(/msg="export finished"/);
+  });
+});
+
 describe('--daemon', () => {
   /** Runs the CLI as the test user while UDP flows inside the namespace, until it exits (bounded). */
   async function asUserWithTraffic(args: string[], port: (i: number) => number) {
