@@ -95,6 +95,13 @@ export function recordCommand(): Command {
 
 export function graphCommand(): Command {
   const g = new Command('graph').description('work with filter graphs');
+  g.command('list')
+    .option('--json', 'print the nodes as JSON')
+    .description('every source and filter: its description, parameters and the capabilities a policy must grant')
+    .action(async (o) => {
+      const { graphListText, listNodes } = await import('./node-tables.js');
+      process.stdout.write(`${o.json ? JSON.stringify(listNodes(true), null, 2) : graphListText()}\n`);
+    });
   g.command('check')
     .argument('<graph>', 'a filter graph')
     .option('--json', 'print the GraphSpec as JSON instead of normalised text')
