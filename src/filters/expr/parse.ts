@@ -15,9 +15,12 @@ import { compileRegex } from './regex.js';
 
 export class ExprSyntaxError extends FlowgrabError {
   readonly col: number;
+  /** The sentence without position or excerpt (the graph parser re-places it in the graph text). */
+  readonly reason: string;
   constructor(reason: string, src: string, col: number) {
     super('FG_ERR_GRAPH', `match expression, column ${col}: ${reason}\n${excerpt(src, 1, col)}`, { op: 'parse' });
     this.col = col;
+    this.reason = reason;
   }
 }
 
