@@ -6,7 +6,10 @@
  */
 import { GraphSyntaxError } from './errors.js';
 import { ExprSyntaxError, parseMatchExpr } from './expr/parse.js';
-import { Lexer, type Token } from './lexer.js';
+import { Lexer, type Token, wordValue } from './lexer.js';
+
+export { wordValue } from './lexer.js';
+
 import { checkGraphText, GRAPH_LIMITS } from './limits.js';
 import type { ExprSpec, GraphSpec, NodeSpec, Value } from './spec.js';
 
@@ -14,16 +17,6 @@ import type { ExprSpec, GraphSpec, NodeSpec, Value } from './spec.js';
 export const RAW_NODES = new Set(['match']);
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-export function wordValue(text: string): Value {
-  if (text === 'true') return true;
-  if (text === 'false') return false;
-  if (/^[-+]?(\d|\.\d)/.test(text) || /^0x[0-9a-f]+$/i.test(text)) {
-    const n = Number(text);
-    if (Number.isFinite(n)) return n;
-  }
-  return text;
-}
 
 class Parser {
   private readonly lx: Lexer;

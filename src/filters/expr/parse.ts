@@ -8,8 +8,8 @@ import { FlowgrabError } from '../../errors.js';
 import { formatIP, parseIP } from '../../netlink/ip.js';
 import { isPrefix } from '../../netlink/prefix.js';
 import { excerpt } from '../errors.js';
+import { wordValue } from '../lexer.js';
 import { GRAPH_LIMITS } from '../limits.js';
-import { wordValue } from '../parser.js';
 import type { CmpOp, Literal, MatchExpr } from './ast.js';
 import { compileRegex } from './regex.js';
 
