@@ -35,6 +35,17 @@ const PUNCT: Record<string, TokenKind> = {
 /** Bare words: names, field paths, numbers, durations, IPv4/IPv6 addresses and CIDRs, netns names. */
 const WORD = /[A-Za-z0-9_.:/*+-]/;
 
+/** The value of a bare word: a boolean, a number (decimal or 0x), else the word itself. */
+export function wordValue(text: string): boolean | number | string {
+  if (text === 'true') return true;
+  if (text === 'false') return false;
+  if (/^[-+]?(\d|\.\d)/.test(text) || /^0x[0-9a-f]+$/i.test(text)) {
+    const n = Number(text);
+    if (Number.isFinite(n)) return n;
+  }
+  return text;
+}
+
 export class Lexer {
   private i = 0;
   private line = 1;

@@ -6,17 +6,30 @@ import type { SpecPath } from './spec.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** "10s", "500ms", "2m", "1h", or a number of ms. */
+const DURATION_HINT = 'a duration like 10s or 500ms (a bare number is milliseconds)';
+const showInput = (v: unknown) => JSON.stringify(v) ?? String(v);
+
+/** "10s", "500ms", "2m", "1h", or a bare number: milliseconds. */
 export const Duration = z.union([
-  z.number().nonnegative(),
+  z.number({ error: (iss) => `expected ${DURATION_HINT}, got ${showInput(iss.input)}` }).nonnegative({
+    error: (iss) => `expected ${DURATION_HINT}, got ${showInput(iss.input)}`,
+  }),
   z
     .string()
-    .regex(/^\d+(\.\d+)?(ms|s|m|h)$/, 'a duration like 500ms, 10s, 2m or 1h')
+    .regex(/^\d+(\.\d+)?(ms|s|m|h)$/, { error: (iss) => `expected ${DURATION_HINT}, got ${showInput(iss.input)}` })
     .transform((s) => {
       const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s)!;
       return Number(m[1]) * UNITS[m[2]];
     }),
 ]);
+
+/** A window or period: a Duration above zero (a zero period would fire without end). */
+export const Period = Duration.pipe(
+  z.number().positive({
+    error: (iss) =>
+      `expected a period above zero like 10s or 500ms (a bare number is milliseconds), got ${showInput(iss.input)}`,
+  }),
+);
 
 export const FieldPath = z
   .string()

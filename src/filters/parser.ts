@@ -5,7 +5,11 @@
  * `match(…)` takes an expression in a language of its own, kept as text.
  */
 import { GraphSyntaxError } from './errors.js';
-import { Lexer, type Token } from './lexer.js';
+import { ExprSyntaxError, parseMatchExpr } from './expr/parse.js';
+import { Lexer, type Token, wordValue } from './lexer.js';
+
+export { wordValue } from './lexer.js';
+
 import { checkGraphText, GRAPH_LIMITS } from './limits.js';
 import type { ExprSpec, GraphSpec, NodeSpec, Value } from './spec.js';
 
@@ -13,16 +17,6 @@ import type { ExprSpec, GraphSpec, NodeSpec, Value } from './spec.js';
 export const RAW_NODES = new Set(['match']);
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-export function wordValue(text: string): Value {
-  if (text === 'true') return true;
-  if (text === 'false') return false;
-  if (/^[-+]?(\d|\.\d)/.test(text) || /^0x[0-9a-f]+$/i.test(text)) {
-    const n = Number(text);
-    if (Number.isFinite(n)) return n;
-  }
-  return text;
-}
 
 class Parser {
   private readonly lx: Lexer;
@@ -127,6 +121,7 @@ class Parser {
           name,
           `${n.name}() expression of ${text.length} characters is above the limit of ${GRAPH_LIMITS.exprLength}`,
         );
+      this.checkExpr(text, raw.offset + (raw.text.length - raw.text.trimStart().length));
       n.args.push(text);
       this.expect('rparen', '")"');
       return n;
@@ -142,6 +137,16 @@ class Parser {
     }
     this.expect('rparen', '"," or ")"');
     return n;
+  }
+
+  /** Parses a match() expression now, so its syntax errors point into the graph text (line, column, caret). */
+  private checkExpr(text: string, start: number): void {
+    try {
+      parseMatchExpr(text);
+    } catch (err) {
+      if (!(err instanceof ExprSyntaxError)) throw err;
+      throw new GraphSyntaxError(`match(): ${err.reason}`, this.src, positionAt(this.src, start + err.col - 1));
+    }
   }
 
   private arg(n: NodeSpec): void {
@@ -177,6 +182,14 @@ class Parser {
     }
     return this.fail(t, `expected a value, got ${describe(t)}`);
   }
+}
+
+/** 1-based line and column of an offset into the graph text. */
+export function positionAt(src: string, offset: number): { offset: number; line: number; col: number } {
+  const at = Math.max(0, Math.min(offset, src.length));
+  const before = src.slice(0, at);
+  const line = before.split('\n').length;
+  return { offset: at, line, col: at - (before.lastIndexOf('\n') + 1) + 1 };
 }
 
 function describe(t: Token): string {

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { FlowgrabError } from '../errors.js';
 import type { DnsCache } from '../sources/dns/cache.js';
 import type { SourceNotice } from '../sources/notice.js';
-import type { GraphIssue } from './errors.js';
+import { closestName, type GraphIssue } from './errors.js';
 import type { FieldCatalog } from './fields.js';
 import type { SpecPath, Value } from './spec.js';
 
@@ -151,6 +151,11 @@ export function registerFilter<P>(def: Omit<FilterDef<P>, 'kind'>): void {
 
 export function lookupNode(name: string): RegisteredNode | undefined {
   return registry.get(name);
+}
+
+/** The registered name closest to a misspelt one (`conntrak` → `conntrack`), if one is near. */
+export function suggestNode(name: string): string | undefined {
+  return closestName(name, registry.keys());
 }
 
 /** True for the nodes of builtin.ts's table. */

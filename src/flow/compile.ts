@@ -8,9 +8,17 @@
  */
 import type { SchedulerLike } from 'rxjs';
 import { Subject } from 'rxjs';
-import type { GraphIssue } from '../filters/errors.js';
+import { describeParamIssue, type GraphIssue } from '../filters/errors.js';
 import { ANY_FIELDS, type FieldCatalog } from '../filters/fields.js';
-import { asStepper, type BuildContext, type FilterDef, lookupNode, type SourceDef } from '../filters/registry.js';
+import {
+  asStepper,
+  type BuildContext,
+  type FilterDef,
+  lookupNode,
+  paramNames,
+  type SourceDef,
+  suggestNode,
+} from '../filters/registry.js';
 import type { ExprSpec, GraphSpec, NodeSpec, SpecPath } from '../filters/spec.js';
 import type { SourceNotice } from '../sources/notice.js';
 import { type Attachable, FusedNode, FusedPoint, fusion } from './fuse.js';
@@ -62,14 +70,13 @@ export function nodeParams(
   issues: GraphIssue[],
 ): unknown {
   const raw = { ...(n.args.length ? (def.positional?.(n.args) ?? { _args: n.args }) : {}), ...n.params };
-  const r = def.params.safeParse(raw);
+  const r = def.params.safeParse(raw, { reportInput: true });
   if (r.success) return r.data;
   for (const i of r.error.issues) {
-    const where = i.path.length ? ` ${i.path.join('.')}` : '';
     issues.push({
       code: 'bad_parameter',
       path: [...path, 'params', ...i.path.map(String)],
-      message: `${n.name}:${where} ${i.message}`,
+      message: `${n.name}: ${describeParamIssue(i, paramNames(def.name))}`,
     });
   }
   return undefined;
@@ -190,7 +197,9 @@ export class Compiler {
   ): Stage | undefined {
     const def = lookupNode(n.name);
     if (!def) {
-      issues.push({ code: 'unknown_node', path, message: `"${n.name}" is neither a source nor a filter` });
+      const near = suggestNode(n.name);
+      const hint = near ? `; did you mean "${near}"?` : '';
+      issues.push({ code: 'unknown_node', path, message: `"${n.name}" is neither a source nor a filter${hint}` });
       return undefined;
     }
     if (def.kind === 'source' && input) {

@@ -8,16 +8,19 @@ import { FlowgrabError } from '../../errors.js';
 import { formatIP, parseIP } from '../../netlink/ip.js';
 import { isPrefix } from '../../netlink/prefix.js';
 import { excerpt } from '../errors.js';
+import { wordValue } from '../lexer.js';
 import { GRAPH_LIMITS } from '../limits.js';
-import { wordValue } from '../parser.js';
 import type { CmpOp, Literal, MatchExpr } from './ast.js';
 import { compileRegex } from './regex.js';
 
 export class ExprSyntaxError extends FlowgrabError {
   readonly col: number;
+  /** The sentence without position or excerpt (the graph parser re-places it in the graph text). */
+  readonly reason: string;
   constructor(reason: string, src: string, col: number) {
     super('FG_ERR_GRAPH', `match expression, column ${col}: ${reason}\n${excerpt(src, 1, col)}`, { op: 'parse' });
     this.col = col;
+    this.reason = reason;
   }
 }
 

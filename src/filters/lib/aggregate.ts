@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import type { FieldCatalog } from '../fields.js';
 import { GRAPH_LIMITS } from '../limits.js';
-import { checkFields, Duration, FieldPath, keyGetter, listOf, pathGetter } from '../params.js';
+import { checkFields, FieldPath, keyGetter, listOf, Period, pathGetter } from '../params.js';
 import { type BuildContext, defineFilter, type Rec } from '../registry.js';
 import { projector } from './project.js';
 import { windowed } from './windowed.js';
@@ -64,7 +64,7 @@ function groupedCatalog(input: FieldCatalog, by: string[], extra: string[]): Fie
 export const countFilter = defineFilter({
   name: 'count',
   description: 'records per key per window: count(by=orig.src, every=10s)',
-  params: z.object({ by: By.default([]), every: Duration }).strict(),
+  params: z.object({ by: By.default([]), every: Period }).strict(),
   check: (p, ctx) => checkFields(p.by, ctx.input, ctx.path, 'count'),
   output: (input, p) => groupedCatalog(input, p.by, ['count']),
   step: (p, ctx) => {
@@ -80,7 +80,7 @@ export const countFilter = defineFilter({
 export const sumFilter = defineFilter({
   name: 'sum',
   description: 'sum of a numeric field per key per window: sum(field=orig.bytes, by=orig.src, every=10s)',
-  params: z.object({ field: FieldPath, by: By.default([]), every: Duration }).strict(),
+  params: z.object({ field: FieldPath, by: By.default([]), every: Period }).strict(),
   positional: (args) => ({ field: args[0] }),
   check: (p, ctx) => checkFields([p.field, ...p.by], ctx.input, ctx.path, 'sum'),
   output: (input, p) => groupedCatalog(input, p.by, ['sum', 'count']),
@@ -98,7 +98,7 @@ export const topFilter = defineFilter({
   name: 'top',
   description: 'the n keys with most records (or largest sum of `field`) per window: top(by=orig.dst, n=10, every=10s)',
   params: z
-    .object({ by: By, n: z.number().int().positive().default(10), every: Duration, field: FieldPath.optional() })
+    .object({ by: By, n: z.number().int().positive().default(10), every: Period, field: FieldPath.optional() })
     .strict(),
   check: (p, ctx) => checkFields([...p.by, ...(p.field ? [p.field] : [])], ctx.input, ctx.path, 'top'),
   output: () =>
@@ -130,7 +130,7 @@ export const windowFilter = defineFilter({
   name: 'window',
   description: 'batch records per time window: window(every=10s) → {type: "window", start, end, count, records}',
   // A window holds its records in memory until it closes: at most `max` (the rest are dropped and counted).
-  params: z.object({ every: Duration, max: z.number().int().positive().max(100_000).default(10_000) }).strict(),
+  params: z.object({ every: Period, max: z.number().int().positive().max(100_000).default(10_000) }).strict(),
   positional: (args) => ({ every: args[0] }),
   output: () =>
     new Map([
