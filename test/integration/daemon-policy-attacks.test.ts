@@ -172,9 +172,13 @@ describe('flowgrabd under a hostile policy user', () => {
     await stillServing(242);
     await waitFor(() => newTo(m, 242).length === 10, { timeoutMs: 10_000, what: "mallory's records" });
     await m.stop();
-    // A pattern only a backtracking engine could run is refused with the reason.
-    const issues = await refused(M, `conntrack(netns=${ns.name}) -> match(orig.dst ~ /(1)\\1/)`);
-    expect(issues[0]).toMatchObject({ code: 'bad_expression', message: expect.stringMatching(/RE2 syntax/) });
+    // A pattern only a backtracking engine could run is refused with the reason, where it stands in the graph.
+    const p = script(M, `conntrack(netns=${ns.name}) -> match(orig.dst ~ /(1)\\1/)`, 10_000);
+    expect((await p.exited).code).toBe(3);
+    expect(p.json<Line>().find((l) => l.error)).toMatchObject({
+      stage: 'instantiate',
+      error: { code: 'FG_ERR_GRAPH', message: expect.stringMatching(/line 1, column \d+: .*RE2 syntax/) },
+    });
   });
 
   it('source parameters and capabilities are enforced through the daemon', async () => {
