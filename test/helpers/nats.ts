@@ -159,7 +159,17 @@ export async function readStream(nc: NatsConnection, stream: string, timeoutMs =
   const out: Stored[] = [];
   if (total === 0) return out;
   const js = jetstream(nc);
-  const c = await js.consumers.get(stream);
+  // Right after a node was killed the cluster may still be electing leaders and a JetStream API request can
+  // time out: ask again, within the same bound.
+  let c: Awaited<ReturnType<typeof js.consumers.get>> | undefined;
+  await waitFor(
+    async () => {
+      c = await js.consumers.get(stream).catch(() => undefined);
+      return c !== undefined;
+    },
+    { timeoutMs, intervalMs: 500, what: `an ordered consumer on ${stream}` },
+  );
+  if (!c) throw new Error(`no consumer on ${stream}`);
   const it = await c.consume({ max_messages: 1000 });
   const t = setTimeout(() => void it.close(), timeoutMs);
   for await (const m of it) {
