@@ -206,9 +206,14 @@ export class ConntrackFeed {
         this.repeatsDropped++;
         return;
       }
-    } else if (rec.type === 'new' && this.live.get(rec.id)?.announced) {
-      this.repeatsDropped++;
-      return;
+    } else if (rec.type === 'new') {
+      // Ids are 32-bit hashes, not unique: two live entries share one now and then (about once per 100 000
+      // pairs). A NEW repeats only when it is the same entry, tuple and all.
+      const prev = this.live.get(rec.id);
+      if (prev?.announced && sameTuple(prev.rec, rec)) {
+        this.repeatsDropped++;
+        return;
+      }
     }
     this.track(rec);
     this.records.next(rec);
@@ -308,4 +313,18 @@ export class ConntrackFeed {
       this.polling = false;
     }
   }
+}
+
+/** Same original tuple: protocol, addresses, and ports or ICMP id. */
+function sameTuple(a: ConntrackRecord, b: ConntrackRecord): boolean {
+  const x = a.orig;
+  const y = b.orig;
+  return (
+    a.protonum === b.protonum &&
+    x.src === y.src &&
+    x.dst === y.dst &&
+    x.sport === y.sport &&
+    x.dport === y.dport &&
+    x.icmp?.id === y.icmp?.id
+  );
 }
