@@ -1,17 +1,17 @@
 /**
  * The structs nfnetlink_log and nfnetlink_queue share for a packet's hardware
  * address and timestamp (nf{ulnl,qnl}_msg_packet_hw / _timestamp), big-endian.
- * Each takes the attribute's header offset and the end of its value.
+ * Each decoder reads the attribute an AttrReader is on.
  */
-import { DecodeError } from '../errors.js';
-import { NLA_HDRLEN } from './enums.js';
+import type { AttrReader } from './attr.js';
 
 /** {be16 hw_addrlen; u16 pad; u8 hw_addr[8]} */
-export function decodeHwAddr(buf: Buffer, o: number, vEnd: number, op: string): Buffer {
-  const v = o + NLA_HDRLEN;
-  const len = vEnd - v >= 2 ? buf.readUInt16BE(v) : -1;
-  if (len < 0 || len > 8 || len > vEnd - v - 4) throw new DecodeError('bad packet hardware address struct', o, op);
-  return Buffer.from(buf.subarray(v + 4, v + 4 + len));
+export function decodeHwAddr(r: AttrReader): Buffer {
+  const v = r.valueStart;
+  const size = r.len();
+  const len = size >= 2 ? r.u16be() : -1;
+  if (len < 0 || len > 8 || len > size - 4) throw r.error('bad packet hardware address struct');
+  return Buffer.from(r.buffer.subarray(v + 4, v + 4 + len));
 }
 
 export function encodeHwAddr(mac: Buffer): Buffer {
@@ -27,10 +27,9 @@ export interface PacketTimestamp {
 }
 
 /** {be64 sec; be64 usec} */
-export function decodePacketTimestamp(buf: Buffer, o: number, vEnd: number, op: string): PacketTimestamp {
-  const v = o + NLA_HDRLEN;
-  if (vEnd - v < 16) throw new DecodeError('packet timestamp needs 16 bytes', o, op);
-  return { sec: buf.readBigUInt64BE(v), usec: buf.readBigUInt64BE(v + 8) };
+export function decodePacketTimestamp(r: AttrReader): PacketTimestamp {
+  const v = r.need(16, 'packet timestamp');
+  return { sec: r.buffer.readBigUInt64BE(v), usec: r.buffer.readBigUInt64BE(v + 8) };
 }
 
 export function encodePacketTimestamp(t: PacketTimestamp): Buffer {

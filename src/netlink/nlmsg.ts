@@ -5,9 +5,8 @@
  */
 import { endianness } from 'node:os';
 import { DecodeError, FlowgrabError } from '../errors.js';
+import { AttrReader, align4 } from './attr.js';
 import {
-  NLA_HDRLEN,
-  NLA_TYPE_MASK,
   NLM_F_ACK_TLVS,
   NLM_F_CAPPED,
   NLMSG_ERROR,
@@ -32,11 +31,7 @@ export interface NetlinkMessage extends NetlinkHeader {
   payload: Buffer;
 }
 
-/**
- * Rounds up to a multiple of 4. Plain arithmetic, not `(n + 3) & ~3`: the
- * bitwise form wraps negative for n ≥ 2^31 - 3 (a lying 32-bit length).
- */
-export const align4 = (n: number): number => n + ((4 - (n % 4)) % 4);
+export { align4 } from './attr.js';
 
 /** What `splitMessagesLenient` could not frame: the bytes after the last valid message, and why. */
 export interface TrailingGarbage {
@@ -118,14 +113,17 @@ export function decodeError(msg: NetlinkMessage): NetlinkErrorPayload {
   if (!(msg.flags & NLM_F_ACK_TLVS)) return out;
   // Without CAPPED the whole original request is echoed before the TLVs.
   // The echoed length is the peer's word: a huge one just means no TLVs fit.
-  let o = 4 + (msg.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : align4(p.readUInt32LE(4)));
-  while (o >= 0 && o + NLA_HDRLEN <= p.length) {
-    const len = p.readUInt16LE(o);
-    const type = p.readUInt16LE(o + 2) & NLA_TYPE_MASK;
-    if (len < NLA_HDRLEN || o + len > p.length) break;
-    if (type === NLMSGERR_ATTR_MSG) out.extAckMessage = p.toString('utf8', o + 4, o + len).replace(/\0+$/, '');
-    if (type === NLMSGERR_ATTR_OFFS && len >= 8) out.extAckOffset = p.readUInt32LE(o + 4);
-    o += align4(len);
+  const from = 4 + (msg.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : align4(p.readUInt32LE(4)));
+  const r = new AttrReader('nlmsgerr').reset(p, from);
+  try {
+    while (r.next()) {
+      const type = r.type();
+      if (type === NLMSGERR_ATTR_MSG) out.extAckMessage = r.string();
+      if (type === NLMSGERR_ATTR_OFFS && r.len() >= 4) out.extAckOffset = r.u32();
+    }
+  } catch (err) {
+    // A malformed TLV ends the extended ack; what came before it stands.
+    if (!(err instanceof DecodeError)) throw err;
   }
   return out;
 }

@@ -3,21 +3,7 @@
  * attribute list after nfgenmsg. Field names follow the kernel; the friendly
  * ConntrackRecord is built from this in src/sources/conntrack.
  */
-import { DecodeError } from '../../errors.js';
-import {
-  AttrWriter,
-  attrNested,
-  attrType,
-  attrValueEnd,
-  beU8,
-  beU16,
-  beU32,
-  beU64Big,
-  cString,
-  nextAttr,
-  type RawAttr,
-} from '../attr.js';
-import { NLA_HDRLEN } from '../enums.js';
+import { AttrReader, AttrWriter, type RawAttr } from '../attr.js';
 import * as C from './enums.js';
 import { type CtTuple, decodeTuple, encodeTuple } from './tuple.js';
 
@@ -77,64 +63,58 @@ const OP = 'ctnetlink entry';
  * differential property test holds the two equal on any input.
  */
 
-function decodeCounters(buf: Buffer, start: number, end: number): CtCounters {
+function decodeCounters(r: AttrReader): CtCounters {
   const c: CtCounters = { packets: 0n, bytes: 0n };
-  for (let o = start; o < end; o = nextAttr(buf, o)) {
-    const vEnd = attrValueEnd(buf, o, end, OP);
-    const t = attrType(buf, o);
-    if (t === C.CTA_COUNTERS_PACKETS) c.packets = beU64Big(buf, o, vEnd, OP);
-    else if (t === C.CTA_COUNTERS_BYTES) c.bytes = beU64Big(buf, o, vEnd, OP);
+  while (r.next()) {
+    const t = r.type();
+    if (t === C.CTA_COUNTERS_PACKETS) c.packets = r.u64beBig();
+    else if (t === C.CTA_COUNTERS_BYTES) c.bytes = r.u64beBig();
   }
   return c;
 }
 
-function decodeTimestamp(e: CtEntry, buf: Buffer, start: number, end: number): void {
+function decodeTimestamp(e: CtEntry, r: AttrReader): void {
   e.timestampStart = undefined;
   e.timestampStop = undefined;
-  for (let o = start; o < end; o = nextAttr(buf, o)) {
-    const vEnd = attrValueEnd(buf, o, end, OP);
-    const t = attrType(buf, o);
-    if (t === C.CTA_TIMESTAMP_START) e.timestampStart = beU64Big(buf, o, vEnd, OP);
-    else if (t === C.CTA_TIMESTAMP_STOP) e.timestampStop = beU64Big(buf, o, vEnd, OP);
+  while (r.next()) {
+    const t = r.type();
+    if (t === C.CTA_TIMESTAMP_START) e.timestampStart = r.u64beBig();
+    else if (t === C.CTA_TIMESTAMP_STOP) e.timestampStop = r.u64beBig();
   }
 }
 
-function tcpFlags(buf: Buffer, o: number, vEnd: number): CtTcpFlags {
-  if (vEnd - o - NLA_HDRLEN < 2) throw new DecodeError('nf_ct_tcp_flags needs 2 bytes', o, OP);
-  return { flags: buf[o + NLA_HDRLEN], mask: buf[o + NLA_HDRLEN + 1] };
+function tcpFlags(r: AttrReader): CtTcpFlags {
+  const v = r.need(2, 'nf_ct_tcp_flags');
+  return { flags: r.buffer[v], mask: r.buffer[v + 1] };
 }
 
-function decodeProtoinfo(e: CtEntry, buf: Buffer, start: number, end: number): void {
+function decodeProtoinfo(e: CtEntry, r: AttrReader): void {
   e.tcp = undefined;
   e.protoinfoRaw = undefined;
-  for (let o = start; o < end; o = nextAttr(buf, o)) {
-    const vEnd = attrValueEnd(buf, o, end, OP);
-    if (attrType(buf, o) !== C.CTA_PROTOINFO_TCP) {
-      (e.protoinfoRaw ??= []).push({
-        type: attrType(buf, o),
-        nested: attrNested(buf, o),
-        value: buf.subarray(o + 4, vEnd),
-      });
+  const p = new AttrReader(OP);
+  while (r.next()) {
+    if (r.type() !== C.CTA_PROTOINFO_TCP) {
+      (e.protoinfoRaw ??= []).push(r.raw());
       continue;
     }
     const tcp: CtTcpInfo = {};
-    for (let p = o + NLA_HDRLEN; p < vEnd; p = nextAttr(buf, p)) {
-      const pEnd = attrValueEnd(buf, p, vEnd, OP);
-      switch (attrType(buf, p)) {
+    r.nested(p);
+    while (p.next()) {
+      switch (p.type()) {
         case C.CTA_PROTOINFO_TCP_STATE:
-          tcp.state = beU8(buf, p, pEnd, OP);
+          tcp.state = p.u8();
           break;
         case C.CTA_PROTOINFO_TCP_WSCALE_ORIGINAL:
-          tcp.wscaleOrig = beU8(buf, p, pEnd, OP);
+          tcp.wscaleOrig = p.u8();
           break;
         case C.CTA_PROTOINFO_TCP_WSCALE_REPLY:
-          tcp.wscaleReply = beU8(buf, p, pEnd, OP);
+          tcp.wscaleReply = p.u8();
           break;
         case C.CTA_PROTOINFO_TCP_FLAGS_ORIGINAL:
-          tcp.flagsOrig = tcpFlags(buf, p, pEnd);
+          tcp.flagsOrig = tcpFlags(p);
           break;
         case C.CTA_PROTOINFO_TCP_FLAGS_REPLY:
-          tcp.flagsReply = tcpFlags(buf, p, pEnd);
+          tcp.flagsReply = tcpFlags(p);
           break;
       }
     }
@@ -142,12 +122,9 @@ function decodeProtoinfo(e: CtEntry, buf: Buffer, start: number, end: number): v
   }
 }
 
-function decodeHelp(buf: Buffer, start: number, end: number): string | undefined {
+function decodeHelp(r: AttrReader): string | undefined {
   let name: string | undefined;
-  for (let o = start; o < end; o = nextAttr(buf, o)) {
-    const vEnd = attrValueEnd(buf, o, end, OP);
-    if (attrType(buf, o) === C.CTA_HELP_NAME) name = cString(buf, o, vEnd);
-  }
+  while (r.next()) if (r.type() === C.CTA_HELP_NAME) name = r.string();
   return name;
 }
 
@@ -157,63 +134,63 @@ function decodeHelp(buf: Buffer, start: number, end: number): string | undefined
  */
 export function decodeCtEntry(buf: Buffer, start: number, end: number, family: number): CtEntry {
   const e: CtEntry = { family };
-  for (let o = start; o < end; o = nextAttr(buf, o)) {
-    const vEnd = attrValueEnd(buf, o, end, OP);
-    const v = o + NLA_HDRLEN;
-    switch (attrType(buf, o)) {
+  const r = new AttrReader(OP).reset(buf, start, end);
+  const inner = new AttrReader(OP);
+  while (r.next()) {
+    switch (r.type()) {
       case C.CTA_TUPLE_ORIG:
-        e.orig = decodeTuple(buf, v, vEnd);
+        e.orig = decodeTuple(r);
         break;
       case C.CTA_TUPLE_REPLY:
-        e.reply = decodeTuple(buf, v, vEnd);
+        e.reply = decodeTuple(r);
         break;
       case C.CTA_TUPLE_MASTER:
-        e.master = decodeTuple(buf, v, vEnd);
+        e.master = decodeTuple(r);
         break;
       case C.CTA_STATUS:
-        e.status = beU32(buf, o, vEnd, OP);
+        e.status = r.u32be();
         break;
       case C.CTA_PROTOINFO:
-        decodeProtoinfo(e, buf, v, vEnd);
+        decodeProtoinfo(e, r.nested(inner));
         break;
       case C.CTA_HELP:
-        e.helper = decodeHelp(buf, v, vEnd);
+        e.helper = decodeHelp(r.nested(inner));
         break;
       case C.CTA_TIMEOUT:
-        e.timeout = beU32(buf, o, vEnd, OP);
+        e.timeout = r.u32be();
         break;
       case C.CTA_MARK:
-        e.mark = beU32(buf, o, vEnd, OP);
+        e.mark = r.u32be();
         break;
       case C.CTA_COUNTERS_ORIG:
-        e.countersOrig = decodeCounters(buf, v, vEnd);
+        e.countersOrig = decodeCounters(r.nested(inner));
         break;
       case C.CTA_COUNTERS_REPLY:
-        e.countersReply = decodeCounters(buf, v, vEnd);
+        e.countersReply = decodeCounters(r.nested(inner));
         break;
       case C.CTA_USE:
-        e.use = beU32(buf, o, vEnd, OP);
+        e.use = r.u32be();
         break;
       case C.CTA_ID:
-        e.id = beU32(buf, o, vEnd, OP);
+        e.id = r.u32be();
         break;
       case C.CTA_SECMARK:
-        e.secmark = beU32(buf, o, vEnd, OP);
+        e.secmark = r.u32be();
         break;
       case C.CTA_ZONE:
-        e.zone = beU16(buf, o, vEnd, OP);
+        e.zone = r.u16be();
         break;
       case C.CTA_TIMESTAMP:
-        decodeTimestamp(e, buf, v, vEnd);
+        decodeTimestamp(e, r.nested(inner));
         break;
       case C.CTA_TIMESTAMP_EVENT:
-        e.timestampEvent = beU64Big(buf, o, vEnd, OP);
+        e.timestampEvent = r.u64beBig();
         break;
       case C.CTA_LABELS:
-        e.labels = Buffer.from(buf.subarray(v, vEnd));
+        e.labels = r.bytes();
         break;
       default:
-        (e.unknown ??= []).push({ type: attrType(buf, o), nested: attrNested(buf, o), value: buf.subarray(v, vEnd) });
+        (e.unknown ??= []).push(r.raw());
     }
   }
   return e;

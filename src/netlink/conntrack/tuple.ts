@@ -1,8 +1,6 @@
 /** CTA_TUPLE_* codec: addresses, protocol, ports or ICMP id/type/code, tuple zone. */
-import { DecodeError } from '../../errors.js';
-import { type AttrWriter, attrNested, attrType, attrValueEnd, beU8, beU16, nextAttr, type RawAttr } from '../attr.js';
-import { NLA_HDRLEN } from '../enums.js';
-import { formatIP, parseIP } from '../ip.js';
+import { AttrReader, type AttrWriter, type RawAttr } from '../attr.js';
+import { parseIP } from '../ip.js';
 import {
   CTA_IP_V4_DST,
   CTA_IP_V4_SRC,
@@ -45,87 +43,77 @@ export interface CtTuple {
 
 const OP = 'ctnetlink tuple';
 
-type Level = 'unknown' | 'unknownIp' | 'unknownProto';
-function keep(t: CtTuple, level: Level, buf: Buffer, o: number, vEnd: number): void {
-  const raw = { type: attrType(buf, o), nested: attrNested(buf, o), value: buf.subarray(o + NLA_HDRLEN, vEnd) };
-  (t[level] ??= []).push(raw);
-}
-
-function decodeIp(t: CtTuple, buf: Buffer, start: number, end: number): void {
-  for (let o = start; o < end; o = nextAttr(buf, o)) {
-    const vEnd = attrValueEnd(buf, o, end, OP);
-    const len = vEnd - o - NLA_HDRLEN;
-    switch (attrType(buf, o)) {
+function decodeIp(t: CtTuple, r: AttrReader): void {
+  while (r.next()) {
+    switch (r.type()) {
       case CTA_IP_V4_SRC:
       case CTA_IP_V6_SRC:
-        if (len !== 4 && len !== 16) throw new DecodeError(`address of ${len} bytes`, o, OP);
-        t.src = formatIP(buf, o + NLA_HDRLEN, len);
+        t.src = r.ip();
         break;
       case CTA_IP_V4_DST:
       case CTA_IP_V6_DST:
-        if (len !== 4 && len !== 16) throw new DecodeError(`address of ${len} bytes`, o, OP);
-        t.dst = formatIP(buf, o + NLA_HDRLEN, len);
+        t.dst = r.ip();
         break;
       default:
-        keep(t, 'unknownIp', buf, o, vEnd);
+        (t.unknownIp ??= []).push(r.raw());
     }
   }
 }
 
-function decodeProto(t: CtTuple, buf: Buffer, start: number, end: number): void {
-  for (let o = start; o < end; o = nextAttr(buf, o)) {
-    const vEnd = attrValueEnd(buf, o, end, OP);
-    switch (attrType(buf, o)) {
+function decodeProto(t: CtTuple, r: AttrReader): void {
+  while (r.next()) {
+    switch (r.type()) {
       case CTA_PROTO_NUM:
-        t.protonum = beU8(buf, o, vEnd, OP);
+        t.protonum = r.u8();
         break;
       case CTA_PROTO_SRC_PORT:
-        t.sport = beU16(buf, o, vEnd, OP);
+        t.sport = r.u16be();
         break;
       case CTA_PROTO_DST_PORT:
-        t.dport = beU16(buf, o, vEnd, OP);
+        t.dport = r.u16be();
         break;
       case CTA_PROTO_ICMP_ID:
       case CTA_PROTO_ICMPV6_ID:
-        (t.icmp ??= { type: 0, code: 0, id: 0 }).id = beU16(buf, o, vEnd, OP);
+        (t.icmp ??= { type: 0, code: 0, id: 0 }).id = r.u16be();
         break;
       case CTA_PROTO_ICMP_TYPE:
       case CTA_PROTO_ICMPV6_TYPE:
-        (t.icmp ??= { type: 0, code: 0, id: 0 }).type = beU8(buf, o, vEnd, OP);
+        (t.icmp ??= { type: 0, code: 0, id: 0 }).type = r.u8();
         break;
       case CTA_PROTO_ICMP_CODE:
       case CTA_PROTO_ICMPV6_CODE:
-        (t.icmp ??= { type: 0, code: 0, id: 0 }).code = beU8(buf, o, vEnd, OP);
+        (t.icmp ??= { type: 0, code: 0, id: 0 }).code = r.u8();
         break;
       default:
-        keep(t, 'unknownProto', buf, o, vEnd);
+        (t.unknownProto ??= []).push(r.raw());
     }
   }
 }
 
-/** Decodes the value of a CTA_TUPLE_{ORIG,REPLY,MASTER} attribute. */
-export function decodeTuple(buf: Buffer, start: number, end: number): CtTuple {
+/** Decodes the value of a CTA_TUPLE_{ORIG,REPLY,MASTER} attribute (`r` positioned on it). */
+export function decodeTuple(r: AttrReader): CtTuple {
   const t: CtTuple = { src: '', dst: '', protonum: 0 };
-  for (let o = start; o < end; o = nextAttr(buf, o)) {
-    const vEnd = attrValueEnd(buf, o, end, OP);
-    switch (attrType(buf, o)) {
+  const inner = r.nested(new AttrReader(OP));
+  const leaf = new AttrReader(OP);
+  while (inner.next()) {
+    switch (inner.type()) {
       case CTA_TUPLE_IP:
         // A repeated nest replaces its predecessor (nla_parse keeps the last).
         t.src = '';
         t.dst = '';
         t.unknownIp = undefined;
-        decodeIp(t, buf, o + NLA_HDRLEN, vEnd);
+        decodeIp(t, inner.nested(leaf));
         break;
       case CTA_TUPLE_PROTO:
         t.protonum = 0;
         t.sport = t.dport = t.icmp = t.unknownProto = undefined;
-        decodeProto(t, buf, o + NLA_HDRLEN, vEnd);
+        decodeProto(t, inner.nested(leaf));
         break;
       case CTA_TUPLE_ZONE:
-        t.zone = beU16(buf, o, vEnd, OP);
+        t.zone = inner.u16be();
         break;
       default:
-        keep(t, 'unknown', buf, o, vEnd);
+        (t.unknown ??= []).push(inner.raw());
     }
   }
   return t;

@@ -2,19 +2,7 @@
  * NFULNL_MSG_PACKET codec: one logged packet with its metadata. Values are
  * big-endian; the payload starts at the L3 header.
  */
-import { DecodeError } from '../../errors.js';
-import {
-  AttrWriter,
-  attrNested,
-  attrType,
-  attrValueEnd,
-  beU16,
-  beU32,
-  cString,
-  nextAttr,
-  type RawAttr,
-} from '../attr.js';
-import { NLA_HDRLEN } from '../enums.js';
+import { AttrReader, AttrWriter, type RawAttr } from '../attr.js';
 import { decodeNfGenMsg, NFGENMSG_LEN, NFNL_SUBSYS_ULOG, nfPayload, nfType } from '../nfnetlink.js';
 import { decodeHwAddr, decodePacketTimestamp, encodeHwAddr, encodePacketTimestamp } from '../nfpacket.js';
 import * as L from './enums.js';
@@ -48,74 +36,68 @@ export interface NflogPacket {
 
 const OP = 'nflog packet';
 
-function u32Field(buf: Buffer, o: number, vEnd: number): number {
-  return beU32(buf, o, vEnd, OP);
-}
-
+/** Decodes a packet message payload (nfgenmsg + attributes). Throws DecodeError on malformed input, nothing else. */
 export function decodeNflogPacket(payload: Buffer): NflogPacket {
   const g = decodeNfGenMsg(payload);
   const p: NflogPacket = { family: g.family, group: g.resId, hwProtocol: 0, hook: 0 };
-  const end = payload.length;
-  for (let o = NFGENMSG_LEN; o < end; o = nextAttr(payload, o)) {
-    const vEnd = attrValueEnd(payload, o, end, OP);
-    const v = o + NLA_HDRLEN;
-    const bytes = () => Buffer.from(payload.subarray(v, vEnd));
-    switch (attrType(payload, o)) {
-      case L.NFULA_PACKET_HDR:
-        if (vEnd - v < 3) throw new DecodeError('nfulnl_msg_packet_hdr needs 3 bytes', o, OP);
+  const r = new AttrReader(OP).reset(payload, NFGENMSG_LEN);
+  while (r.next()) {
+    switch (r.type()) {
+      case L.NFULA_PACKET_HDR: {
+        const v = r.need(3, 'nfulnl_msg_packet_hdr');
         p.hwProtocol = payload.readUInt16BE(v);
         p.hook = payload[v + 2];
         break;
+      }
       case L.NFULA_MARK:
-        p.mark = u32Field(payload, o, vEnd);
+        p.mark = r.u32be();
         break;
       case L.NFULA_TIMESTAMP:
-        p.timestamp = decodePacketTimestamp(payload, o, vEnd, OP);
+        p.timestamp = decodePacketTimestamp(r);
         break;
       case L.NFULA_IFINDEX_INDEV:
-        p.indev = u32Field(payload, o, vEnd);
+        p.indev = r.u32be();
         break;
       case L.NFULA_IFINDEX_OUTDEV:
-        p.outdev = u32Field(payload, o, vEnd);
+        p.outdev = r.u32be();
         break;
       case L.NFULA_IFINDEX_PHYSINDEV:
-        p.physindev = u32Field(payload, o, vEnd);
+        p.physindev = r.u32be();
         break;
       case L.NFULA_IFINDEX_PHYSOUTDEV:
-        p.physoutdev = u32Field(payload, o, vEnd);
+        p.physoutdev = r.u32be();
         break;
       case L.NFULA_HWADDR:
-        p.hwaddr = decodeHwAddr(payload, o, vEnd, OP);
+        p.hwaddr = decodeHwAddr(r);
         break;
       case L.NFULA_PAYLOAD:
-        p.payload = bytes();
+        p.payload = r.bytes();
         break;
       case L.NFULA_PREFIX:
-        p.prefix = cString(payload, o, vEnd);
+        p.prefix = r.string();
         break;
       case L.NFULA_UID:
-        p.uid = u32Field(payload, o, vEnd);
+        p.uid = r.u32be();
         break;
       case L.NFULA_GID:
-        p.gid = u32Field(payload, o, vEnd);
+        p.gid = r.u32be();
         break;
       case L.NFULA_SEQ:
-        p.seq = u32Field(payload, o, vEnd);
+        p.seq = r.u32be();
         break;
       case L.NFULA_SEQ_GLOBAL:
-        p.seqGlobal = u32Field(payload, o, vEnd);
+        p.seqGlobal = r.u32be();
         break;
       case L.NFULA_HWTYPE:
-        p.hwtype = beU16(payload, o, vEnd, OP);
+        p.hwtype = r.u16be();
         break;
       case L.NFULA_HWHEADER:
-        p.hwheader = bytes();
+        p.hwheader = r.bytes();
         break;
       case L.NFULA_HWLEN:
         break; // the length of NFULA_HWHEADER, re-derived on encode
-
       default:
-        (p.unknown ??= []).push({ type: attrType(payload, o), nested: attrNested(payload, o), value: bytes() });
+        (p.unknown ??= []).push(r.raw(true));
     }
   }
   return p;

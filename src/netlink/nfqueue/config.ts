@@ -4,8 +4,8 @@
  * AF_UNSPEC and res_id the queue number; values are big-endian.
  */
 import { DecodeError } from '../../errors.js';
-import { AttrWriter, attrType, attrValueEnd, beU32, nextAttr } from '../attr.js';
-import { NLA_HDRLEN, NLM_F_REQUEST } from '../enums.js';
+import { AttrReader, AttrWriter } from '../attr.js';
+import { NLM_F_REQUEST } from '../enums.js';
 import { AF_UNSPEC, decodeNfGenMsg, NFGENMSG_LEN, NFNL_SUBSYS_QUEUE, nfPayload, nfType } from '../nfnetlink.js';
 import * as Q from './enums.js';
 
@@ -59,26 +59,27 @@ const OP = 'nfqueue config';
 /** Reads a config message payload back (the kernel's view of what we asked). Throws DecodeError only. */
 export function decodeNfqConfig(payload: Buffer): NfqConfig {
   const c: NfqConfig = { queue: decodeNfGenMsg(payload).resId };
-  for (let o = NFGENMSG_LEN; o < payload.length; o = nextAttr(payload, o)) {
-    const vEnd = attrValueEnd(payload, o, payload.length, OP);
-    const v = o + NLA_HDRLEN;
-    switch (attrType(payload, o)) {
-      case Q.NFQA_CFG_CMD:
-        if (vEnd - v < 4) throw new DecodeError('nfqnl_msg_config_cmd needs 4 bytes', o, OP);
+  const r = new AttrReader(OP).reset(payload, NFGENMSG_LEN);
+  while (r.next()) {
+    switch (r.type()) {
+      case Q.NFQA_CFG_CMD: {
+        const v = r.need(4, 'nfqnl_msg_config_cmd');
         c.cmd = { command: payload[v], pf: payload.readUInt16BE(v + 2) };
         break;
-      case Q.NFQA_CFG_PARAMS:
-        if (vEnd - v < 5) throw new DecodeError('nfqnl_msg_config_params needs 5 bytes', o, OP);
+      }
+      case Q.NFQA_CFG_PARAMS: {
+        const v = r.need(5, 'nfqnl_msg_config_params');
         c.params = { copyRange: payload.readUInt32BE(v), mode: payload[v + 4] };
         break;
+      }
       case Q.NFQA_CFG_QUEUE_MAXLEN:
-        c.maxLen = beU32(payload, o, vEnd, OP);
+        c.maxLen = r.u32be();
         break;
       case Q.NFQA_CFG_FLAGS:
-        c.flags = beU32(payload, o, vEnd, OP);
+        c.flags = r.u32be();
         break;
       case Q.NFQA_CFG_MASK:
-        c.mask = beU32(payload, o, vEnd, OP);
+        c.mask = r.u32be();
         break;
     }
   }
@@ -108,14 +109,14 @@ export function nfqVerdict(v: NfqVerdict): Buffer {
 
 export function decodeNfqVerdict(payload: Buffer): NfqVerdict {
   const out: NfqVerdict = { queue: decodeNfGenMsg(payload).resId, verdict: -1, id: -1 };
-  for (let o = NFGENMSG_LEN; o < payload.length; o = nextAttr(payload, o)) {
-    const vEnd = attrValueEnd(payload, o, payload.length, 'nfqueue verdict');
-    const t = attrType(payload, o);
+  const r = new AttrReader('nfqueue verdict').reset(payload, NFGENMSG_LEN);
+  while (r.next()) {
+    const t = r.type();
     if (t === Q.NFQA_VERDICT_HDR) {
-      if (vEnd - o - NLA_HDRLEN < 8) throw new DecodeError('nfqnl_msg_verdict_hdr needs 8 bytes', o, 'nfqueue verdict');
-      out.verdict = payload.readUInt32BE(o + NLA_HDRLEN);
-      out.id = payload.readUInt32BE(o + NLA_HDRLEN + 4);
-    } else if (t === Q.NFQA_MARK) out.mark = beU32(payload, o, vEnd, 'nfqueue verdict');
+      const v = r.need(8, 'nfqnl_msg_verdict_hdr');
+      out.verdict = payload.readUInt32BE(v);
+      out.id = payload.readUInt32BE(v + 4);
+    } else if (t === Q.NFQA_MARK) out.mark = r.u32be();
   }
   if (out.id < 0) throw new DecodeError('no NFQA_VERDICT_HDR', NFGENMSG_LEN, 'nfqueue verdict');
   return out;

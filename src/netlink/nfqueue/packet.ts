@@ -3,8 +3,7 @@
  * its metadata. Values are big-endian; the payload starts at the L3 header.
  */
 import { DecodeError } from '../../errors.js';
-import { AttrWriter, attrNested, attrType, attrValueEnd, beU32, cString, nextAttr, type RawAttr } from '../attr.js';
-import { NLA_HDRLEN } from '../enums.js';
+import { AttrReader, AttrWriter, type RawAttr } from '../attr.js';
 import { decodeNfGenMsg, NFGENMSG_LEN, NFNL_SUBSYS_QUEUE, nfPayload, nfType } from '../nfnetlink.js';
 import { decodeHwAddr, decodePacketTimestamp, encodeHwAddr, encodePacketTimestamp } from '../nfpacket.js';
 import { align4 } from '../nlmsg.js';
@@ -51,71 +50,68 @@ export function decodeNfqPacket(payload: Buffer): NfqPacket {
   const g = decodeNfGenMsg(payload);
   const p: NfqPacket = { family: g.family, queue: g.resId, id: 0, hwProtocol: 0, hook: 0 };
   let sawHdr = false;
-  const end = payload.length;
-  for (let o = NFGENMSG_LEN; o < end; o = nextAttr(payload, o)) {
-    const vEnd = attrValueEnd(payload, o, end, OP);
-    const v = o + NLA_HDRLEN;
-    const u32 = () => beU32(payload, o, vEnd, OP);
-    const bytes = () => Buffer.from(payload.subarray(v, vEnd));
-    switch (attrType(payload, o)) {
-      case Q.NFQA_PACKET_HDR:
+  const r = new AttrReader(OP).reset(payload, NFGENMSG_LEN);
+  while (r.next()) {
+    switch (r.type()) {
+      case Q.NFQA_PACKET_HDR: {
         // struct nfqnl_msg_packet_hdr {be32 packet_id; be16 hw_protocol; u8 hook} __packed
-        if (vEnd - v < 7) throw new DecodeError('nfqnl_msg_packet_hdr needs 7 bytes', o, OP);
+        const v = r.need(7, 'nfqnl_msg_packet_hdr');
         p.id = payload.readUInt32BE(v);
         p.hwProtocol = payload.readUInt16BE(v + 4);
         p.hook = payload[v + 6];
         sawHdr = true;
         break;
+      }
       case Q.NFQA_MARK:
-        p.mark = u32();
+        p.mark = r.u32be();
         break;
       case Q.NFQA_PRIORITY:
-        p.priority = u32();
+        p.priority = r.u32be();
         break;
       case Q.NFQA_TIMESTAMP:
-        p.timestamp = decodePacketTimestamp(payload, o, vEnd, OP);
+        p.timestamp = decodePacketTimestamp(r);
         break;
       case Q.NFQA_IFINDEX_INDEV:
-        p.indev = u32();
+        p.indev = r.u32be();
         break;
       case Q.NFQA_IFINDEX_OUTDEV:
-        p.outdev = u32();
+        p.outdev = r.u32be();
         break;
       case Q.NFQA_IFINDEX_PHYSINDEV:
-        p.physindev = u32();
+        p.physindev = r.u32be();
         break;
       case Q.NFQA_IFINDEX_PHYSOUTDEV:
-        p.physoutdev = u32();
+        p.physoutdev = r.u32be();
         break;
       case Q.NFQA_HWADDR:
-        p.hwaddr = decodeHwAddr(payload, o, vEnd, OP);
+        p.hwaddr = decodeHwAddr(r);
         break;
       case Q.NFQA_UID:
-        p.uid = u32();
+        p.uid = r.u32be();
         break;
       case Q.NFQA_GID:
-        p.gid = u32();
+        p.gid = r.u32be();
         break;
       case Q.NFQA_SECCTX:
-        p.secctx = cString(payload, o, vEnd);
+        p.secctx = r.string();
         break;
       case Q.NFQA_CT:
-        p.ct = bytes();
+        p.ct = r.bytes();
         break;
       case Q.NFQA_CT_INFO:
-        p.ctInfo = u32();
+        p.ctInfo = r.u32be();
         break;
       case Q.NFQA_CAP_LEN:
-        p.capLen = u32();
+        p.capLen = r.u32be();
         break;
       case Q.NFQA_SKB_INFO:
-        p.skbInfo = u32();
+        p.skbInfo = r.u32be();
         break;
       case Q.NFQA_PAYLOAD:
-        p.payload = bytes();
+        p.payload = r.bytes();
         break;
       default:
-        (p.unknown ??= []).push({ type: attrType(payload, o), nested: attrNested(payload, o), value: bytes() });
+        (p.unknown ??= []).push(r.raw(true));
     }
   }
   // Without the header there is no id, and so no way to give the verdict.
@@ -162,11 +158,8 @@ export function encodeNfqPacket(p: NfqPacket): { type: number; payload: Buffer }
 /** The packet id of a message that failed to decode as a whole, when its header can still be read. */
 export function peekNfqPacketId(payload: Buffer): number | undefined {
   try {
-    const end = payload.length;
-    for (let o = NFGENMSG_LEN; o < end; o = nextAttr(payload, o)) {
-      const vEnd = attrValueEnd(payload, o, end, OP);
-      if (attrType(payload, o) === Q.NFQA_PACKET_HDR) return beU32(payload, o, vEnd, OP);
-    }
+    const r = new AttrReader(OP).reset(payload, NFGENMSG_LEN);
+    while (r.next()) if (r.type() === Q.NFQA_PACKET_HDR) return r.u32be();
   } catch {
     // Nothing readable: the caller counts it as loss.
   }

@@ -6,8 +6,7 @@
  * so re-encoding preserves every value but not that order.
  */
 import { DecodeError } from '../../errors.js';
-import { AttrWriter, attrNested, attrType, attrValueEnd, cString, nextAttr, type RawAttr } from '../attr.js';
-import { NLA_HDRLEN } from '../enums.js';
+import { AttrReader, AttrWriter, type RawAttr } from '../attr.js';
 import { AF_UNSPEC } from '../nfnetlink.js';
 import type { NetlinkMessage } from '../nlmsg.js';
 import * as R from './enums.js';
@@ -44,31 +43,19 @@ export interface LinkEntry {
 
 const OP = 'rtnetlink link';
 
-function u32(p: Buffer, o: number, vEnd: number): number {
-  if (vEnd - o - NLA_HDRLEN < 4) throw new DecodeError('attribute needs 4 bytes', o, OP);
-  return p.readUInt32LE(o + NLA_HDRLEN);
+function mac(r: AttrReader): string {
+  const len = r.len();
+  if (len > MAX_ADDR_LEN) throw r.error(`link-layer address of ${len} bytes`);
+  return formatMac(r.buffer, r.valueStart, len);
 }
 
-function mac(p: Buffer, o: number, vEnd: number): string {
-  const len = vEnd - o - NLA_HDRLEN;
-  if (len > MAX_ADDR_LEN) throw new DecodeError(`link-layer address of ${len} bytes`, o, OP);
-  return formatMac(p, o + NLA_HDRLEN, len);
-}
-
-const raw = (p: Buffer, o: number, vEnd: number): RawAttr => ({
-  type: attrType(p, o),
-  nested: attrNested(p, o),
-  value: p.subarray(o + NLA_HDRLEN, vEnd),
-});
-
-function decodeLinkInfo(p: Buffer, start: number, end: number): LinkInfo {
+function decodeLinkInfo(r: AttrReader): LinkInfo {
   const li: LinkInfo = {};
-  for (let o = start; o < end; o = nextAttr(p, o)) {
-    const vEnd = attrValueEnd(p, o, end, OP);
-    const t = attrType(p, o);
-    if (t === R.IFLA_INFO_KIND) li.kind = cString(p, o, vEnd);
-    else if (t === R.IFLA_INFO_SLAVE_KIND) li.slaveKind = cString(p, o, vEnd);
-    else (li.unknown ??= []).push(raw(p, o, vEnd));
+  while (r.next()) {
+    const t = r.type();
+    if (t === R.IFLA_INFO_KIND) li.kind = r.string();
+    else if (t === R.IFLA_INFO_SLAVE_KIND) li.slaveKind = r.string();
+    else (li.unknown ??= []).push(r.raw());
   }
   return li;
 }
@@ -83,33 +70,32 @@ export function decodeLink(p: Buffer): LinkEntry {
     flags: p.readUInt32LE(8),
     change: p.readUInt32LE(12),
   };
-  for (let o = R.IFINFOMSG_LEN; o < p.length; o = nextAttr(p, o)) {
-    const vEnd = attrValueEnd(p, o, p.length, OP);
-    switch (attrType(p, o)) {
+  const r = new AttrReader(OP).reset(p, R.IFINFOMSG_LEN);
+  while (r.next()) {
+    switch (r.type()) {
       case R.IFLA_IFNAME:
-        e.name = cString(p, o, vEnd);
+        e.name = r.string();
         break;
       case R.IFLA_ADDRESS:
-        e.mac = mac(p, o, vEnd);
+        e.mac = mac(r);
         break;
       case R.IFLA_BROADCAST:
-        e.broadcast = mac(p, o, vEnd);
+        e.broadcast = mac(r);
         break;
       case R.IFLA_MTU:
-        e.mtu = u32(p, o, vEnd);
+        e.mtu = r.u32();
         break;
       case R.IFLA_MASTER:
-        e.master = u32(p, o, vEnd);
+        e.master = r.u32();
         break;
       case R.IFLA_OPERSTATE:
-        if (vEnd - o - NLA_HDRLEN < 1) throw new DecodeError('attribute needs 1 byte', o, OP);
-        e.operstate = p[o + NLA_HDRLEN];
+        e.operstate = r.u8();
         break;
       case R.IFLA_LINKINFO:
-        e.linkInfo = decodeLinkInfo(p, o + NLA_HDRLEN, vEnd);
+        e.linkInfo = decodeLinkInfo(r.nested());
         break;
       default:
-        (e.unknown ??= []).push(raw(p, o, vEnd));
+        (e.unknown ??= []).push(r.raw());
     }
   }
   return e;

@@ -6,9 +6,8 @@
  * forwarding entries (AF_BRIDGE, the FDB).
  */
 import { DecodeError } from '../../errors.js';
-import { AttrWriter, attrNested, attrType, attrValueEnd, nextAttr, type RawAttr } from '../attr.js';
-import { NLA_HDRLEN } from '../enums.js';
-import { formatIP, parseIP } from '../ip.js';
+import { AttrReader, AttrWriter, type RawAttr } from '../attr.js';
+import { parseIP } from '../ip.js';
 import { AF_BRIDGE } from '../nfnetlink.js';
 import type { NetlinkMessage } from '../nlmsg.js';
 import * as R from './enums.js';
@@ -49,10 +48,6 @@ export interface NeighEntry {
 
 const OP = 'rtnetlink neighbour';
 
-function need(o: number, vEnd: number, size: number): void {
-  if (vEnd - o - NLA_HDRLEN < size) throw new DecodeError(`attribute needs ${size} bytes`, o, OP);
-}
-
 /** Decodes the payload of a neighbour message (ndmsg, then attributes). Throws DecodeError only. */
 export function decodeNeigh(p: Buffer): NeighEntry {
   if (p.length < R.NDMSG_LEN) throw new DecodeError(`ndmsg needs ${R.NDMSG_LEN} bytes`, p.length, OP);
@@ -63,21 +58,20 @@ export function decodeNeigh(p: Buffer): NeighEntry {
     flags: p[10],
     type: p[11],
   };
-  for (let o = R.NDMSG_LEN; o < p.length; o = nextAttr(p, o)) {
-    const vEnd = attrValueEnd(p, o, p.length, OP);
-    const v = o + NLA_HDRLEN;
-    const len = vEnd - v;
-    switch (attrType(p, o)) {
+  const r = new AttrReader(OP).reset(p, R.NDMSG_LEN);
+  while (r.next()) {
+    switch (r.type()) {
       case R.NDA_DST:
-        if (len !== 4 && len !== 16) throw new DecodeError(`NDA_DST of ${len} bytes`, o, OP);
-        e.dst = formatIP(p, v, len);
+        e.dst = r.ip('NDA_DST');
         break;
-      case R.NDA_LLADDR:
-        if (len > MAX_ADDR_LEN) throw new DecodeError(`NDA_LLADDR of ${len} bytes`, o, OP);
-        e.lladdr = formatMac(p, v, len);
+      case R.NDA_LLADDR: {
+        const len = r.len();
+        if (len > MAX_ADDR_LEN) throw r.error(`NDA_LLADDR of ${len} bytes`);
+        e.lladdr = formatMac(p, r.valueStart, len);
         break;
-      case R.NDA_CACHEINFO:
-        need(o, vEnd, 16);
+      }
+      case R.NDA_CACHEINFO: {
+        const v = r.need(16);
         e.cacheinfo = {
           confirmed: p.readUInt32LE(v),
           used: p.readUInt32LE(v + 4),
@@ -85,28 +79,24 @@ export function decodeNeigh(p: Buffer): NeighEntry {
           refcnt: p.readUInt32LE(v + 12),
         };
         break;
+      }
       case R.NDA_PROBES:
-        need(o, vEnd, 4);
-        e.probes = p.readUInt32LE(v);
+        e.probes = r.u32();
         break;
       case R.NDA_VLAN:
-        need(o, vEnd, 2);
-        e.vlan = p.readUInt16LE(v);
+        e.vlan = r.u16();
         break;
       case R.NDA_MASTER:
-        need(o, vEnd, 4);
-        e.master = p.readUInt32LE(v);
+        e.master = r.u32();
         break;
       case R.NDA_PROTOCOL:
-        need(o, vEnd, 1);
-        e.protocol = p[v];
+        e.protocol = r.u8();
         break;
       case R.NDA_FLAGS_EXT:
-        need(o, vEnd, 4);
-        e.flagsExt = p.readUInt32LE(v);
+        e.flagsExt = r.u32();
         break;
       default:
-        (e.unknown ??= []).push({ type: attrType(p, o), nested: attrNested(p, o), value: p.subarray(v, vEnd) });
+        (e.unknown ??= []).push(r.raw());
     }
   }
   return e;

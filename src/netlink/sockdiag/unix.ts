@@ -6,8 +6,7 @@
  * number /proc/PID/fd shows as `socket:[N]`.
  */
 import { DecodeError } from '../../errors.js';
-import { AttrWriter, attrNested, attrType, attrValueEnd, nextAttr, type RawAttr } from '../attr.js';
-import { NLA_HDRLEN } from '../enums.js';
+import { AttrReader, AttrWriter, type RawAttr } from '../attr.js';
 import type { NetlinkMessage } from '../nlmsg.js';
 import * as U from './enums.js';
 
@@ -98,14 +97,11 @@ export function unixDiagRequest(ino: number, show: number): { type: number; payl
   };
 }
 
-function need(len: number, size: number, o: number, what: string): void {
-  if (len < size) throw new DecodeError(`${what} needs ${size} bytes, has ${len}`, o, OP);
-}
-
-function u32Array(p: Buffer, v: number, len: number, o: number, what: string): number[] {
-  if (len % 4) throw new DecodeError(`${what} of ${len} bytes is not a u32 array`, o, OP);
+function u32Array(r: AttrReader, what: string): number[] {
+  const len = r.len();
+  if (len % 4) throw r.error(`${what} of ${len} bytes is not a u32 array`);
   const out: number[] = [];
-  for (let i = 0; i < len; i += 4) out.push(p.readUInt32LE(v + i));
+  for (let i = 0; i < len; i += 4) out.push(r.buffer.readUInt32LE(r.valueStart + i));
   return out;
 }
 
@@ -120,46 +116,39 @@ export function decodeUnixDiag(p: Buffer): UnixDiagEntry {
     ino: p.readUInt32LE(4),
     cookie: [p.readUInt32LE(8), p.readUInt32LE(12)],
   };
-  for (let o = U.UNIX_DIAG_MSG_LEN; o < p.length; o = nextAttr(p, o)) {
-    const vEnd = attrValueEnd(p, o, p.length, OP);
-    const v = o + NLA_HDRLEN;
-    const len = vEnd - v;
-    switch (attrType(p, o)) {
+  const r = new AttrReader(OP).reset(p, U.UNIX_DIAG_MSG_LEN);
+  while (r.next()) {
+    switch (r.type()) {
       case U.UNIX_DIAG_NAME:
-        e.name = Buffer.from(p.subarray(v, vEnd));
+        e.name = r.bytes();
         break;
-      case U.UNIX_DIAG_VFS:
-        need(len, 8, o, 'UNIX_DIAG_VFS');
+      case U.UNIX_DIAG_VFS: {
+        const v = r.need(8, 'UNIX_DIAG_VFS');
         e.vfs = { ino: p.readUInt32LE(v), dev: p.readUInt32LE(v + 4) };
         break;
+      }
       case U.UNIX_DIAG_PEER:
-        need(len, 4, o, 'UNIX_DIAG_PEER');
-        e.peer = p.readUInt32LE(v);
+        e.peer = p.readUInt32LE(r.need(4, 'UNIX_DIAG_PEER'));
         break;
       case U.UNIX_DIAG_ICONS:
-        e.icons = u32Array(p, v, len, o, 'UNIX_DIAG_ICONS');
+        e.icons = u32Array(r, 'UNIX_DIAG_ICONS');
         break;
-      case U.UNIX_DIAG_RQLEN:
-        need(len, 8, o, 'UNIX_DIAG_RQLEN');
+      case U.UNIX_DIAG_RQLEN: {
+        const v = r.need(8, 'UNIX_DIAG_RQLEN');
         e.rqlen = { rqueue: p.readUInt32LE(v), wqueue: p.readUInt32LE(v + 4) };
         break;
+      }
       case U.UNIX_DIAG_MEMINFO:
-        e.meminfo = u32Array(p, v, len, o, 'UNIX_DIAG_MEMINFO');
+        e.meminfo = u32Array(r, 'UNIX_DIAG_MEMINFO');
         break;
       case U.UNIX_DIAG_SHUTDOWN:
-        need(len, 1, o, 'UNIX_DIAG_SHUTDOWN');
-        e.shutdown = p[v];
+        e.shutdown = p[r.need(1, 'UNIX_DIAG_SHUTDOWN')];
         break;
       case U.UNIX_DIAG_UID:
-        need(len, 4, o, 'UNIX_DIAG_UID');
-        e.uid = p.readUInt32LE(v);
+        e.uid = p.readUInt32LE(r.need(4, 'UNIX_DIAG_UID'));
         break;
       default:
-        (e.unknown ??= []).push({
-          type: attrType(p, o),
-          nested: attrNested(p, o),
-          value: Buffer.from(p.subarray(v, vEnd)),
-        });
+        (e.unknown ??= []).push(r.raw(true));
     }
   }
   return e;
