@@ -10,6 +10,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { entryKey } from '../../src/sources/conntrack/ended.js';
 import type { ConntrackRecord } from '../../src/sources/conntrack/record.js';
 import { conntrack } from '../../src/sources/conntrack/source.js';
 import type { SourceNotice } from '../../src/sources/notice.js';
@@ -63,13 +64,13 @@ function follow(reliable: boolean): Reader {
 }
 
 const flood = (r: ConntrackRecord) => r.orig.dst.startsWith('127.1.') || r.orig.dst.startsWith('127.2.');
-/** Event records (not dump or inferred ones) seen more than once, as "type id". */
+/** Event records (not dump or inferred ones) seen more than once, as "type entry" (ids alone collide). */
 function repeats(recs: ConntrackRecord[]): string[] {
   const seen = new Set<string>();
   const twice: string[] = [];
   for (const r of recs) {
     if (r.type === 'dump' || r.resync) continue;
-    const k = `${r.type} ${r.id}`;
+    const k = `${r.type} ${entryKey(r)}`;
     if (seen.has(k)) twice.push(k);
     seen.add(k);
   }
@@ -109,19 +110,19 @@ describe('reliable conntrack events', () => {
       // Reliable: every flow ended by a real DESTROY (with counters), none inferred, none twice.
       const rEnds = ends(reliable);
       expect(rEnds.filter((x) => x.resync)).toEqual([]);
-      expect(new Set(rEnds.map((x) => x.id)).size).toBe(FLOWS);
+      expect(new Set(rEnds.map(entryKey)).size).toBe(FLOWS);
       expect(rEnds.length).toBe(FLOWS);
       expect(rEnds.every((x) => (x.orig.packets ?? 0) >= 1)).toBe(true);
       // Every NEW it did get has its DESTROY.
-      const ended = new Set(rEnds.map((x) => x.id));
-      expect(reliable.recs.filter((x) => x.type === 'new' && flood(x) && !ended.has(x.id))).toEqual([]);
+      const ended = new Set(rEnds.map(entryKey));
+      expect(reliable.recs.filter((x) => x.type === 'new' && flood(x) && !ended.has(entryKey(x)))).toEqual([]);
 
       // Normal: the same overrun loses events, says so, and infers the lost ends.
       const nLoss = normal.notices.filter((n) => n.kind === 'loss').reduce((a, n) => a + (n.count ?? 0), 0);
       expect(nLoss).toBeGreaterThan(0);
       const nEnds = ends(normal);
       expect(nEnds.filter((x) => x.resync).length).toBeGreaterThan(0);
-      expect(new Set(nEnds.map((x) => x.id)).size).toBe(nEnds.length);
+      expect(new Set(nEnds.map(entryKey)).size).toBe(nEnds.length);
 
       // The kernel resent DESTROYs to both sockets; neither passed an event on twice.
       expect(repeats(reliable.recs)).toEqual([]);

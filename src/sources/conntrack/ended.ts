@@ -1,44 +1,64 @@
 /**
- * The ids of entries that ended recently, so that an entry is reported
- * destroyed once. A second DESTROY for the same id comes from the kernel
- * redelivering it (ctnetlink resends a DESTROY whose broadcast failed on any
- * socket that set NETLINK_BROADCAST_SEND_ERROR, ours in reliable mode or
- * another program's, and every listener gets the resend) or from the real
- * event arriving after a resync already inferred the entry's end.
+ * Which conntrack entry a record is about, and the entries that ended
+ * recently, so that an entry is reported destroyed once.
+ *
+ * The kernel's entry id is a 32-bit hash, not unique: with 50 000 live
+ * entries two share an id in about three runs out of ten. An entry is
+ * therefore its id together with its original tuple and zone (`entryKey`),
+ * so the end of one entry never hides the end, or the NEW, of another.
+ *
+ * A second DESTROY for the same entry comes from the kernel redelivering it
+ * (ctnetlink resends a DESTROY whose broadcast failed on any socket that set
+ * NETLINK_BROADCAST_SEND_ERROR, ours in reliable mode or another program's,
+ * and every listener gets the resend) or from the real event arriving after a
+ * resync already inferred the entry's end.
  */
+import type { ConntrackRecord } from './record.js';
 
-/** Enough for a whole-table `conntrack -D` burst on a large router; about 40 bytes an id. */
-export const ENDED_IDS_DEFAULT_CAP = 1 << 18;
+/**
+ * An entry's identity: id, protocol, original addresses and ports (or ICMP
+ * type, code and id), and zones. Stable for the entry's life; two live
+ * entries never share it.
+ */
+export function entryKey(r: ConntrackRecord): string {
+  const o = r.orig;
+  const ports = o.icmp ? `i${o.icmp.type}.${o.icmp.code}.${o.icmp.id}` : `${o.sport ?? ''}.${o.dport ?? ''}`;
+  return `${r.id}|${r.protonum}|${o.src}|${o.dst}|${ports}|${r.zone ?? ''}|${o.zone ?? ''}`;
+}
 
-export class EndedIds {
-  // A Set iterates in insertion order: the first id is the oldest, evicted first.
-  private readonly ids = new Set<number>();
+/** Enough for a whole-table `conntrack -D` burst on a large router; about 150 bytes an entry. */
+export const ENDED_DEFAULT_CAP = 1 << 18;
 
-  constructor(private readonly cap = ENDED_IDS_DEFAULT_CAP) {}
+/** The keys (`entryKey`) of entries that ended recently, bounded: the oldest is forgotten first. */
+export class EndedEntries {
+  // A Set iterates in insertion order: the first key is the oldest, evicted first.
+  private readonly keys = new Set<string>();
 
-  has(id: number): boolean {
-    return this.ids.has(id);
+  constructor(private readonly cap = ENDED_DEFAULT_CAP) {}
+
+  has(key: string): boolean {
+    return this.keys.has(key);
   }
 
-  add(id: number): void {
-    if (this.ids.has(id)) return;
-    this.ids.add(id);
-    if (this.ids.size > this.cap) {
-      const oldest = this.ids.values().next().value as number;
-      this.ids.delete(oldest);
+  add(key: string): void {
+    if (this.keys.has(key)) return;
+    this.keys.add(key);
+    if (this.keys.size > this.cap) {
+      const oldest = this.keys.values().next().value as string;
+      this.keys.delete(oldest);
     }
   }
 
-  /** The id is alive again (the kernel reuses an id for the same tuple at the same address). */
-  revive(id: number): void {
-    this.ids.delete(id);
+  /** The entry is alive again (the kernel gives a new entry with the same tuple at the same address the same id). */
+  revive(key: string): void {
+    this.keys.delete(key);
   }
 
   get size(): number {
-    return this.ids.size;
+    return this.keys.size;
   }
 
   clear(): void {
-    this.ids.clear();
+    this.keys.clear();
   }
 }

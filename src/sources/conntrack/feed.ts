@@ -20,7 +20,7 @@ import { publishNotice, type SourceNotice } from '../notice.js';
 import { readSysctl, writeSysctl } from '../sysctl.js';
 import { conntrackRecordFromMessage } from './decode.js';
 import { runDump } from './dump.js';
-import { EndedIds } from './ended.js';
+import { EndedEntries, entryKey } from './ended.js';
 import type { ConntrackConfig } from './options.js';
 import type { ConntrackRecord, Counters } from './record.js';
 
@@ -35,6 +35,9 @@ interface Tracked {
   announced?: boolean;
 }
 
+/** Live entries by `entryKey` (id and original tuple: ids alone collide). */
+type LiveTable = Map<string, Tracked>;
+
 const counters = (e: ConntrackRecord['orig']): Counters | undefined =>
   e.packets === undefined ? undefined : { packets: e.packets, bytes: e.bytes ?? 0 };
 
@@ -48,9 +51,9 @@ function growth(now: Counters | undefined, before: Counters | undefined): Counte
 export class ConntrackFeed {
   readonly records = new Subject<ConntrackRecord>();
   readonly notices = new Subject<SourceNotice>();
-  private readonly live = new Map<number, Tracked>();
+  private readonly live: LiveTable = new Map();
   /** Entries reported destroyed (by the kernel or a resync): each is reported once. */
-  private readonly ended = new EndedIds();
+  private readonly ended = new EndedEntries();
   /** Repeated events (kernel redelivery) that were not passed on: for tests and stats. */
   repeatsDropped = 0;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -199,50 +202,41 @@ export class ConntrackFeed {
     this.follower.event(rec);
   }
 
-  /** Passes an event on unless it repeats one already passed on (same entry id, same NEW or DESTROY). */
+  /** Passes an event on unless it repeats one already passed on (same entry, same NEW or DESTROY). */
   private emit(rec: ConntrackRecord): void {
-    if (rec.type === 'destroy') {
-      if (this.ended.has(rec.id)) {
-        this.repeatsDropped++;
-        return;
-      }
-    } else if (rec.type === 'new') {
-      // Ids are 32-bit hashes, not unique: two live entries share one now and then (about once per 100 000
-      // pairs). A NEW repeats only when it is the same entry, tuple and all.
-      const prev = this.live.get(rec.id);
-      if (prev?.announced && sameTuple(prev.rec, rec)) {
-        this.repeatsDropped++;
-        return;
-      }
+    const key = entryKey(rec);
+    if (rec.type === 'destroy' ? this.ended.has(key) : rec.type === 'new' && this.live.get(key)?.announced) {
+      this.repeatsDropped++;
+      return;
     }
-    this.track(rec);
+    this.track(rec, key);
     this.records.next(rec);
   }
 
   /** An entry's end that no event reported (it vanished from a dump): said once, like a real DESTROY. */
-  private inferDestroy(id: number, t: Tracked, now: number, resync: boolean): void {
-    this.live.delete(id);
-    this.ended.add(id);
+  private inferDestroy(key: string, t: Tracked, now: number, resync: boolean): void {
+    this.live.delete(key);
+    this.ended.add(key);
     const rec: ConntrackRecord = { ...t.rec, type: 'destroy', ts: now };
     if (resync) rec.resync = true;
     this.records.next(rec);
   }
 
   /** Keeps the last record and counters of each live entry; sets `delta` on records with counters. */
-  private track(rec: ConntrackRecord): void {
-    const prev = this.live.get(rec.id);
+  private track(rec: ConntrackRecord, key = entryKey(rec)): void {
+    const prev = this.live.get(key);
     const o = counters(rec.orig);
     const r = counters(rec.reply);
     if (rec.type === 'destroy') {
-      this.live.delete(rec.id);
-      this.ended.add(rec.id);
+      this.live.delete(key);
+      this.ended.add(key);
       if (o) rec.delta = { orig: growth(o, prev?.orig), reply: growth(r, prev?.reply) };
       return;
     }
     // Alive again: the kernel gives a new entry with the same tuple at the same address the same id.
-    if (rec.type === 'new' || rec.type === 'dump') this.ended.revive(rec.id);
+    if (rec.type === 'new' || rec.type === 'dump') this.ended.revive(key);
     const announced = rec.type === 'new' || (prev?.announced ?? false);
-    this.live.set(rec.id, { rec, orig: o ?? prev?.orig, reply: r ?? prev?.reply, announced });
+    this.live.set(key, { rec, orig: o ?? prev?.orig, reply: r ?? prev?.reply, announced });
   }
 
   /** What lost events mean: in reliable mode the kernel retries DESTROYs, so only a table view needs a resync. */
@@ -260,18 +254,18 @@ export class ConntrackFeed {
 
   /** After loss: re-dump, emit what is there, infer destroys for what vanished (held events go out after). */
   private async resyncDump(held: readonly ConntrackRecord[]): Promise<number> {
-    const seen = new Set<number>();
+    const seen = new Set<string>();
     const count = await this.dump((r) => {
       r.resync = true;
-      seen.add(r.id);
+      seen.add(entryKey(r));
       this.records.next(r);
     });
     // Entries born during the resync, or whose real DESTROY is waiting, need no inferred one. In
     // reliable mode the kernel retries every DESTROY until we read it: the real one, with counters, will come.
-    const born = new Set(held.filter((r) => r.type === 'new' || r.type === 'destroy').map((r) => r.id));
+    const born = new Set(held.filter((r) => r.type === 'new' || r.type === 'destroy').map(entryKey));
     const now = Date.now();
     if (!this.cfg.reliable) {
-      for (const [id, t] of this.live) if (!seen.has(id) && !born.has(id)) this.inferDestroy(id, t, now, true);
+      for (const [key, t] of this.live) if (!seen.has(key) && !born.has(key)) this.inferDestroy(key, t, now, true);
     }
     return count;
   }
@@ -280,7 +274,7 @@ export class ConntrackFeed {
   private async poll(): Promise<void> {
     if (this.polling || this.follower.holding || this.closed) return;
     this.polling = true;
-    const seen = new Set<number>();
+    const seen = new Set<string>();
     try {
       this.dumper ??= NetlinkSocket.open(
         { protocol: NETLINK_NETFILTER, netns: this.cfg.netns, recvBufferBytes: 1 << 20 },
@@ -290,13 +284,14 @@ export class ConntrackFeed {
         this.dumper,
         this.cfg,
         (r) => {
-          seen.add(r.id);
-          const prev = this.live.get(r.id);
+          const key = entryKey(r);
+          seen.add(key);
+          const prev = this.live.get(key);
           const o = counters(r.orig);
           const rp = counters(r.reply);
           const delta = { orig: growth(o, prev?.orig), reply: growth(rp, prev?.reply) };
-          this.ended.revive(r.id);
-          this.live.set(r.id, { rec: { ...r, type: 'update' }, orig: o, reply: rp, announced: prev?.announced });
+          this.ended.revive(key);
+          this.live.set(key, { rec: { ...r, type: 'update' }, orig: o, reply: rp, announced: prev?.announced });
           if (prev && delta.orig.packets === 0 && delta.reply.packets === 0) return;
           this.records.next({ ...r, type: 'update', delta });
         },
@@ -305,7 +300,7 @@ export class ConntrackFeed {
       // Without destroy events nobody else says an entry is gone.
       if (!this.cfg.events.includes('destroy')) {
         const now = Date.now();
-        for (const [id, t] of this.live) if (!seen.has(id)) this.inferDestroy(id, t, now, false);
+        for (const [key, t] of this.live) if (!seen.has(key)) this.inferDestroy(key, t, now, false);
       }
     } catch (err) {
       this.notice({ kind: 'warning', message: `counter poll failed: ${(err as Error).message}` });
@@ -313,18 +308,4 @@ export class ConntrackFeed {
       this.polling = false;
     }
   }
-}
-
-/** Same original tuple: protocol, addresses, and ports or ICMP id. */
-function sameTuple(a: ConntrackRecord, b: ConntrackRecord): boolean {
-  const x = a.orig;
-  const y = b.orig;
-  return (
-    a.protonum === b.protonum &&
-    x.src === y.src &&
-    x.dst === y.dst &&
-    x.sport === y.sport &&
-    x.dport === y.dport &&
-    x.icmp?.id === y.icmp?.id
-  );
 }

@@ -39,11 +39,10 @@ export const ConntrackOptions = z.strictObject({
    */
   reliable: bool().default(false),
   /**
-   * Read the event socket on a worker thread that drains it in batches; false (the default for now)
-   * uses the `netlink` package's one-callback-per-datagram reader on the main thread. Opt-in until the
-   * SPIN example's counted flows work with it (its conntrack poll saw no counted flows with it on).
+   * Read the event socket on a worker thread that drains it in batches (the default); false uses the
+   * `netlink` package's one-callback-per-datagram reader on the main thread.
    */
-  batchedReceive: bool().default(false),
+  batchedReceive: bool().default(true),
 });
 
 export type ConntrackConfig = Omit<z.output<typeof ConntrackOptions>, 'events'> & { events: CtEventName[] };

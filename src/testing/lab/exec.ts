@@ -52,36 +52,50 @@ interface ExecFailure extends Error {
   signal?: NodeJS.Signals | null;
 }
 
-/** Runs a command (argv, no shell) with a timeout; throws on a non-zero exit unless `allowFail`. */
+/**
+ * Runs a command (argv, no shell) with a timeout; throws on a non-zero exit unless `allowFail`.
+ *
+ * The timeout is ours, not execFile's: when it fires, the kill waits one turn of the event loop, so a
+ * command that finished while the main thread was busy (spawning dozens of commands at once on a loaded
+ * machine blocks it for seconds) is reaped and counted as finished, not killed and reported as timed out.
+ */
 export function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const [file, ...args] = argv;
   if (file === undefined) return Promise.reject(new FlowgrabError('FG_ERR_INVALID_ARGUMENT', 'run: empty argv'));
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
+    let timedOut = false;
     const child = execFile(
       file,
       args,
       {
-        timeout: timeoutMs,
-        killSignal: 'SIGKILL',
         maxBuffer: 64 * 1024 * 1024,
         encoding: 'utf8',
         // Tools we parse (ip, ss, dig, conntrack) must not localise their output.
         env: { ...process.env, LC_ALL: 'C' },
       },
       (err, stdout, stderr) => {
+        clearTimeout(timer);
         if (!err) {
           resolve({ stdout, stderr, code: 0 });
           return;
         }
         const e = err as ExecFailure;
-        const timedOut = e.killed === true && e.signal === 'SIGKILL';
         const code = typeof e.code === 'number' ? e.code : e.code === 'ENOENT' ? 127 : timedOut ? 124 : 1;
         const errText = stderr || (typeof e.code === 'string' ? e.message : '');
         if (opts.allowFail && e.code !== 'ENOENT') resolve({ stdout, stderr: errText, code });
         else reject(new LabCommandError(argv, code, errText, timedOut, err));
       },
     );
+    const exited = () => child.exitCode !== null || child.signalCode !== null;
+    const timer = setTimeout(() => {
+      // Timers run before I/O in a loop turn: let the exit the kernel may already hold for us be read first.
+      setImmediate(() => {
+        if (exited()) return;
+        timedOut = true;
+        child.kill('SIGKILL');
+      });
+    }, timeoutMs);
     // A command that exits before reading its input closes the pipe: not our error.
     child.stdin?.on('error', () => {});
     child.stdin?.end(opts.input ?? '');

@@ -8,25 +8,26 @@ import { describe, expect, it } from 'vitest';
 import type { CtEntry } from '../../../src/netlink/conntrack/entry.js';
 import { encodeCtMessage } from '../../../src/netlink/conntrack/messages.js';
 import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.js';
-import { EndedIds } from '../../../src/sources/conntrack/ended.js';
+import { EndedEntries } from '../../../src/sources/conntrack/ended.js';
 import type { ConntrackRecord } from '../../../src/sources/conntrack/record.js';
 import { conntrack } from '../../../src/sources/conntrack/source.js';
 import type { SourceNotice } from '../../../src/sources/notice.js';
 import { dumpReply, FakeKernel, type FakeSocket } from '../../../src/testing/fake-netlink.js';
 import { waitFor } from '../../../src/testing/lab/netns.js';
 
-const entry = (id: number): CtEntry => ({
+/** Entry `id`; `port` (default 40000 + id) tells apart entries that share an id. */
+const entry = (id: number, port = 40000 + id): CtEntry => ({
   family: 2,
-  orig: { src: '10.0.0.2', dst: `10.0.1.${id}`, protonum: 17, sport: 40000 + id, dport: 53 },
-  reply: { src: `10.0.1.${id}`, dst: '10.0.0.2', protonum: 17, sport: 53, dport: 40000 + id },
+  orig: { src: '10.0.0.2', dst: `10.0.1.${id}`, protonum: 17, sport: port, dport: 53 },
+  reply: { src: `10.0.1.${id}`, dst: '10.0.0.2', protonum: 17, sport: 53, dport: port },
   status: 0x8,
   id,
   countersOrig: { packets: BigInt(id), bytes: BigInt(id * 100) },
   countersReply: { packets: 0n, bytes: 0n },
 });
 
-const event = (kind: 'new' | 'destroy', id: number): Buffer => {
-  const m = encodeCtMessage(kind, entry(id));
+const event = (kind: 'new' | 'destroy', id: number, port?: number): Buffer => {
+  const m = encodeCtMessage(kind, entry(id, port));
   return encodeMessage({ type: m.type, flags: m.flags, seq: 0, pid: 0 }, m.payload);
 };
 const NEW = 1;
@@ -40,13 +41,14 @@ function slowKernel() {
     dumps.push({ req, sock });
     return [];
   };
-  const answer = (i: number, table: number[]) => {
+  /** Answers dump `i` with `table`: ids, or [id, port] for entries that share an id. */
+  const answer = (i: number, table: (number | [number, number])[]) => {
     const { req, sock } = dumps[i];
     sock.deliver(
       dumpReply(
         req,
         0x100,
-        table.map((id) => encodeCtMessage('dump', entry(id)).payload),
+        table.map((e) => encodeCtMessage('dump', typeof e === 'number' ? entry(e) : entry(...e)).payload),
       ),
       0,
     );
@@ -145,11 +147,66 @@ describe('conntrack feed: every event at most once', () => {
     expect(() => conntrack({ reliable: 'yes' as never })).toThrow(/reliable/);
   });
 
-  it('EndedIds forgets the oldest id past its bound', () => {
-    const e = new EndedIds(3);
-    for (const id of [1, 2, 3, 4]) e.add(id);
-    expect([e.has(1), e.has(2), e.has(4), e.size]).toEqual([false, true, true, 3]);
-    e.revive(2);
-    expect(e.has(2)).toBe(false);
+  it('EndedEntries forgets the oldest entry past its bound', () => {
+    const e = new EndedEntries(3);
+    for (const k of ['1|a', '2|a', '3|a', '4|a']) e.add(k);
+    expect([e.has('1|a'), e.has('2|a'), e.has('4|a'), e.size]).toEqual([false, true, true, 3]);
+    e.revive('2|a');
+    expect(e.has('2|a')).toBe(false);
+  });
+
+  it('two live entries sharing an id (ids are 32-bit hashes) are two entries: each NEW and DESTROY once', async () => {
+    const k = new FakeKernel();
+    const recs: string[] = [];
+    const sub = conntrack({ events: ['new', 'destroy'], transport: k.transport }).subscribe((r) =>
+      recs.push(`${key(r)}:${r.orig.sport}`),
+    );
+    k.multicast(NEW, event('new', 9, 1000));
+    k.multicast(NEW, event('new', 9, 2000)); // another entry, same id: not a repeat
+    k.multicast(DESTROY, event('destroy', 9, 1000));
+    k.multicast(DESTROY, event('destroy', 9, 1000)); // a redelivery: dropped
+    k.multicast(NEW, event('new', 9, 2000)); // a redelivery: dropped
+    k.multicast(DESTROY, event('destroy', 9, 2000)); // the other entry's end still goes out
+    await waitFor(() => recs.length >= 4, { timeoutMs: 2_000, what: 'the events' });
+    await k.settle();
+    sub.unsubscribe();
+    expect(recs).toEqual(['new:9:1000', 'new:9:2000', 'destroy:9:1000', 'destroy:9:2000']);
+  });
+
+  it('a resync infers the end of one of two entries sharing an id, and the real DESTROY after it is dropped', async () => {
+    const { k, dumps, answer } = slowKernel();
+    const recs: ConntrackRecord[] = [];
+    const notices: SourceNotice[] = [];
+    const sub = conntrack({
+      events: ['new', 'destroy'],
+      lossCheckMs: 10,
+      transport: k.transport,
+      notices: { next: (n) => notices.push(n) },
+    }).subscribe((r) => recs.push(r));
+    k.multicast(NEW, event('new', 9, 1000));
+    k.multicast(NEW, event('new', 9, 2000));
+    await waitFor(() => recs.length === 2, { timeoutMs: 2_000, what: 'two NEW events' });
+    // Overrun: entry (9, 1000) ended and its DESTROY was lost; (9, 2000) lives on.
+    k.openSockets[0].dropCount = 1;
+    await waitFor(() => dumps.length === 1, { timeoutMs: 2_000, what: 'the resync dump' });
+    answer(0, [[9, 2000]]);
+    await waitFor(() => notices.some((n) => n.kind === 'resync'), { timeoutMs: 2_000, what: 'the resync' });
+    // The kernel redelivers the lost DESTROY (a reliable listener elsewhere), then the other entry ends.
+    k.multicast(DESTROY, event('destroy', 9, 1000));
+    k.multicast(DESTROY, event('destroy', 9, 2000));
+    k.multicast(DESTROY, event('destroy', 9, 2000));
+    await waitFor(() => recs.filter((r) => r.type === 'destroy').length >= 2, {
+      timeoutMs: 2_000,
+      what: 'both ends',
+    });
+    await k.settle();
+    sub.unsubscribe();
+    expect(recs.map((r) => `${key(r)}:${r.orig.sport}`)).toEqual([
+      'new:9:1000',
+      'new:9:2000',
+      'dump:9:resync:2000',
+      'destroy:9:resync:1000',
+      'destroy:9:2000',
+    ]);
   });
 });
