@@ -1,5 +1,6 @@
 /** Small helpers shared by the benchmarks: a throw-away netns, timing, medians. */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { floodUdp } from '../src/testing/flood.js';
 
 export const sh = (argv: string[], input?: string): string =>
@@ -71,3 +72,34 @@ export function timeCommand(argv: string[]): { ms: number; rssKiB: number } {
 }
 
 export const fmt = (x: number, d = 1) => x.toFixed(d);
+
+/**
+ * CPU time (user + system, every thread) a process has used so far, in ms, from /proc/PID/task/TID/schedstat
+ * (nanoseconds; /proc/PID/stat counts in 10 ms ticks, too coarse for a short run). `pid` defaults to this process.
+ */
+export function procCpuMs(pid: number | 'self' = 'self'): number {
+  let ns = 0;
+  const dir = `/proc/${pid}/task`;
+  for (const tid of readdirSync(dir)) {
+    try {
+      ns += Number(readFileSync(`${dir}/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ns / 1e6;
+}
+
+/**
+ * Runs per figure (`npm run bench -- NAME --runs N`, or FG_BENCH_RUNS): each bench reports the median of
+ * this many runs (at least 5, as the issue asks, unless told fewer).
+ */
+export function benchRuns(fallback = 5): number {
+  const i = process.argv.indexOf('--runs');
+  const n = Number(i > 0 ? process.argv[i + 1] : (process.env.FG_BENCH_RUNS ?? fallback));
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--runs: expected a whole number ≥ 1, got ${process.argv[i + 1]}`);
+  return n;
+}
+
+/** "met" or "NOT met", for a figure's goal. */
+export const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');

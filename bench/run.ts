@@ -1,4 +1,7 @@
-/** `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same run. */
+/**
+ * `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same run
+ * (process CPU from /proc for both sides where a figure is about CPU), medians of `--runs N` runs.
+ */
 import { benchConntrack } from './conntrack.js';
 import { benchDaemon } from './daemon.js';
 import { benchDecodeWorst } from './decode-worst.js';
@@ -14,7 +17,9 @@ if (process.getuid?.() !== 0) {
   console.error('bench: needs root (network namespaces, conntrack)');
   process.exit(1);
 }
-const only = process.argv[2];
+// `npm run bench -- [NAME] [--runs N]`: one bench by name (all without), each figure the median of N runs (lib.ts).
+const args = process.argv.slice(2);
+const only = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--runs');
 if (!only || only === 'conntrack') await benchConntrack();
 if (!only || only === 'dns') await benchDns();
 if (!only || only === 'nfqueue') await benchNfqueue();

@@ -218,6 +218,19 @@ export function frameText(json: string): Buffer {
   return out;
 }
 
+/** A frame of JSON text given in three parts, the middle one already UTF-8 (shared by several frames). */
+export function frameParts(head: string, body: Buffer, tail: string): Buffer {
+  const h = Buffer.byteLength(head, 'utf8');
+  const t = Buffer.byteLength(tail, 'utf8');
+  const len = h + body.length + t;
+  const out = Buffer.allocUnsafe(4 + len);
+  out.writeUInt32BE(len, 0);
+  out.write(head, 4, 'utf8');
+  body.copy(out, 4 + h);
+  out.write(tail, 4 + h + body.length, 'utf8');
+  return out;
+}
+
 /**
  * Splits a byte stream into frames; a frame over MAX_FRAME is an error (the
  * stream cannot be resynchronised). Chunks of an unfinished frame are kept

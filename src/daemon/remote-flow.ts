@@ -1,12 +1,13 @@
 /**
  * A flow a client holds in the daemon, and how its records reach the
- * client: batched as JSON text, dropped (counted, reported once the client
- * reads again) while the client is not reading.
+ * client: batched as JSON text (each record encoded once, each batch once
+ * for every client that gets the same records in the same tick), dropped
+ * (counted, reported once the client reads again) while the client is not reading.
  */
 import { type Policy, type Principal, principalFor, ROOT_PRINCIPAL } from '../auth/policy.js';
 import type { ClientView as Client, RemoteFlow } from './host.js';
 import type { Peer } from './peer.js';
-import { errorBody, frameText, PROTOCOL_VERSION } from './protocol.js';
+import { errorBody, frameParts, PROTOCOL_VERSION } from './protocol.js';
 
 export type { RemoteFlow } from './host.js';
 
@@ -28,9 +29,29 @@ function recordJson(r: unknown): string {
   return text;
 }
 
+/**
+ * The records of the batch flushed last, as the JSON array's inside in UTF-8: clients whose flows got the same
+ * records at the same flush tick (the same graph, or the same source) share its text and encoding; each adds
+ * only its frame's head and tail. Checked record by record (identity), so a different batch never matches.
+ */
+let lastBatch: { recs: unknown[]; body: Buffer } | undefined;
+function batchBody(recs: unknown[]): Buffer {
+  const last = lastBatch;
+  if (last && last.recs.length === recs.length) {
+    let same = true;
+    for (let i = 0; i < recs.length && same; i++) same = last.recs[i] === recs[i];
+    if (same) return last.body;
+  }
+  const parts: string[] = new Array(recs.length);
+  for (let i = 0; i < recs.length; i++) parts[i] = recordJson(recs[i]);
+  const body = Buffer.from(parts.join(','), 'utf8');
+  lastBatch = { recs, body };
+  return body;
+}
+
 /** Streams a flow's records to the client in batches; a client that cannot keep up loses records, counted. */
 export function pipeRecords(c: Client, f: RemoteFlow): void {
-  let batch: string[] = [];
+  let batch: unknown[] = [];
   let nodesSentAt = 0;
   const flush = () => {
     if (batch.length === 0) return;
@@ -52,12 +73,13 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
       nodesSentAt = now;
       nodes = `,"nodes":${JSON.stringify(f.handle.stats().nodes)}`;
     }
-    const frame = `{"v":${PROTOCOL_VERSION},"ev":"records","flow":${f.id},"records":[${records.join(',')}]${nodes}}`;
-    if (c.write(frameText(frame))) f.sent += records.length;
+    const head = `{"v":${PROTOCOL_VERSION},"ev":"records","flow":${f.id},"records":[`;
+    const tail = `]${nodes}}`;
+    if (c.write(frameParts(head, batchBody(records), tail))) f.sent += records.length;
   };
   f.handle.records$.subscribe({
     next: (r) => {
-      batch.push(recordJson(r));
+      batch.push(r);
       if (batch.length >= 256) flush();
       else c.d.flushSoon(flush);
     },

@@ -26,22 +26,34 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
   const key = keyGetter(by);
   const sample = projector(by.map((b) => b.split('.')));
   const value = field ? pathGetter(field) : undefined;
+  // One entry per key per window; per record, one Map lookup and no allocation (counting only: no field read).
+  const entry = (g: Groups, r: Rec): Group | undefined => {
+    const k = key(r);
+    let e = g.get(k);
+    if (e === undefined) {
+      if (g.size >= GRAPH_LIMITS.stateKeys) {
+        ctx.dropped(1);
+        return undefined;
+      }
+      e = { sample: sample(r), count: 0, sum: 0 };
+      g.set(k, e);
+    }
+    return e;
+  };
   return {
     init: (): Groups => new Map(),
-    add: (g: Groups, r: Rec) => {
-      const k = key(r);
-      let e = g.get(k);
-      if (!e) {
-        if (g.size >= GRAPH_LIMITS.stateKeys) return ctx.dropped(1);
-        e = { sample: sample(r), count: 0, sum: 0 };
-        g.set(k, e);
-      }
-      e.count++;
-      if (value) {
-        const v = value(r);
-        if (typeof v === 'number') e.sum += v;
-      }
-    },
+    add: value
+      ? (g: Groups, r: Rec) => {
+          const e = entry(g, r);
+          if (e === undefined) return;
+          e.count++;
+          const v = value(r);
+          if (typeof v === 'number') e.sum += v;
+        }
+      : (g: Groups, r: Rec) => {
+          const e = entry(g, r);
+          if (e !== undefined) e.count++;
+        },
   };
 }
 

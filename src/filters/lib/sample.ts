@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { checkFields, FieldPath, keyGetter, listOf } from '../params.js';
 import { defineFilter } from '../registry.js';
+import { testStep } from './pure.js';
 
 /** A stable number in [0, 1) for a key. */
 export function unitHash(key: string, salt = ''): number {
@@ -30,7 +31,8 @@ export const sampleFilter = defineFilter({
       const salt = p.seed ?? '';
       // Cache decisions: a flow's records share a key, hashing it once.
       const decided = new Map<unknown, boolean>();
-      return (r, emit) => {
+      // A pure test as far as the graph is concerned (the cache only saves hashing): fused inline.
+      return testStep((r) => {
         const k = key(r);
         let keep = decided.get(k);
         if (keep === undefined) {
@@ -38,11 +40,9 @@ export const sampleFilter = defineFilter({
           if (decided.size > 100_000) decided.clear();
           decided.set(k, keep);
         }
-        if (keep) emit(r);
-      };
+        return keep;
+      });
     }
-    return (r, emit) => {
-      if (Math.random() < p.rate) emit(r);
-    };
+    return testStep(() => Math.random() < p.rate);
   },
 });

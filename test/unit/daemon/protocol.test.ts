@@ -9,6 +9,8 @@ import {
   encodeFrame,
   errorBody,
   FrameReader,
+  frameParts,
+  frameText,
   PROTOCOL_VERSION,
   parseServerFrame,
 } from '../../../src/daemon/protocol.js';
@@ -92,6 +94,23 @@ async function fakeDaemon(answer: (req: { id: number; op: string }, sock: Socket
   await new Promise<void>((r) => server?.listen(path, r));
   return path;
 }
+
+describe('daemon protocol: record frames built from a shared body', () => {
+  it('frameParts is frameText of the joined text, non-ASCII included, and parses as a records event', () => {
+    const body = Buffer.from('{"a":"é"},{"b":"\\u0000"},2', 'utf8');
+    const head = `{"v":${PROTOCOL_VERSION},"ev":"records","flow":7,"records":[`;
+    const tail = ']}';
+    const whole = frameParts(head, body, tail);
+    expect(whole.equals(frameText(head + body.toString('utf8') + tail))).toBe(true);
+    const got = parseServerFrame(whole.subarray(4));
+    expect(got.event).toEqual({
+      v: PROTOCOL_VERSION,
+      ev: 'records',
+      flow: 7,
+      records: [{ a: 'é' }, { b: '\u0000' }, 2],
+    });
+  });
+});
 
 describe('daemon client: a daemon that breaks the protocol', () => {
   it('a malformed reply rejects the request with a typed error and closes the connection', async () => {
