@@ -70,7 +70,7 @@ function groupedCatalog(input: FieldCatalog, by: string[], extra: string[]): Fie
 
 export const countFilter = defineFilter({
   name: 'count',
-  description: 'records per key per window: count(by=orig.src, every=10s)',
+  description: 'records per key per event-time window: count(by=orig.src, every=10s, lateness=2s)',
   params: z.object({ by: By.default([]), every: Period, lateness: Lateness }).strict(),
   check: (p, ctx) => checkFields(p.by, ctx.input, ctx.path, 'count'),
   output: (input, p) => groupedCatalog(input, p.by, ['count']),
