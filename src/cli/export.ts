@@ -2,13 +2,15 @@
  * `flowgrab export`: flows to a collector (IPFIX, NetFlow v9), a file
  * (NDJSON) or a broker (MQTT). Without a graph it exports the conntrack
  * table of the namespace: flows at their end, long ones every
- * --active-timeout seconds, and what is pending at SIGTERM/SIGINT.
+ * --active-timeout seconds, and what is pending at SIGTERM/SIGINT. With
+ * --daemon the flow runs in flowgrabd (export-daemon.ts) and the export here.
  */
 import { lookup } from 'node:dns/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { FlowgrabError } from '../errors.js';
 import { parseHostPort } from '../util/hostport.js';
 import { positiveInt, seconds } from './conntrack.js';
+import { daemonPath } from './graph-run.js';
 import { logLine, logNotice } from './output.js';
 
 const nonNegative = (v: string) => {
@@ -44,6 +46,7 @@ interface ExportCliOptions {
   queue?: number;
   duration?: number;
   setSysctls?: boolean;
+  buffer?: number;
 }
 
 async function makeSink(o: ExportCliOptions) {
@@ -114,7 +117,10 @@ async function checkCollector(o: ExportCliOptions): Promise<void> {
   }
 }
 
-async function run(graph: string | undefined, o: ExportCliOptions): Promise<number> {
+async function run(graph: string | undefined, o: ExportCliOptions, daemon?: string): Promise<number> {
+  if (daemon && o.setSysctls)
+    throw new InvalidArgumentError('--set-sysctls is not for --daemon: the sysctls are for the daemon host to set');
+  if (!daemon && o.buffer !== undefined) throw new InvalidArgumentError('--buffer goes with --daemon');
   await checkCollector(o);
   const sink = await makeSink(o);
   const ex = await import('../export/exporter.js');
@@ -125,7 +131,15 @@ async function run(graph: string | undefined, o: ExportCliOptions): Promise<numb
     failures++;
     logLine('error', (err as Error).message ?? String(err));
   };
-  if (!graph) {
+  if (daemon) {
+    const { exportViaDaemon } = await import('./export-daemon.js');
+    try {
+      ({ close, stats } = await exportViaDaemon(daemon, graph, sink, { ...o, onError }));
+    } catch (err) {
+      await sink.close();
+      throw err;
+    }
+  } else if (!graph) {
     const e = ex.exportConntrack(sink, {
       netns: o.netns,
       activeTimeoutS: o.activeTimeout,
@@ -272,7 +286,8 @@ export function exportCommand(): Command {
       'set nf_conntrack_events/acct/timestamp=1 in the namespace (every flow then ends with counters)',
     )
     .option('--duration <s>', 'stop after s seconds', seconds)
-    .action(async (graph: string | undefined, o: ExportCliOptions) => {
-      process.exitCode = await run(graph, o);
+    .option('--buffer <n>', 'with --daemon: records flowgrabd buffers for us (default 1000)', positiveInt('--buffer'))
+    .action(async (graph: string | undefined, o: ExportCliOptions, cmd: Command) => {
+      process.exitCode = await run(graph, o, daemonPath(cmd));
     });
 }

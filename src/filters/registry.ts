@@ -62,6 +62,11 @@ export interface SourceDef<P = unknown> extends Common<P> {
   kind: 'source';
   /** The fields its records can have (for checking field paths at instantiate). */
   fields: FieldCatalog | ((p: P) => FieldCatalog);
+  /**
+   * Its records carry the times they were recorded at, not the present (replay):
+   * windows after it close on the records' times only, never by the clock.
+   */
+  replayed?: boolean;
   create(p: P, ctx: BuildContext): Observable<Rec>;
 }
 
@@ -70,9 +75,14 @@ export type StepFn = (r: Rec, emit: (r: Rec) => void) => void;
 
 /** A step with a life: started when built (timers), told when its input completes (final flush). */
 export interface Stepper {
+  /** Called per record. */
   push: StepFn;
+  /** Called once when the node is built, with where to emit; returns its stop (timers). */
   start?(emit: (r: Rec) => void): () => void;
+  /** The input completed: emit what is held (open windows). */
   complete?(emit: (r: Rec) => void): void;
+  /** The flow closes: emit what is held, as at completion (the input may go on for other flows). */
+  flush?(emit: (r: Rec) => void): void;
 }
 
 export const asStepper = (s: StepFn | Stepper): Stepper => (typeof s === 'function' ? { push: s } : s);

@@ -159,5 +159,6 @@ export const replaySource = defineSource({
   positional: (args) => ({ file: args[0] }),
   capabilities: () => ['read-files'],
   fields: (p) => recordedFields(p.file),
+  replayed: true,
   create: (p, ctx) => replayRecords(p.file, p.speed, ctx.scheduler),
 });

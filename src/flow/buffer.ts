@@ -105,6 +105,12 @@ export class FlowBuffer<T> {
     this.out.complete();
   }
 
+  /** Delivers everything buffered now, synchronously (a closing flow's last records). */
+  deliverNow(): void {
+    if (this.held) return;
+    while (this.q.length - this.head > 0) this.drain();
+  }
+
   clear(): void {
     this.q = [];
     this.head = 0;

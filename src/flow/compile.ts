@@ -82,6 +82,11 @@ export function nodeParams(
   return undefined;
 }
 
+const isReplayed = (s: Stage['source']): boolean => {
+  const def = s && lookupNode(s.name);
+  return def?.kind === 'source' && def.replayed === true;
+};
+
 export class Compiler {
   private readonly stages = new Map<string, Stage>();
   private readonly refs = new Map<string, number>();
@@ -116,6 +121,18 @@ export class Compiler {
       this.refs.delete(k);
       this.stages.get(k)?.disconnect?.();
       this.stages.delete(k);
+    }
+  }
+
+  /**
+   * Flushes the held state (open windows) of the stages only this flow uses,
+   * upstream first, so what one flushes passes through the next. Stages shared
+   * with another flow keep their windows for it.
+   */
+  flushOwn(keys: string[]): void {
+    for (const k of keys) {
+      const node = this.refs.get(k) === 1 ? this.stages.get(k)?.node : undefined;
+      if (node instanceof StepNode) node.flush();
     }
   }
 
@@ -164,7 +181,8 @@ export class Compiler {
         catalog: new Map(ok.flatMap((b) => [...b.catalog])),
         nodes: [...ok.flatMap((b) => b.nodes), stats],
         sources: ok.flatMap((b) => b.sources),
-        source: ok[0].source,
+        // Windows after the join run on the clock when any branch is live (see SourceDef.replayed).
+        source: ok.find((b) => !isReplayed(b.source))?.source ?? ok[0].source,
       };
       if (build) {
         const m = new MergeNode(stats, ok.length);

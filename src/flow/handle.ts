@@ -209,9 +209,17 @@ export class FlowHandle<R extends object = Rec> {
     this.go('pause');
   }
 
-  /** Releases the pipeline, its kernel resources (when no other flow shares them) and the buffer. Idempotent. */
+  /**
+   * Releases the pipeline, its kernel resources (when no other flow shares them) and the buffer. Idempotent.
+   * An active flow first delivers what it holds: its buffer and the open windows of stages no other flow shares.
+   */
   async close(): Promise<void> {
     if (this.st === 'closed') return;
+    if (this.st === 'active' && this.stage) {
+      // The open windows of this flow's own stages become records, delivered before the end.
+      this.compiler.flushOwn(this.stage.keys);
+      this.buffer.deliverNow();
+    }
     this.go('close');
     this.detach?.();
     this.noticeSub?.unsubscribe();

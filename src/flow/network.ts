@@ -83,6 +83,11 @@ export class StepNode extends NetNode {
     super.complete();
   }
 
+  /** Emits what the step holds (open windows) to its children; the input goes on. */
+  flush(): void {
+    this.stepper.flush?.(this.out);
+  }
+
   dispose(): void {
     this.stopper?.();
   }

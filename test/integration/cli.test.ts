@@ -94,6 +94,7 @@ beforeAll(async () => {
       {
         who: { user: user.name },
         sources: ['conntrack', 'dns', 'arp'],
+        filters: ['match'],
         capabilities: ['netns', 'capture-dns', 'firewall'],
         limits: { bufferRecords: 5000 },
       },
@@ -255,6 +256,43 @@ describe('--daemon', () => {
     await running;
     expect(dnsOut!.err).toBe('');
     expect(JSON.parse(dnsOut!.out)).toMatchObject({ serverPort: 53, server: '127.0.0.1' });
+  });
+
+  it('export runs its flow in flowgrabd and exports here, for an unprivileged user; --buffer is honoured', async () => {
+    type Flow = { type: string; proto: string; dst: string; dport: number; netns: string };
+    const flows = (out: string) =>
+      out
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Flow);
+    const failures = (err: string) => err.split('\n').filter((l) => /^level=error|error:/.test(l));
+    // The conntrack table (dump, events, final dump), exported as NDJSON flow records on our stdout.
+    const table = await asUserWithTraffic(
+      ['export', '--ndjson', '-', '--netns', ns.name, '--duration', '3'],
+      (i) => 33_000 + (i % 500),
+    );
+    expect(failures(table.err)).toEqual([]);
+    expect(table.code).toBe(0);
+    expect(table.err).toMatch(/msg="export finished" sink=ndjson received=[1-9]/);
+    const got = flows(table.out).filter((f) => f.dport >= 33_000 && f.dport < 33_500);
+    expect(got.length).toBeGreaterThan(0);
+    for (const f of got) expect(f).toMatchObject({ type: 'flow', proto: 'udp', dst: '127.0.0.1', netns: ns.name });
+    // A graph, with a buffer inside the policy.
+    const graph = `conntrack(events=[new], netns=${ns.name}) -> match(orig.dport >= 34000)`;
+    const filtered = await asUserWithTraffic(
+      ['export', graph, '--ndjson', '-', '--buffer', '2000', '--duration', '3'],
+      (i) => 34_000 + (i % 500),
+    );
+    expect(failures(filtered.err)).toEqual([]);
+    expect(filtered.code).toBe(0);
+    const mine = flows(filtered.out);
+    expect(mine.length).toBeGreaterThan(0);
+    for (const f of mine) expect(f.dport).toBeGreaterThanOrEqual(34_000);
+    // Above the policy's limit: one clear error, nothing exported.
+    const over = await runNodeAs(user, [FLOWGRAB, '--daemon', socket, 'export', '--ndjson', '-', '--buffer', '6000']);
+    expect(over.code).toBe(1);
+    expect(over.err).toBe('flowgrab: error: a buffer of 6000 records is above your limit of 5000\n');
   });
 
   it('asks for a buffer within the policy by default; --buffer above it is one clear error', async () => {

@@ -1,18 +1,25 @@
 /**
  * Windowed aggregates: count(by, every), sum(field, by, every),
- * top(by, n, every[, field]) and window(every). Grouped outputs keep the
+ * top(by, n, every[, field]) and window(every). Windows are in event time
+ * (the records' `ts`, see windowed.ts), aligned to `every`, and take an
+ * allowed `lateness` (default 2s, at most 5m). Grouped outputs keep the
  * grouping fields at their paths, so later filters can match on them:
  * count(by=orig.src) → {type: 'count', ts, start, end, orig: {src}, count}.
  */
 import { z } from 'zod';
 import type { FieldCatalog } from '../fields.js';
 import { GRAPH_LIMITS } from '../limits.js';
-import { checkFields, FieldPath, keyGetter, listOf, Period, pathGetter } from '../params.js';
+import { checkFields, Duration, FieldPath, keyGetter, listOf, Period, pathGetter } from '../params.js';
 import { type BuildContext, defineFilter, type Rec } from '../registry.js';
 import { projector } from './project.js';
-import { windowed } from './windowed.js';
+import { DEFAULT_LATENESS_MS, MAX_LATENESS_MS, windowed } from './windowed.js';
 
 const By = listOf(z.string()).pipe(z.array(FieldPath));
+
+/** How late (behind the newest record's ts) a record may come and still join its window. */
+const Lateness = Duration.pipe(
+  z.number().max(MAX_LATENESS_MS, { error: `expected a lateness of at most ${MAX_LATENESS_MS / 60_000}m` }),
+).default(DEFAULT_LATENESS_MS);
 
 interface Group {
   sample: Rec;
@@ -75,13 +82,13 @@ function groupedCatalog(input: FieldCatalog, by: string[], extra: string[]): Fie
 
 export const countFilter = defineFilter({
   name: 'count',
-  description: 'records per key per window: count(by=orig.src, every=10s)',
-  params: z.object({ by: By.default([]), every: Period }).strict(),
+  description: 'records per key per event-time window: count(by=orig.src, every=10s, lateness=2s)',
+  params: z.object({ by: By.default([]), every: Period, lateness: Lateness }).strict(),
   check: (p, ctx) => checkFields(p.by, ctx.input, ctx.path, 'count'),
   output: (input, p) => groupedCatalog(input, p.by, ['count']),
   step: (p, ctx) => {
     const f = fold(p.by, ctx);
-    return windowed(p.every, ctx, {
+    return windowed(p, ctx, {
       ...f,
       emit: (g, start, end) =>
         [...g.values()].map((e) => ({ type: 'count', ts: end, start, end, ...e.sample, count: e.count })),
@@ -92,13 +99,13 @@ export const countFilter = defineFilter({
 export const sumFilter = defineFilter({
   name: 'sum',
   description: 'sum of a numeric field per key per window: sum(field=orig.bytes, by=orig.src, every=10s)',
-  params: z.object({ field: FieldPath, by: By.default([]), every: Period }).strict(),
+  params: z.object({ field: FieldPath, by: By.default([]), every: Period, lateness: Lateness }).strict(),
   positional: (args) => ({ field: args[0] }),
   check: (p, ctx) => checkFields([p.field, ...p.by], ctx.input, ctx.path, 'sum'),
   output: (input, p) => groupedCatalog(input, p.by, ['sum', 'count']),
   step: (p, ctx) => {
     const f = fold(p.by, ctx, p.field);
-    return windowed(p.every, ctx, {
+    return windowed(p, ctx, {
       ...f,
       emit: (g, start, end) =>
         [...g.values()].map((e) => ({ type: 'sum', ts: end, start, end, ...e.sample, sum: e.sum, count: e.count })),
@@ -110,7 +117,13 @@ export const topFilter = defineFilter({
   name: 'top',
   description: 'the n keys with most records (or largest sum of `field`) per window: top(by=orig.dst, n=10, every=10s)',
   params: z
-    .object({ by: By, n: z.number().int().positive().default(10), every: Period, field: FieldPath.optional() })
+    .object({
+      by: By,
+      n: z.number().int().positive().default(10),
+      every: Period,
+      lateness: Lateness,
+      field: FieldPath.optional(),
+    })
     .strict(),
   check: (p, ctx) => checkFields([...p.by, ...(p.field ? [p.field] : [])], ctx.input, ctx.path, 'top'),
   output: () =>
@@ -124,7 +137,7 @@ export const topFilter = defineFilter({
   step: (p, ctx) => {
     const f = fold(p.by, ctx, p.field);
     const metric = (e: Group) => (p.field ? e.sum : e.count);
-    return windowed(p.every, ctx, {
+    return windowed(p, ctx, {
       ...f,
       emit: (g, start, end) => {
         if (g.size === 0) return [];
@@ -142,7 +155,9 @@ export const windowFilter = defineFilter({
   name: 'window',
   description: 'batch records per time window: window(every=10s) → {type: "window", start, end, count, records}',
   // A window holds its records in memory until it closes: at most `max` (the rest are dropped and counted).
-  params: z.object({ every: Period, max: z.number().int().positive().max(100_000).default(10_000) }).strict(),
+  params: z
+    .object({ every: Period, lateness: Lateness, max: z.number().int().positive().max(100_000).default(10_000) })
+    .strict(),
   positional: (args) => ({ every: args[0] }),
   output: () =>
     new Map([
@@ -154,7 +169,7 @@ export const windowFilter = defineFilter({
       ['records', { kind: 'any', many: true }],
     ]),
   step: (p, ctx) =>
-    windowed<Rec[]>(p.every, ctx, {
+    windowed<Rec[]>(p, ctx, {
       init: () => [],
       add: (s, r) => {
         if (s.length < p.max) s.push(r);

@@ -1,10 +1,21 @@
 /**
- * Tumbling time windows on the context's scheduler (a TestScheduler in
- * marble tests): records are folded into per-window state, and at each
- * boundary the state becomes output records. The last partial window is
- * flushed when the input completes.
+ * Tumbling windows in event time: a record belongs to the window that holds
+ * its `ts` (milliseconds), windows are aligned to `every` ([k·every,
+ * (k+1)·every)), and a window closes when the watermark passes its end.
+ *
+ * The watermark is the event clock minus the allowed lateness. The event
+ * clock is the largest `ts` seen; after a live source it also runs on with
+ * the context's scheduler from the moment that record arrived, so an idle
+ * live flow still closes its windows (a TestScheduler drives it in tests).
+ * After a replayed source (SourceDef.replayed) it moves with the records
+ * only, so a replay gives the same windows at any speed.
+ *
+ * A record whose window has closed is late: dropped and counted
+ * (ctx.dropped, the node's `dropped` in stats()). Input completion and
+ * flush() (FlowHandle.close()) emit the windows still open.
  */
-import type { BuildContext, Rec, Stepper } from '../registry.js';
+import type { Subscription } from 'rxjs';
+import { type BuildContext, lookupNode, type Rec, type Stepper } from '../registry.js';
 
 export interface WindowFold<S> {
   init(): S;
@@ -13,26 +24,120 @@ export interface WindowFold<S> {
   emit(state: S, start: number, end: number): Rec[];
 }
 
-export function windowed<S>(every: number, ctx: BuildContext, fold: WindowFold<S>): Stepper {
-  let state = fold.init();
-  let start = ctx.scheduler.now();
-  const flush = (emit: (r: Rec) => void) => {
-    const end = ctx.scheduler.now();
-    const out = fold.emit(state, start, end);
-    state = fold.init();
-    start = end;
-    for (const r of out) emit(r);
+/** Default allowed lateness (ms): how far behind the newest record a record may be and still count. */
+export const DEFAULT_LATENESS_MS = 2_000;
+/** Largest allowed lateness (ms): windows stay open (in memory) this long after their end. */
+export const MAX_LATENESS_MS = 300_000;
+/** Open windows per filter: past it the oldest closes early (its later records count as late). */
+export const MAX_OPEN_WINDOWS = 256;
+
+/** Timing of an event-time window: its length and the allowed lateness, both in milliseconds. */
+export interface WindowTiming {
+  every: number;
+  lateness: number;
+}
+
+/** True when the pipeline's event clock may run on the scheduler (live sources); false after a replay. */
+function clockDriven(ctx: BuildContext): boolean {
+  if (!ctx.source) return true;
+  const def = lookupNode(ctx.source.name);
+  return !(def?.kind === 'source' && def.replayed);
+}
+
+export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold<S>): Stepper {
+  const { every, lateness } = t;
+  const clock = clockDriven(ctx);
+  const sched = ctx.scheduler;
+  const open = new Map<number, S>();
+  let first = Number.POSITIVE_INFINITY; // start of the oldest open window
+  let anchorTs = Number.NEGATIVE_INFINITY; // the event clock: anchorTs (+ time since anchorAt on a live pipeline)
+  let anchorAt = 0;
+  let mark = Number.NEGATIVE_INFINITY; // watermark reached: every window ending at or before it has closed
+  let out: ((r: Rec) => void) | undefined;
+  let timer: Subscription | undefined;
+  let timerDue = Number.POSITIVE_INFINITY;
+
+  const eventNow = () => (clock && anchorTs > Number.NEGATIVE_INFINITY ? anchorTs + sched.now() - anchorAt : anchorTs);
+
+  const close = (start: number, emit: (r: Rec) => void) => {
+    const s = open.get(start)!;
+    open.delete(start);
+    for (const r of fold.emit(s, start, start + every)) emit(r);
   };
+
+  const closeOldest = (emit: (r: Rec) => void, upTo: number) => {
+    const due = [...open.keys()].filter((s) => s + every <= upTo).sort((a, b) => a - b);
+    for (const s of due) close(s, emit);
+    first = open.size ? Math.min(...open.keys()) : Number.POSITIVE_INFINITY;
+  };
+
+  /** Moves the watermark to the event clock minus lateness, closing what it passes. */
+  const advance = (emit: (r: Rec) => void) => {
+    const wm = eventNow() - lateness;
+    if (wm > mark) mark = wm;
+    if (first + every <= mark) closeOldest(emit, mark);
+  };
+
+  /** On a live pipeline: a timer for when the clock alone will close the oldest open window. */
+  const arm = () => {
+    if (!clock || !out || open.size === 0) return;
+    const due = anchorAt + (first + every + lateness - anchorTs);
+    if (timer && due >= timerDue - 1) return;
+    timer?.unsubscribe();
+    timerDue = due;
+    timer = sched.schedule(
+      () => {
+        timer = undefined;
+        timerDue = Number.POSITIVE_INFINITY;
+        if (out) advance(out);
+        arm();
+      },
+      Math.max(0, due - sched.now()),
+    );
+  };
+
+  const flushAll = (emit: (r: Rec) => void) => {
+    closeOldest(emit, Number.POSITIVE_INFINITY);
+    timer?.unsubscribe();
+    timer = undefined;
+    timerDue = Number.POSITIVE_INFINITY;
+  };
+
   return {
-    push: (r) => fold.add(state, r),
-    start: (emit) => {
-      start = ctx.scheduler.now();
-      const tick = ctx.scheduler.schedule(function again() {
-        flush(emit);
-        this.schedule(undefined, every);
-      }, every);
-      return () => tick.unsubscribe();
+    push: (r, emit) => {
+      let ts = typeof r.ts === 'number' && Number.isFinite(r.ts) ? r.ts : undefined;
+      const now = eventNow();
+      if (ts === undefined) ts = now > Number.NEGATIVE_INFINITY ? now : sched.now();
+      if (ts > now || now === Number.NEGATIVE_INFINITY) {
+        anchorTs = ts;
+        anchorAt = sched.now();
+      }
+      advance(emit);
+      const start = Math.floor(ts / every) * every;
+      if (start + every <= mark) return ctx.dropped(1); // late: its window has closed
+      let s = open.get(start);
+      if (s === undefined) {
+        if (open.size >= MAX_OPEN_WINDOWS) {
+          mark = Math.max(mark, first + every);
+          closeOldest(emit, mark);
+        }
+        s = fold.init();
+        open.set(start, s);
+        if (start < first) first = start;
+      }
+      fold.add(s, r);
+      arm();
     },
-    complete: (emit) => flush(emit),
+    start: (emit) => {
+      out = emit;
+      arm();
+      return () => {
+        out = undefined;
+        timer?.unsubscribe();
+        timer = undefined;
+      };
+    },
+    complete: flushAll,
+    flush: flushAll,
   };
 }

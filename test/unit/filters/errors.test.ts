@@ -57,7 +57,7 @@ describe('parameter errors say what is expected', () => {
     ['conntrack(events=destory)', 'conntrack: events: expected a list of new, update, destroy; got "destory"'],
     ['conntrack(events=[new, destory])', 'conntrack: events[1]: expected one of new, update, destroy, got "destory"'],
     ['conntrack(family=ipv5)', 'conntrack: family: expected one of ipv4, ipv6, all, got "ipv5"'],
-    ['conntrack -> count(every=10s, evry=1)', 'count: unknown parameter "evry" (it takes by, every)'],
+    ['conntrack -> count(every=10s, evry=1)', 'count: unknown parameter "evry" (it takes by, every, lateness)'],
     ['conntrack -> sample(rate=2)', 'sample: rate: expected a number at most 1, got 2'],
     ['conntrack -> top(by=orig.src, n=0, every=1s)', 'top: n: expected a number above 0, got 0'],
     ['conntrack -> project()', 'project: fields is required'],

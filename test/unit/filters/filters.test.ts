@@ -35,10 +35,10 @@ function operator(
   return filterOperator(def, def.params.parse(params) as never, ctx);
 }
 
-const rec = (id: number, src = `10.0.0.${id}`): Rec => ({
+const rec = (id: number, src = `10.0.0.${id}`, ts = 0): Rec => ({
   type: 'new',
   id,
-  ts: 0,
+  ts,
   orig: { src, dst: '1.1.1.1', bytes: 10 * id },
 });
 
@@ -59,29 +59,35 @@ function timeline(
 }
 
 describe('time-based filters (marble tests, virtual time)', () => {
-  it('count(by, every) emits one record per key per window, and flushes at completion', () => {
-    const got = timeline('a b a 7ms c 2ms |', { a: rec(1, 'x'), b: rec(2, 'y'), c: rec(3, 'x') }, (s) =>
-      operator('count', { by: 'orig.src', every: '10ms' }, s),
+  // Records carry ts equal to the frame they arrive at (a live source), lateness 0 unless said.
+  it('count(by, every) emits one record per key per event-time window, and flushes at completion', () => {
+    const got = timeline('a b a 7ms c 2ms |', { a: rec(1, 'x', 0), b: rec(2, 'y', 1), c: rec(3, 'x', 10) }, (s) =>
+      operator('count', { by: 'orig.src', every: '10ms', lateness: 0 }, s),
     );
+    // a@0 b@1 a'@2 (ts of the first a: 0), c@10 (ts 10) closes [0, 10); completion at 13 flushes [10, 20).
     expect(got).toEqual([
       [10, { type: 'count', ts: 10, start: 0, end: 10, orig: { src: 'x' }, count: 2 }],
       [10, { type: 'count', ts: 10, start: 0, end: 10, orig: { src: 'y' }, count: 1 }],
-      [13, { type: 'count', ts: 13, start: 10, end: 13, orig: { src: 'x' }, count: 1 }],
+      [13, { type: 'count', ts: 20, start: 10, end: 20, orig: { src: 'x' }, count: 1 }],
       [13, '|'],
     ]);
   });
 
   it('sum and top aggregate a numeric field per window', () => {
-    const v = { a: rec(1, 'x'), b: rec(5, 'y'), c: rec(2, 'x') };
+    const v = { a: rec(1, 'x', 0), b: rec(5, 'y', 1), c: rec(2, 'x', 2) };
     expect(
-      timeline('abc 6ms |', v, (s) => operator('sum', { field: 'orig.bytes', by: 'orig.src', every: '5ms' }, s)),
+      timeline('abc 6ms |', v, (s) =>
+        operator('sum', { field: 'orig.bytes', by: 'orig.src', every: '5ms', lateness: 0 }, s),
+      ),
     ).toEqual([
       [5, { type: 'sum', ts: 5, start: 0, end: 5, orig: { src: 'x' }, sum: 30, count: 2 }],
       [5, { type: 'sum', ts: 5, start: 0, end: 5, orig: { src: 'y' }, sum: 50, count: 1 }],
       [9, '|'],
     ]);
     expect(
-      timeline('abc 6ms |', v, (s) => operator('top', { by: 'orig.src', n: 1, every: '5ms', field: 'orig.bytes' }, s)),
+      timeline('abc 6ms |', v, (s) =>
+        operator('top', { by: 'orig.src', n: 1, every: '5ms', lateness: 0, field: 'orig.bytes' }, s),
+      ),
     ).toEqual([
       [5, { type: 'top', ts: 5, start: 0, end: 5, items: [{ orig: { src: 'y' }, count: 1, sum: 50 }] }],
       [9, '|'],
@@ -89,10 +95,10 @@ describe('time-based filters (marble tests, virtual time)', () => {
   });
 
   it('window(every) batches records per window', () => {
-    const a = rec(1);
-    expect(timeline('aa 3ms a|', { a }, (s) => operator('window', { every: '4ms' }, s))).toEqual([
-      [4, { type: 'window', ts: 4, start: 0, end: 4, count: 2, records: [a, a] }],
-      [6, { type: 'window', ts: 6, start: 4, end: 6, count: 1, records: [a] }],
+    const [a, b, c] = [rec(1, 'x', 0), rec(1, 'x', 1), rec(1, 'x', 5)];
+    expect(timeline('ab 3ms c|', { a, b, c }, (s) => operator('window', { every: '4ms', lateness: 0 }, s))).toEqual([
+      [4, { type: 'window', ts: 4, start: 0, end: 4, count: 2, records: [a, b] }],
+      [6, { type: 'window', ts: 8, start: 4, end: 8, count: 1, records: [c] }],
       [6, '|'],
     ]);
   });

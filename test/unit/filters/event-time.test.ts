@@ -1,0 +1,142 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lastValueFrom, type SchedulerLike, toArray } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import '../../../src/filters/builtin.js';
+import { type BuildContext, filterOperator, lookupNode, type Rec } from '../../../src/filters/registry.js';
+import { RECORD_FIELDS } from '../../../src/filters/sources.js';
+import { Flowgrab } from '../../../src/flow/flowgrab.js';
+import { DnsCache } from '../../../src/sources/dns/cache.js';
+import { fakeFeed } from '../../../src/testing/fake-source.js';
+import { ct } from '../../helpers/records.js';
+
+function countOp(params: Record<string, unknown>, scheduler: SchedulerLike, dropped: (n: number) => void = () => {}) {
+  const def = lookupNode('count');
+  if (def?.kind !== 'filter') throw new Error('no count filter');
+  const ctx: BuildContext = {
+    path: ['root'],
+    input: RECORD_FIELDS.conntrack,
+    scheduler,
+    notices: { next: () => {} },
+    dropped,
+    dnsCache: () => ({ cache: new DnsCache(), release: () => {} }),
+  };
+  return filterOperator(def, def.params.parse(params) as never, ctx);
+}
+
+const at = (ts: number, src = 'x'): Rec => ({ type: 'new', id: ts, ts, orig: { src } });
+
+/** Runs a cold marble through count(params) on a TestScheduler: [frame, start, end, count] per window, and the drops. */
+function run(marble: string, values: Record<string, Rec>, params: Record<string, unknown>) {
+  const s = new TestScheduler((x, y) => expect(x).toEqual(y));
+  const out: [number, unknown, unknown, unknown][] = [];
+  let dropped = 0;
+  s.run(({ cold }) => {
+    cold(marble, values)
+      .pipe(countOp(params, s, (n) => (dropped += n)))
+      .subscribe((r) => out.push([s.now(), r.start, r.end, r.count]));
+  });
+  return { out, dropped };
+}
+
+describe('event-time windows (virtual time)', () => {
+  it('an idle live flow still emits its window when the clock passes its end plus the lateness', () => {
+    // a@0 (ts 0), b@1 (ts 1), then nothing until completion at 52: [0, 10) closes at 10 + 5 (lateness).
+    const { out } = run('ab 50ms |', { a: at(0), b: at(1) }, { every: '10ms', lateness: '5ms' });
+    expect(out).toEqual([[15, 0, 10, 2]]);
+  });
+
+  it('counts a record whose window has closed as dropped, and leaves the window alone', () => {
+    // a (ts 0), b (ts 15) moves the watermark to 13 and closes [0, 10); c (ts 3) is late.
+    const { out, dropped } = run('abc|', { a: at(0), b: at(15), c: at(3) }, { every: '10ms', lateness: '2ms' });
+    expect(out).toEqual([
+      [1, 0, 10, 1],
+      [3, 10, 20, 1],
+    ]);
+    expect(dropped).toBe(1);
+  });
+
+  it('puts an out-of-order record within the lateness into its own (earlier) window', () => {
+    const { out, dropped } = run('abc|', { a: at(8), b: at(12), c: at(9) }, { every: '10ms', lateness: '5ms' });
+    expect(out).toEqual([
+      [3, 0, 10, 2],
+      [3, 10, 20, 1],
+    ]);
+    expect(dropped).toBe(0);
+  });
+
+  it('aligns windows to `every` on the records’ times, not on when the flow started', () => {
+    const { out } = run('a 5ms b|', { a: at(1_234), b: at(1_236) }, { every: '1s', lateness: 0 });
+    expect(out).toEqual([[7, 1_000, 2_000, 2]]);
+  });
+});
+
+describe('event-time windows in a flow', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fg-evtime-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A 3.6 s recording: 37 records 100 ms apart from …000.300 to …003.900. */
+  const base = 1_700_000_000_300;
+  const file = join(dir, 'rec.ndjson');
+  const header = { flowgrab: 'recording', version: 1, host: 'h', started: base, sources: [{ name: 'conntrack' }] };
+  const recs = Array.from({ length: 37 }, (_, i) => ct(i, { ts: base + i * 100 }));
+  writeFileSync(file, `${[header, ...recs].map((x) => JSON.stringify(x)).join('\n')}\n`);
+
+  async function windows(speed: number): Promise<Rec[]> {
+    const fg = new Flowgrab();
+    const f = fg.create();
+    f.populate(`replay(file="${file}", speed=${speed}) -> count(every=1s)`);
+    await f.instantiate();
+    const got = lastValueFrom(f.records$.pipe(toArray()));
+    await f.activate();
+    const out = await got;
+    await fg.close();
+    return out;
+  }
+
+  it('a replay gives the same windows at speed 0 and speed 1, starting at the records’ times', async () => {
+    const fast = await windows(0);
+    const timed = await windows(1);
+    const second = 1_700_000_000_000;
+    expect(fast.map((w) => [w.start, w.end, w.count])).toEqual([
+      [second, second + 1000, 7],
+      [second + 1000, second + 2000, 10],
+      [second + 2000, second + 3000, 10],
+      [second + 3000, second + 4000, 10],
+    ]);
+    expect(timed).toEqual(fast);
+  });
+
+  it('close() delivers the open window before records$ completes', async () => {
+    const feed = `evtime${Math.random().toString(36).slice(2)}`;
+    const fg = new Flowgrab();
+    const f = fg.create();
+    f.populate(`fake(feed=${feed}) -> count(by=orig.src, every=1h)`);
+    await f.instantiate();
+    const got = lastValueFrom(f.records$.pipe(toArray()));
+    await f.activate();
+    const ts = Date.now();
+    for (let i = 0; i < 3; i++) fakeFeed(feed).next(ct(1, { ts: ts + i }));
+    await f.close();
+    const hour = 3_600_000;
+    expect(await got).toEqual([
+      expect.objectContaining({
+        type: 'count',
+        start: Math.floor(ts / hour) * hour,
+        end: Math.floor(ts / hour) * hour + hour,
+        count: 3,
+      }),
+    ]);
+    await fg.close();
+  });
+
+  it('refuses a lateness above its bound', async () => {
+    const f = new Flowgrab().create();
+    f.populate('fake(feed=x) -> count(every=1s, lateness=1h)');
+    await expect(f.instantiate()).rejects.toMatchObject({
+      issues: [{ code: 'bad_parameter', message: expect.stringContaining('lateness') }],
+    });
+  });
+});
