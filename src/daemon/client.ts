@@ -234,9 +234,11 @@ export class RemoteFlowHandle<R extends object = Rec> {
     this.st = 'instantiated';
   }
 
+  /** As a local handle's: resolves once the daemon's sources capture; on failure the flow stays as it was. */
   async activate(): Promise<void> {
-    this.st = transition(this.st, 'activate');
+    const next = transition(this.st, 'activate');
     this.takeStats((await this.c.request({ op: 'activate', flow: this.id })).stats);
+    if (this.st !== 'closed') this.st = next;
   }
 
   async pause(): Promise<void> {

@@ -8,11 +8,20 @@ import type { z } from 'zod';
 import { FlowgrabError } from '../errors.js';
 import type { DnsCache } from '../sources/dns/cache.js';
 import type { SourceNotice } from '../sources/notice.js';
+import type { ReadyObserver } from '../sources/ready.js';
 import { closestName, type GraphIssue } from './errors.js';
 import type { FieldCatalog } from './fields.js';
 import type { SpecPath, Value } from './spec.js';
 
 export type Rec = Record<string, unknown>;
+
+/** A shared DnsCache for enrich(): release it when done. */
+export interface DnsCacheLease {
+  cache: DnsCache;
+  release(): void;
+  /** Resolves once the DNS capture feeding the cache is in place (absent: at once). */
+  ready?: Promise<void>;
+}
 
 export interface BuildContext {
   /** Path of this node in the graph spec, for messages. */
@@ -28,7 +37,13 @@ export interface BuildContext {
   /** Called by filters for each record they drop on purpose (ratelimit), for stats. */
   dropped(n: number): void;
   /** A DnsCache fed by the DNS seen in `netns` (for enrich); release it when done. */
-  dnsCache(netns: string | undefined, minTtlS: number): { cache: DnsCache; release(): void };
+  dnsCache(netns: string | undefined, minTtlS: number): DnsCacheLease;
+  /**
+   * Where a node says when it captures: a source on subscribe, with what
+   * resolves once its kernel resources are in place (a flow's activate()
+   * waits for it). Nodes that never call it are ready at once.
+   */
+  ready?: ReadyObserver;
 }
 
 /**

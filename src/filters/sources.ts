@@ -44,7 +44,13 @@ export const nfqueueSource = defineSource({
   fields: RECORD_FIELDS.nfqueue,
   create: (p, ctx) =>
     new Observable((sub) =>
-      nfqueue({ queue: p.queue, copyRange: p.copyRange, netns: p.netns, notices: ctx.notices }).subscribe({
+      nfqueue({
+        queue: p.queue,
+        copyRange: p.copyRange,
+        netns: p.netns,
+        notices: ctx.notices,
+        ready: ctx.ready,
+      }).subscribe({
         next: (pkt) => {
           sub.next(pkt as never);
           try {
@@ -80,6 +86,7 @@ export const arpSource = defineSource({
       includeUnusable: p.all,
       netns: p.netns,
       notices: ctx.notices,
+      ready: ctx.ready,
     }),
 });
 
@@ -108,6 +115,7 @@ export const conntrackSource = defineSource({
       mark: p.mark,
       netns: p.netns,
       notices: ctx.notices,
+      ready: ctx.ready,
     }),
 });
 
@@ -122,7 +130,7 @@ export const dnsSource = defineSource({
   // Installs nftables log rules in the namespace and reads its DNS traffic.
   capabilities: () => ['firewall', 'capture-dns'],
   fields: RECORD_FIELDS.dns,
-  create: (p, ctx) => dns({ netns: p.netns, group: p.group, hooks: p.hooks, notices: ctx.notices }),
+  create: (p, ctx) => dns({ netns: p.netns, group: p.group, hooks: p.hooks, notices: ctx.notices, ready: ctx.ready }),
 });
 
 // Records other machines exported to NATS JetStream (src/export/nats; policy capability `nats`).

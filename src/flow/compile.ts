@@ -22,13 +22,21 @@ import {
 import type { ExprSpec, GraphSpec, NodeSpec, SpecPath } from '../filters/spec.js';
 import type { SourceNotice } from '../sources/notice.js';
 import { type Attachable, FusedNode, FusedPoint, fusion } from './fuse.js';
-import { MergeNode, type NodeStats, OperatorNode, SourceNode, StepNode } from './network.js';
+import { MergeNode, type NodeStats, OperatorNode, Readiness, SourceNode, StepNode } from './network.js';
 
 export type { NodeStats } from './network.js';
 
 export interface SourceStage {
   key: string;
   notices: Subject<SourceNotice>;
+}
+
+/** A node whose kernel resources say when they capture (a source; enrich's DNS capture). */
+export interface ReadyStage {
+  /** The node and its parameters, for errors. */
+  what: string;
+  /** Resolves once it captures; rejects with why it never will. */
+  wait(): Promise<void>;
 }
 
 export interface Stage {
@@ -41,6 +49,8 @@ export interface Stage {
   /** Stats of every node on the way here, upstream first. */
   nodes: NodeStats[];
   sources: SourceStage[];
+  /** Nodes on the way here that capture from the kernel: activate waits for them. */
+  ready: ReadyStage[];
   source?: { name: string; params: Record<string, unknown> };
   /** Detaches this stage's node from its upstream(s). */
   disconnect?: () => void;
@@ -53,7 +63,7 @@ export interface Services {
 
 /** Stands in for a stage that failed its checks: any field, no sources. */
 function placeholder(up: Stage | null): Stage {
-  return { key: '?', keys: [], catalog: ANY_FIELDS, nodes: [], sources: [], source: up?.source };
+  return { key: '?', keys: [], catalog: ANY_FIELDS, nodes: [], sources: [], ready: [], source: up?.source };
 }
 
 const pathText = (p: SpecPath) =>
@@ -182,6 +192,7 @@ export class Compiler {
         nodes: [...ok.flatMap((b) => b.nodes), stats],
         sources: ok.flatMap((b) => b.sources),
         // Windows after the join run on the clock when any branch is live (see SourceDef.replayed).
+        ready: ok.flatMap((b) => b.ready),
         source: ok.find((b) => !isReplayed(b.source))?.source ?? ok[0].source,
       };
       if (build) {
@@ -240,6 +251,8 @@ export class Compiler {
     if (p === undefined) return undefined;
     const stats: NodeStats = { node: n.name, path: pathText(path), in: 0, out: 0, dropped: 0 };
     const notices = new Subject<SourceNotice>();
+    // Where this node's readiness signals go once built (a source's: its current subscription's).
+    let readiness: Readiness | undefined;
     const ctx: BuildContext = {
       path,
       input: input?.catalog ?? new Map(),
@@ -250,13 +263,15 @@ export class Compiler {
         stats.dropped += k;
       },
       dnsCache: this.services.dnsCache,
+      ready: (capturing) => readiness?.add(capturing),
     };
     const problems = def.check?.(p as never, ctx) ?? [];
     if (problems.length) {
       issues.push(...problems);
       return undefined;
     }
-    const key = `${input ? `${input.key} -> ` : ''}${n.name}${JSON.stringify(p)}`;
+    const what = `${n.name}${JSON.stringify(p)}`;
+    const key = `${input ? `${input.key} -> ` : ''}${what}`;
     if (def.kind === 'source') {
       const fields = typeof def.fields === 'function' ? def.fields(p as never) : def.fields;
       return this.reuse(key, build, () => {
@@ -266,10 +281,13 @@ export class Compiler {
           catalog: fields,
           nodes: [stats],
           sources: [{ key, notices }],
+          ready: [],
           source: { name: n.name, params: p as Record<string, unknown> },
         };
         if (build) {
           const src = new SourceNode(stats, () => def.create(p as never, ctx));
+          readiness = src.readiness;
+          st.ready = [{ what, wait: () => src.readiness.wait() }];
           st.node = src;
           st.disconnect = () => src.stop();
         }
@@ -284,9 +302,12 @@ export class Compiler {
         catalog: def.output?.(up.catalog, p as never) ?? up.catalog,
         nodes: [...up.nodes, stats],
         sources: up.sources,
+        ready: up.ready,
         source: up.source,
       };
       if (build) {
+        const own = new Readiness();
+        readiness = own;
         const step = def.step?.(p as never, ctx);
         if (typeof step === 'function' && fusion.enabled) {
           // A plain step joins the fused run it follows, or starts one (records only flow once it is attached).
@@ -302,6 +323,7 @@ export class Compiler {
           ? new StepNode(stats, asStepper(step))
           : new OperatorNode(stats, def.create!(p as never, ctx));
         const detach = up.node!.attach(node);
+        if (own.size) st.ready = [...up.ready, { what, wait: () => own.wait() }];
         st.node = node;
         st.disconnect = () => {
           detach();

@@ -1,5 +1,6 @@
 /** One DnsCache per namespace, fed by a shared dns() subscription while any enrich() filter uses it. */
 import type { Subscription } from 'rxjs';
+import type { DnsCacheLease } from '../filters/registry.js';
 import { DnsCache } from '../sources/dns/cache.js';
 import { dns } from '../sources/dns/source.js';
 import { SharedRegistry } from '../sources/sharing.js';
@@ -7,15 +8,18 @@ import { SharedRegistry } from '../sources/sharing.js';
 interface Fed {
   cache: DnsCache;
   sub: Subscription;
+  /** The dns() subscription captures: NFLOG bound, rules installed. */
+  ready?: Promise<void>;
 }
 
 const caches = new SharedRegistry<Fed>((f) => f.sub.unsubscribe());
 
-export function sharedDnsCache(netns: string | undefined, minTtlS: number): { cache: DnsCache; release(): void } {
+export function sharedDnsCache(netns: string | undefined, minTtlS: number): DnsCacheLease {
   const lease = caches.acquire(`${netns ?? ''}|${minTtlS}`, () => {
     const cache = new DnsCache({ minTtlS });
-    const sub = dns({ netns }).subscribe({ next: (r) => cache.add(r), error: () => {} });
-    return { cache, sub };
+    let ready: Promise<void> | undefined;
+    const sub = dns({ netns, ready: (p) => (ready = p) }).subscribe({ next: (r) => cache.add(r), error: () => {} });
+    return { cache, sub, ready };
   });
-  return { cache: lease.value.cache, release: lease.release };
+  return { cache: lease.value.cache, release: lease.release, ready: lease.value.ready };
 }

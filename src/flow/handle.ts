@@ -24,6 +24,8 @@ export interface FlowOptions {
   /** Records buffered between the pipeline and the subscribers (default 10 000). */
   bufferRecords?: number;
   overflow?: OverflowPolicy;
+  /** How long activate() waits for the sources to capture (default READY_TIMEOUT_MS; local flows only). */
+  readyTimeoutMs?: number;
 }
 
 /** A loss notice of a flow: a source notice with the flow named. */
@@ -56,6 +58,9 @@ export type Authorizer = (
   | { issues: GraphIssue[]; graph?: GraphSpec }
   | Promise<GraphIssue[] | { issues: GraphIssue[]; graph?: GraphSpec }>;
 
+/** How long activate() waits by default for the sources to capture (binding, installing rules). */
+export const READY_TIMEOUT_MS = 30_000;
+
 let nextId = 1;
 
 /** A local flow handle; `R` is the type of its records (see `GraphBuilder` and `Flowgrab.create<R>()`). */
@@ -77,6 +82,7 @@ export class FlowHandle<R extends object = Rec> {
   /** Every record this flow's reader lost (buffer and iterator): what lost$ reports and stats() shows. */
   private readerDropped = 0;
   private lossTimer?: NodeJS.Timeout;
+  private readonly readyTimeoutMs: number;
 
   /** Records, once active. Errors from the kernel sources end it with that error. */
   readonly records$: Observable<R>;
@@ -97,6 +103,9 @@ export class FlowHandle<R extends object = Rec> {
     const capacity = opts.bufferRecords ?? 10_000;
     if (!Number.isInteger(capacity) || capacity < 1)
       throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', 'bufferRecords must be a whole number ≥ 1');
+    this.readyTimeoutMs = opts.readyTimeoutMs ?? READY_TIMEOUT_MS;
+    if (!(this.readyTimeoutMs > 0))
+      throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', 'readyTimeoutMs must be a number of milliseconds > 0');
     this.buffer = new FlowBuffer<Rec>(capacity, opts.overflow ?? 'drop-oldest', (n) => this.readerLoss(n));
     this.buffer.hold();
     // The graph decides the records' shape; R is what the caller (or the builder) says it is.
@@ -200,9 +209,38 @@ export class FlowHandle<R extends object = Rec> {
     return r.data;
   }
 
+  /**
+   * Delivers records from now on. Resolves only once every source captures
+   * (groups joined, NFLOG group or queue bound, firewall rules installed):
+   * what happens after that is seen. A source that fails rejects it with its
+   * error, one still not capturing after `readyTimeoutMs` with
+   * FG_ERR_TIMEOUT; either way the flow stays as it was.
+   */
   async activate(): Promise<void> {
+    transition(this.st, 'activate');
+    await this.capturing();
     this.go('activate');
     this.buffer.release();
+  }
+
+  /** Waits, bounded, until every node of the graph that captures from the kernel does. */
+  private async capturing(): Promise<void> {
+    const ready = this.stage?.ready ?? [];
+    if (ready.length === 0) return;
+    const pending = new Set(ready.map((r) => r.what));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const which = [...pending].join(', ');
+        const msg = `flow ${this.name}: not capturing after ${this.readyTimeoutMs} ms (waiting for ${which})`;
+        reject(new FlowgrabError('FG_ERR_TIMEOUT', msg, { op: 'activate' }));
+      }, this.readyTimeoutMs);
+    });
+    try {
+      await Promise.race([Promise.all(ready.map((r) => r.wait().then(() => pending.delete(r.what)))), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async pause(): Promise<void> {

@@ -125,9 +125,53 @@ export class OperatorNode extends NetNode {
   }
 }
 
+/**
+ * When one node captures: the readiness signals its kernel resources gave
+ * (ReadyObserver), and the error that ended it. Signals and error belong to
+ * one subscription: reset() starts the next.
+ */
+export class Readiness {
+  private signals: Promise<void>[] = [];
+  private failed!: Promise<never>;
+  private fail!: (err: unknown) => void;
+
+  constructor() {
+    this.reset();
+  }
+
+  reset(): void {
+    this.signals = [];
+    this.failed = new Promise<never>((_, reject) => (this.fail = reject));
+    this.failed.catch(() => {});
+  }
+
+  /** A signal: resolves once capturing, or rejects with why not. */
+  add(capturing: Promise<void>): void {
+    capturing.catch(() => {});
+    this.signals.push(capturing);
+  }
+
+  /** Signals given so far. */
+  get size(): number {
+    return this.signals.length;
+  }
+
+  /** The subscription ended with an error (before or after it captured). */
+  error(err: unknown): void {
+    this.fail(err);
+  }
+
+  /** Resolves once every signal has; rejects with the first failure or the subscription's error. */
+  wait(): Promise<void> {
+    return Promise.race([Promise.all(this.signals).then(() => undefined), this.failed]);
+  }
+}
+
 /** A kernel (or test) source: subscribed while anyone listens. */
 export class SourceNode extends NetNode {
   private sub?: Subscription;
+  /** Readiness of the current subscription (its source signals into it through the build context). */
+  readonly readiness = new Readiness();
 
   constructor(
     stats: NodeStats,
@@ -143,9 +187,13 @@ export class SourceNode extends NetNode {
   override attach(child: Sink): () => void {
     const detach = super.attach(child);
     if (!this.sub) {
+      this.readiness.reset();
       this.sub = this.source().subscribe({
         next: (r) => this.emit(r),
-        error: (e) => this.error(e),
+        error: (e) => {
+          this.readiness.error(e);
+          this.error(e);
+        },
         complete: () => this.complete(),
       });
     }

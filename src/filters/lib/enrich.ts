@@ -27,6 +27,7 @@ export const enrichFilter = defineFilter({
     new Observable<Rec>((sub) => {
       const netns = ctx.source?.params.netns as string | undefined;
       const lease = ctx.dnsCache(netns, p.minTtl);
+      if (lease.ready) ctx.ready?.(lease.ready);
       const inner = source.subscribe({
         next: (r) => {
           const names: Record<string, string[]> = {};

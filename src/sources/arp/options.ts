@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { TransportFactory } from '../../netlink/transport.js';
 import type { NoticeObserver } from '../notice.js';
+import type { ReadyObserver } from '../ready.js';
 import { bool, int, netnsName, oneOf, parseOptions } from '../schema.js';
 
 export const ArpOptions = z.strictObject({
@@ -27,10 +28,12 @@ export type ArpOptionsInput = z.input<typeof ArpOptions> & {
   notices?: NoticeObserver;
   /** The kernel seam; tests pass the fake from `flowgrab/testing`. */
   transport?: TransportFactory;
+  /** Told on subscribe what resolves once the subscription captures (see ReadyObserver). */
+  ready?: ReadyObserver;
 };
 
 /** Validates options (every issue at once) and fills in the defaults. */
 export function parseArpOptions(options: ArpOptionsInput): ArpConfig {
-  const { notices: _n, transport: _t, ...rest } = options;
+  const { notices: _n, transport: _t, ready: _r, ...rest } = options;
   return parseOptions('arp', ArpOptions, rest);
 }

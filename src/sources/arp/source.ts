@@ -6,6 +6,7 @@
 import { openNativeTransport } from '../../netlink/native.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
+import { signalReady } from '../ready.js';
 import { SharedFeeds } from '../sharing.js';
 import { ArpFeed } from './feed.js';
 import { type ArpConfig, type ArpOptionsInput, parseArpOptions } from './options.js';
@@ -54,6 +55,9 @@ export function arp(options: ArpOptionsInput = {}): Observable<NeighRecord> {
       },
       (err) => sub.error(err),
     );
+    // The groups were joined when the feed opened. A dump covers what changes while it runs (events then are
+    // held); without one, events before the feed has learnt the table are dropped: capturing once it has.
+    signalReady(options.ready, cfg.dump ? Promise.resolve() : started.then(() => undefined));
     return () => {
       recs.unsubscribe();
       notes?.unsubscribe();

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { TransportFactory } from '../../netlink/transport.js';
 import type { NoticeObserver } from '../notice.js';
+import type { ReadyObserver } from '../ready.js';
 import { bool, int, listOf, netnsName, oneOf, parseOptions } from '../schema.js';
 
 export const CT_EVENT_NAMES = ['new', 'update', 'destroy'] as const;
@@ -52,11 +53,13 @@ export type ConntrackOptionsInput = z.input<typeof ConntrackOptions> & {
   notices?: NoticeObserver;
   /** The kernel seam; tests pass the fake from `flowgrab/testing`. */
   transport?: TransportFactory;
+  /** Told on subscribe what resolves once the subscription captures (see ReadyObserver). */
+  ready?: ReadyObserver;
 };
 
 /** Validates options (every issue at once) and fills in the defaults. */
 export function parseConntrackOptions(options: ConntrackOptionsInput): ConntrackConfig {
-  const { notices: _n, transport: _t, ...rest } = options;
+  const { notices: _n, transport: _t, ready: _r, ...rest } = options;
   const c = parseOptions('conntrack', ConntrackOptions, rest);
   const events = c.events ?? (c.dump || c.pollIntervalMs > 0 ? [] : [...CT_EVENT_NAMES]);
   return { ...c, events };

@@ -7,6 +7,7 @@
 import { openNativeTransport } from '../../netlink/native.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
+import { signalReady } from '../ready.js';
 import { SharedFeeds } from '../sharing.js';
 import { ConntrackFeed } from './feed.js';
 import { type ConntrackConfig, type ConntrackOptionsInput, parseConntrackOptions } from './options.js';
@@ -43,8 +44,11 @@ export function conntrack(options: ConntrackOptionsInput = {}): Observable<Connt
     const notes = options.notices ? feed.notices.subscribe((n) => options.notices?.next(n)) : undefined;
     try {
       feed.checkSysctls(cfg);
+      // The feed joined its event groups when it opened (synchronously): events from now on are seen.
+      signalReady(options.ready, Promise.resolve());
     } catch (err) {
       sub.error(err);
+      signalReady(options.ready, Promise.reject(err));
     }
     if (cfg.dump) {
       feed

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { TransportFactory } from '../../netlink/transport.js';
 import type { NoticeObserver } from '../notice.js';
+import type { ReadyObserver } from '../ready.js';
 import { bool, int, listOf, netnsName, oneOf, parseOptions } from '../schema.js';
 
 export const DNS_HOOKS = ['input', 'output', 'forward'] as const;
@@ -25,9 +26,14 @@ export const DnsOptions = z.strictObject({
 
 export type DnsConfig = z.output<typeof DnsOptions>;
 
-export type DnsOptionsInput = z.input<typeof DnsOptions> & { notices?: NoticeObserver; transport?: TransportFactory };
+export type DnsOptionsInput = z.input<typeof DnsOptions> & {
+  notices?: NoticeObserver;
+  transport?: TransportFactory;
+  /** Told on subscribe what resolves once the subscription captures (see ReadyObserver). */
+  ready?: ReadyObserver;
+};
 
 export function parseDnsOptions(options: DnsOptionsInput): DnsConfig {
-  const { notices: _n, transport: _t, ...rest } = options;
+  const { notices: _n, transport: _t, ready: _r, ...rest } = options;
   return parseOptions('dns', DnsOptions, rest);
 }

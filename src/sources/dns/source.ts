@@ -2,6 +2,7 @@
 import { openNativeTransport } from '../../netlink/native.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
+import { signalReady } from '../ready.js';
 import { SharedFeeds } from '../sharing.js';
 import { DnsFeed } from './feed.js';
 import { type DnsConfig, type DnsOptionsInput, parseDnsOptions } from './options.js';
@@ -41,6 +42,8 @@ export function dns(options: DnsOptionsInput = {}): Observable<DnsRecord> {
     const recs = feed.records.subscribe(sub);
     const notes = options.notices ? feed.notices.subscribe((n) => options.notices?.next(n)) : undefined;
     feed.ready.catch((err) => sub.error(err));
+    // Capturing once the group is bound and the logging rules are in place.
+    signalReady(options.ready, feed.ready);
     return () => {
       recs.unsubscribe();
       notes?.unsubscribe();

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { type QueueRulesSpec, validateMatchArgs } from '../firewall/iptables.js';
 import type { NoticeObserver } from '../notice.js';
+import type { ReadyObserver } from '../ready.js';
 import { bool, int, listOf, netnsName, oneOf, parseOptions } from '../schema.js';
 
 export type VerdictName = 'accept' | 'drop' | 'repeat';
@@ -56,11 +57,13 @@ export type NfqueueOptionsInput = z.input<typeof NfqueueOptions> & {
   notices?: NoticeObserver;
   /** The kernel seam; tests pass the fake from `flowgrab/testing`. */
   transport?: TransportFactory;
+  /** Told on subscribe what resolves once the subscription captures (see ReadyObserver). */
+  ready?: ReadyObserver;
 };
 
 /** Validates options (every issue at once, a missing queue included) and fills in the defaults. */
 export function parseNfqueueOptions(options: NfqueueOptionsInput): NfqueueConfig {
-  const { notices: _n, transport: _t, ...rest } = options ?? ({} as NfqueueOptionsInput);
+  const { notices: _n, transport: _t, ready: _r, ...rest } = options ?? ({} as NfqueueOptionsInput);
   return parseOptions('nfqueue', NfqueueOptions, rest);
 }
 

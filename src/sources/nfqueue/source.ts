@@ -13,6 +13,8 @@ import { openNativeTransport } from '../../netlink/native.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
 import type { NoticeObserver } from '../notice.js';
+import type { ReadyObserver } from '../ready.js';
+import { signalReady } from '../ready.js';
 import { SharedFeeds } from '../sharing.js';
 import { NfqueueFeed } from './feed.js';
 import { type NfqueueConfig, type NfqueueOptionsInput, parseNfqueueOptions, type VerdictName } from './options.js';
@@ -52,7 +54,7 @@ export class NfqueueSource extends Observable<QueuedPacket> {
   readonly config: NfqueueConfig;
   private readonly key: string;
 
-  constructor(cfg: NfqueueConfig, transport: TransportFactory, notices?: NoticeObserver) {
+  constructor(cfg: NfqueueConfig, transport: TransportFactory, notices?: NoticeObserver, ready?: ReadyObserver) {
     const key = feeds.key(cfg, transport);
     super((sub) => {
       const lease = feeds.acquire(cfg, transport);
@@ -60,6 +62,8 @@ export class NfqueueSource extends Observable<QueuedPacket> {
       const pkts = feed.packets.subscribe(sub);
       const notes = notices ? feed.notices.subscribe((n) => notices.next(n)) : undefined;
       feed.ready.catch((err) => sub.error(err));
+      // Capturing once the queue is bound (and its rules installed).
+      signalReady(ready, feed.ready);
       return () => {
         pkts.unsubscribe();
         notes?.unsubscribe();
@@ -111,5 +115,5 @@ export class NfqueueSource extends Observable<QueuedPacket> {
 /** Bad options throw here, at once; nothing touches the kernel before subscribe. */
 export function nfqueue(options: NfqueueOptionsInput): NfqueueSource {
   const cfg = parseNfqueueOptions(options);
-  return new NfqueueSource(cfg, options.transport ?? openNativeTransport, options.notices);
+  return new NfqueueSource(cfg, options.transport ?? openNativeTransport, options.notices, options.ready);
 }

@@ -5,8 +5,7 @@ import { Flowgrab } from '../../../src/flow/flowgrab.js';
 import type { LossNotice } from '../../../src/flow/handle.js';
 import { fakeFeed, fakeSubscriptions } from '../../../src/testing/fake-source.js';
 import { ct } from '../../helpers/records.js';
-
-const tick = () => new Promise((r) => setImmediate(r));
+import { until } from '../../helpers/wait.js';
 
 async function start(fg: Flowgrab, graph: string, opts = {}) {
   const f = fg.create(opts);
@@ -43,7 +42,7 @@ describe('flow runtime', () => {
     );
     expect(fakeSubscriptions.get('shared')).toBe(before + 1);
     for (let i = 0; i < 100; i++) fakeFeed('shared').next(ct(i));
-    await tick();
+    await until(() => flows[0].stats().buffer.delivered === 100, 'the first flow to deliver 100 records');
     const matchStats = flows.map((f) => f.stats().nodes.find((n) => n.node === 'match')!);
     // One evaluation per record, however many flows read it.
     expect(matchStats.map((m) => m.in)).toEqual([100, 100, 100]);
@@ -69,9 +68,7 @@ describe('flow runtime', () => {
     const it = slow[Symbol.asyncIterator]();
     const first = it.next(); // the reader asks for one record, then dawdles
     for (let i = 0; i < 1000; i++) fakeFeed('slow').next(ct(i));
-    await tick();
-    await tick();
-    expect(fastGot).toHaveLength(1000);
+    await until(() => fastGot.length === 1000, 'the fast flow to get all 1000 records');
     expect((await first).value).toMatchObject({ type: 'new' });
     const s = slow.stats();
     expect(s.buffer.highWater).toBeLessThanOrEqual(50);
@@ -88,7 +85,7 @@ describe('flow runtime', () => {
     const got: number[] = [];
     f.records$.subscribe((r) => got.push(r.id as number));
     for (let i = 0; i < 10; i++) fakeFeed('newest').next(ct(i));
-    await tick();
+    await until(() => f.stats().buffer.buffered === 0, 'the buffer to drain');
     expect(got).toEqual([0, 1, 2]);
     expect(f.stats().buffer.dropped).toBe(7);
     await fg.close();
@@ -99,16 +96,21 @@ describe('flow runtime', () => {
     const f = fg.create();
     f.populate('fake(feed=early)');
     await f.instantiate();
+    // A flow already active on the same feed: once it has everything, a held flow would have had it too.
+    const witness = await start(fg, 'fake(feed=early) -> project(id)');
+    let witnessDone = false;
+    witness.records$.subscribe({ complete: () => (witnessDone = true) });
     const got: number[] = [];
     let completed = false;
     f.records$.subscribe({ next: (r) => got.push(r.id as number), complete: () => (completed = true) });
     fakeFeed('early').next(ct(1));
     fakeFeed('early').next(ct(2));
     fakeFeed('early').complete(); // a dump or a replay that ended before activate
-    await tick();
+    await until(() => witnessDone, 'the active flow to complete');
     expect(got).toEqual([]); // nothing delivered before activate
+    expect(completed).toBe(false);
     await f.activate();
-    await tick();
+    await until(() => completed, 'the held flow to complete after activate');
     expect(got).toEqual([1, 2]);
     expect(completed).toBe(true);
     expect(f.stats().missed).toBe(0);
@@ -126,7 +128,7 @@ describe('flow runtime', () => {
     fakeFeed('pause').next(ct(3));
     await f.activate();
     fakeFeed('pause').next(ct(4));
-    await tick();
+    await until(() => got.includes(4), 'the record sent after activate');
     expect(got).toEqual([1, 4]);
     expect(f.stats().missed).toBe(2);
     await fg.close();
@@ -150,7 +152,7 @@ describe('flow runtime', () => {
   });
 
   it('runs the authorization hook on the whole graph, and close() during instantiate releases everything', async () => {
-    let release!: () => void;
+    let release: (() => void) | undefined;
     const fg = new Flowgrab({
       authorize: async (g) => {
         await new Promise<void>((r) => (release = r));
@@ -162,15 +164,16 @@ describe('flow runtime', () => {
     const denied = fg.create();
     denied.populate('fake(feed=auth) -> project(orig.src)');
     const p = denied.instantiate();
-    await tick();
-    release();
+    await until(() => release !== undefined, 'the authorizer to be asked');
+    release!();
+    release = undefined;
     await expect(p).rejects.toMatchObject({ issues: [{ code: 'needs_anonymize' }] });
     const closing = fg.create();
     closing.populate('fake(feed=auth) -> anonymize(orig.src)');
     const q = closing.instantiate();
-    await tick();
+    await until(() => release !== undefined, 'the authorizer to be asked again');
     await closing.close();
-    release();
+    release!();
     await q;
     expect(closing.state).toBe('closed');
     expect(fg.stageCount).toBe(0);

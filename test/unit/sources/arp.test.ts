@@ -177,6 +177,22 @@ describe('arp source (fake kernel)', () => {
     expect(k.openSockets).toHaveLength(0);
   });
 
+  it('signals readiness once the table is learnt: the first event after it is told apart as update or new', async () => {
+    const t = router();
+    const { k, event } = kernelWith(t);
+    const seen: string[] = [];
+    let ready: Promise<void> | undefined;
+    const sub = arp({ dump: false, events: true, transport: k.transport, ready: (p) => (ready = p) }).subscribe((r) =>
+      seen.push(brief(r)),
+    );
+    await ready;
+    event(neigh('192.168.77.11', MAC1, R.NUD_STALE));
+    event(neigh('192.168.77.12', MAC2, R.NUD_STALE));
+    await k.until(() => seen.length === 2, { what: 'two records' });
+    expect(seen).toEqual([`update:192.168.77.11@br0/lan1=${MAC1}:STALE`, `new:192.168.77.12@br0/lan2=${MAC2}:STALE`]);
+    sub.unsubscribe();
+  });
+
   it('turns FAILED of a reported neighbour into a delete (ip neigh del: NEW FAILED, then DEL), ignores other FAILED', async () => {
     const { k, event } = kernelWith(router());
     const seen: NeighRecord[] = [];

@@ -116,13 +116,41 @@ describe('dns source (fake kernel, golden NFLOG packets)', () => {
     expect(z).toMatchObject({ error: 'truncated', qname: '' });
   });
 
+  it('signals readiness once the group is bound and configured, not before', async () => {
+    const k = nflogKernel();
+    const held: (() => void)[] = [];
+    const answer = k.handler!;
+    // The kernel answers the flags request (the last of the four) only when the test says so.
+    k.handler = (req, sock) => {
+      if (sock.sent.length < 4) return answer(req, sock);
+      held.push(() => sock.deliver(answer(req, sock)![0], 0));
+      return [];
+    };
+    let ready: Promise<void> | undefined;
+    let capturing = false;
+    const sub = dns({ installRules: false, group: 6, transport: k.transport, ready: (p) => (ready = p) }).subscribe();
+    expect(ready).toBeDefined();
+    void ready!.then(() => (capturing = true));
+    await k.until(() => held.length === 1, { what: 'the flags request' });
+    await k.settle();
+    expect(capturing).toBe(false);
+    held[0]();
+    await ready;
+    sub.unsubscribe();
+  });
+
   it('reports a group owned by another reader as FG_ERR_BUSY naming the group', async () => {
     const k = nflogKernel(1);
-    const err = await lastValueFrom(dns({ installRules: false, group: 7, transport: k.transport })).catch((e) => e);
+    let ready: Promise<void> | undefined;
+    const err = await lastValueFrom(
+      dns({ installRules: false, group: 7, transport: k.transport, ready: (p) => (ready = p) }),
+    ).catch((e) => e);
     expect(err).toMatchObject({
       code: 'FG_ERR_BUSY',
       message: expect.stringMatching(/NFLOG group 7 is already bound/),
     });
+    // The readiness signal fails the same way (a flow's activate rejects with it).
+    await expect(ready).rejects.toBe(err);
   });
 });
 
