@@ -5,11 +5,11 @@
  * and the lists, what the firewall enforces. State only: the core persists
  * and applies it.
  */
-import type { Enforcement } from './firewall.js';
+import type { Enforcement } from '../io/firewall.js';
+import type { SpinStore } from '../io/store.js';
 import { domainKey } from './ip.js';
 import type { IpList, ListName } from './lists.js';
 import type { NodeModel, SpinNode } from './model.js';
-import type { SpinStore } from './store.js';
 
 export const pairKey = (a: number, b: number) => (a < b ? `${a}-${b}` : `${b}-${a}`);
 

@@ -3,7 +3,7 @@
  * `{"command", "argument"?, "result"?}` with keys only when set, on spind's
  * topics. Key order follows spind's serializers.
  */
-import type { SpinMessage } from './contract.js';
+import type { SpinMessage } from '../io/contract.js';
 
 export const TRAFFIC_TOPIC = 'SPIN/traffic';
 export const ADMIN_TOPIC = 'SPIN/traffic/admin';

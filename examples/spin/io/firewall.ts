@@ -11,7 +11,7 @@
  * `drops()` reads the growth (the `blocked` messages).
  */
 import { NftTable, runTool } from 'flowgrab';
-import { ipFamilyOf, type Prefix } from './ip.js';
+import { ipFamilyOf, type Prefix } from '../domain/ip.js';
 
 export interface Enforcement {
   block: Prefix[];

@@ -8,7 +8,7 @@
  * the lookup's own time limit and the queue by MAX_HELD messages.
  */
 import { Subject } from 'rxjs';
-import type { SpinMessage } from './contract.js';
+import type { SpinMessage } from '../io/contract.js';
 import { nodeInfoMessage } from './messages.js';
 import type { SpinNode } from './model.js';
 

@@ -3,8 +3,8 @@
  * deltas per (from, to, protocol, ports) flow, and the `blocked` messages of
  * dropped packets.
  */
-import type { SpinMessage } from './contract.js';
-import type { Drop } from './firewall.js';
+import type { SpinMessage } from '../io/contract.js';
+import type { Drop } from '../io/firewall.js';
 import type { IpList } from './lists.js';
 import { blockedMessage, type TrafficFlow } from './messages.js';
 import type { NodeModel, SpinNode } from './model.js';

@@ -6,8 +6,8 @@
  * router's subnets are re-read every 10 s.
  */
 import { runTool } from 'flowgrab';
-import type { MacLookup } from './announce.js';
-import { type Prefix, parsePrefix, prefixContains } from './ip.js';
+import type { MacLookup } from '../domain/announce.js';
+import { type Prefix, parsePrefix, prefixContains } from '../domain/ip.js';
 
 const REFRESH_MS = 10_000;
 /** The longest one question to the kernel may take (a new node's messages wait for it). */

@@ -3,12 +3,13 @@
  * here by their own modules' types so ingest.ts does not import core.ts
  * (which imports ingest.ts).
  */
+
+import type { CoreOptions } from '../options.js';
 import type { Announcer } from './announce.js';
 import type { Blocks } from './blocks.js';
 import type { IpList, ListName } from './lists.js';
 import type { NodeModel } from './model.js';
 import type { Neighbours } from './neighbours.js';
-import type { CoreOptions } from './options.js';
 import type { SpinPeriods } from './periods.js';
 import type { TrafficTable } from './traffic.js';
 
