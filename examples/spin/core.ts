@@ -20,16 +20,18 @@ import {
   trafficMessage,
 } from './domain/messages.js';
 import { NodeModel, type SpinNode } from './domain/model.js';
-import { DeviceNames } from './domain/names.js';
+import { DeviceNames, parseLeases, parseNamesFile } from './domain/names.js';
 import { Neighbours } from './domain/neighbours.js';
 import { PeakTable, peakCommand } from './domain/peaks.js';
-import { DEFAULT_PERIODS, every, type SpinPeriods } from './domain/periods.js';
+import { DEFAULT_PERIODS, type SpinPeriods } from './domain/periods.js';
 import { RouterGuard } from './domain/protect.js';
 import { blockedMessages, TrafficTable } from './domain/traffic.js';
 import { deferredInBatch, runBatch } from './io/batch.js';
 import type { SpinCore, SpinMessage } from './io/contract.js';
 import { type Enforcement, Firewall } from './io/firewall.js';
 import { type SpinStore, storedNode } from './io/store.js';
+import { every } from './io/timers.js';
+import { WatchedFile } from './io/watched-file.js';
 import type { CoreOptions } from './options.js';
 
 export { pairKey } from './domain/blocks.js';
@@ -91,7 +93,9 @@ export class Core implements SpinCore {
       lookupMac: opts.lookupMac,
     });
     this.messages$ = this.announcer.messages$;
-    this.names = new DeviceNames(opts.store.names(), { namesFile: opts.namesFile, leaseFile: opts.leaseFile });
+    const namesFile = new WatchedFile(opts.namesFile, parseNamesFile);
+    const leases = new WatchedFile(opts.leaseFile, parseLeases);
+    this.names = new DeviceNames(opts.store.names(), [() => namesFile.get(), () => leases.get()]);
     this.model = new NodeModel({
       now: opts.now,
       nameFor: (mac, ips) => this.names.lookup(mac, ips),

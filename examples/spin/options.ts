@@ -1,7 +1,7 @@
 /** How the SPIN core (core.ts) is set up. */
 import type { MacLookup } from './domain/announce.js';
+import type { MonitorScope } from './domain/ingest-host.js';
 import type { SpinPeriods } from './domain/periods.js';
-import type { MonitorScope } from './io/kernel-neigh.js';
 import type { SpinStore } from './io/store.js';
 
 export interface CoreOptions {
