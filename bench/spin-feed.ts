@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Core } from '../examples/spin/core.js';
-import { spinRpc } from '../examples/spin/methods.js';
-import { SpinStore } from '../examples/spin/store.js';
+import { spinRpc } from '../examples/spin/io/methods.js';
+import { SpinStore } from '../examples/spin/io/store.js';
 import type { ConntrackRecord, NeighRecord } from '../src/index.js';
 
 export const FLOWS = 100_000;

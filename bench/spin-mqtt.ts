@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { Subject } from 'rxjs';
-import type { SpinCore, SpinMessage } from '../examples/spin/contract.js';
-import { startMqtt } from '../examples/spin/mqtt.js';
+import type { SpinCore, SpinMessage } from '../examples/spin/io/contract.js';
+import { startMqtt } from '../examples/spin/io/mqtt.js';
 import { fmt } from './lib.js';
 
 const TRAFFIC = Number(process.env.FG_BENCH_MQTT_MESSAGES ?? 100_000);

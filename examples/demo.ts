@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHomeNetwork, generateTraffic, type HomeNetwork } from 'flowgrab/testing';
 import { type SpinApp, startSpin } from './spin/app.js';
-import { writeCredentials } from './spin/auth.js';
+import { writeCredentials } from './spin/io/auth.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);

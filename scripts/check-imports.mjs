@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Import rules of docs/architecture.md, checked without a dependency: no
-// import cycles among the TypeScript files under src/ and examples/, and no
-// file under src/ importing from a layer above its own. Exits 1 with the
-// offending cycles and edges listed. Usage: node scripts/check-imports.mjs [root]
+// import cycles among the TypeScript files under src/ and examples/, no
+// file under src/ importing from a layer above its own, and the SPIN
+// example's domain/ kept pure (no io/, no I/O modules, no timers). Exits 1
+// with the offending cycles and edges listed. Usage: node scripts/check-imports.mjs [root]
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
@@ -108,6 +109,70 @@ export function cycles(graph) {
   return out;
 }
 
+/** The SPIN example's pure part: model, lists, blocks, traffic… (examples/spin/README.md#layout). */
+const SPIN_DOMAIN = join('examples', 'spin', 'domain');
+
+/**
+ * What a domain/ file may import besides its own folder: these modules, and
+ * of each only the named values listed (`*`: any); type-only imports of them
+ * are free. Everything else (io/, the app, node:fs, node:http, sqlite, mqtt,
+ * the kernel helpers of flowgrab) is I/O.
+ */
+export const DOMAIN_ALLOWED = {
+  flowgrab: ['formatIP', 'parseIP'],
+  'node:net': ['isIP', 'isIPv4', 'isIPv6'],
+  rxjs: '*',
+  zod: '*',
+};
+
+const ANY_IMPORT =
+  /(?:^|\n)\s*(?:import|export)\s+(type\s+)?(?:([^'"]*?)\s*from\s*)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+const TIMER = /\b(setTimeout|setInterval|setImmediate)\s*\(/;
+
+/** Named values an import clause takes (`type X` entries left out); '*' for a default or namespace import. */
+function importedValues(clause) {
+  const names = [];
+  const braces = /\{([^}]*)\}/.exec(clause);
+  const outside = clause
+    .replace(/\{[^}]*\}/, '')
+    .replace(/,/g, ' ')
+    .trim();
+  if (outside) names.push('*');
+  for (const part of braces ? braces[1].split(',') : []) {
+    const p = part.trim();
+    if (p && !p.startsWith('type ')) names.push(p.split(/\s+as\s+/)[0].trim());
+  }
+  return names;
+}
+
+/** Files under examples/spin/domain/ that import io/, the app or an I/O module, or start timers. */
+export function domainViolations(files) {
+  const bad = [];
+  const domainDir = join(root, SPIN_DOMAIN);
+  for (const f of files) {
+    if (!f.startsWith(`${domainDir}/`)) continue;
+    const text = readFileSync(f, 'utf8');
+    for (const m of text.matchAll(ANY_IMPORT)) {
+      const spec = m[3] ?? m[4];
+      const typeOnly = Boolean(m[1]);
+      if (spec.startsWith('.')) {
+        const target = resolve(dirname(f), spec);
+        if (!target.startsWith(`${domainDir}/`)) bad.push({ file: f, what: `imports ${spec} (outside domain/)` });
+        continue;
+      }
+      if (typeOnly) continue;
+      const allowed = DOMAIN_ALLOWED[spec];
+      const values = m[4] !== undefined ? ['*'] : importedValues(m[2] ?? '');
+      const extra = allowed === '*' ? [] : allowed === undefined ? ['*'] : values.filter((v) => !allowed.includes(v));
+      if (extra.length && (values.length || allowed === undefined))
+        bad.push({ file: f, what: `imports ${allowed === undefined ? '' : `${extra.join(', ')} from `}${spec} (I/O)` });
+    }
+    const timer = TIMER.exec(text);
+    if (timer) bad.push({ file: f, what: `starts a timer (${timer[1]})` });
+  }
+  return bad;
+}
+
 export function upwardImports(graph) {
   const bad = [];
   for (const [from, edges] of graph) {
@@ -127,8 +192,10 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.
   const rel = (p) => relative(root, p);
   const cyc = cycles(graph);
   const up = upwardImports(graph);
+  const impure = domainViolations(files);
   for (const c of cyc) console.error(`cycle: ${c.map(rel).sort().join(' ↔ ')}`);
   for (const u of up) console.error(`upward import: ${rel(u.from)} (${u.fromLayer}) → ${rel(u.to)} (${u.toLayer})`);
-  if (cyc.length || up.length) process.exit(1);
-  console.log(`imports: ${files.length} files, no cycles, no upward imports`);
+  for (const d of impure) console.error(`SPIN domain/ not pure: ${rel(d.file)} ${d.what}`);
+  if (cyc.length || up.length || impure.length) process.exit(1);
+  console.log(`imports: ${files.length} files, no cycles, no upward imports, SPIN domain/ pure`);
 }

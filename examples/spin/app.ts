@@ -6,21 +6,21 @@
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
 import { connect, Flowgrab, runTool } from 'flowgrab';
-import { Credentials, defaultCredentials, Sessions } from './auth.js';
-import { createCaptureHandler } from './capture.js';
-import type { MqttBridge, MqttOptions, SpinCore, SpinMessage, WebHandler } from './contract.js';
 import { Core } from './core.js';
-import { openFeeds } from './feeds.js';
-import { kernelMacLookup, monitorScope } from './kernel-neigh.js';
-import { spinRpc } from './methods.js';
-import { startMqtt } from './mqtt.js';
-import type { SpinPeriods } from './periods.js';
-import type { RpcDispatcher } from './rpc.js';
-import { createSpinHttp, listenRpcSocket } from './servers.js';
-import { SpinStore } from './store.js';
-import { HttpGuard } from './web/guard.js';
-import { createWebRootHandler } from './web/root.js';
-import { createWebHandler } from './web/serve.js';
+import type { SpinPeriods } from './domain/periods.js';
+import { Credentials, defaultCredentials, Sessions } from './io/auth.js';
+import { createCaptureHandler } from './io/capture.js';
+import type { MqttBridge, MqttOptions, SpinCore, SpinMessage, WebHandler } from './io/contract.js';
+import { openFeeds } from './io/feeds.js';
+import { kernelMacLookup, monitorScope } from './io/kernel-neigh.js';
+import { spinRpc } from './io/methods.js';
+import { startMqtt } from './io/mqtt.js';
+import type { RpcDispatcher } from './io/rpc.js';
+import { createSpinHttp, listenRpcSocket } from './io/servers.js';
+import { SpinStore } from './io/store.js';
+import { HttpGuard } from './io/web/guard.js';
+import { createWebRootHandler } from './io/web/root.js';
+import { createWebHandler } from './io/web/serve.js';
 
 export interface SpinOptions {
   /** Watch this network namespace (the router's); servers stay in the process's own. */

@@ -10,8 +10,8 @@
  * replaces the stale table and enforces every stored list and block at once.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import type { MqttOptions } from './contract.js';
-import type { SpinPeriods } from './periods.js';
+import type { SpinPeriods } from './domain/periods.js';
+import type { MqttOptions } from './io/contract.js';
 
 const int =
   (name: string, min = 0) =>

@@ -5,14 +5,11 @@
  * in SPIN's format on `messages$`. The RPC methods (methods.ts) act on it.
  */
 import { type ConntrackRecord, type DnsRecord, deleteConntrack, type NeighRecord } from 'flowgrab';
-import { Announcer } from './announce.js';
-import { deferredInBatch, runBatch } from './batch.js';
-import { Blocks } from './blocks.js';
-import type { SpinCore, SpinMessage } from './contract.js';
-import { type Enforcement, Firewall } from './firewall.js';
-import { inScope, onConntrack, onDns, onNeigh } from './ingest.js';
-import { domainKey } from './ip.js';
-import { IpList, type ListName, parseEntry } from './lists.js';
+import { Announcer } from './domain/announce.js';
+import { Blocks } from './domain/blocks.js';
+import { inScope, onConntrack, onDns, onNeigh } from './domain/ingest.js';
+import { domainKey } from './domain/ip.js';
+import { IpList, type ListName, parseEntry } from './domain/lists.js';
 import {
   clearNodeMessage,
   listMessage,
@@ -21,20 +18,25 @@ import {
   nodeMergedMessage,
   serverRestartMessage,
   trafficMessage,
-} from './messages.js';
-import { NodeModel, type SpinNode } from './model.js';
-import { DeviceNames } from './names.js';
-import { Neighbours } from './neighbours.js';
+} from './domain/messages.js';
+import { NodeModel, type SpinNode } from './domain/model.js';
+import { DeviceNames, parseLeases, parseNamesFile } from './domain/names.js';
+import { Neighbours } from './domain/neighbours.js';
+import { PeakTable, peakCommand } from './domain/peaks.js';
+import { DEFAULT_PERIODS, type SpinPeriods } from './domain/periods.js';
+import { RouterGuard } from './domain/protect.js';
+import { blockedMessages, TrafficTable } from './domain/traffic.js';
+import { deferredInBatch, runBatch } from './io/batch.js';
+import type { SpinCore, SpinMessage } from './io/contract.js';
+import { type Enforcement, Firewall } from './io/firewall.js';
+import { type SpinStore, storedNode } from './io/store.js';
+import { every } from './io/timers.js';
+import { WatchedFile } from './io/watched-file.js';
 import type { CoreOptions } from './options.js';
-import { PeakTable, peakCommand } from './peaks.js';
-import { DEFAULT_PERIODS, every, type SpinPeriods } from './periods.js';
-import { RouterGuard } from './protect.js';
-import { type SpinStore, storedNode } from './store.js';
-import { blockedMessages, TrafficTable } from './traffic.js';
 
-export { pairKey } from './blocks.js';
+export { pairKey } from './domain/blocks.js';
+export { blockedFlow } from './domain/traffic.js';
 export type { CoreOptions } from './options.js';
-export { blockedFlow } from './traffic.js';
 
 export class Core implements SpinCore {
   readonly periods: SpinPeriods;
@@ -91,7 +93,9 @@ export class Core implements SpinCore {
       lookupMac: opts.lookupMac,
     });
     this.messages$ = this.announcer.messages$;
-    this.names = new DeviceNames(opts.store.names(), { namesFile: opts.namesFile, leaseFile: opts.leaseFile });
+    const namesFile = new WatchedFile(opts.namesFile, parseNamesFile);
+    const leases = new WatchedFile(opts.leaseFile, parseLeases);
+    this.names = new DeviceNames(opts.store.names(), [() => namesFile.get(), () => leases.get()]);
     this.model = new NodeModel({
       now: opts.now,
       nameFor: (mac, ips) => this.names.lookup(mac, ips),

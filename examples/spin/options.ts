@@ -1,8 +1,8 @@
 /** How the SPIN core (core.ts) is set up. */
-import type { MacLookup } from './announce.js';
-import type { MonitorScope } from './kernel-neigh.js';
-import type { SpinPeriods } from './periods.js';
-import type { SpinStore } from './store.js';
+import type { MacLookup } from './domain/announce.js';
+import type { MonitorScope } from './domain/ingest-host.js';
+import type { SpinPeriods } from './domain/periods.js';
+import type { SpinStore } from './io/store.js';
 
 export interface CoreOptions {
   store: SpinStore;

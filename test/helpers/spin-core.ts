@@ -1,7 +1,7 @@
 /** Helpers for the SPIN core's integration tests: JSON-RPC over the Unix socket and HTTP, connection probes. */
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { writeCredentials } from '../../examples/spin/auth.js';
+import { writeCredentials } from '../../examples/spin/io/auth.js';
 import type { HomeNetwork, LabClient } from '../../src/testing/index.js';
 
 /** The login the SPIN integration tests give the app (its credentials file is written per test). */

@@ -7,7 +7,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Subject } from 'rxjs';
-import type { SpinCore, SpinMessage, WebHandler } from '../../examples/spin/contract.js';
+import type { SpinCore, SpinMessage, WebHandler } from '../../examples/spin/io/contract.js';
 
 export interface FakeNode {
   id: number;

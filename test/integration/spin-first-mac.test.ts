@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startSpin } from '../../examples/spin/app.js';
-import type { SpinMessage } from '../../examples/spin/contract.js';
+import type { SpinMessage } from '../../examples/spin/io/contract.js';
 import { createHomeNetwork, generateTraffic, type HomeNetwork, waitFor } from '../../src/testing/index.js';
 
 const RUNS = 3;

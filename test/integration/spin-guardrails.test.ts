@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SpinApp, startSpin } from '../../examples/spin/app.js';
-import { RPC_LIMITS } from '../../examples/spin/methods.js';
+import { RPC_LIMITS } from '../../examples/spin/io/methods.js';
 import { createHomeNetwork, type HomeNetwork, run, waitFor } from '../../src/testing/index.js';
 import { socketRpc, socketRpcRaw, tcpWorks, testCredentials } from '../helpers/spin-core.js';
 

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SpinApp, startSpin } from '../../examples/spin/app.js';
-import type { SpinMessage } from '../../examples/spin/contract.js';
+import type { SpinMessage } from '../../examples/spin/io/contract.js';
 import { Policy } from '../../src/auth/policy.js';
 import { Daemon } from '../../src/daemon/server.js';
 import {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startSpin } from '../../examples/spin/app.js';
-import { PARSE_ERROR_REPLY, startMqtt } from '../../examples/spin/mqtt.js';
+import { PARSE_ERROR_REPLY, startMqtt } from '../../examples/spin/io/mqtt.js';
 import { createHomeNetwork, generateTraffic, type HomeNetwork, waitFor } from '../../src/testing/lab/index.js';
 import { freePort, Mosquitto, MosquittoSub, mosquittoPub } from '../helpers/mosquitto.js';
 import { FakeSpinCore } from '../helpers/spin-fake-core.js';

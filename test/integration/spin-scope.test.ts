@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SpinApp, type SpinOptions, startSpin } from '../../examples/spin/app.js';
-import type { SpinMessage } from '../../examples/spin/contract.js';
-import { NODE_INFO_MAX_IPS } from '../../examples/spin/messages.js';
+import { NODE_INFO_MAX_IPS } from '../../examples/spin/domain/messages.js';
+import type { SpinMessage } from '../../examples/spin/io/contract.js';
 import { createHomeNetwork, generateTraffic, type HomeNetwork, waitFor } from '../../src/testing/index.js';
 import { socketRpc, socketRpcRaw } from '../helpers/spin-core.js';
 

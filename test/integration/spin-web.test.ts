@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SpinApp, startSpin } from '../../examples/spin/app.js';
-import { startMqtt } from '../../examples/spin/mqtt.js';
-import { createWebHandler } from '../../examples/spin/web/serve.js';
+import { startMqtt } from '../../examples/spin/io/mqtt.js';
+import { createWebHandler } from '../../examples/spin/io/web/serve.js';
 import { createHomeNetwork, generateTraffic, type HomeNetwork, type LabClient } from '../../src/testing/lab/index.js';
 import { TEST_LOGIN, testCredentials } from '../helpers/spin-core.js';
 import { FakeSpinCore, serveSpinHttp, spin } from '../helpers/spin-fake-core.js';
@@ -179,8 +179,8 @@ describe('broker address', () => {
 describe('web view files', () => {
   it('finds the page from the built module in dist/ too (the CLI runs from there)', async () => {
     const built = (await import(
-      join(ROOT, 'dist/examples/spin/web/serve.js')
-    )) as typeof import('../../examples/spin/web/serve.js');
+      join(ROOT, 'dist/examples/spin/io/web/serve.js')
+    )) as typeof import('../../examples/spin/io/web/serve.js');
     const http = await serveSpinHttp(new FakeSpinCore(), built.createWebHandler({}));
     try {
       const page = await fetch(`${http.url}/`);

@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Credentials, Sessions } from '../../examples/spin/auth.js';
-import { createSpinHttp } from '../../examples/spin/servers.js';
-import { HttpGuard } from '../../examples/spin/web/guard.js';
-import { createWebRootHandler } from '../../examples/spin/web/root.js';
-import { createWebHandler } from '../../examples/spin/web/serve.js';
+import { Credentials, Sessions } from '../../examples/spin/io/auth.js';
+import { createSpinHttp } from '../../examples/spin/io/servers.js';
+import { HttpGuard } from '../../examples/spin/io/web/guard.js';
+import { createWebRootHandler } from '../../examples/spin/io/web/root.js';
+import { createWebHandler } from '../../examples/spin/io/web/serve.js';
 import { TEST_AUTHORIZATION, TEST_LOGIN, testCredentials } from '../helpers/spin-core.js';
 import { FakeSpinCore } from '../helpers/spin-fake-core.js';
 

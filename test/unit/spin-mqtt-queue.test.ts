@@ -2,7 +2,7 @@
 // when the broker calls back synchronously, and a connection that goes away
 // with a publish in flight.
 import { describe, expect, it } from 'vitest';
-import { type QueuedPublish, SerialQueue } from '../../examples/spin/mqtt/serial-queue.js';
+import { type QueuedPublish, SerialQueue } from '../../examples/spin/io/mqtt/serial-queue.js';
 
 const msg = (i: number, payload = `m${i}`): QueuedPublish => ({ topic: 'SPIN/traffic', payload, retain: false });
 

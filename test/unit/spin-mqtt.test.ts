@@ -5,7 +5,7 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PARSE_ERROR_REPLY, type SpinMqttBridge, startMqtt } from '../../examples/spin/mqtt.js';
+import { PARSE_ERROR_REPLY, type SpinMqttBridge, startMqtt } from '../../examples/spin/io/mqtt.js';
 import { FakeSpinCore } from '../helpers/spin-fake-core.js';
 
 interface Received {

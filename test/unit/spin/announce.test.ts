@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { Announcer } from '../../../examples/spin/announce.js';
-import { captureBody, pcapHeader, pcapRecord } from '../../../examples/spin/capture.js';
-import type { SpinMessage } from '../../../examples/spin/contract.js';
-import type { SpinNode } from '../../../examples/spin/model.js';
+import { Announcer } from '../../../examples/spin/domain/announce.js';
+import type { SpinNode } from '../../../examples/spin/domain/model.js';
+import { captureBody, pcapHeader, pcapRecord } from '../../../examples/spin/io/capture.js';
+import type { SpinMessage } from '../../../examples/spin/io/contract.js';
 
 const node = (id: number, ips: string[], mac?: string) => ({ id, ips: new Set(ips), mac }) as unknown as SpinNode;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deferredInBatch, runBatch } from '../../../examples/spin/batch.js';
+import { deferredInBatch, runBatch } from '../../../examples/spin/io/batch.js';
 
 describe('runBatch', () => {
   it('defers inside the batch, applies once at its end, and not for work outliving it', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { blockedFlow } from '../../../examples/spin/core.js';
-import type { Drop } from '../../../examples/spin/firewall.js';
+import type { Drop } from '../../../examples/spin/io/firewall.js';
 
 const drop = (family: 4 | 6, proto: number): Drop => ({
   family,

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NodeModel, type SpinNode } from '../../../examples/spin/model.js';
+import { NodeModel, type SpinNode } from '../../../examples/spin/domain/model.js';
 
 function setup(start = 1_700_000_000_000) {
   let now = start;

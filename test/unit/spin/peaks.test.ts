@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PeakTable, peakCommand } from '../../../examples/spin/peaks.js';
+import { PeakTable, peakCommand } from '../../../examples/spin/domain/peaks.js';
 
 const flow = (from: number, to: number, size: number, count: number) => ({
   from,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalIp, compareIps, parsePrefix, prefixContains } from '../../../examples/spin/ip.js';
-import { IpList, matchListName, parseEntry } from '../../../examples/spin/lists.js';
-import { RpcDispatcher, RpcError } from '../../../examples/spin/rpc.js';
+import { canonicalIp, compareIps, parsePrefix, prefixContains } from '../../../examples/spin/domain/ip.js';
+import { IpList, matchListName, parseEntry } from '../../../examples/spin/domain/lists.js';
+import { RpcDispatcher, RpcError } from '../../../examples/spin/io/rpc.js';
 
 const seen: unknown[] = [];
 const d = new RpcDispatcher([

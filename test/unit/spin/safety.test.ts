@@ -3,11 +3,11 @@
 // hostile input.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { Credentials, hashPassword, Sessions } from '../../../examples/spin/auth.js';
-import { parsePrefix } from '../../../examples/spin/ip.js';
-import { mayPublish, maySubscribe } from '../../../examples/spin/mqtt/access.js';
-import { RouterGuard } from '../../../examples/spin/protect.js';
-import { HttpGuard } from '../../../examples/spin/web/guard.js';
+import { parsePrefix } from '../../../examples/spin/domain/ip.js';
+import { RouterGuard } from '../../../examples/spin/domain/protect.js';
+import { Credentials, hashPassword, Sessions } from '../../../examples/spin/io/auth.js';
+import { mayPublish, maySubscribe } from '../../../examples/spin/io/mqtt/access.js';
+import { HttpGuard } from '../../../examples/spin/io/web/guard.js';
 
 const creds = new Credentials(`# comment\n\nalice:${hashPassword('s3cret')}\n`);
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;

@@ -1,5 +1,5 @@
 // The SPIN web view's request handler: the page and its scripts straight from
-// the source tree (examples/spin/web/static, no build step), vis-network and
+// the source tree (examples/spin/io/web/static, no build step), vis-network and
 // mqtt.js straight from node_modules (no CDN), and a small config document
 // telling the page where the broker's WebSocket listener is.
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
@@ -47,7 +47,7 @@ const SECURITY_HEADERS = {
 
 export function createWebHandler(options: WebOptions = {}): WebHandler {
   const root = options.root ?? findRepoRoot(dirname(fileURLToPath(import.meta.url)));
-  const staticDir = join(root, 'examples/spin/web/static');
+  const staticDir = join(root, 'examples/spin/io/web/static');
   if (!existsSync(join(staticDir, 'index.html'))) {
     throw new Error(`SPIN web view: ${staticDir}/index.html not found (the page is served from the source tree)`);
   }

@@ -5,8 +5,7 @@
  * already aggregates every second; bounded to MAX_NODES nodes and 60
  * minutes each.
  */
-import type { SpinMessage } from './contract.js';
-import type { TrafficFlow } from './messages.js';
+import type { SpinMessage, TrafficFlow } from './messages.js';
 
 const WINDOW_MIN = 60;
 const MAX_NODES = 10_000;

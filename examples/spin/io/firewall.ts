@@ -11,28 +11,12 @@
  * `drops()` reads the growth (the `blocked` messages).
  */
 import { NftTable, runTool } from 'flowgrab';
-import { ipFamilyOf, type Prefix } from './ip.js';
+import type { Enforcement } from '../domain/blocks.js';
+import { ipFamilyOf, type Prefix } from '../domain/ip.js';
+import type { Drop } from '../domain/traffic.js';
 
-export interface Enforcement {
-  block: Prefix[];
-  allow: Prefix[];
-  /** Address pairs to drop in both directions (same family). */
-  pairs: [string, string][];
-  /** Addresses of blocked / allowed names → expiry in ms since the epoch. */
-  blockNames: Map<string, number>;
-  allowNames: Map<string, number>;
-}
-
-export interface Drop {
-  family: 4 | 6;
-  src: string;
-  dst: string;
-  proto: number;
-  sport: number;
-  dport: number;
-  packets: number;
-  bytes: number;
-}
+export type { Enforcement } from '../domain/blocks.js';
+export type { Drop } from '../domain/traffic.js';
 
 const PROTO_NUMBERS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, 'ipv6-icmp': 58, icmpv6: 58, sctp: 132 };
 

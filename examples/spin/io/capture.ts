@@ -10,9 +10,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NflogReader, NftTable } from 'flowgrab';
+import type { Core } from '../core.js';
+import { ipFamilyOf } from '../domain/ip.js';
 import type { WebHandler } from './contract.js';
-import type { Core } from './core.js';
-import { ipFamilyOf } from './ip.js';
 
 export const CAPTURE_PATH = '/spin_api/capture';
 export const CAPTURE_LIMITS = { defaultSeconds: 30, maxSeconds: 600, maxBytes: 64 << 20, maxCaptures: 4 } as const;

@@ -8,7 +8,7 @@
 import type { ConntrackRecord, DnsRecord, LossNotice, NeighRecord } from 'flowgrab';
 import { dnsTableName, runTool } from 'flowgrab';
 import type { Observable } from 'rxjs';
-import type { Core } from './core.js';
+import type { Core } from '../core.js';
 
 /** What both the local Flowgrab and the daemon client offer. */
 export interface FlowSource {

@@ -34,17 +34,3 @@ export const DEFAULT_PERIODS: SpinPeriods = {
   storeSyncMs: 5_000,
   dnsGraceS: 5,
 };
-
-/** Runs `fn` every `ms` (unref'd), logging what it throws or rejects with instead of letting it escape. */
-export function every(ms: number, fn: () => unknown, log: (line: string) => void): NodeJS.Timeout {
-  const t = setInterval(() => {
-    try {
-      const r = fn();
-      if (r instanceof Promise) r.catch((err) => log(`timer: ${(err as Error).message}`));
-    } catch (err) {
-      log(`timer: ${(err as Error).message}`);
-    }
-  }, ms);
-  t.unref();
-  return t;
-}

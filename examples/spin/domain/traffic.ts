@@ -3,11 +3,21 @@
  * deltas per (from, to, protocol, ports) flow, and the `blocked` messages of
  * dropped packets.
  */
-import type { SpinMessage } from './contract.js';
-import type { Drop } from './firewall.js';
 import type { IpList } from './lists.js';
-import { blockedMessage, type TrafficFlow } from './messages.js';
+import { blockedMessage, type SpinMessage, type TrafficFlow } from './messages.js';
 import type { NodeModel, SpinNode } from './model.js';
+
+/** A dropped packet's 5-tuple with its counts (read from the firewall's drop set). */
+export interface Drop {
+  family: 4 | 6;
+  src: string;
+  dst: string;
+  proto: number;
+  sport: number;
+  dport: number;
+  packets: number;
+  bytes: number;
+}
 
 /** One second's traffic of a (from, to, protocol, ports) flow; the nodes as they were when counted. */
 interface Agg {

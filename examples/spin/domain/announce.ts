@@ -8,8 +8,7 @@
  * the lookup's own time limit and the queue by MAX_HELD messages.
  */
 import { Subject } from 'rxjs';
-import type { SpinMessage } from './contract.js';
-import { nodeInfoMessage } from './messages.js';
+import { nodeInfoMessage, type SpinMessage } from './messages.js';
 import type { SpinNode } from './model.js';
 
 /** The kernel's answer for an address: its MAC, or undefined (not a neighbour, or no answer in time). */

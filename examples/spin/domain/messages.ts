@@ -3,7 +3,15 @@
  * `{"command", "argument"?, "result"?}` with keys only when set, on spind's
  * topics. Key order follows spind's serializers.
  */
-import type { SpinMessage } from './contract.js';
+
+/** One MQTT publish as spind would make it. */
+export interface SpinMessage {
+  /** e.g. `SPIN/traffic`, `SPIN/traffic/node/57`, `SPIN/traffic/admin`, `SPIN/stat/conntrack/callback`. */
+  readonly topic: string;
+  /** Compact JSON without a trailing newline; `''` clears a retained topic. */
+  readonly payload: string;
+  readonly retain: boolean;
+}
 
 export const TRAFFIC_TOPIC = 'SPIN/traffic';
 export const ADMIN_TOPIC = 'SPIN/traffic/admin';

@@ -4,15 +4,9 @@
 // them, and carries JSON-RPC requests from `SPIN/jsonrpc/q` back to the core.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Observable } from 'rxjs';
+import type { SpinMessage } from '../domain/messages.js';
 
-/** One MQTT publish as spind would make it. */
-export interface SpinMessage {
-  /** e.g. `SPIN/traffic`, `SPIN/traffic/node/57`, `SPIN/traffic/admin`, `SPIN/stat/conntrack/callback`. */
-  readonly topic: string;
-  /** Compact JSON without a trailing newline; `''` clears a retained topic. */
-  readonly payload: string;
-  readonly retain: boolean;
-}
+export type { SpinMessage } from '../domain/messages.js';
 
 /**
  * Handles one parsed JSON-RPC 2.0 request (or batch) and returns the reply

@@ -4,7 +4,6 @@
  * precedence over DHCP names from a dnsmasq lease file
  * (`<expiry> <mac> <ip> <name> <client-id>`, name `*` = none).
  */
-import { readFileSync, statSync } from 'node:fs';
 import { canonicalIp } from './ip.js';
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
@@ -40,47 +39,23 @@ export function parseLeases(text: string): Map<string, string> {
   return out;
 }
 
-/** Reads a file again only when it changed (mtime and size); a missing file is empty. */
-class WatchedFile {
-  private stamp = '';
-  private data = new Map<string, string>();
-  constructor(
-    private readonly path: string | undefined,
-    private readonly parse: (text: string) => Map<string, string>,
-  ) {}
-  get(): Map<string, string> {
-    if (!this.path) return this.data;
-    try {
-      const st = statSync(this.path);
-      const stamp = `${st.mtimeMs}|${st.size}`;
-      if (stamp !== this.stamp) {
-        this.stamp = stamp;
-        this.data = this.parse(readFileSync(this.path, 'utf8'));
-      }
-    } catch {
-      this.stamp = '';
-      this.data = new Map();
-    }
-    return this.data;
-  }
-}
+/** A name source read when asked (the names file, the lease file: io/watched-file.ts re-reads them when changed). */
+export type NameSource = () => ReadonlyMap<string, string>;
 
 export class DeviceNames {
-  private readonly namesFile: WatchedFile;
-  private readonly leases: WatchedFile;
-
+  /**
+   * @param user names set by the user (set_device_name), from the store
+   * @param files further sources in precedence order: the names file, then DHCP leases
+   */
   constructor(
     private readonly user: Map<string, string>,
-    opts: { namesFile?: string; leaseFile?: string },
-  ) {
-    this.namesFile = new WatchedFile(opts.namesFile, parseNamesFile);
-    this.leases = new WatchedFile(opts.leaseFile, parseLeases);
-  }
+    private readonly files: readonly NameSource[] = [],
+  ) {}
 
   /** By MAC when known, else by each address; user names before DHCP names. */
   lookup(mac: string | undefined, ips: Iterable<string>): string | undefined {
     const keys = mac ? [mac] : [...ips];
-    for (const src of [this.user, this.namesFile.get(), this.leases.get()])
+    for (const src of [this.user, ...this.files.map((f) => f())])
       for (const k of keys) {
         const n = src.get(k);
         if (n) return n;

@@ -7,8 +7,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { ListName } from './lists.js';
-import type { SpinNode } from './model.js';
+import type { ListName } from '../domain/lists.js';
+import type { SpinNode } from '../domain/model.js';
 
 export interface StoredNode {
   id: number;

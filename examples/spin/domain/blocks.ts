@@ -5,15 +5,32 @@
  * and the lists, what the firewall enforces. State only: the core persists
  * and applies it.
  */
-import type { Enforcement } from './firewall.js';
-import { domainKey } from './ip.js';
+import { domainKey, type Prefix } from './ip.js';
 import type { IpList, ListName } from './lists.js';
 import type { NodeModel, SpinNode } from './model.js';
-import type { SpinStore } from './store.js';
 
 export const pairKey = (a: number, b: number) => (a < b ? `${a}-${b}` : `${b}-${a}`);
 
 export type NameList = 'block' | 'allow';
+
+/** What the firewall enforces (io/firewall.ts builds the nft table from it). */
+export interface Enforcement {
+  block: Prefix[];
+  allow: Prefix[];
+  /** Address pairs to drop in both directions (same family). */
+  pairs: [string, string][];
+  /** Addresses of blocked / allowed names → expiry in ms since the epoch. */
+  blockNames: Map<string, number>;
+  allowNames: Map<string, number>;
+}
+
+/** What a previous run kept of the blocks (the store's rows). */
+export interface StoredBlocks {
+  /** Blocked pairs, a < b. */
+  pairs(): [number, number][];
+  /** Addresses of listed names still valid at `now`: (name, address, expiry ms). */
+  nameAddrs(list: NameList, now: number): [string, string, number][];
+}
 
 export class Blocks {
   /** Blocked node pairs, key `a-b` with a < b. */
@@ -73,7 +90,7 @@ export class Blocks {
   // ---- pairs ----
 
   /** The previous run's pairs (a < b; kept when both nodes still exist) and addresses of listed names. */
-  restore(store: SpinStore): void {
+  restore(store: StoredBlocks): void {
     for (const [a, b] of store.pairs()) {
       const na = this.model.get(a);
       const nb = this.model.get(b);

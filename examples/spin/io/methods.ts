@@ -3,11 +3,11 @@
  * get_devices / get_deviceflow, acting on the core. Error texts and codes
  * are spind's.
  */
-import type { Core } from './core.js';
-import { canonicalIp, compareDomains, compareIps, type Prefix, parsePrefix, prefixContains } from './ip.js';
-import { type IpList, type ListName, matchListName, parseEntry } from './lists.js';
-import type { SpinNode } from './model.js';
-import { nameKey } from './names.js';
+import type { Core } from '../core.js';
+import { canonicalIp, compareDomains, compareIps, type Prefix, parsePrefix, prefixContains } from '../domain/ip.js';
+import { type IpList, type ListName, matchListName, parseEntry } from '../domain/lists.js';
+import type { SpinNode } from '../domain/model.js';
+import { nameKey } from '../domain/names.js';
 import { RpcDispatcher, RpcError, type RpcMethod } from './rpc.js';
 
 /** Beyond spind: `force: 1` lets a block cut the router (protect.ts). */

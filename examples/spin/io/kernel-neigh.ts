@@ -6,8 +6,11 @@
  * router's subnets are re-read every 10 s.
  */
 import { runTool } from 'flowgrab';
-import type { MacLookup } from './announce.js';
-import { type Prefix, parsePrefix, prefixContains } from './ip.js';
+import type { MacLookup } from '../domain/announce.js';
+import type { MonitorScope } from '../domain/ingest-host.js';
+import { type Prefix, parsePrefix, prefixContains } from '../domain/ip.js';
+
+export type { MonitorScope } from '../domain/ingest-host.js';
 
 const REFRESH_MS = 10_000;
 /** The longest one question to the kernel may take (a new node's messages wait for it). */
@@ -21,16 +24,6 @@ interface AddrJson {
 interface NeighJson {
   lladdr?: string;
   state?: string[];
-}
-
-/**
- * What monitoring is limited to: the prefixes given and the subnets of the
- * interfaces named (link-local ones left out: every interface has fe80::/64;
- * a neighbour on a named interface is in scope by its interface).
- */
-export interface MonitorScope {
-  prefixes: Prefix[];
-  interfaces: string[];
 }
 
 /** undefined: everything is monitored. */
