@@ -13,8 +13,8 @@ export type ReadyObserver = (capturing: Promise<void>) => void;
 
 /** Tells `observer` (if any) about `capturing`; a rejection no one else awaits is not left unhandled. */
 export function signalReady(observer: ReadyObserver | undefined, capturing: Promise<void>): void {
-  if (!observer) return;
   capturing.catch(() => {});
+  if (!observer) return;
   try {
     observer(capturing);
   } catch {
