@@ -1,26 +1,25 @@
 /**
  * The hot path: ctnetlink attributes straight to a ConntrackRecord, with no
- * intermediate CtEntry, no BigInt and no bounds-checked Buffer reads. The
+ * intermediate CtEntry, no BigInt and no bounds-checked Buffer reads; the
+ * attribute walk is attr.ts's primitives (AttrReader's own) over offsets in locals. The
  * symmetric codec in src/netlink/conntrack stays the reference: a property
  * test holds this decoder equal to toConntrackRecord(decodeCtEntry(…)).
  * Attribute headers are little-endian (host), values big-endian.
  */
 import { DecodeError } from '../../errors.js';
+import { attrEnd, attrNeed, attrNext, attrType, cStringAt, ipAt, u16beAt, u32beAt } from '../../netlink/attr.js';
 import * as C from '../../netlink/conntrack/enums.js';
 import { ctMessageKind } from '../../netlink/conntrack/messages.js';
-import { formatIPv6 } from '../../netlink/ip.js';
 import type { NetlinkMessage } from '../../netlink/nlmsg.js';
 import type { ConntrackEnd, ConntrackRecord, ConntrackRecordType } from './record.js';
 import { statusNames } from './status.js';
 
 const OP = 'ctnetlink entry';
-const u16le = (b: Buffer, o: number) => b[o] | (b[o + 1] << 8);
-const u16be = (b: Buffer, o: number) => (b[o] << 8) | b[o + 1];
-const u32be = (b: Buffer, o: number) => ((b[o] << 24) >>> 0) + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
+// The attribute walk is attr.ts's (attrEnd, attrNext, attrType, attrNeed), over offsets kept in locals.
 /** u64 BE nanoseconds → whole ms, exactly: hi·2^32 = hi·4294·10^6 + hi·967296. */
 const nsToMs = (b: Buffer, o: number) => {
-  const hi = u32be(b, o);
-  return hi * 4294 + Math.floor((hi * 967296 + u32be(b, o + 4)) / 1e6);
+  const hi = u32beAt(b, o);
+  return hi * 4294 + Math.floor((hi * 967296 + u32beAt(b, o + 4)) / 1e6);
 };
 
 /** Status arrays are shared between records with the same bits: frozen, so nobody mutates a neighbour's. */
@@ -34,29 +33,7 @@ function status(bits: number): string[] {
   return s;
 }
 
-function attrEnd(b: Buffer, o: number, end: number): number {
-  const len = end - o >= 4 ? u16le(b, o) : 0;
-  if (len < 4 || o + len > end)
-    throw new DecodeError(
-      len < 4 ? 'truncated attribute header' : `attribute length ${len} overruns its container`,
-      o,
-      OP,
-    );
-  return o + len;
-}
-const next = (b: Buffer, o: number) => o + ((u16le(b, o) + 3) & ~3);
-const typeOf = (b: Buffer, o: number) => u16le(b, o + 2) & 0x3fff;
-
-function need(o: number, vEnd: number, size: number): void {
-  if (vEnd - o - 4 < size) throw new DecodeError(`attribute needs ${size} bytes`, o, OP);
-}
-
-function addr(b: Buffer, o: number, vEnd: number): string {
-  const len = vEnd - o - 4;
-  if (len === 4) return `${b[o + 4]}.${b[o + 5]}.${b[o + 6]}.${b[o + 7]}`;
-  if (len === 16) return formatIPv6(b, o + 4);
-  throw new DecodeError(`address of ${len} bytes`, o, OP);
-}
+const addr = (b: Buffer, o: number, vEnd: number) => ipAt(b, o + 4, vEnd - o - 4, o, OP);
 
 /**
  * Fills `e` from a CTA_TUPLE_* value; returns the protocol number. Repeated
@@ -76,15 +53,15 @@ function tuple(b: Buffer, start: number, end: number, e: ConntrackEnd): number {
   let type = 0;
   let code = 0;
   let id = 0;
-  for (let o = start; o < end; o = next(b, o)) {
-    const vEnd = attrEnd(b, o, end);
-    const t = typeOf(b, o);
+  for (let o = start; o < end; o = attrNext(b, o)) {
+    const vEnd = attrEnd(b, o, end, OP);
+    const t = attrType(b, o);
     if (t === C.CTA_TUPLE_IP) {
       e.src = '';
       e.dst = '';
-      for (let p = o + 4; p < vEnd; p = next(b, p)) {
-        const pEnd = attrEnd(b, p, vEnd);
-        const pt = typeOf(b, p);
+      for (let p = o + 4; p < vEnd; p = attrNext(b, p)) {
+        const pEnd = attrEnd(b, p, vEnd, OP);
+        const pt = attrType(b, p);
         if (pt === C.CTA_IP_V4_SRC || pt === C.CTA_IP_V6_SRC) e.src = addr(b, p, pEnd);
         else if (pt === C.CTA_IP_V4_DST || pt === C.CTA_IP_V6_DST) e.dst = addr(b, p, pEnd);
       }
@@ -93,44 +70,44 @@ function tuple(b: Buffer, start: number, end: number, e: ConntrackEnd): number {
       icmpSeen = false;
       e.sport = undefined;
       e.dport = undefined;
-      for (let p = o + 4; p < vEnd; p = next(b, p)) {
-        const pEnd = attrEnd(b, p, vEnd);
-        switch (typeOf(b, p)) {
+      for (let p = o + 4; p < vEnd; p = attrNext(b, p)) {
+        const pEnd = attrEnd(b, p, vEnd, OP);
+        switch (attrType(b, p)) {
           case C.CTA_PROTO_NUM:
-            need(p, pEnd, 1);
+            attrNeed(p, pEnd, 1, OP);
             proto = b[p + 4];
             break;
           case C.CTA_PROTO_SRC_PORT:
-            need(p, pEnd, 2);
-            e.sport = u16be(b, p + 4);
+            attrNeed(p, pEnd, 2, OP);
+            e.sport = u16beAt(b, p + 4);
             break;
           case C.CTA_PROTO_DST_PORT:
-            need(p, pEnd, 2);
-            e.dport = u16be(b, p + 4);
+            attrNeed(p, pEnd, 2, OP);
+            e.dport = u16beAt(b, p + 4);
             break;
           case C.CTA_PROTO_ICMP_ID:
           case C.CTA_PROTO_ICMPV6_ID:
-            need(p, pEnd, 2);
-            id = u16be(b, p + 4);
+            attrNeed(p, pEnd, 2, OP);
+            id = u16beAt(b, p + 4);
             icmpSeen = true;
             break;
           case C.CTA_PROTO_ICMP_TYPE:
           case C.CTA_PROTO_ICMPV6_TYPE:
-            need(p, pEnd, 1);
+            attrNeed(p, pEnd, 1, OP);
             type = b[p + 4];
             icmpSeen = true;
             break;
           case C.CTA_PROTO_ICMP_CODE:
           case C.CTA_PROTO_ICMPV6_CODE:
-            need(p, pEnd, 1);
+            attrNeed(p, pEnd, 1, OP);
             code = b[p + 4];
             icmpSeen = true;
             break;
         }
       }
     } else if (t === C.CTA_TUPLE_ZONE) {
-      need(o, vEnd, 2);
-      e.zone = u16be(b, o + 4);
+      attrNeed(o, vEnd, 2, OP);
+      e.zone = u16beAt(b, o + 4);
     }
   }
   if (icmpSeen) {
@@ -144,8 +121,8 @@ function tuple(b: Buffer, start: number, end: number, e: ConntrackEnd): number {
 const SAFE_HI = 0x20_0000; // a u64 whose high word reaches 2^21 is ≥ 2^53
 /** u64 BE counter as a number, exact below 2^53; above, saturated at 2^53 - 1 (`saturated` says so). */
 const u64Sat = (b: Buffer, o: number) => {
-  const hi = u32be(b, o);
-  return hi >= SAFE_HI ? Number.MAX_SAFE_INTEGER : hi * 4294967296 + u32be(b, o + 4);
+  const hi = u32beAt(b, o);
+  return hi >= SAFE_HI ? Number.MAX_SAFE_INTEGER : hi * 4294967296 + u32beAt(b, o + 4);
 };
 
 function counters(b: Buffer, start: number, end: number, e: ConntrackEnd): void {
@@ -153,17 +130,17 @@ function counters(b: Buffer, start: number, end: number, e: ConntrackEnd): void 
   let bytes = 0;
   let satP = false;
   let satB = false;
-  for (let o = start; o < end; o = next(b, o)) {
-    const vEnd = attrEnd(b, o, end);
-    const t = typeOf(b, o);
+  for (let o = start; o < end; o = attrNext(b, o)) {
+    const vEnd = attrEnd(b, o, end, OP);
+    const t = attrType(b, o);
     if (t === C.CTA_COUNTERS_PACKETS) {
-      need(o, vEnd, 8);
+      attrNeed(o, vEnd, 8, OP);
       packets = u64Sat(b, o + 4);
-      satP = u32be(b, o + 4) >= SAFE_HI;
+      satP = u32beAt(b, o + 4) >= SAFE_HI;
     } else if (t === C.CTA_COUNTERS_BYTES) {
-      need(o, vEnd, 8);
+      attrNeed(o, vEnd, 8, OP);
       bytes = u64Sat(b, o + 4);
-      satB = u32be(b, o + 4) >= SAFE_HI;
+      satB = u32beAt(b, o + 4) >= SAFE_HI;
     }
   }
   e.packets = packets;
@@ -205,9 +182,9 @@ export function decodeConntrackRecord(
   let helper: string | undefined;
   let tsStart: number | undefined;
   let tsStop: number | undefined;
-  for (let o = start; o < end; o = next(b, o)) {
-    const vEnd = attrEnd(b, o, end);
-    switch (typeOf(b, o)) {
+  for (let o = start; o < end; o = attrNext(b, o)) {
+    const vEnd = attrEnd(b, o, end, OP);
+    switch (attrType(b, o)) {
       case C.CTA_TUPLE_ORIG:
         protonum = tuple(b, o + 4, vEnd, orig);
         break;
@@ -219,20 +196,20 @@ export function decodeConntrackRecord(
         tuple(b, o + 4, vEnd, { src: '', dst: '' });
         break;
       case C.CTA_STATUS:
-        need(o, vEnd, 4);
-        r.status = status(u32be(b, o + 4));
+        attrNeed(o, vEnd, 4, OP);
+        r.status = status(u32beAt(b, o + 4));
         break;
       case C.CTA_PROTOINFO:
         r.state = tcpState(b, o + 4, vEnd);
         if (r.state === undefined) delete r.state;
         break;
       case C.CTA_TIMEOUT:
-        need(o, vEnd, 4);
-        r.timeout = u32be(b, o + 4);
+        attrNeed(o, vEnd, 4, OP);
+        r.timeout = u32beAt(b, o + 4);
         break;
       case C.CTA_MARK:
-        need(o, vEnd, 4);
-        r.mark = u32be(b, o + 4);
+        attrNeed(o, vEnd, 4, OP);
+        r.mark = u32beAt(b, o + 4);
         break;
       case C.CTA_COUNTERS_ORIG:
         counters(b, o + 4, vEnd, orig);
@@ -241,37 +218,37 @@ export function decodeConntrackRecord(
         counters(b, o + 4, vEnd, reply);
         break;
       case C.CTA_ID:
-        need(o, vEnd, 4);
-        r.id = u32be(b, o + 4);
+        attrNeed(o, vEnd, 4, OP);
+        r.id = u32beAt(b, o + 4);
         break;
       case C.CTA_USE:
       case C.CTA_SECMARK:
-        need(o, vEnd, 4);
+        attrNeed(o, vEnd, 4, OP);
         break;
       case C.CTA_ZONE:
-        need(o, vEnd, 2);
-        r.zone = u16be(b, o + 4);
+        attrNeed(o, vEnd, 2, OP);
+        r.zone = u16beAt(b, o + 4);
         break;
       case C.CTA_TIMESTAMP:
         tsStart = tsStop = undefined;
-        for (let p = o + 4; p < vEnd; p = next(b, p)) {
-          const pEnd = attrEnd(b, p, vEnd);
-          const pt = typeOf(b, p);
+        for (let p = o + 4; p < vEnd; p = attrNext(b, p)) {
+          const pEnd = attrEnd(b, p, vEnd, OP);
+          const pt = attrType(b, p);
           if (pt !== C.CTA_TIMESTAMP_START && pt !== C.CTA_TIMESTAMP_STOP) continue;
-          need(p, pEnd, 8);
+          attrNeed(p, pEnd, 8, OP);
           if (pt === C.CTA_TIMESTAMP_START) tsStart = nsToMs(b, p + 4);
           else tsStop = nsToMs(b, p + 4);
         }
         break;
       case C.CTA_TIMESTAMP_EVENT:
-        need(o, vEnd, 8);
+        attrNeed(o, vEnd, 8, OP);
         r.ts = nsToMs(b, o + 4);
         break;
       case C.CTA_HELP:
         helper = undefined;
-        for (let p = o + 4; p < vEnd; p = next(b, p)) {
-          const pEnd = attrEnd(b, p, vEnd);
-          if (typeOf(b, p) === C.CTA_HELP_NAME) helper = b.toString('utf8', p + 4, pEnd).replace(/\0+$/, '');
+        for (let p = o + 4; p < vEnd; p = attrNext(b, p)) {
+          const pEnd = attrEnd(b, p, vEnd, OP);
+          if (attrType(b, p) === C.CTA_HELP_NAME) helper = cStringAt(b, p + 4, pEnd);
         }
         break;
       case C.CTA_LABELS:
@@ -298,24 +275,24 @@ function dropPorts(e: ConntrackEnd): void {
 
 function tcpState(b: Buffer, start: number, end: number): string | undefined {
   let state: string | undefined;
-  for (let o = start; o < end; o = next(b, o)) {
-    const vEnd = attrEnd(b, o, end);
-    if (typeOf(b, o) !== C.CTA_PROTOINFO_TCP) continue;
+  for (let o = start; o < end; o = attrNext(b, o)) {
+    const vEnd = attrEnd(b, o, end, OP);
+    if (attrType(b, o) !== C.CTA_PROTOINFO_TCP) continue;
     state = undefined; // a repeated CTA_PROTOINFO_TCP replaces the earlier one
-    for (let p = o + 4; p < vEnd; p = next(b, p)) {
-      const pEnd = attrEnd(b, p, vEnd);
-      switch (typeOf(b, p)) {
+    for (let p = o + 4; p < vEnd; p = attrNext(b, p)) {
+      const pEnd = attrEnd(b, p, vEnd, OP);
+      switch (attrType(b, p)) {
         case C.CTA_PROTOINFO_TCP_STATE:
-          need(p, pEnd, 1);
+          attrNeed(p, pEnd, 1, OP);
           state = C.TCP_CONNTRACK_STATES[b[p + 4]] ?? String(b[p + 4]);
           break;
         case C.CTA_PROTOINFO_TCP_WSCALE_ORIGINAL:
         case C.CTA_PROTOINFO_TCP_WSCALE_REPLY:
-          need(p, pEnd, 1);
+          attrNeed(p, pEnd, 1, OP);
           break;
         case C.CTA_PROTOINFO_TCP_FLAGS_ORIGINAL:
         case C.CTA_PROTOINFO_TCP_FLAGS_REPLY:
-          need(p, pEnd, 2);
+          attrNeed(p, pEnd, 2, OP);
           break;
       }
     }
