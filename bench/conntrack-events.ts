@@ -1,26 +1,30 @@
 /**
  * Conntrack event benches (issue 18), ratios to `conntrack -E` in the same run:
- *  - NEW events at fixed rates up to the generator's maximum: flowgrab (main-thread reader, the default; batched reader opt-in),
+ *  - NEW events at fixed rates up to the generator's maximum: flowgrab (batched reader, the default),
  *    flowgrab with the main-thread reader, flowgrab reliable, `conntrack -E` with its default buffer and
- *    with 8 MiB; loss counted on every side, CPU per event from /proc.
+ *    with 8 MiB; loss counted on every side, CPU per event from /proc; medians of the runs.
  *  - A burst of DESTROYs (`conntrack -D` of the whole table): loss and repeats, normal vs reliable.
- * Runs against an older flowgrab too: modes its options reject are skipped.
+ * Runs: `--runs N` or FG_BENCH_RUNS (default 5; 1 for a quick look). Runs against an older flowgrab
+ * too: modes its options reject are skipped.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { entryKey } from '../src/sources/conntrack/ended.js';
 import { parseConntrackOptions } from '../src/sources/conntrack/options.js';
 import type { ConntrackRecord } from '../src/sources/conntrack/record.js';
 import { conntrack } from '../src/sources/conntrack/source.js';
 import type { SourceNotice } from '../src/sources/notice.js';
 import { processCpu, total } from './conntrack-proc.js';
 import type { BenchNetns } from './lib.js';
-import { fmt } from './lib.js';
+import { fmt, median } from './lib.js';
 
 const EVENTS = Number(process.env.FG_BENCH_EVENTS ?? 20_000);
 const BURST = Number(process.env.FG_BENCH_BURST ?? 60_000);
 const RATES = (process.env.FG_BENCH_RATES ?? '10000,25000,0').split(',').map(Number);
+const runsArg = process.argv.indexOf('--runs');
+const RUNS = Math.max(1, Number(runsArg >= 0 ? process.argv[runsArg + 1] : (process.env.FG_BENCH_RUNS ?? 5)) || 1);
 
 interface Result {
   got: number;
@@ -126,30 +130,40 @@ async function rateBench(ns: BenchNetns): Promise<void> {
   const readers: { label: string; run: (rate: number, base: number) => Promise<Result> }[] = [
     { label: 'conntrack -E (default buffer)', run: (r, b) => followConntrackE(ns, [], r, b) },
     { label: 'conntrack -E -b 8 MiB', run: (r, b) => followConntrackE(ns, ['-b', String(8 << 20)], r, b) },
-    { label: 'flowgrab', run: (r, b) => followOurs(ns, {}, r, b) },
+    { label: 'flowgrab (batched, default)', run: (r, b) => followOurs(ns, {}, r, b) },
   ];
   for (const [label, o] of [
-    ['flowgrab, batched reader', { batchedReceive: true }],
+    ['flowgrab, main-thread reader', { batchedReceive: false }],
     ['flowgrab reliable', { reliable: true }],
   ] as const) {
     if (supported(o)) readers.push({ label, run: (r, b) => followOurs(ns, o, r, b) });
   }
   console.log(
-    `NEW events: ${EVENTS} new UDP flows per round; CPU per delivered event from /proc; lost = not delivered`,
+    `NEW events: ${EVENTS} new UDP flows per round; CPU per delivered event from /proc; lost = not delivered; median of ${RUNS} runs (lost: median, max)`,
   );
   let base = 10;
   for (const rate of RATES) {
-    const rows: [string, Result][] = [];
-    for (const rd of readers) {
-      ns.exec(['conntrack', '-F']);
-      rows.push([rd.label, await rd.run(rate, base++)]);
+    const rows: Result[][] = readers.map(() => []);
+    let slowest = 0;
+    for (let run = 0; run < RUNS; run++) {
+      // Readers take turns within each run, so a machine getting busier hits them alike.
+      for (const [i, rd] of readers.entries()) {
+        ns.exec(['conntrack', '-F']);
+        // 127.B.x.y holds 65 024 flows: a fresh B per round, wrapping well below 127.255.
+        const r = await rd.run(rate, 10 + (base++ % 200));
+        rows[i].push(r);
+        slowest = Math.max(slowest, r.secs);
+      }
     }
-    const ref = us(rows[0][1]);
-    const achieved = Math.round(EVENTS / Math.max(...rows.map(([, r]) => r.secs)));
+    const ref = median(rows[0].map(us));
+    const achieved = Math.round(EVENTS / slowest);
     console.log(`  rate ${rate ? `${rate}/s` : 'flat out'} (generator reached ≥ ${achieved}/s):`);
-    for (const [label, r] of rows) {
+    for (const [i, rd] of readers.entries()) {
+      const rs = rows[i];
+      const u = median(rs.map(us));
+      const lost = rs.map((r) => r.lost);
       console.log(
-        `    ${label.padEnd(30)} got ${String(r.got).padStart(6)}, lost ${String(r.lost).padStart(6)} (kernel drops ${String(r.drops).padStart(6)}), ${fmt(us(r), 2).padStart(6)} µs CPU/event (${fmt(us(r) / ref, 2)}× conntrack -E)`,
+        `    ${rd.label.padEnd(30)} got ${String(median(rs.map((r) => r.got))).padStart(6)}, lost ${String(median(lost)).padStart(6)} (max ${String(Math.max(...lost)).padStart(6)}; kernel drops ${String(median(rs.map((r) => r.drops))).padStart(6)}), ${fmt(u, 2).padStart(6)} µs CPU/event (${fmt(u / ref, 2)}× conntrack -E)`,
       );
     }
   }
@@ -179,8 +193,9 @@ async function burstBench(ns: BenchNetns): Promise<void> {
   const took = Date.now() - t0;
   console.log(`DESTROY burst: conntrack -D of ${BURST} UDP entries (default buffers), settled after ${took} ms`);
   for (const s of state) {
-    const ids = real(s).map((r) => r.id);
-    const repeats = ids.length - new Set(ids).size;
+    // An entry is its id and tuple (ids collide); a repeat is a second DESTROY for one, real or inferred.
+    const keys = s.recs.map(entryKey);
+    const repeats = keys.length - new Set(keys).size;
     console.log(
       `  flowgrab ${s.label.padEnd(9)} real DESTROYs ${real(s).length}, inferred ${s.recs.length - real(s).length}, repeats ${repeats}, kernel drops reported ${s.lost}`,
     );

@@ -64,9 +64,8 @@ function follow(opts: ConntrackOptionsInput): Reader {
   return r;
 }
 
-/** The same key for a kernel listing's entry as `entryKey` gives its record (UDP, no zone). */
-const kernelKey = (e: KernelCtEntry) =>
-  `${e.id}|${e.protonum}|${e.orig.src}|${e.orig.dst}|${e.orig.sport ?? ''}.${e.orig.dport ?? ''}||`;
+/** A kernel listing's entry, keyed as its record is. */
+const kernelKey = (e: KernelCtEntry) => entryKey(e);
 
 /** Events (not dump records) emitted more than once for one entry, as "type key". */
 function repeats(recs: readonly ConntrackRecord[]): string[] {

@@ -36,7 +36,7 @@ interface Tracked {
 }
 
 /** Live entries by `entryKey` (id and original tuple: ids alone collide). */
-type LiveTable = Map<string, Tracked>;
+type LiveTable = Map<number, Tracked>;
 
 const counters = (e: ConntrackRecord['orig']): Counters | undefined =>
   e.packets === undefined ? undefined : { packets: e.packets, bytes: e.bytes ?? 0 };
@@ -214,7 +214,7 @@ export class ConntrackFeed {
   }
 
   /** An entry's end that no event reported (it vanished from a dump): said once, like a real DESTROY. */
-  private inferDestroy(key: string, t: Tracked, now: number, resync: boolean): void {
+  private inferDestroy(key: number, t: Tracked, now: number, resync: boolean): void {
     this.live.delete(key);
     this.ended.add(key);
     const rec: ConntrackRecord = { ...t.rec, type: 'destroy', ts: now };
@@ -254,7 +254,7 @@ export class ConntrackFeed {
 
   /** After loss: re-dump, emit what is there, infer destroys for what vanished (held events go out after). */
   private async resyncDump(held: readonly ConntrackRecord[]): Promise<number> {
-    const seen = new Set<string>();
+    const seen = new Set<number>();
     const count = await this.dump((r) => {
       r.resync = true;
       seen.add(entryKey(r));
@@ -274,7 +274,7 @@ export class ConntrackFeed {
   private async poll(): Promise<void> {
     if (this.polling || this.follower.holding || this.closed) return;
     this.polling = true;
-    const seen = new Set<string>();
+    const seen = new Set<number>();
     try {
       this.dumper ??= NetlinkSocket.open(
         { protocol: NETLINK_NETFILTER, netns: this.cfg.netns, recvBufferBytes: 1 << 20 },

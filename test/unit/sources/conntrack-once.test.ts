@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { CtEntry } from '../../../src/netlink/conntrack/entry.js';
 import { encodeCtMessage } from '../../../src/netlink/conntrack/messages.js';
 import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.js';
-import { EndedEntries } from '../../../src/sources/conntrack/ended.js';
+import { EndedEntries, entryKey } from '../../../src/sources/conntrack/ended.js';
 import type { ConntrackRecord } from '../../../src/sources/conntrack/record.js';
 import { conntrack } from '../../../src/sources/conntrack/source.js';
 import type { SourceNotice } from '../../../src/sources/notice.js';
@@ -147,12 +147,43 @@ describe('conntrack feed: every event at most once', () => {
     expect(() => conntrack({ reliable: 'yes' as never })).toThrow(/reliable/);
   });
 
+  it('entryKey: one entry keeps its key through its life; another tuple or zone under the same id gets another', () => {
+    const base: ConntrackRecord = {
+      type: 'new',
+      id: 0xfedcba98,
+      family: 'ipv4',
+      proto: 'udp',
+      protonum: 17,
+      orig: { src: '10.0.0.2', dst: '10.0.1.9', sport: 1000, dport: 53 },
+      reply: { src: '10.0.1.9', dst: '10.0.0.2', sport: 53, dport: 1000 },
+      status: [],
+      ts: 0,
+    };
+    const k = entryKey(base);
+    const ended = {
+      ...base,
+      type: 'destroy' as const,
+      orig: { ...base.orig, packets: 3, bytes: 300 },
+      status: ['ASSURED'],
+    };
+    expect(entryKey(ended)).toBe(k);
+    expect(Math.floor(k / 2 ** 20)).toBe(base.id);
+    const others = [
+      { ...base, orig: { ...base.orig, sport: 1001 } },
+      { ...base, orig: { ...base.orig, dst: '10.0.1.19' } },
+      { ...base, protonum: 6 },
+      { ...base, zone: 1 },
+      { ...base, orig: { src: '10.0.0.2', dst: '10.0.1.9', icmp: { type: 8, code: 0, id: 1000 } }, protonum: 1 },
+    ];
+    expect(new Set([k, ...others.map(entryKey)]).size).toBe(others.length + 1);
+  });
+
   it('EndedEntries forgets the oldest entry past its bound', () => {
     const e = new EndedEntries(3);
-    for (const k of ['1|a', '2|a', '3|a', '4|a']) e.add(k);
-    expect([e.has('1|a'), e.has('2|a'), e.has('4|a'), e.size]).toEqual([false, true, true, 3]);
-    e.revive('2|a');
-    expect(e.has('2|a')).toBe(false);
+    for (const k of [1, 2, 3, 4]) e.add(k);
+    expect([e.has(1), e.has(2), e.has(4), e.size]).toEqual([false, true, true, 3]);
+    e.revive(2);
+    expect(e.has(2)).toBe(false);
   });
 
   it('two live entries sharing an id (ids are 32-bit hashes) are two entries: each NEW and DESTROY once', async () => {
