@@ -91,7 +91,9 @@ function encodeBench(): void {
   // Data records per flow: IPFIX biflow 1; NetFlow v9 1, or 2 when the flow has replies.
   const nf9PerFlow = nf9.counts.records / nf9.counts.flows;
   const per = (bytes: number, runs: number) => fmt(bytes / (runs * flows), 0);
-  console.log(`export encode, ${flows} flows per run, median of ${benchRuns()} runs (bytes per flow on the wire in brackets)`);
+  console.log(
+    `export encode, ${flows} flows per run, median of ${benchRuns()} runs (bytes per flow on the wire in brackets)`,
+  );
   console.log(`  JSON.stringify (baseline)    ${fmt(json / 1e3, 0)} k flows/s   [${per(jsonBytes, benchRuns())} B]`);
   console.log(
     `  IPFIX biflow                 ${fmt(a / 1e3, 0)} k flows/s = ${fmt(a / 1e3, 0)} k records/s   ratio ${fmt(a / json, 2)}× (goal ≥ 500 k records/s)   [${per(ipfixBytes.n, benchRuns())} B]`,
