@@ -14,6 +14,7 @@ import { GraphBuilder } from '../filters/builder.js';
 import { GraphError } from '../filters/errors.js';
 import type { Rec } from '../filters/registry.js';
 import type { GraphSpec } from '../filters/spec.js';
+import type { PopulatedRecord } from '../filters/text-type.js';
 import type { NodeStats } from '../flow/compile.js';
 import type { FlowOptions, FlowStats, LossNotice } from '../flow/handle.js';
 import { type FlowState, transition } from '../flow/states.js';
@@ -199,6 +200,11 @@ export class RemoteFlowHandle<R extends object = Rec> {
 
   /** As `FlowHandle.populate`: text, a GraphSpec, or a built graph (whose record type the handle takes on). */
   populate<B extends object>(graph: GraphBuilder<B>): RemoteFlowHandle<B>;
+  /** Graph text: literal text is typed by its nodes (`GraphTextRecord`); `populate<R>(text)` states the type. */
+  populate<T extends object = never, S extends string = string>(
+    graph: S,
+  ): RemoteFlowHandle<[T] extends [never] ? PopulatedRecord<R, S> : T>;
+  /** A GraphSpec (or text whose type is a union): the handle keeps its record type. */
   populate(graph: string | GraphSpec): this;
   populate(input: string | GraphSpec | GraphBuilder<object>): this {
     const graph = input instanceof GraphBuilder ? input.toSpec() : input;
