@@ -59,11 +59,14 @@ describe('text graph record types', () => {
   });
 
   it('remote handles and FlowgrabLike type text the same way', () => {
-    const remote = {} as RemoteFlowgrab;
-    expectTypeOf(remote.create().populate('dns()').records$).toEqualTypeOf<Observable<DnsRecord>>();
-    expectTypeOf(remote.create().populate<NeighRecord>('arp() -> project(mac)').records$).toEqualTypeOf<
-      Observable<NeighRecord>
-    >();
+    // Type-level only: no daemon here.
+    const remoteTypes = (remote: RemoteFlowgrab) => {
+      expectTypeOf(remote.create().populate('dns()').records$).toEqualTypeOf<Observable<DnsRecord>>();
+      expectTypeOf(remote.create().populate<NeighRecord>('arp() -> project(mac)').records$).toEqualTypeOf<
+        Observable<NeighRecord>
+      >();
+    };
+    expectTypeOf(remoteTypes).toBeFunction();
     const like: FlowgrabLike = new Flowgrab();
     expectTypeOf(like.create().populate('arp()').records$).toEqualTypeOf<Observable<NeighRecord>>();
   });
