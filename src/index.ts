@@ -66,6 +66,7 @@ export { parseGraph } from './filters/parser.js';
 export { printGraph } from './filters/print.js';
 export {
   type BuildContext,
+  type DnsCacheLease,
   type FilterDef,
   type Rec,
   registeredNames,

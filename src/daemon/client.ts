@@ -76,6 +76,7 @@ export class RemoteFlowgrab {
     );
   }
 
+  /** Connects to flowgrabd at `path` and waits for its hello (see connect()). */
   static async connect(path: string): Promise<RemoteFlowgrab> {
     const sock = createConnection(path);
     await new Promise<void>((resolve, reject) => {
@@ -96,6 +97,7 @@ export class RemoteFlowgrab {
     return c;
   }
 
+  /** Internal: sends one request and resolves with the reply (rejects with the daemon's error). */
   request(body: Record<string, unknown>): Promise<Record<string, unknown>> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -145,10 +147,12 @@ export class RemoteFlowgrab {
     return q;
   }
 
+  /** The daemon's status report, as its `status` request returns it (what `flowgrab status` prints). */
   async status(): Promise<Record<string, unknown>> {
     return (await this.request({ op: 'status' })).status as Record<string, unknown>;
   }
 
+  /** Closes every flow and queue of this connection, then the connection; idempotent. */
   async close(): Promise<void> {
     await Promise.allSettled([
       ...[...this.flows.values()].map((f) => f.close()),
@@ -215,6 +219,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
     return this;
   }
 
+  /** As FlowHandle.instantiate(): the daemon parses, authorizes under your policy, checks and builds the graph. */
   async instantiate(): Promise<void> {
     transition(this.st, 'instantiate');
     const created = await this.c.request({
@@ -240,16 +245,19 @@ export class RemoteFlowHandle<R extends object = Rec> {
     this.st = 'instantiated';
   }
 
+  /** As FlowHandle.activate(): records flow. */
   async activate(): Promise<void> {
     this.st = transition(this.st, 'activate');
     this.takeStats((await this.c.request({ op: 'activate', flow: this.id })).stats);
   }
 
+  /** As FlowHandle.pause(). */
   async pause(): Promise<void> {
     this.st = transition(this.st, 'pause');
     this.takeStats((await this.c.request({ op: 'pause', flow: this.id })).stats);
   }
 
+  /** As FlowHandle.close(): the daemon releases the flow; records$ and lost$ complete. Idempotent. */
   async close(): Promise<void> {
     if (this.st === 'closed') return;
     this.st = 'closed';
@@ -299,6 +307,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
     return r.data;
   }
 
+  /** Internal: called by the connection with this flow's events. */
   onEvent(e: Event): void {
     if (e.ev === 'records') {
       this.received += e.records.length;
@@ -318,6 +327,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
     }
   }
 
+  /** Internal: called by the connection when it is lost; errors the streams with `err`. */
   onDisconnect(err: Error): void {
     if (this.st === 'closed') return;
     this.st = 'closed';

@@ -159,6 +159,7 @@ export class FlowHandle<R extends object = Rec> {
     return this;
   }
 
+  /** Parses, authorizes, checks and builds the graph; kernel resources exist from here, records wait for activate(). Rejects with one GraphError listing every issue. */
   async instantiate(): Promise<void> {
     transition(this.st, 'instantiate');
     const asked = this.parse();
@@ -207,11 +208,13 @@ export class FlowHandle<R extends object = Rec> {
     return r.data;
   }
 
+  /** Records flow to records$ (first activate: with what arrived since instantiate). */
   async activate(): Promise<void> {
     this.go('activate');
     this.buffer.release();
   }
 
+  /** Keeps the pipeline; records arriving meanwhile are counted in stats().missed. */
   async pause(): Promise<void> {
     this.go('pause');
   }
@@ -240,6 +243,7 @@ export class FlowHandle<R extends object = Rec> {
     this.onClose(this);
   }
 
+  /** Counters: per node in/out/dropped, the buffer, missed records. */
   stats(): FlowStats {
     return {
       state: this.st,

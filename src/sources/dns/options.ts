@@ -5,6 +5,7 @@ import type { NoticeObserver } from '../notice.js';
 import { bool, int, listOf, netnsName, oneOf, parseOptions } from '../schema.js';
 
 export const DNS_HOOKS = ['input', 'output', 'forward'] as const;
+/** A netfilter hook the DNS rules log at: input, output or forward. */
 export type DnsHook = (typeof DNS_HOOKS)[number];
 export const DnsHookName = oneOf(DNS_HOOKS);
 
@@ -25,6 +26,7 @@ export const DnsOptions = z.strictObject({
 
 export type DnsConfig = z.output<typeof DnsOptions>;
 
+/** Options of dns(): namespace, NFLOG group, hooks, rules; plus notices and a transport (tests). */
 export type DnsOptionsInput = z.input<typeof DnsOptions> & { notices?: NoticeObserver; transport?: TransportFactory };
 
 export function parseDnsOptions(options: DnsOptionsInput): DnsConfig {
