@@ -41,11 +41,15 @@ export interface AuthContext {
 /** The name under which authorize() registers AuthContext.anonymizeKey for anonymize(secret=…). */
 export const POLICY_SECRET = 'policy';
 
+/** What authorize() decides: allowed or not, every issue at once, and the graph to run. */
 export interface AuthResult {
+  /** True when the principal may run the graph (then `issues` is empty). */
   allowed: boolean;
+  /** Every reason the graph was refused, each with its path in the graph. */
   issues: GraphIssue[];
   /** The graph to run: scope, redaction and rate limit inserted. Equal to the input when denied. */
   graph: GraphSpec;
+  /** The matching principal (absent when nobody matched). */
   principal?: Principal;
 }
 
@@ -123,6 +127,7 @@ function enforce(p: Principal, root: ExprSpec, ctx: AuthContext): ExprSpec {
   return rate ? { type: 'pipe', steps: [guarded, node('ratelimit', [], { rate })] } : guarded;
 }
 
+/** Checks `graph` for `id` against `policy` (root without a principal gets ROOT_PRINCIPAL): sources, filters, capabilities, parameter bounds, order rules and limits; inserts scope, redaction and the rate limit. Never throws for a refused graph: see `issues`. */
 export function authorize(graph: GraphSpec, id: Identity, policy: Policy, ctx: AuthContext = {}): AuthResult {
   const p = principalFor(policy, id) ?? (id.uid === 0 ? ROOT_PRINCIPAL : undefined);
   if (!p)

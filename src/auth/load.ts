@@ -22,6 +22,7 @@ function at(path: PropertyKey[]): string {
     : '(top)';
 }
 
+/** Parses and checks a policy (JSON text); throws PolicyError naming `file` and every problem with its path. */
 export function parsePolicy(text: string, file = 'policy'): Policy {
   let json: unknown;
   try {
@@ -51,6 +52,7 @@ export function parsePolicy(text: string, file = 'policy'): Policy {
   );
 }
 
+/** Reads and parses the policy file `file`; throws PolicyError when it cannot be read or is invalid. */
 export function loadPolicy(file: string): Policy {
   let text: string;
   try {

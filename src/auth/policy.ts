@@ -10,11 +10,13 @@ import { isPrefix } from '../netlink/prefix.js';
 const Name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a source or filter name');
 const Cidr = z.string().refine(isPrefix, 'an address prefix like 10.1.0.0/24 or fd00:1::/64');
 
+/** Who a principal is: one user name, uid or group name. */
 export const Who = z.union([
   z.object({ user: z.string().min(1) }).strict(),
   z.object({ uid: z.number().int().nonnegative() }).strict(),
   z.object({ group: z.string().min(1) }).strict(),
 ]);
+/** Who a principal is (see the `Who` schema). */
 export type Who = z.infer<typeof Who>;
 
 /** A number, or a duration like "5s" (compared as milliseconds with the parameter's value). */
@@ -39,6 +41,7 @@ export const Limits = z
   })
   .strict();
 
+/** One principal of a policy: who, the sources, filters and capabilities granted, parameter bounds, order rules and limits. */
 export const Principal = z
   .object({
     who: Who,
@@ -73,10 +76,14 @@ export const Principal = z
       verdicts && !p.capabilities.includes('verdicts') ? [...p.capabilities, 'verdicts' as const] : p.capabilities;
     return { ...p, verdicts, capabilities };
   });
+/** One principal of a parsed policy (see the `Principal` schema). */
 export type Principal = z.infer<typeof Principal>;
 
+/** A policy file: `{version: 1, principals: [...]}`; the first principal that matches a client applies. */
 export const Policy = z.object({ version: z.literal(1), principals: z.array(Principal) }).strict();
+/** A parsed, checked policy. */
 export type Policy = z.infer<typeof Policy>;
+/** A policy as written (before defaults), e.g. for writing a policy file from code. */
 export type PolicyInput = z.input<typeof Policy>;
 
 /** Who is asking: from the kernel (SO_PEERCRED), never from the client. */

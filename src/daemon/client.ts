@@ -14,6 +14,7 @@ import { GraphBuilder } from '../filters/builder.js';
 import { GraphError } from '../filters/errors.js';
 import type { Rec } from '../filters/registry.js';
 import type { GraphSpec } from '../filters/spec.js';
+import type { PopulatedRecord } from '../filters/text-type.js';
 import type { NodeStats } from '../flow/compile.js';
 import type { FlowOptions, FlowStats, LossNotice } from '../flow/handle.js';
 import { type FlowState, transition } from '../flow/states.js';
@@ -75,6 +76,7 @@ export class RemoteFlowgrab {
     );
   }
 
+  /** Connects to flowgrabd at `path` and waits for its hello (see connect()). */
   static async connect(path: string): Promise<RemoteFlowgrab> {
     const sock = createConnection(path);
     await new Promise<void>((resolve, reject) => {
@@ -95,6 +97,7 @@ export class RemoteFlowgrab {
     return c;
   }
 
+  /** Internal: sends one request and resolves with the reply (rejects with the daemon's error). */
   request(body: Record<string, unknown>): Promise<Record<string, unknown>> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -144,10 +147,12 @@ export class RemoteFlowgrab {
     return q;
   }
 
+  /** The daemon's status report, as its `status` request returns it (what `flowgrab status` prints). */
   async status(): Promise<Record<string, unknown>> {
     return (await this.request({ op: 'status' })).status as Record<string, unknown>;
   }
 
+  /** Closes every flow and queue of this connection, then the connection; idempotent. */
   async close(): Promise<void> {
     await Promise.allSettled([
       ...[...this.flows.values()].map((f) => f.close()),
@@ -199,6 +204,11 @@ export class RemoteFlowHandle<R extends object = Rec> {
 
   /** As `FlowHandle.populate`: text, a GraphSpec, or a built graph (whose record type the handle takes on). */
   populate<B extends object>(graph: GraphBuilder<B>): RemoteFlowHandle<B>;
+  /** Graph text: literal text is typed by its nodes (`GraphTextRecord`); `populate<R>(text)` states the type. */
+  populate<T extends object = never, S extends string = string>(
+    graph: S,
+  ): RemoteFlowHandle<[T] extends [never] ? PopulatedRecord<R, S> : T>;
+  /** A GraphSpec (or text whose type is a union): the handle keeps its record type. */
   populate(graph: string | GraphSpec): this;
   populate(input: string | GraphSpec | GraphBuilder<object>): this {
     const graph = input instanceof GraphBuilder ? input.toSpec() : input;
@@ -209,6 +219,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
     return this;
   }
 
+  /** As FlowHandle.instantiate(): the daemon parses, authorizes under your policy, checks and builds the graph. */
   async instantiate(): Promise<void> {
     transition(this.st, 'instantiate');
     const created = await this.c.request({
@@ -241,11 +252,13 @@ export class RemoteFlowHandle<R extends object = Rec> {
     if (this.st !== 'closed') this.st = next;
   }
 
+  /** As FlowHandle.pause(). */
   async pause(): Promise<void> {
     this.st = transition(this.st, 'pause');
     this.takeStats((await this.c.request({ op: 'pause', flow: this.id })).stats);
   }
 
+  /** As FlowHandle.close(): the daemon releases the flow; records$ and lost$ complete. Idempotent. */
   async close(): Promise<void> {
     if (this.st === 'closed') return;
     this.st = 'closed';
@@ -295,6 +308,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
     return r.data;
   }
 
+  /** Internal: called by the connection with this flow's events. */
   onEvent(e: Event): void {
     if (e.ev === 'records') {
       this.received += e.records.length;
@@ -314,6 +328,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
     }
   }
 
+  /** Internal: called by the connection when it is lost; errors the streams with `err`. */
   onDisconnect(err: Error): void {
     if (this.st === 'closed') return;
     this.st = 'closed';

@@ -14,19 +14,28 @@ export interface Requester {
   request(body: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
+/** A packet-queue registration granted by flowgrabd: the packets of the queue carrying `mark` come to this client. */
 export interface QueueRegistration {
+  /** Registration id on this connection. */
   reg: number;
+  /** The NFQUEUE queue number the daemon owns. */
   queue: number;
   /** As the daemon normalised it, e.g. `0x10/0xf0`. */
   mark: string;
+  /** A packet without a verdict after this long gets the daemon's default verdict. */
   timeoutMs: number;
 }
 
+/** A verdict for a packet from the daemon's queue. */
 export type RemoteVerdict = 'accept' | 'drop' | 'repeat';
 
 /** A packet from the daemon's queue: the record (payload as a Buffer again) and its verdict(). */
-export type RemotePacket = PacketRecord & { verdict(v: RemoteVerdict, opts?: { mark?: number }): Promise<void> };
+export type RemotePacket = PacketRecord & {
+  /** Sends the packet's verdict to the daemon (optionally with a new mark); once per packet. */
+  verdict(v: RemoteVerdict, opts?: { mark?: number }): Promise<void>;
+};
 
+/** A notice about a remote queue (loss, timeouts), as the daemon sent it. */
 export interface QueueNotice {
   kind: string;
   message: string;
@@ -75,6 +84,7 @@ export class RemoteQueue {
       });
   }
 
+  /** Internal: called by the connection with this registration's events. */
   onEvent(e: Event): void {
     if (e.ev === 'packets')
       for (const raw of e.packets) {
@@ -100,6 +110,7 @@ export class RemoteQueue {
     this.finish();
   }
 
+  /** Internal: called by the connection when it is lost; ends the streams with `err`. */
   onDisconnect(err: Error): void {
     this.finish(err);
   }

@@ -18,6 +18,7 @@ import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
 import type { SpoolOptions } from './spool/index.js';
 import { TcpTransport, type Transport, UdpTransport } from './transport.js';
 
+/** Options of the IPFIX and NetFlow v9 sinks: where to send, queueing, batching. */
 export interface CollectorOptions extends EncoderOptions {
   /** HOST:PORT or [IPv6]:PORT. */
   collector: string;
@@ -34,9 +35,13 @@ export interface CollectorOptions extends EncoderOptions {
   unreachableHoldMs?: number;
 }
 
+/** Options of ipfixSink(): transport, observation domain, biflow records, spool. */
 export interface IpfixSinkOptions extends CollectorOptions {
+  /** UDP (default) or TCP (templates once per connection, reconnects). */
   transport?: 'udp' | 'tcp';
+  /** IPFIX observation domain id (default 0). */
   observationDomainId?: number;
+  /** One RFC 5103 biflow record per connection (default true); false: two unidirectional records. */
   biflow?: boolean;
   /** The exporter options record (systemInitTimeMilliseconds, totals) with the templates; default off. */
   exporterInfo?: boolean;
@@ -44,7 +49,9 @@ export interface IpfixSinkOptions extends CollectorOptions {
   spool?: Omit<SpoolOptions, 'onDrop'>;
 }
 
+/** Options of netflow9Sink(). */
 export interface Netflow9SinkOptions extends CollectorOptions {
+  /** NetFlow v9 source id (default 0). */
   sourceId?: number;
 }
 

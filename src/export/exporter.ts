@@ -15,6 +15,7 @@ import { readSysctl } from '../sources/sysctl.js';
 import type { FlowSink, SinkStats } from './sink.js';
 import { FlowTracker, isConntrackRecord } from './tracker.js';
 
+/** Options of exportRecords(): active timeout, final dump, error reporting. */
 export interface ExportOptions {
   /** Seconds between records of a long-running flow (default 60; 0: only when it ends). */
   activeTimeoutS?: number;
@@ -31,12 +32,15 @@ export interface ExportOptions {
   onError?: (err: unknown) => void;
 }
 
+/** Counters of an exporter: its sink's and its flow tracker's. */
 export interface ExporterStats {
   sink: SinkStats;
   tracker: FlowTracker['counts'] & { tracking: number };
 }
 
+/** A running export (exportRecords, exportConntrack): counters and close(). */
 export interface FlowExporter {
+  /** Counters so far. */
   stats(): ExporterStats;
   /** Exports every tracked flow's pending growth, flushes and closes the sink. Idempotent. */
   close(): Promise<void>;
@@ -86,6 +90,7 @@ export function exportRecords(records: Observable<unknown>, sink: FlowSink, o: E
   };
 }
 
+/** Options of exportConntrack(): the namespace, address family, notices, sysctls. */
 export interface ConntrackExportOptions
   extends Omit<ExportOptions, 'finalDump' | 'finalDumpAdopts' | 'pollIntervalMs'> {
   netns?: string;

@@ -8,12 +8,15 @@
 import { z } from 'zod';
 import type { ConntrackRecord } from '../sources/conntrack/record.js';
 
+/** Why a flow record was exported: idle, active (timeout), end (DESTROY), forced (shutdown), resources. */
 export const FlowEndReason = z.enum(['idle', 'active', 'end', 'forced', 'resources']);
+/** Why a flow record was exported (see the `FlowEndReason` schema). */
 export type FlowEndReason = z.infer<typeof FlowEndReason>;
 
 const port = z.number().int().min(0).max(65535);
 const count = z.number().int().nonnegative();
 
+/** A flow as the exporters send it: addresses, ports, counters both ways, start and end (ms), TCP flags, end reason. */
 export const ExportFlow = z.object({
   type: z.literal('flow'),
   family: z.enum(['ipv4', 'ipv6']),
@@ -46,6 +49,7 @@ export const ExportFlow = z.object({
   id: z.number().int().optional(),
   netns: z.string().optional(),
 });
+/** A flow record as exported (see the `ExportFlow` schema). */
 export type ExportFlow = z.infer<typeof ExportFlow>;
 
 /** Cheap shape test for the hot path (the sinks); `ExportFlow.parse` gives the full diagnosis. */

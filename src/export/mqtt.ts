@@ -14,6 +14,7 @@ export type { MqttClientLike } from './mqtt-spool.js';
 import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
 import { Spool } from './spool/index.js';
 
+/** Options of mqttSink(): broker, topic template, QoS, queue and spool. */
 export interface MqttSinkOptions {
   /** mqtt://host:port, mqtts://…, ws://… */
   url: string;

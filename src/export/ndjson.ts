@@ -8,6 +8,7 @@ import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, writeSy
 import { FlowgrabError } from '../errors.js';
 import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
 
+/** Options of ndjsonSink(): the file, rotation, line format. */
 export interface NdjsonSinkOptions {
   /** A file path, or `-` / undefined for stdout. */
   file?: string;
@@ -139,6 +140,7 @@ class NdjsonSink implements FlowSink {
   }
 }
 
+/** A sink writing each record as one JSON line to a file (rotated by size) or stdout. */
 export function ndjsonSink(o: NdjsonSinkOptions = {}): FlowSink {
   const rotateBytes = o.rotateBytes ?? 0;
   const keep = o.keep ?? 5;

@@ -1,5 +1,6 @@
 /** What every sink offers: write records, flush, close, and counters. */
 
+/** Counters every sink keeps (records unless said otherwise). */
 export interface SinkStats {
   /** Records given to `write`. */
   received: number;
@@ -15,10 +16,13 @@ export interface SinkStats {
   templates: number;
   /** Records waiting (reconnect queue). */
   queued: number;
+  /** Send or write errors (the sink retries or drops; see `lastError`). */
   errors: number;
+  /** The latest error or rejection reason. */
   lastError?: string;
 }
 
+/** Where exported records go: IPFIX, NetFlow v9, NDJSON, MQTT or NATS. */
 export interface FlowSink {
   /** `ipfix`, `netflow9`, `ndjson` or `mqtt`. */
   readonly kind: string;
@@ -28,6 +32,7 @@ export interface FlowSink {
   flush(): Promise<void>;
   /** Flushes, then releases sockets and files; idempotent. */
   close(): Promise<void>;
+  /** Counters so far. */
   stats(): SinkStats;
 }
 

@@ -162,15 +162,18 @@ export class GraphBuilder<R extends object = Rec> {
     return new GraphBuilder([...this.steps, { type: 'fork', branches: branches.map((b) => b.expr()) }]);
   }
 
+  /** The graph as an expression (throws for an empty builder). */
   expr(): ExprSpec {
     if (this.steps.length === 0) throw new Error('an empty graph');
     return this.steps.length === 1 ? this.steps[0] : { type: 'pipe', steps: this.steps };
   }
 
+  /** The graph as a GraphSpec, the same as parsing its text form. */
   toSpec(): GraphSpec {
     return { version: 1, root: this.expr() };
   }
 
+  /** The graph in the text language. */
   toString(): string {
     return printGraph(this.toSpec());
   }

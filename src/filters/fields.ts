@@ -5,14 +5,18 @@
  */
 import type { z } from 'zod';
 
+/** The type of a field in a record, as the graph checker knows it. */
 export type FieldKind = 'string' | 'number' | 'boolean' | 'object' | 'any';
 
+/** What the graph checker knows of one field path. */
 export interface FieldInfo {
+  /** Its value's type. */
   kind: FieldKind;
   /** The path passes through an array (e.g. `resolved.ip`): it has many values per record. */
   many: boolean;
 }
 
+/** The fields records can have, by dotted path (`orig.src`): what `match`, `project` and the aggregates are checked against. */
 export type FieldCatalog = Map<string, FieldInfo>;
 
 interface Def {

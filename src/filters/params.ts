@@ -31,6 +31,7 @@ export const Period = Duration.pipe(
   }),
 );
 
+/** A dotted field path parameter, like `orig.src`. */
 export const FieldPath = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, 'a field path like orig.src');

@@ -45,6 +45,7 @@ function print(e: ExprSpec, ctx: 'top' | 'pipe' | 'fork'): string {
   return ctx === 'top' ? s : `(${s})`;
 }
 
+/** The text form of a GraphSpec; parseGraph(printGraph(g)) gives g back. */
 export function printGraph(g: GraphSpec): string {
   return print(g.root, 'top');
 }

@@ -7,22 +7,26 @@ import { Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import type { z } from 'zod';
 import { FlowgrabError } from '../errors.js';
 import type { DnsCache } from '../sources/dns/cache.js';
-import type { SourceNotice } from '../sources/notice.js';
+import type { NoticeObserver } from '../sources/notice.js';
 import type { ReadyObserver } from '../sources/ready.js';
 import { closestName, type GraphIssue } from './errors.js';
 import type { FieldCatalog } from './fields.js';
 import type { SpecPath, Value } from './spec.js';
 
+/** A record of any shape: what graph nodes pass along. */
 export type Rec = Record<string, unknown>;
 
-/** A shared DnsCache for enrich(): release it when done. */
+/** A shared DnsCache lent to a node; release() when done (shared caches are reference counted). */
 export interface DnsCacheLease {
+  /** The cache, fed by the DNS seen in the namespace. */
   cache: DnsCache;
+  /** Gives the lease back. */
   release(): void;
   /** Resolves once the DNS capture feeding the cache is in place (absent: at once). */
   ready?: Promise<void>;
 }
 
+/** What a node's factory gets when the graph is built: its place, its input's fields, time, loss reporting. */
 export interface BuildContext {
   /** Path of this node in the graph spec, for messages. */
   path: SpecPath;
@@ -33,7 +37,7 @@ export interface BuildContext {
   /** Time for window/dedupe/ratelimit filters (a TestScheduler in marble tests). */
   scheduler: SchedulerLike;
   /** Where sources report loss and warnings. */
-  notices: { next(n: SourceNotice): void };
+  notices: NoticeObserver;
   /** Called by filters for each record they drop on purpose (ratelimit), for stats. */
   dropped(n: number): void;
   /** A DnsCache fed by the DNS seen in `netns` (for enrich); release it when done. */
@@ -73,6 +77,7 @@ interface Common<P> {
   capabilities?: (params: Record<string, Value>) => Capability[];
 }
 
+/** A source for registerSource(): parameters, the fields of its records, and a factory of its Observable. */
 export interface SourceDef<P = unknown> extends Common<P> {
   kind: 'source';
   /** The fields its records can have (for checking field paths at instantiate). */
@@ -82,6 +87,7 @@ export interface SourceDef<P = unknown> extends Common<P> {
    * windows after it close on the records' times only, never by the clock.
    */
   replayed?: boolean;
+  /** Its records for parsed parameters `p`: subscribed while a flow uses it, unsubscribed after. */
   create(p: P, ctx: BuildContext): Observable<Rec>;
 }
 
@@ -111,7 +117,9 @@ export interface FilterDef<P = unknown> extends Common<P> {
   kind: 'filter';
   /** Fields of the output, given the input's (default: unchanged). */
   output?: (input: FieldCatalog, p: P) => FieldCatalog;
+  /** A synchronous step (fast path), built once per node. */
   step?(p: P, ctx: BuildContext): StepFn | Stepper;
+  /** An RxJS operator, for what a step cannot express. */
   create?(p: P, ctx: BuildContext): OperatorFunction<Rec, Rec>;
 }
 
@@ -202,6 +210,7 @@ export function paramNames(name: string): string[] | undefined {
   return shape ? Object.keys(shape) : undefined;
 }
 
+/** Names of every registered source and filter (built-in and added). */
 export function registeredNames(): { sources: string[]; filters: string[] } {
   const all = [...registry.values()];
   return {

@@ -17,12 +17,19 @@ import { Observable, type SchedulerLike } from 'rxjs';
 import { FlowgrabError } from '../errors.js';
 import type { Rec } from './registry.js';
 
+/** The first line of a recording made by `flowgrab record`. */
 export interface RecordingHeader {
+  /** Always `"recording"`. */
   flowgrab: string;
+  /** Format version (1). */
   version: number;
+  /** Host name of the recording machine. */
   host: string;
+  /** When the recording started (ms since the epoch). */
   started: number;
+  /** The graph recorded, as text. */
   graph?: string;
+  /** The sources of the recorded graph, with their parameters (the replay is checked against their fields). */
   sources: { name: string; params: Record<string, unknown> }[];
 }
 
@@ -97,6 +104,7 @@ export async function* boundedLines(input: Readable, max: number, file: string):
 const tooLong = (file: string, max: number) =>
   new FlowgrabError('FG_ERR_DECODE', `${file}: a line is longer than ${max} bytes`, { op: 'replay' });
 
+/** The records of recording `file`, paced by their `ts` at `speed` (0: as fast as possible) on `scheduler`; errors for an unreadable file or a bad line. */
 export function replayRecords(file: string, speed: number, scheduler: SchedulerLike): Observable<Rec> {
   return new Observable<Rec>((sub) => {
     let input: Readable;

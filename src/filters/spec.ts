@@ -5,11 +5,16 @@
 import { z } from 'zod';
 import { measureSpec } from './limits.js';
 
+/** A parameter value in a graph: number, string, boolean or a list of them. */
 export type Value = number | string | boolean | Value[];
+/** Schema of a parameter value. */
 export const Value: z.ZodType<Value> = z.lazy(() => z.union([z.number(), z.string(), z.boolean(), z.array(Value)]));
 
+/** One source or filter of a graph, with its arguments. */
 export interface NodeSpec {
+  /** Discriminant. */
   type: 'node';
+  /** The source or filter name, e.g. `conntrack`, `match`. */
   name: string;
   /** Positional arguments, e.g. project(orig.src, orig.dst) or match's expression text. */
   args: Value[];
@@ -24,10 +29,12 @@ export interface ForkSpec {
   type: 'fork';
   branches: ExprSpec[];
 }
+/** A graph expression: a node, a pipe (`A -> B`) or a fork (`A | B`). */
 export type ExprSpec = NodeSpec | PipeSpec | ForkSpec;
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** Schema of a node (bounded names, arguments and parameters). */
 export const NodeSpec: z.ZodType<NodeSpec> = z
   .object({
     type: z.literal('node'),
@@ -37,6 +44,7 @@ export const NodeSpec: z.ZodType<NodeSpec> = z
   })
   .strict();
 
+/** Schema of a graph expression. */
 export const ExprSpec: z.ZodType<ExprSpec> = z.lazy(() =>
   z.union([
     NodeSpec,

@@ -64,6 +64,7 @@ export class Flowgrab {
     return this.compiler.size;
   }
 
+  /** Closes every flow this Flowgrab made. */
   async close(): Promise<void> {
     await Promise.all([...this.open].map((f) => f.close()));
   }

@@ -13,6 +13,7 @@ import { parseGraph } from '../filters/parser.js';
 import { printGraph } from '../filters/print.js';
 import type { Rec } from '../filters/registry.js';
 import { GraphSpec } from '../filters/spec.js';
+import type { PopulatedRecord } from '../filters/text-type.js';
 import type { SourceNotice } from '../sources/notice.js';
 import { FlowBuffer, type OverflowPolicy } from './buffer.js';
 import type { Compiler, NodeStats, Stage } from './compile.js';
@@ -135,9 +136,15 @@ export class FlowHandle<R extends object = Rec> {
   /**
    * Adds graph text (later calls extend it, e.g. with "-> count(…)"), or sets
    * a GraphSpec or a built graph (`graph.source(…)…`), whose record type the
-   * returned handle takes on.
+   * returned handle takes on. Literal text is typed by its nodes (see
+   * `GraphTextRecord`); `populate<R>(text)` states the type instead.
    */
   populate<B extends object>(graph: GraphBuilder<B>): FlowHandle<B>;
+  /** Graph text: literal text is typed by its nodes (`GraphTextRecord`); `populate<R>(text)` states the type. */
+  populate<T extends object = never, S extends string = string>(
+    graph: S,
+  ): FlowHandle<[T] extends [never] ? PopulatedRecord<R, S> : T>;
+  /** A GraphSpec (or text whose type is a union): the handle keeps its record type. */
   populate(graph: string | GraphSpec): this;
   populate(input: string | GraphSpec | GraphBuilder<object>): this {
     const graph = input instanceof GraphBuilder ? input.toSpec() : input;
@@ -161,6 +168,7 @@ export class FlowHandle<R extends object = Rec> {
     return this;
   }
 
+  /** Parses, authorizes, checks and builds the graph; kernel resources exist from here, records wait for activate(). Rejects with one GraphError listing every issue. */
   async instantiate(): Promise<void> {
     transition(this.st, 'instantiate');
     const asked = this.parse();
@@ -243,6 +251,7 @@ export class FlowHandle<R extends object = Rec> {
     }
   }
 
+  /** Keeps the pipeline; records arriving meanwhile are counted in stats().missed. */
   async pause(): Promise<void> {
     this.go('pause');
   }
@@ -271,6 +280,7 @@ export class FlowHandle<R extends object = Rec> {
     this.onClose(this);
   }
 
+  /** Counters: per node in/out/dropped, the buffer, missed records. */
   stats(): FlowStats {
     return {
       state: this.st,

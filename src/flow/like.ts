@@ -7,6 +7,7 @@ import type { Observable } from 'rxjs';
 import type { GraphBuilder } from '../filters/builder.js';
 import type { Rec } from '../filters/registry.js';
 import type { GraphSpec } from '../filters/spec.js';
+import type { PopulatedRecord } from '../filters/text-type.js';
 import type { FlowOptions, FlowStats, LossNotice } from './handle.js';
 import type { FlowState } from './states.js';
 
@@ -23,6 +24,11 @@ export interface FlowHandleLike<R extends object = Rec> {
   readonly lost$: Observable<LossNotice>;
   /** Text (extends earlier text), a GraphSpec, or a built graph (the handle takes on its record type). */
   populate<B extends object>(graph: GraphBuilder<B>): FlowHandleLike<B>;
+  /** Text: literal text is typed by its nodes (`GraphTextRecord`); `populate<R>(text)` states the type. */
+  populate<T extends object = never, S extends string = string>(
+    graph: S,
+  ): FlowHandleLike<[T] extends [never] ? PopulatedRecord<R, S> : T>;
+  /** A GraphSpec (or text whose type is a union): the handle keeps its record type. */
   populate(graph: string | GraphSpec): FlowHandleLike<R>;
   /** Parse, validate, authorize and open the kernel sockets; nothing is delivered yet. */
   instantiate(): Promise<void>;

@@ -20,6 +20,7 @@ export interface SourceNotice {
 
 /** Receives source notices (loss, resync, warnings). */
 export interface NoticeObserver {
+  /** Called with each notice. */
   next(n: SourceNotice): void;
 }
 

@@ -27,10 +27,12 @@ export class FakeSocket implements RawTransport {
     readonly options: TransportOptions,
   ) {}
 
+  /** Where received messages and errors go (the transport seam). */
   setHandlers(h: TransportHandlers): void {
     this.handlers = h;
   }
 
+  /** A message from the code under test to the fake kernel. */
   send(buf: Buffer): void {
     if (this.closed) throw new Error('fake socket closed');
     for (const m of splitMessages(buf)) {
@@ -58,9 +60,11 @@ export class FakeSocket implements RawTransport {
     });
   }
 
+  /** Joins a multicast group (recorded for assertions). */
   addMembership(group: number): void {
     this.groups.add(group);
   }
+  /** Leaves a multicast group. */
   dropMembership(group: number): void {
     this.groups.delete(group);
   }
@@ -70,6 +74,7 @@ export class FakeSocket implements RawTransport {
   recvBufferSize(): number {
     return (this.options.recvBufferBytes ?? 212992) * 2;
   }
+  /** Closes the fake socket. */
   close(): void {
     this.closed = true;
   }

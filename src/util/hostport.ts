@@ -5,8 +5,11 @@
  */
 import { FlowgrabError } from '../errors.js';
 
+/** A parsed HOST:PORT (`[IPv6]:PORT` accepted). */
 export interface HostPort {
+  /** Host name or address (IPv6 without brackets). */
   host: string;
+  /** Port, 1–65535. */
   port: number;
 }
 

@@ -24,6 +24,7 @@ import { checkStreamOptions, ensureStream } from './stream.js';
 import type { StreamOptions } from './stream-options.js';
 import { compileSubject, decodeEntry, encodeEntry, msgId } from './subject.js';
 
+/** Options of natsSink(): servers, subject template, stream, spool. */
 export interface NatsSinkOptions extends Partial<StreamOptions> {
   /** Server URLs (`nats://host:4222`), a list or comma-separated. */
   servers: string | string[];
@@ -57,7 +58,9 @@ export interface NatsSinkStats extends SinkStats {
   connected: boolean;
 }
 
+/** The NATS JetStream sink: a FlowSink with NATS counters. */
 export interface NatsFlowSink extends FlowSink {
+  /** Counters, with the spool's and the connection's state. */
   stats(): NatsSinkStats;
 }
 

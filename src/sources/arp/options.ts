@@ -23,6 +23,7 @@ export const ArpOptions = z.strictObject({
 
 export type ArpConfig = z.output<typeof ArpOptions>;
 
+/** Options of arp(): dump, events, family, all entries, namespace; plus notices and a transport (tests). */
 export type ArpOptionsInput = z.input<typeof ArpOptions> & {
   /** Where loss, resync and warning notices go (also published on `flowgrab:notice`). */
   notices?: NoticeObserver;

@@ -6,6 +6,7 @@ import type { ReadyObserver } from '../ready.js';
 import { bool, int, listOf, netnsName, oneOf, parseOptions } from '../schema.js';
 
 export const CT_EVENT_NAMES = ['new', 'update', 'destroy'] as const;
+/** A conntrack event to follow: new, update or destroy. */
 export type CtEventName = (typeof CT_EVENT_NAMES)[number];
 export const CtEvent = oneOf(CT_EVENT_NAMES);
 
@@ -48,6 +49,7 @@ export const ConntrackOptions = z.strictObject({
 
 export type ConntrackConfig = Omit<z.output<typeof ConntrackOptions>, 'events'> & { events: CtEventName[] };
 
+/** Options of conntrack(): dump, events, polling, filters (family, zone, mark), namespace, sysctls; plus notices and a transport (tests). */
 export type ConntrackOptionsInput = z.input<typeof ConntrackOptions> & {
   /** Where loss, resync and warning notices go (also published on `flowgrab:notice`). */
   notices?: NoticeObserver;

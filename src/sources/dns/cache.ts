@@ -5,6 +5,7 @@
  */
 import type { DnsRecord } from './record.js';
 
+/** Options of a DnsCache: minimum TTL, size bound, clock. */
 export interface DnsCacheOptions {
   /** Seconds every name is kept at least (default 300). */
   minTtlS?: number;
@@ -14,6 +15,7 @@ export interface DnsCacheOptions {
   now?: () => number;
 }
 
+/** Address → names learnt from DNS answers, each kept for its TTL (at least minTtlS) and bounded in size; what enrich() reads. */
 export class DnsCache {
   /** ip → (name → expiry in ms). */
   private readonly byIp = new Map<string, Map<string, number>>();
@@ -34,6 +36,7 @@ export class DnsCache {
     for (const res of r.resolved) this.set(res.ip, res.name, res.ttl);
   }
 
+  /** Remembers that `ip` is `name` for `ttlS` seconds (at least minTtlS); past maxEntries the soonest to expire goes. */
   set(ip: string, name: string, ttlS: number): void {
     const expires = this.now() + Math.max(ttlS * 1000, this.minTtlMs);
     let names = this.byIp.get(ip);

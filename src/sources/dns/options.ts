@@ -6,6 +6,7 @@ import type { ReadyObserver } from '../ready.js';
 import { bool, int, listOf, netnsName, oneOf, parseOptions } from '../schema.js';
 
 export const DNS_HOOKS = ['input', 'output', 'forward'] as const;
+/** A netfilter hook the DNS rules log at: input, output or forward. */
 export type DnsHook = (typeof DNS_HOOKS)[number];
 export const DnsHookName = oneOf(DNS_HOOKS);
 
@@ -26,6 +27,7 @@ export const DnsOptions = z.strictObject({
 
 export type DnsConfig = z.output<typeof DnsOptions>;
 
+/** Options of dns(): namespace, NFLOG group, hooks, rules; plus notices, a transport (tests) and a readiness observer. */
 export type DnsOptionsInput = z.input<typeof DnsOptions> & {
   notices?: NoticeObserver;
   transport?: TransportFactory;

@@ -2,9 +2,12 @@
 import { z } from 'zod';
 import { DNS_ERROR_CODES } from './wire.js';
 
+/** One answer record of a DNS response: name, type (A, AAAA, CNAME …), TTL in seconds, data as text. */
 export const DnsAnswer = z.object({ name: z.string(), type: z.string(), ttl: z.number().int(), data: z.string() });
+/** One answer of a DNS response (see the `DnsAnswer` schema). */
 export type DnsAnswer = z.infer<typeof DnsAnswer>;
 
+/** An address a response resolves a name to, through its CNAME chain (`via`). */
 export const DnsResolved = z.object({
   /** The name that was asked. */
   name: z.string(),
@@ -15,8 +18,10 @@ export const DnsResolved = z.object({
   /** The CNAME targets followed from `name` to the address, in order (empty when none). */
   via: z.array(z.string()),
 });
+/** A name → address resolution (see the `DnsResolved` schema). */
 export type DnsResolved = z.infer<typeof DnsResolved>;
 
+/** A DNS query or response seen on the wire (NFLOG): endpoints, id, name, type, rcode, answers, resolutions, round-trip time (ms). */
 export const DnsRecord = z.object({
   /** ms since the epoch: the kernel's timestamp when it gave one, else when flowgrab received the packet. */
   ts: z.number(),
@@ -49,4 +54,5 @@ export const DnsRecord = z.object({
   errorMessage: z.string().optional(),
   netns: z.string().optional(),
 });
+/** A record of the dns source (see the `DnsRecord` schema). */
 export type DnsRecord = z.infer<typeof DnsRecord>;

@@ -23,6 +23,7 @@ export function dnsRuleBody(c: DnsConfig): string {
     .join('\n');
 }
 
+/** The nft table (family inet) the dns source installs for NFLOG group `group`. */
 export const dnsTableName = (group: number) => `flowgrab_dns_g${group}`;
 
 export function installDnsRules(c: DnsConfig): Promise<NftTable> {

@@ -45,6 +45,7 @@ export class NftTable {
     return { exists: true, tag: m?.[1] };
   }
 
+  /** Installs the table in one nft transaction, replacing one left by a dead owner; refuses one whose owner runs. */
   static async install(spec: NftTableSpec): Promise<NftTable> {
     const name = tableName(spec.name);
     const { exists, tag } = await NftTable.owner(spec.family, name, spec.netns);
@@ -78,6 +79,7 @@ export class NftTable {
     });
   }
 
+  /** Deletes the table (idempotent). */
   async remove(): Promise<void> {
     if (this.removed) return;
     this.removed = true;

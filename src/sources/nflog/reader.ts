@@ -25,6 +25,7 @@ import type { TransportFactory } from '../../netlink/transport.js';
 
 const PACKET_TYPE = nfType(NFNL_SUBSYS_ULOG, NFULNL_MSG_PACKET);
 
+/** A packet logged by an NFLOG rule. */
 export interface LoggedPacket {
   /** Milliseconds since the epoch (the kernel's timestamp when it sent one). */
   ts: number;
@@ -34,15 +35,19 @@ export interface LoggedPacket {
   hook: number;
 }
 
+/** Options of an NflogReader: group, namespace, copy range, receive buffer. */
 export interface NflogReaderOptions {
+  /** The NFLOG group to bind (0–65535). */
   group: number;
   netns?: string;
   /** Bytes of each packet copied (default 65535). */
   copyRange?: number;
+  /** Socket receive buffer (bytes). */
   recvBufferBytes?: number;
   transport?: TransportFactory;
 }
 
+/** Reads one NFLOG group: packets to a listener, losses counted from sequence gaps. */
 export class NflogReader {
   /** Packets the kernel dropped before they reached us (sequence gaps) or that did not decode. */
   lost = 0;
@@ -102,10 +107,12 @@ export class NflogReader {
     return new NflogReader(sock);
   }
 
+  /** Sets the listener for logged packets (one at a time). */
   onPacket(listener: (p: LoggedPacket) => void): void {
     this.listener = listener;
   }
 
+  /** Stops delivering packets and closes the socket. */
   close(): void {
     this.listener = undefined;
     this.sock.close();

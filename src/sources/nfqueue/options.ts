@@ -6,7 +6,9 @@ import type { NoticeObserver } from '../notice.js';
 import type { ReadyObserver } from '../ready.js';
 import { bool, int, listOf, netnsName, oneOf, parseOptions } from '../schema.js';
 
+/** A verdict for a queued packet. */
 export type VerdictName = 'accept' | 'drop' | 'repeat';
+/** A chain whose traffic queue rules send to the queue (input, output, forward …). */
 export type QueueChain = QueueRulesSpec['chains'][number];
 
 const chains = ['INPUT', 'OUTPUT', 'FORWARD'] as const satisfies readonly QueueChain[];
@@ -27,6 +29,7 @@ export const NfqueueRulesOptions = z.strictObject(
   },
   { error: (iss) => `expected { chains, match?, families? }, got ${JSON.stringify(iss.input)}` },
 );
+/** Rules nfqueue() installs to send traffic to its queue (parsed). */
 export type NfqueueRules = z.output<typeof NfqueueRulesOptions>;
 
 export const NfqueueOptions = z.strictObject({
@@ -53,6 +56,7 @@ export const NfqueueOptions = z.strictObject({
 
 export type NfqueueConfig = z.output<typeof NfqueueOptions>;
 
+/** Options of nfqueue(): queue number, copy range, fail-open, rules, namespace; plus notices and a transport (tests). */
 export type NfqueueOptionsInput = z.input<typeof NfqueueOptions> & {
   notices?: NoticeObserver;
   /** The kernel seam; tests pass the fake from `flowgrab/testing`. */

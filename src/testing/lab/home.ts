@@ -42,6 +42,7 @@ export interface HomeNetwork {
   /** State directory: pid files, logs, lease file. */
   dir: string;
   persistent: boolean;
+  /** Stops the daemons and removes the namespaces (unless persistent). */
   close(): Promise<void>;
 }
 

@@ -68,6 +68,7 @@ export class Lab {
     return this.#closing !== undefined;
   }
 
+  /** A new namespace named with the lab's prefix and `suffix`, removed at close(). */
   async netns(suffix: string): Promise<Netns> {
     this.#assertOpen('netns');
     const ns = await Netns.create(`${this.id}-${suffix}`);

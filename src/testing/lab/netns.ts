@@ -110,6 +110,7 @@ export class Netns {
     this.name = name;
   }
 
+  /** Creates namespace `name` with loopback up; throws if it exists. */
   static async create(name: string): Promise<Netns> {
     const ns = new Netns(name);
     await run(['ip', 'netns', 'add', name]);
@@ -125,6 +126,7 @@ export class Netns {
     return (JSON.parse(stdout) as { name: string }[]).map((n) => n.name);
   }
 
+  /** Runs `argv` inside the namespace; rejects on a non-zero exit unless opts.allowFail. */
   exec(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
     return run(['ip', 'netns', 'exec', this.name, ...argv], opts);
   }
@@ -139,6 +141,7 @@ export class Netns {
     return run(['ip', '-n', this.name, '-batch', '-'], { input: `${lines.join('\n')}\n` });
   }
 
+  /** Starts `argv` inside the namespace (a long-running process). */
   spawn(argv: readonly string[], opts: NetnsSpawnOptions = {}): ChildProcess {
     const fd = opts.logFile === undefined ? undefined : openSync(opts.logFile, 'a');
     try {
@@ -159,6 +162,7 @@ export class Netns {
     }
   }
 
+  /** Sets one sysctl inside the namespace. */
   sysctl(key: string, value: string | number): Promise<void> {
     return this.sysctls({ [key]: value });
   }

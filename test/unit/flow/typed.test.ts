@@ -45,10 +45,10 @@ describe('record types follow the graph', () => {
     >();
   });
 
-  it('text graphs give Record<string, unknown>, or the type the user states', () => {
+  it('text graphs are typed by their nodes (see text-types.test.ts), or take the type the user states', () => {
     const fg = new Flowgrab();
     expectTypeOf(fg.create().populate('conntrack()').records$).toEqualTypeOf<
-      import('rxjs').Observable<Record<string, unknown>>
+      import('rxjs').Observable<ConntrackRecord>
     >();
     expectTypeOf(fg.create<DnsRecord>().populate('dns()').records$).toEqualTypeOf<
       import('rxjs').Observable<DnsRecord>

@@ -1,0 +1,93 @@
+/**
+ * The record type of a graph given as text, worked out by the type checker
+ * when the text is a literal: `populate('conntrack() -> match(proto == tcp)')`
+ * gives `ConntrackRecord`, `populate('(conntrack() | dns()) -> merge()')`
+ * gives `ConntrackRecord | DnsRecord`.
+ *
+ * It is conservative: the union of the sources' records is claimed only when
+ * every node in the text is a built-in source with a typed record (conntrack,
+ * dns, arp, nfqueue) or a filter that keeps its input's shape (match, dedupe,
+ * sample, ratelimit, merge, scope, enrich). Any other node (project, count,
+ * redact, anonymize, replay, nats, a registered one), text the analysis
+ * cannot read, or a text that is not a literal gives `Record<string, unknown>`
+ * (or the type stated with `populate<R>(text)` / `create<R>()`).
+ */
+import type { NeighRecord } from '../sources/arp/record.js';
+import type { ConntrackRecord } from '../sources/conntrack/record.js';
+import type { DnsRecord } from '../sources/dns/record.js';
+import type { PacketRecord } from '../sources/nfqueue/record.js';
+import type { Rec } from './registry.js';
+
+/** Sources whose records have one known type. */
+interface TypedSources {
+  conntrack: ConntrackRecord;
+  dns: DnsRecord;
+  arp: NeighRecord;
+  nfqueue: PacketRecord;
+}
+
+/** Filters whose output records are input records (some dropped, or fields added). */
+type ShapeKeeping = 'match' | 'dedupe' | 'sample' | 'ratelimit' | 'merge' | 'scope' | 'enrich';
+
+type Space = ' ' | '\n' | '\t' | '\r' | '(';
+type Digit = '0' | '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | '9' | '_';
+/** A letter has two cases; digits and `_` are listed. */
+type IsIdentChar<C extends string> = Lowercase<C> extends Uppercase<C> ? (C extends Digit ? true : false) : true;
+
+type TrimStart<S extends string> = S extends `${Space}${infer T}` ? TrimStart<T> : S;
+type Ident<S extends string, Acc extends string = ''> = S extends `${infer C}${infer T}`
+  ? IsIdentChar<C> extends true
+    ? Ident<T, `${Acc}${C}`>
+    : Acc
+  : Acc;
+type Unor<S extends string> = S extends `${infer A}||${infer B}` ? Unor<`${A} ${B}`> : S;
+
+/** The pieces between `->` and `|`: each real node starts one (after spaces and opening parentheses). */
+type Pieces<S extends string, Acc extends string[] = []> = S extends `${infer A}->${infer B}`
+  ? Pieces<B, [...Acc, ...Bars<A>]>
+  : [...Acc, ...Bars<S>];
+type Bars<S extends string, Acc extends string[] = []> = S extends `${infer A}|${infer B}`
+  ? Bars<B, [...Acc, A]>
+  : [...Acc, S];
+
+/** The union of the pieces' source records, or `false` when a piece is not a known node. */
+type Walk<P extends string[], Acc = never> = P extends [infer H extends string, ...infer T extends string[]]
+  ? Ident<TrimStart<H>> extends infer N
+    ? N extends keyof TypedSources
+      ? Walk<T, Acc | TypedSources[N]>
+      : N extends ShapeKeeping
+        ? Walk<T, Acc>
+        : false
+    : false
+  : Acc;
+
+/** Records of a whole graph text `S` (see the file comment). */
+export type GraphTextRecord<S extends string> = string extends S
+  ? Rec
+  : Walk<Pieces<Unor<S>>> extends infer U
+    ? [U] extends [never]
+      ? Rec
+      : [U] extends [false]
+        ? Rec
+        : false extends U
+          ? Rec
+          : U
+    : Rec;
+
+/**
+ * The record type after `populate(S)` on a handle of records `R`: text that
+ * extends the graph (`-> …`) keeps `R` when its filters keep the shape; a
+ * whole graph gives its own records unless `R` was stated (is narrower than
+ * `Record<string, unknown>`), which is then kept.
+ */
+export type PopulatedRecord<R extends object, S extends string> = string extends S
+  ? R
+  : TrimStart<S> extends `->${infer Rest}`
+    ? Walk<Pieces<Unor<Rest>>> extends infer U
+      ? [U] extends [never]
+        ? R
+        : Rec
+      : Rec
+    : Rec extends R
+      ? GraphTextRecord<S>
+      : R;

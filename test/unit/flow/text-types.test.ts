@@ -1,0 +1,73 @@
+/**
+ * Record types of text graphs: a literal text is typed by its nodes when
+ * every node keeps a known shape, and is Record<string, unknown> otherwise;
+ * a stated type parameter wins, on local and remote handles alike. Checked
+ * by tsc (npx tsc -p tsconfig.json); vitest runs the trivial run-time part.
+ */
+import type { Observable } from 'rxjs';
+import { describe, expectTypeOf, it } from 'vitest';
+import type { RemoteFlowgrab } from '../../../src/daemon/client.js';
+import type { GraphTextRecord } from '../../../src/filters/text-type.js';
+import { Flowgrab } from '../../../src/flow/flowgrab.js';
+import type { FlowgrabLike } from '../../../src/flow/like.js';
+import type { NeighRecord } from '../../../src/sources/arp/record.js';
+import type { ConntrackRecord } from '../../../src/sources/conntrack/record.js';
+import type { DnsRecord } from '../../../src/sources/dns/record.js';
+
+type Rec = Record<string, unknown>;
+
+describe('text graph record types', () => {
+  it('a source and shape-keeping filters give the sources’ records', () => {
+    expectTypeOf<GraphTextRecord<'conntrack()'>>().toEqualTypeOf<ConntrackRecord>();
+    expectTypeOf<
+      GraphTextRecord<'conntrack(events=[new]) -> match(proto == tcp && (orig.dport == 443 || orig.dport == 80))'>
+    >().toEqualTypeOf<ConntrackRecord>();
+    expectTypeOf<GraphTextRecord<'(conntrack() | dns()) -> merge()'>>().toEqualTypeOf<ConntrackRecord | DnsRecord>();
+    expectTypeOf<GraphTextRecord<'(arp, dump=true) -> dedupe(by=mac, window=10s)'>>().toEqualTypeOf<NeighRecord>();
+    expectTypeOf<
+      GraphTextRecord<'\n  dns()\n  -> sample(rate=0.5) -> enrich(fields=[client])'>
+    >().toEqualTypeOf<DnsRecord>();
+  });
+
+  it('any reshaping, untyped or unknown node, or a non-literal text, gives Record<string, unknown>', () => {
+    expectTypeOf<GraphTextRecord<'conntrack() -> count(by=orig.src, every=10s)'>>().toEqualTypeOf<Rec>();
+    expectTypeOf<GraphTextRecord<'conntrack() -> project(orig.src)'>>().toEqualTypeOf<Rec>();
+    expectTypeOf<GraphTextRecord<'conntrack() -> redact(fields=[mark])'>>().toEqualTypeOf<Rec>();
+    expectTypeOf<GraphTextRecord<'conntrack() -> anonymize(orig.src)'>>().toEqualTypeOf<Rec>();
+    expectTypeOf<GraphTextRecord<'conntrack() -> myfilter'>>().toEqualTypeOf<Rec>();
+    expectTypeOf<GraphTextRecord<'(conntrack, events=new) -> (window, every=1s)'>>().toEqualTypeOf<Rec>();
+    expectTypeOf<GraphTextRecord<'replay(file=x.ndjson) -> match(proto == tcp)'>>().toEqualTypeOf<Rec>();
+    expectTypeOf<GraphTextRecord<'conntrack() | nats(url="nats://h:4222")'>>().toEqualTypeOf<Rec>();
+    expectTypeOf<GraphTextRecord<'match(proto == tcp)'>>().toEqualTypeOf<Rec>();
+    expectTypeOf<GraphTextRecord<string>>().toEqualTypeOf<Rec>();
+  });
+
+  it('populate() applies it, extension keeps or drops the type, and a stated type wins', () => {
+    const fg = new Flowgrab();
+    const ct = fg.create().populate('conntrack() -> match(proto == tcp)');
+    expectTypeOf(ct.records$).toEqualTypeOf<Observable<ConntrackRecord>>();
+    expectTypeOf(ct.populate('-> sample(rate=0.1)').records$).toEqualTypeOf<Observable<ConntrackRecord>>();
+    expectTypeOf(ct.populate('-> count(every=10s)').records$).toEqualTypeOf<Observable<Rec>>();
+    const text: string = 'conntrack()';
+    expectTypeOf(fg.create().populate(text).records$).toEqualTypeOf<Observable<Rec>>();
+    expectTypeOf(fg.create().populate<ConntrackRecord>(text).records$).toEqualTypeOf<Observable<ConntrackRecord>>();
+    expectTypeOf(fg.create<DnsRecord>().populate(text).records$).toEqualTypeOf<Observable<DnsRecord>>();
+    type Counted = { type: 'count'; count: number; start: number; end: number; ts: number };
+    expectTypeOf(fg.create().populate<Counted>('dns() -> count(every=1s)').records$).toEqualTypeOf<
+      Observable<Counted>
+    >();
+  });
+
+  it('remote handles and FlowgrabLike type text the same way', () => {
+    // Type-level only: no daemon here.
+    const remoteTypes = (remote: RemoteFlowgrab) => {
+      expectTypeOf(remote.create().populate('dns()').records$).toEqualTypeOf<Observable<DnsRecord>>();
+      expectTypeOf(remote.create().populate<NeighRecord>('arp() -> project(mac)').records$).toEqualTypeOf<
+        Observable<NeighRecord>
+      >();
+    };
+    expectTypeOf(remoteTypes).toBeFunction();
+    const like: FlowgrabLike = new Flowgrab();
+    expectTypeOf(like.create().populate('arp()').records$).toEqualTypeOf<Observable<NeighRecord>>();
+  });
+});
