@@ -126,15 +126,19 @@ async function run(graph: string | undefined, o: ExportCliOptions): Promise<numb
     logLine('error', (err as Error).message ?? String(err));
   };
   if (!graph) {
+    let listening: Promise<void> = Promise.resolve();
     const e = ex.exportConntrack(sink, {
       netns: o.netns,
       activeTimeoutS: o.activeTimeout,
       notices: { next: logNotice },
+      ready: (p) => (listening = p),
       setSysctls: o.setSysctls,
       onError,
     });
     close = () => e.close();
     stats = () => e.stats();
+    // "export started" (below) promises that the event socket listens.
+    await listening;
   } else {
     const [{ parseGraph }, { Flowgrab }, { withNetns }, { conntrack }, rx] = await Promise.all([
       import('../filters/parser.js'),

@@ -221,11 +221,13 @@ describe('flowgrabd start-up hygiene', () => {
       const { forClient, installGuard } = await import(process.argv[1]);
       const failed = [];
       const other = [];
-      installGuard((e) => other.push(e.message), () => {});
-      forClient({ cid: 1, fail: (e) => failed.push([1, e.message]) }, () => setTimeout(() => { throw new Error('client one broke'); }, 1));
-      forClient({ cid: 2, fail: (e) => failed.push([2, e.message]) }, () => setTimeout(() => failed.push([2, 'still served']), 20));
-      setTimeout(() => { throw new Error('nobody'); }, 5);
-      setTimeout(() => process.stdout.write(JSON.stringify({ failed, other })), 50);`;
+      // Prints once the three outcomes are in (with none, the script ends silently and the test fails).
+      const report = () => failed.length + other.length === 3 && process.stdout.write(JSON.stringify({ failed, other }));
+      installGuard((e) => { other.push(e.message); report(); }, () => {});
+      // The client's work fails later, on a timer: the scenario, not a wait.
+      forClient({ cid: 1, fail: (e) => { failed.push([1, e.message]); report(); } }, () => setTimeout(() => { throw new Error('client one broke'); }, 1));
+      forClient({ cid: 2, fail: (e) => { failed.push([2, e.message]); report(); } }, () => setTimeout(() => { failed.push([2, 'still served']); report(); }, 20));
+      setTimeout(() => { throw new Error('nobody'); }, 5);`;
     const out = execFileSync(
       process.execPath,
       ['--input-type=module', '-e', script, join(DIST, 'src/daemon/guard.js')],
