@@ -14,20 +14,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../../src/auth/policy.js';
 import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
 import {
-  createUser,
+  createUsers,
   DIST,
+  daemonFiles,
   FLOWGRABD,
   LineProcess,
   RawClient,
-  removeUser,
+  removeUsers,
   runNodeAs,
   SpawnedDaemon,
-  sharedTempDir,
   startFlowScript,
   type TestUser,
-  writePolicy,
 } from '../helpers/daemon.js';
-import { ATTACK, type AttackResult, Bystanders, writeSlowRecording } from '../helpers/hostile.js';
+import { ATTACK, type AttackResult, Bystanders, slowRecording } from '../helpers/hostile.js';
 import { freePort } from '../helpers/mosquitto.js';
 
 let L: TestUser;
@@ -65,14 +64,9 @@ function spawnDaemon(socket: string, opts: ConstructorParameters<typeof SpawnedD
 }
 
 beforeAll(async () => {
-  L = await createUser('l');
-  U = await createUser('u');
-  dir = sharedTempDir('fg-dhs-');
-  policyFile = join(dir, 'policy.json');
-  writePolicy(policyFile, policy());
-  recording = join(dir, 'slow.ndjson');
-  writeSlowRecording(recording);
-  chmodSync(recording, 0o644);
+  [L, U] = await createUsers('l', 'u');
+  ({ dir, policyFile } = daemonFiles('fg-dhs-', policy()));
+  recording = slowRecording(dir);
   lab = new Lab();
   ns = await lab.netns('dhs');
 }, 60_000);
@@ -81,8 +75,8 @@ afterAll(async () => {
   for (const p of procs) await p.stop();
   for (const d of daemons) await d.stop();
   await lab?.close();
-  for (const u of [L, U]) await removeUser(u);
   if (dir) rmSync(dir, { recursive: true, force: true });
+  await removeUsers([L, U]);
 });
 
 describe('flowgrabd start-up hygiene', () => {

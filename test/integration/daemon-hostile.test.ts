@@ -4,24 +4,23 @@
  * must keep receiving records and a third connection's hello must keep
  * being answered. Memory checks compare the daemon's RSS before and after.
  */
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../../src/auth/policy.js';
 import { run, waitFor } from '../../src/testing/lab/index.js';
 import {
-  createUser,
+  createUsers,
+  daemonFiles,
   type LineProcess,
-  removeUser,
+  removeUsers,
   runNodeAs,
   SpawnedDaemon,
-  sharedTempDir,
   startFlowScript,
   type TestUser,
-  userExists,
   writePolicy,
 } from '../helpers/daemon.js';
-import { ATTACK, type AttackResult, Bystanders, rssOf, writeSlowRecording } from '../helpers/hostile.js';
+import { ATTACK, type AttackResult, Bystanders, rssOf, slowRecording } from '../helpers/hostile.js';
 
 const MiB = 1 << 20;
 /** How much the daemon may grow under one attack: the reproductions grew it by 450 MB to 1.3 GB. */
@@ -72,17 +71,11 @@ const reasonOf = (p: LineProcess) =>
   p.json<Line>().find((l) => l.end?.closedReason || l.after?.closedReason) as Line | undefined;
 
 beforeAll(async () => {
-  L = await createUser('l');
-  U = await createUser('u');
-  dir = sharedTempDir('fg-hostile-');
-  socket = join(dir, 'd.sock');
-  policyFile = join(dir, 'policy.json');
-  recording = join(dir, 'slow.ndjson');
-  writeSlowRecording(recording);
-  chmodSync(recording, 0o644);
+  [L, U] = await createUsers('l', 'u');
+  ({ dir, socket, policyFile } = daemonFiles('fg-hostile-', policy(), 'd.sock'));
+  recording = slowRecording(dir);
   secret = join(dir, 'secret');
   writeFileSync(secret, `${JSON.stringify({ ts: 1, secret: 'root only' })}\n`, { mode: 0o600 });
-  writePolicy(policyFile, policy());
   daemon = new SpawnedDaemon(socket, policyFile, { args: ['--frame-timeout', '1500', '--idle-timeout', '3000'] });
   await daemon.ready();
   by = await Bystanders.start(socket, recording);
@@ -92,9 +85,8 @@ afterAll(async () => {
   for (const p of procs) await p.stop();
   await by?.stop();
   await daemon?.stop();
-  for (const u of [L, U]) await removeUser(u);
   if (dir) rmSync(dir, { recursive: true, force: true });
-  for (const u of [L, U]) if (u) expect(userExists(u.name)).toBe(false);
+  await removeUsers([L, U]);
 });
 
 describe('flowgrabd under attack', () => {

@@ -15,20 +15,19 @@ import { Daemon } from '../../src/daemon/server.js';
 import { dnsTeardown } from '../../src/sources/dns/source.js';
 import { floodUdp } from '../../src/testing/flood.js';
 import { Lab, type Netns, run, waitFor } from '../../src/testing/lab/index.js';
-import { CT_RULESET } from '../helpers/conntrack-cli.js';
+import { conntrackNetns } from '../helpers/conntrack-cli.js';
 import {
-  createUser,
+  createUsers,
+  daemonFiles,
   FLOWGRAB,
   type LineProcess,
   nftTables,
   rawScript,
-  removeUser,
+  removeUsers,
   runNodeAs,
   SpawnedDaemon,
-  sharedTempDir,
   startFlowScript,
   type TestUser,
-  userExists,
   waitLog,
   writePolicy,
 } from '../helpers/daemon.js';
@@ -140,18 +139,10 @@ async function resetPolicy(p: PolicyInput = policy()): Promise<void> {
 }
 
 beforeAll(async () => {
-  A = await createUser('a');
-  B = await createUser('b');
-  C = await createUser('c');
+  [A, B, C] = await createUsers('a', 'b', 'c');
   lab = new Lab();
-  ns = await lab.netns('dusers');
-  await ns.exec(['nft', '-f', '-'], { input: CT_RULESET });
-  // Flows of one test must not expire (30 s for unreplied UDP) and come back as fresh ones in a later test.
-  await ns.sysctls({ 'net.netfilter.nf_conntrack_udp_timeout': 120 });
-  dir = sharedTempDir('fg-dusers-');
-  socket = join(dir, 'flowgrabd.sock');
-  policyFile = join(dir, 'policy.json');
-  writePolicy(policyFile, policy());
+  ns = await conntrackNetns(lab, 'dusers');
+  ({ dir, socket, policyFile } = daemonFiles('fg-dusers-', policy()));
   daemon = new Daemon({
     socket,
     policy: () => loadPolicy(policyFile),
@@ -171,9 +162,8 @@ afterAll(async () => {
   await daemon?.close();
   await dnsTeardown();
   await lab?.close();
-  for (const u of [A, B, C]) await removeUser(u);
   if (dir) rmSync(dir, { recursive: true, force: true });
-  for (const u of [A, B, C]) if (u) expect(userExists(u.name)).toBe(false);
+  await removeUsers([A, B, C]);
 });
 
 describe('flowgrabd with real users', () => {
