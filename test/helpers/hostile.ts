@@ -71,6 +71,7 @@ export class Bystanders {
         this.helloFailures.push((e as Error).message);
         return;
       }
+      // The probe's pace (about 20 hellos a second, light next to the attack): it waits for nothing.
       await new Promise((r) => setTimeout(r, 50));
     }
   }
