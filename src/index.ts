@@ -87,6 +87,7 @@ export {
   type FlowOptions,
   type FlowStats,
   type LossNotice,
+  READY_TIMEOUT_MS,
 } from './flow/handle.js';
 export type { FlowgrabLike, FlowHandleLike } from './flow/like.js';
 export { type FlowOp, type FlowState, InvalidStateError } from './flow/states.js';
@@ -119,4 +120,5 @@ export type { QueuedPacket, VerdictOptions } from './sources/nfqueue/queued.js';
 export { PacketRecord } from './sources/nfqueue/record.js';
 export { nfqueue } from './sources/nfqueue/source.js';
 export type { NoticeObserver, SourceNotice } from './sources/notice.js';
+export type { ReadyObserver } from './sources/ready.js';
 export { VERSION } from './version.js';

@@ -131,6 +131,7 @@ async function run(graph: string | undefined, o: ExportCliOptions, daemon?: stri
     failures++;
     logLine('error', (err as Error).message ?? String(err));
   };
+  let listening: Promise<void> = Promise.resolve();
   if (daemon) {
     const { exportViaDaemon } = await import('./export-daemon.js');
     try {
@@ -144,11 +145,14 @@ async function run(graph: string | undefined, o: ExportCliOptions, daemon?: stri
       netns: o.netns,
       activeTimeoutS: o.activeTimeout,
       notices: { next: logNotice },
+      ready: (p) => (listening = p),
       setSysctls: o.setSysctls,
       onError,
     });
     close = () => e.close();
     stats = () => e.stats();
+    // "export started" (below) promises that the event socket listens.
+    await listening;
   } else {
     const [{ parseGraph }, { Flowgrab }, { withNetns }, { conntrack }, rx] = await Promise.all([
       import('../filters/parser.js'),

@@ -11,6 +11,7 @@ import type { CtEventName } from '../sources/conntrack/options.js';
 import type { ConntrackRecord } from '../sources/conntrack/record.js';
 import { conntrack } from '../sources/conntrack/source.js';
 import type { NoticeObserver } from '../sources/notice.js';
+import type { ReadyObserver } from '../sources/ready.js';
 import { readSysctl } from '../sources/sysctl.js';
 import type { FlowSink, SinkStats } from './sink.js';
 import { FlowTracker, isConntrackRecord } from './tracker.js';
@@ -96,6 +97,8 @@ export interface ConntrackExportOptions
   netns?: string;
   family?: 'ipv4' | 'ipv6' | 'all';
   notices?: NoticeObserver;
+  /** Told what resolves once the exporter's event socket listens (see ReadyObserver). */
+  ready?: ReadyObserver;
   /** Set nf_conntrack_events/acct/timestamp in the namespace so every flow reports its end with counters. */
   setSysctls?: boolean;
 }
@@ -135,6 +138,7 @@ export function exportConntrack(sink: FlowSink, o: ConntrackExportOptions = {}):
     events: conntrackEvents(o.netns, o.setSysctls ?? false),
     pollIntervalMs,
     notices: o.notices,
+    ready: o.ready,
     setEventsSysctl: o.setSysctls ?? false,
     setAccounting: o.setSysctls ?? false,
   });

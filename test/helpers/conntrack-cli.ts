@@ -3,7 +3,7 @@
  * `conntrack -L -o extended,id` parsed line by line, so integration tests
  * compare flowgrab's records with what `conntrack` prints.
  */
-import { type RunResult, run } from '../../src/testing/lab/index.js';
+import { type Lab, type Netns, type RunResult, run } from '../../src/testing/lab/index.js';
 
 export interface KernelCtEnd {
   src: string;
@@ -155,3 +155,14 @@ table inet fgct {
   chain i { type filter hook input priority 0; policy accept; ct state new counter; }
 }
 `;
+
+/**
+ * A namespace of `lab` named after `name` whose conntrack sees every local flow (CT_RULESET), where unreplied
+ * UDP lives 120 s: the flows one test makes must not expire and come back as fresh ones in a later test.
+ */
+export async function conntrackNetns(lab: Lab, name: string): Promise<Netns> {
+  const ns = await lab.netns(name);
+  await ns.exec(['nft', '-f', '-'], { input: CT_RULESET });
+  await ns.sysctls({ 'net.netfilter.nf_conntrack_udp_timeout': 120 });
+  return ns;
+}

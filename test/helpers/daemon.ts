@@ -38,6 +38,20 @@ export async function removeUser(u: TestUser | undefined): Promise<void> {
   await run(['userdel', u.name], { allowFail: true });
 }
 
+/** One new user per suffix, in order (e.g. `const [V, M] = await createUsers('v', 'm')`). */
+export async function createUsers(...suffixes: string[]): Promise<TestUser[]> {
+  const users: TestUser[] = [];
+  for (const s of suffixes) users.push(await createUser(s));
+  return users;
+}
+
+/** Removes the users (their processes must be stopped) and throws when one is still there. */
+export async function removeUsers(users: (TestUser | undefined)[]): Promise<void> {
+  for (const u of users) await removeUser(u);
+  const left = users.filter((u): u is TestUser => u !== undefined && userExists(u.name));
+  if (left.length) throw new Error(`test users still exist after userdel: ${left.map((u) => u.name).join(', ')}`);
+}
+
 export function userExists(name: string): boolean {
   try {
     execFileSync('id', [name], { stdio: 'ignore' });
@@ -56,6 +70,18 @@ export function sharedTempDir(prefix: string): string {
 
 export function writePolicy(file: string, policy: PolicyInput): void {
   writeFileSync(file, `${JSON.stringify(policy, null, 2)}\n`);
+}
+
+/** Where a daemon test keeps its files: a shared temp dir, the daemon's socket in it, and its policy file (written when given). */
+export function daemonFiles(
+  prefix: string,
+  policy?: PolicyInput,
+  socketName = 'flowgrabd.sock',
+): { dir: string; socket: string; policyFile: string } {
+  const dir = sharedTempDir(prefix);
+  const policyFile = join(dir, 'policy.json');
+  if (policy) writePolicy(policyFile, policy);
+  return { dir, socket: join(dir, socketName), policyFile };
 }
 
 export interface Output {

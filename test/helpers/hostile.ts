@@ -4,7 +4,8 @@
  * keeps receiving records, and a third connection's `hello` is answered,
  * for as long as the attack runs; plus the daemon's RSS from /proc.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect, type RemoteFlowgrab } from '../../src/daemon/client.js';
 import { waitFor } from '../../src/testing/lab/index.js';
 import { RawClient } from './daemon.js';
@@ -15,6 +16,14 @@ export function writeSlowRecording(file: string, n = 60_000): void {
   const lines = [JSON.stringify({ flowgrab: 'test', version: 1, host: 'test', started: t0, sources: [] })];
   for (let i = 0; i < n; i++) lines.push(JSON.stringify({ ts: t0 + i * 10, seq: i }));
   writeFileSync(file, `${lines.join('\n')}\n`);
+}
+
+/** The bystanders' slow recording, written to `dir` and readable by every test user; returns its path. */
+export function slowRecording(dir: string): string {
+  const file = join(dir, 'slow.ndjson');
+  writeSlowRecording(file);
+  chmodSync(file, 0o644);
+  return file;
 }
 
 /** Resident memory of a process in bytes (VmRSS). */
@@ -62,6 +71,7 @@ export class Bystanders {
         this.helloFailures.push((e as Error).message);
         return;
       }
+      // The probe's pace (about 20 hellos a second, light next to the attack): it waits for nothing.
       await new Promise((r) => setTimeout(r, 50));
     }
   }

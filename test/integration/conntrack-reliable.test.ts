@@ -16,7 +16,7 @@ import { conntrack } from '../../src/sources/conntrack/source.js';
 import type { SourceNotice } from '../../src/sources/notice.js';
 import { floodUdpSync } from '../../src/testing/flood.js';
 import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
-import { CT_RULESET, kernelIds } from '../helpers/conntrack-cli.js';
+import { CT_RULESET, conntrackTool, kernelIds } from '../helpers/conntrack-cli.js';
 
 const FLOWS = 10_000;
 let lab: Lab;
@@ -46,11 +46,20 @@ interface Reader {
   recs: ConntrackRecord[];
   notices: SourceNotice[];
   errors: unknown[];
+  /** Resolves once its socket listens (the source's readiness signal). */
+  ready: Promise<void>;
   unsubscribe(): void;
 }
 
 function follow(reliable: boolean): Reader {
-  const r: Reader = { recs: [], notices: [], errors: [], unsubscribe: () => {} };
+  const r: Reader = {
+    recs: [],
+    notices: [],
+    errors: [],
+    ready: Promise.reject(new Error('no readiness signal')),
+    unsubscribe: () => {},
+  };
+  r.ready.catch(() => {});
   const sub = conntrack({
     events: ['new', 'destroy'],
     netns: ns.name,
@@ -58,6 +67,7 @@ function follow(reliable: boolean): Reader {
     lossCheckMs: 50,
     reliable,
     notices: { next: (n) => r.notices.push(n) },
+    ready: (p) => (r.ready = p),
   }).subscribe({ next: (x) => r.recs.push(x), error: (e) => r.errors.push(e) });
   r.unsubscribe = () => sub.unsubscribe();
   return r;
@@ -82,8 +92,8 @@ describe('reliable conntrack events', () => {
     const reliable = follow(true);
     const normal = follow(false);
     try {
-      // Both sockets exist before the first flow, so every flow carries the event extension.
-      await new Promise((r) => setTimeout(r, 100));
+      // Both sockets listen before the first flow, so every flow carries the event extension.
+      await Promise.all([reliable.ready, normal.ready]);
       const seconds = floodUdpSync(ns.name, { count: FLOWS, base: 1 }); // this event loop is blocked meanwhile
       expect(seconds).toBeGreaterThan(0);
       expect((await kernelIds(ns.name)).length).toBeGreaterThanOrEqual(FLOWS);
@@ -104,8 +114,20 @@ describe('reliable conntrack events', () => {
         timeoutMs: 30_000,
         what: 'the normal subscriber to end every flow',
       });
-      // Let late kernel retries arrive: they must not come out again.
-      await new Promise((r) => setTimeout(r, 500));
+      // Late kernel retries must not come out again. Wait until the kernel holds no undelivered DESTROY (its
+      // dying list is empty), then for a marker entry's DESTROY: each socket reads it after every retry.
+      await waitFor(async () => (await conntrackTool(ns.name, ['-L', 'dying'], true)).stdout.trim() === '', {
+        timeoutMs: 30_000,
+        what: 'the kernel to deliver every DESTROY it held (conntrack -L dying empty)',
+      });
+      const marker = ['-p', 'udp', '-s', '127.9.0.1', '-d', '127.9.0.2', '--sport', '1', '--dport', '2'];
+      await conntrackTool(ns.name, ['-I', ...marker, '--timeout', '60']);
+      await conntrackTool(ns.name, ['-D', ...marker]);
+      const markerEnded = (r: Reader) => r.recs.some((x) => x.type === 'destroy' && x.orig.src === '127.9.0.1');
+      await waitFor(() => markerEnded(reliable) && markerEnded(normal), {
+        timeoutMs: 30_000,
+        what: 'the marker entry’s DESTROY on both sockets',
+      });
 
       // Reliable: every flow ended by a real DESTROY (with counters), none inferred, none twice.
       const rEnds = ends(reliable);

@@ -6,7 +6,7 @@
  * packets lose the principal's redacted fields before delivery. Meanwhile a
  * bystander's flow keeps receiving and a third connection is answered.
  */
-import { chmodSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Policy, Principal } from '../../src/auth/policy.js';
@@ -15,18 +15,18 @@ import { sweepStaleQueueChains } from '../../src/sources/firewall/iptables.js';
 import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
 import {
   asUser,
-  createUser,
+  createUsers,
   DIST,
+  daemonFiles,
   FIXTURES,
   FLOWGRAB,
   LineProcess,
-  removeUser,
-  sharedTempDir,
+  removeUsers,
   startFlowScript,
   type TestUser,
   userEnv,
 } from '../helpers/daemon.js';
-import { Bystanders, QUEUE_PEEK, writeSlowRecording } from '../helpers/hostile.js';
+import { Bystanders, QUEUE_PEEK, slowRecording } from '../helpers/hostile.js';
 
 const QUEUE = 1000 + Math.floor(Math.random() * 600);
 const OTHER_QUEUE = QUEUE + 700;
@@ -86,8 +86,7 @@ async function send(port: number, n: number): Promise<void> {
 }
 
 beforeAll(async () => {
-  V = await createUser('v');
-  W = await createUser('w');
+  [V, W] = await createUsers('v', 'w');
   lab = new Lab();
   ns = await lab.netns('dhq');
   await ns.exec([
@@ -105,11 +104,8 @@ beforeAll(async () => {
     '--set-mark',
     '0x11',
   ]);
-  dir = sharedTempDir('fg-dhq-');
-  socket = join(dir, 'd.sock');
-  const recording = join(dir, 'slow.ndjson');
-  writeSlowRecording(recording);
-  chmodSync(recording, 0o644);
+  ({ dir, socket } = daemonFiles('fg-dhq-', undefined, 'd.sock'));
+  const recording = slowRecording(dir);
   daemon = new Daemon({
     socket,
     policy,
@@ -126,7 +122,7 @@ afterAll(async () => {
   await sweepStaleQueueChains(ns.name).catch(() => {});
   await lab?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
-  await Promise.all([V, W].map(removeUser));
+  await removeUsers([V, W]);
 }, 60_000);
 
 describe("flowgrabd's shared queue under attack", () => {

@@ -14,20 +14,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../../src/auth/policy.js';
 import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
 import {
-  createUser,
+  createUsers,
   DIST,
+  daemonFiles,
   FLOWGRABD,
   LineProcess,
   RawClient,
-  removeUser,
+  removeUsers,
   runNodeAs,
   SpawnedDaemon,
-  sharedTempDir,
   startFlowScript,
   type TestUser,
-  writePolicy,
 } from '../helpers/daemon.js';
-import { ATTACK, type AttackResult, Bystanders, writeSlowRecording } from '../helpers/hostile.js';
+import { ATTACK, type AttackResult, Bystanders, slowRecording } from '../helpers/hostile.js';
 import { freePort } from '../helpers/mosquitto.js';
 
 let L: TestUser;
@@ -65,14 +64,9 @@ function spawnDaemon(socket: string, opts: ConstructorParameters<typeof SpawnedD
 }
 
 beforeAll(async () => {
-  L = await createUser('l');
-  U = await createUser('u');
-  dir = sharedTempDir('fg-dhs-');
-  policyFile = join(dir, 'policy.json');
-  writePolicy(policyFile, policy());
-  recording = join(dir, 'slow.ndjson');
-  writeSlowRecording(recording);
-  chmodSync(recording, 0o644);
+  [L, U] = await createUsers('l', 'u');
+  ({ dir, policyFile } = daemonFiles('fg-dhs-', policy()));
+  recording = slowRecording(dir);
   lab = new Lab();
   ns = await lab.netns('dhs');
 }, 60_000);
@@ -81,8 +75,8 @@ afterAll(async () => {
   for (const p of procs) await p.stop();
   for (const d of daemons) await d.stop();
   await lab?.close();
-  for (const u of [L, U]) await removeUser(u);
   if (dir) rmSync(dir, { recursive: true, force: true });
+  await removeUsers([L, U]);
 });
 
 describe('flowgrabd start-up hygiene', () => {
@@ -221,11 +215,13 @@ describe('flowgrabd start-up hygiene', () => {
       const { forClient, installGuard } = await import(process.argv[1]);
       const failed = [];
       const other = [];
-      installGuard((e) => other.push(e.message), () => {});
-      forClient({ cid: 1, fail: (e) => failed.push([1, e.message]) }, () => setTimeout(() => { throw new Error('client one broke'); }, 1));
-      forClient({ cid: 2, fail: (e) => failed.push([2, e.message]) }, () => setTimeout(() => failed.push([2, 'still served']), 20));
-      setTimeout(() => { throw new Error('nobody'); }, 5);
-      setTimeout(() => process.stdout.write(JSON.stringify({ failed, other })), 50);`;
+      // Prints once the three outcomes are in (with none, the script ends silently and the test fails).
+      const report = () => failed.length + other.length === 3 && process.stdout.write(JSON.stringify({ failed, other }));
+      installGuard((e) => { other.push(e.message); report(); }, () => {});
+      // The client's work fails later, on a timer: the scenario, not a wait.
+      forClient({ cid: 1, fail: (e) => { failed.push([1, e.message]); report(); } }, () => setTimeout(() => { throw new Error('client one broke'); }, 1));
+      forClient({ cid: 2, fail: (e) => { failed.push([2, e.message]); report(); } }, () => setTimeout(() => { failed.push([2, 'still served']); report(); }, 20));
+      setTimeout(() => { throw new Error('nobody'); }, 5);`;
     const out = execFileSync(
       process.execPath,
       ['--input-type=module', '-e', script, join(DIST, 'src/daemon/guard.js')],

@@ -6,25 +6,22 @@
  * live flow keeps receiving and a third connection's `hello` is answered.
  */
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../../src/auth/policy.js';
 import { floodUdp } from '../../src/testing/flood.js';
 import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
-import { CT_RULESET } from '../helpers/conntrack-cli.js';
+import { conntrackNetns } from '../helpers/conntrack-cli.js';
 import {
-  createUser,
+  createUsers,
+  daemonFiles,
   FLOWGRAB,
   type LineProcess,
   RawClient,
-  removeUser,
+  removeUsers,
   runNodeAs,
   SpawnedDaemon,
-  sharedTempDir,
   startFlowScript,
   type TestUser,
-  userExists,
-  writePolicy,
 } from '../helpers/daemon.js';
 
 interface Line {
@@ -113,17 +110,10 @@ async function refused(user: TestUser, graph: string): Promise<{ code: string; m
 }
 
 beforeAll(async () => {
-  V = await createUser('v');
-  M = await createUser('m');
-  N = await createUser('n');
+  [V, M, N] = await createUsers('v', 'm', 'n');
   lab = new Lab();
-  ns = await lab.netns('dpolicy');
-  await ns.exec(['nft', '-f', '-'], { input: CT_RULESET });
-  await ns.sysctls({ 'net.netfilter.nf_conntrack_udp_timeout': 120 });
-  dir = sharedTempDir('fg-dpolicy-');
-  socket = join(dir, 'flowgrabd.sock');
-  policyFile = join(dir, 'policy.json');
-  writePolicy(policyFile, policy());
+  ns = await conntrackNetns(lab, 'dpolicy');
+  ({ dir, socket, policyFile } = daemonFiles('fg-dpolicy-', policy()));
   daemon = await new SpawnedDaemon(socket, policyFile).ready();
   victim = script(V, `conntrack(netns=${ns.name}, events=[new]) -> match(proto == udp)`);
   await victim.waitJson<Line>((l) => l.ready === true, 10_000, 'victim ready');
@@ -134,9 +124,8 @@ afterAll(async () => {
   for (const p of procs) await p.stop();
   await daemon?.stop();
   await lab?.close();
-  for (const u of [V, M, N]) await removeUser(u);
   if (dir) rmSync(dir, { recursive: true, force: true });
-  for (const u of [V, M, N]) if (u) expect(userExists(u.name)).toBe(false);
+  await removeUsers([V, M, N]);
 });
 
 describe('flowgrabd under a hostile policy user', () => {

@@ -15,20 +15,19 @@ import { Daemon } from '../../src/daemon/server.js';
 import { dnsTeardown } from '../../src/sources/dns/source.js';
 import { floodUdp } from '../../src/testing/flood.js';
 import { Lab, type Netns, run, waitFor } from '../../src/testing/lab/index.js';
-import { CT_RULESET } from '../helpers/conntrack-cli.js';
+import { conntrackNetns } from '../helpers/conntrack-cli.js';
 import {
-  createUser,
+  createUsers,
+  daemonFiles,
   FLOWGRAB,
   type LineProcess,
   nftTables,
   rawScript,
-  removeUser,
+  removeUsers,
   runNodeAs,
   SpawnedDaemon,
-  sharedTempDir,
   startFlowScript,
   type TestUser,
-  userExists,
   waitLog,
   writePolicy,
 } from '../helpers/daemon.js';
@@ -140,18 +139,10 @@ async function resetPolicy(p: PolicyInput = policy()): Promise<void> {
 }
 
 beforeAll(async () => {
-  A = await createUser('a');
-  B = await createUser('b');
-  C = await createUser('c');
+  [A, B, C] = await createUsers('a', 'b', 'c');
   lab = new Lab();
-  ns = await lab.netns('dusers');
-  await ns.exec(['nft', '-f', '-'], { input: CT_RULESET });
-  // Flows of one test must not expire (30 s for unreplied UDP) and come back as fresh ones in a later test.
-  await ns.sysctls({ 'net.netfilter.nf_conntrack_udp_timeout': 120 });
-  dir = sharedTempDir('fg-dusers-');
-  socket = join(dir, 'flowgrabd.sock');
-  policyFile = join(dir, 'policy.json');
-  writePolicy(policyFile, policy());
+  ns = await conntrackNetns(lab, 'dusers');
+  ({ dir, socket, policyFile } = daemonFiles('fg-dusers-', policy()));
   daemon = new Daemon({
     socket,
     policy: () => loadPolicy(policyFile),
@@ -171,9 +162,8 @@ afterAll(async () => {
   await daemon?.close();
   await dnsTeardown();
   await lab?.close();
-  for (const u of [A, B, C]) await removeUser(u);
   if (dir) rmSync(dir, { recursive: true, force: true });
-  for (const u of [A, B, C]) if (u) expect(userExists(u.name)).toBe(false);
+  await removeUsers([A, B, C]);
 });
 
 describe('flowgrabd with real users', () => {
@@ -491,12 +481,10 @@ describe('flowgrabd with real users', () => {
       await c.waitJson<ScriptLine>((m) => m.hello !== undefined, 5000, "C's hello");
       // C's graph has reached the daemon (it logged the denial): A asks while the daemon has handled it, or is stuck on it.
       await waitLog(d, new RegExp(`msg="graph denied" .*uid=${C.uid} `), 5000);
-      const t0 = Date.now();
-      const other = await rawScript(A, sock, [], 3000);
-      expect({ hello: other.hello, answeredWithinMs: Date.now() - t0 < 2500 }).toEqual({
-        hello: { uid: A.uid, gid: A.gid, user: A.name },
-        answeredWithinMs: true,
-      });
+      // The fact, not a latency: A is answered while the FIFO is still unwritten (only `finally` opens it), so a
+      // daemon stuck on it would never answer and the bounded script would fail.
+      const other = await rawScript(A, sock, [], 10_000);
+      expect(other.hello).toEqual({ uid: A.uid, gid: A.gid, user: A.name });
       const err = await c.waitJson<ScriptLine>((m) => m.error !== undefined, 3000, "C's denial");
       expect(err.error?.issues?.map((i) => i.code)).toEqual(['no_principal']);
     } finally {

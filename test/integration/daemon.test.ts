@@ -21,7 +21,7 @@ import { Daemon } from '../../src/daemon/server.js';
 import type { Rec } from '../../src/filters/registry.js';
 import { Flowgrab } from '../../src/flow/flowgrab.js';
 import type { FlowHandle } from '../../src/flow/handle.js';
-import { FLOW_OPS, FLOW_STATES, type FlowOp, type FlowState, TRANSITIONS } from '../../src/flow/states.js';
+import type { FlowOp, FlowState } from '../../src/flow/states.js';
 import { dnsFeedRefs, dnsTeardown } from '../../src/sources/dns/source.js';
 import { fakeFeed } from '../../src/testing/fake-source.js';
 import { floodUdp } from '../../src/testing/flood.js';
@@ -44,6 +44,7 @@ import {
   waitLog,
   writePolicy,
 } from '../helpers/daemon.js';
+import { EXPECTED_OPS, EXPECTED_STATES, EXPECTED_TRANSITIONS } from '../helpers/flow-states.js';
 import { ct } from '../helpers/records.js';
 
 const ROOT_PEER: Peer = { uid: 0, gid: 0, pid: 0 };
@@ -207,9 +208,10 @@ describe('remote flow handles follow the transition table, as local ones do', ()
     }
   }
 
-  for (const state of FLOW_STATES) {
-    for (const op of FLOW_OPS) {
-      const next = TRANSITIONS[state][op];
+  // The documented table (a literal copy), not the one the code reads: a wrong edit there must fail here.
+  for (const state of EXPECTED_STATES) {
+    for (const op of EXPECTED_OPS) {
+      const next = EXPECTED_TRANSITIONS[state][op];
       it(`${state} --${op}--> ${next ?? 'InvalidStateError'}`, async () => {
         const name = `states-${state}-${op}`;
         const l = local.create({ name });
@@ -230,7 +232,7 @@ describe('remote flow handles follow the transition table, as local ones do', ()
                 error: {
                   name: 'InvalidStateError',
                   code: 'FG_ERR_INVALID_STATE',
-                  message: `cannot ${op} a flow that is ${state}; allowed: ${Object.keys(TRANSITIONS[state]).join(', ')}`,
+                  message: `cannot ${op} a flow that is ${state}; allowed: ${Object.keys(EXPECTED_TRANSITIONS[state]).join(', ')}`,
                 },
               },
         );

@@ -28,14 +28,26 @@ async function capture(
 ) {
   const recs: DnsRecord[] = [];
   const notices: SourceNotice[] = [];
-  const sub = dns({ netns: home.router.name, notices: { next: (n) => notices.push(n) }, ...opts }).subscribe((r) =>
-    recs.push(r),
-  );
-  await waitFor(async () => (await tables()).includes('flowgrab_dns_g'), { timeoutMs: 5000, what: 'dns rules' });
-  await run();
-  await waitFor(() => until(recs), { timeoutMs: 5000, what: 'dns records' }).catch(() => {});
-  sub.unsubscribe();
-  await dnsTeardown();
+  let ready: Promise<void> | undefined;
+  const sub = dns({
+    netns: home.router.name,
+    notices: { next: (n) => notices.push(n) },
+    ready: (p) => (ready = p),
+    ...opts,
+  }).subscribe((r) => recs.push(r));
+  try {
+    if (!ready) throw new Error('the dns source gave no readiness signal');
+    await ready;
+    // Ready means capturing: the group is bound and the logging rules are in place now, not soon.
+    expect(await tables()).toMatch(/flowgrab_dns_g/);
+    await run();
+    await waitFor(() => until(recs), { timeoutMs: 10_000, what: 'dns records' }).catch((err) => {
+      throw new Error(`${(err as Error).message}; got ${recs.length} records`, { cause: err });
+    });
+  } finally {
+    sub.unsubscribe();
+    await dnsTeardown();
+  }
   return { recs, notices };
 }
 

@@ -6,11 +6,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NFNLGRP_CONNTRACK_DESTROY } from '../../src/netlink/conntrack/enums.js';
 import { run, waitFor } from '../../src/testing/lab/index.js';
-import { type KernelCtEntry, parseConntrackList } from '../helpers/conntrack-cli.js';
+import { conntrackTool, type KernelCtEntry, parseConntrackList } from '../helpers/conntrack-cli.js';
+import { netfilterGroupsOf } from '../helpers/netlink-proc.js';
 
 export async function freeUdpPort(): Promise<number> {
   const s = createSocket('udp4');
@@ -34,6 +36,17 @@ async function stop(p: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promis
   const t = setTimeout(() => p.kill('SIGKILL'), 5000);
   await done;
   clearTimeout(t);
+}
+
+/** Datagrams waiting in the receive queue of the UDP socket bound to 127.0.0.1:`port` (/proc/net/udp), if any. */
+function udpReceiveQueue(port: number): number | undefined {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    // Columns: sl local_address rem_address st tx_queue:rx_queue …
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local) return Number.parseInt(f[4].split(':')[1], 16);
+  }
+  return undefined;
 }
 
 export interface NfdumpFlow {
@@ -81,8 +94,14 @@ export class Nfcapd {
 
   /** SIGTERM (nfcapd writes its file), then every flow stored so far, and nfcapd's own summary line. */
   async stop(): Promise<{ flows: NfdumpFlow[]; log: string }> {
-    // nfcapd does not drain its socket on SIGTERM: let it read what was just sent.
-    if (this.proc && this.proc.exitCode === null) await new Promise((r) => setTimeout(r, 400));
+    // nfcapd does not drain its socket on SIGTERM: wait until it has read everything sent to it.
+    if (this.proc && this.proc.exitCode === null) {
+      await waitFor(() => udpReceiveQueue(this.port) === 0, {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+        what: `nfcapd to read every datagram queued on port ${this.port}`,
+      });
+    }
     if (this.proc) await stop(this.proc);
     const log = this.out?.text() ?? '';
     const flows: NfdumpFlow[] = [];
@@ -112,17 +131,40 @@ export class Capture {
     this.file = join(dir, `cap-${port}.pcap`);
   }
 
+  private frames = 0;
+
   async start(): Promise<void> {
-    this.proc = spawn('tshark', ['-i', 'lo', '-f', `${this.proto} port ${this.port}`, '-w', this.file], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+    // -P -l: besides writing the file, print each frame's number as it is captured (to count them).
+    const filter = `${this.proto} port ${this.port}`;
+    this.proc = spawn(
+      'tshark',
+      ['-i', 'lo', '-f', filter, '-w', this.file, '-P', '-l', '-T', 'fields', '-e', 'frame.number'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let line = '';
+    this.proc.stdout?.on('data', (d) => {
+      line += d;
+      const lines = line.split('\n');
+      line = lines.pop() ?? '';
+      this.frames += lines.filter((l) => l.trim() !== '').length;
     });
-    this.out = collectOutput(this.proc);
+    const err = { text: '' };
+    this.proc.stderr?.on('data', (d) => (err.text += d));
+    this.out = { text: () => err.text };
     await waitFor(() => /Capturing on/.test(this.out?.text() ?? ''), { timeoutMs: 15_000, what: 'tshark to start' });
   }
 
-  async stop(): Promise<void> {
-    // Give the last datagrams time to reach the capture before it ends.
-    await new Promise((r) => setTimeout(r, 300));
+  /** Stops once the capture holds at least `packets` frames (the datagrams the test knows were sent). */
+  async stop(packets = 0): Promise<void> {
+    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
+      await waitFor(() => this.frames >= packets, {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: `tshark to capture ${packets} frames (${this.frames} so far)`,
+      });
+    }
     if (this.proc) await stop(this.proc, 'SIGINT');
   }
 
@@ -136,6 +178,10 @@ export class Capture {
   }
 }
 
+/** The entry DestroyLog.stop() inserts and deletes: its DESTROY comes after every earlier one (TEST-NET-1, no traffic). */
+const MARKER = ['-p', 'udp', '-s', '192.0.2.1', '-d', '192.0.2.2', '--sport', '1', '--dport', '9'];
+const isMarker = (l: string) => /src=192\.0\.2\.1 dst=192\.0\.2\.2 sport=1 dport=9/.test(l);
+
 /** `conntrack -E -e DESTROY -o extended` in `netns`: the kernel's own record of every flow that ended. */
 export class DestroyLog {
   private proc?: ChildProcess;
@@ -143,36 +189,41 @@ export class DestroyLog {
   constructor(readonly netns: string) {}
 
   async start(): Promise<void> {
-    this.proc = spawn('ip', ['netns', 'exec', this.netns, 'conntrack', '-E', '-e', 'DESTROY', '-o', 'extended'], {
+    const p = spawn('ip', ['netns', 'exec', this.netns, 'conntrack', '-E', '-e', 'DESTROY', '-o', 'extended'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.out = collectOutput(this.proc);
-    // conntrack -E says nothing when it starts; give it a moment to bind.
-    await new Promise((r) => setTimeout(r, 300));
+    this.proc = p;
+    this.out = collectOutput(p);
+    // conntrack -E says nothing when it starts: wait until its socket has joined the DESTROY group (`ip netns
+    // exec` execs conntrack, so the pid is conntrack's).
+    const destroyGroup = 1 << (NFNLGRP_CONNTRACK_DESTROY - 1);
+    await waitFor(() => p.pid !== undefined && (netfilterGroupsOf(p.pid) & destroyGroup) !== 0, {
+      timeoutMs: 10_000,
+      intervalMs: 10,
+      what: `conntrack -E in ${this.netns} to join the DESTROY group\n${this.out.text()}`,
+    });
   }
 
+  /**
+   * Every DESTROY so far. A marker entry is inserted and deleted first: once its DESTROY is printed, so is
+   * every DESTROY before it (the marker is left out of the result).
+   */
   async stop(): Promise<KernelCtEntry[]> {
-    await new Promise((r) => setTimeout(r, 300));
-    if (this.proc) await stop(this.proc);
+    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
+      await conntrackTool(this.netns, ['-I', ...MARKER, '--timeout', '60']);
+      await conntrackTool(this.netns, ['-D', ...MARKER]);
+      await waitFor(() => (this.out?.text() ?? '').split('\n').some((l) => l.includes('[DESTROY]') && isMarker(l)), {
+        timeoutMs: 15_000,
+        intervalMs: 10,
+        what: `conntrack -E in ${this.netns} to print the marker entry's DESTROY`,
+      });
+      await stop(this.proc);
+    }
     const lines = (this.out?.text() ?? '')
       .split('\n')
-      .filter((l) => l.includes('[DESTROY]'))
+      .filter((l) => l.includes('[DESTROY]') && !isMarker(l))
       // Event lines carry no timeout column: add one so the `conntrack -L` parser reads them.
       .map((l) => l.replace(/^\s*\[DESTROY\]\s*/, '').replace(/^(ipv[46]\s+\d+\s+\S+\s+\d+)\s+(?=\S+=)/, '$1 0 '));
     return parseConntrackList(lines.join('\n'), { requireId: false });
-  }
-}
-
-/** Waits until `f` returns the same value twice in a row, `intervalMs` apart; throws when it never does within `timeoutMs`. */
-export async function settled<T>(f: () => T, intervalMs = 300, timeoutMs = 10_000): Promise<T> {
-  let prev = JSON.stringify(f());
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, intervalMs));
-    const cur = JSON.stringify(f());
-    if (cur === prev) return f();
-    if (Date.now() > deadline)
-      throw new Error(`settled: still changing after ${timeoutMs} ms (last ${cur.slice(0, 200)})`);
-    prev = cur;
   }
 }

@@ -6,20 +6,14 @@
  * template, QoS 1, a broker restart costs only what the bounded queue
  * cannot hold, and that loss is counted.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ipfixSink } from '../../src/export/collector.js';
 import type { ExportFlow } from '../../src/export/flow.js';
 import { mqttSink } from '../../src/export/mqtt.js';
 import { waitFor } from '../../src/testing/lab/index.js';
+import { freePort, Mosquitto, MosquittoSub } from '../helpers/mosquitto.js';
 import { readMessage } from '../unit/export/wire.js';
-
-const dir = mkdtempSync(join(tmpdir(), 'fg-sinks-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const flow = (i: number): ExportFlow => ({
   type: 'flow',
@@ -144,50 +138,15 @@ describe('IPFIX over TCP', () => {
   });
 });
 
-async function freeTcpPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function mosquitto(port: number): ChildProcess {
-  const conf = join(dir, `mosquitto-${port}.conf`);
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
-  return spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
-}
-
-async function stopProc(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  const done = new Promise((r) => p.once('exit', r));
-  p.kill('SIGTERM');
-  await done;
-}
-
-function subscriber(port: number, topic: string): { proc: ChildProcess; lines: () => string[] } {
-  const proc = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-t', topic, '-v', '-q', '1'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let out = '';
-  proc.stdout?.on('data', (d) => (out += d));
-  return { proc, lines: () => out.split('\n').filter(Boolean) };
-}
-
 describe('MQTT sink', () => {
   it('publishes to the topic template with QoS 1; a broker restart loses only what the bounded queue cannot hold, counted', async () => {
-    const port = await freeTcpPort();
-    let broker = mosquitto(port);
-    const procs: ChildProcess[] = [broker];
+    const port = await freePort();
+    const broker = new Mosquitto(port);
+    let sub: MosquittoSub | undefined;
     try {
-      await waitFor(
-        async () => (await import('node:net')).connect(port, '127.0.0.1').on('error', () => {}).readyState !== 'closed',
-        { what: 'mosquitto' },
-      );
-      await new Promise((r) => setTimeout(r, 300));
-      const sub = subscriber(port, 'fg/#');
-      procs.push(sub.proc);
-      await new Promise((r) => setTimeout(r, 300));
+      await broker.start(); // accepts connections
+      sub = await new MosquittoSub(port, 'fg/#').ready(); // its SUBACK arrived
+      const got = sub.messages;
       const sink = await mqttSink({
         url: `mqtt://127.0.0.1:${port}`,
         topic: 'fg/{family}/{src}',
@@ -204,13 +163,13 @@ describe('MQTT sink', () => {
       );
       sink.write(flow(1));
       await sink.flush();
-      await waitFor(() => sub.lines().some((l) => l.startsWith('fg/ipv6/fd77::11 ')), {
+      await waitFor(() => got.some((m) => m.topic === 'fg/ipv6/fd77::11'), {
         what: 'the subscriber to get it',
       });
-      const line = sub.lines().find((l) => l.startsWith('fg/ipv6/fd77::11 ')) ?? '';
-      expect(JSON.parse(line.slice(line.indexOf(' ') + 1))).toMatchObject({ sport: 20_001, family: 'ipv6' });
+      const msg = got.find((m) => m.topic === 'fg/ipv6/fd77::11');
+      expect(JSON.parse(msg?.payload ?? '')).toMatchObject({ sport: 20_001, family: 'ipv6' });
       // Broker restart: 12 records while it is away; the queue holds 5.
-      await stopProc(broker);
+      await broker.stop();
       await waitFor(
         () => {
           sink.write(flow(50));
@@ -226,8 +185,7 @@ describe('MQTT sink', () => {
       const away = sink.stats();
       expect(away.queued).toBe(5);
       expect(away.dropped - before.dropped).toBeGreaterThanOrEqual(8);
-      broker = mosquitto(port);
-      procs.push(broker);
+      await broker.start();
       await waitFor(() => sink.stats().queued === 0 && sink.stats().sent >= before.sent + 5, {
         what: 'the queue to drain',
         timeoutMs: 10_000,
@@ -238,7 +196,8 @@ describe('MQTT sink', () => {
       // The last 5 records written while the broker was away are the ones that survived.
       expect(st.sent).toBeGreaterThanOrEqual(before.sent + 5);
     } finally {
-      for (const p of procs) await stopProc(p);
+      await sub?.stop();
+      await broker.dispose();
     }
   });
 });

@@ -16,7 +16,7 @@ import type { FlowSink } from '../../src/export/sink.js';
 import { createHomeNetwork, generateTraffic, type HomeNetwork, waitFor } from '../../src/testing/lab/index.js';
 import { conntrackTool, type KernelCtEnd, type KernelCtEntry, kernelTable } from '../helpers/conntrack-cli.js';
 import { FLOWGRAB } from '../helpers/daemon.js';
-import { Capture, DestroyLog, freeUdpPort, Nfcapd, type NfdumpFlow, settled } from './export-helpers.js';
+import { Capture, DestroyLog, freeUdpPort, Nfcapd, type NfdumpFlow } from './export-helpers.js';
 
 let home: HomeNetwork;
 let router: string;
@@ -43,11 +43,42 @@ function keyOfNfdump(f: NfdumpFlow): string {
   return `${f.proto} ${src(f)}>${dst(f)} ${ports}`;
 }
 
-/** Traffic through the router, then a flush: every entry ends, and reports DESTROY with its counters. */
-async function trafficThenFlush(): Promise<void> {
+/** An entry or an exported flow by protocol and addresses (and ports, but for ICMP). */
+function endKey(protonum: number, e: { src?: string; dst?: string; sport?: number; dport?: number }): string {
+  return `${protonum} ${e.src}>${e.dst}${isIcmp(protonum) ? '' : ` ${e.sport ?? 0}>${e.dport ?? 0}`}`;
+}
+
+/** Counts what passes through `sink` by endKey, so a test can wait for the flows it knows must come. */
+function counting(sink: FlowSink): { sink: FlowSink; written: Map<string, number> } {
+  const written = new Map<string, number>();
+  const wrapped: FlowSink = {
+    kind: sink.kind,
+    write: (r) => {
+      const f = r as ExportFlow;
+      const k = endKey(f.protonum, f);
+      written.set(k, (written.get(k) ?? 0) + 1);
+      sink.write(r);
+    },
+    flush: () => sink.flush(),
+    close: () => sink.close(),
+    stats: () => sink.stats(),
+  };
+  return { sink: wrapped, written };
+}
+
+/**
+ * Traffic through the router, then a flush: every entry ends, and reports DESTROY with its counters.
+ * Returns how many entries of each endKey the flush ended; `beforeFlush` runs just before it.
+ */
+async function trafficThenFlush(beforeFlush: () => void = () => {}): Promise<Map<string, number>> {
   const t = await generateTraffic(home, { rounds: 1, ipv6: true });
   expect(t.failures).toEqual([]);
+  const table = await kernelTable(router);
+  beforeFlush();
   await conntrackTool(router, ['-F']);
+  const flushed = new Map<string, number>();
+  for (const e of table) flushed.set(endKey(e.protonum, e.orig), (flushed.get(endKey(e.protonum, e.orig)) ?? 0) + 1);
+  return flushed;
 }
 
 async function runExport(
@@ -74,14 +105,25 @@ async function exportAndCollect(
   {
     await Promise.all([cap.start(), ct.start()]);
     const sink = makeSink(`127.0.0.1:${nfcapd.port}`);
-    const ex = exportConntrack(sink, { netns: router, activeTimeoutS: 300 });
-    await new Promise((r) => setTimeout(r, 300));
-    await trafficThenFlush();
-    await settled(() => ex.stats().sink.received);
-    await waitFor(() => ex.stats().tracker.tracking === 0, { what: 'every flow to end' });
+    let listening: Promise<void> | undefined;
+    const { sink: watched, written } = counting(sink);
+    const ex = exportConntrack(watched, { netns: router, activeTimeoutS: 300, ready: (p) => (listening = p) });
+    if (!listening) throw new Error('the exporter gave no readiness signal');
+    await listening;
+    // Written since just before the flush, per key: the flush's DESTROYs come after any earlier one.
+    let before = new Map<string, number>();
+    const flushed = await trafficThenFlush(() => (before = new Map(written)));
+    const missing = () =>
+      [...flushed].filter(([k, n]) => (written.get(k) ?? 0) - (before.get(k) ?? 0) < n).map(([k]) => k);
+    await waitFor(() => missing().length === 0 && ex.stats().tracker.tracking === 0, {
+      timeoutMs: 30_000,
+      what: 'the exporter to export every flow the flush ended',
+    }).catch((err) => {
+      throw new Error(`${(err as Error).message}; missing ${missing().join(', ')}`, { cause: err });
+    });
     await ex.close();
     const destroyed = await ct.stop();
-    await cap.stop();
+    await cap.stop(sink.stats().messages);
     const { flows, log } = await nfcapd.stop();
     return { destroyed, flows, log, tshark: await cap.decode(), sink };
   }
@@ -173,7 +215,8 @@ describe('flow export to nfcapd', () => {
       onTestFinished(() => {
         if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
       });
-      await new Promise((r) => setTimeout(r, 1000));
+      // "export started": from then on its event socket listens, and a SIGTERM exports what is pending.
+      await waitFor(() => err.includes('msg="export started"'), { timeoutMs: 20_000, what: `export started\n${err}` });
       // A long UDP exchange: the flow stays in the table (no DESTROY) until SIGTERM.
       const c = home.clients[1];
       await c.ns.exec(['socat', '-T', '1', '-', `UDP4:${home.server.ipv4}:${home.server.udpPort}`], {
@@ -240,8 +283,18 @@ describe('collector down, then back', () => {
       expect(down.sent + down.dropped).toBe(20 * perRecord);
       const nfcapd = await Nfcapd.start(port);
       try {
-        // After a refusal the exporter holds off for a second (counting, not sending), then tries again.
-        await new Promise((r) => setTimeout(r, 1200));
+        // After a refusal the exporter holds off for a while (counting, not sending): probe until a record goes out.
+        let probes = 0;
+        await waitFor(
+          async () => {
+            const before = sink.stats().sent;
+            sink.write(flow(200 + probes++));
+            await sink.flush();
+            return sink.stats().sent > before;
+          },
+          { timeoutMs: 15_000, intervalMs: 50, what: 'the exporter to send again once the collector is back' },
+        );
+        const probe = 200 + probes - 1;
         for (let i = 100; i < 110; i++) {
           sink.write(flow(i));
           await sink.flush();
@@ -250,14 +303,14 @@ describe('collector down, then back', () => {
         const { flows, log } = await nfcapd.stop();
         // Every record sent after the collector returned was decoded: the templates came with the first message.
         expect(flows.map((f) => f.src_port).sort(), `${JSON.stringify(sink.stats())} ${log}`).toEqual(
-          Array.from({ length: 10 }, (_, i) => 10_100 + i)
+          [...Array.from({ length: 10 }, (_, i) => 10_100 + i), 10_000 + probe]
             .flatMap((p) => (kind === 'ipfix' ? [p] : [p, 7007]))
             .sort(),
         );
         expect(log).toMatch(/Bad Packets: 0/);
         const st = sink.stats();
-        expect(st.sent - down.sent).toBe(10 * perRecord);
-        expect(st.dropped).toBe(down.dropped);
+        expect(st.sent - down.sent).toBe(11 * perRecord);
+        expect(st.dropped).toBe(down.dropped + (probes - 1) * perRecord);
       } finally {
         await nfcapd.stop();
         nfcapd.remove();

@@ -266,11 +266,15 @@ describe('nfqueue source on the real kernel', () => {
       timeoutMs: 10_000,
       what: 'child rules',
     });
-    const src = nfqueue({ queue: 9, netns: cli.name, interfaceNames: false });
-    const err = await new Promise<Error>((resolve) => {
-      const sub = src.subscribe({ error: resolve });
-      setTimeout(() => sub.unsubscribe(), 5000);
-    });
+    // The readiness signal settles with the bind's outcome (bounded by the request's own timeout).
+    let ready: Promise<void> | undefined;
+    const src = nfqueue({ queue: 9, netns: cli.name, interfaceNames: false, ready: (p) => (ready = p) });
+    const sub = src.subscribe({ error: () => {} });
+    const err = await (ready ?? Promise.reject(new Error('no readiness signal'))).then(
+      () => new Error('bound a queue another process holds'),
+      (e: Error) => e,
+    );
+    sub.unsubscribe();
     expect(err).toMatchObject({
       code: 'FG_ERR_BUSY',
       message: expect.stringMatching(

@@ -45,8 +45,9 @@ describe('openAsPeer', () => {
       code: 'FG_ERR_BUSY',
       message: `replay: you have ${REPLAY_READERS_PER_UID} replays reading; try again when one ends`,
     });
+    const gone = new Promise((r) => held[0].once('close', r));
     held[0].destroy();
-    await new Promise((r) => setImmediate(r));
+    await gone; // its reader slot is free once it has closed
     const again = openAsPeer(NOBODY, big);
     expect((await readAll(again)).length).toBe(4 << 20);
     for (const s of held) s.destroy();

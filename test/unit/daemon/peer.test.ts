@@ -15,6 +15,7 @@ import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.j
 import * as U from '../../../src/netlink/sockdiag/enums.js';
 import { decodeUnixDiagReq, encodeUnixDiag, type UnixDiagEntry } from '../../../src/netlink/sockdiag/unix.js';
 import { ackReply, FakeKernel } from '../../../src/testing/fake-netlink.js';
+import { until } from '../../helpers/wait.js';
 
 let dir: string;
 let server: Server;
@@ -185,8 +186,7 @@ describe('unix_diag (fake kernel behind the real sockets)', () => {
     const got: Buffer[] = [];
     s.on('data', (d) => got.push(d));
     s.resume();
-    for (let i = 0; i < 100 && Buffer.concat(got).length < 2 * claim.length; i++)
-      await new Promise((r) => setTimeout(r, 5));
+    await until(() => Buffer.concat(got).length >= 2 * claim.length, 'both claims read back from the socket');
     expect(Buffer.concat(got).equals(Buffer.concat([claim, claim]))).toBe(true);
   });
 });

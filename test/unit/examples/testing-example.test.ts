@@ -10,6 +10,7 @@ import { lastValueFrom, toArray, VirtualAction, VirtualTimeScheduler } from 'rxj
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ConntrackRecord, conntrack, Flowgrab } from '../../../src/index.js';
 import { dumpReply, FakeKernel, fakeFeed } from '../../../src/testing/index.js';
+import { until } from '../../helpers/wait.js';
 
 /** A conntrack-shaped record, as the kernel source would emit it. */
 function flow(id: number, src: string): ConntrackRecord {
@@ -58,7 +59,7 @@ describe('testing an analyzer without root', () => {
     f.records$.subscribe((r) => seen.push(r));
     for (const [i, src] of ['10.1.0.1', '10.1.0.1', '10.1.0.2'].entries()) fakeFeed('windows').next(flow(i, src));
     time.flush(); // runs 25 s of timers at once: two window ends
-    await new Promise((r) => setImmediate(r)); // records reach records$ on the next turn
+    await until(() => seen.length === 2, 'both window counts'); // records reach records$ on a later turn
     const counts = seen.map((r) => [(r.orig as { src: string }).src, r.count]);
     expect(counts).toEqual([
       ['10.1.0.1', 2],

@@ -14,6 +14,7 @@ import { Flowgrab } from '../../../src/flow/flowgrab.js';
 import { DnsCache } from '../../../src/sources/dns/cache.js';
 import { fakeFeed } from '../../../src/testing/fake-source.js';
 import { ct } from '../../helpers/records.js';
+import { until } from '../../helpers/wait.js';
 
 function operator(
   name: string,
@@ -165,7 +166,7 @@ describe('record-shaping filters', () => {
     await f.activate();
     const got = lastValueFrom(f.records$.pipe(toArray()));
     fakeFeed('enrich').next(ct(1));
-    await new Promise((r) => setImmediate(r));
+    await until(() => f.stats().buffer.delivered === 1, 'the enriched record');
     await fg.close();
     expect((await got)[0].names).toEqual({ 'orig.dst': ['server.wan.test'] });
   });

@@ -10,24 +10,13 @@ import {
   TRANSITIONS,
 } from '../../../src/flow/states.js';
 import '../../../src/testing/fake-source.js';
+import { EXPECTED_OPS, EXPECTED_STATES, EXPECTED_TRANSITIONS } from '../../helpers/flow-states.js';
 
 const GRAPH = 'fake(feed=states) -> match(proto == tcp)';
 
-/**
- * The lifecycle as documented, written out here rather than read from
- * src/flow/states.ts: a wrong edit to the table there must fail this test,
- * not be copied into its expectations.
- */
-const EXPECTED: Record<FlowState, Partial<Record<FlowOp, FlowState>>> = {
-  created: { populate: 'populated', close: 'closed' },
-  populated: { populate: 'populated', instantiate: 'instantiated', close: 'closed' },
-  instantiated: { activate: 'active', close: 'closed' },
-  active: { pause: 'paused', close: 'closed' },
-  paused: { activate: 'active', close: 'closed' },
-  closed: { close: 'closed' },
-};
-const STATES: FlowState[] = ['created', 'populated', 'instantiated', 'active', 'paused', 'closed'];
-const OPS: FlowOp[] = ['populate', 'instantiate', 'activate', 'pause', 'close'];
+const EXPECTED = EXPECTED_TRANSITIONS;
+const STATES = EXPECTED_STATES;
+const OPS = EXPECTED_OPS;
 
 it('the exported table, states and operations are the documented ones', () => {
   expect(TRANSITIONS).toEqual(EXPECTED);

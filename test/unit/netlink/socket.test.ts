@@ -63,7 +63,7 @@ describe('NetlinkSocket over the fake kernel', () => {
     s.onEvent((m, groups) => got.push(m.type, groups));
     s.onError((e) => errors.push(e));
     k.multicast(1, encodeMessage({ type: 0x100, flags: 0, seq: 0, pid: 0 }, Buffer.alloc(4)));
-    await new Promise((r) => setImmediate(r));
+    await k.settle();
     expect(got).toEqual([0x100, 1]);
     expect(errors.map((e) => e.message)).toEqual(['boom']);
     s.close();
@@ -75,7 +75,7 @@ describe('NetlinkSocket over the fake kernel', () => {
     const errors: Error[] = [];
     s.onError((e) => errors.push(e));
     k.sockets[0].deliver(Buffer.from([1, 2, 3]), 0);
-    await new Promise((r) => setImmediate(r));
+    await k.settle();
     expect(errors[0]).toBeInstanceOf(FlowgrabError);
     expect(errors[0]).toMatchObject({ code: 'FG_ERR_DECODE' });
     s.close();
@@ -97,7 +97,7 @@ describe('NetlinkSocket and trailing garbage (issue 14)', () => {
     dgram.writeUInt16LE(0x105, 4); // not NLMSG_DONE: events
     dgram.writeUInt16LE(0x105, 24);
     k.openSockets[0].deliver(dgram, 1);
-    await new Promise((r) => setImmediate(r)); // the fake kernel delivers on the next tick
+    await k.settle(); // the fake kernel delivers on a later turn
     expect(events).toEqual(['abcd', 'abcd']);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ code: 'FG_ERR_DECODE', message: expect.stringMatching(/8 bytes dropped/) });
