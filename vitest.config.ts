@@ -1,4 +1,18 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+
+// examples/spin is an npm workspace with a package.json of its own, so its
+// sources cannot reach flowgrab through the package's self-reference: the
+// names map to what package.json's `exports` give (dist/, built first).
+const resolve = {
+  alias: [
+    { find: /^flowgrab$/, replacement: fileURLToPath(new URL('./dist/src/index.js', import.meta.url)) },
+    {
+      find: /^flowgrab\/testing$/,
+      replacement: fileURLToPath(new URL('./dist/src/testing/index.js', import.meta.url)),
+    },
+  ],
+};
 
 // Two projects: `unit` runs anywhere; `integration` needs root (network
 // namespaces, nftables, the real kernel) and runs one file at a time so
@@ -7,6 +21,7 @@ export default defineConfig({
   test: {
     projects: [
       {
+        resolve,
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
@@ -14,6 +29,7 @@ export default defineConfig({
         },
       },
       {
+        resolve,
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],

@@ -65,7 +65,8 @@ export function* conntrack(neigh: NeighRecord[], count = FLOWS): Generator<Connt
 export function benchCore(): { core: Core; clock: { now: number }; close(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'spin-bench-'));
   const clock = { now: Date.now() };
-  const core = new Core({ store: new SpinStore(dir), ownAddresses: async () => [], now: () => clock.now }, (c) => {
+  const store = new SpinStore(dir);
+  const core = new Core({ store, ownAddresses: async () => [], now: () => clock.now }, (c) => {
     const d = spinRpc(c);
     return (req) => d.handle(req);
   });
@@ -73,7 +74,7 @@ export function benchCore(): { core: Core; clock: { now: number }; close(): void
     core,
     clock,
     close: () => {
-      core.store.close();
+      store.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

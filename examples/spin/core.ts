@@ -1,15 +1,22 @@
 /**
  * The SPIN core: the node model fed from conntrack, DNS and neighbour
- * records, the per-second `traffic` aggregation (traffic.ts), the lists and
- * blocks (blocks.ts) with their enforcement and persistence, and every message
- * in SPIN's format on `messages$`. The RPC methods (methods.ts) act on it.
+ * records, the per-second `traffic` aggregation (domain/traffic.ts), the
+ * lists and blocks (domain/blocks.ts) with their enforcement (enforcer.ts)
+ * and persistence, and every message in SPIN's format on `messages$`.
+ *
+ * Its state is its own: callers (the RPC methods of io/methods.ts) read it
+ * through queries and change it through commands (`renameNode`,
+ * `addNodeToList`, `blockFlow`, …), each of which updates the model,
+ * persists, enforces and announces in one place.
  */
-import { type ConntrackRecord, type DnsRecord, deleteConntrack, type NeighRecord } from 'flowgrab';
+import type { ConntrackRecord, DnsRecord, NeighRecord } from 'flowgrab';
 import { Announcer } from './domain/announce.js';
 import { Blocks } from './domain/blocks.js';
+import { SpinError } from './domain/errors.js';
 import { inScope, onConntrack, onDns, onNeigh } from './domain/ingest.js';
-import { domainKey } from './domain/ip.js';
-import { IpList, type ListName, parseEntry } from './domain/lists.js';
+import type { IngestHost } from './domain/ingest-host.js';
+import { canonicalIp, domainKey, type Prefix, parsePrefix } from './domain/ip.js';
+import { IpList, type ListEntry, type ListName, parseEntry } from './domain/lists.js';
 import {
   clearNodeMessage,
   listMessage,
@@ -20,15 +27,14 @@ import {
   trafficMessage,
 } from './domain/messages.js';
 import { NodeModel, type SpinNode } from './domain/model.js';
-import { DeviceNames, parseLeases, parseNamesFile } from './domain/names.js';
+import { DeviceNames, nameKey, parseLeases, parseNamesFile } from './domain/names.js';
 import { Neighbours } from './domain/neighbours.js';
 import { PeakTable, peakCommand } from './domain/peaks.js';
 import { DEFAULT_PERIODS, type SpinPeriods } from './domain/periods.js';
 import { RouterGuard } from './domain/protect.js';
 import { blockedMessages, TrafficTable } from './domain/traffic.js';
-import { deferredInBatch, runBatch } from './io/batch.js';
+import { Enforcer } from './enforcer.js';
 import type { SpinCore, SpinMessage } from './io/contract.js';
-import { type Enforcement, Firewall } from './io/firewall.js';
 import { type SpinStore, storedNode } from './io/store.js';
 import { every } from './io/timers.js';
 import { WatchedFile } from './io/watched-file.js';
@@ -38,44 +44,49 @@ export { pairKey } from './domain/blocks.js';
 export { blockedFlow } from './domain/traffic.js';
 export type { CoreOptions } from './options.js';
 
+/** Bounds on what callers can make the app hold (each entry costs memory and firewall work). */
+export const RPC_LIMITS = { listEntries: 10_000, rpcNodes: 500, nodeIps: 1024, blockedPairs: 10_000 } as const;
+
+/** How a list command was asked for. */
+export interface ListChange {
+  /** The list name as the caller wrote it: the broadcast carries it (spind's behaviour). Default: the list's name. */
+  as?: string;
+  /** Block even what would cut the router (loopback, its own addresses, too wide a prefix). */
+  force?: boolean;
+}
+
 export class Core implements SpinCore {
   readonly periods: SpinPeriods;
+  /** Read-only for callers: commands change it. */
   readonly model: NodeModel;
-  readonly lists: Record<ListName, IpList> = {
+  readonly messages$: SpinCore['messages$'];
+  readonly handleRpc: SpinCore['handleRpc'];
+  readonly counters = { conntrack: 0, dns: 0, neigh: 0, trafficMessages: 0, blocked: 0, firewallErrors: 0 };
+  private readonly opts: CoreOptions;
+  private readonly store: SpinStore;
+  private readonly lists: Record<ListName, IpList> = {
     block: new IpList('block'),
     ignore: new IpList('ignore'),
     allow: new IpList('allow'),
   };
-  /** Blocked node pairs, key `a-b` with a < b (the Blocks' own). */
-  readonly pairs: Map<string, [number, number]>;
-  readonly names: DeviceNames;
-  readonly firewall: Firewall;
-  readonly store: SpinStore;
-  readonly opts: CoreOptions;
-  /** Loopback and the router's own addresses, which blocks must not cut (protect.ts). */
-  readonly router: RouterGuard;
-  /** Per-node traffic per minute for get_peak_info (peaks.ts). */
-  readonly peaks = new PeakTable();
-  /** Live nodes made by `node_add_ip node=0` (bounded by methods.ts). */
-  readonly rpcNodes = new Set<number>();
-  /** @internal (ingest.ts) */
-  readonly announcer: Announcer;
-  readonly messages$: SpinCore['messages$'];
-  readonly handleRpc: SpinCore['handleRpc'];
+  private readonly names: DeviceNames;
+  /** Loopback and the router's own addresses, which blocks must not cut (domain/protect.ts). */
+  private readonly router: RouterGuard;
+  /** Per-node traffic per minute for get_peak_info (domain/peaks.ts). */
+  private readonly peaks = new PeakTable();
+  /** Live nodes made by `node_add_ip node=0` (bounded by RPC_LIMITS). */
+  private readonly rpcNodes = new Set<number>();
+  private readonly announcer: Announcer;
+  private readonly traffic = new TrafficTable();
+  private readonly blocks: Blocks;
+  private readonly neighbours = new Neighbours();
+  private readonly enforcer: Enforcer;
+  /** What the record handlers of domain/ingest.ts see of the core. */
+  private readonly ingest: IngestHost;
   private readonly dirty = new Set<SpinNode>();
   private readonly deletedIds = new Set<number>();
-  /** @internal (ingest.ts) */
-  readonly traffic = new TrafficTable();
-  /** @internal (ingest.ts) */
-  readonly blocks: Blocks;
-  /** Addresses of blocked / allowed names → expiry (ms) (the Blocks' own). */
-  readonly nameAddrs: Blocks['nameAddrs'];
-  /** @internal (ingest.ts) */
-  readonly neighbours = new Neighbours();
   private timers: NodeJS.Timeout[] = [];
-  private fwTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  readonly counters = { conntrack: 0, dns: 0, neigh: 0, trafficMessages: 0, blocked: 0, firewallErrors: 0 };
 
   constructor(opts: CoreOptions, rpc: (core: Core) => SpinCore['handleRpc']) {
     this.opts = opts;
@@ -86,7 +97,7 @@ export class Core implements SpinCore {
       isIgnored: (n) => this.isIgnored(n),
       json: (n) => this.nodeJson(n),
       learnMac: (mac, ip) => {
-        if (this.lists.ignore.containsIp(ip) || !inScope(this, ip)) return;
+        if (this.lists.ignore.containsIp(ip) || !inScope(this.ingest, ip)) return;
         this.neighbours.add(mac, ip);
         this.model.learn({ mac, ips: [ip] });
       },
@@ -103,7 +114,7 @@ export class Core implements SpinCore {
         modified: (n) => {
           this.announcer.pending.add(n);
           this.dirty.add(n);
-          if (n.persistent > 0) this.scheduleFirewall();
+          if (n.persistent > 0 && !this.closed) this.enforcer.schedule();
         },
         merged: (id, into) => this.onMerged(id, into),
         deleted: (n) => this.onDeleted(n),
@@ -111,9 +122,28 @@ export class Core implements SpinCore {
     });
     this.router = new RouterGuard(opts.routerAddresses ?? opts.ownAddresses, (l) => this.log(l));
     this.blocks = new Blocks(this.model, this.lists, (ip, name) => this.router.spareForName(ip, name));
-    this.pairs = this.blocks.pairs;
-    this.nameAddrs = this.blocks.nameAddrs;
-    this.firewall = new Firewall(() => this.enforcement(), { netns: opts.netns, name: opts.tableName });
+    this.enforcer = new Enforcer({
+      state: () => this.blocks.enforcement(),
+      blockedBetween: (a, b) => this.blocks.blockedBetween(a, b),
+      hasBlocks: () => this.blocks.hasBlocks(),
+      onError: (err) => this.firewallError(err),
+      log: (l) => this.log(l),
+      netns: opts.netns,
+      tableName: opts.tableName,
+    });
+    this.ingest = {
+      periods: this.periods,
+      model: this.model,
+      lists: this.lists,
+      opts,
+      announcer: this.announcer,
+      traffic: this.traffic,
+      blocks: this.blocks,
+      neighbours: this.neighbours,
+      counters: this.counters,
+      flushNodeInfo: () => this.flushNodeInfo(),
+      followNames: (names, ip, exp) => this.followNames(names, ip, exp),
+    };
     this.handleRpc = rpc(this);
   }
 
@@ -127,10 +157,10 @@ export class Core implements SpinCore {
       const e = parseEntry(entry);
       if (e && this.lists[list]) this.lists[list].add(e);
     }
-    if (!stored.some((r) => r.list === 'ignore') && this.store.lastId() === 0) await this.resetIgnore();
+    if (!stored.some((r) => r.list === 'ignore') && this.store.lastId() === 0) await this.refillIgnore();
     this.blocks.restore(this.store);
     this.announcer.pending.clear();
-    await this.firewall.apply();
+    await this.enforcer.apply();
     const p = this.periods;
     const log = (line: string) => this.log(line);
     this.timers.push(
@@ -152,6 +182,8 @@ export class Core implements SpinCore {
     return msgs;
   }
 
+  // ---- queries ----
+
   nodeJson(n: SpinNode): { id: number } & Record<string, unknown> {
     return this.model.toJson(n) as { id: number } & Record<string, unknown>;
   }
@@ -160,18 +192,140 @@ export class Core implements SpinCore {
     return this.lists.ignore.containsAnyIp(n.ips);
   }
 
-  // ---- ingest (ingest.ts) ----
+  /** The node with this id; `code` is the JSON-RPC error code when there is none. */
+  node(id: number, code = -1): SpinNode {
+    const n = this.model.get(id);
+    if (!n) throw new SpinError('Unknown node id', code);
+    return n;
+  }
+
+  /** The device with this MAC (any case). */
+  device(mac: string): SpinNode {
+    const d = this.model.ofMac(mac.toLowerCase());
+    if (!d) throw new SpinError('Device not found');
+    return d;
+  }
+
+  /** Devices not ignored, by MAC. */
+  listedDevices(): SpinNode[] {
+    return this.model
+      .devices()
+      .filter((n) => !this.isIgnored(n))
+      .sort((a, b) => (a.mac! < b.mac! ? -1 : a.mac! > b.mac! ? 1 : 0));
+  }
+
+  /** Blocked node pairs (a < b), sorted. */
+  blockedPairs(): [number, number][] {
+    return [...this.blocks.pairs.values()].sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  }
+
+  /** The nodes a blocked pair ties to this one. */
+  blockedPeers(id: number): Set<number> {
+    const out = new Set<number>();
+    for (const [a, b] of this.blocks.pairs.values()) if (a === id || b === id) out.add(a === id ? b : a);
+    return out;
+  }
+
+  /** A list's entries as list_iplist returns them. */
+  listTexts(list: ListName): string[] {
+    return this.lists[list].texts();
+  }
+
+  /** Accepts dots_signal (spind: dots_enabled). */
+  get dotsEnabled(): boolean {
+    return this.opts.dots === true;
+  }
+
+  // ---- commands: each updates the model, persists, enforces and announces ----
+
+  /** A user name for a node (by MAC for devices, else by each address), kept across restarts. */
+  renameNode(id: number, name: string): void {
+    const n = this.node(id);
+    const text = name.slice(0, 128);
+    n.name = text;
+    const keys = n.mac ? [n.mac] : [...n.ips].map((ip) => nameKey(ip)!).filter(Boolean);
+    for (const k of keys) this.names.setUser(k, text);
+    this.store.setName(keys, text);
+    this.model.touch(n);
+    this.flushNodeInfo();
+  }
+
+  /** Gives a node another address; node 0 makes a new node of it (at most RPC_LIMITS.rpcNodes live). */
+  addNodeIp(id: number, address: string): void {
+    const ip = canonicalIp(address);
+    if (!ip) throw new SpinError('Not a valid IP address');
+    if (this.model.ofIp(ip)) throw new SpinError('IP address already assigned to a node');
+    if (id === 0) {
+      // Nodes made by callers are counted while they live: node=0 cannot grow the model without bound.
+      for (const n of this.rpcNodes) if (!this.model.get(n)) this.rpcNodes.delete(n);
+      if (this.rpcNodes.size >= RPC_LIMITS.rpcNodes)
+        throw new SpinError(`Too many nodes added by RPC (at most ${RPC_LIMITS.rpcNodes})`);
+      this.rpcNodes.add(this.model.learn({ ips: [ip] }).id);
+    } else {
+      const n = this.node(id);
+      if (n.ips.size >= RPC_LIMITS.nodeIps) throw new SpinError(`Node has ${RPC_LIMITS.nodeIps} addresses already`);
+      this.model.addIp(n, ip);
+    }
+    this.flushNodeInfo();
+  }
+
+  /** Blocks traffic between two nodes (nothing for unknown nodes or a node with itself, as spind). */
+  async blockFlow(a: number, b: number): Promise<void> {
+    if (this.blocks.pairs.size >= RPC_LIMITS.blockedPairs)
+      throw new SpinError(`Too many blocked flows (at most ${RPC_LIMITS.blockedPairs})`);
+    await this.setPair(a, b, true);
+  }
+
+  async unblockFlow(a: number, b: number): Promise<void> {
+    await this.setPair(a, b, false);
+  }
+
+  /** Puts a node's addresses (and, but for `ignore`, its names) on a list; the node is held while listed. */
+  addNodeToList(list: ListName, id: number, how: ListChange = {}): Promise<void> {
+    return this.listNode(list, id, true, how);
+  }
+
+  removeNodeFromList(list: ListName, id: number, how: ListChange = {}): Promise<void> {
+    return this.listNode(list, id, false, how);
+  }
+
+  /** Blocks a node (DOTS mitigation). */
+  blockNode(id: number): Promise<void> {
+    return this.addNodeToList('block', id);
+  }
+
+  /** Puts an address, a prefix or a DNS name on a list. */
+  async addToList(list: ListName, text: string, how: ListChange = {}): Promise<void> {
+    const e = this.entry(text);
+    if (list === 'block' && e.kind === 'ip') await this.refuseRouterCut([e.prefix], how.force);
+    this.checkRoom(list, 1);
+    this.lists[list].add(e);
+    await this.listChanged(list, how.as ?? list);
+  }
+
+  async removeFromList(list: ListName, text: string, how: ListChange = {}): Promise<void> {
+    this.lists[list].remove(this.entry(text));
+    await this.listChanged(list, how.as ?? list);
+  }
+
+  /** The ignore list becomes the router's own addresses (and those given at start) again. */
+  async resetIgnoreList(): Promise<void> {
+    await this.refillIgnore();
+    this.broadcastList('ignore', 'ignore');
+  }
+
+  // ---- ingest (domain/ingest.ts) ----
 
   onConntrack(r: ConntrackRecord): void {
-    onConntrack(this, r);
+    onConntrack(this.ingest, r);
   }
 
   onDns(r: DnsRecord): void {
-    onDns(this, r);
+    onDns(this.ingest, r);
   }
 
   onNeigh(r: NeighRecord): void {
-    onNeigh(this, r);
+    onNeigh(this.ingest, r);
   }
 
   /** True when the neighbour table lists the MAC now. */
@@ -184,7 +338,7 @@ export class Core implements SpinCore {
   /** Publishes the second's traffic (nodeInfo first) and the blocked packets. */
   async tick(): Promise<void> {
     this.publishTraffic();
-    if (this.hasBlocks()) await this.publishBlocked();
+    if (this.blocks.hasBlocks()) await this.publishBlocked();
     else this.flushNodeInfo();
   }
 
@@ -196,14 +350,6 @@ export class Core implements SpinCore {
     this.counters.trafficMessages++;
     this.peaks.add(flows);
     this.announcer.emit(trafficMessage(flows, Math.floor(this.model.now() / 1000)));
-  }
-
-  private async publishBlocked(): Promise<void> {
-    const drops = await this.firewall.drops();
-    const msgs = blockedMessages(drops, this.lists.ignore, this.model);
-    this.flushNodeInfo();
-    this.counters.blocked += msgs.length;
-    for (const m of msgs) this.announcer.emit(m);
   }
 
   ageFlows(): number {
@@ -228,101 +374,12 @@ export class Core implements SpinCore {
     this.deletedIds.clear();
   }
 
-  // ---- lists, blocks, enforcement ----
-
-  hasBlocks(): boolean {
-    return this.blocks.hasBlocks();
-  }
-
-  enforcement(): Enforcement {
-    return this.blocks.enforcement();
-  }
-
-  /** Is traffic between these addresses blocked now (for cutting existing connections)? */
-  blockedBetween(a: string, b: string): boolean {
-    return this.blocks.blockedBetween(a, b);
-  }
-
   /**
    * Runs a JSON-RPC batch: every change it makes reaches the kernel in one
    * nft transaction at its end (not one rebuild per call).
    */
   inBatch<T>(run: () => Promise<T>): Promise<T> {
-    return runBatch(run, () => this.enforce().catch((err) => this.firewallError(err)));
-  }
-
-  /** Applies the current lists and blocks to the kernel, then cuts connections they now block. */
-  async enforce(): Promise<void> {
-    if (deferredInBatch()) return;
-    await this.firewall.apply();
-    await this.cutBlocked();
-  }
-
-  async cutBlocked(): Promise<void> {
-    if (!this.hasBlocks()) return;
-    try {
-      await deleteConntrack((r) => this.blockedBetween(r.orig.src, r.orig.dst), { netns: this.opts.netns });
-    } catch (err) {
-      this.log(`conntrack delete: ${(err as Error).message}`);
-    }
-  }
-
-  /** Coalesces firewall updates caused by nodes of blocked pairs gaining addresses. */
-  scheduleFirewall(): void {
-    if (this.fwTimer || this.closed) return;
-    this.fwTimer = setTimeout(() => {
-      this.fwTimer = undefined;
-      this.enforce().catch((err) => this.firewallError(err));
-    }, 20);
-    this.fwTimer.unref();
-  }
-
-  firewallError(err: unknown): void {
-    this.counters.firewallErrors++;
-    this.log(`firewall: ${(err as Error).message}`);
-  }
-
-  saveList(list: ListName): void {
-    this.store.saveList(
-      list,
-      this.lists[list].all().map((e) => e.text),
-    );
-  }
-
-  /** Broadcasts a list under the name the caller used (spind's behaviour). */
-  broadcastList(list: ListName, as: string): void {
-    this.announcer.emit(listMessage(as, this.lists[list].texts()));
-  }
-
-  /** A listed name's known addresses join its set at once; later answers add more (followNames). */
-  seedNameAddresses(list: 'block' | 'allow', name: string): void {
-    this.blocks.seed(list, name);
-  }
-
-  /** Drops the name addresses that no listed name covers any more. */
-  pruneNameAddresses(list: 'block' | 'allow'): void {
-    this.store.saveNameAddrs(list, this.blocks.prune(list));
-  }
-
-  setPair(a: number, b: number, block: boolean): boolean {
-    const changed = this.blocks.setPair(a, b, block);
-    if (!changed) return false;
-    const [na, nb] = changed;
-    this.dirty.add(na);
-    this.dirty.add(nb);
-    this.syncStore();
-    this.store.savePairs([...this.pairs.values()]);
-    return true;
-  }
-
-  async resetIgnore(): Promise<void> {
-    const own = await this.opts.ownAddresses();
-    this.lists.ignore.clear();
-    for (const a of own) {
-      const e = parseEntry(a, false);
-      if (e) this.lists.ignore.add(e);
-    }
-    this.saveList('ignore');
+    return this.enforcer.inBatch(run);
   }
 
   /** Publishes nodeInfo of every node changed since the last call (before any message that refers to them). */
@@ -338,27 +395,131 @@ export class Core implements SpinCore {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
-    if (this.fwTimer) clearTimeout(this.fwTimer);
     try {
       this.syncStore();
     } catch (err) {
       this.log(`store: ${(err as Error).message}`);
     }
-    await this.firewall.close();
+    await this.enforcer.close();
     this.announcer.complete();
   }
 
+  // ---- internals ----
+
+  private async publishBlocked(): Promise<void> {
+    const drops = await this.enforcer.drops();
+    const msgs = blockedMessages(drops, this.lists.ignore, this.model);
+    this.flushNodeInfo();
+    this.counters.blocked += msgs.length;
+    for (const m of msgs) this.announcer.emit(m);
+  }
+
+  private async setPair(a: number, b: number, block: boolean): Promise<void> {
+    const changed = this.blocks.setPair(a, b, block);
+    if (!changed) return;
+    for (const n of changed) this.dirty.add(n);
+    this.syncStore();
+    this.store.savePairs([...this.blocks.pairs.values()]);
+    await this.enforcer.enforce();
+  }
+
+  private async listNode(list: ListName, id: number, add: boolean, how: ListChange): Promise<void> {
+    const n = this.node(id, -2);
+    if (add && list === 'block')
+      await this.refuseRouterCut(
+        [...n.ips].map((ip) => parsePrefix(ip)!),
+        how.force,
+      );
+    const l = this.lists[list];
+    const entries = [...n.ips].map((ip) => parseEntry(ip, false)!);
+    // Beyond spind: a node's names join the list too, so its addresses follow DNS (issue #36).
+    if (list !== 'ignore') for (const d of n.domains) entries.push(parseEntry(d)!);
+    if (add) this.checkRoom(list, entries.length);
+    for (const e of entries) {
+      if (add) l.add(e);
+      else l.remove(e);
+    }
+    if (list === 'block') n.isBlocked = add;
+    if (list === 'allow') n.isExcepted = add;
+    if (add) n.persistent++;
+    else n.persistent = Math.max(0, n.persistent - 1);
+    this.model.touch(n);
+    this.saveList(list);
+    this.syncStore();
+    await this.afterListChange(list, how.as ?? list);
+  }
+
+  private entry(text: string): ListEntry {
+    const e = parseEntry(text);
+    if (!e) throw new SpinError('Invalid IP address');
+    return e;
+  }
+
+  private checkRoom(list: ListName, more: number): void {
+    if (this.lists[list].size + more > RPC_LIMITS.listEntries)
+      throw new SpinError(`The ${list} list is full (at most ${RPC_LIMITS.listEntries} entries)`);
+  }
+
+  /** Refuses a block that would cut the router (loopback, its own addresses, too wide) unless forced. */
+  private async refuseRouterCut(prefixes: Prefix[], force = false): Promise<void> {
+    if (force) return;
+    await this.router.refresh();
+    for (const p of prefixes) {
+      const why = this.router.reason(p);
+      if (why) throw new SpinError(`Refused: ${why} (add "force": 1 to block it anyway)`, -3);
+    }
+  }
+
+  private async listChanged(list: ListName, as: string): Promise<void> {
+    this.saveList(list);
+    await this.afterListChange(list, as);
+  }
+
+  /** Name addresses follow the list, the kernel enforces it, and everyone hears of it. */
+  private async afterListChange(list: ListName, as: string): Promise<void> {
+    if (list !== 'ignore') {
+      for (const key of this.lists[list].domainKeys()) this.blocks.seed(list, key);
+      this.store.saveNameAddrs(list, this.blocks.prune(list));
+      await this.enforcer.enforce();
+    }
+    this.flushNodeInfo();
+    this.broadcastList(list, as);
+  }
+
+  private saveList(list: ListName): void {
+    this.store.saveList(
+      list,
+      this.lists[list].all().map((e) => e.text),
+    );
+  }
+
+  /** Broadcasts a list under the name the caller used (spind's behaviour). */
+  private broadcastList(list: ListName, as: string): void {
+    this.announcer.emit(listMessage(as, this.lists[list].texts()));
+  }
+
+  private async refillIgnore(): Promise<void> {
+    const own = await this.opts.ownAddresses();
+    this.lists.ignore.clear();
+    for (const a of own) {
+      const e = parseEntry(a, false);
+      if (e) this.lists.ignore.add(e);
+    }
+    this.saveList('ignore');
+  }
+
+  private firewallError(err: unknown): void {
+    this.counters.firewallErrors++;
+    this.log(`firewall: ${(err as Error).message}`);
+  }
+
   /** An answer for a listed name: its address joins the name set until the TTL runs out (persisted, enforced). */
-  /** @internal (ingest.ts) */
-  followNames(names: string[], ip: string, exp: number): void {
+  private followNames(names: string[], ip: string, exp: number): void {
     for (const list of ['block', 'allow'] as const) {
       const name = this.blocks.follow(list, names, ip, exp);
       if (name === undefined) continue;
       this.store.putNameAddr(list, domainKey(name), ip, exp);
-      this.firewall.nameAddress(list, ip, exp).then(
-        () => (list === 'block' ? this.cutBlocked() : undefined),
-        (err) => this.firewallError(err),
-      );
+      this.enforcer.nameAddress(list, ip, exp);
     }
   }
 
@@ -370,8 +531,8 @@ export class Core implements SpinCore {
     this.dirty.add(into);
     if (this.blocks.mergePairs(id, into)) {
       this.syncStore();
-      this.store.savePairs([...this.pairs.values()]);
-      this.scheduleFirewall();
+      this.store.savePairs([...this.blocks.pairs.values()]);
+      if (!this.closed) this.enforcer.schedule();
     }
   }
 

@@ -1,8 +1,14 @@
-/** Helpers for the SPIN core's integration tests: JSON-RPC over the Unix socket and HTTP, connection probes. */
+/**
+ * Helpers for the SPIN core's integration tests: the app started on a home
+ * network, JSON-RPC over the Unix socket and HTTP, connection probes.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type SpinApp, type SpinOptions, startSpin } from '../../examples/spin/app.js';
 import { writeCredentials } from '../../examples/spin/io/auth.js';
-import type { HomeNetwork, LabClient } from '../../src/testing/index.js';
+import { createHomeNetwork, type HomeNetwork, type LabClient } from '../../src/testing/index.js';
 
 /** The login the SPIN integration tests give the app (its credentials file is written per test). */
 export const TEST_LOGIN = { user: 'tester', password: 'lab-only-password' };
@@ -13,6 +19,65 @@ export function testCredentials(dir: string): string {
   const file = join(dir, 'test-credentials');
   writeCredentials(file, TEST_LOGIN.user, TEST_LOGIN.password);
   return file;
+}
+
+/**
+ * What most SPIN tests run the app with: watching the router of `home`, HTTP
+ * on any free port, no MQTT, the RPC socket and the state in `dir`, the test
+ * login; `options` override these.
+ */
+export function spinOptions(home: HomeNetwork, dir: string, options: Partial<SpinOptions> = {}): SpinOptions {
+  return {
+    netns: home.router.name,
+    httpPort: 0,
+    mqtt: false,
+    rpcSocket: join(dir, 'rpc.sock'),
+    stateDir: join(dir, 'state'),
+    credentialsFile: testCredentials(dir),
+    ...options,
+  };
+}
+
+/** A home network with the app watching its router (startSpinLab). */
+export interface SpinLab {
+  home: HomeNetwork;
+  app: SpinApp;
+  /** A directory of this lab's own (state, login, RPC socket), removed by close(). */
+  dir: string;
+  /** The app's JSON-RPC Unix socket. */
+  sock: string;
+  /** Stops the app, removes the namespaces and the directory. */
+  close(): Promise<void>;
+}
+
+/**
+ * Makes a home network and starts the app on it (spinOptions with `options`,
+ * or with what `options` makes of the network); all of it goes if the start fails.
+ */
+export async function startSpinLab(
+  name: string,
+  options: Partial<SpinOptions> | ((home: HomeNetwork) => Partial<SpinOptions>) = {},
+): Promise<SpinLab> {
+  const dir = mkdtempSync(join(tmpdir(), `${name}-`));
+  let home: HomeNetwork | undefined;
+  let app: SpinApp | undefined;
+  const close = async () => {
+    try {
+      await app?.close();
+      await home?.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  try {
+    home = await createHomeNetwork();
+    const opts = spinOptions(home, dir, typeof options === 'function' ? options(home) : options);
+    app = await startSpin(opts);
+    return { home, app, dir, sock: opts.rpcSocket!, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
 
 export interface RpcReply {

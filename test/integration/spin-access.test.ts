@@ -1,17 +1,14 @@
 // The SPIN example refuses what a web page elsewhere, a DNS-rebound name or
 // an anonymous MQTT client could do to the router, while its own page (in
 // Chromium, logged in) and an authenticated RPC client keep working.
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SpinApp, startSpin } from '../../examples/spin/app.js';
-import { createHomeNetwork, generateTraffic, type HomeNetwork, run, waitFor } from '../../src/testing/index.js';
-import { socketRpc, TEST_AUTHORIZATION, TEST_LOGIN, testCredentials } from '../helpers/spin-core.js';
+import type { SpinApp } from '../../examples/spin/app.js';
+import { generateTraffic, type HomeNetwork, run, waitFor } from '../../src/testing/index.js';
+import { type SpinLab, socketRpc, startSpinLab, TEST_AUTHORIZATION, TEST_LOGIN } from '../helpers/spin-core.js';
 
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'];
 const WIDE_BLOCK = JSON.stringify({
@@ -26,21 +23,16 @@ let app: SpinApp;
 let browser: Browser;
 let evil: Server;
 let evilUrl: string;
-const dir = mkdtempSync(join(tmpdir(), 'spin-access-'));
-const sock = join(dir, 'rpc.sock');
+let sock: string;
+let lab: SpinLab;
 
 beforeAll(async () => {
-  home = await createHomeNetwork();
-  app = await startSpin({
-    netns: home.router.name,
-    httpPort: 0,
+  lab = await startSpinLab('spin-access', (h) => ({
     mqtt: { broker: 'embedded', tcpPort: 0, wsPort: 0 },
-    rpcSocket: sock,
-    stateDir: join(dir, 'state'),
-    leaseFile: home.leaseFile,
-    credentialsFile: testCredentials(dir),
+    leaseFile: h.leaseFile,
     tableName: `spin_acc${process.pid % 10000}`,
-  });
+  }));
+  ({ home, app, sock } = lab);
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
   // A web page of another origin, as any site a user on the LAN might open.
   evil = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<h1>hello</h1>'));
@@ -51,9 +43,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await new Promise<void>((r) => (evil ? evil.close(() => r()) : r()));
-  await app?.close();
-  await home?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await lab?.close();
 });
 
 const blockList = async () => (await socketRpc(sock, 'list_iplist', { list: 'block' })).result as string[];

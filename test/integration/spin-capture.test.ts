@@ -2,40 +2,27 @@
 // streams a pcap that tshark reads, holding the device's packets (and no
 // other client's), bounded in time, behind the login; the capture's nft
 // table is gone afterwards.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SpinApp, startSpin } from '../../examples/spin/app.js';
-import { createHomeNetwork, generateTraffic, type HomeNetwork, run } from '../../src/testing/index.js';
-import { socketRpc, TEST_AUTHORIZATION, tcpWorks, testCredentials } from '../helpers/spin-core.js';
+import type { SpinApp } from '../../examples/spin/app.js';
+import { generateTraffic, type HomeNetwork, run } from '../../src/testing/index.js';
+import { type SpinLab, socketRpc, startSpinLab, TEST_AUTHORIZATION, tcpWorks } from '../helpers/spin-core.js';
 
 let home: HomeNetwork;
 let app: SpinApp;
-const dir = mkdtempSync(join(tmpdir(), 'spin-capture-'));
-const sock = join(dir, 'rpc.sock');
+let sock: string;
+let dir: string;
+let lab: SpinLab;
 const table = `spin_c${process.pid % 100_000}`;
 
 beforeAll(async () => {
-  home = await createHomeNetwork();
-  app = await startSpin({
-    netns: home.router.name,
-    httpPort: 0,
-    mqtt: false,
-    rpcSocket: sock,
-    stateDir: join(dir, 'state'),
-    credentialsFile: testCredentials(dir),
-    tableName: table,
-    periods: { trafficMs: 250 },
-  });
+  lab = await startSpinLab('spin-capture', { tableName: table, periods: { trafficMs: 250 } });
+  ({ home, app, sock, dir } = lab);
   await generateTraffic(home, { rounds: 1, ipv6: false });
 });
 
-afterAll(async () => {
-  await app?.close();
-  await home?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => lab?.close());
 
 const capture = (query: string, auth = TEST_AUTHORIZATION) =>
   fetch(`${app.httpUrl}/spin_api/capture?${query}`, { headers: auth ? { authorization: auth } : {} });

@@ -4,45 +4,33 @@
  * device flow, by node and by DNS name (enforced in the kernel, undone by
  * unblocking), and no rules left after a clean stop.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SpinApp, startSpin } from '../../examples/spin/app.js';
+import type { SpinApp } from '../../examples/spin/app.js';
 import type { SpinMessage } from '../../examples/spin/io/contract.js';
-import { createHomeNetwork, generateTraffic, type HomeNetwork, waitFor } from '../../src/testing/index.js';
+import { generateTraffic, type HomeNetwork, waitFor } from '../../src/testing/index.js';
 import {
   type Device,
   type DeviceFlow,
   httpRpc,
   httpRpcRaw,
+  type SpinLab,
   socketRpc,
   socketRpcRaw,
+  startSpinLab,
   tcpWorks,
-  testCredentials,
 } from '../helpers/spin-core.js';
 
 let home: HomeNetwork;
 let app: SpinApp;
 let sock: string;
+let lab: SpinLab;
 const messages: SpinMessage[] = [];
-const dir = mkdtempSync(join(tmpdir(), 'spin-core-'));
 
 const tables = async () => (await home.router.exec(['nft', 'list', 'tables'])).stdout;
 
 beforeAll(async () => {
-  home = await createHomeNetwork();
-  sock = join(dir, 'rpc.sock');
-  app = await startSpin({
-    netns: home.router.name,
-    httpPort: 0,
-    mqtt: false,
-    rpcSocket: sock,
-    stateDir: join(dir, 'state'),
-    leaseFile: home.leaseFile,
-    periods: { trafficMs: 250 },
-    credentialsFile: testCredentials(dir),
-  });
+  lab = await startSpinLab('spin-core', (h) => ({ leaseFile: h.leaseFile, periods: { trafficMs: 250 } }));
+  ({ home, app, sock } = lab);
   app.core.messages$.subscribe((m) => messages.push(m));
   const t = await generateTraffic(home, { rounds: 1 });
   expect(t.failures).toEqual([]);
@@ -63,10 +51,7 @@ beforeAll(async () => {
   );
 });
 
-afterAll(async () => {
-  await app?.close();
-  await home?.close();
-});
+afterAll(() => lab?.close());
 
 async function devices(): Promise<Device[]> {
   return (await socketRpc(sock, 'list_devices')).result as Device[];

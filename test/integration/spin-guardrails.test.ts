@@ -3,43 +3,24 @@
 // batch reaches the kernel as one nft transaction, what callers can create
 // is bounded, and the Unix socket answers a client that half-closes.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SpinApp, startSpin } from '../../examples/spin/app.js';
 import { RPC_LIMITS } from '../../examples/spin/io/methods.js';
-import { createHomeNetwork, type HomeNetwork, run, waitFor } from '../../src/testing/index.js';
-import { socketRpc, socketRpcRaw, tcpWorks, testCredentials } from '../helpers/spin-core.js';
+import { type HomeNetwork, run, waitFor } from '../../src/testing/index.js';
+import { type SpinLab, socketRpc, socketRpcRaw, startSpinLab, tcpWorks } from '../helpers/spin-core.js';
 
 let home: HomeNetwork;
-let app: SpinApp;
-const dir = mkdtempSync(join(tmpdir(), 'spin-guard-'));
-const sock = join(dir, 'rpc.sock');
+let sock: string;
+let lab: SpinLab;
 const table = `spin_g${process.pid % 100_000}`;
 const logs: string[] = [];
 
 beforeAll(async () => {
-  home = await createHomeNetwork();
-  app = await startSpin({
-    netns: home.router.name,
-    httpPort: 0,
-    mqtt: false,
-    rpcSocket: sock,
-    stateDir: join(dir, 'state'),
-    credentialsFile: testCredentials(dir),
-    tableName: table,
-    periods: { trafficMs: 250 },
-    log: (l) => logs.push(l),
-  });
+  lab = await startSpinLab('spin-guard', { tableName: table, periods: { trafficMs: 250 }, log: (l) => logs.push(l) });
+  ({ home, sock } = lab);
 });
 
-afterAll(async () => {
-  await app?.close();
-  await home?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => lab?.close());
 
 const blockList = async () => (await socketRpc(sock, 'list_iplist', { list: 'block' })).result as string[];
 const setElements = async (set: string) =>

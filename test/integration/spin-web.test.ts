@@ -16,6 +16,10 @@ import { createHomeNetwork, generateTraffic, type HomeNetwork, type LabClient } 
 import { TEST_LOGIN, testCredentials } from '../helpers/spin-core.js';
 import { FakeSpinCore, serveSpinHttp, spin } from '../helpers/spin-fake-core.js';
 
+/** expect.poll with a bound a loaded machine meets (vitest's default is 1 s); it still fails when the fact never comes. */
+const poll = <T>(fn: () => T, options: { timeout?: number; interval?: number } = {}) =>
+  expect.poll(fn, { timeout: 15_000, ...options });
+
 const ROOT = join(import.meta.dirname, '../..');
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 const CHROMIUM_ARGS = [
@@ -83,16 +87,18 @@ describe('web view against a fake core', () => {
     const http = await serveSpinHttp(core, createWebHandler({ mqttWsUrl: bridge.wsUrl }));
     try {
       const { page, problems } = await openPage(`${http.url}/`);
-      await expect.poll(() => page.locator('#mqtt-status').getAttribute('data-state')).toBe('connected');
+      await poll(() => page.locator('#mqtt-status').getAttribute('data-state')).toBe('connected');
       const cards = page.locator('li.device');
-      await expect
-        .poll(() => cards.evaluateAll((els) => els.map((e) => e.getAttribute('data-mac'))))
-        .toEqual(['02:00:00:00:77:11', '02:00:00:00:77:12', '02:00:00:00:77:13']);
-      await expect.poll(() => cards.first().locator('.name').textContent()).toBe('laptop');
+      await poll(() => cards.evaluateAll((els) => els.map((e) => e.getAttribute('data-mac')))).toEqual([
+        '02:00:00:00:77:11',
+        '02:00:00:00:77:12',
+        '02:00:00:00:77:13',
+      ]);
+      await poll(() => cards.first().locator('.name').textContent()).toBe('laptop');
 
       // Live traffic reaches the graph and the totals line.
       core.emitTraffic(2048, 3);
-      await expect.poll(() => page.locator('#totals').textContent()).toBe('2.0 KiB/s · 3 pkt/s');
+      await poll(() => page.locator('#totals').textContent()).toBe('2.0 KiB/s · 3 pkt/s');
 
       // traffic, dnsquery and blocked messages each draw their edge, labelled with the service.
       const graph = () =>
@@ -111,42 +117,42 @@ describe('web view against a fake core', () => {
         spin('SPIN/traffic', { command: 'dnsquery', result: { from: 3, queriednode: 4, query: 'cdn.shop.test.' } }),
       );
       core.messages.next(spin('SPIN/traffic', { command: 'blocked', result: { ...flow, from: 1, to_port: 8443 } }));
-      await expect.poll(async () => (await graph()).edges.find((e) => e.id === 'traffic:2>4')?.label).toMatch(/https/);
-      await expect.poll(async () => (await graph()).edges.find((e) => e.id === 'dns:3>4')).toBeDefined();
-      await expect.poll(async () => (await graph()).edges.find((e) => e.id === 'blocked:1>4')?.label).toBe('https-alt');
+      await poll(async () => (await graph()).edges.find((e) => e.id === 'traffic:2>4')?.label).toMatch(/https/);
+      await poll(async () => (await graph()).edges.find((e) => e.id === 'dns:3>4')).toBeDefined();
+      await poll(async () => (await graph()).edges.find((e) => e.id === 'blocked:1>4')?.label).toBe('https-alt');
       const labels = Object.fromEntries((await graph()).nodes.map((n) => [n.id, n.label]));
       expect(labels).toEqual({ 1: 'laptop', 2: '02:00:00:00:77:12', 3: 'tv', 4: 'cdn.shop.test' });
 
       const laptop = page.locator('li.device[data-mac="02:00:00:00:77:11"]');
       const row = laptop.locator('tr.flow[data-peer="4"]');
-      await expect.poll(() => row.locator('td').first().textContent()).toBe('cdn.shop.test');
+      await poll(() => row.locator('td').first().textContent()).toBe('cdn.shop.test');
       await row.locator('button[data-action="block-flow"]').click();
-      await expect.poll(() => core.flowBlocks.has('02:00:00:00:77:11/4')).toBe(true);
-      await expect.poll(() => row.getAttribute('class')).toBe('flow blocked');
+      await poll(() => core.flowBlocks.has('02:00:00:00:77:11/4')).toBe(true);
+      await poll(() => row.getAttribute('class')).toBe('flow blocked');
       await page.screenshot({ path: join(ARTIFACTS, 'spin-web-fake.png') });
       await row.locator('button[data-action="unblock-flow"]').click();
-      await expect.poll(() => core.flowBlocks.size).toBe(0);
-      await expect.poll(async () => (await graph()).edges.some((e) => e.id === 'blocked:1>4')).toBe(false);
+      await poll(() => core.flowBlocks.size).toBe(0);
+      await poll(async () => (await graph()).edges.some((e) => e.id === 'blocked:1>4')).toBe(false);
 
       // A node merged away leaves the device list; serverRestart reloads the page.
       core.messages.next(spin('SPIN/traffic/admin', { command: 'nodeMerged', result: { id: 3, 'merged-to': 1 } }));
       core.messages.next({ topic: 'SPIN/traffic/node/3', payload: '', retain: true });
-      await expect.poll(() => cards.count()).toBe(2);
-      await expect.poll(async () => (await graph()).nodes.map((n) => n.id).sort()).toEqual([1, 2, 4]);
+      await poll(() => cards.count()).toBe(2);
+      await poll(async () => (await graph()).nodes.map((n) => n.id).sort()).toEqual([1, 2, 4]);
       expect((await graph()).edges.filter((e) => e.from === 3 || e.to === 3)).toEqual([]);
       // nodeDeleted removes the node from the view too (SPIN's UI does not, §7.2).
       core.messages.next(spin('SPIN/traffic/admin', { command: 'nodeDeleted', result: { id: 2 } }));
       core.messages.next({ topic: 'SPIN/traffic/node/2', payload: '', retain: true });
-      await expect.poll(() => cards.count()).toBe(1);
-      await expect.poll(async () => (await graph()).nodes.map((n) => n.id).sort()).toEqual([1, 4]);
+      await poll(() => cards.count()).toBe(1);
+      await poll(async () => (await graph()).nodes.map((n) => n.id).sort()).toEqual([1, 4]);
       core.nodes.delete(2);
       core.nodes.delete(3);
       await page.evaluate(() => {
         (globalThis as { beforeRestart?: boolean }).beforeRestart = true;
       });
       core.messages.next(spin('SPIN/traffic', { command: 'serverRestart' }));
-      await expect.poll(() => page.evaluate(() => 'beforeRestart' in globalThis)).toBe(false);
-      await expect.poll(() => cards.count()).toBe(1);
+      await poll(() => page.evaluate(() => 'beforeRestart' in globalThis)).toBe(false);
+      await poll(() => cards.count()).toBe(1);
       expect(problems).toEqual([]);
       await page.context().close();
     } finally {
@@ -165,8 +171,8 @@ describe('broker address', () => {
     try {
       const port = new URL(bridge.wsUrl as string).port;
       const { page, problems } = await openPage(`${http.url}/spin_graph/graph.html?mqtt_host=::1&mqtt_port=${port}`);
-      await expect.poll(() => page.locator('#mqtt-status').textContent()).toBe(`connected to ws://[::1]:${port}/mqtt`);
-      await expect.poll(() => page.locator('li.device').count()).toBe(3);
+      await poll(() => page.locator('#mqtt-status').textContent()).toBe(`connected to ws://[::1]:${port}/mqtt`);
+      await poll(() => page.locator('li.device').count()).toBe(3);
       expect(problems).toEqual([]);
       await page.context().close();
     } finally {
@@ -257,26 +263,26 @@ describe('web view of the whole app on the home network', () => {
       username: TEST_LOGIN.user,
       password: TEST_LOGIN.password,
     });
-    await expect.poll(() => page.locator('#mqtt-status').getAttribute('data-state')).toBe('connected');
+    await poll(() => page.locator('#mqtt-status').getAttribute('data-state')).toBe('connected');
     const macs = () => page.locator('li.device').evaluateAll((els) => els.map((e) => e.getAttribute('data-mac')));
     // The router's WAN neighbour (the server) is a device too, as in SPIN: any host in the neighbour table.
-    await expect.poll(macs, { timeout: 10_000 }).toEqual(expect.arrayContaining(home.clients.map((c) => c.mac)));
+    await poll(macs, { timeout: 10_000 }).toEqual(expect.arrayContaining(home.clients.map((c) => c.mac)));
 
     // The laptop's peer holding the server's address, with live counters from the conntrack feed.
     const card = page.locator(`li.device[data-mac="${laptop.mac}"]`);
     const row = card.locator(`tr.flow[data-peer-ips~="${home.server.ipv4}"]`);
-    await expect.poll(() => row.count(), { timeout: 10_000 }).toBe(1);
+    await poll(() => row.count(), { timeout: 10_000 }).toBe(1);
     await row.locator('button[data-action="block-flow"]').click();
-    await expect.poll(() => row.getAttribute('class')).toBe('flow blocked');
+    await poll(() => row.getAttribute('class')).toBe('flow blocked');
 
     expect(await echoes(home, laptop)).toBe(false);
     expect(await echoes(home, phone)).toBe(true);
     // Live traffic keeps arriving over MQTT while the block holds.
-    await expect.poll(() => page.locator('#totals').textContent(), { timeout: 5000 }).toMatch(/\/s/);
+    await poll(() => page.locator('#totals').textContent(), { timeout: 5000 }).toMatch(/\/s/);
     await page.screenshot({ path: join(ARTIFACTS, 'spin-web.png') });
 
     await row.locator('button[data-action="unblock-flow"]').click();
-    await expect.poll(() => row.getAttribute('class')).toBe('flow');
+    await poll(() => row.getAttribute('class')).toBe('flow');
     expect(await echoes(home, laptop)).toBe(true);
 
     // Click the server's node in the graph, then "Block node": the block list holds its address, no client gets through.
@@ -296,16 +302,14 @@ describe('web view of the whole app on the home network', () => {
     const box = await page.locator('#graph').boundingBox();
     await page.mouse.click((box?.x ?? 0) + at.x, (box?.y ?? 0) + at.y);
     await page.locator('#selection button[data-action="block-node"]').click();
-    await expect
-      .poll(() =>
-        page
-          .locator('#lists [data-list="block"] [data-ip]')
-          .evaluateAll((els) => els.map((e) => e.getAttribute('data-ip'))),
-      )
-      .toContain(home.server.ipv4);
+    await poll(() =>
+      page
+        .locator('#lists [data-list="block"] [data-ip]')
+        .evaluateAll((els) => els.map((e) => e.getAttribute('data-ip'))),
+    ).toContain(home.server.ipv4);
     for (const c of home.clients) expect(await echoes(home, c)).toBe(false);
     await page.locator('#selection button[data-action="unblock-node"]').click();
-    await expect.poll(() => page.locator('#lists [data-list="block"] [data-ip]').count()).toBe(0);
+    await poll(() => page.locator('#lists [data-list="block"] [data-ip]').count()).toBe(0);
     expect(await echoes(home, laptop)).toBe(true);
     expect(problems).toEqual([]);
     await page.context().close();

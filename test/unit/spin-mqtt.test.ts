@@ -6,6 +6,7 @@ import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PARSE_ERROR_REPLY, type SpinMqttBridge, startMqtt } from '../../examples/spin/io/mqtt.js';
+import { waitFor } from '../../src/testing/lab/netns.js';
 import { FakeSpinCore } from '../helpers/spin-fake-core.js';
 
 interface Received {
@@ -31,14 +32,11 @@ async function client(url: string): Promise<{ client: MqttClient; received: Rece
   return { client: c, received };
 }
 
-async function until<T>(what: string, probe: () => T | undefined | false, ms = 3000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** The probe's first truthy value, polled by waitFor, which throws once `ms` have gone by. */
+async function until<T>(what: string, probe: () => T | undefined | false, ms = 10_000): Promise<T> {
+  let v: T | undefined | false;
+  await waitFor(() => Boolean((v = probe())), { timeoutMs: ms, intervalMs: 10, what });
+  return v as T;
 }
 
 async function embedded(core = new FakeSpinCore()): Promise<{ core: FakeSpinCore; bridge: SpinMqttBridge }> {
@@ -237,7 +235,7 @@ describe('external broker', () => {
 
     ext.received.length = 0;
     await ext.start();
-    await until('reconnect', () => bridge.connected, 5000);
+    await until('reconnect', () => bridge.connected);
     expect(bridge.reconnects).toBe(1);
     expect(core.startups).toBe(2);
     await until('serverRestart again', () => ext.received.some((m) => m.payload === '{"command":"serverRestart"}'));
@@ -263,7 +261,7 @@ describe('external broker', () => {
     expect(bridge.dropped).toBe(1);
     await ext.start();
     cleanups.push(() => ext.stop());
-    await until('connect', () => bridge.connected, 5000);
+    await until('connect', () => bridge.connected);
     expect(core.startups).toBe(1);
   });
 });

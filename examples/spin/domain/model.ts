@@ -9,47 +9,11 @@
  * are renumbered to the survivor; ids continue from where a previous run
  * stopped (the caller restores them).
  */
+import { ageFlows, countFlow, dropAllFlows, flowsOf, mergeFlow, takeChain } from './flows.js';
 import { compareDomains, compareIps, domainKey } from './ip.js';
+import type { DeviceFlow, NodeInfo, SpinNode } from './node.js';
 
-export interface DeviceFlow {
-  to: number;
-  dstPort: number;
-  icmpType: number;
-  packets: number;
-  bytes: number;
-  /** Unix seconds of the last counted traffic. */
-  lastseen: number;
-  /** The device's next flow to the same peer (another port or ICMP type). */
-  next: DeviceFlow | undefined;
-}
-
-export interface SpinNode {
-  readonly id: number;
-  name?: string;
-  mac?: string;
-  readonly ips: Set<string>;
-  /** Display form (case as seen, trailing dot). Shared and empty until the node has a name (most have none). */
-  domains: ReadonlySet<string>;
-  /** Unix seconds: creation, then the last counted traffic of one of its IPs. */
-  lastseen: number;
-  isBlocked: boolean;
-  isExcepted: boolean;
-  /** How many devices have flows to this node (referenced nodes do not expire). */
-  refs: number;
-  /** Held by blocked pairs and lists: such nodes never expire. */
-  persistent: number;
-  /** Present on devices: peer id → that peer's flows (a chain through `next`). */
-  flows?: Map<number, DeviceFlow>;
-  /** How many flows `flows` holds. */
-  flowCount: number;
-}
-
-export interface NodeInfo {
-  mac?: string;
-  ips?: Iterable<string>;
-  domains?: Iterable<string>;
-  name?: string;
-}
+export type { DeviceFlow, NodeInfo, SpinNode } from './node.js';
 
 export interface ModelEvents {
   /** The node's published form changed (nodeInfo due). */
@@ -83,6 +47,7 @@ export class NodeModel {
   private readonly ev: ModelEvents;
   private readonly nameFor: NonNullable<ModelOptions['nameFor']>;
   readonly now: () => number;
+  private readonly peerOf = (id: number) => this.byId.get(id);
 
   constructor(opts: ModelOptions) {
     this.ev = opts.events;
@@ -198,65 +163,23 @@ export class NodeModel {
     this.ev.modified(n);
   }
 
-  /** Counts traffic of a device with `peer` (both directions' packets and bytes). */
+  /** Counts traffic of a device with `peer` (both directions' packets and bytes; flows.ts). */
   countFlow(device: SpinNode, peer: SpinNode, dstPort: number, icmpType: number, packets: number, bytes: number): void {
-    if (device === peer) return;
-    const flows = (device.flows ??= new Map());
-    const head = flows.get(peer.id);
-    let f = head;
-    while (f && (f.dstPort !== dstPort || f.icmpType !== icmpType)) f = f.next;
-    if (!f) {
-      f = { to: peer.id, dstPort, icmpType, packets: 0, bytes: 0, lastseen: 0, next: head };
-      flows.set(peer.id, f);
-      device.flowCount++;
-      if (!head) peer.refs++;
-    }
-    f.packets += packets;
-    f.bytes += bytes;
-    f.lastseen = this.nowS();
+    countFlow(device, peer, dstPort, icmpType, packets, bytes, this.nowS());
   }
 
   /** Every flow of a device. */
   flowsOf(device: SpinNode): DeviceFlow[] {
-    const out: DeviceFlow[] = [];
-    if (device.flows)
-      for (const head of device.flows.values()) for (let f: DeviceFlow | undefined = head; f; f = f.next) out.push(f);
-    return out;
+    return flowsOf(device);
   }
 
   flowCount(device: SpinNode): number {
     return device.flowCount;
   }
 
-  /**
-   * One aging pass (docs/spin-protocol.md#flow-aging): a device with more than `keep` flows loses
-   * those idle longer than `idleMs` (the longest idle first, down to `keep`);
-   * any flow idle longer than `maxIdleMs` goes regardless. `held` flows
-   * (blocked ones) stay. Returns how many flows went.
-   */
+  /** One aging pass over the devices' flows (flows.ts#ageFlows); returns how many flows went. */
   ageFlows(idleMs: number, keep: number, maxIdleMs: number, held?: (d: SpinNode, to: number) => boolean): number {
-    const now = this.nowS();
-    const maxIdleS = maxIdleMs / 1000;
-    const minIdleS = Math.min(idleMs, maxIdleMs) / 1000;
-    let removed = 0;
-    for (const d of this.byMac.values()) {
-      const flows = d.flows;
-      if (!flows || d.flowCount === 0) continue;
-      let idle: DeviceFlow[] | undefined;
-      for (const head of flows.values())
-        for (let f: DeviceFlow | undefined = head; f; f = f.next)
-          if (now - f.lastseen > minIdleS) (idle ??= []).push(f);
-      if (!idle) continue;
-      // Oldest first, unless every idle flow goes anyway.
-      if (d.flowCount - idle.length < keep) idle.sort((a, b) => a.lastseen - b.lastseen);
-      for (const f of idle) {
-        if (d.flowCount <= keep && now - f.lastseen <= maxIdleS) continue;
-        if (held?.(d, f.to)) continue;
-        this.dropFlow(d, f);
-        removed++;
-      }
-    }
-    return removed;
+    return ageFlows(this.byMac.values(), this.nowS(), idleMs, keep, maxIdleMs, held, this.peerOf);
   }
 
   /**
@@ -279,8 +202,8 @@ export class NodeModel {
   /** Removes a node and its flows; publishes nodeDeleted. */
   remove(n: SpinNode): void {
     if (this.byId.get(n.id) !== n) return;
-    this.dropAllFlows(n);
-    if (n.refs > 0) for (const d of this.byMac.values()) this.takeChain(d, n);
+    dropAllFlows(n, this.peerOf);
+    if (n.refs > 0) for (const d of this.byMac.values()) takeChain(d, n);
     for (const ip of n.ips) if (this.byIp.get(ip) === n) this.byIp.delete(ip);
     for (const d of n.domains) if (this.byDomain.get(domainKey(d)) === n) this.byDomain.delete(domainKey(d));
     if (n.mac && this.byMac.get(n.mac) === n) this.byMac.delete(n.mac);
@@ -362,47 +285,6 @@ export class NodeModel {
     this.ev.modified(n);
   }
 
-  /** Unlinks one flow of device `d`; the peer loses d's reference with d's last flow to it. */
-  private dropFlow(d: SpinNode, f: DeviceFlow): void {
-    const flows = d.flows!;
-    const head = flows.get(f.to);
-    if (head === f) {
-      if (f.next) flows.set(f.to, f.next);
-      else {
-        flows.delete(f.to);
-        const peer = this.byId.get(f.to);
-        if (peer) peer.refs--;
-      }
-    } else {
-      let p = head;
-      while (p && p.next !== f) p = p.next;
-      if (!p) return;
-      p.next = f.next;
-    }
-    d.flowCount--;
-  }
-
-  /** Drops every flow of `d` (releasing its peers). */
-  private dropAllFlows(d: SpinNode): void {
-    if (!d.flows) return;
-    for (const to of d.flows.keys()) {
-      const peer = this.byId.get(to);
-      if (peer) peer.refs--;
-    }
-    d.flows.clear();
-    d.flowCount = 0;
-  }
-
-  /** Removes and returns `dev`'s flows to `peer` (releasing the reference). */
-  private takeChain(dev: SpinNode, peer: SpinNode): DeviceFlow | undefined {
-    const head = dev.flows?.get(peer.id);
-    if (!head) return undefined;
-    dev.flows!.delete(peer.id);
-    peer.refs--;
-    for (let f: DeviceFlow | undefined = head; f; f = f.next) dev.flowCount--;
-    return head;
-  }
-
   /** Moves everything of `l` into `s`; flows pointing at `l` now point at `s`. */
   private absorb(s: SpinNode, l: SpinNode): void {
     this.byId.delete(l.id);
@@ -428,35 +310,18 @@ export class NodeModel {
     // Flows of devices that pointed at l now point at s (none at all when s is that device).
     if (l.refs > 0)
       for (const dev of this.byMac.values()) {
-        const chain = this.takeChain(dev, l);
-        if (dev !== s) for (let f = chain; f; f = f.next) this.mergeFlow(dev, f, s);
+        const chain = takeChain(dev, l);
+        if (dev !== s) for (let f = chain; f; f = f.next) mergeFlow(dev, f, s);
       }
     // l's own flows (it was a device) join s's.
     if (l.flows) {
       const own = [...l.flows];
-      this.dropAllFlows(l);
+      dropAllFlows(l, this.peerOf);
       for (const [to, chain] of own) {
         const peer = this.byId.get(to);
         if (!peer || peer === s) continue;
-        for (let f: DeviceFlow | undefined = chain; f; f = f.next) this.mergeFlow(s, f, peer);
+        for (let f: DeviceFlow | undefined = chain; f; f = f.next) mergeFlow(s, f, peer);
       }
     }
-  }
-
-  /** Adds (a copy of) flow `f` to `dev`'s table pointing at `peer`, summing with a flow already there. */
-  private mergeFlow(dev: SpinNode, f: DeviceFlow, peer: SpinNode): void {
-    const flows = (dev.flows ??= new Map());
-    const head = flows.get(peer.id);
-    let cur = head;
-    while (cur && (cur.dstPort !== f.dstPort || cur.icmpType !== f.icmpType)) cur = cur.next;
-    if (cur) {
-      cur.packets += f.packets;
-      cur.bytes += f.bytes;
-      cur.lastseen = Math.max(cur.lastseen, f.lastseen);
-      return;
-    }
-    flows.set(peer.id, { ...f, to: peer.id, next: head });
-    dev.flowCount++;
-    if (!head) peer.refs++;
   }
 }

@@ -1,20 +1,19 @@
 /**
  * spind's 16 JSON-RPC methods (docs/spin-protocol.md §1.3/§1.4) plus the design note's (docs/spin-protocol.md §1.5)
- * get_devices / get_deviceflow, acting on the core. Error texts and codes
- * are spind's.
+ * get_devices / get_deviceflow. Each is a thin layer over the core's
+ * queries and commands (core.ts): params typed by their schemas, results
+ * shaped as spind's. Error texts and codes are spind's.
  */
 import type { Core } from '../core.js';
-import { canonicalIp, compareDomains, compareIps, type Prefix, parsePrefix, prefixContains } from '../domain/ip.js';
-import { type IpList, type ListName, matchListName, parseEntry } from '../domain/lists.js';
+import { compareDomains, compareIps, parsePrefix, prefixContains } from '../domain/ip.js';
+import { type ListName, matchListName } from '../domain/lists.js';
 import type { SpinNode } from '../domain/model.js';
-import { nameKey } from '../domain/names.js';
-import { RpcDispatcher, RpcError, type RpcMethod } from './rpc.js';
+import { arg, method, RpcDispatcher, RpcError, type RpcMethod } from './rpc.js';
 
-/** Beyond spind: `force: 1` lets a block cut the router (protect.ts). */
-const FORCE: Partial<RpcMethod> = { optional: [['force', 'integer']] };
+export { RPC_LIMITS } from '../core.js';
 
-/** Bounds on what RPC callers can make the app hold (each entry costs memory and firewall work). */
-export const RPC_LIMITS = { listEntries: 10_000, rpcNodes: 500, nodeIps: 1024, blockedPairs: 10_000 } as const;
+/** Beyond spind: `force: 1` lets a block cut the router (domain/protect.ts). */
+const FORCE = { force: arg.integer };
 
 const UNKNOWN_LIST = "Unknown ip list name, should be 'ignore', 'block', or 'allow'";
 
@@ -24,16 +23,12 @@ function listOf(text: string): ListName {
   return l;
 }
 
-function device(core: Core, mac: string): SpinNode {
-  const d = core.model.ofMac(mac.toLowerCase());
-  if (!d) throw new RpcError('Device not found');
-  return d;
-}
+/** `force` given and not 0. */
+const forced = (force: number | undefined) => force !== undefined && force !== 0;
 
 function deviceFlows(core: Core, d: SpinNode): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
-  const blockedPeers = new Set<number>();
-  for (const [a, b] of core.pairs.values()) if (a === d.id || b === d.id) blockedPeers.add(a === d.id ? b : a);
+  const blockedPeers = core.blockedPeers(d.id);
   const shown = new Set<number>();
   for (const f of core.model.flowsOf(d)) {
     if (blockedPeers.has(f.to)) {
@@ -53,89 +48,9 @@ function deviceFlows(core: Core, d: SpinNode): Record<string, unknown>[] {
   return out;
 }
 
-function listDevices(core: Core): SpinNode[] {
-  return core.model
-    .devices()
-    .filter((n) => !core.isIgnored(n))
-    .sort((a, b) => (a.mac! < b.mac! ? -1 : a.mac! > b.mac! ? 1 : 0));
-}
-
-/** Refuses a block that would cut the router (loopback, its own addresses, too wide) unless forced. */
-async function refuseRouterCut(core: Core, prefixes: Prefix[], force: unknown): Promise<void> {
-  if (force !== undefined && force !== 0) return;
-  await core.router.refresh();
-  for (const p of prefixes) {
-    const why = core.router.reason(p);
-    if (why) throw new RpcError(`Refused: ${why} (add "force": 1 to block it anyway)`, -3);
-  }
-}
-
-async function setIplistNode(core: Core, listText: string, id: number, add: boolean, force?: unknown): Promise<void> {
-  const list = listOf(listText);
-  const n = core.model.get(id);
-  if (!n) throw new RpcError('Unknown node id', -2);
-  if (add && list === 'block')
-    await refuseRouterCut(
-      core,
-      [...n.ips].map((ip) => parsePrefix(ip)!),
-      force,
-    );
-  const l = core.lists[list];
-  const entries = [...n.ips].map((ip) => parseEntry(ip, false)!);
-  // Beyond spind: a node's names join the list too, so its addresses follow DNS (issue #36).
-  if (list !== 'ignore') for (const d of n.domains) entries.push(parseEntry(d)!);
-  if (add) checkRoom(l, entries.length);
-  for (const e of entries) {
-    if (add) l.add(e);
-    else l.remove(e);
-  }
-  if (list === 'block') n.isBlocked = add;
-  if (list === 'allow') n.isExcepted = add;
-  if (add) n.persistent++;
-  else n.persistent = Math.max(0, n.persistent - 1);
-  core.model.touch(n);
-  core.saveList(list);
-  core.syncStore();
-  await afterListChange(core, list, listText);
-}
-
-function checkRoom(l: IpList, more: number): void {
-  if (l.size + more > RPC_LIMITS.listEntries)
-    throw new RpcError(`The ${l.name} list is full (at most ${RPC_LIMITS.listEntries} entries)`);
-}
-
-/** Each blocked pair costs nft elements (every address of one times every address of the other). */
-function checkPairRoom(core: Core): void {
-  if (core.pairs.size >= RPC_LIMITS.blockedPairs)
-    throw new RpcError(`Too many blocked flows (at most ${RPC_LIMITS.blockedPairs})`);
-}
-
-async function afterListChange(core: Core, list: ListName, as: string): Promise<void> {
-  if (list !== 'ignore') {
-    for (const key of core.lists[list].domainKeys()) core.seedNameAddresses(list, key);
-    core.pruneNameAddresses(list);
-    await core.enforce();
-  }
-  core.flushNodeInfo();
-  core.broadcastList(list, as);
-}
-
-async function setIplistIp(core: Core, listText: string, text: string, add: boolean, force?: unknown): Promise<void> {
-  const list = listOf(listText);
-  const e = parseEntry(text);
-  if (!e) throw new RpcError('Invalid IP address');
-  if (add && list === 'block' && e.kind === 'ip') await refuseRouterCut(core, [e.prefix], force);
-  const l = core.lists[list];
-  if (add) checkRoom(l, 1);
-  if (add) l.add(e);
-  else l.remove(e);
-  core.saveList(list);
-  await afterListChange(core, list, listText);
-}
-
 /** DOTS mitigation request → block the devices talking to the target (spind's dots.c, with its error code 1). */
 async function dotsSignal(core: Core, signal: unknown): Promise<void> {
-  if (!core.opts.dots) throw new RpcError('DOTS support is not enabled in spind.conf', 1);
+  if (!core.dotsEnabled) throw new RpcError('DOTS support is not enabled in spind.conf', 1);
   const scope = (signal as Record<string, { scope?: unknown }>)?.['ietf-dots-signal-channel:mitigation-scope']?.scope;
   if (!Array.isArray(scope)) throw new RpcError('Missing field ietf-dots-signal-channel:mitigation-scope', 1);
   const devices = new Set<SpinNode>();
@@ -166,159 +81,137 @@ async function dotsSignal(core: Core, signal: unknown): Promise<void> {
         devices.add(d);
       }
   }
-  for (const d of devices) await setIplistNode(core, 'block', d.id, true);
+  for (const d of devices) await core.blockNode(d.id);
+}
+
+/** add_/remove_iplist_node and add_/remove_iplist_ip. */
+function listMethods(core: Core): RpcMethod[] {
+  return (['add', 'remove'] as const).flatMap((op) => [
+    method({
+      name: `${op}_iplist_node`,
+      args: { list: arg.string, node: arg.integer },
+      optional: FORCE,
+      hasResult: false,
+      run: ({ list, node, force }) => {
+        const how = { as: list, force: forced(force) };
+        return op === 'add'
+          ? core.addNodeToList(listOf(list), node, how)
+          : core.removeNodeFromList(listOf(list), node, how);
+      },
+    }),
+    method({
+      name: `${op}_iplist_ip`,
+      args: { list: arg.string, ip: arg.string },
+      optional: FORCE,
+      hasResult: false,
+      run: ({ list, ip, force }) => {
+        const how = { as: list, force: forced(force) };
+        return op === 'add' ? core.addToList(listOf(list), ip, how) : core.removeFromList(listOf(list), ip, how);
+      },
+    }),
+  ]);
 }
 
 export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] {
-  const m = (
-    name: string,
-    args: RpcMethod['args'],
-    hasResult: boolean,
-    run: RpcMethod['run'],
-    extra: Partial<RpcMethod> = {},
-  ): RpcMethod => ({ name, args, hasResult, run, ...extra });
-  const node = (id: unknown): SpinNode => {
-    const n = core.model.get(id as number);
-    if (!n) throw new RpcError('Unknown node id');
-    return n;
-  };
+  const none = {};
   return [
-    m('list_rpc_methods', [], true, () => describe()),
-    m('list_devices', [], true, () => listDevices(core).map((n) => core.nodeJson(n))),
-    m('get_device_data', [['node', 'integer']], true, (p) => core.nodeJson(node(p.node))),
-    m('list_device_flows', [['device', 'string']], true, (p) => deviceFlows(core, device(core, p.device as string))),
-    m(
-      'set_device_name',
-      [
-        ['node', 'integer'],
-        ['name', 'string'],
-      ],
-      false,
-      (p) => {
-        const n = node(p.node);
-        const name = (p.name as string).slice(0, 128);
-        n.name = name;
-        const keys = n.mac ? [n.mac] : [...n.ips].map((ip) => nameKey(ip)!).filter(Boolean);
-        for (const k of keys) core.names.setUser(k, name);
-        core.store.setName(keys, name);
-        core.model.touch(n);
-        core.flushNodeInfo();
-      },
-    ),
-    m(
-      'node_add_ip',
-      [
-        ['node', 'integer'],
-        ['ipaddr', 'string'],
-      ],
-      false,
-      (p) => {
-        const ip = canonicalIp(p.ipaddr as string);
-        if (!ip) throw new RpcError('Not a valid IP address');
-        if (core.model.ofIp(ip)) throw new RpcError('IP address already assigned to a node');
-        if (p.node === 0) {
-          // Nodes made by callers are counted while they live: node=0 cannot grow the model without bound.
-          for (const id of core.rpcNodes) if (!core.model.get(id)) core.rpcNodes.delete(id);
-          if (core.rpcNodes.size >= RPC_LIMITS.rpcNodes)
-            throw new RpcError(`Too many nodes added by RPC (at most ${RPC_LIMITS.rpcNodes})`);
-          core.rpcNodes.add(core.model.learn({ ips: [ip] }).id);
-        } else {
-          const n = node(p.node);
-          if (n.ips.size >= RPC_LIMITS.nodeIps) throw new RpcError(`Node has ${RPC_LIMITS.nodeIps} addresses already`);
-          core.model.addIp(n, ip);
-        }
-        core.flushNodeInfo();
-      },
-    ),
-    m(
-      'set_flow_block',
-      [
-        ['node1', 'integer'],
-        ['node2', 'integer'],
-        ['block', 'integer'],
-      ],
-      false,
-      async (p) => {
-        // spind: always success, even for unknown nodes or node1 == node2.
-        if (p.block !== 0) checkPairRoom(core);
-        if (core.setPair(p.node1 as number, p.node2 as number, p.block !== 0)) await core.enforce();
-      },
-    ),
-    m(
-      'set_device_flow_block',
-      [
-        ['device', 'string'],
-        ['node', 'integer'],
-        ['block', 'integer'],
-      ],
-      false,
-      async (p) => {
-        const d = device(core, p.device as string);
-        if (p.block !== 0) checkPairRoom(core);
-        if (core.setPair(d.id, p.node as number, p.block !== 0)) await core.enforce();
-      },
-    ),
-    m('get_flow_block', [], true, () =>
-      [...core.pairs.values()].sort((x, y) => x[0] - y[0] || x[1] - y[1]).map(([node1, node2]) => ({ node1, node2 })),
-    ),
-    ...(['add', 'remove'] as const).flatMap((op) => [
-      m(
-        `${op}_iplist_node`,
-        [
-          ['list', 'string'],
-          ['node', 'integer'],
-        ],
-        false,
-        (p) => setIplistNode(core, p.list as string, p.node as number, op === 'add', p.force),
-        FORCE,
-      ),
-      m(
-        `${op}_iplist_ip`,
-        [
-          ['list', 'string'],
-          ['ip', 'string'],
-        ],
-        false,
-        (p) => setIplistIp(core, p.list as string, p.ip as string, op === 'add', p.force),
-        FORCE,
-      ),
-    ]),
-    m('list_iplist', [['list', 'string']], true, (p) => core.lists[listOf(p.list as string)].texts()),
-    m('reset_iplist_ignore', [], false, async () => {
-      await core.resetIgnore();
-      core.broadcastList('ignore', 'ignore');
+    method({ name: 'list_rpc_methods', args: none, hasResult: true, run: () => describe() }),
+    method({
+      name: 'list_devices',
+      args: none,
+      hasResult: true,
+      run: () => core.listedDevices().map((n) => core.nodeJson(n)),
     }),
-    m('dots_signal', [['dots_signal', 'complex']], false, (p) => dotsSignal(core, p.dots_signal)),
-    m(
-      'get_devices',
-      [],
-      true,
-      () =>
-        listDevices(core).map((n) => {
-          // The seed's shape always has `name` (list_devices leaves it out when unknown): "" when nobody named the device.
-          return {
-            id: n.id,
-            name: n.name ?? '',
-            mac: n.mac,
-            lastseen: n.lastseen,
-            ips: [...n.ips].sort(compareIps),
-            domains: [...n.domains].sort(compareDomains),
-          };
-        }),
-      { emptyStringParams: true },
-    ),
-    m('get_deviceflow', [['device', 'string']], true, (p) =>
-      deviceFlows(core, device(core, p.device as string)).map(
-        ({ to, packets, bytes, lastseen, dst_port, icmp_type, blocked }) => {
+    method({
+      name: 'get_device_data',
+      args: { node: arg.integer },
+      hasResult: true,
+      run: ({ node }) => core.nodeJson(core.node(node)),
+    }),
+    method({
+      name: 'list_device_flows',
+      args: { device: arg.string },
+      hasResult: true,
+      run: ({ device }) => deviceFlows(core, core.device(device)),
+    }),
+    method({
+      name: 'set_device_name',
+      args: { node: arg.integer, name: arg.string },
+      hasResult: false,
+      run: ({ node, name }) => core.renameNode(node, name),
+    }),
+    method({
+      name: 'node_add_ip',
+      args: { node: arg.integer, ipaddr: arg.string },
+      hasResult: false,
+      run: ({ node, ipaddr }) => core.addNodeIp(node, ipaddr),
+    }),
+    method({
+      name: 'set_flow_block',
+      args: { node1: arg.integer, node2: arg.integer, block: arg.integer },
+      hasResult: false,
+      // spind: always success, even for unknown nodes or node1 == node2.
+      run: ({ node1, node2, block }) => (block !== 0 ? core.blockFlow(node1, node2) : core.unblockFlow(node1, node2)),
+    }),
+    method({
+      name: 'set_device_flow_block',
+      args: { device: arg.string, node: arg.integer, block: arg.integer },
+      hasResult: false,
+      run: ({ device, node, block }) => {
+        const d = core.device(device);
+        return block !== 0 ? core.blockFlow(d.id, node) : core.unblockFlow(d.id, node);
+      },
+    }),
+    method({
+      name: 'get_flow_block',
+      args: none,
+      hasResult: true,
+      run: () => core.blockedPairs().map(([node1, node2]) => ({ node1, node2 })),
+    }),
+    ...listMethods(core),
+    method({
+      name: 'list_iplist',
+      args: { list: arg.string },
+      hasResult: true,
+      run: ({ list }) => core.listTexts(listOf(list)),
+    }),
+    method({ name: 'reset_iplist_ignore', args: none, hasResult: false, run: () => core.resetIgnoreList() }),
+    method({
+      name: 'dots_signal',
+      args: { dots_signal: arg.complex },
+      hasResult: false,
+      run: ({ dots_signal }) => dotsSignal(core, dots_signal),
+    }),
+    method({
+      name: 'get_devices',
+      args: none,
+      hasResult: true,
+      emptyStringParams: true,
+      // The seed's shape always has `name` (list_devices leaves it out when unknown): "" when nobody named the device.
+      run: () =>
+        core.listedDevices().map((n) => ({
+          id: n.id,
+          name: n.name ?? '',
+          mac: n.mac,
+          lastseen: n.lastseen,
+          ips: [...n.ips].sort(compareIps),
+          domains: [...n.domains].sort(compareDomains),
+        })),
+    }),
+    method({
+      name: 'get_deviceflow',
+      args: { device: arg.string },
+      hasResult: true,
+      run: ({ device }) =>
+        deviceFlows(core, core.device(device)).map(({ to, packets, bytes, lastseen, dst_port, icmp_type, blocked }) => {
           const o: Record<string, unknown> = { to, packets: packets ?? 0, bytes: bytes ?? 0 };
           if (lastseen !== undefined) o.lastseen = lastseen;
           o.dst_port = dst_port;
           o.icmp_type = icmp_type;
           if (blocked) o.blocked = 1;
           return o;
-        },
-      ),
-    ),
+        }),
+    }),
   ];
 }
 

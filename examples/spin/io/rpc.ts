@@ -5,32 +5,12 @@
  * notifications. Beyond spind: batches, and replies of any size.
  */
 import { z } from 'zod';
+import { SpinError } from '../domain/errors.js';
 
 export type ArgType = 'integer' | 'string' | 'complex';
 
-export interface RpcMethod {
-  name: string;
-  args: readonly (readonly [string, ArgType])[];
-  /** false: the success reply carries no `result` (spind's void methods). */
-  hasResult: boolean;
-  run(params: Record<string, unknown>): unknown;
-  /** `params: ""` is accepted as no params (the get_devices call of spind's design note, docs/spin-protocol.md §1.5). */
-  emptyStringParams?: boolean;
-  /** Arguments beyond spind's that a caller may add (e.g. `force`); not listed by list_rpc_methods. */
-  optional?: readonly (readonly [string, ArgType])[];
-}
-
-/** A method failure with spind's code (-1 unless stated). */
-export class RpcError extends Error {
-  constructor(
-    message: string,
-    readonly code = -1,
-  ) {
-    super(message);
-  }
-}
-
-const ARG_SCHEMA: Record<ArgType, z.ZodType> = {
+/** spind's argument types as schemas; a method's params are typed by them (z.infer). */
+export const arg = {
   // spind reads `valueint`: fractions are truncated.
   integer: z
     .number()
@@ -38,7 +18,37 @@ const ARG_SCHEMA: Record<ArgType, z.ZodType> = {
     .transform((n) => Math.trunc(n)),
   string: z.string(),
   complex: z.union([z.boolean(), z.null(), z.array(z.unknown()), z.record(z.string(), z.unknown())]),
-};
+} as const;
+
+type ArgSchema = (typeof arg)[ArgType];
+/** A method's arguments in spind's order (the order list_rpc_methods shows). */
+export type Args = Record<string, ArgSchema>;
+
+const ARG_TYPE = new Map<z.ZodType, ArgType>(Object.entries(arg).map(([t, s]) => [s, t as ArgType]));
+
+/** The params a method's run gets: its arguments parsed, the optional ones possibly absent. */
+export type Params<A extends Args, O extends Args> = z.output<z.ZodObject<A>> & Partial<z.output<z.ZodObject<O>>>;
+
+export interface RpcMethod<A extends Args = Args, O extends Args = Args> {
+  name: string;
+  args: A;
+  /** false: the success reply carries no `result` (spind's void methods). */
+  hasResult: boolean;
+  run(params: Params<A, O>): unknown;
+  /** `params: ""` is accepted as no params (the get_devices call of spind's design note, docs/spin-protocol.md §1.5). */
+  emptyStringParams?: boolean;
+  /** Arguments beyond spind's that a caller may add (e.g. `force`); not listed by list_rpc_methods. */
+  optional?: O;
+}
+
+/** A method whose run is typed by its argument schemas (the dispatcher holds methods of any shape). */
+// biome-ignore lint/suspicious/noExplicitAny: erases the params type once run is checked against the schemas.
+export function method<A extends Args, O extends Args = Record<never, never>>(m: RpcMethod<A, O>): RpcMethod<any, any> {
+  return m;
+}
+
+/** A method failure with spind's code (-1 unless stated). */
+export class RpcError extends SpinError {}
 
 const Envelope = z.object({ jsonrpc: z.literal('2.0') }).loose();
 
@@ -64,17 +74,18 @@ export interface DispatchOptions {
 }
 
 export class RpcDispatcher {
-  private readonly methods = new Map<string, { m: RpcMethod; schema: z.ZodType }>();
+  private readonly methods = new Map<string, { m: RpcMethod; schema: z.ZodType; args: string[]; optional: string[] }>();
 
   constructor(
-    methods: RpcMethod[],
+    // biome-ignore lint/suspicious/noExplicitAny: methods of any params shape (see method()).
+    methods: RpcMethod<any, any>[],
     private readonly opts: DispatchOptions = {},
   ) {
     for (const m of methods) {
-      const shape: Record<string, z.ZodType> = {};
-      for (const [name, type] of m.args) shape[name] = ARG_SCHEMA[type];
-      for (const [name, type] of m.optional ?? []) shape[name] = ARG_SCHEMA[type].optional();
-      this.methods.set(m.name, { m, schema: z.object(shape).strict() });
+      const shape: Record<string, z.ZodType> = { ...m.args };
+      for (const [name, s] of Object.entries<ArgSchema>(m.optional ?? {})) shape[name] = s.optional();
+      const schema = z.object(shape).strict();
+      this.methods.set(m.name, { m, schema, args: Object.keys(m.args), optional: Object.keys(m.optional ?? {}) });
     }
   }
 
@@ -83,7 +94,7 @@ export class RpcDispatcher {
     return [...this.methods.values()]
       .map(({ m }) => ({
         'rpc-name': m.name,
-        'rpc-args': m.args.map(([n, t]) => ({ 'rpc-arg-name': n, 'rpc-arg-type': t })),
+        'rpc-args': Object.entries(m.args).map(([n, s]) => ({ 'rpc-arg-name': n, 'rpc-arg-type': ARG_TYPE.get(s) })),
         'rpc-result-type': 'complex',
       }))
       .sort((a, b) => (a['rpc-name'] < b['rpc-name'] ? -1 : 1));
@@ -127,20 +138,19 @@ export class RpcDispatcher {
     if (entry?.m.emptyStringParams && params === '') params = {};
     if (!isObject(params)) return errorReply(r, 3, "'params' object must be a dict");
     if (!entry) return errorReply(r, -1, 'No such function registered');
-    const { m, schema } = entry;
+    const { m, schema, args, optional } = entry;
     const names = Object.keys(params);
-    const optional = m.optional ?? [];
-    const extra = names.filter((n) => optional.some(([a]) => a === n)).length;
-    if (names.length - extra !== m.args.length) return errorReply(r, -1, 'Wrong number of arguments');
-    if (names.some((n) => !m.args.some(([a]) => a === n) && !optional.some(([a]) => a === n)))
+    const extra = names.filter((n) => optional.includes(n)).length;
+    if (names.length - extra !== args.length) return errorReply(r, -1, 'Wrong number of arguments');
+    if (names.some((n) => !args.includes(n) && !optional.includes(n)))
       return errorReply(r, -1, 'No such argument registered');
     const parsed = schema.safeParse(params);
     if (!parsed.success) return errorReply(r, -1, 'Wrong type of argument');
     let result: unknown;
     try {
-      result = await m.run(parsed.data as Record<string, unknown>);
+      result = await m.run(parsed.data as Params<Args, Args>);
     } catch (err) {
-      if (err instanceof RpcError) return errorReply(r, err.code, err.message);
+      if (err instanceof SpinError) return errorReply(r, err.code, err.message);
       return errorReply(r, -1, err instanceof Error ? err.message : String(err));
     }
     if (!('id' in r)) return m.hasResult ? result : undefined;

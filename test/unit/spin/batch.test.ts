@@ -12,8 +12,8 @@ describe('runBatch', () => {
           await Promise.resolve();
           inside.push(deferredInBatch());
         }
-        // A timer set in the batch keeps its async context after the batch ends.
-        later = new Promise((r) => setTimeout(() => r(deferredInBatch()), 20));
+        // A callback queued in the batch keeps its async context after the batch ends (it runs after the apply).
+        later = new Promise((r) => setImmediate(() => r(deferredInBatch())));
       },
       async () => {
         applied++;

@@ -1,33 +1,49 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalIp, compareIps, parsePrefix, prefixContains } from '../../../examples/spin/domain/ip.js';
 import { IpList, matchListName, parseEntry } from '../../../examples/spin/domain/lists.js';
-import { RpcDispatcher, RpcError } from '../../../examples/spin/io/rpc.js';
+import { arg, method, RpcDispatcher, RpcError } from '../../../examples/spin/io/rpc.js';
 
 const seen: unknown[] = [];
 const d = new RpcDispatcher([
-  {
-    name: 'add',
-    args: [
-      ['a', 'integer'],
-      ['b', 'integer'],
-    ],
-    hasResult: true,
-    run: (p) => (p.a as number) + (p.b as number),
-  },
-  { name: 'noop', args: [['s', 'string']], hasResult: false, run: (p) => void seen.push(p.s) },
-  {
+  method({ name: 'add', args: { a: arg.integer, b: arg.integer }, hasResult: true, run: ({ a, b }) => a + b }),
+  method({ name: 'noop', args: { s: arg.string }, hasResult: false, run: ({ s }) => void seen.push(s) }),
+  method({
     name: 'fail',
-    args: [],
+    args: {},
     hasResult: true,
     run: () => {
       throw new RpcError('Unknown node id', -2);
     },
-  },
-  { name: 'blob', args: [['x', 'complex']], hasResult: true, run: (p) => p.x },
-  { name: 'empty', args: [], hasResult: true, run: () => 'ok', emptyStringParams: true },
+  }),
+  method({ name: 'blob', args: { x: arg.complex }, hasResult: true, run: ({ x }) => x }),
+  method({ name: 'empty', args: {}, hasResult: true, run: () => 'ok', emptyStringParams: true }),
 ]);
 
 describe('JSON-RPC with spind semantics', () => {
+  it("types a method's params by its schemas (checked by tsc)", () => {
+    const m = method({
+      name: 'typed',
+      args: { n: arg.integer, s: arg.string },
+      optional: { force: arg.integer },
+      hasResult: true,
+      // @ts-expect-error n is a number, not a string
+      run: ({ n, s, force }) => n.toUpperCase() + s.toUpperCase() + (force ?? 0).toFixed(),
+    });
+    expect(m.name).toBe('typed');
+  });
+
+  it('lists each method with its arguments in order and their spind types', () => {
+    const add = (d.describe() as { 'rpc-name': string; 'rpc-args': unknown[] }[]).find((m) => m['rpc-name'] === 'add');
+    expect(add?.['rpc-args']).toEqual([
+      { 'rpc-arg-name': 'a', 'rpc-arg-type': 'integer' },
+      { 'rpc-arg-name': 'b', 'rpc-arg-type': 'integer' },
+    ]);
+    const blob = (d.describe() as { 'rpc-name': string; 'rpc-args': unknown[] }[]).find(
+      (m) => m['rpc-name'] === 'blob',
+    );
+    expect(blob?.['rpc-args']).toEqual([{ 'rpc-arg-name': 'x', 'rpc-arg-type': 'complex' }]);
+  });
+
   it('truncates numbers to integers and checks arity, names and types', async () => {
     expect(await d.handle({ jsonrpc: '2.0', id: 1, method: 'add', params: { a: 2.9, b: -1.5 } })).toEqual({
       jsonrpc: '2.0',

@@ -1,0 +1,42 @@
+/** A node of SPIN's cache (model.ts) and a device's flows to its peers (flows.ts). */
+
+export interface DeviceFlow {
+  to: number;
+  dstPort: number;
+  icmpType: number;
+  packets: number;
+  bytes: number;
+  /** Unix seconds of the last counted traffic. */
+  lastseen: number;
+  /** The device's next flow to the same peer (another port or ICMP type). */
+  next: DeviceFlow | undefined;
+}
+
+/** An address with its names; a device when it has a MAC (from the neighbour table). */
+export interface SpinNode {
+  readonly id: number;
+  name?: string;
+  mac?: string;
+  readonly ips: Set<string>;
+  /** Display form (case as seen, trailing dot). Shared and empty until the node has a name (most have none). */
+  domains: ReadonlySet<string>;
+  /** Unix seconds: creation, then the last counted traffic of one of its IPs. */
+  lastseen: number;
+  isBlocked: boolean;
+  isExcepted: boolean;
+  /** How many devices have flows to this node (referenced nodes do not expire). */
+  refs: number;
+  /** Held by blocked pairs and lists: such nodes never expire. */
+  persistent: number;
+  /** Present on devices: peer id → that peer's flows (a chain through `next`). */
+  flows?: Map<number, DeviceFlow>;
+  /** How many flows `flows` holds. */
+  flowCount: number;
+}
+
+export interface NodeInfo {
+  mac?: string;
+  ips?: Iterable<string>;
+  domains?: Iterable<string>;
+  name?: string;
+}
