@@ -5,6 +5,7 @@
  * up starts over.
  */
 import { parseIP } from '../netlink/ip.js';
+import { ipv4Value } from '../netlink/prefix.js';
 
 const CACHE_MAX = 8192;
 const cache = new Map<string, Buffer>();
@@ -22,27 +23,12 @@ function bytesOf(text: string, len: 4 | 16): Buffer {
 
 /**
  * A dotted quad as an unsigned 32-bit number; anything else throws (an IPv6 address a RangeError).
- * Parsed by hand: remote addresses are too many to cache, and this is the hot path.
+ * The plain form is parsed by hand (netlink/prefix.ts's ipv4Value): remote addresses are too many
+ * to cache, and this is the hot path.
  */
 export function ipv4Number(text: string): number {
-  let x = 0;
-  let part = 0;
-  let digits = 0;
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      n = n * 10 + c - 48;
-      if (++digits > 3 || n > 255) return general(text);
-    } else if (c === 46 && digits > 0 && part < 3) {
-      x = x * 256 + n;
-      part++;
-      n = 0;
-      digits = 0;
-    } else return general(text);
-  }
-  if (part !== 3 || digits === 0) return general(text);
-  return x * 256 + n;
+  const x = ipv4Value(text);
+  return x >= 0 ? x : general(text);
 }
 
 /** Not a plain dotted quad: the general parser says why (or accepts what it can). */

@@ -7,7 +7,7 @@
  * what the spool limit forces (counted); after a reconnect what was in
  * flight is published again (at-least-once).
  */
-import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
+import { admitRecord, countError, emptyStats, type FlowSink, type SinkStats } from './sink.js';
 import { type Spool, SpoolPump } from './spool/index.js';
 
 /** The part of an mqtt.js client the sinks use. */
@@ -60,40 +60,21 @@ export class SpooledMqttSink implements FlowSink {
         this.st.sent++;
         this.st.messages++;
       },
-      onError: (err) => {
-        this.st.errors++;
-        this.st.lastError = `publish: ${err.message}`;
-      },
+      onError: (err) => countError(this.st, 'publish', err),
     });
     // A new connection: what was in flight on the old one goes again.
     client.on('connect', () => {
       this.pump.restart();
       this.pump.kick();
     });
-    client.on('error', (err) => {
-      this.st.errors++;
-      this.st.lastError = `mqtt: ${(err as Error).message}`;
-    });
+    client.on('error', (err) => countError(this.st, 'mqtt', err));
   }
 
   write(record: unknown): void {
-    this.st.received++;
-    if (this.closed) {
-      this.st.dropped++;
-      this.st.lastError = 'sink closed';
-      return;
-    }
-    let payload: string;
-    try {
-      payload = JSON.stringify(record);
-    } catch (err) {
+    const payload = admitRecord(this.st, this.closed, record);
+    if (payload !== undefined && !this.spool.append(enc(this.topic(record), payload))) {
       this.st.rejected++;
-      this.st.lastError = `not serialisable: ${(err as Error).message}`;
-      return;
-    }
-    if (typeof payload !== 'string' || !this.spool.append(enc(this.topic(record), payload))) {
-      this.st.rejected++;
-      this.st.lastError = 'record not serialisable or larger than the spool entry limit';
+      this.st.lastError = 'record larger than the spool entry limit';
     }
   }
 

@@ -11,7 +11,7 @@ import { type MqttClientLike, SpooledMqttSink } from './mqtt-spool.js';
 
 export type { MqttClientLike } from './mqtt-spool.js';
 
-import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
+import { admitRecord, countError, emptyStats, type FlowSink, type SinkStats } from './sink.js';
 import { Spool } from './spool/index.js';
 
 /** Options of mqttSink(): broker, topic template, QoS, queue and spool. */
@@ -103,26 +103,12 @@ class MqttSink implements FlowSink {
   ) {
     this.topic = compileTopic(o.topic);
     client.on('connect', () => this.drain());
-    client.on('error', (err) => {
-      this.st.errors++;
-      this.st.lastError = `mqtt: ${(err as Error).message}`;
-    });
+    client.on('error', (err) => countError(this.st, 'mqtt', err));
   }
 
   write(record: unknown): void {
-    this.st.received++;
-    if (this.closed) {
-      this.drop(1, 'sink closed');
-      return;
-    }
-    let payload: string;
-    try {
-      payload = JSON.stringify(record);
-    } catch (err) {
-      this.st.rejected++;
-      this.st.lastError = `not serialisable: ${(err as Error).message}`;
-      return;
-    }
+    const payload = admitRecord(this.st, this.closed, record);
+    if (payload === undefined) return;
     const m = { topic: this.topic(record), payload };
     if (this.client.connected && this.queue.length === 0) this.publish(m);
     else this.enqueue(m);

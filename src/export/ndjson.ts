@@ -6,7 +6,7 @@
  */
 import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { FlowgrabError } from '../errors.js';
-import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
+import { admitRecord, countError, emptyStats, type FlowSink, type SinkStats } from './sink.js';
 
 /** Options of ndjsonSink(): the file, rotation, line format. */
 export interface NdjsonSinkOptions {
@@ -52,25 +52,8 @@ class NdjsonSink implements FlowSink {
   }
 
   write(record: unknown): void {
-    this.st.received++;
-    if (this.closed) {
-      this.st.dropped++;
-      this.st.lastError = 'sink closed';
-      return;
-    }
-    let line: string;
-    try {
-      line = this.o.format(record);
-    } catch (err) {
-      this.st.rejected++;
-      this.st.lastError = `not serialisable: ${(err as Error).message}`;
-      return;
-    }
-    if (typeof line !== 'string') {
-      this.st.rejected++;
-      this.st.lastError = 'not serialisable';
-      return;
-    }
+    const line = admitRecord(this.st, this.closed, record, this.o.format);
+    if (line === undefined) return;
     const bytes = Buffer.byteLength(line) + 1;
     if (
       this.o.rotateBytes > 0 &&
@@ -108,8 +91,7 @@ class NdjsonSink implements FlowSink {
       this.st.messages++;
     } catch (err) {
       this.st.dropped += n;
-      this.st.errors++;
-      this.st.lastError = `write: ${(err as Error).message}`;
+      countError(this.st, 'write', err);
     }
   }
 

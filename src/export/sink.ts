@@ -39,3 +39,43 @@ export interface FlowSink {
 export function emptyStats(): SinkStats {
   return { received: 0, sent: 0, dropped: 0, rejected: 0, messages: 0, templates: 0, queued: 0, errors: 0 };
 }
+
+/** Counts a failure in `st` and keeps its message, prefixed with what failed (`mqtt`, `publish`). */
+export function countError(st: SinkStats, what: string, err: unknown): void {
+  st.errors++;
+  st.lastError = `${what}: ${err instanceof Error ? err.message : String(err)}`;
+}
+
+/**
+ * The common start of a sink's `write`: counts the record as received; a
+ * closed sink drops it, a record `serialise` throws on or turns into no
+ * string is rejected (both counted, with `lastError`). Returns the text to
+ * deliver, or undefined when the record stops here.
+ */
+export function admitRecord(
+  st: SinkStats,
+  closed: boolean,
+  record: unknown,
+  serialise: (r: unknown) => unknown = JSON.stringify,
+): string | undefined {
+  st.received++;
+  if (closed) {
+    st.dropped++;
+    st.lastError = 'sink closed';
+    return undefined;
+  }
+  let text: unknown;
+  try {
+    text = serialise(record);
+  } catch (err) {
+    st.rejected++;
+    st.lastError = `not serialisable: ${(err as Error).message}`;
+    return undefined;
+  }
+  if (typeof text !== 'string') {
+    st.rejected++;
+    st.lastError = 'not serialisable';
+    return undefined;
+  }
+  return text;
+}

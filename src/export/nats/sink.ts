@@ -16,7 +16,7 @@
 import { hostname } from 'node:os';
 import { FlowgrabError } from '../../errors.js';
 import { type NoticeObserver, publishNotice } from '../../sources/notice.js';
-import { emptyStats, type FlowSink, type SinkStats } from '../sink.js';
+import { admitRecord, countError, emptyStats, type FlowSink, type SinkStats } from '../sink.js';
 import { Spool, type SpoolEntry } from '../spool/index.js';
 import { defaultSpoolDir } from '../spool/paths.js';
 import { loadNats, type NatsJetStream, parseServers } from './load.js';
@@ -167,8 +167,7 @@ class NatsSink implements FlowSink {
   }
 
   private failed(err: unknown): void {
-    this.st.errors++;
-    this.st.lastError = `nats: ${(err as Error).message ?? String(err)}`;
+    countError(this.st, 'nats', err);
   }
 
   /** Forget what is in flight (its acks no longer count) and publish again from the delivered position. */
@@ -179,26 +178,13 @@ class NatsSink implements FlowSink {
   }
 
   write(record: unknown): void {
-    this.st.received++;
-    if (this.closed) {
-      this.st.dropped++;
-      this.st.lastError = 'sink closed';
-      return;
-    }
-    let json: string;
-    try {
-      json = JSON.stringify(record);
-    } catch (err) {
-      this.st.rejected++;
-      this.st.lastError = `not serialisable: ${(err as Error).message}`;
-      return;
-    }
+    const json = admitRecord(this.st, this.closed, record);
     if (
-      typeof json !== 'string' ||
+      json !== undefined &&
       !this.spool.append(encodeEntry(this.subject(record), msgId(this.host, record, json), json))
     ) {
       this.st.rejected++;
-      this.st.lastError = 'record not serialisable or larger than the spool entry limit';
+      this.st.lastError = 'record larger than the spool entry limit';
     }
   }
 

@@ -4,23 +4,16 @@
  * turns logged packets into DnsRecords. Sequence gaps are counted as loss,
  * exactly; malformed packets become records flagged with `error`.
  */
-import { FlowgrabError } from '../../errors.js';
 import { NETLINK_NETFILTER } from '../../netlink/enums.js';
-import {
-  NFLOG_CONFIG_TYPE,
-  nflogBind,
-  nflogFlags,
-  nflogMode,
-  nflogQueueThreshold,
-} from '../../netlink/nflog/config.js';
-import { NF_HOOK_NAMES, NFULNL_CFG_F_SEQ, NFULNL_MSG_PACKET } from '../../netlink/nflog/enums.js';
+import { NF_HOOK_NAMES, NFULNL_MSG_PACKET } from '../../netlink/nflog/enums.js';
 import { decodeNflogPacket, type NflogPacket } from '../../netlink/nflog/packet.js';
 import { NFNL_SUBSYS_ULOG, nfType } from '../../netlink/nfnetlink.js';
 import type { NetlinkMessage } from '../../netlink/nlmsg.js';
-import { NetlinkOpError, NetlinkSocket } from '../../netlink/socket.js';
+import { NetlinkSocket } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Subject } from '../../rx.js';
 import type { NftTable } from '../firewall/nft.js';
+import { bindNflogGroup, NflogSequence, nflogTimeMs } from '../nflog/group.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
 import { type L4Packet, parseIpPacket } from '../packet.js';
 import { type DnsFields, decodeDns, dnsErrorOf, dnsFields } from './message.js';
@@ -43,7 +36,7 @@ export class DnsFeed {
   private readonly tcp = new TcpReassembler();
   private readonly timer: NodeJS.Timeout;
   private rules?: NftTable;
-  private nextSeq?: number;
+  private readonly seq = new NflogSequence();
   private closed = false;
 
   constructor(
@@ -69,27 +62,7 @@ export class DnsFeed {
   }
 
   private async setup(): Promise<void> {
-    const g = this.cfg.group;
-    const config = (payload: Buffer, what: string) =>
-      this.sock.request(NFLOG_CONFIG_TYPE, 0, payload, { op: `nflog ${what} (group ${g})` });
-    try {
-      await config(nflogBind(g), 'bind');
-    } catch (err) {
-      if (err instanceof NetlinkOpError && err.errnoName === 'EPERM') {
-        throw new FlowgrabError(
-          'FG_ERR_BUSY',
-          `NFLOG group ${g} is already bound by another reader in ${this.cfg.netns ?? 'this namespace'}`,
-          {
-            op: 'nflog bind',
-            cause: err,
-          },
-        );
-      }
-      throw err;
-    }
-    await config(nflogMode(g, this.cfg.copyRange), 'copy mode');
-    await config(nflogQueueThreshold(g, 1), 'queue threshold');
-    await config(nflogFlags(g, NFULNL_CFG_F_SEQ), 'flags');
+    await bindNflogGroup(this.sock, this.cfg.group, this.cfg.copyRange, this.cfg.netns);
     if (this.cfg.installRules && !this.closed) this.rules = await installDnsRules(this.cfg);
     if (this.closed) await this.rules?.remove();
   }
@@ -130,7 +103,7 @@ export class DnsFeed {
     }
     this.checkSeq(pkt.seq);
     if (!pkt.payload) return;
-    const ts = pkt.timestamp ? Number(pkt.timestamp.sec) * 1000 + Number(pkt.timestamp.usec) / 1000 : Date.now();
+    const ts = nflogTimeMs(pkt);
     let ip: L4Packet;
     try {
       ip = parseIpPacket(pkt.payload);
@@ -167,19 +140,15 @@ export class DnsFeed {
   }
 
   private checkSeq(seq: number | undefined): void {
-    if (seq === undefined) return;
-    if (this.nextSeq !== undefined && seq !== this.nextSeq) {
-      const lost = (seq - this.nextSeq) >>> 0;
-      if (lost > 0 && lost < 0x8000_0000) {
-        this.notice({
-          kind: 'loss',
-          where: 'kernel',
-          count: lost,
-          message: `kernel dropped ${lost} logged DNS packets (receive buffer full)`,
-        });
-      }
+    const lost = this.seq.take(seq);
+    if (lost > 0) {
+      this.notice({
+        kind: 'loss',
+        where: 'kernel',
+        count: lost,
+        message: `kernel dropped ${lost} logged DNS packets (receive buffer full)`,
+      });
     }
-    this.nextSeq = (seq + 1) >>> 0;
   }
 
   private emit(

@@ -7,21 +7,14 @@
  * the rules that log to the group (and removes them); closing the socket
  * unbinds the group.
  */
-import { FlowgrabError } from '../../errors.js';
 import { NETLINK_NETFILTER } from '../../netlink/enums.js';
 import { openNativeTransport } from '../../netlink/native.js';
-import {
-  NFLOG_CONFIG_TYPE,
-  nflogBind,
-  nflogFlags,
-  nflogMode,
-  nflogQueueThreshold,
-} from '../../netlink/nflog/config.js';
-import { NFULNL_CFG_F_SEQ, NFULNL_MSG_PACKET } from '../../netlink/nflog/enums.js';
+import { NFULNL_MSG_PACKET } from '../../netlink/nflog/enums.js';
 import { decodeNflogPacket } from '../../netlink/nflog/packet.js';
 import { NFNL_SUBSYS_ULOG, nfType } from '../../netlink/nfnetlink.js';
-import { NetlinkOpError, NetlinkSocket } from '../../netlink/socket.js';
+import { NetlinkSocket } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
+import { bindNflogGroup, NflogSequence, nflogTimeMs } from './group.js';
 
 const PACKET_TYPE = nfType(NFNL_SUBSYS_ULOG, NFULNL_MSG_PACKET);
 
@@ -51,7 +44,7 @@ export interface NflogReaderOptions {
 export class NflogReader {
   /** Packets the kernel dropped before they reached us (sequence gaps) or that did not decode. */
   lost = 0;
-  private nextSeq?: number;
+  private readonly seq = new NflogSequence();
   private listener: ((p: LoggedPacket) => void) | undefined;
 
   private constructor(private readonly sock: NetlinkSocket) {
@@ -64,15 +57,9 @@ export class NflogReader {
         this.lost++;
         return;
       }
-      if (pkt.seq !== undefined) {
-        if (this.nextSeq !== undefined && pkt.seq !== this.nextSeq) {
-          const gap = (pkt.seq - this.nextSeq) >>> 0;
-          if (gap < 0x8000_0000) this.lost += gap;
-        }
-        this.nextSeq = (pkt.seq + 1) >>> 0;
-      }
+      this.lost += this.seq.take(pkt.seq);
       if (!pkt.payload) return;
-      const ts = pkt.timestamp ? Number(pkt.timestamp.sec) * 1000 + Number(pkt.timestamp.usec) / 1000 : Date.now();
+      const ts = nflogTimeMs(pkt);
       this.listener?.({ ts, payload: pkt.payload, hook: pkt.hook });
     });
   }
@@ -83,23 +70,8 @@ export class NflogReader {
       { protocol: NETLINK_NETFILTER, netns: opts.netns, recvBufferBytes: opts.recvBufferBytes ?? 4 << 20, peek: true },
       opts.transport ?? openNativeTransport,
     );
-    const g = opts.group;
-    const config = (payload: Buffer, what: string) =>
-      sock.request(NFLOG_CONFIG_TYPE, 0, payload, { op: `nflog ${what} (group ${g})` });
     try {
-      try {
-        await config(nflogBind(g), 'bind');
-      } catch (err) {
-        if (err instanceof NetlinkOpError && err.errnoName === 'EPERM')
-          throw new FlowgrabError('FG_ERR_BUSY', `NFLOG group ${g} is already bound by another reader`, {
-            op: 'nflog bind',
-            cause: err,
-          });
-        throw err;
-      }
-      await config(nflogMode(g, opts.copyRange ?? 0xffff), 'copy mode');
-      await config(nflogQueueThreshold(g, 1), 'queue threshold');
-      await config(nflogFlags(g, NFULNL_CFG_F_SEQ), 'flags');
+      await bindNflogGroup(sock, opts.group, opts.copyRange ?? 0xffff, opts.netns);
     } catch (err) {
       sock.close();
       throw err;
