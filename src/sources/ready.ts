@@ -13,6 +13,7 @@ export type ReadyObserver = (capturing: Promise<void>) => void;
 
 /** Tells `observer` (if any) about `capturing`; a rejection no one else awaits is not left unhandled. */
 export function signalReady(observer: ReadyObserver | undefined, capturing: Promise<void>): void {
+  // Handled here whoever listens: the source reports the same failure to its subscriber.
   capturing.catch(() => {});
   if (!observer) return;
   try {
