@@ -92,3 +92,23 @@ describe('remote stats()', () => {
     await f.close();
   });
 });
+
+describe('remote close()', () => {
+  it("delivers the daemon's open window before records$ completes, as a local close does", async () => {
+    const f = client.create({ name: 'remote-window' });
+    f.populate('fake(feed=remote-window) -> count(every=1h)');
+    await f.instantiate();
+    const got: Record<string, unknown>[] = [];
+    let completed = false;
+    f.records$.subscribe({ next: (r) => got.push(r), complete: () => (completed = true) });
+    await f.activate();
+    const now = Date.now();
+    // In-process fake feed: the records are in the daemon's count node when next() returns.
+    for (let i = 0; i < 5; i++) fakeFeed('remote-window').next(ct(i, { ts: now }));
+    expect(got).toEqual([]);
+    await f.close();
+    expect(completed).toBe(true);
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatchObject({ count: 5 });
+  });
+});
