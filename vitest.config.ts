@@ -26,6 +26,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           setupFiles: ['test/setup/no-console.ts'],
+          // Property tests run thousands of cases: on a loaded 2-core machine 5 s is not enough.
+          testTimeout: 30_000,
         },
       },
       {

@@ -1,6 +1,6 @@
 /**
  * Conntrack event benches (issue 18), ratios to `conntrack -E` in the same run:
- *  - NEW events at fixed rates up to the generator's maximum: flowgrab (batched reader, the default),
+ *  - NEW events at fixed rates up to the generator's maximum: flowgrab (main-thread reader, the default; batched reader),
  *    flowgrab with the main-thread reader, flowgrab reliable, `conntrack -E` with its default buffer and
  *    with 8 MiB; loss counted on every side, CPU per event from /proc; medians of the runs.
  *  - A burst of DESTROYs (`conntrack -D` of the whole table): loss and repeats, normal vs reliable.
@@ -130,10 +130,10 @@ async function rateBench(ns: BenchNetns): Promise<void> {
   const readers: { label: string; run: (rate: number, base: number) => Promise<Result> }[] = [
     { label: 'conntrack -E (default buffer)', run: (r, b) => followConntrackE(ns, [], r, b) },
     { label: 'conntrack -E -b 8 MiB', run: (r, b) => followConntrackE(ns, ['-b', String(8 << 20)], r, b) },
-    { label: 'flowgrab (batched, default)', run: (r, b) => followOurs(ns, {}, r, b) },
+    { label: 'flowgrab (main-thread reader, default)', run: (r, b) => followOurs(ns, {}, r, b) },
   ];
   for (const [label, o] of [
-    ['flowgrab, main-thread reader', { batchedReceive: false }],
+    ['flowgrab, batched reader', { batchedReceive: true }],
     ['flowgrab reliable', { reliable: true }],
   ] as const) {
     if (supported(o)) readers.push({ label, run: (r, b) => followOurs(ns, o, r, b) });

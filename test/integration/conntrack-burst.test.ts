@@ -1,5 +1,5 @@
 /**
- * Whole-table bursts against the real kernel, with the default (batched)
+ * Whole-table bursts against the real kernel, with the batched
  * reader. 60 000 flows end in one `conntrack -D` while the event loop is
  * blocked: a reliable subscriber gets every entry's real DESTROY once (the
  * oracle is `conntrack -L` before the delete: `conntrack -E` itself loses
@@ -57,6 +57,7 @@ function follow(opts: ConntrackOptionsInput): Reader {
     events: ['new', 'destroy'],
     netns: ns.name,
     lossCheckMs: 20,
+    batchedReceive: true,
     ...opts,
     notices: { next: (n) => r.notices.push(n) },
   }).subscribe({ next: (x) => r.recs.push(x), error: (e) => r.errors.push(e) });

@@ -61,7 +61,7 @@ export class ArpFeed {
     this.table = new NeighTable(this.topo, cfg, (r) => this.records.next(r));
     if (!cfg.events) return;
     // Neighbour and link events are small: an 8 KiB read buffer rather than the 32 KiB dump one. Read on
-    // a worker in batches (netlink/batched.ts), as the conntrack event socket is by default.
+    // a worker in batches (netlink/batched.ts), as the conntrack event socket is with batchedReceive.
     const s = NetlinkSocket.open(
       {
         protocol: NETLINK_ROUTE,

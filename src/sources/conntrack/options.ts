@@ -41,10 +41,11 @@ export const ConntrackOptions = z.strictObject({
    */
   reliable: bool().default(false),
   /**
-   * Read the event socket on a worker thread that drains it in batches (the default); false uses the
-   * `netlink` package's one-callback-per-datagram reader on the main thread.
+   * Read the event socket on a worker thread that drains it in batches; false (the default) uses the
+   * `netlink` package's one-callback-per-datagram reader on the main thread. Opt-in: with it on, the
+   * SPIN example's integration test counts no flows (cause not found yet; the source alone works).
    */
-  batchedReceive: bool().default(true),
+  batchedReceive: bool().default(false),
 });
 
 export type ConntrackConfig = Omit<z.output<typeof ConntrackOptions>, 'events'> & { events: CtEventName[] };
