@@ -60,15 +60,13 @@ export class ArpFeed {
     this.families = new Set(cfg.family === 'all' ? [AF_INET, AF_INET6] : [FAMILY[cfg.family]]);
     this.table = new NeighTable(this.topo, cfg, (r) => this.records.next(r));
     if (!cfg.events) return;
-    // Neighbour and link events are small: an 8 KiB read buffer rather than the 32 KiB dump one. Read on
-    // a worker in batches (netlink/batched.ts), as the conntrack event socket is with batchedReceive.
+    // Neighbour and link events are small: an 8 KiB read buffer rather than the 32 KiB dump one.
     const s = NetlinkSocket.open(
       {
         protocol: NETLINK_ROUTE,
         netns: cfg.netns,
         recvBufferBytes: cfg.recvBufferBytes,
         readBufferBytes: 8192,
-        batched: true,
       },
       transport,
     );

@@ -43,7 +43,7 @@ export const ConntrackOptions = z.strictObject({
   /**
    * Read the event socket on a worker thread that drains it in batches; false (the default) uses the
    * `netlink` package's one-callback-per-datagram reader on the main thread. Opt-in: with it on, the
-   * SPIN example's integration test counts no flows (cause not found yet; the source alone works).
+   * SPIN example's integration test loses device flows in about half the runs (see README, batched receive).
    */
   batchedReceive: bool().default(false),
 });
