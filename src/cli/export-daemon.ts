@@ -8,7 +8,7 @@
  */
 import type { FlowSink } from '../export/sink.js';
 import type { GraphSpec } from '../filters/spec.js';
-import { DAEMON_BUFFER_DEFAULT, parseForCli, sourceGraph } from './graph-run.js';
+import { DAEMON_BUFFER_DEFAULT, instantiated, parseForCli, sourceGraph } from './graph-run.js';
 import { logNotice } from './output.js';
 import { viaDaemon } from './run.js';
 
@@ -43,14 +43,7 @@ export async function exportViaDaemon(
     : table({ dump: true, events: ['new', 'destroy'], poll: pollMs ? `${pollMs}ms` : undefined });
   const bufferRecords = o.buffer ?? DAEMON_BUFFER_DEFAULT;
   const fg = await connect(daemon);
-  const flow = fg.create({ name: 'export', bufferRecords });
-  try {
-    flow.populate(spec);
-    await flow.instantiate();
-  } catch (err) {
-    await fg.close();
-    throw err;
-  }
+  const flow = await instantiated(fg, spec, { name: 'export', bufferRecords });
   flow.lost$.subscribe(logNotice);
   const finalDump = async () => {
     const dump = fg.create({ name: 'export-final-dump', bufferRecords });

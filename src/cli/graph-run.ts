@@ -45,14 +45,19 @@ export async function parseForCli(text: string, netns?: string): Promise<GraphSp
   return withNetns(parseGraph(text), netns);
 }
 
-export async function runGraph(graph: string | GraphSpec, o: GraphRunOptions): Promise<number> {
-  const spec = typeof graph === 'string' ? await parseForCli(graph, o.netns) : graph;
-  const { Flowgrab } = await import('../flow/flowgrab.js');
-  const { connect } = await import('../daemon/client.js');
-  viaDaemon.on = Boolean(o.daemon);
-  const fg = o.daemon ? await connect(o.daemon) : new Flowgrab();
-  const bufferRecords = o.buffer ?? (o.daemon ? DAEMON_BUFFER_DEFAULT : undefined);
-  const flow = fg.create({ name: 'cli', ...(bufferRecords === undefined ? {} : { bufferRecords }) });
+/** What instantiated() needs of a Flowgrab or a daemon connection. */
+interface FlowFactory<H> {
+  create(opts: { name: string; bufferRecords?: number }): H;
+  close(): Promise<void>;
+}
+
+/** A new flow of `fg` holding `spec`, instantiated; when that fails, `fg` is closed and the error rethrown. */
+export async function instantiated<H extends { populate(g: GraphSpec): unknown; instantiate(): Promise<void> }>(
+  fg: FlowFactory<H>,
+  spec: GraphSpec,
+  opts: { name: string; bufferRecords?: number },
+): Promise<H> {
+  const flow = fg.create(opts);
   try {
     flow.populate(spec);
     await flow.instantiate();
@@ -60,6 +65,20 @@ export async function runGraph(graph: string | GraphSpec, o: GraphRunOptions): P
     await fg.close();
     throw err;
   }
+  return flow;
+}
+
+export async function runGraph(graph: string | GraphSpec, o: GraphRunOptions): Promise<number> {
+  const spec = typeof graph === 'string' ? await parseForCli(graph, o.netns) : graph;
+  const { Flowgrab } = await import('../flow/flowgrab.js');
+  const { connect } = await import('../daemon/client.js');
+  viaDaemon.on = Boolean(o.daemon);
+  const fg = o.daemon ? await connect(o.daemon) : new Flowgrab();
+  const bufferRecords = o.buffer ?? (o.daemon ? DAEMON_BUFFER_DEFAULT : undefined);
+  const flow = await instantiated(fg as FlowFactory<ReturnType<typeof fg.create<Record<string, unknown>>>>, spec, {
+    name: 'cli',
+    ...(bufferRecords === undefined ? {} : { bufferRecords }),
+  });
   // Local flows report every notice; remote ones report loss.
   if ('notices$' in flow) flow.notices$.subscribe(logNotice);
   else flow.lost$.subscribe(logNotice);

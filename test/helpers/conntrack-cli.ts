@@ -156,13 +156,21 @@ table inet fgct {
 }
 `;
 
+/** For event floods: every flow sends DESTROY, entries carry counters, unreplied UDP lives 300 s. */
+export const FLOOD_SYSCTLS: Record<string, number> = {
+  'net.netfilter.nf_conntrack_events': 1,
+  'net.netfilter.nf_conntrack_acct': 1,
+  'net.netfilter.nf_conntrack_udp_timeout': 300,
+};
+
 /**
  * A namespace of `lab` named after `name` whose conntrack sees every local flow (CT_RULESET), where unreplied
- * UDP lives 120 s: the flows one test makes must not expire and come back as fresh ones in a later test.
+ * UDP lives 120 s (unless `sysctls` say otherwise): the flows one test makes must not expire and come back as
+ * fresh ones in a later test.
  */
-export async function conntrackNetns(lab: Lab, name: string): Promise<Netns> {
+export async function conntrackNetns(lab: Lab, name: string, sysctls: Record<string, number> = {}): Promise<Netns> {
   const ns = await lab.netns(name);
   await ns.exec(['nft', '-f', '-'], { input: CT_RULESET });
-  await ns.sysctls({ 'net.netfilter.nf_conntrack_udp_timeout': 120 });
+  await ns.sysctls({ 'net.netfilter.nf_conntrack_udp_timeout': 120, ...sysctls });
   return ns;
 }

@@ -16,7 +16,7 @@ import { conntrack } from '../../src/sources/conntrack/source.js';
 import type { SourceNotice } from '../../src/sources/notice.js';
 import { floodUdpSync } from '../../src/testing/flood.js';
 import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
-import { CT_RULESET, conntrackTool, kernelIds } from '../helpers/conntrack-cli.js';
+import { conntrackNetns, conntrackTool, FLOOD_SYSCTLS, kernelIds } from '../helpers/conntrack-cli.js';
 
 const FLOWS = 10_000;
 let lab: Lab;
@@ -25,13 +25,7 @@ let ns: Netns;
 beforeAll(async () => {
   lab = new Lab();
   try {
-    ns = await lab.netns('reliable');
-    await ns.exec(['nft', '-f', '-'], { input: CT_RULESET });
-    await ns.sysctls({
-      'net.netfilter.nf_conntrack_events': 1,
-      'net.netfilter.nf_conntrack_acct': 1,
-      'net.netfilter.nf_conntrack_udp_timeout': 300,
-    });
+    ns = await conntrackNetns(lab, 'reliable', FLOOD_SYSCTLS);
   } catch (err) {
     await lab.close().catch(() => {});
     throw err;
