@@ -10,50 +10,35 @@
  * persists, enforces and announces in one place.
  */
 import type { ConntrackRecord, DnsRecord, NeighRecord } from 'flowgrab';
+import * as lists from './core/lists.js';
+import * as nodes from './core/nodes.js';
+import type { CoreParts, ListChange } from './core/parts.js';
+import * as periodic from './core/periodic.js';
+import * as restore from './core/restore.js';
 import { Announcer } from './domain/announce.js';
 import { Blocks } from './domain/blocks.js';
 import { SpinError } from './domain/errors.js';
 import { inScope, onConntrack, onDns, onNeigh } from './domain/ingest.js';
 import type { IngestHost } from './domain/ingest-host.js';
-import { canonicalIp, domainKey, type Prefix, parsePrefix } from './domain/ip.js';
-import { IpList, type ListEntry, type ListName, parseEntry } from './domain/lists.js';
-import {
-  clearNodeMessage,
-  listMessage,
-  nodeDeletedMessage,
-  nodeInfoMessage,
-  nodeMergedMessage,
-  serverRestartMessage,
-  trafficMessage,
-} from './domain/messages.js';
+import { IpList, type ListName } from './domain/lists.js';
 import { NodeModel, type SpinNode } from './domain/model.js';
-import { DeviceNames, nameKey, parseLeases, parseNamesFile } from './domain/names.js';
+import { DeviceNames, parseLeases, parseNamesFile } from './domain/names.js';
 import { Neighbours } from './domain/neighbours.js';
 import { PeakTable, peakCommand } from './domain/peaks.js';
 import { DEFAULT_PERIODS, type SpinPeriods } from './domain/periods.js';
 import { RouterGuard } from './domain/protect.js';
-import { blockedMessages, TrafficTable } from './domain/traffic.js';
+import { TrafficTable } from './domain/traffic.js';
 import { Enforcer } from './enforcer.js';
 import type { SpinCore, SpinMessage } from './io/contract.js';
-import { type SpinStore, storedNode } from './io/store.js';
+import type { SpinStore } from './io/store.js';
 import { every } from './io/timers.js';
 import { WatchedFile } from './io/watched-file.js';
 import type { CoreOptions } from './options.js';
 
+export { type ListChange, RPC_LIMITS } from './core/parts.js';
 export { pairKey } from './domain/blocks.js';
 export { blockedFlow } from './domain/traffic.js';
 export type { CoreOptions } from './options.js';
-
-/** Bounds on what callers can make the app hold (each entry costs memory and firewall work). */
-export const RPC_LIMITS = { listEntries: 10_000, rpcNodes: 500, nodeIps: 1024, blockedPairs: 10_000 } as const;
-
-/** How a list command was asked for. */
-export interface ListChange {
-  /** The list name as the caller wrote it: the broadcast carries it (spind's behaviour). Default: the list's name. */
-  as?: string;
-  /** Block even what would cut the router (loopback, its own addresses, too wide a prefix). */
-  force?: boolean;
-}
 
 export class Core implements SpinCore {
   readonly periods: SpinPeriods;
@@ -85,6 +70,8 @@ export class Core implements SpinCore {
   private readonly ingest: IngestHost;
   private readonly dirty = new Set<SpinNode>();
   private readonly deletedIds = new Set<number>();
+  /** What the modules of core/ see of the core. */
+  private readonly parts: CoreParts;
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
 
@@ -116,8 +103,8 @@ export class Core implements SpinCore {
           this.dirty.add(n);
           if (n.persistent > 0 && !this.closed) this.enforcer.schedule();
         },
-        merged: (id, into) => this.onMerged(id, into),
-        deleted: (n) => this.onDeleted(n),
+        merged: (id, into) => nodes.onMerged(this.parts, id, into),
+        deleted: (n) => nodes.onDeleted(this.parts, n),
       },
     });
     this.router = new RouterGuard(opts.routerAddresses ?? opts.ownAddresses, (l) => this.log(l));
@@ -142,25 +129,39 @@ export class Core implements SpinCore {
       neighbours: this.neighbours,
       counters: this.counters,
       flushNodeInfo: () => this.flushNodeInfo(),
-      followNames: (names, ip, exp) => this.followNames(names, ip, exp),
+      followNames: (names, ip, exp) => nodes.followNames(this.parts, names, ip, exp),
+    };
+    this.parts = {
+      opts,
+      periods: this.periods,
+      model: this.model,
+      store: this.store,
+      lists: this.lists,
+      names: this.names,
+      router: this.router,
+      peaks: this.peaks,
+      rpcNodes: this.rpcNodes,
+      announcer: this.announcer,
+      traffic: this.traffic,
+      blocks: this.blocks,
+      enforcer: this.enforcer,
+      counters: this.counters,
+      dirty: this.dirty,
+      deletedIds: this.deletedIds,
+      closed: () => this.closed,
+      node: (id, code) => this.node(id, code),
+      isIgnored: (n) => this.isIgnored(n),
+      flushNodeInfo: () => this.flushNodeInfo(),
+      syncStore: () => this.syncStore(),
+      liveMac: (mac) => this.liveMac(mac),
+      log: (line) => this.log(line),
     };
     this.handleRpc = rpc(this);
   }
 
   /** Restores the previous run, enforces its lists and blocks at once, starts the timers. */
   async start(): Promise<void> {
-    await this.router.refresh(true).catch((err) => this.log(`router addresses: ${(err as Error).message}`));
-    for (const s of this.store.nodes()) this.model.restore(s.id, s);
-    this.model.reserveIds(this.store.lastId());
-    const stored = this.store.lists();
-    for (const { list, entry } of stored) {
-      const e = parseEntry(entry);
-      if (e && this.lists[list]) this.lists[list].add(e);
-    }
-    if (!stored.some((r) => r.list === 'ignore') && this.store.lastId() === 0) await this.refillIgnore();
-    this.blocks.restore(this.store);
-    this.announcer.pending.clear();
-    await this.enforcer.apply();
+    await restore.restore(this.parts);
     const p = this.periods;
     const log = (line: string) => this.log(line);
     this.timers.push(
@@ -176,10 +177,7 @@ export class Core implements SpinCore {
   }
 
   startupMessages(): SpinMessage[] {
-    const msgs = [serverRestartMessage()];
-    for (const l of ['block', 'ignore', 'allow'] as const) msgs.push(listMessage(l, this.lists[l].texts()));
-    for (const n of this.model.nodes()) if (!this.isIgnored(n)) msgs.push(nodeInfoMessage(this.nodeJson(n)));
-    return msgs;
+    return restore.startupMessages(this.parts, (n) => this.nodeJson(n));
   }
 
   // ---- queries ----
@@ -236,57 +234,34 @@ export class Core implements SpinCore {
     return this.opts.dots === true;
   }
 
-  // ---- commands: each updates the model, persists, enforces and announces ----
+  // ---- commands (core/nodes.ts, core/lists.ts): each updates the model, persists, enforces and announces ----
 
   /** A user name for a node (by MAC for devices, else by each address), kept across restarts. */
   renameNode(id: number, name: string): void {
-    const n = this.node(id);
-    const text = name.slice(0, 128);
-    n.name = text;
-    const keys = n.mac ? [n.mac] : [...n.ips].map((ip) => nameKey(ip)!).filter(Boolean);
-    for (const k of keys) this.names.setUser(k, text);
-    this.store.setName(keys, text);
-    this.model.touch(n);
-    this.flushNodeInfo();
+    nodes.renameNode(this.parts, id, name);
   }
 
   /** Gives a node another address; node 0 makes a new node of it (at most RPC_LIMITS.rpcNodes live). */
   addNodeIp(id: number, address: string): void {
-    const ip = canonicalIp(address);
-    if (!ip) throw new SpinError('Not a valid IP address');
-    if (this.model.ofIp(ip)) throw new SpinError('IP address already assigned to a node');
-    if (id === 0) {
-      // Nodes made by callers are counted while they live: node=0 cannot grow the model without bound.
-      for (const n of this.rpcNodes) if (!this.model.get(n)) this.rpcNodes.delete(n);
-      if (this.rpcNodes.size >= RPC_LIMITS.rpcNodes)
-        throw new SpinError(`Too many nodes added by RPC (at most ${RPC_LIMITS.rpcNodes})`);
-      this.rpcNodes.add(this.model.learn({ ips: [ip] }).id);
-    } else {
-      const n = this.node(id);
-      if (n.ips.size >= RPC_LIMITS.nodeIps) throw new SpinError(`Node has ${RPC_LIMITS.nodeIps} addresses already`);
-      this.model.addIp(n, ip);
-    }
-    this.flushNodeInfo();
+    nodes.addNodeIp(this.parts, id, address);
   }
 
   /** Blocks traffic between two nodes (nothing for unknown nodes or a node with itself, as spind). */
   async blockFlow(a: number, b: number): Promise<void> {
-    if (this.blocks.pairs.size >= RPC_LIMITS.blockedPairs)
-      throw new SpinError(`Too many blocked flows (at most ${RPC_LIMITS.blockedPairs})`);
-    await this.setPair(a, b, true);
+    await nodes.setPair(this.parts, a, b, true);
   }
 
   async unblockFlow(a: number, b: number): Promise<void> {
-    await this.setPair(a, b, false);
+    await nodes.setPair(this.parts, a, b, false);
   }
 
   /** Puts a node's addresses (and, but for `ignore`, its names) on a list; the node is held while listed. */
   addNodeToList(list: ListName, id: number, how: ListChange = {}): Promise<void> {
-    return this.listNode(list, id, true, how);
+    return lists.listNode(this.parts, list, id, true, how);
   }
 
   removeNodeFromList(list: ListName, id: number, how: ListChange = {}): Promise<void> {
-    return this.listNode(list, id, false, how);
+    return lists.listNode(this.parts, list, id, false, how);
   }
 
   /** Blocks a node (DOTS mitigation). */
@@ -295,23 +270,17 @@ export class Core implements SpinCore {
   }
 
   /** Puts an address, a prefix or a DNS name on a list. */
-  async addToList(list: ListName, text: string, how: ListChange = {}): Promise<void> {
-    const e = this.entry(text);
-    if (list === 'block' && e.kind === 'ip') await this.refuseRouterCut([e.prefix], how.force);
-    this.checkRoom(list, 1);
-    this.lists[list].add(e);
-    await this.listChanged(list, how.as ?? list);
+  addToList(list: ListName, text: string, how: ListChange = {}): Promise<void> {
+    return lists.addToList(this.parts, list, text, how);
   }
 
-  async removeFromList(list: ListName, text: string, how: ListChange = {}): Promise<void> {
-    this.lists[list].remove(this.entry(text));
-    await this.listChanged(list, how.as ?? list);
+  removeFromList(list: ListName, text: string, how: ListChange = {}): Promise<void> {
+    return lists.removeFromList(this.parts, list, text, how);
   }
 
   /** The ignore list becomes the router's own addresses (and those given at start) again. */
-  async resetIgnoreList(): Promise<void> {
-    await this.refillIgnore();
-    this.broadcastList('ignore', 'ignore');
+  resetIgnoreList(): Promise<void> {
+    return lists.resetIgnoreList(this.parts);
   }
 
   // ---- ingest (domain/ingest.ts) ----
@@ -333,45 +302,30 @@ export class Core implements SpinCore {
     return this.neighbours.live(mac);
   }
 
-  // ---- periodic work ----
+  // ---- periodic work (core/periodic.ts) ----
 
   /** Publishes the second's traffic (nodeInfo first) and the blocked packets. */
   async tick(): Promise<void> {
     this.publishTraffic();
-    if (this.blocks.hasBlocks()) await this.publishBlocked();
+    if (this.blocks.hasBlocks()) await periodic.publishBlocked(this.parts);
     else this.flushNodeInfo();
   }
 
   publishTraffic(): void {
-    if (this.traffic.size === 0) return;
-    const flows = this.traffic.drain(this.model);
-    if (flows.length === 0) return;
-    this.flushNodeInfo();
-    this.counters.trafficMessages++;
-    this.peaks.add(flows);
-    this.announcer.emit(trafficMessage(flows, Math.floor(this.model.now() / 1000)));
+    periodic.publishTraffic(this.parts);
   }
 
   ageFlows(): number {
-    const p = this.periods;
-    const n = this.model.ageFlows(p.flowIdleMs, p.keepFlows, p.flowMaxIdleMs, this.blocks.held());
-    this.blocks.expire(this.model.now());
-    this.peaks.expire();
-    return n;
+    return periodic.ageFlows(this.parts);
   }
 
   expireNodes(): SpinNode[] {
-    const p = this.periods;
-    return this.model.expire(p.nodeRetainMs, p.deviceRetainMs, (mac) => this.liveMac(mac));
+    return periodic.expireNodes(this.parts);
   }
 
   /** Writes changed node identities (and the id counter) to the store. */
   syncStore(): void {
-    if (this.dirty.size === 0 && this.deletedIds.size === 0) return;
-    const put = [...this.dirty].filter((n) => this.model.get(n.id) === n).map(storedNode);
-    this.store.syncNodes(put, [...this.deletedIds], this.model.lastId);
-    this.dirty.clear();
-    this.deletedIds.clear();
+    periodic.syncStore(this.parts);
   }
 
   /**
@@ -404,144 +358,8 @@ export class Core implements SpinCore {
     this.announcer.complete();
   }
 
-  // ---- internals ----
-
-  private async publishBlocked(): Promise<void> {
-    const drops = await this.enforcer.drops();
-    const msgs = blockedMessages(drops, this.lists.ignore, this.model);
-    this.flushNodeInfo();
-    this.counters.blocked += msgs.length;
-    for (const m of msgs) this.announcer.emit(m);
-  }
-
-  private async setPair(a: number, b: number, block: boolean): Promise<void> {
-    const changed = this.blocks.setPair(a, b, block);
-    if (!changed) return;
-    for (const n of changed) this.dirty.add(n);
-    this.syncStore();
-    this.store.savePairs([...this.blocks.pairs.values()]);
-    await this.enforcer.enforce();
-  }
-
-  private async listNode(list: ListName, id: number, add: boolean, how: ListChange): Promise<void> {
-    const n = this.node(id, -2);
-    if (add && list === 'block')
-      await this.refuseRouterCut(
-        [...n.ips].map((ip) => parsePrefix(ip)!),
-        how.force,
-      );
-    const l = this.lists[list];
-    const entries = [...n.ips].map((ip) => parseEntry(ip, false)!);
-    // Beyond spind: a node's names join the list too, so its addresses follow DNS (issue #36).
-    if (list !== 'ignore') for (const d of n.domains) entries.push(parseEntry(d)!);
-    if (add) this.checkRoom(list, entries.length);
-    for (const e of entries) {
-      if (add) l.add(e);
-      else l.remove(e);
-    }
-    if (list === 'block') n.isBlocked = add;
-    if (list === 'allow') n.isExcepted = add;
-    if (add) n.persistent++;
-    else n.persistent = Math.max(0, n.persistent - 1);
-    this.model.touch(n);
-    this.saveList(list);
-    this.syncStore();
-    await this.afterListChange(list, how.as ?? list);
-  }
-
-  private entry(text: string): ListEntry {
-    const e = parseEntry(text);
-    if (!e) throw new SpinError('Invalid IP address');
-    return e;
-  }
-
-  private checkRoom(list: ListName, more: number): void {
-    if (this.lists[list].size + more > RPC_LIMITS.listEntries)
-      throw new SpinError(`The ${list} list is full (at most ${RPC_LIMITS.listEntries} entries)`);
-  }
-
-  /** Refuses a block that would cut the router (loopback, its own addresses, too wide) unless forced. */
-  private async refuseRouterCut(prefixes: Prefix[], force = false): Promise<void> {
-    if (force) return;
-    await this.router.refresh();
-    for (const p of prefixes) {
-      const why = this.router.reason(p);
-      if (why) throw new SpinError(`Refused: ${why} (add "force": 1 to block it anyway)`, -3);
-    }
-  }
-
-  private async listChanged(list: ListName, as: string): Promise<void> {
-    this.saveList(list);
-    await this.afterListChange(list, as);
-  }
-
-  /** Name addresses follow the list, the kernel enforces it, and everyone hears of it. */
-  private async afterListChange(list: ListName, as: string): Promise<void> {
-    if (list !== 'ignore') {
-      for (const key of this.lists[list].domainKeys()) this.blocks.seed(list, key);
-      this.store.saveNameAddrs(list, this.blocks.prune(list));
-      await this.enforcer.enforce();
-    }
-    this.flushNodeInfo();
-    this.broadcastList(list, as);
-  }
-
-  private saveList(list: ListName): void {
-    this.store.saveList(
-      list,
-      this.lists[list].all().map((e) => e.text),
-    );
-  }
-
-  /** Broadcasts a list under the name the caller used (spind's behaviour). */
-  private broadcastList(list: ListName, as: string): void {
-    this.announcer.emit(listMessage(as, this.lists[list].texts()));
-  }
-
-  private async refillIgnore(): Promise<void> {
-    const own = await this.opts.ownAddresses();
-    this.lists.ignore.clear();
-    for (const a of own) {
-      const e = parseEntry(a, false);
-      if (e) this.lists.ignore.add(e);
-    }
-    this.saveList('ignore');
-  }
-
   private firewallError(err: unknown): void {
     this.counters.firewallErrors++;
     this.log(`firewall: ${(err as Error).message}`);
-  }
-
-  /** An answer for a listed name: its address joins the name set until the TTL runs out (persisted, enforced). */
-  private followNames(names: string[], ip: string, exp: number): void {
-    for (const list of ['block', 'allow'] as const) {
-      const name = this.blocks.follow(list, names, ip, exp);
-      if (name === undefined) continue;
-      this.store.putNameAddr(list, domainKey(name), ip, exp);
-      this.enforcer.nameAddress(list, ip, exp);
-    }
-  }
-
-  private onMerged(id: number, into: SpinNode): void {
-    this.flushNodeInfo();
-    this.announcer.emit(nodeMergedMessage(id, into.id));
-    this.announcer.emit(clearNodeMessage(id));
-    this.deletedIds.add(id);
-    this.dirty.add(into);
-    if (this.blocks.mergePairs(id, into)) {
-      this.syncStore();
-      this.store.savePairs([...this.blocks.pairs.values()]);
-      if (!this.closed) this.enforcer.schedule();
-    }
-  }
-
-  private onDeleted(n: SpinNode): void {
-    this.announcer.pending.delete(n);
-    this.dirty.delete(n);
-    this.flushNodeInfo();
-    this.announcer.emit(nodeDeletedMessage(n.id));
-    this.announcer.emit(clearNodeMessage(n.id));
-    this.deletedIds.add(n.id);
   }
 }
