@@ -18,13 +18,14 @@ import * as restore from './core/restore.js';
 import { Announcer } from './domain/announce.js';
 import { Blocks } from './domain/blocks.js';
 import { SpinError } from './domain/errors.js';
-import { inScope, onConntrack, onDns, onNeigh } from './domain/ingest.js';
+import { inScope, onConntrack, onDns, onMacLearned, onNeigh } from './domain/ingest.js';
 import type { IngestHost } from './domain/ingest-host.js';
 import { IpList, type ListName } from './domain/lists.js';
 import { NodeModel, type SpinNode } from './domain/model.js';
 import { DeviceNames, parseLeases, parseNamesFile } from './domain/names.js';
 import { Neighbours } from './domain/neighbours.js';
 import { PeakTable, peakCommand } from './domain/peaks.js';
+import { PendingDeltas } from './domain/pending.js';
 import { DEFAULT_PERIODS, type SpinPeriods } from './domain/periods.js';
 import { RouterGuard } from './domain/protect.js';
 import { TrafficTable } from './domain/traffic.js';
@@ -65,6 +66,8 @@ export class Core implements SpinCore {
   private readonly traffic = new TrafficTable();
   private readonly blocks: Blocks;
   private readonly neighbours = new Neighbours();
+  /** Conntrack deltas waiting for an end's MAC (domain/pending.ts). */
+  readonly pending: PendingDeltas;
   private readonly enforcer: Enforcer;
   /** What the record handlers of domain/ingest.ts see of the core. */
   private readonly ingest: IngestHost;
@@ -81,12 +84,14 @@ export class Core implements SpinCore {
     this.periods = { ...DEFAULT_PERIODS, ...opts.periods };
     this.announcer = new Announcer({
       live: (n) => this.model.get(n.id) === n,
+      current: (n) => this.model.current(n),
       isIgnored: (n) => this.isIgnored(n),
       json: (n) => this.nodeJson(n),
       learnMac: (mac, ip) => {
         if (this.lists.ignore.containsIp(ip) || !inScope(this.ingest, ip)) return;
         this.neighbours.add(mac, ip);
         this.model.learn({ mac, ips: [ip] });
+        onMacLearned(this.ingest, ip);
       },
       lookupMac: opts.lookupMac,
     });
@@ -107,6 +112,7 @@ export class Core implements SpinCore {
         deleted: (n) => nodes.onDeleted(this.parts, n),
       },
     });
+    this.pending = new PendingDeltas(this.model.now);
     this.router = new RouterGuard(opts.routerAddresses ?? opts.ownAddresses, (l) => this.log(l));
     this.blocks = new Blocks(this.model, this.lists, (ip, name) => this.router.spareForName(ip, name));
     this.enforcer = new Enforcer({
@@ -127,6 +133,7 @@ export class Core implements SpinCore {
       traffic: this.traffic,
       blocks: this.blocks,
       neighbours: this.neighbours,
+      pending: this.pending,
       counters: this.counters,
       flushNodeInfo: () => this.flushNodeInfo(),
       followNames: (names, ip, exp) => nodes.followNames(this.parts, names, ip, exp),

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SpinApp } from '../../examples/spin/app.js';
+import type { Core } from '../../examples/spin/core.js';
 import type { SpinMessage } from '../../examples/spin/io/contract.js';
 import { generateTraffic, type HomeNetwork, waitFor } from '../../src/testing/index.js';
 import {
@@ -29,9 +30,13 @@ const messages: SpinMessage[] = [];
 const tables = async () => (await home.router.exec(['nft', 'list', 'tables'])).stdout;
 
 beforeAll(async () => {
-  lab = await startSpinLab('spin-core', (h) => ({ leaseFile: h.leaseFile, periods: { trafficMs: 250 } }));
+  // Every message from the start: nodeInfo published while the app starts counts for the order check.
+  lab = await startSpinLab('spin-core', (h) => ({
+    leaseFile: h.leaseFile,
+    periods: { trafficMs: 250 },
+    tap: (m) => messages.push(m),
+  }));
   ({ home, app, sock } = lab);
-  app.core.messages$.subscribe((m) => messages.push(m));
   const t = await generateTraffic(home, { rounds: 1 });
   expect(t.failures).toEqual([]);
   await waitFor(async () => ((await socketRpc(sock, 'list_devices')).result as Device[]).length >= 4, {
@@ -48,7 +53,13 @@ beforeAll(async () => {
       );
     },
     { timeoutMs: 15_000, what: "the laptop's counted flows and a traffic message" },
-  );
+  ).catch(async (err) => {
+    // Say what the core saw: the laptop's flows, its counters and the deltas still waiting for a MAC.
+    const flows = await socketRpc(sock, 'list_device_flows', { device: home.clients[0].mac });
+    const core = app.core as Core;
+    const state = { flows: flows.result, counters: core.counters, pending: core.pending.counters };
+    throw new Error(`${(err as Error).message}; ${JSON.stringify(state)}`);
+  });
 });
 
 afterAll(() => lab?.close());
@@ -126,11 +137,15 @@ describe('devices and flows', () => {
       if (body.command === 'traffic') {
         traffic++;
         for (const f of body.result.flows) {
-          expect(seen.has(f.from) && seen.has(f.to)).toBe(true);
+          expect(seen.has(f.from) && seen.has(f.to), `traffic flow ${JSON.stringify(f)}`).toBe(true);
         }
       }
       if (body.command === 'dnsquery') {
-        expect(seen.has(body.result.from) && seen.has(body.result.queriednode)).toBe(true);
+        const ids = [body.result.from, body.result.queriednode];
+        expect(
+          ids.every((id) => seen.has(id)),
+          `dnsquery ${m.payload}`,
+        ).toBe(true);
         expect(body.result.query.endsWith('.')).toBe(true);
       }
     }

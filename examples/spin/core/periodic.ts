@@ -5,18 +5,22 @@
 
 import { trafficMessage } from '../domain/messages.js';
 import type { SpinNode } from '../domain/model.js';
-import { blockedMessages } from '../domain/traffic.js';
+import { blockedMessages, trafficFlows } from '../domain/traffic.js';
 import { storedNode } from '../io/store.js';
 import type { CoreParts } from './parts.js';
 
+/** The second's traffic, built when it goes out: between the nodes as they are then, each announced before. */
 export function publishTraffic(c: CoreParts): void {
   if (c.traffic.size === 0) return;
-  const flows = c.traffic.drain(c.model);
-  if (flows.length === 0) return;
+  const counted = c.traffic.take();
   c.flushNodeInfo();
-  c.counters.trafficMessages++;
-  c.peaks.add(flows);
-  c.announcer.emit(trafficMessage(flows, Math.floor(c.model.now() / 1000)));
+  c.announcer.emit((id) => {
+    const flows = trafficFlows(counted, id);
+    if (flows.length === 0) return undefined;
+    c.counters.trafficMessages++;
+    c.peaks.add(flows);
+    return trafficMessage(flows, Math.floor(c.model.now() / 1000));
+  });
 }
 
 export async function publishBlocked(c: CoreParts): Promise<void> {

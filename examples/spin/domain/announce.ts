@@ -14,8 +14,17 @@ import type { SpinNode } from './model.js';
 /** The kernel's answer for an address: its MAC, or undefined (not a neighbour, or no answer in time). */
 export type MacLookup = (ip: string) => Promise<string | undefined>;
 
+/**
+ * Builds a message when it goes out. `id` gives a named node's id as it is
+ * then (a merged node's survivor, its nodeInfo published first), or
+ * undefined when that node is gone or ignored (leave it out); undefined: no message.
+ */
+export type Compose = (id: (n: SpinNode) => number | undefined) => SpinMessage | undefined;
+
 export interface AnnouncerDeps {
   live(n: SpinNode): boolean;
+  /** The live node a node is now: itself, the survivor it merged into, or undefined when gone. */
+  current(n: SpinNode): SpinNode | undefined;
   isIgnored(n: SpinNode): boolean;
   json(n: SpinNode): { id: number } & Record<string, unknown>;
   /** Records what the kernel said (the node gets its MAC, the neighbour table its entry). */
@@ -34,14 +43,22 @@ export class Announcer {
   private readonly announced = new WeakSet<SpinNode>();
   private readonly asked = new WeakSet<SpinNode>();
   private readonly lookups = new Set<Promise<void>>();
-  private readonly held: SpinMessage[] = [];
+  private readonly held: (SpinMessage | Compose)[] = [];
   private readonly answered = new WeakSet<SpinNode>();
+  /** Nodes left out of a message because they were gone or ignored when it went out. */
+  leftOut = 0;
 
   constructor(private readonly deps: AnnouncerDeps) {}
 
-  emit(m: SpinMessage): void {
-    if (this.lookups.size > 0 && this.held.length < MAX_HELD) this.held.push(m);
-    else this.out.next(m);
+  /** Publishes a message, or holds it (in order) while lookups run; a Compose is built when it goes out. */
+  emit(m: SpinMessage | Compose): void {
+    if (this.lookups.size === 0) this.send(m);
+    else if (this.held.length < MAX_HELD) this.held.push(m);
+    else {
+      // Full: what waited goes out now, in order, then this one.
+      for (const h of this.held.splice(0)) this.send(h);
+      this.send(m);
+    }
   }
 
   /** Publishes nodeInfo of every node changed since the last call (a MAC-less new node after its lookup). */
@@ -55,20 +72,43 @@ export class Announcer {
         this.pending.add(n);
         continue;
       }
-      this.announced.add(n);
-      this.emit(nodeInfoMessage(this.deps.json(n)));
+      // Built now (a node merged away later must not come back), counted as published when it goes out.
+      const m = nodeInfoMessage(this.deps.json(n));
+      this.emit(() => {
+        this.announced.add(n);
+        return m;
+      });
     }
   }
 
-  /** Resolves when the lookups running now are done (the traffic tick waits for them). */
+  /** Resolves when the lookups running now are done. */
   async settled(): Promise<void> {
     while (this.lookups.size > 0) await Promise.all([...this.lookups]);
   }
 
   complete(): void {
-    for (const m of this.held.splice(0)) this.out.next(m);
+    for (const m of this.held.splice(0)) this.send(m);
     this.out.complete();
   }
+
+  private send(m: SpinMessage | Compose): void {
+    const msg = typeof m === 'function' ? m(this.idOf) : m;
+    if (msg) this.out.next(msg);
+  }
+
+  /** A named node's id as it is now; its nodeInfo goes out first if it has not yet (its own may still be held). */
+  private readonly idOf = (n: SpinNode): number | undefined => {
+    const c = this.deps.current(n);
+    if (!c || this.deps.isIgnored(c)) {
+      this.leftOut++;
+      return undefined;
+    }
+    if (!this.announced.has(c)) {
+      this.announced.add(c);
+      this.out.next(nodeInfoMessage(this.deps.json(c)));
+    }
+    return c.id;
+  };
 
   /** Starts asking the kernel about a new MAC-less node; true while its answer is awaited. */
   private startLookup(n: SpinNode): boolean {
@@ -91,10 +131,9 @@ export class Announcer {
       this.answered.add(n);
       this.lookups.delete(run);
       if (this.lookups.size > 0) return;
-      // Everything asked is answered: nodeInfo first, then what waited, in order.
+      // Everything asked is answered: nodeInfo first, then what waited, in order (unless the flush asks again).
       this.flush();
-      if (this.lookups.size > 0) return;
-      for (const m of this.held.splice(0)) this.out.next(m);
+      if (this.lookups.size === 0) for (const m of this.held.splice(0)) this.send(m);
     });
     this.lookups.add(run);
     return true;

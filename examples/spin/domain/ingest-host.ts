@@ -10,6 +10,7 @@ import type { Prefix } from './ip.js';
 import type { IpList, ListName } from './lists.js';
 import type { NodeModel } from './model.js';
 import type { Neighbours } from './neighbours.js';
+import type { PendingDeltas } from './pending.js';
 import type { SpinPeriods } from './periods.js';
 import type { TrafficTable } from './traffic.js';
 
@@ -33,6 +34,8 @@ export interface IngestHost {
   readonly traffic: TrafficTable;
   readonly blocks: Blocks;
   readonly neighbours: Neighbours;
+  /** Deltas waiting for an end to become a device. */
+  readonly pending: PendingDeltas;
   readonly counters: { conntrack: number; dns: number; neigh: number };
   flushNodeInfo(): void;
   followNames(names: string[], ip: string, exp: number): void;

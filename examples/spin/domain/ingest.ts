@@ -4,12 +4,18 @@
  * name, addresses of listed names) and the neighbour table (devices). A new
  * node made from traffic takes its MAC from the neighbour table at once when
  * the table has it (announce.ts asks the kernel otherwise).
+ *
+ * The sources deliver in no order between them, so nothing here depends on
+ * which record comes first: a delta whose end is not a device yet is held
+ * (pending.ts) and applied when that end's MAC is learned (`onMacLearned`);
+ * nodes merged meanwhile are followed by the announcer when it publishes.
  */
 import type { ConntrackRecord, DnsRecord, NeighRecord } from 'flowgrab';
 import type { IngestHost } from './ingest-host.js';
 import { canonicalIp, prefixContains } from './ip.js';
 import { dnsQueryMessage } from './messages.js';
 import type { SpinNode } from './model.js';
+import { takeAmount } from './pending.js';
 
 export function onConntrack(core: IngestHost, r: ConntrackRecord): void {
   core.counters.conntrack++;
@@ -26,11 +32,49 @@ export function onConntrack(core: IngestHost, r: ConntrackRecord): void {
   const s = nodeOfIp(core, src, true);
   const t = nodeOfIp(core, dst, true);
   const dport = r.orig.dport ?? 0;
+  const sport = r.orig.sport ?? 0;
   const icmp = r.orig.icmp?.type ?? 0;
   if (s.mac) core.model.countFlow(s, t, dport, icmp, packets, bytes);
   if (t.mac) core.model.countFlow(t, s, dport, icmp, packets, bytes);
-  if (!s.mac && !t.mac && !core.opts.local) return;
-  core.traffic.add(s, t, r.protonum, r.orig.sport ?? 0, dport, bytes, packets);
+  const published = !!(s.mac || t.mac || core.opts.local);
+  if (published) core.traffic.add(s, t, r.protonum, sport, dport, bytes, packets);
+  // An end without a MAC may yet turn out to be a device (its neighbour event not handled yet).
+  core.pending.hold({
+    src,
+    dst,
+    proto: r.protonum,
+    sport,
+    dport,
+    icmp,
+    packets,
+    bytes,
+    srcIsDevice: !!s.mac,
+    dstIsDevice: !!t.mac,
+    published,
+  });
+}
+
+/**
+ * A MAC was learned for an address (neighbour event or the kernel's answer):
+ * the deltas held for it count on the device now, and traffic not yet
+ * published goes into this second's.
+ */
+export function onMacLearned(core: IngestHost, ip: string): void {
+  for (const h of core.pending.take(ip)) {
+    const s = core.model.nodeOfIp(h.src, false);
+    const t = core.model.nodeOfIp(h.dst, false);
+    if (s.mac) {
+      const a = takeAmount(h.srcUncounted);
+      if (a) core.model.countFlow(s, t, h.dport, h.icmp, a.packets, a.bytes);
+    }
+    if (t.mac) {
+      const a = takeAmount(h.dstUncounted);
+      if (a) core.model.countFlow(t, s, h.dport, h.icmp, a.packets, a.bytes);
+    }
+    if (!s.mac && !t.mac) continue;
+    const a = takeAmount(h.unpublished);
+    if (a) core.traffic.add(s, t, h.proto, h.sport, h.dport, a.bytes, a.packets);
+  }
 }
 
 export function onDns(core: IngestHost, r: DnsRecord): void {
@@ -59,7 +103,11 @@ export function onDns(core: IngestHost, r: DnsRecord): void {
   const qname = withDot(r.qname);
   const q = core.model.learn({ domains: [qname] });
   core.flushNodeInfo();
-  core.announcer.emit(dnsQueryMessage(from.id, q.id, qname));
+  core.announcer.emit((id) => {
+    const a = id(from);
+    const b = id(q);
+    return a === undefined || b === undefined ? undefined : dnsQueryMessage(a, b, qname);
+  });
 }
 
 export function onNeigh(core: IngestHost, r: NeighRecord): void {
@@ -74,6 +122,7 @@ export function onNeigh(core: IngestHost, r: NeighRecord): void {
   if (!inScope(core, ip) && !core.opts.monitor?.interfaces.includes(r.ifname ?? '')) return;
   core.neighbours.add(r.mac, ip);
   core.model.learn({ mac: r.mac, ips: [ip] });
+  onMacLearned(core, ip);
   core.flushNodeInfo();
 }
 

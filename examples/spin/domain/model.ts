@@ -150,6 +150,14 @@ export class NodeModel {
     return s;
   }
 
+  /** The live node a node is now: itself, the survivor it merged into (which took its addresses and names), or undefined. */
+  current(n: SpinNode): SpinNode | undefined {
+    if (this.byId.get(n.id) === n) return n;
+    for (const ip of n.ips) return this.byIp.get(ip);
+    for (const d of n.domains) return this.byDomain.get(domainKey(d));
+    return undefined;
+  }
+
   /** Marks a node changed from outside (name, list flags): its nodeInfo is due. */
   touch(n: SpinNode): void {
     this.ev.modified(n);

@@ -3,8 +3,9 @@
  * deltas per (from, to, protocol, ports) flow, and the `blocked` messages of
  * dropped packets.
  */
+import type { Compose } from './announce.js';
 import type { IpList } from './lists.js';
-import { blockedMessage, type SpinMessage, type TrafficFlow } from './messages.js';
+import { blockedMessage, type TrafficFlow } from './messages.js';
 import type { NodeModel, SpinNode } from './model.js';
 
 /** A dropped packet's 5-tuple with its counts (read from the firewall's drop set). */
@@ -20,7 +21,7 @@ export interface Drop {
 }
 
 /** One second's traffic of a (from, to, protocol, ports) flow; the nodes as they were when counted. */
-interface Agg {
+export interface Counted {
   from: SpinNode;
   to: SpinNode;
   proto: number;
@@ -32,7 +33,7 @@ interface Agg {
 
 /** The traffic counted since the last drain. */
 export class TrafficTable {
-  private aggs = new Map<string, Agg>();
+  private aggs = new Map<string, Counted>();
 
   get size(): number {
     return this.aggs.size;
@@ -48,34 +49,32 @@ export class TrafficTable {
     } else this.aggs.set(key, { from, to, proto, sport, dport, size, count });
   }
 
-  /** Empties the table into flows between the nodes the counted ones are now (flows of vanished nodes dropped). */
-  drain(model: NodeModel): TrafficFlow[] {
-    const aggs = this.aggs;
+  /** Empties the table; the counts become flows when their message goes out (`trafficFlows`). */
+  take(): Counted[] {
+    const aggs = [...this.aggs.values()];
     this.aggs = new Map();
-    const flows: TrafficFlow[] = [];
-    for (const a of aggs.values()) {
-      const from = current(model, a.from);
-      const to = current(model, a.to);
-      if (!from || !to) continue;
-      flows.push({
-        from: from.id,
-        to: to.id,
-        protocol: a.proto,
-        from_port: a.sport,
-        to_port: a.dport,
-        size: a.size,
-        count: a.count,
-      });
-    }
-    return flows;
+    return aggs;
   }
 }
 
-/** The live node a counted node is now: itself, or the survivor it merged into (which took its addresses). */
-function current(model: NodeModel, n: SpinNode): SpinNode | undefined {
-  if (model.get(n.id) === n) return n;
-  for (const ip of n.ips) return model.ofIp(ip);
-  return undefined;
+/** A second's counts as flows between the nodes the counted ones are now (`id`: see announce.ts Compose). */
+export function trafficFlows(counted: Counted[], id: (n: SpinNode) => number | undefined): TrafficFlow[] {
+  const flows: TrafficFlow[] = [];
+  for (const a of counted) {
+    const from = id(a.from);
+    const to = id(a.to);
+    if (from === undefined || to === undefined) continue;
+    flows.push({
+      from,
+      to,
+      protocol: a.proto,
+      from_port: a.sport,
+      to_port: a.dport,
+      size: a.size,
+      count: a.count,
+    });
+  }
+  return flows;
 }
 
 /**
@@ -97,14 +96,18 @@ export function blockedFlow(d: Drop, from: number, to: number): TrafficFlow {
   };
 }
 
-/** The `blocked` messages of the drops between addresses not ignored (their nodes created when new). */
-export function blockedMessages(drops: Drop[], ignore: IpList, model: NodeModel): SpinMessage[] {
-  const msgs: SpinMessage[] = [];
+/** The `blocked` messages of the drops between addresses not ignored (their nodes created when new), built when they go out. */
+export function blockedMessages(drops: Drop[], ignore: IpList, model: NodeModel): Compose[] {
+  const msgs: Compose[] = [];
   for (const d of drops) {
     if (ignore.containsIp(d.src) || ignore.containsIp(d.dst)) continue;
     const from = model.nodeOfIp(d.src, false);
     const to = model.nodeOfIp(d.dst, false);
-    msgs.push(blockedMessage(blockedFlow(d, from.id, to.id)));
+    msgs.push((id) => {
+      const a = id(from);
+      const b = id(to);
+      return a === undefined || b === undefined ? undefined : blockedMessage(blockedFlow(d, a, b));
+    });
   }
   return msgs;
 }
