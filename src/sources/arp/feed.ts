@@ -67,6 +67,7 @@ export class ArpFeed {
         netns: cfg.netns,
         recvBufferBytes: cfg.recvBufferBytes,
         readBufferBytes: 8192,
+        batched: cfg.batchedReceive,
       },
       transport,
     );

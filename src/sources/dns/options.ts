@@ -23,6 +23,12 @@ export const DnsOptions = z.strictObject({
   recvBufferBytes: int(4096).default(16 << 20),
   /** Response-time matching window: queries older than this are forgotten. */
   queryTimeoutMs: int(100).default(30_000),
+  /**
+   * Read the NFLOG socket on a worker thread that drains it in batches (many datagrams per wake-up of the
+   * main thread, so the kernel queue drains while the main thread is busy); false uses the `netlink`
+   * package's one-callback-per-datagram reader on the main thread.
+   */
+  batchedReceive: bool().default(true),
 });
 
 export type DnsConfig = z.output<typeof DnsOptions>;

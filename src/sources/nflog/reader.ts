@@ -37,6 +37,8 @@ export interface NflogReaderOptions {
   copyRange?: number;
   /** Socket receive buffer (bytes). */
   recvBufferBytes?: number;
+  /** Read on a worker thread in batches (default true); false: the main-thread reader. */
+  batchedReceive?: boolean;
   transport?: TransportFactory;
 }
 
@@ -67,7 +69,13 @@ export class NflogReader {
   /** Binds the group; fails with FG_ERR_BUSY when another reader has it. */
   static async open(opts: NflogReaderOptions): Promise<NflogReader> {
     const sock = NetlinkSocket.open(
-      { protocol: NETLINK_NETFILTER, netns: opts.netns, recvBufferBytes: opts.recvBufferBytes ?? 4 << 20, peek: true },
+      {
+        protocol: NETLINK_NETFILTER,
+        netns: opts.netns,
+        recvBufferBytes: opts.recvBufferBytes ?? 4 << 20,
+        peek: true,
+        batched: opts.batchedReceive ?? true,
+      },
       opts.transport ?? openNativeTransport,
     );
     try {

@@ -63,6 +63,7 @@ export class NfqueueFeed implements VerdictTarget {
       netns: cfg.netns,
       recvBufferBytes: cfg.recvBufferBytes ?? defaultRecvBuffer(cfg),
       peek: true,
+      batched: cfg.batchedReceive,
     });
     this.sock = new NetlinkSocket(this.raw);
     // Verdicts bypass NetlinkSocket.send so that many share one datagram (seq 0: nothing waits for a reply).

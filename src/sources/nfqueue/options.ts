@@ -52,6 +52,12 @@ export const NfqueueOptions = z.strictObject({
   recvBufferBytes: int(4096, 1 << 30).optional(),
   /** Look up interface names for indev/outdev (one `ip link` per unknown ifindex, at most every 2 s). */
   interfaceNames: bool().default(true),
+  /**
+   * Read the queue's socket on a worker thread that drains it in batches (many datagrams per wake-up of the
+   * main thread, so the kernel queue drains while the main thread is busy); false uses the `netlink`
+   * package's one-callback-per-datagram reader on the main thread.
+   */
+  batchedReceive: bool().default(true),
 });
 
 export type NfqueueConfig = z.output<typeof NfqueueOptions>;
