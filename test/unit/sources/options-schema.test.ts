@@ -26,7 +26,7 @@ describe('one schema per source', () => {
       recvBufferBytes: 16 << 20,
       lossCheckMs: 200,
       reliable: false,
-      batchedReceive: false,
+      batchedReceive: true,
     });
   });
 
