@@ -1,10 +1,10 @@
 /** `flowgrab arp`: the neighbour table (ARP and NDP) as `ip neigh` shows it, or its changes as they happen. */
 import { Command, Option } from 'commander';
 import type { NeighRecord } from '../sources/arp/record.js';
-import { positiveInt, seconds } from './args.js';
-import { daemonPath, runGraph, sourceGraph } from './graph-run.js';
+import { daemonPath } from './graph-run.js';
 import { logNotice } from './output.js';
 import { runStream } from './run.js';
+import { runOptions, runSourceViaDaemon, sourceOutputOptions } from './source-cli.js';
 
 const TAG = { dump: '', new: '[NEW] ', update: '[UPDATE] ', delete: '[DELETE] ' } as const;
 
@@ -20,48 +20,25 @@ export function formatNeigh(r: NeighRecord): string {
 }
 
 export function arpCommand(): Command {
-  return new Command('arp')
-    .description(
-      'print the neighbour table (ARP/NDP: which IP is at which MAC, behind which bridge port), or follow it',
-    )
-    .option('--dump', 'print the current table (alone: print it and exit)')
-    .option('--events', 'follow changes: new, update, delete (the default without --dump)')
-    .addOption(new Option('--family <family>', 'address family').choices(['ipv4', 'ipv6', 'all']).default('all'))
-    .option('--all', 'also FAILED, INCOMPLETE, NOARP and multicast entries (like `ip neigh show nud all`)')
-    .option('--netns <name>', 'watch this network namespace (ip netns) instead of our own')
-    .option('--json', 'print records as NDJSON, one per line')
-    .option('--count <n>', 'stop after printing n records', positiveInt('--count'))
-    .option('--duration <s>', 'stop after s seconds', seconds)
-    .option('--buffer <n>', 'with --daemon: records flowgrabd buffers for us (default 1000)', positiveInt('--buffer'))
-    .action(async (o, cmd: Command) => {
-      const opts = { json: Boolean(o.json), count: o.count, durationS: o.duration };
-      const daemon = daemonPath(cmd);
-      if (daemon) {
-        const params = {
-          dump: Boolean(o.dump),
-          events: Boolean(o.events) || !o.dump,
-          family: o.family,
-          all: Boolean(o.all),
-        };
-        process.exitCode = await runGraph(sourceGraph('arp', { ...params, netns: o.netns }), {
-          ...opts,
-          duration: o.duration,
-          daemon,
-          buffer: o.buffer,
-          format: (r) => formatNeigh(r as never),
-        });
-        return;
-      }
-      // Loaded on use, so other commands do not pay for it at startup.
-      const { arp } = await import('../sources/arp/source.js');
-      const stream = arp({
-        dump: Boolean(o.dump),
-        events: Boolean(o.events) || !o.dump,
-        family: o.family,
-        includeUnusable: Boolean(o.all),
-        netns: o.netns,
-        notices: { next: logNotice },
-      });
-      process.exitCode = await runStream(stream, formatNeigh, opts);
-    });
+  return sourceOutputOptions(
+    new Command('arp')
+      .description(
+        'print the neighbour table (ARP/NDP: which IP is at which MAC, behind which bridge port), or follow it',
+      )
+      .option('--dump', 'print the current table (alone: print it and exit)')
+      .option('--events', 'follow changes: new, update, delete (the default without --dump)')
+      .addOption(new Option('--family <family>', 'address family').choices(['ipv4', 'ipv6', 'all']).default('all'))
+      .option('--all', 'also FAILED, INCOMPLETE, NOARP and multicast entries (like `ip neigh show nud all`)'),
+  ).action(async (o, cmd: Command) => {
+    const params = { dump: Boolean(o.dump), events: Boolean(o.events) || !o.dump, family: o.family, netns: o.netns };
+    const daemon = daemonPath(cmd);
+    if (daemon) {
+      process.exitCode = await runSourceViaDaemon(daemon, 'arp', { ...params, all: Boolean(o.all) }, o, formatNeigh);
+      return;
+    }
+    // Loaded on use, so other commands do not pay for it at startup.
+    const { arp } = await import('../sources/arp/source.js');
+    const stream = arp({ ...params, includeUnusable: Boolean(o.all), notices: { next: logNotice } });
+    process.exitCode = await runStream(stream, formatNeigh, runOptions(o));
+  });
 }

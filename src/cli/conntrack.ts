@@ -1,9 +1,10 @@
 /** `flowgrab conntrack`: dump the table or follow its events. */
 import { Command, Option } from 'commander';
-import { listOf, positiveInt, seconds, wholeNumber } from './args.js';
-import { daemonPath, runGraph, sourceGraph } from './graph-run.js';
+import { listOf, positiveInt, wholeNumber } from './args.js';
+import { daemonPath } from './graph-run.js';
 import { formatConntrack, logNotice } from './output.js';
 import { runStream } from './run.js';
+import { runOptions, runSourceViaDaemon, sourceOutputOptions } from './source-cli.js';
 
 /** Kept for commands that still import them from here; new code imports ./args.js. */
 export { positiveInt, seconds } from './args.js';
@@ -11,61 +12,51 @@ export { positiveInt, seconds } from './args.js';
 const eventList = listOf('event', ['new', 'update', 'destroy'] as const);
 
 export function conntrackCommand(): Command {
-  return new Command('conntrack')
-    .description('dump the connection tracking table, or follow its events')
-    .option('--dump', 'print the current table first (alone: print it and exit)')
-    .option('--events <list>', 'follow events: new,update,destroy', eventList)
-    .option('--poll <ms>', 'also dump every <ms> and print counter deltas as updates', positiveInt('--poll'))
-    .addOption(new Option('--family <family>', 'address family').choices(['ipv4', 'ipv6', 'all']).default('all'))
-    .option('--zone <n>', 'only this conntrack zone', wholeNumber('--zone'))
-    .option('--mark <n>', 'only entries with this mark', wholeNumber('--mark'))
-    .option('--netns <name>', 'watch this network namespace (ip netns) instead of our own')
-    .option('--json', 'print records as NDJSON, one per line')
-    .option('--count <n>', 'stop after printing n records', positiveInt('--count'))
-    .option('--duration <s>', 'stop after s seconds', seconds)
-    .option('--set-events-sysctl', 'set nf_conntrack_events=1 so every flow reports its DESTROY')
-    .option('--accounting', 'set nf_conntrack_acct=1 and nf_conntrack_timestamp=1 (new flows get counters)')
-    .option('--reliable', 'the kernel keeps events we cannot take yet (and drops traffic when it must), see README')
-    .option('--buffer <n>', 'with --daemon: records flowgrabd buffers for us (default 1000)', positiveInt('--buffer'))
-    .action(async (o, cmd: Command) => {
-      const events = o.events ?? (o.dump || o.poll ? [] : ['new', 'update', 'destroy']);
-      const opts = { json: Boolean(o.json), count: o.count, durationS: o.duration };
-      const daemon = daemonPath(cmd);
-      if (daemon) {
-        // The same source, run by flowgrabd under its policy: what a user without CAP_NET_ADMIN can do.
-        const { conntrackToJson } = await import('../sources/conntrack/json.js');
-        const params = { dump: Boolean(o.dump), events, family: o.family, zone: o.zone, mark: o.mark, netns: o.netns };
-        const spec = sourceGraph('conntrack', { ...params, poll: o.poll ? `${o.poll}ms` : undefined });
-        process.exitCode = await runGraph(spec, {
-          ...opts,
-          duration: o.duration,
-          daemon,
-          buffer: o.buffer,
-          format: (r) => formatConntrack(r as never),
-          toJson: (r) => conntrackToJson(r as never),
-        });
-        return;
-      }
-      const [{ conntrack }, { conntrackToJson }, { ConntrackJsonWriter }] = await Promise.all([
-        import('../sources/conntrack/source.js'),
-        import('../sources/conntrack/json.js'),
-        import('../sources/conntrack/json-writer.js'),
-      ]);
-      const stream = conntrack({
-        dump: Boolean(o.dump),
-        events,
-        pollIntervalMs: o.poll ?? 0,
-        family: o.family,
-        zone: o.zone,
-        mark: o.mark,
-        netns: o.netns,
-        setEventsSysctl: Boolean(o.setEventsSysctl),
-        setAccounting: Boolean(o.accounting),
-        reliable: Boolean(o.reliable),
-        notices: { next: logNotice },
-      });
-      // --json streams into large buffers without a string per record.
-      const writer = o.json ? new ConntrackJsonWriter() : undefined;
-      process.exitCode = await runStream(stream, formatConntrack, opts, conntrackToJson, writer);
+  return sourceOutputOptions(
+    new Command('conntrack')
+      .description('dump the connection tracking table, or follow its events')
+      .option('--dump', 'print the current table first (alone: print it and exit)')
+      .option('--events <list>', 'follow events: new,update,destroy', eventList)
+      .option('--poll <ms>', 'also dump every <ms> and print counter deltas as updates', positiveInt('--poll'))
+      .addOption(new Option('--family <family>', 'address family').choices(['ipv4', 'ipv6', 'all']).default('all'))
+      .option('--zone <n>', 'only this conntrack zone', wholeNumber('--zone'))
+      .option('--mark <n>', 'only entries with this mark', wholeNumber('--mark'))
+      .option('--set-events-sysctl', 'set nf_conntrack_events=1 so every flow reports its DESTROY')
+      .option('--accounting', 'set nf_conntrack_acct=1 and nf_conntrack_timestamp=1 (new flows get counters)')
+      .option('--reliable', 'the kernel keeps events we cannot take yet (and drops traffic when it must), see README'),
+  ).action(async (o, cmd: Command) => {
+    const events = o.events ?? (o.dump || o.poll ? [] : ['new', 'update', 'destroy']);
+    const params = { dump: Boolean(o.dump), events, family: o.family, zone: o.zone, mark: o.mark, netns: o.netns };
+    const daemon = daemonPath(cmd);
+    if (daemon) {
+      // The same source, run by flowgrabd under its policy: what a user without CAP_NET_ADMIN can do.
+      const { conntrackToJson } = await import('../sources/conntrack/json.js');
+      const poll = o.poll ? `${o.poll}ms` : undefined;
+      process.exitCode = await runSourceViaDaemon(
+        daemon,
+        'conntrack',
+        { ...params, poll },
+        o,
+        formatConntrack,
+        conntrackToJson,
+      );
+      return;
+    }
+    const [{ conntrack }, { conntrackToJson }, { ConntrackJsonWriter }] = await Promise.all([
+      import('../sources/conntrack/source.js'),
+      import('../sources/conntrack/json.js'),
+      import('../sources/conntrack/json-writer.js'),
+    ]);
+    const stream = conntrack({
+      ...params,
+      pollIntervalMs: o.poll ?? 0,
+      setEventsSysctl: Boolean(o.setEventsSysctl),
+      setAccounting: Boolean(o.accounting),
+      reliable: Boolean(o.reliable),
+      notices: { next: logNotice },
     });
+    // --json streams into large buffers without a string per record.
+    const writer = o.json ? new ConntrackJsonWriter() : undefined;
+    process.exitCode = await runStream(stream, formatConntrack, runOptions(o), conntrackToJson, writer);
+  });
 }

@@ -1,10 +1,11 @@
 /** `flowgrab dns`: DNS queries and responses the kernel sees, through NFLOG. */
 import { Command } from 'commander';
 import type { DnsRecord } from '../sources/dns/record.js';
-import { listOf, positiveInt, seconds, wholeNumber } from './args.js';
-import { daemonPath, runGraph, sourceGraph } from './graph-run.js';
+import { listOf, wholeNumber } from './args.js';
+import { daemonPath } from './graph-run.js';
 import { logNotice } from './output.js';
 import { runStream } from './run.js';
+import { runOptions, runSourceViaDaemon, sourceOutputOptions } from './source-cli.js';
 
 export function formatDns(r: DnsRecord): string {
   const who = `${r.client}:${r.clientPort} ${r.kind === 'query' ? '→' : '←'} ${r.server}:${r.serverPort}`;
@@ -19,48 +20,27 @@ export function formatDns(r: DnsRecord): string {
 }
 
 export function dnsCommand(): Command {
-  return new Command('dns')
-    .description('follow DNS queries and responses (UDP and TCP, IPv4 and IPv6) through NFLOG')
-    .option('--group <n>', 'NFLOG group to use', wholeNumber('--group'), 53)
-    .option(
-      '--hooks <list>',
-      'where to capture: input,output,forward',
-      listOf('hook', ['input', 'output', 'forward'] as const),
-    )
-    .option('--no-rules', 'do not install the logging rules (you log to the group yourself)')
-    .option('--netns <name>', 'watch this network namespace (ip netns) instead of our own')
-    .option('--json', 'print records as NDJSON, one per line')
-    .option('--count <n>', 'stop after printing n records', positiveInt('--count'))
-    .option('--duration <s>', 'stop after s seconds', seconds)
-    .option('--buffer <n>', 'with --daemon: records flowgrabd buffers for us (default 1000)', positiveInt('--buffer'))
-    .action(async (o, cmd: Command) => {
-      const daemon = daemonPath(cmd);
-      if (daemon) {
-        // flowgrabd owns the NFLOG group and the nft table; we only read its records.
-        const spec = sourceGraph('dns', { group: o.group, hooks: o.hooks, netns: o.netns });
-        process.exitCode = await runGraph(spec, {
-          json: Boolean(o.json),
-          count: o.count,
-          duration: o.duration,
-          daemon,
-          buffer: o.buffer,
-          format: (r) => formatDns(r as never),
-        });
-        return;
-      }
-      // Loaded on use, so other commands do not pay for the DNS decoder at startup.
-      const { dns } = await import('../sources/dns/source.js');
-      const stream = dns({
-        group: o.group,
-        hooks: o.hooks,
-        installRules: o.rules,
-        netns: o.netns,
-        notices: { next: logNotice },
-      });
-      process.exitCode = await runStream(stream, formatDns, {
-        json: Boolean(o.json),
-        count: o.count,
-        durationS: o.duration,
-      });
-    });
+  return sourceOutputOptions(
+    new Command('dns')
+      .description('follow DNS queries and responses (UDP and TCP, IPv4 and IPv6) through NFLOG')
+      .option('--group <n>', 'NFLOG group to use', wholeNumber('--group'), 53)
+      .option(
+        '--hooks <list>',
+        'where to capture: input,output,forward',
+        listOf('hook', ['input', 'output', 'forward'] as const),
+      )
+      .option('--no-rules', 'do not install the logging rules (you log to the group yourself)'),
+  ).action(async (o, cmd: Command) => {
+    const params = { group: o.group, hooks: o.hooks, netns: o.netns };
+    const daemon = daemonPath(cmd);
+    if (daemon) {
+      // flowgrabd owns the NFLOG group and the nft table; we only read its records.
+      process.exitCode = await runSourceViaDaemon(daemon, 'dns', params, o, formatDns);
+      return;
+    }
+    // Loaded on use, so other commands do not pay for the DNS decoder at startup.
+    const { dns } = await import('../sources/dns/source.js');
+    const stream = dns({ ...params, installRules: o.rules, notices: { next: logNotice } });
+    process.exitCode = await runStream(stream, formatDns, runOptions(o));
+  });
 }

@@ -7,7 +7,7 @@
  * count(by=orig.src) → {type: 'count', ts, start, end, orig: {src}, count}.
  */
 import { z } from 'zod';
-import type { FieldCatalog } from '../fields.js';
+import type { FieldCatalog, FieldInfo } from '../fields.js';
 import { GRAPH_LIMITS } from '../limits.js';
 import { checkFields, Duration, FieldPath, keyGetter, listOf, Period, pathGetter } from '../params.js';
 import { type BuildContext, defineFilter, type Rec } from '../registry.js';
@@ -64,13 +64,20 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
   };
 }
 
-function groupedCatalog(input: FieldCatalog, by: string[], extra: string[]): FieldCatalog {
-  const out: FieldCatalog = new Map([
+/** What every window's output record has: its type, and ts, start and end of the window. */
+function windowCatalog(extra: [string, FieldInfo][] = []): FieldCatalog {
+  return new Map([
     ['type', { kind: 'string', many: false }],
     ['ts', { kind: 'number', many: false }],
     ['start', { kind: 'number', many: false }],
     ['end', { kind: 'number', many: false }],
+    ...extra,
   ]);
+}
+
+/** A grouped output: the window's fields, the grouping fields at their paths, then the numbers `extra`. */
+function groupedCatalog(input: FieldCatalog, by: string[], extra: string[]): FieldCatalog {
+  const out = windowCatalog();
   for (const b of by) {
     const segs = b.split('.');
     for (let i = 1; i < segs.length; i++) out.set(segs.slice(0, i).join('.'), { kind: 'object', many: false });
@@ -126,14 +133,7 @@ export const topFilter = defineFilter({
     })
     .strict(),
   check: (p, ctx) => checkFields([...p.by, ...(p.field ? [p.field] : [])], ctx.input, ctx.path, 'top'),
-  output: () =>
-    new Map([
-      ['type', { kind: 'string', many: false }],
-      ['ts', { kind: 'number', many: false }],
-      ['start', { kind: 'number', many: false }],
-      ['end', { kind: 'number', many: false }],
-      ['items', { kind: 'any', many: true }],
-    ]),
+  output: () => windowCatalog([['items', { kind: 'any', many: true }]]),
   step: (p, ctx) => {
     const f = fold(p.by, ctx, p.field);
     const metric = (e: Group) => (p.field ? e.sum : e.count);
@@ -160,11 +160,7 @@ export const windowFilter = defineFilter({
     .strict(),
   positional: (args) => ({ every: args[0] }),
   output: () =>
-    new Map([
-      ['type', { kind: 'string', many: false }],
-      ['ts', { kind: 'number', many: false }],
-      ['start', { kind: 'number', many: false }],
-      ['end', { kind: 'number', many: false }],
+    windowCatalog([
       ['count', { kind: 'number', many: false }],
       ['records', { kind: 'any', many: true }],
     ]),

@@ -2,104 +2,74 @@
  * NFULNL_MSG_PACKET codec: one logged packet with its metadata. Values are
  * big-endian; the payload starts at the L3 header.
  */
-import { AttrReader, AttrWriter, type RawAttr } from '../attr.js';
-import { decodeNfGenMsg, NFGENMSG_LEN, NFNL_SUBSYS_ULOG, nfPayload, nfType } from '../nfnetlink.js';
-import { decodeHwAddr, decodePacketTimestamp, encodeHwAddr, encodePacketTimestamp } from '../nfpacket.js';
+import { AttrWriter } from '../attr.js';
+import { decodeNfGenMsg, NFNL_SUBSYS_ULOG, nfPayload, nfType } from '../nfnetlink.js';
+import {
+  decodePacketAttrs,
+  encodePacketMeta,
+  encodePacketTail,
+  into,
+  type PacketMeta,
+  type PacketMetaAttrs,
+  type PacketTimestamp,
+  packetAttrTable,
+  read,
+} from '../nfpacket.js';
 import * as L from './enums.js';
 
-export interface NflogPacket {
+/** A logged packet: the shared PacketMeta fields (under NFULA_* numbers) and NFLOG's own. */
+export interface NflogPacket extends PacketMeta {
   /** nfgenmsg family of the logged packet (AF_INET 2 / AF_INET6 10). */
   family: number;
   /** The NFLOG group (nfgenmsg res_id). */
   group: number;
   hwProtocol: number;
   hook: number;
-  mark?: number;
   /** Seconds and microseconds since the epoch, as the kernel sent them. */
-  timestamp?: { sec: bigint; usec: bigint };
-  indev?: number;
-  outdev?: number;
-  physindev?: number;
-  physoutdev?: number;
-  hwaddr?: Buffer;
-  payload?: Buffer;
+  timestamp?: PacketTimestamp;
   prefix?: string;
-  uid?: number;
-  gid?: number;
   /** Per-instance sequence number (NFULNL_CFG_F_SEQ): gaps are exact loss counts. */
   seq?: number;
   seqGlobal?: number;
   hwtype?: number;
   hwheader?: Buffer;
-  unknown?: RawAttr[];
 }
 
 const OP = 'nflog packet';
+
+/** The shared packet fields under their NFULA_* numbers. */
+const ATTRS: PacketMetaAttrs = {
+  mark: L.NFULA_MARK,
+  timestamp: L.NFULA_TIMESTAMP,
+  indev: L.NFULA_IFINDEX_INDEV,
+  outdev: L.NFULA_IFINDEX_OUTDEV,
+  physindev: L.NFULA_IFINDEX_PHYSINDEV,
+  physoutdev: L.NFULA_IFINDEX_PHYSOUTDEV,
+  hwaddr: L.NFULA_HWADDR,
+  uid: L.NFULA_UID,
+  gid: L.NFULA_GID,
+  payload: L.NFULA_PAYLOAD,
+};
+
+const TABLE = packetAttrTable<NflogPacket>(ATTRS, {
+  [L.NFULA_PACKET_HDR]: (r, p) => {
+    const v = r.need(3, 'nfulnl_msg_packet_hdr');
+    p.hwProtocol = r.buffer.readUInt16BE(v);
+    p.hook = r.buffer[v + 2];
+  },
+  [L.NFULA_PREFIX]: into('prefix', read.string),
+  [L.NFULA_SEQ]: into('seq', read.u32be),
+  [L.NFULA_SEQ_GLOBAL]: into('seqGlobal', read.u32be),
+  [L.NFULA_HWTYPE]: into('hwtype', read.u16be),
+  [L.NFULA_HWHEADER]: into('hwheader', read.bytes),
+  [L.NFULA_HWLEN]: () => {}, // the length of NFULA_HWHEADER, re-derived on encode
+});
 
 /** Decodes a packet message payload (nfgenmsg + attributes). Throws DecodeError on malformed input, nothing else. */
 export function decodeNflogPacket(payload: Buffer): NflogPacket {
   const g = decodeNfGenMsg(payload);
   const p: NflogPacket = { family: g.family, group: g.resId, hwProtocol: 0, hook: 0 };
-  const r = new AttrReader(OP).reset(payload, NFGENMSG_LEN);
-  while (r.next()) {
-    switch (r.type()) {
-      case L.NFULA_PACKET_HDR: {
-        const v = r.need(3, 'nfulnl_msg_packet_hdr');
-        p.hwProtocol = payload.readUInt16BE(v);
-        p.hook = payload[v + 2];
-        break;
-      }
-      case L.NFULA_MARK:
-        p.mark = r.u32be();
-        break;
-      case L.NFULA_TIMESTAMP:
-        p.timestamp = decodePacketTimestamp(r);
-        break;
-      case L.NFULA_IFINDEX_INDEV:
-        p.indev = r.u32be();
-        break;
-      case L.NFULA_IFINDEX_OUTDEV:
-        p.outdev = r.u32be();
-        break;
-      case L.NFULA_IFINDEX_PHYSINDEV:
-        p.physindev = r.u32be();
-        break;
-      case L.NFULA_IFINDEX_PHYSOUTDEV:
-        p.physoutdev = r.u32be();
-        break;
-      case L.NFULA_HWADDR:
-        p.hwaddr = decodeHwAddr(r);
-        break;
-      case L.NFULA_PAYLOAD:
-        p.payload = r.bytes();
-        break;
-      case L.NFULA_PREFIX:
-        p.prefix = r.string();
-        break;
-      case L.NFULA_UID:
-        p.uid = r.u32be();
-        break;
-      case L.NFULA_GID:
-        p.gid = r.u32be();
-        break;
-      case L.NFULA_SEQ:
-        p.seq = r.u32be();
-        break;
-      case L.NFULA_SEQ_GLOBAL:
-        p.seqGlobal = r.u32be();
-        break;
-      case L.NFULA_HWTYPE:
-        p.hwtype = r.u16be();
-        break;
-      case L.NFULA_HWHEADER:
-        p.hwheader = r.bytes();
-        break;
-      case L.NFULA_HWLEN:
-        break; // the length of NFULA_HWHEADER, re-derived on encode
-      default:
-        (p.unknown ??= []).push(r.raw(true));
-    }
-  }
+  decodePacketAttrs(payload, OP, TABLE, p, L.NFULA_PACKET_HDR);
   return p;
 }
 
@@ -115,23 +85,15 @@ export function encodeNflogPacket(p: NflogPacket): { type: number; payload: Buff
   hdr[2] = p.hook;
   w.bytes(L.NFULA_PACKET_HDR, hdr);
   if (p.prefix !== undefined) w.string(L.NFULA_PREFIX, p.prefix);
-  if (p.indev !== undefined) w.u32be(L.NFULA_IFINDEX_INDEV, p.indev);
-  if (p.physindev !== undefined) w.u32be(L.NFULA_IFINDEX_PHYSINDEV, p.physindev);
-  if (p.outdev !== undefined) w.u32be(L.NFULA_IFINDEX_OUTDEV, p.outdev);
-  if (p.physoutdev !== undefined) w.u32be(L.NFULA_IFINDEX_PHYSOUTDEV, p.physoutdev);
-  if (p.mark !== undefined) w.u32be(L.NFULA_MARK, p.mark);
-  if (p.hwaddr) w.bytes(L.NFULA_HWADDR, encodeHwAddr(p.hwaddr));
+  encodePacketMeta(w, ATTRS, p, ['indev', 'physindev', 'outdev', 'physoutdev', 'mark', 'hwaddr']);
   if (p.hwtype !== undefined) w.u16be(L.NFULA_HWTYPE, p.hwtype);
   if (p.hwheader) {
     w.u16be(L.NFULA_HWLEN, p.hwheader.length);
     w.bytes(L.NFULA_HWHEADER, p.hwheader);
   }
-  if (p.timestamp) w.bytes(L.NFULA_TIMESTAMP, encodePacketTimestamp(p.timestamp));
-  if (p.uid !== undefined) w.u32be(L.NFULA_UID, p.uid);
-  if (p.gid !== undefined) w.u32be(L.NFULA_GID, p.gid);
+  encodePacketMeta(w, ATTRS, p, ['timestamp', 'uid', 'gid']);
   if (p.seq !== undefined) w.u32be(L.NFULA_SEQ, p.seq);
   if (p.seqGlobal !== undefined) w.u32be(L.NFULA_SEQ_GLOBAL, p.seqGlobal);
-  for (const a of p.unknown ?? []) w.raw(a);
-  if (p.payload) w.bytes(L.NFULA_PAYLOAD, p.payload);
+  encodePacketTail(w, ATTRS, p);
   return { type: nfType(NFNL_SUBSYS_ULOG, L.NFULNL_MSG_PACKET), payload: nfPayload(p.family, p.group, w.toBuffer()) };
 }

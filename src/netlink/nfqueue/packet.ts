@@ -3,13 +3,24 @@
  * its metadata. Values are big-endian; the payload starts at the L3 header.
  */
 import { DecodeError } from '../../errors.js';
-import { AttrReader, AttrWriter, type RawAttr } from '../attr.js';
+import { AttrReader, AttrWriter } from '../attr.js';
 import { decodeNfGenMsg, NFGENMSG_LEN, NFNL_SUBSYS_QUEUE, nfPayload, nfType } from '../nfnetlink.js';
-import { decodeHwAddr, decodePacketTimestamp, encodeHwAddr, encodePacketTimestamp } from '../nfpacket.js';
+import {
+  decodePacketAttrs,
+  encodePacketMeta,
+  encodePacketTail,
+  into,
+  type PacketMeta,
+  type PacketMetaAttrs,
+  type PacketTimestamp,
+  packetAttrTable,
+  read,
+} from '../nfpacket.js';
 import { align4 } from '../nlmsg.js';
 import * as Q from './enums.js';
 
-export interface NfqPacket {
+/** A queued packet: the shared PacketMeta fields (under NFQA_* numbers) and NFQUEUE's own. */
+export interface NfqPacket extends PacketMeta {
   /** nfgenmsg family of the packet (AF_INET 2 / AF_INET6 10). */
   family: number;
   /** The queue number (nfgenmsg res_id). */
@@ -22,14 +33,7 @@ export interface NfqPacket {
   mark?: number;
   priority?: number;
   /** Seconds and microseconds since the epoch (received packets only). */
-  timestamp?: { sec: bigint; usec: bigint };
-  indev?: number;
-  outdev?: number;
-  physindev?: number;
-  physoutdev?: number;
-  hwaddr?: Buffer;
-  uid?: number;
-  gid?: number;
+  timestamp?: PacketTimestamp;
   secctx?: string;
   /** NFQA_CT's nested ctnetlink attributes, as sent (decodeCtEntry reads them). */
   ct?: Buffer;
@@ -38,84 +42,48 @@ export interface NfqPacket {
   /** Length of the whole packet when the payload was cut at copy_range. */
   capLen?: number;
   skbInfo?: number;
-  payload?: Buffer;
-  unknown?: RawAttr[];
 }
 
 const OP = 'nfqueue packet';
 export const NFQUEUE_PACKET_TYPE = nfType(NFNL_SUBSYS_QUEUE, Q.NFQNL_MSG_PACKET);
 
+/** The shared packet fields under their NFQA_* numbers. */
+const ATTRS: PacketMetaAttrs = {
+  mark: Q.NFQA_MARK,
+  timestamp: Q.NFQA_TIMESTAMP,
+  indev: Q.NFQA_IFINDEX_INDEV,
+  outdev: Q.NFQA_IFINDEX_OUTDEV,
+  physindev: Q.NFQA_IFINDEX_PHYSINDEV,
+  physoutdev: Q.NFQA_IFINDEX_PHYSOUTDEV,
+  hwaddr: Q.NFQA_HWADDR,
+  uid: Q.NFQA_UID,
+  gid: Q.NFQA_GID,
+  payload: Q.NFQA_PAYLOAD,
+};
+
+const TABLE = packetAttrTable<NfqPacket>(ATTRS, {
+  [Q.NFQA_PACKET_HDR]: (r, p) => {
+    // struct nfqnl_msg_packet_hdr {be32 packet_id; be16 hw_protocol; u8 hook} __packed
+    const v = r.need(7, 'nfqnl_msg_packet_hdr');
+    p.id = r.buffer.readUInt32BE(v);
+    p.hwProtocol = r.buffer.readUInt16BE(v + 4);
+    p.hook = r.buffer[v + 6];
+  },
+  [Q.NFQA_PRIORITY]: into('priority', read.u32be),
+  [Q.NFQA_SECCTX]: into('secctx', read.string),
+  [Q.NFQA_CT]: into('ct', read.bytes),
+  [Q.NFQA_CT_INFO]: into('ctInfo', read.u32be),
+  [Q.NFQA_CAP_LEN]: into('capLen', read.u32be),
+  [Q.NFQA_SKB_INFO]: into('skbInfo', read.u32be),
+});
+
 /** Decodes a packet message payload (nfgenmsg + attributes). Throws DecodeError on malformed input, nothing else. */
 export function decodeNfqPacket(payload: Buffer): NfqPacket {
   const g = decodeNfGenMsg(payload);
   const p: NfqPacket = { family: g.family, queue: g.resId, id: 0, hwProtocol: 0, hook: 0 };
-  let sawHdr = false;
-  const r = new AttrReader(OP).reset(payload, NFGENMSG_LEN);
-  while (r.next()) {
-    switch (r.type()) {
-      case Q.NFQA_PACKET_HDR: {
-        // struct nfqnl_msg_packet_hdr {be32 packet_id; be16 hw_protocol; u8 hook} __packed
-        const v = r.need(7, 'nfqnl_msg_packet_hdr');
-        p.id = payload.readUInt32BE(v);
-        p.hwProtocol = payload.readUInt16BE(v + 4);
-        p.hook = payload[v + 6];
-        sawHdr = true;
-        break;
-      }
-      case Q.NFQA_MARK:
-        p.mark = r.u32be();
-        break;
-      case Q.NFQA_PRIORITY:
-        p.priority = r.u32be();
-        break;
-      case Q.NFQA_TIMESTAMP:
-        p.timestamp = decodePacketTimestamp(r);
-        break;
-      case Q.NFQA_IFINDEX_INDEV:
-        p.indev = r.u32be();
-        break;
-      case Q.NFQA_IFINDEX_OUTDEV:
-        p.outdev = r.u32be();
-        break;
-      case Q.NFQA_IFINDEX_PHYSINDEV:
-        p.physindev = r.u32be();
-        break;
-      case Q.NFQA_IFINDEX_PHYSOUTDEV:
-        p.physoutdev = r.u32be();
-        break;
-      case Q.NFQA_HWADDR:
-        p.hwaddr = decodeHwAddr(r);
-        break;
-      case Q.NFQA_UID:
-        p.uid = r.u32be();
-        break;
-      case Q.NFQA_GID:
-        p.gid = r.u32be();
-        break;
-      case Q.NFQA_SECCTX:
-        p.secctx = r.string();
-        break;
-      case Q.NFQA_CT:
-        p.ct = r.bytes();
-        break;
-      case Q.NFQA_CT_INFO:
-        p.ctInfo = r.u32be();
-        break;
-      case Q.NFQA_CAP_LEN:
-        p.capLen = r.u32be();
-        break;
-      case Q.NFQA_SKB_INFO:
-        p.skbInfo = r.u32be();
-        break;
-      case Q.NFQA_PAYLOAD:
-        p.payload = r.bytes();
-        break;
-      default:
-        (p.unknown ??= []).push(r.raw(true));
-    }
-  }
   // Without the header there is no id, and so no way to give the verdict.
-  if (!sawHdr) throw new DecodeError('no NFQA_PACKET_HDR', NFGENMSG_LEN, OP);
+  if (!decodePacketAttrs(payload, OP, TABLE, p, Q.NFQA_PACKET_HDR))
+    throw new DecodeError('no NFQA_PACKET_HDR', NFGENMSG_LEN, OP);
   return p;
 }
 
@@ -132,23 +100,15 @@ export function encodeNfqPacket(p: NfqPacket): { type: number; payload: Buffer }
   hdr.writeUInt16BE(p.hwProtocol, 4);
   hdr[6] = p.hook;
   w.bytes(Q.NFQA_PACKET_HDR, hdr);
-  if (p.indev !== undefined) w.u32be(Q.NFQA_IFINDEX_INDEV, p.indev);
-  if (p.physindev !== undefined) w.u32be(Q.NFQA_IFINDEX_PHYSINDEV, p.physindev);
-  if (p.outdev !== undefined) w.u32be(Q.NFQA_IFINDEX_OUTDEV, p.outdev);
-  if (p.physoutdev !== undefined) w.u32be(Q.NFQA_IFINDEX_PHYSOUTDEV, p.physoutdev);
-  if (p.mark !== undefined) w.u32be(Q.NFQA_MARK, p.mark);
+  encodePacketMeta(w, ATTRS, p, ['indev', 'physindev', 'outdev', 'physoutdev', 'mark']);
   if (p.priority !== undefined) w.u32be(Q.NFQA_PRIORITY, p.priority);
-  if (p.hwaddr) w.bytes(Q.NFQA_HWADDR, encodeHwAddr(p.hwaddr));
-  if (p.timestamp) w.bytes(Q.NFQA_TIMESTAMP, encodePacketTimestamp(p.timestamp));
-  if (p.uid !== undefined) w.u32be(Q.NFQA_UID, p.uid);
-  if (p.gid !== undefined) w.u32be(Q.NFQA_GID, p.gid);
+  encodePacketMeta(w, ATTRS, p, ['hwaddr', 'timestamp', 'uid', 'gid']);
   if (p.secctx !== undefined) w.string(Q.NFQA_SECCTX, p.secctx);
   if (p.ct) w.bytes(Q.NFQA_CT, p.ct, { nested: true });
   if (p.ctInfo !== undefined) w.u32be(Q.NFQA_CT_INFO, p.ctInfo);
   if (p.capLen !== undefined) w.u32be(Q.NFQA_CAP_LEN, p.capLen);
   if (p.skbInfo !== undefined) w.u32be(Q.NFQA_SKB_INFO, p.skbInfo);
-  for (const a of p.unknown ?? []) w.raw(a);
-  if (p.payload) w.bytes(Q.NFQA_PAYLOAD, p.payload);
+  encodePacketTail(w, ATTRS, p);
   let attrs = w.toBuffer();
   // The kernel copies the payload last and unpadded (nlmsg_len ends with the packet's last byte).
   if (p.payload) attrs = attrs.subarray(0, attrs.length - (align4(p.payload.length) - p.payload.length));
