@@ -4,7 +4,7 @@
  * daemons, and the kernel-side evidence (nft tables, file descriptors).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -311,6 +311,17 @@ export function fdCount(pid: number | 'self' = 'self'): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
+/** A process's resident memory now (VmRSS) and its peak so far (VmHWM), in bytes, from /proc/PID/status. */
+export function procMemory(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
+    if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
+    return Number(m[1]) * 1024;
+  };
+  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+}
+
 /** Table names (`family name`) in a namespace. */
 export async function nftTables(netns: string): Promise<string[]> {
   const r = await run(['ip', 'netns', 'exec', netns, 'nft', 'list', 'tables']);
@@ -350,8 +361,8 @@ export class SpawnedDaemon {
     return this.proc.err;
   }
 
-  /** Resolves once the daemon says it listens (bounded); fails with its log if it exits first. */
-  async ready(timeoutMs = 10_000): Promise<this> {
+  /** Resolves once the daemon says it listens (bounded: Node's start on a busy machine); fails with its log if it exits first. */
+  async ready(timeoutMs = 30_000): Promise<this> {
     await waitFor(
       () => {
         if (this.proc.done) throw new Error(`flowgrabd exited: ${this.log}`);
