@@ -2,36 +2,49 @@
 /** The `flowgrab` command. */
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
-import { arpCommand } from './arp.js';
-import { conntrackCommand } from './conntrack.js';
-import { dnsCommand } from './dns.js';
-import { exportCommand } from './export.js';
-import { labCommand } from './lab.js';
-import { nfqueueCommand } from './nfqueue.js';
 import { errorStyle } from './output.js';
-import { policyCommand } from './policy.js';
 import { reportError } from './run.js';
-import { graphCommand, recordCommand, statusCommand, watchCommand } from './watch.js';
+
+/**
+ * Each subcommand's module, in the order help lists them. Only the one named
+ * on the command line is loaded (a dump need not load the graph language,
+ * export, the lab …); help, a typo or no subcommand loads them all.
+ */
+const COMMANDS: [name: string, load: () => Promise<Command>][] = [
+  ['conntrack', async () => (await import('./conntrack.js')).conntrackCommand()],
+  ['dns', async () => (await import('./dns.js')).dnsCommand()],
+  ['arp', async () => (await import('./arp.js')).arpCommand()],
+  ['nfqueue', async () => (await import('./nfqueue.js')).nfqueueCommand()],
+  ['watch', async () => (await import('./watch.js')).watchCommand()],
+  ['record', async () => (await import('./watch.js')).recordCommand()],
+  ['graph', async () => (await import('./watch.js')).graphCommand()],
+  ['export', async () => (await import('./export.js')).exportCommand()],
+  ['policy', async () => (await import('./policy.js')).policyCommand()],
+  ['status', async () => (await import('./watch.js')).statusCommand()],
+  ['lab', async () => (await import('./lab.js')).labCommand()],
+];
+
+/** The first word after the global options, when it names a subcommand. */
+function named(argv: readonly string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--daemon') i++;
+    else if (!a.startsWith('-')) return COMMANDS.some(([n]) => n === a) ? a : undefined;
+  }
+  return undefined;
+}
 
 const program = new Command('flowgrab')
   .description('the kernel’s view of network traffic (conntrack, DNS, neighbours, queued packets) as typed records')
   .version(VERSION)
   .option('--daemon <path>', 'run through flowgrabd at this socket (or set FLOWGRAB_DAEMON); default: in-process')
-  .showHelpAfterError('(run with --help for usage)')
-  .addCommand(conntrackCommand())
-  .addCommand(dnsCommand())
-  .addCommand(arpCommand())
-  .addCommand(nfqueueCommand())
-  .addCommand(watchCommand())
-  .addCommand(recordCommand())
-  .addCommand(graphCommand())
-  .addCommand(exportCommand())
-  .addCommand(policyCommand())
-  .addCommand(statusCommand())
-  .addCommand(labCommand());
-errorStyle(program, 'flowgrab');
+  .showHelpAfterError('(run with --help for usage)');
 
 try {
+  const only = named(process.argv);
+  const subs = await Promise.all(COMMANDS.filter(([n]) => !only || n === only).map(([, load]) => load()));
+  for (const c of subs) program.addCommand(c);
+  errorStyle(program, 'flowgrab');
   await program.parseAsync(process.argv);
 } catch (err) {
   reportError(err);
