@@ -7,7 +7,7 @@
  */
 import { DecodeError } from '../errors.js';
 import { NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLA_HDRLEN } from './enums.js';
-import { formatIPv6 } from './ip.js';
+import { formatIPv4Cached, formatIPv6 } from './ip.js';
 
 /**
  * Rounds up to a multiple of 4. Plain arithmetic, not `(n + 3) & ~3`: the
@@ -81,7 +81,7 @@ export function cStringAt(b: Buffer, v: number, vEnd: number): string {
 }
 /** An IPv4 (4 bytes) or IPv6 (16 bytes) address at `v` as text; any other length is a DecodeError at `o`. */
 export function ipAt(b: Buffer, v: number, len: number, o: number, op: string, what = 'address'): string {
-  if (len === 4) return `${b[v]}.${b[v + 1]}.${b[v + 2]}.${b[v + 3]}`;
+  if (len === 4) return formatIPv4Cached(b, v);
   if (len === 16) return formatIPv6(b, v);
   throw new DecodeError(`${what} of ${len} bytes`, o, op);
 }

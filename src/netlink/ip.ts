@@ -6,6 +6,28 @@ export function formatIPv4(b: Buffer, o: number): string {
   return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
 }
 
+/** "0" … "255": no number-to-string conversion per byte. */
+const DECIMAL = Array.from({ length: 256 }, (_, i) => String(i));
+const CACHE_BITS = 12;
+/** A direct-mapped cache of IPv4 texts (4096 slots, bounded): a slot's address and its text. */
+const cachedAddr = new Uint32Array(1 << CACHE_BITS);
+const cachedText: string[] = new Array<string>(1 << CACHE_BITS).fill('0.0.0.0');
+
+/**
+ * formatIPv4 through a small cache: the addresses of a flow repeat within
+ * one record (the reply tuple mirrors the original) and across records (a
+ * busy host's own address), and each text not built is garbage not made.
+ */
+export function formatIPv4Cached(b: Buffer, o: number): string {
+  const v = ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+  const slot = Math.imul(v, 0x9e3779b1) >>> (32 - CACHE_BITS);
+  if (cachedAddr[slot] === v) return cachedText[slot];
+  const text = `${DECIMAL[b[o]]}.${DECIMAL[b[o + 1]]}.${DECIMAL[b[o + 2]]}.${DECIMAL[b[o + 3]]}`;
+  cachedAddr[slot] = v;
+  cachedText[slot] = text;
+  return text;
+}
+
 export function formatIPv6(b: Buffer, o: number): string {
   const g: number[] = new Array(8);
   for (let i = 0; i < 8; i++) g[i] = b.readUInt16BE(o + 2 * i);

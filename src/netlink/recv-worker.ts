@@ -7,10 +7,13 @@
  * "continue at offset 0". The main thread is woken with one tiny message
  * only when it has taken everything up to its last wake-up (`state[3]`), so
  * under load it wakes once per batch, not once per datagram, and the kernel
- * queue keeps draining while the main thread collects garbage. Before such a
- * wake-up the worker lingers up to LINGER_MS for more datagrams: at a few
- * thousand events a second each would otherwise cost the main thread a
- * wake-up of its own (a message, a loop turn), several times the decoding.
+ * queue keeps draining while the main thread collects garbage. When a
+ * datagram arrives on an empty queue the worker sleeps LINGER_MS before it
+ * drains (the kernel queues what arrives meanwhile): at a few thousand
+ * events a second each would otherwise cost a wake-up of its own, of the
+ * worker (poll, a context switch) and of the main thread (a message, a loop
+ * turn), several times the decoding. recvfrom(2) writes straight to the
+ * ring's address: no Buffer per datagram.
  *
  * state: [0] stop, [1] write offset, [2] read offset, [3] main thread already
  * notified. When the ring is full the worker stops reading; the kernel's
@@ -29,7 +32,10 @@ const size = ring.byteLength;
 const buf = Buffer.from(ring);
 const c = koffi.load('libc.so.6');
 const poll = c.func('int poll(void *, unsigned long, int)');
-const recvfrom = c.func('intptr_t recvfrom(int, void *, uintptr_t, int, void *, void *)');
+// The buffer argument as an address: the shared ring never moves, and a subarray per datagram would be garbage.
+const recvfrom = c.func('intptr_t recvfrom(int, uintptr_t, uintptr_t, int, void *, void *)');
+const base = Number(koffi.address(buf));
+if (!Number.isSafeInteger(base)) throw new Error('ring address beyond 2^53');
 const POLLIN = 1, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, EINTR = 4, EAGAIN = 11, WRAP = 0xffffffff;
 const LINGER_MS = 1;
 const STOP = 0, W = 1, R = 2, NOTIFIED = 3;
@@ -39,10 +45,9 @@ pfd.writeInt32LE(fd, 0);
 pfd.writeInt16LE(POLLIN, 4);
 const addr = Buffer.alloc(12);
 const alen = Buffer.alloc(4);
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
 let w = 0;
 let unpublished = 0;
-/** When the oldest datagram not yet published was read. */
-let firstAt = 0;
 function publish() {
   if (unpublished === 0) return;
   unpublished = 0;
@@ -68,12 +73,16 @@ while (Atomics.load(state, STOP) === 0) {
     Atomics.wait(state, R, Atomics.load(state, R), 50);
     continue;
   }
-  if (idle && poll(pfd, 1, 100) <= 0) continue;
-  idle = false;
+  if (idle) {
+    if (poll(pfd, 1, 100) <= 0) continue;
+    // Something arrived on an empty queue: let more join it before draining (see the file comment).
+    Atomics.wait(sleeper, 0, 0, LINGER_MS);
+    idle = false;
+  }
   for (let n = 0; n < 1024; n++) {
     if (n > 0 && !room()) break;
     alen.writeUInt32LE(12, 0);
-    const got = Number(recvfrom(fd, buf.subarray(w + 8, w + 8 + maxDatagram), maxDatagram, MSG_DONTWAIT | MSG_TRUNC, addr, alen));
+    const got = Number(recvfrom(fd, base + w + 8, maxDatagram, MSG_DONTWAIT | MSG_TRUNC, addr, alen));
     if (got < 0) {
       const e = koffi.errno();
       if (e !== EAGAIN && e !== EINTR) {
@@ -92,17 +101,7 @@ while (Atomics.load(state, STOP) === 0) {
     buf.writeUInt32LE(addr.readUInt32LE(8), w + 4);
     w += 8 + ((got + 3) & ~3);
     if (w === size) w = 0;
-    if (unpublished++ === 0) firstAt = performance.now();
-    if (unpublished >= 64) publish();
-  }
-  // The queue is empty. A wake-up is due unless the main thread is still at its last one: wait a little
-  // (poll's whole milliseconds: at most about 2 * LINGER_MS in all) for more datagrams to share it.
-  if (idle && unpublished > 0 && Atomics.load(state, NOTIFIED) === 0) {
-    const left = LINGER_MS - (performance.now() - firstAt);
-    if (left > 0 && poll(pfd, 1, Math.ceil(left)) > 0) {
-      idle = false;
-      continue;
-    }
+    if (++unpublished >= 64) publish();
   }
   publish();
 }

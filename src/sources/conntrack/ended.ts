@@ -13,6 +13,7 @@
  * and every listener gets the resend) or from the real event arriving after a
  * resync already inferred the entry's end.
  */
+import { KeySet } from './key-set.js';
 import type { ConntrackRecord } from './record.js';
 
 /** What `entryKey` reads of a record. */
@@ -54,22 +55,18 @@ export const ENDED_DEFAULT_CAP = 1 << 18;
 
 /** The keys (`entryKey`) of entries that ended recently, bounded: the oldest is forgotten first. */
 export class EndedEntries {
-  // A Set iterates in insertion order: the first key is the oldest, evicted first.
-  private readonly keys = new Set<number>();
+  private readonly keys: KeySet;
 
-  constructor(private readonly cap = ENDED_DEFAULT_CAP) {}
+  constructor(cap = ENDED_DEFAULT_CAP) {
+    this.keys = new KeySet(cap);
+  }
 
   has(key: number): boolean {
     return this.keys.has(key);
   }
 
   add(key: number): void {
-    if (this.keys.has(key)) return;
     this.keys.add(key);
-    if (this.keys.size > this.cap) {
-      const oldest = this.keys.values().next().value as number;
-      this.keys.delete(oldest);
-    }
   }
 
   /** The entry is alive again (the kernel gives a new entry with the same tuple at the same address the same id). */

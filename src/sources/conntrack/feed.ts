@@ -52,6 +52,15 @@ export class ConntrackFeed {
   readonly records = new Subject<ConntrackRecord>();
   readonly notices = new Subject<SourceNotice>();
   private readonly live: LiveTable = new Map();
+  /**
+   * Whether the feed keeps `live`: only when it learns of every end (DESTROY
+   * events or polling). A feed that follows NEWs alone could never prune it
+   * (it grew with every flow ever seen), and keeping every record alive cost
+   * more than decoding it; it remembers the NEWs it passed on instead.
+   */
+  private readonly keepsTable: boolean;
+  /** Without a table: the entries whose NEW went out recently, so a kernel repeat is dropped (bounded, like `ended`). */
+  private readonly announced = new EndedEntries();
   /** Entries reported destroyed (by the kernel or a resync): each is reported once. */
   private readonly ended = new EndedEntries();
   /** Repeated events (kernel redelivery) that were not passed on: for tests and stats. */
@@ -77,6 +86,7 @@ export class ConntrackFeed {
     readonly cfg: ConntrackConfig,
     private readonly transport: TransportFactory,
   ) {
+    this.keepsTable = cfg.events.includes('destroy') || cfg.pollIntervalMs > 0;
     if (cfg.events.length > 0) {
       // One event per datagram, a few hundred bytes each: a small read buffer saves a 32 KiB allocation per event.
       const s = NetlinkSocket.open(
@@ -152,7 +162,7 @@ export class ConntrackFeed {
       this.dumper,
       this.cfg,
       (r) => {
-        if (this.events || this.cfg.pollIntervalMs) this.track(r);
+        if (this.keepsTable) this.track(r);
         emit(r);
       },
       (err) => this.badEntry(err),
@@ -168,6 +178,7 @@ export class ConntrackFeed {
     this.dumper?.close();
     this.live.clear();
     this.ended.clear();
+    this.announced.clear();
     this.records.complete();
     this.notices.complete();
   }
@@ -205,6 +216,17 @@ export class ConntrackFeed {
   /** Passes an event on unless it repeats one already passed on (same entry, same NEW or DESTROY). */
   private emit(rec: ConntrackRecord): void {
     const key = entryKey(rec);
+    if (!this.keepsTable) {
+      if (rec.type === 'new') {
+        if (this.announced.has(key)) {
+          this.repeatsDropped++;
+          return;
+        }
+        this.announced.add(key);
+      }
+      this.records.next(rec);
+      return;
+    }
     if (rec.type === 'destroy' ? this.ended.has(key) : rec.type === 'new' && this.live.get(key)?.announced) {
       this.repeatsDropped++;
       return;
@@ -252,7 +274,11 @@ export class ConntrackFeed {
     return { message: `kernel dropped ${lost} conntrack events (receive buffer full); resyncing`, resync: true };
   }
 
-  /** After loss: re-dump, emit what is there, infer destroys for what vanished (held events go out after). */
+  /**
+   * After loss: re-dump, emit what is there, infer destroys for what vanished
+   * (held events go out after). A feed without a table (no DESTROY events, no
+   * polling) infers none: its subscribers asked for no ends.
+   */
   private async resyncDump(held: readonly ConntrackRecord[]): Promise<number> {
     const seen = new Set<number>();
     const count = await this.dump((r) => {
@@ -264,7 +290,7 @@ export class ConntrackFeed {
     // reliable mode the kernel retries every DESTROY until we read it: the real one, with counters, will come.
     const born = new Set(held.filter((r) => r.type === 'new' || r.type === 'destroy').map(entryKey));
     const now = Date.now();
-    if (!this.cfg.reliable) {
+    if (!this.cfg.reliable && this.keepsTable) {
       for (const [key, t] of this.live) if (!seen.has(key) && !born.has(key)) this.inferDestroy(key, t, now, true);
     }
     return count;
