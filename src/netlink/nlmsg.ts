@@ -54,27 +54,36 @@ export function splitMessages(buf: Buffer): NetlinkMessage[] {
   return r.messages;
 }
 
+/** Why the bytes of `buf` at `o` are not a whole message; undefined when they are. */
+export function frameProblem(buf: Buffer, o: number): string | undefined {
+  const rest = buf.length - o;
+  if (rest < NLMSG_HDRLEN) return 'truncated nlmsghdr';
+  const len = buf.readUInt32LE(o);
+  if (len < NLMSG_HDRLEN || len > rest) return `nlmsg_len ${len} does not fit in ${rest} bytes`;
+  return undefined;
+}
+
+/** The message at `o` (which frameProblem has passed), its payload a view. */
+export function messageAt(buf: Buffer, o: number): NetlinkMessage {
+  return {
+    type: buf.readUInt16LE(o + 4),
+    flags: buf.readUInt16LE(o + 6),
+    seq: buf.readUInt32LE(o + 8),
+    pid: buf.readUInt32LE(o + 12),
+    payload: buf.subarray(o + NLMSG_HDRLEN, o + buf.readUInt32LE(o)),
+  };
+}
+
 /** The valid messages at the start of `buf`, and what followed them when it was not a message. */
 export function splitMessagesLenient(buf: Buffer): { messages: NetlinkMessage[]; trailing?: TrailingGarbage } {
   const out: NetlinkMessage[] = [];
   let o = 0;
   while (o < buf.length) {
-    let reason: string | undefined;
-    const len = buf.length - o < NLMSG_HDRLEN ? -1 : buf.readUInt32LE(o);
-    if (len < 0) reason = 'truncated nlmsghdr';
-    else if (len < NLMSG_HDRLEN || len > buf.length - o) {
-      reason = `nlmsg_len ${len} does not fit in ${buf.length - o} bytes`;
-    }
+    const reason = frameProblem(buf, o);
     if (reason) return { messages: out, trailing: { bytes: buf.length - o, offset: o, reason } };
-    out.push({
-      type: buf.readUInt16LE(o + 4),
-      flags: buf.readUInt16LE(o + 6),
-      seq: buf.readUInt32LE(o + 8),
-      pid: buf.readUInt32LE(o + 12),
-      payload: buf.subarray(o + NLMSG_HDRLEN, o + len),
-    });
+    out.push(messageAt(buf, o));
     // len ≤ buf.length here, so this cannot overflow; a last message may lack its padding.
-    o += align4(len);
+    o += align4(buf.readUInt32LE(o));
   }
   return { messages: out };
 }

@@ -14,11 +14,12 @@ import {
   NLM_F_REQUEST,
   NLMSG_DONE,
   NLMSG_ERROR,
+  NLMSG_HDRLEN,
   NLMSG_NOOP,
   NLMSG_OVERRUN,
 } from './enums.js';
 import { errnoName } from './errno.js';
-import { decodeError, encodeMessage, type NetlinkMessage, splitMessagesLenient } from './nlmsg.js';
+import { align4, decodeError, encodeMessage, frameProblem, messageAt, type NetlinkMessage } from './nlmsg.js';
 import type { RawTransport, TransportFactory, TransportOptions } from './transport.js';
 
 /** A request the kernel refused: the operation, the errno and its name, and the kernel's extended-ack text. */
@@ -43,6 +44,12 @@ export interface RequestOptions {
   op?: string;
   /** Called for each reply message as it arrives (large dumps); otherwise replies are collected. */
   onMessage?: (m: NetlinkMessage) => void;
+  /**
+   * Instead of onMessage: each reply read in place, `buf[start, end)` being
+   * its payload (valid during the call only). No message object and no view
+   * per reply, for the largest dumps.
+   */
+  onPayload?: PayloadListener;
   /** Fail when the kernel sends nothing for this long. Default 10 s. */
   idleTimeoutMs?: number;
 }
@@ -52,6 +59,7 @@ interface Pending {
   dump: boolean;
   replies: NetlinkMessage[];
   onMessage?: (m: NetlinkMessage) => void;
+  onPayload?: PayloadListener;
   resolve: (m: NetlinkMessage[]) => void;
   reject: (e: Error) => void;
   /** One idle check per request, re-armed only when it fires: replies just stamp `lastReply`. */
@@ -62,6 +70,8 @@ interface Pending {
   done?: boolean;
 }
 
+/** A reply's payload `buf[start, end)` with its header's type and flags (RequestOptions.onPayload). */
+export type PayloadListener = (buf: Buffer, start: number, end: number, type: number, flags: number) => void;
 export type EventListener = (m: NetlinkMessage, groups: number) => void;
 export type ErrorListener = (e: Error) => void;
 
@@ -107,6 +117,7 @@ export class NetlinkSocket {
         dump,
         replies: [],
         onMessage: opts.onMessage,
+        onPayload: opts.onPayload,
         resolve,
         reject,
         idleMs,
@@ -207,25 +218,46 @@ export class NetlinkSocket {
 
   private onDatagram(buf: Buffer, groups: number): void {
     // The valid messages are delivered even when garbage follows them (as libmnl does); the garbage is reported.
-    const { messages: msgs, trailing } = splitMessagesLenient(buf);
-    if (trailing) {
-      this.emitError(new DecodeError(`${trailing.reason}; ${trailing.bytes} bytes dropped`, trailing.offset, 'nlmsg'));
+    let valid = 0;
+    let problem: string | undefined;
+    while (valid < buf.length && (problem = frameProblem(buf, valid)) === undefined) {
+      valid += align4(buf.readUInt32LE(valid));
+    }
+    if (problem) {
+      this.emitError(new DecodeError(`${problem}; ${buf.length - valid} bytes dropped`, valid, 'nlmsg'));
     }
     // A dump datagram holds many replies to one request: look it up once, stamp it once.
     let last: Pending | undefined;
     let lastSeq = -1;
-    for (const m of msgs) {
+    for (let o = 0; o < valid; o += align4(buf.readUInt32LE(o))) {
+      const seq = buf.readUInt32LE(o + 8);
       let p: Pending | undefined;
-      if (groups === 0 && m.seq !== 0) {
-        if (m.seq !== lastSeq) {
-          lastSeq = m.seq;
-          last = this.pending.get(m.seq);
+      if (groups === 0 && seq !== 0) {
+        if (seq !== lastSeq) {
+          lastSeq = seq;
+          last = this.pending.get(seq);
           if (last) last.lastReply = Date.now();
         }
         p = last;
       }
-      if (p && !p.done) this.onReply(m.seq, p, m);
-      else if (m.type !== NLMSG_NOOP && m.type !== NLMSG_OVERRUN) this.emitEvent(m, groups);
+      const type = buf.readUInt16LE(o + 4);
+      if (p && !p.done) {
+        if (p.onPayload && type !== NLMSG_ERROR && type !== NLMSG_DONE) this.onPayload(seq, p, buf, o, type);
+        else this.onReply(seq, p, messageAt(buf, o));
+      } else if (type !== NLMSG_NOOP && type !== NLMSG_OVERRUN) {
+        this.emitEvent(messageAt(buf, o), groups);
+      }
+    }
+  }
+
+  /** A data reply (not ERROR, not DONE) to a request read in place. */
+  private onPayload(seq: number, p: Pending, buf: Buffer, o: number, type: number): void {
+    const flags = buf.readUInt16LE(o + 6);
+    if (flags & NLM_F_DUMP_INTR) p.interrupted = true;
+    try {
+      p.onPayload?.(buf, o + NLMSG_HDRLEN, o + buf.readUInt32LE(o), type, flags);
+    } catch (err) {
+      this.finish(seq, err as Error);
     }
   }
 

@@ -36,14 +36,19 @@ export function decodeCtMessage(m: NetlinkMessage): CtMessage {
 
 /** What a ctnetlink message reports, from its type and flags alone. */
 export function ctMessageKind(m: { type: number; flags: number }): CtMessageKind {
-  if (nfSubsys(m.type) !== NFNL_SUBSYS_CTNETLINK) {
-    throw new DecodeError(`message type 0x${m.type.toString(16)} is not ctnetlink`, 0, 'ctnetlink');
+  return ctKind(m.type, m.flags);
+}
+
+/** ctMessageKind from the header's type and flags. */
+export function ctKind(type: number, flags: number): CtMessageKind {
+  if (nfSubsys(type) !== NFNL_SUBSYS_CTNETLINK) {
+    throw new DecodeError(`message type 0x${type.toString(16)} is not ctnetlink`, 0, 'ctnetlink');
   }
-  const msg = nfMsg(m.type);
+  const msg = nfMsg(type);
   if (msg === C.IPCTNL_MSG_CT_DELETE) return 'destroy';
   if (msg !== C.IPCTNL_MSG_CT_NEW) throw new DecodeError(`unexpected ctnetlink message ${msg}`, 0, 'ctnetlink');
-  if (m.flags & NLM_F_MULTI) return 'dump';
-  return m.flags & NLM_F_CREATE ? 'new' : 'update';
+  if (flags & NLM_F_MULTI) return 'dump';
+  return flags & NLM_F_CREATE ? 'new' : 'update';
 }
 
 /** Encodes an entry as the kernel would send it for `kind` (for tests, fakes and replay). */

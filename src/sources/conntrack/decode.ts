@@ -9,7 +9,7 @@
 import { DecodeError } from '../../errors.js';
 import { attrEnd, attrNeed, attrNext, attrType, cStringAt, ipAt, u16beAt, u32beAt } from '../../netlink/attr.js';
 import * as C from '../../netlink/conntrack/enums.js';
-import { ctMessageKind } from '../../netlink/conntrack/messages.js';
+import { ctKind } from '../../netlink/conntrack/messages.js';
 import type { NetlinkMessage } from '../../netlink/nlmsg.js';
 import type { ConntrackEnd, ConntrackRecord, ConntrackRecordType } from './record.js';
 import { statusNames } from './status.js';
@@ -302,7 +302,30 @@ function tcpState(b: Buffer, start: number, end: number): string | undefined {
 
 /** A whole ctnetlink message (nfgenmsg + attributes) to a record. */
 export function conntrackRecordFromMessage(m: NetlinkMessage, now: number, netns?: string): ConntrackRecord {
-  const type = ctMessageKind(m);
-  if (m.payload.length < 4) throw new DecodeError('truncated nfgenmsg', m.payload.length, 'nfgenmsg');
-  return decodeConntrackRecord(m.payload, 4, m.payload.length, m.payload[0], type, now, netns);
+  return conntrackRecordAt(m.payload, 0, m.payload.length, m.type, m.flags, now, netns);
+}
+
+/**
+ * A ctnetlink message read in place: its payload (nfgenmsg + attributes) is
+ * `b[start, end)`, its header's type and flags given. A DecodeError counts
+ * its offset from the payload's start, as conntrackRecordFromMessage's does.
+ */
+export function conntrackRecordAt(
+  b: Buffer,
+  start: number,
+  end: number,
+  msgType: number,
+  flags: number,
+  now: number,
+  netns?: string,
+): ConntrackRecord {
+  const type = ctKind(msgType, flags);
+  if (end - start < 4) throw new DecodeError('truncated nfgenmsg', end - start, 'nfgenmsg');
+  try {
+    return decodeConntrackRecord(b, start + 4, end, b[start], type, now, netns);
+  } catch (err) {
+    // Offsets here count from `b`'s start: decode the payload alone again for the error with its own.
+    if (start === 0 || !(err instanceof DecodeError)) throw err;
+    return decodeConntrackRecord(b.subarray(start, end), 4, end - start, b[start], type, now, netns);
+  }
 }

@@ -2,7 +2,7 @@
 import { ctDumpRequest } from '../../netlink/conntrack/messages.js';
 import { NLM_F_DUMP } from '../../netlink/enums.js';
 import type { NetlinkSocket } from '../../netlink/socket.js';
-import { conntrackRecordFromMessage } from './decode.js';
+import { conntrackRecordAt } from './decode.js';
 import type { ConntrackConfig } from './options.js';
 import type { ConntrackRecord } from './record.js';
 
@@ -19,10 +19,10 @@ export async function runDump(
   let n = 0;
   await sock.request(req.type, NLM_F_DUMP, req.payload, {
     op: 'ctnetlink dump',
-    onMessage: (m) => {
+    onPayload: (b, start, end, type, flags) => {
       let r: ConntrackRecord;
       try {
-        r = conntrackRecordFromMessage(m, Date.now(), cfg.netns);
+        r = conntrackRecordAt(b, start, end, type, flags, Date.now(), cfg.netns);
       } catch (err) {
         onBad(err as Error);
         return;

@@ -38,6 +38,9 @@ const variants: ConntrackRecord[] = [
     ts: 0,
   },
   { ...base, id: 0, timeout: 9, start: -1, ts: Number.MAX_SAFE_INTEGER + 2 },
+  // Saturated counters and a tuple's own zone belong to the end they describe.
+  { ...base, type: 'update', orig: { ...base.orig, packets: Number.MAX_SAFE_INTEGER, saturated: true, zone: 3 } },
+  { ...base, type: 'destroy', family: 'ipv6', reply: { ...base.reply, zone: 0 } },
 ];
 
 function written(recs: ConntrackRecord[], sinkIsSync = false): string {
