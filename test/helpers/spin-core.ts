@@ -92,10 +92,11 @@ export function socketRpcRaw(path: string, body: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = createConnection(path);
     let out = '';
+    // Generous: on a loaded 2-core machine (load 18) a block took 12 s and list_devices 3 s.
     const t = setTimeout(() => {
       s.destroy();
-      reject(new Error(`no reply from ${path} within 10 s`));
-    }, 10_000);
+      reject(new Error(`no reply from ${path} within 30 s`));
+    }, 30_000);
     s.on('connect', () => s.write(body));
     s.on('data', (d) => (out += d));
     s.on('error', (e) => {

@@ -411,8 +411,13 @@ describe('blocks', () => {
     expect((await socketRpc(sock, 'list_iplist', { list: 'block' })).result).toContain('www.shop.test.');
     // A fresh lookup (the chain www.shop.test → cdn.shop.test → server.wan.test) refreshes the address's entry.
     await laptop.ns.exec(['dig', '+short', `@${home.routerLan.ipv4}`, 'www.shop.test', 'A']);
-    const set = (await home.router.exec(['nft', 'list', 'set', 'inet', 'flowgrab_spin', 'bname4'])).stdout;
-    expect(set).toContain(home.server.ipv4);
+    // The answer reaches the app through its DNS source, then nft: wait for that fact.
+    const nameSet = async () =>
+      (await home.router.exec(['nft', 'list', 'set', 'inet', 'flowgrab_spin', 'bname4'])).stdout;
+    await waitFor(async () => (await nameSet()).includes(home.server.ipv4), {
+      timeoutMs: 10_000,
+      what: "the name's address in the block set",
+    });
     expect(await tcpWorks(home, laptop)).toBe(false);
     await socketRpc(sock, 'remove_iplist_ip', { list: 'block', ip: 'www.shop.test.' });
     expect(await tcpWorks(home, laptop)).toBe(true);

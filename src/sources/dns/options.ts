@@ -24,11 +24,12 @@ export const DnsOptions = z.strictObject({
   /** Response-time matching window: queries older than this are forgotten. */
   queryTimeoutMs: int(100).default(30_000),
   /**
-   * Read the NFLOG socket on a worker thread that drains it in batches (many datagrams per wake-up of the
-   * main thread, so the kernel queue drains while the main thread is busy); false uses the `netlink`
-   * package's one-callback-per-datagram reader on the main thread.
+   * Read the NFLOG socket on a worker thread in batches (src/netlink/batched.ts). Opt-in here: that socket
+   * closes only when its worker exits, after close() returns, and until then the kernel keeps the
+   * group bound, so a reader opened right after a close gets FG_ERR_BUSY. False: the `netlink` package's
+   * main-thread reader, whose close releases the group at once.
    */
-  batchedReceive: bool().default(true),
+  batchedReceive: bool().default(false),
 });
 
 export type DnsConfig = z.output<typeof DnsOptions>;

@@ -37,7 +37,7 @@ export interface NflogReaderOptions {
   copyRange?: number;
   /** Socket receive buffer (bytes). */
   recvBufferBytes?: number;
-  /** Read on a worker thread in batches (default true); false: the main-thread reader. */
+  /** Read on a worker thread in batches (default false: the group stays bound until the worker exits, after close()). */
   batchedReceive?: boolean;
   transport?: TransportFactory;
 }
@@ -74,7 +74,7 @@ export class NflogReader {
         netns: opts.netns,
         recvBufferBytes: opts.recvBufferBytes ?? 4 << 20,
         peek: true,
-        batched: opts.batchedReceive ?? true,
+        batched: opts.batchedReceive ?? false,
       },
       opts.transport ?? openNativeTransport,
     );

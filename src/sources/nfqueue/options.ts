@@ -53,11 +53,12 @@ export const NfqueueOptions = z.strictObject({
   /** Look up interface names for indev/outdev (one `ip link` per unknown ifindex, at most every 2 s). */
   interfaceNames: bool().default(true),
   /**
-   * Read the queue's socket on a worker thread that drains it in batches (many datagrams per wake-up of the
-   * main thread, so the kernel queue drains while the main thread is busy); false uses the `netlink`
-   * package's one-callback-per-datagram reader on the main thread.
+   * Read the queue's socket on a worker thread in batches (src/netlink/batched.ts). Opt-in here: that socket
+   * closes only when its worker exits, after close() returns, and until then the kernel keeps the
+   * queue bound, so a reader opened right after a close gets FG_ERR_BUSY. False: the `netlink` package's
+   * main-thread reader, whose close releases the queue at once.
    */
-  batchedReceive: bool().default(true),
+  batchedReceive: bool().default(false),
 });
 
 export type NfqueueConfig = z.output<typeof NfqueueOptions>;
