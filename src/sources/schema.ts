@@ -47,12 +47,20 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 }
 
 /**
- * Parses a source's options (what: "conntrack") with its schema: undefined
- * values count as absent, defaults are filled in, and every issue goes
- * into one FG_ERR_INVALID_ARGUMENT.
+ * What a source's options object carries beside its options: where notices
+ * go, the kernel seam (tests) and the readiness observer. Not options, so
+ * the schema never sees them.
  */
-export function parseOptions<S extends z.ZodType>(what: string, schema: S, input: object): z.output<S> {
-  const present = Object.fromEntries(Object.entries(input ?? {}).filter(([, v]) => v !== undefined));
+const HOOKS: ReadonlySet<string> = new Set(['notices', 'transport', 'ready']);
+
+/**
+ * Parses a source's options (what: "conntrack") with its schema: the hooks
+ * (notices, transport, ready) are left out, undefined values count as
+ * absent, defaults are filled in, and every issue goes into one
+ * FG_ERR_INVALID_ARGUMENT.
+ */
+export function parseOptions<S extends z.ZodType>(what: string, schema: S, input: object | undefined): z.output<S> {
+  const present = Object.fromEntries(Object.entries(input ?? {}).filter(([k, v]) => v !== undefined && !HOOKS.has(k)));
   const r = schema.safeParse(present);
   if (r.success) return r.data;
   const msg = `${what} options: ${describeIssues(r.error.issues).join('; ')}`;

@@ -41,6 +41,5 @@ export type ArpOptionsInput = z.input<typeof ArpOptions> & {
 
 /** Validates options (every issue at once) and fills in the defaults. */
 export function parseArpOptions(options: ArpOptionsInput): ArpConfig {
-  const { notices: _n, transport: _t, ready: _r, ...rest } = options;
-  return parseOptions('arp', ArpOptions, rest);
+  return parseOptions('arp', ArpOptions, options);
 }

@@ -62,8 +62,7 @@ export type ConntrackOptionsInput = z.input<typeof ConntrackOptions> & {
 
 /** Validates options (every issue at once) and fills in the defaults. */
 export function parseConntrackOptions(options: ConntrackOptionsInput): ConntrackConfig {
-  const { notices: _n, transport: _t, ready: _r, ...rest } = options;
-  const c = parseOptions('conntrack', ConntrackOptions, rest);
+  const c = parseOptions('conntrack', ConntrackOptions, options);
   const events = c.events ?? (c.dump || c.pollIntervalMs > 0 ? [] : [...CT_EVENT_NAMES]);
   return { ...c, events };
 }

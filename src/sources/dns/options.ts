@@ -43,6 +43,5 @@ export type DnsOptionsInput = z.input<typeof DnsOptions> & {
 };
 
 export function parseDnsOptions(options: DnsOptionsInput): DnsConfig {
-  const { notices: _n, transport: _t, ready: _r, ...rest } = options;
-  return parseOptions('dns', DnsOptions, rest);
+  return parseOptions('dns', DnsOptions, options);
 }

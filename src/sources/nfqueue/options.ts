@@ -74,8 +74,7 @@ export type NfqueueOptionsInput = z.input<typeof NfqueueOptions> & {
 
 /** Validates options (every issue at once, a missing queue included) and fills in the defaults. */
 export function parseNfqueueOptions(options: NfqueueOptionsInput): NfqueueConfig {
-  const { notices: _n, transport: _t, ready: _r, ...rest } = options ?? ({} as NfqueueOptionsInput);
-  return parseOptions('nfqueue', NfqueueOptions, rest);
+  return parseOptions('nfqueue', NfqueueOptions, options);
 }
 
 /** Receive buffer that holds a full queue: maxLen × (copy + per-message overhead), 1–256 MiB. */
