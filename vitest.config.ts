@@ -14,9 +14,31 @@ const resolve = {
   ],
 };
 
-// Two projects: `unit` runs anywhere; `integration` needs root (network
-// namespaces, nftables, the real kernel) and runs one file at a time so
-// namespaces and sysctls of different files never race.
+// Integration files that load the whole machine: floods of 10 000 to 60 000
+// conntrack entries, made while an event loop is blocked on purpose, whose
+// tests count every event and the kernel's drops. Their namespaces are their
+// own, but the CPU is not: they run one at a time, after the others, so
+// neither they nor the other files lose events to each other's load.
+const SERIAL = [
+  'test/integration/conntrack-burst.test.ts',
+  'test/integration/conntrack-overflow.test.ts',
+  'test/integration/conntrack-reliable.test.ts',
+  'test/integration/daemon-stuck-reader.test.ts',
+  'test/integration/netlink-batched.test.ts',
+];
+
+// Unit and integration files run side by side, WORKERS at a time: most
+// integration time is spent waiting on other processes and the kernel (each
+// test makes uniquely named namespaces, users, temp dirs and free ports, so
+// files never share state). `integration-serial` (root too) runs last, one
+// file at a time. Projects with the same groupOrder must have the same maxWorkers.
+const WORKERS = 3;
+const integration = {
+  setupFiles: ['test/setup/no-console.ts', 'test/setup/require-root.ts'],
+  testTimeout: 60_000,
+  hookTimeout: 60_000,
+};
+
 export default defineConfig({
   test: {
     projects: [
@@ -26,6 +48,7 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           setupFiles: ['test/setup/no-console.ts'],
+          maxWorkers: WORKERS,
           // Property tests run thousands of cases: on a loaded 2-core machine 5 s is not enough.
           testTimeout: 30_000,
         },
@@ -35,10 +58,18 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          setupFiles: ['test/setup/no-console.ts', 'test/setup/require-root.ts'],
+          exclude: SERIAL,
+          maxWorkers: WORKERS,
+          ...integration,
+        },
+      },
+      {
+        resolve,
+        test: {
+          name: 'integration-serial',
+          include: SERIAL,
           fileParallelism: false,
-          testTimeout: 60_000,
-          hookTimeout: 60_000,
+          ...integration,
         },
       },
     ],

@@ -160,8 +160,8 @@ export class FakeKernel {
   }
 }
 
-/** How long until() and settle() wait by default. */
-const WAIT_MS = 5000;
+/** How long until() and settle() wait by default: generous for a busy machine, under the unit tests' 30 s limit. */
+const WAIT_MS = 15_000;
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -4,11 +4,11 @@
  * keeps receiving records, and a third connection's `hello` is answered,
  * for as long as the attack runs; plus the daemon's RSS from /proc.
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type RemoteFlowgrab } from '../../src/daemon/client.js';
 import { waitFor } from '../../src/testing/lab/index.js';
-import { RawClient } from './daemon.js';
+import { procMemory, RawClient } from './daemon.js';
 
 /** A recording of `n` records 10 ms apart: replayed at speed 1 it lasts n/100 seconds. */
 export function writeSlowRecording(file: string, n = 60_000): void {
@@ -28,9 +28,7 @@ export function slowRecording(dir: string): string {
 
 /** Resident memory of a process in bytes (VmRSS). */
 export function rssOf(pid: number): number {
-  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  if (kb === undefined) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(kb) * 1024;
+  return procMemory(pid).rss;
 }
 
 export class Bystanders {

@@ -7,9 +7,9 @@ import { waitFor } from '../../src/testing/lab/netns.js';
 
 /**
  * Resolves once `fact()` holds; throws naming `what` after `timeoutMs`
- * (default 4 s: in-memory facts, and under the unit tests' 5 s limit so this
- * error, not vitest's, is what a failure shows).
+ * (default 15 s: in-memory facts on a busy machine, and under the unit tests'
+ * 30 s limit so this error, not vitest's, is what a failure shows).
  */
-export function until(fact: () => boolean, what: string, timeoutMs = 4_000): Promise<void> {
+export function until(fact: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   return waitFor(fact, { timeoutMs, intervalMs: 2, what });
 }

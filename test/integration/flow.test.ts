@@ -64,7 +64,10 @@ describe('flow graphs on the home network', () => {
     });
     await f.activate();
     const summary = await generateTraffic(home, { rounds: 2, ipv6: false });
-    await waitFor(() => counts.size === 3 && [...counts.values()].every((c) => c >= 2), { timeoutMs: 5000 });
+    await waitFor(() => counts.size === 3 && [...counts.values()].every((c) => c >= 2), {
+      timeoutMs: 20_000,
+      what: 'two TCP connections counted per client',
+    });
     const tcpPerClient = summary.exchanges.filter((e) => e.kind === 'tcp' && e.ok && e.family === 4).length / 3;
     for (const c of home.clients) expect(counts.get(c.ipv4)).toBe(tcpPerClient);
     expect(f.stats().nodes.map((n) => n.node)).toEqual(['conntrack', 'match', 'count']);

@@ -47,7 +47,7 @@ function parseConntrack(text: string): CtEntry[] {
 }
 
 const digShort = async (ns: Netns, server: string, name: string, type: string) =>
-  (await ns.exec(['dig', '+short', '+time=2', '+tries=2', `@${server}`, name, type])).stdout.trim().split('\n');
+  (await ns.exec(['dig', '+short', '+time=5', '+tries=2', `@${server}`, name, type])).stdout.trim().split('\n');
 
 describe('home network lab', () => {
   let home: HomeNetwork;

@@ -140,7 +140,10 @@ describe('the whole app on the home network', () => {
       await exited;
       clearTimeout(timer);
     });
-    await waitFor(() => out.includes('spin: web view') || child.exitCode !== null, { timeoutMs: 15_000 });
+    await waitFor(() => out.includes('spin: web view') || child.exitCode !== null, {
+      timeoutMs: 45_000,
+      what: 'spin to start (a Node process and the app on a busy machine)',
+    });
     if (!out.includes('spin: web view')) throw new Error(`spin did not start:\n${out}`);
     return { child, out: () => out };
   }

@@ -18,7 +18,7 @@ import { FakeSpinCore, serveSpinHttp, spin } from '../helpers/spin-fake-core.js'
 
 /** expect.poll with a bound a loaded machine meets (vitest's default is 1 s); it still fails when the fact never comes. */
 const poll = <T>(fn: () => T, options: { timeout?: number; interval?: number } = {}) =>
-  expect.poll(fn, { timeout: 15_000, ...options });
+  expect.poll(fn, { timeout: 30_000, ...options });
 
 const ROOT = join(import.meta.dirname, '../..');
 const ARTIFACTS = join(ROOT, 'test-artifacts');

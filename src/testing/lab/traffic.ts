@@ -9,7 +9,7 @@ export interface TrafficOptions {
   rounds?: number;
   /** Also use IPv6 (DNS over v6, ping -6, TCP/UDP/HTTP to the server's v6 address); default true. */
   ipv6?: boolean;
-  /** Bound for each single command; default 5 s. */
+  /** Bound for each single command; default 20 s (a busy machine starts processes slowly). */
   timeoutMs?: number;
 }
 
@@ -58,7 +58,8 @@ export async function generateTraffic(home: HomeNetwork, opts: TrafficOptions = 
   const started = Date.now();
   const rounds = Math.max(1, opts.rounds ?? 1);
   const ipv6 = opts.ipv6 ?? true;
-  const timeoutMs = opts.timeoutMs ?? 5_000;
+  // Generous: ~25 processes start at once, and a busy machine is slow to start them; a reply ends each wait early.
+  const timeoutMs = opts.timeoutMs ?? 20_000;
   const dns: DnsExchange[] = [];
   const exchanges: Exchange[] = [];
   for (let round = 1; round <= rounds; round++) {
@@ -110,7 +111,7 @@ function dnsQueries(home: HomeNetwork, client: LabClient, ipv6: boolean): DnsQue
 }
 
 async function dig(exec: Exec, client: LabClient, q: DnsQuery): Promise<DnsExchange> {
-  const r = await exec(['dig', '+short', '+time=2', '+tries=1', `@${q.server}`, q.name, q.type]);
+  const r = await exec(['dig', '+short', '+time=5', '+tries=1', `@${q.server}`, q.name, q.type]);
   const answers = r.stdout
     .split('\n')
     .map((l) => l.trim())
@@ -131,7 +132,7 @@ function exchangePlan(home: HomeNetwork, ipv6: boolean): Plan[] {
   for (const t of targets) {
     const base = { family: t.family };
     plans.push(async (exec, client) => {
-      const r = await exec(['ping', `-${t.family}`, '-n', '-c', '1', '-W', '2', t.ip]);
+      const r = await exec(['ping', `-${t.family}`, '-n', '-c', '1', '-W', '5', t.ip]);
       const detail = r.code === 0 ? '1 reply' : `exit ${r.code}`;
       return { client: client.name, kind: 'ping', ...base, target: t.ip, ok: r.code === 0, detail };
     });
