@@ -14,11 +14,12 @@ import {
   NLM_F_REQUEST,
   NLMSG_DONE,
   NLMSG_ERROR,
+  NLMSG_HDRLEN,
   NLMSG_NOOP,
   NLMSG_OVERRUN,
 } from './enums.js';
 import { errnoName } from './errno.js';
-import { decodeError, encodeMessage, type NetlinkMessage, splitMessagesLenient } from './nlmsg.js';
+import { align4, decodeError, encodeMessage, type NetlinkMessage, splitMessagesLenient } from './nlmsg.js';
 import type { RawTransport, TransportFactory, TransportOptions } from './transport.js';
 
 /** A request the kernel refused: the operation, the errno and its name, and the kernel's extended-ack text. */
@@ -206,6 +207,23 @@ export class NetlinkSocket {
   }
 
   private onDatagram(buf: Buffer, groups: number): void {
+    // A multicast datagram holding one whole message (ctnetlink's events, one per datagram): no arrays for it.
+    if (groups !== 0 && buf.length >= NLMSG_HDRLEN) {
+      const len = buf.readUInt32LE(0);
+      if (len >= NLMSG_HDRLEN && len <= buf.length && align4(len) >= buf.length) {
+        const type = buf.readUInt16LE(4);
+        if (type === NLMSG_NOOP || type === NLMSG_OVERRUN) return;
+        const m: NetlinkMessage = {
+          type,
+          flags: buf.readUInt16LE(6),
+          seq: buf.readUInt32LE(8),
+          pid: buf.readUInt32LE(12),
+          payload: buf.subarray(NLMSG_HDRLEN, len),
+        };
+        this.emitEvent(m, groups);
+        return;
+      }
+    }
     // The valid messages are delivered even when garbage follows them (as libmnl does); the garbage is reported.
     const { messages: msgs, trailing } = splitMessagesLenient(buf);
     if (trailing) {
