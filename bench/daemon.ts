@@ -11,11 +11,15 @@
  * sender's sendmsg(), so the send time is the kernel event time to within
  * a few microseconds. Each case runs `--runs N` times (default 5); figures
  * are medians over the runs. The daemon's GC pauses (--trace-gc) are listed
- * beside the latencies.
+ * beside the latencies, and where the latency goes: daemon-trace.ts (loaded
+ * into the daemon) stamps each record on its way through the daemon, and
+ * keeps the daemon's event-loop delay. The daemon runs with the node options
+ * of the shipped unit (deploy/flowgrabd.service). The load average is printed
+ * with the figures: on a shared machine, latency is mostly its scheduling.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BenchNetns, benchRuns, fmt, median, procCpuMs, verdict } from './lib.js';
 
@@ -26,6 +30,14 @@ const WARMUP = 500;
 const CLIENT_PROCESSES = 4;
 const dist = new URL('..', import.meta.url).pathname; // dist/
 const flowgrabd = join(dist, 'src/cli/flowgrabd.js');
+const traceModule = new URL('./daemon-trace.js', import.meta.url).href;
+
+/** NODE_OPTIONS of the shipped systemd unit: the daemon is measured as it runs there. */
+function unitNodeOptions(): string {
+  const unit = join(dist, '..', 'deploy', 'flowgrabd.service');
+  const m = existsSync(unit) ? /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(unit, 'utf8')) : null;
+  return m ? m[1].replace(/^"|"$/g, '') : '';
+}
 
 // New UDP flows at a steady rate: every millisecond, as many datagrams as the
 // schedule owes (not bursts of hundreds). Prints the send time of each flow,
@@ -227,6 +239,59 @@ interface RunResult {
   clientCpuMs: number;
   /** Record frames the clients received (raw clients count them). */
   frames?: number;
+  /** Median and p99 (ms) of each stage of a record's way (daemon-trace.ts). */
+  stages?: Record<Stage, { p50: number; p99: number }>;
+  /** The daemon's event-loop delay (ms). */
+  loopDelay?: Trace['loopDelay'];
+}
+
+/** What daemon-trace.ts writes on SIGUSR2. */
+interface Trace {
+  loopDelay: { p50: number; p99: number; max: number };
+  /** base64 Float64Array of [key, push, drain, flush, written] (ns). */
+  stamps: string;
+}
+
+const STAGES = ['send→flow', 'flow→drain', 'drain→flush', 'flush→written', 'written→client'] as const;
+type Stage = (typeof STAGES)[number];
+
+/** Each stage's p50/p99 over the run's records (written→client over every client's receipt). */
+function stages(
+  t: Trace,
+  base: number,
+  events: number,
+  sent: Float64Array,
+  reports: Report[],
+): Record<Stage, { p50: number; p99: number }> {
+  const b = Buffer.from(t.stamps, 'base64');
+  const flat = new Float64Array(b.buffer, b.byteOffset, b.length / 8);
+  const byIndex = new Map<number, Float64Array>();
+  for (let i = 0; i < flat.length; i += 5) {
+    const idx = flat[i] - base * 65536;
+    if (idx >= 0 && idx < events) byIndex.set(idx, flat.subarray(i + 1, i + 5));
+  }
+  const lists: number[][] = STAGES.map(() => []);
+  for (const [idx, s] of byIndex) {
+    const points = [sent[idx], s[0], s[1], s[2], s[3]];
+    for (let j = 0; j < 4; j++) {
+      const d = (points[j + 1] - points[j]) / 1e6;
+      if (Number.isFinite(d)) lists[j].push(d);
+    }
+  }
+  for (const r of reports) {
+    const pb = Buffer.from(r.pairs, 'base64');
+    const pairs = new Float64Array(pb.buffer, pb.byteOffset, pb.length / 8);
+    for (let i = 0; i < pairs.length; i += 3) {
+      const w = byIndex.get(pairs[i])?.[3];
+      if (w !== undefined && Number.isFinite(w)) lists[4].push((pairs[i + 1] - w) / 1e6);
+    }
+  }
+  const out = {} as Record<Stage, { p50: number; p99: number }>;
+  STAGES.forEach((name, j) => {
+    const sorted = Float64Array.from(lists[j]).sort();
+    out[name] = { p50: quantile(sorted, 0.5) ?? Number.NaN, p99: quantile(sorted, 0.99) ?? Number.NaN };
+  });
+  return out;
 }
 
 type Mode = 'flowgrab' | 'raw';
@@ -238,6 +303,7 @@ async function run(
   mode: Mode,
   clients: number,
   base: number,
+  trace: () => Promise<Trace>,
 ): Promise<RunResult> {
   const procs = Math.min(clients, CLIENT_PROCESSES);
   const graph = `conntrack(events=[new], netns=${ns.name})`;
@@ -283,6 +349,7 @@ async function run(
       framesSent = frames(rs) - frames0;
       return total(rs);
     };
+    await trace(); // and forget the warm-up's stamps
     const cpu0 = cpuTicks(daemonPid);
     const clientCpu = () => children.reduce((a, c) => a + cpuTicks(c.child.pid!), 0);
     const ccpu0 = clientCpu();
@@ -294,7 +361,13 @@ async function run(
     }
     const cpuMs = (cpuTicks(daemonPid) - cpu0) * TICK_MS;
     const clientCpuMs = (clientCpu() - ccpu0) * TICK_MS;
-    return { ...summarize(mode, clients, events, cpuMs, sent, reports, lost, clientCpuMs), frames: framesSent };
+    const t = await trace();
+    return {
+      ...summarize(mode, clients, events, cpuMs, sent, reports, lost, clientCpuMs),
+      frames: framesSent,
+      stages: stages(t, base, events, sent, reports),
+      loopDelay: t.loopDelay,
+    };
   } finally {
     for (const c of children) c.send('quit');
     await Promise.all(
@@ -347,21 +420,33 @@ export async function benchDaemon(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fgbenchd'));
   const socket = join(dir, 'flowgrab.sock');
   const policy = join(dir, 'policy.json');
+  const traceFile = join(dir, 'trace.json');
   writeFileSync(policy, JSON.stringify({ version: 1, principals: [] })); // root may do anything
   // FG_BENCH_DAEMON_PROF=DIR: a V8 CPU profile of the daemon, written there when it stops.
   const prof = process.env.FG_BENCH_DAEMON_PROF
     ? ['--cpu-prof', '--cpu-prof-dir', process.env.FG_BENCH_DAEMON_PROF]
     : [];
-  // FG_BENCH_DAEMON_NODE_ARGS: extra node options for the daemon, e.g. "--max-semi-space-size=32".
-  const nodeArgs = (process.env.FG_BENCH_DAEMON_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  // The daemon runs with the node options of the shipped unit (deploy/flowgrabd.service), unless
+  // FG_BENCH_DAEMON_NODE_ARGS says otherwise, e.g. "--max-semi-space-size=32" (or "" for Node's defaults).
+  const nodeArgs = (process.env.FG_BENCH_DAEMON_NODE_ARGS ?? unitNodeOptions()).split(/\s+/).filter(Boolean);
   // The daemon's scavenges (--trace-gc on its stdout): their pauses are one place a p99 goes.
+  // daemon-trace.ts stamps each record's way through the daemon and keeps its event-loop delay.
   const daemon = spawn(
     process.execPath,
-    [...nodeArgs, '--trace-gc', ...prof, flowgrabd, '--socket', socket, '--policy', policy],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    [...nodeArgs, '--trace-gc', '--import', traceModule, ...prof, flowgrabd, '--socket', socket, '--policy', policy],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FG_BENCH_DAEMON_TRACE: traceFile } },
   );
   let gcPauses: number[] = [];
   let gcPartial = '';
+  /** Asks daemon-trace.ts for what it stamped since the last time. */
+  const trace = async (): Promise<Trace> => {
+    daemon.kill('SIGUSR2');
+    for (let i = 0; i < 400 && !existsSync(traceFile); i++) await new Promise((r) => setTimeout(r, 25));
+    if (!existsSync(traceFile)) throw new Error('flowgrabd did not answer SIGUSR2 with its trace within 10 s');
+    const t = JSON.parse(readFileSync(traceFile, 'utf8')) as Trace;
+    rmSync(traceFile);
+    return t;
+  };
   daemon.stdout!.on('data', (d: Buffer) => {
     const lines = (gcPartial + d.toString()).split('\n');
     gcPartial = lines.pop() ?? '';
@@ -374,8 +459,11 @@ export async function benchDaemon(): Promise<void> {
   let daemonLog = '';
   daemon.stderr!.on('data', (d: Buffer) => (daemonLog = (daemonLog + d.toString()).slice(-4000)));
   try {
-    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 600 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
     if (!existsSync(socket)) throw new Error(`flowgrabd did not start: ${daemonLog}`);
+    const load0 = loadavg()
+      .map((x) => fmt(x, 2))
+      .join(' ');
     const runs = benchRuns();
     const results: (RunResult & { gc: number[] })[] = [];
     let base = 10;
@@ -384,11 +472,16 @@ export async function benchDaemon(): Promise<void> {
       for (const clients of [1, 16])
         for (let i = 0; i < runs; i++) {
           gcPauses = [];
-          const r = await run(ns, socket, daemon.pid!, mode, clients, base++);
+          const r = await run(ns, socket, daemon.pid!, mode, clients, base++, trace);
           results.push({ ...r, gc: gcPauses });
         }
     console.log(
       `flowgrabd: conntrack NEW records at ${RATE}/s for ${SECONDS} s to 1 and to 16 clients (in ${CLIENT_PROCESSES} processes; ${cpus().length} CPUs); ${runs} runs each, medians; CPU from /proc`,
+    );
+    console.log(
+      `  daemon node options: ${nodeArgs.join(' ') || "(Node's defaults)"}; load average at start ${load0}, at end ${loadavg()
+        .map((x) => fmt(x, 2))
+        .join(' ')}`,
     );
     console.log("  raw: clients that read frames and scan records with a regex (the daemon's own delivery);");
     console.log('  flowgrab: connect() clients that parse every record (what an application sees)');
@@ -408,6 +501,12 @@ export async function benchDaemon(): Promise<void> {
             ` (daemon→client p50 ${fmt(med(rs, 'daemonToClientP50'), 0)} ms p99 ${fmt(med(rs, 'daemonToClientP99'), 0)} ms);` +
             ` daemon GC pauses ${gc.length}, p99 ${fmt(quantile(gc, 0.99) ?? 0, 1)} ms, max ${fmt(gc[gc.length - 1] ?? 0, 1)} ms`,
         );
+        const stage = (name: Stage, q: 'p50' | 'p99') => median(rs.map((r) => r.stages?.[name][q] ?? Number.NaN));
+        const loop = (q: 'p99' | 'max') => median(rs.map((r) => r.loopDelay?.[q] ?? Number.NaN));
+        console.log(
+          `${' '.repeat(23)}where it goes, p50/p99 ms: ${STAGES.map((n) => `${n} ${fmt(stage(n, 'p50'), 2)}/${fmt(stage(n, 'p99'), 2)}`).join(', ')};` +
+            ` daemon event-loop delay p99 ${fmt(loop('p99'), 1)} ms, max ${fmt(loop('max'), 1)} ms`,
+        );
       }
     for (const mode of modes) {
       const one = results.filter((r) => r.mode === mode && r.clients === 1);
@@ -416,7 +515,8 @@ export async function benchDaemon(): Promise<void> {
       const p99 = med(sixteen, 'p99');
       console.log(
         `  ${mode.padEnd(8)} daemon CPU 16 clients ÷ 1 client ${fmt(cpu, 2)}× (goal ≤ 2×: ${verdict(cpu <= 2)});` +
-          ` latency p99 with 16 clients ${fmt(p99, 2)} ms (goal ≤ 5 ms at ${RATE} events/s: ${verdict(p99 <= 5)})`,
+          ` latency p50/p99 with 1 client ${fmt(med(one, 'p50'), 2)}/${fmt(med(one, 'p99'), 2)} ms, with 16 ${fmt(med(sixteen, 'p50'), 2)}/${fmt(p99, 2)} ms;` +
+          ` p99 with 16 clients ${fmt(p99, 2)} ms (goal ≤ 5 ms at ${RATE} events/s: ${verdict(p99 <= 5)})`,
       );
     }
   } finally {

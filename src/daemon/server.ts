@@ -31,9 +31,12 @@ export interface DaemonOptions {
   /** Bytes queued to one client before its records are dropped instead. */
   maxClientBacklog?: number;
   /**
-   * How long records wait to be sent with the ones after them (ms): one write
-   * per client per tick instead of one per kernel event. 0 = at the end of the
-   * current event-loop turn. Default 1.
+   * The shortest time between two flush ticks (ms): records go out at the end
+   * of the event-loop turn they arrive in when the last tick is at least this
+   * long ago (an idle daemon adds no wait), else they wait for the tick this
+   * long after the last, with those that come meanwhile: at most one write
+   * per client per flushMs, however fast kernel events come. 0 = every turn.
+   * Default 1.
    */
   flushMs?: number;
   /** The NFQUEUE queue the daemon owns and shares among clients by mark. */
@@ -74,7 +77,10 @@ export class Daemon implements DaemonHost {
   readonly anonymizeKey = randomBytes(32).toString('hex');
   /** Flows with records waiting for the next flush tick. */
   private readonly flushes = new Set<() => void>();
-  private flushTimer?: NodeJS.Timeout | NodeJS.Immediate;
+  /** Cancels the flush tick to come (a timer or an immediate); undefined when none is due. */
+  private cancelFlush?: () => void;
+  /** When the last flush tick ran (performance.now()). */
+  private lastFlush = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly opts: DaemonOptions) {
     this.current = opts.policy();
@@ -91,18 +97,28 @@ export class Daemon implements DaemonHost {
     return this.current;
   }
 
-  /** Runs `flush` at the next flush tick, shared by every client's flows. */
+  /**
+   * Runs `flush` at the next flush tick, shared by every client's flows: at the end of this event-loop turn
+   * when the last tick is flushMs or more ago, else flushMs after the last tick (see DaemonOptions.flushMs).
+   */
   flushSoon(flush: () => void): void {
     this.flushes.add(flush);
-    if (this.flushTimer) return;
+    if (this.cancelFlush) return;
     const run = () => {
-      this.flushTimer = undefined;
+      this.cancelFlush = undefined;
+      this.lastFlush = performance.now();
       const due = [...this.flushes];
       this.flushes.clear();
       for (const f of due) f();
     };
-    const ms = this.opts.flushMs ?? 1;
-    this.flushTimer = ms > 0 ? setTimeout(run, ms) : setImmediate(run);
+    const wait = this.lastFlush + (this.opts.flushMs ?? 1) - performance.now();
+    if (wait > 0) {
+      const t = setTimeout(run, wait);
+      this.cancelFlush = () => clearTimeout(t);
+    } else {
+      const i = setImmediate(run);
+      this.cancelFlush = () => clearImmediate(i);
+    }
   }
 
   readonly log: LogFn = (level, msg, fields = {}) => {
@@ -277,8 +293,8 @@ export class Daemon implements DaemonHost {
   /** Stops accepting, releases every client (rules and sockets go with their flows), removes the socket file. */
   async close(): Promise<void> {
     // Whatever waits for the flush tick goes out first (clients still connected get their last records).
-    if (this.flushTimer) clearTimeout(this.flushTimer as NodeJS.Timeout);
-    this.flushTimer = undefined;
+    this.cancelFlush?.();
+    this.cancelFlush = undefined;
     for (const f of this.flushes) f();
     this.flushes.clear();
     for (const conn of this.identifying) conn.destroy();
