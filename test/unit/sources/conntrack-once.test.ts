@@ -240,4 +240,35 @@ describe('conntrack feed: every event at most once', () => {
       'destroy:9:2000',
     ]);
   });
+  it('a NEW-only feed keeps no table: a redelivered NEW is still dropped, and a resync re-dumps without inferring ends', async () => {
+    const { k, dumps, answer } = slowKernel();
+    const recs: ConntrackRecord[] = [];
+    const notices: SourceNotice[] = [];
+    const sub = conntrack({
+      events: ['new'],
+      lossCheckMs: 10,
+      transport: k.transport,
+      notices: { next: (n) => notices.push(n) },
+    }).subscribe((r) => recs.push(r));
+    const events = k.openSockets[0];
+    for (const id of [1, 2, 3]) k.multicast(NEW, event('new', id));
+    k.multicast(NEW, event('new', 2)); // a redelivery: dropped
+    k.multicast(NEW, event('new', 2, 1234)); // another entry with the same id: passed on
+    await waitFor(() => recs.length === 4, { timeoutMs: 2_000, what: 'four NEW events' });
+    events.dropCount = 3;
+    await waitFor(() => dumps.length === 1, { timeoutMs: 2_000, what: 'the resync dump' });
+    answer(0, [1]); // 2 and 3 ended meanwhile: nobody asked for ends, so none is inferred
+    await waitFor(() => notices.some((n) => n.kind === 'resync'), { timeoutMs: 2_000, what: 'the resync' });
+    k.multicast(NEW, event('new', 4));
+    await waitFor(() => recs.some((r) => r.id === 4), { timeoutMs: 2_000, what: 'the last NEW' });
+    sub.unsubscribe();
+    expect(recs.map((r) => `${key(r)}:${r.orig.sport}`)).toEqual([
+      'new:1:40001',
+      'new:2:40002',
+      'new:3:40003',
+      'new:2:1234',
+      'dump:1:resync:40001',
+      'new:4:40004',
+    ]);
+  });
 });
