@@ -42,16 +42,20 @@ afterAll(async () => {
 });
 
 const sorted = (ids: Iterable<number>) => [...ids].sort((a, b) => a - b);
+/** An entry's identity: conntrack ids are 32-bit hashes and collide (a few times per 20 000), so with the tuple. */
+const keyOf = (r: ConntrackRecord) => `${r.id} ${r.proto} ${r.orig.src}:${r.orig.sport} ${r.orig.dst}:${r.orig.dport}`;
+/** The ids the subscriber's table holds, a shared id as often as entries have it (as `conntrack -L` lists them). */
+const tableIds = (table: Map<string, ConntrackRecord>) => sorted([...table.values()].map((r) => r.id));
 
 /** Waits (bounded) until the subscriber's table holds exactly the kernel's ids; returns the kernel's. */
-async function converge(table: Map<number, ConntrackRecord>, what: string, notices: SourceNotice[]): Promise<number[]> {
+async function converge(table: Map<string, ConntrackRecord>, what: string, notices: SourceNotice[]): Promise<number[]> {
   let kernel: number[] = [];
   let mine: number[] = [];
   try {
     await waitFor(
       async () => {
         kernel = await kernelIds(ns.name);
-        mine = sorted(table.keys());
+        mine = tableIds(table);
         return JSON.stringify(kernel) === JSON.stringify(mine);
       },
       { timeoutMs: 15_000, intervalMs: 250, what },
@@ -80,7 +84,7 @@ describe('conntrack event loss and resync', () => {
     const initial = await kernelIds(ns.name);
     expect(initial.length).toBeGreaterThanOrEqual(3);
 
-    const table = new Map<number, ConntrackRecord>();
+    const table = new Map<string, ConntrackRecord>();
     const recs: ConntrackRecord[] = [];
     const notices: SourceNotice[] = [];
     const errors: unknown[] = [];
@@ -97,14 +101,14 @@ describe('conntrack event loss and resync', () => {
     }).subscribe({
       next: (r) => {
         recs.push(r);
-        if (r.type === 'destroy') table.delete(r.id);
-        else table.set(r.id, r);
+        if (r.type === 'destroy') table.delete(keyOf(r));
+        else table.set(keyOf(r), r);
       },
       error: (e) => errors.push(e),
     });
     try {
       await waitFor(() => table.size >= initial.length, { timeoutMs: 5_000, what: 'the initial dump' });
-      expect(sorted(table.keys())).toEqual(initial);
+      expect(tableIds(table)).toEqual(initial);
       expect(recs.every((r) => r.type === 'dump' && !r.resync)).toBe(true);
 
       // 1. Twenty thousand new flows while this process cannot read.
@@ -165,7 +169,7 @@ describe('conntrack event loss and resync', () => {
       expect(inferred.length).toBeGreaterThan(0);
       expect(inferred.every((r) => flood(r))).toBe(true);
       const massDestroys = recs.slice(phase3).filter((r) => r.type === 'destroy');
-      expect(new Set(massDestroys.map((r) => r.id)).size).toBe(FLOWS - 254);
+      expect(new Set(massDestroys.map(keyOf)).size).toBe(FLOWS - 254);
 
       // 4. Still alive and still listening: a new flow is reported as it happens.
       const before = recs.length;
@@ -189,8 +193,8 @@ describe('conntrack event loss and resync', () => {
     // Each entry ends once. An entry whose DESTROY event was still queued when a resync began
     // must not get an inferred (resync) DESTROY as well as the real one: a subscriber summing
     // `delta` or counting ended flows would count it twice.
-    const destroys = new Map<number, ConntrackRecord[]>();
-    for (const r of recs) if (r.type === 'destroy') destroys.set(r.id, [...(destroys.get(r.id) ?? []), r]);
+    const destroys = new Map<string, ConntrackRecord[]>();
+    for (const r of recs) if (r.type === 'destroy') destroys.set(keyOf(r), [...(destroys.get(keyOf(r)) ?? []), r]);
     const twice = [...destroys.values()].filter((d) => d.length > 1);
     expect(
       twice.map((d) => `${d[0].orig.dst}: ${d.map((r) => (r.resync ? 'inferred' : 'event')).join(' + ')}`),
