@@ -10,54 +10,31 @@
  * emitted twice. Entries are told apart by id and tuple (ids collide).
  */
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { entryKey } from '../../src/sources/conntrack/ended.js';
 import type { ConntrackOptionsInput } from '../../src/sources/conntrack/options.js';
 import type { ConntrackRecord } from '../../src/sources/conntrack/record.js';
 import { conntrack } from '../../src/sources/conntrack/source.js';
 import type { SourceNotice } from '../../src/sources/notice.js';
 import { floodUdpSync } from '../../src/testing/flood.js';
-import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
+import { type Netns, waitFor } from '../../src/testing/lab/index.js';
+import { type Collected, collect } from '../helpers/collect.js';
 import { conntrackNetns, FLOOD_SYSCTLS, type KernelCtEntry, kernelTable } from '../helpers/conntrack-cli.js';
+import { fileLab } from '../helpers/lab.js';
 
 const FLOWS = 60_000;
-let lab: Lab;
 let ns: Netns;
+type Reader = Collected<ConntrackRecord>;
 
-beforeAll(async () => {
-  lab = new Lab();
-  try {
-    ns = await conntrackNetns(lab, 'ctburst', FLOOD_SYSCTLS);
-  } catch (err) {
-    await lab.close().catch(() => {});
-    throw err;
-  }
+fileLab(async (lab) => {
+  ns = await conntrackNetns(lab, 'ctburst', FLOOD_SYSCTLS);
 });
 
-afterAll(async () => {
-  await lab?.close();
-});
-
-interface Reader {
-  recs: ConntrackRecord[];
-  notices: SourceNotice[];
-  errors: unknown[];
-  unsubscribe(): void;
-}
-
-function follow(opts: ConntrackOptionsInput): Reader {
-  const r: Reader = { recs: [], notices: [], errors: [], unsubscribe: () => {} };
-  const sub = conntrack({
-    events: ['new', 'destroy'],
-    netns: ns.name,
-    lossCheckMs: 20,
-    batchedReceive: true,
-    ...opts,
-    notices: { next: (n) => r.notices.push(n) },
-  }).subscribe({ next: (x) => r.recs.push(x), error: (e) => r.errors.push(e) });
-  r.unsubscribe = () => sub.unsubscribe();
-  return r;
-}
+/** New and destroy events of the namespace through the batched reader, `opts` on top. */
+const follow = (opts: ConntrackOptionsInput): Reader =>
+  collect((hooks) =>
+    conntrack({ events: ['new', 'destroy'], netns: ns.name, lossCheckMs: 20, batchedReceive: true, ...opts, ...hooks }),
+  );
 
 /** A kernel listing's entry, keyed as its record is. */
 const kernelKey = (e: KernelCtEntry) => entryKey(e);

@@ -7,12 +7,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { conntrackCommand } from '../../src/cli/conntrack.js';
 import { ConntrackRecord } from '../../src/sources/conntrack/record.js';
-import { isListening, Lab, type Netns, uniqueId } from '../../src/testing/lab/index.js';
+import { isListening, type Netns, uniqueId } from '../../src/testing/lab/index.js';
 import {
-  CT_RULESET,
+  conntrackNetns,
   countersOf,
   type KernelCtEntry,
   kernelIds,
@@ -20,9 +20,9 @@ import {
   parseConntrackList,
   tupleKey,
 } from '../helpers/conntrack-cli.js';
+import { fileLab } from '../helpers/lab.js';
 
 const cli = join(import.meta.dirname, '../../dist/src/cli/flowgrab.js');
-let lab: Lab;
 let ns: Netns;
 
 interface CliResult {
@@ -60,35 +60,23 @@ function flowgrab(args: string[], timeoutMs = 10_000, whileRunning?: (exited: ()
 
 const lines = (s: string) => s.split('\n').filter((l) => l !== '');
 
-beforeAll(async () => {
+fileLab(async (lab) => {
   expect(existsSync(cli), `${cli} (run npx tsc -p tsconfig.json)`).toBe(true);
-  lab = new Lab();
-  try {
-    ns = await lab.netns('cli');
-    await ns.exec(['nft', '-f', '-'], { input: CT_RULESET });
-    await ns.sysctls({
-      'net.netfilter.nf_conntrack_acct': 1,
-      'net.netfilter.nf_conntrack_timestamp': 1,
-      'net.netfilter.nf_conntrack_events': 1,
-    });
-    // TCP (an echo exchange, then TIME_WAIT), UDP and ICMP over IPv4 and IPv6.
-    await lab.spawn(ns, ['socat', 'TCP-LISTEN:7777,reuseaddr,fork', 'EXEC:cat'], {
-      name: 'echo',
-      ready: () => isListening(ns, 'tcp', 7777),
-    });
-    await ns.exec(['socat', '-T', '2', '-', 'TCP4:127.0.0.1:7777'], { input: 'hello\n' });
-    for (const dst of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) await ns.exec(['ping', '-c', '1', '-W', '1', dst]);
-    await ns.exec(['ping', '-6', '-c', '1', '-W', '1', '::1']);
-    await ns.exec(['socat', '-t', '0.1', '-', 'UDP4:127.0.0.5:9'], { input: 'x\n', allowFail: true });
-    await ns.exec(['socat', '-t', '0.1', '-', 'UDP6:[::1]:9'], { input: 'x\n', allowFail: true });
-  } catch (err) {
-    await lab.close().catch(() => {});
-    throw err;
-  }
-});
-
-afterAll(async () => {
-  await lab?.close();
+  ns = await conntrackNetns(lab, 'cli', {
+    'net.netfilter.nf_conntrack_acct': 1,
+    'net.netfilter.nf_conntrack_timestamp': 1,
+    'net.netfilter.nf_conntrack_events': 1,
+  });
+  // TCP (an echo exchange, then TIME_WAIT), UDP and ICMP over IPv4 and IPv6.
+  await lab.spawn(ns, ['socat', 'TCP-LISTEN:7777,reuseaddr,fork', 'EXEC:cat'], {
+    name: 'echo',
+    ready: () => isListening(ns, 'tcp', 7777),
+  });
+  await ns.exec(['socat', '-T', '2', '-', 'TCP4:127.0.0.1:7777'], { input: 'hello\n' });
+  for (const dst of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) await ns.exec(['ping', '-c', '1', '-W', '1', dst]);
+  await ns.exec(['ping', '-6', '-c', '1', '-W', '1', '::1']);
+  await ns.exec(['socat', '-t', '0.1', '-', 'UDP4:127.0.0.5:9'], { input: 'x\n', allowFail: true });
+  await ns.exec(['socat', '-t', '0.1', '-', 'UDP6:[::1]:9'], { input: 'x\n', allowFail: true });
 });
 
 /** A run of the CLI between two identical `conntrack -L` listings (retried until the table holds still). */

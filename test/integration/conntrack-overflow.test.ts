@@ -6,39 +6,26 @@
  * (add on dump/new, remove on destroy) with exactly the kernel's table.
  */
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { deleteConntrack } from '../../src/sources/conntrack/delete.js';
 import type { ConntrackRecord } from '../../src/sources/conntrack/record.js';
 import { conntrack } from '../../src/sources/conntrack/source.js';
 import type { SourceNotice } from '../../src/sources/notice.js';
 import { floodUdpSync } from '../../src/testing/flood.js';
-import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
-import { CT_RULESET, kernelIds } from '../helpers/conntrack-cli.js';
+import { type Netns, waitFor } from '../../src/testing/lab/index.js';
+import { conntrackNetns, kernelIds } from '../helpers/conntrack-cli.js';
+import { fileLab } from '../helpers/lab.js';
 
 const FLOWS = 20_000;
-let lab: Lab;
 let ns: Netns;
 
-beforeAll(async () => {
-  lab = new Lab();
-  try {
-    ns = await lab.netns('flood');
-    await ns.exec(['nft', '-f', '-'], { input: CT_RULESET });
-    await ns.sysctls({
-      'net.netfilter.nf_conntrack_acct': 1,
-      'net.netfilter.nf_conntrack_timestamp': 1,
-      'net.netfilter.nf_conntrack_events': 1,
-      // The flood's flows must outlive the test (default 30 s for unreplied UDP).
-      'net.netfilter.nf_conntrack_udp_timeout': 120,
-    });
-  } catch (err) {
-    await lab.close().catch(() => {});
-    throw err;
-  }
-});
-
-afterAll(async () => {
-  await lab?.close();
+fileLab(async (lab) => {
+  // The flood's flows must outlive the test (conntrackNetns: unreplied UDP lives 120 s, not the default 30 s).
+  ns = await conntrackNetns(lab, 'flood', {
+    'net.netfilter.nf_conntrack_acct': 1,
+    'net.netfilter.nf_conntrack_timestamp': 1,
+    'net.netfilter.nf_conntrack_events': 1,
+  });
 });
 
 const sorted = (ids: Iterable<number>) => [...ids].sort((a, b) => a - b);

@@ -9,63 +9,36 @@
  * neither emits any (id, type) twice.
  */
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { entryKey } from '../../src/sources/conntrack/ended.js';
 import type { ConntrackRecord } from '../../src/sources/conntrack/record.js';
 import { conntrack } from '../../src/sources/conntrack/source.js';
-import type { SourceNotice } from '../../src/sources/notice.js';
 import { floodUdpSync } from '../../src/testing/flood.js';
-import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
+import { type Netns, waitFor } from '../../src/testing/lab/index.js';
+import { type Collected, collect } from '../helpers/collect.js';
 import { conntrackNetns, conntrackTool, FLOOD_SYSCTLS, kernelIds } from '../helpers/conntrack-cli.js';
+import { fileLab } from '../helpers/lab.js';
 
 const FLOWS = 10_000;
-let lab: Lab;
 let ns: Netns;
+type Reader = Collected<ConntrackRecord>;
 
-beforeAll(async () => {
-  lab = new Lab();
-  try {
-    ns = await conntrackNetns(lab, 'reliable', FLOOD_SYSCTLS);
-  } catch (err) {
-    await lab.close().catch(() => {});
-    throw err;
-  }
+fileLab(async (lab) => {
+  ns = await conntrackNetns(lab, 'reliable', FLOOD_SYSCTLS);
 });
 
-afterAll(async () => {
-  await lab?.close();
-});
-
-interface Reader {
-  recs: ConntrackRecord[];
-  notices: SourceNotice[];
-  errors: unknown[];
-  /** Resolves once its socket listens (the source's readiness signal). */
-  ready: Promise<void>;
-  unsubscribe(): void;
-}
-
-function follow(reliable: boolean): Reader {
-  const r: Reader = {
-    recs: [],
-    notices: [],
-    errors: [],
-    ready: Promise.reject(new Error('no readiness signal')),
-    unsubscribe: () => {},
-  };
-  r.ready.catch(() => {});
-  const sub = conntrack({
-    events: ['new', 'destroy'],
-    netns: ns.name,
-    recvBufferBytes: 64 * 1024,
-    lossCheckMs: 50,
-    reliable,
-    notices: { next: (n) => r.notices.push(n) },
-    ready: (p) => (r.ready = p),
-  }).subscribe({ next: (x) => r.recs.push(x), error: (e) => r.errors.push(e) });
-  r.unsubscribe = () => sub.unsubscribe();
-  return r;
-}
+/** New and destroy events of the namespace on a 64 KiB buffer, in reliable mode or not. */
+const follow = (reliable: boolean): Reader =>
+  collect((hooks) =>
+    conntrack({
+      events: ['new', 'destroy'],
+      netns: ns.name,
+      recvBufferBytes: 64 * 1024,
+      lossCheckMs: 50,
+      reliable,
+      ...hooks,
+    }),
+  );
 
 const flood = (r: ConntrackRecord) => r.orig.dst.startsWith('127.1.') || r.orig.dst.startsWith('127.2.');
 /** Event records (not dump or inferred ones) seen more than once, as "type entry" (ids alone collide). */

@@ -7,34 +7,22 @@
  * closed.
  */
 import { readdirSync, readlinkSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NFNLGRP_CONNTRACK_NEW } from '../../src/netlink/conntrack/enums.js';
 import { ctDumpRequest } from '../../src/netlink/conntrack/messages.js';
 import { NETLINK_NETFILTER, NLM_F_DUMP } from '../../src/netlink/enums.js';
 import { openNativeTransport } from '../../src/netlink/native.js';
 import { NetlinkSocket } from '../../src/netlink/socket.js';
 import { floodUdpSync } from '../../src/testing/flood.js';
-import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
-import { CT_RULESET, kernelIds } from '../helpers/conntrack-cli.js';
+import { type Netns, waitFor } from '../../src/testing/lab/index.js';
+import { conntrackNetns, kernelIds } from '../helpers/conntrack-cli.js';
+import { fileLab } from '../helpers/lab.js';
 
 const FLOWS = 5_000;
-let lab: Lab;
 let ns: Netns;
 
-beforeAll(async () => {
-  lab = new Lab();
-  try {
-    ns = await lab.netns('batched');
-    await ns.exec(['nft', '-f', '-'], { input: CT_RULESET });
-    await ns.sysctls({ 'net.netfilter.nf_conntrack_events': 1, 'net.netfilter.nf_conntrack_udp_timeout': 120 });
-  } catch (err) {
-    await lab.close().catch(() => {});
-    throw err;
-  }
-});
-
-afterAll(async () => {
-  await lab?.close();
+fileLab(async (lab) => {
+  ns = await conntrackNetns(lab, 'batched', { 'net.netfilter.nf_conntrack_events': 1 });
 });
 
 const socketFds = () =>

@@ -2,39 +2,19 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { lastValueFrom, type OperatorFunction, type SchedulerLike, toArray } from 'rxjs';
+import { lastValueFrom, type OperatorFunction, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { withReplayOpener } from '../../../src/filters/replay.js';
 import '../../../src/filters/builtin.js';
 import { prefixPreserving } from '../../../src/filters/lib/anonymize.js';
-import { type BuildContext, filterOperator, lookupNode, type Rec } from '../../../src/filters/registry.js';
-import { RECORD_FIELDS } from '../../../src/filters/sources.js';
+import type { Rec } from '../../../src/filters/registry.js';
 import { Flowgrab } from '../../../src/flow/flowgrab.js';
 import { DnsCache } from '../../../src/sources/dns/cache.js';
 import { fakeFeed } from '../../../src/testing/fake-source.js';
+import { operator } from '../../helpers/filter-operator.js';
 import { ct } from '../../helpers/records.js';
 import { until } from '../../helpers/wait.js';
-
-function operator(
-  name: string,
-  params: Record<string, unknown>,
-  scheduler: SchedulerLike,
-  extra: Partial<BuildContext> = {},
-) {
-  const def = lookupNode(name);
-  if (def?.kind !== 'filter') throw new Error(`no filter ${name}`);
-  const ctx: BuildContext = {
-    path: ['root'],
-    input: RECORD_FIELDS.conntrack,
-    scheduler,
-    notices: { next: () => {} },
-    dropped: () => {},
-    dnsCache: () => ({ cache: new DnsCache(), release: () => {} }),
-    ...extra,
-  };
-  return filterOperator(def, def.params.parse(params) as never, ctx);
-}
 
 const rec = (id: number, src = `10.0.0.${id}`, ts = 0): Rec => ({
   type: 'new',

@@ -3,7 +3,7 @@
  * redaction through lists and address mirrors, batches past the rate limit,
  * a window that hoards records.
  */
-import type { OperatorFunction, SchedulerLike } from 'rxjs';
+import type { OperatorFunction } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { authorize } from '../../../src/auth/authorize.js';
@@ -13,37 +13,11 @@ import { compileRedact } from '../../../src/filters/lib/scope.js';
 import { GRAPH_LIMITS } from '../../../src/filters/limits.js';
 import { parseGraph } from '../../../src/filters/parser.js';
 import { printGraph } from '../../../src/filters/print.js';
-import {
-  asStepper,
-  type BuildContext,
-  type FilterDef,
-  filterOperator,
-  lookupNode,
-  type Rec,
-} from '../../../src/filters/registry.js';
+import { asStepper, type BuildContext, type FilterDef, lookupNode, type Rec } from '../../../src/filters/registry.js';
 import { RECORD_FIELDS } from '../../../src/filters/sources.js';
 import { DnsCache } from '../../../src/sources/dns/cache.js';
+import { operator } from '../../helpers/filter-operator.js';
 import { ct } from '../../helpers/records.js';
-
-function operator(
-  name: string,
-  params: Record<string, unknown>,
-  scheduler: SchedulerLike,
-  extra: Partial<BuildContext> = {},
-) {
-  const def = lookupNode(name);
-  if (def?.kind !== 'filter') throw new Error(`no filter ${name}`);
-  const ctx: BuildContext = {
-    path: ['root'],
-    input: RECORD_FIELDS.conntrack,
-    scheduler,
-    notices: { next: () => {} },
-    dropped: () => {},
-    dnsCache: () => ({ cache: new DnsCache(), release: () => {} }),
-    ...extra,
-  };
-  return filterOperator(def, def.params.parse(params) as never, ctx);
-}
 
 function timeline(marble: string, values: Record<string, Rec>, make: (s: TestScheduler) => OperatorFunction<Rec, Rec>) {
   const s = new TestScheduler((x, y) => expect(x).toEqual(y));

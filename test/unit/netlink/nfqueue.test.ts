@@ -26,6 +26,7 @@ import {
 import { decodeError, encodeMessage, splitMessages } from '../../../src/netlink/nlmsg.js';
 import { parseIpPacket } from '../../../src/sources/packet.js';
 import { fixtureMessages, loadFixture } from '../../helpers/fixtures.js';
+import { onlyDecodeErrors } from '../../helpers/fuzz.js';
 
 const packets = (name: string) => fixtureMessages(name).filter((m) => m.type === 0x300);
 const errnos = (name: string) =>
@@ -106,27 +107,8 @@ describe('nfnetlink_queue golden bytes (captured from the real kernel)', () => {
 
   it('gives DecodeError, never another throw, on truncated, corrupted and random input', () => {
     const base = inp[0].payload;
-    fc.assert(
-      fc.property(
-        fc.nat(base.length),
-        fc.nat(base.length - 1),
-        fc.integer({ min: 0, max: 255 }),
-        fc.uint8Array({ maxLength: 120 }),
-        (cut, at, v, rnd) => {
-          const flipped = Buffer.from(base);
-          flipped[at] = v;
-          for (const b of [base.subarray(0, cut), flipped, Buffer.from(rnd)]) {
-            try {
-              decodeNfqPacket(b);
-            } catch (err) {
-              expect(err).toBeInstanceOf(DecodeError);
-            }
-            peekNfqPacketId(b); // never throws at all
-          }
-        },
-      ),
-      { numRuns: 1000 },
-    );
+    // peekNfqPacketId never throws at all.
+    onlyDecodeErrors(base, decodeNfqPacket, peekNfqPacketId);
   });
 
   it('refuses a message without NFQA_PACKET_HDR (no id, no verdict possible), but still peeks ids from damaged ones', () => {

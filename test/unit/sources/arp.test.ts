@@ -8,6 +8,7 @@ import { NeighRecord } from '../../../src/sources/arp/record.js';
 import { arp, arpFeedRefs } from '../../../src/sources/arp/source.js';
 import type { SourceNotice } from '../../../src/sources/notice.js';
 import { ackReply, dumpReply, FakeKernel } from '../../../src/testing/fake-netlink.js';
+import { collect } from '../../helpers/collect.js';
 import { fixtureMessages, loadFixture } from '../../helpers/fixtures.js';
 
 // A router: bridge br0 (2) with ports lan1 (3) and lan2 (4), and wan0 (5).
@@ -282,28 +283,23 @@ describe('arp source (fake kernel)', () => {
   it('reports kernel loss with its count and resyncs: new, changed and vanished entries, flagged resync', async () => {
     const t = router();
     const { k, event } = kernelWith(t);
-    const notices: SourceNotice[] = [];
-    const seen: string[] = [];
-    const sub = arp({
-      dump: false,
-      events: true,
-      lossCheckMs: 10,
-      transport: k.transport,
-      notices: { next: (n) => notices.push(n) },
-    }).subscribe((r) => seen.push(brief(r)));
+    const { recs, notices, unsubscribe } = collect(
+      (hooks) => arp({ dump: false, events: true, lossCheckMs: 10, transport: k.transport, ...hooks }),
+      brief,
+    );
     await listening(k);
     // While the socket overflowed: the laptop left, the phone's IPv6 turned REACHABLE, the TV arrived.
     t.neigh.splice(0, 2, neigh('fd77::12', MAC2, R.NUD_REACHABLE, { flags: R.NTF_ROUTER }));
     t.neigh.push(neigh('192.168.77.13', '02:00:00:00:77:13'));
     const eventSocket = k.openSockets.find((s) => s.groups.has(R.RTNLGRP_NEIGH))!;
     eventSocket.dropCount = 3;
-    await k.until(() => seen.length >= 3 && notices.some((n) => n.kind === 'resync'), { what: 'the resync' });
+    await k.until(() => recs.length >= 3 && notices.some((n) => n.kind === 'resync'), { what: 'the resync' });
     await k.settle();
     expect(notices.filter((n) => n.kind === 'loss')).toEqual([
       expect.objectContaining({ source: 'arp', count: 3, where: 'kernel' }),
     ]);
     expect(notices).toContainEqual(expect.objectContaining({ kind: 'resync', count: 3 }));
-    expect(seen).toEqual([
+    expect(recs).toEqual([
       `update:fd77::12@br0/lan2=${MAC2}:REACHABLE:resync`,
       'new:192.168.77.13@br0=02:00:00:00:77:13:REACHABLE:resync',
       `delete:192.168.77.11@br0/lan1=${MAC1}:REACHABLE:resync`,
@@ -311,8 +307,8 @@ describe('arp source (fake kernel)', () => {
     // Events after the resync compare against the re-dumped table.
     event(neigh('192.168.77.13', '02:00:00:00:77:13', R.NUD_STALE));
     await k.settle();
-    expect(seen.at(-1)).toBe('update:192.168.77.13@br0=02:00:00:00:77:13:STALE');
-    sub.unsubscribe();
+    expect(recs.at(-1)).toBe('update:192.168.77.13@br0=02:00:00:00:77:13:STALE');
+    unsubscribe();
   });
 
   it('holds events that arrive during a dump until the dump is out', async () => {

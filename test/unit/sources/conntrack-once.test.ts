@@ -11,9 +11,9 @@ import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.j
 import { EndedEntries, entryKey } from '../../../src/sources/conntrack/ended.js';
 import type { ConntrackRecord } from '../../../src/sources/conntrack/record.js';
 import { conntrack } from '../../../src/sources/conntrack/source.js';
-import type { SourceNotice } from '../../../src/sources/notice.js';
 import { dumpReply, FakeKernel, type FakeSocket } from '../../../src/testing/fake-netlink.js';
 import { waitFor } from '../../../src/testing/lab/netns.js';
+import { briefCt, collect } from '../../helpers/collect.js';
 
 /** Entry `id`; `port` (default 40000 + id) tells apart entries that share an id. */
 const entry = (id: number, port = 40000 + id): CtEntry => ({
@@ -56,19 +56,12 @@ function slowKernel() {
   return { k, dumps, answer };
 }
 
-const key = (r: ConntrackRecord) => `${r.type}:${r.id}${r.resync ? ':resync' : ''}`;
-
 describe('conntrack feed: every event at most once', () => {
   it('after two overruns in quick succession and kernel redeliveries, no (id, type) is emitted twice', async () => {
     const { k, dumps, answer } = slowKernel();
-    const recs: ConntrackRecord[] = [];
-    const notices: SourceNotice[] = [];
-    const sub = conntrack({
-      events: ['new', 'destroy'],
-      lossCheckMs: 10,
-      transport: k.transport,
-      notices: { next: (n) => notices.push(n) },
-    }).subscribe((r) => recs.push(r));
+    const { recs, notices, unsubscribe } = collect((hooks) =>
+      conntrack({ events: ['new', 'destroy'], lossCheckMs: 10, transport: k.transport, ...hooks }),
+    );
     const events = k.openSockets[0];
     for (const id of [1, 2, 3, 4]) k.multicast(NEW, event('new', id));
     await waitFor(() => recs.length === 4, { timeoutMs: 2_000, what: 'four NEW events' });
@@ -99,9 +92,9 @@ describe('conntrack feed: every event at most once', () => {
     k.multicast(DESTROY, event('destroy', 4));
     k.multicast(NEW, event('new', 5));
     await waitFor(() => recs.some((r) => r.id === 5), { timeoutMs: 2_000, what: 'the last NEW' });
-    sub.unsubscribe();
+    unsubscribe();
 
-    expect(recs.map(key)).toEqual([
+    expect(recs.map(briefCt)).toEqual([
       'new:1',
       'new:2',
       'new:3',
@@ -122,7 +115,9 @@ describe('conntrack feed: every event at most once', () => {
   it('reports an entry again after its id comes back to life (the kernel reuses ids)', async () => {
     const k = new FakeKernel();
     const recs: string[] = [];
-    const sub = conntrack({ events: ['new', 'destroy'], transport: k.transport }).subscribe((r) => recs.push(key(r)));
+    const sub = conntrack({ events: ['new', 'destroy'], transport: k.transport }).subscribe((r) =>
+      recs.push(briefCt(r)),
+    );
     for (const [g, kind] of [
       [NEW, 'new'],
       [DESTROY, 'destroy'],
@@ -190,7 +185,7 @@ describe('conntrack feed: every event at most once', () => {
     const k = new FakeKernel();
     const recs: string[] = [];
     const sub = conntrack({ events: ['new', 'destroy'], transport: k.transport }).subscribe((r) =>
-      recs.push(`${key(r)}:${r.orig.sport}`),
+      recs.push(`${briefCt(r)}:${r.orig.sport}`),
     );
     k.multicast(NEW, event('new', 9, 1000));
     k.multicast(NEW, event('new', 9, 2000)); // another entry, same id: not a repeat
@@ -206,14 +201,9 @@ describe('conntrack feed: every event at most once', () => {
 
   it('a resync infers the end of one of two entries sharing an id, and the real DESTROY after it is dropped', async () => {
     const { k, dumps, answer } = slowKernel();
-    const recs: ConntrackRecord[] = [];
-    const notices: SourceNotice[] = [];
-    const sub = conntrack({
-      events: ['new', 'destroy'],
-      lossCheckMs: 10,
-      transport: k.transport,
-      notices: { next: (n) => notices.push(n) },
-    }).subscribe((r) => recs.push(r));
+    const { recs, notices, unsubscribe } = collect((hooks) =>
+      conntrack({ events: ['new', 'destroy'], lossCheckMs: 10, transport: k.transport, ...hooks }),
+    );
     k.multicast(NEW, event('new', 9, 1000));
     k.multicast(NEW, event('new', 9, 2000));
     await waitFor(() => recs.length === 2, { timeoutMs: 2_000, what: 'two NEW events' });
@@ -231,8 +221,8 @@ describe('conntrack feed: every event at most once', () => {
       what: 'both ends',
     });
     await k.settle();
-    sub.unsubscribe();
-    expect(recs.map((r) => `${key(r)}:${r.orig.sport}`)).toEqual([
+    unsubscribe();
+    expect(recs.map((r) => `${briefCt(r)}:${r.orig.sport}`)).toEqual([
       'new:9:1000',
       'new:9:2000',
       'dump:9:resync:2000',

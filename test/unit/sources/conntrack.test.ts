@@ -6,6 +6,7 @@ import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.j
 import { conntrack, conntrackFeedRefs } from '../../../src/sources/conntrack/source.js';
 import type { SourceNotice } from '../../../src/sources/notice.js';
 import { dumpReply, FakeKernel } from '../../../src/testing/fake-netlink.js';
+import { briefCt, collect } from '../../helpers/collect.js';
 
 const entry = (id: number, packets = 1, dport = 80): CtEntry => ({
   family: 2,
@@ -113,28 +114,24 @@ describe('conntrack source (fake kernel)', () => {
   it('reports kernel loss with its count and resyncs: re-dumps and infers the destroys it missed', async () => {
     const table = [entry(1), entry(2)];
     const k = kernelWith(table);
-    const notices: SourceNotice[] = [];
-    const seen: string[] = [];
-    const sub = conntrack({
-      events: ['new', 'destroy'],
-      lossCheckMs: 10,
-      transport: k.transport,
-      notices: { next: (n) => notices.push(n) },
-    }).subscribe((r) => seen.push(`${r.type}:${r.id}${r.resync ? ':resync' : ''}`));
+    const { recs, notices, unsubscribe } = collect(
+      (hooks) => conntrack({ events: ['new', 'destroy'], lossCheckMs: 10, transport: k.transport, ...hooks }),
+      briefCt,
+    );
     k.multicast(1, event('new', entry(1)));
     k.multicast(1, event('new', entry(2)));
     await k.settle();
     // Entry 2 dies and 3 is born while the socket overflows: the kernel drops 2 messages.
     table.splice(1, 1, entry(3));
     k.openSockets[0].dropCount = 2;
-    await k.until(() => seen.length >= 5 && notices.some((n) => n.kind === 'resync'), { what: 'the resync' });
+    await k.until(() => recs.length >= 5 && notices.some((n) => n.kind === 'resync'), { what: 'the resync' });
     await k.settle();
     expect(notices.filter((n) => n.kind === 'loss')).toEqual([
       expect.objectContaining({ count: 2, where: 'kernel', source: 'conntrack' }),
     ]);
     expect(notices.some((n) => n.kind === 'resync' && n.count === 2)).toBe(true);
-    expect(seen).toEqual(['new:1', 'new:2', 'dump:1:resync', 'dump:3:resync', 'destroy:2:resync']);
-    sub.unsubscribe();
+    expect(recs).toEqual(['new:1', 'new:2', 'dump:1:resync', 'dump:3:resync', 'destroy:2:resync']);
+    unsubscribe();
   });
 
   it('emits counter deltas from periodic dumps without zeroing anything', async () => {

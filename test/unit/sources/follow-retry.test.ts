@@ -12,9 +12,9 @@ import { encodeLink, type LinkEntry } from '../../../src/netlink/rtnl/link.js';
 import { encodeNeigh, type NeighEntry } from '../../../src/netlink/rtnl/neigh.js';
 import { arp } from '../../../src/sources/arp/source.js';
 import { conntrack } from '../../../src/sources/conntrack/source.js';
-import type { SourceNotice } from '../../../src/sources/notice.js';
 import { ackReply, dumpReply, FakeKernel } from '../../../src/testing/fake-netlink.js';
 import { waitFor } from '../../../src/testing/lab/netns.js';
+import { briefCt, collect } from '../../helpers/collect.js';
 
 const EBUSY = 16;
 
@@ -68,30 +68,26 @@ describe('resync after loss is retried until it succeeds', () => {
         ),
       ];
     };
-    const notices: SourceNotice[] = [];
-    const seen: string[] = [];
-    const sub = conntrack({
-      events: ['new', 'destroy'],
-      lossCheckMs: 10,
-      transport: k.transport,
-      notices: { next: (n) => notices.push(n) },
-    }).subscribe((r) => seen.push(`${r.type}:${r.id}${r.resync ? ':resync' : ''}`));
+    const { recs, notices, unsubscribe } = collect(
+      (hooks) => conntrack({ events: ['new', 'destroy'], lossCheckMs: 10, transport: k.transport, ...hooks }),
+      briefCt,
+    );
     k.multicast(1, ctEvent(ct(1)));
     k.multicast(1, ctEvent(ct(2)));
-    await waitFor(() => seen.length === 2, { timeoutMs: 5_000, what: 'two NEW events' });
+    await waitFor(() => recs.length === 2, { timeoutMs: 5_000, what: 'two NEW events' });
     // Entry 2 ends while the socket overflows; the first resync dump is refused.
     table.splice(1, 1);
     failNext = true;
     k.openSockets[0].dropCount = 1;
     await waitFor(() => notices.some((n) => n.kind === 'resync'), { timeoutMs: 5_000, what: 'a resync' });
-    sub.unsubscribe();
+    unsubscribe();
     expect(dumps).toBe(2);
     // The host's own nf_conntrack_events setting may add a warning first: not this test's subject.
     const mine = notices.filter((n) => !n.message.startsWith('nf_conntrack'));
     expect(mine.map((n) => n.kind)).toEqual(['loss', 'warning', 'resync']);
     expect(mine[1].message).toMatch(/^resync dump failed: .*; retrying in \d+ ms$/);
     expect(mine[2]).toMatchObject({ source: 'conntrack', count: 1 });
-    expect(seen).toEqual(['new:1', 'new:2', 'dump:1:resync', 'destroy:2:resync']);
+    expect(recs).toEqual(['new:1', 'new:2', 'dump:1:resync', 'destroy:2:resync']);
   });
 
   it('arp: the first resync dump fails, the retry resyncs (records and notices)', async () => {
@@ -112,25 +108,20 @@ describe('resync after loss is retried until it succeeds', () => {
       const rows = ++neighDumps === 1 ? before : after;
       return [dumpReply(req, R.RTM_NEWNEIGH, rows.map(encodeNeigh))];
     };
-    const notices: SourceNotice[] = [];
-    const seen: string[] = [];
-    const sub = arp({
-      dump: false,
-      events: true,
-      lossCheckMs: 10,
-      transport: k.transport,
-      notices: { next: (n) => notices.push(n) },
-    }).subscribe((r) => seen.push(`${r.type}:${r.ip}${r.resync ? ':resync' : ''}`));
+    const { recs, notices, unsubscribe } = collect(
+      (hooks) => arp({ dump: false, events: true, lossCheckMs: 10, transport: k.transport, ...hooks }),
+      (r) => `${r.type}:${r.ip}${r.resync ? ':resync' : ''}`,
+    );
     await waitFor(() => neighDumps === 1, { timeoutMs: 5_000, what: 'the priming dump' });
     const events = k.openSockets.find((s) => s.groups.has(R.RTNLGRP_NEIGH));
     if (!events) throw new Error('no event socket');
     events.dropCount = 2;
     await waitFor(() => notices.some((n) => n.kind === 'resync'), { timeoutMs: 5_000, what: 'a resync' });
-    sub.unsubscribe();
+    unsubscribe();
     expect([linkDumps, neighDumps]).toEqual([3, 2]);
     expect(notices.map((n) => n.kind)).toEqual(['loss', 'warning', 'resync']);
     expect(notices[1].message).toMatch(/^resync dump failed: .*; retrying in \d+ ms$/);
     expect(notices[2]).toMatchObject({ source: 'arp', count: 2 });
-    expect(seen).toEqual(['new:192.168.77.12:resync']);
+    expect(recs).toEqual(['new:192.168.77.12:resync']);
   });
 });
