@@ -11,6 +11,7 @@ import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.j
 import { EndedEntries, entryKey } from '../../../src/sources/conntrack/ended.js';
 import type { ConntrackRecord } from '../../../src/sources/conntrack/record.js';
 import { conntrack } from '../../../src/sources/conntrack/source.js';
+import type { SourceNotice } from '../../../src/sources/notice.js';
 import { dumpReply, FakeKernel, type FakeSocket } from '../../../src/testing/fake-netlink.js';
 import { waitFor } from '../../../src/testing/lab/netns.js';
 import { briefCt, collect } from '../../helpers/collect.js';
@@ -252,7 +253,7 @@ describe('conntrack feed: every event at most once', () => {
     k.multicast(NEW, event('new', 4));
     await waitFor(() => recs.some((r) => r.id === 4), { timeoutMs: 2_000, what: 'the last NEW' });
     sub.unsubscribe();
-    expect(recs.map((r) => `${key(r)}:${r.orig.sport}`)).toEqual([
+    expect(recs.map((r) => `${briefCt(r)}:${r.orig.sport}`)).toEqual([
       'new:1:40001',
       'new:2:40002',
       'new:3:40003',
