@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
@@ -27,12 +28,13 @@ const SERIAL = [
   'test/integration/netlink-batched.test.ts',
 ];
 
-// Unit and integration files run side by side, WORKERS at a time: most
-// integration time is spent waiting on other processes and the kernel (each
-// test makes uniquely named namespaces, users, temp dirs and free ports, so
-// files never share state). `integration-serial` (root too) runs last, one
-// file at a time. Projects with the same groupOrder must have the same maxWorkers.
-const WORKERS = 3;
+// Unit and integration files run side by side, WORKERS at a time (2 on the
+// 2-core CI box): most integration time is spent waiting on other processes
+// and the kernel (each test makes uniquely named namespaces, users, temp dirs
+// and free ports, so files never share state). `integration-serial` (root
+// too) runs last, one file at a time. Projects with the same groupOrder must
+// have the same maxWorkers.
+const WORKERS = Math.max(2, availableParallelism());
 const integration = {
   setupFiles: ['test/setup/no-console.ts', 'test/setup/require-root.ts'],
   testTimeout: 60_000,

@@ -23,10 +23,24 @@ export interface TestUser {
   gid: number;
 }
 
+/**
+ * useradd/userdel, again while another process holds the lock on /etc/passwd (test files run side by side and
+ * each makes its users; shadow gives up after about 15 s); at most 4 tries, then its error.
+ */
+async function userCommand(argv: string[], allowFail = false): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await run(argv, { allowFail: true });
+    if (r.code === 0) return;
+    if (/lock/i.test(r.stderr) && attempt < 4) continue;
+    if (allowFail) return;
+    throw new Error(`\`${argv.join(' ')}\` exited with code ${r.code}: ${r.stderr.trim()}`);
+  }
+}
+
 /** A new unprivileged user (no home, no login shell) named fgu<id>. */
 export async function createUser(suffix = ''): Promise<TestUser> {
   const name = `${uniqueId('fgu')}${suffix}`;
-  await run(['useradd', '-M', '-s', '/usr/sbin/nologin', name]);
+  await userCommand(['useradd', '-M', '-s', '/usr/sbin/nologin', name]);
   const uid = Number((await run(['id', '-u', name])).stdout.trim());
   const gid = Number((await run(['id', '-g', name])).stdout.trim());
   return { name, uid, gid };
@@ -35,7 +49,7 @@ export async function createUser(suffix = ''): Promise<TestUser> {
 /** Removes the user (and its group); the test must have stopped its processes. Fine when already gone. */
 export async function removeUser(u: TestUser | undefined): Promise<void> {
   if (!u) return;
-  await run(['userdel', u.name], { allowFail: true });
+  await userCommand(['userdel', u.name], true);
 }
 
 /** One new user per suffix, in order (e.g. `const [V, M] = await createUsers('v', 'm')`). */
