@@ -245,14 +245,23 @@ describe('--daemon', () => {
     expect(arp.code).toBe(0);
 
     let dnsOut: Awaited<ReturnType<typeof runNodeAs>> | undefined;
-    const running = runNodeAs(user, [FLOWGRAB, '--daemon', socket, 'dns', '--json', '--count', '1']).then(
-      (o) => (dnsOut = o),
-    );
-    await waitFor(async () => (await run(['nft', 'list', 'tables'])).stdout.includes('flowgrab_dns'), {
-      timeoutMs: 10_000,
+    // In the test's namespace: the host's own lookups (other test files run beside this one) must not be the record.
+    const running = runNodeAs(user, [
+      FLOWGRAB,
+      '--daemon',
+      socket,
+      'dns',
+      '--netns',
+      ns.name,
+      '--json',
+      '--count',
+      '1',
+    ]).then((o) => (dnsOut = o));
+    await waitFor(async () => (await ns.exec(['nft', 'list', 'tables'])).stdout.includes('flowgrab_dns'), {
+      timeoutMs: 20_000,
       what: "flowgrabd's DNS table",
     });
-    for (let i = 0; i < 200 && !dnsOut; i++) await run(['bash', '-c', 'echo q > /dev/udp/127.0.0.1/53 || true']);
+    for (let i = 0; i < 200 && !dnsOut; i++) await ns.exec(['bash', '-c', 'echo q > /dev/udp/127.0.0.1/53 || true']);
     await running;
     expect(dnsOut!.err).toBe('');
     expect(JSON.parse(dnsOut!.out)).toMatchObject({ serverPort: 53, server: '127.0.0.1' });
