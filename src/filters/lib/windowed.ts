@@ -57,7 +57,12 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
   let timer: Subscription | undefined;
   let timerDue = Number.POSITIVE_INFINITY;
 
-  const eventNow = () => (clock && anchorTs > Number.NEGATIVE_INFINITY ? anchorTs + sched.now() - anchorAt : anchorTs);
+  // A window's timer fires at most this late (ms) rather than being moved for every record whose ts runs ahead.
+  const slack = Math.max(1, Math.min(50, every / 100));
+
+  /** The event clock, given the scheduler's time (read once per record). */
+  const eventNow = (wall: number) =>
+    clock && anchorTs > Number.NEGATIVE_INFINITY ? anchorTs + wall - anchorAt : anchorTs;
 
   const close = (start: number, emit: (r: Rec) => void) => {
     const s = open.get(start)!;
@@ -72,8 +77,8 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
   };
 
   /** Moves the watermark to the event clock minus lateness, closing what it passes. */
-  const advance = (emit: (r: Rec) => void) => {
-    const wm = eventNow() - lateness;
+  const advance = (emit: (r: Rec) => void, wall: number) => {
+    const wm = eventNow(wall) - lateness;
     if (wm > mark) mark = wm;
     if (first + every <= mark) closeOldest(emit, mark);
   };
@@ -82,14 +87,14 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
   const arm = () => {
     if (!clock || !out || open.size === 0) return;
     const due = anchorAt + (first + every + lateness - anchorTs);
-    if (timer && due >= timerDue - 1) return;
+    if (timer && due >= timerDue - slack) return;
     timer?.unsubscribe();
     timerDue = due;
     timer = sched.schedule(
       () => {
         timer = undefined;
         timerDue = Number.POSITIVE_INFINITY;
-        if (out) advance(out);
+        if (out) advance(out, sched.now());
         arm();
       },
       Math.max(0, due - sched.now()),
@@ -106,13 +111,14 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
   return {
     push: (r, emit) => {
       let ts = typeof r.ts === 'number' && Number.isFinite(r.ts) ? r.ts : undefined;
-      const now = eventNow();
-      if (ts === undefined) ts = now > Number.NEGATIVE_INFINITY ? now : sched.now();
+      const wall = sched.now();
+      const now = eventNow(wall);
+      if (ts === undefined) ts = now > Number.NEGATIVE_INFINITY ? now : wall;
       if (ts > now || now === Number.NEGATIVE_INFINITY) {
         anchorTs = ts;
-        anchorAt = sched.now();
+        anchorAt = wall;
       }
-      advance(emit);
+      advance(emit, wall);
       const start = Math.floor(ts / every) * every;
       if (start + every <= mark) return ctx.dropped(1); // late: its window has closed
       let s = open.get(start);
