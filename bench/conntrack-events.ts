@@ -130,10 +130,10 @@ async function rateBench(ns: BenchNetns): Promise<void> {
   const readers: { label: string; run: (rate: number, base: number) => Promise<Result> }[] = [
     { label: 'conntrack -E (default buffer)', run: (r, b) => followConntrackE(ns, [], r, b) },
     { label: 'conntrack -E -b 8 MiB', run: (r, b) => followConntrackE(ns, ['-b', String(8 << 20)], r, b) },
-    { label: 'flowgrab (main-thread reader, default)', run: (r, b) => followOurs(ns, {}, r, b) },
+    { label: 'flowgrab (default: batched reader)', run: (r, b) => followOurs(ns, {}, r, b) },
   ];
   for (const [label, o] of [
-    ['flowgrab, batched reader', { batchedReceive: true }],
+    ['flowgrab, main-thread reader', { batchedReceive: false }],
     ['flowgrab reliable', { reliable: true }],
   ] as const) {
     if (supported(o)) readers.push({ label, run: (r, b) => followOurs(ns, o, r, b) });
