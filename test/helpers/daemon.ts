@@ -194,9 +194,14 @@ export class LineProcess {
 }
 
 /** Runs `node args` as `user` to completion (bounded), collecting its output. */
-export function runNodeAs(user: TestUser | undefined, args: string[], timeoutMs = 20_000): Promise<Output> {
+/** Starts `node args…` as `user` (root without one); its output as a LineProcess. */
+export function startNodeAs(user: TestUser | undefined, args: string[]): LineProcess {
   const [cmd, argv] = asUser(user, args);
-  const p = new LineProcess(cmd, argv, userEnv(user));
+  return new LineProcess(cmd, argv, userEnv(user));
+}
+
+export function runNodeAs(user: TestUser | undefined, args: string[], timeoutMs = 20_000): Promise<Output> {
+  const p = startNodeAs(user, args);
   const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
   return p.exited.then(({ code, signal }) => {
     clearTimeout(t);

@@ -21,6 +21,7 @@ import {
   removeUser,
   runNodeAs,
   sharedTempDir,
+  startNodeAs,
   type TestUser,
   userExists,
   writePolicy,
@@ -240,7 +241,8 @@ describe('--daemon', () => {
     expect(recs).toHaveLength(3);
     for (const r of recs) expect(r).toMatchObject({ type: 'new', orig: { dst: '127.0.0.1' } });
 
-    const arp = await runNodeAs(user, [FLOWGRAB, '--daemon', socket, 'arp', '--dump', '--json', '--duration', '2']);
+    // --dump alone prints the table and exits: no time limit but the runner's bound.
+    const arp = await runNodeAs(user, [FLOWGRAB, '--daemon', socket, 'arp', '--dump', '--json']);
     expect(arp.err).toBe('');
     expect(arp.code).toBe(0);
 
@@ -267,6 +269,31 @@ describe('--daemon', () => {
     expect(JSON.parse(dnsOut!.out)).toMatchObject({ serverPort: 53, server: '127.0.0.1' });
   });
 
+  /**
+   * Runs `flowgrab --daemon … export ARGS` as the test user; once it has started, sends UDP traffic in the
+   * namespace until flowgrabd has sent the user's flows records beyond those of the start (at least one round),
+   * then stops it with SIGTERM, at which export delivers what is pending (bounded waits, each throws).
+   */
+  async function exportWithTraffic(args: string[], port: (i: number) => number) {
+    const p = startNodeAs(user, [FLOWGRAB, '--daemon', socket, ...args]);
+    const sent = () => daemon.allFlows().reduce((n, f) => n + (f.uid === user.uid ? f.sent : 0), 0);
+    try {
+      await waitFor(() => p.done || p.err.includes('msg="export started"'), {
+        timeoutMs: 30_000,
+        what: `export to start: ${p.err}`,
+      });
+      const before = sent();
+      let rounds = 0;
+      await udpUntil(() => p.done || (rounds++ > 0 && sent() > before), port);
+      p.kill('SIGTERM');
+      await waitFor(() => p.done, { timeoutMs: 20_000, what: 'export to finish after SIGTERM' });
+    } finally {
+      p.kill('SIGKILL');
+    }
+    const { code } = await p.exited;
+    return { code, out: p.lines.join('\n'), err: p.err };
+  }
+
   it('export runs its flow in flowgrabd and exports here, for an unprivileged user; --buffer is honoured', async () => {
     type Flow = { type: string; proto: string; dst: string; dport: number; netns: string };
     const flows = (out: string) =>
@@ -277,10 +304,7 @@ describe('--daemon', () => {
         .map((l) => JSON.parse(l) as Flow);
     const failures = (err: string) => err.split('\n').filter((l) => /^level=error|error:/.test(l));
     // The conntrack table (dump, events, final dump), exported as NDJSON flow records on our stdout.
-    const table = await asUserWithTraffic(
-      ['export', '--ndjson', '-', '--netns', ns.name, '--duration', '3'],
-      (i) => 33_000 + (i % 500),
-    );
+    const table = await exportWithTraffic(['export', '--ndjson', '-', '--netns', ns.name], (i) => 33_000 + (i % 500));
     expect(failures(table.err)).toEqual([]);
     expect(table.code).toBe(0);
     expect(table.err).toMatch(/msg="export finished" sink=ndjson received=[1-9]/);
@@ -289,8 +313,8 @@ describe('--daemon', () => {
     for (const f of got) expect(f).toMatchObject({ type: 'flow', proto: 'udp', dst: '127.0.0.1', netns: ns.name });
     // A graph, with a buffer inside the policy.
     const graph = `conntrack(events=[new], netns=${ns.name}) -> match(orig.dport >= 34000)`;
-    const filtered = await asUserWithTraffic(
-      ['export', graph, '--ndjson', '-', '--buffer', '2000', '--duration', '3'],
+    const filtered = await exportWithTraffic(
+      ['export', graph, '--ndjson', '-', '--buffer', '2000'],
       (i) => 34_000 + (i % 500),
     );
     expect(failures(filtered.err)).toEqual([]);
