@@ -217,16 +217,6 @@ export class NetlinkSocket {
   }
 
   private onDatagram(buf: Buffer, groups: number): void {
-    // A multicast datagram holding one whole message (ctnetlink's events, one per datagram): no arrays for it.
-    if (groups !== 0 && buf.length >= NLMSG_HDRLEN) {
-      const len = buf.readUInt32LE(0);
-      if (len >= NLMSG_HDRLEN && len <= buf.length && align4(len) >= buf.length) {
-        const type = buf.readUInt16LE(4);
-        if (type === NLMSG_NOOP || type === NLMSG_OVERRUN) return;
-        this.emitEvent(messageAt(buf, 0), groups);
-        return;
-      }
-    }
     // The valid messages are delivered even when garbage follows them (as libmnl does); the garbage is reported.
     let valid = 0;
     let problem: string | undefined;
