@@ -60,11 +60,31 @@ function shell(script: string, during?: (done: () => boolean) => Promise<void>, 
   });
 }
 
-/** Sends UDP datagrams inside the namespace, a burst at a time, until `done()` (bounded). */
-async function udpUntil(done: () => boolean, port: (i: number) => number): Promise<void> {
-  for (let round = 0; round < 300 && !done(); round++) {
-    const sends = Array.from({ length: 20 }, (_, i) => `echo x > /dev/udp/127.0.0.1/${port(round * 20 + i)}`);
-    await ns.exec(['bash', '-c', `${sends.join('; ')} || true`], { allowFail: true });
+/** Destination ports for generated traffic: `base + i % span` for the i-th datagram. */
+interface Ports {
+  base: number;
+  span?: number;
+}
+
+/**
+ * Sends UDP datagrams inside the namespace, 20 at a time, from one shell (not a process per burst) until
+ * `done(bursts sent so far)`; throws when it does not hold within `timeoutMs`. The shell stops by itself
+ * after 600 bursts.
+ */
+async function udpUntil(
+  done: (bursts: number) => boolean,
+  { base, span = 30_000 }: Ports,
+  timeoutMs = 45_000,
+): Promise<void> {
+  const burst = `for k in {1..20}; do echo x > /dev/udp/127.0.0.1/$((${base} + i % ${span})) 2>/dev/null; i=$((i + 1)); done`;
+  const script = `i=0; for r in {1..600}; do ${burst}; echo; sleep 0.02; done`;
+  const sender = spawn('ip', ['netns', 'exec', ns.name, 'bash', '-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let bursts = 0;
+  sender.stdout.on('data', (d: Buffer) => (bursts += d.length));
+  try {
+    await waitFor(() => done(bursts), { timeoutMs, intervalMs: 20, what: 'the reader to take the traffic' });
+  } finally {
+    sender.kill('SIGKILL');
   }
 }
 
@@ -117,14 +137,18 @@ afterAll(async () => {
 describe('a reader that goes away (| head -1)', () => {
   it('dns: exits 0 with nothing on stderr, and its nft table is gone', async () => {
     let sawTable = false;
-    const out = await shell(`${cli(`dns --json --netns ${ns.name}`)} | head -1; echo "rc=\${PIPESTATUS[0]}"`, (done) =>
-      udpUntil(
-        () => {
-          if (!sawTable) void nftTables().then((t) => (sawTable ||= t.includes('flowgrab_dns_g53')));
-          return done();
-        },
-        () => 53,
-      ),
+    const out = await shell(
+      `${cli(`dns --json --netns ${ns.name}`)} | head -1; echo "rc=\${PIPESTATUS[0]}"`,
+      async (done) => {
+        // Traffic once its rules are in place: the record it prints is a query it logged.
+        await waitFor(async () => done() || (await nftTables()).includes('flowgrab_dns_g53'), {
+          timeoutMs: 30_000,
+          intervalMs: 100,
+          what: "flowgrab dns's table",
+        });
+        sawTable = !done();
+        await udpUntil(done, { base: 53, span: 1 });
+      },
     );
     expect(out.stderr).toBe('');
     const [line, rc] = out.stdout.trim().split('\n');
@@ -139,7 +163,7 @@ describe('a reader that goes away (| head -1)', () => {
       `conntrack --events new --json --netns ${ns.name}`,
       `watch 'dns() -> match(serverPort == 53)' --json --netns ${ns.name}`,
     ]) {
-      const port = args.startsWith('conntrack') ? (i: number) => 20_000 + (i % 30_000) : () => 53;
+      const port = args.startsWith('conntrack') ? { base: 20_000 } : { base: 53, span: 1 };
       const out = await shell(`${cli(args)} | head -1; echo "rc=\${PIPESTATUS[0]}"`, (done) => udpUntil(done, port));
       expect(out.stderr, args).toBe('');
       const [line, rc] = out.stdout.trim().split('\n');
@@ -220,7 +244,7 @@ describe('export says when it failed', () => {
 
 describe('--daemon', () => {
   /** Runs the CLI as the test user while UDP flows inside the namespace, until it exits (bounded). */
-  async function asUserWithTraffic(args: string[], port: (i: number) => number) {
+  async function asUserWithTraffic(args: string[], port: Ports) {
     let out: Awaited<ReturnType<typeof runNodeAs>> | undefined;
     const running = runNodeAs(user, [FLOWGRAB, '--daemon', socket, ...args]).then((o) => (out = o));
     await udpUntil(() => out !== undefined, port);
@@ -231,10 +255,9 @@ describe('--daemon', () => {
   // Events, not --dump: a remote dump that ends between instantiate and activate is lost in flowgrabd
   // (reported to the lead), which is not what this test is about.
   it('conntrack, dns and arp run in flowgrabd for an unprivileged user', async () => {
-    const ct = await asUserWithTraffic(
-      ['conntrack', '--events', 'new', '--json', '--count', '3', '--netns', ns.name],
-      (i) => 31_000 + i,
-    );
+    const ct = await asUserWithTraffic(['conntrack', '--events', 'new', '--json', '--count', '3', '--netns', ns.name], {
+      base: 31_000,
+    });
     expect(errorsIn(ct.err)).toEqual([]);
     expect(ct.code).toBe(0);
     const recs = ct.out.split('\n').map((l) => JSON.parse(l) as { type: string; orig: { dst: string } });
@@ -263,7 +286,7 @@ describe('--daemon', () => {
       timeoutMs: 20_000,
       what: "flowgrabd's DNS table",
     });
-    for (let i = 0; i < 200 && !dnsOut; i++) await ns.exec(['bash', '-c', 'echo q > /dev/udp/127.0.0.1/53 || true']);
+    await udpUntil(() => dnsOut !== undefined, { base: 53, span: 1 });
     await running;
     expect(dnsOut!.err).toBe('');
     expect(JSON.parse(dnsOut!.out)).toMatchObject({ serverPort: 53, server: '127.0.0.1' });
@@ -274,7 +297,7 @@ describe('--daemon', () => {
    * namespace until flowgrabd has sent the user's flows records beyond those of the start (at least one round),
    * then stops it with SIGTERM, at which export delivers what is pending (bounded waits, each throws).
    */
-  async function exportWithTraffic(args: string[], port: (i: number) => number) {
+  async function exportWithTraffic(args: string[], port: Ports) {
     const p = startNodeAs(user, [FLOWGRAB, '--daemon', socket, ...args]);
     const sent = () => daemon.allFlows().reduce((n, f) => n + (f.uid === user.uid ? f.sent : 0), 0);
     try {
@@ -283,8 +306,7 @@ describe('--daemon', () => {
         what: `export to start: ${p.err}`,
       });
       const before = sent();
-      let rounds = 0;
-      await udpUntil(() => p.done || (rounds++ > 0 && sent() > before), port);
+      await udpUntil((bursts) => p.done || (bursts > 0 && sent() > before), port);
       p.kill('SIGTERM');
       await waitFor(() => p.done, { timeoutMs: 20_000, what: 'export to finish after SIGTERM' });
     } finally {
@@ -304,7 +326,7 @@ describe('--daemon', () => {
         .map((l) => JSON.parse(l) as Flow);
     const failures = (err: string) => err.split('\n').filter((l) => /^level=error|error:/.test(l));
     // The conntrack table (dump, events, final dump), exported as NDJSON flow records on our stdout.
-    const table = await exportWithTraffic(['export', '--ndjson', '-', '--netns', ns.name], (i) => 33_000 + (i % 500));
+    const table = await exportWithTraffic(['export', '--ndjson', '-', '--netns', ns.name], { base: 33_000, span: 500 });
     expect(failures(table.err)).toEqual([]);
     expect(table.code).toBe(0);
     expect(table.err).toMatch(/msg="export finished" sink=ndjson received=[1-9]/);
@@ -313,10 +335,10 @@ describe('--daemon', () => {
     for (const f of got) expect(f).toMatchObject({ type: 'flow', proto: 'udp', dst: '127.0.0.1', netns: ns.name });
     // A graph, with a buffer inside the policy.
     const graph = `conntrack(events=[new], netns=${ns.name}) -> match(orig.dport >= 34000)`;
-    const filtered = await exportWithTraffic(
-      ['export', graph, '--ndjson', '-', '--buffer', '2000'],
-      (i) => 34_000 + (i % 500),
-    );
+    const filtered = await exportWithTraffic(['export', graph, '--ndjson', '-', '--buffer', '2000'], {
+      base: 34_000,
+      span: 500,
+    });
     expect(failures(filtered.err)).toEqual([]);
     expect(filtered.code).toBe(0);
     const mine = flows(filtered.out);
@@ -333,7 +355,7 @@ describe('--daemon', () => {
     expect(over.code).toBe(1);
     expect(over.err).toBe('flowgrab: error: a buffer of 6000 records is above your limit of 5000\n');
     const graph = `conntrack(events=[new], netns=${ns.name})`;
-    const ok = await asUserWithTraffic(['watch', graph, '--count', '1'], (i) => 32_000 + i);
+    const ok = await asUserWithTraffic(['watch', graph, '--count', '1'], { base: 32_000 });
     expect(errorsIn(ok.err)).toEqual([]);
     expect(ok.code).toBe(0);
   });
