@@ -7,6 +7,7 @@ import type { Rec } from '../../src/filters/registry.js';
 import { Flowgrab } from '../../src/flow/flowgrab.js';
 import { dnsTeardown } from '../../src/sources/dns/source.js';
 import { createHomeNetwork, generateTraffic, type HomeNetwork, waitFor } from '../../src/testing/lab/index.js';
+import { type LineProcess, startNodeAs } from '../helpers/daemon.js';
 
 const root = join(import.meta.dirname, '../..');
 const cli = join(root, 'dist/src/cli/flowgrab.js');
@@ -106,38 +107,49 @@ describe('flow graphs on the home network', () => {
   });
 
   it('examples/dns-log and examples/conntrack-top run and print what the network did', async () => {
-    const dnsLog = runNode([join(root, 'dist/examples/dns-log.js'), home.router.name, '--seconds', '10']);
-    const top = runNode([join(root, 'dist/examples/conntrack-top.js'), home.router.name, '--seconds', '12']);
-    // Both read DNS through NFLOG rules of their own (one table per group): traffic only once both are in place.
-    await waitFor(
-      async () => {
-        const r = await home.router.exec(['nft', 'list', 'tables']);
-        return (r.stdout.match(/flowgrab_dns_g\d+/g) ?? []).length >= 2;
-      },
-      { timeoutMs: 15_000, what: 'both examples to install their DNS rules' },
+    const ip = (a: string) => a.replaceAll('.', '\\.');
+    const logLine = new RegExp(`${ip(home.clients[0].ipv4)} www\\.shop\\.test A NOERROR ${ip(home.server.ipv4)}`);
+    const talker = new RegExp(
+      `${ip(home.server.ipv4)}\\s+\\d+ bytes\\s+\\d+ flows\\s+.*(www\\.shop\\.test|server\\.wan\\.test)`,
     );
-    // conntrack-top's event socket opens beside its DNS flow.
-    await waitFor(async () => (await conntrackListeners()) >= 1, {
-      timeoutMs: 15_000,
-      what: 'conntrack-top to listen for conntrack events',
-    });
-    await generateTraffic(home, { rounds: 1 });
-    await home.router.exec(['conntrack', '-F']); // end the flows: their DESTROY carries the bytes
-    const [d, t] = await Promise.all([dnsLog, top]);
-    expect(d.code).toBe(0);
-    expect(d.out).toMatch(
-      new RegExp(
-        `${home.clients[0].ipv4.replaceAll('.', '\\.')} www\\.shop\\.test A NOERROR ${home.server.ipv4.replaceAll('.', '\\.')}`,
-      ),
-    );
-    expect(t.code).toBe(0);
-    expect(t.out).toMatch(/top talkers/);
-    expect(t.out).toMatch(
-      new RegExp(
-        `${home.server.ipv4.replaceAll('.', '\\.')}\\s+\\d+ bytes\\s+\\d+ flows\\s+.*(www\\.shop\\.test|server\\.wan\\.test)`,
-      ),
-    );
-    await dnsTeardown();
+    // Each runs until SIGINT (no --seconds: its timer would keep it alive), sent once it has printed what the
+    // test looks for; the finally below kills what is left.
+    const dnsLog = startNodeAs(undefined, [join(root, 'dist/examples/dns-log.js'), home.router.name]);
+    const top = startNodeAs(undefined, [join(root, 'dist/examples/conntrack-top.js'), home.router.name]);
+    try {
+      // Both read DNS through NFLOG rules of their own (one table per group): traffic only once both are in place.
+      await waitFor(
+        async () => {
+          const r = await home.router.exec(['nft', 'list', 'tables']);
+          return (r.stdout.match(/flowgrab_dns_g\d+/g) ?? []).length >= 2;
+        },
+        { timeoutMs: 15_000, intervalMs: 200, what: 'both examples to install their DNS rules' },
+      );
+      // conntrack-top's event socket opens beside its DNS flow.
+      await waitFor(async () => (await conntrackListeners()) >= 1, {
+        timeoutMs: 15_000,
+        intervalMs: 200,
+        what: 'conntrack-top to listen for conntrack events',
+      });
+      await generateTraffic(home, { rounds: 1 });
+      await home.router.exec(['conntrack', '-F']); // end the flows: their DESTROY carries the bytes
+      const printed = (p: LineProcess, re: RegExp, what: string) =>
+        waitFor(() => p.done || p.lines.some((l) => re.test(l)), { timeoutMs: 30_000, what }).catch((e) => {
+          throw new Error(`${(e as Error).message}; stdout: ${p.lines.join(' | ')}; stderr: ${p.err}`, { cause: e });
+        });
+      // conntrack-top prints its top list every 5 s.
+      await Promise.all([printed(dnsLog, logLine, 'the dns-log line'), printed(top, talker, 'the top talker')]);
+      for (const p of [dnsLog, top]) p.kill('SIGINT');
+      const [d, t] = await Promise.all([dnsLog.exited, top.exited]);
+      expect(d.code, dnsLog.err).toBe(0);
+      expect(dnsLog.lines.join('\n')).toMatch(logLine);
+      expect(t.code, top.err).toBe(0);
+      expect(top.lines.join('\n')).toMatch(/top talkers/);
+      expect(top.lines.join('\n')).toMatch(talker);
+    } finally {
+      await Promise.all([dnsLog.stop(), top.stop()]);
+      await dnsTeardown();
+    }
   });
 
   it('CLI: watch prints a graph’s output; record then replay gives the same records; graph check explains', async () => {
