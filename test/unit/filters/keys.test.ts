@@ -1,11 +1,13 @@
-import { asyncScheduler } from 'rxjs';
+import { asyncScheduler, lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import '../../../src/filters/builtin.js';
 import type { FieldCatalog } from '../../../src/filters/fields.js';
 import { INTERNED_KEYS, KeyInterner, sharedInterner } from '../../../src/filters/lib/keys.js';
 import { asStepper, type BuildContext, lookupNode, type Rec } from '../../../src/filters/registry.js';
 import { RECORD_FIELDS } from '../../../src/filters/sources.js';
+import { Flowgrab } from '../../../src/flow/flowgrab.js';
 import { DnsCache } from '../../../src/sources/dns/cache.js';
+import { fakeFeed } from '../../../src/testing/fake-source.js';
 
 function ctxFor(input: FieldCatalog): BuildContext {
   return {
@@ -83,5 +85,47 @@ describe('interned grouping keys', () => {
     const want = [...ref].map(([s, c]) => [s, c]);
     expect(a.end().map((w) => [(w.orig as Rec).src, w.count])).toEqual(want);
     expect(b.end().map((w) => [(w.orig as Rec).src, w.count])).toEqual(want);
+  });
+});
+
+describe('flows sharing a prefix, each with its own aggregate', () => {
+  /** Windows of each graph tail after one shared prefix: all in one Flowgrab, or each alone in its own. */
+  async function windows(tails: string[], together: boolean): Promise<Rec[][]> {
+    const feed = `keys${process.pid}x${Math.random().toString(36).slice(2)}`;
+    const fgs = tails.map(() => new Flowgrab());
+    const outs: Promise<Rec[]>[] = [];
+    for (const [i, tail] of tails.entries()) {
+      const f = (together ? fgs[0] : fgs[i]).create({ bufferRecords: 100_000 });
+      f.populate(`fake(feed=${feed}) -> match(proto == tcp) -> project(orig.src, orig.dport) -> ${tail}`);
+      await f.instantiate();
+      await f.activate();
+      outs.push(lastValueFrom(f.records$.pipe(toArray())));
+    }
+    const srcs = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5'];
+    for (let i = 0; i < 3_000; i++)
+      fakeFeed(feed).next({
+        type: 'new',
+        ts: i * 7,
+        proto: i % 4 ? 'tcp' : 'udp',
+        orig: { src: srcs[(i * 31) % 5], dport: [80, 443, 22][i % 3] },
+      });
+    fakeFeed(feed).complete();
+    const got = await Promise.all(outs);
+    for (const fg of fgs) await fg.close();
+    return got;
+  }
+
+  it('give the same windows as each flow alone', async () => {
+    const tails = [
+      'count(by=orig.src, every=1s)',
+      'count(by=orig.src, every=3s)',
+      'sum(orig.dport, by=orig.src, every=2s)',
+      'top(by=orig.src, n=2, every=5s)',
+      'count(by=[orig.src, orig.dport], every=4s)',
+    ];
+    const alone = await windows(tails, false);
+    const together = await windows(tails, true);
+    expect(together).toEqual(alone);
+    expect(alone.every((w) => w.length > 0)).toBe(true);
   });
 });
