@@ -11,6 +11,7 @@ import type { FieldCatalog, FieldInfo } from '../fields.js';
 import { GRAPH_LIMITS } from '../limits.js';
 import { checkFields, Duration, FieldPath, keyGetter, listOf, Period, pathGetter } from '../params.js';
 import { type BuildContext, defineFilter, type Rec } from '../registry.js';
+import { sharedInterner } from './keys.js';
 import { projector } from './project.js';
 import { DEFAULT_LATENESS_MS, MAX_LATENESS_MS, windowed } from './windowed.js';
 
@@ -26,29 +27,71 @@ interface Group {
   count: number;
   sum: number;
 }
-type Groups = Map<unknown, Group>;
+
+/** A window's groups: by key (in order of first record), and by interned key number (see keys.ts). */
+interface Groups {
+  map: Map<unknown, Group>;
+  /** Groups by key number, for the interner's generation `gen`; absent past the fold's slotted windows. */
+  slots?: (Group | undefined)[];
+  gen: number;
+}
+
+/** Windows per aggregate that also index their groups by key number (each such array holds up to INTERNED_KEYS). */
+const SLOTTED_WINDOWS = 4;
 
 /** Groups per window are bounded (GRAPH_LIMITS.stateKeys): records of new keys past it are dropped and counted. */
 function fold(by: string[], ctx: BuildContext, field?: string) {
   const key = keyGetter(by);
   const sample = projector(by.map((b) => b.split('.')));
   const value = field ? pathGetter(field) : undefined;
-  // One entry per key per window; per record, one Map lookup and no allocation (counting only: no field read).
+  const interner = sharedInterner(ctx.input, by);
+  let slotted = 0;
+  // One entry per key per window; per record, one array read once the key is interned (and no allocation).
   const entry = (g: Groups, r: Rec): Group | undefined => {
     const k = key(r);
-    let e = g.get(k);
+    const slots = g.slots;
+    let id = -1;
+    if (slots !== undefined) {
+      id = interner.id(k);
+      if (g.gen !== interner.gen) {
+        slots.length = 0;
+        g.gen = interner.gen;
+      }
+      const e = slots[id];
+      if (e !== undefined) return e;
+    }
+    let e = g.map.get(k);
     if (e === undefined) {
-      if (g.size >= GRAPH_LIMITS.stateKeys) {
+      if (g.map.size >= GRAPH_LIMITS.stateKeys) {
         ctx.dropped(1);
         return undefined;
       }
       e = { sample: sample(r), count: 0, sum: 0 };
-      g.set(k, e);
+      g.map.set(k, e);
+    }
+    if (slots !== undefined) {
+      while (slots.length < id) slots.push(undefined);
+      slots[id] = e;
     }
     return e;
   };
   return {
-    init: (): Groups => new Map(),
+    init: (): Groups => {
+      const g: Groups = { map: new Map(), slots: undefined, gen: interner.gen };
+      if (slotted < SLOTTED_WINDOWS) {
+        slotted++;
+        g.slots = [];
+      }
+      return g;
+    },
+    /** A closed window's groups, in order of first record (its slots go to the next window). */
+    groups: (g: Groups): Group[] => {
+      if (g.slots !== undefined) {
+        slotted--;
+        g.slots = undefined;
+      }
+      return [...g.map.values()];
+    },
     add: value
       ? (g: Groups, r: Rec) => {
           const e = entry(g, r);
@@ -98,7 +141,7 @@ export const countFilter = defineFilter({
     return windowed(p, ctx, {
       ...f,
       emit: (g, start, end) =>
-        [...g.values()].map((e) => ({ type: 'count', ts: end, start, end, ...e.sample, count: e.count })),
+        f.groups(g).map((e) => ({ type: 'count', ts: end, start, end, ...e.sample, count: e.count })),
     });
   },
 });
@@ -115,7 +158,7 @@ export const sumFilter = defineFilter({
     return windowed(p, ctx, {
       ...f,
       emit: (g, start, end) =>
-        [...g.values()].map((e) => ({ type: 'sum', ts: end, start, end, ...e.sample, sum: e.sum, count: e.count })),
+        f.groups(g).map((e) => ({ type: 'sum', ts: end, start, end, ...e.sample, sum: e.sum, count: e.count })),
     });
   },
 });
@@ -140,8 +183,9 @@ export const topFilter = defineFilter({
     return windowed(p, ctx, {
       ...f,
       emit: (g, start, end) => {
-        if (g.size === 0) return [];
-        const items = [...g.values()]
+        const all = f.groups(g);
+        if (all.length === 0) return [];
+        const items = all
           .sort((a, b) => metric(b) - metric(a))
           .slice(0, p.n)
           .map((e) => ({ ...e.sample, count: e.count, ...(p.field ? { sum: e.sum } : {}) }));

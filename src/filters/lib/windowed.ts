@@ -49,55 +49,78 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
   const clock = clockDriven(ctx);
   const sched = ctx.scheduler;
   const open = new Map<number, S>();
-  let first = Number.POSITIVE_INFINITY; // start of the oldest open window
-  let anchorTs = Number.NEGATIVE_INFINITY; // the event clock: anchorTs (+ time since anchorAt on a live pipeline)
-  let anchorAt = 0;
-  let mark = Number.NEGATIVE_INFINITY; // watermark reached: every window ending at or before it has closed
+  // The times, as fields of one object: a number field is written in place, where a closure variable holding a
+  // number beyond a small integer (a ts, the clock) would take a new heap number per record.
+  const c = {
+    /** Start of the oldest open window. */
+    first: Number.POSITIVE_INFINITY,
+    /** The event clock: anchorTs (+ time since anchorAt on a live pipeline). */
+    anchorTs: Number.NEGATIVE_INFINITY,
+    anchorAt: Number.NaN,
+    /** Watermark reached: every window ending at or before it has closed. */
+    mark: Number.NEGATIVE_INFINITY,
+    timerDue: Number.POSITIVE_INFINITY,
+    /** Start of the window the last record went to: records mostly follow each other into one (no Map lookup). */
+    curStart: Number.NaN,
+  };
   let out: ((r: Rec) => void) | undefined;
   let timer: Subscription | undefined;
-  let timerDue = Number.POSITIVE_INFINITY;
 
   // A window's timer fires at most this late (ms) rather than being moved for every record whose ts runs ahead.
   const slack = Math.max(1, Math.min(50, every / 100));
 
   /** The event clock, given the scheduler's time (read once per record). */
   const eventNow = (wall: number) =>
-    clock && anchorTs > Number.NEGATIVE_INFINITY ? anchorTs + wall - anchorAt : anchorTs;
+    clock && c.anchorTs > Number.NEGATIVE_INFINITY ? c.anchorTs + wall - c.anchorAt : c.anchorTs;
+
+  let cur: S | undefined;
 
   const close = (start: number, emit: (r: Rec) => void) => {
     const s = open.get(start)!;
     open.delete(start);
+    if (start === c.curStart) {
+      c.curStart = Number.NaN;
+      cur = undefined;
+    }
     for (const r of fold.emit(s, start, start + every)) emit(r);
   };
 
   const closeOldest = (emit: (r: Rec) => void, upTo: number) => {
     const due = [...open.keys()].filter((s) => s + every <= upTo).sort((a, b) => a - b);
     for (const s of due) close(s, emit);
-    first = open.size ? Math.min(...open.keys()) : Number.POSITIVE_INFINITY;
+    c.first = open.size ? Math.min(...open.keys()) : Number.POSITIVE_INFINITY;
   };
 
   /** Moves the watermark to the event clock minus lateness, closing what it passes. */
   const advance = (emit: (r: Rec) => void, wall: number) => {
     const wm = eventNow(wall) - lateness;
-    if (wm > mark) mark = wm;
-    if (first + every <= mark) closeOldest(emit, mark);
+    if (wm > c.mark) c.mark = wm;
+    if (c.first + every <= c.mark) closeOldest(emit, c.mark);
   };
 
-  /** On a live pipeline: a timer for when the clock alone will close the oldest open window. */
+  /**
+   * On a live pipeline: a timer for when the clock alone will close the oldest open window. A timer that
+   * fires early only costs a wake-up (it closes what is due and arms again); one may fire at most `slack` late.
+   */
   const arm = () => {
     if (!clock || !out || open.size === 0) return;
-    const due = anchorAt + (first + every + lateness - anchorTs);
-    if (timer && due >= timerDue - slack) return;
+    const due = c.anchorAt + (c.first + every + lateness - c.anchorTs);
+    if (timer && due >= c.timerDue - slack) return;
+    // Moved: the records' ts run ahead of the clock (a burst, a source catching up) and will likely move it again.
+    // Then it fires at 7/8 of the way, so it moves about log(distance/slack) times per window, not once per slack.
+    const moved = timer !== undefined;
     timer?.unsubscribe();
-    timerDue = due;
+    const now = sched.now();
+    const wait = Math.max(0, due - now);
+    c.timerDue = moved && wait > 8 * slack ? now + wait - wait / 8 : due;
     timer = sched.schedule(
       () => {
         timer = undefined;
-        timerDue = Number.POSITIVE_INFINITY;
+        c.timerDue = Number.POSITIVE_INFINITY;
         if (out) advance(out, sched.now());
         arm();
       },
-      Math.max(0, due - sched.now()),
+      Math.max(0, c.timerDue - now),
     );
   };
 
@@ -105,32 +128,38 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
     closeOldest(emit, Number.POSITIVE_INFINITY);
     timer?.unsubscribe();
     timer = undefined;
-    timerDue = Number.POSITIVE_INFINITY;
+    c.timerDue = Number.POSITIVE_INFINITY;
   };
 
   return {
     push: (r, emit) => {
       let ts = typeof r.ts === 'number' && Number.isFinite(r.ts) ? r.ts : undefined;
       const wall = sched.now();
-      const now = eventNow(wall);
+      let now = eventNow(wall);
       if (ts === undefined) ts = now > Number.NEGATIVE_INFINITY ? now : wall;
       if (ts > now || now === Number.NEGATIVE_INFINITY) {
-        anchorTs = ts;
-        anchorAt = wall;
+        c.anchorTs = ts;
+        c.anchorAt = wall;
+        now = eventNow(wall);
       }
-      advance(emit, wall);
+      // advance(), inline: a number passed to a call would take a heap number per record.
+      const wm = now - lateness;
+      if (wm > c.mark) c.mark = wm;
+      if (c.first + every <= c.mark) closeOldest(emit, c.mark);
       const start = Math.floor(ts / every) * every;
-      if (start + every <= mark) return ctx.dropped(1); // late: its window has closed
-      let s = open.get(start);
+      if (start + every <= c.mark) return ctx.dropped(1); // late: its window has closed
+      let s = start === c.curStart ? cur : open.get(start);
       if (s === undefined) {
         if (open.size >= MAX_OPEN_WINDOWS) {
-          mark = Math.max(mark, first + every);
-          closeOldest(emit, mark);
+          c.mark = Math.max(c.mark, c.first + every);
+          closeOldest(emit, c.mark);
         }
         s = fold.init();
         open.set(start, s);
-        if (start < first) first = start;
+        if (start < c.first) c.first = start;
       }
+      c.curStart = start;
+      cur = s;
       fold.add(s, r);
       arm();
     },

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lastValueFrom, type SchedulerLike, toArray } from 'rxjs';
+import { lastValueFrom, mergeMap, type SchedulerLike, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import '../../../src/filters/builtin.js';
@@ -70,6 +70,51 @@ describe('event-time windows (virtual time)', () => {
   it('aligns windows to `every` on the records’ times, not on when the flow started', () => {
     const { out } = run('a 5ms b|', { a: at(1_234), b: at(1_236) }, { every: '1s', lateness: 0 });
     expect(out).toEqual([[7, 1_000, 2_000, 2]]);
+  });
+});
+
+describe('event-time window timers', () => {
+  /** A TestScheduler that counts the timers armed on it. */
+  function counted() {
+    const s = new TestScheduler((x, y) => expect(x).toEqual(y));
+    const armed = { n: 0 };
+    const schedule = s.schedule.bind(s);
+    s.schedule = ((work: never, delay?: number, state?: unknown) => {
+      armed.n++;
+      return schedule(work, delay, state as never);
+    }) as typeof s.schedule;
+    return { s, armed };
+  }
+
+  it('still close an idle window on time after a burst whose ts ran ahead of the clock', () => {
+    // a (ts 0) at frame 0, then b (ts 500) at frame 1: the event clock reads 500 at frame 1, so [0, 1000) closes at 501.
+    const { s } = counted();
+    const out: [number, unknown, unknown][] = [];
+    s.run(({ cold }) => {
+      cold('ab 2s |', { a: at(0), b: at(500) })
+        .pipe(countOp({ every: '1s', lateness: 0 }, s))
+        .subscribe((r) => out.push([s.now(), r.start, r.count]));
+    });
+    expect(out).toEqual([[501, 0, 2]]);
+  });
+
+  it('move their timer a few times per window, not once per record, when the ts run far ahead of the clock', () => {
+    // 10 000 records in one instant, 100 ms of event time apart: the clock would close [0, 1h) ever sooner.
+    const { s, armed } = counted();
+    const out: [number, unknown, unknown][] = [];
+    const recs = Array.from({ length: 10_000 }, (_, i) => at(i * 100));
+    s.run(({ cold }) => {
+      cold('a 7200s |', { a: 0 })
+        .pipe(
+          mergeMap(() => recs),
+          countOp({ every: '1h', lateness: 0 }, s),
+        )
+        .subscribe((r) => out.push([s.now(), r.start, r.count]));
+    });
+    // The last record's ts is 999 900: the window [0, 3 600 000) closes 2 600 100 ms later on the clock, not before.
+    expect(out).toEqual([[2_600_100, 0, 10_000]]);
+    expect(armed.n).toBeGreaterThan(1);
+    expect(armed.n).toBeLessThan(100);
   });
 });
 
