@@ -296,6 +296,11 @@ function stages(
 
 type Mode = 'flowgrab' | 'raw';
 
+/** FG_BENCH_DAEMON_CLIENT_PROF=DIR: a V8 CPU profile of each client process, written there when it quits. */
+const clientProf = process.env.FG_BENCH_DAEMON_CLIENT_PROF
+  ? ['--cpu-prof', '--cpu-prof-dir', process.env.FG_BENCH_DAEMON_CLIENT_PROF]
+  : [];
+
 async function run(
   ns: BenchNetns,
   socket: string,
@@ -312,6 +317,7 @@ async function run(
     () =>
       new LineChild([
         process.execPath,
+        ...clientProf,
         '--input-type=module',
         '-e',
         CLIENTS,
