@@ -1,10 +1,12 @@
 /**
  * A flow a client holds in the daemon, and how its records reach the
- * client: batched as JSON text (each record encoded once, each batch once
- * for every client that gets the same records in the same tick), dropped
+ * client: batched as JSON text or compact frames (compact.ts) as the client
+ * asked in its hello (each record encoded once, each batch once for every
+ * client that gets the same records in the same tick), dropped
  * (counted, reported once the client reads again) while the client is not reading.
  */
 import { type Policy, type Principal, principalFor, ROOT_PRINCIPAL } from '../auth/policy.js';
+import { compactFrame, encodeCompact } from './compact.js';
 import type { ClientView as Client, RemoteFlow } from './host.js';
 import type { Peer } from './peer.js';
 import { errorBody, frameParts, PROTOCOL_VERSION } from './protocol.js';
@@ -30,23 +32,54 @@ function recordJson(r: unknown): string {
 }
 
 /**
- * The records of the batch flushed last, as the JSON array's inside in UTF-8: clients whose flows got the same
- * records at the same flush tick (the same graph, or the same source) share its text and encoding; each adds
- * only its frame's head and tail. Checked record by record (identity), so a different batch never matches.
+ * The batch flushed last and its encodings, each made once: clients whose flows got the same records at the same
+ * flush tick (the same graph, or the same source) share its JSON text (the array's inside, UTF-8) or its compact
+ * form, and the whole frame when their flow ids match and no node counts ride along. Checked record by record
+ * (identity), so a different batch never matches.
  */
-let lastBatch: { recs: unknown[]; body: Buffer } | undefined;
-function batchBody(recs: unknown[]): Buffer {
+interface Batch {
+  recs: unknown[];
+  json?: Buffer;
+  /** null: a record JSON says differently (compact.ts), so the batch goes as JSON. */
+  compact?: Buffer | null;
+  frames: Map<string, Buffer>;
+}
+let lastBatch: Batch | undefined;
+function batchOf(recs: unknown[]): Batch {
   const last = lastBatch;
   if (last && last.recs.length === recs.length) {
     let same = true;
     for (let i = 0; i < recs.length && same; i++) same = last.recs[i] === recs[i];
-    if (same) return last.body;
+    if (same) return last;
   }
-  const parts: string[] = new Array(recs.length);
-  for (let i = 0; i < recs.length; i++) parts[i] = recordJson(recs[i]);
-  const body = Buffer.from(parts.join(','), 'utf8');
-  lastBatch = { recs, body };
-  return body;
+  lastBatch = { recs, frames: new Map() };
+  return lastBatch;
+}
+
+function jsonBody(b: Batch): Buffer {
+  if (b.json) return b.json;
+  const parts: string[] = new Array(b.recs.length);
+  for (let i = 0; i < b.recs.length; i++) parts[i] = recordJson(b.recs[i]);
+  b.json = Buffer.from(parts.join(','), 'utf8');
+  return b.json;
+}
+
+/** One flow's frame of the batch, in the form its client asked for (hello); shared when nothing in it differs. */
+function recordsFrame(b: Batch, compact: boolean, flow: number, nodes: unknown[] | ''): Buffer {
+  if (compact && b.compact === undefined) b.compact = encodeCompact(b.recs) ?? null;
+  const asCompact = compact && b.compact !== null;
+  const key = nodes ? undefined : `${asCompact ? 'c' : 'j'}${flow}`;
+  const cached = key && b.frames.get(key);
+  if (cached) return cached;
+  const frame = asCompact
+    ? compactFrame(flow, nodes && JSON.stringify(nodes), b.compact as Buffer)
+    : frameParts(
+        `{"v":${PROTOCOL_VERSION},"ev":"records","flow":${flow},"records":[`,
+        jsonBody(b),
+        `]${nodes && `,"nodes":${JSON.stringify(nodes)}`}}`,
+      );
+  if (key) b.frames.set(key, frame);
+  return frame;
 }
 
 /** Streams a flow's records to the client in batches; a client that cannot keep up loses records, counted. */
@@ -68,14 +101,12 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
     reportLoss(c, f);
     // The graph's node counts ride along at most every NODES_EVERY_MS: the remote stats() stays current, cheaply.
     const now = Date.now();
-    let nodes = '';
+    let nodes: unknown[] | '' = '';
     if (now - nodesSentAt >= NODES_EVERY_MS) {
       nodesSentAt = now;
-      nodes = `,"nodes":${JSON.stringify(f.handle.stats().nodes)}`;
+      nodes = f.handle.stats().nodes;
     }
-    const head = `{"v":${PROTOCOL_VERSION},"ev":"records","flow":${f.id},"records":[`;
-    const tail = `]${nodes}}`;
-    if (c.write(frameParts(head, batchBody(records), tail))) f.sent += records.length;
+    if (c.write(recordsFrame(batchOf(records), c.compact, f.id, nodes))) f.sent += records.length;
   };
   f.handle.records$.subscribe({
     next: (r) => {
