@@ -18,6 +18,8 @@ export const principalOf = (policy: Policy, peer: Peer): Principal | undefined =
   principalFor(policy, peer) ?? (peer.uid === 0 ? ROOT_PRINCIPAL : undefined);
 
 const NODES_EVERY_MS = 100;
+/** Records in one frame at most: a flow with more waiting flushes them at once, in frames of this many. */
+const BATCH_RECORDS = 256;
 
 /** Each record's JSON, kept while the record lives: encoded once however many clients get it. */
 const jsonCache = new WeakMap<object, string>();
@@ -32,10 +34,11 @@ function recordJson(r: unknown): string {
 }
 
 /**
- * The batch flushed last and its encodings, each made once: clients whose flows got the same records at the same
- * flush tick (the same graph, or the same source) share its JSON text (the array's inside, UTF-8) or its compact
- * form, and the whole frame when their flow ids match and no node counts ride along. Checked record by record
- * (identity), so a different batch never matches.
+ * The batches flushed lately and their encodings, each made once: clients whose flows got the same records (the
+ * same graph, or the same source) share its JSON text (the array's inside, UTF-8) or its compact form, and the whole
+ * frame when their flow ids match and no node counts ride along. Several are kept: a busy turn cuts every flow's
+ * records into batches of BATCH_RECORDS, and flow 1 flushes all of its batches before flow 2 flushes its first.
+ * Matched record by record (identity), so a different batch never matches.
  */
 interface Batch {
   recs: unknown[];
@@ -44,16 +47,22 @@ interface Batch {
   compact?: Buffer | null;
   frames: Map<string, Buffer>;
 }
-let lastBatch: Batch | undefined;
+const RECENT_BATCHES = 64;
+const recent: (Batch | undefined)[] = new Array(RECENT_BATCHES);
+let recentNext = 0;
 function batchOf(recs: unknown[]): Batch {
-  const last = lastBatch;
-  if (last && last.recs.length === recs.length) {
+  for (let j = 0; j < RECENT_BATCHES; j++) {
+    // Newest first: the batch a flow's neighbour flushed just before is the likely match.
+    const b = recent[(recentNext - 1 - j + RECENT_BATCHES) % RECENT_BATCHES];
+    if (!b || b.recs.length !== recs.length || b.recs[0] !== recs[0]) continue;
     let same = true;
-    for (let i = 0; i < recs.length && same; i++) same = last.recs[i] === recs[i];
-    if (same) return last;
+    for (let i = 1; i < recs.length && same; i++) same = b.recs[i] === recs[i];
+    if (same) return b;
   }
-  lastBatch = { recs, frames: new Map() };
-  return lastBatch;
+  const b: Batch = { recs, frames: new Map() };
+  recent[recentNext] = b;
+  recentNext = (recentNext + 1) % RECENT_BATCHES;
+  return b;
 }
 
 function jsonBody(b: Batch): Buffer {
@@ -111,7 +120,7 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
   f.handle.records$.subscribe({
     next: (r) => {
       batch.push(r);
-      if (batch.length >= 256) flush();
+      if (batch.length >= BATCH_RECORDS) flush();
       else c.d.flushSoon(flush);
     },
     error: (err) => {
