@@ -40,7 +40,7 @@ function recordJson(r: unknown): string {
  * records into batches of BATCH_RECORDS, and flow 1 flushes all of its batches before flow 2 flushes its first.
  * Matched record by record (identity), so a different batch never matches.
  */
-interface Batch {
+export interface Batch {
   recs: unknown[];
   json?: Buffer;
   /** null: a record JSON says differently (compact.ts), so the batch goes as JSON. */
@@ -50,7 +50,8 @@ interface Batch {
 const RECENT_BATCHES = 64;
 const recent: (Batch | undefined)[] = new Array(RECENT_BATCHES);
 let recentNext = 0;
-function batchOf(recs: unknown[]): Batch {
+/** The batch of these very records (one flushed lately, or a new one). Exported for tests. */
+export function batchOf(recs: unknown[]): Batch {
   for (let j = 0; j < RECENT_BATCHES; j++) {
     // Newest first: the batch a flow's neighbour flushed just before is the likely match.
     const b = recent[(recentNext - 1 - j + RECENT_BATCHES) % RECENT_BATCHES];
@@ -74,7 +75,7 @@ function jsonBody(b: Batch): Buffer {
 }
 
 /** One flow's frame of the batch, in the form its client asked for (hello); shared when nothing in it differs. */
-function recordsFrame(b: Batch, compact: boolean, flow: number, nodes: unknown[] | ''): Buffer {
+export function recordsFrame(b: Batch, compact: boolean, flow: number, nodes: unknown[] | ''): Buffer {
   if (compact && b.compact === undefined) b.compact = encodeCompact(b.recs) ?? null;
   const asCompact = compact && b.compact !== null;
   const key = nodes ? undefined : `${asCompact ? 'c' : 'j'}${flow}`;
