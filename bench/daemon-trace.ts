@@ -33,11 +33,20 @@ let stamps = new Map<number, Float64Array>();
 /** Keys drained and not yet flushed. */
 let unflushed: Float64Array[] = [];
 
+/** Each record's key, worked out once: every flow's buffer sees the same record object (16 flows, 2 looks each). */
+const keys = new WeakMap<object, number>();
 const keyOf = (r: unknown): number => {
-  const dst = (r as { orig?: { dst?: unknown } })?.orig?.dst;
-  if (typeof dst !== 'string' || !dst.startsWith('127.')) return -1;
-  const [, b, x, y] = dst.split('.').map(Number);
-  return b * 65536 + x * 254 + y - 1;
+  if (typeof r !== 'object' || r === null) return -1;
+  let k = keys.get(r);
+  if (k !== undefined) return k;
+  const dst = (r as { orig?: { dst?: unknown } }).orig?.dst;
+  if (typeof dst !== 'string' || !dst.startsWith('127.')) k = -1;
+  else {
+    const [, b, x, y] = dst.split('.').map(Number);
+    k = b * 65536 + x * 254 + y - 1;
+  }
+  keys.set(r, k);
+  return k;
 };
 
 const proto = FlowBuffer.prototype as {

@@ -63,7 +63,8 @@ tick();
 // 127.BASE.x.y are kept as (flow index, receive time, ms since the daemon
 // decoded it); "report" on stdin prints the counts per connection and those
 // triples (base64 Float64Array), then forgets them. MODE "flowgrab" uses
-// connect() (records parsed, as an application gets them); "raw" speaks
+// connect() (records parsed, as an application gets them; compact frames),
+// "flowgrab-json" the same with JSON record frames; "raw" speaks
 // the frame protocol and scans records with a regex: a reader that costs
 // next to nothing, so what it sees is the daemon's own delivery.
 const CLIENTS = `
@@ -73,6 +74,8 @@ const note = (st, t, b2, b3, b4, ts) => { st.got++; if (b2 === B) st.pairs.push(
 async function viaFlowgrab(st) {
   const { connect } = await import(dist + '/src/daemon/client.js');
   const fg = await connect(socket);
+  // flowgrab-json: the same client taking records as JSON frames (a hello asking for them), not compact ones.
+  if (mode === 'flowgrab-json') await fg.request({ op: 'hello', records: 'json' });
   const flow = fg.create({ bufferRecords: 100000 });
   flow.populate(graph);
   await flow.instantiate();
@@ -294,7 +297,12 @@ function stages(
   return out;
 }
 
-type Mode = 'flowgrab' | 'raw';
+type Mode = 'flowgrab' | 'flowgrab-json' | 'raw';
+
+/** FG_BENCH_DAEMON_CLIENT_PROF=DIR: a V8 CPU profile of each client process, written there when it quits. */
+const clientProf = process.env.FG_BENCH_DAEMON_CLIENT_PROF
+  ? ['--cpu-prof', '--cpu-prof-dir', process.env.FG_BENCH_DAEMON_CLIENT_PROF]
+  : [];
 
 async function run(
   ns: BenchNetns,
@@ -312,6 +320,7 @@ async function run(
     () =>
       new LineChild([
         process.execPath,
+        ...clientProf,
         '--input-type=module',
         '-e',
         CLIENTS,
@@ -484,7 +493,12 @@ export async function benchDaemon(): Promise<void> {
         .join(' ')}`,
     );
     console.log("  raw: clients that read frames and scan records with a regex (the daemon's own delivery);");
-    console.log('  flowgrab: connect() clients that parse every record (what an application sees)');
+    console.log(
+      '  flowgrab: connect() clients that parse every record (what an application sees; compact record frames);',
+    );
+    console.log(
+      '  flowgrab-json: the same taking JSON record frames (FG_BENCH_DAEMON_MODES=raw,flowgrab-json,flowgrab)',
+    );
     const med = (rs: RunResult[], k: keyof RunResult) => median(rs.map((r) => Number(r[k])));
     for (const mode of modes)
       for (const clients of [1, 16]) {
@@ -493,7 +507,7 @@ export async function benchDaemon(): Promise<void> {
         const frames = rs.reduce((a, r) => a + (r.frames ?? 0), 0);
         const delivered = rs.reduce((a, r) => a + r.delivered, 0);
         console.log(
-          `  ${mode.padEnd(8)} ${String(clients).padStart(2)} client(s): daemon CPU ${fmt(med(rs, 'cpuMs'), 0)} ms` +
+          `  ${mode.padEnd(13)} ${String(clients).padStart(2)} client(s): daemon CPU ${fmt(med(rs, 'cpuMs'), 0)} ms` +
             ` (${fmt((med(rs, 'cpuMs') * 1000) / rs[0].events, 1)} µs/event), clients' CPU ${fmt(med(rs, 'clientCpuMs'), 0)} ms;` +
             ` delivered ${delivered}/${rs[0].events * clients * rs.length}, lost ${rs.reduce((a, r) => a + r.lost, 0)};` +
             (frames ? ` ${fmt(delivered / frames, 1)} records/frame;` : '') +
@@ -514,7 +528,7 @@ export async function benchDaemon(): Promise<void> {
       const cpu = med(sixteen, 'cpuMs') / med(one, 'cpuMs');
       const p99 = med(sixteen, 'p99');
       console.log(
-        `  ${mode.padEnd(8)} daemon CPU 16 clients ÷ 1 client ${fmt(cpu, 2)}× (goal ≤ 2×: ${verdict(cpu <= 2)});` +
+        `  ${mode.padEnd(13)} daemon CPU 16 clients ÷ 1 client ${fmt(cpu, 2)}× (goal ≤ 2×: ${verdict(cpu <= 2)});` +
           ` latency p50/p99 with 1 client ${fmt(med(one, 'p50'), 2)}/${fmt(med(one, 'p99'), 2)} ms, with 16 ${fmt(med(sixteen, 'p50'), 2)}/${fmt(p99, 2)} ms;` +
           ` p99 with 16 clients ${fmt(p99, 2)} ms (goal ≤ 5 ms at ${RATE} events/s: ${verdict(p99 <= 5)})`,
       );

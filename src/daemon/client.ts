@@ -56,12 +56,14 @@ export class RemoteFlowgrab {
   private readonly queues = new Map<number, RemoteQueue>();
   private nextId = 1;
   private readonly reader = new FrameReader();
+  /** Compact records frames (compact.ts) are asked for, so taken; any other time one is a protocol error. */
+  private compact = false;
   identity?: { uid: number; gid: number; user?: string };
 
   private constructor(private readonly sock: Socket) {
     sock.on('data', (d) => {
       try {
-        for (const f of this.reader.push(d)) this.onMessage(parseServerFrame(f));
+        for (const f of this.reader.push(d)) this.onMessage(parseServerFrame(f, this.compact));
       } catch (err) {
         // The stream cannot be trusted past a bad frame: everything waiting on it fails, and it is closed.
         this.fail(err as FlowgrabError);
@@ -92,7 +94,17 @@ export class RemoteFlowgrab {
       );
     });
     const c = new RemoteFlowgrab(sock);
-    const hello = await c.request({ op: 'hello' });
+    c.compact = true;
+    let hello: Record<string, unknown>;
+    try {
+      hello = await c.request({ op: 'hello', records: 'compact' });
+    } catch (err) {
+      // A flowgrabd from before compact frames refuses the key: records come as JSON from it.
+      if ((err as FlowgrabError).code !== 'FG_ERR_PROTOCOL' || !/records/.test((err as Error).message)) throw err;
+      c.compact = false;
+      hello = await c.request({ op: 'hello' });
+    }
+    c.compact = hello.records === 'compact';
     c.identity = hello.identity as RemoteFlowgrab['identity'];
     return c;
   }

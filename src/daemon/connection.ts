@@ -49,6 +49,8 @@ export class Client implements ClientView, Guarded {
   closed = false;
   /** A denial for not being in the policy has been logged for this connection. */
   deniedLogged = false;
+  /** Records go in compact frames (compact.ts): the client's hello asked for them. */
+  compact = false;
 
   constructor(
     readonly d: DaemonHost,

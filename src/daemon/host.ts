@@ -81,6 +81,8 @@ export interface ClientView extends QueueClient {
   nextFlow: number;
   /** A denial for not being in the policy has been logged for this connection. */
   deniedLogged: boolean;
+  /** Records go to this client in compact frames (compact.ts), as its hello asked; else as JSON. */
+  compact: boolean;
   readonly closed: boolean;
   /** Unread output over the bound: records, packets and notices are dropped rather than queued. */
   readonly congested: boolean;

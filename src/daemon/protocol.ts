@@ -2,12 +2,14 @@
  * flowgrabd's wire protocol: frames of a 4-byte big-endian length and a
  * UTF-8 JSON body, version PROTOCOL_VERSION, every frame validated by zod in
  * both directions (the daemon checks requests, the client checks replies and
- * events). Requests carry an `id` answered by one reply; the daemon also
+ * events). A client may ask in its hello for records in compact binary
+ * frames (compact.ts), checked as strictly. Requests carry an `id` answered by one reply; the daemon also
  * sends events (records, loss, a flow closed by the daemon).
  */
 import { z } from 'zod';
 import { type ErrorCode, FlowgrabError } from '../errors.js';
 import { GraphSpec } from '../filters/spec.js';
+import { COMPACT_MARK, decodeCompact, readCompactHead } from './compact.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME = 1 << 20;
@@ -19,7 +21,11 @@ const Mark = z.number().int().min(0).max(0xffffffff);
 const base = { v: z.literal(PROTOCOL_VERSION), id: Id };
 
 export const Request = z.discriminatedUnion('op', [
-  z.object({ ...base, op: z.literal('hello') }).strict(),
+  // `records`: the form of record frames from now on (compact.ts); JSON when not asked. A daemon older than
+  // compact frames refuses the key (strict), and connect() then says hello again without it.
+  z
+    .object({ ...base, op: z.literal('hello'), records: z.enum(['json', 'compact']).optional() })
+    .strict(),
   z
     .object({
       ...base,
@@ -186,8 +192,20 @@ export function issuesText(error: z.ZodError): string {
  */
 export type ServerMessage = { event: Event; reply?: undefined } | { reply: Reply; event?: undefined };
 
-/** A frame from the daemon is an event when it has `ev`, else a reply; each is checked by its own schema. */
-export function parseServerFrame(frame: Buffer): ServerMessage {
+/**
+ * A frame from the daemon is an event when it has `ev`, else a reply; each is checked by its own schema. A compact
+ * records frame (compact.ts) is taken only when `compact` says this connection asked for them.
+ */
+export function parseServerFrame(frame: Buffer, compact = false): ServerMessage {
+  if (frame.length > 0 && frame[0] === COMPACT_MARK) {
+    if (!compact)
+      throw new FlowgrabError(
+        'FG_ERR_PROTOCOL',
+        'flowgrabd sent a compact records frame, which this connection did not ask for',
+        { op: 'daemon' },
+      );
+    return { event: parseCompactFrame(frame) };
+  }
   let json: unknown;
   try {
     json = JSON.parse(frame.toString('utf8'));
@@ -203,6 +221,33 @@ export function parseServerFrame(frame: Buffer): ServerMessage {
       { op: 'daemon', cause: r.error },
     );
   return isEvent ? { event: r.data as Event } : { reply: r.data as Reply };
+}
+
+const Nodes = NodeStats.array().max(10_000);
+
+/** A compact records frame as the `records` event the JSON form gives, its node counts checked by the same schema. */
+function parseCompactFrame(frame: Buffer): Event {
+  const head = readCompactHead(frame);
+  const event: Event = { v: PROTOCOL_VERSION, ev: 'records', flow: head.flow, records: decodeCompact(frame, head.at) };
+  if (head.nodes) {
+    let json: unknown;
+    try {
+      json = JSON.parse(head.nodes);
+    } catch (err) {
+      throw new FlowgrabError('FG_ERR_PROTOCOL', 'flowgrabd sent a compact records frame whose nodes are not JSON', {
+        op: 'daemon',
+        cause: err,
+      });
+    }
+    const r = Nodes.safeParse(json);
+    if (!r.success)
+      throw new FlowgrabError('FG_ERR_PROTOCOL', `flowgrabd sent a malformed event: nodes: ${issuesText(r.error)}`, {
+        op: 'daemon',
+        cause: r.error,
+      });
+    event.nodes = r.data;
+  }
+  return event;
 }
 
 export function encodeFrame(msg: unknown): Buffer {

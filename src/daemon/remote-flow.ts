@@ -1,10 +1,12 @@
 /**
  * A flow a client holds in the daemon, and how its records reach the
- * client: batched as JSON text (each record encoded once, each batch once
- * for every client that gets the same records in the same tick), dropped
+ * client: batched as JSON text or compact frames (compact.ts) as the client
+ * asked in its hello (each record encoded once, each batch once for every
+ * client that gets the same records in the same tick), dropped
  * (counted, reported once the client reads again) while the client is not reading.
  */
 import { type Policy, type Principal, principalFor, ROOT_PRINCIPAL } from '../auth/policy.js';
+import { compactFrame, encodeCompact } from './compact.js';
 import type { ClientView as Client, RemoteFlow } from './host.js';
 import type { Peer } from './peer.js';
 import { errorBody, frameParts, PROTOCOL_VERSION } from './protocol.js';
@@ -16,6 +18,8 @@ export const principalOf = (policy: Policy, peer: Peer): Principal | undefined =
   principalFor(policy, peer) ?? (peer.uid === 0 ? ROOT_PRINCIPAL : undefined);
 
 const NODES_EVERY_MS = 100;
+/** Records in one frame at most: a flow with more waiting flushes them at once, in frames of this many. */
+const BATCH_RECORDS = 256;
 
 /** Each record's JSON, kept while the record lives: encoded once however many clients get it. */
 const jsonCache = new WeakMap<object, string>();
@@ -30,23 +34,62 @@ function recordJson(r: unknown): string {
 }
 
 /**
- * The records of the batch flushed last, as the JSON array's inside in UTF-8: clients whose flows got the same
- * records at the same flush tick (the same graph, or the same source) share its text and encoding; each adds
- * only its frame's head and tail. Checked record by record (identity), so a different batch never matches.
+ * The batches flushed lately and their encodings, each made once: clients whose flows got the same records (the
+ * same graph, or the same source) share its JSON text (the array's inside, UTF-8) or its compact form, and the whole
+ * frame when their flow ids match and no node counts ride along. Several are kept: a busy turn cuts every flow's
+ * records into batches of BATCH_RECORDS, and flow 1 flushes all of its batches before flow 2 flushes its first.
+ * Matched record by record (identity), so a different batch never matches.
  */
-let lastBatch: { recs: unknown[]; body: Buffer } | undefined;
-function batchBody(recs: unknown[]): Buffer {
-  const last = lastBatch;
-  if (last && last.recs.length === recs.length) {
+export interface Batch {
+  recs: unknown[];
+  json?: Buffer;
+  /** null: a record JSON says differently (compact.ts), so the batch goes as JSON. */
+  compact?: Buffer | null;
+  frames: Map<string, Buffer>;
+}
+const RECENT_BATCHES = 64;
+const recent: (Batch | undefined)[] = new Array(RECENT_BATCHES);
+let recentNext = 0;
+/** The batch of these very records (one flushed lately, or a new one). Exported for tests. */
+export function batchOf(recs: unknown[]): Batch {
+  for (let j = 0; j < RECENT_BATCHES; j++) {
+    // Newest first: the batch a flow's neighbour flushed just before is the likely match.
+    const b = recent[(recentNext - 1 - j + RECENT_BATCHES) % RECENT_BATCHES];
+    if (!b || b.recs.length !== recs.length || b.recs[0] !== recs[0]) continue;
     let same = true;
-    for (let i = 0; i < recs.length && same; i++) same = last.recs[i] === recs[i];
-    if (same) return last.body;
+    for (let i = 1; i < recs.length && same; i++) same = b.recs[i] === recs[i];
+    if (same) return b;
   }
-  const parts: string[] = new Array(recs.length);
-  for (let i = 0; i < recs.length; i++) parts[i] = recordJson(recs[i]);
-  const body = Buffer.from(parts.join(','), 'utf8');
-  lastBatch = { recs, body };
-  return body;
+  const b: Batch = { recs, frames: new Map() };
+  recent[recentNext] = b;
+  recentNext = (recentNext + 1) % RECENT_BATCHES;
+  return b;
+}
+
+function jsonBody(b: Batch): Buffer {
+  if (b.json) return b.json;
+  const parts: string[] = new Array(b.recs.length);
+  for (let i = 0; i < b.recs.length; i++) parts[i] = recordJson(b.recs[i]);
+  b.json = Buffer.from(parts.join(','), 'utf8');
+  return b.json;
+}
+
+/** One flow's frame of the batch, in the form its client asked for (hello); shared when nothing in it differs. */
+export function recordsFrame(b: Batch, compact: boolean, flow: number, nodes: unknown[] | ''): Buffer {
+  if (compact && b.compact === undefined) b.compact = encodeCompact(b.recs) ?? null;
+  const asCompact = compact && b.compact !== null;
+  const key = nodes ? undefined : `${asCompact ? 'c' : 'j'}${flow}`;
+  const cached = key && b.frames.get(key);
+  if (cached) return cached;
+  const frame = asCompact
+    ? compactFrame(flow, nodes && JSON.stringify(nodes), b.compact as Buffer)
+    : frameParts(
+        `{"v":${PROTOCOL_VERSION},"ev":"records","flow":${flow},"records":[`,
+        jsonBody(b),
+        `]${nodes && `,"nodes":${JSON.stringify(nodes)}`}}`,
+      );
+  if (key) b.frames.set(key, frame);
+  return frame;
 }
 
 /** Streams a flow's records to the client in batches; a client that cannot keep up loses records, counted. */
@@ -68,19 +111,17 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
     reportLoss(c, f);
     // The graph's node counts ride along at most every NODES_EVERY_MS: the remote stats() stays current, cheaply.
     const now = Date.now();
-    let nodes = '';
+    let nodes: unknown[] | '' = '';
     if (now - nodesSentAt >= NODES_EVERY_MS) {
       nodesSentAt = now;
-      nodes = `,"nodes":${JSON.stringify(f.handle.stats().nodes)}`;
+      nodes = f.handle.stats().nodes;
     }
-    const head = `{"v":${PROTOCOL_VERSION},"ev":"records","flow":${f.id},"records":[`;
-    const tail = `]${nodes}}`;
-    if (c.write(frameParts(head, batchBody(records), tail))) f.sent += records.length;
+    if (c.write(recordsFrame(batchOf(records), c.compact, f.id, nodes))) f.sent += records.length;
   };
   f.handle.records$.subscribe({
     next: (r) => {
       batch.push(r);
-      if (batch.length >= 256) flush();
+      if (batch.length >= BATCH_RECORDS) flush();
       else c.d.flushSoon(flush);
     },
     error: (err) => {

@@ -39,8 +39,11 @@ function flowOf(c: Client, id: number): RemoteFlow {
 export async function handleRequest(c: Client, req: Request): Promise<Record<string, unknown>> {
   switch (req.op) {
     case 'hello':
+      // The form of record frames is the client's choice, JSON unless it asks for compact ones (compact.ts).
+      if (req.records) c.compact = req.records === 'compact';
       return {
         server: { protocol: PROTOCOL_VERSION },
+        records: c.compact ? 'compact' : 'json',
         identity: { uid: c.peer.uid, gid: c.peer.gid, user: c.peer.user },
       };
     case 'status':
