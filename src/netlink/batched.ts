@@ -67,6 +67,8 @@ class BatchedTransport implements RawTransport {
     this.ring = new Uint8Array(new SharedArrayBuffer(Math.max(RING_BYTES, 4 * (maxDatagram + 8))));
     this.worker = new Worker(RECV_WORKER_SOURCE, {
       eval: true,
+      // Not the parent's flags: under `node --input-type=module` the source would run as a module, without require.
+      execArgv: [],
       workerData: { koffiPath, fd, maxDatagram, state: this.state.buffer, ring: this.ring.buffer },
     });
     this.worker.on('message', (m: WorkerMessage) => this.onMessage(m));
