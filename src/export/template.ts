@@ -139,20 +139,20 @@ export function netflow9Template(id: number, family: 'ipv4' | 'ipv6'): Template 
   ]);
 }
 
-const REASONS: Record<ExportFlow['reason'], number> = ie.FLOW_END_REASON;
+export const REASONS: Record<ExportFlow['reason'], number> = ie.FLOW_END_REASON;
 
-function w16(b: Buffer, o: number, x: number): void {
+export function w16(b: Buffer, o: number, x: number): void {
   b[o] = x >>> 8;
   b[o + 1] = x;
 }
-function w32(b: Buffer, o: number, x: number): void {
+export function w32(b: Buffer, o: number, x: number): void {
   b[o] = x >>> 24;
   b[o + 1] = x >>> 16;
   b[o + 2] = x >>> 8;
   b[o + 3] = x;
 }
 /** Unsigned 64-bit from a JS number (exact up to 2^53). */
-function w64(b: Buffer, o: number, x: number): void {
+export function w64(b: Buffer, o: number, x: number): void {
   if (x < 4294967296) {
     b[o] = 0;
     b[o + 1] = 0;
@@ -162,10 +162,11 @@ function w64(b: Buffer, o: number, x: number): void {
   w32(b, o + 4, x >>> 0);
 }
 
-const SRC = 0;
-const DST = 1;
-const RSRC = 2;
-const RDST = 3;
+/** The roles of a flow's addresses in FlowAddresses. */
+export const SRC = 0;
+export const DST = 1;
+export const RSRC = 2;
+export const RDST = 3;
 const NONE = Buffer.alloc(16);
 
 /**
@@ -206,7 +207,9 @@ export class FlowAddresses {
 }
 
 /**
- * Writes one data record at `o` and returns the offset after it. `addrs`
+ * Writes one data record at `o` and returns the offset after it: the
+ * reference, one switch per field; the encoders run recordWriter's
+ * straight-line code for the template (record-writer.ts), held equal to this. `addrs`
  * holds the flow's addresses, prepared for the template's family;
  * `reverse` writes the reply direction as a flow of its own (uniflow
  * export); `bootMs` anchors NetFlow v9's relative times.
