@@ -109,6 +109,41 @@ describe('generated record writers', () => {
     expect(recordWriter(t, true)).not.toBe(recordWriter(t, false));
   });
 
+  it('one FlowAddresses over many flows (addresses repeating, some bad) writes what a fresh one per flow writes', () => {
+    const t = netflow9Template(262, 'ipv4');
+    const pool = ['10.0.0.1', '10.0.0.2', '192.168.1.1', '10.0.0.1 ', '300.1.1.1', '8.8.8.8'];
+    const addr = fc.constantFrom(...pool);
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(flow('ipv4'), fc.array(addr, { minLength: 4, maxLength: 4 })), { maxLength: 30 }),
+        (xs) => {
+          const shared = new FlowAddresses();
+          for (const [base, [src, dst, rsrc, rdst]] of xs) {
+            const f = { ...base, src, dst, rsrc, rdst };
+            const fresh = new FlowAddresses();
+            let err: unknown;
+            try {
+              fresh.prepare(f, true);
+            } catch (e) {
+              err = e;
+            }
+            if (err) {
+              expect(() => shared.prepare(f, true)).toThrow();
+              continue;
+            }
+            shared.prepare(f, true);
+            const a = Buffer.alloc(t.recordLen);
+            const b = Buffer.alloc(t.recordLen);
+            recordWriter(t, false)(a, 0, f, fresh, 0);
+            recordWriter(t, false)(b, 0, f, shared, 0);
+            expect(b.toString('hex')).toBe(a.toString('hex'));
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('refuses a template whose field is not a plain integer kind and length', () => {
     const t = makeTemplate(301, 'ipv4', [{ id: 1, len: 2, kind: '1); process.exit(' as unknown as number }]);
     expect(() => recordWriter(t, false)).toThrow(/bad field/);
