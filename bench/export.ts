@@ -239,14 +239,17 @@ function cpuOf(pid: number | undefined): number {
   }
 }
 
-/** CPU seconds per thread of a process, by thread name (`node`, `V8Worker`, `libuv-worker` …). */
+/**
+ * CPU seconds per thread of a process, by thread name and id (Node 20 names every thread `node`: the
+ * receive worker, V8's GC helpers and libuv's pool are told apart by id, the receive worker started last).
+ */
 function threadsOf(pid: number | undefined): Map<string, number> {
   const m = new Map<string, number>();
   try {
     for (const t of readdirSync(`/proc/${pid}/task`)) {
       const name = readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim();
       const ns = Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
-      const key = t === String(pid) ? 'main' : name;
+      const key = t === String(pid) ? 'main' : `${name}#${Number(t) - Number(pid)}`;
       m.set(key, (m.get(key) ?? 0) + ns / 1e9);
     }
   } catch {
@@ -281,11 +284,16 @@ async function quiet(pids: (number | undefined)[], quietMs: number, maxMs: numbe
   }
 }
 
-// flowgrab's conntrack source as the exporter subscribes to it (a dump, then DESTROY events), records dropped.
+// flowgrab's conntrack source as the exporter subscribes to it (a dump, then DESTROY events), records dropped
+// after counting the flood's: a floor that saw nothing would be an idle process (once it was: a dead worker).
 const SOURCE_ONLY = `
 const { conntrack } = await import(${JSON.stringify(join(dist, 'src/sources/conntrack/source.js'))});
-conntrack({ netns: process.argv[1], dump: true, events: ['destroy'] }).subscribe(() => {});
-process.on('SIGTERM', () => process.exit(0));
+let n = 0;
+conntrack({ netns: process.argv[1], dump: true, events: ['destroy'] }).subscribe({
+  next: (r) => { if (r.type === 'destroy' && r.orig.dport === 9) n++; },
+  error: (e) => console.error('source error:', e.message),
+});
+process.on('SIGTERM', () => { console.error('source_records=' + n); process.exit(0); });
 `;
 
 const ULOGD_CONF = (dir: string, port: number) => `[global]
@@ -344,6 +352,8 @@ interface Round {
   flowgrabEnded: number;
   /** CPU of flowgrab's conntrack source alone (DESTROY events, records dropped) over the same windows. */
   sourceCpu: { cold: number; warm: number };
+  /** DESTROY records of the floods that source delivered (both floods). */
+  sourceRecords: number;
 }
 
 /**
@@ -431,6 +441,10 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
     source = spawn(process.execPath, ['--input-type=module', '-e', SOURCE_ONLY, ns.name], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
+    let sourceLog = '';
+    source.stderr?.on('data', (d: Buffer) => {
+      sourceLog = (sourceLog + d.toString()).slice(-4000);
+    });
     const sourceCpu = { cold: 0, warm: 0 };
     const pids = [...exporters.map((e) => e.proc.pid), source.pid];
     await quiet(pids, 300, 15_000);
@@ -456,12 +470,18 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
       // FG_BENCH_EXPORT_THREADS=1: where flowgrab's CPU went, by thread.
       if (process.env.FG_BENCH_EXPORT_THREADS)
         console.log(
-          `    flowgrab ${phase}, CPU by thread: ${[...threadsOf(exporters[0].proc.pid)].map(([k, v]) => `${k} ${fmt((v - (th0.get(k) ?? 0)) * 1e3, 1)} ms`).join(', ')}`,
+          `    flowgrab ${phase}, CPU by thread: ${[...threadsOf(exporters[0].proc.pid)]
+            .map(([k, v]) => [k, (v - (th0.get(k) ?? 0)) * 1e3] as const)
+            .filter(([, ms]) => ms >= 0.5)
+            .map(([k, ms]) => `${k} ${fmt(ms, 1)} ms`)
+            .join(', ')}`,
         );
     }
     const elapsed = (Date.now() - t0) / 1000;
     for (const e of exporters) await stop(e.proc);
     await stop(source);
+    const sourceRecords = Number(/source_records=(\d+)/.exec(sourceLog)?.[1] ?? 0);
+    if (sourceRecords === 0) throw new Error(`the source-only floor delivered no records: ${sourceLog}`);
     await sleep(300);
     for (const e of exporters) {
       await stop(e.collector);
@@ -479,6 +499,7 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
       flowgrabDropped: num('dropped'),
       flowgrabEnded: num('tracker_ended'),
       sourceCpu,
+      sourceRecords,
     };
   } finally {
     if (source) await stop(source, 'SIGKILL');
@@ -504,7 +525,7 @@ async function endToEnd(): Promise<void> {
     for (const [i, r] of rounds.entries()) {
       const fg = r.exporters[0];
       console.log(
-        `  round ${i + 1}: last flood ${fmt(r.secs, 2)} s, window ${fmt(r.elapsed, 1)} s; flowgrab: ${r.flowgrabEnded} flows ended, ${r.flowgrabSent} records sent, ${r.flowgrabDropped} dropped, ${fg.storedAll} stored, lost ${r.flowgrabSent - fg.storedAll} (goal 0)`,
+        `  round ${i + 1}: last flood ${fmt(r.secs, 2)} s, window ${fmt(r.elapsed, 1)} s; flowgrab: ${r.flowgrabEnded} flows ended, ${r.flowgrabSent} records sent, ${r.flowgrabDropped} dropped, ${fg.storedAll} stored, lost ${r.flowgrabSent - fg.storedAll} (goal 0); source alone: ${r.sourceRecords} of ${2 * FLOWS} flood DESTROYs`,
       );
       for (const phase of ['cold', 'warm'] as const)
         console.log(
@@ -529,7 +550,7 @@ async function endToEnd(): Promise<void> {
     row('flowgrab', '(flowgrab export CLI: netlink DESTROY events, decode, tracking, NetFlow v9 encoding, sending)');
     const floor = (phase: 'cold' | 'warm') => median(rounds.map((r) => (r.sourceCpu[phase] / FLOWS) * 1e6));
     console.log(
-      `      of which source ${fmt(floor('warm'), 1).padStart(7)} µs         ${fmt(floor('cold'), 1).padStart(7)} µs     (flowgrab's conntrack source alone in a process of its own: the netlink binding's one callback per event and the decode; the rest is tracking, encoding and sending)`,
+      `      of which source ${fmt(floor('warm'), 1).padStart(7)} µs         ${fmt(floor('cold'), 1).padStart(7)} µs     (flowgrab's conntrack source alone in a process of its own, the same DESTROYs: receive worker, decode and the feed's bookkeeping; the rest is tracking, encoding and sending)`,
     );
     for (const r0 of rounds[0].exporters.slice(1)) {
       const missed = median(rounds.map((r) => FLOWS - (r.exporters.find((x) => x.name === r0.name)?.stored.warm ?? 0)));

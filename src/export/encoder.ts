@@ -7,7 +7,8 @@
  */
 import { FlowgrabError } from '../errors.js';
 import type { ExportFlow } from './flow.js';
-import { FlowAddresses, type Template, writeRecord, writeTemplateRecord } from './template.js';
+import { type RecordWriter, recordWriter } from './record-writer.js';
+import { FlowAddresses, type Template, writeTemplateRecord } from './template.js';
 
 export interface EncoderOptions {
   /** Largest message in bytes (the UDP payload); default 1400, to stay under a 1500-byte MTU. */
@@ -67,6 +68,10 @@ export abstract class MessageEncoder {
   periodicTemplates = true;
   readonly counts: EncoderStats = { messages: 0, records: 0, flows: 0, templates: 0 };
   private readonly addrs = new FlowAddresses();
+  /** The last template written and its writers (forward, reverse): flows of one family come in runs. */
+  private writerFor: Template | undefined;
+  private writeFwd!: RecordWriter;
+  private writeRev!: RecordWriter;
 
   constructor(
     opts: EncoderOptions,
@@ -135,7 +140,12 @@ export abstract class MessageEncoder {
       this.begin();
       this.openSet(t);
     }
-    this.off = writeRecord(this.buf, this.off, t, f, this.addrs, reverse, this.layout.bootMs);
+    if (this.writerFor !== t) {
+      this.writerFor = t;
+      this.writeFwd = recordWriter(t, false);
+      this.writeRev = recordWriter(t, true);
+    }
+    this.off = (reverse ? this.writeRev : this.writeFwd)(this.buf, this.off, f, this.addrs, this.layout.bootMs);
     this.msgRecords++;
     this.counts.records++;
   }
