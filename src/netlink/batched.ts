@@ -4,6 +4,11 @@
  * (syscall.ts), drained off the main thread into batches. For event sockets,
  * where one datagram carries one small message and per-datagram callbacks
  * dominate the cost. Requests work too (send is a plain send(2)).
+ *
+ * close() is synchronous: it stops the worker, waits (bounded) until the
+ * worker has let go of the fd, and closes it, so the kernel has released
+ * the socket, its NFLOG group or NFQUEUE queue included, when close()
+ * returns; a new reader can bind the same group at once (recv-worker.ts).
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -15,12 +20,14 @@ import {
   getsockoptInt,
   NETLINK_ADD_MEMBERSHIP,
   NETLINK_DROP_MEMBERSHIP,
+  openEventFd,
   openNetlinkFd,
   SO_RCVBUF,
   SOL_NETLINK,
   SOL_SOCKET,
   sendFd,
   setsockoptInt,
+  signalEventFd,
   socketDrops,
   withNetns,
 } from './syscall.js';
@@ -30,6 +37,8 @@ import type { RawTransport, TransportHandlers, TransportOptions } from './transp
 const RING_BYTES = 8 << 20;
 /** NFLOG/NFQUEUE datagrams: a 64 KiB packet (GSO off) plus its attributes, with room to spare. */
 const MAX_PACKET_DATAGRAM = 256 * 1024;
+/** The longest close() waits for the worker to let go of the fd (it does so between two syscalls). */
+const CLOSE_WAIT_MS = 2000;
 const koffiPath = createRequire(import.meta.url).resolve('koffi');
 
 /** Opens the socket (in `opts.netns` if given); `configure` sets its options before the worker starts reading. */
@@ -37,30 +46,39 @@ export function openBatchedTransport(opts: TransportOptions, configure: (fd: num
   const { fd, port } = opts.netns
     ? withNetns(opts.netns, () => openNetlinkFd(opts.protocol))
     : openNetlinkFd(opts.protocol);
+  let efd: number;
   try {
     configure(fd);
+    efd = openEventFd();
   } catch (err) {
     closeFd(fd);
     throw err;
   }
   // Peeking sockets carry packets of unknown size: a datagram slot large enough for any of them.
-  return new BatchedTransport(fd, port, opts.peek ? MAX_PACKET_DATAGRAM : (opts.readBufferBytes ?? 32 * 1024));
+  return new BatchedTransport(fd, efd, port, opts.peek ? MAX_PACKET_DATAGRAM : (opts.readBufferBytes ?? 32 * 1024));
 }
 
 const WRAP = 0xffffffff;
 const W = 1;
 const R = 2;
 const NOTIFIED = 3;
+const OWNER = 4;
+const LINGER = 5;
+/** OWNER values (recv-worker.ts): the worker may use the fd; the main thread has it back. */
+const WORKER_OWNS = 1;
+const MAIN_OWNS = 2;
 
 class BatchedTransport implements RawTransport {
   private handlers: TransportHandlers = { datagram: () => {}, error: () => {} };
-  private readonly state = new Int32Array(new SharedArrayBuffer(16));
+  private readonly state = new Int32Array(new SharedArrayBuffer(32));
   private readonly ring: Uint8Array;
   private readonly worker: Worker;
   private closed = false;
+  private fdsClosed = false;
 
   constructor(
     private readonly fd: number,
+    private readonly efd: number,
     readonly port: number,
     maxDatagram: number,
   ) {
@@ -69,14 +87,24 @@ class BatchedTransport implements RawTransport {
       eval: true,
       // Not the parent's flags: under `node --input-type=module` the source would run as a module, without require.
       execArgv: [],
-      workerData: { koffiPath, fd, maxDatagram, state: this.state.buffer, ring: this.ring.buffer },
+      workerData: { koffiPath, fd, efd, maxDatagram, state: this.state.buffer, ring: this.ring.buffer },
     });
     this.worker.on('message', (m: WorkerMessage) => this.onMessage(m));
     this.worker.on('error', (err) =>
       this.fail(new FlowgrabError('FG_ERR_NETLINK', `receive worker: ${err.message}`, { op: 'recvmsg', cause: err })),
     );
-    // The fd outlives the worker: closing it under a poll() would let a new fd take its number.
-    this.worker.on('exit', () => closeFd(this.fd));
+    // A worker that died, or did not let go within CLOSE_WAIT_MS, leaves the fds to be closed here.
+    this.worker.on('exit', () => {
+      this.closed = true;
+      this.closeFds();
+    });
+  }
+
+  private closeFds(): void {
+    if (this.fdsClosed) return;
+    this.fdsClosed = true;
+    closeFd(this.fd);
+    closeFd(this.efd);
   }
 
   private onMessage(m: WorkerMessage | 0): void {
@@ -158,6 +186,7 @@ class BatchedTransport implements RawTransport {
   }
 
   addMembership(group: number): void {
+    if (this.closed) throw new FlowgrabError('FG_ERR_CLOSED', 'netlink socket is closed', { op: 'addMembership' });
     setsockoptInt(this.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group, 'setsockopt(NETLINK_ADD_MEMBERSHIP)');
   }
 
@@ -170,14 +199,28 @@ class BatchedTransport implements RawTransport {
   }
 
   recvBufferSize(): number {
-    return getsockoptInt(this.fd, SOL_SOCKET, SO_RCVBUF);
+    return this.closed ? 0 : getsockoptInt(this.fd, SOL_SOCKET, SO_RCVBUF);
   }
 
+  /** Stops the worker and closes the socket before returning (see the file comment). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    Atomics.store(this.state, 0, 1);
-    Atomics.notify(this.state, R);
+    const s = this.state;
+    Atomics.store(s, 0, 1);
+    signalEventFd(this.efd);
+    Atomics.notify(s, R);
+    Atomics.notify(s, LINGER);
+    // A worker still loading takes the fd back from nobody; a running one lets go between two syscalls.
+    if (Atomics.compareExchange(s, OWNER, 0, MAIN_OWNS) === WORKER_OWNS) {
+      const deadline = Date.now() + CLOSE_WAIT_MS;
+      let left = CLOSE_WAIT_MS;
+      while (Atomics.load(s, OWNER) === WORKER_OWNS && left > 0) {
+        Atomics.wait(s, OWNER, WORKER_OWNS, left);
+        left = deadline - Date.now();
+      }
+    }
+    if (Atomics.load(s, OWNER) === MAIN_OWNS) this.closeFds();
   }
 }
 

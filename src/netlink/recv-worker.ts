@@ -16,93 +16,117 @@
  * ring's address: no Buffer per datagram.
  *
  * state: [0] stop, [1] write offset, [2] read offset, [3] main thread already
- * notified. When the ring is full the worker stops reading; the kernel's
- * queue then fills and the kernel counts what it drops (SO_MEMINFO), as for
- * any slow reader. The main thread owns the fd and closes it after the
- * worker has exited.
+ * notified, [4] who may use the fd (0 nobody yet, 1 the worker, 2 the main
+ * thread again), [5] the linger sleep's word. When the ring is full the
+ * worker stops reading; the kernel's queue then fills and the kernel counts
+ * what it drops (SO_MEMINFO), as for any slow reader.
+ *
+ * Closing is synchronous for the main thread (batched.ts): it sets stop,
+ * writes the eventfd the worker polls beside the socket and wakes its
+ * waits; the worker leaves the loop between two syscalls, sets [4] to 2 and
+ * never touches the fd again, and the main thread closes it then. So the
+ * kernel releases the socket (NFLOG group, NFQUEUE queue, memberships)
+ * before close() returns, and no fd number is closed under a poll(2) that a
+ * new fd could take. A worker that has not started yet finds [4] already 2
+ * and exits without using the fd.
  */
 export const RECV_WORKER_SOURCE = `
 'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
-const koffi = require(workerData.koffiPath);
-const { fd, maxDatagram } = workerData;
-const state = new Int32Array(workerData.state);
-const ring = workerData.ring;
-const size = ring.byteLength;
-const buf = Buffer.from(ring);
-const c = koffi.load('libc.so.6');
-const poll = c.func('int poll(void *, unsigned long, int)');
-// The buffer argument as an address: the shared ring never moves, and a subarray per datagram would be garbage.
-const recvfrom = c.func('intptr_t recvfrom(int, uintptr_t, uintptr_t, int, void *, void *)');
-const base = Number(koffi.address(buf));
-if (!Number.isSafeInteger(base)) throw new Error('ring address beyond 2^53');
-const POLLIN = 1, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, EINTR = 4, EAGAIN = 11, WRAP = 0xffffffff;
-const LINGER_MS = 1;
-const STOP = 0, W = 1, R = 2, NOTIFIED = 3;
-const need = 8 + ((maxDatagram + 3) & ~3);
-const pfd = Buffer.alloc(8);
-pfd.writeInt32LE(fd, 0);
-pfd.writeInt16LE(POLLIN, 4);
-const addr = Buffer.alloc(12);
-const alen = Buffer.alloc(4);
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-let w = 0;
-let unpublished = 0;
-function publish() {
-  if (unpublished === 0) return;
-  unpublished = 0;
-  Atomics.store(state, W, w);
-  if (Atomics.compareExchange(state, NOTIFIED, 0, 1) === 0) parentPort.postMessage(0);
-}
-/** Room for one more datagram at w, wrapping to 0 when the tail is too short; false when the ring is full. */
-function room() {
-  const r = Atomics.load(state, R);
-  if (w >= r) {
-    if (size - w - (r === 0 ? 4 : 0) >= need) return true;
-    if (r - 4 < need) return false;
-    buf.writeUInt32LE(WRAP, w);
-    w = 0;
-    return true;
+// Dynamic imports only: eval'd code runs as CommonJS, or as a module when the process has --input-type=module.
+(async () => {
+  const { parentPort, workerData } = await import('node:worker_threads');
+  const { createRequire } = await import('node:module');
+  const state = new Int32Array(workerData.state);
+  const OWNER = 4;
+  if (Atomics.compareExchange(state, OWNER, 0, 1) !== 0) return;
+  try {
+    run(parentPort, workerData, state, createRequire(workerData.koffiPath)(workerData.koffiPath));
+  } finally {
+    Atomics.store(state, OWNER, 2);
+    Atomics.notify(state, OWNER);
   }
-  return r - w - 4 >= need;
-}
-let idle = true;
-while (Atomics.load(state, STOP) === 0) {
-  if (!room()) {
-    publish();
-    Atomics.wait(state, R, Atomics.load(state, R), 50);
-    continue;
+})();
+function run(parentPort, workerData, state, koffi) {
+  const { fd, efd, maxDatagram } = workerData;
+  const STOP = 0, W = 1, R = 2, NOTIFIED = 3, LINGER = 5;
+  const ring = workerData.ring;
+  const size = ring.byteLength;
+  const buf = Buffer.from(ring);
+  const c = koffi.load('libc.so.6');
+  const poll = c.func('int poll(void *, unsigned long, int)');
+  // The buffer argument as an address: the shared ring never moves, and a subarray per datagram would be garbage.
+  const recvfrom = c.func('intptr_t recvfrom(int, uintptr_t, uintptr_t, int, void *, void *)');
+  const base = Number(koffi.address(buf));
+  if (!Number.isSafeInteger(base)) throw new Error('ring address beyond 2^53');
+  const POLLIN = 1, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, EINTR = 4, EAGAIN = 11, WRAP = 0xffffffff;
+  const LINGER_MS = 1;
+  const need = 8 + ((maxDatagram + 3) & ~3);
+  // The socket and the eventfd the main thread writes to stop us.
+  const pfd = Buffer.alloc(16);
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(POLLIN, 4);
+  pfd.writeInt32LE(efd, 8);
+  pfd.writeInt16LE(POLLIN, 12);
+  const addr = Buffer.alloc(12);
+  const alen = Buffer.alloc(4);
+  let w = 0;
+  let unpublished = 0;
+  function publish() {
+    if (unpublished === 0) return;
+    unpublished = 0;
+    Atomics.store(state, W, w);
+    if (Atomics.compareExchange(state, NOTIFIED, 0, 1) === 0) parentPort.postMessage(0);
   }
-  if (idle) {
-    if (poll(pfd, 1, 100) <= 0) continue;
-    // Something arrived on an empty queue: let more join it before draining (see the file comment).
-    Atomics.wait(sleeper, 0, 0, LINGER_MS);
-    idle = false;
-  }
-  for (let n = 0; n < 1024; n++) {
-    if (n > 0 && !room()) break;
-    alen.writeUInt32LE(12, 0);
-    const got = Number(recvfrom(fd, base + w + 8, maxDatagram, MSG_DONTWAIT | MSG_TRUNC, addr, alen));
-    if (got < 0) {
-      const e = koffi.errno();
-      if (e !== EAGAIN && e !== EINTR) {
-        publish();
-        parentPort.postMessage({ errno: e });
-      }
-      idle = true;
-      break;
+  /** Room for one more datagram at w, wrapping to 0 when the tail is too short; false when the ring is full. */
+  function room() {
+    const r = Atomics.load(state, R);
+    if (w >= r) {
+      if (size - w - (r === 0 ? 4 : 0) >= need) return true;
+      if (r - 4 < need) return false;
+      buf.writeUInt32LE(WRAP, w);
+      w = 0;
+      return true;
     }
-    if (got > maxDatagram) {
+    return r - w - 4 >= need;
+  }
+  let idle = true;
+  while (Atomics.load(state, STOP) === 0) {
+    if (!room()) {
       publish();
-      parentPort.postMessage({ truncated: got });
+      Atomics.wait(state, R, Atomics.load(state, R), 50);
       continue;
     }
-    buf.writeUInt32LE(got, w);
-    buf.writeUInt32LE(addr.readUInt32LE(8), w + 4);
-    w += 8 + ((got + 3) & ~3);
-    if (w === size) w = 0;
-    if (++unpublished >= 64) publish();
+    if (idle) {
+      if (poll(pfd, 2, 1000) <= 0 || Atomics.load(state, STOP) !== 0) continue;
+      // Something arrived on an empty queue: let more join it before draining (see the file comment).
+      Atomics.wait(state, LINGER, 0, LINGER_MS);
+      idle = false;
+    }
+    for (let n = 0; n < 1024 && Atomics.load(state, STOP) === 0; n++) {
+      if (n > 0 && !room()) break;
+      alen.writeUInt32LE(12, 0);
+      const got = Number(recvfrom(fd, base + w + 8, maxDatagram, MSG_DONTWAIT | MSG_TRUNC, addr, alen));
+      if (got < 0) {
+        const e = koffi.errno();
+        if (e !== EAGAIN && e !== EINTR) {
+          publish();
+          parentPort.postMessage({ errno: e });
+        }
+        idle = true;
+        break;
+      }
+      if (got > maxDatagram) {
+        publish();
+        parentPort.postMessage({ truncated: got });
+        continue;
+      }
+      buf.writeUInt32LE(got, w);
+      buf.writeUInt32LE(addr.readUInt32LE(8), w + 4);
+      w += 8 + ((got + 3) & ~3);
+      if (w === size) w = 0;
+      if (++unpublished >= 64) publish();
+    }
+    publish();
   }
-  publish();
 }
 `;

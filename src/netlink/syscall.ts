@@ -40,6 +40,8 @@ interface Libc {
   bind: (fd: number, addr: Buffer, len: number) => number;
   send: (fd: number, buf: Buffer, len: number, flags: number) => number;
   close: (fd: number) => number;
+  eventfd: (initval: number, flags: number) => number;
+  write: (fd: number, buf: Buffer, len: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -56,6 +58,8 @@ function lib(): Libc {
     bind: c.func('int bind(int, const void *, uint32_t)'),
     send: c.func('intptr_t send(int, const void *, uintptr_t, int)'),
     close: c.func('int close(int)'),
+    eventfd: c.func('int eventfd(unsigned int, int)'),
+    write: c.func('intptr_t write(int, const void *, uintptr_t)'),
   };
   return libc;
 }
@@ -199,4 +203,21 @@ export function sendFd(fd: number, buf: Buffer, op = 'sendmsg'): void {
 
 export function closeFd(fd: number): void {
   lib().close(fd);
+}
+
+const EFD_CLOEXEC = 0o2000000;
+const EFD_NONBLOCK = 0o4000;
+
+/** A non-blocking eventfd (a wake-up another thread can poll for); the caller closes it with closeFd. */
+export function openEventFd(): number {
+  const fd = lib().eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  check(fd, 'eventfd');
+  return fd;
+}
+
+/** Makes an eventfd readable (adds 1 to its counter). */
+export function signalEventFd(fd: number): void {
+  const one = Buffer.alloc(8);
+  one.writeUInt32LE(1, 0);
+  check(lib().write(fd, one, 8), 'write(eventfd)');
 }

@@ -3,8 +3,8 @@
  * socket) against the real kernel: it opens in a namespace, joins groups,
  * answers dumps, delivers every event of a flood made while the main thread
  * was blocked (the worker drains meanwhile), reports the kernel's drop
- * counter and receive buffer, and on close its worker exits and its fd is
- * closed.
+ * counter and receive buffer, and its close() has closed the fd when it
+ * returns, so an NFLOG group or NFQUEUE queue is free again at once.
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +12,8 @@ import { NFNLGRP_CONNTRACK_NEW } from '../../src/netlink/conntrack/enums.js';
 import { ctDumpRequest } from '../../src/netlink/conntrack/messages.js';
 import { NETLINK_NETFILTER, NLM_F_DUMP } from '../../src/netlink/enums.js';
 import { openNativeTransport } from '../../src/netlink/native.js';
+import { NFLOG_CONFIG_TYPE, nflogBind } from '../../src/netlink/nflog/config.js';
+import { NFQUEUE_CONFIG_TYPE, nfqBind } from '../../src/netlink/nfqueue/config.js';
 import { NetlinkSocket } from '../../src/netlink/socket.js';
 import { floodUdpSync } from '../../src/testing/flood.js';
 import { type Netns, waitFor } from '../../src/testing/lab/index.js';
@@ -65,8 +67,31 @@ describe('batched netlink receive', () => {
     } finally {
       sock.close();
     }
-    // The worker stops within its poll timeout, then the fd is closed.
-    await waitFor(() => socketFds().length === before, { timeoutMs: 5_000, what: 'the socket fd to be closed' });
+    // close() returns once the worker has let go and the fd is closed.
+    expect(socketFds().length).toBe(before);
     expect(() => sock.send(0, 0, Buffer.alloc(4))).toThrow(/closed/);
+  });
+
+  it('close() releases an NFLOG group and an NFQUEUE queue before it returns: the next socket binds them at once', async () => {
+    const before = socketFds().length;
+    const binds = [
+      { what: 'NFLOG group 41', type: NFLOG_CONFIG_TYPE, payload: nflogBind(41) },
+      { what: 'NFQUEUE queue 41', type: NFQUEUE_CONFIG_TYPE, payload: nfqBind(41) },
+    ];
+    for (const { what, type, payload } of binds) {
+      for (let i = 0; i < 10; i++) {
+        const sock = NetlinkSocket.open(
+          { protocol: NETLINK_NETFILTER, netns: ns.name, batched: true },
+          openNativeTransport,
+        );
+        try {
+          // A second reader of a bound group or queue gets EPERM: this bind fails unless the last close released it.
+          await expect(sock.request(type, 0, payload, { op: `bind ${what} (#${i})` })).resolves.toEqual([]);
+        } finally {
+          sock.close(); // no unbind: closing the socket is what frees it
+        }
+      }
+    }
+    expect(socketFds().length).toBe(before);
   });
 });

@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openNativeTransport } from '../../src/netlink/native.js';
+import type { TransportOptions } from '../../src/netlink/transport.js';
 import { IptablesQueueRules, sweepStaleQueueChains } from '../../src/sources/firewall/iptables.js';
 import type { NfqueueOptionsInput } from '../../src/sources/nfqueue/options.js';
 import type { QueuedPacket } from '../../src/sources/nfqueue/queued.js';
@@ -129,6 +131,24 @@ describe('nfqueue source on the real kernel', () => {
     expect(q.got.map((p) => p.packetId)).toEqual(q.got.map((_, i) => i + 1));
     expect(q.notices.filter((n) => n.kind === 'loss')).toEqual([]);
     await q.stop();
+  });
+
+  it('close then reopen with the default (batched) reader: each new reader binds the queue at once and decides its packets', async () => {
+    // The real transport, watched: which reader the default options ask for.
+    const asked: TransportOptions[] = [];
+    const transport = (o: TransportOptions) => {
+      asked.push(o);
+      return openNativeTransport(o);
+    };
+    const match = { chains: ['OUTPUT' as const], match: ['-p', 'icmp'], families: ['ipv4' as const] };
+    for (let i = 0; i < 3; i++) {
+      const q = await queue({ queue: 16, rules: match, transport }, (p) => p.verdict('accept'));
+      expect(asked.at(-1)?.batched).toBe(true);
+      expect(await ping(SRV.v4)).toBe(1);
+      expect(q.got.filter(isEcho)).toHaveLength(1);
+      await q.stop();
+    }
+    expect(asked).toHaveLength(3);
   });
 
   it('a mark given with the verdict is what a later rule sees', async () => {

@@ -24,12 +24,10 @@ export const DnsOptions = z.strictObject({
   /** Response-time matching window: queries older than this are forgotten. */
   queryTimeoutMs: int(100).default(30_000),
   /**
-   * Read the NFLOG socket on a worker thread in batches (src/netlink/batched.ts). Opt-in here: that socket
-   * closes only when its worker exits, after close() returns, and until then the kernel keeps the
-   * group bound, so a reader opened right after a close gets FG_ERR_BUSY. False: the `netlink` package's
-   * main-thread reader, whose close releases the group at once.
+   * Read the NFLOG socket on a worker thread in batches (src/netlink/batched.ts); its close releases the
+   * group before it returns. False: the `netlink` package's main-thread reader.
    */
-  batchedReceive: bool().default(false),
+  batchedReceive: bool().default(true),
 });
 
 export type DnsConfig = z.output<typeof DnsOptions>;

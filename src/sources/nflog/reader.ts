@@ -37,7 +37,7 @@ export interface NflogReaderOptions {
   copyRange?: number;
   /** Socket receive buffer (bytes). */
   recvBufferBytes?: number;
-  /** Read on a worker thread in batches (default false: the group stays bound until the worker exits, after close()). */
+  /** Read on a worker thread in batches (default true); false: the `netlink` package's main-thread reader. */
   batchedReceive?: boolean;
   transport?: TransportFactory;
 }
@@ -74,7 +74,7 @@ export class NflogReader {
         netns: opts.netns,
         recvBufferBytes: opts.recvBufferBytes ?? 4 << 20,
         peek: true,
-        batched: opts.batchedReceive ?? false,
+        batched: opts.batchedReceive ?? true,
       },
       opts.transport ?? openNativeTransport,
     );
@@ -92,7 +92,7 @@ export class NflogReader {
     this.listener = listener;
   }
 
-  /** Stops delivering packets and closes the socket. */
+  /** Stops delivering packets and closes the socket: the group is free again when this returns. */
   close(): void {
     this.listener = undefined;
     this.sock.close();

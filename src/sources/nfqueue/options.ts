@@ -53,12 +53,10 @@ export const NfqueueOptions = z.strictObject({
   /** Look up interface names for indev/outdev (one `ip link` per unknown ifindex, at most every 2 s). */
   interfaceNames: bool().default(true),
   /**
-   * Read the queue's socket on a worker thread in batches (src/netlink/batched.ts). Opt-in here: that socket
-   * closes only when its worker exits, after close() returns, and until then the kernel keeps the
-   * queue bound, so a reader opened right after a close gets FG_ERR_BUSY. False: the `netlink` package's
-   * main-thread reader, whose close releases the queue at once.
+   * Read the queue's socket on a worker thread in batches (src/netlink/batched.ts); its close releases the
+   * queue before it returns. False: the `netlink` package's main-thread reader.
    */
-  batchedReceive: bool().default(false),
+  batchedReceive: bool().default(true),
 });
 
 export type NfqueueConfig = z.output<typeof NfqueueOptions>;
