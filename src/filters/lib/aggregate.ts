@@ -148,11 +148,14 @@ export const countFilter = defineFilter({
   output: (input, p) => groupedCatalog(input, p.by, ['count']),
   step: (p, ctx) => {
     const f = fold(p.by, ctx);
-    return borrowing(p.by, windowed(p, ctx, {
-      ...f,
-      emit: (g, start, end) =>
-        f.groups(g).map((e) => ({ type: 'count', ts: end, start, end, ...e.sample, count: e.count })),
-    }));
+    return borrowing(
+      p.by,
+      windowed(p, ctx, {
+        ...f,
+        emit: (g, start, end) =>
+          f.groups(g).map((e) => ({ type: 'count', ts: end, start, end, ...e.sample, count: e.count })),
+      }),
+    );
   },
 });
 
@@ -193,18 +196,21 @@ export const topFilter = defineFilter({
   step: (p, ctx) => {
     const f = fold(p.by, ctx, p.field);
     const metric = (e: Group) => (p.field ? e.sum : e.count);
-    return borrowing([...p.by, ...(p.field ? [p.field] : [])], windowed(p, ctx, {
-      ...f,
-      emit: (g, start, end) => {
-        const all = f.groups(g);
-        if (all.length === 0) return [];
-        const items = all
-          .sort((a, b) => metric(b) - metric(a))
-          .slice(0, p.n)
-          .map((e) => ({ ...e.sample, count: e.count, ...(p.field ? { sum: e.sum } : {}) }));
-        return [{ type: 'top', ts: end, start, end, items }];
-      },
-    }));
+    return borrowing(
+      [...p.by, ...(p.field ? [p.field] : [])],
+      windowed(p, ctx, {
+        ...f,
+        emit: (g, start, end) => {
+          const all = f.groups(g);
+          if (all.length === 0) return [];
+          const items = all
+            .sort((a, b) => metric(b) - metric(a))
+            .slice(0, p.n)
+            .map((e) => ({ ...e.sample, count: e.count, ...(p.field ? { sum: e.sum } : {}) }));
+          return [{ type: 'top', ts: end, start, end, items }];
+        },
+      }),
+    );
   },
 });
 
