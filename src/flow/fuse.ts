@@ -11,7 +11,7 @@
 
 import type { PureStep } from '../filters/lib/pure.js';
 import type { Rec, StepFn } from '../filters/registry.js';
-import type { NodeStats, Sink } from './network.js';
+import { type NodeStats, type Sink, StepNode } from './network.js';
 
 /** Fusion on (the default) or off: off builds one node per step, for comparisons in tests and benchmarks. */
 export const fusion = { enabled: true };
@@ -97,6 +97,18 @@ export class FusedPoint implements Attachable {
   }
 }
 
+/** Part `i` may write its output into a reused record: it is last, and each of its children borrows. */
+function lends(parts: Part[], i: number): boolean {
+  const b = parts[i].step.borrowed;
+  const kids = parts[i].kids;
+  return (
+    b !== undefined &&
+    i === parts.length - 1 &&
+    kids.length > 0 &&
+    kids.every((k) => k instanceof StepNode && k.borrows(b.containers))
+  );
+}
+
 /**
  * One function for the whole run. The entry and each continuation (after a
  * step that is neither a test nor a map) are straight-line code:
@@ -129,7 +141,15 @@ function generate(parts: Part[]): (r: Rec) => void {
       const step = parts[i].step;
       out.push(`${stats[i]}.in++;`);
       if (step.test) out.push(`if (!${bind(step.test, 't')}(r)) return;`);
-      else if (step.map) out.push(`r = ${bind(step.map, 'm')}(r);`);
+      else if (step.map && lends(parts, i)) {
+        // The last step, and every child borrows: its output goes into one reused record, unless a child's call
+        // leads back here (a subscriber feeding the source): that record takes a new one.
+        const z = bind({ busy: false }, 'z');
+        const [m, b] = [bind(step.map, 'm'), bind(step.borrowed!.map, 'b')];
+        out.push(`if (${z}.busy) { r = ${m}(r); ${after(i)} return; }`);
+        out.push(`${z}.busy = true; r = ${b}(r); ${after(i)} ${z}.busy = false; return;`);
+        return { body: out.join(' ') };
+      } else if (step.map) out.push(`r = ${bind(step.map, 'm')}(r);`);
       else {
         out.push(`${bind(step, 'g')}(r, k${i});`);
         return { body: out.join(' '), generic: i };

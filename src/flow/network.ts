@@ -7,6 +7,7 @@
  * source while it has children, and unsubscribes when the last one leaves.
  */
 import { type Observable, Subject, type Subscription } from 'rxjs';
+import { borrowers } from '../filters/lib/pure.js';
 import type { Rec, StepFn, Stepper } from '../filters/registry.js';
 
 export interface Sink {
@@ -81,6 +82,11 @@ export class StepNode extends NetNode {
   override complete(): void {
     this.stepper.complete?.(this.out);
     super.complete();
+  }
+
+  /** True when the step keeps nothing of a record after its call, given which of its objects are reused (pure.ts). */
+  borrows(containers: string[]): boolean {
+    return borrowers.get(this.stepper)?.(containers) ?? false;
   }
 
   /** Emits what the step holds (open windows) to its children; the input goes on. */

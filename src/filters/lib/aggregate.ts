@@ -10,9 +10,10 @@ import { z } from 'zod';
 import type { FieldCatalog, FieldInfo } from '../fields.js';
 import { GRAPH_LIMITS } from '../limits.js';
 import { checkFields, Duration, FieldPath, keyGetter, listOf, Period, pathGetter } from '../params.js';
-import { type BuildContext, defineFilter, type Rec } from '../registry.js';
+import { type BuildContext, defineFilter, type Rec, type Stepper } from '../registry.js';
 import { sharedInterner } from './keys.js';
 import { projector } from './project.js';
+import { borrowers } from './pure.js';
 import { DEFAULT_LATENESS_MS, MAX_LATENESS_MS, windowed } from './windowed.js';
 
 const By = listOf(z.string()).pipe(z.array(FieldPath));
@@ -107,6 +108,15 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
   };
 }
 
+/**
+ * Marks an aggregate as a borrower (pure.ts): it reads a record's `fields`, and `ts`, while called and keeps
+ * copies of them, so a record reused after the call does for it unless one of those is a reused container.
+ */
+function borrowing(fields: string[], s: Stepper): Stepper {
+  borrowers.set(s, (containers) => !fields.some((f) => containers.includes(f)));
+  return s;
+}
+
 /** What every window's output record has: its type, and ts, start and end of the window. */
 function windowCatalog(extra: [string, FieldInfo][] = []): FieldCatalog {
   return new Map([
@@ -138,11 +148,14 @@ export const countFilter = defineFilter({
   output: (input, p) => groupedCatalog(input, p.by, ['count']),
   step: (p, ctx) => {
     const f = fold(p.by, ctx);
-    return windowed(p, ctx, {
-      ...f,
-      emit: (g, start, end) =>
-        f.groups(g).map((e) => ({ type: 'count', ts: end, start, end, ...e.sample, count: e.count })),
-    });
+    return borrowing(
+      p.by,
+      windowed(p, ctx, {
+        ...f,
+        emit: (g, start, end) =>
+          f.groups(g).map((e) => ({ type: 'count', ts: end, start, end, ...e.sample, count: e.count })),
+      }),
+    );
   },
 });
 
@@ -155,11 +168,14 @@ export const sumFilter = defineFilter({
   output: (input, p) => groupedCatalog(input, p.by, ['sum', 'count']),
   step: (p, ctx) => {
     const f = fold(p.by, ctx, p.field);
-    return windowed(p, ctx, {
-      ...f,
-      emit: (g, start, end) =>
-        f.groups(g).map((e) => ({ type: 'sum', ts: end, start, end, ...e.sample, sum: e.sum, count: e.count })),
-    });
+    return borrowing(
+      [...p.by, p.field],
+      windowed(p, ctx, {
+        ...f,
+        emit: (g, start, end) =>
+          f.groups(g).map((e) => ({ type: 'sum', ts: end, start, end, ...e.sample, sum: e.sum, count: e.count })),
+      }),
+    );
   },
 });
 
@@ -180,18 +196,21 @@ export const topFilter = defineFilter({
   step: (p, ctx) => {
     const f = fold(p.by, ctx, p.field);
     const metric = (e: Group) => (p.field ? e.sum : e.count);
-    return windowed(p, ctx, {
-      ...f,
-      emit: (g, start, end) => {
-        const all = f.groups(g);
-        if (all.length === 0) return [];
-        const items = all
-          .sort((a, b) => metric(b) - metric(a))
-          .slice(0, p.n)
-          .map((e) => ({ ...e.sample, count: e.count, ...(p.field ? { sum: e.sum } : {}) }));
-        return [{ type: 'top', ts: end, start, end, items }];
-      },
-    });
+    return borrowing(
+      [...p.by, ...(p.field ? [p.field] : [])],
+      windowed(p, ctx, {
+        ...f,
+        emit: (g, start, end) => {
+          const all = f.groups(g);
+          if (all.length === 0) return [];
+          const items = all
+            .sort((a, b) => metric(b) - metric(a))
+            .slice(0, p.n)
+            .map((e) => ({ ...e.sample, count: e.count, ...(p.field ? { sum: e.sum } : {}) }));
+          return [{ type: 'top', ts: end, start, end, items }];
+        },
+      }),
+    );
   },
 });
 

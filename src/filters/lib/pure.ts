@@ -4,12 +4,30 @@
  * into one generated function instead of calling them through an emit
  * callback. Called directly, they behave like any other step.
  */
-import type { Rec, StepFn } from '../registry.js';
+import type { Rec, StepFn, Stepper } from '../registry.js';
+
+/**
+ * A map that writes into one reused record (no allocation per record): for
+ * consumers that borrow (see `borrowers`) when no other sees its output.
+ * `containers`: paths of the objects it reuses inside that record.
+ */
+export interface BorrowedMap {
+  map: (r: Rec) => Rec;
+  containers: string[];
+}
 
 export interface PureStep extends StepFn {
   test?: (r: Rec) => boolean;
   map?: (r: Rec) => Rec;
+  borrowed?: BorrowedMap;
 }
+
+/**
+ * Steppers that only read a record while called and keep nothing of it
+ * (count/sum/top copy what they keep), given which paths of it are reused
+ * containers: true when they never read one of those as a value.
+ */
+export const borrowers = new WeakMap<Stepper, (containers: string[]) => boolean>();
 
 export function testStep(test: (r: Rec) => boolean): PureStep {
   const step: PureStep = (r, emit) => {
