@@ -11,7 +11,7 @@ describe('flowgrabd record batches: encoded once for every client that gets them
     // A busy turn: every flow's 1024 records flush as four 256-record batches, flow after flow.
     const flows = [cut(256), cut(256), cut(256)];
     const seen = flows.map((batches) => batches.map((b) => batchOf(b)));
-    for (const other of seen.slice(1)) other.forEach((b, k) => expect(b).toBe(seen[0][k]));
+    for (const other of seen.slice(1)) for (const [k, b] of other.entries()) expect(b).toBe(seen[0][k]);
     // The same flow id and no node counts: one frame for all; another id: its own frame of the same body.
     for (const compact of [true, false]) {
       const a = recordsFrame(seen[0][2], compact, 1, '');
