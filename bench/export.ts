@@ -5,7 +5,8 @@
  *     records lost (goal 0);
  *  3. CPU per exported flow of that process vs softflowd (pcap) and ulogd2 (NFCT → IPFIX), both from
  *     Debian, running side by side on the same traffic, CPU read per process over the same window.
- * FG_BENCH_EXPORT_PART=encode|e2e runs one part; FG_BENCH_EXPORT_ROUNDS, _FLOWS, _RECORDS size them.
+ * FG_BENCH_EXPORT_PART=encode|e2e runs one part; FG_BENCH_EXPORT_ROUNDS, _FLOWS, _RECORDS size them;
+ * FG_BENCH_EXPORT_WARMUPS=N floods unmeasured between the cold and the warm one.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -169,6 +170,7 @@ async function layersBench(): Promise<void> {
 const dist = new URL('..', import.meta.url).pathname; // dist/
 const flowgrabCli = join(dist, 'src/cli/flowgrab.js');
 const ROUNDS = Number(process.env.FG_BENCH_EXPORT_ROUNDS ?? benchRuns());
+const WARMUPS = Number(process.env.FG_BENCH_EXPORT_WARMUPS ?? 0);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function inNs(ns: string | undefined, argv: string[]): [string, string[]] {
@@ -451,18 +453,23 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
     for (const e of exporters) if (e.proc.exitCode !== null) throw new Error(`${e.name} exited at start: ${e.log}`);
     // Two floods: the first meets every exporter freshly started (flowgrab's JIT compiles as it goes), the second
     // runs them warm, as an exporter runs for days. Each flood's flows are told apart by their addresses.
+    // FG_BENCH_EXPORT_WARMUPS=N: N more floods between them, not measured (flowgrab's CPU per flow still falls
+    // over the first few floods; the steady state is what a long-running exporter costs).
     const t0 = Date.now();
     let secs = 0;
-    for (const phase of ['cold', 'warm'] as const) {
+    const phases = ['cold', ...Array<'warmup'>(WARMUPS).fill('warmup'), 'warm'] as const;
+    for (const [k, phase] of phases.entries()) {
       const c0 = exporters.map((e) => cpuOf(e.proc.pid));
       const s0 = cpuOf(source.pid);
       const th0 = threadsOf(exporters[0].proc.pid);
-      secs = await ns.generate(FLOWS, 0, phase === 'cold' ? base : base + 1);
+      const octet = phase === 'cold' ? base : phase === 'warm' ? base + 1 : base + 1 + k;
+      secs = await ns.generate(FLOWS, 0, octet);
       // Every flow ends after the 1 s UDP timeout; conntrack's garbage collector reaps them over a few seconds.
       const deadline = Date.now() + 60_000;
       while (floodLeft(ns) > 0 && Date.now() < deadline) await sleep(300);
       // Then time to export the last ones (softflowd expires every second; flowgrab waits ≤ 100 ms to fill a datagram).
       await sleep(2000);
+      if (phase === 'warmup') continue;
       exporters.forEach((e, i) => {
         e.cpu[phase] = cpuOf(e.proc.pid) - c0[i];
       });
@@ -520,12 +527,12 @@ async function endToEnd(): Promise<void> {
     const rounds: Round[] = [];
     for (let r = 0; r < ROUNDS; r++) rounds.push(await round(ns, 3 + 2 * r, portBase + 3 * r));
     console.log(
-      `export end to end: ${ROUNDS} rounds of two floods of ${FLOWS} UDP flows (one datagram each, no reply), the exporters side by side on the same traffic`,
+      `export end to end: ${ROUNDS} rounds of two floods of ${FLOWS} UDP flows (one datagram each, no reply)${WARMUPS ? `, ${WARMUPS} unmeasured between them` : ''}, the exporters side by side on the same traffic`,
     );
     for (const [i, r] of rounds.entries()) {
       const fg = r.exporters[0];
       console.log(
-        `  round ${i + 1}: last flood ${fmt(r.secs, 2)} s, window ${fmt(r.elapsed, 1)} s; flowgrab: ${r.flowgrabEnded} flows ended, ${r.flowgrabSent} records sent, ${r.flowgrabDropped} dropped, ${fg.storedAll} stored, lost ${r.flowgrabSent - fg.storedAll} (goal 0); source alone: ${r.sourceRecords} of ${2 * FLOWS} flood DESTROYs`,
+        `  round ${i + 1}: last flood ${fmt(r.secs, 2)} s, window ${fmt(r.elapsed, 1)} s; flowgrab: ${r.flowgrabEnded} flows ended, ${r.flowgrabSent} records sent, ${r.flowgrabDropped} dropped, ${fg.storedAll} stored, lost ${r.flowgrabSent - fg.storedAll} (goal 0); source alone: ${r.sourceRecords} of ${(2 + WARMUPS) * FLOWS} flood DESTROYs`,
       );
       for (const phase of ['cold', 'warm'] as const)
         console.log(
@@ -542,7 +549,9 @@ async function endToEnd(): Promise<void> {
     console.log(
       '  CPU per exported flow, median of rounds (each process alone, all its threads, over the same window: flood until 2 s after its last conntrack entry went):',
     );
-    console.log('                      warm (2nd flood)   cold (1st flood after start)');
+    console.log(
+      `                      warm (${WARMUPS ? `flood ${2 + WARMUPS}` : '2nd flood'})   cold (1st flood after start)`,
+    );
     const row = (name: string, note: string) =>
       console.log(
         `    ${name.padEnd(16)}  ${fmt(perFlow(name, 'warm'), 1).padStart(7)} µs         ${fmt(perFlow(name, 'cold'), 1).padStart(7)} µs     ${note}`,
