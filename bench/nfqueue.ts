@@ -5,7 +5,9 @@
  * and batched), the ratio to the unqueued rate, loss, and CPU per packet.
  * Fail-open is off and the queue deep enough for the whole flood, so every
  * packet waits for its verdict and an nft counter behind the queue checks
- * that each one got through.
+ * that each one got through. Both readers, the batched one (the default) and
+ * the main-thread one, in the same run; and the latency a queued packet sees,
+ * as ping's round trip through a queue whose reader accepts at once.
  */
 import { nfqueue, nfqueueTeardown } from '../src/sources/nfqueue/source.js';
 import { floodUdp } from '../src/testing/flood.js';
@@ -41,7 +43,7 @@ async function baseline(ns: Netns, base: number): Promise<Run> {
 }
 
 /** The same flood through the queue; `batch` accepts in VERDICT_BATCH messages of up to 64 packets (and at idle). */
-async function queued(ns: Netns, base: number, batch: boolean): Promise<Run> {
+async function queued(ns: Netns, base: number, batch: boolean, batchedReceive = true): Promise<Run> {
   const before = await counter(ns);
   let first = 0;
   let last = 0;
@@ -57,6 +59,7 @@ async function queued(ns: Netns, base: number, batch: boolean): Promise<Run> {
     maxLen: COUNT,
     copyRange: 128,
     interfaceNames: false,
+    batchedReceive,
     rules: { chains: ['OUTPUT'], match: ['-p', 'udp', '--dport', '9'], families: ['ipv4'] },
     notices: { next: (n) => n.kind === 'loss' && (lost += n.count ?? 0) },
   });
@@ -97,6 +100,34 @@ async function queued(ns: Netns, base: number, batch: boolean): Promise<Run> {
   return { pps: seen / secs, delivered, lost, cpuUsPerPacket: (cpu.user + cpu.system) / COUNT };
 }
 
+/** Median ping round trip (ms) on loopback, through the queue when `batchedReceive` is given (accepted at once). */
+async function pingRtt(ns: Netns, batchedReceive?: boolean): Promise<number> {
+  let sub: { unsubscribe(): void } | undefined;
+  if (batchedReceive !== undefined) {
+    const src = nfqueue({
+      queue: QUEUE,
+      netns: ns.name,
+      interfaceNames: false,
+      batchedReceive,
+      rules: { chains: ['OUTPUT'], match: ['-p', 'icmp'], families: ['ipv4'] },
+    });
+    sub = src.subscribe((p) => p.verdict('accept'));
+    await src.ready();
+  }
+  try {
+    const rtts = (await ns.exec(['ping', '-n', '-c', '50', '-i', '0.02', '127.0.0.1'])).stdout
+      .split('\n')
+      .map((l) => /time=([\d.]+)/.exec(l)?.[1])
+      .filter((x): x is string => x !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+    return rtts[rtts.length >> 1] ?? Number.NaN;
+  } finally {
+    sub?.unsubscribe();
+    await nfqueueTeardown();
+  }
+}
+
 const line = (what: string, r: Run, ref?: Run) =>
   `  ${what.padEnd(26)} ${fmt(r.pps, 0).padStart(8)} packets/s${ref ? ` (${fmt(r.pps / ref.pps, 2)}× unqueued)` : ''}, ` +
   `${r.delivered}/${COUNT} delivered, loss counted ${r.lost}, flowgrab CPU ${fmt(r.cpuUsPerPacket, 1)} µs/packet`;
@@ -117,6 +148,13 @@ export async function benchNfqueue(): Promise<void> {
     console.log(line('no queue', plain));
     console.log(line('queue, per-packet verdicts', await queued(ns, 2, false), plain));
     console.log(line('queue, batch verdicts (64)', await queued(ns, 3, true), plain));
+    console.log(line('main-thread reader, per-packet', await queued(ns, 4, false, false), plain));
+    console.log(line('main-thread reader, batch (64)', await queued(ns, 5, true, false), plain));
+    await ns.exec(['ip', 'link', 'set', 'lo', 'up']);
+    const [none, batched, main] = [await pingRtt(ns), await pingRtt(ns, true), await pingRtt(ns, false)];
+    console.log(
+      `  ping round trip (median of 50): no queue ${fmt(none, 3)} ms; through the queue: batched reader ${fmt(batched, 3)} ms, main-thread reader ${fmt(main, 3)} ms`,
+    );
   } finally {
     await nfqueueTeardown();
     await lab.close();

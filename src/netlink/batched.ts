@@ -55,7 +55,8 @@ export function openBatchedTransport(opts: TransportOptions, configure: (fd: num
     throw err;
   }
   // Peeking sockets carry packets of unknown size: a datagram slot large enough for any of them.
-  return new BatchedTransport(fd, efd, port, opts.peek ? MAX_PACKET_DATAGRAM : (opts.readBufferBytes ?? 32 * 1024));
+  const maxDatagram = opts.peek ? MAX_PACKET_DATAGRAM : (opts.readBufferBytes ?? 32 * 1024);
+  return new BatchedTransport(fd, efd, port, maxDatagram, opts.lingerMs ?? 1, opts.readAheadBytes);
 }
 
 const WRAP = 0xffffffff;
@@ -81,13 +82,24 @@ class BatchedTransport implements RawTransport {
     private readonly efd: number,
     readonly port: number,
     maxDatagram: number,
+    lingerMs: number,
+    readAhead = Number.POSITIVE_INFINITY,
   ) {
     this.ring = new Uint8Array(new SharedArrayBuffer(Math.max(RING_BYTES, 4 * (maxDatagram + 8))));
     this.worker = new Worker(RECV_WORKER_SOURCE, {
       eval: true,
       // Not the parent's flags: under `node --input-type=module` the source would run as a module, without require.
       execArgv: [],
-      workerData: { koffiPath, fd, efd, maxDatagram, state: this.state.buffer, ring: this.ring.buffer },
+      workerData: {
+        koffiPath,
+        fd,
+        efd,
+        maxDatagram,
+        lingerMs,
+        readAhead: Math.max(1, readAhead),
+        state: this.state.buffer,
+        ring: this.ring.buffer,
+      },
     });
     this.worker.on('message', (m: WorkerMessage) => this.onMessage(m));
     this.worker.on('error', (err) =>

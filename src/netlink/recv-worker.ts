@@ -8,12 +8,17 @@
  * only when it has taken everything up to its last wake-up (`state[3]`), so
  * under load it wakes once per batch, not once per datagram, and the kernel
  * queue keeps draining while the main thread collects garbage. When a
- * datagram arrives on an empty queue the worker sleeps LINGER_MS before it
- * drains (the kernel queues what arrives meanwhile): at a few thousand
+ * datagram arrives on an empty queue the worker sleeps `lingerMs` before it
+ * drains (the kernel queues what arrives meanwhile; 0 for NFQUEUE, whose
+ * packets wait on our verdict, and NFLOG, whose output packets are stamped on
+ * arrival): at a few thousand
  * events a second each would otherwise cost a wake-up of its own, of the
  * worker (poll, a context switch) and of the main thread (a message, a loop
  * turn), several times the decoding. recvfrom(2) writes straight to the
  * ring's address: no Buffer per datagram.
+ *
+ * The worker reads at most `readAhead` bytes ahead of the main thread (the
+ * whole ring unless the transport was asked for less).
  *
  * state: [0] stop, [1] write offset, [2] read offset, [3] main thread already
  * notified, [4] who may use the fd (0 nobody yet, 1 the worker, 2 the main
@@ -47,7 +52,7 @@ export const RECV_WORKER_SOURCE = `
   }
 })();
 function run(parentPort, workerData, state, koffi) {
-  const { fd, efd, maxDatagram } = workerData;
+  const { fd, efd, maxDatagram, lingerMs, readAhead } = workerData;
   const STOP = 0, W = 1, R = 2, NOTIFIED = 3, LINGER = 5;
   const ring = workerData.ring;
   const size = ring.byteLength;
@@ -59,7 +64,6 @@ function run(parentPort, workerData, state, koffi) {
   const base = Number(koffi.address(buf));
   if (!Number.isSafeInteger(base)) throw new Error('ring address beyond 2^53');
   const POLLIN = 1, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, EINTR = 4, EAGAIN = 11, WRAP = 0xffffffff;
-  const LINGER_MS = 1;
   const need = 8 + ((maxDatagram + 3) & ~3);
   // The socket and the eventfd the main thread writes to stop us.
   const pfd = Buffer.alloc(16);
@@ -77,9 +81,13 @@ function run(parentPort, workerData, state, koffi) {
     Atomics.store(state, W, w);
     if (Atomics.compareExchange(state, NOTIFIED, 0, 1) === 0) parentPort.postMessage(0);
   }
-  /** Room for one more datagram at w, wrapping to 0 when the tail is too short; false when the ring is full. */
+  /**
+   * Room for one more datagram at w, wrapping to 0 when the tail is too short; false when the ring is full
+   * or holds readAhead bytes the main thread has not taken.
+   */
   function room() {
     const r = Atomics.load(state, R);
+    if ((w >= r ? w - r : size - r + w) >= readAhead) return false;
     if (w >= r) {
       if (size - w - (r === 0 ? 4 : 0) >= need) return true;
       if (r - 4 < need) return false;
@@ -99,7 +107,7 @@ function run(parentPort, workerData, state, koffi) {
     if (idle) {
       if (poll(pfd, 2, 1000) <= 0 || Atomics.load(state, STOP) !== 0) continue;
       // Something arrived on an empty queue: let more join it before draining (see the file comment).
-      Atomics.wait(state, LINGER, 0, LINGER_MS);
+      if (lingerMs > 0) Atomics.wait(state, LINGER, 0, lingerMs);
       idle = false;
     }
     for (let n = 0; n < 1024 && Atomics.load(state, STOP) === 0; n++) {

@@ -73,6 +73,15 @@ interface Pending {
 /** A reply's payload `buf[start, end)` with its header's type and flags (RequestOptions.onPayload). */
 export type PayloadListener = (buf: Buffer, start: number, end: number, type: number, flags: number) => void;
 export type EventListener = (m: NetlinkMessage, groups: number) => void;
+/** An event read in place: its payload is `buf[start, end)` (valid during the call only), its header's type and flags. */
+export type EventPayloadListener = (
+  buf: Buffer,
+  start: number,
+  end: number,
+  type: number,
+  flags: number,
+  groups: number,
+) => void;
 export type ErrorListener = (e: Error) => void;
 
 let seqBase = (Date.now() & 0xffff) << 12;
@@ -80,6 +89,7 @@ let seqBase = (Date.now() & 0xffff) << 12;
 export class NetlinkSocket {
   private readonly pending = new Map<number, Pending>();
   private readonly eventListeners = new Set<EventListener>();
+  private readonly payloadListeners = new Set<EventPayloadListener>();
   private readonly errorListeners = new Set<ErrorListener>();
   private closed = false;
 
@@ -148,6 +158,16 @@ export class NetlinkSocket {
     return () => this.eventListeners.delete(l);
   }
 
+  /**
+   * Like onEvent, each event read in place: no message object and no Buffer
+   * view per event (the hottest event streams). The bytes are valid during
+   * the call only.
+   */
+  onEventPayload(l: EventPayloadListener): () => void {
+    this.payloadListeners.add(l);
+    return () => this.payloadListeners.delete(l);
+  }
+
   onError(l: ErrorListener): () => void {
     this.errorListeners.add(l);
     return () => this.errorListeners.delete(l);
@@ -176,6 +196,7 @@ export class NetlinkSocket {
       this.finish(seq, new FlowgrabError('FG_ERR_CLOSED', 'socket closed during request', { op: 'close' }));
     }
     this.eventListeners.clear();
+    this.payloadListeners.clear();
     this.transport.close();
   }
 
@@ -245,7 +266,8 @@ export class NetlinkSocket {
         if (p.onPayload && type !== NLMSG_ERROR && type !== NLMSG_DONE) this.onPayload(seq, p, buf, o, type);
         else this.onReply(seq, p, messageAt(buf, o));
       } else if (type !== NLMSG_NOOP && type !== NLMSG_OVERRUN) {
-        this.emitEvent(messageAt(buf, o), groups);
+        if (this.payloadListeners.size > 0) this.emitPayload(buf, o, type, groups);
+        if (this.eventListeners.size > 0) this.emitEvent(messageAt(buf, o), groups);
       }
     }
   }
@@ -258,6 +280,18 @@ export class NetlinkSocket {
       p.onPayload?.(buf, o + NLMSG_HDRLEN, o + buf.readUInt32LE(o), type, flags);
     } catch (err) {
       this.finish(seq, err as Error);
+    }
+  }
+
+  private emitPayload(buf: Buffer, o: number, type: number, groups: number): void {
+    const flags = buf.readUInt16LE(o + 6);
+    const end = o + buf.readUInt32LE(o);
+    for (const l of this.payloadListeners) {
+      try {
+        l(buf, o + NLMSG_HDRLEN, end, type, flags, groups);
+      } catch (err) {
+        this.emitError(err as Error);
+      }
     }
   }
 

@@ -33,6 +33,20 @@ export interface TransportOptions {
    * many datagrams per wake-up of the main thread. For event sockets.
    */
   batched?: boolean;
+  /**
+   * Batched only: how long the worker lets datagrams gather after the first
+   * one reaches an idle socket, so that a trickle shares wake-ups (default
+   * 1 ms). 0 for packets that wait on us (NFQUEUE verdicts) or are stamped
+   * with the time they reach us (NFLOG output packets carry no timestamp).
+   */
+  lingerMs?: number;
+  /**
+   * Batched only: the most the worker reads ahead of the main thread (default
+   * its whole ring, 8 MiB). NFQUEUE keeps it to the socket buffer, so that
+   * the buffer still bounds what waits on a verdict and fail-open takes over
+   * beyond it, as with a reader on the main thread.
+   */
+  readAheadBytes?: number;
 }
 
 export interface TransportHandlers {

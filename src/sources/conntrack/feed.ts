@@ -11,14 +11,13 @@ import {
   NFNLGRP_CONNTRACK_UPDATE,
 } from '../../netlink/conntrack/enums.js';
 import { NETLINK_NETFILTER } from '../../netlink/enums.js';
-import type { NetlinkMessage } from '../../netlink/nlmsg.js';
 import { NetlinkSocket } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Subject } from '../../rx.js';
 import { Follower } from '../follow.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
 import { readSysctl, writeSysctl } from '../sysctl.js';
-import { conntrackRecordFromMessage } from './decode.js';
+import { conntrackRecordAt } from './decode.js';
 import { runDump } from './dump.js';
 import { EndedEntries, entryKey } from './ended.js';
 import type { ConntrackConfig } from './options.js';
@@ -101,7 +100,7 @@ export class ConntrackFeed {
         transport,
       );
       this.events = s;
-      s.onEvent((m) => this.onEvent(m));
+      s.onEventPayload((b, start, end, type, flags) => this.onEvent(b, start, end, type, flags));
       try {
         for (const ev of cfg.events) s.joinGroup(GROUPS[ev]);
       } catch (err) {
@@ -201,10 +200,11 @@ export class ConntrackFeed {
     return true;
   }
 
-  private onEvent(m: NetlinkMessage): void {
+  /** One event, read in place (`b[start, end)` is its payload). */
+  private onEvent(b: Buffer, start: number, end: number, type: number, flags: number): void {
     let rec: ConntrackRecord;
     try {
-      rec = conntrackRecordFromMessage(m, Date.now(), this.cfg.netns);
+      rec = conntrackRecordAt(b, start, end, type, flags, Date.now(), this.cfg.netns);
       if (rec.type === 'dump' || !this.accepts(rec)) return;
     } catch (err) {
       this.badEntry(err as Error);

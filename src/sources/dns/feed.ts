@@ -52,6 +52,8 @@ export class DnsFeed {
         recvBufferBytes: cfg.recvBufferBytes,
         peek: true,
         batched: cfg.batchedReceive,
+        // Output packets carry no kernel timestamp: they are stamped on arrival, so no lingering.
+        lingerMs: 0,
       },
       transport,
     );

@@ -75,6 +75,8 @@ export class NflogReader {
         recvBufferBytes: opts.recvBufferBytes ?? 4 << 20,
         peek: true,
         batched: opts.batchedReceive ?? true,
+        // Output packets carry no kernel timestamp: they are stamped on arrival, so no lingering.
+        lingerMs: 0,
       },
       opts.transport ?? openNativeTransport,
     );

@@ -58,12 +58,17 @@ export class NfqueueFeed implements VerdictTarget {
   ) {
     this.where = `queue ${cfg.queue}${cfg.netns ? ` in ${cfg.netns}` : ''}`;
     // Whole packets can be large: read each datagram at its exact size.
+    const buffer = cfg.recvBufferBytes ?? defaultRecvBuffer(cfg);
     this.raw = transport({
       protocol: NETLINK_NETFILTER,
       netns: cfg.netns,
-      recvBufferBytes: cfg.recvBufferBytes ?? defaultRecvBuffer(cfg),
+      recvBufferBytes: buffer,
       peek: true,
       batched: cfg.batchedReceive,
+      // Each packet waits in the kernel for our verdict: no lingering for company, and no more read ahead
+      // than the socket buffer holds (beyond it fail-open decides, as with a reader on the main thread).
+      lingerMs: 0,
+      readAheadBytes: buffer,
     });
     this.sock = new NetlinkSocket(this.raw);
     // Verdicts bypass NetlinkSocket.send so that many share one datagram (seq 0: nothing waits for a reply).
