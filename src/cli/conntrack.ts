@@ -44,7 +44,7 @@ export function conntrackCommand(): Command {
     }
     const [{ plainConntrackConfig }, { conntrackStream }, { conntrackToJson }, { ConntrackJsonWriter }] =
       await Promise.all([
-        import('../sources/conntrack/config.js'),
+        import('../sources/conntrack/plain-config.js'),
         import('../sources/conntrack/stream.js'),
         import('../sources/conntrack/json.js'),
         import('../sources/conntrack/json-writer.js'),

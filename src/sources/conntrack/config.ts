@@ -1,11 +1,7 @@
 /**
- * The conntrack source's config without zod: its defaults and a plain check
- * that turns already-valid options into a config. zod costs ~150 ms of CPU
- * to load, more than a short `flowgrab conntrack --dump` spends on anything
- * else; the CLI builds its config here and loads the schema (options.ts)
- * only when this check refuses, so that the schema reports every issue.
+ * What the conntrack source's options default to, without zod: the schema
+ * (options.ts) and the plain check (plain-config.ts) share them.
  */
-import type { ConntrackConfig, ConntrackOptionsInput } from './options.js';
 
 export const CT_EVENT_NAMES = ['new', 'update', 'destroy'] as const;
 
@@ -23,47 +19,6 @@ export const CONNTRACK_DEFAULTS = {
 } as const;
 
 /** What `ConntrackConfig.events` is when none are given: all three, unless dumping or polling. */
-export function defaultEvents(dump: boolean, pollIntervalMs: number): ConntrackConfig['events'] {
+export function defaultEvents(dump: boolean, pollIntervalMs: number): (typeof CT_EVENT_NAMES)[number][] {
   return dump || pollIntervalMs > 0 ? [] : [...CT_EVENT_NAMES];
-}
-
-const isInt = (v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): v is number =>
-  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
-const BOOL = (v: unknown) => typeof v === 'boolean';
-
-/** Each option's check; the same bounds as the schema's (a property test holds the two equal). */
-const CHECKS: Record<string, (v: unknown) => boolean> = {
-  dump: BOOL,
-  events: (v) => Array.isArray(v) && v.every((e) => (CT_EVENT_NAMES as readonly unknown[]).includes(e as string)),
-  family: (v) => v === 'ipv4' || v === 'ipv6' || v === 'all',
-  zone: (v) => isInt(v, 0, 65535),
-  mark: (v) => isInt(v, 0, 0xffffffff),
-  markMask: (v) => isInt(v, 0, 0xffffffff),
-  netns: (v) => typeof v === 'string' && /^[A-Za-z0-9_.-]+$/.test(v),
-  pollIntervalMs: (v) => isInt(v, 0),
-  recvBufferBytes: (v) => isInt(v, 4096),
-  lossCheckMs: (v) => isInt(v, 10),
-  setEventsSysctl: BOOL,
-  setAccounting: BOOL,
-  reliable: BOOL,
-  batchedReceive: BOOL,
-};
-/** Carried beside the options, never checked (as in schema.ts). */
-const HOOKS = new Set(['notices', 'transport', 'ready']);
-
-/**
- * The config for `options` when every option is known and valid (undefined
- * values count as absent, hooks are left out), as parseConntrackOptions
- * would give it; otherwise undefined, and parseConntrackOptions says why.
- */
-export function plainConntrackConfig(options: ConntrackOptionsInput): ConntrackConfig | undefined {
-  const cfg: Record<string, unknown> = { ...CONNTRACK_DEFAULTS };
-  for (const [k, v] of Object.entries(options)) {
-    if (v === undefined || HOOKS.has(k)) continue;
-    const check = Object.hasOwn(CHECKS, k) ? CHECKS[k] : undefined;
-    if (!check?.(v)) return undefined;
-    cfg[k] = k === 'events' ? [...(v as string[])] : v;
-  }
-  const c = cfg as Omit<ConntrackConfig, 'events'> & { events?: ConntrackConfig['events'] };
-  return { ...c, events: c.events ?? defaultEvents(c.dump, c.pollIntervalMs) };
 }

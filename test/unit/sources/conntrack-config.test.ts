@@ -5,8 +5,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CONNTRACK_DEFAULTS, plainConntrackConfig } from '../../../src/sources/conntrack/config.js';
+import { CONNTRACK_DEFAULTS } from '../../../src/sources/conntrack/config.js';
 import { type ConntrackOptionsInput, parseConntrackOptions } from '../../../src/sources/conntrack/options.js';
+import { plainConntrackConfig } from '../../../src/sources/conntrack/plain-config.js';
 
 /** Each option: valid values, edge values on both sides of its bounds, and the wrong types. */
 const edgeInts = (min: number, max: number) =>
