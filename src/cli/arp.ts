@@ -1,7 +1,7 @@
 /** `flowgrab arp`: the neighbour table (ARP and NDP) as `ip neigh` shows it, or its changes as they happen. */
 import { Command, Option } from 'commander';
 import type { NeighRecord } from '../sources/arp/record.js';
-import { daemonPath } from './graph-run.js';
+import { daemonPath } from './daemon-path.js';
 import { logNotice } from './output.js';
 import { runStream } from './run.js';
 import { runOptions, runSourceViaDaemon, sourceOutputOptions } from './source-cli.js';

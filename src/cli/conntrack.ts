@@ -1,7 +1,7 @@
 /** `flowgrab conntrack`: dump the table or follow its events. */
 import { Command, Option } from 'commander';
 import { listOf, positiveInt, wholeNumber } from './args.js';
-import { daemonPath } from './graph-run.js';
+import { daemonPath } from './daemon-path.js';
 import { formatConntrack, logNotice } from './output.js';
 import { runStream } from './run.js';
 import { runOptions, runSourceViaDaemon, sourceOutputOptions } from './source-cli.js';
@@ -42,19 +42,26 @@ export function conntrackCommand(): Command {
       );
       return;
     }
-    const [{ conntrack }, { conntrackToJson }, { ConntrackJsonWriter }] = await Promise.all([
-      import('../sources/conntrack/source.js'),
-      import('../sources/conntrack/json.js'),
-      import('../sources/conntrack/json-writer.js'),
-    ]);
-    const stream = conntrack({
+    const [{ plainConntrackConfig }, { conntrackStream }, { conntrackToJson }, { ConntrackJsonWriter }] =
+      await Promise.all([
+        import('../sources/conntrack/plain-config.js'),
+        import('../sources/conntrack/stream.js'),
+        import('../sources/conntrack/json.js'),
+        import('../sources/conntrack/json-writer.js'),
+      ]);
+    const options = {
       ...params,
       pollIntervalMs: o.poll ?? 0,
       setEventsSysctl: Boolean(o.setEventsSysctl),
       setAccounting: Boolean(o.accounting),
       reliable: Boolean(o.reliable),
       notices: { next: logNotice },
-    });
+    };
+    // The schema (and zod, ~150 ms of startup) only when the plain check refuses: it says what is wrong.
+    const cfg = plainConntrackConfig(options);
+    const stream = cfg
+      ? conntrackStream(cfg, options)
+      : (await import('../sources/conntrack/source.js')).conntrack(options);
     // --json streams into large buffers without a string per record.
     const writer = o.json ? new ConntrackJsonWriter() : undefined;
     process.exitCode = await runStream(stream, formatConntrack, runOptions(o), conntrackToJson, writer);

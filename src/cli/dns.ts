@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import type { DnsRecord } from '../sources/dns/record.js';
 import { listOf, wholeNumber } from './args.js';
-import { daemonPath } from './graph-run.js';
+import { daemonPath } from './daemon-path.js';
 import { logNotice } from './output.js';
 import { runStream } from './run.js';
 import { runOptions, runSourceViaDaemon, sourceOutputOptions } from './source-cli.js';

@@ -4,7 +4,6 @@
  * --daemon, the source commands (conntrack, dns, arp), which build the
  * equivalent one-source graph.
  */
-import type { Command } from 'commander';
 import type { GraphSpec, Value } from '../filters/spec.js';
 import { withNetns } from './graphs.js';
 import { type LineWriter, logNotice } from './output.js';
@@ -16,11 +15,7 @@ export const DAEMON_BUFFER_DEFAULT = 1000;
 /** The largest --buffer accepted (flowgrabd's protocol refuses more). */
 export const BUFFER_MAX = 1_000_000;
 
-/** The daemon to use, from --daemon or FLOWGRAB_DAEMON; none means in-process. */
-export function daemonPath(cmd?: Command): string | undefined {
-  const p = (cmd?.optsWithGlobals().daemon as string | undefined) ?? process.env.FLOWGRAB_DAEMON;
-  return p === '' ? undefined : p;
-}
+export { daemonPath } from './daemon-path.js';
 
 export interface GraphRunOptions {
   json?: boolean;

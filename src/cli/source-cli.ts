@@ -5,7 +5,6 @@
 import type { Command } from 'commander';
 import type { Value } from '../filters/spec.js';
 import { positiveInt, seconds } from './args.js';
-import { runGraph, sourceGraph } from './graph-run.js';
 import type { RunOptions } from './run.js';
 
 /** The output flags of a source command, as commander parses them. */
@@ -31,7 +30,7 @@ export function sourceOutputOptions(c: Command): Command {
  * by flowgrabd under its policy, its records printed here as the command
  * prints its own. Resolves to the exit code.
  */
-export function runSourceViaDaemon<R>(
+export async function runSourceViaDaemon<R>(
   daemon: string,
   name: string,
   params: Record<string, Value | undefined>,
@@ -39,6 +38,7 @@ export function runSourceViaDaemon<R>(
   format: (r: R) => string,
   toJson?: (r: R) => string,
 ): Promise<number> {
+  const { runGraph, sourceGraph } = await import('./graph-run.js');
   return runGraph(sourceGraph(name, params), {
     json: Boolean(o.json),
     count: o.count,

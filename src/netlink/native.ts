@@ -16,6 +16,7 @@ import {
   NETLINK_BROADCAST_SEND_ERROR,
   NETLINK_EXT_ACK,
   NETLINK_NO_ENOBUFS,
+  recvNow,
   SO_RCVBUF,
   SO_RCVBUFFORCE,
   SOL_NETLINK,
@@ -93,12 +94,16 @@ class NativeTransport implements RawTransport {
   private readonly fd: number;
   private handlers: TransportHandlers = { datagram: () => {}, error: () => {} };
   private closed = false;
+  /** readNow's buffer, made on first use; as large as the package's reads. */
+  private readBuf?: Buffer;
+  private readonly readBytes: number;
 
   constructor(
     private readonly sock: RawNetlinkSocket,
     opts: TransportOptions,
   ) {
     this.port = sock.address().port;
+    this.readBytes = opts.peek ? 0 : (opts.readBufferBytes ?? DUMP_BUFFER);
     try {
       this.fd = findNetlinkFd(this.port);
       configure(this.fd, opts);
@@ -143,6 +148,35 @@ class NativeTransport implements RawTransport {
 
   setHandlers(h: TransportHandlers): void {
     this.handlers = h;
+  }
+
+  readNow(max: number): number {
+    // Peeking sockets read datagrams of any size: they keep to the package's reads.
+    if (this.closed || this.readBytes === 0) return 0;
+    this.readBuf ??= Buffer.allocUnsafe(this.readBytes);
+    const b = this.readBuf;
+    let n = 0;
+    while (n < max && !this.closed) {
+      let got: number;
+      try {
+        got = recvNow(this.fd, b);
+      } catch (err) {
+        this.fail(err as Error);
+        break;
+      }
+      if (got < 0) break;
+      n++;
+      if (got > b.length) {
+        this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram of ${got} bytes truncated`, { op: 'recvmsg' }));
+        continue;
+      }
+      try {
+        this.handlers.datagram(b.subarray(0, got), 0, true);
+      } catch (err) {
+        this.fail(err as Error);
+      }
+    }
+    return n;
   }
 
   send(buf: Buffer): void {

@@ -39,6 +39,7 @@ interface Libc {
   socket: (domain: number, type: number, protocol: number) => number;
   bind: (fd: number, addr: Buffer, len: number) => number;
   send: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
   close: (fd: number) => number;
   eventfd: (initval: number, flags: number) => number;
   write: (fd: number, buf: Buffer, len: number) => number;
@@ -57,6 +58,7 @@ function lib(): Libc {
     socket: c.func('int socket(int, int, int)'),
     bind: c.func('int bind(int, const void *, uint32_t)'),
     send: c.func('intptr_t send(int, const void *, uintptr_t, int)'),
+    recv: c.func('intptr_t recv(int, _Out_ void *, uintptr_t, int)'),
     close: c.func('int close(int)'),
     eventfd: c.func('int eventfd(unsigned int, int)'),
     write: c.func('intptr_t write(int, const void *, uintptr_t)'),
@@ -199,6 +201,26 @@ export function openNetlinkFd(protocol: number): { fd: number; port: number } {
 /** One whole datagram to the kernel (netlink sends are all or nothing). */
 export function sendFd(fd: number, buf: Buffer, op = 'sendmsg'): void {
   check(lib().send(fd, buf, buf.length, 0), op);
+}
+
+const MSG_TRUNC = 0x20;
+const MSG_DONTWAIT = 0x40;
+const EAGAIN = 11;
+const EINTR = 4;
+
+/**
+ * One datagram already queued on `fd`, read into `buf` without waiting:
+ * its length (more than `buf.length` when it was truncated), or -1 when
+ * nothing is queued. Other errors throw.
+ */
+export function recvNow(fd: number, buf: Buffer): number {
+  for (;;) {
+    const n = Number(lib().recv(fd, buf, buf.length, MSG_DONTWAIT | MSG_TRUNC));
+    if (n >= 0) return n;
+    const errno = koffi.errno();
+    if (errno === EAGAIN) return -1;
+    if (errno !== EINTR) check(n, 'recv');
+  }
 }
 
 export function closeFd(fd: number): void {

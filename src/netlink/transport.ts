@@ -50,8 +50,11 @@ export interface TransportOptions {
 }
 
 export interface TransportHandlers {
-  /** One datagram, possibly holding many netlink messages; `groups` is the multicast bitmask. */
-  datagram(buf: Buffer, groups: number): void;
+  /**
+   * One datagram, possibly holding many netlink messages; `groups` is the
+   * multicast bitmask. `transient`: `buf` is reused after the call (readNow).
+   */
+  datagram(buf: Buffer, groups: number, transient?: boolean): void;
   /** A receive error (ENOBUFS, a truncated datagram); the transport keeps working. */
   error(err: Error): void;
 }
@@ -67,6 +70,15 @@ export interface RawTransport {
   drops(): number;
   /** Effective receive buffer in bytes. */
   recvBufferSize(): number;
+  /**
+   * Optional: delivers up to `max` datagrams that are already queued, now,
+   * each as a view of one reused buffer that is valid during the handler's
+   * call only (`transient` is true). Returns how many; 0 when none was
+   * queued, and the transport's own reading goes on as before. Dumps use it:
+   * the kernel queues the next part of a dump while we read the last, so a
+   * dump is read without a wake-up, a native callback or a new buffer per part.
+   */
+  readNow?(max: number): number;
   close(): void;
 }
 
