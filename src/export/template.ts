@@ -1,12 +1,12 @@
 /**
  * Templates shared by the IPFIX and NetFlow v9 encoders: a template is a
  * list of fields (element id, length, enterprise number) each naming what it
- * takes from an ExportFlow. `writeRecord` writes one data record of a
- * template in one pass over a preallocated buffer; all integers big-endian
- * (network order), as both RFCs require.
+ * takes from an ExportFlow; record-writer.ts compiles each template into
+ * the straight-line code that writes its data records. All integers
+ * big-endian (network order), as both RFCs require.
  */
 import { ipv4Number, ipv6Bytes } from './addr.js';
-import { type ExportFlow, isIcmp } from './flow.js';
+import type { ExportFlow } from './flow.js';
 import * as ie from './ie.js';
 
 /** What a field takes from the flow (numbers: the hot loop switches on them). */
@@ -223,94 +223,4 @@ export class FlowAddresses {
       for (let k = 0; k < 16; k++) b[o + k] = x[k];
     }
   }
-}
-
-/**
- * Writes one data record at `o` and returns the offset after it: the
- * reference, one switch per field; the encoders run recordWriter's
- * straight-line code for the template (record-writer.ts), held equal to this. `addrs`
- * holds the flow's addresses, prepared for the template's family;
- * `reverse` writes the reply direction as a flow of its own (uniflow
- * export); `bootMs` anchors NetFlow v9's relative times.
- */
-export function writeRecord(
-  b: Buffer,
-  o: number,
-  t: Template,
-  f: ExportFlow,
-  addrs: FlowAddresses,
-  reverse: boolean,
-  bootMs: number,
-): number {
-  const icmp = isIcmp(f.protonum);
-  const fields = t.fields;
-  for (let i = 0; i < fields.length; i++) {
-    const fd = fields[i];
-    switch (fd.kind) {
-      case K.SRC:
-        addrs.write(b, o, reverse ? RSRC : SRC);
-        break;
-      case K.DST:
-        addrs.write(b, o, reverse ? RDST : DST);
-        break;
-      case K.SPORT:
-        w16(b, o, icmp ? 0 : reverse ? f.rsport : f.sport);
-        break;
-      case K.DPORT:
-      case K.ICMP: {
-        // ICMP type and code go in the destination port too, as NetFlow collectors expect.
-        const ic = reverse ? f.ricmp : f.icmp;
-        w16(b, o, icmp ? (ic ? (ic.type << 8) | ic.code : 0) : fd.kind === K.ICMP ? 0 : reverse ? f.rdport : f.dport);
-        break;
-      }
-      case K.PROTO:
-        b[o] = f.protonum;
-        break;
-      case K.FLAGS:
-        b[o] = f.protonum === 6 ? f.tcpFlags : 0;
-        break;
-      case K.BYTES:
-        w64(b, o, reverse ? f.rbytes : f.bytes);
-        break;
-      case K.PKTS:
-        w64(b, o, reverse ? f.rpackets : f.packets);
-        break;
-      case K.RBYTES:
-        w64(b, o, f.rbytes);
-        break;
-      case K.RPKTS:
-        w64(b, o, f.rpackets);
-        break;
-      case K.START_MS:
-        w64(b, o, f.start);
-        break;
-      case K.END_MS:
-        w64(b, o, f.end);
-        break;
-      case K.FIRST_SWITCHED:
-        w32(b, o, Math.max(0, f.start - bootMs));
-        break;
-      case K.LAST_SWITCHED:
-        w32(b, o, Math.max(0, f.end - bootMs));
-        break;
-      // Post-NAT fields come from the reply tuple: the reply's destination is where the original source went.
-      case K.NAT_SRC:
-        addrs.write(b, o, reverse ? DST : RDST);
-        break;
-      case K.NAT_DST:
-        addrs.write(b, o, reverse ? SRC : RSRC);
-        break;
-      case K.NAT_SPORT:
-        w16(b, o, icmp ? 0 : reverse ? f.dport : f.rdport);
-        break;
-      case K.NAT_DPORT:
-        w16(b, o, icmp ? 0 : reverse ? f.sport : f.rsport);
-        break;
-      case K.REASON:
-        b[o] = REASONS[f.reason] ?? 0;
-        break;
-    }
-    o += fd.len;
-  }
-  return o;
 }
