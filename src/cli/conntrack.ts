@@ -6,9 +6,6 @@ import { formatConntrack, logNotice } from './output.js';
 import { runStream } from './run.js';
 import { runOptions, runSourceViaDaemon, sourceOutputOptions } from './source-cli.js';
 
-/** Kept for commands that still import them from here; new code imports ./args.js. */
-export { positiveInt, seconds } from './args.js';
-
 const eventList = listOf('event', ['new', 'update', 'destroy'] as const);
 
 export function conntrackCommand(): Command {

@@ -9,7 +9,7 @@ import { lookup } from 'node:dns/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { FlowgrabError } from '../errors.js';
 import { parseHostPort } from '../util/hostport.js';
-import { positiveInt, seconds } from './conntrack.js';
+import { positiveInt, seconds } from './args.js';
 import { daemonPath } from './graph-run.js';
 import { logLine, logNotice } from './output.js';
 

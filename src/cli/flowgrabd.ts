@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { FlowgrabError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { positiveInt } from './conntrack.js';
+import { positiveInt } from './args.js';
 import { chainName, queueNum, queueRules } from './nfqueue.js';
 import { errorStyle, logLine } from './output.js';
 import { reportError } from './run.js';
