@@ -1,7 +1,7 @@
 /**
  * Conntrack event benches (issue 18), ratios to `conntrack -E` in the same run:
- *  - NEW events at fixed rates up to the generator's maximum: flowgrab (main-thread reader, the default),
- *    flowgrab with the batched reader, flowgrab reliable, `conntrack -E` with its default buffer and
+ *  - NEW events at fixed rates up to the generator's maximum: flowgrab (batched reader, the default),
+ *    flowgrab with the main-thread reader, flowgrab reliable, `conntrack -E` with its default buffer and
  *    with 8 MiB; loss counted on every side, CPU per event from /proc; medians of the runs.
  *  - A burst of DESTROYs (`conntrack -D` of the whole table): loss and repeats, normal vs reliable.
  * Runs: `--runs N` or FG_BENCH_RUNS (default 5; 1 for a quick look). Runs against an older flowgrab
