@@ -8,7 +8,6 @@
  *     and a burst of DESTROYs (loss and repeats).
  * FG_BENCH_ENTRIES (100 000) and FG_BENCH_RUNS (5) scale it down on a busy machine; FG_BENCH_ONLY=dump|events.
  */
-import { existsSync } from 'node:fs';
 import { lastValueFrom } from 'rxjs';
 import { count as rxCount } from 'rxjs/operators';
 import { conntrack } from '../src/sources/conntrack/source.js';
@@ -19,8 +18,6 @@ import { BenchNetns, fmt, median } from './lib.js';
 const ENTRIES = Number(process.env.FG_BENCH_ENTRIES ?? 100_000);
 const RUNS = Number(process.env.FG_BENCH_RUNS ?? 5);
 const cli = new URL('../src/cli/flowgrab.js', import.meta.url).pathname;
-/** The bundled CLI (scripts/bundle-cli.mjs), measured beside the plain one when it has been built. */
-const bundledCli = new URL('../cli/flowgrab.js', import.meta.url).pathname;
 
 async function inProcessDump(ns: string): Promise<{ ms: number; cpu: Cpu }> {
   const c0 = processCpu('self');
@@ -45,18 +42,11 @@ async function dumpBench(ns: BenchNetns): Promise<void> {
   const ct: { ms: number; cpu: Cpu }[] = [];
   const ours: { ms: number; cpu: Cpu }[] = [];
   const ourCli: { ms: number; cpu: Cpu }[] = [];
-  const bundled: { ms: number; cpu: Cpu }[] = [];
-  const withBundle = existsSync(bundledCli);
   await inProcessDump(ns.name); // warm-up
   for (let i = 0; i < RUNS; i++) {
     ct.push(runMeasured(['ip', 'netns', 'exec', ns.name, 'conntrack', '-L']));
     ours.push(await inProcessDump(ns.name));
     ourCli.push(runMeasured(['ip', 'netns', 'exec', ns.name, process.execPath, cli, 'conntrack', '--dump', '--json']));
-    if (withBundle) {
-      bundled.push(
-        runMeasured(['ip', 'netns', 'exec', ns.name, process.execPath, bundledCli, 'conntrack', '--dump', '--json']),
-      );
-    }
   }
   const base = { ms: median(ct.map((x) => x.ms)), cpu: median(ct.map((x) => total(x.cpu))) };
   console.log(`dump of ${ns.count()} entries, median of ${RUNS} runs (CPU from /proc, 10 ms ticks)`);
@@ -79,14 +69,6 @@ async function dumpBench(ns: BenchNetns): Promise<void> {
     base,
   );
   console.log('    goal ≤ 1.25× (wall and CPU)');
-  if (withBundle) {
-    line(
-      'the same, bundled CLI (dist/cli)',
-      bundled.map((x) => x.ms),
-      bundled.map((x) => x.cpu),
-      base,
-    );
-  }
 }
 
 export async function benchConntrack(): Promise<void> {

@@ -14,24 +14,10 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { FlowgrabError } from '../errors.js';
 import { errnoName } from './errno.js';
+import { FdTransport } from './fd-transport.js';
 import { RECV_WORKER_SOURCE } from './recv-worker.js';
-import {
-  closeFd,
-  getsockoptInt,
-  NETLINK_ADD_MEMBERSHIP,
-  NETLINK_DROP_MEMBERSHIP,
-  openEventFd,
-  openNetlinkFd,
-  SO_RCVBUF,
-  SOL_NETLINK,
-  SOL_SOCKET,
-  sendFd,
-  setsockoptInt,
-  signalEventFd,
-  socketDrops,
-  withNetns,
-} from './syscall.js';
-import type { RawTransport, TransportHandlers, TransportOptions } from './transport.js';
+import { closeFd, openEventFd, openNetlinkFd, signalEventFd, withNetns } from './syscall.js';
+import type { RawTransport, TransportOptions } from './transport.js';
 
 /** Shared ring between the worker and the main thread: the most the worker reads ahead of the main thread. */
 const RING_BYTES = 8 << 20;
@@ -69,22 +55,21 @@ const LINGER = 5;
 const WORKER_OWNS = 1;
 const MAIN_OWNS = 2;
 
-class BatchedTransport implements RawTransport {
-  private handlers: TransportHandlers = { datagram: () => {}, error: () => {} };
+class BatchedTransport extends FdTransport {
   private readonly state = new Int32Array(new SharedArrayBuffer(32));
   private readonly ring: Uint8Array;
   private readonly worker: Worker;
-  private closed = false;
   private fdsClosed = false;
 
   constructor(
-    private readonly fd: number,
+    fd: number,
     private readonly efd: number,
-    readonly port: number,
+    port: number,
     maxDatagram: number,
     lingerMs: number,
     readAhead = Number.POSITIVE_INFINITY,
   ) {
+    super(fd, port);
     this.ring = new Uint8Array(new SharedArrayBuffer(Math.max(RING_BYTES, 4 * (maxDatagram + 8))));
     this.worker = new Worker(RECV_WORKER_SOURCE, {
       eval: true,
@@ -171,51 +156,12 @@ class BatchedTransport implements RawTransport {
       const groups = b.readUInt32LE(off + 4);
       const d = b.subarray(off + 8, off + 8 + n);
       off += 8 + ((n + 3) & ~3);
-      try {
-        this.handlers.datagram(d, groups);
-      } catch (err) {
-        this.fail(err as Error);
-      }
+      this.deliver(d, groups);
     }
-  }
-
-  private fail(err: Error): void {
-    if (this.closed) return;
-    try {
-      this.handlers.error(err);
-    } catch {
-      // An error listener's failure has nowhere better to go.
-    }
-  }
-
-  setHandlers(h: TransportHandlers): void {
-    this.handlers = h;
-  }
-
-  send(buf: Buffer): void {
-    if (this.closed) throw new FlowgrabError('FG_ERR_CLOSED', 'netlink socket is closed', { op: 'send' });
-    sendFd(this.fd, buf);
-  }
-
-  addMembership(group: number): void {
-    if (this.closed) throw new FlowgrabError('FG_ERR_CLOSED', 'netlink socket is closed', { op: 'addMembership' });
-    setsockoptInt(this.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group, 'setsockopt(NETLINK_ADD_MEMBERSHIP)');
-  }
-
-  dropMembership(group: number): void {
-    if (!this.closed) setsockoptInt(this.fd, SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, group);
-  }
-
-  drops(): number {
-    return this.closed ? 0 : socketDrops(this.fd);
-  }
-
-  recvBufferSize(): number {
-    return this.closed ? 0 : getsockoptInt(this.fd, SOL_SOCKET, SO_RCVBUF);
   }
 
   /** Stops the worker and closes the socket before returning (see the file comment). */
-  close(): void {
+  override close(): void {
     if (this.closed) return;
     this.closed = true;
     const s = this.state;

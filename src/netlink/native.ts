@@ -11,12 +11,12 @@
 import { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import { FlowgrabError } from '../errors.js';
 import { openBatchedTransport } from './batched.js';
+import { openPulledTransport } from './pulled.js';
 import {
   findNetlinkFd,
   NETLINK_BROADCAST_SEND_ERROR,
   NETLINK_EXT_ACK,
   NETLINK_NO_ENOBUFS,
-  recvNow,
   SO_RCVBUF,
   SO_RCVBUFFORCE,
   SOL_NETLINK,
@@ -51,7 +51,8 @@ function configure(fd: number, opts: TransportOptions): void {
 }
 
 export function openNativeTransport(opts: TransportOptions): RawTransport {
-  if (opts.batched) return openBatched(opts);
+  if (opts.pulled) return ownSocket(opts, openPulledTransport);
+  if (opts.batched) return ownSocket(opts, openBatchedTransport);
   const create = () =>
     new RawNetlinkSocket(opts.protocol, {
       messagePeeking: opts.peek ?? false,
@@ -73,9 +74,13 @@ export function openNativeTransport(opts: TransportOptions): RawTransport {
   return new NativeTransport(sock, opts);
 }
 
-function openBatched(opts: TransportOptions): RawTransport {
+/** A transport over a socket of our own (batched.ts, pulled.ts), configured as every socket is. */
+function ownSocket(
+  opts: TransportOptions,
+  open: (opts: TransportOptions, configure: (fd: number) => void) => RawTransport,
+): RawTransport {
   try {
-    return openBatchedTransport(opts, (fd) => configure(fd, opts));
+    return open(opts, (fd) => configure(fd, opts));
   } catch (cause) {
     const errno = (cause as { errno?: number }).errno;
     if (errno === 1 || errno === 13) {
@@ -94,16 +99,12 @@ class NativeTransport implements RawTransport {
   private readonly fd: number;
   private handlers: TransportHandlers = { datagram: () => {}, error: () => {} };
   private closed = false;
-  /** readNow's buffer, made on first use; as large as the package's reads. */
-  private readBuf?: Buffer;
-  private readonly readBytes: number;
 
   constructor(
     private readonly sock: RawNetlinkSocket,
     opts: TransportOptions,
   ) {
     this.port = sock.address().port;
-    this.readBytes = opts.peek ? 0 : (opts.readBufferBytes ?? DUMP_BUFFER);
     try {
       this.fd = findNetlinkFd(this.port);
       configure(this.fd, opts);
@@ -148,35 +149,6 @@ class NativeTransport implements RawTransport {
 
   setHandlers(h: TransportHandlers): void {
     this.handlers = h;
-  }
-
-  readNow(max: number): number {
-    // Peeking sockets read datagrams of any size: they keep to the package's reads.
-    if (this.closed || this.readBytes === 0) return 0;
-    this.readBuf ??= Buffer.allocUnsafe(this.readBytes);
-    const b = this.readBuf;
-    let n = 0;
-    while (n < max && !this.closed) {
-      let got: number;
-      try {
-        got = recvNow(this.fd, b);
-      } catch (err) {
-        this.fail(err as Error);
-        break;
-      }
-      if (got < 0) break;
-      n++;
-      if (got > b.length) {
-        this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram of ${got} bytes truncated`, { op: 'recvmsg' }));
-        continue;
-      }
-      try {
-        this.handlers.datagram(b.subarray(0, got), 0, true);
-      } catch (err) {
-        this.fail(err as Error);
-      }
-    }
-    return n;
   }
 
   send(buf: Buffer): void {

@@ -85,8 +85,6 @@ export type EventPayloadListener = (
 export type ErrorListener = (e: Error) => void;
 
 let seqBase = (Date.now() & 0xffff) << 12;
-/** Datagrams pumpDump reads before it lets the event loop turn (32 KiB each: ~4 MB, ~17 000 conntrack entries). */
-const PUMP_BATCH = 128;
 
 export class NetlinkSocket {
   private readonly pending = new Map<number, Pending>();
@@ -94,13 +92,13 @@ export class NetlinkSocket {
   private readonly payloadListeners = new Set<EventPayloadListener>();
   private readonly errorListeners = new Set<ErrorListener>();
   private closed = false;
-  /** Inside pumpDump: the datagrams it reads do not start another. */
-  private pumping = false;
-  /** A pumpDump is due on the next turn of the event loop: datagrams the transport reads meanwhile wait for it. */
-  private pumpNext = false;
 
   constructor(private readonly transport: RawTransport) {
-    transport.setHandlers({ datagram: (b, g, t) => this.onDatagram(b, g, t), error: (e) => this.emitError(e) });
+    transport.setHandlers({
+      datagram: (b, g, t) => this.onDatagram(b, g, t),
+      error: (e) => this.emitError(e),
+      waiting: () => this.pending.size > 0,
+    });
   }
 
   static open(opts: TransportOptions, factory: TransportFactory): NetlinkSocket {
@@ -243,32 +241,7 @@ export class NetlinkSocket {
     }
   }
 
-  /**
-   * Reads the rest of a dump read in place (onPayload) straight from the
-   * socket (RawTransport.readNow), a batch at a time with a turn of the
-   * event loop between batches; when nothing is queued the transport's own
-   * reading carries on.
-   */
-  private pumpDump(seq: number): void {
-    const p = this.pending.get(seq);
-    if (!p || p.done || this.pumping || !this.transport.readNow) return;
-    this.pumping = true;
-    let n: number;
-    try {
-      n = this.transport.readNow(PUMP_BATCH);
-    } finally {
-      this.pumping = false;
-    }
-    if (n === PUMP_BATCH && this.pending.get(seq) === p) {
-      this.pumpNext = true;
-      setImmediate(() => {
-        this.pumpNext = false;
-        this.pumpDump(seq);
-      });
-    }
-  }
-
-  /** A message of a transient datagram (readNow) that outlives the call: a copy of its own. */
+  /** A message of a transient datagram (its buffer is reused after the call) that outlives the call: a copy of its own. */
   private static kept(buf: Buffer, o: number, transient: boolean): NetlinkMessage {
     return transient ? messageAt(Buffer.from(buf.subarray(o, o + buf.readUInt32LE(o))), 0) : messageAt(buf, o);
   }
@@ -306,8 +279,6 @@ export class NetlinkSocket {
         if (this.eventListeners.size > 0) this.emitEvent(NetlinkSocket.kept(buf, o, transient), groups);
       }
     }
-    // A dump read in place: the kernel has queued its next part by now; read on without waiting for a wake-up.
-    if (!transient && !this.pumpNext && last?.onPayload && !last.done) this.pumpDump(lastSeq);
   }
 
   /** A data reply (not ERROR, not DONE) to a request read in place. */

@@ -39,10 +39,12 @@ interface Libc {
   socket: (domain: number, type: number, protocol: number) => number;
   bind: (fd: number, addr: Buffer, len: number) => number;
   send: (fd: number, buf: Buffer, len: number, flags: number) => number;
-  recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
   close: (fd: number) => number;
   eventfd: (initval: number, flags: number) => number;
   write: (fd: number, buf: Buffer, len: number) => number;
+  /** Called on libuv's thread pool (`.async`) only. */
+  recvmmsg: { async: (...args: unknown[]) => void };
+  poll: { async: (...args: unknown[]) => void };
 }
 
 let libc: Libc | undefined;
@@ -58,10 +60,12 @@ function lib(): Libc {
     socket: c.func('int socket(int, int, int)'),
     bind: c.func('int bind(int, const void *, uint32_t)'),
     send: c.func('intptr_t send(int, const void *, uintptr_t, int)'),
-    recv: c.func('intptr_t recv(int, _Out_ void *, uintptr_t, int)'),
     close: c.func('int close(int)'),
     eventfd: c.func('int eventfd(unsigned int, int)'),
     write: c.func('intptr_t write(int, const void *, uintptr_t)'),
+    // Addresses as integers: DatagramSet's buffers never move, and their pointers sit inside its headers.
+    recvmmsg: c.func('int recvmmsg(int, uintptr_t, unsigned int, int, void *)'),
+    poll: c.func('int poll(void *, unsigned long, int)'),
   };
   return libc;
 }
@@ -208,21 +212,6 @@ const MSG_DONTWAIT = 0x40;
 const EAGAIN = 11;
 const EINTR = 4;
 
-/**
- * One datagram already queued on `fd`, read into `buf` without waiting:
- * its length (more than `buf.length` when it was truncated), or -1 when
- * nothing is queued. Other errors throw.
- */
-export function recvNow(fd: number, buf: Buffer): number {
-  for (;;) {
-    const n = Number(lib().recv(fd, buf, buf.length, MSG_DONTWAIT | MSG_TRUNC));
-    if (n >= 0) return n;
-    const errno = koffi.errno();
-    if (errno === EAGAIN) return -1;
-    if (errno !== EINTR) check(n, 'recv');
-  }
-}
-
 export function closeFd(fd: number): void {
   lib().close(fd);
 }
@@ -242,4 +231,81 @@ export function signalEventFd(fd: number): void {
   const one = Buffer.alloc(8);
   one.writeUInt32LE(1, 0);
   check(lib().write(fd, one, 8), 'write(eventfd)');
+}
+
+const MMSGHDR = 64; // struct mmsghdr on 64-bit Linux: struct msghdr (56) + msg_len (4) + padding
+const IOVEC = 16;
+const MSG_HDR_IOV = 16;
+const MSG_HDR_IOVLEN = 24;
+const MSG_HDR_FLAGS = 48;
+const MSG_LEN = 56;
+
+/**
+ * Room for `count` datagrams of up to `size` bytes each, laid out for one
+ * recvmmsg(2): the data, its iovecs and the message headers live in buffers
+ * this object keeps (their addresses are written into each other, so none
+ * may be collected while the kernel may write).
+ */
+export class DatagramSet {
+  readonly data: Buffer;
+  private readonly iov: Buffer;
+  private readonly hdrs: Buffer;
+  readonly address: number;
+
+  constructor(
+    readonly count: number,
+    readonly size: number,
+  ) {
+    this.data = Buffer.alloc(count * size);
+    this.iov = Buffer.alloc(count * IOVEC);
+    this.hdrs = Buffer.alloc(count * MMSGHDR);
+    const data = Number(koffi.address(this.data));
+    const iov = Number(koffi.address(this.iov));
+    this.address = Number(koffi.address(this.hdrs));
+    for (let i = 0; i < count; i++) {
+      this.iov.writeBigUInt64LE(BigInt(data + i * size), i * IOVEC);
+      this.iov.writeBigUInt64LE(BigInt(size), i * IOVEC + 8);
+      this.hdrs.writeBigUInt64LE(BigInt(iov + i * IOVEC), i * MMSGHDR + MSG_HDR_IOV);
+      this.hdrs.writeBigUInt64LE(1n, i * MMSGHDR + MSG_HDR_IOVLEN);
+    }
+  }
+
+  /** Datagram `i` of the last read: a view of this set's memory, valid until the next read into it. */
+  datagram(i: number): Buffer {
+    const len = this.hdrs.readUInt32LE(i * MMSGHDR + MSG_LEN);
+    return this.data.subarray(i * this.size, i * this.size + Math.min(len, this.size));
+  }
+
+  /** Datagram `i` of the last read was longer than `size` (the rest is lost). */
+  truncated(i: number): boolean {
+    return (this.hdrs.readInt32LE(i * MMSGHDR + MSG_HDR_FLAGS) & MSG_TRUNC) !== 0;
+  }
+}
+
+/**
+ * recvmmsg(2) without waiting, on a thread of libuv's pool: `done` gets the
+ * number of datagrams read into `set` (0 when none was queued) or the errno
+ * of a failure. One call at a time per set, and per fd.
+ */
+export function recvmmsgAsync(fd: number, set: DatagramSet, done: (got: number, errno?: number) => void): void {
+  lib().recvmmsg.async(fd, set.address, set.count, MSG_DONTWAIT, null, (err: unknown, got: number) => {
+    if (err) return done(-1, 0);
+    if (got >= 0) return done(got);
+    const errno = koffi.errno();
+    done(errno === EAGAIN || errno === EINTR ? 0 : -1, errno);
+  });
+}
+
+/**
+ * Waits on a thread of libuv's pool, at most `timeoutMs`, until one of `fds`
+ * is readable; `done` runs then (or on the timeout, or on an error: the
+ * caller reads and finds out).
+ */
+export function pollReadableAsync(fds: number[], timeoutMs: number, done: () => void): void {
+  const pfd = Buffer.alloc(8 * fds.length);
+  for (const [i, fd] of fds.entries()) {
+    pfd.writeInt32LE(fd, 8 * i);
+    pfd.writeInt16LE(1, 8 * i + 4); // POLLIN
+  }
+  lib().poll.async(pfd, fds.length, timeoutMs, () => done());
 }

@@ -34,6 +34,12 @@ export interface TransportOptions {
    */
   batched?: boolean;
   /**
+   * Read only while a request waits for replies, on libuv's thread pool, one
+   * read ahead of the decoding (pulled.ts): for request sockets, where a
+   * large dump is built by the kernel as it is read.
+   */
+  pulled?: boolean;
+  /**
    * Batched only: how long the worker lets datagrams gather after the first
    * one reaches an idle socket, so that a trickle shares wake-ups (default
    * 1 ms). 0 for packets that wait on us (NFQUEUE verdicts) or are stamped
@@ -52,11 +58,13 @@ export interface TransportOptions {
 export interface TransportHandlers {
   /**
    * One datagram, possibly holding many netlink messages; `groups` is the
-   * multicast bitmask. `transient`: `buf` is reused after the call (readNow).
+   * multicast bitmask. `transient`: `buf` is reused after the call (pulled.ts).
    */
   datagram(buf: Buffer, groups: number, transient?: boolean): void;
   /** A receive error (ENOBUFS, a truncated datagram); the transport keeps working. */
   error(err: Error): void;
+  /** True while the socket waits for replies to its requests: a pulled transport reads only then. */
+  waiting?(): boolean;
 }
 
 export interface RawTransport {
@@ -70,15 +78,6 @@ export interface RawTransport {
   drops(): number;
   /** Effective receive buffer in bytes. */
   recvBufferSize(): number;
-  /**
-   * Optional: delivers up to `max` datagrams that are already queued, now,
-   * each as a view of one reused buffer that is valid during the handler's
-   * call only (`transient` is true). Returns how many; 0 when none was
-   * queued, and the transport's own reading goes on as before. Dumps use it:
-   * the kernel queues the next part of a dump while we read the last, so a
-   * dump is read without a wake-up, a native callback or a new buffer per part.
-   */
-  readNow?(max: number): number;
   close(): void;
 }
 

@@ -173,7 +173,7 @@ export class ArpFeed {
 
   private socket(): NetlinkSocket {
     this.dumper ??= NetlinkSocket.open(
-      { protocol: NETLINK_ROUTE, netns: this.cfg.netns, recvBufferBytes: 1 << 20 },
+      { protocol: NETLINK_ROUTE, netns: this.cfg.netns, recvBufferBytes: 1 << 20, pulled: true },
       this.transport,
     );
     return this.dumper;

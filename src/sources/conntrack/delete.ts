@@ -41,7 +41,7 @@ export async function deleteConntrack(
   opts: DeleteOptions = {},
 ): Promise<number> {
   const sock = NetlinkSocket.open(
-    { protocol: NETLINK_NETFILTER, netns: opts.netns },
+    { protocol: NETLINK_NETFILTER, netns: opts.netns, pulled: true },
     opts.transport ?? openNativeTransport,
   );
   try {
@@ -77,7 +77,7 @@ export async function deleteConntrackTuple(
     });
   }
   const sock = NetlinkSocket.open(
-    { protocol: NETLINK_NETFILTER, netns: opts.netns },
+    { protocol: NETLINK_NETFILTER, netns: opts.netns, pulled: true },
     opts.transport ?? openNativeTransport,
   );
   try {

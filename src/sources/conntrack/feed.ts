@@ -153,12 +153,8 @@ export class ConntrackFeed {
 
   /** Dumps the table through the shared dump socket, emitting records to `emit`. Resolves with the count. */
   dump(emit: (r: ConntrackRecord) => void): Promise<number> {
-    this.dumper ??= NetlinkSocket.open(
-      { protocol: NETLINK_NETFILTER, netns: this.cfg.netns, recvBufferBytes: 1 << 20 },
-      this.transport,
-    );
     return runDump(
-      this.dumper,
+      this.dumpSocket(),
       this.cfg,
       (r) => {
         if (this.keepsTable) this.track(r);
@@ -166,6 +162,15 @@ export class ConntrackFeed {
       },
       (err) => this.badEntry(err),
     );
+  }
+
+  /** The socket every dump of this feed goes through (table dumps, resyncs, polls), opened on first use. */
+  private dumpSocket(): NetlinkSocket {
+    this.dumper ??= NetlinkSocket.open(
+      { protocol: NETLINK_NETFILTER, netns: this.cfg.netns, recvBufferBytes: 1 << 20, pulled: true },
+      this.transport,
+    );
+    return this.dumper;
   }
 
   close(): void {
@@ -302,12 +307,8 @@ export class ConntrackFeed {
     this.polling = true;
     const seen = new Set<number>();
     try {
-      this.dumper ??= NetlinkSocket.open(
-        { protocol: NETLINK_NETFILTER, netns: this.cfg.netns, recvBufferBytes: 1 << 20 },
-        this.transport,
-      );
       await runDump(
-        this.dumper,
+        this.dumpSocket(),
         this.cfg,
         (r) => {
           const key = entryKey(r);

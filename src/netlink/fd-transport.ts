@@ -1,0 +1,76 @@
+/**
+ * What the transports over a netlink socket of our own (opened through the
+ * koffi seam, syscall.ts) share, whoever reads it: sends, memberships, the
+ * kernel's counters, and error delivery that never throws back into a
+ * native callback. batched.ts reads on a worker thread; pulled.ts reads on
+ * demand on libuv's thread pool.
+ */
+import { FlowgrabError } from '../errors.js';
+import {
+  getsockoptInt,
+  NETLINK_ADD_MEMBERSHIP,
+  NETLINK_DROP_MEMBERSHIP,
+  SO_RCVBUF,
+  SOL_NETLINK,
+  SOL_SOCKET,
+  sendFd,
+  setsockoptInt,
+  socketDrops,
+} from './syscall.js';
+import type { RawTransport, TransportHandlers } from './transport.js';
+
+export abstract class FdTransport implements RawTransport {
+  protected handlers: TransportHandlers = { datagram: () => {}, error: () => {} };
+  protected closed = false;
+
+  constructor(
+    protected readonly fd: number,
+    readonly port: number,
+  ) {}
+
+  abstract close(): void;
+
+  setHandlers(h: TransportHandlers): void {
+    this.handlers = h;
+  }
+
+  send(buf: Buffer): void {
+    if (this.closed) throw new FlowgrabError('FG_ERR_CLOSED', 'netlink socket is closed', { op: 'send' });
+    sendFd(this.fd, buf);
+  }
+
+  addMembership(group: number): void {
+    if (this.closed) throw new FlowgrabError('FG_ERR_CLOSED', 'netlink socket is closed', { op: 'addMembership' });
+    setsockoptInt(this.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group, 'setsockopt(NETLINK_ADD_MEMBERSHIP)');
+  }
+
+  dropMembership(group: number): void {
+    if (!this.closed) setsockoptInt(this.fd, SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, group);
+  }
+
+  drops(): number {
+    return this.closed ? 0 : socketDrops(this.fd);
+  }
+
+  recvBufferSize(): number {
+    return this.closed ? 0 : getsockoptInt(this.fd, SOL_SOCKET, SO_RCVBUF);
+  }
+
+  /** One datagram to the handlers; what they throw goes to the error handler. */
+  protected deliver(d: Buffer, groups: number, transient?: boolean): void {
+    try {
+      this.handlers.datagram(d, groups, transient);
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  protected fail(err: Error): void {
+    if (this.closed) return;
+    try {
+      this.handlers.error(err);
+    } catch {
+      // An error listener's failure has nowhere better to go.
+    }
+  }
+}

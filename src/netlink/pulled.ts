@@ -1,0 +1,140 @@
+/**
+ * RawTransport for request sockets (table dumps, deletes): a netlink socket
+ * of our own that is read only while its NetlinkSocket waits for replies
+ * (TransportHandlers.waiting), on libuv's thread pool, so that the kernel
+ * builds the next part of a dump while the main thread decodes the last.
+ *
+ * A netlink dump is built inside recvmsg(2): each read lets the kernel queue
+ * the next part. Read on the main thread, the kernel's work and ours take
+ * turns; here one recvmmsg(2) is always in flight on a pool thread while the
+ * main thread decodes what the previous one read (two DatagramSets, used in
+ * turn), so a dump takes about as long as the slower of the two. Nothing
+ * reads the socket in between: the replies arrive in order, and an idle
+ * socket costs nothing (no poller, no thread).
+ *
+ * When a read finds nothing queued while a request still waits (a reply the
+ * kernel has not made yet), a pool thread polls the socket for at most
+ * WAIT_SLICE_MS at a time, so a slow reply never holds a pool thread for
+ * long. close() stops reading; the fds are closed as soon as no call on the
+ * pool uses them (at once when none does), and an eventfd wakes a poll.
+ */
+import { FlowgrabError } from '../errors.js';
+import { errnoName } from './errno.js';
+import { FdTransport } from './fd-transport.js';
+import {
+  closeFd,
+  DatagramSet,
+  openEventFd,
+  openNetlinkFd,
+  pollReadableAsync,
+  recvmmsgAsync,
+  signalEventFd,
+  withNetns,
+} from './syscall.js';
+import type { RawTransport, TransportOptions } from './transport.js';
+
+/** Datagrams per recvmmsg(2): 8 dump parts of up to 32 KiB, ~800 conntrack entries. */
+const BATCH = 8;
+/** The largest dump part the kernel makes (netlink_recvmsg caps the dump skb at 32 KiB). */
+const DATAGRAM = 32 * 1024;
+/** Longest a pool thread waits in poll(2) before the socket looks again whether a request still waits. */
+const WAIT_SLICE_MS = 100;
+
+/** Opens the socket (in `opts.netns` if given); `configure` sets its options. */
+export function openPulledTransport(opts: TransportOptions, configure: (fd: number) => void): RawTransport {
+  const { fd, port } = opts.netns
+    ? withNetns(opts.netns, () => openNetlinkFd(opts.protocol))
+    : openNetlinkFd(opts.protocol);
+  let efd: number;
+  try {
+    configure(fd);
+    efd = openEventFd();
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+  return new PulledTransport(fd, efd, port, Math.max(DATAGRAM, opts.readBufferBytes ?? DATAGRAM));
+}
+
+class PulledTransport extends FdTransport {
+  private readonly sets: [DatagramSet, DatagramSet];
+  /** The set the next read goes into. */
+  private next = 0;
+  /** A call on the pool (a read or a poll) uses the fds. */
+  private busy = false;
+  private fdsClosed = false;
+
+  constructor(
+    fd: number,
+    private readonly efd: number,
+    port: number,
+    datagram: number,
+  ) {
+    super(fd, port);
+    this.sets = [new DatagramSet(BATCH, datagram), new DatagramSet(BATCH, datagram)];
+  }
+
+  override send(buf: Buffer): void {
+    super.send(buf);
+    // The kernel has queued the answer's first part by now (ctnetlink and rtnetlink answer in sendmsg).
+    if (!this.busy) this.read();
+  }
+
+  private waiting(): boolean {
+    return !this.closed && (this.handlers.waiting?.() ?? false);
+  }
+
+  /** One recvmmsg on the pool; while the kernel fills the other set, this one is delivered. */
+  private read(): void {
+    const set = this.sets[this.next];
+    this.next ^= 1;
+    this.busy = true;
+    recvmmsgAsync(this.fd, set, (got, errno) => {
+      this.busy = false;
+      if (this.closed) return this.closeFds();
+      if (got < 0) {
+        this.fail(new FlowgrabError('FG_ERR_NETLINK', `recvmmsg: ${errnoName(errno ?? 0)}`, { op: 'recvmsg', errno }));
+        // The request that waits times out (its idle timer); reading again would fail the same way.
+        return;
+      }
+      if (got === 0) {
+        if (this.waiting()) this.wait();
+        return;
+      }
+      // More of a dump is queued behind these (the kernel refills as we read): ask for it before decoding.
+      this.read();
+      for (let i = 0; i < got && !this.closed; i++) {
+        if (set.truncated(i)) {
+          this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram truncated at ${set.size} bytes`, { op: 'recvmsg' }));
+          continue;
+        }
+        this.deliver(set.datagram(i), 0, true);
+      }
+    });
+  }
+
+  /** Nothing queued and a request waits: poll (bounded) on the pool, then read again. */
+  private wait(): void {
+    this.busy = true;
+    pollReadableAsync([this.fd, this.efd], WAIT_SLICE_MS, () => {
+      this.busy = false;
+      if (this.closed) return this.closeFds();
+      if (this.waiting()) this.read();
+    });
+  }
+
+  private closeFds(): void {
+    if (this.fdsClosed) return;
+    this.fdsClosed = true;
+    closeFd(this.fd);
+    closeFd(this.efd);
+  }
+
+  /** Stops reading; the fds close now, or when the call on the pool that uses them returns (woken at once). */
+  override close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.busy) signalEventFd(this.efd);
+    else this.closeFds();
+  }
+}

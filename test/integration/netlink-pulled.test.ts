@@ -1,0 +1,165 @@
+/**
+ * The pulled transport (request sockets read on libuv's thread pool, one
+ * read ahead of the decoding) against the real kernel: a dump of many parts
+ * arrives whole, once and in order, with acks on the same socket; a reply
+ * that comes after a read found nothing is still read (the bounded poll);
+ * and close() — idle, waiting, or in the middle of a dump — rejects what
+ * waits, delivers nothing more and closes the fds.
+ */
+import { readdirSync, readlinkSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { CTA_ID, NFNLGRP_CONNTRACK_NEW } from '../../src/netlink/conntrack/enums.js';
+import { ctDumpRequest } from '../../src/netlink/conntrack/messages.js';
+import { NETLINK_NETFILTER, NLM_F_DUMP } from '../../src/netlink/enums.js';
+import { openNativeTransport } from '../../src/netlink/native.js';
+import { NetlinkSocket } from '../../src/netlink/socket.js';
+import type { RawTransport, TransportOptions } from '../../src/netlink/transport.js';
+import { deleteConntrackTuple } from '../../src/sources/conntrack/delete.js';
+import { floodUdpSync } from '../../src/testing/flood.js';
+import { type Netns, waitFor } from '../../src/testing/lab/index.js';
+import { conntrackNetns, kernelIds } from '../helpers/conntrack-cli.js';
+import { fileLab } from '../helpers/lab.js';
+
+const FLOWS = 10_000;
+let ns: Netns;
+
+fileLab(async (lab) => {
+  ns = await conntrackNetns(lab, 'pulled', { 'net.netfilter.nf_conntrack_events': 1 });
+  floodUdpSync(ns.name, { count: FLOWS, base: 3 });
+});
+
+const socketFds = () =>
+  readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+    } catch {
+      return false;
+    }
+  });
+
+/** The native transport, counting the datagrams it delivers. */
+function counting(): { open: (o: TransportOptions) => RawTransport; datagrams: () => number } {
+  let n = 0;
+  return {
+    open: (o) => {
+      const t = openNativeTransport(o);
+      const set = t.setHandlers.bind(t);
+      t.setHandlers = (h) =>
+        set({
+          ...h,
+          datagram: (b, g, tr) => {
+            n++;
+            h.datagram(b, g, tr);
+          },
+        });
+      return t;
+    },
+    datagrams: () => n,
+  };
+}
+
+/** The CTA_ID of one conntrack message read in place (payload after the nfgenmsg). */
+function idAt(b: Buffer, start: number, end: number): number {
+  for (let o = start + 4; o + 4 <= end; o += (b.readUInt16LE(o) + 3) & ~3) {
+    if ((b.readUInt16LE(o + 2) & 0x3fff) === CTA_ID) return b.readUInt32BE(o + 4);
+  }
+  return -1;
+}
+
+/** A conntrack dump on `sock` read in place: the entries' ids in the order they came. */
+async function dumpIds(sock: NetlinkSocket): Promise<number[]> {
+  const req = ctDumpRequest({ family: 2 });
+  const ids: number[] = [];
+  await sock.request(req.type, NLM_F_DUMP, req.payload, {
+    op: 'dump',
+    onPayload: (b, start, end) => ids.push(idAt(b, start, end)),
+  });
+  return ids;
+}
+
+describe('pulled netlink transport', () => {
+  it('reads a dump of many parts whole and once, twice in a row, with an ack between, then closes its fds', async () => {
+    const before = socketFds().length;
+    const c = counting();
+    const sock = NetlinkSocket.open(
+      { protocol: NETLINK_NETFILTER, netns: ns.name, pulled: true, recvBufferBytes: 1 << 20 },
+      c.open,
+    );
+    const errors: Error[] = [];
+    sock.onError((e) => errors.push(e));
+    try {
+      const kernel = await kernelIds(ns.name); // sorted; ids may repeat (they collide now and then)
+      const first = await dumpIds(sock);
+      // Many datagrams: more than the two sets of 8 the transport reads into in turn.
+      expect(c.datagrams()).toBeGreaterThan(2 * 8 * 2);
+      expect(first.length).toBeGreaterThanOrEqual(FLOWS);
+      // Each entry once: the same ids as `conntrack -L`, as many times each.
+      expect([...first].sort((a, b) => a - b)).toEqual(kernel);
+
+      // A request answered by an ack only, on the same socket, between two dumps.
+      await expect(
+        deleteConntrackTuple(
+          { protonum: 17, src: '10.99.0.1', dst: '10.99.0.2', sport: 1, dport: 1 },
+          { netns: ns.name },
+        ),
+      ).resolves.toBe(0);
+      const again = await dumpIds(sock);
+      expect(again).toEqual(first); // the same table, in the kernel's order both times
+      expect(errors).toEqual([]);
+    } finally {
+      sock.close();
+    }
+    await waitFor(() => socketFds().length === before, { timeoutMs: 10_000, what: 'the socket fds closed' });
+    expect(() => sock.send(0, 0, Buffer.alloc(4))).toThrow(/closed/);
+  });
+
+  it('reads a reply that comes after a read found nothing, and close() while it waits closes the fds', async () => {
+    const before = socketFds().length;
+    const t = openNativeTransport({ protocol: NETLINK_NETFILTER, netns: ns.name, pulled: true });
+    const got: Buffer[] = [];
+    let waiting = true;
+    t.setHandlers({ datagram: (b) => got.push(Buffer.from(b)), error: () => {}, waiting: () => waiting });
+    // A NOOP without NLM_F_ACK gets no answer: the first read finds nothing and the transport polls.
+    t.addMembership(NFNLGRP_CONNTRACK_NEW);
+    const noop = Buffer.alloc(16);
+    noop.writeUInt32LE(16, 0);
+    noop.writeUInt16LE(1, 4); // NLMSG_NOOP
+    noop.writeUInt16LE(1, 6); // NLM_F_REQUEST
+    t.send(noop);
+    expect(got).toEqual([]);
+    // What comes later (a NEW event of a flow made now) is read once the poll sees it.
+    floodUdpSync(ns.name, { count: 1, base: 40 });
+    await waitFor(() => got.length > 0, { timeoutMs: 10_000, what: 'the late datagram read' });
+    expect(got[0].readUInt16LE(4)).toBe(0x100); // IPCTNL_MSG_CT_NEW of ctnetlink
+    // Still waiting: the transport polls again; close() wakes that poll and the fds close.
+    t.close();
+    await waitFor(() => socketFds().length === before, { timeoutMs: 10_000, what: 'the socket fds closed' });
+    const n = got.length;
+    floodUdpSync(ns.name, { count: 5, base: 41 });
+    await new Promise((r) => setImmediate(r));
+    expect(got.length).toBe(n);
+    waiting = false;
+  });
+
+  it('close() in the middle of a dump rejects it, delivers nothing more and closes the fds', async () => {
+    const before = socketFds().length;
+    const sock = NetlinkSocket.open(
+      { protocol: NETLINK_NETFILTER, netns: ns.name, pulled: true, recvBufferBytes: 1 << 20 },
+      openNativeTransport,
+    );
+    const req = ctDumpRequest({ family: 2 });
+    let seen = 0;
+    let after = 0;
+    const done = sock.request(req.type, NLM_F_DUMP, req.payload, {
+      op: 'dump',
+      onPayload: () => {
+        if (sock.isClosed) after++;
+        else if (++seen === 100) sock.close();
+      },
+    });
+    await expect(done).rejects.toMatchObject({ code: 'FG_ERR_CLOSED' });
+    expect(seen).toBe(100);
+    await waitFor(() => socketFds().length === before, { timeoutMs: 10_000, what: 'the socket fds closed' });
+    expect(after).toBe(0);
+  });
+});
