@@ -14,8 +14,11 @@
  * arrival): at a few thousand
  * events a second each would otherwise cost a wake-up of its own, of the
  * worker (poll, a context switch) and of the main thread (a message, a loop
- * turn), several times the decoding. recvfrom(2) writes straight to the
- * ring's address: no Buffer per datagram.
+ * turn), several times the decoding. Small datagrams (events, up to 64
+ * KiB each) are read up to 64 at a time with one recvmmsg(2) into a scratch
+ * area and copied into the ring, once the ring is known to hold that many
+ * of the largest; large ones (NFLOG/NFQUEUE packets) are read one by one
+ * with recvfrom(2) straight to the ring's address. No Buffer per datagram.
  *
  * The worker reads at most `readAhead` bytes ahead of the main thread (the
  * whole ring unless the transport was asked for less).
@@ -61,10 +64,14 @@ function run(parentPort, workerData, state, koffi) {
   const poll = c.func('int poll(void *, unsigned long, int)');
   // The buffer argument as an address: the shared ring never moves, and a subarray per datagram would be garbage.
   const recvfrom = c.func('intptr_t recvfrom(int, uintptr_t, uintptr_t, int, void *, void *)');
+  const recvmmsg = c.func('int recvmmsg(int, uintptr_t, unsigned int, int, void *)');
   const base = Number(koffi.address(buf));
   if (!Number.isSafeInteger(base)) throw new Error('ring address beyond 2^53');
   const POLLIN = 1, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, EINTR = 4, EAGAIN = 11, WRAP = 0xffffffff;
   const need = 8 + ((maxDatagram + 3) & ~3);
+  // Small datagrams (events): up to BATCH per recvmmsg(2) into a scratch area, then copied into the ring.
+  const BATCH = maxDatagram <= 65536 ? Math.max(1, Math.min(64, Math.floor((512 * 1024) / maxDatagram))) : 0;
+  const mm = BATCH > 0 ? mmsgArea(koffi, BATCH, maxDatagram) : undefined;
   // The socket and the eventfd the main thread writes to stop us.
   const pfd = Buffer.alloc(16);
   pfd.writeInt32LE(fd, 0);
@@ -97,6 +104,30 @@ function run(parentPort, workerData, state, koffi) {
     }
     return r - w - 4 >= need;
   }
+  /** How many datagrams of up to maxDatagram bytes surely fit in the ring now (a wrap wastes less than one). */
+  function slots() {
+    const r = Atomics.load(state, R);
+    const used = w >= r ? w - r : size - r + w;
+    const free = Math.min(readAhead - used, size - used - 8);
+    return Math.max(0, Math.floor(free / need) - 2);
+  }
+  /** Copies datagram i of the last recvmmsg into the ring; false when it was truncated (reported). */
+  function take(i) {
+    const len = mm.hdrs.readUInt32LE(i * 64 + 56);
+    if (len > maxDatagram) {
+      publish();
+      parentPort.postMessage({ truncated: len });
+      return false;
+    }
+    room();
+    buf.writeUInt32LE(len, w);
+    buf.writeUInt32LE(mm.names.readUInt32LE(i * 12 + 8), w + 4);
+    mm.data.copy(buf, w + 8, i * maxDatagram, i * maxDatagram + len);
+    w += 8 + ((len + 3) & ~3);
+    if (w === size) w = 0;
+    if (++unpublished >= 64) publish();
+    return true;
+  }
   let idle = true;
   while (Atomics.load(state, STOP) === 0) {
     if (!room()) {
@@ -109,6 +140,33 @@ function run(parentPort, workerData, state, koffi) {
       // Something arrived on an empty queue: let more join it before draining (see the file comment).
       if (lingerMs > 0) Atomics.wait(state, LINGER, 0, lingerMs);
       idle = false;
+    }
+    if (mm) {
+      // Many datagrams per syscall: the ring is known to hold k of the largest before reading them.
+      for (let n = 0; n < 1024 && Atomics.load(state, STOP) === 0; ) {
+        const k = Math.min(BATCH, slots());
+        if (k === 0) break;
+        for (let i = 0; i < k; i++) mm.hdrs.writeUInt32LE(12, i * 64 + 8);
+        const got = Number(recvmmsg(fd, mm.address, k, MSG_DONTWAIT | MSG_TRUNC, null));
+        if (got < 0) {
+          const e = koffi.errno();
+          if (e !== EAGAIN && e !== EINTR) {
+            publish();
+            parentPort.postMessage({ errno: e });
+          }
+          idle = true;
+          break;
+        }
+        for (let i = 0; i < got; i++) take(i);
+        n += got;
+        // Fewer than asked: the queue is empty.
+        if (got < k) {
+          idle = true;
+          break;
+        }
+      }
+      publish();
+      continue;
     }
     for (let n = 0; n < 1024 && Atomics.load(state, STOP) === 0; n++) {
       if (n > 0 && !room()) break;
@@ -136,5 +194,22 @@ function run(parentPort, workerData, state, koffi) {
     }
     publish();
   }
+}
+/** The buffers of one recvmmsg(2) of up to count datagrams of size bytes: data, iovecs, sockaddr_nl names, headers. */
+function mmsgArea(koffi, count, size) {
+  const data = Buffer.alloc(count * size);
+  const iov = Buffer.alloc(count * 16);
+  const names = Buffer.alloc(count * 12);
+  const hdrs = Buffer.alloc(count * 64);
+  const d = Number(koffi.address(data)), v = Number(koffi.address(iov)), n = Number(koffi.address(names));
+  for (let i = 0; i < count; i++) {
+    iov.writeBigUInt64LE(BigInt(d + i * size), i * 16);
+    iov.writeBigUInt64LE(BigInt(size), i * 16 + 8);
+    hdrs.writeBigUInt64LE(BigInt(n + i * 12), i * 64);
+    hdrs.writeBigUInt64LE(BigInt(v + i * 16), i * 64 + 16);
+    hdrs.writeBigUInt64LE(1n, i * 64 + 24);
+  }
+  // iov and names are referenced from hdrs by address only: kept here so they live as long as hdrs.
+  return { data, iov, names, hdrs, address: Number(koffi.address(hdrs)) };
 }
 `;

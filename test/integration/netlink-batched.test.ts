@@ -9,7 +9,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { NFNLGRP_CONNTRACK_NEW } from '../../src/netlink/conntrack/enums.js';
-import { ctDumpRequest } from '../../src/netlink/conntrack/messages.js';
+import { ctDumpRequest, decodeCtMessage } from '../../src/netlink/conntrack/messages.js';
 import { NETLINK_NETFILTER, NLM_F_DUMP } from '../../src/netlink/enums.js';
 import { openNativeTransport } from '../../src/netlink/native.js';
 import { NFLOG_CONFIG_TYPE, nflogBind } from '../../src/netlink/nflog/config.js';
@@ -70,6 +70,62 @@ describe('batched netlink receive', () => {
     // close() returns once the worker has let go and the fd is closed.
     expect(socketFds().length).toBe(before);
     expect(() => sock.send(0, 0, Buffer.alloc(4))).toThrow(/closed/);
+  });
+
+  it('reads many events per syscall into a ring it may only fill a little: each once, none lost, while blocked', async () => {
+    // 64 KiB of read-ahead holds a handful of 8 KiB slots: the worker reads a few per recvmmsg, waits for the
+    // main thread, and the kernel's queue (8 MiB) holds the rest meanwhile.
+    const n = 3000;
+    const sock = NetlinkSocket.open(
+      {
+        protocol: NETLINK_NETFILTER,
+        netns: ns.name,
+        batched: true,
+        recvBufferBytes: 8 << 20,
+        readBufferBytes: 8192,
+        readAheadBytes: 64 * 1024,
+      },
+      openNativeTransport,
+    );
+    const errors: Error[] = [];
+    sock.onError((e) => errors.push(e));
+    const dsts: string[] = [];
+    sock.onEvent((m) => {
+      if (m.type === 0x100) dsts.push(decodeCtMessage(m).entry.orig?.dst ?? '?');
+    });
+    sock.joinGroup(NFNLGRP_CONNTRACK_NEW);
+    try {
+      floodUdpSync(ns.name, { count: n, base: 60 }); // blocks the main thread: the ring fills, then the socket
+      await waitFor(() => dsts.length >= n, { timeoutMs: 10_000, what: `${n} NEW events` });
+      expect(dsts.length).toBe(n);
+      expect(new Set(dsts).size).toBe(n); // one flow per destination: each event once
+      expect(dsts.every((d) => d.startsWith('127.60.'))).toBe(true);
+      expect(sock.drops()).toBe(0);
+      expect(errors).toEqual([]);
+    } finally {
+      sock.close();
+    }
+  });
+
+  it('reports each datagram longer than the read buffer as truncated, and goes on reading', async () => {
+    const sock = NetlinkSocket.open(
+      { protocol: NETLINK_NETFILTER, netns: ns.name, batched: true, readBufferBytes: 64 },
+      openNativeTransport,
+    );
+    const errors: Error[] = [];
+    sock.onError((e) => errors.push(e));
+    let events = 0;
+    sock.onEvent(() => events++);
+    sock.joinGroup(NFNLGRP_CONNTRACK_NEW);
+    try {
+      floodUdpSync(ns.name, { count: 20, base: 61 });
+      await waitFor(() => errors.length >= 20, { timeoutMs: 10_000, what: '20 truncation errors' });
+      expect(errors.length).toBe(20);
+      expect(errors[0].message).toMatch(/truncated/);
+      expect(events).toBe(0);
+    } finally {
+      sock.close();
+    }
   });
 
   it('close() releases an NFLOG group and an NFQUEUE queue before it returns: the next socket binds them at once', async () => {
