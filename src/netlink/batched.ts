@@ -14,9 +14,9 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { FlowgrabError } from '../errors.js';
 import { errnoName } from './errno.js';
-import { FdTransport } from './fd-transport.js';
+import { FdTransport, openOwnSocket } from './fd-transport.js';
 import { RECV_WORKER_SOURCE } from './recv-worker.js';
-import { closeFd, openEventFd, openNetlinkFd, signalEventFd, withNetns } from './syscall.js';
+import { closeFd, signalEventFd } from './syscall.js';
 import type { RawTransport, TransportOptions } from './transport.js';
 
 /** Shared ring between the worker and the main thread: the most the worker reads ahead of the main thread. */
@@ -29,17 +29,7 @@ const koffiPath = createRequire(import.meta.url).resolve('koffi');
 
 /** Opens the socket (in `opts.netns` if given); `configure` sets its options before the worker starts reading. */
 export function openBatchedTransport(opts: TransportOptions, configure: (fd: number) => void): RawTransport {
-  const { fd, port } = opts.netns
-    ? withNetns(opts.netns, () => openNetlinkFd(opts.protocol))
-    : openNetlinkFd(opts.protocol);
-  let efd: number;
-  try {
-    configure(fd);
-    efd = openEventFd();
-  } catch (err) {
-    closeFd(fd);
-    throw err;
-  }
+  const { fd, efd, port } = openOwnSocket(opts, configure);
   // Peeking sockets carry packets of unknown size: a datagram slot large enough for any of them.
   const maxDatagram = opts.peek ? MAX_PACKET_DATAGRAM : (opts.readBufferBytes ?? 32 * 1024);
   return new BatchedTransport(fd, efd, port, maxDatagram, opts.lingerMs ?? 1, opts.readAheadBytes);

@@ -7,17 +7,41 @@
  */
 import { FlowgrabError } from '../errors.js';
 import {
+  closeFd,
   getsockoptInt,
   NETLINK_ADD_MEMBERSHIP,
   NETLINK_DROP_MEMBERSHIP,
+  openEventFd,
+  openNetlinkFd,
   SO_RCVBUF,
   SOL_NETLINK,
   SOL_SOCKET,
   sendFd,
   setsockoptInt,
   socketDrops,
+  withNetns,
 } from './syscall.js';
-import type { RawTransport, TransportHandlers } from './transport.js';
+import type { RawTransport, TransportHandlers, TransportOptions } from './transport.js';
+
+/**
+ * Opens a netlink socket of our own (in `opts.netns` if given), lets `configure` set its options, and
+ * makes the eventfd that wakes whoever waits on it; on failure nothing stays open.
+ */
+export function openOwnSocket(
+  opts: TransportOptions,
+  configure: (fd: number) => void,
+): { fd: number; efd: number; port: number } {
+  const { fd, port } = opts.netns
+    ? withNetns(opts.netns, () => openNetlinkFd(opts.protocol))
+    : openNetlinkFd(opts.protocol);
+  try {
+    configure(fd);
+    return { fd, efd: openEventFd(), port };
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+}
 
 export abstract class FdTransport implements RawTransport {
   protected handlers: TransportHandlers = { datagram: () => {}, error: () => {} };

@@ -20,17 +20,8 @@
  */
 import { FlowgrabError } from '../errors.js';
 import { errnoName } from './errno.js';
-import { FdTransport } from './fd-transport.js';
-import {
-  closeFd,
-  DatagramSet,
-  openEventFd,
-  openNetlinkFd,
-  pollReadableAsync,
-  recvmmsgAsync,
-  signalEventFd,
-  withNetns,
-} from './syscall.js';
+import { FdTransport, openOwnSocket } from './fd-transport.js';
+import { closeFd, DatagramSet, pollReadableAsync, recvmmsgAsync, signalEventFd } from './syscall.js';
 import type { RawTransport, TransportOptions } from './transport.js';
 
 /** Datagrams per recvmmsg(2): 16 dump parts of up to 32 KiB (~1 600 conntrack entries); two sets take 1 MiB. */
@@ -42,17 +33,7 @@ const WAIT_SLICE_MS = 100;
 
 /** Opens the socket (in `opts.netns` if given); `configure` sets its options. */
 export function openPulledTransport(opts: TransportOptions, configure: (fd: number) => void): RawTransport {
-  const { fd, port } = opts.netns
-    ? withNetns(opts.netns, () => openNetlinkFd(opts.protocol))
-    : openNetlinkFd(opts.protocol);
-  let efd: number;
-  try {
-    configure(fd);
-    efd = openEventFd();
-  } catch (err) {
-    closeFd(fd);
-    throw err;
-  }
+  const { fd, efd, port } = openOwnSocket(opts, configure);
   return new PulledTransport(fd, efd, port, Math.max(DATAGRAM, opts.readBufferBytes ?? DATAGRAM));
 }
 

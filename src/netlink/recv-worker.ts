@@ -111,6 +111,13 @@ function run(parentPort, workerData, state, koffi) {
     const free = Math.min(readAhead - used, size - used - 8);
     return Math.max(0, Math.floor(free / need) - 2);
   }
+  /** A read that failed: nothing queued (EAGAIN) or interrupted is no news; anything else is reported. */
+  function readFailed() {
+    const e = koffi.errno();
+    if (e === EAGAIN || e === EINTR) return;
+    publish();
+    parentPort.postMessage({ errno: e });
+  }
   /** Copies datagram i of the last recvmmsg into the ring; false when it was truncated (reported). */
   function take(i) {
     const len = mm.hdrs.readUInt32LE(i * 64 + 56);
@@ -149,11 +156,7 @@ function run(parentPort, workerData, state, koffi) {
         for (let i = 0; i < k; i++) mm.hdrs.writeUInt32LE(12, i * 64 + 8);
         const got = Number(recvmmsg(fd, mm.address, k, MSG_DONTWAIT | MSG_TRUNC, null));
         if (got < 0) {
-          const e = koffi.errno();
-          if (e !== EAGAIN && e !== EINTR) {
-            publish();
-            parentPort.postMessage({ errno: e });
-          }
+          readFailed();
           idle = true;
           break;
         }
@@ -173,11 +176,7 @@ function run(parentPort, workerData, state, koffi) {
       alen.writeUInt32LE(12, 0);
       const got = Number(recvfrom(fd, base + w + 8, maxDatagram, MSG_DONTWAIT | MSG_TRUNC, addr, alen));
       if (got < 0) {
-        const e = koffi.errno();
-        if (e !== EAGAIN && e !== EINTR) {
-          publish();
-          parentPort.postMessage({ errno: e });
-        }
+        readFailed();
         idle = true;
         break;
       }

@@ -1,6 +1,7 @@
 /**
  * What a process's netlink sockets joined, as /proc shows it: to wait for
- * a tool such as `conntrack -E` to listen (it prints nothing when it does).
+ * a tool such as `conntrack -E` to listen (it prints nothing when it does);
+ * and this process's socket fds, to see that a close() closed them.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
@@ -31,4 +32,15 @@ export function netfilterGroupsOf(pid: number): number {
     if (Number(f[1]) === NETLINK_NETFILTER && inodes.has(f[9])) groups |= Number.parseInt(f[3], 16);
   }
   return groups;
+}
+
+/** The fds of this process that are sockets (any kind). */
+export function socketFds(): string[] {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+    } catch {
+      return false; // closed meanwhile
+    }
+  });
 }

@@ -6,7 +6,6 @@
  * counter and receive buffer, and its close() has closed the fd when it
  * returns, so an NFLOG group or NFQUEUE queue is free again at once.
  */
-import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { NFNLGRP_CONNTRACK_NEW } from '../../src/netlink/conntrack/enums.js';
 import { ctDumpRequest, decodeCtMessage } from '../../src/netlink/conntrack/messages.js';
@@ -19,6 +18,7 @@ import { floodUdpSync } from '../../src/testing/flood.js';
 import { type Netns, waitFor } from '../../src/testing/lab/index.js';
 import { conntrackNetns, kernelIds } from '../helpers/conntrack-cli.js';
 import { fileLab } from '../helpers/lab.js';
+import { socketFds } from '../helpers/netlink-proc.js';
 
 const FLOWS = 5_000;
 let ns: Netns;
@@ -26,15 +26,6 @@ let ns: Netns;
 fileLab(async (lab) => {
   ns = await conntrackNetns(lab, 'batched', { 'net.netfilter.nf_conntrack_events': 1 });
 });
-
-const socketFds = () =>
-  readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
-    } catch {
-      return false;
-    }
-  });
 
 describe('batched netlink receive', () => {
   it('drains every event while the main thread is blocked, answers a dump in its namespace, and cleans up', async () => {

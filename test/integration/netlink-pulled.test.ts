@@ -6,7 +6,6 @@
  * and close() — idle, waiting, or in the middle of a dump — rejects what
  * waits, delivers nothing more and closes the fds.
  */
-import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CTA_ID, NFNLGRP_CONNTRACK_NEW } from '../../src/netlink/conntrack/enums.js';
 import { ctDumpRequest } from '../../src/netlink/conntrack/messages.js';
@@ -19,6 +18,7 @@ import { floodUdpSync } from '../../src/testing/flood.js';
 import { type Netns, waitFor } from '../../src/testing/lab/index.js';
 import { conntrackNetns, kernelIds } from '../helpers/conntrack-cli.js';
 import { fileLab } from '../helpers/lab.js';
+import { socketFds } from '../helpers/netlink-proc.js';
 
 const FLOWS = 10_000;
 let ns: Netns;
@@ -27,15 +27,6 @@ fileLab(async (lab) => {
   ns = await conntrackNetns(lab, 'pulled', { 'net.netfilter.nf_conntrack_events': 1 });
   floodUdpSync(ns.name, { count: FLOWS, base: 3 });
 });
-
-const socketFds = () =>
-  readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
-    } catch {
-      return false;
-    }
-  });
 
 /** The native transport, counting the datagrams it delivers. */
 function counting(): { open: (o: TransportOptions) => RawTransport; datagrams: () => number } {
