@@ -14,6 +14,7 @@ import { FlowgrabError } from '../errors.js';
 import { openRegularFile, setDefaultReplayOpener } from '../filters/replay.js';
 import type { FlowHandle } from '../flow/handle.js';
 import { sweepStaleTables } from '../sources/firewall/nft.js';
+import { sourcesTornDown } from '../sources/teardown.js';
 import { Client } from './connection.js';
 import type { ClientView, DaemonHost, DaemonStats, LogFn } from './host.js';
 import { CONNECTIONS_PER_UID, CONNECTIONS_TOTAL, type ConnectionTimeouts, DEFAULT_TIMEOUTS } from './limits.js';
@@ -302,6 +303,8 @@ export class Daemon implements DaemonHost {
     await Promise.all([...this.clients].map((c) => c.shutdown('daemon stopping')));
     await this.mux?.close();
     this.mux = undefined;
+    // Closed feeds remove their nft tables asynchronously: they are gone when close() returns (the caller may exit).
+    await sourcesTornDown();
     setDefaultReplayOpener(openRegularFile); // this process may go on using flowgrab as itself
     if (!this.server) return; // never listened: the socket path is not ours (maybe a live daemon's)
     await new Promise<void>((r) => this.server?.close(() => r()));

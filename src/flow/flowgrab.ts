@@ -8,6 +8,7 @@ import '../filters/builtin.js';
 import type { GraphIssue } from '../filters/errors.js';
 import type { Rec } from '../filters/registry.js';
 import type { GraphSpec } from '../filters/spec.js';
+import { sourcesTornDown } from '../sources/teardown.js';
 import { Compiler, type Services } from './compile.js';
 import { sharedDnsCache } from './dns-cache.js';
 import { type Authorizer, FlowHandle, type FlowOptions } from './handle.js';
@@ -64,8 +65,12 @@ export class Flowgrab {
     return this.compiler.size;
   }
 
-  /** Closes every flow this Flowgrab made. */
+  /**
+   * Closes every flow this Flowgrab made. Resolves once the kernel resources they alone held are released,
+   * the nft tables and rules of DNS and NFQUEUE sources included, so a process may exit right after.
+   */
   async close(): Promise<void> {
     await Promise.all([...this.open].map((f) => f.close()));
+    await sourcesTornDown();
   }
 }

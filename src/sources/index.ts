@@ -7,3 +7,4 @@ export { type NoticeObserver, publishNotice, type SourceNotice } from './notice.
 export { type ReadyObserver, signalReady } from './ready.js';
 export { type Lease, SharedRegistry } from './sharing.js';
 export { readSysctl, writeSysctl } from './sysctl.js';
+export { sourcesTornDown } from './teardown.js';

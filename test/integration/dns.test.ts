@@ -2,6 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Flowgrab } from '../../src/flow/flowgrab.js';
 import type { DnsRecord } from '../../src/sources/dns/record.js';
 import { dns, dnsTeardown } from '../../src/sources/dns/source.js';
 import type { SourceNotice } from '../../src/sources/notice.js';
@@ -234,6 +235,24 @@ describe('dns source on the home network', () => {
     // Every logged packet is either a record or counted as lost; nothing else.
     const burst = recs.filter((r) => r.qname.endsWith('.burst.test'));
     expect(burst.length + lost).toBe(2 * (n + 1));
+  });
+
+  it('Flowgrab.close() resolves once its dns rules are gone, so a process may exit right after', async () => {
+    const fg = new Flowgrab();
+    const flow = fg.create();
+    flow.populate(`dns(netns=${home.router.name}, group=78)`);
+    await flow.instantiate();
+    await flow.activate(); // capturing: the table is in place
+    expect(await tables()).toMatch(/flowgrab_dns_g78/);
+    await fg.close();
+    // Nothing is still being removed (an nft child would outlive a process that exits now) ...
+    const settled = await Promise.race([
+      dnsTeardown().then(() => 'settled'),
+      new Promise((r) => setImmediate(() => r('removal still running'))),
+    ]);
+    expect(settled).toBe('settled');
+    // ... and the table is gone.
+    expect(await tables()).not.toMatch(/flowgrab_dns_g78/);
   });
 
   it('removes its rules after a clean stop and replaces stale ones left by a killed process without duplicating', async () => {
