@@ -4,7 +4,8 @@
  * `u32 length | u32 crc32(payload) | payload` (big-endian). A process killed
  * in the middle of a write leaves at most one torn frame at the end of the
  * newest segment: reading stops at the first frame that does not check out,
- * and opening the spool truncates the segment there.
+ * and the spool, when opened, appends to a fresh segment instead of after
+ * that tail.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
