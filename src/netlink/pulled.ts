@@ -28,13 +28,16 @@ import type { RawTransport, TransportOptions } from './transport.js';
 const BATCH = 16;
 /** The largest dump part the kernel makes (netlink_recvmsg caps the dump skb at 32 KiB). */
 const DATAGRAM = 32 * 1024;
+/** The most a datagram slot may be asked to hold (two sets of BATCH slots are allocated per socket): 8 MiB in all. */
+const MAX_DATAGRAM = 256 * 1024;
 /** Longest a pool thread waits in poll(2) before the socket looks again whether a request still waits. */
 const WAIT_SLICE_MS = 100;
 
 /** Opens the socket (in `opts.netns` if given); `configure` sets its options. */
 export function openPulledTransport(opts: TransportOptions, configure: (fd: number) => void): RawTransport {
   const { fd, efd, port } = openOwnSocket(opts, configure);
-  return new PulledTransport(fd, efd, port, Math.max(DATAGRAM, opts.readBufferBytes ?? DATAGRAM));
+  const datagram = Math.min(MAX_DATAGRAM, Math.max(DATAGRAM, opts.readBufferBytes ?? DATAGRAM));
+  return new PulledTransport(fd, efd, port, datagram);
 }
 
 class PulledTransport extends FdTransport {
