@@ -38,8 +38,9 @@ export class BenchNetns {
     return sh(['ip', 'netns', 'exec', this.name, ...argv]);
   }
   /** Runs the UDP flow generator inside the namespace; resolves with its elapsed seconds. */
-  generate(count: number, rate: number, base: number): Promise<number> {
-    return floodUdp(this.name, { count, rate, base });
+  /** `onSpawned` runs once the generator process is forked, before it sends: CPU measured from then on leaves out the fork. */
+  generate(count: number, rate: number, base: number, onSpawned?: () => void): Promise<number> {
+    return floodUdp(this.name, { count, rate, base }, onSpawned);
   }
   count(): number {
     return Number(this.exec(['cat', '/proc/sys/net/netfilter/nf_conntrack_count']).trim());

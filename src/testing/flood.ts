@@ -53,11 +53,13 @@ function argv(netns: string, o: FloodOptions): string[] {
 }
 
 /** Floods from inside `netns`; resolves with the seconds it took. */
-export function floodUdp(netns: string, o: FloodOptions): Promise<number> {
+export function floodUdp(netns: string, o: FloodOptions, onSpawned?: () => void): Promise<number> {
   return new Promise((resolve, reject) => {
     execFile('ip', argv(netns, o), { timeout: 120_000 }, (err, stdout) =>
       err ? reject(err) : resolve(Number(stdout.trim())),
     );
+    // The generator is forked off but has not sent yet (node takes tens of ms to start).
+    onSpawned?.();
   });
 }
 
