@@ -118,13 +118,13 @@ function run(parentPort, workerData, state, koffi) {
     publish();
     parentPort.postMessage({ errno: e });
   }
-  /** Copies datagram i of the last recvmmsg into the ring; false when it was truncated (reported). */
+  /** Copies datagram i of the last recvmmsg into the ring (room is known: slots()), or reports it truncated. */
   function take(i) {
     const len = mm.hdrs.readUInt32LE(i * 64 + 56);
     if (len > maxDatagram) {
       publish();
       parentPort.postMessage({ truncated: len });
-      return false;
+      return;
     }
     room();
     buf.writeUInt32LE(len, w);
@@ -133,7 +133,6 @@ function run(parentPort, workerData, state, koffi) {
     w += 8 + ((len + 3) & ~3);
     if (w === size) w = 0;
     if (++unpublished >= 64) publish();
-    return true;
   }
   let idle = true;
   while (Atomics.load(state, STOP) === 0) {
@@ -153,7 +152,6 @@ function run(parentPort, workerData, state, koffi) {
       for (let n = 0; n < 1024 && Atomics.load(state, STOP) === 0; ) {
         const k = Math.min(BATCH, slots());
         if (k === 0) break;
-        for (let i = 0; i < k; i++) mm.hdrs.writeUInt32LE(12, i * 64 + 8);
         const got = Number(recvmmsg(fd, mm.address, k, MSG_DONTWAIT | MSG_TRUNC, null));
         if (got < 0) {
           readFailed();
@@ -205,6 +203,7 @@ function mmsgArea(koffi, count, size) {
     iov.writeBigUInt64LE(BigInt(d + i * size), i * 16);
     iov.writeBigUInt64LE(BigInt(size), i * 16 + 8);
     hdrs.writeBigUInt64LE(BigInt(n + i * 12), i * 64);
+    hdrs.writeUInt32LE(12, i * 64 + 8); // msg_namelen: the kernel writes back 12 (sockaddr_nl) each time, set once
     hdrs.writeBigUInt64LE(BigInt(v + i * 16), i * 64 + 16);
     hdrs.writeBigUInt64LE(1n, i * 64 + 24);
   }

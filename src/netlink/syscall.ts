@@ -272,8 +272,9 @@ export class DatagramSet {
 
   /** Datagram `i` of the last read: a view of this set's memory, valid until the next read into it. */
   datagram(i: number): Buffer {
+    // msg_len is what was copied (no MSG_TRUNC in the flags): at most `size`.
     const len = this.hdrs.readUInt32LE(i * MMSGHDR + MSG_LEN);
-    return this.data.subarray(i * this.size, i * this.size + Math.min(len, this.size));
+    return this.data.subarray(i * this.size, i * this.size + len);
   }
 
   /** Datagram `i` of the last read was longer than `size` (the rest is lost). */

@@ -7,10 +7,12 @@
  * waits, delivers nothing more and closes the fds.
  */
 import { describe, expect, it } from 'vitest';
+import { AttrReader } from '../../src/netlink/attr.js';
 import { CTA_ID, NFNLGRP_CONNTRACK_NEW } from '../../src/netlink/conntrack/enums.js';
 import { ctDumpRequest } from '../../src/netlink/conntrack/messages.js';
-import { NETLINK_NETFILTER, NLM_F_DUMP } from '../../src/netlink/enums.js';
+import { NETLINK_NETFILTER, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_NOOP } from '../../src/netlink/enums.js';
 import { openNativeTransport } from '../../src/netlink/native.js';
+import { encodeMessage } from '../../src/netlink/nlmsg.js';
 import { NetlinkSocket } from '../../src/netlink/socket.js';
 import type { RawTransport, TransportOptions } from '../../src/netlink/transport.js';
 import { deleteConntrackTuple } from '../../src/sources/conntrack/delete.js';
@@ -49,11 +51,10 @@ function counting(): { open: (o: TransportOptions) => RawTransport; datagrams: (
   };
 }
 
-/** The CTA_ID of one conntrack message read in place (payload after the nfgenmsg). */
+/** The CTA_ID of one conntrack message read in place (its attributes follow the 4-byte nfgenmsg). */
 function idAt(b: Buffer, start: number, end: number): number {
-  for (let o = start + 4; o + 4 <= end; o += (b.readUInt16LE(o) + 3) & ~3) {
-    if ((b.readUInt16LE(o + 2) & 0x3fff) === CTA_ID) return b.readUInt32BE(o + 4);
-  }
+  const a = new AttrReader('test').reset(b, start + 4, end);
+  while (a.next()) if (a.type() === CTA_ID) return a.u32be();
   return -1;
 }
 
@@ -112,11 +113,7 @@ describe('pulled netlink transport', () => {
     t.setHandlers({ datagram: (b) => got.push(Buffer.from(b)), error: () => {}, waiting: () => waiting });
     // A NOOP without NLM_F_ACK gets no answer: the first read finds nothing and the transport polls.
     t.addMembership(NFNLGRP_CONNTRACK_NEW);
-    const noop = Buffer.alloc(16);
-    noop.writeUInt32LE(16, 0);
-    noop.writeUInt16LE(1, 4); // NLMSG_NOOP
-    noop.writeUInt16LE(1, 6); // NLM_F_REQUEST
-    t.send(noop);
+    t.send(encodeMessage({ type: NLMSG_NOOP, flags: NLM_F_REQUEST, seq: 1, pid: 0 }, Buffer.alloc(0)));
     expect(got).toEqual([]);
     // What comes later (a NEW event of a flow made now) is read once the poll sees it.
     floodUdpSync(ns.name, { count: 1, base: 40 });
@@ -125,9 +122,23 @@ describe('pulled netlink transport', () => {
     // Still waiting: the transport polls again; close() wakes that poll and the fds close.
     t.close();
     await waitFor(() => socketFds().length === before, { timeoutMs: 10_000, what: 'the socket fds closed' });
+    // Events made now reach another socket of the group, and not the closed one.
     const n = got.length;
-    floodUdpSync(ns.name, { count: 5, base: 41 });
-    await new Promise((r) => setImmediate(r));
+    const other = NetlinkSocket.open(
+      { protocol: NETLINK_NETFILTER, netns: ns.name, batched: true },
+      openNativeTransport,
+    );
+    try {
+      let seen = 0;
+      other.onEvent((m) => {
+        if (m.type === 0x100) seen++;
+      });
+      other.joinGroup(NFNLGRP_CONNTRACK_NEW);
+      floodUdpSync(ns.name, { count: 5, base: 41 });
+      await waitFor(() => seen >= 5, { timeoutMs: 10_000, what: "the other socket's 5 NEW events" });
+    } finally {
+      other.close();
+    }
     expect(got.length).toBe(n);
     waiting = false;
   });

@@ -4,26 +4,23 @@ import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
 import { signalReady } from '../ready.js';
 import { SharedFeeds } from '../sharing.js';
+import { sourcesTornDown, trackTeardown } from '../teardown.js';
 import { DnsFeed } from './feed.js';
 import { type DnsConfig, type DnsOptionsInput, parseDnsOptions } from './options.js';
 import type { DnsRecord } from './record.js';
 
-const pendingTeardowns = new Set<Promise<void>>();
 // The kernel lets one reader bind an NFLOG group per namespace: one config per group.
 const feeds = new SharedFeeds<DnsConfig, DnsFeed>({
   what: 'dns',
   sets: ['hooks'],
   exclusive: (c) => `NFLOG group ${c.group} in ${c.netns ? `netns ${c.netns}` : 'this namespace'}`,
   open: (cfg, transport) => new DnsFeed(cfg, transport as TransportFactory),
-  dispose: (feed) => {
-    const p = feed.close().finally(() => pendingTeardowns.delete(p));
-    pendingTeardowns.add(p);
-  },
+  dispose: (feed) => void trackTeardown(feed.close()),
 });
 
 /** Resolves when every closed DNS feed has removed its firewall rules (teardown is asynchronous). */
 export async function dnsTeardown(): Promise<void> {
-  await Promise.allSettled([...pendingTeardowns]);
+  await sourcesTornDown();
 }
 
 export function dnsFeedRefs(options: DnsOptionsInput = {}): number {

@@ -16,6 +16,7 @@ import type { NoticeObserver } from '../notice.js';
 import type { ReadyObserver } from '../ready.js';
 import { signalReady } from '../ready.js';
 import { SharedFeeds } from '../sharing.js';
+import { sourcesTornDown, trackTeardown } from '../teardown.js';
 import { NfqueueFeed } from './feed.js';
 import { type NfqueueConfig, type NfqueueOptionsInput, parseNfqueueOptions, type VerdictName } from './options.js';
 import type { QueuedPacket, VerdictOptions } from './queued.js';
@@ -34,7 +35,8 @@ const feeds = new SharedFeeds<NfqueueConfig, NfqueueFeed>({
   },
   dispose: (feed, key) => {
     if (live.get(key) === feed) live.delete(key);
-    const p = feed.close().finally(() => {
+    // Kept per key too: the next reader of this queue binds only after this one unbound.
+    const p = trackTeardown(feed.close()).finally(() => {
       if (teardowns.get(key) === p) teardowns.delete(key);
     });
     teardowns.set(key, p);
@@ -43,7 +45,7 @@ const feeds = new SharedFeeds<NfqueueConfig, NfqueueFeed>({
 
 /** Resolves when every closed queue has decided its packets, removed its rules and unbound. */
 export async function nfqueueTeardown(): Promise<void> {
-  await Promise.allSettled([...teardowns.values()]);
+  await sourcesTornDown();
 }
 
 export function nfqueueFeedRefs(options: NfqueueOptionsInput): number {
