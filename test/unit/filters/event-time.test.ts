@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lastValueFrom, mergeMap, type SchedulerLike, toArray } from 'rxjs';
+import { asyncScheduler, lastValueFrom, mergeMap, type SchedulerLike, Subject, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import '../../../src/filters/builtin.js';
 import { type BuildContext, filterOperator, lookupNode, type Rec } from '../../../src/filters/registry.js';
 import { RECORD_FIELDS } from '../../../src/filters/sources.js';
@@ -115,6 +115,59 @@ describe('event-time window timers', () => {
     expect(out).toEqual([[2_600_100, 0, 10_000]]);
     expect(armed.n).toBeGreaterThan(1);
     expect(armed.n).toBeLessThan(100);
+  });
+});
+
+describe('event-time windows on the real clock', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.restoreAllMocks();
+  });
+
+  /** count(params) on the real-time scheduler, fed by hand: the windows out so far, and the records dropped. */
+  function live(params: Record<string, unknown>) {
+    const input = new Subject<Rec>();
+    const out: [unknown, unknown][] = [];
+    const drops = { n: 0 };
+    const sub = input
+      .pipe(countOp(params, asyncScheduler, (n) => (drops.n += n)))
+      .subscribe((r) => out.push([r.start, r.count]));
+    return { input, out, drops, stop: () => sub.unsubscribe() };
+  }
+
+  it('split a synchronous burst at the window ends, reading the clock about once per 64 records', () => {
+    const reads = vi.spyOn(Date, 'now');
+    const { input, out, drops, stop } = live({ every: '1s', lateness: '5m' });
+    // 10 000 records in one synchronous run, 1 ms of event time apart, starting just below a window end.
+    const t0 = Math.floor(Date.now() / 1000) * 1000 + 990;
+    reads.mockClear();
+    for (let i = 0; i < 10_000; i++) input.next(at(t0 + i));
+    expect(reads.mock.calls.length).toBeLessThan(10_000 / 32);
+    input.complete();
+    stop();
+    expect(out).toEqual([
+      [t0 - 990, 10],
+      ...Array.from({ length: 9 }, (_, i) => [t0 + 10 + i * 1000, 1000]),
+      [t0 + 9010, 990],
+    ]);
+    expect(drops.n).toBe(0);
+  });
+
+  it('anchor the event clock at the arrival of a record that comes in a later turn of the event loop', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const { input, out, stop } = live({ every: '1s', lateness: '500ms' });
+    input.next(at(0)); // the event clock reads 0 now
+    await vi.advanceTimersByTimeAsync(300);
+    // ts 400 runs ahead of the clock (300): the clock reads 400 now, and [0, 1000) closes when it reads 1500.
+    input.next(at(400));
+    await vi.advanceTimersByTimeAsync(900);
+    // The clock reads 1300: a record of the next window leaves [0, 1000) open (it would close, were the clock
+    // anchored at the earlier reading: 1600).
+    input.next(at(1200));
+    expect(out).toEqual([]);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(out).toEqual([[0, 2]]);
+    stop();
   });
 });
 
