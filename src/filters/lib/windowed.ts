@@ -14,7 +14,8 @@
  * (ctx.dropped, the node's `dropped` in stats()). Input completion and
  * flush() (FlowHandle.close()) emit the windows still open.
  */
-import { asyncScheduler, type Subscription } from 'rxjs';
+import type { SchedulerLike, Subscription } from 'rxjs';
+import { dateTimestampProvider } from 'rxjs/internal/scheduler/dateTimestampProvider';
 import { type BuildContext, lookupNode, type Rec, type Stepper } from '../registry.js';
 
 export interface WindowFold<S> {
@@ -37,6 +38,18 @@ const QUICK_RUN = 64;
 /** Numbers the synchronous runs of the event loop in which a window read the clock: bumped at the next microtask checkpoint. */
 let currentRun = 0;
 let runEnds = false;
+
+/**
+ * True while `sched` reads the real clock: not a virtual one (TestScheduler), nor one a test put in its place
+ * (TestScheduler.run() delegates the real schedulers' clock; fake timers replace Date, and move it synchronously).
+ */
+function realClock(sched: SchedulerLike): boolean {
+  return (
+    sched.now === dateTimestampProvider.now &&
+    dateTimestampProvider.delegate === undefined &&
+    (Date as { isFake?: boolean }).isFake !== true
+  );
+}
 
 /** The number of the current synchronous run: readings of a real-time clock taken in it are all still now. */
 function thisRun(): number {
@@ -67,7 +80,6 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
   const { every, lateness } = t;
   const clock = clockDriven(ctx);
   const sched = ctx.scheduler;
-  const realTime = sched.now === asyncScheduler.now;
   const open = new Map<number, S>();
   // The times, as fields of one object: a number field is written in place, where a closure variable holding a
   // number beyond a small integer (a ts, the clock) would take a new heap number per record.
@@ -158,32 +170,27 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
 
   return {
     push: (r, emit) => {
-      // The quick way: a record for the window the last one went to changes nothing but that window (its window
-      // is open: closing one clears curStart) and perhaps the event clock: that moves without a read of the wall
-      // clock when one was read in this synchronous run (the same instant, give or take microseconds). The
-      // watermark would move with the wall clock too: the timer does that, and the clock is read at least every
-      // QUICK_RUN records.
+      // The quick way: a record for the window the last one went to, in the synchronous run in which the clock
+      // was last read (the same instant, give or take microseconds), changes nothing but that window and perhaps
+      // the event clock (its window is open: closing one clears curStart). The watermark would move too: the next
+      // reading does that, at most QUICK_RUN records on, or the timer, which moves with the clock.
       const t = r.ts;
-      if (
-        typeof t === 'number' &&
-        t >= c.curStart &&
-        t < c.curStart + every &&
-        (t <= c.anchorTs || c.run === currentRun) &&
-        --c.quick > 0
-      ) {
-        if (t > c.anchorTs) {
+      if (typeof t === 'number' && t >= c.curStart && t < c.curStart + every && c.run === currentRun && --c.quick > 0) {
+        fold.add(cur as S, r);
+        // As the slow way: the clock moves only for a ts ahead of it (as read in this run), and the timer with it.
+        if (t > c.anchorTs && (!clock || t > c.anchorTs + c.wall - c.anchorAt)) {
           c.anchorTs = t;
           c.anchorAt = c.wall;
+          arm();
         }
-        fold.add(cur as S, r);
         return;
       }
       c.quick = QUICK_RUN;
       let ts = typeof r.ts === 'number' && Number.isFinite(r.ts) ? r.ts : undefined;
       const wall = sched.now();
       c.wall = wall;
-      // A virtual clock (TestScheduler) moves between actions run synchronously: its reading stays fresh for none.
-      if (realTime) c.run = thisRun();
+      // A virtual clock moves between actions run synchronously: its reading is fresh for no other record.
+      c.run = realClock(sched) ? thisRun() : -1;
       let now = eventNow(wall);
       if (ts === undefined) ts = now > Number.NEGATIVE_INFINITY ? now : wall;
       if (ts > now || now === Number.NEGATIVE_INFINITY) {

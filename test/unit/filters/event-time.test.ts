@@ -153,8 +153,17 @@ describe('event-time windows on the real clock', () => {
     expect(drops.n).toBe(0);
   });
 
+  /**
+   * Fake timers whose Date the windows take for the real clock (they refuse one marked fake: see C), so records
+   * may take the quick way; each timer and each advance ends a synchronous run (advanceTimersByTimeAsync).
+   */
+  function fakeRealClock(now: number): void {
+    vi.useFakeTimers({ now });
+    delete (Date as { isFake?: boolean }).isFake;
+  }
+
   it('anchor the event clock at the arrival of a record that comes in a later turn of the event loop', async () => {
-    vi.useFakeTimers({ now: 1_000_000 });
+    fakeRealClock(1_000_000);
     const { input, out, stop } = live({ every: '1s', lateness: '500ms' });
     input.next(at(0)); // the event clock reads 0 now
     await vi.advanceTimersByTimeAsync(300);
@@ -168,6 +177,83 @@ describe('event-time windows on the real clock', () => {
     await vi.advanceTimersByTimeAsync(200);
     expect(out).toEqual([[0, 2]]);
     stop();
+  });
+
+  it('move the timer with a record that moves the clock, so the window closes on time and later ones are late', async () => {
+    fakeRealClock(1_000_000);
+    const { input, out, drops, stop } = live({ every: '1s', lateness: 0 });
+    input.next(at(0));
+    input.next(at(900)); // the same run: the clock reads 900 now, and [0, 1000) is due 100 ms on
+    await vi.advanceTimersByTimeAsync(200);
+    expect(out).toEqual([[0, 2]]);
+    await vi.advanceTimersByTimeAsync(100);
+    input.next(at(800)); // the clock reads 1200: late
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(out).toEqual([[0, 2]]);
+    expect(drops.n).toBe(1);
+    stop();
+  });
+
+  it('never move the event clock back for a record behind it', async () => {
+    fakeRealClock(1_000_000);
+    const { input, out, stop } = live({ every: '10s', lateness: 0 });
+    input.next(at(0)); // the clock reads 0 at 1 000 000
+    await vi.advanceTimersByTimeAsync(5000); // and 5000 now
+    input.next(at(1000)); // behind the clock
+    input.next(at(2000)); // behind it too, in the same run: the clock stays at 5000
+    await vi.advanceTimersByTimeAsync(5100); // 10 100: [0, 10 000) has closed
+    expect(out).toEqual([[0, 3]]);
+    stop();
+  });
+
+  it('count a record of a later turn late once the clock has passed its window’s end, whether the timer fired or not', async () => {
+    fakeRealClock(1_000_000);
+    const { input, out, drops, stop } = live({ every: '10s', lateness: 0 });
+    input.next(at(0)); // the clock reads 0 at 1 000 000: the timer is due at 1 010 000
+    await vi.advanceTimersByTimeAsync(1);
+    input.next(at(40)); // 40 at 1 000 001: due 1 009 961, within the timer's slack (50 ms): it stays
+    await vi.advanceTimersByTimeAsync(9979);
+    input.next(at(30)); // the clock reads 10 019: [0, 10 000) has closed and this record is late
+    await vi.advanceTimersByTimeAsync(100);
+    expect(out).toEqual([[0, 2]]);
+    expect(drops.n).toBe(1);
+    stop();
+  });
+
+  it('read the clock for every record under fake timers that move it synchronously', () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const { input, out, drops, stop } = live({ every: '10s', lateness: '5s' });
+    setTimeout(() => input.next(at(0)), 0); // the clock reads 0 at 1 000 000
+    setTimeout(() => {
+      input.next(at(9500)); // 9500 at 1 009 000 (an earlier reading would give 18 500 …)
+      input.next(at(10_200)); // 10 200: the watermark is at 5200
+      input.next(at(9900)); // … and this record late: [0, 10 000) is still open
+    }, 9000);
+    vi.advanceTimersByTime(9000); // runs both timers in one synchronous run
+    input.complete();
+    expect(drops.n).toBe(0);
+    expect(out).toEqual([
+      [0, 3],
+      [10_000, 1],
+    ]);
+    stop();
+  });
+
+  it('read the clock for every record inside TestScheduler.run(), which puts virtual time behind the real schedulers', () => {
+    const s = new TestScheduler((x, y) => expect(x).toEqual(y));
+    const out: [number, unknown, unknown][] = [];
+    let dropped = 0;
+    s.run(({ cold }) => {
+      // The same records as above, b c d in one frame: the flow uses asyncScheduler, as by default.
+      cold('a 8999ms (bcd|)', { a: at(0), b: at(9500), c: at(10_200), d: at(9900) })
+        .pipe(countOp({ every: '10s', lateness: '5s' }, asyncScheduler, (n) => (dropped += n)))
+        .subscribe((r) => out.push([s.now(), r.start, r.count]));
+    });
+    expect(dropped).toBe(0);
+    expect(out).toEqual([
+      [9000, 0, 3],
+      [9000, 10_000, 1],
+    ]);
   });
 });
 
