@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { receiveWorkers } from '../src/netlink/batched.js';
 import { entryKey } from '../src/sources/conntrack/ended.js';
 import { parseConntrackOptions } from '../src/sources/conntrack/options.js';
 import type { ConntrackRecord } from '../src/sources/conntrack/record.js';
@@ -225,7 +226,42 @@ async function burstBench(ns: BenchNetns): Promise<void> {
   }
 }
 
+/**
+ * What a subscription costs before its first event: a NEW-event subscription opened, given time to start, and
+ * closed, 10 times, with a new receive worker each time and with the one the last subscription left (batched.ts).
+ * Process CPU (all threads) per cycle, less the idle wait's.
+ */
+async function subscribeBench(ns: BenchNetns): Promise<void> {
+  const cycle = async () => {
+    const c0 = total(processCpu('self'));
+    const sub = conntrack({ events: ['new'], netns: ns.name }).subscribe();
+    await new Promise((r) => setTimeout(r, 150));
+    sub.unsubscribe();
+    return total(processCpu('self')) - c0;
+  };
+  const kept = receiveWorkers.idleMax;
+  const cost: Record<string, number[]> = { 'a new worker': [], 'the worker the last one left': [] };
+  try {
+    await cycle(); // modules loaded, code warm
+    for (let i = 0; i < 10; i++) {
+      receiveWorkers.idleMax = 0;
+      await cycle(); // leaves none behind
+      cost['a new worker'].push(await cycle());
+      receiveWorkers.idleMax = kept;
+      await cycle(); // leaves one behind
+      cost['the worker the last one left'].push(await cycle());
+    }
+  } finally {
+    receiveWorkers.idleMax = kept;
+  }
+  const line = Object.entries(cost)
+    .map(([what, ms]) => `${what} ${fmt(median(ms), 0)} ms`)
+    .join(', ');
+  console.log(`Subscribing (NEW events, opened, 150 ms, closed), CPU per subscription, median of 10: ${line}`);
+}
+
 export async function benchConntrackEvents(ns: BenchNetns): Promise<void> {
+  await subscribeBench(ns);
   await rateBench(ns);
   await burstBench(ns);
 }

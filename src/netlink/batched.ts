@@ -27,6 +27,74 @@ const MAX_PACKET_DATAGRAM = 256 * 1024;
 const CLOSE_WAIT_MS = 2000;
 const koffiPath = createRequire(import.meta.url).resolve('koffi');
 
+/**
+ * Workers kept for the next transport once theirs closed, at most receiveWorkers.idleMax for IDLE_MS each:
+ * a new subscription then finds one with koffi loaded and its loop compiled (a new worker, its isolate and
+ * koffi cost some 65 ms of CPU; a kept one 2 ms). An idle worker holds no fd and keeps no process alive.
+ */
+const IDLE_MS = 30_000;
+const idle: { worker: Worker; timer: NodeJS.Timeout }[] = [];
+let jobs = 0;
+
+/** Workers started in this process, and how many may wait idle (tests and the benchmark set 0 to compare). */
+export const receiveWorkers = { started: 0, idleMax: 2 };
+
+/** A worker running `job`: an idle one if there is, else a new one. */
+function workerFor(job: Job): Worker {
+  const kept = idle.pop();
+  if (kept) {
+    clearTimeout(kept.timer);
+    kept.worker.ref();
+    kept.worker.postMessage(job);
+    return kept.worker;
+  }
+  receiveWorkers.started++;
+  const worker = new Worker(RECV_WORKER_SOURCE, {
+    eval: true,
+    // Not the parent's flags: under `node --input-type=module` the source would run as a module, without require.
+    execArgv: [],
+    workerData: { ...job, koffiPath },
+  });
+  // Its transport reports errors (onError); one while it waits idle (none are known) must not become an uncaught 'error'.
+  worker.on('error', () => {});
+  worker.on('exit', () => {
+    const i = idle.findIndex((k) => k.worker === worker);
+    if (i >= 0) {
+      clearTimeout(idle[i].timer);
+      idle.splice(i, 1);
+    }
+  });
+  return worker;
+}
+
+/** Keeps a worker that has let go of its job's fd for the next transport, or ends it. */
+function keep(worker: Worker): void {
+  if (idle.length >= receiveWorkers.idleMax) {
+    void worker.terminate();
+    return;
+  }
+  worker.unref();
+  const timer = setTimeout(() => {
+    const i = idle.findIndex((k) => k.worker === worker);
+    if (i >= 0) idle.splice(i, 1);
+    void worker.terminate();
+  }, IDLE_MS);
+  timer.unref();
+  idle.push({ worker, timer });
+}
+
+/** What a worker needs for one transport (recv-worker.ts). */
+interface Job {
+  job: number;
+  fd: number;
+  efd: number;
+  maxDatagram: number;
+  lingerMs: number;
+  readAhead: number;
+  state: SharedArrayBuffer;
+  ring: SharedArrayBuffer;
+}
+
 /** Opens the socket (in `opts.netns` if given); `configure` sets its options before the worker starts reading. */
 export function openBatchedTransport(opts: TransportOptions, configure: (fd: number) => void): RawTransport {
   const { fd, efd, port } = openOwnSocket(opts, configure);
@@ -49,6 +117,7 @@ class BatchedTransport extends FdTransport {
   private readonly state = new Int32Array(new SharedArrayBuffer(32));
   private readonly ring: Uint8Array;
   private readonly worker: Worker;
+  private readonly job: number;
   private fdsClosed = false;
 
   constructor(
@@ -61,41 +130,26 @@ class BatchedTransport extends FdTransport {
   ) {
     super(fd, port);
     this.ring = new Uint8Array(new SharedArrayBuffer(Math.max(RING_BYTES, 4 * (maxDatagram + 8))));
-    this.worker = new Worker(RECV_WORKER_SOURCE, {
-      eval: true,
-      // Not the parent's flags: under `node --input-type=module` the source would run as a module, without require.
-      execArgv: [],
-      workerData: {
-        koffiPath,
-        fd,
-        efd,
-        maxDatagram,
-        lingerMs,
-        readAhead: Math.max(1, readAhead),
-        state: this.state.buffer,
-        ring: this.ring.buffer,
-      },
+    this.job = ++jobs;
+    this.worker = workerFor({
+      job: this.job,
+      fd,
+      efd,
+      maxDatagram,
+      lingerMs,
+      readAhead: Math.max(1, readAhead),
+      state: this.state.buffer as SharedArrayBuffer,
+      ring: this.ring.buffer as SharedArrayBuffer,
     });
-    this.worker.on('message', (m: WorkerMessage) => this.onMessage(m));
-    this.worker.on('error', (err) =>
-      this.fail(new FlowgrabError('FG_ERR_NETLINK', `receive worker: ${err.message}`, { op: 'recvmsg', cause: err })),
-    );
-    // A worker that died, or did not let go within CLOSE_WAIT_MS, leaves the fds to be closed here.
-    this.worker.on('exit', () => {
-      this.closed = true;
-      this.closeFds();
-    });
+    this.worker.on('message', this.onMessage);
+    this.worker.on('error', this.onError);
+    this.worker.on('exit', this.onExit);
   }
 
-  private closeFds(): void {
-    if (this.fdsClosed) return;
-    this.fdsClosed = true;
-    closeFd(this.fd);
-    closeFd(this.efd);
-  }
-
-  private onMessage(m: WorkerMessage | 0): void {
-    if (m === 0) this.drain();
+  private readonly onMessage = (m: WorkerMessage | number): void => {
+    if (typeof m === 'number') {
+      if (m === this.job) this.drain();
+    } else if (m.job !== this.job) return;
     else if (m.truncated !== undefined) {
       this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram of ${m.truncated} bytes truncated`, { op: 'recvmsg' }));
     } else if (m.errno !== undefined) {
@@ -103,6 +157,22 @@ class BatchedTransport extends FdTransport {
         new FlowgrabError('FG_ERR_NETLINK', `recvmsg: ${errnoName(m.errno)}`, { op: 'recvmsg', errno: m.errno }),
       );
     }
+  };
+
+  private readonly onError = (err: Error): void =>
+    this.fail(new FlowgrabError('FG_ERR_NETLINK', `receive worker: ${err.message}`, { op: 'recvmsg', cause: err }));
+
+  /** A worker that died, or did not let go within CLOSE_WAIT_MS (and was ended), leaves the fds to be closed here. */
+  private readonly onExit = (): void => {
+    this.closed = true;
+    this.closeFds();
+  };
+
+  private closeFds(): void {
+    if (this.fdsClosed) return;
+    this.fdsClosed = true;
+    closeFd(this.fd);
+    closeFd(this.efd);
   }
 
   /**
@@ -168,11 +238,19 @@ class BatchedTransport extends FdTransport {
         left = deadline - Date.now();
       }
     }
-    if (Atomics.load(s, OWNER) === MAIN_OWNS) this.closeFds();
+    const w = this.worker;
+    w.off('message', this.onMessage);
+    w.off('error', this.onError);
+    if (Atomics.load(s, OWNER) === MAIN_OWNS) {
+      w.off('exit', this.onExit);
+      this.closeFds();
+      keep(w);
+    } else void w.terminate(); // stuck in a syscall past CLOSE_WAIT_MS: its exit closes the fds
   }
 }
 
 interface WorkerMessage {
+  job: number;
   truncated?: number;
   errno?: number;
 }

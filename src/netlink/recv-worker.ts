@@ -23,6 +23,12 @@
  * The worker reads at most `readAhead` bytes ahead of the main thread (the
  * whole ring unless the transport was asked for less).
  *
+ * A worker serves one transport at a time (a job: its fd, ring and state);
+ * once it has let go of one, batched.ts may hand it the next, so a new
+ * subscription finds koffi loaded and the loop compiled. Every message
+ * names its job (the wake-up is the job's number): one still queued from
+ * the previous job is not the next transport's news.
+ *
  * state: [0] stop, [1] write offset, [2] read offset, [3] main thread already
  * notified, [4] who may use the fd (0 nobody yet, 1 the worker, 2 the main
  * thread again), [5] the linger sleep's word. When the ring is full the
@@ -44,27 +50,29 @@ export const RECV_WORKER_SOURCE = `
 (async () => {
   const { parentPort, workerData } = await import('node:worker_threads');
   const { createRequire } = await import('node:module');
-  const state = new Int32Array(workerData.state);
+  const koffi = createRequire(workerData.koffiPath)(workerData.koffiPath);
   const OWNER = 4;
-  if (Atomics.compareExchange(state, OWNER, 0, 1) !== 0) return;
-  try {
-    run(parentPort, workerData, state, createRequire(workerData.koffiPath)(workerData.koffiPath));
-  } finally {
-    Atomics.store(state, OWNER, 2);
-    Atomics.notify(state, OWNER);
-  }
+  // One job per transport: the first comes as workerData, later ones (the worker kept for reuse) as messages.
+  const serve = (job) => {
+    const state = new Int32Array(job.state);
+    if (Atomics.compareExchange(state, OWNER, 0, 1) !== 0) return;
+    try {
+      run(parentPort, job, state, koffi);
+    } finally {
+      Atomics.store(state, OWNER, 2);
+      Atomics.notify(state, OWNER);
+    }
+  };
+  parentPort.on('message', serve);
+  serve(workerData);
 })();
 function run(parentPort, workerData, state, koffi) {
-  const { fd, efd, maxDatagram, lingerMs, readAhead } = workerData;
+  const { job, fd, efd, maxDatagram, lingerMs, readAhead } = workerData;
   const STOP = 0, W = 1, R = 2, NOTIFIED = 3, LINGER = 5;
   const ring = workerData.ring;
   const size = ring.byteLength;
   const buf = Buffer.from(ring);
-  const c = koffi.load('libc.so.6');
-  const poll = c.func('int poll(void *, unsigned long, int)');
-  // The buffer argument as an address: the shared ring never moves, and a subarray per datagram would be garbage.
-  const recvfrom = c.func('intptr_t recvfrom(int, uintptr_t, uintptr_t, int, void *, void *)');
-  const recvmmsg = c.func('int recvmmsg(int, uintptr_t, unsigned int, int, void *)');
+  const { poll, recvfrom, recvmmsg } = libc(koffi);
   const base = Number(koffi.address(buf));
   if (!Number.isSafeInteger(base)) throw new Error('ring address beyond 2^53');
   const POLLIN = 1, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, EINTR = 4, EAGAIN = 11, WRAP = 0xffffffff;
@@ -86,7 +94,7 @@ function run(parentPort, workerData, state, koffi) {
     if (unpublished === 0) return;
     unpublished = 0;
     Atomics.store(state, W, w);
-    if (Atomics.compareExchange(state, NOTIFIED, 0, 1) === 0) parentPort.postMessage(0);
+    if (Atomics.compareExchange(state, NOTIFIED, 0, 1) === 0) parentPort.postMessage(job);
   }
   /**
    * Room for one more datagram at w, wrapping to 0 when the tail is too short; false when the ring is full
@@ -116,14 +124,14 @@ function run(parentPort, workerData, state, koffi) {
     const e = koffi.errno();
     if (e === EAGAIN || e === EINTR) return;
     publish();
-    parentPort.postMessage({ errno: e });
+    parentPort.postMessage({ job, errno: e });
   }
   /** Copies datagram i of the last recvmmsg into the ring (room is known: slots()), or reports it truncated. */
   function take(i) {
     const len = mm.hdrs.readUInt32LE(i * 64 + 56);
     if (len > maxDatagram) {
       publish();
-      parentPort.postMessage({ truncated: len });
+      parentPort.postMessage({ job, truncated: len });
       return;
     }
     room();
@@ -180,7 +188,7 @@ function run(parentPort, workerData, state, koffi) {
       }
       if (got > maxDatagram) {
         publish();
-        parentPort.postMessage({ truncated: got });
+        parentPort.postMessage({ job, truncated: got });
         continue;
       }
       buf.writeUInt32LE(got, w);
@@ -191,6 +199,19 @@ function run(parentPort, workerData, state, koffi) {
     }
     publish();
   }
+}
+/** The calls the loop makes, bound once per worker (every job it serves uses the same). */
+let bound;
+function libc(koffi) {
+  if (bound) return bound;
+  const c = koffi.load('libc.so.6');
+  bound = {
+    poll: c.func('int poll(void *, unsigned long, int)'),
+    // The buffer argument as an address: the shared ring never moves, and a subarray per datagram would be garbage.
+    recvfrom: c.func('intptr_t recvfrom(int, uintptr_t, uintptr_t, int, void *, void *)'),
+    recvmmsg: c.func('int recvmmsg(int, uintptr_t, unsigned int, int, void *)'),
+  };
+  return bound;
 }
 /** The buffers of one recvmmsg(2) of up to count datagrams of size bytes: data, iovecs, sockaddr_nl names, headers. */
 function mmsgArea(koffi, count, size) {

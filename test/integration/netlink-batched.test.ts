@@ -6,7 +6,10 @@
  * counter and receive buffer, and its close() has closed the fd when it
  * returns, so an NFLOG group or NFQUEUE queue is free again at once.
  */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { receiveWorkers } from '../../src/netlink/batched.js';
 import { NFNLGRP_CONNTRACK_NEW } from '../../src/netlink/conntrack/enums.js';
 import { ctDumpRequest, decodeCtMessage } from '../../src/netlink/conntrack/messages.js';
 import { NETLINK_NETFILTER, NLM_F_DUMP } from '../../src/netlink/enums.js';
@@ -17,6 +20,7 @@ import { NetlinkSocket } from '../../src/netlink/socket.js';
 import { floodUdpSync } from '../../src/testing/flood.js';
 import { type Netns, waitFor } from '../../src/testing/lab/index.js';
 import { conntrackNetns, kernelIds } from '../helpers/conntrack-cli.js';
+import { DIST } from '../helpers/daemon.js';
 import { fileLab } from '../helpers/lab.js';
 import { socketFds } from '../helpers/netlink-proc.js';
 
@@ -140,5 +144,63 @@ describe('batched netlink receive', () => {
       }
     }
     expect(socketFds().length).toBe(before);
+  });
+
+  it('hands a closed transport’s worker to the next one, which receives as a new one would', async () => {
+    const open = () =>
+      NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns: ns.name, batched: true }, openNativeTransport);
+    const first = open();
+    const started = receiveWorkers.started;
+    first.close();
+    const second = open();
+    try {
+      expect(receiveWorkers.started).toBe(started);
+      let events = 0;
+      second.onEvent((m) => {
+        if (m.type === 0x100) events++;
+      });
+      second.joinGroup(NFNLGRP_CONNTRACK_NEW);
+      floodUdpSync(ns.name, { count: 500, base: 9 });
+      await waitFor(() => events >= 500, { timeoutMs: 10_000, what: '500 NEW events on the reused worker' });
+      expect(events).toBe(500);
+    } finally {
+      second.close();
+    }
+    // With none kept idle (the first takes the one kept above), each transport starts its own.
+    receiveWorkers.idleMax = 0;
+    try {
+      open().close();
+      const before = receiveWorkers.started;
+      open().close();
+      open().close();
+      expect(receiveWorkers.started).toBe(before + 2);
+    } finally {
+      receiveWorkers.idleMax = 2;
+    }
+  });
+
+  it('an idle worker keeps no process alive', async () => {
+    const socket = join(DIST, 'src/netlink/socket.js');
+    const native = join(DIST, 'src/netlink/native.js');
+    const script = `
+      const { NetlinkSocket } = await import(${JSON.stringify(socket)});
+      const { openNativeTransport } = await import(${JSON.stringify(native)});
+      const s = NetlinkSocket.open({ protocol: 12, batched: true }, openNativeTransport);
+      setTimeout(() => { s.close(); console.log('closed'); }, 100);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    try {
+      // Idle workers end after 30 s: a process that waited for that would miss this bound.
+      const code = await Promise.race([exited, waitFor(() => false, { timeoutMs: 15_000, what: 'the child to exit' })]);
+      expect(code).toBe(0);
+      expect(out).toBe('closed\n');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
