@@ -53,8 +53,10 @@ function workerFor(job: Job): Worker {
     eval: true,
     // Not the parent's flags: under `node --input-type=module` the source would run as a module, without require.
     execArgv: [],
-    workerData: { ...job, koffiPath },
+    // Jobs come as messages, the first too: workerData lives as long as the worker (a ring is 8 MiB).
+    workerData: { koffiPath },
   });
+  worker.postMessage(job);
   // Its transport reports errors (onError); one while it waits idle (none are known) must not become an uncaught 'error'.
   worker.on('error', () => {});
   worker.on('exit', () => {
@@ -109,7 +111,7 @@ const R = 2;
 const NOTIFIED = 3;
 const OWNER = 4;
 const LINGER = 5;
-/** OWNER values (recv-worker.ts): the worker may use the fd; the main thread has it back. */
+/** OWNER values (recv-worker.ts): the worker may use the fd; the main thread has it back (3: from a dying worker). */
 const WORKER_OWNS = 1;
 const MAIN_OWNS = 2;
 
@@ -119,6 +121,7 @@ class BatchedTransport extends FdTransport {
   private readonly worker: Worker;
   private readonly job: number;
   private fdsClosed = false;
+  private workerFailed = false;
 
   constructor(
     fd: number,
@@ -159,11 +162,15 @@ class BatchedTransport extends FdTransport {
     }
   };
 
-  private readonly onError = (err: Error): void =>
+  private readonly onError = (err: Error): void => {
+    this.workerFailed = true;
     this.fail(new FlowgrabError('FG_ERR_NETLINK', `receive worker: ${err.message}`, { op: 'recvmsg', cause: err }));
+  };
 
   /** A worker that died, or did not let go within CLOSE_WAIT_MS (and was ended), leaves the fds to be closed here. */
   private readonly onExit = (): void => {
+    if (!this.closed && !this.workerFailed)
+      this.fail(new FlowgrabError('FG_ERR_NETLINK', 'receive worker exited', { op: 'recvmsg' }));
     this.closed = true;
     this.closeFds();
   };
@@ -241,11 +248,16 @@ class BatchedTransport extends FdTransport {
     const w = this.worker;
     w.off('message', this.onMessage);
     w.off('error', this.onError);
-    if (Atomics.load(s, OWNER) === MAIN_OWNS) {
-      w.off('exit', this.onExit);
-      this.closeFds();
-      keep(w);
-    } else void w.terminate(); // stuck in a syscall past CLOSE_WAIT_MS: its exit closes the fds
+    const owner = Atomics.load(s, OWNER);
+    if (owner === WORKER_OWNS) {
+      void w.terminate(); // stuck in a syscall past CLOSE_WAIT_MS: its exit closes the fds
+      return;
+    }
+    w.off('exit', this.onExit);
+    this.closeFds();
+    // A worker whose job failed (it let go as it died) serves no other.
+    if (owner === MAIN_OWNS && !this.workerFailed) keep(w);
+    else void w.terminate();
   }
 }
 

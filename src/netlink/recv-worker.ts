@@ -31,7 +31,7 @@
  *
  * state: [0] stop, [1] write offset, [2] read offset, [3] main thread already
  * notified, [4] who may use the fd (0 nobody yet, 1 the worker, 2 the main
- * thread again), [5] the linger sleep's word. When the ring is full the
+ * thread again, 3 the main thread, from a worker that failed), [5] the linger sleep's word. When the ring is full the
  * worker stops reading; the kernel's queue then fills and the kernel counts
  * what it drops (SO_MEMINFO), as for any slow reader.
  *
@@ -52,19 +52,21 @@ export const RECV_WORKER_SOURCE = `
   const { createRequire } = await import('node:module');
   const koffi = createRequire(workerData.koffiPath)(workerData.koffiPath);
   const OWNER = 4;
-  // One job per transport: the first comes as workerData, later ones (the worker kept for reuse) as messages.
+  // One job per transport, each a message (the worker kept for reuse serves the next).
   const serve = (job) => {
     const state = new Int32Array(job.state);
     if (Atomics.compareExchange(state, OWNER, 0, 1) !== 0) return;
+    let ok = false;
     try {
       run(parentPort, job, state, koffi);
+      ok = true;
     } finally {
-      Atomics.store(state, OWNER, 2);
+      // Let go of the fd either way; 3: this worker is dying (run threw) and must serve no other job.
+      Atomics.store(state, OWNER, ok ? 2 : 3);
       Atomics.notify(state, OWNER);
     }
   };
   parentPort.on('message', serve);
-  serve(workerData);
 })();
 function run(parentPort, workerData, state, koffi) {
   const { job, fd, efd, maxDatagram, lingerMs, readAhead } = workerData;
