@@ -5,7 +5,8 @@
  * numbers, and CPU per 1 000 queries (each query + response = 2 records).
  */
 import { spawn } from 'node:child_process';
-import { dns, dnsTeardown } from '../src/sources/dns/source.js';
+import { dns } from '../src/sources/dns/source.js';
+import { sourcesTornDown } from '../src/sources/teardown.js';
 import { floodDns } from '../src/testing/flood.js';
 import { Lab } from '../src/testing/lab/lab.js';
 import { waitFor } from '../src/testing/lab/netns.js';
@@ -29,7 +30,7 @@ async function round(lab: Lab, rtr: string, cli: string, rate: number): Promise<
   const cpu = process.cpuUsage(cpu0);
   const secs = (Date.now() - t0) / 1000;
   sub.unsubscribe();
-  await dnsTeardown();
+  await sourcesTornDown();
   const cpuMs = (cpu.user + cpu.system) / 1000;
   console.log(
     `  ${rate}/s asked (${fmt(g.sent / g.seconds, 0)}/s sent, ${g.received} answered): ${records} records (${fmt(records / secs, 0)}/s), loss counted ${lost}, ` +

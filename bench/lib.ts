@@ -37,8 +37,10 @@ export class BenchNetns {
   exec(argv: string[]): string {
     return sh(['ip', 'netns', 'exec', this.name, ...argv]);
   }
-  /** Runs the UDP flow generator inside the namespace; resolves with its elapsed seconds. */
-  /** `onSpawned` runs once the generator process is forked, before it sends: CPU measured from then on leaves out the fork. */
+  /**
+   * Runs the UDP flow generator inside the namespace; resolves with its elapsed seconds. `onSpawned` runs once
+   * the generator process is forked, before it sends: CPU measured from then on leaves out the fork.
+   */
   generate(count: number, rate: number, base: number, onSpawned?: () => void): Promise<number> {
     return floodUdp(this.name, { count, rate, base }, onSpawned);
   }

@@ -9,7 +9,8 @@
  * the main-thread one, in the same run; and the latency a queued packet sees,
  * as ping's round trip through a queue whose reader accepts at once.
  */
-import { nfqueue, nfqueueTeardown } from '../src/sources/nfqueue/source.js';
+import { nfqueue } from '../src/sources/nfqueue/source.js';
+import { sourcesTornDown } from '../src/sources/teardown.js';
 import { floodUdp } from '../src/testing/flood.js';
 import { Lab } from '../src/testing/lab/lab.js';
 import type { Netns } from '../src/testing/lab/netns.js';
@@ -95,7 +96,7 @@ async function queued(ns: Netns, base: number, batch: boolean, batchedReceive = 
   await waitFor(async () => (await counter(ns)) - before >= seen, { timeoutMs: 5_000 }).catch(() => {});
   const delivered = (await counter(ns)) - before;
   sub.unsubscribe();
-  await nfqueueTeardown();
+  await sourcesTornDown();
   const secs = (last - first) / 1000;
   return { pps: seen / secs, delivered, lost, cpuUsPerPacket: (cpu.user + cpu.system) / COUNT };
 }
@@ -124,7 +125,7 @@ async function pingRtt(ns: Netns, batchedReceive?: boolean): Promise<number> {
     return rtts[rtts.length >> 1] ?? Number.NaN;
   } finally {
     sub?.unsubscribe();
-    await nfqueueTeardown();
+    await sourcesTornDown();
   }
 }
 
@@ -156,7 +157,7 @@ export async function benchNfqueue(): Promise<void> {
       `  ping round trip (median of 50): no queue ${fmt(none, 3)} ms; through the queue: batched reader ${fmt(batched, 3)} ms, main-thread reader ${fmt(main, 3)} ms`,
     );
   } finally {
-    await nfqueueTeardown();
+    await sourcesTornDown();
     await lab.close();
   }
 }

@@ -4,6 +4,7 @@ import type { RemotePacket } from '../daemon/client.js';
 import type { NfqueueRules } from '../sources/nfqueue/options.js';
 import type { QueuedPacket } from '../sources/nfqueue/queued.js';
 import type { PacketRecord } from '../sources/nfqueue/record.js';
+import { sourcesTornDown } from '../sources/teardown.js';
 import { positiveInt, seconds } from './args.js';
 import { logLine, logNotice } from './output.js';
 import { runStream } from './run.js';
@@ -152,8 +153,7 @@ export function nfqueueCommand(): Command {
         toJson,
       );
       // The last subscriber leaving decides what is still queued, removes the rules and unbinds: wait for it.
-      const { nfqueueTeardown } = await import('../sources/nfqueue/source.js');
-      await nfqueueTeardown();
+      await sourcesTornDown();
     });
 }
 

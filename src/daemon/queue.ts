@@ -14,6 +14,7 @@ import { FlowgrabError } from '../errors.js';
 import type { NfqueueRules } from '../sources/nfqueue/options.js';
 import type { QueuedPacket, VerdictOptions } from '../sources/nfqueue/queued.js';
 import { type NfqueueSource, nfqueue } from '../sources/nfqueue/source.js';
+import { sourcesTornDown } from '../sources/teardown.js';
 import {
   formatMark,
   hex,
@@ -293,8 +294,7 @@ export class QueueMux {
     this.sub?.unsubscribe();
     this.sub = undefined;
     this.source = undefined;
-    const { nfqueueTeardown } = await import('../sources/nfqueue/source.js');
-    await nfqueueTeardown();
+    await sourcesTornDown();
   }
 
   private onPacket(p: QueuedPacket): void {

@@ -59,14 +59,16 @@ function workerFor(job: Job): Worker {
   worker.postMessage(job);
   // Its transport reports errors (onError); one while it waits idle (none are known) must not become an uncaught 'error'.
   worker.on('error', () => {});
-  worker.on('exit', () => {
-    const i = idle.findIndex((k) => k.worker === worker);
-    if (i >= 0) {
-      clearTimeout(idle[i].timer);
-      idle.splice(i, 1);
-    }
-  });
+  worker.on('exit', () => forget(worker));
   return worker;
+}
+
+/** Takes a worker off the idle list, if it is there. */
+function forget(worker: Worker): void {
+  const i = idle.findIndex((k) => k.worker === worker);
+  if (i < 0) return;
+  clearTimeout(idle[i].timer);
+  idle.splice(i, 1);
 }
 
 /** Keeps a worker that has let go of its job's fd for the next transport, or ends it. */
@@ -77,8 +79,7 @@ function keep(worker: Worker): void {
   }
   worker.unref();
   const timer = setTimeout(() => {
-    const i = idle.findIndex((k) => k.worker === worker);
-    if (i >= 0) idle.splice(i, 1);
+    forget(worker);
     void worker.terminate();
   }, IDLE_MS);
   timer.unref();

@@ -215,8 +215,17 @@ function libc(koffi) {
   };
   return bound;
 }
-/** The buffers of one recvmmsg(2) of up to count datagrams of size bytes: data, iovecs, sockaddr_nl names, headers. */
+/**
+ * The buffers of one recvmmsg(2) of up to count datagrams of size bytes: data, iovecs, sockaddr_nl names,
+ * headers. The last one is kept: the next job of the same sizes (one job runs at a time) takes it again.
+ */
+let area;
 function mmsgArea(koffi, count, size) {
+  if (area && area.count === count && area.size === size) return area;
+  area = newArea(koffi, count, size);
+  return area;
+}
+function newArea(koffi, count, size) {
   const data = Buffer.alloc(count * size);
   const iov = Buffer.alloc(count * 16);
   const names = Buffer.alloc(count * 12);
@@ -231,6 +240,6 @@ function mmsgArea(koffi, count, size) {
     hdrs.writeBigUInt64LE(1n, i * 64 + 24);
   }
   // iov and names are referenced from hdrs by address only: kept here so they live as long as hdrs.
-  return { data, iov, names, hdrs, address: Number(koffi.address(hdrs)) };
+  return { count, size, data, iov, names, hdrs, address: Number(koffi.address(hdrs)) };
 }
 `;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicy } from '../../src/auth/load.js';
 import { Daemon } from '../../src/daemon/server.js';
-import { dnsTeardown } from '../../src/sources/dns/source.js';
+import { sourcesTornDown } from '../../src/sources/teardown.js';
 import { Lab, type Netns, run, uniqueId, waitFor } from '../../src/testing/lab/index.js';
 import { CT_RULESET } from '../helpers/conntrack-cli.js';
 import {
@@ -127,7 +127,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await daemon?.close();
-  await dnsTeardown();
+  await sourcesTornDown();
   await lab?.close();
   await removeUser(user);
   if (dir) rmSync(dir, { recursive: true, force: true });

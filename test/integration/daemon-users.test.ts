@@ -12,7 +12,7 @@ import { loadPolicy } from '../../src/auth/load.js';
 import type { PolicyInput } from '../../src/auth/policy.js';
 import type { Peer } from '../../src/daemon/peer.js';
 import { Daemon } from '../../src/daemon/server.js';
-import { dnsTeardown } from '../../src/sources/dns/source.js';
+import { sourcesTornDown } from '../../src/sources/teardown.js';
 import { floodUdp } from '../../src/testing/flood.js';
 import { Lab, type Netns, run, waitFor } from '../../src/testing/lab/index.js';
 import { conntrackNetns } from '../helpers/conntrack-cli.js';
@@ -160,7 +160,7 @@ afterAll(async () => {
   for (const p of procs) await p.stop();
   for (const d of spawned) await d.stop();
   await daemon?.close();
-  await dnsTeardown();
+  await sourcesTornDown();
   await lab?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
   await removeUsers([A, B, C]);

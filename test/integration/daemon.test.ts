@@ -21,7 +21,8 @@ import type { Rec } from '../../src/filters/registry.js';
 import { Flowgrab } from '../../src/flow/flowgrab.js';
 import type { FlowHandle } from '../../src/flow/handle.js';
 import type { FlowOp, FlowState } from '../../src/flow/states.js';
-import { dnsFeedRefs, dnsTeardown } from '../../src/sources/dns/source.js';
+import { dnsFeedRefs } from '../../src/sources/dns/source.js';
+import { sourcesTornDown } from '../../src/sources/teardown.js';
 import { fakeFeed } from '../../src/testing/fake-source.js';
 import { floodUdp } from '../../src/testing/flood.js';
 import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
@@ -167,7 +168,7 @@ afterAll(async () => {
   for (const c of clients) await c.close().catch(() => {});
   for (const d of spawned) await d.stop();
   await daemon?.close();
-  await dnsTeardown();
+  await sourcesTornDown();
   await lab?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -535,7 +536,7 @@ describe('clients that go away', () => {
     await waitFor(() => !statusClients().some((c) => c.pid === p.pid), { what: 'the client to be gone' });
     expect(daemonFlow('doomed')).toBeUndefined();
     expect(dnsFeedRefs({ netns: ns.name })).toBe(0);
-    await dnsTeardown();
+    await sourcesTornDown();
     await waitFor(async () => !(await nftTables(ns.name)).some((t) => t.includes('flowgrab')), {
       what: 'the dns table to go',
     });

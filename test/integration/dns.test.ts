@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Flowgrab } from '../../src/flow/flowgrab.js';
 import type { DnsRecord } from '../../src/sources/dns/record.js';
-import { dns, dnsTeardown } from '../../src/sources/dns/source.js';
+import { dns } from '../../src/sources/dns/source.js';
 import type { SourceNotice } from '../../src/sources/notice.js';
-import { teardownsPending } from '../../src/sources/teardown.js';
+import { sourcesTornDown, teardownsPending } from '../../src/sources/teardown.js';
 import { createHomeNetwork, type HomeNetwork, waitFor } from '../../src/testing/lab/index.js';
 
 const cli = join(import.meta.dirname, '../../dist/src/cli/flowgrab.js');
@@ -16,7 +16,7 @@ beforeAll(async () => {
   home = await createHomeNetwork();
 });
 afterAll(async () => {
-  await dnsTeardown();
+  await sourcesTornDown();
   await home?.close();
 });
 
@@ -48,7 +48,7 @@ async function capture(
     });
   } finally {
     sub.unsubscribe();
-    await dnsTeardown();
+    await sourcesTornDown();
   }
   return { recs, notices };
 }
@@ -282,7 +282,7 @@ describe('dns source on the home network', () => {
     await home.clients[0].ns.exec(['dig', '+short', `@${home.routerLan.ipv4}`, 'router.lan', 'A']);
     await waitFor(() => recs.some((r) => r.kind === 'response'), { timeoutMs: 5000 });
     sub.unsubscribe();
-    await dnsTeardown();
+    await sourcesTornDown();
     expect(await tables()).not.toMatch(/flowgrab_dns/);
   });
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Rec } from '../../src/filters/registry.js';
 import { Flowgrab } from '../../src/flow/flowgrab.js';
-import { dnsTeardown } from '../../src/sources/dns/source.js';
+import { sourcesTornDown } from '../../src/sources/teardown.js';
 import { createHomeNetwork, generateTraffic, type HomeNetwork, waitFor } from '../../src/testing/lab/index.js';
 import { type LineProcess, startNodeAs } from '../helpers/daemon.js';
 
@@ -17,7 +17,7 @@ beforeAll(async () => {
   home = await createHomeNetwork();
 });
 afterAll(async () => {
-  await dnsTeardown();
+  await sourcesTornDown();
   await home?.close();
 });
 
@@ -103,7 +103,7 @@ describe('flow graphs on the home network', () => {
     expect(got.length).toBeGreaterThan(0);
     expect(named()).toBe(true);
     await fg.close();
-    await dnsTeardown();
+    await sourcesTornDown();
   });
 
   it('examples/dns-log and examples/conntrack-top run and print what the network did', async () => {
@@ -148,7 +148,7 @@ describe('flow graphs on the home network', () => {
       expect(top.lines.join('\n')).toMatch(talker);
     } finally {
       await Promise.all([dnsLog.stop(), top.stop()]);
-      await dnsTeardown();
+      await sourcesTornDown();
     }
   });
 

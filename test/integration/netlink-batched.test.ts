@@ -22,6 +22,7 @@ import { type Netns, waitFor } from '../../src/testing/lab/index.js';
 import { conntrackNetns, kernelIds } from '../helpers/conntrack-cli.js';
 import { DIST } from '../helpers/daemon.js';
 import { fileLab } from '../helpers/lab.js';
+import { newEventsOfFlood } from '../helpers/netlink-events.js';
 import { socketFds } from '../helpers/netlink-proc.js';
 
 const FLOWS = 5_000;
@@ -155,13 +156,12 @@ describe('batched netlink receive', () => {
     const second = open();
     try {
       expect(receiveWorkers.started).toBe(started);
-      let events = 0;
-      second.onEvent((m) => {
-        if (m.type === 0x100) events++;
-      });
-      second.joinGroup(NFNLGRP_CONNTRACK_NEW);
-      floodUdpSync(ns.name, { count: 500, base: 9 });
-      await waitFor(() => events >= 500, { timeoutMs: 10_000, what: '500 NEW events on the reused worker' });
+      const events = await newEventsOfFlood(
+        second,
+        ns.name,
+        { count: 500, base: 9 },
+        '500 NEW events on the reused worker',
+      );
       expect(events).toBe(500);
     } finally {
       second.close();
@@ -185,19 +185,18 @@ describe('batched netlink receive', () => {
     const script = `
       const { NetlinkSocket } = await import(${JSON.stringify(socket)});
       const { openNativeTransport } = await import(${JSON.stringify(native)});
-      const s = NetlinkSocket.open({ protocol: 12, batched: true }, openNativeTransport);
-      setTimeout(() => { s.close(); console.log('closed'); }, 100);
+      NetlinkSocket.open({ protocol: 12, batched: true }, openNativeTransport).close();
+      console.log('closed');
     `;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
     });
-    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
     try {
       // Idle workers end after 30 s: a process that waited for that would miss this bound.
-      const code = await Promise.race([exited, waitFor(() => false, { timeoutMs: 15_000, what: 'the child to exit' })]);
-      expect(code).toBe(0);
+      await waitFor(() => child.exitCode !== null, { timeoutMs: 15_000, what: 'the child to exit' });
+      expect(child.exitCode).toBe(0);
       expect(out).toBe('closed\n');
     } finally {
       child.kill('SIGKILL');

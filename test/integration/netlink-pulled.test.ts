@@ -20,6 +20,7 @@ import { floodUdpSync } from '../../src/testing/flood.js';
 import { type Netns, waitFor } from '../../src/testing/lab/index.js';
 import { conntrackNetns, kernelIds } from '../helpers/conntrack-cli.js';
 import { fileLab } from '../helpers/lab.js';
+import { newEventsOfFlood } from '../helpers/netlink-events.js';
 import { socketFds } from '../helpers/netlink-proc.js';
 
 const FLOWS = 10_000;
@@ -129,13 +130,7 @@ describe('pulled netlink transport', () => {
       openNativeTransport,
     );
     try {
-      let seen = 0;
-      other.onEvent((m) => {
-        if (m.type === 0x100) seen++;
-      });
-      other.joinGroup(NFNLGRP_CONNTRACK_NEW);
-      floodUdpSync(ns.name, { count: 5, base: 41 });
-      await waitFor(() => seen >= 5, { timeoutMs: 10_000, what: "the other socket's 5 NEW events" });
+      await newEventsOfFlood(other, ns.name, { count: 5, base: 41 }, "the other socket's 5 NEW events");
     } finally {
       other.close();
     }

@@ -6,8 +6,9 @@ import type { TransportOptions } from '../../src/netlink/transport.js';
 import { IptablesQueueRules, sweepStaleQueueChains } from '../../src/sources/firewall/iptables.js';
 import type { NfqueueOptionsInput } from '../../src/sources/nfqueue/options.js';
 import type { QueuedPacket } from '../../src/sources/nfqueue/queued.js';
-import { nfqueue, nfqueueTeardown } from '../../src/sources/nfqueue/source.js';
+import { nfqueue } from '../../src/sources/nfqueue/source.js';
 import type { SourceNotice } from '../../src/sources/notice.js';
+import { sourcesTornDown } from '../../src/sources/teardown.js';
 import { floodUdpSync } from '../../src/testing/flood.js';
 import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
 
@@ -37,7 +38,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await nfqueueTeardown();
+  await sourcesTornDown();
   await lab?.close();
 });
 
@@ -47,7 +48,7 @@ const subscriptions: { unsubscribe(): void }[] = [];
 afterEach(async () => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
   for (const s of subscriptions.splice(0)) s.unsubscribe();
-  await nfqueueTeardown();
+  await sourcesTornDown();
   await sweepStaleQueueChains(cli.name);
 });
 
@@ -88,7 +89,7 @@ async function queue(opts: Partial<NfqueueOptionsInput> & { queue: number }, dec
     notices,
     stop: async () => {
       sub.unsubscribe();
-      await nfqueueTeardown();
+      await sourcesTornDown();
     },
   };
 }

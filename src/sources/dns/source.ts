@@ -4,7 +4,7 @@ import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
 import { signalReady } from '../ready.js';
 import { SharedFeeds } from '../sharing.js';
-import { sourcesTornDown, trackTeardown } from '../teardown.js';
+import { trackTeardown } from '../teardown.js';
 import { DnsFeed } from './feed.js';
 import { type DnsConfig, type DnsOptionsInput, parseDnsOptions } from './options.js';
 import type { DnsRecord } from './record.js';
@@ -17,11 +17,6 @@ const feeds = new SharedFeeds<DnsConfig, DnsFeed>({
   open: (cfg, transport) => new DnsFeed(cfg, transport as TransportFactory),
   dispose: (feed) => void trackTeardown(feed.close()),
 });
-
-/** Resolves when every closed DNS feed has removed its firewall rules (teardown is asynchronous). */
-export async function dnsTeardown(): Promise<void> {
-  await sourcesTornDown();
-}
 
 export function dnsFeedRefs(options: DnsOptionsInput = {}): number {
   return feeds.refs(parseDnsOptions(options), options.transport);

@@ -9,4 +9,4 @@ export {
 } from './options.js';
 export type { QueuedPacket, VerdictOptions } from './queued.js';
 export { PacketRecord } from './record.js';
-export { NfqueueSource, nfqueue, nfqueueFeedRefs, nfqueueTeardown } from './source.js';
+export { NfqueueSource, nfqueue, nfqueueFeedRefs } from './source.js';

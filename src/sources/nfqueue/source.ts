@@ -16,7 +16,7 @@ import type { NoticeObserver } from '../notice.js';
 import type { ReadyObserver } from '../ready.js';
 import { signalReady } from '../ready.js';
 import { SharedFeeds } from '../sharing.js';
-import { sourcesTornDown, trackTeardown } from '../teardown.js';
+import { trackTeardown } from '../teardown.js';
 import { NfqueueFeed } from './feed.js';
 import { type NfqueueConfig, type NfqueueOptionsInput, parseNfqueueOptions, type VerdictName } from './options.js';
 import type { QueuedPacket, VerdictOptions } from './queued.js';
@@ -42,11 +42,6 @@ const feeds = new SharedFeeds<NfqueueConfig, NfqueueFeed>({
     teardowns.set(key, p);
   },
 });
-
-/** Resolves when every closed queue has decided its packets, removed its rules and unbound. */
-export async function nfqueueTeardown(): Promise<void> {
-  await sourcesTornDown();
-}
 
 export function nfqueueFeedRefs(options: NfqueueOptionsInput): number {
   return feeds.refs(parseNfqueueOptions(options), options.transport);

@@ -16,8 +16,9 @@ import { packetToJson } from '../../../src/sources/nfqueue/json.js';
 import type { NfqueueOptionsInput } from '../../../src/sources/nfqueue/options.js';
 import type { QueuedPacket } from '../../../src/sources/nfqueue/queued.js';
 import { PacketRecord } from '../../../src/sources/nfqueue/record.js';
-import { nfqueue, nfqueueFeedRefs, nfqueueTeardown } from '../../../src/sources/nfqueue/source.js';
+import { nfqueue, nfqueueFeedRefs } from '../../../src/sources/nfqueue/source.js';
 import type { SourceNotice } from '../../../src/sources/notice.js';
+import { sourcesTornDown } from '../../../src/sources/teardown.js';
 import { ackReply, FakeKernel, type FakeSocket } from '../../../src/testing/fake-netlink.js';
 import { fixtureMessages } from '../../helpers/fixtures.js';
 
@@ -50,7 +51,7 @@ const opened: { unsubscribe(): void }[] = [];
 // A failed test must not leave its queue open for the next one (feeds are shared per queue).
 afterEach(async () => {
   for (const s of opened.splice(0)) s.unsubscribe();
-  await nfqueueTeardown();
+  await sourcesTornDown();
 });
 
 /** Subscribes to queue 3 on a fake kernel; `got` fills with the emitted packets. */
@@ -78,7 +79,7 @@ async function open(k: FakeKernel, opts: Partial<NfqueueOptionsInput> = {}) {
   const sock = k.sockets.at(-1)!;
   const close = async () => {
     sub.unsubscribe();
-    await nfqueueTeardown();
+    await sourcesTornDown();
   };
   return { src, sub, got, notices, errors, sock, close };
 }
@@ -234,7 +235,7 @@ describe('nfqueue source (fake kernel)', () => {
     const q = await open(k);
     q.sub.unsubscribe();
     q.sock.deliver(pkt(1), 0); // lands before the unbind's ACK
-    await nfqueueTeardown();
+    await sourcesTornDown();
     expect(q.got).toEqual([]);
     expect(verdicts(q.sock)).toEqual([{ batch: false, queue: 3, verdict: Q.NF_ACCEPT, id: 1 }]);
   });

@@ -10,9 +10,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { NLM_F_ACK } from '../../../src/netlink/enums.js';
 import { arp, arpFeedRefs } from '../../../src/sources/arp/source.js';
 import { conntrack, conntrackFeedRefs } from '../../../src/sources/conntrack/source.js';
-import { dns, dnsFeedRefs, dnsTeardown } from '../../../src/sources/dns/source.js';
-import { nfqueue, nfqueueFeedRefs, nfqueueTeardown } from '../../../src/sources/nfqueue/source.js';
+import { dns, dnsFeedRefs } from '../../../src/sources/dns/source.js';
+import { nfqueue, nfqueueFeedRefs } from '../../../src/sources/nfqueue/source.js';
 import { SharedFeeds } from '../../../src/sources/sharing.js';
+import { sourcesTornDown } from '../../../src/sources/teardown.js';
 import { ackReply, dumpReply, FakeKernel } from '../../../src/testing/fake-netlink.js';
 import { waitFor } from '../../../src/testing/lab/netns.js';
 
@@ -26,7 +27,7 @@ function ackingKernel(): FakeKernel {
 const subs: { unsubscribe(): void }[] = [];
 afterEach(async () => {
   for (const s of subs.splice(0)) s.unsubscribe();
-  await Promise.all([dnsTeardown(), nfqueueTeardown()]);
+  await Promise.all([sourcesTornDown(), sourcesTornDown()]);
 });
 
 /** Subscribes and collects errors (a conflict arrives as the subscriber's error). */
