@@ -7,8 +7,8 @@
  * (loss is read from the kernel's drop counter instead), and listeners
  * never throw.
  */
-// The raw module alone: the package index also loads rtnetlink/genl/nl80211 codecs (~25 ms of startup).
-import { RawNetlinkSocket } from 'netlink/dist/raw.js';
+import { createRequire } from 'node:module';
+import type { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import { FlowgrabError } from '../errors.js';
 import { openBatchedTransport } from './batched.js';
 import { openPulledTransport } from './pulled.js';
@@ -28,6 +28,16 @@ import {
 import type { RawTransport, TransportHandlers, TransportOptions } from './transport.js';
 
 const DUMP_BUFFER = 32 * 1024;
+
+/**
+ * The package's raw module, loaded on the first socket that reads on the main thread: the default readers
+ * (batched.ts, pulled.ts) never need it, and loading it costs a native addon's dlopen (~5 ms of every start).
+ * Only the raw module: the package index also loads rtnetlink/genl/nl80211 codecs (~25 ms).
+ */
+let rawModule: typeof import('netlink/dist/raw.js') | undefined;
+const rawSocket = (): typeof RawNetlinkSocket =>
+  (rawModule ??= createRequire(import.meta.url)('netlink/dist/raw.js') as typeof import('netlink/dist/raw.js'))
+    .RawNetlinkSocket;
 const DEFAULT_RCVBUF = 4 << 20;
 
 /**
@@ -53,8 +63,9 @@ function configure(fd: number, opts: TransportOptions): void {
 export function openNativeTransport(opts: TransportOptions): RawTransport {
   if (opts.pulled) return ownSocket(opts, openPulledTransport);
   if (opts.batched) return ownSocket(opts, openBatchedTransport);
+  const Raw = rawSocket();
   const create = () =>
-    new RawNetlinkSocket(opts.protocol, {
+    new Raw(opts.protocol, {
       messagePeeking: opts.peek ?? false,
       msgBufferSize: opts.readBufferBytes ?? DUMP_BUFFER,
     } as ConstructorParameters<typeof RawNetlinkSocket>[1]);
