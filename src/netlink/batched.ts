@@ -222,9 +222,9 @@ class BatchedTransport extends FdTransport {
     while (off + 8 <= b.length && !this.closed) {
       const n = b.readUInt32LE(off);
       const groups = b.readUInt32LE(off + 4);
-      const d = b.subarray(off + 8, off + 8 + n);
+      const start = off + 8;
       off += 8 + ((n + 3) & ~3);
-      this.deliver(d, groups);
+      this.deliver(b, groups, false, start, start + n);
     }
   }
 

@@ -80,10 +80,10 @@ export abstract class FdTransport implements RawTransport {
     return this.closed ? 0 : getsockoptInt(this.fd, SOL_SOCKET, SO_RCVBUF);
   }
 
-  /** One datagram to the handlers; what they throw goes to the error handler. */
-  protected deliver(d: Buffer, groups: number, transient?: boolean): void {
+  /** One datagram (`d[start, end)`, or all of `d`) to the handlers; what they throw goes to the error handler. */
+  protected deliver(d: Buffer, groups: number, transient?: boolean, start?: number, end?: number): void {
     try {
-      this.handlers.datagram(d, groups, transient);
+      this.handlers.datagram(d, groups, transient, start, end);
     } catch (err) {
       this.fail(err as Error);
     }

@@ -55,8 +55,8 @@ export function splitMessages(buf: Buffer): NetlinkMessage[] {
 }
 
 /** Why the bytes of `buf` at `o` are not a whole message; undefined when they are. */
-export function frameProblem(buf: Buffer, o: number): string | undefined {
-  const rest = buf.length - o;
+export function frameProblem(buf: Buffer, o: number, end = buf.length): string | undefined {
+  const rest = end - o;
   if (rest < NLMSG_HDRLEN) return 'truncated nlmsghdr';
   const len = buf.readUInt32LE(o);
   if (len < NLMSG_HDRLEN || len > rest) return `nlmsg_len ${len} does not fit in ${rest} bytes`;

@@ -95,7 +95,7 @@ export class NetlinkSocket {
 
   constructor(private readonly transport: RawTransport) {
     transport.setHandlers({
-      datagram: (b, g, t) => this.onDatagram(b, g, t),
+      datagram: (b, g, t, start, end) => this.onDatagram(b, g, t, start, end),
       error: (e) => this.emitError(e),
       waiting: () => this.pending.size > 0,
     });
@@ -246,20 +246,21 @@ export class NetlinkSocket {
     return transient ? messageAt(Buffer.from(buf.subarray(o, o + buf.readUInt32LE(o))), 0) : messageAt(buf, o);
   }
 
-  private onDatagram(buf: Buffer, groups: number, transient = false): void {
+  /** The datagram `buf[start, end)`. */
+  private onDatagram(buf: Buffer, groups: number, transient = false, start = 0, end = buf.length): void {
     // The valid messages are delivered even when garbage follows them (as libmnl does); the garbage is reported.
-    let valid = 0;
+    let valid = start;
     let problem: string | undefined;
-    while (valid < buf.length && (problem = frameProblem(buf, valid)) === undefined) {
+    while (valid < end && (problem = frameProblem(buf, valid, end)) === undefined) {
       valid += align4(buf.readUInt32LE(valid));
     }
     if (problem) {
-      this.emitError(new DecodeError(`${problem}; ${buf.length - valid} bytes dropped`, valid, 'nlmsg'));
+      this.emitError(new DecodeError(`${problem}; ${end - valid} bytes dropped`, valid - start, 'nlmsg'));
     }
     // A dump datagram holds many replies to one request: look it up once, stamp it once.
     let last: Pending | undefined;
     let lastSeq = -1;
-    for (let o = 0; o < valid; o += align4(buf.readUInt32LE(o))) {
+    for (let o = start; o < valid; o += align4(buf.readUInt32LE(o))) {
       const seq = buf.readUInt32LE(o + 8);
       let p: Pending | undefined;
       if (groups === 0 && seq !== 0) {

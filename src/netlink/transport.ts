@@ -59,8 +59,10 @@ export interface TransportHandlers {
   /**
    * One datagram, possibly holding many netlink messages; `groups` is the
    * multicast bitmask. `transient`: `buf` is reused after the call (pulled.ts).
+   * The datagram is `buf[start, end)` (all of `buf` without them): a reader
+   * that gets many datagrams in one buffer (batched.ts) makes no view per datagram.
    */
-  datagram(buf: Buffer, groups: number, transient?: boolean): void;
+  datagram(buf: Buffer, groups: number, transient?: boolean, start?: number, end?: number): void;
   /** A receive error (ENOBUFS, a truncated datagram); the transport keeps working. */
   error(err: Error): void;
   /** True while the socket waits for replies to its requests: a pulled transport reads only then. */

@@ -22,6 +22,7 @@ import { decodeNeighMessage } from '../../netlink/rtnl/neigh.js';
 import { NetlinkSocket } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Subject } from '../../rx.js';
+import { Fanout } from '../fanout.js';
 import { Follower } from '../follow.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
 import type { ArpConfig } from './options.js';
@@ -31,7 +32,7 @@ import { NeighTable } from './table.js';
 import { Topology } from './topology.js';
 
 export class ArpFeed {
-  readonly records = new Subject<NeighRecord>();
+  readonly records = new Fanout<NeighRecord>();
   readonly notices = new Subject<SourceNotice>();
   private readonly topo = new Topology();
   private readonly table: NeighTable;

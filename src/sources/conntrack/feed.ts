@@ -14,6 +14,7 @@ import { NETLINK_NETFILTER } from '../../netlink/enums.js';
 import { NetlinkSocket } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Subject } from '../../rx.js';
+import { Fanout } from '../fanout.js';
 import { Follower } from '../follow.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
 import { readSysctl, writeSysctl } from '../sysctl.js';
@@ -48,7 +49,7 @@ function growth(now: Counters | undefined, before: Counters | undefined): Counte
 }
 
 export class ConntrackFeed {
-  readonly records = new Subject<ConntrackRecord>();
+  readonly records = new Fanout<ConntrackRecord>();
   readonly notices = new Subject<SourceNotice>();
   private readonly live: LiveTable = new Map();
   /**

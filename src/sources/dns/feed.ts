@@ -12,6 +12,7 @@ import type { NetlinkMessage } from '../../netlink/nlmsg.js';
 import { NetlinkSocket } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Subject } from '../../rx.js';
+import { Fanout } from '../fanout.js';
 import type { NftTable } from '../firewall/nft.js';
 import { bindNflogGroup, NflogSequence, nflogTimeMs } from '../nflog/group.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
@@ -28,7 +29,7 @@ const PACKET_TYPE = nfType(NFNL_SUBSYS_ULOG, NFULNL_MSG_PACKET);
 const EMPTY: DnsFields = { kind: 'query', id: 0, qname: '', qtype: '', rcode: '', answers: [], resolved: [] };
 
 export class DnsFeed {
-  readonly records = new Subject<DnsRecord>();
+  readonly records = new Fanout<DnsRecord>();
   readonly notices = new Subject<SourceNotice>();
   readonly ready: Promise<void>;
   private readonly sock: NetlinkSocket;

@@ -24,6 +24,7 @@ import { decodeError, type NetlinkMessage } from '../../netlink/nlmsg.js';
 import { NetlinkOpError, NetlinkSocket } from '../../netlink/socket.js';
 import type { RawTransport, TransportFactory } from '../../netlink/transport.js';
 import { Subject } from '../../rx.js';
+import { Fanout } from '../fanout.js';
 import { IptablesQueueRules } from '../firewall/iptables.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
 import { VerdictBook } from './book.js';
@@ -36,7 +37,7 @@ import { readQueueStats } from './proc.js';
 import { type QueuedPacket, queuedPacket, type VerdictOptions, type VerdictTarget, verdictCode } from './queued.js';
 
 export class NfqueueFeed implements VerdictTarget {
-  readonly packets = new Subject<QueuedPacket>();
+  readonly packets = new Fanout<QueuedPacket>();
   readonly notices = new Subject<SourceNotice>();
   readonly ready: Promise<void>;
   private readonly raw: RawTransport;
