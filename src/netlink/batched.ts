@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { FlowgrabError } from '../errors.js';
 import { errnoName } from './errno.js';
-import { FdTransport, openOwnSocket } from './fd-transport.js';
+import { FdTransport, foreignDatagrams, openOwnSocket } from './fd-transport.js';
 import { RECV_WORKER_SOURCE } from './recv-worker.js';
 import { closeFd, signalEventFd } from './syscall.js';
 import type { RawTransport, TransportOptions } from './transport.js';
@@ -160,6 +160,8 @@ class BatchedTransport extends FdTransport {
       this.fail(
         new FlowgrabError('FG_ERR_NETLINK', `recvmsg: ${errnoName(m.errno)}`, { op: 'recvmsg', errno: m.errno }),
       );
+    } else if (m.foreign !== undefined) {
+      this.fail(foreignDatagrams(m.foreign, m.port ?? 0));
     }
   };
 
@@ -266,6 +268,9 @@ interface WorkerMessage {
   job: number;
   truncated?: number;
   errno?: number;
+  /** Datagrams dropped because a process, not the kernel, sent them; `port` is the last one's sender. */
+  foreign?: number;
+  port?: number;
 }
 
 /**

@@ -98,3 +98,16 @@ export abstract class FdTransport implements RawTransport {
     }
   }
 }
+
+/**
+ * Datagrams a process sent to our port (the kernel's come from port 0), dropped by a reader: a local process
+ * with CAP_NET_ADMIN in the socket's namespace could otherwise forge events and replies. A warning (op
+ * `sender`), not a loss: nothing of the kernel's is missing, and a sender must not be able to make us resync.
+ */
+export function foreignDatagrams(count: number, port: number): FlowgrabError {
+  return new FlowgrabError(
+    'FG_ERR_NETLINK',
+    `${count} datagram${count === 1 ? '' : 's'} not sent by the kernel dropped (the last from netlink port ${port})`,
+    { op: 'sender' },
+  );
+}

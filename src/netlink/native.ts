@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import type { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import { FlowgrabError } from '../errors.js';
 import { openBatchedTransport } from './batched.js';
+import { foreignDatagrams } from './fd-transport.js';
 import { openPulledTransport } from './pulled.js';
 import {
   findNetlinkFd,
@@ -124,7 +125,10 @@ class NativeTransport implements RawTransport {
       throw err;
     }
     // Both listeners must exist and must never throw (see the file comment).
-    sock.on('message', (buf, rinfo) => this.deliver(buf, rinfo.groups));
+    sock.on('message', (buf, rinfo) => {
+      if (rinfo.port === 0) this.deliver(buf, rinfo.groups);
+      else this.foreign(rinfo.port);
+    });
     sock.on('truncatedMessage', (buf) =>
       this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram of ${buf.length}+ bytes truncated`, { op: 'recvmsg' })),
     );
@@ -137,6 +141,18 @@ class NativeTransport implements RawTransport {
         }),
       ),
     );
+  }
+
+  /** Datagrams not from the kernel, dropped since the last report (at most one a second), and when that was. */
+  private foreignCount = 0;
+  private foreignAt = 0;
+
+  private foreign(port: number): void {
+    this.foreignCount++;
+    if (Date.now() - this.foreignAt < 1000) return;
+    this.foreignAt = Date.now();
+    this.fail(foreignDatagrams(this.foreignCount, port));
+    this.foreignCount = 0;
   }
 
   private deliver(buf: Buffer, groups: number): void {

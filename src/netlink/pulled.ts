@@ -20,7 +20,7 @@
  */
 import { FlowgrabError } from '../errors.js';
 import { errnoName } from './errno.js';
-import { FdTransport, openOwnSocket } from './fd-transport.js';
+import { FdTransport, foreignDatagrams, openOwnSocket } from './fd-transport.js';
 import { closeFd, DatagramSet, pollReadableAsync, recvmmsgAsync, signalEventFd } from './syscall.js';
 import type { RawTransport, TransportOptions } from './transport.js';
 
@@ -87,13 +87,22 @@ class PulledTransport extends FdTransport {
       }
       // More of a dump is queued behind these (the kernel refills as we read): ask for it before decoding.
       this.read();
+      let foreign = 0;
+      let port = 0;
       for (let i = 0; i < got && !this.closed; i++) {
+        if (set.sender(i) !== 0) {
+          // Not the kernel's (a forged reply): dropped, and said once per read.
+          foreign++;
+          port = set.sender(i);
+          continue;
+        }
         if (set.truncated(i)) {
           this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram truncated at ${set.size} bytes`, { op: 'recvmsg' }));
           continue;
         }
         this.deliver(set.datagram(i), 0, true);
       }
+      if (foreign > 0) this.fail(foreignDatagrams(foreign, port));
     });
   }
 

@@ -20,6 +20,11 @@
  * of the largest; large ones (NFLOG/NFQUEUE packets) are read one by one
  * with recvfrom(2) straight to the ring's address. No Buffer per datagram.
  *
+ * Only the kernel's datagrams (sender port 0) go into the ring: a local
+ * process with CAP_NET_ADMIN in the socket's network namespace (a
+ * container's root) can send to our port, and would otherwise forge events
+ * and replies. What it sends is counted and reported at most once a second.
+ *
  * The worker reads at most `readAhead` bytes ahead of the main thread (the
  * whole ring unless the transport was asked for less).
  *
@@ -92,6 +97,14 @@ function run(parentPort, workerData, state, koffi) {
   const alen = Buffer.alloc(4);
   let w = 0;
   let unpublished = 0;
+  // Datagrams not from the kernel, dropped since the last report, and the port of the last one.
+  let foreign = 0, foreignPort = 0, foreignAt = 0;
+  function reportForeign() {
+    if (foreign === 0 || Date.now() - foreignAt < 1000) return;
+    parentPort.postMessage({ job, foreign, port: foreignPort });
+    foreign = 0;
+    foreignAt = Date.now();
+  }
   function publish() {
     if (unpublished === 0) return;
     unpublished = 0;
@@ -136,6 +149,13 @@ function run(parentPort, workerData, state, koffi) {
       parentPort.postMessage({ job, truncated: len });
       return;
     }
+    // sockaddr_nl: family, pad, nl_pid (the sender's port: 0 for the kernel), nl_groups.
+    const sender = mm.names.readUInt32LE(i * 12 + 4);
+    if (sender !== 0) {
+      foreign++;
+      foreignPort = sender;
+      return;
+    }
     room();
     buf.writeUInt32LE(len, w);
     buf.writeUInt32LE(mm.names.readUInt32LE(i * 12 + 8), w + 4);
@@ -146,6 +166,7 @@ function run(parentPort, workerData, state, koffi) {
   }
   let idle = true;
   while (Atomics.load(state, STOP) === 0) {
+    reportForeign();
     if (!room()) {
       publish();
       Atomics.wait(state, R, Atomics.load(state, R), 50);
@@ -191,6 +212,12 @@ function run(parentPort, workerData, state, koffi) {
       if (got > maxDatagram) {
         publish();
         parentPort.postMessage({ job, truncated: got });
+        continue;
+      }
+      if (addr.readUInt32LE(4) !== 0) {
+        // Not the kernel's: the next read overwrites it.
+        foreign++;
+        foreignPort = addr.readUInt32LE(4);
         continue;
       }
       buf.writeUInt32LE(got, w);

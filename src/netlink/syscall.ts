@@ -235,6 +235,9 @@ export function signalEventFd(fd: number): void {
 
 const MMSGHDR = 64; // struct mmsghdr on 64-bit Linux: struct msghdr (56) + msg_len (4) + padding
 const IOVEC = 16;
+const MSG_HDR_NAME = 0;
+const MSG_HDR_NAMELEN = 8;
+const SOCKADDR_NL = 12;
 const MSG_HDR_IOV = 16;
 const MSG_HDR_IOVLEN = 24;
 const MSG_HDR_FLAGS = 48;
@@ -249,6 +252,8 @@ const MSG_LEN = 56;
 export class DatagramSet {
   readonly data: Buffer;
   private readonly iov: Buffer;
+  /** Each datagram's sender (struct sockaddr_nl, 12 bytes): the kernel is port 0. */
+  private readonly names: Buffer;
   private readonly hdrs: Buffer;
   readonly address: number;
 
@@ -258,13 +263,18 @@ export class DatagramSet {
   ) {
     this.data = Buffer.alloc(count * size);
     this.iov = Buffer.alloc(count * IOVEC);
+    this.names = Buffer.alloc(count * SOCKADDR_NL);
     this.hdrs = Buffer.alloc(count * MMSGHDR);
     const data = Number(koffi.address(this.data));
     const iov = Number(koffi.address(this.iov));
+    const names = Number(koffi.address(this.names));
     this.address = Number(koffi.address(this.hdrs));
     for (let i = 0; i < count; i++) {
       this.iov.writeBigUInt64LE(BigInt(data + i * size), i * IOVEC);
       this.iov.writeBigUInt64LE(BigInt(size), i * IOVEC + 8);
+      // msg_name, msg_namelen: the kernel writes the sender's address (and 12 back as the length) on every read.
+      this.hdrs.writeBigUInt64LE(BigInt(names + i * SOCKADDR_NL), i * MMSGHDR + MSG_HDR_NAME);
+      this.hdrs.writeUInt32LE(SOCKADDR_NL, i * MMSGHDR + MSG_HDR_NAMELEN);
       this.hdrs.writeBigUInt64LE(BigInt(iov + i * IOVEC), i * MMSGHDR + MSG_HDR_IOV);
       this.hdrs.writeBigUInt64LE(1n, i * MMSGHDR + MSG_HDR_IOVLEN);
     }
@@ -275,6 +285,11 @@ export class DatagramSet {
     // msg_len is what was copied (no MSG_TRUNC in the flags): at most `size`.
     const len = this.hdrs.readUInt32LE(i * MMSGHDR + MSG_LEN);
     return this.data.subarray(i * this.size, i * this.size + len);
+  }
+
+  /** The netlink port that sent datagram `i` of the last read: 0 for the kernel. */
+  sender(i: number): number {
+    return this.names.readUInt32LE(i * SOCKADDR_NL + 4);
   }
 
   /** Datagram `i` of the last read was longer than `size` (the rest is lost). */

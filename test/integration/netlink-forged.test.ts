@@ -1,0 +1,152 @@
+/**
+ * Datagrams a process sends to our netlink port are not the kernel's: a
+ * process with CAP_NET_ADMIN in the namespace we watch (a container's root)
+ * could otherwise forge conntrack events, or replies to our dumps. Every
+ * reader (batched worker, main-thread reader, pulled request socket) drops
+ * them, reports them as a warning (op `sender`, not a loss: nothing to
+ * resync), and still delivers the kernel's.
+ */
+import { readFileSync } from 'node:fs';
+import koffi from 'koffi';
+import { describe, expect, it } from 'vitest';
+import { CTA_ID } from '../../src/netlink/conntrack/enums.js';
+import { ctDumpRequest } from '../../src/netlink/conntrack/messages.js';
+import { NETLINK_NETFILTER, NLM_F_DUMP } from '../../src/netlink/enums.js';
+import { openNativeTransport } from '../../src/netlink/native.js';
+import { encodeMessage } from '../../src/netlink/nlmsg.js';
+import { NetlinkSocket } from '../../src/netlink/socket.js';
+import { closeFd, openNetlinkFd, withNetns } from '../../src/netlink/syscall.js';
+import type { TransportOptions } from '../../src/netlink/transport.js';
+import { conntrack } from '../../src/sources/conntrack/source.js';
+import type { SourceNotice } from '../../src/sources/notice.js';
+import { floodUdpSync } from '../../src/testing/flood.js';
+import { type Netns, waitFor } from '../../src/testing/lab/index.js';
+import { conntrackNetns } from '../helpers/conntrack-cli.js';
+import { fileLab } from '../helpers/lab.js';
+
+let ns: Netns;
+fileLab(async (lab) => {
+  ns = await conntrackNetns(lab, 'forged', { 'net.netfilter.nf_conntrack_events': 1 });
+});
+
+const libc = koffi.load('libc.so.6');
+const sendto = libc.func('intptr_t sendto(int, const void *, uintptr_t, int, const void *, uint32_t)');
+
+/** A ctnetlink NEW event for 10.66.0.1 → 10.66.0.2 (tcp 31337 → 443), id 0x0f0f0f0f, as the kernel would send it. */
+function forgedNew(): Buffer {
+  const attr = (type: number, payload: Buffer) => {
+    const b = Buffer.alloc(4 + ((payload.length + 3) & ~3));
+    b.writeUInt16LE(4 + payload.length, 0);
+    b.writeUInt16LE(type, 2);
+    payload.copy(b, 4);
+    return b;
+  };
+  const be32 = (v: number) => Buffer.from([v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255]);
+  const be16 = (v: number) => Buffer.from([v >>> 8, v & 255]);
+  const ip = attr(0x8001, Buffer.concat([attr(1, be32(0x0a420001)), attr(2, be32(0x0a420002))]));
+  const proto = attr(0x8002, Buffer.concat([attr(1, Buffer.from([6])), attr(2, be16(31337)), attr(3, be16(443))]));
+  const tuple = attr(0x8001, Buffer.concat([ip, proto]));
+  const body = Buffer.concat([Buffer.from([2, 0, 0, 0]), tuple, attr(0x8002, tuple), attr(CTA_ID, be32(0x0f0f0f0f))]);
+  // IPCTNL_MSG_CT_NEW in subsystem 1 (ctnetlink), NLM_F_CREATE|NLM_F_EXCL.
+  return encodeMessage({ type: 0x100, flags: 0x600, seq: 0, pid: 0 }, body);
+}
+
+/** Sends `msg` to netlink port `port` from a socket of another "process" (a socket of our own) in the namespace. */
+function sendFromProcess(port: number, msg: Buffer): void {
+  const { fd } = withNetns(ns.name, () => openNetlinkFd(NETLINK_NETFILTER));
+  try {
+    const to = Buffer.alloc(12);
+    to.writeUInt16LE(16, 0); // AF_NETLINK
+    to.writeUInt32LE(port, 4);
+    expect(Number(sendto(fd, msg, msg.length, 0, to, 12))).toBe(msg.length);
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** The netlink ports of `ns`'s netfilter sockets that joined a group (event sockets), from /proc/net/netlink there. */
+function eventPorts(): number[] {
+  const rows = withNetns(ns.name, () => readFileSync('/proc/thread-self/net/netlink', 'utf8'));
+  return rows
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((r) => r.trim().split(/\s+/)) // sk Eth Pid Groups ...
+    .filter((f) => f[1] === String(NETLINK_NETFILTER) && Number.parseInt(f[3], 16) !== 0)
+    .map((f) => Number(f[2]));
+}
+
+describe('netlink datagrams not sent by the kernel', () => {
+  for (const batchedReceive of [true, false]) {
+    it(`a forged NEW event is dropped and reported, the kernel's still arrive (${batchedReceive ? 'batched' : 'main-thread'} reader)`, async () => {
+      const got: { id: number; dst: string }[] = [];
+      const notices: SourceNotice[] = [];
+      const sub = conntrack({
+        events: ['new'],
+        netns: ns.name,
+        batchedReceive,
+        notices: { next: (n) => notices.push(n) },
+      }).subscribe((r) => got.push({ id: r.id, dst: r.orig.dst }));
+      try {
+        await waitFor(() => eventPorts().length === 1, { what: 'our event socket in the namespace' });
+        const [port] = eventPorts();
+        sendFromProcess(port, forgedNew());
+        // A real event after it: once it is here, the forged one (sent first, on the same queue) has been read.
+        floodUdpSync(ns.name, { count: 1, base: 77 });
+        await waitFor(() => got.some((r) => r.dst.startsWith('127.77.')), {
+          timeoutMs: 10_000,
+          what: "the kernel's NEW event",
+        });
+        await waitFor(() => notices.some((n) => /not sent by the kernel/.test(n.message ?? '')), {
+          timeoutMs: 10_000,
+          what: 'the forged datagram reported',
+        });
+        expect(got.filter((r) => r.dst === '10.66.0.2')).toEqual([]);
+        const note = notices.find((n) => /not sent by the kernel/.test(n.message ?? ''));
+        expect(note).toMatchObject({ kind: 'warning', source: 'conntrack' });
+        expect(note?.message).toContain(`1 datagram not sent by the kernel dropped`);
+        // A warning, not a loss: nobody can make us resync by sending to our port.
+        expect(notices.filter((n) => n.kind === 'loss')).toEqual([]);
+      } finally {
+        sub.unsubscribe();
+      }
+    });
+  }
+
+  it('a forged reply queued on a request socket is dropped; the dump is the kernel’s', async () => {
+    floodUdpSync(ns.name, { count: 3, base: 78 });
+    let port = 0;
+    const open = (o: TransportOptions) => {
+      const t = openNativeTransport(o);
+      port = t.port;
+      return t;
+    };
+    const sock = NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns: ns.name, pulled: true }, open);
+    const errors: Error[] = [];
+    sock.onError((e) => errors.push(e));
+    try {
+      // Queued before the request: the pulled reader's first read takes it with the first part of the dump.
+      sendFromProcess(port, forgedNew());
+      const req = ctDumpRequest({ family: 2 });
+      const ids: number[] = [];
+      await sock.request(req.type, NLM_F_DUMP, req.payload, {
+        op: 'dump',
+        onPayload: (b, start, end) => {
+          // CTA_ID of the entry (after the 4-byte nfgenmsg).
+          for (let o = start + 4; o + 4 <= end; o += (b.readUInt16LE(o) + 3) & ~3) {
+            if ((b.readUInt16LE(o + 2) & 0x7fff) === CTA_ID) ids.push(b.readUInt32BE(o + 4));
+            if (b.readUInt16LE(o) < 4) break;
+          }
+        },
+      });
+      expect(ids.length).toBeGreaterThanOrEqual(3);
+      expect(ids).not.toContain(0x0f0f0f0f);
+      expect(errors.map((e) => e.message)).toEqual([
+        expect.stringContaining('1 datagram not sent by the kernel dropped'),
+      ]);
+      expect(errors[0]).toMatchObject({ op: 'sender' });
+    } finally {
+      sock.close();
+    }
+  });
+});
