@@ -21,7 +21,7 @@
 import { FlowgrabError } from '../errors.js';
 import { errnoName } from './errno.js';
 import { FdTransport, foreignDatagrams, openOwnSocket } from './fd-transport.js';
-import { closeFd, DatagramSet, pollReadableAsync, recvmmsgAsync, signalEventFd } from './syscall.js';
+import { closeFd, DatagramSet, pollFds, pollReadableAsync, recvmmsgAsync, signalEventFd } from './syscall.js';
 import type { RawTransport, TransportOptions } from './transport.js';
 
 /** Datagrams per recvmmsg(2): 16 dump parts of up to 32 KiB (~1 600 conntrack entries); two sets take 1 MiB. */
@@ -33,6 +33,38 @@ const MAX_DATAGRAM = 256 * 1024;
 /** Longest a pool thread waits in poll(2) before the socket looks again whether a request still waits. */
 const WAIT_SLICE_MS = 100;
 
+/**
+ * Calls on the pool at once, over every pulled transport of the process; the others wait their turn (FIFO).
+ * koffi refuses a 257th async call in flight (it throws), and libuv's pool runs 4 at a time anyway: a few
+ * hundred concurrent requests (each deleteConntrackTuple opens a socket) must queue, not fail.
+ */
+export const POOL_CALLS = 32;
+const pool = { running: 0, queued: [] as (() => void)[] };
+
+/** Starts `call` when fewer than POOL_CALLS run; it calls the `release` it is given once (when its callback runs). */
+function onPool(call: (release: () => void) => void): void {
+  const start = () => {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const next = pool.queued.shift();
+      if (next) next();
+      else pool.running--;
+    };
+    call(release);
+  };
+  if (pool.running < POOL_CALLS) {
+    pool.running++;
+    start();
+  } else pool.queued.push(start);
+}
+
+/** For tests: calls on the pool now and waiting for one. */
+export function poolCalls(): { running: number; queued: number } {
+  return { running: pool.running, queued: pool.queued.length };
+}
+
 /** Opens the socket (in `opts.netns` if given); `configure` sets its options. */
 export function openPulledTransport(opts: TransportOptions, configure: (fd: number) => void): RawTransport {
   const { fd, efd, port } = openOwnSocket(opts, configure);
@@ -42,6 +74,8 @@ export function openPulledTransport(opts: TransportOptions, configure: (fd: numb
 
 class PulledTransport extends FdTransport {
   private readonly sets: [DatagramSet, DatagramSet];
+  /** What a wait polls (the socket, and the eventfd close() writes), kept as long as the transport. */
+  private readonly pollFds: Buffer;
   /** The set the next read goes into. */
   private next = 0;
   /** A call on the pool (a read or a poll) uses the fds. */
@@ -56,6 +90,7 @@ class PulledTransport extends FdTransport {
   ) {
     super(fd, port);
     this.sets = [new DatagramSet(BATCH, datagram), new DatagramSet(BATCH, datagram)];
+    this.pollFds = pollFds([fd, efd]);
   }
 
   override send(buf: Buffer): void {
@@ -73,47 +108,89 @@ class PulledTransport extends FdTransport {
     const set = this.sets[this.next];
     this.next ^= 1;
     this.busy = true;
-    recvmmsgAsync(this.fd, set, (got, errno) => {
-      this.busy = false;
-      if (this.closed) return this.closeFds();
-      if (got < 0) {
-        this.fail(new FlowgrabError('FG_ERR_NETLINK', `recvmmsg: ${errnoName(errno ?? 0)}`, { op: 'recvmsg', errno }));
-        // The request that waits times out (its idle timer); reading again would fail the same way.
-        return;
+    this.onPool((release) =>
+      recvmmsgAsync(this.fd, set, (got, errno) => {
+        release();
+        this.busy = false;
+        this.afterRead(set, got, errno);
+      }),
+    );
+  }
+
+  /**
+   * Runs `call` (one async call that uses the fds) when the pool has room. Closed meanwhile: the fds close
+   * instead. A call koffi refuses (it throws: too many in flight in the process) is a receive error; the
+   * request that waits then times out (its idle timer).
+   */
+  private onPool(call: (release: () => void) => void): void {
+    onPool((release) => {
+      if (this.closed) {
+        release();
+        this.busy = false;
+        return this.closeFds();
       }
-      if (got === 0) {
-        if (this.waiting()) this.wait();
-        return;
+      try {
+        call(release);
+      } catch (err) {
+        release();
+        this.busy = false;
+        if (this.closed) return this.closeFds();
+        this.fail(
+          new FlowgrabError('FG_ERR_NETLINK', `reading on the thread pool: ${(err as Error).message}`, {
+            op: 'recvmsg',
+            cause: err,
+          }),
+        );
       }
-      // More of a dump is queued behind these (the kernel refills as we read): ask for it before decoding.
-      this.read();
-      let foreign = 0;
-      let port = 0;
-      for (let i = 0; i < got && !this.closed; i++) {
-        if (set.sender(i) !== 0) {
-          // Not the kernel's (a forged reply): dropped, and said once per read.
-          foreign++;
-          port = set.sender(i);
-          continue;
-        }
-        if (set.truncated(i)) {
-          this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram truncated at ${set.size} bytes`, { op: 'recvmsg' }));
-          continue;
-        }
-        this.deliver(set.datagram(i), 0, true);
-      }
-      if (foreign > 0) this.fail(foreignDatagrams(foreign, port));
     });
+  }
+
+  /** What one recvmmsg read into `set`: `got` datagrams, or -1 and the errno. */
+  private afterRead(set: DatagramSet, got: number, errno: number | undefined): void {
+    if (this.closed) {
+      this.closeFds();
+      return;
+    }
+    if (got < 0) {
+      this.fail(new FlowgrabError('FG_ERR_NETLINK', `recvmmsg: ${errnoName(errno ?? 0)}`, { op: 'recvmsg', errno }));
+      // The request that waits times out (its idle timer); reading again would fail the same way.
+      return;
+    }
+    if (got === 0) {
+      if (this.waiting()) this.wait();
+      return;
+    }
+    // More of a dump is queued behind these (the kernel refills as we read): ask for it before decoding.
+    this.read();
+    let foreign = 0;
+    let port = 0;
+    for (let i = 0; i < got && !this.closed; i++) {
+      if (set.sender(i) !== 0) {
+        // Not the kernel's (a forged reply): dropped, and said once per read.
+        foreign++;
+        port = set.sender(i);
+        continue;
+      }
+      if (set.truncated(i)) {
+        this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram truncated at ${set.size} bytes`, { op: 'recvmsg' }));
+        continue;
+      }
+      this.deliver(set.datagram(i), 0, true);
+    }
+    if (foreign > 0) this.fail(foreignDatagrams(foreign, port));
   }
 
   /** Nothing queued and a request waits: poll (bounded) on the pool, then read again. */
   private wait(): void {
     this.busy = true;
-    pollReadableAsync([this.fd, this.efd], WAIT_SLICE_MS, () => {
-      this.busy = false;
-      if (this.closed) return this.closeFds();
-      if (this.waiting()) this.read();
-    });
+    this.onPool((release) =>
+      pollReadableAsync(this.pollFds, WAIT_SLICE_MS, () => {
+        release();
+        this.busy = false;
+        if (this.closed) return this.closeFds();
+        if (this.waiting()) this.read();
+      }),
+    );
   }
 
   private closeFds(): void {

@@ -312,16 +312,26 @@ export function recvmmsgAsync(fd: number, set: DatagramSet, done: (got: number, 
   });
 }
 
-/**
- * Waits on a thread of libuv's pool, at most `timeoutMs`, until one of `fds`
- * is readable; `done` runs then (or on the timeout, or on an error: the
- * caller reads and finds out).
- */
-export function pollReadableAsync(fds: number[], timeoutMs: number, done: () => void): void {
+/** The struct pollfd array of `fds`, each waiting for input: for pollReadableAsync, made once per socket. */
+export function pollFds(fds: number[]): Buffer {
   const pfd = Buffer.alloc(8 * fds.length);
   for (const [i, fd] of fds.entries()) {
     pfd.writeInt32LE(fd, 8 * i);
     pfd.writeInt16LE(1, 8 * i + 4); // POLLIN
   }
-  lib().poll.async(pfd, fds.length, timeoutMs, () => done());
+  return pfd;
+}
+
+/**
+ * Waits on a thread of libuv's pool, at most `timeoutMs`, until one of the
+ * fds of `pfd` (pollFds) is readable; `done` runs then (or on the timeout,
+ * or on an error: the caller reads and finds out). koffi passes the
+ * buffer's address only, and the kernel writes each revents into it when
+ * poll returns: the callback holds `pfd`, so it cannot be collected first.
+ */
+export function pollReadableAsync(pfd: Buffer, timeoutMs: number, done: () => void): void {
+  lib().poll.async(pfd, pfd.length / 8, timeoutMs, () => {
+    pfd.byteLength; // held until now (see above)
+    done();
+  });
 }

@@ -10,9 +10,11 @@ import { describe, expect, it } from 'vitest';
 import { AttrReader } from '../../src/netlink/attr.js';
 import { CTA_ID, NFNLGRP_CONNTRACK_NEW } from '../../src/netlink/conntrack/enums.js';
 import { ctDumpRequest } from '../../src/netlink/conntrack/messages.js';
-import { NETLINK_NETFILTER, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_NOOP } from '../../src/netlink/enums.js';
+import { NETLINK_NETFILTER, NETLINK_ROUTE, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_NOOP } from '../../src/netlink/enums.js';
 import { openNativeTransport } from '../../src/netlink/native.js';
 import { encodeMessage } from '../../src/netlink/nlmsg.js';
+import { POOL_CALLS, poolCalls } from '../../src/netlink/pulled.js';
+import { RTM_GETLINK } from '../../src/netlink/rtnl/enums.js';
 import { NetlinkSocket } from '../../src/netlink/socket.js';
 import type { RawTransport, TransportOptions } from '../../src/netlink/transport.js';
 import { deleteConntrackTuple } from '../../src/sources/conntrack/delete.js';
@@ -158,5 +160,39 @@ describe('pulled netlink transport', () => {
     expect(seen).toBe(100);
     await waitFor(() => socketFds().length === before, { timeoutMs: 10_000, what: 'the socket fds closed' });
     expect(after).toBe(0);
+  });
+
+  it(`${POOL_CALLS * 10} requests at once, each on its own socket, queue for the pool: none fails, every fd closes`, async () => {
+    // koffi refuses a 257th async call in flight (it throws); the pulled reader runs at most POOL_CALLS at once.
+    const before = socketFds().length;
+    const n = POOL_CALLS * 10;
+    let peak = 0;
+    const results = await Promise.allSettled(
+      Array.from({ length: n }, async () => {
+        const s = NetlinkSocket.open({ protocol: NETLINK_ROUTE, netns: ns.name, pulled: true }, openNativeTransport);
+        try {
+          // An RTM_GETLINK dump of the namespace's links (lo): one part and DONE.
+          const replies = await s.request(RTM_GETLINK, NLM_F_DUMP, Buffer.alloc(16), {
+            op: 'getlink',
+            idleTimeoutMs: 30_000,
+          });
+          peak = Math.max(peak, poolCalls().running);
+          return replies.length;
+        } finally {
+          s.close();
+        }
+      }),
+    );
+    const failed = results
+      .filter((r) => r.status === 'rejected')
+      .map((r) => String((r as PromiseRejectedResult).reason));
+    expect(failed).toEqual([]);
+    expect(results.every((r) => r.status === 'fulfilled' && r.value >= 1)).toBe(true);
+    expect(peak).toBeLessThanOrEqual(POOL_CALLS);
+    await waitFor(() => socketFds().length === before && poolCalls().running === 0, {
+      timeoutMs: 20_000,
+      what: 'every socket closed and the pool idle',
+    });
+    expect(poolCalls()).toEqual({ running: 0, queued: 0 });
   });
 });
