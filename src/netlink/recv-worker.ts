@@ -26,7 +26,8 @@
  * and replies. What it sends is counted and reported at most once a second.
  *
  * The worker reads at most `readAhead` bytes ahead of the main thread (the
- * whole ring unless the transport was asked for less).
+ * whole ring unless the transport was asked for less; never less than room
+ * for one datagram, or for a batch's reserve, which it could not read in).
  *
  * A worker serves one transport at a time (a job: its fd, ring and state);
  * once it has let go of one, batched.ts may hand it the next, so a new
@@ -74,7 +75,7 @@ export const RECV_WORKER_SOURCE = `
   parentPort.on('message', serve);
 })();
 function run(parentPort, workerData, state, koffi) {
-  const { job, fd, efd, maxDatagram, lingerMs, readAhead } = workerData;
+  const { job, fd, efd, maxDatagram, lingerMs } = workerData;
   const STOP = 0, W = 1, R = 2, NOTIFIED = 3, LINGER = 5;
   const ring = workerData.ring;
   const size = ring.byteLength;
@@ -87,6 +88,8 @@ function run(parentPort, workerData, state, koffi) {
   // Small datagrams (events): up to BATCH per recvmmsg(2) into a scratch area, then copied into the ring.
   const BATCH = maxDatagram <= 65536 ? Math.max(1, Math.min(64, Math.floor((512 * 1024) / maxDatagram))) : 0;
   const mm = BATCH > 0 ? mmsgArea(koffi, BATCH, maxDatagram) : undefined;
+  // Room for one datagram at least (for a batch: slots() keeps two in reserve), or the worker could never read.
+  const readAhead = Math.max(workerData.readAhead, mm ? 4 * need : need);
   // The socket and the eventfd the main thread writes to stop us.
   const pfd = Buffer.alloc(16);
   pfd.writeInt32LE(fd, 0);
@@ -123,6 +126,10 @@ function run(parentPort, workerData, state, koffi) {
       if (r - 4 < need) return false;
       buf.writeUInt32LE(WRAP, w);
       w = 0;
+      // Published at once: until the main thread has passed the marker, the skipped tail counts as unread, and
+      // if nothing more arrives nothing else publishes it (with readAhead below the tail, reading would stop).
+      unpublished++;
+      publish();
       return true;
     }
     return r - w - 4 >= need;
