@@ -26,8 +26,8 @@
  * and replies. What it sends is counted and reported at most once a second.
  *
  * The worker reads at most `readAhead` bytes ahead of the main thread (the
- * whole ring unless the transport was asked for less; never less than room
- * for one datagram, or for a batch's reserve, which it could not read in).
+ * whole ring unless the transport was asked for less; below one datagram,
+ * one at a time; for a batch, never less than its reserve).
  *
  * A worker serves one transport at a time (a job: its fd, ring and state);
  * once it has let go of one, batched.ts may hand it the next, so a new
@@ -88,8 +88,9 @@ function run(parentPort, workerData, state, koffi) {
   // Small datagrams (events): up to BATCH per recvmmsg(2) into a scratch area, then copied into the ring.
   const BATCH = maxDatagram <= 65536 ? Math.max(1, Math.min(64, Math.floor((512 * 1024) / maxDatagram))) : 0;
   const mm = BATCH > 0 ? mmsgArea(koffi, BATCH, maxDatagram) : undefined;
-  // Room for one datagram at least (for a batch: slots() keeps two in reserve), or the worker could never read.
-  const readAhead = Math.max(workerData.readAhead, mm ? 4 * need : need);
+  // A batch needs room for its reserve too (slots()), or the loop would spin without reading. One by one, a
+  // read-ahead below one datagram means one at a time (nfqueue: the kernel's queue holds the rest, fail-open).
+  const readAhead = mm ? Math.max(workerData.readAhead, 4 * need) : workerData.readAhead;
   // The socket and the eventfd the main thread writes to stop us.
   const pfd = Buffer.alloc(16);
   pfd.writeInt32LE(fd, 0);
