@@ -18,10 +18,10 @@ const PAIRS = bytes(Array.from({ length: 100 }, (_, i) => String(i).padStart(2, 
 
 /** The constant pieces of a record: keys with their punctuation. */
 const K = {
-  type: bytes('{"type":"'),
-  id: bytes('","id":'),
-  family: bytes(',"family":"'),
-  proto: bytes('","proto":'),
+  type: bytes('{"type":'),
+  id: bytes(',"id":'),
+  family: bytes(',"family":'),
+  proto: bytes(',"proto":'),
   protonum: bytes(',"protonum":'),
   orig: bytes(',"orig":'),
   reply: bytes(',"reply":'),
@@ -34,8 +34,8 @@ const K = {
   netns: bytes(',"netns":'),
   ts: bytes(',"ts":'),
   close: bytes('}\n'),
-  src: bytes('{"src":"'),
-  dst: bytes('","dst":"'),
+  srcKey: bytes('{"src":'),
+  dstKey: bytes(',"dst":'),
   icmp: bytes(',"icmp":{"type":'),
   code: bytes(',"code":'),
   icmpId: bytes(',"id":'),
@@ -52,16 +52,12 @@ const K = {
 };
 
 /** The record's start up to its id, by type; and from the family up to the protocol, by family. */
-const TYPE_HEAD: Record<string, Uint8Array | undefined> = {
-  dump: bytes('{"type":"dump","id":'),
-  new: bytes('{"type":"new","id":'),
-  update: bytes('{"type":"update","id":'),
-  destroy: bytes('{"type":"destroy","id":'),
-};
-const FAMILY: Record<string, Uint8Array | undefined> = {
-  ipv4: bytes(',"family":"ipv4","proto":'),
-  ipv6: bytes(',"family":"ipv6","proto":'),
-};
+const TYPE_HEAD = new Map<string, Uint8Array>(
+  ['dump', 'new', 'update', 'destroy'].map((t) => [t, bytes(`{"type":"${t}","id":`)]),
+);
+const FAMILY = new Map<string, Uint8Array>(
+  ['ipv4', 'ipv6'].map((f) => [f, bytes(`,"family":"${f}","proto":`)]),
+);
 
 export interface ByteSink {
   write(b: Uint8Array): unknown;
@@ -74,25 +70,25 @@ export class ConntrackJsonWriter {
 
   constructor(private readonly out: ByteSink = process.stdout) {
     // A sync stream (file, /dev/null) is done with the bytes on return; others keep them, so they get a copy.
-    this.sync = out.constructor.name === 'SyncWriteStream';
+    this.sync = out.constructor?.name === 'SyncWriteStream';
   }
 
   /** Appends one record and a newline; writes the buffer out when it is nearly full. */
   record(r: ConntrackRecord): void {
     if (this.off + RECORD_ROOM > this.buf.length) this.flush();
-    const head = TYPE_HEAD[r.type];
+    const head = TYPE_HEAD.get(r.type);
     if (head) this.put(head);
     else {
       this.put(K.type);
-      this.ascii(r.type);
+      this.str(r.type);
       this.put(K.id);
     }
     this.num(r.id);
-    const family = FAMILY[r.family];
+    const family = FAMILY.get(r.family);
     if (family) this.put(family);
     else {
       this.put(K.family);
-      this.ascii(r.family);
+      this.str(r.family);
       this.put(K.proto);
     }
     this.str(r.proto);
@@ -147,11 +143,10 @@ export class ConntrackJsonWriter {
   }
 
   private end(e: ConntrackEnd): void {
-    this.put(K.src);
-    this.ascii(e.src);
-    this.put(K.dst);
-    this.ascii(e.dst);
-    this.byte(34);
+    this.put(K.srcKey);
+    this.str(e.src);
+    this.put(K.dstKey);
+    this.str(e.dst);
     if (e.icmp) {
       this.put(K.icmp);
       this.num(e.icmp.type);
@@ -192,7 +187,7 @@ export class ConntrackJsonWriter {
     this.buf[this.off++] = b;
   }
 
-  /** Text known to be plain ASCII (keys, addresses, enum names). */
+  /** Text known to be plain printable ASCII, without quotes or backslashes, with room made for it. */
   private ascii(s: string): void {
     const b = this.buf;
     let o = this.off;
@@ -209,15 +204,23 @@ export class ConntrackJsonWriter {
         return;
       }
     }
-    if (s.length + 2 > this.buf.length - this.off) this.grow(s.length + 2);
+    this.room(s.length + 2);
     this.byte(34);
     this.ascii(s);
     this.byte(34);
   }
 
   private utf8(s: string): void {
-    if (3 * s.length > this.buf.length - this.off) this.grow(3 * s.length);
+    this.room(3 * s.length);
     this.off += this.buf.write(s, this.off, 'utf8');
+  }
+
+  /**
+   * Makes room for `bytes` of text and RECORD_ROOM after it: the constant keys and the numbers that follow a
+   * string are written unchecked (a typed array drops writes past its end, silently).
+   */
+  private room(bytes: number): void {
+    if (bytes + RECORD_ROOM > this.buf.length - this.off) this.grow(bytes);
   }
 
   /** Integers in the safe range digit by digit; anything else as JavaScript prints it (as `${n}` does). */

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { conntrackToJson } from '../../../src/sources/conntrack/json.js';
 import { ConntrackJsonWriter } from '../../../src/sources/conntrack/json-writer.js';
@@ -69,5 +70,120 @@ describe('ConntrackJsonWriter', () => {
   it('copes with a string longer than its whole buffer', () => {
     const huge = { ...base, helper: 'x'.repeat(3 << 20), labels: '\u00e9'.repeat(1 << 20) };
     expect(written([base, huge, base])).toBe([base, huge, base].map((r) => `${conntrackToJson(r)}\n`).join(''));
+  });
+
+  it('never loses a byte near the end of its buffer: long addresses, a string that fills it exactly', () => {
+    const CHUNK = 1 << 20;
+    const cases: ConntrackRecord[][] = [
+      [{ ...base, orig: { ...base.orig, src: 'a'.repeat(CHUNK + 100) } }],
+      // About 1 MiB of records, then an 8 KiB address: it starts close to the end.
+      [
+        ...Array.from({ length: 2900 }, (_, i) => ({ ...base, id: i })),
+        { ...base, reply: { ...base.reply, dst: 'b'.repeat(8192) } },
+      ],
+    ];
+    // A helper that ends exactly at the buffer's end, whatever came before it.
+    const one = written([base]).length;
+    const before = Math.floor(CHUNK / one) - 1;
+    const head = `${conntrackToJson({ ...base, helper: '' })}`.indexOf('"helper":""') + '"helper":"'.length;
+    cases.push([
+      ...Array.from({ length: before }, () => base),
+      { ...base, helper: 'h'.repeat(CHUNK - before * one - head - 1) },
+      base,
+    ]);
+    for (const recs of cases) expect(written(recs)).toBe(recs.map((r) => `${conntrackToJson(r)}\n`).join(''));
+  });
+
+  it('writes what conntrackToJson does for any record (property), and both are JSON where the values are', () => {
+    const num = fc.oneof(
+      fc.integer(),
+      fc.double(),
+      fc.maxSafeNat(),
+      fc.constantFrom(-0, 1e21, 2 ** 53 + 2, 999_999_999, 1_000_000_000, 5e-7),
+    );
+    const text = fc.oneof(
+      fc.string(),
+      fc.string({ unit: 'binary' }),
+      fc.constantFrom('"', '\\', '\u2028', '\ud800', '\x7f', '\x00', 'fe80::1%ethé', 'constructor', '__proto__'),
+    );
+    const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+    const end = fc.record(
+      {
+        src: text,
+        dst: text,
+        sport: opt(num),
+        dport: opt(num),
+        icmp: opt(fc.record({ type: num, code: num, id: num })),
+        packets: opt(num),
+        bytes: opt(num),
+        saturated: opt(fc.constant(true as const)),
+        zone: opt(num),
+      },
+      { requiredKeys: ['src', 'dst'] },
+    );
+    const rec = fc.record(
+      {
+        type: fc.oneof(fc.constantFrom('dump', 'new', 'update', 'destroy', 'toString', '__proto__'), text),
+        id: num,
+        family: fc.oneof(fc.constantFrom('ipv4', 'ipv6', 'constructor', 'valueOf'), text),
+        proto: text,
+        protonum: num,
+        orig: end,
+        reply: end,
+        state: opt(text),
+        status: fc.array(text, { maxLength: 4 }),
+        mark: opt(num),
+        zone: opt(num),
+        timeout: opt(num),
+        start: opt(num),
+        stop: opt(num),
+        helper: opt(text),
+        labels: opt(text),
+        resync: opt(fc.constant(true as const)),
+        netns: opt(text),
+        ts: num,
+      },
+      { requiredKeys: ['type', 'id', 'family', 'proto', 'protonum', 'orig', 'reply', 'status', 'ts'] },
+    ) as unknown as fc.Arbitrary<ConntrackRecord>;
+    fc.assert(
+      fc.property(fc.array(rec, { maxLength: 4 }), (recs) => {
+        expect(written(recs)).toBe(recs.map((r) => `${conntrackToJson(r)}\n`).join(''));
+        // Strings of any kind come out as JSON strings (numbers that JSON cannot hold aside).
+        for (const r of recs) {
+          if (
+            [r.id, r.protonum, r.ts, r.orig.sport, r.orig.packets, r.orig.bytes].some(
+              (n) => n !== undefined && !Number.isFinite(n),
+            )
+          )
+            continue;
+          if (
+            [
+              r.mark,
+              r.zone,
+              r.timeout,
+              r.start,
+              r.stop,
+              r.reply.sport,
+              r.reply.dport,
+              r.orig.dport,
+              r.reply.packets,
+              r.reply.bytes,
+              r.orig.zone,
+              r.reply.zone,
+            ].some((n) => n !== undefined && !Number.isFinite(n))
+          )
+            continue;
+          if ([r.orig.icmp, r.reply.icmp].some((c) => c && ![c.type, c.code, c.id].every(Number.isFinite))) continue;
+          const back = JSON.parse(conntrackToJson(r));
+          expect([back.type, back.family, back.orig.src, back.reply.dst]).toEqual([
+            r.type,
+            r.family,
+            r.orig.src,
+            r.reply.dst,
+          ]);
+        }
+      }),
+      { numRuns: 1500 },
+    );
   });
 });
