@@ -55,9 +55,7 @@ const K = {
 const TYPE_HEAD = new Map<string, Uint8Array>(
   ['dump', 'new', 'update', 'destroy'].map((t) => [t, bytes(`{"type":"${t}","id":`)]),
 );
-const FAMILY = new Map<string, Uint8Array>(
-  ['ipv4', 'ipv6'].map((f) => [f, bytes(`,"family":"${f}","proto":`)]),
-);
+const FAMILY = new Map<string, Uint8Array>(['ipv4', 'ipv6'].map((f) => [f, bytes(`,"family":"${f}","proto":`)]));
 
 export interface ByteSink {
   write(b: Uint8Array): unknown;
