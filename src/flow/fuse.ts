@@ -23,6 +23,8 @@ interface Part {
   stats: NodeStats;
   step: PureStep;
   kids: Sink[];
+  /** While its children hold the reused record (a borrowed map's output), set: a nested call takes a new one. */
+  lending?: { busy: boolean };
 }
 
 /** Where a child attaches: the output of one step of a fused node. */
@@ -144,10 +146,13 @@ function generate(parts: Part[]): (r: Rec) => void {
       else if (step.map && lends(parts, i)) {
         // The last step, and every child borrows: its output goes into one reused record, unless a child's call
         // leads back here (a subscriber feeding the source): that record takes a new one.
-        const z = bind({ busy: false }, 'z');
+        // The flag lives with the part: a call that regenerates the function and then leads back here runs the
+        // new function, which must see the record in use too. Cleared however the children's calls end.
+        parts[i].lending ??= { busy: false };
+        const z = bind(parts[i].lending, 'z');
         const [m, b] = [bind(step.map, 'm'), bind(step.borrowed!.map, 'b')];
         out.push(`if (${z}.busy) { r = ${m}(r); ${after(i)} return; }`);
-        out.push(`${z}.busy = true; r = ${b}(r); ${after(i)} ${z}.busy = false; return;`);
+        out.push(`${z}.busy = true; try { r = ${b}(r); ${after(i)} } finally { ${z}.busy = false; } return;`);
         return { body: out.join(' ') };
       } else if (step.map) out.push(`r = ${bind(step.map, 'm')}(r);`);
       else {

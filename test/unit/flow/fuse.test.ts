@@ -242,6 +242,62 @@ describe('a projection feeding only aggregates (written into one reused record)'
     node.push({ type: 'new', ts: 3, orig: { src: 'c' } });
     expect(seen).toEqual(['-', 'b', 'a', 'c']);
   });
+
+  it('still takes a new record when that call also changes the children (the function is regenerated meanwhile)', () => {
+    const node = new FusedNode();
+    const stats = () => ({ node: 'x', path: 'x', in: 0, out: 0, dropped: 0 });
+    const proj = lookupNode('project');
+    if (proj?.kind !== 'filter' || !proj.step) throw new Error('no project');
+    node.append(stats(), proj.step(proj.params.parse({ fields: ['orig.src'] }) as never, {} as never) as never);
+    const seen: Record<string, string[]> = { A: [], B: [], C: [] };
+    const borrower = (name: string, first?: (r: Rec) => void) => {
+      const s: Stepper = {
+        push: (r) => {
+          first?.(r);
+          seen[name].push((r.orig as Rec).src as string);
+        },
+      };
+      borrowers.set(s, () => true);
+      return new StepNode(stats(), s);
+    };
+    let once = true;
+    node.attachAt(
+      0,
+      borrower('A', (r) => {
+        if (!once || (r.orig as Rec).src !== 'a') return;
+        once = false;
+        node.attachAt(0, borrower('C')); // a flow sharing the step opens: the function is regenerated
+        node.push({ type: 'new', ts: 2, orig: { src: 'b' } }); // and the call leads back into the node
+      }),
+    );
+    node.attachAt(0, borrower('B'));
+    node.push({ type: 'new', ts: 1, orig: { src: 'a' } });
+    node.push({ type: 'new', ts: 3, orig: { src: 'c' } });
+    // A's and B's 'a' is still 'a' after the nested call wrote 'b' (into a record of its own).
+    expect(seen).toEqual({ A: ['b', 'a', 'c'], B: ['b', 'a', 'c'], C: ['b', 'c'] });
+  });
+
+  it('a borrowing child that throws does not leave the reused record marked busy', () => {
+    const node = new FusedNode();
+    const stats = () => ({ node: 'x', path: 'x', in: 0, out: 0, dropped: 0 });
+    const proj = lookupNode('project');
+    if (proj?.kind !== 'filter' || !proj.step) throw new Error('no project');
+    node.append(stats(), proj.step(proj.params.parse({ fields: ['orig.src'] }) as never, {} as never) as never);
+    const records: Rec[] = [];
+    const s: Stepper = {
+      push: (r) => {
+        records.push(r);
+        if ((r.orig as Rec).src === 'boom') throw new Error('boom');
+      },
+    };
+    borrowers.set(s, () => true);
+    node.attachAt(0, new StepNode(stats(), s));
+    expect(() => node.push({ type: 'new', ts: 1, orig: { src: 'boom' } })).toThrow('boom');
+    node.push({ type: 'new', ts: 2, orig: { src: 'x' } });
+    node.push({ type: 'new', ts: 3, orig: { src: 'y' } });
+    // The reused record serves every call again: one object for all three.
+    expect(new Set(records).size).toBe(1);
+  });
 });
 
 describe('project', () => {
