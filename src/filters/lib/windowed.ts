@@ -39,28 +39,46 @@ const QUICK_RUN = 64;
 let currentRun = 0;
 let runEnds = false;
 
+/** Date and its clock as the process started with them: a test may put others in their place. */
+const NativeDate = Date;
+const nativeNow = Date.now;
+
+/**
+ * For tests: `trustReplacedDate` lets records take the quick way (see push) under a Date a test put in place,
+ * one it moves only between synchronous runs, as real time would seem to move (vi.advanceTimersByTimeAsync).
+ */
+export const windowClock = { trustReplacedDate: false };
+
 /**
  * True while `sched` reads the real clock: not a virtual one (TestScheduler), nor one a test put in its place
- * (TestScheduler.run() delegates the real schedulers' clock; fake timers replace Date, and move it synchronously).
+ * (TestScheduler.run() delegates the real schedulers' clock; fake timers and vi.setSystemTime replace Date,
+ * and move it synchronously).
  */
 function realClock(sched: SchedulerLike): boolean {
   return (
     sched.now === dateTimestampProvider.now &&
     dateTimestampProvider.delegate === undefined &&
-    (Date as { isFake?: boolean }).isFake !== true
+    (windowClock.trustReplacedDate ||
+      (globalThis.Date === NativeDate && Date.now === nativeNow && (Date as { isFake?: boolean }).isFake !== true))
   );
 }
 
-/** The number of the current synchronous run: readings of a real-time clock taken in it are all still now. */
+/**
+ * The number of the current synchronous run: readings of a real-time clock taken in it are all still now. The
+ * run ends with a promise job, not queueMicrotask: fake timers may replace queueMicrotask (and drop what was
+ * queued when uninstalled, which would leave one run open for good), never the promise jobs of the engine.
+ */
 function thisRun(): number {
   if (!runEnds) {
     runEnds = true;
-    queueMicrotask(() => {
-      runEnds = false;
-      currentRun++;
-    });
+    void Promise.resolve().then(endRun);
   }
   return currentRun;
+}
+
+function endRun(): void {
+  runEnds = false;
+  currentRun++;
 }
 
 /** Timing of an event-time window: its length and the allowed lateness, both in milliseconds. */
@@ -171,18 +189,20 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
   return {
     push: (r, emit) => {
       // The quick way: a record for the window the last one went to, in the synchronous run in which the clock
-      // was last read (the same instant, give or take microseconds), changes nothing but that window and perhaps
-      // the event clock (its window is open: closing one clears curStart). The watermark would move too: the next
-      // reading does that, at most QUICK_RUN records on, or the timer, which moves with the clock.
+      // was last read, that does not move the event clock, changes nothing but that window (it is open: closing
+      // one clears curStart). The watermark would move too: the next reading does that, at most QUICK_RUN records
+      // on, or the timer, which moves with the clock. A record that moves the clock takes the slow way: its
+      // anchor needs the time now, and this run's reading may be old by now (a run can be long).
       const t = r.ts;
-      if (typeof t === 'number' && t >= c.curStart && t < c.curStart + every && c.run === currentRun && --c.quick > 0) {
+      if (
+        typeof t === 'number' &&
+        t >= c.curStart &&
+        t < c.curStart + every &&
+        c.run === currentRun &&
+        --c.quick > 0 &&
+        (t <= c.anchorTs || (clock && t <= c.anchorTs + c.wall - c.anchorAt))
+      ) {
         fold.add(cur as S, r);
-        // As the slow way: the clock moves only for a ts ahead of it (as read in this run), and the timer with it.
-        if (t > c.anchorTs && (!clock || t > c.anchorTs + c.wall - c.anchorAt)) {
-          c.anchorTs = t;
-          c.anchorAt = c.wall;
-          arm();
-        }
         return;
       }
       c.quick = QUICK_RUN;

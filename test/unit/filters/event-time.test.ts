@@ -5,6 +5,7 @@ import { asyncScheduler, lastValueFrom, mergeMap, type SchedulerLike, Subject, t
 import { TestScheduler } from 'rxjs/testing';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import '../../../src/filters/builtin.js';
+import { windowClock } from '../../../src/filters/lib/windowed.js';
 import { type BuildContext, filterOperator, lookupNode, type Rec } from '../../../src/filters/registry.js';
 import { RECORD_FIELDS } from '../../../src/filters/sources.js';
 import { Flowgrab } from '../../../src/flow/flowgrab.js';
@@ -122,6 +123,7 @@ describe('event-time windows on the real clock', () => {
   afterEach(() => {
     vi.useRealTimers();
     vi.restoreAllMocks();
+    windowClock.trustReplacedDate = false;
   });
 
   /** count(params) on the real-time scheduler, fed by hand: the windows out so far, and the records dropped. */
@@ -135,14 +137,26 @@ describe('event-time windows on the real clock', () => {
     return { input, out, drops, stop: () => sub.unsubscribe() };
   }
 
-  it('split a synchronous burst at the window ends, reading the clock about once per 64 records', () => {
+  it('read the clock about once per 64 records of a burst that does not move the event clock', () => {
+    fakeRealClock(1_000_000);
     const reads = vi.spyOn(Date, 'now');
+    const { input, out, drops, stop } = live({ every: '1s', lateness: '5m' });
+    // 10 000 records in one synchronous run, stamped within the same millisecond (one batch from the kernel).
+    reads.mockClear();
+    for (let i = 0; i < 10_000; i++) input.next(at(1_000_000));
+    expect(reads.mock.calls.length).toBeLessThan(10_000 / 32);
+    expect(reads.mock.calls.length).toBeGreaterThanOrEqual(10_000 / 64);
+    input.complete();
+    expect(out).toEqual([[1_000_000, 10_000]]);
+    expect(drops.n).toBe(0);
+    stop();
+  });
+
+  it('split a synchronous burst at the window ends', () => {
     const { input, out, drops, stop } = live({ every: '1s', lateness: '5m' });
     // 10 000 records in one synchronous run, 1 ms of event time apart, starting just below a window end.
     const t0 = Math.floor(Date.now() / 1000) * 1000 + 990;
-    reads.mockClear();
     for (let i = 0; i < 10_000; i++) input.next(at(t0 + i));
-    expect(reads.mock.calls.length).toBeLessThan(10_000 / 32);
     input.complete();
     stop();
     expect(out).toEqual([
@@ -159,8 +173,59 @@ describe('event-time windows on the real clock', () => {
    */
   function fakeRealClock(now: number): void {
     vi.useFakeTimers({ now });
-    delete (Date as { isFake?: boolean }).isFake;
+    windowClock.trustReplacedDate = true;
   }
+
+  it('do not move the clock from a reading the run has outlived: a long run does not close a window early', async () => {
+    fakeRealClock(1_000_000);
+    const { input, out, drops, stop } = live({ every: '1s', lateness: 0 });
+    input.next(at(0)); // the clock reads 0 at 1 000 000
+    vi.setSystemTime(1_000_400); // the same synchronous run goes on for 400 ms (a slow subscriber, a long parse)
+    input.next(at(500)); // the quick way: anchored at the run's reading, the clock would run 400 ms ahead
+    await vi.advanceTimersByTimeAsync(300);
+    input.next(at(800)); // 800 at 1 000 700: on time, [0, 1000) is open until the clock reads 1000
+    await vi.advanceTimersByTimeAsync(400);
+    expect(out).toEqual([[0, 3]]);
+    expect(drops.n).toBe(0);
+    stop();
+  });
+
+  it('read the clock for every record when a test moves Date without fake timers (vi.setSystemTime)', () => {
+    vi.setSystemTime(1_000_000);
+    const { input, out, drops, stop } = live({ every: '10s', lateness: '5s' });
+    input.next(at(0)); // the clock reads 0 at 1 000 000
+    vi.setSystemTime(1_009_000);
+    input.next(at(9500)); // 9500 at 1 009 000
+    input.next(at(10_200)); // 10 200: the watermark is at 5200
+    input.next(at(9900)); // on time: [0, 10 000) is still open
+    input.complete();
+    expect(drops.n).toBe(0);
+    expect(out).toEqual([
+      [0, 3],
+      [10_000, 1],
+    ]);
+    stop();
+  });
+
+  it('end each synchronous run even after fake timers that took queueMicrotask were uninstalled', async () => {
+    vi.useFakeTimers({ toFake: ['queueMicrotask'] });
+    const { input, out, stop } = live({ every: '1h', lateness: '5m' });
+    const t0 = Date.now();
+    input.next(at(t0)); // reads the clock and starts a run
+    vi.useRealTimers(); // what the fakes held is gone
+    const reads = vi.spyOn(Date, 'now');
+    windowClock.trustReplacedDate = true; // the spy reads the real clock
+    for (let i = 1; i <= 3; i++) {
+      await new Promise((r) => setTimeout(r, 0)); // a later turn of the event loop: a new run
+      reads.mockClear();
+      input.next(at(t0 + i));
+      // A record of a new run reads the clock (its run's reading is not the last run's).
+      expect(reads.mock.calls.length).toBeGreaterThan(0);
+    }
+    input.complete();
+    expect(out).toEqual([[Math.floor(t0 / 3_600_000) * 3_600_000, 4]]);
+    stop();
+  });
 
   it('anchor the event clock at the arrival of a record that comes in a later turn of the event loop', async () => {
     fakeRealClock(1_000_000);
