@@ -100,10 +100,13 @@ interface Job {
 
 /** Opens the socket (in `opts.netns` if given); `configure` sets its options before the worker starts reading. */
 export function openBatchedTransport(opts: TransportOptions, configure: (fd: number) => void): RawTransport {
-  const { fd, efd, port } = openOwnSocket(opts, configure);
   // Peeking sockets carry packets of unknown size: a datagram slot large enough for any of them.
   const maxDatagram = opts.peek ? MAX_PACKET_DATAGRAM : (opts.readBufferBytes ?? 32 * 1024);
-  return new BatchedTransport(fd, efd, port, maxDatagram, opts.lingerMs ?? 1, opts.readAheadBytes);
+  return openOwnSocket(
+    opts,
+    configure,
+    (fd, efd, port) => new BatchedTransport(fd, efd, port, maxDatagram, opts.lingerMs ?? 1, opts.readAheadBytes),
+  );
 }
 
 const WRAP = 0xffffffff;

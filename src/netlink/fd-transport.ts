@@ -24,21 +24,25 @@ import {
 import type { RawTransport, TransportHandlers, TransportOptions } from './transport.js';
 
 /**
- * Opens a netlink socket of our own (in `opts.netns` if given), lets `configure` set its options, and
- * makes the eventfd that wakes whoever waits on it; on failure nothing stays open.
+ * A netlink socket of our own (in `opts.netns` if given) and an eventfd, configured, handed to `make`; if
+ * anything fails on the way (an option, the eventfd, the transport's constructor), both are closed again.
  */
-export function openOwnSocket(
+export function openOwnSocket<T>(
   opts: TransportOptions,
   configure: (fd: number) => void,
-): { fd: number; efd: number; port: number } {
+  make: (fd: number, efd: number, port: number) => T,
+): T {
   const { fd, port } = opts.netns
     ? withNetns(opts.netns, () => openNetlinkFd(opts.protocol))
     : openNetlinkFd(opts.protocol);
+  let efd = -1;
   try {
     configure(fd);
-    return { fd, efd: openEventFd(), port };
+    efd = openEventFd();
+    return make(fd, efd, port);
   } catch (err) {
     closeFd(fd);
+    if (efd >= 0) closeFd(efd);
     throw err;
   }
 }

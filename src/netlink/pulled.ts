@@ -67,9 +67,8 @@ export function poolCalls(): { running: number; queued: number } {
 
 /** Opens the socket (in `opts.netns` if given); `configure` sets its options. */
 export function openPulledTransport(opts: TransportOptions, configure: (fd: number) => void): RawTransport {
-  const { fd, efd, port } = openOwnSocket(opts, configure);
   const datagram = Math.min(MAX_DATAGRAM, Math.max(DATAGRAM, opts.readBufferBytes ?? DATAGRAM));
-  return new PulledTransport(fd, efd, port, datagram);
+  return openOwnSocket(opts, configure, (fd, efd, port) => new PulledTransport(fd, efd, port, datagram));
 }
 
 class PulledTransport extends FdTransport {

@@ -6,11 +6,13 @@
  * and close() — idle, waiting, or in the middle of a dump — rejects what
  * waits, delivers nothing more and closes the fds.
  */
+import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { AttrReader } from '../../src/netlink/attr.js';
 import { CTA_ID, NFNLGRP_CONNTRACK_NEW } from '../../src/netlink/conntrack/enums.js';
 import { ctDumpRequest } from '../../src/netlink/conntrack/messages.js';
 import { NETLINK_NETFILTER, NETLINK_ROUTE, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_NOOP } from '../../src/netlink/enums.js';
+import { openOwnSocket } from '../../src/netlink/fd-transport.js';
 import { openNativeTransport } from '../../src/netlink/native.js';
 import { encodeMessage } from '../../src/netlink/nlmsg.js';
 import { POOL_CALLS, poolCalls } from '../../src/netlink/pulled.js';
@@ -194,5 +196,19 @@ describe('pulled netlink transport', () => {
       what: 'every socket closed and the pool idle',
     });
     expect(poolCalls()).toEqual({ running: 0, queued: 0 });
+  });
+
+  it('a transport that fails while it is made leaves no fd open (the socket and the eventfd close again)', () => {
+    const before = readdirSync('/proc/self/fd').length;
+    const fail = (what: string) => () => {
+      throw new Error(what);
+    };
+    expect(() => openOwnSocket({ protocol: NETLINK_ROUTE, netns: ns.name }, () => {}, fail('constructor'))).toThrow(
+      'constructor',
+    );
+    expect(() => openOwnSocket({ protocol: NETLINK_ROUTE, netns: ns.name }, fail('setsockopt'), () => 0)).toThrow(
+      'setsockopt',
+    );
+    expect(readdirSync('/proc/self/fd').length).toBe(before);
   });
 });
