@@ -189,20 +189,22 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
   return {
     push: (r, emit) => {
       // The quick way: a record for the window the last one went to, in the synchronous run in which the clock
-      // was last read, that does not move the event clock, changes nothing but that window (it is open: closing
-      // one clears curStart). The watermark would move too: the next reading does that, at most QUICK_RUN records
-      // on, or the timer, which moves with the clock. A record that moves the clock takes the slow way: its
-      // anchor needs the time now, and this run's reading may be old by now (a run can be long).
+      // was last read, changes nothing but that window (it is open: closing one clears curStart) and perhaps the
+      // event clock. The watermark would move too: the next full reading does that, at most QUICK_RUN records on,
+      // or the timer, which moves with the clock.
       const t = r.ts;
-      if (
-        typeof t === 'number' &&
-        t >= c.curStart &&
-        t < c.curStart + every &&
-        c.run === currentRun &&
-        --c.quick > 0 &&
-        (t <= c.anchorTs || (clock && t <= c.anchorTs + c.wall - c.anchorAt))
-      ) {
+      if (typeof t === 'number' && t >= c.curStart && t < c.curStart + every && c.run === currentRun && --c.quick > 0) {
         fold.add(cur as S, r);
+        // A ts ahead of the clock as this run read it moves the clock, anchored at the time now: the run's
+        // reading may be old by now (a run can be long: a slow subscriber), and the clock would run ahead.
+        if (t > c.anchorTs && (!clock || t > c.anchorTs + c.wall - c.anchorAt)) {
+          if (clock) c.wall = sched.now();
+          if (!clock || t > c.anchorTs + c.wall - c.anchorAt) {
+            c.anchorTs = t;
+            c.anchorAt = c.wall;
+            arm();
+          }
+        }
         return;
       }
       c.quick = QUICK_RUN;
