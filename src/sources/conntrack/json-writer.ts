@@ -195,17 +195,23 @@ export class ConntrackJsonWriter {
 
   /** A JSON string: plain printable ASCII inline, anything else through JSON.stringify. */
   private str(s: string): void {
+    // One pass: copied as it is checked; a character JSON must escape (or one not ASCII) undoes the copy.
+    this.room(s.length + 2);
+    const b = this.buf;
+    const start = this.off;
+    let o = start;
+    b[o++] = 34;
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
       if (c < 0x20 || c > 0x7e || c === 34 || c === 92) {
+        this.off = start;
         this.utf8(JSON.stringify(s));
         return;
       }
+      b[o++] = c;
     }
-    this.room(s.length + 2);
-    this.byte(34);
-    this.ascii(s);
-    this.byte(34);
+    b[o++] = 34;
+    this.off = o;
   }
 
   private utf8(s: string): void {
