@@ -145,13 +145,24 @@ class NativeTransport implements RawTransport {
 
   /** Datagrams not from the kernel, dropped since the last report (at most one a second), and when that was. */
   private foreignCount = 0;
+  private foreignPort = 0;
   private foreignAt = 0;
+  private foreignTimer?: NodeJS.Timeout;
 
   private foreign(port: number): void {
     this.foreignCount++;
-    if (Date.now() - this.foreignAt < 1000) return;
+    this.foreignPort = port;
+    const wait = this.foreignAt + 1000 - Date.now();
+    if (wait <= 0) this.reportForeign();
+    // What comes within the second is said at its end.
+    else this.foreignTimer ??= setTimeout(() => this.reportForeign(), wait).unref();
+  }
+
+  private reportForeign(): void {
+    this.foreignTimer = undefined;
+    if (this.closed || this.foreignCount === 0) return;
     this.foreignAt = Date.now();
-    this.fail(foreignDatagrams(this.foreignCount, port));
+    this.fail(foreignDatagrams(this.foreignCount, this.foreignPort));
     this.foreignCount = 0;
   }
 
@@ -207,6 +218,7 @@ class NativeTransport implements RawTransport {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.foreignTimer);
     this.sock.close();
   }
 }

@@ -107,6 +107,15 @@ describe('netlink datagrams not sent by the kernel', () => {
         expect(note?.message).toContain(`1 datagram not sent by the kernel dropped`);
         // A warning, not a loss: nobody can make us resync by sending to our port.
         expect(notices.filter((n) => n.kind === 'loss')).toEqual([]);
+        // More within the second are said once, at its end, even when nothing follows them.
+        sendFromProcess(port, forgedNew());
+        sendFromProcess(port, forgedNew());
+        await waitFor(() => notices.some((n) => / 2 datagrams not sent by the kernel/.test(n.message ?? '')), {
+          timeoutMs: 10_000,
+          what: 'the next two reported together',
+        });
+        expect(notices.filter((n) => /not sent by the kernel/.test(n.message ?? ''))).toHaveLength(2);
+        expect(got.filter((r) => r.dst === '10.66.0.2')).toEqual([]);
       } finally {
         sub.unsubscribe();
       }
