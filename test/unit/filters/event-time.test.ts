@@ -190,14 +190,17 @@ describe('event-time windows on the real clock', () => {
     stop();
   });
 
-  it('read the clock for every record when a test moves Date without fake timers (vi.setSystemTime)', () => {
-    vi.setSystemTime(1_000_000);
+  /**
+   * One synchronous run in which the clock moves (as vi.advanceTimersByTime moves it between timers, or
+   * vi.setSystemTime): every record must read it, or the run's first reading would make 9900 late.
+   */
+  function clockMovedInOneRun(): void {
     const { input, out, drops, stop } = live({ every: '10s', lateness: '5s' });
     input.next(at(0)); // the clock reads 0 at 1 000 000
     vi.setSystemTime(1_009_000);
-    input.next(at(9500)); // 9500 at 1 009 000
+    input.next(at(9500)); // 9500 at 1 009 000 (an earlier reading would give 18 500 …)
     input.next(at(10_200)); // 10 200: the watermark is at 5200
-    input.next(at(9900)); // on time: [0, 10 000) is still open
+    input.next(at(9900)); // … and this record on time: [0, 10 000) is still open
     input.complete();
     expect(drops.n).toBe(0);
     expect(out).toEqual([
@@ -205,6 +208,11 @@ describe('event-time windows on the real clock', () => {
       [10_000, 1],
     ]);
     stop();
+  }
+
+  it('read the clock for every record when a test moves Date without fake timers (vi.setSystemTime)', () => {
+    vi.setSystemTime(1_000_000);
+    clockMovedInOneRun();
   });
 
   it('end each synchronous run even after fake timers that took queueMicrotask were uninstalled', async () => {
@@ -287,20 +295,7 @@ describe('event-time windows on the real clock', () => {
 
   it('read the clock for every record under fake timers that move it synchronously', () => {
     vi.useFakeTimers({ now: 1_000_000 });
-    const { input, out, drops, stop } = live({ every: '10s', lateness: '5s' });
-    // One synchronous run in which the fake clock moves, as vi.advanceTimersByTime moves it between timers.
-    input.next(at(0)); // the clock reads 0 at 1 000 000
-    vi.setSystemTime(1_009_000);
-    input.next(at(9500)); // 9500 at 1 009 000 (an earlier reading would give 18 500 …)
-    input.next(at(10_200)); // 10 200: the watermark is at 5200
-    input.next(at(9900)); // … and this record late: [0, 10 000) is still open
-    input.complete();
-    expect(drops.n).toBe(0);
-    expect(out).toEqual([
-      [0, 3],
-      [10_000, 1],
-    ]);
-    stop();
+    clockMovedInOneRun();
   });
 
   it('read the clock for every record inside TestScheduler.run(), which puts virtual time behind the real schedulers', () => {

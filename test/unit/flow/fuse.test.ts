@@ -219,12 +219,19 @@ describe('a projection feeding only aggregates (written into one reused record)'
     );
   });
 
-  it('takes a new record when a borrowing child’s call leads back into the projection', () => {
+  const stats = () => ({ node: 'x', path: 'x', in: 0, out: 0, dropped: 0 });
+
+  /** A fused node of one step, project(orig.src): its output goes into one reused record when every child borrows. */
+  function projection(): FusedNode {
     const node = new FusedNode();
-    const stats = () => ({ node: 'x', path: 'x', in: 0, out: 0, dropped: 0 });
     const proj = lookupNode('project');
     if (proj?.kind !== 'filter' || !proj.step) throw new Error('no project');
     node.append(stats(), proj.step(proj.params.parse({ fields: ['orig.src'] }) as never, {} as never) as never);
+    return node;
+  }
+
+  it('takes a new record when a borrowing child’s call leads back into the projection', () => {
+    const node = projection();
     const seen: string[] = [];
     // A borrower that, on its first record, feeds another one through the projection before reading its own.
     const stepper: Stepper = {
@@ -244,11 +251,7 @@ describe('a projection feeding only aggregates (written into one reused record)'
   });
 
   it('still takes a new record when that call also changes the children (the function is regenerated meanwhile)', () => {
-    const node = new FusedNode();
-    const stats = () => ({ node: 'x', path: 'x', in: 0, out: 0, dropped: 0 });
-    const proj = lookupNode('project');
-    if (proj?.kind !== 'filter' || !proj.step) throw new Error('no project');
-    node.append(stats(), proj.step(proj.params.parse({ fields: ['orig.src'] }) as never, {} as never) as never);
+    const node = projection();
     const seen: Record<string, string[]> = { A: [], B: [], C: [] };
     const borrower = (name: string, first?: (r: Rec) => void) => {
       const s: Stepper = {
@@ -278,11 +281,7 @@ describe('a projection feeding only aggregates (written into one reused record)'
   });
 
   it('a borrowing child that throws does not leave the reused record marked busy', () => {
-    const node = new FusedNode();
-    const stats = () => ({ node: 'x', path: 'x', in: 0, out: 0, dropped: 0 });
-    const proj = lookupNode('project');
-    if (proj?.kind !== 'filter' || !proj.step) throw new Error('no project');
-    node.append(stats(), proj.step(proj.params.parse({ fields: ['orig.src'] }) as never, {} as never) as never);
+    const node = projection();
     const records: Rec[] = [];
     const s: Stepper = {
       push: (r) => {
