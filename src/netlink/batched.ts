@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { FlowgrabError } from '../errors.js';
 import { errnoName } from './errno.js';
-import { FdTransport, foreignDatagrams, openOwnSocket } from './fd-transport.js';
+import { FdTransport, foreignDatagrams, openOwnSocket, READER_GONE } from './fd-transport.js';
 import { RECV_WORKER_SOURCE } from './recv-worker.js';
 import { closeFd, signalEventFd } from './syscall.js';
 import type { RawTransport, TransportOptions } from './transport.js';
@@ -168,15 +168,16 @@ class BatchedTransport extends FdTransport {
     }
   };
 
+  // The worker failing or exiting ends the socket for good (op READER_GONE): its users end their streams.
   private readonly onError = (err: Error): void => {
     this.workerFailed = true;
-    this.fail(new FlowgrabError('FG_ERR_NETLINK', `receive worker: ${err.message}`, { op: 'recvmsg', cause: err }));
+    this.fail(new FlowgrabError('FG_ERR_NETLINK', `receive worker: ${err.message}`, { op: READER_GONE, cause: err }));
   };
 
   /** A worker that died, or did not let go within CLOSE_WAIT_MS (and was ended), leaves the fds to be closed here. */
   private readonly onExit = (): void => {
     if (!this.closed && !this.workerFailed)
-      this.fail(new FlowgrabError('FG_ERR_NETLINK', 'receive worker exited', { op: 'recvmsg' }));
+      this.fail(new FlowgrabError('FG_ERR_NETLINK', 'receive worker exited', { op: READER_GONE }));
     this.closed = true;
     this.closeFds();
   };

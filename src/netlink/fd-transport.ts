@@ -115,3 +115,14 @@ export function foreignDatagrams(count: number, port: number): FlowgrabError {
     { op: 'sender' },
   );
 }
+
+/**
+ * The op of a transport error after which nothing more will be read (the receive worker died): a source
+ * ends its stream with it instead of waiting for events that cannot come.
+ */
+export const READER_GONE = 'reader';
+
+/** True for an error after which the socket reads nothing more (READER_GONE). */
+export function readerGone(err: Error): boolean {
+  return (err as { op?: string }).op === READER_GONE;
+}

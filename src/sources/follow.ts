@@ -9,6 +9,7 @@
  * a feed never stays out of sync.
  */
 import { FlowgrabError } from '../errors.js';
+import { readerGone } from '../netlink/fd-transport.js';
 import { DropCounter, type NetlinkSocket } from '../netlink/socket.js';
 import type { SourceNotice } from './notice.js';
 
@@ -30,6 +31,8 @@ export interface FollowHost<E> {
   /** Words for the resync notice: "`count` entries in the table". */
   resyncMessage(count: number): string;
   notice(n: FollowNotice): void;
+  /** The event socket reads nothing more (netlink `readerGone`): the host ends its stream with `err`. */
+  fail(err: Error): void;
 }
 
 export interface LossPolicy {
@@ -69,7 +72,8 @@ export class Follower<E> {
     }, policy.lossCheckMs);
     this.lossTimer.unref();
     socket.onError((err) => {
-      if ((err as { op?: string }).op === 'recvmsg') {
+      if (readerGone(err)) this.host.fail(err);
+      else if ((err as { op?: string }).op === 'recvmsg') {
         this.host.notice({
           kind: 'loss',
           where: 'kernel',

@@ -48,6 +48,7 @@ export class ArpFeed {
     resync: () => this.reconcile(undefined),
     resyncMessage: (count) => `${count} neighbours`,
     notice: (n) => this.notice(n),
+    fail: (err) => this.records.error(err),
   });
   /** Interfaces a link refresh could not name: no second refresh until a link event names them. */
   private readonly unnamed = new Set<number>();

@@ -78,6 +78,7 @@ export class ConntrackFeed {
     resync: (held) => this.resyncDump(held),
     resyncMessage: (count) => `${count} entries in the table`,
     notice: (n) => this.notice(n),
+    fail: (err) => this.records.error(err),
   });
   private polling = false;
   private closed = false;

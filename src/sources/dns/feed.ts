@@ -5,6 +5,7 @@
  * exactly; malformed packets become records flagged with `error`.
  */
 import { NETLINK_NETFILTER } from '../../netlink/enums.js';
+import { readerGone } from '../../netlink/fd-transport.js';
 import { NF_HOOK_NAMES, NFULNL_MSG_PACKET } from '../../netlink/nflog/enums.js';
 import { decodeNflogPacket, type NflogPacket } from '../../netlink/nflog/packet.js';
 import { NFNL_SUBSYS_ULOG, nfType } from '../../netlink/nfnetlink.js';
@@ -59,7 +60,11 @@ export class DnsFeed {
       transport,
     );
     this.sock.onEvent((m) => this.onMessage(m));
-    this.sock.onError((err) => this.notice({ kind: 'warning', message: `nflog socket: ${err.message}` }));
+    this.sock.onError((err) =>
+      readerGone(err)
+        ? this.records.error(err)
+        : this.notice({ kind: 'warning', message: `nflog socket: ${err.message}` }),
+    );
     this.timer = setInterval(() => {
       const now = Date.now();
       this.matcher.prune(now);

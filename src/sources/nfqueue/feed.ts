@@ -8,6 +8,7 @@
 import { FlowgrabError } from '../../errors.js';
 import { NETLINK_NETFILTER, NLMSG_ERROR } from '../../netlink/enums.js';
 import { errnoName } from '../../netlink/errno.js';
+import { readerGone } from '../../netlink/fd-transport.js';
 import {
   NFQUEUE_CONFIG_TYPE,
   NFQUEUE_VERDICT_BATCH_TYPE,
@@ -81,7 +82,11 @@ export class NfqueueFeed implements VerdictTarget {
       }
     });
     this.sock.onEvent((m) => this.onMessage(m));
-    this.sock.onError((err) => this.notice({ kind: 'warning', message: `nfqueue socket: ${err.message}` }));
+    this.sock.onError((err) =>
+      readerGone(err)
+        ? this.packets.error(err)
+        : this.notice({ kind: 'warning', message: `nfqueue socket: ${err.message}` }),
+    );
     this.loss = new LossMeter(
       cfg,
       this.where,

@@ -1,5 +1,7 @@
 /**
- * Datagrams a process sends to our netlink port are not the kernel's: a
+ * What a reader must survive. A receive worker that dies ends its stream
+ * with an error (nothing more can be read). And datagrams a process sends
+ * to our netlink port are not the kernel's: a
  * process with CAP_NET_ADMIN in the namespace we watch (a container's root)
  * could otherwise forge conntrack events, or replies to our dumps. Every
  * reader (batched worker, main-thread reader, pulled request socket) drops
@@ -16,7 +18,7 @@ import { openNativeTransport } from '../../src/netlink/native.js';
 import { encodeMessage } from '../../src/netlink/nlmsg.js';
 import { NetlinkSocket } from '../../src/netlink/socket.js';
 import { closeFd, openNetlinkFd, withNetns } from '../../src/netlink/syscall.js';
-import type { TransportOptions } from '../../src/netlink/transport.js';
+import type { RawTransport, TransportOptions } from '../../src/netlink/transport.js';
 import { conntrack } from '../../src/sources/conntrack/source.js';
 import type { SourceNotice } from '../../src/sources/notice.js';
 import { floodUdpSync } from '../../src/testing/flood.js';
@@ -156,6 +158,31 @@ describe('netlink datagrams not sent by the kernel', () => {
       expect(errors[0]).toMatchObject({ op: 'sender' });
     } finally {
       sock.close();
+    }
+  });
+
+  it('a receive worker that dies ends the stream with an error, instead of leaving it silent', async () => {
+    const transports: RawTransport[] = [];
+    const errors: Error[] = [];
+    const sub = conntrack({
+      events: ['new'],
+      netns: ns.name,
+      transport: (o) => {
+        const t = openNativeTransport(o);
+        transports.push(t);
+        return t;
+      },
+    }).subscribe({ error: (e) => errors.push(e as Error) });
+    try {
+      const [events] = transports;
+      // The worker reading the event socket, ended from outside (as a crash would end it).
+      const worker = (events as unknown as { worker?: { terminate(): Promise<number> } }).worker;
+      expect(worker).toBeDefined();
+      await worker?.terminate();
+      await waitFor(() => errors.length === 1, { timeoutMs: 10_000, what: 'the stream to end with an error' });
+      expect(errors[0]).toMatchObject({ code: 'FG_ERR_NETLINK', message: 'receive worker exited' });
+    } finally {
+      sub.unsubscribe();
     }
   });
 });
