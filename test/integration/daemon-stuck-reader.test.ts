@@ -104,13 +104,22 @@ describe('clients that fall behind', () => {
       });
     });
     let f: StatusFlow | undefined;
-    await waitFor(
-      async () => {
-        f = await stuckFlow();
-        return f !== undefined && f.sent + f.droppedToClient === f.buffer.delivered && f.buffer.delivered > 0;
-      },
-      { timeoutMs: 10_000, what: "the stuck flow's batches to be sent or dropped" },
-    );
+    const settled = () =>
+      waitFor(
+        async () => {
+          f = await stuckFlow();
+          return f !== undefined && f.sent + f.droppedToClient === f.buffer.delivered && f.buffer.delivered > 0;
+        },
+        { timeoutMs: 10_000, what: "the stuck flow's batches to be sent or dropped" },
+      );
+    await settled();
+    // Under load the kernel drops much of a flood before the daemon reads it (counted loss): what is left may
+    // fit in the stuck client's socket. More floods, to other addresses (the live reader's count above is
+    // done), until the daemon has had to drop for it; three at most.
+    for (let extra = 1; extra <= 3 && f!.droppedToClient === 0; extra++) {
+      await floodUdp(ns.name, { count: FLOWS, base: 100 + extra });
+      await settled();
+    }
     // VmHWM: the daemon's peak resident memory, whenever during the flood it came.
     const grown = procMemory(d.pid).peak - rss0;
     expect(f!.droppedToClient).toBeGreaterThan(0);
