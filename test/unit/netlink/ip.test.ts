@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatIPv6, parseIP } from '../../../src/netlink/ip.js';
+import { formatIPv4Cached, formatIPv6, parseIP } from '../../../src/netlink/ip.js';
 
 // The WHATWG URL parser serialises IPv6 hosts in RFC 5952 form: an independent reference.
 const reference = (b: Buffer) =>
@@ -37,5 +37,21 @@ describe('IP text', () => {
   it('parses IPv4', () => {
     expect([...parseIP('192.168.1.20')]).toEqual([192, 168, 1, 20]);
     expect(() => parseIP('300.1.1.1')).toThrow(/not an IP/);
+  });
+
+  it('formats IPv4 as the dotted quad, through its cache or not, at any offset (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 4, maxLength: 12 }), fc.nat(8), (bytes, at) => {
+        const b = Buffer.from(bytes);
+        const o = Math.min(at, b.length - 4);
+        const want = [...b.subarray(o, o + 4)].join('.');
+        // Twice: a miss builds the text, a hit returns the cached one.
+        expect(formatIPv4Cached(b, o)).toBe(want);
+        expect(formatIPv4Cached(b, o)).toBe(want);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(formatIPv4Cached(Buffer.from([255, 255, 255, 255]), 0)).toBe('255.255.255.255');
+    expect(formatIPv4Cached(Buffer.from([0, 0, 0, 0]), 0)).toBe('0.0.0.0');
   });
 });
