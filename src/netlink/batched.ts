@@ -16,7 +16,7 @@ import { FlowgrabError } from '../errors.js';
 import { errnoName } from './errno.js';
 import { FdTransport, foreignDatagrams, openOwnSocket, READER_GONE } from './fd-transport.js';
 import { RECV_WORKER_SOURCE } from './recv-worker.js';
-import { closeFd, signalEventFd } from './syscall.js';
+import { signalEventFd } from './syscall.js';
 import type { RawTransport, TransportOptions } from './transport.js';
 
 /** Shared ring between the worker and the main thread: the most the worker reads ahead of the main thread. */
@@ -124,18 +124,17 @@ class BatchedTransport extends FdTransport {
   private readonly ring: Uint8Array;
   private readonly worker: Worker;
   private readonly job: number;
-  private fdsClosed = false;
   private workerFailed = false;
 
   constructor(
     fd: number,
-    private readonly efd: number,
+    efd: number,
     port: number,
     maxDatagram: number,
     lingerMs: number,
     readAhead = Number.POSITIVE_INFINITY,
   ) {
-    super(fd, port);
+    super(fd, efd, port);
     this.ring = new Uint8Array(new SharedArrayBuffer(Math.max(RING_BYTES, 4 * (maxDatagram + 8))));
     this.job = ++jobs;
     this.worker = workerFor({
@@ -181,13 +180,6 @@ class BatchedTransport extends FdTransport {
     this.closed = true;
     this.closeFds();
   };
-
-  private closeFds(): void {
-    if (this.fdsClosed) return;
-    this.fdsClosed = true;
-    closeFd(this.fd);
-    closeFd(this.efd);
-  }
 
   /**
    * Takes every datagram the worker has published: copies them out of the

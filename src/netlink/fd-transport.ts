@@ -47,16 +47,27 @@ export function openOwnSocket<T>(
   }
 }
 
+/** A transport over a socket of our own (openOwnSocket) and the eventfd that wakes whoever waits on it. */
 export abstract class FdTransport implements RawTransport {
   protected handlers: TransportHandlers = { datagram: () => {}, error: () => {} };
   protected closed = false;
+  private fdsClosed = false;
 
   constructor(
     protected readonly fd: number,
+    protected readonly efd: number,
     readonly port: number,
   ) {}
 
   abstract close(): void;
+
+  /** Closes the socket and the eventfd, once: when nothing (no worker, no call on the pool) uses them any more. */
+  protected closeFds(): void {
+    if (this.fdsClosed) return;
+    this.fdsClosed = true;
+    closeFd(this.fd);
+    closeFd(this.efd);
+  }
 
   setHandlers(h: TransportHandlers): void {
     this.handlers = h;
@@ -114,6 +125,45 @@ export function foreignDatagrams(count: number, port: number): FlowgrabError {
     `${count} datagram${count === 1 ? '' : 's'} not sent by the kernel dropped (the last from netlink port ${port})`,
     { op: 'sender' },
   );
+}
+
+/**
+ * Counts the datagrams a reader dropped as not the kernel's and says them (foreignDatagrams) at most once a
+ * second: the first at once, what follows within the second at its end. (The receive worker counts its own
+ * the same way, in recv-worker.ts.)
+ */
+export class ForeignSenders {
+  private count = 0;
+  private port = 0;
+  private saidAt = 0;
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly say: (err: FlowgrabError) => void) {}
+
+  /** One datagram from netlink port `port`, dropped. */
+  add(port: number): void {
+    this.count++;
+    this.port = port;
+    const wait = this.saidAt + 1000 - Date.now();
+    if (wait <= 0) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), wait).unref();
+  }
+
+  /** Says nothing more (the reader closed). */
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.count = 0;
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    if (this.count === 0) return;
+    this.saidAt = Date.now();
+    const err = foreignDatagrams(this.count, this.port);
+    this.count = 0;
+    this.say(err);
+  }
 }
 
 /**

@@ -3,7 +3,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { FlowgrabError } from '../errors.js';
 
 export function formatIPv4(b: Buffer, o: number): string {
-  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+  return dottedQuad(b, o);
 }
 
 /** "0" … "255" as bytes: no number-to-string conversion per byte. */

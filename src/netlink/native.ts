@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import type { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import { FlowgrabError } from '../errors.js';
 import { openBatchedTransport } from './batched.js';
-import { foreignDatagrams } from './fd-transport.js';
+import { ForeignSenders } from './fd-transport.js';
 import { openPulledTransport } from './pulled.js';
 import {
   findNetlinkFd,
@@ -29,6 +29,7 @@ import {
 import type { RawTransport, TransportHandlers, TransportOptions } from './transport.js';
 
 const DUMP_BUFFER = 32 * 1024;
+const DEFAULT_RCVBUF = 4 << 20;
 
 /**
  * The package's raw module, loaded on the first socket that reads on the main thread: the default readers
@@ -39,7 +40,6 @@ let rawModule: typeof import('netlink/dist/raw.js') | undefined;
 const rawSocket = (): typeof RawNetlinkSocket =>
   (rawModule ??= createRequire(import.meta.url)('netlink/dist/raw.js') as typeof import('netlink/dist/raw.js'))
     .RawNetlinkSocket;
-const DEFAULT_RCVBUF = 4 << 20;
 
 /**
  * Options every socket gets (see the file comment): no ENOBUFS, extended
@@ -111,6 +111,8 @@ class NativeTransport implements RawTransport {
   private readonly fd: number;
   private handlers: TransportHandlers = { datagram: () => {}, error: () => {} };
   private closed = false;
+  /** Datagrams not sent by the kernel, dropped and said (at most once a second). */
+  private readonly foreign = new ForeignSenders((err) => this.fail(err));
 
   constructor(
     private readonly sock: RawNetlinkSocket,
@@ -127,7 +129,7 @@ class NativeTransport implements RawTransport {
     // Both listeners must exist and must never throw (see the file comment).
     sock.on('message', (buf, rinfo) => {
       if (rinfo.port === 0) this.deliver(buf, rinfo.groups);
-      else this.foreign(rinfo.port);
+      else this.foreign.add(rinfo.port); // not the kernel's: dropped
     });
     sock.on('truncatedMessage', (buf) =>
       this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram of ${buf.length}+ bytes truncated`, { op: 'recvmsg' })),
@@ -141,29 +143,6 @@ class NativeTransport implements RawTransport {
         }),
       ),
     );
-  }
-
-  /** Datagrams not from the kernel, dropped since the last report (at most one a second), and when that was. */
-  private foreignCount = 0;
-  private foreignPort = 0;
-  private foreignAt = 0;
-  private foreignTimer?: NodeJS.Timeout;
-
-  private foreign(port: number): void {
-    this.foreignCount++;
-    this.foreignPort = port;
-    const wait = this.foreignAt + 1000 - Date.now();
-    if (wait <= 0) this.reportForeign();
-    // What comes within the second is said at its end.
-    else this.foreignTimer ??= setTimeout(() => this.reportForeign(), wait).unref();
-  }
-
-  private reportForeign(): void {
-    this.foreignTimer = undefined;
-    if (this.closed || this.foreignCount === 0) return;
-    this.foreignAt = Date.now();
-    this.fail(foreignDatagrams(this.foreignCount, this.foreignPort));
-    this.foreignCount = 0;
   }
 
   private deliver(buf: Buffer, groups: number): void {
@@ -218,7 +197,7 @@ class NativeTransport implements RawTransport {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.foreignTimer);
+    this.foreign.stop();
     this.sock.close();
   }
 }

@@ -20,8 +20,8 @@
  */
 import { FlowgrabError } from '../errors.js';
 import { errnoName } from './errno.js';
-import { FdTransport, foreignDatagrams, openOwnSocket } from './fd-transport.js';
-import { closeFd, DatagramSet, pollFds, pollReadableAsync, recvmmsgAsync, signalEventFd } from './syscall.js';
+import { FdTransport, ForeignSenders, openOwnSocket } from './fd-transport.js';
+import { DatagramSet, pollFds, pollReadableAsync, recvmmsgAsync, signalEventFd } from './syscall.js';
 import type { RawTransport, TransportOptions } from './transport.js';
 
 /** Datagrams per recvmmsg(2): 16 dump parts of up to 32 KiB (~1 600 conntrack entries); two sets take 1 MiB. */
@@ -79,15 +79,11 @@ class PulledTransport extends FdTransport {
   private next = 0;
   /** A call on the pool (a read or a poll) uses the fds. */
   private busy = false;
-  private fdsClosed = false;
+  /** Replies not sent by the kernel, dropped and said (at most once a second). */
+  private readonly foreign = new ForeignSenders((err) => this.fail(err));
 
-  constructor(
-    fd: number,
-    private readonly efd: number,
-    port: number,
-    datagram: number,
-  ) {
-    super(fd, port);
+  constructor(fd: number, efd: number, port: number, datagram: number) {
+    super(fd, efd, port);
     this.sets = [new DatagramSet(BATCH, datagram), new DatagramSet(BATCH, datagram)];
     this.pollFds = pollFds([fd, efd]);
   }
@@ -161,13 +157,9 @@ class PulledTransport extends FdTransport {
     }
     // More of a dump is queued behind these (the kernel refills as we read): ask for it before decoding.
     this.read();
-    let foreign = 0;
-    let port = 0;
     for (let i = 0; i < got && !this.closed; i++) {
       if (set.sender(i) !== 0) {
-        // Not the kernel's (a forged reply): dropped, and said once per read.
-        foreign++;
-        port = set.sender(i);
+        this.foreign.add(set.sender(i)); // not the kernel's (a forged reply): dropped
         continue;
       }
       if (set.truncated(i)) {
@@ -176,7 +168,6 @@ class PulledTransport extends FdTransport {
       }
       this.deliver(set.datagram(i), 0, true);
     }
-    if (foreign > 0) this.fail(foreignDatagrams(foreign, port));
   }
 
   /** Nothing queued and a request waits: poll (bounded) on the pool, then read again. */
@@ -192,17 +183,11 @@ class PulledTransport extends FdTransport {
     );
   }
 
-  private closeFds(): void {
-    if (this.fdsClosed) return;
-    this.fdsClosed = true;
-    closeFd(this.fd);
-    closeFd(this.efd);
-  }
-
   /** Stops reading; the fds close now, or when the call on the pool that uses them returns (woken at once). */
   override close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.foreign.stop();
     if (this.busy) signalEventFd(this.efd);
     else this.closeFds();
   }

@@ -224,7 +224,7 @@ describe('event-time windows on the real clock', () => {
     const reads = vi.spyOn(Date, 'now');
     windowClock.trustReplacedDate = true; // the spy reads the real clock
     for (let i = 1; i <= 3; i++) {
-      await new Promise((r) => setTimeout(r, 0)); // a later turn of the event loop: a new run
+      await new Promise((r) => setImmediate(r)); // a later turn of the event loop: a new run
       reads.mockClear();
       input.next(at(t0 + i));
       // A record of a new run reads the clock (its run's reading is not the last run's).

@@ -1,6 +1,7 @@
 import { config } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fanout } from '../../../src/sources/fanout.js';
+import { waitFor } from '../../../src/testing/lab/index.js';
 
 describe('Fanout (a feed’s records to its subscribers)', () => {
   afterEach(() => {
@@ -49,7 +50,7 @@ describe('Fanout (a feed’s records to its subscribers)', () => {
     expect(() => f.next(7)).not.toThrow();
     expect(got).toEqual([7]);
     // RxJS reports from a timer: wait for it, bounded.
-    for (let i = 0; i < 100 && reported.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => reported.length > 0, { timeoutMs: 5000, what: 'the error reported' });
     expect(reported).toHaveLength(1);
     expect((reported[0] as Error).message).toBe('boom');
   });
