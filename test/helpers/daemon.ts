@@ -234,12 +234,12 @@ export interface RawScriptResult {
   closedByDaemon: boolean;
 }
 
-/** Sends frames (objects, or {hex} for raw bytes) as `user` and reports what came back. */
+/** Sends frames (objects, or {hex} for raw bytes) as `user` and reports what came back; each reply is waited for up to `waitMs` (it ends at the reply, or when the daemon hangs up). */
 export async function rawScript(
   user: TestUser | undefined,
   socket: string,
   frames: unknown[],
-  waitMs = 1500,
+  waitMs = 10_000,
 ): Promise<RawScriptResult> {
   const r = await runNodeAs(user, [join(FIXTURES, 'raw.mjs'), socket, JSON.stringify(frames), String(waitMs)]);
   if (r.code !== 0) throw new Error(`raw.mjs exited ${r.code ?? r.signal}: ${r.err}`);
