@@ -155,7 +155,8 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
 
   /**
    * On a live pipeline: a timer for when the clock alone will close the oldest open window. A timer that
-   * fires early only costs a wake-up (it closes what is due and arms again); one may fire at most `slack` late.
+   * fires early only costs a wake-up (it closes what is due and arms again); one may fire at most `slack` late,
+   * and the clock may trail the newest ts by up to `slack` (see push): a window closes at most 2·slack late.
    */
   const arm = () => {
     if (!clock || !out || open.size === 0) return;
@@ -197,7 +198,10 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
         fold.add(cur as S, r);
         // A ts ahead of the clock as this run read it moves the clock, anchored at the time now: the run's
         // reading may be old by now (a run can be long: a slow subscriber), and the clock would run ahead.
-        if (t > c.anchorTs && (!clock || t > c.anchorTs + c.wall - c.anchorAt)) {
+        // On a live pipeline, one less than `slack` ahead leaves it (the clock stays within slack of the newest
+        // ts, as the timer fires within slack): records whose ts run ahead of the clock (a burst, a source
+        // catching up) read it once per slack of event time, not once each.
+        if (t > c.anchorTs && (!clock || t > c.anchorTs + c.wall - c.anchorAt + slack)) {
           if (clock) c.wall = sched.now();
           if (!clock || t > c.anchorTs + c.wall - c.anchorAt) {
             c.anchorTs = t;

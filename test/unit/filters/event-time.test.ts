@@ -152,6 +152,22 @@ describe('event-time windows on the real clock', () => {
     stop();
   });
 
+  it('read the clock about once per slack (every/100, at most 50 ms) of event time in a burst whose ts run ahead of it', () => {
+    fakeRealClock(1_000_000);
+    const reads = vi.spyOn(Date, 'now');
+    const { input, out, drops, stop } = live({ every: '1h', lateness: '2s' });
+    // 10 000 records in one synchronous run, 1 ms of event time apart and all ahead of the clock (a source
+    // catching up): each would move the event clock. With a slack of 50 ms, about one in 50 reads the clock.
+    reads.mockClear();
+    for (let i = 0; i < 10_000; i++) input.next(at(1_000_000 + i));
+    expect(reads.mock.calls.length).toBeLessThan(10_000 / 25);
+    expect(reads.mock.calls.length).toBeGreaterThanOrEqual(10_000 / 64);
+    input.complete();
+    expect(out).toEqual([[0, 10_000]]);
+    expect(drops.n).toBe(0);
+    stop();
+  });
+
   it('split a synchronous burst at the window ends', () => {
     const { input, out, drops, stop } = live({ every: '1s', lateness: '5m' });
     // 10 000 records in one synchronous run, 1 ms of event time apart, starting just below a window end.
