@@ -157,7 +157,9 @@ class BatchedTransport extends FdTransport {
       if (m === this.job) this.drain();
     } else if (m.job !== this.job) return;
     else if (m.truncated !== undefined) {
-      this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram of ${m.truncated} bytes truncated`, { op: 'recvmsg' }));
+      this.abandon(
+        new FlowgrabError('FG_ERR_NETLINK', `datagram of ${m.truncated} bytes truncated`, { op: 'recvmsg' }),
+      );
     } else if (m.errno !== undefined) {
       this.fail(
         new FlowgrabError('FG_ERR_NETLINK', `recvmsg: ${errnoName(m.errno)}`, { op: 'recvmsg', errno: m.errno }),
@@ -170,13 +172,15 @@ class BatchedTransport extends FdTransport {
   // The worker failing or exiting ends the socket for good (op READER_GONE): its users end their streams.
   private readonly onError = (err: Error): void => {
     this.workerFailed = true;
-    this.fail(new FlowgrabError('FG_ERR_NETLINK', `receive worker: ${err.message}`, { op: READER_GONE, cause: err }));
+    this.abandon(
+      new FlowgrabError('FG_ERR_NETLINK', `receive worker: ${err.message}`, { op: READER_GONE, cause: err }),
+    );
   };
 
   /** A worker that died, or did not let go within CLOSE_WAIT_MS (and was ended), leaves the fds to be closed here. */
   private readonly onExit = (): void => {
     if (!this.closed && !this.workerFailed)
-      this.fail(new FlowgrabError('FG_ERR_NETLINK', 'receive worker exited', { op: READER_GONE }));
+      this.abandon(new FlowgrabError('FG_ERR_NETLINK', 'receive worker exited', { op: READER_GONE }));
     this.closed = true;
     this.closeFds();
   };

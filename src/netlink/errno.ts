@@ -16,6 +16,7 @@ const NAMES: Record<number, string> = {
   34: 'ERANGE',
   61: 'ENODATA',
   71: 'EPROTO',
+  88: 'ENOTSOCK',
   90: 'EMSGSIZE',
   93: 'EPROTONOSUPPORT',
   95: 'EOPNOTSUPP',

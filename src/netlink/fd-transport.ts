@@ -112,6 +112,17 @@ export abstract class FdTransport implements RawTransport {
       // An error listener's failure has nowhere better to go.
     }
   }
+
+  /** A receive error after which the replies of the requests waiting may be incomplete: they fail with it now. */
+  protected abandon(err: Error): void {
+    if (this.closed) return;
+    this.fail(err);
+    try {
+      this.handlers.abandoned?.(err);
+    } catch {
+      // As for error listeners: nowhere better to go.
+    }
+  }
 }
 
 /**

@@ -115,7 +115,7 @@ class PulledTransport extends FdTransport {
   /**
    * Runs `call` (one async call that uses the fds) when the pool has room. Closed meanwhile: the fds close
    * instead. A call koffi refuses (it throws: too many in flight in the process) is a receive error; the
-   * request that waits then times out (its idle timer).
+   * requests that wait fail with it.
    */
   private onPool(call: (release: () => void) => void): void {
     onPool((release) => {
@@ -130,7 +130,7 @@ class PulledTransport extends FdTransport {
         release();
         this.busy = false;
         if (this.closed) return this.closeFds();
-        this.fail(
+        this.abandon(
           new FlowgrabError('FG_ERR_NETLINK', `reading on the thread pool: ${(err as Error).message}`, {
             op: 'recvmsg',
             cause: err,
@@ -147,8 +147,8 @@ class PulledTransport extends FdTransport {
       return;
     }
     if (got < 0) {
-      this.fail(new FlowgrabError('FG_ERR_NETLINK', `recvmmsg: ${errnoName(errno ?? 0)}`, { op: 'recvmsg', errno }));
-      // The request that waits times out (its idle timer); reading again would fail the same way.
+      // Reading again would likely fail the same way: the next request's send reads again.
+      this.abandon(new FlowgrabError('FG_ERR_NETLINK', `recvmmsg: ${errnoName(errno ?? 0)}`, { op: 'recvmsg', errno }));
       return;
     }
     if (got === 0) {
@@ -163,7 +163,7 @@ class PulledTransport extends FdTransport {
         continue;
       }
       if (set.truncated(i)) {
-        this.fail(new FlowgrabError('FG_ERR_NETLINK', `datagram truncated at ${set.size} bytes`, { op: 'recvmsg' }));
+        this.abandon(new FlowgrabError('FG_ERR_NETLINK', `datagram truncated at ${set.size} bytes`, { op: 'recvmsg' }));
         continue;
       }
       this.deliver(set.datagram(i), 0, true);

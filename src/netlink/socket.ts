@@ -98,6 +98,9 @@ export class NetlinkSocket {
       datagram: (b, g, t, start, end) => this.onDatagram(b, g, t, start, end),
       error: (e) => this.emitError(e),
       waiting: () => this.pending.size > 0,
+      abandoned: (e) => {
+        for (const seq of [...this.pending.keys()]) this.finish(seq, e);
+      },
     });
   }
 
@@ -347,21 +350,25 @@ export class NetlinkSocket {
   }
 }
 
-/** Messages the kernel dropped on `sock` since the last call (0 when the socket is gone). */
+/**
+ * Messages the kernel dropped on `sock` since the last call (0 when the socket is gone). The kernel's count
+ * (sk_drops, read as a u32) wraps past 2^32 - 1: the difference is taken modulo 2^32, so a wrap between two
+ * calls counts what was dropped across it. A closed socket reads 0; that is not a wrap, and counts nothing.
+ */
 export class DropCounter {
   private last = 0;
 
   constructor(private readonly sock: NetlinkSocket) {}
 
   take(): number {
+    if (this.sock.isClosed) return 0;
     let now: number;
     try {
       now = this.sock.drops();
     } catch {
       return 0; // closed under us
     }
-    if (now <= this.last) return 0;
-    const lost = now - this.last;
+    const lost = (now - this.last) >>> 0;
     this.last = now;
     return lost;
   }

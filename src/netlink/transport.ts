@@ -67,6 +67,11 @@ export interface TransportHandlers {
   error(err: Error): void;
   /** True while the socket waits for replies to its requests: a pulled transport reads only then. */
   waiting?(): boolean;
+  /**
+   * Replies may be lost (a read failed, a datagram came truncated): the requests waiting now cannot be
+   * answered whole, and fail with `err` at once rather than at their idle timeout. Called after error(err).
+   */
+  abandoned?(err: Error): void;
 }
 
 export interface RawTransport {

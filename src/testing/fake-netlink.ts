@@ -60,6 +60,17 @@ export class FakeSocket implements RawTransport {
     });
   }
 
+  /** Reports a receive error after which replies may be lost (a failed read): the requests waiting fail with it. */
+  abandon(err: Error): void {
+    this.kernel.pending++;
+    setImmediate(() => {
+      this.kernel.pending--;
+      if (this.closed) return;
+      this.handlers.error(err);
+      this.handlers.abandoned?.(err);
+    });
+  }
+
   /** Joins a multicast group (recorded for assertions). */
   addMembership(group: number): void {
     this.groups.add(group);

@@ -6,7 +6,8 @@
  * and close() — idle, waiting, or in the middle of a dump — rejects what
  * waits, delivers nothing more and closes the fds.
  */
-import { readdirSync } from 'node:fs';
+import { closeSync, openSync, readdirSync } from 'node:fs';
+import koffi from 'koffi';
 import { describe, expect, it } from 'vitest';
 import { AttrReader } from '../../src/netlink/attr.js';
 import { CTA_ID, NFNLGRP_CONNTRACK_NEW } from '../../src/netlink/conntrack/enums.js';
@@ -162,6 +163,50 @@ describe('pulled netlink transport', () => {
     expect(seen).toBe(100);
     await waitFor(() => socketFds().length === before, { timeoutMs: 10_000, what: 'the socket fds closed' });
     expect(after).toBe(0);
+  });
+
+  it('a read that fails in the middle of a dump fails the request with its cause at once, not at its idle timeout', async () => {
+    // The socket's fd becomes /dev/null (dup2) while the dump is read: the next recvmmsg fails (ENOTSOCK).
+    const dup2 = koffi.load('libc.so.6').func('int dup2(int, int)') as (a: number, b: number) => number;
+    let fd = -1;
+    const sock = NetlinkSocket.open(
+      { protocol: NETLINK_NETFILTER, netns: ns.name, pulled: true, recvBufferBytes: 1 << 20 },
+      (o) => {
+        const t = openNativeTransport(o);
+        fd = (t as unknown as { fd: number }).fd;
+        return t;
+      },
+    );
+    const errors: Error[] = [];
+    sock.onError((e) => errors.push(e));
+    const req = ctDumpRequest({ family: 2 });
+    let seen = 0;
+    const started = Date.now();
+    try {
+      const done = sock.request(req.type, NLM_F_DUMP, req.payload, {
+        op: 'dump',
+        idleTimeoutMs: 20_000,
+        onPayload: () => {
+          if (++seen !== 100) return;
+          const nul = openSync('/dev/null', 'r');
+          try {
+            expect(dup2(nul, fd)).toBe(fd);
+          } finally {
+            closeSync(nul);
+          }
+        },
+      });
+      await expect(done).rejects.toMatchObject({ code: 'FG_ERR_NETLINK', op: 'recvmsg', errno: 88 });
+      // The read's own error, well before the idle timeout would have ended the request.
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(seen).toBeGreaterThanOrEqual(100);
+      expect(seen).toBeLessThan(FLOWS);
+      expect(errors.map((e) => e.message)).toContain('recvmmsg: ENOTSOCK');
+      // The next request fails at once too, at its send (the fd is no socket now): nothing is left waiting.
+      await expect(dumpIds(sock)).rejects.toMatchObject({ op: 'sendmsg', errno: 88 });
+    } finally {
+      sock.close();
+    }
   });
 
   it(`${POOL_CALLS * 10} requests at once, each on its own socket, queue for the pool: none fails, every fd closes`, async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FlowgrabError } from '../../../src/errors.js';
 import { NLM_F_DUMP, NLM_F_REQUEST } from '../../../src/netlink/enums.js';
 import { encodeMessage } from '../../../src/netlink/nlmsg.js';
-import { NetlinkOpError, NetlinkSocket } from '../../../src/netlink/socket.js';
+import { DropCounter, NetlinkOpError, NetlinkSocket } from '../../../src/netlink/socket.js';
 import { ackReply, dumpReply, FakeKernel } from '../../../src/testing/fake-netlink.js';
 
 const open = (k: FakeKernel) => NetlinkSocket.open({ protocol: 12 }, k.transport);
@@ -101,6 +101,47 @@ describe('NetlinkSocket and trailing garbage (issue 14)', () => {
     expect(events).toEqual(['abcd', 'abcd']);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ code: 'FG_ERR_DECODE', message: expect.stringMatching(/8 bytes dropped/) });
+    s.close();
+  });
+});
+
+describe('DropCounter', () => {
+  it("counts the kernel's drops across the wrap of its u32 counter, and nothing for a closed socket's 0", () => {
+    const k = new FakeKernel();
+    const s = open(k);
+    const fake = k.sockets[0];
+    const drops = new DropCounter(s);
+    expect(drops.take()).toBe(0);
+    fake.dropCount = 0xffff_fff0;
+    expect(drops.take()).toBe(0xffff_fff0);
+    fake.dropCount = 0x10; // wrapped: 0x20 more
+    expect(drops.take()).toBe(0x20);
+    expect(drops.take()).toBe(0);
+    fake.dropCount = 0x15;
+    expect(drops.take()).toBe(5);
+    s.close(); // a closed transport reads 0: no wrap, nothing lost
+    fake.dropCount = 0;
+    expect(drops.take()).toBe(0);
+  });
+});
+
+describe('NetlinkSocket when its transport abandons the requests waiting', () => {
+  it('fails every waiting request with the transport’s error at once, and takes new requests after', async () => {
+    const k = new FakeKernel();
+    const s = open(k);
+    const fake = k.sockets[0];
+    const errors: Error[] = [];
+    s.onError((e) => errors.push(e));
+    // No answers: both requests wait (for a minute, by their idle timers).
+    const a = s.request(0x101, NLM_F_DUMP, Buffer.alloc(4), { idleTimeoutMs: 60_000 });
+    const b = s.request(0x102, 0, Buffer.alloc(4), { idleTimeoutMs: 60_000 });
+    const err = new FlowgrabError('FG_ERR_NETLINK', 'recvmmsg: EIO', { op: 'recvmsg', errno: 5 });
+    fake.abandon(err);
+    await expect(a).rejects.toBe(err);
+    await expect(b).rejects.toBe(err);
+    expect(errors).toEqual([err]);
+    k.handler = (req) => [ackReply(req)];
+    await expect(s.request(0x103, 0, Buffer.alloc(4))).resolves.toEqual([]);
     s.close();
   });
 });
