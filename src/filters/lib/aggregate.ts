@@ -29,16 +29,27 @@ interface Group {
   sum: number;
 }
 
-/** A window's groups: by key (in order of first record), and by interned key number (see keys.ts). */
+/**
+ * A window's groups, as columns: group i (in order of first record) has samples[i], counts[i] and sums[i].
+ * Counting a record touches two compact arrays, not an object per group scattered in the heap: with several
+ * aggregates counting the same records (flows sharing a prefix), each record would otherwise cost a cache
+ * miss per aggregate.
+ */
 interface Groups {
-  map: Map<unknown, Group>;
-  /** Groups by key number, for the interner's generation `gen`; absent past the fold's slotted windows. */
-  slots?: (Group | undefined)[];
+  /** Group index by key. */
+  map: Map<unknown, number>;
+  samples: Rec[];
+  counts: number[];
+  sums: number[];
+  /** Group index + 1 by interned key number (0: not looked up yet), for the interner's generation `gen`; absent past the fold's slotted windows. */
+  slots?: Int32Array;
   gen: number;
 }
 
-/** Windows per aggregate that also index their groups by key number (each such array holds up to INTERNED_KEYS). */
+/** Windows per aggregate that also index their groups by key number (each such array grows up to INTERNED_KEYS). */
 const SLOTTED_WINDOWS = 4;
+/** First size of a window's slots (doubled as key numbers grow past it). */
+const FIRST_SLOTS = 1024;
 
 /** Groups per window are bounded (GRAPH_LIMITS.stateKeys): records of new keys past it are dropped and counted. */
 function fold(by: string[], ctx: BuildContext, field?: string) {
@@ -47,63 +58,74 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
   const value = field ? pathGetter(field) : undefined;
   const interner = sharedInterner(ctx.input, by);
   let slotted = 0;
-  // One entry per key per window; per record, one array read once the key is interned (and no allocation).
-  const entry = (g: Groups, r: Rec): Group | undefined => {
-    const k = key(r);
-    const slots = g.slots;
-    let id = -1;
-    if (slots !== undefined) {
-      id = interner.id(k);
-      if (g.gen !== interner.gen) {
-        slots.length = 0;
-        g.gen = interner.gen;
-      }
-      const e = slots[id];
-      if (e !== undefined) return e;
-    }
-    let e = g.map.get(k);
-    if (e === undefined) {
+  /** The group of a key not found by its number: looked up by key, or made (-1: the window is full). */
+  const byKey = (g: Groups, k: unknown, r: Rec): number => {
+    let i = g.map.get(k);
+    if (i === undefined) {
       if (g.map.size >= GRAPH_LIMITS.stateKeys) {
         ctx.dropped(1);
-        return undefined;
+        return -1;
       }
-      e = { sample: sample(r), count: 0, sum: 0 };
-      g.map.set(k, e);
+      i = g.counts.length;
+      g.map.set(k, i);
+      g.samples.push(sample(r));
+      g.counts.push(0);
+      g.sums.push(0);
     }
-    if (slots !== undefined) {
-      while (slots.length < id) slots.push(undefined);
-      slots[id] = e;
+    return i;
+  };
+  // One group per key per window; per record, one array read once the key is interned (and no allocation).
+  const entry = (g: Groups, r: Rec): number => {
+    const k = key(r);
+    let slots = g.slots;
+    if (slots === undefined) return byKey(g, k, r);
+    const id = interner.id(k);
+    if (g.gen !== interner.gen) {
+      slots.fill(0);
+      g.gen = interner.gen;
     }
-    return e;
+    if (id < slots.length) {
+      const i = slots[id];
+      if (i !== 0) return i - 1;
+    } else {
+      let n = slots.length * 2;
+      while (n <= id) n *= 2;
+      const grown = new Int32Array(n);
+      grown.set(slots);
+      g.slots = slots = grown;
+    }
+    const i = byKey(g, k, r);
+    if (i >= 0) slots[id] = i + 1;
+    return i;
   };
   return {
     init: (): Groups => {
-      const g: Groups = { map: new Map(), slots: undefined, gen: interner.gen };
+      const g: Groups = { map: new Map(), samples: [], counts: [], sums: [], slots: undefined, gen: interner.gen };
       if (slotted < SLOTTED_WINDOWS) {
         slotted++;
-        g.slots = [];
+        g.slots = new Int32Array(FIRST_SLOTS);
       }
       return g;
     },
-    /** A closed window's groups, in order of first record (its slots go to the next window). */
+    /** A closed window's groups, in order of first record. */
     groups: (g: Groups): Group[] => {
       if (g.slots !== undefined) {
         slotted--;
         g.slots = undefined;
       }
-      return [...g.map.values()];
+      return g.samples.map((sample, i) => ({ sample, count: g.counts[i], sum: g.sums[i] }));
     },
     add: value
       ? (g: Groups, r: Rec) => {
-          const e = entry(g, r);
-          if (e === undefined) return;
-          e.count++;
+          const i = entry(g, r);
+          if (i < 0) return;
+          g.counts[i]++;
           const v = value(r);
-          if (typeof v === 'number') e.sum += v;
+          if (typeof v === 'number') g.sums[i] += v;
         }
       : (g: Groups, r: Rec) => {
-          const e = entry(g, r);
-          if (e !== undefined) e.count++;
+          const i = entry(g, r);
+          if (i >= 0) g.counts[i]++;
         },
   };
 }

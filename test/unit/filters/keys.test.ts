@@ -20,9 +20,9 @@ function ctxFor(input: FieldCatalog): BuildContext {
   };
 }
 
-/** Runs records through a count built in `ctx`; returns its windows (flushed at the end). */
-function counter(params: Record<string, unknown>, ctx: BuildContext) {
-  const def = lookupNode('count');
+/** Runs records through a count (or `name`) built in `ctx`; returns its windows (flushed at the end). */
+function counter(params: Record<string, unknown>, ctx: BuildContext, name = 'count') {
+  const def = lookupNode(name);
   if (def?.kind !== 'filter' || !def.step) throw new Error('no count filter');
   const s = asStepper(def.step(def.params.parse(params) as never, ctx));
   const out: Rec[] = [];
@@ -85,6 +85,28 @@ describe('interned grouping keys', () => {
     const want = [...ref].map(([s, c]) => [s, c]);
     expect(a.end().map((w) => [(w.orig as Rec).src, w.count])).toEqual(want);
     expect(b.end().map((w) => [(w.orig as Rec).src, w.count])).toEqual(want);
+  });
+});
+
+describe('grouped aggregates keep their groups as columns', () => {
+  it('sum and count agree with a plain Map over thousands of keys (past the first slots), fractions included', () => {
+    const input: FieldCatalog = new Map(RECORD_FIELDS.conntrack);
+    const sum = counter({ field: 'orig.bytes', by: 'orig.src', every: '1h' }, ctxFor(input), 'sum');
+    const count = counter({ by: 'orig.src', every: '1h' }, ctxFor(input));
+    const ref = new Map<string, { sum: number; count: number }>();
+    for (let i = 0; i < 30_000; i++) {
+      const src = `10.${(i * 7) % 23}.${(i * 13) % 211}.1`; // 4 853 keys, in an order that jumps about
+      const bytes = (i % 17) + 0.25;
+      const e = ref.get(src) ?? { sum: 0, count: 0 };
+      ref.set(src, { sum: e.sum + bytes, count: e.count + 1 });
+      const r: Rec = { type: 'new', ts: i % 1000, orig: { src, bytes } };
+      sum.push(r);
+      count.push(r);
+    }
+    const want = [...ref];
+    expect(ref.size).toBeGreaterThan(4 * 1024);
+    expect(sum.end().map((w) => [(w.orig as Rec).src, { sum: w.sum, count: w.count }])).toEqual(want);
+    expect(count.end().map((w) => [(w.orig as Rec).src, w.count])).toEqual(want.map(([k, v]) => [k, v.count]));
   });
 });
 
