@@ -61,8 +61,9 @@ export abstract class NetNode implements Sink {
 }
 
 export class StepNode extends NetNode {
-  private readonly out = (r: Rec) => this.emit(r);
-  private readonly fn: StepFn;
+  /** Where the step emits (fused code that calls `fn` itself passes it: see fuse.ts). */
+  readonly out = (r: Rec) => this.emit(r);
+  readonly fn: StepFn;
   private readonly stopper?: () => void;
 
   constructor(
