@@ -6,7 +6,8 @@
  * record is evaluated there once. A source node subscribes to its kernel
  * source while it has children, and unsubscribes when the last one leaves.
  */
-import { type Observable, Subject, type Subscription } from 'rxjs';
+import { type Observable, Subject, Subscriber, type Subscription } from 'rxjs';
+import { reportUnhandledError } from 'rxjs/internal/util/reportUnhandledError';
 import { borrowers } from '../filters/lib/pure.js';
 import type { Rec, StepFn, Stepper } from '../filters/registry.js';
 
@@ -195,14 +196,7 @@ export class SourceNode extends NetNode {
     const detach = super.attach(child);
     if (!this.sub) {
       this.readiness.reset();
-      this.sub = this.source().subscribe({
-        next: (r) => this.emit(r),
-        error: (e) => {
-          this.readiness.error(e);
-          this.error(e);
-        },
-        complete: () => this.complete(),
-      });
+      this.sub = this.source().subscribe(new SourceSubscriber(this));
     }
     return () => {
       detach();
@@ -213,6 +207,46 @@ export class SourceNode extends NetNode {
   stop(): void {
     this.sub?.unsubscribe();
     this.sub = undefined;
+  }
+}
+
+/**
+ * A source node's subscriber: each record goes straight to the node. A plain observer would be wrapped in a
+ * SafeSubscriber and its ConsumerObserver, two more calls per record; what the node throws is reported as
+ * that wrapper reports it (and the source goes on).
+ */
+class SourceSubscriber extends Subscriber<Rec> {
+  constructor(private readonly node: SourceNode) {
+    super();
+  }
+
+  protected override _next(r: Rec): void {
+    try {
+      this.node.emit(r);
+    } catch (err) {
+      reportUnhandledError(err);
+    }
+  }
+
+  protected override _error(err: unknown): void {
+    try {
+      this.node.readiness.error(err);
+      this.node.error(err);
+    } catch (thrown) {
+      reportUnhandledError(thrown);
+    } finally {
+      this.unsubscribe();
+    }
+  }
+
+  protected override _complete(): void {
+    try {
+      this.node.complete();
+    } catch (thrown) {
+      reportUnhandledError(thrown);
+    } finally {
+      this.unsubscribe();
+    }
   }
 }
 
