@@ -17,7 +17,7 @@ import { type NodeStats, type Sink, StepNode } from './network.js';
 export const fusion = { enabled: true };
 
 /** Children of one step called inline in the generated code; beyond that, a loop. */
-const INLINE_KIDS = 4;
+const INLINE_KIDS = 16;
 
 interface Part {
   stats: NodeStats;

@@ -152,15 +152,15 @@ describe('fused steps', () => {
 });
 
 describe('fused steps with many flows', () => {
-  // 13 children on the first match: 6 fused runs and 7 flows' buffers.
+  // 20 flows on the first match (10 go on to their own match, 10 take its output), past the inline limit (16).
   it('feed every flow attached to one step, past the inline limit, and the rest when some close', async () => {
     const fg = new Flowgrab();
     const feed = feedName();
     const flows: FlowHandle[] = [];
-    for (let i = 0; i < 7; i++)
+    for (let i = 0; i < 10; i++)
       flows.push(await start(fg, `fake(feed=${feed}) -> match(ts >= 0) -> match(id >= ${i}) -> project(id)`, true));
     const bare: Promise<Rec[]>[] = [];
-    for (let i = 0; i < 7; i++) {
+    for (let i = 0; i < 10; i++) {
       const f = await start(fg, `fake(feed=${feed}) -> match(ts >= 0)`, true);
       bare.push(lastValueFrom(f.records$.pipe(toArray())));
     }
@@ -172,17 +172,23 @@ describe('fused steps with many flows', () => {
     const outs = flows.map((f) => lastValueFrom(f.records$.pipe(toArray())));
     send([5, 9]);
     fakeFeed(feed).complete();
-    // Flows 4, 5, 6 keep ids >= 4, 5, 6 of everything sent.
+    // Flows 4 … 9 keep ids >= 4 … 9 of everything sent.
     expect((await Promise.all(outs)).map((o) => o.map((r) => r.id))).toEqual([
       [6, 5, 9],
       [6, 5, 9],
       [6, 9],
+      [9],
+      [9],
+      [9],
     ]);
     for (const o of await Promise.all(bare)) expect(o.map((r) => r.id)).toEqual([0, 3, 6, 5, 9]);
     expect(flows.map((f) => f.stats().nodes.map((n) => n.out))).toEqual([
       [5, 5, 3, 3],
       [5, 5, 3, 3],
       [5, 5, 2, 2],
+      [5, 5, 1, 1],
+      [5, 5, 1, 1],
+      [5, 5, 1, 1],
     ]);
     await fg.close();
   });
