@@ -353,7 +353,8 @@ export class NetlinkSocket {
 /**
  * Messages the kernel dropped on `sock` since the last call (0 when the socket is gone). The kernel's count
  * (sk_drops, read as a u32) wraps past 2^32 - 1: the difference is taken modulo 2^32, so a wrap between two
- * calls counts what was dropped across it. A closed socket reads 0; that is not a wrap, and counts nothing.
+ * calls counts what was dropped across it. A closed socket or transport reads 0: a reading of 0 counts
+ * nothing and is not kept (a wrap that lands on 0 exactly is counted at the next reading).
  */
 export class DropCounter {
   private last = 0;
@@ -368,6 +369,7 @@ export class DropCounter {
     } catch {
       return 0; // closed under us
     }
+    if (now === 0) return 0;
     const lost = (now - this.last) >>> 0;
     this.last = now;
     return lost;

@@ -119,7 +119,17 @@ describe('DropCounter', () => {
     expect(drops.take()).toBe(0);
     fake.dropCount = 0x15;
     expect(drops.take()).toBe(5);
-    s.close(); // a closed transport reads 0: no wrap, nothing lost
+    fake.dropCount = 0; // a transport closed under the socket (its reader gone) reads 0: nothing lost …
+    expect(drops.take()).toBe(0);
+    fake.dropCount = 0x17; // … and the count goes on from the last real reading
+    expect(drops.take()).toBe(2);
+    fake.dropCount = 0xffff_ffff;
+    expect(drops.take()).toBe(0xffff_ffff - 0x17);
+    fake.dropCount = 0; // a wrap that lands on 0 exactly is counted at the next reading
+    expect(drops.take()).toBe(0);
+    fake.dropCount = 3;
+    expect(drops.take()).toBe(4);
+    s.close(); // a closed socket reads 0: no wrap, nothing lost
     fake.dropCount = 0;
     expect(drops.take()).toBe(0);
   });
