@@ -152,16 +152,17 @@ function run(parentPort, workerData, state, koffi) {
   /** Copies datagram i of the last recvmmsg into the ring (room is known: slots()), or reports it truncated. */
   function take(i) {
     const len = mm.hdrs.readUInt32LE(i * 64 + 56);
-    if (len > maxDatagram) {
-      publish();
-      parentPort.postMessage({ job, truncated: len });
-      return;
-    }
-    // sockaddr_nl: family, pad, nl_pid (the sender's port: 0 for the kernel), nl_groups.
+    // sockaddr_nl: family, pad, nl_pid (the sender's port: 0 for the kernel), nl_groups. The sender first: an
+    // oversized datagram of another process's is dropped as foreign, never reported as a truncated one of ours.
     const sender = mm.names.readUInt32LE(i * 12 + 4);
     if (sender !== 0) {
       foreign++;
       foreignPort = sender;
+      return;
+    }
+    if (len > maxDatagram) {
+      publish();
+      parentPort.postMessage({ job, truncated: len });
       return;
     }
     room();
@@ -217,15 +218,15 @@ function run(parentPort, workerData, state, koffi) {
         idle = true;
         break;
       }
+      if (addr.readUInt32LE(4) !== 0) {
+        // Not the kernel's (whatever its size): the next read overwrites it.
+        foreign++;
+        foreignPort = addr.readUInt32LE(4);
+        continue;
+      }
       if (got > maxDatagram) {
         publish();
         parentPort.postMessage({ job, truncated: got });
-        continue;
-      }
-      if (addr.readUInt32LE(4) !== 0) {
-        // Not the kernel's: the next read overwrites it.
-        foreign++;
-        foreignPort = addr.readUInt32LE(4);
         continue;
       }
       buf.writeUInt32LE(got, w);

@@ -124,6 +124,32 @@ describe('netlink datagrams not sent by the kernel', () => {
     });
   }
 
+  it('an oversized datagram from another process is dropped as foreign, not said as a truncated one of ours (a loss)', async () => {
+    const got: string[] = [];
+    const notices: SourceNotice[] = [];
+    const sub = conntrack({ events: ['new'], netns: ns.name, notices: { next: (n) => notices.push(n) } }).subscribe(
+      (r) => got.push(r.orig.dst),
+    );
+    try {
+      await waitFor(() => eventPorts().length === 1, { what: 'our event socket in the namespace' });
+      const [port] = eventPorts();
+      // 40 KiB: past the batched reader's 32 KiB datagram.
+      sendFromProcess(port, encodeMessage({ type: 0x100, flags: 0, seq: 0, pid: 0 }, Buffer.alloc(40 * 1024)));
+      floodUdpSync(ns.name, { count: 1, base: 78 });
+      await waitFor(() => got.some((d) => d.startsWith('127.78.')), {
+        timeoutMs: 10_000,
+        what: "the kernel's NEW event",
+      });
+      await waitFor(() => notices.some((n) => /not sent by the kernel/.test(n.message ?? '')), {
+        timeoutMs: 10_000,
+        what: 'the oversized datagram reported as foreign',
+      });
+      expect(notices.filter((n) => n.kind === 'loss' || /truncated/.test(n.message ?? ''))).toEqual([]);
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
   it('a forged reply queued on a request socket is dropped; the dump is the kernel’s', async () => {
     floodUdpSync(ns.name, { count: 3, base: 78 });
     let port = 0;
