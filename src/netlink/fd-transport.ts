@@ -113,15 +113,18 @@ export abstract class FdTransport implements RawTransport {
     }
   }
 
-  /** A receive error after which the replies of the requests waiting may be incomplete: they fail with it now. */
+  /**
+   * A receive error after which the replies of the requests waiting may be incomplete: they fail with it now,
+   * before the error listeners hear of it (a request one of them makes is not among those that fail).
+   */
   protected abandon(err: Error): void {
     if (this.closed) return;
-    this.fail(err);
     try {
       this.handlers.abandoned?.(err);
     } catch {
       // As for error listeners: nowhere better to go.
     }
+    this.fail(err);
   }
 }
 

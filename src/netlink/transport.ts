@@ -69,7 +69,7 @@ export interface TransportHandlers {
   waiting?(): boolean;
   /**
    * Replies may be lost (a read failed, a datagram came truncated): the requests waiting now cannot be
-   * answered whole, and fail with `err` at once rather than at their idle timeout. Called after error(err).
+   * answered whole, and fail with `err` at once rather than at their idle timeout. Called before error(err).
    */
   abandoned?(err: Error): void;
 }

@@ -66,8 +66,8 @@ export class FakeSocket implements RawTransport {
     setImmediate(() => {
       this.kernel.pending--;
       if (this.closed) return;
-      this.handlers.error(err);
       this.handlers.abandoned?.(err);
+      this.handlers.error(err);
     });
   }
 
