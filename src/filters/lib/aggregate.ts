@@ -36,8 +36,12 @@ interface Group {
  * miss per aggregate.
  */
 interface Groups {
-  /** Group index by key. */
-  map: Map<unknown, number>;
+  /**
+   * Group index by key. A slotted window has none while the interner's numbering holds (a key without a slot
+   * has no group yet); it is built from `keys` when the numbering starts over.
+   */
+  map?: Map<unknown, number>;
+  keys: unknown[];
   samples: Rec[];
   counts: number[];
   sums: number[];
@@ -58,21 +62,24 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
   const value = field ? pathGetter(field) : undefined;
   const interner = sharedInterner(ctx.input, by);
   let slotted = 0;
-  /** The group of a key not found by its number: looked up by key, or made (-1: the window is full). */
-  const byKey = (g: Groups, k: unknown, r: Rec): number => {
-    let i = g.map.get(k);
-    if (i === undefined) {
-      if (g.map.size >= GRAPH_LIMITS.stateKeys) {
-        ctx.dropped(1);
-        return -1;
-      }
-      i = g.counts.length;
-      g.map.set(k, i);
-      g.samples.push(sample(r));
-      g.counts.push(0);
-      g.sums.push(0);
+  /** A new group for key `k`, first seen in `r` (-1: the window is full). */
+  const make = (g: Groups, k: unknown, r: Rec): number => {
+    const i = g.counts.length;
+    if (i >= GRAPH_LIMITS.stateKeys) {
+      ctx.dropped(1);
+      return -1;
     }
+    g.map?.set(k, i);
+    g.keys.push(k);
+    g.samples.push(sample(r));
+    g.counts.push(0);
+    g.sums.push(0);
     return i;
+  };
+  /** The group of a key not found by its number: looked up by key, or made. */
+  const byKey = (g: Groups, k: unknown, r: Rec): number => {
+    g.map ??= new Map(g.keys.map((key, i) => [key, i]));
+    return g.map.get(k) ?? make(g, k, r);
   };
   // One group per key per window; per record, one array read once the key is interned (and no allocation).
   const entry = (g: Groups, r: Rec): number => {
@@ -81,8 +88,10 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
     if (slots === undefined) return byKey(g, k, r);
     const id = interner.id(k);
     if (g.gen !== interner.gen) {
+      // Numbers of the old generation mean nothing now: groups are found by key (the map) until slotted again.
       slots.fill(0);
       g.gen = interner.gen;
+      g.map ??= new Map(g.keys.map((key, i) => [key, i]));
     }
     if (id < slots.length) {
       const i = slots[id];
@@ -94,17 +103,26 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
       grown.set(slots);
       g.slots = slots = grown;
     }
-    const i = byKey(g, k, r);
+    // No slot: in the numbering this window began with, no group yet (each group made here took its slot).
+    const i = g.map === undefined ? make(g, k, r) : byKey(g, k, r);
     if (i >= 0) slots[id] = i + 1;
     return i;
   };
   return {
     init: (): Groups => {
-      const g: Groups = { map: new Map(), samples: [], counts: [], sums: [], slots: undefined, gen: interner.gen };
+      const g: Groups = {
+        map: undefined,
+        keys: [],
+        samples: [],
+        counts: [],
+        sums: [],
+        slots: undefined,
+        gen: interner.gen,
+      };
       if (slotted < SLOTTED_WINDOWS) {
         slotted++;
         g.slots = new Int32Array(FIRST_SLOTS);
-      }
+      } else g.map = new Map();
       return g;
     },
     /** A closed window's groups, in order of first record. */

@@ -110,6 +110,35 @@ describe('grouped aggregates keep their groups as columns', () => {
   });
 });
 
+describe('windows past the slotted ones', () => {
+  it('count right with 10 windows open at once (4 slotted, 6 by key), the numbering starting over meanwhile', () => {
+    const input: FieldCatalog = new Map(RECORD_FIELDS.conntrack);
+    const c = counter({ by: 'orig.src', every: '1s', lateness: '5m' }, ctxFor(input));
+    const other = counter({ by: 'orig.src', every: '1h' }, ctxFor(input)); // shares the interner, moves it on
+    const ref = new Map<number, Map<string, number>>();
+    const n = 2 * INTERNED_KEYS + 10_000;
+    for (let i = 0; i < n; i++) {
+      const w = (i * 7) % 10; // each record to one of 10 windows, all open (lateness 5 minutes)
+      const src = i % 2 === 0 ? `new${i}` : `k${i % 500}`; // 75 000 keys: the numbering starts over
+      const win = ref.get(w) ?? new Map<string, number>();
+      win.set(src, (win.get(src) ?? 0) + 1);
+      ref.set(w, win);
+      const r: Rec = { type: 'new', ts: w * 1000 + (i % 1000), orig: { src } };
+      c.push(r);
+      other.push(r);
+    }
+    expect(sharedInterner(input, ['orig.src']).gen).toBeGreaterThan(0);
+    const got = new Map<number, [unknown, unknown][]>();
+    for (const w of c.end()) {
+      const list = got.get(Number(w.start) / 1000) ?? [];
+      list.push([(w.orig as Rec).src, w.count]);
+      got.set(Number(w.start) / 1000, list);
+    }
+    for (let w = 0; w < 10; w++) expect(got.get(w)).toEqual([...(ref.get(w) ?? [])]);
+    other.end();
+  });
+});
+
 describe('flows sharing a prefix, each with its own aggregate', () => {
   /** Windows of each graph tail after one shared prefix: all in one Flowgrab, or each alone in its own. */
   async function windows(tails: string[], together: boolean): Promise<Rec[][]> {
