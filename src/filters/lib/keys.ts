@@ -15,7 +15,8 @@ const SHARED_PER_INPUT = 16;
 
 export class KeyInterner {
   private readonly ids = new Map<unknown, number>();
-  private lastKey: unknown;
+  // A string from the start: compared with string keys only, the check compiles to a string compare, not the generic one.
+  private lastKey: unknown = '';
   private lastId = -1;
   /** Bumped when the numbering starts over. */
   gen = 0;
