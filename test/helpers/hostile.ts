@@ -37,6 +37,8 @@ export class Bystanders {
   readonly helloFailures: string[] = [];
   private probing = false;
   private probeLoop?: Promise<void>;
+  /** Woken by each victim record, and by stop(). */
+  private onRecord?: () => void;
 
   private constructor(
     private readonly fg: RemoteFlowgrab,
@@ -51,7 +53,13 @@ export class Bystanders {
     const flow = fg.create({ name: 'victim' });
     flow.populate(`replay(file=${recording}, speed=1)`);
     await flow.instantiate();
-    flow.records$.subscribe({ next: () => void b.received++, error: () => {} });
+    flow.records$.subscribe({
+      next: () => {
+        b.received++;
+        b.onRecord?.();
+      },
+      error: () => {},
+    });
     await flow.activate();
     await b.stillReceiving(20);
     b.probing = true;
@@ -69,9 +77,21 @@ export class Bystanders {
         this.helloFailures.push((e as Error).message);
         return;
       }
-      // The probe's pace (about 20 hellos a second, light next to the attack): it waits for nothing.
-      await new Promise((r) => setTimeout(r, 50));
+      // The probe's pace, light next to the attack: a hello per 5 victim records (about 20 a second).
+      await this.records(5);
     }
+  }
+
+  /** Resolves once the victim got `n` more records, or the probe stops. */
+  private records(n: number): Promise<void> {
+    const until = this.received + n;
+    return new Promise((resolve) => {
+      this.onRecord = () => {
+        if (this.received < until && this.probing) return;
+        this.onRecord = undefined;
+        resolve();
+      };
+    });
   }
 
   /** Waits (bounded) until the victim got `n` more records than now. */
@@ -102,6 +122,7 @@ export class Bystanders {
 
   async stop(): Promise<void> {
     this.probing = false;
+    this.onRecord?.();
     await this.probeLoop;
     this.prober.destroy();
     await this.fg.close().catch(() => {});
@@ -137,18 +158,25 @@ function open(read = true) {
         res.biggest = Math.max(res.biggest, len);
         if (m.ok === true) res.ok++;
         else if (m.ok === false) { res.errors[m.error.code] = (res.errors[m.error.code] || 0) + 1; res.messages[m.error.code] ??= m.error.message; }
+        wake();
       }
     });
-    s.on('close', () => res.closed++);
+    s.on('close', () => { res.closed++; wake(); });
     s.on('error', () => {});
     s.once('connect', () => { if (!read) s.pause(); resolve(s); });
   });
 }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-// Waits for a fact, bounded; a bound that runs out is reported (res.timedOut), never passed over silently.
-async function until(pred, ms, what) {
-  const end = Date.now() + ms;
-  while (!pred()) { if (Date.now() >= end) { res.timedOut = what; return; } await sleep(20); }
+// Re-checks what until() waits for: called on every reply and hang-up.
+let wake = () => {};
+// Waits for a fact, looked at whenever a reply or a hang-up comes; a bound that runs out is reported
+// (res.timedOut), never passed over silently.
+function until(pred, ms, what) {
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(bound); wake = () => {}; resolve(); };
+    const bound = setTimeout(() => { if (!pred()) res.timedOut = what; done(); }, ms);
+    wake = () => { if (pred()) done(); };
+    wake();
+  });
 }
 (async () => {
   if (cfg.mode === 'flood') {
@@ -165,11 +193,26 @@ async function until(pred, ms, what) {
   } else if (cfg.mode === 'spam') {
     const s = await open(false);
     const f = frame({ v: 1, id: 1, ...cfg.frame });
-    const end = Date.now() + cfg.ms;
     let written = 0;
-    // Writes without waiting for the daemon: whatever it will not take piles up here, in the attacker.
-    // The pause only yields to the event loop between bursts (the attack's pace), it waits for nothing.
-    while (Date.now() < end && !s.destroyed) { for (let i = 0; i < 200; i++) s.write(f); written += 200; await sleep(1); }
+    // The attack lasts cfg.ms (the scenario, not a wait). It writes without reading: what the daemon will not
+    // take piles up here, in the attacker, up to 16 MiB; then it waits until the daemon takes some (drain),
+    // hangs up, or the attack is over.
+    let over = false;
+    const end = new Promise((r) => setTimeout(() => { over = true; r(); }, cfg.ms));
+    while (!over && !s.destroyed) {
+      if (s.writableLength < 16 * 1024 * 1024) {
+        for (let i = 0; i < 200; i++) s.write(f);
+        written += 200;
+        await new Promise((r) => setImmediate(r));
+      } else {
+        await new Promise((r) => {
+          const go = () => { s.off('drain', go); s.off('close', go); r(); };
+          s.on('drain', go);
+          s.on('close', go);
+          end.then(go);
+        });
+      }
+    }
     res.written = written;
     s.resume();
     // Reading again, it must get replies: the daemon stopped reading it, it did not drop what it owed.

@@ -181,7 +181,6 @@ describe('pulled netlink transport', () => {
     sock.onError((e) => errors.push(e));
     const req = ctDumpRequest({ family: 2 });
     let seen = 0;
-    const started = Date.now();
     try {
       const done = sock.request(req.type, NLM_F_DUMP, req.payload, {
         op: 'dump',
@@ -196,9 +195,8 @@ describe('pulled netlink transport', () => {
           }
         },
       });
+      // The read's own error, not the idle timeout's (FG_ERR_TIMEOUT, which the old code gave after 20 s).
       await expect(done).rejects.toMatchObject({ code: 'FG_ERR_NETLINK', op: 'recvmsg', errno: 88 });
-      // The read's own error, well before the idle timeout would have ended the request.
-      expect(Date.now() - started).toBeLessThan(15_000);
       expect(seen).toBeGreaterThanOrEqual(100);
       expect(seen).toBeLessThan(FLOWS);
       expect(errors.map((e) => e.message)).toContain('recvmmsg: ENOTSOCK');

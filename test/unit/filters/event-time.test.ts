@@ -137,35 +137,39 @@ describe('event-time windows on the real clock', () => {
     return { input, out, drops, stop: () => sub.unsubscribe() };
   }
 
-  it('read the clock about once per 64 records of a burst that does not move the event clock', () => {
+  /**
+   * 10 000 records stamped `ts(i)` in one synchronous run through count(params), the clock frozen at 1 000 000:
+   * how often they read it, and the windows and drops once the input completes.
+   */
+  function burstReads(params: Record<string, unknown>, ts: (i: number) => number) {
     fakeRealClock(1_000_000);
     const reads = vi.spyOn(Date, 'now');
-    const { input, out, drops, stop } = live({ every: '1s', lateness: '5m' });
-    // 10 000 records in one synchronous run, stamped within the same millisecond (one batch from the kernel).
+    const { input, out, drops, stop } = live(params);
     reads.mockClear();
-    for (let i = 0; i < 10_000; i++) input.next(at(1_000_000));
-    expect(reads.mock.calls.length).toBeLessThan(10_000 / 32);
-    expect(reads.mock.calls.length).toBeGreaterThanOrEqual(10_000 / 64);
+    for (let i = 0; i < 10_000; i++) input.next(at(ts(i)));
+    const n = reads.mock.calls.length;
     input.complete();
-    expect(out).toEqual([[1_000_000, 10_000]]);
-    expect(drops.n).toBe(0);
     stop();
+    return { reads: n, out, dropped: drops.n };
+  }
+
+  it('read the clock about once per 64 records of a burst that does not move the event clock', () => {
+    // Stamped within the same millisecond (one batch from the kernel).
+    const { reads, out, dropped } = burstReads({ every: '1s', lateness: '5m' }, () => 1_000_000);
+    expect(reads).toBeLessThan(10_000 / 32);
+    expect(reads).toBeGreaterThanOrEqual(10_000 / 64);
+    expect(out).toEqual([[1_000_000, 10_000]]);
+    expect(dropped).toBe(0);
   });
 
   it('read the clock about once per slack (every/100, at most 50 ms) of event time in a burst whose ts run ahead of it', () => {
-    fakeRealClock(1_000_000);
-    const reads = vi.spyOn(Date, 'now');
-    const { input, out, drops, stop } = live({ every: '1h', lateness: '2s' });
-    // 10 000 records in one synchronous run, 1 ms of event time apart and all ahead of the clock (a source
-    // catching up): each would move the event clock. With a slack of 50 ms, about one in 50 reads the clock.
-    reads.mockClear();
-    for (let i = 0; i < 10_000; i++) input.next(at(1_000_000 + i));
-    expect(reads.mock.calls.length).toBeLessThan(10_000 / 25);
-    expect(reads.mock.calls.length).toBeGreaterThanOrEqual(10_000 / 64);
-    input.complete();
+    // 1 ms of event time apart and all ahead of the clock (a source catching up): each would move the event
+    // clock. With a slack of 50 ms, about one in 50 reads the clock.
+    const { reads, out, dropped } = burstReads({ every: '1h', lateness: '2s' }, (i) => 1_000_000 + i);
+    expect(reads).toBeLessThan(10_000 / 25);
+    expect(reads).toBeGreaterThanOrEqual(10_000 / 64);
     expect(out).toEqual([[0, 10_000]]);
-    expect(drops.n).toBe(0);
-    stop();
+    expect(dropped).toBe(0);
   });
 
   it('split a synchronous burst at the window ends', () => {
