@@ -158,8 +158,9 @@ class PulledTransport extends FdTransport {
     // More of a dump is queued behind these (the kernel refills as we read): ask for it before decoding.
     this.read();
     for (let i = 0; i < got && !this.closed; i++) {
-      if (set.sender(i) !== 0) {
-        this.foreign.add(set.sender(i)); // not the kernel's (a forged reply): dropped
+      const sender = set.sender(i);
+      if (sender !== 0) {
+        this.foreign.add(sender); // not the kernel's (a forged reply): dropped
         continue;
       }
       if (set.truncated(i)) {

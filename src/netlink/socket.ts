@@ -98,9 +98,7 @@ export class NetlinkSocket {
       datagram: (b, g, t, start, end) => this.onDatagram(b, g, t, start, end),
       error: (e) => this.emitError(e),
       waiting: () => this.pending.size > 0,
-      abandoned: (e) => {
-        for (const seq of [...this.pending.keys()]) this.finish(seq, e);
-      },
+      abandoned: (e) => this.failPending(e),
     });
   }
 
@@ -199,12 +197,15 @@ export class NetlinkSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const seq of [...this.pending.keys()]) {
-      this.finish(seq, new FlowgrabError('FG_ERR_CLOSED', 'socket closed during request', { op: 'close' }));
-    }
+    this.failPending(new FlowgrabError('FG_ERR_CLOSED', 'socket closed during request', { op: 'close' }));
     this.eventListeners.clear();
     this.payloadListeners.clear();
     this.transport.close();
+  }
+
+  /** Fails every request waiting with `err`. */
+  private failPending(err: Error): void {
+    for (const seq of [...this.pending.keys()]) this.finish(seq, err);
   }
 
   private nextSeq(): number {

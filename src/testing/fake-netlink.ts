@@ -44,30 +44,28 @@ export class FakeSocket implements RawTransport {
 
   /** Delivers a datagram on a later tick, as the kernel would. */
   deliver(buf: Buffer, groups: number): void {
-    this.kernel.pending++;
-    setImmediate(() => {
-      this.kernel.pending--;
-      if (!this.closed) this.handlers.datagram(buf, groups);
-    });
+    this.later(() => this.handlers.datagram(buf, groups));
   }
 
   /** Reports a receive error (e.g. ENOBUFS) to the socket's owner. */
   fail(err: Error): void {
-    this.kernel.pending++;
-    setImmediate(() => {
-      this.kernel.pending--;
-      if (!this.closed) this.handlers.error(err);
-    });
+    this.later(() => this.handlers.error(err));
   }
 
   /** Reports a receive error after which replies may be lost (a failed read): the requests waiting fail with it. */
   abandon(err: Error): void {
+    this.later(() => {
+      this.handlers.abandoned?.(err);
+      this.handlers.error(err);
+    });
+  }
+
+  /** Runs `f` on a later tick unless the socket closed meanwhile; counted in `kernel.pending` until then. */
+  private later(f: () => void): void {
     this.kernel.pending++;
     setImmediate(() => {
       this.kernel.pending--;
-      if (this.closed) return;
-      this.handlers.abandoned?.(err);
-      this.handlers.error(err);
+      if (!this.closed) f();
     });
   }
 

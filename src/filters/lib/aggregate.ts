@@ -76,11 +76,11 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
     g.sums.push(0);
     return i;
   };
-  /** The group of a key not found by its number: looked up by key, or made. */
-  const byKey = (g: Groups, k: unknown, r: Rec): number => {
-    g.map ??= new Map(g.keys.map((key, i) => [key, i]));
-    return g.map.get(k) ?? make(g, k, r);
-  };
+  /**
+   * The group of a key not found by its number: looked up by key, or made. Without a map (a slotted window in
+   * the numbering it began with, where each group made took its slot) a key without a slot has no group yet.
+   */
+  const byKey = (g: Groups, k: unknown, r: Rec): number => g.map?.get(k) ?? make(g, k, r);
   // One group per key per window; per record, one array read once the key is interned (and no allocation).
   const entry = (g: Groups, r: Rec): number => {
     const k = key(r);
@@ -103,8 +103,7 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
       grown.set(slots);
       g.slots = slots = grown;
     }
-    // No slot: in the numbering this window began with, no group yet (each group made here took its slot).
-    const i = g.map === undefined ? make(g, k, r) : byKey(g, k, r);
+    const i = byKey(g, k, r);
     if (i >= 0) slots[id] = i + 1;
     return i;
   };

@@ -201,9 +201,12 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
         // On a live pipeline, one less than `slack` ahead leaves it (the clock stays within slack of the newest
         // ts, as the timer fires within slack): records whose ts run ahead of the clock (a burst, a source
         // catching up) read it once per slack of event time, not once each.
-        if (t > c.anchorTs && (!clock || t > c.anchorTs + c.wall - c.anchorAt + slack)) {
-          if (clock) c.wall = sched.now();
-          if (!clock || t > c.anchorTs + c.wall - c.anchorAt) {
+        if (t <= c.anchorTs) return;
+        if (!clock)
+          c.anchorTs = t; // a replay's clock is its newest ts
+        else if (t > c.anchorTs + c.wall - c.anchorAt + slack) {
+          c.wall = sched.now();
+          if (t > c.anchorTs + c.wall - c.anchorAt) {
             c.anchorTs = t;
             c.anchorAt = c.wall;
             arm();
