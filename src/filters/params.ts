@@ -61,10 +61,26 @@ function suggest(p: string, cat: FieldCatalog): string {
  * A reader for a dotted path, built once as its own generated function: no
  * string splitting per record, and (unlike one shared closure) property
  * reads whose inline caches see only this path's records, so they stay fast.
+ * Readers of one path are one function, shared by every graph: a call site
+ * (an aggregate's key, a projection) that several flows run then calls one
+ * target, which V8 inlines, where a reader per flow would make it megamorphic.
  */
 export function pathGetter(path: string | string[]): (r: unknown) => unknown {
   const segs = typeof path === 'string' ? path.split('.') : path;
-  return new Function(`"use strict"; return ${readerSource(segs)};`)() as (r: unknown) => unknown;
+  return shared(`path ${JSON.stringify(segs)}`, () => new Function(`"use strict"; return ${readerSource(segs)};`)());
+}
+
+/** Generated readers by what they read; at most READERS (paths come from users' graphs), past which new ones are not kept. */
+const readers = new Map<string, (r: unknown) => unknown>();
+export const READERS = 1024;
+
+function shared(text: string, make: () => unknown): (r: unknown) => unknown {
+  let f = readers.get(text);
+  if (f === undefined) {
+    f = make() as (r: unknown) => unknown;
+    if (readers.size < READERS) readers.set(text, f);
+  }
+  return f;
 }
 
 /** Source of an arrow reading `segs`: undefined as soon as a step is not an object. */
@@ -90,12 +106,16 @@ export function getPath(r: unknown, path: string): unknown {
  * its value as is (a Map key without string conversion); several, a joined string.
  */
 export function keyGetter(paths: string[]): (r: unknown) => unknown {
-  if (paths.length === 0) return () => '';
+  if (paths.length === 0) return noKey;
   if (paths.length === 1) return pathGetter(paths[0]);
-  const gets = paths.map((p, i) => `const g${i} = ${readerSource(p.split('.'))};`);
-  const joined = paths.map((_p, i) => `String(g${i}(r))`).join(' + "|" + ');
-  return new Function(`"use strict"; ${gets.join(' ')} return (r) => ${joined};`)() as (r: unknown) => unknown;
+  return shared(`key ${JSON.stringify(paths)}`, () => {
+    const gets = paths.map((p, i) => `const g${i} = ${readerSource(p.split('.'))};`);
+    const joined = paths.map((_p, i) => `String(g${i}(r))`).join(' + "|" + ');
+    return new Function(`"use strict"; ${gets.join(' ')} return (r) => ${joined};`)();
+  });
 }
+
+const noKey = () => '';
 
 /** A reader of every value at a path, flattening arrays on the way (for paths through lists). */
 export function fieldValuesGetter(path: string): (r: unknown) => unknown[] {

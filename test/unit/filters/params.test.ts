@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getPath, keyGetter, pathGetter } from '../../../src/filters/params.js';
+import { getPath, keyGetter, pathGetter, READERS } from '../../../src/filters/params.js';
 
 const recs: unknown[] = [
   { orig: { src: '10.0.0.1', dport: 80 }, id: 7 },
@@ -38,5 +38,21 @@ describe('pathGetter / keyGetter (generated readers)', () => {
   it('quote field names in the generated code', () => {
     const odd = { 'a"b': { '\\': 1 } };
     expect(pathGetter(['a"b', '\\'])(odd)).toBe(1);
+  });
+
+  it('are one function per path or key, shared by every caller, up to a bound', () => {
+    expect(pathGetter('orig.src')).toBe(pathGetter(['orig', 'src']));
+    expect(keyGetter(['orig.src'])).toBe(pathGetter('orig.src'));
+    expect(keyGetter(['orig.src', 'id'])).toBe(keyGetter(['orig.src', 'id']));
+    expect(keyGetter(['orig.src', 'id'])).not.toBe(keyGetter(['id', 'orig.src']));
+    // A segment with a dot in it is not the path it spells.
+    const dotted = pathGetter(['orig.src']);
+    expect(dotted).not.toBe(pathGetter('orig.src'));
+    expect(dotted({ 'orig.src': 1, orig: { src: 2 } })).toBe(1);
+    // Past the bound (paths come from users' graphs), readers are still right, and made afresh.
+    for (let i = 0; i <= READERS; i++) expect(pathGetter(`f${i}.x`)({ [`f${i}`]: { x: i } })).toBe(i);
+    const late = `late${READERS}.x`;
+    expect(pathGetter(late)).not.toBe(pathGetter(late));
+    expect(pathGetter(late)({ [`late${READERS}`]: { x: 5 } })).toBe(5);
   });
 });
