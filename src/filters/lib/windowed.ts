@@ -76,9 +76,16 @@ function thisRun(): number {
   return currentRun;
 }
 
+/** Windows holding a ts the quick way took ahead of their clock: each takes it in when the run ends (see push). */
+const unsettled: ((wall: number) => void)[] = [];
+
 function endRun(): void {
   runEnds = false;
   currentRun++;
+  if (unsettled.length === 0) return;
+  // Only quick-way records wait here, and those ran on the real clock: one reading serves every window.
+  const wall = dateTimestampProvider.now();
+  for (const settle of unsettled.splice(0)) settle(wall);
 }
 
 /** Timing of an event-time window: its length and the allowed lateness, both in milliseconds. */
@@ -114,9 +121,10 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
     curStart: Number.NaN,
     /** Records left that may take the quick way (below) before one reads the clock again. */
     quick: 0,
-    /** The last reading of the scheduler's clock, and the synchronous run it was taken in (see thisRun). */
-    wall: Number.NaN,
+    /** The synchronous run in which the scheduler's clock was last read (see thisRun). */
     run: -1,
+    /** The newest ts a record took the quick way with, ahead of anchorTs: the clock takes it in at its next reading. */
+    pending: Number.NEGATIVE_INFINITY,
   };
   let out: ((r: Rec) => void) | undefined;
   let timer: Subscription | undefined;
@@ -129,6 +137,24 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
     clock && c.anchorTs > Number.NEGATIVE_INFINITY ? c.anchorTs + wall - c.anchorAt : c.anchorTs;
 
   let cur: S | undefined;
+
+  /**
+   * Takes the pending ts (see push) into the event clock at `wall`, a reading taken after that record came:
+   * anchored later than its arrival, the clock may trail the newest ts for the rest of its run, never run ahead.
+   */
+  const settle = (wall: number) => {
+    const p = c.pending;
+    c.pending = Number.NEGATIVE_INFINITY;
+    if (p > eventNow(wall)) {
+      c.anchorTs = p;
+      c.anchorAt = wall;
+    }
+  };
+  const settleAtRunEnd = (wall: number) => {
+    if (c.pending === Number.NEGATIVE_INFINITY) return; // a full reading in the run took it in
+    settle(wall);
+    arm();
+  };
 
   const close = (start: number, emit: (r: Rec) => void) => {
     const s = open.get(start)!;
@@ -155,8 +181,9 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
 
   /**
    * On a live pipeline: a timer for when the clock alone will close the oldest open window. A timer that
-   * fires early only costs a wake-up (it closes what is due and arms again); one may fire at most `slack` late,
-   * and the clock may trail the newest ts by up to `slack` (see push): a window closes at most 2·slack late.
+   * fires early only costs a wake-up (it closes what is due and arms again); one may fire at most `slack` late.
+   * The clock has taken in every ts by then (see push: no timer fires inside a run): a window closes at most
+   * `slack` late.
    */
   const arm = () => {
     if (!clock || !out || open.size === 0) return;
@@ -173,7 +200,9 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
       () => {
         timer = undefined;
         c.timerDue = Number.POSITIVE_INFINITY;
-        if (out) advance(out, sched.now());
+        const wall = sched.now();
+        if (c.pending > Number.NEGATIVE_INFINITY) settle(wall);
+        if (out) advance(out, wall);
         arm();
       },
       Math.max(0, c.timerDue - now),
@@ -196,28 +225,25 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
       const t = r.ts;
       if (typeof t === 'number' && t >= c.curStart && t < c.curStart + every && c.run === currentRun && --c.quick > 0) {
         fold.add(cur as S, r);
-        // A ts ahead of the clock as this run read it moves the clock, anchored at the time now: the run's
-        // reading may be old by now (a run can be long: a slow subscriber), and the clock would run ahead.
-        // On a live pipeline, one less than `slack` ahead leaves it (the clock stays within slack of the newest
-        // ts, as the timer fires within slack): records whose ts run ahead of the clock (a burst, a source
-        // catching up) read it once per slack of event time, not once each.
         if (t <= c.anchorTs) return;
-        if (!clock)
+        if (!clock) {
           c.anchorTs = t; // a replay's clock is its newest ts
-        else if (t > c.anchorTs + c.wall - c.anchorAt + slack) {
-          c.wall = sched.now();
-          if (t > c.anchorTs + c.wall - c.anchorAt) {
-            c.anchorTs = t;
-            c.anchorAt = c.wall;
-            arm();
-          }
+          return;
+        }
+        // A ts ahead of the clock moves it, anchored at a reading taken after the record came: the run's last
+        // reading may be old by now (a run can be long: a slow subscriber), and the clock would run ahead. The
+        // next full reading takes it in, or the end of the run (no timer fires before that): records whose ts
+        // run ahead of the clock (a burst, a source catching up) do not read it each.
+        if (t > c.pending) {
+          if (c.pending === Number.NEGATIVE_INFINITY) unsettled.push(settleAtRunEnd);
+          c.pending = t;
         }
         return;
       }
       c.quick = QUICK_RUN;
       let ts = typeof r.ts === 'number' && Number.isFinite(r.ts) ? r.ts : undefined;
       const wall = sched.now();
-      c.wall = wall;
+      if (c.pending > Number.NEGATIVE_INFINITY) settle(wall);
       // A virtual clock moves between actions run synchronously: its reading is fresh for no other record.
       c.run = realClock(sched) ? thisRun() : -1;
       let now = eventNow(wall);
