@@ -1,5 +1,6 @@
 /** Parameter helpers shared by filter schemas: durations, field paths, lists. */
 import { z } from 'zod';
+import { Lru } from '../util/lru.js';
 import type { GraphIssue } from './errors.js';
 import { type FieldCatalog, lookupField } from './fields.js';
 import type { SpecPath } from './spec.js';
@@ -31,9 +32,13 @@ export const Period = Duration.pipe(
   }),
 );
 
+/** Longest field path (characters). */
+export const MAX_FIELD_PATH = 256;
+
 /** A dotted field path parameter, like `orig.src`. */
 export const FieldPath = z
   .string()
+  .max(MAX_FIELD_PATH, { error: `expected a field path of at most ${MAX_FIELD_PATH} characters` })
   .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, 'a field path like orig.src');
 
 /** One value or a list of them. */
@@ -59,10 +64,9 @@ function suggest(p: string, cat: FieldCatalog): string {
 
 /**
  * A reader for a dotted path, built once as its own generated function: no
- * string splitting per record, and (unlike one shared closure) property
- * reads whose inline caches see only this path's records, so they stay fast.
- * Readers of one path are one function, shared by every graph: a call site
- * (an aggregate's key, a projection) that several flows run then calls one
+ * string splitting per record, and fast property reads. Readers of one path
+ * are one function, shared by every graph (the last READERS paths used): a
+ * call site that several flows run (an aggregate's key) then calls one
  * target, which V8 inlines, where a reader per flow would make it megamorphic.
  */
 export function pathGetter(path: string | string[]): (r: unknown) => unknown {
@@ -70,15 +74,17 @@ export function pathGetter(path: string | string[]): (r: unknown) => unknown {
   return shared(`path ${JSON.stringify(segs)}`, () => new Function(`"use strict"; return ${readerSource(segs)};`)());
 }
 
-/** Generated readers by what they read; at most READERS (paths come from users' graphs), past which new ones are not kept. */
-const readers = new Map<string, (r: unknown) => unknown>();
+/** Shared readers, by what they read: the most recently used READERS whose text is at most READER_TEXT long. */
 export const READERS = 1024;
+export const READER_TEXT = 512;
+const readers = new Lru<string, (r: unknown) => unknown>(READERS);
 
 function shared(text: string, make: () => unknown): (r: unknown) => unknown {
   let f = readers.get(text);
   if (f === undefined) {
     f = make() as (r: unknown) => unknown;
-    if (readers.size < READERS) readers.set(text, f);
+    // Paths come from users' graphs: a long one gets a reader of its own, freed with its flow.
+    if (text.length <= READER_TEXT) readers.set(text, f);
   }
   return f;
 }

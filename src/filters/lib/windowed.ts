@@ -16,6 +16,7 @@
  */
 import type { SchedulerLike, Subscription } from 'rxjs';
 import { dateTimestampProvider } from 'rxjs/internal/scheduler/dateTimestampProvider';
+import { reportUnhandledError } from 'rxjs/internal/util/reportUnhandledError';
 import { type BuildContext, lookupNode, type Rec, type Stepper } from '../registry.js';
 
 export interface WindowFold<S> {
@@ -76,8 +77,11 @@ function thisRun(): number {
   return currentRun;
 }
 
-/** Windows holding a ts the quick way took ahead of their clock: each takes it in when the run ends (see push). */
+/** Windows holding a ts the quick way took ahead of their clock, once each: they take it in when the run ends (see push). */
 const unsettled: ((wall: number) => void)[] = [];
+
+/** For tests: the windows waiting for the end of this run. */
+export const unsettledWindows = (): number => unsettled.length;
 
 function endRun(): void {
   runEnds = false;
@@ -85,7 +89,14 @@ function endRun(): void {
   if (unsettled.length === 0) return;
   // Only quick-way records wait here, and those ran on the real clock: one reading serves every window.
   const wall = dateTimestampProvider.now();
-  for (const settle of unsettled.splice(0)) settle(wall);
+  for (const settle of unsettled.splice(0)) {
+    // Every window settles, whatever one's scheduler throws (it has no caller here: reported as RxJS reports).
+    try {
+      settle(wall);
+    } catch (err) {
+      reportUnhandledError(err);
+    }
+  }
 }
 
 /** Timing of an event-time window: its length and the allowed lateness, both in milliseconds. */
@@ -121,10 +132,13 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
     curStart: Number.NaN,
     /** Records left that may take the quick way (below) before one reads the clock again. */
     quick: 0,
-    /** The synchronous run in which the scheduler's clock was last read (see thisRun). */
+    /** The last reading of the scheduler's clock, and the synchronous run it was taken in (see thisRun). */
+    wall: Number.NaN,
     run: -1,
-    /** The newest ts a record took the quick way with, ahead of anchorTs: the clock takes it in at its next reading. */
+    /** The newest ts a record took the quick way with, ahead of the clock as last read: taken in at the next reading. */
     pending: Number.NEGATIVE_INFINITY,
+    /** In `unsettled` (until its run ends). */
+    listed: false,
   };
   let out: ((r: Rec) => void) | undefined;
   let timer: Subscription | undefined;
@@ -151,6 +165,7 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
     }
   };
   const settleAtRunEnd = (wall: number) => {
+    c.listed = false;
     if (c.pending === Number.NEGATIVE_INFINITY) return; // a full reading in the run took it in
     settle(wall);
     arm();
@@ -182,8 +197,8 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
   /**
    * On a live pipeline: a timer for when the clock alone will close the oldest open window. A timer that
    * fires early only costs a wake-up (it closes what is due and arms again); one may fire at most `slack` late.
-   * The clock has taken in every ts by then (see push: no timer fires inside a run): a window closes at most
-   * `slack` late.
+   * The clock takes in a record's ts by the end of the synchronous run it came in (see push), or when a timer
+   * fires inside that run (a synchronous scheduler): a window closes at most `slack` after that.
    */
   const arm = () => {
     if (!clock || !out || open.size === 0) return;
@@ -230,19 +245,24 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
           c.anchorTs = t; // a replay's clock is its newest ts
           return;
         }
-        // A ts ahead of the clock moves it, anchored at a reading taken after the record came: the run's last
-        // reading may be old by now (a run can be long: a slow subscriber), and the clock would run ahead. The
-        // next full reading takes it in, or the end of the run (no timer fires before that): records whose ts
-        // run ahead of the clock (a burst, a source catching up) do not read it each.
-        if (t > c.pending) {
-          if (c.pending === Number.NEGATIVE_INFINITY) unsettled.push(settleAtRunEnd);
+        // A ts ahead of the clock (as last read) moves it, anchored at a reading taken after the record came: the
+        // run's last reading may be old by now (a run can be long: a slow subscriber), and the clock would run
+        // ahead. The next full reading takes it in, or the timer, or the end of the run (a timer on the real
+        // clock fires after that): records whose ts run ahead of the clock (a burst, a source catching up) do not
+        // read it each.
+        if (t > c.pending && t > c.anchorTs + c.wall - c.anchorAt) {
           c.pending = t;
+          if (!c.listed) {
+            c.listed = true;
+            unsettled.push(settleAtRunEnd);
+          }
         }
         return;
       }
       c.quick = QUICK_RUN;
       let ts = typeof r.ts === 'number' && Number.isFinite(r.ts) ? r.ts : undefined;
       const wall = sched.now();
+      c.wall = wall;
       if (c.pending > Number.NEGATIVE_INFINITY) settle(wall);
       // A virtual clock moves between actions run synchronously: its reading is fresh for no other record.
       c.run = realClock(sched) ? thisRun() : -1;

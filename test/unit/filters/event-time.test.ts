@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { asyncScheduler, lastValueFrom, mergeMap, type SchedulerLike, Subject, toArray } from 'rxjs';
+import { asyncScheduler, config, lastValueFrom, mergeMap, type SchedulerLike, Subject, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import '../../../src/filters/builtin.js';
-import { windowClock } from '../../../src/filters/lib/windowed.js';
+import { unsettledWindows, windowClock } from '../../../src/filters/lib/windowed.js';
 import { type BuildContext, filterOperator, lookupNode, type Rec } from '../../../src/filters/registry.js';
 import { RECORD_FIELDS } from '../../../src/filters/sources.js';
 import { Flowgrab } from '../../../src/flow/flowgrab.js';
@@ -126,13 +126,13 @@ describe('event-time windows on the real clock', () => {
     windowClock.trustReplacedDate = false;
   });
 
-  /** count(params) on the real-time scheduler, fed by hand: the windows out so far, and the records dropped. */
-  function live(params: Record<string, unknown>) {
+  /** count(params) on the real-time scheduler (or `sched`), fed by hand: the windows out so far, and the records dropped. */
+  function live(params: Record<string, unknown>, sched: SchedulerLike = asyncScheduler) {
     const input = new Subject<Rec>();
     const out: [unknown, unknown][] = [];
     const drops = { n: 0 };
     const sub = input
-      .pipe(countOp(params, asyncScheduler, (n) => (drops.n += n)))
+      .pipe(countOp(params, sched, (n) => (drops.n += n)))
       .subscribe((r) => out.push([r.start, r.count]));
     return { input, out, drops, stop: () => sub.unsubscribe() };
   }
@@ -172,18 +172,52 @@ describe('event-time windows on the real clock', () => {
     expect(dropped).toBe(0);
   });
 
-  it('close windows inside a long synchronous burst whose ts run ahead of the clock', () => {
+  it('close windows inside a long synchronous burst whose ts run ahead of the clock', async () => {
     fakeRealClock(1_000_000);
     const { input, out, drops, stop } = live({ every: '1s', lateness: 0 });
-    // 10 000 records 1 ms apart in one run: each full reading (one per 64 records) takes in the newest ts the
-    // quick way saw, so the watermark passes the windows behind it before the run ends.
+    // 10 000 records 1 ms apart in one run: the full readings (a record of a new window, one per 64 records) move
+    // the watermark past the windows behind it before the run ends. The window waits once for the run's end.
     for (let i = 0; i < 10_000; i++) input.next(at(1_000_000 + i));
+    expect(unsettledWindows()).toBe(1);
+    await Promise.resolve();
+    expect(unsettledWindows()).toBe(0);
     expect(out.length).toBeGreaterThanOrEqual(9);
     expect(out.slice(0, 9)).toEqual(Array.from({ length: 9 }, (_, i) => [1_000_000 + i * 1000, 1000]));
     input.complete();
     expect(out).toEqual(Array.from({ length: 10 }, (_, i) => [1_000_000 + i * 1000, 1000]));
     expect(drops.n).toBe(0);
     stop();
+  });
+
+  it('settle every window at the end of a run, whatever one window’s scheduler throws', async () => {
+    fakeRealClock(1_000_000);
+    const errors: unknown[] = [];
+    config.onUnhandledError = (e) => errors.push(e);
+    try {
+      let fail = false;
+      // The real clock, and a schedule that throws when told to (a broken custom scheduler).
+      const broken: SchedulerLike = {
+        now: asyncScheduler.now,
+        schedule: (...args: Parameters<SchedulerLike['schedule']>) => {
+          if (fail) throw new Error('no timers today');
+          return asyncScheduler.schedule(...args);
+        },
+      };
+      const a = live({ every: '1s', lateness: 0 }, broken);
+      const b = live({ every: '1s', lateness: 0 });
+      for (const w of [a, b]) {
+        w.input.next(at(0));
+        w.input.next(at(999)); // the quick way: [0, 1000) is due as soon as the run ends
+      }
+      fail = true;
+      await vi.advanceTimersByTimeAsync(20);
+      expect(b.out).toEqual([[0, 2]]);
+      expect(errors).toEqual([new Error('no timers today')]);
+      a.stop();
+      b.stop();
+    } finally {
+      config.onUnhandledError = null;
+    }
   });
 
   it('take in the newest ts a record took the quick way with at the next full reading', () => {

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { getPath, keyGetter, pathGetter, READERS } from '../../../src/filters/params.js';
+import {
+  FieldPath,
+  getPath,
+  keyGetter,
+  MAX_FIELD_PATH,
+  pathGetter,
+  READER_TEXT,
+  READERS,
+} from '../../../src/filters/params.js';
 
 const recs: unknown[] = [
   { orig: { src: '10.0.0.1', dport: 80 }, id: 7 },
@@ -40,7 +48,7 @@ describe('pathGetter / keyGetter (generated readers)', () => {
     expect(pathGetter(['a"b', '\\'])(odd)).toBe(1);
   });
 
-  it('are one function per path or key, shared by every caller, up to a bound', () => {
+  it('are one function per path or key, shared by every caller', () => {
     expect(pathGetter('orig.src')).toBe(pathGetter(['orig', 'src']));
     expect(keyGetter(['orig.src'])).toBe(pathGetter('orig.src'));
     expect(keyGetter(['orig.src', 'id'])).toBe(keyGetter(['orig.src', 'id']));
@@ -49,10 +57,28 @@ describe('pathGetter / keyGetter (generated readers)', () => {
     const dotted = pathGetter(['orig.src']);
     expect(dotted).not.toBe(pathGetter('orig.src'));
     expect(dotted({ 'orig.src': 1, orig: { src: 2 } })).toBe(1);
-    // Past the bound (paths come from users' graphs), readers are still right, and made afresh.
-    for (let i = 0; i <= READERS; i++) expect(pathGetter(`f${i}.x`)({ [`f${i}`]: { x: i } })).toBe(i);
-    const late = `late${READERS}.x`;
-    expect(pathGetter(late)).not.toBe(pathGetter(late));
-    expect(pathGetter(late)({ [`late${READERS}`]: { x: 5 } })).toBe(5);
+  });
+
+  it('keep the READERS paths used last, and none longer than READER_TEXT (paths come from users)', () => {
+    const kept = pathGetter('orig.src');
+    // Many other paths, orig.src used now and then: it stays; the first of the others does not.
+    const first = pathGetter('f0.x');
+    for (let i = 0; i <= 2 * READERS; i++) {
+      expect(pathGetter(`f${i}.x`)({ [`f${i}`]: { x: i } })).toBe(i);
+      if (i % 100 === 0) expect(pathGetter('orig.src')).toBe(kept);
+    }
+    expect(pathGetter('f0.x')).not.toBe(first);
+    const long = Array.from({ length: READER_TEXT / 2 }, () => 'a').join('.');
+    expect(pathGetter(long)).not.toBe(pathGetter(long));
+    expect(pathGetter(long)({ a: 1 })).toBe(undefined);
+  });
+
+  it('take field paths of at most MAX_FIELD_PATH characters', () => {
+    const at = `a${'.b'.repeat((MAX_FIELD_PATH - 1) / 2)}`.padEnd(MAX_FIELD_PATH, 'c');
+    expect(at.length).toBe(MAX_FIELD_PATH);
+    expect(FieldPath.safeParse(at).success).toBe(true);
+    const over = FieldPath.safeParse(`${at}x`);
+    expect(over.success).toBe(false);
+    expect(over.error?.issues[0].message).toBe(`expected a field path of at most ${MAX_FIELD_PATH} characters`);
   });
 });
