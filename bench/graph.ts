@@ -246,9 +246,10 @@ async function flowgrab(recs: ConntrackRecord[], flows: number, sameTail = false
 
 export async function benchGraph(): Promise<void> {
   const recs = records();
-  // FG_BENCH_GRAPH_ONLY=1 (or 8): just that many flowgrab flows, 5 times, for a profile; =turns: the first table only.
+  // FG_BENCH_GRAPH_ONLY=1 (or 8): just that many flowgrab flows, 5 times, for a profile; =turns: the first two
+  // tables only; =kept: the long-lived flow and its hand loop only.
   const only = process.env.FG_BENCH_GRAPH_ONLY;
-  if (only && only !== 'turns') {
+  if (only && only !== 'turns' && only !== 'kept') {
     for (let i = 0; i < benchRuns(); i++)
       show(`flowgrab, ${only} flow(s)`, ...(await time(() => flowgrab(recs, Number(only)))));
     return;
@@ -258,12 +259,15 @@ export async function benchGraph(): Promise<void> {
   console.log(
     `  CPU time from /proc (all threads) per run, median of ${runs} runs taken in turns (the machine may be loaded)`,
   );
-  const [hand, ours, plain, subj] = await rounds(runs, [
-    ['hand-written loop', () => handLoop(recs)],
-    ['flowgrab compiled graph (1 flow)', () => flowgrab(recs, 1)],
-    ['flowgrab, 1 flow, steps not fused', () => unfused(() => flowgrab(recs, 1))],
-    ['flowgrab, 1 flow, fed through a Subject', () => flowgrab(recs, 1, false, true)],
-  ]);
+  const [hand, ours, plain, subj] =
+    only === 'kept'
+      ? []
+      : await rounds(runs, [
+          ['hand-written loop', () => handLoop(recs)],
+          ['flowgrab compiled graph (1 flow)', () => flowgrab(recs, 1)],
+          ['flowgrab, 1 flow, steps not fused', () => unfused(() => flowgrab(recs, 1))],
+          ['flowgrab, 1 flow, fed through a Subject', () => flowgrab(recs, 1, false, true)],
+        ]);
   // The same work as a long-running program does it: one flow, created once, and a hand loop that keeps its maps,
   // each run one more pass of the records through them (no setup per run; a key's first record was in pass one).
   const flow = await longLived();
@@ -274,7 +278,10 @@ export async function benchGraph(): Promise<void> {
   ]);
   const kept = await flow.end();
   if (kept !== hands([])) throw new Error(`the long-lived flow counted ${kept} groups, the hand loop ${hands([])}`);
-  if (only === 'turns') return;
+  if (only) {
+    console.log(`  one long-lived flow vs the hand loop keeping its state: ${fmt(handKept / ourKept, 2)}×`);
+    return;
+  }
   const [chain, eight, same] = await rounds(runs, [
     ['naive RxJS chain, interpreted predicate', () => naive(recs)],
     ['flowgrab, 8 flows: shared prefix, own count', () => flowgrab(recs, 8)],
