@@ -74,14 +74,21 @@ async function time(f: () => Promise<number> | number): Promise<[number, number]
   return [procCpuMs() - t0, out];
 }
 
+/**
+ * Rounds run first and not measured (FG_BENCH_GRAPH_WARMUP, default 0): with 3, the JIT has settled for every
+ * case (a new flow's closures cost a deoptimization or two in each of the first runs), as a benchmark of a
+ * JIT-compiled runtime usually lets it.
+ */
+const WARMUP_ROUNDS = Number(process.env.FG_BENCH_GRAPH_WARMUP ?? 0);
+
 /** Runs the cases in turns, `rounds` times; prints and returns each one's median time. */
 async function rounds(rounds: number, cases: [string, () => Promise<number> | number][]): Promise<number[]> {
   const ms: number[][] = cases.map(() => []);
   const outs: number[] = [];
-  for (let i = 0; i < rounds; i++) {
+  for (let i = -WARMUP_ROUNDS; i < rounds; i++) {
     for (const [j, [, f]] of cases.entries()) {
       const [t, out] = await time(f);
-      ms[j].push(t);
+      if (i >= 0) ms[j].push(t);
       outs[j] = out;
     }
   }
