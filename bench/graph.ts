@@ -113,19 +113,20 @@ function handLoop(recs: ConntrackRecord[]): number {
 
 /** The hand loop with its state (decisions and counts) kept from one call to the next, as a long-running program keeps it. */
 function handState(): ((recs: ConntrackRecord[]) => number) & { tally: () => Tally } {
-  const decided = new Map<string, boolean>();
+  const decided = new Map<number, boolean>();
   const counts = new Map<string, number>();
   const tally = (): Tally => ({ groups: counts.size, records: [...counts.values()].reduce((a, b) => a + b, 0) });
   return Object.assign((recs: ConntrackRecord[]) => countInto(recs, decided, counts), { tally });
 }
 
-function countInto(recs: ConntrackRecord[], decided: Map<string, boolean>, counts: Map<string, number>): number {
+function countInto(recs: ConntrackRecord[], decided: Map<number, boolean>, counts: Map<string, number>): number {
   for (const r of recs) {
     if (r.proto !== 'tcp' || (r.orig.dport !== 80 && r.orig.dport !== 443)) continue;
-    const k = String(r.id);
+    // Decisions by the id itself (a number), the string hashed only for a new id: as sample(by=id) keeps them.
+    const k = r.id;
     let keep = decided.get(k);
     if (keep === undefined) {
-      keep = unitHash(k) < 0.5;
+      keep = unitHash(String(k)) < 0.5;
       decided.set(k, keep);
     }
     if (!keep) continue;
