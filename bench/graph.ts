@@ -153,25 +153,39 @@ async function naive(recs: ConntrackRecord[]): Promise<number> {
   return counts.size;
 }
 
-/** The bench's records as a graph source that emits like the kernel sources do: sub.next per record, no Subject. */
-const go = new Map<string, () => void>();
+/** Subscribers of `benchrecords` sources, by run: each run feeds its flows through it (see feed). */
+const subscribers = new Map<string, Subscriber<Rec>>();
+/**
+ * The bench's records as a graph source that emits like the kernel sources do: sub.next per record, no Subject.
+ * It emits what it is fed, once every flow of the run is attached and active.
+ */
 registerSource({
   name: 'benchrecords',
   description: "the graph benchmark's synthetic conntrack records",
   params: z.object({ run: z.string() }).strict(),
   fields: RECORD_FIELDS.conntrack,
-  // Emits once told to (go), when every flow of the run is attached and active.
   create: (p) =>
     new Observable<Rec>((sub) => {
-      go.set(p.run, () => {
-        // An indexed loop: `for…of` here (a closure run once, never optimized) took an iterator result per record.
-        for (let i = 0; i < arrayRecs.length; i++) sub.next(arrayRecs[i] as never);
-        sub.complete();
-      });
-      return () => go.delete(p.run);
+      subscribers.set(p.run, sub);
+      return () => subscribers.delete(p.run);
     }),
 });
-let arrayRecs: ConntrackRecord[] = [];
+
+/** The subscriber of run `run`'s source. */
+function subscriberOf(run: string): Subscriber<Rec> {
+  const sub = subscribers.get(run);
+  if (!sub) throw new Error(`benchrecords(run="${run}") did not subscribe`);
+  return sub;
+}
+
+/** One pass of `recs` into a source's subscriber, an indexed loop (`for…of` took an iterator result per record). */
+function feed(sub: Subscriber<Rec>, recs: ConntrackRecord[]): void {
+  for (let i = 0; i < recs.length; i++) sub.next(recs[i] as never);
+}
+
+/** The benchmark's 4-stage graph from `source`, counting in windows of `hours`. */
+const graphText = (source: string, hours: number) =>
+  `${source} -> match(${EXPR}) -> sample(rate=0.5, by=id) -> project(orig.src, orig.dst) -> count(by=orig.src, every=${hours}h)`;
 
 /** What a run's counting left: groups, and records counted in them. */
 interface Tally {
@@ -185,11 +199,9 @@ interface Tally {
  */
 async function longLived(): Promise<{ pass: (recs: ConntrackRecord[]) => number; end: () => Promise<Tally> }> {
   const fg = new Flowgrab();
-  const feed = `bench${Math.random()}`;
+  const run = `bench${Math.random()}`;
   const f = fg.create({ bufferRecords: 1_000_000 });
-  f.populate(
-    `benchpasses(run="${feed}") -> match(${EXPR}) -> sample(rate=0.5, by=id) -> project(orig.src, orig.dst) -> count(by=orig.src, every=1h)`,
-  );
+  f.populate(graphText(`benchrecords(run="${run}")`, 1));
   await f.instantiate();
   await f.activate();
   const out = lastValueFrom(
@@ -197,12 +209,10 @@ async function longLived(): Promise<{ pass: (recs: ConntrackRecord[]) => number;
       reduce((t, r) => ({ groups: t.groups + 1, records: t.records + Number(r.count) }), { groups: 0, records: 0 }),
     ),
   );
-  const sub = passes.get(feed);
-  if (!sub) throw new Error('benchpasses did not subscribe');
+  const sub = subscriberOf(run);
   return {
     pass: (recs) => {
-      // An indexed loop, as in benchrecords.
-      for (let i = 0; i < recs.length; i++) sub.next(recs[i] as never);
+      feed(sub, recs);
       return -1;
     },
     end: async () => {
@@ -214,34 +224,18 @@ async function longLived(): Promise<{ pass: (recs: ConntrackRecord[]) => number;
   };
 }
 
-/** Subscribers of `benchpasses` sources, by run: a long-lived flow's source, fed pass after pass. */
-const passes = new Map<string, Subscriber<Rec>>();
-registerSource({
-  name: 'benchpasses',
-  description: "the graph benchmark's records, pass after pass, into one long-lived flow",
-  params: z.object({ run: z.string() }).strict(),
-  fields: RECORD_FIELDS.conntrack,
-  create: (p) =>
-    new Observable<Rec>((sub) => {
-      passes.set(p.run, sub);
-      return () => passes.delete(p.run);
-    }),
-});
-
 /**
  * `flows` flows of the 4-stage graph over `recs`. Fed by `benchrecords` (emits like a kernel source), or with
  * `subject`, through a fake feed (an RxJS Subject, as tests feed graphs: Subject.next costs per record too).
  */
 async function flowgrab(recs: ConntrackRecord[], flows: number, sameTail = false, subject = false): Promise<number> {
   const fg = new Flowgrab();
-  const feed = `bench${Math.random()}`;
-  const source = subject ? `fake(feed="${feed}")` : `benchrecords(run="${feed}")`;
+  const run = `bench${Math.random()}`;
+  const source = subject ? `fake(feed="${run}")` : `benchrecords(run="${run}")`;
   const handles = [];
   for (let i = 0; i < flows; i++) {
     const f = fg.create({ bufferRecords: 1_000_000 });
-    f.populate(
-      `${source} -> match(${EXPR}) -> sample(rate=0.5, by=id) -> project(orig.src, orig.dst) -> count(by=orig.src, every=${sameTail ? 1 : i + 1}h)`,
-    );
+    f.populate(graphText(source, sameTail ? 1 : i + 1));
     await f.instantiate();
     handles.push(f);
   }
@@ -251,12 +245,13 @@ async function flowgrab(recs: ConntrackRecord[], flows: number, sameTail = false
     outs.push(lastValueFrom(f.records$.pipe(reduce((n) => n + 1, 0))));
   }
   if (subject) {
-    const s = fakeFeed(feed);
+    const s = fakeFeed(run);
     for (const r of recs) s.next(r as never);
     s.complete();
   } else {
-    arrayRecs = recs;
-    go.get(feed)?.();
+    const sub = subscriberOf(run);
+    feed(sub, recs);
+    sub.complete();
   }
   const n = await Promise.all(outs);
   await fg.close();

@@ -156,19 +156,20 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
    * Takes the pending ts (see push) into the event clock at `wall`, a reading taken after that record came:
    * anchored later than its arrival, the clock may trail the newest ts for the rest of its run, never run ahead.
    */
-  const settle = (wall: number) => {
+  const settle = (wall: number): boolean => {
     const p = c.pending;
+    if (p === Number.NEGATIVE_INFINITY) return false;
     c.pending = Number.NEGATIVE_INFINITY;
     if (p > eventNow(wall)) {
       c.anchorTs = p;
       c.anchorAt = wall;
     }
+    return true;
   };
   const settleAtRunEnd = (wall: number) => {
     c.listed = false;
-    if (c.pending === Number.NEGATIVE_INFINITY) return; // a full reading in the run took it in
-    settle(wall);
-    arm();
+    // Nothing left when a full reading in the run took it in.
+    if (settle(wall)) arm();
   };
 
   const close = (start: number, emit: (r: Rec) => void) => {
@@ -216,7 +217,7 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
         timer = undefined;
         c.timerDue = Number.POSITIVE_INFINITY;
         const wall = sched.now();
-        if (c.pending > Number.NEGATIVE_INFINITY) settle(wall);
+        settle(wall);
         if (out) advance(out, wall);
         arm();
       },
@@ -263,7 +264,7 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
       let ts = typeof r.ts === 'number' && Number.isFinite(r.ts) ? r.ts : undefined;
       const wall = sched.now();
       c.wall = wall;
-      if (c.pending > Number.NEGATIVE_INFINITY) settle(wall);
+      settle(wall);
       // A virtual clock moves between actions run synchronously: its reading is fresh for no other record.
       c.run = realClock(sched) ? thisRun() : -1;
       let now = eventNow(wall);
