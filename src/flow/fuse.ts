@@ -112,6 +112,22 @@ function lends(parts: Part[], i: number): boolean {
 }
 
 /**
+ * Part `i` may hand its input on as it came: it is last, a projection, and each of its children reads only
+ * values the projection keeps, at the same paths, and keeps nothing of the record (a count after a project):
+ * they would read the same values from the projected record.
+ */
+function passesOn(parts: Part[], i: number): boolean {
+  const kept = parts[i].step.borrowed?.kept;
+  const kids = parts[i].kids;
+  return (
+    kept !== undefined &&
+    i === parts.length - 1 &&
+    kids.length > 0 &&
+    kids.every((k) => k instanceof StepNode && k.readsOnly(kept))
+  );
+}
+
+/**
  * One function for the whole run. The entry and each continuation (after a
  * step that is neither a test nor a map) are straight-line code:
  *   s0.in++; if (!t0(r)) return; s0.out++; s1.in++; r = m1(r); s1.out++; c1_0.push(r); s2.in++; g2(r, k2);
@@ -150,7 +166,11 @@ function generate(parts: Part[]): (r: Rec) => void {
       const step = parts[i].step;
       out.push(`${stats[i]}.in++;`);
       if (step.test) out.push(`if (!${bind(step.test, 't')}(r)) return;`);
-      else if (step.map && lends(parts, i)) {
+      else if (step.map && passesOn(parts, i)) {
+        // Its children read what they would read of its output: it need not be made.
+        out.push(after(i));
+        return { body: out.join(' ') };
+      } else if (step.map && lends(parts, i)) {
         // The last step, and every child borrows: its output goes into one reused record, unless a child's call
         // leads back here (a subscriber feeding the source): that record takes a new one.
         // The flag lives with the part: a call that regenerates the function and then leads back here runs the

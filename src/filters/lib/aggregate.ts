@@ -13,7 +13,7 @@ import { checkFields, Duration, FieldPath, keyGetter, listOf, Period, pathGetter
 import { type BuildContext, defineFilter, type Rec, type Stepper } from '../registry.js';
 import { sharedInterner } from './keys.js';
 import { projector } from './project.js';
-import { borrowers } from './pure.js';
+import { borrowerReads, borrowers } from './pure.js';
 import { DEFAULT_LATENESS_MS, MAX_LATENESS_MS, windowed } from './windowed.js';
 
 const By = listOf(z.string()).pipe(z.array(FieldPath));
@@ -153,6 +153,8 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
  */
 function borrowing(fields: string[], s: Stepper): Stepper {
   borrowers.set(s, (containers) => !fields.some((f) => containers.includes(f)));
+  // The window reads `ts` (windowed.ts); the fold, its fields (the key, the group's sample and the summed value).
+  borrowerReads.set(s, [...fields, 'ts']);
   return s;
 }
 

@@ -124,7 +124,7 @@ function build(paths: string[][], into: boolean): BorrowedMap | undefined {
   walk(tree, 'T', []);
   lines.push(`if (${present.join(' && ')}) { ${assigns.join(' ')} return T; }`, 'return S(r);');
   const src = `"use strict"; const T = ${empty(tree)}; return (r) => {\n${lines.join('\n')}\n};`;
-  return { map: new Function('S', src)(slow) as (r: Rec) => Rec, containers };
+  return { map: new Function('S', src)(slow) as (r: Rec) => Rec, containers, kept: uniq.map((p) => p.join('.')) };
 }
 
 export const projectFilter = defineFilter({

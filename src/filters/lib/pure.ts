@@ -14,6 +14,11 @@ import type { Rec, StepFn, Stepper } from '../registry.js';
 export interface BorrowedMap {
   map: (r: Rec) => Rec;
   containers: string[];
+  /**
+   * Paths whose values the output carries at the same paths as the input (a projection's): a consumer that reads
+   * only values at or under them reads the same from the input record, and the map can be skipped for it.
+   */
+  kept?: string[];
 }
 
 export interface PureStep extends StepFn {
@@ -28,6 +33,14 @@ export interface PureStep extends StepFn {
  * containers: true when they never read one of those as a value.
  */
 export const borrowers = new WeakMap<Stepper, (containers: string[]) => boolean>();
+
+/** The paths a borrower reads of a record (every one: `ts` included), where it says. */
+export const borrowerReads = new WeakMap<Stepper, readonly string[]>();
+
+/** True when every path of `reads` is one of `kept` or under one of them. */
+export function readsWithin(reads: readonly string[], kept: readonly string[]): boolean {
+  return reads.every((p) => kept.some((k) => p === k || p.startsWith(`${k}.`)));
+}
 
 export function testStep(test: (r: Rec) => boolean): PureStep {
   const step: PureStep = (r, emit) => {

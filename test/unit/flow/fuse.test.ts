@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { projector, projectRecord } from '../../../src/filters/lib/project.js';
-import { borrowers } from '../../../src/filters/lib/pure.js';
+import { borrowerReads, borrowers } from '../../../src/filters/lib/pure.js';
 import { lookupNode, type Rec, type Stepper } from '../../../src/filters/registry.js';
 import '../../../src/filters/builtin.js';
 import { Flowgrab } from '../../../src/flow/flowgrab.js';
@@ -284,6 +284,39 @@ describe('a projection feeding only aggregates (written into one reused record)'
     node.push({ type: 'new', ts: 3, orig: { src: 'c' } });
     // A's and B's 'a' is still 'a' after the nested call wrote 'b' (into a record of its own).
     expect(seen).toEqual({ A: ['b', 'a', 'c'], B: ['b', 'a', 'c'], C: ['b', 'c'] });
+  });
+
+  it('hands its input on as it came when every child reads only values it keeps, at their paths', () => {
+    const node = projection(); // keeps type, ts and orig.src
+    const got: Rec[] = [];
+    const reader = (reads: string[]) => {
+      const s: Stepper = { push: (r) => void got.push(r) };
+      borrowers.set(s, () => true);
+      borrowerReads.set(s, reads);
+      return new StepNode(stats(), s);
+    };
+    node.attachAt(0, reader(['orig.src', 'ts']));
+    const input = { type: 'new', ts: 1, orig: { src: 'a', dst: 'b' } };
+    node.push(input);
+    expect(got).toEqual([input]);
+    expect(got[0]).toBe(input);
+    // A child reading orig (an object the projection makes anew): every child gets the projection.
+    node.attachAt(0, reader(['orig', 'ts']));
+    node.push(input);
+    expect(got.slice(1)).toEqual([
+      { type: 'new', ts: 1, orig: { src: 'a' } },
+      { type: 'new', ts: 1, orig: { src: 'a' } },
+    ]);
+    // A step that does not say what it reads gets the projection too.
+    const quiet = new FusedNode();
+    const proj = lookupNode('project');
+    if (proj?.kind !== 'filter' || !proj.step) throw new Error('no project');
+    quiet.append(stats(), proj.step(proj.params.parse({ fields: ['orig.src'] }) as never, {} as never) as never);
+    const s: Stepper = { push: (r) => void got.push(r) };
+    borrowers.set(s, () => true);
+    quiet.attachAt(0, new StepNode(stats(), s));
+    quiet.push(input);
+    expect(got.at(-1)).not.toBe(input);
   });
 
   it('a borrowing child that throws does not leave the reused record marked busy', () => {
