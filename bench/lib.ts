@@ -1,6 +1,6 @@
 /** Small helpers shared by the benchmarks: a throw-away netns, timing, medians. */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { floodUdp } from '../src/testing/flood.js';
 
 export const sh = (argv: string[], input?: string): string =>
@@ -106,3 +106,46 @@ export function benchRuns(fallback = 5): number {
 
 /** "met" or "NOT met", for a figure's goal. */
 export const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+
+/**
+ * The same small workload timed in process CPU, for comparing runs across hours. This VM's speed moved 2-4x
+ * within one afternoon (NEW events 13 vs 5 µs each, the same code), and node moved more than the C tools
+ * beside it. Three parts: allocation with scavenges, a Map of string keys, and syscalls. Run in a process of its
+ * own (machineCheckApart), so that it leaves the benchmark's heap and JIT as they were.
+ */
+export function machineCheck(): string {
+  const part = (f: () => void) => {
+    const t = procCpuMs();
+    f();
+    return procCpuMs() - t;
+  };
+  let keep: unknown[] = [];
+  const alloc = part(() => {
+    for (let i = 0; i < 2_000_000; i++) {
+      keep.push({ i, s: `k${i & 1023}` });
+      if (keep.length === 10_000) keep = [];
+    }
+  });
+  const map = part(() => {
+    const m = new Map<string, number>();
+    for (let i = 0; i < 1_000_000; i++) {
+      const k = `10.0.${(i >> 8) & 63}.${i & 255}`;
+      m.set(k, (m.get(k) ?? 0) + 1);
+    }
+  });
+  const sys = part(() => {
+    for (let i = 0; i < 20_000; i++) statSync('/proc/self');
+  });
+  return `machine check (process CPU): allocation ${fmt(alloc, 0)} ms, string Map ${fmt(map, 0)} ms, 20 000 stat(2) ${fmt(sys, 0)} ms`;
+}
+
+/** machineCheck in a child process: its line, or why there is none. */
+export function machineCheckApart(): string {
+  const lib = new URL(import.meta.url).href;
+  const r = spawnSync(
+    process.execPath,
+    ['--input-type=module', '-e', `import { machineCheck } from ${JSON.stringify(lib)}; console.log(machineCheck());`],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  return r.status === 0 ? r.stdout.trim() : `machine check failed: ${(r.stderr || String(r.error)).trim()}`;
+}

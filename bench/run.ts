@@ -8,6 +8,7 @@ import { benchDecodeWorst } from './decode-worst.js';
 import { benchDns } from './dns.js';
 import { benchExport } from './export.js';
 import { benchGraph } from './graph.js';
+import { machineCheckApart } from './lib.js';
 import { benchNats } from './nats.js';
 import { benchNfqueue } from './nfqueue.js';
 import { benchSpin } from './spin.js';
@@ -19,6 +20,8 @@ if (process.getuid?.() !== 0) {
 }
 // `npm run bench -- [NAME] [--runs N]`: one bench by name (all without), each figure the median of N runs (lib.ts).
 const args = process.argv.slice(2);
+// Figures from different hours compare only with the machine's speed beside them (see machineCheck).
+console.log(`before: ${machineCheckApart()}`);
 const only = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--runs');
 if (!only || only === 'conntrack') await benchConntrack();
 if (!only || only === 'dns') await benchDns();
@@ -30,3 +33,4 @@ if (!only || only === 'nats') await benchNats();
 if (!only || only === 'spin-mqtt') await benchSpinMqtt();
 if (!only || only === 'spin') await benchSpin();
 if (!only || only === 'decode-worst') await benchDecodeWorst();
+console.log(`after: ${machineCheckApart()}`);
