@@ -23,8 +23,6 @@ interface Part {
   stats: NodeStats;
   step: PureStep;
   kids: Sink[];
-  /** While its children hold the reused record (a borrowed map's output), set: a nested call takes a new one. */
-  lending?: { busy: boolean };
 }
 
 /** Where a child attaches: the output of one step of a fused node. */
@@ -99,25 +97,13 @@ export class FusedPoint implements Attachable {
   }
 }
 
-/** Part `i` may write its output into a reused record: it is last, and each of its children borrows. */
-function lends(parts: Part[], i: number): boolean {
-  const b = parts[i].step.borrowed;
-  const kids = parts[i].kids;
-  return (
-    b !== undefined &&
-    i === parts.length - 1 &&
-    kids.length > 0 &&
-    kids.every((k) => k instanceof StepNode && k.borrows(b.containers))
-  );
-}
-
 /**
  * Part `i` may hand its input on as it came: it is last, a projection, and each of its children reads only
  * values the projection keeps, at the same paths, and keeps nothing of the record (a count after a project):
  * they would read the same values from the projected record.
  */
 function passesOn(parts: Part[], i: number): boolean {
-  const kept = parts[i].step.borrowed?.kept;
+  const kept = parts[i].step.kept;
   const kids = parts[i].kids;
   return (
     kept !== undefined &&
@@ -169,17 +155,6 @@ function generate(parts: Part[]): (r: Rec) => void {
       else if (step.map && passesOn(parts, i)) {
         // Its children read what they would read of its output: it need not be made.
         out.push(after(i));
-        return { body: out.join(' ') };
-      } else if (step.map && lends(parts, i)) {
-        // The last step, and every child borrows: its output goes into one reused record, unless a child's call
-        // leads back here (a subscriber feeding the source): that record takes a new one.
-        // The flag lives with the part: a call that regenerates the function and then leads back here runs the
-        // new function, which must see the record in use too. Cleared however the children's calls end.
-        parts[i].lending ??= { busy: false };
-        const z = bind(parts[i].lending, 'z');
-        const [m, b] = [bind(step.map, 'm'), bind(step.borrowed!.map, 'b')];
-        out.push(`if (${z}.busy) { r = ${m}(r); ${after(i)} return; }`);
-        out.push(`${z}.busy = true; try { r = ${b}(r); ${after(i)} } finally { ${z}.busy = false; } return;`);
         return { body: out.join(' ') };
       } else if (step.map) out.push(`r = ${bind(step.map, 'm')}(r);`);
       else {

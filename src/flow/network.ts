@@ -8,7 +8,7 @@
  */
 import { type Observable, Subject, Subscriber, type Subscription } from 'rxjs';
 import { reportUnhandledError } from 'rxjs/internal/util/reportUnhandledError';
-import { borrowerReads, borrowers, readsWithin } from '../filters/lib/pure.js';
+import { borrowers, readsWithin } from '../filters/lib/pure.js';
 import type { Rec, StepFn, Stepper } from '../filters/registry.js';
 
 export interface Sink {
@@ -86,14 +86,9 @@ export class StepNode extends NetNode {
     super.complete();
   }
 
-  /** True when the step keeps nothing of a record after its call, given which of its objects are reused (pure.ts). */
-  borrows(containers: string[]): boolean {
-    return borrowers.get(this.stepper)?.(containers) ?? false;
-  }
-
   /** True when the step reads a record's values at or under `kept` only, and keeps nothing of it (pure.ts). */
   readsOnly(kept: readonly string[]): boolean {
-    const reads = borrowerReads.get(this.stepper);
+    const reads = borrowers.get(this.stepper);
     return reads !== undefined && readsWithin(reads, kept);
   }
 

@@ -13,7 +13,7 @@ import { checkFields, Duration, FieldPath, keyGetter, listOf, Period, pathGetter
 import { type BuildContext, defineFilter, type Rec, type Stepper } from '../registry.js';
 import { sharedInterner } from './keys.js';
 import { projector } from './project.js';
-import { borrowerReads, borrowers } from './pure.js';
+import { borrowers } from './pure.js';
 import { DEFAULT_LATENESS_MS, MAX_LATENESS_MS, windowed } from './windowed.js';
 
 const By = listOf(z.string()).pipe(z.array(FieldPath));
@@ -149,12 +149,11 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
 
 /**
  * Marks an aggregate as a borrower (pure.ts): it reads a record's `fields`, and `ts`, while called and keeps
- * copies of them, so a record reused after the call does for it unless one of those is a reused container.
+ * copies of them, so a projection before it that keeps those fields need not run (fuse.ts).
  */
 function borrowing(fields: string[], s: Stepper): Stepper {
-  borrowers.set(s, (containers) => !fields.some((f) => containers.includes(f)));
   // The window reads `ts` (windowed.ts); the fold, its fields (the key, the group's sample and the summed value).
-  borrowerReads.set(s, [...fields, 'ts']);
+  borrowers.set(s, [...fields, 'ts']);
   return s;
 }
 

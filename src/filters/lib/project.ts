@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { FieldCatalog } from '../fields.js';
 import { checkFields, FieldPath } from '../params.js';
 import { defineFilter, type Rec } from '../registry.js';
-import { type BorrowedMap, mapStep } from './pure.js';
+import { mapStep } from './pure.js';
 
 const ALWAYS = ['type', 'ts'];
 
@@ -53,23 +53,9 @@ type Tree = Map<string, Tree | string>;
  * always the same as projectRecord's, key order included.
  */
 export function projector(paths: string[][]): (r: Rec) => Rec {
-  return build(paths, false)!.map;
-}
-
-/**
- * The same projection written into one reused record (and its reused nested
- * objects, the `containers`) whenever every value is there; a record missing
- * one gets a new record from projectRecord. Undefined for paths through `__proto__`.
- */
-export function projectorInto(paths: string[][]): BorrowedMap | undefined {
-  return build(paths, true);
-}
-
-function build(paths: string[][], into: boolean): BorrowedMap | undefined {
   const uniq = essential(paths);
   const slow = (r: Rec) => projectRecord(r, uniq);
-  if (uniq.length === 0) return into ? undefined : { map: slow, containers: [] };
-  if (into && uniq.some((p) => p.includes('__proto__'))) return undefined;
+  if (uniq.length === 0) return slow;
   const key = (k: string) => JSON.stringify(k);
   const read = (o: string, k: string) =>
     k === '__proto__'
@@ -102,29 +88,17 @@ function build(paths: string[][], into: boolean): BorrowedMap | undefined {
   // `__proto__` as a plain literal key would set the prototype: a computed key defines a field.
   const lit = (t: Tree): string =>
     `{${[...t].map(([k, x]) => `${k === '__proto__' ? `[${key(k)}]` : key(k)}: ${typeof x === 'string' ? x : lit(x)}`).join(', ')}}`;
-  if (!into) {
-    lines.push(`if (${present.join(' && ')}) return ${lit(tree)};`, 'return S(r);');
-    const map = new Function('S', `"use strict"; return (r) => {\n${lines.join('\n')}\n};`)(slow) as (r: Rec) => Rec;
-    return { map, containers: [] };
-  }
-  // The reused record: the same literal once (same keys, same order); then each value assigned in place.
-  const empty = (t: Tree): string =>
-    `{${[...t].map(([k, x]) => `${key(k)}: ${typeof x === 'string' ? 'undefined' : empty(x)}`).join(', ')}}`;
-  const assigns: string[] = [];
-  const containers: string[] = [];
-  const walk = (t: Tree, at: string, path: string[]) => {
-    for (const [k, x] of t) {
-      if (typeof x === 'string') assigns.push(`${at}[${key(k)}] = ${x};`);
-      else {
-        containers.push([...path, k].join('.'));
-        walk(x, `${at}[${key(k)}]`, [...path, k]);
-      }
-    }
-  };
-  walk(tree, 'T', []);
-  lines.push(`if (${present.join(' && ')}) { ${assigns.join(' ')} return T; }`, 'return S(r);');
-  const src = `"use strict"; const T = ${empty(tree)}; return (r) => {\n${lines.join('\n')}\n};`;
-  return { map: new Function('S', src)(slow) as (r: Rec) => Rec, containers, kept: uniq.map((p) => p.join('.')) };
+  lines.push(`if (${present.join(' && ')}) return ${lit(tree)};`, 'return S(r);');
+  return new Function('S', `"use strict"; return (r) => {\n${lines.join('\n')}\n};`)(slow) as (r: Rec) => Rec;
+}
+
+/**
+ * The paths a projection keeps, as a borrower would read them (see PureStep.kept); none through `__proto__`,
+ * which a projection copies only as an own field and a reader would take from the prototype.
+ */
+function keptPaths(paths: string[][]): string[] | undefined {
+  const uniq = essential(paths);
+  return uniq.some((p) => p.includes('__proto__')) ? undefined : uniq.map((p) => p.join('.'));
 }
 
 export const projectFilter = defineFilter({
@@ -144,7 +118,7 @@ export const projectFilter = defineFilter({
   step: (p) => {
     const paths = [...ALWAYS, ...p.fields.filter((f) => !ALWAYS.includes(f))].map((f) => f.split('.'));
     const step = mapStep(projector(paths));
-    step.borrowed = projectorInto(paths);
+    step.kept = keptPaths(paths);
     return step;
   },
 });

@@ -6,36 +6,22 @@
  */
 import type { Rec, StepFn, Stepper } from '../registry.js';
 
-/**
- * A map that writes into one reused record (no allocation per record): for
- * consumers that borrow (see `borrowers`) when no other sees its output.
- * `containers`: paths of the objects it reuses inside that record.
- */
-export interface BorrowedMap {
-  map: (r: Rec) => Rec;
-  containers: string[];
+export interface PureStep extends StepFn {
+  test?: (r: Rec) => boolean;
+  map?: (r: Rec) => Rec;
   /**
-   * Paths whose values the output carries at the same paths as the input (a projection's): a consumer that reads
-   * only values at or under them reads the same from the input record, and the map can be skipped for it.
+   * Paths whose values a map's output carries at the same paths as its input (a projection's): a borrower that
+   * reads only values at or under them reads the same from the input record, and the map can be skipped for it.
    */
   kept?: string[];
 }
 
-export interface PureStep extends StepFn {
-  test?: (r: Rec) => boolean;
-  map?: (r: Rec) => Rec;
-  borrowed?: BorrowedMap;
-}
-
 /**
  * Steppers that only read a record while called and keep nothing of it
- * (count/sum/top copy what they keep), given which paths of it are reused
- * containers: true when they never read one of those as a value.
+ * (count/sum/top copy what they keep), with the paths they read (every one,
+ * `ts` included).
  */
-export const borrowers = new WeakMap<Stepper, (containers: string[]) => boolean>();
-
-/** The paths a borrower reads of a record (every one: `ts` included), where it says. */
-export const borrowerReads = new WeakMap<Stepper, readonly string[]>();
+export const borrowers = new WeakMap<Stepper, readonly string[]>();
 
 /** True when every path of `reads` is one of `kept` or under one of them. */
 export function readsWithin(reads: readonly string[], kept: readonly string[]): boolean {

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { projector, projectRecord } from '../../../src/filters/lib/project.js';
-import { borrowerReads, borrowers } from '../../../src/filters/lib/pure.js';
+import { borrowers } from '../../../src/filters/lib/pure.js';
 import { lookupNode, type Rec, type Stepper } from '../../../src/filters/registry.js';
 import '../../../src/filters/builtin.js';
 import { Flowgrab } from '../../../src/flow/flowgrab.js';
@@ -194,7 +194,7 @@ describe('fused steps with many flows', () => {
   });
 });
 
-describe('a projection feeding only aggregates (written into one reused record)', () => {
+describe('a projection feeding only aggregates that read what it keeps (not run)', () => {
   const AGG = [
     'count(by=orig.src, every=100ms)',
     'count(by=orig, every=100ms)',
@@ -227,7 +227,7 @@ describe('a projection feeding only aggregates (written into one reused record)'
 
   const stats = () => ({ node: 'x', path: 'x', in: 0, out: 0, dropped: 0 });
 
-  /** A fused node of one step, project(orig.src): its output goes into one reused record when every child borrows. */
+  /** A fused node of one step, project(orig.src): it hands its input on when every child reads only what it keeps. */
   function projection(): FusedNode {
     const node = new FusedNode();
     const proj = lookupNode('project');
@@ -236,7 +236,7 @@ describe('a projection feeding only aggregates (written into one reused record)'
     return node;
   }
 
-  it('takes a new record when a borrowing child’s call leads back into the projection', () => {
+  it('leaves the outer record as it came when a borrowing child’s call leads back into the projection', () => {
     const node = projection();
     const seen: string[] = [];
     // A borrower that, on its first record, feeds another one through the projection before reading its own.
@@ -249,14 +249,14 @@ describe('a projection feeding only aggregates (written into one reused record)'
         seen.push((r.orig as Rec).src as string);
       },
     };
-    borrowers.set(stepper, () => true);
+    borrowers.set(stepper, ['orig.src', 'ts']);
     node.attachAt(0, new StepNode(stats(), stepper));
     node.push({ type: 'new', ts: 1, orig: { src: 'a' } });
     node.push({ type: 'new', ts: 3, orig: { src: 'c' } });
     expect(seen).toEqual(['-', 'b', 'a', 'c']);
   });
 
-  it('still takes a new record when that call also changes the children (the function is regenerated meanwhile)', () => {
+  it('leaves it as it came when that call also changes the children (the function is regenerated meanwhile)', () => {
     const node = projection();
     const seen: Record<string, string[]> = { A: [], B: [], C: [] };
     const borrower = (name: string, first?: (r: Rec) => void) => {
@@ -266,7 +266,7 @@ describe('a projection feeding only aggregates (written into one reused record)'
           seen[name].push((r.orig as Rec).src as string);
         },
       };
-      borrowers.set(s, () => true);
+      borrowers.set(s, ['orig.src', 'ts']);
       return new StepNode(stats(), s);
     };
     let once = true;
@@ -282,7 +282,7 @@ describe('a projection feeding only aggregates (written into one reused record)'
     node.attachAt(0, borrower('B'));
     node.push({ type: 'new', ts: 1, orig: { src: 'a' } });
     node.push({ type: 'new', ts: 3, orig: { src: 'c' } });
-    // A's and B's 'a' is still 'a' after the nested call wrote 'b' (into a record of its own).
+    // A's and B's 'a' is still 'a' after the nested call brought 'b'.
     expect(seen).toEqual({ A: ['b', 'a', 'c'], B: ['b', 'a', 'c'], C: ['b', 'c'] });
   });
 
@@ -291,8 +291,7 @@ describe('a projection feeding only aggregates (written into one reused record)'
     const got: Rec[] = [];
     const reader = (reads: string[]) => {
       const s: Stepper = { push: (r) => void got.push(r) };
-      borrowers.set(s, () => true);
-      borrowerReads.set(s, reads);
+      borrowers.set(s, reads);
       return new StepNode(stats(), s);
     };
     node.attachAt(0, reader(['orig.src', 'ts']));
@@ -313,13 +312,12 @@ describe('a projection feeding only aggregates (written into one reused record)'
     if (proj?.kind !== 'filter' || !proj.step) throw new Error('no project');
     quiet.append(stats(), proj.step(proj.params.parse({ fields: ['orig.src'] }) as never, {} as never) as never);
     const s: Stepper = { push: (r) => void got.push(r) };
-    borrowers.set(s, () => true);
     quiet.attachAt(0, new StepNode(stats(), s));
     quiet.push(input);
     expect(got.at(-1)).not.toBe(input);
   });
 
-  it('a borrowing child that throws does not leave the reused record marked busy', () => {
+  it('goes on handing records on after a borrowing child threw', () => {
     const node = projection();
     const records: Rec[] = [];
     const s: Stepper = {
@@ -328,13 +326,14 @@ describe('a projection feeding only aggregates (written into one reused record)'
         if ((r.orig as Rec).src === 'boom') throw new Error('boom');
       },
     };
-    borrowers.set(s, () => true);
+    borrowers.set(s, ['orig.src', 'ts']);
     node.attachAt(0, new StepNode(stats(), s));
-    expect(() => node.push({ type: 'new', ts: 1, orig: { src: 'boom' } })).toThrow('boom');
-    node.push({ type: 'new', ts: 2, orig: { src: 'x' } });
-    node.push({ type: 'new', ts: 3, orig: { src: 'y' } });
-    // The reused record serves every call again: one object for all three.
-    expect(new Set(records).size).toBe(1);
+    const input = (src: string, ts: number) => ({ type: 'new', ts, orig: { src } });
+    const sent = [input('x', 2), input('y', 3)];
+    expect(() => node.push(input('boom', 1))).toThrow('boom');
+    for (const r of sent) node.push(r);
+    expect(records.slice(1)).toEqual(sent);
+    expect(records[1]).toBe(sent[0]);
   });
 });
 
