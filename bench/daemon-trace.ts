@@ -22,6 +22,7 @@ if (!out) throw new Error('daemon-trace: FG_BENCH_DAEMON_TRACE (the file to writ
 
 const dist = new URL('..', import.meta.url).href; // dist/
 const { FlowBuffer } = await import(`${dist}src/flow/buffer.js`);
+const { Fanout } = await import(`${dist}src/sources/fanout.js`);
 const { Daemon } = await import(`${dist}src/daemon/server.js`);
 
 const eld = monitorEventLoopDelay({ resolution: 1 });
@@ -49,35 +50,37 @@ const keyOf = (r: unknown): number => {
   return k;
 };
 
-const proto = FlowBuffer.prototype as {
-  push(r: unknown): void;
-  drain(): void;
-  q: unknown[];
-  head: number;
-};
+/** FG_BENCH_DAEMON_STAGES=0: no stamps (they allocate per record, which the daemon's GC then pays); loop delay only. */
+const stagesOn = process.env.FG_BENCH_DAEMON_STAGES !== '0';
+
+const proto = FlowBuffer.prototype as { push(r: unknown): void };
+const fanoutProto = Fanout.prototype as { next(r: unknown): void };
+/** The buffers' outputs (Fanouts): a record they hand on is drained. */
+const outs = new WeakSet<object>();
 const push = proto.push;
-proto.push = function (r: unknown) {
-  const k = keyOf(r);
-  if (k >= 0 && !stamps.has(k)) {
-    const s = new Float64Array(4).fill(Number.NaN);
-    s[0] = now();
-    stamps.set(k, s);
-  }
-  push.call(this, r);
-};
-const drain = proto.drain;
-proto.drain = function () {
-  const t = now();
-  const end = Math.min(this.q.length, this.head + 1024);
-  for (let i = this.head; i < end; i++) {
-    const s = stamps.get(keyOf(this.q[i]));
-    if (s && Number.isNaN(s[1])) {
-      s[1] = t;
-      unflushed.push(s);
+if (stagesOn)
+  proto.push = function (this: { out: object }, r: unknown) {
+    outs.add(this.out);
+    const k = keyOf(r);
+    if (k >= 0 && !stamps.has(k)) {
+      const s = new Float64Array(4).fill(Number.NaN);
+      s[0] = now();
+      stamps.set(k, s);
     }
-  }
-  drain.call(this);
-};
+    push.call(this, r);
+  };
+const next = fanoutProto.next;
+if (stagesOn)
+  fanoutProto.next = function (r: unknown) {
+    if (outs.has(this)) {
+      const s = stamps.get(keyOf(r));
+      if (s && Number.isNaN(s[1])) {
+        s[1] = now();
+        unflushed.push(s);
+      }
+    }
+    next.call(this, r);
+  };
 
 // Every flush tick's callbacks pass through flushSoon: the first of a tick stamps `flush`,
 // a microtask after the tick (all its callbacks done) stamps `written`.
@@ -85,28 +88,29 @@ const wrapped = new WeakMap<() => void, () => void>();
 let inTick = false;
 const dproto = Daemon.prototype as { flushSoon(f: () => void): void };
 const flushSoon = dproto.flushSoon;
-dproto.flushSoon = function (f: () => void) {
-  let w = wrapped.get(f);
-  if (!w) {
-    w = () => {
-      if (!inTick && unflushed.length) {
-        inTick = true;
-        const due = unflushed;
-        unflushed = [];
-        const t = now();
-        for (const s of due) s[2] = t;
-        queueMicrotask(() => {
-          const t2 = now();
-          for (const s of due) s[3] = t2;
-          inTick = false;
-        });
-      }
-      f();
-    };
-    wrapped.set(f, w);
-  }
-  flushSoon.call(this, w);
-};
+if (stagesOn)
+  dproto.flushSoon = function (f: () => void) {
+    let w = wrapped.get(f);
+    if (!w) {
+      w = () => {
+        if (!inTick && unflushed.length) {
+          inTick = true;
+          const due = unflushed;
+          unflushed = [];
+          const t = now();
+          for (const s of due) s[2] = t;
+          queueMicrotask(() => {
+            const t2 = now();
+            for (const s of due) s[3] = t2;
+            inTick = false;
+          });
+        }
+        f();
+      };
+      wrapped.set(f, w);
+    }
+    flushSoon.call(this, w);
+  };
 
 process.on('SIGUSR2', () => {
   const keys = [...stamps.keys()];

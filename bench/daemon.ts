@@ -32,6 +32,19 @@ const dist = new URL('..', import.meta.url).pathname; // dist/
 const flowgrabd = join(dist, 'src/cli/flowgrabd.js');
 const traceModule = new URL('./daemon-trace.js', import.meta.url).href;
 
+interface GcPause {
+  scavenge: boolean;
+  ms: number;
+}
+
+/** "N scavenges, p99 X ms, max Y ms, Z ms in all" over pauses of one kind. */
+function gcSummary(pauses: GcPause[], kind: string): string {
+  if (pauses.length === 0) return `0 ${kind}`;
+  const ms = Float64Array.from(pauses, (p) => p.ms).sort();
+  const total = ms.reduce((a, b) => a + b, 0);
+  return `${ms.length} ${kind}, p99 ${fmt(quantile(ms, 0.99) ?? 0, 1)} ms, max ${fmt(ms[ms.length - 1], 1)} ms, ${fmt(total, 0)} ms in all`;
+}
+
 /** NODE_OPTIONS of the shipped systemd unit: the daemon is measured as it runs there. */
 function unitNodeOptions(): string {
   const unit = join(dist, '..', 'deploy', 'flowgrabd.service');
@@ -300,9 +313,13 @@ function stages(
 type Mode = 'flowgrab' | 'flowgrab-json' | 'raw';
 
 /** FG_BENCH_DAEMON_CLIENT_PROF=DIR: a V8 CPU profile of each client process, written there when it quits. */
-const clientProf = process.env.FG_BENCH_DAEMON_CLIENT_PROF
-  ? ['--cpu-prof', '--cpu-prof-dir', process.env.FG_BENCH_DAEMON_CLIENT_PROF]
-  : [];
+/** FG_BENCH_DAEMON_CLIENT_NODE_ARGS: more node options for the client processes (e.g. an --import of a profiler). */
+const clientProf = [
+  ...(process.env.FG_BENCH_DAEMON_CLIENT_PROF
+    ? ['--cpu-prof', '--cpu-prof-dir', process.env.FG_BENCH_DAEMON_CLIENT_PROF]
+    : []),
+  ...(process.env.FG_BENCH_DAEMON_CLIENT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
+];
 
 async function run(
   ns: BenchNetns,
@@ -438,14 +455,29 @@ export async function benchDaemon(): Promise<void> {
   // The daemon runs with the node options of the shipped unit (deploy/flowgrabd.service), unless
   // FG_BENCH_DAEMON_NODE_ARGS says otherwise, e.g. "--max-semi-space-size=32" (or "" for Node's defaults).
   const nodeArgs = (process.env.FG_BENCH_DAEMON_NODE_ARGS ?? unitNodeOptions()).split(/\s+/).filter(Boolean);
+  // FG_BENCH_DAEMON_ARGS: more flowgrabd options, e.g. "--receive-linger 1" (the library's linger) to compare.
+  const daemonArgs = (process.env.FG_BENCH_DAEMON_ARGS ?? '').split(/\s+/).filter(Boolean);
   // The daemon's scavenges (--trace-gc on its stdout): their pauses are one place a p99 goes.
   // daemon-trace.ts stamps each record's way through the daemon and keeps its event-loop delay.
   const daemon = spawn(
     process.execPath,
-    [...nodeArgs, '--trace-gc', '--import', traceModule, ...prof, flowgrabd, '--socket', socket, '--policy', policy],
+    [
+      ...nodeArgs,
+      '--trace-gc',
+      '--import',
+      traceModule,
+      ...prof,
+      flowgrabd,
+      '--socket',
+      socket,
+      '--policy',
+      policy,
+      ...daemonArgs,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FG_BENCH_DAEMON_TRACE: traceFile } },
   );
-  let gcPauses: number[] = [];
+  /** Each pause with its kind: a scavenge's and a full collection's are different stories. */
+  let gcPauses: GcPause[] = [];
   let gcPartial = '';
   /** Asks daemon-trace.ts for what it stamped since the last time. */
   const trace = async (): Promise<Trace> => {
@@ -462,7 +494,7 @@ export async function benchDaemon(): Promise<void> {
     for (const l of lines) {
       // "[pid:0x…]  1234 ms: Scavenge 5.1 (6.2) -> 4.3 (7.2) MB, pooled: 0 MB, 1.23 / 0.00 ms  (average mu = …"
       const m = /: (Scavenge|Mark-Compact|Mark-sweep)\b.*?MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/.exec(l);
-      if (m) gcPauses.push(Number(m[2]));
+      if (m) gcPauses.push({ scavenge: m[1] === 'Scavenge', ms: Number(m[2]) });
     }
   });
   let daemonLog = '';
@@ -474,7 +506,7 @@ export async function benchDaemon(): Promise<void> {
       .map((x) => fmt(x, 2))
       .join(' ');
     const runs = benchRuns();
-    const results: (RunResult & { gc: number[] })[] = [];
+    const results: (RunResult & { gc: GcPause[] })[] = [];
     let base = 10;
     const modes = (process.env.FG_BENCH_DAEMON_MODES ?? 'raw,flowgrab').split(',') as Mode[];
     for (const mode of modes)
@@ -488,7 +520,7 @@ export async function benchDaemon(): Promise<void> {
       `flowgrabd: conntrack NEW records at ${RATE}/s for ${SECONDS} s to 1 and to 16 clients (in ${CLIENT_PROCESSES} processes; ${cpus().length} CPUs); ${runs} runs each, medians; CPU from /proc`,
     );
     console.log(
-      `  daemon node options: ${nodeArgs.join(' ') || "(Node's defaults)"}; load average at start ${load0}, at end ${loadavg()
+      `  daemon node options: ${nodeArgs.join(' ') || "(Node's defaults)"}; options: ${daemonArgs.join(' ') || '(defaults)'}; load average at start ${load0}, at end ${loadavg()
         .map((x) => fmt(x, 2))
         .join(' ')}`,
     );
@@ -503,7 +535,7 @@ export async function benchDaemon(): Promise<void> {
     for (const mode of modes)
       for (const clients of [1, 16]) {
         const rs = results.filter((r) => r.mode === mode && r.clients === clients);
-        const gc = Float64Array.from(rs.flatMap((r) => r.gc)).sort();
+        const gc = rs.flatMap((r) => r.gc);
         const frames = rs.reduce((a, r) => a + (r.frames ?? 0), 0);
         const delivered = rs.reduce((a, r) => a + r.delivered, 0);
         console.log(
@@ -513,7 +545,13 @@ export async function benchDaemon(): Promise<void> {
             (frames ? ` ${fmt(delivered / frames, 1)} records/frame;` : '') +
             ` latency p50 ${fmt(med(rs, 'p50'), 2)} ms p99 ${fmt(med(rs, 'p99'), 2)} ms (runs: ${rs.map((r) => fmt(r.p99, 1)).join(' ')}) max ${fmt(Math.max(...rs.map((r) => r.max)), 1)} ms` +
             ` (daemon→client p50 ${fmt(med(rs, 'daemonToClientP50'), 0)} ms p99 ${fmt(med(rs, 'daemonToClientP99'), 0)} ms);` +
-            ` daemon GC pauses ${gc.length}, p99 ${fmt(quantile(gc, 0.99) ?? 0, 1)} ms, max ${fmt(gc[gc.length - 1] ?? 0, 1)} ms`,
+            ` daemon GC pauses: ${gcSummary(
+              gc.filter((p) => p.scavenge),
+              'scavenges',
+            )}; ${gcSummary(
+              gc.filter((p) => !p.scavenge),
+              'full',
+            )}`,
         );
         const stage = (name: Stage, q: 'p50' | 'p99') => median(rs.map((r) => r.stages?.[name][q] ?? Number.NaN));
         const loop = (q: 'p99' | 'max') => median(rs.map((r) => r.loopDelay?.[q] ?? Number.NaN));

@@ -8,6 +8,13 @@ import { chainName, queueNum, queueRules } from './nfqueue.js';
 import { errorStyle, logLine } from './output.js';
 import { reportError } from './run.js';
 
+/** --receive-linger: milliseconds, fractions allowed, 0–100. */
+function lingerMs(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !(n >= 0 && n <= 100)) throw new InvalidArgumentError('a number of milliseconds, 0–100');
+  return n;
+}
+
 const program = new Command('flowgrabd')
   .description('the flowgrab daemon: flow handles over a Unix socket, each client limited by the policy')
   .version(VERSION)
@@ -44,6 +51,11 @@ const program = new Command('flowgrabd')
     positiveInt('--frame-timeout'),
     10_000,
   )
+  .option(
+    '--receive-linger <ms>',
+    'how long kernel events may gather before the daemon wakes for them (0–100, default 0.25; less: lower latency, more CPU)',
+    lingerMs,
+  )
   .action(async (o) => {
     const [{ Daemon }, { loadPolicy }, { serveMetrics }, { installGuard }] = await Promise.all([
       import('../daemon/server.js'),
@@ -65,6 +77,7 @@ const program = new Command('flowgrabd')
       log: logLine,
       peerIdentity: o.peerIdentity,
       timeouts: { idleMs: o.idleTimeout, partialFrameMs: o.frameTimeout },
+      receiveLingerMs: o.receiveLinger,
       queue:
         o.queue === undefined
           ? undefined

@@ -8,7 +8,7 @@
  * it against the policy for the identity the kernel reports.
  */
 import { createConnection, type Socket } from 'node:net';
-import { type Observable, Subject } from 'rxjs';
+import { Observable, Subject } from 'rxjs';
 import { FlowgrabError } from '../errors.js';
 import { GraphBuilder } from '../filters/builder.js';
 import { GraphError } from '../filters/errors.js';
@@ -18,6 +18,7 @@ import type { PopulatedRecord } from '../filters/text-type.js';
 import type { NodeStats } from '../flow/compile.js';
 import type { FlowOptions, FlowStats, LossNotice } from '../flow/handle.js';
 import { type FlowState, transition } from '../flow/states.js';
+import { Fanout } from '../sources/fanout.js';
 import {
   type ErrorBody,
   type Event,
@@ -181,7 +182,8 @@ export class RemoteFlowHandle<R extends object = Rec> {
   private text: string[] = [];
   private spec?: GraphSpec;
   private id?: number;
-  private readonly out = new Subject<Rec>();
+  /** A Fanout, not a Subject: Subject.next allocates per record (fanout.ts). */
+  private readonly out = new Fanout<Rec>();
   private readonly lost = new Subject<LossNotice>();
   private received = 0;
   /** Records the reader lost, as lost$ reported them: the one count stats() shows as dropped. */
@@ -192,7 +194,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
   private remoteGraph = '';
   /** Why the daemon closed this flow, when it did (e.g. a policy reload denied it). */
   closedReason?: string;
-  readonly records$ = this.out.asObservable() as Observable<R>;
+  readonly records$ = new Observable<Rec>((subscriber) => this.out.subscribe(subscriber)) as Observable<R>;
   readonly lost$ = this.lost.asObservable();
 
   constructor(

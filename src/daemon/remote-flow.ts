@@ -50,6 +50,16 @@ export interface Batch {
 const RECENT_BATCHES = 64;
 const recent: (Batch | undefined)[] = new Array(RECENT_BATCHES);
 let recentNext = 0;
+
+/**
+ * Lets go of the batches (the daemon calls it when a flush tick ends): kept any longer, they and their records
+ * would outlive a scavenge or two and be promoted, and the old generation's collections would then pause the
+ * daemon for everyone (tens of ms). Only clients of the same tick share batches anyway.
+ */
+export function forgetBatches(): void {
+  recent.fill(undefined);
+  recentNext = 0;
+}
 /** The batch of these very records (one flushed lately, or a new one). Exported for tests. */
 export function batchOf(recs: unknown[]): Batch {
   for (let j = 0; j < RECENT_BATCHES; j++) {

@@ -5,7 +5,8 @@
  * subscriber holds up only its own flow. When the buffer is full, the
  * oldest or the newest record is dropped, and every drop is counted.
  */
-import { Subject } from 'rxjs';
+import { Observable } from 'rxjs';
+import { Fanout } from '../sources/fanout.js';
 
 /** What a full flow buffer drops: the oldest buffered record or the newest arrival. */
 export type OverflowPolicy = 'drop-oldest' | 'drop-newest';
@@ -18,16 +19,29 @@ export interface BufferStats {
 }
 
 const BATCH = 1024;
+/** The ring's first length, and the most an empty one keeps (a power of two each). */
+const MIN_RING = 16;
+const SHRINK_ABOVE = 4096;
 
 export class FlowBuffer<T> {
-  readonly out = new Subject<T>();
-  private q: T[] = [];
+  /** To the subscribers: a Fanout, not a Subject, whose next allocates per record per flow (fanout.ts). */
+  readonly out = new Fanout<T>();
+  /** What the flow's subscribers see. */
+  readonly records$ = new Observable<T>((subscriber) => this.out.subscribe(subscriber));
+  /**
+   * A ring of records, its length a power of two: grown (doubled, up to the capacity) when full, back to its
+   * first size when a drain leaves it empty after a burst. No allocation per record, unlike a growing array.
+   */
+  private ring: (T | undefined)[] = new Array(MIN_RING);
+  /** Records taken (head) and put (tail) so far: the ring holds tail − head of them, at index & (length − 1). */
   private head = 0;
+  private tail = 0;
   private scheduled = false;
   /** Held: records are kept (bounded as ever) but not delivered until release(). */
   private held = false;
   private endPending = false;
   readonly stats: BufferStats = { buffered: 0, highWater: 0, dropped: 0, delivered: 0 };
+  private readonly drainSoon = () => this.drain();
 
   constructor(
     readonly capacity: number,
@@ -36,39 +50,54 @@ export class FlowBuffer<T> {
   ) {}
 
   push(r: T): void {
-    if (this.q.length - this.head >= this.capacity) {
+    let n = this.tail - this.head;
+    if (n >= this.capacity) {
       this.stats.dropped++;
       this.onDrop(1);
       if (this.policy === 'drop-newest') return;
-      this.head++;
+      this.ring[this.head++ & (this.ring.length - 1)] = undefined;
+      n--;
     }
-    this.q.push(r);
-    const n = this.q.length - this.head;
+    if (n === this.ring.length) this.grow();
+    this.ring[this.tail++ & (this.ring.length - 1)] = r;
+    n++;
     if (n > this.stats.highWater) this.stats.highWater = n;
     this.stats.buffered = n;
     if (!this.scheduled && !this.held) {
       this.scheduled = true;
-      setImmediate(() => this.drain());
+      setImmediate(this.drainSoon);
     }
+  }
+
+  /** Twice the room, the records in order from index 0. */
+  private grow(): void {
+    const old = this.ring;
+    const n = this.tail - this.head;
+    const ring: (T | undefined)[] = new Array(old.length * 2);
+    for (let i = 0; i < n; i++) ring[i] = old[(this.head + i) & (old.length - 1)];
+    this.ring = ring;
+    this.head = 0;
+    this.tail = n;
   }
 
   private drain(): void {
     this.scheduled = false;
-    const end = Math.min(this.q.length, this.head + BATCH);
+    const end = Math.min(this.tail, this.head + BATCH);
     while (this.head < end) {
-      const r = this.q[this.head];
-      this.q[this.head++] = undefined as T;
+      const i = this.head++ & (this.ring.length - 1);
+      const r = this.ring[i] as T;
+      this.ring[i] = undefined;
       this.stats.delivered++;
       this.out.next(r);
     }
-    if (this.head > 4096 && this.head * 2 > this.q.length) {
-      this.q = this.q.slice(this.head);
-      this.head = 0;
-    }
-    this.stats.buffered = this.q.length - this.head;
-    if (this.stats.buffered > 0 && !this.scheduled) {
+    this.stats.buffered = this.tail - this.head;
+    if (this.stats.buffered === 0) {
+      // Empty: indices from 0 again (they stay small), and a ring a burst grew is let go.
+      this.head = this.tail = 0;
+      if (this.ring.length > SHRINK_ABOVE) this.ring = new Array(MIN_RING);
+    } else if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.drain());
+      setImmediate(this.drainSoon);
     }
   }
 
@@ -85,9 +114,9 @@ export class FlowBuffer<T> {
       this.end();
       return;
     }
-    if (this.q.length - this.head > 0 && !this.scheduled) {
+    if (this.tail > this.head && !this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.drain());
+      setImmediate(this.drainSoon);
     }
   }
 
@@ -108,12 +137,12 @@ export class FlowBuffer<T> {
   /** Delivers everything buffered now, synchronously (a closing flow's last records). */
   deliverNow(): void {
     if (this.held) return;
-    while (this.q.length - this.head > 0) this.drain();
+    while (this.tail > this.head) this.drain();
   }
 
   clear(): void {
-    this.q = [];
-    this.head = 0;
+    this.ring = new Array(MIN_RING);
+    this.head = this.tail = 0;
     this.stats.buffered = 0;
   }
 }

@@ -110,7 +110,7 @@ export class FlowHandle<R extends object = Rec> {
     this.buffer = new FlowBuffer<Rec>(capacity, opts.overflow ?? 'drop-oldest', (n) => this.readerLoss(n));
     this.buffer.hold();
     // The graph decides the records' shape; R is what the caller (or the builder) says it is.
-    this.records$ = this.buffer.out.asObservable() as Observable<R>;
+    this.records$ = this.buffer.records$ as Observable<R>;
     this.lost$ = this.lost.asObservable();
     this.notices$ = this.notices.asObservable();
   }

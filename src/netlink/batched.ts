@@ -36,8 +36,12 @@ const IDLE_MS = 30_000;
 const idle: { worker: Worker; timer: NodeJS.Timeout }[] = [];
 let jobs = 0;
 
-/** Workers started in this process, and how many may wait idle (tests and the benchmark set 0 to compare). */
-export const receiveWorkers = { started: 0, idleMax: 2 };
+/**
+ * Workers started in this process, how many may wait idle (tests and the benchmark set 0 to compare), and
+ * the linger of transports that do not choose theirs (TransportOptions.lingerMs, default 1 ms): flowgrabd,
+ * for which an event's latency counts more than a wake-up's CPU, sets less (DaemonOptions.receiveLingerMs).
+ */
+export const receiveWorkers = { started: 0, idleMax: 2, lingerMs: 1 };
 
 /** A worker running `job`: an idle one if there is, else a new one. */
 function workerFor(job: Job): Worker {
@@ -105,7 +109,8 @@ export function openBatchedTransport(opts: TransportOptions, configure: (fd: num
   return openOwnSocket(
     opts,
     configure,
-    (fd, efd, port) => new BatchedTransport(fd, efd, port, maxDatagram, opts.lingerMs ?? 1, opts.readAheadBytes),
+    (fd, efd, port) =>
+      new BatchedTransport(fd, efd, port, maxDatagram, opts.lingerMs ?? receiveWorkers.lingerMs, opts.readAheadBytes),
   );
 }
 

@@ -42,7 +42,7 @@ export interface TransportOptions {
   /**
    * Batched only: how long the worker lets datagrams gather after the first
    * one reaches an idle socket, so that a trickle shares wake-ups (default
-   * 1 ms). 0 for packets that wait on us (NFQUEUE verdicts) or are stamped
+   * receiveWorkers.lingerMs: 1 ms, less in flowgrabd). 0 for packets that wait on us (NFQUEUE verdicts) or are stamped
    * with the time they reach us (NFLOG output packets carry no timestamp).
    */
   lingerMs?: number;

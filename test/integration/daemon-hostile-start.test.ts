@@ -125,6 +125,13 @@ describe('flowgrabd start-up hygiene', () => {
     expect(badMetrics.err.split('\n')).toContain(
       'flowgrabd: error: --metrics address must be HOST:PORT or [IPv6]:PORT with a port from 1 to 65535, got "nowhere"',
     );
+    for (const bad of ['-1', '101', 'soon', '']) {
+      const r = await startFails(['--socket', join(dir, 'l.sock'), '--receive-linger', bad]);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(
+        /^flowgrabd: error: option '--receive-linger <ms>' argument '.*' is invalid\. a number of milliseconds, 0–100/,
+      );
+    }
   });
 
   it('a busy --metrics port fails the start with exit 1 and leaves no socket', async () => {

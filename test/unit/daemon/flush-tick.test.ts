@@ -1,0 +1,62 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { batchOf, forgetBatches } from '../../../src/daemon/remote-flow.js';
+import { DAEMON_RECEIVE_LINGER_MS, Daemon } from '../../../src/daemon/server.js';
+import { receiveWorkers } from '../../../src/netlink/batched.js';
+
+const policy = () => ({ principals: [] }) as never;
+const daemon = (o: { receiveLingerMs?: number; flushMs?: number } = {}) =>
+  new Daemon({ socket: '/nonexistent/flowgrab.sock', policy, sweepStale: false, ...o });
+const until = async (f: () => boolean) => {
+  for (let i = 0; i < 1000 && !f(); i++) await new Promise((r) => setTimeout(r, 5));
+  if (!f()) throw new Error('not within 5 s');
+};
+
+afterEach(() => {
+  receiveWorkers.lingerMs = 1;
+});
+
+describe('flowgrabd flush tick', () => {
+  it('runs every flow waiting once per tick, then lets go of the batches the flows shared', async () => {
+    const d = daemon({ flushMs: 0 });
+    const recs = [{ a: 1 }, { a: 2 }];
+    let first: unknown;
+    let runs = 0;
+    const flush = () => {
+      runs++;
+      first = batchOf(recs);
+    };
+    // Per record: many calls in one turn, one tick.
+    for (let i = 0; i < 100; i++) d.flushSoon(flush);
+    await until(() => runs > 0);
+    expect(runs).toBe(1);
+    // Kept until the tick ended, then forgotten: the same records now make a new batch (nothing outlives the tick).
+    expect(batchOf(recs)).not.toBe(first);
+    await d.close();
+  });
+
+  it('forgetBatches drops every batch kept for sharing', () => {
+    const recs = [{ a: 1 }];
+    const b = batchOf(recs);
+    expect(batchOf(recs)).toBe(b);
+    forgetBatches();
+    expect(batchOf(recs)).not.toBe(b);
+  });
+});
+
+describe('flowgrabd receive linger', () => {
+  it('sets the linger of event sockets opened from then on: the daemon default, or what it is given', () => {
+    daemon();
+    expect(receiveWorkers.lingerMs).toBe(DAEMON_RECEIVE_LINGER_MS);
+    daemon({ receiveLingerMs: 0 });
+    expect(receiveWorkers.lingerMs).toBe(0);
+    daemon({ receiveLingerMs: 2.5 });
+    expect(receiveWorkers.lingerMs).toBe(2.5);
+  });
+
+  it('refuses a linger that is not 0–100 ms, and keeps the one it had', () => {
+    for (const bad of [-1, 100.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => daemon({ receiveLingerMs: bad })).toThrow(/receiveLingerMs must be 0–100 ms/);
+      expect(receiveWorkers.lingerMs).toBe(1);
+    }
+  });
+});
