@@ -29,28 +29,47 @@ const eld = monitorEventLoopDelay({ resolution: 1 });
 eld.enable();
 
 const now = () => Number(process.hrtime.bigint());
-/** key (B·65536 + flow index) → [push, drain, flush, written]. */
+/**
+ * The stamps, allocated per address block B (127.B.x.y), never per record: an allocation per record would make
+ * the daemon's garbage collector, whose pauses are part of what is measured, busier than it is without us.
+ * Flow index i of block B has [push, drain, flush, written] at 4·i of stamps.get(B) (NaN: not yet).
+ */
 let stamps = new Map<number, Float64Array>();
-/** Keys drained and not yet flushed. */
-let unflushed: Float64Array[] = [];
+const PER_BLOCK = 65536;
+/** Offsets (B·PER_BLOCK + i) drained and not yet flushed; reused, emptied by the flush tick. */
+const unflushed: number[] = [];
 
-/** Each record's key, worked out once: every flow's buffer sees the same record object (16 flows, 2 looks each). */
-const keys = new WeakMap<object, number>();
-const keyOf = (r: unknown): number => {
-  if (typeof r !== 'object' || r === null) return -1;
-  let k = keys.get(r);
-  if (k !== undefined) return k;
-  const dst = (r as { orig?: { dst?: unknown } }).orig?.dst;
-  if (typeof dst !== 'string' || !dst.startsWith('127.')) k = -1;
-  else {
-    const [, b, x, y] = dst.split('.').map(Number);
-    k = b * 65536 + x * 254 + y - 1;
+/** The stamps of a record's flow (block, of address block blockB) and its index there (4·i), or -1: not a bench flow. */
+let block: Float64Array = new Float64Array(0);
+let blockB = -1;
+const slotOf = (r: unknown): number => {
+  const dst = (r as { orig?: { dst?: unknown } } | null)?.orig?.dst;
+  if (typeof dst !== 'string' || !dst.startsWith('127.')) return -1;
+  // 127.B.X.Y parsed by hand: split() would allocate per record.
+  let b = 0;
+  let x = 0;
+  let y = 0;
+  let j = 0;
+  for (let i = 4; i < dst.length; i++) {
+    const c = dst.charCodeAt(i);
+    if (c === 46) j++;
+    else if (j === 0) b = b * 10 + c - 48;
+    else if (j === 1) x = x * 10 + c - 48;
+    else y = y * 10 + c - 48;
   }
-  keys.set(r, k);
-  return k;
+  if (b !== blockB) {
+    let t = stamps.get(b);
+    if (!t) {
+      t = new Float64Array(PER_BLOCK * 4).fill(Number.NaN);
+      stamps.set(b, t);
+    }
+    block = t;
+    blockB = b;
+  }
+  return (x * 254 + y - 1) * 4;
 };
 
-/** FG_BENCH_DAEMON_STAGES=0: no stamps (they allocate per record, which the daemon's GC then pays); loop delay only. */
+/** FG_BENCH_DAEMON_STAGES=0: no stamps; loop delay only. */
 const stagesOn = process.env.FG_BENCH_DAEMON_STAGES !== '0';
 
 const proto = FlowBuffer.prototype as { push(r: unknown): void };
@@ -61,64 +80,65 @@ const push = proto.push;
 if (stagesOn)
   proto.push = function (this: { out: object }, r: unknown) {
     outs.add(this.out);
-    const k = keyOf(r);
-    if (k >= 0 && !stamps.has(k)) {
-      const s = new Float64Array(4).fill(Number.NaN);
-      s[0] = now();
-      stamps.set(k, s);
-    }
+    const i = slotOf(r);
+    if (i >= 0 && Number.isNaN(block[i])) block[i] = now();
     push.call(this, r);
   };
 const next = fanoutProto.next;
 if (stagesOn)
   fanoutProto.next = function (r: unknown) {
     if (outs.has(this)) {
-      const s = stamps.get(keyOf(r));
-      if (s && Number.isNaN(s[1])) {
-        s[1] = now();
-        unflushed.push(s);
+      const i = slotOf(r);
+      if (i >= 0 && Number.isNaN(block[i + 1])) {
+        block[i + 1] = now();
+        unflushed.push(blockB * PER_BLOCK + i / 4);
       }
     }
     next.call(this, r);
   };
+const stampAll = (keys: number[], k: number, t: number) => {
+  for (const key of keys) {
+    const s = stamps.get(Math.floor(key / PER_BLOCK));
+    if (s) s[(key % PER_BLOCK) * 4 + k] = t;
+  }
+};
 
 // Every flush tick's callbacks pass through flushSoon: the first of a tick stamps `flush`,
 // a microtask after the tick (all its callbacks done) stamps `written`.
 const wrapped = new WeakMap<() => void, () => void>();
 let inTick = false;
+/** Keys stamped `flush` in this tick, waiting for `written`. */
+let ticking: number[] = [];
+const stampWritten = () => {
+  stampAll(ticking, 3, now());
+  ticking = [];
+  inTick = false;
+};
+/** The flush callback f, stamping the tick it runs in (made once per f: none per record). */
+const wrap = (f: () => void) => () => {
+  if (!inTick && unflushed.length) {
+    inTick = true;
+    ticking = unflushed.splice(0);
+    stampAll(ticking, 2, now());
+    queueMicrotask(stampWritten);
+  }
+  f();
+};
 const dproto = Daemon.prototype as { flushSoon(f: () => void): void };
 const flushSoon = dproto.flushSoon;
 if (stagesOn)
   dproto.flushSoon = function (f: () => void) {
     let w = wrapped.get(f);
-    if (!w) {
-      w = () => {
-        if (!inTick && unflushed.length) {
-          inTick = true;
-          const due = unflushed;
-          unflushed = [];
-          const t = now();
-          for (const s of due) s[2] = t;
-          queueMicrotask(() => {
-            const t2 = now();
-            for (const s of due) s[3] = t2;
-            inTick = false;
-          });
-        }
-        f();
-      };
-      wrapped.set(f, w);
-    }
+    if (!w) wrapped.set(f, (w = wrap(f)));
     flushSoon.call(this, w);
   };
 
 process.on('SIGUSR2', () => {
-  const keys = [...stamps.keys()];
-  const flat = new Float64Array(keys.length * 5);
-  keys.forEach((k, i) => {
-    flat[i * 5] = k;
-    flat.set(stamps.get(k)!, i * 5 + 1);
-  });
+  const rows: number[] = [];
+  for (const [b, t] of stamps)
+    for (let i = 0; i < PER_BLOCK; i++)
+      if (!Number.isNaN(t[i * 4])) rows.push(b * PER_BLOCK + i, t[i * 4], t[i * 4 + 1], t[i * 4 + 2], t[i * 4 + 3]);
+  const flat = Float64Array.from(rows);
   const pct = (p: number) => eld.percentile(p) / 1e6;
   const text = JSON.stringify({
     loopDelay: { p50: pct(50), p99: pct(99), max: eld.max / 1e6 },
@@ -127,6 +147,7 @@ process.on('SIGUSR2', () => {
   writeFileSync(`${out}.tmp`, text);
   renameSync(`${out}.tmp`, out);
   stamps = new Map();
-  unflushed = [];
+  blockB = -1;
+  unflushed.length = 0;
   eld.reset();
 });

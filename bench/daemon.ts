@@ -14,7 +14,7 @@
  * beside the latencies, and where the latency goes: daemon-trace.ts (loaded
  * into the daemon) stamps each record on its way through the daemon, and
  * keeps the daemon's event-loop delay. The daemon runs with the node options
- * of the shipped unit (deploy/flowgrabd.service). The load average is printed
+ * flowgrabd is started with (bin/flowgrabd). The load average is printed
  * with the figures: on a shared machine, latency is mostly its scheduling.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -45,11 +45,12 @@ function gcSummary(pauses: GcPause[], kind: string): string {
   return `${ms.length} ${kind}, p99 ${fmt(quantile(ms, 0.99) ?? 0, 1)} ms, max ${fmt(ms[ms.length - 1], 1)} ms, ${fmt(total, 0)} ms in all`;
 }
 
-/** NODE_OPTIONS of the shipped systemd unit: the daemon is measured as it runs there. */
-function unitNodeOptions(): string {
-  const unit = join(dist, '..', 'deploy', 'flowgrabd.service');
-  const m = existsSync(unit) ? /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(unit, 'utf8')) : null;
-  return m ? m[1].replace(/^"|"$/g, '') : '';
+/** The V8 flags bin/flowgrabd (the installed `flowgrabd`) starts node with: the daemon is measured as it runs. */
+function shippedNodeFlags(): string {
+  const script = join(dist, '..', 'bin', 'flowgrabd');
+  const m = existsSync(script) ? /^FLOWGRABD_V8_FLAGS="(.*)"$/m.exec(readFileSync(script, 'utf8')) : null;
+  if (!m) throw new Error(`${script}: no FLOWGRABD_V8_FLAGS line`);
+  return m[1];
 }
 
 // New UDP flows at a steady rate: every millisecond, as many datagrams as the
@@ -452,9 +453,9 @@ export async function benchDaemon(): Promise<void> {
   const prof = process.env.FG_BENCH_DAEMON_PROF
     ? ['--cpu-prof', '--cpu-prof-dir', process.env.FG_BENCH_DAEMON_PROF]
     : [];
-  // The daemon runs with the node options of the shipped unit (deploy/flowgrabd.service), unless
+  // The daemon runs with the V8 flags bin/flowgrabd gives it, unless
   // FG_BENCH_DAEMON_NODE_ARGS says otherwise, e.g. "--max-semi-space-size=32" (or "" for Node's defaults).
-  const nodeArgs = (process.env.FG_BENCH_DAEMON_NODE_ARGS ?? unitNodeOptions()).split(/\s+/).filter(Boolean);
+  const nodeArgs = (process.env.FG_BENCH_DAEMON_NODE_ARGS ?? shippedNodeFlags()).split(/\s+/).filter(Boolean);
   // FG_BENCH_DAEMON_ARGS: more flowgrabd options, e.g. "--receive-linger 1" (the library's linger) to compare.
   const daemonArgs = (process.env.FG_BENCH_DAEMON_ARGS ?? '').split(/\s+/).filter(Boolean);
   // The daemon's scavenges (--trace-gc on its stdout): their pauses are one place a p99 goes.

@@ -5,7 +5,7 @@
  * repo's TypeScript 5.x and with TypeScript's current `latest` (7.x). The
  * blocks may not cast. Needs `npx tsc -p tsconfig.json` first (dist/ is packed).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,6 +98,34 @@ describe('the packed package', () => {
       expect(list).toContain(f);
     expect(list.filter((f) => f.startsWith('package/dist/test/'))).toEqual([]);
   });
+
+  it('installs `flowgrabd` (through its bin link), which starts node with the daemon GC flags and stops on SIGTERM', async () => {
+    const bin = join(p, 'node_modules/.bin/flowgrabd');
+    expect(execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim()).toBe(
+      JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version,
+    );
+    const run = mkdtempSync(join(tmpdir(), 'fg-bin-'));
+    const socket = join(run, 'd.sock');
+    const policy = join(run, 'policy.json');
+    writeFileSync(policy, JSON.stringify({ version: 1, principals: [] }));
+    const d = spawn(bin, ['--socket', socket, '--policy', policy], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    d.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<number | null>((r) => d.on('exit', (code) => r(code)));
+    try {
+      for (let i = 0; i < 600 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(existsSync(socket), err).toBe(true);
+      // The script execs node: the daemon's own pid, with the flags V8 takes only on the command line.
+      const argv = readFileSync(`/proc/${d.pid}/cmdline`, 'utf8').split('\0');
+      expect(argv).toEqual(expect.arrayContaining(['--max-semi-space-size=4', '--single-threaded-gc']));
+      expect(argv.some((a) => a.endsWith('dist/src/cli/flowgrabd.js'))).toBe(true);
+    } finally {
+      d.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(existsSync(socket)).toBe(false);
+    rmSync(run, { recursive: true, force: true });
+  }, 60_000);
 
   it('every README ts block compiles with the TypeScript 5.x of the repo (strict, no skipLibCheck)', () => {
     expect(JSON.parse(readFileSync(join(ROOT, 'node_modules/typescript/package.json'), 'utf8')).version).toMatch(
