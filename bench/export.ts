@@ -6,7 +6,7 @@
  *  3. CPU per exported flow of that process vs softflowd (pcap) and ulogd2 (NFCT → IPFIX), both from
  *     Debian, running side by side on the same traffic, CPU read per process over the same window.
  * FG_BENCH_EXPORT_PART=encode|e2e runs one part; FG_BENCH_EXPORT_ROUNDS, _FLOWS, _RECORDS size them;
- * FG_BENCH_EXPORT_WARMUPS=N floods unmeasured between the cold and the warm one.
+ * FG_BENCH_EXPORT_WARMUPS=N (default 2) floods unmeasured between the warm (2nd) and the settled (last) one.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -170,7 +170,12 @@ async function layersBench(): Promise<void> {
 const dist = new URL('..', import.meta.url).pathname; // dist/
 const flowgrabCli = join(dist, 'src/cli/flowgrab.js');
 const ROUNDS = Number(process.env.FG_BENCH_EXPORT_ROUNDS ?? benchRuns());
-const WARMUPS = Number(process.env.FG_BENCH_EXPORT_WARMUPS ?? 0);
+/** Unmeasured floods between the warm one (the 2nd) and the settled one (the last, flood 3 + WARMUPS). */
+const WARMUPS = Number(process.env.FG_BENCH_EXPORT_WARMUPS ?? 2);
+/** The measured floods: the first after start, the second, and the last (flowgrab's JIT has settled by then). */
+const PHASES = ['cold', 'warm', 'settled'] as const;
+type Phase = (typeof PHASES)[number];
+const perPhase = (): Record<Phase, number> => ({ cold: 0, warm: 0, settled: 0 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function inNs(ns: string | undefined, argv: string[]): [string, string[]] {
@@ -203,12 +208,12 @@ async function stop(p: ChildProcess, sig: NodeJS.Signals = 'SIGTERM'): Promise<v
 }
 
 /**
- * Flows nfcapd stored in `dir`: all of them, and those of the floods from 127.`base`.x.x and
- * 127.`base+1`.x.x to UDP port 9 (an exporter's own traffic is left out).
+ * Flows nfcapd stored in `dir`: all of them, and those to UDP port 9 of each flood, by the second octet of
+ * their source 127.X.x.x (an exporter's own traffic is left out).
  */
-function nfdumpFlows(dir: string, base: number): { all: number; flood: [number, number] } {
+function nfdumpFlows(dir: string): { all: number; flood: Map<number, number> } {
   let all = 0;
-  const flood: [number, number] = [0, 0];
+  const flood = new Map<number, number>();
   for (const f of readdirSync(dir).filter((x) => /^nfcapd\.\d+$/.test(x))) {
     const out = sh(['nfdump', '-r', join(dir, f), '-q', '-o', 'csv']);
     for (const l of out.split('\n')) {
@@ -218,8 +223,7 @@ function nfdumpFlows(dir: string, base: number): { all: number; flood: [number, 
       const c = l.split(',');
       if (c[6] !== '9' || c[7] !== 'UDP') continue;
       const octet = Number(c[4].split('.')[1]);
-      if (octet === base) flood[0]++;
-      else if (octet === base + 1) flood[1]++;
+      flood.set(octet, (flood.get(octet) ?? 0) + 1);
     }
   }
   return { all, flood };
@@ -337,10 +341,10 @@ interface Exporter {
   proc: ChildProcess;
   dir: string;
   collector: ChildProcess;
-  /** CPU seconds per flood. */
-  cpu: { cold: number; warm: number };
-  /** Flows of each flood stored by its collector. */
-  stored: { cold: number; warm: number };
+  /** CPU seconds per measured flood. */
+  cpu: Record<Phase, number>;
+  /** Flows of each measured flood stored by its collector. */
+  stored: Record<Phase, number>;
   storedAll: number;
   log: string;
 }
@@ -353,8 +357,8 @@ interface Round {
   flowgrabDropped: number;
   flowgrabEnded: number;
   /** CPU of flowgrab's conntrack source alone (DESTROY events, records dropped) over the same windows. */
-  sourceCpu: { cold: number; warm: number };
-  /** DESTROY records of the floods that source delivered (both floods). */
+  sourceCpu: Record<Phase, number>;
+  /** DESTROY records of the floods that source delivered (every flood). */
   sourceRecords: number;
 }
 
@@ -376,8 +380,8 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
       dir,
       collector,
       proc: undefined as unknown as ChildProcess,
-      cpu: { cold: 0, warm: 0 },
-      stored: { cold: 0, warm: 0 },
+      cpu: perPhase(),
+      stored: perPhase(),
       storedAll: 0,
       log: '',
     });
@@ -447,22 +451,24 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
     source.stderr?.on('data', (d: Buffer) => {
       sourceLog = (sourceLog + d.toString()).slice(-4000);
     });
-    const sourceCpu = { cold: 0, warm: 0 };
+    const sourceCpu = perPhase();
     const pids = [...exporters.map((e) => e.proc.pid), source.pid];
     await quiet(pids, 300, 15_000);
     for (const e of exporters) if (e.proc.exitCode !== null) throw new Error(`${e.name} exited at start: ${e.log}`);
-    // Two floods: the first meets every exporter freshly started (flowgrab's JIT compiles as it goes), the second
-    // runs them warm, as an exporter runs for days. Each flood's flows are told apart by their addresses.
-    // FG_BENCH_EXPORT_WARMUPS=N: N more floods between them, not measured (flowgrab's CPU per flow still falls
-    // over the first few floods; the steady state is what a long-running exporter costs).
+    // Floods: the first meets every exporter freshly started (flowgrab's JIT compiles as it goes); the second
+    // runs them warm, though V8 still compiles and re-optimizes during it; after FG_BENCH_EXPORT_WARMUPS more
+    // (unmeasured), the last runs them settled, as an exporter runs for days. Each flood's flows are told
+    // apart by their addresses: flood k (from 0) comes from 127.(base + k).x.x.
     const t0 = Date.now();
     let secs = 0;
-    const phases = ['cold', ...Array<'warmup'>(WARMUPS).fill('warmup'), 'warm'] as const;
+    const phases: (Phase | 'warmup')[] = ['cold', 'warm', ...Array<'warmup'>(WARMUPS).fill('warmup'), 'settled'];
+    const octets = new Map<Phase, number>();
     for (const [k, phase] of phases.entries()) {
       const c0 = exporters.map((e) => cpuOf(e.proc.pid));
       const s0 = cpuOf(source.pid);
       const th0 = threadsOf(exporters[0].proc.pid);
-      const octet = phase === 'cold' ? base : phase === 'warm' ? base + 1 : base + 1 + k;
+      const octet = base + k;
+      if (phase !== 'warmup') octets.set(phase, octet);
       secs = await ns.generate(FLOWS, 0, octet);
       // Every flow ends after the 1 s UDP timeout; conntrack's garbage collector reaps them over a few seconds.
       const deadline = Date.now() + 60_000;
@@ -492,8 +498,8 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
     await sleep(300);
     for (const e of exporters) {
       await stop(e.collector);
-      const n = nfdumpFlows(e.dir, base);
-      e.stored = { cold: n.flood[0], warm: n.flood[1] };
+      const n = nfdumpFlows(e.dir);
+      for (const ph of PHASES) e.stored[ph] = n.flood.get(octets.get(ph) ?? -1) ?? 0;
       e.storedAll = n.all;
     }
     const fg = exporters[0].log;
@@ -525,21 +531,25 @@ async function endToEnd(): Promise<void> {
     // conntrack counts the ICMP and UDP of the collectors too; only the flood's flows are counted below.
     ns.exec(['sysctl', '-qw', 'net.netfilter.nf_conntrack_udp_timeout=1']);
     const rounds: Round[] = [];
-    for (let r = 0; r < ROUNDS; r++) rounds.push(await round(ns, 3 + 2 * r, portBase + 3 * r));
+    // Each round's floods come from addresses of their own (127.base.x.x up): see round().
+    const floods = 3 + WARMUPS;
+    if (3 + floods * ROUNDS > 255) throw new Error('FG_BENCH_EXPORT_ROUNDS × floods per round: out of 127.x addresses');
+    for (let r = 0; r < ROUNDS; r++) rounds.push(await round(ns, 3 + floods * r, portBase + 3 * r));
+    const settledFlood = 3 + WARMUPS;
     console.log(
-      `export end to end: ${ROUNDS} rounds of two floods of ${FLOWS} UDP flows (one datagram each, no reply)${WARMUPS ? `, ${WARMUPS} unmeasured between them` : ''}, the exporters side by side on the same traffic`,
+      `export end to end: ${ROUNDS} rounds of ${settledFlood} floods of ${FLOWS} UDP flows (one datagram each, no reply), measured: the 1st (cold), the 2nd (warm) and the ${settledFlood}th (settled); the exporters side by side on the same traffic`,
     );
     for (const [i, r] of rounds.entries()) {
       const fg = r.exporters[0];
       console.log(
-        `  round ${i + 1}: last flood ${fmt(r.secs, 2)} s, window ${fmt(r.elapsed, 1)} s; flowgrab: ${r.flowgrabEnded} flows ended, ${r.flowgrabSent} records sent, ${r.flowgrabDropped} dropped, ${fg.storedAll} stored, lost ${r.flowgrabSent - fg.storedAll} (goal 0); source alone: ${r.sourceRecords} of ${(2 + WARMUPS) * FLOWS} flood DESTROYs`,
+        `  round ${i + 1}: last flood ${fmt(r.secs, 2)} s, window ${fmt(r.elapsed, 1)} s; flowgrab: ${r.flowgrabEnded} flows ended, ${r.flowgrabSent} records sent, ${r.flowgrabDropped} dropped, ${fg.storedAll} stored, lost ${r.flowgrabSent - fg.storedAll} (goal 0); source alone: ${r.sourceRecords} of ${settledFlood * FLOWS} flood DESTROYs`,
       );
-      for (const phase of ['cold', 'warm'] as const)
+      for (const phase of PHASES)
         console.log(
           `    ${phase}: ${r.exporters.map((e) => `${e.name} ${fmt(e.cpu[phase], 3)} s CPU / ${e.stored[phase]} flows = ${fmt((e.cpu[phase] / Math.max(e.stored[phase], 1)) * 1e6, 1)} µs`).join('; ')}`,
         );
     }
-    const perFlow = (name: string, phase: 'cold' | 'warm') =>
+    const perFlow = (name: string, phase: Phase) =>
       median(
         rounds.map((r) => {
           const e = r.exporters.find((x) => x.name === name);
@@ -550,31 +560,32 @@ async function endToEnd(): Promise<void> {
       '  CPU per exported flow, median of rounds (each process alone, all its threads, over the same window: flood until 2 s after its last conntrack entry went):',
     );
     console.log(
-      `                      warm (${WARMUPS ? `flood ${2 + WARMUPS}` : '2nd flood'})   cold (1st flood after start)`,
+      `                      settled (flood ${settledFlood})   warm (2nd flood)   cold (1st flood after start)`,
     );
+    const cols = (f: (phase: Phase) => number) =>
+      (['settled', 'warm', 'cold'] as const).map((ph) => `${fmt(f(ph), 1).padStart(7)} µs`).join('         ');
     const row = (name: string, note: string) =>
-      console.log(
-        `    ${name.padEnd(16)}  ${fmt(perFlow(name, 'warm'), 1).padStart(7)} µs         ${fmt(perFlow(name, 'cold'), 1).padStart(7)} µs     ${note}`,
-      );
+      console.log(`    ${name.padEnd(16)}  ${cols((ph) => perFlow(name, ph))}     ${note}`);
     row('flowgrab', '(flowgrab export CLI: netlink DESTROY events, decode, tracking, NetFlow v9 encoding, sending)');
-    const floor = (phase: 'cold' | 'warm') => median(rounds.map((r) => (r.sourceCpu[phase] / FLOWS) * 1e6));
+    const floor = (phase: Phase) => median(rounds.map((r) => (r.sourceCpu[phase] / FLOWS) * 1e6));
     console.log(
-      `      of which source ${fmt(floor('warm'), 1).padStart(7)} µs         ${fmt(floor('cold'), 1).padStart(7)} µs     (flowgrab's conntrack source alone in a process of its own, the same DESTROYs: receive worker, decode and the feed's bookkeeping; the rest is tracking, encoding and sending)`,
+      `      of which source ${cols(floor)}     (flowgrab's conntrack source alone in a process of its own, the same DESTROYs: receive worker, decode and the feed's bookkeeping; the rest is tracking, encoding and sending)`,
     );
     for (const r0 of rounds[0].exporters.slice(1)) {
       const missed = median(rounds.map((r) => FLOWS - (r.exporters.find((x) => x.name === r0.name)?.stored.warm ?? 0)));
-      row(
-        r0.name,
-        `(${r0.what}; missed ${missed} of ${FLOWS} per flood, median)   flowgrab/${r0.name}: warm ${fmt(perFlow('flowgrab', 'warm') / perFlow(r0.name, 'warm'), 2)}×, cold ${fmt(perFlow('flowgrab', 'cold') / perFlow(r0.name, 'cold'), 2)}×`,
-      );
+      const ratios = (['settled', 'warm', 'cold'] as const)
+        .map((ph) => `${ph} ${fmt(perFlow('flowgrab', ph) / perFlow(r0.name, ph), 2)}×`)
+        .join(', ');
+      row(r0.name, `(${r0.what}; missed ${missed} of ${FLOWS} per flood, median)   flowgrab/${r0.name}: ${ratios}`);
     }
     const why = ulogdMissing();
-    if (!why) {
-      const ratio = perFlow('flowgrab', 'warm') / perFlow('ulogd2', 'warm');
-      console.log(
-        `  flowgrab/ulogd2 CPU per exported flow, warm: ${fmt(ratio, 2)}× (goal ≤ 1.0×: ${verdict(ratio <= 1)}; rounds: FG_BENCH_EXPORT_ROUNDS or --runs)`,
-      );
-    }
+    if (!why)
+      for (const ph of ['settled', 'warm'] as const) {
+        const ratio = perFlow('flowgrab', ph) / perFlow('ulogd2', ph);
+        console.log(
+          `  flowgrab/ulogd2 CPU per exported flow, ${ph === 'settled' ? `settled (flood ${settledFlood}: V8 done compiling)` : 'warm (2nd flood: V8 still compiling)'}: ${fmt(ratio, 2)}× (goal ≤ 1.0×: ${verdict(ratio <= 1)}; rounds: FG_BENCH_EXPORT_ROUNDS or --runs)`,
+        );
+      }
     if (why) console.log(`    ulogd2            not measured: ${why}`);
     else
       console.log(
