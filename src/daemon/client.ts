@@ -8,7 +8,7 @@
  * it against the policy for the identity the kernel reports.
  */
 import { createConnection, type Socket } from 'node:net';
-import { Observable, Subject } from 'rxjs';
+import { type Observable, Subject } from 'rxjs';
 import { FlowgrabError } from '../errors.js';
 import { GraphBuilder } from '../filters/builder.js';
 import { GraphError } from '../filters/errors.js';
@@ -194,7 +194,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
   private remoteGraph = '';
   /** Why the daemon closed this flow, when it did (e.g. a policy reload denied it). */
   closedReason?: string;
-  readonly records$ = new Observable<Rec>((subscriber) => this.out.subscribe(subscriber)) as Observable<R>;
+  readonly records$ = this.out.asObservable() as Observable<R>;
   readonly lost$ = this.lost.asObservable();
 
   constructor(

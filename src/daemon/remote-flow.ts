@@ -130,9 +130,9 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
   };
   f.handle.records$.subscribe({
     next: (r) => {
-      batch.push(r);
-      if (batch.length >= BATCH_RECORDS) flush();
-      else c.d.flushSoon(flush);
+      // The first record of a batch asks for the flush tick; the others find it asked for.
+      if (batch.push(r) >= BATCH_RECORDS) flush();
+      else if (batch.length === 1) c.d.flushSoon(flush);
     },
     error: (err) => {
       flush();

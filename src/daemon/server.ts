@@ -90,8 +90,6 @@ export class Daemon implements DaemonHost {
   readonly anonymizeKey = randomBytes(32).toString('hex');
   /** Flows with records waiting for the next flush tick. */
   private readonly flushes = new Set<() => void>();
-  /** A flush tick is due (cancelFlush cancels it). */
-  private flushDue = false;
   /** Cancels the flush tick to come (a timer or an immediate); undefined when none is due. */
   private cancelFlush?: () => void;
   /** When the last flush tick ran (performance.now()). */
@@ -122,12 +120,11 @@ export class Daemon implements DaemonHost {
    */
   flushSoon(flush: () => void): void {
     this.flushes.add(flush);
-    // Called per record per flow: no closure made here (its context would be allocated on every call).
-    if (!this.flushDue) this.scheduleFlush();
+    // No closure made here: its context would be allocated on every call.
+    if (!this.cancelFlush) this.scheduleFlush();
   }
 
   private scheduleFlush(): void {
-    this.flushDue = true;
     const wait = this.lastFlush + (this.opts.flushMs ?? 1) - performance.now();
     if (wait > 0) {
       const t = setTimeout(this.flushTick, wait);
@@ -140,7 +137,6 @@ export class Daemon implements DaemonHost {
 
   /** A flush tick: every flow with records waiting writes them, then the batches they shared are let go. */
   private readonly flushTick = () => {
-    this.flushDue = false;
     this.cancelFlush = undefined;
     this.lastFlush = performance.now();
     const due = [...this.flushes];
@@ -323,7 +319,6 @@ export class Daemon implements DaemonHost {
     // Whatever waits for the flush tick goes out first (clients still connected get their last records).
     this.cancelFlush?.();
     this.cancelFlush = undefined;
-    this.flushDue = false;
     for (const f of this.flushes) f();
     this.flushes.clear();
     forgetBatches();

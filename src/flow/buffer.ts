@@ -5,7 +5,6 @@
  * subscriber holds up only its own flow. When the buffer is full, the
  * oldest or the newest record is dropped, and every drop is counted.
  */
-import { Observable } from 'rxjs';
 import { Fanout } from '../sources/fanout.js';
 
 /** What a full flow buffer drops: the oldest buffered record or the newest arrival. */
@@ -27,7 +26,7 @@ export class FlowBuffer<T> {
   /** To the subscribers: a Fanout, not a Subject, whose next allocates per record per flow (fanout.ts). */
   readonly out = new Fanout<T>();
   /** What the flow's subscribers see. */
-  readonly records$ = new Observable<T>((subscriber) => this.out.subscribe(subscriber));
+  readonly records$ = this.out.asObservable();
   /**
    * A ring of records, its length a power of two: grown (doubled, up to the capacity) when full, back to its
    * first size when a drain leaves it empty after a burst. No allocation per record, unlike a growing array.

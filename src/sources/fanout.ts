@@ -13,6 +13,7 @@
  * get the record; after complete() or error(), a new subscriber gets that
  * end at once.
  */
+import { Observable } from 'rxjs';
 import { reportUnhandledError } from 'rxjs/internal/util/reportUnhandledError';
 
 export interface FanoutObserver<T> {
@@ -45,6 +46,11 @@ export class Fanout<T> {
         this.observers = this.observers.filter((x) => x !== observer);
       },
     };
+  }
+
+  /** An Observable of the records (as Subject.asObservable): each subscription is a subscriber here. */
+  asObservable(): Observable<T> {
+    return new Observable<T>((subscriber) => this.subscribe(subscriber));
   }
 
   next(value: T): void {

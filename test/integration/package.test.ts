@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../src/testing/lab/index.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 /** TypeScript's `latest` when this test was written; installed offline from the npm cache. */
@@ -113,7 +114,7 @@ describe('the packed package', () => {
     d.stderr.on('data', (b: Buffer) => (err += b.toString()));
     const exited = new Promise<number | null>((r) => d.on('exit', (code) => r(code)));
     try {
-      for (let i = 0; i < 600 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => existsSync(socket) || d.exitCode !== null, { what: 'the socket', timeoutMs: 30_000 });
       expect(existsSync(socket), err).toBe(true);
       // The script execs node: the daemon's own pid, with the flags V8 takes only on the command line.
       const argv = readFileSync(`/proc/${d.pid}/cmdline`, 'utf8').split('\0');

@@ -2,14 +2,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { batchOf, forgetBatches } from '../../../src/daemon/remote-flow.js';
 import { DAEMON_RECEIVE_LINGER_MS, Daemon } from '../../../src/daemon/server.js';
 import { receiveWorkers } from '../../../src/netlink/batched.js';
+import { waitFor } from '../../../src/testing/lab/index.js';
 
 const policy = () => ({ principals: [] }) as never;
 const daemon = (o: { receiveLingerMs?: number; flushMs?: number } = {}) =>
   new Daemon({ socket: '/nonexistent/flowgrab.sock', policy, sweepStale: false, ...o });
-const until = async (f: () => boolean) => {
-  for (let i = 0; i < 1000 && !f(); i++) await new Promise((r) => setTimeout(r, 5));
-  if (!f()) throw new Error('not within 5 s');
-};
 
 afterEach(() => {
   receiveWorkers.lingerMs = 1;
@@ -27,7 +24,7 @@ describe('flowgrabd flush tick', () => {
     };
     // Per record: many calls in one turn, one tick.
     for (let i = 0; i < 100; i++) d.flushSoon(flush);
-    await until(() => runs > 0);
+    await waitFor(() => runs > 0, { what: 'the flush tick', intervalMs: 1 });
     expect(runs).toBe(1);
     // Kept until the tick ended, then forgotten: the same records now make a new batch (nothing outlives the tick).
     expect(batchOf(recs)).not.toBe(first);
