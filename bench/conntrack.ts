@@ -17,7 +17,7 @@ import { BenchNetns, fmt, median } from './lib.js';
 
 const ENTRIES = Number(process.env.FG_BENCH_ENTRIES ?? 100_000);
 const RUNS = Number(process.env.FG_BENCH_RUNS ?? 5);
-const cli = new URL('../src/cli/flowgrab.js', import.meta.url).pathname;
+const cli = new URL('../bin/flowgrab.js', import.meta.url).pathname;
 
 async function inProcessDump(ns: string): Promise<{ ms: number; cpu: Cpu }> {
   const c0 = processCpu('self');

@@ -20,7 +20,7 @@ import { CliProcess, NatsCluster, readStream, streamCount } from '../test/helper
 import { BenchNetns, fmt } from './lib.js';
 
 // Run from dist/bench: the CLI built next to it.
-const FLOWGRAB = join(import.meta.dirname, '../src/cli/flowgrab.js');
+const FLOWGRAB = join(import.meta.dirname, '../bin/flowgrab.js');
 const FLOWS = Number(process.env.FG_BENCH_NATS_FLOWS ?? 20_000);
 
 /** CPU time of a process in ns, from the scheduler's per-thread accounting. */

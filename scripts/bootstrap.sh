@@ -44,8 +44,8 @@ fi
 
 # Build when any TypeScript source is newer than the last build.
 built=dist/.build-stamp
-if [[ ! -f $built ]] || [[ -n $(find src test bench examples tsconfig.json package.json -newer "$built" \( -name '*.ts' -o -name '*.json' -o -name '*.html' -o -name '*.css' \) -print -quit 2>/dev/null) ]]; then
+if [[ ! -f $built ]] || [[ -n $(find src test bench examples scripts/bundle-cli.mjs tsconfig.json package.json -newer "$built" \( -name '*.ts' -o -name '*.json' -o -name '*.html' -o -name '*.css' -o -name '*.mjs' \) -print -quit 2>/dev/null) ]]; then
   say "building"
-  npx tsc -p tsconfig.json
+  npm run --silent build
   touch "$built"
 fi

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { listOf, positiveInt, wholeNumber } from './args.js';
 import { daemonPath } from './daemon-path.js';
 import { formatConntrack, logNotice } from './output.js';
-import { runStream } from './run.js';
+import { runStream, runWriting } from './run.js';
 import { runOptions, runSourceViaDaemon, sourceOutputOptions } from './source-cli.js';
 
 const eventList = listOf('event', ['new', 'update', 'destroy'] as const);
@@ -39,13 +39,17 @@ export function conntrackCommand(): Command {
       );
       return;
     }
-    const [{ plainConntrackConfig }, { conntrackStream }, { conntrackToJson }, { ConntrackJsonWriter }] =
-      await Promise.all([
-        import('../sources/conntrack/plain-config.js'),
-        import('../sources/conntrack/stream.js'),
-        import('../sources/conntrack/json.js'),
-        import('../sources/conntrack/json-writer.js'),
-      ]);
+    const [
+      { plainConntrackConfig },
+      { conntrackStream, conntrackDumpPayloads },
+      { conntrackToJson },
+      { ConntrackJsonWriter },
+    ] = await Promise.all([
+      import('../sources/conntrack/plain-config.js'),
+      import('../sources/conntrack/stream.js'),
+      import('../sources/conntrack/json.js'),
+      import('../sources/conntrack/json-writer.js'),
+    ]);
     const options = {
       ...params,
       pollIntervalMs: o.poll ?? 0,
@@ -56,6 +60,22 @@ export function conntrackCommand(): Command {
     };
     // The schema (and zod, ~150 ms of startup) only when the plain check refuses: it says what is wrong.
     const cfg = plainConntrackConfig(options);
+    if (cfg && o.json && cfg.events.length === 0 && cfg.pollIntervalMs === 0 && o.duration === undefined) {
+      // The table alone as NDJSON: each entry's kernel message written straight out, no record made.
+      const writer = new ConntrackJsonWriter();
+      const count: number = o.count ?? Number.POSITIVE_INFINITY;
+      let printed = 0;
+      process.exitCode = await runWriting(
+        (end) =>
+          conntrackDumpPayloads(cfg, options, (b, start, stop, type, flags) => {
+            if (printed >= count) return;
+            printed += writer.message(b, start, stop, type, flags, Date.now(), cfg.netns, cfg.zone);
+            if (printed >= count) end();
+          }),
+        writer,
+      );
+      return;
+    }
     const stream = cfg
       ? conntrackStream(cfg, options)
       : (await import('../sources/conntrack/source.js')).conntrack(options);

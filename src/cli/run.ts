@@ -17,24 +17,44 @@ export interface RunOptions {
   out?: LineWriter;
 }
 
-/** Set when the output pipe broke: further writes are pointless, and the exit is quiet. */
+/** Set when the output broke: further writes are pointless. The exit code it calls for (0: the reader left). */
 let stdoutGone = false;
-const outputWatchers = new Set<() => void>();
+let stdoutGoneCode = 0;
+const outputWatchers = new Set<(code: number) => void>();
 let watching = false;
 
-/** EPIPE on stdout means the reader left (`| head -1`): not an error, just the end. */
-function watchStdout(onGone: () => void): () => void {
+/**
+ * EPIPE on stdout means the reader left (`| head -1`): not an error, just the end (code 0). Output that
+ * cannot be written (a full disk, /dev/full) is one clear error line and code 1. Either way the command
+ * stops as it does at the end, its teardown (sockets, nft tables) run.
+ */
+function watchStdout(onGone: (code: number) => void): () => void {
   outputWatchers.add(onGone);
   if (!watching) {
     watching = true;
     process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+      if (stdoutGone) return;
       stdoutGone = true;
-      for (const f of [...outputWatchers]) f();
+      if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') {
+        printError(`writing the output: ${err.message}`);
+        stdoutGoneCode = 1;
+      }
+      // Not from inside the write that failed (a source's callback, mid-datagram): just after it.
+      queueMicrotask(() => {
+        for (const f of [...outputWatchers]) f(stdoutGoneCode);
+      });
     });
   }
-  if (stdoutGone) queueMicrotask(onGone);
+  if (stdoutGone) queueMicrotask(() => onGone(stdoutGoneCode));
   return () => outputWatchers.delete(onGone);
+}
+
+/** Whether writing stdout failed for a reason other than its reader leaving: the exit code is then 1. */
+function outputFailed(): boolean {
+  if (stdoutGoneCode === 1) return true;
+  // A last write that just failed: the stream knows at once, its error event comes a tick later.
+  const err = process.stdout.errored as NodeJS.ErrnoException | null;
+  return err != null && err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED';
 }
 
 /** A LineWriter on stdout that drops its lines once the reader of stdout has gone. */
@@ -78,12 +98,12 @@ export function runStream<T>(
       unwatch();
       sub?.unsubscribe();
       out.flush();
-      resolve(code);
+      resolve(outputFailed() ? 1 : code);
     };
     const onSignal = () => finish(0);
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    unwatch = watchStdout(() => finish(0));
+    unwatch = watchStdout(finish);
     if (opts.durationS !== undefined) timer = setTimeout(() => finish(0), opts.durationS * 1000);
     sub = stream.subscribe({
       next: (r) => {
@@ -100,6 +120,54 @@ export function runStream<T>(
       complete: () => finish(0),
     });
     if (done) sub.unsubscribe();
+  });
+}
+
+/** Work that writes its own output (runWriting): its end, and a way to end it early. */
+export interface Writing {
+  done: Promise<void>;
+  stop(): void;
+}
+
+/**
+ * runStream's run for a command that writes its output itself (a conntrack dump written straight from the
+ * kernel's bytes): until the work ends, `start`'s `end` is called (e.g. at --count), SIGINT/SIGTERM arrives
+ * or the reader of stdout goes away; then it stops the work and flushes. Resolves to the exit code.
+ */
+export function runWriting(start: (end: () => void) => Writing, out: { flush(): void }): Promise<number> {
+  return new Promise((resolve) => {
+    let done = false;
+    const flusher = setInterval(() => out.flush(), 200);
+    flusher.unref();
+    let work: Writing | undefined;
+    let unwatch = () => {};
+    const finish = (code: number) => {
+      if (done) return;
+      done = true;
+      clearInterval(flusher);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      unwatch();
+      work?.stop();
+      out.flush();
+      resolve(outputFailed() ? 1 : code);
+    };
+    const onSignal = () => finish(0);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    unwatch = watchStdout(finish);
+    work = start(() => queueMicrotask(() => finish(0)));
+    work.done.then(
+      () => finish(0),
+      (err) => {
+        // Stopping early closes the work's socket under it: that error is the stop, not a failure.
+        if (done) return;
+        out.flush();
+        reportError(err);
+        finish(1);
+      },
+    );
+    if (done) work.stop();
   });
 }
 

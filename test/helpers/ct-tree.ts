@@ -70,6 +70,8 @@ function tuple(r: Rand, type: number): Buffer {
   const v6 = r() < 0.3;
   const a = v6 ? 16 : 4;
   const icmp = r() < 0.2;
+  // Now and then an ICMP nest with ports too (no kernel sends one; the decoders must still agree on it).
+  const mixed = icmp && r() < 0.3;
   const ip = () =>
     nest(
       C.CTA_TUPLE_IP,
@@ -89,6 +91,9 @@ function tuple(r: Rand, type: number): Buffer {
               () => attr(pick(r, [C.CTA_PROTO_ICMP_ID, C.CTA_PROTO_ICMPV6_ID]), value(r, 2)),
               () => attr(pick(r, [C.CTA_PROTO_ICMP_TYPE, C.CTA_PROTO_ICMPV6_TYPE]), value(r, 1)),
               () => attr(pick(r, [C.CTA_PROTO_ICMP_CODE, C.CTA_PROTO_ICMPV6_CODE]), value(r, 1)),
+              ...(mixed
+                ? [() => attr(C.CTA_PROTO_SRC_PORT, value(r, 2)), () => attr(C.CTA_PROTO_DST_PORT, value(r, 2))]
+                : []),
             ]
           : [
               () => attr(C.CTA_PROTO_NUM, value(r, 1)),

@@ -15,7 +15,7 @@ export const ROOT = join(import.meta.dirname, '../..');
 export const DIST = join(ROOT, 'dist');
 export const FIXTURES = join(ROOT, 'test/fixtures/daemon');
 export const FLOWGRABD = join(DIST, 'src/cli/flowgrabd.js');
-export const FLOWGRAB = join(DIST, 'src/cli/flowgrab.js');
+export const FLOWGRAB = join(DIST, 'bin/flowgrab.js');
 
 export interface TestUser {
   name: string;

@@ -8,8 +8,8 @@ import { arp } from '../../src/sources/arp/source.js';
 import type { SourceNotice } from '../../src/sources/notice.js';
 import { createHomeNetwork, type HomeNetwork, Netns, waitFor } from '../../src/testing/lab/index.js';
 
-// `flowgrab arp` through a test-only entry until src/cli/flowgrab.ts registers the command (built by tsc).
-const cli = join(import.meta.dirname, '../../dist/src/cli/flowgrab.js');
+// `flowgrab arp` as users run it: the bundled command (dist/bin, built by npm run build).
+const cli = join(import.meta.dirname, '../../dist/bin/flowgrab.js');
 
 interface IpNeigh {
   dst: string;

@@ -9,7 +9,7 @@ import type { SourceNotice } from '../../src/sources/notice.js';
 import { sourcesTornDown, teardownsPending } from '../../src/sources/teardown.js';
 import { createHomeNetwork, type HomeNetwork, waitFor } from '../../src/testing/lab/index.js';
 
-const cli = join(import.meta.dirname, '../../dist/src/cli/flowgrab.js');
+const cli = join(import.meta.dirname, '../../dist/bin/flowgrab.js');
 let home: HomeNetwork;
 
 beforeAll(async () => {

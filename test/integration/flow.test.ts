@@ -10,7 +10,7 @@ import { createHomeNetwork, generateTraffic, type HomeNetwork, waitFor } from '.
 import { type LineProcess, startNodeAs } from '../helpers/daemon.js';
 
 const root = join(import.meta.dirname, '../..');
-const cli = join(root, 'dist/src/cli/flowgrab.js');
+const cli = join(root, 'dist/bin/flowgrab.js');
 let home: HomeNetwork;
 
 beforeAll(async () => {

@@ -5,8 +5,17 @@
  * repo's TypeScript 5.x and with TypeScript's current `latest` (7.x). The
  * blocks may not cast. Needs `npx tsc -p tsconfig.json` first (dist/ is packed).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -98,6 +107,29 @@ describe('the packed package', () => {
     for (const f of ['package/LICENSE', 'package/CHANGELOG.md', 'package/dist/src/index.d.ts'])
       expect(list).toContain(f);
     expect(list.filter((f) => f.startsWith('package/dist/test/'))).toEqual([]);
+  });
+
+  it('installs `flowgrab` (through its bin link) as the bundled command, which checks a graph with the bundled language', () => {
+    const bin = join(p, 'node_modules/.bin/flowgrab');
+    expect(realpathSync(bin)).toBe(join(p, 'node_modules/flowgrab/dist/bin/flowgrab.js'));
+    expect(execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim()).toBe(
+      JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version,
+    );
+    const check = (graph: string) => spawnSync(bin, ['graph', 'check', graph], { encoding: 'utf8' });
+    const good = check('conntrack(events=[new]) -> match(proto==tcp)');
+    expect(good.status, good.stderr).toBe(0);
+    expect(good.stdout.trim()).toBe('conntrack(events=[new]) -> match(proto==tcp)');
+    const bad = check('conntrack() -> match(orig.nope == 1)');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/no record reaching it has a field "orig.nope"/);
+    // rxjs, commander and zod are inside the bundle: no chunk imports or requires them from node_modules.
+    const dir = join(p, 'node_modules/flowgrab/dist/bin');
+    const chunks = readdirSync(dir).filter((f) => f.endsWith('.js'));
+    expect(chunks.length).toBeGreaterThan(1);
+    for (const f of chunks)
+      expect(readFileSync(join(dir, f), 'utf8'), f).not.toMatch(
+        /(from|import\(|require\()\s*["'](rxjs|commander|zod)["'/]/,
+      );
   });
 
   it('installs `flowgrabd` (through its bin link), which starts node with the daemon GC flags and stops on SIGTERM', async () => {

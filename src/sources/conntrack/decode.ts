@@ -17,14 +17,14 @@ import { statusNames } from './status.js';
 const OP = 'ctnetlink entry';
 // The attribute walk is attr.ts's (attrEnd, attrNext, attrType, attrNeed), over offsets kept in locals.
 /** u64 BE nanoseconds → whole ms, exactly: hi·2^32 = hi·4294·10^6 + hi·967296. */
-const nsToMs = (b: Buffer, o: number) => {
+export const nsToMs = (b: Buffer, o: number): number => {
   const hi = u32beAt(b, o);
   return hi * 4294 + Math.floor((hi * 967296 + u32beAt(b, o + 4)) / 1e6);
 };
 
 /** Status arrays are shared between records with the same bits: frozen, so nobody mutates a neighbour's. */
 const statusCache = new Map<number, string[]>();
-function status(bits: number): string[] {
+export function statusList(bits: number): string[] {
   let s = statusCache.get(bits);
   if (!s) {
     s = Object.freeze(statusNames(bits)) as string[];
@@ -118,9 +118,9 @@ function tuple(b: Buffer, start: number, end: number, e: ConntrackEnd): number {
   return proto;
 }
 
-const SAFE_HI = 0x20_0000; // a u64 whose high word reaches 2^21 is ≥ 2^53
+export const SAFE_HI = 0x20_0000; // a u64 whose high word reaches 2^21 is ≥ 2^53
 /** u64 BE counter as a number, exact below 2^53; above, saturated at 2^53 - 1 (`saturated` says so). */
-const u64Sat = (b: Buffer, o: number) => {
+export const u64Sat = (b: Buffer, o: number): number => {
   const hi = u32beAt(b, o);
   return hi >= SAFE_HI ? Number.MAX_SAFE_INTEGER : hi * 4294967296 + u32beAt(b, o + 4);
 };
@@ -175,7 +175,7 @@ export function decodeConntrackRecord(
     protonum: 0,
     orig,
     reply,
-    status: status(0),
+    status: statusList(0),
     ts: now,
   };
   let protonum = 0;
@@ -197,7 +197,7 @@ export function decodeConntrackRecord(
         break;
       case C.CTA_STATUS:
         attrNeed(o, vEnd, 4, OP);
-        r.status = status(u32beAt(b, o + 4));
+        r.status = statusList(u32beAt(b, o + 4));
         break;
       case C.CTA_PROTOINFO:
         r.state = tcpState(b, o + 4, vEnd);
@@ -273,7 +273,7 @@ function dropPorts(e: ConntrackEnd): void {
   if (e.dport === undefined) delete e.dport;
 }
 
-function tcpState(b: Buffer, start: number, end: number): string | undefined {
+export function tcpState(b: Buffer, start: number, end: number): string | undefined {
   let state: string | undefined;
   for (let o = start; o < end; o = attrNext(b, o)) {
     const vEnd = attrEnd(b, o, end, OP);

@@ -4,14 +4,14 @@
  * through a reference-counted registry; each gets its own initial dump.
  */
 
-import { FlowgrabError } from '../../errors.js';
+import { DecodeError, FlowgrabError } from '../../errors.js';
 import {
   NFNLGRP_CONNTRACK_DESTROY,
   NFNLGRP_CONNTRACK_NEW,
   NFNLGRP_CONNTRACK_UPDATE,
 } from '../../netlink/conntrack/enums.js';
 import { NETLINK_NETFILTER } from '../../netlink/enums.js';
-import { NetlinkSocket } from '../../netlink/socket.js';
+import { NetlinkSocket, type PayloadListener } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Subject } from '../../rx.js';
 import { Fanout } from '../fanout.js';
@@ -19,7 +19,7 @@ import { Follower } from '../follow.js';
 import { publishNotice, type SourceNotice } from '../notice.js';
 import { readSysctl, writeSysctl } from '../sysctl.js';
 import { conntrackRecordAt } from './decode.js';
-import { runDump } from './dump.js';
+import { requestDump, runDump } from './dump.js';
 import { EndedEntries, entryKey } from './ended.js';
 import type { ConntrackConfig } from './options.js';
 import type { ConntrackRecord, Counters } from './record.js';
@@ -164,6 +164,23 @@ export class ConntrackFeed {
       },
       (err) => this.badEntry(err),
     );
+  }
+
+  /**
+   * Dumps the table, handing each entry's ctnetlink message to `onPayload` undecoded (`flowgrab conntrack
+   * --dump --json` writes them straight out). A DecodeError it throws is an undecodable entry: noticed, and
+   * the dump goes on. Only for a feed that keeps no table (dump() fills that).
+   */
+  dumpPayloads(onPayload: PayloadListener): Promise<void> {
+    if (this.keepsTable) return Promise.reject(new Error('dumpPayloads: this feed keeps a table, which dump() fills'));
+    return requestDump(this.dumpSocket(), this.cfg, (b, start, end, type, flags) => {
+      try {
+        onPayload(b, start, end, type, flags);
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err;
+        this.badEntry(err);
+      }
+    });
   }
 
   /** The socket every dump of this feed goes through (table dumps, resyncs, polls), opened on first use. */

@@ -5,6 +5,7 @@
  */
 
 import { openNativeTransport } from '../../netlink/native.js';
+import type { PayloadListener } from '../../netlink/socket.js';
 import type { TransportFactory } from '../../netlink/transport.js';
 import { Observable } from '../../rx.js';
 import { signalReady } from '../ready.js';
@@ -68,4 +69,37 @@ export function conntrackStream(cfg: ConntrackConfig, hooks: ConntrackHooks = {}
       lease.release();
     };
   });
+}
+
+/** A dump under way (conntrackDumpPayloads): its end, and a way to end it early. */
+export interface DumpRun {
+  done: Promise<void>;
+  stop(): void;
+}
+
+/**
+ * A dump alone (a config with no events and no polling), each entry's ctnetlink message handed to
+ * `onPayload` undecoded, in place: what `flowgrab conntrack --dump --json` writes straight out. Notices and
+ * the sysctl checks are conntrack()'s; an undecodable entry is a notice and the dump goes on.
+ */
+export function conntrackDumpPayloads(
+  cfg: ConntrackConfig,
+  hooks: ConntrackHooks,
+  onPayload: PayloadListener,
+): DumpRun {
+  const feed = new ConntrackFeed(cfg, hooks.transport ?? openNativeTransport);
+  const notes = hooks.notices ? feed.notices.subscribe((n) => hooks.notices?.next(n)) : undefined;
+  const stop = () => {
+    notes?.unsubscribe();
+    feed.close();
+  };
+  const done = (async () => {
+    try {
+      feed.checkSysctls(cfg);
+      await feed.dumpPayloads(onPayload);
+    } finally {
+      stop();
+    }
+  })();
+  return { done, stop };
 }

@@ -1,8 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import * as C from '../../../src/netlink/conntrack/enums.js';
+import { NLM_F_CREATE, NLM_F_MULTI } from '../../../src/netlink/enums.js';
+import { NFNL_SUBSYS_CTNETLINK } from '../../../src/netlink/nfnetlink.js';
+import { conntrackRecordAt } from '../../../src/sources/conntrack/decode.js';
 import { conntrackToJson } from '../../../src/sources/conntrack/json.js';
 import { ConntrackJsonWriter } from '../../../src/sources/conntrack/json-writer.js';
 import type { ConntrackRecord } from '../../../src/sources/conntrack/record.js';
+import { prng, randomCtAttrs } from '../../helpers/ct-tree.js';
+import { fixtureMessages } from '../../helpers/fixtures.js';
 
 const base: ConntrackRecord = {
   type: 'dump',
@@ -186,4 +192,102 @@ describe('ConntrackJsonWriter', () => {
       { numRuns: 1500 },
     );
   });
+});
+
+describe('ConntrackJsonWriter.message (the kernel bytes straight to a line)', () => {
+  const CT_NEW = (NFNL_SUBSYS_CTNETLINK << 8) | C.IPCTNL_MSG_CT_NEW;
+  const CT_DELETE = (NFNL_SUBSYS_CTNETLINK << 8) | C.IPCTNL_MSG_CT_DELETE;
+  const golden = [
+    ...fixtureMessages('conntrack-dump', NFNL_SUBSYS_CTNETLINK),
+    ...fixtureMessages('conntrack-events', NFNL_SUBSYS_CTNETLINK),
+  ];
+  type Msg = { payload: Buffer; type: number; flags: number };
+  type Outcome = { line: string } | { error: string };
+
+  /** Each message through `write`, in one writer: the lines, or the error each threw. */
+  function run(msgs: Msg[], write: (w: ConntrackJsonWriter, m: Msg) => void): { outs: Outcome[]; transcoded: number } {
+    const parts: Buffer[] = [];
+    const w = new ConntrackJsonWriter({ write: (b: Uint8Array) => parts.push(Buffer.from(b)) });
+    const outs: Outcome[] = [];
+    for (const m of msgs) {
+      try {
+        write(w, m);
+        w.flush();
+        outs.push({ line: Buffer.concat(parts.splice(0)).toString('utf8') });
+      } catch (err) {
+        outs.push({ error: `${(err as Error).constructor.name}: ${(err as Error).message}` });
+      }
+    }
+    return { outs, transcoded: w.transcoded };
+  }
+  /** The reference: the decoder's record through record(), with the dump's zone check. */
+  const viaRecord = (netns?: string, zone?: number) => (w: ConntrackJsonWriter, m: Msg) => {
+    const r = conntrackRecordAt(m.payload, 0, m.payload.length, m.type, m.flags, 1234, netns);
+    if (zone === undefined || (r.zone ?? 0) === zone) w.record(r);
+  };
+  const viaMessage = (netns?: string, zone?: number) => (w: ConntrackJsonWriter, m: Msg) => {
+    w.message(m.payload, 0, m.payload.length, m.type, m.flags, 1234, netns, zone);
+  };
+
+  it('writes every golden kernel message as record() writes its decoded record, mostly without making one', () => {
+    for (const [netns, zone] of [
+      [undefined, undefined],
+      ['lab-1', undefined],
+      [undefined, 0],
+      ['x"\u00e9', 7],
+    ] as const) {
+      const want = run(golden, viaRecord(netns, zone));
+      const got = run(golden, viaMessage(netns, zone));
+      expect(got.outs).toEqual(want.outs);
+      expect(want.outs.every((o) => 'line' in o)).toBe(true);
+    }
+    expect(run(golden, viaMessage()).transcoded).toBeGreaterThan(golden.length / 2);
+    // Zone 7 matches nothing captured: every line is empty.
+    expect(run(golden, viaMessage(undefined, 7)).outs.every((o) => 'line' in o && o.line === '')).toBe(true);
+  });
+
+  it('lands byte for byte across buffer ends, over many messages', () => {
+    const many = Array.from({ length: 12_000 }, (_, i) => golden[i % golden.length]);
+    const all = (write: (w: ConntrackJsonWriter, m: Msg) => void) => {
+      const parts: Buffer[] = [];
+      const w = new ConntrackJsonWriter({ write: (b: Uint8Array) => parts.push(Buffer.from(b)) });
+      for (const m of many) write(w, m);
+      w.flush();
+      return Buffer.concat(parts).toString('utf8');
+    };
+    const want = all(viaRecord('ns-a'));
+    expect(want.length).toBeGreaterThan(1 << 21);
+    expect(all(viaMessage('ns-a'))).toBe(want);
+  });
+
+  it('agrees with the decoder on random attribute trees, malformed ones included: same line or same error (differential property)', () => {
+    let refused = 0;
+    let transcoded = 0;
+    fc.assert(
+      fc.property(fc.integer(), fc.integer({ min: 0, max: 4 }), (seed, kind) => {
+        const attrs = randomCtAttrs(prng(seed));
+        const payload = Buffer.concat([Buffer.from([seed & 1 ? 10 : 2, 0, 0, 0]), attrs]);
+        const [type, flags] = [
+          [CT_NEW, NLM_F_MULTI],
+          [CT_NEW, NLM_F_CREATE],
+          [CT_NEW, 0],
+          [CT_DELETE, 0],
+          [(9 << 8) | 1, 0], // not ctnetlink
+        ][kind];
+        const msgs = [
+          { payload, type, flags },
+          { payload: payload.subarray(0, seed & 3), type, flags },
+        ];
+        const want = run(msgs, viaRecord('n', seed & 4 ? 0 : undefined));
+        const got = run(msgs, viaMessage('n', seed & 4 ? 0 : undefined));
+        expect(got.outs).toEqual(want.outs);
+        if ('error' in want.outs[0]) refused++;
+        transcoded += got.transcoded;
+      }),
+      { numRuns: 3000 },
+    );
+    // Both ways must be exercised: refusals, and lines written without a record.
+    expect(refused).toBeGreaterThan(300);
+    expect(transcoded).toBeGreaterThan(300);
+  }, 60_000);
 });
