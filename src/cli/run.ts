@@ -80,47 +80,28 @@ export function runStream<T>(
     record: (r) => lines.line(opts.json ? toJson(r) : format(r)),
     flush: () => lines.flush(),
   };
-  return new Promise((resolve) => {
-    let printed = 0;
-    let done = false;
-    let timer: NodeJS.Timeout | undefined;
-    let sub: { unsubscribe(): void } | undefined;
-    let unwatch = () => {};
-    const flusher = setInterval(() => out.flush(), 200);
-    flusher.unref();
-    const finish = (code: number) => {
-      if (done) return;
-      done = true;
-      if (timer) clearTimeout(timer);
-      clearInterval(flusher);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      unwatch();
-      sub?.unsubscribe();
-      out.flush();
-      resolve(outputFailed() ? 1 : code);
-    };
-    const onSignal = () => finish(0);
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    unwatch = watchStdout(finish);
-    if (opts.durationS !== undefined) timer = setTimeout(() => finish(0), opts.durationS * 1000);
-    sub = stream.subscribe({
-      next: (r) => {
-        // One kernel datagram can hold many records: stop writing at the count, not a tick later.
-        if (done || (opts.count !== undefined && printed >= opts.count)) return;
-        out.record(r);
-        if (opts.count !== undefined && ++printed >= opts.count) queueMicrotask(() => finish(0));
-      },
-      error: (err) => {
-        out.flush();
-        reportError(err);
-        finish(1);
-      },
-      complete: () => finish(0),
-    });
-    if (done) sub.unsubscribe();
-  });
+  const count = opts.count ?? Number.POSITIVE_INFINITY;
+  return runWriting(
+    (end) => {
+      let printed = 0;
+      let sub: { unsubscribe(): void } | undefined;
+      const done = new Promise<void>((resolve, reject) => {
+        sub = stream.subscribe({
+          next: (r) => {
+            // One kernel datagram can hold many records: stop writing at the count, not a tick later.
+            if (printed >= count) return;
+            out.record(r);
+            if (++printed >= count) end();
+          },
+          error: reject,
+          complete: resolve,
+        });
+      });
+      return { done, stop: () => sub?.unsubscribe() };
+    },
+    out,
+    opts.durationS,
+  );
 }
 
 /** Work that writes its own output (runWriting): its end, and a way to end it early. */
@@ -130,13 +111,18 @@ export interface Writing {
 }
 
 /**
- * runStream's run for a command that writes its output itself (a conntrack dump written straight from the
- * kernel's bytes): until the work ends, `start`'s `end` is called (e.g. at --count), SIGINT/SIGTERM arrives
- * or the reader of stdout goes away; then it stops the work and flushes. Resolves to the exit code.
+ * Runs a command's work until it ends, `start`'s `end` is called (e.g. at --count), `durationS` has passed,
+ * SIGINT/SIGTERM arrives or the reader of stdout goes away; then stops the work (its teardown runs) and
+ * flushes `out`. An error the work ends with is reported. Resolves to the exit code.
  */
-export function runWriting(start: (end: () => void) => Writing, out: { flush(): void }): Promise<number> {
+export function runWriting(
+  start: (end: () => void) => Writing,
+  out: { flush(): void },
+  durationS?: number,
+): Promise<number> {
   return new Promise((resolve) => {
     let done = false;
+    let timer: NodeJS.Timeout | undefined;
     const flusher = setInterval(() => out.flush(), 200);
     flusher.unref();
     let work: Writing | undefined;
@@ -144,6 +130,7 @@ export function runWriting(start: (end: () => void) => Writing, out: { flush(): 
     const finish = (code: number) => {
       if (done) return;
       done = true;
+      if (timer) clearTimeout(timer);
       clearInterval(flusher);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -156,6 +143,7 @@ export function runWriting(start: (end: () => void) => Writing, out: { flush(): 
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     unwatch = watchStdout(finish);
+    if (durationS !== undefined) timer = setTimeout(() => finish(0), durationS * 1000);
     work = start(() => queueMicrotask(() => finish(0)));
     work.done.then(
       () => finish(0),

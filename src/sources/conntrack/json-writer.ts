@@ -5,11 +5,11 @@
  * holds them equal). ASCII goes in byte by byte; a string that needs escaping
  * or is not ASCII goes through JSON.stringify and a UTF-8 write.
  */
-import { attrEnd, attrNeed, attrNext, attrType, cStringAt, ipAt, u16beAt, u32beAt } from '../../netlink/attr.js';
 import * as C from '../../netlink/conntrack/enums.js';
 import { ctKind } from '../../netlink/conntrack/messages.js';
-import { conntrackRecordAt, nsToMs, SAFE_HI, statusList, tcpState, u64Sat } from './decode.js';
+import { conntrackRecordAt } from './decode.js';
 import type { ConntrackEnd, ConntrackRecord } from './record.js';
+import { HAS_MARK, HAS_TIMEOUT, type ScannedEnd, ScannedEntry, statusList } from './scan.js';
 
 const CHUNK = 1 << 20;
 
@@ -172,7 +172,11 @@ export class ConntrackJsonWriter {
     // The message type first, as the decoder checks it first.
     const head = TYPE_HEAD.get(ctKind(msgType, flags)) as Uint8Array;
     const m = this.scan;
-    if (!m.read(b, start, end)) {
+    try {
+      if (end - start < 4) throw new Error('truncated');
+      m.read(b, start + 4, end);
+    } catch {
+      // The decoder throws the DecodeError, with the offsets its errors count from.
       const r = conntrackRecordAt(b, start, end, msgType, flags, now, netns);
       if (zone !== undefined && (r.zone ?? 0) !== zone) return 0;
       this.record(r);
@@ -182,7 +186,7 @@ export class ConntrackJsonWriter {
     const state = m.state;
     const status = statusBytes(m.status);
     let need = FIXED_ROOM + status.length + textRoom(state) + textRoom(netns) + textRoom(m.helper) + textRoom(m.labels);
-    need += m.orig.textRoom() + m.reply.textRoom();
+    need += addressRoom(m.orig) + addressRoom(m.reply);
     if (need > this.buf.length - this.off) this.makeRoom(need);
     const buf = this.buf;
     let o = put(buf, this.off, head);
@@ -307,247 +311,9 @@ function digits(b: Buffer, start: number, x: number, count: number): number {
   return end;
 }
 
-// message(): an entry's attributes gathered into numbers and offsets, with the decoder's rules (the last of a
-// repeated attribute wins; a repeated tuple or proto nest replaces its predecessor whole; every length the
-// decoder checks is checked), then written in the record's order.
-
-const OP = 'ctnetlink entry';
-const HAS_MARK = 1;
-const HAS_TIMEOUT = 2;
-
-/** One end of an entry: its tuple and its counters. -1 is "absent" for the numbers that may be. */
-class ScannedEnd {
-  /** The address attributes' value offsets in the message (IPv4: written from the bytes), or -1. */
-  src = -1;
-  dst = -1;
-  /** Addresses other than IPv4 (IPv6), already text; null when `src`/`dst` is an offset or absent. */
-  srcText: string | null = null;
-  dstText: string | null = null;
-  sport = -1;
-  dport = -1;
-  icmp = false;
-  icmpType = 0;
-  icmpCode = 0;
-  icmpId = 0;
-  zone = -1;
-  counted = false;
-  packets = 0;
-  bytes = 0;
-  saturated = false;
-
-  /** The room its addresses need in a line: IPv4 ones take at most 17 bytes. */
-  textRoom(): number {
-    return (
-      (this.srcText === null ? 17 : textRoom(this.srcText)) + (this.dstText === null ? 17 : textRoom(this.dstText))
-    );
-  }
-
-  resetTuple(): void {
-    this.src = this.dst = -1;
-    this.srcText = this.dstText = null;
-    this.sport = this.dport = -1;
-    this.icmp = false;
-    this.zone = -1;
-  }
-
-  resetCounters(): void {
-    this.counted = false;
-    this.saturated = false;
-  }
-}
-
-class ScannedEntry {
-  readonly orig = new ScannedEnd();
-  readonly reply = new ScannedEnd();
-  has = 0;
-  id = 0;
-  protonum = 0;
-  status = 0;
-  mark = 0;
-  timeout = 0;
-  zone = -1;
-  tsStart = -1;
-  tsStop = -1;
-  tsEvent = -1;
-  state: string | undefined;
-  helper: string | undefined;
-  labels: string | undefined;
-  private readonly master = new ScannedEnd();
-
-  /** Gathers the attributes of `b[start, end)`; false when the message needs the decoder (see message()). */
-  read(b: Buffer, start: number, end: number): boolean {
-    if (end - start < 4) return false;
-    const orig = this.orig;
-    const reply = this.reply;
-    orig.resetTuple();
-    orig.resetCounters();
-    reply.resetTuple();
-    reply.resetCounters();
-    this.has = this.id = this.protonum = this.status = 0;
-    this.zone = this.tsStart = this.tsStop = this.tsEvent = -1;
-    this.state = this.helper = this.labels = undefined;
-    try {
-      for (let o = start + 4; o < end; o = attrNext(b, o)) {
-        const vEnd = attrEnd(b, o, end, OP);
-        switch (attrType(b, o)) {
-          case C.CTA_TUPLE_ORIG:
-            this.protonum = scanTuple(b, o + 4, vEnd, orig);
-            break;
-          case C.CTA_TUPLE_REPLY:
-            scanTuple(b, o + 4, vEnd, reply);
-            break;
-          case C.CTA_STATUS:
-            this.status = u32beAt(b, attrNeed(o, vEnd, 4, OP));
-            break;
-          case C.CTA_PROTOINFO:
-            this.state = tcpState(b, o + 4, vEnd);
-            break;
-          case C.CTA_TIMEOUT:
-            this.timeout = u32beAt(b, attrNeed(o, vEnd, 4, OP));
-            this.has |= HAS_TIMEOUT;
-            break;
-          case C.CTA_MARK:
-            this.mark = u32beAt(b, attrNeed(o, vEnd, 4, OP));
-            this.has |= HAS_MARK;
-            break;
-          case C.CTA_COUNTERS_ORIG:
-            scanCounters(b, o + 4, vEnd, orig);
-            break;
-          case C.CTA_COUNTERS_REPLY:
-            scanCounters(b, o + 4, vEnd, reply);
-            break;
-          case C.CTA_ID:
-            this.id = u32beAt(b, attrNeed(o, vEnd, 4, OP));
-            break;
-          case C.CTA_USE:
-          case C.CTA_SECMARK:
-            attrNeed(o, vEnd, 4, OP);
-            break;
-          case C.CTA_ZONE:
-            this.zone = u16beAt(b, attrNeed(o, vEnd, 2, OP));
-            break;
-          case C.CTA_TIMESTAMP:
-            this.tsStart = this.tsStop = -1;
-            for (let p = o + 4; p < vEnd; p = attrNext(b, p)) {
-              const pEnd = attrEnd(b, p, vEnd, OP);
-              const pt = attrType(b, p);
-              if (pt === C.CTA_TIMESTAMP_START) this.tsStart = nsToMs(b, attrNeed(p, pEnd, 8, OP));
-              else if (pt === C.CTA_TIMESTAMP_STOP) this.tsStop = nsToMs(b, attrNeed(p, pEnd, 8, OP));
-            }
-            break;
-          case C.CTA_TUPLE_MASTER:
-            // Not in the line, but checked as the decoder does.
-            scanTuple(b, o + 4, vEnd, this.master);
-            break;
-          case C.CTA_TIMESTAMP_EVENT:
-            this.tsEvent = nsToMs(b, attrNeed(o, vEnd, 8, OP));
-            break;
-          case C.CTA_HELP:
-            this.helper = undefined;
-            for (let p = o + 4; p < vEnd; p = attrNext(b, p)) {
-              const pEnd = attrEnd(b, p, vEnd, OP);
-              if (attrType(b, p) === C.CTA_HELP_NAME) this.helper = cStringAt(b, p + 4, pEnd);
-            }
-            break;
-          case C.CTA_LABELS:
-            this.labels = b.toString('hex', o + 4, vEnd);
-            break;
-        }
-      }
-    } catch {
-      // The decoder says what is wrong, with the offsets its errors count from.
-      return false;
-    }
-    return true;
-  }
-}
-
-/** A CTA_TUPLE_* value into `e`, as the decoder's tuple() reads it; returns the protocol number. */
-function scanTuple(b: Buffer, start: number, end: number, e: ScannedEnd): number {
-  e.resetTuple();
-  let proto = 0;
-  for (let o = start; o < end; o = attrNext(b, o)) {
-    const vEnd = attrEnd(b, o, end, OP);
-    const t = attrType(b, o);
-    if (t === C.CTA_TUPLE_IP) {
-      e.src = e.dst = -1;
-      e.srcText = e.dstText = null;
-      for (let p = o + 4; p < vEnd; p = attrNext(b, p)) {
-        const pEnd = attrEnd(b, p, vEnd, OP);
-        const pt = attrType(b, p);
-        const len = pEnd - p - 4;
-        if (pt === C.CTA_IP_V4_SRC || pt === C.CTA_IP_V6_SRC) {
-          e.src = p + 4;
-          e.srcText = len === 4 ? null : ipAt(b, p + 4, len, p, OP);
-        } else if (pt === C.CTA_IP_V4_DST || pt === C.CTA_IP_V6_DST) {
-          e.dst = p + 4;
-          e.dstText = len === 4 ? null : ipAt(b, p + 4, len, p, OP);
-        }
-      }
-    } else if (t === C.CTA_TUPLE_PROTO) {
-      proto = e.icmpType = e.icmpCode = e.icmpId = 0;
-      e.icmp = false;
-      e.sport = e.dport = -1;
-      for (let p = o + 4; p < vEnd; p = attrNext(b, p)) {
-        const pEnd = attrEnd(b, p, vEnd, OP);
-        switch (attrType(b, p)) {
-          case C.CTA_PROTO_NUM:
-            proto = b[attrNeed(p, pEnd, 1, OP)];
-            break;
-          case C.CTA_PROTO_SRC_PORT:
-            e.sport = u16beAt(b, attrNeed(p, pEnd, 2, OP));
-            break;
-          case C.CTA_PROTO_DST_PORT:
-            e.dport = u16beAt(b, attrNeed(p, pEnd, 2, OP));
-            break;
-          case C.CTA_PROTO_ICMP_ID:
-          case C.CTA_PROTO_ICMPV6_ID:
-            e.icmpId = u16beAt(b, attrNeed(p, pEnd, 2, OP));
-            e.icmp = true;
-            break;
-          case C.CTA_PROTO_ICMP_TYPE:
-          case C.CTA_PROTO_ICMPV6_TYPE:
-            e.icmpType = b[attrNeed(p, pEnd, 1, OP)];
-            e.icmp = true;
-            break;
-          case C.CTA_PROTO_ICMP_CODE:
-          case C.CTA_PROTO_ICMPV6_CODE:
-            e.icmpCode = b[attrNeed(p, pEnd, 1, OP)];
-            e.icmp = true;
-            break;
-        }
-      }
-    } else if (t === C.CTA_TUPLE_ZONE) {
-      e.zone = u16beAt(b, attrNeed(o, vEnd, 2, OP));
-    }
-  }
-  if (e.icmp) e.sport = e.dport = -1;
-  return proto;
-}
-
-function scanCounters(b: Buffer, start: number, end: number, e: ScannedEnd): void {
-  let packets = 0;
-  let bytes = 0;
-  let satP = false;
-  let satB = false;
-  for (let o = start; o < end; o = attrNext(b, o)) {
-    const vEnd = attrEnd(b, o, end, OP);
-    const t = attrType(b, o);
-    if (t === C.CTA_COUNTERS_PACKETS) {
-      const v = attrNeed(o, vEnd, 8, OP);
-      packets = u64Sat(b, v);
-      satP = u32beAt(b, v) >= SAFE_HI;
-    } else if (t === C.CTA_COUNTERS_BYTES) {
-      const v = attrNeed(o, vEnd, 8, OP);
-      bytes = u64Sat(b, v);
-      satB = u32beAt(b, v) >= SAFE_HI;
-    }
-  }
-  e.counted = true;
-  e.packets = packets;
-  e.bytes = bytes;
-  e.saturated = satP || satB;
-}
+/** The room a scanned end's addresses need in a line: an IPv4 one takes at most 17 bytes. */
+const addressRoom = (e: ScannedEnd): number =>
+  (e.srcText === null ? 17 : textRoom(e.srcText)) + (e.dstText === null ? 17 : textRoom(e.dstText));
 
 /** An IPv4 address from the message's bytes, in quotes; other addresses from their text. */
 function address(out: Buffer, o: number, b: Buffer, at: number, text: string | null): number {
