@@ -8,7 +8,7 @@ import { chainName, queueNum, queueRules } from './nfqueue.js';
 import { errorStyle, logLine } from './output.js';
 import { reportError } from './run.js';
 
-/** --receive-linger: milliseconds, fractions allowed, 0–100. */
+/** --receive-linger, --flush-interval: milliseconds, fractions allowed, 0–100. */
 function lingerMs(v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !(n >= 0 && n <= 100)) throw new InvalidArgumentError('a number of milliseconds, 0–100');
@@ -52,6 +52,11 @@ const program = new Command('flowgrabd')
     10_000,
   )
   .option(
+    '--flush-interval <ms>',
+    'the shortest time between two writes to a client (0–100, default 1; 0: at the end of every event-loop turn)',
+    lingerMs,
+  )
+  .option(
     '--receive-linger <ms>',
     'how long kernel events may gather before the daemon wakes for them (0–100, default 0.25; less: lower latency, more CPU)',
     lingerMs,
@@ -78,6 +83,7 @@ const program = new Command('flowgrabd')
       peerIdentity: o.peerIdentity,
       timeouts: { idleMs: o.idleTimeout, partialFrameMs: o.frameTimeout },
       receiveLingerMs: o.receiveLinger,
+      flushMs: o.flushInterval,
       queue:
         o.queue === undefined
           ? undefined

@@ -39,7 +39,7 @@ export interface DaemonOptions {
    * long ago (an idle daemon adds no wait), else they wait for the tick this
    * long after the last, with those that come meanwhile: at most one write
    * per client per flushMs, however fast kernel events come. 0 = every turn.
-   * Default 1.
+   * 0–100, default 1 (flowgrabd --flush-interval).
    */
   flushMs?: number;
   /**
@@ -102,6 +102,10 @@ export class Daemon implements DaemonHost {
     const linger = opts.receiveLingerMs ?? DAEMON_RECEIVE_LINGER_MS;
     if (!(linger >= 0 && linger <= 100))
       throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `receiveLingerMs must be 0–100 ms, not ${linger}`);
+    // A longer interval would hold every client's records that long (forever, for Infinity).
+    const flushMs = opts.flushMs ?? 1;
+    if (!(flushMs >= 0 && flushMs <= 100))
+      throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `flushMs must be 0–100 ms, not ${flushMs}`);
     receiveWorkers.lingerMs = linger;
   }
 

@@ -125,13 +125,16 @@ describe('flowgrabd start-up hygiene', () => {
     expect(badMetrics.err.split('\n')).toContain(
       'flowgrabd: error: --metrics address must be HOST:PORT or [IPv6]:PORT with a port from 1 to 65535, got "nowhere"',
     );
-    for (const bad of ['-1', '101', 'soon', '']) {
-      const r = await startFails(['--socket', join(dir, 'l.sock'), '--receive-linger', bad]);
-      expect(r.code).toBe(1);
-      expect(r.err).toMatch(
-        /^flowgrabd: error: option '--receive-linger <ms>' argument '.*' is invalid\. a number of milliseconds, 0–100/,
-      );
-    }
+    for (const flag of ['--receive-linger', '--flush-interval'])
+      for (const bad of ['-1', '101', 'soon', '']) {
+        const r = await startFails(['--socket', join(dir, 'l.sock'), flag, bad]);
+        expect(r.code).toBe(1);
+        expect(r.err).toMatch(
+          new RegExp(
+            `^flowgrabd: error: option '${flag} <ms>' argument '.*' is invalid\\. a number of milliseconds, 0–100`,
+          ),
+        );
+      }
   });
 
   it('a busy --metrics port fails the start with exit 1 and leaves no socket', async () => {

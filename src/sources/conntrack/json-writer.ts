@@ -3,7 +3,10 @@
  * no string per record (conntrackToJson builds one, then it is copied again
  * as UTF-8). Its output is byte for byte conntrackToJson's plus "\n" (a test
  * holds them equal). ASCII goes in byte by byte; a string that needs escaping
- * or is not ASCII goes through JSON.stringify and a UTF-8 write.
+ * or is not ASCII goes through JSON.stringify and a UTF-8 write. message()
+ * writes a kernel message the same way without making its record (a dump
+ * printed as NDJSON): the attribute walk's numbers and offsets go straight
+ * into the buffer.
  */
 import * as C from '../../netlink/conntrack/enums.js';
 import { ctKind } from '../../netlink/conntrack/messages.js';

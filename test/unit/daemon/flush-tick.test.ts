@@ -31,6 +31,27 @@ describe('flowgrabd flush tick', () => {
     await d.close();
   });
 
+  it('writes at most once per flushMs: records that come meanwhile wait for the next tick, with those after them', async () => {
+    const d = daemon({ flushMs: 40 });
+    const ticks: number[] = [];
+    const flush = () => ticks.push(performance.now());
+    d.flushSoon(flush);
+    // The first tick is at the end of this turn (no tick before it); the next no sooner than 40 ms after it.
+    await waitFor(() => ticks.length === 1, { what: 'the first tick', intervalMs: 1 });
+    const asked = performance.now();
+    for (let i = 0; i < 10; i++) d.flushSoon(flush);
+    await waitFor(() => ticks.length === 2, { what: 'the second tick', intervalMs: 1 });
+    // (libuv may fire a timer a little early by performance.now(): its loop time is read once per turn.)
+    expect(ticks[1] - ticks[0]).toBeGreaterThanOrEqual(30);
+    expect(ticks[1]).toBeGreaterThan(asked);
+    await d.close();
+  });
+
+  it('refuses a flush interval that is not 0–100 ms', () => {
+    for (const bad of [-1, 100.5, Number.NaN, Number.POSITIVE_INFINITY])
+      expect(() => daemon({ flushMs: bad })).toThrow(/flushMs must be 0–100 ms/);
+  });
+
   it('forgetBatches drops every batch kept for sharing', () => {
     const recs = [{ a: 1 }];
     const b = batchOf(recs);
