@@ -93,10 +93,22 @@ async function viaFlowgrab(st) {
   const flow = fg.create({ bufferRecords: 100000 });
   flow.populate(graph);
   await flow.instantiate();
+  // The last three numbers of orig.dst without a string or an array per record: the bench's own reading of a
+  // record should cost next to nothing, as the raw clients' regex does, so what is measured is the library's.
+  let p1 = 0, p2 = 0, p3 = 0;
+  const octets = (s) => {
+    let part = 0, v = 0;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c !== 46) v = v * 10 + c - 48;
+      else { if (part === 1) p1 = v; else if (part === 2) p2 = v; part++; v = 0; }
+    }
+    p3 = v;
+  };
   flow.records$.subscribe((r) => {
     const t = Number(process.hrtime.bigint());
-    const o = r.orig.dst.split('.').map(Number);
-    note(st, t, o[1], o[2], o[3], r.ts);
+    octets(r.orig.dst);
+    note(st, t, p1, p2, p3, r.ts);
   });
   flow.lost$.subscribe((n) => (st.lost += n.count ?? 0));
   await flow.activate();

@@ -168,7 +168,7 @@ async function layersBench(): Promise<void> {
 }
 
 const dist = new URL('..', import.meta.url).pathname; // dist/
-const flowgrabCli = join(dist, 'bin/flowgrab.js');
+const flowgrabCli = process.env.FG_BENCH_EXPORT_CLI ?? join(dist, 'bin/flowgrab.js');
 const ROUNDS = Number(process.env.FG_BENCH_EXPORT_ROUNDS ?? benchRuns());
 /** Unmeasured floods between the warm one (the 2nd) and the settled one (the last, flood 3 + WARMUPS). */
 const WARMUPS = Number(process.env.FG_BENCH_EXPORT_WARMUPS ?? 2);
