@@ -245,9 +245,17 @@ export class NetlinkSocket {
     }
   }
 
-  /** A message of a transient datagram (its buffer is reused after the call) that outlives the call: a copy of its own. */
+  /**
+   * A message of a transient datagram (its buffer is reused after the call) that outlives the call: a copy of
+   * its own. Buffer#copy is a memcpy; Buffer.from(a Uint8Array) copies element by element, slower still from
+   * the receive worker's shared ring.
+   */
   private static kept(buf: Buffer, o: number, transient: boolean): NetlinkMessage {
-    return transient ? messageAt(Buffer.from(buf.subarray(o, o + buf.readUInt32LE(o))), 0) : messageAt(buf, o);
+    if (!transient) return messageAt(buf, o);
+    const len = buf.readUInt32LE(o);
+    const own = Buffer.allocUnsafe(len);
+    buf.copy(own, 0, o, o + len);
+    return messageAt(own, 0);
   }
 
   /** The datagram `buf[start, end)`. */

@@ -16,6 +16,7 @@ import { NETLINK_NETFILTER, NLM_F_DUMP } from '../../src/netlink/enums.js';
 import { openNativeTransport } from '../../src/netlink/native.js';
 import { NFLOG_CONFIG_TYPE, nflogBind } from '../../src/netlink/nflog/config.js';
 import { NFQUEUE_CONFIG_TYPE, nfqBind } from '../../src/netlink/nfqueue/config.js';
+import type { NetlinkMessage } from '../../src/netlink/nlmsg.js';
 import { NetlinkSocket } from '../../src/netlink/socket.js';
 import { floodUdpSync } from '../../src/testing/flood.js';
 import { type Netns, waitFor } from '../../src/testing/lab/index.js';
@@ -86,8 +87,11 @@ describe('batched netlink receive', () => {
     const errors: Error[] = [];
     sock.onError((e) => errors.push(e));
     const dsts: string[] = [];
+    const kept: NetlinkMessage[] = [];
     sock.onEvent((m) => {
-      if (m.type === 0x100) dsts.push(decodeCtMessage(m).entry.orig?.dst ?? '?');
+      if (m.type !== 0x100) return;
+      dsts.push(decodeCtMessage(m).entry.orig?.dst ?? '?');
+      kept.push(m);
     });
     sock.joinGroup(NFNLGRP_CONNTRACK_NEW);
     try {
@@ -96,6 +100,10 @@ describe('batched netlink receive', () => {
       expect(dsts.length).toBe(n);
       expect(new Set(dsts).size).toBe(n); // one flow per destination: each event once
       expect(dsts.every((d) => d.startsWith('127.60.'))).toBe(true);
+      // Datagrams are delivered in place from the worker's ring; a message that outlives its call owns its bytes,
+      // so read again now (the ring has moved on) each still says what it said.
+      expect(kept.every((m) => !(m.payload.buffer instanceof SharedArrayBuffer))).toBe(true);
+      expect(kept.map((m) => decodeCtMessage(m).entry.orig?.dst ?? '?')).toEqual(dsts);
       expect(sock.drops()).toBe(0);
       expect(errors).toEqual([]);
     } finally {
