@@ -282,4 +282,3 @@ interface WorkerMessage {
   foreign?: number;
   port?: number;
 }
-
