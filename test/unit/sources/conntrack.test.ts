@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest';
 import type { CtEntry } from '../../../src/netlink/conntrack/entry.js';
 import { encodeCtMessage } from '../../../src/netlink/conntrack/messages.js';
 import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.js';
+import { conntrackToJson } from '../../../src/sources/conntrack/json.js';
+import { ConntrackJsonWriter } from '../../../src/sources/conntrack/json-writer.js';
+import { plainConntrackConfig } from '../../../src/sources/conntrack/plain-config.js';
 import { conntrack, conntrackFeedRefs } from '../../../src/sources/conntrack/source.js';
+import { conntrackDumpPayloads } from '../../../src/sources/conntrack/stream.js';
 import type { SourceNotice } from '../../../src/sources/notice.js';
 import { dumpReply, FakeKernel } from '../../../src/testing/fake-netlink.js';
 import { briefCt, collect } from '../../helpers/collect.js';
@@ -171,5 +175,38 @@ describe('conntrack source (fake kernel)', () => {
     k.multicast(1, event('new', entry(2)));
     expect((await got).id).toBe(2);
     expect(notices).toEqual([expect.objectContaining({ kind: 'loss', where: 'decode', count: 1 })]);
+  });
+
+  it('dumps straight into the JSON writer (no records): every entry a line, an undecodable one a loss notice', async () => {
+    const good = [entry(1), entry(2, 3, 443)];
+    const bad = Buffer.from(encodeCtMessage('dump', entry(9)).payload);
+    bad.writeUInt16LE(0xffff, 4); // the first attribute's length overruns the entry
+    const k = new FakeKernel();
+    k.handler = (req: NetlinkMessage) => [
+      dumpReply(req, 0x100, [encodeCtMessage('dump', good[0]).payload, bad, encodeCtMessage('dump', good[1]).payload]),
+    ];
+    const parts: Buffer[] = [];
+    const writer = new ConntrackJsonWriter({ write: (b: Uint8Array) => parts.push(Buffer.from(b)) });
+    const notices: SourceNotice[] = [];
+    const cfg = plainConntrackConfig({ dump: true, events: [] });
+    if (!cfg) throw new Error('a plain config');
+    const run = conntrackDumpPayloads(
+      cfg,
+      { transport: k.transport, notices: { next: (n) => notices.push(n) } },
+      (b, start, end, type, flags) => {
+        writer.message(b, start, end, type, flags, 7);
+      },
+    );
+    await run.done;
+    writer.flush();
+    const lines = Buffer.concat(parts).toString('utf8').trimEnd().split('\n');
+    // The same lines the record path prints for the good entries.
+    const want = await lastValueFrom(conntrack({ dump: true, transport: kernelWith(good).transport }).pipe(toArray()));
+    expect(lines).toEqual(want.map((r) => conntrackToJson({ ...r, ts: 7 })));
+    // (A warning about this machine's nf_conntrack_acct may come too.)
+    expect(notices.filter((n) => n.kind !== 'warning')).toEqual([
+      expect.objectContaining({ kind: 'loss', where: 'decode', count: 1 }),
+    ]);
+    expect(k.openSockets).toHaveLength(0);
   });
 });
