@@ -45,6 +45,8 @@ await build({
   target: 'node20',
   plugins: [packages],
   sourcemap: 'linked',
+  // The maps point at dist/src and node_modules, which the package has: no copy of every source inside them.
+  sourcesContent: false,
   logLevel: 'warning',
   // commander is CommonJS and requires node: modules; an ES module has no `require` of its own.
   banner: {
