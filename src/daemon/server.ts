@@ -94,6 +94,8 @@ export class Daemon implements DaemonHost {
   private cancelFlush?: () => void;
   /** When the last flush tick ran (performance.now()). */
   private lastFlush = Number.NEGATIVE_INFINITY;
+  /** DaemonOptions.flushMs, checked. */
+  private readonly flushMs: number;
 
   constructor(private readonly opts: DaemonOptions) {
     this.current = opts.policy();
@@ -103,9 +105,9 @@ export class Daemon implements DaemonHost {
     if (!(linger >= 0 && linger <= 100))
       throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `receiveLingerMs must be 0–100 ms, not ${linger}`);
     // A longer interval would hold every client's records that long (forever, for Infinity).
-    const flushMs = opts.flushMs ?? 1;
-    if (!(flushMs >= 0 && flushMs <= 100))
-      throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `flushMs must be 0–100 ms, not ${flushMs}`);
+    this.flushMs = opts.flushMs ?? 1;
+    if (!(this.flushMs >= 0 && this.flushMs <= 100))
+      throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `flushMs must be 0–100 ms, not ${this.flushMs}`);
     receiveWorkers.lingerMs = linger;
   }
 
@@ -129,7 +131,7 @@ export class Daemon implements DaemonHost {
   }
 
   private scheduleFlush(): void {
-    const wait = this.lastFlush + (this.opts.flushMs ?? 1) - performance.now();
+    const wait = this.lastFlush + this.flushMs - performance.now();
     if (wait > 0) {
       const t = setTimeout(this.flushTick, wait);
       this.cancelFlush = () => clearTimeout(t);

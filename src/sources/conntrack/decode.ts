@@ -6,13 +6,11 @@
  * src/netlink/conntrack stays the reference: a property test holds this
  * decoder equal to toConntrackRecord(decodeCtEntry(…)).
  */
-import { DecodeError } from '../../errors.js';
-import * as C from '../../netlink/conntrack/enums.js';
 import { ctKind } from '../../netlink/conntrack/messages.js';
 import { formatIPv4Cached } from '../../netlink/ip.js';
 import type { NetlinkMessage } from '../../netlink/nlmsg.js';
 import type { ConntrackEnd, ConntrackRecord, ConntrackRecordType } from './record.js';
-import { HAS_MARK, HAS_TIMEOUT, type ScannedEnd, ScannedEntry, statusList } from './scan.js';
+import { HAS_MARK, HAS_TIMEOUT, protoName, type ScannedEnd, ScannedEntry, statusList } from './scan.js';
 
 /** Where every decode gathers its entry (decoding is synchronous: one at a time). */
 const scan = new ScannedEntry();
@@ -22,7 +20,7 @@ const address = (b: Buffer, at: number, text: string | null): string =>
   text !== null ? text : at < 0 ? '' : formatIPv4Cached(b, at);
 
 /** A scanned end as a record's: ports only when present (none with ICMP), counters when counted. */
-function end(b: Buffer, e: ScannedEnd): ConntrackEnd {
+function recordEnd(b: Buffer, e: ScannedEnd): ConntrackEnd {
   const out: ConntrackEnd = { src: address(b, e.src, e.srcText), dst: address(b, e.dst, e.dstText) };
   if (e.icmp) out.icmp = { type: e.icmpType, code: e.icmpCode, id: e.icmpId };
   if (e.sport >= 0) out.sport = e.sport;
@@ -36,29 +34,23 @@ function end(b: Buffer, e: ScannedEnd): ConntrackEnd {
   return out;
 }
 
-/**
- * Decodes the attributes after nfgenmsg (`start`…`end`) into a record.
- * Throws DecodeError on malformed input, never anything else.
- */
-export function decodeConntrackRecord(
+/** The record of the entry `m` has read from `b`. */
+function record(
+  m: ScannedEntry,
   b: Buffer,
-  start: number,
-  end_: number,
   family: number,
   type: ConntrackRecordType,
   now: number,
   netns?: string,
 ): ConntrackRecord {
-  const m = scan;
-  m.read(b, start, end_);
   const r: ConntrackRecord = {
     type,
     id: m.id,
     family: family === 10 ? 'ipv6' : 'ipv4',
-    proto: C.PROTO_NAMES[m.protonum] ?? String(m.protonum),
+    proto: protoName(m.protonum),
     protonum: m.protonum,
-    orig: end(b, m.orig),
-    reply: end(b, m.reply),
+    orig: recordEnd(b, m.orig),
+    reply: recordEnd(b, m.reply),
     status: statusList(m.status),
     ts: m.tsEvent >= 0 ? m.tsEvent : now,
   };
@@ -72,6 +64,23 @@ export function decodeConntrackRecord(
   if (m.labels !== undefined) r.labels = m.labels;
   if (netns !== undefined) r.netns = netns;
   return r;
+}
+
+/**
+ * Decodes the attributes after nfgenmsg (`start`…`end`) into a record.
+ * Throws DecodeError on malformed input, never anything else.
+ */
+export function decodeConntrackRecord(
+  b: Buffer,
+  start: number,
+  end: number,
+  family: number,
+  type: ConntrackRecordType,
+  now: number,
+  netns?: string,
+): ConntrackRecord {
+  scan.read(b, start, end);
+  return record(scan, b, family, type, now, netns);
 }
 
 /** A whole ctnetlink message (nfgenmsg + attributes) to a record. */
@@ -94,12 +103,6 @@ export function conntrackRecordAt(
   netns?: string,
 ): ConntrackRecord {
   const type = ctKind(msgType, flags);
-  if (end - start < 4) throw new DecodeError('truncated nfgenmsg', end - start, 'nfgenmsg');
-  try {
-    return decodeConntrackRecord(b, start + 4, end, b[start], type, now, netns);
-  } catch (err) {
-    // Offsets here count from `b`'s start: decode the payload alone again for the error with its own.
-    if (start === 0 || !(err instanceof DecodeError)) throw err;
-    return decodeConntrackRecord(b.subarray(start, end), 4, end - start, b[start], type, now, netns);
-  }
+  scan.readPayload(b, start, end);
+  return record(scan, b, b[start], type, now, netns);
 }

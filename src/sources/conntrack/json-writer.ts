@@ -8,11 +8,9 @@
  * printed as NDJSON): the attribute walk's numbers and offsets go straight
  * into the buffer.
  */
-import * as C from '../../netlink/conntrack/enums.js';
 import { ctKind } from '../../netlink/conntrack/messages.js';
-import { conntrackRecordAt } from './decode.js';
 import type { ConntrackEnd, ConntrackRecord } from './record.js';
-import { HAS_MARK, HAS_TIMEOUT, type ScannedEnd, ScannedEntry, statusList } from './scan.js';
+import { HAS_MARK, HAS_TIMEOUT, protoName, type ScannedEnd, ScannedEntry, statusList } from './scan.js';
 
 const CHUNK = 1 << 20;
 
@@ -69,7 +67,7 @@ const PROTO: (Uint8Array | undefined)[] = new Array(256).fill(undefined);
 function protoBytes(n: number): Uint8Array {
   let p = PROTO[n];
   if (p === undefined) {
-    p = bytes(`${JSON.stringify(C.PROTO_NAMES[n] ?? String(n))},"protonum":${n}`);
+    p = bytes(`${JSON.stringify(protoName(n))},"protonum":${n}`);
     PROTO[n] = p;
   }
   return p;
@@ -100,7 +98,7 @@ export class ConntrackJsonWriter {
   private off = 0;
   /** Where message() gathers an entry's attributes before writing them in the record's order. */
   private readonly scan = new ScannedEntry();
-  /** Messages message() wrote straight from their bytes (the others went through a record). */
+  /** Lines message() wrote (straight from the kernel's bytes). */
   transcoded = 0;
   private readonly sync: boolean;
 
@@ -160,7 +158,7 @@ export class ConntrackJsonWriter {
    * Writes the ctnetlink message `b[start, end)` (nfgenmsg and attributes) as the line record() would write for
    * its decoded record, without making the record: the kernel's bytes go straight into the buffer. Returns 1,
    * or 0 for an entry outside `zone` (older kernels ignore the dump's zone filter). A message that does not
-   * decode takes the record's way, which throws the decoder's DecodeError.
+   * decode throws the DecodeError the decoder would.
    */
   message(
     b: Buffer,
@@ -172,19 +170,10 @@ export class ConntrackJsonWriter {
     netns?: string,
     zone?: number,
   ): number {
-    // The message type first, as the decoder checks it first.
+    // As the decoder: the message type first, then the payload (its errors, the decoder's).
     const head = TYPE_HEAD.get(ctKind(msgType, flags)) as Uint8Array;
     const m = this.scan;
-    try {
-      if (end - start < 4) throw new Error('truncated');
-      m.read(b, start + 4, end);
-    } catch {
-      // The decoder throws the DecodeError, with the offsets its errors count from.
-      const r = conntrackRecordAt(b, start, end, msgType, flags, now, netns);
-      if (zone !== undefined && (r.zone ?? 0) !== zone) return 0;
-      this.record(r);
-      return 1;
-    }
+    m.readPayload(b, start, end);
     if (zone !== undefined && (m.zone < 0 ? 0 : m.zone) !== zone) return 0;
     const state = m.state;
     const status = statusBytes(m.status);

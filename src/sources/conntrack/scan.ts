@@ -9,6 +9,8 @@
  * predecessor as a whole. Attribute headers are little-endian (host),
  * values big-endian.
  */
+
+import { DecodeError } from '../../errors.js';
 import { attrEnd, attrNeed, attrNext, attrType, cStringAt, ipAt, u16beAt, u32beAt } from '../../netlink/attr.js';
 import * as C from '../../netlink/conntrack/enums.js';
 import { statusNames } from './status.js';
@@ -18,6 +20,9 @@ export const nsToMs = (b: Buffer, o: number): number => {
   const hi = u32beAt(b, o);
   return hi * 4294 + Math.floor((hi * 967296 + u32beAt(b, o + 4)) / 1e6);
 };
+
+/** A protocol's name (tcp, udp, …), or its number as text. */
+export const protoName = (n: number): string => C.PROTO_NAMES[n] ?? String(n);
 
 /** Status arrays are shared between records with the same bits: frozen, so nobody mutates a neighbour's. */
 const statusCache = new Map<number, string[]>();
@@ -99,6 +104,22 @@ export class ScannedEntry {
    * input, never anything else; checks every length the reference codec checks, including attributes no
    * record keeps (master tuple, use, secmark, TCP window scale and flags).
    */
+  /**
+   * Gathers the entry of the ctnetlink payload `b[start, end)` (nfgenmsg, then the attributes). A DecodeError
+   * counts its offset from the payload's start, wherever the payload lies in `b`.
+   */
+  readPayload(b: Buffer, start: number, end: number): void {
+    if (end - start < 4) throw new DecodeError('truncated nfgenmsg', end - start, 'nfgenmsg');
+    try {
+      this.read(b, start + 4, end);
+    } catch (err) {
+      if (start === 0 || !(err instanceof DecodeError)) throw err;
+      // Offsets here count from `b`'s start: read the payload alone again for the error with its own.
+      this.read(b.subarray(start, end), 4, end - start);
+      throw err;
+    }
+  }
+
   read(b: Buffer, start: number, end: number): void {
     const orig = this.orig;
     const reply = this.reply;
