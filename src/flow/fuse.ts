@@ -11,13 +11,10 @@
 
 import type { PureStep } from '../filters/lib/pure.js';
 import type { Rec, StepFn } from '../filters/registry.js';
-import { type NodeStats, type Sink, StepNode } from './network.js';
+import { INLINE_KIDS, type NodeStats, type Sink, StepNode } from './network.js';
 
 /** Fusion on (the default) or off: off builds one node per step, for comparisons in tests and benchmarks. */
 export const fusion = { enabled: true };
-
-/** Children of one step called inline in the generated code; beyond that, a loop. */
-const INLINE_KIDS = 16;
 
 interface Part {
   stats: NodeStats;
@@ -32,7 +29,8 @@ export interface Attachable {
 
 export class FusedNode implements Sink {
   private parts: Part[] = [];
-  private run: (r: Rec) => void = () => {};
+  /** The generated function each record runs (replaced as steps and children change). */
+  run: (r: Rec) => void = () => {};
   /** Detaches this node from its upstream (set by whoever attached it). */
   detachUp?: () => void;
 

@@ -30,19 +30,90 @@ export const sampleFilter = defineFilter({
       const key = keyGetter(p.by);
       const salt = p.seed ?? '';
       // Cache decisions: a flow's records share a key, hashing it once.
-      const decided = new Map<unknown, boolean>();
+      const decided = new Decisions((k) => unitHash(String(k), salt) < p.rate);
       // A pure test as far as the graph is concerned (the cache only saves hashing): fused inline.
-      return testStep((r) => {
-        const k = key(r);
-        let keep = decided.get(k);
-        if (keep === undefined) {
-          keep = unitHash(String(k), salt) < p.rate;
-          if (decided.size > 100_000) decided.clear();
-          decided.set(k, keep);
-        }
-        return keep;
-      });
+      return testStep((r) => decided.keep(key(r)));
     }
     return testStep(() => Math.random() < p.rate);
   },
 });
+
+/** Decisions a sample keeps at most; past it, it forgets them all and decides again (the same way: by hash). */
+export const MAX_DECISIONS = 100_000;
+/** Slots of the integer table: a power of two, at least twice MAX_DECISIONS (probes stay short). */
+const INT_SLOTS_MAX = 1 << 18;
+
+/**
+ * The decisions of a sample by key, made by `decide` once per key. Keys that are whole numbers in [0, 2^32) (a
+ * conntrack id, a port) live in an open-addressed table of two typed arrays: a lookup reads one slot, where a Map
+ * reads its bucket, then the entry. Other keys go to a Map.
+ */
+export class Decisions {
+  private keys = new Uint32Array(1024);
+  /** Per slot: 0 empty, 1 keep, 2 drop. */
+  private states = new Uint8Array(1024);
+  private shift = 32 - 10;
+  private ints = 0;
+  private readonly others = new Map<unknown, boolean>();
+
+  constructor(private readonly decide: (k: unknown) => boolean) {}
+
+  get size(): number {
+    return this.ints + this.others.size;
+  }
+
+  keep(k: unknown): boolean {
+    if (typeof k === 'number' && k >>> 0 === k) {
+      const keys = this.keys;
+      const states = this.states;
+      const mask = keys.length - 1;
+      for (let i = Math.imul(k, 0x9e3779b1) >>> this.shift; ; i = (i + 1) & mask) {
+        const s = states[i];
+        if (s === 0) break;
+        if (keys[i] === k) return s === 1;
+      }
+      return this.add(k);
+    }
+    let keep = this.others.get(k);
+    if (keep === undefined) {
+      keep = this.decide(k);
+      if (this.others.size >= MAX_DECISIONS) this.others.clear();
+      this.others.set(k, keep);
+    }
+    return keep;
+  }
+
+  private add(k: number): boolean {
+    const keep = this.decide(k);
+    if (this.ints >= MAX_DECISIONS) this.resize(this.keys.length, false);
+    else if (2 * (this.ints + 1) > this.keys.length && this.keys.length < INT_SLOTS_MAX)
+      this.resize(this.keys.length * 2, true);
+    this.put(k, keep ? 1 : 2);
+    this.ints++;
+    return keep;
+  }
+
+  private put(k: number, state: number): void {
+    const mask = this.keys.length - 1;
+    let i = Math.imul(k, 0x9e3779b1) >>> this.shift;
+    while (this.states[i] !== 0) i = (i + 1) & mask;
+    this.keys[i] = k;
+    this.states[i] = state;
+  }
+
+  /** A table of `slots`, with the decisions made so far (`keep`) or none. */
+  private resize(slots: number, keep: boolean): void {
+    const keys = this.keys;
+    const states = this.states;
+    this.keys = new Uint32Array(slots);
+    this.states = new Uint8Array(slots);
+    this.shift = 32 - Math.log2(slots);
+    this.ints = 0;
+    if (!keep) return;
+    for (let i = 0; i < keys.length; i++)
+      if (states[i] !== 0) {
+        this.put(keys[i], states[i]);
+        this.ints++;
+      }
+  }
+}

@@ -1,7 +1,7 @@
-import { config, Observable } from 'rxjs';
+import { config, Observable, type Subscriber } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Rec } from '../../../src/filters/registry.js';
-import { type NodeStats, type Sink, SourceNode } from '../../../src/flow/network.js';
+import { INLINE_KIDS, type NodeStats, type Sink, SourceNode } from '../../../src/flow/network.js';
 import { waitFor } from '../../../src/testing/lab/index.js';
 
 const stats = (): NodeStats => ({ node: 'src', path: 'root', in: 0, out: 0, dropped: 0 });
@@ -86,5 +86,39 @@ describe('SourceNode (a source subscribed while it has children)', () => {
     expect(active).toBe(1);
     b();
     expect(active).toBe(0);
+  });
+
+  it('delivers each record to every child, inline or (past INLINE_KIDS) in a loop, and to those left after one leaves', () => {
+    // n children after the first leaves (a node with none left unsubscribes).
+    for (const n of [1, 2, INLINE_KIDS, INLINE_KIDS + 1, 40]) {
+      let sub: Subscriber<Rec> | undefined;
+      const node = new SourceNode(stats(), () => new Observable<Rec>((s) => void (sub = s)));
+      const kids = Array.from({ length: n + 1 }, () => child());
+      const detach = kids.map((k) => node.attach(k.sink));
+      sub?.next({ n: 1 });
+      detach[0]();
+      sub?.next({ n: 2 });
+      expect(kids[0].got).toEqual([1]);
+      for (const k of kids.slice(1)) expect(k.got).toEqual([1, 2]);
+      expect(node.stats.out).toBe(2);
+    }
+  });
+
+  it("calls a child's run as it is at each record (a fused node replaces it as its steps change)", () => {
+    let sub: Subscriber<Rec> | undefined;
+    const node = new SourceNode(stats(), () => new Observable<Rec>((s) => void (sub = s)));
+    const got: string[] = [];
+    const fused = {
+      ...child().sink,
+      push(r: Rec) {
+        this.run(r);
+      },
+      run: (r: Rec) => void got.push(`a${String(r.n)}`),
+    };
+    node.attach(fused);
+    sub?.next({ n: 1 });
+    fused.run = (r) => void got.push(`b${String(r.n)}`);
+    sub?.next({ n: 2 });
+    expect(got).toEqual(['a1', 'b2']);
   });
 });
