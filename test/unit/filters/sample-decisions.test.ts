@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Decisions, MAX_DECISIONS, unitHash } from '../../../src/filters/lib/sample.js';
@@ -13,6 +14,16 @@ function counted(decide: (k: unknown) => boolean) {
 }
 
 describe('sample decisions by key', () => {
+  it('unitHash is the first 32 bits of SHA-256(salt + key), as a fraction (decisions are those of earlier versions)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary', maxLength: 8 }), (key, salt) => {
+        const digest = createHash('sha256').update(salt).update(key).digest();
+        expect(unitHash(key, salt)).toBe(digest.readUInt32BE(0) / 2 ** 32);
+      }),
+    );
+    expect(unitHash('')).toBe(0xe3b0c442 / 2 ** 32); // SHA-256 of nothing begins e3b0c442
+  });
+
   it('decides each key once, as decide() does, whatever the key (integers in the table, the rest in a map)', () => {
     const key = fc.oneof(
       fc.integer({ min: 0, max: 0xffff_ffff }),
