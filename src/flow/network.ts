@@ -202,16 +202,21 @@ export class SourceNode extends NetNode {
 
   override attach(child: Sink): () => void {
     const detach = super.attach(child);
-    this.deliver = fanOut(this.stats, this.kids);
+    this.rewire();
     if (!this.sub) {
       this.readiness.reset();
       this.sub = this.source().subscribe(new SourceSubscriber(this));
     }
     return () => {
       detach();
-      this.deliver = fanOut(this.stats, this.kids);
+      this.rewire();
       if (this.kids.length === 0) this.stop();
     };
+  }
+
+  /** A fan-out of its own for a few children (see fanOut); many go through emit()'s loop, the code stays small. */
+  private rewire(): void {
+    this.deliver = this.kids.length > INLINE_KIDS ? (r) => this.emit(r) : fanOut(this.stats, this.kids);
   }
 
   stop(): void {
@@ -220,7 +225,7 @@ export class SourceNode extends NetNode {
   }
 }
 
-/** Children called inline by a fan-out; beyond that, a loop (the code stays small). */
+/** Children called inline by generated code (a fan-out, a fused node's step); beyond that, a loop. */
 export const INLINE_KIDS = 16;
 
 /** Functions made by fanOut so far: each one's source text is told apart by its number. */
@@ -231,19 +236,14 @@ let fanOuts = 0;
  * its own feedback for it: each call in it sees one target and is inlined (a fused node's run, and through it the
  * flow's steps), where emit(), shared by every node of the process, and a fused node's push() call whatever the
  * other flows run (a long-lived flow ran 0.64× a hand loop in a process that had run other flows, 0.74× so).
+ * `kids` is never changed in place (attach and detach replace the array).
  */
 function fanOut(stats: NodeStats, kids: Sink[]): (r: Rec) => void {
-  if (kids.length > INLINE_KIDS) {
-    const all = [...kids];
-    return (r) => {
-      stats.out++;
-      for (let i = 0; i < all.length; i++) all[i].push(r);
-    };
-  }
-  const calls = kids.map((k, i) => (k.run ? `k${i}.run(r);` : `k${i}.push(r);`));
+  // Each child in a variable of its own, read once: not an array element loaded per record.
   const names = kids.map((_k, i) => `k${i}`);
+  const calls = kids.map((k, i) => `k${i}.${k.run ? 'run' : 'push'}(r);`);
   const src = `"use strict"; // fan-out ${++fanOuts}\nconst [${names.join(', ')}] = K;\nreturn (r) => { s.out++; ${calls.join(' ')} };`;
-  return new Function('s', 'K', src)(stats, [...kids]) as (r: Rec) => void;
+  return new Function('s', 'K', src)(stats, kids) as (r: Rec) => void;
 }
 
 /**

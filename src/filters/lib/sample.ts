@@ -76,7 +76,7 @@ export class Decisions {
       const keys = this.keys;
       const states = this.states;
       const mask = keys.length - 1;
-      for (let i = Math.imul(k, 0x9e3779b1) >>> this.shift; ; i = (i + 1) & mask) {
+      for (let i = this.home(k); ; i = (i + 1) & mask) {
         const s = states[i];
         if (s === 0) break;
         if (keys[i] === k) return s === 1;
@@ -94,35 +94,36 @@ export class Decisions {
 
   private add(k: number): boolean {
     const keep = this.decide(k);
-    if (this.ints >= MAX_DECISIONS) this.resize(this.keys.length, false);
-    else if (2 * (this.ints + 1) > this.keys.length && this.keys.length < INT_SLOTS_MAX)
-      this.resize(this.keys.length * 2, true);
+    if (this.ints >= MAX_DECISIONS) {
+      this.states.fill(0);
+      this.ints = 0;
+    } else if (2 * (this.ints + 1) > this.keys.length && this.keys.length < INT_SLOTS_MAX) this.grow();
     this.put(k, keep ? 1 : 2);
-    this.ints++;
     return keep;
+  }
+
+  /** The first slot to probe for `k`: the high bits of a multiplicative hash. */
+  private home(k: number): number {
+    return Math.imul(k, 0x9e3779b1) >>> this.shift;
   }
 
   private put(k: number, state: number): void {
     const mask = this.keys.length - 1;
-    let i = Math.imul(k, 0x9e3779b1) >>> this.shift;
+    let i = this.home(k);
     while (this.states[i] !== 0) i = (i + 1) & mask;
     this.keys[i] = k;
     this.states[i] = state;
+    this.ints++;
   }
 
-  /** A table of `slots`, with the decisions made so far (`keep`) or none. */
-  private resize(slots: number, keep: boolean): void {
+  /** Twice the slots, with the decisions made so far. */
+  private grow(): void {
     const keys = this.keys;
     const states = this.states;
-    this.keys = new Uint32Array(slots);
-    this.states = new Uint8Array(slots);
-    this.shift = 32 - Math.log2(slots);
+    this.keys = new Uint32Array(keys.length * 2);
+    this.states = new Uint8Array(keys.length * 2);
+    this.shift--;
     this.ints = 0;
-    if (!keep) return;
-    for (let i = 0; i < keys.length; i++)
-      if (states[i] !== 0) {
-        this.put(keys[i], states[i]);
-        this.ints++;
-      }
+    for (let i = 0; i < keys.length; i++) if (states[i] !== 0) this.put(keys[i], states[i]);
   }
 }

@@ -100,11 +100,6 @@ export class ScannedEntry {
   private readonly master = new ScannedEnd();
 
   /**
-   * Gathers the attributes `b[start, end)` (after nfgenmsg) of one entry. Throws DecodeError on malformed
-   * input, never anything else; checks every length the reference codec checks, including attributes no
-   * record keeps (master tuple, use, secmark, TCP window scale and flags).
-   */
-  /**
    * Gathers the entry of the ctnetlink payload `b[start, end)` (nfgenmsg, then the attributes). A DecodeError
    * counts its offset from the payload's start, wherever the payload lies in `b`.
    */
@@ -120,6 +115,11 @@ export class ScannedEntry {
     }
   }
 
+  /**
+   * Gathers the attributes `b[start, end)` (after nfgenmsg) of one entry. Throws DecodeError on malformed
+   * input, never anything else; checks every length the reference codec checks, including attributes no
+   * record keeps (master tuple, use, secmark, TCP window scale and flags).
+   */
   read(b: Buffer, start: number, end: number): void {
     const orig = this.orig;
     const reply = this.reply;
