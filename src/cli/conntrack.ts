@@ -44,12 +44,16 @@ export function conntrackCommand(): Command {
       { conntrackStream, conntrackDumpPayloads },
       { conntrackToJson },
       { ConntrackJsonWriter },
+      { receiveWorkers },
     ] = await Promise.all([
       import('../sources/conntrack/plain-config.js'),
       import('../sources/conntrack/stream.js'),
       import('../sources/conntrack/json.js'),
       import('../sources/conntrack/json-writer.js'),
+      import('../netlink/batched.js'),
     ]);
+    // A one-shot dump ends the process: reading it on a new worker thread cost more CPU than it saved (batched.ts).
+    if (events.length === 0 && !o.poll) receiveWorkers.dumps = false;
     const options = {
       ...params,
       pollIntervalMs: o.poll ?? 0,

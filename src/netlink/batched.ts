@@ -42,8 +42,10 @@ let jobs = 0;
  * Workers started in this process, how many may wait idle (tests and the benchmark set 0 to compare), and
  * the linger of transports that do not choose theirs (TransportOptions.lingerMs, default 1 ms): flowgrabd,
  * for which an event's latency counts more than a wake-up's CPU, sets less (DaemonOptions.receiveLingerMs).
+ * `dumps`: whether sources read their table dumps on a worker too (true) or on libuv's pool (pulled.ts);
+ * the CLI's one-shot dump, whose process ends with it, sets false: there a new worker costs more than it saves.
  */
-export const receiveWorkers = { started: 0, idleMax: 2, lingerMs: 1 };
+export const receiveWorkers = { started: 0, idleMax: 2, lingerMs: 1, dumps: true };
 
 /** A worker running `job`: an idle one if there is, else a new one. */
 function workerFor(job: Job): Worker {

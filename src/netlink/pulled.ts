@@ -1,8 +1,14 @@
 /**
- * RawTransport for request sockets (table dumps, deletes): a netlink socket
- * of our own that is read only while its NetlinkSocket waits for replies
- * (TransportHandlers.waiting), on libuv's thread pool, so that the kernel
- * builds the next part of a dump while the main thread decodes the last.
+ * RawTransport for request sockets (deletes, neighbour dumps, the CLI's
+ * one-shot conntrack dump): a netlink socket of our own that is read only
+ * while its NetlinkSocket waits for replies (TransportHandlers.waiting), on
+ * libuv's thread pool, so that the kernel builds the next part of a dump
+ * while the main thread decodes the last. Conntrack table dumps in a process
+ * that lives on are read on a worker instead (batched.ts, receiveWorkers.dumps):
+ * each read here wakes a pool thread, the pool's threads take turns, and when
+ * the scheduler woke them on the main thread's CPU the two halves of the
+ * pipeline ran one after the other (a 100 000-entry dump took 140-159 ms
+ * instead of 112-120).
  *
  * A netlink dump is built inside recvmsg(2): each read lets the kernel queue
  * the next part. Read on the main thread, the kernel's work and ours take

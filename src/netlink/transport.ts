@@ -30,7 +30,8 @@ export interface TransportOptions {
   reliable?: boolean;
   /**
    * Read on a worker thread that drains the socket into batches (batched.ts):
-   * many datagrams per wake-up of the main thread. For event sockets.
+   * many datagrams per wake-up of the main thread. For event sockets, and
+   * conntrack table dumps (the worker reads the next parts meanwhile).
    */
   batched?: boolean;
   /**

@@ -6,8 +6,11 @@
  */
 import { lastValueFrom, timeout, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { receiveWorkers } from '../../src/netlink/batched.js';
+import { openNativeTransport } from '../../src/netlink/native.js';
 import { deleteConntrack, deleteConntrackTuple } from '../../src/sources/conntrack/delete.js';
-import type { ConntrackOptionsInput } from '../../src/sources/conntrack/options.js';
+import { ConntrackFeed } from '../../src/sources/conntrack/feed.js';
+import { type ConntrackOptionsInput, parseConntrackOptions } from '../../src/sources/conntrack/options.js';
 import type { ConntrackEnd, ConntrackRecord } from '../../src/sources/conntrack/record.js';
 import { conntrack, conntrackFeedRefs } from '../../src/sources/conntrack/source.js';
 import type { SourceNotice } from '../../src/sources/notice.js';
@@ -25,6 +28,7 @@ import {
   kernelTable,
   tupleKey,
 } from '../helpers/conntrack-cli.js';
+import { socketFds } from '../helpers/netlink-proc.js';
 
 let home: HomeNetwork;
 let traffic: TrafficSummary;
@@ -202,6 +206,42 @@ describe('conntrack dump of the home router', () => {
     const masked = await dump({ mark: 3, markMask: 3 });
     expect(masked.recs.map((r) => r.id).sort((a, b) => a - b)).toEqual(kernel.map((k) => k.id).sort((a, b) => a - b));
     expect((await dump({ mark: 8 })).recs).toEqual([]);
+  });
+
+  it('dumps are read on a worker that later dumps reuse (the socket closes after each); on the pool when told, the same entries', async () => {
+    const ids = (recs: ConntrackRecord[]) => recs.map((r) => r.id).sort((a, b) => a - b);
+    const kernelIds = (k: KernelCtEntry[]) => k.map((e) => e.id).sort((a, b) => a - b);
+    const started = receiveWorkers.started;
+    for (let i = 0; i < 3; i++) {
+      const { kernel, recs } = await stableSnapshot();
+      expect(kernel.length).toBeGreaterThan(0);
+      expect(ids(recs)).toEqual(kernelIds(kernel));
+    }
+    // One worker at most (none when an idle one was left by an earlier test): each dump handed its worker back.
+    expect(receiveWorkers.started - started).toBeLessThanOrEqual(1);
+    // A feed that lives on (here one that polls) keeps no dump socket between its dumps.
+    const feed = new ConntrackFeed(
+      parseConntrackOptions({ netns: router, pollIntervalMs: 60_000 }),
+      openNativeTransport,
+    );
+    try {
+      const sockets = socketFds();
+      for (let i = 0; i < 2; i++) {
+        expect(await feed.dump(() => {})).toBeGreaterThan(0);
+        expect(socketFds()).toEqual(sockets);
+      }
+    } finally {
+      feed.close();
+    }
+    receiveWorkers.dumps = false;
+    try {
+      const before = receiveWorkers.started;
+      const { kernel, recs } = await stableSnapshot();
+      expect(ids(recs)).toEqual(kernelIds(kernel));
+      expect(receiveWorkers.started).toBe(before);
+    } finally {
+      receiveWorkers.dumps = true;
+    }
   });
 
   describe('deleting entries', () => {

@@ -5,6 +5,7 @@
  */
 
 import { DecodeError, FlowgrabError } from '../../errors.js';
+import { receiveWorkers } from '../../netlink/batched.js';
 import {
   NFNLGRP_CONNTRACK_DESTROY,
   NFNLGRP_CONNTRACK_NEW,
@@ -68,6 +69,8 @@ export class ConntrackFeed {
   private readonly timers: NodeJS.Timeout[] = [];
   private events?: NetlinkSocket;
   private dumper?: NetlinkSocket;
+  /** Dumps running on `dumper` (the first dump, resyncs, polls, a subscriber's own dump). */
+  private dumping = 0;
   /** Resyncs run one at a time; events arriving meanwhile wait in it. */
   private readonly follower = new Follower<ConntrackRecord>({
     source: 'conntrack',
@@ -153,16 +156,18 @@ export class ConntrackFeed {
     }
   }
 
-  /** Dumps the table through the shared dump socket, emitting records to `emit`. Resolves with the count. */
+  /** Dumps the table through the feed's dump socket, emitting records to `emit`. Resolves with the count. */
   dump(emit: (r: ConntrackRecord) => void): Promise<number> {
-    return runDump(
-      this.dumpSocket(),
-      this.cfg,
-      (r) => {
-        if (this.keepsTable) this.track(r);
-        emit(r);
-      },
-      (err) => this.badEntry(err),
+    return this.onDumpSocket((sock) =>
+      runDump(
+        sock,
+        this.cfg,
+        (r) => {
+          if (this.keepsTable) this.track(r);
+          emit(r);
+        },
+        (err) => this.badEntry(err),
+      ),
     );
   }
 
@@ -173,23 +178,47 @@ export class ConntrackFeed {
    */
   dumpPayloads(onPayload: PayloadListener): Promise<void> {
     if (this.keepsTable) return Promise.reject(new Error('dumpPayloads: this feed keeps a table, which dump() fills'));
-    return requestDump(this.dumpSocket(), this.cfg, (b, start, end, type, flags) => {
-      try {
-        onPayload(b, start, end, type, flags);
-      } catch (err) {
-        if (!(err instanceof DecodeError)) throw err;
-        this.badEntry(err);
-      }
-    });
+    return this.onDumpSocket((sock) =>
+      requestDump(sock, this.cfg, (b, start, end, type, flags) => {
+        try {
+          onPayload(b, start, end, type, flags);
+        } catch (err) {
+          if (!(err instanceof DecodeError)) throw err;
+          this.badEntry(err);
+        }
+      }),
+    );
   }
 
-  /** The socket every dump of this feed goes through (table dumps, resyncs, polls), opened on first use. */
-  private dumpSocket(): NetlinkSocket {
+  /**
+   * Runs `dump` on the socket every dump of this feed goes through (table dumps, resyncs, polls), opened
+   * when none is open. It is read on a worker thread (receiveWorkers.dumps), which reads the next parts
+   * while the main thread decodes, however the scheduler places the two: read on libuv's pool, whose
+   * threads take turns, a dump took 112-159 ms or more depending on which CPU the reading thread woke up
+   * on. When the last dump on it ends, that socket closes: its worker then waits idle for the next dump
+   * (batched.ts) instead of holding a ring for the feed's life. A socket read on the pool stays open.
+   */
+  private async onDumpSocket<T>(dump: (sock: NetlinkSocket) => Promise<T>): Promise<T> {
+    const onWorker = receiveWorkers.dumps;
     this.dumper ??= NetlinkSocket.open(
-      { protocol: NETLINK_NETFILTER, netns: this.cfg.netns, recvBufferBytes: 1 << 20, pulled: true },
+      {
+        protocol: NETLINK_NETFILTER,
+        netns: this.cfg.netns,
+        recvBufferBytes: 1 << 20,
+        ...(onWorker ? { batched: true, lingerMs: 0 } : { pulled: true }),
+      },
       this.transport,
     );
-    return this.dumper;
+    const sock = this.dumper;
+    this.dumping++;
+    try {
+      return await dump(sock);
+    } finally {
+      if (--this.dumping === 0 && onWorker && this.dumper === sock) {
+        this.dumper = undefined;
+        sock.close();
+      }
+    }
   }
 
   close(): void {
@@ -326,22 +355,24 @@ export class ConntrackFeed {
     this.polling = true;
     const seen = new Set<number>();
     try {
-      await runDump(
-        this.dumpSocket(),
-        this.cfg,
-        (r) => {
-          const key = entryKey(r);
-          seen.add(key);
-          const prev = this.live.get(key);
-          const o = counters(r.orig);
-          const rp = counters(r.reply);
-          const delta = { orig: growth(o, prev?.orig), reply: growth(rp, prev?.reply) };
-          this.ended.revive(key);
-          this.live.set(key, { rec: { ...r, type: 'update' }, orig: o, reply: rp, announced: prev?.announced });
-          if (prev && delta.orig.packets === 0 && delta.reply.packets === 0) return;
-          this.records.next({ ...r, type: 'update', delta });
-        },
-        (err) => this.badEntry(err),
+      await this.onDumpSocket((sock) =>
+        runDump(
+          sock,
+          this.cfg,
+          (r) => {
+            const key = entryKey(r);
+            seen.add(key);
+            const prev = this.live.get(key);
+            const o = counters(r.orig);
+            const rp = counters(r.reply);
+            const delta = { orig: growth(o, prev?.orig), reply: growth(rp, prev?.reply) };
+            this.ended.revive(key);
+            this.live.set(key, { rec: { ...r, type: 'update' }, orig: o, reply: rp, announced: prev?.announced });
+            if (prev && delta.orig.packets === 0 && delta.reply.packets === 0) return;
+            this.records.next({ ...r, type: 'update', delta });
+          },
+          (err) => this.badEntry(err),
+        ),
       );
       // Without destroy events nobody else says an entry is gone.
       if (!this.cfg.events.includes('destroy')) {
