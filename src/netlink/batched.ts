@@ -102,6 +102,8 @@ interface Job {
   maxDatagram: number;
   lingerMs: number;
   readAhead: number;
+  /** Datagrams nearly fill maxDatagram: read straight into ring slots, with skip records (recv-worker.ts). */
+  fullDatagrams: boolean;
   state: SharedArrayBuffer;
   ring: SharedArrayBuffer;
 }
@@ -114,11 +116,21 @@ export function openBatchedTransport(opts: TransportOptions, configure: (fd: num
     opts,
     configure,
     (fd, efd, port) =>
-      new BatchedTransport(fd, efd, port, maxDatagram, opts.lingerMs ?? receiveWorkers.lingerMs, opts.readAheadBytes),
+      new BatchedTransport(
+        fd,
+        efd,
+        port,
+        maxDatagram,
+        opts.lingerMs ?? receiveWorkers.lingerMs,
+        opts.readAheadBytes,
+        opts.fullDatagrams ?? false,
+      ),
   );
 }
 
 const WRAP = 0xffffffff;
+/** A length of SKIP + n: n bytes the worker left unused after a datagram read in place (recv-worker.ts). */
+const SKIP = 0x80000000;
 const W = 1;
 const R = 2;
 const NOTIFIED = 3;
@@ -144,6 +156,7 @@ class BatchedTransport extends FdTransport {
     maxDatagram: number,
     lingerMs: number,
     readAhead = Number.POSITIVE_INFINITY,
+    fullDatagrams = false,
   ) {
     super(fd, efd, port);
     this.ring = new Uint8Array(new SharedArrayBuffer(Math.max(RING_BYTES, 4 * (maxDatagram + 8))));
@@ -156,6 +169,7 @@ class BatchedTransport extends FdTransport {
       maxDatagram,
       lingerMs,
       readAhead: Math.max(1, readAhead),
+      fullDatagrams,
       state: this.state.buffer as SharedArrayBuffer,
       ring: this.ring.buffer as SharedArrayBuffer,
     });
@@ -219,10 +233,13 @@ class BatchedTransport extends FdTransport {
           r = 0;
           continue;
         }
-        const groups = view.readUInt32LE(r + 4);
         const start = r + 8;
-        const next = start + ((n + 3) & ~3);
-        this.deliver(view, groups, true, start, start + n);
+        let next: number;
+        if (n >= SKIP) next = start + (n - SKIP);
+        else {
+          next = start + ((n + 3) & ~3);
+          this.deliver(view, view.readUInt32LE(r + 4), true, start, start + n);
+        }
         released += next - r;
         r = next === view.length ? 0 : next;
         if (released >= RELEASE_BYTES) {

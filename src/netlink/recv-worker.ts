@@ -76,6 +76,9 @@ export const RECV_WORKER_SOURCE = `
 })();
 function run(parentPort, workerData, state, koffi) {
   const { job, fd, efd, maxDatagram, lingerMs } = workerData;
+  // Unpublished data past this is published at once: the main thread decodes a dump's parts while we read
+  // the next, and is left with little to decode after the last (64 dump parts took it ~5 ms).
+  const PUBLISH_BYTES = 256 * 1024;
   const STOP = 0, W = 1, R = 2, NOTIFIED = 3, LINGER = 5;
   const ring = workerData.ring;
   const size = ring.byteLength;
@@ -84,10 +87,15 @@ function run(parentPort, workerData, state, koffi) {
   const base = Number(koffi.address(buf));
   if (!Number.isSafeInteger(base)) throw new Error('ring address beyond 2^53');
   const POLLIN = 1, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, EINTR = 4, EAGAIN = 11, WRAP = 0xffffffff;
-  const need = 8 + ((maxDatagram + 3) & ~3);
-  // Small datagrams (events): up to BATCH per recvmmsg(2) into a scratch area, then copied into the ring.
+  const SKIP = 0x80000000;
+  // Datagrams of up to 64 KiB: up to BATCH per recvmmsg(2). Small ones (events) go into a scratch area and
+  // are copied into the ring, packed. Full ones (dump parts, which nearly fill maxDatagram) are read straight
+  // into the ring, a slot of \`need\` bytes each, and what one leaves of its slot becomes a skip record (a
+  // length of SKIP + n: n bytes to pass over); the copy had cost a dump's reader, its slowest thread, 4%.
   const BATCH = maxDatagram <= 65536 ? Math.max(1, Math.min(64, Math.floor((512 * 1024) / maxDatagram))) : 0;
-  const mm = BATCH > 0 ? mmsgArea(koffi, BATCH, maxDatagram) : undefined;
+  const direct = BATCH > 0 && workerData.fullDatagrams === true;
+  const need = 8 + ((maxDatagram + 3) & ~3) + (direct ? 8 : 0);
+  const mm = BATCH > 0 ? mmsgArea(koffi, BATCH, maxDatagram, direct) : undefined;
   // A batch needs room for its reserve too (slots()), or the loop would spin without reading. One by one, a
   // read-ahead below one datagram means one at a time (nfqueue: the kernel's queue holds the rest, fail-open).
   const readAhead = mm ? Math.max(workerData.readAhead, 4 * need) : workerData.readAhead;
@@ -100,7 +108,7 @@ function run(parentPort, workerData, state, koffi) {
   const addr = Buffer.alloc(12);
   const alen = Buffer.alloc(4);
   let w = 0;
-  let unpublished = 0;
+  let unpublished = 0, unpublishedBytes = 0;
   // Datagrams not from the kernel, dropped since the last report, and the port of the last one.
   let foreign = 0, foreignPort = 0, foreignAt = 0;
   function reportForeign() {
@@ -112,6 +120,7 @@ function run(parentPort, workerData, state, koffi) {
   function publish() {
     if (unpublished === 0) return;
     unpublished = 0;
+    unpublishedBytes = 0;
     Atomics.store(state, W, w);
     if (Atomics.compareExchange(state, NOTIFIED, 0, 1) === 0) parentPort.postMessage(job);
   }
@@ -142,6 +151,26 @@ function run(parentPort, workerData, state, koffi) {
     const free = Math.min(readAhead - used, size - used - 8);
     return Math.max(0, Math.floor(free / need) - 2);
   }
+  /** Direct reads: how many slots lie between w and the end of the free space, without a wrap (at least 1 after room()). */
+  function contiguous() {
+    const r = Atomics.load(state, R);
+    const used = w >= r ? w - r : size - r + w;
+    const free = Math.min(readAhead - used, w >= r ? size - w - (r === 0 ? 4 : 0) : r - w - 4);
+    return Math.max(1, Math.floor(free / need));
+  }
+  /** Direct reads: points the next recvmmsg's k buffers at k consecutive slots from w. */
+  function aim(k) {
+    for (let i = 0; i < k; i++) {
+      const a = base + w + i * need + 8;
+      mm.iov.writeUInt32LE(a % 4294967296, i * 16);
+      mm.iov.writeUInt32LE(Math.floor(a / 4294967296), i * 16 + 4);
+    }
+  }
+  /** Counts a datagram now in the ring, and publishes every 64 of them or PUBLISH_BYTES. */
+  function added(len) {
+    unpublishedBytes += len;
+    if (++unpublished >= 64 || unpublishedBytes >= PUBLISH_BYTES) publish();
+  }
   /** A read that failed: nothing queued (EAGAIN) or interrupted is no news; anything else is reported. */
   function readFailed() {
     const e = koffi.errno();
@@ -152,26 +181,53 @@ function run(parentPort, workerData, state, koffi) {
   /** Copies datagram i of the last recvmmsg into the ring (room is known: slots()), or reports it truncated. */
   function take(i) {
     const len = mm.hdrs.readUInt32LE(i * 64 + 56);
-    // sockaddr_nl: family, pad, nl_pid (the sender's port: 0 for the kernel), nl_groups. The sender first: an
-    // oversized datagram of another process's is dropped as foreign, never reported as a truncated one of ours.
-    const sender = mm.names.readUInt32LE(i * 12 + 4);
-    if (sender !== 0) {
-      foreign++;
-      foreignPort = sender;
-      return;
-    }
-    if (len > maxDatagram) {
-      publish();
-      parentPort.postMessage({ job, truncated: len });
-      return;
-    }
+    if (!ours(i, len)) return;
     room();
     buf.writeUInt32LE(len, w);
     buf.writeUInt32LE(mm.names.readUInt32LE(i * 12 + 8), w + 4);
     mm.data.copy(buf, w + 8, i * maxDatagram, i * maxDatagram + len);
     w += 8 + ((len + 3) & ~3);
     if (w === size) w = 0;
-    if (++unpublished >= 64) publish();
+    added(len);
+  }
+  /**
+   * Whether datagram i of the last recvmmsg (len bytes) is the kernel's and whole. sockaddr_nl: family, pad,
+   * nl_pid (the sender's port: 0 for the kernel), nl_groups. The sender first: an oversized datagram of
+   * another process's is dropped as foreign, never reported as a truncated one of ours.
+   */
+  function ours(i, len) {
+    const sender = mm.names.readUInt32LE(i * 12 + 4);
+    if (sender !== 0) {
+      foreign++;
+      foreignPort = sender;
+      return false;
+    }
+    if (len > maxDatagram) {
+      publish();
+      parentPort.postMessage({ job, truncated: len });
+      return false;
+    }
+    return true;
+  }
+  /**
+   * Direct reads: datagram i of the last recvmmsg, read in place into the slot at w. Its header goes in
+   * front; when another slot follows (more), a skip record covers the rest of this one (all of it for a
+   * datagram not kept). The last one's slot ends where it does.
+   */
+  function place(i, more) {
+    const len = mm.hdrs.readUInt32LE(i * 64 + 56);
+    const slotEnd = w + need;
+    if (ours(i, len)) {
+      buf.writeUInt32LE(len, w);
+      buf.writeUInt32LE(mm.names.readUInt32LE(i * 12 + 8), w + 4);
+      w += 8 + ((len + 3) & ~3);
+      added(len);
+    } else if (!more) return;
+    if (more) {
+      buf.writeUInt32LE(SKIP + (slotEnd - w - 8), w);
+      w = slotEnd;
+    }
+    if (w === size) w = 0;
   }
   let idle = true;
   while (Atomics.load(state, STOP) === 0) {
@@ -190,15 +246,18 @@ function run(parentPort, workerData, state, koffi) {
     if (mm) {
       // Many datagrams per syscall: the ring is known to hold k of the largest before reading them.
       for (let n = 0; n < 1024 && Atomics.load(state, STOP) === 0; ) {
-        const k = Math.min(BATCH, slots());
+        if (direct && !room()) break;
+        const k = Math.min(BATCH, direct ? contiguous() : slots());
         if (k === 0) break;
+        if (direct) aim(k);
         const got = Number(recvmmsg(fd, mm.address, k, MSG_DONTWAIT | MSG_TRUNC, null));
         if (got < 0) {
           readFailed();
           idle = true;
           break;
         }
-        for (let i = 0; i < got; i++) take(i);
+        if (direct) for (let i = 0; i < got; i++) place(i, i < got - 1);
+        else for (let i = 0; i < got; i++) take(i);
         n += got;
         // Fewer than asked: the queue is empty.
         if (got < k) {
@@ -233,7 +292,7 @@ function run(parentPort, workerData, state, koffi) {
       buf.writeUInt32LE(addr.readUInt32LE(8), w + 4);
       w += 8 + ((got + 3) & ~3);
       if (w === size) w = 0;
-      if (++unpublished >= 64) publish();
+      added(got);
     }
     publish();
   }
@@ -253,20 +312,21 @@ function libc(koffi) {
 }
 /**
  * The buffers of one recvmmsg(2) of up to count datagrams of size bytes: data, iovecs, sockaddr_nl names,
- * headers. The last one is kept: the next job of the same sizes (one job runs at a time) takes it again.
+ * headers. The last one is kept: the next job of the same kind (one job runs at a time) takes it again.
+ * A direct area has no data of its own: its iovecs are pointed into the ring before each read (aim()).
  */
 let area;
-function mmsgArea(koffi, count, size) {
-  if (area && area.count === count && area.size === size) return area;
-  area = newArea(koffi, count, size);
+function mmsgArea(koffi, count, size, direct) {
+  if (area && area.count === count && area.size === size && area.direct === direct) return area;
+  area = newArea(koffi, count, size, direct);
   return area;
 }
-function newArea(koffi, count, size) {
-  const data = Buffer.alloc(count * size);
+function newArea(koffi, count, size, direct) {
+  const data = Buffer.alloc(direct ? 0 : count * size);
   const iov = Buffer.alloc(count * 16);
   const names = Buffer.alloc(count * 12);
   const hdrs = Buffer.alloc(count * 64);
-  const d = Number(koffi.address(data)), v = Number(koffi.address(iov)), n = Number(koffi.address(names));
+  const d = direct ? 0 : Number(koffi.address(data)), v = Number(koffi.address(iov)), n = Number(koffi.address(names));
   for (let i = 0; i < count; i++) {
     iov.writeBigUInt64LE(BigInt(d + i * size), i * 16);
     iov.writeBigUInt64LE(BigInt(size), i * 16 + 8);
@@ -276,6 +336,6 @@ function newArea(koffi, count, size) {
     hdrs.writeBigUInt64LE(1n, i * 64 + 24);
   }
   // iov and names are referenced from hdrs by address only: kept here so they live as long as hdrs.
-  return { count, size, data, iov, names, hdrs, address: Number(koffi.address(hdrs)) };
+  return { count, size, direct, data, iov, names, hdrs, address: Number(koffi.address(hdrs)) };
 }
 `;

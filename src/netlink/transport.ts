@@ -54,6 +54,12 @@ export interface TransportOptions {
    * beyond it, as with a reader on the main thread.
    */
   readAheadBytes?: number;
+  /**
+   * Batched only: the datagrams nearly fill readBufferBytes (dump parts), so
+   * the worker reads them straight into its ring, a slot each, instead of
+   * into a scratch area from which it packs them (which small ones need).
+   */
+  fullDatagrams?: boolean;
 }
 
 export interface TransportHandlers {

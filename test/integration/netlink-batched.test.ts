@@ -111,6 +111,36 @@ describe('batched netlink receive', () => {
     }
   });
 
+  it('reads a dump’s full datagrams straight into ring slots, around the ring more than once: each entry once', async () => {
+    const n = 60_000; // some 18 MiB of dump parts: the 8 MiB ring wraps twice
+    floodUdpSync(ns.name, { count: n, base: 64 });
+    const sock = NetlinkSocket.open(
+      {
+        protocol: NETLINK_NETFILTER,
+        netns: ns.name,
+        batched: true,
+        fullDatagrams: true,
+        lingerMs: 0,
+        readAheadBytes: 1 << 20, // the worker waits for the main thread every 30 slots or so
+      },
+      openNativeTransport,
+    );
+    const errors: Error[] = [];
+    sock.onError((e) => errors.push(e));
+    try {
+      const req = ctDumpRequest({ family: 2 });
+      const replies = await sock.request(req.type, NLM_F_DUMP, req.payload, { op: 'dump' });
+      const dsts = replies.map((m) => decodeCtMessage(m).entry.orig?.dst ?? '?');
+      const ours = dsts.filter((d) => d.startsWith('127.64.'));
+      expect(ours.length).toBe(n);
+      expect(new Set(ours).size).toBe(n); // one flow per destination: each entry once
+      expect(dsts.length).toBeGreaterThanOrEqual(n + FLOWS);
+      expect(errors).toEqual([]);
+    } finally {
+      sock.close();
+    }
+  });
+
   it('reports each datagram longer than the read buffer as truncated, and goes on reading', async () => {
     const sock = NetlinkSocket.open(
       { protocol: NETLINK_NETFILTER, netns: ns.name, batched: true, readBufferBytes: 64 },

@@ -205,7 +205,7 @@ export class ConntrackFeed {
         protocol: NETLINK_NETFILTER,
         netns: this.cfg.netns,
         recvBufferBytes: 1 << 20,
-        ...(onWorker ? { batched: true, lingerMs: 0 } : { pulled: true }),
+        ...(onWorker ? { batched: true, lingerMs: 0, fullDatagrams: true } : { pulled: true }),
       },
       this.transport,
     );
