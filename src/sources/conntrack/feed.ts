@@ -25,6 +25,14 @@ import { EndedEntries, entryKey } from './ended.js';
 import type { ConntrackConfig } from './options.js';
 import type { ConntrackRecord, Counters } from './record.js';
 
+/**
+ * Dump sockets read on a worker at once in the process (ConntrackFeed.onDumpSocket); dumps that start while
+ * this many are open read on libuv's pool. Each holds a thread and an 8 MiB ring: a flowgrabd user with 64
+ * flows in as many namespaces must not make it start 64 threads.
+ */
+export const DUMP_WORKERS = 2;
+let dumpWorkers = 0;
+
 const GROUPS = { new: NFNLGRP_CONNTRACK_NEW, update: NFNLGRP_CONNTRACK_UPDATE, destroy: NFNLGRP_CONNTRACK_DESTROY };
 
 interface Tracked {
@@ -71,6 +79,8 @@ export class ConntrackFeed {
   private dumper?: NetlinkSocket;
   /** Dumps running on `dumper` (the first dump, resyncs, polls, a subscriber's own dump). */
   private dumping = 0;
+  /** `dumper` is read on a worker (and counts in dumpWorkers). */
+  private dumperOnWorker = false;
   /** Resyncs run one at a time; events arriving meanwhile wait in it. */
   private readonly follower = new Follower<ConntrackRecord>({
     source: 'conntrack',
@@ -196,29 +206,41 @@ export class ConntrackFeed {
    * while the main thread decodes, however the scheduler places the two: read on libuv's pool, whose
    * threads take turns, a dump took 112-159 ms or more depending on which CPU the reading thread woke up
    * on. When the last dump on it ends, that socket closes: its worker then waits idle for the next dump
-   * (batched.ts) instead of holding a ring for the feed's life. A socket read on the pool stays open.
+   * (batched.ts) instead of holding a ring for the feed's life. Past DUMP_WORKERS such sockets in the
+   * process, or when told so, the socket is read on the pool, and stays open.
    */
   private async onDumpSocket<T>(dump: (sock: NetlinkSocket) => Promise<T>): Promise<T> {
-    const onWorker = receiveWorkers.dumps;
-    this.dumper ??= NetlinkSocket.open(
-      {
-        protocol: NETLINK_NETFILTER,
-        netns: this.cfg.netns,
-        recvBufferBytes: 1 << 20,
-        ...(onWorker ? { batched: true, lingerMs: 0, fullDatagrams: true } : { pulled: true }),
-      },
-      this.transport,
-    );
+    if (!this.dumper) {
+      const onWorker = receiveWorkers.dumps && dumpWorkers < DUMP_WORKERS;
+      this.dumper = NetlinkSocket.open(
+        {
+          protocol: NETLINK_NETFILTER,
+          netns: this.cfg.netns,
+          recvBufferBytes: 1 << 20,
+          ...(onWorker ? { batched: true, lingerMs: 0, fullDatagrams: true } : { pulled: true }),
+        },
+        this.transport,
+      );
+      this.dumperOnWorker = onWorker;
+      if (onWorker) dumpWorkers++;
+    }
     const sock = this.dumper;
     this.dumping++;
     try {
       return await dump(sock);
     } finally {
-      if (--this.dumping === 0 && onWorker && this.dumper === sock) {
-        this.dumper = undefined;
-        sock.close();
-      }
+      if (--this.dumping === 0 && this.dumperOnWorker && this.dumper === sock) this.closeDumper();
     }
+  }
+
+  /** Closes the dump socket; one read on a worker gives its place back. */
+  private closeDumper(): void {
+    const sock = this.dumper;
+    if (!sock) return;
+    this.dumper = undefined;
+    if (this.dumperOnWorker) dumpWorkers--;
+    this.dumperOnWorker = false;
+    sock.close();
   }
 
   close(): void {
@@ -227,7 +249,7 @@ export class ConntrackFeed {
     for (const t of this.timers) clearInterval(t);
     this.follower.close();
     this.events?.close();
-    this.dumper?.close();
+    this.closeDumper();
     this.live.clear();
     this.ended.clear();
     this.announced.clear();

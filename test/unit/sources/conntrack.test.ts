@@ -3,13 +3,14 @@ import { describe, expect, it } from 'vitest';
 import type { CtEntry } from '../../../src/netlink/conntrack/entry.js';
 import { encodeCtMessage } from '../../../src/netlink/conntrack/messages.js';
 import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.js';
+import { DUMP_WORKERS } from '../../../src/sources/conntrack/feed.js';
 import { conntrackToJson } from '../../../src/sources/conntrack/json.js';
 import { ConntrackJsonWriter } from '../../../src/sources/conntrack/json-writer.js';
 import { plainConntrackConfig } from '../../../src/sources/conntrack/plain-config.js';
 import { conntrack, conntrackFeedRefs } from '../../../src/sources/conntrack/source.js';
 import { conntrackDumpPayloads } from '../../../src/sources/conntrack/stream.js';
 import type { SourceNotice } from '../../../src/sources/notice.js';
-import { dumpReply, FakeKernel } from '../../../src/testing/fake-netlink.js';
+import { dumpReply, FakeKernel, type FakeSocket } from '../../../src/testing/fake-netlink.js';
 import { briefCt, collect } from '../../helpers/collect.js';
 
 const entry = (id: number, packets = 1, dport = 80): CtEntry => ({
@@ -49,6 +50,46 @@ describe('conntrack source (fake kernel)', () => {
       ['dump', 1, 80, 'ESTABLISHED'],
       ['dump', 2, 80, 'ESTABLISHED'],
     ]);
+    expect(k.openSockets).toHaveLength(0);
+  });
+
+  it('reads at most DUMP_WORKERS dumps on a worker at once (more on the pool), and closes a worker’s socket after its dump', async () => {
+    // Dump requests wait here until the test answers them.
+    const held: { req: NetlinkMessage; sock: FakeSocket }[] = [];
+    const k = new FakeKernel();
+    k.handler = (req, sock) => {
+      held.push({ req, sock });
+      return [];
+    };
+    const answer = () => {
+      for (const { req, sock } of held.splice(0))
+        sock.deliver(dumpReply(req, 0x100, [encodeCtMessage('dump', entry(1)).payload]), 0);
+    };
+    const n = DUMP_WORKERS + 2;
+    // Different marks (the kernel filters: the fake does not): a feed each, all dumping at once.
+    const dumps = Array.from({ length: n }, (_, mark) =>
+      lastValueFrom(conntrack({ dump: true, mark, transport: k.transport }).pipe(toArray())),
+    );
+    await k.until(() => held.length === n, { what: `${n} dump requests` });
+    const kinds = held.map(({ sock }) => (sock.options.batched ? 'worker' : sock.options.pulled ? 'pool' : '?'));
+    expect(kinds).toEqual([...Array(DUMP_WORKERS).fill('worker'), 'pool', 'pool']);
+    expect(held.every(({ sock }) => !sock.options.batched || sock.options.fullDatagrams)).toBe(true);
+    answer();
+    for (const recs of await Promise.all(dumps)) expect(recs.map((r) => r.id)).toEqual([1]);
+    expect(k.openSockets).toHaveLength(0);
+    // The places were given back: a live feed's dumps read on a worker again, each on a socket closed after it.
+    const sub = conntrack({ dump: true, pollIntervalMs: 50, mark: 9, transport: k.transport }).subscribe();
+    try {
+      for (let i = 0; i < 3; i++) {
+        await k.until(() => held.length === 1, { what: `dump ${i + 1} of the polling feed` });
+        const { sock } = held[0];
+        expect(sock.options.batched).toBe(true);
+        answer();
+        await k.until(() => sock.closed, { what: 'its socket closed after the dump' });
+      }
+    } finally {
+      sub.unsubscribe();
+    }
     expect(k.openSockets).toHaveLength(0);
   });
 
