@@ -210,6 +210,8 @@ export class ConntrackFeed {
    * process, or when told so, the socket is read on the pool, and stays open.
    */
   private async onDumpSocket<T>(dump: (sock: NetlinkSocket) => Promise<T>): Promise<T> {
+    // A closed feed opens nothing: a socket opened now would outlive it.
+    if (this.closed) throw new FlowgrabError('FG_ERR_CLOSED', 'conntrack feed closed', { op: 'dump' });
     if (!this.dumper) {
       const onWorker = receiveWorkers.dumps && dumpWorkers < DUMP_WORKERS;
       this.dumper = NetlinkSocket.open(

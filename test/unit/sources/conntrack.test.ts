@@ -3,9 +3,10 @@ import { describe, expect, it } from 'vitest';
 import type { CtEntry } from '../../../src/netlink/conntrack/entry.js';
 import { encodeCtMessage } from '../../../src/netlink/conntrack/messages.js';
 import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.js';
-import { DUMP_WORKERS } from '../../../src/sources/conntrack/feed.js';
+import { ConntrackFeed, DUMP_WORKERS } from '../../../src/sources/conntrack/feed.js';
 import { conntrackToJson } from '../../../src/sources/conntrack/json.js';
 import { ConntrackJsonWriter } from '../../../src/sources/conntrack/json-writer.js';
+import { parseConntrackOptions } from '../../../src/sources/conntrack/options.js';
 import { plainConntrackConfig } from '../../../src/sources/conntrack/plain-config.js';
 import { conntrack, conntrackFeedRefs } from '../../../src/sources/conntrack/source.js';
 import { conntrackDumpPayloads } from '../../../src/sources/conntrack/stream.js';
@@ -91,6 +92,12 @@ describe('conntrack source (fake kernel)', () => {
       sub.unsubscribe();
     }
     expect(k.openSockets).toHaveLength(0);
+    // A feed closed meanwhile opens no socket for a dump asked of it afterwards.
+    const feed = new ConntrackFeed(parseConntrackOptions({ dump: true }), k.transport);
+    feed.close();
+    const before = k.sockets.length;
+    await expect(feed.dump(() => {})).rejects.toMatchObject({ code: 'FG_ERR_CLOSED' });
+    expect(k.sockets.length).toBe(before);
   });
 
   it('rejects bad options with a clear error', () => {
