@@ -65,8 +65,9 @@ export class EndedEntries {
     return this.keys.has(key);
   }
 
-  add(key: number): void {
-    this.keys.add(key);
+  /** False when `key` was there already. */
+  add(key: number): boolean {
+    return this.keys.add(key);
   }
 
   /** The entry is alive again (the kernel gives a new entry with the same tuple at the same address the same id). */

@@ -294,17 +294,15 @@ export class ConntrackFeed {
   private emit(rec: ConntrackRecord): void {
     const key = entryKey(rec);
     if (!this.keepsTable) {
-      if (rec.type === 'new') {
-        if (this.announced.has(key)) {
-          this.repeatsDropped++;
-          return;
-        }
-        this.announced.add(key);
+      if (rec.type === 'new' && !this.announced.add(key)) {
+        this.repeatsDropped++;
+        return;
       }
       this.records.next(rec);
       return;
     }
-    if (rec.type === 'destroy' ? this.ended.has(key) : rec.type === 'new' && this.live.get(key)?.announced) {
+    // A DESTROY joins the ended entries here (one probe of the set says whether it had already).
+    if (rec.type === 'destroy' ? !this.ended.add(key) : rec.type === 'new' && this.live.get(key)?.announced) {
       this.repeatsDropped++;
       return;
     }
@@ -327,8 +325,8 @@ export class ConntrackFeed {
     const o = counters(rec.orig);
     const r = counters(rec.reply);
     if (rec.type === 'destroy') {
+      // emit() has added it to the ended entries.
       this.live.delete(key);
-      this.ended.add(key);
       if (o) rec.delta = { orig: growth(o, prev?.orig), reply: growth(r, prev?.reply) };
       return;
     }

@@ -2,7 +2,7 @@
  * A bounded set of entry keys (`entryKey`: integers in [0, 2^53)) that
  * forgets the oldest first, with no allocation per operation: the keys sit
  * in a ring of typed memory in insertion order, found through an
- * open-addressing table of ring positions. The per-event bookkeeping of a
+ * open-addressing table of ring positions and hashes. The per-event bookkeeping of a
  * busy feed (every NEW and DESTROY) made a `Set` of boxed numbers one of its
  * larger costs; this grows in steps up to its bound and then stays put.
  */
@@ -13,7 +13,11 @@ const FIRST_CAPACITY = 1024;
 export class KeySet {
   /** Keys in insertion order from `tail` on, circularly; EMPTY where deleted or never used. */
   private ring = new Float64Array(0);
-  /** Ring position + 1 of each key, by its hash (linear probing; 0 = free). */
+  /**
+   * Open addressing (linear probing), two words a slot: the key's ring position + 1 (0 = free) and its
+   * 32-bit hash. A probe compares hashes in the slot's own cache line and reads the ring only when they
+   * match, and moving a slot needs no key: its home is in its hash.
+   */
   private table = new Int32Array(0);
   private mask = 0;
   /** Where the next key goes; the oldest key is there too once the ring is full. */
@@ -32,28 +36,45 @@ export class KeySet {
   }
 
   has(key: number): boolean {
-    return this.live > 0 && this.find(key) >= 0;
+    return this.live > 0 && this.find(key, hashOf(key)) >= 0;
   }
 
-  add(key: number): void {
-    if (this.has(key)) return;
-    if (this.used === this.ring.length) this.makeRoom();
+  /** Adds `key`; false (and nothing changes) when it is already there. One probe when the ring has room. */
+  add(key: number): boolean {
+    const h = hashOf(key);
+    let i = h & this.mask;
+    const t = this.table;
+    if (this.live > 0)
+      for (let v = t[2 * i]; v !== 0; v = t[2 * i]) {
+        if (t[2 * i + 1] === h && this.ring[v - 1] === key) return false;
+        i = (i + 1) & this.mask;
+      }
+    // Making room (a rebuild, or forgetting the oldest key) moves slots: probe for a free one again after.
+    let moved = false;
+    if (this.used === this.ring.length) {
+      this.makeRoom();
+      moved = true;
+    }
     const at = this.tail;
     const old = this.ring[at];
-    if (old !== EMPTY) this.remove(this.find(old));
+    if (old !== EMPTY) {
+      this.remove(this.find(old, hashOf(old)));
+      moved = true;
+    }
     this.ring[at] = key;
     this.tail = at + 1 === this.ring.length ? 0 : at + 1;
     if (this.used < this.ring.length) this.used++;
-    let i = this.home(key);
-    while (this.table[i] !== 0) i = (i + 1) & this.mask;
-    this.table[i] = at + 1;
+    if (moved) i = this.free(h);
+    this.table[2 * i] = at + 1;
+    this.table[2 * i + 1] = h;
     this.live++;
+    return true;
   }
 
   delete(key: number): void {
-    const i = this.live > 0 ? this.find(key) : -1;
+    const i = this.live > 0 ? this.find(key, hashOf(key)) : -1;
     if (i < 0) return;
-    this.ring[this.table[i] - 1] = EMPTY;
+    this.ring[this.table[2 * i] - 1] = EMPTY;
     this.remove(i);
   }
 
@@ -64,35 +85,38 @@ export class KeySet {
     this.tail = this.used = this.live = 0;
   }
 
-  private home(key: number): number {
-    const lo = key >>> 0;
-    const hi = (key / 4294967296) | 0;
-    return Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1) & this.mask;
+  /** The table slot holding `key` (whose hash is `h`), or -1. */
+  private find(key: number, h: number): number {
+    const t = this.table;
+    for (let i = h & this.mask; ; i = (i + 1) & this.mask) {
+      const v = t[2 * i];
+      if (v === 0) return -1;
+      if (t[2 * i + 1] === h && this.ring[v - 1] === key) return i;
+    }
   }
 
-  /** The table slot holding `key`, or -1. */
-  private find(key: number): number {
-    for (let i = this.home(key); ; i = (i + 1) & this.mask) {
-      const v = this.table[i];
-      if (v === 0) return -1;
-      if (this.ring[v - 1] === key) return i;
-    }
+  /** The first free slot from the home of hash `h` on. */
+  private free(h: number): number {
+    let i = h & this.mask;
+    while (this.table[2 * i] !== 0) i = (i + 1) & this.mask;
+    return i;
   }
 
   /** Frees table slot `hole` and shifts back the keys probed past it (no tombstones). */
   private remove(hole: number): void {
     const t = this.table;
     let i = hole;
-    for (let j = (i + 1) & this.mask; t[j] !== 0; j = (j + 1) & this.mask) {
-      const k = this.home(this.ring[t[j] - 1]);
+    for (let j = (i + 1) & this.mask; t[2 * j] !== 0; j = (j + 1) & this.mask) {
+      const k = t[2 * j + 1] & this.mask;
       // The key at j may move to i unless its home lies cyclically in (i, j].
       const stays = i <= j ? i < k && k <= j : i < k || k <= j;
       if (!stays) {
-        t[i] = t[j];
+        t[2 * i] = t[2 * j];
+        t[2 * i + 1] = t[2 * j + 1];
         i = j;
       }
     }
-    t[i] = 0;
+    t[2 * i] = 0;
     this.live--;
   }
 
@@ -119,16 +143,24 @@ export class KeySet {
     let size = 1;
     while (size < capacity * 2) size <<= 1;
     this.ring = ring;
-    this.table = new Int32Array(size);
+    this.table = new Int32Array(2 * size);
     this.mask = size - 1;
     this.tail = w === capacity ? 0 : w;
     this.used = w;
     this.live = 0;
     for (let p = 0; p < w; p++) {
-      let i = this.home(ring[p]);
-      while (this.table[i] !== 0) i = (i + 1) & this.mask;
-      this.table[i] = p + 1;
+      const h = hashOf(ring[p]);
+      const i = this.free(h);
+      this.table[2 * i] = p + 1;
+      this.table[2 * i + 1] = h;
       this.live++;
     }
   }
+}
+
+/** 32 bits of a key (an integer below 2^53) for the table: its home slot is the low bits. */
+function hashOf(key: number): number {
+  const lo = key >>> 0;
+  const hi = (key / 4294967296) | 0;
+  return Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1);
 }

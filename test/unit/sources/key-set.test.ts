@@ -15,7 +15,7 @@ describe('KeySet', () => {
         const s = new KeySet(cap);
         const model = new Set<number>();
         for (const k of keys) {
-          s.add(k);
+          expect(s.add(k)).toBe(!model.has(k));
           if (!model.has(k)) {
             model.add(k);
             if (model.size > cap) model.delete(model.values().next().value as number);
@@ -38,8 +38,9 @@ describe('KeySet', () => {
         const order: number[] = []; // live keys, oldest first, as the model keeps them
         for (const o of ops) {
           if ('add' in o) {
-            if (!order.includes(o.add)) order.push(o.add);
-            s.add(o.add);
+            const fresh = !order.includes(o.add);
+            if (fresh) order.push(o.add);
+            expect(s.add(o.add)).toBe(fresh);
           } else {
             const i = order.indexOf(o.del);
             if (i >= 0) order.splice(i, 1);
@@ -58,6 +59,25 @@ describe('KeySet', () => {
         }
       }),
     );
+  });
+
+  it('tells apart keys whose 32-bit hashes are equal (the ring decides), and keys sharing home slots', () => {
+    // hash(key) = imul(lo ^ imul(hi, 0x85ebca6b), 0x9e3779b1): with lo = L ^ imul(hi, 0x85ebca6b) every key
+    // below has the same hash, so every probe finds equal hashes and must compare the keys themselves.
+    const same = (hi: number, L: number) => hi * 4294967296 + ((L ^ Math.imul(hi, 0x85ebca6b)) >>> 0);
+    const keys = [
+      ...Array.from({ length: 200 }, (_, hi) => same(hi, 12345)),
+      ...Array.from({ length: 200 }, (_, hi) => same(hi + 1000, 777)),
+    ];
+    expect(new Set(keys).size).toBe(400);
+    const s = new KeySet(4096);
+    for (const k of keys) expect(s.add(k)).toBe(true);
+    for (const k of keys) expect(s.add(k)).toBe(false);
+    for (let i = 0; i < keys.length; i += 2) s.delete(keys[i]);
+    for (let i = 0; i < keys.length; i++) expect(s.has(keys[i])).toBe(i % 2 === 1);
+    expect(s.size).toBe(200);
+    for (let i = 0; i < keys.length; i += 2) expect(s.add(keys[i])).toBe(true);
+    expect(s.size).toBe(400);
   });
 
   it('keeps many keys exactly (growth and rehashing)', () => {
