@@ -185,7 +185,9 @@ function run(parentPort, workerData, state, koffi) {
     room();
     buf.writeUInt32LE(len, w);
     buf.writeUInt32LE(mm.names.readUInt32LE(i * 12 + 8), w + 4);
-    mm.data.copy(buf, w + 8, i * maxDatagram, i * maxDatagram + len);
+    // TypedArray#set of a view: Buffer#copy made a view too, after asking C++ for the source's ArrayBuffer.
+    const from = i * maxDatagram;
+    buf.set(mm.bytes.subarray(from, from + len), w + 8);
     w += 8 + ((len + 3) & ~3);
     if (w === size) w = 0;
     added(len);
@@ -336,6 +338,7 @@ function newArea(koffi, count, size, direct) {
     hdrs.writeBigUInt64LE(1n, i * 64 + 24);
   }
   // iov and names are referenced from hdrs by address only: kept here so they live as long as hdrs.
-  return { count, size, direct, data, iov, names, hdrs, address: Number(koffi.address(hdrs)) };
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
+  return { count, size, direct, data, bytes, iov, names, hdrs, address: Number(koffi.address(hdrs)) };
 }
 `;
