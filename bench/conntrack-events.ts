@@ -3,7 +3,7 @@
  *  - NEW events at fixed rates up to the generator's maximum: flowgrab (batched reader, the default) on
  *    a fresh subscription and warm (after an unmeasured flood, as a long-running follower), flowgrab with
  *    the main-thread reader, flowgrab reliable, `conntrack -E` with its default buffer and with 8 MiB;
- *    loss counted on every side, CPU per event from /proc; medians of the runs.
+ *    loss counted on every side, CPU per event from /proc (schedstat, ns); medians of the runs.
  *  - A burst of DESTROYs (`conntrack -D` of the whole table): loss and repeats, normal vs reliable.
  * Runs: `--runs N` or FG_BENCH_RUNS (default 5; 1 for a quick look). Runs against an older flowgrab
  * too: modes its options reject are skipped.
@@ -20,7 +20,7 @@ import { conntrack } from '../src/sources/conntrack/source.js';
 import type { SourceNotice } from '../src/sources/notice.js';
 import { processCpu, total } from './conntrack-proc.js';
 import type { BenchNetns } from './lib.js';
-import { fmt, median } from './lib.js';
+import { fmt, median, procCpuMs } from './lib.js';
 
 const EVENTS = Number(process.env.FG_BENCH_EVENTS ?? 20_000);
 const BURST = Number(process.env.FG_BENCH_BURST ?? 60_000);
@@ -79,12 +79,14 @@ async function followOurs(
     lost = 0;
   }
   // From the moment the generator is forked: forking this (large) process costs it CPU that is not flowgrab's.
-  let c0 = processCpu('self');
+  // Nanoseconds from schedstat (every thread here lives through the window): /proc/PID/stat's 10 ms ticks
+  // made 20 000 events' 40-60 ms of CPU read as 2.0 or 2.5 µs an event, nothing between.
+  let c0 = procCpuMs();
   const secs = await ns.generate(EVENTS, rate, base, () => {
-    c0 = processCpu('self');
+    c0 = procCpuMs();
   });
   await until(() => got + lost >= EVENTS, 3000);
-  const cpuMs = total(processCpu('self')) - total(c0);
+  const cpuMs = procCpuMs() - c0;
   sub.unsubscribe();
   return { got, lost: EVENTS - got, drops: lost, cpuMs, secs };
 }
@@ -103,7 +105,7 @@ async function followConntrackE(ns: BenchNetns, extra: string[], rate: number, b
   const exited = new Promise((r) => p.on('exit', r));
   await new Promise((r) => setTimeout(r, 300));
   const pid = p.pid ?? 0;
-  const c0 = processCpu(pid);
+  const c0 = procCpuMs(pid);
   const secs = await ns.generate(EVENTS, rate, base);
   // About 40 bytes a line: wait until the file stops growing (or holds them all).
   let size = -1;
@@ -117,7 +119,7 @@ async function followConntrackE(ns: BenchNetns, extra: string[], rate: number, b
     5000,
     300,
   );
-  const cpuMs = total(processCpu(pid)) - total(c0);
+  const cpuMs = procCpuMs(pid) - c0;
   const drops = kernelDrops(pid);
   p.kill('SIGINT');
   await exited;
