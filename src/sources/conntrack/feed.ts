@@ -173,7 +173,12 @@ export class ConntrackFeed {
         sock,
         this.cfg,
         (r) => {
-          if (this.keepsTable) this.track(r);
+          if (this.keepsTable) {
+            const key = entryKey(r);
+            // A dump holds live entries; one typed as a DELETE would end as an event's does (see emit()).
+            if (r.type === 'destroy') this.ended.add(key);
+            this.track(r, key);
+          }
           emit(r);
         },
         (err) => this.badEntry(err),
@@ -325,7 +330,7 @@ export class ConntrackFeed {
     const o = counters(rec.orig);
     const r = counters(rec.reply);
     if (rec.type === 'destroy') {
-      // emit() has added it to the ended entries.
+      // Its caller (emit(), dump()) has added it to the ended entries.
       this.live.delete(key);
       if (o) rec.delta = { orig: growth(o, prev?.orig), reply: growth(r, prev?.reply) };
       return;

@@ -211,6 +211,29 @@ describe('conntrack source (fake kernel)', () => {
     expect(destroy.delta).toEqual({ orig: { packets: 5, bytes: 500 }, reply: { packets: 5, bytes: 250 } });
   });
 
+  it('an entry a dump gives as a DELETE has ended: its DESTROY event after it is a repeat, not passed on', async () => {
+    const k = new FakeKernel();
+    // Entry 1 live, entry 7 as a DELETE message (not what kernels send in a dump, but the decoder types it so).
+    k.handler = (req: NetlinkMessage) => [
+      Buffer.concat([
+        dumpReply(req, 0x100, [encodeCtMessage('dump', entry(1)).payload]).subarray(0, -20),
+        dumpReply(req, 0x102, [encodeCtMessage('destroy', entry(7)).payload]),
+      ]),
+    ];
+    const { recs, unsubscribe } = collect(
+      (hooks) => conntrack({ dump: true, events: ['destroy'], transport: k.transport, ...hooks }),
+      briefCt,
+    );
+    await k.until(() => recs.length >= 2, { what: 'the dump' });
+    await k.settle();
+    k.multicast(3, event('destroy', entry(7)));
+    k.multicast(3, event('destroy', entry(1)));
+    await k.until(() => recs.length >= 3, { what: "entry 1's DESTROY" });
+    await k.settle();
+    expect(recs).toEqual(['dump:1', 'destroy:7', 'destroy:1']);
+    unsubscribe();
+  });
+
   it('counts an undecodable event as loss and keeps delivering', async () => {
     const k = kernelWith([]);
     const notices: SourceNotice[] = [];
