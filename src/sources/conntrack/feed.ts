@@ -21,9 +21,10 @@ import { publishNotice, type SourceNotice } from '../notice.js';
 import { readSysctl, writeSysctl } from '../sysctl.js';
 import { conntrackRecordAt } from './decode.js';
 import { requestDump, runDump } from './dump.js';
-import { EndedEntries, entryKey } from './ended.js';
+import { entryKey } from './ended.js';
+import { EntryTable } from './entries.js';
 import type { ConntrackConfig } from './options.js';
-import type { ConntrackRecord, Counters } from './record.js';
+import type { ConntrackRecord } from './record.js';
 
 /**
  * Dump sockets read on a worker at once in the process (ConntrackFeed.onDumpSocket); dumps that start while
@@ -35,45 +36,11 @@ let dumpWorkers = 0;
 
 const GROUPS = { new: NFNLGRP_CONNTRACK_NEW, update: NFNLGRP_CONNTRACK_UPDATE, destroy: NFNLGRP_CONNTRACK_DESTROY };
 
-interface Tracked {
-  rec: ConntrackRecord;
-  /** Last counters seen for the entry, for deltas. */
-  orig?: Counters;
-  reply?: Counters;
-  /** A NEW went out for this entry: another one is a repeat. */
-  announced?: boolean;
-}
-
-/** Live entries by `entryKey` (id and original tuple: ids alone collide). */
-type LiveTable = Map<number, Tracked>;
-
-const counters = (e: ConntrackRecord['orig']): Counters | undefined =>
-  e.packets === undefined ? undefined : { packets: e.packets, bytes: e.bytes ?? 0 };
-
-function growth(now: Counters | undefined, before: Counters | undefined): Counters {
-  if (!now) return { packets: 0, bytes: 0 };
-  // Counters that went backwards were zeroed by someone else: count from zero.
-  if (!before || now.packets < before.packets || now.bytes < before.bytes) return now;
-  return { packets: now.packets - before.packets, bytes: now.bytes - before.bytes };
-}
-
 export class ConntrackFeed {
   readonly records = new Fanout<ConntrackRecord>();
   readonly notices = new Subject<SourceNotice>();
-  private readonly live: LiveTable = new Map();
-  /**
-   * Whether the feed keeps `live`: only when it learns of every end (DESTROY
-   * events or polling). A feed that follows NEWs alone could never prune it
-   * (it grew with every flow ever seen), and keeping every record alive cost
-   * more than decoding it; it remembers the NEWs it passed on instead.
-   */
-  private readonly keepsTable: boolean;
-  /** Without a table: the entries whose NEW went out recently, so a kernel repeat is dropped (bounded, like `ended`). */
-  private readonly announced = new EndedEntries();
-  /** Entries reported destroyed (by the kernel or a resync): each is reported once. */
-  private readonly ended = new EndedEntries();
-  /** Repeated events (kernel redelivery) that were not passed on: for tests and stats. */
-  repeatsDropped = 0;
+  /** Live, ended and announced entries; a live table only when the feed learns of every end (entries.ts). */
+  private readonly table: EntryTable;
   private readonly timers: NodeJS.Timeout[] = [];
   private events?: NetlinkSocket;
   private dumper?: NetlinkSocket;
@@ -85,7 +52,8 @@ export class ConntrackFeed {
   private readonly follower = new Follower<ConntrackRecord>({
     source: 'conntrack',
     apply: (rec) => {
-      if (!this.closed) this.emit(rec);
+      // A repeat of an event already passed on (kernel redelivery) is dropped.
+      if (!this.closed && this.table.event(rec)) this.records.next(rec);
       return true;
     },
     resync: (held) => this.resyncDump(held),
@@ -100,7 +68,7 @@ export class ConntrackFeed {
     readonly cfg: ConntrackConfig,
     private readonly transport: TransportFactory,
   ) {
-    this.keepsTable = cfg.events.includes('destroy') || cfg.pollIntervalMs > 0;
+    this.table = new EntryTable(cfg.events.includes('destroy') || cfg.pollIntervalMs > 0);
     if (cfg.events.length > 0) {
       // One event per datagram, a few hundred bytes each: a small read buffer saves a 32 KiB allocation per event.
       const s = NetlinkSocket.open(
@@ -173,12 +141,7 @@ export class ConntrackFeed {
         sock,
         this.cfg,
         (r) => {
-          if (this.keepsTable) {
-            const key = entryKey(r);
-            // A dump holds live entries; one typed as a DELETE would end as an event's does (see emit()).
-            if (r.type === 'destroy') this.ended.add(key);
-            this.track(r, key);
-          }
+          if (this.table.keepsLive) this.table.track(r);
           emit(r);
         },
         (err) => this.badEntry(err),
@@ -192,7 +155,8 @@ export class ConntrackFeed {
    * the dump goes on. Only for a feed that keeps no table (dump() fills that).
    */
   dumpPayloads(onPayload: PayloadListener): Promise<void> {
-    if (this.keepsTable) return Promise.reject(new Error('dumpPayloads: this feed keeps a table, which dump() fills'));
+    if (this.table.keepsLive)
+      return Promise.reject(new Error('dumpPayloads: this feed keeps a table, which dump() fills'));
     return this.onDumpSocket((sock) =>
       requestDump(sock, this.cfg, (b, start, end, type, flags) => {
         try {
@@ -257,9 +221,7 @@ export class ConntrackFeed {
     this.follower.close();
     this.events?.close();
     this.closeDumper();
-    this.live.clear();
-    this.ended.clear();
-    this.announced.clear();
+    this.table.clear();
     this.records.complete();
     this.notices.complete();
   }
@@ -295,52 +257,6 @@ export class ConntrackFeed {
     this.follower.event(rec);
   }
 
-  /** Passes an event on unless it repeats one already passed on (same entry, same NEW or DESTROY). */
-  private emit(rec: ConntrackRecord): void {
-    const key = entryKey(rec);
-    if (!this.keepsTable) {
-      if (rec.type === 'new' && !this.announced.add(key)) {
-        this.repeatsDropped++;
-        return;
-      }
-      this.records.next(rec);
-      return;
-    }
-    // A DESTROY joins the ended entries here (one probe of the set says whether it had already).
-    if (rec.type === 'destroy' ? !this.ended.add(key) : rec.type === 'new' && this.live.get(key)?.announced) {
-      this.repeatsDropped++;
-      return;
-    }
-    this.track(rec, key);
-    this.records.next(rec);
-  }
-
-  /** An entry's end that no event reported (it vanished from a dump): said once, like a real DESTROY. */
-  private inferDestroy(key: number, t: Tracked, now: number, resync: boolean): void {
-    this.live.delete(key);
-    this.ended.add(key);
-    const rec: ConntrackRecord = { ...t.rec, type: 'destroy', ts: now };
-    if (resync) rec.resync = true;
-    this.records.next(rec);
-  }
-
-  /** Keeps the last record and counters of each live entry; sets `delta` on records with counters. */
-  private track(rec: ConntrackRecord, key = entryKey(rec)): void {
-    const prev = this.live.get(key);
-    const o = counters(rec.orig);
-    const r = counters(rec.reply);
-    if (rec.type === 'destroy') {
-      // Its caller (emit(), dump()) has added it to the ended entries.
-      this.live.delete(key);
-      if (o) rec.delta = { orig: growth(o, prev?.orig), reply: growth(r, prev?.reply) };
-      return;
-    }
-    // Alive again: the kernel gives a new entry with the same tuple at the same address the same id.
-    if (rec.type === 'new' || rec.type === 'dump') this.ended.revive(key);
-    const announced = rec.type === 'new' || (prev?.announced ?? false);
-    this.live.set(key, { rec, orig: o ?? prev?.orig, reply: r ?? prev?.reply, announced });
-  }
-
   /** What lost events mean: in reliable mode the kernel retries DESTROYs, so only a table view needs a resync. */
   private describeLoss(lost: number): { message: string; resync: boolean } {
     if (this.cfg.reliable) {
@@ -369,10 +285,7 @@ export class ConntrackFeed {
     // Entries born during the resync, or whose real DESTROY is waiting, need no inferred one. In
     // reliable mode the kernel retries every DESTROY until we read it: the real one, with counters, will come.
     const born = new Set(held.filter((r) => r.type === 'new' || r.type === 'destroy').map(entryKey));
-    const now = Date.now();
-    if (!this.cfg.reliable && this.keepsTable) {
-      for (const [key, t] of this.live) if (!seen.has(key) && !born.has(key)) this.inferDestroy(key, t, now, true);
-    }
+    if (!this.cfg.reliable && this.table.keepsLive) this.table.inferEnds(seen, born, true, (r) => this.records.next(r));
     return count;
   }
 
@@ -389,23 +302,15 @@ export class ConntrackFeed {
           (r) => {
             const key = entryKey(r);
             seen.add(key);
-            const prev = this.live.get(key);
-            const o = counters(r.orig);
-            const rp = counters(r.reply);
-            const delta = { orig: growth(o, prev?.orig), reply: growth(rp, prev?.reply) };
-            this.ended.revive(key);
-            this.live.set(key, { rec: { ...r, type: 'update' }, orig: o, reply: rp, announced: prev?.announced });
-            if (prev && delta.orig.packets === 0 && delta.reply.packets === 0) return;
-            this.records.next({ ...r, type: 'update', delta });
+            const update = this.table.polled(r, key);
+            if (update) this.records.next(update);
           },
           (err) => this.badEntry(err),
         ),
       );
       // Without destroy events nobody else says an entry is gone.
-      if (!this.cfg.events.includes('destroy')) {
-        const now = Date.now();
-        for (const [key, t] of this.live) if (!seen.has(key)) this.inferDestroy(key, t, now, false);
-      }
+      if (!this.cfg.events.includes('destroy'))
+        this.table.inferEnds(seen, new Set(), false, (r) => this.records.next(r));
     } catch (err) {
       this.notice({ kind: 'warning', message: `counter poll failed: ${(err as Error).message}` });
     } finally {
