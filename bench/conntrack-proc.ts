@@ -36,11 +36,11 @@ function childrenCpu(): Cpu {
 export const total = (c: Cpu) => c.user + c.sys;
 export const minus = (a: Cpu, b: Cpu): Cpu => ({ user: a.user - b.user, sys: a.sys - b.sys });
 
-/** Runs a command to completion (output to /dev/null): wall ms and its CPU from /proc. */
-export function runMeasured(argv: string[]): { ms: number; cpu: Cpu } {
+/** Runs a command to completion (output to /dev/null), in `env`: wall ms and its CPU from /proc. */
+export function runMeasured(argv: string[], env: NodeJS.ProcessEnv = process.env): { ms: number; cpu: Cpu } {
   const c0 = childrenCpu();
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 24 });
+  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 24, env });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
   return { ms, cpu: minus(childrenCpu(), c0) };

@@ -24,14 +24,21 @@ const COMMANDS: [name: string, load: () => Promise<Command>][] = [
   ['lab', async () => (await import('./lab.js')).labCommand()],
 ];
 
-/** The first word after the global options, when it names a subcommand. */
-function named(argv: readonly string[]): string | undefined {
+/**
+ * The subcommands to load: the one the first word after the global options names, none when the version is
+ * asked for before any word, every one otherwise (help, a typo, no subcommand).
+ */
+function wanted(argv: readonly string[]): typeof COMMANDS {
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--daemon') i++;
-    else if (!a.startsWith('-')) return COMMANDS.some(([n]) => n === a) ? a : undefined;
+    else if (a === '-V' || a === '--version') return [];
+    else if (!a.startsWith('-')) {
+      const one = COMMANDS.filter(([n]) => n === a);
+      return one.length > 0 ? one : COMMANDS;
+    }
   }
-  return undefined;
+  return COMMANDS;
 }
 
 const program = new Command('flowgrab')
@@ -41,8 +48,7 @@ const program = new Command('flowgrab')
   .showHelpAfterError('(run with --help for usage)');
 
 try {
-  const only = named(process.argv);
-  const subs = await Promise.all(COMMANDS.filter(([n]) => !only || n === only).map(([, load]) => load()));
+  const subs = await Promise.all(wanted(process.argv).map(([, load]) => load()));
   for (const c of subs) program.addCommand(c);
   errorStyle(program, 'flowgrab');
   await program.parseAsync(process.argv);
