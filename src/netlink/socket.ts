@@ -92,6 +92,10 @@ export class NetlinkSocket {
   private readonly payloadListeners = new Set<EventPayloadListener>();
   private readonly errorListeners = new Set<ErrorListener>();
   private closed = false;
+  /** Datagrams that arrived so far (whatever they held). */
+  private arrived = 0;
+  /** Runs once, when the next datagram arrives (onNextDatagram). */
+  private nextDatagram?: () => void;
 
   constructor(private readonly transport: RawTransport) {
     transport.setHandlers({
@@ -190,6 +194,19 @@ export class NetlinkSocket {
     return this.transport.drops();
   }
 
+  /** Datagrams that arrived so far, whatever they held: a loss check knows from it whether the socket was quiet. */
+  get datagrams(): number {
+    return this.arrived;
+  }
+
+  /**
+   * Runs `fn` once, when the next datagram arrives (before what it holds is handled); replaces an earlier `fn`
+   * not yet run. A loss check sleeps on it while the socket is quiet (follow.ts).
+   */
+  onNextDatagram(fn: () => void): void {
+    this.nextDatagram = fn;
+  }
+
   recvBufferSize(): number {
     return this.transport.recvBufferSize();
   }
@@ -260,6 +277,12 @@ export class NetlinkSocket {
 
   /** The datagram `buf[start, end)`. */
   private onDatagram(buf: Buffer, groups: number, transient = false, start = 0, end = buf.length): void {
+    this.arrived++;
+    if (this.nextDatagram !== undefined) {
+      const fn = this.nextDatagram;
+      this.nextDatagram = undefined;
+      fn();
+    }
     // The valid messages are delivered even when garbage follows them (as libmnl does); the garbage is reported.
     let valid = start;
     let problem: string | undefined;

@@ -59,18 +59,34 @@ export class Follower<E> {
 
   constructor(private readonly host: FollowHost<E>) {}
 
-  /** Watches `socket` for loss: its drop counter every `policy.lossCheckMs`, and unreadable datagrams. */
+  /**
+   * Watches `socket` for loss: unreadable datagrams, and its drop counter every `policy.lossCheckMs` while
+   * datagrams arrive. A quiet socket is not looked at (no timer wakes the process) until its next datagram: the
+   * kernel drops only when the socket's queue is full, and what the queue holds arrives next.
+   */
   watch(socket: NetlinkSocket, policy: LossPolicy): void {
     const drops = new DropCounter(socket);
-    this.lossTimer = setInterval(() => {
+    let seen = socket.datagrams;
+    const arm = () => {
+      if (this.closed || this.lossTimer) return;
+      this.lossTimer = setTimeout(check, policy.lossCheckMs);
+      this.lossTimer.unref();
+    };
+    const check = () => {
+      this.lossTimer = undefined;
       if (this.closed) return;
       const lost = drops.take();
-      if (lost === 0) return;
-      const { message, resync } = policy.describe(lost);
-      this.host.notice({ kind: 'loss', where: 'kernel', count: lost, message });
-      if (resync) this.resync();
-    }, policy.lossCheckMs);
-    this.lossTimer.unref();
+      if (lost > 0) {
+        const { message, resync } = policy.describe(lost);
+        this.host.notice({ kind: 'loss', where: 'kernel', count: lost, message });
+        if (resync) this.resync();
+      }
+      if (socket.datagrams !== seen) {
+        seen = socket.datagrams;
+        arm();
+      } else socket.onNextDatagram(arm);
+    };
+    arm();
     socket.onError((err) => {
       if (readerGone(err)) this.host.fail(err);
       else if ((err as { op?: string }).op === 'recvmsg') {
@@ -153,7 +169,7 @@ export class Follower<E> {
 
   close(): void {
     this.closed = true;
-    if (this.lossTimer) clearInterval(this.lossTimer);
+    if (this.lossTimer) clearTimeout(this.lossTimer);
     if (this.retry) clearTimeout(this.retry);
     this.held = [];
   }

@@ -5,7 +5,7 @@
  * multicast events, drop counts.
  */
 import { FlowgrabError } from '../errors.js';
-import { NLM_F_MULTI, NLMSG_DONE } from '../netlink/enums.js';
+import { NLM_F_MULTI, NLMSG_DONE, NLMSG_NOOP } from '../netlink/enums.js';
 import { encodeError, encodeMessage, type NetlinkMessage, splitMessages } from '../netlink/nlmsg.js';
 import type { RawTransport, TransportFactory, TransportHandlers, TransportOptions } from '../netlink/transport.js';
 
@@ -17,8 +17,10 @@ export class FakeSocket implements RawTransport {
   readonly port = nextPort++;
   readonly groups = new Set<number>();
   readonly sent: NetlinkMessage[] = [];
-  /** Set by the test: what `drops()` reports. */
+  /** What `drops()` reports (overflow() adds to it and delivers, as the kernel would). */
   dropCount = 0;
+  /** How often `drops()` was read (a loss check's work). */
+  dropReads = 0;
   closed = false;
   private handlers: TransportHandlers = { datagram: () => {}, error: () => {} };
 
@@ -45,6 +47,15 @@ export class FakeSocket implements RawTransport {
   /** Delivers a datagram on a later tick, as the kernel would. */
   deliver(buf: Buffer, groups: number): void {
     this.later(() => this.handlers.datagram(buf, groups));
+  }
+
+  /**
+   * The socket's queue overflowed: `n` more messages dropped (what `drops()` reports). As from the kernel, where
+   * a drop needs a full queue, what the queue held arrives next: a NOOP datagram stands for it here.
+   */
+  overflow(n: number): void {
+    this.dropCount += n;
+    this.deliver(encodeMessage({ type: NLMSG_NOOP, flags: 0, seq: 0, pid: 0 }, Buffer.alloc(0)), 0);
   }
 
   /** Reports a receive error (e.g. ENOBUFS) to the socket's owner. */
@@ -78,6 +89,7 @@ export class FakeSocket implements RawTransport {
     this.groups.delete(group);
   }
   drops(): number {
+    this.dropReads++;
     return this.dropCount;
   }
   recvBufferSize(): number {

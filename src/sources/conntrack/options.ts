@@ -29,7 +29,7 @@ export const ConntrackOptions = z.strictObject({
   pollIntervalMs: int(0).default(D.pollIntervalMs),
   /** Receive buffer of the event socket; larger buffers ride out longer stalls. */
   recvBufferBytes: int(4096).default(D.recvBufferBytes),
-  /** How often the kernel's drop counter is read; loss triggers a resync dump. */
+  /** How often the kernel's drop counter is read while events arrive (a quiet socket wakes nothing); loss triggers a resync dump. */
   lossCheckMs: int(10).default(D.lossCheckMs),
   /** Set nf_conntrack_events=1 so flows created while nobody listened still report DESTROY. */
   setEventsSysctl: bool().default(D.setEventsSysctl),

@@ -292,7 +292,7 @@ describe('arp source (fake kernel)', () => {
     t.neigh.splice(0, 2, neigh('fd77::12', MAC2, R.NUD_REACHABLE, { flags: R.NTF_ROUTER }));
     t.neigh.push(neigh('192.168.77.13', '02:00:00:00:77:13'));
     const eventSocket = k.openSockets.find((s) => s.groups.has(R.RTNLGRP_NEIGH))!;
-    eventSocket.dropCount = 3;
+    eventSocket.overflow(3);
     await k.until(() => recs.length >= 3 && notices.some((n) => n.kind === 'resync'), { what: 'the resync' });
     await k.settle();
     expect(notices.filter((n) => n.kind === 'loss')).toEqual([

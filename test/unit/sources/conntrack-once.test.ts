@@ -68,11 +68,11 @@ describe('conntrack feed: every event at most once', () => {
     await waitFor(() => recs.length === 4, { timeoutMs: 2_000, what: 'four NEW events' });
 
     // Overrun 1: entries 2 and 3 end; the kernel drops 2's DESTROY.
-    events.dropCount = 2;
+    events.overflow(2);
     await waitFor(() => dumps.length === 1, { timeoutMs: 2_000, what: 'the first resync dump' });
     k.multicast(DESTROY, event('destroy', 3)); // arrives during the dump: held
     // Overrun 2, while the first resync still waits for its dump.
-    events.dropCount = 5;
+    events.overflow(3);
     await waitFor(() => notices.filter((n) => n.kind === 'loss').length === 2, {
       timeoutMs: 2_000,
       what: 'the second loss',
@@ -209,7 +209,7 @@ describe('conntrack feed: every event at most once', () => {
     k.multicast(NEW, event('new', 9, 2000));
     await waitFor(() => recs.length === 2, { timeoutMs: 2_000, what: 'two NEW events' });
     // Overrun: entry (9, 1000) ended and its DESTROY was lost; (9, 2000) lives on.
-    k.openSockets[0].dropCount = 1;
+    k.openSockets[0].overflow(1);
     await waitFor(() => dumps.length === 1, { timeoutMs: 2_000, what: 'the resync dump' });
     answer(0, [[9, 2000]]);
     await waitFor(() => notices.some((n) => n.kind === 'resync'), { timeoutMs: 2_000, what: 'the resync' });
@@ -246,7 +246,7 @@ describe('conntrack feed: every event at most once', () => {
     k.multicast(NEW, event('new', 2)); // a redelivery: dropped
     k.multicast(NEW, event('new', 2, 1234)); // another entry with the same id: passed on
     await waitFor(() => recs.length === 4, { timeoutMs: 2_000, what: 'four NEW events' });
-    events.dropCount = 3;
+    events.overflow(3);
     await waitFor(() => dumps.length === 1, { timeoutMs: 2_000, what: 'the resync dump' });
     answer(0, [1]); // 2 and 3 ended meanwhile: nobody asked for ends, so none is inferred
     await waitFor(() => notices.some((n) => n.kind === 'resync'), { timeoutMs: 2_000, what: 'the resync' });

@@ -1,5 +1,5 @@
 import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { CtEntry } from '../../../src/netlink/conntrack/entry.js';
 import { encodeCtMessage } from '../../../src/netlink/conntrack/messages.js';
 import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.js';
@@ -175,7 +175,7 @@ describe('conntrack source (fake kernel)', () => {
     await k.settle();
     // Entry 2 dies and 3 is born while the socket overflows: the kernel drops 2 messages.
     table.splice(1, 1, entry(3));
-    k.openSockets[0].dropCount = 2;
+    k.openSockets[0].overflow(2);
     await k.until(() => recs.length >= 5 && notices.some((n) => n.kind === 'resync'), { what: 'the resync' });
     await k.settle();
     expect(notices.filter((n) => n.kind === 'loss')).toEqual([
@@ -184,6 +184,49 @@ describe('conntrack source (fake kernel)', () => {
     expect(notices.some((n) => n.kind === 'resync' && n.count === 2)).toBe(true);
     expect(recs).toEqual(['new:1', 'new:2', 'dump:1:resync', 'dump:3:resync', 'destroy:2:resync']);
     unsubscribe();
+  });
+
+  it('reads the drop counter only while datagrams arrive: a quiet socket wakes no timer until its next datagram', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    try {
+      const k = kernelWith([]);
+      const { recs, notices, unsubscribe } = collect(
+        (hooks) => conntrack({ events: ['new'], lossCheckMs: 10, transport: k.transport, ...hooks }),
+        briefCt,
+      );
+      // Turns of the event loop (the fake kernel delivers on setImmediate, which stays real), bounded.
+      const turns = async (fact: () => boolean, what: string) => {
+        for (let i = 0; !fact(); i++) {
+          if (i > 10_000) throw new Error(`not seen: ${what}`);
+          await new Promise<void>((r) => setImmediate(r));
+        }
+      };
+      await turns(() => k.openSockets.some((s) => s.groups.size > 0), 'the event socket listening');
+      const sock = k.openSockets.find((s) => s.groups.size > 0)!;
+      await vi.advanceTimersByTimeAsync(10);
+      expect(sock.dropReads).toBe(1);
+      // Nothing arrived: no further reads, however long the socket stays quiet.
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(sock.dropReads).toBe(1);
+      // A datagram wakes the check: it reads while datagrams came since its last look, then sleeps again.
+      k.multicast(1, event('new', entry(1)));
+      await turns(() => recs.length === 1, 'the NEW event');
+      await vi.advanceTimersByTimeAsync(10);
+      expect(sock.dropReads).toBe(2);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(sock.dropReads).toBe(3);
+      // An overflow of a quiet socket: what its queue held arrives, and the loss is read and said.
+      sock.overflow(4);
+      await turns(() => k.pending === 0, 'the overflow delivered');
+      await vi.advanceTimersByTimeAsync(10);
+      expect(sock.dropReads).toBe(4);
+      expect(notices.filter((n) => n.kind === 'loss')).toEqual([
+        expect.objectContaining({ count: 4, where: 'kernel' }),
+      ]);
+      unsubscribe();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('emits counter deltas from periodic dumps without zeroing anything', async () => {

@@ -78,7 +78,7 @@ describe('resync after loss is retried until it succeeds', () => {
     // Entry 2 ends while the socket overflows; the first resync dump is refused.
     table.splice(1, 1);
     failNext = true;
-    k.openSockets[0].dropCount = 1;
+    k.openSockets[0].overflow(1);
     await waitFor(() => notices.some((n) => n.kind === 'resync'), { timeoutMs: 5_000, what: 'a resync' });
     unsubscribe();
     expect(dumps).toBe(2);
@@ -115,7 +115,7 @@ describe('resync after loss is retried until it succeeds', () => {
     await waitFor(() => neighDumps === 1, { timeoutMs: 5_000, what: 'the priming dump' });
     const events = k.openSockets.find((s) => s.groups.has(R.RTNLGRP_NEIGH));
     if (!events) throw new Error('no event socket');
-    events.dropCount = 2;
+    events.overflow(2);
     await waitFor(() => notices.some((n) => n.kind === 'resync'), { timeoutMs: 5_000, what: 'a resync' });
     unsubscribe();
     expect([linkDumps, neighDumps]).toEqual([3, 2]);
