@@ -240,8 +240,9 @@ function run(parentPort, workerData, state, koffi) {
       continue;
     }
     if (idle) {
-      // No timeout while nothing waits to be said (close() wakes us through the eventfd): an idle socket costs no wake-ups.
-      if (poll(pfd, 2, foreign > 0 ? 1000 : -1) <= 0 || Atomics.load(state, STOP) !== 0) continue;
+      // A timeout, though close() wakes us through the eventfd: process.exit() terminates workers without closing
+      // them, and waits for this thread, which a poll(2) without one would hold for ever.
+      if (poll(pfd, 2, 1000) <= 0 || Atomics.load(state, STOP) !== 0) continue;
       // Something arrived on an empty queue: let more join it before draining (see the file comment).
       if (lingerMs > 0) Atomics.wait(state, LINGER, 0, lingerMs);
       idle = false;

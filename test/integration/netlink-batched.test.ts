@@ -217,6 +217,36 @@ describe('batched netlink receive', () => {
     }
   });
 
+  it('process.exit() with a socket still reading on its worker ends the process', async () => {
+    // exit() terminates workers without closing their sockets, and waits for their threads: one blocked in
+    // poll(2) for good would hold the process for ever.
+    const socket = join(DIST, 'src/netlink/socket.js');
+    const native = join(DIST, 'src/netlink/native.js');
+    const script = `
+      const { readdirSync, readFileSync } = await import('node:fs');
+      const { NetlinkSocket } = await import(${JSON.stringify(socket)});
+      const { openNativeTransport } = await import(${JSON.stringify(native)});
+      NetlinkSocket.open({ protocol: 12, batched: true }, openNativeTransport);
+      const inPoll = () => readdirSync('/proc/self/task').some((t) =>
+        /^(poll_schedule_timeout|do_sys_poll)/.test(readFileSync('/proc/self/task/' + t + '/wchan', 'utf8')));
+      for (let i = 0; i < 1000 && !inPoll(); i++) await new Promise((r) => setTimeout(r, 10));
+      console.log(inPoll() ? 'in poll' : 'never in poll');
+      process.exit(0);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    try {
+      await waitFor(() => child.exitCode !== null, { timeoutMs: 20_000, what: 'the child to exit' });
+      expect(out).toBe('in poll\n');
+      expect(child.exitCode).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('an idle worker keeps no process alive', async () => {
     const socket = join(DIST, 'src/netlink/socket.js');
     const native = join(DIST, 'src/netlink/native.js');
