@@ -55,6 +55,7 @@ export class Follower<E> {
   private failures = 0;
   private retry?: NodeJS.Timeout;
   private lossTimer?: NodeJS.Timeout;
+  private watched = false;
   private closed = false;
 
   constructor(private readonly host: FollowHost<E>) {}
@@ -62,9 +63,12 @@ export class Follower<E> {
   /**
    * Watches `socket` for loss: unreadable datagrams, and its drop counter every `policy.lossCheckMs` while
    * datagrams arrive. A quiet socket is not looked at (no timer wakes the process) until its next datagram: the
-   * kernel drops only when the socket's queue is full, and what the queue holds arrives next.
+   * kernel drops only when the socket's queue is full, and what the queue holds arrives next. One socket per
+   * follower (its check is the follower's one timer).
    */
   watch(socket: NetlinkSocket, policy: LossPolicy): void {
+    if (this.watched) throw new Error(`${this.host.source}: a follower watches one socket`);
+    this.watched = true;
     const drops = new DropCounter(socket);
     let seen = socket.datagrams;
     const arm = () => {
