@@ -70,10 +70,11 @@ export function conntrackCommand(): Command {
       const count: number = o.count ?? Number.POSITIVE_INFINITY;
       let printed = 0;
       process.exitCode = await runWriting(
-        (end) =>
+        (end, wrote) =>
           conntrackDumpPayloads(cfg, options, (b, start, stop, type, flags) => {
             if (printed >= count) return;
             printed += writer.message(b, start, stop, type, flags, Date.now(), cfg.netns, cfg.zone);
+            wrote();
             if (printed >= count) end();
           }),
         writer,

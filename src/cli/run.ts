@@ -82,7 +82,7 @@ export function runStream<T>(
   };
   const count = opts.count ?? Number.POSITIVE_INFINITY;
   return runWriting(
-    (end) => {
+    (end, wrote) => {
       let printed = 0;
       let sub: { unsubscribe(): void } | undefined;
       const done = new Promise<void>((resolve, reject) => {
@@ -91,6 +91,7 @@ export function runStream<T>(
             // One kernel datagram can hold many records: stop writing at the count, not a tick later.
             if (printed >= count) return;
             out.record(r);
+            wrote();
             if (++printed >= count) end();
           },
           error: reject,
@@ -110,28 +111,40 @@ export interface Writing {
   stop(): void;
 }
 
+/** How long written output may wait in `out` for more before it goes out. */
+const FLUSH_MS = 200;
+
 /**
  * Runs a command's work until it ends, `start`'s `end` is called (e.g. at --count), `durationS` has passed,
  * SIGINT/SIGTERM arrives or the reader of stdout goes away; then stops the work (its teardown runs) and
- * flushes `out`. An error the work ends with is reported. Resolves to the exit code.
+ * flushes `out`. An error the work ends with is reported. Resolves to the exit code. The work calls `wrote`
+ * after writing to `out`: what it wrote goes out within FLUSH_MS (a full buffer at once); no timer runs while
+ * nothing is written, so a quiet stream wakes nothing.
  */
 export function runWriting(
-  start: (end: () => void) => Writing,
+  start: (end: () => void, wrote: () => void) => Writing,
   out: { flush(): void },
   durationS?: number,
 ): Promise<number> {
   return new Promise((resolve) => {
     let done = false;
     let timer: NodeJS.Timeout | undefined;
-    const flusher = setInterval(() => out.flush(), 200);
-    flusher.unref();
+    let flusher: NodeJS.Timeout | undefined;
+    const wrote = () => {
+      if (flusher !== undefined || done) return;
+      flusher = setTimeout(() => {
+        flusher = undefined;
+        out.flush();
+      }, FLUSH_MS);
+      flusher.unref();
+    };
     let work: Writing | undefined;
     let unwatch = () => {};
     const finish = (code: number) => {
       if (done) return;
       done = true;
       if (timer) clearTimeout(timer);
-      clearInterval(flusher);
+      clearTimeout(flusher);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       unwatch();
@@ -144,7 +157,7 @@ export function runWriting(
     process.on('SIGTERM', onSignal);
     unwatch = watchStdout(finish);
     if (durationS !== undefined) timer = setTimeout(() => finish(0), durationS * 1000);
-    work = start(() => queueMicrotask(() => finish(0)));
+    work = start(() => queueMicrotask(() => finish(0)), wrote);
     work.done.then(
       () => finish(0),
       (err) => {

@@ -46,7 +46,11 @@ export class NfqueueFeed implements VerdictTarget {
   private readonly outbox: VerdictOutbox;
   private readonly book = new VerdictBook();
   private readonly names?: IfNames;
-  private readonly timer: NodeJS.Timeout;
+  /** The next tick (tick()), when one is due. */
+  private timer?: NodeJS.Timeout;
+  private readonly tickMs: number;
+  /** The socket's datagram count at the last tick. */
+  private seen = 0;
   private readonly where: string;
   private rules?: IptablesQueueRules;
   private closing?: Promise<void>;
@@ -95,9 +99,8 @@ export class NfqueueFeed implements VerdictTarget {
       this.raw.port,
     );
     if (cfg.interfaceNames) this.names = new IfNames(cfg.netns);
-    const tick = Math.max(10, Math.min(250, cfg.verdictTimeoutMs >> 2));
-    this.timer = setInterval(() => this.tick(), tick);
-    this.timer.unref();
+    this.tickMs = Math.max(10, Math.min(250, cfg.verdictTimeoutMs >> 2));
+    this.armTick();
     this.ready = this.setup(after);
     this.ready.catch(() => {}); // surfaced to subscribers by source.ts
   }
@@ -169,7 +172,8 @@ export class NfqueueFeed implements VerdictTarget {
   }
 
   private async shutdown(): Promise<void> {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
+    this.timer = undefined;
     this.packets.complete();
     this.decidePending('closing');
     await this.ready.catch(() => {});
@@ -282,7 +286,30 @@ export class NfqueueFeed implements VerdictTarget {
     }
   }
 
+  /** Schedules the next tick, unless one is due or the feed is closing. */
+  private readonly armTick = (): void => {
+    if (this.timer || this.closing) return;
+    this.timer = setTimeout(() => this.tick(), this.tickMs);
+    this.timer.unref();
+  };
+
+  /**
+   * Verdict timeouts and loss, every tickMs while packets wait for verdicts or datagrams arrive. A quiet queue
+   * with nothing pending sleeps until its next datagram (no timer wakes the process): the kernel drops only
+   * when the queue is full (its packets wait for us) or the socket is (its datagrams come next).
+   */
   private tick(): void {
+    this.timer = undefined;
+    if (this.closing) return;
+    this.work();
+    const arrived = this.sock.datagrams;
+    if (this.book.pending.size > 0 || arrived !== this.seen) {
+      this.seen = arrived;
+      this.armTick();
+    } else this.sock.onNextDatagram(this.armTick);
+  }
+
+  private work(): void {
     const cutoff = Date.now() - this.cfg.verdictTimeoutMs;
     const upTo = this.book.expiredUpTo(cutoff);
     if (upTo !== undefined) {

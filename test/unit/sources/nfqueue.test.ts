@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { NLM_F_ACK } from '../../../src/netlink/enums.js';
 import {
   decodeNfqConfig,
@@ -275,6 +275,44 @@ describe('nfqueue source (fake kernel)', () => {
       message: expect.stringMatching(/NFQUEUE queue 9 is already bound by another reader in this network namespace/),
     });
     await q.close();
+  });
+
+  it('ticks while packets wait for verdicts or datagrams arrive; a quiet queue with none waiting wakes no timer', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    try {
+      // Event-loop turns (the fake kernel delivers on setImmediate, which stays real) with fake time moving on.
+      const turns = async (fact: () => boolean, what: string) => {
+        for (let i = 0; !fact(); i++) {
+          if (i > 10_000) throw new Error(`not seen: ${what}`);
+          await new Promise<void>((r) => setImmediate(r));
+          await vi.advanceTimersByTimeAsync(1);
+        }
+      };
+      const k = queueKernel();
+      let q: Awaited<ReturnType<typeof open>> | undefined;
+      void open(k, { failOpen: true }).then((x) => {
+        q = x;
+      });
+      await turns(() => q !== undefined, 'the queue bound');
+      const { sock, got, errors } = q!;
+      // Ticks every 250 ms: the first sees the binding's replies, the second nothing new, and it sleeps.
+      await vi.advanceTimersByTimeAsync(500);
+      expect(sock.dropReads).toBe(2);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(sock.dropReads).toBe(2);
+      // A packet wakes it; it ticks while the packet waits for its verdict …
+      sock.deliver(pkt(1), 0);
+      await turns(() => got.length === 1, 'packet 1');
+      await vi.advanceTimersByTimeAsync(500);
+      expect(sock.dropReads).toBe(4);
+      // … and once the packet has one and nothing else came, sleeps again.
+      got[0].verdict('accept');
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(sock.dropReads).toBe(5);
+      expect(errors).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('counts id gaps and socket drops as loss once, never failing the stream', async () => {
