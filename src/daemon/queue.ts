@@ -104,8 +104,6 @@ export class QueueMux {
       error: (err) => this.log('error', 'nfqueue failed', { queue: this.cfg.queue, error: (err as Error).message }),
     });
     await source.ready();
-    this.sweep = setInterval(() => this.expire(Date.now()), Math.max(10, Math.min(100, this.timeoutMs / 4)));
-    this.sweep.unref();
     this.log('info', 'nfqueue bound', { queue: this.cfg.queue, netns: this.cfg.netns, default: this.defaultVerdict });
   }
 
@@ -288,7 +286,8 @@ export class QueueMux {
   }
 
   async close(): Promise<void> {
-    if (this.sweep) clearInterval(this.sweep);
+    clearTimeout(this.sweep);
+    this.sweep = undefined;
     for (const r of [...this.regs.values()]) this.unregister(r.client, r.id, 'daemon stopping');
     // The last subscriber leaving decides what is still queued, removes the rules and unbinds.
     this.sub?.unsubscribe();
@@ -314,6 +313,7 @@ export class QueueMux {
     }
     reg.pending.set(p.packetId, Date.now() + reg.timeoutMs);
     this.owner.set(p.packetId, reg);
+    this.armSweep();
     reg.batch.push(redactPacket(packetFrame(p), reg.redact));
     if (reg.batch.length >= 64) this.flushBatch(reg);
     else if (!this.flushScheduled) {
@@ -353,6 +353,21 @@ export class QueueMux {
       count: batch.length,
       message: `${batch.length} packets got the default verdict (${this.defaultVerdict}): you were not reading`,
     });
+  }
+
+  /**
+   * Expires verdicts every few ms (a quarter of the timeout, 10-100 ms) while packets wait for clients' verdicts;
+   * with none waiting, no timer runs.
+   */
+  private armSweep(): void {
+    if (this.sweep || !this.source) return;
+    const every = Math.max(10, Math.min(100, this.timeoutMs / 4));
+    this.sweep = setTimeout(() => {
+      this.sweep = undefined;
+      this.expire(Date.now());
+      for (const r of this.regs.values()) if (r.pending.size > 0) return this.armSweep();
+    }, every);
+    this.sweep.unref();
   }
 
   private expire(now: number): void {
