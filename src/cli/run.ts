@@ -118,8 +118,9 @@ const FLUSH_MS = 200;
  * Runs a command's work until it ends, `start`'s `end` is called (e.g. at --count), `durationS` has passed,
  * SIGINT/SIGTERM arrives or the reader of stdout goes away; then stops the work (its teardown runs) and
  * flushes `out`. An error the work ends with is reported. Resolves to the exit code. The work calls `wrote`
- * after writing to `out`: what it wrote goes out within FLUSH_MS (a full buffer at once); no timer runs while
- * nothing is written, so a quiet stream wakes nothing.
+ * after writing to `out`: what it wrote goes out within FLUSH_MS (a full buffer at once). The flushing interval
+ * runs while writes come and stops after one without any, so a quiet stream wakes nothing; a busy one's hot
+ * loop only counts (arming a timer there, on a path its compiled code had not seen, cost a deoptimization).
  */
 export function runWriting(
   start: (end: () => void, wrote: () => void) => Writing,
@@ -130,12 +131,21 @@ export function runWriting(
     let done = false;
     let timer: NodeJS.Timeout | undefined;
     let flusher: NodeJS.Timeout | undefined;
-    const wrote = () => {
-      if (flusher !== undefined || done) return;
-      flusher = setTimeout(() => {
+    let writes = 0;
+    let flushed = 0;
+    const tick = () => {
+      if (writes === flushed) {
+        clearInterval(flusher);
         flusher = undefined;
-        out.flush();
-      }, FLUSH_MS);
+        return;
+      }
+      flushed = writes;
+      out.flush();
+    };
+    const wrote = () => {
+      writes++;
+      if (flusher !== undefined || done) return;
+      flusher = setInterval(tick, FLUSH_MS);
       flusher.unref();
     };
     let work: Writing | undefined;
@@ -144,7 +154,7 @@ export function runWriting(
       if (done) return;
       done = true;
       if (timer) clearTimeout(timer);
-      clearTimeout(flusher);
+      clearInterval(flusher);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       unwatch();
