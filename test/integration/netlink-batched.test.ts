@@ -220,54 +220,49 @@ describe('batched netlink receive', () => {
   it('process.exit() with a socket still reading on its worker ends the process', async () => {
     // exit() terminates workers without closing their sockets, and waits for their threads: one blocked in
     // poll(2) for good would hold the process for ever.
-    const socket = join(DIST, 'src/netlink/socket.js');
-    const native = join(DIST, 'src/netlink/native.js');
-    const script = `
+    const child = await runChild(
+      `
       const { readdirSync, readFileSync } = await import('node:fs');
-      const { NetlinkSocket } = await import(${JSON.stringify(socket)});
-      const { openNativeTransport } = await import(${JSON.stringify(native)});
       NetlinkSocket.open({ protocol: 12, batched: true }, openNativeTransport);
       const inPoll = () => readdirSync('/proc/self/task').some((t) =>
         /^(poll_schedule_timeout|do_sys_poll)/.test(readFileSync('/proc/self/task/' + t + '/wchan', 'utf8')));
       for (let i = 0; i < 1000 && !inPoll(); i++) await new Promise((r) => setTimeout(r, 10));
       console.log(inPoll() ? 'in poll' : 'never in poll');
       process.exit(0);
-    `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    try {
-      await waitFor(() => child.exitCode !== null, { timeoutMs: 20_000, what: 'the child to exit' });
-      expect(out).toBe('in poll\n');
-      expect(child.exitCode).toBe(0);
-    } finally {
-      child.kill('SIGKILL');
-    }
+    `,
+      20_000,
+    );
+    expect(child).toEqual({ code: 0, out: 'in poll\n' });
   });
 
   it('an idle worker keeps no process alive', async () => {
-    const socket = join(DIST, 'src/netlink/socket.js');
-    const native = join(DIST, 'src/netlink/native.js');
-    const script = `
-      const { NetlinkSocket } = await import(${JSON.stringify(socket)});
-      const { openNativeTransport } = await import(${JSON.stringify(native)});
-      NetlinkSocket.open({ protocol: 12, batched: true }, openNativeTransport).close();
-      console.log('closed');
-    `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    try {
-      // Idle workers end after 30 s: a process that waited for that would miss this bound.
-      await waitFor(() => child.exitCode !== null, { timeoutMs: 15_000, what: 'the child to exit' });
-      expect(child.exitCode).toBe(0);
-      expect(out).toBe('closed\n');
-    } finally {
-      child.kill('SIGKILL');
-    }
+    // Idle workers end after 30 s: a process that waited for that would miss this bound.
+    const child = await runChild(
+      `NetlinkSocket.open({ protocol: 12, batched: true }, openNativeTransport).close(); console.log('closed');`,
+      15_000,
+    );
+    expect(child).toEqual({ code: 0, out: 'closed\n' });
   });
 });
+
+/** Runs `body` in a node process of its own, with NetlinkSocket and openNativeTransport imported; its exit code and output. */
+async function runChild(body: string, timeoutMs: number): Promise<{ code: number | null; out: string }> {
+  const socket = join(DIST, 'src/netlink/socket.js');
+  const native = join(DIST, 'src/netlink/native.js');
+  const script = `
+    const { NetlinkSocket } = await import(${JSON.stringify(socket)});
+    const { openNativeTransport } = await import(${JSON.stringify(native)});
+    ${body}
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  try {
+    await waitFor(() => child.exitCode !== null, { timeoutMs, what: 'the child to exit' });
+    return { code: child.exitCode, out };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
