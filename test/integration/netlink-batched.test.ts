@@ -226,11 +226,19 @@ describe('batched netlink receive', () => {
       NetlinkSocket.open({ protocol: 12, batched: true }, openNativeTransport);
       const inPoll = () => readdirSync('/proc/self/task').some((t) =>
         /^(poll_schedule_timeout|do_sys_poll)/.test(readFileSync('/proc/self/task/' + t + '/wchan', 'utf8')));
-      for (let i = 0; i < 1000 && !inPoll(); i++) await new Promise((r) => setTimeout(r, 10));
-      console.log(inPoll() ? 'in poll' : 'never in poll');
+      // Until the worker is seen in poll, bounded: past the deadline the child says so and fails.
+      const deadline = Date.now() + 15000;
+      while (!inPoll()) {
+        if (Date.now() > deadline) {
+          console.log('never in poll');
+          process.exit(2);
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+      console.log('in poll');
       process.exit(0);
     `,
-      20_000,
+      30_000,
     );
     expect(child).toEqual({ code: 0, out: 'in poll\n' });
   });
