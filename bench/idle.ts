@@ -7,28 +7,11 @@
  * over its threads from /proc/PID/task/TID/schedstat.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { BenchNetns, fmt } from './lib.js';
+import { BenchNetns, fmt, procSched } from './lib.js';
 
 const cli = new URL('../bin/flowgrab.js', import.meta.url).pathname;
 const SETTLE_MS = Number(process.env.FG_BENCH_IDLE_SETTLE_MS ?? 15_000);
 const WINDOW_MS = Number(process.env.FG_BENCH_IDLE_WINDOW_MS ?? 10_000);
-
-/** CPU ms and times scheduled of a process so far, all its live threads. */
-function sched(pid: number): { ms: number; runs: number } {
-  let ms = 0;
-  let runs = 0;
-  for (const t of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const [ns, , n] = readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ').map(Number);
-      ms += ns / 1e6;
-      runs += n;
-    } catch {
-      // a thread that ended meanwhile
-    }
-  }
-  return { ms, runs };
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -63,9 +46,9 @@ export async function benchIdle(): Promise<void> {
     await sleep(SETTLE_MS);
     for (const { label, p } of procs)
       if (p.exitCode !== null || p.pid === undefined) throw new Error(`${label} exited at start (${p.exitCode})`);
-    const before = procs.map(({ p }) => sched(p.pid as number));
+    const before = procs.map(({ p }) => procSched(p.pid as number));
     await sleep(WINDOW_MS);
-    const after = procs.map(({ p }) => sched(p.pid as number));
+    const after = procs.map(({ p }) => procSched(p.pid as number));
     console.log(
       `idle: CPU of each process (all threads, schedstat) over ${WINDOW_MS / 1000} s of a quiet namespace, after ${SETTLE_MS / 1000} s to settle`,
     );

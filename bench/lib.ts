@@ -81,16 +81,24 @@ export const fmt = (x: number, d = 1) => x.toFixed(d);
  * (nanoseconds; /proc/PID/stat counts in 10 ms ticks, too coarse for a short run). `pid` defaults to this process.
  */
 export function procCpuMs(pid: number | 'self' = 'self'): number {
+  return procSched(pid).ms;
+}
+
+/** procCpuMs and how many times the process's live threads were scheduled so far (schedstat's third field). */
+export function procSched(pid: number | 'self' = 'self'): { ms: number; runs: number } {
   let ns = 0;
+  let runs = 0;
   const dir = `/proc/${pid}/task`;
   for (const tid of readdirSync(dir)) {
     try {
-      ns += Number(readFileSync(`${dir}/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      const f = readFileSync(`${dir}/${tid}/schedstat`, 'utf8').split(' ');
+      ns += Number(f[0]);
+      runs += Number(f[2]);
     } catch {
       // the thread ended meanwhile
     }
   }
-  return ns / 1e6;
+  return { ms: ns / 1e6, runs };
 }
 
 /**

@@ -94,8 +94,10 @@ export class NetlinkSocket {
   private closed = false;
   /** Datagrams that arrived so far (whatever they held). */
   private arrived = 0;
-  /** Runs once, when the next datagram arrives (onNextDatagram). */
+  /** Runs once, when the next datagram arrives (a sleeping whileActive timer's wake-up). */
   private nextDatagram?: () => void;
+  /** whileActive was called (one per socket: its wake-up is the socket's one nextDatagram). */
+  private ticking = false;
 
   constructor(private readonly transport: RawTransport) {
     transport.setHandlers({
@@ -194,17 +196,38 @@ export class NetlinkSocket {
     return this.transport.drops();
   }
 
-  /** Datagrams that arrived so far, whatever they held: a loss check knows from it whether the socket was quiet. */
-  get datagrams(): number {
-    return this.arrived;
-  }
-
   /**
-   * Runs `fn` once, when the next datagram arrives (before what it holds is handled); replaces an earlier `fn`
-   * not yet run. A loss check sleeps on it while the socket is quiet (follow.ts).
+   * Runs `work` every `everyMs` while datagrams arrive or `busy()` holds, and arms no timer otherwise: after a
+   * run that saw neither since the last, the next datagram (before what it holds is handled) wakes it. So a
+   * quiet socket wakes nothing, yet loss is never missed: the kernel drops only when the socket's queue is
+   * full, and what the queue holds arrives next. One such timer per socket. Returns its stop.
    */
-  onNextDatagram(fn: () => void): void {
-    this.nextDatagram = fn;
+  whileActive(everyMs: number, work: () => void, busy: () => boolean = () => false): () => void {
+    if (this.ticking) throw new Error('NetlinkSocket.whileActive: one per socket');
+    this.ticking = true;
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    let seen = this.arrived;
+    const arm = () => {
+      if (stopped || timer) return;
+      timer = setTimeout(run, everyMs);
+      timer.unref();
+    };
+    const run = () => {
+      timer = undefined;
+      if (stopped) return;
+      work();
+      if (this.arrived !== seen || busy()) {
+        seen = this.arrived;
+        arm();
+      } else this.nextDatagram = arm;
+    };
+    arm();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+      timer = undefined;
+    };
   }
 
   recvBufferSize(): number {

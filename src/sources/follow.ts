@@ -54,43 +54,28 @@ export class Follower<E> {
   private resyncQueued = false;
   private failures = 0;
   private retry?: NodeJS.Timeout;
-  private lossTimer?: NodeJS.Timeout;
-  private watched = false;
+  /** Stops the loss check (set by watch()). */
+  private stopLossCheck?: () => void;
   private closed = false;
 
   constructor(private readonly host: FollowHost<E>) {}
 
   /**
    * Watches `socket` for loss: unreadable datagrams, and its drop counter every `policy.lossCheckMs` while
-   * datagrams arrive. A quiet socket is not looked at (no timer wakes the process) until its next datagram: the
-   * kernel drops only when the socket's queue is full, and what the queue holds arrives next. One socket per
-   * follower (its check is the follower's one timer).
+   * datagrams arrive; a quiet socket wakes nothing until its next datagram (NetlinkSocket.whileActive). One
+   * socket per follower.
    */
   watch(socket: NetlinkSocket, policy: LossPolicy): void {
-    if (this.watched) throw new Error(`${this.host.source}: a follower watches one socket`);
-    this.watched = true;
+    if (this.stopLossCheck) throw new Error(`${this.host.source}: a follower watches one socket`);
     const drops = new DropCounter(socket);
-    let seen = socket.datagrams;
-    const arm = () => {
-      if (this.closed || this.lossTimer) return;
-      this.lossTimer = setTimeout(check, policy.lossCheckMs);
-      this.lossTimer.unref();
-    };
-    const check = () => {
-      this.lossTimer = undefined;
+    this.stopLossCheck = socket.whileActive(policy.lossCheckMs, () => {
       if (this.closed) return;
       const lost = drops.take();
-      if (lost > 0) {
-        const { message, resync } = policy.describe(lost);
-        this.host.notice({ kind: 'loss', where: 'kernel', count: lost, message });
-        if (resync) this.resync();
-      }
-      if (socket.datagrams !== seen) {
-        seen = socket.datagrams;
-        arm();
-      } else socket.onNextDatagram(arm);
-    };
-    arm();
+      if (lost === 0) return;
+      const { message, resync } = policy.describe(lost);
+      this.host.notice({ kind: 'loss', where: 'kernel', count: lost, message });
+      if (resync) this.resync();
+    });
     socket.onError((err) => {
       if (readerGone(err)) this.host.fail(err);
       else if ((err as { op?: string }).op === 'recvmsg') {
@@ -173,7 +158,7 @@ export class Follower<E> {
 
   close(): void {
     this.closed = true;
-    if (this.lossTimer) clearTimeout(this.lossTimer);
+    this.stopLossCheck?.();
     if (this.retry) clearTimeout(this.retry);
     this.held = [];
   }

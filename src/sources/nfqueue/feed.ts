@@ -46,11 +46,8 @@ export class NfqueueFeed implements VerdictTarget {
   private readonly outbox: VerdictOutbox;
   private readonly book = new VerdictBook();
   private readonly names?: IfNames;
-  /** The next tick (tick()), when one is due. */
-  private timer?: NodeJS.Timeout;
-  private readonly tickMs: number;
-  /** The socket's datagram count at the last tick. */
-  private seen = 0;
+  /** Stops the ticks (tick()). */
+  private readonly stopTicks: () => void;
   private readonly where: string;
   private rules?: IptablesQueueRules;
   private closing?: Promise<void>;
@@ -99,8 +96,13 @@ export class NfqueueFeed implements VerdictTarget {
       this.raw.port,
     );
     if (cfg.interfaceNames) this.names = new IfNames(cfg.netns);
-    this.tickMs = Math.max(10, Math.min(250, cfg.verdictTimeoutMs >> 2));
-    this.armTick();
+    // Verdict timeouts and loss, while packets wait for verdicts or datagrams arrive: the kernel drops only when
+    // the queue is full (its packets wait for us) or the socket is (its datagrams come next).
+    this.stopTicks = this.sock.whileActive(
+      Math.max(10, Math.min(250, cfg.verdictTimeoutMs >> 2)),
+      () => this.tick(),
+      () => this.book.pending.size > 0,
+    );
     this.ready = this.setup(after);
     this.ready.catch(() => {}); // surfaced to subscribers by source.ts
   }
@@ -172,8 +174,7 @@ export class NfqueueFeed implements VerdictTarget {
   }
 
   private async shutdown(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.stopTicks();
     this.packets.complete();
     this.decidePending('closing');
     await this.ready.catch(() => {});
@@ -286,30 +287,7 @@ export class NfqueueFeed implements VerdictTarget {
     }
   }
 
-  /** Schedules the next tick, unless one is due or the feed is closing. */
-  private readonly armTick = (): void => {
-    if (this.timer || this.closing) return;
-    this.timer = setTimeout(() => this.tick(), this.tickMs);
-    this.timer.unref();
-  };
-
-  /**
-   * Verdict timeouts and loss, every tickMs while packets wait for verdicts or datagrams arrive. A quiet queue
-   * with nothing pending sleeps until its next datagram (no timer wakes the process): the kernel drops only
-   * when the queue is full (its packets wait for us) or the socket is (its datagrams come next).
-   */
   private tick(): void {
-    this.timer = undefined;
-    if (this.closing) return;
-    this.work();
-    const arrived = this.sock.datagrams;
-    if (this.book.pending.size > 0 || arrived !== this.seen) {
-      this.seen = arrived;
-      this.armTick();
-    } else this.sock.onNextDatagram(this.armTick);
-  }
-
-  private work(): void {
     const cutoff = Date.now() - this.cfg.verdictTimeoutMs;
     const upTo = this.book.expiredUpTo(cutoff);
     if (upTo !== undefined) {
