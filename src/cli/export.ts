@@ -273,7 +273,11 @@ export function exportCommand(): Command {
     .option('--netns <name>', 'the network namespace (ip netns) whose flows to export')
     .option('--uniflow', 'IPFIX: two unidirectional records per connection instead of one RFC 5103 biflow record')
     .option('--domain <n>', 'IPFIX observation domain id / NetFlow v9 source id', positiveInt('--domain'))
-    .option('--mtu <bytes>', 'largest message (UDP payload), default 1400', positiveInt('--mtu'))
+    .option(
+      '--mtu <bytes>',
+      'largest message (UDP payload); default: what the path MTU to the collector allows, at most 8972 (1400 when unknown)',
+      positiveInt('--mtu'),
+    )
     .option(
       '--template-refresh <n>',
       'resend templates every n messages (UDP), default 20',

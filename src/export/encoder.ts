@@ -11,7 +11,10 @@ import { type RecordWriter, recordWriter } from './record-writer.js';
 import { FlowAddresses, type Template, writeTemplateRecord } from './template.js';
 
 export interface EncoderOptions {
-  /** Largest message in bytes (the UDP payload); default 1400, to stay under a 1500-byte MTU. */
+  /**
+   * Largest message in bytes (the UDP payload); default 1400, to stay under a 1500-byte MTU. The
+   * collector sinks size it to the path MTU instead when it is not given (collector.ts).
+   */
   maxMessageBytes?: number;
   /** Resend templates every this many messages (0: not by count); default 20. */
   templateRefreshPackets?: number;
@@ -49,8 +52,8 @@ export interface Layout {
 }
 
 export abstract class MessageEncoder {
-  protected readonly buf: Buffer;
-  protected readonly max: number;
+  protected buf: Buffer;
+  protected max: number;
   protected readonly now: () => number;
   private readonly refreshPackets: number;
   private readonly refreshMs: number;
@@ -88,13 +91,37 @@ export abstract class MessageEncoder {
     }))
       if (!Number.isFinite(x) || x < 0)
         throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `${k} must be a number ≥ 0, got ${x}`);
-    const need = layout.headerLen + layout.templateBytes + 4 + Math.max(...layout.templates.map((t) => t.recordLen));
-    if (!Number.isInteger(this.max) || this.max < need || this.max > 65535)
+    this.checkSize(this.max);
+    this.buf = Buffer.alloc(this.max);
+  }
+
+  /** The smallest message size that holds the templates and one record of the largest template. */
+  get minMessageBytes(): number {
+    const l = this.layout;
+    return l.headerLen + l.templateBytes + 4 + Math.max(...l.templates.map((t) => t.recordLen));
+  }
+
+  private checkSize(n: number): void {
+    const need = this.minMessageBytes;
+    if (!Number.isInteger(n) || n < need || n > 65535)
       throw new FlowgrabError(
         'FG_ERR_INVALID_ARGUMENT',
-        `maxMessageBytes must be an integer from ${need} (templates and one record) to 65535, got ${this.max}`,
+        `maxMessageBytes must be an integer from ${need} (templates and one record) to 65535, got ${n}`,
       );
-    this.buf = Buffer.alloc(this.max);
+  }
+
+  /** Largest message in bytes now. */
+  get maxMessageBytes(): number {
+    return this.max;
+  }
+
+  /** A new largest message size (checked as the option is); the message being filled goes out first. */
+  setMaxMessageBytes(n: number): void {
+    this.checkSize(n);
+    if (n === this.max) return;
+    this.flush();
+    this.max = n;
+    this.buf = Buffer.alloc(n);
   }
 
   /** The template data records of this flow use (by family). */

@@ -14,6 +14,8 @@ export interface SinkStats {
   messages: number;
   /** Messages that carried templates (IPFIX / NetFlow v9). */
   templates: number;
+  /** IPFIX / NetFlow v9: the largest message in bytes (the option, or what the path MTU allows). */
+  messageBytes?: number;
   /** Records waiting (reconnect queue). */
   queued: number;
   /** Send or write errors (the sink retries or drops; see `lastError`). */

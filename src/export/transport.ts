@@ -15,6 +15,19 @@ async function resolve(host: string): Promise<{ address: string; family: 4 | 6 }
   return { address: r.address, family: r.family as 4 | 6 };
 }
 
+/**
+ * The path MTU reader (netlink/syscall.ts, through koffi), loaded only by a sink that sizes its messages
+ * by it; undefined where it cannot load.
+ */
+async function pathMtuReader(): Promise<((address: string, port: number) => number | undefined) | undefined> {
+  try {
+    const [{ pathMtu }, { parseIP }] = await Promise.all([import('../netlink/syscall.js'), import('../netlink/ip.js')]);
+    return (address, port) => pathMtu(parseIP(address), port);
+  } catch {
+    return undefined;
+  }
+}
+
 export interface Transport {
   send(msg: Buffer, records: number): void;
   ready(): boolean;
@@ -44,6 +57,8 @@ export class UdpTransport implements Transport {
     private readonly st: SinkStats,
     private readonly onSendError: () => void,
     private readonly holdMs = 1000,
+    /** Told the path MTU to the collector (undefined when unknown) each time the socket connects. */
+    private readonly onPathMtu?: (mtu: number | undefined, ipv6: boolean) => void,
   ) {
     void this.open();
   }
@@ -51,6 +66,7 @@ export class UdpTransport implements Transport {
   private async open(): Promise<void> {
     try {
       const { address, family } = await resolve(this.target.host);
+      const mtuOf = this.onPathMtu ? await pathMtuReader() : undefined;
       const s = createSocket(family === 6 ? 'udp6' : 'udp4');
       s.on('error', (err) => this.refused(err));
       await new Promise<void>((res, rej) => {
@@ -60,6 +76,8 @@ export class UdpTransport implements Transport {
           res();
         });
       });
+      // Before the socket is in use: what the sink flushes on a new size joins the pending messages, in order.
+      this.onPathMtu?.(mtuOf?.(address, this.target.port), family === 6);
       this.sock = s;
       if (this.closing) {
         s.close();

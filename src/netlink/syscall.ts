@@ -38,6 +38,7 @@ interface Libc {
   ioctl: (fd: number, request: number) => number;
   socket: (domain: number, type: number, protocol: number) => number;
   bind: (fd: number, addr: Buffer, len: number) => number;
+  connect: (fd: number, addr: Buffer, len: number) => number;
   send: (fd: number, buf: Buffer, len: number, flags: number) => number;
   close: (fd: number) => number;
   eventfd: (initval: number, flags: number) => number;
@@ -59,6 +60,7 @@ function lib(): Libc {
     ioctl: c.func('int ioctl(int, unsigned long, ...)'),
     socket: c.func('int socket(int, int, int)'),
     bind: c.func('int bind(int, const void *, uint32_t)'),
+    connect: c.func('int connect(int, const void *, uint32_t)'),
     send: c.func('intptr_t send(int, const void *, uintptr_t, int)'),
     close: c.func('int close(int)'),
     eventfd: c.func('int eventfd(unsigned int, int)'),
@@ -211,6 +213,41 @@ const MSG_TRUNC = 0x20;
 const MSG_DONTWAIT = 0x40;
 const EAGAIN = 11;
 const EINTR = 4;
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const SOCK_DGRAM = 2;
+const IPPROTO_IP = 0;
+const IPPROTO_IPV6 = 41;
+const IP_MTU = 14;
+const IPV6_MTU = 24;
+
+/**
+ * The path MTU the kernel knows towards `address` (its 4 or 16 bytes) from this thread's network
+ * namespace: the route's MTU, or the device's, or what ICMP "fragmentation needed" taught it. Read as
+ * ip(7) says, from a UDP socket connected there (a connect sends nothing); undefined when there is no
+ * route or the socket calls fail.
+ */
+export function pathMtu(address: Buffer, port: number): number | undefined {
+  const v6 = address.length === 16;
+  if (!v6 && address.length !== 4) return undefined;
+  const sa = Buffer.alloc(v6 ? 28 : 16);
+  sa.writeUInt16LE(v6 ? AF_INET6 : AF_INET, 0);
+  sa.writeUInt16BE(port, 2);
+  address.copy(sa, v6 ? 8 : 4);
+  const c = lib();
+  const fd = c.socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return undefined;
+  try {
+    if (c.connect(fd, sa, sa.length) < 0) return undefined;
+    const b = Buffer.alloc(4);
+    if (c.getsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, b, [4]) < 0) return undefined;
+    const mtu = b.readInt32LE(0);
+    return mtu > 0 ? mtu : undefined;
+  } finally {
+    c.close(fd);
+  }
+}
 
 export function closeFd(fd: number): void {
   lib().close(fd);

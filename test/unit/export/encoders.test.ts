@@ -5,6 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { messageBytesForMtu, PATH_MESSAGE_MAX } from '../../../src/export/collector.js';
 import type { ExportFlow } from '../../../src/export/flow.js';
 import { IpfixEncoder } from '../../../src/export/ipfix.js';
 import { Netflow9Encoder } from '../../../src/export/netflow9.js';
@@ -221,6 +222,43 @@ describe('IPFIX encoder', () => {
     expect(() => new IpfixEncoder({ maxMessageBytes: 300, exporterInfo: true }, () => {})).toThrow(
       /maxMessageBytes must be/,
     );
+  });
+
+  it('takes a new message size between two flows: the open message goes out first, then messages fill the new size', () => {
+    const c = collect();
+    const e = new IpfixEncoder({ now: () => NOW }, c.on);
+    for (let i = 0; i < 5; i++) e.add(tcp4);
+    expect(e.maxMessageBytes).toBe(1400);
+    e.setMaxMessageBytes(8972);
+    // The five flows went out in the old size's message, before anything of the new size.
+    expect(c.out.map((m) => m.records)).toEqual([5]);
+    for (let i = 0; i < 300; i++) e.add(tcp4);
+    e.flush();
+    const sizes = c.out.slice(1).map((m) => m.msg.length);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(8972);
+    expect(sizes[0]).toBeGreaterThan(8972 - 77);
+    expect(c.out.reduce((n, m) => n + m.records, 0)).toBe(305);
+    // Sequence numbers run on across the change.
+    let expected = 0;
+    for (const { msg, records } of c.out) {
+      expect(msg.readUInt32BE(8)).toBe(expected);
+      expected += records;
+    }
+    expect(() => e.setMaxMessageBytes(e.minMessageBytes - 1)).toThrow(/maxMessageBytes must be/);
+    expect(() => e.setMaxMessageBytes(65536)).toThrow(/maxMessageBytes must be/);
+    expect(() => e.setMaxMessageBytes(Number.NaN)).toThrow(/maxMessageBytes must be/);
+    expect(e.maxMessageBytes).toBe(8972);
+  });
+});
+
+describe('message size from the path MTU', () => {
+  it('takes off the IPv4 or IPv6 and UDP headers, at most PATH_MESSAGE_MAX, at least the encoder minimum', () => {
+    expect(messageBytesForMtu(1500, false, 200)).toBe(1472);
+    expect(messageBytesForMtu(1500, true, 200)).toBe(1452);
+    expect(messageBytesForMtu(1280, true, 200)).toBe(1232);
+    expect(messageBytesForMtu(65536, false, 200)).toBe(PATH_MESSAGE_MAX);
+    expect(messageBytesForMtu(9000, false, 200)).toBe(8972);
+    expect(messageBytesForMtu(68, false, 300)).toBe(300);
   });
 });
 

@@ -1,0 +1,189 @@
+/**
+ * The IPFIX and NetFlow v9 sinks size their UDP messages to the path MTU
+ * the kernel knows towards the collector (less the IP and UDP headers, at
+ * most PATH_MESSAGE_MAX), unless maxMessageBytes is given. An exporter in
+ * one namespace sends to a collector in another across a veth whose MTU the
+ * test sets; the collector, a UDP socket there, records the size of every
+ * datagram it receives (the kernel hands it whole datagrams, reassembled or
+ * not, so no size above the limit means none was fragmented).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { netflow9Sink, PATH_MESSAGE_MAX } from '../../src/export/collector.js';
+import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
+import { freeUdpPort } from './export-helpers.js';
+
+const DIST = join(import.meta.dirname, '../../dist/src');
+const COLLECTOR = { v4: '10.236.0.1', v6: 'fd00:236::1' };
+const FLOWS = 3000;
+
+let lab: Lab;
+let exp: Netns;
+let col: Netns;
+
+beforeAll(async () => {
+  lab = new Lab();
+  [exp, col] = await Promise.all([lab.netns('e'), lab.netns('c')]);
+  await lab.veth(exp, 'fgm-e0', col, 'fgm-c0');
+  await exp.ipBatch([
+    'addr add 10.236.0.2/24 dev fgm-e0',
+    'addr add fd00:236::2/64 dev fgm-e0 nodad',
+    'link set fgm-e0 up',
+  ]);
+  await col.ipBatch([
+    'addr add 10.236.0.1/24 dev fgm-c0',
+    'addr add fd00:236::1/64 dev fgm-c0 nodad',
+    'link set fgm-c0 up',
+  ]);
+});
+
+const children: ChildProcess[] = [];
+
+afterAll(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await lab?.close();
+});
+
+/** `node -e script` (an ES module) inside `ns`, its output piped here; killed by afterAll if still running. */
+function node(ns: Netns, script: string): ChildProcess {
+  const p = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(p);
+  return p;
+}
+
+async function setMtu(mtu: number): Promise<void> {
+  await exp.ip(['link', 'set', 'fgm-e0', 'mtu', String(mtu)]);
+  await col.ip(['link', 'set', 'fgm-c0', 'mtu', String(mtu)]);
+}
+
+/** A UDP socket in the collector namespace printing each datagram's size on a line of its own. */
+function collector(v6: boolean, port: number): { proc: ChildProcess; bound: () => boolean; sizes: () => number[] } {
+  const script = `
+    const s = (await import('node:dgram')).createSocket('${v6 ? 'udp6' : 'udp4'}');
+    s.on('message', (m) => process.stdout.write(m.length + '\\n'));
+    s.bind(${port}, '${v6 ? COLLECTOR.v6 : COLLECTOR.v4}', () => process.stdout.write('bound\\n'));
+    setTimeout(() => process.exit(0), 60000).unref();
+    process.on('SIGTERM', () => process.exit(0));
+  `;
+  const proc = node(col, script);
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  return {
+    proc,
+    bound: () => out.startsWith('bound\n'),
+    sizes: () =>
+      out
+        .split('\n')
+        .filter((l) => /^\d+$/.test(l))
+        .map(Number),
+  };
+}
+
+/**
+ * An exporter process in the exporter namespace: a sink to the collector, FLOWS flows once its socket is
+ * connected (stats().messageBytes set), then close; prints its final stats as JSON.
+ */
+async function exportFrom(kind: 'netflow9' | 'ipfix', target: string, options = ''): Promise<Record<string, number>> {
+  const script = `
+    const { ipfixSink, netflow9Sink } = await import(${JSON.stringify(join(DIST, 'export/collector.js'))});
+    const sink = ${kind}Sink({ collector: ${JSON.stringify(target)} ${options} });
+    const v6 = ${target.startsWith('[')};
+    // Flows written before the socket connects go out at the default size: wait for the path's.
+    const deadline = Date.now() + 20000;
+    while (${options === ''} && sink.stats().messageBytes === 1400) {
+      if (Date.now() > deadline) { console.log('{"error":"never connected"}'); process.exit(2); }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    for (let i = 0; i < ${FLOWS}; i++) {
+      // Paced: a burst of datagrams would overflow the collector's default receive buffer.
+      if (i % 50 === 0) await new Promise((r) => setTimeout(r, 1));
+      sink.write({
+        type: 'flow', family: v6 ? 'ipv6' : 'ipv4', protonum: 17, proto: 'udp',
+        src: v6 ? 'fd00:236::2' : '10.236.0.2', dst: v6 ? 'fd00:9::' + (i % 60000).toString(16) : '192.0.2.' + (i % 250),
+        sport: 1024 + (i % 50000), dport: 53, packets: 1, bytes: 80,
+        rsrc: v6 ? 'fd00:9::1' : '192.0.2.1', rdst: v6 ? 'fd00:236::2' : '10.236.0.2', rsport: 53, rdport: 1024 + (i % 50000),
+        rpackets: 1, rbytes: 120, start: Date.now() - 1000, end: Date.now(), tcpFlags: 0, reason: 'end',
+      });
+    }
+    await sink.close();
+    console.log(JSON.stringify(sink.stats()));
+  `;
+  const p = node(exp, script);
+  let out = '';
+  p.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  await waitFor(() => p.exitCode !== null, { timeoutMs: 30_000, what: 'the exporter to finish' });
+  expect(p.exitCode).toBe(0);
+  return JSON.parse(out.trim().split('\n').pop() ?? '{}');
+}
+
+async function run(
+  kind: 'netflow9' | 'ipfix',
+  v6: boolean,
+  options = '',
+): Promise<{ stats: Record<string, number>; sizes: number[] }> {
+  const port = await freeUdpPort();
+  const c = collector(v6, port);
+  try {
+    await waitFor(() => c.bound(), {
+      timeoutMs: 15_000,
+      what: 'the collector socket',
+    });
+    const target = v6 ? `[${COLLECTOR.v6}]:${port}` : `${COLLECTOR.v4}:${port}`;
+    const stats = await exportFrom(kind, target, options);
+    // Every datagram sent arrives (a veth loses nothing at this rate): wait for the last.
+    await waitFor(() => c.sizes().length >= stats.messages, { timeoutMs: 15_000, what: 'every datagram' });
+    return { stats, sizes: c.sizes() };
+  } finally {
+    c.proc.kill('SIGTERM');
+  }
+}
+
+describe('UDP export messages fill the path MTU', () => {
+  it('a 1280-byte link: IPv4 datagrams of at most 1252 bytes, IPv6 of at most 1232, all flows sent', async () => {
+    await setMtu(1280);
+    for (const v6 of [false, true]) {
+      const { stats, sizes } = await run('netflow9', v6);
+      const limit = 1280 - (v6 ? 48 : 28);
+      expect(stats.messageBytes).toBe(limit);
+      expect(stats).toMatchObject({ sent: 2 * FLOWS, dropped: 0, rejected: 0 });
+      expect(sizes.length).toBe(stats.messages);
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(limit);
+      // Full messages: all but the last come within one record of the limit.
+      expect(sizes.slice(0, -1).every((n) => n > limit - 100)).toBe(true);
+    }
+  });
+
+  it('a jumbo link: messages up to PATH_MESSAGE_MAX, not the link MTU; --mtu (maxMessageBytes) still wins', async () => {
+    await setMtu(16000);
+    const jumbo = await run('ipfix', false);
+    expect(jumbo.stats.messageBytes).toBe(PATH_MESSAGE_MAX);
+    expect(Math.max(...jumbo.sizes)).toBeGreaterThan(PATH_MESSAGE_MAX - 200);
+    expect(Math.max(...jumbo.sizes)).toBeLessThanOrEqual(PATH_MESSAGE_MAX);
+    expect(jumbo.stats).toMatchObject({ sent: FLOWS, dropped: 0 });
+    const fixed = await run('ipfix', false, ', maxMessageBytes: 700');
+    expect(fixed.stats.messageBytes).toBe(700);
+    expect(Math.max(...fixed.sizes)).toBeLessThanOrEqual(700);
+    expect(fixed.stats).toMatchObject({ sent: FLOWS, dropped: 0 });
+  });
+
+  it('loopback, in this process: the sink reports the size it chose once connected', async () => {
+    const port = await freeUdpPort();
+    const sink = netflow9Sink({ collector: `127.0.0.1:${port}` });
+    try {
+      expect(sink.stats().messageBytes).toBe(1400);
+      await waitFor(() => sink.stats().messageBytes === PATH_MESSAGE_MAX, {
+        timeoutMs: 10_000,
+        what: 'the path MTU to size the messages',
+      });
+    } finally {
+      await sink.close();
+    }
+  });
+});
