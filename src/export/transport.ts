@@ -22,7 +22,13 @@ async function resolve(host: string): Promise<{ address: string; family: 4 | 6 }
 async function pathMtuReader(): Promise<((address: string, port: number) => number | undefined) | undefined> {
   try {
     const [{ pathMtu }, { parseIP }] = await Promise.all([import('../netlink/syscall.js'), import('../netlink/ip.js')]);
-    return (address, port) => pathMtu(parseIP(address), port);
+    return (address, port) => {
+      try {
+        return pathMtu(parseIP(address), port);
+      } catch {
+        return undefined; // an address the parser does not take (a scoped fe80::1%eth0): the default size
+      }
+    };
   } catch {
     return undefined;
   }
