@@ -140,6 +140,19 @@ const LINGER = 5;
 const WORKER_OWNS = 1;
 const MAIN_OWNS = 2;
 
+/**
+ * Transports whose worker may be in poll(2) on their socket. process.exit() terminates workers without
+ * closing anything and waits for their threads, which only leave poll(2) when it returns: the exit hook
+ * wakes each one as close() does (stop flag, eventfd), so the process ends at once, not when the
+ * worker's idle poll times out.
+ */
+const reading = new Set<BatchedTransport>();
+let exitHook = false;
+
+function wakeForExit(): void {
+  for (const t of reading) t.stopForExit();
+}
+
 class BatchedTransport extends FdTransport {
   private readonly state = new Int32Array(new SharedArrayBuffer(32));
   private readonly ring: Uint8Array;
@@ -176,6 +189,20 @@ class BatchedTransport extends FdTransport {
     this.worker.on('message', this.onMessage);
     this.worker.on('error', this.onError);
     this.worker.on('exit', this.onExit);
+    reading.add(this);
+    if (!exitHook) {
+      exitHook = true;
+      process.on('exit', wakeForExit);
+    }
+  }
+
+  /** Tells the worker to stop and wakes it (the process is exiting: nothing is closed or waited for). */
+  stopForExit(): void {
+    if (this.closed) return;
+    Atomics.store(this.state, 0, 1);
+    signalEventFd(this.efd);
+    Atomics.notify(this.state, R);
+    Atomics.notify(this.state, LINGER);
   }
 
   private readonly onMessage = (m: WorkerMessage | number): void => {
@@ -205,6 +232,7 @@ class BatchedTransport extends FdTransport {
 
   /** A worker that died, or did not let go within CLOSE_WAIT_MS (and was ended), leaves the fds to be closed here. */
   private readonly onExit = (): void => {
+    reading.delete(this);
     if (!this.closed && !this.workerFailed)
       this.abandon(new FlowgrabError('FG_ERR_NETLINK', 'receive worker exited', { op: READER_GONE }));
     this.closed = true;
@@ -262,12 +290,10 @@ class BatchedTransport extends FdTransport {
   /** Stops the worker and closes the socket before returning (see the file comment). */
   override close(): void {
     if (this.closed) return;
+    this.stopForExit();
     this.closed = true;
+    reading.delete(this);
     const s = this.state;
-    Atomics.store(s, 0, 1);
-    signalEventFd(this.efd);
-    Atomics.notify(s, R);
-    Atomics.notify(s, LINGER);
     // A worker still loading takes the fd back from nobody; a running one lets go between two syscalls.
     if (Atomics.compareExchange(s, OWNER, 0, MAIN_OWNS) === WORKER_OWNS) {
       const deadline = Date.now() + CLOSE_WAIT_MS;

@@ -87,6 +87,7 @@ function run(parentPort, workerData, state, koffi) {
   const { poll, recvfrom, recvmmsg } = libc(koffi);
   const base = Number(koffi.address(buf));
   if (!Number.isSafeInteger(base)) throw new Error('ring address beyond 2^53');
+  const IDLE_POLL_MS = 30000;
   const POLLIN = 1, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, EINTR = 4, EAGAIN = 11, WRAP = 0xffffffff;
   const SKIP = 0x80000000;
   // Datagrams of up to 64 KiB: up to BATCH per recvmmsg(2). Small ones (events) go into a scratch area and
@@ -245,9 +246,9 @@ function run(parentPort, workerData, state, koffi) {
       continue;
     }
     if (idle) {
-      // A timeout, though close() wakes us through the eventfd: process.exit() terminates workers without closing
-      // them, and waits for this thread, which a poll(2) without one would hold for ever.
-      if (poll(pfd, 2, 1000) <= 0 || Atomics.load(state, STOP) !== 0) continue;
+      // close() and the exit hook (process.exit) wake us through the eventfd; the timeout is a safety net for
+      // an exit that never ran its hooks, and short while foreign datagrams wait to be reported.
+      if (poll(pfd, 2, foreign > 0 ? 1000 : IDLE_POLL_MS) <= 0 || Atomics.load(state, STOP) !== 0) continue;
       // Something arrived on an empty queue: let more join it before draining (see the file comment).
       if (lingerMs > 0) Atomics.wait(state, LINGER, 0, lingerMs);
       idle = false;
