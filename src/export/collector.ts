@@ -155,12 +155,19 @@ abstract class CollectorSink implements FlowSink {
     return { ...this.st, templates: this.encoder.counts.templates, messageBytes: this.encoder.maxMessageBytes };
   }
 
-  /** For UDP: the path MTU sizes the messages unless the options did (undefined: that is no hook). */
-  protected pathSizing(o: EncoderOptions): ((mtu: number | undefined, v6: boolean) => void) | undefined {
-    if (o.maxMessageBytes !== undefined) return undefined;
-    return (mtu, v6) => {
-      if (mtu !== undefined) this.encoder.setMaxMessageBytes(messageBytesForMtu(mtu, v6, this.encoder.minMessageBytes));
-    };
+  /**
+   * The UDP transport to `target`, for the encoder made already: templates again after a send error, and
+   * messages sized by the path MTU unless the options size them.
+   */
+  protected udp(target: { host: string; port: number }, o: CollectorOptions): UdpTransport {
+    const sizeByPath =
+      o.maxMessageBytes === undefined
+        ? (mtu: number | undefined, v6: boolean) => {
+            if (mtu !== undefined)
+              this.encoder.setMaxMessageBytes(messageBytesForMtu(mtu, v6, this.encoder.minMessageBytes));
+          }
+        : undefined;
+    return new UdpTransport(target, this.st, () => this.encoder.requestTemplates(), o.unreachableHoldMs, sizeByPath);
   }
 }
 
@@ -198,13 +205,7 @@ class IpfixSink extends CollectorSink {
         o.spool,
       );
     } else {
-      this.transport = new UdpTransport(
-        target,
-        this.st,
-        () => enc.requestTemplates(),
-        o.unreachableHoldMs,
-        this.pathSizing(o),
-      );
+      this.transport = this.udp(target, o);
     }
   }
 
@@ -245,13 +246,7 @@ class Netflow9Sink extends CollectorSink {
       this.transport.send(msg, records),
     );
     this.encoder = enc;
-    this.transport = new UdpTransport(
-      target,
-      this.st,
-      () => enc.requestTemplates(),
-      o.unreachableHoldMs,
-      this.pathSizing(o),
-    );
+    this.transport = this.udp(target, o);
   }
 }
 

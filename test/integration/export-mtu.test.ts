@@ -91,7 +91,8 @@ function collector(v6: boolean, port: number): { proc: ChildProcess; bound: () =
 async function exportFrom(kind: 'netflow9' | 'ipfix', target: string, options = ''): Promise<Record<string, number>> {
   const script = `
     const { ipfixSink, netflow9Sink } = await import(${JSON.stringify(join(DIST, 'export/collector.js'))});
-    const sink = ${kind}Sink({ collector: ${JSON.stringify(target)} ${options} });
+    // No timed flush (a slow turn on a busy machine would send a part-filled message): full ones, then close's.
+    const sink = ${kind}Sink({ collector: ${JSON.stringify(target)}, maxDelayMs: 600000 ${options} });
     const v6 = ${target.startsWith('[')};
     // Flows written before the socket connects go out at the default size: wait for the path's.
     const deadline = Date.now() + 20000;
