@@ -44,8 +44,11 @@ let jobs = 0;
  * for which an event's latency counts more than a wake-up's CPU, sets less (DaemonOptions.receiveLingerMs).
  * `dumps`: whether sources read their table dumps on a worker too (true) or on libuv's pool (pulled.ts);
  * the CLI's one-shot dump, whose process ends with it, sets false: there a new worker costs more than it saves.
+ * `pollTimeoutMs`: how long an idle worker's poll(2) waits with nothing to read (close() and process.exit()
+ * wake it; a worker.terminate() from elsewhere takes effect when the poll returns), for transports opened
+ * from then on.
  */
-export const receiveWorkers = { started: 0, idleMax: 2, lingerMs: 1, dumps: true };
+export const receiveWorkers = { started: 0, idleMax: 2, lingerMs: 1, dumps: true, pollTimeoutMs: 30_000 };
 
 /** A worker running `job`: an idle one if there is, else a new one. */
 function workerFor(job: Job): Worker {
@@ -101,6 +104,7 @@ interface Job {
   efd: number;
   maxDatagram: number;
   lingerMs: number;
+  pollTimeoutMs: number;
   readAhead: number;
   /** Datagrams nearly fill maxDatagram: read straight into ring slots, with skip records (recv-worker.ts). */
   fullDatagrams: boolean;
@@ -181,6 +185,7 @@ class BatchedTransport extends FdTransport {
       efd,
       maxDatagram,
       lingerMs,
+      pollTimeoutMs: receiveWorkers.pollTimeoutMs,
       readAhead: Math.max(1, readAhead),
       fullDatagrams,
       state: this.state.buffer as SharedArrayBuffer,

@@ -75,7 +75,7 @@ export const RECV_WORKER_SOURCE = `
   parentPort.on('message', serve);
 })();
 function run(parentPort, workerData, state, koffi) {
-  const { job, fd, efd, maxDatagram, lingerMs } = workerData;
+  const { job, fd, efd, maxDatagram, lingerMs, pollTimeoutMs } = workerData;
   // Unpublished data past this is published at once: the main thread decodes a dump's parts while we read
   // the next, and is left with little to decode after the last (64 dump parts took it ~5 ms).
   const PUBLISH_BYTES = 256 * 1024;
@@ -87,7 +87,6 @@ function run(parentPort, workerData, state, koffi) {
   const { poll, recvfrom, recvmmsg } = libc(koffi);
   const base = Number(koffi.address(buf));
   if (!Number.isSafeInteger(base)) throw new Error('ring address beyond 2^53');
-  const IDLE_POLL_MS = 30000;
   const POLLIN = 1, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, EINTR = 4, EAGAIN = 11, WRAP = 0xffffffff;
   const SKIP = 0x80000000;
   // Datagrams of up to 64 KiB: up to BATCH per recvmmsg(2). Small ones (events) go into a scratch area and
@@ -248,7 +247,8 @@ function run(parentPort, workerData, state, koffi) {
     if (idle) {
       // close() and the exit hook (process.exit) wake us through the eventfd; the timeout is a safety net for
       // an exit that never ran its hooks, and short while foreign datagrams wait to be reported.
-      if (poll(pfd, 2, foreign > 0 ? 1000 : IDLE_POLL_MS) <= 0 || Atomics.load(state, STOP) !== 0) continue;
+      if (poll(pfd, 2, foreign > 0 ? Math.min(1000, pollTimeoutMs) : pollTimeoutMs) <= 0 || Atomics.load(state, STOP) !== 0)
+        continue;
       // Something arrived on an empty queue: let more join it before draining (see the file comment).
       if (lingerMs > 0) Atomics.wait(state, LINGER, 0, lingerMs);
       idle = false;

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { describe, expect, it } from 'vitest';
 import type { FlowgrabError } from '../../src/errors.js';
+import { receiveWorkers } from '../../src/netlink/batched.js';
 import { CTA_ID } from '../../src/netlink/conntrack/enums.js';
 import { ctDumpRequest } from '../../src/netlink/conntrack/messages.js';
 import { NETLINK_NETFILTER, NLM_F_DUMP } from '../../src/netlink/enums.js';
@@ -206,6 +207,9 @@ describe('netlink datagrams not sent by the kernel', () => {
   it('a receive worker that dies ends the stream with an error, instead of leaving it silent', async () => {
     const transports: RawTransport[] = [];
     const errors: Error[] = [];
+    // terminate() from outside takes effect when the idle worker's poll(2) returns: a short one here.
+    const pollTimeout = receiveWorkers.pollTimeoutMs;
+    receiveWorkers.pollTimeoutMs = 200;
     const sub = conntrack({
       events: ['new'],
       netns: ns.name,
@@ -224,6 +228,7 @@ describe('netlink datagrams not sent by the kernel', () => {
       await waitFor(() => errors.length === 1, { timeoutMs: 10_000, what: 'the stream to end with an error' });
       expect(errors[0]).toMatchObject({ code: 'FG_ERR_NETLINK', message: 'receive worker exited' });
     } finally {
+      receiveWorkers.pollTimeoutMs = pollTimeout;
       sub.unsubscribe();
     }
   });
