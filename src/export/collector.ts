@@ -33,6 +33,11 @@ export interface CollectorOptions extends EncoderOptions {
   maxDelayMs?: number;
   /** UDP: after the collector refused a datagram (ICMP port unreachable), records are counted as dropped, not sent, for this long (default 1000 ms). */
   unreachableHoldMs?: number;
+  /**
+   * UDP without `maxMessageBytes`: how often the path MTU to the collector is read again, so that messages
+   * follow a route or PMTU change (default 30 000 ms; 0: only when the socket connects).
+   */
+  pathMtuRecheckMs?: number;
 }
 
 /**
@@ -160,11 +165,20 @@ abstract class CollectorSink implements FlowSink {
    * messages sized by the path MTU unless the options size them.
    */
   protected udp(target: { host: string; port: number }, o: CollectorOptions): UdpTransport {
+    const recheckMs = o.pathMtuRecheckMs ?? 30_000;
+    if (!Number.isFinite(recheckMs) || recheckMs < 0)
+      throw new FlowgrabError(
+        'FG_ERR_INVALID_ARGUMENT',
+        `pathMtuRecheckMs must be a number of ms ≥ 0, got ${recheckMs}`,
+      );
     const sizeByPath =
       o.maxMessageBytes === undefined
-        ? (mtu: number | undefined, v6: boolean) => {
-            if (mtu !== undefined)
-              this.encoder.setMaxMessageBytes(messageBytesForMtu(mtu, v6, this.encoder.minMessageBytes));
+        ? {
+            onChange: (mtu: number | undefined, v6: boolean) => {
+              if (mtu !== undefined)
+                this.encoder.setMaxMessageBytes(messageBytesForMtu(mtu, v6, this.encoder.minMessageBytes));
+            },
+            recheckMs,
           }
         : undefined;
     return new UdpTransport(target, this.st, () => this.encoder.requestTemplates(), o.unreachableHoldMs, sizeByPath);

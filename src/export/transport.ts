@@ -57,22 +57,43 @@ export class UdpTransport implements Transport {
   private waiters: (() => void)[] = [];
   private pending: { msg: Buffer; records: number }[] = [];
   private closing = false;
+  private mtuTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly target: { host: string; port: number },
     private readonly st: SinkStats,
     private readonly onSendError: () => void,
     private readonly holdMs = 1000,
-    /** Told the path MTU to the collector (undefined when unknown) each time the socket connects. */
-    private readonly onPathMtu?: (mtu: number | undefined, ipv6: boolean) => void,
+    /**
+     * Told the path MTU to the collector when the socket connects (undefined when unknown), and again when a
+     * reading every `recheckMs` (0: never) finds it changed: a route or the kernel's PMTU (ICMP) moved.
+     */
+    private readonly pathMtu?: { onChange: (mtu: number | undefined, ipv6: boolean) => void; recheckMs: number },
   ) {
     void this.open();
+  }
+
+  /** Reads the path MTU now, and every `recheckMs` while the socket is open, telling the sink of changes. */
+  private followPathMtu(read: () => number | undefined, ipv6: boolean): void {
+    const p = this.pathMtu;
+    if (!p) return;
+    let last = read();
+    p.onChange(last, ipv6);
+    clearInterval(this.mtuTimer);
+    if (p.recheckMs <= 0) return;
+    this.mtuTimer = setInterval(() => {
+      const mtu = read();
+      if (mtu === undefined || mtu === last) return;
+      last = mtu;
+      p.onChange(mtu, ipv6);
+    }, p.recheckMs);
+    this.mtuTimer.unref();
   }
 
   private async open(): Promise<void> {
     try {
       const { address, family } = await resolve(this.target.host);
-      const mtuOf = this.onPathMtu ? await pathMtuReader() : undefined;
+      const mtuOf = this.pathMtu ? await pathMtuReader() : undefined;
       const s = createSocket(family === 6 ? 'udp6' : 'udp4');
       s.on('error', (err) => this.refused(err));
       await new Promise<void>((res, rej) => {
@@ -83,7 +104,7 @@ export class UdpTransport implements Transport {
         });
       });
       // Before the socket is in use: what the sink flushes on a new size joins the pending messages, in order.
-      this.onPathMtu?.(mtuOf?.(address, this.target.port), family === 6);
+      this.followPathMtu(() => mtuOf?.(address, this.target.port), family === 6);
       this.sock = s;
       if (this.closing) {
         s.close();
@@ -165,6 +186,7 @@ export class UdpTransport implements Transport {
 
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.mtuTimer);
     await this.idle();
     const s = this.sock;
     this.sock = undefined;

@@ -86,9 +86,16 @@ function collector(v6: boolean, port: number): { proc: ChildProcess; bound: () =
 
 /**
  * An exporter process in the exporter namespace: a sink to the collector, FLOWS flows once its socket is
- * connected (stats().messageBytes set), then close; prints its final stats as JSON.
+ * connected (stats().messageBytes set), then close; prints its final stats as JSON. With `onConnected`, it
+ * says its message size once connected (`size N`), `onConnected` runs, and the flows wait for the size to
+ * change (`size M`).
  */
-async function exportFrom(kind: 'netflow9' | 'ipfix', target: string, options = ''): Promise<Record<string, number>> {
+async function exportFrom(
+  kind: 'netflow9' | 'ipfix',
+  target: string,
+  options = '',
+  onConnected?: () => Promise<void>,
+): Promise<Record<string, number>> {
   const script = `
     const { ipfixSink, netflow9Sink } = await import(${JSON.stringify(join(DIST, 'export/collector.js'))});
     // No timed flush (a slow turn on a busy machine would send a part-filled message): full ones, then close's.
@@ -96,10 +103,17 @@ async function exportFrom(kind: 'netflow9' | 'ipfix', target: string, options = 
     const v6 = ${target.startsWith('[')};
     // Flows written before the socket connects go out at the default size: wait for the path's.
     const deadline = Date.now() + 20000;
-    while (${options === ''} && sink.stats().messageBytes === 1400) {
+    while (${!options.includes('maxMessageBytes')} && sink.stats().messageBytes === 1400) {
       if (Date.now() > deadline) { console.log('{"error":"never connected"}'); process.exit(2); }
       await new Promise((r) => setTimeout(r, 5));
     }
+    const first = sink.stats().messageBytes;
+    console.log('size ' + first);
+    while (${onConnected !== undefined} && sink.stats().messageBytes === first) {
+      if (Date.now() > deadline + 10000) { console.log('{"error":"size never changed"}'); process.exit(3); }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    console.log('size ' + sink.stats().messageBytes);
     for (let i = 0; i < ${FLOWS}; i++) {
       // Paced: a burst of datagrams would overflow the collector's default receive buffer.
       if (i % 50 === 0) await new Promise((r) => setTimeout(r, 1));
@@ -119,16 +133,28 @@ async function exportFrom(kind: 'netflow9' | 'ipfix', target: string, options = 
   p.stdout?.on('data', (d: Buffer) => {
     out += d.toString();
   });
-  await waitFor(() => p.exitCode !== null, { timeoutMs: 30_000, what: 'the exporter to finish' });
-  expect(p.exitCode).toBe(0);
-  return JSON.parse(out.trim().split('\n').pop() ?? '{}');
+  if (onConnected) {
+    await waitFor(() => out.includes('size ') || p.exitCode !== null, {
+      timeoutMs: 30_000,
+      what: 'the exporter to connect',
+    });
+    await onConnected();
+  }
+  await waitFor(() => p.exitCode !== null, { timeoutMs: 45_000, what: 'the exporter to finish' });
+  expect(p.exitCode, out).toBe(0);
+  const lines = out.trim().split('\n');
+  return {
+    ...JSON.parse(lines.pop() ?? '{}'),
+    sizes: lines.filter((l) => l.startsWith('size ')).map((l) => Number(l.slice(5))),
+  };
 }
 
 async function run(
   kind: 'netflow9' | 'ipfix',
   v6: boolean,
   options = '',
-): Promise<{ stats: Record<string, number>; sizes: number[] }> {
+  onConnected?: () => Promise<void>,
+): Promise<{ stats: Record<string, number> & { sizes: number[] }; sizes: number[] }> {
   const port = await freeUdpPort();
   const c = collector(v6, port);
   try {
@@ -137,7 +163,9 @@ async function run(
       what: 'the collector socket',
     });
     const target = v6 ? `[${COLLECTOR.v6}]:${port}` : `${COLLECTOR.v4}:${port}`;
-    const stats = await exportFrom(kind, target, options);
+    const stats = (await exportFrom(kind, target, options, onConnected)) as Record<string, number> & {
+      sizes: number[];
+    };
     // Every datagram sent arrives (a veth loses nothing at this rate): wait for the last.
     await waitFor(() => c.sizes().length >= stats.messages, { timeoutMs: 15_000, what: 'every datagram' });
     return { stats, sizes: c.sizes() };
@@ -174,8 +202,19 @@ describe('UDP export messages fill the path MTU', () => {
     expect(fixed.stats).toMatchObject({ sent: FLOWS, dropped: 0 });
   });
 
+  it('follows a change of the path MTU: 1472-byte messages on a 1500-byte link, 1252 once it is 1280', async () => {
+    await setMtu(1500);
+    const { stats, sizes } = await run('netflow9', false, ', pathMtuRecheckMs: 100', () => setMtu(1280));
+    expect(stats.sizes).toEqual([1472, 1252]);
+    expect(stats).toMatchObject({ messageBytes: 1252, sent: 2 * FLOWS, dropped: 0 });
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(1252);
+    expect(Math.max(...sizes)).toBeGreaterThan(1152);
+  });
+
   it('loopback, in this process: the sink reports the size it chose once connected', async () => {
     const port = await freeUdpPort();
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY])
+      expect(() => netflow9Sink({ collector: `127.0.0.1:${port}`, pathMtuRecheckMs: bad })).toThrow(/pathMtuRecheckMs/);
     const sink = netflow9Sink({ collector: `127.0.0.1:${port}` });
     try {
       expect(sink.stats().messageBytes).toBe(1400);
