@@ -154,7 +154,13 @@ const reading = new Set<BatchedTransport>();
 let exitHook = false;
 
 function wakeForExit(): void {
-  for (const t of reading) t.stopForExit();
+  for (const t of reading) {
+    try {
+      t.stopWorker();
+    } catch {
+      // exiting anyway: a socket that cannot be woken only makes the exit wait for its poll
+    }
+  }
 }
 
 class BatchedTransport extends FdTransport {
@@ -201,8 +207,8 @@ class BatchedTransport extends FdTransport {
     }
   }
 
-  /** Tells the worker to stop and wakes it (the process is exiting: nothing is closed or waited for). */
-  stopForExit(): void {
+  /** Tells the worker to stop and wakes it, without waiting (close() waits; the exit hook does not). */
+  stopWorker(): void {
     if (this.closed) return;
     Atomics.store(this.state, 0, 1);
     signalEventFd(this.efd);
@@ -295,7 +301,7 @@ class BatchedTransport extends FdTransport {
   /** Stops the worker and closes the socket before returning (see the file comment). */
   override close(): void {
     if (this.closed) return;
-    this.stopForExit();
+    this.stopWorker();
     this.closed = true;
     reading.delete(this);
     const s = this.state;
