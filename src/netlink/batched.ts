@@ -151,6 +151,7 @@ const MAIN_OWNS = 2;
  * worker's idle poll times out.
  */
 const reading = new Set<BatchedTransport>();
+/** The exit hook is added with the first transport (not on import: every importer would add one). */
 let exitHook = false;
 
 function wakeForExit(): void {

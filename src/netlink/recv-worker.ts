@@ -75,7 +75,7 @@ export const RECV_WORKER_SOURCE = `
   parentPort.on('message', serve);
 })();
 function run(parentPort, workerData, state, koffi) {
-  const { job, fd, efd, maxDatagram, lingerMs, pollTimeoutMs = 30000 } = workerData;
+  const { job, fd, efd, maxDatagram, lingerMs, pollTimeoutMs } = workerData;
   // Unpublished data past this is published at once: the main thread decodes a dump's parts while we read
   // the next, and is left with little to decode after the last (64 dump parts took it ~5 ms).
   const PUBLISH_BYTES = 256 * 1024;

@@ -70,7 +70,17 @@ describe('receive worker ring: the wrap', () => {
     // Below the tail a wrap skips: until the main thread has passed the marker, that tail counts as unread.
     const readAhead = 50_000;
     const ring = new SharedArrayBuffer(size);
-    worker.postMessage({ job: 1, fd: sv[0], efd, maxDatagram, lingerMs: 0, readAhead, state: state.buffer, ring });
+    worker.postMessage({
+      job: 1,
+      fd: sv[0],
+      efd,
+      maxDatagram,
+      lingerMs: 0,
+      pollTimeoutMs: 1000,
+      readAhead,
+      state: state.buffer,
+      ring,
+    });
 
     // Whole slots up to the last tail that cannot hold another: the batch ends there, and the worker goes idle.
     const full = Math.floor((size - slot) / slot) + 1;

@@ -94,6 +94,8 @@ export interface NetnsSpawnOptions {
   detached?: boolean;
   /** stdout and stderr are appended here; otherwise discarded. */
   logFile?: string;
+  /** stdout piped to the caller (child.stdout), stderr to ours: for a test reading what the process says. */
+  pipe?: boolean;
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -147,7 +149,7 @@ export class Netns {
     try {
       const out = fd ?? 'ignore';
       const child = spawn('ip', ['netns', 'exec', this.name, ...argv], {
-        stdio: ['ignore', out, out],
+        stdio: opts.pipe ? ['ignore', 'pipe', 'inherit'] : ['ignore', out, out],
         detached: opts.detached ?? false,
         env: { ...process.env, LC_ALL: 'C' },
       });
