@@ -76,17 +76,10 @@ beforeAll(async () => {
   [A, B, C, D] = await Promise.all([createUser('a'), createUser('b'), createUser('c'), createUser('d')]);
   lab = new Lab();
   [cli, srv] = await Promise.all([lab.netns('qc'), lab.netns('qs')]);
-  await lab.veth(cli, 'fgdq-c0', srv, 'fgdq-s0');
-  await cli.ipBatch([
-    'addr add 10.236.0.2/24 dev fgdq-c0',
-    'addr add fd00:236::2/64 dev fgdq-c0 nodad',
-    'link set fgdq-c0 up',
-  ]);
-  await srv.ipBatch([
-    'addr add 10.236.0.1/24 dev fgdq-s0',
-    'addr add fd00:236::1/64 dev fgdq-s0 nodad',
-    'link set fgdq-s0 up',
-  ]);
+  await lab.veth(cli, 'fgdq-c0', srv, 'fgdq-s0', {
+    addrsA: ['10.236.0.2/24', 'fd00:236::2/64'],
+    addrsB: ['10.236.0.1/24', 'fd00:236::1/64'],
+  });
   for (const dst of [SRV.v4, SRV.v6])
     await waitFor(async () => (await ping(dst)) === 1, { timeoutMs: 10_000, what: `ping ${dst}` });
   for (const tool of ['iptables', 'ip6tables']) {

@@ -29,17 +29,10 @@ let col: Netns;
 beforeAll(async () => {
   lab = new Lab();
   [exp, col] = await Promise.all([lab.netns('e'), lab.netns('c')]);
-  await lab.veth(exp, 'fgm-e0', col, 'fgm-c0');
-  await exp.ipBatch([
-    'addr add 10.236.0.2/24 dev fgm-e0',
-    'addr add fd00:236::2/64 dev fgm-e0 nodad',
-    'link set fgm-e0 up',
-  ]);
-  await col.ipBatch([
-    'addr add 10.236.0.1/24 dev fgm-c0',
-    'addr add fd00:236::1/64 dev fgm-c0 nodad',
-    'link set fgm-c0 up',
-  ]);
+  await lab.veth(exp, 'fgm-e0', col, 'fgm-c0', {
+    addrsA: ['10.236.0.2/24', 'fd00:236::2/64'],
+    addrsB: ['10.236.0.1/24', 'fd00:236::1/64'],
+  });
 });
 
 afterAll(async () => {

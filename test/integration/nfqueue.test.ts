@@ -21,17 +21,10 @@ let srv: Netns;
 beforeAll(async () => {
   lab = new Lab();
   [cli, srv] = await Promise.all([lab.netns('c'), lab.netns('s')]);
-  await lab.veth(cli, 'fgq-c0', srv, 'fgq-s0');
-  await cli.ipBatch([
-    'addr add 10.234.0.2/24 dev fgq-c0',
-    'addr add fd00:234::2/64 dev fgq-c0 nodad',
-    'link set fgq-c0 up',
-  ]);
-  await srv.ipBatch([
-    'addr add 10.234.0.1/24 dev fgq-s0',
-    'addr add fd00:234::1/64 dev fgq-s0 nodad',
-    'link set fgq-s0 up',
-  ]);
+  await lab.veth(cli, 'fgq-c0', srv, 'fgq-s0', {
+    addrsA: ['10.234.0.2/24', 'fd00:234::2/64'],
+    addrsB: ['10.234.0.1/24', 'fd00:234::1/64'],
+  });
   // The first IPv6 neighbour solicitation after link-up may go unanswered: wait until both families answer.
   for (const dst of [SRV.v4, SRV.v6])
     await waitFor(async () => (await ping(dst, 1)) === 1, { timeoutMs: 10_000, what: `ping ${dst}` });

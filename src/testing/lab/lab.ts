@@ -27,6 +27,12 @@ export interface LabSpawnOptions {
 export interface VethOptions {
   macA?: string;
   macB?: string;
+  /**
+   * Addresses (CIDR) for each end: given, that end gets them (IPv6 without duplicate detection, usable at
+   * once) and is set up.
+   */
+  addrsA?: readonly string[];
+  addrsB?: readonly string[];
 }
 
 const ID_RE = /^[a-z0-9]{2,12}$/;
@@ -86,6 +92,13 @@ export class Lab {
     const a = opts.macA ? ['address', opts.macA] : [];
     const b = opts.macB ? ['address', opts.macB] : [];
     await nsA.ip(['link', 'add', ifA, ...a, 'type', 'veth', 'peer', 'name', ifB, ...b, 'netns', nsB.name]);
+    const up = (ns: Netns, dev: string, addrs: readonly string[]) =>
+      ns.ipBatch([
+        ...addrs.map((x) => `addr add ${x} dev ${dev}${x.includes(':') ? ' nodad' : ''}`),
+        `link set ${dev} up`,
+      ]);
+    if (opts.addrsA) await up(nsA, ifA, opts.addrsA);
+    if (opts.addrsB) await up(nsB, ifB, opts.addrsB);
   }
 
   /**
