@@ -12,7 +12,17 @@ import { ctKind } from '../../netlink/conntrack/messages.js';
 import type { ConntrackEnd, ConntrackRecord } from './record.js';
 import { HAS_MARK, HAS_TIMEOUT, protoName, type ScannedEnd, ScannedEntry, statusList } from './scan.js';
 
+/** Bytes the writer gathers before it writes them out. */
 const CHUNK = 1 << 20;
+/**
+ * The first chunk: small, so the first lines go out at once, and a full chunk (the writer's rare path) comes
+ * while the JIT is still gathering feedback: met first in optimized code, it would cost a deoptimization and a
+ * second compile of the writer. Each next chunk is twice as big, up to CHUNK.
+ */
+const FIRST_CHUNK = 1 << 14;
+
+/** The writer's chunk sizes (for tests): the first, and the largest (a record longer than it gets its own). */
+export const WRITER_CHUNKS = { first: FIRST_CHUNK, max: CHUNK } as const;
 
 /** ASCII text as bytes, encoded once: copying bytes is cheaper than charCodeAt per character. */
 const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
@@ -94,7 +104,8 @@ const FIXED_ROOM = 1024;
 const textRoom = (s: string | undefined): number => (s === undefined ? 0 : 6 * s.length + 3);
 
 export class ConntrackJsonWriter {
-  private buf = Buffer.allocUnsafe(CHUNK);
+  private chunk = FIRST_CHUNK;
+  private buf = Buffer.allocUnsafe(FIRST_CHUNK);
   private off = 0;
   /** Where message() gathers an entry's attributes before writing them in the record's order. */
   private readonly scan = new ScannedEntry();
@@ -207,8 +218,9 @@ export class ConntrackJsonWriter {
     if (this.off === 0) return;
     const bytes = this.buf.subarray(0, this.off);
     // An async stream keeps the bytes until written: it gets this chunk, and the writer a new one. A buffer
-    // grown for one huge record goes back to the usual size.
-    if (!this.sync || this.buf.length > CHUNK) this.buf = Buffer.allocUnsafe(CHUNK);
+    // grown for one huge record goes back to the chunk size.
+    if (this.chunk < CHUNK) this.chunk *= 2;
+    if (!this.sync || this.buf.length !== this.chunk) this.buf = Buffer.allocUnsafe(this.chunk);
     this.out.write(bytes);
     this.off = 0;
   }

@@ -5,7 +5,7 @@ import { NLM_F_CREATE, NLM_F_MULTI } from '../../../src/netlink/enums.js';
 import { NFNL_SUBSYS_CTNETLINK } from '../../../src/netlink/nfnetlink.js';
 import { conntrackRecordAt } from '../../../src/sources/conntrack/decode.js';
 import { conntrackToJson } from '../../../src/sources/conntrack/json.js';
-import { ConntrackJsonWriter } from '../../../src/sources/conntrack/json-writer.js';
+import { ConntrackJsonWriter, WRITER_CHUNKS } from '../../../src/sources/conntrack/json-writer.js';
 import type { ConntrackRecord } from '../../../src/sources/conntrack/record.js';
 import { prng, randomCtAttrs } from '../../helpers/ct-tree.js';
 import { fixtureMessages } from '../../helpers/fixtures.js';
@@ -79,25 +79,54 @@ describe('ConntrackJsonWriter', () => {
   });
 
   it('never loses a byte near the end of its buffer: long addresses, a string that fills it exactly', () => {
-    const CHUNK = 1 << 20;
+    const CHUNK = WRITER_CHUNKS.max;
     const cases: ConntrackRecord[][] = [
       [{ ...base, orig: { ...base.orig, src: 'a'.repeat(CHUNK + 100) } }],
-      // About 1 MiB of records, then an 8 KiB address: it starts close to the end.
+      // About 1 MiB of records, then an 8 KiB address: it starts close to the end of a chunk.
       [
         ...Array.from({ length: 2900 }, (_, i) => ({ ...base, id: i })),
         { ...base, reply: { ...base.reply, dst: 'b'.repeat(8192) } },
       ],
     ];
-    // A helper that ends exactly at the buffer's end, whatever came before it.
+    // A helper that ends exactly at the end of the first chunk, and one at the end of a full-size one.
     const one = written([base]).length;
-    const before = Math.floor(CHUNK / one) - 1;
     const head = `${conntrackToJson({ ...base, helper: '' })}`.indexOf('"helper":""') + '"helper":"'.length;
-    cases.push([
-      ...Array.from({ length: before }, () => base),
-      { ...base, helper: 'h'.repeat(CHUNK - before * one - head - 1) },
-      base,
-    ]);
+    for (const size of [WRITER_CHUNKS.first, CHUNK]) {
+      const before = Math.floor(size / one) - 1;
+      cases.push([
+        ...Array.from({ length: before }, () => base),
+        { ...base, helper: 'h'.repeat(size - before * one - head - 1) },
+        base,
+      ]);
+    }
     for (const recs of cases) expect(written(recs)).toBe(recs.map((r) => `${conntrackToJson(r)}\n`).join(''));
+  });
+
+  it('sends its first lines after a small chunk, then chunks twice as big each time up to the largest', () => {
+    for (const sync of [false, true]) {
+      const sizes: number[] = [];
+      const sink = { write: (b: Uint8Array) => sizes.push(b.length) };
+      if (sync) Object.defineProperty(sink, 'constructor', { value: { name: 'SyncWriteStream' } });
+      const w = new ConntrackJsonWriter(sink);
+      const one = written([base]).length;
+      // Enough lines for the chunks to reach the largest size and fill it several times.
+      const lines = Math.ceil((4 * WRITER_CHUNKS.max) / one);
+      for (let i = 0; i < lines; i++) w.record(base);
+      // The first chunk went out before the writer saw a tenth of the lines.
+      expect(sizes.length).toBeGreaterThan(3);
+      expect(sizes[0]).toBeLessThanOrEqual(WRITER_CHUNKS.first);
+      expect(sizes[0]).toBeGreaterThan(WRITER_CHUNKS.first / 2);
+      let room = WRITER_CHUNKS.first;
+      for (const n of sizes) {
+        // Each chunk is sent when the next line may not fit in it: never more than its size, never half empty.
+        expect(n).toBeLessThanOrEqual(room);
+        expect(n).toBeGreaterThan(room / 2);
+        room = Math.min(2 * room, WRITER_CHUNKS.max);
+      }
+      expect(room).toBe(WRITER_CHUNKS.max);
+      w.flush();
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(lines * one);
+    }
   });
 
   it('writes what conntrackToJson does for any record (property), and both are JSON where the values are', () => {
