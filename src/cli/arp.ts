@@ -1,6 +1,7 @@
 /** `flowgrab arp`: the neighbour table (ARP and NDP) as `ip neigh` shows it, or its changes as they happen. */
 import { Command, Option } from 'commander';
 import type { NeighRecord } from '../sources/arp/record.js';
+import { printable } from '../util/printable.js';
 import { daemonPath } from './daemon-path.js';
 import { logNotice } from './output.js';
 import { runStream } from './run.js';
@@ -10,11 +11,11 @@ const TAG = { dump: '', new: '[NEW] ', update: '[UPDATE] ', delete: '[DELETE] ' 
 
 /** One line in `ip neigh` form (`IP dev IF lladdr MAC [router] STATE`), then the bridge port when known. */
 export function formatNeigh(r: NeighRecord): string {
-  let s = `${TAG[r.type]}${r.ip} dev ${r.ifname}`;
+  let s = `${TAG[r.type]}${r.ip} dev ${printable(r.ifname)}`;
   if (r.mac) s += ` lladdr ${r.mac}`;
   if (r.router) s += ' router';
   s += ` ${r.state.join(' ')}`;
-  if (r.port) s += ` port ${r.port}`;
+  if (r.port) s += ` port ${printable(r.port)}`;
   if (r.resync) s += ' (resync)';
   return s;
 }

@@ -1,22 +1,26 @@
 /** `flowgrab dns`: DNS queries and responses the kernel sees, through NFLOG. */
 import { Command } from 'commander';
 import type { DnsRecord } from '../sources/dns/record.js';
+import { printable as p } from '../util/printable.js';
 import { listOf, wholeNumber } from './args.js';
 import { daemonPath } from './daemon-path.js';
 import { logNotice } from './output.js';
 import { runStream } from './run.js';
 import { runOptions, runSourceViaDaemon, sourceOutputOptions } from './source-cli.js';
 
+/** One line per DNS record; every name and datum a packet carried goes through printable() (any byte may be in a label). */
 export function formatDns(r: DnsRecord): string {
   const who = `${r.client}:${r.clientPort} ${r.kind === 'query' ? '→' : '←'} ${r.server}:${r.serverPort}`;
   if (r.error) return `${r.transport} ${r.hook.padEnd(7)} ${who} [unparseable: ${r.error}]`;
-  const head = `${r.transport} ${r.hook.padEnd(7)} ${who} ${r.kind === 'query' ? 'Q' : 'R'} ${r.qname} ${r.qtype}`;
+  const head = `${r.transport} ${r.hook.padEnd(7)} ${who} ${r.kind === 'query' ? 'Q' : 'R'} ${p(r.qname)} ${p(r.qtype)}`;
   if (r.kind === 'query') return head;
   const answers =
     r.resolved.length > 0
-      ? r.resolved.map((x) => `${x.ip} ttl=${x.ttl}${x.via.length ? ` via ${x.via.join(' → ')}` : ''}`).join(', ')
-      : r.answers.map((a) => `${a.type} ${a.data}`).join(', ');
-  return `${head} ${r.rcode}${answers ? ` ${answers}` : ''}${r.rtt !== undefined ? ` (${r.rtt.toFixed(1)} ms)` : ''}`;
+      ? r.resolved
+          .map((x) => `${p(x.ip)} ttl=${x.ttl}${x.via.length ? ` via ${x.via.map(p).join(' → ')}` : ''}`)
+          .join(', ')
+      : r.answers.map((a) => `${p(a.type)} ${p(a.data)}`).join(', ');
+  return `${head} ${p(r.rcode)}${answers ? ` ${answers}` : ''}${r.rtt !== undefined ? ` (${r.rtt.toFixed(1)} ms)` : ''}`;
 }
 
 export function dnsCommand(): Command {

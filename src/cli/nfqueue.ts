@@ -5,6 +5,7 @@ import type { NfqueueRules } from '../sources/nfqueue/options.js';
 import type { QueuedPacket } from '../sources/nfqueue/queued.js';
 import type { PacketRecord } from '../sources/nfqueue/record.js';
 import { sourcesTornDown } from '../sources/teardown.js';
+import { printable } from '../util/printable.js';
 import { positiveInt, seconds } from './args.js';
 import { logLine, logNotice } from './output.js';
 import { runStream } from './run.js';
@@ -15,8 +16,8 @@ const PROTO: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icm
 /** One line: id, hook, devices, addresses and ports (or ICMP type/code), length, mark, uid. */
 export function formatPacket(r: PacketRecord): string {
   const dev = [
-    r.indev !== undefined ? `in=${r.indevName ?? r.indev}` : '',
-    r.outdev !== undefined ? `out=${r.outdevName ?? r.outdev}` : '',
+    r.indev !== undefined ? `in=${printable(r.indevName ?? String(r.indev))}` : '',
+    r.outdev !== undefined ? `out=${printable(r.outdevName ?? String(r.outdev))}` : '',
   ].filter(Boolean);
   const parts = [`#${r.packetId}`, `q${r.queue}`, r.hook.padEnd(11), ...dev];
   if (r.ip) {

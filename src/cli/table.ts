@@ -5,6 +5,8 @@
  * and a terminal too small for a table (or a pty that reports 0 rows) gets lines.
  */
 
+import { printable } from '../util/printable.js';
+
 /** Below this many terminal rows a redrawn table shows too little: print lines instead. */
 export const MIN_TABLE_ROWS = 5;
 
@@ -47,7 +49,7 @@ export function formatAny(r: Record<string, unknown>): string {
     ].join('\n');
   }
   const { type, ts: _ts, ...rest } = r;
-  return `${String(type ?? '').padEnd(8)} ${flat(rest)}`;
+  return `${printable(String(type ?? '')).padEnd(8)} ${flat(rest)}`;
 }
 
 function flat(o: Record<string, unknown>, prefix = ''): string {
@@ -55,7 +57,7 @@ function flat(o: Record<string, unknown>, prefix = ''): string {
     .flatMap(([k, v]) =>
       v && typeof v === 'object' && !Array.isArray(v)
         ? [flat(v as Record<string, unknown>, `${prefix}${k}.`)]
-        : [`${prefix}${k}=${Array.isArray(v) ? JSON.stringify(v) : String(v)}`],
+        : [printable(`${prefix}${k}=${Array.isArray(v) ? JSON.stringify(v) : String(v)}`)],
     )
     .join(' ');
 }
