@@ -10,7 +10,7 @@ import { printable } from '../../../src/util/printable.js';
 const ACTS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
 /** The inverse of printable(): every escape it writes, back to its character. */
-const unescape = (s: string) =>
+const unprintable = (s: string) =>
   s.replace(/\\(\\|x([0-9a-f]{2})|u\{([0-9a-f]+)\})/g, (_m, all: string, x?: string, u?: string) =>
     x ? String.fromCharCode(Number.parseInt(x, 16)) : u ? String.fromCharCode(Number.parseInt(u, 16)) : all,
   );
@@ -33,7 +33,7 @@ describe('printable', () => {
       fc.property(fc.string({ unit: 'binary', maxLength: 64 }), (s) => {
         const out = printable(s);
         expect(ACTS.test(out)).toBe(false);
-        expect(unescape(out)).toBe(s);
+        expect(unprintable(out)).toBe(s);
       }),
       { numRuns: 2000 },
     );
