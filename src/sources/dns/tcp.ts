@@ -13,6 +13,7 @@
  * being evicted first; at most `maxStreams` streams; idle ones expire.
  */
 import { TCP_FIN, TCP_RST, TCP_SYN } from '../packet.js';
+import { DNS_HEADER } from './wire.js';
 
 export interface TcpLimits {
   /** Window bytes (holes included) a stream may hold before it is given up. */
@@ -137,6 +138,13 @@ export class TcpReassembler {
       });
     }
     const messages = this.extract(st);
+    if (st.read < 0) {
+      // A length under a DNS header: not a DNS stream (or one we lost track of). Every following "message"
+      // would be garbage read at a guessed boundary; a segment of zeros would make one record per two bytes.
+      this.remove(s.key);
+      this.counts.dropped++;
+      return result({ messages, dropped: `TCP stream ${s.key}: a message length under a DNS header; not DNS` });
+    }
     if (s.flags & (TCP_FIN | TCP_RST)) this.remove(s.key);
     return result({ messages });
   }
@@ -245,12 +253,19 @@ export class TcpReassembler {
     st.have = have;
   }
 
-  /** Hands out the complete length-prefixed messages in [read, contig), as copies (the window is reused). */
+  /**
+   * Hands out the complete length-prefixed messages in [read, contig), as copies (the window is reused). A
+   * length under a DNS header ends the stream: the messages before it are handed out and `read` is set to -1.
+   */
   private extract(st: Stream): Buffer[] {
     const out: Buffer[] = [];
     let o = st.read;
     while (st.contig - o >= 2) {
       const len = st.win.readUInt16BE(o);
+      if (len < DNS_HEADER) {
+        st.read = -1;
+        return out;
+      }
       if (st.contig - o - 2 < len) break;
       out.push(Buffer.from(st.win.subarray(o + 2, o + 2 + len)));
       o += 2 + len;

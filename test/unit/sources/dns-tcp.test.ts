@@ -97,11 +97,32 @@ describe('TCP reassembly, hostile orders and bounds', () => {
 
   it('bounds the number of streams by evicting the oldest, and forgets a stream on FIN', () => {
     const t = new TcpReassembler({ maxStreams: 3 });
-    for (let i = 0; i < 5; i++) t.push(seg(`c${i}`, 10, Buffer.from([0, 5])));
+    for (let i = 0; i < 5; i++) t.push(seg(`c${i}`, 10, Buffer.from([0, 12])));
     expect(t.size).toBe(3);
     expect(t.stats().evicted).toBe(2);
-    t.push(seg('c4', 12, Buffer.from([1, 2, 3, 4, 5]), TCP_FIN));
+    t.push(seg('c4', 12, Buffer.alloc(12, 1), TCP_FIN));
     expect(t.size).toBe(2);
     expect(t.stats().bytes).toBe(2 * (STREAM_OVERHEAD + 2 * 256));
+  });
+
+  it('gives up a stream at a message length under a DNS header: a segment of zeros is not 730 messages', () => {
+    const t = new TcpReassembler();
+    const zeros = t.push(seg('z', 1000, Buffer.alloc(1460)));
+    expect(zeros.messages).toEqual([]);
+    expect(zeros.dropped).toMatch(/under a DNS header; not DNS/);
+    expect(t.size).toBe(0);
+    expect(t.stats()).toMatchObject({ streams: 0, bytes: 0, dropped: 1 });
+    // The messages before the bad length still come out; nothing after it does.
+    const good = framed(msg(7, 'a.example.test'), msg(8, 'b.example.test'));
+    const r = t.push(
+      seg('g', 5000, Buffer.concat([good, Buffer.from([0, 11]), Buffer.alloc(11), framed(msg(9, 'c.test'))])),
+    );
+    expect(r.messages.map((m) => dnsPacket.decode(m).id)).toEqual([7, 8]);
+    expect(r.dropped).toBeDefined();
+    expect(t.size).toBe(0);
+    // A length of exactly a header is a (header-only) message.
+    const h = t.push(seg('h', 1, Buffer.concat([Buffer.from([0, 12]), Buffer.alloc(12)])));
+    expect(h.messages).toHaveLength(1);
+    expect(h.dropped).toBeUndefined();
   });
 });
