@@ -77,17 +77,24 @@ export function onMacLearned(core: IngestHost, ip: string): void {
   }
 }
 
+/** Seconds an answer ties a name to an address at most, whatever its TTL (a day, as Unbound's cache-max-ttl). */
+export const DNS_MAX_TTL_S = 86_400;
+
 export function onDns(core: IngestHost, r: DnsRecord): void {
   core.counters.dns++;
   if (r.error || !r.qname) return;
   const ig = core.lists.ignore;
   if (!inScope(core, r.client)) return;
   if (r.kind === 'response') {
+    // Only answers to a query the capture saw (rtt set): any LAN host can send a response nobody asked for, and
+    // would otherwise tie a blocked name to an address of its choosing (blocking it) for a TTL of its choosing.
+    if (r.rtt === undefined) return;
     const expiryBase = core.model.now();
     for (const res of r.resolved) {
       const ip = canonicalIp(res.ip);
       if (!ip) continue;
-      const exp = expiryBase + (Math.max(0, res.ttl) + core.periods.dnsGraceS) * 1000;
+      const ttl = Math.min(Math.max(0, res.ttl), DNS_MAX_TTL_S);
+      const exp = expiryBase + (ttl + core.periods.dnsGraceS) * 1000;
       const names = [res.name, ...res.via];
       for (const name of names) core.blocks.remember(name, ip, exp);
       core.followNames(names, ip, exp);

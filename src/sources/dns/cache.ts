@@ -2,6 +2,12 @@
  * DnsCache: address → the names that resolved to it, each until its TTL runs
  * out. Local zones often answer with TTL 0: such names are kept for at least
  * `minTtlS`, so a flow that starts right after the lookup still gets a name.
+ *
+ * It learns only from responses that answer a query the dns source saw (the
+ * record has an `rtt`): any LAN host can send a response nobody asked for,
+ * and would otherwise name any address as it likes (bank.example → its own
+ * server) for as long as it likes. TTLs are capped at `maxTtlS` (a day, as
+ * Unbound's cache-max-ttl), as resolvers cap them.
  */
 import type { DnsRecord } from './record.js';
 
@@ -9,8 +15,16 @@ import type { DnsRecord } from './record.js';
 export interface DnsCacheOptions {
   /** Seconds every name is kept at least (default 300). */
   minTtlS?: number;
+  /** Seconds a name is kept at most, whatever TTL its answer gave (default 86 400). */
+  maxTtlS?: number;
   /** Entries at most; the soonest to expire go first (default 100 000). */
   maxEntries?: number;
+  /**
+   * Learn from responses without a query seen for them too (default false). Only for a capture that cannot
+   * see the queries (e.g. rules you installed on the answers' path alone): then any host that can send a DNS
+   * response through those rules names addresses.
+   */
+  unsolicited?: boolean;
   /** Clock in ms, for tests. */
   now?: () => number;
 }
@@ -21,24 +35,36 @@ export class DnsCache {
   private readonly byIp = new Map<string, Map<string, number>>();
   private count = 0;
   private readonly minTtlMs: number;
+  private readonly maxTtlMs: number;
   private readonly maxEntries: number;
+  private readonly unsolicited: boolean;
   private readonly now: () => number;
 
   constructor(opts: DnsCacheOptions = {}) {
     this.minTtlMs = (opts.minTtlS ?? 300) * 1000;
+    this.maxTtlMs = Math.max(this.minTtlMs, (opts.maxTtlS ?? 86_400) * 1000);
     this.maxEntries = opts.maxEntries ?? 100_000;
+    this.unsolicited = opts.unsolicited ?? false;
     this.now = opts.now ?? Date.now;
   }
 
-  /** Learns every resolved address of a response record (queries and errors are ignored). */
+  /**
+   * Learns every resolved address of a response record that answers a query seen (`rtt` set; see
+   * `unsolicited`). Queries, errors and unsolicited responses are ignored.
+   */
   add(r: DnsRecord): void {
     if (r.kind !== 'response' || r.error) return;
+    if (r.rtt === undefined && !this.unsolicited) return;
     for (const res of r.resolved) this.set(res.ip, res.name, res.ttl);
   }
 
-  /** Remembers that `ip` is `name` for `ttlS` seconds (at least minTtlS); past maxEntries the soonest to expire goes. */
+  /**
+   * Remembers that `ip` is `name` for `ttlS` seconds, kept within [minTtlS, maxTtlS]; past maxEntries the
+   * soonest to expire goes.
+   */
   set(ip: string, name: string, ttlS: number): void {
-    const expires = this.now() + Math.max(ttlS * 1000, this.minTtlMs);
+    const ttlMs = Number.isFinite(ttlS) ? ttlS * 1000 : 0;
+    const expires = this.now() + Math.min(Math.max(ttlMs, this.minTtlMs), this.maxTtlMs);
     let names = this.byIp.get(ip);
     if (!names) {
       names = new Map();

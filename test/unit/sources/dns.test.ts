@@ -210,6 +210,43 @@ describe('CNAME chains and the DNS cache', () => {
     expect(resolveChains('x.t', [a('x.t', 'CNAME', 'y.t'), a('y.t', 'CNAME', 'x.t')])).toEqual([]);
   });
 
+  it('learns only from responses to a query it saw, and keeps a name a day at most', () => {
+    let now = 0;
+    const c = new DnsCache({ now: () => now });
+    const response = (ip: string, ttl: number, rtt?: number): DnsRecord => ({
+      ts: 0,
+      kind: 'response',
+      family: 'ipv4',
+      transport: 'udp',
+      client: '192.168.1.20',
+      clientPort: 40000,
+      server: '192.168.1.66',
+      serverPort: 53,
+      hook: 'forward',
+      id: 7,
+      qname: 'bank.example',
+      qtype: 'A',
+      rcode: 'NOERROR',
+      answers: [],
+      resolved: [{ name: 'bank.example', ip, ttl, via: [] }],
+      ...(rtt === undefined ? {} : { rtt }),
+    });
+    // Nobody asked: a LAN host's forged answer with a TTL of 136 years names nothing.
+    c.add(response('93.184.216.34', 0xffffffff));
+    expect(c.names('93.184.216.34')).toEqual([]);
+    // An answer to a query seen is learnt, for a day at most.
+    c.add(response('198.51.100.7', 0xffffffff, 3.2));
+    expect(c.names('198.51.100.7')).toEqual(['bank.example']);
+    now = 86_400_000 + 1;
+    expect(c.names('198.51.100.7')).toEqual([]);
+    // Asked for (a capture that cannot see the queries): unsolicited answers too.
+    const open = new DnsCache({ unsolicited: true, maxTtlS: 60, now: () => now });
+    open.add(response('93.184.216.34', 0xffffffff));
+    expect(open.names('93.184.216.34')).toEqual(['bank.example']);
+    now += 300_001; // the minimum TTL (300 s) wins over a smaller maximum
+    expect(open.names('93.184.216.34')).toEqual([]);
+  });
+
   it('keeps TTL-0 names for the minimum, expires them after, and evicts the soonest to expire', () => {
     let now = 0;
     const c = new DnsCache({ minTtlS: 10, maxEntries: 10, now: () => now });

@@ -53,6 +53,7 @@ const answer = {
   ...dnsBase,
   kind: 'response',
   resolved: [{ name: NAME, ip: SERVER, ttl: 300, via: [] }],
+  rtt: 1.5,
 } as unknown as DnsRecord;
 
 /** A poll's counter growth of one connection. */
@@ -230,5 +231,21 @@ describe('SPIN core: arrival order of ARP, DNS and conntrack records', () => {
     expect(p.counters.expired).toBe(3);
     expect(p.take('203.0.113.5').map((h) => h.dstUncounted)).toEqual([{ packets: 1, bytes: 10 }]);
     expect(p.size).toBe(0);
+  });
+});
+
+describe('SPIN core: DNS answers it learns from', () => {
+  it('learns nothing from an answer nobody asked for (no rtt): a LAN host cannot tie a name to an address', async () => {
+    const forged = { ...answer, resolved: [{ name: NAME, ip: '203.0.113.9', ttl: 0xffffffff, via: [] }] };
+    delete (forged as { rtt?: number }).rtt;
+    const steps: Step[] = [STEPS[0], { what: 'forged answer', feed: (c) => c.onDns(forged as DnsRecord) }];
+    const { core } = await run(steps, true);
+    expect(core.model.ofIp('203.0.113.9')).toBeUndefined();
+    // The same answer to a query seen is learnt.
+    const { core: asked } = await run(
+      [STEPS[0], { what: 'answer', feed: (c) => c.onDns({ ...forged, rtt: 2 } as DnsRecord) }],
+      true,
+    );
+    expect([...(asked.model.ofIp('203.0.113.9')?.domains ?? [])]).toEqual([`${NAME}.`]);
   });
 });
