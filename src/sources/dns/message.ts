@@ -20,6 +20,31 @@ export interface DnsFields {
 }
 
 const MAX_CHAIN = 16;
+/**
+ * Addresses `resolved` lists at most (every one is in `answers` too). Each carries its chain: a 62 KB response
+ * of 16 CNAMEs of 253 characters and 3 600 A records made 16.9 MB of JSON, 270 times the packet.
+ */
+export const MAX_RESOLVED = 256;
+
+/**
+ * Record types whose rdata is kept as it came, in hex, not decoded by dns-packet: nothing here reads them, and
+ * their decoders cost or print far more than their bytes. NSEC and NSEC3 type bitmaps became up to eight type
+ * names per byte (80-99 times the packet as JSON, 1.6 ms per KiB to decode); RRSIG, RP, NSEC and NAPTR hold
+ * names the walker does not count against its budget (wire.ts), RP's through dns-packet's uncached decoder.
+ */
+const OPAQUE_TYPES = new Set([
+  10, // NULL
+  17, // RP
+  35, // NAPTR
+  43, // DS
+  44, // SSHFP
+  46, // RRSIG
+  47, // NSEC
+  48, // DNSKEY
+  50, // NSEC3
+  51, // NSEC3PARAM
+  52, // TLSA
+]);
 
 function dataText(a: dnsPacket.Answer): string {
   const d = (a as { data?: unknown }).data;
@@ -51,9 +76,12 @@ export function resolveChains(qname: string, answers: DnsAnswer[]): DnsResolved[
   const via: string[] = [];
   let name = lower(qname);
   let ttl = Number.POSITIVE_INFINITY;
-  for (let hop = 0; hop <= MAX_CHAIN; hop++) {
-    for (const a of addrs.get(name) ?? [])
-      out.push({ name: qname, ip: a.data, ttl: Math.min(ttl, a.ttl), via: [...via] });
+  for (let hop = 0; hop <= MAX_CHAIN && out.length < MAX_RESOLVED; hop++) {
+    const at = addrs.get(name) ?? [];
+    // One copy of the chain per hop, shared by its addresses.
+    const chain = at.length ? [...via] : via;
+    for (let i = 0; i < at.length && out.length < MAX_RESOLVED; i++)
+      out.push({ name: qname, ip: at[i].data, ttl: Math.min(ttl, at[i].ttl), via: chain });
     const c = cnames.get(name);
     if (!c || via.includes(c.data)) break;
     ttl = Math.min(ttl, c.ttl);
@@ -89,10 +117,15 @@ export function dnsFields(msg: dnsPacket.Packet): DnsFields {
 interface Codec<T> {
   decode: ((buf: Buffer, offset: number) => T) & { bytes: number };
 }
-const codecs = createRequire(import.meta.url)('dns-packet') as {
-  question: Codec<dnsPacket.Question>;
-  answer: Codec<dnsPacket.Answer>;
-  name: NameCodec;
+const requireHere = createRequire(import.meta.url);
+const codecs = {
+  ...(requireHere('dns-packet') as {
+    question: Codec<dnsPacket.Question>;
+    answer: Codec<dnsPacket.Answer>;
+    name: NameCodec;
+  }),
+  types: requireHere('dns-packet/types') as { toString(type: number): string },
+  classes: requireHere('dns-packet/classes') as { toString(klass: number): string },
 };
 
 /**
@@ -108,7 +141,7 @@ export function decodeDns(payload: Buffer): dnsPacket.Packet {
 
 /** decodeDns, and how many bytes the decoders consumed (the end of the last record; ≤ payload.length). */
 export function decodeDnsCounted(payload: Buffer): { msg: dnsPacket.Packet; bytes: number } {
-  const { bounds, end } = walkDns(payload);
+  const { bounds, rdata, end } = walkDns(payload);
   // The header alone (counts zeroed) gives dns-packet's flag and rcode names.
   const head = Buffer.from(payload.subarray(0, DNS_HEADER));
   head.fill(0, 4);
@@ -119,14 +152,40 @@ export function decodeDnsCounted(payload: Buffer): { msg: dnsPacket.Packet; byte
     for (let i = 0; i < n; i++, k += 2) out[i] = exact(codec, payload, bounds[k], bounds[k + 1]);
     return out;
   };
+  const qd = payload.readUInt16BE(4);
+  /** Records from the `r`th on (of all sections): OPAQUE_TYPES kept as bytes, the others decoded by dns-packet. */
+  let r = 0;
+  const records = (n: number): dnsPacket.Answer[] => {
+    const out: dnsPacket.Answer[] = new Array(n);
+    for (let i = 0; i < n; i++, r++, k += 2) {
+      const type = rdata[2 * r];
+      out[i] = OPAQUE_TYPES.has(type)
+        ? opaque(payload, bounds[k], type, rdata[2 * r + 1], bounds[k + 1])
+        : exact(codecs.answer, payload, bounds[k], bounds[k + 1]);
+    }
+    return out;
+  };
   // Names through a per-message cache: records pointing at one long name cost its labels once.
   withNameCache(codecs.name, payload, () => {
-    msg.questions = take(codecs.question, payload.readUInt16BE(4));
-    msg.answers = take(codecs.answer, payload.readUInt16BE(6));
-    msg.authorities = take(codecs.answer, payload.readUInt16BE(8));
-    msg.additionals = take(codecs.answer, payload.readUInt16BE(10));
+    msg.questions = take(codecs.question, qd);
+    msg.answers = records(payload.readUInt16BE(6));
+    msg.authorities = records(payload.readUInt16BE(8));
+    msg.additionals = records(payload.readUInt16BE(10));
   });
   return { msg, bytes: end };
+}
+
+/** A record of an OPAQUE_TYPES type as dns-packet gives one it has no decoder for: its rdata as bytes (a copy). */
+function opaque(payload: Buffer, start: number, type: number, rdata: number, end: number): dnsPacket.Answer {
+  const klass = payload.readUInt16BE(rdata - 8);
+  return {
+    name: codecs.name.decode(payload, start),
+    type: codecs.types.toString(type),
+    ttl: payload.readUInt32BE(rdata - 6),
+    class: codecs.classes.toString(klass & 0x7fff),
+    flush: (klass & 0x8000) !== 0,
+    data: Buffer.from(payload.subarray(rdata, end)),
+  } as dnsPacket.Answer;
 }
 
 function exact<T>(codec: Codec<T>, payload: Buffer, start: number, end: number): T {

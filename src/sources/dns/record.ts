@@ -2,14 +2,18 @@
 import { z } from 'zod';
 import { DNS_ERROR_CODES } from './wire.js';
 
-/** One answer record of a DNS response: name, type (A, AAAA, CNAME …), TTL in seconds, data as text. */
+/**
+ * One answer record of a DNS response: name, type (A, AAAA, CNAME …), TTL in seconds, data as text. Types
+ * flowgrab does not read (DNSSEC's NSEC, NSEC3, RRSIG, DNSKEY, DS; RP, NAPTR, TLSA, SSHFP, NULL, and types
+ * it does not know) carry their rdata in hex.
+ */
 export const DnsAnswer = z.object({ name: z.string(), type: z.string(), ttl: z.number().int(), data: z.string() });
 /** One answer of a DNS response (see the `DnsAnswer` schema). */
 export type DnsAnswer = z.infer<typeof DnsAnswer>;
 
 /** An address a response resolves a name to, through its CNAME chain (`via`). */
 export const DnsResolved = z.object({
-  /** The name that was asked. */
+  /** The name that was asked. (At most 256 addresses per response are listed; `answers` has them all.) */
   name: z.string(),
   /** One final address of it. */
   ip: z.string(),

@@ -65,6 +65,8 @@ const stepBudget = (len: number) => len + 128;
 export interface WalkedMessage {
   /** [start, end) of every question, then of every record (answers, authorities, additionals), flat. */
   bounds: number[];
+  /** Each record's type and where its rdata starts (answers, authorities, additionals, in order), flat. */
+  rdata: number[];
   /** Offset just past the last record. */
   end: number;
 }
@@ -193,6 +195,7 @@ export function walkDns(b: Buffer): WalkedMessage {
   let o = DNS_HEADER;
   const bounds: number[] = new Array(2 * (qd + rr));
   let k = 0;
+  const rdataAt: number[] = new Array(2 * rr);
   for (let i = 0; i < qd; i++) {
     bounds[k++] = o;
     o = walkName(b, o);
@@ -210,8 +213,10 @@ export function walkDns(b: Buffer): WalkedMessage {
     if (rdata + rdlen > b.length)
       throw new DnsWireError('truncated', `rdata of ${rdlen} bytes runs past the payload`, o);
     checkRdata(b, type, rdata, rdata + rdlen);
+    rdataAt[2 * i] = type;
+    rdataAt[2 * i + 1] = rdata;
     o = rdata + rdlen;
     bounds[k++] = o;
   }
-  return { bounds, end: o };
+  return { bounds, rdata: rdataAt, end: o };
 }

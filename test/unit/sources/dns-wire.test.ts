@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import * as dnsPacket from 'dns-packet';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeDns, decodeDnsCounted, dnsErrorOf } from '../../../src/sources/dns/message.js';
+import { decodeDns, decodeDnsCounted, dnsErrorOf, dnsFields, MAX_RESOLVED } from '../../../src/sources/dns/message.js';
 import { DNS_ERROR_CODES, DnsWireError } from '../../../src/sources/dns/wire.js';
 
 const hex = (s: string) => Buffer.from(s, 'hex');
@@ -123,9 +123,14 @@ describe('DNS wire validation', () => {
     expect(req.name.decode).toBe(before);
   });
 
-  it('refuses a NAPTR whose empty rdata made dns-packet read on with a NaN offset (found by the fuzzer)', () => {
+  it('keeps a NAPTR whose empty rdata made dns-packet read on with a NaN offset as its bytes (found by the fuzzer)', () => {
     const b = hex('472b012000010000000000010161047465737400001c0001000023052904d000000000000c000a000805c7fd263361');
-    expect(codeOf(b)).toMatch(/^(bad-rdata|overrun)$/);
+    // NAPTR is one of the types kept as bytes (message.ts): dns-packet's decoder never sees it.
+    expect(codeOf(b)).toBe('ok');
+    const naptr = decodeDns(b).additionals?.[0] as { type: string; data: Buffer; ttl: number };
+    expect(naptr.type).toBe('NAPTR');
+    expect(naptr.data).toEqual(Buffer.alloc(0));
+    expect(naptr.ttl).toBe(0x04d00000);
   });
 
   it('rejects TXT strings that do not fill their rdata (dns-packet read past them)', () => {
@@ -208,5 +213,82 @@ describe('DNS wire validation', () => {
       }),
       { numRuns: 5000 },
     );
+  });
+});
+
+describe('DNS output bounded by the packet (a LAN host chooses every byte of it)', () => {
+  const u16 = (n: number) => Buffer.from([n >> 8, n & 255]);
+  const u32 = (n: number) => Buffer.from([n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255]);
+  /** A response to `a.test`: the question, then `n` records whose owner points at it, of `type` with `rdata`. */
+  const records = (n: number, type: number, rdata: Buffer) => {
+    const head = Buffer.from('123481800001000000000000', 'hex');
+    head.writeUInt16BE(n, 6);
+    const question = hex('016104746573740000010001'); // a.test, A, IN
+    const rr = Buffer.concat([u16(0xc00c), u16(type), u16(1), u32(60), u16(rdata.length), rdata]);
+    return Buffer.concat([head, question, ...Array.from({ length: n }, () => rr)]);
+  };
+
+  it('keeps NSEC, NSEC3, RRSIG, RP, NAPTR, DNSKEY … as their bytes in hex: no type-name bitmaps, no uncounted names', () => {
+    // NSEC: next name root, a bitmap window of 32 bytes all set: 256 type names each, as dns-packet decodes it.
+    const nsec = records(1400, 47, Buffer.concat([Buffer.from([0, 0, 32]), Buffer.alloc(32, 0xff)]));
+    const fields = dnsFields(decodeDns(nsec));
+    expect(fields.answers).toHaveLength(1400);
+    expect(fields.answers[0]).toEqual({ name: 'a.test', type: 'NSEC', ttl: 60, data: `000020${'ff'.repeat(32)}` });
+    // As JSON: hex doubles the rdata; the names and keys add the rest. Decoded, the bitmaps made 80-99 times.
+    expect(JSON.stringify(fields).length).toBeLessThan(4 * nsec.length);
+    // RP: two names, here pointers to the question's name (dns-packet decoded the first one uncached).
+    const rp = dnsFields(decodeDns(records(3, 17, Buffer.concat([u16(0xc00c), u16(0xc00c)]))));
+    expect(rp.answers.map((a) => [a.type, a.data])).toEqual(Array(3).fill(['RP', 'c00cc00c']));
+    for (const [type, name] of [
+      [46, 'RRSIG'],
+      [35, 'NAPTR'],
+      [48, 'DNSKEY'],
+      [50, 'NSEC3'],
+    ] as const) {
+      expect(dnsFields(decodeDns(records(1, type, Buffer.from('0102c00c', 'hex')))).answers[0]).toMatchObject({
+        type: name,
+        data: '0102c00c',
+      });
+    }
+    // The types it reads are still dns-packet's (CAA here), exactly.
+    const caa = response([{ name: 'a.test', type: 'CAA', ttl: 5, data: { flags: 0, tag: 'issue', value: 'ca.test' } }]);
+    expect(decodeDns(caa)).toEqual(dnsPacket.decode(caa));
+  });
+
+  it('lists at most MAX_RESOLVED addresses, each chain once per hop: 16 CNAMEs of 253 characters and 3 600 As', () => {
+    // Names of 253 characters: a label of 61 bytes (distinct per name), then three of 63.
+    const long = (c: number) =>
+      Buffer.concat([
+        Buffer.from([61]),
+        Buffer.alloc(61, c),
+        ...[0, 1, 2].map(() => Buffer.concat([Buffer.from([63]), Buffer.alloc(63, 0x61)])),
+        Buffer.from([0]),
+      ]);
+    const parts: Buffer[] = [];
+    let off = 12;
+    const push = (b: Buffer) => {
+      parts.push(b);
+      off += b.length;
+    };
+    const names = [off];
+    push(Buffer.concat([long(0x62), u16(1), u16(1)]));
+    for (let i = 0; i < 16; i++) {
+      const target = long(0x63 + i);
+      push(Buffer.concat([u16(0xc000 | names[i]), u16(5), u16(1), u32(60), u16(target.length)]));
+      names.push(off);
+      push(target);
+    }
+    for (let i = 0; i < 3600; i++)
+      push(Buffer.concat([u16(0xc000 | names[16]), u16(1), u16(1), u32(60), u16(4), u32(0x0a000000 + i)]));
+    const head = Buffer.from('123481800001000000000000', 'hex');
+    head.writeUInt16BE(3616, 6);
+    const packet = Buffer.concat([head, ...parts]);
+    const fields = dnsFields(decodeDns(packet));
+    expect(fields.answers).toHaveLength(3616);
+    expect(fields.resolved).toHaveLength(MAX_RESOLVED);
+    expect(fields.resolved[0].via).toHaveLength(16);
+    expect(fields.resolved[255].ip).toBe('10.0.0.255');
+    // 2.2 MB of JSON for a 62 KB packet, not 16.9 MB: the answers' 253-character names are most of it.
+    expect(JSON.stringify(fields).length).toBeLessThan(40 * packet.length);
   });
 });
