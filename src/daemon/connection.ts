@@ -41,7 +41,8 @@ export class Client implements ClientView, Guarded {
   readonly fg: Flowgrab;
   nextFlow = 1;
   private readonly reader = new FrameReader();
-  private queue: Promise<void> = Promise.resolve();
+  /** The client's requests, handled one at a time in order; dropped once the client has gone (shutdown). */
+  private readonly requests = new InOrder();
   /** Frames read and not yet answered. */
   private waiting = 0;
   private frameTimer?: NodeJS.Timeout;
@@ -159,13 +160,16 @@ export class Client implements ClientView, Guarded {
     for (const f of frames) {
       this.waiting++;
       // Frames of one connection are handled in order, each after the previous one's reply.
-      this.queue = this.queue.then(() =>
-        forClient(this, () => withReplayOpener(this.openFile, () => this.onFrame(f))).finally(() => {
+      this.requests.push(
+        () => forClient(this, () => withReplayOpener(this.openFile, () => this.onFrame(f))),
+        () => {
           this.waiting--;
           this.readMore();
-        }),
+        },
       );
     }
+    // A frame completed: the next one, begun in this chunk, gets the whole partial-frame time (see below).
+    if (frames.length > 0) this.restartPartialFrame();
     this.readMore();
   }
 
@@ -189,7 +193,17 @@ export class Client implements ClientView, Guarded {
     void this.shutdown(why);
   }
 
-  /** A frame begun must end within partialFrameMs: a connection cannot hold a half-sent frame forever. */
+  /** The partial-frame clock starts over (a frame was completed: what is held now is a new one). */
+  private restartPartialFrame(): void {
+    clearTimeout(this.frameTimer);
+    this.frameTimer = undefined;
+  }
+
+  /**
+   * A frame begun must end within partialFrameMs: a connection cannot hold a half-sent frame forever. The
+   * clock runs from the first byte of the frame held, not of the first frame held since: a client whose
+   * writes each end one frame and begin the next (buffered writers flushing at fixed sizes) is not cut off.
+   */
   private watchPartialFrame(): void {
     if (this.reader.held === 0) {
       clearTimeout(this.frameTimer);
@@ -278,6 +292,9 @@ export class Client implements ClientView, Guarded {
   async shutdown(why: string): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Requests still waiting are dropped: run for nobody, they made flows and queue claims after the close
+    // below (nft tables, workers and marks held until the daemon restarted, uncounted by the user's limits).
+    this.requests.close();
     clearTimeout(this.frameTimer);
     clearTimeout(this.idleTimer);
     // Packets waiting for this client's verdicts are decided now, not at their timeout.
@@ -296,5 +313,25 @@ export class Client implements ClientView, Guarded {
     this.flows.clear();
     this.d.forget(this);
     this.d.log('info', 'client gone', { client: this.cid, uid: this.peer.uid, why });
+  }
+}
+
+/**
+ * Jobs run one at a time, in the order pushed; `after` runs once each job is done, or dropped. close() drops
+ * every job not started yet (the one running finishes). A job that throws does not stop the ones after it.
+ */
+export class InOrder {
+  private tail: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  push(job: () => Promise<void>, after: () => void): void {
+    this.tail = this.tail
+      .then(() => (this.closed ? undefined : job()))
+      .catch(() => {})
+      .finally(after);
+  }
+
+  close(): void {
+    this.closed = true;
   }
 }

@@ -113,6 +113,7 @@ export class QueueMux {
     principal: Principal,
     req: { mark: number; mask?: number; timeoutMs?: number },
   ): { reg: number; queue: number; mark: string; timeoutMs: number } {
+    if (client.closed) throw new FlowgrabError('FG_ERR_CLOSED', 'the client has gone', { op: 'queue' });
     if (!principal.verdicts)
       throw new FlowgrabError('FG_ERR_DENIED', 'your policy does not allow NFQUEUE verdicts', { op: 'queue' });
     if (!this.source)

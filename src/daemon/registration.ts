@@ -13,6 +13,8 @@ export type Verdict = 'accept' | 'drop' | 'repeat';
 export interface QueueClient {
   readonly cid: number;
   readonly uid: number;
+  /** The client has gone (its registrations were released): it may register nothing more. */
+  readonly closed?: boolean;
   /** Sends packets to the client; false when it cannot take them now (backlog full). */
   deliver(reg: number, packets: Record<string, unknown>[]): boolean;
   notice(reg: number, notice: Record<string, unknown>): void;
