@@ -1,6 +1,7 @@
 /** Parameter helpers shared by filter schemas: durations, field paths, lists. */
 import { z } from 'zod';
 import { Lru } from '../util/lru.js';
+import { MAX_TIMER_MS } from '../util/timer.js';
 import type { GraphIssue } from './errors.js';
 import { type FieldCatalog, lookupField } from './fields.js';
 import type { SpecPath } from './spec.js';
@@ -10,19 +11,29 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 
 const DURATION_HINT = 'a duration like 10s or 500ms (a bare number is milliseconds)';
 const showInput = (v: unknown) => JSON.stringify(v) ?? String(v);
 
-/** "10s", "500ms", "2m", "1h", or a bare number: milliseconds. */
-export const Duration = z.union([
-  z.number({ error: (iss) => `expected ${DURATION_HINT}, got ${showInput(iss.input)}` }).nonnegative({
-    error: (iss) => `expected ${DURATION_HINT}, got ${showInput(iss.input)}`,
-  }),
-  z
-    .string()
-    .regex(/^\d+(\.\d+)?(ms|s|m|h)$/, { error: (iss) => `expected ${DURATION_HINT}, got ${showInput(iss.input)}` })
-    .transform((s) => {
-      const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s)!;
-      return Number(m[1]) * UNITS[m[2]];
+/**
+ * "10s", "500ms", "2m", "1h", or a bare number: milliseconds; at most MAX_TIMER_MS (about 24.8 days, the
+ * longest a timer waits: Node fires a longer one after 1 ms, and `poll=1000h` polled every millisecond).
+ */
+export const Duration = z
+  .union([
+    z.number({ error: (iss) => `expected ${DURATION_HINT}, got ${showInput(iss.input)}` }).nonnegative({
+      error: (iss) => `expected ${DURATION_HINT}, got ${showInput(iss.input)}`,
     }),
-]);
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?(ms|s|m|h)$/, { error: (iss) => `expected ${DURATION_HINT}, got ${showInput(iss.input)}` })
+      .transform((s) => {
+        const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s)!;
+        return Number(m[1]) * UNITS[m[2]];
+      }),
+  ])
+  .pipe(
+    z.number().max(MAX_TIMER_MS, {
+      error: (iss) =>
+        `expected a duration of at most ${MAX_TIMER_MS} ms (596h: the longest a timer waits), got ${showInput(iss.input)} ms`,
+    }),
+  );
 
 /** A window or period: a Duration above zero (a zero period would fire without end). */
 export const Period = Duration.pipe(

@@ -15,6 +15,7 @@ import { open } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import { Observable, type SchedulerLike } from 'rxjs';
 import { FlowgrabError } from '../errors.js';
+import { MAX_TIMER_MS } from '../util/timer.js';
 import type { Rec } from './registry.js';
 
 /** The first line of a recording made by `flowgrab record`. */
@@ -134,8 +135,11 @@ export function replayRecords(file: string, speed: number, scheduler: SchedulerL
         const ts = typeof r.ts === 'number' ? r.ts : undefined;
         if (speed > 0 && ts !== undefined) {
           firstTs ??= ts;
-          const due = t0 + (ts - firstTs) / speed - scheduler.now();
-          if (due > 0) await new Promise((res) => scheduler.schedule(res, due));
+          // A gap longer than a timer takes is waited out in turns (a longer timer would fire after 1 ms).
+          for (let due = t0 + (ts - firstTs) / speed - scheduler.now(); due > 0 && !closed; ) {
+            await new Promise((res) => scheduler.schedule(res, Math.min(due, MAX_TIMER_MS)));
+            due = t0 + (ts - firstTs) / speed - scheduler.now();
+          }
         }
         if (closed) break;
         sub.next(r);

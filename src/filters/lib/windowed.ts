@@ -17,6 +17,7 @@
 import type { SchedulerLike, Subscription } from 'rxjs';
 import { dateTimestampProvider } from 'rxjs/internal/scheduler/dateTimestampProvider';
 import { reportUnhandledError } from 'rxjs/internal/util/reportUnhandledError';
+import { MAX_TIMER_MS } from '../../util/timer.js';
 import { type BuildContext, lookupNode, type Rec, type Stepper } from '../registry.js';
 
 export interface WindowFold<S> {
@@ -221,7 +222,8 @@ export function windowed<S>(t: WindowTiming, ctx: BuildContext, fold: WindowFold
         if (out) advance(out, wall);
         arm();
       },
-      Math.max(0, c.timerDue - now),
+      // A wait past the longest a timer takes fires at that (early: it closes nothing and arms again).
+      Math.min(Math.max(0, c.timerDue - now), MAX_TIMER_MS),
     );
   };
 

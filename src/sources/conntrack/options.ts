@@ -1,6 +1,7 @@
 /** Options of the conntrack source: one zod schema gives the type, the defaults and the graph node's params. */
 import { z } from 'zod';
 import type { TransportFactory } from '../../netlink/transport.js';
+import { MAX_TIMER_MS } from '../../util/timer.js';
 import type { NoticeObserver } from '../notice.js';
 import type { ReadyObserver } from '../ready.js';
 import { bool, int, listOf, netnsName, oneOf, parseOptions } from '../schema.js';
@@ -26,7 +27,7 @@ export const ConntrackOptions = z.strictObject({
   /** Watch this network namespace (/run/netns/NAME) instead of the process's own. */
   netns: netnsName().optional(),
   /** Dump every so often and emit `update` records carrying counter deltas (0 = off). */
-  pollIntervalMs: int(0).default(D.pollIntervalMs),
+  pollIntervalMs: int(0, MAX_TIMER_MS).default(D.pollIntervalMs),
   /** Receive buffer of the event socket; larger buffers ride out longer stalls. */
   recvBufferBytes: int(4096).default(D.recvBufferBytes),
   /** How often the kernel's drop counter is read while events arrive (a quiet socket wakes nothing); loss triggers a resync dump. */
