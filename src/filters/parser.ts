@@ -6,6 +6,7 @@
  */
 import { GraphSyntaxError } from './errors.js';
 import { ExprSyntaxError, parseMatchExpr } from './expr/parse.js';
+import { withRegexBudget } from './expr/regex.js';
 import { Lexer, type Token, wordValue } from './lexer.js';
 
 export { wordValue } from './lexer.js';
@@ -199,5 +200,5 @@ function describe(t: Token): string {
 /** Parses graph text into a GraphSpec; throws GraphSyntaxError with line, column and a caret excerpt. */
 export function parseGraph(text: string): GraphSpec {
   checkGraphText(text);
-  return new Parser(text).graph();
+  return withRegexBudget(() => new Parser(text).graph());
 }

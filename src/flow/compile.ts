@@ -9,6 +9,7 @@
 import type { SchedulerLike } from 'rxjs';
 import { Subject } from 'rxjs';
 import { describeParamIssue, type GraphIssue } from '../filters/errors.js';
+import { withRegexBudget } from '../filters/expr/regex.js';
 import { ANY_FIELDS, type FieldCatalog } from '../filters/fields.js';
 import {
   asStepper,
@@ -106,14 +107,14 @@ export class Compiler {
   /** Checks the whole graph without building anything; returns every issue. */
   check(g: GraphSpec): { issues: GraphIssue[]; catalog?: FieldCatalog } {
     const issues: GraphIssue[] = [];
-    const st = this.walk(g.root, null, ['root'], issues, false);
+    const st = withRegexBudget(() => this.walk(g.root, null, ['root'], issues, false));
     return { issues, catalog: st?.catalog };
   }
 
   /** Builds (or reuses) the stages of a graph that check() accepted, and retains them for one flow. */
   build(g: GraphSpec): Stage {
     const issues: GraphIssue[] = [];
-    const st = this.walk(g.root, null, ['root'], issues, true);
+    const st = withRegexBudget(() => this.walk(g.root, null, ['root'], issues, true));
     if (!st?.node || issues.length)
       throw new Error(`internal: build of a graph with issues: ${issues.map((i) => i.message).join('; ')}`);
     for (const k of st.keys) this.refs.set(k, (this.refs.get(k) ?? 0) + 1);

@@ -14,10 +14,12 @@ import { countPaths } from '../../../src/filters/amplification.js';
 import { GraphSyntaxError } from '../../../src/filters/errors.js';
 import { compileMatch } from '../../../src/filters/expr/compile.js';
 import { parseMatchExpr } from '../../../src/filters/expr/parse.js';
+import { REGEX_BUDGET_MS, regexStats } from '../../../src/filters/expr/regex.js';
 import { checkGraphText, GRAPH_LIMITS, GraphLimitError, measureSpec } from '../../../src/filters/limits.js';
 import { parseGraph } from '../../../src/filters/parser.js';
 import { lookupNode } from '../../../src/filters/registry.js';
 import { type ExprSpec, GraphSpec, node } from '../../../src/filters/spec.js';
+import { Flowgrab } from '../../../src/flow/flowgrab.js';
 import '../../../src/filters/builtin.js';
 
 const nobody: Identity = { uid: 5001, gid: 5001, user: 'mallory' };
@@ -155,6 +157,26 @@ describe('regex denial of service', () => {
     );
     expect(() => parseMatchExpr('qname ~ /((a{100}){100}){100}/')).toThrow(/bad regular expression/);
     expect(() => parseMatchExpr('qname ~ /a/x')).toThrow(/flag "x" is not supported/);
+  });
+
+  it('compiles a pattern once however often a graph holds it, and a graph with many slow-to-compile ones is refused', () => {
+    // 200 matches of one pattern: read, checked and built, it is compiled once.
+    const before = regexStats.compiles;
+    const same = Array.from({ length: 200 }, () => 'match(qname ~ /^(\\pL|\\pN){30}\\.shop$/)').join(' -> ');
+    const g = parseGraph(`dns() -> ${same}`);
+    expect(new Flowgrab().check(g)).toEqual([]);
+    expect(regexStats.compiles - before).toBe(1);
+    // 255 distinct patterns of two Unicode classes repeated 1000 times (7-15 ms each to compile, 1.8 s in all
+    // per instantiate for the daemon's one thread): the graph is refused once it has taken REGEX_BUDGET_MS.
+    const slow = Array.from({ length: 255 }, (_, i) => `match(qname ~ /(\\pL|\\pN){1000}x${i}/)`).join(' -> ');
+    const start = regexStats.compiles;
+    expect(() => parseGraph(`dns() -> ${slow}`)).toThrow(
+      /take more than 100 ms to compile: use fewer or simpler patterns/,
+    );
+    expect(regexStats.compiles - start).toBeLessThan(100);
+    expect(REGEX_BUDGET_MS).toBe(100);
+    // The budget is the graph's: the next graph has its own, and a pattern it refused is not compiled again.
+    expect(() => parseGraph('dns() -> match(qname ~ /(\\pL|\\pN){1000}x0/)')).not.toThrow();
   });
 });
 
