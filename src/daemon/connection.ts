@@ -1,6 +1,6 @@
 /**
  * One client connection of flowgrabd: its frames (validated, handled in
- * order, at most PENDING_FRAMES waiting), its flows and queue registrations
+ * order, at most PENDING_FRAMES and PENDING_BYTES waiting), its flows and queue registrations
  * (requests.ts), and everything released at once when it goes.
  *
  * Nothing a client does can make the daemon hold more than a bounded amount
@@ -18,7 +18,7 @@ import { withReplayOpener } from '../filters/replay.js';
 import { Flowgrab } from '../flow/flowgrab.js';
 import { forClient, type Guarded } from './guard.js';
 import type { ClientView, DaemonHost, RemoteFlow } from './host.js';
-import { PENDING_FRAMES } from './limits.js';
+import { PENDING_BYTES, PENDING_FRAMES } from './limits.js';
 import { openAsPeer } from './open-as.js';
 import type { Peer } from './peer.js';
 import {
@@ -45,6 +45,8 @@ export class Client implements ClientView, Guarded {
   private readonly requests = new InOrder();
   /** Frames read and not yet answered. */
   private waiting = 0;
+  /** Bytes of the frames waiting (PENDING_BYTES). */
+  private waitingBytes = 0;
   private frameTimer?: NodeJS.Timeout;
   private idleTimer?: NodeJS.Timeout;
   closed = false;
@@ -159,11 +161,13 @@ export class Client implements ClientView, Guarded {
     }
     for (const f of frames) {
       this.waiting++;
+      this.waitingBytes += f.length;
       // Frames of one connection are handled in order, each after the previous one's reply.
       this.requests.push(
         () => forClient(this, () => withReplayOpener(this.openFile, () => this.onFrame(f))),
         () => {
           this.waiting--;
+          this.waitingBytes -= f.length;
           this.readMore();
         },
       );
@@ -176,7 +180,7 @@ export class Client implements ClientView, Guarded {
   /** Reads on only while few frames wait and the client reads what it is sent. */
   private readMore(): void {
     if (this.closed || this.conn.destroyed) return;
-    if (this.waiting >= PENDING_FRAMES || this.congested) {
+    if (this.waiting >= PENDING_FRAMES || this.waitingBytes >= PENDING_BYTES || this.congested) {
       this.conn.pause();
       // The client cannot finish a frame while we do not read: its clock stops too.
       clearTimeout(this.frameTimer);

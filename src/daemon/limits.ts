@@ -19,6 +19,12 @@ export const CONNECTIONS_TOTAL = 1024;
 export const POPULATE_TEXT_PER_FLOW = GRAPH_LIMITS.textLength;
 /** Frames read but not yet answered on one connection; past it, the daemon stops reading that connection. */
 export const PENDING_FRAMES = 32;
+/**
+ * Bytes of frames a connection may have waiting, all frames together: reading stops past it as past
+ * PENDING_FRAMES. Frames are up to 1 MiB each: 32 of them per connection, and 32 connections per user, let
+ * one user make the daemon hold a gigabyte (260 MB was seen).
+ */
+export const PENDING_BYTES = 1 << 20;
 /** Flows listed per client in a `status` reply; the rest are counted. */
 export const STATUS_FLOWS = 64;
 /** Clients listed in a `status` reply (root sees all); the rest are counted. */
