@@ -19,6 +19,7 @@ import { sourcesTornDown } from '../sources/teardown.js';
 import { Client } from './connection.js';
 import type { ClientView, DaemonHost, DaemonStats, LogFn } from './host.js';
 import { CONNECTIONS_PER_UID, CONNECTIONS_TOTAL, type ConnectionTimeouts, DEFAULT_TIMEOUTS } from './limits.js';
+import { LOG_WINDOW_MS, LogLimiter } from './log-limit.js';
 import { identifyPeer, type Peer, type PeerMethod } from './peer.js';
 import { encodeFrame, failure, PROTOCOL_VERSION } from './protocol.js';
 import { type QueueConfig, QueueMux } from './queue.js';
@@ -151,9 +152,10 @@ export class Daemon implements DaemonHost {
     forgetBatches();
   };
 
-  readonly log: LogFn = (level, msg, fields = {}) => {
-    this.opts.log?.(level, msg, fields);
-  };
+  /** Lines a user's actions cause are held back past a burst (log-limit.ts); the daemon's own never. */
+  private readonly limiter = new LogLimiter((level, msg, fields) => this.opts.log?.(level, msg, fields));
+  private readonly logSweep = setInterval(() => this.limiter.sweep(), LOG_WINDOW_MS).unref();
+  readonly log: LogFn = this.limiter.log;
 
   flowsOf(uid: number): number {
     let n = 0;
@@ -322,6 +324,7 @@ export class Daemon implements DaemonHost {
 
   /** Stops accepting, releases every client (rules and sockets go with their flows), removes the socket file. */
   async close(): Promise<void> {
+    clearInterval(this.logSweep);
     // Whatever waits for the flush tick goes out first (clients still connected get their last records).
     this.cancelFlush?.();
     this.cancelFlush = undefined;
