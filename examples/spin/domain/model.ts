@@ -8,6 +8,14 @@
  * to another MAC moves alone); device flows pointing at a merged-away node
  * are renumbered to the survivor; ids continue from where a previous run
  * stopped (the caller restores them).
+ *
+ * Bounded, because any LAN host chooses the names it asks for: each new
+ * query name is a node, and a client asking for random names made 2.5
+ * million of them (6.5 GB) in under three minutes. Past `maxNodes` the
+ * nodes nothing holds (no flow, not kept, not a device) are evicted, least
+ * recently seen first, once the record being taken in is done. A node keeps at most
+ * MAX_DOMAINS_PER_NODE names (20 000 names under one wildcard made merges
+ * quadratic: 77 s of CPU); the others are counted in `domainsDropped`.
  */
 import { ageFlows, countFlow, dropAllFlows, flowsOf, mergeFlow, takeChain } from './flows.js';
 import { compareDomains, compareIps, domainKey } from './ip.js';
@@ -29,7 +37,13 @@ export interface ModelOptions {
   /** ms clock (tests pass their own). */
   now?: () => number;
   firstId?: number;
+  /** Nodes at most before the oldest that nothing holds are evicted (default DEFAULT_MAX_NODES). */
+  maxNodes?: number;
 }
+
+export const DEFAULT_MAX_NODES = 50_000;
+/** Names one node keeps (a shared hosting address may have hundreds; a wildcard domain, any number). */
+export const MAX_DOMAINS_PER_NODE = 256;
 
 const NO_DOMAINS: ReadonlySet<string> = new Set<string>();
 
@@ -48,12 +62,18 @@ export class NodeModel {
   private readonly nameFor: NonNullable<ModelOptions['nameFor']>;
   readonly now: () => number;
   private readonly peerOf = (id: number) => this.byId.get(id);
+  private readonly maxNodes: number;
+  /** Nodes evicted to stay within maxNodes, and names not kept past MAX_DOMAINS_PER_NODE. */
+  evicted = 0;
+  private trimQueued = false;
+  domainsDropped = 0;
 
   constructor(opts: ModelOptions) {
     this.ev = opts.events;
     this.nameFor = opts.nameFor ?? (() => undefined);
     this.now = opts.now ?? Date.now;
     this.nextId = opts.firstId ?? 1;
+    this.maxNodes = opts.maxNodes ?? DEFAULT_MAX_NODES;
   }
 
   get size(): number {
@@ -131,6 +151,14 @@ export class NodeModel {
       else cands.add(n);
     }
     if (cands.size === 0) {
+      if (this.byId.size >= this.maxNodes && !this.trimQueued) {
+        // After the record being taken in: its nodes, fetched already, must stay valid while it is.
+        this.trimQueued = true;
+        queueMicrotask(() => {
+          this.trimQueued = false;
+          this.makeRoom();
+        });
+      }
       const n = this.make(this.nextId++, this.nowS());
       this.addInfo(n, info);
       n.name ??= info.name ?? this.nameFor(n.mac, n.ips);
@@ -207,6 +235,21 @@ export class NodeModel {
     return gone;
   }
 
+  /**
+   * Past maxNodes: evicts nodes nothing holds (no flow points at them, not kept, not a device), least recently
+   * seen first, down to nine tenths of maxNodes: one pass over the nodes per many new ones.
+   */
+  private makeRoom(): void {
+    const over = this.byId.size - Math.floor(this.maxNodes * 0.9);
+    if (over <= 0) return;
+    const free = [...this.byId.values()].filter((n) => n.refs === 0 && n.persistent === 0 && !n.mac);
+    free.sort((a, b) => a.lastseen - b.lastseen || a.id - b.id);
+    for (const n of free.slice(0, over)) {
+      this.remove(n);
+      this.evicted++;
+    }
+  }
+
   /** Removes a node and its flows; publishes nodeDeleted. */
   remove(n: SpinNode): void {
     if (this.byId.get(n.id) !== n) return;
@@ -274,6 +317,10 @@ export class NodeModel {
       const k = domainKey(d);
       const holder = this.byDomain.get(k);
       if (holder) continue; // n's own, or held by a device we did not merge with
+      if (n.domains.size >= MAX_DOMAINS_PER_NODE) {
+        this.domainsDropped++;
+        continue;
+      }
       addDomain(n, d);
       this.byDomain.set(k, n);
     }
@@ -303,7 +350,14 @@ export class NodeModel {
     }
     for (const d of l.domains) {
       const k = domainKey(d);
-      if (![...s.domains].some((x) => domainKey(x) === k)) addDomain(s, d);
+      // byDomain says whose a name is: s's own already, or now s's (l's), if s has room for it.
+      if (this.byDomain.get(k) === s) continue;
+      if (s.domains.size >= MAX_DOMAINS_PER_NODE) {
+        this.byDomain.delete(k);
+        this.domainsDropped++;
+        continue;
+      }
+      addDomain(s, d);
       this.byDomain.set(k, s);
     }
     if (!s.mac && l.mac) {

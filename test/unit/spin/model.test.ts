@@ -1,14 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NodeModel, type SpinNode } from '../../../examples/spin/domain/model.js';
+import { MAX_DOMAINS_PER_NODE, NodeModel, type SpinNode } from '../../../examples/spin/domain/model.js';
 
-function setup(start = 1_700_000_000_000) {
+function setup(start = 1_700_000_000_000, maxNodes?: number) {
   let now = start;
   const merged: [number, number][] = [];
   const deleted: number[] = [];
   const modified: number[] = [];
   const m = new NodeModel({
     now: () => now,
+    maxNodes,
     events: {
       modified: (n) => modified.push(n.id),
       merged: (id, into) => merged.push([id, into.id]),
@@ -250,5 +251,50 @@ describe('node model invariants (fast-check)', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('node model bounds (any LAN host chooses the names it asks for)', () => {
+  it('keeps at most maxNodes: the least recently seen nodes nothing holds go first, devices and flow peers stay', async () => {
+    const { m, deleted, advance } = setup(1_700_000_000_000, 100);
+    const device = m.learn({ mac: '02:00:00:00:00:01', ips: ['192.168.1.10'] });
+    const peer = m.learn({ ips: ['198.51.100.1'] });
+    m.countFlow(device, peer, 443, 0, 1, 100);
+    const kept = m.learn({ ips: ['198.51.100.2'] });
+    kept.persistent = 1;
+    // A client asks for 5 000 random names, one a second.
+    for (let i = 0; i < 5000; i++) {
+      advance(1000);
+      m.learn({ domains: [`r${i}.nx.test.`] });
+      // The model trims once the record being taken in is done (its nodes stay valid while it is).
+      if (i % 50 === 49) {
+        expect(m.size).toBeGreaterThan(50);
+        await Promise.resolve();
+        expect(m.size).toBeLessThanOrEqual(100);
+      }
+    }
+    expect(m.size).toBeLessThanOrEqual(100);
+    expect(m.evicted).toBe(deleted.length);
+    expect(m.evicted).toBeGreaterThan(4800);
+    for (const n of [device, peer, kept]) expect(m.get(n.id)).toBe(n);
+    // The newest names are the ones kept.
+    expect(m.ofDomain('r4999.nx.test.')).toBeDefined();
+    expect(m.ofDomain('r0.nx.test.')).toBeUndefined();
+  });
+
+  it(`keeps at most ${MAX_DOMAINS_PER_NODE} names per node, counting the rest, through learning and merging alike`, () => {
+    const { m } = setup();
+    for (let i = 0; i < 1000; i++) m.learn({ ips: ['203.0.113.7'], domains: [`h${i}.wild.test.`] });
+    const n = m.ofIp('203.0.113.7')!;
+    expect(n.domains.size).toBe(MAX_DOMAINS_PER_NODE);
+    expect(m.domainsDropped).toBe(1000 - MAX_DOMAINS_PER_NODE);
+    // A name node merged into a full node: its name is dropped with it, and it no longer leads anywhere.
+    const other = m.learn({ domains: ['late.wild.test.'] });
+    const both = m.learn({ ips: ['203.0.113.7'], domains: ['late.wild.test.'] });
+    expect(both).toBe(n);
+    expect(m.get(other.id)).toBeUndefined();
+    expect(n.domains.size).toBe(MAX_DOMAINS_PER_NODE);
+    expect(m.ofDomain('late.wild.test.')).toBeUndefined();
+    expect(m.toJson(n).domains).toHaveLength(MAX_DOMAINS_PER_NODE);
   });
 });
