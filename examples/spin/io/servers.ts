@@ -6,7 +6,12 @@
  * `maxRequestBytes`, and replies are never truncated.
  */
 import { existsSync, unlinkSync } from 'node:fs';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { WebHandler } from './contract.js';
 import type { HttpGuard } from './web/guard.js';
@@ -102,41 +107,50 @@ export function createSpinHttp(rpc: TextRpc, web: WebHandler, guard: () => HttpG
         res.writeHead(405, { Allow: 'POST', 'Content-Type': 'text/plain' }).end('use POST\n');
         return;
       }
-      if (!g.admit(req, res, true)) {
-        req.resume();
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (d: Buffer) => {
-        size += d.length;
-        if (size > MAX_REQUEST) {
-          res.writeHead(413, { 'Content-Type': 'text/plain', Connection: 'close' }).end('request too large\n');
-          req.destroy();
+      void g.admit(req, res, true).then((admitted) => {
+        if (!admitted) {
+          req.resume();
           return;
         }
-        chunks.push(d);
-      });
-      req.on('end', () => {
-        if (res.headersSent) return;
-        rpc(Buffer.concat(chunks).toString('utf8')).then(
-          (reply) => {
-            res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
-            res.end(reply ?? '');
-          },
-          (err) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`${(err as Error).message}\n`),
-        );
+        readRpc(req, res, rpc);
       });
       return;
     }
-    if (!g.admit(req, res, false)) return;
-    try {
-      if (web(req, res)) return;
-    } catch (err) {
-      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
-      res.end(`${(err as Error).message}\n`);
+    void g.admit(req, res, false).then((admitted) => {
+      if (!admitted) return;
+      try {
+        if (web(req, res)) return;
+      } catch (err) {
+        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
+        res.end(`${(err as Error).message}\n`);
+        return;
+      }
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+    });
+  });
+}
+
+/** Reads a JSON-RPC request's body (bounded) and answers it. */
+function readRpc(req: IncomingMessage, res: ServerResponse, rpc: TextRpc): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (d: Buffer) => {
+    size += d.length;
+    if (size > MAX_REQUEST) {
+      res.writeHead(413, { 'Content-Type': 'text/plain', Connection: 'close' }).end('request too large\n');
+      req.destroy();
       return;
     }
-    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+    chunks.push(d);
+  });
+  req.on('end', () => {
+    if (res.headersSent) return;
+    rpc(Buffer.concat(chunks).toString('utf8')).then(
+      (reply) => {
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+        res.end(reply ?? '');
+      },
+      (err) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`${(err as Error).message}\n`),
+    );
   });
 }

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { parsePrefix } from '../../../examples/spin/domain/ip.js';
 import { RouterGuard } from '../../../examples/spin/domain/protect.js';
-import { Credentials, hashPassword, Sessions } from '../../../examples/spin/io/auth.js';
+import { Credentials, hashPassword, MAX_CHECKS_IN_FLIGHT, Sessions } from '../../../examples/spin/io/auth.js';
 import { mayPublish, maySubscribe } from '../../../examples/spin/io/mqtt/access.js';
 import { HttpGuard } from '../../../examples/spin/io/web/guard.js';
 
@@ -13,18 +13,36 @@ const creds = new Credentials(`# comment\n\nalice:${hashPassword('s3cret')}\n`);
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 
 describe('Credentials', () => {
-  it('checks passwords; refuses malformed files, unknown users, oversized input', () => {
-    expect(creds.check('alice', 's3cret')).toBe(true);
-    expect(creds.check('alice', 's3cret')).toBe(true); // cached path
-    expect(creds.check('alice', 'wrong')).toBe(false);
-    expect(creds.check('bob', 's3cret')).toBe(false);
-    expect(creds.check('alice', 'x'.repeat(10_000))).toBe(false);
-    expect(creds.checkBasic(basic('alice', 's3cret'))).toBe(true);
-    expect(creds.checkBasic(basic('alice', 'nope'))).toBe(false);
-    expect(creds.checkBasic(`Basic ${'A'.repeat(5000)}`)).toBe(false);
-    expect(creds.checkBasic('Bearer abc')).toBe(false);
+  it('checks passwords; refuses malformed files, unknown users, oversized input', async () => {
+    expect(await creds.check('alice', 's3cret')).toBe(true);
+    expect(await creds.check('alice', 's3cret')).toBe(true); // cached path
+    expect(await creds.check('alice', 'wrong')).toBe(false);
+    expect(await creds.check('bob', 's3cret')).toBe(false);
+    expect(await creds.check('alice', 'x'.repeat(10_000))).toBe(false);
+    expect(await creds.checkBasic(basic('alice', 's3cret'))).toBe(true);
+    expect(await creds.checkBasic(basic('alice', 'nope'))).toBe(false);
+    expect(await creds.checkBasic(`Basic ${'A'.repeat(5000)}`)).toBe(false);
+    expect(await creds.checkBasic('Bearer abc')).toBe(false);
     expect(() => new Credentials('alice:plaintext\n')).toThrow(/line 1/);
     expect(() => new Credentials('# nobody\n')).toThrow(/no user/);
+  });
+
+  it('computes scrypt off the main thread, a few at a time: a guessing flood is refused, not queued', async () => {
+    const c = new Credentials(`alice:${hashPassword('s3cret')}\n`);
+    expect(await c.check('alice', 's3cret')).toBe(true);
+    // Ten guesses at once: MAX_CHECKS_IN_FLIGHT are computed, the rest refused at once.
+    let ticks = 0;
+    const ticking = setInterval(() => ticks++, 1);
+    const guesses = Promise.all(Array.from({ length: 10 }, (_, i) => c.check('alice', `guess${i}`)));
+    expect(c.refused).toBe(10 - MAX_CHECKS_IN_FLIGHT);
+    // Meanwhile a login checked before is answered at once, and the event loop runs.
+    expect(await c.check('alice', 's3cret')).toBe(true);
+    expect(await guesses).toEqual(Array(10).fill(false));
+    clearInterval(ticking);
+    expect(ticks).toBeGreaterThan(0);
+    // Once they are done, guesses are computed again (and fail).
+    expect(await c.check('alice', 'again')).toBe(false);
+    expect(c.refused).toBe(10 - MAX_CHECKS_IN_FLIGHT);
   });
 
   it('sessions expire and are bounded in number', () => {
@@ -69,36 +87,36 @@ describe('HttpGuard', () => {
     sessions: new Sessions(),
   });
   const ok = { host: '127.0.0.1:13026', 'content-type': 'application/json', authorization: basic('alice', 's3cret') };
-  const status = (h: Record<string, string>, json = true) => {
+  const status = async (h: Record<string, string>, json = true) => {
     const res = fakeRes();
-    return guard.admit(fakeReq(h), res, json) ? 200 : res.status;
+    return (await guard.admit(fakeReq(h), res, json)) ? 200 : res.status;
   };
 
-  it('admits its own hosts and origins with a login, and sets a session cookie', () => {
-    expect(status(ok)).toBe(200);
-    expect(status({ ...ok, host: 'localhost:13026', origin: 'http://localhost:13026' })).toBe(200);
-    expect(status({ ...ok, host: '[::1]:13026' })).toBe(200);
-    expect(status({ ...ok, host: 'router.lan:13026' })).toBe(200);
-    expect(status({ ...ok, host: 'spin.example:8443', origin: 'https://spin.example:8443' })).toBe(200);
-    expect(status({ ...ok, 'content-type': 'Application/JSON; charset=utf-8' })).toBe(200);
+  it('admits its own hosts and origins with a login, and sets a session cookie', async () => {
+    expect(await status(ok)).toBe(200);
+    expect(await status({ ...ok, host: 'localhost:13026', origin: 'http://localhost:13026' })).toBe(200);
+    expect(await status({ ...ok, host: '[::1]:13026' })).toBe(200);
+    expect(await status({ ...ok, host: 'router.lan:13026' })).toBe(200);
+    expect(await status({ ...ok, host: 'spin.example:8443', origin: 'https://spin.example:8443' })).toBe(200);
+    expect(await status({ ...ok, 'content-type': 'Application/JSON; charset=utf-8' })).toBe(200);
   });
 
-  it('refuses rebound hosts, foreign origins, simple content types and missing logins', () => {
-    expect(status({ ...ok, host: 'evil.example' })).toBe(421);
-    expect(status({ ...ok, host: '127.0.0.1:13027' })).toBe(421);
-    expect(status({ ...ok, host: '' })).toBe(421);
-    expect(status({ ...ok, origin: 'http://evil.example' })).toBe(403);
-    expect(status({ ...ok, origin: 'null' })).toBe(403);
-    expect(status({ ...ok, origin: 'http://127.0.0.1:13026.evil.example' })).toBe(403);
-    expect(status({ ...ok, 'sec-fetch-site': 'cross-site' })).toBe(403);
-    expect(status({ ...ok, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'no-cors' })).toBe(403);
-    expect(status({ ...ok, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'navigate' }, false)).toBe(200);
-    expect(status({ ...ok, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' })).toBe(200);
+  it('refuses rebound hosts, foreign origins, simple content types and missing logins', async () => {
+    expect(await status({ ...ok, host: 'evil.example' })).toBe(421);
+    expect(await status({ ...ok, host: '127.0.0.1:13027' })).toBe(421);
+    expect(await status({ ...ok, host: '' })).toBe(421);
+    expect(await status({ ...ok, origin: 'http://evil.example' })).toBe(403);
+    expect(await status({ ...ok, origin: 'null' })).toBe(403);
+    expect(await status({ ...ok, origin: 'http://127.0.0.1:13026.evil.example' })).toBe(403);
+    expect(await status({ ...ok, 'sec-fetch-site': 'cross-site' })).toBe(403);
+    expect(await status({ ...ok, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'no-cors' })).toBe(403);
+    expect(await status({ ...ok, 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'navigate' }, false)).toBe(200);
+    expect(await status({ ...ok, 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' })).toBe(200);
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data', ''])
-      expect(status({ ...ok, 'content-type': type })).toBe(415);
-    expect(status({ ...ok, 'content-type': 'text/plain' }, false)).toBe(200);
-    expect(status({ ...ok, authorization: '' })).toBe(401);
-    expect(status({ ...ok, authorization: '', cookie: 'spin_session=forged' })).toBe(401);
+      expect(await status({ ...ok, 'content-type': type })).toBe(415);
+    expect(await status({ ...ok, 'content-type': 'text/plain' }, false)).toBe(200);
+    expect(await status({ ...ok, authorization: '' })).toBe(401);
+    expect(await status({ ...ok, authorization: '', cookie: 'spin_session=forged' })).toBe(401);
   });
 });
 

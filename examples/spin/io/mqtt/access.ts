@@ -48,12 +48,16 @@ export function accessHandlers(access: BrokerAccess): Partial<AedesOptions> {
         return done(null, true);
       }
       if (username === undefined && password === undefined) return done(null, true);
-      if (access.credentials?.check(username, password?.toString('utf8'))) {
-        loggedIn.add(client);
-        return done(null, true);
-      }
-      const err = Object.assign(new Error('bad user name or password'), { returnCode: 4 as const });
-      done(err, null);
+      void access.credentials?.check(username, password?.toString('utf8')).then(
+        (ok) => {
+          if (ok) {
+            loggedIn.add(client);
+            return done(null, true);
+          }
+          done(Object.assign(new Error('bad user name or password'), { returnCode: 4 as const }), null);
+        },
+        (err: Error) => done(Object.assign(err, { returnCode: 4 as const }), null),
+      );
     },
     authorizePublish(client, packet, callback) {
       // No client: the app's own publish into the broker.

@@ -74,7 +74,7 @@ export class HttpGuard {
    * Checks a request; answers it (and returns false) when refused. `json`:
    * the request must carry `Content-Type: application/json`.
    */
-  admit(req: IncomingMessage, res: ServerResponse, json: boolean): boolean {
+  async admit(req: IncomingMessage, res: ServerResponse, json: boolean): Promise<boolean> {
     const host = (req.headers.host ?? '').toLowerCase();
     if (!this.hosts.has(host)) return refuse(res, 421, `host ${JSON.stringify(host)} is not served here\n`);
     const origin = req.headers.origin;
@@ -89,7 +89,9 @@ export class HttpGuard {
     const { credentials, sessions } = this.opts;
     if (!credentials) return true;
     if (sessions?.valid(cookie(req.headers.cookie, SESSION_COOKIE))) return true;
-    if (credentials.checkBasic(req.headers.authorization)) {
+    if (await credentials.checkBasic(req.headers.authorization)) {
+      // The client may have gone while the password was checked.
+      if (res.writableEnded || res.destroyed) return false;
       if (sessions)
         res.setHeader(
           'set-cookie',
