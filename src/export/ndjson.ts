@@ -2,7 +2,10 @@
  * NDJSON sink: one JSON record per line, to a file or stdout. Lines are
  * batched into large synchronous writes; with `rotateBytes` the file is
  * rotated before it would grow past that size (FILE → FILE.1 → … FILE.keep,
- * the oldest removed), so no line is ever split between files.
+ * the oldest removed), so no line is ever split between files. A file that
+ * cannot be written, renamed or opened again (its directory removed, the
+ * disk full) costs the records of that moment, counted as dropped with the
+ * error; the sink tries to open the file again at most once a second.
  */
 import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { FlowgrabError } from '../errors.js';
@@ -32,6 +35,8 @@ class NdjsonSink implements FlowSink {
   private pendingRecords = 0;
   private scheduled = false;
   private closed = false;
+  /** No opening of the file again before this (ms), after one failed. */
+  private retryAt = 0;
 
   constructor(private readonly o: Required<Omit<NdjsonSinkOptions, 'file'>> & { file?: string }) {
     this.fd = this.open();
@@ -77,7 +82,15 @@ class NdjsonSink implements FlowSink {
   }
 
   private writeOut(): void {
-    if (this.lines.length === 0 || this.fd < 0) return;
+    if (this.lines.length === 0) return;
+    if (this.fd < 0 && !this.reopen()) {
+      // Nowhere to write (the file could not be opened again): these records are lost, and said to be.
+      this.st.dropped += this.pendingRecords;
+      this.lines = [];
+      this.pendingBytes = 0;
+      this.pendingRecords = 0;
+      return;
+    }
     const buf = Buffer.from(`${this.lines.join('\n')}\n`);
     const n = this.pendingRecords;
     this.lines = [];
@@ -98,11 +111,34 @@ class NdjsonSink implements FlowSink {
   private rotate(): void {
     const f = this.o.file;
     if (!f) return;
-    closeSync(this.fd);
-    const name = (i: number) => (i === 0 ? f : `${f}.${i}`);
-    if (existsSync(name(this.o.keep))) rmSync(name(this.o.keep));
-    for (let i = this.o.keep - 1; i >= 0; i--) if (existsSync(name(i))) renameSync(name(i), name(i + 1));
-    this.fd = this.open();
+    // Forgotten first: a closed descriptor's number may be given to another file, which writes must not reach.
+    const fd = this.fd;
+    this.fd = -1;
+    try {
+      if (fd >= 0) closeSync(fd);
+      const name = (i: number) => (i === 0 ? f : `${f}.${i}`);
+      if (existsSync(name(this.o.keep))) rmSync(name(this.o.keep));
+      for (let i = this.o.keep - 1; i >= 0; i--) if (existsSync(name(i))) renameSync(name(i), name(i + 1));
+    } catch (err) {
+      countError(this.st, 'rotate', err);
+    }
+    this.retryAt = 0;
+    this.reopen();
+  }
+
+  /** Opens the file again (after a rotation, or a failure); false when it cannot, now or within the second. */
+  private reopen(): boolean {
+    if (this.closed || !this.o.file) return false;
+    const now = Date.now();
+    if (now < this.retryAt) return false;
+    try {
+      this.fd = this.open();
+      return true;
+    } catch (err) {
+      this.retryAt = now + 1000;
+      countError(this.st, 'open', err);
+      return false;
+    }
   }
 
   async flush(): Promise<void> {

@@ -1,9 +1,10 @@
 /** NDJSON sink: one JSON line per record, rotation by size without splitting lines, bad records counted. */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ndjsonSink } from '../../../src/export/ndjson.js';
+import { until } from '../../helpers/wait.js';
 
 let dir: string;
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -49,6 +50,42 @@ describe('ndjsonSink', () => {
     expect(readFileSync(file, 'utf8')).toBe('{"a":1}\n{"a":2}\n');
     expect(sink.stats()).toMatchObject({ sent: 2, rejected: 2 });
     expect(sink.stats().lastError).toMatch(/not serialisable/);
+  });
+
+  it('survives its directory going away mid-export: records counted as dropped, written again once it is back', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fg-ndjson-'));
+    const logs = join(dir, 'logs');
+    mkdirSync(logs);
+    const file = join(logs, 'flows.ndjson');
+    const sink = ndjsonSink({ file, rotateBytes: 500, keep: 2 });
+    for (let i = 0; i < 10; i++) sink.write({ type: 'flow', i });
+    await sink.flush();
+    rmSync(logs, { recursive: true });
+    // The next rotation cannot rename or reopen: nothing throws, the records are dropped and counted.
+    for (let i = 10; i < 60; i++) sink.write({ type: 'flow', i });
+    await sink.flush();
+    const gone = sink.stats();
+    expect(gone.dropped).toBeGreaterThan(0);
+    expect(gone.sent + gone.dropped).toBe(60);
+    expect(gone.lastError).toMatch(/^(open|rotate|write): /);
+    // The directory comes back: within a second or so the sink writes there again.
+    mkdirSync(logs);
+    let n = 60;
+    await until(() => {
+      sink.write({ type: 'flow', i: n++ });
+      void sink.flush();
+      return existsSync(file) && readFileSync(file, 'utf8').length > 0;
+    }, 'the file opened again');
+    await sink.close();
+    const st = sink.stats();
+    expect(st.sent + st.dropped).toBe(n);
+    expect(
+      readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).i)
+        .at(-1),
+    ).toBe(n - 1);
   });
 
   it('refuses bad options with clear errors', () => {
