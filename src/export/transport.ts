@@ -203,6 +203,13 @@ export class UdpTransport implements Transport {
  * session get this session's sequence numbers as they are written; the
  * templates of a session go straight out at its start, never spooled.
  */
+/**
+ * How long flush() and close() wait for a TCP collector to take what was written. One that accepted the
+ * connection and stopped reading held `flowgrab export --tcp` past SIGTERM for good; past this the socket is
+ * destroyed and what it still held is counted as dropped.
+ */
+export const IDLE_WAIT_MS = 10_000;
+
 export class TcpTransport implements Transport {
   private sock?: TcpSocket;
   private pump?: SpoolPump;
@@ -331,7 +338,15 @@ export class TcpTransport implements Transport {
     }
     this.st.sent += records;
     this.st.messages++;
-    if (!s.write(msg)) this.blocked = true;
+    // Counted as sent when written; a message the socket never got out (destroyed: the collector hung or
+    // went away) moves to dropped.
+    const written = s.write(msg, (err) => {
+      if (!err) return;
+      this.st.sent -= records;
+      this.st.messages--;
+      this.st.dropped += records;
+    });
+    if (!written) this.blocked = true;
   }
 
   private wakeDrain(): void {
@@ -340,10 +355,18 @@ export class TcpTransport implements Transport {
     for (const f of w) f();
   }
 
+  /** Resolves once what was written went out, or after IDLE_WAIT_MS (a collector that stopped reading). */
   idle(): Promise<void> {
-    if (this.pump) return this.pump.drain(10_000);
+    if (this.pump) return this.pump.drain(IDLE_WAIT_MS);
     if (!this.sock || !this.connected || this.sock.writableLength === 0) return Promise.resolve();
-    return new Promise((r) => this.drainWaiters.push(r));
+    return new Promise((r) => {
+      const t = setTimeout(r, IDLE_WAIT_MS);
+      t.unref();
+      this.drainWaiters.push(() => {
+        clearTimeout(t);
+        r();
+      });
+    });
   }
 
   /** Records waiting in the spool (0 without one). */
@@ -353,7 +376,7 @@ export class TcpTransport implements Transport {
 
   async close(): Promise<void> {
     if (this.pump) {
-      await this.pump.drain(10_000);
+      await this.pump.drain(IDLE_WAIT_MS);
       this.pump.stop();
       this.spool?.close();
     }

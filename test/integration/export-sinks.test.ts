@@ -82,6 +82,40 @@ class TcpCollector {
 }
 
 describe('IPFIX over TCP', () => {
+  it('a collector that accepts and never reads does not hold flush() or close() for good: what it did not take is dropped', async () => {
+    const conns: Socket[] = [];
+    // A collector that never reads: the kernel's buffers fill, then the exporter's.
+    const server = createServer((c) => {
+      c.pause();
+      conns.push(c);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const sink = ipfixSink({ collector: `127.0.0.1:${port}`, transport: 'tcp', maxReconnectMs: 200 });
+    try {
+      await waitFor(() => conns.length === 1, { what: 'the exporter to connect' });
+      // Flows until the socket holds some back (several MB fill loopback's buffers first).
+      let n = 0;
+      await waitFor(
+        () => {
+          for (let i = 0; i < 5000; i++) sink.write(flow(n++));
+          return sink.stats().dropped > 0 || n >= 400_000;
+        },
+        { what: 'the socket to hold records back', timeoutMs: 60_000 },
+      );
+      const t0 = Date.now();
+      await sink.flush(); // waits IDLE_WAIT_MS at most
+      await sink.close(); // then ends, and destroys what will not end
+      expect(Date.now() - t0).toBeLessThan(30_000);
+      const st = sink.stats();
+      expect(st.dropped).toBeGreaterThan(0);
+      expect(st.sent + st.dropped).toBe(n);
+    } finally {
+      for (const c of conns) c.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  }, 90_000);
+
   it('templates first in each connection, sequence per session, queued while down, delivered on reconnect', async () => {
     const col = new TcpCollector();
     await col.start();
