@@ -8,6 +8,7 @@ import { Aedes, type AedesPublishPacket } from 'aedes';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { accessHandlers, type BrokerAccess } from './access.js';
 import { type QueueLimits, SerialQueue } from './serial-queue.js';
+import { guarded, MAX_MQTT_PACKET } from './size-guard.js';
 import { COMMANDS_TOPIC, hostPort, RPC_REQUEST_TOPIC, type Transport, type TransportEvents } from './transport.js';
 
 export interface EmbeddedOptions {
@@ -36,7 +37,7 @@ export async function startEmbeddedBroker(options: EmbeddedOptions, events: Tran
   const sockets = new Set<Socket>();
   const tcp = createTcpServer((socket) => {
     track(sockets, socket);
-    broker.handle(socket);
+    broker.handle(guarded(socket));
   });
   const http = createHttpServer((_req, res) => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end(`MQTT over WebSocket at ${WS_PATH}\n`);
@@ -48,11 +49,13 @@ export async function startEmbeddedBroker(options: EmbeddedOptions, events: Tran
     server: http,
     path: WS_PATH,
     verifyClient: (info: { origin?: string }) => originAllowed(info.origin || undefined),
+    // One WebSocket message holds whole MQTT packets: none may be over the limit (ws allows 100 MiB).
+    maxPayload: MAX_MQTT_PACKET + 8,
   });
   wss.on('connection', (ws, req) => {
     const stream = createWebSocketStream(ws);
     stream.on('error', () => ws.terminate());
-    broker.handle(stream, req);
+    broker.handle(guarded(stream), req);
   });
   wss.on('error', () => {});
 
