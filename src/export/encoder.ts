@@ -139,8 +139,9 @@ export abstract class MessageEncoder {
   /** Encodes one flow (one or two data records); finished messages go to the handler. */
   add(f: ExportFlow): void {
     const t = this.template(f);
-    // A bad address throws before anything of this flow is written; the message stays valid.
+    // A bad address or number throws before anything of this flow is written; the message stays valid.
     try {
+      checkNumbers(f);
       this.addrs.prepare(f, t.family === 'ipv4');
     } catch (err) {
       throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `flow not exportable: ${(err as Error).message}`, {
@@ -248,4 +249,26 @@ export abstract class MessageEncoder {
     }
     return o;
   }
+}
+
+/** Exact in a u64 field: a whole number from 0 to 2^53 (a JS number is exact up to there). */
+const u64 = (x: number) => Number.isSafeInteger(x) && x >= 0;
+const within = (x: number | undefined, max: number) => x === undefined || (Number.isInteger(x) && x >= 0 && x <= max);
+
+/**
+ * The flow's numbers fit their fields, or a RangeError says which does not: written as they were, -5 bytes
+ * went out as 4294967291, 2^64 as 0, protocol 300 as 44 and port 70000 as 4464.
+ */
+function checkNumbers(f: ExportFlow): void {
+  const bad = (what: string, x: unknown) => {
+    throw new RangeError(`${what} ${x} does not fit its field`);
+  };
+  if (!within(f.protonum, 255)) bad('protocol', f.protonum);
+  for (const k of ['sport', 'dport', 'rsport', 'rdport'] as const) if (!within(f[k], 65535)) bad(k, f[k]);
+  for (const k of ['packets', 'bytes', 'rpackets', 'rbytes'] as const) if (!u64(f[k])) bad(k, f[k]);
+  if (!within(f.tcpFlags, 255)) bad('tcpFlags', f.tcpFlags);
+  if (!Number.isFinite(f.start) || !Number.isFinite(f.end) || f.start < 0 || f.end < 0)
+    bad('time', `${f.start}-${f.end}`);
+  for (const i of [f.icmp, f.ricmp])
+    if (i && (!within(i.type, 255) || !within(i.code, 255))) bad('icmp', `${i.type}/${i.code}`);
 }

@@ -218,6 +218,29 @@ describe('IPFIX encoder', () => {
     expect(c.out[0].records).toBe(2);
   });
 
+  it('rejects a flow whose numbers do not fit their fields (they went out wrapped), in IPFIX and NetFlow v9 alike', () => {
+    const bad: [Partial<ExportFlow>, RegExp][] = [
+      [{ bytes: -5 }, /bytes -5 does not fit/],
+      [{ packets: 2 ** 64 }, /packets 18446744073709552000 does not fit/],
+      [{ rbytes: 1.5 }, /rbytes 1.5/],
+      [{ protonum: 300 }, /protocol 300/],
+      [{ dport: 70_000 }, /dport 70000/],
+      [{ rsport: -1 }, /rsport -1/],
+      [{ tcpFlags: 256 }, /tcpFlags 256/],
+      [{ start: Number.NaN }, /time NaN/],
+      [{ icmp: { type: 256, code: 0 } }, /icmp 256\/0/],
+    ];
+    for (const E of [IpfixEncoder, Netflow9Encoder]) {
+      const c = collect();
+      const e = new E({ now: () => NOW }, c.on);
+      for (const [change, why] of bad) expect(() => e.add({ ...tcp4, ...change }), why.source).toThrow(why);
+      // The largest values that fit go out.
+      e.add({ ...tcp4, bytes: Number.MAX_SAFE_INTEGER, dport: 65535, protonum: 255, tcpFlags: 255 });
+      e.flush();
+      expect(c.out.map((m) => m.records).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    }
+  });
+
   it('refuses a maxMessageBytes too small for templates and one record', () => {
     expect(() => new IpfixEncoder({ maxMessageBytes: 300, exporterInfo: true }, () => {})).toThrow(
       /maxMessageBytes must be/,
