@@ -230,9 +230,13 @@ describe('IPFIX encoder', () => {
       [{ start: Number.NaN }, /time NaN/],
       [{ icmp: { type: 256, code: 0 } }, /icmp 256\/0/],
     ];
-    for (const E of [IpfixEncoder, Netflow9Encoder]) {
+    const encoders = [
+      (on: ReturnType<typeof collect>['on']) => new IpfixEncoder({ now: () => NOW }, on),
+      (on: ReturnType<typeof collect>['on']) => new Netflow9Encoder({ now: () => NOW }, on),
+    ];
+    for (const make of encoders) {
       const c = collect();
-      const e = new E({ now: () => NOW }, c.on);
+      const e = make(c.on);
       for (const [change, why] of bad) expect(() => e.add({ ...tcp4, ...change }), why.source).toThrow(why);
       // The largest values that fit go out.
       e.add({ ...tcp4, bytes: Number.MAX_SAFE_INTEGER, dport: 65535, protonum: 255, tcpFlags: 255 });
