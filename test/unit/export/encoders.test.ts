@@ -232,7 +232,7 @@ describe('IPFIX encoder', () => {
     ];
     const encoders = [
       (on: ReturnType<typeof collect>['on']) => new IpfixEncoder({ now: () => NOW }, on),
-      (on: ReturnType<typeof collect>['on']) => new Netflow9Encoder({ now: () => NOW }, on),
+      (on: ReturnType<typeof collect>['on']) => new Netflow9Encoder({ bootMs: BOOT, now: () => NOW }, on),
     ];
     for (const make of encoders) {
       const c = collect();
