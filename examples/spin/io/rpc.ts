@@ -56,9 +56,17 @@ type Reply = Record<string, unknown>;
 
 function errorReply(req: unknown, code: number, message: string): Reply {
   const r: Reply = { jsonrpc: '2.0' };
-  if (isObject(req) && 'id' in req) r.id = req.id;
+  if (isObject(req) && 'id' in req) r.id = validId(req.id) ? req.id : null;
   r.error = { code, message };
   return r;
+}
+
+/**
+ * A JSON-RPC id: a string, a number or null (JSON-RPC 2.0 §4). Anything else is not echoed: an id nested
+ * 100 000 arrays deep overflowed the stack when the reply was written (HTTP 500, no reply over MQTT).
+ */
+function validId(id: unknown): boolean {
+  return id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {
@@ -130,6 +138,8 @@ export class RpcDispatcher {
   }
 
   private async one(req: unknown): Promise<unknown | undefined> {
+    if (isObject(req) && 'id' in req && !validId(req.id))
+      return errorReply(req, 1, "'id' must be a string, a number or null");
     if (!Envelope.safeParse(req).success) return errorReply(req, 1, 'Wrong JSON-RPC version, expected 2.0');
     const r = req as Record<string, unknown>;
     if (typeof r.method !== 'string') return errorReply(r, 2, "'method' object must be a string");

@@ -44,6 +44,32 @@ describe('JSON-RPC with spind semantics', () => {
     expect(blob?.['rpc-args']).toEqual([{ 'rpc-arg-name': 'x', 'rpc-arg-type': 'complex' }]);
   });
 
+  it('answers a request whose id is not a string, a number or null, without echoing the id', async () => {
+    // An id nested 100 000 arrays deep: writing it back overflowed the stack (HTTP 500, no MQTT reply).
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const text = `{"jsonrpc":"2.0","id":${deep},"method":"add","params":{"a":1,"b":2}}`;
+    const reply = await d.handleText(text);
+    expect(JSON.parse(reply ?? '')).toEqual({
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: 1, message: "'id' must be a string, a number or null" },
+    });
+    for (const id of [{ a: 1 }, [1], true]) {
+      const r = (await d.handle({ jsonrpc: '2.0', id, method: 'add', params: { a: 1, b: 2 } })) as Record<
+        string,
+        unknown
+      >;
+      expect(r.id, JSON.stringify(id)).toBeNull();
+      expect(r.error).toEqual({ code: 1, message: "'id' must be a string, a number or null" });
+    }
+    for (const id of ['x', 7, null])
+      expect(await d.handle({ jsonrpc: '2.0', id, method: 'add', params: { a: 1, b: 2 } })).toEqual({
+        jsonrpc: '2.0',
+        id,
+        result: 3,
+      });
+  });
+
   it('truncates numbers to integers and checks arity, names and types', async () => {
     expect(await d.handle({ jsonrpc: '2.0', id: 1, method: 'add', params: { a: 2.9, b: -1.5 } })).toEqual({
       jsonrpc: '2.0',
