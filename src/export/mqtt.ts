@@ -88,6 +88,13 @@ async function loadMqtt(): Promise<{ connect(url: string, o: object): MqttClient
   }
 }
 
+/**
+ * Publishes handed to the client and not yet written (QoS 0) or acknowledged (QoS 1/2); past it records wait
+ * in the sink's own bounded queue. Unbounded, a broker that stopped reading made the client buffer 600 000
+ * records (+705 MB) while the sink said nothing was queued or dropped.
+ */
+export const MQTT_MAX_INFLIGHT = 1000;
+
 class MqttSink implements FlowSink {
   readonly kind = 'mqtt';
   private readonly st = emptyStats();
@@ -95,6 +102,8 @@ class MqttSink implements FlowSink {
   private inflight = 0;
   private waiters: (() => void)[] = [];
   private closed = false;
+  /** close() counted what was in flight as dropped: their callbacks count nothing more. */
+  private abandoned = false;
   private readonly topic: (r: unknown) => string;
 
   constructor(
@@ -110,7 +119,7 @@ class MqttSink implements FlowSink {
     const payload = admitRecord(this.st, this.closed, record);
     if (payload === undefined) return;
     const m = { topic: this.topic(record), payload };
-    if (this.client.connected && this.queue.length === 0) this.publish(m);
+    if (this.client.connected && this.queue.length === 0 && this.inflight < MQTT_MAX_INFLIGHT) this.publish(m);
     else this.enqueue(m);
   }
 
@@ -131,6 +140,8 @@ class MqttSink implements FlowSink {
   private publish(m: { topic: string; payload: string }): void {
     this.inflight++;
     this.client.publish(m.topic, m.payload, { qos: this.o.qos, retain: this.o.retain }, (err) => {
+      // Closed with it in flight: already counted as dropped.
+      if (this.abandoned) return;
       this.inflight--;
       if (err) {
         // Lost with the connection: keep it for the next one (bounded) rather than lose it.
@@ -140,12 +151,13 @@ class MqttSink implements FlowSink {
         this.st.sent++;
         this.st.messages++;
       }
-      this.settle();
+      if (this.queue.length > 0) this.drain();
+      else this.settle();
     });
   }
 
   private drain(): void {
-    while (this.queue.length > 0 && this.client.connected) {
+    while (this.queue.length > 0 && this.client.connected && this.inflight < MQTT_MAX_INFLIGHT) {
       const m = this.queue.shift();
       if (m) this.publish(m);
     }
@@ -178,6 +190,8 @@ class MqttSink implements FlowSink {
       this.queue.length = 0;
       this.st.queued = 0;
     }
+    if (this.inflight > 0) this.drop(this.inflight, 'closed with publishes not written or acknowledged');
+    this.abandoned = true;
     this.inflight = 0;
     await new Promise<void>((r) => this.client.end(true, {}, () => r()));
   }

@@ -173,6 +173,44 @@ describe('IPFIX over TCP', () => {
 });
 
 describe('MQTT sink', () => {
+  it('a broker that accepts and stops reading: publishes in flight are bounded, the rest queued or dropped and counted', async () => {
+    const conns: Socket[] = [];
+    // Answers CONNECT with CONNACK, then never reads again.
+    const server = createServer((c) => {
+      conns.push(c);
+      c.once('data', () => {
+        c.write(Buffer.from([0x20, 0x02, 0x00, 0x00]));
+        c.pause();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const sink = await mqttSink({ url: `mqtt://127.0.0.1:${port}`, queueRecords: 1000, reconnectMs: 60_000 });
+    try {
+      await waitFor(() => conns.length === 1, { what: 'the sink to connect' });
+      // Writes until the queue behind the bounded in-flight publishes overflows (the socket's buffers fill first).
+      let n = 0;
+      await waitFor(
+        () => {
+          for (let i = 0; i < 5000; i++) sink.write(flow(n++));
+          return sink.stats().dropped > 0 || n >= 600_000;
+        },
+        { what: 'the queue to overflow', timeoutMs: 60_000 },
+      );
+      const mid = sink.stats();
+      expect(mid.dropped).toBeGreaterThan(0);
+      expect(mid.queued).toBeLessThanOrEqual(1000);
+      await sink.close();
+      const st = sink.stats();
+      // Every record is accounted for: written to the socket, or dropped (none left queued or in flight).
+      expect(st.sent + st.dropped).toBe(n);
+      expect(st.queued).toBe(0);
+    } finally {
+      for (const c of conns) c.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  }, 90_000);
+
   it('publishes to the topic template with QoS 1; a broker restart loses only what the bounded queue cannot hold, counted', async () => {
     const port = await freePort();
     const broker = new Mosquitto(port);
