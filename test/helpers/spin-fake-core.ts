@@ -126,7 +126,11 @@ export function spin(topic: string, body: unknown, retain = false): SpinMessage 
  * An HTTP server shaped like the app's: `POST /spin_api/jsonrpc` answered by
  * the core, everything else offered to the web handler, else 404.
  */
-export async function serveSpinHttp(core: SpinCore, web: WebHandler): Promise<{ url: string; close(): Promise<void> }> {
+export async function serveSpinHttp(
+  core: SpinCore,
+  web: WebHandler,
+  host = '127.0.0.1',
+): Promise<{ url: string; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     if (req.method === 'POST' && req.url === '/spin_api/jsonrpc') {
       const chunks: Buffer[] = [];
@@ -146,10 +150,10 @@ export async function serveSpinHttp(core: SpinCore, web: WebHandler): Promise<{ 
     }
     if (!web(req, res)) res.writeHead(404).end('not found\n');
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(0, host, r));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();

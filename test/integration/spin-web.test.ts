@@ -167,7 +167,8 @@ describe('broker address', () => {
     const core = new FakeSpinCore();
     const bridge = await startMqtt(core, { broker: 'embedded', host: '::1', tcpPort: 0, wsPort: 0 });
     // The configured URL points nowhere; only the query parameters lead to the broker.
-    const http = await serveSpinHttp(core, createWebHandler({ mqttWsUrl: 'ws://192.0.2.1:1/mqtt' }));
+    // The page comes from [::1]; the configured URL points nowhere: only the query parameters lead to the broker.
+    const http = await serveSpinHttp(core, createWebHandler({ mqttWsUrl: 'ws://192.0.2.1:1/mqtt' }), '::1');
     try {
       const port = new URL(bridge.wsUrl as string).port;
       const { page, problems } = await openPage(`${http.url}/spin_graph/graph.html?mqtt_host=::1&mqtt_port=${port}`);
@@ -175,6 +176,10 @@ describe('broker address', () => {
       await poll(() => page.locator('li.device').count()).toBe(3);
       expect(problems).toEqual([]);
       await page.context().close();
+      // Another host than the page's or the configured broker's is ignored (a link's author's broker).
+      const other = await openPage(`${http.url}/spin_graph/graph.html?mqtt_host=203.0.113.9&mqtt_port=${port}`);
+      await poll(() => other.page.locator('#mqtt-status').getAttribute('data-url')).toBe(`ws://192.0.2.1:${port}/mqtt`);
+      await other.page.context().close();
     } finally {
       await http.close();
       await bridge.close();

@@ -13,6 +13,9 @@ const CONFIG_URL = '/spin_web/config.json';
 /**
  * The broker's WebSocket URL: SPIN's `?mqtt_host=` / `?mqtt_port=` win, then
  * the app's config, then SPIN's default (this host, port 1884, path /mqtt).
+ * `mqtt_host` may only name the host the page came from or the configured
+ * broker's: a link to the page with another host would show a logged-in
+ * user whatever a broker of the link's author publishes.
  */
 export function brokerUrl(config, location) {
   const query = new URLSearchParams(location.search);
@@ -20,10 +23,16 @@ export function brokerUrl(config, location) {
   const url = new URL(config.mqttWsUrl ?? `${scheme}//${location.hostname}:1884/mqtt`);
   // A wildcard listen address means "wherever the page came from".
   if (['0.0.0.0', '[::]'].includes(url.hostname)) url.hostname = location.hostname;
-  const host = query.get('mqtt_host');
+  const asked = query.get('mqtt_host');
   // An IPv6 literal needs its brackets in a URL (location.hostname already has them).
-  if (host) url.hostname = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-  if (query.get('mqtt_port')) url.port = query.get('mqtt_port');
+  const host = asked?.includes(':') && !asked.startsWith('[') ? `[${asked}]` : asked;
+  if (host) {
+    const known = [location.hostname, url.hostname].map((h) => h.toLowerCase());
+    if (known.includes(host.toLowerCase())) url.hostname = host;
+    else console.warn(`mqtt_host=${asked} ignored: only this page's host or the configured broker's`);
+  }
+  const port = query.get('mqtt_port');
+  if (port && /^\d{1,5}$/.test(port)) url.port = port;
   return url.toString();
 }
 
@@ -100,6 +109,7 @@ async function start() {
     .then((r) => r.json())
     .catch(() => ({}));
   const url = brokerUrl(config, window.location);
+  status.dataset.url = url;
   const clientId = `Web-${Math.floor(Math.random() * 0xfffff)
     .toString(16)
     .padStart(5, '0')}`;
