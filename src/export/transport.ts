@@ -58,6 +58,8 @@ export class UdpTransport implements Transport {
   private pending: { msg: Buffer; records: number }[] = [];
   private closing = false;
   private mtuTimer: NodeJS.Timeout | undefined;
+  /** Reads the path MTU now (set once the socket is connected with a path MTU to follow). */
+  private mtuNow?: () => void;
 
   constructor(
     private readonly target: { host: string; port: number },
@@ -80,13 +82,16 @@ export class UdpTransport implements Transport {
     let last = read();
     p.onChange(last, ipv6);
     clearInterval(this.mtuTimer);
-    if (p.recheckMs <= 0) return;
-    this.mtuTimer = setInterval(() => {
+    const recheck = () => {
       const mtu = read();
       if (mtu === undefined || mtu === last) return;
       last = mtu;
       p.onChange(mtu, ipv6);
-    }, p.recheckMs);
+    };
+    // Read again at once when the kernel says a datagram was too big for the path (see refused()).
+    this.mtuNow = recheck;
+    if (p.recheckMs <= 0) return;
+    this.mtuTimer = setInterval(recheck, p.recheckMs);
     this.mtuTimer.unref();
   }
 
@@ -125,13 +130,20 @@ export class UdpTransport implements Transport {
     return true;
   }
 
-  /** An error seen by the receive side: the collector refused an earlier datagram. */
+  /**
+   * An error the kernel reports for an earlier datagram: the collector refused it (ECONNREFUSED), or a hop
+   * could not forward it whole (EMSGSIZE: an ICMP "fragmentation needed" taught the kernel a smaller path
+   * MTU). Either way the last datagram's records are lost, not sent; after EMSGSIZE the path MTU is read
+   * again at once, not at the next recheck (until then every full datagram went out fragmented).
+   */
   private refused(err: Error): void {
-    if ((err as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ECONNREFUSED' || code === 'EMSGSIZE') {
       const n = Math.min(this.lastRecords, this.st.sent);
       this.st.sent -= n;
       this.lastRecords = 0;
       this.failed(err, n);
+      if (code === 'EMSGSIZE') this.mtuNow?.();
     } else this.failed(err, 0);
   }
 

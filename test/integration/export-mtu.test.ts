@@ -212,3 +212,101 @@ describe('UDP export messages fill the path MTU', () => {
     }
   });
 });
+
+describe('a hop with a smaller MTU than the first link (path MTU discovery)', () => {
+  // exporter --9000-- router --1500-- collector: the kernel's first idea of the path is 9000 bytes.
+  const R = { e: '10.237.0.1', c: '10.238.0.1' };
+  const C = '10.238.0.2';
+  let lab2: Lab;
+  let e: Netns;
+  let c: Netns;
+
+  beforeAll(async () => {
+    lab2 = new Lab();
+    let r: Netns;
+    [e, r, c] = await Promise.all([lab2.netns('pe'), lab2.netns('pr'), lab2.netns('pc')]);
+    await lab2.veth(e, 'fgp-e0', r, 'fgp-r0', { addrsA: ['10.237.0.2/24'], addrsB: [`${R.e}/24`] });
+    await lab2.veth(r, 'fgp-r1', c, 'fgp-c0', { addrsA: [`${R.c}/24`], addrsB: [`${C}/24`] });
+    await e.ip(['link', 'set', 'fgp-e0', 'mtu', '9000']);
+    await r.ip(['link', 'set', 'fgp-r0', 'mtu', '9000']);
+    await e.ip(['route', 'add', '10.238.0.0/24', 'via', R.e]);
+    await c.ip(['route', 'add', '10.237.0.0/24', 'via', R.c]);
+    await r.sysctl('net.ipv4.ip_forward', 1);
+  });
+
+  afterAll(async () => {
+    await lab2?.close();
+  });
+
+  it('the hop\'s "fragmentation needed" makes the sink read the path MTU at once (no recheck timer) and count the lost datagram', async () => {
+    const port = await freeUdpPort();
+    const col = c.spawn(
+      [
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        `const s = (await import('node:dgram')).createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
+         s.on('message', (m) => process.stdout.write(m.length + '\\n'));
+         s.bind(${port}, '${C}', () => process.stdout.write('bound\\n'));
+         process.on('SIGTERM', () => process.exit(0));`,
+      ],
+      { pipe: true },
+    );
+    let got = '';
+    col.stdout?.on('data', (d: Buffer) => {
+      got += d.toString();
+    });
+    try {
+      await waitFor(() => got.startsWith('bound'), { timeoutMs: 15_000, what: 'the collector socket' });
+      // The exporter: no periodic recheck (pathMtuRecheckMs 0), so only the kernel's error can change the size.
+      const script = `
+        const { netflow9Sink } = await import(${JSON.stringify(join(DIST, 'export/collector.js'))});
+        const sink = netflow9Sink({ collector: '${C}:${port}', maxDelayMs: 600000, pathMtuRecheckMs: 0 });
+        const until = async (fact, what) => {
+          for (const deadline = Date.now() + 20000; !fact(); await new Promise((r) => setTimeout(r, 5)))
+            if (Date.now() > deadline) { console.log(JSON.stringify({ error: what })); process.exit(2); }
+        };
+        await until(() => sink.stats().messageBytes !== 1400, 'never connected');
+        console.log('size ' + sink.stats().messageBytes);
+        const flow = (i) => ({ type: 'flow', family: 'ipv4', protonum: 17, proto: 'udp', src: '10.237.0.2',
+          dst: '192.0.2.' + (i % 250), sport: 1024 + i, dport: 53, packets: 1, bytes: 80, rsrc: '192.0.2.1',
+          rdst: '10.237.0.2', rsport: 53, rdport: 1024 + i, rpackets: 0, rbytes: 0, start: Date.now() - 1000,
+          end: Date.now(), tcpFlags: 0, reason: 'end' });
+        // Flows a few at a time until the size follows the path (each batch fills a message or two).
+        let n = 0;
+        await until(() => {
+          for (let k = 0; k < 200; k++) sink.write(flow(n++));
+          return sink.stats().messageBytes !== ${PATH_MESSAGE_MAX} || n > 200000;
+        }, 'the size to follow the path');
+        console.log('size ' + sink.stats().messageBytes);
+        for (let k = 0; k < 2000; k++) sink.write(flow(n++));
+        await sink.close();
+        console.log(JSON.stringify({ ...sink.stats(), written: n }));
+      `;
+      const p = e.spawn([process.execPath, '--input-type=module', '-e', script], { pipe: true });
+      let out = '';
+      p.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      await waitFor(() => p.exitCode !== null, { timeoutMs: 45_000, what: 'the exporter to finish' });
+      expect(p.exitCode, out).toBe(0);
+      const lines = out.trim().split('\n');
+      const stats = JSON.parse(lines.pop() ?? '{}');
+      expect(lines).toEqual([`size ${PATH_MESSAGE_MAX}`, 'size 1472']);
+      // The datagram the hop could not forward is counted as dropped, not sent.
+      expect(stats.dropped).toBeGreaterThan(0);
+      expect(stats.sent + stats.dropped).toBe(stats.written);
+      // The 2 000 flows written after the change went out in datagrams that fit the 1500-byte hop (one that was
+      // being filled when the error came may have been fragmented on the way: it arrived, reassembled).
+      const sizes = () =>
+        got
+          .split('\n')
+          .filter((l) => /^\d+$/.test(l))
+          .map(Number);
+      await waitFor(() => sizes().length >= 10, { what: 'the last datagrams' });
+      expect(Math.max(...sizes().slice(-10))).toBeLessThanOrEqual(1472);
+    } finally {
+      col.kill('SIGTERM');
+    }
+  });
+});
