@@ -41,6 +41,8 @@ export interface RemoteFlow {
   dropped: number;
   /** Bytes of graph text (or GraphSpec JSON) populate has taken for this flow. */
   populated: number;
+  /** Sources in its graph, once instantiated (SOURCES_PER_UID). */
+  sources?: number;
   closedByDaemon?: boolean;
   /** Dropped records not yet reported to the client (reported once it reads again). */
   unreported: number;
@@ -65,6 +67,8 @@ export interface DaemonHost {
   flowsOf(uid: number): number;
   /** Flows of `uid` in any state. */
   allFlowsOf(uid: number): number;
+  /** Sources in the instantiated graphs of `uid`'s flows. */
+  sourcesOf(uid: number): number;
   /** The shared NFQUEUE queue, or a FlowgrabError when the daemon has none. */
   queueMux(): QueueMux;
   status(asker: Peer): Record<string, unknown>;

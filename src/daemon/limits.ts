@@ -9,6 +9,12 @@ import { GRAPH_LIMITS } from '../filters/limits.js';
 
 /** Flows (any state, authorized or not) one uid may hold across all its connections. */
 export const FLOWS_PER_UID = 64;
+/**
+ * Sources in the graphs one uid has instantiated, across all its flows. Each source that reads the kernel
+ * holds a socket and a receive thread with an 8 MiB ring: 64 flows of 16 sources each let one user start
+ * 1 024 threads (32 such flows reached 1.4 GB).
+ */
+export const SOURCES_PER_UID = 64;
 /** NFQUEUE mark registrations one uid may hold. */
 export const REGISTRATIONS_PER_UID = 16;
 /** Connections one uid may hold at once (root included: a runaway root script must not starve the rest). */

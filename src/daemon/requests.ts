@@ -6,8 +6,11 @@
  */
 import { FlowgrabError } from '../errors.js';
 import { GraphError } from '../filters/errors.js';
+import { measureSpec } from '../filters/limits.js';
+import { parseGraph } from '../filters/parser.js';
+import { lookupNode } from '../filters/registry.js';
 import type { ClientView as Client } from './host.js';
-import { FLOWS_PER_UID, POPULATE_TEXT_PER_FLOW, REGISTRATIONS_PER_UID } from './limits.js';
+import { FLOWS_PER_UID, POPULATE_TEXT_PER_FLOW, REGISTRATIONS_PER_UID, SOURCES_PER_UID } from './limits.js';
 import { PROTOCOL_VERSION, type Request } from './protocol.js';
 import { pipeRecords, principalOf, type RemoteFlow } from './remote-flow.js';
 
@@ -29,6 +32,18 @@ function mustBeInPolicy(c: Client, op: string) {
 
 /** A flow's stats as a reply carries them: the graph's, and what the daemon sent or dropped for the client. */
 const statsOf = (f: RemoteFlow) => ({ ...f.handle.stats(), sent: f.sent, droppedToClient: f.dropped });
+
+/** Sources the flow's populated graph names (0 when it does not parse: instantiate says why). */
+function sourcesIn(f: RemoteFlow): number {
+  let spec: unknown;
+  try {
+    spec = parseGraph(f.handle.graph);
+  } catch {
+    return 0;
+  }
+  const root = (spec as { root?: unknown } | undefined)?.root;
+  return measureSpec(root, (name) => lookupNode(name)?.kind === 'source').size.sources;
+}
 
 function flowOf(c: Client, id: number): RemoteFlow {
   const f = c.flows.get(id);
@@ -82,7 +97,22 @@ export async function handleRequest(c: Client, req: Request): Promise<Record<str
     }
     case 'instantiate': {
       const f = flowOf(c, req.flow);
-      await f.handle.instantiate();
+      // Counted before anything is built: sources are what holds kernel sockets and threads.
+      const sources = sourcesIn(f);
+      const held = c.d.sourcesOf(c.peer.uid);
+      if (held + sources > SOURCES_PER_UID)
+        throw new FlowgrabError(
+          'FG_ERR_DENIED',
+          `${who(c)} has ${held} sources in its flows and this graph has ${sources}: over the ${SOURCES_PER_UID} one user may hold; close some flows first`,
+          { op: 'instantiate' },
+        );
+      f.sources = sources;
+      try {
+        await f.handle.instantiate();
+      } catch (err) {
+        f.sources = undefined;
+        throw err;
+      }
       pipeRecords(c, f);
       return { state: f.handle.state, graph: f.handle.graph, stats: statsOf(f) };
     }

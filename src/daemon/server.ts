@@ -173,6 +173,12 @@ export class Daemon implements DaemonHost {
     return n;
   }
 
+  sourcesOf(uid: number): number {
+    let n = 0;
+    for (const c of this.clients) if (c.peer.uid === uid) for (const f of c.flows.values()) n += f.sources ?? 0;
+    return n;
+  }
+
   /** Clients connected now (identified). */
   get clientList(): Client[] {
     return [...this.clients];

@@ -106,6 +106,21 @@ describe('flowgrabd under attack', () => {
     await by.unharmed();
   });
 
+  it('a listed user is capped in sources across its flows: 16-source graphs, the fifth is refused', async () => {
+    const graph = Array.from({ length: 16 }, (_, i) => `conntrack(events=[new], mark=${i + 1})`).join(' | ');
+    const r = await attack(L, {
+      mode: 'flood',
+      repeat: 5,
+      frames: [{ op: 'create' }, { op: 'populate', flow: '$n', graph }, { op: 'instantiate', flow: '$n' }],
+    });
+    expect(r.errors).toEqual({ FG_ERR_DENIED: 1 });
+    expect(r.ok).toBe(14); // 5 creates, 5 populates, 4 instantiates of 16 sources each
+    expect(r.messages.FG_ERR_DENIED).toBe(
+      `uid ${L.uid} (${L.name}) has 64 sources in its flows and this graph has 16: over the 64 one user may hold; close some flows first`,
+    );
+    await by.unharmed();
+  });
+
   it('a listed user is capped: flows per uid, and populate text per flow', async () => {
     const before = rssOf(daemon.pid);
     const r = await attack(L, { mode: 'flood', repeat: 100, frames: [{ op: 'create' }] });

@@ -75,6 +75,7 @@ function host(): DaemonHost {
     flushSoon: (f) => setImmediate(f),
     flowsOf: () => 0,
     allFlowsOf: () => 0,
+    sourcesOf: () => 0,
     queueMux: () => {
       throw new Error('no queue');
     },
