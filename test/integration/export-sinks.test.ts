@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { ipfixSink } from '../../src/export/collector.js';
 import type { ExportFlow } from '../../src/export/flow.js';
 import { mqttSink } from '../../src/export/mqtt.js';
+import type { FlowSink } from '../../src/export/sink.js';
 import { waitFor } from '../../src/testing/lab/index.js';
 import { freePort, Mosquitto, MosquittoSub } from '../helpers/mosquitto.js';
 import { readMessage } from '../unit/export/wire.js';
@@ -81,6 +82,19 @@ class TcpCollector {
   }
 }
 
+/** Writes flows, 5 000 at a time, until the sink drops some (or `most` are written); returns how many it wrote. */
+async function writeUntilDropped(sink: FlowSink, most: number, what: string): Promise<number> {
+  let n = 0;
+  await waitFor(
+    () => {
+      for (let i = 0; i < 5000; i++) sink.write(flow(n++));
+      return sink.stats().dropped > 0 || n >= most;
+    },
+    { what, timeoutMs: 60_000 },
+  );
+  return n;
+}
+
 describe('IPFIX over TCP', () => {
   it('a collector that accepts and never reads does not hold flush() or close() for good: what it did not take is dropped', async () => {
     const conns: Socket[] = [];
@@ -95,14 +109,7 @@ describe('IPFIX over TCP', () => {
     try {
       await waitFor(() => conns.length === 1, { what: 'the exporter to connect' });
       // Flows until the socket holds some back (several MB fill loopback's buffers first).
-      let n = 0;
-      await waitFor(
-        () => {
-          for (let i = 0; i < 5000; i++) sink.write(flow(n++));
-          return sink.stats().dropped > 0 || n >= 400_000;
-        },
-        { what: 'the socket to hold records back', timeoutMs: 60_000 },
-      );
+      const n = await writeUntilDropped(sink, 400_000, 'the socket to hold records back');
       const t0 = Date.now();
       await sink.flush(); // waits IDLE_WAIT_MS at most
       await sink.close(); // then ends, and destroys what will not end
@@ -189,14 +196,7 @@ describe('MQTT sink', () => {
     try {
       await waitFor(() => conns.length === 1, { what: 'the sink to connect' });
       // Writes until the queue behind the bounded in-flight publishes overflows (the socket's buffers fill first).
-      let n = 0;
-      await waitFor(
-        () => {
-          for (let i = 0; i < 5000; i++) sink.write(flow(n++));
-          return sink.stats().dropped > 0 || n >= 600_000;
-        },
-        { what: 'the queue to overflow', timeoutMs: 60_000 },
-      );
+      const n = await writeUntilDropped(sink, 600_000, 'the queue to overflow');
       const mid = sink.stats();
       expect(mid.dropped).toBeGreaterThan(0);
       expect(mid.queued).toBeLessThanOrEqual(1000);
