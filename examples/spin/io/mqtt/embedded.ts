@@ -22,6 +22,12 @@ export interface EmbeddedOptions {
 }
 
 export const WS_PATH = '/mqtt';
+/**
+ * Connections each listener takes at once (plain MQTT, WebSocket); past it new ones are closed at once.
+ * Anonymous clients may connect (SPIN's traffic topics are public): without a bound, a LAN host could hold
+ * file descriptors and broker state until the app ran out.
+ */
+export const MAX_BROKER_CONNECTIONS = 256;
 
 export async function startEmbeddedBroker(options: EmbeddedOptions, events: TransportEvents): Promise<Transport> {
   const access = options.access ?? {};
@@ -43,6 +49,8 @@ export async function startEmbeddedBroker(options: EmbeddedOptions, events: Tran
     res.writeHead(426, { 'content-type': 'text/plain' }).end(`MQTT over WebSocket at ${WS_PATH}\n`);
   });
   http.on('connection', (socket) => track(sockets, socket));
+  tcp.maxConnections = MAX_BROKER_CONNECTIONS;
+  http.maxConnections = MAX_BROKER_CONNECTIONS;
   // A web page elsewhere must not read or write through a browser on the router's network.
   const originAllowed = access.originAllowed ?? (() => true);
   const wss = new WebSocketServer({
