@@ -82,16 +82,27 @@ function forget(worker: Worker): void {
   idle.splice(i, 1);
 }
 
+/**
+ * Ends a worker that holds no fd: it leaves by itself once it reads the message, which it reads only once
+ * koffi is loaded. worker.terminate() while koffi's native module was still loading threw inside its
+ * initialisation, which Node makes a fatal error of the whole process (a client that opened 64 sources and
+ * hung up at once brought flowgrabd down).
+ */
+function retire(worker: Worker): void {
+  worker.postMessage({ retire: true });
+  worker.unref();
+}
+
 /** Keeps a worker that has let go of its job's fd for the next transport, or ends it. */
 function keep(worker: Worker): void {
   if (idle.length >= receiveWorkers.idleMax) {
-    void worker.terminate();
+    retire(worker);
     return;
   }
   worker.unref();
   const timer = setTimeout(() => {
     forget(worker);
-    void worker.terminate();
+    retire(worker);
   }, IDLE_MS);
   timer.unref();
   idle.push({ worker, timer });

@@ -60,6 +60,8 @@ export const RECV_WORKER_SOURCE = `
   const OWNER = 4;
   // One job per transport, each a message (the worker kept for reuse serves the next).
   const serve = (job) => {
+    // Retired (batched.ts): leave once loaded; terminate() during koffi's load aborts the whole process.
+    if (job.retire) process.exit(0);
     const state = new Int32Array(job.state);
     if (Atomics.compareExchange(state, OWNER, 0, 1) !== 0) return;
     let ok = false;

@@ -245,6 +245,26 @@ describe('batched netlink receive', () => {
     expect(child.afterOutputMs).toBeLessThan(10_000);
   });
 
+  it('closing transports whose workers are still loading never takes the process down', async () => {
+    // Each close gives its worker back before it has loaded koffi; past the two kept idle, the rest are ended.
+    // Ended with terminate() in the middle of koffi's load, a worker aborted the whole process (FATAL ERROR).
+    const child = await runChild(
+      `
+      // Eight at once (two find a kept worker, six start one), closed 0, 2, 4 … 58 ms after opening: some of
+      // the closes land while a new worker loads koffi.
+      for (let ms = 0; ms < 60; ms += 2) {
+        const socks = Array.from({ length: 8 }, () => NetlinkSocket.open({ protocol: 12, batched: true }, openNativeTransport));
+        await new Promise((r) => setTimeout(r, ms));
+        for (const s of socks) s.close();
+      }
+      console.log('closed');
+      // The retired workers leave once loaded; the process then ends by itself.
+    `,
+      30_000,
+    );
+    expect({ code: child.code, out: child.out }).toEqual({ code: 0, out: 'closed\n' });
+  });
+
   it('an idle worker keeps no process alive', async () => {
     // Idle workers end after 30 s: a process that waited for that would miss this bound.
     const child = await runChild(
