@@ -55,6 +55,8 @@ function workerFor(job: Job): Worker {
   const kept = idle.pop();
   if (kept) {
     clearTimeout(kept.timer);
+    const st = loading.get(kept.worker);
+    if (st) st.unref = false;
     kept.worker.ref();
     kept.worker.postMessage(job);
     return kept.worker;
@@ -68,6 +70,13 @@ function workerFor(job: Job): Worker {
     workerData: { koffiPath },
   });
   worker.postMessage(job);
+  const st = { loaded: false, unref: false };
+  loading.set(worker, st);
+  worker.on('message', (m: unknown) => {
+    if ((m as { loaded?: boolean } | null)?.loaded !== true) return;
+    st.loaded = true;
+    if (st.unref) worker.unref();
+  });
   // Its transport reports errors (onError); one while it waits idle (none are known) must not become an uncaught 'error'.
   worker.on('error', () => {});
   worker.on('exit', () => forget(worker));
@@ -83,14 +92,25 @@ function forget(worker: Worker): void {
 }
 
 /**
- * Ends a worker that holds no fd: it leaves by itself once it reads the message, which it reads only once
- * koffi is loaded. worker.terminate() while koffi's native module was still loading threw inside its
- * initialisation, which Node makes a fatal error of the whole process (a client that opened 64 sources and
- * hung up at once brought flowgrabd down).
+ * Whether each worker has loaded koffi. A worker must not be ended from outside before: worker.terminate()
+ * while koffi's native module was still loading threw inside its initialisation, which Node makes a fatal
+ * error of the whole process (a client that opened 64 sources and hung up at once brought flowgrabd down),
+ * and so does the process's own exit, which ends every worker: a worker still loading is therefore kept
+ * referenced (the process waits the few milliseconds for it) until it says it has loaded.
  */
+const loading = new WeakMap<Worker, { loaded: boolean; unref: boolean }>();
+
+/** worker.unref(), once the worker has loaded koffi (see `loading`). */
+function unrefLoaded(worker: Worker): void {
+  const st = loading.get(worker);
+  if (!st || st.loaded) worker.unref();
+  else st.unref = true;
+}
+
+/** Ends a worker that holds no fd: it leaves by itself once it reads the message, which is after it loaded koffi. */
 function retire(worker: Worker): void {
   worker.postMessage({ retire: true });
-  worker.unref();
+  unrefLoaded(worker);
 }
 
 /** Keeps a worker that has let go of its job's fd for the next transport, or ends it. */
@@ -99,7 +119,7 @@ function keep(worker: Worker): void {
     retire(worker);
     return;
   }
-  worker.unref();
+  unrefLoaded(worker);
   const timer = setTimeout(() => {
     forget(worker);
     retire(worker);

@@ -57,6 +57,8 @@ export const RECV_WORKER_SOURCE = `
   const { parentPort, workerData } = await import('node:worker_threads');
   const { createRequire } = await import('node:module');
   const koffi = createRequire(workerData.koffiPath)(workerData.koffiPath);
+  // From now on this thread may be ended from outside (batched.ts keeps it alive until then).
+  parentPort.postMessage({ loaded: true });
   const OWNER = 4;
   // One job per transport, each a message (the worker kept for reuse serves the next).
   const serve = (job) => {
