@@ -217,19 +217,6 @@ function until(pred, ms, what) {
     s.resume();
     // Reading again, it must get replies: the daemon stopped reading it, it did not drop what it owed.
     await until(() => res.ok >= (cfg.wantOk || 1) || res.closed > 0, cfg.settleMs || 5000, 'replies after reading again');
-  } else if (cfg.mode === 'pipelined') {
-    // A well-behaved client whose every write ends one frame and begins the next (a buffered writer flushing
-    // at fixed sizes): no frame stays unfinished for longer than cfg.everyMs, the scenario's pace.
-    const s = await open();
-    let tail = Buffer.alloc(0);
-    for (let i = 1; i <= cfg.frames && !s.destroyed; i++) {
-      const f = frame({ v: 1, id: i, op: 'hello' });
-      s.write(Buffer.concat([tail, f.subarray(0, f.length >> 1)]));
-      tail = f.subarray(f.length >> 1);
-      await new Promise((r) => setTimeout(r, cfg.everyMs));
-    }
-    await until(() => res.ok >= cfg.frames - 1 || res.closed > 0, 15000, 'a reply to every completed frame');
-    res.open = s.destroyed ? 0 : 1;
   } else if (cfg.mode === 'partial' || cfg.mode === 'conns') {
     const socks = [];
     for (let i = 0; i < cfg.conns; i++) {

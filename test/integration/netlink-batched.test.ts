@@ -250,11 +250,32 @@ describe('batched netlink receive', () => {
     // Ended with terminate() in the middle of koffi's load, a worker aborted the whole process (FATAL ERROR).
     const child = await runChild(
       `
-      // Eight at once (two find a kept worker, six start one), closed 0, 2, 4 … 58 ms after opening: some of
-      // the closes land while a new worker loads koffi.
-      for (let ms = 0; ms < 60; ms += 2) {
+      // Eight at once (two find a kept worker, six start one), closed once a new worker has run for 0 or 1
+      // clock tick of CPU (their own progress, read from /proc, not a wait): starting a worker and loading
+      // koffi takes a few ticks, so some closes land in the middle of the load.
+      const { readdirSync, readFileSync } = await import('node:fs');
+      const tids = () => readdirSync('/proc/self/task');
+      const ticks = (tid) => {
+        try {
+          const f = readFileSync('/proc/self/task/' + tid + '/stat', 'utf8').split(') ')[1].split(' ');
+          return Number(f[11]) + Number(f[12]);
+        } catch {
+          return 0; // gone already
+        }
+      };
+      // Until a fact holds, bounded: past the deadline the child says which and fails.
+      const until = async (fact, what) => {
+        for (const deadline = Date.now() + 10000; !fact(); await new Promise((r) => setImmediate(r)))
+          if (Date.now() > deadline) { console.log(what); process.exit(2); }
+      };
+      const base = tids().length;
+      for (let round = 0; round < 30; round++) {
+        // The last round's retired workers are gone (two stay kept, idle).
+        await until(() => tids().length <= base + 2, 'retired workers still there');
+        const before = new Set(tids());
         const socks = Array.from({ length: 8 }, () => NetlinkSocket.open({ protocol: 12, batched: true }, openNativeTransport));
-        await new Promise((r) => setTimeout(r, ms));
+        const want = round % 2;
+        await until(() => tids().some((t) => !before.has(t) && ticks(t) >= want), 'no worker ran');
         for (const s of socks) s.close();
       }
       console.log('closed');

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { Subject } from 'rxjs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { parsePolicy } from '../../../src/auth/load.js';
 import { Client } from '../../../src/daemon/connection.js';
@@ -62,12 +62,12 @@ class FakeSocket extends EventEmitter {
   }
 }
 
-function host(): DaemonHost {
+function host(partialFrameMs = 60_000): DaemonHost {
   const policy = parsePolicy(JSON.stringify({ version: 1, principals: [] })); // root may do anything
   return {
     stats: { badFrames: 0, timedOutConnections: 0, refusedConnections: 0 } as never,
     maxBacklog: 1 << 20,
-    timeouts: { idleMs: 60_000, partialFrameMs: 60_000, identifyMs: 60_000 } as never,
+    timeouts: { idleMs: 60_000, partialFrameMs, identifyMs: 60_000 } as never,
     clientList: [],
     policy: () => policy,
     authContext: () => ({ reservedQueues: [], anonymizeKey: 'k' }),
@@ -130,5 +130,33 @@ describe('a connection whose request waits', () => {
     expect(sock.replies[3]).toMatchObject({ id: 4, ok: true });
     expect(sock.replies.slice(4).every((r) => r.ok === false && r.error?.code === 'FG_ERR_PROTOCOL')).toBe(true);
     expect(sock.paused).toBe(false);
+  });
+});
+
+describe('a client whose every write ends one frame and begins the next', () => {
+  it('is not cut off: each frame gets the whole partial-frame time, counted from its own first byte', async () => {
+    vi.useFakeTimers();
+    try {
+      const sock = new FakeSocket();
+      const c = new Client(host(1500), sock as unknown as Socket, { uid: 0, gid: 0, pid: 1 } as never, 2);
+      conns.push(c);
+      // 12 hellos, each write finishing one and starting the next, 300 ms apart: 3.6 s with a frame always
+      // begun, against a partial-frame bound of 1.5 s.
+      let tail = Buffer.alloc(0);
+      for (let id = 1; id <= 12; id++) {
+        const f = frame({ id, op: 'hello' });
+        sock.emit('data', Buffer.concat([tail, f.subarray(0, f.length >> 1)]));
+        tail = f.subarray(f.length >> 1);
+        await vi.advanceTimersByTimeAsync(300);
+      }
+      expect(sock.replies.filter((r) => r.ok === false)).toEqual([]);
+      expect(sock.replies.filter((r) => r.ok === true)).toHaveLength(11); // the 12th is still half sent
+      expect(sock.destroyed).toBe(false);
+      // A frame left half sent is still cut off, 1.5 s after its first byte.
+      await vi.advanceTimersByTimeAsync(1300);
+      expect(sock.replies.at(-1)).toMatchObject({ ok: false, error: { code: 'FG_ERR_TIMEOUT' } });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
