@@ -142,7 +142,7 @@ describe('a client whose every write ends one frame and begins the next', () => 
       conns.push(c);
       // 12 hellos, each write finishing one and starting the next, 300 ms apart: 3.6 s with a frame always
       // begun, against a partial-frame bound of 1.5 s.
-      let tail = Buffer.alloc(0);
+      let tail: Buffer = Buffer.alloc(0);
       for (let id = 1; id <= 12; id++) {
         const f = frame({ id, op: 'hello' });
         sock.emit('data', Buffer.concat([tail, f.subarray(0, f.length >> 1)]));
