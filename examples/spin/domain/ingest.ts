@@ -10,7 +10,7 @@
  * (pending.ts) and applied when that end's MAC is learned (`onMacLearned`);
  * nodes merged meanwhile are followed by the announcer when it publishes.
  */
-import type { ConntrackRecord, DnsRecord, NeighRecord } from 'flowgrab';
+import { type ConntrackRecord, DNS_MAX_TTL_S, type DnsRecord, type NeighRecord } from 'flowgrab';
 import type { IngestHost } from './ingest-host.js';
 import { canonicalIp, prefixContains } from './ip.js';
 import { dnsQueryMessage } from './messages.js';
@@ -76,9 +76,6 @@ export function onMacLearned(core: IngestHost, ip: string): void {
     if (a) core.traffic.add(s, t, h.proto, h.sport, h.dport, a.bytes, a.packets);
   }
 }
-
-/** Seconds an answer ties a name to an address at most, whatever its TTL (a day, as Unbound's cache-max-ttl). */
-export const DNS_MAX_TTL_S = 86_400;
 
 export function onDns(core: IngestHost, r: DnsRecord): void {
   core.counters.dns++;

@@ -29,6 +29,9 @@ export interface DnsCacheOptions {
   now?: () => number;
 }
 
+/** Seconds a DNS answer ties a name to an address at most by default (Unbound's cache-max-ttl). */
+export const DNS_MAX_TTL_S = 86_400;
+
 /** Address → names learnt from DNS answers, each kept for its TTL (at least minTtlS) and bounded in size; what enrich() reads. */
 export class DnsCache {
   /** ip → (name → expiry in ms). */
@@ -42,7 +45,7 @@ export class DnsCache {
 
   constructor(opts: DnsCacheOptions = {}) {
     this.minTtlMs = (opts.minTtlS ?? 300) * 1000;
-    this.maxTtlMs = Math.max(this.minTtlMs, (opts.maxTtlS ?? 86_400) * 1000);
+    this.maxTtlMs = Math.max(this.minTtlMs, (opts.maxTtlS ?? DNS_MAX_TTL_S) * 1000);
     this.maxEntries = opts.maxEntries ?? 100_000;
     this.unsolicited = opts.unsolicited ?? false;
     this.now = opts.now ?? Date.now;

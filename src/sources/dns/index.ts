@@ -1,4 +1,4 @@
-export { DnsCache, type DnsCacheOptions } from './cache.js';
+export { DNS_MAX_TTL_S, DnsCache, type DnsCacheOptions } from './cache.js';
 export { resolveChains } from './message.js';
 export { type DnsConfig, type DnsHook, type DnsOptionsInput, parseDnsOptions } from './options.js';
 export { DnsAnswer, DnsRecord, DnsResolved } from './record.js';
