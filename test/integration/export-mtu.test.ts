@@ -49,15 +49,19 @@ async function setMtu(mtu: number): Promise<void> {
 }
 
 /** A UDP socket in the collector namespace printing each datagram's size on a line of its own. */
-function collector(v6: boolean, port: number): { proc: ChildProcess; bound: () => boolean; sizes: () => number[] } {
+function collector(
+  v6: boolean,
+  port: number,
+  at: { ns: Netns; address: string } = { ns: col, address: v6 ? COLLECTOR.v6 : COLLECTOR.v4 },
+): { proc: ChildProcess; bound: () => boolean; sizes: () => number[] } {
   const script = `
     // The kernel caps the buffer at net.core.rmem_max (Debian: 208 KiB, doubled: enough for FLOWS).
     const s = (await import('node:dgram')).createSocket({ type: '${v6 ? 'udp6' : 'udp4'}', recvBufferSize: 4 << 20 });
     s.on('message', (m) => process.stdout.write(m.length + '\\n'));
-    s.bind(${port}, '${v6 ? COLLECTOR.v6 : COLLECTOR.v4}', () => process.stdout.write('bound\\n'));
+    s.bind(${port}, '${at.address}', () => process.stdout.write('bound\\n'));
     process.on('SIGTERM', () => process.exit(0));
   `;
-  const proc = node(col, script);
+  const proc = node(at.ns, script);
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => {
     out += d.toString();
@@ -240,24 +244,9 @@ describe('a hop with a smaller MTU than the first link (path MTU discovery)', ()
 
   it('the hop\'s "fragmentation needed" makes the sink read the path MTU at once (no recheck timer) and count the lost datagram', async () => {
     const port = await freeUdpPort();
-    const col = c.spawn(
-      [
-        process.execPath,
-        '--input-type=module',
-        '-e',
-        `const s = (await import('node:dgram')).createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
-         s.on('message', (m) => process.stdout.write(m.length + '\\n'));
-         s.bind(${port}, '${C}', () => process.stdout.write('bound\\n'));
-         process.on('SIGTERM', () => process.exit(0));`,
-      ],
-      { pipe: true },
-    );
-    let got = '';
-    col.stdout?.on('data', (d: Buffer) => {
-      got += d.toString();
-    });
+    const cl = collector(false, port, { ns: c, address: C });
     try {
-      await waitFor(() => got.startsWith('bound'), { timeoutMs: 15_000, what: 'the collector socket' });
+      await waitFor(() => cl.bound(), { timeoutMs: 15_000, what: 'the collector socket' });
       // The exporter: no periodic recheck (pathMtuRecheckMs 0), so only the kernel's error can change the size.
       const script = `
         const { netflow9Sink } = await import(${JSON.stringify(join(DIST, 'export/collector.js'))});
@@ -298,15 +287,10 @@ describe('a hop with a smaller MTU than the first link (path MTU discovery)', ()
       expect(stats.sent + stats.dropped).toBe(stats.written);
       // The 2 000 flows written after the change went out in datagrams that fit the 1500-byte hop (one that was
       // being filled when the error came may have been fragmented on the way: it arrived, reassembled).
-      const sizes = () =>
-        got
-          .split('\n')
-          .filter((l) => /^\d+$/.test(l))
-          .map(Number);
-      await waitFor(() => sizes().length >= 10, { what: 'the last datagrams' });
-      expect(Math.max(...sizes().slice(-10))).toBeLessThanOrEqual(1472);
+      await waitFor(() => cl.sizes().length >= 10, { what: 'the last datagrams' });
+      expect(Math.max(...cl.sizes().slice(-10))).toBeLessThanOrEqual(1472);
     } finally {
-      col.kill('SIGTERM');
+      cl.proc.kill('SIGTERM');
     }
   });
 });
