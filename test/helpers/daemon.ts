@@ -167,7 +167,7 @@ export class LineProcess {
         if (found === undefined && this.done) throw new Error(`exited before ${what}: ${this.err.trim()}`);
         return found !== undefined;
       },
-      { timeoutMs, what: `${what} (stderr: ${this.err.trim().slice(-500)})` },
+      { timeoutMs, what: () => `${what} (stderr: ${this.err.trim().slice(-500)})` },
     ).catch((e) => {
       throw new Error(`${(e as Error).message}; stdout: ${this.lines.slice(-5).join(' | ')}`, { cause: e });
     });

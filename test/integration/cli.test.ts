@@ -303,7 +303,7 @@ describe('--daemon', () => {
     try {
       await waitFor(() => p.done || p.err.includes('msg="export started"'), {
         timeoutMs: 30_000,
-        what: `export to start: ${p.err}`,
+        what: () => `export to start: ${p.err}`,
       });
       const before = sent();
       await udpUntil((bursts) => p.done || (bursts > 0 && sent() > before), port);

@@ -63,7 +63,7 @@ it('MQTT: broker down, exporter killed -9 with records spooled, restarted with t
     return p;
   };
   const a = exporter(recording('a.ndjson', 500));
-  await waitFor(() => spooledFrames(spool) === 500, { timeoutMs: 20_000, what: `500 records spooled\n${a.err}` });
+  await waitFor(() => spooledFrames(spool) === 500, { timeoutMs: 20_000, what: () => `500 records spooled\n${a.err}` });
   await a.stop('SIGKILL');
 
   const broker = new Mosquitto(port);
@@ -73,7 +73,7 @@ it('MQTT: broker down, exporter killed -9 with records spooled, restarted with t
     const b = exporter(recording('b.ndjson', 0));
     await waitFor(() => sub.messages.length >= 500 && b.err.includes('export started'), {
       timeoutMs: 20_000,
-      what: `500 messages\n${b.err}`,
+      what: () => `500 messages\n${b.err}`,
     });
     expect(await b.stop('SIGTERM')).toBe(0);
     expect(b.err).toMatch(/msg="export started".*recovered=500/);

@@ -70,7 +70,7 @@ it('every DESTROY is in the 3-replica stream exactly once, with a node killed mi
         await conntrackTool(ns.name, ['-F']);
         return (await streamCount(nc, STREAM)) > 0;
       },
-      { timeoutMs: 30_000, intervalMs: 500, what: `the exporter's first record in the stream\n${cli.err}` },
+      { timeoutMs: 60_000, intervalMs: 500, what: () => `the exporter's first record in the stream\n${cli.err}` },
     );
     const probes = await streamCount(nc, STREAM);
     // What the flush ends: the table as conntrack -L lists it just before -F (a dump loses nothing).
@@ -91,7 +91,7 @@ it('every DESTROY is in the 3-replica stream exactly once, with a node killed mi
     await waitFor(async () => (await streamCount(nc, STREAM)) >= probes + destroyed.length, {
       timeoutMs: 60_000,
       intervalMs: 500,
-      what: `all ${destroyed.length} flows in the stream\n${cli.err}`,
+      what: () => `all ${destroyed.length} flows in the stream\n${cli.err}`,
     });
     expect(await cli.stop('SIGTERM')).toBe(0);
     expect(cli.err).toMatch(/msg="export finished"/);
@@ -117,4 +117,4 @@ it('every DESTROY is in the 3-replica stream exactly once, with a node killed mi
   } finally {
     await cli.stop('SIGKILL');
   }
-});
+}, 180_000);

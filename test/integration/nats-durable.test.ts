@@ -83,12 +83,12 @@ it('two analyzers share a durable: together every record once; a killed one’s 
   // Both are pulling before anything is published, so both get a share.
   await waitFor(async () => (await jsm.consumers.info(STREAM, 'd')).num_waiting >= 2, {
     timeoutMs: 20_000,
-    what: `two pulling analyzers\n${a.err}\n${b.err}`,
+    what: () => `two pulling analyzers\n${a.err}\n${b.err}`,
   });
   await publish(0, 2000);
   await waitFor(() => ports(a).length + ports(b).length >= 2000, {
     timeoutMs: 30_000,
-    what: `2000 records out of the analyzers\n${a.err}\n${b.err}`,
+    what: () => `2000 records out of the analyzers\n${a.err}\n${b.err}`,
   });
   await waitFor(async () => (await jsm.consumers.info(STREAM, 'd')).num_ack_pending === 0, {
     timeoutMs: 10_000,
@@ -113,7 +113,7 @@ it('two analyzers share a durable: together every record once; a killed one’s 
   await a.stop('SIGKILL');
   await waitFor(() => ports(a).length + ports(b).length >= 4000, {
     timeoutMs: 30_000,
-    what: `B taking over A's ${held} records\n${b.err}`,
+    what: () => `B taking over A's ${held} records\n${b.err}`,
   });
   expect(ports(a).length).toBe(before);
   const all = [...ports(a), ...ports(b)].sort((x, y) => x - y);

@@ -93,7 +93,7 @@ it('servers down, exporter killed -9 while spooling, both back: nothing lost, no
         await flows(1, 200);
         return (await streamCount(nc, STREAM)) > 0;
       },
-      { timeoutMs: 30_000, intervalMs: 500, what: `the exporter's first record in the stream\n${a.err}` },
+      { timeoutMs: 60_000, intervalMs: 500, what: () => `the exporter's first record in the stream\n${a.err}` },
     );
     const probes = await streamCount(nc, STREAM);
     await cluster.killAll();
@@ -107,7 +107,7 @@ it('servers down, exporter killed -9 while spooling, both back: nothing lost, no
     await waitFor(() => destroyed.every((e) => spooled().has(keyOfCt(e))), {
       timeoutMs: 30_000,
       intervalMs: 300,
-      what: `every ended flow in the spool\n${a.err}`,
+      what: () => `every ended flow in the spool\n${a.err}`,
     });
     await a.stop('SIGKILL');
 
@@ -117,16 +117,16 @@ it('servers down, exporter killed -9 while spooling, both back: nothing lost, no
     await waitFor(async () => (await streamCount(nc, STREAM)) > probes, {
       timeoutMs: 30_000,
       intervalMs: 20,
-      what: `the restarted exporter delivering the spool\n${b.err}`,
+      what: () => `the restarted exporter delivering the spool\n${b.err}`,
     });
     // Killed again in the middle of delivering: what it had published and not yet recorded goes again.
     await b.stop('SIGKILL');
     const c = exporter();
-    await waitFor(() => c.err.includes('msg="export started"'), { timeoutMs: 20_000, what: `start\n${c.err}` });
+    await waitFor(() => c.err.includes('msg="export started"'), { timeoutMs: 20_000, what: () => `start\n${c.err}` });
     await waitFor(async () => (await streamCount(nc, STREAM)) >= probes + destroyed.length, {
       timeoutMs: 60_000,
       intervalMs: 300,
-      what: `all ${destroyed.length} flows in the stream\n${c.err}`,
+      what: () => `all ${destroyed.length} flows in the stream\n${c.err}`,
     });
     expect(await c.stop('SIGTERM')).toBe(0);
     expect(c.err).toMatch(/msg="export finished".* dropped=0/);
@@ -141,7 +141,7 @@ it('servers down, exporter killed -9 while spooling, both back: nothing lost, no
   } finally {
     await nc.close();
   }
-});
+}, 180_000);
 
 it('starts with no server reachable: spools from the first record and delivers once a server answers', async () => {
   await cluster.killAll();

@@ -24,8 +24,8 @@ export function uniqueId(prefix = 'fg'): string {
 export interface WaitOptions {
   timeoutMs?: number;
   intervalMs?: number;
-  /** What we wait for, for the timeout message. */
-  what?: string;
+  /** What we wait for, for the timeout message; a function is called at the timeout (to say what was seen by then). */
+  what?: string | (() => string);
 }
 
 /** Polls `pred` until it returns true; a bounded loop that throws FG_ERR_TIMEOUT with the last error as cause. */
@@ -43,7 +43,8 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, opts: Wait
     if (Date.now() >= deadline) break;
     await sleep(Math.min(intervalMs, Math.max(1, deadline - Date.now())));
   }
-  throw new FlowgrabError('FG_ERR_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${opts.what ?? 'condition'}`, {
+  const what = typeof opts.what === 'function' ? opts.what() : opts.what;
+  throw new FlowgrabError('FG_ERR_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what ?? 'condition'}`, {
     op: 'waitFor',
     cause: lastError,
   });
