@@ -86,13 +86,21 @@ function transfer(n: NodeSpec, f: Facts): Facts {
   return { names, anon, present };
 }
 
+/** Whether `field` is anonymized: named by an anonymize (or redact) on every path, itself or a field it lies under. */
+function anonymized(anon: Set<string>, field: string): boolean {
+  for (let at = field.length; at > 0; at = field.lastIndexOf('.', at - 1))
+    if (anon.has(field.slice(0, at))) return true;
+  return false;
+}
+
 /** What a rule finds wrong at node `n` given the facts reaching it, or undefined. */
 function violation(rule: OrderRule, n: NodeSpec, f: Facts): string | undefined {
   if (rule.requires !== 'anonymize')
     return f.names.has(rule.requires) ? undefined : `\`${rule.requires}\` is not on every path before it`;
   const exposed = exposedFields(n);
   const need = exposed ? exposed.filter((x) => !NOT_DATA.has(x)) : [...f.present];
-  const missing = need.filter((x) => !f.anon.has(x));
+  // anonymize(orig) rewrites every string under orig (and through lists): orig.src is anonymized by it too.
+  const missing = need.filter((x) => !anonymized(f.anon, x));
   return missing.length
     ? `${missing.join(', ')} reach${missing.length === 1 ? 'es' : ''} it not anonymized on every path`
     : undefined;

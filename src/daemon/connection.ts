@@ -263,13 +263,14 @@ export class Client implements ClientView, Guarded {
     }
   }
 
-  /** Closes one flow for the daemon's reasons (policy reload, new limits), telling the client why. */
-  async closeFlow(f: RemoteFlow, reason: string): Promise<void> {
+  /** Closes one flow for the daemon's reasons (policy reload, new limits, a record it cannot send), telling the client why. */
+  async closeFlow(f: RemoteFlow, reason: string, msg = 'flow closed by policy reload'): Promise<void> {
+    if (f.closedByDaemon) return;
     f.closedByDaemon = true;
     this.event({ v: PROTOCOL_VERSION, ev: 'closed', flow: f.id, reason });
     await f.handle.close();
     this.flows.delete(f.id);
-    this.d.log('warn', 'flow closed by policy reload', { client: this.cid, uid: this.peer.uid, flow: f.id, reason });
+    this.d.log('warn', msg, { client: this.cid, uid: this.peer.uid, flow: f.id, reason });
   }
 
   /** Re-checks every flow against a new policy; closes those it forbids or whose buffer is over its new limit. */

@@ -93,5 +93,5 @@ export interface ClientView extends QueueClient {
   write(bytes: Buffer | string): boolean;
   event(msg: Event): void;
   /** Closes one flow for the daemon's reasons, telling the client why. */
-  closeFlow(f: RemoteFlow, reason: string): Promise<void>;
+  closeFlow(f: RemoteFlow, reason: string, msg?: string): Promise<void>;
 }

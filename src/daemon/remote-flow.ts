@@ -126,7 +126,22 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
       nodesSentAt = now;
       nodes = f.handle.stats().nodes;
     }
-    if (c.write(recordsFrame(batchOf(records), c.compact, f.id, nodes))) f.sent += records.length;
+    let frame: Buffer;
+    try {
+      frame = recordsFrame(batchOf(records), c.compact, f.id, nodes);
+    } catch (err) {
+      // A record JSON cannot encode (nested past the stack: only a replayed file can hold one) ends its own flow,
+      // and nobody else's: this runs in the flush tick every client's flows share.
+      f.dropped += records.length;
+      c.d.stats.droppedToClients += records.length;
+      void c.closeFlow(
+        f,
+        `a record could not be encoded: ${(err as Error).message}`,
+        'flow closed: unencodable record',
+      );
+      return;
+    }
+    if (c.write(frame)) f.sent += records.length;
   };
   f.handle.records$.subscribe({
     next: (r) => {

@@ -148,7 +148,15 @@ export class Daemon implements DaemonHost {
     this.lastFlush = performance.now();
     const due = [...this.flushes];
     this.flushes.clear();
-    for (const f of due) f();
+    for (const f of due) {
+      // Each flow's flush catches its own failures (remote-flow.ts); one that throws anyway must not take the
+      // rest of the tick, every other client's records, with it.
+      try {
+        f();
+      } catch (err) {
+        this.opts.log?.('error', 'flush failed', { error: (err as Error)?.message });
+      }
+    }
     forgetBatches();
   };
 

@@ -102,6 +102,32 @@ export async function* boundedLines(input: Readable, max: number, file: string):
   if (held > 0) yield Buffer.concat(parts).toString('utf8');
 }
 
+/**
+ * Objects and arrays in a replayed record nest at most this deep. Records of flowgrab's sources nest three or
+ * four levels; JSON.parse takes a line of 500 000 brackets, and every recursive walk after it (JSON.stringify
+ * in the daemon, structuredClone, a match on a path) would overflow the stack on one.
+ */
+export const MAX_RECORD_DEPTH = 32;
+
+/** Whether the JSON text `line` (valid JSON) nests objects and arrays more than `max` deep. */
+export function nestedPast(line: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c === 34) {
+      // A string: skip to its closing quote (a backslash escapes the next character).
+      for (i++; i < line.length; i++) {
+        const d = line.charCodeAt(i);
+        if (d === 92) i++;
+        else if (d === 34) break;
+      }
+    } else if (c === 123 || c === 91) {
+      if (++depth > max) return true;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return false;
+}
+
 const tooLong = (file: string, max: number) =>
   new FlowgrabError('FG_ERR_DECODE', `${file}: a line is longer than ${max} bytes`, { op: 'replay' });
 
@@ -131,6 +157,14 @@ export function replayRecords(file: string, speed: number, scheduler: SchedulerL
         } catch {
           throw new FlowgrabError('FG_ERR_DECODE', `${file}:${lineNo}: not a JSON line`, { op: 'replay' });
         }
+        if (typeof r !== 'object' || r === null || Array.isArray(r))
+          throw new FlowgrabError('FG_ERR_DECODE', `${file}:${lineNo}: not a record (a JSON object)`, { op: 'replay' });
+        if (nestedPast(line, MAX_RECORD_DEPTH))
+          throw new FlowgrabError(
+            'FG_ERR_DECODE',
+            `${file}:${lineNo}: a record nested deeper than ${MAX_RECORD_DEPTH} levels (flowgrab's records have a few)`,
+            { op: 'replay' },
+          );
         if (lineNo === 1 && typeof r.flowgrab === 'string') continue;
         const ts = typeof r.ts === 'number' ? r.ts : undefined;
         if (speed > 0 && ts !== undefined) {

@@ -194,15 +194,23 @@ describe('flowgrabd under attack', () => {
     await by.unharmed();
   });
 
-  it('replay of /dev/zero, a FIFO or a file without newlines ends that flow with an error; the daemon lives', async () => {
+  it('replay of /dev/zero, a FIFO, a file without newlines, a record nested 100 000 deep or not a record ends that flow with an error; the daemon lives', async () => {
     const fifo = join(dir, 'fifo');
     await run(['mkfifo', '-m', '0666', fifo]);
     const noNewline = join(dir, 'long');
     writeFileSync(noNewline, Buffer.alloc(3 * MiB, 0x61), { mode: 0o644 });
+    // One record of 100 000 nested arrays (200 KB, JSON.parse takes it): JSON.stringify in the daemon's shared
+    // flush overflowed the stack on it and took another client's connection down.
+    const deep = join(dir, 'deep');
+    writeFileSync(deep, `{"ts":1,"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}\n`, { mode: 0o644 });
+    const notRecord = join(dir, 'not-record');
+    writeFileSync(notRecord, '5\n', { mode: 0o644 });
     const cases: [string, RegExp][] = [
       ['/dev/zero', /^replay: \/dev\/zero: not a regular file$/],
       [fifo, /not a regular file$/],
       [noNewline, /: a line is longer than 1048576 bytes$/],
+      [deep, /deep:1: a record nested deeper than 32 levels/],
+      [notRecord, /not-record:1: not a record \(a JSON object\)$/],
     ];
     for (const [file, message] of cases) {
       const p = flowAs(L, { graph: `replay(file=${file})` });

@@ -86,16 +86,36 @@ export const anonymizeFilter = defineFilter({
     const paths = p.fields.map((f) => f.split('.'));
     return (r, emit) => {
       const out = structuredClone(r);
-      for (const path of paths) {
-        let o: unknown = out;
-        for (let i = 0; i < path.length - 1 && o && typeof o === 'object'; i++) o = (o as Rec)[path[i]];
-        if (!o || typeof o !== 'object') continue;
-        const last = path[path.length - 1];
-        const v = (o as Rec)[last];
-        if (typeof v === 'string') (o as Rec)[last] = anon(v);
-        else if (Array.isArray(v)) (o as Rec)[last] = v.map((x) => (typeof x === 'string' ? anon(x) : x));
-      }
+      for (const path of paths) anonymizeAt(out, path, 0, anon);
       emit(out);
     };
   },
 });
+
+/**
+ * Anonymizes, in `v` (the step's own copy), what `path[i…]` names: through lists (resolved.ip is the ip of every
+ * resolved entry), and at the path's end every string in the value, however it nests (anonymize(orig) rewrites
+ * orig.src and orig.dst). Numbers and other scalars stay. The policy's ordering rules count a named field as
+ * anonymized (auth/order.ts): nothing under it may stay as it was. Returns the value to put in place of `v`.
+ */
+function anonymizeAt(v: unknown, path: string[], i: number, anon: (s: string) => string): unknown {
+  if (i === path.length) return anonymizeAll(v, anon);
+  if (Array.isArray(v)) {
+    for (let j = 0; j < v.length; j++) v[j] = anonymizeAt(v[j], path, i, anon);
+    return v;
+  }
+  if (v === null || typeof v !== 'object' || !Object.hasOwn(v, path[i])) return v;
+  (v as Rec)[path[i]] = anonymizeAt((v as Rec)[path[i]], path, i + 1, anon);
+  return v;
+}
+
+function anonymizeAll(v: unknown, anon: (s: string) => string): unknown {
+  if (typeof v === 'string') return anon(v);
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) {
+    for (let j = 0; j < v.length; j++) v[j] = anonymizeAll(v[j], anon);
+    return v;
+  }
+  for (const k of Object.keys(v)) (v as Rec)[k] = anonymizeAll((v as Rec)[k], anon);
+  return v;
+}

@@ -165,6 +165,42 @@ describe('ordering rules judged by what filters do', () => {
     ).toEqual(['capability_denied', 'capability_denied', 'order']);
   });
 
+  it('anonymize counts as anonymized exactly what it rewrites: an object’s strings, a list’s entries', async () => {
+    // Allowed: anonymize(orig) covers orig.src; and it must then have rewritten it (and orig.dst), not kept it.
+    expect(codes(check(anon, 'conntrack() -> anonymize(orig) -> project(orig.src)'))).toEqual([]);
+    expect(codes(check(anon, 'conntrack() -> anonymize(orig) -> project(orig)'))).toEqual([]);
+    expect(codes(check(anon, 'conntrack() -> anonymize(orig.src) -> project(orig)'))).toEqual(['order']);
+    const run = async (graph: string, feed: string, rec: object) => {
+      const fg = new Flowgrab();
+      const f = fg.create().populate(graph);
+      await f.instantiate();
+      await f.activate();
+      const got = lastValueFrom(f.records$.pipe(toArray()));
+      fakeFeed(feed).next(rec as never);
+      fakeFeed(feed).complete();
+      const [out] = (await got) as Record<string, never>[];
+      await fg.close();
+      return out;
+    };
+    const raw = ct(1);
+    const o = (await run('fake(feed=anon-obj) -> anonymize(orig, key=k0123456789) -> project(orig)', 'anon-obj', raw))
+      .orig as unknown as typeof raw.orig;
+    expect(o.src).toBe(prefixPreserving(raw.orig.src, 'k0123456789'));
+    expect(o.dst).toBe(prefixPreserving(raw.orig.dst, 'k0123456789'));
+    expect(o.sport).toBe(raw.orig.sport);
+    const dns = { type: 'dns', ts: 1, resolved: [{ ip: '203.0.113.5' }, { ip: '203.0.113.6' }], answers: [] };
+    const d = await run(
+      'fake(feed=anon-list, fields=any) -> anonymize(resolved.ip, key=k0123456789)',
+      'anon-list',
+      dns,
+    );
+    expect(d.resolved).toEqual([
+      { ip: prefixPreserving('203.0.113.5', 'k0123456789') },
+      { ip: prefixPreserving('203.0.113.6', 'k0123456789') },
+    ]);
+    expect(dns.resolved[0].ip).toBe('203.0.113.5'); // the source's record is not touched
+  });
+
   it('a filter passing whole records needs every address anonymized (or redacted) before it', () => {
     const rule = { ...all, order: [{ filter: 'sample', requires: 'anonymize', position: 'before' as const }] };
     expect(check(rule, 'conntrack() -> anonymize(orig.src, orig.dst) -> sample(rate=0.1)').issues[0].message).toMatch(

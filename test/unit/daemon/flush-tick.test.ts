@@ -1,5 +1,6 @@
+import { Subject } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { batchOf, forgetBatches } from '../../../src/daemon/remote-flow.js';
+import { batchOf, forgetBatches, pipeRecords } from '../../../src/daemon/remote-flow.js';
 import { DAEMON_RECEIVE_LINGER_MS, Daemon } from '../../../src/daemon/server.js';
 import { receiveWorkers } from '../../../src/netlink/batched.js';
 import { waitFor } from '../../../src/testing/lab/index.js';
@@ -44,6 +45,58 @@ describe('flowgrabd flush tick', () => {
     // (libuv may fire a timer a little early by performance.now(): its loop time is read once per turn.)
     expect(ticks[1] - ticks[0]).toBeGreaterThanOrEqual(30);
     expect(ticks[1]).toBeGreaterThan(asked);
+    await d.close();
+  });
+
+  it('a flush that throws costs only itself: the other flows of the tick still write', async () => {
+    const d = daemon({ flushMs: 0 });
+    const ran: string[] = [];
+    d.flushSoon(() => ran.push('a'));
+    d.flushSoon(() => {
+      throw new Error('boom');
+    });
+    d.flushSoon(() => ran.push('c'));
+    await waitFor(() => ran.length === 2, { what: 'the flows after the failing one', intervalMs: 1 });
+    expect(ran).toEqual(['a', 'c']);
+    await d.close();
+  });
+
+  it('a record that cannot be encoded closes its own flow (told why); the flow beside it keeps writing', async () => {
+    const d = daemon({ flushMs: 0 });
+    const written: string[] = [];
+    const closed: [number, string][] = [];
+    const client = {
+      d,
+      compact: false,
+      congested: false,
+      closed: false,
+      write: (b: Buffer) => written.push(b.toString()) > 0,
+      event: () => undefined,
+      closeFlow: async (f: { id: number }, reason: string) => {
+        closed.push([f.id, reason]);
+      },
+    };
+    const flow = (id: number) => {
+      const records$ = new Subject<unknown>();
+      const f = {
+        id,
+        dropped: 0,
+        unreported: 0,
+        sent: 0,
+        handle: { records$, lost$: new Subject(), stats: () => ({ nodes: [] }) },
+      };
+      pipeRecords(client as never, f as never);
+      return { f, records$ };
+    };
+    const bad = flow(1);
+    const good = flow(2);
+    bad.records$.next({ n: 10n });
+    good.records$.next({ n: 1 });
+    await waitFor(() => written.length === 1 && closed.length === 1, { what: 'the tick', intervalMs: 1 });
+    expect(closed).toEqual([[1, expect.stringMatching(/a record could not be encoded: .*BigInt/)]]);
+    expect(bad.f.dropped).toBe(1);
+    expect(written[0]).toMatch(/"flow":2,"records":\[\{"n":1\}\]/);
+    expect(good.f.sent).toBe(1);
     await d.close();
   });
 

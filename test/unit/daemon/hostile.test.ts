@@ -13,7 +13,7 @@ import { FrameReader } from '../../../src/daemon/protocol.js';
 import { redactPacket } from '../../../src/daemon/registration.js';
 import { checkSocketDir, clearStaleSocket } from '../../../src/daemon/socket.js';
 import { parseGraph as parse } from '../../../src/filters/parser.js';
-import { boundedLines } from '../../../src/filters/replay.js';
+import { boundedLines, nestedPast } from '../../../src/filters/replay.js';
 
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
 const dirs: string[] = [];
@@ -31,6 +31,23 @@ async function collect(it: AsyncIterable<string>): Promise<string[]> {
   for await (const l of it) out.push(l);
   return out;
 }
+
+/** How deep objects and arrays nest in a JSON value (a scalar: 0). */
+const depthOf = (v: unknown): number =>
+  typeof v === 'object' && v !== null ? 1 + Math.max(0, ...Object.values(v).map(depthOf)) : 0;
+
+describe('replayed records nested too deep', () => {
+  it('nestedPast agrees with the parsed depth, whatever the strings hold (brackets, quotes, escapes)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 8 }), fc.integer({ min: 0, max: 9 }), (v, max) => {
+        const text = JSON.stringify(v);
+        expect(nestedPast(text, max)).toBe(depthOf(v) > max);
+      }),
+    );
+    expect(nestedPast(JSON.stringify({ a: '[[[[{{{{\\"[[' }), 1)).toBe(false);
+    expect(nestedPast(`${'['.repeat(100_000)}${']'.repeat(100_000)}`, 32)).toBe(true);
+  });
+});
 
 describe('mark ranges', () => {
   it('a registration lies inside a range exactly when every mark it matches is in the range', () => {
