@@ -41,6 +41,8 @@ export interface RemoteFlow {
   dropped: number;
   /** Bytes of graph text (or GraphSpec JSON) populate has taken for this flow. */
   populated: number;
+  /** The GraphSpec the flow was populated with (text populates leave it unset): its sources are counted from it. */
+  populatedSpec?: unknown;
   /** Sources in its graph, once instantiated (SOURCES_PER_UID). */
   sources?: number;
   closedByDaemon?: boolean;

@@ -33,14 +33,18 @@ function mustBeInPolicy(c: Client, op: string) {
 /** A flow's stats as a reply carries them: the graph's, and what the daemon sent or dropped for the client. */
 const statsOf = (f: RemoteFlow) => ({ ...f.handle.stats(), sent: f.sent, droppedToClient: f.dropped });
 
-/** Sources the flow's populated graph names (0 when it does not parse: instantiate says why). */
+/**
+ * Sources the flow's populated graph names (0 when it does not parse: instantiate says why). A spec is measured
+ * as it was given: printed as text and parsed again, some valid specs do not parse and would count none.
+ */
 function sourcesIn(f: RemoteFlow): number {
-  let spec: unknown;
-  try {
-    spec = parseGraph(f.handle.graph);
-  } catch {
-    return 0;
-  }
+  let spec: unknown = f.populatedSpec;
+  if (spec === undefined)
+    try {
+      spec = parseGraph(f.handle.graph);
+    } catch {
+      return 0;
+    }
   const root = (spec as { root?: unknown } | undefined)?.root;
   return measureSpec(root, (name) => lookupNode(name)?.kind === 'source').size.sources;
 }
@@ -92,6 +96,7 @@ export async function handleRequest(c: Client, req: Request): Promise<Record<str
           { op: 'populate' },
         );
       f.handle.populate(req.graph);
+      if (typeof req.graph !== 'string') f.populatedSpec = req.graph;
       f.populated += size;
       return { state: f.handle.state };
     }

@@ -121,6 +121,29 @@ describe('flowgrabd under attack', () => {
     await by.unharmed();
   });
 
+  it('the source cap counts a GraphSpec as given (one whose printed text does not parse counted none)', async () => {
+    const branches = Array.from({ length: 16 }, (_, i) => ({
+      type: 'node',
+      name: 'conntrack',
+      args: [],
+      params: { events: ['new'], mark: 100 + i },
+    }));
+    // match with its expression as a named parameter: valid as a spec, printed as text that does not parse.
+    const match = { type: 'node', name: 'match', args: [], params: { expr: 'proto == tcp' } };
+    const graph = { version: 1, root: { type: 'pipe', steps: [{ type: 'fork', branches }, match] } };
+    const r = await attack(L, {
+      mode: 'flood',
+      repeat: 5,
+      frames: [{ op: 'create' }, { op: 'populate', flow: '$n', graph }, { op: 'instantiate', flow: '$n' }],
+    });
+    expect(r.messages.FG_ERR_DENIED).toBe(
+      `uid ${L.uid} (${L.name}) has 64 sources in its flows and this graph has 16: over the 64 one user may hold; close some flows first`,
+    );
+    expect(r.errors).toEqual({ FG_ERR_DENIED: 1 });
+    expect(r.ok).toBe(14);
+    await by.unharmed();
+  });
+
   it('a listed user is capped: flows per uid, and populate text per flow', async () => {
     const before = rssOf(daemon.pid);
     const r = await attack(L, { mode: 'flood', repeat: 100, frames: [{ op: 'create' }] });
