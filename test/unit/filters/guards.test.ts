@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { authorize } from '../../../src/auth/authorize.js';
 import { parsePolicy } from '../../../src/auth/load.js';
 import '../../../src/filters/builtin.js';
+import { recordCost } from '../../../src/filters/lib/ratelimit.js';
 import { compileRedact } from '../../../src/filters/lib/scope.js';
 import { GRAPH_LIMITS } from '../../../src/filters/limits.js';
 import { parseGraph } from '../../../src/filters/parser.js';
@@ -105,6 +106,28 @@ describe('batches and the rate limit', () => {
       [100, 100, 500],
     ]);
     expect(dropped).toBe(1000);
+  });
+
+  it('batches of batches cost every record they carry: a window of windows is cut to the rate, inside too', () => {
+    // 3 inner windows of 40 records each (a window of windows): 120 entries, not 3.
+    const inner = (k: number): Rec => ({
+      type: 'window',
+      ts: k,
+      count: 40,
+      records: Array.from({ length: 40 }, (_, i) => ({ id: k * 100 + i })),
+    });
+    const outer: Rec = { type: 'window', ts: 0, count: 3, records: [inner(0), inner(1), inner(2)] };
+    expect(recordCost(outer)).toBe(120);
+    let dropped = 0;
+    const got = timeline('a', { a: outer }, (s) =>
+      operator('ratelimit', { rate: 50 }, s, { dropped: (n) => (dropped += n) }),
+    );
+    const [[, r]] = got;
+    const kept = r.records as Rec[];
+    // The first inner window whole (40), 10 of the second, the third cut off.
+    expect(kept.map((w) => (w.records as Rec[]).length)).toEqual([40, 10]);
+    expect([r.count, r.truncated, kept[1].truncated, kept[1].count]).toEqual([2, 1, 30, 10]);
+    expect(dropped).toBe(70);
   });
 
   it('window() through the policy: records per second hold for the entries, not the batches', () => {
