@@ -30,6 +30,8 @@ export const GRAPH_LIMITS = Object.freeze({
   exprLength: 4096,
   /** Characters of one `/regex/` in a match expression. */
   patternLength: 256,
+  /** Field paths one parameter names (project's fields, count's by, …): records have a few dozen fields. */
+  fields: 64,
   /** Keys one stateful filter holds (groups of a count/sum/top window, keys dedupe remembers). */
   stateKeys: 100_000,
 });

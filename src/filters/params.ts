@@ -1,9 +1,11 @@
 /** Parameter helpers shared by filter schemas: durations, field paths, lists. */
+
 import { z } from 'zod';
 import { Lru } from '../util/lru.js';
 import { MAX_TIMER_MS } from '../util/timer.js';
 import type { GraphIssue } from './errors.js';
 import { type FieldCatalog, lookupField } from './fields.js';
+import { GRAPH_LIMITS } from './limits.js';
 import type { SpecPath } from './spec.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -51,6 +53,11 @@ export const FieldPath = z
   .string()
   .max(MAX_FIELD_PATH, { error: `expected a field path of at most ${MAX_FIELD_PATH} characters` })
   .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, 'a field path like orig.src');
+
+/** A list of field paths, at most GRAPH_LIMITS.fields of them (the work a filter does per record grows with it). */
+export const FieldPaths = z
+  .array(FieldPath)
+  .max(GRAPH_LIMITS.fields, { error: `expected at most ${GRAPH_LIMITS.fields} field paths` });
 
 /** One value or a list of them. */
 export const listOf = <T extends z.ZodType>(t: T) =>

@@ -9,14 +9,14 @@
 import { z } from 'zod';
 import type { FieldCatalog, FieldInfo } from '../fields.js';
 import { GRAPH_LIMITS } from '../limits.js';
-import { checkFields, Duration, FieldPath, keyGetter, listOf, Period, pathGetter } from '../params.js';
+import { checkFields, Duration, FieldPath, FieldPaths, keyGetter, listOf, Period, pathGetter } from '../params.js';
 import { type BuildContext, defineFilter, type Rec, type Stepper } from '../registry.js';
 import { sharedInterner } from './keys.js';
 import { projector } from './project.js';
 import { borrowers } from './pure.js';
 import { DEFAULT_LATENESS_MS, MAX_LATENESS_MS, windowed } from './windowed.js';
 
-const By = listOf(z.string()).pipe(z.array(FieldPath));
+const By = listOf(z.string()).pipe(FieldPaths);
 
 /** How late (behind the newest record's ts) a record may come and still join its window. */
 const Lateness = Duration.pipe(
@@ -55,20 +55,27 @@ const SLOTTED_WINDOWS = 4;
 /** First size of a window's slots (doubled as key numbers grow past it). */
 const FIRST_SLOTS = 1024;
 
-/** Groups per window are bounded (GRAPH_LIMITS.stateKeys): records of new keys past it are dropped and counted. */
+/**
+ * Groups are bounded per filter, over all its open windows (GRAPH_LIMITS.stateKeys): records of new keys past it
+ * are dropped and counted. (Per window, 256 windows open at once, 1 ms each with 5 minutes' lateness, held 256
+ * times the bound.)
+ */
 function fold(by: string[], ctx: BuildContext, field?: string) {
   const key = keyGetter(by);
   const sample = projector(by.map((b) => b.split('.')));
   const value = field ? pathGetter(field) : undefined;
   const interner = sharedInterner(ctx.input, by);
   let slotted = 0;
-  /** A new group for key `k`, first seen in `r` (-1: the window is full). */
+  /** Groups in the open windows. */
+  let held = 0;
+  /** A new group for key `k`, first seen in `r` (-1: the filter holds all it may). */
   const make = (g: Groups, k: unknown, r: Rec): number => {
     const i = g.counts.length;
-    if (i >= GRAPH_LIMITS.stateKeys) {
+    if (held >= GRAPH_LIMITS.stateKeys) {
       ctx.dropped(1);
       return -1;
     }
+    held++;
     g.map?.set(k, i);
     g.keys.push(k);
     g.samples.push(sample(r));
@@ -130,6 +137,7 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
         slotted--;
         g.slots = undefined;
       }
+      held -= g.counts.length;
       return g.samples.map((sample, i) => ({ sample, count: g.counts[i], sum: g.sums[i] }));
     },
     add: value
@@ -267,13 +275,21 @@ export const windowFilter = defineFilter({
       ['count', { kind: 'number', many: false }],
       ['records', { kind: 'any', many: true }],
     ]),
-  step: (p, ctx) =>
-    windowed<Rec[]>(p, ctx, {
+  step: (p, ctx) => {
+    // Records in the open windows: at most `max` in one, GRAPH_LIMITS.stateKeys in all of them.
+    let held = 0;
+    return windowed<Rec[]>(p, ctx, {
       init: () => [],
       add: (s, r) => {
-        if (s.length < p.max) s.push(r);
-        else ctx.dropped(1);
+        if (s.length < p.max && held < GRAPH_LIMITS.stateKeys) {
+          s.push(r);
+          held++;
+        } else ctx.dropped(1);
       },
-      emit: (s, start, end) => (s.length ? [{ type: 'window', ts: end, start, end, count: s.length, records: s }] : []),
-    }),
+      emit: (s, start, end) => {
+        held -= s.length;
+        return s.length ? [{ type: 'window', ts: end, start, end, count: s.length, records: s }] : [];
+      },
+    });
+  },
 });

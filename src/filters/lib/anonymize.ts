@@ -9,7 +9,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { formatIP, parseIP } from '../../netlink/ip.js';
-import { checkFields, FieldPath } from '../params.js';
+import { checkFields, FieldPath, FieldPaths } from '../params.js';
 import { defineFilter, type Rec } from '../registry.js';
 
 const processKey = randomBytes(32).toString('hex');
@@ -58,7 +58,7 @@ export const anonymizeFilter = defineFilter({
     'replace addresses (prefix-preserving) or other values (keyed hash): anonymize(orig.src, orig.dst, mode=prefix)',
   params: z
     .object({
-      fields: z.array(FieldPath).min(1),
+      fields: FieldPaths.min(1),
       mode: z.enum(['prefix', 'hash']).default('prefix'),
       key: z.string().min(8).optional(),
       secret: z.string().min(1).optional(),

@@ -1,13 +1,13 @@
 /** dedupe(by=…, window=10s): drops a record whose key was already seen within the window. */
 import { z } from 'zod';
 import { GRAPH_LIMITS } from '../limits.js';
-import { checkFields, FieldPath, keyGetter, listOf, Period } from '../params.js';
+import { checkFields, FieldPath, FieldPaths, keyGetter, listOf, Period } from '../params.js';
 import { defineFilter } from '../registry.js';
 
 export const dedupeFilter = defineFilter({
   name: 'dedupe',
   description: 'drop repeats of a key within a time window: dedupe(by=qname, window=10s)',
-  params: z.object({ by: listOf(z.string()).pipe(z.array(FieldPath)), window: Period }).strict(),
+  params: z.object({ by: listOf(z.string()).pipe(FieldPaths), window: Period }).strict(),
   positional: (args) => ({ by: args[0], ...(args[1] !== undefined ? { window: args[1] } : {}) }),
   check: (p, ctx) => checkFields(p.by, ctx.input, ctx.path, 'dedupe'),
   step: (p, ctx) => {

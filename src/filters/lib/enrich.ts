@@ -5,7 +5,7 @@
  */
 import { Observable } from 'rxjs';
 import { z } from 'zod';
-import { checkFields, FieldPath, getPath } from '../params.js';
+import { checkFields, FieldPath, FieldPaths, getPath } from '../params.js';
 import { defineFilter, type Rec } from '../registry.js';
 import type { Value } from '../spec.js';
 
@@ -14,7 +14,7 @@ export const enrichFilter = defineFilter({
   description: 'name addresses from DNS answers: enrich(fields=[orig.src, orig.dst], minTtl=300)',
   params: z
     .object({
-      fields: z.array(FieldPath).min(1).default(['orig.src', 'orig.dst']),
+      fields: FieldPaths.min(1).default(['orig.src', 'orig.dst']),
       minTtl: z.number().int().nonnegative().default(300),
     })
     .strict(),

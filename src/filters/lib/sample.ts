@@ -4,7 +4,7 @@
  */
 import * as crypto from 'node:crypto';
 import { z } from 'zod';
-import { checkFields, FieldPath, keyGetter, listOf } from '../params.js';
+import { checkFields, FieldPath, FieldPaths, keyGetter, listOf } from '../params.js';
 import { defineFilter } from '../registry.js';
 import { testStep } from './pure.js';
 
@@ -28,7 +28,7 @@ export const sampleFilter = defineFilter({
   params: z
     .object({
       rate: z.number().min(0).max(1),
-      by: listOf(z.string()).pipe(z.array(FieldPath)).optional(),
+      by: listOf(z.string()).pipe(FieldPaths).optional(),
       seed: z.string().optional(),
     })
     .strict(),

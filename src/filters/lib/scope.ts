@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { isPrefix, prefixMatcher } from '../../netlink/prefix.js';
 import type { FieldCatalog } from '../fields.js';
-import { FieldPath, fieldValuesGetter } from '../params.js';
+import { FieldPath, FieldPaths, fieldValuesGetter } from '../params.js';
 import { defineFilter, type Rec } from '../registry.js';
 
 /** Where records keep addresses: conntrack tuples, DNS endpoints and answers, neighbours, packets. */
@@ -91,7 +91,7 @@ export const redactFilter = defineFilter({
   name: 'redact',
   description:
     'remove fields from every record, through lists, with their mirrors (orig.src also removes reply.dst): redact(fields=[mark, uid])',
-  params: z.object({ fields: z.array(FieldPath).min(1) }).strict(),
+  params: z.object({ fields: FieldPaths.min(1) }).strict(),
   positional: (args) => ({ fields: args }),
   output: (input, p) => {
     const gone = redactedFields(p.fields);

@@ -159,7 +159,7 @@ describe('batches and the rate limit', () => {
 });
 
 describe('state a user can make a filter hold', () => {
-  it('count() holds at most stateKeys groups per window; dedupe() remembers at most stateKeys keys', () => {
+  it('count() holds at most stateKeys groups over all its open windows (window() as many records); dedupe() remembers at most stateKeys keys', () => {
     let dropped = 0;
     const ctx = {
       path: ['root'],
@@ -186,5 +186,44 @@ describe('state a user can make a filter hold', () => {
     dedupe.push({ id: 1 }, () => passed++); // remembered: dropped
     dedupe.push({ id: n - 1 }, () => passed++); // past the bound: not remembered, passes again
     expect(passed).toBe(n + 1);
+
+    // The bound holds over all the windows a filter has open, not per window: 1 ms windows with 5 minutes'
+    // lateness stay open by the hundred (here 101, of 1 000 keys or records each).
+    dropped = 0;
+    const many = 101_000;
+    const narrow = stepper('count', { by: 'id', every: '1ms', lateness: '5m' });
+    const groups: Rec[] = [];
+    for (let i = 0; i < many; i++) narrow.push({ id: i, ts: Math.floor(i / 1000) }, (r) => groups.push(r));
+    expect(dropped).toBe(many - GRAPH_LIMITS.stateKeys);
+    expect(groups).toHaveLength(0);
+    // Windows that close give their room back: 6 minutes on, the old ones close and new keys are counted again.
+    for (let i = 0; i < 1000; i++) narrow.push({ id: i, ts: 360_000 }, (r) => groups.push(r));
+    expect(groups).toHaveLength(GRAPH_LIMITS.stateKeys);
+    narrow.complete?.((r) => groups.push(r));
+    expect(groups).toHaveLength(GRAPH_LIMITS.stateKeys + 1000);
+    expect(dropped).toBe(many - GRAPH_LIMITS.stateKeys);
+    dropped = 0;
+    const windows = stepper('window', { every: '1ms', lateness: '5m' });
+    for (let i = 0; i < many; i++) windows.push({ id: i, ts: Math.floor(i / 1000) }, () => {});
+    const batches: Rec[] = [];
+    windows.complete?.((r) => batches.push(r));
+    expect(batches.reduce((n, b) => n + (b.count as number), 0)).toBe(GRAPH_LIMITS.stateKeys);
+    expect(dropped).toBe(many - GRAPH_LIMITS.stateKeys);
+  });
+
+  it('field lists are bounded: 64 paths a parameter, a 65th is refused with the reason', () => {
+    const fields = Array.from({ length: GRAPH_LIMITS.fields + 1 }, (_, i) => `f${i}`);
+    for (const name of ['project', 'anonymize', 'redact']) {
+      const def = lookupNode(name) as FilterDef<unknown>;
+      expect(def.params.safeParse({ fields: fields.slice(0, GRAPH_LIMITS.fields) }).success, name).toBe(true);
+      const r = def.params.safeParse({ fields });
+      expect(r.success, name).toBe(false);
+      expect(JSON.stringify(r.error?.issues), name).toMatch(/expected at most 64 field paths/);
+    }
+    for (const name of ['count', 'dedupe', 'sample']) {
+      const def = lookupNode(name) as FilterDef<unknown>;
+      const r = def.params.safeParse({ by: fields, every: '1s', window: '1s', rate: 0.5 });
+      expect(JSON.stringify(r.error?.issues), name).toMatch(/expected at most 64 field paths/);
+    }
   });
 });
