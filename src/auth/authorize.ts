@@ -18,7 +18,7 @@ import { CAPABILITIES, type Capability, lookupNode, nodeCapabilities } from '../
 import type { ExprSpec, GraphSpec, NodeSpec } from '../filters/spec.js';
 import { node } from '../filters/spec.js';
 import { checkOrder } from './order.js';
-import { checkParams, nodeParams } from './params.js';
+import { checkParams, enrichNetnsIssues, nodeParams } from './params.js';
 import { graphNodes } from './paths.js';
 import { type Identity, type Policy, type Principal, principalFor, ROOT_PRINCIPAL } from './policy.js';
 
@@ -144,7 +144,9 @@ export function authorize(graph: GraphSpec, id: Identity, policy: Policy, ctx: A
   if (!size.issues.length) size.issues.push(...pathIssues(graph.root));
   if (size.issues.length) return { allowed: false, issues: size.issues, graph, principal: p };
   const issues: GraphIssue[] = [];
-  for (const { node: n, path } of graphNodes(graph.root)) issues.push(...checkNode(eff, id, n, path, ctx));
+  const nodes = graphNodes(graph.root);
+  for (const { node: n, path } of nodes) issues.push(...checkNode(eff, id, n, path, ctx));
+  issues.push(...enrichNetnsIssues(eff, nodes));
   issues.push(...checkOrder(p.order, graph.root).issues);
   const lim = p.limits;
   if (lim.flows !== undefined && (ctx.openFlows ?? 0) >= lim.flows) {

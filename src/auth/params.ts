@@ -53,6 +53,31 @@ export function checkParams(p: Principal, n: NodeSpec, path: GraphIssue['path'],
   }
 }
 
+/**
+ * enrich() captures DNS (nftables rules and a log group) in the namespace of the source before it, as dns() would
+ * there: a graph with an enrich may name a namespace in a source only where the policy lets dns() capture (the
+ * 'netns' capability, or a "dns.netns" rule naming it). A grant to read conntrack in a namespace is not one to
+ * install firewall rules in it.
+ */
+export function enrichNetnsIssues(p: Principal, nodes: { node: NodeSpec; path: GraphIssue['path'] }[]): GraphIssue[] {
+  if (p.capabilities.includes('netns')) return [];
+  const enrich = nodes.find((n) => n.node.name === 'enrich');
+  if (!enrich) return [];
+  const rule = p.params['dns.netns'];
+  const issues: GraphIssue[] = [];
+  for (const { node } of nodes) {
+    if (lookupNode(node.name)?.kind !== 'source') continue;
+    const netns = nodeParams(node).netns;
+    if (netns === undefined || (rule?.oneOf && oneOf(netns, rule.oneOf))) continue;
+    issues.push({
+      code: 'param_denied',
+      path: enrich.path,
+      message: `enrich: captures DNS in ${node.name}(netns=${show(netns)})'s namespace: your policy allows DNS capture only ${rule?.oneOf ? `in ${rule.oneOf.map(show).join(', ')}` : "in the daemon's own namespace"}`,
+    });
+  }
+  return issues;
+}
+
 /** A list value (events=[new, destroy]) passes when each item is allowed; durations compare as durations. */
 function oneOf(v: Value, allowed: (string | number | boolean)[]): boolean {
   const items = Array.isArray(v) ? v : [v];

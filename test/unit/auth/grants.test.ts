@@ -103,6 +103,29 @@ describe('capabilities', () => {
     );
   });
 
+  it("enrich() captures DNS in its source's namespace: that needs a dns.netns grant, not a conntrack.netns one", () => {
+    const p = {
+      ...all,
+      capabilities: ['firewall', 'capture-dns'] as P['capabilities'],
+      params: { 'conntrack.netns': { oneOf: ['lab'] } },
+    };
+    expect(codes(check(p, 'conntrack(netns=lab)'))).toEqual([]);
+    expect(check(p, 'conntrack(netns=lab) -> enrich()').issues).toEqual([
+      expect.objectContaining({
+        code: 'param_denied',
+        path: ['root', 'steps', 1],
+        message: `enrich: captures DNS in conntrack(netns="lab")'s namespace: your policy allows DNS capture only in the daemon's own namespace`,
+      }),
+    ]);
+    expect(codes(check({ ...p, params: {} }, 'conntrack() -> enrich()'))).toEqual([]);
+    const dnsToo = { ...p, params: { ...p.params, 'dns.netns': { oneOf: ['lab'] } } };
+    expect(codes(check(dnsToo, 'conntrack(netns=lab) -> enrich()'))).toEqual([]);
+    const other = { ...p, params: { 'conntrack.netns': { oneOf: ['lab', 'b'] }, 'dns.netns': { oneOf: ['b'] } } };
+    expect(check(other, 'conntrack(netns=lab) -> enrich()').issues[0].message).toMatch(/only in "b"$/);
+    const anyNs = { ...p, capabilities: [...p.capabilities, 'netns'] as P['capabilities'] };
+    expect(codes(check(anyNs, 'conntrack(netns=lab) -> enrich()'))).toEqual([]);
+  });
+
   it('the nats() source needs the "nats" capability, which "*" does not grant', () => {
     const g = 'nats(url="nats://127.0.0.1:4222", stream=flowgrab, subject="flowgrab.>", durable=d)';
     expect(check(all, g).issues.map((i) => i.message)).toEqual([
