@@ -126,16 +126,19 @@ export class QueueMux {
       );
     const mask = (req.mask ?? 0xffffffff) >>> 0;
     const mark = (req.mark & mask) >>> 0;
+    // The principal's own ranges first: a claim outside them must not learn what others hold (a 0/0 claim
+    // overlapping everything was told each other client's exact mark).
+    const refusal = markRefusal(principal, { mark, mask }, client.uid);
+    if (refusal) throw new FlowgrabError('FG_ERR_DENIED', refusal, { op: 'queue' });
     for (const r of this.regs.values())
       if (marksOverlap(r, { mark, mask }))
         throw new FlowgrabError(
           'FG_ERR_BUSY',
-          `mark ${formatMark(mark, mask)} is already taken: it overlaps ${formatMark(r.mark, r.mask)}${r.client === client ? ' (yours)' : ' of another client'}`,
+          r.client === client
+            ? `mark ${formatMark(mark, mask)} is already taken: it overlaps your registration ${formatMark(r.mark, r.mask)}`
+            : `mark ${formatMark(mark, mask)} is already taken by another client`,
           { op: 'queue' },
         );
-    // After the overlap check: a mark someone holds is "taken" whatever this principal's ranges are.
-    const refusal = markRefusal(principal, { mark, mask }, client.uid);
-    if (refusal) throw new FlowgrabError('FG_ERR_DENIED', refusal, { op: 'queue' });
     const timeoutMs = Math.min(req.timeoutMs ?? this.timeoutMs, this.timeoutMs);
     const reg: Registration = {
       id: this.nextReg++,

@@ -210,12 +210,22 @@ describe('flowgrabd NFQUEUE sharing', () => {
   it('refuses a mark already taken (also through an overlapping mask), users without verdict rights, and users not in the policy', async () => {
     const a = client(A, { mark: 1, mode: 'accept' });
     expect((await registered(a)).registered).toBeDefined();
-    for (const cfg of [{ mark: 1 }, { mark: 1, mask: 1 }, { mark: 0, mask: 0 }]) {
+    // Another client's mark is never told: only that the claim overlaps what someone holds.
+    for (const [cfg, shown] of [
+      [{ mark: 1 }, '0x1'],
+      [{ mark: 1, mask: 1 }, '0x1/0x1'],
+      [{ mark: 0, mask: 0xfe }, '0x0/0xfe'],
+    ] as const) {
       const b = client(B, { ...cfg, mode: 'accept' });
       const r = await registered(b);
       expect(r.error?.code, JSON.stringify(cfg)).toBe('FG_ERR_BUSY');
-      expect(r.error?.message).toMatch(/already taken: it overlaps 0x1 of another client/);
+      expect(r.error?.message).toBe(`mark ${shown} is already taken by another client`);
     }
+    // A claim outside the principal's ranges (every packet, not granted) is refused as such, before any overlap.
+    const all = await registered(client(B, { mark: 0, mask: 0, mode: 'accept' }));
+    expect(all.error?.code).toBe('FG_ERR_DENIED');
+    expect(all.error?.message).toMatch(/claims every packet/);
+    expect(all.error?.message).not.toMatch(/0x1\b/);
     const free = client(B, { mark: 2, mask: 3, mode: 'accept' });
     expect((await registered(free)).registered?.mark).toBe('0x2/0x3');
     const c = await registered(client(C, { mark: 5, mode: 'accept' }));
