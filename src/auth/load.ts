@@ -2,8 +2,11 @@
 import { readFileSync } from 'node:fs';
 import '../filters/builtin.js';
 import { FlowgrabError } from '../errors.js';
+import { ANY_FIELDS } from '../filters/fields.js';
+import { Duration } from '../filters/params.js';
+import { lookupNode, registeredNames, suggestNode } from '../filters/registry.js';
 import { paramKeyProblems } from './params.js';
-import { type Policy, Policy as PolicySchema } from './policy.js';
+import { type Policy, Policy as PolicySchema, type Principal } from './policy.js';
 
 export class PolicyError extends FlowgrabError {
   readonly problems: string[];
@@ -32,9 +35,11 @@ export function parsePolicy(text: string, file = 'policy'): Policy {
   }
   const r = PolicySchema.safeParse(json);
   if (r.success) {
-    // Parameter limits must name a parameter that exists: a typo would silently limit nothing.
+    // Names must name something: a typo in a limit, a rule or a redaction would silently allow what it meant to stop.
     const problems = r.data.principals.flatMap((p, i) =>
-      paramKeyProblems(Object.keys(p.params)).map((m) => `principals[${i}].${m}`),
+      [...paramKeyProblems(Object.keys(p.params)), ...limitProblems(p), ...ruleProblems(p)].map(
+        (m) => `principals[${i}].${m}`,
+      ),
     );
     if (problems.length) throw new PolicyError(file, problems);
     return r.data;
@@ -50,6 +55,50 @@ export function parsePolicy(text: string, file = 'policy'): Policy {
       return `${at(i.path)}: ${i.message} (got ${shown})`;
     }),
   );
+}
+
+/**
+ * Limits that would not limit: an empty one ({} allowed any namespace), a namespace rule without its list, a
+ * duration no timer can wait (it refused every value, with a wrong reason).
+ */
+function limitProblems(p: Principal): string[] {
+  const out: string[] = [];
+  for (const [key, lim] of Object.entries(p.params)) {
+    if (lim.max === undefined && lim.min === undefined && lim.oneOf === undefined)
+      out.push(`params."${key}": an empty limit limits nothing: give max, min or oneOf`);
+    else if (key.endsWith('.netns') && lim.oneOf === undefined)
+      out.push(`params."${key}": namespaces are allowed by name: give oneOf`);
+    for (const side of ['max', 'min'] as const) {
+      const b = lim[side];
+      if (typeof b !== 'string') continue;
+      const d = Duration.safeParse(b);
+      if (!d.success) out.push(`params."${key}".${side}: ${JSON.stringify(b)}: ${d.error.issues[0]?.message}`);
+    }
+  }
+  return out;
+}
+
+/** Order rules and redactions must name nodes and fields that exist. */
+function ruleProblems(p: Principal): string[] {
+  const out: string[] = [];
+  const nodeNamed = (what: string, name: string) => {
+    if (lookupNode(name)) return;
+    const near = suggestNode(name);
+    out.push(`${what}: no source or filter is named ${name}${near ? ` (did you mean ${near}?)` : ''}`);
+  };
+  p.order.forEach((rule, j) => {
+    nodeNamed(`order[${j}].filter`, rule.filter);
+    nodeNamed(`order[${j}].requires`, rule.requires);
+  });
+  const catalogs = registeredNames()
+    .sources.map((name) => lookupNode(name))
+    .flatMap((def) =>
+      def?.kind === 'source' && def.fields instanceof Map && def.fields !== ANY_FIELDS ? [def.fields] : [],
+    );
+  p.redact.forEach((field, j) => {
+    if (!catalogs.some((cat) => cat.has(field))) out.push(`redact[${j}]: no source's records have a field ${field}`);
+  });
+  return out;
 }
 
 /** Reads and parses the policy file `file`; throws PolicyError when it cannot be read or is invalid. */

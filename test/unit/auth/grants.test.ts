@@ -126,6 +126,32 @@ describe('capabilities', () => {
     expect(codes(check(anyNs, 'conntrack(netns=lab) -> enrich()'))).toEqual([]);
   });
 
+  it('a policy whose limits or names would limit nothing is refused, saying where and why', () => {
+    const bad = (p: Omit<P, 'who'>) => () => policyOf(p);
+    expect(bad({ params: { 'conntrack.netns': {} } })).toThrow(
+      /principals\[0\]\.params\."conntrack\.netns": an empty limit limits nothing: give max, min or oneOf/,
+    );
+    expect(bad({ params: { 'conntrack.netns': { max: 5 } } })).toThrow(/namespaces are allowed by name: give oneOf/);
+    expect(bad({ params: { 'conntrack.poll': { max: '1000h' } } })).toThrow(
+      /params\."conntrack\.poll"\.max: "1000h": .*at most 2147483647 ms/,
+    );
+    expect(bad({ order: [{ filter: 'projekt', requires: 'anonymize', position: 'before' }] })).toThrow(
+      /order\[0\]\.filter: no source or filter is named projekt \(did you mean project\?\)/,
+    );
+    expect(bad({ order: [{ filter: 'project', requires: 'anonymise', position: 'before' }] })).toThrow(
+      /order\[0\]\.requires: no source or filter is named anonymise/,
+    );
+    expect(bad({ redact: ['orig.src', 'orig.scr'] })).toThrow(
+      /redact\[1\]: no source's records have a field orig\.scr/,
+    );
+    const good = policyOf({
+      params: { 'conntrack.netns': { oneOf: ['a'] }, 'conntrack.poll': { max: '596h', min: '1s' } },
+      redact: ['orig.src', 'payload', 'resolved.ip', 'orig'],
+      order: [{ filter: 'project', requires: 'anonymize', position: 'before' }],
+    });
+    expect(good.principals).toHaveLength(1);
+  });
+
   it('the nats() source needs the "nats" capability, which "*" does not grant', () => {
     const g = 'nats(url="nats://127.0.0.1:4222", stream=flowgrab, subject="flowgrab.>", durable=d)';
     expect(check(all, g).issues.map((i) => i.message)).toEqual([
