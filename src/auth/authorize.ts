@@ -96,23 +96,60 @@ function checkNode(p: Principal, id: Identity, n: NodeSpec, path: GraphIssue['pa
       path,
       message: `nfqueue: queue ${params.queue} is the daemon's own shared queue; use a queue registration (mark/mask) instead`,
     });
-  if (n.name === 'anonymize' && id.uid !== 0 && (params.key !== undefined || params.secret !== undefined))
+  if (
+    n.name === 'anonymize' &&
+    id.uid !== 0 &&
+    (params.key !== undefined || params.secret !== undefined || params.context !== undefined)
+  )
     issues.push({
       code: 'param_denied',
       path,
-      message: "anonymize: the key is the daemon's secret under a policy; leave out key= and secret=",
+      message: "anonymize: the key is the daemon's secret under a policy; leave out key=, secret= and context=",
     });
   return issues;
 }
 
+/** Sources whose records the kernel makes: a user cannot choose what is in them (beyond the traffic they make). */
+const KERNEL_SOURCES = new Set(['conntrack', 'dns', 'arp', 'nfqueue']);
+
+/**
+ * Whose pseudonyms a graph's anonymize() makes under the daemon's secret: each user's own, and apart from them
+ * those of records the user chose (replay, nats, any other source). A user who could anonymize addresses of their
+ * choosing with the key of the kernel's records would have an oracle: prefix-preserving pseudonyms give an
+ * address away bit by bit to 32 chosen probes.
+ */
+function anonymizeContext(id: Identity, root: ExprSpec): string {
+  const chosen = graphNodes(root).some(
+    ({ node: n }) => lookupNode(n.name)?.kind === 'source' && !KERNEL_SOURCES.has(n.name),
+  );
+  return `uid ${id.uid}${chosen ? ' chosen' : ''}`;
+}
+
+/** A graph that anonymizes under an ordering rule may not put chosen records beside the kernel's (one key for both). */
+function mixedSourceIssues(p: Principal, root: ExprSpec): GraphIssue[] {
+  if (!p.order.some((r) => r.requires === 'anonymize')) return [];
+  const sources = graphNodes(root).filter(({ node: n }) => lookupNode(n.name)?.kind === 'source');
+  const kernel = sources.filter(({ node: n }) => KERNEL_SOURCES.has(n.name));
+  const chosen = sources.filter(({ node: n }) => !KERNEL_SOURCES.has(n.name));
+  if (!kernel.length || !chosen.length) return [];
+  return [
+    {
+      code: 'mixed_sources',
+      path: chosen[0].path,
+      message: `source \`${chosen[0].node.name}\` beside \`${kernel[0].node.name}\`: under your policy's anonymization, records you choose may not share a flow with the kernel's; use separate flows`,
+    },
+  ];
+}
+
 /** Inserts scope and redaction after each source node, the daemon's key into anonymize, and the rate limit at the end. */
-function enforce(p: Principal, root: ExprSpec, ctx: AuthContext): ExprSpec {
+function enforce(p: Principal, id: Identity, root: ExprSpec, ctx: AuthContext): ExprSpec {
   const guards: NodeSpec[] = [];
   if (p.scope?.length) guards.push(node('scope', [], { cidrs: p.scope }));
   if (p.redact.length) guards.push(node('redact', [], { fields: p.redact }));
+  const context = anonymizeContext(id, root);
   const keyed = (n: NodeSpec): NodeSpec =>
     n.name === 'anonymize' && ctx.anonymizeKey !== undefined && n.params.key === undefined
-      ? { ...n, params: { ...n.params, secret: POLICY_SECRET } }
+      ? { ...n, params: { ...n.params, secret: POLICY_SECRET, context } }
       : n;
   // Every source, wherever it stands (a source after `->` or deep in a fork ignores its input): the guards follow it.
   const wrap = (e: ExprSpec): ExprSpec => {
@@ -148,6 +185,7 @@ export function authorize(graph: GraphSpec, id: Identity, policy: Policy, ctx: A
   for (const { node: n, path } of nodes) issues.push(...checkNode(eff, id, n, path, ctx));
   issues.push(...enrichNetnsIssues(eff, nodes));
   issues.push(...checkOrder(p.order, graph.root).issues);
+  if (id.uid !== 0) issues.push(...mixedSourceIssues(p, graph.root));
   const lim = p.limits;
   if (lim.flows !== undefined && (ctx.openFlows ?? 0) >= lim.flows) {
     issues.push({
@@ -165,7 +203,7 @@ export function authorize(graph: GraphSpec, id: Identity, policy: Policy, ctx: A
   }
   if (issues.length) return { allowed: false, issues, graph, principal: p };
   if (ctx.anonymizeKey !== undefined) setAnonymizeSecret(POLICY_SECRET, ctx.anonymizeKey);
-  return { allowed: true, issues: [], graph: { version: 1, root: enforce(p, graph.root, ctx) }, principal: p };
+  return { allowed: true, issues: [], graph: { version: 1, root: enforce(p, id, graph.root, ctx) }, principal: p };
 }
 
 /** authorize() that never throws: an unexpected failure is an issue (and a denial). */

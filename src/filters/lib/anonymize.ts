@@ -62,6 +62,11 @@ export const anonymizeFilter = defineFilter({
       mode: z.enum(['prefix', 'hash']).default('prefix'),
       key: z.string().min(8).optional(),
       secret: z.string().min(1).optional(),
+      /**
+       * Whose pseudonyms these are: the key used is HMAC-SHA256(key, context). A policy sets it (auth/authorize.ts)
+       * so that users, and records a user chose (a replayed file), never share a mapping with each other.
+       */
+      context: z.string().max(256).optional(),
     })
     .strict(),
   positional: (args) => ({ fields: args }),
@@ -72,7 +77,8 @@ export const anonymizeFilter = defineFilter({
       : []),
   ],
   step: (p) => {
-    const key = (p.secret !== undefined ? secrets.get(p.secret) : p.key) ?? processKey;
+    const base = (p.secret !== undefined ? secrets.get(p.secret) : p.key) ?? processKey;
+    const key = p.context === undefined ? base : createHmac('sha256', base).update(p.context).digest('hex');
     const cache = new Map<string, string>();
     const anon = (v: string) => {
       let a = cache.get(v);

@@ -3,6 +3,7 @@
  * `*` never gives, ordering rules judged by what filters do, the daemon's
  * anonymization secret, and mark ranges. Each test tries the attack first.
  */
+import { createHmac } from 'node:crypto';
 import { lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { authorize, POLICY_SECRET } from '../../../src/auth/authorize.js';
@@ -271,7 +272,7 @@ describe('ordering rules judged by what filters do', () => {
     expect(codes(check(anon, `conntrack() -> anonymize(orig.src, secret=${POLICY_SECRET})`))).toEqual(['param_denied']);
     const secret = 'the-daemons-own-secret-0123456789';
     const r = check(anon, 'conntrack() -> anonymize(orig.src)', { anonymizeKey: secret });
-    expect(printGraph(r.graph)).toBe('conntrack() -> anonymize(orig.src, secret=policy)');
+    expect(printGraph(r.graph)).toBe('conntrack() -> anonymize(orig.src, secret=policy, context="uid 6001")');
     const fg = new Flowgrab({ authorize: policyAuthorizer(policyOf(anon), me, { anonymizeKey: secret }) });
     const f = fg.create();
     f.populate('fake(feed=secret) -> anonymize(orig.src)');
@@ -281,8 +282,42 @@ describe('ordering rules judged by what filters do', () => {
     fakeFeed('secret').next(ct(1));
     fakeFeed('secret').complete();
     const [out] = (await got) as { orig: { src: string } }[];
-    expect(out.orig.src).toBe(prefixPreserving(ct(1).orig.src, secret));
+    // The user's own key for records of their choosing (fake() is not a kernel source): the secret under a context.
+    const chosenKey = createHmac('sha256', secret).update('uid 6001 chosen').digest('hex');
+    expect(out.orig.src).toBe(prefixPreserving(ct(1).orig.src, chosenKey));
+    expect(out.orig.src).not.toBe(prefixPreserving(ct(1).orig.src, secret));
     await fg.close();
+  });
+
+  it('no oracle: records a user chooses, and other users, never share the pseudonyms of that user’s kernel records', () => {
+    const secret = 'the-daemons-own-secret-0123456789';
+    const grants = { ...anon, capabilities: ['firewall', 'capture-dns', 'read-files'] as P['capabilities'] };
+    const both = parsePolicy(
+      JSON.stringify({ version: 1, principals: [6001, 6002].map((uid) => ({ who: { uid }, ...grants })) }),
+    );
+    const ctxOf = (who: Identity, text: string) => {
+      const r = authorize(parseGraph(text), who, both, { anonymizeKey: secret });
+      expect(r.issues).toEqual([]);
+      return /context="([^"]*)"/.exec(printGraph(r.graph))?.[1];
+    };
+    const live = ctxOf(me, 'conntrack() -> anonymize(orig.src)');
+    expect(live).toBe('uid 6001');
+    expect(ctxOf(me, 'dns() -> anonymize(client)')).toBe(live);
+    expect(ctxOf(me, 'replay(file=/tmp/probes) -> anonymize(orig.src)')).toBe('uid 6001 chosen');
+    expect(ctxOf({ uid: 6002, gid: 6002 }, 'conntrack() -> anonymize(orig.src)')).toBe('uid 6002');
+    // One flow with both: refused under an anonymize rule (one key for the probes and the kernel's records).
+    expect(
+      check(grants, '(conntrack() | replay(file=/tmp/probes)) -> anonymize(orig.src) -> project(orig.src)').issues,
+    ).toEqual([
+      expect.objectContaining({
+        code: 'mixed_sources',
+        message: expect.stringMatching(/records you choose may not share a flow/),
+      }),
+    ]);
+    // Nor may a user pick the context (another user's, or the kernel records').
+    expect(codes(check(grants, 'replay(file=/tmp/probes) -> anonymize(orig.src, context="uid 6001")'))).toEqual([
+      'param_denied',
+    ]);
   });
 });
 
