@@ -147,10 +147,13 @@ function enforce(p: Principal, id: Identity, root: ExprSpec, ctx: AuthContext): 
   if (p.scope?.length) guards.push(node('scope', [], { cidrs: p.scope }));
   if (p.redact.length) guards.push(node('redact', [], { fields: p.redact }));
   const context = anonymizeContext(id, root);
-  const keyed = (n: NodeSpec): NodeSpec =>
-    n.name === 'anonymize' && ctx.anonymizeKey !== undefined && n.params.key === undefined
-      ? { ...n, params: { ...n.params, secret: POLICY_SECRET, context } }
-      : n;
+  const keyed = (n: NodeSpec): NodeSpec => {
+    if (n.name === 'anonymize' && ctx.anonymizeKey !== undefined && n.params.key === undefined)
+      return { ...n, params: { ...n.params, secret: POLICY_SECRET, context } };
+    // A scoped user's verdicts decide only for packets inside the scope (the others are accepted unseen).
+    if (n.name === 'nfqueue' && p.scope?.length) return { ...n, params: { ...n.params, scope: p.scope } };
+    return n;
+  };
   // Every source, wherever it stands (a source after `->` or deep in a fork ignores its input): the guards follow it.
   const wrap = (e: ExprSpec): ExprSpec => {
     if (e.type === 'pipe') return { type: 'pipe', steps: e.steps.map(wrap) };

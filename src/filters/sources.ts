@@ -3,6 +3,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { Observable } from 'rxjs';
 import { z } from 'zod';
 import { natsSourceDef } from '../export/nats/graph.js';
+import { isPrefix, prefixMatcher } from '../netlink/prefix.js';
 import { ArpOptions } from '../sources/arp/options.js';
 import { NeighRecord } from '../sources/arp/record.js';
 import { arp } from '../sources/arp/source.js';
@@ -37,13 +38,22 @@ export const nfqueueSource = defineSource({
     verdict: z.enum(['accept', 'drop']).default('accept'),
     copyRange: NfqueueOptions.shape.copyRange,
     netns: NfqueueOptions.shape.netns,
+    /**
+     * Only packets with an address inside these prefixes are emitted and given `verdict`; the others are accepted
+     * unseen. A policy's scope is put here (auth/authorize.ts): the scope() after the source hides packets, and a
+     * scoped user's verdict=drop must not decide for packets outside it.
+     */
+    scope: z.array(z.string().refine(isPrefix, 'an address prefix')).min(1).optional(),
   }),
   positional: (args) => ({ queue: args[0] }),
   // Even `accept` decides for packets other users' rules queued: a verdict is a verdict.
   capabilities: () => ['verdicts'],
   fields: RECORD_FIELDS.nfqueue,
-  create: (p, ctx) =>
-    new Observable((sub) =>
+  create: (p, ctx) => {
+    const inside = p.scope?.map((c) => prefixMatcher(c));
+    const inScope = (pkt: { ip?: { src?: string; dst?: string } }) =>
+      !inside || inside.some((m) => m(pkt.ip?.src) || m(pkt.ip?.dst));
+    return new Observable((sub) =>
       nfqueue({
         queue: p.queue,
         copyRange: p.copyRange,
@@ -52,9 +62,10 @@ export const nfqueueSource = defineSource({
         ready: ctx.ready,
       }).subscribe({
         next: (pkt) => {
-          sub.next(pkt as never);
+          const mine = inScope(pkt);
+          if (mine) sub.next(pkt as never);
           try {
-            pkt.verdict(p.verdict);
+            pkt.verdict(mine ? p.verdict : 'accept');
           } catch {
             // Another subscriber of the same queue decided first: the first verdict wins.
           }
@@ -62,7 +73,8 @@ export const nfqueueSource = defineSource({
         error: (e) => sub.error(e),
         complete: () => sub.complete(),
       }),
-    ),
+    );
+  },
 });
 
 export const arpSource = defineSource({

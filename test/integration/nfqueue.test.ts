@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { policyAuthorizer } from '../../src/auth/flowgrab.js';
+import { parsePolicy } from '../../src/auth/load.js';
+import { Flowgrab } from '../../src/flow/flowgrab.js';
 import { openNativeTransport } from '../../src/netlink/native.js';
 import type { TransportOptions } from '../../src/netlink/transport.js';
 import { IptablesQueueRules, sweepStaleQueueChains } from '../../src/sources/firewall/iptables.js';
@@ -100,6 +103,42 @@ function cliChild(args: string[], stdio: 'ignore' | 'pipe' = 'ignore'): ChildPro
 }
 
 describe('nfqueue source on the real kernel', () => {
+  it("a scoped user's graph verdict decides only packets inside the scope: the rest are accepted unseen", async () => {
+    const policy = parsePolicy(
+      JSON.stringify({
+        version: 1,
+        principals: [
+          {
+            who: { uid: 6101 },
+            sources: ['nfqueue'],
+            filters: ['*'],
+            capabilities: ['verdicts', 'netns'],
+            scope: [`${SRV.v4}/32`],
+          },
+        ],
+      }),
+    );
+    // Everything the client namespace sends goes to queue 21 (the rules flowgrab installs and removes whole).
+    const queued = await IptablesQueueRules.install({ queue: 21, chains: ['OUTPUT'], netns: cli.name });
+    const fg = new Flowgrab({ authorize: policyAuthorizer(policy, { uid: 6101, gid: 6101 }) });
+    try {
+      const f = fg.create().populate(`nfqueue(queue=21, verdict=drop, netns=${cli.name})`);
+      await f.instantiate();
+      expect(f.graph).toContain(`scope=[${SRV.v4}/32]) -> scope(`);
+      const seen: { ip?: { src?: string; dst?: string } }[] = [];
+      f.records$.subscribe((r) => seen.push(r as never));
+      await f.activate();
+      // Outside the scope (loopback): accepted, neither dropped nor shown. Inside: the graph's drop.
+      expect(await ping('127.0.0.1', 2)).toBe(2);
+      expect(await ping(SRV.v4, 1)).toBe(0);
+      await waitFor(() => seen.length > 0, { what: 'the in-scope packet' });
+      expect(seen.every((r) => r.ip?.dst === SRV.v4 || r.ip?.src === SRV.v4)).toBe(true);
+    } finally {
+      await fg.close();
+      await queued.remove();
+    }
+  });
+
   it('a drop verdict blocks a ping and an accept verdict lets it through, IPv4 and IPv6', async () => {
     let mode: 'accept' | 'drop' = 'drop';
     const q = await queue({ queue: 3 }, (p) => p.verdict(isEcho(p) ? mode : 'accept'));

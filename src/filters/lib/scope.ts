@@ -22,8 +22,8 @@ export const ADDRESS_FIELDS = [
   'ip',
   'src',
   'dst',
-  'ipHeader.src',
-  'ipHeader.dst',
+  'ip.src',
+  'ip.dst',
 ];
 
 export const scopeFilter = defineFilter({

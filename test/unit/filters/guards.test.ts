@@ -87,6 +87,18 @@ describe('redact', () => {
   });
 });
 
+describe('scope on queued packets', () => {
+  it('keeps a packet whose ip.src or ip.dst is inside, drops the rest (the packet record nests its addresses)', () => {
+    const def = lookupNode('scope') as FilterDef<unknown>;
+    const step = asStepper(def.step!(def.params.parse({ cidrs: ['10.0.0.0/8'] }), {} as BuildContext));
+    const kept: Rec[] = [];
+    const pkt = (src: string, dst: string): Rec => ({ packetId: 1, ip: { src, dst } });
+    for (const p of [pkt('10.1.1.1', '192.0.2.1'), pkt('192.0.2.2', '10.9.9.9'), pkt('192.0.2.2', '192.0.2.1')])
+      step.push(p, (r) => kept.push(r));
+    expect(kept.map((r) => (r.ip as { src: string }).src)).toEqual(['10.1.1.1', '192.0.2.2']);
+  });
+});
+
 describe('batches and the rate limit', () => {
   it('a window of 600 records through ratelimit(100/s) carries 100 entries; the rest are counted as dropped', () => {
     const batch: Rec = {
