@@ -153,6 +153,17 @@ describe('capabilities', () => {
     expect(good.principals).toHaveLength(1);
   });
 
+  it('under a policy conntrack polls at most once a second (each poll walks the whole table); root as it likes', () => {
+    for (const fast of ['1ms', '999ms', 0]) {
+      const r = check(all, `conntrack(poll=${fast})`);
+      expect(r.issues, String(fast)).toEqual([
+        expect.objectContaining({ code: 'param_limit', message: expect.stringMatching(/polls are at least 1s apart/) }),
+      ]);
+    }
+    for (const ok of ['1s', 1000, '10m']) expect(codes(check(all, `conntrack(poll=${ok})`)), String(ok)).toEqual([]);
+    expect(codes(authorize(parseGraph('conntrack(poll=10ms)'), { uid: 0, gid: 0 }, policyOf(all)))).toEqual([]);
+  });
+
   it('the nats() source needs the "nats" capability, which "*" does not grant', () => {
     const g = 'nats(url="nats://127.0.0.1:4222", stream=flowgrab, subject="flowgrab.>", durable=d)';
     expect(check(all, g).issues.map((i) => i.message)).toEqual([
