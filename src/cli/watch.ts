@@ -58,7 +58,8 @@ export function recordCommand(): Command {
       const [{ lookupNode }] = await Promise.all([import('../filters/registry.js'), import('../flow/flowgrab.js')]);
       // Written beside the target and renamed over it at the end, so F is either the old file or a whole recording.
       const tmp = join(dirname(o.out), `.${basename(o.out)}.${process.pid}.tmp`);
-      const file = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
+      // Records are everyone's traffic: readable by the recording's owner only.
+      const file = createWriteStream(tmp, { flags: 'wx', mode: 0o600 });
       await new Promise<void>((resolve, reject) => file.once('open', () => resolve()).once('error', reject));
       const w = new LineWriter(file);
       const header = {

@@ -5,25 +5,20 @@
  * root); a socket a live daemon still answers on is never replaced; the
  * mode comes from the umask at bind time, never from a chmod by path.
  */
-import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, type Server } from 'node:net';
 import { dirname } from 'node:path';
 import { FlowgrabError } from '../errors.js';
+import { trustedDir } from '../util/trusted-dir.js';
 
 const refuse = (message: string) => new FlowgrabError('FG_ERR_INVALID_STATE', message, { op: 'listen' });
 
-/** Creates the socket's directory (0755) when missing; refuses one that others could write or that is not ours. */
+/**
+ * Creates the socket's directory (0755) when missing; refuses one that others could write or that is not ours,
+ * or below a directory others could write (they could swap it for a symlink): see util/trusted-dir.ts.
+ */
 export function checkSocketDir(path: string): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const st = lstatSync(dir);
-  if (!st.isDirectory()) throw refuse(`${dir} is not a directory (a symlink?): refusing to put the socket there`);
-  const me = process.geteuid?.() ?? 0;
-  if (st.uid !== me && st.uid !== 0) throw refuse(`${dir} belongs to uid ${st.uid}: refusing to put the socket there`);
-  if ((st.mode & 0o022) !== 0)
-    throw refuse(
-      `${dir} is writable by other users (mode ${(st.mode & 0o7777).toString(8)}): refusing to put the socket there`,
-    );
+  trustedDir(dirname(path), 'socket directory', { createMode: 0o755 });
 }
 
 /** True when something accepts connections at `path` (a live daemon). */

@@ -7,7 +7,7 @@
  * disk full) costs the records of that moment, counted as dropped with the
  * error; the sink tries to open the file again at most once a second.
  */
-import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { FlowgrabError } from '../errors.js';
 import { admitRecord, countError, emptyStats, type FlowSink, type SinkStats } from './sink.js';
 
@@ -24,6 +24,9 @@ export interface NdjsonSinkOptions {
 }
 
 const BATCH = 256 * 1024;
+
+/** Appending, created 0600 if missing, and ELOOP for a symlink (give the file itself, not a link to it). */
+const APPEND_NOFOLLOW = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
 
 class NdjsonSink implements FlowSink {
   readonly kind = 'ndjson';
@@ -45,8 +48,18 @@ class NdjsonSink implements FlowSink {
   private open(): number {
     if (!this.o.file) return 1;
     try {
-      const fd = openSync(this.o.file, 'a');
-      this.size = fstatSync(fd).size;
+      // Records are everyone's traffic: made 0600; never through a symlink, never into another user's file (in a
+      // shared directory someone may have made the file, or a link, before us).
+      const fd = openSync(this.o.file, APPEND_NOFOLLOW, 0o600);
+      const st = fstatSync(fd);
+      const me = process.geteuid?.() ?? 0;
+      if (st.isFile() && st.uid !== me) {
+        closeSync(fd);
+        throw new Error(
+          `it belongs to uid ${st.uid}, not to this process (uid ${me}): refusing to write records into it`,
+        );
+      }
+      this.size = st.size;
       return fd;
     } catch (err) {
       throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', `cannot open ${this.o.file}: ${(err as Error).message}`, {

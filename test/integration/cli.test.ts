@@ -7,7 +7,7 @@
  * Needs `npx tsc -p tsconfig.json` first.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicy } from '../../src/auth/load.js';
@@ -194,6 +194,7 @@ describe('record', () => {
     expect(out.code).toBe(0);
     const lines = readFileSync(file, 'utf8').trim().split('\n');
     expect(lines).toHaveLength(6);
+    expect((statSync(file).mode & 0o777).toString(8)).toBe('600'); // everyone's traffic: the owner's to read
     expect(JSON.parse(lines[0]!)).toMatchObject({
       flowgrab: 'recording',
       graph: 'conntrack(dump=true)',

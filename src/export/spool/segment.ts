@@ -7,7 +7,7 @@
  * and the spool, when opened, appends to a fresh segment instead of after
  * that tail.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 
 export const HEADER = 8;
@@ -43,8 +43,14 @@ export function readFrames(path: string, offset: number, max: number, maxBytes: 
   const out: ReadResult = { payloads: [], ends: [], stop: offset, corrupt: false };
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // Never through a symlink, never a device (a segment linked to /dev/zero read zero-length frames forever).
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
+    return out;
+  }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    out.corrupt = true;
     return out;
   }
   try {

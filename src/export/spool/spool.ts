@@ -23,18 +23,18 @@
  */
 import {
   closeSync,
+  constants,
   fdatasyncSync,
-  mkdirSync,
+  lstatSync,
   openSync,
   readdirSync,
   readFileSync,
   renameSync,
   rmSync,
-  statSync,
-  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { trustedDir } from '../../util/trusted-dir.js';
 import { lockDir } from './lock.js';
 import { frame, HEADER, readFrames, SEGMENT_RE, scanSegment, segmentName } from './segment.js';
 
@@ -50,6 +50,9 @@ import {
   type SpoolOptions,
   type SpoolStats,
 } from './types.js';
+
+/** A segment is always a new file: made here (O_EXCL), never a symlink or a file someone left in its place. */
+const NEW_FILE = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 export type { SpoolEntry, SpoolOptions, SpoolStats } from './types.js';
 
@@ -93,7 +96,8 @@ export class Spool {
     this.syncMs = bounded('syncMs', o.syncMs ?? 1000, 0, 3_600_000);
     this.maxEntry = bounded('maxEntryBytes', o.maxEntryBytes ?? MiB, 1, 64 * MiB);
     this.weigh = o.weigh ?? (() => 1);
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // Another user's directory (or one they can write in or swap) could hold symlinks where segments go.
+    trustedDir(this.dir, 'spool', { privateDir: true });
     this.unlock = lockDir(this.dir);
     try {
       for (const f of readdirSync(this.dir).sort()) {
@@ -101,14 +105,14 @@ export class Spool {
         if (!m) continue;
         const id = Number(m[1]);
         const s = scanSegment(this.path(id), 0, this.maxEntry, this.weigh);
-        this.segs.push({ id, bytes: statSync(this.path(id)).size, count: s.count, weight: s.weight });
+        this.segs.push({ id, bytes: lstatSync(this.path(id)).size, count: s.count, weight: s.weight });
       }
       this.done = this.loadCursor();
       this.read = { ...this.done };
       const nextId = (this.segs.at(-1)?.id ?? 0) + 1;
       // Appends always go to a fresh segment: never after a tail a crash may have torn.
       this.segs.push({ id: nextId, bytes: 0, count: 0, weight: 0 });
-      this.wfd = openSync(this.path(nextId), 'a', 0o600);
+      this.wfd = openSync(this.path(nextId), NEW_FILE, 0o600);
     } catch (err) {
       this.unlock();
       throw err;
@@ -191,7 +195,7 @@ export class Spool {
     }
     const s = { id: this.segs[this.segs.length - 1].id + 1, bytes: 0, count: 0, weight: 0 };
     this.segs.push(s);
-    this.wfd = openSync(this.path(s.id), 'a', 0o600);
+    this.wfd = openSync(this.path(s.id), NEW_FILE, 0o600);
     return s;
   }
 
@@ -329,7 +333,12 @@ export class Spool {
   private writeCursor(): void {
     if (this.closed) return;
     const tmp = join(this.dir, 'cursor.tmp');
-    writeFileSync(tmp, JSON.stringify({ seg: this.done.seg, off: this.done.off }), { mode: 0o600 });
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+    try {
+      writeSync(fd, JSON.stringify({ seg: this.done.seg, off: this.done.off }));
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, join(this.dir, 'cursor'));
   }
 

@@ -131,14 +131,22 @@ describe('replay lines', () => {
 });
 
 describe('the socket', () => {
-  it('refuses a directory other users can write, a symlinked one, and one owned by someone else', async () => {
+  it('refuses a directory other users can write, a symlinked one, one below a directory others can write', async () => {
     const open = tmp();
     await chmod(open, 0o777);
-    expect(() => checkSocketDir(join(open, 's.sock'))).toThrow(/writable by other users \(mode 777\)/);
+    expect(() => checkSocketDir(join(open, 's.sock'))).toThrow(/others may write in it \(mode 0777\)/);
     const real = tmp();
     const link = join(tmp(), 'link');
     symlinkSync(real, link);
-    expect(() => checkSocketDir(join(link, 's.sock'))).toThrow(/is not a directory \(a symlink\?\)/);
+    expect(() => checkSocketDir(join(link, 's.sock'))).toThrow(/not a directory \(a symlink\?\)/);
+    // A safe directory below one others may write (not sticky): they could rename it and put a symlink there.
+    await mkdir(join(open, 'sub'), { mode: 0o755 });
+    expect(() => checkSocketDir(join(open, 'sub', 's.sock'))).toThrow(
+      new RegExp(`others may write in ${open} above it \\(mode 0777\\)`),
+    );
+    // Below a sticky one (as /tmp): nobody else may rename what this user made there.
+    await chmod(open, 0o1777);
+    expect(() => checkSocketDir(join(open, 'sub', 's.sock'))).not.toThrow();
     const fine = join(tmp(), 'new');
     await mkdir(fine, { mode: 0o755 });
     expect(() => checkSocketDir(join(fine, 's.sock'))).not.toThrow();

@@ -1,5 +1,16 @@
 /** NDJSON sink: one JSON line per record, rotation by size without splitting lines, bad records counted. */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -34,6 +45,29 @@ describe('ndjsonSink', () => {
     const is = lines.map((l) => l.i);
     expect(is).toEqual(Array.from({ length: is.length }, (_, k) => 100 - is.length + k));
     expect(sink.stats()).toMatchObject({ received: 100, sent: 100, dropped: 0, rejected: 0 });
+  });
+
+  it('makes its files 0600, and refuses a symlink or another user’s file in its place', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fg-ndjson-'));
+    const file = join(dir, 'flows.ndjson');
+    const sink = ndjsonSink({ file, rotateBytes: 1000, keep: 2 });
+    for (let i = 0; i < 50; i++) sink.write({ type: 'flow', i });
+    await sink.close();
+    for (const f of readdirSync(dir)) expect((statSync(join(dir, f)).mode & 0o777).toString(8), f).toBe('600');
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'untouched\n');
+    const link = join(dir, 'link.ndjson');
+    symlinkSync(victim, link);
+    expect(() => ndjsonSink({ file: link })).toThrow(/cannot open .*link\.ndjson: .*ELOOP/);
+    expect(readFileSync(victim, 'utf8')).toBe('untouched\n');
+    // Made by someone else (a shared directory): root's records would be theirs to read.
+    if (process.geteuid?.() === 0) {
+      const planted = join(dir, 'planted.ndjson');
+      writeFileSync(planted, '', { mode: 0o666 });
+      chownSync(planted, 65534, 65534);
+      expect(() => ndjsonSink({ file: planted })).toThrow(/belongs to uid 65534, not to this process/);
+      expect(statSync(planted).size).toBe(0);
+    }
   });
 
   it('counts records that cannot be serialised and goes on', async () => {

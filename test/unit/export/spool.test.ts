@@ -1,4 +1,13 @@
-import { appendFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -32,6 +41,30 @@ function drainAll(s: Spool, ack = true): number[] {
 }
 
 describe('Spool', () => {
+  it('refuses a directory others may write, read or swap, and never writes through a planted symlink', () => {
+    const open = tmp();
+    chmodSync(open, 0o777);
+    expect(() => new Spool({ dir: open })).toThrow(/spool .*: others may write in it \(mode 0777\)/);
+    chmodSync(open, 0o755);
+    expect(() => new Spool({ dir: open })).toThrow(/others may read it \(mode 0755; make it 0700\)/);
+    const link = join(tmp(), 'link');
+    symlinkSync(tmp(), link);
+    expect(() => new Spool({ dir: link })).toThrow(/not a directory \(a symlink\?\)/);
+    // In its own directory: a segment linked to a device is not read (it looped on /dev/zero), and a symlink
+    // where the next segment goes is not written through.
+    const dir = tmp();
+    symlinkSync('/dev/zero', join(dir, '000000000001.seg'));
+    const s = new Spool({ dir, maxBytes: 1024 * 1024, segmentBytes: 4096 });
+    expect(s.stats().pending).toBe(0);
+    const victim = join(tmp(), 'victim');
+    writeFileSync(victim, 'untouched\n');
+    symlinkSync(victim, join(dir, '000000000003.seg'));
+    expect(() => {
+      for (let i = 0; i < 200; i++) s.append(rec(i));
+    }).toThrow(/EEXIST/);
+    expect(readFileSync(victim, 'utf8')).toBe('untouched\n');
+  });
+
   it('hands records out in order across segments and removes delivered segments', () => {
     const dir = tmp();
     const s = new Spool({ dir, maxBytes: 1024 * 1024, segmentBytes: 4096 });
