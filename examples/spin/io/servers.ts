@@ -5,7 +5,7 @@
  * spind, a request may arrive in several segments and be of any size up to
  * `maxRequestBytes`, and replies are never truncated.
  */
-import { existsSync, unlinkSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
 import {
   createServer as createHttpServer,
   type Server as HttpServer,
@@ -24,7 +24,14 @@ const PARTIAL_WAIT_MS = 300;
 
 /** Resolves with the socket path once listening; a stale socket file (no listener) is replaced. */
 export async function listenRpcSocket(path: string, rpc: TextRpc): Promise<Server> {
-  if (existsSync(path)) {
+  let st: ReturnType<typeof lstatSync> | undefined;
+  try {
+    st = lstatSync(path);
+  } catch {
+    // nothing there
+  }
+  if (st && !st.isSocket()) throw new Error(`${path} exists and is not a socket: refusing to replace it`);
+  if (st) {
     const alive = await new Promise<boolean>((resolve) => {
       const c = createConnection(path);
       c.once('connect', () => {
@@ -39,12 +46,20 @@ export async function listenRpcSocket(path: string, rpc: TextRpc): Promise<Serve
   // allowHalfOpen: a client that shuts down its side after writing (`echo … | socat - UNIX:…`)
   // still gets its reply; without it Node closes the socket at the client's FIN.
   const server = createServer({ allowHalfOpen: true }, (sock) => serveOne(sock, rpc));
+  // The RPC changes the firewall and has no login: its socket is the app's user's alone (0600 from the umask at
+  // bind time; a chmod after would leave a moment, and would follow a path someone swapped).
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
+    const umask = process.umask(0o177);
+    try {
+      // Node binds synchronously inside listen() for a path; the umask is restored right after.
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(umask);
+    }
   });
   return server;
 }

@@ -4,7 +4,7 @@
  * and blocks happen inside the RPC that makes them, so a kill -9 right after
  * the reply loses nothing.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ListName } from '../domain/lists.js';
@@ -49,9 +49,17 @@ export class SpinStore {
   private readonly delNodeStmt: Database.Statement;
 
   constructor(dir: string) {
-    mkdirSync(dir, { recursive: true });
-    this.db = new Database(join(dir, 'spin.db'));
-    this.db.pragma('journal_mode = WAL');
+    // Devices, their addresses and every domain they looked up: for the app's user only (the directory 0700, the
+    // database and its WAL files 0600 from the umask while SQLite makes them).
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+    const umask = process.umask(0o077);
+    try {
+      this.db = new Database(join(dir, 'spin.db'));
+      this.db.pragma('journal_mode = WAL');
+    } finally {
+      process.umask(umask);
+    }
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(SCHEMA);
     this.putNodeStmt = this.db.prepare(
