@@ -40,6 +40,8 @@ class NdjsonSink implements FlowSink {
   private closed = false;
   /** No opening of the file again before this (ms), after one failed. */
   private retryAt = 0;
+  /** No rotation before this (ms), after one failed. */
+  private rotateRetryAt = 0;
 
   constructor(private readonly o: Required<Omit<NdjsonSinkOptions, 'file'>> & { file?: string }) {
     this.fd = this.open();
@@ -76,7 +78,8 @@ class NdjsonSink implements FlowSink {
     if (
       this.o.rotateBytes > 0 &&
       this.size + this.pendingBytes + bytes > this.o.rotateBytes &&
-      this.size + this.pendingBytes > 0
+      this.size + this.pendingBytes > 0 &&
+      Date.now() >= this.rotateRetryAt
     ) {
       this.writeOut();
       this.rotate();
@@ -134,6 +137,8 @@ class NdjsonSink implements FlowSink {
       for (let i = this.o.keep - 1; i >= 0; i--) if (existsSync(name(i))) renameSync(name(i), name(i + 1));
     } catch (err) {
       countError(this.st, 'rotate', err);
+      // Not again for a second: a rotation that fails (something in the way) would otherwise be tried per record.
+      this.rotateRetryAt = Date.now() + 1000;
     }
     this.retryAt = 0;
     this.reopen();

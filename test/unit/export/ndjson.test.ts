@@ -70,6 +70,19 @@ describe('ndjsonSink', () => {
     }
   });
 
+  it('a rotation that fails (something in the way) is counted and tried again a second later, not per record', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fg-ndjson-'));
+    const file = join(dir, 'flows.ndjson');
+    mkdirSync(join(dir, 'flows.ndjson.2')); // where the oldest kept file goes: a directory cannot be removed so
+    const sink = ndjsonSink({ file, rotateBytes: 300, keep: 2 });
+    for (let i = 0; i < 2000; i++) sink.write({ type: 'flow', i });
+    await sink.close();
+    const st = sink.stats();
+    expect(st.lastError).toMatch(/^rotate: /);
+    expect(st.errors).toBeLessThanOrEqual(3); // one per second at most (a slow machine may see a second or two)
+    expect(st).toMatchObject({ received: 2000, sent: 2000, dropped: 0 });
+  });
+
   it('counts records that cannot be serialised and goes on', async () => {
     dir = mkdtempSync(join(tmpdir(), 'fg-ndjson-'));
     const file = join(dir, 'f.ndjson');
