@@ -29,12 +29,31 @@ let tarball: string;
 /** One project for both compilers: the repo's tsc needs nothing of its node_modules/typescript (TS_LATEST). */
 let p: string;
 
-const npm = (args: string[], cwd: string) =>
-  execFileSync('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], {
-    cwd,
-    encoding: 'utf8',
-    timeout: 240_000,
+/**
+ * Runs npm and resolves with its stdout. Asynchronous, with a deadline after which npm is killed (SIGKILL): a
+ * synchronous call blocked the test worker, so no vitest timeout could end it, and one npm install stalled on a
+ * registry request for 15 minutes (npm waits 5 minutes per fetch, with retries, by default).
+ */
+function npm(args: string[], cwd: string, timeoutMs = 240_000): Promise<string> {
+  const argv = [...args, '--no-audit', '--no-fund', '--loglevel=error', '--fetch-timeout=60000', '--fetch-retries=1'];
+  return new Promise((resolve, reject) => {
+    const child = spawn('npm', argv, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else
+        reject(
+          new Error(`npm ${args.join(' ')} ${signal ? `killed after ${timeoutMs} ms` : `exited ${code}`}: ${err}`),
+        );
+    });
   });
+}
 
 /** The README's ```ts blocks, in order. */
 function readmeBlocks(text: string): string[] {
@@ -42,7 +61,7 @@ function readmeBlocks(text: string): string[] {
 }
 
 /** A fresh project with the tarball, the README blocks and TypeScript `tsVersionDep` installed. */
-function project(name: string, tsVersionDep?: string): string {
+async function project(name: string, tsVersionDep?: string): Promise<string> {
   const p = join(dir, name);
   mkdirSync(join(p, 'src'), { recursive: true });
   // The repo's own @types/node, so the cache has it (and what it needs).
@@ -67,7 +86,7 @@ function project(name: string, tsVersionDep?: string): string {
   const blocks = readmeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
   for (const [i, b] of blocks.entries()) writeFileSync(join(p, 'src', `readme-${i + 1}.ts`), b);
   // Native addons are not built: only the types matter here.
-  npm(['install', '--prefer-offline', '--ignore-scripts'], p);
+  await npm(['install', '--prefer-offline', '--ignore-scripts'], p);
   return p;
 }
 
@@ -80,12 +99,12 @@ function tsc(p: string, bin: string): { code: number; out: string } {
   }
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   expect(existsSync(join(ROOT, 'dist/src/index.d.ts')), 'run npx tsc -p tsconfig.json').toBe(true);
   dir = mkdtempSync(join(tmpdir(), 'fg-pack-'));
-  const name = npm(['pack', '--pack-destination', dir], ROOT).trim().split('\n').pop()!;
+  const name = (await npm(['pack', '--pack-destination', dir], ROOT)).trim().split('\n').pop()!;
   tarball = join(dir, name);
-  p = project('fg-readme', TS_LATEST);
+  p = await project('fg-readme', TS_LATEST);
 }, 300_000);
 
 afterAll(() => {
