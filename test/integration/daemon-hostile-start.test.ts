@@ -106,7 +106,7 @@ describe('flowgrabd start-up hygiene', () => {
     chmodSync(open, 0o1777);
     const r = await startFails(['--socket', join(open, 'd.sock')]);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(`${open} is writable by other users (mode 1777): refusing to put the socket there`);
+    expect(r.err).toMatch(`socket directory ${open}: others may write in it (mode 1777): refusing to write there`);
     // A file where the socket should be (planted, or a mistake) is neither replaced nor chmod-ed.
     const planted = join(dir, 'planted.sock');
     writeFileSync(planted, 'root only', { mode: 0o600 });

@@ -190,12 +190,18 @@ export class Spool {
 
   private rotate(): Seg {
     if (this.wfd >= 0) {
-      fdatasyncSync(this.wfd);
-      closeSync(this.wfd);
+      const fd = this.wfd;
+      // Forgotten first: if the next segment cannot be made, nothing may sync or write a closed descriptor (its
+      // number may belong to another file by then).
+      this.wfd = -1;
+      fdatasyncSync(fd);
+      closeSync(fd);
     }
     const s = { id: this.segs[this.segs.length - 1].id + 1, bytes: 0, count: 0, weight: 0 };
-    this.segs.push(s);
+    // Made before it is listed: a segment that could not be made (the name taken, the disk full) is not one. The
+    // next append tries again.
     this.wfd = openSync(this.path(s.id), NEW_FILE, 0o600);
+    this.segs.push(s);
     return s;
   }
 
