@@ -32,16 +32,18 @@ export type AnySourceRecord = SourceRecords[keyof SourceRecords];
 type Prev = [never, 0, 1, 2, 3, 4];
 type Leaf = string | number | boolean | bigint | null | undefined | readonly unknown[] | Uint8Array;
 
-/** Dotted paths into a record's nested objects (to four levels), e.g. `'orig.src'`. */
+/** Dotted paths into a record's nested objects (to four levels), e.g. `'orig.src'`; for a union, any member's. */
 export type FieldPaths<R, D extends number = 4> = [D] extends [never]
   ? never
   : R extends Leaf
     ? never
-    : {
-        [K in keyof R & string]-?: NonNullable<R[K]> extends Leaf
-          ? K
-          : K | `${K}.${FieldPaths<NonNullable<R[K]>, Prev[D]>}`;
-      }[keyof R & string];
+    : R extends unknown
+      ? {
+          [K in keyof R & string]-?: NonNullable<R[K]> extends Leaf
+            ? K
+            : K | `${K}.${FieldPaths<NonNullable<R[K]>, Prev[D]>}`;
+        }[keyof R & string]
+      : never;
 
 /** The value at a dotted path. */
 export type PathValue<R, P extends string> = P extends `${infer K}.${infer Rest}`
@@ -52,24 +54,53 @@ export type PathValue<R, P extends string> = P extends `${infer K}.${infer Rest}
     ? R[P]
     : never;
 
-/** The part of R a path keeps, in its nesting: `PickPath<R, 'orig.src'>` is `{ orig: { src: string } }`. */
-export type PickPath<R, P extends string> = P extends `${infer K}.${infer Rest}`
+/** True when key K may be missing from R (optional, or allowed to be undefined). */
+type MayLack<R, K extends keyof R> = object extends Pick<R, K> ? true : undefined extends R[K] ? true : false;
+
+/** True when the value at path P may be missing from R: some key along the path may be. */
+type PathMayLack<R, P extends string> = P extends `${infer K}.${infer Rest}`
   ? K extends keyof R
-    ? { [Q in K]: PickPath<NonNullable<R[K]>, Rest> }
-    : never
+    ? MayLack<R, K> extends true
+      ? true
+      : PathMayLack<NonNullable<R[K]>, Rest>
+    : true
   : P extends keyof R
-    ? { [Q in P]: R[P] }
-    : never;
+    ? MayLack<R, P>
+    : true;
+
+/** PickPath of one record type, the whole nesting optional when the value may be missing (`O`). */
+type PickOne<R, P extends string, O extends boolean> = P extends `${infer K}.${infer Rest}`
+  ? K extends keyof R
+    ? O extends true
+      ? { [Q in K]?: PickOne<NonNullable<R[K]>, Rest, O> }
+      : { [Q in K]: PickOne<NonNullable<R[K]>, Rest, O> }
+    : object
+  : P extends keyof R
+    ? O extends true
+      ? { [Q in P]?: NonNullable<R[P]> }
+      : { [Q in P]: R[P] }
+    : object;
+
+/**
+ * The part of R a path keeps, in its nesting: `PickPath<R, 'orig.src'>` is `{ orig: { src: string } }`. A value
+ * that may be missing (`orig.sport`: ICMP has none) is optional with every level above it, as a projection leaves
+ * the path out then; for a union, each member's part (`object` for one without the path).
+ */
+export type PickPath<R, P extends string> = R extends unknown ? PickOne<R, P, PathMayLack<R, P>> : never;
 
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
+/** The paths of one record type kept together (distributes over P only). */
+type PickAll<R, P extends string> = P extends string ? PickOne<R, P, PathMayLack<R, P>> : never;
 
-/** Several paths kept together (project's output, an aggregate's key). */
+/** Several paths kept together (project's output, an aggregate's key); for a union of records, each member's. */
 export type PickPaths<R, P extends string> = string extends keyof R
   ? Rec
   : [P] extends [never]
     ? object
-    : Simplify<UnionToIntersection<PickPath<R, P>>>;
+    : R extends unknown
+      ? Simplify<UnionToIntersection<PickAll<R, P>>>
+      : never;
 
 /** What `project(paths…)` outputs: the named paths in their nesting, plus `type` and `ts` when the record has them. */
 export type Projected<R, P extends string> = string extends keyof R
@@ -105,7 +136,11 @@ type Params = Record<string, Value | undefined>;
 type Paths<R> = string extends keyof R ? string : FieldPaths<R> & string;
 // biome-ignore lint/suspicious/noExplicitAny: a builder of any record type (GraphBuilder is invariant in R).
 type AnyBuilder = GraphBuilder<any>;
-type ByParam<R> = Paths<R> | readonly Paths<R>[];
+/** A grouping key: a path of R, not one of the aggregates' own output fields (the check refuses those). */
+type KeyPath<R> = Exclude<Paths<R>, 'type' | 'ts' | 'start' | 'end' | 'count' | 'sum'>;
+type ByParam<R> = KeyPath<R> | readonly KeyPath<R>[];
+/** A window length: a number of ms, or a duration like `'10s'`, `'500ms'`, `'1h'`. */
+type Every = number | `${number}${'ms' | 's' | 'm' | 'h'}`;
 type ByPaths<B> = B extends readonly (infer P)[] ? P & string : B & string;
 
 /** A graph being built; `R` is the type of the records it outputs. */
@@ -131,10 +166,11 @@ export class GraphBuilder<R extends object = Rec> {
   /** `-> count(by=…, every=…)`: one record per key per window. */
   count<B extends ByParam<R>>(p: {
     by: B;
-    every?: string | number;
+    every: Every;
+    lateness?: Every;
   }): GraphBuilder<CountRecord<PickPaths<R, ByPaths<B>>>>;
-  count(p?: { every?: string | number }): GraphBuilder<CountRecord>;
-  count(p: { by?: ByParam<R>; every?: string | number } = {}): AnyBuilder {
+  count(p: { every: Every; lateness?: Every }): GraphBuilder<CountRecord>;
+  count(p: { by?: ByParam<R>; every: Every; lateness?: Every }): AnyBuilder {
     return this.to('count', clean(p));
   }
 
@@ -142,8 +178,11 @@ export class GraphBuilder<R extends object = Rec> {
   sum<B extends ByParam<R>>(p: {
     field: Paths<R>;
     by: B;
-    every?: string | number;
-  }): GraphBuilder<SumRecord<PickPaths<R, ByPaths<B>>>> {
+    every: Every;
+    lateness?: Every;
+  }): GraphBuilder<SumRecord<PickPaths<R, ByPaths<B>>>>;
+  sum(p: { field: Paths<R>; every: Every; lateness?: Every }): GraphBuilder<SumRecord>;
+  sum(p: { field: Paths<R>; by?: ByParam<R>; every: Every; lateness?: Every }): AnyBuilder {
     return this.to('sum', clean(p));
   }
 
@@ -151,7 +190,8 @@ export class GraphBuilder<R extends object = Rec> {
   top<B extends ByParam<R>>(p: {
     by: B;
     n?: number;
-    every?: string | number;
+    every: Every;
+    lateness?: Every;
     field?: Paths<R>;
   }): GraphBuilder<TopRecord<PickPaths<R, ByPaths<B>>>> {
     return this.to('top', clean(p));

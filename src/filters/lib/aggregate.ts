@@ -165,6 +165,20 @@ function borrowing(fields: string[], s: Stepper): Stepper {
   return s;
 }
 
+/**
+ * A grouping key may not be one of the fields the output record itself has (count by `type` would overwrite the
+ * record's `type: 'count'`, or lose the key): refused with the reason, rather than records that say the wrong thing.
+ */
+function reservedKeys(by: string[], own: string[], path: BuildContext['path'], name: string) {
+  return by
+    .filter((b) => own.includes(b))
+    .map((b) => ({
+      code: 'bad_parameter',
+      path,
+      message: `${name}: by=${b}: the output record has its own \`${b}\` (${own.join(', ')}); group by another field`,
+    }));
+}
+
 /** What every window's output record has: its type, and ts, start and end of the window. */
 function windowCatalog(extra: [string, FieldInfo][] = []): FieldCatalog {
   return new Map([
@@ -188,11 +202,20 @@ function groupedCatalog(input: FieldCatalog, by: string[], extra: string[]): Fie
   return out;
 }
 
+/** The fields of the aggregates' own output records (a key may not be one of them). */
+const COUNT_FIELDS = ['type', 'ts', 'start', 'end', 'count'];
+const SUM_FIELDS = [...COUNT_FIELDS, 'sum'];
+/** top's items: the key and its count (and sum). */
+const TOP_ITEM_FIELDS = ['count', 'sum'];
+
 export const countFilter = defineFilter({
   name: 'count',
   description: 'records per key per event-time window: count(by=orig.src, every=10s, lateness=2s)',
   params: z.object({ by: By.default([]), every: Period, lateness: Lateness }).strict(),
-  check: (p, ctx) => checkFields(p.by, ctx.input, ctx.path, 'count'),
+  check: (p, ctx) => [
+    ...checkFields(p.by, ctx.input, ctx.path, 'count'),
+    ...reservedKeys(p.by, COUNT_FIELDS, ctx.path, 'count'),
+  ],
   output: (input, p) => groupedCatalog(input, p.by, ['count']),
   step: (p, ctx) => {
     const f = fold(p.by, ctx);
@@ -212,7 +235,10 @@ export const sumFilter = defineFilter({
   description: 'sum of a numeric field per key per window: sum(field=orig.bytes, by=orig.src, every=10s)',
   params: z.object({ field: FieldPath, by: By.default([]), every: Period, lateness: Lateness }).strict(),
   positional: (args) => ({ field: args[0] }),
-  check: (p, ctx) => checkFields([p.field, ...p.by], ctx.input, ctx.path, 'sum'),
+  check: (p, ctx) => [
+    ...checkFields([p.field, ...p.by], ctx.input, ctx.path, 'sum'),
+    ...reservedKeys(p.by, SUM_FIELDS, ctx.path, 'sum'),
+  ],
   output: (input, p) => groupedCatalog(input, p.by, ['sum', 'count']),
   step: (p, ctx) => {
     const f = fold(p.by, ctx, p.field);
@@ -239,7 +265,10 @@ export const topFilter = defineFilter({
       field: FieldPath.optional(),
     })
     .strict(),
-  check: (p, ctx) => checkFields([...p.by, ...(p.field ? [p.field] : [])], ctx.input, ctx.path, 'top'),
+  check: (p, ctx) => [
+    ...checkFields([...p.by, ...(p.field ? [p.field] : [])], ctx.input, ctx.path, 'top'),
+    ...reservedKeys(p.by, TOP_ITEM_FIELDS, ctx.path, 'top'),
+  ],
   output: () => windowCatalog([['items', { kind: 'any', many: true }]]),
   step: (p, ctx) => {
     const f = fold(p.by, ctx, p.field);

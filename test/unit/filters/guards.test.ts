@@ -16,6 +16,7 @@ import { parseGraph } from '../../../src/filters/parser.js';
 import { printGraph } from '../../../src/filters/print.js';
 import { asStepper, type BuildContext, type FilterDef, lookupNode, type Rec } from '../../../src/filters/registry.js';
 import { RECORD_FIELDS } from '../../../src/filters/sources.js';
+import { Flowgrab } from '../../../src/flow/flowgrab.js';
 import { DnsCache } from '../../../src/sources/dns/cache.js';
 import { operator } from '../../helpers/filter-operator.js';
 import { ct } from '../../helpers/records.js';
@@ -84,6 +85,19 @@ describe('redact', () => {
     expect(printGraph(r.graph)).toBe(
       '(conntrack() -> redact(fields=[orig.src])) -> (match(proto == tcp) | conntrack(family=ipv6) -> redact(fields=[orig.src]))',
     );
+  });
+});
+
+describe('grouping keys', () => {
+  it('an aggregate may not group by a field of its own output record (it would overwrite it, or lose the key)', () => {
+    const fg = new Flowgrab();
+    const issues = (g: string) => fg.check(parseGraph(g)).map((i) => i.message);
+    expect(issues('conntrack() -> count(by=[type, orig.src], every=1s)')).toEqual([
+      'count: by=type: the output record has its own `type` (type, ts, start, end, count); group by another field',
+    ]);
+    expect(issues('conntrack() -> sum(field=orig.bytes, by=start, every=1s)')[0]).toMatch(/sum: by=start/);
+    expect(issues('replay(file=/dev/null) -> top(by=count, every=1s)')[0]).toMatch(/top: by=count/);
+    expect(issues('conntrack() -> count(by=[state, orig.src], every=1s)')).toEqual([]);
   });
 });
 

@@ -45,6 +45,48 @@ describe('record types follow the graph', () => {
     >();
   });
 
+  it('a path whose value may be missing is optional, with every level above it (a projection leaves it out)', () => {
+    const ct = graph.source('conntrack', { dump: true });
+    const fg = new Flowgrab();
+    // ICMP flows have no ports: project(orig.sport) gives {type, ts} for them, without `orig`.
+    fg.create()
+      .populate(ct.project('orig.sport'))
+      .records$.subscribe((r) => {
+        expectTypeOf(r.orig).toEqualTypeOf<{ sport?: number } | undefined>();
+        // @ts-expect-error: orig may be missing
+        void r.orig.sport;
+      });
+    fg.create()
+      .populate(ct.project('orig.src', 'orig.sport'))
+      .records$.subscribe((r) => {
+        expectTypeOf(r.orig.src).toEqualTypeOf<string>(); // orig is there: src always is
+        expectTypeOf(r.orig.sport).toEqualTypeOf<number | undefined>();
+      });
+    fg.create()
+      .populate(ct.count({ by: 'orig.dport', every: '10s' }))
+      .records$.subscribe((r) => expectTypeOf(r.orig).toEqualTypeOf<{ dport?: number } | undefined>());
+    // A union keeps each member's part: a DNS record has no orig.
+    fg.create()
+      .populate(graph.union(ct, graph.source('dns')).project('orig.src'))
+      .records$.subscribe((r) => {
+        if ('orig' in r) expectTypeOf(r.orig.src).toEqualTypeOf<string>();
+      });
+  });
+
+  it('the builder asks for what the graph needs: every window, no key that collides with the output', () => {
+    const ct = graph.source('conntrack');
+    // @ts-expect-error: count needs `every`
+    ct.count({ by: 'orig.src' });
+    // @ts-expect-error: the count record has its own type
+    ct.count({ by: 'type', every: '1s' });
+    // @ts-expect-error: not a duration
+    ct.count({ by: 'orig.src', every: 'ten seconds' });
+    // sum without a key: one group.
+    expectTypeOf(ct.sum({ field: 'orig.bytes', every: '1m' })).toEqualTypeOf<
+      import('../../../src/filters/builder.js').GraphBuilder<import('../../../src/filters/builder.js').SumRecord>
+    >();
+  });
+
   it('text graphs are typed by their nodes (see text-types.test.ts), or take the type the user states', () => {
     const fg = new Flowgrab();
     expectTypeOf(fg.create().populate('conntrack()').records$).toEqualTypeOf<
