@@ -76,7 +76,7 @@ export {
 } from './filters/registry.js';
 export type { RecordingHeader } from './filters/replay.js';
 export { ExprSpec, GraphSpec, NodeSpec, type Value } from './filters/spec.js';
-export type { GraphTextRecord, PopulatedRecord } from './filters/text-type.js';
+export type { EnrichedNames, GraphTextRecord, PopulatedRecord } from './filters/text-type.js';
 export type { OverflowPolicy } from './flow/buffer.js';
 export type { NodeStats } from './flow/compile.js';
 export { Flowgrab, type FlowgrabOptions } from './flow/flowgrab.js';

@@ -17,6 +17,7 @@ import type { GraphSpec } from '../filters/spec.js';
 import type { PopulatedRecord } from '../filters/text-type.js';
 import type { NodeStats } from '../flow/compile.js';
 import type { FlowOptions, FlowStats, LossNotice } from '../flow/handle.js';
+import { iterateRecords } from '../flow/iterate.js';
 import { type FlowState, transition } from '../flow/states.js';
 import { Fanout } from '../sources/fanout.js';
 import {
@@ -188,6 +189,9 @@ export class RemoteFlowHandle<R extends object = Rec> {
   private received = 0;
   /** Records the reader lost, as lost$ reported them: the one count stats() shows as dropped. */
   private readerLost = 0;
+  /** Records a `for await` reader lost, not yet told (a notice at most once a second). */
+  private pendingLoss = 0;
+  private lossTimer?: ReturnType<typeof setTimeout>;
   private nodes: NodeStats[] = [];
   private missed = 0;
   private highWater = 0;
@@ -320,6 +324,29 @@ export class RemoteFlowHandle<R extends object = Rec> {
     this.missed = r.data.missed;
     this.highWater = r.data.buffer.highWater;
     return r.data;
+  }
+
+  /** Pull records one at a time, as from a local handle: a reader that falls behind loses the oldest (in lost$). */
+  [Symbol.asyncIterator](): AsyncGenerator<R> {
+    return iterateRecords(this.records$, this.opts.bufferRecords ?? 10_000, (n) => {
+      this.readerLost += n;
+      this.pendingLoss += n;
+      if (this.lossTimer) return;
+      this.lossTimer = setTimeout(() => {
+        this.lossTimer = undefined;
+        const count = this.pendingLoss;
+        this.pendingLoss = 0;
+        this.lost.next({
+          kind: 'loss',
+          where: 'reader',
+          count,
+          source: 'flow',
+          message: `${count} records dropped: the reader of flow ${this.name} fell behind`,
+          ts: Date.now(),
+          flow: this.name,
+        });
+      }, 1000).unref();
+    });
   }
 
   /** Internal: called by the connection with this flow's events. */

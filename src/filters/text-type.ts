@@ -7,7 +7,7 @@
  * It is conservative: the union of the sources' records is claimed only when
  * every node in the text is a built-in source with a typed record (conntrack,
  * dns, arp, nfqueue) or a filter that keeps its input's shape (match, dedupe,
- * sample, ratelimit, merge, scope, enrich). Any other node (project, count,
+ * sample, ratelimit, merge, scope; enrich adds its optional `names`). Any other node (project, count,
  * redact, anonymize, replay, nats, a registered one), text the analysis
  * cannot read, or a text that is not a literal gives `Record<string, unknown>`
  * (or the type stated with `populate<R>(text)` / `create<R>()`).
@@ -61,6 +61,18 @@ type Walk<P extends string[], Acc = never> = P extends [infer H extends string, 
     : false
   : Acc;
 
+/** True when some piece is an `enrich` node. */
+type HasEnrich<P extends string[]> = P extends [infer H extends string, ...infer T extends string[]]
+  ? Ident<TrimStart<H>> extends 'enrich'
+    ? true
+    : HasEnrich<T>
+  : false;
+
+/** What enrich() adds: names of addresses by field (optional: a branch without enrich has none). */
+export interface EnrichedNames {
+  names?: Record<string, string[]>;
+}
+
 /** Records of a whole graph text `S` (see the file comment). */
 export type GraphTextRecord<S extends string> = string extends S
   ? Rec
@@ -71,7 +83,9 @@ export type GraphTextRecord<S extends string> = string extends S
         ? Rec
         : false extends U
           ? Rec
-          : U
+          : HasEnrich<Pieces<Unor<S>>> extends true
+            ? U & EnrichedNames
+            : U
     : Rec;
 
 /**
@@ -85,7 +99,9 @@ export type PopulatedRecord<R extends object, S extends string> = string extends
   : TrimStart<S> extends `->${infer Rest}`
     ? Walk<Pieces<Unor<Rest>>> extends infer U
       ? [U] extends [never]
-        ? R
+        ? HasEnrich<Pieces<Unor<Rest>>> extends true
+          ? R & EnrichedNames
+          : R
         : Rec
       : Rec
     : Rec extends R

@@ -17,6 +17,7 @@ import type { PopulatedRecord } from '../filters/text-type.js';
 import type { SourceNotice } from '../sources/notice.js';
 import { FlowBuffer, type OverflowPolicy } from './buffer.js';
 import type { Compiler, NodeStats, Stage } from './compile.js';
+import { iterateRecords } from './iterate.js';
 import { type FlowOp, type FlowState, transition } from './states.js';
 
 /** A flow's name, buffer size and overflow policy. */
@@ -291,41 +292,8 @@ export class FlowHandle<R extends object = Rec> {
   }
 
   /** Pull records one at a time; a reader that falls behind loses records (counted in lost$), never slows others. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<R> {
-    const q: R[] = [];
-    let wake: (() => void) | undefined;
-    let done = false;
-    let failure: unknown;
-    const sub = this.records$.subscribe({
-      next: (r) => {
-        if (q.length >= this.buffer.capacity) {
-          q.shift();
-          this.readerLoss(1);
-        }
-        q.push(r);
-        wake?.();
-      },
-      error: (e) => {
-        failure = e;
-        done = true;
-        wake?.();
-      },
-      complete: () => {
-        done = true;
-        wake?.();
-      },
-    });
-    try {
-      for (;;) {
-        if (q.length) yield q.shift()!;
-        else if (done) break;
-        else await new Promise<void>((r) => (wake = r));
-        wake = undefined;
-      }
-      if (failure) throw failure;
-    } finally {
-      sub.unsubscribe();
-    }
+  [Symbol.asyncIterator](): AsyncGenerator<R> {
+    return iterateRecords(this.records$, this.buffer.capacity, (n) => this.readerLoss(n));
   }
 
   /** Reader drops are reported in batches (at most one notice per second), with exact counts. */

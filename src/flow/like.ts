@@ -38,6 +38,8 @@ export interface FlowHandleLike<R extends object = Rec> {
   pause(): Promise<void>;
   /** Releases everything; idempotent. */
   close(): Promise<void>;
+  /** `for await (const r of flow)`: records one at a time; a reader that falls behind loses the oldest (in lost$). */
+  [Symbol.asyncIterator](): AsyncGenerator<R>;
   /** Counters of the flow. */
   stats(): FlowStats;
 }

@@ -278,6 +278,26 @@ describe('remote flow handles follow the transition table, as local ones do', ()
   });
 });
 
+describe('reading a remote flow with for await', () => {
+  it('gives the records in order and ends when the flow does, as a local handle', async () => {
+    const remote = await connect();
+    const feed = fakeFeed('remote-iter');
+    const f = remote.create({ name: 'iter-remote' });
+    f.populate('fake(feed=remote-iter) -> match(proto == tcp)');
+    await f.instantiate();
+    await f.activate();
+    const read = (async () => {
+      const ids: number[] = [];
+      for await (const r of f) ids.push(r.id as number);
+      return ids;
+    })();
+    for (let i = 1; i <= 5; i++) feed.next(ct(i, i === 3 ? { proto: 'udp', protonum: 17 } : {}));
+    feed.complete();
+    expect(await read).toEqual([1, 2, 4, 5]);
+    await f.close();
+  });
+});
+
 describe('1 000 malformed frames', () => {
   it('get error replies (or a hang-up), and the daemon keeps serving another client, with no fd leaked', async () => {
     const feed = fakeFeed('fuzz-ref');

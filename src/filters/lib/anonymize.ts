@@ -9,7 +9,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { formatIP, parseIP } from '../../netlink/ip.js';
-import { checkFields, FieldPath, FieldPaths } from '../params.js';
+import { checkFields, FieldPaths } from '../params.js';
 import { defineFilter, type Rec } from '../registry.js';
 
 const processKey = randomBytes(32).toString('hex');

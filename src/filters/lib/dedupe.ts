@@ -1,7 +1,7 @@
 /** dedupe(by=…, window=10s): drops a record whose key was already seen within the window. */
 import { z } from 'zod';
 import { GRAPH_LIMITS } from '../limits.js';
-import { checkFields, FieldPath, FieldPaths, keyGetter, listOf, Period } from '../params.js';
+import { checkFields, FieldPaths, keyGetter, listOf, Period } from '../params.js';
 import { defineFilter } from '../registry.js';
 
 export const dedupeFilter = defineFilter({

@@ -5,7 +5,7 @@
  */
 import { Observable } from 'rxjs';
 import { z } from 'zod';
-import { checkFields, FieldPath, FieldPaths, getPath } from '../params.js';
+import { checkFields, FieldPaths, getPath } from '../params.js';
 import { defineFilter, type Rec } from '../registry.js';
 import type { Value } from '../spec.js';
 

@@ -1,7 +1,7 @@
 /** project(fields…): keeps the named paths in their nesting, plus type and ts: project(orig.dst) → {type, ts, orig: {dst}}. */
 import { z } from 'zod';
 import type { FieldCatalog } from '../fields.js';
-import { checkFields, FieldPath, FieldPaths } from '../params.js';
+import { checkFields, FieldPaths } from '../params.js';
 import { defineFilter, type Rec } from '../registry.js';
 import { mapStep } from './pure.js';
 

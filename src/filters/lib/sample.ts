@@ -4,7 +4,7 @@
  */
 import * as crypto from 'node:crypto';
 import { z } from 'zod';
-import { checkFields, FieldPath, FieldPaths, keyGetter, listOf } from '../params.js';
+import { checkFields, FieldPaths, keyGetter, listOf } from '../params.js';
 import { defineFilter } from '../registry.js';
 import { testStep } from './pure.js';
 

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { isPrefix, prefixMatcher } from '../../netlink/prefix.js';
 import type { FieldCatalog } from '../fields.js';
-import { FieldPath, FieldPaths, fieldValuesGetter } from '../params.js';
+import { FieldPaths, fieldValuesGetter } from '../params.js';
 import { defineFilter, type Rec } from '../registry.js';
 
 /** Where records keep addresses: conntrack tuples, DNS endpoints and answers, neighbours, packets. */

@@ -7,7 +7,7 @@
 import type { Observable } from 'rxjs';
 import { describe, expectTypeOf, it } from 'vitest';
 import type { RemoteFlowgrab } from '../../../src/daemon/client.js';
-import type { GraphTextRecord } from '../../../src/filters/text-type.js';
+import type { EnrichedNames, GraphTextRecord } from '../../../src/filters/text-type.js';
 import { Flowgrab } from '../../../src/flow/flowgrab.js';
 import type { FlowgrabLike } from '../../../src/flow/like.js';
 import type { NeighRecord } from '../../../src/sources/arp/record.js';
@@ -24,9 +24,13 @@ describe('text graph record types', () => {
     >().toEqualTypeOf<ConntrackRecord>();
     expectTypeOf<GraphTextRecord<'(conntrack() | dns()) -> merge()'>>().toEqualTypeOf<ConntrackRecord | DnsRecord>();
     expectTypeOf<GraphTextRecord<'(arp, dump=true) -> dedupe(by=mac, window=10s)'>>().toEqualTypeOf<NeighRecord>();
-    expectTypeOf<
-      GraphTextRecord<'\n  dns()\n  -> sample(rate=0.5) -> enrich(fields=[client])'>
-    >().toEqualTypeOf<DnsRecord>();
+    // enrich adds the names it found (optional: records of a branch without it have none).
+    expectTypeOf<GraphTextRecord<'\n  dns()\n  -> sample(rate=0.5) -> enrich(fields=[client])'>>().toEqualTypeOf<
+      DnsRecord & EnrichedNames
+    >();
+    expectTypeOf<GraphTextRecord<'conntrack() -> enrich()'>['names']>().toEqualTypeOf<
+      Record<string, string[]> | undefined
+    >();
   });
 
   it('any reshaping, untyped or unknown node, or a non-literal text, gives Record<string, unknown>', () => {
