@@ -178,6 +178,17 @@ export class RemoteFlowgrab {
 }
 
 /** A flow run by flowgrabd; the same life and API as a local `FlowHandle<R>`. */
+/**
+ * A record as the graph made it: a queued packet's `payload` (a Buffer) crosses the socket as JSON makes it,
+ * `{type: 'Buffer', data: [...]}`, and is a Buffer again here, as its type says.
+ */
+function revive(r: Rec): Rec {
+  const p = r.payload as { type?: unknown; data?: unknown } | undefined;
+  if (p !== null && typeof p === 'object' && p.type === 'Buffer' && Array.isArray(p.data))
+    return { ...r, payload: Buffer.from(p.data as number[]) };
+  return r;
+}
+
 export class RemoteFlowHandle<R extends object = Rec> {
   private st: FlowState = 'created';
   private text: string[] = [];
@@ -354,7 +365,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
     if (e.ev === 'records') {
       this.received += e.records.length;
       if (e.nodes) this.nodes = e.nodes;
-      for (const r of e.records) this.out.next(r as Rec);
+      for (const r of e.records) this.out.next(revive(r as Rec));
     } else if (e.ev === 'lost') {
       if (e.notice.where === 'reader') this.readerLost += e.notice.count ?? 0;
       this.lost.next({ ...(e.notice as LossNotice), flow: this.name });

@@ -6,11 +6,13 @@
  * (stale socket and table replaced) and stops cleanly on SIGTERM. And the
  * systemd unit that runs it.
  */
+
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { firstValueFrom } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../../src/auth/policy.js';
 import { RemoteFlowgrab, type RemoteFlowHandle } from '../../src/daemon/client.js';
@@ -294,6 +296,21 @@ describe('reading a remote flow with for await', () => {
     for (let i = 1; i <= 5; i++) feed.next(ct(i, i === 3 ? { proto: 'udp', protonum: 17 } : {}));
     feed.complete();
     expect(await read).toEqual([1, 2, 4, 5]);
+    await f.close();
+  });
+
+  it("a queued packet's payload arrives as the Buffer its type says, not as JSON's picture of one", async () => {
+    const remote = await connect();
+    const feed = fakeFeed('remote-payload');
+    const f = remote.create({ name: 'payload-remote' });
+    f.populate('fake(feed=remote-payload, fields=any)');
+    await f.instantiate();
+    await f.activate();
+    const got = firstValueFrom(f.records$);
+    feed.next({ type: 'packet', ts: 1, packetId: 7, payload: Buffer.from([0x45, 0x00, 0xff]) } as never);
+    const r = await got;
+    expect(Buffer.isBuffer(r.payload)).toBe(true);
+    expect((r.payload as Buffer).toString('hex')).toBe('4500ff');
     await f.close();
   });
 });
