@@ -40,7 +40,41 @@ type Ident<S extends string, Acc extends string = ''> = S extends `${infer C}${i
     ? Ident<T, `${Acc}${C}`>
     : Acc
   : Acc;
-type Unor<S extends string> = S extends `${infer A}||${infer B}` ? Unor<`${A} ${B}`> : S;
+
+type TrimEnd<S extends string> = S extends `${infer T}${' ' | '\n' | '\t' | '\r'}` ? TrimEnd<T> : S;
+/** A `(` after this text opens a group (a fork, or the FFPF tuple), not a node's arguments. */
+type OpensGroup<Pre extends string> =
+  TrimEnd<Pre> extends '' | `${string}->` | `${string}|` | `${string}(` ? true : false;
+/**
+ * The text with every node's arguments emptied (`match(qname ~ /(a|b)/)` → `match()`): a `|` or `->` or a
+ * source's name inside them is no node. Steps from one parenthesis to the next (not character by character, so
+ * a long text stays within the checker's recursion limit).
+ */
+type StripArgs<S extends string, Acc extends string = ''> = S extends `${infer Pre}(${infer Rest}`
+  ? OpensGroup<Pre> extends true
+    ? StripArgs<Rest, `${Acc}${Pre}(`>
+    : SkipArgs<Rest, [0]> extends infer After extends string
+      ? StripArgs<After, `${Acc}${Pre}()`>
+      : never
+  : `${Acc}${S}`;
+/** The text after the `)` that closes `D.length` open parentheses. */
+type SkipArgs<S extends string, D extends unknown[]> = D extends []
+  ? S
+  : S extends `${infer A})${infer B}`
+    ? A extends `${string}(${infer Inner}`
+      ? SkipArgs<`${Inner})${B}`, [...D, 0]>
+      : D extends [unknown, ...infer Up]
+        ? SkipArgs<B, Up>
+        : S
+    : '';
+/** The text without `#` comments (to the end of their line). */
+type StripComments<S extends string> = S extends `${infer A}#${infer B}`
+  ? B extends `${string}\n${infer C}`
+    ? `${A}\n${StripComments<C>}`
+    : A
+  : S;
+/** The text the node analysis reads: comments and arguments gone. */
+type Skeleton<S extends string> = StripComments<StripArgs<S>>;
 
 /** The pieces between `->` and `|`: each real node starts one (after spaces and opening parentheses). */
 type Pieces<S extends string, Acc extends string[] = []> = S extends `${infer A}->${infer B}`
@@ -76,14 +110,14 @@ export interface EnrichedNames {
 /** Records of a whole graph text `S` (see the file comment). */
 export type GraphTextRecord<S extends string> = string extends S
   ? Rec
-  : Walk<Pieces<Unor<S>>> extends infer U
+  : Walk<Pieces<Skeleton<S>>> extends infer U
     ? [U] extends [never]
       ? Rec
       : [U] extends [false]
         ? Rec
         : false extends U
           ? Rec
-          : HasEnrich<Pieces<Unor<S>>> extends true
+          : HasEnrich<Pieces<Skeleton<S>>> extends true
             ? U & EnrichedNames
             : U
     : Rec;
@@ -97,9 +131,9 @@ export type GraphTextRecord<S extends string> = string extends S
 export type PopulatedRecord<R extends object, S extends string> = string extends S
   ? R
   : TrimStart<S> extends `->${infer Rest}`
-    ? Walk<Pieces<Unor<Rest>>> extends infer U
+    ? Walk<Pieces<Skeleton<Rest>>> extends infer U
       ? [U] extends [never]
-        ? HasEnrich<Pieces<Unor<Rest>>> extends true
+        ? HasEnrich<Pieces<Skeleton<Rest>>> extends true
           ? R & EnrichedNames
           : R
         : Rec
