@@ -173,8 +173,13 @@ export function installBuiltins(table: readonly RegisteredNode[]): void {
 }
 
 /** Adds a source under a new name; a name already taken (built-in or registered) is refused. */
-export function registerSource<P>(def: Omit<SourceDef<P>, 'kind'>): void {
-  add(defineSource(def));
+export function registerSource<P>(
+  def: Omit<SourceDef<P>, 'kind' | 'create'> & {
+    /** Records of any object type (an interface too): the graph reads them as records. */
+    create(p: P, ctx: BuildContext): Observable<object>;
+  },
+): void {
+  add(defineSource(def as Omit<SourceDef<P>, 'kind'>));
 }
 
 /** Adds a filter under a new name; a name already taken (built-in or registered) is refused. */

@@ -196,7 +196,12 @@ export class FlowHandle<R extends object = Rec> {
     this.detach = stage.node!.attach({
       // Before the first activate the records are held, not missed: a dump or a replay that ends between
       // instantiate and activate (a daemon round trip) is delivered whole at activate. Paused: missed.
-      push: (r) => (this.st === 'active' || this.st === 'instantiated' ? this.buffer.push(r) : this.missed++),
+      // A source that emits as it is subscribed (of(), from([...]) in a registered source) does so here, before
+      // the state says instantiated: held too.
+      push: (r) =>
+        this.st === 'active' || this.st === 'instantiated' || this.st === 'populated'
+          ? this.buffer.push(r)
+          : this.missed++,
       error: (err) => this.buffer.out.error(err),
       complete: () => this.buffer.end(),
     });

@@ -12,14 +12,17 @@ const feeds = new Map<string, Subject<Rec>>();
 /** How many times a fake feed was subscribed (to check that shared prefixes subscribe once). */
 export const fakeSubscriptions = new Map<string, number>();
 
-/** The feed named `name`: what a test pushes into it comes out of `fake(feed=name)` sources. No root needed. */
-export function fakeFeed(name: string): Subject<Rec> {
+/**
+ * The feed named `name`: what a test pushes into it comes out of `fake(feed=name)` sources. No root needed.
+ * `R` is the type of the records the test pushes (any object type, an interface too).
+ */
+export function fakeFeed<R extends object = Rec>(name: string): Subject<R> {
   let s = feeds.get(name);
   if (!s) {
     s = new Subject<Rec>();
     feeds.set(name, s);
   }
-  return s;
+  return s as unknown as Subject<R>;
 }
 
 registerSource({

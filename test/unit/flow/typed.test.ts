@@ -4,11 +4,14 @@
  * remote handles fit one interface. The type assertions are checked by tsc
  * (npx tsc -p tsconfig.json); the run-time part by vitest.
  */
-import { firstValueFrom, take, toArray } from 'rxjs';
+import { firstValueFrom, of, Subject, take, toArray } from 'rxjs';
 import { describe, expect, expectTypeOf, it } from 'vitest';
+import { z } from 'zod';
 import type { RemoteFlowgrab, RemoteFlowHandle } from '../../../src/daemon/client.js';
 import type { CountRecord, Projected } from '../../../src/filters/builder.js';
 import { graph } from '../../../src/filters/builder.js';
+import { ANY_FIELDS } from '../../../src/filters/fields.js';
+import { registerSource } from '../../../src/filters/registry.js';
 import { Flowgrab } from '../../../src/flow/flowgrab.js';
 import type { FlowHandle } from '../../../src/flow/handle.js';
 import type { FlowgrabLike, FlowHandleLike } from '../../../src/flow/like.js';
@@ -85,6 +88,45 @@ describe('record types follow the graph', () => {
     expectTypeOf(ct.sum({ field: 'orig.bytes', every: '1m' })).toEqualTypeOf<
       import('../../../src/filters/builder.js').GraphBuilder<import('../../../src/filters/builder.js').SumRecord>
     >();
+  });
+
+  it('records of an interface type go in: fakeFeed and registerSource take any object type', async () => {
+    interface Reading {
+      type: string;
+      ts: number;
+      value: number;
+    }
+    const one: Reading = { type: 'reading', ts: 1, value: 2 };
+    const readings = new Subject<Reading>();
+    expectTypeOf(fakeFeed<Reading>('typed-iface').next).parameter(0).toEqualTypeOf<Reading>();
+    registerSource({
+      name: `readings${process.pid}`,
+      description: 'a test source of an interface type',
+      params: z.object({}).strict(),
+      fields: ANY_FIELDS,
+      create: () => readings,
+    });
+    const fg = new Flowgrab();
+    const f = fg.create<Reading>().populate(`readings${process.pid}()`);
+    await f.instantiate();
+    const got = firstValueFrom(f.records$);
+    await f.activate();
+    readings.next(one);
+    expect(await got).toEqual(one);
+    // A source that emits as it is subscribed (at instantiate): held, delivered at activate.
+    registerSource({
+      name: `readingsNow${process.pid}`,
+      description: 'a test source that emits at once',
+      params: z.object({}).strict(),
+      fields: ANY_FIELDS,
+      create: () => of(one, { ...one, value: 3 }),
+    });
+    const now = fg.create<Reading>().populate(`readingsNow${process.pid}()`);
+    await now.instantiate();
+    const all = firstValueFrom(now.records$.pipe(toArray()));
+    await now.activate();
+    expect((await all).map((r) => r.value)).toEqual([2, 3]);
+    await fg.close();
   });
 
   it('text graphs are typed by their nodes (see text-types.test.ts), or take the type the user states', () => {
