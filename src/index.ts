@@ -18,6 +18,7 @@ export { type Identity, Policy, type PolicyInput, Principal, principalFor, Who }
 export { connect } from './connect.js';
 export type { QueueNotice, QueueRegistration, RemotePacket, RemoteVerdict } from './daemon/client.js';
 export { RemoteFlowgrab, RemoteFlowHandle, RemoteQueue } from './daemon/client.js';
+export type { DaemonStatus, StatusClient, StatusFlow } from './daemon/host.js';
 // Errors
 export { DecodeError, type ErrorCode, FlowgrabError, type FlowgrabErrorOptions } from './errors.js';
 // Export to collectors, files and brokers

@@ -145,22 +145,15 @@ export function statusCommand(): Command {
         process.stdout.write(`${JSON.stringify(st, null, 2)}\n`);
         return;
       }
-      const clients = st.clients as {
-        client: number;
-        pid: number;
-        uid: number;
-        user?: string;
-        flows: Record<string, unknown>[];
-      }[];
+      const clients = st.clients;
       process.stdout.write(
         `clients ${st.clientCount ?? clients.length}, connections ${st.connections}, bad frames ${st.badFrames}, dropped to slow clients ${st.droppedToClients}\n`,
       );
       for (const c of clients) {
         process.stdout.write(`client ${c.client} pid ${c.pid} uid ${c.uid}${c.user ? ` (${c.user})` : ''}\n`);
         for (const f of c.flows) {
-          const buf = f.buffer as { dropped: number; highWater: number };
           process.stdout.write(
-            `  flow ${f.flow} ${f.name} [${f.state}] sent ${f.sent} dropped ${Number(f.droppedToClient) + buf.dropped} missed ${f.missed}: ${f.graph}\n`,
+            `  flow ${f.flow} ${f.name} [${f.state}] sent ${f.sent} dropped ${f.droppedToClient + f.buffer.dropped} missed ${f.missed}: ${f.graph}\n`,
           );
         }
       }

@@ -20,6 +20,7 @@ import type { FlowOptions, FlowStats, LossNotice } from '../flow/handle.js';
 import { iterateRecords } from '../flow/iterate.js';
 import { type FlowState, transition } from '../flow/states.js';
 import { Fanout } from '../sources/fanout.js';
+import type { DaemonStatus } from './host.js';
 import {
   type ErrorBody,
   type Event,
@@ -162,8 +163,8 @@ export class RemoteFlowgrab {
   }
 
   /** The daemon's status report, as its `status` request returns it (what `flowgrab status` prints). */
-  async status(): Promise<Record<string, unknown>> {
-    return (await this.request({ op: 'status' })).status as Record<string, unknown>;
+  async status(): Promise<DaemonStatus> {
+    return (await this.request({ op: 'status' })).status as DaemonStatus;
   }
 
   /** Closes every flow and queue of this connection, then the connection; idempotent. */

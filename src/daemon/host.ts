@@ -8,7 +8,7 @@
  */
 import type { Policy } from '../auth/policy.js';
 import type { Flowgrab } from '../flow/flowgrab.js';
-import type { FlowHandle } from '../flow/handle.js';
+import type { FlowHandle, FlowStats } from '../flow/handle.js';
 import type { ConnectionTimeouts } from './limits.js';
 import type { Peer } from './peer.js';
 import type { Event } from './protocol.js';
@@ -73,7 +73,7 @@ export interface DaemonHost {
   sourcesOf(uid: number): number;
   /** The shared NFQUEUE queue, or a FlowgrabError when the daemon has none. */
   queueMux(): QueueMux;
-  status(asker: Peer): Record<string, unknown>;
+  status(asker: Peer): DaemonStatus;
   /** The connection is gone: stop counting it. */
   forget(c: ClientView): void;
 }
@@ -97,3 +97,33 @@ export interface ClientView extends QueueClient {
   /** Closes one flow for the daemon's reasons, telling the client why. */
   closeFlow(f: RemoteFlow, reason: string, msg?: string): Promise<void>;
 }
+
+/** One flow in the status report: its graph (cut at STATUS_GRAPH_CHARS), what was sent, and its stats. */
+export interface StatusFlow extends FlowStats {
+  flow: number;
+  name: string;
+  graph?: string;
+  sent: number;
+  droppedToClient: number;
+}
+
+/** One client in the status report. */
+export interface StatusClient {
+  client: number;
+  pid?: number;
+  uid: number;
+  user?: string;
+  flows: StatusFlow[];
+  /** Flows past STATUS_FLOWS, not listed. */
+  flowsNotShown?: number;
+}
+
+/** What `status` returns (RemoteFlowgrab.status(), `flowgrab status --json`): the daemon's counters and the clients the asker may see. */
+export type DaemonStatus = Omit<DaemonStats, 'clients'> & {
+  clientCount: number;
+  clients: StatusClient[];
+  /** Clients past STATUS_CLIENTS, not listed. */
+  clientsNotShown?: number;
+  /** The shared NFQUEUE queue, when the daemon has one. */
+  nfqueue?: Record<string, unknown>;
+};

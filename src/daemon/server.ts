@@ -17,7 +17,7 @@ import { receiveWorkers } from '../netlink/batched.js';
 import { sweepStaleTables } from '../sources/firewall/nft.js';
 import { sourcesTornDown } from '../sources/teardown.js';
 import { Client } from './connection.js';
-import type { ClientView, DaemonHost, DaemonStats, LogFn } from './host.js';
+import type { ClientView, DaemonHost, DaemonStats, DaemonStatus, LogFn } from './host.js';
 import { CONNECTIONS_PER_UID, CONNECTIONS_TOTAL, type ConnectionTimeouts, DEFAULT_TIMEOUTS } from './limits.js';
 import { LOG_WINDOW_MS, LogLimiter } from './log-limit.js';
 import { identifyPeer, type Peer, type PeerMethod } from './peer.js';
@@ -311,7 +311,7 @@ export class Daemon implements DaemonHost {
   }
 
   /** What a client may see of the daemon: root sees every client; others only their own; bounded in size. */
-  status(asker: Peer): Record<string, unknown> {
+  status(asker: Peer): DaemonStatus {
     return boundedStatus(this, asker);
   }
 

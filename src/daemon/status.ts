@@ -4,7 +4,7 @@
  * imposes on flows already running.
  */
 import type { Policy } from '../auth/policy.js';
-import type { ClientView as Client, DaemonHost as Daemon } from './host.js';
+import type { ClientView as Client, DaemonHost as Daemon, DaemonStatus } from './host.js';
 import { STATUS_CLIENTS, STATUS_FLOWS, STATUS_GRAPH_CHARS } from './limits.js';
 import type { Peer } from './peer.js';
 import { principalOf } from './remote-flow.js';
@@ -13,7 +13,7 @@ const clip = (s: string | undefined) =>
   s === undefined || s.length <= STATUS_GRAPH_CHARS ? s : `${s.slice(0, STATUS_GRAPH_CHARS)}…`;
 
 /** Root sees every client; others only their own. At most STATUS_CLIENTS clients of STATUS_FLOWS flows each. */
-export function boundedStatus(d: Daemon, asker: Peer): Record<string, unknown> {
+export function boundedStatus(d: Daemon, asker: Peer): DaemonStatus {
   const visible = d.clientList.filter((c) => asker.uid === 0 || c.peer.uid === asker.uid);
   const clients = visible.slice(0, STATUS_CLIENTS).map((c) => {
     const flows = [...c.flows.values()];

@@ -193,10 +193,9 @@ describe('flowgrabd NFQUEUE sharing', () => {
     expect(st.unclaimed).toBeGreaterThanOrEqual(8);
     expect(await ping(SRV.v4, 3)).toBe(1);
     expect(await ping(SRV.v6, 3)).toBe(1);
-    const status = (await (await RemoteFlowgrab.connect(socket)).status()) as {
-      nfqueue: { registrations: { uid: number; mark: string; verdicts: number }[] };
-    };
-    expect(status.nfqueue.registrations).toEqual(
+    const status = await (await RemoteFlowgrab.connect(socket)).status();
+    const nfqueue = status.nfqueue as { registrations: { uid: number; mark: string; verdicts: number }[] };
+    expect(nfqueue.registrations).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ uid: A.uid, mark: '0x1', verdicts: 6 }),
         expect.objectContaining({ uid: B.uid, mark: '0x2' }),

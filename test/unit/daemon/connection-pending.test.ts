@@ -79,7 +79,7 @@ function host(partialFrameMs = 60_000): DaemonHost {
     queueMux: () => {
       throw new Error('no queue');
     },
-    status: () => ({}),
+    status: () => ({}) as never,
     forget: () => {},
   };
 }

@@ -144,6 +144,10 @@ describe('record types follow the graph', () => {
     expectTypeOf<RemoteFlowHandle<ConntrackRecord>>().toMatchTypeOf<FlowHandleLike<ConntrackRecord>>();
     expectTypeOf<Flowgrab>().toMatchTypeOf<FlowgrabLike>();
     expectTypeOf<RemoteFlowgrab>().toMatchTypeOf<FlowgrabLike>();
+    // The daemon's status has its shape in the types, not Record<string, unknown>.
+    expectTypeOf<
+      Awaited<ReturnType<RemoteFlowgrab['status']>>['clients'][number]['flows'][number]['sent']
+    >().toEqualTypeOf<number>();
   });
 
   it('populate takes the builder at run time, without toSpec()', async () => {
