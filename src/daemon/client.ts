@@ -16,7 +16,7 @@ import type { Rec } from '../filters/registry.js';
 import type { GraphSpec } from '../filters/spec.js';
 import type { PopulatedRecord } from '../filters/text-type.js';
 import type { NodeStats } from '../flow/compile.js';
-import type { FlowOptions, FlowStats, LossNotice } from '../flow/handle.js';
+import { type FlowOptions, type FlowStats, type LossNotice, readerLossNotice } from '../flow/handle.js';
 import { iterateRecords } from '../flow/iterate.js';
 import { type FlowState, transition } from '../flow/states.js';
 import { Fanout } from '../sources/fanout.js';
@@ -348,15 +348,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
         this.lossTimer = undefined;
         const count = this.pendingLoss;
         this.pendingLoss = 0;
-        this.lost.next({
-          kind: 'loss',
-          where: 'reader',
-          count,
-          source: 'flow',
-          message: `${count} records dropped: the reader of flow ${this.name} fell behind`,
-          ts: Date.now(),
-          flow: this.name,
-        });
+        this.lost.next(readerLossNotice(count, this.name));
       }, 1000).unref();
     });
   }

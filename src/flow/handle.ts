@@ -313,14 +313,19 @@ export class FlowHandle<R extends object = Rec> {
     if (this.pendingReaderLoss === 0) return;
     const count = this.pendingReaderLoss;
     this.pendingReaderLoss = 0;
-    this.lost.next({
-      kind: 'loss',
-      where: 'reader',
-      count,
-      source: 'flow',
-      message: `${count} records dropped: the reader of flow ${this.name} fell behind`,
-      ts: Date.now(),
-      flow: this.name,
-    });
+    this.lost.next(readerLossNotice(count, this.name));
   }
+}
+
+/** The notice of `count` records a reader of flow `flow` lost (sent at most once a second by either handle). */
+export function readerLossNotice(count: number, flow: string): LossNotice {
+  return {
+    kind: 'loss',
+    where: 'reader',
+    count,
+    source: 'flow',
+    message: `${count} records dropped: the reader of flow ${flow} fell behind`,
+    ts: Date.now(),
+    flow,
+  };
 }
