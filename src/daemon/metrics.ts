@@ -69,16 +69,25 @@ export function metricsRegistry(d: Daemon): Registry {
 export async function serveMetrics(d: Daemon, hostPort: string): Promise<Server> {
   const { host, port } = parseHostPort(hostPort, '--metrics');
   const reg = metricsRegistry(d);
-  const server = createServer(async (req, res) => {
+  const timeouts = { headersTimeout: 5_000, requestTimeout: 10_000, keepAliveTimeout: 1_000 };
+  const server = createServer({ ...timeouts, connectionsCheckingInterval: 1_000 }, async (req, res) => {
     if (req.url !== '/metrics') {
       res.writeHead(404).end('try /metrics\n');
       return;
     }
     res.writeHead(200, { 'content-type': reg.contentType }).end(await reg.metrics());
   });
+  // Anyone on the box can connect: a bound on connections (past it, new ones are closed at once) and short
+  // timeouts, so held-open connections cannot take the daemon's file descriptors, or keep the scrape away for long.
+  server.maxConnections = METRICS_CONNECTIONS;
+  // A connection that sends nothing is no request to time out: it goes after 5 s of silence.
+  server.timeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, resolve);
   });
   return server;
 }
+
+/** Connections the metrics endpoint holds at once (a scraper needs one). */
+export const METRICS_CONNECTIONS = 16;

@@ -7,11 +7,12 @@
  * closes that client only.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../../src/auth/policy.js';
+import { METRICS_CONNECTIONS } from '../../src/daemon/metrics.js';
 import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
 import {
   createUsers,
@@ -217,6 +218,40 @@ describe('flowgrabd start-up hygiene', () => {
       await by.unharmed();
     } finally {
       await by.stop();
+    }
+  });
+
+  it('300 connections held open on /metrics take neither the daemon’s descriptors nor its service, and time out', async () => {
+    const port = await freePort();
+    const socket = join(dir, 'mc.sock');
+    const d = await spawnDaemon(socket, { metrics: `127.0.0.1:${port}` }).ready();
+    const by = await Bystanders.start(socket, recording);
+    const held: Socket[] = [];
+    try {
+      const fds = () => readdirSync(`/proc/${d.pid}/fd`).length;
+      const before = fds();
+      let closed = 0;
+      for (let i = 0; i < 300; i++) {
+        const c = connect(port, '127.0.0.1');
+        c.on('error', () => {});
+        c.on('close', () => closed++);
+        held.push(c);
+      }
+      // Past the bound the daemon closes new connections at once; the ones it keeps cost a descriptor each.
+      await waitFor(() => closed >= 300 - METRICS_CONNECTIONS, {
+        timeoutMs: 15_000,
+        what: 'connections over the bound closed',
+      });
+      expect(fds() - before).toBeLessThanOrEqual(METRICS_CONNECTIONS + 4);
+      await by.unharmed();
+      // Held connections that send nothing are closed after 5 s of silence: a scrape gets in again.
+      await waitFor(() => closed === 300, { timeoutMs: 30_000, what: 'idle connections timed out' });
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(text).toMatch(/^flowgrabd_flows /m);
+    } finally {
+      for (const c of held) c.destroy();
+      await by.stop();
+      await d.stop();
     }
   });
 
