@@ -261,8 +261,17 @@ class BatchedTransport extends FdTransport {
     if (typeof m === 'number') {
       // A drain that ran out of its turn continues from setImmediate: the wake-ups meanwhile find it asked for.
       if (m === this.job && !this.drainLater) this.drain();
-    } else if (m.job !== this.job) return;
-    else if (m.truncated !== undefined) {
+      return;
+    }
+    if (m.job !== this.job) return;
+    // What the worker published before telling of an error (an overrun, a truncation) is delivered first, in
+    // order, however long it takes: a resync must follow the events that came before the overrun.
+    if (this.drainLater) {
+      clearImmediate(this.drainLater);
+      this.drainLater = undefined;
+      this.drain(false);
+    }
+    if (m.truncated !== undefined) {
       this.abandon(
         new FlowgrabError('FG_ERR_NETLINK', `datagram of ${m.truncated} bytes truncated`, { op: 'recvmsg' }),
       );
@@ -299,7 +308,7 @@ class BatchedTransport extends FdTransport {
    * Copying each batch out of the ring first cost an allocation and a copy per batch: about 0.3 µs per
    * conntrack event, and the garbage collector's time for them.
    */
-  private drain(): void {
+  private drain(budgeted = true): void {
     // Cleared before reading the write offset: whatever the worker adds after this wakes us again.
     Atomics.store(this.state, NOTIFIED, 0);
     let w = Atomics.load(this.state, W);
@@ -313,7 +322,7 @@ class BatchedTransport extends FdTransport {
       while (r !== w && !this.closed) {
         // A flood must not keep the event loop from timers, signals and other sockets: past its turn, the rest
         // waits for setImmediate (the worker keeps filling the ring meanwhile, and waits for room when full).
-        if ((++count & 63) === 0 && performance.now() > until) {
+        if (budgeted && (++count & 63) === 0 && performance.now() > until) {
           w = r;
           this.drainLater = setImmediate(() => {
             this.drainLater = undefined;
