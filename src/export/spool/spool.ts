@@ -113,6 +113,8 @@ export class Spool {
       // Appends always go to a fresh segment: never after a tail a crash may have torn.
       this.segs.push({ id: nextId, bytes: 0, count: 0, weight: 0 });
       this.wfd = openSync(this.path(nextId), NEW_FILE, 0o600);
+      // What earlier runs delivered goes now, not when this run's records pass it.
+      this.dropDelivered();
     } catch (err) {
       this.unlock();
       throw err;
@@ -229,6 +231,19 @@ export class Spool {
   }
 
   /** Removes the oldest segment; returns how many of its records were handed out (in flight or confirmed). */
+  /**
+   * Whole segments delivered (never the one being written) are removed, cursor first: those before the delivered
+   * position's segment, and that one when all of it went out. (Comparing with its segment alone kept a segment
+   * whose last record was confirmed together with the next segment's first: they piled up from run to run.)
+   */
+  private dropDelivered(): void {
+    while (
+      this.segs.length > 1 &&
+      (this.segs[0].id < this.done.seg || (this.segs[0].id === this.done.seg && this.done.idx >= this.segs[0].count))
+    )
+      this.removeOldest();
+  }
+
   private removeOldest(): number {
     const s = this.segs.shift() as Seg;
     const next = { seg: this.segs[0].id, off: 0, idx: 0, w: 0 };
@@ -310,9 +325,7 @@ export class Spool {
       this.outHead = 0;
     }
     if (!moved) return;
-    // Whole segments delivered (never the one being written) are removed, cursor first.
-    while (this.segs.length > 1 && this.done.seg === this.segs[0].id && this.done.idx >= this.segs[0].count)
-      this.removeOldest();
+    this.dropDelivered();
     this.cursorTimer ??= setTimeout(() => {
       this.cursorTimer = undefined;
       this.writeCursor();
