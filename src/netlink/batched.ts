@@ -195,13 +195,6 @@ function wakeForExit(): void {
   }
 }
 
-/**
- * How long one drain may deliver before it lets the event loop have a turn (timers, signals, other sockets): under
- * a flood of DNS packets a drain never ran dry, and the loop waited 8 s (SIGTERM unanswered, a supervisor's
- * SIGKILL leaving rules behind).
- */
-const DRAIN_TURN_MS = 20;
-
 class BatchedTransport extends FdTransport {
   private readonly state = new Int32Array(new SharedArrayBuffer(32));
   private readonly ring: Uint8Array;
@@ -210,8 +203,6 @@ class BatchedTransport extends FdTransport {
   private readonly worker: Worker;
   private readonly job: number;
   private workerFailed = false;
-  /** A drain that ran out of its turn, to go on from setImmediate. */
-  private drainLater?: ReturnType<typeof setImmediate>;
 
   constructor(
     fd: number,
@@ -259,19 +250,9 @@ class BatchedTransport extends FdTransport {
 
   private readonly onMessage = (m: WorkerMessage | number): void => {
     if (typeof m === 'number') {
-      // A drain that ran out of its turn continues from setImmediate: the wake-ups meanwhile find it asked for.
-      if (m === this.job && !this.drainLater) this.drain();
-      return;
-    }
-    if (m.job !== this.job) return;
-    // What the worker published before telling of an error (an overrun, a truncation) is delivered first, in
-    // order, however long it takes: a resync must follow the events that came before the overrun.
-    if (this.drainLater) {
-      clearImmediate(this.drainLater);
-      this.drainLater = undefined;
-      this.drain(false);
-    }
-    if (m.truncated !== undefined) {
+      if (m === this.job) this.drain();
+    } else if (m.job !== this.job) return;
+    else if (m.truncated !== undefined) {
       this.abandon(
         new FlowgrabError('FG_ERR_NETLINK', `datagram of ${m.truncated} bytes truncated`, { op: 'recvmsg' }),
       );
@@ -308,28 +289,16 @@ class BatchedTransport extends FdTransport {
    * Copying each batch out of the ring first cost an allocation and a copy per batch: about 0.3 µs per
    * conntrack event, and the garbage collector's time for them.
    */
-  private drain(budgeted = true): void {
+  private drain(): void {
     // Cleared before reading the write offset: whatever the worker adds after this wakes us again.
     Atomics.store(this.state, NOTIFIED, 0);
-    let w = Atomics.load(this.state, W);
+    const w = Atomics.load(this.state, W);
     let r = Atomics.load(this.state, R);
     if (r === w) return;
     const view = this.view;
     let released = 0;
-    const until = performance.now() + DRAIN_TURN_MS;
-    let count = 0;
     try {
       while (r !== w && !this.closed) {
-        // A flood must not keep the event loop from timers, signals and other sockets: past its turn, the rest
-        // waits for setImmediate (the worker keeps filling the ring meanwhile, and waits for room when full).
-        if (budgeted && (++count & 63) === 0 && performance.now() > until) {
-          w = r;
-          this.drainLater = setImmediate(() => {
-            this.drainLater = undefined;
-            this.drain();
-          });
-          break;
-        }
         const n = view.readUInt32LE(r);
         if (n === WRAP) {
           r = 0;
@@ -350,8 +319,7 @@ class BatchedTransport extends FdTransport {
         }
       }
     } finally {
-      // Everything published is the main thread's to give back, delivered or not (a socket closed meanwhile); a
-      // drain cut short gives back what it read.
+      // Everything published is the main thread's to give back, delivered or not (a socket closed meanwhile).
       this.release(w);
     }
   }
@@ -365,8 +333,6 @@ class BatchedTransport extends FdTransport {
   /** Stops the worker and closes the socket before returning (see the file comment). */
   override close(): void {
     if (this.closed) return;
-    if (this.drainLater) clearImmediate(this.drainLater);
-    this.drainLater = undefined;
     this.stopWorker();
     this.closed = true;
     reading.delete(this);
