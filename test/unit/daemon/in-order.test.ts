@@ -1,6 +1,7 @@
 /** A client's requests in order, and none run once it has gone (a hang-up mid-request left orphaned flows). */
 import { describe, expect, it } from 'vitest';
 import { InOrder } from '../../../src/daemon/connection.js';
+import { waitFor } from '../../../src/testing/lab/index.js';
 
 describe('InOrder', () => {
   it('runs jobs one at a time in order, and after each one', async () => {
@@ -22,7 +23,8 @@ describe('InOrder', () => {
       },
       () => log.push('after 2'),
     );
-    await new Promise((r) => setImmediate(r));
+    // Job 1 has started and waits on its gate: job 2 must not have started meanwhile.
+    await waitFor(() => log.length > 0, { what: 'job 1 to start', intervalMs: 1 });
     expect(log).toEqual(['1 start']);
     release();
     await new Promise<void>((r) => q.push(async () => {}, r));
@@ -47,7 +49,7 @@ describe('InOrder', () => {
         async () => void ran.push(n),
         () => afters.push(n),
       );
-    await new Promise((r) => setImmediate(r));
+    await waitFor(() => ran.length > 0, { what: 'request 1 to start', intervalMs: 1 });
     q.close(); // the client hung up while request 1 waited on the kernel
     release();
     await new Promise<void>((r) => q.push(async () => void ran.push(5), r));
