@@ -135,19 +135,23 @@ const KERNEL_SOURCES = new Set(['conntrack', 'dns', 'arp', 'nfqueue']);
  * choosing with the key of the kernel's records would have an oracle: prefix-preserving pseudonyms give an
  * address away bit by bit to 32 chosen probes.
  */
-function anonymizeContext(id: Identity, root: ExprSpec): string {
-  const chosen = graphNodes(root).some(
-    ({ node: n }) => lookupNode(n.name)?.kind === 'source' && !KERNEL_SOURCES.has(n.name),
-  );
-  return `uid ${id.uid}${chosen ? ' chosen' : ''}`;
+function anonymizeContext(id: Identity, sources: SourcesOf): string {
+  return `uid ${id.uid}${sources.chosen.length ? ' chosen' : ''}`;
+}
+
+/** A graph's source nodes, split into the kernel's and those whose records a user can choose. */
+type SourcesOf = Record<'kernel' | 'chosen', ReturnType<typeof graphNodes>>;
+function sourcesOf(nodes: ReturnType<typeof graphNodes>): SourcesOf {
+  const sources = nodes.filter(({ node: n }) => lookupNode(n.name)?.kind === 'source');
+  return {
+    kernel: sources.filter(({ node: n }) => KERNEL_SOURCES.has(n.name)),
+    chosen: sources.filter(({ node: n }) => !KERNEL_SOURCES.has(n.name)),
+  };
 }
 
 /** A graph that anonymizes under an ordering rule may not put chosen records beside the kernel's (one key for both). */
-function mixedSourceIssues(p: Principal, root: ExprSpec): GraphIssue[] {
+function mixedSourceIssues(p: Principal, { kernel, chosen }: SourcesOf): GraphIssue[] {
   if (!p.order.some((r) => r.requires === 'anonymize')) return [];
-  const sources = graphNodes(root).filter(({ node: n }) => lookupNode(n.name)?.kind === 'source');
-  const kernel = sources.filter(({ node: n }) => KERNEL_SOURCES.has(n.name));
-  const chosen = sources.filter(({ node: n }) => !KERNEL_SOURCES.has(n.name));
   if (!kernel.length || !chosen.length) return [];
   return [
     {
@@ -159,11 +163,10 @@ function mixedSourceIssues(p: Principal, root: ExprSpec): GraphIssue[] {
 }
 
 /** Inserts scope and redaction after each source node, the daemon's key into anonymize, and the rate limit at the end. */
-function enforce(p: Principal, id: Identity, root: ExprSpec, ctx: AuthContext): ExprSpec {
+function enforce(p: Principal, root: ExprSpec, ctx: AuthContext, context: string): ExprSpec {
   const guards: NodeSpec[] = [];
   if (p.scope?.length) guards.push(node('scope', [], { cidrs: p.scope }));
   if (p.redact.length) guards.push(node('redact', [], { fields: p.redact }));
-  const context = anonymizeContext(id, root);
   const keyed = (n: NodeSpec): NodeSpec => {
     if (n.name === 'anonymize' && ctx.anonymizeKey !== undefined && n.params.key === undefined)
       return { ...n, params: { ...n.params, secret: POLICY_SECRET, context } };
@@ -205,7 +208,8 @@ export function authorize(graph: GraphSpec, id: Identity, policy: Policy, ctx: A
   for (const { node: n, path } of nodes) issues.push(...checkNode(eff, id, n, path, ctx));
   issues.push(...enrichNetnsIssues(eff, nodes));
   issues.push(...checkOrder(p.order, graph.root).issues);
-  if (id.uid !== 0) issues.push(...mixedSourceIssues(p, graph.root));
+  const sources = sourcesOf(nodes);
+  if (id.uid !== 0) issues.push(...mixedSourceIssues(p, sources));
   const lim = p.limits;
   if (lim.flows !== undefined && (ctx.openFlows ?? 0) >= lim.flows) {
     issues.push({
@@ -223,7 +227,12 @@ export function authorize(graph: GraphSpec, id: Identity, policy: Policy, ctx: A
   }
   if (issues.length) return { allowed: false, issues, graph, principal: p };
   if (ctx.anonymizeKey !== undefined) setAnonymizeSecret(POLICY_SECRET, ctx.anonymizeKey);
-  return { allowed: true, issues: [], graph: { version: 1, root: enforce(p, id, graph.root, ctx) }, principal: p };
+  return {
+    allowed: true,
+    issues: [],
+    graph: { version: 1, root: enforce(p, graph.root, ctx, anonymizeContext(id, sources)) },
+    principal: p,
+  };
 }
 
 /** authorize() that never throws: an unexpected failure is an issue (and a denial). */
