@@ -5,6 +5,8 @@
  * the schema (options.ts) only when this check refuses, so that the schema
  * says what is wrong, every issue at once.
  */
+
+import { MAX_TIMER_MS } from '../../util/timer.js';
 import { CONNTRACK_DEFAULTS, CT_EVENT_NAMES, defaultEvents } from './config.js';
 import type { ConntrackConfig, ConntrackOptionsInput } from './options.js';
 
@@ -21,7 +23,7 @@ const CHECKS: Record<string, (v: unknown) => boolean> = {
   mark: (v) => isInt(v, 0, 0xffffffff),
   markMask: (v) => isInt(v, 0, 0xffffffff),
   netns: (v) => typeof v === 'string' && /^[A-Za-z0-9_.-]+$/.test(v),
-  pollIntervalMs: (v) => isInt(v, 0),
+  pollIntervalMs: (v) => isInt(v, 0, MAX_TIMER_MS),
   recvBufferBytes: (v) => isInt(v, 4096),
   lossCheckMs: (v) => isInt(v, 10),
   setEventsSysctl: BOOL,
