@@ -195,6 +195,13 @@ function wakeForExit(): void {
   }
 }
 
+/**
+ * How long one drain may deliver before it lets the event loop have a turn (timers, signals, other sockets): under
+ * a flood of DNS packets a drain never ran dry, and the loop waited 8 s (SIGTERM unanswered, a supervisor's
+ * SIGKILL leaving rules behind).
+ */
+const DRAIN_TURN_MS = 20;
+
 class BatchedTransport extends FdTransport {
   private readonly state = new Int32Array(new SharedArrayBuffer(32));
   private readonly ring: Uint8Array;
@@ -203,6 +210,10 @@ class BatchedTransport extends FdTransport {
   private readonly worker: Worker;
   private readonly job: number;
   private workerFailed = false;
+  /** A drain that ran out of its turn, to go on from setImmediate. */
+  private drainLater?: ReturnType<typeof setImmediate>;
+  /** A drain is delivering (drain() is not re-entered). */
+  private draining = false;
 
   constructor(
     fd: number,
@@ -250,9 +261,15 @@ class BatchedTransport extends FdTransport {
 
   private readonly onMessage = (m: WorkerMessage | number): void => {
     if (typeof m === 'number') {
-      if (m === this.job) this.drain();
-    } else if (m.job !== this.job) return;
-    else if (m.truncated !== undefined) {
+      // A drain that ran out of its turn continues from setImmediate: the wake-ups meanwhile find it asked for.
+      if (m === this.job && !this.drainLater) this.drain();
+      return;
+    }
+    if (m.job !== this.job) return;
+    // What the worker published before telling of an error (an overrun, a truncation) is delivered first, in
+    // order, however long it takes: a resync must follow the events that came before the overrun.
+    this.deliverPending();
+    if (m.truncated !== undefined) {
       this.abandon(
         new FlowgrabError('FG_ERR_NETLINK', `datagram of ${m.truncated} bytes truncated`, { op: 'recvmsg' }),
       );
@@ -289,16 +306,31 @@ class BatchedTransport extends FdTransport {
    * Copying each batch out of the ring first cost an allocation and a copy per batch: about 0.3 µs per
    * conntrack event, and the garbage collector's time for them.
    */
-  private drain(): void {
+  private drain(budgeted = true): void {
+    // A listener that asks for pending datagrams (deliverPending) from inside a delivery gets them from this drain.
+    if (this.draining) return;
     // Cleared before reading the write offset: whatever the worker adds after this wakes us again.
     Atomics.store(this.state, NOTIFIED, 0);
-    const w = Atomics.load(this.state, W);
+    let w = Atomics.load(this.state, W);
     let r = Atomics.load(this.state, R);
     if (r === w) return;
     const view = this.view;
     let released = 0;
+    const until = performance.now() + DRAIN_TURN_MS;
+    let count = 0;
+    this.draining = true;
     try {
       while (r !== w && !this.closed) {
+        // A flood must not keep the event loop from timers, signals and other sockets: past its turn, the rest
+        // waits for setImmediate (the worker keeps filling the ring meanwhile, and waits for room when full).
+        if (budgeted && (++count & 63) === 0 && performance.now() > until) {
+          w = r;
+          this.drainLater = setImmediate(() => {
+            this.drainLater = undefined;
+            this.drain();
+          });
+          break;
+        }
         const n = view.readUInt32LE(r);
         if (n === WRAP) {
           r = 0;
@@ -319,9 +351,21 @@ class BatchedTransport extends FdTransport {
         }
       }
     } finally {
-      // Everything published is the main thread's to give back, delivered or not (a socket closed meanwhile).
+      // Everything published is the main thread's to give back, delivered or not (a socket closed meanwhile); a
+      // drain cut short gives back what it read.
+      this.draining = false;
       this.release(w);
     }
+  }
+
+  /** Delivers everything the worker has published, however long it takes (RawTransport.deliverPending). */
+  deliverPending(): void {
+    if (this.closed) return;
+    if (this.drainLater) {
+      clearImmediate(this.drainLater);
+      this.drainLater = undefined;
+    }
+    this.drain(false);
   }
 
   /** Gives the ring up to `r` back to the worker, and wakes it if it waits for room. */
@@ -333,6 +377,8 @@ class BatchedTransport extends FdTransport {
   /** Stops the worker and closes the socket before returning (see the file comment). */
   override close(): void {
     if (this.closed) return;
+    if (this.drainLater) clearImmediate(this.drainLater);
+    this.drainLater = undefined;
     this.stopWorker();
     this.closed = true;
     reading.delete(this);

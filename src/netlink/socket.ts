@@ -234,6 +234,15 @@ export class NetlinkSocket {
     return this.transport.recvBufferSize();
   }
 
+  /**
+   * Delivers, before returning, every datagram read so far that the transport still holds (RawTransport.
+   * deliverPending): what reads the table after loss calls it first, so no event older than its view waits
+   * behind it.
+   */
+  deliverPending(): void {
+    if (!this.closed) this.transport.deliverPending?.();
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

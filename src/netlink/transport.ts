@@ -92,6 +92,11 @@ export interface RawTransport {
   drops(): number;
   /** Effective receive buffer in bytes. */
   recvBufferSize(): number;
+  /**
+   * Delivers now whatever was received but not yet delivered: a transport that reads ahead (batched.ts) may
+   * hold events back to give the event loop a turn. Others deliver as they read and need not have it.
+   */
+  deliverPending?(): void;
   close(): void;
 }
 

@@ -57,6 +57,8 @@ export class Follower<E> {
   /** Stops the loss check (set by watch()). */
   private stopLossCheck?: () => void;
   private closed = false;
+  /** The event socket watched, whose held-back datagrams an op takes first. */
+  private socket?: NetlinkSocket;
 
   constructor(private readonly host: FollowHost<E>) {}
 
@@ -67,6 +69,7 @@ export class Follower<E> {
    */
   watch(socket: NetlinkSocket, policy: LossPolicy): void {
     if (this.stopLossCheck) throw new Error(`${this.host.source}: a follower watches one socket`);
+    this.socket = socket;
     const drops = new DropCounter(socket);
     this.stopLossCheck = socket.whileActive(policy.lossCheckMs, () => {
       if (this.closed) return;
@@ -113,6 +116,9 @@ export class Follower<E> {
       if (this.closed) {
         throw new FlowgrabError('FG_ERR_CLOSED', `${this.host.source} source closed`, { op: this.host.source });
       }
+      // Events read before the op starts are older than what it reads: the ones the socket still holds back
+      // (a batched reader giving the loop its turn) come out now, and go first with the rest held.
+      this.socket?.deliverPending();
       this.drain(false);
       return fn();
     });

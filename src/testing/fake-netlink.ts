@@ -58,6 +58,27 @@ export class FakeSocket implements RawTransport {
     this.deliver(encodeMessage({ type: NLMSG_NOOP, flags: 0, seq: 0, pid: 0 }, Buffer.alloc(0)), 0);
   }
 
+  /**
+   * A datagram read but held back, as a batched reader holds what it read past its turn: it reaches the owner
+   * when the owner asks for pending datagrams (deliverPending), or when the test calls releaseHeldBack().
+   */
+  holdBack(buf: Buffer, groups: number): void {
+    this.heldBack.push([buf, groups]);
+  }
+
+  /** Delivers the held-back datagrams on a later tick (the reader's next turn). */
+  releaseHeldBack(): void {
+    const h = this.heldBack.splice(0);
+    for (const [b, g] of h) this.deliver(b, g);
+  }
+
+  /** Delivers the held-back datagrams now, in order (RawTransport.deliverPending). */
+  deliverPending(): void {
+    for (const [b, g] of this.heldBack.splice(0)) if (!this.closed) this.handlers.datagram(b, g);
+  }
+
+  private readonly heldBack: [Buffer, number][] = [];
+
   /** Reports a receive error (e.g. ENOBUFS) to the socket's owner. */
   fail(err: Error): void {
     this.later(() => this.handlers.error(err));

@@ -25,8 +25,8 @@ const ct = (id: number): CtEntry => ({
   status: 0x8,
   id,
 });
-const ctEvent = (e: CtEntry): Buffer => {
-  const m = encodeCtMessage('new', e);
+const ctEvent = (e: CtEntry, type: 'new' | 'destroy' = 'new'): Buffer => {
+  const m = encodeCtMessage(type, e);
   return encodeMessage({ type: m.type, flags: m.flags, seq: 0, pid: 0 }, m.payload);
 };
 
@@ -123,5 +123,40 @@ describe('resync after loss is retried until it succeeds', () => {
     expect(notices[1].message).toMatch(/^resync dump failed: .*; retrying in \d+ ms$/);
     expect(notices[2]).toMatchObject({ source: 'arp', count: 2 });
     expect(recs).toEqual(['new:192.168.77.12:resync']);
+  });
+});
+
+describe('a resync reads the table after the events read before it', () => {
+  it('conntrack: a DESTROY the reader still held back when loss was found ends its entry once, before the dump', async () => {
+    const table = [ct(1), ct(2)];
+    const k = new FakeKernel();
+    k.handler = (req: NetlinkMessage) => [
+      dumpReply(
+        req,
+        0x100,
+        table.map((e) => encodeCtMessage('dump', e).payload),
+      ),
+    ];
+    const { recs, notices, unsubscribe } = collect(
+      (hooks) => conntrack({ events: ['new', 'destroy'], lossCheckMs: 10, transport: k.transport, ...hooks }),
+      briefCt,
+    );
+    try {
+      k.multicast(1, ctEvent(ct(1)));
+      k.multicast(1, ctEvent(ct(2)));
+      await waitFor(() => recs.length === 2, { timeoutMs: 5_000, what: 'two NEW events' });
+      // Entry 2 ends; its DESTROY was read but is still held back by the reader when the socket overflows.
+      table.splice(1, 1);
+      const events = k.openSockets[0];
+      events.holdBack(ctEvent(ct(2), 'destroy'), 1 << 2);
+      events.overflow(1);
+      await waitFor(() => notices.some((n) => n.kind === 'resync'), { timeoutMs: 5_000, what: 'a resync' });
+      events.releaseHeldBack(); // a reader that never delivered it before the dump would deliver it now
+      await k.settle();
+      // Its real DESTROY, before the dump: without deliverPending the dump read the table first and inferred it.
+      expect(recs).toEqual(['new:1', 'new:2', 'destroy:2', 'dump:1:resync']);
+    } finally {
+      unsubscribe();
+    }
   });
 });
