@@ -84,7 +84,7 @@ describe('blocks that would cut the router', () => {
 
 /** `nft monitor` in the router's namespace: counts the transactions that replace the app's table (one delete each). */
 async function watchTable(): Promise<{ count(): number; stop(): void }> {
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', home.router.name, 'nft', 'monitor', 'tables'], {
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', home.router.name, 'nft', 'monitor'], {
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   let out = '';
@@ -98,7 +98,12 @@ async function watchTable(): Promise<{ count(): number; stop(): void }> {
     },
     { timeoutMs: 5000 },
   );
-  const added = () => out.split('\n').filter((l) => l.startsWith(`delete table inet flowgrab_${table}`)).length;
+  // Transactions that replaced the table: nft prints "# new generation …" after each one's changes.
+  const added = () =>
+    out
+      .split(/^# new generation .*$/m)
+      .slice(0, -1)
+      .filter((changes) => changes.includes(`delete table inet flowgrab_${table}`)).length;
   return { count: added, stop: () => child.kill() };
 }
 

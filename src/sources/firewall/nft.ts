@@ -3,7 +3,7 @@
  * it (`flowgrab_dns_g5`) and tagged with its owner process. Installing
  * replaces a stale table left by a killed process in one atomic
  * transaction (never a duplicate); a table whose owner still runs is
- * refused. Removal is idempotent.
+ * refused. Removal is idempotent and deletes only the table we made.
  */
 import { FlowgrabError } from '../../errors.js';
 import { runTool } from './exec.js';
@@ -27,7 +27,37 @@ export function tableName(name: string): string {
   return name.startsWith('flowgrab_') ? name : `flowgrab_${name}`;
 }
 
-/** An nft table owned by this process (owner-tagged, replaced atomically, removed on close). */
+/** What `nft -a list table` says of a table: whether it exists, its owner tag, its handle. */
+interface TableState {
+  exists: boolean;
+  tag?: string;
+  /** The kernel's handle for this table: never reused in the namespace, so a replaced table has another. */
+  handle?: number;
+}
+
+async function tableState(family: string, name: string, netns?: string): Promise<TableState> {
+  const r = await runTool(['nft', '-a', 'list', 'table', family, name], { netns, allowFail: true });
+  if (r.code !== 0) return { exists: false };
+  const tag = /^\s*comment "([^"]*)"/m.exec(r.stdout)?.[1];
+  const handle = /^table \S+ \S+ \{ # handle (\d+)/m.exec(r.stdout)?.[1];
+  return { exists: true, tag, handle: handle === undefined ? undefined : Number(handle) };
+}
+
+/**
+ * nft's error when the table changed under us (another process made, replaced or deleted it): our guarded
+ * delete or our create failed (runTool joins nft's lines with " | ").
+ */
+const RACED =
+  /Could not process rule: (No such file or directory|File exists) \| (delete table \S+ handle \d+|create table )/;
+/** Installs tried before giving up when other processes keep changing the table between our look and our swap. */
+const INSTALL_TRIES = 5;
+
+/**
+ * An nft table owned by this process (owner-tagged, replaced atomically, removed on close). Every change
+ * names the table by the handle it was seen with: a table another process made or replaced in between has
+ * another handle, and the transaction fails whole instead of deleting it (two processes racing for one
+ * name never delete each other's table; the loser looks again and finds a live owner).
+ */
 export class NftTable {
   private removed = false;
 
@@ -35,40 +65,57 @@ export class NftTable {
     readonly family: NftTableSpec['family'],
     readonly name: string,
     readonly netns: string | undefined,
+    /** The handle of the table we made. */
+    readonly handle: number | undefined,
   ) {}
 
   /** The owner tag of an existing table, or undefined when there is no such table. */
   static async owner(family: string, name: string, netns?: string): Promise<{ exists: boolean; tag?: string }> {
-    const r = await runTool(['nft', 'list', 'table', family, name], { netns, allowFail: true });
-    if (r.code !== 0) return { exists: false };
-    const m = /^\s*comment "([^"]*)"/m.exec(r.stdout);
-    return { exists: true, tag: m?.[1] };
+    const { exists, tag } = await tableState(family, name, netns);
+    return { exists, tag };
   }
 
   /** Installs the table in one nft transaction, replacing one left by a dead owner; refuses one whose owner runs. */
   static async install(spec: NftTableSpec): Promise<NftTable> {
     const name = tableName(spec.name);
-    const { exists, tag } = await NftTable.owner(spec.family, name, spec.netns);
-    const owner = parseOwnerTag(tag);
-    if (exists && owner && ownerAlive(owner) && !isSelf(owner)) {
-      throw new FlowgrabError(
-        'FG_ERR_BUSY',
-        `nft table ${spec.family} ${name} belongs to running process ${owner.pid}`,
-        { op: 'nft' },
-      );
+    for (let attempt = 1; ; attempt++) {
+      const st = await tableState(spec.family, name, spec.netns);
+      const owner = parseOwnerTag(st.tag);
+      if (st.exists && owner && ownerAlive(owner) && !isSelf(owner)) {
+        throw new FlowgrabError(
+          'FG_ERR_BUSY',
+          `nft table ${spec.family} ${name} belongs to running process ${owner.pid}`,
+          { op: 'nft' },
+        );
+      }
+      // One transaction: the table seen (by handle) goes and ours comes, or, when there was none, ours is
+      // created only if nobody made one meanwhile. (`create table` takes the comment only: nft 1.0.6 drops the
+      // chains of a `create` block without a word, so they follow in a block of their own.)
+      const script = [
+        // After the guarded delete, the name is declared and deleted again: nft's own cache then knows the name
+        // is gone (deleted by handle alone, it merged the new sets' elements with the old table's and failed).
+        ...(st.exists
+          ? [
+              `delete table ${spec.family} handle ${st.handle}`,
+              `table ${spec.family} ${name}`,
+              `delete table ${spec.family} ${name}`,
+            ]
+          : []),
+        `create table ${spec.family} ${name} { comment "${ownerTag()}"; }`,
+        `table ${spec.family} ${name} {`,
+        spec.body,
+        '}',
+        '',
+      ].join('\n');
+      try {
+        await runTool(['nft', '-f', '-'], { netns: spec.netns, input: script });
+      } catch (err) {
+        if (attempt < INSTALL_TRIES && RACED.test((err as Error).message)) continue;
+        throw err;
+      }
+      const made = await tableState(spec.family, name, spec.netns);
+      return new NftTable(spec.family, name, spec.netns, made.tag === ownerTag() ? made.handle : undefined);
     }
-    // Declaring the table first makes the delete valid whether or not it existed: one atomic swap.
-    const script = [
-      `table ${spec.family} ${name}`,
-      `delete table ${spec.family} ${name}`,
-      `table ${spec.family} ${name} {`,
-      `  comment "${ownerTag()}"`,
-      spec.body,
-      '}',
-      '',
-    ].join('\n');
-    await runTool(['nft', '-f', '-'], { netns: spec.netns, input: script });
-    return new NftTable(spec.family, name, spec.netns);
   }
 
   /** Runs more nft commands against this table (e.g. set elements); `{T}` stands for `family name`. */
@@ -79,29 +126,37 @@ export class NftTable {
     });
   }
 
-  /** Deletes the table (idempotent). */
+  /** Deletes the table (idempotent): the one we made, never one another process put in its place since. */
   async remove(): Promise<void> {
     if (this.removed) return;
     this.removed = true;
-    await runTool(['nft', 'delete', 'table', this.family, this.name], { netns: this.netns, allowFail: true });
+    if (this.handle === undefined) return; // another process replaced it as we made it: not ours to delete
+    await runTool(['nft', 'delete', 'table', this.family, 'handle', String(this.handle)], {
+      netns: this.netns,
+      allowFail: true,
+    });
   }
 }
 
 /**
  * Deletes every flowgrab table whose tagged owner process is gone (dead pid,
  * or the pid now runs another process: start time differs); returns their
- * names. An untagged table is not ours to judge and stays.
+ * names. An untagged table is not ours to judge and stays. Each is deleted by
+ * the handle it was judged by: one a live process made meanwhile stays.
  */
 export async function sweepStaleTables(netns?: string): Promise<string[]> {
   const r = await runTool(['nft', 'list', 'tables'], { netns, allowFail: true });
   const swept: string[] = [];
   for (const m of r.stdout.matchAll(/^table (\S+) (flowgrab_\w+)$/gm)) {
     const [, family, name] = m;
-    const { tag } = await NftTable.owner(family, name, netns);
-    const owner = parseOwnerTag(tag);
-    if (!owner || ownerAlive(owner)) continue;
-    await runTool(['nft', 'delete', 'table', family, name], { netns, allowFail: true });
-    swept.push(`${family} ${name}`);
+    const st = await tableState(family, name, netns);
+    const owner = parseOwnerTag(st.tag);
+    if (!owner || ownerAlive(owner) || st.handle === undefined) continue;
+    const del = await runTool(['nft', 'delete', 'table', family, 'handle', String(st.handle)], {
+      netns,
+      allowFail: true,
+    });
+    if (del.code === 0) swept.push(`${family} ${name}`);
   }
   return swept;
 }
