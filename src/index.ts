@@ -113,7 +113,7 @@ export { dnsTableName } from './sources/dns/rules.js';
 export { dns } from './sources/dns/source.js';
 // Kept public only until examples/spin imports them from their modules (they are plumbing).
 export { runTool, type ToolResult } from './sources/firewall/exec.js';
-export { NftTable, type NftTableSpec } from './sources/firewall/nft.js';
+export { NftTable, type NftTableSpec, sweepStaleTables } from './sources/firewall/nft.js';
 export { type LoggedPacket, NflogReader, type NflogReaderOptions } from './sources/nflog/reader.js';
 export { packetToJson } from './sources/nfqueue/json.js';
 export type { NfqueueOptionsInput, NfqueueRules, QueueChain, VerdictName } from './sources/nfqueue/options.js';

@@ -5,7 +5,7 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
-import { connect, Flowgrab, runTool } from 'flowgrab';
+import { connect, Flowgrab, runTool, sweepStaleTables } from 'flowgrab';
 import { Core } from './core.js';
 import type { SpinPeriods } from './domain/periods.js';
 import { Credentials, defaultCredentials, Sessions } from './io/auth.js';
@@ -92,6 +92,13 @@ export async function ownAddresses(netns?: string): Promise<string[]> {
 
 export async function startSpin(options: SpinOptions): Promise<SpinApp> {
   const log = options.log ?? (() => {});
+  // Tables a killed instance left (its firewall, a capture's NFLOG rule) would go on filtering and logging: gone
+  // before ours are made. Only those whose owner process is dead, each by the handle it was judged by.
+  const swept = await sweepStaleTables(options.netns).catch((err: Error) => {
+    log(`sweeping stale firewall tables: ${err.message}`);
+    return [];
+  });
+  if (swept.length) log(`stale firewall tables removed: ${swept.join(', ')}`);
   const monitor = await monitorScope(options.monitorPrefixes, options.monitorInterfaces, options.netns);
   const store = new SpinStore(options.stateDir);
   let rpc!: RpcDispatcher;

@@ -14,6 +14,7 @@ import { FlowgrabError } from '../errors.js';
 import { openRegularFile, setDefaultReplayOpener } from '../filters/replay.js';
 import type { FlowHandle } from '../flow/handle.js';
 import { receiveWorkers } from '../netlink/batched.js';
+import { sweepStaleQueueChains } from '../sources/firewall/iptables.js';
 import { sweepStaleTables } from '../sources/firewall/nft.js';
 import { sourcesTornDown } from '../sources/teardown.js';
 import { Client } from './connection.js';
@@ -218,6 +219,8 @@ export class Daemon implements DaemonHost {
     if (this.opts.sweepStale !== false) {
       const swept = await sweepStaleTables().catch(() => []);
       if (swept.length) this.log('info', 'stale firewall tables removed', { tables: swept.join(', ') });
+      const chains = await sweepStaleQueueChains().catch(() => []);
+      if (chains.length) this.log('info', 'stale NFQUEUE chains removed', { chains: chains.join(', ') });
     }
     // In the daemon, replay() opens files only with a client's rights (connection.ts); anything else is refused.
     setDefaultReplayOpener((file) => {

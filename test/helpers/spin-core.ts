@@ -57,6 +57,8 @@ export interface SpinLab {
 export async function startSpinLab(
   name: string,
   options: Partial<SpinOptions> | ((home: HomeNetwork) => Partial<SpinOptions>) = {},
+  /** Runs once the network is up, before the app starts (e.g. to leave what a killed instance would). */
+  prepare?: (home: HomeNetwork) => Promise<void>,
 ): Promise<SpinLab> {
   const dir = mkdtempSync(join(tmpdir(), `${name}-`));
   let home: HomeNetwork | undefined;
@@ -71,6 +73,7 @@ export async function startSpinLab(
   };
   try {
     home = await createHomeNetwork();
+    await prepare?.(home);
     const opts = spinOptions(home, dir, typeof options === 'function' ? options(home) : options);
     app = await startSpin(opts);
     return { home, app, dir, sock: opts.rpcSocket!, close };

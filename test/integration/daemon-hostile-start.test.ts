@@ -164,6 +164,12 @@ describe('flowgrabd start-up hygiene', () => {
     for (const [name, tag] of Object.entries(tables))
       await ns.exec(['nft', '-f', '-'], { input: `table inet ${name} {\n comment "${tag}"\n}\n` });
     await ns.exec(['nft', 'add', 'table', 'inet', 'flowgrab_untagged']);
+    // An NFQUEUE chain and its jump a killed process left, in a filter table iptables made for it.
+    const chainTag = `"${tables.flowgrab_dns_g901}"`;
+    await ns.exec(['iptables-restore', '-w', '--noflush'], {
+      input: `*filter\n:FLOWGRAB-Q901 - [0:0]\n-A FLOWGRAB-Q901 -m comment --comment ${chainTag} -j NFQUEUE --queue-num 901 --queue-bypass\n-I INPUT 1 -m comment --comment ${chainTag} -j FLOWGRAB-Q901\nCOMMIT\n`,
+    });
+    expect((await ns.exec(['nft', 'list', 'tables'])).stdout).toMatch(/table ip filter/);
     const socket = join(dir, 'sweep.sock');
     const d = new LineProcess('ip', [
       'netns',
@@ -183,6 +189,8 @@ describe('flowgrabd start-up hygiene', () => {
     expect(left).not.toMatch(/flowgrab_dns_g90[12]/);
     expect(left).toMatch(/table inet flowgrab_dns_g903/);
     expect(left).toMatch(/table inet flowgrab_untagged/);
+    expect(d.err).toMatch(/stale NFQUEUE chains removed.*ipv4 FLOWGRAB-Q901/);
+    expect(left).not.toMatch(/table ip filter/); // nothing else was in it
     await d.stop();
   });
 

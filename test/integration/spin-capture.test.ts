@@ -2,6 +2,7 @@
 // streams a pcap that tshark reads, holding the device's packets (and no
 // other client's), bounded in time, behind the login; the capture's nft
 // table is gone afterwards.
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,8 +17,21 @@ let dir: string;
 let lab: SpinLab;
 const table = `spin_c${process.pid % 100_000}`;
 
+/** What the app logged. */
+const logged: string[] = [];
+/** A capture table a killed instance left: an owner whose pid is gone. */
+const stale = `flowgrab_${table}_cap7`;
+
 beforeAll(async () => {
-  lab = await startSpinLab('spin-capture', { tableName: table, periods: { trafficMs: 250 } });
+  lab = await startSpinLab(
+    'spin-capture',
+    { tableName: table, periods: { trafficMs: 250 }, log: (l) => logged.push(l) },
+    async (h) => {
+      const dead = Number(execFileSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).trim());
+      const body = `comment "flowgrab pid=${dead} start=1"\n chain c { type filter hook input priority 0; log group 107; }`;
+      await h.router.exec(['nft', '-f', '-'], { input: `table inet ${stale} {\n ${body}\n}\n` });
+    },
+  );
   ({ home, app, sock, dir } = lab);
   await generateTraffic(home, { rounds: 1, ipv6: false });
 });
@@ -28,6 +42,11 @@ const capture = (query: string, auth = TEST_AUTHORIZATION) =>
   fetch(`${app.httpUrl}/spin_api/capture?${query}`, { headers: auth ? { authorization: auth } : {} });
 
 describe('PCAP capture', () => {
+  it('a capture table a killed instance left is removed at start', async () => {
+    expect(logged).toContain(`stale firewall tables removed: inet ${stale}`);
+    expect((await home.router.exec(['nft', 'list', 'tables'])).stdout).not.toContain(stale);
+  });
+
   it('streams the laptop’s packets for the seconds asked; tshark reads them; the capture table goes away', async () => {
     const [laptop, phone] = home.clients;
     const devices = (await socketRpc(sock, 'list_devices')).result as { id: number; mac: string }[];

@@ -197,11 +197,21 @@ export class IptablesQueueRules {
   }
 }
 
-/** Deletes every FLOWGRAB-Q<n> chain (and its jumps) whose owner process is gone; returns "ipv4 FLOWGRAB-Q3"-style names. */
+/**
+ * Deletes every FLOWGRAB-Q<n> chain (and its jumps) whose owner process is gone; returns "ipv4 FLOWGRAB-Q3"-style
+ * names. A filter table left with nothing but empty accept-policy chains goes too (iptables-nft made it for the
+ * dead owner's rules; it filters nothing, and `nft list ruleset` shows it no more).
+ */
 export async function sweepStaleQueueChains(netns?: string): Promise<string[]> {
   const swept: string[] = [];
   for (const f of FAMILIES) {
-    const lines = await listRules(f, netns);
+    let lines: string[];
+    try {
+      lines = await listRules(f, netns);
+    } catch {
+      continue; // no such tool here: nothing of ours in that family
+    }
+    let any = false;
     for (const l of lines) {
       const chain = /^-N (\S+)$/.exec(l)?.[1];
       if (!chain || !CHAIN_RE.test(chain)) continue;
@@ -209,7 +219,9 @@ export async function sweepStaleQueueChains(netns?: string): Promise<string[]> {
       if (s.owners.some(ownerAlive)) continue;
       await restore(f, removal(s, chain), netns);
       swept.push(`${f} ${chain}`);
+      any = true;
     }
+    if (any) await dropEmptyTable(f, netns);
   }
   return swept;
 }
