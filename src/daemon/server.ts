@@ -17,6 +17,7 @@ import { receiveWorkers } from '../netlink/batched.js';
 import { sweepStaleQueueChains } from '../sources/firewall/iptables.js';
 import { sweepStaleTables } from '../sources/firewall/nft.js';
 import { sourcesTornDown } from '../sources/teardown.js';
+import { type FileLock, lockFile } from '../util/file-lock.js';
 import { Client } from './connection.js';
 import type { ClientView, DaemonHost, DaemonStats, DaemonStatus, LogFn } from './host.js';
 import { CONNECTIONS_PER_UID, CONNECTIONS_TOTAL, type ConnectionTimeouts, DEFAULT_TIMEOUTS } from './limits.js';
@@ -84,6 +85,8 @@ export class Daemon implements DaemonHost {
   /** Connections whose peer is being looked up (unix_diag is asynchronous): nothing is read from them yet. */
   private readonly identifying = new Set<Socket>();
   private server?: Server;
+  /** The lock on the socket path (`<socket>.lock`), held from listen() to close(). */
+  private lock?: FileLock;
   private nextClient = 1;
   private current: Policy;
   /** The shared NFQUEUE queue, when the daemon owns one. */
@@ -206,14 +209,30 @@ export class Daemon implements DaemonHost {
   }
 
   async listen(): Promise<void> {
+    const path = this.opts.socket;
+    checkSocketDir(path);
+    // One daemon per socket path, from here to close(): two starting at once both found no live daemon, and the
+    // second unlinked the first's new socket (and the first's close() the second's). The kernel drops the lock
+    // of a killed daemon.
+    this.lock = lockFile(`${path}.lock`, `flowgrabd socket ${path}`, 'listen');
+    try {
+      await this.start(path);
+    } catch (err) {
+      if (!this.server) {
+        this.lock.release();
+        this.lock = undefined;
+      }
+      throw err;
+    }
+  }
+
+  private async start(path: string): Promise<void> {
     if (this.opts.queue) {
       // Bound before the first client: from now on every packet queued to it gets a verdict from someone.
       const mux = new QueueMux(this.opts.queue, (level, msg, fields) => this.log(level, msg, fields));
       await mux.start();
       this.mux = mux;
     }
-    const path = this.opts.socket;
-    checkSocketDir(path);
     // A socket file left by a killed daemon would make listen() fail: replace it (never a live daemon's).
     await clearStaleSocket(path);
     if (this.opts.sweepStale !== false) {
@@ -356,12 +375,18 @@ export class Daemon implements DaemonHost {
     // Closed feeds remove their nft tables asynchronously: they are gone when close() returns (the caller may exit).
     await sourcesTornDown();
     setDefaultReplayOpener(openRegularFile); // this process may go on using flowgrab as itself
-    if (!this.server) return; // never listened: the socket path is not ours (maybe a live daemon's)
+    if (!this.server) {
+      this.lock?.release(); // never listened: the socket path is not ours (maybe a live daemon's)
+      this.lock = undefined;
+      return;
+    }
     await new Promise<void>((r) => this.server?.close(() => r()));
     try {
       unlinkSync(this.opts.socket);
     } catch {
       // already gone
     }
+    this.lock?.release();
+    this.lock = undefined;
   }
 }

@@ -43,6 +43,7 @@ interface Libc {
   close: (fd: number) => number;
   eventfd: (initval: number, flags: number) => number;
   write: (fd: number, buf: Buffer, len: number) => number;
+  flock: (fd: number, op: number) => number;
   /** Called on libuv's thread pool (`.async`) only. */
   recvmmsg: { async: (...args: unknown[]) => void };
   poll: { async: (...args: unknown[]) => void };
@@ -65,6 +66,7 @@ function lib(): Libc {
     close: c.func('int close(int)'),
     eventfd: c.func('int eventfd(unsigned int, int)'),
     write: c.func('intptr_t write(int, const void *, uintptr_t)'),
+    flock: c.func('int flock(int, int)'),
     // Addresses as integers: DatagramSet's buffers never move, and their pointers sit inside its headers.
     recvmmsg: c.func('int recvmmsg(int, uintptr_t, unsigned int, int, void *)'),
     poll: c.func('int poll(void *, unsigned long, int)'),
@@ -247,6 +249,18 @@ export function pathMtu(address: Buffer, port: number): number | undefined {
   } finally {
     c.close(fd);
   }
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
+
+/** flock(fd, LOCK_EX | LOCK_NB): true when taken, false when another open file holds it; other errors throw. */
+export function flockExclusive(fd: number): boolean {
+  if (lib().flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  const errno = koffi.errno();
+  if (errno === EWOULDBLOCK) return false;
+  throw new FlowgrabError('FG_ERR_SYSCALL', `flock failed: ${errnoName(errno)}`, { op: 'flock', errno });
 }
 
 export function closeFd(fd: number): void {

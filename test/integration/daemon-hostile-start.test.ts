@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../../src/auth/policy.js';
 import { METRICS_CONNECTIONS } from '../../src/daemon/metrics.js';
+import { answers } from '../../src/daemon/socket.js';
 import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
 import {
   createUsers,
@@ -90,7 +91,7 @@ describe('flowgrabd start-up hygiene', () => {
       expect(second.code).toBe(1);
       // In the style of flowgrab's own errors: one `flowgrabd: error: …` line.
       expect(second.err.split('\n')).toContain(
-        `flowgrabd: error: another flowgrabd answers at ${socket}: refusing to start a second one`,
+        `flowgrabd: error: flowgrabd socket ${socket} is in use by process ${first.proc.pid}`,
       );
       expect(lstatSync(socket).isSocket()).toBe(true);
       expect(lstatSync(socket).mode & 0o777).toBe(0o666);
@@ -99,6 +100,37 @@ describe('flowgrabd start-up hygiene', () => {
     } finally {
       await by.stop();
     }
+  });
+
+  it('two flowgrabd started at once on one socket: one listens, the other leaves its socket alone; after kill -9 the next starts', async () => {
+    const socket = join(dir, 'race.sock');
+    const both = [0, 1].map(
+      () => new LineProcess(process.execPath, [FLOWGRABD, '--policy', policyFile, '--socket', socket]),
+    );
+    procs.push(...both);
+    await waitFor(() => both.some((p) => p.done) && both.some((p) => /listening/.test(p.err)), {
+      timeoutMs: 30_000,
+      what: () => `one daemon listening and one refused (${both.map((p) => p.err.trim()).join(' / ')})`,
+    });
+    const [winner, loser] = /listening/.test(both[0].err) ? both : [both[1], both[0]];
+    expect((await loser.exited).code).toBe(1);
+    expect(loser.err).toContain(`flowgrabd socket ${socket} is in use by process ${winner.pid}`);
+    // The winner's socket is still there and answers (the loser neither unlinked it nor bound its own).
+    expect(await answers(socket)).toBe(true);
+    expect(winner.done).toBe(false);
+
+    // Killed, it leaves its lock file: the kernel released the lock, the next daemon takes it at once.
+    winner.kill('SIGKILL');
+    await winner.exited;
+    expect(existsSync(`${socket}.lock`)).toBe(true);
+    const next = new LineProcess(process.execPath, [FLOWGRABD, '--policy', policyFile, '--socket', socket]);
+    procs.push(next);
+    await waitFor(() => /listening/.test(next.err) || next.done, { timeoutMs: 15_000, what: 'the next daemon' });
+    expect(next.err).toMatch(/listening/);
+    next.kill('SIGTERM');
+    expect((await next.exited).code).toBe(0);
+    expect(existsSync(socket)).toBe(false);
+    expect(existsSync(`${socket}.lock`)).toBe(false);
   });
 
   it('refuses a socket directory other users can write, and a path that is not a socket; changes no file mode', async () => {
