@@ -5,7 +5,7 @@
  * FG_ERR_BUSY.
  */
 import { join } from 'node:path';
-import { lockFile } from '../../util/file-lock.js';
+import { lockFile } from '../../netlink/file-lock.js';
 
 export function lockDir(dir: string): () => void {
   const lock = lockFile(join(dir, 'lock'), `spool ${dir}`, 'spool.lock');

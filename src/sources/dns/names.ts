@@ -3,10 +3,14 @@
  * dns-packet while decodeDns runs. dns-packet decodes a compressed name by
  * re-reading its target every time, so a message whose records all point at
  * one long name costs (records × labels) string operations; with the cache a
- * target's labels are read once per message. The result and the consumed
- * byte count are exactly dns-packet's (a property test compares them); on
- * anything unusual (a bad pointer, a label type it refuses, the mail form)
- * the original decoder runs, with its own checks and errors.
+ * target's labels are read once per message. Names come out in presentation
+ * form (RFC 1035 §5.1): a '.' or '\' inside a label is escaped with '\',
+ * any other byte outside '!'..'~' is written \DDD. dns-packet joins raw
+ * labels with '.', so a label "www.bank" followed by "com" read as the name
+ * www.bank.com (three labels): a host answering for a name of its choosing
+ * could pass for another in every name-based list and policy. What names it
+ * accepts and the bytes it consumes are exactly dns-packet's (a property test
+ * compares them); a name dns-packet refuses is refused with its error.
  */
 
 type NameDecode = ((buf: Buffer, offset?: number, opts?: { mail?: boolean }) => string) & { bytes: number };
@@ -22,12 +26,16 @@ interface Suffix {
 
 const MAX_DEPTH = 127;
 
-/** Runs `f` with `codec.decode` memoising names of `buf`; restores the original afterwards. */
-export function withNameCache<T>(codec: NameCodec, buf: Buffer, f: () => T): T {
-  const original = codec.decode;
+interface Read {
+  suffix: Suffix | null;
+  consumed: number;
+}
+
+/** Reads names of `buf`, each suffix once (a per-message cache); null where dns-packet would refuse. */
+function nameReader(buf: Buffer): (at: number) => Read {
   const cache = new Map<number, Suffix | null>();
 
-  /** Labels from `at` to the end of the name, following pointers; null where dns-packet would refuse or differ. */
+  /** Labels from `at` to the end of the name, following pointers. */
   function suffix(at: number, depth: number): Suffix | null {
     const hit = cache.get(at);
     if (hit !== undefined) return hit;
@@ -38,7 +46,7 @@ export function withNameCache<T>(codec: NameCodec, buf: Buffer, f: () => T): T {
   }
 
   /** Walks the name at `p` (pointers must go below `floor`); consumed counts bytes in place, as dns-packet does. */
-  function walk(start: number, floor: number, depth: number): { suffix: Suffix | null; consumed: number } {
+  function walk(start: number, floor: number, depth: number): Read {
     const labels: string[] = [];
     let total = 0;
     for (let p = start; ; ) {
@@ -49,7 +57,7 @@ export function withNameCache<T>(codec: NameCodec, buf: Buffer, f: () => T): T {
         if (p + 1 + len > buf.length) return { suffix: null, consumed: 0 };
         total += len + 1;
         if (total > 254) return { suffix: null, consumed: 0 };
-        labels.push(buf.toString('utf-8', p + 1, p + 1 + len));
+        labels.push(labelText(buf, p + 1, p + 1 + len));
         p += 1 + len;
       } else if ((len & 0xc0) === 0xc0) {
         if (p + 2 > buf.length) return { suffix: null, consumed: 0 };
@@ -64,23 +72,52 @@ export function withNameCache<T>(codec: NameCodec, buf: Buffer, f: () => T): T {
     }
   }
 
-  const cached = ((b: Buffer, offset = 0, opts?: { mail?: boolean }): string => {
-    // dns-packet may pass NaN (after reading past its rdata): its decoder reads that as 0; we must not walk it.
-    if (b === buf && !opts?.mail && Number.isInteger(offset) && offset >= 0) {
-      const r = walk(offset, offset, 0);
-      if (r.suffix) {
-        cached.bytes = r.consumed;
-        return r.suffix.labels.length === 0 ? '.' : r.suffix.labels.join('.');
-      }
+  return (at) => walk(at, at, 0);
+}
+
+/** Runs `f` with `codec.decode` reading names of `buf` through a cache, in presentation form; restores it afterwards. */
+export function withNameCache<T>(codec: NameCodec, buf: Buffer, f: () => T): T {
+  const original = codec.decode;
+  const read = nameReader(buf);
+  const decode = ((b: Buffer, offset = 0, opts?: { mail?: boolean }): string => {
+    // dns-packet reads a NaN offset (it passes one after reading past an rdata) as 0; a negative one it cannot read.
+    const at = Number.isInteger(offset) ? offset : 0;
+    // The mail form (an SOA's rname) escapes a '.' inside a label, as every label here is escaped anyway.
+    const r = at < 0 ? null : (b === buf ? read : nameReader(b))(at);
+    if (r?.suffix) {
+      decode.bytes = r.consumed;
+      return r.suffix.labels.length === 0 ? '.' : r.suffix.labels.join('.');
     }
-    // dns-packet's decoder sets `name.decode.bytes`, which is this function while it is lent.
-    return original(b, offset, opts);
+    // Where ours gives up, dns-packet's refuses (a bad pointer, a name too long, a reserved label type): its error.
+    original(b, offset, opts);
+    throw new Error('Cannot decode name');
   }) as NameDecode;
-  cached.bytes = 0;
-  codec.decode = cached;
+  decode.bytes = 0;
+  codec.decode = decode;
   try {
     return f();
   } finally {
     codec.decode = original;
   }
+}
+
+/** A label's bytes in presentation form: '.' and '\\' escaped, bytes outside '!'..'~' as \\DDD. */
+export function labelText(b: Buffer, start: number, end: number): string {
+  let plain = true;
+  for (let i = start; i < end; i++) {
+    const c = b[i];
+    if (c < 0x21 || c > 0x7e || c === 0x2e || c === 0x5c) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return b.toString('latin1', start, end);
+  let out = '';
+  for (let i = start; i < end; i++) {
+    const c = b[i];
+    if (c === 0x2e || c === 0x5c) out += `\\${String.fromCharCode(c)}`;
+    else if (c < 0x21 || c > 0x7e) out += `\\${String(c).padStart(3, '0')}`;
+    else out += String.fromCharCode(c);
+  }
+  return out;
 }

@@ -4,7 +4,8 @@
  * the holder dies, however it dies: there is no stale lock to judge (no pid
  * to test, no recycled pid to mistake for the owner), and two processes
  * racing for it never both win. The file says the holder's pid, for the
- * message the loser gets; it is removed on release.
+ * message the loser gets; it is removed on release. (Here beside the koffi
+ * seam, syscall.ts, for flock(2): Node has none.)
  */
 import {
   closeSync,
@@ -18,7 +19,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { FlowgrabError } from '../errors.js';
-import { flockExclusive } from '../netlink/syscall.js';
+import { flockExclusive } from './syscall.js';
 
 export interface FileLock {
   /** Removes the lock file and lets go of the lock (idempotent). */
