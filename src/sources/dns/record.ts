@@ -40,6 +40,7 @@ export const DnsRecord = z.object({
   /** Where the router saw it: its own resolver's traffic (input/output) or passing through (forward). */
   hook: z.enum(['prerouting', 'input', 'forward', 'output', 'postrouting', 'unknown']),
   id: z.number().int(),
+  /** The asked name in presentation form: a '.' or '\\' inside a label escaped, other bytes outside '!'..'~' as \\DDD. */
   qname: z.string(),
   qtype: z.string(),
   /** Response code name (NOERROR, NXDOMAIN …); empty for queries. */
