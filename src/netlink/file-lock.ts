@@ -85,9 +85,28 @@ function samePath(fd: number, path: string): boolean {
   }
 }
 
+/** Waits between two reads of a holder that has the lock but has not yet written its pid (microseconds, usually). */
+const HOLDER_WAIT_MS = 1;
+const HOLDER_READS = 50;
+
+/** The holder's pid: what the file says once it names a live process (a new holder writes it just after locking). */
 function readHolder(fd: number): number | undefined {
   const b = Buffer.alloc(32);
-  const n = readSync(fd, b, 0, b.length, 0);
-  const pid = Number(b.subarray(0, n).toString('latin1').trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < HOLDER_READS; i++) {
+    const n = readSync(fd, b, 0, b.length, 0);
+    const pid = Number(b.subarray(0, n).toString('latin1').trim());
+    if (Number.isInteger(pid) && pid > 0 && alive(pid)) return pid;
+    Atomics.wait(pause, 0, 0, HOLDER_WAIT_MS);
+  }
+  return undefined;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
