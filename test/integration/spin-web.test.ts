@@ -5,6 +5,8 @@
 // against the whole app on the home-network lab (blocking cuts a real
 // connection).
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -203,6 +205,37 @@ describe('web view files', () => {
     }
   });
 
+  it('another site cannot frame the page (its buttons under a decoy: clickjacking)', async () => {
+    const http = await serveSpinHttp(new FakeSpinCore(), createWebHandler({ mqttWsUrl: 'ws://127.0.0.1:1/mqtt' }));
+    // The other site: a page on another port of this host, framing the SPIN page.
+    const other = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<iframe id="f" src="${http.url}/spin_graph/graph.html" width="800" height="600"></iframe>`);
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      const blocked = page.waitForEvent('console', {
+        predicate: (m) => /frame-ancestors|X-Frame-Options/i.test(m.text()),
+        timeout: 30_000,
+      });
+      await page.goto(`http://127.0.0.1:${(other.address() as AddressInfo).port}/`);
+      await blocked;
+      // The frame holds no SPIN page: nothing of it rendered, no script of it ran.
+      const framed = page.frames().find((f) => f !== page.mainFrame());
+      expect(await framed?.evaluate(() => document.querySelector('script[src]') === null).catch(() => true)).toBe(true);
+      // Opened directly, the same page loads.
+      const direct = await context.newPage();
+      await direct.goto(`${http.url}/spin_graph/graph.html`);
+      expect(await direct.evaluate(() => document.querySelector('script[src]') !== null)).toBe(true);
+    } finally {
+      await context.close();
+      other.close();
+      await http.close();
+    }
+  });
+
   it('serves the page, its scripts and vendored assets, and nothing outside them', async () => {
     const http = await serveSpinHttp(new FakeSpinCore(), createWebHandler({ mqttWsUrl: 'ws://127.0.0.1:1/mqtt' }));
     try {
@@ -210,6 +243,8 @@ describe('web view files', () => {
       const page = await get('/spin_graph/graph.html');
       expect(page.status).toBe(200);
       expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+      expect(page.headers.get('x-frame-options')).toBe('DENY');
       const html = await page.text();
       for (const src of html.matchAll(/(?:src|href)="(\/[^"]+)"/g)) {
         const asset = await get(src[1]);

@@ -37,11 +37,14 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 };
 
 // vis-network sets inline styles on its canvas and tooltips (hence 'unsafe-inline' for styles);
-// mqtt.js runs its keepalive timer in a worker made from a blob.
+// mqtt.js runs its keepalive timer in a worker made from a blob. No other site may frame the page (a page
+// that did could lay its own buttons over "block" and take a logged-in user's clicks), nor move its base
+// URL, nor embed plugins.
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
   'content-security-policy':
-    "default-src 'self'; script-src 'self'; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:",
+    "default-src 'self'; script-src 'self'; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
 };
 
