@@ -224,11 +224,11 @@ describe('web view files', () => {
       await blocked;
       // The frame holds no SPIN page: nothing of it rendered, no script of it ran.
       const framed = page.frames().find((f) => f !== page.mainFrame());
-      expect(await framed?.evaluate(() => document.querySelector('script[src]') === null).catch(() => true)).toBe(true);
+      expect(await framed?.evaluate('document.querySelector("script[src]") === null').catch(() => true)).toBe(true);
       // Opened directly, the same page loads.
       const direct = await context.newPage();
       await direct.goto(`${http.url}/spin_graph/graph.html`);
-      expect(await direct.evaluate(() => document.querySelector('script[src]') !== null)).toBe(true);
+      expect(await direct.evaluate('document.querySelector("script[src]") !== null')).toBe(true);
     } finally {
       await context.close();
       other.close();
