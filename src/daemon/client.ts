@@ -10,7 +10,7 @@
 import { createConnection, type Socket } from 'node:net';
 import { type Observable, Subject } from 'rxjs';
 import { FlowgrabError } from '../errors.js';
-import { GraphBuilder } from '../filters/builder.js';
+import type { GraphBuilder } from '../filters/builder.js';
 import { GraphError } from '../filters/errors.js';
 import type { Rec } from '../filters/registry.js';
 import type { GraphSpec } from '../filters/spec.js';
@@ -18,6 +18,7 @@ import type { PopulatedRecord } from '../filters/text-type.js';
 import type { NodeStats } from '../flow/compile.js';
 import { type FlowOptions, type FlowStats, type LossNotice, readerLossNotice } from '../flow/handle.js';
 import { iterateRecords } from '../flow/iterate.js';
+import { addToGraph, type PopulatedGraph } from '../flow/populate.js';
 import { type FlowState, transition } from '../flow/states.js';
 import { Fanout } from '../sources/fanout.js';
 import type { DaemonStatus } from './host.js';
@@ -241,10 +242,10 @@ export class RemoteFlowHandle<R extends object = Rec> {
   /** A GraphSpec (or text whose type is a union): the handle keeps its record type. */
   populate(graph: string | GraphSpec): this;
   populate(input: string | GraphSpec | GraphBuilder<object>): this {
-    const graph = input instanceof GraphBuilder ? input.toSpec() : input;
     transition(this.st, 'populate');
-    if (typeof graph === 'string') this.text.push(graph);
-    else this.spec = graph;
+    const g: PopulatedGraph = { text: this.text, spec: this.spec };
+    addToGraph(g, input);
+    this.spec = g.spec;
     this.st = 'populated';
     return this;
   }

@@ -7,7 +7,7 @@
  */
 import { merge, type Observable, Subject, type Subscription } from 'rxjs';
 import { FlowgrabError } from '../errors.js';
-import { GraphBuilder } from '../filters/builder.js';
+import type { GraphBuilder } from '../filters/builder.js';
 import { GraphError, type GraphIssue } from '../filters/errors.js';
 import { parseGraph } from '../filters/parser.js';
 import { printGraph } from '../filters/print.js';
@@ -18,6 +18,7 @@ import type { SourceNotice } from '../sources/notice.js';
 import { FlowBuffer, type OverflowPolicy } from './buffer.js';
 import type { Compiler, NodeStats, Stage } from './compile.js';
 import { iterateRecords } from './iterate.js';
+import { addToGraph, type PopulatedGraph } from './populate.js';
 import { type FlowOp, type FlowState, transition } from './states.js';
 
 /** A flow's name, buffer size and overflow policy. */
@@ -136,8 +137,8 @@ export class FlowHandle<R extends object = Rec> {
 
   /**
    * Adds graph text (later calls extend it, e.g. with "-> count(…)"), or sets
-   * a GraphSpec or a built graph (`graph.source(…)…`), whose record type the
-   * returned handle takes on. Literal text is typed by its nodes (see
+   * a GraphSpec or a built graph (`graph.source(…)…`, which text may extend
+   * too), whose record type the returned handle takes on. Literal text is typed by its nodes (see
    * `GraphTextRecord`); `populate<R>(text)` states the type instead.
    */
   populate<B extends object>(graph: GraphBuilder<B>): FlowHandle<B>;
@@ -148,23 +149,10 @@ export class FlowHandle<R extends object = Rec> {
   /** A GraphSpec (or text whose type is a union): the handle keeps its record type. */
   populate(graph: string | GraphSpec): this;
   populate(input: string | GraphSpec | GraphBuilder<object>): this {
-    const graph = input instanceof GraphBuilder ? input.toSpec() : input;
     transition(this.st, 'populate');
-    if (typeof graph === 'string') {
-      if (this.spec)
-        throw new FlowgrabError(
-          'FG_ERR_INVALID_ARGUMENT',
-          'this flow was populated with a GraphSpec; text cannot extend it',
-        );
-      this.text.push(graph);
-    } else {
-      if (this.text.length || this.spec)
-        throw new FlowgrabError(
-          'FG_ERR_INVALID_ARGUMENT',
-          'a GraphSpec replaces nothing: populate a fresh flow with it',
-        );
-      this.spec = graph;
-    }
+    const g: PopulatedGraph = { text: this.text, spec: this.spec };
+    addToGraph(g, input);
+    this.spec = g.spec;
     this.go('populate');
     return this;
   }

@@ -15,6 +15,7 @@ import {
   parseServerFrame,
 } from '../../../src/daemon/protocol.js';
 import { FlowgrabError } from '../../../src/errors.js';
+import { graph } from '../../../src/filters/builder.js';
 import { GraphError } from '../../../src/filters/errors.js';
 
 const frame = (msg: unknown) => encodeFrame(msg).subarray(4);
@@ -109,6 +110,30 @@ describe('daemon protocol: record frames built from a shared body', () => {
       flow: 7,
       records: [{ a: 'é' }, { b: '\u0000' }, 2],
     });
+  });
+});
+
+describe('daemon client: populate', () => {
+  it('text extends a built graph as on a local handle; a GraphSpec is whole', async () => {
+    const sent: string[] = [];
+    const path = await fakeDaemon((req, sock) => {
+      const r = req as { id: number; op: string; graph?: unknown };
+      if (r.op === 'populate') sent.push(String(r.graph));
+      sock.write(encodeFrame({ v: PROTOCOL_VERSION, id: r.id, ok: true, ...(r.op === 'create' ? { flow: 3 } : {}) }));
+    });
+    const c = await connect(path);
+    try {
+      const built = graph.source('replay', { file: 'x' }).match('proto == tcp');
+      await c.create().populate(built).populate('-> count(by=orig.src, every=1m)').instantiate();
+      expect(sent).toEqual([`${built}\n-> count(by=orig.src, every=1m)`]);
+      // A spec was sent whole and the text after it dropped without a word; now both refuse, as locally.
+      expect(() => c.create().populate(built.toSpec()).populate('-> count(by=orig.src, every=1m)')).toThrow(
+        /text cannot extend it/,
+      );
+      expect(() => c.create().populate('replay(file=x)').populate(built)).toThrow(/fresh flow/);
+    } finally {
+      await c.close();
+    }
   });
 });
 

@@ -173,4 +173,29 @@ describe('record types follow the graph', () => {
     expectTypeOf(out[0]!.orig.src).toEqualTypeOf<string>();
     await fg.close();
   });
+
+  it('text extends a built graph as it extends text', async () => {
+    const id = `typed-ext-${process.pid}`;
+    const feed = fakeFeed(id);
+    const fg = new Flowgrab();
+    const built = graph.source<'fake', ConntrackRecord>('fake', { feed: id }).match('proto == tcp');
+    const flow = fg.create().populate(built).populate('-> count(by=orig.src, every=1h)');
+    expect(flow.graph).toBe(`${built}\n-> count(by=orig.src, every=1h)`);
+    await flow.instantiate();
+    const got = firstValueFrom(flow.records$.pipe(toArray()));
+    await flow.activate();
+    const rec = (proto: string, src: string) => ({ type: 'new', proto, orig: { src, dst: '10.0.0.9' }, ts: 1 });
+    for (const r of [rec('tcp', '10.0.0.1'), rec('udp', '10.0.0.1'), rec('tcp', '10.0.0.1'), rec('tcp', '10.0.0.3')])
+      feed.next(r);
+    feed.complete();
+    const out = await got;
+    expect(out.map((r) => [(r.orig as { src: string }).src, r.count])).toEqual([
+      ['10.0.0.1', 2],
+      ['10.0.0.3', 1],
+    ]);
+    // A built graph is whole: it does not extend text, and a second one does not replace the first.
+    expect(() => fg.create().populate('fake(feed="x")').populate(built)).toThrow(/fresh flow/);
+    expect(() => fg.create().populate(built).populate(built)).toThrow(/fresh flow/);
+    await fg.close();
+  });
 });
