@@ -94,6 +94,7 @@ export class FlowHandle<R extends object = Rec> {
   /** Every notice of the flow's sources (loss, resync, warnings). */
   readonly notices$: Observable<SourceNotice>;
 
+  /** @internal Handles are made by `Flowgrab.create()`. */
   constructor(
     private readonly compiler: Compiler,
     private readonly authorize: Authorizer,
