@@ -207,23 +207,49 @@ export class UdpTransport implements Transport {
 }
 
 /**
- * IPFIX over TCP: one transport session per connection; records wait in a
- * bounded queue while it is down. With a spool, every data message goes
- * to the spool first and is written from it while connected (confirmed
- * when the kernel took it), so an outage or a `kill -9` of the exporter
- * costs nothing the spool limit did not force. Messages of an earlier
- * session get this session's sequence numbers as they are written; the
- * templates of a session go straight out at its start, never spooled.
- */
-/**
  * How long flush() and close() wait for a TCP collector to take what was written. One that accepted the
  * connection and stopped reading held `flowgrab export --tcp` past SIGTERM for good; past this the socket is
  * destroyed and what it still held is counted as dropped.
  */
 export const IDLE_WAIT_MS = 10_000;
 
+/** How often a TCP sink looks whether the collector has acknowledged what it wrote, while something waits for it. */
+const ACK_POLL_MS = 20;
+
+/** A message handed to the kernel, waiting for the collector's TCP acknowledgement. */
+interface Unacked {
+  /** Bytes handed to the kernel in this session up to this message's last. */
+  end: number;
+  records: number;
+  /** A spooled message's confirmation: the spool keeps it until then. */
+  done?: (err?: Error) => void;
+}
+
+/**
+ * IPFIX over TCP: one transport session per connection; records wait in a
+ * bounded queue while it is down. With a spool, every data message goes
+ * to the spool first and is written from it while connected, so an outage
+ * or a `kill -9` of the exporter costs nothing the spool limit did not
+ * force. Messages of an earlier session get this session's sequence numbers
+ * as they are written; the templates of a session go straight out at its
+ * start, never spooled. A message counts as delivered once the collector's
+ * TCP stack acknowledged its last byte (the socket's unacknowledged bytes,
+ * SIOCOUTQ, fell below it), not when our kernel took it: a connection reset
+ * with messages unacknowledged lost them while they counted as sent, and a
+ * spooled one had already left the spool. Now those move to dropped
+ * (in-memory queue) or go again on the next connection (spool: at least
+ * once).
+ */
 export class TcpTransport implements Transport {
   private sock?: TcpSocket;
+  /** Bytes whose write completed (handed to the kernel) in this session. */
+  private kernelBytes = 0;
+  private unacked: Unacked[] = [];
+  /** close() destroyed the socket (the collector took nothing for IDLE_WAIT_MS): what it held is lost. */
+  private forced = false;
+  private ackTimer?: NodeJS.Timeout;
+  /** Reads the socket's unacknowledged bytes (undefined: it cannot; then the kernel taking a message is enough). */
+  private outq?: (fd: number) => number;
   private pump?: SpoolPump;
   /** Data records written in this session: the IPFIX sequence number of the next message. */
   private sessionSeq = 0;
@@ -254,6 +280,12 @@ export class TcpTransport implements Transport {
         })
       : undefined;
     this.spool = spool;
+    void import('../netlink/syscall.js').then(
+      (m) => {
+        this.outq = m.tcpUnacked;
+      },
+      () => {},
+    );
     if (spool)
       this.pump = new SpoolPump(spool, {
         window: 64,
@@ -278,13 +310,86 @@ export class TcpTransport implements Transport {
     msg.writeUInt32BE(this.sessionSeq >>> 0, 8);
     this.sessionSeq = (this.sessionSeq + records) >>> 0;
     s.write(msg, (err) => {
-      if (!err) {
-        this.st.sent += records;
-        this.st.messages++;
+      if (err) {
+        done(err);
+        return;
       }
-      done(err ?? undefined);
-      this.st.queued = this.spool?.stats().pending ?? 0;
+      // Confirmed to the spool (and counted as sent) once the collector acknowledged it.
+      this.written(s, msg.length, records, (e) => {
+        if (!e) {
+          this.st.sent += records;
+          this.st.messages++;
+        }
+        done(e);
+        this.st.queued = this.spool?.stats().pending ?? 0;
+      });
     });
+  }
+
+  /** A write of `bytes` completed on `s`: it waits for the collector's acknowledgement. */
+  private written(s: TcpSocket, bytes: number, records: number, done?: (err?: Error) => void): void {
+    if (s !== this.sock) {
+      done?.(new Error('collector connection lost before it acknowledged'));
+      return;
+    }
+    this.kernelBytes += bytes;
+    this.unacked.push({ end: this.kernelBytes, records, done });
+    // One look per write while none is due (an ioctl each): under a steady stream the poll settles them.
+    if (!this.ackTimer) this.checkAcks();
+    if (s.writableLength === 0) this.wakeDrain();
+  }
+
+  /** Settles what the collector has acknowledged; looks again soon while something waits. */
+  private checkAcks(): void {
+    const s = this.sock;
+    const fd = (s as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+    let acked = this.kernelBytes;
+    if (this.outq && fd !== undefined && fd >= 0) {
+      try {
+        acked -= this.outq(fd);
+      } catch {
+        // cannot tell: what the kernel took counts
+      }
+    }
+    let i = 0;
+    while (i < this.unacked.length && this.unacked[i].end <= acked) i++;
+    const settled = this.unacked.splice(0, i);
+    for (const u of settled) u.done?.();
+    if (this.unacked.length === 0) {
+      if (settled.length) this.wakeDrain();
+      return;
+    }
+    if (this.ackTimer) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      this.checkAcks();
+    }, ACK_POLL_MS);
+    this.ackTimer.unref();
+  }
+
+  /**
+   * The connection is gone: what the collector never acknowledged is lost from this session. Spooled messages
+   * go again on the next connection; others move from sent to dropped. On our own close (end(): the kernel
+   * delivers what it holds before the FIN) nothing is counted lost, unless close() had to destroy the socket.
+   */
+  private connectionLost(): void {
+    const lostToo = !this.closing || this.forced;
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    const left = this.unacked;
+    this.unacked = [];
+    this.kernelBytes = 0;
+    let lost = 0;
+    for (const u of left) {
+      if (u.done) u.done(lostToo ? new Error('collector connection lost before it acknowledged') : undefined);
+      else if (lostToo) {
+        this.st.sent -= u.records;
+        this.st.messages--;
+        this.st.dropped += u.records;
+        lost += u.records;
+      }
+    }
+    if (lost) this.st.lastError = `collector connection lost: ${lost} records it had not acknowledged`;
   }
 
   private connect(): void {
@@ -314,6 +419,7 @@ export class TcpTransport implements Transport {
     });
     s.on('close', () => {
       this.connected = false;
+      this.connectionLost();
       this.sock = undefined;
       this.wakeDrain();
       if (this.closing) return;
@@ -353,7 +459,10 @@ export class TcpTransport implements Transport {
     // Counted as sent when written; a message the socket never got out (destroyed: the collector hung or
     // went away) moves to dropped.
     const written = s.write(msg, (err) => {
-      if (!err) return;
+      if (!err) {
+        this.written(s, msg.length, records);
+        return;
+      }
       this.st.sent -= records;
       this.st.messages--;
       this.st.dropped += records;
@@ -368,17 +477,23 @@ export class TcpTransport implements Transport {
   }
 
   /** Resolves once what was written went out, or after IDLE_WAIT_MS (a collector that stopped reading). */
-  idle(): Promise<void> {
+  async idle(): Promise<void> {
     if (this.pump) return this.pump.drain(IDLE_WAIT_MS);
-    if (!this.sock || !this.connected || this.sock.writableLength === 0) return Promise.resolve();
-    return new Promise((r) => {
-      const t = setTimeout(r, IDLE_WAIT_MS);
-      t.unref();
-      this.drainWaiters.push(() => {
-        clearTimeout(t);
-        r();
+    const deadline = Date.now() + IDLE_WAIT_MS;
+    // Until the collector acknowledged everything written (a write completing, the socket draining, an
+    // acknowledgement or the connection's end wakes this to look again).
+    while (this.sock && this.connected && (this.sock.writableLength > 0 || this.unacked.length > 0)) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        t.unref();
+        this.drainWaiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
       });
-    });
+    }
   }
 
   /** Records waiting in the spool (0 without one). */
@@ -398,6 +513,7 @@ export class TcpTransport implements Transport {
     if (!s) return;
     await new Promise<void>((r) => {
       const t = setTimeout(() => {
+        this.forced = true;
         s.destroy();
         r();
       }, 2000);

@@ -35,7 +35,7 @@ interface Libc {
   getsockopt: (fd: number, level: number, name: number, value: Buffer, len: number[]) => number;
   getsockname: (fd: number, addr: Buffer, len: number[]) => number;
   setns: (fd: number, nstype: number) => number;
-  ioctl: (fd: number, request: number) => number;
+  ioctl: (fd: number, request: number, ...typed: unknown[]) => number;
   socket: (domain: number, type: number, protocol: number) => number;
   bind: (fd: number, addr: Buffer, len: number) => number;
   connect: (fd: number, addr: Buffer, len: number) => number;
@@ -261,6 +261,15 @@ export function flockExclusive(fd: number): boolean {
   const errno = koffi.errno();
   if (errno === EWOULDBLOCK) return false;
   throw new FlowgrabError('FG_ERR_SYSCALL', `flock failed: ${errnoName(errno)}`, { op: 'flock', errno });
+}
+
+const SIOCOUTQ = 0x5411;
+
+/** Bytes a TCP socket has sent (or still has to) that its peer has not acknowledged: ioctl(SIOCOUTQ). */
+export function tcpUnacked(fd: number): number {
+  const b = Buffer.alloc(4);
+  check(lib().ioctl(fd, SIOCOUTQ, 'void *', b), 'ioctl(SIOCOUTQ)');
+  return b.readInt32LE(0);
 }
 
 export function closeFd(fd: number): void {
