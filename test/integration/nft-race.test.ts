@@ -4,7 +4,6 @@
  * others told it is busy), and a table another live process put in place of
  * ours is not deleted by our remove() nor by a sweep.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NftTable, sweepStaleTables } from '../../src/sources/firewall/nft.js';
@@ -12,6 +11,7 @@ import { ownerTag, processStart } from '../../src/sources/firewall/owner.js';
 import { type Netns, waitFor } from '../../src/testing/lab/index.js';
 import { DIST } from '../helpers/daemon.js';
 import { fileLab } from '../helpers/lab.js';
+import { racer } from '../helpers/racer.js';
 
 let ns: Netns;
 fileLab(async (lab) => {
@@ -20,39 +20,12 @@ fileLab(async (lab) => {
 
 const BODY = 'chain c {\n  type filter hook input priority 0; policy accept;\n}';
 
-/** A process that, told to go, installs `name` in the namespace, prints ok/busy/error, and stays (its table's live owner) until stdin ends. */
-function installer(name: string) {
-  const src = `
-    const { NftTable } = await import(${JSON.stringify(join(DIST, 'src/sources/firewall/nft.js'))});
-    process.stdout.write('ready\\n');
-    await new Promise((go) => process.stdin.once('data', go));
-    let said;
-    try {
-      await NftTable.install({ family: 'inet', name: ${JSON.stringify(name)}, body: ${JSON.stringify(BODY)}, netns: ${JSON.stringify(ns.name)} });
-      said = 'ok';
-    } catch (err) {
-      said = err.code === 'FG_ERR_BUSY' ? 'busy' : 'error ' + err.message;
-    }
-    process.stdout.write(said + ' ' + process.pid + '\\n');
-    process.stdin.resume();
-    process.stdin.on('end', () => process.exit(0));
-  `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', src], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  return {
-    ready: () => out.startsWith('ready\n'),
-    go: () => child.stdin.write('go\n'),
-    said: () => out.replace(/^ready\n/, '').trim(),
-    end: () =>
-      new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.stdin.end();
-      }),
-  };
-}
+/** A process that, told to go, installs `name` in the namespace and stays its live owner (test/helpers/racer.ts). */
+const installer = (name: string) =>
+  racer(
+    `const { NftTable } = await import(${JSON.stringify(join(DIST, 'src/sources/firewall/nft.js'))});`,
+    `await NftTable.install({ family: 'inet', name: ${JSON.stringify(name)}, body: ${JSON.stringify(BODY)}, netns: ${JSON.stringify(ns.name)} }); return 'ok';`,
+  );
 
 async function tables(): Promise<string> {
   return (await ns.exec(['nft', 'list', 'ruleset'])).stdout;
@@ -71,14 +44,14 @@ describe('nft tables under concurrent processes', () => {
           timeoutMs: 60_000,
           what: 'every installer to answer',
         });
-        const said = procs.map((p) => p.said().split(' '));
-        const winners = said.filter(([w]) => w === 'ok');
-        expect(said.filter(([w]) => w !== 'ok' && w !== 'busy')).toEqual([]);
+        const said = procs.map((p) => p.said().split(' ')[0]);
+        expect(said.filter((w) => w !== 'ok' && w !== 'busy')).toEqual([]);
+        const winners = procs.filter((p) => p.said() === 'ok');
         expect(winners.length).toBe(1);
         // The table that stands is the winner's, and there is one.
         const rules = await tables();
         expect(rules.match(new RegExp(`table inet flowgrab_${name} `, 'g'))?.length).toBe(1);
-        expect(rules).toContain(`flowgrab pid=${winners[0][1]} `);
+        expect(rules).toContain(`flowgrab pid=${winners[0].pid} `);
         expect(rules).toMatch(/chain c \{\n\s+type filter hook input priority filter; policy accept;/);
       } finally {
         await Promise.all(procs.map((p) => p.end()));

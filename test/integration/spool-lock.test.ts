@@ -6,7 +6,6 @@
  * lock file naming a live process that does not hold the lock (a recycled
  * pid) does not keep anyone out.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,48 +13,17 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Spool } from '../../src/export/spool/spool.js';
 import { waitFor } from '../../src/testing/lab/index.js';
 import { DIST } from '../helpers/daemon.js';
+import { racer } from '../helpers/racer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'fg-spool-lock-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-/** A process that, told to go, opens the spool in `dir`, prints ok/busy, and keeps it open until stdin ends. */
-function opener(dir: string) {
-  const src = `
-    const { Spool } = await import(${JSON.stringify(join(DIST, 'src/export/spool/spool.js'))});
-    process.stdout.write('ready\\n');
-    await new Promise((go) => process.stdin.once('data', go));
-    let said;
-    try {
-      new Spool({ dir: ${JSON.stringify(dir)} });
-      said = 'ok';
-    } catch (err) {
-      said = err.code === 'FG_ERR_BUSY' ? 'busy ' + err.message : 'error ' + err.message;
-    }
-    process.stdout.write(said + '\\n');
-    process.stdin.resume();
-    process.stdin.on('end', () => process.exit(0));
-  `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', src], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    pid: child.pid ?? 0,
-    ready: () => out.startsWith('ready\n'),
-    go: () => child.stdin.write('go\n'),
-    said: () => out.replace(/^ready\n/, '').trim(),
-    kill: () => {
-      child.kill('SIGKILL');
-      return exited;
-    },
-    end: () => {
-      child.stdin.end();
-      return exited;
-    },
-  };
-}
+/** A process that, told to go, opens the spool in `dir` and keeps it open (test/helpers/racer.ts). */
+const opener = (dir: string) =>
+  racer(
+    `const { Spool } = await import(${JSON.stringify(join(DIST, 'src/export/spool/spool.js'))});`,
+    `new Spool({ dir: ${JSON.stringify(dir)} }); return 'ok';`,
+  );
 
 describe('spool lock', () => {
   it('four processes opening one spool at once: one has it; killed, the next takes it at once', async () => {

@@ -30,6 +30,21 @@ const ctEvent = (e: CtEntry, type: 'new' | 'destroy' = 'new'): Buffer => {
   return encodeMessage({ type: m.type, flags: m.flags, seq: 0, pid: 0 }, m.payload);
 };
 
+/** A dump reply to `req` holding `table`. */
+const tableReply = (req: NetlinkMessage, table: CtEntry[]) =>
+  dumpReply(
+    req,
+    0x100,
+    table.map((e) => encodeCtMessage('dump', e).payload),
+  );
+
+/** NEW and DESTROY events of `k`'s conntrack, collected (loss checked every 10 ms). */
+const follow = (k: FakeKernel) =>
+  collect(
+    (hooks) => conntrack({ events: ['new', 'destroy'], lossCheckMs: 10, transport: k.transport, ...hooks }),
+    briefCt,
+  );
+
 const link = (index: number, name: string): LinkEntry => ({
   family: 0,
   type: 1,
@@ -60,18 +75,9 @@ describe('resync after loss is retried until it succeeds', () => {
         failNext = false;
         return [ackReply(req, EBUSY)];
       }
-      return [
-        dumpReply(
-          req,
-          0x100,
-          table.map((e) => encodeCtMessage('dump', e).payload),
-        ),
-      ];
+      return [tableReply(req, table)];
     };
-    const { recs, notices, unsubscribe } = collect(
-      (hooks) => conntrack({ events: ['new', 'destroy'], lossCheckMs: 10, transport: k.transport, ...hooks }),
-      briefCt,
-    );
+    const { recs, notices, unsubscribe } = follow(k);
     k.multicast(1, ctEvent(ct(1)));
     k.multicast(1, ctEvent(ct(2)));
     await waitFor(() => recs.length === 2, { timeoutMs: 5_000, what: 'two NEW events' });
@@ -130,17 +136,8 @@ describe('a resync reads the table after the events read before it', () => {
   it('conntrack: a DESTROY the reader still held back when loss was found ends its entry once, before the dump', async () => {
     const table = [ct(1), ct(2)];
     const k = new FakeKernel();
-    k.handler = (req: NetlinkMessage) => [
-      dumpReply(
-        req,
-        0x100,
-        table.map((e) => encodeCtMessage('dump', e).payload),
-      ),
-    ];
-    const { recs, notices, unsubscribe } = collect(
-      (hooks) => conntrack({ events: ['new', 'destroy'], lossCheckMs: 10, transport: k.transport, ...hooks }),
-      briefCt,
-    );
+    k.handler = (req: NetlinkMessage) => [tableReply(req, table)];
+    const { recs, notices, unsubscribe } = follow(k);
     try {
       k.multicast(1, ctEvent(ct(1)));
       k.multicast(1, ctEvent(ct(2)));
