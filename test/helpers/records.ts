@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import type { ExportFlow } from '../../src/export/flow.js';
 import type { ConntrackRecord } from '../../src/sources/conntrack/record.js';
 
 export function ct(id: number, over: Partial<ConntrackRecord> = {}): ConntrackRecord {
@@ -66,3 +67,29 @@ export const ctRecord: fc.Arbitrary<ConntrackRecord> = fc
     if (x.state !== undefined) r.state = x.state;
     return r;
   });
+
+/** A finished UDP flow to export, told apart by its ports (`base + i`). */
+export function udpFlow(i: number, base = 10_000): ExportFlow {
+  return {
+    type: 'flow',
+    family: 'ipv4',
+    protonum: 17,
+    proto: 'udp',
+    src: '192.168.77.11',
+    dst: '198.51.100.10',
+    sport: base + i,
+    dport: 7007,
+    packets: 1,
+    bytes: 100,
+    rsrc: '198.51.100.10',
+    rdst: '198.51.100.1',
+    rsport: 7007,
+    rdport: base + i,
+    rpackets: 1,
+    rbytes: 90,
+    start: 1_700_000_000_000,
+    end: 1_700_000_001_000,
+    tcpFlags: 0,
+    reason: 'end',
+  };
+}

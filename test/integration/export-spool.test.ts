@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ipfixSink } from '../../src/export/collector.js';
-import type { ExportFlow } from '../../src/export/flow.js';
 import { readFrames } from '../../src/export/spool/segment.js';
 import { waitFor } from '../../src/testing/lab/index.js';
 import { FLOWGRAB } from '../helpers/daemon.js';
 import { freePort, Mosquitto, MosquittoSub } from '../helpers/mosquitto.js';
 import { CliProcess, freeTcpPort } from '../helpers/nats.js';
+import { udpFlow } from '../helpers/records.js';
 import { readMessage } from '../unit/export/wire.js';
 
 let dir: string;
@@ -85,28 +85,7 @@ it('MQTT: broker down, exporter killed -9 with records spooled, restarted with t
   }
 });
 
-const flow = (i: number): ExportFlow => ({
-  type: 'flow',
-  family: 'ipv4',
-  protonum: 17,
-  proto: 'udp',
-  src: '192.168.77.11',
-  dst: '198.51.100.10',
-  sport: 20_000 + i,
-  dport: 7007,
-  packets: 1,
-  bytes: 100,
-  rsrc: '198.51.100.10',
-  rdst: '198.51.100.1',
-  rsport: 7007,
-  rdport: 20_000 + i,
-  rpackets: 1,
-  rbytes: 90,
-  start: 1_700_000_000_000,
-  end: 1_700_000_001_000,
-  tcpFlags: 0,
-  reason: 'end',
-});
+const flow = (i: number) => udpFlow(i, 20_000);
 
 it('IPFIX over TCP: records spooled while no collector listens survive the exporter and reach a later one, templates first, sequence from 0', async () => {
   const port = await freeTcpPort();

@@ -16,6 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type Netns, waitFor } from '../../src/testing/lab/index.js';
 import { DIST } from '../helpers/daemon.js';
 import { fileLab } from '../helpers/lab.js';
+import { udpFlow } from '../helpers/records.js';
 
 const FIXTURE = join(import.meta.dirname, '../fixtures/export/ipfix-tcp.mjs');
 const PORT = 4739;
@@ -38,7 +39,7 @@ interface Said {
 function start(spool: string) {
   const child: ChildProcess = spawn(
     'ip',
-    ['netns', 'exec', ns.name, process.execPath, FIXTURE, DIST, spool, String(PORT)],
+    ['netns', 'exec', ns.name, process.execPath, FIXTURE, DIST, spool, String(PORT), JSON.stringify(udpFlow(0))],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   const said: Said[] = [];

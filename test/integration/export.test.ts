@@ -16,6 +16,7 @@ import type { FlowSink } from '../../src/export/sink.js';
 import { createHomeNetwork, generateTraffic, type HomeNetwork, waitFor } from '../../src/testing/lab/index.js';
 import { conntrackTool, type KernelCtEnd, type KernelCtEntry, kernelTable } from '../helpers/conntrack-cli.js';
 import { FLOWGRAB } from '../helpers/daemon.js';
+import { udpFlow } from '../helpers/records.js';
 import { Capture, DestroyLog, freeUdpPort, Nfcapd, type NfdumpFlow } from './export-helpers.js';
 
 let home: HomeNetwork;
@@ -241,28 +242,7 @@ describe('flow export to nfcapd', () => {
   });
 });
 
-const flow = (i: number): ExportFlow => ({
-  type: 'flow',
-  family: 'ipv4',
-  protonum: 17,
-  proto: 'udp',
-  src: '192.168.77.11',
-  dst: '198.51.100.10',
-  sport: 10_000 + i,
-  dport: 7007,
-  packets: 1,
-  bytes: 100,
-  rsrc: '198.51.100.10',
-  rdst: '198.51.100.1',
-  rsport: 7007,
-  rdport: 10_000 + i,
-  rpackets: 1,
-  rbytes: 100,
-  start: Date.now() - 1000,
-  end: Date.now(),
-  tcpFlags: 0,
-  reason: 'end',
-});
+const flow = (i: number): ExportFlow => ({ ...udpFlow(i), rbytes: 100, start: Date.now() - 1000, end: Date.now() });
 
 describe('collector down, then back', () => {
   for (const kind of ['ipfix', 'netflow9'] as const) {
