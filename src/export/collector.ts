@@ -55,7 +55,7 @@ export function messageBytesForMtu(mtu: number, ipv6: boolean, min: number): num
 
 /** Options of ipfixSink(): transport, observation domain, biflow records, spool. */
 export interface IpfixSinkOptions extends CollectorOptions {
-  /** UDP (default) or TCP (templates once per connection, reconnects). */
+  /** UDP (default) or TCP (templates once per connection, reconnects; messages up to PATH_MESSAGE_MAX bytes). */
   transport?: 'udp' | 'tcp';
   /** IPFIX observation domain id (default 0). */
   observationDomainId?: number;
@@ -197,7 +197,9 @@ class IpfixSink extends CollectorSink {
     this.setMaxDelay(o.maxDelayMs);
     this.tcp = (o.transport ?? 'udp') === 'tcp';
     this.queueMax = o.queueRecords ?? 10_000;
-    const enc = new IpfixEncoder({ ...o, systemInitMs: systemBootMs() }, (msg, records) =>
+    // Over TCP a message is not a datagram (no MTU to fit): as large as the largest UDP one, a send per 100 flows.
+    const maxMessageBytes = o.maxMessageBytes ?? (this.tcp ? PATH_MESSAGE_MAX : undefined);
+    const enc = new IpfixEncoder({ ...o, maxMessageBytes, systemInitMs: systemBootMs() }, (msg, records) =>
       this.transport.send(msg, records),
     );
     this.encoder = enc;

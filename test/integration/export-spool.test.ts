@@ -8,7 +8,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ipfixSink } from '../../src/export/collector.js';
+import { ipfixSink, PATH_MESSAGE_MAX } from '../../src/export/collector.js';
 import { readFrames } from '../../src/export/spool/segment.js';
 import { waitFor } from '../../src/testing/lab/index.js';
 import { FLOWGRAB } from '../helpers/daemon.js';
@@ -91,6 +91,8 @@ it('IPFIX over TCP: records spooled while no collector listens survive the expor
   const port = await freeTcpPort();
   const spool = { dir: join(dir, 'ipfix-spool') };
   const first = ipfixSink({ collector: `127.0.0.1:${port}`, transport: 'tcp', maxReconnectMs: 200, spool });
+  // TCP has no datagram to fit: messages as large as the largest UDP one.
+  expect(first.stats().messageBytes).toBe(PATH_MESSAGE_MAX);
   for (let i = 0; i < 200; i++) first.write(flow(i));
   await first.flush();
   expect(first.stats()).toMatchObject({ received: 200, sent: 0, dropped: 0 });
