@@ -199,8 +199,9 @@ export class IptablesQueueRules {
 
 /**
  * Deletes every FLOWGRAB-Q<n> chain (and its jumps) whose owner process is gone; returns "ipv4 FLOWGRAB-Q3"-style
- * names. A filter table left with nothing but empty accept-policy chains goes too (iptables-nft made it for the
- * dead owner's rules; it filters nothing, and `nft list ruleset` shows it no more).
+ * names. The filter table stays, even when this leaves it empty: between a look and a delete another process may
+ * put its rules there (adding rules does not change the table's handle, so no guard tells), and under
+ * iptables-legacy the nft table of that name is not even the one the chain was in.
  */
 export async function sweepStaleQueueChains(netns?: string): Promise<string[]> {
   const swept: string[] = [];
@@ -211,7 +212,6 @@ export async function sweepStaleQueueChains(netns?: string): Promise<string[]> {
     } catch {
       continue; // no such tool here: nothing of ours in that family
     }
-    let any = false;
     for (const l of lines) {
       const chain = /^-N (\S+)$/.exec(l)?.[1];
       if (!chain || !CHAIN_RE.test(chain)) continue;
@@ -219,9 +219,7 @@ export async function sweepStaleQueueChains(netns?: string): Promise<string[]> {
       if (s.owners.some(ownerAlive)) continue;
       await restore(f, removal(s, chain), netns);
       swept.push(`${f} ${chain}`);
-      any = true;
     }
-    if (any) await dropEmptyTable(f, netns);
   }
   return swept;
 }
