@@ -86,6 +86,21 @@ export function canonicalDomain(text: string): string | undefined {
   return `${t}.`;
 }
 
+/**
+ * Where the first label of a name in presentation form ends: its first dot that no backslash escapes (-1:
+ * none). flowgrab writes a dot inside a label as `\.`: a label "x.bank" under com is `x\.bank.com`, whose
+ * parent is `com`, not `bank.com`.
+ */
+export function labelEnd(name: string): number {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 0x5c)
+      i++; // the escaped character (or the first digit of \DDD) is no separator
+    else if (c === 0x2e) return i;
+  }
+  return -1;
+}
+
 /** Lower-case key of a domain for matching (case as seen on the wire is kept for display). */
 export const domainKey = (d: string): string => (d.endsWith('.') ? d : `${d}.`).toLowerCase();
 

@@ -4,7 +4,7 @@
  * and, beyond spind, DNS names: a name entry covers every address the name
  * (or a name below it) resolves to while its DNS answer is valid.
  */
-import { canonicalDomain, domainKey, type Prefix, parsePrefix, prefixContains } from './ip.js';
+import { canonicalDomain, domainKey, labelEnd, type Prefix, parsePrefix, prefixContains } from './ip.js';
 
 export const LIST_NAMES = ['block', 'ignore', 'allow'] as const;
 export type ListName = (typeof LIST_NAMES)[number];
@@ -101,7 +101,7 @@ export class IpList {
     for (;;) {
       const e = this.entries.get(k);
       if (e?.kind === 'domain') return true;
-      const dot = k.indexOf('.');
+      const dot = labelEnd(k);
       if (dot < 0 || dot === k.length - 1) return false;
       k = k.slice(dot + 1);
     }

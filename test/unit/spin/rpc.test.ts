@@ -194,6 +194,9 @@ describe('addresses and lists', () => {
     expect(l.containsDomain('www.shop.test.')).toBe(true);
     expect(l.containsDomain('shop.test')).toBe(true);
     expect(l.containsDomain('notshop.test')).toBe(false);
+    // A label holding a dot (as flowgrab writes it, escaped) is one label: "x.shop" under test is not under shop.test.
+    expect(l.containsDomain('x\\.shop.test.')).toBe(false);
+    expect(l.containsDomain('a\\\\.shop.test.')).toBe(true); // an escaped backslash, then a real dot
     expect(l.texts()).toEqual(['198.51.100.0/24', 'Shop.Test.']);
     expect(parseEntry('not an ip!')).toBeUndefined();
   });
