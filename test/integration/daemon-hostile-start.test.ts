@@ -192,6 +192,7 @@ describe('flowgrabd start-up hygiene', () => {
       flowgrab_dns_g901: `flowgrab pid=${dead} start=1`, // the pid is gone
       flowgrab_dns_g902: `flowgrab pid=${process.pid} start=${Number(selfStart) + 1}`, // the pid runs another process
       flowgrab_dns_g903: `flowgrab pid=${process.pid} start=${selfStart}`, // alive: this test
+      flowgrab_dns_g904: `flowgrab pid=${dead} start=1 pidns=1`, // another PID namespace's: not judged here
     };
     for (const [name, tag] of Object.entries(tables))
       await ns.exec(['nft', '-f', '-'], { input: `table inet ${name} {\n comment "${tag}"\n}\n` });
@@ -220,6 +221,7 @@ describe('flowgrabd start-up hygiene', () => {
     const left = (await ns.exec(['nft', 'list', 'tables'])).stdout;
     expect(left).not.toMatch(/flowgrab_dns_g90[12]/);
     expect(left).toMatch(/table inet flowgrab_dns_g903/);
+    expect(left).toMatch(/table inet flowgrab_dns_g904/);
     expect(left).toMatch(/table inet flowgrab_untagged/);
     expect(d.err).toMatch(/stale NFQUEUE chains removed.*ipv4 FLOWGRAB-Q901/);
     // The chain and its jump are gone; the (now empty) filter table stays: not ours to judge.

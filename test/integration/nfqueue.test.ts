@@ -270,7 +270,7 @@ describe('nfqueue source on the real kernel', () => {
     const v4 = await rules(cli, 'iptables');
     expect(v4).toMatch(
       new RegExp(
-        `-A FLOWGRAB-Q7 -m comment --comment "flowgrab pid=${process.pid} start=\\d+" -j NFQUEUE --queue-num 7 --queue-bypass`,
+        `-A FLOWGRAB-Q7 -m comment --comment "flowgrab pid=${process.pid} start=\\d+ pidns=\\d+" -j NFQUEUE --queue-num 7 --queue-bypass`,
       ),
     );
     expect(
