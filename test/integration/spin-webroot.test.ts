@@ -128,6 +128,11 @@ describe('--web-root', () => {
     expect((await get('/spin_graph/graph')).body.toString()).toBe(PAGE);
     const dirNoSlash = await get('/spin_graph');
     expect([dirNoSlash.status, dirNoSlash.headers.location]).toEqual([302, 'spin_graph/']);
+    // No other site may frame the tree's pages (their block buttons under a decoy).
+    for (const r of [plain, dirNoSlash, await get('/spin_graph/graph')]) {
+      expect(r.headers['x-frame-options']).toBe('DENY');
+      expect(r.headers['content-security-policy']).toBe("frame-ancestors 'none'");
+    }
     // Paths the tree does not have fall through to the app's own view (its config document here).
     expect((await get('/spin_web/config.json')).status).toBe(200);
   });

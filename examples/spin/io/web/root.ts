@@ -11,6 +11,12 @@ import { extname, resolve, sep } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { WebHandler } from '../contract.js';
 
+/**
+ * On every answer: no other site may frame these pages (they hold block buttons a framing page could lay a
+ * decoy over). Only framing is limited: spinweb's own scripts and styles are not ours to vouch for.
+ */
+const NO_FRAMING = { 'x-frame-options': 'DENY', 'content-security-policy': "frame-ancestors 'none'" } as const;
+
 const TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
   '.htm': 'text/html; charset=utf-8',
@@ -57,7 +63,9 @@ export function createWebRootHandler(dir: string): WebHandler {
       const gz = inside(`${file}.gz`);
       if (!plain && !gz) continue;
       if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+        res
+          .writeHead(405, { ...NO_FRAMING, allow: 'GET, HEAD', 'content-type': 'text/plain' })
+          .end('method not allowed\n');
         return true;
       }
       send(
@@ -72,7 +80,7 @@ export function createWebRootHandler(dir: string): WebHandler {
     }
     // A directory asked for without its slash: spinweb redirects to it.
     if (!path.endsWith('/') && isDir(base)) {
-      res.writeHead(302, { location: `${path.split('/').pop()}/` }).end();
+      res.writeHead(302, { ...NO_FRAMING, location: `${path.split('/').pop()}/` }).end();
       return true;
     }
     return false;
@@ -88,6 +96,7 @@ function send(
   gzipOk: boolean,
 ): void {
   const headers: Record<string, string | number> = {
+    ...NO_FRAMING,
     'content-type': TYPES[extname(name).toLowerCase()] ?? 'application/octet-stream',
     'x-content-type-options': 'nosniff',
     'cache-control': 'no-cache',
