@@ -280,11 +280,16 @@ export class TcpTransport implements Transport {
         })
       : undefined;
     this.spool = spool;
+    // Connects once it knows how to read acknowledgements (or that it cannot: then what the kernel took counts).
     void import('../netlink/syscall.js').then(
       (m) => {
         this.outq = m.tcpUnacked;
+        this.connect();
       },
-      () => {},
+      (err: Error) => {
+        this.st.lastError = `tcp: cannot read acknowledgements (${err.message}): a message counts as sent when written`;
+        this.connect();
+      },
     );
     if (spool)
       this.pump = new SpoolPump(spool, {
@@ -296,7 +301,6 @@ export class TcpTransport implements Transport {
           this.st.lastError = `tcp ${this.target.host}:${this.target.port}: ${err.message}`;
         },
       });
-    this.connect();
   }
 
   private writeSpooled(b: Buffer, done: (err?: Error) => void): void {
@@ -334,8 +338,8 @@ export class TcpTransport implements Transport {
     }
     this.kernelBytes += bytes;
     this.unacked.push({ end: this.kernelBytes, records, done });
-    // One look per write while none is due (an ioctl each): under a steady stream the poll settles them.
-    if (!this.ackTimer) this.checkAcks();
+    // A look per completed write (an ioctl: a microsecond a message), so confirmations keep pace with the window.
+    this.checkAcks();
     if (s.writableLength === 0) this.wakeDrain();
   }
 
@@ -369,8 +373,9 @@ export class TcpTransport implements Transport {
 
   /**
    * The connection is gone: what the collector never acknowledged is lost from this session. Spooled messages
-   * go again on the next connection; others move from sent to dropped. On our own close (end(): the kernel
-   * delivers what it holds before the FIN) nothing is counted lost, unless close() had to destroy the socket.
+   * stay in the spool, to go again on the next connection (or run: never counted sent unless acknowledged);
+   * others move from sent to dropped, except on our own close (end(): the kernel delivers what it holds before
+   * the FIN) unless close() had to destroy the socket.
    */
   private connectionLost(): void {
     const lostToo = !this.closing || this.forced;
@@ -381,7 +386,7 @@ export class TcpTransport implements Transport {
     this.kernelBytes = 0;
     let lost = 0;
     for (const u of left) {
-      if (u.done) u.done(lostToo ? new Error('collector connection lost before it acknowledged') : undefined);
+      if (u.done) u.done(new Error('collector connection lost before it acknowledged'));
       else if (lostToo) {
         this.st.sent -= u.records;
         this.st.messages--;
