@@ -93,8 +93,10 @@ export interface RawTransport {
   /** Effective receive buffer in bytes. */
   recvBufferSize(): number;
   /**
-   * Delivers now whatever was received but not yet delivered: a transport that reads ahead (batched.ts) may
-   * hold events back to give the event loop a turn. Others deliver as they read and need not have it.
+   * Delivers now what it has read and holds back: a transport that reads ahead (batched.ts) may hold events to
+   * give the event loop a turn. Others deliver as they read and need not have it. What a reader has not handed
+   * over yet (a receive worker's last batch, up to its linger: 1 ms by default) and the kernel's queue still
+   * come later: a dump started now races those, as it always raced the kernel's queue.
    */
   deliverPending?(): void;
   close(): void;

@@ -116,8 +116,10 @@ export class Follower<E> {
       if (this.closed) {
         throw new FlowgrabError('FG_ERR_CLOSED', `${this.host.source} source closed`, { op: this.host.source });
       }
-      // Events read before the op starts are older than what it reads: the ones the socket still holds back
-      // (a batched reader giving the loop its turn) come out now, and go first with the rest held.
+      // Events read before the op starts are older than what it reads: the ones the socket holds back (a
+      // batched reader giving the loop its turn: up to a ring of them) come out now, and go first with the rest
+      // held. (A batch still with the receive worker, a millisecond's worth, races the dump as the kernel's queue
+      // does.)
       this.socket?.deliverPending();
       this.drain(false);
       return fn();
