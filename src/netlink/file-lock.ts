@@ -38,8 +38,13 @@ export function lockFile(path: string, what: string, op: string): FileLock {
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     let held = false;
     try {
-      if (!fstatSync(fd).isFile()) {
+      const st = fstatSync(fd);
+      if (!st.isFile()) {
         throw new FlowgrabError('FG_ERR_INVALID_STATE', `${what}: ${path} is not a regular file`, { op });
+      }
+      // A second name for it (a hard link someone made to a file of theirs) would have us truncate that file.
+      if (st.nlink > 1) {
+        throw new FlowgrabError('FG_ERR_INVALID_STATE', `${what}: ${path} has other names (hard links)`, { op });
       }
       if (!flockExclusive(fd)) {
         const holder = readHolder(fd);

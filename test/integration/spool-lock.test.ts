@@ -6,7 +6,7 @@
  * lock file naming a live process that does not hold the lock (a recycled
  * pid) does not keep anyone out.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -43,6 +43,16 @@ describe('spool lock', () => {
     } finally {
       await Promise.all(procs.map((p) => p.end()));
     }
+  });
+
+  it('a lock file with another name (a hard link to someone else’s file) is refused, not truncated', () => {
+    const dir = join(root, 'linked');
+    new Spool({ dir }).close();
+    const theirs = join(root, 'theirs.txt');
+    writeFileSync(theirs, 'precious\n');
+    linkSync(theirs, join(dir, 'lock'));
+    expect(() => new Spool({ dir })).toThrow(/hard links/);
+    expect(readFileSync(theirs, 'utf8')).toBe('precious\n');
   });
 
   it('a lock file that names a live process not holding it keeps nobody out', () => {
