@@ -87,6 +87,8 @@ export class Daemon implements DaemonHost {
   private server?: Server;
   /** The lock on the socket path (`<socket>.lock`), held from listen() to close(). */
   private lock?: FileLock;
+  /** listen()'s work after taking the lock, while under way (close() waits for it). */
+  private starting?: Promise<void>;
   private nextClient = 1;
   private current: Policy;
   /** The shared NFQUEUE queue, when the daemon owns one. */
@@ -216,7 +218,8 @@ export class Daemon implements DaemonHost {
     // of a killed daemon.
     this.lock = lockFile(`${path}.lock`, `flowgrabd socket ${path}`, 'listen');
     try {
-      await this.start(path);
+      this.starting = this.start(path);
+      await this.starting;
     } catch (err) {
       if (!this.server) {
         this.lock.release();
@@ -360,6 +363,8 @@ export class Daemon implements DaemonHost {
 
   /** Stops accepting, releases every client (rules and sockets go with their flows), removes the socket file. */
   async close(): Promise<void> {
+    // A listen() under way finishes first: closing meanwhile let it bind a socket after the lock was let go.
+    await this.starting?.catch(() => {});
     clearInterval(this.logSweep);
     // Whatever waits for the flush tick goes out first (clients still connected get their last records).
     this.cancelFlush?.();

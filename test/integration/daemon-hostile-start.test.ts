@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PolicyInput } from '../../src/auth/policy.js';
 import { METRICS_CONNECTIONS } from '../../src/daemon/metrics.js';
+import { Daemon } from '../../src/daemon/server.js';
 import { answers } from '../../src/daemon/socket.js';
 import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
 import {
@@ -131,6 +132,21 @@ describe('flowgrabd start-up hygiene', () => {
     expect((await next.exited).code).toBe(0);
     expect(existsSync(socket)).toBe(false);
     expect(existsSync(`${socket}.lock`)).toBe(false);
+  });
+
+  it('close() while listen() is under way: nothing is left bound or locked, and the next daemon starts', async () => {
+    const socket = join(dir, 'early.sock');
+    const make = () => new Daemon({ socket, policy: () => ({ version: 1, principals: [] }), sweepStale: false });
+    const d = make();
+    const listening = d.listen();
+    await d.close();
+    await listening;
+    expect(existsSync(socket)).toBe(false);
+    expect(existsSync(`${socket}.lock`)).toBe(false);
+    const next = make();
+    await next.listen();
+    expect(await answers(socket)).toBe(true);
+    await next.close();
   });
 
   it('refuses a socket directory other users can write, and a path that is not a socket; changes no file mode', async () => {
