@@ -32,7 +32,7 @@ export const MAX_RESOLVED = 256;
  * names per byte (80-99 times the packet as JSON, 1.6 ms per KiB to decode); RRSIG, RP, NSEC and NAPTR hold
  * names the walker does not count against its budget (wire.ts), RP's through dns-packet's uncached decoder.
  */
-const OPAQUE_TYPES = new Set([
+export const OPAQUE_TYPES = new Set([
   10, // NULL
   17, // RP
   35, // NAPTR
