@@ -16,7 +16,8 @@ import { IpfixEncoder } from './ipfix.js';
 import { Netflow9Encoder } from './netflow9.js';
 import { emptyStats, type FlowSink, type SinkStats } from './sink.js';
 import type { SpoolOptions } from './spool/index.js';
-import { TcpTransport, type Transport, UdpTransport } from './transport.js';
+import { TcpTransport } from './tcp-transport.js';
+import { type Transport, UdpTransport } from './transport.js';
 
 /** Options of the IPFIX and NetFlow v9 sinks: where to send, queueing, batching. */
 export interface CollectorOptions extends EncoderOptions {
