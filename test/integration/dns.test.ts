@@ -293,24 +293,18 @@ describe('dns source on the home network', () => {
     });
     let text = '';
     out.stdout.on('data', (d) => (text += d));
-    const exited = new Promise<number | null>((r) => out.once('exit', (c) => r(c)));
-    let code: number | null;
     try {
       await waitFor(async () => (await tables()).includes('flowgrab_dns_g53'), {
         timeoutMs: 10_000,
         what: 'cli rules',
       });
       await home.clients[0].ns.exec(['dig', '+short', `@${home.routerLan.ipv4}`, 'www.shop.test', 'A']);
-      code = await Promise.race([
-        exited,
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error('flowgrab dns did not stop at --count within 30 s')), 30_000).unref(),
-        ),
-      ]);
+      await waitFor(() => out.exitCode !== null, { timeoutMs: 30_000, what: 'flowgrab dns to stop at --count' });
     } finally {
       // A failed run must not leave the CLI behind (its namespace goes with the lab).
       if (out.exitCode === null && out.signalCode === null) out.kill('SIGKILL');
     }
+    const code = out.exitCode;
     expect(code).toBe(0);
     const lines = text
       .trim()

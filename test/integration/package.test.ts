@@ -5,7 +5,7 @@
  * repo's TypeScript 5.x and with TypeScript's current `latest` (7.x). The
  * blocks may not cast. Needs `npx tsc -p tsconfig.json` first (dist/ is packed).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -18,6 +18,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../src/testing/lab/index.js';
 
@@ -28,31 +29,24 @@ let dir: string;
 let tarball: string;
 /** One project for both compilers: the repo's tsc needs nothing of its node_modules/typescript (TS_LATEST). */
 let p: string;
+const run = promisify(execFile);
 
 /**
  * Runs npm and resolves with its stdout. Asynchronous, with a deadline after which npm is killed (SIGKILL): a
  * synchronous call blocked the test worker, so no vitest timeout could end it, and one npm install stalled on a
  * registry request for 15 minutes (npm waits 5 minutes per fetch, with retries, by default).
  */
-function npm(args: string[], cwd: string, timeoutMs = 240_000): Promise<string> {
+async function npm(args: string[], cwd: string, timeoutMs = 240_000): Promise<string> {
   const argv = [...args, '--no-audit', '--no-fund', '--loglevel=error', '--fetch-timeout=60000', '--fetch-retries=1'];
-  return new Promise((resolve, reject) => {
-    const child = spawn('npm', argv, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else
-        reject(
-          new Error(`npm ${args.join(' ')} ${signal ? `killed after ${timeoutMs} ms` : `exited ${code}`}: ${err}`),
-        );
-    });
-  });
+  try {
+    const { stdout } = await run('npm', argv, { cwd, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 });
+    return stdout;
+  } catch (err) {
+    const e = err as { killed?: boolean; code?: unknown; stderr?: string };
+    throw new Error(
+      `npm ${args.join(' ')} ${e.killed ? `killed after ${timeoutMs} ms` : `exited ${e.code}`}: ${e.stderr}`,
+    );
+  }
 }
 
 /** The README's ```ts blocks, in order. */
