@@ -280,14 +280,20 @@ describe('remote flow handles follow the transition table, as local ones do', ()
   });
 });
 
+/** An active remote flow reading fake feed `name` (with `params` after it), then `rest` of the graph. */
+async function activeRemote(name: string, rest: string, params = '') {
+  const remote = await connect();
+  const feed = fakeFeed(name);
+  const f = remote.create({ name: `${name}-flow` });
+  f.populate(`fake(feed=${name}${params}) ${rest}`);
+  await f.instantiate();
+  await f.activate();
+  return { feed, f };
+}
+
 describe('reading a remote flow with for await', () => {
   it('gives the records in order and ends when the flow does, as a local handle', async () => {
-    const remote = await connect();
-    const feed = fakeFeed('remote-iter');
-    const f = remote.create({ name: 'iter-remote' });
-    f.populate('fake(feed=remote-iter) -> match(proto == tcp)');
-    await f.instantiate();
-    await f.activate();
+    const { feed, f } = await activeRemote('remote-iter', '-> match(proto == tcp)');
     const read = (async () => {
       const ids: number[] = [];
       for await (const r of f) ids.push(r.id as number);
@@ -300,12 +306,7 @@ describe('reading a remote flow with for await', () => {
   });
 
   it("a queued packet's payload arrives as the Buffer its type says, not as JSON's picture of one", async () => {
-    const remote = await connect();
-    const feed = fakeFeed('remote-payload');
-    const f = remote.create({ name: 'payload-remote' });
-    f.populate('fake(feed=remote-payload, fields=any)');
-    await f.instantiate();
-    await f.activate();
+    const { feed, f } = await activeRemote('remote-payload', '', ', fields=any');
     const got = firstValueFrom(f.records$);
     feed.next({ type: 'packet', ts: 1, packetId: 7, payload: Buffer.from([0x45, 0x00, 0xff]) } as never);
     const r = await got;
