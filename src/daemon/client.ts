@@ -179,7 +179,6 @@ export class RemoteFlowgrab {
   }
 }
 
-/** A flow run by flowgrabd; the same life and API as a local `FlowHandle<R>`. */
 /**
  * A record as the graph made it: a queued packet's `payload` (a Buffer) crosses the socket as JSON makes it,
  * `{type: 'Buffer', data: [...]}`, and is a Buffer again here, as its type says.
@@ -191,6 +190,7 @@ function revive(r: Rec): Rec {
   return r;
 }
 
+/** A flow run by flowgrabd; the same life and API as a local `FlowHandle<R>`. */
 export class RemoteFlowHandle<R extends object = Rec> {
   private st: FlowState = 'created';
   private text: string[] = [];

@@ -45,6 +45,8 @@ export class TcpTransport implements Transport {
   private sock?: TcpSocket;
   /** Bytes whose write completed (handed to the kernel) in this session. */
   private kernelBytes = 0;
+  /** The connected socket's descriptor, for its unacknowledged bytes (undefined between connections). */
+  private fd?: number;
   private unacked: Unacked[] = [];
   /** close() had to destroy the socket (the close did not finish within 2 s): what it held is lost. */
   private forced = false;
@@ -146,8 +148,7 @@ export class TcpTransport implements Transport {
 
   /** Settles what the collector has acknowledged; looks again soon while something waits. */
   private checkAcks(): void {
-    const s = this.sock;
-    const fd = (s as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+    const fd = this.fd;
     let acked = this.kernelBytes;
     if (this.outq && fd !== undefined && fd >= 0) {
       try {
@@ -189,9 +190,7 @@ export class TcpTransport implements Transport {
     for (const u of left) {
       if (u.done) u.done(new Error('collector connection lost before it acknowledged'));
       else if (lostToo) {
-        this.st.sent -= u.records;
-        this.st.messages--;
-        this.st.dropped += u.records;
+        this.unsend(u.records);
         lost += u.records;
       }
     }
@@ -206,6 +205,7 @@ export class TcpTransport implements Transport {
     this.sock = s;
     s.on('connect', () => {
       this.connected = true;
+      this.fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
       this.blocked = false;
       this.backoff = 100;
       this.sessionSeq = 0;
@@ -227,6 +227,7 @@ export class TcpTransport implements Transport {
       this.connected = false;
       this.connectionLost();
       this.sock = undefined;
+      this.fd = undefined;
       this.wakeDrain();
       if (this.closing) return;
       this.timer = setTimeout(() => this.connect(), this.backoff);
@@ -269,11 +270,16 @@ export class TcpTransport implements Transport {
         this.written(s, msg.length, records);
         return;
       }
-      this.st.sent -= records;
-      this.st.messages--;
-      this.st.dropped += records;
+      this.unsend(records);
     });
     if (!written) this.blocked = true;
+  }
+
+  /** A message counted as sent that did not arrive: its records move to dropped. */
+  private unsend(records: number): void {
+    this.st.sent -= records;
+    this.st.messages--;
+    this.st.dropped += records;
   }
 
   private wakeDrain(): void {

@@ -34,8 +34,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { type FileLock, lockFile } from '../../netlink/file-lock.js';
 import { trustedDir } from '../../util/trusted-dir.js';
-import { lockDir } from './lock.js';
 import { frame, HEADER, readFrames, SEGMENT_RE, scanSegment, segmentName } from './segment.js';
 
 import {
@@ -78,7 +78,8 @@ export class Spool {
   private flushScheduled = false;
   private syncTimer?: NodeJS.Timeout;
   private cursorTimer?: NodeJS.Timeout;
-  private readonly unlock: () => void;
+  /** One process per spool directory: the `lock` file in it, held from open to close (netlink/file-lock.ts). */
+  private readonly lock: FileLock;
   private closed = false;
   private readonly st: SpoolStats;
   /** Called once per event loop turn in which records were appended (the sink's pump wakes up). */
@@ -98,7 +99,7 @@ export class Spool {
     this.weigh = o.weigh ?? (() => 1);
     // Another user's directory (or one they can write in or swap) could hold symlinks where segments go.
     trustedDir(this.dir, 'spool', { privateDir: true });
-    this.unlock = lockDir(this.dir);
+    this.lock = lockFile(join(this.dir, 'lock'), `spool ${this.dir}`, 'spool.lock');
     try {
       for (const f of readdirSync(this.dir).sort()) {
         const m = SEGMENT_RE.exec(f);
@@ -116,7 +117,7 @@ export class Spool {
       // What earlier runs delivered goes now, not when this run's records pass it.
       this.dropDelivered();
     } catch (err) {
-      this.unlock();
+      this.lock.release();
       throw err;
     }
     const pending = this.pendingCount();
@@ -230,7 +231,6 @@ export class Spool {
     this.o.onDrop?.(n, why);
   }
 
-  /** Removes the oldest segment; returns how many of its records were handed out (in flight or confirmed). */
   /**
    * Whole segments delivered (never the one being written) are removed, cursor first: those before the delivered
    * position's segment, and that one when all of it went out. (Comparing with its segment alone kept a segment
@@ -244,6 +244,7 @@ export class Spool {
       this.removeOldest();
   }
 
+  /** Removes the oldest segment; returns how many of its records were handed out (in flight or confirmed). */
   private removeOldest(): number {
     const s = this.segs.shift() as Seg;
     const next = { seg: this.segs[0].id, off: 0, idx: 0, w: 0 };
@@ -386,7 +387,7 @@ export class Spool {
     // An empty segment of this run is not kept.
     const active = this.segs[this.segs.length - 1];
     if (active.bytes === 0) rmSync(this.path(active.id), { force: true });
-    this.unlock();
+    this.lock.release();
   }
 }
 

@@ -22,6 +22,8 @@ interface Suffix {
   labels: string[];
   /** dns-packet's totalLength: label bytes + 1 each. */
   total: number;
+  /** The labels joined, once asked for (records pointing at one name share it). */
+  text?: string;
 }
 
 const MAX_DEPTH = 127;
@@ -65,9 +67,9 @@ function nameReader(buf: Buffer): (at: number) => Read {
         if (target >= floor) return { suffix: null, consumed: 0 };
         const rest = suffix(target, depth + 1);
         if (!rest || total + rest.total > 254) return { suffix: null, consumed: 0 };
-        // Copy-free when nothing precedes the pointer: suffixes are never mutated.
-        const all = labels.length ? labels.concat(rest.labels) : rest.labels;
-        return { suffix: { labels: all, total: total + rest.total }, consumed: p + 2 - start };
+        // Nothing before the pointer: the target's suffix itself (never mutated), its text joined once.
+        if (labels.length === 0) return { suffix: rest, consumed: p + 2 - start };
+        return { suffix: { labels: labels.concat(rest.labels), total: total + rest.total }, consumed: p + 2 - start };
       } else return { suffix: null, consumed: 0 };
     }
   }
@@ -86,7 +88,9 @@ export function withNameCache<T>(codec: NameCodec, buf: Buffer, f: () => T): T {
     const r = at < 0 ? null : (b === buf ? read : nameReader(b))(at);
     if (r?.suffix) {
       decode.bytes = r.consumed;
-      return r.suffix.labels.length === 0 ? '.' : r.suffix.labels.join('.');
+      const sfx = r.suffix;
+      sfx.text ??= sfx.labels.length === 0 ? '.' : sfx.labels.join('.');
+      return sfx.text;
     }
     // Where ours gives up, dns-packet's refuses (a bad pointer, a name too long, a reserved label type): its error.
     original(b, offset, opts);
@@ -102,7 +106,7 @@ export function withNameCache<T>(codec: NameCodec, buf: Buffer, f: () => T): T {
 }
 
 /** A label's bytes in presentation form: '.' and '\\' escaped, bytes outside '!'..'~' as \\DDD. */
-export function labelText(b: Buffer, start: number, end: number): string {
+function labelText(b: Buffer, start: number, end: number): string {
   let plain = true;
   for (let i = start; i < end; i++) {
     const c = b[i];

@@ -66,7 +66,7 @@ export class NftTable {
     readonly name: string,
     readonly netns: string | undefined,
     /** The handle of the table we made. */
-    readonly handle: number | undefined,
+    private readonly handle: number | undefined,
   ) {}
 
   /** The owner tag of an existing table, or undefined when there is no such table. */
@@ -131,11 +131,14 @@ export class NftTable {
     if (this.removed) return;
     this.removed = true;
     if (this.handle === undefined) return; // another process replaced it as we made it: not ours to delete
-    await runTool(['nft', 'delete', 'table', this.family, 'handle', String(this.handle)], {
-      netns: this.netns,
-      allowFail: true,
-    });
+    await deleteByHandle(this.family, this.handle, this.netns);
   }
+}
+
+/** Deletes the table with that handle, if it is still there (true when it was). */
+async function deleteByHandle(family: string, handle: number, netns?: string): Promise<boolean> {
+  const r = await runTool(['nft', 'delete', 'table', family, 'handle', String(handle)], { netns, allowFail: true });
+  return r.code === 0;
 }
 
 /**
@@ -152,11 +155,7 @@ export async function sweepStaleTables(netns?: string): Promise<string[]> {
     const st = await tableState(family, name, netns);
     const owner = parseOwnerTag(st.tag);
     if (!owner || ownerAlive(owner) || st.handle === undefined) continue;
-    const del = await runTool(['nft', 'delete', 'table', family, 'handle', String(st.handle)], {
-      netns,
-      allowFail: true,
-    });
-    if (del.code === 0) swept.push(`${family} ${name}`);
+    if (await deleteByHandle(family, st.handle, netns)) swept.push(`${family} ${name}`);
   }
   return swept;
 }

@@ -57,8 +57,8 @@ export function parseOwnerTag(text: string | undefined): Owner | undefined {
 
 /** True when the tag names another PID namespace than ours: its pid cannot be looked up here. */
 function foreign(o: Owner): boolean {
-  const mine = selfOwner().pidns;
-  return o.pidns !== undefined && mine !== undefined && mine !== 0 && o.pidns !== mine;
+  const mine = selfOwner().pidns ?? 0;
+  return o.pidns !== undefined && mine !== 0 && o.pidns !== mine;
 }
 
 /**
