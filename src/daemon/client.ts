@@ -193,8 +193,8 @@ function revive(r: Rec): Rec {
 /** A flow run by flowgrabd; the same life and API as a local `FlowHandle<R>`. */
 export class RemoteFlowHandle<R extends object = Rec> {
   private st: FlowState = 'created';
-  private text: string[] = [];
-  private spec?: GraphSpec;
+  /** What populate() was given (text, or a spec), and after instantiate the spec as it runs. */
+  private readonly populated: PopulatedGraph = { text: [] };
   private id?: number;
   /** A Fanout, not a Subject: Subject.next allocates per record (fanout.ts). */
   private readonly out = new Fanout<Rec>();
@@ -230,7 +230,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
   }
 
   get graph(): string {
-    return this.remoteGraph || this.text.join('\n');
+    return this.remoteGraph || this.populated.text.join('\n');
   }
 
   /** As `FlowHandle.populate`: text, a GraphSpec, or a built graph (whose record type the handle takes on). */
@@ -243,9 +243,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
   populate(graph: string | GraphSpec): this;
   populate(input: string | GraphSpec | GraphBuilder<object>): this {
     transition(this.st, 'populate');
-    const g: PopulatedGraph = { text: this.text, spec: this.spec };
-    addToGraph(g, input);
-    this.spec = g.spec;
+    addToGraph(this.populated, input);
     this.st = 'populated';
     return this;
   }
@@ -261,7 +259,11 @@ export class RemoteFlowHandle<R extends object = Rec> {
     });
     this.id = created.flow as number;
     this.register(this.id, this);
-    await this.c.request({ op: 'populate', flow: this.id, graph: this.spec ?? this.text.join('\n') });
+    await this.c.request({
+      op: 'populate',
+      flow: this.id,
+      graph: this.populated.spec ?? this.populated.text.join('\n'),
+    });
     try {
       const r = await this.c.request({ op: 'instantiate', flow: this.id });
       this.remoteGraph = String(r.graph ?? '');

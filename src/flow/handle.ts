@@ -71,8 +71,8 @@ export class FlowHandle<R extends object = Rec> {
   readonly id = nextId++;
   readonly name: string;
   private st: FlowState = 'created';
-  private text: string[] = [];
-  private spec?: GraphSpec;
+  /** What populate() was given (text, or a spec), and after instantiate the spec as it runs. */
+  private readonly populated: PopulatedGraph = { text: [] };
   private asked?: GraphSpec;
   private stage?: Stage;
   private detach?: () => void;
@@ -129,7 +129,7 @@ export class FlowHandle<R extends object = Rec> {
 
   /** The graph as text, once populated from text or a spec (after instantiate: as it runs). */
   get graph(): string {
-    return this.spec ? printGraph(this.spec) : this.text.join('\n');
+    return this.populated.spec ? printGraph(this.populated.spec) : this.populated.text.join('\n');
   }
 
   private go(op: FlowOp): void {
@@ -151,9 +151,7 @@ export class FlowHandle<R extends object = Rec> {
   populate(graph: string | GraphSpec): this;
   populate(input: string | GraphSpec | GraphBuilder<object>): this {
     transition(this.st, 'populate');
-    const g: PopulatedGraph = { text: this.text, spec: this.spec };
-    addToGraph(g, input);
-    this.spec = g.spec;
+    addToGraph(this.populated, input);
     this.go('populate');
     return this;
   }
@@ -175,7 +173,7 @@ export class FlowHandle<R extends object = Rec> {
       const again = this.compiler.check(spec).issues;
       if (again.length) throw new GraphError(again, 'graph after policy');
     }
-    this.spec = spec;
+    this.populated.spec = spec;
     const stage = this.compiler.build(spec);
     this.stage = stage;
     this.noticeSub = merge(...stage.sources.map((s) => s.notices)).subscribe((n) => {
@@ -198,7 +196,7 @@ export class FlowHandle<R extends object = Rec> {
   }
 
   private parse(): GraphSpec {
-    const raw = this.spec ?? parseGraph(this.text.join('\n'));
+    const raw = this.populated.spec ?? parseGraph(this.populated.text.join('\n'));
     const r = GraphSpec.safeParse(raw);
     if (!r.success) {
       throw new GraphError(
