@@ -17,7 +17,7 @@ import type { GraphSpec } from '../filters/spec.js';
 import type { PopulatedRecord } from '../filters/text-type.js';
 import type { NodeStats } from '../flow/compile.js';
 import { type FlowOptions, type FlowStats, type LossNotice, readerLossNotice } from '../flow/handle.js';
-import { iterateRecords } from '../flow/iterate.js';
+import { iterateRecords, ReaderLoss } from '../flow/iterate.js';
 import { addToGraph, type PopulatedGraph } from '../flow/populate.js';
 import { type FlowState, transition } from '../flow/states.js';
 import { Fanout } from '../sources/fanout.js';
@@ -200,11 +200,11 @@ export class RemoteFlowHandle<R extends object = Rec> {
   private readonly out = new Fanout<Rec>();
   private readonly lost = new Subject<LossNotice>();
   private received = 0;
-  /** Records the reader lost, as lost$ reported them: the one count stats() shows as dropped. */
-  private readerLost = 0;
-  /** Records a `for await` reader lost, not yet told (a notice at most once a second). */
-  private pendingLoss = 0;
-  private lossTimer?: ReturnType<typeof setTimeout>;
+  /**
+   * Records the reader lost, as lost$ reported them (the daemon's notices, and the local `for await` reader's,
+   * a notice at most once a second): its total is the one count stats() shows as dropped.
+   */
+  private readonly readerLoss = new ReaderLoss((count) => this.lost.next(readerLossNotice(count, this.name)));
   private nodes: NodeStats[] = [];
   private missed = 0;
   private highWater = 0;
@@ -297,6 +297,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
     this.st = 'closed';
     if (this.id !== undefined) await this.c.request({ op: 'close', flow: this.id }).catch(() => {});
     this.out.complete();
+    this.readerLoss.flush();
     this.lost.complete();
   }
 
@@ -314,7 +315,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
         capacity: this.opts.bufferRecords ?? 10_000,
         buffered: 0,
         highWater: this.highWater,
-        dropped: this.readerLost,
+        dropped: this.readerLoss.total,
         delivered: this.received,
       },
       missed: this.missed,
@@ -343,17 +344,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
 
   /** Pull records one at a time, as from a local handle: a reader that falls behind loses the oldest (in lost$). */
   [Symbol.asyncIterator](): AsyncGenerator<R> {
-    return iterateRecords(this.records$, this.opts.bufferRecords ?? 10_000, (n) => {
-      this.readerLost += n;
-      this.pendingLoss += n;
-      if (this.lossTimer) return;
-      this.lossTimer = setTimeout(() => {
-        this.lossTimer = undefined;
-        const count = this.pendingLoss;
-        this.pendingLoss = 0;
-        this.lost.next(readerLossNotice(count, this.name));
-      }, 1000).unref();
-    });
+    return iterateRecords(this.records$, this.opts.bufferRecords ?? 10_000, (n) => this.readerLoss.add(n));
   }
 
   /** Internal: called by the connection with this flow's events. */
@@ -363,7 +354,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
       if (e.nodes) this.nodes = e.nodes;
       for (const r of e.records) this.out.next(revive(r as Rec));
     } else if (e.ev === 'lost') {
-      if (e.notice.where === 'reader') this.readerLost += e.notice.count ?? 0;
+      if (e.notice.where === 'reader') this.readerLoss.tally(e.notice.count ?? 0);
       this.lost.next({ ...(e.notice as LossNotice), flow: this.name });
     } else if (e.ev === 'end') {
       if (e.error) this.out.error(toError(e.error));
@@ -372,6 +363,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
       this.closedReason = e.reason;
       this.st = 'closed';
       this.out.error(new FlowgrabError('FG_ERR_DENIED', `flowgrabd closed the flow: ${e.reason}`, { op: 'daemon' }));
+      this.readerLoss.flush();
       this.lost.complete();
     }
   }
@@ -381,6 +373,7 @@ export class RemoteFlowHandle<R extends object = Rec> {
     if (this.st === 'closed') return;
     this.st = 'closed';
     this.out.error(err);
+    this.readerLoss.flush();
     this.lost.complete();
   }
 }

@@ -7,6 +7,7 @@
  */
 import { FlowgrabError } from '../errors.js';
 import { type NoticeObserver, publishNotice } from '../sources/notice.js';
+import { Ring } from '../util/ring.js';
 import { type MqttClientLike, SpooledMqttSink } from './mqtt-spool.js';
 
 export type { MqttClientLike } from './mqtt-spool.js';
@@ -98,7 +99,8 @@ export const MQTT_MAX_INFLIGHT = 1000;
 class MqttSink implements FlowSink {
   readonly kind = 'mqtt';
   private readonly st = emptyStats();
-  private readonly queue: { topic: string; payload: string }[] = [];
+  /** A ring: with the broker away a full queue drops its oldest per record, which an array does in linear time. */
+  private readonly queue = new Ring<{ topic: string; payload: string }>();
   private inflight = 0;
   private waiters: (() => void)[] = [];
   private closed = false;
@@ -124,6 +126,10 @@ class MqttSink implements FlowSink {
   }
 
   private enqueue(m: { topic: string; payload: string }): void {
+    if (this.o.queueRecords === 0) {
+      this.drop(1, 'broker away: no queue (queueRecords 0), record dropped');
+      return;
+    }
     if (this.queue.length >= this.o.queueRecords) {
       this.queue.shift();
       this.drop(1, 'broker away: queue full, oldest record dropped');
@@ -187,7 +193,7 @@ class MqttSink implements FlowSink {
     this.closed = true;
     if (this.queue.length > 0) {
       this.drop(this.queue.length, 'closed with records queued (broker away)');
-      this.queue.length = 0;
+      this.queue.clear();
       this.st.queued = 0;
     }
     if (this.inflight > 0) this.drop(this.inflight, 'closed with publishes not written or acknowledged');

@@ -6,6 +6,7 @@
  * oldest or the newest record is dropped, and every drop is counted.
  */
 import { Fanout } from '../sources/fanout.js';
+import { Ring } from '../util/ring.js';
 
 /** What a full flow buffer drops: the oldest buffered record or the newest arrival. */
 export type OverflowPolicy = 'drop-oldest' | 'drop-newest';
@@ -18,23 +19,14 @@ export interface BufferStats {
 }
 
 const BATCH = 1024;
-/** The ring's first length, and the most an empty one keeps (a power of two each). */
-const MIN_RING = 16;
-const SHRINK_ABOVE = 4096;
 
 export class FlowBuffer<T> {
   /** To the subscribers: a Fanout, not a Subject, whose next allocates per record per flow (fanout.ts). */
   readonly out = new Fanout<T>();
   /** What the flow's subscribers see. */
   readonly records$ = this.out.asObservable();
-  /**
-   * A ring of records, its length a power of two: grown (doubled, up to the capacity) when full, back to its
-   * first size when a drain leaves it empty after a burst. No allocation per record, unlike a growing array.
-   */
-  private ring: (T | undefined)[] = new Array(MIN_RING);
-  /** Records taken (head) and put (tail) so far: the ring holds tail − head of them, at index & (length − 1). */
-  private head = 0;
-  private tail = 0;
+  /** The records waiting (grown up to the capacity, let go when a drain empties it): no allocation per record. */
+  private readonly ring = new Ring<T>();
   private scheduled = false;
   /** Held: records are kept (bounded as ever) but not delivered until release(). */
   private held = false;
@@ -49,17 +41,15 @@ export class FlowBuffer<T> {
   ) {}
 
   push(r: T): void {
-    let n = this.tail - this.head;
-    if (n >= this.capacity) {
+    const ring = this.ring;
+    if (ring.length >= this.capacity) {
       this.stats.dropped++;
       this.onDrop(1);
       if (this.policy === 'drop-newest') return;
-      this.ring[this.head++ & (this.ring.length - 1)] = undefined;
-      n--;
+      ring.shift();
     }
-    if (n === this.ring.length) this.grow();
-    this.ring[this.tail++ & (this.ring.length - 1)] = r;
-    n++;
+    ring.push(r);
+    const n = ring.length;
     if (n > this.stats.highWater) this.stats.highWater = n;
     this.stats.buffered = n;
     if (!this.scheduled && !this.held) {
@@ -68,33 +58,17 @@ export class FlowBuffer<T> {
     }
   }
 
-  /** Twice the room, the records in order from index 0. */
-  private grow(): void {
-    const old = this.ring;
-    const n = this.tail - this.head;
-    const ring: (T | undefined)[] = new Array(old.length * 2);
-    for (let i = 0; i < n; i++) ring[i] = old[(this.head + i) & (old.length - 1)];
-    this.ring = ring;
-    this.head = 0;
-    this.tail = n;
-  }
-
   private drain(): void {
     this.scheduled = false;
-    const end = Math.min(this.tail, this.head + BATCH);
-    while (this.head < end) {
-      const i = this.head++ & (this.ring.length - 1);
-      const r = this.ring[i] as T;
-      this.ring[i] = undefined;
+    const ring = this.ring;
+    // A subscriber may close the flow (clear) mid-batch: what is gone then is not delivered.
+    for (let k = Math.min(ring.length, BATCH); k > 0 && ring.length > 0; k--) {
+      const r = ring.shift() as T;
       this.stats.delivered++;
       this.out.next(r);
     }
-    this.stats.buffered = this.tail - this.head;
-    if (this.stats.buffered === 0) {
-      // Empty: indices from 0 again (they stay small), and a ring a burst grew is let go.
-      this.head = this.tail = 0;
-      if (this.ring.length > SHRINK_ABOVE) this.ring = new Array(MIN_RING);
-    } else if (!this.scheduled) {
+    this.stats.buffered = ring.length;
+    if (this.stats.buffered > 0 && !this.scheduled) {
       this.scheduled = true;
       setImmediate(this.drainSoon);
     }
@@ -113,7 +87,7 @@ export class FlowBuffer<T> {
       this.end();
       return;
     }
-    if (this.tail > this.head && !this.scheduled) {
+    if (this.ring.length > 0 && !this.scheduled) {
       this.scheduled = true;
       setImmediate(this.drainSoon);
     }
@@ -136,12 +110,11 @@ export class FlowBuffer<T> {
   /** Delivers everything buffered now, synchronously (a closing flow's last records). */
   deliverNow(): void {
     if (this.held) return;
-    while (this.tail > this.head) this.drain();
+    while (this.ring.length > 0) this.drain();
   }
 
   clear(): void {
-    this.ring = new Array(MIN_RING);
-    this.head = this.tail = 0;
+    this.ring.clear();
     this.stats.buffered = 0;
   }
 }

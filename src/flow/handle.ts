@@ -17,7 +17,7 @@ import type { PopulatedRecord } from '../filters/text-type.js';
 import type { SourceNotice } from '../sources/notice.js';
 import { FlowBuffer, type OverflowPolicy } from './buffer.js';
 import type { Compiler, NodeStats, Stage } from './compile.js';
-import { iterateRecords } from './iterate.js';
+import { iterateRecords, ReaderLoss } from './iterate.js';
 import { addToGraph, type PopulatedGraph } from './populate.js';
 import { type FlowOp, type FlowState, transition } from './states.js';
 
@@ -81,10 +81,8 @@ export class FlowHandle<R extends object = Rec> {
   private readonly lost = new Subject<LossNotice>();
   private readonly notices = new Subject<SourceNotice>();
   private missed = 0;
-  private pendingReaderLoss = 0;
   /** Every record this flow's reader lost (buffer and iterator): what lost$ reports and stats() shows. */
-  private readerDropped = 0;
-  private lossTimer?: NodeJS.Timeout;
+  private readonly readerLoss = new ReaderLoss((count) => this.lost.next(readerLossNotice(count, this.name)));
   private readonly readyTimeoutMs: number;
 
   /** Records, once active. Errors from the kernel sources end it with that error. */
@@ -110,7 +108,7 @@ export class FlowHandle<R extends object = Rec> {
     this.readyTimeoutMs = opts.readyTimeoutMs ?? READY_TIMEOUT_MS;
     if (!(this.readyTimeoutMs > 0))
       throw new FlowgrabError('FG_ERR_INVALID_ARGUMENT', 'readyTimeoutMs must be a number of milliseconds > 0');
-    this.buffer = new FlowBuffer<Rec>(capacity, opts.overflow ?? 'drop-oldest', (n) => this.readerLoss(n));
+    this.buffer = new FlowBuffer<Rec>(capacity, opts.overflow ?? 'drop-oldest', (n) => this.readerLoss.add(n));
     this.buffer.hold();
     // The graph decides the records' shape; R is what the caller (or the builder) says it is.
     this.records$ = this.buffer.records$ as Observable<R>;
@@ -264,8 +262,7 @@ export class FlowHandle<R extends object = Rec> {
     this.detach?.();
     this.noticeSub?.unsubscribe();
     if (this.stage) this.compiler.release(this.stage.keys);
-    this.flushReaderLoss();
-    if (this.lossTimer) clearTimeout(this.lossTimer);
+    this.readerLoss.flush();
     this.buffer.clear();
     this.buffer.out.complete();
     this.lost.complete();
@@ -278,29 +275,14 @@ export class FlowHandle<R extends object = Rec> {
     return {
       state: this.st,
       nodes: this.stage ? this.stage.nodes.map((n) => ({ ...n })) : [],
-      buffer: { capacity: this.buffer.capacity, ...this.buffer.stats, dropped: this.readerDropped },
+      buffer: { capacity: this.buffer.capacity, ...this.buffer.stats, dropped: this.readerLoss.total },
       missed: this.missed,
     };
   }
 
   /** Pull records one at a time; a reader that falls behind loses records (counted in lost$), never slows others. */
   [Symbol.asyncIterator](): AsyncGenerator<R> {
-    return iterateRecords(this.records$, this.buffer.capacity, (n) => this.readerLoss(n));
-  }
-
-  /** Reader drops are reported in batches (at most one notice per second), with exact counts. */
-  private readerLoss(n: number): void {
-    this.pendingReaderLoss += n;
-    this.readerDropped += n;
-    this.lossTimer ??= setTimeout(() => this.flushReaderLoss(), 1000);
-  }
-
-  private flushReaderLoss(): void {
-    this.lossTimer = undefined;
-    if (this.pendingReaderLoss === 0) return;
-    const count = this.pendingReaderLoss;
-    this.pendingReaderLoss = 0;
-    this.lost.next(readerLossNotice(count, this.name));
+    return iterateRecords(this.records$, this.buffer.capacity, (n) => this.readerLoss.add(n));
   }
 }
 
