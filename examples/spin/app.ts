@@ -7,6 +7,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
 import { connect, Flowgrab, runTool, sweepStaleTables } from 'flowgrab';
 import { Core } from './core.js';
+import { canonicalIp } from './domain/ip.js';
 import type { SpinPeriods } from './domain/periods.js';
 import { Credentials, defaultCredentials, Sessions } from './io/auth.js';
 import { createCaptureHandler } from './io/capture.js';
@@ -56,6 +57,8 @@ export interface SpinOptions {
   monitorPrefixes?: string[];
   /** … and the subnets of these interfaces of the router (`br-lan.10`); neither: everything. */
   monitorInterfaces?: string[];
+  /** DNS servers besides the router's own resolver whose answers may fill the name lists (see CoreOptions). */
+  trustedResolvers?: string[];
   /** A spinweb static tree (SPIN's own web app) served at the same origin as the RPC (web/root.ts). */
   webRoot?: string;
   /** Sees every message the core publishes from the very start (before startSpin returns). */
@@ -90,6 +93,15 @@ export async function ownAddresses(netns?: string): Promise<string[]> {
   return links.flatMap((l) => (l.addr_info ?? []).map((a) => a.local).filter((a): a is string => !!a));
 }
 
+/** The trusted resolvers as canonical addresses (what DNS records are compared with); a name or a typo throws. */
+function resolverAddresses(given: string[] | undefined): string[] | undefined {
+  return given?.map((a) => {
+    const ip = canonicalIp(a);
+    if (!ip) throw new Error(`trusted resolver ${JSON.stringify(a)} is not an IP address`);
+    return ip;
+  });
+}
+
 export async function startSpin(options: SpinOptions): Promise<SpinApp> {
   const log = options.log ?? (() => {});
   // Tables a killed instance left (its firewall, a capture's NFLOG rule) would go on filtering and logging: gone
@@ -114,6 +126,7 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
       namesFile: options.namesFile,
       leaseFile: options.leaseFile,
       local: options.local,
+      trustedResolvers: resolverAddresses(options.trustedResolvers),
       dots: options.dots,
       tableName: options.tableName,
       log,

@@ -59,6 +59,10 @@ export function buildCommand(): Command {
     .option('--names <file>', "names file in spind's names.conf form (name: <ip-or-mac> <name>)")
     .option('--leases <file>', 'dnsmasq lease file for DHCP names')
     .option('--ignore <addr...>', 'addresses ignored besides the router’s own')
+    .option(
+      '--trusted-resolver <addr...>',
+      "DNS servers whose answers to devices asking them directly may fill name lists (the router's own always do)",
+    )
     .option('--dns-group <n>', 'NFLOG group for DNS', int('--dns-group'), 53)
     .option('--local', 'publish traffic between non-devices too (spind -l)')
     .option('--dots', 'accept dots_signal')

@@ -37,6 +37,7 @@ async function main(): Promise<void> {
     webRoot: o.webRoot,
     monitorPrefixes: o.monitor,
     monitorInterfaces: o.monitorIface,
+    trustedResolvers: o.trustedResolver,
   });
   process.stdout.write(
     `spin: web view ${app.httpUrl}/spin_graph/graph.html, JSON-RPC POST ${app.httpUrl}/spin_api/jsonrpc` +

@@ -20,6 +20,11 @@ export interface CoreOptions {
   leaseFile?: string;
   /** Publish traffic between two non-devices too (spind -l). */
   local?: boolean;
+  /**
+   * DNS servers (canonical addresses) whose answers seen passing through (a device asking them directly) may say
+   * what a listed name resolves to; the router's own resolver's always may. None by default (ingest.ts).
+   */
+  trustedResolvers?: string[];
   /** nft table name (default `spin` → `flowgrab_spin`). */
   tableName?: string;
   /** Accept dots_signal (spind: dots_enabled). */

@@ -28,8 +28,15 @@ export interface IngestHost {
   readonly periods: SpinPeriods;
   readonly model: NodeModel;
   readonly lists: Record<ListName, IpList>;
-  /** `local`: publish traffic between two non-devices too (spind -l); `monitor`: none = everything. */
-  readonly opts: { readonly local?: boolean; readonly monitor?: MonitorScope };
+  /**
+   * `local`: publish traffic between two non-devices too (spind -l); `monitor`: none = everything;
+   * `trustedResolvers`: DNS servers (canonical addresses) whose answers passing through may fill name lists.
+   */
+  readonly opts: {
+    readonly local?: boolean;
+    readonly monitor?: MonitorScope;
+    readonly trustedResolvers?: readonly string[];
+  };
   readonly announcer: Announcer;
   readonly traffic: TrafficTable;
   readonly blocks: Blocks;

@@ -86,15 +86,18 @@ export function onDns(core: IngestHost, r: DnsRecord): void {
     // Only answers to a query the capture saw (rtt set): any LAN host can send a response nobody asked for, and
     // would otherwise tie a blocked name to an address of its choosing (blocking it) for a TTL of its choosing.
     if (r.rtt === undefined) return;
+    const trusted = trustedAnswer(core, r);
     const expiryBase = core.model.now();
     for (const res of r.resolved) {
       const ip = canonicalIp(res.ip);
       if (!ip) continue;
-      const ttl = Math.min(Math.max(0, res.ttl), DNS_MAX_TTL_S);
-      const exp = expiryBase + (ttl + core.periods.dnsGraceS) * 1000;
-      const names = [res.name, ...res.via];
-      for (const name of names) core.blocks.remember(name, ip, exp);
-      core.followNames(names, ip, exp);
+      if (trusted) {
+        const ttl = Math.min(Math.max(0, res.ttl), DNS_MAX_TTL_S);
+        const exp = expiryBase + (ttl + core.periods.dnsGraceS) * 1000;
+        const names = [res.name, ...res.via];
+        for (const name of names) core.blocks.remember(name, ip, exp);
+        core.followNames(names, ip, exp);
+      }
       if (ig.containsIp(ip)) continue;
       core.model.learn({ ips: [ip], domains: [withDot(res.name)] });
     }
@@ -128,6 +131,21 @@ export function onNeigh(core: IngestHost, r: NeighRecord): void {
   core.model.learn({ mac: r.mac, ips: [ip] });
   onMacLearned(core, ip);
   core.flushNodeInfo();
+}
+
+/**
+ * Whether an answer may say what a listed name resolves to (which addresses a block or an allow by name
+ * covers): only the router's own resolver's traffic (input: its upstream answering it; output: it answering a
+ * device), or a server the owner named (`trustedResolvers`). A device may ask any server it likes directly
+ * (forward), its own included, and would then tie a listed name to an address of its choosing: unblocking that
+ * address, or cutting another device off. Such answers still name the addresses in the view (as SPIN's do).
+ */
+function trustedAnswer(core: IngestHost, r: DnsRecord): boolean {
+  if (r.hook === 'input' || r.hook === 'output') return true;
+  const trusted = core.opts.trustedResolvers;
+  if (!trusted || trusted.length === 0) return false;
+  const server = canonicalIp(r.server);
+  return server !== undefined && trusted.includes(server);
 }
 
 /** True when monitoring is not limited, or the address is inside a monitored prefix. */
