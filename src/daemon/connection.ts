@@ -18,7 +18,7 @@ import { withReplayOpener } from '../filters/replay.js';
 import { Flowgrab } from '../flow/flowgrab.js';
 import { forClient, type Guarded } from './guard.js';
 import type { ClientView, DaemonHost, RemoteFlow } from './host.js';
-import { PENDING_BYTES, PENDING_FRAMES } from './limits.js';
+import { PENDING_BYTES, PENDING_FRAMES, REPLY_BACKLOG } from './limits.js';
 import { openAsPeer } from './open-as.js';
 import type { Peer } from './peer.js';
 import {
@@ -47,6 +47,8 @@ export class Client implements ClientView, Guarded {
   private waiting = 0;
   /** Bytes of the frames waiting (PENDING_BYTES). */
   private waitingBytes = 0;
+  /** Bytes of replies written since the client's output was last below the socket's mark (REPLY_BACKLOG). */
+  private replyDebt = 0;
   private frameTimer?: NodeJS.Timeout;
   private idleTimer?: NodeJS.Timeout;
   closed = false;
@@ -75,7 +77,7 @@ export class Client implements ClientView, Guarded {
       },
     });
     conn.on('data', (chunk) => forClient(this, () => this.onData(chunk)));
-    conn.on('drain', () => this.readMore());
+    conn.on('drain', () => this.take());
     conn.on('close', () => void this.shutdown('disconnected'));
     conn.on('error', () => void this.shutdown('socket error'));
     this.touch();
@@ -117,10 +119,26 @@ export class Client implements ClientView, Guarded {
     this.write(encodeFrame(msg));
   }
 
-  /** A reply: never dropped (the client waits for it), but a client that lets them pile up is hung up on. */
+  /**
+   * A reply: never dropped (the client waits for it). A client that does not read them gets no more: its next
+   * request waits (see take), and one that lets them pile up anyway is hung up on.
+   */
   reply(msg: Reply): void {
     if (this.closed || this.conn.destroyed) return;
-    this.write(encodeFrame(msg));
+    const frame = encodeFrame(msg);
+    if (!this.conn.writableNeedDrain) this.replyDebt = 0;
+    this.replyDebt += frame.length;
+    this.write(frame);
+  }
+
+  /**
+   * Replies the client has not read are over REPLY_BACKLOG: no request is taken until its output drains. A
+   * 'drain' event is due then (the socket is over its mark). Without this a client that never read could make
+   * the daemon hold 16 MiB of replies per connection (4-byte frames, each answered with ~100 bytes).
+   */
+  private get replyCongested(): boolean {
+    if (!this.conn.writableNeedDrain) this.replyDebt = 0;
+    return this.replyDebt > REPLY_BACKLOG;
   }
 
   /** Every byte to the client goes here: past twice the backlog bound the connection is closed, never grown. */
@@ -150,37 +168,57 @@ export class Client implements ClientView, Guarded {
 
   private onData(chunk: Buffer): void {
     this.touch();
-    let frames: Buffer[];
-    try {
-      frames = this.reader.push(chunk);
-    } catch (err) {
-      // An oversized frame: the stream cannot be trusted any more. Say why, then hang up on this client only.
-      this.d.stats.badFrames++;
-      this.hangUp(errorBody(err), 'bad frame');
-      return;
-    }
-    for (const f of frames) {
+    this.reader.add(chunk);
+    this.take();
+  }
+
+  /**
+   * Takes the frames read, one at a time, while few wait and the client reads its replies; then reads on, or
+   * not. Frames left in the reader wait for the next take (a request done, the client's output drained).
+   */
+  private take(): void {
+    let took = false;
+    while (!this.closed && !this.busy()) {
+      let f: Buffer | undefined;
+      try {
+        f = this.reader.next();
+      } catch (err) {
+        // An oversized frame: the stream cannot be trusted any more. Say why, then hang up on this client only.
+        this.d.stats.badFrames++;
+        this.hangUp(errorBody(err), 'bad frame');
+        return;
+      }
+      if (!f) break;
+      took = true;
+      const frame = f;
       this.waiting++;
-      this.waitingBytes += f.length;
+      this.waitingBytes += frame.length;
       // Frames of one connection are handled in order, each after the previous one's reply.
       this.requests.push(
-        () => forClient(this, () => withReplayOpener(this.openFile, () => this.onFrame(f))),
+        () => forClient(this, () => withReplayOpener(this.openFile, () => this.onFrame(frame))),
         () => {
           this.waiting--;
-          this.waitingBytes -= f.length;
-          this.readMore();
+          this.waitingBytes -= frame.length;
+          this.take();
         },
       );
     }
     // A frame completed: the next one, begun in this chunk, gets the whole partial-frame time (see below).
-    if (frames.length > 0) this.restartPartialFrame();
+    if (took) this.restartPartialFrame();
     this.readMore();
+  }
+
+  /** Enough taken for now: frames waiting, their bytes, or output the client has not read. */
+  private busy(): boolean {
+    return (
+      this.waiting >= PENDING_FRAMES || this.waitingBytes >= PENDING_BYTES || this.congested || this.replyCongested
+    );
   }
 
   /** Reads on only while few frames wait and the client reads what it is sent. */
   private readMore(): void {
     if (this.closed || this.conn.destroyed) return;
-    if (this.waiting >= PENDING_FRAMES || this.waitingBytes >= PENDING_BYTES || this.congested) {
+    if (this.busy()) {
       this.conn.pause();
       // The client cannot finish a frame while we do not read: its clock stops too.
       clearTimeout(this.frameTimer);
@@ -230,9 +268,9 @@ export class Client implements ClientView, Guarded {
     clearTimeout(this.idleTimer);
     if (this.closed) return;
     this.idleTimer = setTimeout(() => {
-      // Not idle: it holds something, or waits for us (requests queued, or we stopped reading it).
-      if (this.flows.size > 0 || this.d.mux?.holds(this) || this.waiting > 0 || this.conn.isPaused())
-        return this.touch();
+      // Not idle: it holds something, or waits for us (requests running or queued). One we stopped reading
+      // because it does not read its replies, holding nothing, is idle.
+      if (this.flows.size > 0 || this.d.mux?.holds(this) || this.waiting > 0) return this.touch();
       this.d.stats.timedOutConnections++;
       this.hangUp(failure('FG_ERR_TIMEOUT', `idle for ${this.d.timeouts.idleMs} ms with nothing open`), 'idle timeout');
     }, this.d.timeouts.idleMs);

@@ -31,6 +31,12 @@ export const PENDING_FRAMES = 32;
  * one user make the daemon hold a gigabyte (260 MB was seen).
  */
 export const PENDING_BYTES = 1 << 20;
+/**
+ * Bytes of replies a client may leave unread before the daemon takes no further request from it (records
+ * have their own, larger bound: DaemonOptions.maxClientBacklog). 32 connections that never read made a
+ * user the policy does not name cost the daemon 400 MB of replies.
+ */
+export const REPLY_BACKLOG = 64 << 10;
 /** Flows listed per client in a `status` reply; the rest are counted. */
 export const STATUS_FLOWS = 64;
 /** Clients listed in a `status` reply (root sees all); the rest are counted. */

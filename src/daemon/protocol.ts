@@ -20,6 +20,18 @@ const Flow = z.number().int().nonnegative();
 const Mark = z.number().int().min(0).max(0xffffffff);
 const base = { v: z.literal(PROTOCOL_VERSION), id: Id };
 
+/**
+ * Graph text, or a GraphSpec: chosen by the value's type, so a refused spec says why (a union says only
+ * "Invalid input" when neither matches).
+ */
+const GraphText = z.string().max(65536);
+const GraphInput = z.unknown().transform((v, ctx): string | GraphSpec => {
+  const r = typeof v === 'string' ? GraphText.safeParse(v) : GraphSpec.safeParse(v);
+  if (r.success) return r.data;
+  for (const i of r.error.issues) ctx.addIssue({ code: 'custom', message: i.message, path: i.path });
+  return z.NEVER;
+});
+
 export const Request = z.discriminatedUnion('op', [
   // `records`: the form of record frames from now on (compact.ts); JSON when not asked. A daemon older than
   // compact frames refuses the key (strict), and connect() then says hello again without it.
@@ -35,9 +47,7 @@ export const Request = z.discriminatedUnion('op', [
       overflow: z.enum(['drop-oldest', 'drop-newest']).optional(),
     })
     .strict(),
-  z
-    .object({ ...base, op: z.literal('populate'), flow: Flow, graph: z.union([z.string().max(65536), GraphSpec]) })
-    .strict(),
+  z.object({ ...base, op: z.literal('populate'), flow: Flow, graph: GraphInput }).strict(),
   z.object({ ...base, op: z.enum(['instantiate', 'activate', 'pause', 'close', 'stats']), flow: Flow }).strict(),
   z.object({ ...base, op: z.literal('status') }).strict(),
   z
@@ -293,24 +303,34 @@ export class FrameReader {
     return this.size;
   }
 
+  /** Every frame `chunk` completes (with what was held before it). */
   push(chunk: Buffer): Buffer[] {
+    this.add(chunk);
+    const out: Buffer[] = [];
+    for (let f = this.next(); f; f = this.next()) out.push(f);
+    return out;
+  }
+
+  /** Holds `chunk`; frames are taken with next(), as many as the reader wants at a time. */
+  add(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.size += chunk.length;
-    const out: Buffer[] = [];
-    while (this.size >= 4) {
-      const len = this.peekLength();
-      if (len > this.max)
-        throw new FlowgrabError('FG_ERR_DECODE', `frame of ${len} bytes is over the ${this.max}-byte limit`, {
-          op: 'frame',
-        });
-      if (this.size < 4 + len) break;
-      const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
-      out.push(all.subarray(4, 4 + len));
-      const rest = all.subarray(4 + len);
-      this.chunks = rest.length ? [rest] : [];
-      this.size = rest.length;
-    }
-    return out;
+  }
+
+  /** The next complete frame's body, or undefined; throws at a length over the limit. */
+  next(): Buffer | undefined {
+    if (this.size < 4) return undefined;
+    const len = this.peekLength();
+    if (len > this.max)
+      throw new FlowgrabError('FG_ERR_DECODE', `frame of ${len} bytes is over the ${this.max}-byte limit`, {
+        op: 'frame',
+      });
+    if (this.size < 4 + len) return undefined;
+    const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
+    const rest = all.subarray(4 + len);
+    this.chunks = rest.length ? [rest] : [];
+    this.size = rest.length;
+    return all.subarray(4, 4 + len);
   }
 
   private peekLength(): number {

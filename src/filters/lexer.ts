@@ -32,8 +32,9 @@ const PUNCT: Record<string, TokenKind> = {
   ',': 'comma',
   '=': 'eq',
 };
-/** Bare words: names, field paths, numbers, durations, IPv4/IPv6 addresses and CIDRs, netns names. */
-const WORD = /[A-Za-z0-9_.:/*+-]/;
+/** Characters of bare words: names, field paths, numbers, durations, IPv4/IPv6 addresses and CIDRs, netns names. */
+export const WORD_CHARS = 'A-Za-z0-9_.:/*+-';
+const WORD = new RegExp(`[${WORD_CHARS}]`);
 
 /** The value of a bare word: a boolean, a number (decimal or 0x), else the word itself. */
 export function wordValue(text: string): boolean | number | string {

@@ -34,6 +34,11 @@ export const GRAPH_LIMITS = Object.freeze({
   fields: 64,
   /** Keys one stateful filter holds (groups of a count/sum/top window, keys dedupe remembers). */
   stateKeys: 100_000,
+  /**
+   * Values in a graph's arguments and parameters, list elements and parameter names each counting one (a GraphSpec
+   * sent as JSON: the schema's check costs per value, and 200 000 of them stalled the daemon for a second).
+   */
+  values: 4096,
 });
 
 export type GraphLimitName = keyof typeof GRAPH_LIMITS;
@@ -64,19 +69,36 @@ export interface SpecSize {
   visited: number;
 }
 
-/** How deeply lists nest in a node's arguments and parameters, without recursion; stops past the limit. */
-function valueDepth(n: { args?: unknown; params?: unknown }): number {
-  const params = n.params && typeof n.params === 'object' ? Object.values(n.params) : [];
-  const stack: { v: unknown; d: number }[] = [{ v: n.args, d: 0 }, ...params.map((v) => ({ v, d: 1 }))];
-  let max = 0;
+/** What the values of a spec's nodes have used so far: values, and characters of names and strings. */
+interface ValueBudget {
+  values: number;
+  chars: number;
+}
+
+/**
+ * Walks a node's arguments and parameters without recursion, counting into `used` (values, and characters of
+ * strings and parameter names, which share the text's limit: a spec carries no more than its text could), and
+ * stops at the first limit passed. Returns the limit passed, or undefined.
+ */
+function measureValues(n: { args?: unknown; params?: unknown }, used: ValueBudget): GraphLimitName | undefined {
+  const stack: { v: unknown; d: number }[] = [{ v: n.args, d: 0 }];
+  if (n.params && typeof n.params === 'object' && !Array.isArray(n.params))
+    for (const k in n.params) {
+      if (!Object.hasOwn(n.params, k)) continue;
+      used.chars += k.length;
+      if (++used.values > GRAPH_LIMITS.values) return 'values';
+      stack.push({ v: (n.params as Record<string, unknown>)[k], d: 1 });
+    }
+  if (used.chars > GRAPH_LIMITS.textLength) return 'textLength';
   while (stack.length) {
     const { v, d } = stack.pop()!;
+    if (typeof v === 'string' && (used.chars += v.length) > GRAPH_LIMITS.textLength) return 'textLength';
     if (!Array.isArray(v)) continue;
-    if (d > max) max = d;
-    if (max > GRAPH_LIMITS.depth) return max;
-    for (const x of v) if (Array.isArray(x)) stack.push({ v: x, d: d + 1 });
+    if (d > GRAPH_LIMITS.depth) return 'depth';
+    if ((used.values += v.length) > GRAPH_LIMITS.values) return 'values';
+    for (const x of v) if (typeof x === 'string' || Array.isArray(x)) stack.push({ v: x, d: d + 1 });
   }
-  return max;
+  return undefined;
 }
 
 /**
@@ -100,6 +122,7 @@ export function measureSpec(
     ],
   });
   const stack: { e: unknown; depth: number }[] = [{ e: root, depth: 1 }];
+  const used: ValueBudget = { values: 0, chars: 0 };
   while (stack.length) {
     const { e, depth } = stack.pop()!;
     size.visited++;
@@ -116,7 +139,11 @@ export function measureSpec(
     };
     if (x.type === 'node') {
       if (++size.nodes > GRAPH_LIMITS.nodes) return over('nodes', 'nodes');
-      if (valueDepth(x) > GRAPH_LIMITS.depth) return over('depth', 'levels of nesting in a parameter');
+      if (typeof x.name === 'string') used.chars += x.name.length;
+      const passed = measureValues(x, used);
+      if (passed === 'depth') return over('depth', 'levels of nesting in a parameter');
+      if (passed === 'values') return over('values', 'argument and parameter values');
+      if (passed === 'textLength') return over('textLength', 'characters in names and strings');
       if (typeof x.name === 'string' && isSource(x.name) && ++size.sources > GRAPH_LIMITS.sources)
         return over('sources', 'sources');
       continue;

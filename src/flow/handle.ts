@@ -74,6 +74,7 @@ export class FlowHandle<R extends object = Rec> {
   /** What populate() was given (text, or a spec), and after instantiate the spec as it runs. */
   private readonly populated: PopulatedGraph = { text: [] };
   private asked?: GraphSpec;
+  private printed?: { spec: GraphSpec; text: string };
   private stage?: Stage;
   private detach?: () => void;
   private noticeSub?: Subscription;
@@ -127,7 +128,11 @@ export class FlowHandle<R extends object = Rec> {
 
   /** The graph as text, once populated from text or a spec (after instantiate: as it runs). */
   get graph(): string {
-    return this.populated.spec ? printGraph(this.populated.spec) : this.populated.text.join('\n');
+    const spec = this.populated.spec;
+    if (!spec) return this.populated.text.join('\n');
+    // Printed once per spec: the daemon's status and policy rechecks ask for it again and again.
+    if (this.printed?.spec !== spec) this.printed = { spec, text: printGraph(spec) };
+    return this.printed.text;
   }
 
   private go(op: FlowOp): void {

@@ -134,7 +134,8 @@ export class Bystanders {
  * Modes: `flood` sends `frames` (objects) `repeat` times without waiting,
  * reading replies; `spam` never reads and writes `frame` for `ms`; `partial`
  * opens `conns` connections that each start a frame of `claim` bytes and
- * send `send` of them; `conns` opens `conns` idle connections. It prints one
+ * send `send` of them; `conns` opens `conns` idle connections; `unread` opens
+ * `conns` connections that write `bytes` of empty frames and never read. It prints one
  * JSON line: replies seen (ok / errors by code, first message per code),
  * connections the daemon closed, and whether it finished.
  */
@@ -184,7 +185,9 @@ function until(pred, ms, what) {
     let id = 1;
     for (let r = 0; r < cfg.repeat; r++) for (const f of cfg.frames) {
       // "$n" stands for this round's flow id (each round creates one flow: ids 1, 2, 3, ...).
-      const body = JSON.parse(JSON.stringify(f).replaceAll('"$n"', String(r + 1)));
+      // "$nulls" stands for a list of cfg.nulls nulls (too big for the command line).
+      const nulls = cfg.nulls ? '[' + 'null,'.repeat(cfg.nulls - 1) + 'null]' : '[]';
+      const body = JSON.parse(JSON.stringify(f).replaceAll('"$n"', String(r + 1)).replaceAll('"$nulls"', nulls));
       if (!s.write(frame({ v: 1, id: id++, ...body }))) await new Promise((r) => s.once('drain', r));
       if (s.destroyed) break;
     }
@@ -217,6 +220,17 @@ function until(pred, ms, what) {
     s.resume();
     // Reading again, it must get replies: the daemon stopped reading it, it did not drop what it owed.
     await until(() => res.ok >= (cfg.wantOk || 1) || res.closed > 0, cfg.settleMs || 5000, 'replies after reading again');
+  } else if (cfg.mode === 'unread') {
+    // conns connections that never read, each writing cfg.bytes of empty frames (4 zero bytes: each answered
+    // "not JSON"); then it waits, still not reading, for the daemon to hang up on every one (a pending write
+    // fails when it does).
+    const socks = [];
+    for (let i = 0; i < cfg.conns; i++) {
+      const s = await open(false);
+      for (let sent = 0; sent < cfg.bytes; sent += 65536) s.write(Buffer.alloc(65536));
+      socks.push(s);
+    }
+    await until(() => res.closed >= cfg.conns, cfg.waitMs || 0, 'every connection closed');
   } else if (cfg.mode === 'partial' || cfg.mode === 'conns') {
     const socks = [];
     for (let i = 0; i < cfg.conns; i++) {

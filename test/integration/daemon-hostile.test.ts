@@ -13,6 +13,7 @@ import {
   createUsers,
   daemonFiles,
   type LineProcess,
+  procMemory,
   removeUsers,
   runNodeAs,
   SpawnedDaemon,
@@ -106,6 +107,22 @@ describe('flowgrabd under attack', () => {
     await by.unharmed();
   });
 
+  it('a GraphSpec of 200 000 values is refused by count before the schema walks it (that took seconds and 400 MB)', async () => {
+    writeFileSync(`/proc/${daemon.pid}/clear_refs`, '5');
+    const before = rssOf(daemon.pid);
+    const spec = { version: 1, root: { type: 'node', name: 'x', args: '$nulls', params: {} } };
+    const r = await attack(U, {
+      mode: 'flood',
+      repeat: 3,
+      nulls: 200_000,
+      frames: [{ op: 'populate', flow: 1, graph: spec }],
+    });
+    expect(r.errors).toEqual({ FG_ERR_PROTOCOL: 3 });
+    expect(r.messages.FG_ERR_PROTOCOL).toMatch(/more than 4096 argument and parameter values/);
+    expect(procMemory(daemon.pid).peak - before).toBeLessThan(60 * MiB);
+    await by.unharmed();
+  });
+
   it('a listed user is capped in sources across its flows: 16-source graphs, the fifth is refused', async () => {
     const graph = Array.from({ length: 16 }, (_, i) => `conntrack(events=[new], mark=${i + 1})`).join(' | ');
     const r = await attack(L, {
@@ -195,6 +212,19 @@ describe('flowgrabd under attack', () => {
     expect(r.errors).toEqual({});
     expect(r.ok).toBeGreaterThan(0);
     expect(rssOf(daemon.pid) - before).toBeLessThan(GROWTH);
+    await by.unharmed();
+  });
+
+  it('32 connections that never read their replies cost the daemon little, and are closed as idle', async () => {
+    // Each 4-byte empty frame is answered with ~100 bytes: unbounded, 32 such connections made the daemon hold
+    // 400 MB of replies, and (paused) they never timed out.
+    writeFileSync(`/proc/${daemon.pid}/clear_refs`, '5'); // the peak (VmHWM) from now on
+    const before = rssOf(daemon.pid);
+    const unread = attack(U, { mode: 'unread', conns: 32, bytes: 1 << 20, waitMs: 30_000 });
+    await by.unharmed();
+    const r = await unread;
+    expect(r.closed).toBe(32);
+    expect(procMemory(daemon.pid).peak - before).toBeLessThan(40 * MiB);
     await by.unharmed();
   });
 

@@ -118,6 +118,48 @@ describe('order-rule explosion', () => {
     expect(GraphSpec.safeParse({ version: 1, root: node('conntrack', [], { events: [['new']] }) }).success).toBe(true);
   });
 
+  it("a GraphSpec's values and strings are counted before the schema walks them (each value costs zod a union)", () => {
+    const refusal = (root: ExprSpec) => GraphSpec.safeParse({ version: 1, root }).error?.issues[0].message;
+    // 200 000 nulls in one frame held the daemon's thread for a second: refused by count, not by zod's walk
+    // (whose issue would be about the type of each null).
+    const nulls = Array.from({ length: 200_000 }, () => null) as never[];
+    expect(refusal(node('x', nulls))).toMatch(/more than 4096 argument and parameter values/);
+    const keys = Object.fromEntries(Array.from({ length: 70_000 }, (_, i) => [`k${i}`, 1]));
+    expect(refusal(node('x', [], keys))).toMatch(/argument and parameter values/);
+    // Nested lists count every element; so do the values of several nodes together.
+    expect(refusal(node('x', [Array.from({ length: 5000 }, () => ['a'])]))).toMatch(/values/);
+    const half = () =>
+      node(
+        'x',
+        Array.from({ length: 2100 }, () => 1),
+      );
+    expect(refusal({ type: 'pipe', steps: [half(), half()] })).toMatch(/values/);
+    // Characters of strings and names share the text's limit.
+    expect(refusal(node('x', ['a'.repeat(GRAPH_LIMITS.textLength + 1)]))).toMatch(/characters in names and strings/);
+    const long = () => node('x', ['a'.repeat(40_000)]);
+    expect(refusal({ type: 'pipe', steps: [long(), long()] })).toMatch(/characters/);
+    // At the limits exactly: measured as fine (the schema then checks the rest).
+    expect(
+      measureSpec(
+        node(
+          'x',
+          Array.from({ length: GRAPH_LIMITS.values }, () => 1),
+        ),
+        isSource,
+      ).issues,
+    ).toEqual([]);
+    expect(
+      measureSpec(
+        node(
+          'x',
+          Array.from({ length: GRAPH_LIMITS.values + 1 }, () => 1),
+        ),
+        isSource,
+      ).issues,
+    ).toHaveLength(1);
+    expect(measureSpec(node('x', ['a'.repeat(GRAPH_LIMITS.textLength - 1)]), isSource).issues).toEqual([]);
+  });
+
   it('a regex literal is found by the character before it, not by searching back at every slash', () => {
     expect(parseGraph('conntrack() -> match(qname ~   /(a)b/ || qname ~ /c/)').root).toMatchObject({
       steps: [{}, { args: ['qname ~   /(a)b/ || qname ~ /c/'] }],

@@ -70,7 +70,10 @@ const scalar: fc.Arbitrary<Value> = fc.oneof(
   fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e9, max: 1e9 }),
   fc.boolean(),
   fc.string(),
+  // Words and near-words: which strings print bare (print.ts) must agree with how the lexer reads them back.
+  fc.stringMatching(/^[A-Za-z0-9_.:/*+\-># ]{1,6}$/),
   fc.constantFrom('10s', 'orig.src', '192.168.1.0/24', 'fd00::1', 'fglab-router', 'true', '12', '', 'a b', 'x"y\\z'),
+  fc.constantFrom('a->b', '->', 'a-', '-', '+1', '0x1f', '.5', '1e3', '#x', '*', 'a#b', '@', "'", 'false'),
 );
 const value: fc.Arbitrary<Value> = fc.oneof(scalar, fc.array(scalar, { maxLength: 3 }));
 const nodeArb = fc.oneof(
