@@ -27,6 +27,7 @@ export class Enforcer {
   private readonly firewall: Firewall;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private cutQueued: Promise<void> | undefined;
 
   constructor(private readonly o: EnforcerOptions) {
     this.firewall = new Firewall(o.state, { netns: o.netns, name: o.tableName });
@@ -62,10 +63,13 @@ export class Enforcer {
     this.timer.unref();
   }
 
-  /** A listed name's new address joins its set in the kernel (a block also cuts its connections). */
+  /**
+   * A listed name's new address joins its set in the kernel (a block also cuts its connections). Addresses
+   * that come together share one nft update and one pass over the connections.
+   */
   nameAddress(list: NameList, ip: string, exp: number): void {
     this.firewall.nameAddress(list, ip, exp).then(
-      () => (list === 'block' ? this.cutBlocked() : undefined),
+      () => (list === 'block' ? this.cutSoon() : undefined),
       (err) => this.o.onError(err),
     );
   }
@@ -79,6 +83,15 @@ export class Enforcer {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     await this.firewall.close();
+  }
+
+  /** One cut for every caller until it starts: later callers after that get the next one. */
+  private cutSoon(): Promise<void> {
+    this.cutQueued ??= Promise.resolve().then(() => {
+      this.cutQueued = undefined;
+      return this.cutBlocked();
+    });
+    return this.cutQueued;
   }
 
   private async cutBlocked(): Promise<void> {

@@ -5,7 +5,7 @@
 import type { Announcer } from '../domain/announce.js';
 import type { Blocks } from '../domain/blocks.js';
 import type { IpList, ListName } from '../domain/lists.js';
-import type { NodeModel, SpinNode } from '../domain/model.js';
+import { MAX_IPS_PER_NODE, type NodeModel, type SpinNode } from '../domain/model.js';
 import type { DeviceNames } from '../domain/names.js';
 import type { PeakTable } from '../domain/peaks.js';
 import type { SpinPeriods } from '../domain/periods.js';
@@ -16,7 +16,12 @@ import type { SpinStore } from '../io/store.js';
 import type { CoreOptions } from '../options.js';
 
 /** Bounds on what callers can make the app hold (each entry costs memory and firewall work). */
-export const RPC_LIMITS = { listEntries: 10_000, rpcNodes: 500, nodeIps: 1024, blockedPairs: 10_000 } as const;
+export const RPC_LIMITS = {
+  listEntries: 10_000,
+  rpcNodes: 500,
+  nodeIps: MAX_IPS_PER_NODE,
+  blockedPairs: 10_000,
+} as const;
 
 /** How a list command was asked for. */
 export interface ListChange {

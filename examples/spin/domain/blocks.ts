@@ -11,6 +11,13 @@ import type { NodeModel, SpinNode } from './model.js';
 
 export const pairKey = (a: number, b: number) => (a < b ? `${a}-${b}` : `${b}-${a}`);
 
+/** Names whose DNS answers are remembered (a listed name's addresses join its set at once when listed). */
+export const MAX_ANSWER_NAMES = 100_000;
+/** Addresses remembered per name: its newest (a name of its own, which any LAN host may ask for, has any number). */
+export const MAX_ANSWER_ADDRESSES = 256;
+/** Addresses in a name list's kernel set (bname/aname); past it, answers add none until some expire. */
+export const MAX_NAME_ADDRESSES = 65_536;
+
 export type NameList = 'block' | 'allow';
 
 /** What the firewall enforces (io/firewall.ts builds the nft table from it). */
@@ -37,6 +44,8 @@ export class Blocks {
   readonly pairs = new Map<string, [number, number]>();
   /** Addresses of blocked / allowed names → expiry (ms). */
   readonly nameAddrs = { block: new Map<string, number>(), allow: new Map<string, number>() };
+  /** Addresses not put in a name set because it held MAX_NAME_ADDRESSES. */
+  nameAddrsRefused = 0;
   /** name key → address → expiry (ms): what DNS answers said, for blocks by name. */
   private readonly answers = new Map<string, Map<string, number>>();
   private readonly model: NodeModel;
@@ -159,15 +168,20 @@ export class Blocks {
 
   // ---- addresses of names ----
 
-  /** Notes what a DNS answer said about a name (bounded: new names are not kept past 100 000). */
+  /**
+   * Notes what a DNS answer said about a name (bounded: new names are not kept past MAX_ANSWER_NAMES, and a
+   * name keeps its MAX_ANSWER_ADDRESSES newest addresses).
+   */
   remember(name: string, ip: string, exp: number): void {
     const k = domainKey(name);
     let m = this.answers.get(k);
     if (!m) {
-      if (this.answers.size >= 100_000) return;
+      if (this.answers.size >= MAX_ANSWER_NAMES) return;
       this.answers.set(k, (m = new Map()));
     }
-    m.set(ip, Math.max(exp, m.get(ip) ?? 0));
+    const had = m.get(ip);
+    if (had === undefined && m.size >= MAX_ANSWER_ADDRESSES) m.delete(m.keys().next().value as string);
+    m.set(ip, Math.max(exp, had ?? 0));
   }
 
   /**
@@ -180,6 +194,10 @@ export class Blocks {
     const name = names.find((n) => this.lists[list].containsDomain(n));
     if (name === undefined) return undefined;
     if (list === 'block' && this.spared(ip, name)) return undefined;
+    if (!this.nameAddrs[list].has(ip) && this.nameAddrs[list].size >= MAX_NAME_ADDRESSES) {
+      this.nameAddrsRefused++;
+      return undefined;
+    }
     const cur = this.nameAddrs[list].get(ip) ?? 0;
     this.nameAddrs[list].set(ip, Math.max(cur, exp));
     return exp <= cur + 1000 ? undefined : name;

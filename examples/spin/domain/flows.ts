@@ -1,12 +1,21 @@
 /**
- * A device's flows (docs/spin-protocol.md §3): per peer node a chain of
- * flows, one per destination port or ICMP type, with their counters. A peer
- * is referenced (`refs`, so it does not expire) while a device has a flow to
- * it. The node model (model.ts) calls these; `peerOf` finds a live node by id.
+ * A device's flows (docs/spin-protocol.md §3): per peer node its flows, one
+ * per destination port or ICMP type, with their counters, found by key (a
+ * port scan makes 65 535 flows to one peer: walking a list per record made
+ * that 12 s of CPU). A peer is referenced (`refs`, so it does not expire)
+ * while a device has a flow to it. A device keeps at most
+ * MAX_FLOWS_PER_DEVICE flows: past it, its least recently seen eighth goes.
+ * The node model (model.ts) calls these; `peerOf` finds a live node by id.
  */
 import type { DeviceFlow, SpinNode } from './node.js';
 
 export type PeerOf = (id: number) => SpinNode | undefined;
+
+/** Flows one device keeps (spind keeps every one; a scan of all ports, or one packet to each of 200 000 hosts). */
+export const MAX_FLOWS_PER_DEVICE = 4096;
+
+/** A flow's key among a device's flows to one peer: its port and ICMP type. */
+const flowKey = (dstPort: number, icmpType: number): number => dstPort * 65536 + icmpType;
 
 /** Counts traffic of a device with `peer` (both directions' packets and bytes) at `nowS` (Unix seconds). */
 export function countFlow(
@@ -17,28 +26,37 @@ export function countFlow(
   packets: number,
   bytes: number,
   nowS: number,
+  peerOf: PeerOf,
 ): void {
   if (device === peer) return;
-  const flows = (device.flows ??= new Map());
-  const head = flows.get(peer.id);
-  let f = head;
-  while (f && (f.dstPort !== dstPort || f.icmpType !== icmpType)) f = f.next;
+  const k = flowKey(dstPort, icmpType);
+  let f = device.flows?.get(peer.id)?.get(k);
   if (!f) {
-    f = { to: peer.id, dstPort, icmpType, packets: 0, bytes: 0, lastseen: 0, next: head };
-    flows.set(peer.id, f);
-    device.flowCount++;
-    if (!head) peer.refs++;
+    if (device.flowCount >= MAX_FLOWS_PER_DEVICE) dropOldest(device, MAX_FLOWS_PER_DEVICE / 8, peerOf);
+    f = { to: peer.id, dstPort, icmpType, packets: 0, bytes: 0, lastseen: 0 };
+    add(device, peer, k, f);
   }
   f.packets += packets;
   f.bytes += bytes;
   f.lastseen = nowS;
 }
 
+/** Puts a new flow in; the peer gains a reference with the device's first flow to it. */
+function add(device: SpinNode, peer: SpinNode, k: number, f: DeviceFlow): void {
+  const flows = (device.flows ??= new Map());
+  let byKey = flows.get(peer.id);
+  if (!byKey) {
+    flows.set(peer.id, (byKey = new Map()));
+    peer.refs++;
+  }
+  byKey.set(k, f);
+  device.flowCount++;
+}
+
 /** Every flow of a device. */
 export function flowsOf(device: SpinNode): DeviceFlow[] {
   const out: DeviceFlow[] = [];
-  if (device.flows)
-    for (const head of device.flows.values()) for (let f: DeviceFlow | undefined = head; f; f = f.next) out.push(f);
+  if (device.flows) for (const byKey of device.flows.values()) for (const f of byKey.values()) out.push(f);
   return out;
 }
 
@@ -62,12 +80,9 @@ export function ageFlows(
   const minIdleS = Math.min(idleMs, maxIdleMs) / 1000;
   let removed = 0;
   for (const d of devices) {
-    const flows = d.flows;
-    if (!flows || d.flowCount === 0) continue;
-    let idle: DeviceFlow[] | undefined;
-    for (const head of flows.values())
-      for (let f: DeviceFlow | undefined = head; f; f = f.next) if (now - f.lastseen > minIdleS) (idle ??= []).push(f);
-    if (!idle) continue;
+    if (d.flowCount === 0) continue;
+    const idle = flowsOf(d).filter((f) => now - f.lastseen > minIdleS);
+    if (idle.length === 0) continue;
     // Oldest first, unless every idle flow goes anyway.
     if (d.flowCount - idle.length < keep) idle.sort((a, b) => a.lastseen - b.lastseen);
     for (const f of idle) {
@@ -80,24 +95,45 @@ export function ageFlows(
   return removed;
 }
 
-/** Unlinks one flow of device `d`; the peer loses d's reference with d's last flow to it. */
-function dropFlow(d: SpinNode, f: DeviceFlow, peerOf: PeerOf): void {
-  const flows = d.flows!;
-  const head = flows.get(f.to);
-  if (head === f) {
-    if (f.next) flows.set(f.to, f.next);
-    else {
-      flows.delete(f.to);
-      const peer = peerOf(f.to);
-      if (peer) peer.refs--;
-    }
-  } else {
-    let p = head;
-    while (p && p.next !== f) p = p.next;
-    if (!p) return;
-    p.next = f.next;
+/** Drops the `n` least recently seen flows of `d` (a device at its cap). */
+function dropOldest(d: SpinNode, n: number, peerOf: PeerOf): void {
+  const all = flowsOf(d).sort((a, b) => a.lastseen - b.lastseen);
+  for (const f of all.slice(0, n)) dropFlow(d, f, peerOf);
+}
+
+/**
+ * Drops the least recently seen flows of all `devices` until `need` peers are `evictable` (held by no device)
+ * (the node model over its limit with every node held: one packet to each of 200 000 hosts). Returns how many
+ * peers it freed.
+ */
+export function releasePeers(
+  devices: Iterable<SpinNode>,
+  need: number,
+  peerOf: PeerOf,
+  evictable: (peer: SpinNode) => boolean,
+): number {
+  const all: [SpinNode, DeviceFlow][] = [];
+  for (const d of devices) for (const f of flowsOf(d)) all.push([d, f]);
+  all.sort((a, b) => a[1].lastseen - b[1].lastseen);
+  let freed = 0;
+  for (const [d, f] of all) {
+    if (freed >= need) break;
+    dropFlow(d, f, peerOf);
+    const peer = peerOf(f.to);
+    if (peer && evictable(peer)) freed++;
   }
+  return freed;
+}
+
+/** Removes one flow of device `d`; the peer loses d's reference with d's last flow to it. */
+function dropFlow(d: SpinNode, f: DeviceFlow, peerOf: PeerOf): void {
+  const byKey = d.flows?.get(f.to);
+  if (!byKey?.delete(flowKey(f.dstPort, f.icmpType))) return;
   d.flowCount--;
+  if (byKey.size > 0) return;
+  d.flows!.delete(f.to);
+  const peer = peerOf(f.to);
+  if (peer) peer.refs--;
 }
 
 /** Drops every flow of `d` (releasing its peers). */
@@ -112,28 +148,24 @@ export function dropAllFlows(d: SpinNode, peerOf: PeerOf): void {
 }
 
 /** Removes and returns `dev`'s flows to `peer` (releasing the reference). */
-export function takeChain(dev: SpinNode, peer: SpinNode): DeviceFlow | undefined {
-  const head = dev.flows?.get(peer.id);
-  if (!head) return undefined;
+export function takeFlows(dev: SpinNode, peer: SpinNode): DeviceFlow[] {
+  const byKey = dev.flows?.get(peer.id);
+  if (!byKey) return [];
   dev.flows!.delete(peer.id);
   peer.refs--;
-  for (let f: DeviceFlow | undefined = head; f; f = f.next) dev.flowCount--;
-  return head;
+  dev.flowCount -= byKey.size;
+  return [...byKey.values()];
 }
 
 /** Adds (a copy of) flow `f` to `dev`'s table pointing at `peer`, summing with a flow already there. */
 export function mergeFlow(dev: SpinNode, f: DeviceFlow, peer: SpinNode): void {
-  const flows = (dev.flows ??= new Map());
-  const head = flows.get(peer.id);
-  let cur = head;
-  while (cur && (cur.dstPort !== f.dstPort || cur.icmpType !== f.icmpType)) cur = cur.next;
+  const k = flowKey(f.dstPort, f.icmpType);
+  const cur = dev.flows?.get(peer.id)?.get(k);
   if (cur) {
     cur.packets += f.packets;
     cur.bytes += f.bytes;
     cur.lastseen = Math.max(cur.lastseen, f.lastseen);
     return;
   }
-  flows.set(peer.id, { ...f, to: peer.id, next: head });
-  dev.flowCount++;
-  if (!head) peer.refs++;
+  add(dev, peer, k, { ...f, to: peer.id });
 }

@@ -28,6 +28,16 @@ export function ipBytes(ip: string): Buffer {
   return parseIP(pct >= 0 ? ip.slice(0, pct) : ip);
 }
 
+/**
+ * Addresses in SPIN's order (compareIps), each parsed once: sorting a node's 1024 addresses with compareIps
+ * parsed each of them at every comparison (about 20 000 parses per nodeInfo).
+ */
+export function sortIps(ips: Iterable<string>): string[] {
+  const keyed = [...ips].map((ip) => ({ ip, key: `${isIP(ip)}${ipBytes(ip).toString('hex')}` }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return keyed.map((k) => k.ip);
+}
+
 /** SPIN's order of a node's `ips`: IPv4 before IPv6, then by address bytes. */
 export function compareIps(a: string, b: string): number {
   const fa = isIP(a);

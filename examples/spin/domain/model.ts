@@ -14,12 +14,12 @@
  * million of them (6.5 GB) in under three minutes. Past `maxNodes` the
  * nodes nothing holds (no flow, not kept, not a device) are evicted, least
  * recently seen first, once the record being taken in is done. A node keeps at most
- * MAX_DOMAINS_PER_NODE names (20 000 names under one wildcard made merges
- * quadratic: 77 s of CPU); the others are counted in `domainsDropped`.
+ * MAX_DOMAINS_PER_NODE names (20 000 under one wildcard made merges quadratic:
+ * 77 s of CPU) and MAX_IPS_PER_NODE addresses (`domainsDropped`, `ipsDropped`).
  */
-import { ageFlows, countFlow, dropAllFlows, flowsOf, mergeFlow, takeChain } from './flows.js';
-import { compareDomains, compareIps, domainKey } from './ip.js';
-import type { DeviceFlow, NodeInfo, SpinNode } from './node.js';
+import { ageFlows, countFlow, dropAllFlows, flowsOf, mergeFlow, releasePeers, takeFlows } from './flows.js';
+import { domainKey } from './ip.js';
+import { type DeviceFlow, type NodeInfo, nodeJson, type SpinNode } from './node.js';
 
 export type { DeviceFlow, NodeInfo, SpinNode } from './node.js';
 
@@ -44,6 +44,11 @@ export interface ModelOptions {
 export const DEFAULT_MAX_NODES = 50_000;
 /** Names one node keeps (a shared hosting address may have hundreds; a wildcard domain, any number). */
 export const MAX_DOMAINS_PER_NODE = 256;
+/**
+ * Addresses one node keeps (a CDN's name resolves to dozens; a name of its own, which any LAN host may ask
+ * for, to any number: 61 000 under one name cost 58 ms per answer).
+ */
+export const MAX_IPS_PER_NODE = 1024;
 
 const NO_DOMAINS: ReadonlySet<string> = new Set<string>();
 
@@ -63,10 +68,11 @@ export class NodeModel {
   readonly now: () => number;
   private readonly peerOf = (id: number) => this.byId.get(id);
   private readonly maxNodes: number;
-  /** Nodes evicted to stay within maxNodes, and names not kept past MAX_DOMAINS_PER_NODE. */
-  evicted = 0;
   private trimQueued = false;
+  /** Nodes evicted to stay within maxNodes; names and addresses not kept past their caps per node. */
+  evicted = 0;
   domainsDropped = 0;
+  ipsDropped = 0;
 
   constructor(opts: ModelOptions) {
     this.ev = opts.events;
@@ -201,16 +207,12 @@ export class NodeModel {
 
   /** Counts traffic of a device with `peer` (both directions' packets and bytes; flows.ts). */
   countFlow(device: SpinNode, peer: SpinNode, dstPort: number, icmpType: number, packets: number, bytes: number): void {
-    countFlow(device, peer, dstPort, icmpType, packets, bytes, this.nowS());
+    countFlow(device, peer, dstPort, icmpType, packets, bytes, this.nowS(), this.peerOf);
   }
 
   /** Every flow of a device. */
   flowsOf(device: SpinNode): DeviceFlow[] {
     return flowsOf(device);
-  }
-
-  flowCount(device: SpinNode): number {
-    return device.flowCount;
   }
 
   /** One aging pass over the devices' flows (flows.ts#ageFlows); returns how many flows went. */
@@ -237,12 +239,18 @@ export class NodeModel {
 
   /**
    * Past maxNodes: evicts nodes nothing holds (no flow points at them, not kept, not a device), least recently
-   * seen first, down to nine tenths of maxNodes: one pass over the nodes per many new ones.
+   * seen first, down to nine tenths of maxNodes: one pass over the nodes per many new ones. When too few are
+   * free (one packet to each of 200 000 hosts holds them all), the oldest device flows go first.
    */
   private makeRoom(): void {
     const over = this.byId.size - Math.floor(this.maxNodes * 0.9);
     if (over <= 0) return;
-    const free = [...this.byId.values()].filter((n) => n.refs === 0 && n.persistent === 0 && !n.mac);
+    const evictable = (n: SpinNode) => n.refs === 0 && n.persistent === 0 && !n.mac;
+    let free = [...this.byId.values()].filter(evictable);
+    if (free.length < over) {
+      releasePeers(this.byMac.values(), over - free.length, this.peerOf, evictable);
+      free = [...this.byId.values()].filter(evictable);
+    }
     free.sort((a, b) => a.lastseen - b.lastseen || a.id - b.id);
     for (const n of free.slice(0, over)) {
       this.remove(n);
@@ -254,7 +262,7 @@ export class NodeModel {
   remove(n: SpinNode): void {
     if (this.byId.get(n.id) !== n) return;
     dropAllFlows(n, this.peerOf);
-    if (n.refs > 0) for (const d of this.byMac.values()) takeChain(d, n);
+    if (n.refs > 0) for (const d of this.byMac.values()) takeFlows(d, n);
     for (const ip of n.ips) if (this.byIp.get(ip) === n) this.byIp.delete(ip);
     for (const d of n.domains) if (this.byDomain.get(domainKey(d)) === n) this.byDomain.delete(domainKey(d));
     if (n.mac && this.byMac.get(n.mac) === n) this.byMac.delete(n.mac);
@@ -262,17 +270,9 @@ export class NodeModel {
     this.ev.deleted(n);
   }
 
-  /** SPIN's serialized node object (§3.1), optional keys omitted, keys in spind's order. */
+  /** SPIN's serialized node object (node.ts nodeJson). */
   toJson(n: SpinNode): Record<string, unknown> {
-    const o: Record<string, unknown> = { id: n.id };
-    if (n.name !== undefined) o.name = n.name;
-    if (n.mac !== undefined) o.mac = n.mac;
-    if (n.isBlocked) o.is_blocked = true;
-    if (n.isExcepted) o.is_excepted = true;
-    o.lastseen = n.lastseen;
-    o.ips = [...n.ips].sort(compareIps);
-    o.domains = [...n.domains].sort(compareDomains);
-    return o;
+    return nodeJson(n);
   }
 
   private nowS(): number {
@@ -310,6 +310,10 @@ export class NodeModel {
     for (const ip of info.ips ?? []) {
       const holder = this.byIp.get(ip);
       if (holder && holder !== n) continue; // held by a device we did not merge with
+      if (!holder && n.ips.size >= MAX_IPS_PER_NODE) {
+        this.ipsDropped++;
+        continue;
+      }
       n.ips.add(ip);
       this.byIp.set(ip, n);
     }
@@ -345,6 +349,11 @@ export class NodeModel {
     this.byId.delete(l.id);
     if (l.mac && this.byMac.get(l.mac) === l) this.byMac.delete(l.mac);
     for (const ip of l.ips) {
+      if (!s.ips.has(ip) && s.ips.size >= MAX_IPS_PER_NODE) {
+        if (this.byIp.get(ip) === l) this.byIp.delete(ip);
+        this.ipsDropped++;
+        continue;
+      }
       s.ips.add(ip);
       this.byIp.set(ip, s);
     }
@@ -372,17 +381,16 @@ export class NodeModel {
     // Flows of devices that pointed at l now point at s (none at all when s is that device).
     if (l.refs > 0)
       for (const dev of this.byMac.values()) {
-        const chain = takeChain(dev, l);
-        if (dev !== s) for (let f = chain; f; f = f.next) mergeFlow(dev, f, s);
+        const taken = takeFlows(dev, l);
+        if (dev !== s) for (const f of taken) mergeFlow(dev, f, s);
       }
     // l's own flows (it was a device) join s's.
     if (l.flows) {
-      const own = [...l.flows];
+      const own = flowsOf(l);
       dropAllFlows(l, this.peerOf);
-      for (const [to, chain] of own) {
-        const peer = this.byId.get(to);
-        if (!peer || peer === s) continue;
-        for (let f: DeviceFlow | undefined = chain; f; f = f.next) mergeFlow(s, f, peer);
+      for (const f of own) {
+        const peer = this.byId.get(f.to);
+        if (peer && peer !== s) mergeFlow(s, f, peer);
       }
     }
   }

@@ -1,4 +1,5 @@
 /** A node of SPIN's cache (model.ts) and a device's flows to its peers (flows.ts). */
+import { compareDomains, sortIps } from './ip.js';
 
 export interface DeviceFlow {
   to: number;
@@ -8,8 +9,6 @@ export interface DeviceFlow {
   bytes: number;
   /** Unix seconds of the last counted traffic. */
   lastseen: number;
-  /** The device's next flow to the same peer (another port or ICMP type). */
-  next: DeviceFlow | undefined;
 }
 
 /** An address with its names; a device when it has a MAC (from the neighbour table). */
@@ -28,8 +27,8 @@ export interface SpinNode {
   refs: number;
   /** Held by blocked pairs and lists: such nodes never expire. */
   persistent: number;
-  /** Present on devices: peer id → that peer's flows (a chain through `next`). */
-  flows?: Map<number, DeviceFlow>;
+  /** Present on devices: peer id → that peer's flows by port and ICMP type (flows.ts flowKey). */
+  flows?: Map<number, Map<number, DeviceFlow>>;
   /** How many flows `flows` holds. */
   flowCount: number;
 }
@@ -39,4 +38,17 @@ export interface NodeInfo {
   ips?: Iterable<string>;
   domains?: Iterable<string>;
   name?: string;
+}
+
+/** SPIN's serialized node object (§3.1), optional keys omitted, keys in spind's order. */
+export function nodeJson(n: SpinNode): Record<string, unknown> {
+  const o: Record<string, unknown> = { id: n.id };
+  if (n.name !== undefined) o.name = n.name;
+  if (n.mac !== undefined) o.mac = n.mac;
+  if (n.isBlocked) o.is_blocked = true;
+  if (n.isExcepted) o.is_excepted = true;
+  o.lastseen = n.lastseen;
+  o.ips = sortIps(n.ips);
+  o.domains = [...n.domains].sort(compareDomains);
+  return o;
 }

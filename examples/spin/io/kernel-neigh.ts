@@ -3,12 +3,14 @@
  * when it creates a node: used before a new MAC-less node's first nodeInfo
  * (announce.ts). Only addresses on the router's own subnets are asked about
  * (others cannot be neighbours), so internet peers cost nothing; the
- * router's subnets are re-read every 10 s.
+ * router's subnets are re-read every 10 s. Questions asked together share
+ * one `ip neigh` run (one reads the whole table), one run at a time: a host
+ * using 200 addresses of its /64 started 200 processes at once.
  */
 import { runTool } from 'flowgrab';
 import type { MacLookup } from '../domain/announce.js';
 import type { MonitorScope } from '../domain/ingest-host.js';
-import { type Prefix, parsePrefix, prefixContains } from '../domain/ip.js';
+import { canonicalIp, type Prefix, parsePrefix, prefixContains } from '../domain/ip.js';
 
 export type { MonitorScope } from '../domain/ingest-host.js';
 
@@ -21,10 +23,13 @@ const UNUSABLE = new Set(['FAILED', 'INCOMPLETE', 'NOARP']);
 interface AddrJson {
   addr_info?: { local?: string; prefixlen?: number }[];
 }
-interface NeighJson {
+export interface NeighJson {
+  dst?: string;
   lladdr?: string;
   state?: string[];
 }
+/** Addresses waiting for the next read of the table; past it, a question is answered "unknown" at once. */
+const MAX_WAITING = 4096;
 
 /** undefined: everything is monitored. */
 export async function monitorScope(
@@ -60,6 +65,7 @@ function subnetsOf(json: string): Prefix[] {
 }
 
 export function kernelMacLookup(netns?: string): MacLookup {
+  const ask = neighbourAsker(() => readNeighbours(netns));
   let subnets: Prefix[] = [];
   let readAt = -Infinity;
   let reading: Promise<void> | undefined;
@@ -81,7 +87,7 @@ export function kernelMacLookup(netns?: string): MacLookup {
     if (!subnets.some((p) => prefixContains(p, ip))) return undefined;
     // INCOMPLETE: the router is resolving it right now (it answers the packet that made the node); ask again shortly.
     for (let attempt = 0; attempt < 5; attempt++) {
-      const answer = await askOnce(netns, ip);
+      const answer = await ask(ip);
       if (answer !== 'pending') return answer;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -89,19 +95,76 @@ export function kernelMacLookup(netns?: string): MacLookup {
   };
 }
 
-async function askOnce(netns: string | undefined, ip: string): Promise<string | undefined | 'pending'> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), LOOKUP_MS);
-  });
-  const r = await Promise.race([runTool(['ip', '-j', 'neigh', 'show', 'to', ip], { netns, allowFail: true }), late]);
-  clearTimeout(timer);
-  if (!r || r.code !== 0 || !r.stdout.trim()) return undefined;
+type Answer = string | undefined | 'pending';
+
+/**
+ * Answers questions about addresses from reads of the whole neighbour table: every question asked while a
+ * read runs is answered by the next one.
+ */
+export function neighbourAsker(read: () => Promise<NeighJson[] | undefined>): (ip: string) => Promise<Answer> {
+  let waiting = new Map<string, ((a: Answer) => void)[]>();
+  let running = false;
+  const run = async () => {
+    running = true;
+    try {
+      while (waiting.size > 0) {
+        const batch = waiting;
+        waiting = new Map();
+        const table = await read().catch(() => undefined);
+        const byIp = table ? tableByIp(table) : undefined;
+        for (const [ip, answer] of batch) {
+          const entries = byIp?.get(ip);
+          const a = entries ? answerFrom(entries) : undefined;
+          for (const f of answer) f(a);
+        }
+      }
+    } finally {
+      running = false;
+    }
+  };
+  return (ip) =>
+    new Promise<Answer>((resolve) => {
+      const key = canonicalIp(ip) ?? ip;
+      const same = waiting.get(key);
+      if (same) same.push(resolve);
+      else if (waiting.size >= MAX_WAITING) resolve(undefined);
+      else waiting.set(key, [resolve]);
+      if (!running) void run();
+    });
+}
+
+/** The table's entries by address (canonical). */
+function tableByIp(table: NeighJson[]): Map<string, NeighJson[]> {
+  const by = new Map<string, NeighJson[]>();
+  for (const e of table) {
+    const ip = e.dst ? canonicalIp(e.dst) : undefined;
+    if (!ip) continue;
+    const list = by.get(ip);
+    if (list) list.push(e);
+    else by.set(ip, [e]);
+  }
+  return by;
+}
+
+/** What an address's entries say: its MAC, 'pending' while the kernel resolves it, else undefined. */
+function answerFrom(entries: NeighJson[]): Answer {
   let pending = false;
-  for (const e of JSON.parse(r.stdout) as NeighJson[]) {
+  for (const e of entries) {
     const states = e.state ?? [];
     if (e.lladdr && !states.some((s) => UNUSABLE.has(s))) return e.lladdr.toLowerCase();
     if (states.includes('INCOMPLETE')) pending = true;
   }
   return pending ? 'pending' : undefined;
+}
+
+/** The whole neighbour table of the namespace, or undefined when `ip` fails or takes over LOOKUP_MS. */
+async function readNeighbours(netns: string | undefined): Promise<NeighJson[] | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), LOOKUP_MS);
+  });
+  const r = await Promise.race([runTool(['ip', '-j', 'neigh', 'show'], { netns, allowFail: true }), late]);
+  clearTimeout(timer);
+  if (!r || r.code !== 0 || !r.stdout.trim()) return undefined;
+  return JSON.parse(r.stdout) as NeighJson[];
 }

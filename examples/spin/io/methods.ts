@@ -5,7 +5,7 @@
  * shaped as spind's. Error texts and codes are spind's.
  */
 import type { Core } from '../core.js';
-import { compareDomains, compareIps, parsePrefix, prefixContains } from '../domain/ip.js';
+import { compareDomains, parsePrefix, prefixContains, sortIps } from '../domain/ip.js';
 import { type ListName, matchListName } from '../domain/lists.js';
 import type { SpinNode } from '../domain/model.js';
 import { arg, method, RpcDispatcher, RpcError, type RpcMethod } from './rpc.js';
@@ -194,7 +194,7 @@ export function spinMethods(core: Core, describe: () => unknown[]): RpcMethod[] 
           name: n.name ?? '',
           mac: n.mac,
           lastseen: n.lastseen,
-          ips: [...n.ips].sort(compareIps),
+          ips: sortIps(n.ips),
           domains: [...n.domains].sort(compareDomains),
         })),
     }),
