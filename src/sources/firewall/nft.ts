@@ -69,12 +69,6 @@ export class NftTable {
     private readonly handle: number | undefined,
   ) {}
 
-  /** The owner tag of an existing table, or undefined when there is no such table. */
-  static async owner(family: string, name: string, netns?: string): Promise<{ exists: boolean; tag?: string }> {
-    const { exists, tag } = await tableState(family, name, netns);
-    return { exists, tag };
-  }
-
   /** Installs the table in one nft transaction, replacing one left by a dead owner; refuses one whose owner runs. */
   static async install(spec: NftTableSpec): Promise<NftTable> {
     const name = tableName(spec.name);
