@@ -12,6 +12,7 @@ import type { NeighRecord } from '../sources/arp/record.js';
 import type { ConntrackRecord } from '../sources/conntrack/record.js';
 import type { DnsRecord } from '../sources/dns/record.js';
 import type { PacketRecord } from '../sources/nfqueue/record.js';
+import type { SUM_FIELDS } from './lib/aggregate.js';
 import { printGraph } from './print.js';
 import type { Rec } from './registry.js';
 import { type ExprSpec, type GraphSpec, node, type Value } from './spec.js';
@@ -137,7 +138,7 @@ type Paths<R> = string extends keyof R ? string : FieldPaths<R> & string;
 // biome-ignore lint/suspicious/noExplicitAny: a builder of any record type (GraphBuilder is invariant in R).
 type AnyBuilder = GraphBuilder<any>;
 /** A grouping key: a path of R, not one of the aggregates' own output fields (the check refuses those). */
-type KeyPath<R> = Exclude<Paths<R>, 'type' | 'ts' | 'start' | 'end' | 'count' | 'sum'>;
+type KeyPath<R> = Exclude<Paths<R>, (typeof SUM_FIELDS)[number]>;
 type ByParam<R> = KeyPath<R> | readonly KeyPath<R>[];
 /** A window length: a number of ms, or a duration like `'10s'`, `'500ms'`, `'1h'`. */
 type Every = number | `${number}${'ms' | 's' | 'm' | 'h'}`;

@@ -169,7 +169,7 @@ function borrowing(fields: string[], s: Stepper): Stepper {
  * A grouping key may not be one of the fields the output record itself has (count by `type` would overwrite the
  * record's `type: 'count'`, or lose the key): refused with the reason, rather than records that say the wrong thing.
  */
-function reservedKeys(by: string[], own: string[], path: BuildContext['path'], name: string) {
+function reservedKeys(by: string[], own: readonly string[], path: BuildContext['path'], name: string) {
   return by
     .filter((b) => own.includes(b))
     .map((b) => ({
@@ -202,9 +202,9 @@ function groupedCatalog(input: FieldCatalog, by: string[], extra: string[]): Fie
   return out;
 }
 
-/** The fields of the aggregates' own output records (a key may not be one of them). */
-const COUNT_FIELDS = ['type', 'ts', 'start', 'end', 'count'];
-const SUM_FIELDS = [...COUNT_FIELDS, 'sum'];
+/** The fields of the aggregates' own output records (a key may not be one of them; builder.ts types the same). */
+const COUNT_FIELDS = ['type', 'ts', 'start', 'end', 'count'] as const;
+export const SUM_FIELDS = [...COUNT_FIELDS, 'sum'] as const;
 /** top's items: the key and its count (and sum). */
 const TOP_ITEM_FIELDS = ['count', 'sum'];
 
