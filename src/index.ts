@@ -63,9 +63,10 @@ export {
   type SumRecord,
   type TopRecord,
 } from './filters/builder.js';
-export { GraphError, type GraphIssue, GraphSyntaxError } from './filters/errors.js';
+export { GraphError, type GraphIssue, type GraphIssueCode, GraphSyntaxError } from './filters/errors.js';
 export { ExprSyntaxError } from './filters/expr/parse.js';
 export type { FieldCatalog, FieldInfo, FieldKind } from './filters/fields.js';
+export { GRAPH_LIMITS, GraphLimitError, type GraphLimitName } from './filters/limits.js';
 export { Duration, FieldPath, getPath } from './filters/params.js';
 export { parseGraph } from './filters/parser.js';
 export { printGraph } from './filters/print.js';
@@ -143,7 +144,7 @@ export type {
 } from './sources/nfqueue/options.js';
 export type { QueuedPacket, VerdictOptions } from './sources/nfqueue/queued.js';
 export { PacketRecord } from './sources/nfqueue/record.js';
-export { nfqueue } from './sources/nfqueue/source.js';
+export { type NfqueueSource, nfqueue } from './sources/nfqueue/source.js';
 export type { NoticeObserver, SourceNotice } from './sources/notice.js';
 export type { ReadyObserver } from './sources/ready.js';
 export { VERSION } from './version.js';

@@ -141,7 +141,11 @@ type AnyBuilder = GraphBuilder<any>;
 type KeyPath<R> = Exclude<Paths<R>, (typeof SUM_FIELDS)[number]>;
 type ByParam<R> = KeyPath<R> | readonly KeyPath<R>[];
 /** A window length: a number of ms, or a duration like `'10s'`, `'500ms'`, `'1h'`. */
-type Every = number | `${number}${'ms' | 's' | 'm' | 'h'}`;
+type Every = number | `${bigint}${'ms' | 's' | 'm' | 'h'}`;
+/** Paths of R whose value is a number (what sum() and top's sum add up); any string for records of unknown shape. */
+type NumberPaths<R> = string extends keyof R
+  ? string
+  : { [P in FieldPaths<R> & string]: NonNullable<PathValue<R, P>> extends number ? P : never }[FieldPaths<R> & string];
 type ByPaths<B> = B extends readonly (infer P)[] ? P & string : B & string;
 
 /** A graph being built; `R` is the type of the records it outputs. */
@@ -177,13 +181,13 @@ export class GraphBuilder<R extends object = Rec> {
 
   /** `-> sum(field=…, by=…, every=…)`. */
   sum<B extends ByParam<R>>(p: {
-    field: Paths<R>;
+    field: NumberPaths<R>;
     by: B;
     every: Every;
     lateness?: Every;
   }): GraphBuilder<SumRecord<PickPaths<R, ByPaths<B>>>>;
-  sum(p: { field: Paths<R>; every: Every; lateness?: Every }): GraphBuilder<SumRecord>;
-  sum(p: { field: Paths<R>; by?: ByParam<R>; every: Every; lateness?: Every }): AnyBuilder {
+  sum(p: { field: NumberPaths<R>; every: Every; lateness?: Every }): GraphBuilder<SumRecord>;
+  sum(p: { field: NumberPaths<R>; by?: ByParam<R>; every: Every; lateness?: Every }): AnyBuilder {
     return this.to('sum', clean(p));
   }
 
@@ -193,7 +197,7 @@ export class GraphBuilder<R extends object = Rec> {
     n?: number;
     every: Every;
     lateness?: Every;
-    field?: Paths<R>;
+    field?: NumberPaths<R>;
   }): GraphBuilder<TopRecord<PickPaths<R, ByPaths<B>>>> {
     return this.to('top', clean(p));
   }

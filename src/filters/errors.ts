@@ -22,9 +22,37 @@ export class GraphSyntaxError extends FlowgrabError {
   }
 }
 
+/**
+ * What flowgrab's own checks call a problem with a graph (a custom Authorizer may use codes of its own).
+ * `graph_limit`: over GRAPH_LIMITS; `bad_spec`: not a GraphSpec; the `*_denied` and `*_limit` ones and
+ * `no_principal`, `order`, `mixed_sources`, `queue_reserved`: the policy (authorize).
+ */
+export type GraphIssueCode =
+  | 'graph_limit'
+  | 'bad_spec'
+  | 'bad_parameter'
+  | 'bad_expression'
+  | 'unknown_node'
+  | 'unknown_field'
+  | 'source_with_input'
+  | 'filter_without_input'
+  | 'no_principal'
+  | 'source_denied'
+  | 'filter_denied'
+  | 'param_denied'
+  | 'capability_denied'
+  | 'param_limit'
+  | 'flow_limit'
+  | 'buffer_limit'
+  | 'order'
+  | 'mixed_sources'
+  | 'queue_reserved'
+  | 'internal';
+
 /** One problem with a graph that parsed: where in the spec, and a sentence. */
 export interface GraphIssue {
-  code: string;
+  /** One of GraphIssueCode from flowgrab's checks (autocompleted); any string from a custom Authorizer. */
+  code: GraphIssueCode | (string & {});
   path: (string | number)[];
   message: string;
 }

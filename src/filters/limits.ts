@@ -6,8 +6,7 @@
  * nesting depth while it parses; authorize() counts nodes, forks and sources
  * of the finished spec (a client may also send a GraphSpec directly).
  */
-import { FlowgrabError } from '../errors.js';
-import type { GraphIssue } from './errors.js';
+import { GraphError, type GraphIssue } from './errors.js';
 
 export const GRAPH_LIMITS = Object.freeze({
   /** Characters of graph text per flow (all populate calls together). */
@@ -43,10 +42,12 @@ export const GRAPH_LIMITS = Object.freeze({
 
 export type GraphLimitName = keyof typeof GRAPH_LIMITS;
 
-export class GraphLimitError extends FlowgrabError {
+/** A graph over one of GRAPH_LIMITS: a GraphError (one `graph_limit` issue) that names the limit. */
+export class GraphLimitError extends GraphError {
   readonly limit: GraphLimitName;
   constructor(limit: GraphLimitName, message: string) {
-    super('FG_ERR_GRAPH', message, { op: 'limit' });
+    super([{ code: 'graph_limit', path: [], message }]);
+    this.message = message;
     this.limit = limit;
   }
 }

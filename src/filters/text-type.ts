@@ -76,6 +76,44 @@ type StripComments<S extends string> = S extends `${infer A}#${infer B}`
 /** The text the node analysis reads: comments and arguments gone. */
 type Skeleton<S extends string> = StripComments<StripArgs<S>>;
 
+/** True when the parentheses of `T` pair up (as SkipArgs counts them); false too for a trailing backslash. */
+type Balanced<T extends string, D extends unknown[] = []> = T extends `${infer C}${infer R}`
+  ? C extends '('
+    ? Balanced<R, [...D, 0]>
+    : C extends ')'
+      ? D extends [unknown, ...infer Up]
+        ? Balanced<R, Up>
+        : false
+      : C extends '\\'
+        ? R extends ''
+          ? false
+          : Balanced<R, D>
+        : Balanced<R, D>
+  : D extends []
+    ? true
+    : false;
+/**
+ * True when a quoted string (quote `Q`) holds parentheses that do not pair up (`match(qname == "(")`), or may
+ * hide its end (an escaped quote): SkipArgs, which counts every parenthesis, would end the node's arguments in
+ * the wrong place and read nodes where there are none, or miss some.
+ */
+type ParenInQuotes<S extends string, Q extends string> = S extends `${string}${Q}${infer In}${Q}${infer Rest}`
+  ? Balanced<In> extends false
+    ? true
+    : ParenInQuotes<Rest, Q>
+  : false;
+/** The same for a `~ /regex/` of a match expression. */
+type ParenInRegex<S extends string> = S extends `${string}~${infer R}`
+  ? TrimStart<R> extends `/${infer In}/${infer Rest}`
+    ? Balanced<In> extends false
+      ? true
+      : ParenInRegex<Rest>
+    : ParenInRegex<R>
+  : false;
+/** Text whose parentheses the analysis cannot tell apart: typed `Rec`, never guessed. */
+type Unreadable<S extends string> =
+  ParenInQuotes<S, '"'> extends true ? true : ParenInQuotes<S, "'"> extends true ? true : ParenInRegex<S>;
+
 /** The pieces between `->` and `|`: each real node starts one (after spaces and opening parentheses). */
 type Pieces<S extends string, Acc extends string[] = []> = S extends `${infer A}->${infer B}`
   ? Pieces<B, [...Acc, ...Bars<A>]>
@@ -110,27 +148,36 @@ export interface EnrichedNames {
 /** Records of a whole graph text `S` (see the file comment). */
 export type GraphTextRecord<S extends string> = string extends S
   ? Rec
-  : Walk<Pieces<Skeleton<S>>> extends infer U
-    ? [U] extends [never]
-      ? Rec
-      : [U] extends [false]
+  : Unreadable<S> extends true
+    ? Rec
+    : Walk<Pieces<Skeleton<S>>> extends infer U
+      ? [U] extends [never]
         ? Rec
-        : false extends U
+        : [U] extends [false]
           ? Rec
-          : HasEnrich<Pieces<Skeleton<S>>> extends true
-            ? U & EnrichedNames
-            : U
-    : Rec;
+          : false extends U
+            ? Rec
+            : HasEnrich<Pieces<Skeleton<S>>> extends true
+              ? U & EnrichedNames
+              : U
+      : Rec;
 
 /**
  * The record type after `populate(S)` on a handle of records `R`: text that
  * extends the graph (`-> …`) keeps `R` when its filters keep the shape; a
  * whole graph gives its own records unless `R` was stated (is narrower than
- * `Record<string, unknown>`), which is then kept.
+ * `Record<string, unknown>`), which is then kept. Text that is not a literal,
+ * that the analysis cannot read, or that adds a branch (`| …`) gives
+ * `Record<string, unknown>`: `populate<R>(text)` states the type.
  */
 export type PopulatedRecord<R extends object, S extends string> = string extends S
-  ? R
-  : TrimStart<S> extends `->${infer Rest}`
+  ? Rec
+  : Unreadable<S> extends true
+    ? Rec
+    : PopulatedBy<R, S, TrimStart<StripComments<S>>>;
+type PopulatedBy<R extends object, S extends string, T extends string> = T extends `|${string}`
+  ? Rec
+  : T extends `->${infer Rest}`
     ? Walk<Pieces<Skeleton<Rest>>> extends infer U
       ? [U] extends [never]
         ? HasEnrich<Pieces<Skeleton<Rest>>> extends true

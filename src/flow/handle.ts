@@ -143,7 +143,8 @@ export class FlowHandle<R extends object = Rec> {
    * Adds graph text (later calls extend it, e.g. with "-> count(…)"), or sets
    * a GraphSpec or a built graph (`graph.source(…)…`, which text may extend
    * too), whose record type the returned handle takes on. Literal text is typed by its nodes (see
-   * `GraphTextRecord`); `populate<R>(text)` states the type instead.
+   * `GraphTextRecord`); `populate<R>(text)` states the type instead. Use the handle it returns: a reference
+   * taken before keeps the type it had, though the records are the new graph's.
    */
   populate<B extends object>(graph: GraphBuilder<B>): FlowHandle<B>;
   /** Graph text: literal text is typed by its nodes (`GraphTextRecord`); `populate<R>(text)` states the type. */

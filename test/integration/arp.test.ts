@@ -25,7 +25,7 @@ interface FdbEntry {
 }
 
 const UNUSABLE = ['FAILED', 'INCOMPLETE', 'NOARP', 'NONE'];
-const row = (r: { ip: string; mac?: string; ifname: string; state: string[] }) =>
+const row = (r: { ip: string; mac?: string; ifname: string; state: readonly string[] }) =>
   `${r.ip} ${r.ifname} ${r.mac} ${r.state.join(',')}`;
 
 function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -73,7 +73,7 @@ export const anonymizeFilter = defineFilter({
   check: (p, ctx) => [
     ...checkFields(p.fields, ctx.input, ctx.path, 'anonymize'),
     ...(p.secret !== undefined && !secrets.has(p.secret)
-      ? [{ code: 'bad_param', path: ctx.path, message: `anonymize: no secret named ${p.secret}` }]
+      ? [{ code: 'bad_parameter', path: ctx.path, message: `anonymize: no secret named ${p.secret}` }]
       : []),
   ],
   step: (p) => {

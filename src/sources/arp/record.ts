@@ -41,7 +41,7 @@ export const NeighRecord = z.object({
    * always (`['REACHABLE']`), `['NONE']` for 0. An array because the kernel's
    * field is a bit mask.
    */
-  state: z.array(NeighState),
+  state: z.array(NeighState).readonly(),
   /** NTF_ROUTER: the IPv6 neighbour said it is a router. */
   router: z.boolean(),
   /** When `ifname` is a bridge: the bridge port the MAC was learned on (from the bridge FDB). */

@@ -26,8 +26,8 @@ function end(e: ConntrackEnd): string {
   return `${s}}`;
 }
 
-const statusJson = new Map<string[], string>();
-function status(s: string[]): string {
+const statusJson = new Map<readonly string[], string>();
+function status(s: readonly string[]): string {
   let j = statusJson.get(s);
   if (j === undefined) {
     j = str(s);

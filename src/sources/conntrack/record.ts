@@ -46,8 +46,8 @@ export const ConntrackRecord = z.object({
   reply: ConntrackEnd,
   /** TCP state name (ESTABLISHED, TIME_WAIT …). */
   state: z.string().optional(),
-  /** IPS_* status flags by name. */
-  status: z.array(z.string()),
+  /** IPS_* status flags by name (a shared, frozen list: read-only). */
+  status: z.array(z.string()).readonly(),
   mark: z.number().int().optional(),
   zone: z.number().int().optional(),
   /** Seconds until the entry expires. */

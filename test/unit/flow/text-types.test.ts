@@ -28,6 +28,14 @@ describe('text graph record types', () => {
     expectTypeOf<GraphTextRecord<'dns() -> match(qname ~ /(ads|track)\\./)'>>().toEqualTypeOf<DnsRecord>();
     expectTypeOf<GraphTextRecord<'dns() -> match(qname ~ /^(www|arp)\\./)'>>().toEqualTypeOf<DnsRecord>();
     expectTypeOf<GraphTextRecord<'dns() -> match(qname == "a->b|conntrack")'>>().toEqualTypeOf<DnsRecord>();
+    // A parenthesis that does not pair up inside a string or a regex: the nodes after it cannot be told
+    // apart from the arguments, so the text is not guessed at.
+    expectTypeOf<
+      GraphTextRecord<'dns() -> match(qname ~ /\\(/) -> count(by=client, every=10s)'>
+    >().toEqualTypeOf<Rec>();
+    expectTypeOf<GraphTextRecord<'conntrack() -> match(proto != "(") -> count(every=1s)'>>().toEqualTypeOf<Rec>();
+    expectTypeOf<GraphTextRecord<"dns() -> match(qname == ')') -> merge()">>().toEqualTypeOf<Rec>();
+    expectTypeOf<GraphTextRecord<'dns() -> match(qname == "(x)")'>>().toEqualTypeOf<DnsRecord>();
     expectTypeOf<
       GraphTextRecord<'# all new TCP flows (any port)\nconntrack(events=[new]) -> match(proto == tcp)'>
     >().toEqualTypeOf<ConntrackRecord>();
@@ -69,7 +77,21 @@ describe('text graph record types', () => {
     const text: string = 'conntrack()';
     expectTypeOf(fg.create().populate(text).records$).toEqualTypeOf<Observable<Rec>>();
     expectTypeOf(fg.create().populate<ConntrackRecord>(text).records$).toEqualTypeOf<Observable<ConntrackRecord>>();
-    expectTypeOf(fg.create<DnsRecord>().populate(text).records$).toEqualTypeOf<Observable<DnsRecord>>();
+    // Text the checker cannot see may be anything, on a stated or built type too: populate<R>(text) states it.
+    expectTypeOf(fg.create<DnsRecord>().populate(text).records$).toEqualTypeOf<Observable<Rec>>();
+    expectTypeOf(fg.create<DnsRecord>().populate('dns() -> match(kind == query)').records$).toEqualTypeOf<
+      Observable<DnsRecord>
+    >();
+    const step: string = '-> count(by=orig.src, every=10s)';
+    expectTypeOf(ct.populate(step).records$).toEqualTypeOf<Observable<Rec>>();
+    // A comment before the step is no whole graph; a new branch (`| …`) adds records of its own.
+    expectTypeOf(ct.populate('# per source\n-> count(by=orig.src, every=1s)').records$).toEqualTypeOf<
+      Observable<Rec>
+    >();
+    expectTypeOf(ct.populate('# tcp only\n-> match(proto == tcp)').records$).toEqualTypeOf<
+      Observable<ConntrackRecord>
+    >();
+    expectTypeOf(ct.populate('| dns() -> count(every=1s)').records$).toEqualTypeOf<Observable<Rec>>();
     type Counted = { type: 'count'; count: number; start: number; end: number; ts: number };
     expectTypeOf(fg.create().populate<Counted>('dns() -> count(every=1s)').records$).toEqualTypeOf<
       Observable<Counted>
