@@ -11,6 +11,9 @@
  * memory of all streams (window data + presence flags + a fixed per-stream
  * overhead) may not exceed `maxTotalBytes`, least recently used streams
  * being evicted first; at most `maxStreams` streams; idle ones expire.
+ * A segment more than MAX_AHEAD past the first missing byte is not kept
+ * (counted in `ahead`): one byte 256 KiB on cost each stream a 512 KiB
+ * window (a TCP DNS message is at most 65 537 bytes with its length).
  */
 import { TCP_FIN, TCP_RST, TCP_SYN } from '../packet.js';
 import { DNS_HEADER } from './wire.js';
@@ -34,6 +37,8 @@ export const DEFAULT_TCP_LIMITS: TcpLimits = {
 /** Estimated bytes of a stream without its window: the object, its map entry and key string. */
 export const STREAM_OVERHEAD = 256;
 const MIN_WINDOW = 256;
+/** How far past the first missing byte a segment may end and be kept: two largest messages with their lengths. */
+export const MAX_AHEAD = 2 * (2 + 0xffff);
 
 interface Stream {
   /** Sequence number of win[0]; undefined until a SYN or the first data fixes it. */
@@ -75,6 +80,8 @@ export interface TcpStats {
   dropped: number;
   evicted: number;
   expired: number;
+  /** Segments not kept: they ended more than MAX_AHEAD past the first missing byte. */
+  ahead: number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -83,7 +90,7 @@ export class TcpReassembler {
   private readonly streams = new Map<string, Stream>();
   private readonly limits: TcpLimits;
   private total = 0;
-  private counts = { dropped: 0, evicted: 0, expired: 0 };
+  private counts = { dropped: 0, evicted: 0, expired: 0, ahead: 0 };
 
   constructor(limits: Partial<TcpLimits> = {}) {
     this.limits = { ...DEFAULT_TCP_LIMITS, ...limits };
@@ -205,13 +212,18 @@ export class TcpReassembler {
     if (from >= data.length) return undefined;
     let start = rel + from;
     let end = rel + data.length;
+    if (end - st.contig > MAX_AHEAD) {
+      this.counts.ahead++;
+      return undefined;
+    }
     if (end - st.read > this.limits.maxStreamBytes) {
       this.remove(key);
       this.counts.dropped++;
       return `TCP stream ${key} exceeded ${this.limits.maxStreamBytes} bytes`;
     }
     if (end > st.win.length) {
-      const shift = this.compact(st);
+      // Moving the unread bytes down pays when at least half the window was read; else the window grows.
+      const shift = st.read >= st.win.length / 2 ? this.compact(st) : 0;
       start -= shift;
       end -= shift;
       if (end > st.win.length) this.grow(st, end);

@@ -2,7 +2,7 @@
 import * as dnsPacket from 'dns-packet';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { STREAM_OVERHEAD, TcpReassembler } from '../../../src/sources/dns/tcp.js';
+import { MAX_AHEAD, STREAM_OVERHEAD, TcpReassembler } from '../../../src/sources/dns/tcp.js';
 import { TCP_FIN, TCP_SYN } from '../../../src/sources/packet.js';
 
 const msg = (id: number, name: string) => dnsPacket.encode({ type: 'query', id, questions: [{ type: 'A', name }] });
@@ -124,5 +124,20 @@ describe('TCP reassembly, hostile orders and bounds', () => {
     const h = t.push(seg('h', 1, Buffer.concat([Buffer.from([0, 12]), Buffer.alloc(12)])));
     expect(h.messages).toHaveLength(1);
     expect(h.dropped).toBeUndefined();
+  });
+
+  it('a byte far past the first missing one is not kept: no window for it; the stream goes on', () => {
+    const t = new TcpReassembler();
+    const isn = 5000;
+    t.push({ ...seg('far', isn, Buffer.alloc(0)), flags: TCP_SYN });
+    for (let i = 0; i < 100; i++) t.push(seg('far', isn + 1 + MAX_AHEAD + 1000 * i, Buffer.from([i])));
+    expect(t.stats().ahead).toBe(100);
+    expect(t.stats().bytes).toBeLessThan(STREAM_OVERHEAD + 4096);
+    // Within reach, out of order: kept, and the message comes out once its start arrives.
+    const m = framed(msg(7, 'in.order.test'));
+    t.push(seg('far', isn + 1 + 10, m.subarray(10)));
+    const out = t.push(seg('far', isn + 1, m.subarray(0, 10))).messages;
+    expect(out.map((x) => dnsPacket.decode(x).id)).toEqual([7]);
+    expect(t.stats().ahead).toBe(100);
   });
 });

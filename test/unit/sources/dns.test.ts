@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeNflogPacket, encodeNflogPacket } from '../../../src/netlink/nflog/packet.js';
 import { NFNL_SUBSYS_ULOG } from '../../../src/netlink/nfnetlink.js';
 import { encodeMessage, type NetlinkMessage } from '../../../src/netlink/nlmsg.js';
-import { DnsCache } from '../../../src/sources/dns/cache.js';
+import { DnsCache, MAX_NAMES_PER_IP } from '../../../src/sources/dns/cache.js';
 import { resolveChains } from '../../../src/sources/dns/message.js';
 import type { DnsRecord } from '../../../src/sources/dns/record.js';
 import { dns } from '../../../src/sources/dns/source.js';
@@ -213,7 +213,7 @@ describe('CNAME chains and the DNS cache', () => {
   it('learns only from responses to a query it saw, and keeps a name a day at most', () => {
     let now = 0;
     const c = new DnsCache({ now: () => now });
-    const response = (ip: string, ttl: number, rtt?: number): DnsRecord => ({
+    const response = (ip: string, ttl: number, rtt?: number, hook: DnsRecord['hook'] = 'output'): DnsRecord => ({
       ts: 0,
       kind: 'response',
       family: 'ipv4',
@@ -222,7 +222,7 @@ describe('CNAME chains and the DNS cache', () => {
       clientPort: 40000,
       server: '192.168.1.66',
       serverPort: 53,
-      hook: 'forward',
+      hook,
       id: 7,
       qname: 'bank.example',
       qtype: 'A',
@@ -245,6 +245,44 @@ describe('CNAME chains and the DNS cache', () => {
     expect(open.names('93.184.216.34')).toEqual(['bank.example']);
     now += 300_001; // the minimum TTL (300 s) wins over a smaller maximum
     expect(open.names('93.184.216.34')).toEqual([]);
+    // A device asked a server of its own directly (forward): its answer names nothing, unless that server is
+    // trusted; the router's own resolver traffic (input, output) is.
+    c.add(response('203.0.113.66', 60, 2, 'forward'));
+    expect(c.names('203.0.113.66')).toEqual([]);
+    expect(c.refused.untrusted).toBe(1);
+    const trusting = new DnsCache({ trustedServers: ['192.168.1.66'], now: () => now });
+    trusting.add(response('203.0.113.66', 60, 2, 'forward'));
+    c.add(response('203.0.113.67', 60, 2, 'input'));
+    expect([trusting.names('203.0.113.66'), c.names('203.0.113.67')]).toEqual([['bank.example'], ['bank.example']]);
+  });
+
+  it('an address keeps its 16 names expiring last; a client holds a tenth of the cache', () => {
+    const now = 0;
+    const c = new DnsCache({ maxEntries: 1000, now: () => now });
+    // A wildcard domain of the attacker's: 20 000 names for one popular address.
+    for (let i = 0; i < 20_000; i++) c.set('142.250.1.1', `n${i}.evil.test`, 3600, '192.168.1.66');
+    expect(c.names('142.250.1.1')).toHaveLength(MAX_NAMES_PER_IP);
+    // A real name with a shorter TTL than all 16 does not get in; a longer one does, pushing the first out.
+    c.set('142.250.1.1', 'www.example.com', 300, '192.168.1.20');
+    expect(c.names('142.250.1.1')).not.toContain('www.example.com');
+    c.set('142.250.1.1', 'www.example.com', 7200, '192.168.1.20');
+    expect(c.names('142.250.1.1')[0]).toBe('www.example.com');
+    // Names of many addresses from one client: at most a tenth of the cache; another client's still go in.
+    for (let i = 0; i < 5000; i++) c.set(`10.9.${i >> 8}.${i & 255}`, `x${i}.evil.test`, 86_400, '192.168.1.66');
+    expect(c.size).toBeLessThanOrEqual(1000 / 10 + 1);
+    expect(c.refused.overShare).toBeGreaterThan(4000);
+    c.set('198.51.100.1', 'shop.example', 300, '192.168.1.20');
+    expect(c.names('198.51.100.1')).toEqual(['shop.example']);
+  });
+
+  it('a full cache makes room down to 90 % at once, whatever the expired ones freed', () => {
+    let now = 0;
+    const c = new DnsCache({ minTtlS: 1, maxTtlS: 1000, maxEntries: 100, now: () => now });
+    c.set('10.3.0.1', 'short', 1);
+    for (let i = 0; i < 99; i++) c.set(`10.2.0.${i}`, `h${i}`, 500);
+    now += 2000; // 'short' has expired: freeing it alone would leave the cache full, to be swept again next time
+    c.set('10.4.0.1', 'late', 500);
+    expect(c.size).toBe(90);
   });
 
   it('keeps TTL-0 names for the minimum, expires them after, and evicts the soonest to expire', () => {
