@@ -8,6 +8,7 @@
  *
  * `flow.populate(builder)` takes it as it is, and the flow's `records$` has that type.
  */
+import type { z } from 'zod';
 import type { NeighRecord } from '../sources/arp/record.js';
 import type { ConntrackRecord } from '../sources/conntrack/record.js';
 import type { DnsRecord } from '../sources/dns/record.js';
@@ -15,6 +16,7 @@ import type { PacketRecord } from '../sources/nfqueue/record.js';
 import type { SUM_FIELDS } from './lib/aggregate.js';
 import { printGraph } from './print.js';
 import type { Rec } from './registry.js';
+import type { ArpParams, ConntrackParams, DnsParams, NfqueueParams } from './sources.js';
 import { type ExprSpec, type GraphSpec, node, type Value } from './spec.js';
 
 /** The record each built-in source emits, by source name. */
@@ -131,6 +133,15 @@ export interface TopRecord<K = object> {
 /** The record type a builder's graph outputs. */
 export type RecordOf<B> = B extends GraphBuilder<infer R> ? R : never;
 
+/** A built-in source's graph parameters, as its schema takes them (a misspelt key does not compile). */
+interface SourceParamTypes {
+  conntrack: z.input<typeof ConntrackParams>;
+  dns: z.input<typeof DnsParams>;
+  arp: z.input<typeof ArpParams>;
+  nfqueue: z.input<typeof NfqueueParams>;
+}
+/** The parameters of source N: typed for the built-in ones, any node parameters for the others. */
+type SourceParams<N extends string> = N extends keyof SourceParamTypes ? SourceParamTypes[N] : Params;
 /** Node parameters; an `undefined` value is left out (handy for optional settings). */
 type Params = Record<string, Value | undefined>;
 /** Paths of R; any string for records of unknown shape (text graphs, `to()`). */
@@ -235,9 +246,9 @@ export const graph = {
   /** A pipeline starting at a source; a built-in source gives its record type. */
   source: <N extends string, R extends object = N extends keyof SourceRecords ? SourceRecords[N] : Rec>(
     name: N,
-    params: Params = {},
+    params?: SourceParams<N>,
     ...args: Value[]
-  ): GraphBuilder<R> => new GraphBuilder<R>([node(name, args, clean(params))]),
+  ): GraphBuilder<R> => new GraphBuilder<R>([node(name, args, clean((params ?? {}) as Params))]),
   /** A branch for fork(): starts with a filter. `I` is the type of the records it receives. */
   filter: <I extends object = Rec, O extends object = I>(name: string, params: Params = {}, ...args: Value[]) =>
     new GraphBuilder<O>([node(name, args, clean(params))]),

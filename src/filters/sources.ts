@@ -28,23 +28,26 @@ export const RECORD_FIELDS: Record<string, FieldCatalog> = {
   nfqueue: catalogOf(PacketRecord),
 };
 
+/** The graph parameters of `nfqueue()` (what graph.source() takes, typed). */
+export const NfqueueParams = z.strictObject({
+  queue: NfqueueOptions.shape.queue,
+  verdict: z.enum(['accept', 'drop']).default('accept'),
+  copyRange: NfqueueOptions.shape.copyRange,
+  netns: NfqueueOptions.shape.netns,
+  /**
+   * Only packets with an address inside these prefixes are emitted and given `verdict`; the others are accepted
+   * unseen. A policy's scope is put here (auth/authorize.ts): the scope() after the source hides packets, and a
+   * scoped user's verdict=drop must not decide for packets outside it.
+   */
+  scope: z.array(z.string().refine(isPrefix, 'an address prefix')).min(1).optional(),
+});
+
 export const nfqueueSource = defineSource({
   name: 'nfqueue',
   description:
     'packets queued by an NFQUEUE rule, as a monitor: nfqueue(queue=3, verdict=accept, netns=NAME); a graph gives every packet this verdict as it is emitted',
   // The source's own option schemas; `verdict` is the graph's (what to decide for every packet).
-  params: z.strictObject({
-    queue: NfqueueOptions.shape.queue,
-    verdict: z.enum(['accept', 'drop']).default('accept'),
-    copyRange: NfqueueOptions.shape.copyRange,
-    netns: NfqueueOptions.shape.netns,
-    /**
-     * Only packets with an address inside these prefixes are emitted and given `verdict`; the others are accepted
-     * unseen. A policy's scope is put here (auth/authorize.ts): the scope() after the source hides packets, and a
-     * scoped user's verdict=drop must not decide for packets outside it.
-     */
-    scope: z.array(z.string().refine(isPrefix, 'an address prefix')).min(1).optional(),
-  }),
+  params: NfqueueParams,
   positional: (args) => ({ queue: args[0] }),
   // Even `accept` decides for packets other users' rules queued: a verdict is a verdict.
   capabilities: () => ['verdicts'],
@@ -77,18 +80,21 @@ export const nfqueueSource = defineSource({
   },
 });
 
+/** The graph parameters of `arp()` (what graph.source() takes, typed). */
+export const ArpParams = z.strictObject({
+  dump: ArpOptions.shape.dump,
+  events: ArpOptions.shape.events,
+  family: ArpOptions.shape.family,
+  all: ArpOptions.shape.includeUnusable,
+  netns: ArpOptions.shape.netns,
+});
+
 export const arpSource = defineSource({
   name: 'arp',
   description:
     'neighbours (ARP / IPv6 ND) with bridge ports: arp(dump=true, events=false, family=all, all=false, netns=NAME)',
   // The source's own option schemas (and defaults), in the graph's order; `all` is the graph's name for includeUnusable.
-  params: z.strictObject({
-    dump: ArpOptions.shape.dump,
-    events: ArpOptions.shape.events,
-    family: ArpOptions.shape.family,
-    all: ArpOptions.shape.includeUnusable,
-    netns: ArpOptions.shape.netns,
-  }),
+  params: ArpParams,
   fields: RECORD_FIELDS.arp,
   create: (p, ctx) =>
     arp({
@@ -102,20 +108,23 @@ export const arpSource = defineSource({
     }),
 });
 
+/** The graph parameters of `conntrack()` (what graph.source() takes, typed). */
+export const ConntrackParams = z.strictObject({
+  events: listOf(CtEvent).optional(),
+  family: ConntrackOptions.shape.family,
+  dump: ConntrackOptions.shape.dump,
+  poll: Duration.optional(),
+  zone: ConntrackOptions.shape.zone,
+  mark: ConntrackOptions.shape.mark,
+  netns: ConntrackOptions.shape.netns,
+});
+
 export const conntrackSource = defineSource({
   name: 'conntrack',
   description:
     'connection tracking: conntrack(events=[new,destroy], family=ipv4, dump=true, poll=10s, netns=NAME); events default to all three unless dump or poll is given',
   // The source's own option schemas and defaults (events unset: the source's rule); graph syntax for lists and durations.
-  params: z.strictObject({
-    events: listOf(CtEvent).optional(),
-    family: ConntrackOptions.shape.family,
-    dump: ConntrackOptions.shape.dump,
-    poll: Duration.optional(),
-    zone: ConntrackOptions.shape.zone,
-    mark: ConntrackOptions.shape.mark,
-    netns: ConntrackOptions.shape.netns,
-  }),
+  params: ConntrackParams,
   fields: RECORD_FIELDS.conntrack,
   create: (p, ctx) =>
     conntrack({
@@ -131,14 +140,17 @@ export const conntrackSource = defineSource({
     }),
 });
 
+/** The graph parameters of `dns()` (what graph.source() takes, typed). */
+export const DnsParams = z.strictObject({
+  netns: DnsOptions.shape.netns,
+  group: DnsOptions.shape.group,
+  hooks: listOf(DnsHookName).default([...DNS_HOOKS]),
+});
+
 export const dnsSource = defineSource({
   name: 'dns',
   description: 'DNS queries and responses through NFLOG: dns(netns=NAME, group=53, hooks=[input,output,forward])',
-  params: z.strictObject({
-    netns: DnsOptions.shape.netns,
-    group: DnsOptions.shape.group,
-    hooks: listOf(DnsHookName).default([...DNS_HOOKS]),
-  }),
+  params: DnsParams,
   // Installs nftables log rules in the namespace and reads its DNS traffic.
   capabilities: () => ['firewall', 'capture-dns'],
   fields: RECORD_FIELDS.dns,

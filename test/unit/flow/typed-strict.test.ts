@@ -39,6 +39,21 @@ describe('strict types', () => {
     ct.top({ by: 'orig.src', every: '1m', field: 'proto' });
   });
 
+  it("a built-in source's parameters are typed by its schema", () => {
+    graph.source('conntrack', { events: ['new'], poll: '10s', netns: 'x' });
+    // @ts-expect-error: a misspelt key, which instantiate() would refuse
+    graph.source('conntrack', { evnts: ['new'] });
+    // @ts-expect-error: not an event
+    graph.source('conntrack', { events: ['opened'] });
+    graph.source('dns', { hooks: ['input', 'output'], group: 53 });
+    graph.source('nfqueue', { queue: 3, verdict: 'accept' });
+    // @ts-expect-error: a verdict a graph may not give every packet
+    graph.source('nfqueue', { queue: 3, verdict: 'repeat' });
+    graph.source('arp', { dump: true, all: true });
+    // Other sources (registered ones, replay, nats) take any node parameters.
+    graph.source('fake', { feed: 'x', anything: [1, 'two'] });
+  });
+
   it('graph text over its limit is a GraphError too, naming the limit', async () => {
     const fg = new Flowgrab();
     const f = fg.create().populate(`fake(feed=x) ${' '.repeat(70_000)}`);
