@@ -291,12 +291,46 @@ export const topFilter = defineFilter({
   },
 });
 
+/** Bytes of records all open windows of one window() hold at most by default, and at most at all. */
+export const WINDOW_BYTES = { default: 64 << 20, max: 256 << 20 } as const;
+
+/**
+ * Roughly the heap bytes of a record (V8's sizes: 16 per object or list and 8 per slot, a string 16 plus its
+ * length, a Buffer its bytes): counted by the records, not the messages they came from (a 64 KB DNS response of
+ * 2 400 answers is a 326 KB record). Walks without recursion.
+ */
+export function approxBytes(v: unknown): number {
+  let bytes = 0;
+  const stack: unknown[] = [v];
+  while (stack.length) {
+    const x = stack.pop();
+    if (typeof x === 'string') bytes += 16 + x.length;
+    else if (x === null || typeof x !== 'object') bytes += 8;
+    else if (ArrayBuffer.isView(x)) bytes += 64 + x.byteLength;
+    else if (Array.isArray(x)) {
+      bytes += 16 + 8 * x.length;
+      for (const e of x) if (typeof e === 'object' || typeof e === 'string') stack.push(e);
+    } else {
+      const vals = Object.values(x);
+      bytes += 16 + 16 * vals.length;
+      for (const e of vals) if (typeof e === 'object' || typeof e === 'string') stack.push(e);
+    }
+  }
+  return bytes;
+}
+
 export const windowFilter = defineFilter({
   name: 'window',
   description: 'batch records per time window: window(every=10s) → {type: "window", start, end, count, records}',
-  // A window holds its records in memory until it closes: at most `max` (the rest are dropped and counted).
+  // A window holds its records in memory until it closes: at most `max` in one, `maxBytes` in all of them (the
+  // rest are dropped and counted).
   params: z
-    .object({ every: Period, lateness: Lateness, max: z.number().int().positive().max(100_000).default(10_000) })
+    .object({
+      every: Period,
+      lateness: Lateness,
+      max: z.number().int().positive().max(100_000).default(10_000),
+      maxBytes: z.number().int().positive().max(WINDOW_BYTES.max).default(WINDOW_BYTES.default),
+    })
     .strict(),
   positional: (args) => ({ every: args[0] }),
   output: () =>
@@ -305,18 +339,24 @@ export const windowFilter = defineFilter({
       ['records', { kind: 'any', many: true }],
     ]),
   step: (p, ctx) => {
-    // Records in the open windows: at most `max` in one, GRAPH_LIMITS.stateKeys in all of them.
+    // Records in the open windows: at most `max` in one, GRAPH_LIMITS.stateKeys and `maxBytes` in all of them.
     let held = 0;
+    let heldBytes = 0;
+    const sizes = new WeakMap<Rec[], number>();
     return windowed<Rec[]>(p, ctx, {
       init: () => [],
       add: (s, r) => {
-        if (s.length < p.max && held < GRAPH_LIMITS.stateKeys) {
+        const size = approxBytes(r);
+        if (s.length < p.max && held < GRAPH_LIMITS.stateKeys && heldBytes + size <= p.maxBytes) {
           s.push(r);
           held++;
+          heldBytes += size;
+          sizes.set(s, (sizes.get(s) ?? 0) + size);
         } else ctx.dropped(1);
       },
       emit: (s, start, end) => {
         held -= s.length;
+        heldBytes -= sizes.get(s) ?? 0;
         return s.length ? [{ type: 'window', ts: end, start, end, count: s.length, records: s }] : [];
       },
     });

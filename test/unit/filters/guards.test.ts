@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { authorize } from '../../../src/auth/authorize.js';
 import { parsePolicy } from '../../../src/auth/load.js';
 import '../../../src/filters/builtin.js';
+import { approxBytes } from '../../../src/filters/lib/aggregate.js';
 import { recordCost } from '../../../src/filters/lib/ratelimit.js';
 import { compileRedact } from '../../../src/filters/lib/scope.js';
 import { GRAPH_LIMITS } from '../../../src/filters/limits.js';
@@ -186,19 +187,9 @@ describe('batches and the rate limit', () => {
 
 describe('state a user can make a filter hold', () => {
   it('count() holds at most stateKeys groups over all its open windows (window() as many records); dedupe() remembers at most stateKeys keys', () => {
+    const { stepper, drops } = steppers();
     let dropped = 0;
-    const ctx = {
-      path: ['root'],
-      input: RECORD_FIELDS.conntrack,
-      scheduler: new TestScheduler(() => {}),
-      notices: { next: () => {} },
-      dropped: (n: number) => (dropped += n),
-      dnsCache: () => ({ cache: new DnsCache(), release: () => {} }),
-    } as BuildContext;
-    const stepper = (name: string, params: Record<string, unknown>) => {
-      const def = lookupNode(name) as FilterDef<unknown>;
-      return asStepper(def.step!(def.params.parse(params), ctx));
-    };
+    drops.add = (n) => (dropped += n);
     const n = GRAPH_LIMITS.stateKeys + 5;
     const count = stepper('count', { by: 'id', every: '1h' });
     for (let i = 0; i < n; i++) count.push({ id: i }, () => {});
@@ -237,6 +228,34 @@ describe('state a user can make a filter hold', () => {
     expect(dropped).toBe(many - GRAPH_LIMITS.stateKeys);
   });
 
+  it('window() holds at most maxBytes of records over its open windows, as the records weigh, not as they count', () => {
+    const { stepper, drops } = steppers();
+    let dropped = 0;
+    drops.add = (n) => (dropped += n);
+    // DNS responses of 2 400 answers each (a 64 KB message is a 326 KB record): 40 of them, 4 MiB allowed.
+    const answers = Array.from({ length: 2400 }, (_, i) => ({
+      name: 'x.test',
+      type: 'A',
+      ttl: 60,
+      data: `10.0.${i >> 8}.${i & 255}`,
+    }));
+    const big = approxBytes({ type: 'response', ts: 0, answers });
+    expect(big).toBeGreaterThan(200_000);
+    const w = stepper('window', { every: '1h', maxBytes: 4 << 20 });
+    for (let i = 0; i < 40; i++) w.push({ type: 'response', ts: i, answers }, () => {});
+    const batches: Rec[] = [];
+    w.complete?.((r) => batches.push(r));
+    const kept = batches[0].count as number;
+    expect(kept).toBe(Math.floor((4 << 20) / big));
+    expect(dropped).toBe(40 - kept);
+    // Small records are held by the thousand, as before.
+    const small = stepper('window', { every: '1h' });
+    for (let i = 0; i < 5000; i++) small.push({ id: i, ts: i }, () => {});
+    const out: Rec[] = [];
+    small.complete?.((r) => out.push(r));
+    expect(out[0].count).toBe(5000);
+  });
+
   it('field lists are bounded: 64 paths a parameter, a 65th is refused with the reason', () => {
     const fields = Array.from({ length: GRAPH_LIMITS.fields + 1 }, (_, i) => `f${i}`);
     for (const name of ['project', 'anonymize', 'redact']) {
@@ -253,3 +272,21 @@ describe('state a user can make a filter hold', () => {
     }
   });
 });
+
+/** Filters' steppers built as a graph builds them, with their drops told to `drops.add`. */
+function steppers() {
+  const drops = { add: (_n: number): unknown => 0 };
+  const ctx = {
+    path: ['root'],
+    input: RECORD_FIELDS.conntrack,
+    scheduler: new TestScheduler(() => {}),
+    notices: { next: () => {} },
+    dropped: (n: number) => drops.add(n),
+    dnsCache: () => ({ cache: new DnsCache(), release: () => {} }),
+  } as BuildContext;
+  const stepper = (name: string, params: Record<string, unknown>) => {
+    const def = lookupNode(name) as FilterDef<unknown>;
+    return asStepper(def.step!(def.params.parse(params), ctx));
+  };
+  return { stepper, drops };
+}
