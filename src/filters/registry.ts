@@ -41,7 +41,7 @@ export interface BuildContext {
   /** Called by filters for each record they drop on purpose (ratelimit), for stats. */
   dropped(n: number): void;
   /** A DnsCache fed by the DNS seen in `netns` (for enrich); release it when done. */
-  dnsCache(netns: string | undefined, minTtlS: number): DnsCacheLease;
+  dnsCache(netns: string | undefined, minTtlS: number, trustedServers?: readonly string[]): DnsCacheLease;
   /**
    * Where a node says when it captures: a source on subscribe, with what
    * resolves once its kernel resources are in place (a flow's activate()

@@ -14,9 +14,14 @@ interface Fed {
 
 const caches = new SharedRegistry<Fed>((f) => f.sub.unsubscribe());
 
-export function sharedDnsCache(netns: string | undefined, minTtlS: number): DnsCacheLease {
-  const lease = caches.acquire(`${netns ?? ''}|${minTtlS}`, () => {
-    const cache = new DnsCache({ minTtlS });
+export function sharedDnsCache(
+  netns: string | undefined,
+  minTtlS: number,
+  trustedServers: readonly string[] = [],
+): DnsCacheLease {
+  const trusted = [...new Set(trustedServers)].sort();
+  const lease = caches.acquire(`${netns ?? ''}|${minTtlS}|${trusted.join(',')}`, () => {
+    const cache = new DnsCache({ minTtlS, trustedServers: trusted });
     let ready: Promise<void> | undefined;
     const sub = dns({ netns, ready: (p) => (ready = p) }).subscribe({ next: (r) => cache.add(r), error: () => {} });
     return { cache, sub, ready };

@@ -3,19 +3,28 @@
  * kernel (a dns() source on the same namespace feeding a DnsCache):
  * adds `names: {"orig.dst": ["cdn.shop.test", …]}`.
  */
+
+import { isIP } from 'node:net';
 import { Observable } from 'rxjs';
 import { z } from 'zod';
-import { checkFields, FieldPaths, getPath } from '../params.js';
+import { checkFields, FieldPaths, getPath, listOf } from '../params.js';
 import { defineFilter, type Rec } from '../registry.js';
 import type { Value } from '../spec.js';
 
 export const enrichFilter = defineFilter({
   name: 'enrich',
-  description: 'name addresses from DNS answers: enrich(fields=[orig.src, orig.dst], minTtl=300)',
+  description: 'name addresses from DNS answers: enrich(fields=[orig.src, orig.dst], minTtl=300, trust=[192.168.1.53])',
   params: z
     .object({
       fields: FieldPaths.min(1).default(['orig.src', 'orig.dst']),
       minTtl: z.number().int().nonnegative().default(300),
+      /**
+       * DNS servers whose answers to devices asking them directly (seen passing through) name addresses too; the
+       * answers of this machine's own resolver traffic always do (DnsCache).
+       */
+      trust: listOf(z.string().refine((a) => isIP(a) !== 0, 'an IP address'))
+        .pipe(z.array(z.string()).max(64))
+        .default([]),
     })
     .strict(),
   positional: (args): Record<string, Value> => (args.length ? { fields: args } : {}),
@@ -26,7 +35,7 @@ export const enrichFilter = defineFilter({
   create: (p, ctx) => (source) =>
     new Observable<Rec>((sub) => {
       const netns = ctx.source?.params.netns as string | undefined;
-      const lease = ctx.dnsCache(netns, p.minTtl);
+      const lease = ctx.dnsCache(netns, p.minTtl, p.trust);
       if (lease.ready) ctx.ready?.(lease.ready);
       const inner = source.subscribe({
         next: (r) => {

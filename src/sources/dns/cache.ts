@@ -20,6 +20,8 @@
  *   new names are not learnt (until some of its own expire), so one host
  *   cannot push everyone else's names out.
  */
+import { isIP } from 'node:net';
+import { formatIP, parseIP } from '../../netlink/ip.js';
 import type { DnsRecord } from './record.js';
 
 /** Options of a DnsCache: minimum TTL, size bound, whose answers it trusts, clock. */
@@ -37,8 +39,8 @@ export interface DnsCacheOptions {
    */
   unsolicited?: boolean;
   /**
-   * DNS servers whose answers passing through (hook forward: a device asking them directly) are learnt too;
-   * addresses as the records write them. Answers of this machine's own resolver traffic always are.
+   * DNS servers whose answers passing through (hook forward: a device asking them directly) are learnt too,
+   * in any spelling of their address. Answers of this machine's own resolver traffic always are.
    */
   trustedServers?: string[];
   /** Clock in ms, for tests. */
@@ -80,7 +82,8 @@ export class DnsCache {
     this.maxEntries = opts.maxEntries ?? 100_000;
     this.perClient = Math.max(1, Math.floor(this.maxEntries / 10));
     this.unsolicited = opts.unsolicited ?? false;
-    this.trustedServers = new Set(opts.trustedServers ?? []);
+    // As the records write addresses (canonical): '2001:DB8::53' is '2001:db8::53'.
+    this.trustedServers = new Set((opts.trustedServers ?? []).map(canonical));
     this.now = opts.now ?? Date.now;
   }
 
@@ -181,4 +184,11 @@ export class DnsCache {
       if (names.size === 0) this.byIp.delete(ip);
     }
   }
+}
+
+/** An address as records write it; other text as it is. */
+function canonical(a: string): string {
+  if (isIP(a) === 0) return a;
+  const b = parseIP(a);
+  return formatIP(b, 0, b.length);
 }

@@ -151,6 +151,22 @@ describe('record-shaping filters', () => {
     expect((await got)[0].names).toEqual({ 'orig.dst': ['server.wan.test'] });
   });
 
+  it('enrich(trust=…) asks for a cache that also learns from those servers; anything but addresses is refused', async () => {
+    const asked: unknown[][] = [];
+    const fg = new Flowgrab({
+      dnsCache: (...a) => {
+        asked.push(a);
+        return { cache: new DnsCache(), release: () => {} };
+      },
+    });
+    const f = fg.create().populate('fake(feed=trust) -> enrich(trust=[192.168.1.53, "2001:db8::53"])');
+    await f.instantiate();
+    expect(asked).toEqual([[undefined, 300, ['192.168.1.53', '2001:db8::53']]]);
+    const bad = fg.create().populate('fake(feed=trust) -> enrich(trust=[resolver.lan])');
+    await expect(bad.instantiate()).rejects.toMatchObject({ issues: [{ code: 'bad_parameter' }] });
+    await fg.close();
+  });
+
   it('replay(file) feeds recorded records through a graph, checked against the recorded sources’ fields', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fg-replay-'));
     const file = join(dir, 'rec.ndjson');

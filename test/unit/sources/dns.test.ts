@@ -250,7 +250,9 @@ describe('CNAME chains and the DNS cache', () => {
     c.add(response('203.0.113.66', 60, 2, 'forward'));
     expect(c.names('203.0.113.66')).toEqual([]);
     expect(c.refused.untrusted).toBe(1);
-    const trusting = new DnsCache({ trustedServers: ['192.168.1.66'], now: () => now });
+    const trusting = new DnsCache({ trustedServers: ['192.168.1.66', '2001:DB8:0::53'], now: () => now });
+    trusting.add({ ...response('203.0.113.68', 60, 2, 'forward'), server: '2001:db8::53' });
+    expect(trusting.names('203.0.113.68')).toEqual(['bank.example']);
     trusting.add(response('203.0.113.66', 60, 2, 'forward'));
     c.add(response('203.0.113.67', 60, 2, 'input'));
     expect([trusting.names('203.0.113.66'), c.names('203.0.113.67')]).toEqual([['bank.example'], ['bank.example']]);
