@@ -128,36 +128,54 @@ export const MIN_POLL_MS = 1000;
 
 /** Sources whose records the kernel makes: a user cannot choose what is in them (beyond the traffic they make). */
 const KERNEL_SOURCES = new Set(['conntrack', 'dns', 'arp', 'nfqueue']);
+/** Sources of records other machines made (exported to NATS): neither the kernel's here nor the user's own. */
+const EXPORTED_SOURCES = new Set(['nats']);
+
+/** Where a source's records come from, as anonymization keys tell them apart. */
+type Origin = 'kernel' | 'exported' | 'chosen';
+const ORIGIN_WORDS: Record<Origin, string> = {
+  kernel: "the kernel's",
+  exported: 'records other machines exported',
+  chosen: 'records you choose',
+};
 
 /**
  * Whose pseudonyms a graph's anonymize() makes under the daemon's secret: each user's own, and apart from them
- * those of records the user chose (replay, nats, any other source). A user who could anonymize addresses of their
- * choosing with the key of the kernel's records would have an oracle: prefix-preserving pseudonyms give an
- * address away bit by bit to 32 chosen probes.
+ * those of records other machines exported (nats), and those of records the user chose (replay, any other
+ * source). A user who could anonymize addresses of their choosing with the key of the kernel's records, or of
+ * other routers' records, would have an oracle: prefix-preserving pseudonyms give an address away bit by bit to
+ * 32 chosen probes.
  */
 function anonymizeContext(id: Identity, sources: SourcesOf): string {
-  return `uid ${id.uid}${sources.chosen.length ? ' chosen' : ''}`;
+  return `uid ${id.uid}${sources.exported.length ? ' exported' : ''}${sources.chosen.length ? ' chosen' : ''}`;
 }
 
-/** A graph's source nodes, split into the kernel's and those whose records a user can choose. */
-type SourcesOf = Record<'kernel' | 'chosen', ReturnType<typeof graphNodes>>;
+/** A graph's source nodes by the origin of their records. */
+type SourcesOf = Record<Origin, ReturnType<typeof graphNodes>>;
 function sourcesOf(nodes: ReturnType<typeof graphNodes>): SourcesOf {
   const sources = nodes.filter(({ node: n }) => lookupNode(n.name)?.kind === 'source');
+  const origin = (name: string): Origin =>
+    KERNEL_SOURCES.has(name) ? 'kernel' : EXPORTED_SOURCES.has(name) ? 'exported' : 'chosen';
   return {
-    kernel: sources.filter(({ node: n }) => KERNEL_SOURCES.has(n.name)),
-    chosen: sources.filter(({ node: n }) => !KERNEL_SOURCES.has(n.name)),
+    kernel: sources.filter(({ node: n }) => origin(n.name) === 'kernel'),
+    exported: sources.filter(({ node: n }) => origin(n.name) === 'exported'),
+    chosen: sources.filter(({ node: n }) => origin(n.name) === 'chosen'),
   };
 }
 
-/** A graph that anonymizes under an ordering rule may not put chosen records beside the kernel's (one key for both). */
-function mixedSourceIssues(p: Principal, { kernel, chosen }: SourcesOf): GraphIssue[] {
+/** A graph that anonymizes under an ordering rule may not put records of two origins in one flow (one key for both). */
+function mixedSourceIssues(p: Principal, sources: SourcesOf): GraphIssue[] {
   if (!p.order.some((r) => r.requires === 'anonymize')) return [];
-  if (!kernel.length || !chosen.length) return [];
+  const present = (Object.keys(sources) as Origin[]).filter((o) => sources[o].length > 0);
+  if (present.length < 2) return [];
+  const [first, second] = present;
+  const a = sources[first][0];
+  const b = sources[second][0];
   return [
     {
       code: 'mixed_sources',
-      path: chosen[0].path,
-      message: `source \`${chosen[0].node.name}\` beside \`${kernel[0].node.name}\`: under your policy's anonymization, records you choose may not share a flow with the kernel's; use separate flows`,
+      path: b.path,
+      message: `source \`${b.node.name}\` beside \`${a.node.name}\`: under your policy's anonymization, ${ORIGIN_WORDS[second]} may not share a flow with ${ORIGIN_WORDS[first]}; use separate flows`,
     },
   ];
 }

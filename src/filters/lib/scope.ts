@@ -10,7 +10,10 @@ import type { FieldCatalog } from '../fields.js';
 import { FieldPaths, fieldValuesGetter } from '../params.js';
 import { defineFilter, type Rec } from '../registry.js';
 
-/** Where records keep addresses: conntrack tuples, DNS endpoints and answers, neighbours, packets. */
+/**
+ * Where records keep addresses: conntrack tuples, DNS endpoints and answers, neighbours, packets, and exported
+ * flows (src, dst and their reply tuple rsrc, rdst: records nats() reads).
+ */
 export const ADDRESS_FIELDS = [
   'orig.src',
   'orig.dst',
@@ -22,6 +25,8 @@ export const ADDRESS_FIELDS = [
   'ip',
   'src',
   'dst',
+  'rsrc',
+  'rdst',
   'ip.src',
   'ip.dst',
 ];
@@ -53,6 +58,11 @@ const MIRRORS: Record<string, string[]> = {
   'reply.dst': ['orig.src'],
   'resolved.ip': ['answers.data'],
   'answers.data': ['resolved.ip'],
+  // An exported flow's reply tuple: src comes back as rdst.
+  src: ['rdst'],
+  dst: ['rsrc'],
+  rsrc: ['dst'],
+  rdst: ['src'],
 };
 
 export function addressMirrors(field: string): string[] {

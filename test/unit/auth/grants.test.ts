@@ -211,6 +211,18 @@ describe('ordering rules judged by what filters do', () => {
     expect(
       codes(check(anon, 'conntrack() -> anonymize(orig.src) -> match(proto == tcp) -> project(orig.src, type)')),
     ).toEqual([]);
+    // Exported flows (nats) carry their reply tuple as rsrc, rdst: addresses too, mirrors of dst, src.
+    const sampled = {
+      ...all,
+      capabilities: ['nats'] as P['capabilities'],
+      order: [{ filter: 'sample', requires: 'anonymize', position: 'before' as const }],
+    };
+    const fromNats = (fields: string) => `nats(url="nats://127.0.0.1:4222") -> anonymize(${fields}) -> sample(rate=1)`;
+    const named = 'orig, reply, client, server, resolved, ip, answers, src, dst';
+    expect(check(sampled, fromNats(named)).issues).toEqual([
+      expect.objectContaining({ code: 'order', message: expect.stringMatching(/rsrc, rdst reach it not anonymized/) }),
+    ]);
+    expect(codes(check(sampled, fromNats(`${named}, rsrc, rdst`)))).toEqual([]);
     // One branch forgets a field: not on EVERY path.
     expect(
       codes(
@@ -302,7 +314,7 @@ describe('ordering rules judged by what filters do', () => {
 
   it('no oracle: records a user chooses, and other users, never share the pseudonyms of that user’s kernel records', () => {
     const secret = 'the-daemons-own-secret-0123456789';
-    const grants = { ...anon, capabilities: ['firewall', 'capture-dns', 'read-files'] as P['capabilities'] };
+    const grants = { ...anon, capabilities: ['firewall', 'capture-dns', 'read-files', 'nats'] as P['capabilities'] };
     const both = parsePolicy(
       JSON.stringify({ version: 1, principals: [6001, 6002].map((uid) => ({ who: { uid }, ...grants })) }),
     );
@@ -315,6 +327,8 @@ describe('ordering rules judged by what filters do', () => {
     expect(live).toBe('uid 6001');
     expect(ctxOf(me, 'dns() -> anonymize(client)')).toBe(live);
     expect(ctxOf(me, 'replay(file=/tmp/probes) -> anonymize(orig.src)')).toBe('uid 6001 chosen');
+    // Other routers' records (nats) have a key of their own: not the user's kernel records', nor their probes'.
+    expect(ctxOf(me, 'nats(url="nats://127.0.0.1:4222") -> anonymize(src)')).toBe('uid 6001 exported');
     expect(ctxOf({ uid: 6002, gid: 6002 }, 'conntrack() -> anonymize(orig.src)')).toBe('uid 6002');
     // One flow with both: refused under an anonymize rule (one key for the probes and the kernel's records).
     expect(
@@ -323,6 +337,15 @@ describe('ordering rules judged by what filters do', () => {
       expect.objectContaining({
         code: 'mixed_sources',
         message: expect.stringMatching(/records you choose may not share a flow/),
+      }),
+    ]);
+    expect(
+      check(grants, '(nats(url="nats://127.0.0.1:4222") | replay(file=/tmp/probes)) -> anonymize(src) -> project(src)')
+        .issues,
+    ).toEqual([
+      expect.objectContaining({
+        code: 'mixed_sources',
+        message: expect.stringMatching(/records you choose may not share a flow with records other machines exported/),
       }),
     ]);
     // Nor may a user pick the context (another user's, or the kernel records').

@@ -69,6 +69,9 @@ describe('redact', () => {
     expect(out.reply.src).toBe('198.51.100.10');
     const both = compileRedact(['orig.dst'])(r) as ReturnType<typeof ct>;
     expect(JSON.stringify(both)).not.toContain('198.51.100.10');
+    // An exported flow (nats): its reply tuple rsrc → rdst mirrors dst → src.
+    const flow = { type: 'flow', src: '10.1.0.5', dst: '93.184.216.34', rsrc: '93.184.216.34', rdst: '10.1.0.5' };
+    expect(compileRedact(['src', 'dst'])(flow)).toEqual({ type: 'flow' });
   });
 
   it("a policy's redaction follows every source, also one after -> or inside a later fork", () => {
