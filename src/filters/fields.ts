@@ -83,17 +83,28 @@ export function lookupField(cat: FieldCatalog, path: string): FieldInfo | undefi
   return cat.get(path);
 }
 
-/** Values at `path` in `r`, flattening arrays on the way (for paths marked `many`). */
-export function fieldValues(r: unknown, path: string[]): unknown[] {
+/**
+ * Values at `path` in `r`, flattening arrays on the way (for paths marked `many`); lists inside the values at the
+ * end are flattened once more. Elements are appended one by one: a spread of a list of 200 000 (one record from
+ * nats or replay) overflowed the stack.
+ */
+export function fieldValues(r: unknown, path: readonly string[]): unknown[] {
   let cur: unknown[] = [r];
   for (const seg of path) {
     const next: unknown[] = [];
     for (const c of cur) {
       const v = c !== null && typeof c === 'object' ? (c as Record<string, unknown>)[seg] : undefined;
-      if (Array.isArray(v)) next.push(...v);
+      if (Array.isArray(v)) for (const x of v) next.push(x);
       else if (v !== undefined) next.push(v);
     }
+    if (next.length === 0) return next;
     cur = next;
   }
-  return cur.flatMap((v) => (Array.isArray(v) ? v : [v]));
+  if (!cur.some(Array.isArray)) return cur;
+  const out: unknown[] = [];
+  for (const v of cur) {
+    if (Array.isArray(v)) for (const x of v) out.push(x);
+    else out.push(v);
+  }
+  return out;
 }

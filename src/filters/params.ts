@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { Lru } from '../util/lru.js';
 import { MAX_TIMER_MS } from '../util/timer.js';
 import type { GraphIssue } from './errors.js';
-import { type FieldCatalog, lookupField } from './fields.js';
+import { type FieldCatalog, fieldValues, lookupField } from './fields.js';
 import { GRAPH_LIMITS } from './limits.js';
 import type { SpecPath } from './spec.js';
 
@@ -141,21 +141,8 @@ export function keyGetter(paths: string[]): (r: unknown) => unknown {
 
 const noKey = () => '';
 
-/** A reader of every value at a path, flattening arrays on the way (for paths through lists). */
+/** A reader of every value at a path, flattening arrays on the way (for paths through lists; fieldValues). */
 export function fieldValuesGetter(path: string): (r: unknown) => unknown[] {
   const segs = path.split('.');
-  return (r) => {
-    let cur: unknown[] = [r];
-    for (const seg of segs) {
-      const next: unknown[] = [];
-      for (const c of cur) {
-        const v = c !== null && typeof c === 'object' ? (c as Record<string, unknown>)[seg] : undefined;
-        if (Array.isArray(v)) next.push(...v);
-        else if (v !== undefined) next.push(v);
-      }
-      if (next.length === 0) return next;
-      cur = next;
-    }
-    return cur;
-  };
+  return (r) => fieldValues(r, segs);
 }

@@ -15,6 +15,7 @@ import { open } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import { Observable, type SchedulerLike } from 'rxjs';
 import { FlowgrabError } from '../errors.js';
+import { MAX_RECORD_DEPTH, nestedPast } from '../util/json-depth.js';
 import { MAX_TIMER_MS } from '../util/timer.js';
 import type { Rec } from './registry.js';
 
@@ -100,32 +101,6 @@ export async function* boundedLines(input: Readable, max: number, file: string):
     if (from < chunk.length) parts.push(chunk.subarray(from));
   }
   if (held > 0) yield Buffer.concat(parts).toString('utf8');
-}
-
-/**
- * Objects and arrays in a replayed record nest at most this deep. Records of flowgrab's sources nest three or
- * four levels; JSON.parse takes a line of 500 000 brackets, and every recursive walk after it (JSON.stringify
- * in the daemon, structuredClone, a match on a path) would overflow the stack on one.
- */
-export const MAX_RECORD_DEPTH = 32;
-
-/** Whether the JSON text `line` (valid JSON) nests objects and arrays more than `max` deep. */
-export function nestedPast(line: string, max: number): boolean {
-  let depth = 0;
-  for (let i = 0; i < line.length; i++) {
-    const c = line.charCodeAt(i);
-    if (c === 34) {
-      // A string: skip to its closing quote (a backslash escapes the next character).
-      for (i++; i < line.length; i++) {
-        const d = line.charCodeAt(i);
-        if (d === 92) i++;
-        else if (d === 34) break;
-      }
-    } else if (c === 123 || c === 91) {
-      if (++depth > max) return true;
-    } else if (c === 125 || c === 93) depth--;
-  }
-  return false;
 }
 
 const tooLong = (file: string, max: number) =>

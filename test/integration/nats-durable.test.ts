@@ -120,3 +120,26 @@ it('two analyzers share a durable: together every record once; a killed one’s 
   expect(all).toEqual([...Array(4000).keys()]);
   expect(await b.stop('SIGTERM')).toBe(0);
 });
+
+it('hostile messages on the stream: a record nested 300 000 deep or not a record is refused as a decode loss; a list of 200 000 goes through a match; the analyzer lives and every good record comes out', async () => {
+  const graph = `nats(url="${cluster.urls.join(',')}", stream=${STREAM}, subject="flowgrab.evil.>", durable=h, ackWait=2s) -> match(answers.data == "1.2.3.4" || proto == udp)`;
+  const p = new CliProcess([FLOWGRAB, 'watch', graph, '--json']);
+  procs.push(p);
+  await waitFor(async () => ((await jsm.consumers.info(STREAM, 'h').catch(() => undefined))?.num_waiting ?? 0) > 0, {
+    timeoutMs: 20_000,
+    what: () => `the analyzer pulling\n${p.err}`,
+  });
+  const deep = `{"a":${'['.repeat(300_000)}${']'.repeat(300_000)}}`;
+  const wide = JSON.stringify({ answers: Array.from({ length: 200_000 }, () => ({})) });
+  for (const payload of [JSON.stringify(flow(1)), deep, wide, '[1,2,3]', JSON.stringify(flow(2))])
+    await js.publish('flowgrab.evil.x', payload);
+  await waitFor(() => ports(p).length >= 2, { timeoutMs: 30_000, what: () => `the two good records\n${p.err}` });
+  await waitFor(async () => (await jsm.consumers.info(STREAM, 'h')).num_ack_pending === 0, {
+    timeoutMs: 10_000,
+    what: 'every message acknowledged or refused',
+  });
+  expect(ports(p)).toEqual([1, 2]);
+  expect(p.err).toMatch(/nested deeper than 32 levels/);
+  expect(p.err).toMatch(/not a record \(a JSON object\)/);
+  expect(await p.stop('SIGTERM')).toBe(0);
+});

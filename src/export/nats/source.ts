@@ -21,6 +21,7 @@
 import { Observable } from 'rxjs';
 import { FlowgrabError } from '../../errors.js';
 import { type NoticeObserver, publishNotice } from '../../sources/notice.js';
+import { MAX_RECORD_DEPTH, nestedPast } from '../../util/json-depth.js';
 import { loadNats, parseServers } from './load.js';
 
 export interface NatsSourceOptions {
@@ -125,8 +126,7 @@ export function natsRecords(o: NatsSourceOptions): Observable<Record<string, unk
         if (closed) break;
         let rec: Record<string, unknown>;
         try {
-          rec = m.json<Record<string, unknown>>();
-          if (typeof rec !== 'object' || rec === null) throw new Error('not a JSON object');
+          rec = recordOf(m.string());
         } catch (err) {
           if (o.durable) m.term();
           publishNotice(
@@ -170,4 +170,16 @@ export function natsRecords(o: NatsSourceOptions): Observable<Record<string, unk
       void stop?.();
     };
   });
+}
+
+/**
+ * A message as a record, checked as a replayed line is: a JSON object nesting at most MAX_RECORD_DEPTH levels.
+ * Anyone who may publish on the stream chooses it: a record of 300 000 nested lists crashed `flowgrab watch`
+ * (and a durable consumer had acknowledged the records before it).
+ */
+function recordOf(text: string): Record<string, unknown> {
+  const rec: unknown = JSON.parse(text);
+  if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) throw new Error('not a record (a JSON object)');
+  if (nestedPast(text, MAX_RECORD_DEPTH)) throw new Error(`a record nested deeper than ${MAX_RECORD_DEPTH} levels`);
+  return rec as Record<string, unknown>;
 }

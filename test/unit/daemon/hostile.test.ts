@@ -13,7 +13,8 @@ import { FrameReader } from '../../../src/daemon/protocol.js';
 import { redactPacket } from '../../../src/daemon/registration.js';
 import { checkSocketDir, clearStaleSocket } from '../../../src/daemon/socket.js';
 import { parseGraph as parse } from '../../../src/filters/parser.js';
-import { boundedLines, nestedPast } from '../../../src/filters/replay.js';
+import { boundedLines } from '../../../src/filters/replay.js';
+import { nestedPast } from '../../../src/util/json-depth.js';
 
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
 const dirs: string[] = [];
