@@ -47,6 +47,11 @@ export class SpooledMqttSink implements FlowSink {
     this.pump = new SpoolPump(spool, {
       window: o.qos === 0 ? 1024 : 256,
       ready: () => client.connected,
+      // A topic length and the topic at least (enc): a damaged entry is not published, nor retried.
+      valid: (b) => b.length >= 2 && 2 + b.readUInt16BE(0) <= b.length,
+      onRejected: () => {
+        this.st.rejected++;
+      },
       send: (b, done) => {
         const t = b.readUInt16BE(0);
         client.publish(

@@ -3,6 +3,7 @@
  * durable spool, and delivery counted when the collector acknowledged it.
  */
 import { type Socket as TcpSocket, connect as tcpConnect } from 'node:net';
+import { IPFIX_HEADER_LEN } from './ipfix.js';
 import type { SinkStats } from './sink.js';
 import { Spool, type SpoolOptions, SpoolPump } from './spool/index.js';
 import type { Transport } from './transport.js';
@@ -99,6 +100,12 @@ export class TcpTransport implements Transport {
         window: 64,
         ready: () => this.connected,
         send: (b, done) => this.writeSpooled(b, done),
+        // A record count and a message header at least: what writeSpooled reads and rewrites.
+        valid: (b) => b.length >= 4 + IPFIX_HEADER_LEN,
+        onRejected: () => {
+          this.st.errors++;
+          this.st.lastError = 'spool: an entry too short to be a message (a damaged spool), skipped';
+        },
         onError: (err) => {
           this.st.errors++;
           this.st.lastError = `tcp ${this.target.host}:${this.target.port}: ${err.message}`;

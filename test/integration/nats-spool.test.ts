@@ -72,7 +72,7 @@ function spooled(): Set<string> {
   for (const f of readdirSync(spool).filter((x) => x.endsWith('.seg'))) {
     const r = readFrames(join(spool, f), 0, 1e6, 1e9, 1 << 20);
     for (const p of r.payloads) {
-      const e = decodeEntry(p);
+      const e = p && decodeEntry(p);
       if (e) out.add(keyOf(JSON.parse(Buffer.from(e.data).toString()) as Flow));
     }
   }

@@ -16,6 +16,12 @@ export interface PumpOptions {
   onError?(err: Error): void;
   /** A confirmed delivery. */
   onSent?(): void;
+  /**
+   * Whether an entry is one `send` can deliver (its framing intact): one that is not is confirmed without being
+   * sent and told to `onRejected`, never retried (a short entry made IPFIX over TCP throw on every start).
+   */
+  valid?(payload: Buffer): boolean;
+  onRejected?(): void;
 }
 
 export class SpoolPump {
@@ -39,6 +45,11 @@ export class SpoolPump {
       if (batch.length === 0) return;
       const gen = this.gen;
       for (const e of batch) {
+        if (this.o.valid && !this.o.valid(e.payload)) {
+          this.spool.ack(e.seq);
+          this.o.onRejected?.();
+          continue;
+        }
         this.inflight++;
         this.o.send(e.payload, (err) => {
           if (gen !== this.gen) return;

@@ -3,9 +3,12 @@
  * frames, appended and never rewritten. A frame is
  * `u32 length | u32 crc32(payload) | payload` (big-endian). A process killed
  * in the middle of a write leaves at most one torn frame at the end of the
- * newest segment: reading stops at the first frame that does not check out,
- * and the spool, when opened, appends to a fresh segment instead of after
- * that tail.
+ * newest segment; the spool, when opened, appends to a fresh segment instead
+ * of after that tail. A frame whose payload does not match its checksum (a
+ * bit gone bad) is skipped: its length still says where the next one starts,
+ * and the caller counts it lost. A length that cannot be (zero, over the
+ * limit, past the data) ends what can be read of the segment: the caller
+ * counts that as lost too.
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
@@ -24,12 +27,13 @@ export const segmentName = (id: number): string => `${String(id).padStart(12, '0
 export const SEGMENT_RE = /^(\d{12})\.seg$/;
 
 export interface ReadResult {
-  payloads: Buffer[];
-  /** Offsets just past each payload's frame. */
+  /** The frames' payloads in order; null for a frame skipped because its payload does not match its checksum. */
+  payloads: (Buffer | null)[];
+  /** Offsets just past each frame. */
   ends: number[];
-  /** Where reading stopped: a torn or corrupt frame, or the end of the data read. */
+  /** Where reading stopped: an unreadable length, a torn frame, or the end of the data read. */
   stop: number;
-  /** True when a frame that does not check out was found (not just the end of the file). */
+  /** True when reading stopped at a length that cannot be (not just at the end of the file). */
   corrupt: boolean;
 }
 
@@ -68,7 +72,8 @@ export function readFrames(path: string, offset: number, max: number, maxBytes: 
         if (have < HEADER) break;
       }
       const len = chunk.readUInt32BE(at);
-      if (len > limit) {
+      // No entry is empty: eight zero bytes (a tail a crash left zeroed) pass the checksum but are no frame.
+      if (len > limit || len === 0) {
         out.corrupt = true;
         break;
       }
@@ -80,11 +85,7 @@ export function readFrames(path: string, offset: number, max: number, maxBytes: 
         if (have < HEADER + len) break; // torn at the end, or still being written
       }
       const payload = chunk.subarray(at + HEADER, at + HEADER + len);
-      if (crc32(payload) !== chunk.readUInt32BE(at + 4)) {
-        out.corrupt = true;
-        break;
-      }
-      out.payloads.push(Buffer.from(payload));
+      out.payloads.push(crc32(payload) === chunk.readUInt32BE(at + 4) ? Buffer.from(payload) : null);
       at += HEADER + len;
       out.stop = base + at;
       out.ends.push(out.stop);
@@ -109,7 +110,7 @@ export function scanSegment(
   for (;;) {
     const r = readFrames(path, at, 65536, 16 * 1024 * 1024, limit);
     count += r.payloads.length;
-    for (const p of r.payloads) weight += weigh(p);
+    for (const p of r.payloads) weight += p ? weigh(p) : 1;
     if (r.payloads.length === 0 || r.corrupt) return { count, weight, stop: r.stop, corrupt: r.corrupt };
     at = r.stop;
   }

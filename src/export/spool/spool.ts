@@ -17,7 +17,9 @@
  *   replays harmless (JetStream's Nats-Msg-Id dedupe).
  * - Bound: when the segments pass `maxBytes`, the oldest segment is removed
  *   and its undelivered records are counted in `dropped` (and reported
- *   through `onDrop`): loss only ever by the limit, never silent.
+ *   through `onDrop`): loss only ever by the limit or by damage on disk (a
+ *   record whose bytes fail their checksum, a segment unreadable past a
+ *   length that cannot be), never silent.
  * - One process per directory (a pid lock file), since two writers would
  *   interleave frames.
  */
@@ -68,6 +70,8 @@ export class Spool {
   private out: Out[] = [];
   private outHead = 0;
   private readonly acked = new Set<number>();
+  /** Segments whose unreadable part was counted lost (once, whatever rewinds read them again). */
+  private readonly unreadable = new Set<number>();
   /** In flight when their segment was dropped by the limit: delivered if confirmed, lost at the next rewind. */
   private readonly orphans = new Map<number, number>();
   private readonly weigh: (payload: Buffer) => number;
@@ -100,6 +104,7 @@ export class Spool {
     // Another user's directory (or one they can write in or swap) could hold symlinks where segments go.
     trustedDir(this.dir, 'spool', { privateDir: true });
     this.lock = lockFile(join(this.dir, 'lock'), `spool ${this.dir}`, 'spool.lock');
+    const unreadable: { id: number; at: number }[] = [];
     try {
       for (const f of readdirSync(this.dir).sort()) {
         const m = SEGMENT_RE.exec(f);
@@ -107,9 +112,12 @@ export class Spool {
         const id = Number(m[1]);
         const s = scanSegment(this.path(id), 0, this.maxEntry, this.weigh);
         this.segs.push({ id, bytes: lstatSync(this.path(id)).size, count: s.count, weight: s.weight });
+        if (s.corrupt) unreadable.push({ id, at: s.stop });
       }
       this.done = this.loadCursor();
       this.read = { ...this.done };
+      // Told before dropDelivered() removes a segment with nothing readable in it.
+      for (let i = unreadable.length - 1; i >= 0; i--) if (unreadable[i].id < this.done.seg) unreadable.splice(i, 1);
       const nextId = (this.segs.at(-1)?.id ?? 0) + 1;
       // Appends always go to a fresh segment: never after a tail a crash may have torn.
       this.segs.push({ id: nextId, bytes: 0, count: 0, weight: 0 });
@@ -122,6 +130,12 @@ export class Spool {
     }
     const pending = this.pendingCount();
     this.st = { appended: 0, delivered: 0, dropped: 0, pending, recovered: pending, bytes: 0, segments: 0 };
+    // Undelivered records past a length that cannot be (a segment whose tail a crash zeroed, or worse): counted
+    // lost now, whether or not the segment is still there to read (one with none readable is gone already).
+    for (const u of unreadable) {
+      this.unreadable.add(u.id);
+      this.lose(1, `spool segment ${u.id}: unreadable from byte ${u.at}; the records after it are lost`);
+    }
   }
 
   private path(id: number): string {
@@ -286,12 +300,28 @@ export class Spool {
       const seg = this.segs.find((s) => s.id === this.read.seg);
       if (!seg) break;
       const r = readFrames(this.path(seg.id), this.read.off, max - res.length, 4 * MiB, this.maxEntry);
+      let skipped = 0;
       for (let i = 0; i < r.payloads.length; i++) {
-        const weight = this.weigh(r.payloads[i]);
+        const payload = r.payloads[i];
+        const weight = payload ? this.weigh(payload) : 1;
         this.read = { seg: seg.id, off: r.ends[i], idx: this.read.idx + 1, w: this.read.w + weight };
         const seq = ++this.seq;
-        this.out.push({ seq, end: { ...this.read }, weight });
-        res.push({ seq, payload: r.payloads[i] });
+        // A frame gone bad is lost, not pending: it is passed over as if delivered (weight 0), and counted.
+        this.out.push({ seq, end: { ...this.read }, weight: payload ? weight : 0 });
+        if (payload) res.push({ seq, payload });
+        else {
+          skipped++;
+          this.acked.add(seq);
+        }
+      }
+      if (skipped > 0) {
+        this.lose(skipped, `spool segment ${seg.id}: ${skipped} record(s) whose bytes do not match their checksum`);
+        this.settleAcked();
+      }
+      if (r.corrupt && !this.unreadable.has(seg.id)) {
+        // Where the lengths stop making sense, the records after it cannot be found: at least one is lost.
+        this.unreadable.add(seg.id);
+        this.lose(1, `spool segment ${seg.id}: unreadable from byte ${r.stop}; the records after it are lost`);
       }
       if (r.payloads.length > 0 && !r.corrupt) continue;
       // The end of this segment (or a corrupt frame in an old one): go on with the next, if any.
@@ -313,6 +343,11 @@ export class Spool {
     // Stale (handed out before a rewind, or never): nothing to move.
     if (this.outHead >= this.out.length || seq < this.out[this.outHead].seq || seq > this.seq) return;
     this.acked.add(seq);
+    this.settleAcked();
+  }
+
+  /** Moves the delivered position over every confirmed prefix of what was handed out. */
+  private settleAcked(): void {
     let moved = false;
     while (this.outHead < this.out.length && this.acked.has(this.out[this.outHead].seq)) {
       const o = this.out[this.outHead++];
