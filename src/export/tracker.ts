@@ -25,6 +25,8 @@ export interface TrackerOptions {
   activeTimeoutMs: number;
   /** How often the counters are dumped: an active record may come up to half of this early. */
   pollIntervalMs?: number;
+  /** Flows followed at most (default MAX_TRACKED_FLOWS; a kernel table holds nf_conntrack_max). */
+  maxFlows?: number;
   emit: (f: ExportFlow) => void;
 }
 
@@ -56,28 +58,51 @@ function countsOf(r: ConntrackRecord): Counts | undefined {
 
 const grew = (a: Counts, b: Counts) => a.op !== b.op || a.ob !== b.ob || a.rp !== b.rp || a.rb !== b.rb;
 
+/** A count a record may carry: absent, or a finite number ≥ 0. */
+const count = (v: unknown): boolean => v === undefined || (typeof v === 'number' && Number.isFinite(v) && v >= 0);
+
+/** A tuple with its addresses (text) and counts. */
+function isEnd(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const x = e as Record<string, unknown>;
+  return typeof x.src === 'string' && typeof x.dst === 'string' && count(x.packets) && count(x.bytes);
+}
+
+/**
+ * A record the tracker can follow: a conntrack record's shape, checked as far as the tracker reads it. Records
+ * from any graph come here (nats, replay: anyone who can publish chooses them): `orig: null` crashed the export.
+ * Others go to the sink, which counts what it cannot encode as rejected.
+ */
 export function isConntrackRecord(r: unknown): r is ConntrackRecord {
   const c = r as ConntrackRecord;
   return (
     typeof c === 'object' &&
     c !== null &&
     typeof c.id === 'number' &&
-    typeof c.orig === 'object' &&
-    typeof c.reply === 'object' &&
-    (c.type === 'dump' || c.type === 'new' || c.type === 'update' || c.type === 'destroy')
+    typeof c.ts === 'number' &&
+    (c.type === 'dump' || c.type === 'new' || c.type === 'update' || c.type === 'destroy') &&
+    isEnd(c.orig) &&
+    isEnd(c.reply) &&
+    count(c.start) &&
+    count(c.stop)
   );
 }
+
+/** Flows followed at most by default: past it the longest followed is exported as it stands and forgotten. */
+export const MAX_TRACKED_FLOWS = 500_000;
 
 export class FlowTracker {
   private readonly flows = new Map<number, Tracked>();
   private readonly activeMs: number;
   private readonly slackMs: number;
   private endedWhileClosing: Set<number> | undefined;
-  readonly counts = { flows: 0, records: 0, active: 0, ended: 0, forced: 0, skippedEmpty: 0 };
+  readonly counts = { flows: 0, records: 0, active: 0, ended: 0, forced: 0, skippedEmpty: 0, evicted: 0 };
+  private readonly maxFlows: number;
 
   constructor(private readonly o: TrackerOptions) {
     this.activeMs = o.activeTimeoutMs;
     this.slackMs = (o.pollIntervalMs ?? 0) / 2;
+    this.maxFlows = Math.max(1, o.maxFlows ?? MAX_TRACKED_FLOWS);
   }
 
   /** Flows being followed now. */
@@ -147,6 +172,13 @@ export class FlowTracker {
   }
 
   private track(r: ConntrackRecord): Tracked {
+    if (this.flows.size >= this.maxFlows) {
+      // Full (records of a million ids that never end): the one followed longest goes out as it stands.
+      const [id, oldest] = this.flows.entries().next().value as [number, Tracked];
+      this.flows.delete(id);
+      this.counts.evicted++;
+      this.export(oldest, 'forced', oldest.active);
+    }
     const start = r.start ?? r.ts;
     const t: Tracked = { rec: r, from: start, exported: ZERO, seen: ZERO, active: start, flags: 0, reported: false };
     this.flows.set(r.id, t);

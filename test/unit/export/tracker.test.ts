@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ExportFlow } from '../../../src/export/flow.js';
-import { FlowTracker } from '../../../src/export/tracker.js';
+import { FlowTracker, isConntrackRecord } from '../../../src/export/tracker.js';
 import type { ConntrackRecord } from '../../../src/sources/conntrack/record.js';
 
 const T0 = 1_700_000_000_000;
@@ -224,5 +224,29 @@ describe('FlowTracker', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('FlowTracker against records from any graph (nats, replay)', () => {
+  it('takes only records of a conntrack shape it can read: the others go to the sink, which counts them', () => {
+    expect(isConntrackRecord(rec('destroy', 7, T0, [1, 60, 1, 90]))).toBe(true);
+    for (const bad of [
+      { type: 'destroy', id: 7, ts: T0, family: 'ipv4', orig: null, reply: {} },
+      { ...rec('new', 7, T0), reply: { src: 1, dst: '10.0.0.1' } },
+      { ...rec('new', 7, T0), orig: { src: '10.0.0.1', dst: '10.0.0.2', packets: -1 } },
+      { ...rec('new', 7, T0), ts: 'now' },
+      { ...rec('new', 7, T0), start: Number.NaN },
+    ])
+      expect(isConntrackRecord(bad), JSON.stringify(bad)).toBe(false);
+  });
+
+  it('follows at most maxFlows: past it the one followed longest goes out as it stands', () => {
+    const out: ExportFlow[] = [];
+    const t = new FlowTracker({ activeTimeoutMs: 0, maxFlows: 100, emit: (f) => out.push(f) });
+    for (let id = 1; id <= 1000; id++) t.push(rec('new', id, T0 + id, [1, 60, 0, 0]));
+    expect(t.size).toBe(100);
+    expect(t.counts.evicted).toBe(900);
+    expect(out.map((f) => f.id)).toEqual([...Array(900).keys()].map((i) => i + 1));
+    expect(out.every((f) => f.reason === 'forced')).toBe(true);
   });
 });
