@@ -27,11 +27,16 @@ function ownPidns(): number {
 }
 
 export function processStart(pid: number): number | undefined {
+  return processStat(pid)?.start;
+}
+
+/** A process's state letter (field 3) and start time (field 22) from /proc/PID/stat; undefined when it is gone. */
+function processStat(pid: number): { state: string; start: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may hold spaces and parentheses: count fields after its closing ')'.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[19]);
+    return { state: rest[0], start: Number(rest[19]) };
   } catch {
     return undefined;
   }
@@ -65,9 +70,14 @@ function foreign(o: Owner): boolean {
  * True when the owner process still runs (same pid, same start time), or cannot be told from here: an owner in
  * another PID namespace is taken to be alive (its objects are left alone, never swept).
  */
+/**
+ * Whether the owner still runs. A killed process its parent has not reaped yet (a zombie, state Z, or dying, X)
+ * holds nothing: counted alive, a restart a second after kill -9 was refused as busy.
+ */
 export function ownerAlive(o: Owner): boolean {
   if (foreign(o)) return true;
-  return processStart(o.pid) === o.start;
+  const st = processStat(o.pid);
+  return st !== undefined && st.start === o.start && st.state !== 'Z' && st.state !== 'X';
 }
 
 export function isSelf(o: Owner): boolean {
