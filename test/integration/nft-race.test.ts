@@ -77,4 +77,16 @@ describe('nft tables under concurrent processes', () => {
     expect(await tables()).toContain(other);
     await ns.exec(['nft', 'delete', 'table', 'inet', 'flowgrab_taken']);
   });
+
+  it('a sweep leaves the tables it is told to keep (their owner is about to replace them in one transaction)', async () => {
+    const dead = ownerTag({ pid: 0x3ffffff0, start: 1 });
+    for (const name of ['keepme', 'sweepme'])
+      await ns.exec(['nft', '-f', '-'], { input: `table inet flowgrab_${name} {\n  comment "${dead}"\n${BODY}\n}\n` });
+    expect(await sweepStaleTables(ns.name, ['keepme'])).toEqual(['inet flowgrab_sweepme']);
+    expect(await tables()).toContain('flowgrab_keepme');
+    // The install that follows takes the stale table's place, the rules never absent in between.
+    const t = await NftTable.install({ family: 'inet', name: 'keepme', body: BODY, netns: ns.name });
+    expect((await tables()).match(/table inet flowgrab_keepme /g)?.length).toBe(1);
+    await t.remove();
+  });
 });

@@ -99,6 +99,12 @@ describe('persistence across kill -9', () => {
     expect(await tcpWorks(home, laptop)).toBe(false);
     expect(await tcpWorks(home, phone)).toBe(false);
     expect(await tcpWorks(home, tv)).toBe(false);
+    // An address given to a blocked node just before the kill: kept at once, not at the next store sync (5 s).
+    await socketRpc(sock, 'node_add_ip', { node: server.id, ipaddr: '198.51.100.99' });
+    await waitFor(async () => (await table()).includes('198.51.100.99'), {
+      timeoutMs: 10_000,
+      what: "the new address in the pair's set",
+    });
     const before = await table();
     const flowBlocks = (await socketRpc(sock, 'get_flow_block')).result;
     const blockList = (await socketRpc(sock, 'list_iplist', { list: 'block' })).result as string[];
@@ -129,6 +135,7 @@ describe('persistence across kill -9', () => {
     // Node identities kept their ids.
     const again = (await socketRpc(sock, 'get_device_data', { node: server.id })).result as Device;
     expect(again.ips).toContain(home.server.ipv4);
+    expect(again.ips).toContain('198.51.100.99');
 
     // Undo everything; then SIGTERM leaves no rules.
     await socketRpc(sock, 'set_device_flow_block', { device: laptop.mac, node: server.id, block: 0 });

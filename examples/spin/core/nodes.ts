@@ -39,6 +39,8 @@ export function addNodeIp(c: CoreParts, id: number, address: string): void {
     c.model.addIp(n, ip);
   }
   c.flushNodeInfo();
+  // Stored now: a blocked node's new address must survive a kill before the next periodic sync.
+  c.syncStore();
 }
 
 /** Blocks or unblocks traffic between two nodes, persisted and enforced. */

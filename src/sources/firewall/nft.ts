@@ -140,12 +140,17 @@ async function deleteByHandle(family: string, handle: number, netns?: string): P
  * or the pid now runs another process: start time differs); returns their
  * names. An untagged table is not ours to judge and stays. Each is deleted by
  * the handle it was judged by: one a live process made meanwhile stays.
+ * Tables named in `keep` stay too: the caller is about to install them, and
+ * install replaces a stale one in one transaction (deleted first, a firewall
+ * would let everything through until it is made again).
  */
-export async function sweepStaleTables(netns?: string): Promise<string[]> {
+export async function sweepStaleTables(netns?: string, keep: readonly string[] = []): Promise<string[]> {
   const r = await runTool(['nft', 'list', 'tables'], { netns, allowFail: true });
+  const kept = new Set(keep.map(tableName));
   const swept: string[] = [];
   for (const m of r.stdout.matchAll(/^table (\S+) (flowgrab_\w+)$/gm)) {
     const [, family, name] = m;
+    if (kept.has(name)) continue;
     const st = await tableState(family, name, netns);
     const owner = parseOwnerTag(st.tag);
     if (!owner || ownerAlive(owner) || st.handle === undefined) continue;
