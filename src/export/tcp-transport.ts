@@ -54,6 +54,8 @@ export class TcpTransport implements Transport {
   private ackTimer?: NodeJS.Timeout;
   /** Reads the socket's unacknowledged bytes (undefined: it cannot; then the kernel taking a message is enough). */
   private outq?: (fd: number) => number;
+  /** Set with a spool: resets, rather than sends on, what the collector has not acknowledged at close. */
+  private abortOnClose?: (fd: number) => void;
   private pump?: SpoolPump;
   /** Data records written in this session: the IPFIX sequence number of the next message. */
   private sessionSeq = 0;
@@ -88,6 +90,9 @@ export class TcpTransport implements Transport {
     void import('../netlink/syscall.js').then(
       (m) => {
         this.outq = m.tcpUnacked;
+        // With a spool, what the collector has not acknowledged is sent again on the next connection: on close
+        // (a kill too) it is reset, not delivered after us as well.
+        if (this.spool) this.abortOnClose = m.abortOnClose;
         this.connect();
       },
       (err: Error) => {
@@ -213,6 +218,13 @@ export class TcpTransport implements Transport {
     s.on('connect', () => {
       this.connected = true;
       this.fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      if (this.fd !== undefined && this.abortOnClose) {
+        try {
+          this.abortOnClose(this.fd);
+        } catch (err) {
+          this.st.lastError = `tcp: SO_LINGER: ${(err as Error).message}`;
+        }
+      }
       this.blocked = false;
       this.backoff = 100;
       this.sessionSeq = 0;

@@ -272,6 +272,21 @@ export function tcpUnacked(fd: number): number {
   return b.readInt32LE(0);
 }
 
+const SO_LINGER = 13;
+
+/**
+ * SO_LINGER {on, 0 s}: when the socket is closed (by us, or by the kernel for a killed process), what its peer
+ * has not acknowledged is dropped with a reset instead of sent on. For a sender that keeps what is unconfirmed
+ * elsewhere (a spool) and sends it again on its next connection: a killed exporter's queue went out after it
+ * died as well, thousands of duplicates.
+ */
+export function abortOnClose(fd: number): void {
+  const b = Buffer.alloc(8); // struct linger { int l_onoff; int l_linger; }
+  b.writeInt32LE(1, 0);
+  b.writeInt32LE(0, 4);
+  check(lib().setsockopt(fd, SOL_SOCKET, SO_LINGER, b, 8), 'setsockopt(SO_LINGER)');
+}
+
 export function closeFd(fd: number): void {
   lib().close(fd);
 }

@@ -135,3 +135,71 @@ describe('IPFIX over TCP: a reset with messages the collector never acknowledged
     }
   });
 });
+
+/** A TCP server in the namespace that reads nothing until told (a line on stdin), then says what it got. */
+const HOLDING_SERVER = `
+const { createServer } = require('node:net');
+let got = 0;
+const srv = createServer((c) => {
+  c.pause();
+  process.stdin.once('data', () => c.resume());
+  c.on('data', (d) => (got += d.length));
+  c.on('error', () => {});
+  c.on('close', () => { console.log(JSON.stringify({ got })); process.exit(0); });
+});
+srv.listen(Number(process.argv[1]), '127.0.0.1', () => console.log('{"listening":true}'));
+`;
+
+/** A writer of 32 MiB that says how many bytes its kernel holds unacknowledged once that is over 1 MiB. */
+const WRITER = `
+const { connect } = require('node:net');
+import(process.argv[2] + '/src/netlink/syscall.js').then(({ abortOnClose, tcpUnacked }) => {
+  const s = connect(Number(process.argv[1]), '127.0.0.1', () => {
+    const fd = s._handle.fd;
+    if (process.argv[3] === 'abort') abortOnClose(fd);
+    s.write(Buffer.alloc(32 << 20));
+    const t = setInterval(() => {
+      const n = tcpUnacked(fd);
+      if (n > 1 << 20) { clearInterval(t); console.log(JSON.stringify({ unacked: n })); }
+    }, 20);
+  });
+});
+`;
+
+function nodeIn(script: string, args: string[]) {
+  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const lines: Record<string, number | boolean>[] = [];
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    for (const l of d.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l));
+  });
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const closed = new Promise<void>((r) => child.once('close', () => r()));
+  const said = (key: string, what: string) =>
+    waitFor(() => lines.some((l) => key in l), { timeoutMs: 30_000, what: () => `${what} (${err})` }).then(
+      () => lines.find((l) => key in l)![key] as number,
+    );
+  return { child, said, closed };
+}
+
+describe('IPFIX over TCP with a spool: the socket resets on close (SO_LINGER 0)', () => {
+  it("a killed writer's unacknowledged bytes are reset, not delivered after it died (then sent again: duplicates)", async () => {
+    const got: Record<string, { unacked: number; got: number }> = {};
+    for (const mode of ['abort', 'plain']) {
+      const server = nodeIn(HOLDING_SERVER, ['4741']);
+      await server.said('listening', 'the server listening');
+      const writer = nodeIn(WRITER, ['4741', DIST, mode]);
+      const unacked = await writer.said('unacked', 'the writer holding unacknowledged bytes');
+      writer.child.kill('SIGKILL');
+      await writer.closed;
+      server.child.stdin!.write('read\n');
+      got[mode] = { unacked, got: await server.said('got', 'the server reading to the end') };
+      await server.closed;
+    }
+    // Without it the dead writer's kernel sends everything on; with it, only what the server had already.
+    expect(got.plain.got).toBeGreaterThanOrEqual(got.plain.unacked);
+    expect(got.abort.got).toBeLessThan(got.abort.unacked / 2);
+  });
+});
