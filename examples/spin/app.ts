@@ -12,7 +12,7 @@ import type { SpinPeriods } from './domain/periods.js';
 import { Credentials, defaultCredentials, Sessions } from './io/auth.js';
 import { createCaptureHandler } from './io/capture.js';
 import type { MqttBridge, MqttOptions, SpinCore, SpinMessage, WebHandler } from './io/contract.js';
-import { openFeeds } from './io/feeds.js';
+import { reopeningFeeds } from './io/feeds.js';
 import { kernelMacLookup, monitorScope } from './io/kernel-neigh.js';
 import { spinRpc } from './io/methods.js';
 import { startMqtt } from './io/mqtt.js';
@@ -214,9 +214,8 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
     web = (req, res) => capture(req, res) || (spinweb?.(req, res) ?? false) || own(req, res);
     guard = httpGuard;
 
-    const fg = options.daemon ? await connect(options.daemon) : new Flowgrab();
-    cleanups.push(() => fg.close());
-    const closeFeeds = await openFeeds(fg, core, {
+    const daemon = options.daemon;
+    const closeFeeds = await reopeningFeeds(async () => (daemon ? await connect(daemon) : new Flowgrab()), core, {
       netns: options.netns,
       dnsGroup: options.dnsGroup,
       pollMs: core.periods.trafficMs,

@@ -158,12 +158,20 @@ describe('reading the kernel through flowgrabd (--daemon)', () => {
   const socket = join(dir, 'flowgrabd.sock');
   const sock = join(dir, 'daemon-rpc.sock');
 
-  beforeAll(async () => {
-    daemon = new Daemon({
+  const newDaemon = () =>
+    new Daemon({
       socket,
       policy: () =>
         Policy.parse({ version: 1, principals: [{ who: { uid: 0 }, sources: ['conntrack', 'dns', 'arp'] }] }),
     });
+  /** The app's flows in the daemon, by name and state. */
+  const appFlows = () =>
+    (daemon.status({ uid: 0, gid: 0, pid: 0 }).clients as { uid: number; flows: { name: string; state: string }[] }[])
+      .filter((c) => c.uid === 0)
+      .flatMap((c) => c.flows);
+
+  beforeAll(async () => {
+    daemon = newDaemon();
     await daemon.listen();
     app = await startSpin({
       netns: home.router.name,
@@ -183,13 +191,24 @@ describe('reading the kernel through flowgrabd (--daemon)', () => {
   });
 
   it("the app's three flows run in the daemon, on behalf of root", () => {
-    const clients = daemon.status({ uid: 0, gid: 0, pid: 0 }).clients as {
-      uid: number;
-      flows: { name: string; state: string }[];
-    }[];
-    const flows = clients.filter((c) => c.uid === 0).flatMap((c) => c.flows);
+    const flows = appFlows();
     expect(flows.map((f) => f.name).sort()).toEqual(['spin-arp', 'spin-conntrack', 'spin-dns']);
     expect(flows.every((f) => f.state === 'active')).toBe(true);
+  });
+
+  it('flowgrabd restarted: the app opens its three flows again in the new one', async () => {
+    await daemon.close();
+    daemon = newDaemon();
+    await daemon.listen();
+    await waitFor(() => appFlows().filter((f) => f.state === 'active').length === 3, {
+      timeoutMs: 30_000,
+      what: "the app's flows in the new daemon",
+    });
+    expect(
+      appFlows()
+        .map((f) => f.name)
+        .sort(),
+    ).toEqual(['spin-arp', 'spin-conntrack', 'spin-dns']);
   });
 
   it('list_devices and list_device_flows work through it: the clients with MACs, domains, and their flows to the server', async () => {

@@ -16,6 +16,8 @@ export interface FeedOptions {
   /** NFLOG group of the DNS rules (one reader per group and namespace). */
   dnsGroup?: number;
   pollMs: number;
+  /** A flow's records ended with an error (flowgrabd gone, with every flow of the connection). */
+  onEnd?: (err: Error) => void;
 }
 
 /**
@@ -42,7 +44,10 @@ export async function openFeeds(fg: FlowSource, core: Core, opts: FeedOptions): 
           core.log(`${name}: ${(err as Error).message}`);
         }
       },
-      error: (err) => core.log(`${name} ended: ${(err as Error).message}`),
+      error: (err) => {
+        core.log(`${name} ended: ${(err as Error).message}`);
+        opts.onEnd?.(err as Error);
+      },
     });
     f.lost$.subscribe((n) => core.log(`${name}: lost ${n.count ?? ''} (${n.where ?? n.kind}): ${n.message}`));
   };
@@ -61,4 +66,69 @@ export async function openFeeds(fg: FlowSource, core: Core, opts: FeedOptions): 
     throw err;
   }
   return close;
+}
+
+/** Back-off between attempts to open the feeds again: from the first to the longest. */
+export const REOPEN_MS = { first: 1000, max: 30_000 } as const;
+
+/**
+ * The feeds, opened again whenever one ends with an error: through flowgrabd, its restart closes the connection
+ * and every flow with it, and the name lists stopped following DNS for good. `make` gives a fresh source
+ * (a new connection) each time; attempts back off from REOPEN_MS.first to REOPEN_MS.max. The first opening's
+ * failure goes to the caller. Returns what closes them for good.
+ */
+export async function reopeningFeeds(
+  make: () => Promise<FlowSource & { close(): Promise<void> }>,
+  core: Core,
+  opts: Omit<FeedOptions, 'onEnd'>,
+): Promise<() => Promise<void>> {
+  let closed = false;
+  let current: (() => Promise<void>) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let backoff: number = REOPEN_MS.first;
+  let reopening = false;
+  const open = async () => {
+    const fg = await make();
+    try {
+      const closeFeeds = await openFeeds(fg, core, { ...opts, onEnd: () => lost() });
+      current = async () => {
+        await closeFeeds();
+        await fg.close();
+      };
+    } catch (err) {
+      await fg.close().catch(() => undefined);
+      throw err;
+    }
+  };
+  const attempt = () => {
+    timer = undefined;
+    if (closed) return;
+    open().then(
+      () => {
+        reopening = false;
+        backoff = REOPEN_MS.first;
+        core.log('feeds: open again');
+        if (closed) void current?.();
+      },
+      (err: Error) => {
+        core.log(`feeds: ${err.message}; trying again in ${backoff / 1000} s`);
+        timer = setTimeout(attempt, backoff);
+        backoff = Math.min(backoff * 2, REOPEN_MS.max);
+      },
+    );
+  };
+  const lost = () => {
+    if (closed || reopening) return;
+    reopening = true;
+    const old = current;
+    current = undefined;
+    void old?.().catch(() => undefined);
+    timer = setTimeout(attempt, backoff);
+  };
+  await open();
+  return async () => {
+    closed = true;
+    if (timer) clearTimeout(timer);
+    await current?.();
+  };
 }
