@@ -7,6 +7,7 @@
  * upward, and the module graph stays a tree.
  */
 import type { Policy } from '../auth/policy.js';
+import type { GraphSpec } from '../filters/spec.js';
 import type { Flowgrab } from '../flow/flowgrab.js';
 import type { FlowHandle, FlowStats } from '../flow/handle.js';
 import type { ConnectionTimeouts } from './limits.js';
@@ -76,6 +77,8 @@ export interface DaemonHost {
   status(asker: Peer): DaemonStatus;
   /** The connection is gone: stop counting it. */
   forget(c: ClientView): void;
+  /** A graph was instantiated: the namespaces it names may hold its firewall objects (netns-record.ts). */
+  noteNetns(g: GraphSpec | undefined): void;
 }
 
 /** What requests, record piping and status need of one connection (connection.ts implements it). */

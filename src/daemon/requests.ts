@@ -118,6 +118,7 @@ export async function handleRequest(c: Client, req: Request): Promise<Record<str
         f.sources = undefined;
         throw err;
       }
+      c.d.noteNetns(f.handle.requested);
       pipeRecords(c, f);
       return { state: f.handle.state, graph: f.handle.graph, stats: statsOf(f) };
     }

@@ -12,16 +12,16 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Policy } from '../auth/policy.js';
 import { FlowgrabError } from '../errors.js';
 import { openRegularFile, setDefaultReplayOpener } from '../filters/replay.js';
+import type { GraphSpec } from '../filters/spec.js';
 import type { FlowHandle } from '../flow/handle.js';
 import { receiveWorkers } from '../netlink/batched.js';
 import { type FileLock, lockFile } from '../netlink/file-lock.js';
-import { sweepStaleQueueChains } from '../sources/firewall/iptables.js';
-import { sweepStaleTables } from '../sources/firewall/nft.js';
 import { sourcesTornDown } from '../sources/teardown.js';
 import { Client } from './connection.js';
 import type { ClientView, DaemonHost, DaemonStats, DaemonStatus, LogFn } from './host.js';
 import { CONNECTIONS_PER_UID, CONNECTIONS_TOTAL, type ConnectionTimeouts, DEFAULT_TIMEOUTS } from './limits.js';
 import { LOG_WINDOW_MS, LogLimiter } from './log-limit.js';
+import { NetnsRecord, sweepRecorded } from './netns-record.js';
 import { identifyPeer, type Peer, type PeerMethod } from './peer.js';
 import { encodeFrame, failure, PROTOCOL_VERSION } from './protocol.js';
 import { type QueueConfig, QueueMux } from './queue.js';
@@ -85,6 +85,8 @@ export class Daemon implements DaemonHost {
   /** Connections whose peer is being looked up (unix_diag is asynchronous): nothing is read from them yet. */
   private readonly identifying = new Set<Socket>();
   private server?: Server;
+  /** Namespaces this daemon's clients put firewall objects in (`<socket>.netns`), swept at the next start. */
+  private netns?: NetnsRecord;
   /** The lock on the socket path (`<socket>.lock`), held from listen() to close(). */
   private lock?: FileLock;
   /** listen()'s work after taking the lock, while under way (close() waits for it). */
@@ -238,12 +240,9 @@ export class Daemon implements DaemonHost {
     }
     // A socket file left by a killed daemon would make listen() fail: replace it (never a live daemon's).
     await clearStaleSocket(path);
-    if (this.opts.sweepStale !== false) {
-      const swept = await sweepStaleTables().catch(() => []);
-      if (swept.length) this.log('info', 'stale firewall tables removed', { tables: swept.join(', ') });
-      const chains = await sweepStaleQueueChains().catch(() => []);
-      if (chains.length) this.log('info', 'stale NFQUEUE chains removed', { chains: chains.join(', ') });
-    }
+    this.netns = new NetnsRecord(`${path}.netns`);
+    if (this.opts.queue?.netns) this.netns.note(this.opts.queue.netns);
+    if (this.opts.sweepStale !== false) await sweepRecorded(this.netns, (level, msg, f) => this.log(level, msg, f));
     // In the daemon, replay() opens files only with a client's rights (connection.ts); anything else is refused.
     setDefaultReplayOpener((file) => {
       throw new FlowgrabError('FG_ERR_PERMISSION', `replay: ${file}: not opened outside a client's request`, {
@@ -318,6 +317,10 @@ export class Daemon implements DaemonHost {
   forget(c: ClientView): void {
     this.clients.delete(c as Client);
     this.stats.clients = this.clients.size;
+  }
+
+  noteNetns(g: GraphSpec | undefined): void {
+    this.netns?.noteGraph(g);
   }
 
   /** Reloads the policy (SIGHUP): flows still allowed go on; the others are closed, with the reason sent. */

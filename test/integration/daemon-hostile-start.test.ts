@@ -245,6 +245,21 @@ describe('flowgrabd start-up hygiene', () => {
     await d.stop();
   });
 
+  it("sweeps the namespaces an earlier daemon on its socket recorded: a killed one's DNS tables there go too", async () => {
+    const other = await lab.netns('dhs-other');
+    const dead = Number(execFileSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).trim());
+    await other.exec(['nft', '-f', '-'], {
+      input: `table inet flowgrab_dns_g54 {\n comment "flowgrab pid=${dead} start=1"\n}\n`,
+    });
+    const socket = join(dir, 'recorded.sock');
+    // What a killed daemon left: its record of the namespaces its clients' graphs named (netns-record.ts).
+    writeFileSync(`${socket}.netns`, JSON.stringify([other.name, 'gone-long-ago']));
+    // The sweep runs before the daemon listens.
+    const d = await spawnDaemon(socket).ready();
+    expect(d.log).toMatch(new RegExp(`stale firewall tables removed.*netns=${other.name}.*inet flowgrab_dns_g54`));
+    expect((await other.exec(['nft', 'list', 'tables'])).stdout).not.toContain('flowgrab_dns_g54');
+  });
+
   it('/metrics shows sums only: no user, no flow name, no flow that was never authorized', async () => {
     const port = await freePort();
     const socket = join(dir, 'm.sock');

@@ -81,6 +81,7 @@ function host(partialFrameMs = 60_000): DaemonHost {
     },
     status: () => ({}) as never,
     forget: () => {},
+    noteNetns: () => {},
   };
 }
 
