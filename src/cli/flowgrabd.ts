@@ -104,6 +104,16 @@ const program = new Command('flowgrabd')
           throw new InvalidArgumentError(`--metrics ${o.metrics}: cannot listen (${err.code ?? err.message})`);
         })
       : undefined;
+    const stop = async (sig: string) => {
+      logLine('info', 'stopping', { signal: sig });
+      metrics?.close();
+      await d.close(); // waits for a listen() still under way, then undoes it
+      process.exit(0);
+    };
+    // Before listening: a SIGTERM as soon as the socket exists (a service manager, a test) stops it cleanly,
+    // where it used to kill it with its socket and rules left behind.
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
     try {
       await d.listen();
     } catch (err) {
@@ -113,14 +123,6 @@ const program = new Command('flowgrabd')
     }
     if (metrics) logLine('info', 'metrics', { url: `http://${o.metrics}/metrics` });
     process.on('SIGHUP', () => void d.reload());
-    const stop = async (sig: string) => {
-      logLine('info', 'stopping', { signal: sig });
-      metrics?.close();
-      await d.close();
-      process.exit(0);
-    };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
   });
 
 // Start-up failures read as flowgrab's do (`flowgrabd: error: …`); once running, the daemon logs (logfmt).
