@@ -46,7 +46,7 @@ export class SpoolPump {
       const gen = this.gen;
       for (const e of batch) {
         if (this.o.valid && !this.o.valid(e.payload)) {
-          this.spool.ack(e.seq);
+          this.spool.reject(e.seq);
           this.o.onRejected?.();
           continue;
         }

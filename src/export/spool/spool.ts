@@ -70,8 +70,8 @@ export class Spool {
   private out: Out[] = [];
   private outHead = 0;
   private readonly acked = new Set<number>();
-  /** Segments whose unreadable part was counted lost (once, whatever rewinds read them again). */
-  private readonly unreadable = new Set<number>();
+  /** Unreadable segments removed while the spool opened, counted once its stats exist. */
+  private unreadableGone: string[] = [];
   /** In flight when their segment was dropped by the limit: delivered if confirmed, lost at the next rewind. */
   private readonly orphans = new Map<number, number>();
   private readonly weigh: (payload: Buffer) => number;
@@ -104,20 +104,22 @@ export class Spool {
     // Another user's directory (or one they can write in or swap) could hold symlinks where segments go.
     trustedDir(this.dir, 'spool', { privateDir: true });
     this.lock = lockFile(join(this.dir, 'lock'), `spool ${this.dir}`, 'spool.lock');
-    const unreadable: { id: number; at: number }[] = [];
     try {
       for (const f of readdirSync(this.dir).sort()) {
         const m = SEGMENT_RE.exec(f);
         if (!m) continue;
         const id = Number(m[1]);
         const s = scanSegment(this.path(id), 0, this.maxEntry, this.weigh);
-        this.segs.push({ id, bytes: lstatSync(this.path(id)).size, count: s.count, weight: s.weight });
-        if (s.corrupt) unreadable.push({ id, at: s.stop });
+        this.segs.push({
+          id,
+          bytes: lstatSync(this.path(id)).size,
+          count: s.count,
+          weight: s.weight,
+          ...(s.corrupt ? { unreadableAt: s.stop } : {}),
+        });
       }
       this.done = this.loadCursor();
       this.read = { ...this.done };
-      // Told before dropDelivered() removes a segment with nothing readable in it.
-      for (let i = unreadable.length - 1; i >= 0; i--) if (unreadable[i].id < this.done.seg) unreadable.splice(i, 1);
       const nextId = (this.segs.at(-1)?.id ?? 0) + 1;
       // Appends always go to a fresh segment: never after a tail a crash may have torn.
       this.segs.push({ id: nextId, bytes: 0, count: 0, weight: 0 });
@@ -130,12 +132,9 @@ export class Spool {
     }
     const pending = this.pendingCount();
     this.st = { appended: 0, delivered: 0, dropped: 0, pending, recovered: pending, bytes: 0, segments: 0 };
-    // Undelivered records past a length that cannot be (a segment whose tail a crash zeroed, or worse): counted
-    // lost now, whether or not the segment is still there to read (one with none readable is gone already).
-    for (const u of unreadable) {
-      this.unreadable.add(u.id);
-      this.lose(1, `spool segment ${u.id}: unreadable from byte ${u.at}; the records after it are lost`);
-    }
+    // A segment with nothing readable went in dropDelivered() above, before `st` was there to count it.
+    for (const u of this.unreadableGone) this.lose(1, u);
+    this.unreadableGone = [];
   }
 
   private path(id: number): string {
@@ -177,7 +176,8 @@ export class Spool {
 
   /** Appends one record; false (and nothing written) when it is larger than maxEntryBytes or the spool is closed. */
   append(payload: Buffer): boolean {
-    if (this.closed || payload.length > this.maxEntry) return false;
+    // An empty entry is refused: a zero length marks a damaged file (a zeroed tail), never a record.
+    if (this.closed || payload.length === 0 || payload.length > this.maxEntry) return false;
     const f = frame(payload);
     let active = this.segs[this.segs.length - 1];
     if (active.count > 0 && active.bytes + f.length > this.segmentBytes) {
@@ -261,6 +261,12 @@ export class Spool {
   /** Removes the oldest segment; returns how many of its records were handed out (in flight or confirmed). */
   private removeOldest(): number {
     const s = this.segs.shift() as Seg;
+    if (s.unreadableAt !== undefined) {
+      const why = `spool segment ${s.id}: unreadable from byte ${s.unreadableAt}; the records after it are lost`;
+      // In the constructor `st` is not there yet: counted once it is.
+      if (this.st) this.lose(1, why);
+      else this.unreadableGone.push(why);
+    }
     const next = { seg: this.segs[0].id, off: 0, idx: 0, w: 0 };
     if (this.done.seg <= s.id) this.done = next;
     if (this.read.seg <= s.id) this.read = { ...next };
@@ -300,29 +306,26 @@ export class Spool {
       const seg = this.segs.find((s) => s.id === this.read.seg);
       if (!seg) break;
       const r = readFrames(this.path(seg.id), this.read.off, max - res.length, 4 * MiB, this.maxEntry);
-      let skipped = 0;
+      let skipped = false;
       for (let i = 0; i < r.payloads.length; i++) {
         const payload = r.payloads[i];
         const weight = payload ? this.weigh(payload) : 1;
         this.read = { seg: seg.id, off: r.ends[i], idx: this.read.idx + 1, w: this.read.w + weight };
         const seq = ++this.seq;
-        // A frame gone bad is lost, not pending: it is passed over as if delivered (weight 0), and counted.
-        this.out.push({ seq, end: { ...this.read }, weight: payload ? weight : 0 });
-        if (payload) res.push({ seq, payload });
-        else {
-          skipped++;
+        if (payload) {
+          this.out.push({ seq, end: { ...this.read }, weight });
+          res.push({ seq, payload });
+        } else {
+          // A frame gone bad is passed over as if confirmed, and counted lost (once) when the delivered
+          // position passes it: not at every read of it (a rewind, a restart read it again).
+          this.out.push({ seq, end: { ...this.read }, weight: 0, bad: true });
           this.acked.add(seq);
+          skipped = true;
         }
       }
-      if (skipped > 0) {
-        this.lose(skipped, `spool segment ${seg.id}: ${skipped} record(s) whose bytes do not match their checksum`);
-        this.settleAcked();
-      }
-      if (r.corrupt && !this.unreadable.has(seg.id)) {
-        // Where the lengths stop making sense, the records after it cannot be found: at least one is lost.
-        this.unreadable.add(seg.id);
-        this.lose(1, `spool segment ${seg.id}: unreadable from byte ${r.stop}; the records after it are lost`);
-      }
+      if (skipped) this.settleAcked();
+      // Where the lengths stop making sense the records after it cannot be found: counted when the segment goes.
+      if (r.corrupt) seg.unreadableAt ??= r.stop;
       if (r.payloads.length > 0 && !r.corrupt) continue;
       // The end of this segment (or a corrupt frame in an old one): go on with the next, if any.
       const later = this.segs.find((s) => s.id > seg.id);
@@ -330,6 +333,20 @@ export class Spool {
       this.read = { seg: later.id, off: 0, idx: 0, w: 0 };
     }
     return res;
+  }
+
+  /**
+   * A handed-out record its sink cannot send (its framing damaged): passed over like a confirmed one, but counted
+   * in `dropped`, not `delivered`.
+   */
+  reject(seq: number): void {
+    const head = this.out[this.outHead];
+    const o = head ? this.out[this.outHead + (seq - head.seq)] : undefined;
+    if (o?.seq === seq && !o.bad) {
+      this.lose(o.weight, 'an entry its sink cannot send (damaged framing)');
+      o.weight = 0;
+    }
+    this.ack(seq);
   }
 
   /** Confirms delivery of a handed-out record; the delivered position moves over every confirmed prefix. */
@@ -354,6 +371,7 @@ export class Spool {
       this.acked.delete(o.seq);
       this.done = o.end;
       this.st.delivered += o.weight;
+      if (o.bad) this.lose(1, `spool segment ${o.end.seg}: a record whose bytes do not match their checksum`);
       moved = true;
     }
     if (this.outHead > 4096 && this.outHead * 2 > this.out.length) {

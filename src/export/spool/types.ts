@@ -45,6 +45,8 @@ export interface Seg {
   bytes: number;
   count: number;
   weight: number;
+  /** Where the segment stops being readable (a length that cannot be): what is after it is counted lost when the segment is removed. */
+  unreadableAt?: number;
 }
 
 /** A place in a segment: byte offset, entries before it (`idx`) and their weight (`w`). */
@@ -59,6 +61,8 @@ export interface Out {
   seq: number;
   end: Pos;
   weight: number;
+  /** A frame whose bytes failed their checksum: counted lost when the delivered position passes it. */
+  bad?: boolean;
 }
 
 export const MiB = 1024 * 1024;

@@ -66,6 +66,8 @@ export class DnsCache {
   /** Entries each client taught. */
   private readonly byClient = new Map<string, number>();
   private count = 0;
+  /** When freedFor() last swept the cache. */
+  private prunedAt = Number.NEGATIVE_INFINITY;
   private readonly minTtlMs: number;
   private readonly maxTtlMs: number;
   private readonly maxEntries: number;
@@ -116,7 +118,7 @@ export class DnsCache {
       had.expires = Math.max(had.expires, expires);
       return;
     }
-    if (client !== '' && (this.byClient.get(client) ?? 0) >= this.perClient) {
+    if (client !== '' && (this.byClient.get(client) ?? 0) >= this.perClient && !this.freedFor(client)) {
       this.refused.overShare++;
       return;
     }
@@ -159,6 +161,19 @@ export class DnsCache {
 
   get size(): number {
     return this.count;
+  }
+
+  /**
+   * A client at its share: its names that expired are let go first (a sweep of the cache at most once a second):
+   * on a host whose lookups all come from one client, nothing else ever would, and it stopped learning for good.
+   * True when that made room.
+   */
+  private freedFor(client: string): boolean {
+    const now = this.now();
+    if (now - this.prunedAt < 1000) return false;
+    this.prunedAt = now;
+    this.prune();
+    return (this.byClient.get(client) ?? 0) < this.perClient;
   }
 
   /** One entry out, from its client's count too. */

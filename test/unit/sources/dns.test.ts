@@ -277,6 +277,17 @@ describe('CNAME chains and the DNS cache', () => {
     expect(c.names('198.51.100.1')).toEqual(['shop.example']);
   });
 
+  it("a client at its share learns again once its names expired (a host's lookups all come from one client)", () => {
+    let now = 0;
+    const c = new DnsCache({ maxEntries: 100, minTtlS: 60, maxTtlS: 60, now: () => now });
+    for (let i = 0; i < 10; i++) c.set(`10.5.0.${i}`, `a${i}.test`, 60, '127.0.0.1');
+    c.set('10.5.1.0', 'over.test', 60, '127.0.0.1');
+    expect(c.names('10.5.1.0')).toEqual([]); // at its share: refused
+    now += 3_600_000; // all of them expired, none looked up since
+    c.set('10.5.1.1', 'later.test', 60, '127.0.0.1');
+    expect(c.names('10.5.1.1')).toEqual(['later.test']);
+  });
+
   it('a full cache makes room down to 90 % at once, whatever the expired ones freed', () => {
     let now = 0;
     const c = new DnsCache({ minTtlS: 1, maxTtlS: 1000, maxEntries: 100, now: () => now });
