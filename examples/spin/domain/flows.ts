@@ -102,25 +102,29 @@ function dropOldest(d: SpinNode, n: number, peerOf: PeerOf): void {
 }
 
 /**
- * Drops the least recently seen flows of all `devices` until `need` peers are `evictable` (held by no device)
- * (the node model over its limit with every node held: one packet to each of 200 000 hosts). Returns how many
- * peers it freed.
+ * Drops the least recently seen flows of all `devices` until `need` peers are held by no device (the node model
+ * over its limit with every node held: one packet to each of 200 000 hosts). Only flows to peers that could then
+ * go (`freeable`: no device, nothing keeps them, so no blocked flow) are dropped; the others stay whatever is
+ * needed. Returns how many peers it freed.
  */
 export function releasePeers(
   devices: Iterable<SpinNode>,
   need: number,
   peerOf: PeerOf,
-  evictable: (peer: SpinNode) => boolean,
+  freeable: (peer: SpinNode) => boolean,
 ): number {
   const all: [SpinNode, DeviceFlow][] = [];
-  for (const d of devices) for (const f of flowsOf(d)) all.push([d, f]);
+  for (const d of devices)
+    for (const f of flowsOf(d)) {
+      const peer = peerOf(f.to);
+      if (peer && freeable(peer)) all.push([d, f]);
+    }
   all.sort((a, b) => a[1].lastseen - b[1].lastseen);
   let freed = 0;
   for (const [d, f] of all) {
     if (freed >= need) break;
     dropFlow(d, f, peerOf);
-    const peer = peerOf(f.to);
-    if (peer && evictable(peer)) freed++;
+    if (peerOf(f.to)?.refs === 0) freed++;
   }
   return freed;
 }

@@ -248,7 +248,7 @@ export class NodeModel {
     const evictable = (n: SpinNode) => n.refs === 0 && n.persistent === 0 && !n.mac;
     let free = [...this.byId.values()].filter(evictable);
     if (free.length < over) {
-      releasePeers(this.byMac.values(), over - free.length, this.peerOf, evictable);
+      releasePeers(this.byMac.values(), over - free.length, this.peerOf, (n) => n.persistent === 0 && !n.mac);
       free = [...this.byId.values()].filter(evictable);
     }
     free.sort((a, b) => a.lastseen - b.lastseen || a.id - b.id);

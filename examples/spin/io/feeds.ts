@@ -83,10 +83,15 @@ export async function reopeningFeeds(
   opts: Omit<FeedOptions, 'onEnd'>,
 ): Promise<() => Promise<void>> {
   let closed = false;
+  /** Closes the feeds open now. */
   let current: (() => Promise<void>) | undefined;
+  /** The opening under way (the first, or a reopening), which close() waits for. */
+  let opening: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let backoff: number = REOPEN_MS.first;
-  let reopening = false;
+  /** A loss is acted on once the feeds it concerns are the ones open; one while they open waits for that. */
+  let live = false;
+  let lostWhileOpening = false;
   const open = async () => {
     const fg = await make();
     try {
@@ -103,32 +108,52 @@ export async function reopeningFeeds(
   const attempt = () => {
     timer = undefined;
     if (closed) return;
-    open().then(
+    lostWhileOpening = false; // what the last attempt's feeds said on their way down is no news
+    opening = open().then(
       () => {
-        reopening = false;
         backoff = REOPEN_MS.first;
         core.log('feeds: open again');
-        if (closed) void current?.();
+        goLive();
       },
       (err: Error) => {
         core.log(`feeds: ${err.message}; trying again in ${backoff / 1000} s`);
-        timer = setTimeout(attempt, backoff);
+        if (!closed) timer = setTimeout(attempt, backoff);
         backoff = Math.min(backoff * 2, REOPEN_MS.max);
       },
     );
   };
+  const goLive = () => {
+    live = true;
+    if (lostWhileOpening) {
+      lostWhileOpening = false;
+      lost();
+    }
+  };
   const lost = () => {
-    if (closed || reopening) return;
-    reopening = true;
+    if (closed) return;
+    if (!live) {
+      lostWhileOpening = true;
+      return;
+    }
+    live = false;
     const old = current;
     current = undefined;
     void old?.().catch(() => undefined);
     timer = setTimeout(attempt, backoff);
   };
-  await open();
+  try {
+    opening = open();
+    await opening;
+    goLive();
+  } catch (err) {
+    closed = true;
+    throw err;
+  }
   return async () => {
     closed = true;
     if (timer) clearTimeout(timer);
+    await opening?.catch(() => undefined);
     await current?.();
+    current = undefined;
   };
 }

@@ -69,6 +69,27 @@ describe('SPIN model bounds against one LAN host', () => {
     expect(m.ofIp(v4(0))).toBeUndefined();
   });
 
+  it('freeing peers never drops flows to nodes that cannot go: kept (blocked) ones and other devices', async () => {
+    const { m, advance } = model(1000);
+    const a = m.learn({ mac: '02:00:00:00:01:01', ips: ['192.168.1.1'] });
+    const b = m.learn({ mac: '02:00:00:00:01:02', ips: ['192.168.1.2'] });
+    const kept = Array.from({ length: 50 }, (_, i) => m.learn({ ips: [`172.16.0.${i}`] }));
+    for (const k of kept) {
+      k.persistent = 1; // held by a blocked pair or a list
+      m.countFlow(a, k, 443, 0, 1, 60);
+    }
+    m.countFlow(a, b, 22, 0, 1, 60); // the oldest flows of all
+    for (let i = 0; i < 3000; i++) {
+      advance(10);
+      m.countFlow(a, m.learn({ ips: [v4(i)] }), 53, 0, 1, 60);
+      if (i % 100 === 99) await Promise.resolve();
+    }
+    await Promise.resolve();
+    expect(m.size).toBeLessThanOrEqual(1000);
+    const to = new Set(m.flowsOf(a).map((f) => f.to));
+    for (const k of [b, ...kept]) expect(to.has(k.id)).toBe(true);
+  });
+
   it(`a name resolving to thousands of addresses keeps ${MAX_IPS_PER_NODE} of them, counting the rest`, () => {
     const { m } = model();
     for (let i = 0; i < 3000; i++) m.learn({ ips: [v4(i)], domains: ['cdn.attacker.test.'] });
