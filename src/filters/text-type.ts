@@ -76,43 +76,78 @@ type StripComments<S extends string> = S extends `${infer A}#${infer B}`
 /** The text the node analysis reads: comments and arguments gone. */
 type Skeleton<S extends string> = StripComments<StripArgs<S>>;
 
-/** True when the parentheses of `T` pair up (as SkipArgs counts them); false too for a trailing backslash. */
-type Balanced<T extends string, D extends unknown[] = []> = T extends `${infer C}${infer R}`
-  ? C extends '('
-    ? Balanced<R, [...D, 0]>
-    : C extends ')'
-      ? D extends [unknown, ...infer Up]
-        ? Balanced<R, Up>
-        : false
-      : C extends '\\'
-        ? R extends ''
-          ? false
-          : Balanced<R, D>
-        : Balanced<R, D>
-  : D extends []
-    ? true
-    : false;
+/**
+ * Steps the checks below take at most (a parenthesis, a quoted string, a comment each): past them the text is
+ * called unreadable (typed Rec), not checked further. The checker's recursion is bounded, and a long literal
+ * (1 200 quoted names in a match) failed to compile (TS2589).
+ */
+type Steps = 48;
+/**
+ * True when the parentheses of `T` pair up (as SkipArgs counts them: every one, escaped or not), stepping from
+ * one parenthesis to the next; false too for a trailing backslash (it may hide the string's end).
+ */
+type Balanced<T extends string, D extends unknown[] = [], C extends unknown[] = []> = C['length'] extends Steps
+  ? false
+  : T extends `${infer A}(${infer R}`
+    ? A extends `${string})${string}`
+      ? CloseNext<T, D, C>
+      : Balanced<R, [...D, 0], [...C, 0]>
+    : T extends `${string})${string}`
+      ? CloseNext<T, D, C>
+      : T extends `${string}\\`
+        ? false
+        : D extends []
+          ? true
+          : false;
+/** The first parenthesis of `T` is a `)`: it closes one opened before, or the text is unbalanced. */
+type CloseNext<T extends string, D extends unknown[], C extends unknown[]> = T extends `${string})${infer R}`
+  ? D extends [unknown, ...infer Up]
+    ? Balanced<R, Up, [...C, 0]>
+    : false
+  : false;
 /**
  * True when a quoted string (quote `Q`) holds parentheses that do not pair up (`match(qname == "(")`), or may
- * hide its end (an escaped quote): SkipArgs, which counts every parenthesis, would end the node's arguments in
- * the wrong place and read nodes where there are none, or miss some.
+ * hide its end (an escaped quote), or there are too many strings to look at: SkipArgs, which counts every
+ * parenthesis, would end the node's arguments in the wrong place and read nodes where there are none.
  */
-type ParenInQuotes<S extends string, Q extends string> = S extends `${string}${Q}${infer In}${Q}${infer Rest}`
-  ? Balanced<In> extends false
-    ? true
-    : ParenInQuotes<Rest, Q>
-  : false;
-/** The same for a `~ /regex/` of a match expression. */
-type ParenInRegex<S extends string> = S extends `${string}~${infer R}`
-  ? TrimStart<R> extends `/${infer In}/${infer Rest}`
+type ParenInQuotes<S extends string, Q extends string, C extends unknown[] = []> = C['length'] extends Steps
+  ? true
+  : S extends `${string}${Q}${infer In}${Q}${infer Rest}`
     ? Balanced<In> extends false
       ? true
-      : ParenInRegex<Rest>
-    : ParenInRegex<R>
-  : false;
+      : ParenInQuotes<Rest, Q, [...C, 0]>
+    : false;
+/** The same for a `~ /regex/` of a match expression. */
+type ParenInRegex<S extends string, C extends unknown[] = []> = C['length'] extends Steps
+  ? true
+  : S extends `${string}~${infer R}`
+    ? TrimStart<R> extends `/${infer In}/${infer Rest}`
+      ? Balanced<In> extends false
+        ? true
+        : ParenInRegex<Rest, [...C, 0]>
+      : ParenInRegex<R, [...C, 0]>
+    : false;
+/** The same for a `#` comment (StripArgs runs before comments are stripped). */
+type ParenInComment<S extends string, C extends unknown[] = []> = C['length'] extends Steps
+  ? true
+  : S extends `${string}#${infer After}`
+    ? After extends `${infer Line}\n${infer Rest}`
+      ? Balanced<Line> extends false
+        ? true
+        : ParenInComment<Rest, [...C, 0]>
+      : Balanced<After> extends false
+        ? true
+        : false
+    : false;
 /** Text whose parentheses the analysis cannot tell apart: typed `Rec`, never guessed. */
 type Unreadable<S extends string> =
-  ParenInQuotes<S, '"'> extends true ? true : ParenInQuotes<S, "'"> extends true ? true : ParenInRegex<S>;
+  ParenInQuotes<S, '"'> extends true
+    ? true
+    : ParenInQuotes<S, "'"> extends true
+      ? true
+      : ParenInRegex<S> extends true
+        ? true
+        : ParenInComment<S>;
 
 /** The pieces between `->` and `|`: each real node starts one (after spaces and opening parentheses). */
 type Pieces<S extends string, Acc extends string[] = []> = S extends `${infer A}->${infer B}`
