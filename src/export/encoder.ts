@@ -267,8 +267,9 @@ function checkNumbers(f: ExportFlow): void {
   for (const k of ['sport', 'dport', 'rsport', 'rdport'] as const) if (!within(f[k], 65535)) bad(k, f[k]);
   for (const k of ['packets', 'bytes', 'rpackets', 'rbytes'] as const) if (!u64(f[k])) bad(k, f[k]);
   if (!within(f.tcpFlags, 255)) bad('tcpFlags', f.tcpFlags);
-  if (!Number.isFinite(f.start) || !Number.isFinite(f.end) || f.start < 0 || f.end < 0)
-    bad('time', `${f.start}-${f.end}`);
+  // ms since the epoch: finite, ≥ 0 and exact (above 2^53 they are not; above 2^64 they went out truncated).
+  const time = (t: number) => Number.isFinite(t) && t >= 0 && t <= Number.MAX_SAFE_INTEGER;
+  if (!time(f.start) || !time(f.end)) bad('time', `${f.start}-${f.end}`);
   for (const i of [f.icmp, f.ricmp])
     if (i && (!within(i.type, 255) || !within(i.code, 255))) bad('icmp', `${i.type}/${i.code}`);
 }

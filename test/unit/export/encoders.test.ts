@@ -228,6 +228,7 @@ describe('IPFIX encoder', () => {
       [{ rsport: -1 }, /rsport -1/],
       [{ tcpFlags: 256 }, /tcpFlags 256/],
       [{ start: Number.NaN }, /time NaN/],
+      [{ end: 2 ** 65 }, /time .*36893488147419103000 does not fit/],
       [{ icmp: { type: 256, code: 0 } }, /icmp 256\/0/],
     ];
     const encoders = [
