@@ -87,7 +87,7 @@ export class TcpTransport implements Transport {
       : undefined;
     this.spool = spool;
     // Connects once it knows how to read acknowledgements (or that it cannot: then what the kernel took counts).
-    void import('../netlink/syscall.js').then(
+    void import('../netlink/inet.js').then(
       (m) => {
         this.outq = m.tcpUnacked;
         // With a spool, what the collector has not acknowledged is sent again on the next connection: on close

@@ -20,7 +20,7 @@ async function resolve(host: string): Promise<{ address: string; family: 4 | 6 }
  */
 async function pathMtuReader(): Promise<((address: string, port: number) => number | undefined) | undefined> {
   try {
-    const [{ pathMtu }, { parseIP }] = await Promise.all([import('../netlink/syscall.js'), import('../netlink/ip.js')]);
+    const [{ pathMtu }, { parseIP }] = await Promise.all([import('../netlink/inet.js'), import('../netlink/ip.js')]);
     return (address, port) => {
       try {
         return pathMtu(parseIP(address), port);

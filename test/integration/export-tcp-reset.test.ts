@@ -153,7 +153,7 @@ srv.listen(Number(process.argv[1]), '127.0.0.1', () => console.log('{"listening"
 /** A writer of 32 MiB that says how many bytes its kernel holds unacknowledged once that is over 1 MiB. */
 const WRITER = `
 const { connect } = require('node:net');
-import(process.argv[2] + '/src/netlink/syscall.js').then(({ abortOnClose, tcpUnacked }) => {
+import(process.argv[2] + '/src/netlink/inet.js').then(({ abortOnClose, tcpUnacked }) => {
   const s = connect(Number(process.argv[1]), '127.0.0.1', () => {
     const fd = s._handle.fd;
     if (process.argv[3] === 'abort') abortOnClose(fd);

@@ -23,23 +23,12 @@
  * - One process per directory (a pid lock file), since two writers would
  *   interleave frames.
  */
-import {
-  closeSync,
-  constants,
-  fdatasyncSync,
-  lstatSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { type FileLock, lockFile } from '../../netlink/file-lock.js';
 import { trustedDir } from '../../util/trusted-dir.js';
-import { frame, HEADER, readFrames, SEGMENT_RE, scanSegment, segmentName } from './segment.js';
-
+import { frame, HEADER, readFrames } from './segment.js';
+import { loadCursor, loadSegments, saveCursor, segmentPath } from './state.js';
 import {
   bounded,
   CURSOR_MS,
@@ -105,20 +94,8 @@ export class Spool {
     trustedDir(this.dir, 'spool', { privateDir: true });
     this.lock = lockFile(join(this.dir, 'lock'), `spool ${this.dir}`, 'spool.lock');
     try {
-      for (const f of readdirSync(this.dir).sort()) {
-        const m = SEGMENT_RE.exec(f);
-        if (!m) continue;
-        const id = Number(m[1]);
-        const s = scanSegment(this.path(id), 0, this.maxEntry, this.weigh);
-        this.segs.push({
-          id,
-          bytes: lstatSync(this.path(id)).size,
-          count: s.count,
-          weight: s.weight,
-          ...(s.corrupt ? { unreadableAt: s.stop } : {}),
-        });
-      }
-      this.done = this.loadCursor();
+      this.segs.push(...loadSegments(this.dir, this.maxEntry, this.weigh));
+      this.done = loadCursor(this.dir, this.segs, this.maxEntry, this.weigh);
       this.read = { ...this.done };
       const nextId = (this.segs.at(-1)?.id ?? 0) + 1;
       // Appends always go to a fresh segment: never after a tail a crash may have torn.
@@ -138,33 +115,7 @@ export class Spool {
   }
 
   private path(id: number): string {
-    return join(this.dir, segmentName(id));
-  }
-
-  /** The delivered position from `cursor`; a cursor naming a removed segment means all before it went out. */
-  private loadCursor(): Pos {
-    const first = this.segs[0]?.id ?? 1;
-    try {
-      const c = JSON.parse(readFileSync(join(this.dir, 'cursor'), 'utf8')) as { seg?: unknown; off?: unknown };
-      const seg = this.segs.find((s) => s.id === c.seg);
-      if (seg && typeof c.off === 'number' && Number.isInteger(c.off) && c.off >= 0 && c.off <= seg.bytes) {
-        const rest = scanSegment(this.path(seg.id), c.off, this.maxEntry, this.weigh);
-        return {
-          seg: seg.id,
-          off: c.off,
-          idx: Math.max(0, seg.count - rest.count),
-          w: Math.max(0, seg.weight - rest.weight),
-        };
-      }
-      if (typeof c.seg === 'number' && c.seg > first) {
-        // Its segment is gone (fully delivered, then removed before the cursor moved on): start after it.
-        const next = this.segs.find((s) => s.id > (c.seg as number));
-        return { seg: next?.id ?? first, off: 0, idx: 0, w: 0 };
-      }
-    } catch {
-      // No cursor yet (or unreadable): everything in the spool is undelivered.
-    }
-    return { seg: first, off: 0, idx: 0, w: 0 };
+    return segmentPath(this.dir, id);
   }
 
   /** Records (by weight) not yet confirmed. */
@@ -404,15 +355,7 @@ export class Spool {
   }
 
   private writeCursor(): void {
-    if (this.closed) return;
-    const tmp = join(this.dir, 'cursor.tmp');
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
-    try {
-      writeSync(fd, JSON.stringify({ seg: this.done.seg, off: this.done.off }));
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, join(this.dir, 'cursor'));
+    if (!this.closed) saveCursor(this.dir, this.done);
   }
 
   stats(): SpoolStats {
