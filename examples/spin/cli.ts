@@ -2,7 +2,7 @@
  * Command-line options of the SPIN example (main.ts runs it):
  * `npm run spin -- [--rpc-socket PATH] [--http PORT] [--mqtt URL|embedded|off] [--state DIR]
  *                  [--credentials FILE | --no-auth] [--allow-host NAME] [--allow-origin URL]
- *                  [--web-root DIR] [--monitor PREFIX] [--monitor-iface NAME]
+ *                  [--web-root DIR] [--monitor PREFIX] [--monitor-iface NAME] [--trusted-resolver ADDR]
  *                  [--daemon SOCKET] [--netns NAME] [period options]`
  *
  * The SPIN-compatible home-network monitor. SIGTERM / SIGINT stop it
