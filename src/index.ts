@@ -109,7 +109,7 @@ export type { FlowgrabLike, FlowHandleLike } from './flow/like.js';
 export { type FlowOp, type FlowState, InvalidStateError } from './flow/states.js';
 /** Address bytes ⇄ text as flowgrab's records print them (IPv6 per RFC 5952). */
 export type { CtIcmp, CtTuple } from './netlink/conntrack/tuple.js';
-export { formatIP, parseIP } from './netlink/ip.js';
+export { canonicalIP, formatIP, parseIP } from './netlink/ip.js';
 export { formatPrefix, isPrefix, type Prefix, parsePrefix, prefixContains, prefixMatcher } from './netlink/prefix.js';
 export { NetlinkOpError } from './netlink/socket.js';
 export { withNetns } from './netlink/syscall.js';

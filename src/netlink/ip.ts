@@ -105,3 +105,13 @@ export function parseIP(text: string): Buffer {
 }
 
 export const ipFamily = (text: string): 4 | 6 | 0 => (isIPv4(text) ? 4 : isIPv6(text) ? 6 : 0);
+
+/**
+ * An address as records write it (IPv6 compressed per RFC 5952, lower case), so one address is one key;
+ * undefined for text that is no address.
+ */
+export function canonicalIP(text: string): string | undefined {
+  if (ipFamily(text) === 0) return undefined;
+  const b = parseIP(text);
+  return formatIP(b, 0, b.length);
+}

@@ -4,7 +4,7 @@
  * prefixes for the lists.
  */
 import { isIP } from 'node:net';
-import { formatIP, parseIP } from 'flowgrab';
+import { canonicalIP, formatIP, parseIP } from 'flowgrab';
 
 /**
  * The canonical text of an address, or undefined when it is not one: the
@@ -12,9 +12,8 @@ import { formatIP, parseIP } from 'flowgrab';
  * IPv4-mapped in dotted form), so one address is one key.
  */
 export function canonicalIp(text: string): string | undefined {
-  if (isIP(text) === 0) return undefined;
-  const b = ipBytes(text);
-  return formatIP(b, 0, b.length);
+  const pct = text.indexOf('%'); // a zone index is dropped
+  return canonicalIP(pct >= 0 ? text.slice(0, pct) : text);
 }
 
 export function ipFamilyOf(ip: string): 4 | 6 | undefined {

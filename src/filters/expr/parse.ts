@@ -3,9 +3,8 @@
  * `in CIDR` (IPv4 and IPv6), `~ /regex/flags`, && || !, parentheses.
  * A field alone tests truthiness. The left side is always a field.
  */
-import { isIP } from 'node:net';
 import { FlowgrabError } from '../../errors.js';
-import { formatIP, parseIP } from '../../netlink/ip.js';
+import { canonicalIP } from '../../netlink/ip.js';
 import { isPrefix } from '../../netlink/prefix.js';
 import { excerpt } from '../errors.js';
 import { wordValue } from '../lexer.js';
@@ -85,7 +84,7 @@ function lex(src: string): Tok[] {
 function literal(tok: Tok): Literal {
   if (tok.k === 'string') return tok.t;
   const v = wordValue(tok.t);
-  if (typeof v === 'string' && isIP(v)) return formatIP(parseIP(v), 0, isIP(v) === 4 ? 4 : 16);
+  if (typeof v === 'string') return canonicalIP(v) ?? v;
   return v as Literal;
 }
 

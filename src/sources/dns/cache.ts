@@ -20,8 +20,7 @@
  *   new names are not learnt (until some of its own expire), so one host
  *   cannot push everyone else's names out.
  */
-import { isIP } from 'node:net';
-import { formatIP, parseIP } from '../../netlink/ip.js';
+import { canonicalIP } from '../../netlink/ip.js';
 import type { DnsRecord } from './record.js';
 
 /** Options of a DnsCache: minimum TTL, size bound, whose answers it trusts, clock. */
@@ -85,7 +84,7 @@ export class DnsCache {
     this.perClient = Math.max(1, Math.floor(this.maxEntries / 10));
     this.unsolicited = opts.unsolicited ?? false;
     // As the records write addresses (canonical): '2001:DB8::53' is '2001:db8::53'.
-    this.trustedServers = new Set((opts.trustedServers ?? []).map(canonical));
+    this.trustedServers = new Set((opts.trustedServers ?? []).map((a) => canonicalIP(a) ?? a));
     this.now = opts.now ?? Date.now;
   }
 
@@ -199,11 +198,4 @@ export class DnsCache {
       if (names.size === 0) this.byIp.delete(ip);
     }
   }
-}
-
-/** An address as records write it; other text as it is. */
-function canonical(a: string): string {
-  if (isIP(a) === 0) return a;
-  const b = parseIP(a);
-  return formatIP(b, 0, b.length);
 }
