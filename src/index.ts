@@ -123,7 +123,7 @@ export { conntrackToJson } from './sources/conntrack/json.js';
 export type { ConntrackOptions, ConntrackOptionsInput, CtEventName } from './sources/conntrack/options.js';
 export { ConntrackEnd, ConntrackRecord, type ConntrackRecordType, Counters } from './sources/conntrack/record.js';
 export { conntrack } from './sources/conntrack/source.js';
-export { DNS_MAX_TTL_S, DnsCache, type DnsCacheOptions } from './sources/dns/cache.js';
+export { answerTrusted, DNS_MAX_TTL_S, DnsCache, type DnsCacheOptions } from './sources/dns/cache.js';
 export type { DnsHook, DnsOptions, DnsOptionsInput } from './sources/dns/options.js';
 export { DnsAnswer, DnsRecord, DnsResolved } from './sources/dns/record.js';
 export { dnsTableName } from './sources/dns/rules.js';

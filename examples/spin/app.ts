@@ -94,12 +94,15 @@ export async function ownAddresses(netns?: string): Promise<string[]> {
 }
 
 /** The trusted resolvers as canonical addresses (what DNS records are compared with); a name or a typo throws. */
-function resolverAddresses(given: string[] | undefined): string[] | undefined {
-  return given?.map((a) => {
-    const ip = canonicalIp(a);
-    if (!ip) throw new Error(`trusted resolver ${JSON.stringify(a)} is not an IP address`);
-    return ip;
-  });
+function resolverAddresses(given: string[] | undefined): ReadonlySet<string> | undefined {
+  if (!given) return undefined;
+  return new Set(
+    given.map((a) => {
+      const ip = canonicalIp(a);
+      if (!ip) throw new Error(`trusted resolver ${JSON.stringify(a)} is not an IP address`);
+      return ip;
+    }),
+  );
 }
 
 export async function startSpin(options: SpinOptions): Promise<SpinApp> {

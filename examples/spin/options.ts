@@ -24,7 +24,7 @@ export interface CoreOptions {
    * DNS servers (canonical addresses) whose answers seen passing through (a device asking them directly) may say
    * what a listed name resolves to; the router's own resolver's always may. None by default (ingest.ts).
    */
-  trustedResolvers?: string[];
+  trustedResolvers?: ReadonlySet<string>;
   /** nft table name (default `spin` → `flowgrab_spin`). */
   tableName?: string;
   /** Accept dots_signal (spind: dots_enabled). */

@@ -7,14 +7,18 @@
  * every one on the machine (other programs' stale objects are theirs to judge).
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { graphNodes } from '../auth/paths.js';
 import type { GraphSpec } from '../filters/spec.js';
 import { sweepStaleQueueChains } from '../sources/firewall/iptables.js';
 import { sweepStaleTables } from '../sources/firewall/nft.js';
+import { NETNS_NAME } from '../sources/schema.js';
 import type { LogFn } from './host.js';
+
+/** A namespace name worth keeping: what `ip netns` names one with, within a sane length. */
+const recordable = (n: string) => n.length <= 64 && NETNS_NAME.test(n);
 
 /** Namespaces remembered at most (the oldest are forgotten). */
 export const MAX_RECORDED_NETNS = 1024;
-const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export class NetnsRecord {
   private readonly names: Set<string>;
@@ -32,13 +36,8 @@ export class NetnsRecord {
   noteGraph(g: GraphSpec | undefined): void {
     if (!g) return;
     let added = false;
-    const stack = [g.root];
-    while (stack.length) {
-      const e = stack.pop()!;
-      if (e.type === 'pipe') stack.push(...e.steps);
-      else if (e.type === 'fork') stack.push(...e.branches);
-      else if (typeof e.params.netns === 'string') added = this.add(e.params.netns) || added;
-    }
+    for (const { node } of graphNodes(g.root))
+      if (typeof node.params.netns === 'string') added = this.add(node.params.netns) || added;
     if (added) this.save();
   }
 
@@ -48,7 +47,7 @@ export class NetnsRecord {
   }
 
   private add(name: string): boolean {
-    if (!NAME.test(name) || this.names.has(name)) return false;
+    if (!recordable(name) || this.names.has(name)) return false;
     this.names.add(name);
     if (this.names.size > MAX_RECORDED_NETNS) this.names.delete(this.names.values().next().value as string);
     return true;
@@ -68,7 +67,7 @@ export class NetnsRecord {
 function readNames(file: string): string[] {
   try {
     const v: unknown = JSON.parse(readFileSync(file, 'utf8'));
-    return Array.isArray(v) ? v.filter((n): n is string => typeof n === 'string' && NAME.test(n)) : [];
+    return Array.isArray(v) ? v.filter((n): n is string => typeof n === 'string' && recordable(n)) : [];
   } catch {
     return [];
   }

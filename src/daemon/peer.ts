@@ -9,6 +9,7 @@
  *   come from /etc for that uid, and the pid from scanning /proc/PID/fd
  *   (racy, root only; several processes may share the socket).
  */
+
 import { readdirSync, readlinkSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { identityOfUid } from '../auth/identity.js';
@@ -17,6 +18,7 @@ import { FlowgrabError } from '../errors.js';
 import { unixPeer } from '../netlink/sockdiag/lookup.js';
 import { type PeerCred, peerCred } from '../netlink/syscall.js';
 import type { TransportFactory } from '../netlink/transport.js';
+import { socketFd } from '../util/socket-fd.js';
 
 export interface Peer extends Identity {
   /** The client's pid; 0 when unix_diag found no process holding its socket. */
@@ -41,9 +43,9 @@ export interface PeerOptions {
 }
 
 function fdOf(conn: Socket): number {
-  // Node exposes no SO_PEERCRED; the accepted socket's fd is on its (undocumented but stable) handle.
-  const fd = (conn as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0)
+  // Node exposes no SO_PEERCRED: the call goes to the accepted socket's fd.
+  const fd = socketFd(conn);
+  if (fd === undefined)
     throw new FlowgrabError('FG_ERR_PERMISSION', 'cannot identify the peer: no file descriptor', { op: 'peercred' });
   return fd;
 }

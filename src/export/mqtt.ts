@@ -126,15 +126,13 @@ class MqttSink implements FlowSink {
   }
 
   private enqueue(m: { topic: string; payload: string }): void {
-    if (this.o.queueRecords === 0) {
-      this.drop(1, 'broker away: no queue (queueRecords 0), record dropped');
-      return;
-    }
-    if (this.queue.length >= this.o.queueRecords) {
-      this.queue.shift();
-      this.drop(1, 'broker away: queue full, oldest record dropped');
-    }
-    this.queue.push(m);
+    if (this.queue.pushDropOldest(m, this.o.queueRecords))
+      this.drop(
+        1,
+        this.o.queueRecords
+          ? 'broker away: queue full, oldest record dropped'
+          : 'broker away: no queue (queueRecords 0), record dropped',
+      );
     this.st.queued = this.queue.length;
   }
 

@@ -3,6 +3,7 @@
  * durable spool, and delivery counted when the collector acknowledged it.
  */
 import { type Socket as TcpSocket, connect as tcpConnect } from 'node:net';
+import { socketFd } from '../util/socket-fd.js';
 import { IPFIX_HEADER_LEN } from './ipfix.js';
 import type { SinkStats } from './sink.js';
 import { Spool, type SpoolOptions, SpoolPump } from './spool/index.js';
@@ -217,7 +218,7 @@ export class TcpTransport implements Transport {
     this.sock = s;
     s.on('connect', () => {
       this.connected = true;
-      this.fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      this.fd = socketFd(s);
       if (this.fd !== undefined && this.abortOnClose) {
         try {
           this.abortOnClose(this.fd);

@@ -1,6 +1,7 @@
 /** One DnsCache per namespace, fed by a shared dns() subscription while any enrich() filter uses it. */
 import type { Subscription } from 'rxjs';
 import type { DnsCacheLease } from '../filters/registry.js';
+import { canonicalIP } from '../netlink/ip.js';
 import { DnsCache } from '../sources/dns/cache.js';
 import { dns } from '../sources/dns/source.js';
 import { SharedRegistry } from '../sources/sharing.js';
@@ -19,7 +20,8 @@ export function sharedDnsCache(
   minTtlS: number,
   trustedServers: readonly string[] = [],
 ): DnsCacheLease {
-  const trusted = [...new Set(trustedServers)].sort();
+  // One spelling per server: two spellings of one would open two captures.
+  const trusted = [...new Set(trustedServers.map((a) => canonicalIP(a) ?? a))].sort();
   const lease = caches.acquire(`${netns ?? ''}|${minTtlS}|${trusted.join(',')}`, () => {
     const cache = new DnsCache({ minTtlS, trustedServers: trusted });
     let ready: Promise<void> | undefined;

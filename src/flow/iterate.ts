@@ -19,11 +19,7 @@ export async function* iterateRecords<R>(
   let failure: unknown;
   const sub = records$.subscribe({
     next: (r) => {
-      if (q.length >= capacity) {
-        q.shift();
-        onLoss(1);
-      }
-      q.push(r);
+      if (q.pushDropOldest(r, capacity)) onLoss(1);
       wake?.();
     },
     error: (e) => {

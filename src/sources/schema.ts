@@ -27,8 +27,11 @@ export const oneOf = <const T extends readonly [string, ...string[]]>(values: T)
 export const listOf = <T extends z.ZodType>(item: T) =>
   z.array(item, { error: (iss) => `expected a list, got ${show(iss.input)}` });
 
+/** What `ip netns` names a namespace with (here: no path, nothing a shell would read). */
+export const NETNS_NAME = /^[A-Za-z0-9_.-]+$/;
+
 export const netnsName = () =>
-  z.string({ error: (iss) => `expected a network namespace name, got ${show(iss.input)}` }).regex(/^[A-Za-z0-9_.-]+$/, {
+  z.string({ error: (iss) => `expected a network namespace name, got ${show(iss.input)}` }).regex(NETNS_NAME, {
     error: (iss) => `expected a network namespace name (letters, digits, _ . -), got ${show(iss.input)}`,
   });
 

@@ -25,6 +25,18 @@ export class Ring<T> {
     this.slots[this.tail++ & (this.slots.length - 1)] = x;
   }
 
+  /**
+   * Pushes `x` into a queue of at most `capacity`: the oldest goes first when it is full (with no room at all,
+   * `x` itself). True when something was dropped.
+   */
+  pushDropOldest(x: T, capacity: number): boolean {
+    if (capacity <= 0) return true;
+    const full = this.length >= capacity;
+    if (full) this.shift();
+    this.push(x);
+    return full;
+  }
+
   /** The oldest item, taken out; undefined when empty. */
   shift(): T | undefined {
     if (this.head === this.tail) return undefined;

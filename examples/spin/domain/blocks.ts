@@ -44,8 +44,6 @@ export class Blocks {
   readonly pairs = new Map<string, [number, number]>();
   /** Addresses of blocked / allowed names → expiry (ms). */
   readonly nameAddrs = { block: new Map<string, number>(), allow: new Map<string, number>() };
-  /** Addresses not put in a name set because it held MAX_NAME_ADDRESSES. */
-  nameAddrsRefused = 0;
   /** name key → address → expiry (ms): what DNS answers said, for blocks by name. */
   private readonly answers = new Map<string, Map<string, number>>();
   private readonly model: NodeModel;
@@ -194,10 +192,7 @@ export class Blocks {
     const name = names.find((n) => this.lists[list].containsDomain(n));
     if (name === undefined) return undefined;
     if (list === 'block' && this.spared(ip, name)) return undefined;
-    if (!this.nameAddrs[list].has(ip) && this.nameAddrs[list].size >= MAX_NAME_ADDRESSES) {
-      this.nameAddrsRefused++;
-      return undefined;
-    }
+    if (!this.nameAddrs[list].has(ip) && this.nameAddrs[list].size >= MAX_NAME_ADDRESSES) return undefined;
     const cur = this.nameAddrs[list].get(ip) ?? 0;
     this.nameAddrs[list].set(ip, Math.max(cur, exp));
     return exp <= cur + 1000 ? undefined : name;

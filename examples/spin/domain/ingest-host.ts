@@ -35,7 +35,7 @@ export interface IngestHost {
   readonly opts: {
     readonly local?: boolean;
     readonly monitor?: MonitorScope;
-    readonly trustedResolvers?: readonly string[];
+    readonly trustedResolvers?: ReadonlySet<string>;
   };
   readonly announcer: Announcer;
   readonly traffic: TrafficTable;

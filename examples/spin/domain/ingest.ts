@@ -10,12 +10,14 @@
  * (pending.ts) and applied when that end's MAC is learned (`onMacLearned`);
  * nodes merged meanwhile are followed by the announcer when it publishes.
  */
-import { type ConntrackRecord, DNS_MAX_TTL_S, type DnsRecord, type NeighRecord } from 'flowgrab';
+import { answerTrusted, type ConntrackRecord, DNS_MAX_TTL_S, type DnsRecord, type NeighRecord } from 'flowgrab';
 import type { IngestHost } from './ingest-host.js';
 import { canonicalIp, prefixContains } from './ip.js';
 import { dnsQueryMessage } from './messages.js';
 import type { SpinNode } from './model.js';
 import { takeAmount } from './pending.js';
+
+const NO_SERVERS: ReadonlySet<string> = new Set();
 
 export function onConntrack(core: IngestHost, r: ConntrackRecord): void {
   core.counters.conntrack++;
@@ -86,7 +88,10 @@ export function onDns(core: IngestHost, r: DnsRecord): void {
     // Only answers to a query the capture saw (rtt set): any LAN host can send a response nobody asked for, and
     // would otherwise tie a blocked name to an address of its choosing (blocking it) for a TTL of its choosing.
     if (r.rtt === undefined) return;
-    const trusted = trustedAnswer(core, r);
+    // Only the router's own resolver's answers, or those of servers the owner named, fill the lists: a device
+    // asking its own server would tie a listed name to any address (unblocking it, or cutting a device off).
+    // Such answers still name the addresses in the view (as SPIN's do).
+    const trusted = answerTrusted(r, core.opts.trustedResolvers ?? NO_SERVERS);
     const expiryBase = core.model.now();
     for (const res of r.resolved) {
       const ip = canonicalIp(res.ip);
@@ -131,21 +136,6 @@ export function onNeigh(core: IngestHost, r: NeighRecord): void {
   core.model.learn({ mac: r.mac, ips: [ip] });
   onMacLearned(core, ip);
   core.flushNodeInfo();
-}
-
-/**
- * Whether an answer may say what a listed name resolves to (which addresses a block or an allow by name
- * covers): only the router's own resolver's traffic (input: its upstream answering it; output: it answering a
- * device), or a server the owner named (`trustedResolvers`). A device may ask any server it likes directly
- * (forward), its own included, and would then tie a listed name to an address of its choosing: unblocking that
- * address, or cutting another device off. Such answers still name the addresses in the view (as SPIN's do).
- */
-function trustedAnswer(core: IngestHost, r: DnsRecord): boolean {
-  if (r.hook === 'input' || r.hook === 'output') return true;
-  const trusted = core.opts.trustedResolvers;
-  if (!trusted || trusted.length === 0) return false;
-  const server = canonicalIp(r.server);
-  return server !== undefined && trusted.includes(server);
 }
 
 /** True when monitoring is not limited, or the address is inside a monitored prefix. */

@@ -60,7 +60,6 @@ export class Spool {
   private outHead = 0;
   private readonly acked = new Set<number>();
   /** Unreadable segments removed while the spool opened, counted once its stats exist. */
-  private unreadableGone: string[] = [];
   /** In flight when their segment was dropped by the limit: delivered if confirmed, lost at the next rewind. */
   private readonly orphans = new Map<number, number>();
   private readonly weigh: (payload: Buffer) => number;
@@ -93,6 +92,7 @@ export class Spool {
     // Another user's directory (or one they can write in or swap) could hold symlinks where segments go.
     trustedDir(this.dir, 'spool', { privateDir: true });
     this.lock = lockFile(join(this.dir, 'lock'), `spool ${this.dir}`, 'spool.lock');
+    this.st = { appended: 0, delivered: 0, dropped: 0, pending: 0, recovered: 0, bytes: 0, segments: 0 };
     try {
       this.segs.push(...loadSegments(this.dir, this.maxEntry, this.weigh));
       this.done = loadCursor(this.dir, this.segs, this.maxEntry, this.weigh);
@@ -107,11 +107,7 @@ export class Spool {
       this.lock.release();
       throw err;
     }
-    const pending = this.pendingCount();
-    this.st = { appended: 0, delivered: 0, dropped: 0, pending, recovered: pending, bytes: 0, segments: 0 };
-    // A segment with nothing readable went in dropDelivered() above, before `st` was there to count it.
-    for (const u of this.unreadableGone) this.lose(1, u);
-    this.unreadableGone = [];
+    this.st.pending = this.st.recovered = this.pendingCount();
   }
 
   private path(id: number): string {
@@ -212,12 +208,8 @@ export class Spool {
   /** Removes the oldest segment; returns how many of its records were handed out (in flight or confirmed). */
   private removeOldest(): number {
     const s = this.segs.shift() as Seg;
-    if (s.unreadableAt !== undefined) {
-      const why = `spool segment ${s.id}: unreadable from byte ${s.unreadableAt}; the records after it are lost`;
-      // In the constructor `st` is not there yet: counted once it is.
-      if (this.st) this.lose(1, why);
-      else this.unreadableGone.push(why);
-    }
+    if (s.unreadableAt !== undefined)
+      this.lose(1, `spool segment ${s.id}: unreadable from byte ${s.unreadableAt}; the records after it are lost`);
     const next = { seg: this.segs[0].id, off: 0, idx: 0, w: 0 };
     if (this.done.seg <= s.id) this.done = next;
     if (this.read.seg <= s.id) this.read = { ...next };
@@ -269,7 +261,8 @@ export class Spool {
         } else {
           // A frame gone bad is passed over as if confirmed, and counted lost (once) when the delivered
           // position passes it: not at every read of it (a rewind, a restart read it again).
-          this.out.push({ seq, end: { ...this.read }, weight: 0, bad: true });
+          const why = `spool segment ${seg.id}: a record whose bytes do not match their checksum`;
+          this.out.push({ seq, end: { ...this.read }, weight: 0, lost: { n: 1, why } });
           this.acked.add(seq);
           skipped = true;
         }
@@ -293,8 +286,8 @@ export class Spool {
   reject(seq: number): void {
     const head = this.out[this.outHead];
     const o = head ? this.out[this.outHead + (seq - head.seq)] : undefined;
-    if (o?.seq === seq && !o.bad) {
-      this.lose(o.weight, 'an entry its sink cannot send (damaged framing)');
+    if (o?.seq === seq && !o.lost) {
+      o.lost = { n: o.weight, why: 'an entry its sink cannot send (damaged framing)' };
       o.weight = 0;
     }
     this.ack(seq);
@@ -322,7 +315,7 @@ export class Spool {
       this.acked.delete(o.seq);
       this.done = o.end;
       this.st.delivered += o.weight;
-      if (o.bad) this.lose(1, `spool segment ${o.end.seg}: a record whose bytes do not match their checksum`);
+      if (o.lost) this.lose(o.lost.n, o.lost.why);
       moved = true;
     }
     if (this.outHead > 4096 && this.outHead * 2 > this.out.length) {

@@ -61,8 +61,11 @@ export interface Out {
   seq: number;
   end: Pos;
   weight: number;
-  /** A frame whose bytes failed their checksum: counted lost when the delivered position passes it. */
-  bad?: boolean;
+  /**
+   * Passed over rather than delivered (its bytes failed their checksum, or its sink could not send it): counted
+   * lost when the delivered position passes it, once, whatever rewinds and restarts read it again.
+   */
+  lost?: { n: number; why: string };
 }
 
 export const MiB = 1024 * 1024;

@@ -342,22 +342,21 @@ export const windowFilter = defineFilter({
     // Records in the open windows: at most `max` in one, GRAPH_LIMITS.stateKeys and `maxBytes` in all of them.
     let held = 0;
     let heldBytes = 0;
-    const sizes = new WeakMap<Rec[], number>();
-    return windowed<Rec[]>(p, ctx, {
-      init: () => [],
+    return windowed<{ records: Rec[]; bytes: number }>(p, ctx, {
+      init: () => ({ records: [], bytes: 0 }),
       add: (s, r) => {
         const size = approxBytes(r);
-        if (s.length < p.max && held < GRAPH_LIMITS.stateKeys && heldBytes + size <= p.maxBytes) {
-          s.push(r);
+        if (s.records.length < p.max && held < GRAPH_LIMITS.stateKeys && heldBytes + size <= p.maxBytes) {
+          s.records.push(r);
+          s.bytes += size;
           held++;
           heldBytes += size;
-          sizes.set(s, (sizes.get(s) ?? 0) + size);
         } else ctx.dropped(1);
       },
-      emit: (s, start, end) => {
-        held -= s.length;
-        heldBytes -= sizes.get(s) ?? 0;
-        return s.length ? [{ type: 'window', ts: end, start, end, count: s.length, records: s }] : [];
+      emit: ({ records, bytes }, start, end) => {
+        held -= records.length;
+        heldBytes -= bytes;
+        return records.length ? [{ type: 'window', ts: end, start, end, count: records.length, records }] : [];
       },
     });
   },

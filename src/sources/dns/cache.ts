@@ -48,6 +48,16 @@ export interface DnsCacheOptions {
 
 /** Seconds a DNS answer ties a name to an address at most by default (Unbound's cache-max-ttl). */
 export const DNS_MAX_TTL_S = 86_400;
+/**
+ * Whether a response may say what a name resolves to: one of this machine's own resolver traffic (hooks input
+ * and output: a router answering devices, its upstream answering it, a host's own lookups) or from one of
+ * `servers` (canonical addresses, as records write them). A device may ask any server directly (forward), its
+ * own included, and would then name any address as it likes.
+ */
+export function answerTrusted(r: Pick<DnsRecord, 'hook' | 'server'>, servers: ReadonlySet<string>): boolean {
+  return r.hook === 'input' || r.hook === 'output' || servers.has(r.server);
+}
+
 /** Names one address keeps: a CDN's address serves a few; a wildcard domain's, any number. */
 export const MAX_NAMES_PER_IP = 16;
 
@@ -96,7 +106,7 @@ export class DnsCache {
   add(r: DnsRecord): void {
     if (r.kind !== 'response' || r.error) return;
     if (r.rtt === undefined && !this.unsolicited) return;
-    if (r.hook !== 'input' && r.hook !== 'output' && !this.trustedServers.has(r.server)) {
+    if (!answerTrusted(r, this.trustedServers)) {
       this.refused.untrusted++;
       return;
     }
