@@ -7,6 +7,7 @@
  * count(by=orig.src) → {type: 'count', ts, start, end, orig: {src}, count}.
  */
 import { z } from 'zod';
+import { ownString } from '../../util/own-string.js';
 import type { FieldCatalog, FieldInfo } from '../fields.js';
 import { GRAPH_LIMITS } from '../limits.js';
 import { checkFields, Duration, FieldPath, FieldPaths, keyGetter, listOf, Period, pathGetter } from '../params.js';
@@ -76,8 +77,9 @@ function fold(by: string[], ctx: BuildContext, field?: string) {
       return -1;
     }
     held++;
-    g.map?.set(k, i);
-    g.keys.push(k);
+    const own = typeof k === 'string' ? ownString(k) : k;
+    g.map?.set(own, i);
+    g.keys.push(own);
     g.samples.push(sample(r));
     g.counts.push(0);
     g.sums.push(0);

@@ -6,6 +6,7 @@
  * the others find it as the last key, and each finds its group at that
  * number in an array.
  */
+import { ownString } from '../../util/own-string.js';
 import type { FieldCatalog } from '../fields.js';
 
 /** Keys one interner numbers; past it, it starts over (a new generation: earlier numbers mean nothing). */
@@ -16,6 +17,7 @@ const SHARED_PER_INPUT = 16;
 export class KeyInterner {
   private readonly ids = new Map<unknown, number>();
   // A string from the start: compared with string keys only, the check compiles to a string compare, not the generic one.
+  // It is the key as it came (one string kept alive with whatever it was sliced from, until the next key).
   private lastKey: unknown = '';
   private lastId = -1;
   /** Bumped when the numbering starts over. */
@@ -34,7 +36,8 @@ export class KeyInterner {
         this.gen++;
       }
       id = this.ids.size;
-      this.ids.set(k, id);
+      // The table keeps its own copy of a string key: the keys lie together, not each in its record.
+      this.ids.set(typeof k === 'string' ? ownString(k) : k, id);
     }
     this.lastKey = k;
     this.lastId = id;

@@ -4,6 +4,7 @@
  */
 import * as crypto from 'node:crypto';
 import { z } from 'zod';
+import { ownString } from '../../util/own-string.js';
 import { checkFields, FieldPaths, keyGetter, listOf } from '../params.js';
 import { defineFilter } from '../registry.js';
 import { testStep } from './pure.js';
@@ -87,7 +88,7 @@ export class Decisions {
     if (keep === undefined) {
       keep = this.decide(k);
       if (this.others.size >= MAX_DECISIONS) this.others.clear();
-      this.others.set(k, keep);
+      this.others.set(typeof k === 'string' ? ownString(k) : k, keep);
     }
     return keep;
   }
