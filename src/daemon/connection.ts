@@ -4,7 +4,8 @@
  * (requests.ts), and everything released at once when it goes.
  *
  * Nothing a client does can make the daemon hold more than a bounded amount
- * for it: while its unread output is over the backlog bound the daemon stops
+ * for it, or for its user over all their connections (maxUserBacklog): while
+ * its unread output is over the backlog bound the daemon stops
  * reading its requests (so a client that never reads cannot pile up
  * replies); records and notices meanwhile are dropped and counted; a reply
  * that would still take the output past twice the bound closes the
@@ -90,8 +91,24 @@ export class Client implements ClientView, Guarded {
     return this.peer.uid;
   }
 
-  /** Unread output over the bound: records, packets and notices are dropped rather than queued. */
+  get unread(): number {
+    return this.conn.writableLength;
+  }
+
+  /**
+   * Unread output over the bound, this connection's or its user's over all their connections: records, packets
+   * and notices are dropped rather than queued.
+   */
   get congested(): boolean {
+    return this.full || this.d.unreadOf(this.uid) > this.d.maxUserBacklog;
+  }
+
+  /**
+   * This connection's own unread output is over its bound. Only this stops the daemon taking its requests:
+   * a connection of a user whose other connections are not reading is still answered (it may be the one that
+   * reads).
+   */
+  private get full(): boolean {
     return this.conn.writableLength > this.d.maxBacklog;
   }
 
@@ -151,6 +168,10 @@ export class Client implements ClientView, Guarded {
       return false;
     }
     this.conn.write(bytes);
+    if (this.conn.writableLength > 0) {
+      const held = this.d.unreadOf(this.uid);
+      if (held > this.d.stats.peakUserUnread) this.d.stats.peakUserUnread = held;
+    }
     return true;
   }
 
@@ -210,9 +231,7 @@ export class Client implements ClientView, Guarded {
 
   /** Enough taken for now: frames waiting, their bytes, or output the client has not read. */
   private busy(): boolean {
-    return (
-      this.waiting >= PENDING_FRAMES || this.waitingBytes >= PENDING_BYTES || this.congested || this.replyCongested
-    );
+    return this.waiting >= PENDING_FRAMES || this.waitingBytes >= PENDING_BYTES || this.full || this.replyCongested;
   }
 
   /** Reads on only while few frames wait and the client reads what it is sent. */

@@ -28,6 +28,8 @@ export interface DaemonStats {
   droppedNotices: number;
   /** Clients hung up on because their unread output passed twice the backlog bound. */
   slowClientsClosed: number;
+  /** The most bytes of unread output the daemon has held for one user, over all their connections. */
+  peakUserUnread: number;
   /** Connections closed by the idle or unfinished-frame timeout. */
   timedOutConnections: number;
   /** Connections refused by the per-uid or total connection caps. */
@@ -56,6 +58,8 @@ export interface RemoteFlow {
 export interface DaemonHost {
   readonly stats: DaemonStats;
   readonly maxBacklog: number;
+  /** Bytes queued to all connections of one uid before records to any of them are dropped (DaemonOptions.maxUserBacklog). */
+  readonly maxUserBacklog: number;
   readonly timeouts: ConnectionTimeouts;
   readonly mux?: QueueMux;
   /** Clients connected now (identified). */
@@ -72,6 +76,8 @@ export interface DaemonHost {
   allFlowsOf(uid: number): number;
   /** Sources in the instantiated graphs of `uid`'s flows. */
   sourcesOf(uid: number): number;
+  /** Bytes written to `uid`'s connections that the daemon still holds (not yet taken by the kernel). */
+  unreadOf(uid: number): number;
   /** The shared NFQUEUE queue, or a FlowgrabError when the daemon has none. */
   queueMux(): QueueMux;
   status(asker: Peer): DaemonStatus;
@@ -95,6 +101,8 @@ export interface ClientView extends QueueClient {
   readonly closed: boolean;
   /** Unread output over the bound: records, packets and notices are dropped rather than queued. */
   readonly congested: boolean;
+  /** Bytes written to this client that the daemon still holds (not yet taken by the kernel). */
+  readonly unread: number;
   write(bytes: Buffer | string): boolean;
   event(msg: Event): void;
   /** Closes one flow for the daemon's reasons, telling the client why. */
@@ -116,6 +124,8 @@ export interface StatusClient {
   pid?: number;
   uid: number;
   user?: string;
+  /** Bytes written to the client that the daemon still holds (the kernel has not taken them: the client is not reading). */
+  unread: number;
   flows: StatusFlow[];
   /** Flows past STATUS_FLOWS, not listed. */
   flowsNotShown?: number;

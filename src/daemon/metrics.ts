@@ -39,6 +39,9 @@ export function metricsRegistry(d: Daemon): Registry {
   g('flowgrabd_slow_clients_closed_total', 'Clients hung up on for not reading their replies', [], (x) =>
     x.set(d.stats.slowClientsClosed),
   );
+  g('flowgrabd_peak_user_unread_bytes', 'The most unread output held for one user, all their connections', [], (x) =>
+    x.set(d.stats.peakUserUnread),
+  );
   g('flowgrabd_timed_out_connections_total', 'Connections closed by the idle or frame timeout', [], (x) =>
     x.set(d.stats.timedOutConnections),
   );

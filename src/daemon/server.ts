@@ -37,6 +37,12 @@ export interface DaemonOptions {
   /** Bytes queued to one client before its records are dropped instead. */
   maxClientBacklog?: number;
   /**
+   * Bytes queued to all connections of one uid together before records to any of them are dropped instead
+   * (default 4 × maxClientBacklog, at least maxClientBacklog): a user's many connections that do not read hold
+   * this much of the daemon's memory, not maxClientBacklog per connection.
+   */
+  maxUserBacklog?: number;
+  /**
    * The shortest time between two flush ticks (ms): records go out at the end
    * of the event-loop turn they arrive in when the last tick is at least this
    * long ago (an idle daemon adds no wait), else they wait for the tick this
@@ -76,12 +82,16 @@ export class Daemon implements DaemonHost {
     droppedToClients: 0,
     droppedNotices: 0,
     slowClientsClosed: 0,
+    peakUserUnread: 0,
     timedOutConnections: 0,
     refusedConnections: 0,
   };
   readonly maxBacklog: number;
+  readonly maxUserBacklog: number;
   readonly timeouts: ConnectionTimeouts;
   private readonly clients = new Set<Client>();
+  /** The same clients by uid: what a user holds is counted over their own connections only. */
+  private readonly byUid = new Map<number, Set<Client>>();
   /** Connections whose peer is being looked up (unix_diag is asynchronous): nothing is read from them yet. */
   private readonly identifying = new Set<Socket>();
   private server?: Server;
@@ -109,6 +119,12 @@ export class Daemon implements DaemonHost {
   constructor(private readonly opts: DaemonOptions) {
     this.current = opts.policy();
     this.maxBacklog = opts.maxClientBacklog ?? 8 << 20;
+    this.maxUserBacklog = opts.maxUserBacklog ?? 4 * this.maxBacklog;
+    if (!(this.maxUserBacklog >= this.maxBacklog))
+      throw new FlowgrabError(
+        'FG_ERR_INVALID_ARGUMENT',
+        `maxUserBacklog must be at least maxClientBacklog (${this.maxBacklog}), not ${this.maxUserBacklog}`,
+      );
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
     const linger = opts.receiveLingerMs ?? DAEMON_RECEIVE_LINGER_MS;
     if (!(linger >= 0 && linger <= 100))
@@ -173,25 +189,34 @@ export class Daemon implements DaemonHost {
   private readonly logSweep = setInterval(() => this.limiter.sweep(), LOG_WINDOW_MS).unref();
   readonly log: LogFn = this.limiter.log;
 
+  private clientsOf(uid: number): Iterable<Client> {
+    return this.byUid.get(uid) ?? [];
+  }
+
   flowsOf(uid: number): number {
     let n = 0;
-    for (const c of this.clients)
-      if (c.peer.uid === uid)
-        // Only flows past instantiate count; the one being authorized is still populated.
-        n += [...c.flows.values()].filter((f) => f.handle.state !== 'created' && f.handle.state !== 'populated').length;
+    // Only flows past instantiate count; the one being authorized is still populated.
+    for (const c of this.clientsOf(uid))
+      for (const f of c.flows.values()) if (f.handle.state !== 'created' && f.handle.state !== 'populated') n++;
     return n;
   }
 
   /** Flows of `uid` in any state, authorized or not: for the daemon's own per-uid cap. */
   allFlowsOf(uid: number): number {
     let n = 0;
-    for (const c of this.clients) if (c.peer.uid === uid) n += c.flows.size;
+    for (const c of this.clientsOf(uid)) n += c.flows.size;
     return n;
   }
 
   sourcesOf(uid: number): number {
     let n = 0;
-    for (const c of this.clients) if (c.peer.uid === uid) for (const f of c.flows.values()) n += f.sources ?? 0;
+    for (const c of this.clientsOf(uid)) for (const f of c.flows.values()) n += f.sources ?? 0;
+    return n;
+  }
+
+  unreadOf(uid: number): number {
+    let n = 0;
+    for (const c of this.clientsOf(uid)) n += c.unread;
     return n;
   }
 
@@ -259,9 +284,7 @@ export class Daemon implements DaemonHost {
 
   /** Connections of `uid` now, identified ones only. */
   private connectionsOf(uid: number): number {
-    let n = 0;
-    for (const c of this.clients) if (c.peer.uid === uid) n++;
-    return n;
+    return this.byUid.get(uid)?.size ?? 0;
   }
 
   /** Says why, then hangs up (the connection is not a client yet). */
@@ -294,6 +317,8 @@ export class Daemon implements DaemonHost {
         }
         const c = new Client(this, conn, peer, this.nextClient++);
         this.clients.add(c);
+        const mine = this.byUid.get(peer.uid) ?? new Set();
+        this.byUid.set(peer.uid, mine.add(c));
         this.stats.clients = this.clients.size;
         this.log('info', 'client connected', {
           client: c.cid,
@@ -316,6 +341,9 @@ export class Daemon implements DaemonHost {
 
   forget(c: ClientView): void {
     this.clients.delete(c as Client);
+    const mine = this.byUid.get(c.peer.uid);
+    mine?.delete(c as Client);
+    if (mine?.size === 0) this.byUid.delete(c.peer.uid);
     this.stats.clients = this.clients.size;
   }
 

@@ -22,6 +22,7 @@ export function boundedStatus(d: Daemon, asker: Peer): DaemonStatus {
       pid: c.peer.pid,
       uid: c.peer.uid,
       user: c.peer.user,
+      unread: c.unread,
       flows: flows.slice(0, STATUS_FLOWS).map((f) => ({
         flow: f.id,
         name: f.handle.name,

@@ -67,6 +67,7 @@ function host(partialFrameMs = 60_000): DaemonHost {
   return {
     stats: { badFrames: 0, timedOutConnections: 0, refusedConnections: 0 } as never,
     maxBacklog: 1 << 20,
+    maxUserBacklog: 4 << 20,
     timeouts: { idleMs: 60_000, partialFrameMs, identifyMs: 60_000 } as never,
     clientList: [],
     policy: () => policy,
@@ -76,6 +77,7 @@ function host(partialFrameMs = 60_000): DaemonHost {
     flowsOf: () => 0,
     allFlowsOf: () => 0,
     sourcesOf: () => 0,
+    unreadOf: () => 0,
     queueMux: () => {
       throw new Error('no queue');
     },
