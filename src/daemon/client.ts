@@ -28,6 +28,7 @@ import {
   encodeFrame,
   FrameReader,
   issuesText,
+  MAX_SERVER_FRAME,
   PROTOCOL_VERSION,
   parseServerFrame,
   RemoteStats,
@@ -59,7 +60,7 @@ export class RemoteFlowgrab {
   private readonly flows = new Map<number, RemoteFlowHandle<any>>();
   private readonly queues = new Map<number, RemoteQueue>();
   private nextId = 1;
-  private readonly reader = new FrameReader();
+  private readonly reader = new FrameReader(MAX_SERVER_FRAME);
   /** Compact records frames (compact.ts) are asked for, so taken; any other time one is a protocol error. */
   private compact = false;
   identity?: { uid: number; gid: number; user?: string };

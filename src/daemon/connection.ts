@@ -137,6 +137,15 @@ export class Client implements ClientView, Guarded {
   }
 
   /**
+   * An event the client waits for, as for a reply (a flow's end, or its closing by the daemon): never dropped.
+   * One per flow, so what it adds to a congested client's output stays small.
+   */
+  final(msg: Event): void {
+    if (this.closed || this.conn.destroyed) return;
+    this.write(encodeFrame(msg));
+  }
+
+  /**
    * A reply: never dropped (the client waits for it). A client that does not read them gets no more: its next
    * request waits (see take), and one that lets them pile up anyway is hung up on.
    */
@@ -324,7 +333,7 @@ export class Client implements ClientView, Guarded {
   async closeFlow(f: RemoteFlow, reason: string, msg = 'flow closed by policy reload'): Promise<void> {
     if (f.closedByDaemon) return;
     f.closedByDaemon = true;
-    this.event({ v: PROTOCOL_VERSION, ev: 'closed', flow: f.id, reason });
+    this.final({ v: PROTOCOL_VERSION, ev: 'closed', flow: f.id, reason });
     await f.handle.close();
     this.flows.delete(f.id);
     this.d.log('warn', msg, { client: this.cid, uid: this.peer.uid, flow: f.id, reason });

@@ -105,6 +105,8 @@ export interface ClientView extends QueueClient {
   readonly unread: number;
   write(bytes: Buffer | string): boolean;
   event(msg: Event): void;
+  /** An event the client waits for (a flow's end or closing): never dropped, as a reply is not. */
+  final(msg: Event): void;
   /** Closes one flow for the daemon's reasons, telling the client why. */
   closeFlow(f: RemoteFlow, reason: string, msg?: string): Promise<void>;
 }

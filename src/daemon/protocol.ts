@@ -12,7 +12,13 @@ import { GraphSpec } from '../filters/spec.js';
 import { COMPACT_MARK, decodeCompact, readCompactHead } from './compact.js';
 
 export const PROTOCOL_VERSION = 1;
+/** The largest frame the daemon takes from a client, and the size the daemon cuts its records frames to. */
 export const MAX_FRAME = 1 << 20;
+/**
+ * The largest frame a client takes from the daemon: one record alone may be larger than MAX_FRAME (a window()
+ * of many records); the daemon drops and counts a record whose frame would be over this.
+ */
+export const MAX_SERVER_FRAME = 16 << 20;
 
 const Id = z.number().int().nonnegative();
 const Flow = z.number().int().nonnegative();

@@ -9,7 +9,7 @@ import { type Policy, type Principal, principalFor, ROOT_PRINCIPAL } from '../au
 import { compactFrame, encodeCompact } from './compact.js';
 import type { ClientView as Client, RemoteFlow } from './host.js';
 import type { Peer } from './peer.js';
-import { errorBody, frameParts, PROTOCOL_VERSION } from './protocol.js';
+import { type Event, errorBody, frameParts, MAX_FRAME, MAX_SERVER_FRAME, PROTOCOL_VERSION } from './protocol.js';
 
 export type { RemoteFlow } from './host.js';
 
@@ -126,9 +126,8 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
       nodesSentAt = now;
       nodes = f.handle.stats().nodes;
     }
-    let frame: Buffer;
     try {
-      frame = recordsFrame(batchOf(records), c.compact, f.id, nodes);
+      send(records, nodes);
     } catch (err) {
       // A record JSON cannot encode (nested past the stack: only a replayed file can hold one) ends its own flow,
       // and nobody else's: this runs in the flush tick every client's flows share.
@@ -139,6 +138,27 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
         `a record could not be encoded: ${(err as Error).message}`,
         'flow closed: unencodable record',
       );
+    }
+  };
+  /**
+   * Records in frames of at most MAX_FRAME bytes: a batch whose frame is larger goes as two halves, and so on
+   * down to a record alone. A record whose frame alone is over what the client takes (MAX_SERVER_FRAME) or the
+   * connection holds (maxBacklog) is dropped and counted, as records are when the client is not reading.
+   */
+  const send = (records: unknown[], nodes: unknown[] | '') => {
+    const frame = recordsFrame(batchOf(records), c.compact, f.id, nodes);
+    if (frame.length > MAX_FRAME && records.length > 1) {
+      const half = records.length >> 1;
+      send(records.slice(0, half), nodes);
+      send(records.slice(half), '');
+      return;
+    }
+    const most = Math.min(MAX_SERVER_FRAME, c.d.maxBacklog);
+    if (frame.length > most) {
+      f.dropped += 1;
+      c.d.stats.droppedToClients += 1;
+      c.d.log('warn', 'record too large for a client frame: dropped', { flow: f.id, bytes: frame.length });
+      lossNotice(c, f, 1, `1 record dropped: its frame of ${frame.length} bytes is over the ${most}-byte limit`);
       return;
     }
     if (c.write(frame)) f.sent += records.length;
@@ -151,12 +171,12 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
     },
     error: (err) => {
       flush();
-      c.event({ v: PROTOCOL_VERSION, ev: 'end', flow: f.id, error: errorBody(err) });
+      lastWords(c, f, { v: PROTOCOL_VERSION, ev: 'end', flow: f.id, error: errorBody(err) });
     },
     complete: () => {
       flush();
       // A flow the daemon closed has had its `closed` event; an `end` would read as a normal finish.
-      if (!f.closedByDaemon) c.event({ v: PROTOCOL_VERSION, ev: 'end', flow: f.id });
+      if (!f.closedByDaemon) lastWords(c, f, { v: PROTOCOL_VERSION, ev: 'end', flow: f.id });
     },
   });
   f.handle.lost$.subscribe((n) => c.event({ v: PROTOCOL_VERSION, ev: 'lost', flow: f.id, notice: n }));
@@ -178,17 +198,36 @@ function reportLoss(c: Client, f: RemoteFlow): void {
   if (f.unreported === 0 || c.closed) return;
   const count = f.unreported;
   f.unreported = 0;
-  c.event({
-    v: PROTOCOL_VERSION,
-    ev: 'lost',
-    flow: f.id,
-    notice: {
-      kind: 'loss',
-      where: 'reader',
-      count,
-      source: 'daemon',
-      message: `${count} records dropped: the client was not reading`,
-      ts: Date.now(),
-    },
-  });
+  lossNotice(c, f, count, `${count} records dropped: the client was not reading`);
+}
+
+/** A loss notice for the client now; while it is not reading, the count waits with the rest (watchLoss). */
+function lossNotice(c: Client, f: RemoteFlow, count: number, message: string): void {
+  if (c.congested) {
+    f.unreported += count;
+    watchLoss(c, f);
+    return;
+  }
+  c.event(lostEvent(f, count, message));
+}
+
+const lostEvent = (f: RemoteFlow, count: number, message: string): Event => ({
+  v: PROTOCOL_VERSION,
+  ev: 'lost',
+  flow: f.id,
+  notice: { kind: 'loss', where: 'reader', count, source: 'daemon', message, ts: Date.now() },
+});
+
+/**
+ * A flow's last words, never dropped however far behind its client is (it waits for them): the loss not yet
+ * told, then its end. Dropped, the end would leave the client waiting for good.
+ */
+function lastWords(c: Client, f: RemoteFlow, end: Event): void {
+  clearInterval(f.lossTimer);
+  f.lossTimer = undefined;
+  if (f.unreported > 0) {
+    c.final(lostEvent(f, f.unreported, `${f.unreported} records dropped: the client was not reading`));
+    f.unreported = 0;
+  }
+  c.final(end);
 }
