@@ -213,7 +213,11 @@ export async function startSpin(options: SpinOptions): Promise<SpinApp> {
 
     const own = createWebHandler({ mqttWsUrl: mqtt?.wsUrl });
     const spinweb = options.webRoot ? createWebRootHandler(options.webRoot) : undefined;
-    const capture = createCaptureHandler(core, { netns: options.netns, tableName: options.tableName });
+    const capture = createCaptureHandler(core, {
+      netns: options.netns,
+      tableName: options.tableName,
+      fromOwnPage: (req) => httpGuard.fromOwnPage(req),
+    });
     web = (req, res) => capture(req, res) || (spinweb?.(req, res) ?? false) || own(req, res);
     guard = httpGuard;
 

@@ -29,11 +29,11 @@ export function parseDuration(v: string): number {
   return Math.round(Number(m[1]) * unit);
 }
 
-export function mqttOption(v: string | undefined, host: string | undefined): MqttOptions | false {
+export function mqttOption(v: string | undefined, host: string | undefined, rpc = false): MqttOptions | false {
   if (v === 'off' || v === 'none') return false;
   if (!v || v === 'embedded') return { broker: 'embedded', host };
   if (!/^(mqtts?|wss?|tcp):\/\//.test(v)) throw new InvalidArgumentError(`--mqtt: a broker URL, embedded or off`);
-  return { broker: v };
+  return { broker: v, rpc };
 }
 
 export function buildCommand(): Command {
@@ -53,6 +53,10 @@ export function buildCommand(): Command {
     .option('--monitor-iface <name...>', "watch only the subnets of these router interfaces (e.g. a VLAN's)")
     .option('--web-root <dir>', "serve a spinweb static tree (SPIN's web app, *.gz too) at the RPC's origin")
     .option('--mqtt <url>', 'MQTT broker URL, "embedded" (1883 + WebSocket 1884) or "off"', 'embedded')
+    .option(
+      '--mqtt-rpc',
+      'answer JSON-RPC on SPIN/jsonrpc/q of the --mqtt URL broker: only if its ACL lets only trusted clients publish there (anyone who may can change the blocks)',
+    )
     .option('--state <dir>', 'state directory (SQLite store)', '/var/lib/flowgrab-spin')
     .option('--daemon <socket>', 'read the kernel through flowgrabd at this socket')
     .option('--netns <name>', 'watch this network namespace (the router) while serving from this one')

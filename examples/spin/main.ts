@@ -18,7 +18,7 @@ async function main(): Promise<void> {
     rpcSocket: o.rpcSocket,
     httpPort: o.http,
     httpHost: o.httpHost,
-    mqtt: mqttOption(o.mqtt, undefined),
+    mqtt: mqttOption(o.mqtt, undefined, o.mqttRpc === true),
     stateDir: o.state,
     daemon: o.daemon,
     netns: o.netns,

@@ -1,5 +1,7 @@
 /** Prometheus metrics for flowgrabd (--metrics HOST:PORT), read from the daemon at each scrape. */
 import { createServer, type Server } from 'node:http';
+import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { Gauge, Registry } from 'prom-client';
 import { parseHostPort } from '../util/hostport.js';
 import type { Daemon } from './server.js';
@@ -74,6 +76,10 @@ export async function serveMetrics(d: Daemon, hostPort: string): Promise<Server>
   const reg = metricsRegistry(d);
   const timeouts = { headersTimeout: 5_000, requestTimeout: 10_000, keepAliveTimeout: 1_000 };
   const server = createServer({ ...timeouts, connectionsCheckingInterval: 1_000 }, async (req, res) => {
+    if (!hostServed(req.headers.host)) {
+      res.writeHead(421).end('this host name is not served here\n');
+      return;
+    }
     if (req.url !== '/metrics') {
       res.writeHead(404).end('try /metrics\n');
       return;
@@ -90,6 +96,19 @@ export async function serveMetrics(d: Daemon, hostPort: string): Promise<Server>
     server.listen(port, host, resolve);
   });
   return server;
+}
+
+/**
+ * A Host a scraper may use: an address, `localhost`, or this machine's name. A web page whose own domain an
+ * attacker pointed at this machine (DNS rebinding) sends that domain, and reads nothing.
+ */
+export function hostServed(host: string | undefined): boolean {
+  if (host === undefined) return true; // HTTP/1.0: no browser
+  const name = (URL.canParse(`http://${host}`) ? new URL(`http://${host}`).hostname : '').toLowerCase();
+  if (name === '' || name.endsWith('.')) return false;
+  const bare = name.startsWith('[') ? name.slice(1, -1) : name;
+  const me = hostname().toLowerCase();
+  return isIP(bare) !== 0 || bare === 'localhost' || bare === me || bare.split('.')[0] === me;
 }
 
 /** Connections the metrics endpoint holds at once (a scraper needs one). */

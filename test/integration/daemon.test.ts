@@ -9,7 +9,9 @@
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
 import { createServer } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { firstValueFrom } from 'rxjs';
@@ -132,6 +134,16 @@ function dueFor(bytes: Buffer): { replies: number; hangsUp: boolean } {
 
 const newTo = (recs: Rec[], base: number) =>
   recs.filter((r) => r.type === 'new' && (r.orig as { dst: string }).dst.startsWith(`127.${base}.`)).length;
+
+/** The status of GET /metrics on 127.0.0.1:`port` sent with this Host header (fetch may not set one). */
+function statusWithHost(port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path: '/metrics', headers: { host } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', reject);
+  });
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -629,6 +641,10 @@ describe('a spawned flowgrabd', () => {
 
     await waitFor(() => (d.log.match(/client gone/g) ?? []).length === 2, { what: 'the status clients to go' });
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    // A page whose domain was pointed at this machine (DNS rebinding) reads nothing; a scraper by name does.
+    expect(await statusWithHost(port, `rebind.evil.example:${port}`)).toBe(421);
+    expect(await statusWithHost(port, `localhost:${port}`)).toBe(200);
+    expect(await statusWithHost(port, `${hostname()}:${port}`)).toBe(200);
     const metric = (line: string) => metrics.split('\n').includes(line);
     for (const line of [
       'flowgrabd_clients 1',

@@ -89,6 +89,17 @@ describe('PCAP capture', () => {
     expect((await capture('node=1&seconds=1', '')).status).toBe(401);
     expect((await capture('node=1&seconds=100000')).status).toBe(400);
     expect((await capture('node=999999&seconds=1')).status).toBe(404);
+    // Another site's <img> (a browser, no fetch metadata over plain http, no Referer of ours) starts nothing.
+    const browser = { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0' };
+    const fromPage = (query: string, headers: Record<string, string>) =>
+      fetch(`${app.httpUrl}/spin_api/capture?${query}`, { headers: { authorization: TEST_AUTHORIZATION, ...headers } });
+    expect((await fromPage(`device=${home.clients[0].mac}&seconds=1`, browser)).status).toBe(403);
+    expect(
+      (await fromPage(`device=${home.clients[0].mac}&seconds=1`, { ...browser, referer: 'http://evil.example/' }))
+        .status,
+    ).toBe(403);
+    // The app's own page sends its Referer (same-origin policy): taken (an unknown node, so nothing starts).
+    expect((await fromPage('node=999999&seconds=1', { ...browser, referer: `${app.httpUrl}/` })).status).toBe(404);
     expect((await capture(`device=${home.clients[0].mac}&seconds=0`)).status).toBe(400);
   });
 });

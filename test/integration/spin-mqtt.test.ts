@@ -66,10 +66,10 @@ describe('bridge with a fake core on mosquitto', () => {
     expect(traffic?.payload).toBe(JSON.stringify(JSON.parse(traffic?.payload ?? '')));
   });
 
-  it('answers an RPC sent with mosquitto_pub on SPIN/jsonrpc/a', async () => {
+  it('answers an RPC sent with mosquitto_pub on SPIN/jsonrpc/a (rpc asked for)', async () => {
     const mosquitto = await broker();
     const core = new FakeSpinCore();
-    const bridge = await startMqtt(core, { broker: mosquitto.url });
+    const bridge = await startMqtt(core, { broker: mosquitto.url, rpc: true });
     cleanups.push(() => bridge.close());
     const answers = await subscriber(mosquitto.port, 'SPIN/jsonrpc/a');
 
@@ -151,7 +151,17 @@ describe('the whole app on the home network', () => {
   it('spin --mqtt URL: mosquitto_sub sees real traffic in SPIN format, each id announced by a retained nodeInfo first; RPC over MQTT', async () => {
     const mosquitto = await broker();
     const sub = await subscriber(mosquitto.port);
-    await spinCli(['--netns', home.router.name, '--http', '0', '--mqtt', mosquitto.url, '--state', stateDir()]);
+    await spinCli([
+      '--netns',
+      home.router.name,
+      '--http',
+      '0',
+      '--mqtt',
+      mosquitto.url,
+      '--mqtt-rpc',
+      '--state',
+      stateDir(),
+    ]);
     await generateTraffic(home, { rounds: 1 });
 
     const trafficMessages = () =>

@@ -185,9 +185,15 @@ class ExternalBroker {
   private sockets = new Set<Socket>();
   port = 0;
   readonly received: Received[] = [];
+  /** Topics each client subscribed to, by client id. */
+  readonly subscribed = new Map<string, string[]>();
 
   async start(): Promise<void> {
     this.broker = await Aedes.createBroker();
+    this.broker.on('subscribe', (subs, client) => {
+      if (client)
+        this.subscribed.set(client.id, [...(this.subscribed.get(client.id) ?? []), ...subs.map((x) => x.topic)]);
+    });
     this.broker.on('publish', (packet, client) => {
       if (client)
         this.received.push({ topic: packet.topic, payload: packet.payload.toString(), retain: packet.retain });
@@ -242,6 +248,33 @@ describe('external broker', () => {
     core.emitTraffic(99, 1);
     await until('traffic after reconnect', () => ext.received.some((m) => m.payload.includes('"total_size":99')));
     expect(bridge.dropped).toBe(5);
+  });
+
+  it('answers JSON-RPC on SPIN/jsonrpc/q only when asked to: that broker decides who may publish there', async () => {
+    const ext = new ExternalBroker();
+    await ext.start();
+    cleanups.push(() => ext.stop());
+    const core = new FakeSpinCore();
+    const quiet = await startMqtt(core, { broker: `mqtt://127.0.0.1:${ext.port}` }, { clientId: 'quiet' });
+    cleanups.push(() => quiet.close());
+    await until('the bridge to subscribe', () => ext.subscribed.get('quiet'));
+    expect(ext.subscribed.get('quiet')).toEqual(['SPIN/commands']);
+    const page = await client(`mqtt://127.0.0.1:${ext.port}`);
+    await page.client.publishAsync('SPIN/jsonrpc/q', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'list_devices' }));
+    await quiet.close();
+
+    const answering = await startMqtt(
+      core,
+      { broker: `mqtt://127.0.0.1:${ext.port}`, rpc: true },
+      { clientId: 'answering' },
+    );
+    cleanups.push(() => answering.close());
+    await until('the bridge to subscribe', () => ext.subscribed.get('answering'));
+    expect(ext.subscribed.get('answering')).toEqual(['SPIN/jsonrpc/q', 'SPIN/commands']);
+    await page.client.publishAsync('SPIN/jsonrpc/q', JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'list_devices' }));
+    await until('the answer', () => page.received.find((m) => m.topic === 'SPIN/jsonrpc/a'));
+    // Only the request sent while it was asked to answer reached the core.
+    expect(core.requests.map((r) => (r as { id: number }).id)).toEqual([2]);
   });
 
   it('starts without a broker and connects when one appears', async () => {

@@ -25,6 +25,11 @@ export interface CaptureOptions {
   netns?: string;
   /** nft table prefix (default `spin` → `inet flowgrab_spin_cap<slot>`). */
   tableName?: string;
+  /**
+   * Whether a request came from the app's own page or from no browser (HttpGuard.fromOwnPage): a capture is a
+   * GET that installs a table and holds a slot, so another site's `<img>` must not start one.
+   */
+  fromOwnPage?: (req: IncomingMessage) => boolean;
 }
 
 export function pcapHeader(): Buffer {
@@ -77,6 +82,8 @@ export function createCaptureHandler(core: Core, opts: CaptureOptions = {}): Web
       res.writeHead(405, { allow: 'GET', 'content-type': 'text/plain' }).end('use GET\n');
       return true;
     }
+    if (opts.fromOwnPage && !opts.fromOwnPage(req))
+      return text(res, 403, 'a capture starts from the SPIN page (or a client that is not a browser)\n');
     const node = u.searchParams.has('device')
       ? core.model.ofMac((u.searchParams.get('device') ?? '').toLowerCase())
       : core.model.get(Number(u.searchParams.get('node')));

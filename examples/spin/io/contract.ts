@@ -38,6 +38,13 @@ export interface MqttOptions {
   readonly tcpPort?: number;
   /** Embedded broker: MQTT over WebSocket port, path `/mqtt` (default 1884; 0 = any free port). */
   readonly wsPort?: number;
+  /**
+   * External broker: answer JSON-RPC on `SPIN/jsonrpc/q` (default false). Whoever that broker lets publish
+   * there may change the blocks, and a stock mosquitto with a WebSocket listener lets any web page do it: turn it
+   * on only when the broker's ACL lets only trusted clients publish on `SPIN/jsonrpc/q` and read
+   * `SPIN/jsonrpc/a`. (The embedded broker always answers it, to logged-in clients only.)
+   */
+  readonly rpc?: boolean;
 }
 
 export interface MqttBridge {

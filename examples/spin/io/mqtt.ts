@@ -57,6 +57,7 @@ const optionsSchema = z.object({
   host: z.string().min(1).default('127.0.0.1'),
   tcpPort: port.default(1883),
   wsPort: port.default(1884),
+  rpc: z.boolean().default(false),
 });
 
 /** `SPIN/commands` answered per second (SPIN's page asks every 30 s while a node is selected). */
@@ -143,7 +144,7 @@ export async function startMqtt(
           events,
         )
       : await connectExternalBroker(
-          { ...EXTERNAL_DEFAULTS, ...definedOnly({ ...tuning, access: undefined }), url: opts.broker },
+          { ...EXTERNAL_DEFAULTS, ...definedOnly({ ...tuning, access: undefined }), url: opts.broker, rpc: opts.rpc },
           events,
         );
   const live = transport;

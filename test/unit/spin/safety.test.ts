@@ -118,6 +118,26 @@ describe('HttpGuard', () => {
     expect(await status({ ...ok, authorization: '' })).toBe(401);
     expect(await status({ ...ok, authorization: '', cookie: 'spin_session=forged' })).toBe(401);
   });
+
+  it('takes a GET that changes something (a capture) only from its own page or from no browser', () => {
+    const own = (h: Record<string, string>) => guard.fromOwnPage(fakeReq({ host: '127.0.0.1:13026', ...h }));
+    const browser = 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0';
+    // Fetch metadata, when the browser sends it, decides.
+    expect(own({ 'sec-fetch-site': 'same-origin', 'user-agent': browser })).toBe(true);
+    expect(own({ 'sec-fetch-site': 'none', 'user-agent': browser })).toBe(true);
+    expect(own({ 'sec-fetch-site': 'same-site', 'user-agent': browser, referer: 'http://127.0.0.1:13026/' })).toBe(
+      false,
+    );
+    expect(own({ 'sec-fetch-site': 'cross-site', 'user-agent': browser })).toBe(false);
+    // Without it (plain http to a LAN address): our own Referer, or no browser at all.
+    expect(own({ referer: 'http://127.0.0.1:13026/spin/', 'user-agent': browser })).toBe(true);
+    expect(own({ referer: 'https://spin.example:8443/', 'user-agent': browser })).toBe(true);
+    expect(own({ referer: 'http://evil.example/', 'user-agent': browser })).toBe(false);
+    expect(own({ referer: 'not a url', 'user-agent': browser })).toBe(false);
+    expect(own({ 'user-agent': browser })).toBe(false);
+    expect(own({ 'user-agent': 'curl/8.14.1' })).toBe(true);
+    expect(own({})).toBe(true);
+  });
 });
 
 describe('broker topic rules', () => {

@@ -26,6 +26,8 @@ export interface ExternalOptions {
   readonly firstConnectMs: number;
   /** MQTT keepalive in seconds (spind: `pubsub_timeout` = 60). */
   readonly keepalive: number;
+  /** Answer JSON-RPC on `SPIN/jsonrpc/q` (MqttOptions.rpc): off, the topic is not even subscribed to. */
+  readonly rpc?: boolean;
 }
 
 export const EXTERNAL_DEFAULTS = {
@@ -73,19 +75,21 @@ export async function connectExternalBroker(
   client.on('error', (error) => {
     lastError = error;
   });
-  // Ready = connected and subscribed to the RPC topic, so a request sent right after start is heard.
+  // Ready = connected and subscribed, so a request sent right after start is heard.
   let onReady: (() => void) | undefined;
+  // The RPC topic changes the firewall: only when asked for (this broker's rules are not ours to know).
+  const topics = options.rpc ? [RPC_REQUEST_TOPIC, COMMANDS_TOPIC] : [COMMANDS_TOPIC];
   client.on('connect', () => {
     connections++;
     backoff = options.minBackoffMs;
     events.onConnect(transport);
-    client.subscribe([RPC_REQUEST_TOPIC, COMMANDS_TOPIC], { qos: 0 }, (error) => {
+    client.subscribe(topics, { qos: 0 }, (error) => {
       if (error) lastError = error;
       onReady?.();
     });
   });
   client.on('message', (topic, payload) => {
-    if (topic === RPC_REQUEST_TOPIC) events.onRequest(payload);
+    if (topic === RPC_REQUEST_TOPIC && options.rpc) events.onRequest(payload);
     else if (topic === COMMANDS_TOPIC) events.onCommand?.(payload);
   });
   client.on('close', () => {

@@ -71,6 +71,20 @@ export class HttpGuard {
   }
 
   /**
+   * A GET that changes something (a capture) came from our own page, or from no browser at all. A browser's
+   * cross-site image or script request carries no Origin, and over plain http to a LAN address no fetch
+   * metadata either: so it must show one of ours — fetch metadata saying same-origin or typed in (`none`), a
+   * Referer of ours (our page sends it to its own origin), or a User-Agent that is no browser's (curl).
+   */
+  fromOwnPage(req: IncomingMessage): boolean {
+    const site = req.headers['sec-fetch-site'];
+    if (site !== undefined) return site === 'same-origin' || site === 'none';
+    const referer = req.headers.referer;
+    if (referer !== undefined) return URL.canParse(referer) && this.origins.has(new URL(referer).origin.toLowerCase());
+    return !/^Mozilla\//.test(req.headers['user-agent'] ?? '');
+  }
+
+  /**
    * Checks a request; answers it (and returns false) when refused. `json`:
    * the request must carry `Content-Type: application/json`.
    */

@@ -45,7 +45,8 @@ const SECURITY_HEADERS = {
   'content-security-policy':
     "default-src 'self'; script-src 'self'; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // Sent to our own origin only: the capture link shows it came from this page (guard.ts fromOwnPage).
+  'referrer-policy': 'same-origin',
 };
 
 export function createWebHandler(options: WebOptions = {}): WebHandler {
