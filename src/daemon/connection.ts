@@ -34,7 +34,7 @@ import {
   type Reply,
   Request,
 } from './protocol.js';
-import { principalOf } from './remote-flow.js';
+import { lastWords, principalOf } from './remote-flow.js';
 import { handleRequest } from './requests.js';
 
 export class Client implements ClientView, Guarded {
@@ -333,7 +333,7 @@ export class Client implements ClientView, Guarded {
   async closeFlow(f: RemoteFlow, reason: string, msg = 'flow closed by policy reload'): Promise<void> {
     if (f.closedByDaemon) return;
     f.closedByDaemon = true;
-    this.final({ v: PROTOCOL_VERSION, ev: 'closed', flow: f.id, reason });
+    lastWords(this, f, { v: PROTOCOL_VERSION, ev: 'closed', flow: f.id, reason });
     await f.handle.close();
     this.flows.delete(f.id);
     this.d.log('warn', msg, { client: this.cid, uid: this.peer.uid, flow: f.id, reason });

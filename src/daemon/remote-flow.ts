@@ -18,6 +18,8 @@ export const principalOf = (policy: Policy, peer: Peer): Principal | undefined =
   principalFor(policy, peer) ?? (peer.uid === 0 ? ROOT_PRINCIPAL : undefined);
 
 const NODES_EVERY_MS = 100;
+/** Why records were dropped while a client was behind. */
+const BEHIND = 'the client was not reading (or its user had too much unread over all their connections)';
 /** Records in one frame at most: a flow with more waiting flushes them at once, in frames of this many. */
 const BATCH_RECORDS = 256;
 
@@ -111,11 +113,7 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
     const records = batch;
     batch = [];
     if (c.congested) {
-      // Count now, tell later: a client that is not reading must not get a queue of loss notices either.
-      f.dropped += records.length;
-      f.unreported += records.length;
-      c.d.stats.droppedToClients += records.length;
-      watchLoss(c, f);
+      behind(records.length);
       return;
     }
     reportLoss(c, f);
@@ -127,7 +125,27 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
       nodes = f.handle.stats().nodes;
     }
     try {
-      send(records, nodes);
+      // Frames of about MAX_FRAME, cut by the records' JSON (each made once, then kept: a character is a byte
+      // at least): the same cuts for every client, so batches are still shared. A record longer than the
+      // connection may hold goes nowhere, and is counted.
+      const most = Math.min(MAX_SERVER_FRAME, c.d.maxBacklog);
+      const cut = Math.min(MAX_FRAME, most);
+      let from = 0;
+      let size = 0;
+      for (let i = 0; i < records.length; i++) {
+        const n = recordJson(records[i]).length;
+        if (n > most || (size + n > cut && i > from)) {
+          if (i > from) send(records.slice(from, i), nodes, cut, most);
+          nodes = '';
+          from = i;
+          size = 0;
+        }
+        if (n > most) {
+          from = i + 1;
+          tooLarge(n, most);
+        } else size += n + 1;
+      }
+      if (from < records.length) send(from === 0 ? records : records.slice(from), nodes, cut, most);
     } catch (err) {
       // A record JSON cannot encode (nested past the stack: only a replayed file can hold one) ends its own flow,
       // and nobody else's: this runs in the flush tick every client's flows share.
@@ -140,28 +158,55 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
       );
     }
   };
+  /** Records the client cannot take now (it, or its user over all their connections, has too much unread): counted, told later. */
+  const behind = (n: number) => {
+    // Count now, tell later: a client that is not reading must not get a queue of loss notices either.
+    f.dropped += n;
+    f.unreported += n;
+    c.d.stats.droppedToClients += n;
+    watchLoss(c, f);
+  };
+  const tooLarge = (bytes: number, most: number) => {
+    f.dropped += 1;
+    c.d.stats.droppedToClients += 1;
+    c.d.log('warn', 'record too large for a client frame: dropped', { flow: f.id, bytes });
+    lossNotice(c, f, 1, `1 record dropped: it takes ${bytes} bytes or more, over the ${most}-byte limit of a frame`);
+  };
   /**
-   * Records in frames of at most MAX_FRAME bytes: a batch whose frame is larger goes as two halves, and so on
-   * down to a record alone. A record whose frame alone is over what the client takes (MAX_SERVER_FRAME) or the
-   * connection holds (maxBacklog) is dropped and counted, as records are when the client is not reading.
+   * One frame of records, unless the client has fallen behind meanwhile (an earlier frame of this flush). A
+   * compact frame may come out longer than the JSON it was cut by: then it goes as two halves.
    */
-  const send = (records: unknown[], nodes: unknown[] | '') => {
-    const frame = recordsFrame(batchOf(records), c.compact, f.id, nodes);
-    if (frame.length > MAX_FRAME && records.length > 1) {
-      const half = records.length >> 1;
-      send(records.slice(0, half), nodes);
-      send(records.slice(half), '');
+  const send = (records: unknown[], nodes: unknown[] | '', cut: number, most: number): void => {
+    if (c.closed) return;
+    if (c.congested) {
+      behind(records.length);
       return;
     }
-    const most = Math.min(MAX_SERVER_FRAME, c.d.maxBacklog);
+    const frame = recordsFrame(batchOf(records), c.compact, f.id, nodes);
+    if (frame.length > cut && records.length > 1) {
+      const half = records.length >> 1;
+      send(records.slice(0, half), nodes, cut, most);
+      send(records.slice(half), '', cut, most);
+      return;
+    }
     if (frame.length > most) {
-      f.dropped += 1;
-      c.d.stats.droppedToClients += 1;
-      c.d.log('warn', 'record too large for a client frame: dropped', { flow: f.id, bytes: frame.length });
-      lossNotice(c, f, 1, `1 record dropped: its frame of ${frame.length} bytes is over the ${most}-byte limit`);
+      tooLarge(frame.length, most);
       return;
     }
     if (c.write(frame)) f.sent += records.length;
+  };
+  const ending = (end: Event) => {
+    if (f.closedByDaemon) {
+      // Its `closed` went first, with the loss before it (closeFlow): what is still batched is counted, not sent
+      // after it, and an `end` would read as a normal finish.
+      f.dropped += batch.length;
+      c.d.stats.droppedToClients += batch.length;
+      batch = [];
+      stopLossTimer(f);
+      return;
+    }
+    flush();
+    lastWords(c, f, end);
   };
   f.handle.records$.subscribe({
     next: (r) => {
@@ -169,17 +214,15 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
       if (batch.push(r) >= BATCH_RECORDS) flush();
       else if (batch.length === 1) c.d.flushSoon(flush);
     },
-    error: (err) => {
-      flush();
-      lastWords(c, f, { v: PROTOCOL_VERSION, ev: 'end', flow: f.id, error: errorBody(err) });
-    },
-    complete: () => {
-      flush();
-      // A flow the daemon closed has had its `closed` event; an `end` would read as a normal finish.
-      if (!f.closedByDaemon) lastWords(c, f, { v: PROTOCOL_VERSION, ev: 'end', flow: f.id });
-    },
+    error: (err) => ending({ v: PROTOCOL_VERSION, ev: 'end', flow: f.id, error: errorBody(err) }),
+    complete: () => ending({ v: PROTOCOL_VERSION, ev: 'end', flow: f.id }),
   });
   f.handle.lost$.subscribe((n) => c.event({ v: PROTOCOL_VERSION, ev: 'lost', flow: f.id, notice: n }));
+}
+
+function stopLossTimer(f: RemoteFlow): void {
+  clearInterval(f.lossTimer);
+  f.lossTimer = undefined;
 }
 
 /** Tells the client of its loss once it reads again (its backlog is back under the limit), with the whole count. */
@@ -187,8 +230,7 @@ function watchLoss(c: Client, f: RemoteFlow): void {
   if (f.lossTimer) return;
   f.lossTimer = setInterval(() => {
     if (!c.closed && c.congested) return;
-    clearInterval(f.lossTimer);
-    f.lossTimer = undefined;
+    stopLossTimer(f);
     reportLoss(c, f);
   }, 100);
   f.lossTimer.unref();
@@ -198,7 +240,7 @@ function reportLoss(c: Client, f: RemoteFlow): void {
   if (f.unreported === 0 || c.closed) return;
   const count = f.unreported;
   f.unreported = 0;
-  lossNotice(c, f, count, `${count} records dropped: the client was not reading`);
+  lossNotice(c, f, count, `${count} records dropped: ${BEHIND}`);
 }
 
 /** A loss notice for the client now; while it is not reading, the count waits with the rest (watchLoss). */
@@ -222,11 +264,10 @@ const lostEvent = (f: RemoteFlow, count: number, message: string): Event => ({
  * A flow's last words, never dropped however far behind its client is (it waits for them): the loss not yet
  * told, then its end. Dropped, the end would leave the client waiting for good.
  */
-function lastWords(c: Client, f: RemoteFlow, end: Event): void {
-  clearInterval(f.lossTimer);
-  f.lossTimer = undefined;
+export function lastWords(c: Client, f: RemoteFlow, end: Event): void {
+  stopLossTimer(f);
   if (f.unreported > 0) {
-    c.final(lostEvent(f, f.unreported, `${f.unreported} records dropped: the client was not reading`));
+    c.final(lostEvent(f, f.unreported, `${f.unreported} records dropped: ${BEHIND}`));
     f.unreported = 0;
   }
   c.final(end);

@@ -58,10 +58,19 @@ async function run(graph: string): Promise<{ recs: Record<string, unknown>[]; lo
   const recs: Record<string, unknown>[] = [];
   const lost: LossNotice[] = [];
   let done = false;
-  f.records$.subscribe({ next: (r) => recs.push(r), complete: () => (done = true) });
+  let failed: unknown;
+  f.records$.subscribe({
+    next: (r) => recs.push(r),
+    error: (err) => {
+      failed = err;
+      done = true;
+    },
+    complete: () => (done = true),
+  });
   f.lost$.subscribe((n) => lost.push(n));
   await f.activate();
   await waitFor(() => done, { timeoutMs: 30_000, what: `the end of ${graph}` });
+  if (failed) throw failed;
   await f.close();
   return { recs, lost };
 }
@@ -98,6 +107,20 @@ describe('large records through the daemon', () => {
     const after = await run(`replay(file=${recording('small', 3, 10)}, speed=0)`);
     expect(after.recs).toHaveLength(3);
     expect(daemon.stats.droppedToClients - before).toBe(1);
+  });
+
+  it('records that each fit but together pass what the connection holds: the rest dropped and counted, the connection kept', async () => {
+    const before = daemon.stats.droppedToClients;
+    const closedBefore = daemon.stats.slowClientsClosed;
+    // 16 windows of the same two 600 KB records: sixteen 1.2 MB records in one flush, 19 MB for a 6 MiB client.
+    const branches = Array(16).fill('window(every=1h)').join(' | ');
+    const { recs, lost } = await run(`replay(file=${recording('fan', 2, 600_000)}, speed=0) -> (${branches})`);
+    const dropped = daemon.stats.droppedToClients - before;
+    expect(daemon.stats.slowClientsClosed).toBe(closedBefore);
+    expect(recs.length).toBeGreaterThan(0);
+    expect(dropped).toBeGreaterThan(0);
+    expect(recs.length + dropped).toBe(16);
+    expect(lost.reduce((n, l) => n + (l.count ?? 0), 0)).toBe(dropped);
   });
 
   it('a flow that ends while its client is not reading: the client finds its loss and its end when it reads again', async () => {
