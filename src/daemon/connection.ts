@@ -19,6 +19,7 @@ import { withReplayOpener } from '../filters/replay.js';
 import { Flowgrab } from '../flow/flowgrab.js';
 import { forClient, type Guarded } from './guard.js';
 import type { ClientView, DaemonHost, RemoteFlow } from './host.js';
+import { InOrder } from './in-order.js';
 import { PENDING_BYTES, PENDING_FRAMES, REPLY_BACKLOG } from './limits.js';
 import { openAsPeer } from './open-as.js';
 import type { Peer } from './peer.js';
@@ -384,25 +385,5 @@ export class Client implements ClientView, Guarded {
     this.flows.clear();
     this.d.forget(this);
     this.d.log('info', 'client gone', { client: this.cid, uid: this.peer.uid, why });
-  }
-}
-
-/**
- * Jobs run one at a time, in the order pushed; `after` runs once each job is done, or dropped. close() drops
- * every job not started yet (the one running finishes). A job that throws does not stop the ones after it.
- */
-export class InOrder {
-  private tail: Promise<void> = Promise.resolve();
-  private closed = false;
-
-  push(job: () => Promise<void>, after: () => void): void {
-    this.tail = this.tail
-      .then(() => (this.closed ? undefined : job()))
-      .catch(() => {})
-      .finally(after);
-  }
-
-  close(): void {
-    this.closed = true;
   }
 }

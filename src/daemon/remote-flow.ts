@@ -124,13 +124,14 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
       nodesSentAt = now;
       nodes = f.handle.stats().nodes;
     }
+    // Records before `from` have been sent, dropped or counted.
+    let from = 0;
     try {
       // Frames of about MAX_FRAME, cut by the records' JSON (each made once, then kept: a character is a byte
       // at least): the same cuts for every client, so batches are still shared. A record longer than the
       // connection may hold goes nowhere, and is counted.
       const most = Math.min(MAX_SERVER_FRAME, c.d.maxBacklog);
       const cut = Math.min(MAX_FRAME, most);
-      let from = 0;
       let size = 0;
       for (let i = 0; i < records.length; i++) {
         const n = recordJson(records[i]).length;
@@ -146,11 +147,12 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
         } else size += n + 1;
       }
       if (from < records.length) send(from === 0 ? records : records.slice(from), nodes, cut, most);
+      from = records.length;
     } catch (err) {
       // A record JSON cannot encode (nested past the stack: only a replayed file can hold one) ends its own flow,
       // and nobody else's: this runs in the flush tick every client's flows share.
-      f.dropped += records.length;
-      c.d.stats.droppedToClients += records.length;
+      f.dropped += records.length - from;
+      c.d.stats.droppedToClients += records.length - from;
       void c.closeFlow(
         f,
         `a record could not be encoded: ${(err as Error).message}`,

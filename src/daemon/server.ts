@@ -22,53 +22,17 @@ import type { ClientView, DaemonHost, DaemonStats, DaemonStatus, LogFn } from '.
 import { CONNECTIONS_PER_UID, CONNECTIONS_TOTAL, type ConnectionTimeouts, DEFAULT_TIMEOUTS } from './limits.js';
 import { LOG_WINDOW_MS, LogLimiter } from './log-limit.js';
 import { NetnsRecord, sweepRecorded } from './netns-record.js';
-import { identifyPeer, type Peer, type PeerMethod } from './peer.js';
+import type { DaemonOptions } from './options.js';
+import { identifyPeer, type Peer } from './peer.js';
 import { encodeFrame, failure, PROTOCOL_VERSION } from './protocol.js';
-import { type QueueConfig, QueueMux } from './queue.js';
+import { QueueMux } from './queue.js';
 import { forgetBatches } from './remote-flow.js';
 import { checkSocketDir, clearStaleSocket, listenSocket } from './socket.js';
 import { boundedStatus, enforceFlowLimits } from './status.js';
-
-export interface DaemonOptions {
-  socket: string;
-  policy: () => Policy;
-  /** Structured log lines (the CLI prints them). */
-  log?: LogFn;
-  /** Bytes queued to one client before its records are dropped instead. */
-  maxClientBacklog?: number;
-  /**
-   * Bytes queued to all connections of one uid together before records to any of them are dropped instead
-   * (default 4 × maxClientBacklog, at least maxClientBacklog): a user's many connections that do not read hold
-   * this much of the daemon's memory, not maxClientBacklog per connection.
-   */
-  maxUserBacklog?: number;
-  /**
-   * The shortest time between two flush ticks (ms): records go out at the end
-   * of the event-loop turn they arrive in when the last tick is at least this
-   * long ago (an idle daemon adds no wait), else they wait for the tick this
-   * long after the last, with those that come meanwhile: at most one write
-   * per client per flushMs, however fast kernel events come. 0 = every turn.
-   * 0–100, default 1 (flowgrabd --flush-interval).
-   */
-  flushMs?: number;
-  /**
-   * How long the receive worker of an event socket (conntrack, neighbours) lets events gather after the first
-   * reaches an idle socket before it wakes the daemon (ms, 0–100; default 0.25). The library's 1 ms saves
-   * wake-ups; at a steady 5 000 events/s it was a millisecond of every record's latency. It applies to every
-   * event socket opened in this process from then on (receiveWorkers.lingerMs): the daemon owns its process.
-   */
-  receiveLingerMs?: number;
-  /** The NFQUEUE queue the daemon owns and shares among clients by mark. */
-  queue?: QueueConfig;
-  /** How clients are identified: SO_PEERCRED, unix_diag, or SO_PEERCRED falling back to unix_diag (default). */
-  peerIdentity?: PeerMethod;
-  /** Idle, unfinished-frame and identification timeouts (ms); defaults in limits.ts. */
-  timeouts?: Partial<ConnectionTimeouts>;
-  /** Sweep flowgrab nft tables left by killed processes at start (default true). */
-  sweepStale?: boolean;
-}
+import { ClientsByUser } from './users.js';
 
 export type { DaemonStats } from './host.js';
+export type { DaemonOptions } from './options.js';
 
 /** The daemon's receive linger (DaemonOptions.receiveLingerMs). */
 export const DAEMON_RECEIVE_LINGER_MS = 0.25;
@@ -91,7 +55,7 @@ export class Daemon implements DaemonHost {
   readonly timeouts: ConnectionTimeouts;
   private readonly clients = new Set<Client>();
   /** The same clients by uid: what a user holds is counted over their own connections only. */
-  private readonly byUid = new Map<number, Set<Client>>();
+  private readonly users = new ClientsByUser<Client>();
   /** Connections whose peer is being looked up (unix_diag is asynchronous): nothing is read from them yet. */
   private readonly identifying = new Set<Socket>();
   private server?: Server;
@@ -189,35 +153,21 @@ export class Daemon implements DaemonHost {
   private readonly logSweep = setInterval(() => this.limiter.sweep(), LOG_WINDOW_MS).unref();
   readonly log: LogFn = this.limiter.log;
 
-  private clientsOf(uid: number): Iterable<Client> {
-    return this.byUid.get(uid) ?? [];
-  }
-
   flowsOf(uid: number): number {
-    let n = 0;
-    // Only flows past instantiate count; the one being authorized is still populated.
-    for (const c of this.clientsOf(uid))
-      for (const f of c.flows.values()) if (f.handle.state !== 'created' && f.handle.state !== 'populated') n++;
-    return n;
+    return this.users.flows(uid);
   }
 
   /** Flows of `uid` in any state, authorized or not: for the daemon's own per-uid cap. */
   allFlowsOf(uid: number): number {
-    let n = 0;
-    for (const c of this.clientsOf(uid)) n += c.flows.size;
-    return n;
+    return this.users.allFlows(uid);
   }
 
   sourcesOf(uid: number): number {
-    let n = 0;
-    for (const c of this.clientsOf(uid)) for (const f of c.flows.values()) n += f.sources ?? 0;
-    return n;
+    return this.users.sources(uid);
   }
 
   unreadOf(uid: number): number {
-    let n = 0;
-    for (const c of this.clientsOf(uid)) n += c.unread;
-    return n;
+    return this.users.unread(uid);
   }
 
   /** Clients connected now (identified). */
@@ -282,11 +232,6 @@ export class Daemon implements DaemonHost {
     this.log('info', 'listening', { socket: path });
   }
 
-  /** Connections of `uid` now, identified ones only. */
-  private connectionsOf(uid: number): number {
-    return this.byUid.get(uid)?.size ?? 0;
-  }
-
   /** Says why, then hangs up (the connection is not a client yet). */
   private refuse(conn: Socket, message: string): void {
     this.stats.refusedConnections++;
@@ -307,7 +252,7 @@ export class Daemon implements DaemonHost {
         clearTimeout(slow);
         this.identifying.delete(conn);
         if (conn.destroyed) return;
-        if (this.connectionsOf(peer.uid) >= CONNECTIONS_PER_UID) {
+        if (this.users.connections(peer.uid) >= CONNECTIONS_PER_UID) {
           this.log('warn', 'connection refused: too many', { uid: peer.uid, user: peer.user });
           this.refuse(
             conn,
@@ -317,8 +262,7 @@ export class Daemon implements DaemonHost {
         }
         const c = new Client(this, conn, peer, this.nextClient++);
         this.clients.add(c);
-        const mine = this.byUid.get(peer.uid) ?? new Set();
-        this.byUid.set(peer.uid, mine.add(c));
+        this.users.add(c);
         this.stats.clients = this.clients.size;
         this.log('info', 'client connected', {
           client: c.cid,
@@ -341,9 +285,7 @@ export class Daemon implements DaemonHost {
 
   forget(c: ClientView): void {
     this.clients.delete(c as Client);
-    const mine = this.byUid.get(c.peer.uid);
-    mine?.delete(c as Client);
-    if (mine?.size === 0) this.byUid.delete(c.peer.uid);
+    this.users.delete(c as Client);
     this.stats.clients = this.clients.size;
   }
 

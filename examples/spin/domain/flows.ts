@@ -7,7 +7,7 @@
  * MAX_FLOWS_PER_DEVICE flows: past it, its least recently seen eighth goes.
  * The node model (model.ts) calls these; `peerOf` finds a live node by id.
  */
-import type { DeviceFlow, SpinNode } from './node.js';
+import type { DeviceFlow, PeerFlows, SpinNode } from './node.js';
 
 export type PeerOf = (id: number) => SpinNode | undefined;
 
@@ -16,6 +16,17 @@ export const MAX_FLOWS_PER_DEVICE = 4096;
 
 /** A flow's key among a device's flows to one peer: its port and ICMP type. */
 const flowKey = (dstPort: number, icmpType: number): number => dstPort * 65536 + icmpType;
+const keyOf = (f: DeviceFlow): number => flowKey(f.dstPort, f.icmpType);
+
+/** The flow with key `k` among a device's flows to one peer. */
+function flowAt(p: PeerFlows | undefined, k: number): DeviceFlow | undefined {
+  if (p === undefined) return undefined;
+  if (p instanceof Map) return p.get(k);
+  return keyOf(p) === k ? p : undefined;
+}
+
+/** A device's flows to one peer, as a list. */
+const listOf = (p: PeerFlows): DeviceFlow[] => (p instanceof Map ? [...p.values()] : [p]);
 
 /** Counts traffic of a device with `peer` (both directions' packets and bytes) at `nowS` (Unix seconds). */
 export function countFlow(
@@ -30,7 +41,7 @@ export function countFlow(
 ): void {
   if (device === peer) return;
   const k = flowKey(dstPort, icmpType);
-  let f = device.flows?.get(peer.id)?.get(k);
+  let f = flowAt(device.flows?.get(peer.id), k);
   if (!f) {
     if (device.flowCount >= MAX_FLOWS_PER_DEVICE) dropOldest(device, MAX_FLOWS_PER_DEVICE / 8, peerOf);
     f = { to: peer.id, dstPort, icmpType, packets: 0, bytes: 0, lastseen: 0 };
@@ -44,19 +55,29 @@ export function countFlow(
 /** Puts a new flow in; the peer gains a reference with the device's first flow to it. */
 function add(device: SpinNode, peer: SpinNode, k: number, f: DeviceFlow): void {
   const flows = (device.flows ??= new Map());
-  let byKey = flows.get(peer.id);
-  if (!byKey) {
-    flows.set(peer.id, (byKey = new Map()));
+  const had = flows.get(peer.id);
+  if (had === undefined) {
+    flows.set(peer.id, f);
     peer.refs++;
-  }
-  byKey.set(k, f);
+  } else if (had instanceof Map) had.set(k, f);
+  else
+    flows.set(
+      peer.id,
+      new Map([
+        [keyOf(had), had],
+        [k, f],
+      ]),
+    );
   device.flowCount++;
 }
 
 /** Every flow of a device. */
 export function flowsOf(device: SpinNode): DeviceFlow[] {
   const out: DeviceFlow[] = [];
-  if (device.flows) for (const byKey of device.flows.values()) for (const f of byKey.values()) out.push(f);
+  if (device.flows)
+    for (const p of device.flows.values())
+      if (p instanceof Map) for (const f of p.values()) out.push(f);
+      else out.push(p);
   return out;
 }
 
@@ -131,10 +152,16 @@ export function releasePeers(
 
 /** Removes one flow of device `d`; the peer loses d's reference with d's last flow to it. */
 function dropFlow(d: SpinNode, f: DeviceFlow, peerOf: PeerOf): void {
-  const byKey = d.flows?.get(f.to);
-  if (!byKey?.delete(flowKey(f.dstPort, f.icmpType))) return;
-  d.flowCount--;
-  if (byKey.size > 0) return;
+  const p = d.flows?.get(f.to);
+  if (p === undefined) return;
+  if (p instanceof Map) {
+    if (!p.delete(keyOf(f))) return;
+    d.flowCount--;
+    if (p.size > 0) return;
+  } else {
+    if (p !== f) return;
+    d.flowCount--;
+  }
   d.flows!.delete(f.to);
   const peer = peerOf(f.to);
   if (peer) peer.refs--;
@@ -153,18 +180,19 @@ export function dropAllFlows(d: SpinNode, peerOf: PeerOf): void {
 
 /** Removes and returns `dev`'s flows to `peer` (releasing the reference). */
 export function takeFlows(dev: SpinNode, peer: SpinNode): DeviceFlow[] {
-  const byKey = dev.flows?.get(peer.id);
-  if (!byKey) return [];
+  const p = dev.flows?.get(peer.id);
+  if (p === undefined) return [];
   dev.flows!.delete(peer.id);
   peer.refs--;
-  dev.flowCount -= byKey.size;
-  return [...byKey.values()];
+  const taken = listOf(p);
+  dev.flowCount -= taken.length;
+  return taken;
 }
 
 /** Adds (a copy of) flow `f` to `dev`'s table pointing at `peer`, summing with a flow already there. */
 export function mergeFlow(dev: SpinNode, f: DeviceFlow, peer: SpinNode): void {
   const k = flowKey(f.dstPort, f.icmpType);
-  const cur = dev.flows?.get(peer.id)?.get(k);
+  const cur = flowAt(dev.flows?.get(peer.id), k);
   if (cur) {
     cur.packets += f.packets;
     cur.bytes += f.bytes;

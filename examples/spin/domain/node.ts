@@ -11,6 +11,9 @@ export interface DeviceFlow {
   lastseen: number;
 }
 
+/** A device's flows to one peer: the one flow, or several by flowKey. */
+export type PeerFlows = DeviceFlow | Map<number, DeviceFlow>;
+
 /** An address with its names; a device when it has a MAC (from the neighbour table). */
 export interface SpinNode {
   readonly id: number;
@@ -27,8 +30,11 @@ export interface SpinNode {
   refs: number;
   /** Held by blocked pairs and lists: such nodes never expire. */
   persistent: number;
-  /** Present on devices: peer id → that peer's flows by port and ICMP type (flows.ts flowKey). */
-  flows?: Map<number, Map<number, DeviceFlow>>;
+  /**
+   * Present on devices: peer id → that peer's flow, or its flows by port and ICMP type once there are several
+   * (flows.ts flowKey). Most peers have one flow: a Map each would cost 100 000 flows 17 MB.
+   */
+  flows?: Map<number, PeerFlows>;
   /** How many flows `flows` holds. */
   flowCount: number;
 }

@@ -1,6 +1,6 @@
 /** A client's requests in order, and none run once it has gone (a hang-up mid-request left orphaned flows). */
 import { describe, expect, it } from 'vitest';
-import { InOrder } from '../../../src/daemon/connection.js';
+import { InOrder } from '../../../src/daemon/in-order.js';
 import { waitFor } from '../../../src/testing/lab/index.js';
 
 describe('InOrder', () => {
