@@ -21,6 +21,10 @@ const program = new Command('flowgrabd')
   .option('--socket <path>', 'Unix socket to listen on', '/run/flowgrab/flowgrab.sock')
   .requiredOption('--policy <file>', 'the policy file (JSON); SIGHUP reloads it')
   .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
+  .option(
+    '--metrics-allow-host <name...>',
+    "further names scrapers reach the metrics by (besides addresses, localhost and this machine's name)",
+  )
   .addOption(
     new Option(
       '--peer-identity <method>',
@@ -98,7 +102,7 @@ const program = new Command('flowgrabd')
     });
     // The metrics port first: a busy one is a start-up failure (exit 1), not a log line from a daemon left running.
     const metrics = o.metrics
-      ? await serveMetrics(d, o.metrics).catch((err: NodeJS.ErrnoException) => {
+      ? await serveMetrics(d, o.metrics, o.metricsAllowHost ?? []).catch((err: NodeJS.ErrnoException) => {
           // A malformed address says so itself; a socket error gets the address and the errno.
           if (err instanceof FlowgrabError) throw err;
           throw new InvalidArgumentError(`--metrics ${o.metrics}: cannot listen (${err.code ?? err.message})`);

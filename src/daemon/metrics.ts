@@ -71,12 +71,13 @@ export function metricsRegistry(d: Daemon): Registry {
   return reg;
 }
 
-export async function serveMetrics(d: Daemon, hostPort: string): Promise<Server> {
+export async function serveMetrics(d: Daemon, hostPort: string, allowHosts: readonly string[] = []): Promise<Server> {
   const { host, port } = parseHostPort(hostPort, '--metrics');
+  const allowed = [...allowHosts, host];
   const reg = metricsRegistry(d);
   const timeouts = { headersTimeout: 5_000, requestTimeout: 10_000, keepAliveTimeout: 1_000 };
   const server = createServer({ ...timeouts, connectionsCheckingInterval: 1_000 }, async (req, res) => {
-    if (!hostServed(req.headers.host)) {
+    if (!hostServed(req.headers.host, allowed)) {
       res.writeHead(421).end('this host name is not served here\n');
       return;
     }
@@ -99,16 +100,19 @@ export async function serveMetrics(d: Daemon, hostPort: string): Promise<Server>
 }
 
 /**
- * A Host a scraper may use: an address, `localhost`, or this machine's name. A web page whose own domain an
+ * A Host a scraper may use: an address, `localhost`, this machine's name (or its first label), the name the
+ * endpoint listens on, or one of `allowed` (flowgrabd --metrics-allow-host). A web page whose own domain an
  * attacker pointed at this machine (DNS rebinding) sends that domain, and reads nothing.
  */
-export function hostServed(host: string | undefined): boolean {
+export function hostServed(host: string | undefined, allowed: readonly string[] = []): boolean {
   if (host === undefined) return true; // HTTP/1.0: no browser
-  const name = (URL.canParse(`http://${host}`) ? new URL(`http://${host}`).hostname : '').toLowerCase();
-  if (name === '' || name.endsWith('.')) return false;
+  if (!URL.canParse(`http://${host}`)) return false;
+  let name = new URL(`http://${host}`).hostname.toLowerCase();
+  if (name.endsWith('.')) name = name.slice(0, -1);
   const bare = name.startsWith('[') ? name.slice(1, -1) : name;
+  if (bare === '' || isIP(bare) !== 0 || bare === 'localhost') return true;
   const me = hostname().toLowerCase();
-  return isIP(bare) !== 0 || bare === 'localhost' || bare === me || bare.split('.')[0] === me;
+  return bare === me || bare === me.split('.')[0] || allowed.some((a) => a.toLowerCase().replace(/\.$/, '') === bare);
 }
 
 /** Connections the metrics endpoint holds at once (a scraper needs one). */

@@ -136,8 +136,10 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
       for (let i = 0; i < records.length; i++) {
         const n = recordJson(records[i]).length;
         if (n > most || (size + n > cut && i > from)) {
-          if (i > from) send(records.slice(from, i), nodes, cut, most);
-          nodes = '';
+          if (i > from) {
+            send(records.slice(from, i), nodes, cut, most);
+            nodes = '';
+          }
           from = i;
           size = 0;
         }
@@ -212,6 +214,12 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
   };
   f.handle.records$.subscribe({
     next: (r) => {
+      if (f.closedByDaemon) {
+        // Its `closed` has gone (closeFlow): what its close still emits is counted, not sent after it.
+        f.dropped++;
+        c.d.stats.droppedToClients++;
+        return;
+      }
       // The first record of a batch asks for the flush tick; the others find it asked for.
       if (batch.push(r) >= BATCH_RECORDS) flush();
       else if (batch.length === 1) c.d.flushSoon(flush);
