@@ -147,4 +147,5 @@ export { PacketRecord } from './sources/nfqueue/record.js';
 export { type NfqueueSource, nfqueue } from './sources/nfqueue/source.js';
 export type { NoticeObserver, SourceNotice } from './sources/notice.js';
 export type { ReadyObserver } from './sources/ready.js';
+export { trustedDir } from './util/trusted-dir.js';
 export { VERSION } from './version.js';

@@ -26,7 +26,9 @@ export interface NdjsonSinkOptions {
 const BATCH = 256 * 1024;
 
 /** Appending, created 0600 if missing, and ELOOP for a symlink (give the file itself, not a link to it). */
-const APPEND_NOFOLLOW = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
+// Never blocking: opening a FIFO someone planted, with nobody reading it, would hang the exporter for good.
+const APPEND_NOFOLLOW =
+  constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 class NdjsonSink implements FlowSink {
   readonly kind = 'ndjson';
@@ -55,11 +57,18 @@ class NdjsonSink implements FlowSink {
       const fd = openSync(this.o.file, APPEND_NOFOLLOW, 0o600);
       const st = fstatSync(fd);
       const me = process.geteuid?.() ?? 0;
-      if (st.isFile() && st.uid !== me) {
+      // A FIFO or socket would hand the records to whoever reads it; a second name (hard link) would append them
+      // to a file made for something else. A device (/dev/null) is fine.
+      const why = !(st.isFile() || st.isCharacterDevice())
+        ? 'it is not a regular file (a FIFO?)'
+        : st.isFile() && st.uid !== me
+          ? `it belongs to uid ${st.uid}, not to this process (uid ${me})`
+          : st.isFile() && st.nlink > 1
+            ? `it has ${st.nlink} names (a hard link to another file?)`
+            : undefined;
+      if (why) {
         closeSync(fd);
-        throw new Error(
-          `it belongs to uid ${st.uid}, not to this process (uid ${me}): refusing to write records into it`,
-        );
+        throw new Error(`${why}: refusing to write records into it`);
       }
       this.size = st.size;
       return fd;

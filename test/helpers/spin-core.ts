@@ -17,6 +17,8 @@ export const TEST_AUTHORIZATION = `Basic ${Buffer.from(`${TEST_LOGIN.user}:${TES
 /** Writes TEST_LOGIN's credentials file into `dir` (which must exist) and returns its path. */
 export function testCredentials(dir: string): string {
   const file = join(dir, 'test-credentials');
+  // Made again when the app restarts on the same directory (writeCredentials makes a new file only).
+  rmSync(file, { force: true });
   writeCredentials(file, TEST_LOGIN.user, TEST_LOGIN.password);
   return file;
 }

@@ -10,7 +10,7 @@
  * password (mode 0600, the password next to it in `password`, also 0600).
  */
 import { randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const KEY_LEN = 32;
@@ -32,10 +32,13 @@ export function hashPassword(password: string, salt = randomBytes(16)): string {
   return `scrypt:${salt.toString('hex')}:${scryptSync(password, salt, KEY_LEN).toString('hex')}`;
 }
 
-/** Writes (replaces) a credentials file holding one user, readable by its owner only. */
+/**
+ * Writes a new credentials file holding one user, readable by its owner only. The file must not exist yet (nor a
+ * symlink by its name): written through one, root would overwrite whatever it points at.
+ */
 export function writeCredentials(file: string, user: string, password: string): void {
   if (!/^[^:\s]{1,64}$/.test(user)) throw new Error(`credentials: bad user name ${JSON.stringify(user)}`);
-  writeFileSync(file, `${user}:${hashPassword(password)}\n`, { mode: 0o600 });
+  writeFileSync(file, `${user}:${hashPassword(password)}\n`, { mode: 0o600, flag: 'wx' });
 }
 
 export class Credentials {
@@ -105,8 +108,10 @@ export function defaultCredentials(stateDir: string, log: (line: string) => void
   const pwFile = join(stateDir, 'password');
   if (!existsSync(file)) {
     const password = randomBytes(12).toString('base64url');
+    // The password first: a run killed between the two leaves no credentials, and the next makes both again.
+    rmSync(pwFile, { force: true });
+    writeFileSync(pwFile, `${password}\n`, { mode: 0o600, flag: 'wx' });
     writeCredentials(file, 'spin', password);
-    writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
     log(`made ${file}: user spin, password in ${pwFile} (readable by root only)`);
   }
   return Credentials.load(file);

@@ -4,9 +4,10 @@
  * and blocks happen inside the RPC that makes them, so a kill -9 right after
  * the reply loses nothing.
  */
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { trustedDir } from 'flowgrab';
 import type { ListName } from '../domain/lists.js';
 import type { SpinNode } from '../domain/model.js';
 
@@ -50,8 +51,10 @@ export class SpinStore {
 
   constructor(dir: string) {
     // Devices, their addresses and every domain they looked up: for the app's user only (the directory 0700, the
-    // database and its WAL files 0600 from the umask while SQLite makes them).
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // database and its WAL files 0600 from the umask while SQLite makes them). The directory, and every one above
+    // it, must be ours and writable by nobody else before anything is made or changed there: another user's
+    // directory (or a symlink in /tmp) would take the login files and the database, or a chmod through a link.
+    trustedDir(dir, 'SPIN state directory');
     chmodSync(dir, 0o700);
     const umask = process.umask(0o077);
     try {

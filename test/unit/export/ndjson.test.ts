@@ -1,9 +1,14 @@
 /** NDJSON sink: one JSON line per record, rotation by size without splitting lines, bad records counted. */
+import { execFileSync } from 'node:child_process';
 import {
   chownSync,
+  closeSync,
+  constants,
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -67,6 +72,38 @@ describe('ndjsonSink', () => {
       chownSync(planted, 65534, 65534);
       expect(() => ndjsonSink({ file: planted })).toThrow(/belongs to uid 65534, not to this process/);
       expect(statSync(planted).size).toBe(0);
+    }
+  });
+
+  it('refuses a FIFO or a second name of another file in its place, at once (a FIFO with no reader would block)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fg-ndjson-fifo-'));
+    try {
+      const fifo = join(dir, 'flows.ndjson');
+      execFileSync('mkfifo', ['-m', '600', fifo]);
+      // Nobody reading: refused at once (ENXIO), not a hang. In a process of its own (the built sink), bounded: a
+      // blocking open would hold this one for good.
+      const built = join(import.meta.dirname, '../../../dist/src/export/ndjson.js');
+      const probe = `import { ndjsonSink } from ${JSON.stringify(built)};
+        try { ndjsonSink({ file: ${JSON.stringify(fifo)} }); console.log('opened'); } catch (e) { console.log(e.message); }`;
+      const said = execFileSync(process.execPath, ['--input-type=module', '-e', probe], { timeout: 20_000 }).toString();
+      expect(said).toMatch(/ENXIO/);
+      // Someone reading (who would get every record): refused too.
+      const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        expect(() => ndjsonSink({ file: fifo })).toThrow(/not a regular file \(a FIFO\?\)/);
+      } finally {
+        closeSync(reader);
+      }
+      const other = join(dir, 'other');
+      writeFileSync(other, 'not records\n');
+      const second = join(dir, 'second.ndjson');
+      linkSync(other, second);
+      expect(() => ndjsonSink({ file: second })).toThrow(/has 2 names \(a hard link/);
+      expect(readFileSync(other, 'utf8')).toBe('not records\n');
+      // A device is fine.
+      await ndjsonSink({ file: '/dev/null' }).close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
