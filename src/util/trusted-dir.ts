@@ -8,7 +8,7 @@
  * symlink where a file is about to be written, or swap the directory itself.
  */
 import { lstatSync, mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { FlowgrabError } from '../errors.js';
 
 /** The sticky bit: in such a directory only an entry's owner may rename or remove it. */
@@ -17,26 +17,42 @@ const STICKY = 0o1000;
 const mode = (m: number) => (m & 0o7777).toString(8).padStart(4, '0');
 
 /**
- * Creates `dir` (with `createMode`, its parents 0700 too) when missing; then refuses it (FG_ERR_PERMISSION,
- * naming `what`) unless it and every directory above it are safe for this process to write in (see above).
+ * Refuses `dir` (FG_ERR_PERMISSION, naming `what`) unless it and every directory above it are safe for this
+ * process to write in (see above), making the missing ones on the way (the last with `createMode`, those above it
+ * 0700). The walk goes from the root down: each directory is checked before anything is made in it, so a path
+ * through another user's directory or symlink makes nothing there either.
  * `privateDir`: the directory must also be unreadable to others (0700; a spool holds records).
  */
 export function trustedDir(dir: string, what: string, opts: { createMode?: number; privateDir?: boolean } = {}): void {
   const full = resolve(dir);
-  mkdirSync(full, { recursive: true, mode: opts.createMode ?? 0o700 });
   const me = process.geteuid?.() ?? 0;
   const refuse = (why: string) =>
     new FlowgrabError('FG_ERR_PERMISSION', `${what} ${full}: ${why}: refusing to write there`, { op: 'open' });
-  const st = lstatSync(full);
-  if (!st.isDirectory()) throw refuse('not a directory (a symlink?)');
-  if (st.uid !== me && st.uid !== 0) throw refuse(`it belongs to uid ${st.uid}`);
-  if (st.mode & 0o022) throw refuse(`others may write in it (mode ${mode(st.mode)})`);
-  if (opts.privateDir && st.mode & 0o077) throw refuse(`others may read it (mode ${mode(st.mode)}; make it 0700)`);
-  for (let d = dirname(full); ; d = dirname(d)) {
-    const a = lstatSync(d);
-    if (!a.isDirectory()) throw refuse(`${d} above it is not a directory (a symlink?)`);
-    if (a.uid !== me && a.uid !== 0) throw refuse(`${d} above it belongs to uid ${a.uid}`);
-    if (a.mode & 0o022 && !(a.mode & STICKY)) throw refuse(`others may write in ${d} above it (mode ${mode(a.mode)})`);
-    if (d === dirname(d)) break;
+  const parts = full.split('/').filter((p) => p !== '');
+  for (let i = 0; i <= parts.length; i++) {
+    const d = `/${parts.slice(0, i).join('/')}`;
+    const last = i === parts.length;
+    make(d, last ? (opts.createMode ?? 0o700) : 0o700);
+    const st = lstatSync(d);
+    if (!last) {
+      if (!st.isDirectory()) throw refuse(`${d} above it is not a directory (a symlink?)`);
+      if (st.uid !== me && st.uid !== 0) throw refuse(`${d} above it belongs to uid ${st.uid}`);
+      if (st.mode & 0o022 && !(st.mode & STICKY))
+        throw refuse(`others may write in ${d} above it (mode ${mode(st.mode)})`);
+      continue;
+    }
+    if (!st.isDirectory()) throw refuse('not a directory (a symlink?)');
+    if (st.uid !== me && st.uid !== 0) throw refuse(`it belongs to uid ${st.uid}`);
+    if (st.mode & 0o022) throw refuse(`others may write in it (mode ${mode(st.mode)})`);
+    if (opts.privateDir && st.mode & 0o077) throw refuse(`others may read it (mode ${mode(st.mode)}; make it 0700)`);
+  }
+}
+
+/** Makes directory `d` unless something is there already (checked next, whatever it is). */
+function make(d: string, createMode: number): void {
+  try {
+    mkdirSync(d, { mode: createMode });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -151,6 +151,22 @@ describe('the socket', () => {
     const fine = join(tmp(), 'new');
     await mkdir(fine, { mode: 0o755 });
     expect(() => checkSocketDir(join(fine, 's.sock'))).not.toThrow();
+  });
+
+  it('makes nothing on the way to a directory it refuses: not through a symlink, not under a directory others may write', async () => {
+    const target = tmp();
+    const link = join(tmp(), 'link');
+    symlinkSync(target, link);
+    expect(() => checkSocketDir(join(link, 'made', 'here', 's.sock'))).toThrow(/link above it is not a directory/);
+    expect(existsSync(join(target, 'made'))).toBe(false);
+    const open = tmp();
+    await chmod(open, 0o777);
+    expect(() => checkSocketDir(join(open, 'made', 's.sock'))).toThrow(/others may write in .* above it/);
+    expect(existsSync(join(open, 'made'))).toBe(false);
+    // A path that is fine is made, each directory as it is reached.
+    const fine = join(tmp(), 'a', 'b');
+    expect(() => checkSocketDir(join(fine, 's.sock'))).not.toThrow();
+    expect(existsSync(fine)).toBe(true);
   });
 
   it('refuses to replace a live socket or a non-socket; removes a dead one', async () => {
