@@ -1,5 +1,5 @@
 /** The kernel sources as graph nodes: conntrack(…), dns(…), replay(file=…). */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { Observable } from 'rxjs';
 import { z } from 'zod';
 import { natsSourceDef } from '../export/nats/graph.js';
@@ -165,11 +165,12 @@ function recordedFields(file: string): FieldCatalog {
   if (!replayOpensAsProcess()) return ANY_FIELDS;
   try {
     // Only a regular file, and only its first 64 KiB: a FIFO or a device must never block or flood the checker.
-    if (!statSync(file).isFile()) return ANY_FIELDS;
-    const fd = openSync(file, 'r');
+    // Opened without blocking and checked by what was opened (a file swapped for a FIFO after a stat would block).
+    const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
     const buf = Buffer.alloc(65536);
     let n: number;
     try {
+      if (!fstatSync(fd).isFile()) return ANY_FIELDS;
       n = readSync(fd, buf, 0, buf.length, 0);
     } finally {
       closeSync(fd);
