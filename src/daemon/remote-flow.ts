@@ -18,8 +18,9 @@ export const principalOf = (policy: Policy, peer: Peer): Principal | undefined =
   principalFor(policy, peer) ?? (peer.uid === 0 ? ROOT_PRINCIPAL : undefined);
 
 const NODES_EVERY_MS = 100;
-/** Why records were dropped while a client was behind. */
-const BEHIND = 'the client was not reading (or its user had too much unread over all their connections)';
+/** What the client is told of `n` records dropped while it was behind. */
+const behindMessage = (n: number) =>
+  `${n} records dropped: the client was not reading (or its user had too much unread over all their connections)`;
 /** Records in one frame at most: a flow with more waiting flushes them at once, in frames of this many. */
 const BATCH_RECORDS = 256;
 
@@ -108,6 +109,14 @@ export function recordsFrame(b: Batch, compact: boolean, flow: number, nodes: un
 export function pipeRecords(c: Client, f: RemoteFlow): void {
   let batch: unknown[] = [];
   let nodesSentAt = 0;
+  // A frame's bytes at most: what a client takes and the connection may hold; and the size frames are cut to.
+  const most = Math.min(MAX_SERVER_FRAME, c.d.maxBacklog);
+  const cut = Math.min(MAX_FRAME, most);
+  /** Records that go nowhere, counted for the flow and the daemon. */
+  const drop = (n: number) => {
+    f.dropped += n;
+    c.d.stats.droppedToClients += n;
+  };
   const flush = () => {
     if (batch.length === 0) return;
     const records = batch;
@@ -130,14 +139,12 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
       // Frames of about MAX_FRAME, cut by the records' JSON (each made once, then kept: a character is a byte
       // at least): the same cuts for every client, so batches are still shared. A record longer than the
       // connection may hold goes nowhere, and is counted.
-      const most = Math.min(MAX_SERVER_FRAME, c.d.maxBacklog);
-      const cut = Math.min(MAX_FRAME, most);
       let size = 0;
       for (let i = 0; i < records.length; i++) {
         const n = recordJson(records[i]).length;
         if (n > most || (size + n > cut && i > from)) {
           if (i > from) {
-            send(records.slice(from, i), nodes, cut, most);
+            send(records.slice(from, i), nodes);
             nodes = '';
           }
           from = i;
@@ -145,16 +152,15 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
         }
         if (n > most) {
           from = i + 1;
-          tooLarge(n, most);
+          tooLarge(n);
         } else size += n + 1;
       }
-      if (from < records.length) send(from === 0 ? records : records.slice(from), nodes, cut, most);
+      if (from < records.length) send(from === 0 ? records : records.slice(from), nodes);
       from = records.length;
     } catch (err) {
       // A record JSON cannot encode (nested past the stack: only a replayed file can hold one) ends its own flow,
       // and nobody else's: this runs in the flush tick every client's flows share.
-      f.dropped += records.length - from;
-      c.d.stats.droppedToClients += records.length - from;
+      drop(records.length - from);
       void c.closeFlow(
         f,
         `a record could not be encoded: ${(err as Error).message}`,
@@ -165,14 +171,12 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
   /** Records the client cannot take now (it, or its user over all their connections, has too much unread): counted, told later. */
   const behind = (n: number) => {
     // Count now, tell later: a client that is not reading must not get a queue of loss notices either.
-    f.dropped += n;
+    drop(n);
     f.unreported += n;
-    c.d.stats.droppedToClients += n;
     watchLoss(c, f);
   };
-  const tooLarge = (bytes: number, most: number) => {
-    f.dropped += 1;
-    c.d.stats.droppedToClients += 1;
+  const tooLarge = (bytes: number) => {
+    drop(1);
     c.d.log('warn', 'record too large for a client frame: dropped', { flow: f.id, bytes });
     lossNotice(c, f, 1, `1 record dropped: it takes ${bytes} bytes or more, over the ${most}-byte limit of a frame`);
   };
@@ -180,7 +184,7 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
    * One frame of records, unless the client has fallen behind meanwhile (an earlier frame of this flush). A
    * compact frame may come out longer than the JSON it was cut by: then it goes as two halves.
    */
-  const send = (records: unknown[], nodes: unknown[] | '', cut: number, most: number): void => {
+  const send = (records: unknown[], nodes: unknown[] | ''): void => {
     if (c.closed) return;
     if (c.congested) {
       behind(records.length);
@@ -189,12 +193,12 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
     const frame = recordsFrame(batchOf(records), c.compact, f.id, nodes);
     if (frame.length > cut && records.length > 1) {
       const half = records.length >> 1;
-      send(records.slice(0, half), nodes, cut, most);
-      send(records.slice(half), '', cut, most);
+      send(records.slice(0, half), nodes);
+      send(records.slice(half), '');
       return;
     }
     if (frame.length > most) {
-      tooLarge(frame.length, most);
+      tooLarge(frame.length);
       return;
     }
     if (c.write(frame)) f.sent += records.length;
@@ -203,8 +207,7 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
     if (f.closedByDaemon) {
       // Its `closed` went first, with the loss before it (closeFlow): what is still batched is counted, not sent
       // after it, and an `end` would read as a normal finish.
-      f.dropped += batch.length;
-      c.d.stats.droppedToClients += batch.length;
+      drop(batch.length);
       batch = [];
       stopLossTimer(f);
       return;
@@ -216,8 +219,7 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
     next: (r) => {
       if (f.closedByDaemon) {
         // Its `closed` has gone (closeFlow): what its close still emits is counted, not sent after it.
-        f.dropped++;
-        c.d.stats.droppedToClients++;
+        drop(1);
         return;
       }
       // The first record of a batch asks for the flush tick; the others find it asked for.
@@ -250,7 +252,7 @@ function reportLoss(c: Client, f: RemoteFlow): void {
   if (f.unreported === 0 || c.closed) return;
   const count = f.unreported;
   f.unreported = 0;
-  lossNotice(c, f, count, `${count} records dropped: ${BEHIND}`);
+  lossNotice(c, f, count, behindMessage(count));
 }
 
 /** A loss notice for the client now; while it is not reading, the count waits with the rest (watchLoss). */
@@ -277,7 +279,7 @@ const lostEvent = (f: RemoteFlow, count: number, message: string): Event => ({
 export function lastWords(c: Client, f: RemoteFlow, end: Event): void {
   stopLossTimer(f);
   if (f.unreported > 0) {
-    c.final(lostEvent(f, f.unreported, `${f.unreported} records dropped: ${BEHIND}`));
+    c.final(lostEvent(f, f.unreported, behindMessage(f.unreported)));
     f.unreported = 0;
   }
   c.final(end);

@@ -15,6 +15,15 @@ import { Lab, type Netns, waitFor } from '../../src/testing/lab/index.js';
 import { freeUdpPort } from './export-helpers.js';
 
 const DIST = join(import.meta.dirname, '../../dist/src');
+/**
+ * The exporter scripts' wait for a fact of the sink: the lab's waitFor, looking every 5 ms; past 20 s the exporter
+ * fails (exit 2) naming what it waited for.
+ */
+const UNTIL = `const { waitFor } = await import(${JSON.stringify(join(DIST, 'testing/lab/netns.js'))});
+    const until = (fact, what) => waitFor(fact, { timeoutMs: 20000, intervalMs: 5, what }).catch(() => {
+      console.log(JSON.stringify({ error: what }));
+      process.exit(2);
+    });`;
 const COLLECTOR = { v4: '10.236.0.1', v6: 'fd00:236::1' };
 /**
  * Flows per export: their datagrams (IPv6 at 1232 bytes, the most: ~130, ~300 KB of receive buffer) fit in the
@@ -94,11 +103,7 @@ async function exportFrom(
     // No timed flush (a slow turn on a busy machine would send a part-filled message): full ones, then close's.
     const sink = ${kind}Sink({ collector: ${JSON.stringify(target)}, maxDelayMs: 600000 ${options} });
     const v6 = ${target.startsWith('[')};
-    // Until the sink says so, looking every 5 ms; past 20 s the exporter fails (exit 2) naming what it waited for.
-    const until = async (fact, what) => {
-      for (const deadline = Date.now() + 20000; !fact(); await new Promise((r) => setTimeout(r, 5)))
-        if (Date.now() > deadline) { console.log(JSON.stringify({ error: what })); process.exit(2); }
-    };
+    ${UNTIL}
     // Flows written before the socket connects go out at the default size: wait for the path's.
     if (${!options.includes('maxMessageBytes')}) await until(() => sink.stats().messageBytes !== 1400, 'never connected');
     const first = sink.stats().messageBytes;
@@ -251,10 +256,7 @@ describe('a hop with a smaller MTU than the first link (path MTU discovery)', ()
       const script = `
         const { netflow9Sink } = await import(${JSON.stringify(join(DIST, 'export/collector.js'))});
         const sink = netflow9Sink({ collector: '${C}:${port}', maxDelayMs: 600000, pathMtuRecheckMs: 0 });
-        const until = async (fact, what) => {
-          for (const deadline = Date.now() + 20000; !fact(); await new Promise((r) => setTimeout(r, 5)))
-            if (Date.now() > deadline) { console.log(JSON.stringify({ error: what })); process.exit(2); }
-        };
+        ${UNTIL}
         await until(() => sink.stats().messageBytes !== 1400, 'never connected');
         console.log('size ' + sink.stats().messageBytes);
         const flow = (i) => ({ type: 'flow', family: 'ipv4', protonum: 17, proto: 'udp', src: '10.237.0.2',

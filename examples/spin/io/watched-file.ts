@@ -1,5 +1,5 @@
 /** A names or lease file re-read only when it changed (the device names of domain/names.ts). */
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 
 /** The largest names or lease file read (a lease file of 10 000 devices is under 1 MiB). */
 export const WATCHED_FILE_MAX_BYTES = 16 << 20;
@@ -18,23 +18,36 @@ export class WatchedFile {
   ) {}
   get(): Map<string, string> {
     if (!this.path) return this.data;
-    let fd: number | undefined;
+    // A stat (which never blocks) each time; the file is opened only when it changed, a bad one not again until then.
+    let stamp = '';
     try {
-      // Opened without blocking, then judged by what was opened (not by a stat of the name before).
-      fd = openSync(this.path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-      const st = fstatSync(fd);
-      if (!st.isFile() || st.size > WATCHED_FILE_MAX_BYTES) throw new Error('not a names file');
-      const stamp = `${st.mtimeMs}|${st.size}`;
-      if (stamp !== this.stamp) {
-        this.stamp = stamp;
-        this.data = this.parse(readFileSync(fd, 'utf8'));
-      }
+      const st = statSync(this.path);
+      stamp = `${st.mtimeMs}|${st.size}`;
     } catch {
-      this.stamp = '';
+      // missing: empty
+    }
+    if (stamp === this.stamp) return this.data;
+    this.stamp = stamp;
+    try {
+      this.data = stamp ? this.parse(readRegular(this.path)) : new Map();
+    } catch {
       this.data = new Map();
-    } finally {
-      if (fd !== undefined) closeSync(fd);
     }
     return this.data;
+  }
+}
+
+/**
+ * The text of `path` if it is a regular file of at most WATCHED_FILE_MAX_BYTES; throws otherwise. Opened without
+ * blocking, then judged by what was opened (not by the stat of the name before).
+ */
+function readRegular(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > WATCHED_FILE_MAX_BYTES) throw new Error(`${path}: not a names file`);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
 }

@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ndjsonSink } from '../../../src/export/ndjson.js';
+import { boundedScript, built } from '../../helpers/bounded-child.js';
 import { until } from '../../helpers/wait.js';
 
 let dir: string;
@@ -82,10 +83,8 @@ describe('ndjsonSink', () => {
       execFileSync('mkfifo', ['-m', '600', fifo]);
       // Nobody reading: refused at once (ENXIO), not a hang. In a process of its own (the built sink), bounded: a
       // blocking open would hold this one for good.
-      const built = join(import.meta.dirname, '../../../dist/src/export/ndjson.js');
-      const probe = `import { ndjsonSink } from ${JSON.stringify(built)};
-        try { ndjsonSink({ file: ${JSON.stringify(fifo)} }); console.log('opened'); } catch (e) { console.log(e.message); }`;
-      const said = execFileSync(process.execPath, ['--input-type=module', '-e', probe], { timeout: 20_000 }).toString();
+      const said = boundedScript(`import { ndjsonSink } from ${JSON.stringify(built('src/export/ndjson.js'))};
+        try { ndjsonSink({ file: ${JSON.stringify(fifo)} }); console.log('opened'); } catch (e) { console.log(e.message); }`);
       expect(said).toMatch(/ENXIO/);
       // Someone reading (who would get every record): refused too.
       const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);

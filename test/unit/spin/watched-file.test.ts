@@ -5,8 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WATCHED_FILE_MAX_BYTES, WatchedFile } from '../../../examples/spin/io/watched-file.js';
+import { boundedScript, built } from '../../helpers/bounded-child.js';
 
 const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'fg-watched-'));
+  dirs.push(d);
+  return d;
+};
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -20,8 +26,7 @@ const lines = (text: string) =>
 
 describe('WatchedFile', () => {
   it('reads a regular file, again when it changes; a missing one is empty', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fg-watched-'));
-    dirs.push(dir);
+    const dir = tmp();
     const file = join(dir, 'names');
     const w = new WatchedFile(file, lines);
     expect(w.get().size).toBe(0);
@@ -32,8 +37,7 @@ describe('WatchedFile', () => {
   });
 
   it('a device or a file over the bound is read as empty', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fg-watched-'));
-    dirs.push(dir);
+    const dir = tmp();
     expect(new WatchedFile('/dev/zero', lines).get().size).toBe(0);
     const big = join(dir, 'big');
     writeFileSync(big, 'a 1\n');
@@ -42,14 +46,12 @@ describe('WatchedFile', () => {
   });
 
   it('a FIFO with nobody writing is read as empty at once (in a process of its own, bounded: a read would block it)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fg-watched-'));
-    dirs.push(dir);
+    const dir = tmp();
     const fifo = join(dir, 'leases');
     execFileSync('mkfifo', ['-m', '600', fifo]);
-    const built = join(import.meta.dirname, '../../../dist/examples/spin/io/watched-file.js');
-    const probe = `import { WatchedFile } from ${JSON.stringify(built)};
-      console.log(new WatchedFile(${JSON.stringify(fifo)}, () => new Map([['x', 'y']])).get().size);`;
-    const said = execFileSync(process.execPath, ['--input-type=module', '-e', probe], { timeout: 20_000 }).toString();
+    const said =
+      boundedScript(`import { WatchedFile } from ${JSON.stringify(built('examples/spin/io/watched-file.js'))};
+      console.log(new WatchedFile(${JSON.stringify(fifo)}, () => new Map([['x', 'y']])).get().size);`);
     expect(said.trim()).toBe('0');
   });
 });
