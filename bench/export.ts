@@ -7,10 +7,22 @@
  *     Debian, running side by side on the same traffic, CPU read per process over the same window.
  * FG_BENCH_EXPORT_PART=encode|e2e runs one part; FG_BENCH_EXPORT_ROUNDS, _FLOWS, _RECORDS size them;
  * FG_BENCH_EXPORT_WARMUPS=N (default 2) floods unmeasured between the warm (2nd) and the settled (last) one.
+ * To see what V8 does in each flood: FG_BENCH_EXPORT_NODE_ARGS="--trace-opt --trace-deopt" passes node options to
+ * flowgrab's process, FG_BENCH_EXPORT_STDOUT=FILE keeps its stdout there and prints at which byte each flood starts.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Subject } from 'rxjs';
@@ -394,6 +406,7 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
     const prof = process.env.FG_BENCH_EXPORT_PROF
       ? ['--cpu-prof', '--cpu-prof-dir', process.env.FG_BENCH_EXPORT_PROF]
       : [];
+    prof.push(...(process.env.FG_BENCH_EXPORT_NODE_ARGS?.split(' ').filter(Boolean) ?? []));
     const fgArgv = add('flowgrab', 'conntrack DESTROY events → NetFlow v9', portBase, undefined, [
       process.execPath,
       ...prof,
@@ -436,7 +449,10 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
     for (let i = 0; i < exporters.length; i++) {
       const argv = argvs[i] as string[];
       const [cmd, args] = exporters[i].name === 'flowgrab' ? [argv[0], argv.slice(1)] : inNs(ns.name, argv);
-      const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      const out =
+        i === 0 && process.env.FG_BENCH_EXPORT_STDOUT ? openSync(process.env.FG_BENCH_EXPORT_STDOUT, 'w') : 'ignore';
+      const p = spawn(cmd, args, { stdio: ['ignore', out, 'pipe'] });
+      if (typeof out === 'number') closeSync(out); // the child has its own
       const e = exporters[i];
       p.stderr?.on('data', (d: Buffer) => {
         e.log = (e.log + d.toString()).slice(-4000);
@@ -467,6 +483,10 @@ async function round(ns: BenchNetns, base: number, portBase: number): Promise<Ro
       const c0 = exporters.map((e) => cpuOf(e.proc.pid));
       const s0 = cpuOf(source.pid);
       const th0 = threadsOf(exporters[0].proc.pid);
+      if (process.env.FG_BENCH_EXPORT_STDOUT)
+        console.log(
+          `    flood ${k} (${phase}) starts at stdout byte ${statSync(process.env.FG_BENCH_EXPORT_STDOUT).size}`,
+        );
       const octet = base + k;
       if (phase !== 'warmup') octets.set(phase, octet);
       secs = await ns.generate(FLOWS, 0, octet);
