@@ -2,11 +2,13 @@
 // its script only as a pre-compressed .gz) served by the app's HTTP server
 // at the same origin as /spin_api/jsonrpc, behind the same login; Chromium
 // runs the page and its RPC call; nothing outside DIR can be reached.
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +19,7 @@ import { createWebRootHandler } from '../../examples/spin/io/web/root.js';
 import { createWebHandler } from '../../examples/spin/io/web/serve.js';
 import { TEST_AUTHORIZATION, TEST_LOGIN, testCredentials } from '../helpers/spin-core.js';
 import { FakeSpinCore } from '../helpers/spin-fake-core.js';
+import { until } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'spin-webroot-'));
 const root = join(dir, 'static');
@@ -87,6 +90,7 @@ function get(
       },
     );
     req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`${path}: no answer in 10 s`)));
     req.end();
   });
 }
@@ -156,4 +160,84 @@ describe('--web-root', () => {
     expect((await get('/spin_graph/graph.html', { authorization: '' })).status).toBe(401);
     expect((await get('/spin_graph/graph.html', { host: 'evil.example' })).status).toBe(421);
   });
+
+  it('serves nothing swapped in after a check: a directory raced with a symlink out of the tree, a file with a FIFO', async () => {
+    // The tree's owner (or anyone who may write in it) swaps, as fast as renames go, race/ with a symlink to a
+    // directory outside, and pipes/data.txt with a FIFO that no one writes.
+    mkdirSync(join(dir, 'outside'));
+    writeFileSync(join(dir, 'outside/file.txt'), SECRET);
+    mkdirSync(join(root, 'race'));
+    writeFileSync(join(root, 'race/file.txt'), 'inside');
+    symlinkSync(join(dir, 'outside'), join(root, 'race.link'));
+    mkdirSync(join(root, 'pipes'));
+    writeFileSync(join(root, 'pipes/data.txt'), 'data');
+    execFileSync('mkfifo', [join(root, 'pipes/data.fifo')]);
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const swapper = new Worker(
+      `const { renameSync: mv } = require('node:fs');
+      const { workerData: { root, stop } } = require('node:worker_threads');
+      const flag = new Int32Array(stop);
+      for (let n = 0; n < 2e6 && Atomics.load(flag, 0) === 0; n++) {
+        mv(root + '/race', root + '/race.dir'); mv(root + '/race.link', root + '/race');
+        mv(root + '/race', root + '/race.link'); mv(root + '/race.dir', root + '/race');
+        mv(root + '/pipes/data.txt', root + '/pipes/data.keep'); mv(root + '/pipes/data.fifo', root + '/pipes/data.txt');
+        mv(root + '/pipes/data.txt', root + '/pipes/data.fifo'); mv(root + '/pipes/data.keep', root + '/pipes/data.txt');
+      }`,
+      { eval: true, workerData: { root, stop: stop.buffer } },
+    );
+    const served = { race: 0, pipes: 0 };
+    try {
+      for (let i = 0; i < 300; i++)
+        for (const [name, path, body] of [
+          ['race', '/race/file.txt', 'inside'],
+          ['pipes', '/pipes/data.txt', 'data'],
+        ] as const) {
+          // A FIFO opened for reading with no writer blocks: get() fails on a request not answered in 10 s.
+          const r = await get(path, { 'accept-encoding': 'identity' });
+          expect(r.body.toString(), path).not.toContain(SECRET);
+          expect([200, 404], path).toContain(r.status);
+          if (r.status === 200) {
+            expect(r.body.toString(), path).toBe(body);
+            served[name]++;
+          }
+        }
+    } finally {
+      Atomics.store(stop, 0, 1);
+      await swapper.terminate();
+    }
+    // The swaps did not hide the files all the time: both were served while racing.
+    expect(served.race).toBeGreaterThan(0);
+    expect(served.pipes).toBeGreaterThan(0);
+  });
+
+  it('closes a file when its client goes away mid-way', async () => {
+    const big = join(root, 'big.bin');
+    writeFileSync(big, Buffer.alloc(32 << 20));
+    const open = () => readdirSync('/proc/self/fd').filter((fd) => readlinkOr(`/proc/self/fd/${fd}`) === big).length;
+    for (let i = 0; i < 20; i++)
+      await new Promise<void>((resolve, reject) => {
+        const u = new URL(url);
+        const req = request(
+          { host: u.hostname, port: u.port, path: '/big.bin', headers: { authorization: TEST_AUTHORIZATION } },
+          (res) => {
+            expect(res.statusCode).toBe(200);
+            res.once('data', () => {
+              res.destroy();
+              resolve();
+            });
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    await until(() => open() === 0, 'the server closed the 20 files its gone clients asked for');
+  });
 });
+
+function readlinkOr(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}

@@ -5,9 +5,19 @@
 // spinweb, a `.gz` twin is preferred whenever the client accepts gzip, a
 // client that does not gets it decompressed, and a Content-Type is set.
 // Nothing outside DIR is reachable: no `..`, no NUL, no symlink out of it.
-import { createReadStream, realpathSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  fstatSync,
+  openSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+} from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { WebHandler } from '../contract.js';
 
@@ -39,15 +49,32 @@ const TYPES: Readonly<Record<string, string>> = {
 /** Longest URL path looked at; longer ones are not files of a spinweb tree. */
 const MAX_PATH = 1024;
 
+/** A file of the tree, open, with its size. */
+interface Opened {
+  fd: number;
+  size: number;
+}
+
 export function createWebRootHandler(dir: string): WebHandler {
   const root = realpathSync(dir);
-  const inside = (file: string): string | undefined => {
+  // Checked on the open file, not on its name before opening it: whoever can write inside the tree cannot swap a
+  // symlink out of it (or a FIFO) in between. Opened without blocking, so a FIFO cannot hold a thread of the pool.
+  const open = (file: string): Opened | undefined => {
+    let fd: number;
     try {
-      const real = realpathSync(file);
-      return (real === root || real.startsWith(root + sep)) && statSync(real).isFile() ? real : undefined;
+      fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch {
       return undefined;
     }
+    try {
+      const st = fstatSync(fd);
+      const real = readlinkSync(`/proc/self/fd/${fd}`);
+      if (st.isFile() && real.startsWith(root + sep)) return { fd, size: st.size };
+    } catch {
+      // not ours to serve
+    }
+    closeSync(fd);
+    return undefined;
   };
   return (req, res) => {
     const path = urlPath(req);
@@ -59,23 +86,20 @@ export function createWebRootHandler(dir: string): WebHandler {
       ? [`${base}${sep}index.html`]
       : [base, `${base}.html`, `${base}${sep}index.html`];
     for (const file of candidates) {
-      const plain = inside(file);
-      const gz = inside(`${file}.gz`);
+      const plain = open(file);
+      const gz = open(`${file}.gz`);
       if (!plain && !gz) continue;
+      const useGz = gz !== undefined && (gzipOk || !plain);
+      const [chosen, other] = useGz ? [gz, plain] : [plain as Opened, gz];
+      if (other) closeSync(other.fd);
       if (req.method !== 'GET' && req.method !== 'HEAD') {
+        closeSync(chosen.fd);
         res
           .writeHead(405, { ...NO_FRAMING, allow: 'GET, HEAD', 'content-type': 'text/plain' })
           .end('method not allowed\n');
         return true;
       }
-      send(
-        req,
-        res,
-        file,
-        gz && (gzipOk || !plain) ? gz : (plain as string),
-        gz !== undefined && (gzipOk || !plain),
-        gzipOk,
-      );
+      send(req, res, file, chosen, useGz, gzipOk);
       return true;
     }
     // A directory asked for without its slash: spinweb redirects to it.
@@ -91,7 +115,7 @@ function send(
   req: IncomingMessage,
   res: ServerResponse,
   name: string,
-  file: string,
+  file: Opened,
   compressed: boolean,
   gzipOk: boolean,
 ): void {
@@ -104,21 +128,21 @@ function send(
   };
   const decompress = compressed && !gzipOk;
   if (compressed && gzipOk) headers['content-encoding'] = 'gzip';
-  if (!decompress) headers['content-length'] = statSync(file).size;
+  if (!decompress) headers['content-length'] = file.size;
   res.writeHead(200, headers);
-  if (req.method === 'HEAD') {
+  if (req.method === 'HEAD' || file.size === 0) {
+    closeSync(file.fd);
     res.end();
     return;
   }
-  const stream = createReadStream(file);
-  stream.on('error', () => res.destroy());
-  if (!decompress) {
-    stream.pipe(res);
-    return;
-  }
-  const gunzip = createGunzip();
-  gunzip.on('error', () => res.destroy());
-  stream.pipe(gunzip).pipe(res);
+  // At most the size it had when opened: a file growing meanwhile cannot overrun the Content-Length. pipeline
+  // closes the file when the client goes away mid-way (pipe() kept it open).
+  const stream = createReadStream('', { fd: file.fd, start: 0, end: file.size - 1 });
+  const done = (err: unknown) => {
+    if (err) res.destroy();
+  };
+  if (decompress) pipeline(stream, createGunzip(), res, done);
+  else pipeline(stream, res, done);
 }
 
 function urlPath(req: IncomingMessage): string | undefined {
