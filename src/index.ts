@@ -148,4 +148,5 @@ export { type NfqueueSource, nfqueue } from './sources/nfqueue/source.js';
 export type { NoticeObserver, SourceNotice } from './sources/notice.js';
 export type { ReadyObserver } from './sources/ready.js';
 export { trustedDir } from './util/trusted-dir.js';
+export { readTrustedFile } from './util/trusted-file.js';
 export { VERSION } from './version.js';

@@ -1,10 +1,10 @@
 /** Reading a policy file with messages a person can act on: the path in the file, what was expected, what was there. */
-import { readFileSync } from 'node:fs';
 import '../filters/builtin.js';
 import { FlowgrabError } from '../errors.js';
 import { ANY_FIELDS } from '../filters/fields.js';
 import { Duration } from '../filters/params.js';
 import { lookupNode, registeredNames, suggestNode } from '../filters/registry.js';
+import { readTrustedFile } from '../util/trusted-file.js';
 import { paramKeyProblems } from './params.js';
 import { type Policy, Policy as PolicySchema, type Principal } from './policy.js';
 
@@ -101,12 +101,20 @@ function ruleProblems(p: Principal): string[] {
   return out;
 }
 
-/** Reads and parses the policy file `file`; throws PolicyError when it cannot be read or is invalid. */
+/** The largest policy file read: a policy of many thousand principals is far below it. */
+const MAX_POLICY_BYTES = 16 << 20;
+
+/**
+ * Reads and parses the policy file `file`; throws PolicyError when it is invalid, FlowgrabError when it cannot be
+ * read or another user could have changed it (FG_ERR_PERMISSION: see readTrustedFile; as sshd's StrictModes, a
+ * policy someone else may write is no policy).
+ */
 export function loadPolicy(file: string): Policy {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readTrustedFile(file, 'policy', { maxBytes: MAX_POLICY_BYTES });
   } catch (cause) {
+    if (cause instanceof FlowgrabError) throw cause;
     throw new FlowgrabError(
       'FG_ERR_INVALID_ARGUMENT',
       `policy ${file}: cannot read it (${(cause as NodeJS.ErrnoException).code})`,

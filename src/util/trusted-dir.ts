@@ -14,7 +14,7 @@ import { FlowgrabError } from '../errors.js';
 /** The sticky bit: in such a directory only an entry's owner may rename or remove it. */
 const STICKY = 0o1000;
 
-const mode = (m: number) => (m & 0o7777).toString(8).padStart(4, '0');
+export const mode = (m: number): string => (m & 0o7777).toString(8).padStart(4, '0');
 
 /**
  * Refuses `dir` (FG_ERR_PERMISSION, naming `what`) unless it and every directory above it are safe for this
@@ -25,27 +25,35 @@ const mode = (m: number) => (m & 0o7777).toString(8).padStart(4, '0');
  */
 export function trustedDir(dir: string, what: string, opts: { createMode?: number; privateDir?: boolean } = {}): void {
   const full = resolve(dir);
-  const me = process.geteuid?.() ?? 0;
+  const me = euid();
   const refuse = (why: string) =>
     new FlowgrabError('FG_ERR_PERMISSION', `${what} ${full}: ${why}: refusing to write there`, { op: 'open' });
   const parts = full.split('/').filter((p) => p !== '');
-  for (let i = 0; i <= parts.length; i++) {
+  for (let i = 0; i < parts.length; i++) {
     const d = `/${parts.slice(0, i).join('/')}`;
-    const last = i === parts.length;
-    make(d, last ? (opts.createMode ?? 0o700) : 0o700);
-    const st = lstatSync(d);
-    if (!last) {
-      if (!st.isDirectory()) throw refuse(`${d} above it is not a directory (a symlink?)`);
-      if (st.uid !== me && st.uid !== 0) throw refuse(`${d} above it belongs to uid ${st.uid}`);
-      if (st.mode & 0o022 && !(st.mode & STICKY))
-        throw refuse(`others may write in ${d} above it (mode ${mode(st.mode)})`);
-      continue;
-    }
-    if (!st.isDirectory()) throw refuse('not a directory (a symlink?)');
-    if (st.uid !== me && st.uid !== 0) throw refuse(`it belongs to uid ${st.uid}`);
-    if (st.mode & 0o022) throw refuse(`others may write in it (mode ${mode(st.mode)})`);
-    if (opts.privateDir && st.mode & 0o077) throw refuse(`others may read it (mode ${mode(st.mode)}; make it 0700)`);
+    make(d, 0o700);
+    checkAbove(d, me, refuse);
   }
+  make(full, opts.createMode ?? 0o700);
+  const st = lstatSync(full);
+  if (!st.isDirectory()) throw refuse('not a directory (a symlink?)');
+  if (st.uid !== me && st.uid !== 0) throw refuse(`it belongs to uid ${st.uid}`);
+  if (st.mode & 0o022) throw refuse(`others may write in it (mode ${mode(st.mode)})`);
+  if (opts.privateDir && st.mode & 0o077) throw refuse(`others may read it (mode ${mode(st.mode)}; make it 0700)`);
+}
+
+/** This process's effective uid (0 where there is none to ask). */
+export const euid = (): number => process.geteuid?.() ?? 0;
+
+/**
+ * Throws `refuse(why)` unless directory `d`, above what is trusted, is a real directory no other user may change:
+ * this process's user's or root's, and writable by nobody else unless it is sticky (see above).
+ */
+export function checkAbove(d: string, me: number, refuse: (why: string) => Error): void {
+  const st = lstatSync(d);
+  if (!st.isDirectory()) throw refuse(`${d} above it is not a directory (a symlink?)`);
+  if (st.uid !== me && st.uid !== 0) throw refuse(`${d} above it belongs to uid ${st.uid}`);
+  if (st.mode & 0o022 && !(st.mode & STICKY)) throw refuse(`others may write in ${d} above it (mode ${mode(st.mode)})`);
 }
 
 /** Makes directory `d` unless something is there already (checked next, whatever it is). */

@@ -10,13 +10,16 @@
  * password (mode 0600, the password next to it in `password`, also 0600).
  */
 import { randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readTrustedFile } from 'flowgrab';
 
 const KEY_LEN = 32;
 /** Bounds on what a credentials file and a login attempt may hold. */
 const MAX_USERS = 1000;
 const MAX_FIELD = 256;
+/** The largest credentials file read: MAX_USERS lines of at most 64 + 7 + 128 + 1 + 64 characters fit. */
+const MAX_FILE = 1 << 20;
 /**
  * Password checks computing scrypt at once (on libuv's pool, ~50 ms each); a login past it is refused
  * without one. On the main thread, ten clients guessing made a logged-in client wait 2.4 s per request.
@@ -58,8 +61,12 @@ export class Credentials {
     if (this.users.size === 0) throw new Error('credentials: the file names no user');
   }
 
+  /**
+   * Reads a credentials file, refused unless only its owner (this user or root) may change it and everyone else
+   * may not read its hashes (readTrustedFile): anyone who could write it could add a login.
+   */
   static load(file: string): Credentials {
-    return new Credentials(readFileSync(file, 'utf8'));
+    return new Credentials(readTrustedFile(file, 'credentials', { maxBytes: MAX_FILE, secret: true }));
   }
 
   /** Password checks refused because MAX_CHECKS_IN_FLIGHT were running (a guessing flood). */
