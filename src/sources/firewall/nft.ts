@@ -101,13 +101,17 @@ export class NftTable {
         '}',
         '',
       ].join('\n');
+      let echoed: string;
       try {
-        await runTool(['nft', '-f', '-'], { netns: spec.netns, input: script });
+        // --echo --handle: nft prints what the transaction made, our table's handle with it.
+        echoed = (await runTool(['nft', '-e', '-a', '-f', '-'], { netns: spec.netns, input: script })).stdout;
       } catch (err) {
         if (attempt < INSTALL_TRIES && RACED.test((err as Error).message)) continue;
         throw err;
       }
-      const made = await tableState(spec.family, name, spec.netns);
+      const handle = new RegExp(`^create table ${spec.family} ${name}\\b.*# handle (\\d+)$`, 'm').exec(echoed)?.[1];
+      if (handle !== undefined) return new NftTable(spec.family, name, spec.netns, Number(handle));
+      const made = await tableState(spec.family, name, spec.netns); // an nft that echoes nothing
       return new NftTable(spec.family, name, spec.netns, made.tag === ownerTag() ? made.handle : undefined);
     }
   }
