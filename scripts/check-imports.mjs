@@ -119,7 +119,7 @@ const SPIN_DOMAIN = join('examples', 'spin', 'domain');
  * the kernel helpers of flowgrab) is I/O.
  */
 export const DOMAIN_ALLOWED = {
-  flowgrab: ['DNS_MAX_TTL_S', 'answerTrusted', 'canonicalIP', 'formatIP', 'parseIP'],
+  flowgrab: ['AgedMap', 'DNS_MAX_TTL_S', 'answerTrusted', 'canonicalIP', 'formatIP', 'parseIP'],
   'node:net': ['isIP', 'isIPv4', 'isIPv6'],
   rxjs: '*',
   zod: '*',

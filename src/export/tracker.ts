@@ -18,6 +18,7 @@
  *   reason `forced`.
  */
 import type { ConntrackRecord } from '../sources/conntrack/record.js';
+import { AgedMap } from '../util/aged-map.js';
 import { type ExportFlow, type FlowEndReason, flowFromConntrack, tcpFlagsOfState } from './flow.js';
 
 export interface TrackerOptions {
@@ -92,7 +93,8 @@ export function isConntrackRecord(r: unknown): r is ConntrackRecord {
 export const MAX_TRACKED_FLOWS = 500_000;
 
 export class FlowTracker {
-  private readonly flows = new Map<number, Tracked>();
+  /** Oldest first: a full tracker evicts the flow followed longest in O(1) (a Map walked its deleted slots). */
+  private readonly flows = new AgedMap<number, Tracked>();
   private readonly activeMs: number;
   private readonly slackMs: number;
   private endedWhileClosing: Set<number> | undefined;
@@ -174,8 +176,7 @@ export class FlowTracker {
   private track(r: ConntrackRecord): Tracked {
     if (this.flows.size >= this.maxFlows) {
       // Full (records of a million ids that never end): the one followed longest goes out as it stands.
-      const [id, oldest] = this.flows.entries().next().value as [number, Tracked];
-      this.flows.delete(id);
+      const oldest = this.flows.shift() as Tracked;
       this.counts.evicted++;
       this.export(oldest, 'forced', oldest.active);
     }

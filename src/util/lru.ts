@@ -1,6 +1,8 @@
+import { AgedMap } from './aged-map.js';
+
 /** A map of at most `max` entries that forgets the one used least recently. */
 export class Lru<K, V> {
-  private readonly map = new Map<K, V>();
+  private readonly map = new AgedMap<K, V>();
 
   constructor(readonly max: number) {}
 
@@ -10,17 +12,12 @@ export class Lru<K, V> {
 
   get(k: K): V | undefined {
     const v = this.map.get(k);
-    if (v !== undefined) {
-      // Most recent last: Map keeps insertion order.
-      this.map.delete(k);
-      this.map.set(k, v);
-    }
+    if (v !== undefined) this.map.renew(k, v); // most recent last
     return v;
   }
 
   set(k: K, v: V): void {
-    this.map.delete(k);
-    this.map.set(k, v);
-    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as K);
+    this.map.renew(k, v);
+    if (this.map.size > this.max) this.map.shift();
   }
 }

@@ -1,6 +1,9 @@
+import { AgedMap } from '../../util/aged-map.js';
+
 /** Matches responses to the queries they answer (id, client, server) to give each response its round-trip time. */
 export class QueryMatcher {
-  private readonly pending = new Map<string, number>();
+  /** Oldest first: queries arrive in time order, so pruning stops at the first young one. */
+  private readonly pending = new AgedMap<string, number>();
 
   constructor(
     private readonly maxPending = 65536,
@@ -13,7 +16,7 @@ export class QueryMatcher {
 
   query(client: string, clientPort: number, server: string, id: number, ts: number): void {
     if (this.pending.size >= this.maxPending) this.prune(ts, true);
-    this.pending.set(QueryMatcher.key(client, clientPort, server, id), ts);
+    this.pending.renew(QueryMatcher.key(client, clientPort, server, id), ts);
   }
 
   /** The rtt in ms when the query was seen, else undefined. Each query matches once. */
@@ -25,16 +28,14 @@ export class QueryMatcher {
     return Math.max(0, ts - t);
   }
 
-  /** Forgets queries older than maxAgeMs (all but the newest half when `force`). */
+  /**
+   * Forgets queries older than maxAgeMs; when `force` (full), the oldest too until there is room for one more.
+   * Each forgotten query costs O(1): a full matcher no longer scans all its queries on every new one.
+   */
   prune(now: number, force = false): void {
-    for (const [k, t] of this.pending) if (now - t > this.maxAgeMs) this.pending.delete(k);
-    if (force && this.pending.size >= this.maxPending) {
-      let drop = this.pending.size >> 1;
-      for (const k of this.pending.keys()) {
-        if (drop-- <= 0) break;
-        this.pending.delete(k);
-      }
-    }
+    for (let t = this.pending.oldest(); t !== undefined && now - t > this.maxAgeMs; t = this.pending.oldest())
+      this.pending.shift();
+    if (force) while (this.pending.size >= this.maxPending) this.pending.shift();
   }
 
   get size(): number {
