@@ -7,7 +7,7 @@
  * child process of the RSS measurement: only the SPIN core and the feed,
  * nothing of the benchmark's own; it prints one JSON line with its memory.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,8 +83,12 @@ export function benchCore(): { core: Core; clock: { now: number }; close(): void
 export interface FeedMemory {
   /** RSS of the bare process (Node, the core's modules, nothing fed). */
   rssIdle: number;
-  /** RSS after the feed and a full collection: what the app holds. */
+  /** RSS after the feed and a full collection. */
   rss: number;
+  /** RSS once it stopped falling after that (V8 hands back freed pages a few seconds later): what the app holds. */
+  rssSettled: number;
+  /** How long RSS took to settle, ms. */
+  settleMs: number;
   /** Highest RSS while absorbing (the 100 000 new flows arrive within one traffic second). */
   maxRss: number;
   heapUsed: number;
@@ -110,9 +114,12 @@ async function child(): Promise<void> {
   gc();
   gc();
   const m = process.memoryUsage();
+  const settled = await settledRss();
   const out: FeedMemory = {
     rssIdle,
     rss: m.rss,
+    rssSettled: settled.rss,
+    settleMs: settled.ms,
     maxRss: process.resourceUsage().maxRSS * 1024,
     heapUsed: m.heapUsed,
     nodes: core.model.size,
@@ -120,6 +127,32 @@ async function child(): Promise<void> {
   };
   close();
   process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+/** RSS once two readings 500 ms apart differ by under 1 MiB (at most 15 s): the process left alone, as an app is. */
+async function settledRss(): Promise<{ rss: number; ms: number }> {
+  const t0 = performance.now();
+  let last = process.memoryUsage().rss;
+  while (performance.now() - t0 < 15_000) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = process.memoryUsage().rss;
+    if (Math.abs(now - last) < 2 ** 20) return { rss: now, ms: performance.now() - t0 };
+    last = now;
+  }
+  return { rss: last, ms: performance.now() - t0 };
+}
+
+/**
+ * The V8 options `npm run spin` starts the app with (package.json's `spin` script), so the child measures what
+ * ships: e.g. `--max-semi-space-size=2`.
+ */
+export function spinNodeFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  const m = /\bnode((?: --[\w-]+(?:=\S+)?)*) dist\/examples\/spin\/main\.js/.exec(pkg.scripts.spin);
+  if (!m) throw new Error(`package.json's spin script does not start dist/examples/spin/main.js: ${pkg.scripts.spin}`);
+  return m[1].split(' ').filter(Boolean);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await child();

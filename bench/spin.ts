@@ -23,8 +23,8 @@ import { spinRpc } from '../examples/spin/io/methods.js';
 import { listenRpcSocket } from '../examples/spin/io/servers.js';
 import { createHomeNetwork, generateTraffic } from '../src/testing/index.js';
 import { socketRpcRaw } from '../test/helpers/spin-core.js';
-import { fmt, median } from './lib.js';
-import { benchCore, conntrack, DEVICES, devices, type FeedMemory, FLOWS } from './spin-feed.js';
+import { fmt, median, verdict } from './lib.js';
+import { benchCore, conntrack, DEVICES, devices, type FeedMemory, FLOWS, spinNodeFlags } from './spin-feed.js';
 
 const mb = (b: number) => fmt(b / 2 ** 20);
 
@@ -40,7 +40,9 @@ const gc: () => void =
 function childMemory(): Promise<FeedMemory> {
   const script = fileURLToPath(new URL('./spin-feed.js', import.meta.url));
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--expose-gc', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(process.execPath, ['--expose-gc', ...spinNodeFlags(), script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b));
     p.on('error', reject);
@@ -90,8 +92,8 @@ async function synthetic(): Promise<void> {
   );
   const child = await childMemory();
   console.log(
-    `spin: app RSS ${mb(child.rss)} MB with ${child.nodes} nodes and ${child.flows} flows, measured in a child process of its own (goal ≤ 150); ` +
-      `${mb(child.rssIdle)} MB before the feed (Node and the app's modules), peak ${mb(child.maxRss)} MB while absorbing them all within one second, live heap ${mb(child.heapUsed)} MB; in this process the core's live heap is ${mb(heap)} MB`,
+    `spin: app RSS ${mb(child.rssSettled)} MB with ${child.nodes} nodes and ${child.flows} flows, measured in a child process of its own started as npm run spin starts the app (${spinNodeFlags().join(' ') || 'no node options'}) once RSS settled after the feed (${fmt(child.settleMs / 1000, 1)} s; goal ≤ 150: ${verdict(child.rssSettled <= 150 * 2 ** 20)}); ` +
+      `${mb(child.rss)} MB right after the feed and a full collection (before V8 handed back the pages it freed), ${mb(child.rssIdle)} MB before the feed (Node and the app's modules), peak ${mb(child.maxRss)} MB while absorbing them all within one second, live heap ${mb(child.heapUsed)} MB; in this process the core's live heap is ${mb(heap)} MB`,
   );
 
   // Aging: a pass with nothing to drop, then passes where half the flows went idle.

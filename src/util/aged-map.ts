@@ -16,10 +16,13 @@
  */
 
 interface Slot<K, V> {
-  readonly key: K;
+  key: K;
   value: V;
   live: boolean;
 }
+
+/** What a dead slot's key and value become: it keeps nothing alive while it waits in the queue. */
+const GONE = undefined as never;
 
 /** Compaction leaves alone queues this short, whatever their dead. */
 const MIN_COMPACT = 64;
@@ -53,7 +56,7 @@ export class AgedMap<K, V> {
   /** Sets `k` and makes it the newest, whether it was here or not (an LRU's use). */
   renew(k: K, v: V): this {
     const s = this.map.get(k);
-    if (s) s.live = false;
+    if (s) bury(s);
     this.append(k, v);
     return this;
   }
@@ -61,13 +64,13 @@ export class AgedMap<K, V> {
   delete(k: K): boolean {
     const s = this.map.get(k);
     if (!s) return false;
-    s.live = false;
+    bury(s);
     this.map.delete(k);
     return true;
   }
 
   clear(): void {
-    for (let i = this.head; i < this.queue.length; i++) this.queue[i].live = false;
+    for (let i = this.head; i < this.queue.length; i++) bury(this.queue[i]);
     this.map.clear();
     this.queue = [];
     this.head = 0;
@@ -94,8 +97,9 @@ export class AgedMap<K, V> {
   shift(): V | undefined {
     const s = this.front();
     if (!s) return undefined;
+    const v = s.value;
     this.delete(s.key);
-    return s.value;
+    return v;
   }
 
   /**
@@ -130,6 +134,7 @@ export class AgedMap<K, V> {
     return q[this.head];
   }
 
+  /** Adds `k` as the newest; compacts the queue when the dead or the gone outnumber the live. */
   private append(k: K, v: V): void {
     const s: Slot<K, V> = { key: k, value: v, live: true };
     this.map.set(k, s);
@@ -140,4 +145,10 @@ export class AgedMap<K, V> {
     else return;
     this.head = 0;
   }
+}
+
+function bury(s: Slot<unknown, unknown>): void {
+  s.live = false;
+  s.key = GONE;
+  s.value = GONE;
 }
