@@ -15,6 +15,7 @@ import type { NfqueueRules } from '../sources/nfqueue/options.js';
 import type { QueuedPacket, VerdictOptions } from '../sources/nfqueue/queued.js';
 import { type NfqueueSource, nfqueue } from '../sources/nfqueue/source.js';
 import { sourcesTornDown } from '../sources/teardown.js';
+import { AgedMap } from '../util/aged-map.js';
 import {
   formatMark,
   hex,
@@ -146,7 +147,7 @@ export class QueueMux {
       mark,
       mask,
       timeoutMs,
-      pending: new Map(),
+      pending: new AgedMap(),
       inScope: scopeTest(principal.scope),
       redact: principal.redact ?? [],
       delivered: 0,
@@ -377,8 +378,10 @@ export class QueueMux {
   private expire(now: number): void {
     for (const reg of this.regs.values()) {
       let n = 0;
+      // Deadlines come in the order packets did (one timeout per registration): the sweep stops at the first to
+      // come, instead of walking every pending packet 20 times before its deadline.
       for (const [id, deadline] of reg.pending) {
-        if (deadline > now) continue;
+        if (deadline > now) break;
         reg.pending.delete(id);
         this.owner.delete(id);
         this.decide(id);

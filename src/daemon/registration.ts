@@ -6,6 +6,7 @@
 import { cidrMatcher } from '../filters/expr/cidr.js';
 import { compileRedact } from '../filters/lib/scope.js';
 import type { PacketRecord } from '../sources/nfqueue/record.js';
+import type { AgedMap } from '../util/aged-map.js';
 
 export type Verdict = 'accept' | 'drop' | 'repeat';
 
@@ -27,7 +28,7 @@ export interface Registration {
   mask: number;
   timeoutMs: number;
   /** Packets delivered and still waiting for this client's verdict: id → deadline. */
-  pending: Map<number, number>;
+  pending: AgedMap<number, number>;
   /** Address filter from the principal's scope; undefined = everything. */
   inScope?: (p: PacketRecord) => boolean;
   /** Field paths the principal may not see, removed from each packet before delivery. */

@@ -15,6 +15,8 @@
  * (counted in `ahead`): one byte 256 KiB on cost each stream a 512 KiB
  * window (a TCP DNS message is at most 65 537 bytes with its length).
  */
+
+import { AgedMap } from '../../util/aged-map.js';
 import { TCP_FIN, TCP_RST, TCP_SYN } from '../packet.js';
 import { DNS_HEADER } from './wire.js';
 
@@ -87,7 +89,8 @@ export interface TcpStats {
 const EMPTY = Buffer.alloc(0);
 
 export class TcpReassembler {
-  private readonly streams = new Map<string, Stream>();
+  /** Least recently used first (AgedMap: a Map evicted at its front walked its deleted slots on every eviction). */
+  private readonly streams = new AgedMap<string, Stream>();
   private readonly limits: TcpLimits;
   private total = 0;
   private counts = { dropped: 0, evicted: 0, expired: 0, ahead: 0 };
@@ -113,11 +116,8 @@ export class TcpReassembler {
     }
     let evicted = 0;
     let st = this.streams.get(s.key);
-    if (st) {
-      // Map order is recency order: re-inserting keeps the LRU stream first.
-      this.streams.delete(s.key);
-      this.streams.set(s.key, st);
-    } else {
+    if (st) this.streams.renew(s.key, st);
+    else {
       if (s.data.length === 0 && !(s.flags & TCP_SYN)) return { messages: [] };
       while (this.streams.size >= this.limits.maxStreams) evicted += this.evictOldest();
       st = { win: EMPTY, have: new Uint8Array(0), contig: 0, high: 0, read: 0, seen: s.now, cost: STREAM_OVERHEAD };
@@ -184,20 +184,19 @@ export class TcpReassembler {
     this.streams.delete(key);
   }
 
+  /** Evicts the least recently used stream, unless that is `except` (the one being fed, which is the newest). */
   private evictOldest(except?: string): number {
-    for (const k of this.streams.keys()) {
-      if (k === except) continue;
-      this.remove(k);
-      this.counts.evicted++;
-      return 1;
-    }
-    return 0;
+    const k = this.streams.oldestKey();
+    if (k === undefined || k === except) return 0;
+    this.remove(k);
+    this.counts.evicted++;
+    return 1;
   }
 
   /** Evicts LRU streams other than `key` while the total is over the bound; then `key` itself. */
   private fitTotal(key: string): number {
     let n = 0;
-    while (this.total > this.limits.maxTotalBytes && this.streams.size > 1) n += this.evictOldest(key);
+    while (this.total > this.limits.maxTotalBytes && this.streams.size > 1 && this.evictOldest(key)) n++;
     if (this.total > this.limits.maxTotalBytes) {
       this.remove(key);
       this.counts.dropped++;
