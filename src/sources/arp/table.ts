@@ -10,6 +10,7 @@ import type { NeighRecord } from './record.js';
 import type { Topology } from './topology.js';
 
 const keyOf = (r: { ifindex: number; ip: string }) => `${r.ifindex}|${r.ip}`;
+const macKey = (ifindex: number, mac: string) => `${ifindex}|${mac}`;
 
 /** What makes a visible entry worth an `update`. */
 const changed = (a: NeighRecord, b: NeighRecord) =>
@@ -22,6 +23,11 @@ const changed = (a: NeighRecord, b: NeighRecord) =>
 export class NeighTable {
   /** Latest record of each visible entry, never with the resync flag. */
   private readonly known = new Map<string, NeighRecord>();
+  /**
+   * The keys of `known` by interface and MAC, for a bridge port move: any LAN host can make the bridge learn a
+   * new MAC per frame (each one a "move"), and scanning every neighbour for each cost O(table) a frame.
+   */
+  private readonly byMac = new Map<string, Set<string>>();
 
   constructor(
     private readonly topo: Topology,
@@ -71,10 +77,11 @@ export class NeighTable {
   /** A bridge learned a MAC on another port: visible entries with that MAC on that bridge moved. */
   portMoved(bridge: number, mac: string | undefined, now: number): void {
     const port = this.topo.port(bridge, mac);
-    if (port === undefined) return;
-    for (const [key, r] of this.known) {
-      if (r.ifindex === bridge && r.mac === mac && r.port !== port)
-        this.remember(key, { ...r, type: 'update', ts: now, port }, false);
+    const keys = mac === undefined ? undefined : this.byMac.get(macKey(bridge, mac));
+    if (port === undefined || !keys) return;
+    for (const key of [...keys]) {
+      const r = this.known.get(key) as NeighRecord;
+      if (r.port !== port) this.remember(key, { ...r, type: 'update', ts: now, port }, false);
     }
   }
 
@@ -89,7 +96,7 @@ export class NeighTable {
       const key = keyOf(rec);
       seen.add(key);
       const prev = this.known.get(key);
-      if (silent) this.known.set(key, { ...rec, type: 'new' });
+      if (silent) this.put(key, { ...rec, type: 'new' });
       else if (!prev) this.remember(key, { ...rec, type: 'new' }, true);
       else if (changed(prev, rec)) this.remember(key, { ...rec, type: 'update' }, true);
     }
@@ -99,16 +106,37 @@ export class NeighTable {
 
   clear(): void {
     this.known.clear();
+    this.byMac.clear();
+  }
+
+  /** Sets `known` and its index. */
+  private put(key: string, r: NeighRecord): void {
+    const prev = this.known.get(key);
+    if (prev && prev.mac !== r.mac) this.unindex(key, prev);
+    this.known.set(key, r);
+    if (r.mac === undefined) return;
+    const k = macKey(r.ifindex, r.mac);
+    let keys = this.byMac.get(k);
+    if (!keys) this.byMac.set(k, (keys = new Set()));
+    keys.add(key);
+  }
+
+  private unindex(key: string, r: NeighRecord): void {
+    if (r.mac === undefined) return;
+    const k = macKey(r.ifindex, r.mac);
+    const keys = this.byMac.get(k);
+    if (keys?.delete(key) && keys.size === 0) this.byMac.delete(k);
   }
 
   private remember(key: string, r: NeighRecord, resync: boolean): void {
-    this.known.set(key, r);
+    this.put(key, r);
     this.out(resync ? { ...r, resync: true } : { ...r });
   }
 
   /** The last record reported, as a `delete`: it names the MAC and port that went away. */
   private forget(key: string, prev: NeighRecord, now: number, state: NeighRecord['state'], resync: boolean): void {
     this.known.delete(key);
+    this.unindex(key, prev);
     const r: NeighRecord = { ...prev, type: 'delete', ts: now, state, usable: false };
     if (resync) r.resync = true;
     this.out(r);

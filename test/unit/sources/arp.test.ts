@@ -249,6 +249,31 @@ describe('arp source (fake kernel)', () => {
     sub.unsubscribe();
   });
 
+  it('a port move reaches the addresses that have that MAC now, not one that had it, nor one gone', async () => {
+    const { k, event } = kernelWith(router());
+    const seen: string[] = [];
+    const sub = arp({ dump: false, events: true, transport: k.transport }).subscribe((r) => seen.push(brief(r)));
+    await listening(k);
+    const MAC4 = '02:00:00:00:77:14';
+    event(learned(MAC4, 3));
+    event(neigh('192.168.77.14', MAC4, R.NUD_REACHABLE));
+    event(neigh('192.168.77.15', MAC4, R.NUD_REACHABLE)); // two addresses, one MAC (IPv4 aliases)
+    event(neigh('192.168.77.14', MAC1, R.NUD_REACHABLE)); // .14's MAC changes (to one on lan1)
+    event(neigh('192.168.77.15', MAC4, R.NUD_FAILED)); // .15 goes away
+    event(learned(MAC4, 4)); // the old MAC moves to lan2: neither address has it any more
+    event(learned(MAC1, 4)); // .14's new MAC moves to lan2, with the fixture's .11
+    await k.settle();
+    expect(seen).toEqual([
+      `new:192.168.77.14@br0/lan1=${MAC4}:REACHABLE`,
+      `new:192.168.77.15@br0/lan1=${MAC4}:REACHABLE`,
+      `update:192.168.77.14@br0/lan1=${MAC1}:REACHABLE`,
+      `delete:192.168.77.15@br0/lan1=${MAC4}:FAILED`,
+      `update:192.168.77.11@br0/lan2=${MAC1}:REACHABLE`,
+      `update:192.168.77.14@br0/lan2=${MAC1}:REACHABLE`,
+    ]);
+    sub.unsubscribe();
+  });
+
   it('names interfaces from link events, and re-reads the links for an index it does not know', async () => {
     const t = router();
     const { k, asked, event, linkEvent } = kernelWith(t);
