@@ -69,6 +69,32 @@ describe('SPIN model bounds against one LAN host', () => {
     expect(m.ofIp(v4(0))).toBeUndefined();
   });
 
+  it('devices filling the model: a pass that cannot make room is not run again for every new node', async () => {
+    const { m, advance } = model(1000);
+    for (let d = 0; d < 1000; d++)
+      m.learn({
+        mac: `02:00:00:00:${(d >> 8).toString(16).padStart(2, '0')}:${(d & 255).toString(16).padStart(2, '0')}`,
+        ips: [`192.168.${d >> 8}.${d & 255}`],
+      });
+    let passes = 0;
+    const inner = m as unknown as { makeRoom: () => void };
+    const makeRoom = inner.makeRoom.bind(m);
+    inner.makeRoom = () => {
+      passes++;
+      makeRoom();
+    };
+    for (let i = 0; i < 2000; i++) {
+      advance(10);
+      m.learn({ ips: [v4(i)] });
+      await Promise.resolve(); // each record on its own: the model trims after the record being taken in
+    }
+    // Nodes nothing holds still go: the model stays within the devices and a tenth of maxNodes more.
+    expect(m.size).toBeLessThanOrEqual(1000 + 100 + 1);
+    // One pass per tenth of maxNodes new nodes, not one per node (2000).
+    expect(passes).toBeGreaterThan(0);
+    expect(passes).toBeLessThanOrEqual(2000 / 100 + 1);
+  });
+
   it('freeing peers never drops flows to nodes that cannot go: kept (blocked) ones and other devices', async () => {
     const { m, advance } = model(1000);
     const a = m.learn({ mac: '02:00:00:00:01:01', ips: ['192.168.1.1'] });
