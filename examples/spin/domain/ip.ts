@@ -69,7 +69,8 @@ export function parsePrefix(text: string): Prefix | undefined {
   return { family, bytes, len, text: len === max ? base : `${base}/${len}` };
 }
 
-function maskBytes(b: Buffer, len: number): void {
+/** Zeroes the bits of `b` past the first `len`. */
+export function maskBytes(b: Buffer, len: number): void {
   for (let i = 0; i < b.length; i++) {
     const keep = Math.max(0, Math.min(8, len - i * 8));
     b[i] &= (0xff << (8 - keep)) & 0xff;

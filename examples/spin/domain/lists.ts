@@ -4,7 +4,16 @@
  * and, beyond spind, DNS names: a name entry covers every address the name
  * (or a name below it) resolves to while its DNS answer is valid.
  */
-import { canonicalDomain, domainKey, labelEnd, type Prefix, parsePrefix, prefixContains } from './ip.js';
+import {
+  canonicalDomain,
+  domainKey,
+  ipBytes,
+  ipFamilyOf,
+  labelEnd,
+  maskBytes,
+  type Prefix,
+  parsePrefix,
+} from './ip.js';
 
 export const LIST_NAMES = ['block', 'ignore', 'allow'] as const;
 export type ListName = (typeof LIST_NAMES)[number];
@@ -32,7 +41,11 @@ export class IpList {
   private readonly entries = new Map<string, ListEntry>();
   /** Exact addresses, for the per-record check. */
   private readonly exact = new Set<string>();
-  private readonly prefixes: Prefix[] = [];
+  /**
+   * The other prefixes by family and length, as their bytes in hex: an address is looked up once per length
+   * listed, not compared with every prefix (twice per conntrack record, with up to 10 000 entries).
+   */
+  private readonly byLength = new Map<string, { family: 4 | 6; len: number; keys: Set<string> }>();
 
   constructor(readonly name: ListName) {}
 
@@ -40,19 +53,23 @@ export class IpList {
     const k = e.kind === 'domain' ? e.key : e.text;
     if (this.entries.has(k)) return false;
     this.entries.set(k, e);
-    this.reindex();
+    if (e.kind === 'ip') this.index(e.prefix, true);
     return true;
   }
 
   remove(e: ListEntry): boolean {
-    const ok = this.entries.delete(e.kind === 'domain' ? e.key : e.text);
-    if (ok) this.reindex();
-    return ok;
+    const k = e.kind === 'domain' ? e.key : e.text;
+    const had = this.entries.get(k);
+    if (!had) return false;
+    this.entries.delete(k);
+    if (had.kind === 'ip') this.index(had.prefix, false);
+    return true;
   }
 
   clear(): void {
     this.entries.clear();
-    this.reindex();
+    this.exact.clear();
+    this.byLength.clear();
   }
 
   has(e: ListEntry): boolean {
@@ -83,7 +100,16 @@ export class IpList {
   /** True when `ip` is on the list as an address or inside a listed prefix. */
   containsIp(ip: string): boolean {
     if (this.exact.has(ip)) return true;
-    for (const p of this.prefixes) if (prefixContains(p, ip)) return true;
+    if (this.byLength.size === 0) return false;
+    const family = ipFamilyOf(ip);
+    if (family === undefined) return false;
+    const bytes = ipBytes(ip);
+    for (const g of this.byLength.values()) {
+      if (g.family !== family) continue;
+      const b = Buffer.from(bytes);
+      maskBytes(b, g.len);
+      if (g.keys.has(b.toString('hex'))) return true;
+    }
     return false;
   }
 
@@ -107,14 +133,18 @@ export class IpList {
     }
   }
 
-  private reindex(): void {
-    this.exact.clear();
-    this.prefixes.length = 0;
-    for (const e of this.entries.values()) {
-      if (e.kind !== 'ip') continue;
-      const full = e.prefix.len === (e.prefix.family === 4 ? 32 : 128);
-      if (full) this.exact.add(e.text);
-      else this.prefixes.push(e.prefix);
+  /** Adds a prefix to the lookup tables, or takes it out. */
+  private index(p: Prefix, add: boolean): void {
+    if (p.len === (p.family === 4 ? 32 : 128)) {
+      if (add) this.exact.add(p.text);
+      else this.exact.delete(p.text);
+      return;
     }
+    const at = `${p.family}/${p.len}`;
+    let g = this.byLength.get(at);
+    if (!g && !add) return;
+    if (!g) this.byLength.set(at, (g = { family: p.family, len: p.len, keys: new Set() }));
+    if (add) g.keys.add(p.bytes.toString('hex'));
+    else if (g.keys.delete(p.bytes.toString('hex')) && g.keys.size === 0) this.byLength.delete(at);
   }
 }
