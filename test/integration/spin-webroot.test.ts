@@ -76,11 +76,12 @@ afterAll(async () => {
 function get(
   path: string,
   headers: Record<string, string> = {},
+  method = 'GET',
 ): Promise<{ status: number; body: Buffer; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const req = request(
-      { host: u.hostname, port: u.port, path, headers: { authorization: TEST_AUTHORIZATION, ...headers } },
+      { host: u.hostname, port: u.port, path, method, headers: { authorization: TEST_AUTHORIZATION, ...headers } },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (d) => chunks.push(d));
@@ -137,6 +138,9 @@ describe('--web-root', () => {
       expect(r.headers['x-frame-options']).toBe('DENY');
       expect(r.headers['content-security-policy']).toBe("frame-ancestors 'none'");
     }
+    const head = await get('/spin_graph/graph.html', {}, 'HEAD');
+    expect([head.status, head.headers['content-length'], head.body.length]).toEqual([200, String(PAGE.length), 0]);
+    expect((await get('/spin_graph/graph.html', {}, 'POST')).status).toBe(405);
     // Paths the tree does not have fall through to the app's own view (its config document here).
     expect((await get('/spin_web/config.json')).status).toBe(200);
   });

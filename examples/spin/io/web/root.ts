@@ -57,19 +57,22 @@ interface Opened {
 
 export function createWebRootHandler(dir: string): WebHandler {
   const root = realpathSync(dir);
-  // Checked on the open file, not on its name before opening it: whoever can write inside the tree cannot swap a
-  // symlink out of it (or a FIFO) in between. Opened without blocking, so a FIFO cannot hold a thread of the pool.
+  // A name is opened only when it leads to a regular file inside the tree, so no device or terminal outside it is
+  // ever opened; and what was opened is checked again, on the open file: whoever can write inside the tree cannot
+  // swap in a symlink out of it (or a FIFO) between the two. Opened without blocking (a FIFO cannot hold a thread
+  // of the pool) and never as a controlling terminal.
   const open = (file: string): Opened | undefined => {
+    const inside = (real: string) => real.startsWith(root + sep);
     let fd: number;
     try {
-      fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+      if (!inside(realpathSync(file)) || !statSync(file).isFile()) return undefined;
+      fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
     } catch {
       return undefined;
     }
     try {
       const st = fstatSync(fd);
-      const real = readlinkSync(`/proc/self/fd/${fd}`);
-      if (st.isFile() && real.startsWith(root + sep)) return { fd, size: st.size };
+      if (st.isFile() && inside(readlinkSync(`/proc/self/fd/${fd}`))) return { fd, size: st.size };
     } catch {
       // not ours to serve
     }
@@ -129,6 +132,8 @@ function send(
   const decompress = compressed && !gzipOk;
   if (compressed && gzipOk) headers['content-encoding'] = 'gzip';
   if (!decompress) headers['content-length'] = file.size;
+  // A file that shrank since it was opened fails the response instead of leaving its client waiting for the rest.
+  if (!decompress) res.strictContentLength = true;
   res.writeHead(200, headers);
   if (req.method === 'HEAD' || file.size === 0) {
     closeSync(file.fd);
