@@ -69,7 +69,7 @@ export class NodeModel {
   private readonly peerOf = (id: number) => this.byId.get(id);
   private readonly maxNodes: number;
   private trimQueued = false;
-  /** After a pass that could not get under maxNodes (devices fill it): the size to try at, not every new node. */
+  /** After a pass that could not get under maxNodes (devices fill it): the node id to try again at, not every node. */
   private retryAt = 0;
   /** Nodes evicted to stay within maxNodes; names and addresses not kept past their caps per node. */
   evicted = 0;
@@ -159,7 +159,7 @@ export class NodeModel {
       else cands.add(n);
     }
     if (cands.size === 0) {
-      if (this.byId.size >= Math.max(this.maxNodes, this.retryAt) && !this.trimQueued) {
+      if (this.byId.size >= this.maxNodes && this.nextId >= this.retryAt && !this.trimQueued) {
         // After the record being taken in: its nodes, fetched already, must stay valid while it is.
         this.trimQueued = true;
         queueMicrotask(() => {
@@ -258,7 +258,7 @@ export class NodeModel {
       this.remove(n);
       this.evicted++;
     }
-    this.retryAt = this.byId.size >= this.maxNodes ? this.byId.size + Math.ceil(this.maxNodes / 10) : 0;
+    this.retryAt = this.byId.size >= this.maxNodes ? this.nextId + Math.ceil(this.maxNodes / 10) : 0;
   }
 
   /** Removes a node and its flows; publishes nodeDeleted. */
