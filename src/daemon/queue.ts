@@ -316,7 +316,7 @@ export class QueueMux {
       this.decide(p.packetId);
       return;
     }
-    reg.pending.set(p.packetId, Date.now() + reg.timeoutMs);
+    reg.pending.set(p.packetId, performance.now() + reg.timeoutMs); // monotonic: the sweep stops at the first to come
     this.owner.set(p.packetId, reg);
     this.armSweep();
     reg.batch.push(redactPacket(packetFrame(p), reg.redact));
@@ -369,7 +369,7 @@ export class QueueMux {
     const every = Math.max(10, Math.min(100, this.timeoutMs / 4));
     this.sweep = setTimeout(() => {
       this.sweep = undefined;
-      this.expire(Date.now());
+      this.expire(performance.now());
       for (const r of this.regs.values()) if (r.pending.size > 0) return this.armSweep();
     }, every);
     this.sweep.unref();

@@ -260,13 +260,14 @@ export class NfqueueFeed implements VerdictTarget {
       });
       // Still queued in the kernel: give it the default verdict rather than leave it to time out.
       if (id !== undefined) {
-        this.book.arrive(id, now);
+        this.book.arrive(id, performance.now());
         this.book.take(id, `default ${this.cfg.defaultVerdict}, undecodable`);
         this.send(NFQUEUE_VERDICT_TYPE, id, this.defaultCode());
       }
       return;
     }
-    if (this.book.arrive(p.id, now) > 0) this.loss.check(this.book.gapLoss);
+    // Arrival on the monotonic clock: the timeout sweep takes a prefix, and a wall clock stepped back would stop it.
+    if (this.book.arrive(p.id, performance.now()) > 0) this.loss.check(this.book.gapLoss);
     if (this.closing) {
       this.book.take(p.id, `default ${this.cfg.defaultVerdict}, closing`);
       this.send(NFQUEUE_VERDICT_TYPE, p.id, this.defaultCode());
@@ -288,7 +289,7 @@ export class NfqueueFeed implements VerdictTarget {
   }
 
   private tick(): void {
-    const cutoff = Date.now() - this.cfg.verdictTimeoutMs;
+    const cutoff = performance.now() - this.cfg.verdictTimeoutMs;
     const upTo = this.book.expiredUpTo(cutoff);
     if (upTo !== undefined) {
       const n = this.book.takeUpTo(upTo, `default ${this.cfg.defaultVerdict} after ${this.cfg.verdictTimeoutMs} ms`);

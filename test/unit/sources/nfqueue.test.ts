@@ -265,6 +265,25 @@ describe('nfqueue source (fake kernel)', () => {
     await q.close();
   });
 
+  it('times verdicts out on the monotonic clock: a wall clock stepped back an hour does not hold packets', async () => {
+    const k = queueKernel();
+    const q = await open(k, { verdictTimeoutMs: 40, defaultVerdict: 'drop' });
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true }); // timers stay real; the wall clock is set
+    try {
+      q.sock.deliver(pkt(1), 0);
+      await k.until(() => q.got.length === 1, { what: 'packet 1' });
+      vi.setSystemTime(Date.now() - 3_600_000); // NTP steps the clock back
+      q.sock.deliver(pkt(2), 0);
+      await k.until(() => verdicts(q.sock).some((v) => v.batch && v.id >= 2), {
+        timeoutMs: 15_000,
+        what: 'the default verdict for packets 1 and 2 after the clock stepped back',
+      });
+    } finally {
+      vi.useRealTimers();
+    }
+    await q.close();
+  });
+
   it('reports a queue bound by another reader (EPERM) as FG_ERR_BUSY naming the queue', async () => {
     const k = queueKernel(1);
     const q = await open(k, { queue: 9 });
