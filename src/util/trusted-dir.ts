@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import { FlowgrabError } from '../errors.js';
 
 /** The sticky bit: in such a directory only an entry's owner may rename or remove it. */
-const STICKY = 0o1000;
+export const STICKY = 0o1000;
 
 export const mode = (m: number): string => (m & 0o7777).toString(8).padStart(4, '0');
 

@@ -2,7 +2,7 @@
 // logins) are read only when no other user could have changed them, nor a directory above them. Root (the
 // integration project) chowns files and directories to a uid of nobody's.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -51,12 +51,12 @@ describe('readTrustedFile', () => {
     const f = fileIn();
     const dir = join(f, '..');
     chmodSync(dir, 0o777);
-    expect(() => read(f)).toThrow(/others may write in .*d\d+ above it \(mode 0777\)/);
+    expect(() => read(f)).toThrow(/others may write in .*d\d+ on its path \(mode 0777\)/);
     chmodSync(dir, 0o1777); // like /tmp: nobody may rename or remove root's file there
     expect(read(f)).toBe('hello\n');
     chmodSync(dir, 0o755);
     chownSync(dir, OTHER, 0);
-    expect(() => read(f)).toThrow(/above it belongs to uid 4242/);
+    expect(() => read(f)).toThrow(/on its path belongs to uid 4242/);
   });
 
   it('checks where a symlink leads, not where it is', () => {
@@ -67,6 +67,22 @@ describe('readTrustedFile', () => {
     expect(() => read(link)).toThrow(/others may write in/);
     chmodSync(join(target, '..'), 0o755);
     expect(read(link)).toBe('theirs\n');
+  });
+
+  it('checks the path as named too: a directory on it others may write, a symlink of another user’s', () => {
+    const target = fileIn('trusted\n'); // a trusted file in a trusted directory
+    const open = join(top, `open${n++}`);
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    symlinkSync(target, join(open, 'link'));
+    // Anyone may replace open/link: where the name leads is theirs to choose.
+    expect(() => read(join(open, 'link'))).toThrow(/others may write in .*open\d+ on its path \(mode 0777\)/);
+    chmodSync(open, 0o1777); // sticky, like /tmp: a symlink there must be root's (or ours)
+    expect(read(join(open, 'link'))).toBe('trusted\n');
+    const theirs = join(open, 'theirs');
+    symlinkSync(target, theirs);
+    lchownSync(theirs, OTHER, 0);
+    expect(() => read(theirs)).toThrow(/theirs on its path is a symlink of uid 4242/);
   });
 
   it('refuses what is not a regular file, a FIFO at once (it does not wait for a writer), and a file over the bound', () => {
