@@ -81,7 +81,7 @@ export class AgedMap<K, V> {
     return this.front()?.key;
   }
 
-  /** The oldest entry's value, or undefined when empty. */
+  /** The oldest entry's value, or undefined when empty (or when that value is undefined: ask `size`). */
   oldest(): V | undefined {
     return this.front()?.value;
   }
@@ -104,7 +104,7 @@ export class AgedMap<K, V> {
 
   /**
    * Entries oldest first. Deleting any entry while iterating is safe (one not reached yet is not visited); one
-   * added meanwhile may not be visited.
+   * added or renewed meanwhile may or may not be visited (again).
    */
   *entries(): IterableIterator<[K, V]> {
     const q = this.queue;

@@ -33,9 +33,11 @@ export class QueryMatcher {
    * Each forgotten query costs O(1): a full matcher no longer scans all its queries on every new one.
    */
   prune(now: number, force = false): void {
-    for (let t = this.pending.oldest(); t !== undefined && now - t > this.maxAgeMs; t = this.pending.oldest())
-      this.pending.shift();
-    if (force) while (this.pending.size >= this.maxPending) this.pending.shift();
+    // A query further ahead than maxAgeMs is from before the clock stepped back: it goes too, or it would hold
+    // every query behind it.
+    const stale = (t: number) => Math.abs(now - t) > this.maxAgeMs;
+    for (let t = this.pending.oldest(); t !== undefined && stale(t); t = this.pending.oldest()) this.pending.shift();
+    if (force) while (this.pending.size > 0 && this.pending.size >= this.maxPending) this.pending.shift();
   }
 
   get size(): number {

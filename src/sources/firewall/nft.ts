@@ -109,7 +109,10 @@ export class NftTable {
         if (attempt < INSTALL_TRIES && RACED.test((err as Error).message)) continue;
         throw err;
       }
-      const handle = new RegExp(`^create table ${spec.family} ${name}\\b.*# handle (\\d+)$`, 'm').exec(echoed)?.[1];
+      // "create" where the kernel's notice says NLM_F_EXCL, "add" on kernels that do not set it.
+      const handle = new RegExp(`^(?:create|add) table ${spec.family} ${name}\\b.*# handle (\\d+)$`, 'm').exec(
+        echoed,
+      )?.[1];
       if (handle !== undefined) return new NftTable(spec.family, name, spec.netns, Number(handle));
       const made = await tableState(spec.family, name, spec.netns); // an nft that echoes nothing
       return new NftTable(spec.family, name, spec.netns, made.tag === ownerTag() ? made.handle : undefined);

@@ -33,4 +33,17 @@ describe('QueryMatcher', () => {
     expect(m.response('a', 1, 's', 500, 2000)).toBe(1500);
     expect(m.response('a', 1, 's', 1499, 2000)).toBe(501);
   });
+
+  it('a clock stepped back does not hold the queries behind the last one seen before; a matcher of none stays empty', () => {
+    const m = new QueryMatcher(100, 1000);
+    m.query('a', 1, 's', 1, 3_600_000); // before the step
+    m.query('a', 1, 's', 2, 10); // after it: the clock went back an hour
+    m.query('a', 1, 's', 3, 900);
+    m.prune(1500);
+    expect([1, 2, 3].map((id) => m.response('a', 1, 's', id, 1500))).toEqual([undefined, undefined, 600]);
+    const none = new QueryMatcher(0);
+    none.query('a', 1, 's', 1, 0);
+    none.query('a', 1, 's', 2, 0);
+    expect(none.size).toBe(1);
+  });
 });
