@@ -89,4 +89,13 @@ describe('nft tables under concurrent processes', () => {
     expect((await tables()).match(/table inet flowgrab_keepme /g)?.length).toBe(1);
     await t.remove();
   });
+
+  it('a table installed again by its own process replaces the first, and remove() deletes the one that stands', async () => {
+    const spec = { family: 'inet' as const, name: 'again', body: BODY, netns: ns.name };
+    await NftTable.install(spec);
+    const second = await NftTable.install(spec); // ours already: replaced in one transaction
+    expect((await tables()).match(/table inet flowgrab_again /g)?.length).toBe(1);
+    await second.remove();
+    expect(await tables()).not.toContain('flowgrab_again');
+  });
 });

@@ -109,10 +109,12 @@ export class NftTable {
         if (attempt < INSTALL_TRIES && RACED.test((err as Error).message)) continue;
         throw err;
       }
-      // "create" where the kernel's notice says NLM_F_EXCL, "add" on kernels that do not set it.
-      const handle = new RegExp(`^(?:create|add) table ${spec.family} ${name}\\b.*# handle (\\d+)$`, 'm').exec(
-        echoed,
-      )?.[1];
+      // The last table of that name the transaction made: replacing a stale one first makes (and deletes) a
+      // transient one. "create" where the kernel's notice says NLM_F_EXCL, "add" on kernels that do not set it.
+      const echoes = [
+        ...echoed.matchAll(new RegExp(`^(?:create|add) table ${spec.family} ${name}\\b.*# handle (\\d+)$`, 'gm')),
+      ];
+      const handle = echoes.at(-1)?.[1];
       if (handle !== undefined) return new NftTable(spec.family, name, spec.netns, Number(handle));
       const made = await tableState(spec.family, name, spec.netns); // an nft that echoes nothing
       return new NftTable(spec.family, name, spec.netns, made.tag === ownerTag() ? made.handle : undefined);
