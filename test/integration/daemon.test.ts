@@ -10,7 +10,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
-import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -49,6 +48,7 @@ import {
   writePolicy,
 } from '../helpers/daemon.js';
 import { EXPECTED_OPS, EXPECTED_STATES, EXPECTED_TRANSITIONS } from '../helpers/flow-states.js';
+import { freeTcpPort } from '../helpers/ports.js';
 import { ct } from '../helpers/records.js';
 
 const ROOT_PEER: Peer = { uid: 0, gid: 0, pid: 0 };
@@ -145,16 +145,7 @@ function statusWithHost(port: number, host: string): Promise<number> {
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+const freePort = freeTcpPort;
 
 const tableOwnerPid = async (table: string) => {
   const r = await ns.exec(['nft', 'list', 'table', ...table.split(' ')]);

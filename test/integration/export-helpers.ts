@@ -5,7 +5,6 @@
  * `conntrack -E -e DESTROY` as the independent record of what ended.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,13 +13,9 @@ import { run, waitFor } from '../../src/testing/lab/index.js';
 import { conntrackTool, type KernelCtEntry, parseConntrackList } from '../helpers/conntrack-cli.js';
 import { netfilterGroupsOf } from '../helpers/netlink-proc.js';
 
-export async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+import { freeUdpPort } from '../helpers/ports.js';
+
+export { freeUdpPort };
 
 function collectOutput(p: ChildProcess): { text: () => string } {
   let out = '';
