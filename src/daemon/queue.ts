@@ -18,14 +18,15 @@ import { sourcesTornDown } from '../sources/teardown.js';
 import { AgedMap } from '../util/aged-map.js';
 import {
   formatMark,
-  hex,
   marksOverlap,
   packetFrame,
   type QueueClient,
   type Registration,
   redactPacket,
+  registrationStatus,
   scopeTest,
   type Verdict,
+  verdictProblem,
 } from './registration.js';
 
 export type { QueueClient, Verdict } from './registration.js';
@@ -216,7 +217,7 @@ export class QueueMux {
     let accepted = 0;
     const refused: { packetId: number; reason: string }[] = [];
     for (const v of verdicts) {
-      const reason = this.check(reg, v);
+      const reason = verdictProblem(reg, v, this.owner.has(v.packetId));
       if (reason) {
         refused.push({ packetId: v.packetId, reason });
         continue;
@@ -247,36 +248,13 @@ export class QueueMux {
     return { accepted, refused };
   }
 
-  private check(reg: Registration, v: { packetId: number; mark?: number }): string | undefined {
-    if (!reg.pending.has(v.packetId)) {
-      const other = this.owner.get(v.packetId);
-      if (other) return 'that packet was not delivered to you';
-      return 'no such packet waits for your verdict (never delivered to you, already decided, or timed out)';
-    }
-    // A new mark must keep the packet this client's: otherwise a "repeat" could hand it to another client.
-    if (v.mark !== undefined && ((v.mark & reg.mask) >>> 0 !== reg.mark || v.mark < 0 || v.mark > 0xffffffff))
-      return `mark ${hex(v.mark)} is outside your registration ${formatMark(reg.mark, reg.mask)}`;
-    return undefined;
-  }
-
   status(uid?: number): Record<string, unknown> {
     return {
       ...this.stats,
       defaultVerdict: this.defaultVerdict,
       registrations: [...this.regs.values()]
         .filter((r) => uid === undefined || uid === 0 || r.client.uid === uid)
-        .map((r) => ({
-          reg: r.id,
-          client: r.client.cid,
-          uid: r.client.uid,
-          mark: formatMark(r.mark, r.mask),
-          pending: r.pending.size,
-          delivered: r.delivered,
-          verdicts: r.verdicts,
-          timedOut: r.timedOut,
-          refused: r.refused,
-          undeliverable: r.undeliverable,
-        })),
+        .map(registrationStatus),
     };
   }
 

@@ -3,6 +3,7 @@
  * for a verdict, its counters; and the mark arithmetic that decides who owns
  * a packet.
  */
+import { formatMark } from '../auth/marks.js';
 import { cidrMatcher } from '../filters/expr/cidr.js';
 import { compileRedact } from '../filters/lib/scope.js';
 import type { PacketRecord } from '../sources/nfqueue/record.js';
@@ -42,7 +43,7 @@ export interface Registration {
 }
 
 export const hex = (n: number) => `0x${n.toString(16)}`;
-export { formatMark } from '../auth/marks.js';
+export { formatMark };
 
 /** Two registrations overlap when some packet mark matches both. */
 export const marksOverlap = (a: { mark: number; mask: number }, b: { mark: number; mask: number }) =>
@@ -68,4 +69,36 @@ export function redactPacket(frame: Record<string, unknown>, paths: string[]): R
   let redact = redactors.get(paths);
   if (!redact) redactors.set(paths, (redact = compileRedact(paths)));
   return redact(frame);
+}
+
+/** Why a client's verdict for `v.packetId` is refused (`otherOwns`: delivered to another registration), or undefined. */
+export function verdictProblem(
+  reg: Registration,
+  v: { packetId: number; mark?: number },
+  otherOwns: boolean,
+): string | undefined {
+  if (!reg.pending.has(v.packetId)) {
+    if (otherOwns) return 'that packet was not delivered to you';
+    return 'no such packet waits for your verdict (never delivered to you, already decided, or timed out)';
+  }
+  // A new mark must keep the packet this client's: otherwise a "repeat" could hand it to another client.
+  if (v.mark !== undefined && ((v.mark & reg.mask) >>> 0 !== reg.mark || v.mark < 0 || v.mark > 0xffffffff))
+    return `mark ${hex(v.mark)} is outside your registration ${formatMark(reg.mark, reg.mask)}`;
+  return undefined;
+}
+
+/** A registration as `status` shows it. */
+export function registrationStatus(r: Registration): Record<string, unknown> {
+  return {
+    reg: r.id,
+    client: r.client.cid,
+    uid: r.client.uid,
+    mark: formatMark(r.mark, r.mask),
+    pending: r.pending.size,
+    delivered: r.delivered,
+    verdicts: r.verdicts,
+    timedOut: r.timedOut,
+    refused: r.refused,
+    undeliverable: r.undeliverable,
+  };
 }
