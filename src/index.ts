@@ -148,6 +148,7 @@ export { type NfqueueSource, nfqueue } from './sources/nfqueue/source.js';
 export type { NoticeObserver, SourceNotice } from './sources/notice.js';
 export type { ReadyObserver } from './sources/ready.js';
 export { AgedMap } from './util/aged-map.js';
+export { type OpenRegular, openRegular, readRegularFile } from './util/regular-file.js';
 export { trustedDir } from './util/trusted-dir.js';
 export { readTrustedFile } from './util/trusted-file.js';
 export { VERSION } from './version.js';

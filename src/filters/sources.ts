@@ -1,5 +1,5 @@
 /** The kernel sources as graph nodes: conntrack(…), dns(…), replay(file=…). */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { Observable } from 'rxjs';
 import { z } from 'zod';
 import { natsSourceDef } from '../export/nats/graph.js';
@@ -16,6 +16,7 @@ import { dns } from '../sources/dns/source.js';
 import { NfqueueOptions } from '../sources/nfqueue/options.js';
 import { PacketRecord } from '../sources/nfqueue/record.js';
 import { nfqueue } from '../sources/nfqueue/source.js';
+import { openRegular } from '../util/regular-file.js';
 import { ANY_FIELDS, catalogOf, type FieldCatalog } from './fields.js';
 import { Duration, listOf } from './params.js';
 import { defineSource } from './registry.js';
@@ -164,16 +165,16 @@ export const natsSource = defineSource(natsSourceDef);
 function recordedFields(file: string): FieldCatalog {
   if (!replayOpensAsProcess()) return ANY_FIELDS;
   try {
-    // Only a regular file, and only its first 64 KiB: a FIFO or a device must never block or flood the checker.
-    // Opened without blocking and checked by what was opened (a file swapped for a FIFO after a stat would block).
-    const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    // Only a regular file (openRegular: a FIFO or a device must never block or flood the checker), and only its
+    // first 64 KiB.
+    const f = openRegular(file);
+    if (!f) return ANY_FIELDS;
     const buf = Buffer.alloc(65536);
     let n: number;
     try {
-      if (!fstatSync(fd).isFile()) return ANY_FIELDS;
-      n = readSync(fd, buf, 0, buf.length, 0);
+      n = readSync(f.fd, buf, 0, buf.length, 0);
     } finally {
-      closeSync(fd);
+      closeSync(f.fd);
     }
     const header = JSON.parse(buf.toString('utf8', 0, n).split('\n', 1)[0]) as { sources?: { name: string }[] };
     const cats = (header.sources ?? []).map((s) => RECORD_FIELDS[s.name]).filter(Boolean);

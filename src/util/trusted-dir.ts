@@ -7,12 +7,12 @@
  * made). Otherwise a user who can write in it, or rename it, could plant a
  * symlink where a file is about to be written, or swap the directory itself.
  */
-import { lstatSync, mkdirSync } from 'node:fs';
+import { lstatSync, mkdirSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
 import { FlowgrabError } from '../errors.js';
 
 /** The sticky bit: in such a directory only an entry's owner may rename or remove it. */
-export const STICKY = 0o1000;
+const STICKY = 0o1000;
 
 export const mode = (m: number): string => (m & 0o7777).toString(8).padStart(4, '0');
 
@@ -28,9 +28,7 @@ export function trustedDir(dir: string, what: string, opts: { createMode?: numbe
   const me = euid();
   const refuse = (why: string) =>
     new FlowgrabError('FG_ERR_PERMISSION', `${what} ${full}: ${why}: refusing to write there`, { op: 'open' });
-  const parts = full.split('/').filter((p) => p !== '');
-  for (let i = 0; i < parts.length; i++) {
-    const d = `/${parts.slice(0, i).join('/')}`;
+  for (const d of pathDownTo(full).slice(0, -1)) {
     make(d, 0o700);
     checkAbove(d, me, refuse);
   }
@@ -52,8 +50,24 @@ export const euid = (): number => process.geteuid?.() ?? 0;
 export function checkAbove(d: string, me: number, refuse: (why: string) => Error): void {
   const st = lstatSync(d);
   if (!st.isDirectory()) throw refuse(`${d} above it is not a directory (a symlink?)`);
-  if (st.uid !== me && st.uid !== 0) throw refuse(`${d} above it belongs to uid ${st.uid}`);
-  if (st.mode & 0o022 && !(st.mode & STICKY)) throw refuse(`others may write in ${d} above it (mode ${mode(st.mode)})`);
+  checkDir(d, st, 'above it', me, refuse);
+}
+
+/**
+ * Throws `refuse(why)` when another user could change what directory `d` (stat `st`) holds: it is not this
+ * process's user's or root's, or others may write in it and it is not sticky. `where` places it in the message.
+ */
+export function checkDir(d: string, st: Stats, where: string, me: number, refuse: (why: string) => Error): void {
+  if (st.uid !== me && st.uid !== 0) throw refuse(`${d} ${where} belongs to uid ${st.uid}`);
+  if (st.mode & 0o022 && !(st.mode & STICKY)) throw refuse(`others may write in ${d} ${where} (mode ${mode(st.mode)})`);
+}
+
+/** `/`, then each directory on the way down to `path` (resolved), `path` itself last. */
+export function pathDownTo(path: string): string[] {
+  const parts = resolve(path)
+    .split('/')
+    .filter((p) => p !== '');
+  return Array.from({ length: parts.length + 1 }, (_, i) => `/${parts.slice(0, i).join('/')}`);
 }
 
 /** Makes directory `d` unless something is there already (checked next, whatever it is). */

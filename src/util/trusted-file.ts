@@ -4,20 +4,11 @@
  * user who could change such a file, or swap it or a directory above it,
  * could grant themselves anything.
  */
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  lstatSync,
-  openSync,
-  readlinkSync,
-  readSync,
-  type Stats,
-  statSync,
-} from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, lstatSync, readlinkSync, type Stats, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { FlowgrabError } from '../errors.js';
-import { checkAbove, euid, mode, STICKY } from './trusted-dir.js';
+import { openRegular, readOpen } from './regular-file.js';
+import { checkAbove, checkDir, euid, mode, pathDownTo } from './trusted-dir.js';
 
 /**
  * The text of `file`, refused (FG_ERR_PERMISSION, naming `what`) unless it is a regular file of at most `maxBytes`
@@ -33,24 +24,18 @@ export function readTrustedFile(file: string, what: string, opts: { maxBytes: nu
     new FlowgrabError('FG_ERR_PERMISSION', `${what} ${file}: ${why}: refusing to read it`, { op: 'open' });
   const me = euid();
   checkNamed(file, me, refuse);
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  const f = openRegular(file);
+  if (!f) throw refuse('not a regular file');
+  const { fd, st } = f;
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw refuse('not a regular file');
     if (st.uid !== me && st.uid !== 0) throw refuse(`it belongs to uid ${st.uid}`);
     if (st.mode & 0o022) throw refuse(`others may write it (mode ${mode(st.mode)})`);
     if (opts.secret && st.mode & 0o004) throw refuse(`everyone may read it (mode ${mode(st.mode)}; chmod o-r)`);
-    const parts = dirname(whereOpen(fd, refuse))
-      .split('/')
-      .filter((p) => p !== '');
-    for (let i = 0; i <= parts.length; i++) checkAbove(`/${parts.slice(0, i).join('/')}`, me, refuse);
+    for (const d of pathDownTo(dirname(whereOpen(fd, refuse)))) checkAbove(d, me, refuse);
     if (st.size > opts.maxBytes) throw refuse(`it is over ${opts.maxBytes} bytes`);
-    // One byte past its size at most: a file still being written is not taken half-way.
-    const buf = Buffer.allocUnsafe(st.size + 1);
-    let n = 0;
-    for (let got = 1; got > 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
-    if (n > st.size) throw refuse('it grew while it was read (try again once it is written)');
-    return buf.toString('utf8', 0, n);
+    const text = readOpen(fd, st.size);
+    if (text === undefined) throw refuse('it grew while it was read (try again once it is written)');
+    return text;
   } finally {
     closeSync(fd);
   }
@@ -62,11 +47,8 @@ export function readTrustedFile(file: string, what: string, opts: { maxBytes: nu
  * sticky directory such as /tmp, another user's symlink would choose where the name leads).
  */
 function checkNamed(file: string, me: number, refuse: (why: string) => Error): void {
-  const parts = resolve(file)
-    .split('/')
-    .filter((p) => p !== '');
-  for (let i = 1; i <= parts.length; i++) {
-    const p = `/${parts.slice(0, i).join('/')}`;
+  const path = pathDownTo(file).slice(1);
+  for (const [i, p] of path.entries()) {
     let l: Stats;
     try {
       l = lstatSync(p);
@@ -75,7 +57,7 @@ function checkNamed(file: string, me: number, refuse: (why: string) => Error): v
     }
     if (l.isSymbolicLink() && l.uid !== me && l.uid !== 0)
       throw refuse(`${p} on its path is a symlink of uid ${l.uid}`);
-    if (i === parts.length) return;
+    if (i === path.length - 1) return;
     let st: Stats;
     try {
       st = statSync(p);
@@ -83,9 +65,7 @@ function checkNamed(file: string, me: number, refuse: (why: string) => Error): v
       return; // a dangling symlink: the open says so
     }
     if (!st.isDirectory()) return; // the open says so
-    if (st.uid !== me && st.uid !== 0) throw refuse(`${p} on its path belongs to uid ${st.uid}`);
-    if (st.mode & 0o022 && !(st.mode & STICKY))
-      throw refuse(`others may write in ${p} on its path (mode ${mode(st.mode)})`);
+    checkDir(p, st, 'on its path', me, refuse);
   }
 }
 

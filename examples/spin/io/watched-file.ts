@@ -1,5 +1,6 @@
 /** A names or lease file re-read only when it changed (the device names of domain/names.ts). */
-import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { readRegularFile } from 'flowgrab';
 
 /** The largest names or lease file read (a lease file of 10 000 devices is under 1 MiB). */
 export const WATCHED_FILE_MAX_BYTES = 16 << 20;
@@ -29,25 +30,11 @@ export class WatchedFile {
     if (stamp === this.stamp) return this.data;
     this.stamp = stamp;
     try {
-      this.data = stamp ? this.parse(readRegular(this.path)) : new Map();
+      const text = stamp ? readRegularFile(this.path, WATCHED_FILE_MAX_BYTES) : undefined;
+      this.data = text === undefined ? new Map() : this.parse(text);
     } catch {
       this.data = new Map();
     }
     return this.data;
-  }
-}
-
-/**
- * The text of `path` if it is a regular file of at most WATCHED_FILE_MAX_BYTES; throws otherwise. Opened without
- * blocking, then judged by what was opened (not by the stat of the name before).
- */
-function readRegular(path: string): string {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > WATCHED_FILE_MAX_BYTES) throw new Error(`${path}: not a names file`);
-    return readFileSync(fd, 'utf8');
-  } finally {
-    closeSync(fd);
   }
 }

@@ -5,20 +5,12 @@
 // spinweb, a `.gz` twin is preferred whenever the client accepts gzip, a
 // client that does not gets it decompressed, and a Content-Type is set.
 // Nothing outside DIR is reachable: no `..`, no NUL, no symlink out of it.
-import {
-  closeSync,
-  constants,
-  createReadStream,
-  fstatSync,
-  openSync,
-  readlinkSync,
-  realpathSync,
-  statSync,
-} from 'node:fs';
+import { closeSync, createReadStream, readlinkSync, realpathSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { type OpenRegular, openRegular } from 'flowgrab';
 import type { WebHandler } from '../contract.js';
 
 /**
@@ -49,34 +41,28 @@ const TYPES: Readonly<Record<string, string>> = {
 /** Longest URL path looked at; longer ones are not files of a spinweb tree. */
 const MAX_PATH = 1024;
 
-/** A file of the tree, open, with its size. */
-interface Opened {
-  fd: number;
-  size: number;
-}
-
 export function createWebRootHandler(dir: string): WebHandler {
   const root = realpathSync(dir);
   // A name is opened only when it leads to a regular file inside the tree, so no device or terminal outside it is
   // ever opened; and what was opened is checked again, on the open file: whoever can write inside the tree cannot
   // swap in a symlink out of it (or a FIFO) between the two. Opened without blocking (a FIFO cannot hold a thread
   // of the pool) and never as a controlling terminal.
-  const open = (file: string): Opened | undefined => {
+  const open = (file: string): OpenRegular | undefined => {
     const inside = (real: string) => real.startsWith(root + sep);
-    let fd: number;
+    let f: OpenRegular | undefined;
     try {
       if (!inside(realpathSync(file)) || !statSync(file).isFile()) return undefined;
-      fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+      f = openRegular(file);
     } catch {
       return undefined;
     }
+    if (!f) return undefined;
     try {
-      const st = fstatSync(fd);
-      if (st.isFile() && inside(readlinkSync(`/proc/self/fd/${fd}`))) return { fd, size: st.size };
+      if (inside(readlinkSync(`/proc/self/fd/${f.fd}`))) return f;
     } catch {
       // not ours to serve
     }
-    closeSync(fd);
+    closeSync(f.fd);
     return undefined;
   };
   return (req, res) => {
@@ -93,7 +79,7 @@ export function createWebRootHandler(dir: string): WebHandler {
       const gz = open(`${file}.gz`);
       if (!plain && !gz) continue;
       const useGz = gz !== undefined && (gzipOk || !plain);
-      const [chosen, other] = useGz ? [gz, plain] : [plain as Opened, gz];
+      const [chosen, other] = useGz ? [gz, plain] : [plain as OpenRegular, gz];
       if (other) closeSync(other.fd);
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         closeSync(chosen.fd);
@@ -118,7 +104,7 @@ function send(
   req: IncomingMessage,
   res: ServerResponse,
   name: string,
-  file: Opened,
+  file: OpenRegular,
   compressed: boolean,
   gzipOk: boolean,
 ): void {
@@ -131,18 +117,18 @@ function send(
   };
   const decompress = compressed && !gzipOk;
   if (compressed && gzipOk) headers['content-encoding'] = 'gzip';
-  if (!decompress) headers['content-length'] = file.size;
+  if (!decompress) headers['content-length'] = file.st.size;
   // A file that shrank since it was opened fails the response instead of leaving its client waiting for the rest.
   if (!decompress) res.strictContentLength = true;
   res.writeHead(200, headers);
-  if (req.method === 'HEAD' || file.size === 0) {
+  if (req.method === 'HEAD' || file.st.size === 0) {
     closeSync(file.fd);
     res.end();
     return;
   }
   // At most the size it had when opened: a file growing meanwhile cannot overrun the Content-Length. pipeline
   // closes the file when the client goes away mid-way (pipe() kept it open).
-  const stream = createReadStream('', { fd: file.fd, start: 0, end: file.size - 1 });
+  const stream = createReadStream('', { fd: file.fd, start: 0, end: file.st.size - 1 });
   const done = (err: unknown) => {
     if (err) res.destroy();
   };
