@@ -170,10 +170,9 @@ export function pipeRecords(c: Client, f: RemoteFlow): void {
   };
   /** Records the client cannot take now (it, or its user over all their connections, has too much unread): counted, told later. */
   const behind = (n: number) => {
-    // Count now, tell later: a client that is not reading must not get a queue of loss notices either.
+    // Count now, tell later (lossNotice waits while the client is behind): no queue of loss notices either.
     drop(n);
-    f.unreported += n;
-    watchLoss(c, f);
+    lossNotice(c, f, n, behindMessage(n));
   };
   const tooLarge = (bytes: number) => {
     drop(1);
