@@ -42,12 +42,32 @@ interface Node {
   log: string;
 }
 
+/** A node of the cluster exited while it was starting. */
+class NodeExited extends Error {}
+
 export class NatsCluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'fg-nats-'));
   private constructor(readonly nodes: Node[]) {}
 
-  /** `n` nodes (1: a single JetStream server, no cluster block), all healthy before it resolves. */
+  /**
+   * `n` nodes (1: a single JetStream server, no cluster block), every one running and healthy before it resolves.
+   * A node that exits while starting (its port taken meanwhile) makes a new cluster on new ports, twice at most.
+   */
   static async start(n: number): Promise<NatsCluster> {
+    for (let attempt = 1; ; attempt++) {
+      const c = await NatsCluster.make(n);
+      try {
+        for (let i = 0; i < n; i++) c.startNode(i);
+        await c.waitHealthy(30_000, true);
+        return c;
+      } catch (err) {
+        c.close();
+        if (attempt >= 3 || !(err instanceof NodeExited)) throw err;
+      }
+    }
+  }
+
+  private static async make(n: number): Promise<NatsCluster> {
     const nodes: Node[] = [];
     for (let i = 0; i < n; i++)
       nodes.push({
@@ -69,13 +89,6 @@ export class NatsCluster {
         `server_name: ${node.name}\nlisten: "127.0.0.1:${node.port}"\nhttp: "127.0.0.1:${node.mport}"\n` +
           `jetstream { store_dir: "${join(c.dir, node.name)}", max_memory_store: 64MB, max_file_store: 1GB }\n${cluster}\n`,
       );
-    }
-    try {
-      for (let i = 0; i < n; i++) c.startNode(i);
-      await c.waitHealthy();
-    } catch (err) {
-      c.close();
-      throw err;
     }
     return c;
   }
@@ -106,19 +119,25 @@ export class NatsCluster {
     await Promise.all(this.nodes.map((_, i) => this.killNode(i)));
   }
 
-  /** Every running node answers /healthz with JetStream ready. */
-  async waitHealthy(timeoutMs = 30_000): Promise<void> {
+  /**
+   * Every running node answers /healthz with JetStream ready. `all`: every node must be running too; one that
+   * exited fails at once (NodeExited, with its log) instead of leaving a cluster short of a peer (a 3-replica
+   * stream then never finds its placement).
+   */
+  async waitHealthy(timeoutMs = 30_000, all = false): Promise<void> {
+    const up = (n: Node) => n.proc !== undefined && n.proc.exitCode === null && n.proc.signalCode === null;
+    const gone = () => (all ? this.nodes.find((n) => !up(n)) : undefined);
     await waitFor(
-      async () => {
-        const running = this.nodes.filter((n) => n.proc && n.proc.exitCode === null && n.proc.signalCode === null);
-        return (await Promise.all(running.map((n) => healthy(n.mport)))).every(Boolean);
-      },
+      async () =>
+        gone() !== undefined || (await Promise.all(this.nodes.filter(up).map((n) => healthy(n.mport)))).every(Boolean),
       {
         timeoutMs,
         intervalMs: 200,
         what: `nats-server health\n${this.nodes.map((n) => n.log.slice(-2000)).join('\n')}`,
       },
     );
+    const exited = gone();
+    if (exited) throw new NodeExited(`nats-server ${exited.name} exited while starting:\n${exited.log.slice(-2000)}`);
   }
 
   async client(): Promise<NatsConnection> {
